@@ -1,0 +1,49 @@
+/*
+ * names.c — file-safe names (see names.h).
+ */
+#include "names.h"
+
+#include <stdbool.h>
+
+#include "kvl.h"
+
+static bool keep(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+}
+
+int kvl_name_file_safe(const char *name, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (outlen == 0) {
+        return KVL_EINVAL;
+    }
+    if (name[0] == '\0') {
+        if (outlen < 2) {
+            return KVL_EINVAL;
+        }
+        out[0] = '_';
+        out[1] = '\0';
+        return 1;
+    }
+    for (size_t i = 0; name[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (keep(c) && !(i == 0 && c == '.')) {
+            if (o + 1 >= outlen) {
+                return KVL_EINVAL;
+            }
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 >= outlen) {
+                return KVL_EINVAL;
+            }
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}

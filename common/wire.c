@@ -1,0 +1,489 @@
+/*
+ * wire.c — encode and decode agent<->collector messages (see wire.h).
+ *
+ * The only file that includes the protoc-c output. Encoding builds the generated structs
+ * on a scratch arena, packs them after a frame header, and frees the scratch. Decoding
+ * unpacks with protobuf-c, copies into kaaval's types on the message's arena, checks what
+ * protobuf cannot (array sizes that must agree, ids that must fit), and frees the unpacked
+ * tree in the same function.
+ */
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frame.h"
+#include "kaaval.pb-c.h"
+#include "kvl.h"
+
+typedef Kaaval__V1__Envelope pb_env_t;
+
+/* ---------------------------------------------------------------- encoding ------------- */
+
+#define NEW(a, type, n) ((type *)kvl_arena_alloc((a), sizeof(type) * ((n) ? (n) : 1)))
+
+static Kaaval__V1__Label **labels_to_pb(kvl_arena_t *a, const kvl_label_t *l, size_t n)
+{
+    Kaaval__V1__Label **out = NEW(a, Kaaval__V1__Label *, n);
+    Kaaval__V1__Label *items = NEW(a, Kaaval__V1__Label, n);
+    if (out == NULL || items == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        kaaval__v1__label__init(&items[i]);
+        items[i].key = (char *)(l[i].key ? l[i].key : "");
+        items[i].value = (char *)(l[i].value ? l[i].value : "");
+        out[i] = &items[i];
+    }
+    return out;
+}
+
+static Kaaval__V1__SeriesDef **defs_to_pb(kvl_arena_t *a, const kvl_series_def_t *d, size_t n)
+{
+    Kaaval__V1__SeriesDef **out = NEW(a, Kaaval__V1__SeriesDef *, n);
+    Kaaval__V1__SeriesDef *items = NEW(a, Kaaval__V1__SeriesDef, n);
+    if (out == NULL || items == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Kaaval__V1__SeriesDef *p = &items[i];
+        kaaval__v1__series_def__init(p);
+        p->id = d[i].id;
+        p->device = (char *)(d[i].device ? d[i].device : "");
+        p->scope = (Kaaval__V1__Scope)d[i].scope;
+        p->instance = (char *)(d[i].instance ? d[i].instance : "");
+        p->metric = (char *)(d[i].metric ? d[i].metric : "");
+        p->kind = (Kaaval__V1__Kind)d[i].kind;
+        p->interval_s = d[i].interval_s;
+        p->real = d[i].real;
+        p->n_labels = d[i].n_labels;
+        p->labels = labels_to_pb(a, d[i].labels, d[i].n_labels);
+        if (p->labels == NULL) {
+            return NULL;
+        }
+        out[i] = p;
+    }
+    return out;
+}
+
+static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *p)
+{
+    kaaval__v1__batch__init(p);
+    p->seq = b->seq;
+    int64_t base = b->n_groups ? b->groups[0].time_ms : 0;
+    p->base_time_ms = base;
+    p->n_defs = b->n_defs;
+    if ((p->defs = defs_to_pb(a, b->defs, b->n_defs)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    p->n_groups = b->n_groups;
+    p->groups = NEW(a, Kaaval__V1__Group *, b->n_groups);
+    Kaaval__V1__Group *gs = NEW(a, Kaaval__V1__Group, b->n_groups);
+    if (p->groups == NULL || gs == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_groups; i++) {
+        const kvl_group_t *g = &b->groups[i];
+        Kaaval__V1__Group *q = &gs[i];
+        kaaval__v1__group__init(q);
+        if (g->n_values + g->n_reals + g->n_unknown != g->n_ids) {
+            return KVL_EINVAL;
+        }
+        q->t_offset_ms = g->time_ms - base;
+        q->n_id_deltas = g->n_ids;
+        q->id_deltas = NEW(a, int32_t, g->n_ids);
+        if (q->id_deltas == NULL) {
+            return KVL_ENOMEM;
+        }
+        uint32_t prev = 0;
+        for (size_t k = 0; k < g->n_ids; k++) {
+            q->id_deltas[k] = (int32_t)(g->ids[k] - prev);
+            prev = g->ids[k];
+        }
+        for (size_t k = 0; k < g->n_unknown; k++) {
+            if (g->unknown[k] >= g->n_ids || (k > 0 && g->unknown[k] <= g->unknown[k - 1])) {
+                return KVL_EINVAL;
+            }
+        }
+        q->n_values = g->n_values;
+        q->values = (uint64_t *)g->values;
+        q->n_reals = g->n_reals;
+        q->reals = (double *)g->reals;
+        q->n_unknown = g->n_unknown;
+        q->unknown = (uint32_t *)g->unknown;
+        p->groups[i] = q;
+    }
+    p->n_events = b->n_events;
+    p->events = NEW(a, Kaaval__V1__Event *, b->n_events);
+    Kaaval__V1__Event *es = NEW(a, Kaaval__V1__Event, b->n_events);
+    if (p->events == NULL || es == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        const kvl_event_t *e = &b->events[i];
+        Kaaval__V1__Event *q = &es[i];
+        kaaval__v1__event__init(q);
+        q->time_ms = e->time_ms;
+        q->device = (char *)(e->device ? e->device : "");
+        q->kind = (char *)(e->kind ? e->kind : "");
+        q->severity = (Kaaval__V1__Severity)e->severity;
+        q->text = (char *)(e->text ? e->text : "");
+        q->n_fields = e->n_fields;
+        if ((q->fields = labels_to_pb(a, e->fields, e->n_fields)) == NULL) {
+            return KVL_ENOMEM;
+        }
+        p->events[i] = q;
+    }
+    return 0;
+}
+
+int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
+{
+    kvl_arena_t a = {0};
+    pb_env_t env = KAAVAL__V1__ENVELOPE__INIT;
+    Kaaval__V1__Hello hello = KAAVAL__V1__HELLO__INIT;
+    Kaaval__V1__Welcome welcome = KAAVAL__V1__WELCOME__INIT;
+    Kaaval__V1__Refusal refusal = KAAVAL__V1__REFUSAL__INIT;
+    Kaaval__V1__SeriesDefs defs = KAAVAL__V1__SERIES_DEFS__INIT;
+    Kaaval__V1__Batch batch = KAAVAL__V1__BATCH__INIT;
+    Kaaval__V1__Ack ack = KAAVAL__V1__ACK__INIT;
+    int rc = 0;
+
+    switch (m->type) {
+    case KVL_MSG_HELLO:
+        hello.protocol = m->u.hello.protocol;
+        hello.agent_id = (char *)(m->u.hello.agent_id ? m->u.hello.agent_id : "");
+        hello.version = (char *)(m->u.hello.version ? m->u.hello.version : "");
+        hello.site = (char *)(m->u.hello.site ? m->u.hello.site : "");
+        hello.boot_id = m->u.hello.boot_id;
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_HELLO;
+        env.hello = &hello;
+        break;
+    case KVL_MSG_WELCOME:
+        welcome.protocol = m->u.welcome.protocol;
+        welcome.collector_id = (char *)(m->u.welcome.collector_id ? m->u.welcome.collector_id : "");
+        welcome.version = (char *)(m->u.welcome.version ? m->u.welcome.version : "");
+        welcome.last_acked_seq = m->u.welcome.last_acked_seq;
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_WELCOME;
+        env.welcome = &welcome;
+        break;
+    case KVL_MSG_REFUSAL:
+        refusal.reason = (char *)(m->u.refusal ? m->u.refusal : "");
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_REFUSAL;
+        env.refusal = &refusal;
+        break;
+    case KVL_MSG_SERIES_DEFS:
+        defs.n_defs = m->u.series_defs.n;
+        defs.defs = defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n);
+        if (defs.defs == NULL) {
+            rc = KVL_ENOMEM;
+        }
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_SERIES_DEFS;
+        env.series_defs = &defs;
+        break;
+    case KVL_MSG_BATCH:
+        rc = batch_to_pb(&a, &m->u.batch, &batch);
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_BATCH;
+        env.batch = &batch;
+        break;
+    case KVL_MSG_ACK:
+        ack.seq = m->u.ack_seq;
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_ACK;
+        env.ack = &ack;
+        break;
+    default:
+        rc = KVL_EINVAL;
+        break;
+    }
+    if (rc == 0) {
+        size_t n = kaaval__v1__envelope__get_packed_size(&env);
+        if (n == 0 || n > UINT32_MAX) {
+            rc = KVL_EINVAL;
+        } else if ((rc = kvl_buf_reserve(out, KVL_FRAME_HEADER + n)) == 0) {
+            kvl_frame_put_header(out->data + out->len, (uint32_t)n);
+            kaaval__v1__envelope__pack(&env, out->data + out->len + KVL_FRAME_HEADER);
+            out->len += KVL_FRAME_HEADER + n;
+        }
+    }
+    kvl_arena_free(&a);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- decoding ------------- */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) KVL_PRINTF(3, 4);
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return KVL_EDECODE;
+}
+
+static const kvl_label_t *labels_from_pb(kvl_arena_t *a, Kaaval__V1__Label **l, size_t n)
+{
+    kvl_label_t *out = NEW(a, kvl_label_t, n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i].key = kvl_arena_strdup(a, l[i]->key);
+        out[i].value = kvl_arena_strdup(a, l[i]->value);
+        if (out[i].key == NULL || out[i].value == NULL) {
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
+                        const kvl_series_def_t **outp, char *err, size_t errlen)
+{
+    kvl_series_def_t *out = NEW(a, kvl_series_def_t, n);
+    if (out == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Kaaval__V1__SeriesDef *p = d[i];
+        if (p->id == 0) {
+            return fail(err, errlen, "series definition with id 0");
+        }
+        if (p->scope != KAAVAL__V1__SCOPE__SCOPE_DEVICE &&
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE) {
+            return fail(err, errlen, "series %u has unknown scope %d", p->id, (int)p->scope);
+        }
+        if (p->kind != KAAVAL__V1__KIND__KIND_COUNTER && p->kind != KAAVAL__V1__KIND__KIND_GAUGE) {
+            return fail(err, errlen, "series %u has unknown kind %d", p->id, (int)p->kind);
+        }
+        if (p->device[0] == '\0' || p->metric[0] == '\0') {
+            return fail(err, errlen, "series %u lacks a device or metric name", p->id);
+        }
+        out[i].id = p->id;
+        out[i].device = kvl_arena_strdup(a, p->device);
+        out[i].scope = (kvl_scope_t)p->scope;
+        out[i].instance = kvl_arena_strdup(a, p->instance);
+        out[i].metric = kvl_arena_strdup(a, p->metric);
+        out[i].kind = (kvl_kind_t)p->kind;
+        out[i].interval_s = p->interval_s;
+        out[i].real = p->real;
+        out[i].n_labels = p->n_labels;
+        out[i].labels = labels_from_pb(a, p->labels, p->n_labels);
+        if (out[i].device == NULL || out[i].instance == NULL || out[i].metric == NULL ||
+            out[i].labels == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    *outp = out;
+    return 0;
+}
+
+static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t *b, char *err,
+                         size_t errlen)
+{
+    b->seq = p->seq;
+    if (p->seq == 0) {
+        return fail(err, errlen, "batch with sequence number 0");
+    }
+    int rc = defs_from_pb(a, p->defs, p->n_defs, &b->defs, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    b->n_defs = p->n_defs;
+    kvl_group_t *gs = NEW(a, kvl_group_t, p->n_groups);
+    if (gs == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_groups; i++) {
+        const Kaaval__V1__Group *q = p->groups[i];
+        kvl_group_t *g = &gs[i];
+        if (q->n_values + q->n_reals + q->n_unknown != q->n_id_deltas) {
+            return fail(err, errlen,
+                        "group %zu: %zu ids but %zu values, %zu reals and %zu unknown", i,
+                        q->n_id_deltas, q->n_values, q->n_reals, q->n_unknown);
+        }
+        g->time_ms = p->base_time_ms + q->t_offset_ms;
+        uint32_t *ids = NEW(a, uint32_t, q->n_id_deltas);
+        if (ids == NULL) {
+            return KVL_ENOMEM;
+        }
+        int64_t id = 0;
+        for (size_t k = 0; k < q->n_id_deltas; k++) {
+            id += q->id_deltas[k];
+            if (id <= 0 || id > UINT32_MAX) {
+                return fail(err, errlen, "group %zu: series id out of range", i);
+            }
+            ids[k] = (uint32_t)id;
+        }
+        for (size_t k = 0; k < q->n_unknown; k++) {
+            if (q->unknown[k] >= q->n_id_deltas || (k > 0 && q->unknown[k] <= q->unknown[k - 1])) {
+                return fail(err, errlen, "group %zu: bad unknown-value position", i);
+            }
+        }
+        g->ids = ids;
+        g->n_ids = q->n_id_deltas;
+        uint64_t *vals = NEW(a, uint64_t, q->n_values);
+        double *reals = NEW(a, double, q->n_reals);
+        uint32_t *unk = NEW(a, uint32_t, q->n_unknown);
+        if (vals == NULL || reals == NULL || unk == NULL) {
+            return KVL_ENOMEM;
+        }
+        if (q->n_values) {
+            memcpy(vals, q->values, sizeof(uint64_t) * q->n_values);
+        }
+        if (q->n_reals) {
+            memcpy(reals, q->reals, sizeof(double) * q->n_reals);
+        }
+        if (q->n_unknown) {
+            memcpy(unk, q->unknown, sizeof(uint32_t) * q->n_unknown);
+        }
+        g->values = vals;
+        g->n_values = q->n_values;
+        g->reals = reals;
+        g->n_reals = q->n_reals;
+        g->unknown = unk;
+        g->n_unknown = q->n_unknown;
+    }
+    b->groups = gs;
+    b->n_groups = p->n_groups;
+    kvl_event_t *es = NEW(a, kvl_event_t, p->n_events);
+    if (es == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_events; i++) {
+        const Kaaval__V1__Event *q = p->events[i];
+        es[i].time_ms = q->time_ms;
+        es[i].device = kvl_arena_strdup(a, q->device);
+        es[i].kind = kvl_arena_strdup(a, q->kind);
+        es[i].severity = (kvl_severity_t)q->severity;
+        es[i].text = kvl_arena_strdup(a, q->text);
+        es[i].n_fields = q->n_fields;
+        es[i].fields = labels_from_pb(a, q->fields, q->n_fields);
+        if (es[i].device == NULL || es[i].kind == NULL || es[i].text == NULL ||
+            es[i].fields == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    b->events = es;
+    b->n_events = p->n_events;
+    return 0;
+}
+
+int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    pb_env_t *env = kaaval__v1__envelope__unpack(NULL, len, payload);
+    if (env == NULL) {
+        return fail(err, errlen, "payload of %zu bytes is not a kaaval message", len);
+    }
+    kvl_arena_t *a = &m->arena;
+    int rc = 0;
+    switch (env->msg_case) {
+    case KAAVAL__V1__ENVELOPE__MSG_HELLO:
+        m->type = KVL_MSG_HELLO;
+        m->u.hello.protocol = env->hello->protocol;
+        m->u.hello.agent_id = kvl_arena_strdup(a, env->hello->agent_id);
+        m->u.hello.version = kvl_arena_strdup(a, env->hello->version);
+        m->u.hello.site = kvl_arena_strdup(a, env->hello->site);
+        m->u.hello.boot_id = env->hello->boot_id;
+        if (!m->u.hello.agent_id || !m->u.hello.version || !m->u.hello.site) {
+            rc = KVL_ENOMEM;
+        }
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_WELCOME:
+        m->type = KVL_MSG_WELCOME;
+        m->u.welcome.protocol = env->welcome->protocol;
+        m->u.welcome.collector_id = kvl_arena_strdup(a, env->welcome->collector_id);
+        m->u.welcome.version = kvl_arena_strdup(a, env->welcome->version);
+        m->u.welcome.last_acked_seq = env->welcome->last_acked_seq;
+        if (!m->u.welcome.collector_id || !m->u.welcome.version) {
+            rc = KVL_ENOMEM;
+        }
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_REFUSAL:
+        m->type = KVL_MSG_REFUSAL;
+        if ((m->u.refusal = kvl_arena_strdup(a, env->refusal->reason)) == NULL) {
+            rc = KVL_ENOMEM;
+        }
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_SERIES_DEFS:
+        m->type = KVL_MSG_SERIES_DEFS;
+        rc = defs_from_pb(a, env->series_defs->defs, env->series_defs->n_defs,
+                          &m->u.series_defs.defs, err, errlen);
+        m->u.series_defs.n = env->series_defs->n_defs;
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_BATCH:
+        m->type = KVL_MSG_BATCH;
+        rc = batch_from_pb(a, env->batch, &m->u.batch, err, errlen);
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_ACK:
+        m->type = KVL_MSG_ACK;
+        m->u.ack_seq = env->ack->seq;
+        break;
+    default:
+        rc = fail(err, errlen, "message of an unknown type");
+        break;
+    }
+    kaaval__v1__envelope__free_unpacked(env, NULL);
+    if (rc == KVL_ENOMEM) {
+        fail(err, errlen, "out of memory decoding a message");
+    }
+    if (rc != 0) {
+        m->type = KVL_MSG_NONE;
+    }
+    return rc;
+}
+
+void kvl_msg_clear(kvl_msg_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    kvl_arena_free(&m->arena);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---------------------------------------------------------------- iteration ------------ */
+
+void kvl_group_iter_init(kvl_group_iter_t *it, const kvl_group_t *g)
+{
+    memset(it, 0, sizeof(*it));
+    it->g = g;
+}
+
+int kvl_group_iter_next(kvl_group_iter_t *it,
+                        const kvl_series_def_t *(*lookup)(void *ctx, uint32_t id), void *ctx,
+                        kvl_sample_t *s)
+{
+    const kvl_group_t *g = it->g;
+    if (it->pos >= g->n_ids) {
+        return 0;
+    }
+    memset(s, 0, sizeof(*s));
+    s->id = g->ids[it->pos];
+    s->def = lookup(ctx, s->id);
+    if (s->def == NULL) {
+        return KVL_EPROTO;
+    }
+    if (it->ui < g->n_unknown && g->unknown[it->ui] == it->pos) {
+        s->unknown = true;
+        it->ui++;
+    } else if (s->def->real) {
+        if (it->ri >= g->n_reals) {
+            return KVL_EPROTO;
+        }
+        s->real = g->reals[it->ri++];
+    } else {
+        if (it->vi >= g->n_values) {
+            return KVL_EPROTO;
+        }
+        s->value = g->values[it->vi++];
+    }
+    it->pos++;
+    return 1;
+}

@@ -1,0 +1,163 @@
+/*
+ * wire.h — the agent<->collector messages as kaaval's own C types, and their encoding.
+ *
+ * proto/kaaval.proto is the schema; this module is the only one that includes the code
+ * protoc-c generates from it. Encoding appends a whole frame (header + payload) to a
+ * buffer; decoding takes one frame's payload and fills a kvl_msg_t whose memory lives in
+ * the message's own arena (kvl_msg_clear frees it all at once).
+ *
+ * Groups are kept as they travel: ids, integer values and real values in three arrays.
+ * Which array a series' value comes from depends on its definition (SeriesDef.real), so
+ * kvl_group_iter pairs them up given a lookup of the definitions.
+ */
+#ifndef KVL_WIRE_H
+#define KVL_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define KVL_PROTOCOL_VERSION 1u
+
+typedef enum {
+    KVL_SCOPE_DEVICE = 1,
+    KVL_SCOPE_INTERFACE = 2,
+} kvl_scope_t;
+
+typedef enum {
+    KVL_KIND_COUNTER = 1,
+    KVL_KIND_GAUGE = 2,
+} kvl_kind_t;
+
+typedef enum {
+    KVL_SEV_INFO = 1,
+    KVL_SEV_WARNING = 2,
+    KVL_SEV_CRITICAL = 3,
+} kvl_severity_t;
+
+typedef struct kvl_label {
+    const char *key;
+    const char *value;
+} kvl_label_t;
+
+typedef struct kvl_series_def {
+    uint32_t id;
+    const char *device;
+    kvl_scope_t scope;
+    const char *instance;
+    const char *metric;
+    kvl_kind_t kind;
+    uint32_t interval_s;
+    bool real;
+    const kvl_label_t *labels;
+    size_t n_labels;
+} kvl_series_def_t;
+
+typedef struct kvl_group {
+    int64_t time_ms;
+    const uint32_t *ids;
+    size_t n_ids;
+    const uint64_t *values; /* integer series, in id order, unknown ones left out */
+    size_t n_values;
+    const double *reals;    /* real-valued series, likewise */
+    size_t n_reals;
+    const uint32_t *unknown; /* increasing positions into ids */
+    size_t n_unknown;
+} kvl_group_t;
+
+typedef struct kvl_event {
+    int64_t time_ms;
+    const char *device;
+    const char *kind;
+    kvl_severity_t severity;
+    const char *text;
+    const kvl_label_t *fields;
+    size_t n_fields;
+} kvl_event_t;
+
+typedef struct kvl_batch {
+    uint64_t seq;
+    const kvl_series_def_t *defs;
+    size_t n_defs;
+    const kvl_group_t *groups;
+    size_t n_groups;
+    const kvl_event_t *events;
+    size_t n_events;
+} kvl_batch_t;
+
+typedef struct kvl_hello {
+    uint32_t protocol;
+    const char *agent_id;
+    const char *version;
+    const char *site;
+    uint64_t boot_id;
+} kvl_hello_t;
+
+typedef struct kvl_welcome {
+    uint32_t protocol;
+    const char *collector_id;
+    const char *version;
+    uint64_t last_acked_seq;
+} kvl_welcome_t;
+
+typedef enum {
+    KVL_MSG_NONE = 0,
+    KVL_MSG_HELLO,
+    KVL_MSG_WELCOME,
+    KVL_MSG_REFUSAL,
+    KVL_MSG_SERIES_DEFS,
+    KVL_MSG_BATCH,
+    KVL_MSG_ACK,
+} kvl_msg_type_t;
+
+typedef struct kvl_msg {
+    kvl_msg_type_t type;
+    union {
+        kvl_hello_t hello;
+        kvl_welcome_t welcome;
+        const char *refusal;
+        struct {
+            const kvl_series_def_t *defs;
+            size_t n;
+        } series_defs;
+        kvl_batch_t batch;
+        uint64_t ack_seq;
+    } u;
+    kvl_arena_t arena; /* owns everything a decoded message points to */
+} kvl_msg_t;
+
+/* Encodes m and appends it to out as one frame. Returns 0, KVL_EINVAL for an inconsistent
+ * message (e.g. a group whose value counts do not match), or KVL_ENOMEM. */
+int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out);
+
+/* Decodes one frame payload into m (which the caller zero-initialised or cleared).
+ * Returns 0 or KVL_EDECODE with a reason in err. Always call kvl_msg_clear afterwards. */
+int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err, size_t errlen);
+
+/* Frees what a decoded message owns and zeroes it. NULL-safe. */
+void kvl_msg_clear(kvl_msg_t *m);
+
+/* Walks a group's samples in order. lookup returns the definition of an id or NULL. */
+typedef struct kvl_group_iter {
+    const kvl_group_t *g;
+    size_t pos, vi, ri, ui;
+} kvl_group_iter_t;
+
+typedef struct kvl_sample {
+    uint32_t id;
+    const kvl_series_def_t *def;
+    bool unknown;
+    uint64_t value; /* integer series */
+    double real;    /* real series */
+} kvl_sample_t;
+
+void kvl_group_iter_init(kvl_group_iter_t *it, const kvl_group_t *g);
+/* Returns 1 with *s filled, 0 at the end, or KVL_EPROTO when the group refers to an
+ * unknown id or its arrays do not add up. */
+int kvl_group_iter_next(kvl_group_iter_t *it,
+                        const kvl_series_def_t *(*lookup)(void *ctx, uint32_t id), void *ctx,
+                        kvl_sample_t *s);
+
+#endif

@@ -1,0 +1,32 @@
+#!/bin/sh
+# install-deps.sh — installs the Debian 12 packages kaaval needs to build, test and run
+# its demo. Run as root (or through sudo). Safe to run again: apt-get skips what is there.
+#
+#   packaging/install-deps.sh          build + run + test dependencies
+#
+# Every package here is from Debian's own archive; nothing is downloaded from elsewhere.
+set -eu
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo "$0" "$@"
+    fi
+    echo "install-deps.sh: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+
+# Build toolchain and the libraries the daemons link.
+build="build-essential cmake pkg-config clang
+       libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
+       libyaml-dev libcmocka-dev"
+# Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool.
+run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3"
+
+export DEBIAN_FRONTEND=noninteractive
+# An apt-get update only when the lists are missing or older than a day keeps reruns fast.
+lists=/var/lib/apt/lists
+if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
+    apt-get update -q
+fi
+# shellcheck disable=SC2086  # word splitting of the package lists is intended
+apt-get install -y -q --no-install-recommends $build $run
