@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "wire.h"
@@ -40,6 +41,7 @@ typedef struct kvl_series_key {
     size_t n_labels;
 } kvl_series_key_t;
 
+/* up may be NULL (see kvl_batcher_set_dump). */
 kvl_batcher_t *kvl_batcher_new(uv_loop_t *loop, struct kvl_uplink *up, int64_t flush_ms);
 /* Flushes what is pending to the uplink, then frees. NULL-safe. Stops its timer; the
  * caller runs the loop once more so the timer's close completes. */
@@ -60,6 +62,9 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev);
 
 /* Encodes the open batch now, if it holds anything. */
 void kvl_batcher_flush(kvl_batcher_t *b);
+
+/* --poll-once: with no uplink, batches are printed to f as text instead of sent. */
+void kvl_batcher_set_dump(kvl_batcher_t *b, FILE *f);
 
 /* Every definition known, for the uplink to send at the start of each connection. */
 void kvl_batcher_all_defs(kvl_batcher_t *b, const kvl_series_def_t **defs, size_t *n);

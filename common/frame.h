@@ -27,8 +27,8 @@ void kvl_frame_reader_init(kvl_frame_reader_t *r, size_t max);
 void kvl_frame_reader_free(kvl_frame_reader_t *r);
 /* Appends received bytes. Returns 0 or KVL_ENOMEM. */
 int kvl_frame_reader_feed(kvl_frame_reader_t *r, const void *data, size_t len);
-/* Returns 1 and points *payload/*len at the next whole frame (valid until the next call on
- * the reader), 0 if more bytes are needed, or KVL_EFRAME_TOO_BIG / KVL_EFRAME_EMPTY. The
+/* Returns 1 and points *payload and *len at the next whole frame (valid until the next
+ * call on the reader), 0 if more bytes are needed, or KVL_EFRAME_TOO_BIG / KVL_EFRAME_EMPTY. The
  * previous frame is consumed by this call. An oversized length is reported as soon as the
  * header arrives, before its payload is buffered. */
 int kvl_frame_next(kvl_frame_reader_t *r, const uint8_t **payload, size_t *len);

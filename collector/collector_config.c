@@ -1,0 +1,229 @@
+/*
+ * collector_config.c — reads collector.yaml into kvl_collector_cfg_t
+ * (see collector_config.h). Errors name file:line:column.
+ */
+#include "collector_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "kvl.h"
+#include "log.h"
+#include "timeutil.h"
+
+static const char *const default_archives[] = {"step:2d", "5m:2w", "30m:62d", "1d:2y"};
+static const char *const default_cfs[] = {"AVERAGE", "MAX"};
+static const char *const known_cfs[] = {"AVERAGE", "MAX", "MIN", "LAST"};
+
+static int parse_level(kvl_cfg_node_t n, void *target)
+{
+    const char *s = kvl_cfg_scalar(n);
+    int level = s ? kvl_log_level_parse(s) : -1;
+    if (level < 0) {
+        return kvl_cfg_error(n, "expected a log level: error, warn, info or debug");
+    }
+    *(int *)target = level;
+    return 0;
+}
+
+static int parse_listen(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    const char *s = kvl_cfg_scalar(n);
+    if (s == NULL || kvl_parse_hostport(s, c->listen_host, sizeof(c->listen_host),
+                                        &c->listen_port) != 0) {
+        return kvl_cfg_error(n, "expected an address to listen on as host:port, e.g. "
+                                "0.0.0.0:5140");
+    }
+    free(c->listen);
+    c->listen = strdup(s);
+    return 0;
+}
+
+/* "step:2d" or "5m:2w" → spec. Returns 0 or -1. */
+static int archive_from_text(const char *s, kvl_archive_spec_t *out)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL) {
+        return -1;
+    }
+    char res[64];
+    size_t rl = (size_t)(colon - s);
+    if (rl == 0 || rl >= sizeof(res)) {
+        return -1;
+    }
+    memcpy(res, s, rl);
+    res[rl] = '\0';
+    if (strcmp(res, "step") == 0) {
+        out->resolution_ms = 0;
+    } else if (kvl_duration_parse(res, &out->resolution_ms) != 0 || out->resolution_ms < 1000) {
+        return -1;
+    }
+    if (kvl_duration_parse(colon + 1, &out->retention_ms) != 0 ||
+        out->retention_ms < out->resolution_ms || out->retention_ms == 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_archives(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    if (!kvl_cfg_is_seq(n) || kvl_cfg_seq_len(n) == 0) {
+        return kvl_cfg_error(n, "expected a non-empty list of resolution:retention, e.g. "
+                                "[step:2d, 5m:2w]");
+    }
+    size_t len = kvl_cfg_seq_len(n);
+    kvl_archive_spec_t *a = calloc(len, sizeof(*a));
+    if (a == NULL) {
+        return kvl_cfg_error(n, "out of memory");
+    }
+    for (size_t i = 0; i < len; i++) {
+        kvl_cfg_node_t item = kvl_cfg_seq_at(n, i);
+        const char *s = kvl_cfg_scalar(item);
+        if (s == NULL || archive_from_text(s, &a[i]) != 0) {
+            free(a);
+            return kvl_cfg_error(item,
+                                 "expected resolution:retention such as step:2d or 5m:2w "
+                                 "(resolution 'step' or at least 1s, retention at least the "
+                                 "resolution), got %s%s%s",
+                                 s ? "'" : "", s ? s : "a non-text value", s ? "'" : "");
+        }
+    }
+    free(c->archives);
+    c->archives = a;
+    c->n_archives = len;
+    return 0;
+}
+
+static void free_cfs(char **cfs)
+{
+    for (size_t i = 0; cfs && cfs[i]; i++) {
+        free(cfs[i]);
+    }
+    free(cfs);
+}
+
+static int parse_cfs(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    if (!kvl_cfg_is_seq(n) || kvl_cfg_seq_len(n) == 0) {
+        return kvl_cfg_error(n, "expected a non-empty list such as [AVERAGE, MAX]");
+    }
+    size_t len = kvl_cfg_seq_len(n);
+    char **cfs = calloc(len + 1, sizeof(*cfs));
+    if (cfs == NULL) {
+        return kvl_cfg_error(n, "out of memory");
+    }
+    for (size_t i = 0; i < len; i++) {
+        kvl_cfg_node_t item = kvl_cfg_seq_at(n, i);
+        const char *s = kvl_cfg_scalar(item);
+        bool ok = false;
+        for (size_t k = 0; s && k < KVL_ARRAY_SIZE(known_cfs); k++) {
+            ok = ok || strcmp(s, known_cfs[k]) == 0;
+        }
+        if (!ok) {
+            free_cfs(cfs);
+            return kvl_cfg_error(item, "expected AVERAGE, MAX, MIN or LAST");
+        }
+        cfs[i] = strdup(s);
+    }
+    free_cfs(c->consolidations);
+    c->consolidations = cfs;
+    return 0;
+}
+
+#define OFF(field) offsetof(kvl_collector_cfg_t, field)
+
+static const kvl_cfg_field_t fields[] = {
+    {"id", KVL_CFG_STR, OFF(id), 0, 0, NULL, NULL, 0, "name sent to agents"},
+    {"listen", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_listen, KVL_CFG_REQUIRED,
+     "host:port agents connect to"},
+    {"data_dir", KVL_CFG_STR, OFF(data_dir), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+     "folder for the archives"},
+    {"log_level", KVL_CFG_CUSTOM, OFF(log_level), 0, 0, NULL, parse_level, 0,
+     "error, warn, info or debug"},
+    {"max_connections", KVL_CFG_INT, OFF(max_connections), 1, 100000, NULL, NULL, 0,
+     "agent connections held at once (2000)"},
+    {"max_frame", KVL_CFG_INT, OFF(max_frame), 1024, 64 * 1024 * 1024, NULL, NULL, 0,
+     "largest frame accepted, bytes (4194304)"},
+    {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0,
+     "list of resolution:retention"},
+    {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
+    {NULL},
+};
+
+void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->id);
+    free(c->listen);
+    free(c->data_dir);
+    free(c->archives);
+    free_cfs(c->consolidations);
+    free(c);
+}
+
+static int set_defaults(kvl_collector_cfg_t *c)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "collector");
+    }
+    host[sizeof(host) - 1] = '\0';
+    c->id = strdup(host);
+    c->log_level = KVL_LOG_LEVEL_INFO;
+    c->max_connections = 2000;
+    c->max_frame = 4 * 1024 * 1024;
+    c->n_archives = KVL_ARRAY_SIZE(default_archives);
+    c->archives = calloc(c->n_archives, sizeof(*c->archives));
+    c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));
+    if (c->id == NULL || c->archives == NULL || c->consolidations == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_archives; i++) {
+        archive_from_text(default_archives[i], &c->archives[i]);
+    }
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(default_cfs); i++) {
+        if ((c->consolidations[i] = strdup(default_cfs[i])) == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static kvl_collector_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
+{
+    kvl_collector_cfg_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || set_defaults(c) != 0) {
+        snprintf(err, errlen, "out of memory");
+        kvl_collector_cfg_free(c);
+        kvl_cfg_free(y);
+        return NULL;
+    }
+    if (kvl_cfg_apply(kvl_cfg_root(y), fields, c) != 0) {
+        snprintf(err, errlen, "%s", kvl_cfg_last_error(y));
+        kvl_collector_cfg_free(c);
+        c = NULL;
+    }
+    kvl_cfg_free(y);
+    return c;
+}
+
+kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen)
+{
+    kvl_cfg_t *y = kvl_cfg_load_file(path, err, errlen);
+    return y ? finish(y, err, errlen) : NULL;
+}
+
+kvl_collector_cfg_t *kvl_collector_cfg_parse(const char *name, const char *text, char *err,
+                                             size_t errlen)
+{
+    kvl_cfg_t *y = kvl_cfg_load_string(name, text, err, errlen);
+    return y ? finish(y, err, errlen) : NULL;
+}

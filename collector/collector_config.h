@@ -1,0 +1,44 @@
+/*
+ * collector_config.h — the collector's configuration (collector.yaml) as C structs.
+ *
+ *   id: noc-collector-1          # name sent to agents (default: the host name)
+ *   listen: 0.0.0.0:5140          # where agents connect
+ *   data_dir: /var/lib/kaaval     # archives go under <data_dir>/<site>/<device>/
+ *   log_level: info
+ *   max_connections: 2000
+ *   max_frame: 4194304            # bytes; larger frames close the connection
+ *   archives:                     # resolution:retention, each kept for every consolidation
+ *     - step:2d                   #   one poll interval for two days
+ *     - 5m:2w
+ *     - 30m:62d
+ *     - 1d:2y
+ *   consolidations: [AVERAGE, MAX]
+ */
+#ifndef KVL_COLLECTOR_CONFIG_H
+#define KVL_COLLECTOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct kvl_collector_cfg {
+    char *id;
+    char *listen;
+    char listen_host[256];
+    uint16_t listen_port;
+    char *data_dir;
+    int log_level;
+    int64_t max_connections;
+    int64_t max_frame;
+    kvl_archive_spec_t *archives;
+    size_t n_archives;
+    char **consolidations; /* NULL-terminated */
+} kvl_collector_cfg_t;
+
+kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);
+kvl_collector_cfg_t *kvl_collector_cfg_parse(const char *name, const char *text, char *err,
+                                             size_t errlen);
+void kvl_collector_cfg_free(kvl_collector_cfg_t *c);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * rrd_store.h — the one module that calls librrd. Thread-safe (librrd's _r functions):
+ * called from the thread pool, never from the loop.
+ */
+#ifndef KVL_RRD_STORE_H
+#define KVL_RRD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kvl_rrd_ds {
+    const char *name;
+    int counter; /* 1: DERIVE with minimum 0; 0: GAUGE */
+} kvl_rrd_ds_t;
+
+typedef struct kvl_rrd_rra {
+    const char *cf;        /* "AVERAGE", "MAX", ... */
+    uint32_t steps;        /* primary points per row */
+    uint32_t rows;
+} kvl_rrd_rra_t;
+
+typedef enum {
+    KVL_RRD_OK = 0,
+    KVL_RRD_STALE = 1,  /* update not newer than the file's last update: refused */
+    KVL_RRD_ERROR = -1, /* anything else; message in err */
+} kvl_rrd_result_t;
+
+/* Creates `path` (not overwriting an existing file) with the given step in seconds, a
+ * heartbeat of 2 steps, last update time `start`. */
+kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
+                                const kvl_rrd_ds_t *ds, size_t n_ds, const kvl_rrd_rra_t *rra,
+                                size_t n_rra, char *err, size_t errlen);
+/* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). */
+kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update,
+                                char *err, size_t errlen);
+
+#endif

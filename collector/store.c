@@ -1,0 +1,369 @@
+/*
+ * store.c — archive files for rows of samples, written on the thread pool (see store.h).
+ *
+ * The archive layout (which data sources a file has) is fixed per scope here; a metric
+ * outside it is counted as skipped rather than guessed at. Each row becomes one
+ * rrd_update with a template naming just the data sources present, so a metric a device
+ * does not have stays unknown in the file.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvl.h"
+#include "log.h"
+#include "names.h"
+#include "rrd_store.h"
+
+static const kvl_rrd_ds_t interface_ds[] = {
+    {"in_octets", 1},     {"out_octets", 1},     {"in_ucast_pkts", 1}, {"out_ucast_pkts", 1},
+    {"in_mcast_pkts", 1}, {"out_mcast_pkts", 1}, {"in_bcast_pkts", 1}, {"out_bcast_pkts", 1},
+    {"in_errors", 1},     {"out_errors", 1},     {"in_discards", 1},   {"out_discards", 1},
+    {"oper_status", 0},   {"admin_status", 0},   {"speed_bps", 0},
+};
+
+static const kvl_rrd_ds_t device_ds[] = {
+    {"reachable", 0},
+    {"uptime_s", 0},
+    {"response_ms", 0},
+    {"interfaces", 0},
+};
+
+struct kvl_store {
+    uv_loop_t *loop;
+    char *data_dir;
+    kvl_archive_spec_t *archives;
+    size_t n_archives;
+    char **cfs;
+    size_t n_cfs;
+    size_t busy;
+};
+
+struct kvl_store_job {
+    uv_work_t work;
+    kvl_store_t *store;
+    kvl_arena_t arena;
+    kvl_store_row_t *rows;
+    size_t n_rows, cap_rows;
+    kvl_store_result_t result;
+    kvl_store_done_cb cb;
+    void *arg;
+};
+
+kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg)
+{
+    kvl_store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->loop = loop;
+    s->data_dir = strdup(cfg->data_dir);
+    s->archives = calloc(cfg->n_archives ? cfg->n_archives : 1, sizeof(*s->archives));
+    while (cfg->consolidations && cfg->consolidations[s->n_cfs] != NULL) {
+        s->n_cfs++;
+    }
+    s->cfs = calloc(s->n_cfs ? s->n_cfs : 1, sizeof(*s->cfs));
+    if (s->data_dir == NULL || s->archives == NULL || s->cfs == NULL) {
+        kvl_store_free(s);
+        return NULL;
+    }
+    memcpy(s->archives, cfg->archives, cfg->n_archives * sizeof(*s->archives));
+    s->n_archives = cfg->n_archives;
+    for (size_t i = 0; i < s->n_cfs; i++) {
+        if ((s->cfs[i] = strdup(cfg->consolidations[i])) == NULL) {
+            kvl_store_free(s);
+            return NULL;
+        }
+    }
+    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
+        KVL_LOG_ERROR("store", s->data_dir, "cannot create the data folder: %s", strerror(errno));
+        kvl_store_free(s);
+        return NULL;
+    }
+    if (access(s->data_dir, W_OK) != 0) {
+        KVL_LOG_ERROR("store", s->data_dir, "cannot write to the data folder: %s",
+                      strerror(errno));
+        kvl_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void kvl_store_free(kvl_store_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    free(s->data_dir);
+    free(s->archives);
+    for (size_t i = 0; i < s->n_cfs; i++) {
+        free(s->cfs[i]);
+    }
+    free(s->cfs);
+    free(s);
+}
+
+size_t kvl_store_busy(const kvl_store_t *s)
+{
+    return s->busy;
+}
+
+kvl_store_job_t *kvl_store_job_new(void)
+{
+    return calloc(1, sizeof(kvl_store_job_t));
+}
+
+void kvl_store_job_free(kvl_store_job_t *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    kvl_arena_free(&j->arena);
+    free(j->rows);
+    free(j);
+}
+
+size_t kvl_store_job_rows(const kvl_store_job_t *j)
+{
+    return j->n_rows;
+}
+
+int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
+{
+    if (j->n_rows == j->cap_rows) {
+        size_t cap = j->cap_rows ? j->cap_rows * 2 : 64;
+        kvl_store_row_t *r = realloc(j->rows, cap * sizeof(*r));
+        if (r == NULL) {
+            return KVL_ENOMEM;
+        }
+        j->rows = r;
+        j->cap_rows = cap;
+    }
+    kvl_arena_t *a = &j->arena;
+    kvl_store_row_t r = *row;
+    r.site = kvl_arena_strdup(a, row->site);
+    r.device = kvl_arena_strdup(a, row->device);
+    r.instance = kvl_arena_strdup(a, row->instance);
+    kvl_store_value_t *v = kvl_arena_alloc(a, sizeof(*v) * (row->n_values ? row->n_values : 1));
+    if (r.site == NULL || r.device == NULL || r.instance == NULL || v == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < row->n_values; i++) {
+        v[i] = row->values[i];
+        /* Metric names are interned by the caller's definitions, which may go away. */
+        if ((v[i].metric = kvl_arena_strdup(a, row->values[i].metric)) == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    r.values = v;
+    j->rows[j->n_rows++] = r;
+    return 0;
+}
+
+int kvl_store_path(const char *data_dir, const char *site, const char *device, kvl_scope_t scope,
+                   const char *instance, char *out, size_t outlen)
+{
+    char s[256], d[512], i[768];
+    if (kvl_name_file_safe(site, s, sizeof(s)) < 0 ||
+        kvl_name_file_safe(device, d, sizeof(d)) < 0) {
+        return KVL_EINVAL;
+    }
+    int n;
+    if (scope == KVL_SCOPE_INTERFACE) {
+        if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
+            return KVL_EINVAL;
+        }
+        n = snprintf(out, outlen, "%s/%s/%s/%s.rrd", data_dir, s, d, i);
+    } else {
+        n = snprintf(out, outlen, "%s/%s/%s.rrd", data_dir, s, d);
+    }
+    return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
+}
+
+/* ----------------------------------------------------------------- worker side --------- */
+
+static int mkdirs_for(char *path)
+{
+    for (char *p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        int rc = mkdir(path, 0755);
+        int e = errno;
+        *p = '/';
+        if (rc != 0 && e != EEXIST) {
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void schema_of(kvl_scope_t scope, const kvl_rrd_ds_t **ds, size_t *n)
+{
+    if (scope == KVL_SCOPE_INTERFACE) {
+        *ds = interface_ds;
+        *n = KVL_ARRAY_SIZE(interface_ds);
+    } else {
+        *ds = device_ds;
+        *n = KVL_ARRAY_SIZE(device_ds);
+    }
+}
+
+static bool in_schema(const kvl_rrd_ds_t *ds, size_t n, const char *metric)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ds[i].name, metric) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
+                       kvl_store_result_t *res)
+{
+    const kvl_rrd_ds_t *ds;
+    size_t n_ds;
+    schema_of(row->scope, &ds, &n_ds);
+    uint32_t step = row->interval_s ? row->interval_s : 60;
+    size_t n_rra = s->n_archives * s->n_cfs;
+    kvl_rrd_rra_t *rra = calloc(n_rra ? n_rra : 1, sizeof(*rra));
+    if (rra == NULL) {
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_archives; i++) {
+        int64_t step_ms = (int64_t)step * 1000;
+        int64_t steps = s->archives[i].resolution_ms ? s->archives[i].resolution_ms / step_ms : 1;
+        if (steps < 1) {
+            steps = 1;
+        }
+        int64_t rows = (s->archives[i].retention_ms + steps * step_ms - 1) / (steps * step_ms);
+        if (rows < 2) {
+            rows = 2;
+        }
+        for (size_t c = 0; c < s->n_cfs; c++) {
+            rra[k++] = (kvl_rrd_rra_t){s->cfs[c], (uint32_t)steps, (uint32_t)rows};
+        }
+    }
+    if (mkdirs_for(path) != 0) {
+        KVL_LOG_ERROR("store", path, "cannot create its folder: %s", strerror(errno));
+        free(rra);
+        return -1;
+    }
+    char err[512];
+    int64_t start = row->time_ms / 1000 - 1;
+    kvl_rrd_result_t rc = kvl_rrd_create(path, step, start, ds, n_ds, rra, n_rra, err, sizeof(err));
+    free(rra);
+    if (rc != KVL_RRD_OK) {
+        KVL_LOG_ERROR("store", path, "cannot create archive: %s", err);
+        return -1;
+    }
+    res->created++;
+    KVL_LOG_DEBUG("store", path, "created archive (step %us)", step);
+    return 0;
+}
+
+static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_result_t *res)
+{
+    char path[2048];
+    if (kvl_store_path(s->data_dir, row->site, row->device, row->scope, row->instance, path,
+                       sizeof(path)) != 0) {
+        res->errors++;
+        return;
+    }
+    const kvl_rrd_ds_t *ds;
+    size_t n_ds;
+    schema_of(row->scope, &ds, &n_ds);
+    char tmpl[1024], update[2048];
+    size_t tl = 0;
+    int ul = snprintf(update, sizeof(update), "%" PRId64 ".%03d", row->time_ms / 1000,
+                      (int)(row->time_ms % 1000));
+    size_t used = 0;
+    for (size_t i = 0; i < row->n_values && ul > 0 && (size_t)ul < sizeof(update); i++) {
+        const kvl_store_value_t *v = &row->values[i];
+        if (!in_schema(ds, n_ds, v->metric)) {
+            res->skipped++;
+            continue;
+        }
+        int w = snprintf(tmpl + tl, sizeof(tmpl) - tl, "%s%s", tl ? ":" : "", v->metric);
+        if (w < 0 || (size_t)w >= sizeof(tmpl) - tl) {
+            break;
+        }
+        tl += (size_t)w;
+        if (v->unknown) {
+            w = snprintf(update + ul, sizeof(update) - (size_t)ul, ":U");
+        } else if (v->real) {
+            w = snprintf(update + ul, sizeof(update) - (size_t)ul, ":%.6f", v->real_value);
+        } else {
+            w = snprintf(update + ul, sizeof(update) - (size_t)ul, ":%" PRIu64, v->value);
+        }
+        if (w < 0) {
+            break;
+        }
+        ul += w;
+        used++;
+    }
+    if (used == 0) {
+        return;
+    }
+    if (access(path, F_OK) != 0 && create_file(s, row, path, res) != 0) {
+        res->errors++;
+        return;
+    }
+    char err[512];
+    kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+    if (rc == KVL_RRD_STALE) {
+        res->stale++;
+        KVL_LOG_DEBUG("store", path, "update refused: %s", err);
+    } else if (rc != KVL_RRD_OK) {
+        res->errors++;
+        if (res->errors == 1) {
+            KVL_LOG_ERROR("store", path, "update failed: %s", err);
+        }
+    } else {
+        res->rows++;
+        res->values += used;
+    }
+}
+
+static void on_work(uv_work_t *w)
+{
+    kvl_store_job_t *j = w->data;
+    for (size_t i = 0; i < j->n_rows; i++) {
+        write_row(j->store, &j->rows[i], &j->result);
+    }
+}
+
+static void on_after_work(uv_work_t *w, int status)
+{
+    kvl_store_job_t *j = w->data;
+    j->store->busy--;
+    if (status == UV_ECANCELED) {
+        j->result.errors += j->n_rows;
+    }
+    if (j->cb != NULL) {
+        j->cb(j->arg, &j->result);
+    }
+    kvl_store_job_free(j);
+}
+
+int kvl_store_submit(kvl_store_t *s, kvl_store_job_t *j, kvl_store_done_cb cb, void *arg)
+{
+    j->store = s;
+    j->cb = cb;
+    j->arg = arg;
+    j->work.data = j;
+    int rc = uv_queue_work(s->loop, &j->work, on_work, on_after_work);
+    if (rc != 0) {
+        kvl_store_job_free(j);
+        return rc;
+    }
+    s->busy++;
+    return 0;
+}

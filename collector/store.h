@@ -1,0 +1,92 @@
+/*
+ * store.h — writes samples into RRD archives, off the loop.
+ *
+ * The ingest hands over a job: rows, each one update of one archive file (one interface or
+ * one device at one instant). The job runs on libuv's thread pool; its callback runs on the
+ * loop with what was written. Files are created on first use:
+ *   <data_dir>/<site>/<device>/<interface>.rrd   SCOPE_INTERFACE
+ *   <data_dir>/<site>/<device>.rrd               SCOPE_DEVICE
+ * with names made file-safe (names.h), step = the series' interval, DERIVE (min 0) for
+ * counters and GAUGE for states, heartbeat 2 steps, and the configured archives (RRAs).
+ * Jobs of one agent must be submitted one at a time to keep each file's updates in order.
+ */
+#ifndef KVL_STORE_H
+#define KVL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "wire.h"
+
+/* One archive resolution, e.g. "5m for 2 weeks"; resolution 0 means one step. */
+typedef struct kvl_archive_spec {
+    int64_t resolution_ms;
+    int64_t retention_ms;
+} kvl_archive_spec_t;
+
+typedef struct kvl_store_cfg {
+    const char *data_dir;
+    const kvl_archive_spec_t *archives;
+    size_t n_archives;
+    const char *const *consolidations; /* NULL-terminated, e.g. AVERAGE, MAX */
+} kvl_store_cfg_t;
+
+typedef struct kvl_store kvl_store_t;
+
+typedef struct kvl_store_value {
+    const char *metric;
+    bool unknown;
+    bool real;
+    uint64_t value;
+    double real_value;
+} kvl_store_value_t;
+
+typedef struct kvl_store_row {
+    const char *site;
+    const char *device;
+    kvl_scope_t scope;
+    const char *instance;
+    uint32_t interval_s;
+    int64_t time_ms;
+    const kvl_store_value_t *values;
+    size_t n_values;
+} kvl_store_row_t;
+
+typedef struct kvl_store_job kvl_store_job_t;
+
+typedef struct kvl_store_result {
+    size_t rows;     /* updates applied */
+    size_t values;   /* values in those updates */
+    size_t stale;    /* updates refused as not newer than the file's last one */
+    size_t skipped;  /* values of metrics no archive has a place for */
+    size_t errors;   /* updates that failed otherwise */
+    size_t created;  /* files created */
+} kvl_store_result_t;
+
+/* result: what happened; job is freed after the callback returns. */
+typedef void (*kvl_store_done_cb)(void *arg, const kvl_store_result_t *result);
+
+/* Copies cfg (data_dir and archives). Returns NULL with a logged reason. */
+kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg);
+void kvl_store_free(kvl_store_t *s);
+
+kvl_store_job_t *kvl_store_job_new(void);
+/* Copies the row into the job. Returns 0 or KVL_ENOMEM. */
+int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row);
+size_t kvl_store_job_rows(const kvl_store_job_t *j);
+/* Runs the job on the thread pool; takes ownership of it. cb runs on the loop. On failure
+ * (a negative code) the job is freed and cb is never called. */
+int kvl_store_submit(kvl_store_t *s, kvl_store_job_t *j, kvl_store_done_cb cb, void *arg);
+void kvl_store_job_free(kvl_store_job_t *j);
+
+/* Jobs submitted and not finished. */
+size_t kvl_store_busy(const kvl_store_t *s);
+
+/* The path of the file a row goes to (for tests and logs). Returns 0 or KVL_EINVAL. */
+int kvl_store_path(const char *data_dir, const char *site, const char *device, kvl_scope_t scope,
+                   const char *instance, char *out, size_t outlen);
+
+#endif
