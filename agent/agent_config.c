@@ -16,7 +16,6 @@
 #include "log.h"
 
 static const char *const versions[] = {"1", "2c", NULL};
-static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define DEVICE_FIELDS                                                                          \
     {"port", KVL_CFG_INT, offsetof(kvl_device_cfg_t, port), 1, 65535, NULL, NULL, 0,          \

@@ -460,7 +460,7 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
 
 void kvl_batcher_flush(kvl_batcher_t *b)
 {
-    if (b->in_group || (b->groups.n == 0 && b->events.n == 0 && b->new_defs.n == 0)) {
+    if (b->in_group || (b->groups.n == 0 && b->events.n == 0)) {
         return;
     }
     kvl_group_t *groups = calloc(b->groups.n ? b->groups.n : 1, sizeof(*groups));

@@ -69,6 +69,7 @@ struct kvl_ingest {
     size_t live; /* connections allocated, including those still closing */
     bool freeing;
     bool server_closed;
+    kvl_ingest_stats_t stats;
 };
 
 static void conn_close(conn_t *c, const char *why);
@@ -261,6 +262,9 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         KVL_LOG_INFO("ingest", who(c), "created %zu archive files", r->created);
     }
     log_events(c, &p->msg.u.batch);
+    c->in->stats.batches_written++;
+    c->in->stats.samples_written += r->values;
+    c->in->stats.updates_stale += r->stale;
     if (c->agent != NULL && p->seq > c->agent->acked_seq) {
         c->agent->acked_seq = p->seq;
     }
@@ -422,6 +426,7 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
             kvl_msg_t ack = {.type = KVL_MSG_ACK};
             ack.u.ack_seq = b->seq;
             send_msg(c, &ack);
+            c->in->stats.batches_duplicate++;
             return 0;
         }
         pending_t *p = calloc(1, sizeof(*p));
@@ -559,6 +564,7 @@ static void conn_close(conn_t *c, const char *why)
     }
     if (why != NULL) {
         KVL_LOG_WARN("ingest", who(c), "closing connection from %s: %s", c->peer, why);
+        c->in->stats.protocol_errors++;
     }
     c->closing = true;
     if (c->agent != NULL && c->agent->conn == c) {
@@ -597,6 +603,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     c->in = in;
     in->live++;
+    in->stats.connections++;
     uv_tcp_init(in->loop, &c->tcp);
     uv_timer_init(in->loop, &c->hello_timer);
     c->tcp.data = c->hello_timer.data = c;
@@ -709,4 +716,22 @@ void kvl_ingest_free(kvl_ingest_t *in)
     while (in->conns != NULL) {
         conn_close(in->conns, NULL);
     }
+}
+
+void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out)
+{
+    *out = in->stats;
+}
+
+int kvl_ingest_port(const kvl_ingest_t *in)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&in->server, (struct sockaddr *)&ss, &len) != 0) {
+        return -1;
+    }
+    if (ss.ss_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    }
+    return ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
 }
