@@ -1,0 +1,139 @@
+/*
+ * snmp.h — asynchronous SNMP v1/v2c sessions on a libuv loop, in kaaval's own types.
+ *
+ * This is the only module that includes net-snmp. Each kvl_snmp_session_t wraps one
+ * net-snmp single-session handle (snmp_sess_*): its UDP socket is watched by a uv_poll_t
+ * and its retransmissions and timeouts are driven by a uv_timer_t, so nothing ever blocks
+ * the loop. A request (GET, GETNEXT or GETBULK) completes exactly once through its
+ * callback with either the response's varbinds, a timeout after all tries, or a send
+ * failure; a request that fails synchronously returns an error and never calls back.
+ *
+ * Peer addresses should be numeric (IPv4 or IPv6): net-snmp resolves a host name with a
+ * blocking getaddrinfo inside kvl_snmp_open.
+ */
+#ifndef KVL_SNMP_H
+#define KVL_SNMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent_config.h" /* kvl_snmp_version_t */
+
+#define KVL_SNMP_MAX_OID_LEN 128
+
+typedef struct kvl_snmp_session kvl_snmp_session_t;
+
+typedef struct kvl_snmp_oid {
+    uint32_t sub[KVL_SNMP_MAX_OID_LEN];
+    size_t len;
+} kvl_snmp_oid_t;
+
+typedef enum {
+    KVL_SNMP_GET = 0,
+    KVL_SNMP_GETNEXT = 1,
+    KVL_SNMP_GETBULK = 2,
+} kvl_snmp_op_t;
+
+typedef enum {
+    KVL_SNMP_T_NULL = 0,
+    KVL_SNMP_T_INTEGER,   /* .integer (signed) */
+    KVL_SNMP_T_OCTETS,    /* .str, .str_len */
+    KVL_SNMP_T_OID,       /* .oid_value */
+    KVL_SNMP_T_IPADDRESS, /* .str (4 bytes) */
+    KVL_SNMP_T_COUNTER32, /* .u */
+    KVL_SNMP_T_GAUGE32,   /* .u (also Unsigned32) */
+    KVL_SNMP_T_TIMETICKS, /* .u, hundredths of a second */
+    KVL_SNMP_T_OPAQUE,    /* .str */
+    KVL_SNMP_T_COUNTER64, /* .u */
+    KVL_SNMP_T_NO_SUCH_OBJECT,
+    KVL_SNMP_T_NO_SUCH_INSTANCE,
+    KVL_SNMP_T_END_OF_MIB_VIEW,
+    KVL_SNMP_T_OTHER,
+} kvl_snmp_type_t;
+
+/* One variable binding of a response. Valid only during the completion callback. */
+typedef struct kvl_snmp_vb {
+    kvl_snmp_oid_t oid;
+    kvl_snmp_type_t type;
+    int64_t integer;
+    uint64_t u;
+    const uint8_t *str;
+    size_t str_len;
+    const kvl_snmp_oid_t *oid_value; /* KVL_SNMP_T_OID only, else NULL */
+} kvl_snmp_vb_t;
+
+typedef enum {
+    KVL_SNMP_RESPONSE = 0,    /* a response arrived; see error_status */
+    KVL_SNMP_TIMEOUT = 1,     /* no response after every try */
+    KVL_SNMP_SEND_FAILED = 2, /* a retransmission could not be sent */
+} kvl_snmp_status_t;
+
+/* SNMP error-status values the poller cares about. */
+enum {
+    KVL_SNMP_ERR_NONE = 0,
+    KVL_SNMP_ERR_TOO_BIG = 1,
+    KVL_SNMP_ERR_NO_SUCH_NAME = 2,
+    KVL_SNMP_ERR_GEN_ERR = 5,
+};
+
+typedef struct kvl_snmp_result {
+    kvl_snmp_status_t status;
+    int error_status; /* KVL_SNMP_RESPONSE: 0 = noError */
+    int error_index;  /* 1-based varbind the error refers to, 0 if none */
+    const kvl_snmp_vb_t *vbs;
+    size_t n_vbs;
+    int tries;              /* transmissions made (1 + retransmissions) */
+    double rtt_ms;          /* KVL_SNMP_RESPONSE: time since the last transmission */
+    const char *error_text; /* KVL_SNMP_SEND_FAILED: net-snmp's description */
+} kvl_snmp_result_t;
+
+/* Called on the loop thread once per accepted request. The result and what it points to
+ * are valid only during the call. The callback may send further requests on the session;
+ * it may also close it (the close then completes after the callback returns). */
+typedef void (*kvl_snmp_cb)(kvl_snmp_session_t *s, const kvl_snmp_result_t *r, void *arg);
+
+typedef struct kvl_snmp_target {
+    const char *name;    /* for log lines */
+    const char *address; /* numeric IPv4 or IPv6 address (see above) */
+    uint16_t port;
+    kvl_snmp_version_t version;
+    const char *community; /* never logged */
+    int64_t timeout_ms;    /* per try */
+    int retries;           /* retransmissions after the first try */
+} kvl_snmp_target_t;
+
+/* Initialises net-snmp once for the process: no configuration files read, no persistent
+ * state, no MIBs loaded, its log lines routed to ours. Idempotent. */
+void kvl_snmp_init(void);
+
+/* Opens a session to t on loop. Returns NULL and writes net-snmp's reason into err on
+ * failure. */
+kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
+                                  size_t errlen);
+
+/* Drops every pending request (their callbacks are never called), closes the socket and
+ * frees the session once its libuv handles have closed (run the loop afterwards).
+ * NULL-safe. */
+void kvl_snmp_close(kvl_snmp_session_t *s);
+
+/* Sends a request for the n OIDs in oids. max_reps is used by GETBULK only (non-repeaters
+ * is 0). Returns 0 when the request is on its way (cb will be called once), or a negative
+ * KVL_E* code with net-snmp's reason in err (cb will not be called). */
+int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                  uint32_t max_reps, kvl_snmp_cb cb, void *arg, char *err, size_t errlen);
+
+/* "address:port" (IPv6 in brackets), for log lines. */
+const char *kvl_snmp_peer(const kvl_snmp_session_t *s);
+
+/* Fills o from sub-identifiers; returns 0 or KVL_EINVAL when n is too long. */
+int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n);
+/* True when o starts with prefix (and is at least as long). */
+bool kvl_snmp_oid_has_prefix(const kvl_snmp_oid_t *o, const kvl_snmp_oid_t *prefix);
+/* <0, 0, >0 like strcmp, in SNMP lexicographic order. */
+int kvl_snmp_oid_cmp(const kvl_snmp_oid_t *a, const kvl_snmp_oid_t *b);
+/* Writes ".1.3.6..." into buf (truncated to fit). Returns buf. */
+char *kvl_snmp_oid_format(const kvl_snmp_oid_t *o, char *buf, size_t buflen);
+
+#endif

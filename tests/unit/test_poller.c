@@ -1,0 +1,1109 @@
+/*
+ * test_poller.c — agent/poller.c against link-time fakes of the two modules it talks to.
+ *
+ * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp.c is not linked) answers
+ * from an in-memory MIB per device with real GET / GETNEXT / GETBULK semantics, v1 errors
+ * (noSuchName with error-index) or v2c exceptions, an optional response-size cap, tooBig,
+ * delays and dead devices, always asynchronously on the loop. The fake batcher records
+ * series definitions, samples and events. Tests check names, metric selection, counter
+ * discontinuities, v1 fallbacks, reachability transitions and scheduling.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "agent_config.h"
+#include "batcher.h"
+#include "log.h"
+#include "poller.h"
+#include "snmp.h"
+#include "timeutil.h"
+
+/* --- fake devices ----------------------------------------------------------------------------- */
+
+typedef struct mib_entry {
+    kvl_snmp_oid_t oid;
+    kvl_snmp_type_t type;
+    uint64_t u;
+    int64_t i;
+    char str[96];
+} mib_entry_t;
+
+typedef struct fake_dev {
+    const char *name;
+    mib_entry_t e[600];
+    size_t n;
+    bool dead;              /* never answers */
+    bool fail_send;         /* kvl_snmp_send fails synchronously */
+    uint32_t too_big_above; /* GETBULK asking more repetitions than this: tooBig */
+    size_t max_vbs;         /* response varbinds cap (0: 64) */
+    bool v1_c64_skip;       /* v1 GETNEXT skips Counter64 (else noSuchName) */
+    uint64_t delay_ms;      /* answer delay */
+    const char *regress;    /* column whose GETNEXT answers jump back to its first row */
+    int in_flight, max_in_flight;
+    unsigned requests;
+    uint32_t max_reps_seen;
+} fake_dev_t;
+
+#define MAX_FAKE_DEVS 4
+static fake_dev_t *fake_devs[MAX_FAKE_DEVS];
+static size_t n_fake_devs;
+
+static void oid_parse(kvl_snmp_oid_t *o, const char *s)
+{
+    o->len = 0;
+    while (*s != '\0') {
+        if (*s == '.') {
+            s++;
+        }
+        char *end;
+        o->sub[o->len++] = (uint32_t)strtoul(s, &end, 10);
+        s = end;
+    }
+}
+
+static void mib_put(fake_dev_t *d, const char *oid, kvl_snmp_type_t type, uint64_t u,
+                    const char *str)
+{
+    mib_entry_t e;
+    memset(&e, 0, sizeof(e));
+    oid_parse(&e.oid, oid);
+    e.type = type;
+    e.u = u;
+    e.i = (int64_t)u;
+    if (str != NULL) {
+        snprintf(e.str, sizeof(e.str), "%s", str);
+    }
+    size_t pos = 0;
+    while (pos < d->n && kvl_snmp_oid_cmp(&d->e[pos].oid, &e.oid) < 0) {
+        pos++;
+    }
+    if (pos < d->n && kvl_snmp_oid_cmp(&d->e[pos].oid, &e.oid) == 0) {
+        d->e[pos] = e;
+        return;
+    }
+    assert_true(d->n < KVL_ARRAY_SIZE(d->e));
+    memmove(&d->e[pos + 1], &d->e[pos], (d->n - pos) * sizeof(e));
+    d->e[pos] = e;
+    d->n++;
+}
+
+static void mib_del(fake_dev_t *d, const char *oid)
+{
+    kvl_snmp_oid_t o;
+    oid_parse(&o, oid);
+    for (size_t i = 0; i < d->n; i++) {
+        if (kvl_snmp_oid_cmp(&d->e[i].oid, &o) == 0) {
+            memmove(&d->e[i], &d->e[i + 1], (d->n - i - 1) * sizeof(d->e[0]));
+            d->n--;
+            return;
+        }
+    }
+}
+
+#define IF(col, idx) ".1.3.6.1.2.1.2.2.1." #col "." #idx
+#define IFX(col, idx) ".1.3.6.1.2.1.31.1.1.1." #col "." #idx
+
+static void mib_str(fake_dev_t *d, const char *oid, const char *s)
+{
+    mib_put(d, oid, KVL_SNMP_T_OCTETS, 0, s);
+}
+static void mib_int(fake_dev_t *d, const char *oid, uint64_t v)
+{
+    mib_put(d, oid, KVL_SNMP_T_INTEGER, v, NULL);
+}
+static void mib_c32(fake_dev_t *d, const char *oid, uint64_t v)
+{
+    mib_put(d, oid, KVL_SNMP_T_COUNTER32, v, NULL);
+}
+static void mib_c64(fake_dev_t *d, const char *oid, uint64_t v)
+{
+    mib_put(d, oid, KVL_SNMP_T_COUNTER64, v, NULL);
+}
+static void mib_gauge(fake_dev_t *d, const char *oid, uint64_t v)
+{
+    mib_put(d, oid, KVL_SNMP_T_GAUGE32, v, NULL);
+}
+static void mib_ticks(fake_dev_t *d, const char *oid, uint64_t v)
+{
+    mib_put(d, oid, KVL_SNMP_T_TIMETICKS, v, NULL);
+}
+
+static fake_dev_t *fake_dev_new(const char *name)
+{
+    fake_dev_t *d = calloc(1, sizeof(*d));
+    assert_non_null(d);
+    d->name = name;
+    assert_true(n_fake_devs < MAX_FAKE_DEVS);
+    fake_devs[n_fake_devs++] = d;
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 100000);
+    mib_str(d, ".1.3.6.1.2.1.1.5.0", "sw1.example");
+    mib_str(d, ".1.3.6.1.2.1.1.1.0", "a device");
+    mib_str(d, ".1.3.6.1.2.1.4.1.0", "after the interfaces"); /* something past ifTable */
+    mib_str(d, ".1.3.6.1.2.1.47.1.0", "after ifXTable");
+    return d;
+}
+
+/* --- fake SNMP layer (replaces agent/snmp.c) ------------------------------------------------- */
+
+struct kvl_snmp_session {
+    uv_timer_t timer;
+    fake_dev_t *dev;
+    kvl_snmp_version_t version;
+    int retries;
+    int64_t timeout_ms;
+    char peer[64];
+    bool pending;
+    kvl_snmp_op_t op;
+    kvl_snmp_oid_t oids[64];
+    size_t n;
+    uint32_t reps;
+    kvl_snmp_cb cb;
+    void *arg;
+};
+
+void kvl_snmp_init(void)
+{
+}
+
+kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
+                                  size_t errlen)
+{
+    fake_dev_t *dev = NULL;
+    for (size_t i = 0; i < n_fake_devs; i++) {
+        if (strcmp(fake_devs[i]->name, t->name) == 0) {
+            dev = fake_devs[i];
+        }
+    }
+    if (dev == NULL) {
+        snprintf(err, errlen, "no such fake device");
+        return NULL;
+    }
+    kvl_snmp_session_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->dev = dev;
+    s->version = t->version;
+    s->retries = t->retries;
+    s->timeout_ms = t->timeout_ms;
+    snprintf(s->peer, sizeof(s->peer), "%s:%u", t->address, (unsigned)t->port);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    return s;
+}
+
+static void on_fake_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void kvl_snmp_close(kvl_snmp_session_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->pending) {
+        s->dev->in_flight--;
+    }
+    uv_close((uv_handle_t *)&s->timer, on_fake_closed);
+}
+
+const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
+{
+    return s->peer;
+}
+
+int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n)
+{
+    if (n > KVL_SNMP_MAX_OID_LEN) {
+        return KVL_EINVAL;
+    }
+    memcpy(o->sub, sub, n * sizeof(sub[0]));
+    o->len = n;
+    return 0;
+}
+
+bool kvl_snmp_oid_has_prefix(const kvl_snmp_oid_t *o, const kvl_snmp_oid_t *prefix)
+{
+    return o->len >= prefix->len &&
+           memcmp(o->sub, prefix->sub, prefix->len * sizeof(o->sub[0])) == 0;
+}
+
+int kvl_snmp_oid_cmp(const kvl_snmp_oid_t *a, const kvl_snmp_oid_t *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    for (size_t i = 0; i < n; i++) {
+        if (a->sub[i] != b->sub[i]) {
+            return a->sub[i] < b->sub[i] ? -1 : 1;
+        }
+    }
+    return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
+}
+
+char *kvl_snmp_oid_format(const kvl_snmp_oid_t *o, char *buf, size_t buflen)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < o->len && used < buflen; i++) {
+        used += (size_t)snprintf(buf + used, buflen - used, ".%u", (unsigned)o->sub[i]);
+    }
+    return buf;
+}
+
+static kvl_snmp_vb_t resp_vbs[256];
+
+static void vb_from(kvl_snmp_vb_t *vb, const mib_entry_t *e)
+{
+    memset(vb, 0, sizeof(*vb));
+    vb->oid = e->oid;
+    vb->type = e->type;
+    vb->u = e->u;
+    vb->integer = e->i;
+    vb->str = (const uint8_t *)e->str;
+    vb->str_len = strlen(e->str);
+}
+
+static const mib_entry_t *mib_next(const fake_dev_t *d, const kvl_snmp_oid_t *o, bool skip_c64)
+{
+    if (d->regress != NULL) {
+        kvl_snmp_oid_t col;
+        oid_parse(&col, d->regress);
+        if (kvl_snmp_oid_has_prefix(o, &col) && o->len > col.len) {
+            for (size_t i = 0; i < d->n; i++) {
+                if (kvl_snmp_oid_has_prefix(&d->e[i].oid, &col)) {
+                    return &d->e[i]; /* the column's first row again: not increasing */
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (kvl_snmp_oid_cmp(&d->e[i].oid, o) > 0 &&
+            !(skip_c64 && d->e[i].type == KVL_SNMP_T_COUNTER64)) {
+            return &d->e[i];
+        }
+    }
+    return NULL;
+}
+
+static void respond_error(kvl_snmp_session_t *s, kvl_snmp_result_t *r, int status, size_t index)
+{
+    r->error_status = status;
+    r->error_index = (int)index;
+    for (size_t i = 0; i < s->n; i++) {
+        memset(&resp_vbs[i], 0, sizeof(resp_vbs[i]));
+        resp_vbs[i].oid = s->oids[i];
+    }
+    r->n_vbs = s->n;
+}
+
+static void on_fake_answer(uv_timer_t *t)
+{
+    kvl_snmp_session_t *s = t->data;
+    fake_dev_t *d = s->dev;
+    kvl_snmp_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.tries = 1;
+    r.vbs = resp_vbs;
+    s->pending = false;
+    d->in_flight--;
+    bool v1 = s->version == KVL_SNMP_V1;
+    size_t cap = d->max_vbs != 0 ? d->max_vbs : 64;
+    if (d->dead) {
+        r.status = KVL_SNMP_TIMEOUT;
+        r.tries = s->retries + 1;
+        r.vbs = NULL;
+    } else if (s->op == KVL_SNMP_GET) {
+        r.rtt_ms = 1.5;
+        for (size_t i = 0; i < s->n; i++) {
+            const mib_entry_t *e = NULL;
+            for (size_t k = 0; k < d->n; k++) {
+                if (kvl_snmp_oid_cmp(&d->e[k].oid, &s->oids[i]) == 0) {
+                    e = &d->e[k];
+                }
+            }
+            if (e == NULL || (v1 && e->type == KVL_SNMP_T_COUNTER64)) {
+                if (v1) {
+                    respond_error(s, &r, KVL_SNMP_ERR_NO_SUCH_NAME, i + 1);
+                    break;
+                }
+                memset(&resp_vbs[i], 0, sizeof(resp_vbs[i]));
+                resp_vbs[i].oid = s->oids[i];
+                resp_vbs[i].type = KVL_SNMP_T_NO_SUCH_OBJECT;
+            } else {
+                vb_from(&resp_vbs[i], e);
+            }
+            r.n_vbs = i + 1;
+        }
+    } else {
+        uint32_t reps = s->op == KVL_SNMP_GETBULK ? s->reps : 1;
+        if (s->op == KVL_SNMP_GETBULK && d->too_big_above > 0 && reps > d->too_big_above) {
+            respond_error(s, &r, KVL_SNMP_ERR_TOO_BIG, 0);
+        } else {
+            kvl_snmp_oid_t cur[64];
+            memcpy(cur, s->oids, s->n * sizeof(cur[0]));
+            size_t n = 0;
+            for (uint32_t rep = 0; rep < reps && r.error_status == 0; rep++) {
+                for (size_t i = 0; i < s->n && n < cap; i++) {
+                    const mib_entry_t *e = mib_next(d, &cur[i], v1 && d->v1_c64_skip);
+                    if (v1 && (e == NULL || e->type == KVL_SNMP_T_COUNTER64)) {
+                        respond_error(s, &r, KVL_SNMP_ERR_NO_SUCH_NAME, i + 1);
+                        n = s->n;
+                        break;
+                    }
+                    if (e == NULL) {
+                        memset(&resp_vbs[n], 0, sizeof(resp_vbs[n]));
+                        resp_vbs[n].oid = cur[i];
+                        resp_vbs[n].type = KVL_SNMP_T_END_OF_MIB_VIEW;
+                    } else {
+                        vb_from(&resp_vbs[n], e);
+                        cur[i] = e->oid;
+                    }
+                    n++;
+                }
+            }
+            r.n_vbs = n;
+        }
+    }
+    s->cb(s, &r, s->arg);
+}
+
+int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                  uint32_t max_reps, kvl_snmp_cb cb, void *arg, char *err, size_t errlen)
+{
+    fake_dev_t *d = s->dev;
+    assert_false(s->pending); /* one request at a time per device */
+    assert_true(n <= KVL_ARRAY_SIZE(s->oids));
+    if (d->fail_send) {
+        snprintf(err, errlen, "Failure in sendto (fake)");
+        return KVL_EIO;
+    }
+    if (s->version == KVL_SNMP_V1) {
+        assert_true(op != KVL_SNMP_GETBULK);
+    }
+    if (op == KVL_SNMP_GETBULK) {
+        assert_true(max_reps >= 1);
+        assert_true(n * max_reps <= 60 || max_reps == 1);
+        if (max_reps > d->max_reps_seen) {
+            d->max_reps_seen = max_reps;
+        }
+    }
+    s->pending = true;
+    s->op = op;
+    memcpy(s->oids, oids, n * sizeof(oids[0]));
+    s->n = n;
+    s->reps = max_reps;
+    s->cb = cb;
+    s->arg = arg;
+    d->requests++;
+    if (++d->in_flight > d->max_in_flight) {
+        d->max_in_flight = d->in_flight;
+    }
+    uint64_t delay = d->dead ? (uint64_t)(s->timeout_ms * (s->retries + 1)) : d->delay_ms;
+    uv_timer_start(&s->timer, on_fake_answer, delay, 0);
+    return 0;
+}
+
+/* --- fake batcher (replaces agent/batcher.c) ------------------------------------------------ */
+
+typedef struct fseries {
+    char device[64], instance[128], metric[32];
+    kvl_scope_t scope;
+    kvl_kind_t kind;
+    uint32_t interval_s;
+    bool real;
+    size_t n_labels;
+    char lk[8][32], lv[8][128];
+    unsigned registrations;
+} fseries_t;
+
+typedef struct fsample {
+    uint32_t id;
+    bool unknown;
+    uint64_t v;
+    double r;
+    int64_t t;
+} fsample_t;
+
+typedef struct fevent {
+    char device[64], kind[32], text[256];
+    kvl_severity_t severity;
+} fevent_t;
+
+static fseries_t series[2048];
+static size_t n_series;
+static fsample_t samples[20000];
+static size_t n_samples;
+static fevent_t events[64];
+static size_t n_events;
+static int64_t group_t;
+static bool in_group;
+
+uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
+{
+    (void)b;
+    size_t i;
+    for (i = 0; i < n_series; i++) {
+        fseries_t *s = &series[i];
+        if (strcmp(s->device, k->device) == 0 && s->scope == k->scope &&
+            strcmp(s->instance, k->instance) == 0 && strcmp(s->metric, k->metric) == 0) {
+            break;
+        }
+    }
+    assert_true(i < KVL_ARRAY_SIZE(series));
+    fseries_t *s = &series[i];
+    if (i == n_series) {
+        n_series++;
+        memset(s, 0, sizeof(*s));
+        snprintf(s->device, sizeof(s->device), "%s", k->device);
+        snprintf(s->instance, sizeof(s->instance), "%s", k->instance);
+        snprintf(s->metric, sizeof(s->metric), "%s", k->metric);
+        s->scope = k->scope;
+    }
+    s->kind = k->kind;
+    s->interval_s = k->interval_s;
+    s->real = k->real;
+    s->n_labels = k->n_labels;
+    assert_true(k->n_labels <= 8);
+    for (size_t l = 0; l < k->n_labels; l++) {
+        snprintf(s->lk[l], sizeof(s->lk[l]), "%s", k->labels[l].key);
+        snprintf(s->lv[l], sizeof(s->lv[l]), "%s", k->labels[l].value);
+    }
+    s->registrations++;
+    return (uint32_t)(i + 1);
+}
+
+void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms)
+{
+    (void)b;
+    assert_false(in_group);
+    in_group = true;
+    group_t = time_ms;
+}
+
+static void add_sample(uint32_t id, bool unknown, uint64_t v, double r)
+{
+    assert_true(in_group);
+    assert_true(id >= 1 && id <= n_series);
+    assert_true(n_samples < KVL_ARRAY_SIZE(samples));
+    samples[n_samples++] = (fsample_t){id, unknown, v, r, group_t};
+}
+
+void kvl_batcher_add(kvl_batcher_t *b, uint32_t id, uint64_t value)
+{
+    (void)b;
+    assert_false(series[id - 1].real);
+    add_sample(id, false, value, 0);
+}
+
+void kvl_batcher_add_real(kvl_batcher_t *b, uint32_t id, double value)
+{
+    (void)b;
+    assert_true(series[id - 1].real);
+    add_sample(id, false, 0, value);
+}
+
+void kvl_batcher_add_unknown(kvl_batcher_t *b, uint32_t id)
+{
+    (void)b;
+    add_sample(id, true, 0, 0);
+}
+
+void kvl_batcher_group_end(kvl_batcher_t *b)
+{
+    (void)b;
+    assert_true(in_group);
+    in_group = false;
+}
+
+void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
+{
+    (void)b;
+    assert_true(n_events < KVL_ARRAY_SIZE(events));
+    fevent_t *e = &events[n_events++];
+    snprintf(e->device, sizeof(e->device), "%s", ev->device);
+    snprintf(e->kind, sizeof(e->kind), "%s", ev->kind);
+    snprintf(e->text, sizeof(e->text), "%s", ev->text);
+    e->severity = ev->severity;
+}
+
+/* --- harness ---------------------------------------------------------------------------------- */
+
+static const fseries_t *find_series(const char *dev, const char *instance, const char *metric)
+{
+    for (size_t i = 0; i < n_series; i++) {
+        if (strcmp(series[i].device, dev) == 0 && strcmp(series[i].instance, instance) == 0 &&
+            strcmp(series[i].metric, metric) == 0) {
+            return &series[i];
+        }
+    }
+    return NULL;
+}
+
+static uint32_t series_id(const char *dev, const char *instance, const char *metric)
+{
+    const fseries_t *s = find_series(dev, instance, metric);
+    return s != NULL ? (uint32_t)(s - series) + 1 : 0;
+}
+
+static const char *label(const fseries_t *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_labels; i++) {
+        if (strcmp(s->lk[i], key) == 0) {
+            return s->lv[i];
+        }
+    }
+    return NULL;
+}
+
+/* The nth (0-based) sample of a series, or NULL. */
+static const fsample_t *nth_sample(uint32_t id, size_t nth)
+{
+    for (size_t i = 0; i < n_samples; i++) {
+        if (samples[i].id == id && nth-- == 0) {
+            return &samples[i];
+        }
+    }
+    return NULL;
+}
+
+static size_t count_samples(uint32_t id)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_samples; i++) {
+        n += samples[i].id == id;
+    }
+    return n;
+}
+
+static size_t polls_of(const char *dev)
+{
+    uint32_t id = series_id(dev, "", "reachable");
+    return id != 0 ? count_samples(id) : 0;
+}
+
+static size_t count_events(const char *kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_events; i++) {
+        n += strcmp(events[i].kind, kind) == 0;
+    }
+    return n;
+}
+
+typedef struct world {
+    uv_loop_t loop;
+    kvl_agent_cfg_t cfg;
+    kvl_device_cfg_t devs[MAX_FAKE_DEVS];
+    kvl_poller_t *p;
+    bool done;
+} world_t;
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until pred() holds or ms pass. Returns pred(). */
+static bool run_until(world_t *w, bool (*pred)(world_t *w, const void *arg), const void *arg,
+                      uint64_t ms)
+{
+    uv_timer_t wake;
+    uv_timer_init(&w->loop, &wake);
+    uv_timer_start(&wake, on_wake, 10, 10);
+    uint64_t deadline = uv_now(&w->loop) + ms;
+    bool ok;
+    while (!(ok = pred(w, arg)) && uv_now(&w->loop) < deadline) {
+        uv_run(&w->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+typedef struct polls_arg {
+    const char *dev;
+    size_t n;
+} polls_arg_t;
+
+static bool have_polls(world_t *w, const void *arg)
+{
+    (void)w;
+    const polls_arg_t *a = arg;
+    return polls_of(a->dev) >= a->n;
+}
+
+static void wait_polls(world_t *w, const char *dev, size_t n)
+{
+    polls_arg_t a = {dev, n};
+    assert_true(run_until(w, have_polls, &a, 5000));
+}
+
+static void reset_fakes(void)
+{
+    for (size_t i = 0; i < n_fake_devs; i++) {
+        free(fake_devs[i]);
+    }
+    n_fake_devs = 0;
+    n_series = n_samples = n_events = 0;
+    in_group = false;
+}
+
+static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
+                                      int64_t interval_ms)
+{
+    kvl_device_cfg_t *d = &w->devs[w->cfg.n_devices++];
+    d->name = (char *)name;
+    d->address = (char *)"127.0.0.1";
+    d->port = 161;
+    d->version = version;
+    d->community = (char *)"secret";
+    d->interval_ms = interval_ms;
+    d->timeout_ms = 50;
+    d->retries = 1;
+    d->max_repetitions = 25;
+    return d;
+}
+
+static void world_init(world_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    w->cfg.id = (char *)"test";
+    w->cfg.site = (char *)"lab";
+    w->cfg.devices = w->devs;
+    /* KVL_TEST_LOG=debug shows what the poller logs */
+    const char *lvl = getenv("KVL_TEST_LOG");
+    kvl_log_level = lvl != NULL ? kvl_log_level_parse(lvl) : KVL_LOG_LEVEL_ERROR;
+}
+
+static int dummy_batcher; /* the fake batcher keeps its state in statics */
+
+static void world_start(world_t *w)
+{
+    w->p = kvl_poller_new(&w->loop, &w->cfg, (kvl_batcher_t *)&dummy_batcher);
+    assert_non_null(w->p);
+}
+
+static void world_stop(world_t *w)
+{
+    kvl_poller_free(w->p);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&w->loop), 0); /* every handle closed */
+    reset_fakes();
+}
+
+/* A device with three interfaces:
+ *   1: ifName Gi0/1, HC and 32-bit octets, ifSpeed 1 Gbit/s, alias "uplink";
+ *   2: no ifName, ifDescr "eth2", 32-bit counters only, ifSpeed 4294967295 + ifHighSpeed
+ *      10000;
+ *   3: only ifType and ifOperStatus (no name, no counters). */
+static fake_dev_t *standard_device(const char *name)
+{
+    fake_dev_t *d = fake_dev_new(name);
+    mib_str(d, IF(2, 1), "GigabitEthernet0/1");
+    mib_int(d, IF(3, 1), 6);
+    mib_gauge(d, IF(5, 1), 1000000000);
+    mib_int(d, IF(7, 1), 1);
+    mib_int(d, IF(8, 1), 1);
+    mib_c32(d, IF(10, 1), 1111);
+    mib_c32(d, IF(16, 1), 2222);
+    mib_c32(d, IF(14, 1), 7);
+    mib_str(d, IFX(1, 1), "Gi0/1");
+    mib_c64(d, IFX(6, 1), 5000000000ull);
+    mib_c64(d, IFX(10, 1), 6000000000ull);
+    mib_gauge(d, IFX(15, 1), 1000);
+    mib_str(d, IFX(18, 1), "uplink");
+
+    mib_str(d, IF(2, 2), "eth2");
+    mib_int(d, IF(3, 2), 6);
+    mib_gauge(d, IF(5, 2), 4294967295u);
+    mib_int(d, IF(7, 2), 1);
+    mib_int(d, IF(8, 2), 2);
+    mib_c32(d, IF(10, 2), 300);
+    mib_c32(d, IF(16, 2), 400);
+    mib_gauge(d, IFX(15, 2), 10000);
+
+    mib_int(d, IF(3, 3), 24);
+    mib_int(d, IF(8, 3), 1);
+    return d;
+}
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+static void test_v2c_inventory_and_metrics(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd = standard_device("sw1");
+    world_device(&w, "sw1", KVL_SNMP_V2C, 60000);
+    world_start(&w);
+    wait_polls(&w, "sw1", 1);
+
+    /* names */
+    assert_non_null(find_series("sw1", "Gi0/1", "in_octets"));
+    assert_non_null(find_series("sw1", "eth2", "in_octets"));
+    assert_non_null(find_series("sw1", "if3", "oper_status"));
+
+    /* 64-bit column preferred, 32-bit otherwise */
+    assert_int_equal(nth_sample(series_id("sw1", "Gi0/1", "in_octets"), 0)->v, 5000000000ull);
+    assert_int_equal(nth_sample(series_id("sw1", "Gi0/1", "out_octets"), 0)->v, 6000000000ull);
+    assert_int_equal(nth_sample(series_id("sw1", "eth2", "in_octets"), 0)->v, 300);
+    assert_int_equal(nth_sample(series_id("sw1", "Gi0/1", "in_errors"), 0)->v, 7);
+    const fseries_t *s = find_series("sw1", "Gi0/1", "in_octets");
+    assert_int_equal(s->kind, KVL_KIND_COUNTER);
+    assert_int_equal(s->scope, KVL_SCOPE_INTERFACE);
+    assert_int_equal(s->interval_s, 60);
+    assert_string_equal(label(s, "ifIndex"), "1");
+    assert_string_equal(label(s, "ifName"), "Gi0/1");
+    assert_string_equal(label(s, "ifDescr"), "GigabitEthernet0/1");
+    assert_string_equal(label(s, "ifAlias"), "uplink");
+    assert_string_equal(label(s, "ifType"), "6");
+
+    /* only what the device has */
+    assert_null(find_series("sw1", "eth2", "in_ucast_pkts"));
+    assert_null(find_series("sw1", "eth2", "in_errors"));
+    assert_null(find_series("sw1", "if3", "in_octets"));
+    assert_null(find_series("sw1", "if3", "speed_bps"));
+    assert_null(find_series("sw1", "if3", "admin_status"));
+
+    /* states and speed */
+    assert_int_equal(nth_sample(series_id("sw1", "eth2", "oper_status"), 0)->v, 2);
+    assert_int_equal(find_series("sw1", "eth2", "oper_status")->kind, KVL_KIND_GAUGE);
+    assert_int_equal(nth_sample(series_id("sw1", "Gi0/1", "speed_bps"), 0)->v, 1000000000ull);
+    assert_int_equal(nth_sample(series_id("sw1", "eth2", "speed_bps"), 0)->v, 10000000000ull);
+
+    /* device group */
+    const fseries_t *up = find_series("sw1", "", "uptime_s");
+    assert_non_null(up);
+    assert_int_equal(up->scope, KVL_SCOPE_DEVICE);
+    assert_string_equal(label(up, "sysName"), "sw1.example");
+    assert_int_equal(nth_sample(series_id("sw1", "", "uptime_s"), 0)->v, 1000);
+    assert_int_equal(nth_sample(series_id("sw1", "", "reachable"), 0)->v, 1);
+    assert_int_equal(nth_sample(series_id("sw1", "", "interfaces"), 0)->v, 3);
+    assert_true(find_series("sw1", "", "response_ms")->real);
+    assert_true(nth_sample(series_id("sw1", "", "response_ms"), 0)->r > 1.4);
+    assert_int_equal(count_events("device_down"), 0);
+
+    /* the walk stayed within 60 varbinds per response and used max-repetitions > 1 */
+    assert_true(fd->max_reps_seen >= 2);
+    world_stop(&w);
+}
+
+static void test_duplicate_names(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = fake_dev_new("pc");
+    for (int i = 0; i < 3; i++) {
+        char oid[64];
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.2.2.1.2.%d", 12466 + i);
+        mib_str(d, oid, "HP Switch software loopback interface");
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.2.2.1.8.%d", 12466 + i);
+        mib_int(d, oid, 1);
+    }
+    mib_str(d, IF(2, 1), "1");
+    mib_int(d, IF(8, 1), 1);
+    world_device(&w, "pc", KVL_SNMP_V2C, 60000);
+    world_start(&w);
+    wait_polls(&w, "pc", 1);
+    assert_non_null(find_series("pc", "1", "oper_status"));
+    assert_non_null(
+        find_series("pc", "HP Switch software loopback interface#12466", "oper_status"));
+    assert_non_null(
+        find_series("pc", "HP Switch software loopback interface#12467", "oper_status"));
+    assert_non_null(
+        find_series("pc", "HP Switch software loopback interface#12468", "oper_status"));
+    assert_null(find_series("pc", "HP Switch software loopback interface", "oper_status"));
+    assert_int_equal(nth_sample(series_id("pc", "", "interfaces"), 0)->v, 4);
+    world_stop(&w);
+}
+
+static void test_reboot_and_discontinuity_time(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("r1");
+    mib_ticks(d, IFX(19, 1), 500);
+    world_device(&w, "r1", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "r1", 1);
+    uint32_t in1 = series_id("r1", "Gi0/1", "in_octets");
+    uint32_t in2 = series_id("r1", "eth2", "in_octets");
+
+    /* normal increase */
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 100015);
+    mib_c64(d, IFX(6, 1), 5000001000ull);
+    mib_c32(d, IF(10, 2), 350);
+    wait_polls(&w, "r1", 2);
+    assert_false(nth_sample(in1, 1)->unknown);
+    assert_int_equal(nth_sample(in1, 1)->v, 5000001000ull);
+    assert_false(nth_sample(in2, 1)->unknown);
+
+    /* ifCounterDiscontinuityTime of interface 1 moves: only it is unknown */
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 100030);
+    mib_ticks(d, IFX(19, 1), 100020);
+    mib_c64(d, IFX(6, 1), 10);
+    mib_c32(d, IF(10, 2), 360);
+    wait_polls(&w, "r1", 3);
+    assert_true(nth_sample(in1, 2)->unknown);
+    assert_false(nth_sample(in2, 2)->unknown);
+    assert_int_equal(nth_sample(in2, 2)->v, 360);
+
+    /* sysUpTime goes back: every counter is unknown once, then known again */
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 50);
+    mib_c64(d, IFX(6, 1), 20);
+    mib_c32(d, IF(10, 2), 370);
+    wait_polls(&w, "r1", 4);
+    assert_true(nth_sample(in1, 3)->unknown);
+    assert_true(nth_sample(in2, 3)->unknown);
+    assert_true(nth_sample(series_id("r1", "eth2", "out_octets"), 3)->unknown);
+    assert_false(nth_sample(series_id("r1", "eth2", "oper_status"), 3)->unknown);
+
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 65);
+    mib_c64(d, IFX(6, 1), 30);
+    mib_c32(d, IF(10, 2), 380);
+    wait_polls(&w, "r1", 5);
+    assert_false(nth_sample(in1, 4)->unknown);
+    assert_false(nth_sample(in2, 4)->unknown);
+    assert_int_equal(nth_sample(in2, 4)->v, 380);
+    world_stop(&w);
+}
+
+static void test_wrap_judged_by_speed(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = fake_dev_new("wr");
+    mib_str(d, IFX(1, 1), "fast");
+    mib_gauge(d, IF(5, 1), 1000000000);
+    mib_c32(d, IF(10, 1), 4294967000u);
+    mib_str(d, IFX(1, 2), "slow");
+    mib_gauge(d, IF(5, 2), 1000);
+    mib_c32(d, IF(10, 2), 4294967000u);
+    world_device(&w, "wr", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "wr", 1);
+    /* both wrap by 1296 octets in ~150 ms: plausible at 1 Gbit/s, not at 1 kbit/s */
+    mib_c32(d, IF(10, 1), 1000);
+    mib_c32(d, IF(10, 2), 1000);
+    wait_polls(&w, "wr", 2);
+    const fsample_t *fast = nth_sample(series_id("wr", "fast", "in_octets"), 1);
+    assert_false(fast->unknown);
+    assert_int_equal(fast->v, 4294967000ull + 1296);
+    assert_true(nth_sample(series_id("wr", "slow", "in_octets"), 1)->unknown);
+    world_stop(&w);
+}
+
+static void test_renumbered_interface_keeps_state(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = fake_dev_new("rn");
+    mib_str(d, IFX(1, 3), "ge-0/0/1");
+    mib_c64(d, IFX(6, 3), 1000);
+    world_device(&w, "rn", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "rn", 1);
+    uint32_t id = series_id("rn", "ge-0/0/1", "in_octets");
+    mib_del(d, IFX(1, 3));
+    mib_del(d, IFX(6, 3));
+    mib_str(d, IFX(1, 9), "ge-0/0/1");
+    mib_c64(d, IFX(6, 9), 2000);
+    wait_polls(&w, "rn", 2);
+    assert_int_equal(series_id("rn", "ge-0/0/1", "in_octets"), id);
+    assert_false(nth_sample(id, 1)->unknown);
+    assert_int_equal(nth_sample(id, 1)->v, 2000);
+    assert_string_equal(label(find_series("rn", "ge-0/0/1", "in_octets"), "ifIndex"), "9");
+    world_stop(&w);
+}
+
+static void check_v1_device(bool skip_c64)
+{
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("old");
+    d->v1_c64_skip = skip_c64;
+    mib_del(d, ".1.3.6.1.2.1.1.3.0"); /* no sysUpTime: noSuchName at index 1 */
+    world_device(&w, "old", KVL_SNMP_V1, 60000);
+    world_start(&w);
+    wait_polls(&w, "old", 1);
+    /* 32-bit octets because Counter64 cannot travel in v1 */
+    assert_int_equal(nth_sample(series_id("old", "Gi0/1", "in_octets"), 0)->v, 1111);
+    assert_int_equal(nth_sample(series_id("old", "Gi0/1", "out_octets"), 0)->v, 2222);
+    assert_int_equal(nth_sample(series_id("old", "eth2", "in_octets"), 0)->v, 300);
+    assert_null(find_series("old", "", "uptime_s"));
+    assert_string_equal(label(find_series("old", "", "reachable"), "sysName"), "sw1.example");
+    assert_int_equal(nth_sample(series_id("old", "", "interfaces"), 0)->v, 3);
+    assert_int_equal(nth_sample(series_id("old", "", "reachable"), 0)->v, 1);
+    world_stop(&w);
+}
+
+static void test_v1_nosuchname(void **state)
+{
+    (void)state;
+    check_v1_device(false);
+}
+
+static void test_v1_skips_counter64(void **state)
+{
+    (void)state;
+    check_v1_device(true);
+}
+
+static void test_down_and_up(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("fl");
+    standard_device("ok");
+    d->dead = true;
+    world_device(&w, "fl", KVL_SNMP_V2C, 150);
+    world_device(&w, "ok", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "ok", 4); /* the dead one slows nobody */
+    wait_polls(&w, "fl", 3);
+    uint32_t reach = series_id("fl", "", "reachable");
+    size_t n_down = polls_of("fl");
+    for (size_t i = 0; i < n_down; i++) {
+        assert_int_equal(nth_sample(reach, i)->v, 0);
+    }
+    assert_int_equal(count_events("device_down"), 1);
+    assert_int_equal(events[0].severity, KVL_SEV_CRITICAL);
+    assert_string_equal(events[0].device, "fl");
+    assert_non_null(strstr(events[0].text, "timeout after 2 tries to 127.0.0.1:161"));
+    assert_null(strstr(events[0].text, "secret")); /* never the community */
+    assert_null(find_series("fl", "Gi0/1", "in_octets"));
+
+    d->dead = false;
+    wait_polls(&w, "fl", n_down + 2);
+    assert_int_equal(nth_sample(reach, n_down + 1)->v, 1);
+    assert_int_equal(count_events("device_down"), 1);
+    assert_int_equal(count_events("device_up"), 1);
+    assert_non_null(find_series("fl", "Gi0/1", "in_octets"));
+    d->fail_send = true;
+    wait_polls(&w, "fl", n_down + 4);
+    assert_int_equal(count_events("device_down"), 2);
+    assert_int_equal(nth_sample(reach, n_down + 3)->v, 0);
+    world_stop(&w);
+}
+
+static void test_too_big_and_small_responses(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("tb");
+    d->too_big_above = 1;
+    d->max_vbs = 7;
+    world_device(&w, "tb", KVL_SNMP_V2C, 60000);
+    world_start(&w);
+    wait_polls(&w, "tb", 1);
+    assert_int_equal(nth_sample(series_id("tb", "", "interfaces"), 0)->v, 3);
+    assert_int_equal(nth_sample(series_id("tb", "Gi0/1", "in_octets"), 0)->v, 5000000000ull);
+    assert_int_equal(nth_sample(series_id("tb", "eth2", "out_octets"), 0)->v, 400);
+    world_stop(&w);
+}
+
+static void test_overrun_skips_ticks(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("slow");
+    d->delay_ms = 40; /* a poll takes several requests x 40 ms > the 100 ms interval */
+    world_device(&w, "slow", KVL_SNMP_V2C, 100);
+    world_start(&w);
+    wait_polls(&w, "slow", 3);
+    assert_int_equal(d->max_in_flight, 1);
+    /* every poll completed its walk */
+    assert_int_equal(count_samples(series_id("slow", "", "interfaces")), polls_of("slow"));
+    world_stop(&w);
+}
+
+static void on_done(void *arg)
+{
+    world_t *w = arg;
+    w->done = true;
+}
+
+static bool is_done(world_t *w, const void *arg)
+{
+    (void)arg;
+    return w->done;
+}
+
+static void test_once(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    standard_device("a");
+    fake_dev_t *b = standard_device("b");
+    b->dead = true;
+    world_device(&w, "a", KVL_SNMP_V2C, 100);
+    world_device(&w, "b", KVL_SNMP_V2C, 100);
+    world_start(&w);
+    kvl_poller_set_once(w.p, on_done, &w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    assert_int_equal(polls_of("a"), 1);
+    assert_int_equal(polls_of("b"), 1);
+    assert_int_equal(count_events("device_down"), 1);
+    /* nothing more happens */
+    uv_timer_t t;
+    uv_timer_init(&w.loop, &t);
+    uv_timer_start(&t, on_wake, 300, 0);
+    uv_run(&w.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    assert_int_equal(polls_of("a"), 1);
+    world_stop(&w);
+}
+
+static void test_non_increasing_column_ends(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("ni");
+    mib_str(d, IFX(18, 2), "second alias");
+    mib_str(d, ".1.3.6.1.2.1.31.1.1.1.1.7.5", "two-part index: not a row");
+    d->regress = ".1.3.6.1.2.1.31.1.1.1.18"; /* ifAlias answers go back to row 1 */
+    world_device(&w, "ni", KVL_SNMP_V2C, 60000);
+    world_start(&w);
+    wait_polls(&w, "ni", 1);
+    assert_int_equal(nth_sample(series_id("ni", "", "interfaces"), 0)->v, 3);
+    assert_string_equal(label(find_series("ni", "Gi0/1", "in_octets"), "ifAlias"), "uplink");
+    assert_string_equal(label(find_series("ni", "eth2", "in_octets"), "ifAlias"), "");
+    world_stop(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v2c_inventory_and_metrics),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_reboot_and_discontinuity_time),
+        cmocka_unit_test(test_wrap_judged_by_speed),
+        cmocka_unit_test(test_renumbered_interface_keeps_state),
+        cmocka_unit_test(test_v1_nosuchname),
+        cmocka_unit_test(test_v1_skips_counter64),
+        cmocka_unit_test(test_down_and_up),
+        cmocka_unit_test(test_too_big_and_small_responses),
+        cmocka_unit_test(test_overrun_skips_ticks),
+        cmocka_unit_test(test_once),
+        cmocka_unit_test(test_non_increasing_column_ends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
