@@ -17,21 +17,44 @@
 
 static const char *const versions[] = {"1", "2c", NULL};
 
-#define DEVICE_FIELDS                                                                          \
-    {"port", KVL_CFG_INT, offsetof(kvl_device_cfg_t, port), 1, 65535, NULL, NULL, 0,          \
-     "UDP port of the SNMP agent (161)"},                                                      \
-        {"version", KVL_CFG_ENUM, offsetof(kvl_device_cfg_t, version), 0, 0, versions, NULL,  \
-         0, "SNMP version: 1 or 2c"},                                                          \
-        {"community", KVL_CFG_STR, offsetof(kvl_device_cfg_t, community), 0, 0, NULL, NULL,   \
-         0, "SNMP community"},                                                                 \
-        {"interval", KVL_CFG_DURATION, offsetof(kvl_device_cfg_t, interval_ms), 1000,         \
-         86400000, NULL, NULL, 0, "poll interval, also the archive step (60s)"},              \
-        {"timeout", KVL_CFG_DURATION, offsetof(kvl_device_cfg_t, timeout_ms), 100, 60000,     \
-         NULL, NULL, 0, "time to wait for each answer (2s)"},                                  \
-        {"retries", KVL_CFG_INT, offsetof(kvl_device_cfg_t, retries), 0, 10, NULL, NULL, 0,   \
-         "requests resent after a timeout (1)"},                                               \
-        {"max_repetitions", KVL_CFG_INT, offsetof(kvl_device_cfg_t, max_repetitions), 1, 200, \
-         NULL, NULL, 0, "GETBULK max-repetitions upper bound (25)"}
+#define DEVICE_FIELDS                                                                              \
+    {"port", KVL_CFG_INT, offsetof(kvl_device_cfg_t, port),  1, 65535, NULL,                       \
+     NULL,   0,           "UDP port of the SNMP agent (161)"},                                     \
+        {"version",                                                                                \
+         KVL_CFG_ENUM,                                                                             \
+         offsetof(kvl_device_cfg_t, version),                                                      \
+         0,                                                                                        \
+         0,                                                                                        \
+         versions,                                                                                 \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "SNMP version: 1 or 2c"},                                                                 \
+        {"community", KVL_CFG_STR,     offsetof(kvl_device_cfg_t, community), 0, 0, NULL, NULL,    \
+         0,           "SNMP community"},                                                           \
+        {"interval",                                                                               \
+         KVL_CFG_DURATION,                                                                         \
+         offsetof(kvl_device_cfg_t, interval_ms),                                                  \
+         1000,                                                                                     \
+         86400000,                                                                                 \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "poll interval, also the archive step (60s)"},                                            \
+        {"timeout",                                                                                \
+         KVL_CFG_DURATION,                                                                         \
+         offsetof(kvl_device_cfg_t, timeout_ms),                                                   \
+         100,                                                                                      \
+         60000,                                                                                    \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "time to wait for each answer (2s)"},                                                     \
+        {"retries", KVL_CFG_INT, offsetof(kvl_device_cfg_t, retries),  0, 10, NULL,                \
+         NULL,      0,           "requests resent after a timeout (1)"},                           \
+    {                                                                                              \
+        "max_repetitions", KVL_CFG_INT, offsetof(kvl_device_cfg_t, max_repetitions), 1, 200, NULL, \
+            NULL, 0, "GETBULK max-repetitions upper bound (25)"                                    \
+    }
 
 static const kvl_cfg_field_t default_fields[] = {DEVICE_FIELDS, {NULL}};
 

@@ -49,7 +49,7 @@ typedef struct kvl_device_cfg {
 typedef struct kvl_agent_cfg {
     char *id;
     char *site;
-    char *collector;        /* "host:port" as written */
+    char *collector; /* "host:port" as written */
     char collector_host[256];
     uint16_t collector_port;
     int log_level;

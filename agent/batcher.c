@@ -36,10 +36,10 @@ typedef struct group_span {
     size_t first_unknown, n_unknown;
 } group_span_t;
 
-#define VEC(type)                                                                              \
-    struct {                                                                                   \
-        type *v;                                                                               \
-        size_t n, cap;                                                                         \
+#define VEC(type)                                                                                  \
+    struct {                                                                                       \
+        type *v;                                                                                   \
+        size_t n, cap;                                                                             \
     }
 
 struct kvl_batcher {
@@ -51,7 +51,7 @@ struct kvl_batcher {
 
     series_t *series;
     size_t n_series, cap_series;
-    uint32_t *slots; /* hash: 0 = empty, else id */
+    uint32_t *slots;        /* hash: 0 = empty, else id */
     kvl_series_def_t *view; /* kvl_batcher_all_defs' answer */
     size_t view_cap;
     size_t n_slots;
@@ -68,19 +68,19 @@ struct kvl_batcher {
     bool oom_logged;
 };
 
-#define VEC_PUSH(b, vec, val)                                                                  \
-    do {                                                                                       \
-        if ((vec).n == (vec).cap) {                                                            \
-            size_t ncap_ = (vec).cap ? (vec).cap * 2 : 64;                                     \
-            void *nv_ = realloc((vec).v, ncap_ * sizeof(*(vec).v));                            \
-            if (nv_ == NULL) {                                                                 \
-                oom(b);                                                                        \
-                break;                                                                         \
-            }                                                                                  \
-            (vec).v = nv_;                                                                     \
-            (vec).cap = ncap_;                                                                 \
-        }                                                                                      \
-        (vec).v[(vec).n++] = (val);                                                            \
+#define VEC_PUSH(b, vec, val)                                                                      \
+    do {                                                                                           \
+        if ((vec).n == (vec).cap) {                                                                \
+            size_t ncap_ = (vec).cap ? (vec).cap * 2 : 64;                                         \
+            void *nv_ = realloc((vec).v, ncap_ * sizeof(*(vec).v));                                \
+            if (nv_ == NULL) {                                                                     \
+                oom(b);                                                                            \
+                break;                                                                             \
+            }                                                                                      \
+            (vec).v = nv_;                                                                         \
+            (vec).cap = ncap_;                                                                     \
+        }                                                                                          \
+        (vec).v[(vec).n++] = (val);                                                                \
     } while (0)
 
 static void oom(kvl_batcher_t *b)

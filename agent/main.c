@@ -181,8 +181,9 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
-        KVL_LOG_INFO("agent", a.cfg->id, "kaaval-agent %s starting: site %s, %zu devices, collector %s",
-                     KVL_VERSION, a.cfg->site, a.cfg->n_devices, a.cfg->collector);
+        KVL_LOG_INFO("agent", a.cfg->id,
+                     "kaaval-agent %s starting: site %s, %zu devices, collector %s", KVL_VERSION,
+                     a.cfg->site, a.cfg->n_devices, a.cfg->collector);
         kvl_uplink_start(a.up);
     }
     uv_run(a.loop, UV_RUN_DEFAULT);

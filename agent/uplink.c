@@ -452,8 +452,8 @@ static void connect_now(kvl_uplink_t *u)
     snprintf(port, sizeof(port), "%u", u->cfg->collector_port);
     u->resolver.data = u;
     u->state = ST_RESOLVING;
-    int rc = uv_getaddrinfo(u->loop, &u->resolver, on_resolved, u->cfg->collector_host, port,
-                            &hints);
+    int rc =
+        uv_getaddrinfo(u->loop, &u->resolver, on_resolved, u->cfg->collector_host, port, &hints);
     if (rc != 0) {
         KVL_LOG_WARN("uplink", u->cfg->collector, "cannot resolve %s: %s", u->cfg->collector_host,
                      uv_strerror(rc));

@@ -33,8 +33,8 @@ static int parse_listen(kvl_cfg_node_t n, void *target)
 {
     kvl_collector_cfg_t *c = target;
     const char *s = kvl_cfg_scalar(n);
-    if (s == NULL || kvl_parse_hostport(s, c->listen_host, sizeof(c->listen_host),
-                                        &c->listen_port) != 0) {
+    if (s == NULL ||
+        kvl_parse_hostport(s, c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0) {
         return kvl_cfg_error(n, "expected an address to listen on as host:port, e.g. "
                                 "0.0.0.0:5140");
     }
@@ -150,8 +150,7 @@ static const kvl_cfg_field_t fields[] = {
      "agent connections held at once (2000)"},
     {"max_frame", KVL_CFG_INT, OFF(max_frame), 1024, 64 * 1024 * 1024, NULL, NULL, 0,
      "largest frame accepted, bytes (4194304)"},
-    {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0,
-     "list of resolution:retention"},
+    {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0, "list of resolution:retention"},
     {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
     {NULL},
 };

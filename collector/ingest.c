@@ -19,8 +19,8 @@
 #include "wire.h"
 
 #define MAX_SERIES_ID (16u * 1024u * 1024u)
-#define QUEUE_HIGH 8  /* stop reading an agent with this many batches waiting */
-#define QUEUE_LOW 2   /* resume below this */
+#define QUEUE_HIGH 8 /* stop reading an agent with this many batches waiting */
+#define QUEUE_LOW 2  /* resume below this */
 #define HELLO_TIMEOUT_MS 10000
 
 typedef struct agent_state {
@@ -180,8 +180,10 @@ static int batch_to_job(conn_t *c, const kvl_batch_t *b, kvl_store_job_t *job, c
             n++;
         }
         if (rc < 0) {
-            snprintf(err, errlen, "group %zu refers to an undefined series or its values do not "
-                                  "add up", g);
+            snprintf(err, errlen,
+                     "group %zu refers to an undefined series or its values do not "
+                     "add up",
+                     g);
             break;
         }
         rc = 0;
@@ -344,8 +346,9 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     kvl_ingest_t *in = c->in;
     if (h->protocol != KVL_PROTOCOL_VERSION) {
         char why[128];
-        snprintf(why, sizeof(why), "protocol version %u is not supported (this collector speaks %u)",
-                 h->protocol, KVL_PROTOCOL_VERSION);
+        snprintf(why, sizeof(why),
+                 "protocol version %u is not supported (this collector speaks %u)", h->protocol,
+                 KVL_PROTOCOL_VERSION);
         refuse(c, why);
         return;
     }
@@ -415,8 +418,8 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
         }
         if (b->seq <= c->last_seq) {
             char why[128];
-            snprintf(why, sizeof(why), "batch %" PRIu64 " out of order (after %" PRIu64 ")",
-                     b->seq, c->last_seq);
+            snprintf(why, sizeof(why), "batch %" PRIu64 " out of order (after %" PRIu64 ")", b->seq,
+                     c->last_seq);
             conn_close(c, why);
             return KVL_EPROTO;
         }
@@ -432,7 +435,8 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
         pending_t *p = calloc(1, sizeof(*p));
         kvl_store_job_t *job = kvl_store_job_new();
         char err[200] = "";
-        int rc = (p == NULL || job == NULL) ? KVL_ENOMEM : batch_to_job(c, b, job, err, sizeof(err));
+        int rc =
+            (p == NULL || job == NULL) ? KVL_ENOMEM : batch_to_job(c, b, job, err, sizeof(err));
         if (rc != 0) {
             free(p);
             kvl_store_job_free(job);

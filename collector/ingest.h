@@ -23,12 +23,12 @@ typedef struct kvl_ingest kvl_ingest_t;
 /* Binds and listens. Returns NULL and logs why on failure. */
 kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kvl_store_t *store);
 typedef struct kvl_ingest_stats {
-    uint64_t connections;      /* accepted in all */
-    uint64_t batches_written;  /* batches written and acknowledged */
-    uint64_t batches_duplicate;/* batches acknowledged again without writing */
-    uint64_t samples_written;  /* values in written archive updates */
-    uint64_t updates_stale;    /* updates the archives refused as out of order */
-    uint64_t protocol_errors;  /* connections closed for an error (bad frame, refusal, limit) */
+    uint64_t connections;       /* accepted in all */
+    uint64_t batches_written;   /* batches written and acknowledged */
+    uint64_t batches_duplicate; /* batches acknowledged again without writing */
+    uint64_t samples_written;   /* values in written archive updates */
+    uint64_t updates_stale;     /* updates the archives refused as out of order */
+    uint64_t protocol_errors;   /* connections closed for an error (bad frame, refusal, limit) */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -37,8 +37,7 @@ static void usage(FILE *f)
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
-    KVL_LOG_INFO("collector", a->cfg->id, "stopping (signal %d): finishing archive writes",
-                 signum);
+    KVL_LOG_INFO("collector", a->cfg->id, "stopping (signal %d): finishing archive writes", signum);
     kvl_ingest_free(a->ingest);
     a->ingest = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -48,8 +47,10 @@ static void on_signal(uv_signal_t *s, int signum)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;

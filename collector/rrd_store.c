@@ -8,10 +8,10 @@
 #include "rrd_store.h"
 
 #include <errno.h>
+#include <rrd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <rrd.h>
 
 static kvl_rrd_result_t take_error(char *err, size_t errlen)
 {

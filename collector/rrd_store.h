@@ -14,8 +14,8 @@ typedef struct kvl_rrd_ds {
 } kvl_rrd_ds_t;
 
 typedef struct kvl_rrd_rra {
-    const char *cf;        /* "AVERAGE", "MAX", ... */
-    uint32_t steps;        /* primary points per row */
+    const char *cf; /* "AVERAGE", "MAX", ... */
+    uint32_t steps; /* primary points per row */
     uint32_t rows;
 } kvl_rrd_rra_t;
 
@@ -31,7 +31,7 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
                                 const kvl_rrd_ds_t *ds, size_t n_ds, const kvl_rrd_rra_t *rra,
                                 size_t n_rra, char *err, size_t errlen);
 /* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). */
-kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update,
-                                char *err, size_t errlen);
+kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
+                                size_t errlen);
 
 #endif

@@ -87,8 +87,7 @@ kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg)
         return NULL;
     }
     if (access(s->data_dir, W_OK) != 0) {
-        KVL_LOG_ERROR("store", s->data_dir, "cannot write to the data folder: %s",
-                      strerror(errno));
+        KVL_LOG_ERROR("store", s->data_dir, "cannot write to the data folder: %s", strerror(errno));
         kvl_store_free(s);
         return NULL;
     }

@@ -257,9 +257,9 @@ int kvl_cfg_read_duration(kvl_cfg_node_t n, int64_t min_ms, int64_t max_ms, int6
                              s ? "'" : "", s ? s : describe(n), s ? "'" : "");
     }
     if (v < min_ms || v > max_ms) {
-        return kvl_cfg_error(n, "duration '%s' is out of range: expected %" PRId64
-                                "ms to %" PRId64 "ms",
-                             s, min_ms, max_ms);
+        return kvl_cfg_error(
+            n, "duration '%s' is out of range: expected %" PRId64 "ms to %" PRId64 "ms", s, min_ms,
+            max_ms);
     }
     *out = v;
     return 0;
@@ -282,8 +282,8 @@ static int read_bool(kvl_cfg_node_t n, bool *out)
             }
         }
     }
-    return kvl_cfg_error(n, "expected true or false, got %s%s%s", s ? "'" : "",
-                         s ? s : describe(n), s ? "'" : "");
+    return kvl_cfg_error(n, "expected true or false, got %s%s%s", s ? "'" : "", s ? s : describe(n),
+                         s ? "'" : "");
 }
 
 static int read_enum(kvl_cfg_node_t n, const char *const *choices, int *out)

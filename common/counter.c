@@ -13,9 +13,8 @@ static kvl_counter_result_t restart(kvl_counter_t *c, uint64_t raw, int64_t t_ms
     return KVL_COUNTER_UNKNOWN;
 }
 
-kvl_counter_result_t kvl_counter_update(kvl_counter_t *c, uint64_t raw, unsigned bits,
-                                        int64_t t_ms, double max_rate, bool discontinuity,
-                                        uint64_t *out)
+kvl_counter_result_t kvl_counter_update(kvl_counter_t *c, uint64_t raw, unsigned bits, int64_t t_ms,
+                                        double max_rate, bool discontinuity, uint64_t *out)
 {
     if (bits == 32) {
         raw &= 0xffffffffu;

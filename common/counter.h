@@ -24,10 +24,10 @@
 #include <stdint.h>
 
 typedef struct kvl_counter {
-    bool have;     /* a previous reading exists */
-    uint64_t raw;  /* previous raw reading */
-    uint64_t ext;  /* previous continuous value */
-    int64_t t_ms;  /* time of the previous reading */
+    bool have;    /* a previous reading exists */
+    uint64_t raw; /* previous raw reading */
+    uint64_t ext; /* previous continuous value */
+    int64_t t_ms; /* time of the previous reading */
 } kvl_counter_t;
 
 typedef enum {
@@ -37,8 +37,7 @@ typedef enum {
 
 /* bits is 32 or 64. max_rate is the highest believable increase per second, or 0 when no
  * bound is known. */
-kvl_counter_result_t kvl_counter_update(kvl_counter_t *c, uint64_t raw, unsigned bits,
-                                        int64_t t_ms, double max_rate, bool discontinuity,
-                                        uint64_t *out);
+kvl_counter_result_t kvl_counter_update(kvl_counter_t *c, uint64_t raw, unsigned bits, int64_t t_ms,
+                                        double max_rate, bool discontinuity, uint64_t *out);
 
 #endif

@@ -12,15 +12,15 @@
 
 enum {
     KVL_OK = 0,
-    KVL_ENOMEM = -10001,       /* allocation failed */
-    KVL_EINVAL = -10002,       /* bad argument or value */
-    KVL_EFRAME_TOO_BIG = -10003,  /* frame length above the maximum */
-    KVL_EFRAME_EMPTY = -10004,    /* frame of length zero */
-    KVL_EFRAME_TRUNCATED = -10005,/* stream ended inside a frame */
-    KVL_EDECODE = -10006,      /* payload is not a valid message */
-    KVL_EPROTO = -10007,       /* valid message, wrong place or inconsistent */
-    KVL_ECONFIG = -10008,      /* configuration error (message already formatted) */
-    KVL_EIO = -10009,          /* file or archive error */
+    KVL_ENOMEM = -10001,           /* allocation failed */
+    KVL_EINVAL = -10002,           /* bad argument or value */
+    KVL_EFRAME_TOO_BIG = -10003,   /* frame length above the maximum */
+    KVL_EFRAME_EMPTY = -10004,     /* frame of length zero */
+    KVL_EFRAME_TRUNCATED = -10005, /* stream ended inside a frame */
+    KVL_EDECODE = -10006,          /* payload is not a valid message */
+    KVL_EPROTO = -10007,           /* valid message, wrong place or inconsistent */
+    KVL_ECONFIG = -10008,          /* configuration error (message already formatted) */
+    KVL_EIO = -10009,              /* file or archive error */
 };
 
 /* Returns a static description of a KVL_E* code (or of a libuv code). */

@@ -40,9 +40,9 @@ void kvl_log_write(int level, const char *module, const char *target, const char
         level = KVL_LOG_LEVEL_DEBUG;
     }
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s [%s%s%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level], module,
-                     target ? " " : "", target ? target : "");
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), level_names[level], module, target ? " " : "",
+                     target ? target : "");
     if (n < 0) {
         return;
     }

@@ -25,11 +25,11 @@ int kvl_log_level_parse(const char *name);
 void kvl_log_write(int level, const char *module, const char *target, const char *fmt, ...)
     KVL_PRINTF(4, 5);
 
-#define KVL_LOG(level, module, target, ...)                                                   \
-    do {                                                                                     \
-        if ((level) <= kvl_log_level) {                                                      \
-            kvl_log_write((level), (module), (target), __VA_ARGS__);                         \
-        }                                                                                    \
+#define KVL_LOG(level, module, target, ...)                                                        \
+    do {                                                                                           \
+        if ((level) <= kvl_log_level) {                                                            \
+            kvl_log_write((level), (module), (target), __VA_ARGS__);                               \
+        }                                                                                          \
     } while (0)
 #define KVL_LOG_ERROR(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_ERROR, module, target, __VA_ARGS__)
 #define KVL_LOG_WARN(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_WARN, module, target, __VA_ARGS__)

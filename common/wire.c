@@ -301,9 +301,8 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
         const Kaaval__V1__Group *q = p->groups[i];
         kvl_group_t *g = &gs[i];
         if (q->n_values + q->n_reals + q->n_unknown != q->n_id_deltas) {
-            return fail(err, errlen,
-                        "group %zu: %zu ids but %zu values, %zu reals and %zu unknown", i,
-                        q->n_id_deltas, q->n_values, q->n_reals, q->n_unknown);
+            return fail(err, errlen, "group %zu: %zu ids but %zu values, %zu reals and %zu unknown",
+                        i, q->n_id_deltas, q->n_values, q->n_reals, q->n_unknown);
         }
         g->time_ms = p->base_time_ms + q->t_offset_ms;
         uint32_t *ids = NEW(a, uint32_t, q->n_id_deltas);

@@ -61,7 +61,7 @@ typedef struct kvl_group {
     size_t n_ids;
     const uint64_t *values; /* integer series, in id order, unknown ones left out */
     size_t n_values;
-    const double *reals;    /* real-valued series, likewise */
+    const double *reals; /* real-valued series, likewise */
     size_t n_reals;
     const uint32_t *unknown; /* increasing positions into ids */
     size_t n_unknown;

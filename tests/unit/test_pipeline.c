@@ -4,11 +4,11 @@
  * were made, resent batches are not written twice, and a peer sending garbage is cut off
  * while a good agent goes on.
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,11 +226,11 @@ static void test_duplicate_not_written_twice(void **state)
     const kvl_series_def_t *defs;
     size_t nd;
     kvl_batcher_all_defs(w.batcher, &defs, &nd);
-    kvl_group_t g = {.time_ms = t0 * 1000, .ids = &id, .n_ids = 1,
-                     .values = (uint64_t[]){1}, .n_values = 1};
+    kvl_group_t g = {
+        .time_ms = t0 * 1000, .ids = &id, .n_ids = 1, .values = (uint64_t[]){1}, .n_values = 1};
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
-    m.u.batch = (kvl_batch_t){.seq = kvl_uplink_next_seq(w.up), .defs = defs, .n_defs = nd,
-                              .groups = &g, .n_groups = 1};
+    m.u.batch = (kvl_batch_t){
+        .seq = kvl_uplink_next_seq(w.up), .defs = defs, .n_defs = nd, .groups = &g, .n_groups = 1};
     kvl_buf_t f1 = {0}, f2 = {0};
     assert_int_equal(kvl_wire_encode(&m, &f1), 0);
     assert_int_equal(kvl_wire_encode(&m, &f2), 0);
@@ -303,10 +303,10 @@ static void test_garbage_peer_is_cut_off(void **state)
         const char *bytes;
         size_t len;
     } cases[] = {
-        {"\x00\x00\x00\x05hello", 9},                 /* not a protobuf message */
-        {"\x7f\xff\xff\xff", 4},                      /* oversized length */
-        {"\x00\x00\x00\x02\x32\x00", 6},              /* an ack before any hello */
-        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27},    /* someone's browser */
+        {"\x00\x00\x00\x05hello", 9},              /* not a protobuf message */
+        {"\x7f\xff\xff\xff", 4},                   /* oversized length */
+        {"\x00\x00\x00\x02\x32\x00", 6},           /* an ack before any hello */
+        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27}, /* someone's browser */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         world_t w;
@@ -321,8 +321,12 @@ static void test_garbage_peer_is_cut_off(void **state)
         uv_tcp_connect(&rc.conn, &rc.tcp, (const struct sockaddr *)&sa, raw_connected);
 
         /* Meanwhile the good agent's samples go through. */
-        kvl_series_key_t k = {.device = "sw1", .scope = KVL_SCOPE_DEVICE, .instance = "",
-                              .metric = "reachable", .kind = KVL_KIND_GAUGE, .interval_s = 60};
+        kvl_series_key_t k = {.device = "sw1",
+                              .scope = KVL_SCOPE_DEVICE,
+                              .instance = "",
+                              .metric = "reachable",
+                              .kind = KVL_KIND_GAUGE,
+                              .interval_s = 60};
         uint32_t id = kvl_batcher_series(w.batcher, &k);
         kvl_batcher_group_begin(w.batcher, ((int64_t)time(NULL) - 100) * 1000);
         kvl_batcher_add(w.batcher, id, 1);
