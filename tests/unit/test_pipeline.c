@@ -4,11 +4,12 @@
  * were made, resent batches are not written twice, and a peer sending garbage is cut off
  * while a good agent goes on.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
