@@ -29,10 +29,13 @@ static const kvl_rrd_ds_t interface_ds[] = {
 };
 
 static const kvl_rrd_ds_t device_ds[] = {
-    {"reachable", 0},
-    {"uptime_s", 0},
-    {"response_ms", 0},
-    {"interfaces", 0},
+    {"reachable", 0}, {"uptime_s", 0}, {"response_ms", 0}, {"interfaces", 0}, {"down_reason", 0},
+};
+
+static const kvl_rrd_ds_t agent_ds[] = {
+    {"snmp_requests", 1}, {"snmp_timeouts", 1}, {"snmp_varbinds", 1},
+    {"snmp_errors", 1},   {"devices", 0},       {"devices_down", 0},
+    {"inflight", 0},      {"cycle_ms", 0},      {"lag_ms", 0},
 };
 
 struct kvl_store {
@@ -179,6 +182,9 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
             return KVL_EINVAL;
         }
         n = snprintf(out, outlen, "%s/%s/%s/%s.rrd", data_dir, s, d, i);
+    } else if (scope == KVL_SCOPE_AGENT) {
+        /* A leading '_' is always escaped in names, so "_agent" cannot be a device. */
+        n = snprintf(out, outlen, "%s/%s/_agent/%s.rrd", data_dir, s, d);
     } else {
         n = snprintf(out, outlen, "%s/%s/%s.rrd", data_dir, s, d);
     }
@@ -207,6 +213,9 @@ static void schema_of(kvl_scope_t scope, const kvl_rrd_ds_t **ds, size_t *n)
     if (scope == KVL_SCOPE_INTERFACE) {
         *ds = interface_ds;
         *n = KVL_ARRAY_SIZE(interface_ds);
+    } else if (scope == KVL_SCOPE_AGENT) {
+        *ds = agent_ds;
+        *n = KVL_ARRAY_SIZE(agent_ds);
     } else {
         *ds = device_ds;
         *n = KVL_ARRAY_SIZE(device_ds);

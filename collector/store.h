@@ -6,6 +6,7 @@
  * loop with what was written. Files are created on first use:
  *   <data_dir>/<site>/<device>/<interface>.rrd   SCOPE_INTERFACE
  *   <data_dir>/<site>/<device>.rrd               SCOPE_DEVICE
+ *   <data_dir>/<site>/_agent/<agent id>.rrd      SCOPE_AGENT (the agent's own statistics)
  * with names made file-safe (names.h), step = the series' interval, DERIVE (min 0) for
  * counters and GAUGE for states, heartbeat 2 steps, and the configured archives (RRAs).
  * Jobs of one agent must be submitted one at a time to keep each file's updates in order.

@@ -4,6 +4,7 @@
 #include "names.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "kvl.h"
 
@@ -21,16 +22,15 @@ int kvl_name_file_safe(const char *name, char *out, size_t outlen)
         return KVL_EINVAL;
     }
     if (name[0] == '\0') {
-        if (outlen < 2) {
+        if (outlen < 4) {
             return KVL_EINVAL;
         }
-        out[0] = '_';
-        out[1] = '\0';
-        return 1;
+        memcpy(out, "%00", 4);
+        return 3;
     }
     for (size_t i = 0; name[i] != '\0'; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (keep(c) && !(i == 0 && c == '.')) {
+        if (keep(c) && !(i == 0 && (c == '.' || c == '_'))) {
             if (o + 1 >= outlen) {
                 return KVL_EINVAL;
             }

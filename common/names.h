@@ -4,8 +4,9 @@
  * Names travel as the devices report them ("GigabitEthernet1/0/1", "ge-0/0/4.0",
  * "Slot: 0 Port: 1 Gigabit - Level"). A file name keeps letters, digits, '-', '_' and '.'
  * and writes every other byte as %XX (uppercase hex), so the mapping is one-to-one and a
- * reader can still recognise the name. An empty name becomes "%00"-free "_"; a leading
- * '.' is escaped so no name is hidden or climbs out of its folder.
+ * reader can still recognise the name. An empty name becomes "%00"; a leading '.' is
+ * escaped so no name is hidden or climbs out of its folder, and a leading '_' is escaped
+ * so names starting with '_' stay free for kaaval's own files (e.g. "_agent").
  */
 #ifndef KVL_NAMES_H
 #define KVL_NAMES_H

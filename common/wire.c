@@ -253,7 +253,8 @@ static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
             return fail(err, errlen, "series definition with id 0");
         }
         if (p->scope != KAAVAL__V1__SCOPE__SCOPE_DEVICE &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE) {
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE &&
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_AGENT) {
             return fail(err, errlen, "series %u has unknown scope %d", p->id, (int)p->scope);
         }
         if (p->kind != KAAVAL__V1__KIND__KIND_COUNTER && p->kind != KAAVAL__V1__KIND__KIND_GAUGE) {

@@ -24,6 +24,7 @@
 typedef enum {
     KVL_SCOPE_DEVICE = 1,
     KVL_SCOPE_INTERFACE = 2,
+    KVL_SCOPE_AGENT = 3, /* the agent's own statistics; device = the agent id */
 } kvl_scope_t;
 
 typedef enum {
