@@ -90,7 +90,11 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
         if (g->n_values + g->n_reals + g->n_unknown != g->n_ids) {
             return KVL_EINVAL;
         }
-        q->t_offset_ms = g->time_ms - base;
+        /* Times and ids the decoder would refuse are refused here, or the batch could
+         * never be delivered. */
+        if (__builtin_sub_overflow(g->time_ms, base, &q->t_offset_ms)) {
+            return KVL_EINVAL;
+        }
         q->n_id_deltas = g->n_ids;
         q->id_deltas = NEW(a, int32_t, g->n_ids);
         if (q->id_deltas == NULL) {
@@ -98,7 +102,11 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
         }
         uint32_t prev = 0;
         for (size_t k = 0; k < g->n_ids; k++) {
-            q->id_deltas[k] = (int32_t)(g->ids[k] - prev);
+            int64_t delta = (int64_t)g->ids[k] - (int64_t)prev;
+            if (g->ids[k] == 0 || delta < INT32_MIN || delta > INT32_MAX) {
+                return KVL_EINVAL;
+            }
+            q->id_deltas[k] = (int32_t)delta;
             prev = g->ids[k];
         }
         for (size_t k = 0; k < g->n_unknown; k++) {
@@ -305,7 +313,9 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
             return fail(err, errlen, "group %zu: %zu ids but %zu values, %zu reals and %zu unknown",
                         i, q->n_id_deltas, q->n_values, q->n_reals, q->n_unknown);
         }
-        g->time_ms = p->base_time_ms + q->t_offset_ms;
+        if (__builtin_add_overflow(p->base_time_ms, q->t_offset_ms, &g->time_ms)) {
+            return fail(err, errlen, "group %zu: time out of range", i);
+        }
         uint32_t *ids = NEW(a, uint32_t, q->n_id_deltas);
         if (ids == NULL) {
             return KVL_ENOMEM;
