@@ -48,6 +48,28 @@ static kvl_cfg_t *load(const char *name, yaml_parser_t *p, char *err, size_t err
         kvl_cfg_free(c);
         return NULL;
     }
+    /* libyaml loads one document per call: make sure nothing follows, or it would be
+     * silently ignored. */
+    yaml_document_t extra;
+    if (!yaml_parser_load(p, &extra)) {
+        const char *what = p->problem ? p->problem : "syntax error";
+        snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, p->problem_mark.line + 1,
+                 p->problem_mark.column + 1, what, p->context ? " " : "",
+                 p->context ? p->context : "");
+        kvl_cfg_free(c);
+        return NULL;
+    }
+    bool more = yaml_document_get_root_node(&extra) != NULL;
+    yaml_mark_t at = extra.start_mark;
+    yaml_document_delete(&extra);
+    if (more) {
+        snprintf(err, errlen,
+                 "%s:%zu:%zu: a second YAML document starts here; the file must hold one "
+                 "mapping of settings",
+                 name, at.line + 1, at.column + 1);
+        kvl_cfg_free(c);
+        return NULL;
+    }
     return c;
 }
 
