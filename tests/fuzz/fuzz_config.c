@@ -1,0 +1,108 @@
+/*
+ * fuzz_config.c — libFuzzer target for the configuration parsers: the input, made into a
+ * string, is parsed as agent.yaml (kvl_agent_cfg_parse) and as collector.yaml
+ * (kvl_collector_cfg_parse), which between them drive libyaml and every field type of
+ * common/cfg.c.
+ *
+ * Beyond "no crash, no leak, no sanitizer report": a failure always comes with a message
+ * of the form "name:line:column: ..." (or "name: ..."), and a configuration that parses
+ * keeps the rules the parsers enforce (unique non-empty device names, timeouts that fit
+ * the interval, at least one archive and consolidation). A broken rule calls abort().
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_config.h"
+#include "collector_config.h"
+#include "kvl.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_config: check failed at line %d: %s\n", __LINE__, #cond);        \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* "f.yaml:<line>:<column>: <text>" or "f.yaml: <text>". */
+static void check_message(const char *err)
+{
+    CHECK(strncmp(err, "f.yaml:", 7) == 0);
+    const char *p = err + 7;
+    if (*p == ' ') {
+        CHECK(p[1] != '\0');
+        return;
+    }
+    char *end;
+    unsigned long line = strtoul(p, &end, 10);
+    CHECK(line >= 1 && end != p && *end == ':');
+    p = end + 1;
+    unsigned long col = strtoul(p, &end, 10);
+    CHECK(col >= 1 && end != p && end[0] == ':' && end[1] == ' ' && end[2] != '\0');
+}
+
+static void check_agent(const kvl_agent_cfg_t *c)
+{
+    CHECK(c->id != NULL && c->site != NULL && c->collector != NULL);
+    CHECK(c->collector_host[0] != '\0' && c->collector_port != 0);
+    for (size_t i = 0; i < c->n_devices; i++) {
+        const kvl_device_cfg_t *d = &c->devices[i];
+        CHECK(d->name != NULL && d->name[0] != '\0' && d->address != NULL);
+        CHECK(d->community != NULL);
+        CHECK(d->port >= 1 && d->port <= 65535);
+        CHECK(d->version == KVL_SNMP_V1 || d->version == KVL_SNMP_V2C);
+        CHECK(d->timeout_ms * (d->retries + 1) < d->interval_ms);
+        for (size_t k = 0; k < i; k++) {
+            CHECK(strcmp(c->devices[k].name, d->name) != 0);
+        }
+    }
+}
+
+static void check_collector(const kvl_collector_cfg_t *c)
+{
+    CHECK(c->id != NULL && c->listen != NULL && c->data_dir != NULL);
+    CHECK(c->listen_port != 0);
+    CHECK(c->n_archives >= 1 && c->archives != NULL);
+    for (size_t i = 0; i < c->n_archives; i++) {
+        const kvl_archive_spec_t *a = &c->archives[i];
+        CHECK(a->resolution_ms == 0 || a->resolution_ms >= 1000);
+        CHECK(a->retention_ms > 0 && a->retention_ms >= a->resolution_ms);
+    }
+    CHECK(c->consolidations != NULL && c->consolidations[0] != NULL);
+    CHECK(c->max_frame >= 1024);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (text == NULL) {
+        return 0;
+    }
+    memcpy(text, data, size);
+    text[size] = '\0';
+
+    char err[1024];
+    err[0] = '\0';
+    kvl_agent_cfg_t *a = kvl_agent_cfg_parse("f.yaml", text, err, sizeof(err));
+    if (a != NULL) {
+        check_agent(a);
+        kvl_agent_cfg_free(a);
+    } else {
+        check_message(err);
+    }
+
+    err[0] = '\0';
+    kvl_collector_cfg_t *c = kvl_collector_cfg_parse("f.yaml", text, err, sizeof(err));
+    if (c != NULL) {
+        check_collector(c);
+        kvl_collector_cfg_free(c);
+    } else {
+        check_message(err);
+    }
+    free(text);
+    return 0;
+}

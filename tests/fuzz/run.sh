@@ -1,0 +1,55 @@
+#!/bin/sh
+# tests/fuzz/run.sh — builds kaaval's libFuzzer targets with clang (ASan + UBSan) and runs
+# each one for a bounded time.
+#
+#   tests/fuzz/run.sh [seconds-per-target]      default 60
+#
+# Every target tests/fuzz/fuzz_<name>.c is built into build-fuzz/ (override with
+# KVL_FUZZ_BUILD=dir; extra CMake arguments in KVL_FUZZ_CMAKE_ARGS) and started from its
+# seeds in tests/fuzz/corpus/fuzz_<name>/. What a run discovers goes to a working corpus
+# in the build folder, never into the source tree; a crashing input is saved as
+# build-fuzz/fuzz-artifacts/<target>-crash-<sha1>. The script exits non-zero if the build
+# fails or any target crashes, leaks, times out or trips a sanitizer.
+set -eu
+
+secs=${1:-60}
+case "$secs" in
+'' | *[!0-9]*)
+    echo "usage: $0 [seconds-per-target]" >&2
+    exit 2
+    ;;
+esac
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${KVL_FUZZ_BUILD:-$root/build-fuzz}
+
+# All code, not only the fuzz targets, is compiled with coverage instrumentation
+# (-fsanitize=fuzzer-no-link); the targets themselves link libFuzzer (tests/CMakeLists.txt).
+# shellcheck disable=SC2086
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DKVL_FUZZ=ON -DKVL_ASAN=ON \
+    -DKVL_UBSAN=ON -DBUILD_TESTING=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link \
+    ${KVL_FUZZ_CMAKE_ARGS:-}
+
+targets=""
+for src in "$root"/tests/fuzz/fuzz_*.c; do
+    targets="$targets $(basename "$src" .c)"
+done
+# shellcheck disable=SC2086
+cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target $targets
+
+status=0
+mkdir -p "$build/fuzz-artifacts"
+for t in $targets; do
+    work="$build/fuzz-corpus/$t"
+    seeds="$root/tests/fuzz/corpus/$t"
+    mkdir -p "$work" "$seeds"
+    echo "== $t: ${secs}s"
+    if "$build/tests/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" "$work" "$seeds"; then
+        echo "== $t: ok"
+    else
+        echo "== $t: FAILED (see $build/fuzz-artifacts/)" >&2
+        status=1
+    fi
+done
+exit $status
