@@ -1,0 +1,377 @@
+#!/bin/bash
+# demo.sh — kaaval's demo: a small simulated state network on this machine, no setup needed.
+#
+#   packaging/demo.sh          (after: cmake -S . -B build && cmake --build build -j2)
+#
+# It starts, all on 127.0.0.1:
+#   - snmpsim serving the twelve recorded real devices from ../shared/testdata/snmprec plus
+#     one generated device, demo-uplink, whose interface counters move (snmpsim's numeric
+#     variation: a few Mbit/s to tens of Mbit/s with some jitter);
+#   - one kaaval-collector with the real default archives (2 days of 10 s steps, 2 weeks of
+#     5 min, 2 months of 30 min, 2 years of days; AVERAGE and MAX): about 6 MB per interface;
+#   - two kaaval-agents (both at site "demo") splitting the devices, polling every 10 s.
+# Everything it writes lives in demo-run/ in this checkout (git-ignored): configurations
+# (etc/), logs (log/), the served data folder (snmprec/), simulator state (snmpsim/), the
+# archives (archives/<site>/<device>/<interface>.rrd) and graphs (graphs/). The archives are
+# kept between runs; remove demo-run/ to start afresh.
+#
+# It waits for the first archives, prints where they are and an rrdtool graph command that
+# draws demo-uplink's uplink traffic in bits/s, runs that command once after a few polls,
+# and then prints a status line every 30 s until Ctrl-C, when it stops everything it
+# started (by pid) and exits 0.
+#
+# Environment: KAAVAL_BUILD_DIR (default build/), KAAVAL_SHARED_DIR (default ../shared),
+# KAAVAL_SNMPREC_DIR (default $KAAVAL_SHARED_DIR/testdata/snmprec).
+set -u
+umask 022 # snmpsim drops to `nobody`, which must read the served files
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${KAAVAL_BUILD_DIR:-$REPO/build}
+SHARED=${KAAVAL_SHARED_DIR:-$REPO/../shared}
+RECORDINGS=${KAAVAL_SNMPREC_DIR:-$SHARED/testdata/snmprec}
+RUN=$REPO/demo-run
+INTERVAL=10
+STATUS_EVERY=30
+GRAPH_AFTER_POLLS=6
+
+PIDS=() # "pid:program" of what we started
+T0=$(date +%s)
+
+say() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() {
+    printf '[demo %s] error: %s\n' "$(date +%H:%M:%S)" "$*" >&2
+    stop_all
+    exit 1
+}
+
+# ----------------------------------------------------------------- processes -----------------
+
+is_ours() { # PID PROGRAM: alive and still running PROGRAM (builtins only: no subshell)
+    local args
+    [ -r "/proc/$1/cmdline" ] || return 1
+    mapfile -d '' args <"/proc/$1/cmdline" 2>/dev/null || return 1
+    case "${args[*]}" in *"$2"*) return 0 ;; *) return 1 ;; esac
+}
+
+await_exec() { # PID PROGRAM: right after `prog &` the child runs this shell until its exec
+    local i
+    for ((i = 0; i < 50; i++)); do
+        is_ours "$1" "$2" && return 0
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_all() {
+    local i k e pid prog n=${#PIDS[@]}
+    [ "$n" -gt 0 ] || return 0
+    say "stopping what the demo started: ${PIDS[*]}"
+    # Newest first, each gone before the next: agents (they flush to the collector), then
+    # the collector (it finishes its writes), then snmpsim. 10 s each at most, then KILL.
+    for ((i = n - 1; i >= 0; i--)); do
+        e=${PIDS[$i]}
+        pid=${e%%:*}
+        prog=${e#*:}
+        is_ours "$pid" "$prog" || continue
+        kill -TERM "$pid" 2>/dev/null
+        for ((k = 0; k < 100; k++)); do
+            is_ours "$pid" "$prog" || break
+            sleep 0.1
+        done
+        if is_ours "$pid" "$prog"; then
+            say "$prog (pid $pid) did not stop in 10 s: killing it"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    done
+    PIDS=()
+    rm -f "$RUN/demo.pid"
+}
+
+on_interrupt() {
+    echo
+    stop_all
+    say "stopped. Archives stay in $RUN/archives (remove $RUN to start afresh)."
+    exit 0
+}
+
+free_port() { # PROTO PREFERRED: PREFERRED if it is free on 127.0.0.1, else one the kernel picks
+    python3 - "$1" "$2" <<'EOF'
+import socket, sys
+kind = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+for port in (int(sys.argv[2]), 0):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(s.getsockname()[1])
+    break
+EOF
+}
+
+# Reading an archive takes a shared lock that librrd's update does not wait for; the status
+# line reads a copy so that it never gets in the collector's way.
+snap() {
+    cp "$1" "$RUN/.status.rrd" 2>/dev/null && echo "$RUN/.status.rrd"
+}
+last_update() { # FILE: whole seconds of the last update, or nothing
+    local s
+    s=$(snap "$1") || return 1
+    rrdtool lastupdate "$s" 2>/dev/null | awk '/:/ { t = $1; sub(":", "", t); sub(/\..*/, "", t); print t }'
+}
+
+# ----------------------------------------------------------------- checks ------------------
+
+for tool in python3 rrdtool snmpsimd snmpget; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found: run packaging/install-deps.sh"
+done
+for bin in kaaval-agent kaaval-collector; do
+    [ -x "$BUILD/$bin" ] || die "$BUILD/$bin not found: build first (cmake -S . -B build && cmake --build build -j2)"
+done
+[ -d "$RECORDINGS" ] || die "recorded devices not found in $RECORDINGS (set KAAVAL_SHARED_DIR)"
+RECORDINGS=$(cd "$RECORDINGS" && pwd)
+SERVE=$RECORDINGS/serve.sh
+[ -f "$SERVE" ] || SERVE=$SHARED/testdata/snmprec/serve.sh
+[ -f "$SERVE" ] || die "serve.sh not found next to $RECORDINGS"
+if [ -f "$RUN/demo.pid" ] && is_ours "$(cat "$RUN/demo.pid")" demo.sh; then
+    die "a demo is already running (pid $(cat "$RUN/demo.pid")); stop it with Ctrl-C first"
+fi
+
+trap on_interrupt INT TERM
+
+mkdir -p "$RUN"/{etc,log,snmprec,archives,graphs}
+chmod 755 "$RUN" "$RUN/snmprec"
+echo $$ >"$RUN/demo.pid"
+say "everything the demo writes goes under $RUN (git-ignored)"
+
+# ----------------------------------------------------------------- the served devices -------
+
+# The recordings by symbolic link (they stay where they are), plus demo-uplink.
+find "$RUN/snmprec" -maxdepth 1 \( -type l -o -name '*.snmprec' \) -delete
+devices=()
+for f in "$RECORDINGS"/*.snmprec; do
+    [ -e "$f" ] || continue
+    ln -s "$f" "$RUN/snmprec/$(basename "$f")"
+    devices+=("$(basename "$f" .snmprec)")
+done
+[ ${#devices[@]} -gt 0 ] || die "no .snmprec files in $RECORDINGS"
+
+# make_uplink FILE JITTER(0|1): ifName, description, in and out bytes/s, speed in Mbit/s.
+# With jitter, snmpsim adds up to +-30 % of a poll's traffic to each reading (its numeric
+# `deviation`), so the graph moves; the counters still only go up.
+make_uplink() {
+    python3 - "$1" "$2" "$INTERVAL" <<'EOF'
+import sys
+out, jitter, interval = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+ifaces = [  # name, description, in B/s, out B/s, Mbit/s
+    ("eth1", "uplink to the state data centre", 6250000, 2500000, 1000),
+    ("eth2", "to district HQ Kollam", 1500000, 750000, 100),
+    ("eth3", "to block HQ Chadayamangalam", 400000, 150000, 100),
+    ("lo", "loopback", 0, 0, 0),
+]
+rows = {
+    "1.3.6.1.2.1.1.1.0": "4|kaaval demo uplink router (simulated by snmpsim)",
+    "1.3.6.1.2.1.1.2.0": "6|1.3.6.1.4.1.8072.3.2.10",
+    "1.3.6.1.2.1.1.3.0": "67:numeric|rate=100,initial=360000",
+    "1.3.6.1.2.1.1.5.0": "4|demo-uplink",
+    "1.3.6.1.2.1.1.6.0": "4|Thiruvananthapuram",
+    "1.3.6.1.2.1.2.1.0": "2|%d" % len(ifaces),
+}
+def counter(rate, initial):
+    if rate == 0:
+        return "70|%d" % initial
+    dev = ",deviation=%d" % int(rate * interval * 0.3) if jitter else ""
+    return "70:numeric|rate=%d,initial=%d%s" % (rate, initial, dev)
+for i, (name, descr, rin, rout, mbps) in enumerate(ifaces, start=1):
+    t, x = "1.3.6.1.2.1.2.2.1.", "1.3.6.1.2.1.31.1.1.1."
+    rows[t + "1.%d" % i] = "2|%d" % i
+    rows[t + "2.%d" % i] = "4|%s" % name
+    rows[t + "3.%d" % i] = "2|%d" % (24 if name.startswith("lo") else 6)
+    rows[t + "5.%d" % i] = "66|%d" % min(mbps * 1000000, 4294967295)
+    rows[t + "7.%d" % i] = "2|1"
+    rows[t + "8.%d" % i] = "2|1"
+    for col in (13, 14, 19, 20):
+        rows[t + "%d.%d" % (col, i)] = "65|0"
+    rows[x + "1.%d" % i] = "4|%s" % name
+    rows[x + "6.%d" % i] = counter(rin, 10**9 * i)
+    rows[x + "7.%d" % i] = counter(rin // 800, 10**6 * i)
+    rows[x + "10.%d" % i] = counter(rout, 2 * 10**9 * i)
+    rows[x + "11.%d" % i] = counter(rout // 800, 2 * 10**6 * i)
+    rows[x + "15.%d" % i] = "66|%d" % mbps
+    rows[x + "18.%d" % i] = "4|%s" % descr
+key = lambda oid: tuple(int(p) for p in oid.split("."))
+with open(out, "w") as f:
+    for oid in sorted(rows, key=key):  # snmpsim needs OID order
+        f.write("%s|%s\n" % (oid, rows[oid]))
+EOF
+    chmod 644 "$1"
+}
+UPLINK=$RUN/snmprec/demo-uplink.snmprec
+make_uplink "$UPLINK" 1 || die "cannot write $UPLINK"
+devices+=(demo-uplink)
+if [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null 2>&1; then
+    runuser -u nobody -- test -r "$UPLINK" \
+        || die "user nobody (snmpsim) cannot read $UPLINK: make the folders above $RUN world-readable"
+fi
+
+start_snmpsim() {
+    local pid
+    pid=$(SNMPREC_DIR=$RUN/snmprec SNMPSIM_STATE=$RUN/snmpsim bash "$SERVE" "$SNMP_PORT" 2>>"$RUN/log/serve.log") \
+        || die "snmpsim did not start (see $RUN/log/serve.log)"
+    PIDS+=("$pid:snmpsimd")
+    SIM=$pid
+}
+SNMP_PORT=$(free_port udp 1161)
+rm -rf "$RUN/snmpsim"
+say "starting snmpsim on 127.0.0.1:$SNMP_PORT: ${#devices[@]} devices (${#devices[@]}th: demo-uplink, generated)"
+start_snmpsim
+# The jitter uses snmpsim's numeric `deviation`, which needs Python <= 3.11: without it, fall
+# back on steady rates.
+if ! snmpget -v2c -c demo-uplink -t 2 -r 1 -On 127.0.0.1:"$SNMP_PORT" .1.3.6.1.2.1.31.1.1.1.6.1 2>/dev/null | grep -q Counter64; then
+    say "this snmpsim cannot jitter counters: demo-uplink gets steady rates"
+    kill -TERM "$SIM"
+    for ((i = 0; i < 50; i++)); do is_ours "$SIM" snmpsimd || break; sleep 0.1; done
+    PIDS=()
+    make_uplink "$UPLINK" 0
+    rm -rf "$RUN/snmpsim"
+    start_snmpsim
+fi
+
+# ----------------------------------------------------------------- collector and agents -----
+
+COL_PORT=$(free_port tcp 5140)
+DATA=$RUN/archives
+cat >"$RUN/etc/collector.yaml" <<EOF
+# kaaval demo collector: the default archives (no 'archives:' here).
+id: demo-collector
+listen: 127.0.0.1:$COL_PORT
+data_dir: $DATA
+log_level: info
+EOF
+# setsid: a Ctrl-C reaches only this script, which then stops the daemons in order.
+setsid "$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" 2>>"$RUN/log/collector.log" &
+COL=$!
+PIDS+=("$COL:kaaval-collector")
+await_exec "$COL" kaaval-collector || die "the collector did not start: $(tail -n 5 "$RUN/log/collector.log")"
+for ((i = 0; i < 50; i++)); do
+    grep -q 'listening for agents' "$RUN/log/collector.log" 2>/dev/null && break
+    is_ours "$COL" kaaval-collector || die "the collector exited: $(tail -n 5 "$RUN/log/collector.log")"
+    sleep 0.2
+done
+say "collector (pid $COL) on 127.0.0.1:$COL_PORT, archives in $DATA, log $RUN/log/collector.log"
+
+SITES=(demo demo)
+AGENT_IDS=(demo-agent-1 demo-agent-2)
+for k in 0 1; do
+    cfg=$RUN/etc/${AGENT_IDS[$k]}.yaml
+    cat >"$cfg" <<EOF
+# kaaval demo agent ${AGENT_IDS[$k]} at site ${SITES[$k]}: polls its share of the simulated devices.
+id: ${AGENT_IDS[$k]}
+site: ${SITES[$k]}
+collector: 127.0.0.1:$COL_PORT
+log_level: info
+defaults:
+  version: 2c
+  interval: ${INTERVAL}s
+  timeout: 2s
+  retries: 1
+devices:
+EOF
+done
+# demo-uplink first, on the first agent; then the recordings alternately.
+n=0
+for dev in demo-uplink "${devices[@]}"; do
+    [ "$dev" = demo-uplink ] && [ "$n" -gt 0 ] && continue
+    k=$((n % 2))
+    cat >>"$RUN/etc/${AGENT_IDS[$k]}.yaml" <<EOF
+  - name: "$dev"
+    address: 127.0.0.1
+    port: $SNMP_PORT
+    community: "$dev"
+EOF
+    n=$((n + 1))
+done
+AGENTS=()
+for k in 0 1; do
+    setsid "$BUILD/kaaval-agent" -c "$RUN/etc/${AGENT_IDS[$k]}.yaml" 2>>"$RUN/log/${AGENT_IDS[$k]}.log" &
+    PIDS+=("$!:kaaval-agent")
+    AGENTS+=("$!")
+    await_exec "$!" kaaval-agent || die "agent ${AGENT_IDS[$k]} did not start: $(tail -n 5 "$RUN/log/${AGENT_IDS[$k]}.log")"
+    say "agent ${AGENT_IDS[$k]} (pid $!) at site ${SITES[$k]}: $(grep -c '^  - name:' "$RUN/etc/${AGENT_IDS[$k]}.yaml") devices every ${INTERVAL}s, log $RUN/log/${AGENT_IDS[$k]}.log"
+done
+
+check_alive() {
+    local e
+    for e in "${PIDS[@]}"; do
+        is_ours "${e%%:*}" "${e#*:}" || die "${e#*:} (pid ${e%%:*}) stopped unexpectedly; see $RUN/log/"
+    done
+}
+
+# ----------------------------------------------------------------- first archives ----------
+
+IF_FILE=$DATA/demo/demo-uplink/eth1.rrd
+say "waiting for the first archives (with the default archives each interface file is ~6 MB)..."
+for ((i = 0; i < 600; i++)); do
+    check_alive
+    t=$(last_update "$IF_FILE" 2>/dev/null)
+    [ -n "$t" ] && [ "$t" -ge "$T0" ] && break
+    sleep 0.5
+done
+[ -n "${t:-}" ] && [ "$t" -ge "$T0" ] || die "no update of $IF_FILE within 5 minutes; see $RUN/log/"
+T_FIRST=$(date +%s)
+say "first archives after $((T_FIRST - T0)) s:"
+say "  devices:    $DATA/<site>/<device>.rrd     (reachable uptime_s response_ms interfaces)"
+say "  interfaces: $DATA/<site>/<device>/<interface>.rrd  (in_octets out_octets ... speed_bps)"
+say "  e.g. $IF_FILE"
+
+PNG=$RUN/graphs/demo-uplink-eth1.png
+GRAPH=(rrdtool graph "$PNG" --start now-10min --end now --width 800 --height 250 --lower-limit 0
+    --title "demo-uplink eth1 (uplink to the state data centre)" --vertical-label "bits/s"
+    "DEF:in=$IF_FILE:in_octets:AVERAGE" "DEF:out=$IF_FILE:out_octets:AVERAGE"
+    "CDEF:inbits=in,8,*" "CDEF:outbits=out,8,*"
+    "AREA:inbits#32CD3280:in " "GPRINT:inbits:LAST:last %6.2lf %sbit/s"
+    "GPRINT:inbits:AVERAGE:avg %6.2lf %sbit/s" "GPRINT:inbits:MAX:max %6.2lf %sbit/s\\n"
+    "LINE2:outbits#1E50C8:out" "GPRINT:outbits:LAST:last %6.2lf %sbit/s"
+    "GPRINT:outbits:AVERAGE:avg %6.2lf %sbit/s" "GPRINT:outbits:MAX:max %6.2lf %sbit/s\\n")
+printf -v GRAPH_CMD '%q ' "${GRAPH[@]}"
+say "draw demo-uplink's uplink traffic in bits/s with:"
+echo "  (cd $REPO && ${GRAPH_CMD//$REPO\//})"
+say "drawing it myself after $GRAPH_AFTER_POLLS polls..."
+
+status() {
+    local nfiles du t age line=""
+    nfiles=$(find "$DATA" -name '*.rrd' 2>/dev/null | wc -l)
+    du=$(du -sh "$DATA" 2>/dev/null | cut -f1)
+    t=$(last_update "$IF_FILE")
+    age=$(($(date +%s) - ${t:-0}))
+    local s
+    if s=$(snap "$IF_FILE"); then
+        # The last complete step's rates, in Mbit/s.
+        line=$(rrdtool fetch "$s" AVERAGE -r "$INTERVAL" -s "end-$((3 * INTERVAL))" 2>/dev/null \
+            | awk 'NR > 2 && $2 !~ /nan/ { i = $2; o = $3 } END { if (i != "") printf "in %.1f out %.1f Mbit/s", i * 8e-6, o * 8e-6 }')
+    fi
+    say "status: $nfiles archive files, $du in $DATA; demo-uplink eth1 updated ${age}s ago${line:+: $line}; snmpsim, collector and 2 agents running"
+}
+
+for ((i = 0; i < GRAPH_AFTER_POLLS * INTERVAL; i++)); do
+    check_alive
+    sleep 1
+done
+if "${GRAPH[@]}" >"$RUN/log/graph.log" 2>&1; then
+    say "graph written: $PNG"
+else
+    say "rrdtool graph failed: $(cat "$RUN/log/graph.log")"
+fi
+status
+say "running; a status line every ${STATUS_EVERY}s. Ctrl-C stops the demo."
+
+# ----------------------------------------------------------------- run until Ctrl-C ----------
+
+while :; do
+    for ((i = 0; i < STATUS_EVERY; i++)); do
+        check_alive
+        sleep 1
+    done
+    status
+done
