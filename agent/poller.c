@@ -886,6 +886,10 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
         walk_failed(d, "send failed: %s", res->error_text);
         return;
     }
+    if (res->status == KVL_SNMP_REPORT) {
+        walk_failed(d, "refused: %s", res->error_text);
+        return;
+    }
     int64_t t = kvl_now_ms();
     size_t n = d->n_req_cols;
     if (res->error_status != KVL_SNMP_ERR_NONE) {
@@ -988,7 +992,7 @@ static void send_walk(device_t *d)
     d->reps = reps;
     char err[256];
     int rc = kvl_snmp_send(d->sess, is_v1(d) ? KVL_SNMP_GETNEXT : KVL_SNMP_GETBULK, oids, n, reps,
-                           on_walk_response, d, err, sizeof(err));
+                           -1, on_walk_response, d, err, sizeof(err));
     if (rc < 0) {
         walk_failed(d, "send failed: %s", err);
     }
@@ -1029,6 +1033,11 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
     if (res->status == KVL_SNMP_SEND_FAILED) {
         snprintf(reason, sizeof(reason), "send to %s failed: %s", kvl_snmp_peer(d->sess),
                  res->error_text);
+        mark_down(d, reason);
+        return;
+    }
+    if (res->status == KVL_SNMP_REPORT) {
+        snprintf(reason, sizeof(reason), "authentication failure: %s", res->error_text);
         mark_down(d, reason);
         return;
     }
@@ -1086,8 +1095,8 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 static void send_sys(device_t *d)
 {
     char err[256];
-    int rc = kvl_snmp_send(d->sess, KVL_SNMP_GET, d->sys_oids, d->n_sys_oids, 0, on_sys_response, d,
-                           err, sizeof(err));
+    int rc = kvl_snmp_send(d->sess, KVL_SNMP_GET, d->sys_oids, d->n_sys_oids, 0, -1,
+                           on_sys_response, d, err, sizeof(err));
     if (rc < 0) {
         char reason[320];
         snprintf(reason, sizeof(reason), "send to %s failed: %s", kvl_snmp_peer(d->sess), err);
@@ -1104,8 +1113,9 @@ static void start_poll(device_t *d)
             .name = d->cfg->name,
             .address = d->cfg->address,
             .port = (uint16_t)d->cfg->port,
-            .version = d->cfg->version == KVL_SNMP_V1 ? KVL_SNMP_V1 : KVL_SNMP_V2C,
+            .version = (kvl_snmp_version_t)d->cfg->version,
             .community = d->cfg->community != NULL ? d->cfg->community : "",
+            .usm = d->cfg->credentials,
             .timeout_ms = d->cfg->timeout_ms,
             .retries = (int)d->cfg->retries,
         };

@@ -1,5 +1,5 @@
 /*
- * snmp.c — asynchronous SNMP v1/v2c sessions on a libuv loop (see snmp.h).
+ * snmp.c — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop (see snmp.h).
  *
  * The only file that includes net-snmp. It uses the single-session API: snmp_sess_open
  * gives a handle with its own UDP socket; snmp_sess_async_send queues a request;
@@ -9,15 +9,36 @@
  * drives a one-shot uv_timer_t that is re-armed after every read, send and timeout.
  *
  * net-snmp calls back with an op per request: RESEND on each retransmission (we note its
- * time, so rtt_ms is measured from the last try), then exactly one of RECEIVED_MESSAGE,
+ * time, so rtt_ms is measured from the last try), SEC_ERROR before a v3 Report (ignored:
+ * the Report itself follows as a received message), then exactly one of RECEIVED_MESSAGE,
  * TIMED_OUT or SEND_FAILED (this one also synchronously, inside snmp_sess_async_send,
  * when the first send fails: we then return the error and never call back). It also
  * calls back TIMED_OUT for every pending request inside snmp_sess_close; we swallow those.
  *
+ * SNMPv3 engine ID discovery without blocking. net-snmp learns a v3 agent's engine ID
+ * inside snmp_sess_open (snmpv3_engineID_probe -> usm_discover_engineid ->
+ * snmp_sess_synch_response, a synchronous exchange of up to timeout x (retries + 1)), and
+ * 5.9 repeats that "delayed probe" inside snmp_sess_async_send while the ID is unknown.
+ * Both are skipped when the session has SNMP_FLAGS_DONT_PROBE; snmp_sess_open clears the
+ * flag on its way out, so we set it again on the open session and keep it. Discovery is
+ * then ours and asynchronous: a session's first request waits (`waiting`) while a probe, an
+ * empty noAuthNoPriv GET with an empty user (RFC 3414 section 4), goes out like any other
+ * request. net-snmp copies the engine ID of the Report that answers it into the session
+ * (we do it when it does not), and create_user_from_session localizes the keys for that
+ * engine, once; the expensive part, turning pass phrases into master keys (Ku: a million
+ * hash rounds, about 3 ms), is done once per process and pass phrase (ku_for). The waiting
+ * requests are then sent. A Report of unknownEngineID or notInTimeWindow to a later request
+ * (the agent was replaced or rebooted) makes one re-discovery and one resend. An agent
+ * drops a request it cannot decrypt (no Report comes back), so an authPriv request that
+ * times out right after a discovery, with no authenticated answer since, is reported as
+ * KVL_SNMP_REPORT_NO_ENCRYPTED_ANSWER; after two timeouts in a row the next request first
+ * verifies the engine with a fresh discovery.
+ *
  * Initialisation is deliberately minimal: snmp_sess_init runs net-snmp's primordial
- * set-up (transport domains, request ids) and nothing else. init_snmp is not called: it
- * would read /etc/snmp, load MIB files and create persistent-state folders, none of which
- * a numeric-OID v1/v2c client needs.
+ * set-up (transport domains, request ids); init_snmpv3 and the library's
+ * post-configuration callbacks set up USM (among others the template user that parses
+ * discovery Reports). init_snmp is not called: it would read /etc/snmp, load MIB files
+ * and create persistent-state folders, none of which a numeric-OID client needs.
  */
 #include "snmp.h"
 
@@ -25,7 +46,11 @@
 
 #include <net-snmp/net-snmp-includes.h>
 
+#include <net-snmp/library/keytools.h>
 #include <net-snmp/library/large_fd_set.h>
+#include <net-snmp/library/snmpusm.h>
+#include <net-snmp/library/snmpv3.h>
+#include <net-snmp/library/transform_oids.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +65,17 @@ struct kvl_snmp_req {
     kvl_snmp_session_t *s;
     kvl_snmp_cb cb;
     void *arg;
+    netsnmp_pdu *pdu; /* v3: the request as built; copies of it are sent (owned) */
     uint64_t sent_ns; /* uv_hrtime of the last transmission */
     int tries;
-    bool in_send; /* inside snmp_sess_async_send: a callback now is a synchronous failure */
-    bool fired;   /* net-snmp called back while in_send */
+    int retries;          /* retransmissions, -1: the session's */
+    bool in_send;         /* inside snmp_sess_async_send: a callback now is a synchronous failure */
+    bool fired;           /* net-snmp called back while in_send */
+    bool is_probe;        /* v3 engine ID discovery (no cb) */
+    bool waiting;         /* v3: not sent yet, waits for the discovery */
+    bool batch;           /* v3: among the waiting ones being released now */
+    bool after_discovery; /* v3: sent right after a discovery */
+    bool resent;          /* v3: already sent again after a re-discovery */
 };
 
 struct kvl_snmp_session {
@@ -57,7 +89,8 @@ struct kvl_snmp_session {
     bool fds_init;
     char *name;
     char peer[128];
-    kvl_snmp_req_t *reqs; /* pending requests */
+    int retries;          /* the target's */
+    kvl_snmp_req_t *reqs; /* pending requests (in flight or waiting) */
     kvl_snmp_vb_t *vbs;   /* response conversion buffer */
     size_t vbs_cap;
     kvl_snmp_oid_t *oid_values;
@@ -65,12 +98,20 @@ struct kvl_snmp_session {
     int dispatching; /* depth of calls into net-snmp that may call back */
     bool closing;    /* kvl_snmp_close was called */
     bool closed;     /* net-snmp session closed, handles closing */
+    /* SNMPv3 */
+    bool v3;
+    bool authpriv;
+    bool engine_known; /* engine ID discovered and keys localized */
+    bool probing;      /* a discovery probe is in flight */
+    bool auth_seen;    /* an authenticated answer arrived since the last discovery */
+    bool last_ok;      /* the last request that completed got an answer */
 };
 
 /* --- net-snmp log lines into ours ----------------------------------------------------------- */
 
 static char log_line[1024];
 static size_t log_used;
+static bool log_quiet; /* during start-up: the library's set-up chatter goes to debug */
 
 static int netsnmp_priority_to_level(int priority)
 {
@@ -100,7 +141,8 @@ static int on_netsnmp_log(int major, int minor, void *server_arg, void *client_a
         if (*c == '\n' || log_used == sizeof(log_line) - 1) {
             log_line[log_used] = '\0';
             if (log_used > 0) {
-                KVL_LOG(netsnmp_priority_to_level(m->priority), "snmp", "net-snmp", "%s", log_line);
+                KVL_LOG(log_quiet ? KVL_LOG_LEVEL_DEBUG : netsnmp_priority_to_level(m->priority),
+                        "snmp", "net-snmp", "%s", log_line);
             }
             log_used = 0;
             if (*c == '\n') {
@@ -124,11 +166,18 @@ void kvl_snmp_init(void)
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_NO_TOKEN_WARNINGS, 1);
+    netsnmp_ds_set_string(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_APPTYPE, "kaaval");
     snmp_register_callback(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING, on_netsnmp_log, NULL);
     netsnmp_register_loghandler(NETSNMP_LOGHANDLER_CALLBACK, LOG_DEBUG);
-    /* Primordial initialisation only (see the top of this file). */
+    log_quiet = true;
+    /* Primordial initialisation (see the top of this file). */
     netsnmp_session scratch;
     snmp_sess_init(&scratch);
+    /* USM: security module, then what reading the configuration would have triggered. */
+    init_snmpv3("kaaval");
+    snmp_call_callbacks(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_POST_PREMIB_READ_CONFIG, NULL);
+    snmp_call_callbacks(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_POST_READ_CONFIG, NULL);
+    log_quiet = false;
 }
 
 /* --- OIDs ------------------------------------------------------------------------------------ */
@@ -177,6 +226,155 @@ char *kvl_snmp_oid_format(const kvl_snmp_oid_t *o, char *buf, size_t buflen)
     return buf;
 }
 
+/* --- SNMPv3 keys ------------------------------------------------------------------------------ */
+
+static const oid *auth_oid(int auth, size_t *len)
+{
+    switch (auth) {
+    case KVL_USM_AUTH_MD5:
+        *len = KVL_ARRAY_SIZE(usmHMACMD5AuthProtocol);
+        return usmHMACMD5AuthProtocol;
+    case KVL_USM_AUTH_SHA1:
+        *len = KVL_ARRAY_SIZE(usmHMACSHA1AuthProtocol);
+        return usmHMACSHA1AuthProtocol;
+    case KVL_USM_AUTH_SHA224:
+        *len = KVL_ARRAY_SIZE(usmHMAC128SHA224AuthProtocol);
+        return usmHMAC128SHA224AuthProtocol;
+    case KVL_USM_AUTH_SHA256:
+        *len = KVL_ARRAY_SIZE(usmHMAC192SHA256AuthProtocol);
+        return usmHMAC192SHA256AuthProtocol;
+    case KVL_USM_AUTH_SHA384:
+        *len = KVL_ARRAY_SIZE(usmHMAC256SHA384AuthProtocol);
+        return usmHMAC256SHA384AuthProtocol;
+    case KVL_USM_AUTH_SHA512:
+        *len = KVL_ARRAY_SIZE(usmHMAC384SHA512AuthProtocol);
+        return usmHMAC384SHA512AuthProtocol;
+    default:
+        *len = 0;
+        return NULL;
+    }
+}
+
+static const oid *priv_oid(int priv, size_t *len)
+{
+    switch (priv) {
+    case KVL_USM_PRIV_DES:
+        *len = KVL_ARRAY_SIZE(usmDESPrivProtocol);
+        return usmDESPrivProtocol;
+    case KVL_USM_PRIV_AES128:
+        *len = KVL_ARRAY_SIZE(usmAESPrivProtocol);
+        return usmAESPrivProtocol;
+    case KVL_USM_PRIV_AES192:
+        *len = KVL_ARRAY_SIZE(usmAES192PrivProtocol);
+        return usmAES192PrivProtocol;
+    case KVL_USM_PRIV_AES256:
+        *len = KVL_ARRAY_SIZE(usmAES256PrivProtocol);
+        return usmAES256PrivProtocol;
+    case KVL_USM_PRIV_AES192C:
+        *len = KVL_ARRAY_SIZE(usmAES192CiscoPrivProtocol);
+        return usmAES192CiscoPrivProtocol;
+    case KVL_USM_PRIV_AES256C:
+        *len = KVL_ARRAY_SIZE(usmAES256CiscoPrivProtocol);
+        return usmAES256CiscoPrivProtocol;
+    default:
+        *len = 0;
+        return NULL;
+    }
+}
+
+/* Master keys (Ku) already computed, per hash and pass phrase; lives as long as the process
+ * (a handful of entries: one per credential set). */
+typedef struct ku_entry {
+    struct ku_entry *next;
+    int auth;
+    char *pass;
+    size_t ku_len;
+    u_char ku[USM_AUTH_KU_LEN];
+} ku_entry_t;
+
+static ku_entry_t *ku_cache;
+
+/* Copies the master key of pass for hash auth into out (out_len: its size, then the key's
+ * length). Returns 0, or -1 when net-snmp cannot make it. */
+static int ku_for(int auth, const char *pass, u_char *out, size_t *out_len)
+{
+    ku_entry_t *e = ku_cache;
+    while (e != NULL && !(e->auth == auth && strcmp(e->pass, pass) == 0)) {
+        e = e->next;
+    }
+    if (e == NULL) {
+        size_t olen = 0;
+        const oid *o = auth_oid(auth, &olen);
+        e = calloc(1, sizeof(*e));
+        if (o == NULL || e == NULL || (e->pass = strdup(pass)) == NULL) {
+            free(e);
+            return -1;
+        }
+        e->auth = auth;
+        e->ku_len = sizeof(e->ku);
+        if (generate_Ku(o, (u_int)olen, (const u_char *)pass, strlen(pass), e->ku, &e->ku_len) !=
+            SNMPERR_SUCCESS) {
+            free(e->pass);
+            free(e);
+            return -1;
+        }
+        e->next = ku_cache;
+        ku_cache = e;
+    }
+    if (e->ku_len > *out_len) {
+        return -1;
+    }
+    memcpy(out, e->ku, e->ku_len);
+    *out_len = e->ku_len;
+    return 0;
+}
+
+const char *kvl_snmp_report_text(kvl_snmp_report_t r)
+{
+    switch (r) {
+    case KVL_SNMP_REPORT_UNKNOWN_ENGINE_ID:
+        return "unknown engine ID (usmStatsUnknownEngineIDs), also after a new discovery";
+    case KVL_SNMP_REPORT_UNKNOWN_USER:
+        return "unknown user name (usmStatsUnknownUserNames): the agent has no such user";
+    case KVL_SNMP_REPORT_UNSUPPORTED_LEVEL:
+        return "unsupported security level (usmStatsUnsupportedSecLevels): the user is not "
+               "set up for this level on the agent";
+    case KVL_SNMP_REPORT_WRONG_DIGEST:
+        return "wrong digest (usmStatsWrongDigests): wrong authentication password or protocol";
+    case KVL_SNMP_REPORT_NOT_IN_TIME_WINDOW:
+        return "not in time window (usmStatsNotInTimeWindows), also after a new discovery";
+    case KVL_SNMP_REPORT_DECRYPTION_ERROR:
+        return "decryption error (usmStatsDecryptionErrors): wrong privacy password or protocol";
+    case KVL_SNMP_REPORT_NO_ENCRYPTED_ANSWER:
+        return "no answer to encrypted requests although the engine answers discovery: wrong "
+               "privacy password or protocol (the agent drops what it cannot decrypt)";
+    case KVL_SNMP_REPORT_OTHER:
+        return "refused with an SNMPv3 Report";
+    default:
+        return "no report";
+    }
+}
+
+static kvl_snmp_report_t report_kind(int type)
+{
+    switch (type) {
+    case SNMPERR_UNKNOWN_ENG_ID:
+        return KVL_SNMP_REPORT_UNKNOWN_ENGINE_ID;
+    case SNMPERR_UNKNOWN_USER_NAME:
+        return KVL_SNMP_REPORT_UNKNOWN_USER;
+    case SNMPERR_UNSUPPORTED_SEC_LEVEL:
+        return KVL_SNMP_REPORT_UNSUPPORTED_LEVEL;
+    case SNMPERR_AUTHENTICATION_FAILURE:
+        return KVL_SNMP_REPORT_WRONG_DIGEST;
+    case SNMPERR_NOT_IN_TIME_WINDOW:
+        return KVL_SNMP_REPORT_NOT_IN_TIME_WINDOW;
+    case SNMPERR_DECRYPTION_ERR:
+        return KVL_SNMP_REPORT_DECRYPTION_ERROR;
+    default:
+        return KVL_SNMP_REPORT_OTHER;
+    }
+}
+
 /* --- session --------------------------------------------------------------------------------- */
 
 const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
@@ -199,6 +397,16 @@ static void on_handle_closed(uv_handle_t *h)
     free(s);
 }
 
+static void req_link(kvl_snmp_session_t *s, kvl_snmp_req_t *r)
+{
+    r->prev = NULL;
+    r->next = s->reqs;
+    if (s->reqs != NULL) {
+        s->reqs->prev = r;
+    }
+    s->reqs = r;
+}
+
 static void req_unlink(kvl_snmp_session_t *s, kvl_snmp_req_t *r)
 {
     if (r->prev != NULL) {
@@ -210,6 +418,14 @@ static void req_unlink(kvl_snmp_session_t *s, kvl_snmp_req_t *r)
         r->next->prev = r->prev;
     }
     r->prev = r->next = NULL;
+}
+
+static void req_free(kvl_snmp_req_t *r)
+{
+    if (r->pdu != NULL) {
+        snmp_free_pdu(r->pdu);
+    }
+    free(r);
 }
 
 /* Closes the net-snmp session and the handles. Runs outside any net-snmp call. */
@@ -232,7 +448,7 @@ static void session_shutdown(kvl_snmp_session_t *s)
     while (s->reqs != NULL) {
         kvl_snmp_req_t *r = s->reqs;
         req_unlink(s, r);
-        free(r);
+        req_free(r);
     }
 }
 
@@ -419,6 +635,211 @@ static int convert_vbs(kvl_snmp_session_t *s, const netsnmp_pdu *pdu)
     return (int)n;
 }
 
+static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, void *magic);
+
+/* Sends pdu (taken) for r, which is linked. Returns 0, or KVL_EIO with net-snmp's reason in
+ * err (r stays linked, pdu is freed, nothing calls back). */
+static int transmit(kvl_snmp_session_t *s, kvl_snmp_req_t *r, netsnmp_pdu *pdu, char *err,
+                    size_t errlen)
+{
+    snmp_sess_session(s->sessp)->retries = r->retries >= 0 ? r->retries : s->retries;
+    r->tries = 1;
+    r->sent_ns = uv_hrtime();
+    r->in_send = true;
+    r->fired = false;
+    s->dispatching++;
+    int reqid = snmp_sess_async_send(s->sessp, pdu, on_netsnmp_event, r);
+    s->dispatching--;
+    r->in_send = false;
+    if (reqid == 0) {
+        char *e = NULL;
+        snmp_sess_error(s->sessp, NULL, NULL, &e);
+        snprintf(err, errlen, "%s", e != NULL && e[0] != '\0' ? e : "send failed");
+        free(e);
+        snmp_free_pdu(pdu); /* not taken on failure */
+        return KVL_EIO;
+    }
+    return 0;
+}
+
+/* v3: sends a fresh copy of r's request (new request and message ids). */
+static int transmit_copy(kvl_snmp_session_t *s, kvl_snmp_req_t *r, char *err, size_t errlen)
+{
+    netsnmp_pdu *copy = snmp_clone_pdu(r->pdu);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    copy->reqid = snmp_get_next_reqid();
+    copy->msgid = snmp_get_next_msgid();
+    return transmit(s, r, copy, err, errlen);
+}
+
+/* v3: sends an engine ID discovery probe. Returns 0 or a negative code with err. */
+static int send_probe(kvl_snmp_session_t *s, int retries, char *err, size_t errlen)
+{
+    netsnmp_pdu *pdu = snmp_pdu_create(SNMP_MSG_GET);
+    kvl_snmp_req_t *r = calloc(1, sizeof(*r));
+    if (pdu == NULL || r == NULL || (pdu->securityName = strdup("")) == NULL) {
+        if (pdu != NULL) {
+            snmp_free_pdu(pdu);
+        }
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    pdu->version = SNMP_VERSION_3;
+    pdu->securityModel = SNMP_SEC_MODEL_USM;
+    pdu->securityLevel = SNMP_SEC_LEVEL_NOAUTH;
+    pdu->securityNameLen = 0;
+    r->s = s;
+    r->is_probe = true;
+    r->retries = retries;
+    req_link(s, r);
+    int rc = transmit(s, r, pdu, err, errlen);
+    if (rc < 0) {
+        req_unlink(s, r);
+        free(r);
+        return rc;
+    }
+    s->probing = true;
+    return 0;
+}
+
+/* v3: forgets the agent's engine ID, so that the next request discovers it again. */
+static void forget_engine(kvl_snmp_session_t *s)
+{
+    netsnmp_session *ss = snmp_sess_session(s->sessp);
+    free(ss->securityEngineID);
+    ss->securityEngineID = NULL;
+    ss->securityEngineIDLen = 0;
+    free(ss->contextEngineID);
+    ss->contextEngineID = NULL;
+    ss->contextEngineIDLen = 0;
+    s->engine_known = false;
+}
+
+/* v3: takes the engine ID from a discovery answer and localizes the keys for it. Returns
+ * NULL, or why it could not. */
+static const char *learn_engine(kvl_snmp_session_t *s, const netsnmp_pdu *pdu)
+{
+    netsnmp_session *ss = snmp_sess_session(s->sessp);
+    if (ss->securityEngineIDLen == 0 && pdu->securityEngineIDLen > 0) {
+        /* net-snmp normally does this itself when it parses the Report. */
+        ss->securityEngineID = malloc(pdu->securityEngineIDLen);
+        if (ss->securityEngineID == NULL) {
+            return "out of memory";
+        }
+        memcpy(ss->securityEngineID, pdu->securityEngineID, pdu->securityEngineIDLen);
+        ss->securityEngineIDLen = pdu->securityEngineIDLen;
+    }
+    if (ss->securityEngineIDLen == 0) {
+        return "engine ID discovery failed: the answer carried no engine ID";
+    }
+    if (ss->contextEngineIDLen == 0) {
+        ss->contextEngineID = malloc(ss->securityEngineIDLen);
+        if (ss->contextEngineID == NULL) {
+            return "out of memory";
+        }
+        memcpy(ss->contextEngineID, ss->securityEngineID, ss->securityEngineIDLen);
+        ss->contextEngineIDLen = ss->securityEngineIDLen;
+    }
+    /* One USM user entry per engine and user name: replace what an earlier discovery (or
+     * another session to a clone of this engine) left, so the keys are this session's. */
+    struct usmUser *u =
+        usm_get_user(ss->securityEngineID, ss->securityEngineIDLen, ss->securityName);
+    if (u != NULL) {
+        usm_remove_user(u);
+        usm_free_user(u);
+    }
+    ss->flags &= ~SNMP_FLAGS_USER_CREATED;
+    if (create_user_from_session(ss) != SNMPERR_SUCCESS) {
+        return "cannot localize the SNMPv3 keys for the agent's engine ID";
+    }
+    s->engine_known = true;
+    s->auth_seen = false;
+    return NULL;
+}
+
+/* Completes r (unlinked) with res and frees it. */
+static void complete(kvl_snmp_session_t *s, kvl_snmp_req_t *r, kvl_snmp_result_t *res)
+{
+    if (!s->closing) {
+        res->tries = res->tries > 0 ? res->tries : r->tries;
+        r->cb(s, res, r->arg);
+    }
+    req_free(r);
+}
+
+/* The next request marked for release, or NULL. */
+static kvl_snmp_req_t *next_batch(kvl_snmp_session_t *s)
+{
+    kvl_snmp_req_t *found = NULL;
+    for (kvl_snmp_req_t *r = s->reqs; r != NULL; r = r->next) {
+        if (r->batch) {
+            found = r; /* the list is newest first: keep going for the oldest */
+        }
+    }
+    return found;
+}
+
+static void mark_batch(kvl_snmp_session_t *s)
+{
+    for (kvl_snmp_req_t *r = s->reqs; r != NULL; r = r->next) {
+        r->batch = r->waiting;
+    }
+}
+
+/* v3: the discovery probe finished: send what waited for it, or fail it with why not. */
+static void probe_done(kvl_snmp_session_t *s, int op, const netsnmp_pdu *pdu, int tries)
+{
+    s->probing = false;
+    if (s->closing) {
+        return;
+    }
+    kvl_snmp_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.tries = tries;
+    char *errstr = NULL;
+    if (op == NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE && pdu != NULL) {
+        const char *why = learn_engine(s, pdu);
+        if (why == NULL) {
+            mark_batch(s);
+            kvl_snmp_req_t *r;
+            while (!s->closing && (r = next_batch(s)) != NULL) {
+                char err[256];
+                r->batch = r->waiting = false;
+                r->after_discovery = true;
+                if (transmit_copy(s, r, err, sizeof(err)) < 0) {
+                    kvl_snmp_result_t fail;
+                    memset(&fail, 0, sizeof(fail));
+                    fail.status = KVL_SNMP_SEND_FAILED;
+                    fail.error_text = err;
+                    req_unlink(s, r);
+                    complete(s, r, &fail);
+                }
+            }
+            return;
+        }
+        res.status = KVL_SNMP_SEND_FAILED;
+        res.error_text = why;
+    } else if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
+        res.status = KVL_SNMP_TIMEOUT;
+    } else {
+        res.status = KVL_SNMP_SEND_FAILED;
+        snmp_sess_error(s->sessp, NULL, NULL, &errstr);
+        res.error_text = errstr != NULL ? errstr : "send failed";
+    }
+    s->last_ok = false;
+    mark_batch(s);
+    kvl_snmp_req_t *r;
+    while (!s->closing && (r = next_batch(s)) != NULL) {
+        req_unlink(s, r);
+        complete(s, r, &res);
+    }
+    free(errstr);
+}
+
 static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, void *magic)
 {
     KVL_UNUSED(ss);
@@ -431,44 +852,135 @@ static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu 
         r->sent_ns = uv_hrtime();
         return 1;
     }
-    if (op == NETSNMP_CALLBACK_OP_CONNECT) {
-        return 1;
+    if (op == NETSNMP_CALLBACK_OP_CONNECT || op == NETSNMP_CALLBACK_OP_SEC_ERROR) {
+        return 1; /* SEC_ERROR: the Report that caused it is delivered next */
     }
     if (r->in_send) {
         r->fired = true; /* kvl_snmp_send reports it and frees r */
         return 1;
     }
     req_unlink(s, r);
-    if (!s->closing) {
-        kvl_snmp_result_t res;
-        memset(&res, 0, sizeof(res));
-        res.tries = r->tries;
-        char *errstr = NULL;
-        if (op == NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE && pdu != NULL) {
-            res.status = KVL_SNMP_RESPONSE;
-            res.rtt_ms = (double)(uv_hrtime() - r->sent_ns) / 1e6;
-            res.error_status = (int)pdu->errstat;
-            res.error_index = (int)pdu->errindex;
-            int n = convert_vbs(s, pdu);
-            if (n < 0) {
-                res.status = KVL_SNMP_SEND_FAILED;
-                res.error_text = "out of memory converting a response";
-            } else {
-                res.vbs = s->vbs;
-                res.n_vbs = (size_t)n;
-            }
-        } else if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
-            res.status = KVL_SNMP_TIMEOUT;
-        } else {
-            res.status = KVL_SNMP_SEND_FAILED;
-            snmp_sess_error(s->sessp, NULL, NULL, &errstr);
-            res.error_text = errstr != NULL ? errstr : "send failed";
-        }
-        r->cb(s, &res, r->arg);
-        free(errstr);
+    if (r->is_probe) {
+        int tries = r->tries;
+        req_free(r);
+        probe_done(s, op, pdu, tries);
+        return 1;
     }
-    free(r);
+    if (s->closing) {
+        req_free(r);
+        return 1;
+    }
+    kvl_snmp_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.tries = r->tries;
+    char *errstr = NULL;
+    if (op == NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE && pdu != NULL &&
+        pdu->command == SNMP_MSG_REPORT) {
+        int type = snmpv3_get_report_type(pdu);
+        if ((type == SNMPERR_UNKNOWN_ENG_ID || type == SNMPERR_NOT_IN_TIME_WINDOW) && s->v3 &&
+            !r->resent && r->pdu != NULL) {
+            /* The agent was replaced or restarted: discover it again, then send again. */
+            char err[256];
+            r->resent = true;
+            r->waiting = true;
+            forget_engine(s);
+            req_link(s, r);
+            if (s->probing || send_probe(s, r->retries, err, sizeof(err)) == 0) {
+                return 1;
+            }
+            req_unlink(s, r);
+            r->waiting = false;
+            res.status = KVL_SNMP_SEND_FAILED;
+            res.error_text = err;
+            complete(s, r, &res);
+            return 1;
+        }
+        res.status = KVL_SNMP_REPORT;
+        res.report = report_kind(type);
+        res.error_text = kvl_snmp_report_text(res.report);
+        s->last_ok = false;
+    } else if (op == NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE && pdu != NULL) {
+        res.status = KVL_SNMP_RESPONSE;
+        res.rtt_ms = (double)(uv_hrtime() - r->sent_ns) / 1e6;
+        res.error_status = (int)pdu->errstat;
+        res.error_index = (int)pdu->errindex;
+        if (pdu->securityLevel >= SNMP_SEC_LEVEL_AUTHNOPRIV) {
+            s->auth_seen = true;
+        }
+        s->last_ok = true;
+        int n = convert_vbs(s, pdu);
+        if (n < 0) {
+            res.status = KVL_SNMP_SEND_FAILED;
+            res.error_text = "out of memory converting a response";
+        } else {
+            res.vbs = s->vbs;
+            res.n_vbs = (size_t)n;
+        }
+    } else if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
+        res.status = KVL_SNMP_TIMEOUT;
+        if (s->authpriv && r->after_discovery && !s->auth_seen) {
+            res.status = KVL_SNMP_REPORT;
+            res.report = KVL_SNMP_REPORT_NO_ENCRYPTED_ANSWER;
+            res.error_text = kvl_snmp_report_text(res.report);
+        } else if (s->authpriv && !s->last_ok && s->engine_known) {
+            forget_engine(s); /* twice in a row: verify the engine before the next request */
+        }
+        s->last_ok = false;
+    } else {
+        res.status = KVL_SNMP_SEND_FAILED;
+        snmp_sess_error(s->sessp, NULL, NULL, &errstr);
+        res.error_text = errstr != NULL ? errstr : "send failed";
+        s->last_ok = false;
+    }
+    complete(s, r, &res);
+    free(errstr);
     return 1;
+}
+
+/* Fills the USM part of sess from c. Returns NULL, or why not (never a secret). */
+static const char *setup_usm(netsnmp_session *sess, const kvl_credentials_t *c)
+{
+    sess->version = SNMP_VERSION_3;
+    sess->securityModel = SNMP_SEC_MODEL_USM;
+    sess->securityName = c->user; /* copied by snmp_sess_open, like the rest */
+    sess->securityNameLen = strlen(c->user);
+    sess->contextName = c->context != NULL ? c->context : (char *)"";
+    sess->contextNameLen = strlen(sess->contextName);
+    sess->securityLevel = c->level == KVL_USM_AUTHPRIV     ? SNMP_SEC_LEVEL_AUTHPRIV
+                          : c->level == KVL_USM_AUTHNOPRIV ? SNMP_SEC_LEVEL_AUTHNOPRIV
+                                                           : SNMP_SEC_LEVEL_NOAUTH;
+    sess->flags |= SNMP_FLAGS_DONT_PROBE;
+    if (c->level == KVL_USM_NOAUTH) {
+        return NULL;
+    }
+    size_t len = 0;
+    const oid *a = auth_oid(c->auth_protocol, &len);
+    if (a == NULL || c->auth_password == NULL) {
+        return "no authentication protocol";
+    }
+    sess->securityAuthProto = (oid *)(uintptr_t)a;
+    sess->securityAuthProtoLen = len;
+    sess->securityAuthKeyLen = sizeof(sess->securityAuthKey);
+    if (ku_for(c->auth_protocol, c->auth_password, sess->securityAuthKey,
+               &sess->securityAuthKeyLen) != 0) {
+        return "cannot derive the authentication key from the pass phrase";
+    }
+    if (c->level != KVL_USM_AUTHPRIV) {
+        return NULL;
+    }
+    const oid *p = priv_oid(c->priv_protocol, &len);
+    if (p == NULL || c->priv_password == NULL) {
+        return "no privacy protocol";
+    }
+    sess->securityPrivProto = (oid *)(uintptr_t)p;
+    sess->securityPrivProtoLen = len;
+    sess->securityPrivKeyLen = sizeof(sess->securityPrivKey);
+    /* The privacy key is made with the authentication protocol's hash (RFC 3414, 3826). */
+    if (ku_for(c->auth_protocol, c->priv_password, sess->securityPrivKey,
+               &sess->securityPrivKeyLen) != 0) {
+        return "cannot derive the privacy key from the pass phrase";
+    }
+    return NULL;
 }
 
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
@@ -496,13 +1008,30 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     netsnmp_session sess;
     snmp_sess_init(&sess);
     sess.peername = peername;
-    sess.version = t->version == KVL_SNMP_V1 ? SNMP_VERSION_1 : SNMP_VERSION_2c;
-    sess.community = (u_char *)(uintptr_t)t->community; /* copied by snmp_sess_open */
-    sess.community_len = strlen(t->community);
     sess.timeout = (long)(t->timeout_ms > 0 ? t->timeout_ms : 1000) * 1000L;
     sess.retries = t->retries >= 0 ? t->retries : 0;
+    s->retries = sess.retries;
+    if (t->version == KVL_SNMP_V3) {
+        const char *why = t->usm != NULL ? setup_usm(&sess, t->usm) : "no SNMPv3 credentials";
+        if (why != NULL) {
+            snprintf(err, errlen, "cannot set up SNMPv3 for %s: %s", s->peer, why);
+            free(s->name);
+            free(s);
+            return NULL;
+        }
+        s->v3 = true;
+        s->authpriv = t->usm->level == KVL_USM_AUTHPRIV;
+    } else {
+        const char *community = t->community != NULL ? t->community : "";
+        sess.version = t->version == KVL_SNMP_V1 ? SNMP_VERSION_1 : SNMP_VERSION_2c;
+        sess.community = (u_char *)(uintptr_t)community; /* copied by snmp_sess_open */
+        sess.community_len = strlen(community);
+    }
 
     s->sessp = snmp_sess_open(&sess);
+    /* The keys were copied (or not); wipe ours. */
+    memset(sess.securityAuthKey, 0, sizeof(sess.securityAuthKey));
+    memset(sess.securityPrivKey, 0, sizeof(sess.securityPrivKey));
     if (s->sessp == NULL) {
         char *e = NULL;
         snmp_error(&sess, NULL, NULL, &e);
@@ -512,6 +1041,10 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
         free(s->name);
         free(s);
         return NULL;
+    }
+    if (s->v3) {
+        /* snmp_sess_open cleared it: keep net-snmp from ever probing synchronously. */
+        snmp_sess_session(s->sessp)->flags |= SNMP_FLAGS_DONT_PROBE;
     }
     netsnmp_transport *tr = snmp_sess_transport(s->sessp);
     s->fd = tr != NULL ? tr->sock : -1;
@@ -552,7 +1085,8 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
 }
 
 int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
-                  uint32_t max_reps, kvl_snmp_cb cb, void *arg, char *err, size_t errlen)
+                  uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                  size_t errlen)
 {
     if (s->closing || s->sessp == NULL) {
         snprintf(err, errlen, "session is closing");
@@ -591,29 +1125,25 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
     r->cb = cb;
     r->arg = arg;
     r->tries = 1;
-    r->sent_ns = uv_hrtime();
-    r->in_send = true;
-    r->next = s->reqs;
-    if (s->reqs != NULL) {
-        s->reqs->prev = r;
-    }
-    s->reqs = r;
+    r->retries = retries;
+    req_link(s, r);
 
-    s->dispatching++;
-    int reqid = snmp_sess_async_send(s->sessp, pdu, on_netsnmp_event, r);
-    s->dispatching--;
-    r->in_send = false;
-    if (reqid == 0) {
-        char *e = NULL;
-        snmp_sess_error(s->sessp, NULL, NULL, &e);
-        snprintf(err, errlen, "%s", e != NULL && e[0] != '\0' ? e : "send failed");
-        free(e);
-        snmp_free_pdu(pdu); /* not taken on failure */
+    int rc;
+    if (!s->v3) {
+        rc = transmit(s, r, pdu, err, errlen);
+    } else {
+        r->pdu = pdu;
+        if (s->engine_known) {
+            rc = transmit_copy(s, r, err, errlen);
+        } else {
+            r->waiting = true;
+            rc = s->probing ? 0 : send_probe(s, retries, err, errlen);
+        }
+    }
+    if (rc < 0) {
         req_unlink(s, r);
-        free(r);
-        after_dispatch(s);
-        return KVL_EIO;
+        req_free(r);
     }
     after_dispatch(s);
-    return 0;
+    return rc;
 }

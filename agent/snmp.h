@@ -1,12 +1,19 @@
 /*
- * snmp.h — asynchronous SNMP v1/v2c sessions on a libuv loop, in kaaval's own types.
+ * snmp.h — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop, in kaaval's own types.
  *
  * This is the only module that includes net-snmp. Each kvl_snmp_session_t wraps one
  * net-snmp single-session handle (snmp_sess_*): its UDP socket is watched by a uv_poll_t
  * and its retransmissions and timeouts are driven by a uv_timer_t, so nothing ever blocks
  * the loop. A request (GET, GETNEXT or GETBULK) completes exactly once through its
- * callback with either the response's varbinds, a timeout after all tries, or a send
- * failure; a request that fails synchronously returns an error and never calls back.
+ * callback with either the response's varbinds, a timeout after all tries, an SNMPv3
+ * Report (authentication and other USM failures), or a send failure; a request that fails
+ * synchronously returns an error and never calls back.
+ *
+ * SNMPv3 (USM): the session learns the agent's engine ID with an asynchronous discovery
+ * probe before its first request (the request waits for it; it is part of the request as
+ * far as the caller can tell), then localizes the keys once. Pass phrases are turned into
+ * master keys (Ku, a million hash rounds) once per process and credential set.
+ * Credentials are never logged, and no error text carries them.
  *
  * Peer addresses should be numeric (IPv4 or IPv6): net-snmp resolves a host name with a
  * blocking getaddrinfo inside kvl_snmp_open.
@@ -68,7 +75,23 @@ typedef enum {
     KVL_SNMP_RESPONSE = 0,    /* a response arrived; see error_status */
     KVL_SNMP_TIMEOUT = 1,     /* no response after every try */
     KVL_SNMP_SEND_FAILED = 2, /* a retransmission could not be sent */
+    KVL_SNMP_REPORT = 3,      /* SNMPv3: the agent refused the request (see report) */
 } kvl_snmp_status_t;
+
+/* Why an SNMPv3 request was refused. */
+typedef enum {
+    KVL_SNMP_REPORT_NONE = 0,
+    KVL_SNMP_REPORT_UNKNOWN_ENGINE_ID,   /* usmStatsUnknownEngineIDs (after a re-discovery) */
+    KVL_SNMP_REPORT_UNKNOWN_USER,        /* usmStatsUnknownUserNames */
+    KVL_SNMP_REPORT_UNSUPPORTED_LEVEL,   /* usmStatsUnsupportedSecLevels */
+    KVL_SNMP_REPORT_WRONG_DIGEST,        /* usmStatsWrongDigests: auth password or protocol */
+    KVL_SNMP_REPORT_NOT_IN_TIME_WINDOW,  /* usmStatsNotInTimeWindows (after a re-discovery) */
+    KVL_SNMP_REPORT_DECRYPTION_ERROR,    /* usmStatsDecryptionErrors */
+    KVL_SNMP_REPORT_NO_ENCRYPTED_ANSWER, /* no Report: the engine answered discovery but
+                                            never an encrypted request (an agent drops what
+                                            it cannot decrypt: privacy password or protocol) */
+    KVL_SNMP_REPORT_OTHER,               /* another Report (snmpInvalidMsgs, ...) */
+} kvl_snmp_report_t;
 
 /* SNMP error-status values the poller cares about. */
 enum {
@@ -84,9 +107,11 @@ typedef struct kvl_snmp_result {
     int error_index;  /* 1-based varbind the error refers to, 0 if none */
     const kvl_snmp_vb_t *vbs;
     size_t n_vbs;
-    int tries;              /* transmissions made (1 + retransmissions) */
-    double rtt_ms;          /* KVL_SNMP_RESPONSE: time since the last transmission */
-    const char *error_text; /* KVL_SNMP_SEND_FAILED: net-snmp's description */
+    int tries;                /* transmissions made (1 + retransmissions) */
+    double rtt_ms;            /* KVL_SNMP_RESPONSE: time since the last transmission */
+    const char *error_text;   /* KVL_SNMP_SEND_FAILED: net-snmp's description;
+                                 KVL_SNMP_REPORT: what the Report means */
+    kvl_snmp_report_t report; /* KVL_SNMP_REPORT only */
 } kvl_snmp_result_t;
 
 /* Called on the loop thread once per accepted request. The result and what it points to
@@ -99,17 +124,18 @@ typedef struct kvl_snmp_target {
     const char *address; /* numeric IPv4 or IPv6 address (see above) */
     uint16_t port;
     kvl_snmp_version_t version;
-    const char *community; /* never logged */
-    int64_t timeout_ms;    /* per try */
-    int retries;           /* retransmissions after the first try */
+    const char *community;        /* v1/v2c; never logged */
+    const kvl_credentials_t *usm; /* v3: user, level, protocols, pass phrases, context */
+    int64_t timeout_ms;           /* per try */
+    int retries;                  /* retransmissions after the first try */
 } kvl_snmp_target_t;
 
 /* Initialises net-snmp once for the process: no configuration files read, no persistent
  * state, no MIBs loaded, its log lines routed to ours. Idempotent. */
 void kvl_snmp_init(void);
 
-/* Opens a session to t on loop. Returns NULL and writes net-snmp's reason into err on
- * failure. */
+/* Opens a session to t on loop; sends nothing yet (v3 discovery happens with the first
+ * request). Returns NULL and writes the reason (never a secret) into err on failure. */
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
                                   size_t errlen);
 
@@ -119,10 +145,17 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
 void kvl_snmp_close(kvl_snmp_session_t *s);
 
 /* Sends a request for the n OIDs in oids. max_reps is used by GETBULK only (non-repeaters
- * is 0). Returns 0 when the request is on its way (cb will be called once), or a negative
- * KVL_E* code with net-snmp's reason in err (cb will not be called). */
+ * is 0). retries: retransmissions after the first try, or -1 for the session's; it applies
+ * to every request of the session in flight (callers send one at a time). Returns 0 when
+ * the request is on its way (cb will be called once), or a negative KVL_E* code with
+ * net-snmp's reason in err (cb will not be called). */
 int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
-                  uint32_t max_reps, kvl_snmp_cb cb, void *arg, char *err, size_t errlen);
+                  uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                  size_t errlen);
+
+/* The USM counter or condition behind a report, with what it usually means, e.g.
+ * "wrong digest (usmStatsWrongDigests): wrong authentication password or protocol". */
+const char *kvl_snmp_report_text(kvl_snmp_report_t r);
 
 /* "address:port" (IPv6 in brackets), for log lines. */
 const char *kvl_snmp_peer(const kvl_snmp_session_t *s);

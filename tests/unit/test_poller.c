@@ -215,6 +215,11 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
     uv_close((uv_handle_t *)&s->timer, on_fake_closed);
 }
 
+const char *kvl_snmp_report_text(kvl_snmp_report_t r)
+{
+    return r == KVL_SNMP_REPORT_WRONG_DIGEST ? "wrong digest (usmStatsWrongDigests)" : "report";
+}
+
 const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
 {
     return s->peer;
@@ -375,8 +380,10 @@ static void on_fake_answer(uv_timer_t *t)
 }
 
 int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
-                  uint32_t max_reps, kvl_snmp_cb cb, void *arg, char *err, size_t errlen)
+                  uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                  size_t errlen)
 {
+    (void)retries;
     fake_dev_t *d = s->dev;
     assert_false(s->pending); /* one request at a time per device */
     assert_true(n <= KVL_ARRAY_SIZE(s->oids));
