@@ -252,14 +252,17 @@ fi
 step=$(kvl_rrd_step "$F")
 kvl_rrd_rows "$F" AVERAGE in_octets $((t_first - step)) $((t_last + step)) >"$KVL_TMP/rows" \
     || kvl_fail "rrdtool fetch failed on $F"
-awk -v step="$step" -v first="$t_first" -v last="$t_last" -v bad="$t_bad" -v rate="$IN_RATE" '
+awk -v step="$step" -v first="$t_first" -v last="$t_last" -v bad="$t_bad" -v rate="$IN_RATE" \
+    -v mtol="$KVL_MEAN_TOL" -v stol="$KVL_STEP_TOL" '
     $1 - step > first && $1 <= last {
         n++; if ($1 >= bad) during++
-        if ($2 == "nan" || $2 < rate * 0.99 || $2 > rate * 1.01) off = off " " $1 ":" $2
+        if ($2 == "nan" || $2 < rate * (1 - stol) || $2 > rate * (1 + stol)) off = off " " $1 ":" $2
+        else { sum += $2; k++ }
     }
     END {
         if (off != "") { print "ratedev rows unknown or off the rate while bad clients talked:" off; exit 1 }
         if (during < 6) { print "only " during " rows of ratedev written after the bad clients started"; exit 1 }
+        if (sum / k < rate * (1 - mtol) || sum / k > rate * (1 + mtol)) { print "ratedev rows average " sum / k ", not within 1 % of " rate; exit 1 }
         print n " rows of ratedev, " during " of them while bad clients talked, all known and right"
     }' "$KVL_TMP/rows" >"$KVL_TMP/verdict" || kvl_fail "$(cat "$KVL_TMP/verdict")"
 kvl_log "$(cat "$KVL_TMP/verdict")"
