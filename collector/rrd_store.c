@@ -3,7 +3,9 @@
  *
  * librrd reports errors through a per-thread context (rrd_get_error); each call here clears
  * it first and copies the message out. An update at or before the file's last update is
- * not an I/O problem but an ordering one, and is reported as KVL_RRD_STALE.
+ * not an I/O problem but an ordering one, and is reported as KVL_RRD_STALE; a file locked
+ * by a reader (rrdtool fetch and graph take a shared lock, and librrd's update does not
+ * wait for it) is reported as KVL_RRD_BUSY so the caller can try again.
  */
 #include "rrd_store.h"
 
@@ -20,6 +22,9 @@ static kvl_rrd_result_t take_error(char *err, size_t errlen)
     rrd_clear_error();
     if (strstr(err, "illegal attempt to update using time") != NULL) {
         return KVL_RRD_STALE;
+    }
+    if (strstr(err, "could not lock") != NULL) {
+        return KVL_RRD_BUSY;
     }
     return KVL_RRD_ERROR;
 }

@@ -22,6 +22,7 @@ typedef struct kvl_rrd_rra {
 typedef enum {
     KVL_RRD_OK = 0,
     KVL_RRD_STALE = 1,  /* update not newer than the file's last update: refused */
+    KVL_RRD_BUSY = 2,   /* the file is locked by a reader (rrdtool graph, fetch): try again */
     KVL_RRD_ERROR = -1, /* anything else; message in err */
 } kvl_rrd_result_t;
 

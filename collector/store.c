@@ -14,12 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvl.h"
 #include "log.h"
 #include "names.h"
 #include "rrd_store.h"
+
+/* How long one update waits for a reader (rrdtool graph, fetch) to release its lock before
+ * the batch fails and is left unacknowledged. */
+#define BUSY_WAIT_MS 10000
 
 static const kvl_rrd_ds_t interface_ds[] = {
     {"in_octets", 1},     {"out_octets", 1},     {"in_ucast_pkts", 1}, {"out_ucast_pkts", 1},
@@ -326,6 +331,23 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
     }
     char err[512];
     kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+    /* A reader holds the file. Wait here (a pool thread, not the loop) and retry this row
+     * before any later one, so the file's updates stay in order. */
+    uint64_t waited_ms = 0;
+    for (uint64_t pause = 5; rc == KVL_RRD_BUSY && waited_ms < BUSY_WAIT_MS; pause *= 2) {
+        if (pause > 200) {
+            pause = 200;
+        }
+        struct timespec ts = {0, (long)(pause * 1000000u)};
+        nanosleep(&ts, NULL);
+        waited_ms += pause;
+        rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+    }
+    if (waited_ms > 0) {
+        res->busy_waits++;
+        KVL_LOG_DEBUG("store", path, "waited %llums for a reader's lock",
+                      (unsigned long long)waited_ms);
+    }
     if (rc == KVL_RRD_STALE) {
         res->stale++;
         KVL_LOG_DEBUG("store", path, "update refused: %s", err);

@@ -59,12 +59,13 @@ typedef struct kvl_store_row {
 typedef struct kvl_store_job kvl_store_job_t;
 
 typedef struct kvl_store_result {
-    size_t rows;    /* updates applied */
-    size_t values;  /* values in those updates */
-    size_t stale;   /* updates refused as not newer than the file's last one */
-    size_t skipped; /* values of metrics no archive has a place for */
-    size_t errors;  /* updates that failed otherwise */
-    size_t created; /* files created */
+    size_t rows;       /* updates applied */
+    size_t values;     /* values in those updates */
+    size_t stale;      /* updates refused as not newer than the file's last one */
+    size_t skipped;    /* values of metrics no archive has a place for */
+    size_t errors;     /* updates that failed otherwise */
+    size_t created;    /* files created */
+    size_t busy_waits; /* updates that waited for a reader's lock (rrdtool graph, fetch) */
 } kvl_store_result_t;
 
 /* result: what happened; job is freed after the callback returns. */

@@ -11,9 +11,11 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -255,6 +257,69 @@ static void test_duplicate_not_written_twice(void **state)
     world_stop(&w);
 }
 
+/* While another process holds a reader's lock on an archive (as rrdtool graph does), the
+ * collector waits for it and then writes: the agent is not cut off, nothing is lost. */
+static void test_reader_lock_waits(void **state)
+{
+    (void)state;
+    world_t w;
+    world_start(&w, "agent-lock");
+    kvl_series_key_t k = {.device = "sw9",
+                          .scope = KVL_SCOPE_DEVICE,
+                          .instance = "",
+                          .metric = "reachable",
+                          .kind = KVL_KIND_GAUGE,
+                          .interval_s = 10};
+    uint32_t id = kvl_batcher_series(w.batcher, &k);
+    int64_t t0 = (int64_t)time(NULL) - 600;
+    kvl_batcher_group_begin(w.batcher, t0 * 1000);
+    kvl_batcher_add(w.batcher, id, 1);
+    kvl_batcher_group_end(w.batcher);
+    kvl_batcher_flush(w.batcher);
+    assert_true(run_until(&w, all_acked, 10000));
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/lab/sw9.rrd", w.dir);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        int fd = open(path, O_RDONLY);
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLKW, &fl) != 0) {
+            _exit(1);
+        }
+        if (write(pipefd[1], "L", 1) != 1) {
+            _exit(1);
+        }
+        usleep(1500 * 1000);
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(pipefd[0], &c, 1), 1); /* the child holds the lock now */
+    uint64_t start = uv_hrtime();
+    kvl_batcher_group_begin(w.batcher, (t0 + 10) * 1000);
+    kvl_batcher_add(w.batcher, id, 0);
+    kvl_batcher_group_end(w.batcher);
+    kvl_batcher_flush(w.batcher);
+    assert_true(run_until(&w, all_acked, 15000));
+    uint64_t took_ms = (uv_hrtime() - start) / 1000000u;
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_true(took_ms >= 1000); /* it really had to wait for the lock */
+
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(w.ingest, &s);
+    assert_int_equal(s.batches_written, 2);
+    assert_int_equal(s.protocol_errors, 0);
+    assert_int_equal(s.connections, 1); /* never cut off */
+    world_stop(&w);
+}
+
 typedef struct raw_client {
     uv_tcp_t tcp;
     uv_connect_t conn;
@@ -349,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_rate_reaches_archive),
         cmocka_unit_test(test_duplicate_not_written_twice),
         cmocka_unit_test(test_garbage_peer_is_cut_off),
+        cmocka_unit_test(test_reader_lock_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
