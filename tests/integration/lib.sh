@@ -375,7 +375,7 @@ EOF
 # ------------------------------------------------------------------- names and archives ------
 
 # kvl_file_safe NAME: the archive file name part for NAME, as the collector documents it:
-# bytes outside [A-Za-z0-9._-] (and a leading '.') become %XX; an empty name becomes '_'.
+# bytes outside [A-Za-z0-9._-] (and a leading '.' or '_') become %XX; an empty name becomes '%00'.
 kvl_file_safe() {
     "$KVL_PY" -c '
 import sys
