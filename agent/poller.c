@@ -1,27 +1,53 @@
 /*
  * poller.c — SNMP polling of the agent's devices (see poller.h).
  *
- * Each device has a uv_timer_t that fires on a fixed schedule (first tick spread over the
- * first second, then every interval, never drifting; a tick that finds the previous poll
- * still running is skipped). A poll is a small state machine over one kvl_snmp session:
+ * Scheduling. Each device has a uv_timer_t on a fixed schedule: the first tick at the
+ * device's phase (FNV-1a hash of its name modulo the interval, counted from the Unix epoch,
+ * so it survives restarts and 2,000 devices spread evenly), then every interval, never
+ * drifting; a tick that finds the previous poll still running is skipped. Every request
+ * goes through dev_send: at most max_inflight are in flight over all devices; beyond that a
+ * device waits in one FIFO queue, and a slot that frees goes to the queue's head before the
+ * device that freed it may send again, so no device can starve another. A poll is a small
+ * state machine over one kvl_snmp session:
  *
- *   1. GET sysUpTime.0 and sysName.0 (v1: a noSuchName drops that OID and asks again).
- *      No answer: the device is down (logged and reported once, reachable 0 each poll).
- *   2. Walk the wanted ifTable and ifXTable columns in parallel, one varbind per column
- *      per request (GETBULK in v2c with columns x repetitions <= 60, GETNEXT in v1), so an
- *      interface's in and out counters travel in one PDU. A column ends when it leaves
- *      its subtree, at endOfMibView, when an OID does not increase, or (v1) on noSuchName.
- *      Values land in rows keyed by ifIndex; the interface list is every index seen.
- *   3. Name each interface (ifName, else ifDescr, else "if<ifIndex>", "#<ifIndex>" added
- *      to duplicates), pass its counters through kvl_counter_update with state kept per
- *      interface name, and report one group per interface, timed when the PDU carrying
- *      its in_octets arrived, and one device group timed when the system GET answered.
+ *   1. GET sysUpTime.0, sysName.0, ifNumber.0 and ifTableLastChange.0 (v1: a noSuchName
+ *      drops that OID, remembered until the next discovery, and asks again). No usable
+ *      answer: the device is down with a reason (down_reason 1 timeout, 2 SNMPv3 Report,
+ *      3 neither sysUpTime nor sysName, 4 other), logged and evented once per outage.
+ *   2a. Discovery (first poll, every `rediscover`, and at once when ifNumber or
+ *      ifTableLastChange moved, sysUpTime went back or an interface vanished): walk the
+ *      ifTable and ifXTable columns in parallel, one varbind per column per request
+ *      (GETBULK in v2c/v3 with columns x repetitions <= 60, GETNEXT in v1), so an
+ *      interface's in and out counters travel in one PDU. A column ends when it leaves its
+ *      subtree, at endOfMibView, when an OID does not increase, or (v1) on noSuchName.
+ *      Values land in rows keyed by ifIndex; the interface list is every index seen. Each
+ *      row is named (ifName, else ifDescr, else "if<ifIndex>", "#<ifIndex>" added to
+ *      duplicates) and passed through the device's filters; the included rows are reported
+ *      and become the inventory: name, labels and the value columns each one has.
+ *   2b. Between discoveries: GET exactly those columns of the inventory's interfaces, all
+ *      of one interface in one PDU, as many interfaces per PDU as fit in 60 varbinds (fewer
+ *      while the adaptive size is below the configured one). A missing instance means the
+ *      table changed: the poll turns into a discovery. Excluded interfaces cost nothing.
+ *   3. Counters go through kvl_counter_update with state kept per interface name; one group
+ *      per interface, timed when the PDU carrying its in_octets arrived, and one device
+ *      group timed when the system GET answered.
+ *
+ * Dead devices: after DEAD_AFTER polls in a row timed out, a tick sends only a sysUpTime
+ * GET without retries, and only every probe_gap ticks (doubling up to DEAD_MAX_GAP_MS); the
+ * ticks in between report the device down (reachable 0, down_reason 1) without asking. Any
+ * answer ends it, and the same tick goes on with a full poll.
+ *
+ * Adaptive size: a tooBig, or a timeout in the middle of a walk or of the GETs, halves the
+ * device's max-repetitions (and with it the GET batch size) and resends (at most
+ * MID_POLL_RETRIES times per poll for timeouts); the failed size minus one stays a ceiling
+ * for CEILING_MS; each poll without such trouble adds one, up to the configured maximum.
  *
  * Everything runs on the agent's loop; the SNMP session layer (snmp.h) never blocks.
  */
 #include "poller.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +63,12 @@
 #define MAX_VBS_PER_RESPONSE 60 /* snmpsim answers at most 64; keep a margin */
 #define MAX_REQUESTS_PER_WALK 20000
 #define DEFAULT_MAX_REPS 25
+#define DEFAULT_MAX_INFLIGHT 500
+#define DEAD_AFTER 3           /* polls timed out in a row before probing only */
+#define DEAD_MAX_GAP_MS 300000 /* longest gap between probes of a dead device */
+#define MID_POLL_RETRIES 2     /* smaller resends after timeouts, per poll */
+#define CEILING_MS 3600000     /* how long a size that failed caps the growth */
+#define STATS_PERIOD_MS 60000  /* the agent's own statistics */
 
 /* --- what is walked -------------------------------------------------------------------------- */
 
@@ -96,6 +128,21 @@ static const uint32_t if_entry[] = {1, 3, 6, 1, 2, 1, 2, 2, 1};
 static const uint32_t ifx_entry[] = {1, 3, 6, 1, 2, 1, 31, 1, 1, 1};
 static const uint32_t sys_uptime[] = {1, 3, 6, 1, 2, 1, 1, 3, 0};
 static const uint32_t sys_name[] = {1, 3, 6, 1, 2, 1, 1, 5, 0};
+static const uint32_t if_number[] = {1, 3, 6, 1, 2, 1, 2, 1, 0};
+static const uint32_t if_table_last_change[] = {1, 3, 6, 1, 2, 1, 31, 1, 5, 0};
+
+/* What the system GET asks, in this order. */
+enum { SYS_UPTIME, SYS_NAME, SYS_IFNUMBER, SYS_LASTCHANGE, N_SYS };
+
+static const struct {
+    const uint32_t *sub;
+    size_t len;
+} sys_objects[N_SYS] = {
+    [SYS_UPTIME] = {sys_uptime, KVL_ARRAY_SIZE(sys_uptime)},
+    [SYS_NAME] = {sys_name, KVL_ARRAY_SIZE(sys_name)},
+    [SYS_IFNUMBER] = {if_number, KVL_ARRAY_SIZE(if_number)},
+    [SYS_LASTCHANGE] = {if_table_last_change, KVL_ARRAY_SIZE(if_table_last_change)},
+};
 
 /* The counters reported per interface: 64-bit column when the interface has it, else the
  * 32-bit one (-1: none). */
@@ -122,9 +169,23 @@ static const counter_def_t counter_defs[] = {
 };
 #define N_CTR (sizeof(counter_defs) / sizeof(counter_defs[0]))
 
+/* Columns read between discoveries when the interface has them (besides the counters). */
+static const int state_cols[] = {C_OPER, C_ADMIN, C_SPEED, X_HIGH_SPEED, X_DISC_TIME};
+
+/* Why a device is down: the value of its down_reason gauge. */
+enum { R_UP = 0, R_TIMEOUT = 1, R_AUTH = 2, R_NO_SUCH_NAME = 3, R_OTHER = 4 };
+
+static const char *const reason_names[] = {
+    [R_UP] = "up",
+    [R_TIMEOUT] = "timeout",
+    [R_AUTH] = "authentication failure",
+    [R_NO_SUCH_NAME] = "no such name",
+    [R_OTHER] = "error",
+};
+
 /* --- state ----------------------------------------------------------------------------------- */
 
-/* One interface as seen by the current walk. */
+/* One interface as seen by the current poll. */
 typedef struct row {
     uint32_t ifindex;
     uint32_t present; /* bit per column */
@@ -146,54 +207,142 @@ typedef struct iface {
     uint64_t disc;
 } iface_t;
 
-typedef enum { ST_IDLE, ST_SYS, ST_WALK } dev_state_t;
+/* One reported interface found by the last discovery. */
+typedef struct inv_if {
+    uint32_t ifindex;
+    uint32_t cols; /* bit per column: what to GET between discoveries */
+    char *name;    /* the name it is archived under */
+    char *ifname, *descr, *alias;
+    char type[24];
+} inv_if_t;
+
+/* Where each varbind of a GET batch goes. */
+typedef struct get_slot {
+    uint32_t inv;
+    uint8_t col;
+} get_slot_t;
+
+typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET } dev_state_t;
 
 typedef struct device {
     kvl_poller_t *p;
     const kvl_device_cfg_t *cfg;
     uint32_t interval_s;
+    uint64_t interval_ms;
     uv_timer_t tick;
     uint64_t next_due; /* loop time (ms) of the next tick */
+    uint64_t due;      /* loop time the current poll was due */
+    uint64_t start_ns; /* uv_hrtime of the current poll's first request, 0 before */
     kvl_snmp_session_t *sess;
     dev_state_t state;
     bool polled_once;
 
+    /* the request being sent or waiting for a slot */
+    kvl_snmp_oid_t req_oids[MAX_VBS_PER_RESPONSE];
+    size_t req_n;
+    kvl_snmp_op_t req_op;
+    uint32_t req_reps;
+    int req_retries;
+    kvl_snmp_cb req_cb;
+    struct device *wait_next;
+
     /* reachability */
     bool down;
+    int down_reason;
     int64_t down_since_ms; /* start of the first poll that got no answer */
     int64_t poll_start_ms;
+    unsigned timeouts_in_row;
+    bool dead;           /* probed only, see the top of this file */
+    unsigned probe_gap;  /* ticks between probes */
+    unsigned skip_ticks; /* ticks to go before the next probe */
 
     /* system group of the current poll */
-    kvl_snmp_oid_t sys_oids[2];
+    kvl_snmp_oid_t sys_oids[N_SYS];
+    int sys_which[N_SYS];
     size_t n_sys_oids;
+    uint32_t sys_missing; /* bit per SYS_*: noSuchName in v1, not asked until rediscovery */
     int64_t t_sys;
     double rtt_ms;
-    bool have_uptime;
+    bool have_uptime, have_sysname, have_ifnumber, have_lastchange;
     uint32_t uptime;
+    int64_t ifnumber;
+    uint32_t lastchange;
     char *sysname;
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
 
-    /* walk of the current poll */
+    /* walk or GETs of the current poll */
     kvl_snmp_oid_t base[N_COLS];
     kvl_snmp_oid_t cur[N_COLS];
     bool active[N_COLS];
     int req_cols[N_COLS];
     size_t n_req_cols;
-    uint32_t reps, reps_cap;
     unsigned requests;
+    unsigned mid_retries; /* smaller resends after timeouts in this poll */
+    bool strained;        /* tooBig or a timeout in this poll: no growth */
     row_t *rows;
     size_t n_rows, cap_rows;
-    bool walk_failing;
+    bool poll_failing;
     bool nonincr_logged;
+    get_slot_t get_map[MAX_VBS_PER_RESPONSE];
+    size_t get_n;     /* varbinds of the batch in flight */
+    size_t get_first; /* inventory range of the batch in flight */
+    size_t get_count;
+
+    /* adaptive size */
+    uint32_t reps;     /* of the last GETBULK */
+    uint32_t reps_cap; /* current upper bound */
+    uint32_t reps_max; /* configured */
+    uint32_t reps_ceiling;
+    int64_t ceiling_until_ms;
+
+    /* inventory */
+    inv_if_t *inv;
+    size_t n_inv;
+    bool discovered;
+    bool rediscover_now;
+    int64_t next_discovery_ms;
+    bool inv_have_ifnumber, inv_have_lastchange;
+    int64_t inv_ifnumber;
+    uint32_t inv_lastchange;
+    size_t inv_seen; /* rows seen by the last discovery */
 
     /* series */
     char *dev_sig;
-    uint32_t id_reachable, id_uptime, id_response, id_interfaces;
+    uint32_t id_reachable, id_uptime, id_response, id_interfaces, id_down_reason;
     iface_t **ifs; /* sorted by name */
     size_t n_ifs, cap_ifs;
 } device_t;
+
+enum {
+    ST_REQUESTS,
+    ST_TIMEOUTS,
+    ST_VARBINDS,
+    ST_ERRORS,
+    ST_DEVICES,
+    ST_DOWN,
+    ST_INFLIGHT,
+    ST_CYCLE,
+    ST_LAG,
+    N_STATS
+};
+
+static const struct {
+    const char *metric;
+    kvl_kind_t kind;
+    bool real;
+} stat_defs[N_STATS] = {
+    [ST_REQUESTS] = {"snmp_requests", KVL_KIND_COUNTER, false},
+    [ST_TIMEOUTS] = {"snmp_timeouts", KVL_KIND_COUNTER, false},
+    [ST_VARBINDS] = {"snmp_varbinds", KVL_KIND_COUNTER, false},
+    [ST_ERRORS] = {"snmp_errors", KVL_KIND_COUNTER, false},
+    [ST_DEVICES] = {"devices", KVL_KIND_GAUGE, false},
+    [ST_DOWN] = {"devices_down", KVL_KIND_GAUGE, false},
+    [ST_INFLIGHT] = {"inflight", KVL_KIND_GAUGE, false},
+    [ST_CYCLE] = {"cycle_ms", KVL_KIND_GAUGE, true},
+    [ST_LAG] = {"lag_ms", KVL_KIND_GAUGE, true},
+};
 
 struct kvl_poller {
     uv_loop_t *loop;
@@ -206,11 +355,27 @@ struct kvl_poller {
     void *done_arg;
     size_t n_done;
     uv_timer_t done_timer;
+    uv_timer_t stats_timer;
+    uint64_t stats_period_ms;
     int open_handles;
+
+    /* requests in flight and devices waiting for a slot (FIFO) */
+    unsigned inflight;
+    unsigned max_inflight;
+    device_t *wait_head, *wait_tail;
+
+    /* statistics: totals, and maxima of the current period */
+    uint64_t n_requests, n_timeouts, n_varbinds, n_errors;
+    double cycle_max_ms, lag_max_ms;
+    bool any_poll;
+    uint32_t stat_ids[N_STATS];
 };
 
 static void start_poll(device_t *d);
+static void start_sys(device_t *d);
 static void send_walk(device_t *d);
+static void start_walk(device_t *d);
+static void send_get(device_t *d);
 
 /* --- small helpers --------------------------------------------------------------------------- */
 
@@ -307,6 +472,30 @@ static uint32_t register_series(device_t *d, kvl_scope_t scope, const char *inst
     return kvl_batcher_series(d->p->b, &key);
 }
 
+/* FNV-1a: a device's phase within its interval, the same on every start. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s != '\0'; s++) {
+        h ^= (uint8_t)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* Milliseconds from now to the device's next phase point: in [0, interval). */
+static uint64_t delay_to_phase(const device_t *d)
+{
+    uint64_t phase = name_hash(d->cfg->name) % d->interval_ms;
+    uint64_t now = (uint64_t)kvl_now_ms() % d->interval_ms;
+    return (phase + d->interval_ms - now) % d->interval_ms;
+}
+
+static const char *cred_name(const device_t *d)
+{
+    return d->cfg->credentials != NULL ? d->cfg->credentials->name : NULL;
+}
+
 /* --- poll bookkeeping ------------------------------------------------------------------------ */
 
 static void clear_rows(device_t *d)
@@ -333,6 +522,13 @@ static void finish_poll(device_t *d)
     kvl_poller_t *p = d->p;
     d->state = ST_IDLE;
     clear_rows(d);
+    if (d->start_ns != 0) {
+        double ms = (double)(uv_hrtime() - d->start_ns) / 1e6;
+        if (!p->any_poll || ms > p->cycle_max_ms) {
+            p->cycle_max_ms = ms;
+        }
+        p->any_poll = true;
+    }
     if (!d->polled_once) {
         d->polled_once = true;
         p->n_done++;
@@ -341,6 +537,128 @@ static void finish_poll(device_t *d)
              * the poller. */
             uv_timer_start(&p->done_timer, on_done_timer, 0, 0);
         }
+    }
+}
+
+/* --- requests: the in-flight cap and its queue ----------------------------------------------- */
+
+static void do_send(device_t *d);
+
+/* Gives free slots to the devices waiting for one, oldest first. */
+static void pump(kvl_poller_t *p)
+{
+    while (p->wait_head != NULL && p->inflight < p->max_inflight) {
+        device_t *d = p->wait_head;
+        p->wait_head = d->wait_next;
+        if (p->wait_head == NULL) {
+            p->wait_tail = NULL;
+        }
+        d->wait_next = NULL;
+        do_send(d);
+    }
+}
+
+static void on_any_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    kvl_poller_t *p = d->p;
+    p->inflight--;
+    switch (res->status) {
+    case KVL_SNMP_TIMEOUT:
+        p->n_timeouts++;
+        break;
+    case KVL_SNMP_RESPONSE:
+        p->n_varbinds += res->n_vbs;
+        if (res->error_status != KVL_SNMP_ERR_NONE &&
+            !(is_v1(d) && res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME)) {
+            p->n_errors++; /* (v1 noSuchName is how a v1 walk ends) */
+        }
+        break;
+    default:
+        p->n_errors++;
+        break;
+    }
+    pump(p); /* the slot goes to whoever waited first, then this device may ask again */
+    d->req_cb(s, res, d);
+}
+
+/* Sends the device's request now. A request that cannot be sent completes at once through
+ * its callback as KVL_SNMP_SEND_FAILED. */
+static void do_send(device_t *d)
+{
+    kvl_poller_t *p = d->p;
+    if (d->start_ns == 0) {
+        uint64_t now = uv_now(p->loop);
+        double lag = now > d->due ? (double)(now - d->due) : 0.0;
+        if (lag > p->lag_max_ms) {
+            p->lag_max_ms = lag;
+        }
+        d->start_ns = uv_hrtime();
+    }
+    char err[256];
+    p->inflight++;
+    int rc = kvl_snmp_send(d->sess, d->req_op, d->req_oids, d->req_n, d->req_reps, d->req_retries,
+                           on_any_response, d, err, sizeof(err));
+    if (rc < 0) {
+        p->inflight--;
+        p->n_errors++;
+        kvl_snmp_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.status = KVL_SNMP_SEND_FAILED;
+        res.error_text = err;
+        d->req_cb(d->sess, &res, d);
+        return;
+    }
+    p->n_requests++;
+}
+
+/* Sends the request in d->req_oids[0..n) when a slot is free, else queues the device. cb
+ * runs once with the result; nothing of d may be touched after this call. */
+static void dev_send(device_t *d, kvl_snmp_op_t op, size_t n, uint32_t reps, int retries,
+                     kvl_snmp_cb cb)
+{
+    kvl_poller_t *p = d->p;
+    d->req_op = op;
+    d->req_n = n;
+    d->req_reps = reps;
+    d->req_retries = retries;
+    d->req_cb = cb;
+    if (p->inflight < p->max_inflight && p->wait_head == NULL) {
+        do_send(d);
+        return;
+    }
+    d->wait_next = NULL;
+    if (p->wait_tail != NULL) {
+        p->wait_tail->wait_next = d;
+    } else {
+        p->wait_head = d;
+    }
+    p->wait_tail = d;
+}
+
+/* --- adaptive size --------------------------------------------------------------------------- */
+
+/* A request of `failed` repetitions was too big or timed out. */
+static void shrink(device_t *d, uint32_t failed)
+{
+    d->reps_cap = failed > 1 ? failed / 2 : 1;
+    d->reps_ceiling = failed > 1 ? failed - 1 : 1;
+    d->ceiling_until_ms = kvl_now_ms() + CEILING_MS;
+    d->strained = true;
+}
+
+/* A poll went through without tooBig or timeouts: one more, up to what is allowed. */
+static void grow(device_t *d)
+{
+    if (d->strained) {
+        return;
+    }
+    uint32_t limit = d->reps_max;
+    if (kvl_now_ms() < d->ceiling_until_ms && d->reps_ceiling < limit) {
+        limit = d->reps_ceiling;
+    }
+    if (d->reps_cap < limit) {
+        d->reps_cap++;
     }
 }
 
@@ -358,7 +676,7 @@ static void ensure_device_series(device_t *d)
     }
     free(d->dev_sig);
     d->dev_sig = copy;
-    d->id_reachable = d->id_uptime = d->id_response = d->id_interfaces = 0;
+    d->id_reachable = d->id_uptime = d->id_response = d->id_interfaces = d->id_down_reason = 0;
 }
 
 static uint32_t device_series(device_t *d, uint32_t *id, const char *metric, bool real)
@@ -371,12 +689,13 @@ static uint32_t device_series(device_t *d, uint32_t *id, const char *metric, boo
     return *id;
 }
 
-/* Reports the device group. n_ifaces < 0: the walk failed, the count is unknown. */
+/* Reports the device group. n_ifaces < 0: the interface poll failed, the count is unknown. */
 static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifaces)
 {
     kvl_batcher_t *b = d->p->b;
     ensure_device_series(d);
     uint32_t id_reach = device_series(d, &d->id_reachable, "reachable", false);
+    uint32_t id_reason = device_series(d, &d->id_down_reason, "down_reason", false);
     uint32_t id_up = 0, id_rtt = 0, id_ifs = 0;
     if (reachable) {
         if (d->have_uptime) {
@@ -388,6 +707,9 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
     kvl_batcher_group_begin(b, t_ms);
     if (id_reach != 0) {
         kvl_batcher_add(b, id_reach, reachable ? 1 : 0);
+    }
+    if (id_reason != 0) {
+        kvl_batcher_add(b, id_reason, reachable ? R_UP : (uint64_t)d->down_reason);
     }
     if (id_up != 0) {
         kvl_batcher_add(b, id_up, d->uptime / 100u);
@@ -405,17 +727,31 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
     kvl_batcher_group_end(b);
 }
 
-/* The device did not answer the system GET (or could not be asked). */
-static void mark_down(device_t *d, const char *reason)
+/* The poll found the device down for `reason` (R_*): logs and events it once per outage
+ * (and once more when the reason changes), reports it and ends the poll. */
+static void mark_down(device_t *d, int reason, const char *fmt, ...) KVL_PRINTF(3, 4);
+
+static void mark_down(device_t *d, int reason, const char *fmt, ...)
 {
+    kvl_poller_t *p = d->p;
+    char detail[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    char text[512];
+    if (reason == R_TIMEOUT) {
+        snprintf(text, sizeof(text), "not answering: %s", detail);
+    } else {
+        snprintf(text, sizeof(text), "down (%s): %s", reason_names[reason], detail);
+    }
     int64_t now = kvl_now_ms();
     if (!d->down) {
         d->down = true;
+        d->down_reason = reason;
         d->down_since_ms = d->poll_start_ms;
-        KVL_LOG_WARN(MOD, d->cfg->name, "not answering: %s", reason);
-        char text[512];
-        snprintf(text, sizeof(text), "not answering: %s", reason);
-        kvl_label_t fields[] = {{"address", d->cfg->address}};
+        KVL_LOG_WARN(MOD, d->cfg->name, "%s", text);
+        kvl_label_t fields[] = {{"address", d->cfg->address}, {"reason", reason_names[reason]}};
         kvl_event_t ev = {
             .time_ms = now,
             .device = d->cfg->name,
@@ -425,9 +761,22 @@ static void mark_down(device_t *d, const char *reason)
             .fields = fields,
             .n_fields = KVL_ARRAY_SIZE(fields),
         };
-        kvl_batcher_event(d->p->b, &ev);
+        kvl_batcher_event(p->b, &ev);
+    } else if (d->down_reason != reason) {
+        d->down_reason = reason;
+        KVL_LOG_WARN(MOD, d->cfg->name, "still down, now %s", text);
     } else {
-        KVL_LOG_DEBUG(MOD, d->cfg->name, "still not answering: %s", reason);
+        KVL_LOG_DEBUG(MOD, d->cfg->name, "still %s", text);
+    }
+    d->timeouts_in_row = reason == R_TIMEOUT ? d->timeouts_in_row + 1 : 0;
+    if (reason == R_TIMEOUT && !p->once && !d->dead && d->timeouts_in_row >= DEAD_AFTER) {
+        d->dead = true;
+        d->probe_gap = 2;
+        d->skip_ticks = 1;
+        KVL_LOG_INFO(MOD, d->cfg->name,
+                     "no answer to %u polls in a row: from now on probed with a single GET "
+                     "without retries, at growing gaps (up to %ds)",
+                     d->timeouts_in_row, DEAD_MAX_GAP_MS / 1000);
     }
     report_device(d, false, now, -1);
     finish_poll(d);
@@ -435,10 +784,12 @@ static void mark_down(device_t *d, const char *reason)
 
 static void mark_up(device_t *d)
 {
+    d->timeouts_in_row = 0;
     if (!d->down) {
         return;
     }
     d->down = false;
+    d->down_reason = R_UP;
     char dur[64];
     char text[160];
     format_duration(d->t_sys - d->down_since_ms, dur, sizeof(dur));
@@ -555,7 +906,8 @@ static const char *row_str(const row_t *r, int col)
 
 typedef struct named_row {
     row_t *r;
-    char *name;
+    char *name; /* unique: the archive name */
+    char *base; /* ifName, else ifDescr, else if<ifIndex>: what filters see */
 } named_row_t;
 
 static int cmp_named(const void *a, const void *b)
@@ -567,6 +919,15 @@ static int cmp_named(const void *a, const void *b)
         return c;
     }
     return x->r->ifindex < y->r->ifindex ? -1 : (x->r->ifindex > y->r->ifindex ? 1 : 0);
+}
+
+static void free_named(named_row_t *nr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(nr[i].name);
+        free(nr[i].base);
+    }
+    free(nr);
 }
 
 /* Names every row (ifName, else ifDescr, else "if<ifIndex>"; "#<ifIndex>" appended to each
@@ -590,8 +951,10 @@ static named_row_t *name_rows(device_t *d)
         }
         nr[i].r = r;
         nr[i].name = xstrdup(name);
-        if (nr[i].name == NULL) {
-            goto oom;
+        nr[i].base = xstrdup(name);
+        if (nr[i].name == NULL || nr[i].base == NULL) {
+            free_named(nr, d->n_rows);
+            return NULL;
         }
     }
     qsort(nr, d->n_rows, sizeof(*nr), cmp_named);
@@ -605,7 +968,8 @@ static named_row_t *name_rows(device_t *d)
                 size_t len = strlen(nr[k].name) + 16;
                 char *n = malloc(len);
                 if (n == NULL) {
-                    goto oom;
+                    free_named(nr, d->n_rows);
+                    return NULL;
                 }
                 snprintf(n, len, "%s#%" PRIu32, nr[k].name, nr[k].r->ifindex);
                 free(nr[k].name);
@@ -615,12 +979,6 @@ static named_row_t *name_rows(device_t *d)
         i = j;
     }
     return nr;
-oom:
-    for (size_t i = 0; i < d->n_rows; i++) {
-        free(nr[i].name);
-    }
-    free(nr);
-    return NULL;
 }
 
 /* Speed in bits/s, or false when the device gives none. */
@@ -649,8 +1007,10 @@ static uint32_t iface_series(device_t *d, uint32_t *id, const char *name, const 
     return *id;
 }
 
-static void report_iface(device_t *d, row_t *r, const char *name)
+/* Reports one interface of the inventory from this poll's row. */
+static void report_iface(device_t *d, row_t *r, const inv_if_t *e)
 {
+    const char *name = e->name;
     kvl_batcher_t *b = d->p->b;
     iface_t *f = find_iface(d, name);
     if (f == NULL) {
@@ -659,22 +1019,14 @@ static void report_iface(device_t *d, row_t *r, const char *name)
     }
 
     /* Labels; a change re-registers the interface's series (same ids, new definitions). */
-    char idx[16], type[24];
-    snprintf(idx, sizeof(idx), "%" PRIu32, r->ifindex);
-    if (has(r, C_TYPE)) {
-        snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
-    } else {
-        type[0] = '\0';
-    }
-    const char *ifname = row_str(r, X_NAME);
-    const char *descr = row_str(r, C_DESCR);
-    const char *alias = row_str(r, X_ALIAS);
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%" PRIu32, e->ifindex);
     kvl_label_t labels[] = {
         {"ifIndex", idx},
-        {"ifName", ifname != NULL ? ifname : ""},
-        {"ifDescr", descr != NULL ? descr : ""},
-        {"ifAlias", alias != NULL ? alias : ""},
-        {"ifType", type},
+        {"ifName", e->ifname != NULL ? e->ifname : ""},
+        {"ifDescr", e->descr != NULL ? e->descr : ""},
+        {"ifAlias", e->alias != NULL ? e->alias : ""},
+        {"ifType", e->type},
     };
     size_t siglen = 8;
     for (size_t i = 0; i < KVL_ARRAY_SIZE(labels); i++) {
@@ -768,52 +1120,117 @@ static void report_iface(device_t *d, row_t *r, const char *name)
     kvl_batcher_group_end(b);
 }
 
-/* --- the walk -------------------------------------------------------------------------------- */
+/* --- filters and inventory ------------------------------------------------------------------ */
 
-static void walk_failed(device_t *d, const char *fmt, ...) KVL_PRINTF(2, 3);
-
-static void walk_failed(device_t *d, const char *fmt, ...)
+static bool name_in(char *const *globs, size_t n, const char *name)
 {
-    char reason[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    if (!d->walk_failing) {
-        d->walk_failing = true;
-        KVL_LOG_WARN(MOD, d->cfg->name,
-                     "interface walk failed: %s; interfaces not reported until it works", reason);
-    } else {
-        KVL_LOG_DEBUG(MOD, d->cfg->name, "interface walk failed again: %s", reason);
+    for (size_t i = 0; i < n; i++) {
+        if (fnmatch(globs[i], name, FNM_CASEFOLD) == 0) {
+            return true;
+        }
     }
-    report_device(d, true, d->t_sys, -1);
-    finish_poll(d);
+    return false;
 }
 
-static void walk_done(device_t *d)
+static bool type_in(const uint32_t *types, size_t n, uint64_t type)
 {
-    if (d->walk_failing) {
-        d->walk_failing = false;
-        KVL_LOG_INFO(MOD, d->cfg->name, "interface walk works again");
+    for (size_t i = 0; i < n; i++) {
+        if (types[i] == type) {
+            return true;
+        }
     }
-    named_row_t *nr = name_rows(d);
-    if (nr == NULL) {
-        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory naming %zu interfaces", d->n_rows);
-        report_device(d, true, d->t_sys, -1);
-        finish_poll(d);
-        return;
-    }
-    for (size_t i = 0; i < d->n_rows; i++) {
-        report_iface(d, nr[i].r, nr[i].name);
-        free(nr[i].name);
-    }
-    free(nr);
-    d->reboot_pending = false;
-    KVL_LOG_DEBUG(MOD, d->cfg->name, "poll done: %zu interfaces in %u requests", d->n_rows,
-                  d->requests);
-    report_device(d, true, d->t_sys, (long)d->n_rows);
-    finish_poll(d);
+    return false;
 }
+
+/* Whether the device's filters report this row (base: its name before any "#<ifIndex>"). */
+static bool included(const device_t *d, const row_t *r, const char *base)
+{
+    const kvl_if_filter_t *f = &d->cfg->ifs;
+    bool have_type = has(r, C_TYPE);
+    if (f->n_include > 0 && !name_in(f->include, f->n_include, base)) {
+        return false;
+    }
+    if (name_in(f->exclude, f->n_exclude, base)) {
+        return false;
+    }
+    if (f->n_include_types > 0 &&
+        !(have_type && type_in(f->include_types, f->n_include_types, r->val[C_TYPE]))) {
+        return false;
+    }
+    if (have_type && type_in(f->exclude_types, f->n_exclude_types, r->val[C_TYPE])) {
+        return false;
+    }
+    if (f->skip_admin_down && has(r, C_ADMIN) && r->val[C_ADMIN] == 2) {
+        return false;
+    }
+    return true;
+}
+
+/* The value columns of a row worth asking for between discoveries. */
+static uint32_t value_cols(const row_t *r)
+{
+    uint32_t cols = 0;
+    for (size_t m = 0; m < N_CTR; m++) {
+        const counter_def_t *cd = &counter_defs[m];
+        int col = has(r, cd->hc) ? cd->hc : (has(r, cd->lo) ? cd->lo : -1);
+        if (col >= 0) {
+            cols |= 1u << col;
+        }
+    }
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(state_cols); i++) {
+        if (has(r, state_cols[i])) {
+            cols |= 1u << state_cols[i];
+        }
+    }
+    return cols;
+}
+
+static void free_inventory(device_t *d)
+{
+    for (size_t i = 0; i < d->n_inv; i++) {
+        inv_if_t *e = &d->inv[i];
+        free(e->name);
+        free(e->ifname);
+        free(e->descr);
+        free(e->alias);
+    }
+    free(d->inv);
+    d->inv = NULL;
+    d->n_inv = 0;
+}
+
+/* Makes the inventory from a discovery's named rows, taking the names of those included.
+ * Returns false when out of memory. */
+static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
+{
+    inv_if_t *inv = calloc(n > 0 ? n : 1, sizeof(*inv));
+    if (inv == NULL) {
+        return false;
+    }
+    free_inventory(d);
+    d->inv = inv;
+    for (size_t i = 0; i < n; i++) {
+        row_t *r = nr[i].r;
+        if (!included(d, r, nr[i].base)) {
+            continue;
+        }
+        inv_if_t *e = &d->inv[d->n_inv++];
+        e->ifindex = r->ifindex;
+        e->cols = value_cols(r);
+        e->name = nr[i].name;
+        nr[i].name = NULL;
+        const char *s;
+        e->ifname = (s = row_str(r, X_NAME)) != NULL ? xstrdup(s) : NULL;
+        e->descr = (s = row_str(r, C_DESCR)) != NULL ? xstrdup(s) : NULL;
+        e->alias = (s = row_str(r, X_ALIAS)) != NULL ? xstrdup(s) : NULL;
+        if (has(r, C_TYPE)) {
+            snprintf(e->type, sizeof(e->type), "%" PRIu64, r->val[C_TYPE]);
+        }
+    }
+    return true;
+}
+
+/* --- the walk and the GETs ----------------------------------------------------------------- */
 
 /* Stores one walked value. Returns false when out of memory. */
 static bool store_value(device_t *d, int col, uint32_t ifindex, const kvl_snmp_vb_t *vb, int64_t t)
@@ -874,20 +1291,99 @@ static bool store_value(device_t *d, int col, uint32_t ifindex, const kvl_snmp_v
     return true;
 }
 
+/* The interface part of a poll failed: the device is up, its interfaces unknown this time. */
+static void poll_failed(device_t *d, const char *fmt, ...) KVL_PRINTF(2, 3);
+
+static void poll_failed(device_t *d, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    const char *what = d->state == ST_GET ? "interface poll" : "interface walk";
+    if (!d->poll_failing) {
+        d->poll_failing = true;
+        KVL_LOG_WARN(MOD, d->cfg->name, "%s failed: %s; interfaces not reported until it works",
+                     what, reason);
+    } else {
+        KVL_LOG_DEBUG(MOD, d->cfg->name, "%s failed again: %s", what, reason);
+    }
+    report_device(d, true, d->t_sys, -1);
+    finish_poll(d);
+}
+
+static void poll_works(device_t *d)
+{
+    if (d->poll_failing) {
+        d->poll_failing = false;
+        KVL_LOG_INFO(MOD, d->cfg->name, "interface polling works again");
+    }
+}
+
+/* The walk is complete: name, filter, keep the inventory, report. */
+static void walk_done(device_t *d)
+{
+    named_row_t *nr = name_rows(d);
+    if (nr == NULL || !build_inventory(d, nr, d->n_rows)) {
+        if (nr != NULL) {
+            free_named(nr, d->n_rows);
+        }
+        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory naming %zu interfaces", d->n_rows);
+        report_device(d, true, d->t_sys, -1);
+        finish_poll(d);
+        return;
+    }
+    free_named(nr, d->n_rows);
+    poll_works(d);
+    bool changed = !d->discovered || d->inv_seen != d->n_rows;
+    d->discovered = true;
+    d->rediscover_now = false;
+    d->next_discovery_ms = kvl_now_ms() + d->cfg->rediscover_ms;
+    d->inv_have_ifnumber = d->have_ifnumber;
+    d->inv_ifnumber = d->ifnumber;
+    d->inv_have_lastchange = d->have_lastchange;
+    d->inv_lastchange = d->lastchange;
+    d->inv_seen = d->n_rows;
+    if (changed) {
+        KVL_LOG_INFO(MOD, d->cfg->name, "%zu interfaces, %zu reported (%zu left out by filters)",
+                     d->n_rows, d->n_inv, d->n_rows - d->n_inv);
+    }
+    for (size_t i = 0; i < d->n_inv; i++) {
+        report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
+    }
+    d->reboot_pending = false;
+    grow(d);
+    KVL_LOG_DEBUG(MOD, d->cfg->name,
+                  "discovery done: %zu interfaces (%zu reported) in %u requests, "
+                  "max-repetitions now %u",
+                  d->n_rows, d->n_inv, d->requests, d->reps_cap);
+    report_device(d, true, d->t_sys, (long)d->n_inv);
+    finish_poll(d);
+}
+
 static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
 {
     device_t *d = arg;
     KVL_UNUSED(s);
     if (res->status == KVL_SNMP_TIMEOUT) {
-        walk_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
+        if (!is_v1(d) && d->reps > 1 && d->mid_retries < MID_POLL_RETRIES) {
+            d->mid_retries++;
+            shrink(d, d->reps);
+            KVL_LOG_DEBUG(MOD, d->cfg->name, "timeout in the walk: max-repetitions lowered to %u",
+                          d->reps_cap);
+            send_walk(d);
+            return;
+        }
+        poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
         return;
     }
     if (res->status == KVL_SNMP_SEND_FAILED) {
-        walk_failed(d, "send failed: %s", res->error_text);
+        poll_failed(d, "send failed: %s", res->error_text);
         return;
     }
     if (res->status == KVL_SNMP_REPORT) {
-        walk_failed(d, "refused: %s", res->error_text);
+        poll_failed(d, "refused: %s", res->error_text);
         return;
     }
     int64_t t = kvl_now_ms();
@@ -901,16 +1397,16 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
             return;
         }
         if (!is_v1(d) && res->error_status == KVL_SNMP_ERR_TOO_BIG && d->reps > 1) {
-            d->reps_cap = d->reps / 2;
+            shrink(d, d->reps);
             KVL_LOG_DEBUG(MOD, d->cfg->name, "tooBig: max-repetitions lowered to %u", d->reps_cap);
             send_walk(d);
             return;
         }
-        walk_failed(d, "error-status %d at index %d", res->error_status, res->error_index);
+        poll_failed(d, "error-status %d at index %d", res->error_status, res->error_index);
         return;
     }
     if (res->n_vbs == 0) {
-        walk_failed(d, "empty response");
+        poll_failed(d, "empty response");
         return;
     }
     bool progress = false;
@@ -944,7 +1440,7 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
             continue; /* not an ifIndex row */
         }
         if (!store_value(d, col, vb->oid.sub[d->base[col].len], vb, t)) {
-            walk_failed(d, "out of memory");
+            poll_failed(d, "out of memory");
             return;
         }
     }
@@ -954,7 +1450,7 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
             any = any || d->active[d->req_cols[i]];
         }
         if (any) {
-            walk_failed(d, "response without progress");
+            poll_failed(d, "response without progress");
             return;
         }
     }
@@ -964,12 +1460,11 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
 /* Asks for the next rows of every column still active, or finishes the walk. */
 static void send_walk(device_t *d)
 {
-    kvl_snmp_oid_t oids[N_COLS];
     size_t n = 0;
     for (int c = 0; c < N_COLS; c++) {
         if (d->active[c]) {
             d->req_cols[n] = c;
-            oids[n] = d->cur[c];
+            d->req_oids[n] = d->cur[c];
             n++;
         }
     }
@@ -979,7 +1474,7 @@ static void send_walk(device_t *d)
         return;
     }
     if (++d->requests > MAX_REQUESTS_PER_WALK) {
-        walk_failed(d, "more than %d requests", MAX_REQUESTS_PER_WALK);
+        poll_failed(d, "more than %d requests", MAX_REQUESTS_PER_WALK);
         return;
     }
     uint32_t reps = (uint32_t)(MAX_VBS_PER_RESPONSE / n);
@@ -990,12 +1485,7 @@ static void send_walk(device_t *d)
         reps = 1;
     }
     d->reps = reps;
-    char err[256];
-    int rc = kvl_snmp_send(d->sess, is_v1(d) ? KVL_SNMP_GETNEXT : KVL_SNMP_GETBULK, oids, n, reps,
-                           -1, on_walk_response, d, err, sizeof(err));
-    if (rc < 0) {
-        walk_failed(d, "send failed: %s", err);
-    }
+    dev_send(d, is_v1(d) ? KVL_SNMP_GETNEXT : KVL_SNMP_GETBULK, n, reps, -1, on_walk_response);
 }
 
 static void start_walk(device_t *d)
@@ -1015,7 +1505,187 @@ static void start_walk(device_t *d)
     send_walk(d);
 }
 
+/* Turns the GET poll into a discovery, now. */
+static void rediscover_now(device_t *d, const char *why)
+{
+    KVL_LOG_INFO(MOD, d->cfg->name, "%s: discovering the interfaces again", why);
+    d->rediscover_now = true;
+    start_walk(d);
+}
+
+/* Every interface of the inventory has been asked: report them. */
+static void get_done(device_t *d)
+{
+    poll_works(d);
+    for (size_t i = 0; i < d->n_inv; i++) {
+        row_t *r = find_row(d, d->inv[i].ifindex);
+        if (r == NULL) {
+            poll_failed(d, "out of memory");
+            return;
+        }
+        if (d->cfg->ifs.skip_admin_down && has(r, C_ADMIN) && r->val[C_ADMIN] == 2) {
+            d->rediscover_now = true; /* it is left out from the next poll on */
+        }
+    }
+    for (size_t i = 0; i < d->n_inv; i++) {
+        report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
+    }
+    d->reboot_pending = false;
+    grow(d);
+    KVL_LOG_DEBUG(MOD, d->cfg->name, "poll done: %zu interfaces in %u requests", d->n_inv,
+                  d->requests);
+    report_device(d, true, d->t_sys, (long)d->n_inv);
+    finish_poll(d);
+}
+
+/* Varbinds per GET: 60 at the configured size, less while the adaptive size is lower. */
+static size_t get_limit(const device_t *d)
+{
+    size_t limit = (size_t)MAX_VBS_PER_RESPONSE * d->reps_cap / (d->reps_max ? d->reps_max : 1);
+    return limit > 0 ? limit : 1;
+}
+
+static void on_get_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    bool timeout = res->status == KVL_SNMP_TIMEOUT;
+    bool too_big = res->status == KVL_SNMP_RESPONSE && res->error_status == KVL_SNMP_ERR_TOO_BIG;
+    if ((timeout && d->mid_retries < MID_POLL_RETRIES) || (too_big && d->get_count > 1)) {
+        if (timeout) {
+            d->mid_retries++;
+        }
+        shrink(d, d->reps_cap);
+        KVL_LOG_DEBUG(MOD, d->cfg->name, "%s: GET batch size lowered to %zu varbinds",
+                      timeout ? "timeout" : "tooBig", get_limit(d));
+        send_get(d); /* the same interfaces again, in smaller batches */
+        return;
+    }
+    if (timeout) {
+        poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
+        return;
+    }
+    if (res->status == KVL_SNMP_SEND_FAILED) {
+        poll_failed(d, "send failed: %s", res->error_text);
+        return;
+    }
+    if (res->status == KVL_SNMP_REPORT) {
+        poll_failed(d, "refused: %s", res->error_text);
+        return;
+    }
+    if (res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME) {
+        rediscover_now(d, "an interface is gone (noSuchName)");
+        return;
+    }
+    if (res->error_status != KVL_SNMP_ERR_NONE) {
+        poll_failed(d, "error-status %d at index %d", res->error_status, res->error_index);
+        return;
+    }
+    if (res->n_vbs != d->get_n) {
+        poll_failed(d, "%zu varbinds in the answer to a GET of %zu", res->n_vbs, d->get_n);
+        return;
+    }
+    int64_t t = kvl_now_ms();
+    for (size_t k = 0; k < res->n_vbs; k++) {
+        const kvl_snmp_vb_t *vb = &res->vbs[k];
+        const get_slot_t *slot = &d->get_map[k];
+        if (vb->type == KVL_SNMP_T_NO_SUCH_OBJECT || vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE ||
+            vb->type == KVL_SNMP_T_END_OF_MIB_VIEW) {
+            char why[200];
+            snprintf(why, sizeof(why), "interface %s (ifIndex %" PRIu32 ") is gone",
+                     d->inv[slot->inv].name, d->inv[slot->inv].ifindex);
+            rediscover_now(d, why);
+            return;
+        }
+        if (!store_value(d, slot->col, d->inv[slot->inv].ifindex, vb, t)) {
+            poll_failed(d, "out of memory");
+            return;
+        }
+    }
+    d->get_first += d->get_count;
+    send_get(d);
+}
+
+/* Asks for the next batch of interfaces from d->get_first on, or finishes. */
+static void send_get(device_t *d)
+{
+    size_t limit = get_limit(d);
+    size_t n = 0;
+    size_t i = d->get_first;
+    while (i < d->n_inv) {
+        uint32_t cols = d->inv[i].cols;
+        size_t k = 0;
+        for (int c = 0; c < N_COLS; c++) {
+            k += (cols >> c) & 1u;
+        }
+        if (n > 0 && n + k > limit) {
+            break;
+        }
+        for (int c = 0; c < N_COLS; c++) {
+            if ((cols & (1u << c)) == 0) {
+                continue;
+            }
+            kvl_snmp_oid_t *o = &d->req_oids[n];
+            const uint32_t *entry = columns[c].xtable ? ifx_entry : if_entry;
+            size_t len = columns[c].xtable ? KVL_ARRAY_SIZE(ifx_entry) : KVL_ARRAY_SIZE(if_entry);
+            kvl_snmp_oid_set(o, entry, len);
+            o->sub[len] = columns[c].sub;
+            o->sub[len + 1] = d->inv[i].ifindex;
+            o->len = len + 2;
+            d->get_map[n].inv = (uint32_t)i;
+            d->get_map[n].col = (uint8_t)c;
+            n++;
+        }
+        i++;
+    }
+    d->get_count = i - d->get_first;
+    d->get_n = n;
+    if (n == 0) {
+        get_done(d); /* nothing (more) to ask */
+        return;
+    }
+    if (++d->requests > MAX_REQUESTS_PER_WALK) {
+        poll_failed(d, "more than %d requests", MAX_REQUESTS_PER_WALK);
+        return;
+    }
+    dev_send(d, KVL_SNMP_GET, n, 0, -1, on_get_response);
+}
+
+static void start_get(device_t *d)
+{
+    d->state = ST_GET;
+    d->requests = 0;
+    d->get_first = 0;
+    clear_rows(d);
+    send_get(d);
+}
+
 /* --- system group ---------------------------------------------------------------------------- */
+
+/* Whether this poll must discover the interfaces; why in `why`. */
+static bool need_discovery(device_t *d, char *why, size_t len)
+{
+    if (!d->discovered) {
+        snprintf(why, len, "first discovery");
+    } else if (d->rediscover_now) {
+        snprintf(why, len, "the interface table changed");
+    } else if (d->cfg->rediscover_ms == 0) {
+        snprintf(why, len, "discovery at every poll");
+    } else if (kvl_now_ms() >= d->next_discovery_ms) {
+        snprintf(why, len, "scheduled");
+    } else if (d->reboot_pending) {
+        snprintf(why, len, "sysUpTime went back");
+    } else if (d->have_ifnumber && d->inv_have_ifnumber && d->ifnumber != d->inv_ifnumber) {
+        snprintf(why, len, "ifNumber moved from %" PRId64 " to %" PRId64, d->inv_ifnumber,
+                 d->ifnumber);
+    } else if (d->have_lastchange && d->inv_have_lastchange && d->lastchange != d->inv_lastchange) {
+        snprintf(why, len, "ifTableLastChange moved from %" PRIu32 " to %" PRIu32,
+                 d->inv_lastchange, d->lastchange);
+    } else {
+        return false;
+    }
+    return true;
+}
 
 static void send_sys(device_t *d);
 
@@ -1023,60 +1693,77 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 {
     device_t *d = arg;
     KVL_UNUSED(s);
-    char reason[256];
     if (res->status == KVL_SNMP_TIMEOUT) {
-        snprintf(reason, sizeof(reason), "timeout after %d tries to %s", res->tries,
-                 kvl_snmp_peer(d->sess));
-        mark_down(d, reason);
+        mark_down(d, R_TIMEOUT, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
         return;
     }
     if (res->status == KVL_SNMP_SEND_FAILED) {
-        snprintf(reason, sizeof(reason), "send to %s failed: %s", kvl_snmp_peer(d->sess),
-                 res->error_text);
-        mark_down(d, reason);
+        mark_down(d, R_OTHER, "send to %s failed: %s", kvl_snmp_peer(d->sess), res->error_text);
         return;
     }
     if (res->status == KVL_SNMP_REPORT) {
-        snprintf(reason, sizeof(reason), "authentication failure: %s", res->error_text);
-        mark_down(d, reason);
+        const char *set = cred_name(d);
+        mark_down(d, R_AUTH, "%s%s%s%s", res->error_text, set != NULL ? " (credentials '" : "",
+                  set != NULL ? set : "", set != NULL ? "')" : "");
         return;
     }
     d->t_sys = kvl_now_ms();
     d->rtt_ms = res->rtt_ms;
-    if (res->error_status != KVL_SNMP_ERR_NONE) {
-        if (res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME && res->error_index >= 1 &&
-            (size_t)res->error_index <= d->n_sys_oids) {
-            /* v1: that object does not exist; ask again for the rest. */
-            size_t i = (size_t)res->error_index - 1;
-            memmove(&d->sys_oids[i], &d->sys_oids[i + 1],
-                    (d->n_sys_oids - i - 1) * sizeof(d->sys_oids[0]));
-            d->n_sys_oids--;
-            if (d->n_sys_oids > 0) {
-                send_sys(d);
-                return;
-            }
-        } else {
-            KVL_LOG_DEBUG(MOD, d->cfg->name, "system GET: error-status %d at index %d",
-                          res->error_status, res->error_index);
+    if (res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME && res->error_index >= 1 &&
+        (size_t)res->error_index <= d->n_sys_oids) {
+        /* v1: that object does not exist; ask again for the rest. */
+        size_t i = (size_t)res->error_index - 1;
+        d->sys_missing |= 1u << d->sys_which[i];
+        memmove(&d->sys_oids[i], &d->sys_oids[i + 1],
+                (d->n_sys_oids - i - 1) * sizeof(d->sys_oids[0]));
+        memmove(&d->sys_which[i], &d->sys_which[i + 1],
+                (d->n_sys_oids - i - 1) * sizeof(d->sys_which[0]));
+        d->n_sys_oids--;
+        if (d->n_sys_oids > 0) {
+            send_sys(d);
+            return;
         }
+    } else if (res->error_status != KVL_SNMP_ERR_NONE) {
+        mark_down(d, R_OTHER, "the system GET got error-status %d at index %d", res->error_status,
+                  res->error_index);
+        return;
     } else {
         for (size_t i = 0; i < res->n_vbs; i++) {
             const kvl_snmp_vb_t *vb = &res->vbs[i];
-            if (vb->oid.len == KVL_ARRAY_SIZE(sys_uptime) &&
-                memcmp(vb->oid.sub, sys_uptime, sizeof(sys_uptime)) == 0 &&
-                vb->type == KVL_SNMP_T_TIMETICKS) {
+            int which = -1;
+            for (int k = 0; k < N_SYS && which < 0; k++) {
+                if (vb->oid.len == sys_objects[k].len &&
+                    memcmp(vb->oid.sub, sys_objects[k].sub,
+                           sys_objects[k].len * sizeof(uint32_t)) == 0) {
+                    which = k;
+                }
+            }
+            if (which == SYS_UPTIME && vb->type == KVL_SNMP_T_TIMETICKS) {
                 d->have_uptime = true;
                 d->uptime = (uint32_t)vb->u;
-            } else if (vb->oid.len == KVL_ARRAY_SIZE(sys_name) &&
-                       memcmp(vb->oid.sub, sys_name, sizeof(sys_name)) == 0 &&
-                       vb->type == KVL_SNMP_T_OCTETS) {
+            } else if (which == SYS_NAME && vb->type == KVL_SNMP_T_OCTETS) {
                 char *name = clean_string(vb->str, vb->str_len);
                 if (name != NULL) {
                     free(d->sysname);
                     d->sysname = name;
+                    d->have_sysname = true;
                 }
+            } else if (which == SYS_IFNUMBER && vb->type == KVL_SNMP_T_INTEGER) {
+                d->have_ifnumber = true;
+                d->ifnumber = vb->integer;
+            } else if (which == SYS_LASTCHANGE && vb->type == KVL_SNMP_T_TIMETICKS) {
+                d->have_lastchange = true;
+                d->lastchange = (uint32_t)vb->u;
             }
         }
+    }
+    if (!d->have_uptime && !d->have_sysname) {
+        mark_down(d, R_NO_SUCH_NAME,
+                  "%s answers without a system group (%s for sysUpTime.0 and sysName.0)",
+                  kvl_snmp_peer(d->sess),
+                  res->n_vbs == 0 && res->error_status == KVL_SNMP_ERR_NONE ? "an empty answer"
+                                                                            : "no such name");
+        return;
     }
     mark_up(d);
     if (d->have_uptime) {
@@ -1085,29 +1772,84 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
                          "sysUpTime went back (%" PRIu32 " -> %" PRIu32 "): counters restart",
                          d->prev_uptime, d->uptime);
             d->reboot_pending = true;
+            d->sys_missing = 0; /* perhaps new software: ask for everything again */
         }
         d->have_prev_uptime = true;
         d->prev_uptime = d->uptime;
     }
-    start_walk(d);
+    char why[160];
+    if (need_discovery(d, why, sizeof(why))) {
+        KVL_LOG_DEBUG(MOD, d->cfg->name, "discovering the interfaces: %s", why);
+        start_walk(d);
+    } else {
+        start_get(d);
+    }
 }
 
 static void send_sys(device_t *d)
 {
-    char err[256];
-    int rc = kvl_snmp_send(d->sess, KVL_SNMP_GET, d->sys_oids, d->n_sys_oids, 0, -1,
-                           on_sys_response, d, err, sizeof(err));
-    if (rc < 0) {
-        char reason[320];
-        snprintf(reason, sizeof(reason), "send to %s failed: %s", kvl_snmp_peer(d->sess), err);
-        mark_down(d, reason);
-    }
+    memcpy(d->req_oids, d->sys_oids, d->n_sys_oids * sizeof(d->sys_oids[0]));
+    dev_send(d, KVL_SNMP_GET, d->n_sys_oids, 0, -1, on_sys_response);
 }
+
+static void start_sys(device_t *d)
+{
+    d->state = ST_SYS;
+    d->have_uptime = d->have_sysname = d->have_ifnumber = d->have_lastchange = false;
+    d->rtt_ms = 0;
+    d->n_sys_oids = 0;
+    for (int k = 0; k < N_SYS; k++) {
+        if ((d->sys_missing & (1u << k)) == 0) {
+            kvl_snmp_oid_set(&d->sys_oids[d->n_sys_oids], sys_objects[k].sub, sys_objects[k].len);
+            d->sys_which[d->n_sys_oids++] = k;
+        }
+    }
+    send_sys(d);
+}
+
+/* --- dead devices ---------------------------------------------------------------------------- */
+
+static void on_probe_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status == KVL_SNMP_TIMEOUT || res->status == KVL_SNMP_SEND_FAILED) {
+        unsigned max_gap = (unsigned)(DEAD_MAX_GAP_MS / d->interval_ms);
+        d->probe_gap = d->probe_gap * 2 < max_gap ? d->probe_gap * 2 : max_gap;
+        if (d->probe_gap < 1) {
+            d->probe_gap = 1;
+        }
+        d->skip_ticks = d->probe_gap - 1;
+        KVL_LOG_DEBUG(MOD, d->cfg->name, "probe: %s; next one in %u polls",
+                      res->status == KVL_SNMP_TIMEOUT ? "no answer" : res->error_text,
+                      d->probe_gap);
+        report_device(d, false, kvl_now_ms(), -1);
+        finish_poll(d);
+        return;
+    }
+    /* It answers (perhaps only with a Report): back to normal polls, starting now. */
+    d->dead = false;
+    d->timeouts_in_row = 0;
+    KVL_LOG_INFO(MOD, d->cfg->name, "answers a probe again: back on its normal schedule");
+    start_sys(d);
+}
+
+static void start_probe(device_t *d)
+{
+    d->state = ST_PROBE;
+    kvl_snmp_oid_set(&d->req_oids[0], sys_uptime, KVL_ARRAY_SIZE(sys_uptime));
+    dev_send(d, KVL_SNMP_GET, 1, 0, 0, on_probe_response);
+}
+
+/* --- scheduling ------------------------------------------------------------------------------ */
 
 static void start_poll(device_t *d)
 {
-    d->state = ST_SYS;
     d->poll_start_ms = kvl_now_ms();
+    d->start_ns = 0;
+    d->mid_retries = 0;
+    d->strained = false;
+    d->state = ST_SYS;
     if (d->sess == NULL) {
         kvl_snmp_target_t t = {
             .name = d->cfg->name,
@@ -1122,19 +1864,16 @@ static void start_poll(device_t *d)
         char err[512];
         d->sess = kvl_snmp_open(d->p->loop, &t, err, sizeof(err));
         if (d->sess == NULL) {
-            mark_down(d, err);
+            mark_down(d, R_OTHER, "%s", err);
             return;
         }
     }
-    d->have_uptime = false;
-    d->rtt_ms = 0;
-    kvl_snmp_oid_set(&d->sys_oids[0], sys_uptime, KVL_ARRAY_SIZE(sys_uptime));
-    kvl_snmp_oid_set(&d->sys_oids[1], sys_name, KVL_ARRAY_SIZE(sys_name));
-    d->n_sys_oids = 2;
-    send_sys(d);
+    if (d->dead) {
+        start_probe(d);
+    } else {
+        start_sys(d);
+    }
 }
-
-/* --- scheduling ------------------------------------------------------------------------------ */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -1142,17 +1881,18 @@ static void on_tick(uv_timer_t *t)
     kvl_poller_t *p = d->p;
     if (p->once) {
         if (d->state == ST_IDLE && !d->polled_once) {
+            d->due = uv_now(p->loop);
             start_poll(d);
         }
         return;
     }
     /* Next tick on the fixed schedule first, skipping any the loop was too late for. */
-    uint64_t interval = (uint64_t)(d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000);
     uint64_t now = uv_now(p->loop);
     unsigned skipped = 0;
-    d->next_due += interval;
+    d->due = d->next_due;
+    d->next_due += d->interval_ms;
     while (d->next_due <= now) {
-        d->next_due += interval;
+        d->next_due += d->interval_ms;
         skipped++;
     }
     if (skipped > 0) {
@@ -1163,7 +1903,62 @@ static void on_tick(uv_timer_t *t)
         KVL_LOG_DEBUG(MOD, d->cfg->name, "previous poll still running: tick skipped");
         return;
     }
+    if (d->dead && d->skip_ticks > 0) {
+        d->skip_ticks--;
+        report_device(d, false, kvl_now_ms(), -1); /* still down, as far as we know */
+        return;
+    }
     start_poll(d);
+}
+
+/* --- the agent's own statistics -------------------------------------------------------------- */
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    kvl_poller_t *p = t->data;
+    uint32_t interval_s = (uint32_t)(p->stats_period_ms / 1000);
+    for (int i = 0; i < N_STATS; i++) {
+        if (p->stat_ids[i] == 0) {
+            kvl_series_key_t key = {
+                .device = p->cfg->id,
+                .scope = KVL_SCOPE_AGENT,
+                .instance = "",
+                .metric = stat_defs[i].metric,
+                .kind = stat_defs[i].kind,
+                .interval_s = interval_s > 0 ? interval_s : 1,
+                .real = stat_defs[i].real,
+            };
+            p->stat_ids[i] = kvl_batcher_series(p->b, &key);
+        }
+    }
+    uint64_t down = 0;
+    for (size_t i = 0; i < p->n_devs; i++) {
+        down += p->devs[i].down ? 1 : 0;
+    }
+    uint64_t values[N_STATS] = {
+        [ST_REQUESTS] = p->n_requests, [ST_TIMEOUTS] = p->n_timeouts, [ST_VARBINDS] = p->n_varbinds,
+        [ST_ERRORS] = p->n_errors,     [ST_DEVICES] = p->n_devs,      [ST_DOWN] = down,
+        [ST_INFLIGHT] = p->inflight,
+    };
+    kvl_batcher_group_begin(p->b, kvl_now_ms());
+    for (int i = 0; i < N_STATS; i++) {
+        if (p->stat_ids[i] == 0) {
+            continue;
+        }
+        if (i == ST_CYCLE || i == ST_LAG) {
+            if (p->any_poll) {
+                kvl_batcher_add_real(p->b, p->stat_ids[i],
+                                     i == ST_CYCLE ? p->cycle_max_ms : p->lag_max_ms);
+            } else {
+                kvl_batcher_add_unknown(p->b, p->stat_ids[i]);
+            }
+        } else {
+            kvl_batcher_add(p->b, p->stat_ids[i], values[i]);
+        }
+    }
+    kvl_batcher_group_end(p->b);
+    p->cycle_max_ms = p->lag_max_ms = 0;
+    p->any_poll = false;
 }
 
 /* --- life cycle ------------------------------------------------------------------------------ */
@@ -1176,6 +1971,7 @@ static void free_dev_state(device_t *d)
         free_iface(d->ifs[i]);
     }
     free(d->ifs);
+    free_inventory(d);
     free(d->sysname);
     free(d->dev_sig);
 }
@@ -1193,7 +1989,7 @@ static void poller_release(kvl_poller_t *p)
     free(p);
 }
 
-static void on_done_timer_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
     poller_release(h->data);
 }
@@ -1216,6 +2012,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     p->cfg = cfg;
     p->b = b;
     p->n_devs = cfg->n_devices;
+    p->max_inflight =
+        cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
+    p->stats_period_ms = STATS_PERIOD_MS;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
     if (p->devs == NULL) {
         free(p);
@@ -1224,19 +2023,24 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     }
     uv_timer_init(loop, &p->done_timer);
     p->done_timer.data = p;
-    p->open_handles = 1;
+    uv_timer_init(loop, &p->stats_timer);
+    p->stats_timer.data = p;
+    p->open_handles = 2;
+    uv_timer_start(&p->stats_timer, on_stats_timer, p->stats_period_ms, p->stats_period_ms);
     uint64_t now = uv_now(loop);
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         d->p = p;
         d->cfg = &cfg->devices[i];
         int64_t ims = d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000;
+        d->interval_ms = (uint64_t)ims;
         d->interval_s = (uint32_t)((ims + 500) / 1000);
         if (d->interval_s == 0) {
             d->interval_s = 1;
         }
-        d->reps_cap =
+        d->reps_max =
             d->cfg->max_repetitions > 0 ? (uint32_t)d->cfg->max_repetitions : DEFAULT_MAX_REPS;
+        d->reps_cap = d->reps_ceiling = d->reps_max;
         unsigned char a[16];
         if (inet_pton(AF_INET, d->cfg->address, a) != 1 &&
             inet_pton(AF_INET6, d->cfg->address, a) != 1) {
@@ -1248,8 +2052,8 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         uv_timer_init(loop, &d->tick);
         d->tick.data = d;
         p->open_handles++;
-        /* First polls spread over the first second, in configuration order. */
-        uint64_t delay = p->n_devs > 1 ? (uint64_t)(i * 1000u / p->n_devs) : 0;
+        /* The first poll at the device's phase within its interval. */
+        uint64_t delay = delay_to_phase(d);
         d->next_due = now + delay;
         uv_timer_start(&d->tick, on_tick, delay, 0);
     }
@@ -1267,9 +2071,23 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     p->once = true;
     p->done = done;
     p->done_arg = arg;
+    uv_timer_stop(&p->stats_timer);
+    /* No spreading: every device right away (the in-flight cap still applies). */
+    for (size_t i = 0; i < p->n_devs; i++) {
+        uv_timer_start(&p->devs[i].tick, on_tick, 0, 0);
+    }
     if (p->n_devs == 0) {
         uv_timer_start(&p->done_timer, on_done_timer, 0, 0);
     }
+}
+
+void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms)
+{
+    if (p == NULL || p->once || ms == 0) {
+        return;
+    }
+    p->stats_period_ms = ms;
+    uv_timer_start(&p->stats_timer, on_stats_timer, ms, ms);
 }
 
 void kvl_poller_free(kvl_poller_t *p)
@@ -1277,6 +2095,7 @@ void kvl_poller_free(kvl_poller_t *p)
     if (p == NULL) {
         return;
     }
+    p->wait_head = p->wait_tail = NULL; /* queued requests are dropped */
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         kvl_snmp_close(d->sess); /* pending requests are dropped without callbacks */
@@ -1286,5 +2105,7 @@ void kvl_poller_free(kvl_poller_t *p)
         uv_close((uv_handle_t *)&d->tick, on_tick_closed);
     }
     uv_timer_stop(&p->done_timer);
-    uv_close((uv_handle_t *)&p->done_timer, on_done_timer_closed);
+    uv_close((uv_handle_t *)&p->done_timer, on_timer_closed);
+    uv_timer_stop(&p->stats_timer);
+    uv_close((uv_handle_t *)&p->stats_timer, on_timer_closed);
 }

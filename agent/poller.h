@@ -2,16 +2,39 @@
  * poller.h — SNMP polling of the agent's devices on its libuv loop.
  *
  * One kvl_poller_t polls every configured device on its own interval, all asynchronously
- * on one loop: a poll reads the system group (sysUpTime, sysName) and walks IF-MIB
- * ifTable and ifXTable by GETBULK (GETNEXT for v1), then reports, per interface, raw
- * counters extended past their wraps (or unknown after a reboot or an implausible jump),
- * states and speed, and per device reachability, uptime and response time, through the
- * batcher. A device that stops answering is logged once, reported down (reachable 0 and a
- * device_down event), and logged once more when it returns.
+ * on one loop:
+ *
+ *  - Schedule. Each device's polls start at a fixed phase of its interval, derived from its
+ *    name (so the same device polls at the same seconds after a restart, and 2,000 devices
+ *    spread evenly instead of firing together); one poll at a time per device; at most
+ *    `max_inflight` requests in flight over all devices, the rest waiting in one FIFO queue.
+ *  - A poll reads the system group (sysUpTime, sysName, ifNumber, ifTableLastChange), then
+ *    either discovers the interfaces (walks IF-MIB ifTable and ifXTable by GETBULK, GETNEXT
+ *    for v1) or, between discoveries, GETs the counters, states and speeds of the
+ *    interfaces found last time. Discovery happens at start, every `rediscover`, and at once
+ *    when ifNumber or ifTableLastChange moves, sysUpTime goes back or an interface vanished.
+ *    The `interfaces` filters of the device decide which interfaces are reported and polled.
+ *  - It reports, per interface, raw counters extended past their wraps (or unknown after a
+ *    reboot, a discontinuity or an implausible jump), states and speed, and per device
+ *    reachability, down_reason, uptime and response time, through the batcher.
+ *  - A device that stops answering is logged once with the reason (timeout,
+ *    authentication failure, no system group, other error), reported down (reachable 0,
+ *    down_reason, a device_down event), and logged once more when it returns. After three
+ *    timed-out polls it is only probed with one sysUpTime GET without retries, at growing
+ *    gaps (up to 5 minutes); between probes it is reported down without being asked. It is
+ *    back on its normal schedule as soon as it answers.
+ *  - GETBULK max-repetitions (and the size of the GET batches with it) adapts per device:
+ *    halved on tooBig or a timeout in the middle of a poll, grown back by one per clean
+ *    poll up to the configured maximum (for an hour not above the size that failed).
+ *  - Every 60 s the agent's own statistics go out as scope KVL_SCOPE_AGENT (device = the
+ *    agent's id): counters snmp_requests, snmp_timeouts, snmp_varbinds, snmp_errors, gauges
+ *    devices, devices_down, inflight, and real gauges cycle_ms and lag_ms (the longest poll
+ *    and the largest delay of a poll's start after its scheduled time in the period).
  */
 #ifndef KVL_POLLER_H
 #define KVL_POLLER_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "agent_config.h"
@@ -26,8 +49,12 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
  * (run the loop afterwards). NULL-safe. */
 void kvl_poller_free(kvl_poller_t *p);
 
-/* One-shot mode (kaaval-agent --poll-once): each device is polled once, then `done` is
- * called on the loop thread. Call right after kvl_poller_new. */
+/* One-shot mode (kaaval-agent --poll-once): each device is polled once, right away (no
+ * spreading, no statistics), then `done` is called on the loop thread. Call right after
+ * kvl_poller_new. */
 void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg);
+
+/* Changes the period of the agent statistics (60000 ms by default; for tests). */
+void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms);
 
 #endif

@@ -4,9 +4,13 @@
  * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp.c is not linked) answers
  * from an in-memory MIB per device with real GET / GETNEXT / GETBULK semantics, v1 errors
  * (noSuchName with error-index) or v2c exceptions, an optional response-size cap, tooBig,
- * delays and dead devices, always asynchronously on the loop. The fake batcher records
- * series definitions, samples and events. Tests check names, metric selection, counter
- * discontinuities, v1 fallbacks, reachability transitions and scheduling.
+ * silence above a size, SNMPv3 Reports, delays and dead devices, always asynchronously on
+ * the loop, and records what was asked (operations, retries, interfaces, requests in flight
+ * over all devices). The fake batcher records series definitions, samples and events.
+ * Tests check names, metric selection, counter discontinuities, v1 fallbacks, reachability
+ * transitions and their reasons, the schedule's spread, the in-flight cap and its fairness,
+ * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters and
+ * the agent's own statistics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 
 #include <cmocka.h> /* after the headers it needs */
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,21 +46,34 @@ typedef struct fake_dev {
     const char *name;
     mib_entry_t e[600];
     size_t n;
-    bool dead;              /* never answers */
-    bool fail_send;         /* kvl_snmp_send fails synchronously */
-    uint32_t too_big_above; /* GETBULK asking more repetitions than this: tooBig */
-    size_t max_vbs;         /* response varbinds cap (0: 64) */
-    bool v1_c64_skip;       /* v1 GETNEXT skips Counter64 (else noSuchName) */
-    uint64_t delay_ms;      /* answer delay */
-    const char *regress;    /* column whose GETNEXT answers jump back to its first row */
+    bool dead;                /* never answers */
+    bool fail_send;           /* kvl_snmp_send fails synchronously */
+    uint32_t too_big_above;   /* GETBULK asking more repetitions than this: tooBig */
+    size_t max_vbs;           /* response varbinds cap (0: 64) */
+    bool v1_c64_skip;         /* v1 GETNEXT skips Counter64 (else noSuchName) */
+    uint64_t delay_ms;        /* answer delay */
+    const char *regress;      /* column whose GETNEXT answers jump back to its first row */
+    kvl_snmp_report_t report; /* answers every request with this SNMPv3 Report */
+    uint32_t silent_above;    /* GETBULK asking more repetitions than this: no answer */
     int in_flight, max_in_flight;
     unsigned requests;
     uint32_t max_reps_seen;
+    unsigned n_get, n_bulk, n_next, n_too_big;
+    unsigned n_no_retries; /* requests sent with retries 0 */
+    int last_retries;
+    bool sent_any;
+    uint64_t first_at;       /* loop time of the first request */
+    bool asked[32];          /* ifIndex (< 32) asked for by a GET of an interface column */
+    uint32_t bulk_reps[512]; /* max-repetitions of each GETBULK answered in full */
+    size_t n_bulk_reps;
 } fake_dev_t;
 
-#define MAX_FAKE_DEVS 4
+#define MAX_FAKE_DEVS 8
 static fake_dev_t *fake_devs[MAX_FAKE_DEVS];
 static size_t n_fake_devs;
+static int g_in_flight, g_max_in_flight; /* over all devices */
+static size_t order[4096];               /* device index of each request, in order */
+static size_t n_order;
 
 static void oid_parse(kvl_snmp_oid_t *o, const char *s)
 {
@@ -166,6 +184,7 @@ struct kvl_snmp_session {
     kvl_snmp_oid_t oids[64];
     size_t n;
     uint32_t reps;
+    int req_retries;
     kvl_snmp_cb cb;
     void *arg;
 };
@@ -211,6 +230,7 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
     }
     if (s->pending) {
         s->dev->in_flight--;
+        g_in_flight--;
     }
     uv_close((uv_handle_t *)&s->timer, on_fake_closed);
 }
@@ -318,11 +338,18 @@ static void on_fake_answer(uv_timer_t *t)
     r.vbs = resp_vbs;
     s->pending = false;
     d->in_flight--;
+    g_in_flight--;
     bool v1 = s->version == KVL_SNMP_V1;
     size_t cap = d->max_vbs != 0 ? d->max_vbs : 64;
-    if (d->dead) {
+    if (d->dead ||
+        (s->op == KVL_SNMP_GETBULK && d->silent_above > 0 && s->reps > d->silent_above)) {
         r.status = KVL_SNMP_TIMEOUT;
-        r.tries = s->retries + 1;
+        r.tries = s->req_retries + 1;
+        r.vbs = NULL;
+    } else if (d->report != KVL_SNMP_REPORT_NONE) {
+        r.status = KVL_SNMP_REPORT;
+        r.report = d->report;
+        r.error_text = kvl_snmp_report_text(d->report);
         r.vbs = NULL;
     } else if (s->op == KVL_SNMP_GET) {
         r.rtt_ms = 1.5;
@@ -350,7 +377,11 @@ static void on_fake_answer(uv_timer_t *t)
         uint32_t reps = s->op == KVL_SNMP_GETBULK ? s->reps : 1;
         if (s->op == KVL_SNMP_GETBULK && d->too_big_above > 0 && reps > d->too_big_above) {
             respond_error(s, &r, KVL_SNMP_ERR_TOO_BIG, 0);
+            d->n_too_big++;
         } else {
+            if (s->op == KVL_SNMP_GETBULK && d->n_bulk_reps < KVL_ARRAY_SIZE(d->bulk_reps)) {
+                d->bulk_reps[d->n_bulk_reps++] = reps;
+            }
             kvl_snmp_oid_t cur[64];
             memcpy(cur, s->oids, s->n * sizeof(cur[0]));
             size_t n = 0;
@@ -383,13 +414,37 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
                   uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
                   size_t errlen)
 {
-    (void)retries;
     fake_dev_t *d = s->dev;
     assert_false(s->pending); /* one request at a time per device */
     assert_true(n <= KVL_ARRAY_SIZE(s->oids));
+    assert_true(n <= 60);
     if (d->fail_send) {
         snprintf(err, errlen, "Failure in sendto (fake)");
         return KVL_EIO;
+    }
+    if (!d->sent_any) {
+        d->sent_any = true;
+        d->first_at = uv_now(s->timer.loop);
+    }
+    d->last_retries = retries;
+    d->n_no_retries += retries == 0;
+    d->n_get += op == KVL_SNMP_GET;
+    d->n_bulk += op == KVL_SNMP_GETBULK;
+    d->n_next += op == KVL_SNMP_GETNEXT;
+    for (size_t i = 0; op == KVL_SNMP_GET && i < n; i++) {
+        kvl_snmp_oid_t ift, ifx;
+        oid_parse(&ift, ".1.3.6.1.2.1.2.2.1");
+        oid_parse(&ifx, ".1.3.6.1.2.1.31.1.1.1");
+        if (((kvl_snmp_oid_has_prefix(&oids[i], &ift) && oids[i].len == ift.len + 2) ||
+             (kvl_snmp_oid_has_prefix(&oids[i], &ifx) && oids[i].len == ifx.len + 2)) &&
+            oids[i].sub[oids[i].len - 1] < KVL_ARRAY_SIZE(d->asked)) {
+            d->asked[oids[i].sub[oids[i].len - 1]] = true;
+        }
+    }
+    for (size_t i = 0; i < n_fake_devs; i++) {
+        if (fake_devs[i] == d && n_order < KVL_ARRAY_SIZE(order)) {
+            order[n_order++] = i;
+        }
     }
     if (s->version == KVL_SNMP_V1) {
         assert_true(op != KVL_SNMP_GETBULK);
@@ -406,13 +461,19 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
     memcpy(s->oids, oids, n * sizeof(oids[0]));
     s->n = n;
     s->reps = max_reps;
+    s->req_retries = retries >= 0 ? retries : s->retries;
     s->cb = cb;
     s->arg = arg;
     d->requests++;
     if (++d->in_flight > d->max_in_flight) {
         d->max_in_flight = d->in_flight;
     }
-    uint64_t delay = d->dead ? (uint64_t)(s->timeout_ms * (s->retries + 1)) : d->delay_ms;
+    if (++g_in_flight > g_max_in_flight) {
+        g_max_in_flight = g_in_flight;
+    }
+    bool silent =
+        d->dead || (op == KVL_SNMP_GETBULK && d->silent_above > 0 && max_reps > d->silent_above);
+    uint64_t delay = silent ? (uint64_t)(s->timeout_ms * (s->req_retries + 1)) : d->delay_ms;
     uv_timer_start(&s->timer, on_fake_answer, delay, 0);
     return 0;
 }
@@ -595,6 +656,27 @@ static size_t polls_of(const char *dev)
     return id != 0 ? count_samples(id) : 0;
 }
 
+/* The latest sample of a series, or NULL. */
+static const fsample_t *last_sample(uint32_t id)
+{
+    for (size_t i = n_samples; i-- > 0;) {
+        if (samples[i].id == id) {
+            return &samples[i];
+        }
+    }
+    return NULL;
+}
+
+static const fevent_t *find_event(const char *device, const char *kind)
+{
+    for (size_t i = 0; i < n_events; i++) {
+        if (strcmp(events[i].device, device) == 0 && strcmp(events[i].kind, kind) == 0) {
+            return &events[i];
+        }
+    }
+    return NULL;
+}
+
 static size_t count_events(const char *kind)
 {
     size_t n = 0;
@@ -652,6 +734,33 @@ static void wait_polls(world_t *w, const char *dev, size_t n)
     assert_true(run_until(w, have_polls, &a, 5000));
 }
 
+static bool is_reachable(world_t *w, const void *arg)
+{
+    (void)w;
+    const fsample_t *s = last_sample(series_id(arg, "", "reachable"));
+    return s != NULL && s->v == 1;
+}
+
+/* Waits until the device's latest reachable sample is 1. */
+static void wait_reachable(world_t *w, const char *dev, uint64_t ms)
+{
+    assert_true(run_until(w, is_reachable, dev, ms));
+}
+
+/* Runs the loop for ms. */
+static void run_for(world_t *w, uint64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&w->loop, &t);
+    uv_timer_start(&t, on_wake, ms, 0);
+    uint64_t deadline = uv_now(&w->loop) + ms;
+    while (uv_now(&w->loop) < deadline) {
+        uv_run(&w->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+}
+
 static void reset_fakes(void)
 {
     for (size_t i = 0; i < n_fake_devs; i++) {
@@ -660,6 +769,8 @@ static void reset_fakes(void)
     n_fake_devs = 0;
     n_series = n_samples = n_events = 0;
     in_group = false;
+    g_in_flight = g_max_in_flight = 0;
+    n_order = 0;
 }
 
 static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
@@ -675,6 +786,7 @@ static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
     d->timeout_ms = 50;
     d->retries = 1;
     d->max_repetitions = 25;
+    d->rediscover_ms = 3600000;
     return d;
 }
 
@@ -696,6 +808,19 @@ static void world_start(world_t *w)
 {
     w->p = kvl_poller_new(&w->loop, &w->cfg, (kvl_batcher_t *)&dummy_batcher);
     assert_non_null(w->p);
+}
+
+static void on_world_done(void *arg)
+{
+    world_t *w = arg;
+    w->done = true;
+}
+
+/* Starts in --poll-once mode: every device polled once, at once. */
+static void world_start_once(world_t *w)
+{
+    world_start(w);
+    kvl_poller_set_once(w->p, on_world_done, w);
 }
 
 static void world_stop(world_t *w)
@@ -751,7 +876,7 @@ static void test_v2c_inventory_and_metrics(void **state)
     world_init(&w);
     fake_dev_t *fd = standard_device("sw1");
     world_device(&w, "sw1", KVL_SNMP_V2C, 60000);
-    world_start(&w);
+    world_start_once(&w);
     wait_polls(&w, "sw1", 1);
 
     /* names */
@@ -820,7 +945,7 @@ static void test_duplicate_names(void **state)
     mib_str(d, IF(2, 1), "1");
     mib_int(d, IF(8, 1), 1);
     world_device(&w, "pc", KVL_SNMP_V2C, 60000);
-    world_start(&w);
+    world_start_once(&w);
     wait_polls(&w, "pc", 1);
     assert_non_null(find_series("pc", "1", "oper_status"));
     assert_non_null(
@@ -944,7 +1069,7 @@ static void check_v1_device(bool skip_c64)
     d->v1_c64_skip = skip_c64;
     mib_del(d, ".1.3.6.1.2.1.1.3.0"); /* no sysUpTime: noSuchName at index 1 */
     world_device(&w, "old", KVL_SNMP_V1, 60000);
-    world_start(&w);
+    world_start_once(&w);
     wait_polls(&w, "old", 1);
     /* 32-bit octets because Counter64 cannot travel in v1 */
     assert_int_equal(nth_sample(series_id("old", "Gi0/1", "in_octets"), 0)->v, 1111);
@@ -995,15 +1120,16 @@ static void test_down_and_up(void **state)
     assert_null(find_series("fl", "Gi0/1", "in_octets"));
 
     d->dead = false;
-    wait_polls(&w, "fl", n_down + 2);
-    assert_int_equal(nth_sample(reach, n_down + 1)->v, 1);
+    wait_reachable(&w, "fl", 5000);
     assert_int_equal(count_events("device_down"), 1);
     assert_int_equal(count_events("device_up"), 1);
     assert_non_null(find_series("fl", "Gi0/1", "in_octets"));
+    size_t n_up = polls_of("fl");
     d->fail_send = true;
-    wait_polls(&w, "fl", n_down + 4);
+    wait_polls(&w, "fl", n_up + 2);
     assert_int_equal(count_events("device_down"), 2);
-    assert_int_equal(nth_sample(reach, n_down + 3)->v, 0);
+    assert_int_equal(last_sample(reach)->v, 0);
+    assert_int_equal(last_sample(series_id("fl", "", "down_reason"))->v, 4);
     world_stop(&w);
 }
 
@@ -1016,7 +1142,7 @@ static void test_too_big_and_small_responses(void **state)
     d->too_big_above = 1;
     d->max_vbs = 7;
     world_device(&w, "tb", KVL_SNMP_V2C, 60000);
-    world_start(&w);
+    world_start_once(&w);
     wait_polls(&w, "tb", 1);
     assert_int_equal(nth_sample(series_id("tb", "", "interfaces"), 0)->v, 3);
     assert_int_equal(nth_sample(series_id("tb", "Gi0/1", "in_octets"), 0)->v, 5000000000ull);
@@ -1088,11 +1214,537 @@ static void test_non_increasing_column_ends(void **state)
     mib_str(d, ".1.3.6.1.2.1.31.1.1.1.1.7.5", "two-part index: not a row");
     d->regress = ".1.3.6.1.2.1.31.1.1.1.18"; /* ifAlias answers go back to row 1 */
     world_device(&w, "ni", KVL_SNMP_V2C, 60000);
-    world_start(&w);
+    world_start_once(&w);
     wait_polls(&w, "ni", 1);
     assert_int_equal(nth_sample(series_id("ni", "", "interfaces"), 0)->v, 3);
     assert_string_equal(label(find_series("ni", "Gi0/1", "in_octets"), "ifAlias"), "uplink");
     assert_string_equal(label(find_series("ni", "eth2", "in_octets"), "ifAlias"), "");
+    world_stop(&w);
+}
+
+/* --- scheduling, in-flight cap, dead devices ---------------------------------------------------
+ */
+
+/* The phase a device's polls start at, as the poller documents it: FNV-1a of the name. */
+static uint64_t expected_phase(const char *name, uint64_t interval_ms)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *c = name; *c != '\0'; c++) {
+        h ^= (uint8_t)*c;
+        h *= 1099511628211ull;
+    }
+    return h % interval_ms;
+}
+
+static void test_spread_over_interval(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"spread-a", "spread-b", "spread-c",
+                                        "spread-d", "spread-e", "spread-f"};
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd[6];
+    for (size_t i = 0; i < 6; i++) {
+        fd[i] = standard_device(names[i]);
+        world_device(&w, names[i], KVL_SNMP_V2C, 2000);
+    }
+    uint64_t wall = (uint64_t)kvl_now_ms();
+    uint64_t t0 = uv_now(&w.loop);
+    world_start(&w);
+    for (size_t i = 0; i < 6; i++) {
+        wait_polls(&w, names[i], 1);
+    }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < 6; i++) {
+        /* Started at its phase of the 2 s interval, counted from the Unix epoch. */
+        uint64_t want = (expected_phase(names[i], 2000) + 2000 - wall % 2000) % 2000;
+        uint64_t got = fd[i]->first_at - t0;
+        if (got + 30 < want || got > want + 60) {
+            fail_msg("%s started after %" PRIu64 " ms, expected %" PRIu64, names[i], got, want);
+        }
+        lo = got < lo ? got : lo;
+        hi = got > hi ? got : hi;
+    }
+    assert_true(hi - lo >= 500); /* spread, not together */
+    world_stop(&w);
+
+    /* --poll-once: no spreading. */
+    world_init(&w);
+    for (size_t i = 0; i < 6; i++) {
+        fd[i] = standard_device(names[i]);
+        world_device(&w, names[i], KVL_SNMP_V2C, 2000);
+    }
+    t0 = uv_now(&w.loop);
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    for (size_t i = 0; i < 6; i++) {
+        assert_true(fd[i]->first_at - t0 < 100);
+    }
+    world_stop(&w);
+}
+
+static void test_inflight_cap_and_fairness(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"q1", "q2", "q3", "q4", "q5"};
+    world_t w;
+    world_init(&w);
+    w.cfg.max_inflight = 2;
+    for (size_t i = 0; i < 5; i++) {
+        standard_device(names[i])->delay_ms = 5;
+        world_device(&w, names[i], KVL_SNMP_V2C, 60000);
+    }
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    assert_int_equal(g_max_in_flight, 2);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(nth_sample(series_id(names[i], "", "interfaces"), 0)->v, 3);
+        assert_int_equal(fake_devs[i]->max_in_flight, 1);
+    }
+    world_stop(&w);
+
+    /* One slot: a device that gets an answer goes behind those already waiting. */
+    world_init(&w);
+    w.cfg.max_inflight = 1;
+    for (size_t i = 0; i < 3; i++) {
+        standard_device(names[i])->delay_ms = 2;
+        world_device(&w, names[i], KVL_SNMP_V2C, 60000);
+    }
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    assert_int_equal(g_max_in_flight, 1);
+    assert_true(n_order > 6);
+    for (size_t i = 0; i + 1 < n_order; i++) {
+        if (order[i] != order[i + 1]) {
+            continue;
+        }
+        /* Twice in a row only when nobody else has anything left to ask. */
+        for (size_t k = i + 1; k < n_order; k++) {
+            if (order[k] != order[i]) {
+                fail_msg("device %zu asked twice in a row at %zu while device %zu waited", order[i],
+                         i, order[k]);
+            }
+        }
+    }
+    world_stop(&w);
+}
+
+static bool have_n_requests(world_t *w, const void *arg)
+{
+    (void)w;
+    const fake_dev_t *d = arg;
+    return d->requests >= 2;
+}
+
+static void test_dead_device_backoff(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("dd");
+    d->dead = true;
+    world_device(&w, "dd", KVL_SNMP_V2C, 100)->timeout_ms = 30; /* 2 tries: 60 ms */
+    world_start(&w);
+    wait_polls(&w, "dd", 3);
+    assert_int_equal(d->requests, 3); /* three full polls, each with its retries */
+    assert_int_equal(d->n_no_retries, 0);
+    wait_polls(&w, "dd", 30);
+    /* Then single GETs without retries at growing gaps: 2, 4, 8, 16 ticks. */
+    assert_true(d->requests <= 3 + 4);
+    assert_true(d->requests >= 3 + 3);
+    assert_int_equal(d->n_no_retries, d->requests - 3);
+    assert_int_equal(d->last_retries, 0);
+    /* Every tick still says what is known: down, for a timeout. */
+    uint32_t reach = series_id("dd", "", "reachable");
+    uint32_t reason = series_id("dd", "", "down_reason");
+    size_t n = polls_of("dd");
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(nth_sample(reach, i)->v, 0);
+        assert_int_equal(nth_sample(reason, i)->v, 1);
+    }
+    assert_int_equal(count_events("device_down"), 1);
+
+    /* It answers again: within one gap, on its normal schedule again. */
+    d->dead = false;
+    unsigned before = d->requests;
+    wait_reachable(&w, "dd", 16 * 100 + 1000);
+    assert_int_equal(count_events("device_up"), 1);
+    assert_int_equal(nth_sample(series_id("dd", "", "interfaces"), 0)->v, 3);
+    unsigned after = d->requests;
+    assert_true(after > before + 1);
+    wait_polls(&w, "dd", polls_of("dd") + 3);
+    assert_true(d->requests >= after + 3 * 2); /* system GET + interface GET each tick */
+    assert_int_equal(last_sample(reason)->v, 0);
+    assert_int_equal(d->last_retries, -1);
+    world_stop(&w);
+
+    /* --poll-once never backs off. */
+    world_init(&w);
+    d = standard_device("d1");
+    d->dead = true;
+    world_device(&w, "d1", KVL_SNMP_V2C, 1000);
+    world_start_once(&w);
+    assert_true(run_until(&w, have_n_requests, d, 3000) || w.done);
+    assert_true(run_until(&w, is_done, NULL, 3000));
+    assert_int_equal(d->n_no_retries, 0);
+    world_stop(&w);
+}
+
+/* --- adaptive repetitions -----------------------------------------------------------------------
+ */
+
+/* 40 interfaces with a name and 64-bit in-octets only: after the first request, the walk
+ * runs on two columns with large repetitions. */
+static fake_dev_t *wide_device(const char *name)
+{
+    fake_dev_t *d = fake_dev_new(name);
+    for (int i = 1; i <= 40; i++) {
+        char oid[64], nm[16];
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.31.1.1.1.1.%d", i);
+        snprintf(nm, sizeof(nm), "p%02d", i);
+        mib_str(d, oid, nm);
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.31.1.1.1.6.%d", i);
+        mib_c64(d, oid, 1000u * (unsigned)i);
+    }
+    return d;
+}
+
+static void test_adaptive_repetitions(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = wide_device("ar");
+    d->too_big_above = 10;
+    kvl_device_cfg_t *c = world_device(&w, "ar", KVL_SNMP_V2C, 150);
+    c->rediscover_ms = 0; /* walk at every poll, to watch the size */
+    world_start(&w);
+    wait_polls(&w, "ar", 1);
+    assert_int_equal(nth_sample(series_id("ar", "", "interfaces"), 0)->v, 40);
+    assert_int_equal(d->n_too_big, 2); /* 25, then 12, then 6 fits */
+    size_t first_poll = d->n_bulk_reps;
+    assert_int_equal(d->bulk_reps[first_poll - 1], 6);
+    wait_polls(&w, "ar", 12);
+    /* One more per clean poll, up to the size that failed (11): 11 fails again, so 10. */
+    uint32_t top = 0;
+    for (size_t i = first_poll; i < d->n_bulk_reps; i++) {
+        top = d->bulk_reps[i] > top ? d->bulk_reps[i] : top;
+    }
+    assert_int_equal(top, 10);
+    assert_true(d->n_too_big <= 3);
+    world_stop(&w);
+
+    /* Silence above 8 repetitions in the middle of a walk: halved, and the walk completes. */
+    world_init(&w);
+    d = wide_device("as");
+    d->silent_above = 8;
+    world_device(&w, "as", KVL_SNMP_V2C, 60000);
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    assert_int_equal(nth_sample(series_id("as", "", "interfaces"), 0)->v, 40);
+    assert_int_equal(nth_sample(series_id("as", "", "reachable"), 0)->v, 1);
+    assert_non_null(find_series("as", "p40", "in_octets"));
+    world_stop(&w);
+}
+
+/* --- rediscovery and filters -------------------------------------------------------------------
+ */
+
+static bool have_walked(world_t *w, const void *arg)
+{
+    (void)w;
+    const unsigned *want = arg;
+    return fake_devs[0]->n_bulk >= *want;
+}
+
+static void test_rediscovery_triggers(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("rd");
+    mib_int(d, ".1.3.6.1.2.1.2.1.0", 3);        /* ifNumber */
+    mib_ticks(d, ".1.3.6.1.2.1.31.1.5.0", 500); /* ifTableLastChange */
+    world_device(&w, "rd", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "rd", 1);
+    unsigned walks = d->n_bulk;
+    assert_true(walks > 0);
+    /* Between discoveries: GETs only, and only of the interfaces' value columns. */
+    wait_polls(&w, "rd", 4);
+    assert_int_equal(d->n_bulk, walks);
+    assert_true(d->asked[1] && d->asked[2]);
+    assert_int_equal(last_sample(series_id("rd", "Gi0/1", "in_octets"))->v, 5000000000ull);
+
+    /* ifNumber moves (a new interface): discovered at the next poll. */
+    mib_int(d, ".1.3.6.1.2.1.2.1.0", 4);
+    mib_str(d, IFX(1, 4), "new0");
+    mib_c64(d, IFX(6, 4), 77);
+    unsigned want = walks + 1;
+    assert_true(run_until(&w, have_walked, &want, 2000));
+    wait_polls(&w, "rd", polls_of("rd") + 1);
+    assert_non_null(find_series("rd", "new0", "in_octets"));
+    assert_int_equal(last_sample(series_id("rd", "", "interfaces"))->v, 4);
+    size_t n = polls_of("rd");
+    wait_polls(&w, "rd", n + 2);
+    walks = d->n_bulk;
+    wait_polls(&w, "rd", polls_of("rd") + 2);
+    assert_int_equal(d->n_bulk, walks); /* settled again */
+
+    /* ifTableLastChange moves. */
+    mib_ticks(d, ".1.3.6.1.2.1.31.1.5.0", 900);
+    want = walks + 1;
+    assert_true(run_until(&w, have_walked, &want, 2000));
+    walks = d->n_bulk;
+    wait_polls(&w, "rd", polls_of("rd") + 3);
+    assert_true(d->n_bulk <= walks + 3); /* that one walk (a few requests), then GETs */
+
+    /* An interface vanishes without ifNumber or ifTableLastChange saying so: the GET poll
+     * turns into a discovery, and it is no longer reported. */
+    mib_del(d, IFX(1, 4));
+    mib_del(d, IFX(6, 4));
+    walks = d->n_bulk;
+    want = walks + 1;
+    assert_true(run_until(&w, have_walked, &want, 2000));
+    wait_polls(&w, "rd", polls_of("rd") + 1);
+    assert_int_equal(last_sample(series_id("rd", "", "interfaces"))->v, 3);
+    size_t new0 = count_samples(series_id("rd", "new0", "in_octets"));
+    wait_polls(&w, "rd", polls_of("rd") + 2);
+    assert_int_equal(count_samples(series_id("rd", "new0", "in_octets")), new0);
+
+    /* A reboot (sysUpTime back) rediscovers too. */
+    walks = d->n_bulk;
+    mib_ticks(d, ".1.3.6.1.2.1.1.3.0", 10);
+    want = walks + 1;
+    assert_true(run_until(&w, have_walked, &want, 2000));
+    world_stop(&w);
+
+    /* On the schedule. */
+    world_init(&w);
+    d = standard_device("rs");
+    kvl_device_cfg_t *c = world_device(&w, "rs", KVL_SNMP_V2C, 100);
+    c->rediscover_ms = 350;
+    world_start(&w);
+    wait_polls(&w, "rs", 1);
+    walks = d->n_bulk;
+    wait_polls(&w, "rs", 9);
+    assert_true(d->n_bulk >= walks * 2); /* about every fourth poll walks */
+    assert_true(d->n_bulk <= walks * 4);
+    assert_true(d->n_get > 9);
+    world_stop(&w);
+}
+
+/* Six interfaces of different names, types and states. */
+static fake_dev_t *mixed_device(const char *name)
+{
+    static const struct {
+        int idx;
+        const char *name;
+        int type, admin;
+    } ifs[] = {{1, "ge-0/0/1", 6, 1}, {2, "ge-0/0/2", 6, 2}, {3, "lo0", 24, 1},
+               {4, "vlan10", 135, 1}, {5, "ae0", 161, 1},    {6, "xe-1/0/0.32767", 53, 1}};
+    fake_dev_t *d = fake_dev_new(name);
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(ifs); i++) {
+        char oid[64];
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.2.2.1.3.%d", ifs[i].idx);
+        mib_int(d, oid, (uint64_t)ifs[i].type);
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.2.2.1.7.%d", ifs[i].idx);
+        mib_int(d, oid, (uint64_t)ifs[i].admin);
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.2.2.1.8.%d", ifs[i].idx);
+        mib_int(d, oid, 1);
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.31.1.1.1.1.%d", ifs[i].idx);
+        mib_str(d, oid, ifs[i].name);
+        snprintf(oid, sizeof(oid), ".1.3.6.1.2.1.31.1.1.1.6.%d", ifs[i].idx);
+        mib_c64(d, oid, 100u * (unsigned)ifs[i].idx);
+    }
+    return d;
+}
+
+static void test_interface_filters(void **state)
+{
+    (void)state;
+    static char *include[] = {"GE-*", "ae*", "xe-*", "lo*"};
+    static char *exclude[] = {"*.32767"};
+    static uint32_t exclude_types[] = {24};
+    static uint32_t include_types[] = {161, 135};
+    world_t w;
+    world_init(&w);
+    fake_dev_t *a = mixed_device("fa");
+    fake_dev_t *b = mixed_device("fb");
+    kvl_device_cfg_t *c = world_device(&w, "fa", KVL_SNMP_V2C, 150);
+    c->ifs.include = include;
+    c->ifs.n_include = KVL_ARRAY_SIZE(include);
+    c->ifs.exclude = exclude;
+    c->ifs.n_exclude = KVL_ARRAY_SIZE(exclude);
+    c->ifs.exclude_types = exclude_types;
+    c->ifs.n_exclude_types = KVL_ARRAY_SIZE(exclude_types);
+    c->ifs.skip_admin_down = true;
+    c = world_device(&w, "fb", KVL_SNMP_V2C, 150);
+    c->ifs.include_types = include_types;
+    c->ifs.n_include_types = KVL_ARRAY_SIZE(include_types);
+    world_start(&w);
+    wait_polls(&w, "fa", 3);
+    wait_polls(&w, "fb", 3);
+
+    /* fa: names (case-insensitive globs), minus the excluded name, type and admin-down. */
+    assert_non_null(find_series("fa", "ge-0/0/1", "in_octets"));
+    assert_non_null(find_series("fa", "ae0", "in_octets"));
+    assert_null(find_series("fa", "ge-0/0/2", "in_octets"));       /* admin down */
+    assert_null(find_series("fa", "lo0", "in_octets"));            /* softwareLoopback */
+    assert_null(find_series("fa", "vlan10", "in_octets"));         /* not included */
+    assert_null(find_series("fa", "xe-1/0/0.32767", "in_octets")); /* excluded */
+    assert_int_equal(last_sample(series_id("fa", "", "interfaces"))->v, 2);
+    /* Left-out interfaces cost nothing between discoveries. */
+    assert_true(a->asked[1] && a->asked[5]);
+    for (int i = 2; i <= 6; i++) {
+        if (i != 5) {
+            assert_false(a->asked[i]);
+        }
+    }
+    /* fb: by type only. */
+    assert_non_null(find_series("fb", "ae0", "in_octets"));
+    assert_non_null(find_series("fb", "vlan10", "in_octets"));
+    assert_null(find_series("fb", "ge-0/0/1", "in_octets"));
+    assert_int_equal(last_sample(series_id("fb", "", "interfaces"))->v, 2);
+    assert_true(b->asked[4] && b->asked[5] && !b->asked[1]);
+
+    /* ge-0/0/1 goes admin down: left out from the next discovery, which follows at once. */
+    mib_int(a, ".1.3.6.1.2.1.2.2.1.7.1", 2);
+    size_t n = polls_of("fa");
+    wait_polls(&w, "fa", n + 3);
+    assert_int_equal(last_sample(series_id("fa", "", "interfaces"))->v, 1);
+    world_stop(&w);
+}
+
+/* --- why a device is down, and the agent's statistics -------------------------------------- */
+
+static void test_down_reasons(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    standard_device("r-ok");
+    standard_device("r-to")->dead = true;
+    standard_device("r-auth")->report = KVL_SNMP_REPORT_WRONG_DIGEST;
+    fake_dev_t *ns = standard_device("r-nosys");
+    mib_del(ns, ".1.3.6.1.2.1.1.3.0");
+    mib_del(ns, ".1.3.6.1.2.1.1.5.0");
+    standard_device("r-send")->fail_send = true;
+    fake_dev_t *v1 = standard_device("r-v1nosys");
+    mib_del(v1, ".1.3.6.1.2.1.1.3.0");
+    mib_del(v1, ".1.3.6.1.2.1.1.5.0");
+    world_device(&w, "r-ok", KVL_SNMP_V2C, 60000);
+    world_device(&w, "r-to", KVL_SNMP_V2C, 60000);
+    world_device(&w, "r-auth", KVL_SNMP_V2C, 60000);
+    world_device(&w, "r-nosys", KVL_SNMP_V2C, 60000);
+    world_device(&w, "r-send", KVL_SNMP_V2C, 60000);
+    world_device(&w, "r-v1nosys", KVL_SNMP_V1, 60000);
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    static const struct {
+        const char *dev;
+        uint64_t reason;
+        const char *text;
+    } want[] = {
+        {"r-ok", 0, NULL},
+        {"r-to", 1, "not answering: timeout after 2 tries to 127.0.0.1:161"},
+        {"r-auth", 2, "down (authentication failure): wrong digest (usmStatsWrongDigests)"},
+        {"r-nosys", 3, "down (no such name): 127.0.0.1:161 answers without a system group"},
+        {"r-send", 4, "down (error): send to 127.0.0.1:161 failed: Failure in sendto (fake)"},
+        {"r-v1nosys", 3, "(no such name for sysUpTime.0 and sysName.0)"},
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(want); i++) {
+        const fsample_t *reason = nth_sample(series_id(want[i].dev, "", "down_reason"), 0);
+        assert_non_null(reason);
+        if (reason->v != want[i].reason) {
+            fail_msg("%s: down_reason %" PRIu64 ", expected %" PRIu64, want[i].dev, reason->v,
+                     want[i].reason);
+        }
+        assert_int_equal(nth_sample(series_id(want[i].dev, "", "reachable"), 0)->v,
+                         want[i].reason == 0);
+        const fevent_t *ev = find_event(want[i].dev, "device_down");
+        if (want[i].text == NULL) {
+            assert_null(ev);
+            continue;
+        }
+        assert_non_null(ev);
+        if (strstr(ev->text, want[i].text) == NULL) {
+            fail_msg("%s: event text '%s' lacks '%s'", want[i].dev, ev->text, want[i].text);
+        }
+        assert_null(strstr(ev->text, "secret")); /* never the community */
+        assert_null(find_series(want[i].dev, "Gi0/1", "in_octets"));
+    }
+    assert_int_equal(find_series("r-ok", "", "down_reason")->kind, KVL_KIND_GAUGE);
+    world_stop(&w);
+}
+
+static bool have_stats(world_t *w, const void *arg)
+{
+    (void)arg;
+    const fsample_t *s = last_sample(series_id(w->cfg.id, "", "devices_down"));
+    return s != NULL && s->v == 1 && polls_of("s-ok") >= 2;
+}
+
+static void test_agent_statistics(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    standard_device("s-ok");
+    standard_device("s-dead")->dead = true;
+    world_device(&w, "s-ok", KVL_SNMP_V2C, 150);
+    world_device(&w, "s-dead", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    kvl_poller_set_stats_period(w.p, 100);
+    assert_true(run_until(&w, have_stats, NULL, 5000));
+    run_for(&w, 150);
+    static const struct {
+        const char *metric;
+        kvl_kind_t kind;
+        bool real;
+    } defs[] = {
+        {"snmp_requests", KVL_KIND_COUNTER, false}, {"snmp_timeouts", KVL_KIND_COUNTER, false},
+        {"snmp_varbinds", KVL_KIND_COUNTER, false}, {"snmp_errors", KVL_KIND_COUNTER, false},
+        {"devices", KVL_KIND_GAUGE, false},         {"devices_down", KVL_KIND_GAUGE, false},
+        {"inflight", KVL_KIND_GAUGE, false},        {"cycle_ms", KVL_KIND_GAUGE, true},
+        {"lag_ms", KVL_KIND_GAUGE, true},
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(defs); i++) {
+        const fseries_t *s = find_series("test", "", defs[i].metric);
+        if (s == NULL) {
+            fail_msg("no agent series %s", defs[i].metric);
+        }
+        assert_int_equal(s->scope, KVL_SCOPE_AGENT);
+        assert_int_equal(s->kind, defs[i].kind);
+        assert_int_equal(s->real, defs[i].real);
+        assert_int_equal(s->n_labels, 0);
+    }
+    assert_true(last_sample(series_id("test", "", "snmp_requests"))->v >= 4);
+    assert_true(last_sample(series_id("test", "", "snmp_timeouts"))->v >= 1);
+    assert_true(last_sample(series_id("test", "", "snmp_varbinds"))->v >= 20);
+    assert_int_equal(last_sample(series_id("test", "", "devices"))->v, 2);
+    /* Counters never go back. */
+    uint32_t req = series_id("test", "", "snmp_requests");
+    for (size_t i = 1; nth_sample(req, i) != NULL; i++) {
+        assert_true(nth_sample(req, i)->v >= nth_sample(req, i - 1)->v);
+    }
+    bool cycle_seen = false;
+    uint32_t cyc = series_id("test", "", "cycle_ms");
+    for (size_t i = 0; nth_sample(cyc, i) != NULL; i++) {
+        const fsample_t *s = nth_sample(cyc, i);
+        cycle_seen = cycle_seen || (!s->unknown && s->r > 0);
+    }
+    assert_true(cycle_seen);
+    world_stop(&w);
+
+    /* --poll-once sends none. */
+    world_init(&w);
+    standard_device("s1");
+    world_device(&w, "s1", KVL_SNMP_V2C, 150);
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+    run_for(&w, 100);
+    assert_null(find_series("test", "", "snmp_requests"));
     world_stop(&w);
 }
 
@@ -1111,6 +1763,14 @@ int main(void)
         cmocka_unit_test(test_overrun_skips_ticks),
         cmocka_unit_test(test_once),
         cmocka_unit_test(test_non_increasing_column_ends),
+        cmocka_unit_test(test_spread_over_interval),
+        cmocka_unit_test(test_inflight_cap_and_fairness),
+        cmocka_unit_test(test_dead_device_backoff),
+        cmocka_unit_test(test_adaptive_repetitions),
+        cmocka_unit_test(test_rediscovery_triggers),
+        cmocka_unit_test(test_interface_filters),
+        cmocka_unit_test(test_down_reasons),
+        cmocka_unit_test(test_agent_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
