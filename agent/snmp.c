@@ -922,6 +922,7 @@ static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu 
             res.status = KVL_SNMP_REPORT;
             res.report = KVL_SNMP_REPORT_NO_ENCRYPTED_ANSWER;
             res.error_text = kvl_snmp_report_text(res.report);
+            forget_engine(s); /* so the next request tells the same story again */
         } else if (s->authpriv && !s->last_ok && s->engine_known) {
             forget_engine(s); /* twice in a row: verify the engine before the next request */
         }
