@@ -1,12 +1,13 @@
 /*
  * batcher.c — series registry and batch assembly for the agent (see batcher.h).
  *
- * Series live in an array indexed by id-1 with an open-addressing hash over their key
- * (device, scope, instance, metric) for lookups. The open batch keeps samples in flat
- * arrays with per-group offsets; at flush it is turned into a kvl_batch_t that points into
- * those arrays, encoded once, and its bytes handed to the uplink (or, in --poll-once mode,
- * printed). Definitions ride in the first batch that uses them; the uplink also sends the
- * full set at the start of every connection.
+ * Series definitions live in an array indexed by id-1, with an open-addressing hash over
+ * their identity (device, scope, instance, metric) for lookups. Every string and label set
+ * is interned once, so a definition is a few pointers and identity compares by pointer. The open
+ * batch keeps samples in flat arrays with per-group offsets; at flush it is turned into a
+ * kvl_batch_t that points into those arrays, encoded once, and its bytes handed to the uplink (or,
+ * in --poll-once mode, printed). Definitions ride in the first batch that uses them; the uplink
+ * also sends the full set at the start of every connection.
  */
 #include "batcher.h"
 
@@ -22,11 +23,18 @@
 
 #define FLUSH_SAMPLES 20000 /* flush early when a batch holds this many samples */
 
-typedef struct series {
-    kvl_series_def_t def; /* strings owned: device, instance, metric, labels */
-    char *key;
-    bool announced; /* definition already placed in a batch */
-} series_t;
+/* Interned strings and label sets: each distinct one is stored once, in the arena, and
+ * compared by pointer. An interface's 15 series then share one device name, one interface
+ * name and one label set instead of holding copies. */
+typedef struct intern {
+    const void **slots; /* strings or label sets; NULL = empty */
+    size_t n, cap;
+} intern_t;
+
+typedef struct label_set {
+    size_t n;
+    kvl_label_t labels[]; /* interned keys and values */
+} label_set_t;
 
 typedef struct group_span {
     int64_t time_ms;
@@ -49,12 +57,13 @@ struct kvl_batcher {
     uv_timer_t timer;
     int64_t flush_ms;
 
-    series_t *series;
+    kvl_series_def_t *defs; /* index = id - 1; strings and labels interned */
+    uint8_t *announced;     /* definition already placed in a batch */
     size_t n_series, cap_series;
-    uint32_t *slots;        /* hash: 0 = empty, else id */
-    kvl_series_def_t *view; /* kvl_batcher_all_defs' answer */
-    size_t view_cap;
+    uint32_t *slots; /* hash over (device, scope, instance, metric): 0 = empty, else id */
     size_t n_slots;
+    kvl_arena_t names; /* interned strings and label sets */
+    intern_t strings, label_sets;
 
     VEC(group_span_t) groups;
     VEC(uint32_t) ids;
@@ -119,21 +128,12 @@ void kvl_batcher_set_dump(kvl_batcher_t *b, FILE *f)
 static void on_timer_closed(uv_handle_t *h)
 {
     kvl_batcher_t *b = h->data;
-    for (size_t i = 0; i < b->n_series; i++) {
-        series_t *s = &b->series[i];
-        free((char *)s->def.device);
-        free((char *)s->def.instance);
-        free((char *)s->def.metric);
-        for (size_t k = 0; k < s->def.n_labels; k++) {
-            free((char *)s->def.labels[k].key);
-            free((char *)s->def.labels[k].value);
-        }
-        free((kvl_label_t *)s->def.labels);
-        free(s->key);
-    }
-    free(b->series);
+    free(b->defs);
+    free(b->announced);
     free(b->slots);
-    free(b->view);
+    free(b->strings.slots);
+    free(b->label_sets.slots);
+    kvl_arena_free(&b->names);
     free(b->groups.v);
     free(b->ids.v);
     free(b->values.v);
@@ -157,24 +157,135 @@ void kvl_batcher_free(kvl_batcher_t *b)
 
 /* ----------------------------------------------------------------- registry ------------ */
 
-static uint64_t hash_str(const char *s)
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ c[i]) * 1099511628211ull;
     }
     return h;
 }
 
-static char *make_key(const kvl_series_key_t *k)
+#define HASH_SEED 1469598103934665603ull
+
+static uint64_t hash_label_set(const kvl_label_t *l, size_t n)
 {
-    size_t n = strlen(k->device) + strlen(k->instance ? k->instance : "") + strlen(k->metric) + 16;
-    char *key = malloc(n);
-    if (key != NULL) {
-        snprintf(key, n, "%s\x1f%d\x1f%s\x1f%s", k->device, (int)k->scope,
-                 k->instance ? k->instance : "", k->metric);
+    uint64_t h = hash_bytes(HASH_SEED, &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        h = hash_bytes(h, &l[i].key, sizeof(l[i].key));
+        h = hash_bytes(h, &l[i].value, sizeof(l[i].value));
     }
-    return key;
+    return h;
+}
+
+/* Grows an intern table; `hash` recomputes an entry's hash. */
+static int intern_grow(intern_t *t, uint64_t (*hash)(const void *))
+{
+    size_t cap = t->cap ? t->cap * 2 : 256;
+    const void **slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->slots[i] != NULL) {
+            size_t pos = hash(t->slots[i]) & (cap - 1);
+            while (slots[pos] != NULL) {
+                pos = (pos + 1) & (cap - 1);
+            }
+            slots[pos] = t->slots[i];
+        }
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return 0;
+}
+
+static uint64_t hash_string_entry(const void *e)
+{
+    return hash_bytes(HASH_SEED, e, strlen(e));
+}
+
+static uint64_t hash_set_entry(const void *e)
+{
+    const label_set_t *ls = e;
+    return hash_label_set(ls->labels, ls->n);
+}
+
+/* Returns the interned copy of s, or NULL when out of memory. */
+static const char *intern_str(kvl_batcher_t *b, const char *s)
+{
+    intern_t *t = &b->strings;
+    if (s == NULL) {
+        s = "";
+    }
+    if ((t->n + 1) * 2 > t->cap && intern_grow(t, hash_string_entry) != 0) {
+        return NULL;
+    }
+    size_t pos = hash_bytes(HASH_SEED, s, strlen(s)) & (t->cap - 1);
+    while (t->slots[pos] != NULL) {
+        if (strcmp(t->slots[pos], s) == 0) {
+            return t->slots[pos];
+        }
+        pos = (pos + 1) & (t->cap - 1);
+    }
+    char *copy = kvl_arena_strdup(&b->names, s);
+    if (copy != NULL) {
+        t->slots[pos] = copy;
+        t->n++;
+    }
+    return copy;
+}
+
+/* Returns the interned label set equal to l[0..n), or NULL when out of memory. */
+static const label_set_t *intern_labels(kvl_batcher_t *b, const kvl_label_t *l, size_t n)
+{
+    kvl_label_t tmp[32]; /* labels beyond 32 per series are dropped */
+    if (n > KVL_ARRAY_SIZE(tmp)) {
+        n = KVL_ARRAY_SIZE(tmp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        tmp[i].key = intern_str(b, l[i].key);
+        tmp[i].value = intern_str(b, l[i].value);
+        if (tmp[i].key == NULL || tmp[i].value == NULL) {
+            return NULL;
+        }
+    }
+    intern_t *t = &b->label_sets;
+    if ((t->n + 1) * 2 > t->cap && intern_grow(t, hash_set_entry) != 0) {
+        return NULL;
+    }
+    size_t pos = hash_label_set(tmp, n) & (t->cap - 1);
+    while (t->slots[pos] != NULL) {
+        const label_set_t *ls = t->slots[pos];
+        if (ls->n == n && memcmp(ls->labels, tmp, n * sizeof(*tmp)) == 0) {
+            return ls;
+        }
+        pos = (pos + 1) & (t->cap - 1);
+    }
+    label_set_t *ls = kvl_arena_alloc(&b->names, sizeof(*ls) + n * sizeof(kvl_label_t));
+    if (ls != NULL) {
+        ls->n = n;
+        memcpy(ls->labels, tmp, n * sizeof(*tmp));
+        t->slots[pos] = ls;
+        t->n++;
+    }
+    return ls;
+}
+
+/* Identity of a series: its interned device, instance and metric pointers and its scope. */
+static uint64_t hash_identity(const char *device, kvl_scope_t scope, const char *instance,
+                              const char *metric)
+{
+    uint64_t h = hash_bytes(HASH_SEED, &device, sizeof(device));
+    h = hash_bytes(h, &scope, sizeof(scope));
+    h = hash_bytes(h, &instance, sizeof(instance));
+    return hash_bytes(h, &metric, sizeof(metric));
+}
+
+static uint64_t hash_def(const kvl_series_def_t *d)
+{
+    return hash_identity(d->device, d->scope, d->instance, d->metric);
 }
 
 static int rehash(kvl_batcher_t *b, size_t n_slots)
@@ -184,7 +295,7 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < b->n_series; i++) {
-        size_t pos = hash_str(b->series[i].key) & (n_slots - 1);
+        size_t pos = hash_def(&b->defs[i]) & (n_slots - 1);
         while (slots[pos] != 0) {
             pos = (pos + 1) & (n_slots - 1);
         }
@@ -196,96 +307,72 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
     return 0;
 }
 
-static bool labels_equal(const kvl_series_def_t *d, const kvl_series_key_t *k)
+static void announce(kvl_batcher_t *b, uint32_t id)
 {
-    if (d->n_labels != k->n_labels) {
-        return false;
-    }
-    for (size_t i = 0; i < k->n_labels; i++) {
-        if (strcmp(d->labels[i].key, k->labels[i].key) != 0 ||
-            strcmp(d->labels[i].value, k->labels[i].value ? k->labels[i].value : "") != 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int copy_labels(kvl_series_def_t *d, const kvl_series_key_t *k)
-{
-    kvl_label_t *l = calloc(k->n_labels ? k->n_labels : 1, sizeof(*l));
-    if (l == NULL) {
-        return KVL_ENOMEM;
-    }
-    for (size_t i = 0; i < k->n_labels; i++) {
-        l[i].key = strdup(k->labels[i].key);
-        l[i].value = strdup(k->labels[i].value ? k->labels[i].value : "");
-    }
-    for (size_t i = 0; i < d->n_labels; i++) {
-        free((char *)d->labels[i].key);
-        free((char *)d->labels[i].value);
-    }
-    free((kvl_label_t *)d->labels);
-    d->labels = l;
-    d->n_labels = k->n_labels;
-    return 0;
+    b->announced[id - 1] = 0;
+    VEC_PUSH(b, b->new_defs, id);
 }
 
 uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 {
-    char *key = make_key(k);
-    if (key == NULL) {
+    const char *device = intern_str(b, k->device);
+    const char *instance = intern_str(b, k->instance);
+    const char *metric = intern_str(b, k->metric);
+    const label_set_t *ls = intern_labels(b, k->labels, k->n_labels);
+    if (device == NULL || instance == NULL || metric == NULL || ls == NULL) {
         oom(b);
         return 0;
     }
+    uint64_t h = hash_identity(device, k->scope, instance, metric);
     if (b->n_slots) {
-        size_t pos = hash_str(key) & (b->n_slots - 1);
+        size_t pos = h & (b->n_slots - 1);
         while (b->slots[pos] != 0) {
-            series_t *s = &b->series[b->slots[pos] - 1];
-            if (strcmp(s->key, key) == 0) {
-                free(key);
-                if (!labels_equal(&s->def, k) || s->def.interval_s != k->interval_s ||
-                    s->def.kind != k->kind || s->def.real != k->real) {
-                    copy_labels(&s->def, k);
-                    s->def.interval_s = k->interval_s;
-                    s->def.kind = k->kind;
-                    s->def.real = k->real;
-                    if (s->announced) {
-                        s->announced = false;
-                        VEC_PUSH(b, b->new_defs, s->def.id);
+            kvl_series_def_t *d = &b->defs[b->slots[pos] - 1];
+            if (d->device == device && d->scope == k->scope && d->instance == instance &&
+                d->metric == metric) {
+                if (d->labels != ls->labels || d->interval_s != k->interval_s ||
+                    d->kind != k->kind || d->real != k->real) {
+                    d->labels = ls->labels;
+                    d->n_labels = ls->n;
+                    d->interval_s = k->interval_s;
+                    d->kind = k->kind;
+                    d->real = k->real;
+                    if (b->announced[d->id - 1]) {
+                        announce(b, d->id); /* changed: send the definition again */
                     }
                 }
-                return s->def.id;
+                return d->id;
             }
             pos = (pos + 1) & (b->n_slots - 1);
         }
     }
     if (b->n_series == b->cap_series) {
         size_t cap = b->cap_series ? b->cap_series * 2 : 256;
-        series_t *ns = realloc(b->series, cap * sizeof(*ns));
-        if (ns == NULL) {
-            free(key);
+        kvl_series_def_t *nd = realloc(b->defs, cap * sizeof(*nd));
+        if (nd == NULL) {
             oom(b);
             return 0;
         }
-        b->series = ns;
+        b->defs = nd;
+        uint8_t *na = realloc(b->announced, cap);
+        if (na == NULL) {
+            oom(b);
+            return 0;
+        }
+        b->announced = na;
         b->cap_series = cap;
     }
-    series_t *s = &b->series[b->n_series];
-    memset(s, 0, sizeof(*s));
-    s->key = key;
-    s->def.id = (uint32_t)(b->n_series + 1);
-    s->def.device = strdup(k->device);
-    s->def.scope = k->scope;
-    s->def.instance = strdup(k->instance ? k->instance : "");
-    s->def.metric = strdup(k->metric);
-    s->def.kind = k->kind;
-    s->def.interval_s = k->interval_s;
-    s->def.real = k->real;
-    if (s->def.device == NULL || s->def.instance == NULL || s->def.metric == NULL ||
-        copy_labels(&s->def, k) != 0) {
-        oom(b);
-        return 0;
-    }
+    uint32_t id = (uint32_t)(b->n_series + 1);
+    b->defs[id - 1] = (kvl_series_def_t){.id = id,
+                                         .device = device,
+                                         .scope = k->scope,
+                                         .instance = instance,
+                                         .metric = metric,
+                                         .kind = k->kind,
+                                         .interval_s = k->interval_s,
+                                         .real = k->real,
+                                         .labels = ls->labels,
+                                         .n_labels = ls->n};
     b->n_series++;
     if (b->n_series * 2 > b->n_slots) {
         if (rehash(b, b->n_slots ? b->n_slots * 2 : 1024) != 0) {
@@ -294,34 +381,19 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
             return 0;
         }
     } else {
-        size_t pos = hash_str(key) & (b->n_slots - 1);
+        size_t pos = h & (b->n_slots - 1);
         while (b->slots[pos] != 0) {
             pos = (pos + 1) & (b->n_slots - 1);
         }
-        b->slots[pos] = s->def.id;
+        b->slots[pos] = id;
     }
-    VEC_PUSH(b, b->new_defs, s->def.id);
-    return s->def.id;
+    announce(b, id);
+    return id;
 }
 
 void kvl_batcher_all_defs(kvl_batcher_t *b, const kvl_series_def_t **defs, size_t *n)
 {
-    /* The registry is an array of series_t; hand out a contiguous copy of the defs. */
-    if (b->view_cap < b->n_series) {
-        kvl_series_def_t *nv = realloc(b->view, b->n_series * sizeof(*nv));
-        if (nv == NULL) {
-            oom(b);
-            *defs = NULL;
-            *n = 0;
-            return;
-        }
-        b->view = nv;
-        b->view_cap = b->n_series;
-    }
-    for (size_t i = 0; i < b->n_series; i++) {
-        b->view[i] = b->series[i].def;
-    }
-    *defs = b->view;
+    *defs = b->defs;
     *n = b->n_series;
 }
 
@@ -416,7 +488,7 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
 static const kvl_series_def_t *lookup(void *ctx, uint32_t id)
 {
     kvl_batcher_t *b = ctx;
-    return id >= 1 && id <= b->n_series ? &b->series[id - 1].def : NULL;
+    return id >= 1 && id <= b->n_series ? &b->defs[id - 1] : NULL;
 }
 
 static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
@@ -487,10 +559,10 @@ void kvl_batcher_flush(kvl_batcher_t *b)
     }
     size_t nd = 0;
     for (size_t i = 0; i < b->new_defs.n; i++) {
-        series_t *s = &b->series[b->new_defs.v[i] - 1];
-        if (!s->announced) {
-            defs[nd++] = s->def;
-            s->announced = true;
+        uint32_t id = b->new_defs.v[i];
+        if (!b->announced[id - 1]) {
+            defs[nd++] = b->defs[id - 1];
+            b->announced[id - 1] = 1;
         }
     }
     kvl_msg_t m = {.type = KVL_MSG_BATCH};

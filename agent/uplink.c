@@ -23,6 +23,7 @@
 
 #define WINDOW_BYTES (1u << 20)
 #define HELLO_TIMEOUT_MS 10000
+#define DEFS_PER_FRAME 5000 /* a definition encodes to ~100-200 bytes */
 
 typedef struct entry {
     struct entry *next;
@@ -288,10 +289,11 @@ static void on_ready(kvl_uplink_t *u, const kvl_welcome_t *w)
         const kvl_series_def_t *defs;
         size_t n;
         kvl_batcher_all_defs(u->batcher, &defs, &n);
-        if (n > 0) {
+        /* In slices, so no frame comes near the collector's maximum frame size. */
+        for (size_t off = 0; off < n; off += DEFS_PER_FRAME) {
             kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
-            m.u.series_defs.defs = defs;
-            m.u.series_defs.n = n;
+            m.u.series_defs.defs = defs + off;
+            m.u.series_defs.n = n - off < DEFS_PER_FRAME ? n - off : DEFS_PER_FRAME;
             int rc = send_msg(u, &m);
             if (rc != 0) {
                 drop_conn(u, "cannot send series definitions", rc);
