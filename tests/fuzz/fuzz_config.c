@@ -54,7 +54,8 @@ static void check_agent(const kvl_agent_cfg_t *c)
         CHECK(d->name != NULL && d->name[0] != '\0' && d->address != NULL);
         CHECK(d->community != NULL);
         CHECK(d->port >= 1 && d->port <= 65535);
-        CHECK(d->version == KVL_SNMP_V1 || d->version == KVL_SNMP_V2C);
+        CHECK(d->version == KVL_SNMP_V1 || d->version == KVL_SNMP_V2C ||
+              d->version == KVL_SNMP_V3);
         CHECK(d->timeout_ms * (d->retries + 1) < d->interval_ms);
         for (size_t k = 0; k < i; k++) {
             CHECK(strcmp(c->devices[k].name, d->name) != 0);
