@@ -91,13 +91,9 @@ struct kvl_snmp_session {
     char peer[128];
     int retries;          /* the target's */
     kvl_snmp_req_t *reqs; /* pending requests (in flight or waiting) */
-    kvl_snmp_vb_t *vbs;   /* response conversion buffer */
-    size_t vbs_cap;
-    kvl_snmp_oid_t *oid_values;
-    size_t oid_values_cap;
-    int dispatching; /* depth of calls into net-snmp that may call back */
-    bool closing;    /* kvl_snmp_close was called */
-    bool closed;     /* net-snmp session closed, handles closing */
+    int dispatching;      /* depth of calls into net-snmp that may call back */
+    bool closing;         /* kvl_snmp_close was called */
+    bool closed;          /* net-snmp session closed, handles closing */
     /* SNMPv3 */
     bool v3;
     bool authpriv;
@@ -391,8 +387,6 @@ static void on_handle_closed(uv_handle_t *h)
     if (s->fds_init) {
         netsnmp_large_fd_set_cleanup(&s->fds);
     }
-    free(s->vbs);
-    free(s->oid_values);
     free(s->name);
     free(s);
 }
@@ -565,31 +559,40 @@ static void convert_oid(kvl_snmp_oid_t *o, const oid *name, size_t len)
     o->len = len;
 }
 
-/* Converts a response's varbinds into the session's buffer. Returns the count, or a
- * negative code when out of memory. */
-static int convert_vbs(kvl_snmp_session_t *s, const netsnmp_pdu *pdu)
+/* One conversion buffer for every session: responses are handled one at a time on the loop
+ * thread and their varbinds are valid only during the callback, so sessions need not each
+ * keep one (with 2,000 devices that was ~100 MB). Grown as needed, kept for the process. */
+static struct {
+    kvl_snmp_vb_t *vbs;
+    kvl_snmp_oid_t *oid_values;
+    size_t cap;
+} conv;
+
+/* Converts a response's varbinds into the shared buffer. Returns the count, or a negative
+ * code when out of memory. */
+static int convert_vbs(const netsnmp_pdu *pdu)
 {
     size_t n = 0;
     for (const netsnmp_variable_list *v = pdu->variables; v != NULL; v = v->next_variable) {
         n++;
     }
-    if (n > s->vbs_cap) {
-        kvl_snmp_vb_t *vbs = realloc(s->vbs, n * sizeof(*vbs));
-        kvl_snmp_oid_t *ov = realloc(s->oid_values, n * sizeof(*ov));
+    if (n > conv.cap) {
+        kvl_snmp_vb_t *vbs = realloc(conv.vbs, n * sizeof(*vbs));
+        kvl_snmp_oid_t *ov = realloc(conv.oid_values, n * sizeof(*ov));
         if (vbs != NULL) {
-            s->vbs = vbs;
+            conv.vbs = vbs;
         }
         if (ov != NULL) {
-            s->oid_values = ov;
+            conv.oid_values = ov;
         }
         if (vbs == NULL || ov == NULL) {
             return KVL_ENOMEM;
         }
-        s->vbs_cap = n;
+        conv.cap = n;
     }
     size_t i = 0;
     for (const netsnmp_variable_list *v = pdu->variables; v != NULL; v = v->next_variable, i++) {
-        kvl_snmp_vb_t *vb = &s->vbs[i];
+        kvl_snmp_vb_t *vb = &conv.vbs[i];
         convert_oid(&vb->oid, v->name, v->name_length);
         vb->type = convert_type(v->type);
         vb->integer = 0;
@@ -624,8 +627,8 @@ static int convert_vbs(kvl_snmp_session_t *s, const netsnmp_pdu *pdu)
             break;
         case KVL_SNMP_T_OID:
             if (v->val.objid != NULL) {
-                convert_oid(&s->oid_values[i], v->val.objid, v->val_len / sizeof(oid));
-                vb->oid_value = &s->oid_values[i];
+                convert_oid(&conv.oid_values[i], v->val.objid, v->val_len / sizeof(oid));
+                vb->oid_value = &conv.oid_values[i];
             }
             break;
         default:
@@ -908,12 +911,12 @@ static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu 
             s->auth_seen = true;
         }
         s->last_ok = true;
-        int n = convert_vbs(s, pdu);
+        int n = convert_vbs(pdu);
         if (n < 0) {
             res.status = KVL_SNMP_SEND_FAILED;
             res.error_text = "out of memory converting a response";
         } else {
-            res.vbs = s->vbs;
+            res.vbs = conv.vbs;
             res.n_vbs = (size_t)n;
         }
     } else if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {

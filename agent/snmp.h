@@ -28,7 +28,11 @@
 
 #include "agent_config.h" /* kvl_snmp_version_t */
 
-#define KVL_SNMP_MAX_OID_LEN 128
+/* Sub-identifiers kept per OID. The poller holds a few hundred OIDs per device (columns,
+ * cursors, requests), so this bounds its memory; IF-MIB OIDs have 11-12. A longer OID in a
+ * response is cut to this length, which can only make it compare as outside a column or
+ * not increasing, never as a wrong row. */
+#define KVL_SNMP_MAX_OID_LEN 64
 
 typedef struct kvl_snmp_session kvl_snmp_session_t;
 
