@@ -20,7 +20,7 @@ build="build-essential cmake pkg-config clang
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool.
-run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3"
+run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.
