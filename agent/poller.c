@@ -224,6 +224,15 @@ typedef struct get_slot {
 
 typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET } dev_state_t;
 
+/* The OID arrays a poll works with: ~25 KB, so held only while the device is being polled
+ * (with polls spread over the interval, few devices are at any moment). */
+typedef struct poll_work {
+    kvl_snmp_oid_t req_oids[MAX_VBS_PER_RESPONSE]; /* the request being sent or waiting */
+    kvl_snmp_oid_t base[N_COLS];                   /* walk: each column's OID */
+    kvl_snmp_oid_t cur[N_COLS];                    /* walk: each column's cursor */
+    get_slot_t get_map[MAX_VBS_PER_RESPONSE];      /* GET poll: what each varbind is */
+} poll_work_t;
+
 typedef struct device {
     kvl_poller_t *p;
     const kvl_device_cfg_t *cfg;
@@ -237,8 +246,7 @@ typedef struct device {
     dev_state_t state;
     bool polled_once;
 
-    /* the request being sent or waiting for a slot */
-    kvl_snmp_oid_t req_oids[MAX_VBS_PER_RESPONSE];
+    /* the request being sent or waiting for a slot (its OIDs are in w->req_oids) */
     size_t req_n;
     kvl_snmp_op_t req_op;
     uint32_t req_reps;
@@ -273,8 +281,7 @@ typedef struct device {
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
 
     /* walk or GETs of the current poll */
-    kvl_snmp_oid_t base[N_COLS];
-    kvl_snmp_oid_t cur[N_COLS];
+    poll_work_t *w; /* only while a poll runs */
     bool active[N_COLS];
     int req_cols[N_COLS];
     size_t n_req_cols;
@@ -285,7 +292,6 @@ typedef struct device {
     size_t n_rows, cap_rows;
     bool poll_failing;
     bool nonincr_logged;
-    get_slot_t get_map[MAX_VBS_PER_RESPONSE];
     size_t get_n;     /* varbinds of the batch in flight */
     size_t get_first; /* inventory range of the batch in flight */
     size_t get_count;
@@ -522,6 +528,8 @@ static void finish_poll(device_t *d)
     kvl_poller_t *p = d->p;
     d->state = ST_IDLE;
     clear_rows(d);
+    free(d->w);
+    d->w = NULL;
     if (d->start_ns != 0) {
         double ms = (double)(uv_hrtime() - d->start_ns) / 1e6;
         if (!p->any_poll || ms > p->cycle_max_ms) {
@@ -597,7 +605,7 @@ static void do_send(device_t *d)
     }
     char err[256];
     p->inflight++;
-    int rc = kvl_snmp_send(d->sess, d->req_op, d->req_oids, d->req_n, d->req_reps, d->req_retries,
+    int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps, d->req_retries,
                            on_any_response, d, err, sizeof(err));
     if (rc < 0) {
         p->inflight--;
@@ -612,7 +620,7 @@ static void do_send(device_t *d)
     p->n_requests++;
 }
 
-/* Sends the request in d->req_oids[0..n) when a slot is free, else queues the device. cb
+/* Sends the request in d->w->req_oids[0..n) when a slot is free, else queues the device. cb
  * runs once with the result; nothing of d may be touched after this call. */
 static void dev_send(device_t *d, kvl_snmp_op_t op, size_t n, uint32_t reps, int retries,
                      kvl_snmp_cb cb)
@@ -1418,11 +1426,11 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
         }
         if (vb->type == KVL_SNMP_T_END_OF_MIB_VIEW || vb->type == KVL_SNMP_T_NO_SUCH_OBJECT ||
             vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE ||
-            !kvl_snmp_oid_has_prefix(&vb->oid, &d->base[col])) {
+            !kvl_snmp_oid_has_prefix(&vb->oid, &d->w->base[col])) {
             d->active[col] = false;
             continue;
         }
-        if (kvl_snmp_oid_cmp(&vb->oid, &d->cur[col]) <= 0) {
+        if (kvl_snmp_oid_cmp(&vb->oid, &d->w->cur[col]) <= 0) {
             d->active[col] = false;
             if (!d->nonincr_logged) {
                 char o1[160], o2[160];
@@ -1430,16 +1438,16 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
                 KVL_LOG_WARN(MOD, d->cfg->name,
                              "OID not increasing (%s after %s); column ended there",
                              kvl_snmp_oid_format(&vb->oid, o1, sizeof(o1)),
-                             kvl_snmp_oid_format(&d->cur[col], o2, sizeof(o2)));
+                             kvl_snmp_oid_format(&d->w->cur[col], o2, sizeof(o2)));
             }
             continue;
         }
-        d->cur[col] = vb->oid;
+        d->w->cur[col] = vb->oid;
         progress = true;
-        if (vb->oid.len != d->base[col].len + 1) {
+        if (vb->oid.len != d->w->base[col].len + 1) {
             continue; /* not an ifIndex row */
         }
-        if (!store_value(d, col, vb->oid.sub[d->base[col].len], vb, t)) {
+        if (!store_value(d, col, vb->oid.sub[d->w->base[col].len], vb, t)) {
             poll_failed(d, "out of memory");
             return;
         }
@@ -1464,7 +1472,7 @@ static void send_walk(device_t *d)
     for (int c = 0; c < N_COLS; c++) {
         if (d->active[c]) {
             d->req_cols[n] = c;
-            d->req_oids[n] = d->cur[c];
+            d->w->req_oids[n] = d->w->cur[c];
             n++;
         }
     }
@@ -1496,10 +1504,10 @@ static void start_walk(device_t *d)
     for (int c = 0; c < N_COLS; c++) {
         const uint32_t *entry = columns[c].xtable ? ifx_entry : if_entry;
         size_t len = columns[c].xtable ? KVL_ARRAY_SIZE(ifx_entry) : KVL_ARRAY_SIZE(if_entry);
-        kvl_snmp_oid_set(&d->base[c], entry, len);
-        d->base[c].sub[len] = columns[c].sub;
-        d->base[c].len = len + 1;
-        d->cur[c] = d->base[c];
+        kvl_snmp_oid_set(&d->w->base[c], entry, len);
+        d->w->base[c].sub[len] = columns[c].sub;
+        d->w->base[c].len = len + 1;
+        d->w->cur[c] = d->w->base[c];
         d->active[c] = true;
     }
     send_walk(d);
@@ -1588,7 +1596,7 @@ static void on_get_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
     int64_t t = kvl_now_ms();
     for (size_t k = 0; k < res->n_vbs; k++) {
         const kvl_snmp_vb_t *vb = &res->vbs[k];
-        const get_slot_t *slot = &d->get_map[k];
+        const get_slot_t *slot = &d->w->get_map[k];
         if (vb->type == KVL_SNMP_T_NO_SUCH_OBJECT || vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE ||
             vb->type == KVL_SNMP_T_END_OF_MIB_VIEW) {
             char why[200];
@@ -1625,15 +1633,15 @@ static void send_get(device_t *d)
             if ((cols & (1u << c)) == 0) {
                 continue;
             }
-            kvl_snmp_oid_t *o = &d->req_oids[n];
+            kvl_snmp_oid_t *o = &d->w->req_oids[n];
             const uint32_t *entry = columns[c].xtable ? ifx_entry : if_entry;
             size_t len = columns[c].xtable ? KVL_ARRAY_SIZE(ifx_entry) : KVL_ARRAY_SIZE(if_entry);
             kvl_snmp_oid_set(o, entry, len);
             o->sub[len] = columns[c].sub;
             o->sub[len + 1] = d->inv[i].ifindex;
             o->len = len + 2;
-            d->get_map[n].inv = (uint32_t)i;
-            d->get_map[n].col = (uint8_t)c;
+            d->w->get_map[n].inv = (uint32_t)i;
+            d->w->get_map[n].col = (uint8_t)c;
             n++;
         }
         i++;
@@ -1788,7 +1796,7 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 
 static void send_sys(device_t *d)
 {
-    memcpy(d->req_oids, d->sys_oids, d->n_sys_oids * sizeof(d->sys_oids[0]));
+    memcpy(d->w->req_oids, d->sys_oids, d->n_sys_oids * sizeof(d->sys_oids[0]));
     dev_send(d, KVL_SNMP_GET, d->n_sys_oids, 0, -1, on_sys_response);
 }
 
@@ -1837,7 +1845,7 @@ static void on_probe_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *re
 static void start_probe(device_t *d)
 {
     d->state = ST_PROBE;
-    kvl_snmp_oid_set(&d->req_oids[0], sys_uptime, KVL_ARRAY_SIZE(sys_uptime));
+    kvl_snmp_oid_set(&d->w->req_oids[0], sys_uptime, KVL_ARRAY_SIZE(sys_uptime));
     dev_send(d, KVL_SNMP_GET, 1, 0, 0, on_probe_response);
 }
 
@@ -1845,6 +1853,10 @@ static void start_probe(device_t *d)
 
 static void start_poll(device_t *d)
 {
+    if (d->w == NULL && (d->w = malloc(sizeof(*d->w))) == NULL) {
+        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory: poll skipped");
+        return;
+    }
     d->poll_start_ms = kvl_now_ms();
     d->start_ns = 0;
     d->mid_retries = 0;
@@ -1965,6 +1977,8 @@ static void on_stats_timer(uv_timer_t *t)
 
 static void free_dev_state(device_t *d)
 {
+    free(d->w);
+    d->w = NULL;
     clear_rows(d);
     free(d->rows);
     for (size_t i = 0; i < d->n_ifs; i++) {
