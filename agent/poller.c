@@ -605,8 +605,8 @@ static void do_send(device_t *d)
     }
     char err[256];
     p->inflight++;
-    int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps, d->req_retries,
-                           on_any_response, d, err, sizeof(err));
+    int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps,
+                           d->req_retries, on_any_response, d, err, sizeof(err));
     if (rc < 0) {
         p->inflight--;
         p->n_errors++;
