@@ -826,17 +826,6 @@ typedef struct top {
     size_t cap_devices;
 } top_t;
 
-static int parse_level_name(kvl_cfg_node_t n, void *target)
-{
-    const char *s = kvl_cfg_scalar(n);
-    int level = s ? kvl_log_level_parse(s) : -1;
-    if (level < 0) {
-        return kvl_cfg_error(n, "expected a log level: error, warn, info or debug");
-    }
-    *(int *)target = level;
-    return 0;
-}
-
 static int parse_collector(kvl_cfg_node_t n, void *target)
 {
     kvl_agent_cfg_t *c = target;
@@ -858,7 +847,7 @@ static const kvl_cfg_field_t top_fields[] = {
      "the site the agent stands at"},
     {"collector", KVL_CFG_CUSTOM, offsetof(top_t, cfg), 0, 0, NULL, parse_collector,
      KVL_CFG_REQUIRED, "the collector's host:port"},
-    {"log_level", KVL_CFG_CUSTOM, CFG(log_level), 0, 0, NULL, parse_level_name, 0,
+    {"log_level", KVL_CFG_CUSTOM, CFG(log_level), 0, 0, NULL, kvl_cfg_parse_log_level, 0,
      "error, warn, info or debug"},
     {"flush_interval", KVL_CFG_DURATION, CFG(flush_interval_ms), 10, 60000, NULL, NULL, 0,
      "how long samples wait to be batched (1s)"},

@@ -1370,6 +1370,25 @@ static void walk_done(device_t *d)
     finish_poll(d);
 }
 
+/* Ends the poll for a result that carries no data (timeout, send failure, Report).
+ * Returns true when it did. */
+static bool poll_failed_on(device_t *d, const kvl_snmp_result_t *res)
+{
+    switch (res->status) {
+    case KVL_SNMP_TIMEOUT:
+        poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
+        return true;
+    case KVL_SNMP_SEND_FAILED:
+        poll_failed(d, "send failed: %s", res->error_text);
+        return true;
+    case KVL_SNMP_REPORT:
+        poll_failed(d, "refused: %s", res->error_text);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
 {
     device_t *d = arg;
@@ -1383,15 +1402,8 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
             send_walk(d);
             return;
         }
-        poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
-        return;
     }
-    if (res->status == KVL_SNMP_SEND_FAILED) {
-        poll_failed(d, "send failed: %s", res->error_text);
-        return;
-    }
-    if (res->status == KVL_SNMP_REPORT) {
-        poll_failed(d, "refused: %s", res->error_text);
+    if (poll_failed_on(d, res)) {
         return;
     }
     int64_t t = kvl_now_ms();
@@ -1569,16 +1581,7 @@ static void on_get_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
         send_get(d); /* the same interfaces again, in smaller batches */
         return;
     }
-    if (timeout) {
-        poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
-        return;
-    }
-    if (res->status == KVL_SNMP_SEND_FAILED) {
-        poll_failed(d, "send failed: %s", res->error_text);
-        return;
-    }
-    if (res->status == KVL_SNMP_REPORT) {
-        poll_failed(d, "refused: %s", res->error_text);
+    if (poll_failed_on(d, res)) {
         return;
     }
     if (res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME) {

@@ -18,17 +18,6 @@ static const char *const default_archives[] = {"step:2d", "5m:2w", "30m:62d", "1
 static const char *const default_cfs[] = {"AVERAGE", "MAX"};
 static const char *const known_cfs[] = {"AVERAGE", "MAX", "MIN", "LAST"};
 
-static int parse_level(kvl_cfg_node_t n, void *target)
-{
-    const char *s = kvl_cfg_scalar(n);
-    int level = s ? kvl_log_level_parse(s) : -1;
-    if (level < 0) {
-        return kvl_cfg_error(n, "expected a log level: error, warn, info or debug");
-    }
-    *(int *)target = level;
-    return 0;
-}
-
 static int parse_listen(kvl_cfg_node_t n, void *target)
 {
     kvl_collector_cfg_t *c = target;
@@ -144,7 +133,7 @@ static const kvl_cfg_field_t fields[] = {
      "host:port agents connect to"},
     {"data_dir", KVL_CFG_STR, OFF(data_dir), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
      "folder for the archives"},
-    {"log_level", KVL_CFG_CUSTOM, OFF(log_level), 0, 0, NULL, parse_level, 0,
+    {"log_level", KVL_CFG_CUSTOM, OFF(log_level), 0, 0, NULL, kvl_cfg_parse_log_level, 0,
      "error, warn, info or debug"},
     {"max_connections", KVL_CFG_INT, OFF(max_connections), 1, 100000, NULL, NULL, 0,
      "agent connections held at once (2000)"},

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "log.h"
 #include "timeutil.h"
 
 struct kvl_cfg {
@@ -284,6 +285,17 @@ int kvl_cfg_read_duration(kvl_cfg_node_t n, int64_t min_ms, int64_t max_ms, int6
             max_ms);
     }
     *out = v;
+    return 0;
+}
+
+int kvl_cfg_parse_log_level(kvl_cfg_node_t n, void *target)
+{
+    const char *s = kvl_cfg_scalar(n);
+    int level = s ? kvl_log_level_parse(s) : -1;
+    if (level < 0) {
+        return kvl_cfg_error(n, "expected a log level: error, warn, info or debug");
+    }
+    *(int *)target = level;
     return 0;
 }
 

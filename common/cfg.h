@@ -81,6 +81,8 @@ int kvl_cfg_apply(kvl_cfg_node_t map, const kvl_cfg_field_t *fields, void *base)
 int kvl_cfg_read_str(kvl_cfg_node_t n, char **out);
 int kvl_cfg_read_int(kvl_cfg_node_t n, int64_t min, int64_t max, int64_t *out);
 int kvl_cfg_read_duration(kvl_cfg_node_t n, int64_t min_ms, int64_t max_ms, int64_t *out);
+/* A KVL_CFG_CUSTOM parser for `log_level`: error, warn, info or debug into an int. */
+int kvl_cfg_parse_log_level(kvl_cfg_node_t n, void *target);
 
 /* Splits "host:port" or "[v6]:port" (port required). Returns 0 or KVL_EINVAL. */
 int kvl_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
