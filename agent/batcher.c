@@ -391,6 +391,32 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
     return id;
 }
 
+uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
+{
+    const kvl_family_t *f = k->family;
+    uint32_t first = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        kvl_series_key_t sk = {.device = k->device,
+                               .scope = k->scope,
+                               .instance = k->instance,
+                               .metric = f->metrics[i],
+                               .kind = f->kinds[i],
+                               .interval_s = k->interval_s,
+                               .real = f->reals[i],
+                               .labels = k->labels,
+                               .n_labels = k->n_labels};
+        uint32_t id = kvl_batcher_series(b, &sk);
+        if (id == 0 || (i > 0 && id != first + i)) {
+            oom(b);
+            return 0;
+        }
+        if (i == 0) {
+            first = id;
+        }
+    }
+    return first;
+}
+
 void kvl_batcher_all_defs(kvl_batcher_t *b, const kvl_series_def_t **defs, size_t *n)
 {
     *defs = b->defs;

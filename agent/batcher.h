@@ -51,6 +51,21 @@ void kvl_batcher_free(kvl_batcher_t *b);
  * changed (e.g. a new ifAlias), the definition is updated and sent again. */
 uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *key);
 
+/* What identifies an instance: all of its family's metrics at once. */
+typedef struct kvl_instance_key {
+    const char *device;
+    kvl_scope_t scope;
+    const char *instance; /* "" for a group's scalars */
+    const kvl_family_t *family; /* must outlive the batcher */
+    uint32_t interval_s;
+    const kvl_label_t *labels;
+    size_t n_labels;
+} kvl_instance_key_t;
+
+/* Registers every metric of the instance's family; returns the id of its first metric
+ * (metric i has id + i), or 0 when out of memory. Same rules as kvl_batcher_series. */
+uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *key);
+
 void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms);
 void kvl_batcher_add(kvl_batcher_t *b, uint32_t id, uint64_t value);
 void kvl_batcher_add_real(kvl_batcher_t *b, uint32_t id, double value);

@@ -25,6 +25,7 @@ typedef enum {
     KVL_SCOPE_DEVICE = 1,
     KVL_SCOPE_INTERFACE = 2,
     KVL_SCOPE_AGENT = 3, /* the agent's own statistics; device = the agent id */
+    KVL_SCOPE_GROUP = 4, /* a metric group's row (instance) or its scalars (instance "") */
 } kvl_scope_t;
 
 typedef enum {
@@ -37,6 +38,17 @@ typedef enum {
     KVL_SEV_WARNING = 2,
     KVL_SEV_CRITICAL = 3,
 } kvl_severity_t;
+
+/* A family: the metrics one instance (an interface, a row of a metric group, a group's
+ * scalars) reports together. Its metrics are the data sources of that instance's archive;
+ * for SCOPE_GROUP its name is the group's name. */
+typedef struct kvl_family {
+    const char *name;
+    size_t n;
+    const char *const *metrics;
+    const kvl_kind_t *kinds;
+    const bool *reals;
+} kvl_family_t;
 
 typedef struct kvl_label {
     const char *key;
