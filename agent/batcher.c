@@ -1,9 +1,10 @@
 /*
  * batcher.c — series registry and batch assembly for the agent (see batcher.h).
  *
- * Series definitions live in an array indexed by id-1, with an open-addressing hash over
- * their identity (device, scope, instance, metric) for lookups. Every string and label set
- * is interned once, so a definition is a few pointers and identity compares by pointer. The open
+ * Definitions (a single series, or an instance naming a whole family of metrics with
+ * consecutive ids) live in an array in id order, with an open-addressing hash over their
+ * identity (device, scope, instance, metric or family) for lookups. Every string is
+ * interned once, so a definition is a few pointers and identity compares by pointer. The open
  * batch keeps samples in flat arrays with per-group offsets; at flush it is turned into a
  * kvl_batch_t that points into those arrays, encoded once, and its bytes handed to the uplink (or,
  * in --poll-once mode, printed). Definitions ride in the first batch that uses them; the uplink
@@ -23,18 +24,12 @@
 
 #define FLUSH_SAMPLES 20000 /* flush early when a batch holds this many samples */
 
-/* Interned strings and label sets: each distinct one is stored once, in the arena, and
- * compared by pointer. An interface's 15 series then share one device name, one interface
- * name and one label set instead of holding copies. */
+/* Interned strings: each distinct one is stored once, in the arena, and compared by
+ * pointer, so definitions share one copy of each device and instance name. */
 typedef struct intern {
-    const void **slots; /* strings or label sets; NULL = empty */
+    const void **slots; /* strings; NULL = empty */
     size_t n, cap;
 } intern_t;
-
-typedef struct label_set {
-    size_t n;
-    kvl_label_t labels[]; /* interned keys and values */
-} label_set_t;
 
 typedef struct group_span {
     int64_t time_ms;
@@ -43,6 +38,32 @@ typedef struct group_span {
     size_t first_real, n_reals;
     size_t first_unknown, n_unknown;
 } group_span_t;
+
+/* One definition: a single series, or an instance naming all of its family's metrics. Kept
+ * small (2,000 devices x 49 interfaces is 98,000 of them): strings are interned, and the
+ * labels are held only until the definition has gone out in a batch; after that a hash
+ * of them is enough to notice a change. Definitions sent again at a connection's start
+ * carry no labels (the collector has them from the batch that first used the series). */
+typedef struct fam {
+    kvl_family_t f; /* f.id set; f.name and f.metrics interned */
+    const kvl_family_t *user;
+} fam_t;
+
+typedef struct entry {
+    uint32_t id;
+    uint32_t interval_s;
+    uint32_t labels_hash;
+    uint8_t scope, kind, real;
+    const char *device, *instance; /* interned */
+    const char *metric;            /* interned; NULL for a family */
+    const fam_t *fam;              /* NULL for a single series */
+} entry_t;
+
+typedef struct new_def {
+    size_t entry;
+    const kvl_label_t *labels; /* in the pending arena */
+    size_t n_labels;
+} new_def_t;
 
 #define VEC(type)                                                                                  \
     struct {                                                                                       \
@@ -57,20 +78,23 @@ struct kvl_batcher {
     uv_timer_t timer;
     int64_t flush_ms;
 
-    kvl_series_def_t *defs; /* index = id - 1; strings and labels interned */
-    uint8_t *announced;     /* definition already placed in a batch */
-    size_t n_series, cap_series;
-    uint32_t *slots; /* hash over (device, scope, instance, metric): 0 = empty, else id */
+    entry_t *entries; /* in id order */
+    size_t n_entries, cap_entries;
+    uint32_t next_id;
+    uint32_t *slots; /* hash over the identity: 0 = empty, else entry index + 1 */
     size_t n_slots;
-    kvl_arena_t names; /* interned strings and label sets */
-    intern_t strings, label_sets;
+    fam_t **fams; /* index = family id - 1 */
+    size_t n_fams;
+    kvl_arena_t pending; /* labels of definitions waiting for the next batch */
+    kvl_arena_t names; /* interned strings and families */
+    intern_t strings;
 
     VEC(group_span_t) groups;
     VEC(uint32_t) ids;
     VEC(uint64_t) values;
     VEC(double) reals;
     VEC(uint32_t) unknown;
-    VEC(uint32_t) new_defs;
+    VEC(new_def_t) new_defs;
     VEC(kvl_event_t) events;
     kvl_arena_t event_arena;
     bool in_group;
@@ -128,11 +152,11 @@ void kvl_batcher_set_dump(kvl_batcher_t *b, FILE *f)
 static void on_timer_closed(uv_handle_t *h)
 {
     kvl_batcher_t *b = h->data;
-    free(b->defs);
-    free(b->announced);
+    free(b->entries);
     free(b->slots);
+    free(b->fams);
+    kvl_arena_free(&b->pending);
     free(b->strings.slots);
-    free(b->label_sets.slots);
     kvl_arena_free(&b->names);
     free(b->groups.v);
     free(b->ids.v);
@@ -168,16 +192,6 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 
 #define HASH_SEED 1469598103934665603ull
 
-static uint64_t hash_label_set(const kvl_label_t *l, size_t n)
-{
-    uint64_t h = hash_bytes(HASH_SEED, &n, sizeof(n));
-    for (size_t i = 0; i < n; i++) {
-        h = hash_bytes(h, &l[i].key, sizeof(l[i].key));
-        h = hash_bytes(h, &l[i].value, sizeof(l[i].value));
-    }
-    return h;
-}
-
 /* Grows an intern table; `hash` recomputes an entry's hash. */
 static int intern_grow(intern_t *t, uint64_t (*hash)(const void *))
 {
@@ -206,12 +220,6 @@ static uint64_t hash_string_entry(const void *e)
     return hash_bytes(HASH_SEED, e, strlen(e));
 }
 
-static uint64_t hash_set_entry(const void *e)
-{
-    const label_set_t *ls = e;
-    return hash_label_set(ls->labels, ls->n);
-}
-
 /* Returns the interned copy of s, or NULL when out of memory. */
 static const char *intern_str(kvl_batcher_t *b, const char *s)
 {
@@ -237,55 +245,35 @@ static const char *intern_str(kvl_batcher_t *b, const char *s)
     return copy;
 }
 
-/* Returns the interned label set equal to l[0..n), or NULL when out of memory. */
-static const label_set_t *intern_labels(kvl_batcher_t *b, const kvl_label_t *l, size_t n)
-{
-    kvl_label_t tmp[32]; /* labels beyond 32 per series are dropped */
-    if (n > KVL_ARRAY_SIZE(tmp)) {
-        n = KVL_ARRAY_SIZE(tmp);
-    }
-    for (size_t i = 0; i < n; i++) {
-        tmp[i].key = intern_str(b, l[i].key);
-        tmp[i].value = intern_str(b, l[i].value);
-        if (tmp[i].key == NULL || tmp[i].value == NULL) {
-            return NULL;
-        }
-    }
-    intern_t *t = &b->label_sets;
-    if ((t->n + 1) * 2 > t->cap && intern_grow(t, hash_set_entry) != 0) {
-        return NULL;
-    }
-    size_t pos = hash_label_set(tmp, n) & (t->cap - 1);
-    while (t->slots[pos] != NULL) {
-        const label_set_t *ls = t->slots[pos];
-        if (ls->n == n && memcmp(ls->labels, tmp, n * sizeof(*tmp)) == 0) {
-            return ls;
-        }
-        pos = (pos + 1) & (t->cap - 1);
-    }
-    label_set_t *ls = kvl_arena_alloc(&b->names, sizeof(*ls) + n * sizeof(kvl_label_t));
-    if (ls != NULL) {
-        ls->n = n;
-        memcpy(ls->labels, tmp, n * sizeof(*tmp));
-        t->slots[pos] = ls;
-        t->n++;
-    }
-    return ls;
-}
-
-/* Identity of a series: its interned device, instance and metric pointers and its scope. */
+/* Identity: interned device, instance and metric (or family) pointers and the scope. */
 static uint64_t hash_identity(const char *device, kvl_scope_t scope, const char *instance,
-                              const char *metric)
+                              const void *what)
 {
     uint64_t h = hash_bytes(HASH_SEED, &device, sizeof(device));
     h = hash_bytes(h, &scope, sizeof(scope));
     h = hash_bytes(h, &instance, sizeof(instance));
-    return hash_bytes(h, &metric, sizeof(metric));
+    return hash_bytes(h, &what, sizeof(what));
 }
 
-static uint64_t hash_def(const kvl_series_def_t *d)
+static const void *what_of(const entry_t *e)
 {
-    return hash_identity(d->device, d->scope, d->instance, d->metric);
+    return e->fam != NULL ? (const void *)e->fam : (const void *)e->metric;
+}
+
+static uint32_t width_of(const entry_t *e)
+{
+    return e->fam != NULL ? (uint32_t)e->fam->f.n : 1;
+}
+
+static uint32_t hash_labels_value(const kvl_label_t *l, size_t n)
+{
+    uint64_t h = HASH_SEED;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = l[i].key ? l[i].key : "", *v = l[i].value ? l[i].value : "";
+        h = hash_bytes(h, k, strlen(k) + 1);
+        h = hash_bytes(h, v, strlen(v) + 1);
+    }
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static int rehash(kvl_batcher_t *b, size_t n_slots)
@@ -294,8 +282,10 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
     if (slots == NULL) {
         return KVL_ENOMEM;
     }
-    for (size_t i = 0; i < b->n_series; i++) {
-        size_t pos = hash_def(&b->defs[i]) & (n_slots - 1);
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const entry_t *e = &b->entries[i];
+        size_t pos =
+            hash_identity(e->device, (kvl_scope_t)e->scope, e->instance, what_of(e)) & (n_slots - 1);
         while (slots[pos] != 0) {
             pos = (pos + 1) & (n_slots - 1);
         }
@@ -307,77 +297,116 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
     return 0;
 }
 
-static void announce(kvl_batcher_t *b, uint32_t id)
+/* Queues the definition for the next batch, with a copy of its labels. */
+static void announce(kvl_batcher_t *b, size_t idx, const kvl_label_t *l, size_t n)
 {
-    b->announced[id - 1] = 0;
-    VEC_PUSH(b, b->new_defs, id);
+    kvl_label_t *copy = kvl_arena_alloc(&b->pending, sizeof(*copy) * (n ? n : 1));
+    if (copy == NULL) {
+        oom(b);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        copy[i].key = kvl_arena_strdup(&b->pending, l[i].key ? l[i].key : "");
+        copy[i].value = kvl_arena_strdup(&b->pending, l[i].value ? l[i].value : "");
+        if (copy[i].key == NULL || copy[i].value == NULL) {
+            oom(b);
+            return;
+        }
+    }
+    new_def_t nd = {.entry = idx, .labels = copy, .n_labels = n};
+    VEC_PUSH(b, b->new_defs, nd);
 }
 
-uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
+/* The batcher's own copy of a family, made once per family pointer the caller uses. */
+static const fam_t *family_get(kvl_batcher_t *b, const kvl_family_t *user)
 {
-    const char *device = intern_str(b, k->device);
-    const char *instance = intern_str(b, k->instance);
-    const char *metric = intern_str(b, k->metric);
-    const label_set_t *ls = intern_labels(b, k->labels, k->n_labels);
-    if (device == NULL || instance == NULL || metric == NULL || ls == NULL) {
-        oom(b);
-        return 0;
+    for (size_t i = 0; i < b->n_fams; i++) {
+        if (b->fams[i]->user == user) {
+            return b->fams[i];
+        }
     }
-    uint64_t h = hash_identity(device, k->scope, instance, metric);
+    if (user->n == 0 || user->n > KVL_FAMILY_MAX || b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
+        return NULL;
+    }
+    fam_t **nf = realloc(b->fams, (b->n_fams + 1) * sizeof(*nf));
+    if (nf == NULL) {
+        return NULL;
+    }
+    b->fams = nf;
+    fam_t *f = kvl_arena_alloc(&b->names, sizeof(*f));
+    const char **metrics = kvl_arena_alloc(&b->names, user->n * sizeof(*metrics));
+    kvl_kind_t *kinds = kvl_arena_alloc(&b->names, user->n * sizeof(*kinds));
+    bool *reals = kvl_arena_alloc(&b->names, user->n * sizeof(*reals));
+    if (f == NULL || metrics == NULL || kinds == NULL || reals == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < user->n; i++) {
+        if ((metrics[i] = intern_str(b, user->metrics[i])) == NULL) {
+            return NULL;
+        }
+        kinds[i] = user->kinds[i];
+        reals[i] = user->reals != NULL && user->reals[i];
+    }
+    f->user = user;
+    f->f = (kvl_family_t){.name = intern_str(b, user->name),
+                          .n = user->n,
+                          .metrics = metrics,
+                          .kinds = kinds,
+                          .reals = reals,
+                          .id = (uint32_t)(b->n_fams + 1)};
+    if (f->f.name == NULL) {
+        return NULL;
+    }
+    b->fams[b->n_fams++] = f;
+    return f;
+}
+
+/* Finds or adds the entry for an identity; returns its first id or 0. */
+static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t *labels,
+                              size_t n_labels)
+{
+    want->labels_hash = hash_labels_value(labels, n_labels);
+    uint64_t h = hash_identity(want->device, (kvl_scope_t)want->scope, want->instance,
+                               what_of(want));
     if (b->n_slots) {
         size_t pos = h & (b->n_slots - 1);
         while (b->slots[pos] != 0) {
-            kvl_series_def_t *d = &b->defs[b->slots[pos] - 1];
-            if (d->device == device && d->scope == k->scope && d->instance == instance &&
-                d->metric == metric) {
-                if (d->labels != ls->labels || d->interval_s != k->interval_s ||
-                    d->kind != k->kind || d->real != k->real) {
-                    d->labels = ls->labels;
-                    d->n_labels = ls->n;
-                    d->interval_s = k->interval_s;
-                    d->kind = k->kind;
-                    d->real = k->real;
-                    if (b->announced[d->id - 1]) {
-                        announce(b, d->id); /* changed: send the definition again */
-                    }
+            size_t idx = b->slots[pos] - 1;
+            entry_t *e = &b->entries[idx];
+            if (e->device == want->device && e->scope == want->scope &&
+                e->instance == want->instance && what_of(e) == what_of(want)) {
+                if (e->labels_hash != want->labels_hash || e->interval_s != want->interval_s ||
+                    e->kind != want->kind || e->real != want->real) {
+                    e->labels_hash = want->labels_hash;
+                    e->interval_s = want->interval_s;
+                    e->kind = want->kind;
+                    e->real = want->real;
+                    announce(b, idx, labels, n_labels); /* changed: send it again */
                 }
-                return d->id;
+                return e->id;
             }
             pos = (pos + 1) & (b->n_slots - 1);
         }
     }
-    if (b->n_series == b->cap_series) {
-        size_t cap = b->cap_series ? b->cap_series * 2 : 256;
-        kvl_series_def_t *nd = realloc(b->defs, cap * sizeof(*nd));
-        if (nd == NULL) {
-            oom(b);
+    if (b->n_entries == b->cap_entries) {
+        size_t cap = b->cap_entries ? b->cap_entries * 2 : 256;
+        entry_t *ne = realloc(b->entries, cap * sizeof(*ne));
+        if (ne == NULL) {
             return 0;
         }
-        b->defs = nd;
-        uint8_t *na = realloc(b->announced, cap);
-        if (na == NULL) {
-            oom(b);
-            return 0;
-        }
-        b->announced = na;
-        b->cap_series = cap;
+        b->entries = ne;
+        b->cap_entries = cap;
     }
-    uint32_t id = (uint32_t)(b->n_series + 1);
-    b->defs[id - 1] = (kvl_series_def_t){.id = id,
-                                         .device = device,
-                                         .scope = k->scope,
-                                         .instance = instance,
-                                         .metric = metric,
-                                         .kind = k->kind,
-                                         .interval_s = k->interval_s,
-                                         .real = k->real,
-                                         .labels = ls->labels,
-                                         .n_labels = ls->n};
-    b->n_series++;
-    if (b->n_series * 2 > b->n_slots) {
+    if (b->next_id == 0) {
+        b->next_id = 1;
+    }
+    want->id = b->next_id;
+    size_t idx = b->n_entries;
+    b->entries[idx] = *want;
+    b->n_entries++;
+    if (b->n_entries * 2 > b->n_slots) {
         if (rehash(b, b->n_slots ? b->n_slots * 2 : 1024) != 0) {
-            b->n_series--;
-            oom(b);
+            b->n_entries--;
             return 0;
         }
     } else {
@@ -385,42 +414,85 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
         while (b->slots[pos] != 0) {
             pos = (pos + 1) & (b->n_slots - 1);
         }
-        b->slots[pos] = id;
+        b->slots[pos] = (uint32_t)(idx + 1);
     }
-    announce(b, id);
+    b->next_id += width_of(want);
+    announce(b, idx, labels, n_labels);
+    return want->id;
+}
+
+uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
+{
+    entry_t e = {.device = intern_str(b, k->device),
+                 .instance = intern_str(b, k->instance),
+                 .metric = intern_str(b, k->metric),
+                 .scope = (uint8_t)k->scope,
+                 .kind = (uint8_t)k->kind,
+                 .real = k->real,
+                 .interval_s = k->interval_s};
+    uint32_t id = 0;
+    if (e.device != NULL && e.instance != NULL && e.metric != NULL) {
+        id = lookup_or_add(b, &e, k->labels, k->n_labels);
+    }
+    if (id == 0) {
+        oom(b);
+    }
     return id;
 }
 
 uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
 {
-    const kvl_family_t *f = k->family;
-    uint32_t first = 0;
-    for (size_t i = 0; i < f->n; i++) {
-        kvl_series_key_t sk = {.device = k->device,
-                               .scope = k->scope,
-                               .instance = k->instance,
-                               .metric = f->metrics[i],
-                               .kind = f->kinds[i],
-                               .interval_s = k->interval_s,
-                               .real = f->reals[i],
-                               .labels = k->labels,
-                               .n_labels = k->n_labels};
-        uint32_t id = kvl_batcher_series(b, &sk);
-        if (id == 0 || (i > 0 && id != first + i)) {
-            oom(b);
-            return 0;
-        }
-        if (i == 0) {
-            first = id;
-        }
+    entry_t e = {.device = intern_str(b, k->device),
+                 .instance = intern_str(b, k->instance),
+                 .fam = family_get(b, k->family),
+                 .scope = (uint8_t)k->scope,
+                 .interval_s = k->interval_s};
+    uint32_t id = 0;
+    if (e.device != NULL && e.instance != NULL && e.fam != NULL) {
+        id = lookup_or_add(b, &e, k->labels, k->n_labels);
     }
-    return first;
+    if (id == 0) {
+        oom(b);
+    }
+    return id;
 }
 
-void kvl_batcher_all_defs(kvl_batcher_t *b, const kvl_series_def_t **defs, size_t *n)
+static kvl_series_def_t def_of(const entry_t *e, const kvl_label_t *labels, size_t n_labels)
 {
-    *defs = b->defs;
-    *n = b->n_series;
+    return (kvl_series_def_t){.id = e->id,
+                              .device = e->device,
+                              .scope = (kvl_scope_t)e->scope,
+                              .instance = e->instance,
+                              .metric = e->metric ? e->metric : "",
+                              .kind = e->fam ? KVL_KIND_GAUGE : (kvl_kind_t)e->kind,
+                              .interval_s = e->interval_s,
+                              .real = e->real,
+                              .labels = labels,
+                              .n_labels = n_labels,
+                              .family = e->fam ? e->fam->f.id : 0};
+}
+
+size_t kvl_batcher_n_defs(const kvl_batcher_t *b)
+{
+    return b->n_entries;
+}
+
+size_t kvl_batcher_defs(const kvl_batcher_t *b, size_t off, kvl_series_def_t *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = off; i < b->n_entries && n < max; i++) {
+        out[n++] = def_of(&b->entries[i], NULL, 0);
+    }
+    return n;
+}
+
+void kvl_batcher_families(const kvl_batcher_t *b, kvl_family_t *out, size_t *n)
+{
+    size_t k = 0;
+    for (; k < b->n_fams && k < *n; k++) {
+        out[k] = b->fams[k]->f;
+    }
+    *n = k;
 }
 
 /* ----------------------------------------------------------------- samples ------------- */
@@ -511,15 +583,80 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
 
 /* ----------------------------------------------------------------- flushing ------------ */
 
+/* For --poll-once: the definition of one id (a family's metric expanded). */
+typedef struct dump_ctx {
+    kvl_batcher_t *b;
+    kvl_series_def_t def;
+} dump_ctx_t;
+
 static const kvl_series_def_t *lookup(void *ctx, uint32_t id)
 {
-    kvl_batcher_t *b = ctx;
-    return id >= 1 && id <= b->n_series ? &b->defs[id - 1] : NULL;
+    dump_ctx_t *dc = ctx;
+    const entry_t *v = dc->b->entries;
+    size_t lo = 0, hi = dc->b->n_entries;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].id + width_of(&v[mid]) <= id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == dc->b->n_entries || v[lo].id > id) {
+        return NULL;
+    }
+    const entry_t *e = &v[lo];
+    dc->def = def_of(e, NULL, 0);
+    if (e->fam != NULL) {
+        size_t i = id - e->id;
+        dc->def.metric = e->fam->f.metrics[i];
+        dc->def.kind = e->fam->f.kinds[i];
+        dc->def.real = e->fam->f.reals[i];
+    }
+    return &dc->def;
+}
+
+static int cmp_def_id(const void *x, const void *y)
+{
+    uint32_t a = ((const kvl_series_def_t *)x)->id, c = ((const kvl_series_def_t *)y)->id;
+    return a < c ? -1 : a > c;
+}
+
+/* The batch's own definition covering id (it has the labels), or NULL. */
+static const kvl_series_def_t *batch_def(const kvl_series_def_t *d, size_t n, uint32_t id,
+                                         const dump_ctx_t *dc)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d[mid].id <= id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0) {
+        return NULL;
+    }
+    const kvl_series_def_t *c = &d[lo - 1];
+    uint32_t width = 1;
+    if (c->family != 0 && c->family <= dc->b->n_fams) {
+        width = (uint32_t)dc->b->fams[c->family - 1]->f.n;
+    }
+    return id < c->id + width ? c : NULL;
 }
 
 static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
 {
     FILE *f = b->dump;
+    dump_ctx_t dc = {.b = b};
+    kvl_series_def_t *sorted = malloc(sizeof(*sorted) * (batch->n_defs ? batch->n_defs : 1));
+    if (sorted == NULL) {
+        oom(b);
+        return;
+    }
+    memcpy(sorted, batch->defs, sizeof(*sorted) * batch->n_defs);
+    qsort(sorted, batch->n_defs, sizeof(*sorted), cmp_def_id);
     for (size_t i = 0; i < batch->n_events; i++) {
         const kvl_event_t *e = &batch->events[i];
         fprintf(f, "event %" PRId64 ".%03d %s %s %s\n", e->time_ms / 1000, (int)(e->time_ms % 1000),
@@ -531,14 +668,23 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
         kvl_sample_t s;
         kvl_group_iter_init(&it, g);
         bool first = true;
-        while (kvl_group_iter_next(&it, lookup, b, &s) == 1) {
+        while (kvl_group_iter_next(&it, lookup, &dc, &s) == 1) {
             if (first) {
-                fprintf(f, "%" PRId64 ".%03d %s %s \"%s\"", g->time_ms / 1000,
-                        (int)(g->time_ms % 1000), s.def->device,
-                        s.def->scope == KVL_SCOPE_INTERFACE ? "if" : "device", s.def->instance);
-                if (s.def->scope == KVL_SCOPE_INTERFACE) {
-                    for (size_t k = 0; k < s.def->n_labels; k++) {
-                        fprintf(f, " %s=\"%s\"", s.def->labels[k].key, s.def->labels[k].value);
+                const kvl_series_def_t *bd = batch_def(sorted, batch->n_defs, s.id, &dc);
+                if (s.def->scope == KVL_SCOPE_GROUP) {
+                    const fam_t *fam = b->fams[s.def->family - 1];
+                    fprintf(f, "%" PRId64 ".%03d %s group %s \"%s\"", g->time_ms / 1000,
+                            (int)(g->time_ms % 1000), s.def->device, fam->f.name,
+                            s.def->instance);
+                } else {
+                    fprintf(f, "%" PRId64 ".%03d %s %s \"%s\"", g->time_ms / 1000,
+                            (int)(g->time_ms % 1000), s.def->device,
+                            s.def->scope == KVL_SCOPE_INTERFACE ? "if" : "device",
+                            s.def->instance);
+                }
+                if (s.def->scope != KVL_SCOPE_DEVICE && bd != NULL) {
+                    for (size_t k = 0; k < bd->n_labels; k++) {
+                        fprintf(f, " %s=\"%s\"", bd->labels[k].key, bd->labels[k].value);
                     }
                 }
                 first = false;
@@ -554,6 +700,7 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
         fputc('\n', f);
     }
     fflush(f);
+    free(sorted);
 }
 
 void kvl_batcher_flush(kvl_batcher_t *b)
@@ -563,9 +710,11 @@ void kvl_batcher_flush(kvl_batcher_t *b)
     }
     kvl_group_t *groups = calloc(b->groups.n ? b->groups.n : 1, sizeof(*groups));
     kvl_series_def_t *defs = calloc(b->new_defs.n ? b->new_defs.n : 1, sizeof(*defs));
-    if (groups == NULL || defs == NULL) {
+    kvl_family_t *fams = calloc(b->n_fams ? b->n_fams : 1, sizeof(*fams));
+    if (groups == NULL || defs == NULL || fams == NULL) {
         free(groups);
         free(defs);
+        free(fams);
         oom(b);
         return;
     }
@@ -583,17 +732,27 @@ void kvl_batcher_flush(kvl_batcher_t *b)
             .n_unknown = s->n_unknown,
         };
     }
-    size_t nd = 0;
+    /* Every family a new definition names goes along (they are few and small). */
+    size_t nd = 0, nf = 0;
     for (size_t i = 0; i < b->new_defs.n; i++) {
-        uint32_t id = b->new_defs.v[i];
-        if (!b->announced[id - 1]) {
-            defs[nd++] = b->defs[id - 1];
-            b->announced[id - 1] = 1;
+        const new_def_t *n = &b->new_defs.v[i];
+        const entry_t *e = &b->entries[n->entry];
+        defs[nd++] = def_of(e, n->labels, n->n_labels);
+        if (e->fam != NULL) {
+            bool have = false;
+            for (size_t k = 0; k < nf && !have; k++) {
+                have = fams[k].id == e->fam->f.id;
+            }
+            if (!have) {
+                fams[nf++] = e->fam->f;
+            }
         }
     }
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
     m.u.batch = (kvl_batch_t){.defs = defs,
                               .n_defs = nd,
+                              .families = fams,
+                              .n_families = nf,
                               .groups = groups,
                               .n_groups = b->groups.n,
                               .events = b->events.v,
@@ -614,6 +773,8 @@ void kvl_batcher_flush(kvl_batcher_t *b)
     }
     free(groups);
     free(defs);
+    free(fams);
+    kvl_arena_free(&b->pending);
     b->groups.n = b->ids.n = b->values.n = b->reals.n = b->unknown.n = 0;
     b->new_defs.n = b->events.n = 0;
     kvl_arena_free(&b->event_arena);

@@ -81,7 +81,14 @@ void kvl_batcher_flush(kvl_batcher_t *b);
 /* --poll-once: with no uplink, batches are printed to f as text instead of sent. */
 void kvl_batcher_set_dump(kvl_batcher_t *b, FILE *f);
 
-/* Every definition known, for the uplink to send at the start of each connection. */
-void kvl_batcher_all_defs(kvl_batcher_t *b, const kvl_series_def_t **defs, size_t *n);
+/* Every definition known, for the uplink to send at the start of each connection (without
+ * labels: those went out with the batch that first used each series): how many there are,
+ * and up to max of them from off on into out (returns how many). */
+size_t kvl_batcher_n_defs(const kvl_batcher_t *b);
+size_t kvl_batcher_defs(const kvl_batcher_t *b, size_t off, kvl_series_def_t *out, size_t max);
+#define KVL_BATCHER_MAX_FAMILIES 1024
+
+/* Every family known (they go before the definitions); *n: room in out, then how many. */
+void kvl_batcher_families(const kvl_batcher_t *b, kvl_family_t *out, size_t *n);
 
 #endif

@@ -286,20 +286,34 @@ static void on_ready(kvl_uplink_t *u, const kvl_welcome_t *w)
     handle_ack(u, w->last_acked_seq);
     u->state = ST_READY;
     if (u->batcher != NULL) {
-        const kvl_series_def_t *defs;
-        size_t n;
-        kvl_batcher_all_defs(u->batcher, &defs, &n);
-        /* In slices, so no frame comes near the collector's maximum frame size. */
-        for (size_t off = 0; off < n; off += DEFS_PER_FRAME) {
+        /* In slices, so no frame comes near the collector's maximum frame size; the
+         * families go with the first. */
+        size_t n = kvl_batcher_n_defs(u->batcher), nf = KVL_BATCHER_MAX_FAMILIES;
+        kvl_series_def_t *defs = malloc(sizeof(*defs) * DEFS_PER_FRAME);
+        kvl_family_t *fams = malloc(sizeof(*fams) * nf);
+        if (defs == NULL || fams == NULL) {
+            free(defs);
+            free(fams);
+            drop_conn(u, "cannot send series definitions", KVL_ENOMEM);
+            return;
+        }
+        kvl_batcher_families(u->batcher, fams, &nf);
+        for (size_t off = 0; off < n || (off == 0 && nf > 0); off += DEFS_PER_FRAME) {
             kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
-            m.u.series_defs.defs = defs + off;
-            m.u.series_defs.n = n - off < DEFS_PER_FRAME ? n - off : DEFS_PER_FRAME;
+            m.u.series_defs.defs = defs;
+            m.u.series_defs.n = kvl_batcher_defs(u->batcher, off, defs, DEFS_PER_FRAME);
+            m.u.series_defs.families = off == 0 ? fams : NULL;
+            m.u.series_defs.n_families = off == 0 ? nf : 0;
             int rc = send_msg(u, &m);
             if (rc != 0) {
+                free(defs);
+                free(fams);
                 drop_conn(u, "cannot send series definitions", rc);
                 return;
             }
         }
+        free(defs);
+        free(fams);
     }
     pump(u);
 }

@@ -46,8 +46,10 @@ typedef struct conn {
     agent_state_t *agent;
     char site[256];
     kvl_arena_t defs_arena;
-    kvl_series_def_t **defs; /* index = id */
+    kvl_series_def_t **defs; /* index = id; a family's definition is expanded to its ids */
     size_t n_defs;
+    kvl_family_t **families; /* index = family id */
+    size_t n_families;
     uint64_t last_seq; /* highest seq received on this connection */
     pending_t *q_head, *q_tail;
     size_t q_len;
@@ -109,7 +111,90 @@ static const kvl_series_def_t *lookup_def(void *ctx, uint32_t id)
     return id < c->n_defs ? c->defs[id] : NULL;
 }
 
+#define MAX_FAMILY_ID 65536u
+
+static int store_family(conn_t *c, const kvl_family_t *f)
+{
+    if (f->id == 0 || f->id > MAX_FAMILY_ID) {
+        return KVL_EPROTO;
+    }
+    if (f->id >= c->n_families) {
+        size_t n = c->n_families ? c->n_families : 16;
+        while (n <= f->id) {
+            n *= 2;
+        }
+        kvl_family_t **nf = realloc(c->families, n * sizeof(*nf));
+        if (nf == NULL) {
+            return KVL_ENOMEM;
+        }
+        memset(nf + c->n_families, 0, (n - c->n_families) * sizeof(*nf));
+        c->families = nf;
+        c->n_families = n;
+    }
+    kvl_arena_t *a = &c->defs_arena;
+    kvl_family_t *copy = kvl_arena_alloc(a, sizeof(*copy));
+    const char **metrics = kvl_arena_alloc(a, f->n * sizeof(*metrics));
+    kvl_kind_t *kinds = kvl_arena_alloc(a, f->n * sizeof(*kinds));
+    bool *reals = kvl_arena_alloc(a, f->n * sizeof(*reals));
+    if (copy == NULL || metrics == NULL || kinds == NULL || reals == NULL ||
+        (copy->name = kvl_arena_strdup(a, f->name)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if ((metrics[i] = kvl_arena_strdup(a, f->metrics[i])) == NULL) {
+            return KVL_ENOMEM;
+        }
+        kinds[i] = f->kinds[i];
+        reals[i] = f->reals != NULL && f->reals[i];
+    }
+    copy->id = f->id;
+    copy->n = f->n;
+    copy->metrics = metrics;
+    copy->kinds = kinds;
+    copy->reals = reals;
+    c->families[f->id] = copy;
+    return 0;
+}
+
+static const kvl_family_t *family_of(const conn_t *c, const kvl_series_def_t *d)
+{
+    return d->family != 0 && d->family < c->n_families ? c->families[d->family] : NULL;
+}
+
+static int store_one_def(conn_t *c, const kvl_series_def_t *d, bool owned);
+
+/* A family's definition becomes one entry per metric, so a sample's id finds its metric. */
 static int store_def(conn_t *c, const kvl_series_def_t *d)
+{
+    if (d->family == 0) {
+        return store_one_def(c, d, false);
+    }
+    const kvl_family_t *f = family_of(c, d);
+    if (f == NULL) {
+        return KVL_EPROTO;
+    }
+    kvl_series_def_t base = *d;
+    base.device = kvl_arena_strdup(&c->defs_arena, d->device);
+    base.instance = kvl_arena_strdup(&c->defs_arena, d->instance);
+    if (base.device == NULL || base.instance == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        kvl_series_def_t one = base;
+        one.id = d->id + (uint32_t)i;
+        one.metric = f->metrics[i];
+        one.kind = f->kinds[i];
+        one.real = f->reals[i];
+        int rc = store_one_def(c, &one, true);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* owned: d's strings already live in the connection's arena. */
+static int store_one_def(conn_t *c, const kvl_series_def_t *d, bool owned)
 {
     if (d->id == 0 || d->id > MAX_SERIES_ID) {
         return KVL_EPROTO;
@@ -133,9 +218,11 @@ static int store_def(conn_t *c, const kvl_series_def_t *d)
         return KVL_ENOMEM;
     }
     *copy = *d;
-    copy->device = kvl_arena_strdup(a, d->device);
-    copy->instance = kvl_arena_strdup(a, d->instance);
-    copy->metric = kvl_arena_strdup(a, d->metric);
+    if (!owned) {
+        copy->device = kvl_arena_strdup(a, d->device);
+        copy->instance = kvl_arena_strdup(a, d->instance);
+        copy->metric = kvl_arena_strdup(a, d->metric);
+    }
     copy->labels = NULL; /* labels are descriptive; the archives do not need them */
     copy->n_labels = 0;
     if (copy->device == NULL || copy->instance == NULL || copy->metric == NULL) {
@@ -143,6 +230,28 @@ static int store_def(conn_t *c, const kvl_series_def_t *d)
     }
     c->defs[d->id] = copy;
     return 0;
+}
+
+/* Families first, then the definitions that may name them. Closes the connection on error. */
+static int store_defs(conn_t *c, const kvl_family_t *f, size_t nf, const kvl_series_def_t *d,
+                      size_t nd)
+{
+    int rc = 0;
+    const char *why = "out of memory";
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        rc = store_family(c, &f[i]);
+        why = rc == KVL_ENOMEM ? "out of memory" : "family id out of range";
+    }
+    for (size_t i = 0; i < nd && rc == 0; i++) {
+        rc = store_def(c, &d[i]);
+        why = rc == KVL_ENOMEM            ? "out of memory"
+              : d[i].family != 0 && !family_of(c, &d[i]) ? "definition names an unknown family"
+                                                         : "series id out of range";
+    }
+    if (rc != 0) {
+        conn_close(c, why);
+    }
+    return rc;
 }
 
 /* Turns a batch into store rows: one row per (device, scope, instance) within a group. */
@@ -204,6 +313,7 @@ static int batch_to_job(conn_t *c, const kvl_batch_t *b, kvl_store_job_t *job, c
                                    .device = device,
                                    .scope = owners[start]->scope,
                                    .instance = owners[start]->instance,
+                                   .family = family_of(c, owners[start]),
                                    .interval_s = owners[start]->interval_s,
                                    .time_ms = grp->time_ms,
                                    .values = vals + start,
@@ -403,22 +513,13 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
         handle_hello(c, &m->u.hello);
         return c->closing ? KVL_EPROTO : 0;
     case KVL_MSG_SERIES_DEFS:
-        for (size_t i = 0; i < m->u.series_defs.n; i++) {
-            int rc = store_def(c, &m->u.series_defs.defs[i]);
-            if (rc != 0) {
-                conn_close(c, rc == KVL_ENOMEM ? "out of memory" : "series id out of range");
-                return rc;
-            }
-        }
-        return 0;
+        return store_defs(c, m->u.series_defs.families, m->u.series_defs.n_families,
+                          m->u.series_defs.defs, m->u.series_defs.n);
     case KVL_MSG_BATCH: {
         kvl_batch_t *b = &m->u.batch;
-        for (size_t i = 0; i < b->n_defs; i++) {
-            int rc = store_def(c, &b->defs[i]);
-            if (rc != 0) {
-                conn_close(c, rc == KVL_ENOMEM ? "out of memory" : "series id out of range");
-                return rc;
-            }
+        int rc = store_defs(c, b->families, b->n_families, b->defs, b->n_defs);
+        if (rc != 0) {
+            return rc;
         }
         if (b->seq <= c->last_seq) {
             char why[128];
@@ -439,8 +540,7 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
         pending_t *p = calloc(1, sizeof(*p));
         kvl_store_job_t *job = kvl_store_job_new();
         char err[200] = "";
-        int rc =
-            (p == NULL || job == NULL) ? KVL_ENOMEM : batch_to_job(c, b, job, err, sizeof(err));
+        rc = (p == NULL || job == NULL) ? KVL_ENOMEM : batch_to_job(c, b, job, err, sizeof(err));
         if (rc != 0) {
             free(p);
             kvl_store_job_free(job);
@@ -545,6 +645,7 @@ static void maybe_free_conn(conn_t *c)
         kvl_frame_reader_free(&c->reader);
         kvl_arena_free(&c->defs_arena);
         free(c->defs);
+        free(c->families);
         free(c);
         in->live--;
         maybe_free_ingest(in);

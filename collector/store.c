@@ -157,6 +157,9 @@ int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
     r.site = kvl_arena_strdup(a, row->site);
     r.device = kvl_arena_strdup(a, row->device);
     r.instance = kvl_arena_strdup(a, row->instance);
+    if (row->scope == KVL_SCOPE_GROUP && row->family == NULL) {
+        return KVL_EINVAL;
+    }
     kvl_store_value_t *v = kvl_arena_alloc(a, sizeof(*v) * (row->n_values ? row->n_values : 1));
     if (r.site == NULL || r.device == NULL || r.instance == NULL || v == NULL) {
         return KVL_ENOMEM;
@@ -182,6 +185,9 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
         return KVL_EINVAL;
     }
     int n;
+    if (scope == KVL_SCOPE_GROUP) {
+        return KVL_EINVAL;
+    }
     if (scope == KVL_SCOPE_INTERFACE) {
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
             return KVL_EINVAL;
@@ -194,6 +200,38 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
         n = snprintf(out, outlen, "%s/%s/%s.rrd", data_dir, s, d);
     }
     return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
+}
+
+int kvl_store_group_path(const char *data_dir, const char *site, const char *device,
+                         const char *group, const char *instance, char *out, size_t outlen)
+{
+    char s[256], d[512], g[256], i[768];
+    if (group == NULL || group[0] == '\0' || kvl_name_file_safe(site, s, sizeof(s)) < 0 ||
+        kvl_name_file_safe(device, d, sizeof(d)) < 0 ||
+        kvl_name_file_safe(group, g, sizeof(g)) < 0) {
+        return KVL_EINVAL;
+    }
+    int n;
+    if (instance == NULL || instance[0] == '\0') {
+        n = snprintf(out, outlen, "%s/%s/%s/_%s.rrd", data_dir, s, d, g);
+    } else {
+        if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
+            return KVL_EINVAL;
+        }
+        n = snprintf(out, outlen, "%s/%s/%s/_%s/%s.rrd", data_dir, s, d, g, i);
+    }
+    return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
+}
+
+static int row_path(const char *data_dir, const kvl_store_row_t *row, char *out, size_t outlen)
+{
+    if (row->scope == KVL_SCOPE_GROUP) {
+        return kvl_store_group_path(data_dir, row->site, row->device,
+                                    row->family ? row->family->name : NULL, row->instance, out,
+                                    outlen);
+    }
+    return kvl_store_path(data_dir, row->site, row->device, row->scope, row->instance, out,
+                          outlen);
 }
 
 /* ----------------------------------------------------------------- worker side --------- */
@@ -213,9 +251,20 @@ static int mkdirs_for(char *path)
     return 0;
 }
 
-static void schema_of(kvl_scope_t scope, const kvl_rrd_ds_t **ds, size_t *n)
+/* A metric group's data sources: its family's metrics (buf holds KVL_FAMILY_MAX). */
+static void schema_of(const kvl_store_row_t *row, kvl_rrd_ds_t *buf, const kvl_rrd_ds_t **ds,
+                      size_t *n)
 {
-    if (scope == KVL_SCOPE_INTERFACE) {
+    kvl_scope_t scope = row->scope;
+    if (scope == KVL_SCOPE_GROUP) {
+        size_t k = 0;
+        for (; row->family != NULL && k < row->family->n && k < KVL_FAMILY_MAX; k++) {
+            buf[k] = (kvl_rrd_ds_t){row->family->metrics[k],
+                                    row->family->kinds[k] == KVL_KIND_COUNTER};
+        }
+        *ds = buf;
+        *n = k;
+    } else if (scope == KVL_SCOPE_INTERFACE) {
         *ds = interface_ds;
         *n = KVL_ARRAY_SIZE(interface_ds);
     } else if (scope == KVL_SCOPE_AGENT) {
@@ -241,8 +290,9 @@ static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
                        kvl_store_result_t *res)
 {
     const kvl_rrd_ds_t *ds;
+    kvl_rrd_ds_t buf[KVL_FAMILY_MAX];
     size_t n_ds;
-    schema_of(row->scope, &ds, &n_ds);
+    schema_of(row, buf, &ds, &n_ds);
     uint32_t step = row->interval_s ? row->interval_s : 60;
     size_t n_rra = s->n_archives * s->n_cfs;
     kvl_rrd_rra_t *rra = calloc(n_rra ? n_rra : 1, sizeof(*rra));
@@ -285,14 +335,14 @@ static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
 static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_result_t *res)
 {
     char path[2048];
-    if (kvl_store_path(s->data_dir, row->site, row->device, row->scope, row->instance, path,
-                       sizeof(path)) != 0) {
+    if (row_path(s->data_dir, row, path, sizeof(path)) != 0) {
         res->errors++;
         return;
     }
     const kvl_rrd_ds_t *ds;
+    kvl_rrd_ds_t buf[KVL_FAMILY_MAX];
     size_t n_ds;
-    schema_of(row->scope, &ds, &n_ds);
+    schema_of(row, buf, &ds, &n_ds);
     char tmpl[1024], update[2048];
     size_t tl = 0;
     int ul = snprintf(update, sizeof(update), "%" PRId64 ".%03d", row->time_ms / 1000,
@@ -351,6 +401,14 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
     if (rc == KVL_RRD_STALE) {
         res->stale++;
         KVL_LOG_DEBUG("store", path, "update refused: %s", err);
+    } else if (rc != KVL_RRD_OK && row->scope == KVL_SCOPE_GROUP && strstr(err, "unknown DS")) {
+        /* The group's metrics changed since the file was made: the batch must still go
+         * through, so these values are skipped, and the file named. */
+        res->skipped += used;
+        KVL_LOG_WARN("store", path,
+                     "archive lacks a metric of group %s (%s); move the file aside to start "
+                     "one with the group's current metrics",
+                     row->family->name, err);
     } else if (rc != KVL_RRD_OK) {
         res->errors++;
         if (res->errors == 1) {

@@ -7,6 +7,11 @@
  *   <data_dir>/<site>/<device>/<interface>.rrd   SCOPE_INTERFACE
  *   <data_dir>/<site>/<device>.rrd               SCOPE_DEVICE
  *   <data_dir>/<site>/_agent/<agent id>.rrd      SCOPE_AGENT (the agent's own statistics)
+ *   <data_dir>/<site>/<device>/_<group>/<row>.rrd SCOPE_GROUP, a row of a metric group
+ *   <data_dir>/<site>/<device>/_<group>.rrd       SCOPE_GROUP, a group's scalars (row "")
+ * (names always escape a leading '_', so "_agent" and "_<group>" never meet a device or an
+ * interface). A metric group's archive has the group's metrics (its family) as data
+ * sources; the other scopes have fixed ones.
  * with names made file-safe (names.h), step = the series' interval, DERIVE (min 0) for
  * counters and GAUGE for states, heartbeat 2 steps, and the configured archives (RRAs).
  * Jobs of one agent must be submitted one at a time to keep each file's updates in order.
@@ -50,6 +55,7 @@ typedef struct kvl_store_row {
     const char *device;
     kvl_scope_t scope;
     const char *instance;
+    const kvl_family_t *family; /* SCOPE_GROUP: the group; must outlive the job */
     uint32_t interval_s;
     int64_t time_ms;
     const kvl_store_value_t *values;
@@ -87,8 +93,11 @@ void kvl_store_job_free(kvl_store_job_t *j);
 /* Jobs submitted and not finished. */
 size_t kvl_store_busy(const kvl_store_t *s);
 
-/* The path of the file a row goes to (for tests and logs). Returns 0 or KVL_EINVAL. */
+/* The path of the file a row goes to (for tests and logs). Returns 0 or KVL_EINVAL (also
+ * for SCOPE_GROUP, which has kvl_store_group_path). */
 int kvl_store_path(const char *data_dir, const char *site, const char *device, kvl_scope_t scope,
                    const char *instance, char *out, size_t outlen);
+int kvl_store_group_path(const char *data_dir, const char *site, const char *device,
+                         const char *group, const char *instance, char *out, size_t outlen);
 
 #endif

@@ -57,10 +57,48 @@ static Kaaval__V1__SeriesDef **defs_to_pb(kvl_arena_t *a, const kvl_series_def_t
         p->kind = (Kaaval__V1__Kind)d[i].kind;
         p->interval_s = d[i].interval_s;
         p->real = d[i].real;
+        p->family = d[i].family;
         p->n_labels = d[i].n_labels;
         p->labels = labels_to_pb(a, d[i].labels, d[i].n_labels);
         if (p->labels == NULL) {
             return NULL;
+        }
+        out[i] = p;
+    }
+    return out;
+}
+
+static Kaaval__V1__Family **families_to_pb(kvl_arena_t *a, const kvl_family_t *f, size_t n)
+{
+    Kaaval__V1__Family **out = NEW(a, Kaaval__V1__Family *, n);
+    Kaaval__V1__Family *items = NEW(a, Kaaval__V1__Family, n);
+    if (out == NULL || items == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Kaaval__V1__Family *p = &items[i];
+        kaaval__v1__family__init(p);
+        p->id = f[i].id;
+        p->name = (char *)(f[i].name ? f[i].name : "");
+        p->n_metrics = f[i].n;
+        p->metrics = (char **)f[i].metrics;
+        p->n_kinds = f[i].n;
+        p->kinds = NEW(a, Kaaval__V1__Kind, f[i].n);
+        if (p->kinds == NULL) {
+            return NULL;
+        }
+        for (size_t k = 0; k < f[i].n; k++) {
+            p->kinds[k] = (Kaaval__V1__Kind)f[i].kinds[k];
+        }
+        if (f[i].reals != NULL) {
+            p->n_reals = f[i].n;
+            p->reals = (protobuf_c_boolean *)NEW(a, protobuf_c_boolean, f[i].n);
+            if (p->reals == NULL) {
+                return NULL;
+            }
+            for (size_t k = 0; k < f[i].n; k++) {
+                p->reals[k] = f[i].reals[k];
+            }
         }
         out[i] = p;
     }
@@ -75,6 +113,10 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
     p->base_time_ms = base;
     p->n_defs = b->n_defs;
     if ((p->defs = defs_to_pb(a, b->defs, b->n_defs)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    p->n_families = b->n_families;
+    if ((p->families = families_to_pb(a, b->families, b->n_families)) == NULL) {
         return KVL_ENOMEM;
     }
     p->n_groups = b->n_groups;
@@ -184,7 +226,10 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
     case KVL_MSG_SERIES_DEFS:
         defs.n_defs = m->u.series_defs.n;
         defs.defs = defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n);
-        if (defs.defs == NULL) {
+        defs.n_families = m->u.series_defs.n_families;
+        defs.families =
+            families_to_pb(&a, m->u.series_defs.families, m->u.series_defs.n_families);
+        if (defs.defs == NULL || defs.families == NULL) {
             rc = KVL_ENOMEM;
         }
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_SERIES_DEFS;
@@ -262,14 +307,19 @@ static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
         }
         if (p->scope != KAAVAL__V1__SCOPE__SCOPE_DEVICE &&
             p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_AGENT) {
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_AGENT &&
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_GROUP) {
             return fail(err, errlen, "series %u has unknown scope %d", p->id, (int)p->scope);
         }
-        if (p->kind != KAAVAL__V1__KIND__KIND_COUNTER && p->kind != KAAVAL__V1__KIND__KIND_GAUGE) {
+        if (p->family == 0 && p->kind != KAAVAL__V1__KIND__KIND_COUNTER &&
+            p->kind != KAAVAL__V1__KIND__KIND_GAUGE) {
             return fail(err, errlen, "series %u has unknown kind %d", p->id, (int)p->kind);
         }
-        if (p->device[0] == '\0' || p->metric[0] == '\0') {
+        if (p->device[0] == '\0' || (p->family == 0 && p->metric[0] == '\0')) {
             return fail(err, errlen, "series %u lacks a device or metric name", p->id);
+        }
+        if (p->family != 0 && p->id > UINT32_MAX - KVL_FAMILY_MAX) {
+            return fail(err, errlen, "series %u: id out of range for a family", p->id);
         }
         out[i].id = p->id;
         out[i].device = kvl_arena_strdup(a, p->device);
@@ -279,12 +329,79 @@ static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
         out[i].kind = (kvl_kind_t)p->kind;
         out[i].interval_s = p->interval_s;
         out[i].real = p->real;
+        out[i].family = p->family;
         out[i].n_labels = p->n_labels;
         out[i].labels = labels_from_pb(a, p->labels, p->n_labels);
         if (out[i].device == NULL || out[i].instance == NULL || out[i].metric == NULL ||
             out[i].labels == NULL) {
             return KVL_ENOMEM;
         }
+    }
+    *outp = out;
+    return 0;
+}
+
+static bool valid_metric_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_')) {
+            return false;
+        }
+    }
+    return n > 0 && n <= 19; /* an RRD data source name */
+}
+
+static int families_from_pb(kvl_arena_t *a, Kaaval__V1__Family **f, size_t n,
+                            const kvl_family_t **outp, char *err, size_t errlen)
+{
+    kvl_family_t *out = NEW(a, kvl_family_t, n);
+    if (out == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Kaaval__V1__Family *p = f[i];
+        size_t m = p->n_metrics;
+        if (p->id == 0) {
+            return fail(err, errlen, "family with id 0");
+        }
+        if (m == 0 || m > KVL_FAMILY_MAX || p->n_kinds != m || (p->n_reals != 0 && p->n_reals != m)) {
+            return fail(err, errlen, "family %u: %zu metrics, %zu kinds, %zu reals", p->id, m,
+                        p->n_kinds, p->n_reals);
+        }
+        char **metrics = NEW(a, char *, m);
+        kvl_kind_t *kinds = NEW(a, kvl_kind_t, m);
+        bool *reals = NEW(a, bool, m);
+        out[i].name = kvl_arena_strdup(a, p->name);
+        if (metrics == NULL || kinds == NULL || reals == NULL || out[i].name == NULL) {
+            return KVL_ENOMEM;
+        }
+        for (size_t k = 0; k < m; k++) {
+            if (!valid_metric_name(p->metrics[k])) {
+                return fail(err, errlen, "family %u: bad metric name", p->id);
+            }
+            for (size_t j = 0; j < k; j++) {
+                if (strcmp(p->metrics[j], p->metrics[k]) == 0) {
+                    return fail(err, errlen, "family %u: metric %s twice", p->id, p->metrics[k]);
+                }
+            }
+            if (p->kinds[k] != KAAVAL__V1__KIND__KIND_COUNTER &&
+                p->kinds[k] != KAAVAL__V1__KIND__KIND_GAUGE) {
+                return fail(err, errlen, "family %u: unknown kind %d", p->id, (int)p->kinds[k]);
+            }
+            if ((metrics[k] = kvl_arena_strdup(a, p->metrics[k])) == NULL) {
+                return KVL_ENOMEM;
+            }
+            kinds[k] = (kvl_kind_t)p->kinds[k];
+            reals[k] = p->n_reals ? p->reals[k] : false;
+        }
+        out[i].id = p->id;
+        out[i].n = m;
+        out[i].metrics = (const char *const *)metrics;
+        out[i].kinds = kinds;
+        out[i].reals = reals;
     }
     *outp = out;
     return 0;
@@ -302,6 +419,10 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
         return rc;
     }
     b->n_defs = p->n_defs;
+    if ((rc = families_from_pb(a, p->families, p->n_families, &b->families, err, errlen)) != 0) {
+        return rc;
+    }
+    b->n_families = p->n_families;
     kvl_group_t *gs = NEW(a, kvl_group_t, p->n_groups);
     if (gs == NULL) {
         return KVL_ENOMEM;
@@ -426,6 +547,11 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         rc = defs_from_pb(a, env->series_defs->defs, env->series_defs->n_defs,
                           &m->u.series_defs.defs, err, errlen);
         m->u.series_defs.n = env->series_defs->n_defs;
+        if (rc == 0) {
+            rc = families_from_pb(a, env->series_defs->families, env->series_defs->n_families,
+                                  &m->u.series_defs.families, err, errlen);
+            m->u.series_defs.n_families = env->series_defs->n_families;
+        }
         break;
     case KAAVAL__V1__ENVELOPE__MSG_BATCH:
         m->type = KVL_MSG_BATCH;

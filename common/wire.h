@@ -47,8 +47,11 @@ typedef struct kvl_family {
     size_t n;
     const char *const *metrics;
     const kvl_kind_t *kinds;
-    const bool *reals;
+    const bool *reals; /* may be NULL: all integer */
+    uint32_t id;       /* on the wire; the batcher assigns it */
 } kvl_family_t;
+
+#define KVL_FAMILY_MAX 64 /* metrics per family */
 
 typedef struct kvl_label {
     const char *key;
@@ -66,6 +69,8 @@ typedef struct kvl_series_def {
     bool real;
     const kvl_label_t *labels;
     size_t n_labels;
+    uint32_t family; /* 0, or the family this definition names (ids id .. id+n-1); decoded
+                        definitions of a family leave metric, kind and real unset */
 } kvl_series_def_t;
 
 typedef struct kvl_group {
@@ -92,6 +97,8 @@ typedef struct kvl_event {
 
 typedef struct kvl_batch {
     uint64_t seq;
+    const kvl_family_t *families;
+    size_t n_families;
     const kvl_series_def_t *defs;
     size_t n_defs;
     const kvl_group_t *groups;
@@ -134,6 +141,8 @@ typedef struct kvl_msg {
         struct {
             const kvl_series_def_t *defs;
             size_t n;
+            const kvl_family_t *families;
+            size_t n_families;
         } series_defs;
         kvl_batch_t batch;
         uint64_t ack_seq;

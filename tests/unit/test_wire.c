@@ -377,6 +377,126 @@ static void test_series_defs(void **state)
     kvl_msg_clear(&out);
 }
 
+/* Families: a definition naming one stands for all of its metrics (ids id .. id+n-1). */
+static const char *const if_metrics[] = {"in_octets", "out_octets", "oper_status"};
+static const kvl_kind_t if_kinds[] = {KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_GAUGE};
+static const char *const load_metrics[] = {"load1", "load5"};
+static const kvl_kind_t load_kinds[] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool load_reals[] = {true, true};
+
+static void test_families(void **state)
+{
+    KVL_UNUSED(state);
+    const kvl_family_t fams[] = {
+        {.name = "if", .n = 3, .metrics = if_metrics, .kinds = if_kinds, .id = 1},
+        {.name = "ucd-load", .n = 2, .metrics = load_metrics, .kinds = load_kinds,
+         .reals = load_reals, .id = 7},
+    };
+    const kvl_series_def_t defs[] = {
+        {.id = 10, .device = "rtr1", .scope = KVL_SCOPE_INTERFACE, .instance = "Gi1/0/1",
+         .interval_s = 60, .labels = if_labels, .n_labels = 4, .family = 1},
+        {.id = 13, .device = "srv1", .scope = KVL_SCOPE_GROUP, .instance = "", .interval_s = 60,
+         .family = 7},
+    };
+    for (int as_batch = 0; as_batch < 2; as_batch++) {
+        kvl_msg_t in = {.type = as_batch ? KVL_MSG_BATCH : KVL_MSG_SERIES_DEFS}, out;
+        if (as_batch) {
+            in.u.batch = (kvl_batch_t){.seq = 3, .defs = defs, .n_defs = 2, .families = fams,
+                                       .n_families = 2};
+        } else {
+            in.u.series_defs.defs = defs;
+            in.u.series_defs.n = 2;
+            in.u.series_defs.families = fams;
+            in.u.series_defs.n_families = 2;
+        }
+        assert_int_equal(round_trip(&in, &out, NULL), 0);
+        const kvl_family_t *f = as_batch ? out.u.batch.families : out.u.series_defs.families;
+        size_t nf = as_batch ? out.u.batch.n_families : out.u.series_defs.n_families;
+        const kvl_series_def_t *d = as_batch ? out.u.batch.defs : out.u.series_defs.defs;
+        assert_int_equal(nf, 2);
+        assert_int_equal(f[0].id, 1);
+        assert_string_equal(f[0].name, "if");
+        assert_int_equal(f[0].n, 3);
+        assert_string_equal(f[0].metrics[2], "oper_status");
+        assert_int_equal(f[0].kinds[0], KVL_KIND_COUNTER);
+        assert_int_equal(f[0].kinds[2], KVL_KIND_GAUGE);
+        assert_false(f[0].reals[1]);
+        assert_int_equal(f[1].id, 7);
+        assert_true(f[1].reals[0] && f[1].reals[1]);
+        assert_int_equal(d[0].family, 1);
+        assert_int_equal(d[0].id, 10);
+        assert_int_equal(d[0].n_labels, 4);
+        assert_int_equal(d[1].family, 7);
+        assert_int_equal(d[1].scope, KVL_SCOPE_GROUP);
+        kvl_msg_clear(&out);
+    }
+}
+
+/* A family encoded by hand: n metrics named from names[], nk kinds, nr reals. */
+static void pb_family(kvl_buf_t *env, uint32_t id, const char *const *names, size_t n, size_t nk,
+                      size_t nr)
+{
+    kvl_buf_t fam = {0}, defs = {0};
+    pb_uint(&fam, 1, id);
+    pb_str(&fam, 2, "g");
+    for (size_t i = 0; i < n; i++) {
+        pb_str(&fam, 3, names[i]);
+    }
+    for (size_t i = 0; i < nk; i++) {
+        pb_uint(&fam, 4, KVL_KIND_GAUGE);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        pb_uint(&fam, 5, 1);
+    }
+    pb_msg(&defs, 2, &fam);
+    pb_msg(env, 4, &defs);
+}
+
+static void test_decode_bad_families(void **state)
+{
+    KVL_UNUSED(state);
+    static const char *const ok[] = {"a", "b"};
+    static const char *const dup[] = {"a", "a"};
+    static const char *const bad[] = {"a", "b-c"};
+    static const char *const longname[] = {"a", "abcdefghijklmnopqrst"};
+    static const char *many[KVL_FAMILY_MAX + 1];
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(many); i++) {
+        many[i] = "x";
+    }
+    struct {
+        const char *what;
+        uint32_t id;
+        const char *const *names;
+        size_t n, nk, nr;
+        const char *reason;
+    } cases[] = {
+        {"id 0", 0, ok, 2, 2, 0, "family with id 0"},
+        {"no metrics", 1, ok, 0, 0, 0, "0 metrics"},
+        {"kinds short", 1, ok, 2, 1, 0, "1 kinds"},
+        {"reals short", 1, ok, 2, 2, 1, "1 reals"},
+        {"twice", 1, dup, 2, 2, 0, "metric a twice"},
+        {"bad name", 1, bad, 2, 2, 0, "bad metric name"},
+        {"name of 20", 1, longname, 2, 2, 0, "bad metric name"},
+        {"too many", 1, (const char *const *)many, KVL_FAMILY_MAX + 1, KVL_FAMILY_MAX + 1, 0,
+         "65 metrics"},
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(cases); i++) {
+        kvl_buf_t env = {0};
+        pb_family(&env, cases[i].id, cases[i].names, cases[i].n, cases[i].nk, cases[i].nr);
+        char err[256] = "";
+        int rc = decode_buf(&env, err, sizeof(err));
+        if (rc != KVL_EDECODE || strstr(err, cases[i].reason) == NULL) {
+            fail_msg("family case '%s': rc %d, error '%s'", cases[i].what, rc, err);
+        }
+        kvl_buf_free(&env);
+    }
+    /* The good one passes, so the cases above fail for their own reason. */
+    kvl_buf_t env = {0};
+    pb_family(&env, 1, ok, 2, 2, 2);
+    assert_int_equal(decode_buf(&env, NULL, 0), 0);
+    kvl_buf_free(&env);
+}
+
 /* Group 0: ids 1 2 3 5 7 → value, real, unknown, value, real. */
 static const uint32_t g0_ids[] = {1, 2, 3, 5, 7};
 static const uint64_t g0_values[] = {1, 18446744073709551557ull};
@@ -761,7 +881,7 @@ static void test_decode_bad_defs(void **state)
     } cases[] = {
         {"id 0", 0, "rtr1", KVL_SCOPE_DEVICE, "reachable", KVL_KIND_GAUGE, "id 0"},
         {"scope unspecified", 4, "rtr1", 0, "reachable", KVL_KIND_GAUGE, "unknown scope 0"},
-        {"scope 4", 4, "rtr1", 4, "reachable", KVL_KIND_GAUGE, "unknown scope 4"},
+        {"scope 5", 4, "rtr1", 5, "reachable", KVL_KIND_GAUGE, "unknown scope 5"},
         {"scope huge", 4, "rtr1", 1000000, "reachable", KVL_KIND_GAUGE, "unknown scope"},
         {"kind unspecified", 4, "rtr1", KVL_SCOPE_DEVICE, "reachable", 0, "unknown kind 0"},
         {"kind 9", 4, "rtr1", KVL_SCOPE_DEVICE, "reachable", 9, "unknown kind 9"},
@@ -1073,6 +1193,8 @@ int main(void)
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_welcome_refusal_ack),
         cmocka_unit_test(test_series_defs),
+        cmocka_unit_test(test_families),
+        cmocka_unit_test(test_decode_bad_families),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_group_iter),
         cmocka_unit_test(test_encode_inconsistent),
