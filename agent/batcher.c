@@ -86,7 +86,7 @@ struct kvl_batcher {
     fam_t **fams; /* index = family id - 1 */
     size_t n_fams;
     kvl_arena_t pending; /* labels of definitions waiting for the next batch */
-    kvl_arena_t names; /* interned strings and families */
+    kvl_arena_t names;   /* interned strings and families */
     intern_t strings;
 
     VEC(group_span_t) groups;
@@ -284,8 +284,8 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
     }
     for (size_t i = 0; i < b->n_entries; i++) {
         const entry_t *e = &b->entries[i];
-        size_t pos =
-            hash_identity(e->device, (kvl_scope_t)e->scope, e->instance, what_of(e)) & (n_slots - 1);
+        size_t pos = hash_identity(e->device, (kvl_scope_t)e->scope, e->instance, what_of(e)) &
+                     (n_slots - 1);
         while (slots[pos] != 0) {
             pos = (pos + 1) & (n_slots - 1);
         }
@@ -366,8 +366,8 @@ static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t
                               size_t n_labels)
 {
     want->labels_hash = hash_labels_value(labels, n_labels);
-    uint64_t h = hash_identity(want->device, (kvl_scope_t)want->scope, want->instance,
-                               what_of(want));
+    uint64_t h =
+        hash_identity(want->device, (kvl_scope_t)want->scope, want->instance, what_of(want));
     if (b->n_slots) {
         size_t pos = h & (b->n_slots - 1);
         while (b->slots[pos] != 0) {
@@ -455,6 +455,11 @@ uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
         oom(b);
     }
     return id;
+}
+
+const char *kvl_batcher_intern(kvl_batcher_t *b, const char *s)
+{
+    return intern_str(b, s);
 }
 
 static kvl_series_def_t def_of(const entry_t *e, const kvl_label_t *labels, size_t n_labels)
@@ -674,13 +679,11 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
                 if (s.def->scope == KVL_SCOPE_GROUP) {
                     const fam_t *fam = b->fams[s.def->family - 1];
                     fprintf(f, "%" PRId64 ".%03d %s group %s \"%s\"", g->time_ms / 1000,
-                            (int)(g->time_ms % 1000), s.def->device, fam->f.name,
-                            s.def->instance);
+                            (int)(g->time_ms % 1000), s.def->device, fam->f.name, s.def->instance);
                 } else {
                     fprintf(f, "%" PRId64 ".%03d %s %s \"%s\"", g->time_ms / 1000,
                             (int)(g->time_ms % 1000), s.def->device,
-                            s.def->scope == KVL_SCOPE_INTERFACE ? "if" : "device",
-                            s.def->instance);
+                            s.def->scope == KVL_SCOPE_INTERFACE ? "if" : "device", s.def->instance);
                 }
                 if (s.def->scope != KVL_SCOPE_DEVICE && bd != NULL) {
                     for (size_t k = 0; k < bd->n_labels; k++) {

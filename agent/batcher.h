@@ -55,7 +55,7 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *key);
 typedef struct kvl_instance_key {
     const char *device;
     kvl_scope_t scope;
-    const char *instance; /* "" for a group's scalars */
+    const char *instance;       /* "" for a group's scalars */
     const kvl_family_t *family; /* must outlive the batcher */
     uint32_t interval_s;
     const kvl_label_t *labels;
@@ -65,6 +65,10 @@ typedef struct kvl_instance_key {
 /* Registers every metric of the instance's family; returns the id of its first metric
  * (metric i has id + i), or 0 when out of memory. Same rules as kvl_batcher_series. */
 uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *key);
+
+/* The batcher's own copy of s, the same pointer for equal strings, valid as long as the
+ * batcher (NULL when out of memory): callers may keep names this way instead of copying. */
+const char *kvl_batcher_intern(kvl_batcher_t *b, const char *s);
 
 void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms);
 void kvl_batcher_add(kvl_batcher_t *b, uint32_t id, uint64_t value);

@@ -169,6 +169,39 @@ static const counter_def_t counter_defs[] = {
 };
 #define N_CTR (sizeof(counter_defs) / sizeof(counter_defs[0]))
 
+/* An interface's metrics: the counters above in their order, then its states. */
+enum { IF_OPER = N_CTR, IF_ADMIN, IF_SPEED, N_IF_METRICS };
+
+static const char *const if_metrics[N_IF_METRICS] = {
+    "in_octets",      "out_octets",    "in_ucast_pkts",  "out_ucast_pkts", "in_mcast_pkts",
+    "out_mcast_pkts", "in_bcast_pkts", "out_bcast_pkts", "in_errors",      "out_errors",
+    "in_discards",    "out_discards",  "oper_status",    "admin_status",   "speed_bps",
+};
+
+static const kvl_kind_t if_kinds[N_IF_METRICS] = {
+    KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER,
+    KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_COUNTER,
+    KVL_KIND_COUNTER, KVL_KIND_COUNTER, KVL_KIND_GAUGE,   KVL_KIND_GAUGE,   KVL_KIND_GAUGE,
+};
+
+static const kvl_family_t if_family = {
+    .name = "if", .n = N_IF_METRICS, .metrics = if_metrics, .kinds = if_kinds};
+
+/* A device's own metrics. */
+enum { DEV_REACHABLE, DEV_DOWN_REASON, DEV_UPTIME, DEV_RESPONSE, DEV_IFACES, N_DEV_METRICS };
+
+static const char *const dev_metrics[N_DEV_METRICS] = {"reachable", "down_reason", "uptime_s",
+                                                       "response_ms", "interfaces"};
+static const kvl_kind_t dev_kinds[N_DEV_METRICS] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+                                                    KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool dev_reals[N_DEV_METRICS] = {[DEV_RESPONSE] = true};
+
+static const kvl_family_t dev_family = {.name = "device",
+                                        .n = N_DEV_METRICS,
+                                        .metrics = dev_metrics,
+                                        .kinds = dev_kinds,
+                                        .reals = dev_reals};
+
 /* Columns read between discoveries when the interface has them (besides the counters). */
 static const int state_cols[] = {C_OPER, C_ADMIN, C_SPEED, X_HIGH_SPEED, X_DISC_TIME};
 
@@ -195,26 +228,24 @@ typedef struct row {
     int64_t t_first, t_in32, t_in64;
 } row_t;
 
-/* What survives between polls for one interface, keyed by its name. */
+/* One reported interface found by the last discovery, and what survives between polls for
+ * it. Kept small and in one array per device (sorted by name): at 2,000 devices of 49
+ * interfaces there are 98,000 of these. Labels are not kept: they are given to the
+ * batcher at each discovery, which notices a change. A counter's previous raw reading is
+ * its continuous value modulo 2^bits (kvl_counter keeps them congruent), so only the
+ * continuous value is stored; all counters of an interface are read at one time. */
 typedef struct iface {
-    char *name;
-    char *labels_sig; /* label values joined, to notice a change */
-    kvl_counter_t ctr[N_CTR];
-    uint8_t ctr_bits[N_CTR];
-    uint32_t id_ctr[N_CTR];
-    uint32_t id_oper, id_admin, id_speed;
-    bool have_disc;
-    uint64_t disc;
-} iface_t;
-
-/* One reported interface found by the last discovery. */
-typedef struct inv_if {
+    const char *name; /* the name it is archived under (interned by the batcher) */
+    uint32_t id;      /* of its first metric (if_family) */
     uint32_t ifindex;
     uint32_t cols; /* bit per column: what to GET between discoveries */
-    char *name;    /* the name it is archived under */
-    char *ifname, *descr, *alias;
-    char type[24];
-} inv_if_t;
+    uint16_t have; /* bit per counter: a previous reading */
+    uint16_t is64; /* bit per counter: that reading was 64-bit */
+    bool have_disc;
+    int64_t t_ms; /* of the previous readings */
+    uint64_t disc;
+    uint64_t ext[N_CTR];
+} iface_t;
 
 /* Where each varbind of a GET batch goes. */
 typedef struct get_slot {
@@ -304,7 +335,7 @@ typedef struct device {
     int64_t ceiling_until_ms;
 
     /* inventory */
-    inv_if_t *inv;
+    iface_t *inv; /* sorted by name */
     size_t n_inv;
     bool discovered;
     bool rediscover_now;
@@ -315,10 +346,7 @@ typedef struct device {
     size_t inv_seen; /* rows seen by the last discovery */
 
     /* series */
-    char *dev_sig;
-    uint32_t id_reachable, id_uptime, id_response, id_interfaces, id_down_reason;
-    iface_t **ifs; /* sorted by name */
-    size_t n_ifs, cap_ifs;
+    uint32_t dev_id; /* first id of dev_family, registered at each poll's report */
 } device_t;
 
 enum {
@@ -460,24 +488,6 @@ static bool is_v1(const device_t *d)
     return d->cfg->version == KVL_SNMP_V1;
 }
 
-static uint32_t register_series(device_t *d, kvl_scope_t scope, const char *instance,
-                                const char *metric, kvl_kind_t kind, bool real,
-                                const kvl_label_t *labels, size_t n_labels)
-{
-    kvl_series_key_t key = {
-        .device = d->cfg->name,
-        .scope = scope,
-        .instance = instance,
-        .metric = metric,
-        .kind = kind,
-        .interval_s = d->interval_s,
-        .real = real,
-        .labels = labels,
-        .n_labels = n_labels,
-    };
-    return kvl_batcher_series(d->p->b, &key);
-}
-
 /* FNV-1a: a device's phase within its interval, the same on every start. */
 static uint64_t name_hash(const char *s)
 {
@@ -528,6 +538,9 @@ static void finish_poll(device_t *d)
     kvl_poller_t *p = d->p;
     d->state = ST_IDLE;
     clear_rows(d);
+    free(d->rows); /* rows live only during a poll: polls are spread, few run at once */
+    d->rows = NULL;
+    d->cap_rows = 0;
     free(d->w);
     d->w = NULL;
     if (d->start_ns != 0) {
@@ -672,64 +685,35 @@ static void grow(device_t *d)
 
 /* --- device group ---------------------------------------------------------------------------- */
 
-static void ensure_device_series(device_t *d)
-{
-    const char *sig = d->sysname != NULL ? d->sysname : "";
-    if (d->dev_sig != NULL && strcmp(d->dev_sig, sig) == 0) {
-        return;
-    }
-    char *copy = xstrdup(sig);
-    if (copy == NULL) {
-        return;
-    }
-    free(d->dev_sig);
-    d->dev_sig = copy;
-    d->id_reachable = d->id_uptime = d->id_response = d->id_interfaces = d->id_down_reason = 0;
-}
-
-static uint32_t device_series(device_t *d, uint32_t *id, const char *metric, bool real)
-{
-    if (*id == 0) {
-        kvl_label_t label = {"sysName", d->sysname};
-        *id = register_series(d, KVL_SCOPE_DEVICE, "", metric, KVL_KIND_GAUGE, real, &label,
-                              d->sysname != NULL ? 1 : 0);
-    }
-    return *id;
-}
-
 /* Reports the device group. n_ifaces < 0: the interface poll failed, the count is unknown. */
 static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifaces)
 {
     kvl_batcher_t *b = d->p->b;
-    ensure_device_series(d);
-    uint32_t id_reach = device_series(d, &d->id_reachable, "reachable", false);
-    uint32_t id_reason = device_series(d, &d->id_down_reason, "down_reason", false);
-    uint32_t id_up = 0, id_rtt = 0, id_ifs = 0;
-    if (reachable) {
-        if (d->have_uptime) {
-            id_up = device_series(d, &d->id_uptime, "uptime_s", false);
-        }
-        id_rtt = device_series(d, &d->id_response, "response_ms", true);
-        id_ifs = device_series(d, &d->id_interfaces, "interfaces", false);
+    /* Registered every time (a hash lookup): the sysName label may have changed. */
+    kvl_label_t label = {"sysName", d->sysname};
+    kvl_instance_key_t key = {.device = d->cfg->name,
+                              .scope = KVL_SCOPE_DEVICE,
+                              .instance = "",
+                              .family = &dev_family,
+                              .interval_s = d->interval_s,
+                              .labels = &label,
+                              .n_labels = d->sysname != NULL ? 1 : 0};
+    uint32_t id = d->dev_id = kvl_batcher_instance(b, &key);
+    if (id == 0) {
+        return;
     }
     kvl_batcher_group_begin(b, t_ms);
-    if (id_reach != 0) {
-        kvl_batcher_add(b, id_reach, reachable ? 1 : 0);
-    }
-    if (id_reason != 0) {
-        kvl_batcher_add(b, id_reason, reachable ? R_UP : (uint64_t)d->down_reason);
-    }
-    if (id_up != 0) {
-        kvl_batcher_add(b, id_up, d->uptime / 100u);
-    }
-    if (id_rtt != 0) {
-        kvl_batcher_add_real(b, id_rtt, d->rtt_ms);
-    }
-    if (id_ifs != 0) {
+    kvl_batcher_add(b, id + DEV_REACHABLE, reachable ? 1 : 0);
+    kvl_batcher_add(b, id + DEV_DOWN_REASON, reachable ? R_UP : (uint64_t)d->down_reason);
+    if (reachable) {
+        if (d->have_uptime) {
+            kvl_batcher_add(b, id + DEV_UPTIME, d->uptime / 100u);
+        }
+        kvl_batcher_add_real(b, id + DEV_RESPONSE, d->rtt_ms);
         if (n_ifaces >= 0) {
-            kvl_batcher_add(b, id_ifs, (uint64_t)n_ifaces);
+            kvl_batcher_add(b, id + DEV_IFACES, (uint64_t)n_ifaces);
         } else {
-            kvl_batcher_add_unknown(b, id_ifs);
+            kvl_batcher_add_unknown(b, id + DEV_IFACES);
         }
     }
     kvl_batcher_group_end(b);
@@ -820,52 +804,6 @@ static void mark_up(device_t *d)
 
 /* --- interfaces ------------------------------------------------------------------------------ */
 
-/* Returns the state kept for the interface called name, creating it; NULL when out of
- * memory. */
-static iface_t *find_iface(device_t *d, const char *name)
-{
-    size_t lo = 0, hi = d->n_ifs;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(d->ifs[mid]->name, name);
-        if (c == 0) {
-            return d->ifs[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (d->n_ifs == d->cap_ifs) {
-        size_t cap = d->cap_ifs != 0 ? d->cap_ifs * 2 : 16;
-        iface_t **ifs = realloc(d->ifs, cap * sizeof(*ifs));
-        if (ifs == NULL) {
-            return NULL;
-        }
-        d->ifs = ifs;
-        d->cap_ifs = cap;
-    }
-    iface_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || (f->name = xstrdup(name)) == NULL) {
-        free(f);
-        return NULL;
-    }
-    memmove(&d->ifs[lo + 1], &d->ifs[lo], (d->n_ifs - lo) * sizeof(d->ifs[0]));
-    d->ifs[lo] = f;
-    d->n_ifs++;
-    return f;
-}
-
-static void free_iface(iface_t *f)
-{
-    if (f != NULL) {
-        free(f->name);
-        free(f->labels_sig);
-        free(f);
-    }
-}
-
 /* Returns the row for ifindex, adding it in index order; NULL when out of memory. */
 static row_t *find_row(device_t *d, uint32_t ifindex)
 {
@@ -916,6 +854,7 @@ typedef struct named_row {
     row_t *r;
     char *name; /* unique: the archive name */
     char *base; /* ifName, else ifDescr, else if<ifIndex>: what filters see */
+    bool included;
 } named_row_t;
 
 static int cmp_named(const void *a, const void *b)
@@ -1005,57 +944,12 @@ static bool row_speed(const row_t *r, uint64_t *bps)
     return false;
 }
 
-/* Returns the id in *id, registering the interface series first if needed (0: none). */
-static uint32_t iface_series(device_t *d, uint32_t *id, const char *name, const char *metric,
-                             kvl_kind_t kind, const kvl_label_t *labels, size_t n_labels)
-{
-    if (*id == 0) {
-        *id = register_series(d, KVL_SCOPE_INTERFACE, name, metric, kind, false, labels, n_labels);
-    }
-    return *id;
-}
-
 /* Reports one interface of the inventory from this poll's row. */
-static void report_iface(device_t *d, row_t *r, const inv_if_t *e)
+static void report_iface(device_t *d, row_t *r, iface_t *f)
 {
-    const char *name = e->name;
     kvl_batcher_t *b = d->p->b;
-    iface_t *f = find_iface(d, name);
-    if (f == NULL) {
-        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory for interface %s", name);
-        return;
-    }
-
-    /* Labels; a change re-registers the interface's series (same ids, new definitions). */
-    char idx[16];
-    snprintf(idx, sizeof(idx), "%" PRIu32, e->ifindex);
-    kvl_label_t labels[] = {
-        {"ifIndex", idx},
-        {"ifName", e->ifname != NULL ? e->ifname : ""},
-        {"ifDescr", e->descr != NULL ? e->descr : ""},
-        {"ifAlias", e->alias != NULL ? e->alias : ""},
-        {"ifType", e->type},
-    };
-    size_t siglen = 8;
-    for (size_t i = 0; i < KVL_ARRAY_SIZE(labels); i++) {
-        siglen += strlen(labels[i].value) + 1;
-    }
-    char *sig = malloc(siglen);
-    if (sig == NULL) {
-        return;
-    }
-    sig[0] = '\0';
-    for (size_t i = 0; i < KVL_ARRAY_SIZE(labels); i++) {
-        strcat(sig, labels[i].value);
-        strcat(sig, "\x1f");
-    }
-    if (f->labels_sig == NULL || strcmp(f->labels_sig, sig) != 0) {
-        free(f->labels_sig);
-        f->labels_sig = sig;
-        memset(f->id_ctr, 0, sizeof(f->id_ctr));
-        f->id_oper = f->id_admin = f->id_speed = 0;
-    } else {
-        free(sig);
+    if (f->id == 0) {
+        return; /* not registered (out of memory at discovery) */
     }
     uint64_t speed = 0;
     bool have_speed = row_speed(r, &speed);
@@ -1078,52 +972,50 @@ static void report_iface(device_t *d, row_t *r, const inv_if_t *e)
     }
 
     kvl_batcher_group_begin(b, t);
+    uint16_t have = 0, is64 = 0;
     for (size_t m = 0; m < N_CTR; m++) {
         const counter_def_t *cd = &counter_defs[m];
         int col = has(r, cd->hc) ? cd->hc : (has(r, cd->lo) ? cd->lo : -1);
         if (col < 0) {
-            continue;
-        }
-        uint32_t id = iface_series(d, &f->id_ctr[m], name, cd->metric, KVL_KIND_COUNTER, labels,
-                                   KVL_ARRAY_SIZE(labels));
-        if (id == 0) {
-            continue;
+            continue; /* not read this time: its next reading starts afresh */
         }
         unsigned bits = (r->is64 & (1u << col)) != 0 ? 64 : 32;
         double max_rate = 0;
         if (cd->octets && have_speed && speed > 0) {
             max_rate = (bits == 32 ? 1.2 : 10.0) * (double)speed / 8.0;
         }
-        bool d_ctr = disc || (f->ctr[m].have && f->ctr_bits[m] != bits);
-        f->ctr_bits[m] = (uint8_t)bits;
+        uint16_t bit = (uint16_t)(1u << m);
+        bool had = (f->have & bit) != 0;
+        unsigned prev_bits = (f->is64 & bit) != 0 ? 64 : 32;
+        kvl_counter_t c = {.have = had,
+                           .raw = prev_bits == 64 ? f->ext[m] : (f->ext[m] & 0xffffffffu),
+                           .ext = f->ext[m],
+                           .t_ms = f->t_ms};
+        bool d_ctr = disc || (had && prev_bits != bits);
         uint64_t out = 0;
-        if (kvl_counter_update(&f->ctr[m], r->val[col], bits, t, max_rate, d_ctr, &out) ==
+        if (kvl_counter_update(&c, r->val[col], bits, t, max_rate, d_ctr, &out) ==
             KVL_COUNTER_KNOWN) {
-            kvl_batcher_add(b, id, out);
+            kvl_batcher_add(b, f->id + (uint32_t)m, out);
         } else {
-            kvl_batcher_add_unknown(b, id);
+            kvl_batcher_add_unknown(b, f->id + (uint32_t)m);
+        }
+        f->ext[m] = c.ext;
+        have |= bit;
+        if (bits == 64) {
+            is64 |= bit;
         }
     }
+    f->have = have;
+    f->is64 = is64;
+    f->t_ms = t;
     if (has(r, C_OPER)) {
-        uint32_t id = iface_series(d, &f->id_oper, name, "oper_status", KVL_KIND_GAUGE, labels,
-                                   KVL_ARRAY_SIZE(labels));
-        if (id != 0) {
-            kvl_batcher_add(b, id, r->val[C_OPER]);
-        }
+        kvl_batcher_add(b, f->id + IF_OPER, r->val[C_OPER]);
     }
     if (has(r, C_ADMIN)) {
-        uint32_t id = iface_series(d, &f->id_admin, name, "admin_status", KVL_KIND_GAUGE, labels,
-                                   KVL_ARRAY_SIZE(labels));
-        if (id != 0) {
-            kvl_batcher_add(b, id, r->val[C_ADMIN]);
-        }
+        kvl_batcher_add(b, f->id + IF_ADMIN, r->val[C_ADMIN]);
     }
     if (have_speed) {
-        uint32_t id = iface_series(d, &f->id_speed, name, "speed_bps", KVL_KIND_GAUGE, labels,
-                                   KVL_ARRAY_SIZE(labels));
-        if (id != 0) {
-            kvl_batcher_add(b, id, speed);
-        }
+        kvl_batcher_add(b, f->id + IF_SPEED, speed);
     }
     kvl_batcher_group_end(b);
 }
@@ -1195,46 +1087,73 @@ static uint32_t value_cols(const row_t *r)
 
 static void free_inventory(device_t *d)
 {
-    for (size_t i = 0; i < d->n_inv; i++) {
-        inv_if_t *e = &d->inv[i];
-        free(e->name);
-        free(e->ifname);
-        free(e->descr);
-        free(e->alias);
-    }
     free(d->inv);
     d->inv = NULL;
     d->n_inv = 0;
 }
 
-/* Makes the inventory from a discovery's named rows, taking the names of those included.
- * Returns false when out of memory. */
+/* Makes the inventory from a discovery's named rows (sorted by name): the included ones,
+ * each keeping the state of the interface of that name from the last inventory, and
+ * registered with its labels. Returns false when out of memory. */
 static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
 {
-    inv_if_t *inv = calloc(n > 0 ? n : 1, sizeof(*inv));
+    size_t n_in = 0;
+    for (size_t i = 0; i < n; i++) {
+        nr[i].included = included(d, nr[i].r, nr[i].base);
+        n_in += nr[i].included;
+    }
+    iface_t *inv = calloc(n_in > 0 ? n_in : 1, sizeof(*inv));
     if (inv == NULL) {
         return false;
     }
-    free_inventory(d);
-    d->inv = inv;
+    size_t k = 0, old = 0;
     for (size_t i = 0; i < n; i++) {
-        row_t *r = nr[i].r;
-        if (!included(d, r, nr[i].base)) {
+        if (!nr[i].included) {
             continue;
         }
-        inv_if_t *e = &d->inv[d->n_inv++];
-        e->ifindex = r->ifindex;
-        e->cols = value_cols(r);
-        e->name = nr[i].name;
-        nr[i].name = NULL;
-        const char *s;
-        e->ifname = (s = row_str(r, X_NAME)) != NULL ? xstrdup(s) : NULL;
-        e->descr = (s = row_str(r, C_DESCR)) != NULL ? xstrdup(s) : NULL;
-        e->alias = (s = row_str(r, X_ALIAS)) != NULL ? xstrdup(s) : NULL;
-        if (has(r, C_TYPE)) {
-            snprintf(e->type, sizeof(e->type), "%" PRIu64, r->val[C_TYPE]);
+        row_t *r = nr[i].r;
+        const char *name = kvl_batcher_intern(d->p->b, nr[i].name);
+        if (name == NULL) {
+            free(inv);
+            return false;
         }
+        iface_t *f = &inv[k++];
+        /* Both lists are in name order: a merge finds the state kept under this name. */
+        while (old < d->n_inv && strcmp(d->inv[old].name, name) < 0) {
+            old++;
+        }
+        if (old < d->n_inv && d->inv[old].name == name) {
+            *f = d->inv[old++];
+        } else {
+            f->name = name;
+        }
+        f->ifindex = r->ifindex;
+        f->cols = value_cols(r);
+        char idx[16], type[24] = "";
+        snprintf(idx, sizeof(idx), "%" PRIu32, r->ifindex);
+        if (has(r, C_TYPE)) {
+            snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
+        }
+        const char *s;
+        kvl_label_t labels[] = {
+            {"ifIndex", idx},
+            {"ifName", (s = row_str(r, X_NAME)) != NULL ? s : ""},
+            {"ifDescr", (s = row_str(r, C_DESCR)) != NULL ? s : ""},
+            {"ifAlias", (s = row_str(r, X_ALIAS)) != NULL ? s : ""},
+            {"ifType", type},
+        };
+        kvl_instance_key_t key = {.device = d->cfg->name,
+                                  .scope = KVL_SCOPE_INTERFACE,
+                                  .instance = name,
+                                  .family = &if_family,
+                                  .interval_s = d->interval_s,
+                                  .labels = labels,
+                                  .n_labels = KVL_ARRAY_SIZE(labels)};
+        f->id = kvl_batcher_instance(d->p->b, &key);
     }
+    free(d->inv);
+    d->inv = inv;
+    d->n_inv = k;
     return true;
 }
 
@@ -1984,13 +1903,8 @@ static void free_dev_state(device_t *d)
     d->w = NULL;
     clear_rows(d);
     free(d->rows);
-    for (size_t i = 0; i < d->n_ifs; i++) {
-        free_iface(d->ifs[i]);
-    }
-    free(d->ifs);
     free_inventory(d);
     free(d->sysname);
-    free(d->dev_sig);
 }
 
 /* Drops one open handle; the last one frees the poller. */

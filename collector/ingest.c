@@ -244,7 +244,7 @@ static int store_defs(conn_t *c, const kvl_family_t *f, size_t nf, const kvl_ser
     }
     for (size_t i = 0; i < nd && rc == 0; i++) {
         rc = store_def(c, &d[i]);
-        why = rc == KVL_ENOMEM            ? "out of memory"
+        why = rc == KVL_ENOMEM                           ? "out of memory"
               : d[i].family != 0 && !family_of(c, &d[i]) ? "definition names an unknown family"
                                                          : "series id out of range";
     }

@@ -230,8 +230,7 @@ static int row_path(const char *data_dir, const kvl_store_row_t *row, char *out,
                                     row->family ? row->family->name : NULL, row->instance, out,
                                     outlen);
     }
-    return kvl_store_path(data_dir, row->site, row->device, row->scope, row->instance, out,
-                          outlen);
+    return kvl_store_path(data_dir, row->site, row->device, row->scope, row->instance, out, outlen);
 }
 
 /* ----------------------------------------------------------------- worker side --------- */
@@ -259,8 +258,8 @@ static void schema_of(const kvl_store_row_t *row, kvl_rrd_ds_t *buf, const kvl_r
     if (scope == KVL_SCOPE_GROUP) {
         size_t k = 0;
         for (; row->family != NULL && k < row->family->n && k < KVL_FAMILY_MAX; k++) {
-            buf[k] = (kvl_rrd_ds_t){row->family->metrics[k],
-                                    row->family->kinds[k] == KVL_KIND_COUNTER};
+            buf[k] =
+                (kvl_rrd_ds_t){row->family->metrics[k], row->family->kinds[k] == KVL_KIND_COUNTER};
         }
         *ds = buf;
         *n = k;

@@ -227,8 +227,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         defs.n_defs = m->u.series_defs.n;
         defs.defs = defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n);
         defs.n_families = m->u.series_defs.n_families;
-        defs.families =
-            families_to_pb(&a, m->u.series_defs.families, m->u.series_defs.n_families);
+        defs.families = families_to_pb(&a, m->u.series_defs.families, m->u.series_defs.n_families);
         if (defs.defs == NULL || defs.families == NULL) {
             rc = KVL_ENOMEM;
         }
@@ -367,7 +366,8 @@ static int families_from_pb(kvl_arena_t *a, Kaaval__V1__Family **f, size_t n,
         if (p->id == 0) {
             return fail(err, errlen, "family with id 0");
         }
-        if (m == 0 || m > KVL_FAMILY_MAX || p->n_kinds != m || (p->n_reals != 0 && p->n_reals != m)) {
+        if (m == 0 || m > KVL_FAMILY_MAX || p->n_kinds != m ||
+            (p->n_reals != 0 && p->n_reals != m)) {
             return fail(err, errlen, "family %u: %zu metrics, %zu kinds, %zu reals", p->id, m,
                         p->n_kinds, p->n_reals);
         }

@@ -389,20 +389,34 @@ static void test_families(void **state)
     KVL_UNUSED(state);
     const kvl_family_t fams[] = {
         {.name = "if", .n = 3, .metrics = if_metrics, .kinds = if_kinds, .id = 1},
-        {.name = "ucd-load", .n = 2, .metrics = load_metrics, .kinds = load_kinds,
-         .reals = load_reals, .id = 7},
+        {.name = "ucd-load",
+         .n = 2,
+         .metrics = load_metrics,
+         .kinds = load_kinds,
+         .reals = load_reals,
+         .id = 7},
     };
     const kvl_series_def_t defs[] = {
-        {.id = 10, .device = "rtr1", .scope = KVL_SCOPE_INTERFACE, .instance = "Gi1/0/1",
-         .interval_s = 60, .labels = if_labels, .n_labels = 4, .family = 1},
-        {.id = 13, .device = "srv1", .scope = KVL_SCOPE_GROUP, .instance = "", .interval_s = 60,
+        {.id = 10,
+         .device = "rtr1",
+         .scope = KVL_SCOPE_INTERFACE,
+         .instance = "Gi1/0/1",
+         .interval_s = 60,
+         .labels = if_labels,
+         .n_labels = 4,
+         .family = 1},
+        {.id = 13,
+         .device = "srv1",
+         .scope = KVL_SCOPE_GROUP,
+         .instance = "",
+         .interval_s = 60,
          .family = 7},
     };
     for (int as_batch = 0; as_batch < 2; as_batch++) {
         kvl_msg_t in = {.type = as_batch ? KVL_MSG_BATCH : KVL_MSG_SERIES_DEFS}, out;
         if (as_batch) {
-            in.u.batch = (kvl_batch_t){.seq = 3, .defs = defs, .n_defs = 2, .families = fams,
-                                       .n_families = 2};
+            in.u.batch = (kvl_batch_t){
+                .seq = 3, .defs = defs, .n_defs = 2, .families = fams, .n_families = 2};
         } else {
             in.u.series_defs.defs = defs;
             in.u.series_defs.n = 2;
