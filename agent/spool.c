@@ -818,7 +818,8 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
     rbuf_t rb = {.fd = -1};
     for (size_t i = 0; rc == 0 && i < n_names; i++) {
         rc = load_segment(sp, names[i], i + 1 == n_names, &rb, err, errlen);
-        if (rc == 0 && names[i] > sp->last_seq) {
+        bool kept = sp->n_segs > 0 && sp->segs[sp->n_segs - 1].name_seq == names[i];
+        if (rc == 0 && kept && names[i] > sp->last_seq) {
             sp->last_seq = names[i]; /* so no new segment can take an existing name */
         }
     }
