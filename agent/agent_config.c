@@ -839,6 +839,70 @@ static int parse_collector(kvl_cfg_node_t n, void *target)
     return 0;
 }
 
+/* A size in bytes: a whole number, optionally followed by B, KiB, MiB, GiB or TiB. */
+static int parse_size(kvl_cfg_node_t n, int64_t min, int64_t max, int64_t *out)
+{
+    static const struct {
+        const char *unit;
+        int shift;
+    } units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+    const char *s = kvl_cfg_scalar(n);
+    char *end = NULL;
+    unsigned long long v = 0;
+    if (s != NULL && *s >= '0' && *s <= '9') {
+        v = strtoull(s, &end, 10);
+    }
+    if (end != NULL) {
+        while (*end == ' ') {
+            end++;
+        }
+        for (size_t i = 0; i < KVL_ARRAY_SIZE(units); i++) {
+            if (strcmp(end, units[i].unit) == 0) {
+                if (v <= (unsigned long long)max >> units[i].shift &&
+                    (int64_t)(v << units[i].shift) >= min) {
+                    *out = (int64_t)(v << units[i].shift);
+                    return 0;
+                }
+                break;
+            }
+        }
+    }
+    return kvl_cfg_error(n,
+                         "expected a size from %lld MiB to %lld GiB, e.g. 2GiB or 512MiB "
+                         "(units B, KiB, MiB, GiB, TiB)",
+                         (long long)(min >> 20), (long long)(max >> 30));
+}
+
+#define SPOOL_MIN_BYTES (16ll << 20)
+#define SPOOL_MAX_BYTES (1ll << 40)
+
+static int parse_spool_size(kvl_cfg_node_t n, void *target)
+{
+    return parse_size(n, SPOOL_MIN_BYTES, SPOOL_MAX_BYTES, target);
+}
+
+static const kvl_cfg_field_t spool_fields[] = {
+    {"dir", KVL_CFG_STR, offsetof(kvl_spool_cfg_t, dir), 0, 0, NULL, NULL, 0,
+     "folder of the spool files (/var/lib/kaaval/spool)"},
+    {"max_size", KVL_CFG_CUSTOM, offsetof(kvl_spool_cfg_t, max_bytes), 0, 0, NULL, parse_spool_size,
+     0, "bound of the spool files (2GiB)"},
+    {"sync_interval", KVL_CFG_DURATION, offsetof(kvl_spool_cfg_t, sync_interval_ms), 0, 3600000,
+     NULL, NULL, 0, "how often written batches are forced to disk; 0: every batch (1s)"},
+    {NULL},
+};
+
+static int parse_spool(kvl_cfg_node_t n, void *target)
+{
+    kvl_spool_cfg_t *sp = target;
+    int rc = kvl_cfg_apply(n, spool_fields, sp);
+    if (rc == 0 && (sp->dir == NULL || sp->dir[0] == '\0')) {
+        kvl_cfg_node_t d;
+        return kvl_cfg_error(kvl_cfg_map_get(n, "dir", &d) ? d : n,
+                             "the spool folder must not be empty");
+    }
+    return rc;
+}
+
 #define CFG(field) offsetof(top_t, cfg.field)
 
 static const kvl_cfg_field_t top_fields[] = {
@@ -857,6 +921,8 @@ static const kvl_cfg_field_t top_fields[] = {
      "longest wait between connection attempts (30s)"},
     {"max_inflight", KVL_CFG_INT, CFG(max_inflight), 1, 100000, NULL, NULL, 0,
      "SNMP requests in flight at once over all devices (500)"},
+    {"spool", KVL_CFG_CUSTOM, CFG(spool), 0, 0, NULL, parse_spool, 0,
+     "the disk spool: dir, max_size, sync_interval"},
     {"credentials", KVL_CFG_CUSTOM, offsetof(top_t, credentials), 0, 0, NULL, remember_node, 0,
      "named credential sets"},
     {"defaults", KVL_CFG_CUSTOM, offsetof(top_t, defaults), 0, 0, NULL, remember_node, 0,
@@ -876,6 +942,7 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     free(c->id);
     free(c->site);
     free(c->collector);
+    free(c->spool.dir);
     for (size_t i = 0; i < c->n_devices; i++) {
         device_free(&c->devices[i]);
     }
@@ -1027,6 +1094,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
     t.cfg.max_queue = 100000;
     t.cfg.reconnect_max_ms = 30000;
     t.cfg.max_inflight = 500;
+    t.cfg.spool.dir = strdup("/var/lib/kaaval/spool");
+    t.cfg.spool.max_bytes = 2ll << 30;
+    t.cfg.spool.sync_interval_ms = 1000;
     level_t defaults;
     memset(&defaults, 0, sizeof(defaults));
     device_init(&defaults.d);

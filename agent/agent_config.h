@@ -12,6 +12,15 @@
  *   reconnect_max: 30s            # longest wait between connection attempts
  *   max_inflight: 500             # SNMP requests in flight at once, all devices together
  *
+ *   spool:                        # batches on disk until the collector acknowledges them
+ *     dir: /var/lib/kaaval/spool  # must exist, writable by the agent (not created)
+ *     max_size: 2GiB              # bound of the files (bytes, KiB, MiB, GiB or TiB; at
+ *                                 #   least 16MiB); when full the oldest batches are
+ *                                 #   dropped, counted and logged. 2 GiB holds weeks of a
+ *                                 #   block HQ agent (~5,000 series at 60 s, ~100 MB a day)
+ *     sync_interval: 1s           # how often written batches are forced to disk: a power
+ *                                 #   cut loses at most this much; 0: every batch (slow)
+ *
  *   credentials:                  # named credential sets, referenced by name below
  *     - name: campus-ro           # SNMP v1 / v2c: a community
  *       version: 2c               # 1 or 2c (2c when left out and no user is given)
@@ -155,6 +164,13 @@ typedef struct kvl_device_cfg {
     kvl_if_filter_t ifs;
 } kvl_device_cfg_t;
 
+/* The disk spool (agent/spool.h). */
+typedef struct kvl_spool_cfg {
+    char *dir;
+    int64_t max_bytes;
+    int64_t sync_interval_ms;
+} kvl_spool_cfg_t;
+
 typedef struct kvl_agent_cfg {
     char *id;
     char *site;
@@ -166,6 +182,7 @@ typedef struct kvl_agent_cfg {
     int64_t max_queue;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
+    kvl_spool_cfg_t spool;
     kvl_credentials_t *credentials;
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */

@@ -8,7 +8,9 @@
 # KVL_FUZZ_BUILD=dir; extra CMake arguments in KVL_FUZZ_CMAKE_ARGS) and started from its
 # seeds in tests/fuzz/corpus/fuzz_<name>/. What a run discovers goes to a working corpus
 # in the build folder, never into the source tree; a crashing input is saved as
-# build-fuzz/fuzz-artifacts/<target>-crash-<sha1>. The script exits non-zero if the build
+# build-fuzz/fuzz-artifacts/<target>-crash-<sha1>. Targets today: fuzz_wire (frames and
+# messages), fuzz_config (agent.yaml, collector.yaml), fuzz_spool (spool segment and
+# cursor files, in a folder under /tmp). The script exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 

@@ -342,6 +342,40 @@ static void test_load_file(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+static void test_spool_section(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_agent_cfg_t *c = parse_ok(HEAD);
+    assert_string_equal(c->spool.dir, "/var/lib/kaaval/spool");
+    assert_int_equal(c->spool.max_bytes, 2ll << 30);
+    assert_int_equal(c->spool.sync_interval_ms, 1000);
+    kvl_agent_cfg_free(c);
+
+    c = parse_ok(HEAD "spool: {dir: /srv/spool, max_size: 512MiB, sync_interval: 0}\n");
+    assert_string_equal(c->spool.dir, "/srv/spool");
+    assert_int_equal(c->spool.max_bytes, 512ll << 20);
+    assert_int_equal(c->spool.sync_interval_ms, 0);
+    kvl_agent_cfg_free(c);
+
+    c = parse_ok(HEAD "spool:\n  max_size: 1TiB\n");
+    assert_int_equal(c->spool.max_bytes, 1ll << 40);
+    assert_string_equal(c->spool.dir, "/var/lib/kaaval/spool");
+    kvl_agent_cfg_free(c);
+    c = parse_ok(HEAD "spool:\n  max_size: 20000000\n");
+    assert_int_equal(c->spool.max_bytes, 20000000);
+    kvl_agent_cfg_free(c);
+
+    expect_error(HEAD "spool:\n  max_size: 2GB\n", "a.yaml:5:13: ", "expected a size");
+    expect_error(HEAD "spool:\n  max_size: 1MiB\n", "a.yaml:5:13: ", "from 16 MiB");
+    expect_error(HEAD "spool:\n  max_size: 2TiB\n", "a.yaml:5:13: ", "to 1024 GiB");
+    expect_error(HEAD "spool:\n  max_size: -1\n", "a.yaml:5:13: ", "expected a size");
+    expect_error(HEAD "spool:\n  max_size: 99999999999999999999999GiB\n",
+                 "a.yaml:5:13: ", "expected a size");
+    expect_error(HEAD "spool:\n  dir: ''\n", "a.yaml:5:8: ", "must not be empty");
+    expect_error(HEAD "spool:\n  size: 1GiB\n", "a.yaml:5:3: ", "size");
+    expect_error(HEAD "spool: /var/spool\n", "a.yaml:4:8: ", "mapping");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_missing),          cmocka_unit_test(test_bad_collector),
         cmocka_unit_test(test_timing),           cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_syntax_and_empty), cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_spool_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1344 @@
+/*
+ * spool.c — the agent's append-only, segmented, checksummed disk spool (see spool.h for
+ * the format, the durability policy and how damage is handled).
+ *
+ * In memory the spool keeps one small entry per segment (its sequence range, record
+ * count, valid length) and, per reader, the acknowledged sequence number and a read
+ * position (segment index, offset) with a read-ahead buffer. Segments only ever leave
+ * from the front (acknowledged or dropped by the bound), so readers' segment indexes are
+ * shifted down when that happens. Every file operation goes through the folder's
+ * descriptor (openat, unlinkat, renameat).
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "kvl.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define SEG_MAGIC "kvlspool"
+#define CUR_MAGIC "kvlcursr"
+#define SEG_HDR 16u
+#define REC_HDR 16u
+#define CUR_SIZE 32u
+#define READ_AHEAD (256u << 10)
+#define MAX_PENDING_FDS (KVL_SPOOL_SYNC_FDS - 1) /* rolled, not yet synced; +1 active */
+#define DROP_LOG_INTERVAL_NS (60ull * 1000000000ull)
+
+typedef struct seg {
+    uint64_t name_seq;  /* from the file name */
+    uint64_t first_seq; /* of its records; 0 when it has none */
+    uint64_t last_seq;  /* 0 when it has none */
+    uint64_t n_records;
+    uint64_t payload_bytes; /* sum of the records' payload lengths */
+    uint64_t end;           /* offset just past the last good record */
+    uint64_t file_bytes;    /* size on disk */
+} seg_t;
+
+/* Read-ahead over one segment file. Holds only bytes below the segment's valid end, which
+ * never change once written. */
+typedef struct rbuf {
+    int fd;
+    uint64_t name_seq; /* the segment fd is open on */
+    uint64_t start;    /* file offset of buf.data[0] */
+    kvl_buf_t buf;
+} rbuf_t;
+
+typedef struct reader {
+    char name[KVL_SPOOL_READER_NAME_MAX + 1];
+    uint64_t acked;
+    uint64_t saved; /* what its cursor file says */
+    bool save_failed;
+    size_t seg; /* read position: index into segs */
+    uint64_t off;
+    uint64_t dropped_records;
+    uint64_t dropped_bytes;
+    rbuf_t rb;
+} reader_t;
+
+struct kvl_spool {
+    char *dir;
+    int dir_fd;
+    int lock_fd;
+    uint64_t max_bytes;
+    uint64_t segment_bytes;
+    int64_t sync_interval_ms;
+
+    seg_t *segs;
+    size_t n_segs, cap_segs;
+    int active_fd; /* open on segs[n_segs - 1] for appending, or -1 */
+    bool active_dirty;
+    bool dir_dirty;
+    int pending_fds[MAX_PENDING_FDS]; /* rolled segments written since the last sync */
+    size_t n_pending;
+
+    reader_t readers[KVL_SPOOL_MAX_READERS];
+    size_t n_readers;
+
+    uint64_t last_seq;
+    uint64_t total_bytes;
+    kvl_buf_t wbuf;
+    kvl_spool_stats_t st; /* the counters; sizes are computed in kvl_spool_stats */
+
+    bool write_failing;
+    bool sync_failing;
+    uint64_t drop_logged_ns;
+    uint64_t drop_logged_records;
+};
+
+/* --------------------------------------------------------------- small helpers --------- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* CRC of a record: its length field, its seq field and its payload. */
+static uint32_t record_crc(const uint8_t *hdr, const uint8_t *payload, uint32_t len)
+{
+    uint32_t c = kvl_crc32c(0, hdr, 4);
+    c = kvl_crc32c(c, hdr + 8, 8);
+    return kvl_crc32c(c, payload, len);
+}
+
+static void seg_name(char *out, size_t n, uint64_t seq)
+{
+    snprintf(out, n, "%016" PRIx64 ".seg", seq);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) KVL_PRINTF(3, 4);
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (uint8_t *)p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            *got = done;
+            return -errno;
+        }
+        if (r == 0) {
+            break;
+        }
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Points at n bytes at file offset off, reading ahead as far as `limit`. Returns 0 with
+ * *p set, 1 when fewer than n bytes exist there, or a -errno. */
+static int rbuf_get(rbuf_t *rb, uint64_t off, size_t n, uint64_t limit, const uint8_t **p)
+{
+    if (off >= rb->start && off - rb->start <= rb->buf.len &&
+        rb->buf.len - (off - rb->start) >= n) {
+        *p = rb->buf.data + (off - rb->start);
+        return 0;
+    }
+    if (off > limit || limit - off < n) {
+        return 1;
+    }
+    uint64_t want = limit - off;
+    if (want > READ_AHEAD) {
+        want = READ_AHEAD;
+    }
+    if (want < n) {
+        want = n;
+    }
+    rb->buf.len = 0;
+    rb->start = off;
+    if (kvl_buf_reserve(&rb->buf, (size_t)want) != 0) {
+        return KVL_ENOMEM;
+    }
+    size_t got;
+    int rc = pread_full(rb->fd, rb->buf.data, (size_t)want, off, &got);
+    if (rc != 0) {
+        return rc;
+    }
+    rb->buf.len = got;
+    if (got < n) {
+        return 1;
+    }
+    *p = rb->buf.data;
+    return 0;
+}
+
+static void rbuf_close(rbuf_t *rb)
+{
+    if (rb->fd >= 0) {
+        close(rb->fd);
+    }
+    rb->fd = -1;
+    rb->buf.len = 0;
+    rb->start = 0;
+}
+
+/* --------------------------------------------------------------- segment scanning ------ */
+
+typedef struct scan {
+    uint64_t first_seq, last_seq, n_records, payload_bytes;
+    uint64_t end;    /* past the last good record */
+    const char *why; /* why the scan stopped before the file's end, or NULL */
+} scan_t;
+
+/* Checks records from SEG_HDR up to size; each seq must be >= min_seq and increasing. */
+static int scan_records(rbuf_t *rb, uint64_t size, uint64_t min_seq, scan_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    uint64_t off = SEG_HDR;
+    while (off < size) {
+        const uint8_t *h;
+        int rc = rbuf_get(rb, off, REC_HDR, size, &h);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            s->why = "record header cut short";
+            break;
+        }
+        uint32_t len = get_u32(h);
+        uint32_t crc = get_u32(h + 4);
+        uint64_t seq = get_u64(h + 8);
+        if (len == 0 || len > KVL_SPOOL_RECORD_MAX) {
+            s->why = "impossible record length";
+            break;
+        }
+        if (size - off - REC_HDR < len) {
+            s->why = "record cut short";
+            break;
+        }
+        if (seq < min_seq || (s->n_records > 0 && seq <= s->last_seq)) {
+            s->why = "sequence number out of order";
+            break;
+        }
+        uint8_t hdr[REC_HDR];
+        memcpy(hdr, h, REC_HDR); /* the next call may move the buffer */
+        const uint8_t *payload;
+        rc = rbuf_get(rb, off + REC_HDR, len, size, &payload);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            s->why = "record cut short";
+            break;
+        }
+        if (record_crc(hdr, payload, len) != crc) {
+            s->why = "checksum mismatch";
+            break;
+        }
+        if (s->n_records == 0) {
+            s->first_seq = seq;
+        }
+        s->last_seq = seq;
+        s->n_records++;
+        s->payload_bytes += len;
+        off += REC_HDR + len;
+    }
+    s->end = off; /* never beyond size: a record is taken only when it fits */
+    return 0;
+}
+
+/* Returns 0 for our header, 1 for a header that is not ours or damaged, KVL_EPROTO for a
+ * newer version (writes *version). */
+static int check_header(const uint8_t *h, uint32_t *version)
+{
+    if (memcmp(h, SEG_MAGIC, 8) != 0) {
+        return 1;
+    }
+    if (kvl_crc32c(0, h, 12) != get_u32(h + 12)) {
+        return 1;
+    }
+    *version = get_u32(h + 8);
+    if (*version > KVL_SPOOL_FORMAT_VERSION) {
+        return KVL_EPROTO;
+    }
+    return *version == KVL_SPOOL_FORMAT_VERSION ? 0 : 1;
+}
+
+static void make_header(uint8_t *h)
+{
+    memcpy(h, SEG_MAGIC, 8);
+    put_u32(h + 8, KVL_SPOOL_FORMAT_VERSION);
+    put_u32(h + 12, kvl_crc32c(0, h, 12));
+}
+
+/* --------------------------------------------------------------- segments list --------- */
+
+static int segs_push(kvl_spool_t *sp, const seg_t *s)
+{
+    if (sp->n_segs == sp->cap_segs) {
+        size_t cap = sp->cap_segs ? sp->cap_segs * 2 : 16;
+        seg_t *n = realloc(sp->segs, cap * sizeof(*n));
+        if (n == NULL) {
+            return KVL_ENOMEM;
+        }
+        sp->segs = n;
+        sp->cap_segs = cap;
+    }
+    sp->segs[sp->n_segs++] = *s;
+    return 0;
+}
+
+/* Removes the oldest segment from the list and the disk. */
+static void remove_front(kvl_spool_t *sp)
+{
+    seg_t *s = &sp->segs[0];
+    char name[32];
+    seg_name(name, sizeof(name), s->name_seq);
+    if (sp->n_segs == 1 && sp->active_fd >= 0) {
+        close(sp->active_fd);
+        sp->active_fd = -1;
+        sp->active_dirty = false;
+    }
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        reader_t *r = &sp->readers[i];
+        if (r->rb.fd >= 0 && r->rb.name_seq == s->name_seq) {
+            rbuf_close(&r->rb);
+        }
+        if (r->seg == 0) {
+            r->off = SEG_HDR;
+        } else {
+            r->seg--;
+        }
+    }
+    if (unlinkat(sp->dir_fd, name, 0) != 0 && errno != ENOENT) {
+        KVL_LOG_WARN("spool", sp->dir, "cannot delete %s: %s", name, strerror(errno));
+    }
+    sp->dir_dirty = true;
+    sp->total_bytes -= s->file_bytes;
+    memmove(sp->segs, sp->segs + 1, (sp->n_segs - 1) * sizeof(*sp->segs));
+    sp->n_segs--;
+}
+
+static bool is_active(const kvl_spool_t *sp, size_t i)
+{
+    return sp->active_fd >= 0 && i + 1 == sp->n_segs;
+}
+
+static uint64_t min_acked(const kvl_spool_t *sp)
+{
+    uint64_t m = UINT64_MAX;
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        if (sp->readers[i].acked < m) {
+            m = sp->readers[i].acked;
+        }
+    }
+    return m;
+}
+
+/* Deletes the oldest segments while every reader has acknowledged all of them. */
+static void collect(kvl_spool_t *sp)
+{
+    uint64_t m = min_acked(sp);
+    while (sp->n_segs > 0 && !is_active(sp, 0) &&
+           (sp->segs[0].n_records == 0 || sp->segs[0].last_seq <= m)) {
+        remove_front(sp);
+    }
+}
+
+/* --------------------------------------------------------------- cursor files ---------- */
+
+static int save_cursor(kvl_spool_t *sp, reader_t *r)
+{
+    uint8_t b[CUR_SIZE] = {0};
+    memcpy(b, CUR_MAGIC, 8);
+    put_u32(b + 8, KVL_SPOOL_FORMAT_VERSION);
+    put_u64(b + 16, r->acked);
+    put_u32(b + 24, kvl_crc32c(0, b, 24));
+    char tmp[KVL_SPOOL_READER_NAME_MAX + 16], name[KVL_SPOOL_READER_NAME_MAX + 16];
+    snprintf(name, sizeof(name), "%s.cursor", r->name);
+    snprintf(tmp, sizeof(tmp), "%s.cursor.tmp", r->name);
+    int rc = 0;
+    int fd = openat(sp->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        rc = pwrite_full(fd, b, sizeof(b), 0);
+        if (close(fd) != 0 && rc == 0) {
+            rc = -errno;
+        }
+        if (rc == 0 && renameat(sp->dir_fd, tmp, sp->dir_fd, name) != 0) {
+            rc = -errno;
+        }
+        if (rc != 0) {
+            unlinkat(sp->dir_fd, tmp, 0);
+        }
+    }
+    if (rc != 0) {
+        if (!r->save_failed) {
+            KVL_LOG_WARN("spool", sp->dir, "cannot save the position of reader %s: %s", r->name,
+                         kvl_strerror(rc));
+        }
+        r->save_failed = true;
+        return rc;
+    }
+    if (r->save_failed) {
+        KVL_LOG_INFO("spool", sp->dir, "position of reader %s saved again", r->name);
+    }
+    r->save_failed = false;
+    r->saved = r->acked;
+    return 0;
+}
+
+/* Reads a reader's cursor file. Returns 0 (acked set, 0 when absent or damaged) or
+ * KVL_EPROTO for a newer version. */
+static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
+{
+    char name[KVL_SPOOL_READER_NAME_MAX + 16];
+    snprintf(name, sizeof(name), "%s.cursor", r->name);
+    r->acked = 0;
+    int fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            KVL_LOG_WARN("spool", sp->dir,
+                         "cannot read %s (%s): reader %s starts from the oldest "
+                         "record",
+                         name, strerror(errno), r->name);
+        }
+        return 0;
+    }
+    uint8_t b[CUR_SIZE + 1];
+    size_t got = 0;
+    int rc = pread_full(fd, b, sizeof(b), 0, &got);
+    close(fd);
+    if (rc == 0 && got == CUR_SIZE && memcmp(b, CUR_MAGIC, 8) == 0 &&
+        kvl_crc32c(0, b, 24) == get_u32(b + 24)) {
+        uint32_t v = get_u32(b + 8);
+        if (v > KVL_SPOOL_FORMAT_VERSION) {
+            set_err(err, errlen,
+                    "spool %s: %s was written by a newer kaaval (format %" PRIu32
+                    ", this one reads %u); refusing to touch the spool",
+                    sp->dir, name, v, KVL_SPOOL_FORMAT_VERSION);
+            return KVL_EPROTO;
+        }
+        if (v == KVL_SPOOL_FORMAT_VERSION) {
+            r->acked = get_u64(b + 16);
+            r->saved = r->acked;
+            return 0;
+        }
+    }
+    KVL_LOG_WARN("spool", sp->dir, "%s is damaged: reader %s starts from the oldest record", name,
+                 r->name);
+    return 0;
+}
+
+/* --------------------------------------------------------------- open ------------------ */
+
+static bool valid_reader_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > KVL_SPOOL_READER_NAME_MAX || s[0] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A name of 16 lowercase hex digits + ".seg": returns true and its number. */
+static bool parse_seg_name(const char *s, uint64_t *seq)
+{
+    if (strlen(s) != 20 || strcmp(s + 16, ".seg") != 0) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            return false;
+        }
+        v = v << 4 | (uint64_t)d;
+    }
+    *seq = v;
+    return true;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists segment numbers (sorted) and removes leftover temporary files and the cursor files
+ * of readers no longer configured. */
+static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
+{
+    int fd = dup(sp->dir_fd);
+    if (fd < 0) {
+        return -errno;
+    }
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rewinddir(d);
+    uint64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t seq;
+        if (parse_seg_name(e->d_name, &seq)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                uint64_t *nv = realloc(v, cap * sizeof(*nv));
+                if (nv == NULL) {
+                    rc = KVL_ENOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            v[n++] = seq;
+        } else if (has_suffix(e->d_name, ".cursor.tmp")) {
+            unlinkat(sp->dir_fd, e->d_name, 0);
+        } else if (has_suffix(e->d_name, ".cursor")) {
+            size_t len = strlen(e->d_name) - strlen(".cursor");
+            bool known = false;
+            for (size_t i = 0; i < sp->n_readers; i++) {
+                if (strlen(sp->readers[i].name) == len &&
+                    strncmp(sp->readers[i].name, e->d_name, len) == 0) {
+                    known = true;
+                }
+            }
+            if (!known) {
+                KVL_LOG_INFO("spool", sp->dir, "%s belongs to no configured reader: deleted",
+                             e->d_name);
+                unlinkat(sp->dir_fd, e->d_name, 0);
+            }
+        }
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+/* Checks one segment file and adds it to the list (or deletes it when it is the last one
+ * and holds nothing). `last`: appends may continue in it. */
+static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *rb, char *err,
+                        size_t errlen)
+{
+    char name[32];
+    seg_name(name, sizeof(name), name_seq);
+    int fd = openat(sp->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        set_err(err, errlen, "spool %s: cannot open %s: %s", sp->dir, name, strerror(errno));
+        return rc;
+    }
+    struct stat stb;
+    if (fstat(fd, &stb) != 0) {
+        int rc = -errno;
+        set_err(err, errlen, "spool %s: cannot stat %s: %s", sp->dir, name, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    uint64_t size = (uint64_t)stb.st_size;
+    rbuf_close(rb);
+    rb->fd = fd;
+    rb->name_seq = name_seq;
+    seg_t s = {.name_seq = name_seq, .file_bytes = size};
+    const uint8_t *h;
+    int rc = rbuf_get(rb, 0, SEG_HDR, size, &h);
+    if (rc < 0) {
+        set_err(err, errlen, "spool %s: cannot read %s: %s", sp->dir, name, strerror(-rc));
+        return rc;
+    }
+    uint32_t version = 0;
+    int hc = rc == 1 ? 1 : check_header(h, &version);
+    if (hc == KVL_EPROTO) {
+        set_err(err, errlen,
+                "spool %s: %s was written by a newer kaaval (format %" PRIu32
+                ", this one reads %u); refusing to touch the spool",
+                sp->dir, name, version, KVL_SPOOL_FORMAT_VERSION);
+        return KVL_EPROTO;
+    }
+    if (hc == 1) {
+        if (last && size <= SEG_HDR) {
+            KVL_LOG_WARN("spool", sp->dir, "%s: header cut short (%" PRIu64 " bytes): deleted",
+                         name, size);
+            sp->st.cut_bytes += size;
+            rbuf_close(rb);
+            unlinkat(sp->dir_fd, name, 0);
+            return 0;
+        }
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s: not a kaaval spool segment or its header is damaged: its %" PRIu64
+                      " bytes are skipped",
+                      name, size);
+        sp->st.cut_bytes += size;
+        return segs_push(sp, &s);
+    }
+    uint64_t min_seq = sp->last_seq + 1 > name_seq ? sp->last_seq + 1 : name_seq;
+    scan_t sc;
+    rc = scan_records(rb, size, min_seq, &sc);
+    if (rc != 0) {
+        set_err(err, errlen, "spool %s: cannot read %s: %s", sp->dir, name, kvl_strerror(rc));
+        return rc;
+    }
+    s.first_seq = sc.first_seq;
+    s.last_seq = sc.last_seq;
+    s.n_records = sc.n_records;
+    s.payload_bytes = sc.payload_bytes;
+    s.end = sc.end;
+    if (sc.end < size) {
+        uint64_t cut = size - sc.end;
+        sp->st.cut_bytes += cut;
+        if (last) {
+            KVL_LOG_WARN("spool", sp->dir,
+                         "%s: torn or damaged tail (%s at offset %" PRIu64 "): cut off %" PRIu64
+                         " bytes",
+                         name, sc.why, sc.end, cut);
+            if (ftruncate(fd, (off_t)sc.end) != 0) {
+                rc = -errno;
+                set_err(err, errlen, "spool %s: cannot cut the torn tail of %s: %s", sp->dir, name,
+                        strerror(errno));
+                return rc;
+            }
+            s.file_bytes = sc.end;
+        } else {
+            KVL_LOG_ERROR("spool", sp->dir,
+                          "%s: damaged record (%s at offset %" PRIu64 "): the remaining %" PRIu64
+                          " bytes of this segment are skipped; records after them are lost",
+                          name, sc.why, sc.end, cut);
+        }
+    }
+    if (s.n_records == 0 && last) {
+        rbuf_close(rb);
+        unlinkat(sp->dir_fd, name, 0);
+        return 0;
+    }
+    rc = segs_push(sp, &s);
+    if (rc != 0) {
+        return rc;
+    }
+    if (s.n_records > 0) {
+        sp->last_seq = s.last_seq;
+    }
+    if (last) {
+        sp->active_fd = fd; /* ownership moves from the read-ahead to the spool */
+        rb->fd = -1;
+    }
+    return 0;
+}
+
+static int open_dir(kvl_spool_t *sp, char *err, size_t errlen)
+{
+    sp->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->dir_fd < 0) {
+        int rc = -errno;
+        set_err(err, errlen, "spool directory %s: %s", sp->dir, strerror(errno));
+        return rc;
+    }
+    sp->lock_fd = openat(sp->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (sp->lock_fd < 0) {
+        int rc = -errno;
+        set_err(err, errlen, "spool directory %s: cannot create files in it: %s", sp->dir,
+                strerror(errno));
+        return rc;
+    }
+    if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = -errno;
+        set_err(err, errlen, "spool directory %s: %s", sp->dir,
+                errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+static void free_all(kvl_spool_t *sp)
+{
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        rbuf_close(&sp->readers[i].rb);
+        kvl_buf_free(&sp->readers[i].rb.buf);
+    }
+    for (size_t i = 0; i < sp->n_pending; i++) {
+        close(sp->pending_fds[i]);
+    }
+    if (sp->active_fd >= 0) {
+        close(sp->active_fd);
+    }
+    if (sp->lock_fd >= 0) {
+        close(sp->lock_fd);
+    }
+    if (sp->dir_fd >= 0) {
+        close(sp->dir_fd);
+    }
+    kvl_buf_free(&sp->wbuf);
+    free(sp->segs);
+    free(sp->dir);
+    free(sp);
+}
+
+int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    set_err(err, errlen, "%s", "");
+    if (o->dir == NULL || o->dir[0] == '\0') {
+        set_err(err, errlen, "spool: no directory given");
+        return KVL_EINVAL;
+    }
+    if (o->n_readers == 0 || o->n_readers > KVL_SPOOL_MAX_READERS) {
+        set_err(err, errlen, "spool %s: between 1 and %d readers, not %zu", o->dir,
+                KVL_SPOOL_MAX_READERS, o->n_readers);
+        return KVL_EINVAL;
+    }
+    uint64_t max = o->max_bytes ? o->max_bytes : KVL_SPOOL_DEFAULT_MAX_BYTES;
+    uint64_t segb = o->segment_bytes ? o->segment_bytes : KVL_SPOOL_DEFAULT_SEGMENT_BYTES;
+    if (segb < KVL_SPOOL_MIN_SEGMENT_BYTES || max / 2 < segb) {
+        set_err(err, errlen,
+                "spool %s: max size (%" PRIu64 " bytes) must be at least twice the segment "
+                "size (%" PRIu64 " bytes, at least %u)",
+                o->dir, max, segb, KVL_SPOOL_MIN_SEGMENT_BYTES);
+        return KVL_EINVAL;
+    }
+    kvl_spool_t *sp = calloc(1, sizeof(*sp));
+    if (sp == NULL || (sp->dir = strdup(o->dir)) == NULL) {
+        free(sp);
+        set_err(err, errlen, "spool: out of memory");
+        return KVL_ENOMEM;
+    }
+    sp->dir_fd = sp->lock_fd = sp->active_fd = -1;
+    sp->max_bytes = max;
+    sp->segment_bytes = segb;
+    sp->sync_interval_ms = o->sync_interval_ms;
+    for (size_t i = 0; i < o->n_readers; i++) {
+        reader_t *r = &sp->readers[sp->n_readers++];
+        r->rb.fd = -1;
+        r->off = SEG_HDR;
+        const char *nm = o->readers[i];
+        if (nm == NULL || !valid_reader_name(nm)) {
+            set_err(err, errlen,
+                    "spool %s: reader name '%s' must be 1 to %d of A-Z a-z 0-9 _ . : - "
+                    "and not start with '.'",
+                    o->dir, nm ? nm : "(null)", KVL_SPOOL_READER_NAME_MAX);
+            free_all(sp);
+            return KVL_EINVAL;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(sp->readers[k].name, nm) == 0) {
+                set_err(err, errlen, "spool %s: reader '%s' named twice", o->dir, nm);
+                free_all(sp);
+                return KVL_EINVAL;
+            }
+        }
+        snprintf(r->name, sizeof(r->name), "%s", nm);
+    }
+    int rc = open_dir(sp, err, errlen);
+    uint64_t *names = NULL;
+    size_t n_names = 0;
+    if (rc == 0) {
+        rc = list_dir(sp, &names, &n_names);
+        if (rc != 0) {
+            set_err(err, errlen, "spool directory %s: cannot list it: %s", sp->dir,
+                    kvl_strerror(rc));
+        }
+    }
+    rbuf_t rb = {.fd = -1};
+    for (size_t i = 0; rc == 0 && i < n_names; i++) {
+        rc = load_segment(sp, names[i], i + 1 == n_names, &rb, err, errlen);
+        bool kept = sp->n_segs > 0 && sp->segs[sp->n_segs - 1].name_seq == names[i];
+        if (rc == 0 && kept && names[i] > sp->last_seq) {
+            sp->last_seq = names[i]; /* so no new segment can take an existing name */
+        }
+    }
+    rbuf_close(&rb);
+    kvl_buf_free(&rb.buf);
+    free(names);
+    for (size_t i = 0; rc == 0 && i < sp->n_readers; i++) {
+        rc = load_cursor(sp, &sp->readers[i], err, errlen);
+        if (sp->readers[i].acked > sp->last_seq) {
+            sp->last_seq = sp->readers[i].acked;
+        }
+    }
+    if (rc != 0) {
+        free_all(sp);
+        return rc;
+    }
+    collect(sp);
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        kvl_spool_rewind(sp, (int)i);
+    }
+    uint64_t records = 0;
+    for (size_t i = 0; i < sp->n_segs; i++) {
+        records += sp->segs[i].n_records;
+        sp->total_bytes += sp->segs[i].file_bytes;
+    }
+    KVL_LOG_INFO("spool", sp->dir,
+                 "opened: %zu segments, %" PRIu64 " records, %" PRIu64 " bytes, last seq %" PRIu64,
+                 sp->n_segs, records, sp->total_bytes, sp->last_seq);
+    *out = sp;
+    return 0;
+}
+
+void kvl_spool_free(kvl_spool_t *sp)
+{
+    if (sp == NULL) {
+        return;
+    }
+    if (sp->sync_interval_ms >= 0) {
+        kvl_spool_sync(sp);
+    }
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        reader_t *r = &sp->readers[i];
+        if (r->acked != r->saved) {
+            save_cursor(sp, r);
+        }
+    }
+    free_all(sp);
+}
+
+int kvl_spool_reader(const kvl_spool_t *sp, const char *name)
+{
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        if (strcmp(sp->readers[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return KVL_EINVAL;
+}
+
+uint64_t kvl_spool_last_seq(const kvl_spool_t *sp)
+{
+    return sp->last_seq;
+}
+
+/* --------------------------------------------------------------- append ---------------- */
+
+static void log_write_error(kvl_spool_t *sp, const char *what, int rc)
+{
+    sp->st.write_errors++;
+    if (!sp->write_failing) {
+        KVL_LOG_ERROR("spool", sp->dir, "%s: %s; batches are not spooled until this clears", what,
+                      kvl_strerror(rc));
+    }
+    sp->write_failing = true;
+}
+
+static int sync_fd(kvl_spool_t *sp, int fd, bool dir)
+{
+    int r = dir ? fsync(fd) : fdatasync(fd);
+    if (r != 0) {
+        int rc = -errno;
+        sp->st.sync_errors++;
+        if (!sp->sync_failing) {
+            KVL_LOG_ERROR("spool", sp->dir, "cannot sync to disk: %s", strerror(errno));
+        }
+        sp->sync_failing = true;
+        return rc;
+    }
+    return 0;
+}
+
+/* Stops appending to the active segment; keeps its descriptor for the next sync when it
+ * holds unsynced data. */
+static void roll(kvl_spool_t *sp)
+{
+    if (sp->active_fd < 0) {
+        return;
+    }
+    if (sp->active_dirty && sp->sync_interval_ms > 0) {
+        if (sp->n_pending == MAX_PENDING_FDS) {
+            sync_fd(sp, sp->pending_fds[0], false);
+            close(sp->pending_fds[0]);
+            memmove(sp->pending_fds, sp->pending_fds + 1,
+                    (MAX_PENDING_FDS - 1) * sizeof(sp->pending_fds[0]));
+            sp->n_pending--;
+        }
+        sp->pending_fds[sp->n_pending++] = sp->active_fd;
+    } else {
+        close(sp->active_fd);
+    }
+    sp->active_fd = -1;
+    sp->active_dirty = false;
+}
+
+/* Counts the records of segment s with seq > after, and their payload bytes. */
+static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_t *n,
+                        uint64_t *bytes)
+{
+    *n = 0;
+    *bytes = 0;
+    if (s->n_records == 0 || after >= s->last_seq) {
+        return;
+    }
+    if (after < s->first_seq) {
+        *n = s->n_records;
+        *bytes = s->payload_bytes;
+        return;
+    }
+    char name[32];
+    seg_name(name, sizeof(name), s->name_seq);
+    rbuf_t rb = {.fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC), .name_seq = s->name_seq};
+    uint64_t off = SEG_HDR, seen = 0, seen_bytes = 0;
+    while (rb.fd >= 0 && off < s->end) {
+        const uint8_t *h;
+        if (rbuf_get(&rb, off, REC_HDR, s->end, &h) != 0) {
+            break;
+        }
+        uint32_t len = get_u32(h);
+        if (get_u64(h + 8) > after) {
+            break;
+        }
+        seen++;
+        seen_bytes += len;
+        off += REC_HDR + len;
+    }
+    /* What could not be read is counted as not acknowledged. */
+    *n = s->n_records - seen;
+    *bytes = s->payload_bytes - seen_bytes;
+    rbuf_close(&rb);
+    kvl_buf_free(&rb.buf);
+}
+
+/* Deletes the oldest segment to make room, counting what readers lose. */
+static void drop_front(kvl_spool_t *sp)
+{
+    const seg_t *s = &sp->segs[0];
+    uint64_t most = 0, most_bytes = 0;
+    for (size_t i = 0; i < sp->n_readers; i++) {
+        reader_t *r = &sp->readers[i];
+        uint64_t n, bytes;
+        count_after(sp, s, r->acked, &n, &bytes);
+        r->dropped_records += n;
+        r->dropped_bytes += bytes;
+        if (n > most) {
+            most = n;
+            most_bytes = bytes;
+        }
+        if (s->n_records > 0 && r->acked < s->last_seq) {
+            r->acked = s->last_seq;
+        }
+    }
+    sp->st.dropped_records += most;
+    sp->st.dropped_bytes += most_bytes;
+    remove_front(sp);
+    uint64_t now = kvl_mono_ns();
+    if (most > 0 &&
+        (sp->drop_logged_records == 0 || now - sp->drop_logged_ns >= DROP_LOG_INTERVAL_NS)) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     "full (%" PRIu64 " bytes): dropped the oldest unacknowledged batches, %" PRIu64
+                     " (%" PRIu64 " bytes) so far",
+                     sp->max_bytes, sp->st.dropped_records, sp->st.dropped_bytes);
+        sp->drop_logged_ns = now;
+        sp->drop_logged_records = sp->st.dropped_records;
+    }
+}
+
+static int new_segment(kvl_spool_t *sp, uint64_t seq)
+{
+    char name[32];
+    seg_name(name, sizeof(name), seq);
+    int fd = openat(sp->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int rc = -errno;
+        log_write_error(sp, "cannot create a spool segment", rc);
+        return rc;
+    }
+    uint8_t h[SEG_HDR];
+    make_header(h);
+    seg_t s = {.name_seq = seq, .end = SEG_HDR, .file_bytes = SEG_HDR};
+    int rc = pwrite_full(fd, h, sizeof(h), 0);
+    if (rc == 0) {
+        rc = segs_push(sp, &s);
+    }
+    if (rc != 0) {
+        log_write_error(sp, "cannot write a spool segment", rc);
+        close(fd);
+        unlinkat(sp->dir_fd, name, 0);
+        return rc;
+    }
+    sp->active_fd = fd;
+    sp->active_dirty = true;
+    sp->dir_dirty = true;
+    sp->total_bytes += SEG_HDR;
+    return 0;
+}
+
+int kvl_spool_append(kvl_spool_t *sp, uint64_t seq, const void *data, size_t len)
+{
+    uint64_t need = REC_HDR + (uint64_t)len;
+    if (seq <= sp->last_seq || len == 0 || len > KVL_SPOOL_RECORD_MAX ||
+        need + SEG_HDR > sp->max_bytes / 2) {
+        return KVL_EINVAL;
+    }
+    if (sp->active_fd >= 0) {
+        seg_t *a = &sp->segs[sp->n_segs - 1];
+        if (a->n_records > 0 && a->end + need > sp->segment_bytes) {
+            roll(sp);
+        }
+    }
+    uint64_t extra = need + (sp->active_fd < 0 ? SEG_HDR : 0);
+    while (sp->total_bytes + extra > sp->max_bytes && sp->n_segs > 0 && !is_active(sp, 0)) {
+        drop_front(sp);
+    }
+    if (sp->active_fd < 0) {
+        int rc = new_segment(sp, seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    seg_t *a = &sp->segs[sp->n_segs - 1];
+    kvl_buf_reset(&sp->wbuf);
+    if (kvl_buf_reserve(&sp->wbuf, (size_t)need) != 0) {
+        return KVL_ENOMEM;
+    }
+    uint8_t *h = sp->wbuf.data;
+    put_u32(h, (uint32_t)len);
+    put_u64(h + 8, seq);
+    put_u32(h + 4, record_crc(h, data, (uint32_t)len));
+    memcpy(h + REC_HDR, data, len);
+    int rc = pwrite_full(sp->active_fd, h, (size_t)need, a->end);
+    if (rc != 0) {
+        log_write_error(sp, "cannot write to the spool", rc);
+        if (ftruncate(sp->active_fd, (off_t)a->end) != 0) {
+            /* The partial record stays beyond a->end; start a new segment next time. On
+             * the next open that segment's tail is skipped as damage, losing nothing. */
+            struct stat stb;
+            if (fstat(sp->active_fd, &stb) == 0 && (uint64_t)stb.st_size > a->file_bytes) {
+                sp->total_bytes += (uint64_t)stb.st_size - a->file_bytes;
+                a->file_bytes = (uint64_t)stb.st_size;
+            }
+            roll(sp);
+        }
+        return rc;
+    }
+    if (sp->write_failing) {
+        KVL_LOG_INFO("spool", sp->dir, "writing to the spool works again");
+        sp->write_failing = false;
+    }
+    if (a->n_records == 0) {
+        a->first_seq = seq;
+    }
+    a->last_seq = seq;
+    a->n_records++;
+    a->payload_bytes += len;
+    a->end += need;
+    a->file_bytes = a->end;
+    sp->total_bytes += need;
+    sp->last_seq = seq;
+    sp->active_dirty = true;
+    if (sp->sync_interval_ms == 0) {
+        kvl_spool_sync(sp);
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- readers --------------- */
+
+static reader_t *get_reader(kvl_spool_t *sp, int i)
+{
+    return i >= 0 && (size_t)i < sp->n_readers ? &sp->readers[i] : NULL;
+}
+
+void kvl_spool_rewind(kvl_spool_t *sp, int reader)
+{
+    reader_t *r = get_reader(sp, reader);
+    if (r == NULL) {
+        return;
+    }
+    size_t i = 0;
+    while (i + 1 < sp->n_segs && (sp->segs[i].n_records == 0 || sp->segs[i].last_seq <= r->acked)) {
+        i++;
+    }
+    r->seg = i;
+    r->off = SEG_HDR;
+}
+
+/* A read found a record that no longer checks: the rest of the segment is skipped. */
+static void damaged_on_read(kvl_spool_t *sp, reader_t *r, seg_t *s, const char *why)
+{
+    char name[32];
+    seg_name(name, sizeof(name), s->name_seq);
+    uint64_t cut = s->end - r->off;
+    KVL_LOG_ERROR("spool", sp->dir,
+                  "%s: damaged record (%s at offset %" PRIu64 "): the remaining %" PRIu64
+                  " bytes of this segment are skipped",
+                  name, why, r->off, cut);
+    sp->st.cut_bytes += cut;
+    /* Recount what is left before the damage so the statistics stay true. */
+    scan_t sc;
+    if (scan_records(&r->rb, r->off, s->name_seq, &sc) == 0) {
+        s->first_seq = sc.first_seq;
+        s->last_seq = sc.last_seq;
+        s->n_records = sc.n_records;
+        s->payload_bytes = sc.payload_bytes;
+    }
+    s->end = r->off;
+    if (is_active(sp, (size_t)(s - sp->segs))) {
+        roll(sp); /* appending after damage would hide the new records from readers */
+    }
+}
+
+int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
+{
+    reader_t *r = get_reader(sp, reader);
+    if (r == NULL) {
+        return KVL_EINVAL;
+    }
+    for (;;) {
+        if (r->seg >= sp->n_segs) {
+            return 0;
+        }
+        seg_t *s = &sp->segs[r->seg];
+        if (r->off < SEG_HDR) {
+            r->off = SEG_HDR;
+        }
+        if (r->off >= s->end || s->n_records == 0) {
+            if (r->seg + 1 < sp->n_segs) {
+                r->seg++;
+                r->off = SEG_HDR;
+                continue;
+            }
+            return 0;
+        }
+        if (r->rb.fd < 0 || r->rb.name_seq != s->name_seq) {
+            rbuf_close(&r->rb);
+            char name[32];
+            seg_name(name, sizeof(name), s->name_seq);
+            r->rb.fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
+            if (r->rb.fd < 0) {
+                int rc = -errno;
+                KVL_LOG_ERROR("spool", sp->dir, "cannot open %s: %s", name, strerror(errno));
+                return rc;
+            }
+            r->rb.name_seq = s->name_seq;
+        }
+        const uint8_t *h;
+        int rc = rbuf_get(&r->rb, r->off, REC_HDR, s->end, &h);
+        if (rc < 0) {
+            return rc;
+        }
+        uint32_t len = rc == 0 ? get_u32(h) : 0;
+        if (rc == 1 || len == 0 || len > KVL_SPOOL_RECORD_MAX || s->end - r->off - REC_HDR < len) {
+            damaged_on_read(sp, r, s, "bad record length");
+            continue;
+        }
+        uint8_t hdr[REC_HDR];
+        memcpy(hdr, h, REC_HDR);
+        uint64_t rseq = get_u64(hdr + 8);
+        if (rseq <= r->acked) {
+            r->off += REC_HDR + len;
+            continue;
+        }
+        const uint8_t *payload;
+        rc = rbuf_get(&r->rb, r->off + REC_HDR, len, s->end, &payload);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1 || record_crc(hdr, payload, len) != get_u32(hdr + 4)) {
+            damaged_on_read(sp, r, s, "checksum mismatch");
+            continue;
+        }
+        kvl_buf_reset(out);
+        if (kvl_buf_append(out, payload, len) != 0) {
+            return KVL_ENOMEM;
+        }
+        r->off += REC_HDR + len;
+        *seq = rseq;
+        return 1;
+    }
+}
+
+int kvl_spool_ack(kvl_spool_t *sp, int reader, uint64_t seq)
+{
+    reader_t *r = get_reader(sp, reader);
+    if (r == NULL) {
+        return KVL_EINVAL;
+    }
+    if (seq <= r->acked) {
+        return 0;
+    }
+    r->acked = seq;
+    if (seq > sp->last_seq) {
+        sp->last_seq = seq; /* acknowledged by a collector that saw it: never reuse it */
+    }
+    save_cursor(sp, r);
+    collect(sp);
+    return 0;
+}
+
+/* --------------------------------------------------------------- sync ------------------ */
+
+int kvl_spool_sync_prepare(kvl_spool_t *sp, kvl_spool_sync_job_t *job)
+{
+    job->n = 0;
+    job->dir_fd = -1;
+    job->err = 0;
+    for (size_t i = 0; i < sp->n_pending; i++) {
+        job->fds[job->n++] = sp->pending_fds[i]; /* ownership moves to the job */
+    }
+    sp->n_pending = 0;
+    if (sp->active_fd >= 0 && sp->active_dirty) {
+        int fd = dup(sp->active_fd);
+        if (fd < 0) {
+            job->err = -errno;
+        } else {
+            job->fds[job->n++] = fd;
+            sp->active_dirty = false;
+        }
+    }
+    if (sp->dir_dirty) {
+        int fd = dup(sp->dir_fd);
+        if (fd < 0) {
+            job->err = -errno;
+        } else {
+            job->dir_fd = fd;
+            sp->dir_dirty = false;
+        }
+    }
+    if (job->err != 0 && job->n == 0 && job->dir_fd < 0) {
+        return job->err;
+    }
+    return job->n > 0 || job->dir_fd >= 0;
+}
+
+void kvl_spool_sync_run(kvl_spool_sync_job_t *job)
+{
+    for (size_t i = 0; i < job->n; i++) {
+        if (fdatasync(job->fds[i]) != 0 && job->err == 0) {
+            job->err = -errno;
+        }
+        close(job->fds[i]);
+    }
+    job->n = 0;
+    if (job->dir_fd >= 0) {
+        if (fsync(job->dir_fd) != 0 && job->err == 0) {
+            job->err = -errno;
+        }
+        close(job->dir_fd);
+        job->dir_fd = -1;
+    }
+}
+
+void kvl_spool_sync_done(kvl_spool_t *sp, kvl_spool_sync_job_t *job)
+{
+    if (job->err != 0) {
+        sp->st.sync_errors++;
+        if (!sp->sync_failing) {
+            KVL_LOG_ERROR("spool", sp->dir, "cannot sync to disk: %s", kvl_strerror(job->err));
+        }
+        sp->sync_failing = true;
+    } else if (sp->sync_failing) {
+        KVL_LOG_INFO("spool", sp->dir, "syncing to disk works again");
+        sp->sync_failing = false;
+    }
+}
+
+int kvl_spool_sync(kvl_spool_t *sp)
+{
+    kvl_spool_sync_job_t job;
+    int rc = kvl_spool_sync_prepare(sp, &job);
+    if (rc <= 0) {
+        return rc;
+    }
+    kvl_spool_sync_run(&job);
+    kvl_spool_sync_done(sp, &job);
+    return job.err;
+}
+
+/* --------------------------------------------------------------- statistics ------------ */
+
+void kvl_spool_stats(const kvl_spool_t *sp, kvl_spool_stats_t *st)
+{
+    *st = sp->st;
+    st->bytes = sp->total_bytes;
+    st->segments = sp->n_segs;
+    st->records = 0;
+    for (size_t i = 0; i < sp->n_segs; i++) {
+        st->records += sp->segs[i].n_records;
+    }
+}
+
+void kvl_spool_reader_stats(const kvl_spool_t *sp, int reader, kvl_spool_reader_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (reader < 0 || (size_t)reader >= sp->n_readers) {
+        return;
+    }
+    const reader_t *r = &sp->readers[reader];
+    st->acked_seq = r->acked;
+    st->dropped_records = r->dropped_records;
+    st->dropped_bytes = r->dropped_bytes;
+}
