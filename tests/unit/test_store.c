@@ -504,6 +504,98 @@ static void test_fractional_time(void **state)
     rm_tree(root);
 }
 
+/* A metric group: its family is the file's data sources; rows and scalars have their own
+ * paths; a file made with other metrics skips the new ones instead of failing the batch. */
+static void test_group(void **state)
+{
+    KVL_UNUSED(state);
+    char root[] = "/tmp/kvl-test-store-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kvl_archive_spec_t archives[] = {{0, 3600000}};
+    kvl_store_cfg_t cfg = {
+        .data_dir = root, .archives = archives, .n_archives = 1, .consolidations = cfs};
+    kvl_store_t *s = kvl_store_new(&loop, &cfg);
+    assert_non_null(s);
+
+    static const char *const m1[] = {"used_bytes", "size_bytes", "cpu_idle"};
+    static const kvl_kind_t k1[] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_COUNTER};
+    kvl_family_t fam = {.name = "hr-storage", .n = 3, .metrics = m1, .kinds = k1, .id = 4};
+    kvl_store_job_t *j = kvl_store_job_new();
+    for (int k = 0; k <= 3; k++) {
+        kvl_store_value_t v[] = {
+            {.metric = "used_bytes", .value = 1000 + (uint64_t)k},
+            {.metric = "size_bytes", .value = 4096},
+            {.metric = "cpu_idle", .value = (uint64_t)k * 600},
+        };
+        kvl_store_row_t row = {.site = "dc1",
+                               .device = "srv1",
+                               .scope = KVL_SCOPE_GROUP,
+                               .instance = "/var",
+                               .family = &fam,
+                               .interval_s = STEP,
+                               .time_ms = (T0 + (int64_t)k * STEP) * 1000,
+                               .values = v,
+                               .n_values = 3};
+        assert_int_equal(kvl_store_job_add(j, &row), 0);
+        row.instance = ""; /* the group's scalars */
+        assert_int_equal(kvl_store_job_add(j, &row), 0);
+    }
+    kvl_store_result_t r = run_job(&loop, s, j);
+    assert_int_equal(r.created, 2);
+    assert_int_equal(r.rows, 8);
+    assert_int_equal(r.errors, 0);
+
+    char path[512], want[512];
+    assert_int_equal(
+        kvl_store_group_path(root, "dc1", "srv1", "hr-storage", "/var", path, sizeof(path)), 0);
+    snprintf(want, sizeof(want), "%s/dc1/srv1/_hr-storage/%%2Fvar.rrd", root);
+    assert_string_equal(path, want);
+    assert_info(path, "ds[used_bytes].type", "GAUGE");
+    assert_info(path, "ds[cpu_idle].type", "DERIVE");
+    assert_info(path, "ds[in_octets].type", "(absent)");
+    fetched_t f;
+    fetch(path, "AVERAGE", T0, T0 + 3 * STEP, &f);
+    assert_near(value_at(&f, T0 + 2 * STEP, "used_bytes"), 1002, "used_bytes", T0 + 2 * STEP);
+    assert_near(value_at(&f, T0 + 2 * STEP, "cpu_idle"), 10, "cpu_idle", T0 + 2 * STEP);
+    assert_int_equal(
+        kvl_store_group_path(root, "dc1", "srv1", "hr-storage", "", path, sizeof(path)), 0);
+    snprintf(want, sizeof(want), "%s/dc1/srv1/_hr-storage.rrd", root);
+    assert_string_equal(path, want);
+    assert_int_equal(access(path, R_OK), 0);
+    assert_int_equal(kvl_store_path(root, "dc1", "srv1", KVL_SCOPE_GROUP, "", path, sizeof(path)),
+                     KVL_EINVAL);
+
+    /* The group gains a metric: the old file skips it, the batch still goes through. */
+    static const char *const m2[] = {"used_bytes", "size_bytes", "cpu_idle", "files"};
+    static const kvl_kind_t k2[] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_COUNTER,
+                                    KVL_KIND_GAUGE};
+    kvl_family_t fam2 = {.name = "hr-storage", .n = 4, .metrics = m2, .kinds = k2, .id = 4};
+    j = kvl_store_job_new();
+    kvl_store_value_t v2[] = {{.metric = "used_bytes", .value = 7},
+                              {.metric = "files", .value = 9}};
+    kvl_store_row_t row2 = {.site = "dc1",
+                            .device = "srv1",
+                            .scope = KVL_SCOPE_GROUP,
+                            .instance = "/var",
+                            .family = &fam2,
+                            .interval_s = STEP,
+                            .time_ms = (T0 + 5 * STEP) * 1000,
+                            .values = v2,
+                            .n_values = 2};
+    assert_int_equal(kvl_store_job_add(j, &row2), 0);
+    /* A group row without its family cannot be filed. */
+    row2.family = NULL;
+    assert_int_equal(kvl_store_job_add(j, &row2), KVL_EINVAL);
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.skipped, 2);
+    kvl_store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rm_tree(root);
+}
+
 static void test_new_fails(void **state)
 {
     KVL_UNUSED(state);
@@ -530,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_path),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_fractional_time),
+        cmocka_unit_test(test_group),
         cmocka_unit_test(test_new_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
