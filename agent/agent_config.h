@@ -12,6 +12,13 @@
  *   reconnect_max: 30s            # longest wait between connection attempts
  *   max_inflight: 500             # SNMP requests in flight at once, all devices together
  *
+ *   tls:                          # mutual TLS to the collector (or `insecure: true`,
+ *     ca: /etc/kaaval/ca.crt      #   plain TCP, logged as a warning; one is required)
+ *     cert: /etc/kaaval/blk-tvm-north-01.crt   # subject CN must equal `id`
+ *     key: /etc/kaaval/blk-tvm-north-01.key    # packaging/kaaval-certs.sh makes these
+ *     server_name: noc-col-1      # optional: the name the collector's certificate must
+ *                                 #   carry (default: the host or IP of `collector:`)
+ *
  *   credentials:                  # named credential sets, referenced by name below
  *     - name: campus-ro           # SNMP v1 / v2c: a community
  *       version: 2c               # 1 or 2c (2c when left out and no user is given)
@@ -79,6 +86,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "tls_config.h"
 
 typedef enum {
     KVL_SNMP_V1 = 0,
@@ -166,6 +175,7 @@ typedef struct kvl_agent_cfg {
     int64_t max_queue;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
+    kvl_tls_cfg_t tls; /* `tls:` or `insecure: true` (see tls_config.h) */
     kvl_credentials_t *credentials;
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */
