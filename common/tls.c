@@ -150,13 +150,22 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 
 static void info_cb(const SSL *ssl, int where, int ret)
 {
-    if (!(where & SSL_CB_READ_ALERT) || (ret >> 8) != SSL3_AL_FATAL) {
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT || (ret >> 8) != SSL3_AL_FATAL) {
         return;
     }
     kvl_tls_t *t = SSL_get_app_data(ssl);
-    if (t != NULL && t->alert[0] == '\0') {
-        snprintf(t->alert, sizeof(t->alert), "the peer ended the handshake with the alert '%s'",
-                 SSL_alert_desc_string_long(ret));
+    if (t == NULL || t->alert[0] != '\0') {
+        return;
+    }
+    /* OpenSSL 3.0 names no TLS 1.3 alert; the one that matters here is 116 (RFC 8446). */
+    int code = ret & 0xff;
+    const char *desc = code == 116 ? "certificate required" : SSL_alert_desc_string_long(ret);
+    if (strcmp(desc, "unknown") == 0) {
+        snprintf(t->alert, sizeof(t->alert), "the peer ended the session with TLS alert %d",
+                 code);
+    } else {
+        snprintf(t->alert, sizeof(t->alert), "the peer ended the session with the alert '%s'",
+                 desc);
     }
 }
 
@@ -186,11 +195,13 @@ kvl_tls_ctx_t *kvl_tls_ctx_new(kvl_tls_role_t role, const char *ca_file, const c
     } else if (SSL_CTX_load_verify_locations(sc, ca_file, NULL) != 1) {
         what = "cannot read the CA certificate";
         file = ca_file;
+    } else if (cert_file == NULL && role == KVL_TLS_CLIENT) {
+        /* A client without a certificate (tests): the collector refuses it. */
     } else if (SSL_CTX_use_certificate_chain_file(sc, cert_file) != 1) {
         what = "cannot read this side's certificate";
         file = cert_file;
     } else if (SSL_CTX_use_PrivateKey_file(sc, key_file, SSL_FILETYPE_PEM) != 1) {
-        what = "cannot read the private key";
+        what = "cannot use the private key (or it does not belong to the certificate)";
         file = key_file;
     } else if (SSL_CTX_check_private_key(sc) != 1) {
         what = "the private key does not belong to the certificate";

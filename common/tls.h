@@ -41,8 +41,9 @@ typedef enum {
 } kvl_tls_role_t;
 
 /* Makes a context from PEM files: the CA certificate(s) peers are verified against, this
- * side's certificate (chain) and its private key. Returns NULL and writes why (naming the
- * file) into err. */
+ * side's certificate (chain) and its private key. A client may pass NULL for both (it then
+ * shows no certificate, which the collector refuses; for tests). Returns NULL and writes
+ * why (naming the file) into err. */
 kvl_tls_ctx_t *kvl_tls_ctx_new(kvl_tls_role_t role, const char *ca_file, const char *cert_file,
                                const char *key_file, char *err, size_t errlen);
 /* NULL-safe. Sessions made from the context keep it alive until they are freed. */
