@@ -420,6 +420,7 @@ static void drop_tls(kvl_uplink_t *u, const char *what, const kvl_tls_t *t)
 {
     char why[900];
     snprintf(why, sizeof(why), "%s: %s", what, kvl_tls_error(t));
+    flush_tls(u); /* the alert that tells the collector why */
     if (!u->logged_down) {
         KVL_LOG_ERROR("uplink", u->cfg->collector, "%s; %zu batches wait, retrying", why,
                       u->n_pending);
@@ -429,7 +430,8 @@ static void drop_tls(kvl_uplink_t *u, const char *what, const kvl_tls_t *t)
 }
 
 /* Decrypts bytes read into c->plain, answers the handshake, and says Hello once it is
- * done. Returns 0, or -1 after dropping the connection. */
+ * done. Returns 0, 1 when the collector ended the session (the bytes before its
+ * close_notify are in c->plain), or -1 after dropping the connection. */
 static int tls_read(kvl_uplink_t *u, conn_t *c, const void *data, size_t len)
 {
     bool was_established = kvl_tls_established(c->tls);
@@ -442,23 +444,20 @@ static int tls_read(kvl_uplink_t *u, conn_t *c, const void *data, size_t len)
         int frc = flush_tls(u);
         rc = rc == 0 ? frc : rc;
     }
-    if (rc == KVL_ECLOSED) {
-        drop_conn(u, "collector ended the TLS session", 0);
-        return -1;
-    }
-    if (rc != 0) {
+    if (rc != 0 && rc != KVL_ECLOSED) {
         drop_conn(u, "TLS write failed", rc);
         return -1;
     }
     if (!was_established && kvl_tls_established(c->tls)) {
         KVL_LOG_INFO("uplink", u->cfg->collector, "TLS established (%s), collector verified",
                      kvl_tls_describe(c->tls));
-        if ((rc = send_hello(u)) != 0) {
-            drop_conn(u, "cannot start the session", rc);
+        int hrc = send_hello(u);
+        if (hrc != 0) {
+            drop_conn(u, "cannot start the session", hrc);
             return -1;
         }
     }
-    return 0;
+    return rc == KVL_ECLOSED ? 1 : 0;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -474,11 +473,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     int rc;
+    bool tls_ended = false;
     if (c->tls != NULL) {
-        if (tls_read(u, c, buf->base, (size_t)nread) != 0) {
+        int trc = tls_read(u, c, buf->base, (size_t)nread);
+        if (trc < 0) {
             free(buf->base);
             return; /* dropped */
         }
+        tls_ended = trc == 1;
         rc = kvl_frame_reader_feed(&c->reader, c->plain.data, c->plain.len);
         kvl_buf_reset(&c->plain);
     } else {
@@ -525,6 +527,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (rc < 0 && !c->closing) {
         drop_conn(u, "bad frame from collector", rc);
+        return;
+    }
+    if (tls_ended && !c->closing) {
+        drop_conn(u, "collector ended the TLS session", 0);
     }
 }
 

@@ -360,6 +360,7 @@ static int tls_read(conn_t *c, const void *data, size_t len)
     bool was_established = kvl_tls_established(c->tls);
     int rc = kvl_tls_feed(c->tls, data, len, &c->plain);
     if (rc == KVL_ETLS) {
+        tls_flush(c); /* the alert that tells the agent why */
         char why[900];
         snprintf(why, sizeof(why), "TLS %s failed: %s", was_established ? "session" : "handshake",
                  kvl_tls_error(c->tls));
