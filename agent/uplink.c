@@ -2,10 +2,10 @@
  * uplink.c — the agent's TCP connection to the collector (see uplink.h).
  *
  * States: idle (waiting to reconnect) → resolving (uv_getaddrinfo, off the loop) →
- * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready. In ready, queued batches are
- * written in sequence order with at most WINDOW_BYTES in flight; an Ack drops every batch
- * up to its sequence number. Any error closes the connection; all unacknowledged batches
- * become unsent again and the next attempt follows a backoff of 1 s doubling up to
+ * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready. In
+ * ready, queued batches are written in sequence order with at most WINDOW_BYTES in flight; an Ack
+ * drops every batch up to its sequence number. Any error closes the connection; all unacknowledged
+ * batches become unsent again and the next attempt follows a backoff of 1 s doubling up to
  * reconnect_max.
  *
  * TLS (common/tls.h) sits between the socket and the frames: bytes read go through
@@ -107,8 +107,8 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
                      "encrypted and the collector is not authenticated");
     } else {
         char err[512];
-        u->tls_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cfg->tls.ca, cfg->tls.cert, cfg->tls.key,
-                                     err, sizeof(err));
+        u->tls_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
+                                     sizeof(err));
         if (u->tls_ctx == NULL) {
             KVL_LOG_ERROR("uplink", cfg->collector, "TLS: %s", err);
             free(u);
@@ -559,8 +559,8 @@ static void on_connect(uv_connect_t *req, int status)
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc == 0 && u->tls_ctx != NULL) {
         /* Hello follows once the handshake is done (tls_read). */
-        const char *name = u->cfg->tls.server_name ? u->cfg->tls.server_name
-                                                   : u->cfg->collector_host;
+        const char *name =
+            u->cfg->tls.server_name ? u->cfg->tls.server_name : u->cfg->collector_host;
         c->tls = kvl_tls_new(u->tls_ctx, name);
         rc = c->tls == NULL ? KVL_ENOMEM : kvl_tls_handshake(c->tls);
         if (rc == KVL_ETLS) {

@@ -391,8 +391,7 @@ static const char *check_identity(conn_t *c, const char *agent_id, char *why, si
         return "the agent's certificate has no single subject CN to identify it by";
     }
     if (strcmp(cn, agent_id) != 0) {
-        snprintf(why, len, "agent id '%s' does not match its certificate (CN '%s')", agent_id,
-                 cn);
+        snprintf(why, len, "agent id '%s' does not match its certificate (CN '%s')", agent_id, cn);
         return why;
     }
     return NULL;
@@ -805,8 +804,8 @@ kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kv
                      "peer may claim any agent id, and nothing is encrypted");
     } else {
         char err[512];
-        in->tls_ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert, cfg->tls.key,
-                                      err, sizeof(err));
+        in->tls_ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
+                                      sizeof(err));
         if (in->tls_ctx == NULL) {
             KVL_LOG_ERROR("ingest", cfg->listen, "TLS: %s", err);
             free(in);

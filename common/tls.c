@@ -161,8 +161,7 @@ static void info_cb(const SSL *ssl, int where, int ret)
     int code = ret & 0xff;
     const char *desc = code == 116 ? "certificate required" : SSL_alert_desc_string_long(ret);
     if (strcmp(desc, "unknown") == 0) {
-        snprintf(t->alert, sizeof(t->alert), "the peer ended the session with TLS alert %d",
-                 code);
+        snprintf(t->alert, sizeof(t->alert), "the peer ended the session with TLS alert %d", code);
     } else {
         snprintf(t->alert, sizeof(t->alert), "the peer ended the session with the alert '%s'",
                  desc);
@@ -265,8 +264,8 @@ kvl_tls_t *kvl_tls_new(kvl_tls_ctx_t *ctx, const char *peer_name)
     if (t->ssl == NULL || t->in == NULL || t->out == NULL) {
         goto fail;
     }
-    BIO_set_mem_eof_return(t->in, -1); /* empty means "wait for more", not end of stream */
-    SSL_set_bio(t->ssl, t->in, t->out);  /* the SSL owns both from here on */
+    BIO_set_mem_eof_return(t->in, -1);  /* empty means "wait for more", not end of stream */
+    SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both from here on */
     SSL_set_app_data(t->ssl, t);
     if (ctx->role == KVL_TLS_CLIENT) {
         if (peer_name == NULL || peer_name[0] == '\0') {
@@ -322,12 +321,15 @@ static int fail(kvl_tls_t *t, int ssl_err)
     } else if (t->alert[0] != '\0') {
         snprintf(t->err, sizeof(t->err), "%s", t->alert);
     } else if (strcmp(q, "peer did not return a certificate") == 0) {
-        snprintf(t->err, sizeof(t->err), "the peer sent no certificate (one signed by the "
-                                         "configured CA is required)");
+        snprintf(t->err, sizeof(t->err),
+                 "the peer sent no certificate (one signed by the "
+                 "configured CA is required)");
     } else if (strcmp(q, "wrong version number") == 0 || strcmp(q, "http request") == 0 ||
                strcmp(q, "packet length too long") == 0) {
-        snprintf(t->err, sizeof(t->err), "%s (the peer does not speak TLS: insecure on one "
-                                         "side only?)", q);
+        snprintf(t->err, sizeof(t->err),
+                 "%s (the peer does not speak TLS: insecure on one "
+                 "side only?)",
+                 q);
     } else {
         snprintf(t->err, sizeof(t->err), "%s", q);
     }

@@ -4,10 +4,10 @@
  */
 #include "tls_config.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <unistd.h>
 
 #include "kvl.h"

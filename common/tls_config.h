@@ -26,7 +26,7 @@ typedef struct kvl_tls_cfg {
     char *key;
     char *server_name; /* agent only; NULL: the collector's host */
     bool insecure;
-    bool given;        /* a `tls:` mapping was read */
+    bool given; /* a `tls:` mapping was read */
 } kvl_tls_cfg_t;
 
 /* KVL_CFG_CUSTOM parsers for `tls:` into a kvl_tls_cfg_t: the agent's (with server_name)

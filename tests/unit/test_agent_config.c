@@ -25,7 +25,6 @@
 /* The three required settings, lines 1 to 3. */
 #define HEAD "id: a1\nsite: tvm-north\ncollector: 127.0.0.1:5140\n"
 
-
 /* Every configuration needs `tls:` or `insecure: true`; the texts here are about other
  * settings, so a top-level `insecure: true` is added after their last line (line numbers
  * in expected errors stay as written). Texts without any key are passed as they are. */
@@ -121,7 +120,7 @@ static const char example[] = "# kaaval-agent example configuration.\n"
                               "    retries: 0\n"
                               "    interval: 120s\n"
                               "    max_repetitions: 200\n"
-                             "insecure: true\n";
+                              "insecure: true\n";
 
 static void test_example(void **state)
 {

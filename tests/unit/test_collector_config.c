@@ -29,7 +29,6 @@
 /* The two required settings, lines 1 and 2. */
 #define HEAD "listen: 0.0.0.0:5140\ndata_dir: /var/lib/kaaval\n"
 
-
 /* Every configuration needs `tls:` or `insecure: true`; the texts here are about other
  * settings, so a top-level `insecure: true` is added after their last line (line numbers
  * in expected errors stay as written). Texts without any key are passed as they are. */

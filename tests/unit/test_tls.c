@@ -204,8 +204,8 @@ static void run_pair(pair_t *p, const char *cli_cert, const char *cli_key, const
     if (p->srv_ctx == NULL) {
         fail_msg("server context: %s", err);
     }
-    p->cli_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cert_path("ca.crt"), cli_cert, cli_key, err,
-                                 sizeof(err));
+    p->cli_ctx =
+        kvl_tls_ctx_new(KVL_TLS_CLIENT, cert_path("ca.crt"), cli_cert, cli_key, err, sizeof(err));
     if (p->cli_ctx == NULL) {
         fail_msg("client context: %s", err);
     }
@@ -226,9 +226,8 @@ static void run_pair(pair_t *p, const char *cli_cert, const char *cli_key, const
     p->cli.tcp.data = &p->cli;
     p->cli.open = true;
     p->connect.data = p;
-    assert_int_equal(uv_tcp_connect(&p->connect, &p->cli.tcp, (const struct sockaddr *)&addr,
-                                    on_connect),
-                     0);
+    assert_int_equal(
+        uv_tcp_connect(&p->connect, &p->cli.tcp, (const struct sockaddr *)&addr, on_connect), 0);
     uv_timer_t check;
     uv_timer_init(&p->loop, &p->deadline);
     uv_timer_init(&p->loop, &check);
@@ -356,9 +355,9 @@ static void test_bad_files(void **state)
 {
     KVL_UNUSED(state);
     char err[512];
-    kvl_tls_ctx_t *c = kvl_tls_ctx_new(KVL_TLS_SERVER, cert_path("missing.crt"),
-                                       cert_path("collector.crt"), cert_path("collector.key"),
-                                       err, sizeof(err));
+    kvl_tls_ctx_t *c =
+        kvl_tls_ctx_new(KVL_TLS_SERVER, cert_path("missing.crt"), cert_path("collector.crt"),
+                        cert_path("collector.key"), err, sizeof(err));
     assert_null(c);
     assert_contains(err, "missing.crt");
     c = kvl_tls_ctx_new(KVL_TLS_SERVER, cert_path("ca.crt"), cert_path("collector.crt"),
@@ -377,9 +376,12 @@ int main(void)
     }
     snprintf(certs, sizeof(certs), "%s", dir);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),           cmocka_unit_test(test_other_ca),
-        cmocka_unit_test(test_no_client_cert), cmocka_unit_test(test_expired),
-        cmocka_unit_test(test_wrong_server_name), cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_other_ca),
+        cmocka_unit_test(test_no_client_cert),
+        cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_wrong_server_name),
+        cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
