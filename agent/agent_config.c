@@ -923,6 +923,10 @@ static const kvl_cfg_field_t top_fields[] = {
      "SNMP requests in flight at once over all devices (500)"},
     {"spool", KVL_CFG_CUSTOM, CFG(spool), 0, 0, NULL, parse_spool, 0,
      "the disk spool: dir, max_size, sync_interval"},
+    {"tls", KVL_CFG_CUSTOM, CFG(tls), 0, 0, NULL, kvl_tls_cfg_parse_client, 0,
+     "mutual TLS: ca, cert, key, optional server_name"},
+    {"insecure", KVL_CFG_BOOL, CFG(tls.insecure), 0, 0, NULL, NULL, 0,
+     "true: plain TCP to the collector, no authentication (instead of tls)"},
     {"credentials", KVL_CFG_CUSTOM, offsetof(top_t, credentials), 0, 0, NULL, remember_node, 0,
      "named credential sets"},
     {"defaults", KVL_CFG_CUSTOM, offsetof(top_t, defaults), 0, 0, NULL, remember_node, 0,
@@ -943,6 +947,7 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     free(c->site);
     free(c->collector);
     free(c->spool.dir);
+    kvl_tls_cfg_free(&c->tls);
     for (size_t i = 0; i < c->n_devices; i++) {
         device_free(&c->devices[i]);
     }
@@ -1102,6 +1107,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
     device_init(&defaults.d);
     defaults.cfg = &t.cfg;
     int rc = kvl_cfg_apply(kvl_cfg_root(y), top_fields, &t);
+    if (rc == 0) {
+        rc = kvl_tls_cfg_check(kvl_cfg_root(y), &t.cfg.tls);
+    }
     if (rc == 0) {
         rc = read_credentials(&t.cfg, t.credentials);
     }

@@ -20,6 +20,12 @@
  *                                 #   block HQ agent (~5,000 series at 60 s, ~100 MB a day)
  *     sync_interval: 1s           # how often written batches are forced to disk: a power
  *                                 #   cut loses at most this much; 0: every batch (slow)
+ *   tls:                          # mutual TLS to the collector (or `insecure: true`,
+ *     ca: /etc/kaaval/ca.crt      #   plain TCP, logged as a warning; one is required)
+ *     cert: /etc/kaaval/blk-tvm-north-01.crt   # subject CN must equal `id`
+ *     key: /etc/kaaval/blk-tvm-north-01.key    # packaging/kaaval-certs.sh makes these
+ *     server_name: noc-col-1      # optional: the name the collector's certificate must
+ *                                 #   carry (default: the host or IP of `collector:`)
  *
  *   credentials:                  # named credential sets, referenced by name below
  *     - name: campus-ro           # SNMP v1 / v2c: a community
@@ -88,6 +94,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "tls_config.h"
 
 typedef enum {
     KVL_SNMP_V1 = 0,
@@ -183,6 +191,7 @@ typedef struct kvl_agent_cfg {
     int64_t reconnect_max_ms;
     int64_t max_inflight;
     kvl_spool_cfg_t spool;
+    kvl_tls_cfg_t tls; /* `tls:` or `insecure: true` (see tls_config.h) */
     kvl_credentials_t *credentials;
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */

@@ -157,7 +157,7 @@ int main(int argc, char **argv)
     if (!once) {
         a.up = kvl_uplink_new(a.loop, a.cfg);
         if (a.up == NULL) {
-            fprintf(stderr, "kaaval-agent: out of memory\n");
+            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
             return 1;
         }
     }

@@ -2,11 +2,15 @@
  * uplink.c — the agent's TCP connection to the collector (see uplink.h).
  *
  * States: idle (waiting to reconnect) → resolving (uv_getaddrinfo, off the loop) →
- * connecting → hello sent (waiting for Welcome) → ready. In ready, queued batches are
- * written in sequence order with at most WINDOW_BYTES in flight; an Ack drops every batch
- * up to its sequence number. Any error closes the connection; all unacknowledged batches
- * become unsent again and the next attempt follows a backoff of 1 s doubling up to
+ * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready. In
+ * ready, queued batches are written in sequence order with at most WINDOW_BYTES in flight; an Ack
+ * drops every batch up to its sequence number. Any error closes the connection; all unacknowledged
+ * batches become unsent again and the next attempt follows a backoff of 1 s doubling up to
  * reconnect_max.
+ *
+ * TLS (common/tls.h) sits between the socket and the frames: bytes read go through
+ * kvl_tls_feed before the frame reader, and every write goes through kvl_tls_write; the
+ * hello timer covers the handshake too. With `insecure: true` both are skipped.
  */
 #include "uplink.h"
 
@@ -19,6 +23,7 @@
 #include "kvl.h"
 #include "log.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "wire.h"
 
 #define WINDOW_BYTES (1u << 20)
@@ -31,19 +36,30 @@ typedef struct entry {
     kvl_buf_t frame;
 } entry_t;
 
-typedef enum { ST_IDLE, ST_RESOLVING, ST_CONNECTING, ST_HELLO, ST_READY, ST_CLOSING } state_t;
+typedef enum {
+    ST_IDLE,
+    ST_RESOLVING,
+    ST_CONNECTING,
+    ST_TLS,
+    ST_HELLO,
+    ST_READY,
+    ST_CLOSING
+} state_t;
 
 typedef struct conn {
     uv_tcp_t tcp;
     uv_connect_t connect;
     kvl_uplink_t *up;
     kvl_frame_reader_t reader;
+    kvl_tls_t *tls;  /* NULL when insecure */
+    kvl_buf_t plain; /* decrypted bytes on their way to the reader */
     bool closing;
 } conn_t;
 
 struct kvl_uplink {
     uv_loop_t *loop;
     const kvl_agent_cfg_t *cfg;
+    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
     struct kvl_batcher *batcher;
     state_t state;
     conn_t *conn;
@@ -73,6 +89,8 @@ typedef struct write_req {
 
 static void schedule_retry(kvl_uplink_t *u);
 static void pump(kvl_uplink_t *u);
+static int flush_tls(kvl_uplink_t *u);
+static void send_close_notify(conn_t *c);
 
 kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
 {
@@ -83,6 +101,23 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
     u->loop = loop;
     u->cfg = cfg;
     u->backoff_ms = 1000;
+    if (cfg->tls.insecure) {
+        KVL_LOG_WARN("uplink", cfg->collector,
+                     "INSECURE: plain TCP to the collector (insecure: true); nothing is "
+                     "encrypted and the collector is not authenticated");
+    } else {
+        char err[512];
+        u->tls_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
+                                     sizeof(err));
+        if (u->tls_ctx == NULL) {
+            KVL_LOG_ERROR("uplink", cfg->collector, "TLS: %s", err);
+            free(u);
+            return NULL;
+        }
+        KVL_LOG_INFO("uplink", cfg->collector, "mutual TLS as %s, collector verified as %s",
+                     kvl_tls_ctx_subject(u->tls_ctx),
+                     cfg->tls.server_name ? cfg->tls.server_name : cfg->collector_host);
+    }
     /* Microseconds since the epoch: strictly above any number a previous run used, so the
      * collector's duplicate check works across agent restarts without stored state. */
     u->next_seq = (uint64_t)kvl_now_ms() * 1000u;
@@ -163,6 +198,8 @@ static void on_conn_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     kvl_frame_reader_free(&c->reader);
+    kvl_tls_free(c->tls);
+    kvl_buf_free(&c->plain);
     free(c);
 }
 
@@ -182,6 +219,9 @@ static void drop_conn(kvl_uplink_t *u, const char *why, int code)
         }
     }
     conn_t *c = u->conn;
+    if (c->tls != NULL && kvl_tls_established(c->tls)) {
+        send_close_notify(c);
+    }
     u->conn = NULL;
     c->closing = true;
     uv_timer_stop(&u->hello_timer);
@@ -191,6 +231,31 @@ static void drop_conn(kvl_uplink_t *u, const char *why, int code)
     if (!u->freeing) {
         schedule_retry(u);
     }
+}
+
+static void on_write_detached(uv_write_t *req, int status)
+{
+    KVL_UNUSED(status);
+    free(req);
+}
+
+/* Queues close_notify, best effort (uv_write tries the socket at once). Its write request
+ * refers to nothing else, so the uplink may be freed before it completes. */
+static void send_close_notify(conn_t *c)
+{
+    kvl_buf_t out = {0};
+    kvl_tls_shutdown(c->tls);
+    if (kvl_tls_take_output(c->tls, &out) == 0 && out.len > 0) {
+        uv_write_t *req = malloc(sizeof(*req) + out.len);
+        if (req != NULL) {
+            memcpy(req + 1, out.data, out.len);
+            uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned int)out.len);
+            if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write_detached) != 0) {
+                free(req);
+            }
+        }
+    }
+    kvl_buf_free(&out);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -208,7 +273,8 @@ static void on_write(uv_write_t *req, int status)
     pump(u);
 }
 
-static int send_bytes(kvl_uplink_t *u, const uint8_t *data, size_t len)
+/* Writes bytes to the socket as they are (already encrypted when TLS is on). */
+static int write_raw(kvl_uplink_t *u, const uint8_t *data, size_t len)
 {
     write_req_t *w = malloc(sizeof(*w) + len);
     if (w == NULL) {
@@ -225,6 +291,28 @@ static int send_bytes(kvl_uplink_t *u, const uint8_t *data, size_t len)
     }
     u->inflight_bytes += len;
     return 0;
+}
+
+/* Writes what the TLS session has for the network. Returns 0 or a negative code. */
+static int flush_tls(kvl_uplink_t *u)
+{
+    kvl_buf_t out = {0};
+    int rc = kvl_tls_take_output(u->conn->tls, &out);
+    if (rc == 0 && out.len > 0) {
+        rc = write_raw(u, out.data, out.len);
+    }
+    kvl_buf_free(&out);
+    return rc;
+}
+
+/* Sends application bytes: through TLS when it is on. */
+static int send_bytes(kvl_uplink_t *u, const uint8_t *data, size_t len)
+{
+    if (u->conn->tls == NULL) {
+        return write_raw(u, data, len);
+    }
+    int rc = kvl_tls_write(u->conn->tls, data, len);
+    return rc != 0 ? rc : flush_tls(u);
 }
 
 static int send_msg(kvl_uplink_t *u, const kvl_msg_t *m)
@@ -325,6 +413,67 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? suggested : 0;
 }
 
+static int send_hello(kvl_uplink_t *u)
+{
+    kvl_msg_t m = {.type = KVL_MSG_HELLO};
+    m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
+                              .agent_id = u->cfg->id,
+                              .version = KVL_VERSION,
+                              .site = u->cfg->site,
+                              .boot_id = u->next_seq};
+    int rc = send_msg(u, &m);
+    if (rc == 0) {
+        u->state = ST_HELLO;
+    }
+    return rc;
+}
+
+/* A TLS failure, logged as an error (a certificate problem does not fix itself) the first
+ * time in a row, then at debug level like other repeated failures. */
+static void drop_tls(kvl_uplink_t *u, const char *what, const kvl_tls_t *t)
+{
+    char why[900];
+    snprintf(why, sizeof(why), "%s: %s", what, kvl_tls_error(t));
+    flush_tls(u); /* the alert that tells the collector why */
+    if (!u->logged_down) {
+        KVL_LOG_ERROR("uplink", u->cfg->collector, "%s; %zu batches wait, retrying", why,
+                      u->n_pending);
+        u->logged_down = true;
+    }
+    drop_conn(u, why, 0);
+}
+
+/* Decrypts bytes read into c->plain, answers the handshake, and says Hello once it is
+ * done. Returns 0, 1 when the collector ended the session (the bytes before its
+ * close_notify are in c->plain), or -1 after dropping the connection. */
+static int tls_read(kvl_uplink_t *u, conn_t *c, const void *data, size_t len)
+{
+    bool was_established = kvl_tls_established(c->tls);
+    int rc = kvl_tls_feed(c->tls, data, len, &c->plain);
+    if (rc == KVL_ETLS) {
+        drop_tls(u, was_established ? "TLS session failed" : "TLS handshake failed", c->tls);
+        return -1;
+    }
+    if (rc == 0 || rc == KVL_ECLOSED) {
+        int frc = flush_tls(u);
+        rc = rc == 0 ? frc : rc;
+    }
+    if (rc != 0 && rc != KVL_ECLOSED) {
+        drop_conn(u, "TLS write failed", rc);
+        return -1;
+    }
+    if (!was_established && kvl_tls_established(c->tls)) {
+        KVL_LOG_INFO("uplink", u->cfg->collector, "TLS established (%s), collector verified",
+                     kvl_tls_describe(c->tls));
+        int hrc = send_hello(u);
+        if (hrc != 0) {
+            drop_conn(u, "cannot start the session", hrc);
+            return -1;
+        }
+    }
+    return rc == KVL_ECLOSED ? 1 : 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
@@ -337,7 +486,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    int rc = kvl_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+    int rc;
+    bool tls_ended = false;
+    if (c->tls != NULL) {
+        int trc = tls_read(u, c, buf->base, (size_t)nread);
+        if (trc < 0) {
+            free(buf->base);
+            return; /* dropped */
+        }
+        tls_ended = trc == 1;
+        rc = kvl_frame_reader_feed(&c->reader, c->plain.data, c->plain.len);
+        kvl_buf_reset(&c->plain);
+    } else {
+        rc = kvl_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+    }
     free(buf->base);
     if (rc != 0) {
         drop_conn(u, "out of memory", rc);
@@ -379,12 +541,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (rc < 0 && !c->closing) {
         drop_conn(u, "bad frame from collector", rc);
+        return;
+    }
+    if (tls_ended && !c->closing) {
+        drop_conn(u, "collector ended the TLS session", 0);
     }
 }
 
 static void on_hello_timeout(uv_timer_t *t)
 {
-    drop_conn(t->data, "collector did not answer the hello", UV_ETIMEDOUT);
+    kvl_uplink_t *u = t->data;
+    drop_conn(u,
+              u->state == ST_TLS ? "TLS handshake with the collector did not finish"
+                                 : "collector did not answer the hello",
+              UV_ETIMEDOUT);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -401,20 +571,27 @@ static void on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 60);
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc == 0) {
-        kvl_msg_t m = {.type = KVL_MSG_HELLO};
-        m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
-                                  .agent_id = u->cfg->id,
-                                  .version = KVL_VERSION,
-                                  .site = u->cfg->site,
-                                  .boot_id = u->next_seq};
-        rc = send_msg(u, &m);
+    if (rc == 0 && u->tls_ctx != NULL) {
+        /* Hello follows once the handshake is done (tls_read). */
+        const char *name =
+            u->cfg->tls.server_name ? u->cfg->tls.server_name : u->cfg->collector_host;
+        c->tls = kvl_tls_new(u->tls_ctx, name);
+        rc = c->tls == NULL ? KVL_ENOMEM : kvl_tls_handshake(c->tls);
+        if (rc == KVL_ETLS) {
+            drop_tls(u, "TLS handshake failed", c->tls);
+            return;
+        }
+        if (rc == 0) {
+            rc = flush_tls(u);
+        }
+        u->state = ST_TLS;
+    } else if (rc == 0) {
+        rc = send_hello(u);
     }
     if (rc != 0) {
         drop_conn(u, "cannot start the session", rc);
         return;
     }
-    u->state = ST_HELLO;
     uv_timer_start(&u->hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
 }
 
@@ -425,6 +602,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (u->freeing) {
         uv_freeaddrinfo(res);
         if (u->timers_closed) {
+            kvl_tls_ctx_free(u->tls_ctx);
             free(u);
         }
         return;
@@ -512,6 +690,7 @@ static void on_timer_closed(uv_handle_t *h)
         }
         u->timers_closed = true;
         if (!u->resolver_busy) {
+            kvl_tls_ctx_free(u->tls_ctx);
             free(u);
         }
     }

@@ -141,6 +141,10 @@ static const kvl_cfg_field_t fields[] = {
      "largest frame accepted, bytes (4194304)"},
     {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0, "list of resolution:retention"},
     {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
+    {"tls", KVL_CFG_CUSTOM, OFF(tls), 0, 0, NULL, kvl_tls_cfg_parse_server, 0,
+     "mutual TLS: ca, cert, key"},
+    {"insecure", KVL_CFG_BOOL, OFF(tls.insecure), 0, 0, NULL, NULL, 0,
+     "true: plain TCP, agents not authenticated (instead of tls)"},
     {NULL},
 };
 
@@ -154,6 +158,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     free(c->data_dir);
     free(c->archives);
     free_cfs(c->consolidations);
+    kvl_tls_cfg_free(&c->tls);
     free(c);
 }
 
@@ -194,7 +199,8 @@ static kvl_collector_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
         kvl_cfg_free(y);
         return NULL;
     }
-    if (kvl_cfg_apply(kvl_cfg_root(y), fields, c) != 0) {
+    if (kvl_cfg_apply(kvl_cfg_root(y), fields, c) != 0 ||
+        kvl_tls_cfg_check(kvl_cfg_root(y), &c->tls) != 0) {
         snprintf(err, errlen, "%s", kvl_cfg_last_error(y));
         kvl_collector_cfg_free(c);
         c = NULL;

@@ -13,6 +13,10 @@
  *     - 30m:62d
  *     - 1d:2y
  *   consolidations: [AVERAGE, MAX]
+ *   tls:                          # mutual TLS with every agent (or `insecure: true`: plain
+ *     ca: /etc/kaaval/ca.crt      #   TCP, any agent may claim any id; logged as a
+ *     cert: /etc/kaaval/collector.crt   # warning). One of the two is required. An agent's
+ *     key: /etc/kaaval/collector.key    # certificate CN must equal the id it claims.
  */
 #ifndef KVL_COLLECTOR_CONFIG_H
 #define KVL_COLLECTOR_CONFIG_H
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "tls_config.h"
 
 typedef struct kvl_collector_cfg {
     char *id;
@@ -34,6 +39,7 @@ typedef struct kvl_collector_cfg {
     kvl_archive_spec_t *archives;
     size_t n_archives;
     char **consolidations; /* NULL-terminated */
+    kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

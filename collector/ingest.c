@@ -6,6 +6,11 @@
  * and at most one store job in flight. Per agent id, across connections: the highest
  * sequence number acknowledged, so a batch resent after a reconnect is not written twice.
  * A connection is freed only once its handle is closed and no store job refers to it.
+ *
+ * TLS (common/tls.h, unless `insecure: true`): each connection has a session between the
+ * socket and the frame reader (tls_read, send_msg); the hello timer covers the handshake.
+ * The agent id a Hello claims must equal the CN of the certificate the handshake verified
+ * (check_identity); otherwise the agent gets a Refusal and the connection closes.
  */
 #include "ingest.h"
 
@@ -16,6 +21,7 @@
 #include "frame.h"
 #include "kvl.h"
 #include "log.h"
+#include "tls.h"
 #include "wire.h"
 
 #define MAX_SERIES_ID (16u * 1024u * 1024u)
@@ -43,6 +49,8 @@ typedef struct conn {
     kvl_ingest_t *in;
     char peer[64];
     kvl_frame_reader_t reader;
+    kvl_tls_t *tls;  /* NULL when insecure */
+    kvl_buf_t plain; /* decrypted bytes on their way to the reader */
     agent_state_t *agent;
     char site[256];
     kvl_arena_t defs_arena;
@@ -64,6 +72,7 @@ struct kvl_ingest {
     uv_loop_t *loop;
     const kvl_collector_cfg_t *cfg;
     kvl_store_t *store;
+    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
     uv_tcp_t server;
     conn_t *conns;
     size_t n_conns;
@@ -421,10 +430,92 @@ static void on_write(uv_write_t *req, int status)
     free(req);
 }
 
+/* ---- TLS on a connection (begin) ---- */
+
+/* Encrypts `out` in place when the connection has TLS. Returns 0 or a negative code. */
+static int tls_wrap(conn_t *c, kvl_buf_t *out)
+{
+    if (c->tls == NULL) {
+        return 0;
+    }
+    int rc = kvl_tls_write(c->tls, out->data, out->len);
+    if (rc != 0) {
+        return rc;
+    }
+    kvl_buf_reset(out);
+    return kvl_tls_take_output(c->tls, out);
+}
+
+/* Writes what the TLS session has for the network (handshake, close_notify). */
+static void tls_flush(conn_t *c)
+{
+    kvl_buf_t out = {0};
+    if (kvl_tls_take_output(c->tls, &out) == 0 && out.len > 0) {
+        uv_write_t *req = malloc(sizeof(*req) + out.len);
+        if (req != NULL) {
+            memcpy(req + 1, out.data, out.len);
+            uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned int)out.len);
+            if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+                free(req);
+            }
+        }
+    }
+    kvl_buf_free(&out);
+}
+
+/* Decrypts bytes read into c->plain and answers the handshake. Returns 0, or a negative
+ * code after closing the connection. */
+static int tls_read(conn_t *c, const void *data, size_t len)
+{
+    bool was_established = kvl_tls_established(c->tls);
+    int rc = kvl_tls_feed(c->tls, data, len, &c->plain);
+    if (rc == KVL_ETLS) {
+        tls_flush(c); /* the alert that tells the agent why */
+        char why[900];
+        snprintf(why, sizeof(why), "TLS %s failed: %s", was_established ? "session" : "handshake",
+                 kvl_tls_error(c->tls));
+        conn_close(c, why);
+        return rc;
+    }
+    tls_flush(c);
+    if (rc == KVL_ENOMEM) {
+        conn_close(c, "out of memory");
+        return rc;
+    }
+    if (!was_established && kvl_tls_established(c->tls)) {
+        const char *id = kvl_tls_peer_id(c->tls);
+        KVL_LOG_INFO("ingest", c->peer, "TLS established (%s), certificate CN '%s'",
+                     kvl_tls_describe(c->tls), id ? id : "(none)");
+    }
+    return rc; /* 0, or KVL_ECLOSED: what came before close_notify is still read */
+}
+
+/* Returns NULL when the Hello's agent id may be accepted on this connection, else why not. */
+static const char *check_identity(conn_t *c, const char *agent_id, char *why, size_t len)
+{
+    if (c->tls == NULL) {
+        return NULL;
+    }
+    const char *cn = kvl_tls_peer_id(c->tls);
+    if (cn == NULL) {
+        return "the agent's certificate has no single subject CN to identify it by";
+    }
+    if (strcmp(cn, agent_id) != 0) {
+        snprintf(why, len, "agent id '%s' does not match its certificate (CN '%s')", agent_id, cn);
+        return why;
+    }
+    return NULL;
+}
+
+/* ---- TLS on a connection (end) ---- */
+
 static int send_msg(conn_t *c, const kvl_msg_t *m)
 {
     kvl_buf_t out = {0};
     int rc = kvl_wire_encode(m, &out);
+    if (rc == 0) {
+        rc = tls_wrap(c, &out);
+    }
     if (rc != 0) {
         kvl_buf_free(&out);
         return rc;
@@ -458,6 +549,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void handle_hello(conn_t *c, const kvl_hello_t *h)
 {
     kvl_ingest_t *in = c->in;
+    char idwhy[512];
+    const char *bad_id = check_identity(c, h->agent_id, idwhy, sizeof(idwhy));
+    if (bad_id != NULL) {
+        refuse(c, bad_id);
+        return;
+    }
     if (h->protocol != KVL_PROTOCOL_VERSION) {
         char why[128];
         snprintf(why, sizeof(why),
@@ -600,8 +697,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    int rc = kvl_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
-    free(buf->base);
+    int rc;
+    bool tls_ended = false;
+    if (c->tls != NULL) {
+        rc = tls_read(c, buf->base, (size_t)nread);
+        free(buf->base);
+        if (rc != 0 && rc != KVL_ECLOSED) {
+            return; /* closed */
+        }
+        tls_ended = rc == KVL_ECLOSED;
+        rc = kvl_frame_reader_feed(&c->reader, c->plain.data, c->plain.len);
+        kvl_buf_reset(&c->plain);
+    } else {
+        rc = kvl_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+        free(buf->base);
+    }
     if (rc != 0) {
         conn_close(c, "out of memory");
         return;
@@ -627,6 +737,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                  (long long)c->in->cfg->max_frame);
         conn_close(c, why);
     }
+    if (tls_ended && !c->closing) {
+        rc = kvl_frame_reader_finish(&c->reader);
+        conn_close(c, rc == 0 ? NULL : "TLS session ended inside a frame");
+        if (rc == 0) {
+            KVL_LOG_INFO("ingest", who(c), "agent disconnected");
+        }
+    }
 }
 
 /* ----------------------------------------------------------------- lifecycle ----------- */
@@ -643,6 +760,8 @@ static void maybe_free_conn(conn_t *c)
             free(p);
         }
         kvl_frame_reader_free(&c->reader);
+        kvl_tls_free(c->tls);
+        kvl_buf_free(&c->plain);
         kvl_arena_free(&c->defs_arena);
         free(c->defs);
         free(c->families);
@@ -689,13 +808,20 @@ static void conn_close(conn_t *c, const char *why)
         c->next_conn->prev_conn = c->prev_conn;
     }
     in->n_conns--;
+    if (c->tls != NULL && kvl_tls_established(c->tls)) {
+        kvl_tls_shutdown(c->tls); /* close_notify, best effort */
+        tls_flush(c);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->hello_timer, on_handle_closed);
 }
 
 static void on_hello_timeout(uv_timer_t *t)
 {
-    conn_close(t->data, "no hello within 10 s");
+    conn_t *c = t->data;
+    conn_close(c, c->tls != NULL && !kvl_tls_established(c->tls)
+                      ? "TLS handshake not finished within 10 s"
+                      : "no hello within 10 s");
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -749,6 +875,10 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, "too many connections (max_connections)");
         return;
     }
+    if (in->tls_ctx != NULL && (c->tls = kvl_tls_new(in->tls_ctx, NULL)) == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -769,6 +899,22 @@ kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kv
     in->loop = loop;
     in->cfg = cfg;
     in->store = store;
+    if (cfg->tls.insecure) {
+        KVL_LOG_WARN("ingest", cfg->listen,
+                     "INSECURE: plain TCP (insecure: true); agents are not authenticated, any "
+                     "peer may claim any agent id, and nothing is encrypted");
+    } else {
+        char err[512];
+        in->tls_ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
+                                      sizeof(err));
+        if (in->tls_ctx == NULL) {
+            KVL_LOG_ERROR("ingest", cfg->listen, "TLS: %s", err);
+            free(in);
+            return NULL;
+        }
+        KVL_LOG_INFO("ingest", cfg->listen, "mutual TLS as %s; agents need a certificate from %s",
+                     kvl_tls_ctx_subject(in->tls_ctx), cfg->tls.ca);
+    }
     uv_tcp_init(loop, &in->server);
     in->server.data = in;
     struct sockaddr_storage addr;
@@ -805,6 +951,7 @@ static void maybe_free_ingest(kvl_ingest_t *in)
         free(a->id);
         free(a);
     }
+    kvl_tls_ctx_free(in->tls_ctx);
     free(in);
 }
 

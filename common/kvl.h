@@ -21,6 +21,8 @@ enum {
     KVL_EPROTO = -10007,           /* valid message, wrong place or inconsistent */
     KVL_ECONFIG = -10008,          /* configuration error (message already formatted) */
     KVL_EIO = -10009,              /* file or archive error */
+    KVL_ETLS = -10010,             /* TLS failure (the session's own text says which) */
+    KVL_ECLOSED = -10011,          /* the peer ended the TLS session (close_notify) */
 };
 
 /* Returns a static description of a KVL_E* code (or of a libuv code). */

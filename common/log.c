@@ -85,6 +85,10 @@ const char *kvl_strerror(int code)
         return "configuration error";
     case KVL_EIO:
         return "I/O error";
+    case KVL_ETLS:
+        return "TLS failure";
+    case KVL_ECLOSED:
+        return "peer ended the TLS session";
     default:
         if (code < 0 && code > -4096) {
             return uv_strerror(code);

@@ -12,8 +12,9 @@
 #     at a 60 s step, 6 MB at 10 s — some 1.7 GB for the whole demo network;
 #   - two kaaval-agents (both at site "demo") splitting the devices: the recorded devices
 #     every 60 s (their values never change), demo-uplink every 10 s so its graph fills fast.
+# Agents and collector talk mutual TLS with certificates from packaging/kaaval-certs.sh.
 # Everything it writes lives in demo-run/ in this checkout (git-ignored): configurations
-# (etc/), logs (log/), the served data folder (snmprec/), simulator state (snmpsim/), the
+# (etc/), TLS certificates and keys (tls/), logs (log/), the served data folder (snmprec/), simulator state (snmpsim/), the
 # archives (archives/<site>/<device>/<interface>.rrd) and graphs (graphs/). The archives are
 # kept between runs; remove demo-run/ to start afresh.
 #
@@ -245,12 +246,32 @@ fi
 
 COL_PORT=$(free_port tcp 5140)
 DATA=$RUN/archives
+SITES=(demo demo)
+AGENT_IDS=(demo-agent-1 demo-agent-2)
+
+# Mutual TLS as a real site would set it up: a CA, a certificate for the collector's
+# address and one per agent (CN = the agent's id), made once with kaaval-certs.sh and kept
+# in demo-run/tls/ (remove it to make new ones).
+TLS=$RUN/tls
+certs() { sh "$REPO/packaging/kaaval-certs.sh" -d "$TLS" "$@" >>"$RUN/log/certs.log" 2>&1 \
+    || die "kaaval-certs.sh $* failed: $(tail -n 3 "$RUN/log/certs.log")"; }
+[ -f "$TLS/ca.crt" ] || certs ca
+[ -f "$TLS/collector.crt" ] || certs collector 127.0.0.1 localhost
+for id in "${AGENT_IDS[@]}"; do
+    [ -f "$TLS/$id.crt" ] || certs agent "$id"
+done
+say "TLS certificates in $TLS (made by packaging/kaaval-certs.sh)"
+
 cat >"$RUN/etc/collector.yaml" <<EOF
 # kaaval demo collector: the default archives (no 'archives:' here).
 id: demo-collector
 listen: 127.0.0.1:$COL_PORT
 data_dir: $DATA
 log_level: info
+tls:
+  ca: $TLS/ca.crt
+  cert: $TLS/collector.crt
+  key: $TLS/collector.key
 EOF
 # setsid: a Ctrl-C reaches only this script, which then stops the daemons in order.
 setsid "$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" 2>>"$RUN/log/collector.log" &
@@ -264,8 +285,6 @@ for ((i = 0; i < 50; i++)); do
 done
 say "collector (pid $COL) on 127.0.0.1:$COL_PORT, archives in $DATA, log $RUN/log/collector.log"
 
-SITES=(demo demo)
-AGENT_IDS=(demo-agent-1 demo-agent-2)
 for k in 0 1; do
     cfg=$RUN/etc/${AGENT_IDS[$k]}.yaml
     cat >"$cfg" <<EOF
@@ -274,6 +293,10 @@ id: ${AGENT_IDS[$k]}
 site: ${SITES[$k]}
 collector: 127.0.0.1:$COL_PORT
 log_level: info
+tls:
+  ca: $TLS/ca.crt
+  cert: $TLS/${AGENT_IDS[$k]}.crt
+  key: $TLS/${AGENT_IDS[$k]}.key
 defaults:
   version: 2c
   interval: ${RECORDED_INTERVAL}s

@@ -18,9 +18,9 @@ fi
 # Build toolchain and the libraries the daemons link.
 build="build-essential cmake pkg-config clang
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
-       libyaml-dev libcmocka-dev"
+       libyaml-dev libcmocka-dev libssl-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool.
-run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools"
+run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.

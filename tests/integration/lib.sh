@@ -329,7 +329,8 @@ kvl_start_agent() {
 }
 
 # kvl_collector_config FILE PORT DATA_DIR [LOG_LEVEL]: a collector on 127.0.0.1:PORT with
-# small archives (one hour at the poll step).
+# small archives (one hour at the poll step). Plain TCP (insecure: true) unless
+# KVL_COLLECTOR_TLS holds the line to use instead, e.g. "tls: {ca: ..., cert: ..., key: ...}".
 kvl_collector_config() {
     cat >"$1" <<EOF
 id: test-collector
@@ -339,11 +340,13 @@ log_level: ${4:-info}
 max_frame: 4194304
 archives: [step:1h]
 consolidations: [AVERAGE, MAX]
+${KVL_COLLECTOR_TLS:-insecure: true}
 EOF
 }
 
 # kvl_agent_config FILE ID SITE COLLECTOR_PORT INTERVAL [LOG_LEVEL]: the top of an agent
-# configuration; add devices with kvl_agent_device.
+# configuration; add devices with kvl_agent_device. Plain TCP (insecure: true) unless
+# KVL_AGENT_TLS holds the line to use instead.
 kvl_agent_config() {
     cat >"$1" <<EOF
 id: $2
@@ -352,6 +355,7 @@ collector: 127.0.0.1:$4
 log_level: ${6:-info}
 flush_interval: 200ms
 reconnect_max: 2s
+${KVL_AGENT_TLS:-insecure: true}
 defaults:
   version: 2c
   interval: $5

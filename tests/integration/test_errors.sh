@@ -77,6 +77,7 @@ devices:
   - name: dev2
     address: 127.0.0.1
     community: public
+insecure: true
 EOF
 }
 collector_base() {
@@ -88,6 +89,7 @@ data_dir: $KVL_TMP/cfg-data
 archives: [step:1h, 5m:1d]
 consolidations: [AVERAGE, MAX]
 max_frame: 65536
+insecure: true
 EOF
 }
 
@@ -125,6 +127,18 @@ expect_config_error "$KVL_AGENT" "$C/a-syntax.yaml" 'oops' '' "$C/a-syntax.yaml:
 
 collector_base | sed "s/^listen: .*/listen: 127.0.0.1/" >"$C/c-listen.yaml"
 expect_config_error "$KVL_COLLECTOR" "$C/c-listen.yaml" '^listen:' 127.0.0.1 "host:port"
+
+# Neither tls: nor insecure: true, both, or a TLS file that cannot be read.
+agent_base | sed '/^insecure:/d' >"$C/a-no-tls.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-no-tls.yaml" '^id:' id "or insecure: true"
+collector_base | sed '/^insecure:/d' >"$C/c-no-tls.yaml"
+expect_config_error "$KVL_COLLECTOR" "$C/c-no-tls.yaml" '^id:' id "or insecure: true"
+collector_base | sed 's|^insecure: true|tls: {ca: /nonexistent/ca.crt, cert: c.crt, key: c.key}|' \
+    >"$C/c-tls-file.yaml"
+expect_config_error "$KVL_COLLECTOR" "$C/c-tls-file.yaml" '^tls:' /nonexistent "cannot read /nonexistent/ca.crt"
+{ agent_base; echo "tls: {ca: $C/agent-ok.yaml, cert: $C/agent-ok.yaml, key: $C/agent-ok.yaml}"; } \
+    >"$C/a-both.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-both.yaml" '^insecure:' true "exclude each other"
 
 collector_base | sed 's/5m:1d/5x:1d/' >"$C/c-archive.yaml"
 expect_config_error "$KVL_COLLECTOR" "$C/c-archive.yaml" '^archives:' 5x:1d "resolution:retention"

@@ -101,6 +101,7 @@ agent_head() {
         echo "log_level: debug"
         echo "flush_interval: 200ms"
         echo "reconnect_max: 2s"
+        echo "insecure: true"
         echo "credentials:"
         while read -r user level auth priv; do
             [ -n "$user" ] || continue

@@ -516,6 +516,7 @@ def run_agent(agent, tmp, name, community, port, version, timeout_s):
         f.write("id: snmprec-check\n"
                 "site: snmprec\n"
                 "collector: 127.0.0.1:9\n"  # never contacted in --poll-once mode
+                "insecure: true\n"
                 "log_level: info\n"
                 "devices:\n"
                 "  - name: %s\n"

@@ -46,7 +46,7 @@ static void world_start(world_t *w, const char *agent_id)
     assert_non_null(mkdtemp(w->dir));
     char text[512];
     snprintf(text, sizeof(text),
-             "listen: 127.0.0.1:1\ndata_dir: %s\narchives: [step:1h]\nlog_level: warn\n", w->dir);
+             "listen: 127.0.0.1:1\ndata_dir: %s\narchives: [step:1h]\nlog_level: warn\ninsecure: true\n", w->dir);
     w->ccfg = kvl_collector_cfg_parse("collector.yaml", text, err, sizeof(err));
     assert_non_null(w->ccfg);
     w->ccfg->listen_port = 0; /* any free port */
@@ -60,7 +60,7 @@ static void world_start(world_t *w, const char *agent_id)
     assert_non_null(w->ingest);
     int port = kvl_ingest_port(w->ingest);
     assert_true(port > 0);
-    snprintf(text, sizeof(text), "id: %s\nsite: lab\ncollector: 127.0.0.1:%d\n", agent_id, port);
+    snprintf(text, sizeof(text), "id: %s\nsite: lab\ncollector: 127.0.0.1:%d\ninsecure: true\n", agent_id, port);
     w->acfg = kvl_agent_cfg_parse("agent.yaml", text, err, sizeof(err));
     assert_non_null(w->acfg);
     w->up = kvl_uplink_new(&w->loop, w->acfg);
