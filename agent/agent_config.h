@@ -80,6 +80,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h" /* kvl_family_t, kvl_kind_t */
+
 typedef enum {
     KVL_SNMP_V1 = 0,
     KVL_SNMP_V2C = 1,
@@ -140,6 +142,53 @@ typedef struct kvl_if_filter {
     bool skip_admin_down;
 } kvl_if_filter_t;
 
+/* --- metric groups (see the reference above) --- */
+
+#define KVL_MG_OID_MAX 32     /* sub-identifiers of an OID in a group definition */
+#define KVL_MG_METRIC_LEN 19  /* longest metric name: an RRD data source name */
+#define KVL_MG_NAME_LEN 32    /* longest group name */
+#define KVL_MG_MAX_METRICS 32 /* metrics per group */
+#define KVL_MG_MAX_LABELS 4   /* label columns per group */
+
+typedef struct kvl_mg_oid {
+    uint32_t sub[KVL_MG_OID_MAX];
+    size_t len;
+} kvl_mg_oid_t;
+
+typedef struct kvl_mg_metric {
+    char *name;
+    kvl_mg_oid_t oid; /* table: the column; scalars: the instance GET asks for */
+    int kind;         /* kvl_kind_t */
+    double scale;     /* 1 unless given */
+    bool real;        /* reported as a real: a scale that is not a whole number, or real: true */
+    int col;          /* table: index into the group's cols */
+    int scale_by;     /* table: index into cols of a column multiplying the value, or -1 */
+} kvl_mg_metric_t;
+
+typedef struct kvl_mg_label {
+    char *name;
+    int col; /* index into the group's cols */
+} kvl_mg_label_t;
+
+typedef struct kvl_metric_group {
+    char *name;
+    bool builtin;
+    bool table;
+    kvl_mg_oid_t entry; /* table: the table or entry OID every column lies under */
+    int instance_col;   /* table: index into cols of the column naming rows, -1: the index */
+    kvl_mg_metric_t *metrics;
+    size_t n_metrics;
+    kvl_mg_label_t *labels;
+    size_t n_labels;
+    kvl_mg_oid_t *cols; /* table: every column walked, each once */
+    size_t n_cols;
+    /* The family reported for each instance (name = the group's name); owned here. */
+    kvl_family_t family;
+    const char **family_metrics;
+    kvl_kind_t *family_kinds;
+    bool *family_reals;
+} kvl_metric_group_t;
+
 typedef struct kvl_device_cfg {
     char *name;
     char *address;
@@ -153,6 +202,8 @@ typedef struct kvl_device_cfg {
     int64_t max_repetitions;
     int64_t rediscover_ms; /* 0: walk everything at every poll */
     kvl_if_filter_t ifs;
+    const kvl_metric_group_t **mgroups; /* into kvl_agent_cfg_t.metric_groups */
+    size_t n_mgroups;
 } kvl_device_cfg_t;
 
 typedef struct kvl_agent_cfg {
@@ -170,6 +221,10 @@ typedef struct kvl_agent_cfg {
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */
     size_t n_devices;
+    char **mib_path; /* every MIB folder searched, in order (the project's own first) */
+    size_t n_mib_path;
+    kvl_metric_group_t *metric_groups; /* the built-in ones first, then `metric_groups` */
+    size_t n_metric_groups;
 } kvl_agent_cfg_t;
 
 /* Loads and checks a configuration file. Returns NULL and writes the first error

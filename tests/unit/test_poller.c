@@ -510,6 +510,31 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
     return (uint32_t)(i + 1);
 }
 
+/* A family: one series per metric, registered together so their ids are consecutive. */
+uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
+{
+    uint32_t first = 0;
+    for (size_t i = 0; i < k->family->n; i++) {
+        kvl_series_key_t sk = {
+            .device = k->device,
+            .scope = k->scope,
+            .instance = k->instance,
+            .metric = k->family->metrics[i],
+            .kind = k->family->kinds[i],
+            .interval_s = k->interval_s,
+            .real = k->family->reals[i],
+            .labels = k->labels,
+            .n_labels = k->n_labels,
+        };
+        uint32_t id = kvl_batcher_series(b, &sk);
+        if (i == 0) {
+            first = id;
+        }
+        assert_int_equal(id, first + i);
+    }
+    return first;
+}
+
 void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms)
 {
     (void)b;
