@@ -1182,7 +1182,7 @@ static const char *const kind_choices[] = {"gauge", "counter", NULL};
 
 typedef struct metric_in {
     char *name;
-    char *oid;
+    kvl_cfg_node_t oid;
     int kind;
     double scale;
     bool real;
@@ -1192,7 +1192,7 @@ typedef struct metric_in {
 static const kvl_cfg_field_t metric_fields[] = {
     {"name", KVL_CFG_STR, offsetof(metric_in_t, name), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
      "the metric's name: [a-z0-9_], at most 19 characters"},
-    {"oid", KVL_CFG_CUSTOM, 0, 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+    {"oid", KVL_CFG_CUSTOM, offsetof(metric_in_t, oid), 0, 0, NULL, remember_node, KVL_CFG_REQUIRED,
      "numeric OID or MIB name: a column (table) or the instance to GET (scalars)"},
     {"kind", KVL_CFG_ENUM, offsetof(metric_in_t, kind), 0, 0, kind_choices, NULL, 0,
      "gauge or counter (gauge)"},
@@ -1268,7 +1268,7 @@ static int read_metric(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
     m->kind = in.kind == 1 ? KVL_KIND_COUNTER : KVL_KIND_GAUGE;
     m->scale = in.scale;
     m->real = in.real || scale_is_real(in.scale);
-    kvl_cfg_node_t oid_node = node_or(item, "oid");
+    kvl_cfg_node_t oid_node = in.oid;
     if (g->table) {
         rc = resolve_col(t, g, oid_node, &m->col);
         if (rc == 0) {

@@ -138,6 +138,9 @@ typedef struct kvl_snmp_target {
  * state, no MIBs loaded, its log lines routed to ours. Idempotent. */
 void kvl_snmp_init(void);
 
+/* While on, net-snmp's own log lines go out at debug level (MIB parsing uses it). */
+void kvl_snmp_log_quiet(bool quiet);
+
 /* Opens a session to t on loop; sends nothing yet (v3 discovery happens with the first
  * request). Returns NULL and writes the reason (never a secret) into err on failure. */
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,

@@ -110,13 +110,16 @@ int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *nam
     if (!mib_started) {
         start_parser(dirs, n_dirs);
     }
+    kvl_snmp_log_quiet(true);
     if (sep == NULL && !mib_all) {
         read_all_mibs();
         mib_all = true;
     }
     oid buf[MAX_OID_LEN];
     size_t len = MAX_OID_LEN;
-    if (!get_node(name, buf, &len)) {
+    int found = get_node(name, buf, &len);
+    kvl_snmp_log_quiet(false);
+    if (!found) {
         char list[512];
         list_dirs(dirs, n_dirs, list, sizeof(list));
         if (sep != NULL) {
@@ -150,7 +153,9 @@ int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *nam
 void kvl_snmp_mib_release(void)
 {
     if (mib_started) {
+        kvl_snmp_log_quiet(true);
         shutdown_mib();
+        kvl_snmp_log_quiet(false);
         mib_started = false;
         mib_all = false;
     }
