@@ -1077,13 +1077,16 @@ static int read_mib_path(top_t *t)
     if (c->mib_path == NULL) {
         return kvl_cfg_error(kvl_cfg_root(list.cfg), "out of memory");
     }
-    /* The project's own folder: beside the configuration, else installed, else the source
-     * tree this agent was built from. */
-    char own[4200];
+    /* The project's own folder (the one holding KAAVAL-MIB.txt): mibs/ beside the
+     * configuration, else the installed one, else the source tree's the agent was built
+     * from. */
+    char own[4200], probe[4300];
     snprintf(own, sizeof(own), "%s/mibs", t->base_dir);
+    snprintf(probe, sizeof(probe), "%s/KAAVAL-MIB.txt", own);
     const char *pick = own;
-    if (access(own, R_OK) != 0) {
-        pick = access(KVL_INSTALL_MIB_DIR, R_OK) == 0 ? KVL_INSTALL_MIB_DIR : KVL_SOURCE_MIB_DIR;
+    if (access(probe, R_OK) != 0) {
+        pick = access(KVL_INSTALL_MIB_DIR "/KAAVAL-MIB.txt", R_OK) == 0 ? KVL_INSTALL_MIB_DIR
+                                                                       : KVL_SOURCE_MIB_DIR;
     }
     if ((c->mib_path[c->n_mib_path++] = strdup(pick)) == NULL) {
         return kvl_cfg_error(list, "out of memory");

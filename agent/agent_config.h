@@ -81,9 +81,9 @@
  * "object", optionally with an instance suffix ("laLoadInt.1"); names are resolved once, when
  * the file is read, with net-snmp's MIB parser over the MIB folders only (never the
  * system's default MIB path or module list), which is then freed; a file without names
- * loads no MIB. The MIB folders: first the project's own (`mibs/` beside this file if it
- * exists, else the installed <prefix>/share/kaaval/mibs, else the source tree's mibs/ the
- * agent was built from: KAAVAL-MIB), then `mib_path`. Modules import the IETF base
+ * loads no MIB. The MIB folders: first the project's own, the first of `mibs/` beside this
+ * file, the installed <prefix>/share/kaaval/mibs and the source tree's mibs/ the agent was
+ * built from that holds KAAVAL-MIB.txt (the source tree's if none does), then `mib_path`. Modules import the IETF base
  * modules (SNMPv2-SMI, SNMPv2-TC, ...): Debian ships none, so put a folder holding them on
  * the path (e.g. snmp-mibs-downloader's /usr/share/snmp/mibs/ietf).
  * In a table group each metric's `oid` (and `instance`, label and `scale_by` OIDs) is a
