@@ -702,7 +702,14 @@ static int parse_dev_mgroups(kvl_cfg_node_t n, void *target);
          NULL,                                                                                     \
          0,                                                                                        \
          "interface re-discovery period (1h; 0: every poll)"},                                     \
-        {"metric_groups", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_dev_mgroups, 0,                    \
+        {"metric_groups",                                                                          \
+         KVL_CFG_CUSTOM,                                                                           \
+         0,                                                                                        \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         parse_dev_mgroups,                                                                        \
+         0,                                                                                        \
          "metric groups polled besides the interfaces"},                                           \
     {                                                                                              \
         "interfaces", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_dev_interfaces, 0,                      \
@@ -879,17 +886,28 @@ typedef struct builtin_group {
 #define UCD "1.3.6.1.4.1.2021."
 
 static const builtin_group_t builtin_groups[] = {
-    {"hr-cpu", HR "3.3.1", NULL, NULL, NULL,
-     {{"load", HR "3.3.1.2", KVL_KIND_GAUGE, 1, NULL}}},
-    {"hr-storage", HR "2.3.1", HR "2.3.1.3", "type", HR "2.3.1.2",
+    {"hr-cpu", HR "3.3.1", NULL, NULL, NULL, {{"load", HR "3.3.1.2", KVL_KIND_GAUGE, 1, NULL}}},
+    {"hr-storage",
+     HR "2.3.1",
+     HR "2.3.1.3",
+     "type",
+     HR "2.3.1.2",
      {{"size_bytes", HR "2.3.1.5", KVL_KIND_GAUGE, 1, HR "2.3.1.4"},
       {"used_bytes", HR "2.3.1.6", KVL_KIND_GAUGE, 1, HR "2.3.1.4"},
       {"alloc_failures", HR "2.3.1.7", KVL_KIND_COUNTER, 1, NULL}}},
-    {"hr-system", NULL, NULL, NULL, NULL,
+    {"hr-system",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
      {{"processes", HR "1.6.0", KVL_KIND_GAUGE, 1, NULL},
       {"users", HR "1.5.0", KVL_KIND_GAUGE, 1, NULL},
       {"memory_bytes", HR "2.2.0", KVL_KIND_GAUGE, 1024, NULL}}},
-    {"ucd", NULL, NULL, NULL, NULL,
+    {"ucd",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
      {{"load1", UCD "10.1.5.1", KVL_KIND_GAUGE, 0.01, NULL},
       {"load5", UCD "10.1.5.2", KVL_KIND_GAUGE, 0.01, NULL},
       {"load15", UCD "10.1.5.3", KVL_KIND_GAUGE, 0.01, NULL},
@@ -939,7 +957,8 @@ static bool mg_oid_eq(const kvl_mg_oid_t *a, const kvl_mg_oid_t *b)
 
 static bool mg_oid_under(const kvl_mg_oid_t *o, const kvl_mg_oid_t *prefix)
 {
-    return o->len > prefix->len && memcmp(o->sub, prefix->sub, prefix->len * sizeof(o->sub[0])) == 0;
+    return o->len > prefix->len &&
+           memcmp(o->sub, prefix->sub, prefix->len * sizeof(o->sub[0])) == 0;
 }
 
 /* Index of column o in g->cols, adding it; -1 when out of memory. */
@@ -1086,7 +1105,7 @@ static int read_mib_path(top_t *t)
     const char *pick = own;
     if (access(probe, R_OK) != 0) {
         pick = access(KVL_INSTALL_MIB_DIR "/KAAVAL-MIB.txt", R_OK) == 0 ? KVL_INSTALL_MIB_DIR
-                                                                       : KVL_SOURCE_MIB_DIR;
+                                                                        : KVL_SOURCE_MIB_DIR;
     }
     if ((c->mib_path[c->n_mib_path++] = strdup(pick)) == NULL) {
         return kvl_cfg_error(list, "out of memory");
@@ -1143,8 +1162,7 @@ static int resolve_col(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t n, int *c
         return rc;
     }
     if (!mg_oid_under(&o, &g->entry)) {
-        return kvl_cfg_error(n, "'%s' is not a column of the group's table",
-                             kvl_cfg_scalar(n));
+        return kvl_cfg_error(n, "'%s' is not a column of the group's table", kvl_cfg_scalar(n));
     }
     if (suffixed) {
         return kvl_cfg_error(n, "'%s': give a table's column without an instance",
@@ -1264,8 +1282,8 @@ static int read_metric(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
     }
     for (size_t i = 0; i + 1 < g->n_metrics; i++) {
         if (strcmp(g->metrics[i].name, in.name) == 0) {
-            return kvl_cfg_error(name_node, "metric name '%s' is used twice in group '%s'",
-                                 in.name, g->name);
+            return kvl_cfg_error(name_node, "metric name '%s' is used twice in group '%s'", in.name,
+                                 g->name);
         }
     }
     m->kind = in.kind == 1 ? KVL_KIND_COUNTER : KVL_KIND_GAUGE;
@@ -1309,8 +1327,8 @@ typedef struct label_in {
 static const kvl_cfg_field_t label_fields[] = {
     {"name", KVL_CFG_STR, offsetof(label_in_t, name), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
      "the label's key"},
-    {"oid", KVL_CFG_CUSTOM, offsetof(label_in_t, oid), 0, 0, NULL, remember_node,
-     KVL_CFG_REQUIRED, "the column whose value the label carries"},
+    {"oid", KVL_CFG_CUSTOM, offsetof(label_in_t, oid), 0, 0, NULL, remember_node, KVL_CFG_REQUIRED,
+     "the column whose value the label carries"},
     {NULL},
 };
 
@@ -1366,7 +1384,8 @@ static int read_mgroup(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
                              in.name, KVL_MG_NAME_LEN);
     }
     if (strcmp(in.name, HOST_RESOURCES) == 0 || find_mgroup(&t->cfg, in.name) != g) {
-        bool builtin = strcmp(in.name, HOST_RESOURCES) == 0 || find_mgroup(&t->cfg, in.name)->builtin;
+        bool builtin =
+            strcmp(in.name, HOST_RESOURCES) == 0 || find_mgroup(&t->cfg, in.name)->builtin;
         return kvl_cfg_error(name_node, "metric group name '%s' is %s", in.name,
                              builtin ? "a built-in group's name" : "used twice");
     }
@@ -1394,7 +1413,8 @@ static int read_mgroup(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
         }
     }
     if (!kvl_cfg_is_seq(in.metrics) || kvl_cfg_seq_len(in.metrics) == 0) {
-        return kvl_cfg_error(in.metrics, "expected a list of metrics (each '- {name: .., oid: ..}')");
+        return kvl_cfg_error(in.metrics,
+                             "expected a list of metrics (each '- {name: .., oid: ..}')");
     }
     size_t n = kvl_cfg_seq_len(in.metrics);
     if (n > KVL_MG_MAX_METRICS) {
@@ -1535,8 +1555,8 @@ static const kvl_cfg_field_t top_fields[] = {
      "groups of devices sharing settings"},
     {"mib_path", KVL_CFG_CUSTOM, offsetof(top_t, mib_path), 0, 0, NULL, remember_node, 0,
      "folders of MIB files for names in metric groups"},
-    {"metric_groups", KVL_CFG_CUSTOM, offsetof(top_t, metric_groups), 0, 0, NULL, remember_node,
-     0, "metric group definitions"},
+    {"metric_groups", KVL_CFG_CUSTOM, offsetof(top_t, metric_groups), 0, 0, NULL, remember_node, 0,
+     "metric group definitions"},
     {NULL},
 };
 

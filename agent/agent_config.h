@@ -83,21 +83,20 @@
  * system's default MIB path or module list), which is then freed; a file without names
  * loads no MIB. The MIB folders: first the project's own, the first of `mibs/` beside this
  * file, the installed <prefix>/share/kaaval/mibs and the source tree's mibs/ the agent was
- * built from that holds KAAVAL-MIB.txt (the source tree's if none does), then `mib_path`. Modules import the IETF base
- * modules (SNMPv2-SMI, SNMPv2-TC, ...): Debian ships none, so put a folder holding them on
- * the path (e.g. snmp-mibs-downloader's /usr/share/snmp/mibs/ietf).
- * In a table group each metric's `oid` (and `instance`, label and `scale_by` OIDs) is a
- * column of the table, given without an instance. In a group of scalars each `oid` is
- * what a GET asks: a numeric OID exactly as written, a MIB name as written if it has an
- * instance suffix, else with ".0" added. Metric names: a-z, 0-9, _, at most 19 characters
- * (they name RRD data sources), unique in their group. `kind`: gauge (default) or counter
- * (wraps and resets handled, per row and metric). `scale` (default 1) multiplies every
- * value, `scale_by` (tables) multiplies it by another column of the row. A metric is
- * reported as a real number when its scale is not a whole number or `real: true`; an
- * integer gauge whose value is negative is unknown, so give `real: true` to gauges that
- * can be negative. OCTET STRING values holding a number ("0.15") are read as numbers.
- * A device lacking a group is logged once and not asked again until its next interface
- * discovery (`rediscover`). A level's `metric_groups` list replaces what it inherits.
+ * built from that holds KAAVAL-MIB.txt (the source tree's if none does), then `mib_path`. Modules
+ * import the IETF base modules (SNMPv2-SMI, SNMPv2-TC, ...): Debian ships none, so put a folder
+ * holding them on the path (e.g. snmp-mibs-downloader's /usr/share/snmp/mibs/ietf). In a table
+ * group each metric's `oid` (and `instance`, label and `scale_by` OIDs) is a column of the table,
+ * given without an instance. In a group of scalars each `oid` is what a GET asks: a numeric OID
+ * exactly as written, a MIB name as written if it has an instance suffix, else with ".0" added.
+ * Metric names: a-z, 0-9, _, at most 19 characters (they name RRD data sources), unique in their
+ * group. `kind`: gauge (default) or counter (wraps and resets handled, per row and metric). `scale`
+ * (default 1) multiplies every value, `scale_by` (tables) multiplies it by another column of the
+ * row. A metric is reported as a real number when its scale is not a whole number or `real: true`;
+ * an integer gauge whose value is negative is unknown, so give `real: true` to gauges that can be
+ * negative. OCTET STRING values holding a number ("0.15") are read as numbers. A device lacking a
+ * group is logged once and not asked again until its next interface discovery (`rediscover`). A
+ * level's `metric_groups` list replaces what it inherits.
  *
  * Built-in groups (numeric OIDs, no MIB file needed):
  *   hr-cpu      HOST-RESOURCES-MIB hrProcessorTable, one row per processor (index):

@@ -131,8 +131,8 @@ static char *clean(const uint8_t *s, size_t n)
 
 /* Names of hrStorageType values (HOST-RESOURCES-TYPES, hrStorageTypes .1.3.6.1.2.1.25.2.1.N). */
 static const char *const storage_types[] = {
-    NULL,           "other",       "ram",       "virtualMemory", "fixedDisk",   "removableDisk",
-    "floppyDisk",   "compactDisc", "ramDisk",   "flashMemory",   "networkDisk",
+    NULL,         "other",       "ram",     "virtualMemory", "fixedDisk",   "removableDisk",
+    "floppyDisk", "compactDisc", "ramDisk", "flashMemory",   "networkDisk",
 };
 
 static char *oid_text(const kvl_snmp_oid_t *o)
@@ -755,8 +755,8 @@ void kvl_mg_response(kvl_mg_dev_t *m, const kvl_snmp_result_t *res)
     const kvl_metric_group_t *g = gs->g;
     if (res->status != KVL_SNMP_RESPONSE) {
         const char *why = res->status == KVL_SNMP_TIMEOUT ? "timeout"
-                          : res->error_text != NULL      ? res->error_text
-                                                         : "no answer";
+                          : res->error_text != NULL       ? res->error_text
+                                                          : "no answer";
         if (!m->failing) {
             m->failing = true;
             KVL_LOG_WARN(MOD, m->cfg->name, "metric group %s: %s; groups skipped this poll",
@@ -785,8 +785,8 @@ void kvl_mg_response(kvl_mg_dev_t *m, const kvl_snmp_result_t *res)
         return;
     }
     if (e != KVL_SNMP_ERR_NONE) {
-        KVL_LOG_DEBUG(MOD, m->cfg->name, "metric group %s: error-status %d at index %d", g->name,
-                      e, res->error_index);
+        KVL_LOG_DEBUG(MOD, m->cfg->name, "metric group %s: error-status %d at index %d", g->name, e,
+                      res->error_index);
         m->aborted = true;
         return;
     }

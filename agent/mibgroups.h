@@ -47,8 +47,7 @@ void kvl_mg_dev_free(kvl_mg_dev_t *m);
 
 /* Starts a pass over the groups. rediscovered: the poll rediscovered the interfaces (groups
  * found missing are asked again); uptime: sysUpTime of this poll, if known. */
-void kvl_mg_begin(kvl_mg_dev_t *m, bool v1, bool rediscovered, bool have_uptime,
-                  uint32_t uptime);
+void kvl_mg_begin(kvl_mg_dev_t *m, bool v1, bool rediscovered, bool have_uptime, uint32_t uptime);
 
 /* Writes the next request into oids (room for max) with its operation and GETBULK size (at
  * most max_reps). Returns the number of OIDs, 0 when the pass is complete. */

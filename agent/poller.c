@@ -321,8 +321,8 @@ typedef struct device {
     iface_t **ifs; /* sorted by name */
     size_t n_ifs, cap_ifs;
 
-    kvl_mg_dev_t *mg;    /* metric groups (mibgroups.h), NULL when the device has none */
-    bool groups_skip;    /* the interface part ended without an answer: no groups this poll */
+    kvl_mg_dev_t *mg; /* metric groups (mibgroups.h), NULL when the device has none */
+    bool groups_skip; /* the interface part ended without an answer: no groups this poll */
 } device_t;
 
 enum {

@@ -113,8 +113,8 @@ int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *nam
         return 0;
     }
     if (numeric) {
-        snprintf(err, errlen, "'%s' is not a valid numeric OID (at most %d sub-identifiers)",
-                 name, KVL_SNMP_MAX_OID_LEN);
+        snprintf(err, errlen, "'%s' is not a valid numeric OID (at most %d sub-identifiers)", name,
+                 KVL_SNMP_MAX_OID_LEN);
         return KVL_EINVAL;
     }
     const char *sep = strstr(name, "::");
@@ -146,8 +146,8 @@ int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *nam
                      name, (int)(sep - name), name, list);
         } else {
             snprintf(err, errlen,
-                     "MIB name '%s' not found in any module of the MIB folders searched (%s)",
-                     name, list);
+                     "MIB name '%s' not found in any module of the MIB folders searched (%s)", name,
+                     list);
         }
         return KVL_EINVAL;
     }

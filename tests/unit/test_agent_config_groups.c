@@ -133,26 +133,26 @@ static void test_builtins(void **state)
 static void test_user_numeric(void **state)
 {
     (void)state;
-    kvl_agent_cfg_t *c = parse_ok(HEAD
-                                  "metric_groups:\n"
-                                  "  - name: ups\n"
-                                  "    table: .1.3.6.1.2.1.33.1.3.3.1\n"
-                                  "    instance: .1.3.6.1.2.1.33.1.3.3.1.1\n"
-                                  "    labels: [{name: phase, oid: .1.3.6.1.2.1.33.1.3.3.1.9}]\n"
-                                  "    metrics:\n"
-                                  "      - {name: voltage, oid: .1.3.6.1.2.1.33.1.3.3.1.3}\n"
-                                  "      - {name: frames, oid: .1.3.6.1.2.1.33.1.3.3.1.2, kind: "
-                                  "counter, scale: 0.1}\n"
-                                  "  - name: temps\n"
-                                  "    metrics:\n"
-                                  "      - {name: t1, oid: 1.3.6.1.4.1.9.9.13.1.3.1.3.1, real: "
-                                  "true}\n"
-                                  "devices:\n"
-                                  "  - {name: u1, address: 10.0.0.1, metric_groups: temps}\n"
-                                  "groups:\n"
-                                  "  - name: g\n"
-                                  "    metric_groups: [ups, temps]\n"
-                                  "    devices: [{name: u2, address: 10.0.0.2}]\n");
+    kvl_agent_cfg_t *c =
+        parse_ok(HEAD "metric_groups:\n"
+                      "  - name: ups\n"
+                      "    table: .1.3.6.1.2.1.33.1.3.3.1\n"
+                      "    instance: .1.3.6.1.2.1.33.1.3.3.1.1\n"
+                      "    labels: [{name: phase, oid: .1.3.6.1.2.1.33.1.3.3.1.9}]\n"
+                      "    metrics:\n"
+                      "      - {name: voltage, oid: .1.3.6.1.2.1.33.1.3.3.1.3}\n"
+                      "      - {name: frames, oid: .1.3.6.1.2.1.33.1.3.3.1.2, kind: "
+                      "counter, scale: 0.1}\n"
+                      "  - name: temps\n"
+                      "    metrics:\n"
+                      "      - {name: t1, oid: 1.3.6.1.4.1.9.9.13.1.3.1.3.1, real: "
+                      "true}\n"
+                      "devices:\n"
+                      "  - {name: u1, address: 10.0.0.1, metric_groups: temps}\n"
+                      "groups:\n"
+                      "  - name: g\n"
+                      "    metric_groups: [ups, temps]\n"
+                      "    devices: [{name: u2, address: 10.0.0.2}]\n");
     assert_int_equal(c->devices[0].n_mgroups, 1);
     const kvl_metric_group_t *t = c->devices[0].mgroups[0];
     assert_oid(&t->metrics[0].oid, ".1.3.6.1.4.1.9.9.13.1.3.1.3.1"); /* numeric: as written */
@@ -210,30 +210,28 @@ static void test_resolver(void **state)
     const char *dirs[] = {base, groups};
     kvl_snmp_oid_t o;
     bool suffixed = true;
-    assert_int_equal(kvl_snmp_mib_resolve(dirs, 2, ".1.3.6.1.2.1.1.3.0", &o, &suffixed, err,
-                                          sizeof(err)),
-                     0);
+    assert_int_equal(
+        kvl_snmp_mib_resolve(dirs, 2, ".1.3.6.1.2.1.1.3.0", &o, &suffixed, err, sizeof(err)), 0);
     assert_int_equal(o.len, 9);
     assert_false(suffixed);
     assert_int_equal(kvl_snmp_mib_resolve(dirs, 2, "1.3..6", &o, &suffixed, err, sizeof(err)),
                      KVL_EINVAL);
-    assert_int_equal(
-        kvl_snmp_mib_resolve(dirs, 2, "KAAVAL-TEST-MIB::kvtDiskBlocks.7", &o, &suffixed, err,
-                             sizeof(err)),
-        0);
+    assert_int_equal(kvl_snmp_mib_resolve(dirs, 2, "KAAVAL-TEST-MIB::kvtDiskBlocks.7", &o,
+                                          &suffixed, err, sizeof(err)),
+                     0);
     assert_true(suffixed);
     assert_int_equal(o.len, 12);
     assert_int_equal(o.sub[10], 5);
     assert_int_equal(o.sub[11], 7);
-    assert_int_equal(kvl_snmp_mib_resolve(dirs, 2, "kvtNoSuchThing", &o, &suffixed, err,
-                                          sizeof(err)),
-                     KVL_EINVAL);
+    assert_int_equal(
+        kvl_snmp_mib_resolve(dirs, 2, "kvtNoSuchThing", &o, &suffixed, err, sizeof(err)),
+        KVL_EINVAL);
     assert_non_null(strstr(err, "kvtNoSuchThing"));
     assert_non_null(strstr(err, groups));
     kvl_snmp_mib_release();
     /* Everything again after a release. */
-    assert_int_equal(
-        kvl_snmp_mib_resolve(dirs, 2, "kvtDiskLabel", &o, &suffixed, err, sizeof(err)), 0);
+    assert_int_equal(kvl_snmp_mib_resolve(dirs, 2, "kvtDiskLabel", &o, &suffixed, err, sizeof(err)),
+                     0);
     assert_int_equal(o.len, 11);
     kvl_snmp_mib_release();
     kvl_snmp_mib_release();
