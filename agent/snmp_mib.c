@@ -117,6 +117,10 @@ int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *nam
                  KVL_SNMP_MAX_OID_LEN);
         return KVL_EINVAL;
     }
+    if (strlen(name) > 255) {
+        snprintf(err, errlen, "MIB name '%.40s...' is longer than 255 characters", name);
+        return KVL_EINVAL;
+    }
     const char *sep = strstr(name, "::");
     const char *object = sep != NULL ? sep + 2 : name;
     if (object[0] == '\0' || (sep != NULL && sep == name)) {

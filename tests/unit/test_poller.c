@@ -1838,6 +1838,75 @@ static void test_metric_groups_v1(void **state)
     check_groups(KVL_SNMP_V1);
 }
 
+typedef struct samples_arg {
+    const char *dev, *instance, *metric;
+    size_t n;
+} samples_arg_t;
+
+static bool have_samples(world_t *w, const void *arg)
+{
+    (void)w;
+    const samples_arg_t *a = arg;
+    uint32_t id = series_id(a->dev, a->instance, a->metric);
+    return id != 0 && count_samples(id) >= a->n;
+}
+
+/* Counters of a group across polls and a reboot; a group the device lacks is not asked
+ * again until the next discovery (here: the one a reboot starts). */
+static void test_metric_groups_over_polls(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    kvl_agent_cfg_t *c =
+        kvl_agent_cfg_parse("g.yaml",
+                            "id: a\nsite: s\ncollector: 127.0.0.1:1\n"
+                            "metric_groups:\n"
+                            "  - name: late\n"
+                            "    metrics: [{name: v, oid: .1.3.6.1.4.1.42.9.0}]\n"
+                            "devices:\n"
+                            "  - {name: r1, address: 127.0.0.1, metric_groups: [late, ucd]}\n",
+                            err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd = standard_device("r1");
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 100);
+    kvl_device_cfg_t *d = world_device(&w, "r1", KVL_SNMP_V2C, 150);
+    d->mgroups = c->devices[0].mgroups;
+    d->n_mgroups = c->devices[0].n_mgroups;
+    world_start(&w);
+    samples_arg_t a = {"r1", "", "cpu_user", 1};
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    uint32_t cpu = series_id("r1", "", "cpu_user");
+    assert_int_equal(nth_sample(cpu, 0)->v, 100);
+
+    /* the "late" group (polled before ucd, so already found missing) appears on the device:
+     * not asked before the next discovery */
+    mib_gauge(fd, ".1.3.6.1.4.1.42.9.0", 5);
+    mib_ticks(fd, ".1.3.6.1.2.1.1.3.0", 100015);
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 150);
+    a.n = 2;
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    assert_false(nth_sample(cpu, 1)->unknown);
+    assert_int_equal(nth_sample(cpu, 1)->v, 150);
+    assert_null(find_series("r1", "", "v")); /* had it been asked, it would be there */
+
+    /* sysUpTime goes back: the counter is unknown once, and the group is asked again */
+    mib_ticks(fd, ".1.3.6.1.2.1.1.3.0", 50);
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 7);
+    a.n = 3;
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    assert_true(nth_sample(cpu, 2)->unknown);
+    samples_arg_t late = {"r1", "", "v", 1};
+    assert_true(run_until(&w, have_samples, &late, 5000));
+    assert_int_equal(nth_sample(series_id("r1", "", "v"), 0)->v, 5);
+    assert_int_equal(find_series("r1", "", "v")->scope, KVL_SCOPE_GROUP);
+    world_stop(&w);
+    kvl_agent_cfg_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1863,6 +1932,7 @@ int main(void)
         cmocka_unit_test(test_agent_statistics),
         cmocka_unit_test(test_metric_groups_v2c),
         cmocka_unit_test(test_metric_groups_v1),
+        cmocka_unit_test(test_metric_groups_over_polls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
