@@ -31,6 +31,10 @@
  *   3. Counters go through kvl_counter_update with state kept per interface name; one group
  *      per interface, timed when the PDU carrying its in_octets arrived, and one device
  *      group timed when the system GET answered.
+ *   4. Metric groups (mibgroups.h), when the device has any: after the interface part
+ *      (unless it ended on a timeout, send failure or Report), interfaces_done hands over
+ *      to kvl_mg_next / kvl_mg_response, one request at a time through dev_send, so the
+ *      groups share the session, the in-flight cap and the adaptive size; then the poll ends.
  *
  * Dead devices: after DEAD_AFTER polls in a row timed out, a tick sends only a sysUpTime
  * GET without retries, and only every probe_gap ticks (doubling up to DEAD_MAX_GAP_MS); the
