@@ -19,10 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "kvl.h"
 #include "log.h"
+#include "snmp.h" /* kvl_snmp_mib_resolve */
+
+#ifndef KVL_INSTALL_MIB_DIR
+#define KVL_INSTALL_MIB_DIR "/usr/share/kaaval/mibs"
+#endif
+#ifndef KVL_SOURCE_MIB_DIR
+#define KVL_SOURCE_MIB_DIR "mibs"
+#endif
 
 #define MIN_USM_PASSWORD 8 /* RFC 3414 11.2: at least 8 octets */
 
@@ -630,6 +639,8 @@ static int parse_dev_interfaces(kvl_cfg_node_t n, void *target)
 
 #define DEV(field) offsetof(level_t, d.field)
 
+static int parse_dev_mgroups(kvl_cfg_node_t n, void *target);
+
 /* Settings shared by defaults, groups and devices. */
 #define DEVICE_FIELDS                                                                              \
     {"port", KVL_CFG_INT, DEV(port), 1, 65535, NULL, NULL, 0, "UDP port of the SNMP agent (161)"}, \
@@ -691,6 +702,15 @@ static int parse_dev_interfaces(kvl_cfg_node_t n, void *target)
          NULL,                                                                                     \
          0,                                                                                        \
          "interface re-discovery period (1h; 0: every poll)"},                                     \
+        {"metric_groups",                                                                          \
+         KVL_CFG_CUSTOM,                                                                           \
+         0,                                                                                        \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         parse_dev_mgroups,                                                                        \
+         0,                                                                                        \
+         "metric groups polled besides the interfaces"},                                           \
     {                                                                                              \
         "interfaces", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_dev_interfaces, 0,                      \
             "which interfaces to report: include, exclude, include_types, exclude_types, "         \
@@ -764,6 +784,7 @@ static void device_free(kvl_device_cfg_t *d)
     free(d->address);
     free(d->community);
     filter_free(&d->ifs);
+    free(d->mgroups);
 }
 
 /* Deep copy of the inheritable settings of src (not name or address) into a zeroed dst.
@@ -782,6 +803,16 @@ static bool device_inherit(kvl_device_cfg_t *dst, const kvl_device_cfg_t *src)
     dst->ifs.exclude = strv_dup(src->ifs.exclude, src->ifs.n_exclude, &ok);
     dst->ifs.include_types = u32_dup(src->ifs.include_types, src->ifs.n_include_types, &ok);
     dst->ifs.exclude_types = u32_dup(src->ifs.exclude_types, src->ifs.n_exclude_types, &ok);
+    dst->mgroups = NULL;
+    if (src->n_mgroups > 0) {
+        dst->mgroups = malloc(src->n_mgroups * sizeof(*dst->mgroups));
+        if (dst->mgroups == NULL) {
+            dst->n_mgroups = 0;
+            ok = false;
+        } else {
+            memcpy(dst->mgroups, src->mgroups, src->n_mgroups * sizeof(*dst->mgroups));
+        }
+    }
     return ok;
 }
 
@@ -823,8 +854,665 @@ typedef struct top {
     kvl_cfg_node_t defaults;
     kvl_cfg_node_t groups;
     kvl_cfg_node_t credentials;
+    kvl_cfg_node_t mib_path;
+    kvl_cfg_node_t metric_groups;
     size_t cap_devices;
+    char base_dir[4096]; /* the configuration file's folder */
+    bool used_mibs;      /* a MIB name was resolved */
 } top_t;
+
+/* --- metric groups --------------------------------------------------------------------------- */
+
+/* Built-in groups, with the standard numeric OIDs (no MIB file needed). A metric's oid is a
+ * column of `entry` for tables, the instance to GET for scalars. */
+typedef struct builtin_metric {
+    const char *name;
+    const char *oid;
+    kvl_kind_t kind;
+    double scale;
+    const char *scale_by; /* a column of the same table, or NULL */
+} builtin_metric_t;
+
+typedef struct builtin_group {
+    const char *name;
+    const char *entry;    /* NULL for scalars */
+    const char *instance; /* column naming rows, or NULL */
+    const char *label;    /* one label column: its name and OID, or NULL */
+    const char *label_oid;
+    builtin_metric_t metrics[16];
+} builtin_group_t;
+
+#define HR "1.3.6.1.2.1.25."
+#define UCD "1.3.6.1.4.1.2021."
+
+static const builtin_group_t builtin_groups[] = {
+    {"hr-cpu", HR "3.3.1", NULL, NULL, NULL, {{"load", HR "3.3.1.2", KVL_KIND_GAUGE, 1, NULL}}},
+    {"hr-storage",
+     HR "2.3.1",
+     HR "2.3.1.3",
+     "type",
+     HR "2.3.1.2",
+     {{"size_bytes", HR "2.3.1.5", KVL_KIND_GAUGE, 1, HR "2.3.1.4"},
+      {"used_bytes", HR "2.3.1.6", KVL_KIND_GAUGE, 1, HR "2.3.1.4"},
+      {"alloc_failures", HR "2.3.1.7", KVL_KIND_COUNTER, 1, NULL}}},
+    {"hr-system",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {{"processes", HR "1.6.0", KVL_KIND_GAUGE, 1, NULL},
+      {"users", HR "1.5.0", KVL_KIND_GAUGE, 1, NULL},
+      {"memory_bytes", HR "2.2.0", KVL_KIND_GAUGE, 1024, NULL}}},
+    {"ucd",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {{"load1", UCD "10.1.5.1", KVL_KIND_GAUGE, 0.01, NULL},
+      {"load5", UCD "10.1.5.2", KVL_KIND_GAUGE, 0.01, NULL},
+      {"load15", UCD "10.1.5.3", KVL_KIND_GAUGE, 0.01, NULL},
+      {"mem_total_bytes", UCD "4.5.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"mem_avail_bytes", UCD "4.6.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"mem_buffer_bytes", UCD "4.14.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"mem_cached_bytes", UCD "4.15.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"swap_total_bytes", UCD "4.3.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"swap_avail_bytes", UCD "4.4.0", KVL_KIND_GAUGE, 1024, NULL},
+      {"cpu_user", UCD "11.50.0", KVL_KIND_COUNTER, 1, NULL},
+      {"cpu_system", UCD "11.52.0", KVL_KIND_COUNTER, 1, NULL},
+      {"cpu_idle", UCD "11.53.0", KVL_KIND_COUNTER, 1, NULL},
+      {"cpu_wait", UCD "11.54.0", KVL_KIND_COUNTER, 1, NULL}}},
+};
+
+/* A name standing for several built-in groups. */
+static const char *const host_resources[] = {"hr-cpu", "hr-storage", "hr-system", NULL};
+#define HOST_RESOURCES "host-resources"
+
+static void mg_free(kvl_metric_group_t *g)
+{
+    free(g->name);
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        free(g->metrics[i].name);
+    }
+    free(g->metrics);
+    for (size_t i = 0; i < g->n_labels; i++) {
+        free(g->labels[i].name);
+    }
+    free(g->labels);
+    free(g->cols);
+    free(g->family_metrics);
+    free(g->family_kinds);
+    free(g->family_reals);
+}
+
+static void mg_oid_from(kvl_mg_oid_t *dst, const kvl_snmp_oid_t *src)
+{
+    dst->len = src->len;
+    memcpy(dst->sub, src->sub, src->len * sizeof(src->sub[0]));
+}
+
+static bool mg_oid_eq(const kvl_mg_oid_t *a, const kvl_mg_oid_t *b)
+{
+    return a->len == b->len && memcmp(a->sub, b->sub, a->len * sizeof(a->sub[0])) == 0;
+}
+
+static bool mg_oid_under(const kvl_mg_oid_t *o, const kvl_mg_oid_t *prefix)
+{
+    return o->len > prefix->len &&
+           memcmp(o->sub, prefix->sub, prefix->len * sizeof(o->sub[0])) == 0;
+}
+
+/* Index of column o in g->cols, adding it; -1 when out of memory. */
+static int mg_col(kvl_metric_group_t *g, const kvl_mg_oid_t *o)
+{
+    for (size_t i = 0; i < g->n_cols; i++) {
+        if (mg_oid_eq(&g->cols[i], o)) {
+            return (int)i;
+        }
+    }
+    kvl_mg_oid_t *cols = realloc(g->cols, (g->n_cols + 1) * sizeof(*cols));
+    if (cols == NULL) {
+        return -1;
+    }
+    g->cols = cols;
+    g->cols[g->n_cols] = *o;
+    return (int)g->n_cols++;
+}
+
+/* Fills the family from the metrics. Returns false when out of memory. */
+static bool mg_family(kvl_metric_group_t *g)
+{
+    size_t n = g->n_metrics;
+    g->family_metrics = calloc(n, sizeof(*g->family_metrics));
+    g->family_kinds = calloc(n, sizeof(*g->family_kinds));
+    g->family_reals = calloc(n, sizeof(*g->family_reals));
+    if (g->family_metrics == NULL || g->family_kinds == NULL || g->family_reals == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        g->family_metrics[i] = g->metrics[i].name;
+        g->family_kinds[i] = (kvl_kind_t)g->metrics[i].kind;
+        g->family_reals[i] = g->metrics[i].real;
+    }
+    g->family.name = g->name;
+    g->family.n = n;
+    g->family.metrics = g->family_metrics;
+    g->family.kinds = g->family_kinds;
+    g->family.reals = g->family_reals;
+    return true;
+}
+
+static bool numeric_oid(const char *s, kvl_mg_oid_t *o)
+{
+    kvl_snmp_oid_t so;
+    bool suffixed;
+    char err[64];
+    if (kvl_snmp_mib_resolve(NULL, 0, s, &so, &suffixed, err, sizeof(err)) != 0 ||
+        so.len > KVL_MG_OID_MAX) {
+        return false;
+    }
+    mg_oid_from(o, &so);
+    return true;
+}
+
+/* A scale that is not a whole number makes a metric real. */
+static bool scale_is_real(double scale)
+{
+    return scale != (double)(int64_t)scale || scale < 1;
+}
+
+static int build_builtins(kvl_agent_cfg_t *c, kvl_cfg_node_t at)
+{
+    size_t n = KVL_ARRAY_SIZE(builtin_groups);
+    for (size_t i = 0; i < n; i++) {
+        const builtin_group_t *bg = &builtin_groups[i];
+        kvl_metric_group_t *g = &c->metric_groups[c->n_metric_groups++];
+        memset(g, 0, sizeof(*g));
+        g->builtin = true;
+        g->table = bg->entry != NULL;
+        g->instance_col = -1;
+        size_t nm = 0;
+        while (nm < KVL_ARRAY_SIZE(bg->metrics) && bg->metrics[nm].name != NULL) {
+            nm++;
+        }
+        g->name = strdup(bg->name);
+        g->metrics = calloc(nm, sizeof(*g->metrics));
+        if (g->name == NULL || g->metrics == NULL) {
+            return kvl_cfg_error(at, "out of memory");
+        }
+        bool ok = true;
+        if (g->table) {
+            ok = numeric_oid(bg->entry, &g->entry);
+            kvl_mg_oid_t o;
+            if (ok && bg->instance != NULL) {
+                ok = numeric_oid(bg->instance, &o) && (g->instance_col = mg_col(g, &o)) >= 0;
+            }
+            if (ok && bg->label != NULL) {
+                g->labels = calloc(1, sizeof(*g->labels));
+                ok = g->labels != NULL && (g->labels[0].name = strdup(bg->label)) != NULL &&
+                     numeric_oid(bg->label_oid, &o) && (g->labels[0].col = mg_col(g, &o)) >= 0;
+                g->n_labels = ok ? 1 : 0;
+            }
+        }
+        for (size_t k = 0; ok && k < nm; k++) {
+            const builtin_metric_t *bm = &bg->metrics[k];
+            kvl_mg_metric_t *m = &g->metrics[g->n_metrics];
+            m->kind = bm->kind;
+            m->scale = bm->scale;
+            m->real = scale_is_real(bm->scale);
+            m->col = m->scale_by = -1;
+            ok = (m->name = strdup(bm->name)) != NULL && numeric_oid(bm->oid, &m->oid);
+            g->n_metrics++;
+            if (ok && g->table) {
+                ok = (m->col = mg_col(g, &m->oid)) >= 0;
+                kvl_mg_oid_t o;
+                if (ok && bm->scale_by != NULL) {
+                    ok = numeric_oid(bm->scale_by, &o) && (m->scale_by = mg_col(g, &o)) >= 0;
+                }
+            }
+        }
+        if (!ok || !mg_family(g)) {
+            return kvl_cfg_error(at, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* The MIB folders: the project's own, then `mib_path` (relative to the config's folder). */
+static int read_mib_path(top_t *t)
+{
+    kvl_agent_cfg_t *c = &t->cfg;
+    kvl_cfg_node_t list = t->mib_path;
+    size_t n = 0;
+    if (list.index != 0) {
+        if (kvl_cfg_scalar(list) != NULL) {
+            n = 1;
+        } else if (kvl_cfg_is_seq(list)) {
+            n = kvl_cfg_seq_len(list);
+        } else {
+            return kvl_cfg_error(list, "expected a list of MIB folders");
+        }
+    }
+    c->mib_path = calloc(n + 1, sizeof(*c->mib_path));
+    if (c->mib_path == NULL) {
+        return kvl_cfg_error(kvl_cfg_root(list.cfg), "out of memory");
+    }
+    /* The project's own folder (the one holding KAAVAL-MIB.txt): mibs/ beside the
+     * configuration, else the installed one, else the source tree's the agent was built
+     * from. */
+    char own[4200], probe[4300];
+    snprintf(own, sizeof(own), "%s/mibs", t->base_dir);
+    snprintf(probe, sizeof(probe), "%s/KAAVAL-MIB.txt", own);
+    const char *pick = own;
+    if (access(probe, R_OK) != 0) {
+        pick = access(KVL_INSTALL_MIB_DIR "/KAAVAL-MIB.txt", R_OK) == 0 ? KVL_INSTALL_MIB_DIR
+                                                                        : KVL_SOURCE_MIB_DIR;
+    }
+    if ((c->mib_path[c->n_mib_path++] = strdup(pick)) == NULL) {
+        return kvl_cfg_error(list, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        kvl_cfg_node_t item = kvl_cfg_is_seq(list) ? kvl_cfg_seq_at(list, i) : list;
+        const char *s = kvl_cfg_scalar(item);
+        if (s == NULL || s[0] == '\0') {
+            return kvl_cfg_error(item, "expected the path of a folder of MIB files");
+        }
+        char path[8300];
+        if (s[0] == '/') {
+            snprintf(path, sizeof(path), "%s", s);
+        } else {
+            snprintf(path, sizeof(path), "%s/%s", t->base_dir, s);
+        }
+        if ((c->mib_path[c->n_mib_path++] = strdup(path)) == NULL) {
+            return kvl_cfg_error(item, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* Resolves the text of node n (a MIB name or numeric OID) into o. */
+static int resolve_oid(top_t *t, kvl_cfg_node_t n, kvl_mg_oid_t *o, bool *suffixed)
+{
+    const char *s = kvl_cfg_scalar(n);
+    if (s == NULL || s[0] == '\0') {
+        char got[64];
+        describe_value(n, got, sizeof(got));
+        return kvl_cfg_error(n, "expected an OID (.1.3.6...) or a MIB name, got %s", got);
+    }
+    kvl_snmp_oid_t so;
+    char err[1024];
+    if (kvl_snmp_mib_resolve((const char *const *)t->cfg.mib_path, t->cfg.n_mib_path, s, &so,
+                             suffixed, err, sizeof(err)) != 0) {
+        return kvl_cfg_error(n, "%s", err);
+    }
+    if (so.len > KVL_MG_OID_MAX) {
+        return kvl_cfg_error(n, "'%s' is longer than %d sub-identifiers", s, KVL_MG_OID_MAX);
+    }
+    mg_oid_from(o, &so);
+    t->used_mibs = t->used_mibs || !(s[0] == '.' || (s[0] >= '0' && s[0] <= '9'));
+    return 0;
+}
+
+/* A column of a table group: under the table, given without an instance. */
+static int resolve_col(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t n, int *col)
+{
+    kvl_mg_oid_t o;
+    bool suffixed = false;
+    int rc = resolve_oid(t, n, &o, &suffixed);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!mg_oid_under(&o, &g->entry)) {
+        return kvl_cfg_error(n, "'%s' is not a column of the group's table", kvl_cfg_scalar(n));
+    }
+    if (suffixed) {
+        return kvl_cfg_error(n, "'%s': give a table's column without an instance",
+                             kvl_cfg_scalar(n));
+    }
+    if ((*col = mg_col(g, &o)) < 0) {
+        return kvl_cfg_error(n, "out of memory");
+    }
+    return 0;
+}
+
+static bool name_chars_ok(const char *s, bool dash)
+{
+    for (; *s != '\0'; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              (dash && *s == '-'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int parse_scale(kvl_cfg_node_t n, void *target)
+{
+    const char *s = kvl_cfg_scalar(n);
+    char *end = NULL;
+    double v = s != NULL ? strtod(s, &end) : 0;
+    if (s == NULL || end == s || *end != '\0' || !(v > 0) || v > 1e15) {
+        char got[64];
+        describe_value(n, got, sizeof(got));
+        return kvl_cfg_error(n, "expected a positive number to multiply values by, got %s", got);
+    }
+    *(double *)target = v;
+    return 0;
+}
+
+static const char *const kind_choices[] = {"gauge", "counter", NULL};
+
+typedef struct metric_in {
+    char *name;
+    kvl_cfg_node_t oid;
+    int kind;
+    double scale;
+    bool real;
+    kvl_cfg_node_t scale_by;
+} metric_in_t;
+
+static const kvl_cfg_field_t metric_fields[] = {
+    {"name", KVL_CFG_STR, offsetof(metric_in_t, name), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+     "the metric's name: [a-z0-9_], at most 19 characters"},
+    {"oid", KVL_CFG_CUSTOM, offsetof(metric_in_t, oid), 0, 0, NULL, remember_node, KVL_CFG_REQUIRED,
+     "numeric OID or MIB name: a column (table) or the instance to GET (scalars)"},
+    {"kind", KVL_CFG_ENUM, offsetof(metric_in_t, kind), 0, 0, kind_choices, NULL, 0,
+     "gauge or counter (gauge)"},
+    {"scale", KVL_CFG_CUSTOM, offsetof(metric_in_t, scale), 0, 0, NULL, parse_scale, 0,
+     "multiplies every value (1)"},
+    {"real", KVL_CFG_BOOL, offsetof(metric_in_t, real), 0, 0, NULL, NULL, 0,
+     "report as a real number (false; true when scale is not a whole number)"},
+    {"scale_by", KVL_CFG_CUSTOM, offsetof(metric_in_t, scale_by), 0, 0, NULL, remember_node, 0,
+     "table: a column of the row whose value multiplies this one"},
+    {NULL},
+};
+
+typedef struct group_in {
+    char *name;
+    kvl_cfg_node_t table, instance, labels, metrics;
+} group_in_t;
+
+static const kvl_cfg_field_t mgroup_fields[] = {
+    {"name", KVL_CFG_STR, offsetof(group_in_t, name), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+     "the group's name: [a-z0-9_-]"},
+    {"table", KVL_CFG_CUSTOM, offsetof(group_in_t, table), 0, 0, NULL, remember_node, 0,
+     "the table (or its entry) walked; left out for scalars"},
+    {"instance", KVL_CFG_CUSTOM, offsetof(group_in_t, instance), 0, 0, NULL, remember_node, 0,
+     "table: the column naming rows (default: the row's index)"},
+    {"labels", KVL_CFG_CUSTOM, offsetof(group_in_t, labels), 0, 0, NULL, remember_node, 0,
+     "table: columns reported as labels, {name: oid, ...}"},
+    {"metrics", KVL_CFG_CUSTOM, offsetof(group_in_t, metrics), 0, 0, NULL, remember_node,
+     KVL_CFG_REQUIRED, "the metrics: name, oid, kind, scale, real, scale_by"},
+    {NULL},
+};
+
+static const kvl_metric_group_t *find_mgroup(const kvl_agent_cfg_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_metric_groups; i++) {
+        if (strcmp(c->metric_groups[i].name, name) == 0) {
+            return &c->metric_groups[i];
+        }
+    }
+    return NULL;
+}
+
+static int read_metric(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
+{
+    metric_in_t in;
+    memset(&in, 0, sizeof(in));
+    in.scale = 1;
+    in.kind = 0;
+    int rc = kvl_cfg_apply(item, metric_fields, &in);
+    kvl_mg_metric_t *m = &g->metrics[g->n_metrics];
+    memset(m, 0, sizeof(*m));
+    m->name = in.name;
+    m->col = m->scale_by = -1;
+    if (rc != 0) {
+        free(in.name);
+        m->name = NULL;
+        return rc;
+    }
+    g->n_metrics++;
+    kvl_cfg_node_t name_node = node_or(item, "name");
+    if (in.name[0] == '\0' || strlen(in.name) > KVL_MG_METRIC_LEN ||
+        !name_chars_ok(in.name, false)) {
+        return kvl_cfg_error(name_node,
+                             "metric name '%s': expected 1 to %d characters of a-z, 0-9 and _ "
+                             "(it names an RRD data source)",
+                             in.name, KVL_MG_METRIC_LEN);
+    }
+    for (size_t i = 0; i + 1 < g->n_metrics; i++) {
+        if (strcmp(g->metrics[i].name, in.name) == 0) {
+            return kvl_cfg_error(name_node, "metric name '%s' is used twice in group '%s'", in.name,
+                                 g->name);
+        }
+    }
+    m->kind = in.kind == 1 ? KVL_KIND_COUNTER : KVL_KIND_GAUGE;
+    m->scale = in.scale;
+    m->real = in.real || scale_is_real(in.scale);
+    kvl_cfg_node_t oid_node = in.oid;
+    if (g->table) {
+        rc = resolve_col(t, g, oid_node, &m->col);
+        if (rc == 0) {
+            m->oid = g->cols[m->col];
+        }
+        if (rc == 0 && in.scale_by.index != 0) {
+            rc = resolve_col(t, g, in.scale_by, &m->scale_by);
+        }
+        return rc;
+    }
+    if (in.scale_by.index != 0) {
+        return kvl_cfg_error(in.scale_by, "scale_by is for table groups only");
+    }
+    bool suffixed = false;
+    rc = resolve_oid(t, oid_node, &m->oid, &suffixed);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *s = kvl_cfg_scalar(oid_node);
+    bool numeric = s[0] == '.' || (s[0] >= '0' && s[0] <= '9');
+    if (!numeric && !suffixed) {
+        if (m->oid.len == KVL_MG_OID_MAX) {
+            return kvl_cfg_error(oid_node, "'%s.0' is too long", s);
+        }
+        m->oid.sub[m->oid.len++] = 0; /* a scalar object's instance */
+    }
+    return 0;
+}
+
+typedef struct label_in {
+    char *name;
+    kvl_cfg_node_t oid;
+} label_in_t;
+
+static const kvl_cfg_field_t label_fields[] = {
+    {"name", KVL_CFG_STR, offsetof(label_in_t, name), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+     "the label's key"},
+    {"oid", KVL_CFG_CUSTOM, offsetof(label_in_t, oid), 0, 0, NULL, remember_node, KVL_CFG_REQUIRED,
+     "the column whose value the label carries"},
+    {NULL},
+};
+
+static int read_labels(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t list)
+{
+    size_t n = kvl_cfg_is_seq(list) ? kvl_cfg_seq_len(list) : 0;
+    if (n == 0 || n > KVL_MG_MAX_LABELS) {
+        return kvl_cfg_error(list, "expected a list of 1 to %d labels ('- {name: .., oid: ..}')",
+                             KVL_MG_MAX_LABELS);
+    }
+    g->labels = calloc(n, sizeof(*g->labels));
+    if (g->labels == NULL) {
+        return kvl_cfg_error(list, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        kvl_cfg_node_t item = kvl_cfg_seq_at(list, i);
+        label_in_t in;
+        memset(&in, 0, sizeof(in));
+        int rc = kvl_cfg_apply(item, label_fields, &in);
+        g->labels[g->n_labels].name = in.name;
+        g->n_labels += in.name != NULL ? 1 : 0;
+        if (rc == 0 && (in.name[0] == '\0' || !name_chars_ok(in.name, false) ||
+                        strcmp(in.name, "index") == 0)) {
+            rc = kvl_cfg_error(node_or(item, "name"),
+                               "label name '%s': expected a-z, 0-9 and _ (and not 'index')",
+                               in.name);
+        }
+        if (rc == 0) {
+            rc = resolve_col(t, g, in.oid, &g->labels[g->n_labels - 1].col);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int read_mgroup(top_t *t, kvl_metric_group_t *g, kvl_cfg_node_t item)
+{
+    group_in_t in;
+    memset(&in, 0, sizeof(in));
+    g->instance_col = -1;
+    int rc = kvl_cfg_apply(item, mgroup_fields, &in);
+    g->name = in.name;
+    if (rc != 0) {
+        return rc;
+    }
+    kvl_cfg_node_t name_node = node_or(item, "name");
+    if (in.name[0] == '\0' || strlen(in.name) > KVL_MG_NAME_LEN || !name_chars_ok(in.name, true)) {
+        return kvl_cfg_error(name_node,
+                             "metric group name '%s': expected 1 to %d characters of a-z, 0-9, "
+                             "_ and -",
+                             in.name, KVL_MG_NAME_LEN);
+    }
+    if (strcmp(in.name, HOST_RESOURCES) == 0 || find_mgroup(&t->cfg, in.name) != g) {
+        bool builtin =
+            strcmp(in.name, HOST_RESOURCES) == 0 || find_mgroup(&t->cfg, in.name)->builtin;
+        return kvl_cfg_error(name_node, "metric group name '%s' is %s", in.name,
+                             builtin ? "a built-in group's name" : "used twice");
+    }
+    if (in.table.index != 0) {
+        bool suffixed = false;
+        g->table = true;
+        rc = resolve_oid(t, in.table, &g->entry, &suffixed);
+        if (rc != 0) {
+            return rc;
+        }
+    } else if (in.instance.index != 0 || in.labels.index != 0) {
+        return kvl_cfg_error(in.instance.index != 0 ? in.instance : in.labels,
+                             "`instance` and `labels` need a `table`");
+    }
+    if (in.instance.index != 0) {
+        rc = resolve_col(t, g, in.instance, &g->instance_col);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (in.labels.index != 0) {
+        rc = read_labels(t, g, in.labels);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (!kvl_cfg_is_seq(in.metrics) || kvl_cfg_seq_len(in.metrics) == 0) {
+        return kvl_cfg_error(in.metrics,
+                             "expected a list of metrics (each '- {name: .., oid: ..}')");
+    }
+    size_t n = kvl_cfg_seq_len(in.metrics);
+    if (n > KVL_MG_MAX_METRICS) {
+        return kvl_cfg_error(in.metrics, "at most %d metrics per group", KVL_MG_MAX_METRICS);
+    }
+    g->metrics = calloc(n, sizeof(*g->metrics));
+    if (g->metrics == NULL) {
+        return kvl_cfg_error(item, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = read_metric(t, g, kvl_cfg_seq_at(in.metrics, i));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (!mg_family(g)) {
+        return kvl_cfg_error(item, "out of memory");
+    }
+    return 0;
+}
+
+/* Built-in groups, then the file's `metric_groups` definitions. */
+static int read_metric_groups(top_t *t)
+{
+    kvl_agent_cfg_t *c = &t->cfg;
+    kvl_cfg_node_t list = t->metric_groups;
+    size_t n = 0;
+    if (list.index != 0) {
+        if (!kvl_cfg_is_seq(list)) {
+            return kvl_cfg_error(list, "expected a list of metric groups (each '- name: ...')");
+        }
+        n = kvl_cfg_seq_len(list);
+    }
+    size_t nb = KVL_ARRAY_SIZE(builtin_groups);
+    c->metric_groups = calloc(nb + n, sizeof(*c->metric_groups));
+    if (c->metric_groups == NULL) {
+        return kvl_cfg_error(kvl_cfg_root(list.cfg), "out of memory");
+    }
+    int rc = build_builtins(c, list);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        kvl_metric_group_t *g = &c->metric_groups[c->n_metric_groups++];
+        rc = read_mgroup(t, g, kvl_cfg_seq_at(list, i));
+    }
+    return rc;
+}
+
+/* A device level's `metric_groups: [name, ...]`; replaces what it inherits. */
+static int parse_dev_mgroups(kvl_cfg_node_t n, void *target)
+{
+    level_t *l = target;
+    size_t count = kvl_cfg_is_seq(n) ? kvl_cfg_seq_len(n) : 1;
+    if (!kvl_cfg_is_seq(n) && kvl_cfg_scalar(n) == NULL) {
+        return kvl_cfg_error(n, "expected a list of metric group names");
+    }
+    const kvl_metric_group_t **v = calloc(count * 3 + 1, sizeof(*v));
+    size_t nv = 0;
+    if (v == NULL) {
+        return kvl_cfg_error(n, "out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        kvl_cfg_node_t item = kvl_cfg_is_seq(n) ? kvl_cfg_seq_at(n, i) : n;
+        const char *s = kvl_cfg_scalar(item);
+        const kvl_metric_group_t *found[3] = {NULL, NULL, NULL};
+        if (s != NULL && strcmp(s, HOST_RESOURCES) == 0) {
+            for (size_t k = 0; host_resources[k] != NULL; k++) {
+                found[k] = find_mgroup(l->cfg, host_resources[k]);
+            }
+        } else if (s != NULL) {
+            found[0] = find_mgroup(l->cfg, s);
+        }
+        if (found[0] == NULL) {
+            char known[512] = HOST_RESOURCES;
+            size_t used = strlen(known);
+            for (size_t k = 0; k < l->cfg->n_metric_groups && used < sizeof(known); k++) {
+                int w = snprintf(known + used, sizeof(known) - used, ", %s",
+                                 l->cfg->metric_groups[k].name);
+                used += w > 0 ? (size_t)w : 0;
+            }
+            char got[160];
+            describe_value(item, got, sizeof(got));
+            free(v);
+            return kvl_cfg_error(item, "unknown metric group %s; known: %s", got, known);
+        }
+        for (size_t k = 0; k < 3 && found[k] != NULL; k++) {
+            bool dup = false;
+            for (size_t j = 0; j < nv; j++) {
+                dup = dup || v[j] == found[k];
+            }
+            if (!dup) {
+                v[nv++] = found[k];
+            }
+        }
+    }
+    free(l->d.mgroups);
+    l->d.mgroups = v;
+    l->d.n_mgroups = nv;
+    return 0;
+}
 
 static int parse_collector(kvl_cfg_node_t n, void *target)
 {
@@ -935,6 +1623,10 @@ static const kvl_cfg_field_t top_fields[] = {
      "the SNMP devices to poll"},
     {"groups", KVL_CFG_CUSTOM, offsetof(top_t, groups), 0, 0, NULL, remember_node, 0,
      "groups of devices sharing settings"},
+    {"mib_path", KVL_CFG_CUSTOM, offsetof(top_t, mib_path), 0, 0, NULL, remember_node, 0,
+     "folders of MIB files for names in metric groups"},
+    {"metric_groups", KVL_CFG_CUSTOM, offsetof(top_t, metric_groups), 0, 0, NULL, remember_node, 0,
+     "metric group definitions"},
     {NULL},
 };
 
@@ -956,6 +1648,11 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
         cred_free(&c->credentials[i]);
     }
     free(c->credentials);
+    free_strv(c->mib_path, c->n_mib_path);
+    for (size_t i = 0; i < c->n_metric_groups; i++) {
+        mg_free(&c->metric_groups[i]);
+    }
+    free(c->metric_groups);
     free(c);
 }
 
@@ -1084,7 +1781,7 @@ static int read_groups(top_t *t, const level_t *defaults)
     return rc;
 }
 
-static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
+static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, size_t errlen)
 {
     kvl_agent_cfg_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -1094,6 +1791,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
     }
     top_t t;
     memset(&t, 0, sizeof(t));
+    snprintf(t.base_dir, sizeof(t.base_dir), "%s", base_dir);
     t.cfg.log_level = KVL_LOG_LEVEL_INFO;
     t.cfg.flush_interval_ms = 1000;
     t.cfg.max_queue = 100000;
@@ -1112,6 +1810,15 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
     }
     if (rc == 0) {
         rc = read_credentials(&t.cfg, t.credentials);
+    }
+    if (rc == 0) {
+        rc = read_mib_path(&t);
+    }
+    if (rc == 0) {
+        rc = read_metric_groups(&t);
+    }
+    if (t.used_mibs) {
+        kvl_snmp_mib_release(); /* every name is resolved: the MIB tree is not needed */
     }
     if (rc == 0 && t.defaults.index != 0) {
         rc = apply_level(&defaults, t.defaults, default_fields);
@@ -1136,11 +1843,21 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
 kvl_agent_cfg_t *kvl_agent_cfg_load(const char *path, char *err, size_t errlen)
 {
     kvl_cfg_t *y = kvl_cfg_load_file(path, err, errlen);
-    return y ? finish(y, err, errlen) : NULL;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == dir) {
+        dir[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    return y ? finish(y, dir, err, errlen) : NULL;
 }
 
 kvl_agent_cfg_t *kvl_agent_cfg_parse(const char *name, const char *text, char *err, size_t errlen)
 {
     kvl_cfg_t *y = kvl_cfg_load_string(name, text, err, errlen);
-    return y ? finish(y, err, errlen) : NULL;
+    return y ? finish(y, ".", err, errlen) : NULL;
 }

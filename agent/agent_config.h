@@ -73,6 +73,64 @@
  *       devices:                  # the group's devices, as under `devices:` (required)
  *         - {name: bhq-sw1, address: 10.20.1.2}
  *
+ *   mib_path: [/usr/share/snmp/mibs, vendor-mibs]   # extra MIB folders (relative paths:
+ *                                 #   from the configuration file's folder), searched after
+ *                                 #   the project's own MIB folder (below)
+ *   metric_groups:                # user-defined groups of OIDs, polled after the interfaces
+ *     - name: ups                 # [a-z0-9_-], at most 32, unique, not a built-in name
+ *       table: UPS-MIB::upsInputEntry   # the table (or its entry) walked; leave `table` out
+ *                                 #   for a group of scalars
+ *       instance: upsInputLineIndex     # column naming the rows (string or number);
+ *                                 #   default: the row's index ("1", "2.5", ...)
+ *       labels:                   # columns carried as labels of each row (at most 4)
+ *         - {name: phase, oid: upsInputLineIndex}
+ *       metrics:                  # at most 32
+ *         - {name: voltage, oid: upsInputVoltage, kind: gauge}
+ *         - {name: frames, oid: .1.3.6.1.2.1.33.1.3.3.1.2, kind: counter, scale: 0.1}
+ *         - {name: bytes, oid: .1.3.6.1.4.1.9.1.5, scale_by: .1.3.6.1.4.1.9.1.4}
+ *
+ *   and under defaults, a group or a device:
+ *     metric_groups: [host-resources, ucd, ups]   # polled besides the interfaces
+ *
+ * Metric groups. An OID is numeric (".1.3.6.1...") or a MIB name, "MODULE::object" or a bare
+ * "object", optionally with an instance suffix ("laLoadInt.1"); names are resolved once, when
+ * the file is read, with net-snmp's MIB parser over the MIB folders only (never the
+ * system's default MIB path or module list), which is then freed; a file without names
+ * loads no MIB. The MIB folders: first the project's own, the first of `mibs/` beside this
+ * file, the installed <prefix>/share/kaaval/mibs and the source tree's mibs/ the agent was
+ * built from that holds KAAVAL-MIB.txt (the source tree's if none does), then `mib_path`. Modules
+ * import the IETF base modules (SNMPv2-SMI, SNMPv2-TC, ...): Debian ships none, so put a folder
+ * holding them on the path (e.g. snmp-mibs-downloader's /usr/share/snmp/mibs/ietf). In a table
+ * group each metric's `oid` (and `instance`, label and `scale_by` OIDs) is a column of the table,
+ * given without an instance. In a group of scalars each `oid` is what a GET asks: a numeric OID
+ * exactly as written, a MIB name as written if it has an instance suffix, else with ".0" added.
+ * Metric names: a-z, 0-9, _, at most 19 characters (they name RRD data sources), unique in their
+ * group. `kind`: gauge (default) or counter (wraps and resets handled, per row and metric). `scale`
+ * (default 1) multiplies every value, `scale_by` (tables) multiplies it by another column of the
+ * row. A metric is reported as a real number when its scale is not a whole number or `real: true`;
+ * an integer gauge whose value is negative is unknown, so give `real: true` to gauges that can be
+ * negative. OCTET STRING values holding a number ("0.15") are read as numbers. A device lacking a
+ * group is logged once and not asked again until its next interface discovery (`rediscover`). A
+ * level's `metric_groups` list replaces what it inherits.
+ *
+ * Built-in groups (numeric OIDs, no MIB file needed):
+ *   hr-cpu      HOST-RESOURCES-MIB hrProcessorTable, one row per processor (index):
+ *               load (hrProcessorLoad, %)
+ *   hr-storage  hrStorageTable, one row per storage area named by hrStorageDescr, label
+ *               `type` (ram, virtualMemory, fixedDisk, ... from hrStorageType): size_bytes
+ *               and used_bytes (hrStorageSize/Used x hrStorageAllocationUnits),
+ *               alloc_failures (counter)
+ *   hr-system   scalars: processes (hrSystemProcesses), users (hrSystemNumUsers),
+ *               memory_bytes (hrMemorySize x 1024)
+ *   host-resources   stands for hr-cpu, hr-storage and hr-system
+ *   ucd         UCD-SNMP-MIB scalars: load1, load5, load15 (laLoadInt.1-3 x 0.01, reals);
+ *               mem_total_bytes, mem_avail_bytes, mem_buffer_bytes, mem_cached_bytes,
+ *               swap_total_bytes, swap_avail_bytes (memTotalReal, memAvailReal, memBuffer,
+ *               memCached, memTotalSwap, memAvailSwap x 1024); counters cpu_user,
+ *               cpu_system, cpu_idle, cpu_wait (ssCpuRawUser/System/Idle/Wait, ticks)
+ * Each row of a table group is an instance (archived per row, label `index` plus the
+ * group's labels); a group of scalars is one instance named "".
+ *
  * Precedence, closest wins: device > group > defaults > built-in default. Each setting is
  * inherited on its own; inside `interfaces`, each of its five keys likewise. A level that
  * sets `credentials` replaces an inherited inline version/community and the other way
@@ -96,6 +154,7 @@
 #include <stdint.h>
 
 #include "tls_config.h"
+#include "wire.h" /* kvl_family_t, kvl_kind_t */
 
 typedef enum {
     KVL_SNMP_V1 = 0,
@@ -157,6 +216,53 @@ typedef struct kvl_if_filter {
     bool skip_admin_down;
 } kvl_if_filter_t;
 
+/* --- metric groups (see the reference above) --- */
+
+#define KVL_MG_OID_MAX 32     /* sub-identifiers of an OID in a group definition */
+#define KVL_MG_METRIC_LEN 19  /* longest metric name: an RRD data source name */
+#define KVL_MG_NAME_LEN 32    /* longest group name */
+#define KVL_MG_MAX_METRICS 32 /* metrics per group */
+#define KVL_MG_MAX_LABELS 4   /* label columns per group */
+
+typedef struct kvl_mg_oid {
+    uint32_t sub[KVL_MG_OID_MAX];
+    size_t len;
+} kvl_mg_oid_t;
+
+typedef struct kvl_mg_metric {
+    char *name;
+    kvl_mg_oid_t oid; /* table: the column; scalars: the instance GET asks for */
+    int kind;         /* kvl_kind_t */
+    double scale;     /* 1 unless given */
+    bool real;        /* reported as a real: a scale that is not a whole number, or real: true */
+    int col;          /* table: index into the group's cols */
+    int scale_by;     /* table: index into cols of a column multiplying the value, or -1 */
+} kvl_mg_metric_t;
+
+typedef struct kvl_mg_label {
+    char *name;
+    int col; /* index into the group's cols */
+} kvl_mg_label_t;
+
+typedef struct kvl_metric_group {
+    char *name;
+    bool builtin;
+    bool table;
+    kvl_mg_oid_t entry; /* table: the table or entry OID every column lies under */
+    int instance_col;   /* table: index into cols of the column naming rows, -1: the index */
+    kvl_mg_metric_t *metrics;
+    size_t n_metrics;
+    kvl_mg_label_t *labels;
+    size_t n_labels;
+    kvl_mg_oid_t *cols; /* table: every column walked, each once */
+    size_t n_cols;
+    /* The family reported for each instance (name = the group's name); owned here. */
+    kvl_family_t family;
+    const char **family_metrics;
+    kvl_kind_t *family_kinds;
+    bool *family_reals;
+} kvl_metric_group_t;
+
 typedef struct kvl_device_cfg {
     char *name;
     char *address;
@@ -170,6 +276,8 @@ typedef struct kvl_device_cfg {
     int64_t max_repetitions;
     int64_t rediscover_ms; /* 0: walk everything at every poll */
     kvl_if_filter_t ifs;
+    const kvl_metric_group_t **mgroups; /* into kvl_agent_cfg_t.metric_groups */
+    size_t n_mgroups;
 } kvl_device_cfg_t;
 
 /* The disk spool (agent/spool.h). */
@@ -196,6 +304,10 @@ typedef struct kvl_agent_cfg {
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */
     size_t n_devices;
+    char **mib_path; /* every MIB folder searched, in order (the project's own first) */
+    size_t n_mib_path;
+    kvl_metric_group_t *metric_groups; /* the built-in ones first, then `metric_groups` */
+    size_t n_metric_groups;
 } kvl_agent_cfg_t;
 
 /* Loads and checks a configuration file. Returns NULL and writes the first error

@@ -31,6 +31,10 @@
  *   3. Counters go through kvl_counter_update with state kept per interface name; one group
  *      per interface, timed when the PDU carrying its in_octets arrived, and one device
  *      group timed when the system GET answered.
+ *   4. Metric groups (mibgroups.h), when the device has any: after the interface part
+ *      (unless it ended on a timeout, send failure or Report), interfaces_done hands over
+ *      to kvl_mg_next / kvl_mg_response, one request at a time through dev_send, so the
+ *      groups share the session, the in-flight cap and the adaptive size; then the poll ends.
  *
  * Dead devices: after DEAD_AFTER polls in a row timed out, a tick sends only a sysUpTime
  * GET without retries, and only every probe_gap ticks (doubling up to DEAD_MAX_GAP_MS); the
@@ -56,6 +60,7 @@
 
 #include "counter.h"
 #include "log.h"
+#include "mibgroups.h"
 #include "snmp.h"
 #include "timeutil.h"
 
@@ -253,7 +258,7 @@ typedef struct get_slot {
     uint8_t col;
 } get_slot_t;
 
-typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET } dev_state_t;
+typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET, ST_GROUPS } dev_state_t;
 
 /* The OID arrays a poll works with: ~25 KB, so held only while the device is being polled
  * (with polls spread over the interval, few devices are at any moment). */
@@ -347,6 +352,9 @@ typedef struct device {
 
     /* series */
     uint32_t dev_id; /* first id of dev_family, registered at each poll's report */
+
+    kvl_mg_dev_t *mg; /* metric groups (mibgroups.h), NULL when the device has none */
+    bool groups_skip; /* the interface part ended without an answer: no groups this poll */
 } device_t;
 
 enum {
@@ -1157,6 +1165,45 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
     return true;
 }
 
+/* --- metric groups (mibgroups.h): after the interface part, same session and queue ------- */
+
+static void send_group(device_t *d);
+
+static void on_group_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    kvl_mg_response(d->mg, res);
+    send_group(d);
+}
+
+static void send_group(device_t *d)
+{
+    kvl_snmp_op_t op = KVL_SNMP_GET;
+    uint32_t reps = 0;
+    size_t n = kvl_mg_next(d->mg, d->w->req_oids, MAX_VBS_PER_RESPONSE, d->reps_cap, &op, &reps);
+    if (n == 0) {
+        finish_poll(d);
+        return;
+    }
+    dev_send(d, op, n, reps, -1, on_group_response);
+}
+
+/* The interface part of the poll is over (the device answered the system GET): the device's
+ * metric groups, if any, then the end of the poll. */
+static void interfaces_done(device_t *d)
+{
+    bool skip = d->groups_skip;
+    d->groups_skip = false;
+    if (d->mg == NULL || skip || d->w == NULL) {
+        finish_poll(d);
+        return;
+    }
+    kvl_mg_begin(d->mg, is_v1(d), d->state == ST_WALK, d->have_uptime, d->uptime);
+    d->state = ST_GROUPS;
+    send_group(d);
+}
+
 /* --- the walk and the GETs ----------------------------------------------------------------- */
 
 /* Stores one walked value. Returns false when out of memory. */
@@ -1237,7 +1284,7 @@ static void poll_failed(device_t *d, const char *fmt, ...)
         KVL_LOG_DEBUG(MOD, d->cfg->name, "%s failed again: %s", what, reason);
     }
     report_device(d, true, d->t_sys, -1);
-    finish_poll(d);
+    interfaces_done(d);
 }
 
 static void poll_works(device_t *d)
@@ -1258,7 +1305,7 @@ static void walk_done(device_t *d)
         }
         KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory naming %zu interfaces", d->n_rows);
         report_device(d, true, d->t_sys, -1);
-        finish_poll(d);
+        interfaces_done(d);
         return;
     }
     free_named(nr, d->n_rows);
@@ -1286,13 +1333,14 @@ static void walk_done(device_t *d)
                   "max-repetitions now %u",
                   d->n_rows, d->n_inv, d->requests, d->reps_cap);
     report_device(d, true, d->t_sys, (long)d->n_inv);
-    finish_poll(d);
+    interfaces_done(d);
 }
 
 /* Ends the poll for a result that carries no data (timeout, send failure, Report).
  * Returns true when it did. */
 static bool poll_failed_on(device_t *d, const kvl_snmp_result_t *res)
 {
+    d->groups_skip = res->status != KVL_SNMP_RESPONSE; /* no answer: no groups either */
     switch (res->status) {
     case KVL_SNMP_TIMEOUT:
         poll_failed(d, "timeout after %d tries to %s", res->tries, kvl_snmp_peer(d->sess));
@@ -1474,7 +1522,7 @@ static void get_done(device_t *d)
     KVL_LOG_DEBUG(MOD, d->cfg->name, "poll done: %zu interfaces in %u requests", d->n_inv,
                   d->requests);
     report_device(d, true, d->t_sys, (long)d->n_inv);
-    finish_poll(d);
+    interfaces_done(d);
 }
 
 /* Varbinds per GET: 60 at the configured size, less while the adaptive size is lower. */
@@ -1905,6 +1953,7 @@ static void free_dev_state(device_t *d)
     free(d->rows);
     free_inventory(d);
     free(d->sysname);
+    kvl_mg_dev_free(d->mg);
 }
 
 /* Drops one open handle; the last one frees the poller. */
@@ -1972,6 +2021,7 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         d->reps_max =
             d->cfg->max_repetitions > 0 ? (uint32_t)d->cfg->max_repetitions : DEFAULT_MAX_REPS;
         d->reps_cap = d->reps_ceiling = d->reps_max;
+        d->mg = kvl_mg_dev_new(d->cfg, d->interval_s, b);
         unsigned char a[16];
         if (inet_pton(AF_INET, d->cfg->address, a) != 1 &&
             inet_pton(AF_INET6, d->cfg->address, a) != 1) {

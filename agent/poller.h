@@ -14,6 +14,8 @@
  *    interfaces found last time. Discovery happens at start, every `rediscover`, and at once
  *    when ifNumber or ifTableLastChange moves, sysUpTime goes back or an interface vanished.
  *    The `interfaces` filters of the device decide which interfaces are reported and polled.
+ *  - After the interfaces, the device's metric groups (`metric_groups`, see mibgroups.h)
+ *    through the same session and in-flight cap.
  *  - It reports, per interface, raw counters extended past their wraps (or unknown after a
  *    reboot, a discontinuity or an implausible jump), states and speed, and per device
  *    reachability, down_reason, uptime and response time, through the batcher.

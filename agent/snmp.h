@@ -138,6 +138,9 @@ typedef struct kvl_snmp_target {
  * state, no MIBs loaded, its log lines routed to ours. Idempotent. */
 void kvl_snmp_init(void);
 
+/* While on, net-snmp's own log lines go out at debug level (MIB parsing uses it). */
+void kvl_snmp_log_quiet(bool quiet);
+
 /* Opens a session to t on loop; sends nothing yet (v3 discovery happens with the first
  * request). Returns NULL and writes the reason (never a secret) into err on failure. */
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
@@ -163,6 +166,19 @@ const char *kvl_snmp_report_text(kvl_snmp_report_t r);
 
 /* "address:port" (IPv6 in brackets), for log lines. */
 const char *kvl_snmp_peer(const kvl_snmp_session_t *s);
+
+/* MIB names (agent/snmp_mib.c, net-snmp's MIB parser). Nothing is loaded until the first
+ * call, and only from the folders given: never the system's MIB path or module list.
+ *
+ * Resolves `name` ("MODULE::object", a bare "object", either with a ".1.2" instance suffix,
+ * or a numeric ".1.3.6..." which needs no MIB) into o. Folders are searched in order; a
+ * bare name loads every module in them the first time one is needed. *suffixed tells
+ * whether the name carried an instance suffix. Returns 0, or KVL_EINVAL with the reason
+ * (the name and the folders searched) in err. */
+int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *name,
+                         kvl_snmp_oid_t *o, bool *suffixed, char *err, size_t errlen);
+/* Frees every MIB module loaded (the next resolve starts over). Safe to call always. */
+void kvl_snmp_mib_release(void);
 
 /* Fills o from sub-identifiers; returns 0 or KVL_EINVAL when n is too long. */
 int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n);

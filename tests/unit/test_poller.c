@@ -12,6 +12,7 @@
  * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters and
  * the agent's own statistics.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +189,11 @@ struct kvl_snmp_session {
     kvl_snmp_cb cb;
     void *arg;
 };
+
+void kvl_snmp_log_quiet(bool quiet)
+{
+    (void)quiet;
+}
 
 void kvl_snmp_init(void)
 {
@@ -1750,6 +1756,173 @@ static void test_agent_statistics(void **state)
     world_stop(&w);
 }
 
+/* Metric groups after the interfaces, through the same fake session: the built-in ucd and
+ * hr-storage groups, hr-cpu missing on the device, a user table named by a numeric column. */
+static void check_groups(int version)
+{
+    char err[512] = "";
+    kvl_agent_cfg_t *c = kvl_agent_cfg_parse(
+        "g.yaml",
+        "id: a\nsite: s\ncollector: 127.0.0.1:1\n"
+        "metric_groups:\n"
+        "  - name: fans\n"
+        "    table: .1.3.6.1.4.1.42.1\n"
+        "    instance: .1.3.6.1.4.1.42.1.2\n"
+        "    metrics:\n"
+        "      - {name: rpm, oid: .1.3.6.1.4.1.42.1.3, scale: 0.5}\n"
+        "      - {name: spins, oid: .1.3.6.1.4.1.42.1.4, kind: counter}\n"
+        "devices:\n"
+        "  - {name: srv, address: 127.0.0.1, metric_groups: [ucd, host-resources, fans]}\n"
+        "insecure: true\n",
+        err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd = standard_device("srv");
+    mib_int(fd, ".1.3.6.1.4.1.2021.10.1.5.1", 58);
+    mib_int(fd, ".1.3.6.1.4.1.2021.10.1.5.2", 31);
+    mib_int(fd, ".1.3.6.1.4.1.2021.10.1.5.3", 7);
+    mib_int(fd, ".1.3.6.1.4.1.2021.4.5.0", 2048);
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 4242);
+    /* hrStorage: "/" and two rows called "/data" */
+    const char *descr[] = {"/", "/data", "/data"};
+    for (int i = 0; i < 3; i++) {
+        char o[64];
+        snprintf(o, sizeof(o), ".1.3.6.1.2.1.25.2.3.1.3.%d", 30 + i);
+        mib_str(fd, o, descr[i]);
+        snprintf(o, sizeof(o), ".1.3.6.1.2.1.25.2.3.1.4.%d", 30 + i);
+        mib_int(fd, o, 4096);
+        snprintf(o, sizeof(o), ".1.3.6.1.2.1.25.2.3.1.5.%d", 30 + i);
+        mib_int(fd, o, 1000 + (uint64_t)i);
+        snprintf(o, sizeof(o), ".1.3.6.1.2.1.25.2.3.1.6.%d", 30 + i);
+        mib_int(fd, o, 10 + (uint64_t)i);
+    }
+    mib_gauge(fd, ".1.3.6.1.2.1.25.1.6.0", 77);
+    /* the user table: index 5.1 named by an integer column */
+    mib_int(fd, ".1.3.6.1.4.1.42.1.2.5.1", 12);
+    mib_gauge(fd, ".1.3.6.1.4.1.42.1.3.5.1", 3001);
+    mib_c32(fd, ".1.3.6.1.4.1.42.1.4.5.1", 9);
+    kvl_device_cfg_t *d = world_device(&w, "srv", version, 60000);
+    d->mgroups = c->devices[0].mgroups;
+    d->n_mgroups = c->devices[0].n_mgroups;
+    world_start_once(&w);
+    assert_true(run_until(&w, is_done, NULL, 5000));
+
+    const fseries_t *s = find_series("srv", "", "mem_total_bytes");
+    assert_non_null(s);
+    assert_int_equal(s->scope, KVL_SCOPE_GROUP);
+    assert_int_equal(nth_sample(series_id("srv", "", "mem_total_bytes"), 0)->v, 2048 * 1024);
+    assert_true(find_series("srv", "", "load1")->real);
+    assert_true(fabs(nth_sample(series_id("srv", "", "load1"), 0)->r - 0.58) < 1e-9);
+    assert_true(fabs(nth_sample(series_id("srv", "", "load15"), 0)->r - 0.07) < 1e-9);
+    assert_true(nth_sample(series_id("srv", "", "mem_cached_bytes"), 0)->unknown);
+    assert_int_equal(find_series("srv", "", "cpu_user")->kind, KVL_KIND_COUNTER);
+    assert_int_equal(nth_sample(series_id("srv", "", "cpu_user"), 0)->v, 4242);
+    assert_int_equal(nth_sample(series_id("srv", "", "processes"), 0)->v, 77);
+    /* hr-storage: bytes = units x blocks; duplicate names get "#<index>" */
+    assert_int_equal(nth_sample(series_id("srv", "/", "size_bytes"), 0)->v, 1000ull * 4096);
+    assert_int_equal(nth_sample(series_id("srv", "/data#31", "used_bytes"), 0)->v, 11ull * 4096);
+    assert_int_equal(nth_sample(series_id("srv", "/data#32", "used_bytes"), 0)->v, 12ull * 4096);
+    assert_string_equal(label(find_series("srv", "/data#32", "size_bytes"), "index"), "32");
+    /* hr-cpu: no rows, nothing registered */
+    assert_null(find_series("srv", "", "load"));
+    for (size_t i = 0; i < n_series; i++) {
+        assert_string_not_equal(series[i].metric, "load");
+    }
+    /* the user table */
+    assert_true(fabs(nth_sample(series_id("srv", "12", "rpm"), 0)->r - 1500.5) < 1e-9);
+    assert_int_equal(nth_sample(series_id("srv", "12", "spins"), 0)->v, 9);
+    assert_string_equal(label(find_series("srv", "12", "spins"), "index"), "5.1");
+    /* the interfaces are still there */
+    assert_non_null(find_series("srv", "Gi0/1", "in_octets"));
+    world_stop(&w);
+    kvl_agent_cfg_free(c);
+}
+
+static void test_metric_groups_v2c(void **state)
+{
+    (void)state;
+    check_groups(KVL_SNMP_V2C);
+}
+
+static void test_metric_groups_v1(void **state)
+{
+    (void)state;
+    check_groups(KVL_SNMP_V1);
+}
+
+typedef struct samples_arg {
+    const char *dev, *instance, *metric;
+    size_t n;
+} samples_arg_t;
+
+static bool have_samples(world_t *w, const void *arg)
+{
+    (void)w;
+    const samples_arg_t *a = arg;
+    uint32_t id = series_id(a->dev, a->instance, a->metric);
+    return id != 0 && count_samples(id) >= a->n;
+}
+
+/* Counters of a group across polls and a reboot; a group the device lacks is not asked
+ * again until the next discovery (here: the one a reboot starts). */
+static void test_metric_groups_over_polls(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    kvl_agent_cfg_t *c =
+        kvl_agent_cfg_parse("g.yaml",
+                            "id: a\nsite: s\ncollector: 127.0.0.1:1\n"
+                            "metric_groups:\n"
+                            "  - name: late\n"
+                            "    metrics: [{name: v, oid: .1.3.6.1.4.1.42.9.0}]\n"
+                            "devices:\n"
+                            "  - {name: r1, address: 127.0.0.1, metric_groups: [late, ucd]}\n"
+                            "insecure: true\n",
+                            err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd = standard_device("r1");
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 100);
+    kvl_device_cfg_t *d = world_device(&w, "r1", KVL_SNMP_V2C, 150);
+    d->mgroups = c->devices[0].mgroups;
+    d->n_mgroups = c->devices[0].n_mgroups;
+    world_start(&w);
+    samples_arg_t a = {"r1", "", "cpu_user", 1};
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    uint32_t cpu = series_id("r1", "", "cpu_user");
+    assert_int_equal(nth_sample(cpu, 0)->v, 100);
+
+    /* the "late" group (polled before ucd, so already found missing) appears on the device:
+     * not asked before the next discovery */
+    mib_gauge(fd, ".1.3.6.1.4.1.42.9.0", 5);
+    mib_ticks(fd, ".1.3.6.1.2.1.1.3.0", 100015);
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 150);
+    a.n = 2;
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    assert_false(nth_sample(cpu, 1)->unknown);
+    assert_int_equal(nth_sample(cpu, 1)->v, 150);
+    assert_null(find_series("r1", "", "v")); /* had it been asked, it would be there */
+
+    /* sysUpTime goes back: the counter is unknown once, and the group is asked again */
+    mib_ticks(fd, ".1.3.6.1.2.1.1.3.0", 50);
+    mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 7);
+    a.n = 3;
+    assert_true(run_until(&w, have_samples, &a, 5000));
+    assert_true(nth_sample(cpu, 2)->unknown);
+    samples_arg_t late = {"r1", "", "v", 1};
+    assert_true(run_until(&w, have_samples, &late, 5000));
+    assert_int_equal(nth_sample(series_id("r1", "", "v"), 0)->v, 5);
+    assert_int_equal(find_series("r1", "", "v")->scope, KVL_SCOPE_GROUP);
+    world_stop(&w);
+    kvl_agent_cfg_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1773,6 +1946,9 @@ int main(void)
         cmocka_unit_test(test_interface_filters),
         cmocka_unit_test(test_down_reasons),
         cmocka_unit_test(test_agent_statistics),
+        cmocka_unit_test(test_metric_groups_v2c),
+        cmocka_unit_test(test_metric_groups_v1),
+        cmocka_unit_test(test_metric_groups_over_polls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,183 @@
+/*
+ * snmp_mib.c — MIB object names to OIDs with net-snmp's MIB parser (see snmp.h).
+ *
+ * Used while the configuration is read, never on the loop. The parser's tree is global to
+ * net-snmp; it is started on the first name that needs it, with exactly the folders the
+ * configuration gives (the system's MIB path and default module list are never read, so
+ * an agent whose configuration names nothing loads no MIB at all), and freed again by
+ * kvl_snmp_mib_release once the configuration is read: a few hundred modules would
+ * otherwise stay in the agent's memory for its lifetime.
+ *
+ * "MODULE::object" loads just that module (and what it imports); a bare "object" loads
+ * every module in the folders once, then looks the name up. The parser's own complaints
+ * about the modules it reads are turned down to debug level: what matters to the operator
+ * is whether the name resolved, and the error says which name and which folders.
+ */
+#include <net-snmp/net-snmp-config.h>
+#include <net-snmp/net-snmp-includes.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvl.h"
+#include "snmp.h"
+
+/* net-snmp never frees the parser's table of textual conventions: shutdown_mib forgets it
+ * and the next start allocates another, 4.8 KB per configuration load that resolves names
+ * (net-snmp 5.9). Under AddressSanitizer the leak checker is told, so that it keeps
+ * reporting leaks of our own. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KVL_LSAN_HOOK 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(KVL_LSAN_HOOK)
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:netsnmp_init_mib_internals\n";
+}
+#endif
+
+static bool mib_started; /* the parser's tree exists */
+static bool mib_all;     /* every module of the folders is loaded */
+
+/* ".1.3.6.1" or "1.3.6.1": true when s is a numeric OID, filling o. */
+static bool parse_numeric(const char *s, kvl_snmp_oid_t *o, bool *numeric)
+{
+    const char *p = s[0] == '.' ? s + 1 : s;
+    *numeric = p[0] >= '0' && p[0] <= '9';
+    if (!*numeric) {
+        return false;
+    }
+    o->len = 0;
+    while (*p != '\0') {
+        char *end = NULL;
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        unsigned long v = strtoul(p, &end, 10);
+        if (v > 0xfffffffful || o->len == KVL_SNMP_MAX_OID_LEN) {
+            return false;
+        }
+        o->sub[o->len++] = (uint32_t)v;
+        p = end;
+        if (*p == '.') {
+            p++;
+            if (*p == '\0') {
+                return false;
+            }
+        } else if (*p != '\0') {
+            return false;
+        }
+    }
+    return o->len >= 2;
+}
+
+static void list_dirs(const char *const *dirs, size_t n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", dirs[i]);
+        if (w < 0) {
+            break;
+        }
+        used += (size_t)w;
+    }
+    if (n == 0) {
+        snprintf(buf, len, "none");
+    }
+}
+
+static void start_parser(const char *const *dirs, size_t n)
+{
+    kvl_snmp_init(); /* log routing, no configuration files */
+    netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
+    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_ERRORS, 0);
+    init_mib_internals();
+    for (size_t i = 0; i < n; i++) {
+        add_mibdir(dirs[i]); /* a folder that does not exist adds nothing */
+    }
+    mib_started = true;
+    mib_all = false;
+}
+
+int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *name,
+                         kvl_snmp_oid_t *o, bool *suffixed, char *err, size_t errlen)
+{
+    bool numeric = false;
+    *suffixed = false;
+    if (parse_numeric(name, o, &numeric)) {
+        return 0;
+    }
+    if (numeric) {
+        snprintf(err, errlen, "'%s' is not a valid numeric OID (at most %d sub-identifiers)", name,
+                 KVL_SNMP_MAX_OID_LEN);
+        return KVL_EINVAL;
+    }
+    if (strlen(name) > 255) {
+        snprintf(err, errlen, "MIB name '%.40s...' is longer than 255 characters", name);
+        return KVL_EINVAL;
+    }
+    const char *sep = strstr(name, "::");
+    const char *object = sep != NULL ? sep + 2 : name;
+    if (object[0] == '\0' || (sep != NULL && sep == name)) {
+        snprintf(err, errlen, "'%s' is not a MIB name (MODULE::object or object)", name);
+        return KVL_EINVAL;
+    }
+    *suffixed = strchr(object, '.') != NULL;
+    if (!mib_started) {
+        start_parser(dirs, n_dirs);
+    }
+    kvl_snmp_log_quiet(true);
+    if (sep == NULL && !mib_all) {
+        read_all_mibs();
+        mib_all = true;
+    }
+    oid buf[MAX_OID_LEN];
+    size_t len = MAX_OID_LEN;
+    int found = get_node(name, buf, &len);
+    kvl_snmp_log_quiet(false);
+    if (!found) {
+        char list[512];
+        list_dirs(dirs, n_dirs, list, sizeof(list));
+        if (sep != NULL) {
+            snprintf(err, errlen,
+                     "MIB name '%s' not found: no module %.*s with that object in the MIB "
+                     "folders searched (%s)",
+                     name, (int)(sep - name), name, list);
+        } else {
+            snprintf(err, errlen,
+                     "MIB name '%s' not found in any module of the MIB folders searched (%s)", name,
+                     list);
+        }
+        return KVL_EINVAL;
+    }
+    if (len > KVL_SNMP_MAX_OID_LEN) {
+        snprintf(err, errlen, "MIB name '%s' resolves to an OID longer than %d", name,
+                 KVL_SNMP_MAX_OID_LEN);
+        return KVL_EINVAL;
+    }
+    o->len = len;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] > 0xffffffffu) {
+            snprintf(err, errlen, "MIB name '%s' resolves to an invalid OID", name);
+            return KVL_EINVAL;
+        }
+        o->sub[i] = (uint32_t)buf[i];
+    }
+    return 0;
+}
+
+void kvl_snmp_mib_release(void)
+{
+    if (mib_started) {
+        kvl_snmp_log_quiet(true);
+        shutdown_mib();
+        kvl_snmp_log_quiet(false);
+        mib_started = false;
+        mib_all = false;
+    }
+}
