@@ -530,7 +530,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             drop_conn(u, NULL, 0);
             return;
         case KVL_MSG_ACK:
-            handle_ack(u, m.u.ack_seq);
+            handle_ack(u, m.u.ack.seq);
             break;
         default:
             KVL_LOG_WARN("uplink", u->cfg->collector, "unexpected message type %d ignored",

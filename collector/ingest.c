@@ -32,13 +32,14 @@
 typedef struct agent_state {
     struct agent_state *next;
     char *id;
-    uint64_t acked_seq;
+    uint64_t acked_seq[KVL_LANES];
     struct conn *conn; /* the current connection, if any */
 } agent_state_t;
 
 typedef struct pending {
     struct pending *next;
     uint64_t seq;
+    uint32_t lane;
     kvl_store_job_t *job;
     kvl_msg_t msg; /* kept for its events, logged once written */
 } pending_t;
@@ -58,7 +59,7 @@ typedef struct conn {
     size_t n_defs;
     kvl_family_t **families; /* index = family id */
     size_t n_families;
-    uint64_t last_seq; /* highest seq received on this connection */
+    uint64_t last_seq[KVL_LANES]; /* highest seq received on this connection, per lane */
     pending_t *q_head, *q_tail;
     size_t q_len;
     bool writing;
@@ -390,12 +391,13 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     c->in->stats.batches_written++;
     c->in->stats.samples_written += r->values;
     c->in->stats.updates_stale += r->stale;
-    if (c->agent != NULL && p->seq > c->agent->acked_seq) {
-        c->agent->acked_seq = p->seq;
+    if (c->agent != NULL && p->seq > c->agent->acked_seq[p->lane]) {
+        c->agent->acked_seq[p->lane] = p->seq;
     }
     if (!c->closing) {
         kvl_msg_t ack = {.type = KVL_MSG_ACK};
-        ack.u.ack_seq = p->seq;
+        ack.u.ack.seq = p->seq;
+        ack.u.ack.lane = p->lane;
         send_msg(c, &ack);
     }
     kvl_msg_clear(&p->msg);
@@ -590,7 +592,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     m.u.welcome = (kvl_welcome_t){.protocol = KVL_PROTOCOL_VERSION,
                                   .collector_id = in->cfg->id,
                                   .version = KVL_VERSION,
-                                  .last_acked_seq = a->acked_seq};
+                                  .last_acked_seq = a->acked_seq[KVL_LANE_BULK],
+                                  .last_acked_event_seq = a->acked_seq[KVL_LANE_EVENTS]};
     send_msg(c, &m);
 }
 
@@ -618,18 +621,19 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
         if (rc != 0) {
             return rc;
         }
-        if (b->seq <= c->last_seq) {
+        if (b->seq <= c->last_seq[b->lane]) {
             char why[128];
             snprintf(why, sizeof(why), "batch %" PRIu64 " out of order (after %" PRIu64 ")", b->seq,
-                     c->last_seq);
+                     c->last_seq[b->lane]);
             conn_close(c, why);
             return KVL_EPROTO;
         }
-        c->last_seq = b->seq;
-        if (b->seq <= c->agent->acked_seq) {
+        c->last_seq[b->lane] = b->seq;
+        if (b->seq <= c->agent->acked_seq[b->lane]) {
             /* Already durable (sent again after a reconnect): acknowledge, write nothing. */
             kvl_msg_t ack = {.type = KVL_MSG_ACK};
-            ack.u.ack_seq = b->seq;
+            ack.u.ack.seq = b->seq;
+            ack.u.ack.lane = b->lane;
             send_msg(c, &ack);
             c->in->stats.batches_duplicate++;
             return 0;
@@ -648,6 +652,7 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
             return rc;
         }
         p->seq = b->seq;
+        p->lane = b->lane;
         p->job = job;
         p->msg = *m; /* keep the decoded batch for its events */
         memset(m, 0, sizeof(*m));

@@ -9,6 +9,7 @@
  */
 #include "wire.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,6 +110,7 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
 {
     kaaval__v1__batch__init(p);
     p->seq = b->seq;
+    p->lane = b->lane;
     int64_t base = b->n_groups ? b->groups[0].time_ms : 0;
     p->base_time_ms = base;
     p->n_defs = b->n_defs;
@@ -215,6 +217,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         welcome.collector_id = (char *)(m->u.welcome.collector_id ? m->u.welcome.collector_id : "");
         welcome.version = (char *)(m->u.welcome.version ? m->u.welcome.version : "");
         welcome.last_acked_seq = m->u.welcome.last_acked_seq;
+        welcome.last_acked_event_seq = m->u.welcome.last_acked_event_seq;
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_WELCOME;
         env.welcome = &welcome;
         break;
@@ -240,7 +243,8 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         env.batch = &batch;
         break;
     case KVL_MSG_ACK:
-        ack.seq = m->u.ack_seq;
+        ack.seq = m->u.ack.seq;
+        ack.lane = m->u.ack.lane;
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_ACK;
         env.ack = &ack;
         break;
@@ -411,8 +415,12 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
                          size_t errlen)
 {
     b->seq = p->seq;
+    b->lane = p->lane;
     if (p->seq == 0) {
         return fail(err, errlen, "batch with sequence number 0");
+    }
+    if (p->lane >= KVL_LANES) {
+        return fail(err, errlen, "batch %" PRIu64 " on unknown lane %u", p->seq, p->lane);
     }
     int rc = defs_from_pb(a, p->defs, p->n_defs, &b->defs, err, errlen);
     if (rc != 0) {
@@ -532,6 +540,7 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         m->u.welcome.collector_id = kvl_arena_strdup(a, env->welcome->collector_id);
         m->u.welcome.version = kvl_arena_strdup(a, env->welcome->version);
         m->u.welcome.last_acked_seq = env->welcome->last_acked_seq;
+        m->u.welcome.last_acked_event_seq = env->welcome->last_acked_event_seq;
         if (!m->u.welcome.collector_id || !m->u.welcome.version) {
             rc = KVL_ENOMEM;
         }
@@ -559,7 +568,11 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         break;
     case KAAVAL__V1__ENVELOPE__MSG_ACK:
         m->type = KVL_MSG_ACK;
-        m->u.ack_seq = env->ack->seq;
+        m->u.ack.seq = env->ack->seq;
+        m->u.ack.lane = env->ack->lane;
+        if (env->ack->lane >= KVL_LANES) {
+            rc = fail(err, errlen, "ack for unknown lane %u", env->ack->lane);
+        }
         break;
     default:
         rc = fail(err, errlen, "message of an unknown type");

@@ -21,6 +21,10 @@
 
 #define KVL_PROTOCOL_VERSION 1u
 
+/* Lanes: each has its own sequence numbers, acknowledgements and order. Events travel on
+ * their own lane so an alarm is never queued behind a backlog of metrics. */
+enum { KVL_LANE_BULK = 0, KVL_LANE_EVENTS = 1, KVL_LANES = 2 };
+
 typedef enum {
     KVL_SCOPE_DEVICE = 1,
     KVL_SCOPE_INTERFACE = 2,
@@ -97,6 +101,7 @@ typedef struct kvl_event {
 
 typedef struct kvl_batch {
     uint64_t seq;
+    uint32_t lane; /* KVL_LANE_* */
     const kvl_family_t *families;
     size_t n_families;
     const kvl_series_def_t *defs;
@@ -120,6 +125,7 @@ typedef struct kvl_welcome {
     const char *collector_id;
     const char *version;
     uint64_t last_acked_seq;
+    uint64_t last_acked_event_seq;
 } kvl_welcome_t;
 
 typedef enum {
@@ -145,7 +151,10 @@ typedef struct kvl_msg {
             size_t n_families;
         } series_defs;
         kvl_batch_t batch;
-        uint64_t ack_seq;
+        struct {
+            uint64_t seq;
+            uint32_t lane;
+        } ack;
     } u;
     kvl_arena_t arena; /* owns everything a decoded message points to */
 } kvl_msg_t;

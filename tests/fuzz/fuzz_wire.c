@@ -128,6 +128,7 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
     case KVL_MSG_WELCOME:
         CHECK(a->u.welcome.protocol == b->u.welcome.protocol);
         CHECK(a->u.welcome.last_acked_seq == b->u.welcome.last_acked_seq);
+        CHECK(a->u.welcome.last_acked_event_seq == b->u.welcome.last_acked_event_seq);
         CHECK(str_eq(a->u.welcome.collector_id, b->u.welcome.collector_id));
         CHECK(str_eq(a->u.welcome.version, b->u.welcome.version));
         break;
@@ -166,7 +167,7 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
         break;
     }
     case KVL_MSG_ACK:
-        CHECK(a->u.ack_seq == b->u.ack_seq);
+        CHECK(a->u.ack.seq == b->u.ack.seq && a->u.ack.lane == b->u.ack.lane);
         break;
     default:
         CHECK(!"decoded message of no type");

@@ -329,10 +329,12 @@ static void test_welcome_refusal_ack(void **state)
     kvl_msg_clear(&out);
 
     in = (kvl_msg_t){.type = KVL_MSG_ACK};
-    in.u.ack_seq = (1ull << 63) + 5;
+    in.u.ack.seq = (1ull << 63) + 5;
+    in.u.ack.lane = KVL_LANE_EVENTS;
     assert_int_equal(round_trip(&in, &out, NULL), 0);
     assert_int_equal(out.type, KVL_MSG_ACK);
-    assert_int_equal(out.u.ack_seq, (1ull << 63) + 5);
+    assert_int_equal(out.u.ack.seq, (1ull << 63) + 5);
+    assert_int_equal(out.u.ack.lane, KVL_LANE_EVENTS);
     kvl_msg_clear(&out);
 }
 
@@ -783,7 +785,7 @@ static void test_stream_of_messages(void **state)
     kvl_buf_t b = {0};
     kvl_msg_t m = {.type = KVL_MSG_ACK};
     for (uint64_t seq = 1; seq <= 5; seq++) {
-        m.u.ack_seq = seq * 1000;
+        m.u.ack.seq = seq * 1000;
         assert_int_equal(kvl_wire_encode(&m, &b), 0);
     }
     kvl_frame_reader_t r;
@@ -796,7 +798,7 @@ static void test_stream_of_messages(void **state)
         kvl_msg_t out = {0};
         assert_int_equal(kvl_wire_decode(p, n, &out, NULL, 0), 0);
         assert_int_equal(out.type, KVL_MSG_ACK);
-        assert_int_equal(out.u.ack_seq, seq * 1000);
+        assert_int_equal(out.u.ack.seq, seq * 1000);
         kvl_msg_clear(&out);
     }
     assert_int_equal(kvl_frame_next(&r, &p, &n), 0);
