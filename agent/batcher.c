@@ -53,11 +53,20 @@ typedef struct entry {
     uint32_t id;
     uint32_t interval_s;
     uint32_t labels_hash;
-    uint8_t scope, kind, real;
+    uint8_t scope, kind, real, is_fam;
     const char *device, *instance; /* interned */
-    const char *metric;            /* interned; NULL for a family */
-    const fam_t *fam;              /* NULL for a single series */
+    const void *what;              /* is_fam ? the fam_t : the interned metric name */
 } entry_t;
+
+static const fam_t *fam_of(const entry_t *e)
+{
+    return e->is_fam ? (const fam_t *)e->what : NULL;
+}
+
+static const char *metric_of(const entry_t *e)
+{
+    return e->is_fam ? NULL : (const char *)e->what;
+}
 
 typedef struct new_def {
     size_t entry;
@@ -257,12 +266,12 @@ static uint64_t hash_identity(const char *device, kvl_scope_t scope, const char 
 
 static const void *what_of(const entry_t *e)
 {
-    return e->fam != NULL ? (const void *)e->fam : (const void *)e->metric;
+    return e->what;
 }
 
 static uint32_t width_of(const entry_t *e)
 {
-    return e->fam != NULL ? (uint32_t)e->fam->f.n : 1;
+    return e->is_fam ? (uint32_t)fam_of(e)->f.n : 1;
 }
 
 static uint32_t hash_labels_value(const kvl_label_t *l, size_t n)
@@ -425,13 +434,13 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 {
     entry_t e = {.device = intern_str(b, k->device),
                  .instance = intern_str(b, k->instance),
-                 .metric = intern_str(b, k->metric),
+                 .what = intern_str(b, k->metric),
                  .scope = (uint8_t)k->scope,
                  .kind = (uint8_t)k->kind,
                  .real = k->real,
                  .interval_s = k->interval_s};
     uint32_t id = 0;
-    if (e.device != NULL && e.instance != NULL && e.metric != NULL) {
+    if (e.device != NULL && e.instance != NULL && e.what != NULL) {
         id = lookup_or_add(b, &e, k->labels, k->n_labels);
     }
     if (id == 0) {
@@ -444,11 +453,12 @@ uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
 {
     entry_t e = {.device = intern_str(b, k->device),
                  .instance = intern_str(b, k->instance),
-                 .fam = family_get(b, k->family),
+                 .what = family_get(b, k->family),
+                 .is_fam = 1,
                  .scope = (uint8_t)k->scope,
                  .interval_s = k->interval_s};
     uint32_t id = 0;
-    if (e.device != NULL && e.instance != NULL && e.fam != NULL) {
+    if (e.device != NULL && e.instance != NULL && e.what != NULL) {
         id = lookup_or_add(b, &e, k->labels, k->n_labels);
     }
     if (id == 0) {
@@ -462,19 +472,41 @@ const char *kvl_batcher_intern(kvl_batcher_t *b, const char *s)
     return intern_str(b, s);
 }
 
+/* The entry holding id (entries are in id order), or NULL. */
+static const entry_t *entry_of(const kvl_batcher_t *b, uint32_t id)
+{
+    const entry_t *v = b->entries;
+    size_t lo = 0, hi = b->n_entries;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].id + width_of(&v[mid]) <= id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < b->n_entries && v[lo].id <= id ? &v[lo] : NULL;
+}
+
+const char *kvl_batcher_instance_of(const kvl_batcher_t *b, uint32_t id)
+{
+    const entry_t *e = entry_of(b, id);
+    return e != NULL ? e->instance : NULL;
+}
+
 static kvl_series_def_t def_of(const entry_t *e, const kvl_label_t *labels, size_t n_labels)
 {
     return (kvl_series_def_t){.id = e->id,
                               .device = e->device,
                               .scope = (kvl_scope_t)e->scope,
                               .instance = e->instance,
-                              .metric = e->metric ? e->metric : "",
-                              .kind = e->fam ? KVL_KIND_GAUGE : (kvl_kind_t)e->kind,
+                              .metric = e->is_fam ? "" : metric_of(e),
+                              .kind = e->is_fam ? KVL_KIND_GAUGE : (kvl_kind_t)e->kind,
                               .interval_s = e->interval_s,
                               .real = e->real,
                               .labels = labels,
                               .n_labels = n_labels,
-                              .family = e->fam ? e->fam->f.id : 0};
+                              .family = e->is_fam ? fam_of(e)->f.id : 0};
 }
 
 size_t kvl_batcher_n_defs(const kvl_batcher_t *b)
@@ -597,26 +629,17 @@ typedef struct dump_ctx {
 static const kvl_series_def_t *lookup(void *ctx, uint32_t id)
 {
     dump_ctx_t *dc = ctx;
-    const entry_t *v = dc->b->entries;
-    size_t lo = 0, hi = dc->b->n_entries;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].id + width_of(&v[mid]) <= id) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo == dc->b->n_entries || v[lo].id > id) {
+    const entry_t *e = entry_of(dc->b, id);
+    if (e == NULL) {
         return NULL;
     }
-    const entry_t *e = &v[lo];
     dc->def = def_of(e, NULL, 0);
-    if (e->fam != NULL) {
+    if (e->is_fam) {
+        const fam_t *f = fam_of(e);
         size_t i = id - e->id;
-        dc->def.metric = e->fam->f.metrics[i];
-        dc->def.kind = e->fam->f.kinds[i];
-        dc->def.real = e->fam->f.reals[i];
+        dc->def.metric = f->f.metrics[i];
+        dc->def.kind = f->f.kinds[i];
+        dc->def.real = f->f.reals[i];
     }
     return &dc->def;
 }
@@ -741,13 +764,13 @@ void kvl_batcher_flush(kvl_batcher_t *b)
         const new_def_t *n = &b->new_defs.v[i];
         const entry_t *e = &b->entries[n->entry];
         defs[nd++] = def_of(e, n->labels, n->n_labels);
-        if (e->fam != NULL) {
+        if (e->is_fam) {
             bool have = false;
             for (size_t k = 0; k < nf && !have; k++) {
-                have = fams[k].id == e->fam->f.id;
+                have = fams[k].id == fam_of(e)->f.id;
             }
             if (!have) {
-                fams[nf++] = e->fam->f;
+                fams[nf++] = fam_of(e)->f;
             }
         }
     }

@@ -70,6 +70,9 @@ uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *key);
  * batcher (NULL when out of memory): callers may keep names this way instead of copying. */
 const char *kvl_batcher_intern(kvl_batcher_t *b, const char *s);
 
+/* The (interned) instance name of the definition holding id, or NULL. */
+const char *kvl_batcher_instance_of(const kvl_batcher_t *b, uint32_t id);
+
 void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms);
 void kvl_batcher_add(kvl_batcher_t *b, uint32_t id, uint64_t value);
 void kvl_batcher_add_real(kvl_batcher_t *b, uint32_t id, double value);

@@ -240,15 +240,14 @@ typedef struct row {
  * its continuous value modulo 2^bits (kvl_counter keeps them congruent), so only the
  * continuous value is stored; all counters of an interface are read at one time. */
 typedef struct iface {
-    const char *name; /* the name it is archived under (interned by the batcher) */
-    uint32_t id;      /* of its first metric (if_family) */
+    uint32_t id; /* of its first metric (if_family); its name is the batcher's instance */
     uint32_t ifindex;
     uint32_t cols; /* bit per column: what to GET between discoveries */
+    uint32_t disc; /* ifCounterDiscontinuityTime (TimeTicks) */
     uint16_t have; /* bit per counter: a previous reading */
     uint16_t is64; /* bit per counter: that reading was 64-bit */
     bool have_disc;
     int64_t t_ms; /* of the previous readings */
-    uint64_t disc;
     uint64_t ext[N_CTR];
 } iface_t;
 
@@ -267,6 +266,7 @@ typedef struct poll_work {
     kvl_snmp_oid_t base[N_COLS];                   /* walk: each column's OID */
     kvl_snmp_oid_t cur[N_COLS];                    /* walk: each column's cursor */
     get_slot_t get_map[MAX_VBS_PER_RESPONSE];      /* GET poll: what each varbind is */
+    kvl_snmp_oid_t sys_oids[N_SYS];                /* the system GET */
 } poll_work_t;
 
 typedef struct device {
@@ -301,7 +301,6 @@ typedef struct device {
     unsigned skip_ticks; /* ticks to go before the next probe */
 
     /* system group of the current poll */
-    kvl_snmp_oid_t sys_oids[N_SYS];
     int sys_which[N_SYS];
     size_t n_sys_oids;
     uint32_t sys_missing; /* bit per SYS_*: noSuchName in v1, not asked until rediscovery */
@@ -964,11 +963,11 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
 
     bool disc = d->reboot_pending;
     if (has(r, X_DISC_TIME)) {
-        if (f->have_disc && f->disc != r->val[X_DISC_TIME]) {
+        if (f->have_disc && f->disc != (uint32_t)r->val[X_DISC_TIME]) {
             disc = true;
         }
         f->have_disc = true;
-        f->disc = r->val[X_DISC_TIME];
+        f->disc = (uint32_t)r->val[X_DISC_TIME];
     }
 
     /* The group's time: when the PDU carrying in_octets arrived. */
@@ -1127,13 +1126,14 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
         }
         iface_t *f = &inv[k++];
         /* Both lists are in name order: a merge finds the state kept under this name. */
-        while (old < d->n_inv && strcmp(d->inv[old].name, name) < 0) {
+        const char *old_name = NULL;
+        while (old < d->n_inv &&
+               ((old_name = kvl_batcher_instance_of(d->p->b, d->inv[old].id)) == NULL ||
+                strcmp(old_name, name) < 0)) {
             old++;
         }
-        if (old < d->n_inv && d->inv[old].name == name) {
+        if (old < d->n_inv && old_name == name) {
             *f = d->inv[old++];
-        } else {
-            f->name = name;
         }
         f->ifindex = r->ifindex;
         f->cols = value_cols(r);
@@ -1571,7 +1571,8 @@ static void on_get_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
             vb->type == KVL_SNMP_T_END_OF_MIB_VIEW) {
             char why[200];
             snprintf(why, sizeof(why), "interface %s (ifIndex %" PRIu32 ") is gone",
-                     d->inv[slot->inv].name, d->inv[slot->inv].ifindex);
+                     kvl_batcher_instance_of(d->p->b, d->inv[slot->inv].id),
+                     d->inv[slot->inv].ifindex);
             rediscover_now(d, why);
             return;
         }
@@ -1692,8 +1693,8 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
         /* v1: that object does not exist; ask again for the rest. */
         size_t i = (size_t)res->error_index - 1;
         d->sys_missing |= 1u << d->sys_which[i];
-        memmove(&d->sys_oids[i], &d->sys_oids[i + 1],
-                (d->n_sys_oids - i - 1) * sizeof(d->sys_oids[0]));
+        memmove(&d->w->sys_oids[i], &d->w->sys_oids[i + 1],
+                (d->n_sys_oids - i - 1) * sizeof(d->w->sys_oids[0]));
         memmove(&d->sys_which[i], &d->sys_which[i + 1],
                 (d->n_sys_oids - i - 1) * sizeof(d->sys_which[0]));
         d->n_sys_oids--;
@@ -1766,7 +1767,7 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 
 static void send_sys(device_t *d)
 {
-    memcpy(d->w->req_oids, d->sys_oids, d->n_sys_oids * sizeof(d->sys_oids[0]));
+    memcpy(d->w->req_oids, d->w->sys_oids, d->n_sys_oids * sizeof(d->w->sys_oids[0]));
     dev_send(d, KVL_SNMP_GET, d->n_sys_oids, 0, -1, on_sys_response);
 }
 
@@ -1778,7 +1779,8 @@ static void start_sys(device_t *d)
     d->n_sys_oids = 0;
     for (int k = 0; k < N_SYS; k++) {
         if ((d->sys_missing & (1u << k)) == 0) {
-            kvl_snmp_oid_set(&d->sys_oids[d->n_sys_oids], sys_objects[k].sub, sys_objects[k].len);
+            kvl_snmp_oid_set(&d->w->sys_oids[d->n_sys_oids], sys_objects[k].sub,
+                             sys_objects[k].len);
             d->sys_which[d->n_sys_oids++] = k;
         }
     }

@@ -555,6 +555,12 @@ const char *kvl_batcher_intern(kvl_batcher_t *b, const char *str)
     return interned[n_interned++];
 }
 
+const char *kvl_batcher_instance_of(const kvl_batcher_t *b, uint32_t id)
+{
+    (void)b;
+    return id >= 1 && id <= n_series ? kvl_batcher_intern(NULL, series[id - 1].instance) : NULL;
+}
+
 void kvl_batcher_group_begin(kvl_batcher_t *b, int64_t time_ms)
 {
     (void)b;
