@@ -302,6 +302,7 @@ defaults:
   interval: ${RECORDED_INTERVAL}s
   timeout: 2s
   retries: 1
+  metric_groups: [host-resources, ucd]   # servers' CPU, storage, memory; skipped where absent
 devices:
 EOF
 done
@@ -352,6 +353,7 @@ T_FIRST=$(date +%s)
 say "first archives after $((T_FIRST - T0)) s:"
 say "  devices:    $DATA/<site>/<device>.rrd     (reachable uptime_s response_ms interfaces)"
 say "  interfaces: $DATA/<site>/<device>/<interface>.rrd  (in_octets out_octets ... speed_bps)"
+say "  groups:     $DATA/<site>/<device>/_<group>[/<row>].rrd  (host-resources, ucd: e.g. linux_powermon)"
 say "  e.g. $IF_FILE"
 
 PNG=$RUN/graphs/demo-uplink-eth1.png
