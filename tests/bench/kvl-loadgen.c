@@ -19,7 +19,9 @@
  * archive files exist) and `--warmup` seconds have passed, and lasts `--duration` seconds;
  * then no new batches are sent and the outstanding ones are waited for (at most
  * `--drain` seconds). Lines "MEASURE start" and "MEASURE end" go to stdout (flushed) at
- * those instants so the caller can read the collector's CPU time then.
+ * those instants so the caller can read the collector's CPU time then. With `--batches N`
+ * each agent sends N batches and closes once they are acknowledged, or with `--linger`
+ * stays connected and idle until the window ends (connections held, memory at rest).
  *
  * Figures: acknowledged samples per second in the window, wire bytes per sample of the
  * steady batches (frame payload, definitions excluded; also with the 4-byte frame header)
@@ -71,6 +73,7 @@ typedef struct opts {
     unsigned interfaces;
     unsigned window;
     uint64_t batches; /* per agent; 0 = until the window ends */
+    bool linger;      /* with batches: stay connected, idle, until the window ends */
     double duration_s;
     double warmup_s;
     double drain_s;
@@ -465,7 +468,8 @@ static void on_ack(agent_t *a, uint64_t seq, uint32_t lane)
         a->first_acked = true;
         lg->first_acked++;
     }
-    if (lg->o.batches != 0 && a->sent >= lg->o.batches && a->acked_seq + 1 == a->next_seq) {
+    if (lg->o.batches != 0 && !lg->o.linger && a->sent >= lg->o.batches &&
+        a->acked_seq + 1 == a->next_seq) {
         agent_close(a);
         return;
     }
@@ -773,6 +777,7 @@ static void usage(FILE *f)
             "  --interfaces N     interfaces per agent, 15 series each (default 48)\n"
             "  --window N         unacknowledged batches per agent (default 4)\n"
             "  --batches N        batches per agent, then close (default 0: until the end)\n"
+            "  --linger           with --batches: stay connected, idle, until the end\n"
             "  --duration S       measured seconds (default 10)\n"
             "  --warmup S         seconds before measuring, after every first ack (default 2)\n"
             "  --drain S          longest wait for outstanding acks at the end (default 10)\n"
@@ -792,6 +797,7 @@ int main(int argc, char **argv)
         {"drain", required_argument, NULL, 'D'},      {"setup-timeout", required_argument, NULL, 'S'},
         {"interval", required_argument, NULL, 'I'},   {"site", required_argument, NULL, 's'},
         {"prefix", required_argument, NULL, 'P'},     {"help", no_argument, NULL, 'h'},
+        {"linger", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     loadgen_t lg = {0};
@@ -823,6 +829,7 @@ int main(int argc, char **argv)
         case 'I': lg.o.interval_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 's': lg.o.site = optarg; break;
         case 'P': lg.o.prefix = optarg; break;
+        case 'L': lg.o.linger = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
