@@ -50,9 +50,9 @@
 enum { N_CTR = 12, N_IF_METRICS = 15, IF_OPER = 12, IF_ADMIN = 13, IF_SPEED = 14 };
 
 static const char *const if_metrics[N_IF_METRICS] = {
-    "in_octets",     "out_octets",     "in_ucast_pkts", "out_ucast_pkts", "in_mcast_pkts",
-    "out_mcast_pkts", "in_bcast_pkts", "out_bcast_pkts", "in_errors",     "out_errors",
-    "in_discards",   "out_discards",   "oper_status",   "admin_status",   "speed_bps",
+    "in_octets",      "out_octets",    "in_ucast_pkts",  "out_ucast_pkts", "in_mcast_pkts",
+    "out_mcast_pkts", "in_bcast_pkts", "out_bcast_pkts", "in_errors",      "out_errors",
+    "in_discards",    "out_discards",  "oper_status",    "admin_status",   "speed_bps",
 };
 
 static const kvl_kind_t if_kinds[N_IF_METRICS] = {
@@ -62,7 +62,7 @@ static const kvl_kind_t if_kinds[N_IF_METRICS] = {
 };
 
 #define IF_FAMILY_ID 1u
-#define IFS_PER_DEVICE 48u /* a device is a 48-port switch; an agent polls several */
+#define IFS_PER_DEVICE 48u   /* a device is a 48-port switch; an agent polls several */
 #define CONNECT_PARALLEL 128 /* connections being set up at once */
 #define MAX_LATENCIES (4u * 1024u * 1024u)
 
@@ -102,12 +102,12 @@ typedef struct agent {
     kvl_frame_reader_t reader;
     iface_t *ifs;
     uint32_t rng;
-    int64_t t_ms;           /* sample time of the next poll */
-    uint64_t next_seq;      /* seq of the next batch to send */
-    uint64_t acked_seq;     /* highest seq acknowledged */
-    uint64_t sent;          /* batches sent on this connection */
-    uint64_t *sent_ns;      /* send time per slot (seq % window) */
-    uint32_t *samples_of;   /* samples per slot */
+    int64_t t_ms;         /* sample time of the next poll */
+    uint64_t next_seq;    /* seq of the next batch to send */
+    uint64_t acked_seq;   /* highest seq acknowledged */
+    uint64_t sent;        /* batches sent on this connection */
+    uint64_t *sent_ns;    /* send time per slot (seq % window) */
+    uint32_t *samples_of; /* samples per slot */
     bool first_acked;
     bool closed;
 } agent_t;
@@ -388,10 +388,8 @@ static int send_batch(agent_t *a)
         samples += N_IF_METRICS;
     }
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
-    m.u.batch = (kvl_batch_t){.seq = a->next_seq,
-                              .lane = KVL_LANE_BULK,
-                              .groups = lg->groups,
-                              .n_groups = n};
+    m.u.batch = (kvl_batch_t){
+        .seq = a->next_seq, .lane = KVL_LANE_BULK, .groups = lg->groups, .n_groups = n};
     kvl_buf_reset(&lg->frame);
     int rc = kvl_wire_encode(&m, &lg->frame);
     if (rc != 0) {
@@ -509,8 +507,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         free(buf->base);
         if (!lg->finished) {
-            fail(lg, a, "connection", nread == UV_EOF ? "closed by the collector"
-                                                      : uv_strerror((int)nread));
+            fail(lg, a, "connection",
+                 nread == UV_EOF ? "closed by the collector" : uv_strerror((int)nread));
         }
         agent_close(a);
         return;
@@ -612,8 +610,8 @@ static void connect_more(loadgen_t *lg)
         a->tcp.data = a;
         a->connect_req.data = a;
         a->phase = A_CONNECTING;
-        int rc = uv_tcp_connect(&a->connect_req, &a->tcp, (const struct sockaddr *)&addr,
-                                on_connect);
+        int rc =
+            uv_tcp_connect(&a->connect_req, &a->tcp, (const struct sockaddr *)&addr, on_connect);
         if (rc != 0) {
             fail(lg, a, "connect", uv_strerror(rc));
             a->phase = A_DONE;
@@ -719,10 +717,10 @@ static void report(loadgen_t *lg)
     double window_s = lg->t_end_ns > lg->t_start_ns ? (lg->t_end_ns - lg->t_start_ns) / 1e9 : 0;
     double sps = window_s > 0 ? (double)lg->samples_window / window_s : 0;
     double bps = lg->wire_samples ? (double)lg->wire_payload / (double)lg->wire_samples : 0;
-    double bps_framed =
-        lg->wire_samples ? (double)(lg->wire_payload + lg->wire_batches * KVL_FRAME_HEADER) /
-                               (double)lg->wire_samples
-                         : 0;
+    double bps_framed = lg->wire_samples
+                            ? (double)(lg->wire_payload + lg->wire_batches * KVL_FRAME_HEADER) /
+                                  (double)lg->wire_samples
+                            : 0;
     double ws = lg->wire_samples ? (double)lg->wire_samples : 1;
     qsort(lg->lat_us, lg->n_lat, sizeof(*lg->lat_us), cmp_u32);
     struct rusage ru;
@@ -752,16 +750,15 @@ static void report(loadgen_t *lg)
     printf("ack latency ms: p50 %.2f p90 %.2f p99 %.2f max %.2f (%zu samples)\n",
            pct(lg->lat_us, lg->n_lat, 50), pct(lg->lat_us, lg->n_lat, 90),
            pct(lg->lat_us, lg->n_lat, 99), pct(lg->lat_us, lg->n_lat, 100), lg->n_lat);
-    printf("loadgen cpu %.2f s over %.2f s\n", cpu_s,
-           (lg->t_stop_ns - lg->t_setup_ns) / 1e9);
+    printf("loadgen cpu %.2f s over %.2f s\n", cpu_s, (lg->t_stop_ns - lg->t_setup_ns) / 1e9);
     printf("LOADGEN samples_per_s=%.0f samples=%" PRIu64 " batches=%" PRIu64 " window_s=%.3f "
            "bytes_per_sample=%.3f bytes_per_sample_framed=%.3f values_bps=%.3f ids_bps=%.3f "
            "time_bps=%.3f framing_bps=%.3f connections=%u welcomed=%u failures=%u "
            "series=%" PRIu64 " lat_p50_ms=%.2f lat_p90_ms=%.2f lat_p99_ms=%.2f "
            "lat_max_ms=%.2f unacked=%" PRIu64 " loadgen_cpu_s=%.2f\n",
            sps, lg->samples_window, lg->batches_window, window_s, bps, bps_framed,
-           lg->sz_values / ws, lg->sz_ids / ws, lg->sz_time / ws, lg->sz_groups / ws,
-           lg->ready_max, lg->welcomed, lg->failures, series, pct(lg->lat_us, lg->n_lat, 50),
+           lg->sz_values / ws, lg->sz_ids / ws, lg->sz_time / ws, lg->sz_groups / ws, lg->ready_max,
+           lg->welcomed, lg->failures, series, pct(lg->lat_us, lg->n_lat, 50),
            pct(lg->lat_us, lg->n_lat, 90), pct(lg->lat_us, lg->n_lat, 99),
            pct(lg->lat_us, lg->n_lat, 100), lg->unacked, cpu_s);
     fflush(stdout);
@@ -769,36 +766,34 @@ static void report(loadgen_t *lg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvl-loadgen [options]\n"
-            "  --host IP          collector address (default 127.0.0.1)\n"
-            "  --port N           collector port (default 5140)\n"
-            "  --agents N         simulated agents = connections (default 100)\n"
-            "  --interfaces N     interfaces per agent, 15 series each (default 48)\n"
-            "  --window N         unacknowledged batches per agent (default 4)\n"
-            "  --batches N        batches per agent, then close (default 0: until the end)\n"
-            "  --linger           with --batches: stay connected, idle, until the end\n"
-            "  --duration S       measured seconds (default 10)\n"
-            "  --warmup S         seconds before measuring, after every first ack (default 2)\n"
-            "  --drain S          longest wait for outstanding acks at the end (default 10)\n"
-            "  --setup-timeout S  longest wait for every agent's first ack (default 120)\n"
-            "  --interval S       poll interval in the samples' time (default 60)\n"
-            "  --site NAME        site in the hellos (default bench)\n"
-            "  --prefix NAME      agent ids are NAME-<n> (default lg)\n");
+    fprintf(f, "usage: kvl-loadgen [options]\n"
+               "  --host IP          collector address (default 127.0.0.1)\n"
+               "  --port N           collector port (default 5140)\n"
+               "  --agents N         simulated agents = connections (default 100)\n"
+               "  --interfaces N     interfaces per agent, 15 series each (default 48)\n"
+               "  --window N         unacknowledged batches per agent (default 4)\n"
+               "  --batches N        batches per agent, then close (default 0: until the end)\n"
+               "  --linger           with --batches: stay connected, idle, until the end\n"
+               "  --duration S       measured seconds (default 10)\n"
+               "  --warmup S         seconds before measuring, after every first ack (default 2)\n"
+               "  --drain S          longest wait for outstanding acks at the end (default 10)\n"
+               "  --setup-timeout S  longest wait for every agent's first ack (default 120)\n"
+               "  --interval S       poll interval in the samples' time (default 60)\n"
+               "  --site NAME        site in the hellos (default bench)\n"
+               "  --prefix NAME      agent ids are NAME-<n> (default lg)\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},       {"port", required_argument, NULL, 'p'},
-        {"agents", required_argument, NULL, 'a'},     {"interfaces", required_argument, NULL, 'i'},
-        {"window", required_argument, NULL, 'w'},     {"batches", required_argument, NULL, 'b'},
-        {"duration", required_argument, NULL, 'd'},   {"warmup", required_argument, NULL, 'W'},
-        {"drain", required_argument, NULL, 'D'},      {"setup-timeout", required_argument, NULL, 'S'},
-        {"interval", required_argument, NULL, 'I'},   {"site", required_argument, NULL, 's'},
-        {"prefix", required_argument, NULL, 'P'},     {"help", no_argument, NULL, 'h'},
-        {"linger", no_argument, NULL, 'L'},
-        {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},     {"port", required_argument, NULL, 'p'},
+        {"agents", required_argument, NULL, 'a'},   {"interfaces", required_argument, NULL, 'i'},
+        {"window", required_argument, NULL, 'w'},   {"batches", required_argument, NULL, 'b'},
+        {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'W'},
+        {"drain", required_argument, NULL, 'D'},    {"setup-timeout", required_argument, NULL, 'S'},
+        {"interval", required_argument, NULL, 'I'}, {"site", required_argument, NULL, 's'},
+        {"prefix", required_argument, NULL, 'P'},   {"help", no_argument, NULL, 'h'},
+        {"linger", no_argument, NULL, 'L'},         {NULL, 0, NULL, 0},
     };
     loadgen_t lg = {0};
     lg.o = (opts_t){.host = "127.0.0.1",
@@ -816,22 +811,54 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'H': lg.o.host = optarg; break;
-        case 'p': lg.o.port = atoi(optarg); break;
-        case 'a': lg.o.agents = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'i': lg.o.interfaces = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'w': lg.o.window = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'b': lg.o.batches = strtoull(optarg, NULL, 10); break;
-        case 'd': lg.o.duration_s = atof(optarg); break;
-        case 'W': lg.o.warmup_s = atof(optarg); break;
-        case 'D': lg.o.drain_s = atof(optarg); break;
-        case 'S': lg.o.setup_s = atof(optarg); break;
-        case 'I': lg.o.interval_s = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 's': lg.o.site = optarg; break;
-        case 'P': lg.o.prefix = optarg; break;
-        case 'L': lg.o.linger = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'H':
+            lg.o.host = optarg;
+            break;
+        case 'p':
+            lg.o.port = atoi(optarg);
+            break;
+        case 'a':
+            lg.o.agents = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            lg.o.interfaces = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'w':
+            lg.o.window = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'b':
+            lg.o.batches = strtoull(optarg, NULL, 10);
+            break;
+        case 'd':
+            lg.o.duration_s = atof(optarg);
+            break;
+        case 'W':
+            lg.o.warmup_s = atof(optarg);
+            break;
+        case 'D':
+            lg.o.drain_s = atof(optarg);
+            break;
+        case 'S':
+            lg.o.setup_s = atof(optarg);
+            break;
+        case 'I':
+            lg.o.interval_s = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            lg.o.site = optarg;
+            break;
+        case 'P':
+            lg.o.prefix = optarg;
+            break;
+        case 'L':
+            lg.o.linger = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     struct sockaddr_in probe;
