@@ -26,6 +26,9 @@ static kvl_rrd_result_t take_error(char *err, size_t errlen)
     if (strstr(err, "could not lock") != NULL) {
         return KVL_RRD_BUSY;
     }
+    if (strncmp(err, "opening '", 9) == 0 && strstr(err, "No such file or directory") != NULL) {
+        return KVL_RRD_MISSING;
+    }
     return KVL_RRD_ERROR;
 }
 

@@ -21,9 +21,10 @@ typedef struct kvl_rrd_rra {
 
 typedef enum {
     KVL_RRD_OK = 0,
-    KVL_RRD_STALE = 1,  /* update not newer than the file's last update: refused */
-    KVL_RRD_BUSY = 2,   /* the file is locked by a reader (rrdtool graph, fetch): try again */
-    KVL_RRD_ERROR = -1, /* anything else; message in err */
+    KVL_RRD_STALE = 1,   /* update not newer than the file's last update: refused */
+    KVL_RRD_BUSY = 2,    /* the file is locked by a reader (rrdtool graph, fetch): try again */
+    KVL_RRD_MISSING = 3, /* update: the file does not exist (yet) */
+    KVL_RRD_ERROR = -1,  /* anything else; message in err */
 } kvl_rrd_result_t;
 
 /* Creates `path` (not overwriting an existing file) with the given step in seconds, a
