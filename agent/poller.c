@@ -1142,12 +1142,13 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
         if (has(r, C_TYPE)) {
             snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
         }
-        const char *s;
+        const char *ifname = row_str(r, X_NAME), *descr = row_str(r, C_DESCR),
+                   *alias = row_str(r, X_ALIAS);
         kvl_label_t labels[] = {
             {"ifIndex", idx},
-            {"ifName", (s = row_str(r, X_NAME)) != NULL ? s : ""},
-            {"ifDescr", (s = row_str(r, C_DESCR)) != NULL ? s : ""},
-            {"ifAlias", (s = row_str(r, X_ALIAS)) != NULL ? s : ""},
+            {"ifName", ifname != NULL ? ifname : ""},
+            {"ifDescr", descr != NULL ? descr : ""},
+            {"ifAlias", alias != NULL ? alias : ""},
             {"ifType", type},
         };
         kvl_instance_key_t key = {.device = d->cfg->name,
