@@ -9,7 +9,8 @@
  * (the last probe of an interval has interval/count to come back).
  *
  * Definitions (what the tests check):
- *   sent        probes sent (a probe the socket refused is not sent, and not lost)
+ *   sent        probes sent (the prober also counts probes the kernel refused to send, so
+ *               an agent whose own link is down shows 100 % loss; see prober.h)
  *   received    distinct probes answered at least once
  *   lost_pct    100 x (sent - received) / sent; unknown (NaN) when nothing was sent
  *   loss_burst  the longest run of consecutive sent probes (by number) left unanswered

@@ -308,14 +308,15 @@ static void on_timer(uv_timer_t *h)
         uint32_t i = t->next++;
         int rc = kvl_icmp_send(p->icmp, (const struct sockaddr *)&t->addr, t->idx,
                                (uint32_t)(t->number + i));
+        /* A probe the kernel refuses (no route, our own link down) is a probe the target
+         * did not answer: it counts as sent and lost. */
+        kvl_pstats_sent(&t->ps, i);
         if (rc == 0) {
-            kvl_pstats_sent(&t->ps, i);
             if (t->send_failing) {
                 t->send_failing = false;
                 KVL_LOG_INFO(MOD, t->cfg->name, "sending again");
             }
         } else if (!t->send_failing) {
-            /* Not sent is not lost: a host without a route says so here, once. */
             t->send_failing = true;
             KVL_LOG_WARN(MOD, t->cfg->name, "cannot send to %s: %s", t->cfg->address,
                          strerror(-rc));

@@ -11,7 +11,9 @@
  *
  * Timing: probe i of an interval starting at S is sent at S + i x interval / count (loop
  * time, ms); the interval is closed at S + interval, when the next one starts. A reply that
- * arrives after its interval was closed is not counted (its probe stays lost). Each
+ * arrives after its interval was closed is not counted (its probe stays lost). A probe the
+ * kernel refuses to send (no route, the agent's own link down) counts as sent and lost, and
+ * is logged once until sending works again. Each
  * target's first interval starts at a phase from its name's hash within interval / count,
  * so many targets spread over the gap between probes.
  */
