@@ -234,7 +234,7 @@ static const kvl_cfg_field_t probe_fields[] = {
      NULL, 0, "one set of statistics per target per interval (60s)"},
     {"count", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, count), 1, KVL_PSTATS_MAX_COUNT, NULL, NULL,
      0, "probes per interval (20)"},
-    {"size", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, size), 16, 8192, NULL, NULL, 0,
+    {"size", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, size), 32, 8192, NULL, NULL, 0,
      "ICMP data bytes, like ping -s (56)"},
     {"targets", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_targets, 0, "the targets probed"},
     {"mesh", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_mesh, 0,

@@ -6,7 +6,7 @@
  *     count: 20              # probes per interval, spread evenly (interval / count apart;
  *                            #   at least 1 ms apart)
  *     size: 56               # ICMP data bytes after the 8-byte echo header, like ping -s
- *                            #   (16 .. 8192; the first 16 carry kaaval's cookie)
+ *                            #   (32 .. 8192; the first 32 carry kaaval's cookie)
  *     targets:
  *       - name: dc-core      # unique among the agent's targets: names the archive
  *         address: 10.0.0.1  # numeric IPv4 or IPv6 address
