@@ -1627,6 +1627,8 @@ static const kvl_cfg_field_t top_fields[] = {
      "folders of MIB files for names in metric groups"},
     {"metric_groups", KVL_CFG_CUSTOM, offsetof(top_t, metric_groups), 0, 0, NULL, remember_node, 0,
      "metric group definitions"},
+    {"probes", KVL_CFG_CUSTOM, CFG(probes), 0, 0, NULL, kvl_probe_cfg_parse, 0,
+     "link measurement: interval, count, size, targets, mesh (probe_config.h)"},
     {NULL},
 };
 
@@ -1653,6 +1655,7 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
         mg_free(&c->metric_groups[i]);
     }
     free(c->metric_groups);
+    kvl_probe_cfg_free(&c->probes);
     free(c);
 }
 
@@ -1800,6 +1803,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     t.cfg.spool.dir = strdup("/var/lib/kaaval/spool");
     t.cfg.spool.max_bytes = 2ll << 30;
     t.cfg.spool.sync_interval_ms = 1000;
+    kvl_probe_cfg_init(&t.cfg.probes);
     level_t defaults;
     memset(&defaults, 0, sizeof(defaults));
     device_init(&defaults.d);
@@ -1828,6 +1832,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     }
     if (rc == 0) {
         rc = read_groups(&t, &defaults);
+    }
+    if (rc == 0) {
+        rc = kvl_probe_cfg_finish(&t.cfg.probes, t.cfg.id);
     }
     device_free(&defaults.d);
     *c = t.cfg;

@@ -92,6 +92,17 @@
  *   and under defaults, a group or a device:
  *     metric_groups: [host-resources, ucd, ups]   # polled besides the interfaces
  *
+ *   probes:                       # link measurement (ICMP echo); the keys in detail are
+ *     interval: 60s               #   in agent/probe_config.h. Statistics per target and
+ *     count: 20                   #   interval: probes spread evenly over the interval
+ *     size: 56                    # ICMP data bytes, like ping -s
+ *     targets:
+ *       - {name: dc-core, address: 10.0.0.1, type: icmp}   # stamp/tcp/http: not yet
+ *     mesh:                       # every other agent in these sites (one list, shared by
+ *       sites: [tvm]              #   every agent's file; an agent skips its own entry)
+ *       agents:
+ *         - {id: blk-tvm-north-01, site: tvm, address: 10.20.0.2}
+ *
  * Metric groups. An OID is numeric (".1.3.6.1...") or a MIB name, "MODULE::object" or a bare
  * "object", optionally with an instance suffix ("laLoadInt.1"); names are resolved once, when
  * the file is read, with net-snmp's MIB parser over the MIB folders only (never the
@@ -153,6 +164,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "probe_config.h"
 #include "tls_config.h"
 #include "wire.h" /* kvl_family_t, kvl_kind_t */
 
@@ -308,6 +320,7 @@ typedef struct kvl_agent_cfg {
     size_t n_mib_path;
     kvl_metric_group_t *metric_groups; /* the built-in ones first, then `metric_groups` */
     size_t n_metric_groups;
+    kvl_probe_cfg_t probes; /* `probes:` (probe_config.h); no targets when absent */
 } kvl_agent_cfg_t;
 
 /* Loads and checks a configuration file. Returns NULL and writes the first error

@@ -699,10 +699,12 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
         while (kvl_group_iter_next(&it, lookup, &dc, &s) == 1) {
             if (first) {
                 const kvl_series_def_t *bd = batch_def(sorted, batch->n_defs, s.id, &dc);
-                if (s.def->scope == KVL_SCOPE_GROUP) {
+                if (s.def->scope == KVL_SCOPE_GROUP || s.def->scope == KVL_SCOPE_LINK) {
                     const fam_t *fam = b->fams[s.def->family - 1];
-                    fprintf(f, "%" PRId64 ".%03d %s group %s \"%s\"", g->time_ms / 1000,
-                            (int)(g->time_ms % 1000), s.def->device, fam->f.name, s.def->instance);
+                    fprintf(f, "%" PRId64 ".%03d %s %s %s \"%s\"", g->time_ms / 1000,
+                            (int)(g->time_ms % 1000), s.def->device,
+                            s.def->scope == KVL_SCOPE_LINK ? "link" : "group", fam->f.name,
+                            s.def->instance);
                 } else {
                     fprintf(f, "%" PRId64 ".%03d %s %s \"%s\"", g->time_ms / 1000,
                             (int)(g->time_ms % 1000), s.def->device,

@@ -4,6 +4,8 @@
  *   kaaval-agent -c agent.yaml                run until SIGINT/SIGTERM
  *   kaaval-agent -c agent.yaml --check-config check the file and exit (0 good, 2 bad)
  *   kaaval-agent -c agent.yaml --poll-once    poll every device once, print, exit
+ *   kaaval-agent -c agent.yaml --probe-once   probe every link target for one interval
+ *                 [--probe-intervals N] [--probe-verbose]   (or N), print the figures, exit
  *
  * Exit status: 0 normal, 1 runtime failure, 2 usage or configuration error.
  */
@@ -18,6 +20,7 @@
 #include "batcher.h"
 #include "log.h"
 #include "poller.h"
+#include "prober.h"
 #include "uplink.h"
 
 #define DRAIN_MS 5000 /* how long a stopping agent waits for the last acknowledgements */
@@ -28,6 +31,7 @@ typedef struct app {
     kvl_uplink_t *up;
     kvl_batcher_t *batcher;
     kvl_poller_t *poller;
+    kvl_prober_t *prober;
     uv_signal_t sigint, sigterm;
     uv_timer_t drain;
     uint64_t drain_deadline;
@@ -40,6 +44,9 @@ static void usage(FILE *f)
                "  -c, --config FILE   agent configuration (YAML)\n"
                "      --check-config  check the configuration and exit\n"
                "      --poll-once     poll every device once, print the samples, exit\n"
+               "      --probe-once    probe the link targets for one interval, print, exit\n"
+               "      --probe-intervals N   with --probe-once: N intervals\n"
+               "      --probe-verbose with --probe-once: print every reply too\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -48,6 +55,8 @@ static void close_all(app_t *a)
 {
     kvl_poller_free(a->poller);
     a->poller = NULL;
+    kvl_prober_free(a->prober);
+    a->prober = NULL;
     kvl_batcher_free(a->batcher);
     a->batcher = NULL;
     kvl_uplink_free(a->up);
@@ -75,7 +84,11 @@ static void stop(app_t *a)
     KVL_LOG_INFO("agent", a->cfg->id, "stopping");
     kvl_poller_free(a->poller);
     a->poller = NULL;
-    kvl_batcher_flush(a->batcher);
+    kvl_prober_free(a->prober);
+    a->prober = NULL;
+    if (a->batcher != NULL) {
+        kvl_batcher_flush(a->batcher);
+    }
     /* Give the collector a moment to acknowledge what is in flight. */
     a->drain_deadline = uv_now(a->loop) + DRAIN_MS;
     uv_timer_start(&a->drain, on_drain, 0, 100);
@@ -95,13 +108,41 @@ static void on_polled_once(void *arg)
     uv_timer_start(&a->drain, on_drain, 0, 0);
 }
 
+static void on_probed(void *arg)
+{
+    app_t *a = arg;
+    uv_timer_start(&a->drain, on_drain, 0, 0);
+}
+
+/* --probe-once: the prober alone, printing; no collector, no SNMP. */
+static int probe_only(app_t *a, unsigned intervals, bool verbose)
+{
+    a->prober = kvl_prober_new(a->loop, a->cfg, NULL);
+    int rc = 0;
+    if (a->prober == NULL) {
+        rc = 1;
+        close_all(a);
+    } else {
+        kvl_prober_set_once(a->prober, intervals, verbose, stdout, on_probed, a);
+    }
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(a->loop);
+    kvl_agent_cfg_free(a->cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
         {"poll-once", no_argument, NULL, 'o'},    {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"probe-once", no_argument, NULL, 'p'},
+        {"probe-intervals", required_argument, NULL, 'n'},
+        {"probe-verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
     };
+    bool probe_once = false, probe_verbose = false;
+    unsigned probe_intervals = 1;
     const char *path = NULL;
     bool check = false, once = false;
     int ch;
@@ -116,6 +157,19 @@ int main(int argc, char **argv)
         case 'o':
             once = true;
             break;
+        case 'p':
+            probe_once = true;
+            break;
+        case 'n':
+            probe_intervals = (unsigned)strtoul(optarg, NULL, 10);
+            if (probe_intervals == 0) {
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'v':
+            probe_verbose = true;
+            break;
         case 'V':
             printf("kaaval-agent %s\n", KVL_VERSION);
             return 0;
@@ -127,7 +181,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || optind != argc) {
+    if (path == NULL || optind != argc || (once && probe_once)) {
         usage(stderr);
         return 2;
     }
@@ -154,6 +208,9 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 
+    if (probe_once) {
+        return probe_only(&a, probe_intervals, probe_verbose);
+    }
     if (!once) {
         a.up = kvl_uplink_new(a.loop, a.cfg);
         if (a.up == NULL) {
@@ -181,6 +238,13 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
+        a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
+        if (a.prober == NULL) {
+            close_all(&a);
+            uv_run(a.loop, UV_RUN_DEFAULT);
+            kvl_agent_cfg_free(a.cfg);
+            return 1;
+        }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s", KVL_VERSION,
                      a.cfg->site, a.cfg->n_devices, a.cfg->collector);

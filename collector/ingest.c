@@ -315,10 +315,12 @@ static int batch_to_job(conn_t *c, const kvl_batch_t *b, kvl_store_job_t *job, c
                 strcmp(owners[i]->instance, owners[start]->instance) == 0) {
                 continue;
             }
-            /* An agent's own statistics are filed under its authenticated id, whatever
-             * the definition says. */
-            const char *device =
-                owners[start]->scope == KVL_SCOPE_AGENT ? c->agent->id : owners[start]->device;
+            /* An agent's own statistics and its link measurements are filed under its
+             * authenticated id, whatever the definition says. */
+            kvl_scope_t sc = owners[start]->scope;
+            const char *device = sc == KVL_SCOPE_AGENT || sc == KVL_SCOPE_LINK
+                                     ? c->agent->id
+                                     : owners[start]->device;
             kvl_store_row_t row = {.site = c->site,
                                    .device = device,
                                    .scope = owners[start]->scope,

@@ -157,7 +157,7 @@ int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
     r.site = kvl_arena_strdup(a, row->site);
     r.device = kvl_arena_strdup(a, row->device);
     r.instance = kvl_arena_strdup(a, row->instance);
-    if (row->scope == KVL_SCOPE_GROUP && row->family == NULL) {
+    if ((row->scope == KVL_SCOPE_GROUP || row->scope == KVL_SCOPE_LINK) && row->family == NULL) {
         return KVL_EINVAL;
     }
     kvl_store_value_t *v = kvl_arena_alloc(a, sizeof(*v) * (row->n_values ? row->n_values : 1));
@@ -187,6 +187,14 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
     int n;
     if (scope == KVL_SCOPE_GROUP) {
         return KVL_EINVAL;
+    }
+    if (scope == KVL_SCOPE_LINK) {
+        /* A leading '_' is always escaped in names, so "_links" cannot be a device. */
+        if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
+            return KVL_EINVAL;
+        }
+        n = snprintf(out, outlen, "%s/%s/_links/%s/%s.rrd", data_dir, s, d, i);
+        return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
     }
     if (scope == KVL_SCOPE_INTERFACE) {
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
@@ -250,12 +258,13 @@ static int mkdirs_for(char *path)
     return 0;
 }
 
-/* A metric group's data sources: its family's metrics (buf holds KVL_FAMILY_MAX). */
+/* A metric group's or a link's data sources: its family's metrics (buf holds
+ * KVL_FAMILY_MAX). */
 static void schema_of(const kvl_store_row_t *row, kvl_rrd_ds_t *buf, const kvl_rrd_ds_t **ds,
                       size_t *n)
 {
     kvl_scope_t scope = row->scope;
-    if (scope == KVL_SCOPE_GROUP) {
+    if (scope == KVL_SCOPE_GROUP || scope == KVL_SCOPE_LINK) {
         size_t k = 0;
         for (; row->family != NULL && k < row->family->n && k < KVL_FAMILY_MAX; k++) {
             buf[k] =

@@ -311,7 +311,8 @@ static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
         if (p->scope != KAAVAL__V1__SCOPE__SCOPE_DEVICE &&
             p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE &&
             p->scope != KAAVAL__V1__SCOPE__SCOPE_AGENT &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_GROUP) {
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_GROUP &&
+            p->scope != KAAVAL__V1__SCOPE__SCOPE_LINK) {
             return fail(err, errlen, "series %u has unknown scope %d", p->id, (int)p->scope);
         }
         if (p->family == 0 && p->kind != KAAVAL__V1__KIND__KIND_COUNTER &&

@@ -30,6 +30,7 @@ typedef enum {
     KVL_SCOPE_INTERFACE = 2,
     KVL_SCOPE_AGENT = 3, /* the agent's own statistics; device = the agent id */
     KVL_SCOPE_GROUP = 4, /* a metric group's row (instance) or its scalars (instance "") */
+    KVL_SCOPE_LINK = 5,  /* link measurement: device = the agent id, instance = the target */
 } kvl_scope_t;
 
 typedef enum {

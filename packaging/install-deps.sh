@@ -19,8 +19,11 @@ fi
 build="build-essential cmake pkg-config clang
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev libssl-dev"
-# Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool.
-run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl"
+# Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;
+# nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
+# link measurement tests in tests/netns/.
+run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl
+     nftables iputils-ping util-linux"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.

@@ -897,7 +897,7 @@ static void test_decode_bad_defs(void **state)
     } cases[] = {
         {"id 0", 0, "rtr1", KVL_SCOPE_DEVICE, "reachable", KVL_KIND_GAUGE, "id 0"},
         {"scope unspecified", 4, "rtr1", 0, "reachable", KVL_KIND_GAUGE, "unknown scope 0"},
-        {"scope 5", 4, "rtr1", 5, "reachable", KVL_KIND_GAUGE, "unknown scope 5"},
+        {"scope 6", 4, "rtr1", 6, "reachable", KVL_KIND_GAUGE, "unknown scope 6"},
         {"scope huge", 4, "rtr1", 1000000, "reachable", KVL_KIND_GAUGE, "unknown scope"},
         {"kind unspecified", 4, "rtr1", KVL_SCOPE_DEVICE, "reachable", 0, "unknown kind 0"},
         {"kind 9", 4, "rtr1", KVL_SCOPE_DEVICE, "reachable", 9, "unknown kind 9"},

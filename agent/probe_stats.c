@@ -1,0 +1,175 @@
+/*
+ * probe_stats.c — per-interval statistics of a target's probes (see probe_stats.h for the
+ * definitions). No I/O, no clocks: the prober feeds it, the unit tests feed it sequences.
+ */
+#include "probe_stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvl.h"
+
+enum { F_SENT = 1, F_ANSWERED = 2 };
+
+void kvl_pstats_state_init(kvl_pstats_state_t *st)
+{
+    st->jitter_ns = 0;
+    st->last_rtt_ns = -1;
+}
+
+int kvl_pstats_reset(kvl_pstats_t *p, uint32_t count)
+{
+    if (count == 0 || count > KVL_PSTATS_MAX_COUNT) {
+        return KVL_EINVAL;
+    }
+    if (p->count != count || p->rtt_ns == NULL) {
+        int64_t *r = realloc(p->rtt_ns, count * sizeof(*r));
+        if (r == NULL) {
+            return KVL_ENOMEM;
+        }
+        p->rtt_ns = r;
+        uint8_t *f = realloc(p->flags, count);
+        if (f == NULL) {
+            return KVL_ENOMEM;
+        }
+        p->flags = f;
+        p->count = count;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        p->rtt_ns[i] = -1;
+    }
+    memset(p->flags, 0, count);
+    p->sent = p->received = p->duplicates = p->reordered = 0;
+    p->highest = -1;
+    return 0;
+}
+
+void kvl_pstats_free(kvl_pstats_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->rtt_ns);
+    free(p->flags);
+    memset(p, 0, sizeof(*p));
+}
+
+void kvl_pstats_sent(kvl_pstats_t *p, uint32_t i)
+{
+    if (i >= p->count || (p->flags[i] & F_SENT)) {
+        return;
+    }
+    p->flags[i] |= F_SENT;
+    p->sent++;
+}
+
+int kvl_pstats_reply(kvl_pstats_t *p, kvl_pstats_state_t *st, uint32_t i, int64_t rtt_ns)
+{
+    if (i >= p->count || !(p->flags[i] & F_SENT) || rtt_ns < 0) {
+        return -1;
+    }
+    if (p->flags[i] & F_ANSWERED) {
+        p->duplicates++;
+        return 1;
+    }
+    p->flags[i] |= F_ANSWERED;
+    p->rtt_ns[i] = rtt_ns;
+    p->received++;
+    if (st->last_rtt_ns >= 0) {
+        double d = fabs((double)(rtt_ns - st->last_rtt_ns));
+        st->jitter_ns += (d - st->jitter_ns) / 16.0;
+    }
+    st->last_rtt_ns = rtt_ns;
+    if ((int64_t)i < p->highest) {
+        p->reordered++;
+        return 2;
+    }
+    p->highest = i;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+double kvl_pstats_mos(double rtt_mean_ms, double jitter_ms, double lost_pct)
+{
+    double d = rtt_mean_ms / 2.0 + 2.0 * jitter_ms + 10.0;
+    double id = 0.024 * d + (d > 177.3 ? 0.11 * (d - 177.3) : 0.0);
+    double ppl = lost_pct < 0 ? 0 : lost_pct > 100 ? 100 : lost_pct;
+    double ie = 95.0 * ppl / (ppl + 25.1);
+    double r = 93.2 - id - ie;
+    if (r < 0) {
+        return 1.0;
+    }
+    if (r > 100) {
+        return 4.5;
+    }
+    return 1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r);
+}
+
+void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
+                       kvl_pstats_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sent = p->sent;
+    out->received = p->received;
+    out->duplicates = p->duplicates;
+    out->reordered = p->reordered;
+    out->lost_pct = p->sent ? 100.0 * (double)(p->sent - p->received) / (double)p->sent : NAN;
+    uint32_t run = 0;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (!(p->flags[i] & F_SENT)) {
+            continue;
+        }
+        if (p->flags[i] & F_ANSWERED) {
+            run = 0;
+        } else if (++run > out->loss_burst) {
+            out->loss_burst = run;
+        }
+    }
+    if (p->received == 0) {
+        out->rtt_min_ms = out->rtt_median_ms = out->rtt_mean_ms = NAN;
+        out->rtt_max_ms = out->rtt_stddev_ms = out->jitter_ms = out->mos = NAN;
+        return;
+    }
+    int64_t *v = malloc(p->received * sizeof(*v));
+    size_t n = 0;
+    double sum = 0;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (p->rtt_ns[i] >= 0) {
+            if (v != NULL) {
+                v[n] = p->rtt_ns[i];
+            }
+            n++;
+            sum += (double)p->rtt_ns[i];
+        }
+    }
+    double mean = sum / (double)n;
+    double sq = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (p->rtt_ns[i] >= 0) {
+            double dv = (double)p->rtt_ns[i] - mean;
+            sq += dv * dv;
+            mn = p->rtt_ns[i] < mn ? p->rtt_ns[i] : mn;
+            mx = p->rtt_ns[i] > mx ? p->rtt_ns[i] : mx;
+        }
+    }
+    double median = NAN;
+    if (v != NULL) {
+        qsort(v, n, sizeof(*v), cmp_i64);
+        median = n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
+        free(v);
+    }
+    out->rtt_min_ms = (double)mn / 1e6;
+    out->rtt_max_ms = (double)mx / 1e6;
+    out->rtt_mean_ms = mean / 1e6;
+    out->rtt_median_ms = median / 1e6;
+    out->rtt_stddev_ms = sqrt(sq / (double)n) / 1e6;
+    out->jitter_ms = st->jitter_ns / 1e6;
+    out->mos = kvl_pstats_mos(out->rtt_mean_ms, out->jitter_ms, out->lost_pct);
+}

@@ -1,0 +1,47 @@
+/*
+ * prober.h — link measurement: each configured target probed `count` times per interval,
+ * spread evenly, with one set of statistics (probe_stats.h) per target and interval.
+ *
+ * Each target is a family instance (family "link", scope KVL_SCOPE_LINK, device = the
+ * agent's id, instance = the target's name) reporting, as gauges, at the end of each
+ * interval: sent received lost_pct loss_burst duplicates reordered rtt_min_ms rtt_median_ms
+ * rtt_mean_ms rtt_max_ms rtt_stddev_ms jitter_ms mos (figures a target cannot have, such as
+ * RTTs when nothing came back, are unknown). The collector files them under
+ * <site>/_links/<agent id>/<target>.rrd.
+ *
+ * Timing: probe i of an interval starting at S is sent at S + i x interval / count (loop
+ * time, ms); the interval is closed at S + interval, when the next one starts. A reply that
+ * arrives after its interval was closed is not counted (its probe stays lost). A probe the
+ * kernel refuses to send (no route, the agent's own link down) counts as sent and lost, and
+ * is logged once until sending works again. Each
+ * target's first interval starts at a phase from its name's hash within interval / count,
+ * so many targets spread over the gap between probes.
+ */
+#ifndef KVL_PROBER_H
+#define KVL_PROBER_H
+
+#include <stdio.h>
+#include <uv.h>
+
+#include "agent_config.h"
+#include "batcher.h"
+
+typedef struct kvl_prober kvl_prober_t;
+
+/* Starts probing cfg->probes' targets (none: an idle prober). b may be NULL in once mode.
+ * Returns NULL when out of memory or when no ICMP socket can be opened (logged). The
+ * configuration must outlive the prober. */
+kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b);
+/* Stops; timers and sockets finish closing on the next loop run. NULL-safe. */
+void kvl_prober_free(kvl_prober_t *p);
+
+/* --probe-once: instead of reporting to the batcher, print every target's figures to f
+ * for `intervals` intervals (each reply too when verbose), then call done(arg) once. Call
+ * right after kvl_prober_new. */
+void kvl_prober_set_once(kvl_prober_t *p, unsigned intervals, bool verbose, FILE *f,
+                         void (*done)(void *arg), void *arg);
+
+/* The family every target reports (for the collector's tests). */
+extern const kvl_family_t kvl_link_family;
+
+#endif

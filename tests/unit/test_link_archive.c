@@ -1,0 +1,77 @@
+/*
+ * test_link_archive.c — link measurement on its way to the archives: a SCOPE_LINK
+ * definition naming the prober's "link" family survives encoding and decoding, and the
+ * store files it under <site>/_links/<agent id>/<target>.rrd (names made file-safe).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "kvl.h"
+#include "prober.h"
+#include "store.h"
+#include "wire.h"
+
+static void test_path(void **state)
+{
+    KVL_UNUSED(state);
+    char out[512];
+    assert_int_equal(kvl_store_path("/d", "tvm", "blk-tvm-1", KVL_SCOPE_LINK, "dc-core", out,
+                                    sizeof(out)),
+                     0);
+    assert_string_equal(out, "/d/tvm/_links/blk-tvm-1/dc-core.rrd");
+    assert_int_equal(kvl_store_path("/d", "tvm", "a1", KVL_SCOPE_LINK, "_x/y", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "/d/tvm/_links/a1/%5Fx%2Fy.rrd");
+    assert_int_equal(kvl_store_path("/d", "tvm", "a1", KVL_SCOPE_LINK, "t", out, 10), KVL_EINVAL);
+}
+
+static void test_wire_round_trip(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_family_t fam = kvl_link_family;
+    fam.id = 3;
+    const kvl_series_def_t def = {.id = 20,
+                                  .device = "blk-tvm-1",
+                                  .scope = KVL_SCOPE_LINK,
+                                  .instance = "dc-core",
+                                  .interval_s = 60,
+                                  .family = 3};
+    kvl_msg_t in = {.type = KVL_MSG_SERIES_DEFS}, out = {0};
+    in.u.series_defs.defs = &def;
+    in.u.series_defs.n = 1;
+    in.u.series_defs.families = &fam;
+    in.u.series_defs.n_families = 1;
+    kvl_buf_t b = {0};
+    assert_int_equal(kvl_wire_encode(&in, &b), 0);
+    char err[256] = "";
+    assert_true(b.len > 4);
+    assert_int_equal(kvl_wire_decode(b.data + 4, b.len - 4, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.u.series_defs.n, 1);
+    assert_int_equal(out.u.series_defs.defs[0].scope, KVL_SCOPE_LINK);
+    assert_string_equal(out.u.series_defs.defs[0].instance, "dc-core");
+    assert_int_equal(out.u.series_defs.n_families, 1);
+    const kvl_family_t *f = &out.u.series_defs.families[0];
+    assert_string_equal(f->name, "link");
+    assert_int_equal(f->n, 13);
+    assert_string_equal(f->metrics[12], "mos");
+    assert_true(f->reals[2]);   /* lost_pct */
+    assert_false(f->reals[0]);  /* sent */
+    kvl_msg_clear(&out);
+    kvl_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path),
+        cmocka_unit_test(test_wire_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,139 @@
+/*
+ * test_probe_config.c — unit tests for the `probes:` section (agent/probe_config.h) read
+ * through the agent's configuration: defaults, targets, the mesh (self skipped, sites
+ * selected), and errors at file:line:column, including types not yet supported.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent_config.h"
+#include "kvl.h"
+
+/* Lines 1 to 4. */
+#define HEAD "id: a1\nsite: tvm-north\ncollector: 127.0.0.1:5140\ninsecure: true\n"
+
+static kvl_agent_cfg_t *load(const char *text, char *err, size_t errlen)
+{
+    return kvl_agent_cfg_parse("a.yaml", text, err, errlen);
+}
+
+static void expect_error_at(const char *text, const char *where, const char *what, int line)
+{
+    char err[512] = "";
+    kvl_agent_cfg_t *c = load(text, err, sizeof(err));
+    if (c != NULL) {
+        kvl_agent_cfg_free(c);
+        fail_msg("line %d: expected an error for:\n%s", line, text);
+    }
+    if (strncmp(err, where, strlen(where)) != 0 || strstr(err, what) == NULL) {
+        fail_msg("line %d: expected '%s...%s', got '%s'", line, where, what, err);
+    }
+}
+#define expect_error(text, where, what) expect_error_at((text), (where), (what), __LINE__)
+
+static void test_defaults(void **state)
+{
+    KVL_UNUSED(state);
+    char err[512] = "";
+    kvl_agent_cfg_t *c = load(HEAD, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->probes.interval_ms, 60000);
+    assert_int_equal(c->probes.count, 20);
+    assert_int_equal(c->probes.size, 56);
+    assert_int_equal(c->probes.n_targets, 0);
+    kvl_agent_cfg_free(c);
+}
+
+static const char mesh_text[] = HEAD "probes:\n"
+                                     "  interval: 30s\n"
+                                     "  count: 10\n"
+                                     "  size: 100\n"
+                                     "  targets:\n"
+                                     "    - {name: dc-core, address: 10.0.0.1, type: icmp}\n"
+                                     "    - {name: dc-v6, address: \"2001:db8::1\"}\n"
+                                     "  mesh:\n"
+                                     "%s"
+                                     "    agents:\n"
+                                     "      - {id: a1, site: tvm-north, address: 10.1.0.1}\n"
+                                     "      - {id: a2, site: tvm-north, address: 10.1.0.2}\n"
+                                     "      - {id: a3, site: klm, address: \"fd00::3\"}\n";
+
+static void test_targets_and_mesh(void **state)
+{
+    KVL_UNUSED(state);
+    char text[2048], err[512] = "";
+    snprintf(text, sizeof(text), mesh_text, "    sites: [tvm-north]\n");
+    kvl_agent_cfg_t *c = load(text, err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    const kvl_probe_cfg_t *p = &c->probes;
+    assert_int_equal(p->interval_ms, 30000);
+    assert_int_equal(p->count, 10);
+    assert_int_equal(p->size, 100);
+    assert_int_equal(p->n_targets, 3); /* dc-core, dc-v6, a2 (a1 is self, a3 in klm) */
+    assert_string_equal(p->targets[0].name, "dc-core");
+    assert_string_equal(p->targets[1].address, "2001:db8::1");
+    assert_false(p->targets[1].mesh);
+    assert_string_equal(p->targets[2].name, "a2");
+    assert_string_equal(p->targets[2].address, "10.1.0.2");
+    assert_true(p->targets[2].mesh);
+    kvl_agent_cfg_free(c);
+
+    /* Without `sites`: every site. */
+    snprintf(text, sizeof(text), mesh_text, "");
+    c = load(text, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->probes.n_targets, 4);
+    assert_string_equal(c->probes.targets[3].name, "a3");
+    kvl_agent_cfg_free(c);
+}
+
+static void test_errors(void **state)
+{
+    KVL_UNUSED(state);
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: stamp}\n",
+                 "a.yaml:7:42:", "probe type 'stamp' is not yet supported");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: http}\n",
+                 "a.yaml:7:42:", "not yet supported");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: udp}\n",
+                 "a.yaml:7:42:", "unknown probe type 'udp' (expected icmp)");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: core.example}\n",
+                 "a.yaml:7:26:", "numeric IPv4 or IPv6 address");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x}\n", "a.yaml:7:7:", "address");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, port: 7}\n",
+                 "a.yaml:7:", "port");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1}\n"
+                      "    - {name: x, address: 10.0.0.2}\n",
+                 "a.yaml:8:14:", "target name 'x' is used twice");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: a2, address: 10.0.0.1}\n"
+                      "  mesh:\n    agents:\n      - {id: a2, site: s, address: 10.0.0.2}\n",
+                 "a.yaml:10:14:", "target name 'a2' is used twice");
+    expect_error(HEAD "probes:\n  mesh:\n    agents:\n      - {id: a2, site: s, address: 10.0.0.2}\n"
+                      "      - {id: a2, site: t, address: 10.0.0.3}\n",
+                 "a.yaml:9:14:", "agent 'a2' is listed twice");
+    expect_error(HEAD "probes:\n  mesh:\n    sites: [s]\n", "a.yaml:7:5:", "missing required setting 'agents'");
+    expect_error(HEAD "probes:\n  interval: 1s\n  count: 2000\n", "a.yaml:7:10:",
+                 "2000 probes do not fit in 1000ms");
+    expect_error(HEAD "probes:\n  size: 8\n", "a.yaml:6:9:", "");
+    expect_error(HEAD "probes:\n  interval: 500ms\n", "a.yaml:6:13:", "");
+    expect_error(HEAD "probes: [a]\n", "a.yaml:5:9:", "expected a mapping");
+    expect_error(HEAD "probes:\n  targets: {name: x}\n", "a.yaml:6:12:", "list of targets");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_targets_and_mesh),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
