@@ -1,6 +1,11 @@
 /*
  * snmp.c — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop (see snmp.h).
  *
+ * Two transports behind one session type. v1/v2c sessions ("v1/v2c: our own codec and
+ * socket" below) encode and decode with snmp_ber.c over their own connected UDP socket and
+ * keep their requests, retransmissions and timeouts here; net-snmp is not involved. SNMPv3
+ * sessions, and v1/v2c ones when KAAVAL_SNMP_NETSNMP=1, go through net-snmp as follows.
+ *
  * The only file that includes net-snmp. It uses the single-session API: snmp_sess_open
  * gives a handle with its own UDP socket; snmp_sess_async_send queues a request;
  * snmp_sess_read2 parses what arrived on the socket and calls back; snmp_sess_timeout
