@@ -1166,9 +1166,21 @@ static void own_on_readable(uv_poll_t *h, int status, int events)
         return;
     }
     if (status < 0) {
-        KVL_LOG_ERROR("snmp", s->name, "socket poll failed: %s", uv_strerror(status));
-        uv_poll_stop(&s->poll);
-        return;
+        /* libuv reports POLLERR as UV_EBADF and stops the handle. On our connected socket
+         * that is an ICMP error (port or host unreachable) for an earlier datagram: clear it
+         * and watch again; the request simply times out, as it did with net-snmp's
+         * unconnected socket. */
+        int soerr = 0;
+        socklen_t optlen = sizeof(soerr);
+        if (status != UV_EBADF ||
+            getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0 ||
+            (status = uv_poll_start(&s->poll, UV_READABLE, own_on_readable)) < 0) {
+            KVL_LOG_ERROR("snmp", s->name, "socket poll failed: %s", uv_strerror(status));
+            uv_poll_stop(&s->poll);
+            return;
+        }
+        KVL_LOG_DEBUG("snmp", s->name, "socket error from the peer's side ignored: %s",
+                      strerror(soerr));
     }
     s->dispatching++;
     for (int k = 0; k < OWN_READS_PER_WAKEUP && !s->closing; k++) {
