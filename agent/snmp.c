@@ -120,13 +120,13 @@ struct kvl_snmp_session {
     bool last_ok;      /* the last request that completed got an answer */
     /* v1/v2c through our own codec and socket (see "v1/v2c" below) */
     bool own;
-    int ber_version;      /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
-    uint8_t *community;   /* never logged */
+    int ber_version;    /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
+    uint8_t *community; /* never logged */
     size_t community_len;
-    uint32_t next_reqid;  /* random start, then incremented, within 1..2^31-1 */
-    uint64_t timeout_ms;  /* per try */
+    uint32_t next_reqid;   /* random start, then incremented, within 1..2^31-1 */
+    uint64_t timeout_ms;   /* per try */
     kvl_snmp_req_t *spare; /* a finished request kept for the next one (its pkt[] too) */
-    uint64_t n_ignored;   /* datagrams not matching a pending request, or malformed */
+    uint64_t n_ignored;    /* datagrams not matching a pending request, or malformed */
 };
 
 /* KAAVAL_SNMP_NETSNMP=1 in the environment: v1/v2c through net-snmp too (the previous path,
@@ -1016,9 +1016,9 @@ static int own_transmit(kvl_snmp_session_t *s, kvl_snmp_req_t *r, char *err, siz
     return 0;
 }
 
-static int own_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids,
-                    size_t n, uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg,
-                    char *err, size_t errlen)
+static int own_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                    uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                    size_t errlen)
 {
     kvl_snmp_ber_request_t q = {
         .version = s->ber_version,
@@ -1172,8 +1172,7 @@ static void own_on_readable(uv_poll_t *h, int status, int events)
          * unconnected socket. */
         int soerr = 0;
         socklen_t optlen = sizeof(soerr);
-        if (status != UV_EBADF ||
-            getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0 ||
+        if (status != UV_EBADF || getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0 ||
             (status = uv_poll_start(&s->poll, UV_READABLE, own_on_readable)) < 0) {
             KVL_LOG_ERROR("snmp", s->name, "socket poll failed: %s", uv_strerror(status));
             uv_poll_stop(&s->poll);
@@ -1209,8 +1208,8 @@ static void own_on_readable(uv_poll_t *h, int status, int events)
 
 /* Sets up s (allocated, name and peer set) for t over our own socket. Returns 0, or -1 with
  * err (s is then still to be freed by the caller, no handle initialised). */
-static int own_open(kvl_snmp_session_t *s, uv_loop_t *loop, const kvl_snmp_target_t *t,
-                    char *err, size_t errlen)
+static int own_open(kvl_snmp_session_t *s, uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
+                    size_t errlen)
 {
     const char *community = t->community != NULL ? t->community : "";
     s->own = true;

@@ -82,12 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* Names again, as a GetRequest whose PDU tag is then made a Response's. */
-    kvl_snmp_ber_request_t q = {r.version,        r.community, r.community_len, r.request_id,
-                                KVL_SNMP_GET,     0,           names,           n_names};
+    kvl_snmp_ber_request_t q = {r.version,    r.community, r.community_len, r.request_id,
+                                KVL_SNMP_GET, 0,           names,           n_names};
     int n = kvl_snmp_ber_encode(&q, enc, sizeof(enc), &why);
     CHECK(n > 0);
-    size_t pos = skip_header(enc, 0);       /* message */
-    pos = skip_header(enc, pos) + 1;        /* version, 1 byte */
+    size_t pos = skip_header(enc, 0); /* message */
+    pos = skip_header(enc, pos) + 1;  /* version, 1 byte */
     pos = skip_header(enc, pos) + r.community_len;
     CHECK(enc[pos] == 0xa0);
     enc[pos] = 0xa2;

@@ -63,15 +63,14 @@ static void reply(fake_t *f, const struct sockaddr_in *to, const kvl_snmp_ber_re
     for (size_t i = 0; i < q->n_vbs; i++) {
         names[i] = fvbs[i].oid;
     }
-    kvl_snmp_ber_request_t r = {
-        act == WRONG_VERSION ? 1 - q->version : q->version,
-        act == WRONG_COMMUNITY ? (const uint8_t *)"other" : q->community,
-        act == WRONG_COMMUNITY ? 5 : q->community_len,
-        act == WRONG_ID ? q->request_id + 1 : q->request_id,
-        KVL_SNMP_GET,
-        0,
-        names,
-        q->n_vbs};
+    kvl_snmp_ber_request_t r = {act == WRONG_VERSION ? 1 - q->version : q->version,
+                                act == WRONG_COMMUNITY ? (const uint8_t *)"other" : q->community,
+                                act == WRONG_COMMUNITY ? 5 : q->community_len,
+                                act == WRONG_ID ? q->request_id + 1 : q->request_id,
+                                KVL_SNMP_GET,
+                                0,
+                                names,
+                                q->n_vbs};
     const char *why;
     int n = kvl_snmp_ber_encode(&r, out, sizeof(out), &why);
     assert_true(n > 0);
@@ -79,8 +78,7 @@ static void reply(fake_t *f, const struct sockaddr_in *to, const kvl_snmp_ber_re
     if (act == GARBAGE) {
         n = 5;
     }
-    assert_int_equal(sendto(f->fd, out, (size_t)n, 0, (const struct sockaddr *)to, sizeof(*to)),
-                     n);
+    assert_int_equal(sendto(f->fd, out, (size_t)n, 0, (const struct sockaddr *)to, sizeof(*to)), n);
 }
 
 static void on_fake_readable(uv_poll_t *h, int status, int events)
@@ -171,9 +169,9 @@ static void on_result(kvl_snmp_session_t *s, const kvl_snmp_result_t *r, void *a
     if (o->send_again) {
         o->send_again = false;
         char err[256];
-        assert_int_equal(kvl_snmp_send(s, KVL_SNMP_GETNEXT, req_oids, 1, 0, -1, on_result, o, err,
-                                       sizeof(err)),
-                         0);
+        assert_int_equal(
+            kvl_snmp_send(s, KVL_SNMP_GETNEXT, req_oids, 1, 0, -1, on_result, o, err, sizeof(err)),
+            0);
     }
 }
 
@@ -379,9 +377,9 @@ static void test_sync_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_answer),        cmocka_unit_test(test_retransmit_and_ignore),
-        cmocka_unit_test(test_timeout),       cmocka_unit_test(test_dead_port),
-        cmocka_unit_test(test_close_pending), cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_answer),           cmocka_unit_test(test_retransmit_and_ignore),
+        cmocka_unit_test(test_timeout),          cmocka_unit_test(test_dead_port),
+        cmocka_unit_test(test_close_pending),    cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(test_send_in_callback), cmocka_unit_test(test_sync_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

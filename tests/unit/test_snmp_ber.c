@@ -56,8 +56,8 @@ static void test_encode_get(void **state)
         0x06, 0x08, 0x2b, 0x06, 0x01, 0x02, 0x01, 0x01, 0x03, 0x00, 0x05, 0x00,
     };
     kvl_snmp_oid_t o = OID(1, 3, 6, 1, 2, 1, 1, 3, 0);
-    kvl_snmp_ber_request_t q = {KVL_SNMP_BER_V2C, (const uint8_t *)"public", 6, 1, KVL_SNMP_GET,
-                                0, &o, 1};
+    kvl_snmp_ber_request_t q = {
+        KVL_SNMP_BER_V2C, (const uint8_t *)"public", 6, 1, KVL_SNMP_GET, 0, &o, 1};
     uint8_t buf[64];
     const char *why = NULL;
     assert_int_equal(kvl_snmp_ber_encode(&q, buf, sizeof(buf), &why), sizeof(want));
@@ -83,8 +83,8 @@ static void test_encode_getbulk(void **state)
         0x06, 0x09, 0x2b, 0x06, 0x01, 0x02, 0x01, 0x02, 0x02, 0x01, 0x10, 0x05, 0x00,
     };
     kvl_snmp_oid_t o[2] = {OID(1, 3, 6, 1, 2, 1, 2, 2, 1, 10), OID(1, 3, 6, 1, 2, 1, 2, 2, 1, 16)};
-    kvl_snmp_ber_request_t q = {KVL_SNMP_BER_V2C, (const uint8_t *)"ab", 2, 0x12345678,
-                                KVL_SNMP_GETBULK, 10, o, 2};
+    kvl_snmp_ber_request_t q = {
+        KVL_SNMP_BER_V2C, (const uint8_t *)"ab", 2, 0x12345678, KVL_SNMP_GETBULK, 10, o, 2};
     uint8_t buf[128];
     const char *why = NULL;
     assert_int_equal(kvl_snmp_ber_encode(&q, buf, sizeof(buf), &why), sizeof(want));
@@ -104,13 +104,13 @@ static void test_encode_getnext_subids(void **state)
      * varbind 30 0E; list 30 10; PDU A1 1C: 4 + 3 + 3 + 18 = 28;
      * message 30 23 {02 01 00, 04 00, PDU(30)}: 3 + 2 + 30 = 35. */
     static const uint8_t want[] = {
-        0x30, 0x23, 0x02, 0x01, 0x00, 0x04, 0x00, 0xa1, 0x1c, 0x02, 0x02, 0x00,
-        0x80, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x10, 0x30, 0x0e, 0x06,
-        0x0a, 0x88, 0x37, 0x81, 0x00, 0x8f, 0xff, 0xff, 0xff, 0x7f, 0x7f, 0x05, 0x00,
+        0x30, 0x23, 0x02, 0x01, 0x00, 0x04, 0x00, 0xa1, 0x1c, 0x02, 0x02, 0x00, 0x80,
+        0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x10, 0x30, 0x0e, 0x06, 0x0a, 0x88,
+        0x37, 0x81, 0x00, 0x8f, 0xff, 0xff, 0xff, 0x7f, 0x7f, 0x05, 0x00,
     };
     kvl_snmp_oid_t o = OID(2, 999, 128, 4294967295u, 127);
-    kvl_snmp_ber_request_t q = {KVL_SNMP_BER_V1, (const uint8_t *)"", 0, 128, KVL_SNMP_GETNEXT,
-                                0, &o, 1};
+    kvl_snmp_ber_request_t q = {
+        KVL_SNMP_BER_V1, (const uint8_t *)"", 0, 128, KVL_SNMP_GETNEXT, 0, &o, 1};
     uint8_t buf[64];
     const char *why = NULL;
     assert_int_equal(kvl_snmp_ber_encode(&q, buf, sizeof(buf), &why), sizeof(want));
@@ -133,8 +133,8 @@ static void test_encode_long_lengths(void **state)
         o[i] = OID(1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 1000);
         o[i].sub[11] = (uint32_t)(1000 + i);
     }
-    kvl_snmp_ber_request_t q = {KVL_SNMP_BER_V2C, (const uint8_t *)"public", 6, -5, KVL_SNMP_GET,
-                                0, o, 60};
+    kvl_snmp_ber_request_t q = {
+        KVL_SNMP_BER_V2C, (const uint8_t *)"public", 6, -5, KVL_SNMP_GET, 0, o, 60};
     uint8_t buf[2048];
     const char *why = NULL;
     int n = kvl_snmp_ber_encode(&q, buf, sizeof(buf), &why);
@@ -245,12 +245,12 @@ static size_t every_type(uint8_t *out)
     n = ADD(l, n, 10, 0x44, 0x02, 0x9f, 0x78);                        /* Opaque */
     n = ADD(l, n, 11, 0x46, 0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, /* Counter64 max */
             0xff, 0xff, 0xff);
-    n = ADD(l, n, 12, 0x80, 0x00);                                    /* noSuchObject */
-    n = ADD(l, n, 13, 0x81, 0x00);                                    /* noSuchInstance */
-    n = ADD(l, n, 14, 0x82, 0x00);                                    /* endOfMibView */
-    n = ADD(l, n, 15, 0x02, 0x08, 0x80, 0, 0, 0, 0, 0, 0, 0);         /* INTEGER min */
-    n = ADD(l, n, 16, 0x40, 0x03, 1, 2, 3);                           /* IpAddress, 3 bytes */
-    n = ADD(l, n, 17, 0x47, 0x01, 0x05);                              /* unknown tag */
+    n = ADD(l, n, 12, 0x80, 0x00);                            /* noSuchObject */
+    n = ADD(l, n, 13, 0x81, 0x00);                            /* noSuchInstance */
+    n = ADD(l, n, 14, 0x82, 0x00);                            /* endOfMibView */
+    n = ADD(l, n, 15, 0x02, 0x08, 0x80, 0, 0, 0, 0, 0, 0, 0); /* INTEGER min */
+    n = ADD(l, n, 16, 0x40, 0x03, 1, 2, 3);                   /* IpAddress, 3 bytes */
+    n = ADD(l, n, 17, 0x47, 0x01, 0x05);                      /* unknown tag */
     return response(out, 1, 0, 0, l, n);
 }
 
@@ -534,8 +534,8 @@ static void test_roundtrip_request_shape(void **state)
     /* Our own request turned into a Response (tag A2) decodes to the same OIDs. */
     kvl_snmp_oid_t o[3] = {OID(1, 3, 6, 1, 2, 1, 1, 3, 0), OID(1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 7),
                            OID(1, 3, 6, 1, 4, 1, 9, 9, 4294967295u)};
-    kvl_snmp_ber_request_t q = {KVL_SNMP_BER_V2C, (const uint8_t *)"x", 1, 99, KVL_SNMP_GET,
-                                0, o, 3};
+    kvl_snmp_ber_request_t q = {
+        KVL_SNMP_BER_V2C, (const uint8_t *)"x", 1, 99, KVL_SNMP_GET, 0, o, 3};
     uint8_t buf[256];
     const char *why;
     int n = kvl_snmp_ber_encode(&q, buf, sizeof(buf), &why);
