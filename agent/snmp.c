@@ -1,6 +1,11 @@
 /*
  * snmp.c — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop (see snmp.h).
  *
+ * Two transports behind one session type. v1/v2c sessions ("v1/v2c: our own codec and
+ * socket" below) encode and decode with snmp_ber.c over their own connected UDP socket and
+ * keep their requests, retransmissions and timeouts here; net-snmp is not involved. SNMPv3
+ * sessions, and v1/v2c ones when KAAVAL_SNMP_NETSNMP=1, go through net-snmp as follows.
+ *
  * The only file that includes net-snmp. It uses the single-session API: snmp_sess_open
  * gives a handle with its own UDP socket; snmp_sess_async_send queues a request;
  * snmp_sess_read2 parses what arrived on the socket and calls back; snmp_sess_timeout
@@ -52,11 +57,17 @@
 #include <net-snmp/library/snmpv3.h>
 #include <net-snmp/library/transform_oids.h>
 
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "snmp_ber.h"
 
 typedef struct kvl_snmp_req kvl_snmp_req_t;
 
@@ -76,6 +87,12 @@ struct kvl_snmp_req {
     bool batch;           /* v3: among the waiting ones being released now */
     bool after_discovery; /* v3: sent right after a discovery */
     bool resent;          /* v3: already sent again after a re-discovery */
+    /* v1/v2c through our own codec (see "v1/v2c" below) */
+    int32_t reqid;   /* request-id, the same on every try */
+    uint64_t due_ms; /* loop time at which the current try expires */
+    size_t pkt_len;  /* the encoded request in pkt[] */
+    size_t pkt_cap;
+    uint8_t pkt[];
 };
 
 struct kvl_snmp_session {
@@ -101,7 +118,20 @@ struct kvl_snmp_session {
     bool probing;      /* a discovery probe is in flight */
     bool auth_seen;    /* an authenticated answer arrived since the last discovery */
     bool last_ok;      /* the last request that completed got an answer */
+    /* v1/v2c through our own codec and socket (see "v1/v2c" below) */
+    bool own;
+    int ber_version;    /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
+    uint8_t *community; /* never logged */
+    size_t community_len;
+    uint32_t next_reqid;   /* random start, then incremented, within 1..2^31-1 */
+    uint64_t timeout_ms;   /* per try */
+    kvl_snmp_req_t *spare; /* a finished request kept for the next one (its pkt[] too) */
+    uint64_t n_ignored;    /* datagrams not matching a pending request, or malformed */
 };
+
+/* KAAVAL_SNMP_NETSNMP=1 in the environment: v1/v2c through net-snmp too (the previous path,
+ * kept for comparison and as a fallback). Read once by kvl_snmp_init. */
+static bool use_netsnmp_for_v2c;
 
 /* --- net-snmp log lines into ours ----------------------------------------------------------- */
 
@@ -163,6 +193,8 @@ void kvl_snmp_init(void)
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_NO_TOKEN_WARNINGS, 1);
     netsnmp_ds_set_string(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_APPTYPE, "kaaval");
+    const char *e = getenv("KAAVAL_SNMP_NETSNMP");
+    use_netsnmp_for_v2c = e != NULL && strcmp(e, "1") == 0;
     snmp_register_callback(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING, on_netsnmp_log, NULL);
     netsnmp_register_loghandler(NETSNMP_LOGHANDLER_CALLBACK, LOG_DEBUG);
     log_quiet = true;
@@ -348,6 +380,11 @@ static void on_handle_closed(uv_handle_t *h)
     if (s->fds_init) {
         netsnmp_large_fd_set_cleanup(&s->fds);
     }
+    if (s->community != NULL) {
+        memset(s->community, 0, s->community_len);
+        free(s->community);
+    }
+    free(s->spare);
     free(s->name);
     free(s);
 }
@@ -394,6 +431,10 @@ static void session_shutdown(kvl_snmp_session_t *s)
     /* The poll handle stops watching the fd in uv_close, before net-snmp closes it. */
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    if (s->own && s->fd >= 0) {
+        close(s->fd); /* after uv_close, which stopped watching it */
+        s->fd = -1;
+    }
     if (s->sessp != NULL) {
         s->dispatching++;
         snmp_sess_close(s->sessp); /* calls back TIMED_OUT for what is pending: swallowed */
@@ -410,8 +451,14 @@ static void session_shutdown(kvl_snmp_session_t *s)
 /* Re-arms the timer for net-snmp's next retransmission or expiry, if any. */
 static void on_timer(uv_timer_t *t);
 
+static void own_arm_timer(kvl_snmp_session_t *s);
+
 static void arm_timer(kvl_snmp_session_t *s)
 {
+    if (s->own && !s->closing) {
+        own_arm_timer(s);
+        return;
+    }
     if (s->closing || s->sessp == NULL) {
         return;
     }
@@ -529,14 +576,9 @@ static struct {
     size_t cap;
 } conv;
 
-/* Converts a response's varbinds into the shared buffer. Returns the count, or a negative
- * code when out of memory. */
-static int convert_vbs(const netsnmp_pdu *pdu)
+/* Makes room for n varbinds in the shared buffer. Returns 0 or KVL_ENOMEM. */
+static int conv_reserve(size_t n)
 {
-    size_t n = 0;
-    for (const netsnmp_variable_list *v = pdu->variables; v != NULL; v = v->next_variable) {
-        n++;
-    }
     if (n > conv.cap) {
         kvl_snmp_vb_t *vbs = realloc(conv.vbs, n * sizeof(*vbs));
         kvl_snmp_oid_t *ov = realloc(conv.oid_values, n * sizeof(*ov));
@@ -550,6 +592,20 @@ static int convert_vbs(const netsnmp_pdu *pdu)
             return KVL_ENOMEM;
         }
         conv.cap = n;
+    }
+    return 0;
+}
+
+/* Converts a response's varbinds into the shared buffer. Returns the count, or a negative
+ * code when out of memory. */
+static int convert_vbs(const netsnmp_pdu *pdu)
+{
+    size_t n = 0;
+    for (const netsnmp_variable_list *v = pdu->variables; v != NULL; v = v->next_variable) {
+        n++;
+    }
+    if (conv_reserve(n) < 0) {
+        return KVL_ENOMEM;
     }
     size_t i = 0;
     for (const netsnmp_variable_list *v = pdu->variables; v != NULL; v = v->next_variable, i++) {
@@ -732,6 +788,10 @@ static void complete(kvl_snmp_session_t *s, kvl_snmp_req_t *r, kvl_snmp_result_t
         res->tries = res->tries > 0 ? res->tries : r->tries;
         r->cb(s, res, r->arg);
     }
+    if (s->own && !s->closed && s->spare == NULL) {
+        s->spare = r; /* the next request reuses it (freed with the session) */
+        return;
+    }
     req_free(r);
 }
 
@@ -902,6 +962,320 @@ static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu 
     return 1;
 }
 
+/* --- v1/v2c: our own codec and socket ---------------------------------------------------------
+ *
+ * Community-based sessions do not use net-snmp: its per-varbind allocations and parsing cost
+ * more CPU than everything else the agent does. Each session has its own non-blocking UDP
+ * socket connect()ed to the peer, so only the peer's datagrams arrive, watched by the same
+ * uv_poll_t; requests are encoded by snmp_ber.c into their request (pkt[]), which a session
+ * keeps one of for the next request (spare). Request-ids start at a random value and
+ * increase; a retransmission repeats the same datagram, so an answer to any try completes
+ * the request. The session timer fires at the earliest due time of its requests: a request
+ * that still has tries left is sent again (rtt_ms then counts from that try), else it
+ * completes with KVL_SNMP_TIMEOUT. Datagrams that do not decode as a Response, or carry
+ * another version, community or an unknown request-id, are ignored and counted (debug).
+ * Responses are decoded into the shared conversion buffer (conv) and a shared receive
+ * buffer, both valid during the callback only, as with net-snmp. */
+
+#define OWN_DATAGRAM_MAX 65535u /* IPv4 UDP payloads stop at 65,507 bytes */
+#define OWN_READS_PER_WAKEUP 64
+
+static uint8_t own_rx[OWN_DATAGRAM_MAX];
+static uint8_t own_tx[OWN_DATAGRAM_MAX];
+
+static void own_on_timer(uv_timer_t *t);
+
+static void own_arm_timer(kvl_snmp_session_t *s)
+{
+    uint64_t due = UINT64_MAX;
+    for (const kvl_snmp_req_t *r = s->reqs; r != NULL; r = r->next) {
+        if (r->due_ms < due) {
+            due = r->due_ms;
+        }
+    }
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&s->timer);
+        return;
+    }
+    uint64_t now = uv_now(s->loop);
+    uv_timer_start(&s->timer, own_on_timer, due > now ? due - now : 0, 0);
+}
+
+/* Sends r's datagram. Returns 0, or KVL_EIO with the reason in err. */
+static int own_transmit(kvl_snmp_session_t *s, kvl_snmp_req_t *r, char *err, size_t errlen)
+{
+    ssize_t n = send(s->fd, r->pkt, r->pkt_len, 0);
+    if (n < 0 && errno == ECONNREFUSED) {
+        /* An ICMP port unreachable for an earlier datagram was pending on the connected
+         * socket and failed this send instead; net-snmp's unconnected socket never saw
+         * those, and a closed port must look like a timeout, so send again. */
+        n = send(s->fd, r->pkt, r->pkt_len, 0);
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "send to %s: %s", s->peer, strerror(errno));
+        return KVL_EIO;
+    }
+    r->sent_ns = uv_hrtime();
+    uv_update_time(s->loop);
+    r->due_ms = uv_now(s->loop) + s->timeout_ms;
+    return 0;
+}
+
+static int own_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                    uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                    size_t errlen)
+{
+    kvl_snmp_ber_request_t q = {
+        .version = s->ber_version,
+        .community = s->community,
+        .community_len = s->community_len,
+        .request_id = (int32_t)s->next_reqid,
+        .op = op,
+        .max_reps = op == KVL_SNMP_GETBULK ? (max_reps > 0 ? max_reps : 1) : 0,
+        .oids = oids,
+        .n_oids = n,
+    };
+    const char *why = NULL;
+    int len = kvl_snmp_ber_encode(&q, own_tx, sizeof(own_tx), &why);
+    if (len < 0) {
+        snprintf(err, errlen, "cannot encode the request: %s", why);
+        return len;
+    }
+    s->next_reqid = s->next_reqid >= INT32_MAX ? 1 : s->next_reqid + 1;
+    kvl_snmp_req_t *r = s->spare;
+    if (r != NULL && r->pkt_cap >= (size_t)len) {
+        s->spare = NULL;
+        size_t cap = r->pkt_cap;
+        memset(r, 0, sizeof(*r));
+        r->pkt_cap = cap;
+    } else {
+        r = calloc(1, sizeof(*r) + (size_t)len);
+        if (r == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return KVL_ENOMEM;
+        }
+        r->pkt_cap = (size_t)len;
+    }
+    memcpy(r->pkt, own_tx, (size_t)len);
+    r->pkt_len = (size_t)len;
+    r->reqid = q.request_id;
+    r->s = s;
+    r->cb = cb;
+    r->arg = arg;
+    r->tries = 1;
+    r->retries = retries >= 0 ? retries : s->retries;
+    int rc = own_transmit(s, r, err, errlen);
+    if (rc < 0) {
+        if (s->spare == NULL) {
+            s->spare = r;
+        } else {
+            free(r);
+        }
+        return rc;
+    }
+    req_link(s, r);
+    return 0;
+}
+
+static void own_on_timer(uv_timer_t *t)
+{
+    kvl_snmp_session_t *s = t->data;
+    if (s->closing) {
+        return;
+    }
+    uint64_t now = uv_now(s->loop);
+    s->dispatching++;
+    bool again = true;
+    while (again && !s->closing) {
+        again = false; /* a callback may change the list: rescan after each completion */
+        for (kvl_snmp_req_t *r = s->reqs; r != NULL; r = r->next) {
+            if (r->due_ms > now) {
+                continue;
+            }
+            kvl_snmp_result_t res;
+            memset(&res, 0, sizeof(res));
+            char err[256];
+            if (r->tries <= r->retries) {
+                r->tries++;
+                if (own_transmit(s, r, err, sizeof(err)) == 0) {
+                    continue;
+                }
+                res.status = KVL_SNMP_SEND_FAILED;
+                res.error_text = err;
+            } else {
+                res.status = KVL_SNMP_TIMEOUT;
+            }
+            req_unlink(s, r);
+            complete(s, r, &res);
+            again = true;
+            break;
+        }
+    }
+    s->dispatching--;
+    after_dispatch(s);
+}
+
+/* One datagram from the peer: completes the request it answers, or is ignored. */
+static void own_received(kvl_snmp_session_t *s, const uint8_t *pkt, size_t len)
+{
+    kvl_snmp_ber_response_t resp;
+    const char *why = NULL;
+    if (conv_reserve(len / 7 + 1) < 0) { /* a varbind takes at least 7 bytes */
+        s->n_ignored++;
+        KVL_LOG_WARN("snmp", s->name, "out of memory decoding a response: ignored");
+        return;
+    }
+    if (kvl_snmp_ber_decode(pkt, len, &resp, conv.vbs, conv.oid_values, conv.cap, &why) < 0) {
+        s->n_ignored++;
+        KVL_LOG_DEBUG("snmp", s->name, "datagram of %zu bytes ignored (%" PRIu64 " so far): %s",
+                      len, s->n_ignored, why);
+        return;
+    }
+    if (resp.version != s->ber_version || resp.community_len != s->community_len ||
+        memcmp(resp.community, s->community, s->community_len) != 0) {
+        s->n_ignored++;
+        KVL_LOG_DEBUG("snmp", s->name,
+                      "response ignored (%" PRIu64 " so far): other version or community",
+                      s->n_ignored);
+        return;
+    }
+    kvl_snmp_req_t *r = s->reqs;
+    while (r != NULL && r->reqid != resp.request_id) {
+        r = r->next;
+    }
+    if (r == NULL) {
+        s->n_ignored++;
+        KVL_LOG_DEBUG("snmp", s->name,
+                      "response ignored (%" PRIu64 " so far): no request with request-id %" PRId32
+                      " pending (a late answer?)",
+                      s->n_ignored, resp.request_id);
+        return;
+    }
+    req_unlink(s, r);
+    kvl_snmp_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.status = KVL_SNMP_RESPONSE;
+    res.rtt_ms = (double)(uv_hrtime() - r->sent_ns) / 1e6;
+    res.error_status = resp.error_status;
+    res.error_index = resp.error_index;
+    res.vbs = conv.vbs;
+    res.n_vbs = resp.n_vbs;
+    complete(s, r, &res);
+}
+
+static void own_on_readable(uv_poll_t *h, int status, int events)
+{
+    kvl_snmp_session_t *s = h->data;
+    KVL_UNUSED(events);
+    if (s->closing) {
+        return;
+    }
+    if (status < 0) {
+        /* libuv reports POLLERR as UV_EBADF and stops the handle. On our connected socket
+         * that is an ICMP error (port or host unreachable) for an earlier datagram: clear it
+         * and watch again; the request simply times out, as it did with net-snmp's
+         * unconnected socket. */
+        int soerr = 0;
+        socklen_t optlen = sizeof(soerr);
+        if (status != UV_EBADF || getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0 ||
+            (status = uv_poll_start(&s->poll, UV_READABLE, own_on_readable)) < 0) {
+            KVL_LOG_ERROR("snmp", s->name, "socket poll failed: %s", uv_strerror(status));
+            uv_poll_stop(&s->poll);
+            return;
+        }
+        KVL_LOG_DEBUG("snmp", s->name, "socket error from the peer's side ignored: %s",
+                      strerror(soerr));
+    }
+    s->dispatching++;
+    for (int k = 0; k < OWN_READS_PER_WAKEUP && !s->closing; k++) {
+        ssize_t n = recv(s->fd, own_rx, sizeof(own_rx), MSG_TRUNC);
+        if (n < 0) {
+            if (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+                errno == ENETUNREACH) {
+                continue; /* ICMP errors: the request simply times out, as before */
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                KVL_LOG_DEBUG("snmp", s->name, "receive: %s", strerror(errno));
+            }
+            break;
+        }
+        if ((size_t)n > sizeof(own_rx)) {
+            s->n_ignored++;
+            KVL_LOG_DEBUG("snmp", s->name, "datagram of %zd bytes ignored: larger than %u", n,
+                          OWN_DATAGRAM_MAX);
+            continue;
+        }
+        own_received(s, own_rx, (size_t)n);
+    }
+    s->dispatching--;
+    after_dispatch(s);
+}
+
+/* Sets up s (allocated, name and peer set) for t over our own socket. Returns 0, or -1 with
+ * err (s is then still to be freed by the caller, no handle initialised). */
+static int own_open(kvl_snmp_session_t *s, uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
+                    size_t errlen)
+{
+    const char *community = t->community != NULL ? t->community : "";
+    s->own = true;
+    s->fd = -1;
+    s->ber_version = t->version == KVL_SNMP_V1 ? KVL_SNMP_BER_V1 : KVL_SNMP_BER_V2C;
+    s->community_len = strlen(community);
+    s->community = malloc(s->community_len + 1);
+    if (s->community == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(s->community, community, s->community_len + 1);
+    s->timeout_ms = (uint64_t)(t->timeout_ms > 0 ? t->timeout_ms : 1000);
+    s->retries = t->retries >= 0 ? t->retries : 0;
+    uint64_t seed = uv_hrtime() ^ (uint64_t)(uintptr_t)s;
+    seed = (seed ^ (seed >> 31)) * 0x9e3779b97f4a7c15u;
+    s->next_reqid = (uint32_t)(seed >> 33) % (uint32_t)INT32_MAX + 1u;
+
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)t->port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo(t->address, port, &hints, &ai); /* blocks only for host names */
+    if (rc != 0 || ai == NULL) {
+        snprintf(err, errlen, "cannot open a session to %s: %s", s->peer,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        return -1;
+    }
+    s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0 || connect(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot open a session to %s: %s", s->peer, strerror(errno));
+        freeaddrinfo(ai);
+        if (s->fd >= 0) {
+            close(s->fd);
+        }
+        return -1;
+    }
+    freeaddrinfo(ai);
+    rc = uv_poll_init(loop, &s->poll, s->fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));
+        close(s->fd);
+        return -1;
+    }
+    s->poll.data = s;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->open_handles = 2;
+    rc = uv_poll_start(&s->poll, UV_READABLE, own_on_readable);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));
+        s->closing = true;
+        session_shutdown(s); /* closes the socket, frees s once the handles have closed */
+        return 1;
+    }
+    return 0;
+}
+
 /* Fills the USM part of sess from c. Returns NULL, or why not (never a secret). */
 static const char *setup_usm(netsnmp_session *sess, const kvl_credentials_t *c)
 {
@@ -969,6 +1343,18 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     snprintf(s->peer, sizeof(s->peer), v6 ? "[%s]:%u" : "%s:%u", t->address, (unsigned)t->port);
     snprintf(peername, sizeof(peername), v6 ? "udp6:[%s]:%u" : "udp:%s:%u", t->address,
              (unsigned)t->port);
+    if (t->version != KVL_SNMP_V3 && !use_netsnmp_for_v2c) {
+        int rc = own_open(s, loop, t, err, errlen);
+        if (rc == 0) {
+            return s;
+        }
+        if (rc < 0) {
+            free(s->community);
+            free(s->name);
+            free(s);
+        }
+        return NULL;
+    }
 
     netsnmp_session sess;
     snmp_sess_init(&sess);
@@ -1053,9 +1439,14 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
                   uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
                   size_t errlen)
 {
-    if (s->closing || s->sessp == NULL) {
+    if (s->closing || (!s->own && s->sessp == NULL)) {
         snprintf(err, errlen, "session is closing");
         return KVL_EINVAL;
+    }
+    if (s->own) {
+        int rc = own_send(s, op, oids, n, max_reps, retries, cb, arg, err, errlen);
+        after_dispatch(s);
+        return rc;
     }
     int command = op == KVL_SNMP_GET       ? SNMP_MSG_GET
                   : op == KVL_SNMP_GETNEXT ? SNMP_MSG_GETNEXT

@@ -1,10 +1,13 @@
 /*
  * snmp.h — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop, in kaaval's own types.
  *
- * This is the only module that includes net-snmp. Each kvl_snmp_session_t wraps one
- * net-snmp single-session handle (snmp_sess_*): its UDP socket is watched by a uv_poll_t
- * and its retransmissions and timeouts are driven by a uv_timer_t, so nothing ever blocks
- * the loop. A request (GET, GETNEXT or GETBULK) completes exactly once through its
+ * This is the only module that includes net-snmp, and only SNMPv3 uses it. A v1/v2c
+ * session has its own UDP socket connect()ed to the peer and encodes and decodes messages
+ * with kaaval's own BER codec (snmp_ber.h), with no allocation per varbind; a v3 session
+ * wraps one net-snmp single-session handle (snmp_sess_*). Either way the socket is watched
+ * by a uv_poll_t and retransmissions and timeouts are driven by a uv_timer_t, so nothing
+ * ever blocks the loop. (KAAVAL_SNMP_NETSNMP=1 in the environment sends v1/v2c through
+ * net-snmp as well, the previous path, for comparison.) A request (GET, GETNEXT or GETBULK) completes exactly once through its
  * callback with either the response's varbinds, a timeout after all tries, an SNMPv3
  * Report (authentication and other USM failures), or a send failure; a request that fails
  * synchronously returns an error and never calls back.
@@ -15,8 +18,8 @@
  * master keys (Ku, a million hash rounds) once per process and credential set.
  * Credentials are never logged, and no error text carries them.
  *
- * Peer addresses should be numeric (IPv4 or IPv6): net-snmp resolves a host name with a
- * blocking getaddrinfo inside kvl_snmp_open.
+ * Peer addresses should be numeric (IPv4 or IPv6): a host name is resolved with a blocking
+ * getaddrinfo inside kvl_snmp_open.
  */
 #ifndef KVL_SNMP_H
 #define KVL_SNMP_H
@@ -31,7 +34,8 @@
 /* Sub-identifiers kept per OID. The poller holds a few hundred OIDs per device (columns,
  * cursors, requests), so this bounds its memory; IF-MIB OIDs have 11-12. A longer OID in a
  * response is cut to this length, which can only make it compare as outside a column or
- * not increasing, never as a wrong row. */
+ * not increasing, never as a wrong row. (v1/v2c) An OID in a response is also cut before a
+ * sub-identifier above 2^32-1, with the same effect. */
 #define KVL_SNMP_MAX_OID_LEN 64
 
 typedef struct kvl_snmp_session kvl_snmp_session_t;
@@ -113,7 +117,7 @@ typedef struct kvl_snmp_result {
     size_t n_vbs;
     int tries;                /* transmissions made (1 + retransmissions) */
     double rtt_ms;            /* KVL_SNMP_RESPONSE: time since the last transmission */
-    const char *error_text;   /* KVL_SNMP_SEND_FAILED: net-snmp's description;
+    const char *error_text;   /* KVL_SNMP_SEND_FAILED: the system's or net-snmp's reason;
                                  KVL_SNMP_REPORT: what the Report means */
     kvl_snmp_report_t report; /* KVL_SNMP_REPORT only */
 } kvl_snmp_result_t;
@@ -154,8 +158,8 @@ void kvl_snmp_close(kvl_snmp_session_t *s);
 /* Sends a request for the n OIDs in oids. max_reps is used by GETBULK only (non-repeaters
  * is 0). retries: retransmissions after the first try, or -1 for the session's; it applies
  * to every request of the session in flight (callers send one at a time). Returns 0 when
- * the request is on its way (cb will be called once), or a negative KVL_E* code with
- * net-snmp's reason in err (cb will not be called). */
+ * the request is on its way (cb will be called once), or a negative KVL_E* code with the
+ * reason in err (cb will not be called). */
 int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
                   uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
                   size_t errlen);

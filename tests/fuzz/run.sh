@@ -4,6 +4,7 @@
 #
 #   tests/fuzz/run.sh [seconds-per-target]      default 60
 #
+# Targets: fuzz_wire (collector input), fuzz_config (YAML), fuzz_snmp_ber (SNMP responses).
 # Every target tests/fuzz/fuzz_<name>.c is built into build-fuzz/ (override with
 # KVL_FUZZ_BUILD=dir; extra CMake arguments in KVL_FUZZ_CMAKE_ARGS) and started from its
 # seeds in tests/fuzz/corpus/fuzz_<name>/. What a run discovers goes to a working corpus
