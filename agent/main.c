@@ -170,6 +170,18 @@ int main(int argc, char **argv)
         kvl_batcher_set_dump(a.batcher, stdout);
     } else {
         kvl_uplink_set_batcher(a.up, a.batcher);
+        if (a.cfg->spool.dir != NULL) {
+            /* Series keep their ids across restarts: spooled batches stay valid. */
+            char defs[4200];
+            snprintf(defs, sizeof(defs), "%s/series.defs", a.cfg->spool.dir);
+            if (kvl_batcher_persist(a.batcher, defs) != 0) {
+                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
+                close_all(&a);
+                uv_run(a.loop, UV_RUN_DEFAULT);
+                kvl_agent_cfg_free(a.cfg);
+                return 1;
+            }
+        }
     }
     a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
     if (a.poller == NULL) {
@@ -182,8 +194,9 @@ int main(int argc, char **argv)
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
         KVL_LOG_INFO("agent", a.cfg->id,
-                     "kaaval-agent %s starting: site %s, %zu devices, collector %s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->collector);
+                     "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
+                     a.cfg->site, a.cfg->n_devices, a.cfg->collector,
+                     a.cfg->n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }
     uv_run(a.loop, UV_RUN_DEFAULT);
