@@ -28,7 +28,7 @@
 
 #define EVENTS_MAX_BYTES (16ull << 20)
 #define SEGMENT_MAX (4ull << 20)
-#define TEST_MIN_BYTES 4096ull
+#define TEST_MIN_BYTES 1024ull
 
 typedef struct slot {
     uint64_t seq;

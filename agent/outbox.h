@@ -16,7 +16,7 @@
  * max(the time-based number the uplink always used, the lane's last number + 1).
  *
  * Test-only: the environment variable KAAVAL_SPOOL_TEST_MAX_BYTES, when set, replaces both
- * lanes' bounds (any value from 4096 bytes up), so the integration tests can fill a spool in
+ * lanes' bounds (any value from 1024 bytes up), so the integration tests can fill a spool in
  * seconds; it is logged as a warning.
  *
  * Loop thread only; syncing to disk runs on the thread pool every spool.sync_interval.
