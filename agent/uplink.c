@@ -48,8 +48,11 @@
 #include "uplink.h"
 
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "batcher.h"
 #include "frame.h"
@@ -62,7 +65,8 @@
 #define WINDOW_BYTES (1u << 20) /* written to the socket, write not completed */
 #define UNACKED_BULK_BYTES (512u << 10)
 #define UNACKED_BULK_BATCHES 64u
-#define HELLO_TIMEOUT_MS 10000
+#define HELLO_TIMEOUT_MS 10000 /* connect, TLS handshake and Welcome together */
+#define TCP_USER_TIMEOUT_MS 30000 /* sent data unacknowledged by TCP this long: link dead */
 #define DEFS_PER_FRAME 5000 /* a definition encodes to ~100-200 bytes */
 #define STATS_LOG_MS 30000  /* outbox counters logged this often while something waits */
 
@@ -763,8 +767,9 @@ static void on_hello_timeout(uv_timer_t *t)
 {
     ep_t *e = t->data;
     drop_conn(e,
-              e->state == ST_TLS ? "TLS handshake with the collector did not finish"
-                                 : "collector did not answer the hello",
+              e->state == ST_CONNECTING ? "connecting to the collector did not finish"
+              : e->state == ST_TLS      ? "TLS handshake with the collector did not finish"
+                                        : "collector did not answer the hello",
               UV_ETIMEDOUT);
 }
 
@@ -782,6 +787,15 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 60);
+#ifdef TCP_USER_TIMEOUT
+    /* A cut link shows as data TCP cannot deliver: give up after this long instead of
+     * retransmitting for a quarter of an hour, and reconnect (the outbox keeps the data). */
+    uv_os_fd_t fd;
+    unsigned int ut = TCP_USER_TIMEOUT_MS;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+    }
+#endif
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc == 0 && u->tls_ctx != NULL) {
         /* Hello follows once the handshake is done (tls_read). */
