@@ -87,6 +87,17 @@ static void on_signal(uv_signal_t *s, int signum)
     stop(s->data);
 }
 
+/* The agent's statistics about its spool (or memory queue). */
+static void spool_stats(void *arg, uint64_t *bytes, uint64_t *waiting, uint64_t *dropped)
+{
+    app_t *a = arg;
+    kvl_outbox_stats_t st;
+    kvl_uplink_stats(a->up, &st);
+    *bytes = st.bytes;
+    *waiting = st.waiting;
+    *dropped = st.dropped;
+}
+
 static void on_polled_once(void *arg)
 {
     app_t *a = arg;
@@ -193,6 +204,7 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
+        kvl_poller_set_spool_stats(a.poller, spool_stats, &a);
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
                      a.cfg->site, a.cfg->n_devices, a.cfg->collector,
