@@ -13,15 +13,19 @@
 # archive must hold a known row for every step from its first update to its last, with the
 # rows of the cut within 1 % of the true rate on average.
 #
-#   bash tests/integration/test_link_cut.sh [BUILD_DIR]
+#   bash tests/integration/test_link_cut.sh [BUILD_DIR]      (as root; skipped otherwise)
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 kvl_init "$@"
 
-[ "$(id -u)" -eq 0 ] || kvl_fail "needs root for ip netns and veth"
-command -v ip >/dev/null || kvl_fail "'ip' (iproute2) not found"
+# Without root (or iproute2) the test cannot make its namespace: it says so and is skipped
+# (exit 77, ctest's SKIP_RETURN_CODE), not failed.
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
+    echo "SKIP: $KVL_TEST: needs root and iproute2 for ip netns and veth" >&2
+    exit 77
+fi
 
 INTERVAL=1
-DEVICES=40
+DEVICES=60
 CUT_S=45
 NET=$((RANDOM % 250 + 1))
 NS=kvl-lc-$$
