@@ -44,8 +44,10 @@
  *     ca: /etc/kaaval/ca.crt      #   plain TCP, logged as a warning; one is required)
  *     cert: /etc/kaaval/blk-tvm-north-01.crt   # subject CN must equal `id`
  *     key: /etc/kaaval/blk-tvm-north-01.key    # packaging/kaaval-certs.sh makes these
- *     server_name: noc-col-1      # optional: the name the collector's certificate must
- *                                 #   carry (default: the host or IP of `collector:`)
+ *     server_name: noc-col-1      # optional: the name every collector's certificate must
+ *                                 #   carry (default: the host or IP of each endpoint in
+ *                                 #   `collector:`/`collectors:`; leave it out when the
+ *                                 #   collectors' certificates name different hosts)
  *
  *   credentials:                  # named credential sets, referenced by name below
  *     - name: campus-ro           # SNMP v1 / v2c: a community

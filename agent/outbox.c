@@ -261,6 +261,11 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *con
         kvl_outbox_free(o);
         return rc;
     }
+    /* Numbers start at the clock (microseconds), as the uplink's always did. */
+    uint64_t now = (uint64_t)kvl_now_ms() * 1000u;
+    for (int i = 0; i < KVL_LANES; i++) {
+        o->lanes[i].last_seq = o->lanes[i].last_seq > now ? o->lanes[i].last_seq : now;
+    }
     if (o->dir != NULL) {
         KVL_LOG_INFO("outbox", o->dir,
                      "spool opened: %" PRIu64 " bulk and %" PRIu64
@@ -381,6 +386,9 @@ uint64_t kvl_outbox_next_seq(kvl_outbox_t *o, int lane)
      * without a spool used before; the lane's last number keeps it above what the spool
      * holds even if the clock went back. */
     uint64_t s = (uint64_t)kvl_now_ms() * 1000u;
+    if (l->sp != NULL && kvl_spool_last_seq(l->sp) > l->last_seq) {
+        l->last_seq = kvl_spool_last_seq(l->sp); /* an acknowledgement beyond our last */
+    }
     if (s <= l->last_seq) {
         s = l->last_seq + 1;
     }
@@ -476,6 +484,16 @@ int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_bu
 void kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq)
 {
     lane_t *l = &o->lanes[lane];
+    if (seq > l->last_seq) {
+        /* The collector has seen numbers above any this outbox handed out (the spool was
+         * removed and the clock is behind): number new batches above them, or the
+         * collector would take them for duplicates. */
+        KVL_LOG_WARN("outbox", l->name,
+                     "a collector acknowledged batch %" PRIu64 ", above the last one here (%" PRIu64
+                     "): later batches are numbered above it",
+                     seq, l->last_seq);
+        l->last_seq = seq;
+    }
     if (l->sp != NULL) {
         kvl_spool_ack(l->sp, reader, seq);
     } else if (seq > l->r[reader].acked) {

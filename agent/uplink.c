@@ -340,7 +340,11 @@ static void fail_over(ep_t *e)
     u->cur = (u->cur + 1) % u->n_eps;
     ep_t *next = &u->eps[u->cur];
     if (u->round_fails < u->n_eps) {
-        KVL_LOG_INFO("uplink", name_of(e), "failing over to collector %s", name_of(next));
+        if (!next->logged_down) { /* once per outage, not at every round */
+            KVL_LOG_INFO("uplink", name_of(e), "failing over to collector %s", name_of(next));
+        } else {
+            KVL_LOG_DEBUG("uplink", name_of(e), "failing over to collector %s", name_of(next));
+        }
         uv_timer_stop(&next->retry);
         connect_now(next);
     } else {
