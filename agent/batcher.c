@@ -610,8 +610,8 @@ static int restore_def(kvl_batcher_t *b, const kvl_series_def_t *d)
     if (e.device == NULL || e.instance == NULL) {
         return KVL_ENOMEM;
     }
-    return insert_entry(b, &e, hash_identity(e.device, (kvl_scope_t)e.scope, e.instance,
-                                             what_of(&e)));
+    return insert_entry(b, &e,
+                        hash_identity(e.device, (kvl_scope_t)e.scope, e.instance, what_of(&e)));
 }
 
 /* Reads the file's frames; returns the length of the good part. */
@@ -694,8 +694,9 @@ int kvl_batcher_persist(kvl_batcher_t *b, const char *path)
     b->n_persisted = b->n_entries;
     b->n_fams_persisted = b->n_fams;
     if (b->n_entries > 0) {
-        KVL_LOG_INFO("batch", path, "%zu series definitions and %zu families kept from earlier runs",
-                     b->n_entries, b->n_fams);
+        KVL_LOG_INFO("batch", path,
+                     "%zu series definitions and %zu families kept from earlier runs", b->n_entries,
+                     b->n_fams);
     }
     return 0;
 }
@@ -703,8 +704,7 @@ int kvl_batcher_persist(kvl_batcher_t *b, const char *path)
 /* Appends the definitions and families the file lacks. Returns 0 or a negative code. */
 static int persist_new(kvl_batcher_t *b)
 {
-    if (b->persist_fd < 0 ||
-        (b->n_persisted == b->n_entries && b->n_fams_persisted == b->n_fams)) {
+    if (b->persist_fd < 0 || (b->n_persisted == b->n_entries && b->n_fams_persisted == b->n_fams)) {
         return 0;
     }
     size_t nd = b->n_entries - b->n_persisted, nf = b->n_fams - b->n_fams_persisted;

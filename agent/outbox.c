@@ -267,11 +267,10 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *con
         o->lanes[i].last_seq = o->lanes[i].last_seq > now ? o->lanes[i].last_seq : now;
     }
     if (o->dir != NULL) {
-        KVL_LOG_INFO("outbox", o->dir,
-                     "spool opened: %" PRIu64 " bulk and %" PRIu64
-                     " event batches not yet acknowledged",
-                     kvl_outbox_waiting(o, KVL_LANE_BULK, 0),
-                     kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0));
+        KVL_LOG_INFO(
+            "outbox", o->dir,
+            "spool opened: %" PRIu64 " bulk and %" PRIu64 " event batches not yet acknowledged",
+            kvl_outbox_waiting(o, KVL_LANE_BULK, 0), kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0));
     } else {
         KVL_LOG_INFO("outbox", NULL,
                      "no spool configured: unacknowledged batches are kept in memory (at most "

@@ -65,7 +65,7 @@
 #define WINDOW_BYTES (1u << 20) /* written to the socket, write not completed */
 #define UNACKED_BULK_BYTES (512u << 10)
 #define UNACKED_BULK_BATCHES 64u
-#define HELLO_TIMEOUT_MS 10000 /* connect, TLS handshake and Welcome together */
+#define HELLO_TIMEOUT_MS 10000    /* connect, TLS handshake and Welcome together */
 #define TCP_USER_TIMEOUT_MS 30000 /* sent data unacknowledged by TCP this long: link dead */
 #define DEFS_PER_FRAME 5000 /* a definition encodes to ~100-200 bytes */
 #define STATS_LOG_MS 30000  /* outbox counters logged this often while something waits */
@@ -306,8 +306,8 @@ void kvl_uplink_push(kvl_uplink_t *u, int lane, uint64_t seq, kvl_buf_t *frame)
 {
     int rc = kvl_outbox_append(u->outbox, lane, seq, frame->data, frame->len);
     if (rc != 0) {
-        KVL_LOG_ERROR("uplink", NULL, "batch %" PRIu64 " (%s lane) lost: cannot queue it: %s",
-                      seq, lane == KVL_LANE_EVENTS ? "events" : "bulk", kvl_strerror(rc));
+        KVL_LOG_ERROR("uplink", NULL, "batch %" PRIu64 " (%s lane) lost: cannot queue it: %s", seq,
+                      lane == KVL_LANE_EVENTS ? "events" : "bulk", kvl_strerror(rc));
     } else {
         KVL_LOG_DEBUG("uplink", NULL, "batch %" PRIu64 " lane %d queued (%zu bytes)", seq, lane,
                       frame->len);
@@ -885,8 +885,7 @@ static void connect_now(ep_t *e)
     e->state = ST_RESOLVING;
     int rc = uv_getaddrinfo(u->loop, &e->resolver, on_resolved, e->cfg->host, port, &hints);
     if (rc != 0) {
-        KVL_LOG_WARN("uplink", name_of(e), "cannot resolve %s: %s", e->cfg->host,
-                     uv_strerror(rc));
+        KVL_LOG_WARN("uplink", name_of(e), "cannot resolve %s: %s", e->cfg->host, uv_strerror(rc));
         e->state = ST_IDLE;
         schedule_retry(e);
         return;

@@ -392,16 +392,16 @@ static void test_collectors(void **state)
     assert_int_equal(c->collector_mode, KVL_COLLECTORS_DUAL);
     kvl_agent_cfg_free(c);
 
-    expect_error("id: a1\nsite: s\ncollector: a:1\ncollectors: [b:2]\n", "a.yaml:4:13: ",
-                 "give either `collector` or `collectors`, not both");
-    expect_error("id: a1\nsite: s\ncollectors: [a:1, b]\n", "a.yaml:3:19: ",
-                 "expected the collector as host:port");
-    expect_error("id: a1\nsite: s\ncollectors: [a:1, a:1]\n", "a.yaml:3:19: ",
-                 "collector a:1 is listed twice");
-    expect_error("id: a1\nsite: s\ncollectors: [a:1]\nmode: dual\n", "a.yaml:4:7: ",
-                 "mode dual needs at least two collectors");
-    expect_error("id: a1\nsite: s\ncollectors: [a:1, b:2]\nmode: both\n", "a.yaml:4:7: ",
-                 "expected failover or dual");
+    expect_error("id: a1\nsite: s\ncollector: a:1\ncollectors: [b:2]\n",
+                 "a.yaml:4:13: ", "give either `collector` or `collectors`, not both");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, b]\n",
+                 "a.yaml:3:19: ", "expected the collector as host:port");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, a:1]\n",
+                 "a.yaml:3:19: ", "collector a:1 is listed twice");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1]\nmode: dual\n",
+                 "a.yaml:4:7: ", "mode dual needs at least two collectors");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, b:2]\nmode: both\n",
+                 "a.yaml:4:7: ", "expected failover or dual");
 }
 
 static void test_spool_section(void **state)
@@ -446,8 +446,7 @@ int main(void)
         cmocka_unit_test(test_missing),          cmocka_unit_test(test_bad_collector),
         cmocka_unit_test(test_timing),           cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_syntax_and_empty), cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_collectors),
-        cmocka_unit_test(test_spool_section),
+        cmocka_unit_test(test_collectors),       cmocka_unit_test(test_spool_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

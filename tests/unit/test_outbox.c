@@ -202,10 +202,17 @@ static void test_registry_persist(void **state)
 
     kvl_batcher_t *b = kvl_batcher_new(&loop, up, 1000);
     assert_int_equal(kvl_batcher_persist(b, path), 0);
-    kvl_series_key_t k1 = {.device = "d1", .scope = KVL_SCOPE_DEVICE, .instance = "",
-                           .metric = "reachable", .kind = KVL_KIND_GAUGE, .interval_s = 60};
-    kvl_instance_key_t i1 = {.device = "d1", .scope = KVL_SCOPE_INTERFACE, .instance = "eth0",
-                             .family = &fam, .interval_s = 60};
+    kvl_series_key_t k1 = {.device = "d1",
+                           .scope = KVL_SCOPE_DEVICE,
+                           .instance = "",
+                           .metric = "reachable",
+                           .kind = KVL_KIND_GAUGE,
+                           .interval_s = 60};
+    kvl_instance_key_t i1 = {.device = "d1",
+                             .scope = KVL_SCOPE_INTERFACE,
+                             .instance = "eth0",
+                             .family = &fam,
+                             .interval_s = 60};
     uint32_t id1 = kvl_batcher_series(b, &k1);
     uint32_t id2 = kvl_batcher_instance(b, &i1);
     assert_true(id1 > 0 && id2 > id1);
