@@ -1527,6 +1527,47 @@ static int parse_collector(kvl_cfg_node_t n, void *target)
     return 0;
 }
 
+/* `collectors:` a list of host:port (up to KVL_MAX_COLLECTORS), or one as a string. */
+static int parse_collectors(kvl_cfg_node_t n, void *target)
+{
+    kvl_agent_cfg_t *c = target;
+    size_t count = kvl_cfg_is_seq(n) ? kvl_cfg_seq_len(n) : 1;
+    if (count == 0 || count > KVL_MAX_COLLECTORS) {
+        return kvl_cfg_error(n, "expected 1 to %d collectors as host:port", KVL_MAX_COLLECTORS);
+    }
+    for (size_t i = 0; i < count; i++) {
+        kvl_cfg_node_t item = kvl_cfg_is_seq(n) ? kvl_cfg_seq_at(n, i) : n;
+        const char *s = kvl_cfg_scalar(item);
+        kvl_endpoint_t *e = &c->collectors[i];
+        if (s == NULL || kvl_parse_hostport(s, e->host, sizeof(e->host), &e->port)) {
+            return kvl_cfg_error(item, "expected the collector as host:port, e.g. 127.0.0.1:5140");
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(c->collectors[k].addr, s) == 0) {
+                return kvl_cfg_error(item, "collector %s is listed twice", s);
+            }
+        }
+        free(e->addr);
+        e->addr = strdup(s);
+        c->n_collectors = i + 1;
+    }
+    return 0;
+}
+
+static int parse_collector_mode(kvl_cfg_node_t n, void *target)
+{
+    int *mode = target;
+    const char *s = kvl_cfg_scalar(n);
+    if (s != NULL && strcmp(s, "failover") == 0) {
+        *mode = KVL_COLLECTORS_FAILOVER;
+    } else if (s != NULL && strcmp(s, "dual") == 0) {
+        *mode = KVL_COLLECTORS_DUAL;
+    } else {
+        return kvl_cfg_error(n, "expected failover or dual");
+    }
+    return 0;
+}
+
 /* A size in bytes: a whole number, optionally followed by B, KiB, MiB, GiB or TiB. */
 static int parse_size(kvl_cfg_node_t n, int64_t min, int64_t max, int64_t *out)
 {
@@ -1583,6 +1624,9 @@ static int parse_spool(kvl_cfg_node_t n, void *target)
 {
     kvl_spool_cfg_t *sp = target;
     int rc = kvl_cfg_apply(n, spool_fields, sp);
+    if (rc == 0 && sp->dir == NULL && !kvl_cfg_map_get(n, "dir", &(kvl_cfg_node_t){0})) {
+        sp->dir = strdup("/var/lib/kaaval/spool"); /* a section without dir: the default */
+    }
     if (rc == 0 && (sp->dir == NULL || sp->dir[0] == '\0')) {
         kvl_cfg_node_t d;
         return kvl_cfg_error(kvl_cfg_map_get(n, "dir", &d) ? d : n,
@@ -1597,8 +1641,12 @@ static const kvl_cfg_field_t top_fields[] = {
     {"id", KVL_CFG_STR, CFG(id), 0, 0, NULL, NULL, KVL_CFG_REQUIRED, "this agent's identity"},
     {"site", KVL_CFG_STR, CFG(site), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
      "the site the agent stands at"},
-    {"collector", KVL_CFG_CUSTOM, offsetof(top_t, cfg), 0, 0, NULL, parse_collector,
-     KVL_CFG_REQUIRED, "the collector's host:port"},
+    {"collector", KVL_CFG_CUSTOM, offsetof(top_t, cfg), 0, 0, NULL, parse_collector, 0,
+     "the collector's host:port (or `collectors`)"},
+    {"collectors", KVL_CFG_CUSTOM, offsetof(top_t, cfg), 0, 0, NULL, parse_collectors, 0,
+     "collector endpoints, host:port each, in order of preference"},
+    {"mode", KVL_CFG_CUSTOM, CFG(collector_mode), 0, 0, NULL, parse_collector_mode, 0,
+     "failover (one collector at a time) or dual (all at once)"},
     {"log_level", KVL_CFG_CUSTOM, CFG(log_level), 0, 0, NULL, kvl_cfg_parse_log_level, 0,
      "error, warn, info or debug"},
     {"flush_interval", KVL_CFG_DURATION, CFG(flush_interval_ms), 10, 60000, NULL, NULL, 0,
@@ -1640,6 +1688,9 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     free(c->id);
     free(c->site);
     free(c->collector);
+    for (size_t i = 0; i < KVL_MAX_COLLECTORS; i++) {
+        free(c->collectors[i].addr);
+    }
     free(c->spool.dir);
     kvl_tls_cfg_free(&c->tls);
     for (size_t i = 0; i < c->n_devices; i++) {
@@ -1784,6 +1835,36 @@ static int read_groups(top_t *t, const level_t *defaults)
     return rc;
 }
 
+/* Exactly one of `collector` and `collectors`; `collector` is the first endpoint either way. */
+static int check_collectors(kvl_cfg_node_t root, kvl_agent_cfg_t *c)
+{
+    kvl_cfg_node_t one, many;
+    bool has_one = kvl_cfg_map_get(root, "collector", &one);
+    bool has_many = kvl_cfg_map_get(root, "collectors", &many);
+    if (has_one && has_many) {
+        return kvl_cfg_error(many, "give either `collector` or `collectors`, not both");
+    }
+    if (!has_one && !has_many) {
+        return kvl_cfg_error(root, "missing required setting 'collector'");
+    }
+    if (has_one) {
+        c->collectors[0].addr = strdup(c->collector);
+        snprintf(c->collectors[0].host, sizeof(c->collectors[0].host), "%s", c->collector_host);
+        c->collectors[0].port = c->collector_port;
+        c->n_collectors = 1;
+    } else {
+        c->collector = strdup(c->collectors[0].addr);
+        snprintf(c->collector_host, sizeof(c->collector_host), "%s", c->collectors[0].host);
+        c->collector_port = c->collectors[0].port;
+    }
+    kvl_cfg_node_t m;
+    if (c->collector_mode == KVL_COLLECTORS_DUAL && c->n_collectors < 2) {
+        return kvl_cfg_error(kvl_cfg_map_get(root, "mode", &m) ? m : root,
+                             "mode dual needs at least two collectors");
+    }
+    return 0;
+}
+
 static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, size_t errlen)
 {
     kvl_agent_cfg_t *c = calloc(1, sizeof(*c));
@@ -1800,7 +1881,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     t.cfg.max_queue = 100000;
     t.cfg.reconnect_max_ms = 30000;
     t.cfg.max_inflight = 500;
-    t.cfg.spool.dir = strdup("/var/lib/kaaval/spool");
+    t.cfg.spool.dir = NULL; /* no spool unless configured */
     t.cfg.spool.max_bytes = 2ll << 30;
     t.cfg.spool.sync_interval_ms = 1000;
     kvl_probe_cfg_init(&t.cfg.probes);
@@ -1809,6 +1890,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     device_init(&defaults.d);
     defaults.cfg = &t.cfg;
     int rc = kvl_cfg_apply(kvl_cfg_root(y), top_fields, &t);
+    if (rc == 0) {
+        rc = check_collectors(kvl_cfg_root(y), &t.cfg);
+    }
     if (rc == 0) {
         rc = kvl_tls_cfg_check(kvl_cfg_root(y), &t.cfg.tls);
     }

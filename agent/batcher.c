@@ -12,12 +12,17 @@
  */
 #include "batcher.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "frame.h"
 #include "kvl.h"
 #include "log.h"
 #include "uplink.h"
@@ -108,6 +113,12 @@ struct kvl_batcher {
     kvl_arena_t event_arena;
     bool in_group;
     bool oom_logged;
+
+    int persist_fd; /* series.defs, or -1 */
+    char *persist_path;
+    size_t n_persisted;      /* entries already in the file */
+    size_t n_fams_persisted; /* families already in the file */
+    bool persist_failing;
 };
 
 #define VEC_PUSH(b, vec, val)                                                                      \
@@ -147,6 +158,7 @@ kvl_batcher_t *kvl_batcher_new(uv_loop_t *loop, struct kvl_uplink *up, int64_t f
     b->loop = loop;
     b->up = up;
     b->flush_ms = flush_ms > 0 ? flush_ms : 1000;
+    b->persist_fd = -1;
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
     uv_timer_start(&b->timer, on_flush_timer, (uint64_t)b->flush_ms, (uint64_t)b->flush_ms);
@@ -175,6 +187,11 @@ static void on_timer_closed(uv_handle_t *h)
     free(b->new_defs.v);
     free(b->events.v);
     kvl_arena_free(&b->event_arena);
+    if (b->persist_fd >= 0) {
+        fsync(b->persist_fd);
+        close(b->persist_fd);
+    }
+    free(b->persist_path);
     free(b);
 }
 
@@ -334,6 +351,21 @@ static const fam_t *family_get(kvl_batcher_t *b, const kvl_family_t *user)
             return b->fams[i];
         }
     }
+    /* A family restored from series.defs (an earlier run) with the same content: the
+     * same id again. */
+    for (size_t i = 0; i < b->n_fams; i++) {
+        fam_t *f = b->fams[i];
+        bool same = f->user == NULL && f->f.n == user->n && strcmp(f->f.name, user->name) == 0;
+        for (size_t k = 0; same && k < user->n; k++) {
+            same = strcmp(f->f.metrics[k], user->metrics[k]) == 0 &&
+                   f->f.kinds[k] == user->kinds[k] &&
+                   f->f.reals[k] == (user->reals != NULL && user->reals[k]);
+        }
+        if (same) {
+            f->user = user;
+            return f;
+        }
+    }
     if (user->n == 0 || user->n > KVL_FAMILY_MAX || b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
         return NULL;
     }
@@ -370,6 +402,37 @@ static const fam_t *family_get(kvl_batcher_t *b, const kvl_family_t *user)
     return f;
 }
 
+/* Appends an entry whose id is set (above every other) and indexes it under hash h. */
+static int insert_entry(kvl_batcher_t *b, const entry_t *want, uint64_t h)
+{
+    if (b->n_entries == b->cap_entries) {
+        size_t cap = b->cap_entries ? b->cap_entries * 2 : 256;
+        entry_t *ne = realloc(b->entries, cap * sizeof(*ne));
+        if (ne == NULL) {
+            return KVL_ENOMEM;
+        }
+        b->entries = ne;
+        b->cap_entries = cap;
+    }
+    size_t idx = b->n_entries;
+    b->entries[idx] = *want;
+    b->n_entries++;
+    if (b->n_entries * 2 > b->n_slots) {
+        if (rehash(b, b->n_slots ? b->n_slots * 2 : 1024) != 0) {
+            b->n_entries--;
+            return KVL_ENOMEM;
+        }
+    } else {
+        size_t pos = h & (b->n_slots - 1);
+        while (b->slots[pos] != 0) {
+            pos = (pos + 1) & (b->n_slots - 1);
+        }
+        b->slots[pos] = (uint32_t)(idx + 1);
+    }
+    b->next_id = want->id + width_of(want);
+    return 0;
+}
+
 /* Finds or adds the entry for an identity; returns its first id or 0. */
 static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t *labels,
                               size_t n_labels)
@@ -397,35 +460,14 @@ static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t
             pos = (pos + 1) & (b->n_slots - 1);
         }
     }
-    if (b->n_entries == b->cap_entries) {
-        size_t cap = b->cap_entries ? b->cap_entries * 2 : 256;
-        entry_t *ne = realloc(b->entries, cap * sizeof(*ne));
-        if (ne == NULL) {
-            return 0;
-        }
-        b->entries = ne;
-        b->cap_entries = cap;
-    }
     if (b->next_id == 0) {
         b->next_id = 1;
     }
     want->id = b->next_id;
     size_t idx = b->n_entries;
-    b->entries[idx] = *want;
-    b->n_entries++;
-    if (b->n_entries * 2 > b->n_slots) {
-        if (rehash(b, b->n_slots ? b->n_slots * 2 : 1024) != 0) {
-            b->n_entries--;
-            return 0;
-        }
-    } else {
-        size_t pos = h & (b->n_slots - 1);
-        while (b->slots[pos] != 0) {
-            pos = (pos + 1) & (b->n_slots - 1);
-        }
-        b->slots[pos] = (uint32_t)(idx + 1);
+    if (insert_entry(b, want, h) != 0) {
+        return 0;
     }
-    b->next_id += width_of(want);
     announce(b, idx, labels, n_labels);
     return want->id;
 }
@@ -530,6 +572,233 @@ void kvl_batcher_families(const kvl_batcher_t *b, kvl_family_t *out, size_t *n)
         out[k] = b->fams[k]->f;
     }
     *n = k;
+}
+
+/* ----------------------------------------------------------------- series.defs --------- */
+
+/* A family from the file: the next id in order, owned by no caller until one registers a
+ * family with the same content (family_get). */
+static int restore_family(kvl_batcher_t *b, const kvl_family_t *u)
+{
+    if (u->id != b->n_fams + 1 || u->n == 0 || u->n > KVL_FAMILY_MAX ||
+        b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
+        return KVL_EPROTO;
+    }
+    fam_t **nf = realloc(b->fams, (b->n_fams + 1) * sizeof(*nf));
+    if (nf == NULL) {
+        return KVL_ENOMEM;
+    }
+    b->fams = nf;
+    fam_t *f = kvl_arena_alloc(&b->names, sizeof(*f));
+    const char **metrics = kvl_arena_alloc(&b->names, u->n * sizeof(*metrics));
+    kvl_kind_t *kinds = kvl_arena_alloc(&b->names, u->n * sizeof(*kinds));
+    bool *reals = kvl_arena_alloc(&b->names, u->n * sizeof(*reals));
+    if (f == NULL || metrics == NULL || kinds == NULL || reals == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < u->n; i++) {
+        if ((metrics[i] = intern_str(b, u->metrics[i])) == NULL) {
+            return KVL_ENOMEM;
+        }
+        kinds[i] = u->kinds[i];
+        reals[i] = u->reals != NULL && u->reals[i];
+    }
+    f->user = NULL;
+    f->f = (kvl_family_t){.name = intern_str(b, u->name),
+                          .n = u->n,
+                          .metrics = metrics,
+                          .kinds = kinds,
+                          .reals = reals,
+                          .id = u->id};
+    if (f->f.name == NULL) {
+        return KVL_ENOMEM;
+    }
+    b->fams[b->n_fams++] = f;
+    return 0;
+}
+
+/* A definition from the file; ids come in increasing order. Its labels hash is left 0, so
+ * the first registration in this run sends the definition again with its labels. */
+static int restore_def(kvl_batcher_t *b, const kvl_series_def_t *d)
+{
+    if (d->id == 0 || d->id < b->next_id || (d->family != 0 && d->family > b->n_fams)) {
+        return KVL_EPROTO;
+    }
+    entry_t e = {.id = d->id,
+                 .interval_s = d->interval_s,
+                 .scope = (uint8_t)d->scope,
+                 .device = intern_str(b, d->device),
+                 .instance = intern_str(b, d->instance)};
+    if (d->family != 0) {
+        e.what = b->fams[d->family - 1];
+        e.is_fam = 1;
+    } else {
+        e.what = intern_str(b, d->metric);
+        e.kind = (uint8_t)d->kind;
+        e.real = d->real;
+        if (e.what == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    if (e.device == NULL || e.instance == NULL) {
+        return KVL_ENOMEM;
+    }
+    return insert_entry(b, &e,
+                        hash_identity(e.device, (kvl_scope_t)e.scope, e.instance, what_of(&e)));
+}
+
+/* Reads the file's frames; returns the length of the good part. */
+static size_t load_defs(kvl_batcher_t *b, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= KVL_FRAME_HEADER) {
+        uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                     (uint32_t)p[off + 2] << 8 | p[off + 3];
+        if (n == 0 || n > len - off - KVL_FRAME_HEADER) {
+            break;
+        }
+        kvl_msg_t m = {0};
+        char err[200];
+        int rc = kvl_wire_decode(p + off + KVL_FRAME_HEADER, n, &m, err, sizeof(err));
+        if (rc == 0 && m.type != KVL_MSG_SERIES_DEFS) {
+            rc = KVL_EPROTO;
+        }
+        for (size_t i = 0; rc == 0 && i < m.u.series_defs.n_families; i++) {
+            rc = restore_family(b, &m.u.series_defs.families[i]);
+        }
+        for (size_t i = 0; rc == 0 && i < m.u.series_defs.n; i++) {
+            rc = restore_def(b, &m.u.series_defs.defs[i]);
+        }
+        kvl_msg_clear(&m);
+        if (rc != 0) {
+            break; /* what was restored of this frame stays; it is also cut off below */
+        }
+        off += KVL_FRAME_HEADER + n;
+    }
+    return off;
+}
+
+int kvl_batcher_persist(kvl_batcher_t *b, const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = -errno;
+        KVL_LOG_ERROR("batch", path, "cannot open the series registry: %s", strerror(errno));
+        return rc;
+    }
+    struct stat st;
+    uint8_t *data = NULL;
+    size_t len = 0, good = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        len = (size_t)st.st_size;
+        data = malloc(len);
+        size_t got = 0;
+        while (data != NULL && got < len) {
+            ssize_t r = pread(fd, data + got, len - got, (off_t)got);
+            if (r <= 0) {
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (data == NULL || got < len) {
+            KVL_LOG_ERROR("batch", path, "cannot read the series registry");
+            free(data);
+            close(fd);
+            return KVL_EIO;
+        }
+        good = load_defs(b, data, len);
+        free(data);
+    }
+    if (good < len) {
+        KVL_LOG_WARN("batch", path,
+                     "series registry damaged after byte %zu: %zu bytes cut off (batches of an "
+                     "earlier run that use those series cannot be replayed)",
+                     good, len - good);
+        if (ftruncate(fd, (off_t)good) != 0) {
+            KVL_LOG_ERROR("batch", path, "cannot cut the damaged tail: %s", strerror(errno));
+        }
+    }
+    if (lseek(fd, (off_t)good, SEEK_SET) < 0) {
+        close(fd);
+        return -errno;
+    }
+    b->persist_fd = fd;
+    b->persist_path = strdup(path);
+    b->n_persisted = b->n_entries;
+    b->n_fams_persisted = b->n_fams;
+    if (b->n_entries > 0) {
+        KVL_LOG_INFO("batch", path,
+                     "%zu series definitions and %zu families kept from earlier runs", b->n_entries,
+                     b->n_fams);
+    }
+    return 0;
+}
+
+/* Appends the definitions and families the file lacks. Returns 0 or a negative code. */
+static int persist_new(kvl_batcher_t *b)
+{
+    if (b->persist_fd < 0 || (b->n_persisted == b->n_entries && b->n_fams_persisted == b->n_fams)) {
+        return 0;
+    }
+    size_t nd = b->n_entries - b->n_persisted, nf = b->n_fams - b->n_fams_persisted;
+    kvl_series_def_t *defs = calloc(nd ? nd : 1, sizeof(*defs));
+    kvl_family_t *fams = calloc(nf ? nf : 1, sizeof(*fams));
+    int rc = defs == NULL || fams == NULL ? KVL_ENOMEM : 0;
+    kvl_buf_t out = {0};
+    if (rc == 0) {
+        for (size_t i = 0; i < nd; i++) {
+            defs[i] = def_of(&b->entries[b->n_persisted + i], NULL, 0);
+        }
+        for (size_t i = 0; i < nf; i++) {
+            fams[i] = b->fams[b->n_fams_persisted + i]->f;
+        }
+        kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
+        m.u.series_defs.defs = defs;
+        m.u.series_defs.n = nd;
+        m.u.series_defs.families = fams;
+        m.u.series_defs.n_families = nf;
+        rc = kvl_wire_encode(&m, &out);
+    }
+    size_t done = 0;
+    while (rc == 0 && done < out.len) {
+        ssize_t w = write(b->persist_fd, out.data + done, out.len - done);
+        if (w < 0 && errno != EINTR) {
+            rc = -errno;
+        } else if (w > 0) {
+            done += (size_t)w;
+        }
+    }
+    if (rc == 0 && fdatasync(b->persist_fd) != 0) {
+        rc = -errno;
+    }
+    free(defs);
+    free(fams);
+    kvl_buf_free(&out);
+    if (rc != 0) {
+        if (done > 0) {
+            /* Never leave half a frame: the next attempt writes it whole. */
+            off_t end = lseek(b->persist_fd, -(off_t)done, SEEK_CUR);
+            if (end < 0 || ftruncate(b->persist_fd, end) != 0) {
+                KVL_LOG_ERROR("batch", b->persist_path, "cannot cut a partial write: %s",
+                              strerror(errno));
+            }
+        }
+        if (!b->persist_failing) {
+            KVL_LOG_ERROR("batch", b->persist_path,
+                          "cannot save new series definitions: %s (retried at each flush; "
+                          "batches still go out)",
+                          kvl_strerror(rc));
+            b->persist_failing = true;
+        }
+        return rc;
+    }
+    if (b->persist_failing) {
+        KVL_LOG_INFO("batch", b->persist_path, "saving series definitions works again");
+        b->persist_failing = false;
+    }
+    b->n_persisted = b->n_entries;
+    b->n_fams_persisted = b->n_fams;
+    return 0;
 }
 
 /* ----------------------------------------------------------------- samples ------------- */
@@ -731,8 +1000,33 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
     free(sorted);
 }
 
+/* Events travel in batches of their own on the events lane (their own sequence numbers),
+ * which the uplink sends ahead of any bulk backlog. */
+static void flush_events(kvl_batcher_t *b)
+{
+    kvl_msg_t m = {.type = KVL_MSG_BATCH};
+    m.u.batch = (kvl_batch_t){.lane = KVL_LANE_EVENTS,
+                              .seq = kvl_uplink_next_seq(b->up, KVL_LANE_EVENTS),
+                              .events = b->events.v,
+                              .n_events = b->events.n};
+    kvl_buf_t frame = {0};
+    int rc = kvl_wire_encode(&m, &frame);
+    if (rc != 0) {
+        KVL_LOG_ERROR("batch", NULL, "cannot encode a batch of %zu events: %s", b->events.n,
+                      kvl_strerror(rc));
+        kvl_buf_free(&frame);
+    } else {
+        kvl_uplink_push(b->up, KVL_LANE_EVENTS, m.u.batch.seq, &frame);
+    }
+    b->events.n = 0;
+    kvl_arena_free(&b->event_arena);
+}
+
 void kvl_batcher_flush(kvl_batcher_t *b)
 {
+    if (b->up != NULL && b->events.n > 0) {
+        flush_events(b);
+    }
     if (b->in_group || (b->groups.n == 0 && b->events.n == 0)) {
         return;
     }
@@ -786,7 +1080,8 @@ void kvl_batcher_flush(kvl_batcher_t *b)
                               .events = b->events.v,
                               .n_events = b->events.n};
     if (b->up != NULL) {
-        m.u.batch.seq = kvl_uplink_next_seq(b->up);
+        persist_new(b); /* the definitions are on disk before the batch using them */
+        m.u.batch.seq = kvl_uplink_next_seq(b->up, KVL_LANE_BULK);
         kvl_buf_t frame = {0};
         int rc = kvl_wire_encode(&m, &frame);
         if (rc != 0) {
@@ -794,7 +1089,7 @@ void kvl_batcher_flush(kvl_batcher_t *b)
                           kvl_strerror(rc));
             kvl_buf_free(&frame);
         } else {
-            kvl_uplink_push(b->up, m.u.batch.seq, &frame);
+            kvl_uplink_push(b->up, KVL_LANE_BULK, m.u.batch.seq, &frame);
         }
     } else if (b->dump != NULL) {
         dump_batch(b, &m.u.batch);

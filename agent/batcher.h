@@ -98,4 +98,13 @@ size_t kvl_batcher_defs(const kvl_batcher_t *b, size_t off, kvl_series_def_t *ou
 /* Every family known (they go before the definitions); *n: room in out, then how many. */
 void kvl_batcher_families(const kvl_batcher_t *b, kvl_family_t *out, size_t *n);
 
+/* Keeps the registry in a file (the spool's series.defs), so that ids stay the same across
+ * agent restarts and batches spooled by an earlier run are still understood: loads the
+ * definitions and families the file holds (before any series is registered), then appends,
+ * at each flush and before the batch goes to the uplink, the definitions and families the
+ * batch is the first to use, as one SeriesDefs frame (common/wire.h), written and
+ * fdatasync'ed at once (only when new series appear: the first poll cycle, rediscoveries).
+ * A torn or damaged tail is cut off at load. Returns 0 or a negative code (logged). */
+int kvl_batcher_persist(kvl_batcher_t *b, const char *path);
+
 #endif

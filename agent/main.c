@@ -100,6 +100,17 @@ static void on_signal(uv_signal_t *s, int signum)
     stop(s->data);
 }
 
+/* The agent's statistics about its spool (or memory queue). */
+static void spool_stats(void *arg, uint64_t *bytes, uint64_t *waiting, uint64_t *dropped)
+{
+    app_t *a = arg;
+    kvl_outbox_stats_t st;
+    kvl_uplink_stats(a->up, &st);
+    *bytes = st.bytes;
+    *waiting = st.waiting;
+    *dropped = st.dropped;
+}
+
 static void on_polled_once(void *arg)
 {
     app_t *a = arg;
@@ -134,9 +145,12 @@ static int probe_only(app_t *a, unsigned intervals, bool verbose)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"poll-once", no_argument, NULL, 'o'},    {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {"probe-once", no_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"poll-once", no_argument, NULL, 'o'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"probe-once", no_argument, NULL, 'p'},
         {"probe-intervals", required_argument, NULL, 'n'},
         {"probe-verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -227,6 +241,18 @@ int main(int argc, char **argv)
         kvl_batcher_set_dump(a.batcher, stdout);
     } else {
         kvl_uplink_set_batcher(a.up, a.batcher);
+        if (a.cfg->spool.dir != NULL) {
+            /* Series keep their ids across restarts: spooled batches stay valid. */
+            char defs[4200];
+            snprintf(defs, sizeof(defs), "%s/series.defs", a.cfg->spool.dir);
+            if (kvl_batcher_persist(a.batcher, defs) != 0) {
+                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
+                close_all(&a);
+                uv_run(a.loop, UV_RUN_DEFAULT);
+                kvl_agent_cfg_free(a.cfg);
+                return 1;
+            }
+        }
     }
     a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
     if (a.poller == NULL) {
@@ -238,6 +264,7 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
+        kvl_poller_set_spool_stats(a.poller, spool_stats, &a);
         a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
         if (a.prober == NULL) {
             close_all(&a);
@@ -246,8 +273,9 @@ int main(int argc, char **argv)
             return 1;
         }
         KVL_LOG_INFO("agent", a.cfg->id,
-                     "kaaval-agent %s starting: site %s, %zu devices, collector %s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->collector);
+                     "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
+                     a.cfg->site, a.cfg->n_devices, a.cfg->collector,
+                     a.cfg->n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }
     uv_run(a.loop, UV_RUN_DEFAULT);

@@ -366,6 +366,9 @@ enum {
     ST_INFLIGHT,
     ST_CYCLE,
     ST_LAG,
+    ST_SPOOL_BYTES,
+    ST_SPOOL_WAITING,
+    ST_SPOOL_DROPPED,
     N_STATS
 };
 
@@ -383,6 +386,9 @@ static const struct {
     [ST_INFLIGHT] = {"inflight", KVL_KIND_GAUGE, false},
     [ST_CYCLE] = {"cycle_ms", KVL_KIND_GAUGE, true},
     [ST_LAG] = {"lag_ms", KVL_KIND_GAUGE, true},
+    [ST_SPOOL_BYTES] = {"spool_bytes", KVL_KIND_GAUGE, false},     /* outbox.h: both lanes */
+    [ST_SPOOL_WAITING] = {"spool_waiting", KVL_KIND_GAUGE, false}, /* not acknowledged */
+    [ST_SPOOL_DROPPED] = {"spool_dropped", KVL_KIND_GAUGE, false}, /* since the agent started */
 };
 
 struct kvl_poller {
@@ -398,6 +404,8 @@ struct kvl_poller {
     uv_timer_t done_timer;
     uv_timer_t stats_timer;
     uint64_t stats_period_ms;
+    kvl_poller_spool_fn spool_fn;
+    void *spool_arg;
     int open_handles;
 
     /* requests in flight and devices waiting for a slot (FIFO) */
@@ -1903,7 +1911,7 @@ static void on_stats_timer(uv_timer_t *t)
     kvl_poller_t *p = t->data;
     uint32_t interval_s = (uint32_t)(p->stats_period_ms / 1000);
     for (int i = 0; i < N_STATS; i++) {
-        if (p->stat_ids[i] == 0) {
+        if (p->stat_ids[i] == 0 && (i < ST_SPOOL_BYTES || p->spool_fn != NULL)) {
             kvl_series_key_t key = {
                 .device = p->cfg->id,
                 .scope = KVL_SCOPE_AGENT,
@@ -1925,6 +1933,10 @@ static void on_stats_timer(uv_timer_t *t)
         [ST_ERRORS] = p->n_errors,     [ST_DEVICES] = p->n_devs,      [ST_DOWN] = down,
         [ST_INFLIGHT] = p->inflight,
     };
+    if (p->spool_fn != NULL) {
+        p->spool_fn(p->spool_arg, &values[ST_SPOOL_BYTES], &values[ST_SPOOL_WAITING],
+                    &values[ST_SPOOL_DROPPED]);
+    }
     kvl_batcher_group_begin(p->b, kvl_now_ms());
     for (int i = 0; i < N_STATS; i++) {
         if (p->stat_ids[i] == 0) {
@@ -2063,6 +2075,12 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     if (p->n_devs == 0) {
         uv_timer_start(&p->done_timer, on_done_timer, 0, 0);
     }
+}
+
+void kvl_poller_set_spool_stats(kvl_poller_t *p, kvl_poller_spool_fn fn, void *arg)
+{
+    p->spool_fn = fn;
+    p->spool_arg = arg;
 }
 
 void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms)

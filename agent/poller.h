@@ -59,4 +59,11 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg);
 /* Changes the period of the agent statistics (60000 ms by default; for tests). */
 void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms);
 
+/* Where the spool statistics (spool_bytes, spool_waiting, spool_dropped) come from: fn is
+ * called at each statistics period to fill the three numbers. Without it they are not
+ * reported. */
+typedef void (*kvl_poller_spool_fn)(void *arg, uint64_t *bytes, uint64_t *waiting,
+                                    uint64_t *dropped);
+void kvl_poller_set_spool_stats(kvl_poller_t *p, kvl_poller_spool_fn fn, void *arg);
+
 #endif

@@ -1,12 +1,45 @@
 /*
- * uplink.c — the agent's TCP connection to the collector (see uplink.h).
+ * uplink.c — the agent's connections to its collectors (see uplink.h).
  *
- * States: idle (waiting to reconnect) → resolving (uv_getaddrinfo, off the loop) →
- * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready. In
- * ready, queued batches are written in sequence order with at most WINDOW_BYTES in flight; an Ack
- * drops every batch up to its sequence number. Any error closes the connection; all unacknowledged
- * batches become unsent again and the next attempt follows a backoff of 1 s doubling up to
- * reconnect_max.
+ * Order by construction. Every batch is appended to the outbox (agent/outbox.c: the disk
+ * spool, or memory) before anything is sent, and an endpoint only ever sends what it reads
+ * from its outbox position, in sequence order. So a backlog (after a cut link, a collector
+ * restart or an agent restart) always drains before newer batches of the same lane: no
+ * sample of a series reaches the collector after a later one, which an RRD would refuse.
+ * When the endpoint has caught up, a new batch is read (from the spool's page cache) right
+ * after it is appended.
+ *
+ * Lanes. Events (device down/up, later traps) travel in batches of their own on the events
+ * lane, with their own sequence numbers and acknowledgements. Before every bulk batch the
+ * endpoint sends whatever the events lane holds, and it keeps at most UNACKED_BULK_BYTES
+ * (and UNACKED_BULK_BATCHES) of bulk batches sent but not acknowledged, so an event waits
+ * behind at most that much bulk data, never behind the whole backlog.
+ *
+ * Endpoints. One per configured collector, each with its own connection, timers and
+ * backoff. States: idle (waiting to reconnect) → resolving (uv_getaddrinfo, off the loop) →
+ * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready.
+ * On Welcome the endpoint acknowledges in the outbox what the collector says is durable
+ * (Welcome.last_acked_seq and last_acked_event_seq), rewinds both lanes to its first
+ * unacknowledged batch, sends every series definition, then pumps. An Ack advances the
+ * endpoint's outbox position of that lane. Any error closes the connection; the next
+ * Welcome rewinds.
+ *   - mode failover: the endpoints share one outbox reader, and one endpoint at a time
+ *     connects: the current one. When it fails, the next in the list becomes current (after
+ *     the last, the first), at once, until a whole round failed, then with the backoff.
+ *     A working endpoint is kept while it works, also when an earlier one comes back (no
+ *     flapping between collectors; the data order is the same either way).
+ *   - mode dual: every endpoint connects, each with its own outbox reader; a batch leaves
+ *     the outbox once all acknowledged it (or the bound dropped it).
+ *
+ * Definitions after an agent restart. The collector learns series from the SeriesDefs sent
+ * at each connection's start and from the definitions a batch carries; both come from the
+ * batcher's registry. Batches spooled by an earlier run refer to that run's ids, so the
+ * registry itself is kept on disk next to the spool (kvl_batcher_persist, series.defs):
+ * a restarted agent loads it before registering anything, so every series keeps its id,
+ * new ones get ids above the old ones, and the definitions sent at connection start cover
+ * both the replayed batches and the new ones. (Making every spooled batch self-contained
+ * would repeat up to 100,000 definitions per batch; spooling definition records would need
+ * them re-sent per segment and in the right place among the replayed batches.)
  *
  * TLS (common/tls.h) sits between the socket and the frames: bytes read go through
  * kvl_tls_feed before the frame reader, and every write goes through kvl_tls_write; the
@@ -15,8 +48,11 @@
 #include "uplink.h"
 
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "batcher.h"
 #include "frame.h"
@@ -26,15 +62,13 @@
 #include "tls.h"
 #include "wire.h"
 
-#define WINDOW_BYTES (1u << 20)
-#define HELLO_TIMEOUT_MS 10000
+#define WINDOW_BYTES (1u << 20) /* written to the socket, write not completed */
+#define UNACKED_BULK_BYTES (512u << 10)
+#define UNACKED_BULK_BATCHES 64u
+#define HELLO_TIMEOUT_MS 10000    /* connect, TLS handshake and Welcome together */
+#define TCP_USER_TIMEOUT_MS 30000 /* sent data unacknowledged by TCP this long: link dead */
 #define DEFS_PER_FRAME 5000 /* a definition encodes to ~100-200 bytes */
-
-typedef struct entry {
-    struct entry *next;
-    uint64_t seq;
-    kvl_buf_t frame;
-} entry_t;
+#define STATS_LOG_MS 30000  /* outbox counters logged this often while something waits */
 
 typedef enum {
     ST_IDLE,
@@ -43,24 +77,30 @@ typedef enum {
     ST_TLS,
     ST_HELLO,
     ST_READY,
-    ST_CLOSING
 } state_t;
+
+struct ep;
 
 typedef struct conn {
     uv_tcp_t tcp;
     uv_connect_t connect;
-    kvl_uplink_t *up;
+    struct ep *ep;
     kvl_frame_reader_t reader;
     kvl_tls_t *tls;  /* NULL when insecure */
     kvl_buf_t plain; /* decrypted bytes on their way to the reader */
     bool closing;
 } conn_t;
 
-struct kvl_uplink {
-    uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
-    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
-    struct kvl_batcher *batcher;
+typedef struct sent {
+    uint64_t seq;
+    size_t len;
+} sent_t;
+
+/* One collector endpoint. */
+typedef struct ep {
+    kvl_uplink_t *up;
+    const kvl_endpoint_t *cfg;
+    int reader; /* outbox reader */
     state_t state;
     conn_t *conn;
     uv_getaddrinfo_t resolver;
@@ -69,28 +109,84 @@ struct kvl_uplink {
     uv_timer_t hello_timer;
     int64_t backoff_ms;
     bool logged_down; /* a failure was logged and no success since */
-    bool freeing;
-    bool timers_closed;
-
-    entry_t *head, *tail, *next_unsent;
-    size_t n_pending;
     size_t inflight_bytes;
-    uint64_t next_seq;
-    uint64_t dropped;
-    uint64_t acked_seq;
+    /* Bulk batches sent on this connection and not yet acknowledged, oldest first. */
+    sent_t *sent;
+    size_t sent_cap, sent_head, sent_n;
+    size_t unacked_bytes;
+    kvl_buf_t rbuf; /* the frame just read from the outbox */
+} ep_t;
+
+struct kvl_uplink {
+    uv_loop_t *loop;
+    const kvl_agent_cfg_t *cfg;
+    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
+    struct kvl_batcher *batcher;
+    kvl_outbox_t *outbox;
+    bool dual;
+    ep_t eps[KVL_MAX_COLLECTORS];
+    size_t n_eps;
+    size_t cur;         /* failover: the endpoint in use */
+    size_t round_fails; /* failover: endpoints failed in a row without a Welcome */
+    uint64_t boot_id;
+    uv_timer_t stats_timer;
+    uint64_t logged_dropped;
+    bool freeing;
+    size_t open_handles; /* timers not yet closed */
 };
 
 typedef struct write_req {
     uv_write_t req;
-    kvl_uplink_t *up;
+    ep_t *ep;
     size_t len;
     uint8_t data[];
 } write_req_t;
 
-static void schedule_retry(kvl_uplink_t *u);
-static void pump(kvl_uplink_t *u);
-static int flush_tls(kvl_uplink_t *u);
+static void schedule_retry(ep_t *e);
+static void pump(ep_t *e);
+static int flush_tls(ep_t *e);
 static void send_close_notify(conn_t *c);
+static void connect_now(ep_t *e);
+
+static const char *name_of(const ep_t *e)
+{
+    return e->cfg->addr;
+}
+
+/* A spool reader name for an endpoint: its host:port with other bytes as '_'. */
+static void reader_name(const char *addr, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = addr; *p != '\0' && k + 1 < n && k < KVL_OUTBOX_READER_NAME_MAX; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == ':' || (c == '.' && k > 0);
+        out[k++] = ok ? c : '_';
+    }
+    out[k] = '\0';
+}
+
+static void log_stats(kvl_uplink_t *u, const char *when)
+{
+    kvl_outbox_stats_t st;
+    kvl_outbox_stats(u->outbox, &st);
+    KVL_LOG_INFO("uplink", NULL,
+                 "%s: %s holds %" PRIu64 " bytes, %" PRIu64 " batches waiting (%" PRIu64
+                 " events), %" PRIu64 " dropped by its bound",
+                 when, kvl_outbox_on_disk(u->outbox) ? "spool" : "memory queue", st.bytes,
+                 st.waiting, st.events_waiting, st.dropped);
+    u->logged_dropped = st.dropped;
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    kvl_uplink_t *u = t->data;
+    kvl_outbox_stats_t st;
+    kvl_outbox_stats(u->outbox, &st);
+    if (st.waiting > 0 || st.dropped != u->logged_dropped) {
+        log_stats(u, "outbox");
+    }
+}
 
 kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
 {
@@ -100,7 +196,8 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
     }
     u->loop = loop;
     u->cfg = cfg;
-    u->backoff_ms = 1000;
+    u->dual = cfg->collector_mode == KVL_COLLECTORS_DUAL;
+    u->n_eps = cfg->n_collectors;
     if (cfg->tls.insecure) {
         KVL_LOG_WARN("uplink", cfg->collector,
                      "INSECURE: plain TCP to the collector (insecure: true); nothing is "
@@ -114,17 +211,50 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
             free(u);
             return NULL;
         }
-        KVL_LOG_INFO("uplink", cfg->collector, "mutual TLS as %s, collector verified as %s",
+        KVL_LOG_INFO("uplink", cfg->collector, "mutual TLS as %s, collectors verified as %s",
                      kvl_tls_ctx_subject(u->tls_ctx),
-                     cfg->tls.server_name ? cfg->tls.server_name : cfg->collector_host);
+                     cfg->tls.server_name ? cfg->tls.server_name : "their host names");
     }
-    /* Microseconds since the epoch: strictly above any number a previous run used, so the
-     * collector's duplicate check works across agent restarts without stored state. */
-    u->next_seq = (uint64_t)kvl_now_ms() * 1000u;
-    uv_timer_init(loop, &u->retry);
-    u->retry.data = u;
-    uv_timer_init(loop, &u->hello_timer);
-    u->hello_timer.data = u;
+    char names[KVL_MAX_COLLECTORS][KVL_OUTBOX_READER_NAME_MAX + 1];
+    const char *readers[KVL_MAX_COLLECTORS];
+    size_t n_readers = u->dual ? u->n_eps : 1;
+    for (size_t i = 0; i < n_readers; i++) {
+        if (u->dual) {
+            reader_name(cfg->collectors[i].addr, names[i], sizeof(names[i]));
+        } else {
+            snprintf(names[i], sizeof(names[i]), "failover");
+        }
+        readers[i] = names[i];
+    }
+    char err[600];
+    int rc = kvl_outbox_open(loop, cfg, readers, n_readers, &u->outbox, err, sizeof(err));
+    if (rc != 0) {
+        KVL_LOG_ERROR("uplink", cfg->spool.dir, "cannot open the spool: %s", err);
+        kvl_tls_ctx_free(u->tls_ctx);
+        free(u);
+        return NULL;
+    }
+    u->boot_id = (uint64_t)kvl_now_ms() * 1000u;
+    for (size_t i = 0; i < u->n_eps; i++) {
+        ep_t *e = &u->eps[i];
+        e->up = u;
+        e->cfg = &cfg->collectors[i];
+        e->reader = u->dual ? (int)i : 0;
+        e->backoff_ms = 1000;
+        uv_timer_init(loop, &e->retry);
+        e->retry.data = e;
+        uv_timer_init(loop, &e->hello_timer);
+        e->hello_timer.data = e;
+        u->open_handles += 2;
+    }
+    uv_timer_init(loop, &u->stats_timer);
+    u->stats_timer.data = u;
+    u->open_handles++;
+    uv_timer_start(&u->stats_timer, on_stats_timer, STATS_LOG_MS, STATS_LOG_MS);
+    if (u->n_eps > 1) {
+        KVL_LOG_INFO("uplink", NULL, "%zu collectors, mode %s", u->n_eps,
+                     u->dual ? "dual (all at once)" : "failover (one at a time, in order)");
+    }
     return u;
 }
 
@@ -133,63 +263,61 @@ void kvl_uplink_set_batcher(kvl_uplink_t *u, struct kvl_batcher *b)
     u->batcher = b;
 }
 
-uint64_t kvl_uplink_next_seq(kvl_uplink_t *u)
+uint64_t kvl_uplink_next_seq(kvl_uplink_t *u, int lane)
 {
-    return ++u->next_seq;
+    return kvl_outbox_next_seq(u->outbox, lane);
+}
+
+static bool active(const ep_t *e)
+{
+    return e->up->dual || e == &e->up->eps[e->up->cur];
 }
 
 size_t kvl_uplink_pending(const kvl_uplink_t *u)
 {
-    return u->n_pending;
-}
-
-static void entry_free(entry_t *e)
-{
-    kvl_buf_free(&e->frame);
-    free(e);
-}
-
-void kvl_uplink_push(kvl_uplink_t *u, uint64_t seq, kvl_buf_t *frame)
-{
-    entry_t *e = calloc(1, sizeof(*e));
-    if (e == NULL) {
-        KVL_LOG_ERROR("uplink", NULL, "out of memory: batch %" PRIu64 " lost", seq);
-        kvl_buf_free(frame);
-        return;
+    size_t n = 0;
+    if (kvl_outbox_on_disk(u->outbox)) {
+        for (size_t i = 0; i < u->n_eps; i++) {
+            n += u->eps[i].state == ST_READY ? u->eps[i].sent_n : 0;
+        }
+        return n;
     }
-    e->seq = seq;
-    e->frame = *frame;
-    *frame = (kvl_buf_t){0};
-    if (u->tail) {
-        u->tail->next = e;
+    for (size_t i = 0; i < u->n_eps; i++) {
+        const ep_t *e = &u->eps[i];
+        size_t w = (size_t)(kvl_outbox_waiting(u->outbox, KVL_LANE_BULK, e->reader) +
+                            kvl_outbox_waiting(u->outbox, KVL_LANE_EVENTS, e->reader));
+        n = w > n ? w : n;
+    }
+    return n;
+}
+
+void kvl_uplink_stats(const kvl_uplink_t *u, kvl_outbox_stats_t *st)
+{
+    kvl_outbox_stats(u->outbox, st);
+}
+
+static size_t waiting(const ep_t *e)
+{
+    return (size_t)(kvl_outbox_waiting(e->up->outbox, KVL_LANE_BULK, e->reader) +
+                    kvl_outbox_waiting(e->up->outbox, KVL_LANE_EVENTS, e->reader));
+}
+
+void kvl_uplink_push(kvl_uplink_t *u, int lane, uint64_t seq, kvl_buf_t *frame)
+{
+    int rc = kvl_outbox_append(u->outbox, lane, seq, frame->data, frame->len);
+    if (rc != 0) {
+        KVL_LOG_ERROR("uplink", NULL, "batch %" PRIu64 " (%s lane) lost: cannot queue it: %s", seq,
+                      lane == KVL_LANE_EVENTS ? "events" : "bulk", kvl_strerror(rc));
     } else {
-        u->head = e;
+        KVL_LOG_DEBUG("uplink", NULL, "batch %" PRIu64 " lane %d queued (%zu bytes)", seq, lane,
+                      frame->len);
     }
-    u->tail = e;
-    u->n_pending++;
-    if (u->next_unsent == NULL) {
-        u->next_unsent = e;
+    kvl_buf_free(frame);
+    for (size_t i = 0; i < u->n_eps; i++) {
+        if (active(&u->eps[i])) {
+            pump(&u->eps[i]);
+        }
     }
-    while (u->n_pending > (size_t)u->cfg->max_queue && u->head != NULL) {
-        entry_t *old = u->head;
-        if (old == u->next_unsent) {
-            u->next_unsent = old->next;
-        }
-        u->head = old->next;
-        if (u->head == NULL) {
-            u->tail = NULL;
-        }
-        u->n_pending--;
-        u->dropped++;
-        if (u->dropped == 1 || u->dropped % 1000 == 0) {
-            KVL_LOG_ERROR("uplink", u->cfg->collector,
-                          "queue full (%lld batches): dropped the oldest, %" PRIu64
-                          " dropped so far",
-                          (long long)u->cfg->max_queue, u->dropped);
-        }
-        entry_free(old);
-    }
-    pump(u);
 }
 
 /* ----------------------------------------------------------------- connection ---------- */
@@ -203,33 +331,62 @@ static void on_conn_closed(uv_handle_t *h)
     free(c);
 }
 
-static void drop_conn(kvl_uplink_t *u, const char *why, int code)
+/* Failover: the endpoint after e becomes current and connects (at once unless a whole
+ * round failed). */
+static void fail_over(ep_t *e)
 {
-    if (u->conn == NULL) {
+    kvl_uplink_t *u = e->up;
+    u->round_fails++;
+    u->cur = (u->cur + 1) % u->n_eps;
+    ep_t *next = &u->eps[u->cur];
+    if (u->round_fails < u->n_eps) {
+        if (!next->logged_down) { /* once per outage, not at every round */
+            KVL_LOG_INFO("uplink", name_of(e), "failing over to collector %s", name_of(next));
+        } else {
+            KVL_LOG_DEBUG("uplink", name_of(e), "failing over to collector %s", name_of(next));
+        }
+        uv_timer_stop(&next->retry);
+        connect_now(next);
+    } else {
+        u->round_fails = 0;
+        schedule_retry(next);
+    }
+}
+
+static void drop_conn(ep_t *e, const char *why, int code)
+{
+    kvl_uplink_t *u = e->up;
+    if (e->conn == NULL) {
         return;
     }
     if (why != NULL) {
-        if (!u->logged_down) {
-            KVL_LOG_WARN("uplink", u->cfg->collector, "%s%s%s; %zu batches wait, retrying", why,
-                         code ? ": " : "", code ? kvl_strerror(code) : "", u->n_pending);
-            u->logged_down = true;
+        if (!e->logged_down) {
+            KVL_LOG_WARN("uplink", name_of(e), "%s%s%s; %zu batches wait, retrying", why,
+                         code ? ": " : "", code ? kvl_strerror(code) : "", waiting(e));
+            e->logged_down = true;
         } else {
-            KVL_LOG_DEBUG("uplink", u->cfg->collector, "%s%s%s", why, code ? ": " : "",
+            KVL_LOG_DEBUG("uplink", name_of(e), "%s%s%s", why, code ? ": " : "",
                           code ? kvl_strerror(code) : "");
         }
     }
-    conn_t *c = u->conn;
+    conn_t *c = e->conn;
     if (c->tls != NULL && kvl_tls_established(c->tls)) {
         send_close_notify(c);
     }
-    u->conn = NULL;
+    e->conn = NULL;
     c->closing = true;
-    uv_timer_stop(&u->hello_timer);
+    uv_timer_stop(&e->hello_timer);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    u->next_unsent = u->head; /* everything unacknowledged goes again */
-    u->state = ST_IDLE;
-    if (!u->freeing) {
-        schedule_retry(u);
+    e->sent_n = e->sent_head = 0;
+    e->unacked_bytes = 0;
+    e->state = ST_IDLE;
+    if (u->freeing) {
+        return;
+    }
+    if (!u->dual && u->n_eps > 1) {
+        fail_over(e);
+    } else {
+        schedule_retry(e);
     }
 }
 
@@ -261,149 +418,205 @@ static void send_close_notify(conn_t *c)
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
-    kvl_uplink_t *u = w->up;
-    u->inflight_bytes -= w->len;
+    ep_t *e = w->ep;
+    e->inflight_bytes -= w->len;
     free(w);
     if (status != 0) {
         if (status != UV_ECANCELED) {
-            drop_conn(u, "write to collector failed", status);
+            drop_conn(e, "write to collector failed", status);
         }
         return;
     }
-    pump(u);
+    pump(e);
 }
 
 /* Writes bytes to the socket as they are (already encrypted when TLS is on). */
-static int write_raw(kvl_uplink_t *u, const uint8_t *data, size_t len)
+static int write_raw(ep_t *e, const uint8_t *data, size_t len)
 {
     write_req_t *w = malloc(sizeof(*w) + len);
     if (w == NULL) {
         return KVL_ENOMEM;
     }
-    w->up = u;
+    w->ep = e;
     w->len = len;
     memcpy(w->data, data, len);
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned int)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&u->conn->tcp, &b, 1, on_write);
+    int rc = uv_write(&w->req, (uv_stream_t *)&e->conn->tcp, &b, 1, on_write);
     if (rc != 0) {
         free(w);
         return rc;
     }
-    u->inflight_bytes += len;
+    e->inflight_bytes += len;
     return 0;
 }
 
 /* Writes what the TLS session has for the network. Returns 0 or a negative code. */
-static int flush_tls(kvl_uplink_t *u)
+static int flush_tls(ep_t *e)
 {
     kvl_buf_t out = {0};
-    int rc = kvl_tls_take_output(u->conn->tls, &out);
+    int rc = kvl_tls_take_output(e->conn->tls, &out);
     if (rc == 0 && out.len > 0) {
-        rc = write_raw(u, out.data, out.len);
+        rc = write_raw(e, out.data, out.len);
     }
     kvl_buf_free(&out);
     return rc;
 }
 
 /* Sends application bytes: through TLS when it is on. */
-static int send_bytes(kvl_uplink_t *u, const uint8_t *data, size_t len)
+static int send_bytes(ep_t *e, const uint8_t *data, size_t len)
 {
-    if (u->conn->tls == NULL) {
-        return write_raw(u, data, len);
+    if (e->conn->tls == NULL) {
+        return write_raw(e, data, len);
     }
-    int rc = kvl_tls_write(u->conn->tls, data, len);
-    return rc != 0 ? rc : flush_tls(u);
+    int rc = kvl_tls_write(e->conn->tls, data, len);
+    return rc != 0 ? rc : flush_tls(e);
 }
 
-static int send_msg(kvl_uplink_t *u, const kvl_msg_t *m)
+static int send_msg(ep_t *e, const kvl_msg_t *m)
 {
     kvl_buf_t out = {0};
     int rc = kvl_wire_encode(m, &out);
     if (rc == 0) {
-        rc = send_bytes(u, out.data, out.len);
+        rc = send_bytes(e, out.data, out.len);
     }
     kvl_buf_free(&out);
     return rc;
 }
 
-/* Writes queued batches while the window allows. */
-static void pump(kvl_uplink_t *u)
+static int sent_push(ep_t *e, uint64_t seq, size_t len)
 {
-    if (u->state != ST_READY || u->conn == NULL) {
-        return;
+    if (e->sent_n == e->sent_cap) {
+        size_t cap = e->sent_cap ? e->sent_cap * 2 : 64;
+        sent_t *ns = malloc(cap * sizeof(*ns));
+        if (ns == NULL) {
+            return KVL_ENOMEM;
+        }
+        for (size_t i = 0; i < e->sent_n; i++) {
+            ns[i] = e->sent[(e->sent_head + i) % e->sent_cap];
+        }
+        free(e->sent);
+        e->sent = ns;
+        e->sent_cap = cap;
+        e->sent_head = 0;
     }
-    while (u->next_unsent != NULL && u->inflight_bytes < WINDOW_BYTES) {
-        entry_t *e = u->next_unsent;
-        int rc = send_bytes(u, e->frame.data, e->frame.len);
+    e->sent[(e->sent_head + e->sent_n) % e->sent_cap] = (sent_t){.seq = seq, .len = len};
+    e->sent_n++;
+    e->unacked_bytes += len;
+    return 0;
+}
+
+/* Sends the next batch of a lane from the endpoint's outbox position. Returns 1 when one
+ * went, 0 when the lane has nothing more, or -1 after dropping the connection. */
+static int send_next(ep_t *e, int lane)
+{
+    uint64_t seq;
+    int rc = kvl_outbox_read(e->up->outbox, lane, e->reader, &seq, &e->rbuf);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc > 0) {
+        rc = send_bytes(e, e->rbuf.data, e->rbuf.len);
+    } else {
+        KVL_LOG_ERROR("uplink", name_of(e), "cannot read the outbox: %s", kvl_strerror(rc));
+        drop_conn(e, NULL, 0);
+        return -1;
+    }
+    if (rc == 0 && lane == KVL_LANE_BULK) {
+        rc = sent_push(e, seq, e->rbuf.len);
+    }
+    if (rc != 0) {
+        drop_conn(e, "write to collector failed", rc);
+        return -1;
+    }
+    return 1;
+}
+
+/* Writes waiting batches while the windows allow: every event first, then bulk. */
+static void pump(ep_t *e)
+{
+    while (e->state == ST_READY && e->conn != NULL && e->inflight_bytes < WINDOW_BYTES) {
+        int rc = send_next(e, KVL_LANE_EVENTS);
         if (rc != 0) {
-            drop_conn(u, "write to collector failed", rc);
-            return;
-        }
-        u->next_unsent = e->next;
-    }
-}
-
-static void handle_ack(kvl_uplink_t *u, uint64_t seq)
-{
-    if (seq > u->acked_seq) {
-        u->acked_seq = seq;
-    }
-    while (u->head != NULL && u->head->seq <= seq) {
-        entry_t *e = u->head;
-        if (e == u->next_unsent) {
-            /* Acknowledged before we (re)sent it, e.g. after Welcome.last_acked_seq. */
-            u->next_unsent = e->next;
-        }
-        u->head = e->next;
-        if (u->head == NULL) {
-            u->tail = NULL;
-        }
-        u->n_pending--;
-        entry_free(e);
-    }
-}
-
-static void on_ready(kvl_uplink_t *u, const kvl_welcome_t *w)
-{
-    uv_timer_stop(&u->hello_timer);
-    KVL_LOG_INFO("uplink", u->cfg->collector,
-                 "connected to collector %s (protocol %u); %zu batches to send", w->collector_id,
-                 w->protocol, u->n_pending);
-    u->logged_down = false;
-    u->backoff_ms = 1000;
-    handle_ack(u, w->last_acked_seq);
-    u->state = ST_READY;
-    if (u->batcher != NULL) {
-        /* In slices, so no frame comes near the collector's maximum frame size; the
-         * families go with the first. */
-        size_t n = kvl_batcher_n_defs(u->batcher), nf = KVL_BATCHER_MAX_FAMILIES;
-        kvl_series_def_t *defs = malloc(sizeof(*defs) * DEFS_PER_FRAME);
-        kvl_family_t *fams = malloc(sizeof(*fams) * nf);
-        if (defs == NULL || fams == NULL) {
-            free(defs);
-            free(fams);
-            drop_conn(u, "cannot send series definitions", KVL_ENOMEM);
-            return;
-        }
-        kvl_batcher_families(u->batcher, fams, &nf);
-        for (size_t off = 0; off < n || (off == 0 && nf > 0); off += DEFS_PER_FRAME) {
-            kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
-            m.u.series_defs.defs = defs;
-            m.u.series_defs.n = kvl_batcher_defs(u->batcher, off, defs, DEFS_PER_FRAME);
-            m.u.series_defs.families = off == 0 ? fams : NULL;
-            m.u.series_defs.n_families = off == 0 ? nf : 0;
-            int rc = send_msg(u, &m);
-            if (rc != 0) {
-                free(defs);
-                free(fams);
-                drop_conn(u, "cannot send series definitions", rc);
+            if (rc < 0) {
                 return;
             }
+            continue;
         }
-        free(defs);
-        free(fams);
+        if (e->unacked_bytes >= UNACKED_BULK_BYTES || e->sent_n >= UNACKED_BULK_BATCHES) {
+            return;
+        }
+        if (send_next(e, KVL_LANE_BULK) <= 0) {
+            return;
+        }
     }
-    pump(u);
+}
+
+static void handle_ack(ep_t *e, int lane, uint64_t seq)
+{
+    kvl_outbox_ack(e->up->outbox, lane, e->reader, seq);
+    if (lane == KVL_LANE_BULK) {
+        while (e->sent_n > 0 && e->sent[e->sent_head].seq <= seq) {
+            e->unacked_bytes -= e->sent[e->sent_head].len;
+            e->sent_head = (e->sent_head + 1) % e->sent_cap;
+            e->sent_n--;
+        }
+    }
+    KVL_LOG_DEBUG("uplink", name_of(e), "acknowledged: lane %d up to %" PRIu64, lane, seq);
+}
+
+static int send_defs(ep_t *e)
+{
+    kvl_batcher_t *b = e->up->batcher;
+    if (b == NULL) {
+        return 0;
+    }
+    /* In slices, so no frame comes near the collector's maximum frame size; the families go
+     * with the first. */
+    size_t n = kvl_batcher_n_defs(b), nf = KVL_BATCHER_MAX_FAMILIES;
+    kvl_series_def_t *defs = malloc(sizeof(*defs) * DEFS_PER_FRAME);
+    kvl_family_t *fams = malloc(sizeof(*fams) * nf);
+    int rc = defs == NULL || fams == NULL ? KVL_ENOMEM : 0;
+    if (rc == 0) {
+        kvl_batcher_families(b, fams, &nf);
+    }
+    for (size_t off = 0; rc == 0 && (off < n || (off == 0 && nf > 0)); off += DEFS_PER_FRAME) {
+        kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
+        m.u.series_defs.defs = defs;
+        m.u.series_defs.n = kvl_batcher_defs(b, off, defs, DEFS_PER_FRAME);
+        m.u.series_defs.families = off == 0 ? fams : NULL;
+        m.u.series_defs.n_families = off == 0 ? nf : 0;
+        rc = send_msg(e, &m);
+    }
+    free(defs);
+    free(fams);
+    return rc;
+}
+
+static void on_ready(ep_t *e, const kvl_welcome_t *w)
+{
+    kvl_uplink_t *u = e->up;
+    uv_timer_stop(&e->hello_timer);
+    kvl_outbox_ack(u->outbox, KVL_LANE_BULK, e->reader, w->last_acked_seq);
+    kvl_outbox_ack(u->outbox, KVL_LANE_EVENTS, e->reader, w->last_acked_event_seq);
+    kvl_outbox_rewind(u->outbox, KVL_LANE_BULK, e->reader);
+    kvl_outbox_rewind(u->outbox, KVL_LANE_EVENTS, e->reader);
+    KVL_LOG_INFO("uplink", name_of(e),
+                 "connected to collector %s (protocol %u); %" PRIu64 " batches to send (%" PRIu64
+                 " events)",
+                 w->collector_id, w->protocol,
+                 kvl_outbox_waiting(u->outbox, KVL_LANE_BULK, e->reader) +
+                     kvl_outbox_waiting(u->outbox, KVL_LANE_EVENTS, e->reader),
+                 kvl_outbox_waiting(u->outbox, KVL_LANE_EVENTS, e->reader));
+    e->logged_down = false;
+    e->backoff_ms = 1000;
+    u->round_fails = 0;
+    e->state = ST_READY;
+    int rc = send_defs(e);
+    if (rc != 0) {
+        drop_conn(e, "cannot send series definitions", rc);
+        return;
+    }
+    pump(e);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -413,61 +626,61 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? suggested : 0;
 }
 
-static int send_hello(kvl_uplink_t *u)
+static int send_hello(ep_t *e)
 {
+    kvl_uplink_t *u = e->up;
     kvl_msg_t m = {.type = KVL_MSG_HELLO};
     m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
                               .agent_id = u->cfg->id,
                               .version = KVL_VERSION,
                               .site = u->cfg->site,
-                              .boot_id = u->next_seq};
-    int rc = send_msg(u, &m);
+                              .boot_id = u->boot_id};
+    int rc = send_msg(e, &m);
     if (rc == 0) {
-        u->state = ST_HELLO;
+        e->state = ST_HELLO;
     }
     return rc;
 }
 
 /* A TLS failure, logged as an error (a certificate problem does not fix itself) the first
  * time in a row, then at debug level like other repeated failures. */
-static void drop_tls(kvl_uplink_t *u, const char *what, const kvl_tls_t *t)
+static void drop_tls(ep_t *e, const char *what, const kvl_tls_t *t)
 {
     char why[900];
     snprintf(why, sizeof(why), "%s: %s", what, kvl_tls_error(t));
-    flush_tls(u); /* the alert that tells the collector why */
-    if (!u->logged_down) {
-        KVL_LOG_ERROR("uplink", u->cfg->collector, "%s; %zu batches wait, retrying", why,
-                      u->n_pending);
-        u->logged_down = true;
+    flush_tls(e); /* the alert that tells the collector why */
+    if (!e->logged_down) {
+        KVL_LOG_ERROR("uplink", name_of(e), "%s; %zu batches wait, retrying", why, waiting(e));
+        e->logged_down = true;
     }
-    drop_conn(u, why, 0);
+    drop_conn(e, why, 0);
 }
 
 /* Decrypts bytes read into c->plain, answers the handshake, and says Hello once it is
  * done. Returns 0, 1 when the collector ended the session (the bytes before its
  * close_notify are in c->plain), or -1 after dropping the connection. */
-static int tls_read(kvl_uplink_t *u, conn_t *c, const void *data, size_t len)
+static int tls_read(ep_t *e, conn_t *c, const void *data, size_t len)
 {
     bool was_established = kvl_tls_established(c->tls);
     int rc = kvl_tls_feed(c->tls, data, len, &c->plain);
     if (rc == KVL_ETLS) {
-        drop_tls(u, was_established ? "TLS session failed" : "TLS handshake failed", c->tls);
+        drop_tls(e, was_established ? "TLS session failed" : "TLS handshake failed", c->tls);
         return -1;
     }
     if (rc == 0 || rc == KVL_ECLOSED) {
-        int frc = flush_tls(u);
+        int frc = flush_tls(e);
         rc = rc == 0 ? frc : rc;
     }
     if (rc != 0 && rc != KVL_ECLOSED) {
-        drop_conn(u, "TLS write failed", rc);
+        drop_conn(e, "TLS write failed", rc);
         return -1;
     }
     if (!was_established && kvl_tls_established(c->tls)) {
-        KVL_LOG_INFO("uplink", u->cfg->collector, "TLS established (%s), collector verified",
+        KVL_LOG_INFO("uplink", name_of(e), "TLS established (%s), collector verified",
                      kvl_tls_describe(c->tls));
-        int hrc = send_hello(u);
+        int hrc = send_hello(e);
         if (hrc != 0) {
-            drop_conn(u, "cannot start the session", hrc);
+            drop_conn(e, "cannot start the session", hrc);
             return -1;
         }
     }
@@ -477,11 +690,11 @@ static int tls_read(kvl_uplink_t *u, conn_t *c, const void *data, size_t len)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
-    kvl_uplink_t *u = c->up;
+    ep_t *e = c->ep;
     if (nread < 0) {
         free(buf->base);
         if (!c->closing) {
-            drop_conn(u, nread == UV_EOF ? "collector closed the connection" : "read failed",
+            drop_conn(e, nread == UV_EOF ? "collector closed the connection" : "read failed",
                       nread == UV_EOF ? 0 : (int)nread);
         }
         return;
@@ -489,7 +702,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     int rc;
     bool tls_ended = false;
     if (c->tls != NULL) {
-        int trc = tls_read(u, c, buf->base, (size_t)nread);
+        int trc = tls_read(e, c, buf->base, (size_t)nread);
         if (trc < 0) {
             free(buf->base);
             return; /* dropped */
@@ -502,198 +715,236 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     free(buf->base);
     if (rc != 0) {
-        drop_conn(u, "out of memory", rc);
+        drop_conn(e, "out of memory", rc);
         return;
     }
     const uint8_t *p;
     size_t len;
+    bool acked = false;
     while (!c->closing && (rc = kvl_frame_next(&c->reader, &p, &len)) == 1) {
         kvl_msg_t m = {0};
         char err[256];
         if (kvl_wire_decode(p, len, &m, err, sizeof(err)) != 0) {
-            KVL_LOG_ERROR("uplink", u->cfg->collector, "bad message from collector: %s", err);
+            KVL_LOG_ERROR("uplink", name_of(e), "bad message from collector: %s", err);
             kvl_msg_clear(&m);
-            drop_conn(u, NULL, 0);
+            drop_conn(e, NULL, 0);
             return;
         }
         switch (m.type) {
         case KVL_MSG_WELCOME:
-            if (u->state == ST_HELLO) {
-                on_ready(u, &m.u.welcome);
+            if (e->state == ST_HELLO) {
+                on_ready(e, &m.u.welcome);
             }
             break;
         case KVL_MSG_REFUSAL:
-            KVL_LOG_ERROR("uplink", u->cfg->collector, "collector refused this agent: %s",
-                          m.u.refusal);
-            u->logged_down = true;
+            KVL_LOG_ERROR("uplink", name_of(e), "collector refused this agent: %s", m.u.refusal);
+            e->logged_down = true;
             kvl_msg_clear(&m);
-            drop_conn(u, NULL, 0);
+            drop_conn(e, NULL, 0);
             return;
         case KVL_MSG_ACK:
-            handle_ack(u, m.u.ack.seq);
+            if (m.u.ack.lane < KVL_LANES && e->state == ST_READY) {
+                handle_ack(e, (int)m.u.ack.lane, m.u.ack.seq);
+                acked = true;
+            }
             break;
         default:
-            KVL_LOG_WARN("uplink", u->cfg->collector, "unexpected message type %d ignored",
-                         (int)m.type);
+            KVL_LOG_WARN("uplink", name_of(e), "unexpected message type %d ignored", (int)m.type);
             break;
         }
         kvl_msg_clear(&m);
     }
     if (rc < 0 && !c->closing) {
-        drop_conn(u, "bad frame from collector", rc);
+        drop_conn(e, "bad frame from collector", rc);
         return;
     }
     if (tls_ended && !c->closing) {
-        drop_conn(u, "collector ended the TLS session", 0);
+        drop_conn(e, "collector ended the TLS session", 0);
+        return;
+    }
+    if (acked) {
+        pump(e);
     }
 }
 
 static void on_hello_timeout(uv_timer_t *t)
 {
-    kvl_uplink_t *u = t->data;
-    drop_conn(u,
-              u->state == ST_TLS ? "TLS handshake with the collector did not finish"
-                                 : "collector did not answer the hello",
+    ep_t *e = t->data;
+    drop_conn(e,
+              e->state == ST_CONNECTING ? "connecting to the collector did not finish"
+              : e->state == ST_TLS      ? "TLS handshake with the collector did not finish"
+                                        : "collector did not answer the hello",
               UV_ETIMEDOUT);
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
     conn_t *c = req->data;
-    kvl_uplink_t *u = c->up;
+    ep_t *e = c->ep;
+    kvl_uplink_t *u = e->up;
     if (c->closing) {
         return;
     }
     if (status != 0) {
-        drop_conn(u, "cannot connect to collector", status);
+        drop_conn(e, "cannot connect to collector", status);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 60);
+#ifdef TCP_USER_TIMEOUT
+    /* A cut link shows as data TCP cannot deliver: give up after this long instead of
+     * retransmitting for a quarter of an hour, and reconnect (the outbox keeps the data). */
+    uv_os_fd_t fd;
+    unsigned int ut = TCP_USER_TIMEOUT_MS;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+    }
+#endif
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc == 0 && u->tls_ctx != NULL) {
         /* Hello follows once the handshake is done (tls_read). */
-        const char *name =
-            u->cfg->tls.server_name ? u->cfg->tls.server_name : u->cfg->collector_host;
+        const char *name = u->cfg->tls.server_name ? u->cfg->tls.server_name : e->cfg->host;
         c->tls = kvl_tls_new(u->tls_ctx, name);
         rc = c->tls == NULL ? KVL_ENOMEM : kvl_tls_handshake(c->tls);
         if (rc == KVL_ETLS) {
-            drop_tls(u, "TLS handshake failed", c->tls);
+            drop_tls(e, "TLS handshake failed", c->tls);
             return;
         }
         if (rc == 0) {
-            rc = flush_tls(u);
+            rc = flush_tls(e);
         }
-        u->state = ST_TLS;
+        e->state = ST_TLS;
     } else if (rc == 0) {
-        rc = send_hello(u);
+        rc = send_hello(e);
     }
     if (rc != 0) {
-        drop_conn(u, "cannot start the session", rc);
+        drop_conn(e, "cannot start the session", rc);
         return;
     }
-    uv_timer_start(&u->hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
+    uv_timer_start(&e->hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
 }
+
+static void maybe_free(kvl_uplink_t *u);
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-    kvl_uplink_t *u = req->data;
-    u->resolver_busy = false;
+    ep_t *e = req->data;
+    kvl_uplink_t *u = e->up;
+    e->resolver_busy = false;
     if (u->freeing) {
         uv_freeaddrinfo(res);
-        if (u->timers_closed) {
-            kvl_tls_ctx_free(u->tls_ctx);
-            free(u);
-        }
+        maybe_free(u);
         return;
     }
     if (status != 0 || res == NULL) {
-        if (!u->logged_down) {
-            KVL_LOG_WARN("uplink", u->cfg->collector, "cannot resolve %s: %s",
-                         u->cfg->collector_host, uv_strerror(status));
-            u->logged_down = true;
+        if (!e->logged_down) {
+            KVL_LOG_WARN("uplink", name_of(e), "cannot resolve %s: %s", e->cfg->host,
+                         uv_strerror(status));
+            e->logged_down = true;
         }
         uv_freeaddrinfo(res);
-        u->state = ST_IDLE;
-        schedule_retry(u);
+        e->state = ST_IDLE;
+        if (!u->dual && u->n_eps > 1) {
+            fail_over(e);
+        } else {
+            schedule_retry(e);
+        }
         return;
     }
     conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         uv_freeaddrinfo(res);
-        u->state = ST_IDLE;
-        schedule_retry(u);
+        e->state = ST_IDLE;
+        schedule_retry(e);
         return;
     }
-    c->up = u;
+    c->ep = e;
     kvl_frame_reader_init(&c->reader, KVL_FRAME_MAX_DEFAULT);
     uv_tcp_init(u->loop, &c->tcp);
     c->tcp.data = c;
     c->connect.data = c;
-    u->conn = c;
-    u->state = ST_CONNECTING;
+    e->conn = c;
+    e->state = ST_CONNECTING;
     int rc = uv_tcp_connect(&c->connect, &c->tcp, res->ai_addr, on_connect);
     uv_freeaddrinfo(res);
     if (rc != 0) {
-        drop_conn(u, "cannot connect to collector", rc);
+        drop_conn(e, "cannot connect to collector", rc);
     }
 }
 
-static void connect_now(kvl_uplink_t *u)
+static void connect_now(ep_t *e)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    char port[8];
-    snprintf(port, sizeof(port), "%u", u->cfg->collector_port);
-    u->resolver.data = u;
-    u->state = ST_RESOLVING;
-    int rc =
-        uv_getaddrinfo(u->loop, &u->resolver, on_resolved, u->cfg->collector_host, port, &hints);
-    if (rc != 0) {
-        KVL_LOG_WARN("uplink", u->cfg->collector, "cannot resolve %s: %s", u->cfg->collector_host,
-                     uv_strerror(rc));
-        u->state = ST_IDLE;
-        schedule_retry(u);
+    kvl_uplink_t *u = e->up;
+    if (e->state != ST_IDLE || e->resolver_busy || u->freeing) {
         return;
     }
-    u->resolver_busy = true;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[8];
+    snprintf(port, sizeof(port), "%u", e->cfg->port);
+    e->resolver.data = e;
+    e->state = ST_RESOLVING;
+    int rc = uv_getaddrinfo(u->loop, &e->resolver, on_resolved, e->cfg->host, port, &hints);
+    if (rc != 0) {
+        KVL_LOG_WARN("uplink", name_of(e), "cannot resolve %s: %s", e->cfg->host, uv_strerror(rc));
+        e->state = ST_IDLE;
+        schedule_retry(e);
+        return;
+    }
+    e->resolver_busy = true;
 }
 
 static void on_retry(uv_timer_t *t)
 {
-    connect_now(t->data);
+    ep_t *e = t->data;
+    if (active(e)) {
+        connect_now(e);
+    }
 }
 
-static void schedule_retry(kvl_uplink_t *u)
+static void schedule_retry(ep_t *e)
 {
-    uv_timer_start(&u->retry, on_retry, (uint64_t)u->backoff_ms, 0);
-    u->backoff_ms *= 2;
-    if (u->backoff_ms > u->cfg->reconnect_max_ms) {
-        u->backoff_ms = u->cfg->reconnect_max_ms;
+    uv_timer_start(&e->retry, on_retry, (uint64_t)e->backoff_ms, 0);
+    e->backoff_ms *= 2;
+    if (e->backoff_ms > e->up->cfg->reconnect_max_ms) {
+        e->backoff_ms = e->up->cfg->reconnect_max_ms;
     }
 }
 
 void kvl_uplink_start(kvl_uplink_t *u)
 {
-    connect_now(u);
+    for (size_t i = 0; i < u->n_eps; i++) {
+        if (active(&u->eps[i])) {
+            connect_now(&u->eps[i]);
+        }
+    }
 }
 
 /* ----------------------------------------------------------------- teardown ------------ */
 
-static void on_timer_closed(uv_handle_t *h)
+static void maybe_free(kvl_uplink_t *u)
 {
-    kvl_uplink_t *u = h->data;
-    if (h == (uv_handle_t *)&u->hello_timer) {
-        while (u->head != NULL) {
-            entry_t *e = u->head;
-            u->head = e->next;
-            entry_free(e);
-        }
-        u->timers_closed = true;
-        if (!u->resolver_busy) {
-            kvl_tls_ctx_free(u->tls_ctx);
-            free(u);
+    if (u->open_handles > 0) {
+        return;
+    }
+    for (size_t i = 0; i < u->n_eps; i++) {
+        if (u->eps[i].resolver_busy) {
+            return;
         }
     }
+    for (size_t i = 0; i < u->n_eps; i++) {
+        free(u->eps[i].sent);
+        kvl_buf_free(&u->eps[i].rbuf);
+    }
+    kvl_outbox_free(u->outbox);
+    kvl_tls_ctx_free(u->tls_ctx);
+    free(u);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    kvl_uplink_t *u = h->data;
+    u->open_handles--;
+    maybe_free(u);
 }
 
 void kvl_uplink_free(kvl_uplink_t *u)
@@ -702,14 +953,17 @@ void kvl_uplink_free(kvl_uplink_t *u)
         return;
     }
     u->freeing = true;
-    if (u->n_pending > 0) {
-        KVL_LOG_WARN("uplink", u->cfg->collector,
-                     "stopping with %zu batches not acknowledged by the collector", u->n_pending);
+    log_stats(u, "stopping");
+    for (size_t i = 0; i < u->n_eps; i++) {
+        ep_t *e = &u->eps[i];
+        drop_conn(e, NULL, 0);
+        if (e->resolver_busy) {
+            uv_cancel((uv_req_t *)&e->resolver);
+        }
+        e->retry.data = u;
+        e->hello_timer.data = u;
+        uv_close((uv_handle_t *)&e->retry, on_handle_closed);
+        uv_close((uv_handle_t *)&e->hello_timer, on_handle_closed);
     }
-    drop_conn(u, NULL, 0);
-    if (u->resolver_busy) {
-        uv_cancel((uv_req_t *)&u->resolver);
-    }
-    uv_close((uv_handle_t *)&u->retry, NULL);
-    uv_close((uv_handle_t *)&u->hello_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&u->stats_timer, on_handle_closed);
 }

@@ -390,6 +390,8 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         KVL_LOG_INFO("ingest", who(c), "created %zu archive files", r->created);
     }
     log_events(c, &p->msg.u.batch);
+    KVL_LOG_DEBUG("ingest", who(c), "batch %" PRIu64 " lane %u written (%zu values)", p->seq,
+                  p->lane, r->values);
     c->in->stats.batches_written++;
     c->in->stats.samples_written += r->values;
     c->in->stats.updates_stale += r->stale;
@@ -599,6 +601,17 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     send_msg(c, &m);
 }
 
+/* True when a batch of the lane waits in the connection's store queue. */
+static bool lane_queued(const conn_t *c, uint32_t lane)
+{
+    for (const pending_t *p = c->q_head; p != NULL; p = p->next) {
+        if (p->lane == lane) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Returns 0 to go on reading, or a negative code after closing. `m` may be taken over. */
 static int handle_msg(conn_t *c, kvl_msg_t *m)
 {
@@ -640,6 +653,20 @@ static int handle_msg(conn_t *c, kvl_msg_t *m)
             c->in->stats.batches_duplicate++;
             return 0;
         }
+        /* ---- events lane (begin) ---- An events-only batch has nothing to write: it is
+         * logged and acknowledged at once, in its lane's order, instead of waiting behind
+         * this connection's queued store jobs of bulk batches. */
+        if (b->lane == KVL_LANE_EVENTS && b->n_groups == 0 && !lane_queued(c, b->lane)) {
+            log_events(c, b);
+            c->agent->acked_seq[b->lane] = b->seq;
+            kvl_msg_t ack = {.type = KVL_MSG_ACK};
+            ack.u.ack.seq = b->seq;
+            ack.u.ack.lane = b->lane;
+            send_msg(c, &ack);
+            c->in->stats.batches_written++;
+            return 0;
+        }
+        /* ---- events lane (end) ---- */
         pending_t *p = calloc(1, sizeof(*p));
         kvl_store_job_t *job = kvl_store_job_new();
         char err[200] = "";

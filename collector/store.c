@@ -38,9 +38,9 @@ static const kvl_rrd_ds_t device_ds[] = {
 };
 
 static const kvl_rrd_ds_t agent_ds[] = {
-    {"snmp_requests", 1}, {"snmp_timeouts", 1}, {"snmp_varbinds", 1},
-    {"snmp_errors", 1},   {"devices", 0},       {"devices_down", 0},
-    {"inflight", 0},      {"cycle_ms", 0},      {"lag_ms", 0},
+    {"snmp_requests", 1}, {"snmp_timeouts", 1}, {"snmp_varbinds", 1}, {"snmp_errors", 1},
+    {"devices", 0},       {"devices_down", 0},  {"inflight", 0},      {"cycle_ms", 0},
+    {"lag_ms", 0},        {"spool_bytes", 0},   {"spool_waiting", 0}, {"spool_dropped", 0},
 };
 
 struct kvl_store {
@@ -414,14 +414,17 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
     if (rc == KVL_RRD_STALE) {
         res->stale++;
         KVL_LOG_DEBUG("store", path, "update refused: %s", err);
-    } else if (rc != KVL_RRD_OK && row->scope == KVL_SCOPE_GROUP && strstr(err, "unknown DS")) {
-        /* The group's metrics changed since the file was made: the batch must still go
-         * through, so these values are skipped, and the file named. */
+    } else if (rc != KVL_RRD_OK &&
+               (row->scope == KVL_SCOPE_GROUP || row->scope == KVL_SCOPE_AGENT) &&
+               strstr(err, "unknown DS")) {
+        /* The group's metrics (or the agent's statistics) changed since the file was made:
+         * the batch must still go through, so these values are skipped, and the file named. */
         res->skipped += used;
         KVL_LOG_WARN("store", path,
-                     "archive lacks a metric of group %s (%s); move the file aside to start "
-                     "one with the group's current metrics",
-                     row->family->name, err);
+                     "archive lacks a metric of %s %s (%s); move the file aside to start "
+                     "one with the current metrics",
+                     row->family != NULL ? "group" : "the",
+                     row->family != NULL ? row->family->name : "agent statistics", err);
     } else if (rc != KVL_RRD_OK) {
         res->errors++;
         if (res->errors == 1) {

@@ -287,12 +287,16 @@ say "collector (pid $COL) on 127.0.0.1:$COL_PORT, archives in $DATA, log $RUN/lo
 
 for k in 0 1; do
     cfg=$RUN/etc/${AGENT_IDS[$k]}.yaml
+    mkdir -p "$RUN/spool/${AGENT_IDS[$k]}"
     cat >"$cfg" <<EOF
 # kaaval demo agent ${AGENT_IDS[$k]} at site ${SITES[$k]}: polls its share of the simulated devices.
 id: ${AGENT_IDS[$k]}
 site: ${SITES[$k]}
 collector: 127.0.0.1:$COL_PORT
 log_level: info
+spool:                        # batches wait here until the collector acknowledges them
+  dir: $RUN/spool/${AGENT_IDS[$k]}
+  max_size: 64MiB
 tls:
   ca: $TLS/ca.crt
   cert: $TLS/${AGENT_IDS[$k]}.crt

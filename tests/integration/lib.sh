@@ -346,16 +346,22 @@ EOF
 
 # kvl_agent_config FILE ID SITE COLLECTOR_PORT INTERVAL [LOG_LEVEL]: the top of an agent
 # configuration; add devices with kvl_agent_device. Plain TCP (insecure: true) unless
-# KVL_AGENT_TLS holds the line to use instead.
+# KVL_AGENT_TLS holds the line to use instead. The agent spools to FILE's name with .spool
+# instead of .yaml (made here; an agent started again with the same file finds its spool),
+# unless KVL_AGENT_SPOOL holds other lines (e.g. "" for no spool: batches wait in memory).
+# KVL_AGENT_COLLECTORS, when set, replaces the collector line (e.g. "collectors: [...]").
 kvl_agent_config() {
+    local spool=${1%.yaml}.spool
+    mkdir -p "$spool"
     cat >"$1" <<EOF
 id: $2
 site: $3
-collector: 127.0.0.1:$4
+${KVL_AGENT_COLLECTORS:-collector: 127.0.0.1:$4}
 log_level: ${6:-info}
 flush_interval: 200ms
 reconnect_max: 2s
 ${KVL_AGENT_TLS:-insecure: true}
+${KVL_AGENT_SPOOL-spool: {dir: $spool, sync_interval: 1s\}}
 defaults:
   version: 2c
   interval: $5

@@ -373,11 +373,42 @@ static void test_load_file(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+static void test_collectors(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_agent_cfg_t *c = parse_ok(HEAD);
+    assert_int_equal(c->n_collectors, 1);
+    assert_string_equal(c->collectors[0].addr, "127.0.0.1:5140");
+    assert_int_equal(c->collectors[0].port, 5140);
+    assert_int_equal(c->collector_mode, KVL_COLLECTORS_FAILOVER);
+    kvl_agent_cfg_free(c);
+
+    c = parse_ok("id: a1\nsite: s\ncollectors: [noc-col-1:5140, '10.0.0.2:5141']\nmode: dual\n");
+    assert_int_equal(c->n_collectors, 2);
+    assert_string_equal(c->collectors[1].host, "10.0.0.2");
+    assert_int_equal(c->collectors[1].port, 5141);
+    assert_string_equal(c->collector, "noc-col-1:5140"); /* the first, for log lines */
+    assert_string_equal(c->collector_host, "noc-col-1");
+    assert_int_equal(c->collector_mode, KVL_COLLECTORS_DUAL);
+    kvl_agent_cfg_free(c);
+
+    expect_error("id: a1\nsite: s\ncollector: a:1\ncollectors: [b:2]\n",
+                 "a.yaml:4:13: ", "give either `collector` or `collectors`, not both");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, b]\n",
+                 "a.yaml:3:19: ", "expected the collector as host:port");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, a:1]\n",
+                 "a.yaml:3:19: ", "collector a:1 is listed twice");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1]\nmode: dual\n",
+                 "a.yaml:4:7: ", "mode dual needs at least two collectors");
+    expect_error("id: a1\nsite: s\ncollectors: [a:1, b:2]\nmode: both\n",
+                 "a.yaml:4:7: ", "expected failover or dual");
+}
+
 static void test_spool_section(void **state)
 {
     KVL_UNUSED(state);
     kvl_agent_cfg_t *c = parse_ok(HEAD);
-    assert_string_equal(c->spool.dir, "/var/lib/kaaval/spool");
+    assert_null(c->spool.dir); /* no section: batches wait in memory */
     assert_int_equal(c->spool.max_bytes, 2ll << 30);
     assert_int_equal(c->spool.sync_interval_ms, 1000);
     kvl_agent_cfg_free(c);
@@ -415,7 +446,7 @@ int main(void)
         cmocka_unit_test(test_missing),          cmocka_unit_test(test_bad_collector),
         cmocka_unit_test(test_timing),           cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_syntax_and_empty), cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_spool_section),
+        cmocka_unit_test(test_collectors),       cmocka_unit_test(test_spool_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -231,12 +231,15 @@ static void test_duplicate_not_written_twice(void **state)
     kvl_group_t g = {
         .time_ms = t0 * 1000, .ids = &id, .n_ids = 1, .values = (uint64_t[]){1}, .n_values = 1};
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
-    m.u.batch = (kvl_batch_t){
-        .seq = kvl_uplink_next_seq(w.up), .defs = defs, .n_defs = nd, .groups = &g, .n_groups = 1};
+    m.u.batch = (kvl_batch_t){.seq = kvl_uplink_next_seq(w.up, KVL_LANE_BULK),
+                              .defs = defs,
+                              .n_defs = nd,
+                              .groups = &g,
+                              .n_groups = 1};
     kvl_buf_t f1 = {0}, f2 = {0};
     assert_int_equal(kvl_wire_encode(&m, &f1), 0);
     assert_int_equal(kvl_wire_encode(&m, &f2), 0);
-    kvl_uplink_push(w.up, m.u.batch.seq, &f1);
+    kvl_uplink_push(w.up, KVL_LANE_BULK, m.u.batch.seq, &f1);
     assert_true(run_until(&w, all_acked, 10000));
 
     /* The agent "restarts": a new uplink, same id, replays the same sequence number. */
@@ -246,7 +249,7 @@ static void test_duplicate_not_written_twice(void **state)
     w.batcher = kvl_batcher_new(&w.loop, w.up, 100);
     kvl_uplink_set_batcher(w.up, w.batcher);
     kvl_uplink_start(w.up);
-    kvl_uplink_push(w.up, m.u.batch.seq, &f2);
+    kvl_uplink_push(w.up, KVL_LANE_BULK, m.u.batch.seq, &f2);
     assert_true(run_until(&w, all_acked, 10000));
 
     kvl_ingest_stats_t s;

@@ -1,0 +1,259 @@
+/*
+ * test_outbox.c — the agent's outbox (agent/outbox.c): lanes in memory and on disk, readers
+ * per collector, acknowledgements, rewinding, the bound, sequence numbers across restarts;
+ * and the batcher's series registry kept on disk (kvl_batcher_persist), so ids survive a
+ * restart.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent_config.h"
+#include "batcher.h"
+#include "kvl.h"
+#include "log.h"
+#include "outbox.h"
+#include "uplink.h"
+
+static kvl_agent_cfg_t *cfg_with(const char *extra)
+{
+    char text[1024], err[512];
+    snprintf(text, sizeof(text), "id: a1\nsite: s\ncollector: 127.0.0.1:5140\ninsecure: true\n%s",
+             extra);
+    kvl_agent_cfg_t *c = kvl_agent_cfg_parse("a.yaml", text, err, sizeof(err));
+    if (c == NULL) {
+        fprintf(stderr, "%s\n", err);
+    }
+    assert_non_null(c);
+    return c;
+}
+
+static void close_outbox(uv_loop_t *loop, kvl_outbox_t *o)
+{
+    kvl_outbox_free(o);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static uint64_t read_one(kvl_outbox_t *o, int lane, int reader, kvl_buf_t *b)
+{
+    uint64_t seq = 0;
+    assert_int_equal(kvl_outbox_read(o, lane, reader, &seq, b), 1);
+    return seq;
+}
+
+static void append_str(kvl_outbox_t *o, int lane, uint64_t seq)
+{
+    char s[32];
+    int n = snprintf(s, sizeof(s), "frame %llu", (unsigned long long)seq);
+    assert_int_equal(kvl_outbox_append(o, lane, seq, s, (size_t)n), 0);
+}
+
+/* Two readers in memory: each reads, acknowledges and rewinds on its own. */
+static void test_memory_readers(void **state)
+{
+    KVL_UNUSED(state);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with("");
+    const char *readers[] = {"a", "b"};
+    kvl_outbox_t *o = NULL;
+    char err[256];
+    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    assert_false(kvl_outbox_on_disk(o));
+    for (uint64_t s = 10; s <= 12; s++) {
+        append_str(o, KVL_LANE_BULK, s);
+    }
+    kvl_buf_t b = {0};
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 10);
+    assert_memory_equal(b.data, "frame 10", 8);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 11);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 12);
+    uint64_t seq;
+    assert_int_equal(kvl_outbox_read(o, KVL_LANE_BULK, 0, &seq, &b), 0);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 0, 11);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 1);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 1), 3);
+    kvl_outbox_rewind(o, KVL_LANE_BULK, 0);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 12);
+    /* A new record is read after the reader caught up. */
+    append_str(o, KVL_LANE_BULK, 13);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 13);
+    /* Reader b was never read: it starts at the oldest. */
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 1, &b), 10);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 1, 13);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 0, 13);
+    kvl_outbox_stats_t st;
+    kvl_outbox_stats(o, &st);
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(st.bytes, 0);
+    /* The events lane is its own. */
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0), 0);
+    append_str(o, KVL_LANE_EVENTS, 5);
+    assert_int_equal(read_one(o, KVL_LANE_EVENTS, 0, &b), 5);
+    kvl_buf_free(&b);
+    close_outbox(&loop, o);
+    kvl_agent_cfg_free(c);
+    uv_loop_close(&loop);
+}
+
+/* In memory the bound is max_queue batches per lane: the oldest go, counted per reader. */
+static void test_memory_bound(void **state)
+{
+    KVL_UNUSED(state);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with("max_queue: 2\n");
+    const char *readers[] = {"a", "b"};
+    kvl_outbox_t *o = NULL;
+    char err[256];
+    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    append_str(o, KVL_LANE_BULK, 1);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 1, 1); /* b has it, a has not */
+    for (uint64_t s = 2; s <= 4; s++) {
+        append_str(o, KVL_LANE_BULK, s);
+    }
+    assert_int_equal(kvl_outbox_dropped(o, KVL_LANE_BULK, 0), 2); /* 1 and 2 */
+    assert_int_equal(kvl_outbox_dropped(o, KVL_LANE_BULK, 1), 1); /* 2 */
+    kvl_buf_t b = {0};
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), 3);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 1, &b), 3);
+    kvl_outbox_stats_t st;
+    kvl_outbox_stats(o, &st);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.waiting, 2);
+    kvl_buf_free(&b);
+    close_outbox(&loop, o);
+    kvl_agent_cfg_free(c);
+    uv_loop_close(&loop);
+}
+
+/* On disk: records and positions survive a restart; sequence numbers continue above the
+ * spool's last one even when the clock says less. */
+static void test_disk_restart(void **state)
+{
+    KVL_UNUSED(state);
+    char dir[] = "/tmp/kvl-outbox-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char extra[256];
+    snprintf(extra, sizeof(extra), "spool: {dir: %s, sync_interval: 0}\n", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with(extra);
+    const char *readers[] = {"failover"};
+    kvl_outbox_t *o = NULL;
+    char err[256];
+    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_true(kvl_outbox_on_disk(o));
+    uint64_t far = UINT64_C(1) << 62; /* far above the clock */
+    for (uint64_t s = far; s < far + 5; s++) {
+        append_str(o, KVL_LANE_BULK, s);
+    }
+    append_str(o, KVL_LANE_EVENTS, 7);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 0, far + 1);
+    close_outbox(&loop, o);
+
+    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 3);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0), 1);
+    assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_BULK), far + 5);
+    kvl_buf_t b = {0};
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), far + 2);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), far + 3);
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), far + 4);
+    assert_int_equal(read_one(o, KVL_LANE_EVENTS, 0, &b), 7);
+    kvl_outbox_ack(o, KVL_LANE_BULK, 0, far + 4);
+    kvl_outbox_stats_t st;
+    kvl_outbox_stats(o, &st);
+    assert_int_equal(st.waiting, 1); /* the event */
+    assert_int_equal(st.events_waiting, 1);
+    kvl_buf_free(&b);
+    close_outbox(&loop, o);
+    kvl_agent_cfg_free(c);
+    uv_loop_close(&loop);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The registry on disk: a second batcher loading it gives every series its old id, new
+ * series ids above them, and families are matched by content. */
+static const char *const fam_metrics[] = {"in", "out"};
+static const kvl_kind_t fam_kinds[] = {KVL_KIND_COUNTER, KVL_KIND_COUNTER};
+
+static void test_registry_persist(void **state)
+{
+    KVL_UNUSED(state);
+    char dir[] = "/tmp/kvl-registry-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof(path), "%s/series.defs", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with("");
+    kvl_uplink_t *up = kvl_uplink_new(&loop, c);
+    assert_non_null(up);
+    kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
+
+    kvl_batcher_t *b = kvl_batcher_new(&loop, up, 1000);
+    assert_int_equal(kvl_batcher_persist(b, path), 0);
+    kvl_series_key_t k1 = {.device = "d1",
+                           .scope = KVL_SCOPE_DEVICE,
+                           .instance = "",
+                           .metric = "reachable",
+                           .kind = KVL_KIND_GAUGE,
+                           .interval_s = 60};
+    kvl_instance_key_t i1 = {.device = "d1",
+                             .scope = KVL_SCOPE_INTERFACE,
+                             .instance = "eth0",
+                             .family = &fam,
+                             .interval_s = 60};
+    uint32_t id1 = kvl_batcher_series(b, &k1);
+    uint32_t id2 = kvl_batcher_instance(b, &i1);
+    assert_true(id1 > 0 && id2 > id1);
+    kvl_batcher_group_begin(b, 1000);
+    kvl_batcher_add(b, id1, 1);
+    kvl_batcher_group_end(b);
+    kvl_batcher_flush(b); /* writes the registry */
+    kvl_batcher_free(b);
+    uv_run(&loop, UV_RUN_NOWAIT);
+
+    /* A new run: a different family pointer with the same content. */
+    kvl_family_t fam2 = fam;
+    b = kvl_batcher_new(&loop, up, 1000);
+    assert_int_equal(kvl_batcher_persist(b, path), 0);
+    assert_int_equal(kvl_batcher_n_defs(b), 2);
+    kvl_instance_key_t i2 = i1;
+    i2.family = &fam2;
+    assert_int_equal(kvl_batcher_instance(b, &i2), id2);
+    assert_int_equal(kvl_batcher_series(b, &k1), id1);
+    kvl_series_key_t k3 = k1;
+    k3.device = "d2";
+    uint32_t id3 = kvl_batcher_series(b, &k3);
+    assert_true(id3 > id2 + 1); /* above the family's two ids */
+    kvl_batcher_free(b);
+    kvl_uplink_free(up);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    kvl_agent_cfg_free(c);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    kvl_log_level = KVL_LOG_LEVEL_ERROR;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_readers),
+        cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_disk_restart),
+        cmocka_unit_test(test_registry_persist),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
