@@ -693,6 +693,15 @@ static int parse_dev_mgroups(kvl_cfg_node_t n, void *target);
          NULL,                                                                                     \
          0,                                                                                        \
          "GETBULK max-repetitions upper bound (25)"},                                              \
+        {"max_varbinds",                                                                           \
+         KVL_CFG_INT,                                                                              \
+         DEV(max_varbinds),                                                                        \
+         1,                                                                                        \
+         KVL_MAX_VARBINDS,                                                                         \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "varbinds per GET between discoveries (120)"},                                            \
         {"rediscover",                                                                             \
          KVL_CFG_DURATION,                                                                         \
          DEV(rediscover_ms),                                                                       \
@@ -825,6 +834,7 @@ static void device_init(kvl_device_cfg_t *d)
     d->timeout_ms = 2000;
     d->retries = 1;
     d->max_repetitions = 25;
+    d->max_varbinds = 120;
     d->rediscover_ms = 3600000;
 }
 

@@ -79,6 +79,9 @@
  *       timeout: 2s               # per try
  *       retries: 1                # resends after a timeout
  *       max_repetitions: 25       # GETBULK size upper bound (adapted per device below it)
+ *       max_varbinds: 120         # varbinds per GET between discoveries (1..500): fewer
+ *                                 #   requests, less CPU; a device whose answer would be
+ *                                 #   too big says tooBig and is asked in halves from then
  *       rediscover: 1h            # full interface re-discovery period; 0: at every poll
  *       interfaces:               # which interfaces are reported (all by default)
  *         include: ["ge-*", "xe-*"]     # fnmatch(3) globs on the interface name (ifName,
@@ -297,6 +300,8 @@ typedef struct kvl_metric_group {
     bool *family_reals;
 } kvl_metric_group_t;
 
+#define KVL_MAX_VARBINDS 500
+
 typedef struct kvl_device_cfg {
     char *name;
     char *address;
@@ -308,6 +313,7 @@ typedef struct kvl_device_cfg {
     int64_t timeout_ms;
     int64_t retries;
     int64_t max_repetitions;
+    int64_t max_varbinds;  /* per GET between discoveries (walks stay at 60 per response) */
     int64_t rediscover_ms; /* 0: walk everything at every poll */
     kvl_if_filter_t ifs;
     const kvl_metric_group_t **mgroups; /* into kvl_agent_cfg_t.metric_groups */
@@ -350,7 +356,7 @@ typedef struct kvl_agent_cfg {
     int64_t reconnect_max_ms;
     int64_t max_inflight;
     kvl_spool_cfg_t spool; /* spool.dir NULL: no `spool:` section, batches wait in memory */
-    kvl_tls_cfg_t tls; /* `tls:` or `insecure: true` (see tls_config.h) */
+    kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
     kvl_credentials_t *credentials;
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */

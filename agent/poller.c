@@ -65,7 +65,7 @@
 #include "timeutil.h"
 
 #define MOD "snmp"
-#define MAX_VBS_PER_RESPONSE 60 /* snmpsim answers at most 64; keep a margin */
+#define MAX_VBS_PER_RESPONSE 60 /* walks: snmpsim answers at most 64; keep a margin */
 #define MAX_REQUESTS_PER_WALK 20000
 #define DEFAULT_MAX_REPS 25
 #define DEFAULT_MAX_INFLIGHT 500
@@ -262,11 +262,12 @@ typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET, ST_GROUPS } dev_state
 /* The OID arrays a poll works with: ~25 KB, so held only while the device is being polled
  * (with polls spread over the interval, few devices are at any moment). */
 typedef struct poll_work {
-    kvl_snmp_oid_t req_oids[MAX_VBS_PER_RESPONSE]; /* the request being sent or waiting */
-    kvl_snmp_oid_t base[N_COLS];                   /* walk: each column's OID */
-    kvl_snmp_oid_t cur[N_COLS];                    /* walk: each column's cursor */
-    get_slot_t get_map[MAX_VBS_PER_RESPONSE];      /* GET poll: what each varbind is */
-    kvl_snmp_oid_t sys_oids[N_SYS];                /* the system GET */
+    kvl_snmp_oid_t base[N_COLS];    /* walk: each column's OID */
+    kvl_snmp_oid_t cur[N_COLS];     /* walk: each column's cursor */
+    kvl_snmp_oid_t sys_oids[N_SYS]; /* the system GET */
+    get_slot_t *get_map;            /* GET poll: what each varbind is (room: n_req) */
+    size_t n_req;                   /* room in req_oids and get_map */
+    kvl_snmp_oid_t req_oids[];      /* the request being sent or waiting */
 } poll_work_t;
 
 typedef struct device {
@@ -1534,10 +1535,14 @@ static void get_done(device_t *d)
     interfaces_done(d);
 }
 
-/* Varbinds per GET: 60 at the configured size, less while the adaptive size is lower. */
+/* Varbinds per GET: max_varbinds at the configured size, less while the adaptive size is
+ * lower. */
 static size_t get_limit(const device_t *d)
 {
-    size_t limit = (size_t)MAX_VBS_PER_RESPONSE * d->reps_cap / (d->reps_max ? d->reps_max : 1);
+    size_t limit = (size_t)d->cfg->max_varbinds * d->reps_cap / (d->reps_max ? d->reps_max : 1);
+    if (limit > d->w->n_req) {
+        limit = d->w->n_req;
+    }
     return limit > 0 ? limit : 1;
 }
 
@@ -1834,9 +1839,18 @@ static void start_probe(device_t *d)
 
 static void start_poll(device_t *d)
 {
-    if (d->w == NULL && (d->w = malloc(sizeof(*d->w))) == NULL) {
-        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory: poll skipped");
-        return;
+    if (d->w == NULL) {
+        /* Room for the larger of a walk's request and the configured GET size. */
+        size_t n = (size_t)d->cfg->max_varbinds > MAX_VBS_PER_RESPONSE
+                       ? (size_t)d->cfg->max_varbinds
+                       : MAX_VBS_PER_RESPONSE;
+        d->w = malloc(sizeof(*d->w) + n * (sizeof(kvl_snmp_oid_t) + sizeof(get_slot_t)));
+        if (d->w == NULL) {
+            KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory: poll skipped");
+            return;
+        }
+        d->w->n_req = n;
+        d->w->get_map = (get_slot_t *)(void *)&d->w->req_oids[n];
     }
     d->poll_start_ms = kvl_now_ms();
     d->start_ns = 0;

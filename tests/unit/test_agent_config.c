@@ -87,6 +87,7 @@ static void assert_device_defaults(const kvl_device_cfg_t *d)
     assert_int_equal(d->timeout_ms, 2000);
     assert_int_equal(d->retries, 1);
     assert_int_equal(d->max_repetitions, 25);
+    assert_int_equal(d->max_varbinds, 120);
 }
 
 static const char example[] = "# kaaval-agent example configuration.\n"
@@ -324,6 +325,8 @@ static void test_bad_values(void **state)
                  "a.yaml:7:14: ", "from 0 to 10");
     expect_error(HEAD "devices:\n  - name: r1\n    address: a\n    max_repetitions: 0\n",
                  "a.yaml:7:22: ", "from 1 to 200");
+    expect_error(HEAD "devices:\n  - name: r1\n    address: a\n    max_varbinds: 501\n",
+                 "a.yaml:7:19: ", "from 1 to 500");
     expect_error(HEAD "devices:\n  name: r1\n", "a.yaml:5:3: ", "expected a list of devices");
     expect_error(HEAD "devices:\n  - r1\n", "a.yaml:5:5: ", "expected a mapping of settings");
     expect_error(HEAD "defaults:\n  name: r1\n", "a.yaml:5:3: ", "unknown setting 'name'");

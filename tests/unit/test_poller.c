@@ -800,6 +800,7 @@ static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
     d->timeout_ms = 50;
     d->retries = 1;
     d->max_repetitions = 25;
+    d->max_varbinds = 60; /* what the fake agent takes (the real default is 120) */
     d->rediscover_ms = 3600000;
     return d;
 }
