@@ -692,6 +692,9 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     if (r->created > 0) {
         KVL_LOG_INFO("ingest", a->id, "created %zu archive files", r->created);
     }
+    KVL_LOG_DEBUG("ingest", a->id,
+                  "applied batch %" PRIu64 " lane %u: %zu updates, %zu stale%s", p->seq, p->lane,
+                  r->rows, r->stale, p->replay ? " (replay)" : "");
     log_events(a, &p->msg.u.batch);
     in->stats.batches_written++;
     in->stats.samples_written += r->values;
