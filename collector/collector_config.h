@@ -11,6 +11,7 @@
  *   idle_timeout: 5m              # a connection with no frame for this long is closed
  *   journal_max_bytes: 1073741824 # journal size (in <data_dir>/_journal/) above which
  *                                 #   agents are not read until the archives catch up
+ *                                 #   (at least 4 segments are always allowed)
  *   journal_segment_bytes: 67108864  # size of one journal file
  *   journal_commit_delay: 2ms     # a group commit waits this long for more batches
  *   journal_sync: true            # fdatasync each commit (false: tests only; a power

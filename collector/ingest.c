@@ -1139,7 +1139,12 @@ static void update_pause(kvl_ingest_t *in)
     }
     kvl_journal_stats_t st;
     kvl_journal_stats(in->journal, &st);
+    /* The segment being appended to goes only once it is full and applied: a bound below a
+     * few segments would stop everyone for good. */
     uint64_t max = (uint64_t)in->cfg->journal_max_bytes;
+    if (max < 4 * (uint64_t)in->cfg->journal_segment_bytes) {
+        max = 4 * (uint64_t)in->cfg->journal_segment_bytes;
+    }
     bool paused = in->paused ? st.bytes > max - max / 10 || st.backlog_bytes > BACKLOG_HIGH / 2
                              : st.bytes > max || st.backlog_bytes > BACKLOG_HIGH;
     if (paused == in->paused) {

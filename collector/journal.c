@@ -478,7 +478,9 @@ int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *
         nums[n_nums++] = num;
     }
     closedir(d);
-    qsort(nums, n_nums, sizeof(*nums), cmp_u64);
+    if (n_nums > 0) {
+        qsort(nums, n_nums, sizeof(*nums), cmp_u64);
+    }
     uint64_t prev = 0;
     for (size_t i = 0; i < n_nums && rc == 0; i++) {
         bool keep;
