@@ -1226,10 +1226,11 @@ static void on_timer(uv_timer_t *t)
     kvl_ingest_t *in = c->in;
     if (c->agent == NULL) {
         char why[96];
-        snprintf(why, sizeof(why), "%s within %lld ms",
+        long long ms = (long long)in->cfg->handshake_timeout_ms;
+        snprintf(why, sizeof(why), "%s within %lld %s",
                  c->tls != NULL && !kvl_tls_established(c->tls) ? "TLS handshake not finished"
                                                                  : "no hello",
-                 (long long)in->cfg->handshake_timeout_ms);
+                 ms % 1000 == 0 ? ms / 1000 : ms, ms % 1000 == 0 ? "s" : "ms");
         conn_close(c, why);
         return;
     }
