@@ -6,8 +6,10 @@
 # different rates) every 2 s and stream to one collector (log_level debug: it logs every
 # batch it applies to the archives). The collector is killed with SIGKILL $KILLS times, at
 # random moments 4 to 12 s apart, and started again after 0 to 3 s on the same port and
-# data folder (seed in the log; KVL_SEED=n repeats a run). After the agents have caught
-# up:
+# data folder (seed in the log; KVL_SEED=n repeats a run). Each kill comes 1 to 4 s into
+# a reader's lock on a random half of the archives (as `rrdtool graph` takes), so that
+# batches are journaled and acknowledged but not yet in the archives when it comes, and
+# the next start has to replay them. After the agents have caught up:
 #   - every archive has a known row, within KVL_STEP_TOL of the true rate, for every step
 #     from its first complete step to its last update (nothing lost, nothing invented);
 #   - per agent, the batches the collectors applied (their debug lines, over all runs) are
@@ -65,13 +67,37 @@ for ((i = 1; i <= AGENTS; i++)); do
     FIRST[$i]=$(kvl_rrd_last_time "$KVL_TMP/data/lab/dev$i/eth0.rrd")
 done
 
+# _lock_archives SECONDS FILE...: holds a shared fcntl lock on the files, as `rrdtool graph`
+# or `fetch` does while it reads, so the collector's updates of them wait (its store retries
+# for up to 10 s) while acknowledgements go on: batches pile up journaled and acknowledged
+# but not yet in the archives, which is what a kill must not lose.
+_lock_archives() {
+    "$KVL_PY" -c '
+import fcntl, sys, time
+files = [open(p, "rb") for p in sys.argv[3:]]
+for f in files:
+    fcntl.lockf(f, fcntl.LOCK_SH)
+time.sleep(float(sys.argv[2]))
+' kvl-archive-locker "$@" &
+    kvl_track $! kvl-archive-locker
+}
+
+ms() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+
 for ((k = 1; k <= KILLS; k++)); do
     up_ms=$((4000 + RANDOM % 8000))
     down_ms=$((RANDOM % 3000))
-    sleep "$(printf '%d.%03d' $((up_ms / 1000)) $((up_ms % 1000)))"
+    lock_ms=$((1000 + RANDOM % 3000)) # the kill comes this long into a lock on half the archives
+    locked=()
+    for ((i = 1; i <= AGENTS; i++)); do
+        [ $((RANDOM % 2)) -eq 0 ] && locked+=("$KVL_TMP/data/lab/dev$i/eth0.rrd")
+    done
+    sleep "$(ms $((up_ms - lock_ms)))"
+    [ ${#locked[@]} -gt 0 ] && _lock_archives "$(ms $((lock_ms + 1500)))" "${locked[@]}"
+    sleep "$(ms "$lock_ms")"
     kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
-    kvl_log "kill $k: collector killed (SIGKILL) after ${up_ms} ms; restarting in ${down_ms} ms"
-    sleep "$(printf '%d.%03d' $((down_ms / 1000)) $((down_ms % 1000)))"
+    kvl_log "kill $k: collector killed (SIGKILL) after ${up_ms} ms, ${lock_ms} ms into a reader's lock on ${#locked[@]} archives; restarting in ${down_ms} ms"
+    sleep "$(ms "$down_ms")"
     for p in "${PIDS[@]}" "$SIM"; do
         kvl_is_ours "$p" "$(kvl_prog_of "$p")" || kvl_fail "$(kvl_prog_of "$p") (pid $p) died"
     done
@@ -172,6 +198,9 @@ print("%d batches of %d agents each applied exactly once; %d replayed after kill
       "already in the archives (applied just before a kill)" % (total, agents, replayed, again))
 EOF
 kvl_log "$(cat "$KVL_TMP/verdict")"
-kvl_log "journal replays: $(grep -c 'replay done' "$KVL_TMP/collectors.log" || true) of $KILLS restarts had batches to apply"
+replays=$(grep -c 'replay done' "$KVL_TMP/collectors.log" || true)
+kvl_log "journal replays: $replays of $KILLS restarts had batches to apply"
+[ "$replays" -ge 1 ] || kvl_fail "no restart found batches to replay: the test did not exercise the journal"
+
 
 kvl_pass "collector killed $KILLS times (seed $SEED) while $AGENTS agents streamed: every sample in the archives exactly once"
