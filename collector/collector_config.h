@@ -9,6 +9,7 @@
  *   max_frame: 4194304            # bytes; larger frames close the connection
  *   handshake_timeout: 10s        # TLS handshake and Hello must be done within this
  *   idle_timeout: 5m              # a connection with no frame for this long is closed
+ *                                 #   (keep it above the agents' longest poll interval)
  *   journal_max_bytes: 1073741824 # journal size (in <data_dir>/_journal/) above which
  *                                 #   agents are not read until the archives catch up
  *                                 #   (at least 4 segments are always allowed)

@@ -617,7 +617,6 @@ static void on_journal_synced(void *ctx, uint64_t synced)
 {
     kvl_ingest_t *in = ctx;
     agent_state_t *touched = NULL;
-    in->stats.journal_commits++;
     while (in->acks_head != NULL && in->acks_head->jseq <= synced) {
         ack_wait_t *w = in->acks_head;
         in->acks_head = w->next;
@@ -1635,6 +1634,7 @@ void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out)
     if (!in->journal_closed) {
         kvl_journal_stats_t st;
         kvl_journal_stats(in->journal, &st);
+        out->journal_commits = st.commits;
         out->journal_bytes = st.bytes;
         out->journal_backlog_bytes = st.backlog_bytes;
     }
