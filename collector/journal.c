@@ -66,6 +66,7 @@ struct kvl_journal {
     uint64_t records;
     uint64_t cut_bytes;
     bool started;
+    bool async_open;
     bool rolling;
     uv_loop_t *loop;
     uv_async_t async;
@@ -835,10 +836,7 @@ static void schedule_unlink(kvl_journal_t *j, size_t idx)
 
 static int roll(kvl_journal_t *j)
 {
-    /* The segment being left goes at once when nothing in it waits for the archives. */
-    if (j->started && j->n_segs > 0 && j->segs[j->n_segs - 1].holds == 0) {
-        schedule_unlink(j, j->n_segs - 1);
-    }
+    bool leave = j->started && j->n_segs > j->n_found; /* an active segment is being left */
     int rc = seg_push(j, j->next_jseq);
     if (rc != 0) {
         return rc;
@@ -858,6 +856,11 @@ static int roll(kvl_journal_t *j)
         j->roll_cb(j->ctx);
         j->rolling = false;
     }
+    /* The segment left goes at once when nothing in it waits for the archives; only now,
+     * so that the writer has the new segment's checkpoint before it deletes anything. */
+    if (leave && j->segs[j->n_segs - 2].holds == 0) {
+        schedule_unlink(j, j->n_segs - 2);
+    }
     return 0;
 }
 
@@ -872,21 +875,27 @@ int kvl_journal_start(kvl_journal_t *j, uv_loop_t *loop, kvl_journal_synced_cb s
     if (rc != 0) {
         return rc;
     }
+    j->async_open = true;
     j->async.data = j;
-    rc = uv_thread_create(&j->thread, writer_main, j);
-    if (rc != 0) {
-        uv_close((uv_handle_t *)&j->async, NULL);
-        return rc;
-    }
     j->started = true;
-    /* Found segments nothing holds go now; the others once released. */
-    for (size_t i = j->n_found; i-- > 0;) {
-        if (j->segs[i].holds == 0) {
-            schedule_unlink(j, i);
+    /* A new segment with its checkpoint first; then the segments found at open that hold
+     * nothing unapplied go (the others once released). The writer starts after both, so it
+     * never deletes a segment before the checkpoint that replaces it is on disk. */
+    rc = roll(j);
+    if (rc == 0) {
+        size_t found = j->n_found;
+        j->n_found = 0;
+        for (size_t i = found; i-- > 0;) {
+            if (j->segs[i].holds == 0) {
+                schedule_unlink(j, i);
+            }
         }
+        rc = uv_thread_create(&j->thread, writer_main, j);
     }
-    j->n_found = 0;
-    return roll(j);
+    if (rc != 0) {
+        j->started = false; /* kvl_journal_close closes the async handle, then frees */
+    }
+    return rc;
 }
 
 int kvl_journal_append(kvl_journal_t *j, kvl_jrec_t *rec, bool hold, uint64_t *seg)
@@ -1000,7 +1009,11 @@ void kvl_journal_close(kvl_journal_t *j)
         return;
     }
     if (!j->started) {
-        journal_free_now(j);
+        if (j->async_open) {
+            uv_close((uv_handle_t *)&j->async, on_async_closed);
+        } else {
+            journal_free_now(j);
+        }
         return;
     }
     uv_mutex_lock(&j->mu);
