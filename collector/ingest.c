@@ -21,10 +21,14 @@
  * journal has it on disk) and not written again; the journal keeps these positions across
  * restarts, so Welcome tells an agent where to resume.
  *
- * Bounds: an agent with QUEUE_HIGH batches waiting for the archives is not read (TCP
- * backpressure) until QUEUE_LOW; nobody is read while the journal is above
- * journal_max_bytes (segments go only when all their batches are applied) or more than
- * BACKLOG_HIGH bytes wait for the disk. More than max_connections connections: the new
+ * Bounds: the journal is the buffer between agents and archives. A batch waiting for the
+ * archives is kept decoded in memory (its store job built) while its agent has fewer than
+ * MEM_AGENT_HIGH such and all agents fewer than MEM_SAMPLES_HIGH samples; otherwise it is
+ * "spilled": only its place in the journal is kept (with a reference to its connection's
+ * definitions) and it is read back on the thread pool when its turn comes. Nobody is read
+ * (TCP backpressure) while the journal is above journal_max_bytes (segments go only when
+ * all their batches are applied) or more than BACKLOG_HIGH bytes wait for the disk; an
+ * agent with QUEUE_HIGH batches waiting is not read until QUEUE_LOW. More than max_connections connections: the new
  * one is closed at once (logged at most every 10 s). No frame for idle_timeout (time
  * spent not reading, for backpressure, does not count): closed.
  *
@@ -35,9 +39,12 @@
  */
 #include "ingest.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "journal.h"
@@ -48,8 +55,10 @@
 
 #define MAX_SERIES_ID (16u * 1024u * 1024u)
 #define MAX_FAMILY_ID 65536u
-#define QUEUE_HIGH 32                /* stop reading an agent with this many batches waiting */
-#define QUEUE_LOW 8                  /* resume at this */
+#define QUEUE_HIGH 65536             /* stop reading an agent with this many batches waiting */
+#define QUEUE_LOW 32768              /* resume at this */
+#define MEM_AGENT_HIGH 64            /* batches of an agent kept decoded in memory, at most */
+#define MEM_SAMPLES_HIGH (2u << 20)  /* samples kept decoded in memory, all agents together */
 #define BACKLOG_HIGH (64ull << 20)   /* journal bytes not yet on disk: stop reading anyone */
 #define REFUSE_LOG_MS 10000          /* at most one line about max_connections this often */
 
@@ -57,6 +66,7 @@
 
 /* An agent's series definitions on one connection. */
 typedef struct defs_table {
+    int refs; /* the agent's, and each spilled batch's of this connection */
     kvl_arena_t arena;
     kvl_series_def_t **defs; /* index = id; a family's definition is expanded to its ids */
     size_t n_defs;
@@ -68,6 +78,14 @@ typedef struct defs_table {
 
 typedef struct pending {
     struct pending *next;
+    /* Spilled (job NULL, defs set): not kept decoded, read back from the journal when its
+     * turn comes, with the definitions and site of its connection. */
+    defs_table_t *defs;
+    char *site;
+    uint64_t data_off;
+    size_t data_len;
+    size_t samples; /* in memory: values in its job */
+    bool counted;   /* in the agent's q_mem and the ingest's mem_samples */
     uint64_t seq;
     uint64_t jseq; /* its BATCH record */
     uint64_t seg;  /* the journal segment it holds */
@@ -89,7 +107,8 @@ typedef struct agent_state {
     defs_table_t *defs;                /* of its current (or last) connection */
     pending_t *q_head, *q_tail;
     size_t q_len;
-    bool writing;
+    size_t q_mem; /* of those, kept decoded in memory */
+    bool writing; /* a store job (or a read-back from the journal) in flight */
     bool touched; /* on the list of agents the current on_synced acknowledges */
     struct agent_state *next_touched;
     struct conn *conn; /* the current connection, if any */
@@ -133,7 +152,8 @@ struct kvl_ingest {
     agent_state_t *agents;
     ack_wait_t *acks_head, *acks_tail;
     size_t live; /* connections allocated, including those still closing */
-    size_t writing; /* store jobs in flight */
+    size_t writing; /* store jobs and read-backs in flight */
+    uint64_t mem_samples; /* values in the jobs kept in memory */
     bool replaying; /* applying the journal's backlog: no agent accepted yet */
     bool accept_waiting;
     bool paused; /* nobody is read (journal too big or too far behind the disk) */
@@ -190,9 +210,19 @@ static const char *who(const conn_t *c)
 
 /* ----------------------------------------------------------------- definitions --------- */
 
+static defs_table_t *defs_new(void)
+{
+    defs_table_t *t = calloc(1, sizeof(*t));
+    if (t != NULL) {
+        t->refs = 1;
+    }
+    return t;
+}
+
+/* Drops a reference; frees with the last. NULL-safe. */
 static void defs_free(defs_table_t *t)
 {
-    if (t == NULL) {
+    if (t == NULL || --t->refs > 0) {
         return;
     }
     kvl_arena_free(&t->arena);
@@ -508,6 +538,11 @@ static void log_events(const agent_state_t *a, const kvl_batch_t *b)
 
 static void queue_push(agent_state_t *a, pending_t *p)
 {
+    if (p->job != NULL) {
+        p->counted = true;
+        a->q_mem++;
+        a->in->mem_samples += p->samples;
+    }
     if (a->q_tail) {
         a->q_tail->next = p;
     } else {
@@ -517,8 +552,34 @@ static void queue_push(agent_state_t *a, pending_t *p)
     a->q_len++;
 }
 
+/* Whether a new batch of the agent is kept decoded in memory or spilled (read back from
+ * the journal later): memory stays bounded however far the archives lag. */
+static bool keep_in_memory(const agent_state_t *a, size_t samples)
+{
+    return a->q_mem < MEM_AGENT_HIGH && a->in->mem_samples + samples <= MEM_SAMPLES_HIGH;
+}
+
+/* Turns p into a spilled entry: its job goes, a reference to the definitions stays. */
+static int spill(pending_t *p, defs_table_t *defs, const char *site, uint64_t data_off,
+                 size_t data_len)
+{
+    if ((p->site = strdup(site)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    kvl_store_job_free(p->job);
+    p->job = NULL;
+    kvl_msg_clear(&p->msg);
+    p->defs = defs;
+    defs->refs++;
+    p->data_off = data_off;
+    p->data_len = data_len;
+    return 0;
+}
+
 static void pending_free(pending_t *p)
 {
+    defs_free(p->defs);
+    free(p->site);
     kvl_store_job_free(p->job);
     kvl_msg_clear(&p->msg);
     free(p);
@@ -527,7 +588,8 @@ static void pending_free(pending_t *p)
 /* ---- journal: positions, checkpoints, acknowledgements (begin) ---- */
 
 static int journal_put(kvl_ingest_t *in, const agent_state_t *a, uint8_t type, uint64_t seq,
-                       uint32_t lane, const void *data, size_t len, bool hold, uint64_t *seg)
+                       uint32_t lane, const void *data, size_t len, bool hold, uint64_t *seg,
+                       uint64_t *data_off)
 {
     kvl_jrec_t r = {.seq = seq,
                     .type = type,
@@ -539,6 +601,9 @@ static int journal_put(kvl_ingest_t *in, const agent_state_t *a, uint8_t type, u
     int rc = kvl_journal_append(in->journal, &r, hold, seg);
     if (rc == 0) {
         in->stats.journal_records++;
+        if (data_off != NULL) {
+            *data_off = r.off + KVL_JOURNAL_RECORD_HEADER + r.agent_len;
+        }
     }
     return rc;
 }
@@ -568,15 +633,15 @@ static void on_journal_roll(void *ctx)
         put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
         put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
         put_le64(pos + 16, a->applied_jseq);
-        journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL);
+        journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL, NULL);
         if (a->conn == NULL || a->defs == NULL) {
             continue; /* its next batch comes on a new connection, with new definitions */
         }
         kvl_buf_t b = {0};
-        if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL) !=
+        if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL, NULL) !=
                 0 ||
             defs_encode(a->defs, &b) != 0 ||
-            journal_put(in, a, KVL_JREC_DEFS, 0, 0, b.data, b.len, false, NULL) != 0) {
+            journal_put(in, a, KVL_JREC_DEFS, 0, 0, b.data, b.len, false, NULL, NULL) != 0) {
             KVL_LOG_ERROR("ingest", a->id, "cannot checkpoint the agent's definitions in the "
                                            "journal; closing its connection");
             conn_close(a->conn, NULL);
@@ -669,6 +734,10 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         a->q_tail = NULL;
     }
     a->q_len--;
+    if (p->counted) {
+        a->q_mem--;
+        in->mem_samples -= p->samples;
+    }
     if (r->errors > 0) {
         /* Acknowledged already (it is in the journal): these updates are lost. */
         KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": %zu archive updates failed", p->seq,
@@ -704,11 +773,10 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         a->applied_jseq = p->jseq;
     }
     if (!in->journal_closed) {
-        journal_put(in, a, KVL_JREC_APPLIED, p->jseq, 0, NULL, 0, false, NULL);
+        journal_put(in, a, KVL_JREC_APPLIED, p->jseq, 0, NULL, 0, false, NULL, NULL);
         kvl_journal_release(in->journal, p->seg);
     }
-    kvl_msg_clear(&p->msg);
-    free(p);
+    pending_free(p);
     submit_next(in, a);
     if (a->conn != NULL) {
         conn_update_reading(a->conn);
@@ -718,6 +786,128 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     maybe_free_ingest(in);
 }
 
+/* ---- journal: spilled batches read back (begin) ---- */
+
+typedef struct load {
+    uv_work_t work;
+    agent_state_t *agent;
+    char path[4200];
+    uint64_t off;
+    size_t len;
+    uint8_t *buf;
+    int err; /* 0 or -errno */
+} load_t;
+
+static void on_load_work(uv_work_t *w)
+{
+    load_t *l = w->data;
+    int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+    l->buf = malloc(l->len ? l->len : 1);
+    if (fd < 0 || l->buf == NULL) {
+        l->err = fd < 0 ? -errno : KVL_ENOMEM;
+    } else {
+        size_t got = 0;
+        while (got < l->len) {
+            ssize_t r = pread(fd, l->buf + got, l->len - got, (off_t)(l->off + got));
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                l->err = r < 0 ? -errno : UV_EIO;
+                break;
+            }
+            got += (size_t)r;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* A spilled batch is back from the journal: decoded and turned into rows with its own
+ * connection's definitions, it goes to the archives like any other. */
+static void on_load_done(uv_work_t *w, int status)
+{
+    load_t *l = w->data;
+    agent_state_t *a = l->agent;
+    kvl_ingest_t *in = a->in;
+    pending_t *p = a->q_head;
+    a->writing = false;
+    in->writing--;
+    char err[256] = "";
+    int rc = status != 0 ? status : l->err;
+    kvl_msg_t m = {0};
+    kvl_store_job_t *job = NULL;
+    if (rc == 0 && !in->freeing) {
+        rc = kvl_wire_decode(l->buf, l->len, &m, err, sizeof(err));
+        if (rc == 0 && m.type != KVL_MSG_BATCH) {
+            rc = KVL_EPROTO;
+            snprintf(err, sizeof(err), "not a batch");
+        }
+        uint64_t samples = 0;
+        job = rc == 0 ? kvl_store_job_new() : NULL;
+        if (rc == 0) {
+            rc = job ? batch_to_job(p->defs, a->id, p->site, &m.u.batch, job, &samples, err,
+                                    sizeof(err))
+                     : KVL_ENOMEM;
+        }
+    } else if (rc != 0) {
+        snprintf(err, sizeof(err), "%s", kvl_strerror(rc));
+    }
+    free(l->buf);
+    free(l);
+    if (in->freeing) {
+        kvl_store_job_free(job);
+        kvl_msg_clear(&m);
+        maybe_free_ingest(in);
+        return;
+    }
+    if (rc != 0) {
+        /* Only a damaged disk can do this: the batch is lost for the archives. */
+        KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": cannot read it back from the journal: %s",
+                      p->seq, err);
+        kvl_store_job_free(job);
+        kvl_msg_clear(&m);
+        in->stats.updates_failed++;
+        a->q_head = p->next;
+        if (a->q_head == NULL) {
+            a->q_tail = NULL;
+        }
+        a->q_len--;
+        kvl_journal_release(in->journal, p->seg);
+        pending_free(p);
+    } else {
+        defs_free(p->defs);
+        p->defs = NULL;
+        p->job = job;
+        p->msg = m;
+        in->stats.batches_read_back++;
+    }
+    submit_next(in, a);
+    replay_maybe_done(in);
+}
+
+static void load_spilled(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    load_t *l = calloc(1, sizeof(*l));
+    if (l == NULL || kvl_journal_path(in->journal, p->seg, l->path, sizeof(l->path)) != 0) {
+        free(l);
+        return; /* tried again at the next commit or write */
+    }
+    l->agent = a;
+    l->off = p->data_off;
+    l->len = p->data_len;
+    l->work.data = l;
+    if (uv_queue_work(in->loop, &l->work, on_load_work, on_load_done) != 0) {
+        free(l);
+        return;
+    }
+    a->writing = true;
+    in->writing++;
+}
+
+/* ---- journal: spilled batches read back (end) ---- */
+
 /* The agent's next batch goes to the archives once the journal has it on disk. */
 static void submit_next(kvl_ingest_t *in, agent_state_t *a)
 {
@@ -726,6 +916,10 @@ static void submit_next(kvl_ingest_t *in, agent_state_t *a)
         return;
     }
     pending_t *p = a->q_head;
+    if (p->job == NULL) {
+        load_spilled(in, a, p);
+        return;
+    }
     kvl_store_job_t *job = p->job;
     p->job = NULL;
     a->writing = true;
@@ -886,7 +1080,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
         return;
     }
     agent_state_t *a = agent_get(in, h->agent_id, strlen(h->agent_id));
-    defs_table_t *defs = calloc(1, sizeof(*defs));
+    defs_table_t *defs = defs_new();
     if (a == NULL || defs == NULL) {
         free(defs);
         refuse(c, "collector out of memory");
@@ -906,7 +1100,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     a->defs = defs;
     memset(a->ack_sent, 0, sizeof(a->ack_sent));
     snprintf(a->site, sizeof(a->site), "%s", h->site[0] ? h->site : "default");
-    if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL) != 0) {
+    if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL, NULL) != 0) {
         refuse(c, "collector cannot write its journal");
         return;
     }
@@ -958,12 +1152,13 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
     pending_t *p = calloc(1, sizeof(*p));
     kvl_store_job_t *job = kvl_store_job_new();
     char err[200] = "";
-    uint64_t samples = 0;
+    uint64_t samples = 0, journal_data_off = 0;
     int rc = (p == NULL || job == NULL)
                  ? KVL_ENOMEM
                  : batch_to_job(a->defs, a->id, a->site, b, job, &samples, err, sizeof(err));
     if (rc == 0) {
-        rc = journal_put(in, a, KVL_JREC_BATCH, b->seq, b->lane, payload, len, true, &p->seg);
+        rc = journal_put(in, a, KVL_JREC_BATCH, b->seq, b->lane, payload, len, true, &p->seg,
+                         &journal_data_off);
         snprintf(err, sizeof(err), "cannot write the journal: %s", kvl_strerror(rc));
     }
     if (rc == 0) {
@@ -977,8 +1172,16 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         p->seq = b->seq;
         p->lane = b->lane;
         p->job = job;
+        p->samples = samples;
         p->msg = *m; /* keep the decoded batch for its events */
         memset(m, 0, sizeof(*m));
+        if (!keep_in_memory(a, samples)) {
+            if (spill(p, a->defs, a->site, journal_data_off, len) == 0) {
+                in->stats.batches_spilled++;
+            } else if (rc == 0) {
+                rc = KVL_ENOMEM; /* kept in memory after all; the connection closes */
+            }
+        }
         queue_push(a, p);
         in->stats.batches_journaled++;
         in->stats.samples_journaled += samples;
@@ -1017,7 +1220,7 @@ static void handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
         if (store_defs(c->agent->defs, m->u.series_defs.families, m->u.series_defs.n_families,
                        m->u.series_defs.defs, m->u.series_defs.n, &why) != 0) {
             conn_close(c, why);
-        } else if (journal_put(c->in, c->agent, KVL_JREC_DEFS, 0, 0, payload, len, false, NULL) !=
+        } else if (journal_put(c->in, c->agent, KVL_JREC_DEFS, 0, 0, payload, len, false, NULL, NULL) !=
                    0) {
             conn_close(c, "cannot write the journal");
         }
@@ -1382,7 +1585,7 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     }
     if (r->type == KVL_JREC_CONNECT) {
         defs_free(a->defs);
-        a->defs = calloc(1, sizeof(*a->defs));
+        a->defs = defs_new();
         snprintf(a->site, sizeof(a->site), "%.*s", (int)(r->len < 255 ? r->len : 255),
                  (const char *)r->data);
         return a->defs != NULL ? 0 : KVL_ENOMEM;
@@ -1390,7 +1593,7 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     if (r->type != KVL_JREC_DEFS && r->type != KVL_JREC_BATCH) {
         return 0;
     }
-    if (a->defs == NULL && (a->defs = calloc(1, sizeof(*a->defs))) == NULL) {
+    if (a->defs == NULL && (a->defs = defs_new()) == NULL) {
         return KVL_ENOMEM;
     }
     kvl_msg_t m = {0};
@@ -1418,8 +1621,15 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
                                  .lane = b->lane,
                                  .replay = true,
                                  .job = job,
+                                 .samples = samples,
                                  .msg = m};
                 memset(&m, 0, sizeof(m));
+                if (!keep_in_memory(a, samples) &&
+                    spill(p, a->defs, a->site, r->off + KVL_JOURNAL_RECORD_HEADER + r->agent_len,
+                          r->len) != 0) {
+                    pending_free(p);
+                    return KVL_ENOMEM;
+                }
                 kvl_journal_hold(in->journal, seg);
                 queue_push(a, p);
                 in->stats.replay_queued++;

@@ -35,6 +35,8 @@ typedef struct kvl_ingest_stats {
     uint64_t samples_journaled;   /* values in them */
     uint64_t batches_written;     /* batches written into the archives (replayed ones too) */
     uint64_t batches_duplicate;   /* batches acknowledged again without writing */
+    uint64_t batches_spilled;     /* not kept in memory (archives lagging): read back later */
+    uint64_t batches_read_back;   /* spilled batches read back from the journal */
     uint64_t samples_written;     /* values in written archive updates */
     uint64_t updates_stale;       /* updates the archives refused as out of order */
     uint64_t updates_failed;      /* updates that failed (logged; the batch was acknowledged) */

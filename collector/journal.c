@@ -528,6 +528,7 @@ int kvl_journal_replay(kvl_journal_t *j, kvl_journal_replay_cb cb, void *ctx)
             if (kvl_journal_parse(p + off, end - off, &r, &used) != 1) {
                 break; /* changed behind our back since open; the rest was checked then */
             }
+            r.off = off;
             rc = cb(ctx, &r, s->num);
             off += used;
         }
@@ -913,6 +914,7 @@ int kvl_journal_append(kvl_journal_t *j, kvl_jrec_t *rec, bool hold, uint64_t *s
         s = &j->segs[j->n_segs - 1];
     }
     rec->jseq = j->next_jseq;
+    rec->off = s->bytes;
     uint8_t h[KVL_JOURNAL_RECORD_HEADER];
     make_header(rec, h);
     int rc = queue_bytes(j, s->num, s->bytes, false, h, sizeof(h), rec->agent, rec->agent_len,
@@ -976,6 +978,14 @@ void kvl_journal_release(kvl_journal_t *j, uint64_t seg)
 uint64_t kvl_journal_last_jseq(const kvl_journal_t *j)
 {
     return j->next_jseq - 1;
+}
+
+int kvl_journal_path(const kvl_journal_t *j, uint64_t seg, char *out, size_t outlen)
+{
+    char name[32];
+    seg_name(seg, name);
+    int n = snprintf(out, outlen, "%s/%s", j->dir, name);
+    return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
 }
 
 uint64_t kvl_journal_synced(const kvl_journal_t *j)

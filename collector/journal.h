@@ -79,6 +79,7 @@ typedef struct kvl_jrec {
     size_t agent_len;
     const uint8_t *data;
     size_t len;
+    uint64_t off; /* set by append and replay: where the record starts in its segment */
 } kvl_jrec_t;
 
 /* Parses one record at p (n bytes available). Returns 1 with *rec pointing into p and
@@ -137,6 +138,9 @@ void kvl_journal_hold(kvl_journal_t *j, uint64_t seg);
 void kvl_journal_release(kvl_journal_t *j, uint64_t seg);
 
 uint64_t kvl_journal_last_jseq(const kvl_journal_t *j);
+/* The path of a segment's file (to read a record back once it is synced: its data starts
+ * at rec.off + KVL_JOURNAL_RECORD_HEADER + rec.agent_len). Returns 0 or KVL_EINVAL. */
+int kvl_journal_path(const kvl_journal_t *j, uint64_t seg, char *out, size_t outlen);
 uint64_t kvl_journal_synced(const kvl_journal_t *j);
 void kvl_journal_stats(kvl_journal_t *j, kvl_journal_stats_t *st);
 

@@ -3,7 +3,8 @@
  * through the files, a torn last record is cut off wherever the tear is, group commits
  * gather many records per sync, segments go once released, jseq goes on across reopen;
  * and through the ingest, a batch journaled but not applied is applied at the next start,
- * once: the second start finds nothing to do.
+ * once: the second start finds nothing to do; and batches beyond what is kept in memory
+ * are read back from the journal, every value where it belongs.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -496,6 +497,135 @@ static void test_ingest_replays_once(void **state)
     rmrf(dir);
 }
 
+/* A raw agent that sends its frames at once and counts the acknowledgements. */
+typedef struct raw {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t wr;
+    kvl_buf_t out, in;
+    uint64_t acked;
+} raw_t;
+
+static void raw_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(n);
+    b->len = n;
+}
+
+static void raw_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    raw_t *r = st->data;
+    if (n > 0) {
+        kvl_buf_append(&r->in, b->base, (size_t)n);
+    }
+    free(b->base);
+    while (r->in.len >= 4) {
+        uint32_t len = (uint32_t)r->in.data[0] << 24 | (uint32_t)r->in.data[1] << 16 |
+                       (uint32_t)r->in.data[2] << 8 | r->in.data[3];
+        if (r->in.len < 4 + (size_t)len) {
+            break;
+        }
+        kvl_msg_t m = {0};
+        char err[128];
+        if (kvl_wire_decode(r->in.data + 4, len, &m, err, sizeof(err)) == 0 &&
+            m.type == KVL_MSG_ACK && m.u.ack.seq > r->acked) {
+            r->acked = m.u.ack.seq;
+        }
+        kvl_msg_clear(&m);
+        kvl_buf_consume(&r->in, 4 + (size_t)len);
+    }
+}
+
+static void raw_connected(uv_connect_t *req, int status)
+{
+    raw_t *r = req->data;
+    assert_int_equal(status, 0);
+    uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
+    uv_buf_t b = uv_buf_init((char *)r->out.data, (unsigned)r->out.len);
+    uv_write(&r->wr, (uv_stream_t *)&r->tcp, &b, 1, NULL);
+}
+
+/* 300 batches in one burst: the archives cannot keep up, so all are acknowledged once
+ * journaled but only some stay decoded in memory; the others are read back from the
+ * journal when their turn comes. Every value lands where it belongs. */
+static void test_ingest_spills_and_reads_back(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    char dir[64];
+    mkdtmp(dir, sizeof(dir));
+    coll_t c;
+    coll_start(&c, dir);
+    raw_t r;
+    memset(&r, 0, sizeof(r));
+    kvl_msg_t m = {.type = KVL_MSG_HELLO};
+    m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION, .agent_id = "agent-s",
+                              .version = "t", .site = "lab"};
+    assert_int_equal(kvl_wire_encode(&m, &r.out), 0);
+    kvl_series_def_t def = {.id = 1, .device = "gw", .scope = KVL_SCOPE_DEVICE, .instance = "",
+                            .metric = "response_ms", .kind = KVL_KIND_GAUGE, .interval_s = 60};
+    m = (kvl_msg_t){.type = KVL_MSG_SERIES_DEFS};
+    m.u.series_defs.defs = &def;
+    m.u.series_defs.n = 1;
+    assert_int_equal(kvl_wire_encode(&m, &r.out), 0);
+    int64_t t0 = ((int64_t)time(NULL) - 86400) / 60 * 60;
+    for (int k = 0; k < N; k++) {
+        uint32_t id = 1;
+        uint64_t v = 1000 + (uint64_t)k;
+        kvl_group_t g = {.time_ms = (t0 + 60 * k) * 1000, .ids = &id, .n_ids = 1, .values = &v,
+                         .n_values = 1};
+        m = (kvl_msg_t){.type = KVL_MSG_BATCH};
+        m.u.batch = (kvl_batch_t){.seq = 100 + (uint64_t)k, .groups = &g, .n_groups = 1};
+        assert_int_equal(kvl_wire_encode(&m, &r.out), 0);
+    }
+    uv_tcp_init(&c.loop, &r.tcp);
+    r.tcp.data = &r;
+    r.conn.data = &r;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", kvl_ingest_port(c.in), &sa);
+    uv_tcp_connect(&r.conn, &r.tcp, (const struct sockaddr *)&sa, raw_connected);
+    kvl_ingest_stats_t s;
+    for (int i = 0; i < 30000; i++) {
+        kvl_ingest_stats(c.in, &s);
+        if (r.acked == 100 + N - 1 && s.batches_written == N) {
+            break;
+        }
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+    assert_int_equal(r.acked, 100 + N - 1);
+    assert_int_equal(s.batches_written, N);
+    assert_true(s.batches_spilled > 0);
+    assert_int_equal(s.batches_read_back, s.batches_spilled);
+    assert_int_equal(s.updates_stale, 0);
+    assert_int_equal(s.updates_failed, 0);
+    uv_close((uv_handle_t *)&r.tcp, NULL);
+    kvl_buf_free(&r.out);
+    kvl_buf_free(&r.in);
+
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rrdtool fetch '%s/lab/gw.rrd' AVERAGE -r 60 --start %lld --end %lld",
+             dir, (long long)t0, (long long)(t0 + 60 * (N - 1)));
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char line[512];
+    int rows = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long long t;
+        double v;
+        if (sscanf(line, "%lld: %lf", &t, &v) == 2 && t > t0 && t <= t0 + 60 * (N - 1)) {
+            /* the step ending at t holds the value sent for t */
+            assert_float_equal(v, 1000.0 + (double)((t - t0) / 60), 1e-6);
+            rows++;
+        }
+    }
+    pclose(f);
+    assert_int_equal(rows, N - 1);
+    coll_stop(&c);
+    rmrf(dir);
+}
+
 int main(void)
 {
     kvl_log_level = KVL_LOG_LEVEL_ERROR;
@@ -506,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_segments_released),
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_ingest_replays_once),
+        cmocka_unit_test(test_ingest_spills_and_reads_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
