@@ -28,9 +28,9 @@
  * definitions) and it is read back on the thread pool when its turn comes. Nobody is read
  * (TCP backpressure) while the journal is above journal_max_bytes (segments go only when
  * all their batches are applied) or more than BACKLOG_HIGH bytes wait for the disk; an
- * agent with QUEUE_HIGH batches waiting is not read until QUEUE_LOW. More than max_connections connections: the new
- * one is closed at once (logged at most every 10 s). No frame for idle_timeout (time
- * spent not reading, for backpressure, does not count): closed.
+ * agent with QUEUE_HIGH batches waiting is not read until QUEUE_LOW. More than max_connections
+ * connections: the new one is closed at once (logged at most every 10 s). No frame for idle_timeout
+ * (time spent not reading, for backpressure, does not count): closed.
  *
  * TLS (common/tls.h, unless `insecure: true`): each connection has a session between the
  * socket and the frame reader (tls_read, send_msg); the timer covers the handshake.
@@ -55,12 +55,12 @@
 
 #define MAX_SERIES_ID (16u * 1024u * 1024u)
 #define MAX_FAMILY_ID 65536u
-#define QUEUE_HIGH 65536             /* stop reading an agent with this many batches waiting */
-#define QUEUE_LOW 32768              /* resume at this */
-#define MEM_AGENT_HIGH 64            /* batches of an agent kept decoded in memory, at most */
-#define MEM_SAMPLES_HIGH (2u << 20)  /* samples kept decoded in memory, all agents together */
-#define BACKLOG_HIGH (64ull << 20)   /* journal bytes not yet on disk: stop reading anyone */
-#define REFUSE_LOG_MS 10000          /* at most one line about max_connections this often */
+#define QUEUE_HIGH 65536            /* stop reading an agent with this many batches waiting */
+#define QUEUE_LOW 32768             /* resume at this */
+#define MEM_AGENT_HIGH 64           /* batches of an agent kept decoded in memory, at most */
+#define MEM_SAMPLES_HIGH (2u << 20) /* samples kept decoded in memory, all agents together */
+#define BACKLOG_HIGH (64ull << 20)  /* journal bytes not yet on disk: stop reading anyone */
+#define REFUSE_LOG_MS 10000         /* at most one line about max_connections this often */
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -151,10 +151,10 @@ struct kvl_ingest {
     size_t n_conns;
     agent_state_t *agents;
     ack_wait_t *acks_head, *acks_tail;
-    size_t live; /* connections allocated, including those still closing */
-    size_t writing; /* store jobs and read-backs in flight */
+    size_t live;          /* connections allocated, including those still closing */
+    size_t writing;       /* store jobs and read-backs in flight */
     uint64_t mem_samples; /* values in the jobs kept in memory */
-    bool replaying; /* applying the journal's backlog: no agent accepted yet */
+    bool replaying;       /* applying the journal's backlog: no agent accepted yet */
     bool accept_waiting;
     bool paused; /* nobody is read (journal too big or too far behind the disk) */
     bool freeing;
@@ -385,8 +385,8 @@ static int store_def(defs_table_t *t, const kvl_series_def_t *d)
 
 /* Families first, then the definitions that may name them. Returns 0, or a negative code
  * with *why saying what was wrong. */
-static int store_defs(defs_table_t *t, const kvl_family_t *f, size_t nf,
-                      const kvl_series_def_t *d, size_t nd, const char **why)
+static int store_defs(defs_table_t *t, const kvl_family_t *f, size_t nf, const kvl_series_def_t *d,
+                      size_t nd, const char **why)
 {
     int rc = 0;
     for (size_t i = 0; i < nf && rc == 0; i++) {
@@ -447,8 +447,8 @@ static int defs_encode(const defs_table_t *t, kvl_buf_t *out)
 /* Turns a batch into store rows: one row per (device, scope, instance) within a group.
  * *samples counts the values. */
 static int batch_to_job(const defs_table_t *t, const char *agent_id, const char *site,
-                        const kvl_batch_t *b, kvl_store_job_t *job, uint64_t *samples,
-                        char *err, size_t errlen)
+                        const kvl_batch_t *b, kvl_store_job_t *job, uint64_t *samples, char *err,
+                        size_t errlen)
 {
     kvl_store_value_t *vals = NULL;
     const kvl_series_def_t **owners = NULL;
@@ -638,12 +638,13 @@ static void on_journal_roll(void *ctx)
             continue; /* its next batch comes on a new connection, with new definitions */
         }
         kvl_buf_t b = {0};
-        if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL, NULL) !=
-                0 ||
+        if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL,
+                        NULL) != 0 ||
             defs_encode(a->defs, &b) != 0 ||
             journal_put(in, a, KVL_JREC_DEFS, 0, 0, b.data, b.len, false, NULL, NULL) != 0) {
-            KVL_LOG_ERROR("ingest", a->id, "cannot checkpoint the agent's definitions in the "
-                                           "journal; closing its connection");
+            KVL_LOG_ERROR("ingest", a->id,
+                          "cannot checkpoint the agent's definitions in the "
+                          "journal; closing its connection");
             conn_close(a->conn, NULL);
         }
         kvl_buf_free(&b);
@@ -659,8 +660,7 @@ static void send_ack(conn_t *c, uint32_t lane, uint64_t seq)
 }
 
 /* Acknowledges seq once the journal has jseq on disk. */
-static int ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t seq,
-                     uint64_t jseq)
+static int ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t seq, uint64_t jseq)
 {
     ack_wait_t *w = malloc(sizeof(*w));
     if (w == NULL) {
@@ -706,8 +706,8 @@ static void on_journal_synced(void *ctx, uint64_t synced)
         conn_t *c = a->conn;
         for (uint32_t lane = 0; lane < KVL_LANES && c != NULL && !c->closing; lane++) {
             /* Cumulative, and only for what this connection carried. */
-            uint64_t v = a->acked_seq[lane] < c->last_seq[lane] ? a->acked_seq[lane]
-                                                                : c->last_seq[lane];
+            uint64_t v =
+                a->acked_seq[lane] < c->last_seq[lane] ? a->acked_seq[lane] : c->last_seq[lane];
             if (v > a->ack_sent[lane]) {
                 a->ack_sent[lane] = v;
                 send_ack(c, lane, v);
@@ -760,9 +760,8 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     if (r->created > 0) {
         KVL_LOG_INFO("ingest", a->id, "created %zu archive files", r->created);
     }
-    KVL_LOG_DEBUG("ingest", a->id,
-                  "applied batch %" PRIu64 " lane %u: %zu updates, %zu stale%s", p->seq, p->lane,
-                  r->rows, r->stale, p->replay ? " (replay)" : "");
+    KVL_LOG_DEBUG("ingest", a->id, "applied batch %" PRIu64 " lane %u: %zu updates, %zu stale%s",
+                  p->seq, p->lane, r->rows, r->stale, p->replay ? " (replay)" : "");
     log_events(a, &p->msg.u.batch);
     in->stats.batches_written++;
     in->stats.samples_written += r->values;
@@ -864,8 +863,8 @@ static void on_load_done(uv_work_t *w, int status)
     }
     if (rc != 0) {
         /* Only a damaged disk can do this: the batch is lost for the archives. */
-        KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": cannot read it back from the journal: %s",
-                      p->seq, err);
+        KVL_LOG_ERROR("ingest", a->id,
+                      "batch %" PRIu64 ": cannot read it back from the journal: %s", p->seq, err);
         kvl_store_job_free(job);
         kvl_msg_clear(&m);
         in->stats.updates_failed++;
@@ -1100,7 +1099,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     a->defs = defs;
     memset(a->ack_sent, 0, sizeof(a->ack_sent));
     snprintf(a->site, sizeof(a->site), "%s", h->site[0] ? h->site : "default");
-    if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL, NULL) != 0) {
+    if (journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL, NULL) !=
+        0) {
         refuse(c, "collector cannot write its journal");
         return;
     }
@@ -1195,7 +1195,8 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         kvl_store_job_free(job);
     }
     char w[300];
-    snprintf(w, sizeof(w), "batch %" PRIu64 ": %s", b->seq, rc == KVL_ENOMEM ? "out of memory" : err);
+    snprintf(w, sizeof(w), "batch %" PRIu64 ": %s", b->seq,
+             rc == KVL_ENOMEM ? "out of memory" : err);
     conn_close(c, w);
 }
 
@@ -1220,8 +1221,8 @@ static void handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
         if (store_defs(c->agent->defs, m->u.series_defs.families, m->u.series_defs.n_families,
                        m->u.series_defs.defs, m->u.series_defs.n, &why) != 0) {
             conn_close(c, why);
-        } else if (journal_put(c->in, c->agent, KVL_JREC_DEFS, 0, 0, payload, len, false, NULL, NULL) !=
-                   0) {
+        } else if (journal_put(c->in, c->agent, KVL_JREC_DEFS, 0, 0, payload, len, false, NULL,
+                               NULL) != 0) {
             conn_close(c, "cannot write the journal");
         }
         return;
@@ -1431,7 +1432,7 @@ static void on_timer(uv_timer_t *t)
         long long ms = (long long)in->cfg->handshake_timeout_ms;
         snprintf(why, sizeof(why), "%s within %lld %s",
                  c->tls != NULL && !kvl_tls_established(c->tls) ? "TLS handshake not finished"
-                                                                 : "no hello",
+                                                                : "no hello",
                  ms % 1000 == 0 ? ms / 1000 : ms, ms % 1000 == 0 ? "s" : "ms");
         conn_close(c, why);
         return;
@@ -1610,9 +1611,9 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
             pending_t *p = calloc(1, sizeof(*p));
             kvl_store_job_t *job = kvl_store_job_new();
             uint64_t samples = 0;
-            rc = p && job ? batch_to_job(a->defs, a->id, a->site, b, job, &samples, err,
-                                         sizeof(err))
-                          : KVL_ENOMEM;
+            rc = p && job
+                     ? batch_to_job(a->defs, a->id, a->site, b, job, &samples, err, sizeof(err))
+                     : KVL_ENOMEM;
             why = err;
             if (rc == 0) {
                 *p = (pending_t){.seq = b->seq,
@@ -1650,8 +1651,8 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     }
     if (rc != 0) {
         /* Cannot happen for what this collector wrote; a damaged journal skips the record. */
-        KVL_LOG_ERROR("ingest", a->id, "journal record %" PRIu64 " cannot be replayed: %s",
-                      r->jseq, why ? why : kvl_strerror(rc));
+        KVL_LOG_ERROR("ingest", a->id, "journal record %" PRIu64 " cannot be replayed: %s", r->jseq,
+                      why ? why : kvl_strerror(rc));
         in->stats.replay_errors++;
     }
     return 0;

@@ -46,10 +46,10 @@ typedef struct kvl_ingest_stats {
     uint64_t journal_pauses;      /* times reading stopped for the journal's size */
     uint64_t journal_bytes;       /* size of the journal now */
     uint64_t journal_backlog_bytes; /* appended, not yet on disk */
-    uint64_t replay_queued;       /* batches found in the journal at start, not yet applied */
-    uint64_t replayed_batches;    /* of those, written */
-    uint64_t replay_stale;        /* updates of replayed batches the archives already had */
-    uint64_t replay_errors;       /* journal records that could not be replayed */
+    uint64_t replay_queued;         /* batches found in the journal at start, not yet applied */
+    uint64_t replayed_batches;      /* of those, written */
+    uint64_t replay_stale;          /* updates of replayed batches the archives already had */
+    uint64_t replay_errors;         /* journal records that could not be replayed */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

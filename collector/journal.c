@@ -173,8 +173,7 @@ int kvl_journal_parse(const uint8_t *p, size_t n, kvl_jrec_t *rec, size_t *used)
     }
     uint32_t len = get32(p);
     size_t alen = (size_t)p[26] | (size_t)p[27] << 8;
-    if (alen > KVL_JOURNAL_AGENT_MAX || alen > len ||
-        len - alen > KVL_JOURNAL_DATA_MAX) {
+    if (alen > KVL_JOURNAL_AGENT_MAX || alen > len || len - alen > KVL_JOURNAL_DATA_MAX) {
         return KVL_EPROTO;
     }
     if (n - KVL_JOURNAL_RECORD_HEADER < len) {
@@ -281,8 +280,8 @@ static int read_file(int fd, uint8_t **out, size_t *len)
 
 /* Checks one segment found at open; repairs the last one. Returns 0 (also when the file
  * was set aside) or a negative code with err filled. *keep says whether it stays. */
-static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *prev_jseq,
-                         bool *keep, char *err, size_t errlen)
+static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *prev_jseq, bool *keep,
+                         char *err, size_t errlen)
 {
     char name[32];
     seg_name(num, name);
@@ -355,8 +354,7 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
             KVL_LOG_WARN("journal", name, "%s at offset %zu: cut off the last %zu bytes", why, off,
                          n - off);
             if (ftruncate(fd, (off_t)off) != 0) {
-                snprintf(err, errlen, "cannot truncate %s/%s: %s", j->dir, name,
-                         strerror(errno));
+                snprintf(err, errlen, "cannot truncate %s/%s: %s", j->dir, name, strerror(errno));
                 close(fd);
                 return -errno;
             }
@@ -407,8 +405,7 @@ static void journal_free_now(kvl_journal_t *j)
     free(j);
 }
 
-int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *err,
-                     size_t errlen)
+int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *err, size_t errlen)
 {
     kvl_journal_t *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->dir = strdup(opts->dir)) == NULL) {
@@ -417,7 +414,8 @@ int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *
         return KVL_ENOMEM;
     }
     j->dir_fd = j->lock_fd = j->wfd = -1;
-    j->segment_bytes = opts->segment_bytes ? opts->segment_bytes : KVL_JOURNAL_DEFAULT_SEGMENT_BYTES;
+    j->segment_bytes =
+        opts->segment_bytes ? opts->segment_bytes : KVL_JOURNAL_DEFAULT_SEGMENT_BYTES;
     if (j->segment_bytes < 4096) {
         j->segment_bytes = 4096;
     }
@@ -763,9 +761,8 @@ static void on_async(uv_async_t *a)
 }
 
 /* Queues bytes for a segment (under mu). */
-static int queue_bytes(kvl_journal_t *j, uint64_t seg, uint64_t off, bool create,
-                       const void *a, size_t na, const void *b, size_t nb, const void *c,
-                       size_t nc, uint64_t jseq)
+static int queue_bytes(kvl_journal_t *j, uint64_t seg, uint64_t off, bool create, const void *a,
+                       size_t na, const void *b, size_t nb, const void *c, size_t nc, uint64_t jseq)
 {
     uv_mutex_lock(&j->mu);
     chunk_t *t = j->tail;

@@ -92,27 +92,26 @@ int kvl_journal_encode(const kvl_jrec_t *rec, uint8_t **out, size_t *outlen);
 typedef struct kvl_journal kvl_journal_t;
 
 typedef struct kvl_journal_opts {
-    const char *dir;          /* created if missing */
-    uint64_t segment_bytes;   /* 0: KVL_JOURNAL_DEFAULT_SEGMENT_BYTES */
-    int64_t commit_delay_ms;  /* longest wait for more records before a commit (0: none) */
-    bool no_sync;             /* tests and benchmarks of the rest: write, never fdatasync */
+    const char *dir;         /* created if missing */
+    uint64_t segment_bytes;  /* 0: KVL_JOURNAL_DEFAULT_SEGMENT_BYTES */
+    int64_t commit_delay_ms; /* longest wait for more records before a commit (0: none) */
+    bool no_sync;            /* tests and benchmarks of the rest: write, never fdatasync */
 } kvl_journal_opts_t;
 
 typedef struct kvl_journal_stats {
-    uint64_t bytes;          /* segment files, as written or about to be */
+    uint64_t bytes; /* segment files, as written or about to be */
     uint64_t segments;
-    uint64_t records;        /* appended since open */
-    uint64_t commits;        /* group commits done (each one fdatasync per file) */
-    uint64_t synced_jseq;    /* every record up to here is on disk */
-    uint64_t backlog_bytes;  /* appended, not yet on disk */
-    uint64_t cut_bytes;      /* cut off or skipped at open */
-    uint64_t write_errors;   /* failed writes or syncs (retried) */
+    uint64_t records;       /* appended since open */
+    uint64_t commits;       /* group commits done (each one fdatasync per file) */
+    uint64_t synced_jseq;   /* every record up to here is on disk */
+    uint64_t backlog_bytes; /* appended, not yet on disk */
+    uint64_t cut_bytes;     /* cut off or skipped at open */
+    uint64_t write_errors;  /* failed writes or syncs (retried) */
 } kvl_journal_stats_t;
 
 /* Opens the journal in opts->dir, checking and repairing as described above, and fsyncs
  * what it keeps. Returns 0 and sets *out, or a negative code with a sentence in err. */
-int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *err,
-                     size_t errlen);
+int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *err, size_t errlen);
 
 /* Calls cb for every record found at open, in order; seg identifies its segment (for
  * kvl_journal_hold). A non-zero return from cb stops and is returned. May be called more

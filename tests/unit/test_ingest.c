@@ -77,8 +77,8 @@ static void client_start(uv_loop_t *loop, client_t *c, int port, const char *age
     c->conn.data = c;
     struct sockaddr_in sa;
     uv_ip4_addr("127.0.0.1", port, &sa);
-    assert_int_equal(
-        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&sa, c_connected), 0);
+    assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&sa, c_connected),
+                     0);
 }
 
 static void client_end(client_t *c)

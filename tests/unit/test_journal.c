@@ -226,8 +226,8 @@ static void test_torn_tail_every_offset(void **state)
     close_j(&loop, j);
     uint8_t whole[4096];
     size_t n = read_segment(dir, path, sizeof(path), whole, sizeof(whole));
-    size_t last = n - (KVL_JOURNAL_RECORD_HEADER + strlen("agent-b") +
-                       strlen("the last batch, to be torn"));
+    size_t last =
+        n - (KVL_JOURNAL_RECORD_HEADER + strlen("agent-b") + strlen("the last batch, to be torn"));
     for (size_t cut = last; cut < n; cut++) {
         write_file(path, whole, cut);
         j = open_j(dir, 0, 0);
@@ -356,8 +356,13 @@ static void test_segments_released(void **state)
 static void test_parse_rejects(void **state)
 {
     (void)state;
-    kvl_jrec_t r = {.jseq = 9, .seq = 1, .type = KVL_JREC_BATCH, .agent = "a", .agent_len = 1,
-                    .data = (const uint8_t *)"xyz", .len = 3};
+    kvl_jrec_t r = {.jseq = 9,
+                    .seq = 1,
+                    .type = KVL_JREC_BATCH,
+                    .agent = "a",
+                    .agent_len = 1,
+                    .data = (const uint8_t *)"xyz",
+                    .len = 3};
     uint8_t *p;
     size_t n, used;
     assert_int_equal(kvl_journal_encode(&r, &p, &n), 0);
@@ -460,17 +465,22 @@ static void test_ingest_replays_once(void **state)
     m.u.series_defs.n = 1;
     uint8_t buf[512];
     size_t n = payload_of(&m, buf, sizeof(buf));
-    kvl_jrec_t r = {.type = KVL_JREC_DEFS, .agent = "agent-r", .agent_len = 7, .data = buf, .len = n};
+    kvl_jrec_t r = {
+        .type = KVL_JREC_DEFS, .agent = "agent-r", .agent_len = 7, .data = buf, .len = n};
     assert_int_equal(kvl_journal_append(j, &r, false, NULL), 0);
     int64_t t0 = ((int64_t)time(NULL) - 600) / 60 * 60;
     uint32_t id = 1;
-    kvl_group_t g = {.time_ms = t0 * 1000, .ids = &id, .n_ids = 1, .values = (uint64_t[]){1},
-                     .n_values = 1};
+    kvl_group_t g = {
+        .time_ms = t0 * 1000, .ids = &id, .n_ids = 1, .values = (uint64_t[]){1}, .n_values = 1};
     m = (kvl_msg_t){.type = KVL_MSG_BATCH};
     m.u.batch = (kvl_batch_t){.seq = 4242, .groups = &g, .n_groups = 1};
     n = payload_of(&m, buf, sizeof(buf));
-    r = (kvl_jrec_t){.type = KVL_JREC_BATCH, .seq = 4242, .agent = "agent-r", .agent_len = 7,
-                     .data = buf, .len = n};
+    r = (kvl_jrec_t){.type = KVL_JREC_BATCH,
+                     .seq = 4242,
+                     .agent = "agent-r",
+                     .agent_len = 7,
+                     .data = buf,
+                     .len = n};
     assert_int_equal(kvl_journal_append(j, &r, true, NULL), 0);
     run_until_synced(&loop, j);
     close_j(&loop, j);
@@ -560,11 +570,16 @@ static void test_ingest_spills_and_reads_back(void **state)
     raw_t r;
     memset(&r, 0, sizeof(r));
     kvl_msg_t m = {.type = KVL_MSG_HELLO};
-    m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION, .agent_id = "agent-s",
-                              .version = "t", .site = "lab"};
+    m.u.hello = (kvl_hello_t){
+        .protocol = KVL_PROTOCOL_VERSION, .agent_id = "agent-s", .version = "t", .site = "lab"};
     assert_int_equal(kvl_wire_encode(&m, &r.out), 0);
-    kvl_series_def_t def = {.id = 1, .device = "gw", .scope = KVL_SCOPE_DEVICE, .instance = "",
-                            .metric = "response_ms", .kind = KVL_KIND_GAUGE, .interval_s = 60};
+    kvl_series_def_t def = {.id = 1,
+                            .device = "gw",
+                            .scope = KVL_SCOPE_DEVICE,
+                            .instance = "",
+                            .metric = "response_ms",
+                            .kind = KVL_KIND_GAUGE,
+                            .interval_s = 60};
     m = (kvl_msg_t){.type = KVL_MSG_SERIES_DEFS};
     m.u.series_defs.defs = &def;
     m.u.series_defs.n = 1;
@@ -573,8 +588,8 @@ static void test_ingest_spills_and_reads_back(void **state)
     for (int k = 0; k < N; k++) {
         uint32_t id = 1;
         uint64_t v = 1000 + (uint64_t)k;
-        kvl_group_t g = {.time_ms = (t0 + 60 * k) * 1000, .ids = &id, .n_ids = 1, .values = &v,
-                         .n_values = 1};
+        kvl_group_t g = {
+            .time_ms = (t0 + 60 * k) * 1000, .ids = &id, .n_ids = 1, .values = &v, .n_values = 1};
         m = (kvl_msg_t){.type = KVL_MSG_BATCH};
         m.u.batch = (kvl_batch_t){.seq = 100 + (uint64_t)k, .groups = &g, .n_groups = 1};
         assert_int_equal(kvl_wire_encode(&m, &r.out), 0);
@@ -605,8 +620,9 @@ static void test_ingest_spills_and_reads_back(void **state)
     kvl_buf_free(&r.in);
 
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rrdtool fetch '%s/lab/gw.rrd' AVERAGE -r 60 --start %lld --end %lld",
-             dir, (long long)t0, (long long)(t0 + 60 * (N - 1)));
+    snprintf(cmd, sizeof(cmd),
+             "rrdtool fetch '%s/lab/gw.rrd' AVERAGE -r 60 --start %lld --end %lld", dir,
+             (long long)t0, (long long)(t0 + 60 * (N - 1)));
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     char line[512];
