@@ -139,6 +139,18 @@ static const kvl_cfg_field_t fields[] = {
      "agent connections held at once (2000)"},
     {"max_frame", KVL_CFG_INT, OFF(max_frame), 1024, 64 * 1024 * 1024, NULL, NULL, 0,
      "largest frame accepted, bytes (4194304)"},
+    {"handshake_timeout", KVL_CFG_DURATION, OFF(handshake_timeout_ms), 100, 3600 * 1000, NULL, NULL,
+     0, "time for the TLS handshake and the Hello (10s)"},
+    {"idle_timeout", KVL_CFG_DURATION, OFF(idle_timeout_ms), 1000, 7 * 86400 * 1000ll, NULL, NULL,
+     0, "a connection without a frame for this long is closed (5m)"},
+    {"journal_max_bytes", KVL_CFG_INT, OFF(journal_max_bytes), 1 << 20, 1ll << 50, NULL, NULL, 0,
+     "journal size above which agents are not read until the archives catch up (1 GiB)"},
+    {"journal_segment_bytes", KVL_CFG_INT, OFF(journal_segment_bytes), 1 << 16, 1ll << 32, NULL,
+     NULL, 0, "size of one journal file (64 MiB)"},
+    {"journal_commit_delay", KVL_CFG_DURATION, OFF(journal_commit_delay_ms), 0, 100, NULL, NULL, 0,
+     "longest wait for more batches before a group commit (2ms)"},
+    {"journal_sync", KVL_CFG_BOOL, OFF(journal_sync), 0, 0, NULL, NULL, 0,
+     "fdatasync every commit (true; false only for tests)"},
     {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0, "list of resolution:retention"},
     {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
     {"tls", KVL_CFG_CUSTOM, OFF(tls), 0, 0, NULL, kvl_tls_cfg_parse_server, 0,
@@ -173,6 +185,12 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->log_level = KVL_LOG_LEVEL_INFO;
     c->max_connections = 2000;
     c->max_frame = 4 * 1024 * 1024;
+    c->handshake_timeout_ms = 10 * 1000;
+    c->idle_timeout_ms = 5 * 60 * 1000;
+    c->journal_max_bytes = 1ll << 30;
+    c->journal_segment_bytes = 64ll << 20;
+    c->journal_commit_delay_ms = 2;
+    c->journal_sync = true;
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));

@@ -2,12 +2,17 @@
  * ingest.h — the collector's side of the agent protocol.
  *
  * Listens for agents, checks each one's Hello, keeps its series definitions for the
- * connection, turns every batch into archive rows for the store, and acknowledges a batch
- * once the store has written it. Batches of one agent are written one at a time, in order;
- * a batch whose sequence number is already acknowledged is acknowledged again and not
- * written twice. When an agent's batches pile up behind the store, its connection stops
+ * connection, writes every frame that matters (definitions, batches) to the journal
+ * (journal.h), acknowledges a batch once its journal record is on disk (fdatasync, group
+ * commit), and then writes it into the archives through the store, one batch of an agent
+ * at a time, in order. A batch whose sequence number is already journaled is acknowledged
+ * again and not written twice, also across collector restarts (the journal keeps the
+ * positions). At start the journal is replayed: batches journaled but not yet in the
+ * archives are written before any agent is accepted. When an agent's batches pile up
+ * behind the archives, or the journal grows past journal_max_bytes, connections stop
  * being read (TCP backpressure). A malformed, oversized or out-of-place frame closes that
- * one connection with a log line.
+ * one connection with a log line; so do the handshake and idle timeouts; connections
+ * beyond max_connections are closed at once.
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
@@ -23,12 +28,28 @@ typedef struct kvl_ingest kvl_ingest_t;
 /* Binds and listens. Returns NULL and logs why on failure. */
 kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kvl_store_t *store);
 typedef struct kvl_ingest_stats {
-    uint64_t connections;       /* accepted in all */
-    uint64_t batches_written;   /* batches written and acknowledged */
-    uint64_t batches_duplicate; /* batches acknowledged again without writing */
-    uint64_t samples_written;   /* values in written archive updates */
-    uint64_t updates_stale;     /* updates the archives refused as out of order */
-    uint64_t protocol_errors;   /* connections closed for an error (bad frame, refusal, limit) */
+    uint64_t connections;         /* accepted in all */
+    uint64_t connections_refused; /* closed at once: max_connections */
+    uint64_t idle_closed;         /* closed by idle_timeout */
+    uint64_t batches_journaled;   /* batches written to the journal (acknowledged once synced) */
+    uint64_t samples_journaled;   /* values in them */
+    uint64_t batches_written;     /* batches written into the archives (replayed ones too) */
+    uint64_t batches_duplicate;   /* batches acknowledged again without writing */
+    uint64_t batches_spilled;     /* not kept in memory (archives lagging): read back later */
+    uint64_t batches_read_back;   /* spilled batches read back from the journal */
+    uint64_t samples_written;     /* values in written archive updates */
+    uint64_t updates_stale;       /* updates the archives refused as out of order */
+    uint64_t updates_failed;      /* updates that failed (logged; the batch was acknowledged) */
+    uint64_t protocol_errors;     /* connections closed for an error (bad frame, refusal, limit) */
+    uint64_t journal_records;     /* records appended */
+    uint64_t journal_commits;     /* group commits that reached the disk */
+    uint64_t journal_pauses;      /* times reading stopped for the journal's size */
+    uint64_t journal_bytes;       /* size of the journal now */
+    uint64_t journal_backlog_bytes; /* appended, not yet on disk */
+    uint64_t replay_queued;         /* batches found in the journal at start, not yet applied */
+    uint64_t replayed_batches;      /* of those, written */
+    uint64_t replay_stale;          /* updates of replayed batches the archives already had */
+    uint64_t replay_errors;         /* journal records that could not be replayed */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -62,6 +62,8 @@ struct kvl_store_job {
     kvl_store_result_t result;
     kvl_store_done_cb cb;
     void *arg;
+    const kvl_family_t *fam_src; /* the family last copied, and its copy in the arena */
+    const kvl_family_t *fam_copy;
 };
 
 kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg)
@@ -141,6 +143,31 @@ size_t kvl_store_job_rows(const kvl_store_job_t *j)
     return j->n_rows;
 }
 
+static const kvl_family_t *copy_family(kvl_arena_t *a, const kvl_family_t *f)
+{
+    kvl_family_t *c = kvl_arena_alloc(a, sizeof(*c));
+    const char **metrics = kvl_arena_alloc(a, (f->n ? f->n : 1) * sizeof(*metrics));
+    kvl_kind_t *kinds = kvl_arena_alloc(a, (f->n ? f->n : 1) * sizeof(*kinds));
+    bool *reals = kvl_arena_alloc(a, (f->n ? f->n : 1) * sizeof(*reals));
+    if (c == NULL || metrics == NULL || kinds == NULL || reals == NULL ||
+        (c->name = kvl_arena_strdup(a, f->name)) == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if ((metrics[i] = kvl_arena_strdup(a, f->metrics[i])) == NULL) {
+            return NULL;
+        }
+        kinds[i] = f->kinds[i];
+        reals[i] = f->reals != NULL && f->reals[i];
+    }
+    c->id = f->id;
+    c->n = f->n;
+    c->metrics = metrics;
+    c->kinds = kinds;
+    c->reals = reals;
+    return c;
+}
+
 int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
 {
     if (j->n_rows == j->cap_rows) {
@@ -159,6 +186,18 @@ int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
     r.instance = kvl_arena_strdup(a, row->instance);
     if ((row->scope == KVL_SCOPE_GROUP || row->scope == KVL_SCOPE_LINK) && row->family == NULL) {
         return KVL_EINVAL;
+    }
+    if (row->family != NULL) {
+        /* The job may outlive the definitions it came from (the journal applies batches
+         * after their connection has gone), so it keeps its own copy. */
+        if (row->family != j->fam_src) {
+            j->fam_copy = copy_family(a, row->family);
+            j->fam_src = j->fam_copy ? row->family : NULL;
+            if (j->fam_copy == NULL) {
+                return KVL_ENOMEM;
+            }
+        }
+        r.family = j->fam_copy;
     }
     kvl_store_value_t *v = kvl_arena_alloc(a, sizeof(*v) * (row->n_values ? row->n_values : 1));
     if (r.site == NULL || r.device == NULL || r.instance == NULL || v == NULL) {

@@ -55,7 +55,7 @@ typedef struct kvl_store_row {
     const char *device;
     kvl_scope_t scope;
     const char *instance;
-    const kvl_family_t *family; /* SCOPE_GROUP: the group; must outlive the job */
+    const kvl_family_t *family; /* SCOPE_GROUP: the group (the job keeps a copy) */
     uint32_t interval_s;
     int64_t time_ms;
     const kvl_store_value_t *values;

@@ -5,7 +5,7 @@
 # collector is killed; the agent spools a backlog of bulk batches. Then one device's
 # simulator is stopped: the agent raises device_down, which goes on the events lane. When
 # the collector comes back, the event must reach the collector's log before the bulk batches
-# that were queued before it are written (collector debug log: "batch N lane 0 written"),
+# that were queued before it are written (collector debug log: "applied batch N lane 0: ..."),
 # although the backlog is older; and afterwards every bulk batch arrives, in order, with no
 # update refused as stale.
 #
@@ -60,7 +60,7 @@ COL=$KVL_LAST_PID
 _caught_up() {
     local last
     last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    grep -q "batch $last lane 0 written" "$CLOG"
+    grep -q "applied batch $last lane 0:" "$CLOG"
 }
 kvl_wait_until 60 "the collector to catch up" _caught_up
 
@@ -71,7 +71,7 @@ ev_line=$(grep -n 'event downdev\] device_down' "$KVL_TMP/col2.log" | head -n 1 
 nb=0
 late=""
 while read -r s; do
-    l=$(grep -n "batch $s lane 0 written" "$KVL_TMP/col2.log" | head -n 1 | cut -d: -f1)
+    l=$(grep -n "applied batch $s lane 0:" "$KVL_TMP/col2.log" | head -n 1 | cut -d: -f1)
     [ -n "$l" ] || continue # written before the collector died
     nb=$((nb + 1))
     [ "$l" -gt "$ev_line" ] || late="$late $s"
@@ -81,7 +81,7 @@ done <"$KVL_TMP/before"
 kvl_log "device_down (events batch $ev_seq) logged at line $ev_line, ahead of all $nb older backlog batches"
 
 # The backlog itself: every bulk batch written, in sequence order, nothing refused as stale.
-sed -n 's/.*batch \([0-9]*\) lane 0 written.*/\1/p' "$CLOG" >"$KVL_TMP/written"
+sed -n 's/.*applied batch \([0-9]*\) lane 0:.*/\1/p' "$CLOG" >"$KVL_TMP/written"
 sort -n -c "$KVL_TMP/written" 2>/dev/null || kvl_fail "bulk batches were written out of order"
 sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | sort -n >"$KVL_TMP/queued"
 missing=$(comm -23 "$KVL_TMP/queued" <(sort -n -u "$KVL_TMP/written") | wc -l)

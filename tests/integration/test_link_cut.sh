@@ -112,7 +112,7 @@ kvl_log "link restored; $((q_up - q_cut)) batches queued during the cut"
 _caught_up() {
     local last
     last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    [ "$last" -gt "$last_needed" ] && grep -q "batch $last lane 0 written" "$CLOG"
+    [ "$last" -gt "$last_needed" ] && grep -q "applied batch $last lane 0:" "$CLOG"
 }
 last_needed=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
 kvl_wait_until 90 "the collector to catch up" _caught_up
@@ -120,7 +120,7 @@ grep -E 'connected to collector' "$ALOG" | tail -n 1 | sed 's/^/    agent: /' >&
 kvl_sleep_checking 3 "$AGENT" "$SIM" "$COL"
 
 sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | sort -n >"$KVL_TMP/queued"
-sed -n 's/.*batch \([0-9]*\) lane 0 written.*/\1/p' "$CLOG" >"$KVL_TMP/written"
+sed -n 's/.*applied batch \([0-9]*\) lane 0:.*/\1/p' "$CLOG" >"$KVL_TMP/written"
 sort -n -c "$KVL_TMP/written" 2>/dev/null || kvl_fail "bulk batches were written out of order"
 sort -n -u "$KVL_TMP/written" -o "$KVL_TMP/written.sorted"
 # The last few may still be on their way; everything up to the catch-up point must be there.

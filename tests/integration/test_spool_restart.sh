@@ -121,13 +121,13 @@ COL=$KVL_LAST_PID
 _caught_up() {
     local last
     last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    grep -q "batch $last lane 0 written" "$CLOG"
+    grep -q "applied batch $last lane 0:" "$CLOG"
 }
 kvl_wait_until 60 "the collector to catch up" _caught_up
 kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
 dropped=$(sed -n 's/.*stopping: spool holds .*, \([0-9]*\) dropped by its bound.*/\1/p' "$ALOG" | tail -n 1)
 sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | sort -n >"$KVL_TMP/queued"
-sed -n 's/.*batch \([0-9]*\) lane 0 written.*/\1/p' "$CLOG" | sort -n -u >"$KVL_TMP/written"
+sed -n 's/.*applied batch \([0-9]*\) lane 0:.*/\1/p' "$CLOG" | sort -n -u >"$KVL_TMP/written"
 comm -23 "$KVL_TMP/queued" "$KVL_TMP/written" >"$KVL_TMP/missing"
 nq=$(wc -l <"$KVL_TMP/queued")
 nm=$(wc -l <"$KVL_TMP/missing")

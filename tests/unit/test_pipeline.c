@@ -109,9 +109,14 @@ static bool run_until(world_t *w, bool (*cond)(world_t *), uint64_t ms)
     return ok || cond(w);
 }
 
+/* Acknowledged (on disk in the collector's journal) and written into the archives, which
+ * follow the acknowledgement. */
 static bool all_acked(world_t *w)
 {
-    return kvl_uplink_pending(w->up) == 0;
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(w->ingest, &s);
+    return kvl_uplink_pending(w->up) == 0 && s.batches_written == s.batches_journaled &&
+           kvl_store_busy(w->store) == 0;
 }
 
 /* Reads `rrdtool fetch` rows for one DS column; returns the number of rows read. */
@@ -361,7 +366,7 @@ static void raw_connected(uv_connect_t *req, int status)
 static raw_client_t *g_raw;
 static bool raw_done_and_acked(world_t *w)
 {
-    return g_raw->closed_by_peer && kvl_uplink_pending(w->up) == 0;
+    return g_raw->closed_by_peer && all_acked(w);
 }
 
 static void test_garbage_peer_is_cut_off(void **state)
