@@ -210,13 +210,25 @@ static bool reflect_one(rsock_t *s)
     return true;
 }
 
+/* libuv reports a pending socket error (POLLERR: an ICMP error queued on the socket) as a
+ * negative status and stops watching; reading clears it, so watch again. */
+static void rewatch(uv_poll_t *h, int status, bool open, uv_poll_cb cb)
+{
+    if (status < 0 && open) {
+        int rc = uv_poll_start(h, UV_READABLE, cb);
+        if (rc != 0) {
+            KVL_LOG_ERROR(MOD, NULL, "cannot watch a STAMP socket again: %s", uv_strerror(rc));
+        }
+    }
+}
+
 static void on_reflector_poll(uv_poll_t *h, int status, int events)
 {
-    KVL_UNUSED(status);
     KVL_UNUSED(events);
     rsock_t *s = h->data;
     for (int i = 0; i < DRAIN_MAX && s->open && reflect_one(s); i++) {
     }
+    rewatch(h, status, s->open, on_reflector_poll);
 }
 
 static int open_reflector_sock(kvl_stamp_reflector_t *r, rsock_t *s, int family)
@@ -358,7 +370,6 @@ struct kvl_stamp_session {
 
 static void on_session_poll(uv_poll_t *h, int status, int events)
 {
-    KVL_UNUSED(status);
     KVL_UNUSED(events);
     kvl_stamp_session_t *s = h->data;
     for (int i = 0; i < DRAIN_MAX && s->open; i++) {
@@ -367,7 +378,7 @@ static void on_session_poll(uv_poll_t *h, int status, int events)
         ssize_t n = recv_one(s->fd, s->buf, sizeof(s->buf), &from, &m);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return;
+                break;
             }
             continue; /* ECONNREFUSED and the like: a lost probe, nothing to read */
         }
@@ -386,6 +397,7 @@ static void on_session_poll(uv_poll_t *h, int status, int events)
                                 .rx_kernel = m.rx_kernel};
         s->cb(s->arg, &a);
     }
+    rewatch(h, status, s->open, on_session_poll);
 }
 
 kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockaddr *to,

@@ -186,10 +186,12 @@ void kvl_stamp_times(int64_t t1, int64_t t2, int64_t t3, int64_t t4, bool local_
     if (!local_synced || !re.synced || re.ptp || re.err_ns < 0 || local_err_ns < 0) {
         return;
     }
-    int64_t sum = local_err_ns + re.err_ns;
-    if (sum < local_err_ns || sum > max_err_ns) { /* overflow, or too coarse */
+    /* Each bounded first, so the sum cannot overflow. */
+    if (re.err_ns > max_err_ns || local_err_ns > max_err_ns ||
+        local_err_ns + re.err_ns > max_err_ns) {
         return;
     }
+    int64_t sum = local_err_ns + re.err_ns;
     out->oneway = true;
     out->err_ns = sum;
     out->fwd_ns = t2 - t1;
