@@ -297,7 +297,7 @@ kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port,
                           "reflector",
                           port, strerror(-e));
         } else {
-            KVL_LOG_ERROR(MOD, NULL,
+            KVL_LOG_WARN(MOD, NULL,
                           "cannot bind UDP port %d for the STAMP reflector: %s; running without "
                           "a reflector",
                           port, strerror(-e));

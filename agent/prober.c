@@ -187,10 +187,22 @@ static uint64_t due(const kvl_prober_t *p, const ptarget_t *t, uint32_t i)
     return t->start + (uint64_t)((int64_t)i * p->interval_ms / (int64_t)t->count);
 }
 
+/* Wake-ups are rounded up to a grid of TICK_MS (at most a tenth of the target's gap
+ * between probes), so one loop wake-up sends the probes of every target due in that tick
+ * and reads their replies together: with 1,000 targets this divides the loop's wake-ups
+ * and empty reads several times. A probe leaves less than a tick after its due time; its
+ * RTT comes from kernel timestamps and is not affected. */
+#define TICK_MS 20
+
 static void schedule(ptarget_t *t)
 {
     kvl_prober_t *p = t->p;
     uint64_t at = t->next < t->count ? due(p, t, t->next) : t->start + (uint64_t)p->interval_ms;
+    uint64_t tick = (uint64_t)(p->interval_ms / (int64_t)t->count / 10);
+    tick = tick > TICK_MS ? TICK_MS : tick;
+    if (tick > 1) {
+        at = (at + tick - 1) / tick * tick;
+    }
     uint64_t now = uv_now(p->loop);
     uv_timer_start(&t->timer, on_timer, at > now ? at - now : 0, 0);
 }
