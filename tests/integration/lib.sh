@@ -356,6 +356,8 @@ log_level: ${6:-info}
 flush_interval: 200ms
 reconnect_max: 2s
 ${KVL_AGENT_TLS:-insecure: true}
+probes:
+  reflector: {enabled: false}   # many agents on one host; tests/netns covers the reflector
 defaults:
   version: 2c
   interval: $5
