@@ -24,10 +24,10 @@
  * TWAMP-Light (RFC 5357 section 4.1.2 and appendix I) test packets in unauthenticated mode
  * have the same first 14 octets and the same reflected layout up to the TTL, followed by
  * padding instead of STAMP's MBZ: RFC 8762 made the unauthenticated formats compatible on
- * purpose (its section 4.6). So the reflector accepts any sender packet of at least 14
- * octets and answers with the reflected layout above, as long as the packet it got but never
- * shorter than 44 octets (symmetric size, RFC 8762 section 4.2.1 / RFC 6038), the bytes
- * after octet 44 zero. Packets longer than KVL_STAMP_MAX are refused.
+ * purpose (its section "Interoperability with TWAMP Light"). So the reflector accepts any
+ * sender packet of at least 14 octets and answers with the reflected layout above, as long
+ * as the packet it got but never shorter than 44 octets (symmetric size, RFC 6038), the
+ * bytes after octet 44 zero. Packets longer than KVL_STAMP_MAX are refused.
  *
  * Error Estimate (RFC 4656 section 4.1.2): S (1 bit: the clock is synchronised to UTC by an
  * external source), Z (1 bit: 0 = NTP timestamp format; kaaval always sends 0 and refuses

@@ -10,7 +10,8 @@
 # in the build folder, never into the source tree; a crashing input is saved as
 # build-fuzz/fuzz-artifacts/<target>-crash-<sha1>. Targets today: fuzz_wire (frames and
 # messages), fuzz_config (agent.yaml, collector.yaml), fuzz_spool (spool segment and
-# cursor files, in a folder under /tmp). The script exits non-zero if the build
+# cursor files, in a folder under /tmp), fuzz_icmp (echo replies) and fuzz_stamp (STAMP
+# and TWAMP-Light packets, both directions). The script exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 
