@@ -211,7 +211,8 @@ static void schedule(ptarget_t *t)
 static int open_target(kvl_prober_t *p, ptarget_t *t)
 {
     const kvl_probe_target_t *c = t->cfg;
-    int port = c->port ? (int)c->port : KVL_STAMP_PORT;
+    /* ICMP: no port (a raw IPv6 socket refuses a nonzero one that is not its protocol). */
+    int port = c->type == KVL_PROBE_ICMP ? 0 : c->port ? (int)c->port : KVL_STAMP_PORT;
     if (c->type == KVL_PROBE_HTTP || c->type == KVL_PROBE_HTTPS) {
         if (p->http == NULL) {
             p->http = kvl_http_new(p->loop, on_http_done, p);
