@@ -10,7 +10,7 @@
  *               [--dup-every N] [--reorder-every N] [--reorder-extra-us US]
  *               [--udp-port P] [--only-ab]
  *
- * --udp-port P: IPv4 UDP datagrams to port P (STAMP test packets, logged as type=8) and
+ * --udp-port P: IPv4 and IPv6 UDP datagrams to port P (STAMP test packets, logged as type=8) and
  * from port P (reflected ones, type=0) are held too, with seq the low 16 bits of the
  * payload's first 4 octets (STAMP's sequence number) and id P. Their UDP checksum is
  * computed afresh: a veth hands AF_PACKET a locally sent datagram with the checksum left
@@ -116,8 +116,9 @@ static void classify(const uint8_t *f, int len, int *type, int *id, int *seq)
     }
     int et = f[12] << 8 | f[13];
     const uint8_t *icmp = NULL;
-    if (udp_port != 0 && et == 0x0800 && len >= 34 && f[23] == 17) {
-        int ihl = (f[14] & 15) * 4;
+    if (udp_port != 0 && ((et == 0x0800 && len >= 34 && f[23] == 17) ||
+                          (et == 0x86dd && len >= 54 && f[20] == 17))) {
+        int ihl = et == 0x0800 ? (f[14] & 15) * 4 : 40;
         if (len >= 14 + ihl + 8 + 4) {
             const uint8_t *u = f + 14 + ihl;
             int sport = u[0] << 8 | u[1], dport = u[2] << 8 | u[3];
@@ -150,10 +151,12 @@ static void classify(const uint8_t *f, int len, int *type, int *id, int *seq)
     }
 }
 
-/* Writes the UDP checksum of an IPv4 frame classified as UDP (RFC 768, pseudo-header). */
+/* Writes the UDP checksum of an IPv4 or IPv6 frame classified as UDP (RFC 768 and RFC 8200
+ * pseudo-headers: addresses, length, protocol 17). */
 static void udp_fix_checksum(uint8_t *f, int len)
 {
-    int ihl = (f[14] & 15) * 4;
+    bool v6 = (f[12] << 8 | f[13]) == 0x86dd;
+    int ihl = v6 ? 40 : (f[14] & 15) * 4;
     uint8_t *ip = f + 14, *u = f + 14 + ihl;
     int ulen = u[4] << 8 | u[5];
     if (ulen < 8 || 14 + ihl + ulen > len) {
@@ -161,7 +164,8 @@ static void udp_fix_checksum(uint8_t *f, int len)
     }
     u[6] = u[7] = 0;
     uint32_t sum = 17 + (uint32_t)ulen;
-    for (int i = 12; i < 20; i += 2) {
+    int from = v6 ? 8 : 12, to = v6 ? 40 : 20; /* source and destination addresses */
+    for (int i = from; i < to; i += 2) {
         sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
     }
     for (int i = 0; i + 1 < ulen; i += 2) {
@@ -324,7 +328,9 @@ int main(int argc, char **argv)
                 p->out = 1 - side;
                 p->copy = 0;
                 classify(p->data, p->len, &p->type, &p->id, &p->seq);
-                if (p->type >= 0 && udp_port != 0 && p->data[23] == 17) {
+                if (p->type >= 0 && udp_port != 0 &&
+                    ((p->data[12] == 0x08 && p->data[23] == 17) ||
+                     (p->data[12] == 0x86 && p->data[20] == 17))) {
                     udp_fix_checksum(p->data, p->len);
                 }
                 p->drawn_us = 0;

@@ -16,7 +16,8 @@
 # figures exactly when the host's adjtimex says synchronised).
 #
 # Checks:
-#   mesh      both agents measure each other: every probe of a full interval answered
+#   mesh      both agents measure each other: every probe of a full interval answered (and
+#             agent-a's target on agent-b's IPv6 address, through the relay too)
 #   twamp     a hand-made TWAMP-Light packet (RFC 5357, 41 octets) from a small Python
 #             sender is answered: 44 octets, its sequence number, timestamp and error
 #             estimate reflected where RFC 8762 puts them, TTL 64, T1 <= T2 <= T3 <= now;
@@ -86,7 +87,9 @@ ip netns exec "$NM" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 ip netns exec "$NM" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 for n in "$NA" "$NB" "$NM"; do ip -n "$n" link set lo up; done
 ip -n "$NA" addr add 10.78.0.1/24 dev a0
+ip -n "$NA" addr add fd78::1/64 dev a0 nodad
 ip -n "$NB" addr add 10.78.0.2/24 dev b0
+ip -n "$NB" addr add fd78::2/64 dev b0 nodad
 ip -n "$NA" link set a0 up
 ip -n "$NB" link set b0 up
 ip -n "$NM" link set mida up
@@ -143,7 +146,9 @@ field() {
 # ------------------------------------------------------------ mesh (no delay) + TWAMP ---
 relay_start "$W/relay0.log" -d 0 -j 0
 agent_cfg "$W/b.yaml" agent-b 2s 50 assumed "$MESH"
-agent_cfg "$W/a.yaml" agent-a 2s 50 assumed "$MESH"
+agent_cfg "$W/a.yaml" agent-a 2s 50 assumed "$MESH
+  targets:
+    - {name: b6, address: \"fd78::2\", type: stamp}"
 ip netns exec "$NB" "$AGENT" -c "$W/b.yaml" --probe-once --probe-intervals 4 >"$W/b0.out" 2>"$W/b0.err" &
 BPID=$!
 sleep 1
@@ -181,10 +186,11 @@ BPID=
 cat "$W/a0.out" "$W/b0.out" "$W/twamp.out"
 RA=$(field "$W/a0.out" agent-b 1 received)
 RB=$(field "$W/b0.out" agent-a 1 received)
-[ "$RA" = 50 ] && [ "$RB" = 50 ]
-check mesh $? "agent-a received $RA of 50 from agent-b, agent-b $RB of 50 from agent-a (interval 1)"
-grep -q '^twamp ok' "$W/twamp.out" && grep -q '^short unanswered' "$W/twamp.out"
-check twamp $? "$(head -1 "$W/twamp.out"); $(sed -n 2p "$W/twamp.out")"
+R6=$(field "$W/a0.out" b6 1 received)
+r=0; { [ "$RA" = 50 ] && [ "$RB" = 50 ] && [ "$R6" = 50 ]; } || r=1
+check mesh $r "agent-a received $RA of 50 from agent-b (and $R6 of 50 over IPv6), agent-b $RB of 50 from agent-a (interval 1)"
+r=0; { grep -q '^twamp ok' "$W/twamp.out" && grep -q '^short unanswered' "$W/twamp.out"; } || r=1
+check twamp $r "$(head -1 "$W/twamp.out"); $(sed -n 2p "$W/twamp.out")"
 BASE=$(field "$W/a0.out" agent-b 1 rtt_median_ms)
 BFWD=$(field "$W/a0.out" agent-b 1 owd_fwd_median_ms)
 BBWD=$(field "$W/a0.out" agent-b 1 owd_bwd_median_ms)
@@ -258,8 +264,8 @@ grep '^probe' "$W/a2.out"
 S=$(field "$W/a2.out" agent-b 0 clock_sync)
 F=$(field "$W/a2.out" agent-b 0 owd_fwd_median_ms)
 R=$(field "$W/a2.out" agent-b 0 rtt_median_ms)
-[ "$S" = 0 ] && [ "$F" = U ] && [ "$R" != U ]
-check unsync-peer $? "reflector not synchronised: clock_sync $S, forward one-way $F, RTT $R ms"
+r=0; { [ "$S" = 0 ] && [ "$F" = U ] && [ "$R" != U ]; } || r=1
+check unsync-peer $r "reflector not synchronised: clock_sync $S, forward one-way $F, RTT $R ms"
 # agent-b (reflector) back to assumed; agent-a's own clock from the kernel.
 kill "$BPID" 2>/dev/null || true
 wait "$BPID" 2>/dev/null || true
@@ -281,14 +287,15 @@ t = T(); rc = ctypes.CDLL(None).adjtimex(ctypes.byref(t))
 print(1 if rc != 5 and not (t.status & 0x40) and t.maxerror <= 1000 else 0)')
 S=$(field "$W/a3.out" agent-b 0 clock_sync)
 F=$(field "$W/a3.out" agent-b 0 owd_fwd_median_ms)
-if [ "$HOST" = 1 ]; then [ "$S" = 1 ] && [ "$F" != U ]; else [ "$S" = 0 ] && [ "$F" = U ]; fi
-check unsync-kernel $? "host clock synchronised per adjtimex: $HOST; agent with sync: kernel reports clock_sync $S, forward one-way $F ($(grep -o 'clock [a-z ]*synchronised: [^(]*' "$W/a3.err" | head -1))"
+r=0
+if [ "$HOST" = 1 ]; then { [ "$S" = 1 ] && [ "$F" != U ]; } || r=1; else { [ "$S" = 0 ] && [ "$F" = U ]; } || r=1; fi
+check unsync-kernel $r "host clock synchronised per adjtimex: $HOST; agent with sync: kernel reports clock_sync $S, forward one-way $F ($(grep -o 'clock [a-z ]*synchronised: [^(]*' "$W/a3.err" | head -1))"
 
 # ------------------------------------------------------------ port 862 without privilege ---
 agent_cfg "$W/nobody.yaml" agent-a 2s 20 kernel ""
 ip netns exec "$NA" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
     "$AGENT" -c "$W/nobody.yaml" --probe-once >"$W/nobody.out" 2>"$W/nobody.err" || true
-grep -q 'cannot bind UDP port 862.*CAP_NET_BIND_SERVICE' "$W/nobody.err"
-check port $? "$(grep -o 'cannot bind.*' "$W/nobody.err" | head -1)"
+r=0; grep -q 'cannot bind UDP port 862.*CAP_NET_BIND_SERVICE' "$W/nobody.err" || r=1
+check port $r "$(grep -o 'cannot bind.*' "$W/nobody.err" | head -1)"
 
 exit $FAIL

@@ -135,13 +135,13 @@ field() {
 R=$(field tcp-open received)
 M=$(field tcp-open connect_median_ms)
 U=$(field tcp-open user_timed)
-[ "$R" = 10 ] && [ "$U" = 0 ] && python3 -c "import sys; sys.exit(0 if 0 < float('$M') < 5 else 1)"
-check tcp $? "received $R of 10, connect median $M ms, user-timed $U"
+r=0; { [ "$R" = 10 ] && [ "$U" = 0 ] && python3 -c "import sys; sys.exit(0 if 0 < float('$M') < 5 else 1)"; } || r=1
+check tcp $r "received $R of 10, connect median $M ms, user-timed $U"
 
 L=$(field tcp-closed lost_pct)
 F=$(field tcp-closed refused)
-[ "$L" = 100.0000 ] && [ "$F" = 10 ]
-check refused $? "lost $L %, refused $F"
+r=0; { [ "$L" = 100.0000 ] && [ "$F" = 10 ]; } || r=1
+check refused $r "lost $L %, refused $F"
 
 S1=$(field http-ok status)
 R1=$(field http-ok received)
@@ -150,15 +150,17 @@ R2=$(field http-404 received)
 S3=$(field http-404-bad status)
 B3=$(field http-404-bad bad_status)
 L3=$(field http-404-bad lost_pct)
-[ "$S1" = 200 ] && [ "$R1" = 1 ] && [ "$S2" = 404 ] && [ "$R2" = 2 ] && [ "$S3" = 404 ] &&
-    [ "$B3" = 1 ] && [ "$L3" = 100.0000 ]
-check status $? "ok.html: status $S1 received $R1; missing: status $S2 received $R2 of 2; missing expecting 200: status $S3, bad_status $B3, lost $L3 %"
+r=0
+{ [ "$S1" = 200 ] && [ "$R1" = 1 ] && [ "$S2" = 404 ] && [ "$R2" = 2 ] && [ "$S3" = 404 ] &&
+    [ "$B3" = 1 ] && [ "$L3" = 100.0000 ]; } || r=1
+check status $r "ok.html: status $S1 received $R1; missing: status $S2 received $R2 of 2; missing expecting 200: status $S3, bad_status $B3, lost $L3 %"
 
 S=$(field https-ok status)
 D=$(field https-ok cert_days)
 T=$(field https-ok total_median_ms)
 B=$(field https-ok ttfb_median_ms)
-[ "$S" = 200 ] && python3 -c "import sys; sys.exit(0 if abs(float('$D') - 30) < 0.01 and 0 < float('$B') <= float('$T') else 1)"
-check https $? "status $S, certificate expires in $D days (set: 30), ttfb $B ms, total $T ms"
+r=0
+{ [ "$S" = 200 ] && python3 -c "import sys; sys.exit(0 if abs(float('$D') - 30) < 0.01 and 0 < float('$B') <= float('$T') else 1)"; } || r=1
+check https $r "status $S, certificate expires in $D days (set: 30), ttfb $B ms, total $T ms"
 
 exit $FAIL
