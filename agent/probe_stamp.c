@@ -387,10 +387,12 @@ static void on_session_poll(uv_poll_t *h, int status, int events)
             s->malformed++;
             continue;
         }
+        /* The reflector's own stamps may be PTP format (Z); T1 is ours, always NTP. */
+        bool ptp = (p.err & 0x4000u) != 0;
         kvl_stamp_answer_t a = {.seq = p.sender_seq,
                                 .t1 = kvl_stamp_ns_from_ntp(p.t1),
-                                .t2 = kvl_stamp_ns_from_ntp(p.t2),
-                                .t3 = kvl_stamp_ns_from_ntp(p.t3),
+                                .t2 = ptp ? kvl_stamp_ns_from_ptp(p.t2) : kvl_stamp_ns_from_ntp(p.t2),
+                                .t3 = ptp ? kvl_stamp_ns_from_ptp(p.t3) : kvl_stamp_ns_from_ntp(p.t3),
                                 .t4 = m.rx_ns,
                                 .refl_err = p.err,
                                 .ttl = p.ttl,

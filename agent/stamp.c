@@ -65,6 +65,15 @@ int64_t kvl_stamp_ns_from_ntp(uint64_t ntp)
     return sec * NS + ns;
 }
 
+int64_t kvl_stamp_ns_from_ptp(uint64_t ptp)
+{
+    uint64_t ns = ptp & 0xffffffffu;
+    if (ns > 999999999u) {
+        ns = 999999999u; /* not a valid PTP value; clamped so arithmetic stays bounded */
+    }
+    return (int64_t)(ptp >> 32) * NS + (int64_t)ns;
+}
+
 uint16_t kvl_stamp_err_encode(bool synced, int64_t err_ns)
 {
     /* err = Multiplier x 2^(Scale - 32) s: in units of 2^-32 s the error is err_ns x 2^32 /

@@ -55,6 +55,10 @@
 /* Nanoseconds since 1970 (CLOCK_REALTIME) <-> NTP 64-bit timestamps. */
 uint64_t kvl_stamp_ntp_from_ns(int64_t unix_ns);
 int64_t kvl_stamp_ns_from_ntp(uint64_t ntp);
+/* A reflector whose Error Estimate has Z set sends PTPv2 truncated timestamps (32-bit
+ * seconds since its epoch, 32-bit nanoseconds): nanoseconds on that scale. Only differences
+ * of two such stamps are used (T3 - T2); the one-way figures are never given for them. */
+int64_t kvl_stamp_ns_from_ptp(uint64_t ptp);
 
 /* Error Estimate: encodes an error of err_ns (rounded up; at least the format's smallest
  * step) with the S bit; decodes one into its parts. An error too large for the format

@@ -33,6 +33,8 @@ static void test_ntp(void **state)
     for (size_t i = 0; i < KVL_ARRAY_SIZE(v); i++) {
         assert_int_equal(kvl_stamp_ns_from_ntp(kvl_stamp_ntp_from_ns(v[i])), v[i]);
     }
+    /* PTPv2 truncated: 5 s and 250,000,000 ns. */
+    assert_int_equal(kvl_stamp_ns_from_ptp(0x000000050EE6B280ull), 5250000000ll);
 }
 
 static void test_error_estimate(void **state)
