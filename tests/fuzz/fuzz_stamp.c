@@ -68,6 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int64_t t3 = kvl_stamp_ns_from_ntp(r.t3);
         kvl_stamp_times(t1, t2, t3, t1 + 1000000, true, 1000, r.err, 10000000, &t);
         CHECK(t.rtt_ns == -1 || t.rtt_ns >= 0);
+        /* The PTP reading of the same stamps (a reflector with Z set). */
+        t2 = kvl_stamp_ns_from_ptp(r.t2);
+        t3 = kvl_stamp_ns_from_ptp(r.t3);
+        kvl_stamp_times(t1, t2, t3, t1 + 1000000, true, 1000, r.err, 10000000, &t);
+        CHECK(t.rtt_ns == -1 || t.rtt_ns >= 0);
         kvl_stamp_err_decode(r.err, &e);
         CHECK(!t.oneway || (e.synced && !e.ptp && t.err_ns <= 10000000));
     }
