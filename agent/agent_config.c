@@ -1686,7 +1686,8 @@ static const kvl_cfg_field_t top_fields[] = {
     {"metric_groups", KVL_CFG_CUSTOM, offsetof(top_t, metric_groups), 0, 0, NULL, remember_node, 0,
      "metric group definitions"},
     {"probes", KVL_CFG_CUSTOM, CFG(probes), 0, 0, NULL, kvl_probe_cfg_parse, 0,
-     "link measurement: interval, count, size, targets, mesh (probe_config.h)"},
+     "link measurement: interval, count, size, targets, mesh, reflector, clock "
+     "(probe_config.h)"},
     {NULL},
 };
 

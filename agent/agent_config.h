@@ -117,14 +117,20 @@
  *   and under defaults, a group or a device:
  *     metric_groups: [host-resources, ucd, ups]   # polled besides the interfaces
  *
- *   probes:                       # link measurement (ICMP echo); the keys in detail are
- *     interval: 60s               #   in agent/probe_config.h. Statistics per target and
- *     count: 20                   #   interval: probes spread evenly over the interval
+ *   probes:                       # link measurement; the keys in detail are in
+ *     interval: 60s               #   agent/probe_config.h. Statistics per target and
+ *     count: 20                   #   interval: probes spread evenly (http: 1 per interval)
  *     size: 56                    # ICMP data bytes, like ping -s
+ *     reflector: {enabled: true, port: 862}   # STAMP / TWAMP-Light reflector (default on)
+ *     clock: {sync: kernel}       # one-way delays only when both clocks are synchronised
  *     targets:
- *       - {name: dc-core, address: 10.0.0.1, type: icmp}   # stamp/tcp/http: not yet
+ *       - {name: dc-core, address: 10.0.0.1, type: icmp}
+ *       - {name: dc-rtr, address: 10.0.0.1, type: stamp}        # port 862
+ *       - {name: dc-ldap, address: 10.0.0.5, type: tcp, port: 636}
+ *       - {name: portal, url: "https://portal.example/", type: https, expect_status: 200}
  *     mesh:                       # every other agent in these sites (one list, shared by
- *       sites: [tvm]              #   every agent's file; an agent skips its own entry)
+ *       type: stamp               #   every agent's file; an agent skips its own entry;
+ *       sites: [tvm]              #   icmp, or stamp to their reflectors)
  *       agents:
  *         - {id: blk-tvm-north-01, site: tvm, address: 10.20.0.2}
  *

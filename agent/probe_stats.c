@@ -23,6 +23,12 @@ int kvl_pstats_reset(kvl_pstats_t *p, uint32_t count)
     if (count == 0 || count > KVL_PSTATS_MAX_COUNT) {
         return KVL_EINVAL;
     }
+    if (p->count != count) {
+        for (int k = 0; k < 2; k++) {
+            free(p->extra_ns[k]);
+            p->extra_ns[k] = NULL;
+        }
+    }
     if (p->count != count || p->rtt_ns == NULL) {
         int64_t *r = realloc(p->rtt_ns, count * sizeof(*r));
         if (r == NULL) {
@@ -40,6 +46,10 @@ int kvl_pstats_reset(kvl_pstats_t *p, uint32_t count)
         p->rtt_ns[i] = -1;
     }
     memset(p->flags, 0, count);
+    for (int k = 0; k < 2; k++) {
+        free(p->extra_ns[k]);
+        p->extra_ns[k] = NULL;
+    }
     p->sent = p->received = p->duplicates = p->reordered = 0;
     p->highest = -1;
     return 0;
@@ -52,6 +62,8 @@ void kvl_pstats_free(kvl_pstats_t *p)
     }
     free(p->rtt_ns);
     free(p->flags);
+    free(p->extra_ns[0]);
+    free(p->extra_ns[1]);
     memset(p, 0, sizeof(*p));
 }
 
@@ -95,6 +107,50 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int kvl_pstats_extra(kvl_pstats_t *p, uint32_t i, int k, int64_t v_ns)
+{
+    if (k < 0 || k > 1 || i >= p->count || !(p->flags[i] & F_ANSWERED) || v_ns == INT64_MIN) {
+        return -1;
+    }
+    if (p->extra_ns[k] == NULL) {
+        p->extra_ns[k] = malloc(p->count * sizeof(int64_t));
+        if (p->extra_ns[k] == NULL) {
+            return -1;
+        }
+        for (uint32_t j = 0; j < p->count; j++) {
+            p->extra_ns[k][j] = INT64_MIN;
+        }
+    }
+    p->extra_ns[k][i] = v_ns;
+    return 0;
+}
+
+static void extra_figures(const kvl_pstats_t *p, int k, kvl_pstats_result_t *out)
+{
+    out->extra_min_ms[k] = out->extra_median_ms[k] = out->extra_max_ms[k] = NAN;
+    if (p->extra_ns[k] == NULL) {
+        return;
+    }
+    int64_t *v = malloc(p->count * sizeof(*v));
+    if (v == NULL) {
+        return;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (p->extra_ns[k][i] != INT64_MIN) {
+            v[n++] = p->extra_ns[k][i];
+        }
+    }
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), cmp_i64);
+        out->extra_min_ms[k] = (double)v[0] / 1e6;
+        out->extra_max_ms[k] = (double)v[n - 1] / 1e6;
+        out->extra_median_ms[k] =
+            (n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0) / 1e6;
+    }
+    free(v);
+}
+
 double kvl_pstats_mos(double rtt_mean_ms, double jitter_ms, double lost_pct)
 {
     double d = rtt_mean_ms / 2.0 + 2.0 * jitter_ms + 10.0;
@@ -131,6 +187,8 @@ void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
             out->loss_burst = run;
         }
     }
+    extra_figures(p, 0, out);
+    extra_figures(p, 1, out);
     if (p->received == 0) {
         out->rtt_min_ms = out->rtt_median_ms = out->rtt_mean_ms = NAN;
         out->rtt_max_ms = out->rtt_stddev_ms = out->jitter_ms = out->mos = NAN;

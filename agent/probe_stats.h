@@ -38,6 +38,10 @@
  *                 MOS  = 1 for R < 0, 4.5 for R > 100, else
  *                        1 + 0.035 R + 7e-6 R (R - 60) (100 - R)
  *               unknown when nothing came back.
+ *   extra k     (k = 0, 1) two more figures a probe type may attach to a probe's first
+ *               reply (STAMP: forward and backward one-way delay; HTTP: time to first
+ *               byte): min, median, max over the probes that have one; unknown when none
+ *               has. kvl_pstats_extra is called after the reply it belongs to.
  */
 #ifndef KVL_PROBE_STATS_H
 #define KVL_PROBE_STATS_H
@@ -64,6 +68,7 @@ typedef struct kvl_pstats {
     uint32_t duplicates;
     uint32_t reordered;
     int64_t highest; /* highest probe number answered, -1 none */
+    int64_t *extra_ns[2]; /* per probe, allocated on first use; INT64_MIN none */
 } kvl_pstats_t;
 
 typedef struct kvl_pstats_result {
@@ -71,6 +76,7 @@ typedef struct kvl_pstats_result {
     double lost_pct;                                 /* NaN when sent == 0 */
     double rtt_min_ms, rtt_median_ms, rtt_mean_ms;   /* NaN when received == 0 */
     double rtt_max_ms, rtt_stddev_ms, jitter_ms, mos; /* likewise (jitter: see above) */
+    double extra_min_ms[2], extra_median_ms[2], extra_max_ms[2]; /* NaN when none */
 } kvl_pstats_result_t;
 
 void kvl_pstats_state_init(kvl_pstats_state_t *st);
@@ -87,6 +93,9 @@ void kvl_pstats_sent(kvl_pstats_t *p, uint32_t i);
  * a first reply, 1 for a duplicate, 2 when it was reordered, -1 when i is out of range or
  * was never sent. Updates the jitter estimator in st. */
 int kvl_pstats_reply(kvl_pstats_t *p, kvl_pstats_state_t *st, uint32_t i, int64_t rtt_ns);
+/* Attaches extra figure k (0 or 1) to answered probe i. Returns 0, or -1 when i was not
+ * answered, k is out of range or memory ran out (the figure is then left out). */
+int kvl_pstats_extra(kvl_pstats_t *p, uint32_t i, int k, int64_t v_ns);
 /* The interval's figures. */
 void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
                        kvl_pstats_result_t *out);

@@ -7,6 +7,11 @@
  * interval k is number k x count + i, so a reply's number tells its interval and its
  * place in it. A reply whose number is outside the open interval is late (counted, not
  * used). Replies must come from the target's address.
+ *
+ * Types: icmp (probe_icmp.c, one shared socket per family), stamp (probe_stamp.c, one
+ * connected session per target; the agent's reflector too), tcp (probe_tcp.c, a connect per
+ * probe) and http/https (probe_http.c, one curl multi handle). Each type reports its own
+ * family; the RTT-like figure of each goes through the same probe_stats accumulator.
  */
 #include "prober.h"
 
@@ -19,8 +24,11 @@
 #include <time.h>
 
 #include "log.h"
+#include "probe_http.h"
 #include "probe_icmp.h"
+#include "probe_stamp.h"
 #include "probe_stats.h"
+#include "probe_tcp.h"
 
 #define MOD "probe"
 
@@ -41,10 +49,74 @@ static const bool link_reals[M_N] = {false, false, true, false, false, false, tr
 const kvl_family_t kvl_link_family = {
     .name = "link", .n = M_N, .metrics = link_metrics, .kinds = link_kinds, .reals = link_reals};
 
+#define GAUGES8                                                                             \
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,        \
+        KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE
+
+/* STAMP: the link figures (on the round trip without the reflector's residence time), then
+ * the one-way delays (only when both clocks are synchronised; see prober.h). */
+static const char *const stamp_metrics[] = {
+    "sent",          "received",          "lost_pct",          "loss_burst",
+    "duplicates",    "reordered",         "rtt_min_ms",        "rtt_median_ms",
+    "rtt_mean_ms",   "rtt_max_ms",        "rtt_stddev_ms",     "jitter_ms",
+    "mos",           "owd_fwd_min_ms",    "owd_fwd_median_ms", "owd_fwd_max_ms",
+    "owd_bwd_min_ms", "owd_bwd_median_ms", "owd_bwd_max_ms",   "clock_sync",
+    "clock_err_ms",
+};
+enum { S_N = 21 };
+static const kvl_kind_t stamp_kinds[S_N] = {GAUGES8, GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+                                            KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool stamp_reals[S_N] = {false, false, true, false, false, false, true,
+                                      true,  true,  true, true,  true,  true,  true,
+                                      true,  true,  true, true,  true,  false, true};
+const kvl_family_t kvl_stamp_family = {.name = "stamp",
+                                       .n = S_N,
+                                       .metrics = stamp_metrics,
+                                       .kinds = stamp_kinds,
+                                       .reals = stamp_reals};
+
+static const char *const tcp_metrics[] = {
+    "sent",           "received",         "lost_pct",        "refused",
+    "connect_min_ms", "connect_median_ms", "connect_mean_ms", "connect_max_ms",
+    "connect_stddev_ms", "jitter_ms",
+};
+enum { T_N = 10 };
+static const kvl_kind_t tcp_kinds[T_N] = {GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool tcp_reals[T_N] = {false, false, true, false, true, true, true, true, true, true};
+const kvl_family_t kvl_tcp_family = {
+    .name = "tcp", .n = T_N, .metrics = tcp_metrics, .kinds = tcp_kinds, .reals = tcp_reals};
+
+static const char *const http_metrics[] = {
+    "sent",         "received",        "lost_pct",     "status",         "bad_status",
+    "total_min_ms", "total_median_ms", "total_max_ms", "ttfb_median_ms", "cert_days",
+};
+enum { H_N = 10 };
+static const kvl_kind_t http_kinds[H_N] = {GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool http_reals[H_N] = {false, false, true, false, false, true, true, true, true, true};
+const kvl_family_t kvl_http_family = {
+    .name = "http", .n = H_N, .metrics = http_metrics, .kinds = http_kinds, .reals = http_reals};
+
+const kvl_family_t *kvl_probe_family(int type)
+{
+    switch (type) {
+    case KVL_PROBE_STAMP:
+        return &kvl_stamp_family;
+    case KVL_PROBE_TCP:
+        return &kvl_tcp_family;
+    case KVL_PROBE_HTTP:
+    case KVL_PROBE_HTTPS:
+        return &kvl_http_family;
+    default:
+        return &kvl_link_family;
+    }
+}
+
 typedef struct ptarget {
     kvl_prober_t *p;
     uint32_t idx;
     const kvl_probe_target_t *cfg;
+    const kvl_family_t *fam;
+    uint32_t count; /* probes per interval */
     struct sockaddr_storage addr;
     int family;
     uv_timer_t timer;
@@ -57,6 +129,19 @@ typedef struct ptarget {
     kvl_pstats_t ps;
     kvl_pstats_state_t st;
     uint32_t id; /* batcher instance */
+    /* stamp */
+    kvl_stamp_session_t *stamp;
+    uint32_t ow_synced, ow_unsynced; /* this interval's first replies, by clock state */
+    int64_t ow_err_max;
+    uint64_t rx_user; /* answers without a kernel receive timestamp */
+    /* tcp */
+    kvl_tcp_probe_t *tcp;
+    uint32_t refused; /* this interval */
+    /* http */
+    long status;      /* the interval's last status code, 0 none */
+    uint32_t bad_status;
+    double cert_days; /* NaN: none this interval */
+    bool fetch_failing; /* logged once until a response comes */
 } ptarget_t;
 
 struct kvl_prober {
@@ -64,6 +149,9 @@ struct kvl_prober {
     const kvl_agent_cfg_t *cfg;
     kvl_batcher_t *b;
     kvl_icmp_t *icmp;
+    kvl_http_t *http;
+    kvl_stamp_reflector_t *reflector;
+    kvl_stamp_clock_t clock;
     ptarget_t *t;
     size_t n;
     int64_t interval_ms;
@@ -81,6 +169,9 @@ struct kvl_prober {
 
 static void on_reply(void *arg, const kvl_icmp_reply_t *r);
 static void on_timer(uv_timer_t *h);
+static void on_stamp_answer(void *arg, const kvl_stamp_answer_t *a);
+static void on_tcp_done(void *arg, uint32_t seq, int status, int64_t connect_ns);
+static void on_http_done(void *arg, const kvl_http_result_t *r);
 
 static uint32_t fnv1a(const char *s)
 {
@@ -93,15 +184,67 @@ static uint32_t fnv1a(const char *s)
 
 static uint64_t due(const kvl_prober_t *p, const ptarget_t *t, uint32_t i)
 {
-    return t->start + (uint64_t)((int64_t)i * p->interval_ms / (int64_t)p->count);
+    return t->start + (uint64_t)((int64_t)i * p->interval_ms / (int64_t)t->count);
 }
+
+/* Wake-ups are rounded up to a grid of TICK_MS (at most a tenth of the target's gap
+ * between probes), so one loop wake-up sends the probes of every target due in that tick
+ * and reads their replies together: with 1,000 targets this divides the loop's wake-ups
+ * and empty reads several times. A probe leaves less than a tick after its due time; its
+ * RTT comes from kernel timestamps and is not affected. */
+#define TICK_MS 20
 
 static void schedule(ptarget_t *t)
 {
     kvl_prober_t *p = t->p;
-    uint64_t at = t->next < p->count ? due(p, t, t->next) : t->start + (uint64_t)p->interval_ms;
+    uint64_t at = t->next < t->count ? due(p, t, t->next) : t->start + (uint64_t)p->interval_ms;
+    uint64_t tick = (uint64_t)(p->interval_ms / (int64_t)t->count / 10);
+    tick = tick > TICK_MS ? TICK_MS : tick;
+    if (tick > 1) {
+        at = (at + tick - 1) / tick * tick;
+    }
     uint64_t now = uv_now(p->loop);
     uv_timer_start(&t->timer, on_timer, at > now ? at - now : 0, 0);
+}
+
+/* Opens what target t's type needs. Returns 0 or a negative error (logged). */
+static int open_target(kvl_prober_t *p, ptarget_t *t)
+{
+    const kvl_probe_target_t *c = t->cfg;
+    /* ICMP: no port (a raw IPv6 socket refuses a nonzero one that is not its protocol). */
+    int port = c->type == KVL_PROBE_ICMP ? 0 : c->port ? (int)c->port : KVL_STAMP_PORT;
+    if (c->type == KVL_PROBE_HTTP || c->type == KVL_PROBE_HTTPS) {
+        if (p->http == NULL) {
+            p->http = kvl_http_new(p->loop, on_http_done, p);
+        }
+        return p->http != NULL ? 0 : KVL_ENOMEM;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&t->addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&t->addr;
+    if (inet_pton(AF_INET, c->address, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, c->address, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+    }
+    t->family = t->addr.ss_family;
+    int rc = 0;
+    if (c->type == KVL_PROBE_STAMP) {
+        t->stamp = kvl_stamp_session_new(p->loop, (const struct sockaddr *)&t->addr,
+                                         (size_t)p->cfg->probes.size, &p->clock, on_stamp_answer,
+                                         t, &rc);
+        if (t->stamp == NULL) {
+            KVL_LOG_ERROR(MOD, c->name, "cannot open a STAMP session to %s port %d: %s",
+                          c->address, port, strerror(-rc));
+        }
+    } else if (c->type == KVL_PROBE_TCP) {
+        t->tcp = kvl_tcp_probe_new(p->loop, (const struct sockaddr *)&t->addr, on_tcp_done, t);
+        rc = t->tcp != NULL ? 0 : KVL_ENOMEM;
+    } else {
+        rc = kvl_icmp_open(p->icmp, t->family);
+    }
+    return rc;
 }
 
 kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
@@ -125,42 +268,46 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         free(p);
         return NULL;
     }
+    kvl_stamp_clock_init(&p->clock, pc->clock_sync, pc->clock_error_us * 1000,
+                         pc->clock_max_error_us * 1000);
+    if (pc->reflector_enabled) {
+        /* NULL: logged; the agent runs on without a reflector. */
+        p->reflector = kvl_stamp_reflector_new(loop, (int)pc->reflector_port, &p->clock);
+    }
     uint64_t now = uv_now(loop);
-    uint64_t gap = (uint64_t)(p->interval_ms / (int64_t)p->count);
     for (size_t i = 0; i < p->n; i++) {
         ptarget_t *t = &p->t[i];
         t->p = p;
         t->idx = (uint32_t)i;
         t->cfg = &pc->targets[i];
+        t->fam = kvl_probe_family(t->cfg->type);
+        t->count = kvl_probe_target_count(pc, t->cfg);
+        t->cert_days = NAN;
         kvl_pstats_state_init(&t->st);
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&t->addr;
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&t->addr;
-        if (inet_pton(AF_INET, t->cfg->address, &a4->sin_addr) == 1) {
-            a4->sin_family = AF_INET;
-        } else if (inet_pton(AF_INET6, t->cfg->address, &a6->sin6_addr) == 1) {
-            a6->sin6_family = AF_INET6;
-        }
-        t->family = t->addr.ss_family;
-        int rc = kvl_icmp_open(p->icmp, t->family);
+        int rc = open_target(p, t);
         if (rc == 0) {
-            rc = kvl_pstats_reset(&t->ps, p->count);
+            rc = kvl_pstats_reset(&t->ps, t->count);
         }
         if (rc != 0) {
             kvl_pstats_free(&t->ps);
+            kvl_stamp_session_free(t->stamp);
+            kvl_tcp_probe_free(t->tcp);
             p->n = i; /* the earlier ones have timers to close */
             kvl_prober_free(p);
             return NULL;
         }
         uv_timer_init(loop, &t->timer);
         t->timer.data = t;
+        uint64_t gap = (uint64_t)(p->interval_ms / (int64_t)t->count);
         t->start = now + (gap ? fnv1a(t->cfg->name) % gap : 0);
         if (b != NULL) {
-            kvl_label_t labels[] = {{"address", t->cfg->address},
+            const char *where = t->cfg->url != NULL ? t->cfg->url : t->cfg->address;
+            kvl_label_t labels[] = {{t->cfg->url != NULL ? "url" : "address", where},
                                     {"type", kvl_probe_type_name(t->cfg->type)}};
             kvl_instance_key_t key = {.device = cfg->id,
                                       .scope = KVL_SCOPE_LINK,
                                       .instance = t->cfg->name,
-                                      .family = &kvl_link_family,
+                                      .family = t->fam,
                                       .interval_s = (uint32_t)((p->interval_ms + 999) / 1000),
                                       .labels = labels,
                                       .n_labels = KVL_ARRAY_SIZE(labels)};
@@ -169,8 +316,9 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         schedule(t);
     }
     if (p->n > 0) {
-        KVL_LOG_INFO(MOD, NULL, "probing %zu targets, %u probes every %lldms each", p->n,
-                     p->count, (long long)p->interval_ms);
+        KVL_LOG_INFO(MOD, NULL, "probing %zu targets every %lldms (%u probes per interval unless "
+                                "a target says otherwise)",
+                     p->n, (long long)p->interval_ms, p->count);
     }
     return p;
 }
@@ -196,6 +344,16 @@ void kvl_prober_free(kvl_prober_t *p)
     p->freeing = true;
     kvl_icmp_free(p->icmp);
     p->icmp = NULL;
+    kvl_http_free(p->http);
+    p->http = NULL;
+    kvl_stamp_reflector_free(p->reflector);
+    p->reflector = NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        kvl_stamp_session_free(p->t[i].stamp);
+        p->t[i].stamp = NULL;
+        kvl_tcp_probe_free(p->t[i].tcp);
+        p->t[i].tcp = NULL;
+    }
     p->closing = p->n;
     if (p->n == 0) {
         free(p->t);
@@ -229,13 +387,63 @@ static void print_fig(FILE *f, const char *name, double v, int prec)
     }
 }
 
+/* The family's values for the interval (NaN: unknown); returns how many. */
+static size_t values_of(const ptarget_t *t, const kvl_pstats_result_t *r, double *v)
+{
+    if (t->fam == &kvl_tcp_family) {
+        const double tv[T_N] = {r->sent,          r->received,    r->lost_pct,
+                                t->refused,       r->rtt_min_ms,  r->rtt_median_ms,
+                                r->rtt_mean_ms,   r->rtt_max_ms,  r->rtt_stddev_ms,
+                                r->jitter_ms};
+        memcpy(v, tv, sizeof(tv));
+        return T_N;
+    }
+    if (t->fam == &kvl_http_family) {
+        const double hv[H_N] = {r->sent,
+                                r->received,
+                                r->lost_pct,
+                                t->status > 0 ? (double)t->status : NAN,
+                                t->bad_status,
+                                r->rtt_min_ms,
+                                r->rtt_median_ms,
+                                r->rtt_max_ms,
+                                r->extra_median_ms[0],
+                                t->cert_days};
+        memcpy(v, hv, sizeof(hv));
+        return H_N;
+    }
+    const double lv[M_N] = {r->sent,          r->received,      r->lost_pct,
+                            r->loss_burst,    r->duplicates,    r->reordered,
+                            r->rtt_min_ms,    r->rtt_median_ms, r->rtt_mean_ms,
+                            r->rtt_max_ms,    r->rtt_stddev_ms, r->jitter_ms,
+                            r->mos};
+    memcpy(v, lv, sizeof(lv));
+    if (t->fam != &kvl_stamp_family) {
+        return M_N;
+    }
+    /* One-way figures only for an interval whose every answer had both clocks synchronised;
+     * clock_sync unknown when nothing came back. */
+    bool sync = t->ow_synced > 0 && t->ow_unsynced == 0;
+    double sv[S_N - M_N] = {r->extra_min_ms[0], r->extra_median_ms[0], r->extra_max_ms[0],
+                            r->extra_min_ms[1], r->extra_median_ms[1], r->extra_max_ms[1],
+                            r->received ? (sync ? 1.0 : 0.0) : NAN,
+                            sync ? (double)t->ow_err_max / 1e6 : NAN};
+    for (size_t k = 0; k < 6 && !sync; k++) {
+        sv[k] = NAN;
+    }
+    memcpy(v + M_N, sv, sizeof(sv));
+    return S_N;
+}
+
 static void report(ptarget_t *t, const kvl_pstats_result_t *r)
 {
     kvl_prober_t *p = t->p;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (p->out != NULL) {
+    double v[KVL_FAMILY_MAX];
+    size_t nv = values_of(t, r, v);
+    if (p->out != NULL && t->cfg->type == KVL_PROBE_ICMP) {
         kvl_icmp_stats_t st;
         kvl_icmp_get_stats(p->icmp, &st);
         fprintf(p->out, "probe %s address=%s interval=%u socket=%s ident=%d sent=%u received=%u",
@@ -256,19 +464,41 @@ static void report(ptarget_t *t, const kvl_pstats_result_t *r)
         fflush(p->out);
         return;
     }
+    if (p->out != NULL) {
+        fprintf(p->out, "probe %s type=%s %s=%s", t->cfg->name,
+                kvl_probe_type_name(t->cfg->type), t->cfg->url != NULL ? "url" : "address",
+                t->cfg->url != NULL ? t->cfg->url : t->cfg->address);
+        if (t->cfg->type == KVL_PROBE_STAMP || t->cfg->type == KVL_PROBE_TCP) {
+            fprintf(p->out, " port=%d",
+                    ntohs(t->family == AF_INET ? ((struct sockaddr_in *)&t->addr)->sin_port
+                                               : ((struct sockaddr_in6 *)&t->addr)->sin6_port));
+        }
+        fprintf(p->out, " interval=%u", t->done);
+        for (size_t m = 0; m < nv; m++) {
+            print_fig(p->out, t->fam->metrics[m], v[m], t->fam->reals[m] ? 4 : 0);
+        }
+        fprintf(p->out, " late=%" PRIu64, t->late);
+        if (t->stamp != NULL) {
+            const kvl_clock_sync_t *cs = kvl_stamp_clock_get(&p->clock, uv_now(p->loop));
+            fprintf(p->out, " local_clock=%s rx_user=%" PRIu64 " malformed=%" PRIu64,
+                    cs->synced ? "synced" : "unsynced", t->rx_user,
+                    kvl_stamp_session_malformed(t->stamp));
+        }
+        if (t->tcp != NULL) {
+            fprintf(p->out, " user_timed=%" PRIu64, kvl_tcp_probe_user_timed(t->tcp));
+        }
+        fprintf(p->out, "\n");
+        fflush(p->out);
+        return;
+    }
     if (p->b == NULL || t->id == 0) {
         return;
     }
-    const double v[M_N] = {r->sent,          r->received,      r->lost_pct,
-                           r->loss_burst,    r->duplicates,    r->reordered,
-                           r->rtt_min_ms,    r->rtt_median_ms, r->rtt_mean_ms,
-                           r->rtt_max_ms,    r->rtt_stddev_ms, r->jitter_ms,
-                           r->mos};
     kvl_batcher_group_begin(p->b, now_ms);
-    for (uint32_t m = 0; m < M_N; m++) {
+    for (uint32_t m = 0; m < nv; m++) {
         if (isnan(v[m])) {
             kvl_batcher_add_unknown(p->b, t->id + m);
-        } else if (link_reals[m]) {
+        } else if (t->fam->reals[m]) {
             kvl_batcher_add_real(p->b, t->id + m, v[m]);
         } else {
             kvl_batcher_add(p->b, t->id + m, (uint64_t)v[m]);
@@ -282,12 +512,21 @@ static void close_interval(ptarget_t *t)
     kvl_prober_t *p = t->p;
     kvl_pstats_result_t r;
     kvl_pstats_finish(&t->ps, &t->st, &r);
+    if (t->tcp != NULL) {
+        kvl_tcp_probe_cancel(t->tcp); /* still connecting: lost */
+    }
     report(t, &r);
     t->done++;
     t->start += (uint64_t)p->interval_ms;
     t->next = 0;
-    t->number += p->count;
-    kvl_pstats_reset(&t->ps, p->count); /* same size: cannot fail */
+    t->number += t->count;
+    kvl_pstats_reset(&t->ps, t->count); /* same size: cannot fail */
+    t->ow_synced = t->ow_unsynced = 0;
+    t->ow_err_max = 0;
+    t->refused = 0;
+    t->status = 0;
+    t->bad_status = 0;
+    t->cert_days = NAN;
 }
 
 static void on_timer(uv_timer_t *h)
@@ -295,7 +534,7 @@ static void on_timer(uv_timer_t *h)
     ptarget_t *t = h->data;
     kvl_prober_t *p = t->p;
     uint64_t now = uv_now(p->loop);
-    if (t->next == p->count && now >= t->start + (uint64_t)p->interval_ms) {
+    if (t->next == t->count && now >= t->start + (uint64_t)p->interval_ms) {
         close_interval(t);
         if (p->once_intervals && t->done >= p->once_intervals) {
             if (++p->finished == p->n && p->done != NULL) {
@@ -304,10 +543,29 @@ static void on_timer(uv_timer_t *h)
             return;
         }
     }
-    while (t->next < p->count && due(p, t, t->next) <= now) {
+    while (t->next < t->count && due(p, t, t->next) <= now) {
         uint32_t i = t->next++;
-        int rc = kvl_icmp_send(p->icmp, (const struct sockaddr *)&t->addr, t->idx,
-                               (uint32_t)(t->number + i));
+        uint32_t seq = (uint32_t)(t->number + i);
+        int rc;
+        switch (t->cfg->type) {
+        case KVL_PROBE_STAMP:
+            rc = kvl_stamp_session_send(t->stamp, seq);
+            break;
+        case KVL_PROBE_TCP:
+            rc = kvl_tcp_probe_connect(t->tcp, seq);
+            break;
+        case KVL_PROBE_HTTP:
+        case KVL_PROBE_HTTPS: {
+            /* Until the next probe is due, at most 30 s. */
+            int64_t gap = p->interval_ms / (int64_t)t->count;
+            rc = kvl_http_get(p->http, t->cfg->url, t->cfg->ca_file, t->idx, seq,
+                              (long)(gap < 30000 ? gap : 30000));
+            break;
+        }
+        default:
+            rc = kvl_icmp_send(p->icmp, (const struct sockaddr *)&t->addr, t->idx, seq);
+            break;
+        }
         /* A probe the kernel refuses (no route, our own link down) is a probe the target
          * did not answer: it counts as sent and lost. */
         kvl_pstats_sent(&t->ps, i);
@@ -318,8 +576,9 @@ static void on_timer(uv_timer_t *h)
             }
         } else if (!t->send_failing) {
             t->send_failing = true;
-            KVL_LOG_WARN(MOD, t->cfg->name, "cannot send to %s: %s", t->cfg->address,
-                         strerror(-rc));
+            KVL_LOG_WARN(MOD, t->cfg->name, "cannot send to %s: %s",
+                         t->cfg->url != NULL ? t->cfg->url : t->cfg->address,
+                         rc > -4096 && rc < 0 ? strerror(-rc) : "error");
         }
     }
     schedule(t);
@@ -350,7 +609,7 @@ static void on_reply(void *arg, const kvl_icmp_reply_t *r)
     }
     /* The low 32 bits of the probe's number travel; the open interval is recent. */
     uint32_t rel = r->seq - (uint32_t)t->number;
-    if (rel >= p->count || rel >= t->next) {
+    if (rel >= t->count || rel >= t->next) {
         t->late++;
         return;
     }
@@ -361,5 +620,123 @@ static void on_reply(void *arg, const kvl_icmp_reply_t *r)
                 (double)r->rtt_ns / 1e6, r->tx_kernel ? "kernel" : "user",
                 r->rx_kernel ? "kernel" : "user",
                 k == 1 ? " duplicate" : k == 2 ? " reordered" : "");
+    }
+}
+
+/* The probe number seq's place in t's open interval, or -1 when it is not there (late). */
+static int64_t open_slot(ptarget_t *t, uint32_t seq)
+{
+    uint32_t rel = seq - (uint32_t)t->number;
+    if (rel >= t->count || rel >= t->next) {
+        t->late++;
+        return -1;
+    }
+    return rel;
+}
+
+static void on_stamp_answer(void *arg, const kvl_stamp_answer_t *a)
+{
+    ptarget_t *t = arg;
+    kvl_prober_t *p = t->p;
+    int64_t rel = open_slot(t, a->seq);
+    if (rel < 0) {
+        return;
+    }
+    const kvl_clock_sync_t *cs = kvl_stamp_clock_get(&p->clock, uv_now(p->loop));
+    kvl_stamp_times_t tm;
+    kvl_stamp_times(a->t1, a->t2, a->t3, a->t4, cs->synced, cs->err_ns, a->refl_err,
+                    p->clock.max_err_ns, &tm);
+    if (tm.rtt_ns < 0) {
+        return; /* T3 before T2 or T4 before T1: not a measurement */
+    }
+    if (!a->rx_kernel) {
+        t->rx_user++;
+    }
+    int k = kvl_pstats_reply(&t->ps, &t->st, (uint32_t)rel, tm.rtt_ns);
+    if (k == 0 || k == 2) {
+        if (tm.oneway) {
+            t->ow_synced++;
+            t->ow_err_max = tm.err_ns > t->ow_err_max ? tm.err_ns : t->ow_err_max;
+            kvl_pstats_extra(&t->ps, (uint32_t)rel, 0, tm.fwd_ns);
+            kvl_pstats_extra(&t->ps, (uint32_t)rel, 1, tm.bwd_ns);
+        } else {
+            t->ow_unsynced++;
+        }
+    }
+    if (p->verbose && p->out != NULL) {
+        fprintf(p->out, "reply %s probe=%" PRIu64 " rtt_ms=%.4f", t->cfg->name,
+                t->number + (uint64_t)rel, (double)tm.rtt_ns / 1e6);
+        if (tm.oneway) {
+            fprintf(p->out, " fwd_ms=%.4f bwd_ms=%.4f err_ms=%.4f", (double)tm.fwd_ns / 1e6,
+                    (double)tm.bwd_ns / 1e6, (double)tm.err_ns / 1e6);
+        }
+        fprintf(p->out, " residence_ms=%.4f ttl=%u rx=%s%s\n", (double)(a->t3 - a->t2) / 1e6,
+                a->ttl, a->rx_kernel ? "kernel" : "user",
+                k == 1 ? " duplicate" : k == 2 ? " reordered" : "");
+    }
+}
+
+static void on_tcp_done(void *arg, uint32_t seq, int status, int64_t connect_ns)
+{
+    ptarget_t *t = arg;
+    kvl_prober_t *p = t->p;
+    int64_t rel = open_slot(t, seq);
+    if (rel < 0) {
+        return;
+    }
+    if (status == UV_ECONNREFUSED) {
+        t->refused++;
+    }
+    if (status == 0) {
+        kvl_pstats_reply(&t->ps, &t->st, (uint32_t)rel, connect_ns);
+    }
+    if (p->verbose && p->out != NULL) {
+        fprintf(p->out, "reply %s probe=%" PRIu64 " %s", t->cfg->name, t->number + (uint64_t)rel,
+                status == 0 ? "connected" : uv_err_name(status));
+        if (status == 0) {
+            fprintf(p->out, " connect_ms=%.4f", (double)connect_ns / 1e6);
+        }
+        fprintf(p->out, "\n");
+    }
+}
+
+static void on_http_done(void *arg, const kvl_http_result_t *r)
+{
+    kvl_prober_t *p = arg;
+    if (r->target >= p->n) {
+        return;
+    }
+    ptarget_t *t = &p->t[r->target];
+    int64_t rel = open_slot(t, r->seq);
+    if (rel < 0) {
+        return;
+    }
+    if (r->done) {
+        t->status = r->status;
+        if (!isnan(r->cert_days)) {
+            t->cert_days = r->cert_days;
+        }
+        if (t->cfg->expect_status != 0 && r->status != t->cfg->expect_status) {
+            t->bad_status++;
+        } else {
+            kvl_pstats_reply(&t->ps, &t->st, (uint32_t)rel, r->total_ns);
+            kvl_pstats_extra(&t->ps, (uint32_t)rel, 0, r->ttfb_ns);
+        }
+        if (t->fetch_failing) {
+            t->fetch_failing = false;
+            KVL_LOG_INFO(MOD, t->cfg->name, "GET %s answers again", t->cfg->url);
+        }
+    } else if (!t->fetch_failing) {
+        t->fetch_failing = true;
+        KVL_LOG_WARN(MOD, t->cfg->name, "GET %s: %s", t->cfg->url, r->error);
+    }
+    if (p->verbose && p->out != NULL) {
+        fprintf(p->out, "reply %s probe=%" PRIu64 " status=%ld total_ms=%.3f ttfb_ms=%.3f",
+                t->cfg->name, t->number + (uint64_t)rel, r->status, (double)r->total_ns / 1e6,
+                (double)r->ttfb_ns / 1e6);
+        if (!isnan(r->cert_days)) {
+            fprintf(p->out, " cert_days=%.3f", r->cert_days);
+        }
+        fprintf(p->out, "%s%s\n", r->done ? "" : " error=", r->done ? "" : r->error);
     }
 }

@@ -41,7 +41,12 @@ void kvl_prober_free(kvl_prober_t *p);
 void kvl_prober_set_once(kvl_prober_t *p, unsigned intervals, bool verbose, FILE *f,
                          void (*done)(void *arg), void *arg);
 
-/* The family every target reports (for the collector's tests). */
+/* The families targets report, by type: icmp "link", stamp "stamp", tcp "tcp", http and
+ * https "http" (metrics listed in README "Link measurement"). */
 extern const kvl_family_t kvl_link_family;
+extern const kvl_family_t kvl_stamp_family;
+extern const kvl_family_t kvl_tcp_family;
+extern const kvl_family_t kvl_http_family;
+const kvl_family_t *kvl_probe_family(int type);
 
 #endif

@@ -301,6 +301,8 @@ tls:
   ca: $TLS/ca.crt
   cert: $TLS/${AGENT_IDS[$k]}.crt
   key: $TLS/${AGENT_IDS[$k]}.key
+probes:
+  reflector: {port: $((18620 + k))}   # STAMP reflector on an unprivileged port (862 needs root)
 defaults:
   version: 2c
   interval: ${RECORDED_INTERVAL}s

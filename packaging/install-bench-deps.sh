@@ -1,5 +1,6 @@
 #!/bin/sh
-# install-bench-deps.sh — installs the Debian 12 packages that tests/bench/snmp-poll needs
+# install-bench-deps.sh — installs the Debian 12 packages that tests/bench/snmp-poll and
+# tests/bench/probe need
 # on top of packaging/install-deps.sh: the peers it measures kaaval-agent against and the
 # tools it drives them with. Not run by the test suite (the benchmark is not a ctest).
 #
@@ -11,6 +12,7 @@
 #   iproute2                  `ip netns` and dummy interfaces for the devices' 49 interfaces
 #   curl                      scrapes the exporter
 #   procps python3            /proc readers and the benchmark's small helpers
+#   fping                     the peer of tests/bench/probe (ICMP to 1,000 targets)
 #
 # Every package is from Debian's own archive; nothing is downloaded from elsewhere. The
 # packaged services are stopped and disabled right after installation: the benchmark starts
@@ -25,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-pkgs="collectd-core prometheus-snmp-exporter snmpd snmp iproute2 curl procps python3"
+pkgs="collectd-core prometheus-snmp-exporter snmpd snmp iproute2 curl procps python3 fping"
 
 export DEBIAN_FRONTEND=noninteractive
 lists=/var/lib/apt/lists
@@ -53,7 +55,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     done
 fi
 
-for b in collectd prometheus-snmp-exporter snmpd snmpget ip curl; do
+for b in collectd prometheus-snmp-exporter snmpd snmpget ip curl fping; do
     command -v "$b" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
     command -v "$b" >/dev/null 2>&1 || { echo "install-bench-deps.sh: $b missing after install" >&2; exit 1; }
 done

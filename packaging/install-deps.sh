@@ -18,7 +18,7 @@ fi
 # Build toolchain and the libraries the daemons link.
 build="build-essential cmake pkg-config clang
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
-       libyaml-dev libcmocka-dev libssl-dev"
+       libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;
 # nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
 # link measurement tests in tests/netns/.

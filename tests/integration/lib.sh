@@ -362,6 +362,8 @@ flush_interval: 200ms
 reconnect_max: 2s
 ${KVL_AGENT_TLS:-insecure: true}
 ${KVL_AGENT_SPOOL-spool: {dir: $spool, sync_interval: 1s\}}
+probes:
+  reflector: {enabled: false}   # many agents on one host; tests/netns covers the reflector
 defaults:
   version: 2c
   interval: $5

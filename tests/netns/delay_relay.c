@@ -8,6 +8,15 @@
  *
  *   delay_relay IF_A IF_B [-d MEAN_US] [-j HALF_WIDTH_US] [-s SEED] [-l LOG]
  *               [--dup-every N] [--reorder-every N] [--reorder-extra-us US]
+ *               [--udp-port P] [--only-ab]
+ *
+ * --udp-port P: IPv4 and IPv6 UDP datagrams to port P (STAMP test packets, logged as type=8) and
+ * from port P (reflected ones, type=0) are held too, with seq the low 16 bits of the
+ * payload's first 4 octets (STAMP's sequence number) and id P. Their UDP checksum is
+ * computed afresh: a veth hands AF_PACKET a locally sent datagram with the checksum left
+ * to offload (only the pseudo-header sum filled in), which the far end would drop. --only-ab: only frames from
+ * IF_A to IF_B are held; the other direction passes at once (still logged, drawn_us=0), so
+ * a test knows each one-way delay.
  *
  * Distribution: uniform on [MEAN - HALF_WIDTH, MEAN + HALF_WIDTH] microseconds, drawn per
  * (direction, ICMP type, ICMP sequence number) from a seeded hash (splitmix64), so two
@@ -56,6 +65,7 @@ typedef struct pending {
 static pending_t *q;
 static size_t nq;
 static volatile sig_atomic_t stop;
+static int udp_port; /* 0: ICMP echo only */
 
 static void on_signal(int s)
 {
@@ -106,6 +116,20 @@ static void classify(const uint8_t *f, int len, int *type, int *id, int *seq)
     }
     int et = f[12] << 8 | f[13];
     const uint8_t *icmp = NULL;
+    if (udp_port != 0 && ((et == 0x0800 && len >= 34 && f[23] == 17) ||
+                          (et == 0x86dd && len >= 54 && f[20] == 17))) {
+        int ihl = et == 0x0800 ? (f[14] & 15) * 4 : 40;
+        if (len >= 14 + ihl + 8 + 4) {
+            const uint8_t *u = f + 14 + ihl;
+            int sport = u[0] << 8 | u[1], dport = u[2] << 8 | u[3];
+            if (dport == udp_port || sport == udp_port) {
+                *type = dport == udp_port ? 8 : 0;
+                *id = udp_port;
+                *seq = u[8 + 2] << 8 | u[8 + 3];
+            }
+        }
+        return;
+    }
     if (et == 0x0800 && len >= 34 && f[23] == 1) {
         int ihl = (f[14] & 15) * 4;
         if (len >= 14 + ihl + 8) {
@@ -127,15 +151,52 @@ static void classify(const uint8_t *f, int len, int *type, int *id, int *seq)
     }
 }
 
+/* Writes the UDP checksum of an IPv4 or IPv6 frame classified as UDP (RFC 768 and RFC 8200
+ * pseudo-headers: addresses, length, protocol 17). */
+static void udp_fix_checksum(uint8_t *f, int len)
+{
+    bool v6 = (f[12] << 8 | f[13]) == 0x86dd;
+    int ihl = v6 ? 40 : (f[14] & 15) * 4;
+    uint8_t *ip = f + 14, *u = f + 14 + ihl;
+    int ulen = u[4] << 8 | u[5];
+    if (ulen < 8 || 14 + ihl + ulen > len) {
+        return;
+    }
+    u[6] = u[7] = 0;
+    uint32_t sum = 17 + (uint32_t)ulen;
+    int from = v6 ? 8 : 12, to = v6 ? 40 : 20; /* source and destination addresses */
+    for (int i = from; i < to; i += 2) {
+        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+    }
+    for (int i = 0; i + 1 < ulen; i += 2) {
+        sum += (uint32_t)(u[i] << 8 | u[i + 1]);
+    }
+    if (ulen & 1) {
+        sum += (uint32_t)(u[ulen - 1] << 8);
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    uint16_t c = (uint16_t)~sum;
+    if (c == 0) {
+        c = 0xffff;
+    }
+    u[6] = (uint8_t)(c >> 8);
+    u[7] = (uint8_t)c;
+}
+
 int main(int argc, char **argv)
 {
     int64_t mean_us = 0, half_us = 0, reorder_extra_us = 25000;
     uint64_t seed = 1;
     long dup_every = 0, reorder_every = 0;
+    bool only_ab = false;
     const char *logpath = NULL;
     static const struct option opts[] = {{"dup-every", required_argument, NULL, 'D'},
                                          {"reorder-every", required_argument, NULL, 'R'},
                                          {"reorder-extra-us", required_argument, NULL, 'X'},
+                                         {"udp-port", required_argument, NULL, 'U'},
+                                         {"only-ab", no_argument, NULL, 'O'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "d:j:s:l:", opts, NULL)) != -1) {
@@ -161,9 +222,16 @@ int main(int argc, char **argv)
         case 'X':
             reorder_extra_us = atoll(optarg);
             break;
+        case 'U':
+            udp_port = atoi(optarg);
+            break;
+        case 'O':
+            only_ab = true;
+            break;
         default:
             fprintf(stderr, "usage: delay_relay IF_A IF_B [-d US] [-j US] [-s SEED] [-l LOG] "
-                            "[--dup-every N] [--reorder-every N] [--reorder-extra-us US]\n");
+                            "[--dup-every N] [--reorder-every N] [--reorder-extra-us US] "
+                            "[--udp-port P] [--only-ab]\n");
             return 2;
         }
     }
@@ -260,6 +328,11 @@ int main(int argc, char **argv)
                 p->out = 1 - side;
                 p->copy = 0;
                 classify(p->data, p->len, &p->type, &p->id, &p->seq);
+                if (p->type >= 0 && udp_port != 0 &&
+                    ((p->data[12] == 0x08 && p->data[23] == 17) ||
+                     (p->data[12] == 0x86 && p->data[20] == 17))) {
+                    udp_fix_checksum(p->data, p->len);
+                }
                 p->drawn_us = 0;
                 if (p->type >= 0) {
                     uint64_t h = splitmix(seed ^ ((uint64_t)side << 40) ^ ((uint64_t)p->type << 32) ^
@@ -269,6 +342,9 @@ int main(int argc, char **argv)
                     bool request = p->type == 8 || p->type == 128;
                     if (request && reorder_every > 0 && p->seq % reorder_every == 7) {
                         p->drawn_us += reorder_extra_us;
+                    }
+                    if (only_ab && side == 1) {
+                        p->drawn_us = 0;
                     }
                 }
                 p->release_ns = rx + p->drawn_us * 1000;

@@ -1,7 +1,9 @@
 /*
  * test_link_archive.c — link measurement on its way to the archives: a SCOPE_LINK
  * definition naming the prober's "link" family survives encoding and decoding, and the
- * store files it under <site>/_links/<agent id>/<target>.rrd (names made file-safe).
+ * store files it under <site>/_links/<agent id>/<target>.rrd (names made file-safe); every
+ * probe type's family (link, stamp, tcp, http) has metric names that are valid RRD data
+ * source names, distinct, and no more than a family may hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "probe_config.h"
 
 #include "buf.h"
 #include "frame.h"
@@ -67,11 +71,34 @@ static void test_wire_round_trip(void **state)
     kvl_buf_free(&b);
 }
 
+static void test_families(void **state)
+{
+    KVL_UNUSED(state);
+    const char *want[] = {"link", "stamp", "tcp", "http", "http"};
+    for (int type = KVL_PROBE_ICMP; type <= KVL_PROBE_HTTPS; type++) {
+        const kvl_family_t *f = kvl_probe_family(type);
+        assert_string_equal(f->name, want[type]);
+        assert_true(f->n > 0 && f->n <= KVL_FAMILY_MAX);
+        for (size_t i = 0; i < f->n; i++) {
+            const char *m = f->metrics[i];
+            assert_true(strlen(m) >= 1 && strlen(m) <= 19); /* rrdcreate's DS name limit */
+            assert_int_equal(strspn(m, "abcdefghijklmnopqrstuvwxyz0123456789_"), strlen(m));
+            assert_int_equal(f->kinds[i], KVL_KIND_GAUGE);
+            for (size_t k = 0; k < i; k++) {
+                assert_true(strcmp(f->metrics[k], m) != 0);
+            }
+        }
+    }
+    assert_int_equal(kvl_stamp_family.n, 21);
+    assert_string_equal(kvl_stamp_family.metrics[13], "owd_fwd_min_ms");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path),
         cmocka_unit_test(test_wire_round_trip),
+        cmocka_unit_test(test_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test_probe_config.c — unit tests for the `probes:` section (agent/probe_config.h) read
  * through the agent's configuration: defaults, targets, the mesh (self skipped, sites
- * selected), and errors at file:line:column, including types not yet supported.
+ * selected), the stamp/tcp/http(s) targets, reflector and clock keys, the STAMP mesh, and
+ * errors at file:line:column.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include "agent_config.h"
 #include "kvl.h"
+#include "stamp.h"
 
 /* Lines 1 to 4. */
 #define HEAD "id: a1\nsite: tvm-north\ncollector: 127.0.0.1:5140\ninsecure: true\n"
@@ -96,15 +98,85 @@ static void test_targets_and_mesh(void **state)
     kvl_agent_cfg_free(c);
 }
 
+static const char types_text[] =
+    HEAD "probes:\n"
+         "  reflector: {port: 8620}\n"
+         "  clock: {sync: assumed, error: 20us, max_error: 2ms}\n"
+         "  targets:\n"
+         "    - {name: s1, address: 10.0.0.1, type: stamp}\n"
+         "    - {name: s2, address: \"2001:db8::1\", type: stamp, port: 4000, count: 5}\n"
+         "    - {name: t1, address: 10.0.0.2, type: tcp, port: 443}\n"
+         "    - {name: h1, url: \"https://10.0.0.3/ok\", type: https, expect_status: 200,\n"
+         "       ca_file: /tmp/ca.pem}\n"
+         "    - {name: h2, url: \"http://10.0.0.3/\", type: http}\n"
+         "  mesh:\n"
+         "    type: stamp\n"
+         "    agents:\n"
+         "      - {id: a1, site: tvm, address: 10.1.0.1}\n"
+         "      - {id: a2, site: tvm, address: 10.1.0.2}\n";
+
+static void test_types(void **state)
+{
+    KVL_UNUSED(state);
+    char err[512] = "";
+    kvl_agent_cfg_t *c = load(types_text, err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    const kvl_probe_cfg_t *p = &c->probes;
+    assert_true(p->reflector_enabled);
+    assert_int_equal(p->reflector_port, 8620);
+    assert_int_equal(p->clock_sync, KVL_CLOCK_ASSUMED);
+    assert_int_equal(p->clock_error_us, 20);
+    assert_int_equal(p->clock_max_error_us, 2000);
+    assert_int_equal(p->n_targets, 6);
+    assert_int_equal(p->targets[0].type, KVL_PROBE_STAMP);
+    assert_int_equal(p->targets[0].port, 0);
+    assert_int_equal(kvl_probe_target_count(p, &p->targets[0]), 20);
+    assert_int_equal(p->targets[1].port, 4000);
+    assert_int_equal(kvl_probe_target_count(p, &p->targets[1]), 5);
+    assert_int_equal(p->targets[2].type, KVL_PROBE_TCP);
+    assert_int_equal(p->targets[3].type, KVL_PROBE_HTTPS);
+    assert_int_equal(p->targets[3].expect_status, 200);
+    assert_string_equal(p->targets[3].ca_file, "/tmp/ca.pem");
+    assert_int_equal(kvl_probe_target_count(p, &p->targets[3]), 1);
+    assert_int_equal(p->targets[4].type, KVL_PROBE_HTTP);
+    /* The mesh: a2 only (a1 is this agent), by STAMP to the reflector port. */
+    assert_string_equal(p->targets[5].name, "a2");
+    assert_int_equal(p->targets[5].type, KVL_PROBE_STAMP);
+    assert_int_equal(p->targets[5].port, 8620);
+    kvl_agent_cfg_free(c);
+
+    c = load(HEAD, err, sizeof(err));
+    assert_non_null(c);
+    assert_true(c->probes.reflector_enabled);
+    assert_int_equal(c->probes.reflector_port, 862);
+    assert_int_equal(c->probes.clock_sync, KVL_CLOCK_KERNEL);
+    kvl_agent_cfg_free(c);
+}
+
 static void test_errors(void **state)
 {
     KVL_UNUSED(state);
-    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: stamp}\n",
-                 "a.yaml:7:42:", "probe type 'stamp' is not yet supported");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: twamp}\n",
+                 "a.yaml:7:42:", "use stamp");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: http}\n",
-                 "a.yaml:7:42:", "not yet supported");
+                 "a.yaml:7:7:", "an http target needs a url");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, url: http://a/, type: https}\n",
+                 "a.yaml:7:22:", "expected a URL starting with https://");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: tcp}\n",
+                 "a.yaml:7:7:", "a tcp target needs a port");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, port: 9}\n",
+                 "a.yaml:7:42:", "icmp targets have no port");
+    expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, url: http://a/}\n",
+                 "a.yaml:7:41:", "only http and https");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: 10.0.0.1, type: udp}\n",
-                 "a.yaml:7:42:", "unknown probe type 'udp' (expected icmp)");
+                 "a.yaml:7:42:", "unknown probe type 'udp' (expected icmp, stamp");
+    expect_error(HEAD "probes:\n  clock: {sync: maybe}\n", "a.yaml:6:17:", "kernel");
+    expect_error(HEAD "probes:\n  clock: {error: 5}\n", "a.yaml:6:18:", "50us");
+    expect_error(HEAD "probes:\n  reflector: {port: 0}\n", "a.yaml:6:21:", "1 to 65535");
+    expect_error(HEAD "probes:\n  mesh: {type: tcp, agents: []}\n", "a.yaml:6:16:",
+                 "icmp or stamp");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: core.example}\n",
                  "a.yaml:7:26:", "numeric IPv4 or IPv6 address");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x}\n", "a.yaml:7:7:", "address");
@@ -133,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_targets_and_mesh),
+        cmocka_unit_test(test_types),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
