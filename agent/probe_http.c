@@ -9,7 +9,14 @@
  */
 #include "probe_http.h"
 
+/* libcurl is loaded at run time, the first time an HTTP prober is made: linked in, it and
+ * what it pulls in (GnuTLS, Kerberos, LDAP, p11-kit ...) cost every agent ~2.5 MB of
+ * resident memory at start, also the many that probe no web service. Its calls below go
+ * through the table `cf`, filled by dlsym (CURL_DISABLE_TYPECHECK: the type-checking
+ * macros of curl.h would otherwise wrap the variadic setters). */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +62,84 @@ static void unlink_xfer(kvl_http_t *h, xfer_t *x)
 }
 
 static bool curl_ready;
+
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_cleanup)(CURLM *);
+    CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+    CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+    CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
+    CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+    CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+    CURLMsg *(*multi_info_read)(CURLM *, int *);
+} cf;
+
+/* Loads libcurl and its entry points once; false (logged) when it is not there. */
+static bool curl_load(void)
+{
+    static bool tried, ok;
+    if (tried) {
+        return ok;
+    }
+    tried = true;
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        KVL_LOG_ERROR(MOD, NULL, "HTTP probes need libcurl (Debian package libcurl4): %s",
+                      dlerror());
+        return false;
+    }
+    struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"curl_global_init", (void **)&cf.global_init},
+        {"curl_easy_init", (void **)&cf.easy_init},
+        {"curl_easy_cleanup", (void **)&cf.easy_cleanup},
+        {"curl_easy_setopt", (void **)&cf.easy_setopt},
+        {"curl_easy_getinfo", (void **)&cf.easy_getinfo},
+        {"curl_easy_strerror", (void **)&cf.easy_strerror},
+        {"curl_multi_init", (void **)&cf.multi_init},
+        {"curl_multi_cleanup", (void **)&cf.multi_cleanup},
+        {"curl_multi_add_handle", (void **)&cf.multi_add_handle},
+        {"curl_multi_remove_handle", (void **)&cf.multi_remove_handle},
+        {"curl_multi_assign", (void **)&cf.multi_assign},
+        {"curl_multi_setopt", (void **)&cf.multi_setopt},
+        {"curl_multi_socket_action", (void **)&cf.multi_socket_action},
+        {"curl_multi_info_read", (void **)&cf.multi_info_read},
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(syms); i++) {
+        if ((*syms[i].slot = dlsym(lib, syms[i].name)) == NULL) {
+            KVL_LOG_ERROR(MOD, NULL, "libcurl lacks %s: %s", syms[i].name, dlerror());
+            return false;
+        }
+    }
+    ok = true;
+    return true;
+}
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#define curl_global_init cf.global_init
+#define curl_easy_init cf.easy_init
+#define curl_easy_cleanup cf.easy_cleanup
+#define curl_easy_setopt cf.easy_setopt
+#define curl_easy_getinfo cf.easy_getinfo
+#define curl_easy_strerror cf.easy_strerror
+#define curl_multi_init cf.multi_init
+#define curl_multi_cleanup cf.multi_cleanup
+#define curl_multi_add_handle cf.multi_add_handle
+#define curl_multi_remove_handle cf.multi_remove_handle
+#define curl_multi_assign cf.multi_assign
+#define curl_multi_setopt cf.multi_setopt
+#define curl_multi_socket_action cf.multi_socket_action
+#define curl_multi_info_read cf.multi_info_read
 
 double kvl_http_cert_days(const char *expire, int64_t now_s)
 {
@@ -216,6 +301,9 @@ static size_t discard(char *ptr, size_t size, size_t n, void *userdata)
 kvl_http_t *kvl_http_new(uv_loop_t *loop, kvl_http_cb cb, void *arg)
 {
     if (!curl_ready) {
+        if (!curl_load()) {
+            return NULL;
+        }
         CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
         if (rc != CURLE_OK) {
             KVL_LOG_ERROR(MOD, NULL, "cannot start libcurl: %s", curl_easy_strerror(rc));
@@ -244,8 +332,8 @@ kvl_http_t *kvl_http_new(uv_loop_t *loop, kvl_http_cb cb, void *arg)
     return h;
 }
 
-int kvl_http_get(kvl_http_t *h, const char *url, const char *ca_file, uint32_t target,
-                 uint32_t seq, long timeout_ms)
+int kvl_http_get(kvl_http_t *h, const char *url, const char *ca_file, uint32_t target, uint32_t seq,
+                 long timeout_ms)
 {
     xfer_t *x = calloc(1, sizeof(*x));
     CURL *e = curl_easy_init();
