@@ -265,6 +265,8 @@ typedef struct poll_work {
     kvl_snmp_oid_t base[N_COLS];    /* walk: each column's OID */
     kvl_snmp_oid_t cur[N_COLS];     /* walk: each column's cursor */
     kvl_snmp_oid_t sys_oids[N_SYS]; /* the system GET */
+    bool active[N_COLS];            /* walk: the columns not finished */
+    int req_cols[N_COLS];           /* walk: the column of each varbind of the request */
     get_slot_t *get_map;            /* GET poll: what each varbind is (room: n_req) */
     size_t n_req;                   /* room in req_oids and get_map */
     kvl_snmp_oid_t req_oids[];      /* the request being sent or waiting */
@@ -318,8 +320,6 @@ typedef struct device {
 
     /* walk or GETs of the current poll */
     poll_work_t *w; /* only while a poll runs */
-    bool active[N_COLS];
-    int req_cols[N_COLS];
     size_t n_req_cols;
     unsigned requests;
     unsigned mid_retries; /* smaller resends after timeouts in this poll */
@@ -1389,7 +1389,7 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
         if (is_v1(d) && res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME && res->error_index >= 1 &&
             (size_t)res->error_index <= n) {
             /* v1: nothing more in that column (or a Counter64 a v1 agent cannot send). */
-            d->active[d->req_cols[res->error_index - 1]] = false;
+            d->w->active[d->w->req_cols[res->error_index - 1]] = false;
             send_walk(d);
             return;
         }
@@ -1408,19 +1408,19 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
     }
     bool progress = false;
     for (size_t k = 0; k < res->n_vbs; k++) {
-        int col = d->req_cols[k % n];
+        int col = d->w->req_cols[k % n];
         const kvl_snmp_vb_t *vb = &res->vbs[k];
-        if (!d->active[col]) {
+        if (!d->w->active[col]) {
             continue;
         }
         if (vb->type == KVL_SNMP_T_END_OF_MIB_VIEW || vb->type == KVL_SNMP_T_NO_SUCH_OBJECT ||
             vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE ||
             !kvl_snmp_oid_has_prefix(&vb->oid, &d->w->base[col])) {
-            d->active[col] = false;
+            d->w->active[col] = false;
             continue;
         }
         if (kvl_snmp_oid_cmp(&vb->oid, &d->w->cur[col]) <= 0) {
-            d->active[col] = false;
+            d->w->active[col] = false;
             if (!d->nonincr_logged) {
                 char o1[160], o2[160];
                 d->nonincr_logged = true;
@@ -1444,7 +1444,7 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
     if (!progress) {
         bool any = false;
         for (size_t i = 0; i < n; i++) {
-            any = any || d->active[d->req_cols[i]];
+            any = any || d->w->active[d->w->req_cols[i]];
         }
         if (any) {
             poll_failed(d, "response without progress");
@@ -1459,8 +1459,8 @@ static void send_walk(device_t *d)
 {
     size_t n = 0;
     for (int c = 0; c < N_COLS; c++) {
-        if (d->active[c]) {
-            d->req_cols[n] = c;
+        if (d->w->active[c]) {
+            d->w->req_cols[n] = c;
             d->w->req_oids[n] = d->w->cur[c];
             n++;
         }
@@ -1497,7 +1497,7 @@ static void start_walk(device_t *d)
         d->w->base[c].sub[len] = columns[c].sub;
         d->w->base[c].len = len + 1;
         d->w->cur[c] = d->w->base[c];
-        d->active[c] = true;
+        d->w->active[c] = true;
     }
     send_walk(d);
 }
