@@ -788,11 +788,17 @@ static void complete(kvl_snmp_session_t *s, kvl_snmp_req_t *r, kvl_snmp_result_t
         res->tries = res->tries > 0 ? res->tries : r->tries;
         r->cb(s, res, r->arg);
     }
-    if (s->own && !s->closed && s->spare == NULL) {
-        s->spare = r; /* the next request reuses it (freed with the session) */
+    /* Kept for the next request only while the session is busy (a poll goes on): an idle
+     * session holds no request, so 2,000 devices between polls do not keep 2,000 packets. */
+    if (s->own && !s->closed && s->reqs != NULL && s->spare == NULL) {
+        s->spare = r;
         return;
     }
     req_free(r);
+    if (s->reqs == NULL && s->spare != NULL) {
+        req_free(s->spare);
+        s->spare = NULL;
+    }
 }
 
 /* The next request marked for release, or NULL. */
@@ -967,11 +973,11 @@ static int on_netsnmp_event(int op, netsnmp_session *ss, int reqid, netsnmp_pdu 
  * Community-based sessions do not use net-snmp: its per-varbind allocations and parsing cost
  * more CPU than everything else the agent does. Each session has its own non-blocking UDP
  * socket connect()ed to the peer, so only the peer's datagrams arrive, watched by the same
- * uv_poll_t; requests are encoded by snmp_ber.c into their request (pkt[]), which a session
- * keeps one of for the next request (spare). Request-ids start at a random value and
- * increase; a retransmission repeats the same datagram, so an answer to any try completes
- * the request. The session timer fires at the earliest due time of its requests: a request
- * that still has tries left is sent again (rtt_ms then counts from that try), else it
+ * uv_poll_t; requests are encoded by snmp_ber.c into their request (pkt[]), which a busy
+ * session keeps one of for the next request (spare; freed when the session goes idle). Request-ids
+ * start at a random value and increase; a retransmission repeats the same datagram, so an answer to
+ * any try completes the request. The session timer fires at the earliest due time of its requests:
+ * a request that still has tries left is sent again (rtt_ms then counts from that try), else it
  * completes with KVL_SNMP_TIMEOUT. Datagrams that do not decode as a Response, or carry
  * another version, community or an unknown request-id, are ignored and counted (debug).
  * Responses are decoded into the shared conversion buffer (conv) and a shared receive

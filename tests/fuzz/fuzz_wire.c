@@ -107,9 +107,22 @@ static void check_defs(const kvl_series_def_t *a, size_t na, const kvl_series_de
     for (size_t i = 0; i < na; i++) {
         CHECK(a[i].id == b[i].id && a[i].scope == b[i].scope && a[i].kind == b[i].kind);
         CHECK(a[i].interval_s == b[i].interval_s && a[i].real == b[i].real);
+        CHECK(a[i].family == b[i].family);
         CHECK(str_eq(a[i].device, b[i].device) && str_eq(a[i].instance, b[i].instance) &&
               str_eq(a[i].metric, b[i].metric));
         check_labels(a[i].labels, a[i].n_labels, b[i].labels, b[i].n_labels);
+    }
+}
+
+static void check_families(const kvl_family_t *a, size_t na, const kvl_family_t *b, size_t nb)
+{
+    CHECK(na == nb);
+    for (size_t i = 0; i < na; i++) {
+        CHECK(a[i].id == b[i].id && a[i].n == b[i].n && str_eq(a[i].name, b[i].name));
+        for (size_t k = 0; k < a[i].n; k++) {
+            CHECK(str_eq(a[i].metrics[k], b[i].metrics[k]) && a[i].kinds[k] == b[i].kinds[k] &&
+                  a[i].reals[k] == b[i].reals[k]);
+        }
     }
 }
 
@@ -138,11 +151,14 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
     case KVL_MSG_SERIES_DEFS:
         check_defs(a->u.series_defs.defs, a->u.series_defs.n, b->u.series_defs.defs,
                    b->u.series_defs.n);
+        check_families(a->u.series_defs.families, a->u.series_defs.n_families,
+                       b->u.series_defs.families, b->u.series_defs.n_families);
         break;
     case KVL_MSG_BATCH: {
         const kvl_batch_t *x = &a->u.batch, *y = &b->u.batch;
-        CHECK(x->seq == y->seq);
+        CHECK(x->seq == y->seq && x->lane == y->lane);
         check_defs(x->defs, x->n_defs, y->defs, y->n_defs);
+        check_families(x->families, x->n_families, y->families, y->n_families);
         CHECK(x->n_groups == y->n_groups && x->n_events == y->n_events);
         for (size_t i = 0; i < x->n_groups; i++) {
             const kvl_group_t *g = &x->groups[i], *h = &y->groups[i];
@@ -179,11 +195,25 @@ static void check_defs_valid(const kvl_series_def_t *d, size_t n)
     for (size_t i = 0; i < n; i++) {
         CHECK(d[i].id != 0);
         CHECK(d[i].scope == KVL_SCOPE_DEVICE || d[i].scope == KVL_SCOPE_INTERFACE ||
-              d[i].scope == KVL_SCOPE_AGENT);
-        CHECK(d[i].kind == KVL_KIND_COUNTER || d[i].kind == KVL_KIND_GAUGE);
+              d[i].scope == KVL_SCOPE_AGENT || d[i].scope == KVL_SCOPE_GROUP ||
+              d[i].scope == KVL_SCOPE_LINK);
         CHECK(d[i].device != NULL && d[i].device[0] != '\0');
-        CHECK(d[i].metric != NULL && d[i].metric[0] != '\0');
         CHECK(d[i].instance != NULL);
+        if (d[i].family == 0) { /* a family's definition takes kind and metric from it */
+            CHECK(d[i].kind == KVL_KIND_COUNTER || d[i].kind == KVL_KIND_GAUGE);
+            CHECK(d[i].metric != NULL && d[i].metric[0] != '\0');
+        }
+    }
+}
+
+static void check_families_valid(const kvl_family_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        CHECK(f[i].id != 0 && f[i].n >= 1 && f[i].n <= KVL_FAMILY_MAX);
+        for (size_t k = 0; k < f[i].n; k++) {
+            CHECK(f[i].metrics[k] != NULL && f[i].metrics[k][0] != '\0');
+            CHECK(f[i].kinds[k] == KVL_KIND_COUNTER || f[i].kinds[k] == KVL_KIND_GAUGE);
+        }
     }
 }
 
@@ -201,10 +231,12 @@ static void decode_one(const uint8_t *p, size_t n)
     }
     if (m.type == KVL_MSG_SERIES_DEFS) {
         check_defs_valid(m.u.series_defs.defs, m.u.series_defs.n);
+        check_families_valid(m.u.series_defs.families, m.u.series_defs.n_families);
     } else if (m.type == KVL_MSG_BATCH) {
         const kvl_batch_t *b = &m.u.batch;
-        CHECK(b->seq != 0);
+        CHECK(b->seq != 0 && b->lane < KVL_LANES);
         check_defs_valid(b->defs, b->n_defs);
+        check_families_valid(b->families, b->n_families);
         defs_t t = {b->defs, b->n_defs};
         for (size_t i = 0; i < b->n_groups; i++) {
             const kvl_group_t *g = &b->groups[i];
