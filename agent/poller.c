@@ -245,12 +245,13 @@ typedef struct iface {
     uint32_t ifindex;
     uint32_t cols; /* bit per column: what to GET between discoveries */
     uint32_t disc; /* ifCounterDiscontinuityTime (TimeTicks) */
-    uint16_t have; /* bit per counter: a previous reading */
+    uint16_t have; /* bit per counter: a previous reading; HAVE_DISC: disc is known */
     uint16_t is64; /* bit per counter: that reading was 64-bit */
-    bool have_disc;
-    int64_t t_ms; /* of the previous readings */
+    int32_t dt_ms; /* time of the previous readings, from that poll's system GET (t_if) */
     uint64_t ext[N_CTR];
 } iface_t;
+
+#define HAVE_DISC 0x8000u /* in iface_t.have, above the counters' bits */
 
 /* Where each varbind of a GET batch goes. */
 typedef struct get_slot {
@@ -309,6 +310,7 @@ typedef struct device {
     size_t n_sys_oids;
     uint32_t sys_missing; /* bit per SYS_*: noSuchName in v1, not asked until rediscovery */
     int64_t t_sys;
+    int64_t t_if; /* t_sys of the last poll that reported the interfaces */
     double rtt_ms;
     bool have_uptime, have_sysname, have_ifnumber, have_lastchange;
     uint32_t uptime;
@@ -973,10 +975,10 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
 
     bool disc = d->reboot_pending;
     if (has(r, X_DISC_TIME)) {
-        if (f->have_disc && f->disc != (uint32_t)r->val[X_DISC_TIME]) {
+        if ((f->have & HAVE_DISC) != 0 && f->disc != (uint32_t)r->val[X_DISC_TIME]) {
             disc = true;
         }
-        f->have_disc = true;
+        f->have |= HAVE_DISC;
         f->disc = (uint32_t)r->val[X_DISC_TIME];
     }
 
@@ -1007,7 +1009,7 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
         kvl_counter_t c = {.have = had,
                            .raw = prev_bits == 64 ? f->ext[m] : (f->ext[m] & 0xffffffffu),
                            .ext = f->ext[m],
-                           .t_ms = f->t_ms};
+                           .t_ms = d->t_if + f->dt_ms};
         bool d_ctr = disc || (had && prev_bits != bits);
         uint64_t out = 0;
         if (kvl_counter_update(&c, r->val[col], bits, t, max_rate, d_ctr, &out) ==
@@ -1022,9 +1024,10 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
             is64 |= bit;
         }
     }
-    f->have = have;
+    f->have = (uint16_t)(have | (f->have & HAVE_DISC));
     f->is64 = is64;
-    f->t_ms = t;
+    int64_t dt = t - d->t_sys; /* within a poll: milliseconds to seconds */
+    f->dt_ms = dt > INT32_MAX ? INT32_MAX : (dt < INT32_MIN ? INT32_MIN : (int32_t)dt);
     if (has(r, C_OPER)) {
         kvl_batcher_add(b, f->id + IF_OPER, r->val[C_OPER]);
     }
@@ -1337,6 +1340,7 @@ static void walk_done(device_t *d)
     for (size_t i = 0; i < d->n_inv; i++) {
         report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
     }
+    d->t_if = d->t_sys;
     d->reboot_pending = false;
     grow(d);
     KVL_LOG_DEBUG(MOD, d->cfg->name,
@@ -1528,6 +1532,7 @@ static void get_done(device_t *d)
     for (size_t i = 0; i < d->n_inv; i++) {
         report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
     }
+    d->t_if = d->t_sys;
     d->reboot_pending = false;
     grow(d);
     KVL_LOG_DEBUG(MOD, d->cfg->name, "poll done: %zu interfaces in %u requests", d->n_inv,
