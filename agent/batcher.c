@@ -343,6 +343,46 @@ static void announce(kvl_batcher_t *b, size_t idx, const kvl_label_t *l, size_t 
     VEC_PUSH(b, b->new_defs, nd);
 }
 
+/* Appends the batcher's own copy of family u (interned names) with the next id, owned by
+ * user (NULL: restored from series.defs, claimed later by content). NULL when it cannot. */
+static fam_t *add_family(kvl_batcher_t *b, const kvl_family_t *u, const kvl_family_t *user)
+{
+    if (u->n == 0 || u->n > KVL_FAMILY_MAX || b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
+        return NULL;
+    }
+    fam_t **nf = realloc(b->fams, (b->n_fams + 1) * sizeof(*nf));
+    if (nf == NULL) {
+        return NULL;
+    }
+    b->fams = nf;
+    fam_t *f = kvl_arena_alloc(&b->names, sizeof(*f));
+    const char **metrics = kvl_arena_alloc(&b->names, u->n * sizeof(*metrics));
+    kvl_kind_t *kinds = kvl_arena_alloc(&b->names, u->n * sizeof(*kinds));
+    bool *reals = kvl_arena_alloc(&b->names, u->n * sizeof(*reals));
+    if (f == NULL || metrics == NULL || kinds == NULL || reals == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < u->n; i++) {
+        if ((metrics[i] = intern_str(b, u->metrics[i])) == NULL) {
+            return NULL;
+        }
+        kinds[i] = u->kinds[i];
+        reals[i] = u->reals != NULL && u->reals[i];
+    }
+    f->user = user;
+    f->f = (kvl_family_t){.name = intern_str(b, u->name),
+                          .n = u->n,
+                          .metrics = metrics,
+                          .kinds = kinds,
+                          .reals = reals,
+                          .id = (uint32_t)(b->n_fams + 1)};
+    if (f->f.name == NULL) {
+        return NULL;
+    }
+    b->fams[b->n_fams++] = f;
+    return f;
+}
+
 /* The batcher's own copy of a family, made once per family pointer the caller uses. */
 static const fam_t *family_get(kvl_batcher_t *b, const kvl_family_t *user)
 {
@@ -366,40 +406,7 @@ static const fam_t *family_get(kvl_batcher_t *b, const kvl_family_t *user)
             return f;
         }
     }
-    if (user->n == 0 || user->n > KVL_FAMILY_MAX || b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
-        return NULL;
-    }
-    fam_t **nf = realloc(b->fams, (b->n_fams + 1) * sizeof(*nf));
-    if (nf == NULL) {
-        return NULL;
-    }
-    b->fams = nf;
-    fam_t *f = kvl_arena_alloc(&b->names, sizeof(*f));
-    const char **metrics = kvl_arena_alloc(&b->names, user->n * sizeof(*metrics));
-    kvl_kind_t *kinds = kvl_arena_alloc(&b->names, user->n * sizeof(*kinds));
-    bool *reals = kvl_arena_alloc(&b->names, user->n * sizeof(*reals));
-    if (f == NULL || metrics == NULL || kinds == NULL || reals == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < user->n; i++) {
-        if ((metrics[i] = intern_str(b, user->metrics[i])) == NULL) {
-            return NULL;
-        }
-        kinds[i] = user->kinds[i];
-        reals[i] = user->reals != NULL && user->reals[i];
-    }
-    f->user = user;
-    f->f = (kvl_family_t){.name = intern_str(b, user->name),
-                          .n = user->n,
-                          .metrics = metrics,
-                          .kinds = kinds,
-                          .reals = reals,
-                          .id = (uint32_t)(b->n_fams + 1)};
-    if (f->f.name == NULL) {
-        return NULL;
-    }
-    b->fams[b->n_fams++] = f;
-    return f;
+    return add_family(b, user, user);
 }
 
 /* Appends an entry whose id is set (above every other) and indexes it under hash h. */
@@ -584,37 +591,7 @@ static int restore_family(kvl_batcher_t *b, const kvl_family_t *u)
         b->n_fams == KVL_BATCHER_MAX_FAMILIES) {
         return KVL_EPROTO;
     }
-    fam_t **nf = realloc(b->fams, (b->n_fams + 1) * sizeof(*nf));
-    if (nf == NULL) {
-        return KVL_ENOMEM;
-    }
-    b->fams = nf;
-    fam_t *f = kvl_arena_alloc(&b->names, sizeof(*f));
-    const char **metrics = kvl_arena_alloc(&b->names, u->n * sizeof(*metrics));
-    kvl_kind_t *kinds = kvl_arena_alloc(&b->names, u->n * sizeof(*kinds));
-    bool *reals = kvl_arena_alloc(&b->names, u->n * sizeof(*reals));
-    if (f == NULL || metrics == NULL || kinds == NULL || reals == NULL) {
-        return KVL_ENOMEM;
-    }
-    for (size_t i = 0; i < u->n; i++) {
-        if ((metrics[i] = intern_str(b, u->metrics[i])) == NULL) {
-            return KVL_ENOMEM;
-        }
-        kinds[i] = u->kinds[i];
-        reals[i] = u->reals != NULL && u->reals[i];
-    }
-    f->user = NULL;
-    f->f = (kvl_family_t){.name = intern_str(b, u->name),
-                          .n = u->n,
-                          .metrics = metrics,
-                          .kinds = kinds,
-                          .reals = reals,
-                          .id = u->id};
-    if (f->f.name == NULL) {
-        return KVL_ENOMEM;
-    }
-    b->fams[b->n_fams++] = f;
-    return 0;
+    return add_family(b, u, NULL) != NULL ? 0 : KVL_ENOMEM;
 }
 
 /* A definition from the file; ids come in increasing order. Its labels hash is left 0, so
