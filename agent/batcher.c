@@ -31,9 +31,11 @@
 
 /* Interned strings: each distinct one is stored once, in the arena, and compared by
  * pointer, so definitions share one copy of each device and instance name. */
+/* Interned strings, each once, numbered from 1 in the order they came. */
 typedef struct intern {
-    const void **slots; /* strings; NULL = empty */
-    size_t n, cap;
+    uint32_t *slots;   /* hash table: a string's number; 0 = empty */
+    const char **strs; /* the strings by number - 1 (room: cap / 2) */
+    size_t n, cap;     /* strings held; slots */
 } intern_t;
 
 typedef struct group_span {
@@ -58,20 +60,10 @@ typedef struct entry {
     uint32_t id;
     uint32_t interval_s;
     uint32_t labels_hash;
+    uint32_t device, instance; /* interned strings' numbers */
+    uint32_t what;             /* is_fam ? the family's id : the metric name's number */
     uint8_t scope, kind, real, is_fam;
-    const char *device, *instance; /* interned */
-    const void *what;              /* is_fam ? the fam_t : the interned metric name */
-} entry_t;
-
-static const fam_t *fam_of(const entry_t *e)
-{
-    return e->is_fam ? (const fam_t *)e->what : NULL;
-}
-
-static const char *metric_of(const entry_t *e)
-{
-    return e->is_fam ? NULL : (const char *)e->what;
-}
+} entry_t; /* 28 bytes */
 
 typedef struct new_def {
     size_t entry;
@@ -178,6 +170,7 @@ static void on_timer_closed(uv_handle_t *h)
     free(b->fams);
     kvl_arena_free(&b->pending);
     free(b->strings.slots);
+    free(b->strings.strs);
     kvl_arena_free(&b->names);
     free(b->groups.v);
     free(b->ids.v);
@@ -218,22 +211,30 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 
 #define HASH_SEED 1469598103934665603ull
 
-/* Grows an intern table; `hash` recomputes an entry's hash. */
-static int intern_grow(intern_t *t, uint64_t (*hash)(const void *))
+static uint64_t hash_str(const char *s)
+{
+    return hash_bytes(HASH_SEED, s, strlen(s));
+}
+
+/* Doubles an intern table's slots (and its room for strings). */
+static int intern_grow(intern_t *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 256;
-    const void **slots = calloc(cap, sizeof(*slots));
+    const char **strs = realloc(t->strs, cap / 2 * sizeof(*strs));
+    if (strs == NULL) {
+        return KVL_ENOMEM;
+    }
+    t->strs = strs;
+    uint32_t *slots = calloc(cap, sizeof(*slots));
     if (slots == NULL) {
         return KVL_ENOMEM;
     }
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i] != NULL) {
-            size_t pos = hash(t->slots[i]) & (cap - 1);
-            while (slots[pos] != NULL) {
-                pos = (pos + 1) & (cap - 1);
-            }
-            slots[pos] = t->slots[i];
+    for (size_t i = 0; i < t->n; i++) {
+        size_t pos = hash_str(strs[i]) & (cap - 1);
+        while (slots[pos] != 0) {
+            pos = (pos + 1) & (cap - 1);
         }
+        slots[pos] = (uint32_t)(i + 1);
     }
     free(t->slots);
     t->slots = slots;
@@ -241,54 +242,67 @@ static int intern_grow(intern_t *t, uint64_t (*hash)(const void *))
     return 0;
 }
 
-static uint64_t hash_string_entry(const void *e)
-{
-    return hash_bytes(HASH_SEED, e, strlen(e));
-}
-
-/* Returns the interned copy of s, or NULL when out of memory. */
-static const char *intern_str(kvl_batcher_t *b, const char *s)
+/* The number of s's interned copy (made now if new), or 0 when out of memory. */
+static uint32_t intern_num(kvl_batcher_t *b, const char *s)
 {
     intern_t *t = &b->strings;
     if (s == NULL) {
         s = "";
     }
-    if ((t->n + 1) * 2 > t->cap && intern_grow(t, hash_string_entry) != 0) {
-        return NULL;
+    if ((t->n + 1) * 2 > t->cap && intern_grow(t) != 0) {
+        return 0;
     }
-    size_t pos = hash_bytes(HASH_SEED, s, strlen(s)) & (t->cap - 1);
-    while (t->slots[pos] != NULL) {
-        if (strcmp(t->slots[pos], s) == 0) {
-            return t->slots[pos];
+    size_t pos = hash_str(s) & (t->cap - 1);
+    while (t->slots[pos] != 0) {
+        uint32_t k = t->slots[pos];
+        if (strcmp(t->strs[k - 1], s) == 0) {
+            return k;
         }
         pos = (pos + 1) & (t->cap - 1);
     }
     char *copy = kvl_arena_strdup(&b->names, s);
-    if (copy != NULL) {
-        t->slots[pos] = copy;
-        t->n++;
+    if (copy == NULL) {
+        return 0;
     }
-    return copy;
+    t->strs[t->n++] = copy;
+    t->slots[pos] = (uint32_t)t->n;
+    return (uint32_t)t->n;
 }
 
-/* Identity: interned device, instance and metric (or family) pointers and the scope. */
-static uint64_t hash_identity(const char *device, kvl_scope_t scope, const char *instance,
-                              const void *what)
+static const char *str_of(const kvl_batcher_t *b, uint32_t num)
 {
-    uint64_t h = hash_bytes(HASH_SEED, &device, sizeof(device));
-    h = hash_bytes(h, &scope, sizeof(scope));
-    h = hash_bytes(h, &instance, sizeof(instance));
-    return hash_bytes(h, &what, sizeof(what));
+    return b->strings.strs[num - 1];
 }
 
-static const void *what_of(const entry_t *e)
+/* Returns the interned copy of s, or NULL when out of memory. */
+static const char *intern_str(kvl_batcher_t *b, const char *s)
 {
-    return e->what;
+    uint32_t k = intern_num(b, s);
+    return k != 0 ? str_of(b, k) : NULL;
 }
 
-static uint32_t width_of(const entry_t *e)
+static const fam_t *fam_of(const kvl_batcher_t *b, const entry_t *e)
 {
-    return e->is_fam ? (uint32_t)fam_of(e)->f.n : 1;
+    return e->is_fam ? b->fams[e->what - 1] : NULL;
+}
+
+/* Identity: the interned device, instance and metric numbers (or family id) and scope. */
+static uint64_t hash_identity(const entry_t *e)
+{
+    uint32_t key[4] = {e->device, e->instance, e->what,
+                       (uint32_t)e->scope | (uint32_t)e->is_fam << 8};
+    return hash_bytes(HASH_SEED, key, sizeof(key));
+}
+
+static bool same_identity(const entry_t *a, const entry_t *b)
+{
+    return a->device == b->device && a->instance == b->instance && a->what == b->what &&
+           a->scope == b->scope && a->is_fam == b->is_fam;
+}
+
+static uint32_t width_of(const kvl_batcher_t *b, const entry_t *e)
+{
+    return e->is_fam ? (uint32_t)fam_of(b, e)->f.n : 1;
 }
 
 static uint32_t hash_labels_value(const kvl_label_t *l, size_t n)
@@ -310,8 +324,7 @@ static int rehash(kvl_batcher_t *b, size_t n_slots)
     }
     for (size_t i = 0; i < b->n_entries; i++) {
         const entry_t *e = &b->entries[i];
-        size_t pos = hash_identity(e->device, (kvl_scope_t)e->scope, e->instance, what_of(e)) &
-                     (n_slots - 1);
+        size_t pos = hash_identity(e) & (n_slots - 1);
         while (slots[pos] != 0) {
             pos = (pos + 1) & (n_slots - 1);
         }
@@ -436,7 +449,7 @@ static int insert_entry(kvl_batcher_t *b, const entry_t *want, uint64_t h)
         }
         b->slots[pos] = (uint32_t)(idx + 1);
     }
-    b->next_id = want->id + width_of(want);
+    b->next_id = want->id + width_of(b, want);
     return 0;
 }
 
@@ -445,15 +458,13 @@ static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t
                               size_t n_labels)
 {
     want->labels_hash = hash_labels_value(labels, n_labels);
-    uint64_t h =
-        hash_identity(want->device, (kvl_scope_t)want->scope, want->instance, what_of(want));
+    uint64_t h = hash_identity(want);
     if (b->n_slots) {
         size_t pos = h & (b->n_slots - 1);
         while (b->slots[pos] != 0) {
             size_t idx = b->slots[pos] - 1;
             entry_t *e = &b->entries[idx];
-            if (e->device == want->device && e->scope == want->scope &&
-                e->instance == want->instance && what_of(e) == what_of(want)) {
+            if (same_identity(e, want)) {
                 if (e->labels_hash != want->labels_hash || e->interval_s != want->interval_s ||
                     e->kind != want->kind || e->real != want->real) {
                     e->labels_hash = want->labels_hash;
@@ -481,15 +492,15 @@ static uint32_t lookup_or_add(kvl_batcher_t *b, entry_t *want, const kvl_label_t
 
 uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 {
-    entry_t e = {.device = intern_str(b, k->device),
-                 .instance = intern_str(b, k->instance),
-                 .what = intern_str(b, k->metric),
+    entry_t e = {.device = intern_num(b, k->device),
+                 .instance = intern_num(b, k->instance),
+                 .what = intern_num(b, k->metric),
                  .scope = (uint8_t)k->scope,
                  .kind = (uint8_t)k->kind,
                  .real = k->real,
                  .interval_s = k->interval_s};
     uint32_t id = 0;
-    if (e.device != NULL && e.instance != NULL && e.what != NULL) {
+    if (e.device != 0 && e.instance != 0 && e.what != 0) {
         id = lookup_or_add(b, &e, k->labels, k->n_labels);
     }
     if (id == 0) {
@@ -500,14 +511,15 @@ uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 
 uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
 {
-    entry_t e = {.device = intern_str(b, k->device),
-                 .instance = intern_str(b, k->instance),
-                 .what = family_get(b, k->family),
+    const fam_t *f = family_get(b, k->family);
+    entry_t e = {.device = intern_num(b, k->device),
+                 .instance = intern_num(b, k->instance),
+                 .what = f != NULL ? f->f.id : 0,
                  .is_fam = 1,
                  .scope = (uint8_t)k->scope,
                  .interval_s = k->interval_s};
     uint32_t id = 0;
-    if (e.device != NULL && e.instance != NULL && e.what != NULL) {
+    if (e.device != 0 && e.instance != 0 && e.what != 0) {
         id = lookup_or_add(b, &e, k->labels, k->n_labels);
     }
     if (id == 0) {
@@ -528,7 +540,7 @@ static const entry_t *entry_of(const kvl_batcher_t *b, uint32_t id)
     size_t lo = 0, hi = b->n_entries;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].id + width_of(&v[mid]) <= id) {
+        if (v[mid].id + width_of(b, &v[mid]) <= id) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -540,22 +552,23 @@ static const entry_t *entry_of(const kvl_batcher_t *b, uint32_t id)
 const char *kvl_batcher_instance_of(const kvl_batcher_t *b, uint32_t id)
 {
     const entry_t *e = entry_of(b, id);
-    return e != NULL ? e->instance : NULL;
+    return e != NULL ? str_of(b, e->instance) : NULL;
 }
 
-static kvl_series_def_t def_of(const entry_t *e, const kvl_label_t *labels, size_t n_labels)
+static kvl_series_def_t def_of(const kvl_batcher_t *b, const entry_t *e,
+                               const kvl_label_t *labels, size_t n_labels)
 {
     return (kvl_series_def_t){.id = e->id,
-                              .device = e->device,
+                              .device = str_of(b, e->device),
                               .scope = (kvl_scope_t)e->scope,
-                              .instance = e->instance,
-                              .metric = e->is_fam ? "" : metric_of(e),
+                              .instance = str_of(b, e->instance),
+                              .metric = e->is_fam ? "" : str_of(b, e->what),
                               .kind = e->is_fam ? KVL_KIND_GAUGE : (kvl_kind_t)e->kind,
                               .interval_s = e->interval_s,
                               .real = e->real,
                               .labels = labels,
                               .n_labels = n_labels,
-                              .family = e->is_fam ? fam_of(e)->f.id : 0};
+                              .family = e->is_fam ? e->what : 0};
 }
 
 size_t kvl_batcher_n_defs(const kvl_batcher_t *b)
@@ -567,7 +580,7 @@ size_t kvl_batcher_defs(const kvl_batcher_t *b, size_t off, kvl_series_def_t *ou
 {
     size_t n = 0;
     for (size_t i = off; i < b->n_entries && n < max; i++) {
-        out[n++] = def_of(&b->entries[i], NULL, 0);
+        out[n++] = def_of(b, &b->entries[i], NULL, 0);
     }
     return n;
 }
@@ -604,24 +617,23 @@ static int restore_def(kvl_batcher_t *b, const kvl_series_def_t *d)
     entry_t e = {.id = d->id,
                  .interval_s = d->interval_s,
                  .scope = (uint8_t)d->scope,
-                 .device = intern_str(b, d->device),
-                 .instance = intern_str(b, d->instance)};
+                 .device = intern_num(b, d->device),
+                 .instance = intern_num(b, d->instance)};
     if (d->family != 0) {
-        e.what = b->fams[d->family - 1];
+        e.what = d->family;
         e.is_fam = 1;
     } else {
-        e.what = intern_str(b, d->metric);
+        e.what = intern_num(b, d->metric);
         e.kind = (uint8_t)d->kind;
         e.real = d->real;
-        if (e.what == NULL) {
+        if (e.what == 0) {
             return KVL_ENOMEM;
         }
     }
-    if (e.device == NULL || e.instance == NULL) {
+    if (e.device == 0 || e.instance == 0) {
         return KVL_ENOMEM;
     }
-    return insert_entry(b, &e,
-                        hash_identity(e.device, (kvl_scope_t)e.scope, e.instance, what_of(&e)));
+    return insert_entry(b, &e, hash_identity(&e));
 }
 
 /* Reads the file's frames; returns the length of the good part. */
@@ -724,7 +736,7 @@ static int persist_new(kvl_batcher_t *b)
     kvl_buf_t out = {0};
     if (rc == 0) {
         for (size_t i = 0; i < nd; i++) {
-            defs[i] = def_of(&b->entries[b->n_persisted + i], NULL, 0);
+            defs[i] = def_of(b, &b->entries[b->n_persisted + i], NULL, 0);
         }
         for (size_t i = 0; i < nf; i++) {
             fams[i] = b->fams[b->n_fams_persisted + i]->f;
@@ -879,9 +891,9 @@ static const kvl_series_def_t *lookup(void *ctx, uint32_t id)
     if (e == NULL) {
         return NULL;
     }
-    dc->def = def_of(e, NULL, 0);
+    dc->def = def_of(dc->b, e, NULL, 0);
     if (e->is_fam) {
-        const fam_t *f = fam_of(e);
+        const fam_t *f = fam_of(dc->b, e);
         size_t i = id - e->id;
         dc->def.metric = f->f.metrics[i];
         dc->def.kind = f->f.kinds[i];
@@ -1036,14 +1048,14 @@ void kvl_batcher_flush(kvl_batcher_t *b)
     for (size_t i = 0; i < b->new_defs.n; i++) {
         const new_def_t *n = &b->new_defs.v[i];
         const entry_t *e = &b->entries[n->entry];
-        defs[nd++] = def_of(e, n->labels, n->n_labels);
+        defs[nd++] = def_of(b, e, n->labels, n->n_labels);
         if (e->is_fam) {
             bool have = false;
             for (size_t k = 0; k < nf && !have; k++) {
-                have = fams[k].id == fam_of(e)->f.id;
+                have = fams[k].id == e->what;
             }
             if (!have) {
-                fams[nf++] = fam_of(e)->f;
+                fams[nf++] = fam_of(b, e)->f;
             }
         }
     }

@@ -2021,7 +2021,6 @@ static void on_tick_closed(uv_handle_t *h)
 
 kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
 {
-    kvl_snmp_init();
     kvl_poller_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");

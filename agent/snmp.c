@@ -102,8 +102,7 @@ struct kvl_snmp_session {
     uv_poll_t poll;
     uv_timer_t timer;
     int open_handles;
-    netsnmp_large_fd_set fds;
-    bool fds_init;
+    netsnmp_large_fd_set *fds; /* net-snmp sessions only (allocated at open) */
     char *name;
     char peer[128];
     int retries;          /* the target's */
@@ -130,8 +129,16 @@ struct kvl_snmp_session {
 };
 
 /* KAAVAL_SNMP_NETSNMP=1 in the environment: v1/v2c through net-snmp too (the previous path,
- * kept for comparison and as a fallback). Read once by kvl_snmp_init. */
-static bool use_netsnmp_for_v2c;
+ * kept for comparison and as a fallback). Read once, at the first session. */
+static bool netsnmp_for_v2c(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("KAAVAL_SNMP_NETSNMP");
+        v = e != NULL && strcmp(e, "1") == 0;
+    }
+    return v == 1;
+}
 
 /* --- net-snmp log lines into ours ----------------------------------------------------------- */
 
@@ -193,8 +200,6 @@ void kvl_snmp_init(void)
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
     netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_NO_TOKEN_WARNINGS, 1);
     netsnmp_ds_set_string(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_APPTYPE, "kaaval");
-    const char *e = getenv("KAAVAL_SNMP_NETSNMP");
-    use_netsnmp_for_v2c = e != NULL && strcmp(e, "1") == 0;
     snmp_register_callback(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING, on_netsnmp_log, NULL);
     netsnmp_register_loghandler(NETSNMP_LOGHANDLER_CALLBACK, LOG_DEBUG);
     log_quiet = true;
@@ -377,8 +382,9 @@ static void on_handle_closed(uv_handle_t *h)
     if (--s->open_handles > 0) {
         return;
     }
-    if (s->fds_init) {
-        netsnmp_large_fd_set_cleanup(&s->fds);
+    if (s->fds != NULL) {
+        netsnmp_large_fd_set_cleanup(s->fds);
+        free(s->fds);
     }
     if (s->community != NULL) {
         memset(s->community, 0, s->community_len);
@@ -465,8 +471,8 @@ static void arm_timer(kvl_snmp_session_t *s)
     int numfds = 0;
     int block = 1;
     struct timeval tv = {0, 0};
-    NETSNMP_LARGE_FD_ZERO(&s->fds);
-    snmp_sess_select_info2_flags(s->sessp, &numfds, &s->fds, &tv, &block, NETSNMP_SELECT_NOALARMS);
+    NETSNMP_LARGE_FD_ZERO(s->fds);
+    snmp_sess_select_info2_flags(s->sessp, &numfds, s->fds, &tv, &block, NETSNMP_SELECT_NOALARMS);
     if (block) {
         uv_timer_stop(&s->timer);
         return;
@@ -514,10 +520,10 @@ static void on_readable(uv_poll_t *h, int status, int events)
         uv_poll_stop(&s->poll);
         return;
     }
-    NETSNMP_LARGE_FD_ZERO(&s->fds);
-    NETSNMP_LARGE_FD_SET(s->fd, &s->fds);
+    NETSNMP_LARGE_FD_ZERO(s->fds);
+    NETSNMP_LARGE_FD_SET(s->fd, s->fds);
     s->dispatching++;
-    snmp_sess_read2(s->sessp, &s->fds);
+    snmp_sess_read2(s->sessp, s->fds);
     s->dispatching--;
     after_dispatch(s);
 }
@@ -1331,7 +1337,6 @@ static const char *setup_usm(netsnmp_session *sess, const kvl_credentials_t *c)
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
                                   size_t errlen)
 {
-    kvl_snmp_init();
     kvl_snmp_session_t *s = calloc(1, sizeof(*s));
     char peername[300];
     if (s == NULL) {
@@ -1349,7 +1354,7 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     snprintf(s->peer, sizeof(s->peer), v6 ? "[%s]:%u" : "%s:%u", t->address, (unsigned)t->port);
     snprintf(peername, sizeof(peername), v6 ? "udp6:[%s]:%u" : "udp:%s:%u", t->address,
              (unsigned)t->port);
-    if (t->version != KVL_SNMP_V3 && !use_netsnmp_for_v2c) {
+    if (t->version != KVL_SNMP_V3 && !netsnmp_for_v2c()) {
         int rc = own_open(s, loop, t, err, errlen);
         if (rc == 0) {
             return s;
@@ -1362,6 +1367,9 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
         return NULL;
     }
 
+    /* net-snmp (and through it OpenSSL's libcrypto) is set up only now, for the first
+     * SNMPv3 session: an agent polling v1/v2c devices alone never touches it. */
+    kvl_snmp_init();
     netsnmp_session sess;
     snmp_sess_init(&sess);
     sess.peername = peername;
@@ -1405,10 +1413,12 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     }
     netsnmp_transport *tr = snmp_sess_transport(s->sessp);
     s->fd = tr != NULL ? tr->sock : -1;
-    int rc = s->fd >= 0 ? uv_poll_init(loop, &s->poll, s->fd) : UV_EBADF;
+    s->fds = malloc(sizeof(*s->fds));
+    int rc = s->fd < 0 ? UV_EBADF : s->fds == NULL ? UV_ENOMEM : uv_poll_init(loop, &s->poll, s->fd);
     if (rc < 0) {
         snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));
         snmp_sess_close(s->sessp);
+        free(s->fds);
         free(s->name);
         free(s);
         return NULL;
@@ -1417,8 +1427,7 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->open_handles = 2;
-    netsnmp_large_fd_set_init(&s->fds, s->fd + 1);
-    s->fds_init = true;
+    netsnmp_large_fd_set_init(s->fds, s->fd + 1);
     rc = uv_poll_start(&s->poll, UV_READABLE, on_readable);
     if (rc < 0) {
         snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));

@@ -139,7 +139,8 @@ typedef struct kvl_snmp_target {
 } kvl_snmp_target_t;
 
 /* Initialises net-snmp once for the process: no configuration files read, no persistent
- * state, no MIBs loaded, its log lines routed to ours. Idempotent. */
+ * state, no MIBs loaded, its log lines routed to ours. Idempotent. kvl_snmp_open calls it
+ * for the first session that needs net-snmp (SNMPv3), so v1/v2c-only agents never do. */
 void kvl_snmp_init(void);
 
 /* While on, net-snmp's own log lines go out at debug level (MIB parsing uses it). */
