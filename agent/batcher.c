@@ -437,7 +437,7 @@ static int insert_entry(kvl_batcher_t *b, const entry_t *want, uint64_t h)
     size_t idx = b->n_entries;
     b->entries[idx] = *want;
     b->n_entries++;
-    if (b->n_entries * 2 > b->n_slots) {
+    if (b->n_entries * 4 > b->n_slots * 3) { /* at most 3/4 full: linear probing stays short */
         if (rehash(b, b->n_slots ? b->n_slots * 2 : 1024) != 0) {
             b->n_entries--;
             return KVL_ENOMEM;

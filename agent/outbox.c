@@ -240,6 +240,11 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *con
             bulk_max = ev_max = tb;
         }
         rc = o->dir == NULL ? KVL_ENOMEM : 0;
+        /* The spool folder itself is made when missing (its parent must exist). */
+        if (rc == 0 && mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+            rc = -errno;
+            set_err(err, errlen, "cannot create the spool folder", o->dir, rc);
+        }
         if (rc == 0) {
             rc = open_lane_spool(o, &o->lanes[KVL_LANE_BULK], bulk_max, readers, n_readers, err,
                                  errlen);

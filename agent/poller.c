@@ -562,6 +562,15 @@ static void finish_poll(device_t *d)
     d->cap_rows = 0;
     free(d->w);
     d->w = NULL;
+    /* A v1/v2c session is a socket, two handles and its buffers, and opening it again is a
+     * socket() and a connect(): closed between polls, so 2,000 idle devices hold none of
+     * them (nor 2,000 file descriptors). SNMPv3 sessions stay open with their engine and
+     * keys. A late answer to this poll then meets a closed port and is not mistaken for
+     * the next poll's. */
+    if (d->sess != NULL && kvl_snmp_reopen_is_cheap(d->sess)) {
+        kvl_snmp_close(d->sess); /* nothing is pending: the poll is over */
+        d->sess = NULL;
+    }
     if (d->start_ns != 0) {
         double ms = (double)(uv_hrtime() - d->start_ns) / 1e6;
         if (!p->any_poll || ms > p->cycle_max_ms) {

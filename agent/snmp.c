@@ -376,6 +376,11 @@ const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
     return s->peer;
 }
 
+bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
+{
+    return s->own;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     kvl_snmp_session_t *s = h->data;

@@ -347,12 +347,11 @@ EOF
 # kvl_agent_config FILE ID SITE COLLECTOR_PORT INTERVAL [LOG_LEVEL]: the top of an agent
 # configuration; add devices with kvl_agent_device. Plain TCP (insecure: true) unless
 # KVL_AGENT_TLS holds the line to use instead. The agent spools to FILE's name with .spool
-# instead of .yaml (made here; an agent started again with the same file finds its spool),
+# instead of .yaml (the agent makes it; started again with the same file it finds its spool),
 # unless KVL_AGENT_SPOOL holds other lines (e.g. "" for no spool: batches wait in memory).
 # KVL_AGENT_COLLECTORS, when set, replaces the collector line (e.g. "collectors: [...]").
 kvl_agent_config() {
     local spool=${1%.yaml}.spool
-    mkdir -p "$spool"
     cat >"$1" <<EOF
 id: $2
 site: $3

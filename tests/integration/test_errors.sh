@@ -154,6 +154,16 @@ expect_config_error "$KVL_COLLECTOR" "$C/c-unknown.yaml" '^data-dir:' data-dir "
 
 kvl_log "(a) configuration errors: all reported at file:line:column with status 2"
 
+# The spool folder is made by the agent when missing; when its parent is missing too, the
+# agent says so, naming the folder, and exits (status 1) instead of running without it.
+{ agent_base; echo "spool: {dir: $KVL_TMP/no-such-parent/spool}"; } >"$C/a-spool.yaml"
+rc=0
+timeout 20 "$KVL_AGENT" -c "$C/a-spool.yaml" >/dev/null 2>"$KVL_TMP/spool.err" || rc=$?
+[ "$rc" -eq 1 ] || kvl_fail "agent with an impossible spool folder: exit status $rc, expected 1"
+grep -q "cannot create the spool folder $KVL_TMP/no-such-parent/spool" "$KVL_TMP/spool.err" \
+    || kvl_fail "agent with an impossible spool folder: stderr lacks the reason: $(cat "$KVL_TMP/spool.err")"
+kvl_log "ok: $(grep 'cannot create the spool folder' "$KVL_TMP/spool.err" | head -n 1)"
+
 # ===================================================================== (b) and (c) =========
 
 mkdir -p "$KVL_TMP/rec" "$KVL_TMP/data"

@@ -67,6 +67,9 @@ typedef struct fake_dev {
     bool asked[32];          /* ifIndex (< 32) asked for by a GET of an interface column */
     uint32_t bulk_reps[512]; /* max-repetitions of each GETBULK answered in full */
     size_t n_bulk_reps;
+    unsigned opens;     /* sessions opened to it */
+    int open_now;       /* of those, not closed yet */
+    int max_open_now;
 } fake_dev_t;
 
 #define MAX_FAKE_DEVS 8
@@ -215,6 +218,10 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     kvl_snmp_session_t *s = calloc(1, sizeof(*s));
     assert_non_null(s);
     s->dev = dev;
+    dev->opens++;
+    if (++dev->open_now > dev->max_open_now) {
+        dev->max_open_now = dev->open_now;
+    }
     s->version = t->version;
     s->retries = t->retries;
     s->timeout_ms = t->timeout_ms;
@@ -238,7 +245,13 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
         s->dev->in_flight--;
         g_in_flight--;
     }
+    s->dev->open_now--;
     uv_close((uv_handle_t *)&s->timer, on_fake_closed);
+}
+
+bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
+{
+    return s->version != KVL_SNMP_V3; /* as agent/snmp.c: our own socket for v1/v2c */
 }
 
 const char *kvl_snmp_report_text(kvl_snmp_report_t r)
@@ -1073,6 +1086,38 @@ static void test_renumbered_interface_keeps_state(void **state)
     assert_false(nth_sample(id, 1)->unknown);
     assert_int_equal(nth_sample(id, 1)->v, 2000);
     assert_string_equal(label(find_series("rn", "ge-0/0/1", "in_octets"), "ifIndex"), "9");
+    world_stop(&w);
+}
+
+/* v1/v2c sessions are closed when a poll ends and opened again for the next one; SNMPv3
+ * sessions stay open (their engine ID and keys would have to be learnt again). */
+static bool cheap_idle_after(world_t *w, const void *arg)
+{
+    const fake_dev_t *d = arg;
+    polls_arg_t a = {"cheap", 3};
+    return have_polls(w, &a) && d->open_now == 0;
+}
+
+static void test_sessions_between_polls(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *cheap = standard_device("cheap");
+    fake_dev_t *kept = standard_device("kept");
+    world_device(&w, "cheap", KVL_SNMP_V2C, 150);
+    world_device(&w, "kept", KVL_SNMP_V3, 150);
+    world_start(&w);
+    wait_polls(&w, "kept", 3);
+    assert_true(run_until(&w, cheap_idle_after, cheap, 5000));
+    assert_true(cheap->opens >= 3);
+    assert_int_equal(cheap->max_open_now, 1);
+    assert_int_equal(kept->opens, 1);
+    assert_int_equal(kept->open_now, 1);
+    /* and the counters went on across the reopened sessions */
+    uint32_t id = series_id("cheap", "Gi0/1", "in_octets");
+    assert_true(count_samples(id) >= 3);
+    assert_false(nth_sample(id, 2)->unknown);
     world_stop(&w);
 }
 
@@ -1938,6 +1983,7 @@ int main(void)
         cmocka_unit_test(test_reboot_and_discontinuity_time),
         cmocka_unit_test(test_wrap_judged_by_speed),
         cmocka_unit_test(test_renumbered_interface_keeps_state),
+        cmocka_unit_test(test_sessions_between_polls),
         cmocka_unit_test(test_v1_nosuchname),
         cmocka_unit_test(test_v1_skips_counter64),
         cmocka_unit_test(test_down_and_up),
