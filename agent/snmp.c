@@ -57,6 +57,7 @@
 #include <net-snmp/library/snmpv3.h>
 #include <net-snmp/library/transform_oids.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -119,6 +120,7 @@ struct kvl_snmp_session {
     bool last_ok;      /* the last request that completed got an answer */
     /* v1/v2c through our own codec and socket (see "v1/v2c" below) */
     bool own;
+    bool numeric_address; /* no name lookup to open it again */
     int ber_version;    /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
     uint8_t *community; /* never logged */
     size_t community_len;
@@ -378,7 +380,7 @@ const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
 
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
 {
-    return s->own;
+    return s->own && s->numeric_address; /* a host name would be looked up again, blocking */
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1250,30 +1252,54 @@ static int own_open(kvl_snmp_session_t *s, uv_loop_t *loop, const kvl_snmp_targe
     seed = (seed ^ (seed >> 31)) * 0x9e3779b97f4a7c15u;
     s->next_reqid = (uint32_t)(seed >> 33) % (uint32_t)INT32_MAX + 1u;
 
-    char port[8];
-    snprintf(port, sizeof(port), "%u", (unsigned)t->port);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int rc = getaddrinfo(t->address, port, &hints, &ai); /* blocks only for host names */
-    if (rc != 0 || ai == NULL) {
-        snprintf(err, errlen, "cannot open a session to %s: %s", s->peer,
-                 rc != 0 ? gai_strerror(rc) : "no address");
-        return -1;
-    }
-    s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd < 0 || connect(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        snprintf(err, errlen, "cannot open a session to %s: %s", s->peer, strerror(errno));
+    /* A session is opened for every poll (poller.c), so a numeric address (the norm) is
+     * read directly; getaddrinfo only for the rest (host names, IPv6 with a zone). */
+    struct sockaddr_storage ss;
+    socklen_t ss_len = 0;
+    struct addrinfo *ai = NULL;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&ss;
+    if (inet_pton(AF_INET, t->address, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(t->port);
+        ss_len = sizeof(*sin);
+        s->numeric_address = true;
+    } else if (inet_pton(AF_INET6, t->address, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(t->port);
+        ss_len = sizeof(*sin6);
+        s->numeric_address = true;
+    } else {
+        char port[8];
+        snprintf(port, sizeof(port), "%u", (unsigned)t->port);
+        struct addrinfo hints;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_DGRAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        int grc = getaddrinfo(t->address, port, &hints, &ai); /* blocks only for host names */
+        if (grc != 0 || ai == NULL || ai->ai_addrlen > sizeof(ss)) {
+            snprintf(err, errlen, "cannot open a session to %s: %s", s->peer,
+                     grc != 0 ? gai_strerror(grc) : "no address");
+            if (ai != NULL) {
+                freeaddrinfo(ai);
+            }
+            return -1;
+        }
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        ss_len = (socklen_t)ai->ai_addrlen;
         freeaddrinfo(ai);
+    }
+    s->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&ss, ss_len) < 0) {
+        snprintf(err, errlen, "cannot open a session to %s: %s", s->peer, strerror(errno));
         if (s->fd >= 0) {
             close(s->fd);
         }
         return -1;
     }
-    freeaddrinfo(ai);
-    rc = uv_poll_init(loop, &s->poll, s->fd);
+    int rc = uv_poll_init(loop, &s->poll, s->fd);
     if (rc < 0) {
         snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));
         close(s->fd);

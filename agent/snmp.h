@@ -172,9 +172,10 @@ const char *kvl_snmp_report_text(kvl_snmp_report_t r);
 /* "address:port" (IPv6 in brackets), for log lines. */
 const char *kvl_snmp_peer(const kvl_snmp_session_t *s);
 
-/* True when s is cheap to open again (v1/v2c over our own socket: no state beyond the
- * socket), so a caller may close it between uses; false for SNMPv3, whose engine ID and
- * localized keys would have to be learnt again. */
+/* True when s is cheap to open again (v1/v2c over our own socket to a numeric address: no
+ * state beyond the socket), so a caller may close it between uses; false for SNMPv3, whose
+ * engine ID and localized keys would have to be learnt again, and for host names, which
+ * would be looked up again (a blocking call). */
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s);
 
 /* MIB names (agent/snmp_mib.c, net-snmp's MIB parser). Nothing is loaded until the first

@@ -426,6 +426,39 @@ kvl_rrd_last_time() {
     rrdtool lastupdate "$snap" 2>/dev/null | awk '/:/ { t = $1; sub(":", "", t); sub(/\..*/, "", t); print t }'
 }
 
+# kvl_rrd_updated_since FILE T: true when FILE has an update at or after T (epoch seconds).
+kvl_rrd_updated_since() {
+    local t
+    t=$(kvl_rrd_last_time "$1")
+    [ -n "$t" ] && [ "$t" -ge "$2" ]
+}
+
+# kvl_rate_pipeline AGENT_ID INTERVAL IN_RATE OUT_RATE [COLLECTOR_LOG_LEVEL]: one rate device
+# (eth0 at IN_RATE and OUT_RATE bytes/s, 1000 Mbit/s) served by snmpsim, a collector and an
+# agent (log level debug) polling it every INTERVAL seconds, all started; returns once the
+# archive holds 3 polls after its first. Sets SIM, COL, AGENT (pids), SNMP_PORT, COL_PORT,
+# F (the archive of eth0) and T_FIRST (its first update).
+kvl_rate_pipeline() {
+    mkdir -p "$KVL_TMP/rec" "$KVL_TMP/data"
+    kvl_make_rate_device "$KVL_TMP/rec/ratedev.snmprec" "eth0:$3:$4:1000"
+    kvl_free_port udp SNMP_PORT
+    kvl_free_port tcp COL_PORT
+    kvl_start_snmpsim "$KVL_TMP/rec" "$SNMP_PORT"
+    SIM=$KVL_LAST_PID
+    kvl_collector_config "$KVL_TMP/collector.yaml" "$COL_PORT" "$KVL_TMP/data" "${5:-info}"
+    kvl_start_collector collector "$KVL_TMP/collector.yaml"
+    COL=$KVL_LAST_PID
+    kvl_agent_config "$KVL_TMP/agent.yaml" "$1" lab "$COL_PORT" "${2}s" debug
+    kvl_agent_device "$KVL_TMP/agent.yaml" ratedev "$SNMP_PORT" ratedev
+    kvl_start_agent agent "$KVL_TMP/agent.yaml"
+    AGENT=$KVL_LAST_PID
+    F=$KVL_TMP/data/lab/ratedev/eth0.rrd
+    kvl_wait_until 30 "the archive $F" test -f "$F"
+    T_FIRST=$(kvl_rrd_last_time "$F")
+    [ -n "$T_FIRST" ] || kvl_fail "cannot read the last update of $F"
+    kvl_wait_until 30 "3 polls" kvl_rrd_updated_since "$F" $((T_FIRST + 3 * $2))
+}
+
 # kvl_rrd_rows FILE CF DS START END: prints "<time> <value>" for each row at the file's step
 # between START and END (value nan when unknown).
 kvl_rrd_rows() {

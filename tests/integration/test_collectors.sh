@@ -48,13 +48,8 @@ FB=$KVL_TMP/data-b/fo/ratedev/eth0.rrd
 for f in "$DA" "$DB" "$FA"; do
     kvl_wait_until 30 "the archive $f" test -f "$f"
 done
-_updated_since() {
-    local t
-    t=$(kvl_rrd_last_time "$1")
-    [ -n "$t" ] && [ "$t" -ge "$2" ]
-}
 t0=$(date +%s)
-kvl_wait_until 30 "3 polls at A" _updated_since "$DA" $((t0 + 2 * INTERVAL))
+kvl_wait_until 30 "3 polls at A" kvl_rrd_updated_since "$DA" $((t0 + 2 * INTERVAL))
 [ -e "$FB" ] && kvl_fail "failover: B got data while A works ($FB)"
 kvl_log "dual archives at A and B, failover agent at A only"
 
@@ -65,7 +60,7 @@ kvl_sleep_checking 10 "$AG_dual" "$AG_fo" "$COL_A"
 t_up=$(date +%s)
 kvl_start_collector col-b "$KVL_TMP/col-b.yaml"
 COL_B=$KVL_LAST_PID
-kvl_wait_until 60 "B to catch up" _updated_since "$DB" $((t_up + 2 * INTERVAL))
+kvl_wait_until 60 "B to catch up" kvl_rrd_updated_since "$DB" $((t_up + 2 * INTERVAL))
 
 _check_rows() { # FILE FROM TO WHAT
     local step
@@ -95,7 +90,7 @@ t_kill=$(date +%s)
 kvl_stop "$COL_A" KILL || kvl_fail "could not kill A"
 kvl_log "A killed: the failover agent must move to B"
 kvl_wait_until 30 "the failover agent's archive at B" test -f "$FB"
-kvl_wait_until 40 "B to receive the failover agent's polls" _updated_since "$FB" $((t_kill + 5 * INTERVAL))
+kvl_wait_until 40 "B to receive the failover agent's polls" kvl_rrd_updated_since "$FB" $((t_kill + 5 * INTERVAL))
 grep -q 'failing over to collector 127.0.0.1:'"$PORT_B" "$KVL_TMP/logs/fo.log" \
     || kvl_fail "the failover agent did not log its failover"
 t_last=$(kvl_rrd_last_time "$FB")

@@ -51,14 +51,9 @@ kvl_wait_until 30 "the archive $F" test -f "$F"
 t_first=$(kvl_rrd_last_time "$F")
 [ -n "$t_first" ] || kvl_fail "cannot read the last update of $F"
 
-_updated_since() { # T: the archive has an update at or after T
-    local t
-    t=$(kvl_rrd_last_time "$F")
-    [ -n "$t" ] && [ "$t" -ge "$1" ]
-}
 _phase() { # T: wait for PHASE_STEPS polls after T, checking that the daemons live
     kvl_wait_until $((PHASE_STEPS * INTERVAL + 20)) "$PHASE_STEPS polls after $1" \
-        _updated_since $(($1 + PHASE_STEPS * INTERVAL))
+        kvl_rrd_updated_since "$F" $(($1 + PHASE_STEPS * INTERVAL))
     kvl_is_ours "$AGENT" kaaval-agent || kvl_fail "the agent died"
     kvl_is_ours "$COL" kaaval-collector || kvl_fail "the collector died"
 }

@@ -25,33 +25,10 @@ IN_RATE=125000
 OUT_RATE=50000
 TEST_BOUND=1024 # each record then has a segment of its own: drops come one batch at a time
 
-mkdir -p "$KVL_TMP/rec" "$KVL_TMP/data"
-kvl_make_rate_device "$KVL_TMP/rec/ratedev.snmprec" "eth0:$IN_RATE:$OUT_RATE:1000"
-kvl_free_port udp SNMP_PORT
-kvl_free_port tcp COL_PORT
-
-kvl_start_snmpsim "$KVL_TMP/rec" "$SNMP_PORT"
-SIM=$KVL_LAST_PID
-kvl_collector_config "$KVL_TMP/collector.yaml" "$COL_PORT" "$KVL_TMP/data" debug
-kvl_start_collector collector "$KVL_TMP/collector.yaml"
-COL=$KVL_LAST_PID
-kvl_agent_config "$KVL_TMP/agent.yaml" spool-agent lab "$COL_PORT" "${INTERVAL}s" debug
-kvl_agent_device "$KVL_TMP/agent.yaml" ratedev "$SNMP_PORT" ratedev
-kvl_start_agent agent "$KVL_TMP/agent.yaml"
-AGENT=$KVL_LAST_PID
+kvl_rate_pipeline spool-agent "$INTERVAL" "$IN_RATE" "$OUT_RATE" debug
+t_first=$T_FIRST
 ALOG=$KVL_TMP/logs/agent.log
 CLOG=$KVL_TMP/logs/collector.log
-
-F=$KVL_TMP/data/lab/ratedev/eth0.rrd
-kvl_wait_until 30 "the archive $F" test -f "$F"
-t_first=$(kvl_rrd_last_time "$F")
-[ -n "$t_first" ] || kvl_fail "cannot read the last update of $F"
-_updated_since() {
-    local t
-    t=$(kvl_rrd_last_time "$F")
-    [ -n "$t" ] && [ "$t" -ge "$1" ]
-}
-kvl_wait_until 30 "3 polls" _updated_since $((t_first + 3 * INTERVAL))
 
 # ---------------------------------------------------------------- part 1: restart --------
 t_kill=$(date +%s)
@@ -73,8 +50,8 @@ kvl_sleep_checking 6 "$AGENT" "$SIM"
 t_up=$(date +%s)
 kvl_start_collector collector "$KVL_TMP/collector.yaml"
 COL=$KVL_LAST_PID
-kvl_wait_until 60 "the agent to replay its spool" _updated_since $((t_up + 2 * INTERVAL))
-kvl_wait_until 30 "3 more polls" _updated_since $((t_up + 5 * INTERVAL))
+kvl_wait_until 60 "the agent to replay its spool" kvl_rrd_updated_since "$F" $((t_up + 2 * INTERVAL))
+kvl_wait_until 30 "3 more polls" kvl_rrd_updated_since "$F" $((t_up + 5 * INTERVAL))
 t_last=$(kvl_rrd_last_time "$F")
 step=$(kvl_rrd_step "$F")
 grep -E 'connected to collector' "$ALOG" | tail -n 1 | sed 's/^/    agent: /' >&2

@@ -24,83 +24,15 @@ set -eu
 
 AGENT=${KVL_AGENT:-build/kaaval-agent}
 RELAY=${KVL_RELAY:-build/tests/netns/delay_relay}
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (network namespaces)"
-    exit 77
-fi
-for t in ip nft ping python3 setpriv; do
-    command -v "$t" >/dev/null 2>&1 || { echo "SKIP: $t missing (packaging/install-deps.sh)"; exit 77; }
-done
+. "$(dirname "$0")/lib.sh"
+ns_init probe ip nft ping python3 setpriv
 
 P=kvlp$$
 NA=${P}a
 NM=${P}m
 NB=${P}b
-W=$(mktemp -d /tmp/kvl-probe.XXXXXX)
-chmod 755 "$W"
-RELAY_PID=
-FAIL=0
-
-cleanup() {
-    if [ -n "$RELAY_PID" ]; then
-        kill "$RELAY_PID" 2>/dev/null || true
-        wait "$RELAY_PID" 2>/dev/null || true
-    fi
-    for n in "$NA" "$NM" "$NB"; do
-        ip netns del "$n" 2>/dev/null || true
-    done
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "work folder kept: $W"
-    else
-        rm -rf "$W"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-check() { # check NAME CONDITION-RESULT(0/1) MESSAGE
-    if [ "$2" = 0 ]; then
-        echo "PASS $1: $3"
-    else
-        echo "FAIL $1: $3"
-        FAIL=1
-    fi
-}
-
-ip netns add "$NA"
-ip netns add "$NM"
-ip netns add "$NB"
-ip link add a0 netns "$NA" type veth peer name mida netns "$NM"
-ip link add b0 netns "$NB" type veth peer name midb netns "$NM"
-ip netns exec "$NM" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-ip netns exec "$NM" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-for n in "$NA" "$NB" "$NM"; do ip -n "$n" link set lo up; done
-ip -n "$NA" addr add 10.77.0.1/24 dev a0
-ip -n "$NA" addr add fd77::1/64 dev a0 nodad
-ip -n "$NB" addr add 10.77.0.2/24 dev b0
-ip -n "$NB" addr add fd77::2/64 dev b0 nodad
-ip -n "$NA" link set a0 up
-ip -n "$NB" link set b0 up
-ip -n "$NM" link set mida up
-ip -n "$NM" link set midb up
-
-relay_start() { # relay_start LOG ARGS...
-    log=$1
-    shift
-    ip netns exec "$NM" "$RELAY" mida midb -l "$log" "$@" 2>>"$W/relay.err" &
-    RELAY_PID=$!
-    i=0
-    until ip netns exec "$NA" ping -c 1 -W 1 10.77.0.2 >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 10 ] || { echo "FAIL: no path through the relay"; cat "$W/relay.err"; exit 1; }
-    done
-}
-
-relay_stop() {
-    kill "$RELAY_PID" 2>/dev/null || true
-    wait "$RELAY_PID" 2>/dev/null || true
-    RELAY_PID=
-}
+ns_add "$NA" "$NM" "$NB"
+ns_relayed "$NA" "$NM" "$NB" 10.77.0 fd77
 
 agent_cfg() { # agent_cfg FILE INTERVAL COUNT TARGET-LINES
     cat >"$1" <<EOF
@@ -121,13 +53,6 @@ EOF
 T4='    - {name: b4, address: 10.77.0.2}'
 T6='    - {name: b6, address: "fd77::2"}'
 
-# field FILE TARGET INTERVAL KEY: a figure from a `probe` line of --probe-once
-field() {
-    awk -v t="$2" -v iv="interval=$3" -v k="$4" '
-        $1 == "probe" && $2 == t { hit = 0
-            for (i = 3; i <= NF; i++) if ($i == iv) hit = 1
-            if (hit) for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
-}
 
 # ---------------------------------------------------------------- base (no delay) ---
 relay_start "$W/relay0.log" -d 0 -j 0

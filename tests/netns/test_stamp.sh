@@ -34,84 +34,16 @@ set -eu
 
 AGENT=${KVL_AGENT:-build/kaaval-agent}
 RELAY=${KVL_RELAY:-build/tests/netns/delay_relay}
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (network namespaces)"
-    exit 77
-fi
-for t in ip ping python3 setpriv; do
-    command -v "$t" >/dev/null 2>&1 || { echo "SKIP: $t missing (packaging/install-deps.sh)"; exit 77; }
-done
+. "$(dirname "$0")/lib.sh"
+ns_init stamp ip ping python3 setpriv
+RELAY_EXTRA="--udp-port 862" # the relay holds STAMP packets too
 
 P=kvls$$
 NA=${P}a
 NM=${P}m
 NB=${P}b
-W=$(mktemp -d /tmp/kvl-stamp.XXXXXX)
-chmod 755 "$W"
-RELAY_PID=
-BPID=
-FAIL=0
-
-cleanup() {
-    for p in $BPID $RELAY_PID; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    for n in "$NA" "$NM" "$NB"; do
-        ip netns del "$n" 2>/dev/null || true
-    done
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "work folder kept: $W"
-    else
-        rm -rf "$W"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-check() { # check NAME CONDITION-RESULT(0/1) MESSAGE
-    if [ "$2" = 0 ]; then
-        echo "PASS $1: $3"
-    else
-        echo "FAIL $1: $3"
-        FAIL=1
-    fi
-}
-
-ip netns add "$NA"
-ip netns add "$NM"
-ip netns add "$NB"
-ip link add a0 netns "$NA" type veth peer name mida netns "$NM"
-ip link add b0 netns "$NB" type veth peer name midb netns "$NM"
-ip netns exec "$NM" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-ip netns exec "$NM" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-for n in "$NA" "$NB" "$NM"; do ip -n "$n" link set lo up; done
-ip -n "$NA" addr add 10.78.0.1/24 dev a0
-ip -n "$NA" addr add fd78::1/64 dev a0 nodad
-ip -n "$NB" addr add 10.78.0.2/24 dev b0
-ip -n "$NB" addr add fd78::2/64 dev b0 nodad
-ip -n "$NA" link set a0 up
-ip -n "$NB" link set b0 up
-ip -n "$NM" link set mida up
-ip -n "$NM" link set midb up
-
-relay_start() { # relay_start LOG ARGS...
-    log=$1
-    shift
-    ip netns exec "$NM" "$RELAY" mida midb -l "$log" --udp-port 862 "$@" 2>>"$W/relay.err" &
-    RELAY_PID=$!
-    i=0
-    until ip netns exec "$NA" ping -c 1 -W 1 10.78.0.2 >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 10 ] || { echo "FAIL: no path through the relay"; cat "$W/relay.err"; exit 1; }
-    done
-}
-
-relay_stop() {
-    kill "$RELAY_PID" 2>/dev/null || true
-    wait "$RELAY_PID" 2>/dev/null || true
-    RELAY_PID=
-}
+ns_add "$NA" "$NM" "$NB"
+ns_relayed "$NA" "$NM" "$NB" 10.78.0 fd78
 
 agent_cfg() { # agent_cfg FILE ID INTERVAL COUNT SYNC TARGET-LINES
     cat >"$1" <<CFG
@@ -135,13 +67,6 @@ MESH='  mesh:
       - {id: agent-a, site: test, address: 10.78.0.1}
       - {id: agent-b, site: test, address: 10.78.0.2}'
 
-# field FILE TARGET INTERVAL KEY: a figure from a `probe` line of --probe-once
-field() {
-    awk -v t="$2" -v iv="interval=$3" -v k="$4" '
-        $1 == "probe" && $2 == t { hit = 0
-            for (i = 3; i <= NF; i++) if ($i == iv) hit = 1
-            if (hit) for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
-}
 
 # ------------------------------------------------------------ mesh (no delay) + TWAMP ---
 relay_start "$W/relay0.log" -d 0 -j 0
@@ -150,7 +75,7 @@ agent_cfg "$W/a.yaml" agent-a 2s 50 assumed "$MESH
   targets:
     - {name: b6, address: \"fd78::2\", type: stamp}"
 ip netns exec "$NB" "$AGENT" -c "$W/b.yaml" --probe-once --probe-intervals 4 >"$W/b0.out" 2>"$W/b0.err" &
-BPID=$!
+NS_PIDS=$!
 sleep 1
 ip netns exec "$NA" "$AGENT" -c "$W/a.yaml" --probe-once --probe-intervals 3 >"$W/a0.out" 2>"$W/a0.err" &
 APID=$!
@@ -181,8 +106,8 @@ except socket.timeout:
     print("short unanswered")
 PY
 wait "$APID" || true
-wait "$BPID" || true
-BPID=
+wait "$NS_PIDS" || true
+NS_PIDS=
 cat "$W/a0.out" "$W/b0.out" "$W/twamp.out"
 RA=$(field "$W/a0.out" agent-b 1 received)
 RB=$(field "$W/b0.out" agent-a 1 received)
@@ -203,15 +128,15 @@ relay_start "$W/relay1.log" -d 20000 -j 5000 -s 42 --only-ab
 agent_cfg "$W/b1.yaml" agent-b 5s 1 assumed "$MESH"
 agent_cfg "$W/a1.yaml" agent-a 15s 300 assumed "$MESH"
 ip netns exec "$NB" "$AGENT" -c "$W/b1.yaml" --probe-once --probe-intervals 5 >"$W/b1.out" 2>"$W/b1.err" &
-BPID=$!
+NS_PIDS=$!
 sleep 0.5
 ip netns exec "$NA" ping -n -i 0.05 -c 300 -W 1 10.78.0.2 >"$W/ping.out" 2>&1 &
 PING_PID=$!
 ip netns exec "$NA" "$AGENT" -c "$W/a1.yaml" --probe-once --probe-verbose >"$W/a1.out" 2>"$W/a1.err"
 wait "$PING_PID" || true
-kill "$BPID" 2>/dev/null || true
-wait "$BPID" 2>/dev/null || true
-BPID=
+kill "$NS_PIDS" 2>/dev/null || true
+wait "$NS_PIDS" 2>/dev/null || true
+NS_PIDS=
 relay_stop
 grep '^probe' "$W/a1.out"
 tail -1 "$W/ping.out"
@@ -257,7 +182,7 @@ agent_cfg "$W/b2.yaml" agent-b 2s 20 none "$MESH"
 agent_cfg "$W/a2.yaml" agent-a 2s 20 assumed "$MESH"
 agent_cfg "$W/a3.yaml" agent-a 2s 20 kernel "$MESH"
 ip netns exec "$NB" "$AGENT" -c "$W/b2.yaml" --probe-once --probe-intervals 4 >"$W/b2.out" 2>"$W/b2.err" &
-BPID=$!
+NS_PIDS=$!
 sleep 0.5
 ip netns exec "$NA" "$AGENT" -c "$W/a2.yaml" --probe-once >"$W/a2.out" 2>"$W/a2.err"
 grep '^probe' "$W/a2.out"
@@ -267,15 +192,15 @@ R=$(field "$W/a2.out" agent-b 0 rtt_median_ms)
 r=0; { [ "$S" = 0 ] && [ "$F" = U ] && [ "$R" != U ]; } || r=1
 check unsync-peer $r "reflector not synchronised: clock_sync $S, forward one-way $F, RTT $R ms"
 # agent-b (reflector) back to assumed; agent-a's own clock from the kernel.
-kill "$BPID" 2>/dev/null || true
-wait "$BPID" 2>/dev/null || true
+kill "$NS_PIDS" 2>/dev/null || true
+wait "$NS_PIDS" 2>/dev/null || true
 ip netns exec "$NB" "$AGENT" -c "$W/b.yaml" --probe-once --probe-intervals 4 >"$W/b3.out" 2>"$W/b3.err" &
-BPID=$!
+NS_PIDS=$!
 sleep 0.5
 ip netns exec "$NA" "$AGENT" -c "$W/a3.yaml" --probe-once >"$W/a3.out" 2>"$W/a3.err"
-kill "$BPID" 2>/dev/null || true
-wait "$BPID" 2>/dev/null || true
-BPID=
+kill "$NS_PIDS" 2>/dev/null || true
+wait "$NS_PIDS" 2>/dev/null || true
+NS_PIDS=
 relay_stop
 HOST=$(python3 -c '
 import ctypes

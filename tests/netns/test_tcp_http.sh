@@ -19,56 +19,14 @@
 set -eu
 
 AGENT=${KVL_AGENT:-build/kaaval-agent}
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (network namespaces)"
-    exit 77
-fi
-for t in ip python3 openssl; do
-    command -v "$t" >/dev/null 2>&1 || { echo "SKIP: $t missing (packaging/install-deps.sh)"; exit 77; }
-done
+. "$(dirname "$0")/lib.sh"
+ns_init tcp ip python3 openssl
 
 P=kvlt$$
 NA=${P}a
 NS=${P}s
-W=$(mktemp -d /tmp/kvl-tcp.XXXXXX)
-chmod 755 "$W"
-PIDS=
-FAIL=0
-
-cleanup() {
-    for p in $PIDS; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    for n in "$NA" "$NS"; do
-        ip netns del "$n" 2>/dev/null || true
-    done
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "work folder kept: $W"
-    else
-        rm -rf "$W"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-check() { # check NAME CONDITION-RESULT(0/1) MESSAGE
-    if [ "$2" = 0 ]; then
-        echo "PASS $1: $3"
-    else
-        echo "FAIL $1: $3"
-        FAIL=1
-    fi
-}
-
-ip netns add "$NA"
-ip netns add "$NS"
-ip link add a0 netns "$NA" type veth peer name s0 netns "$NS"
-for n in "$NA" "$NS"; do ip -n "$n" link set lo up; done
-ip -n "$NA" addr add 10.80.0.1/24 dev a0
-ip -n "$NS" addr add 10.80.0.2/24 dev s0
-ip -n "$NA" link set a0 up
-ip -n "$NS" link set s0 up
+ns_add "$NA" "$NS"
+ns_pair "$NA" "$NS" 10.80.0
 
 # Servers.
 mkdir -p "$W/www"
@@ -81,10 +39,10 @@ import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.80.0.2", 7000)); s.listen(128)
 while True: s.accept()[0].close()' &
-PIDS="$PIDS $!"
+NS_PIDS="$NS_PIDS $!"
 ip netns exec "$NS" python3 -m http.server 8080 --bind 10.80.0.2 --directory "$W/www" \
     >"$W/http.log" 2>&1 &
-PIDS="$PIDS $!"
+NS_PIDS="$NS_PIDS $!"
 ip netns exec "$NS" python3 - "$W/www" "$W/cert.pem" "$W/key.pem" >"$W/https.log" 2>&1 <<'PY' &
 import functools, http.server, ssl, sys
 h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
@@ -94,7 +52,7 @@ ctx.load_cert_chain(sys.argv[2], sys.argv[3])
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 PY
-PIDS="$PIDS $!"
+NS_PIDS="$NS_PIDS $!"
 i=0
 until ip netns exec "$NA" python3 -c '
 import socket
@@ -126,39 +84,34 @@ chmod 644 "$W/agent.yaml"
 ip netns exec "$NA" "$AGENT" -c "$W/agent.yaml" --probe-once --probe-verbose >"$W/out" 2>"$W/err" || true
 cat "$W/out"
 
-# field TARGET KEY: a figure of interval 0
-field() {
-    awk -v t="$1" -v k="$2" '
-        $1 == "probe" && $2 == t { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$W/out"
-}
 
-R=$(field tcp-open received)
-M=$(field tcp-open connect_median_ms)
-U=$(field tcp-open user_timed)
+R=$(field "$W/out" tcp-open 0 received)
+M=$(field "$W/out" tcp-open 0 connect_median_ms)
+U=$(field "$W/out" tcp-open 0 user_timed)
 r=0; { [ "$R" = 10 ] && [ "$U" = 0 ] && python3 -c "import sys; sys.exit(0 if 0 < float('$M') < 5 else 1)"; } || r=1
 check tcp $r "received $R of 10, connect median $M ms, user-timed $U"
 
-L=$(field tcp-closed lost_pct)
-F=$(field tcp-closed refused)
+L=$(field "$W/out" tcp-closed 0 lost_pct)
+F=$(field "$W/out" tcp-closed 0 refused)
 r=0; { [ "$L" = 100.0000 ] && [ "$F" = 10 ]; } || r=1
 check refused $r "lost $L %, refused $F"
 
-S1=$(field http-ok status)
-R1=$(field http-ok received)
-S2=$(field http-404 status)
-R2=$(field http-404 received)
-S3=$(field http-404-bad status)
-B3=$(field http-404-bad bad_status)
-L3=$(field http-404-bad lost_pct)
+S1=$(field "$W/out" http-ok 0 status)
+R1=$(field "$W/out" http-ok 0 received)
+S2=$(field "$W/out" http-404 0 status)
+R2=$(field "$W/out" http-404 0 received)
+S3=$(field "$W/out" http-404-bad 0 status)
+B3=$(field "$W/out" http-404-bad 0 bad_status)
+L3=$(field "$W/out" http-404-bad 0 lost_pct)
 r=0
 { [ "$S1" = 200 ] && [ "$R1" = 1 ] && [ "$S2" = 404 ] && [ "$R2" = 2 ] && [ "$S3" = 404 ] &&
     [ "$B3" = 1 ] && [ "$L3" = 100.0000 ]; } || r=1
 check status $r "ok.html: status $S1 received $R1; missing: status $S2 received $R2 of 2; missing expecting 200: status $S3, bad_status $B3, lost $L3 %"
 
-S=$(field https-ok status)
-D=$(field https-ok cert_days)
-T=$(field https-ok total_median_ms)
-B=$(field https-ok ttfb_median_ms)
+S=$(field "$W/out" https-ok 0 status)
+D=$(field "$W/out" https-ok 0 cert_days)
+T=$(field "$W/out" https-ok 0 total_median_ms)
+B=$(field "$W/out" https-ok 0 ttfb_median_ms)
 r=0
 { [ "$S" = 200 ] && python3 -c "import sys; sys.exit(0 if abs(float('$D') - 30) < 0.01 and 0 < float('$B') <= float('$T') else 1)"; } || r=1
 check https $r "status $S, certificate expires in $D days (set: 30), ttfb $B ms, total $T ms"

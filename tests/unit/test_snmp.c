@@ -374,6 +374,32 @@ static void test_sync_failure(void **state)
     assert_int_equal(o.calls, 0);
 }
 
+/* Addresses: IPv4 and IPv6 literals are read without a lookup (such sessions may be
+ * closed between polls and opened again cheaply); a host name ("localhost", from
+ * /etc/hosts: no query leaves the host) is looked up, and its session is not one to open
+ * again at every poll. */
+static void test_addresses(void **state)
+{
+    KVL_UNUSED(state);
+    static const struct {
+        const char *address;
+        bool cheap;
+    } cases[] = {{"127.0.0.1", true}, {"::1", true}, {"localhost", false}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(cases); i++) {
+        kvl_snmp_target_t t = {.name = "addr", .address = cases[i].address, .port = 9,
+                               .version = KVL_SNMP_V2C, .community = "public",
+                               .timeout_ms = 100};
+        char err[256] = "";
+        kvl_snmp_session_t *s = kvl_snmp_open(&loop, &t, err, sizeof(err));
+        if (s == NULL) {
+            fail_msg("%s: %s", cases[i].address, err);
+        }
+        assert_int_equal(kvl_snmp_reopen_is_cheap(s), cases[i].cheap);
+        kvl_snmp_close(s);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_timeout),          cmocka_unit_test(test_dead_port),
         cmocka_unit_test(test_close_pending),    cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(test_send_in_callback), cmocka_unit_test(test_sync_failure),
+        cmocka_unit_test(test_addresses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
