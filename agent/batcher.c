@@ -555,8 +555,8 @@ const char *kvl_batcher_instance_of(const kvl_batcher_t *b, uint32_t id)
     return e != NULL ? str_of(b, e->instance) : NULL;
 }
 
-static kvl_series_def_t def_of(const kvl_batcher_t *b, const entry_t *e,
-                               const kvl_label_t *labels, size_t n_labels)
+static kvl_series_def_t def_of(const kvl_batcher_t *b, const entry_t *e, const kvl_label_t *labels,
+                               size_t n_labels)
 {
     return (kvl_series_def_t){.id = e->id,
                               .device = str_of(b, e->device),

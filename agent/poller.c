@@ -1,14 +1,14 @@
 /*
  * poller.c — SNMP polling of the agent's devices (see poller.h).
  *
- * Scheduling. Each device has a uv_timer_t on a fixed schedule: the first tick at the
- * device's phase (FNV-1a hash of its name modulo the interval, counted from the Unix epoch,
- * so it survives restarts and 2,000 devices spread evenly), then every interval, never
- * drifting; a tick that finds the previous poll still running is skipped. Every request
- * goes through dev_send: at most max_inflight are in flight over all devices; beyond that a
- * device waits in one FIFO queue, and a slot that frees goes to the queue's head before the
- * device that freed it may send again, so no device can starve another. A poll is a small
- * state machine over one kvl_snmp session:
+ * Scheduling. Each device ticks on a fixed schedule (one timer for all of them, the devices in a
+ * min-heap by their next tick): the first tick at the device's phase (FNV-1a hash of its name
+ * modulo the interval, counted from the Unix epoch, so it survives restarts and 2,000 devices
+ * spread evenly), then every interval, never drifting; a tick that finds the previous poll still
+ * running is skipped. Every request goes through dev_send: at most max_inflight are in flight over
+ * all devices; beyond that a device waits in one FIFO queue, and a slot that frees goes to the
+ * queue's head before the device that freed it may send again, so no device can starve another. A
+ * poll is a small state machine over one kvl_snmp session:
  *
  *   1. GET sysUpTime.0, sysName.0, ifNumber.0 and ifTableLastChange.0 (v1: a noSuchName
  *      drops that OID, remembered until the next discovery, and asks again). No usable
@@ -279,8 +279,7 @@ typedef struct device {
     const kvl_device_cfg_t *cfg;
     uint32_t interval_s;
     uint64_t interval_ms;
-    uv_timer_t tick;
-    uint64_t next_due; /* loop time (ms) of the next tick */
+    uint64_t next_due; /* loop time (ms) of the next tick (the poller's schedule) */
     uint64_t due;      /* loop time the current poll was due */
     uint64_t start_ns; /* uv_hrtime of the current poll's first request, 0 before */
     kvl_snmp_session_t *sess;
@@ -411,6 +410,12 @@ struct kvl_poller {
     kvl_poller_spool_fn spool_fn;
     void *spool_arg;
     int open_handles;
+
+    /* One timer for every device's ticks: a binary min-heap of device indices by next_due
+     * (2,000 devices would otherwise be 2,000 libuv timers of 152 bytes each). */
+    uv_timer_t sched_timer;
+    uint32_t *sched;
+    size_t n_sched;
 
     /* requests in flight and devices waiting for a slot (FIFO) */
     unsigned inflight;
@@ -1897,19 +1902,71 @@ static void start_poll(device_t *d)
     }
 }
 
-static void on_tick(uv_timer_t *t)
+/* --- the schedule: one timer, devices in a min-heap by next_due ---------------------------- */
+
+static bool sched_before(const kvl_poller_t *p, uint32_t a, uint32_t b)
 {
-    device_t *d = t->data;
-    kvl_poller_t *p = d->p;
-    if (p->once) {
-        if (d->state == ST_IDLE && !d->polled_once) {
-            d->due = uv_now(p->loop);
-            start_poll(d);
+    uint64_t da = p->devs[a].next_due, db = p->devs[b].next_due;
+    return da < db || (da == db && a < b);
+}
+
+static void sched_push(kvl_poller_t *p, uint32_t dev)
+{
+    size_t i = p->n_sched++;
+    p->sched[i] = dev;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!sched_before(p, p->sched[i], p->sched[up])) {
+            break;
         }
+        uint32_t t = p->sched[i];
+        p->sched[i] = p->sched[up];
+        p->sched[up] = t;
+        i = up;
+    }
+}
+
+static uint32_t sched_pop(kvl_poller_t *p)
+{
+    uint32_t top = p->sched[0];
+    p->sched[0] = p->sched[--p->n_sched];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->n_sched && sched_before(p, p->sched[l], p->sched[m])) {
+            m = l;
+        }
+        if (r < p->n_sched && sched_before(p, p->sched[r], p->sched[m])) {
+            m = r;
+        }
+        if (m == i) {
+            break;
+        }
+        uint32_t t = p->sched[i];
+        p->sched[i] = p->sched[m];
+        p->sched[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static void on_sched(uv_timer_t *t);
+
+static void sched_arm(kvl_poller_t *p)
+{
+    if (p->n_sched == 0) {
+        uv_timer_stop(&p->sched_timer);
         return;
     }
-    /* Next tick on the fixed schedule first, skipping any the loop was too late for. */
-    uint64_t now = uv_now(p->loop);
+    uint64_t due = p->devs[p->sched[0]].next_due, now = uv_now(p->loop);
+    uv_timer_start(&p->sched_timer, on_sched, due > now ? due - now : 0, 0);
+}
+
+/* A device's tick: its next one is scheduled first (on the fixed schedule, skipping any
+ * the loop was too late for), then it is polled unless its last poll still runs or it is a
+ * dead device waiting out its gap. */
+static void device_tick(device_t *d, uint64_t now)
+{
     unsigned skipped = 0;
     d->due = d->next_due;
     d->next_due += d->interval_ms;
@@ -1920,7 +1977,6 @@ static void on_tick(uv_timer_t *t)
     if (skipped > 0) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
     }
-    uv_timer_start(&d->tick, on_tick, d->next_due - now, 0);
     if (d->state != ST_IDLE) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "previous poll still running: tick skipped");
         return;
@@ -1931,6 +1987,32 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     start_poll(d);
+}
+
+static void on_sched(uv_timer_t *t)
+{
+    kvl_poller_t *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    /* Every device due now, each once (a tick moves its next_due past now); in --poll-once
+     * mode each device is polled once and leaves the schedule. */
+    for (size_t budget = p->n_sched; budget > 0 && p->n_sched > 0; budget--) {
+        uint32_t i = p->sched[0];
+        device_t *d = &p->devs[i];
+        if (d->next_due > now) {
+            break;
+        }
+        sched_pop(p);
+        if (p->once) {
+            if (d->state == ST_IDLE && !d->polled_once) {
+                d->due = now;
+                start_poll(d);
+            }
+            continue;
+        }
+        device_tick(d, now);
+        sched_push(p, i);
+    }
+    sched_arm(p);
 }
 
 /* --- the agent's own statistics -------------------------------------------------------------- */
@@ -2013,6 +2095,7 @@ static void poller_release(kvl_poller_t *p)
     for (size_t i = 0; i < p->n_devs; i++) {
         free_dev_state(&p->devs[i]);
     }
+    free(p->sched);
     free(p->devs);
     free(p);
 }
@@ -2020,12 +2103,6 @@ static void poller_release(kvl_poller_t *p)
 static void on_timer_closed(uv_handle_t *h)
 {
     poller_release(h->data);
-}
-
-static void on_tick_closed(uv_handle_t *h)
-{
-    device_t *d = h->data;
-    poller_release(d->p);
 }
 
 kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
@@ -2043,7 +2120,10 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->stats_period_ms = STATS_PERIOD_MS;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
-    if (p->devs == NULL) {
+    p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
+    if (p->devs == NULL || p->sched == NULL || p->n_devs > UINT32_MAX) {
+        free(p->devs);
+        free(p->sched);
         free(p);
         KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");
         return NULL;
@@ -2052,7 +2132,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     p->done_timer.data = p;
     uv_timer_init(loop, &p->stats_timer);
     p->stats_timer.data = p;
-    p->open_handles = 2;
+    uv_timer_init(loop, &p->sched_timer);
+    p->sched_timer.data = p;
+    p->open_handles = 3;
     uv_timer_start(&p->stats_timer, on_stats_timer, p->stats_period_ms, p->stats_period_ms);
     uint64_t now = uv_now(loop);
     for (size_t i = 0; i < p->n_devs; i++) {
@@ -2073,18 +2155,15 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         if (inet_pton(AF_INET, d->cfg->address, a) != 1 &&
             inet_pton(AF_INET6, d->cfg->address, a) != 1) {
             KVL_LOG_WARN(MOD, d->cfg->name,
-                         "address '%s' is not a numeric IP address: net-snmp resolves it with "
-                         "a blocking lookup when the session opens",
+                         "address '%s' is not a numeric IP address: it is looked up with a "
+                         "blocking call when the session opens (once: that session is kept)",
                          d->cfg->address);
         }
-        uv_timer_init(loop, &d->tick);
-        d->tick.data = d;
-        p->open_handles++;
         /* The first poll at the device's phase within its interval. */
-        uint64_t delay = delay_to_phase(d);
-        d->next_due = now + delay;
-        uv_timer_start(&d->tick, on_tick, delay, 0);
+        d->next_due = now + delay_to_phase(d);
+        sched_push(p, (uint32_t)i);
     }
+    sched_arm(p);
     if (p->n_devs == 0) {
         KVL_LOG_INFO(MOD, NULL, "no devices to poll");
     }
@@ -2101,9 +2180,15 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     p->done_arg = arg;
     uv_timer_stop(&p->stats_timer);
     /* No spreading: every device right away (the in-flight cap still applies). */
+    uint64_t now = uv_now(p->loop);
     for (size_t i = 0; i < p->n_devs; i++) {
-        uv_timer_start(&p->devs[i].tick, on_tick, 0, 0);
+        p->devs[i].next_due = now;
     }
+    p->n_sched = 0;
+    for (size_t i = 0; i < p->n_devs; i++) {
+        sched_push(p, (uint32_t)i);
+    }
+    sched_arm(p);
     if (p->n_devs == 0) {
         uv_timer_start(&p->done_timer, on_done_timer, 0, 0);
     }
@@ -2135,9 +2220,10 @@ void kvl_poller_free(kvl_poller_t *p)
         kvl_snmp_close(d->sess); /* pending requests are dropped without callbacks */
         d->sess = NULL;
         d->state = ST_IDLE;
-        uv_timer_stop(&d->tick);
-        uv_close((uv_handle_t *)&d->tick, on_tick_closed);
     }
+    p->n_sched = 0;
+    uv_timer_stop(&p->sched_timer);
+    uv_close((uv_handle_t *)&p->sched_timer, on_timer_closed);
     uv_timer_stop(&p->done_timer);
     uv_close((uv_handle_t *)&p->done_timer, on_timer_closed);
     uv_timer_stop(&p->stats_timer);

@@ -121,8 +121,8 @@ struct kvl_snmp_session {
     /* v1/v2c through our own codec and socket (see "v1/v2c" below) */
     bool own;
     bool numeric_address; /* no name lookup to open it again */
-    int ber_version;    /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
-    uint8_t *community; /* never logged */
+    int ber_version;      /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
+    uint8_t *community;   /* never logged */
     size_t community_len;
     uint32_t next_reqid;   /* random start, then incremented, within 1..2^31-1 */
     uint64_t timeout_ms;   /* per try */
@@ -1445,7 +1445,9 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
     netsnmp_transport *tr = snmp_sess_transport(s->sessp);
     s->fd = tr != NULL ? tr->sock : -1;
     s->fds = malloc(sizeof(*s->fds));
-    int rc = s->fd < 0 ? UV_EBADF : s->fds == NULL ? UV_ENOMEM : uv_poll_init(loop, &s->poll, s->fd);
+    int rc = s->fd < 0        ? UV_EBADF
+             : s->fds == NULL ? UV_ENOMEM
+                              : uv_poll_init(loop, &s->poll, s->fd);
     if (rc < 0) {
         snprintf(err, errlen, "cannot watch the socket for %s: %s", s->peer, uv_strerror(rc));
         snmp_sess_close(s->sessp);

@@ -7,10 +7,10 @@
  * wraps one net-snmp single-session handle (snmp_sess_*). Either way the socket is watched
  * by a uv_poll_t and retransmissions and timeouts are driven by a uv_timer_t, so nothing
  * ever blocks the loop. (KAAVAL_SNMP_NETSNMP=1 in the environment sends v1/v2c through
- * net-snmp as well, the previous path, for comparison.) A request (GET, GETNEXT or GETBULK) completes exactly once through its
- * callback with either the response's varbinds, a timeout after all tries, an SNMPv3
- * Report (authentication and other USM failures), or a send failure; a request that fails
- * synchronously returns an error and never calls back.
+ * net-snmp as well, the previous path, for comparison.) A request (GET, GETNEXT or GETBULK)
+ * completes exactly once through its callback with either the response's varbinds, a timeout after
+ * all tries, an SNMPv3 Report (authentication and other USM failures), or a send failure; a request
+ * that fails synchronously returns an error and never calls back.
  *
  * SNMPv3 (USM): the session learns the agent's engine ID with an asynchronous discovery
  * probe before its first request (the request waits for it; it is part of the request as

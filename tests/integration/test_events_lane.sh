@@ -63,6 +63,11 @@ _caught_up() {
     grep -q "applied batch $last lane 0:" "$CLOG"
 }
 kvl_wait_until 60 "the collector to catch up" _caught_up
+# The agent goes on queueing a batch a second: stop it, so that the list of queued batches
+# is final, and wait for the collector to apply the last of them (an acknowledged batch is
+# applied a moment later) before the logs are compared.
+kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
+kvl_wait_until 30 "the collector to apply the agent's last batch" _caught_up
 
 # Only the collector's second life counts.
 awk -v n="$listen_lines" '/listening for agents/ { k++ } k > n' "$CLOG" >"$KVL_TMP/col2.log"

@@ -67,8 +67,8 @@ typedef struct fake_dev {
     bool asked[32];          /* ifIndex (< 32) asked for by a GET of an interface column */
     uint32_t bulk_reps[512]; /* max-repetitions of each GETBULK answered in full */
     size_t n_bulk_reps;
-    unsigned opens;     /* sessions opened to it */
-    int open_now;       /* of those, not closed yet */
+    unsigned opens; /* sessions opened to it */
+    int open_now;   /* of those, not closed yet */
     int max_open_now;
 } fake_dev_t;
 

@@ -386,8 +386,11 @@ static void test_addresses(void **state)
         bool cheap;
     } cases[] = {{"127.0.0.1", true}, {"::1", true}, {"localhost", false}};
     for (size_t i = 0; i < KVL_ARRAY_SIZE(cases); i++) {
-        kvl_snmp_target_t t = {.name = "addr", .address = cases[i].address, .port = 9,
-                               .version = KVL_SNMP_V2C, .community = "public",
+        kvl_snmp_target_t t = {.name = "addr",
+                               .address = cases[i].address,
+                               .port = 9,
+                               .version = KVL_SNMP_V2C,
+                               .community = "public",
                                .timeout_ms = 100};
         char err[256] = "";
         kvl_snmp_session_t *s = kvl_snmp_open(&loop, &t, err, sizeof(err));
