@@ -27,29 +27,14 @@ IN_RATE=125000
 OUT_RATE=50000
 PHASE_STEPS=7 # polls to let through after each (re)start before the next event
 
-mkdir -p "$KVL_TMP/rec-a" "$KVL_TMP/rec-b" "$KVL_TMP/data"
-kvl_make_rate_device "$KVL_TMP/rec-a/ratedev.snmprec" "eth0:$IN_RATE:$OUT_RATE:1000"
+# First life: $KVL_TMP/rec, served from the start by kvl_rate_pipeline.
+kvl_rate_pipeline reboot-agent "$INTERVAL" "$IN_RATE" "$OUT_RATE"
+t_first=$T_FIRST
 # Second life: counters 60 s of traffic ahead of anything the first lives can reach (each
 # lasts well under 60 s), yet a jump small enough to look like real traffic on a 1 Gbit/s link.
+mkdir -p "$KVL_TMP/rec-b"
 kvl_make_rate_device "$KVL_TMP/rec-b/ratedev.snmprec" --counter-offset $((IN_RATE * 60)) \
     "eth0:$IN_RATE:$OUT_RATE:1000"
-kvl_free_port udp SNMP_PORT
-kvl_free_port tcp COL_PORT
-
-kvl_start_snmpsim "$KVL_TMP/rec-a" "$SNMP_PORT"
-SIM=$KVL_LAST_PID
-kvl_collector_config "$KVL_TMP/collector.yaml" "$COL_PORT" "$KVL_TMP/data"
-kvl_start_collector collector "$KVL_TMP/collector.yaml"
-COL=$KVL_LAST_PID
-kvl_agent_config "$KVL_TMP/agent.yaml" reboot-agent lab "$COL_PORT" "${INTERVAL}s"
-kvl_agent_device "$KVL_TMP/agent.yaml" ratedev "$SNMP_PORT" ratedev
-kvl_start_agent agent "$KVL_TMP/agent.yaml"
-AGENT=$KVL_LAST_PID
-
-F=$KVL_TMP/data/lab/ratedev/eth0.rrd
-kvl_wait_until 30 "the archive $F" test -f "$F"
-t_first=$(kvl_rrd_last_time "$F")
-[ -n "$t_first" ] || kvl_fail "cannot read the last update of $F"
 
 _phase() { # T: wait for PHASE_STEPS polls after T, checking that the daemons live
     kvl_wait_until $((PHASE_STEPS * INTERVAL + 20)) "$PHASE_STEPS polls after $1" \
@@ -61,7 +46,7 @@ _phase() { # T: wait for PHASE_STEPS polls after T, checking that the daemons li
 _phase "$t_first"
 kills=()
 ups=()
-for dir in rec-a rec-b; do
+for dir in rec rec-b; do
     kills+=("$(date +%s)")
     kvl_stop "$SIM" || kvl_fail "snmpsim (pid $SIM) would not stop"
     kvl_log "device 'rebooted' (snmpsim stopped); starting it again with $dir"

@@ -22,7 +22,12 @@
 #include "kvl.h"
 #include "log.h"
 
-#include "agent_cfg_text.h"
+#include "cfg_text.h"
+
+/* The three required settings, lines 1 to 3. */
+#define HEAD "id: a1\nsite: tvm-north\ncollector: 127.0.0.1:5140\n"
+
+KVL_CFG_TEXT_HELPERS(kvl_agent_cfg_t, kvl_agent_cfg_parse, kvl_agent_cfg_free, "a.yaml")
 
 static void assert_device_defaults(const kvl_device_cfg_t *d)
 {

@@ -22,6 +22,8 @@
 #include "kvl.h"
 #include "log.h"
 
+#include "cfg_text.h"
+
 #define S_MS 1000LL
 #define M_MS (60 * S_MS)
 #define D_MS (86400 * S_MS)
@@ -29,58 +31,7 @@
 /* The two required settings, lines 1 and 2. */
 #define HEAD "listen: 0.0.0.0:5140\ndata_dir: /var/lib/kaaval\n"
 
-/* Every configuration needs `tls:` or `insecure: true`; the texts here are about other
- * settings, so a top-level `insecure: true` is added after their last line (line numbers
- * in expected errors stay as written). Texts without any key are passed as they are. */
-/* True when a flow sequence is left open (a syntax-error case: keep it last). */
-static bool unbalanced(const char *text)
-{
-    int depth = 0;
-    for (; *text != '\0'; text++) {
-        depth += *text == '[' ? 1 : *text == ']' ? -1 : 0;
-    }
-    return depth != 0;
-}
-
-static kvl_collector_cfg_t *parse_text(const char *name, const char *text, char *err, size_t errlen)
-{
-    size_t len = strlen(text);
-    if (strchr(text, ':') == NULL || strstr(text, "insecure:") != NULL || text[0] == '{' ||
-        text[0] == '-' || unbalanced(text)) {
-        return kvl_collector_cfg_parse(name, text, err, errlen);
-    }
-    char *full = malloc(len + 32);
-    assert_non_null(full);
-    snprintf(full, len + 32, "%s%sinsecure: true\n", text,
-             len > 0 && text[len - 1] != '\n' ? "\n" : "");
-    kvl_collector_cfg_t *c = kvl_collector_cfg_parse(name, full, err, errlen);
-    free(full);
-    return c;
-}
-
-static void expect_error_at(const char *text, const char *where, const char *what, int line)
-{
-    char err[512] = "";
-    kvl_collector_cfg_t *c = parse_text("c.yaml", text, err, sizeof(err));
-    if (c != NULL) {
-        kvl_collector_cfg_free(c);
-        fail_msg("line %d: expected an error for:\n%s", line, text);
-    }
-    if (strncmp(err, where, strlen(where)) != 0 || strstr(err, what) == NULL) {
-        fail_msg("line %d: expected '%s...%s', got '%s'", line, where, what, err);
-    }
-}
-#define expect_error(text, where, what) expect_error_at((text), (where), (what), __LINE__)
-
-static kvl_collector_cfg_t *parse_ok(const char *text)
-{
-    char err[512] = "";
-    kvl_collector_cfg_t *c = parse_text("c.yaml", text, err, sizeof(err));
-    if (c == NULL) {
-        fail_msg("unexpected error: %s", err);
-    }
-    return c;
-}
+KVL_CFG_TEXT_HELPERS(kvl_collector_cfg_t, kvl_collector_cfg_parse, kvl_collector_cfg_free, "c.yaml")
 
 static void assert_archive(const kvl_archive_spec_t *a, int64_t res, int64_t ret)
 {
