@@ -989,24 +989,30 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
     free(sorted);
 }
 
+/* Numbers m's batch with its lane's next sequence number, encodes it and hands it to the
+ * uplink; a batch that cannot be encoded is logged (`n` `what`) and dropped. */
+static void push_batch(kvl_batcher_t *b, kvl_msg_t *m, size_t n, const char *what)
+{
+    m->u.batch.seq = kvl_uplink_next_seq(b->up, m->u.batch.lane);
+    kvl_buf_t frame = {0};
+    int rc = kvl_wire_encode(m, &frame);
+    if (rc != 0) {
+        KVL_LOG_ERROR("batch", NULL, "cannot encode a batch of %zu %s: %s", n, what,
+                      kvl_strerror(rc));
+        kvl_buf_free(&frame);
+    } else {
+        kvl_uplink_push(b->up, m->u.batch.lane, m->u.batch.seq, &frame);
+    }
+}
+
 /* Events travel in batches of their own on the events lane (their own sequence numbers),
  * which the uplink sends ahead of any bulk backlog. */
 static void flush_events(kvl_batcher_t *b)
 {
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
-    m.u.batch = (kvl_batch_t){.lane = KVL_LANE_EVENTS,
-                              .seq = kvl_uplink_next_seq(b->up, KVL_LANE_EVENTS),
-                              .events = b->events.v,
-                              .n_events = b->events.n};
-    kvl_buf_t frame = {0};
-    int rc = kvl_wire_encode(&m, &frame);
-    if (rc != 0) {
-        KVL_LOG_ERROR("batch", NULL, "cannot encode a batch of %zu events: %s", b->events.n,
-                      kvl_strerror(rc));
-        kvl_buf_free(&frame);
-    } else {
-        kvl_uplink_push(b->up, KVL_LANE_EVENTS, m.u.batch.seq, &frame);
-    }
+    m.u.batch =
+        (kvl_batch_t){.lane = KVL_LANE_EVENTS, .events = b->events.v, .n_events = b->events.n};
+    push_batch(b, &m, b->events.n, "events");
     b->events.n = 0;
     kvl_arena_free(&b->event_arena);
 }
@@ -1070,16 +1076,7 @@ void kvl_batcher_flush(kvl_batcher_t *b)
                               .n_events = b->events.n};
     if (b->up != NULL) {
         persist_new(b); /* the definitions are on disk before the batch using them */
-        m.u.batch.seq = kvl_uplink_next_seq(b->up, KVL_LANE_BULK);
-        kvl_buf_t frame = {0};
-        int rc = kvl_wire_encode(&m, &frame);
-        if (rc != 0) {
-            KVL_LOG_ERROR("batch", NULL, "cannot encode a batch of %zu groups: %s", b->groups.n,
-                          kvl_strerror(rc));
-            kvl_buf_free(&frame);
-        } else {
-            kvl_uplink_push(b->up, KVL_LANE_BULK, m.u.batch.seq, &frame);
-        }
+        push_batch(b, &m, b->groups.n, "groups");
     } else if (b->dump != NULL) {
         dump_batch(b, &m.u.batch);
     }

@@ -459,6 +459,43 @@ kvl_rate_pipeline() {
     kvl_wait_until 30 "3 polls" kvl_rrd_updated_since "$F" $((T_FIRST + 3 * $2))
 }
 
+# kvl_collector_replay: starts the collector again ($KVL_TMP/collector.yaml, as
+# kvl_rate_pipeline made it) and waits until the archive F holds polls made 2 and then 5
+# intervals ($INTERVAL) after that start, i.e. the agent's backlog went first. Sets COL,
+# T_UP (the start time), T_LAST (F's last update) and STEP (F's step).
+kvl_collector_replay() {
+    T_UP=$(date +%s)
+    kvl_start_collector collector "$KVL_TMP/collector.yaml"
+    COL=$KVL_LAST_PID
+    kvl_wait_until 60 "the agent to replay its backlog" kvl_rrd_updated_since "$F" $((T_UP + 2 * INTERVAL))
+    kvl_wait_until 30 "3 more polls" kvl_rrd_updated_since "$F" $((T_UP + 5 * INTERVAL))
+    T_LAST=$(kvl_rrd_last_time "$F")
+    STEP=$(kvl_rrd_step "$F")
+}
+
+# kvl_last_queued AGENT_LOG: the number of the last bulk batch the agent (log level debug)
+# queued.
+kvl_last_queued() {
+    sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$1" | tail -n 1
+}
+
+# kvl_applied_last AGENT_LOG COLLECTOR_LOG [AFTER]: true when the collector (log level debug)
+# applied the last bulk batch the agent queued, and that batch is numbered above AFTER.
+kvl_applied_last() {
+    local last
+    last=$(kvl_last_queued "$1")
+    [ -n "$last" ] && [ "$last" -gt "${3:-0}" ] && grep -q "applied batch $last lane 0:" "$2"
+}
+
+# kvl_stop_agent_drained PID AGENT_LOG COLLECTOR_LOG: stops the agent (it hands what it
+# queued to the collector on its way out) and waits until the collector applied its last
+# bulk batch, so that the agent's list of queued batches is final and the collector's log
+# complete before the two are compared.
+kvl_stop_agent_drained() {
+    kvl_stop "$1" TERM || kvl_fail "the agent did not stop"
+    kvl_wait_until 30 "the collector to apply the agent's last batch" kvl_applied_last "$2" "$3"
+}
+
 # kvl_rrd_rows FILE CF DS START END: prints "<time> <value>" for each row at the file's step
 # between START and END (value nan when unknown).
 kvl_rrd_rows() {

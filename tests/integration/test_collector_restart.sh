@@ -32,14 +32,8 @@ kvl_sleep_checking "$DOWN_S" "$AGENT" "$SIM"
 during=$(kvl_rrd_last_time "$F")
 [ "$during" = "$before" ] || kvl_fail "the archive changed while the collector was dead ($before -> $during)"
 
-t_up=$(date +%s)
-kvl_start_collector collector "$KVL_TMP/collector.yaml"
-COL=$KVL_LAST_PID
-# Caught up: the archive holds polls made after the restart (so the backlog went first).
-kvl_wait_until 60 "the agent to reconnect and replay" kvl_rrd_updated_since "$F" $((t_up + 2 * INTERVAL))
-kvl_wait_until 30 "3 more polls" kvl_rrd_updated_since "$F" $((t_up + 5 * INTERVAL))
-t_last=$(kvl_rrd_last_time "$F")
-step=$(kvl_rrd_step "$F")
+kvl_collector_replay
+t_up=$T_UP t_last=$T_LAST step=$STEP
 kvl_is_ours "$AGENT" kaaval-agent || kvl_fail "the agent died"
 
 grep -q 'connected to collector.*[1-9][0-9]* batches to send' "$KVL_TMP/logs/agent.log" \

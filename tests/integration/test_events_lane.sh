@@ -57,17 +57,9 @@ ev_seq=$(sed -n 's/.*batch \([0-9]*\) lane 1 queued.*/\1/p' "$ALOG" | head -n 1)
 listen_lines=$(grep -c 'listening for agents' "$CLOG")
 kvl_start_collector collector "$KVL_TMP/collector.yaml"
 COL=$KVL_LAST_PID
-_caught_up() {
-    local last
-    last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    grep -q "applied batch $last lane 0:" "$CLOG"
-}
-kvl_wait_until 60 "the collector to catch up" _caught_up
-# The agent goes on queueing a batch a second: stop it, so that the list of queued batches
-# is final, and wait for the collector to apply the last of them (an acknowledged batch is
-# applied a moment later) before the logs are compared.
-kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
-kvl_wait_until 30 "the collector to apply the agent's last batch" _caught_up
+kvl_wait_until 60 "the collector to catch up" kvl_applied_last "$ALOG" "$CLOG"
+# The agent goes on queueing a batch a second: stopped before the logs are compared.
+kvl_stop_agent_drained "$AGENT" "$ALOG" "$CLOG"
 
 # Only the collector's second life counts.
 awk -v n="$listen_lines" '/listening for agents/ { k++ } k > n' "$CLOG" >"$KVL_TMP/col2.log"

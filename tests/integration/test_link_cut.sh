@@ -109,13 +109,8 @@ ip link set "$VA" up
 kvl_log "link restored; $((q_up - q_cut)) batches queued during the cut"
 [ $((q_up - q_cut)) -ge 1000 ] || kvl_fail "only $((q_up - q_cut)) batches spooled during the cut; expected thousands"
 
-_caught_up() {
-    local last
-    last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    [ "$last" -gt "$last_needed" ] && grep -q "applied batch $last lane 0:" "$CLOG"
-}
-last_needed=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-kvl_wait_until 90 "the collector to catch up" _caught_up
+last_needed=$(kvl_last_queued "$ALOG")
+kvl_wait_until 90 "the collector to catch up" kvl_applied_last "$ALOG" "$CLOG" "$last_needed"
 grep -E 'connected to collector' "$ALOG" | tail -n 1 | sed 's/^/    agent: /' >&2
 kvl_sleep_checking 3 "$AGENT" "$SIM" "$COL"
 

@@ -47,13 +47,8 @@ grep -q 'series definitions and [0-9]* families kept from earlier runs' "$ALOG" 
     || kvl_fail "the restarted agent did not load its series registry"
 kvl_sleep_checking 6 "$AGENT" "$SIM"
 
-t_up=$(date +%s)
-kvl_start_collector collector "$KVL_TMP/collector.yaml"
-COL=$KVL_LAST_PID
-kvl_wait_until 60 "the agent to replay its spool" kvl_rrd_updated_since "$F" $((t_up + 2 * INTERVAL))
-kvl_wait_until 30 "3 more polls" kvl_rrd_updated_since "$F" $((t_up + 5 * INTERVAL))
-t_last=$(kvl_rrd_last_time "$F")
-step=$(kvl_rrd_step "$F")
+kvl_collector_replay
+t_up=$T_UP t_last=$T_LAST step=$STEP
 grep -E 'connected to collector' "$ALOG" | tail -n 1 | sed 's/^/    agent: /' >&2
 if grep -q 'older than their archive' "$CLOG"; then
     kvl_fail "the collector refused updates as stale: $(grep 'older than their archive' "$CLOG" | head -n 3)"
@@ -95,13 +90,8 @@ kvl_wait_until 60 "the spool to reach its bound" grep -q 'full (.*dropped the ol
 kvl_sleep_checking 6 "$AGENT" "$SIM"
 kvl_start_collector collector "$KVL_TMP/collector.yaml"
 COL=$KVL_LAST_PID
-_caught_up() {
-    local last
-    last=$(sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | tail -n 1)
-    grep -q "applied batch $last lane 0:" "$CLOG"
-}
-kvl_wait_until 60 "the collector to catch up" _caught_up
-kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
+kvl_wait_until 60 "the collector to catch up" kvl_applied_last "$ALOG" "$CLOG"
+kvl_stop_agent_drained "$AGENT" "$ALOG" "$CLOG"
 dropped=$(sed -n 's/.*stopping: spool holds .*, \([0-9]*\) dropped by its bound.*/\1/p' "$ALOG" | tail -n 1)
 sed -n 's/.*batch \([0-9]*\) lane 0 queued.*/\1/p' "$ALOG" | sort -n >"$KVL_TMP/queued"
 sed -n 's/.*applied batch \([0-9]*\) lane 0:.*/\1/p' "$CLOG" | sort -n -u >"$KVL_TMP/written"
