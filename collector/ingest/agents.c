@@ -52,11 +52,12 @@ const char *ingest_who(const conn_t *c)
 
 /* ----------------------------------------------------------------- definitions --------- */
 
-defs_table_t *ingest_defs_new(void)
+defs_table_t *ingest_defs_new(const char *site)
 {
     defs_table_t *t = calloc(1, sizeof(*t));
     if (t != NULL) {
         t->refs = 1;
+        snprintf(t->site, sizeof(t->site), "%s", site);
     }
     return t;
 }
@@ -284,86 +285,43 @@ int ingest_defs_encode(const defs_table_t *t, kvl_buf_t *out)
     return rc;
 }
 
-/* ----------------------------------------------------------------- batches → rows ------ */
+/* ----------------------------------------------------------------- batches checked ----- */
 
-/* Turns a batch into store rows: one row per (device, scope, instance) within a group.
- * *samples counts the values. */
-int ingest_batch_to_job(const defs_table_t *t, const char *agent_id, const char *site,
-                        const kvl_batch_t *b, kvl_store_job_t *job, uint64_t *samples, char *err,
-                        size_t errlen)
+/* Whether every sample of the batch has a definition and every group's values add up, so
+ * a batch that does not fit its definitions closes the connection before anything is
+ * written. *samples counts the values. Returns 0 or KVL_EPROTO with err saying which. */
+int ingest_batch_check(defs_table_t *t, const kvl_batch_t *b, uint64_t *samples, char *err,
+                       size_t errlen)
 {
-    kvl_store_value_t *vals = NULL;
-    const kvl_series_def_t **owners = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    for (size_t g = 0; g < b->n_groups && rc == 0; g++) {
-        const kvl_group_t *grp = &b->groups[g];
-        if (grp->n_ids > cap) {
-            cap = grp->n_ids;
-            free(vals);
-            free(owners);
-            vals = malloc(cap * sizeof(*vals));
-            owners = malloc(cap * sizeof(*owners));
-            if (vals == NULL || owners == NULL) {
-                rc = KVL_ENOMEM;
-                break;
-            }
-        }
+    for (size_t g = 0; g < b->n_groups; g++) {
         kvl_group_iter_t it;
         kvl_sample_t s;
-        size_t n = 0;
-        kvl_group_iter_init(&it, grp);
-        while ((rc = kvl_group_iter_next(&it, lookup_def, (void *)t, &s)) == 1) {
-            vals[n] = (kvl_store_value_t){.metric = s.def->metric,
-                                          .unknown = s.unknown,
-                                          .real = s.def->real,
-                                          .value = s.value,
-                                          .real_value = s.real};
-            owners[n] = s.def;
-            n++;
+        int rc;
+        kvl_group_iter_init(&it, &b->groups[g]);
+        while ((rc = kvl_group_iter_next(&it, lookup_def, t, &s)) == 1) {
+            (*samples)++;
         }
         if (rc < 0) {
             snprintf(err, errlen,
                      "group %zu refers to an undefined series or its values do not "
                      "add up",
                      g);
-            break;
-        }
-        rc = 0;
-        *samples += n;
-        /* Rows: consecutive samples of the same file, in order; samples of one file that
-         * are not adjacent start another row (still correct, only less compact). */
-        size_t start = 0;
-        for (size_t i = 1; i <= n && rc == 0; i++) {
-            if (i < n && owners[i]->scope == owners[start]->scope &&
-                strcmp(owners[i]->device, owners[start]->device) == 0 &&
-                strcmp(owners[i]->instance, owners[start]->instance) == 0) {
-                continue;
-            }
-            /* An agent's own statistics and its link measurements are filed under its
-             * authenticated id, whatever the definition says. */
-            kvl_scope_t sc = owners[start]->scope;
-            const char *device =
-                sc == KVL_SCOPE_AGENT || sc == KVL_SCOPE_LINK ? agent_id : owners[start]->device;
-            kvl_store_row_t row = {.site = site,
-                                   .device = device,
-                                   .scope = owners[start]->scope,
-                                   .instance = owners[start]->instance,
-                                   .family = family_of(t, owners[start]),
-                                   .interval_s = owners[start]->interval_s,
-                                   .time_ms = grp->time_ms,
-                                   .values = vals + start,
-                                   .n_values = i - start};
-            rc = kvl_store_job_add(job, &row);
-            start = i;
+            return KVL_EPROTO;
         }
     }
-    free(vals);
-    free(owners);
-    return rc;
+    return 0;
 }
 
-void ingest_log_events(const agent_state_t *a, const kvl_batch_t *b)
+/* The table as sinks see it (sink.h). */
+kvl_sink_defs_t ingest_defs_view(const defs_table_t *t)
+{
+    return (kvl_sink_defs_t){.defs = (const kvl_series_def_t *const *)t->defs,
+                             .n_defs = t->n_defs,
+                             .families = (const kvl_family_t *const *)t->families,
+                             .n_families = t->n_families};
+}
+
+void ingest_log_events(const char *agent, const char *site, const kvl_batch_t *b)
 {
     static const char *const sev[] = {"", "info", "warning", "critical"};
     for (size_t i = 0; i < b->n_events; i++) {
@@ -371,17 +329,17 @@ void ingest_log_events(const agent_state_t *a, const kvl_batch_t *b)
         int s = e->severity >= 1 && e->severity <= 3 ? (int)e->severity : 0;
         if (e->severity >= KVL_SEV_WARNING) {
             KVL_LOG_WARN("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s],
-                         a->id, a->site, e->text);
+                         agent, site, e->text);
         } else {
             KVL_LOG_INFO("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s],
-                         a->id, a->site, e->text);
+                         agent, site, e->text);
         }
     }
 }
 
 void ingest_queue_push(agent_state_t *a, pending_t *p)
 {
-    if (p->job != NULL) {
+    if (p->decoded) {
         p->counted = true;
         a->q_mem++;
         a->in->mem_samples += p->samples;
@@ -402,28 +360,18 @@ bool ingest_keep_in_memory(const agent_state_t *a, size_t samples)
     return a->q_mem < MEM_AGENT_HIGH && a->in->mem_samples + samples <= MEM_SAMPLES_HIGH;
 }
 
-/* Turns p into a spilled entry: its job goes, a reference to the definitions stays. */
-int ingest_spill(pending_t *p, defs_table_t *defs, const char *site, uint64_t data_off,
-                 size_t data_len)
+/* Turns p into a spilled entry: the decoded batch goes, its place in the journal stays. */
+void ingest_spill(pending_t *p, uint64_t data_off, size_t data_len)
 {
-    if ((p->site = strdup(site)) == NULL) {
-        return KVL_ENOMEM;
-    }
-    kvl_store_job_free(p->job);
-    p->job = NULL;
     kvl_msg_clear(&p->msg);
-    p->defs = defs;
-    defs->refs++;
+    p->decoded = false;
     p->data_off = data_off;
     p->data_len = data_len;
-    return 0;
 }
 
 void ingest_pending_free(pending_t *p)
 {
     ingest_defs_free(p->defs);
-    free(p->site);
-    kvl_store_job_free(p->job);
     kvl_msg_clear(&p->msg);
     free(p);
 }

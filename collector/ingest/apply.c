@@ -150,15 +150,12 @@ void ingest_on_journal_synced(void *ctx, uint64_t synced)
 
 /* ---- journal: positions, checkpoints, acknowledgements (end) ---- */
 
-/* ----------------------------------------------------------------- archives ------------ */
+/* ----------------------------------------------------------------- to the sinks -------- */
 
-static void on_stored(void *arg, const kvl_store_result_t *r)
+/* Takes the agent's first batch off its queue. */
+static pending_t *queue_pop(kvl_ingest_t *in, agent_state_t *a)
 {
-    agent_state_t *a = arg;
-    kvl_ingest_t *in = a->in;
     pending_t *p = a->q_head;
-    a->writing = false;
-    in->writing--;
     a->q_head = p->next;
     if (a->q_head == NULL) {
         a->q_tail = NULL;
@@ -168,6 +165,34 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         a->q_mem--;
         in->mem_samples -= p->samples;
     }
+    return p;
+}
+
+/* Hands the batch's events to the sinks (and to the log), once (sink.h). */
+void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    const kvl_batch_t *b = &p->msg.u.batch;
+    p->events_delivered = true;
+    ingest_log_events(a->id, p->defs->site, b);
+    for (size_t i = 0; i < b->n_events; i++) {
+        kvl_sink_event_t e = {.agent = a->id,
+                              .site = p->defs->site,
+                              .event = &b->events[i],
+                              .seq = p->seq,
+                              .lane = p->lane,
+                              .replayed = p->replay};
+        kvl_sinks_event(in->sinks, &e);
+    }
+}
+
+/* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
+ * record, its segment released). */
+static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
+{
+    pending_t *p = queue_pop(in, a);
+    const kvl_sink_result_t *r = &a->result;
+    a->writing = false;
+    in->writing--;
     if (r->errors > 0) {
         /* Acknowledged already (it is in the journal): these updates are lost. */
         KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": %zu archive updates failed", p->seq,
@@ -187,13 +212,10 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
                      p->seq, r->stale);
         in->stats.updates_stale += r->stale;
     }
-    if (r->created > 0) {
-        KVL_LOG_INFO("ingest", a->id, "created %zu archive files", r->created);
-    }
     KVL_LOG_DEBUG("ingest", a->id, "applied batch %" PRIu64 " lane %u: %zu updates, %zu stale%s",
                   p->seq, p->lane, r->rows, r->stale, p->replay ? " (replay)" : "");
-    if (!p->events_logged) {
-        ingest_log_events(a, &p->msg.u.batch);
+    if (!p->events_delivered) {
+        ingest_deliver_events(in, a, p);
     }
     in->stats.batches_written++;
     in->stats.samples_written += r->values;
@@ -208,13 +230,69 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
         kvl_journal_release(in->journal, p->seg);
     }
     ingest_pending_free(p);
-    ingest_submit_next(in, a);
+}
+
+/* What may change once batches are applied: reading, the pause, the end of the replay. */
+static void after_applied(kvl_ingest_t *in, agent_state_t *a)
+{
     if (a->conn != NULL) {
         ingest_conn_update_reading(a->conn);
     }
     ingest_update_pause(in);
     ingest_replay_maybe_done(in);
+}
+
+static void on_sink_done(void *token, const kvl_sink_result_t *r)
+{
+    agent_state_t *a = token;
+    kvl_ingest_t *in = a->in;
+    if (r != NULL) {
+        a->result.rows += r->rows;
+        a->result.values += r->values;
+        a->result.stale += r->stale;
+        a->result.errors += r->errors;
+    }
+    if (a->sinks_left == 0) {
+        KVL_LOG_ERROR("ingest", a->id, "a sink called done twice for one batch");
+        abort();
+    }
+    if (--a->sinks_left > 0) {
+        return; /* others still owe theirs (or the batch is still being handed over) */
+    }
+    batch_applied(in, a);
+    ingest_submit_next(in, a);
+    after_applied(in, a);
     ingest_maybe_free(in);
+}
+
+/* Gives the agent's first batch to every sink; a->sinks_left counts the `done`s owed, plus
+ * one that the caller drops once every sink has it. */
+static void hand_over(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    kvl_sink_defs_t defs = ingest_defs_view(p->defs);
+    kvl_sink_batch_t b = {.agent = a->id,
+                          .site = p->defs->site,
+                          .defs = &defs,
+                          .batch = &p->msg.u.batch,
+                          .replayed = p->replay};
+    a->writing = true;
+    in->writing++;
+    a->sinks_left = 1;
+    a->result = (kvl_sink_result_t){0};
+    for (size_t i = 0; in->sinks != NULL && i < in->sinks->n; i++) {
+        const kvl_sink_t *s = in->sinks->at[i].sink;
+        if (s->on_batch == NULL) {
+            continue;
+        }
+        a->sinks_left++;
+        int rc = s->on_batch(in->sinks->at[i].ctx, &b, on_sink_done, a);
+        if (rc != 0) {
+            a->sinks_left--;
+            a->result.errors++;
+            KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": the %s cannot take it: %s", p->seq,
+                          s->name, kvl_strerror(rc));
+        }
+    }
 }
 
 /* ---- journal: spilled batches read back (begin) ---- */
@@ -255,8 +333,8 @@ static void on_load_work(uv_work_t *w)
     }
 }
 
-/* A spilled batch is back from the journal: decoded and turned into rows with its own
- * connection's definitions, it goes to the archives like any other. */
+/* A spilled batch is back from the journal: decoded and checked against its own
+ * connection's definitions, it goes to the sinks like any other. */
 static void on_load_done(uv_work_t *w, int status)
 {
     load_t *l = w->data;
@@ -268,7 +346,6 @@ static void on_load_done(uv_work_t *w, int status)
     char err[256] = "";
     int rc = status != 0 ? status : l->err;
     kvl_msg_t m = {0};
-    kvl_store_job_t *job = NULL;
     if (rc == 0 && !in->freeing) {
         rc = kvl_wire_decode(l->buf, l->len, &m, err, sizeof(err));
         if (rc == 0 && m.type != KVL_MSG_BATCH) {
@@ -276,11 +353,8 @@ static void on_load_done(uv_work_t *w, int status)
             snprintf(err, sizeof(err), "not a batch");
         }
         uint64_t samples = 0;
-        job = rc == 0 ? kvl_store_job_new() : NULL;
         if (rc == 0) {
-            rc = job ? ingest_batch_to_job(p->defs, a->id, p->site, &m.u.batch, job, &samples, err,
-                                           sizeof(err))
-                     : KVL_ENOMEM;
+            rc = ingest_batch_check(p->defs, &m.u.batch, &samples, err, sizeof(err));
         }
     } else if (rc != 0) {
         snprintf(err, sizeof(err), "%s", kvl_strerror(rc));
@@ -288,30 +362,22 @@ static void on_load_done(uv_work_t *w, int status)
     free(l->buf);
     free(l);
     if (in->freeing) {
-        kvl_store_job_free(job);
         kvl_msg_clear(&m);
         ingest_maybe_free(in);
         return;
     }
     if (rc != 0) {
-        /* Only a damaged disk can do this: the batch is lost for the archives. */
+        /* Only a damaged disk can do this: the batch is lost for the sinks. */
         KVL_LOG_ERROR("ingest", a->id,
                       "batch %" PRIu64 ": cannot read it back from the journal: %s", p->seq, err);
-        kvl_store_job_free(job);
         kvl_msg_clear(&m);
         in->stats.updates_failed++;
-        a->q_head = p->next;
-        if (a->q_head == NULL) {
-            a->q_tail = NULL;
-        }
-        a->q_len--;
+        queue_pop(in, a);
         kvl_journal_release(in->journal, p->seg);
         ingest_pending_free(p);
     } else {
-        ingest_defs_free(p->defs);
-        p->defs = NULL;
-        p->job = job;
         p->msg = m;
+        p->decoded = true;
         in->stats.batches_read_back++;
     }
     ingest_submit_next(in, a);
@@ -339,26 +405,27 @@ static void load_spilled(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
 
 /* ---- journal: spilled batches read back (end) ---- */
 
-/* The agent's next batch goes to the archives once the journal has it on disk. */
+/* The agent's next batches go to the sinks once the journal has them on disk, one at a
+ * time: the next when every sink is done with this one (at once when they all are before
+ * on_batch returns). */
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a)
 {
-    if (a->writing || a->q_head == NULL || in->freeing ||
-        a->q_head->jseq > kvl_journal_synced(in->journal)) {
-        return;
+    bool applied = false;
+    while (!a->writing && a->q_head != NULL && !in->freeing &&
+           a->q_head->jseq <= kvl_journal_synced(in->journal)) {
+        pending_t *p = a->q_head;
+        if (!p->decoded) {
+            load_spilled(in, a, p);
+            break;
+        }
+        hand_over(in, a, p);
+        if (--a->sinks_left > 0) {
+            break; /* on_sink_done goes on */
+        }
+        batch_applied(in, a);
+        applied = true;
     }
-    pending_t *p = a->q_head;
-    if (p->job == NULL) {
-        load_spilled(in, a, p);
-        return;
+    if (applied) {
+        after_applied(in, a);
     }
-    kvl_store_job_t *job = p->job;
-    p->job = NULL;
-    a->writing = true;
-    int rc = kvl_store_submit(in->store, job, on_stored, a);
-    if (rc != 0) {
-        a->writing = false;
-        KVL_LOG_ERROR("ingest", a->id, "cannot queue archive writes: %s", kvl_strerror(rc));
-        return;
-    }
-    in->writing++;
 }

@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "ingest.h"
 #include "journal.h"
+#include "sink.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -34,7 +35,8 @@
 
 /* An agent's series definitions on one connection. */
 typedef struct defs_table {
-    int refs; /* the agent's, and each spilled batch's of this connection */
+    int refs;       /* the agent's, and each queued batch's of this connection */
+    char site[256]; /* the agent's site on this connection */
     kvl_arena_t arena;
     kvl_series_def_t **defs; /* index = id; a family's definition is expanded to its ids */
     size_t n_defs;
@@ -46,22 +48,23 @@ typedef struct defs_table {
 
 typedef struct pending {
     struct pending *next;
-    /* Spilled (job NULL, defs set): not kept decoded, read back from the journal when its
-     * turn comes, with the definitions and site of its connection. */
-    defs_table_t *defs;
-    char *site;
+    defs_table_t *defs; /* of the connection it came on (a reference): for the sinks */
+    /* Decoded (msg holds it), or spilled: only its place in the journal is kept and it is
+     * read back when its turn comes. */
+    bool decoded;
     uint64_t data_off;
     size_t data_len;
-    size_t samples; /* in memory: values in its job */
+    size_t samples; /* values in it */
     bool counted;   /* in the agent's q_mem and the ingest's mem_samples */
     uint64_t seq;
     uint64_t jseq; /* its BATCH record */
     uint64_t seg;  /* the journal segment it holds */
     uint32_t lane;
     bool replay;
-    bool events_logged; /* an events-only batch: its events were logged when it arrived */
-    kvl_store_job_t *job;
-    kvl_msg_t msg; /* kept for its events, logged once written */
+    bool events_delivered; /* its events went to the sinks already (the events lane) */
+    bool marked;           /* the journal records that (mark_seg is held) */
+    uint64_t mark_seg;
+    kvl_msg_t msg;
 } pending_t;
 
 typedef struct agent_state {
@@ -76,9 +79,11 @@ typedef struct agent_state {
     defs_table_t *defs;                /* of its current (or last) connection */
     pending_t *q_head, *q_tail;
     size_t q_len;
-    size_t q_mem; /* of those, kept decoded in memory */
-    bool writing; /* a store job (or a read-back from the journal) in flight */
-    bool touched; /* on the list of agents the current on_synced acknowledges */
+    size_t q_mem;      /* of those, kept decoded in memory */
+    bool writing;      /* a batch with the sinks (or a read-back from the journal) in flight */
+    size_t sinks_left; /* sinks (+1 while handing it over) that owe `done` */
+    kvl_sink_result_t result; /* their results, added up */
+    bool touched;             /* on the list of agents the current on_synced acknowledges */
     struct agent_state *next_touched;
     struct conn *conn; /* the current connection, if any */
 } agent_state_t;
@@ -112,7 +117,7 @@ typedef struct conn {
 struct kvl_ingest {
     uv_loop_t *loop;
     const kvl_collector_cfg_t *cfg;
-    kvl_store_t *store;
+    const kvl_sinks_t *sinks;
     kvl_journal_t *journal;
     kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
     uv_tcp_t server;
@@ -121,8 +126,8 @@ struct kvl_ingest {
     agent_state_t *agents;
     ack_wait_t *acks_head, *acks_tail;
     size_t live;          /* connections allocated, including those still closing */
-    size_t writing;       /* store jobs and read-backs in flight */
-    uint64_t mem_samples; /* values in the jobs kept in memory */
+    size_t writing;       /* batches with the sinks and read-backs in flight */
+    uint64_t mem_samples; /* values in the batches kept decoded */
     bool replaying;       /* applying the journal's backlog: no agent accepted yet */
     bool accept_waiting;
     bool paused; /* nobody is read (journal too big or too far behind the disk) */
@@ -137,19 +142,18 @@ struct kvl_ingest {
 /* agents.c */
 agent_state_t *ingest_agent_get(kvl_ingest_t *in, const char *id, size_t len);
 const char *ingest_who(const conn_t *c);
-defs_table_t *ingest_defs_new(void);
+defs_table_t *ingest_defs_new(const char *site);
 void ingest_defs_free(defs_table_t *t);
 int ingest_store_defs(defs_table_t *t, const kvl_family_t *f, size_t nf, const kvl_series_def_t *d,
                       size_t nd, const char **why);
 int ingest_defs_encode(const defs_table_t *t, kvl_buf_t *out);
-int ingest_batch_to_job(const defs_table_t *t, const char *agent_id, const char *site,
-                        const kvl_batch_t *b, kvl_store_job_t *job, uint64_t *samples, char *err,
-                        size_t errlen);
-void ingest_log_events(const agent_state_t *a, const kvl_batch_t *b);
+int ingest_batch_check(defs_table_t *t, const kvl_batch_t *b, uint64_t *samples, char *err,
+                       size_t errlen);
+kvl_sink_defs_t ingest_defs_view(const defs_table_t *t);
+void ingest_log_events(const char *agent, const char *site, const kvl_batch_t *b);
 void ingest_queue_push(agent_state_t *a, pending_t *p);
 bool ingest_keep_in_memory(const agent_state_t *a, size_t samples);
-int ingest_spill(pending_t *p, defs_table_t *defs, const char *site, uint64_t data_off,
-                 size_t data_len);
+void ingest_spill(pending_t *p, uint64_t data_off, size_t data_len);
 void ingest_pending_free(pending_t *p);
 
 /* apply.c */
@@ -163,6 +167,7 @@ int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t
                      uint64_t jseq);
 void ingest_on_journal_synced(void *ctx, uint64_t synced);
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a);
+void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 
 /* conn.c */
 const char *ingest_check_identity(conn_t *c, const char *agent_id, char *why, size_t len);
@@ -183,6 +188,6 @@ void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
 
 /* replay.c */
 void ingest_replay_maybe_done(kvl_ingest_t *in);
-int ingest_replay_start(kvl_ingest_t *in);
+int ingest_replay_start(kvl_ingest_t *in, char *err, size_t errlen);
 
 #endif

@@ -37,7 +37,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
         return;
     }
     agent_state_t *a = ingest_agent_get(in, h->agent_id, strlen(h->agent_id));
-    defs_table_t *defs = ingest_defs_new();
+    defs_table_t *defs = ingest_defs_new(h->site[0] ? h->site : "default");
     if (a == NULL || defs == NULL) {
         free(defs);
         ingest_refuse(c, "collector out of memory");
@@ -109,12 +109,9 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         return;
     }
     pending_t *p = calloc(1, sizeof(*p));
-    kvl_store_job_t *job = kvl_store_job_new();
     char err[200] = "";
     uint64_t samples = 0, journal_data_off = 0;
-    int rc = (p == NULL || job == NULL)
-                 ? KVL_ENOMEM
-                 : ingest_batch_to_job(a->defs, a->id, a->site, b, job, &samples, err, sizeof(err));
+    int rc = p == NULL ? KVL_ENOMEM : ingest_batch_check(a->defs, b, &samples, err, sizeof(err));
     if (rc == 0) {
         rc = ingest_journal_put(in, a, KVL_JREC_BATCH, b->seq, b->lane, payload, len, true, &p->seg,
                                 &journal_data_off);
@@ -130,24 +127,22 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         a->journaled_seq[b->lane] = b->seq;
         p->seq = b->seq;
         p->lane = b->lane;
-        p->job = job;
         p->samples = samples;
-        /* ---- events lane (begin) ---- An events-only batch (state changes, traps) is
-         * logged as soon as it is journaled, not when its turn in the agent's archive queue
+        p->defs = a->defs;
+        a->defs->refs++;
+        p->msg = *m; /* the decoded batch, for the sinks */
+        p->decoded = true;
+        memset(m, 0, sizeof(*m));
+        /* ---- events lane (begin) ---- An events-only batch (state changes, traps) goes
+         * to the sinks as soon as it is journaled, not when its turn in the agent's queue
          * comes, so an alarm is never held behind a backlog of metrics. */
-        if (b->lane == KVL_LANE_EVENTS && b->n_groups == 0) {
-            ingest_log_events(a, b);
-            p->events_logged = true;
+        if (p->lane == KVL_LANE_EVENTS && p->msg.u.batch.n_groups == 0) {
+            ingest_deliver_events(in, a, p);
         }
         /* ---- events lane (end) ---- */
-        p->msg = *m; /* keep the decoded batch for its events */
-        memset(m, 0, sizeof(*m));
         if (!ingest_keep_in_memory(a, samples)) {
-            if (ingest_spill(p, a->defs, a->site, journal_data_off, len) == 0) {
-                in->stats.batches_spilled++;
-            } else if (rc == 0) {
-                rc = KVL_ENOMEM; /* kept in memory after all; the connection closes */
-            }
+            ingest_spill(p, journal_data_off, len);
+            in->stats.batches_spilled++;
         }
         ingest_queue_push(a, p);
         in->stats.batches_journaled++;
@@ -159,7 +154,6 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         }
     } else {
         free(p);
-        kvl_store_job_free(job);
     }
     char w[300];
     snprintf(w, sizeof(w), "batch %" PRIu64 ": %s", b->seq,

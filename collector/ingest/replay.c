@@ -61,16 +61,16 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         return KVL_ENOMEM;
     }
     if (r->type == KVL_JREC_CONNECT) {
-        ingest_defs_free(a->defs);
-        a->defs = ingest_defs_new();
         snprintf(a->site, sizeof(a->site), "%.*s", (int)(r->len < 255 ? r->len : 255),
                  (const char *)r->data);
+        ingest_defs_free(a->defs);
+        a->defs = ingest_defs_new(a->site);
         return a->defs != NULL ? 0 : KVL_ENOMEM;
     }
     if (r->type != KVL_JREC_DEFS && r->type != KVL_JREC_BATCH) {
         return 0;
     }
-    if (a->defs == NULL && (a->defs = ingest_defs_new()) == NULL) {
+    if (a->defs == NULL && (a->defs = ingest_defs_new(a->site)) == NULL) {
         return KVL_ENOMEM;
     }
     kvl_msg_t m = {0};
@@ -85,11 +85,8 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         rc = ingest_store_defs(a->defs, b->families, b->n_families, b->defs, b->n_defs, &why);
         if (rc == 0 && r->jseq > a->applied_jseq) {
             pending_t *p = calloc(1, sizeof(*p));
-            kvl_store_job_t *job = kvl_store_job_new();
             uint64_t samples = 0;
-            rc = p && job ? ingest_batch_to_job(a->defs, a->id, a->site, b, job, &samples, err,
-                                                sizeof(err))
-                          : KVL_ENOMEM;
+            rc = p ? ingest_batch_check(a->defs, b, &samples, err, sizeof(err)) : KVL_ENOMEM;
             why = err;
             if (rc == 0) {
                 *p = (pending_t){.seq = b->seq,
@@ -97,22 +94,20 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
                                  .seg = seg,
                                  .lane = b->lane,
                                  .replay = true,
-                                 .job = job,
+                                 .defs = a->defs,
+                                 .decoded = true,
                                  .samples = samples,
                                  .msg = m};
+                a->defs->refs++;
                 memset(&m, 0, sizeof(m));
-                if (!ingest_keep_in_memory(a, samples) &&
-                    ingest_spill(p, a->defs, a->site,
-                                 r->off + KVL_JOURNAL_RECORD_HEADER + r->agent_len, r->len) != 0) {
-                    ingest_pending_free(p);
-                    return KVL_ENOMEM;
+                if (!ingest_keep_in_memory(a, samples)) {
+                    ingest_spill(p, r->off + KVL_JOURNAL_RECORD_HEADER + r->agent_len, r->len);
                 }
                 kvl_journal_hold(in->journal, seg);
                 ingest_queue_push(a, p);
                 in->stats.replay_queued++;
             } else {
                 free(p);
-                kvl_store_job_free(job);
             }
         }
     } else if (rc == 0) {
@@ -158,19 +153,19 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
     }
 }
 
-/* Opens the journal, reads it back and queues what the archives lack. Returns 0 or a
- * negative code (logged). */
-int ingest_replay_start(kvl_ingest_t *in)
+/* Opens the journal, reads it back and queues what the sinks lack. Returns 0 or a
+ * negative code with err saying why. */
+int ingest_replay_start(kvl_ingest_t *in, char *err, size_t errlen)
 {
-    char dir[4096], err[600];
+    char dir[4096], jerr[600];
     snprintf(dir, sizeof(dir), "%s/_journal", in->cfg->data_dir);
     kvl_journal_opts_t o = {.dir = dir,
                             .segment_bytes = (uint64_t)in->cfg->journal_segment_bytes,
                             .commit_delay_ms = in->cfg->journal_commit_delay_ms,
                             .no_sync = !in->cfg->journal_sync};
-    int rc = kvl_journal_open(&o, &in->journal, err, sizeof(err));
+    int rc = kvl_journal_open(&o, &in->journal, jerr, sizeof(jerr));
     if (rc != 0) {
-        KVL_LOG_ERROR("journal", dir, "%s", err);
+        snprintf(err, errlen, "journal %s: %s", dir, jerr);
         return rc;
     }
     rc = kvl_journal_replay(in->journal, replay_positions, in);
@@ -178,7 +173,7 @@ int ingest_replay_start(kvl_ingest_t *in)
         rc = kvl_journal_replay(in->journal, replay_batches, in);
     }
     if (rc != 0) {
-        KVL_LOG_ERROR("journal", dir, "cannot replay: %s", kvl_strerror(rc));
+        snprintf(err, errlen, "journal %s: cannot replay: %s", dir, kvl_strerror(rc));
         return rc;
     }
     for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
@@ -193,9 +188,10 @@ int ingest_replay_start(kvl_ingest_t *in)
     rc = kvl_journal_start(in->journal, in->loop, ingest_on_journal_synced, ingest_on_journal_roll,
                            in);
     if (rc != 0) {
-        KVL_LOG_ERROR("journal", dir, "cannot start: %s", kvl_strerror(rc));
+        snprintf(err, errlen, "journal %s: cannot start: %s", dir, kvl_strerror(rc));
         return rc;
     }
+    in->journal_closed = false; /* batches may be applied from here on */
     for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
         ingest_submit_next(in, a);
     }

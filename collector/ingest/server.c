@@ -11,24 +11,24 @@
  * being read. Per agent id, across connections (agent_state_t): its site, the series
  * definitions of its current connection (ids are small and dense, so plain arrays), its
  * positions per lane (journaled, acknowledged) and in the journal (applied), and the queue
- * of its batches waiting for the archives, one store job in flight at a time, in order.
+ * of its batches waiting for the sinks, one batch with them at a time, in order.
  *
  * The path of a batch (journal.h has the why):
- *   read → decode → definitions → archive rows (a store job, built at once, so a batch that
- *   does not fit its definitions closes the connection before anything is written)
+ *   read → decode → definitions → checked against them (so a batch that does not fit its
+ *   definitions closes the connection before anything is written)
  *   → journal append (BATCH record, its segment held) → the agent's queue
  *   → group commit on disk (on_synced): Ack to the agent's current connection, and the
- *     batch may go to the archives → store job → on_stored: APPLIED record, segment
- *     released.
+ *     batch may go to the sinks (sink.h; the RRD store is one) → every sink's `done`:
+ *     APPLIED record, segment released.
  * So an agent is acknowledged as soon as its batch is on disk in the journal, before the
- * archives have it; the archives follow in order, and after a crash the journal's replay
- * (replay_*) puts in them what was not applied yet, before any agent is accepted. A batch
+ * sinks have it; the sinks follow in order, and after a crash the journal's replay
+ * (replay.c) gives them what was not applied yet, before any agent is accepted. A batch
  * whose seq is already journaled (resent after a reconnect) is acknowledged (once the
  * journal has it on disk) and not written again; the journal keeps these positions across
  * restarts, so Welcome tells an agent where to resume.
  *
- * Bounds: the journal is the buffer between agents and archives. A batch waiting for the
- * archives is kept decoded in memory (its store job built) while its agent has fewer than
+ * Bounds: the journal is the buffer between agents and sinks. A batch waiting for the
+ * sinks is kept decoded in memory while its agent has fewer than
  * MEM_AGENT_HIGH such and all agents fewer than MEM_SAMPLES_HIGH samples; otherwise it is
  * "spilled": only its place in the journal is kept (with a reference to its connection's
  * definitions) and it is read back on the thread pool when its turn comes. Nobody is read
@@ -56,28 +56,31 @@
 
 static void on_server_closed(uv_handle_t *h);
 
-kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kvl_store_t *store)
+int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_sinks_t *sinks,
+                   kvl_ingest_t **out, char *err, size_t errlen)
 {
+    *out = NULL;
     kvl_ingest_t *in = calloc(1, sizeof(*in));
     if (in == NULL) {
-        return NULL;
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
     }
     in->loop = loop;
     in->cfg = cfg;
-    in->store = store;
+    in->sinks = sinks;
     in->journal_closed = true; /* until it is open */
     if (cfg->tls.insecure) {
         KVL_LOG_WARN("ingest", cfg->listen,
                      "INSECURE: plain TCP (insecure: true); agents are not authenticated, any "
                      "peer may claim any agent id, and nothing is encrypted");
     } else {
-        char err[512];
-        in->tls_ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
-                                      sizeof(err));
+        char why[512];
+        in->tls_ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, why,
+                                      sizeof(why));
         if (in->tls_ctx == NULL) {
-            KVL_LOG_ERROR("ingest", cfg->listen, "TLS: %s", err);
+            snprintf(err, errlen, "%s: TLS: %s", cfg->listen, why);
             free(in);
-            return NULL;
+            return KVL_ETLS;
         }
         KVL_LOG_INFO("ingest", cfg->listen, "mutual TLS as %s; agents need a certificate from %s",
                      kvl_tls_ctx_subject(in->tls_ctx), cfg->tls.ca);
@@ -96,20 +99,21 @@ kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kv
         rc = uv_listen((uv_stream_t *)&in->server, 512, ingest_on_connection);
     }
     if (rc != 0) {
-        KVL_LOG_ERROR("ingest", cfg->listen, "cannot listen: %s%s", uv_strerror(rc),
-                      rc == UV_EINVAL ? " (listen needs a numeric IP address)" : "");
+        snprintf(err, errlen, "%s: cannot listen: %s%s", cfg->listen, uv_strerror(rc),
+                 rc == UV_EINVAL ? " (listen needs a numeric IP address)" : "");
     }
     in->replaying = true;
     if (rc == 0) {
-        rc = ingest_replay_start(in);
+        rc = ingest_replay_start(in, err, errlen);
         in->journal_closed = in->journal == NULL || rc != 0;
     }
     if (rc != 0) {
-        kvl_ingest_free(in);
-        return NULL;
+        kvl_ingest_free(in); /* goes once the loop has closed its handles */
+        return rc;
     }
+    *out = in;
     ingest_replay_maybe_done(in);
-    return in;
+    return 0;
 }
 
 /* Frees the ingest once the server and every connection (closing ones too) are gone and no
