@@ -22,14 +22,17 @@
  *             restart with `replayed` set (a sink may see such a batch twice only if the
  *             collector stopped between its `done` and the APPLIED record reaching the
  *             disk: a store refuses those updates as stale, and says so in `stale`).
- *   on_event  every event, exactly once across restarts. An events-only batch (the events
- *             lane: state changes, traps) is handed over as soon as it is journaled, ahead
- *             of the agent's batches still waiting, and the journal records that it was,
- *             so a replay after a restart does not hand it over again (on_batch still
- *             gets the batch, in order, with its events, for the sinks that keep order
- *             rather than react). Events of a batch with samples come with that batch, in
- *             order, right after every sink's `done`. `replayed`: found in the journal at
- *             start.
+ *   on_event  every event, once across restarts. An events-only batch (the events lane:
+ *             state changes, traps) is handed over as soon as it is appended to the
+ *             journal, ahead of the agent's batches still waiting, and the journal records
+ *             that it was (in the same group commit), so a replay after a restart does not
+ *             hand it over again (on_batch still gets the batch, in order, with its events,
+ *             for the sinks that keep order rather than react). Events of a batch with
+ *             samples come with that batch, in order, right after every sink's `done`.
+ *             `replayed`: found in the journal at start. The one exception: a collector
+ *             killed after handing an event over and before that commit reaches the disk
+ *             (a few milliseconds) hands it over again after the restart (or the agent
+ *             resends it): at least once, never lost.
  *
  * Threads: every callback runs on the loop's thread, and `done` must be called there too
  * (uv_async_send or uv_queue_work's after-callback bring a worker's result back). A sink

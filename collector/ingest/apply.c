@@ -185,6 +185,26 @@ void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
     }
 }
 
+/* Records in the journal that p's events went to the sinks ahead of its turn (an APPLIED
+ * record on the events lane naming p's jseq; see replay.c), so a replay does not hand them
+ * over again. The record's segment is held until p is applied. */
+void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    if (ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, KVL_LANE_EVENTS, NULL, 0, true,
+                           &p->mark_seg, NULL) == 0) {
+        p->marked = true;
+    }
+}
+
+/* Lets the journal go of what p holds. */
+static void release_segments(kvl_ingest_t *in, const pending_t *p)
+{
+    kvl_journal_release(in->journal, p->seg);
+    if (p->marked) {
+        kvl_journal_release(in->journal, p->mark_seg);
+    }
+}
+
 /* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
  * record, its segment released). */
 static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
@@ -226,8 +246,9 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         a->applied_jseq = p->jseq;
     }
     if (!in->journal_closed) {
-        ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, 0, NULL, 0, false, NULL, NULL);
-        kvl_journal_release(in->journal, p->seg);
+        ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, KVL_LANE_BULK, NULL, 0, false, NULL,
+                           NULL);
+        release_segments(in, p);
     }
     ingest_pending_free(p);
 }
@@ -373,7 +394,7 @@ static void on_load_done(uv_work_t *w, int status)
         kvl_msg_clear(&m);
         in->stats.updates_failed++;
         queue_pop(in, a);
-        kvl_journal_release(in->journal, p->seg);
+        release_segments(in, p);
         ingest_pending_free(p);
     } else {
         p->msg = m;

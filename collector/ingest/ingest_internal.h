@@ -168,6 +168,7 @@ int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t
 void ingest_on_journal_synced(void *ctx, uint64_t synced);
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a);
 void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
+void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 
 /* conn.c */
 const char *ingest_check_identity(conn_t *c, const char *agent_id, char *why, size_t len);

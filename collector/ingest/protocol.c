@@ -138,6 +138,7 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
          * comes, so an alarm is never held behind a backlog of metrics. */
         if (p->lane == KVL_LANE_EVENTS && p->msg.u.batch.n_groups == 0) {
             ingest_deliver_events(in, a, p);
+            ingest_mark_delivered(in, a, p);
         }
         /* ---- events lane (end) ---- */
         if (!ingest_keep_in_memory(a, samples)) {

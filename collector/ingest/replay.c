@@ -1,7 +1,15 @@
 /*
  * replay.c — the journal read back at start: positions first (what each agent has
  * journaled and applied), then definitions in order and the batches not yet applied,
- * queued for the archives before any agent is accepted.
+ * queued for the sinks before any agent is accepted.
+ *
+ * APPLIED records come in two kinds, told apart by their lane byte: lane 0 (bulk) says
+ * the agent's batches up to the jseq in seq are applied (a position, the only kind older
+ * collectors wrote); lane 1 (events) says only that the events of the one batch at that
+ * jseq went to the sinks when it arrived (the events lane, apply.c), so its replay hands
+ * the batch to on_batch, in order, but not its events to on_event again. An older
+ * collector would read the second kind as the first: a journal is not to be given back
+ * to one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,10 +51,26 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         if (r->seq > a->journaled_seq[r->lane]) {
             a->journaled_seq[r->lane] = r->seq;
         }
-    } else if (r->type == KVL_JREC_APPLIED && r->seq > a->applied_jseq) {
+    } else if (r->type == KVL_JREC_APPLIED && r->lane == KVL_LANE_BULK &&
+               r->seq > a->applied_jseq) {
         a->applied_jseq = r->seq;
     }
     return 0;
+}
+
+/* An events-only batch whose events went to the sinks when it arrived (the record follows
+ * the batch's, so the batch is queued already unless it was applied): not again. */
+static void mark_delivered(kvl_ingest_t *in, agent_state_t *a, uint64_t jseq, uint64_t seg)
+{
+    for (pending_t *p = a->q_head; p != NULL; p = p->next) {
+        if (p->jseq == jseq && !p->marked) {
+            p->events_delivered = true;
+            p->marked = true;
+            p->mark_seg = seg;
+            kvl_journal_hold(in->journal, seg);
+            return;
+        }
+    }
 }
 
 /* Second pass: definitions in order, and the batches not yet applied into the queues. */
@@ -66,6 +90,10 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         ingest_defs_free(a->defs);
         a->defs = ingest_defs_new(a->site);
         return a->defs != NULL ? 0 : KVL_ENOMEM;
+    }
+    if (r->type == KVL_JREC_APPLIED && r->lane == KVL_LANE_EVENTS) {
+        mark_delivered(in, a, r->seq, seg);
+        return 0;
     }
     if (r->type != KVL_JREC_DEFS && r->type != KVL_JREC_BATCH) {
         return 0;
