@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "journal.h"
 #include "sink.h"
+#include "stream.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -98,19 +99,16 @@ typedef struct ack_wait {
 } ack_wait_t;
 
 typedef struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake and hello, then idle */
+    kvl_stream_t *stream; /* TCP, TLS unless insecure, frames; NULL once closed */
+    uv_timer_t timer;     /* handshake and hello, then idle */
     kvl_ingest_t *in;
     char peer[64];
-    kvl_frame_reader_t reader;
-    kvl_tls_t *tls;  /* NULL when insecure */
-    kvl_buf_t plain; /* decrypted bytes on their way to the reader */
     agent_state_t *agent;
     uint64_t last_seq[KVL_LANES]; /* highest seq received on this connection, per lane */
     uint64_t last_frame_ms;
     bool reading;
     bool closing;
-    int open_handles;
+    int open_handles; /* the stream and the timer */
     struct conn *prev_conn, *next_conn;
 } conn_t;
 
