@@ -1,15 +1,12 @@
 /*
  * agents.c — the ingest's per-agent state: agents by id, the series definitions of a
- * connection (dense tables by id, families expanded), a batch's archive rows, its events
- * logged, and the queue of an agent's batches waiting for the archives (in memory or
- * spilled to the journal).
+ * connection (dense tables by id, families expanded) as sinks see them, batches checked
+ * against them, the event log line, and the queue of an agent's batches waiting for the
+ * sinks (decoded in memory, or spilled to the journal).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ingest_internal.h"
 #include "kvl.h"
@@ -354,7 +351,7 @@ void ingest_queue_push(agent_state_t *a, pending_t *p)
 }
 
 /* Whether a new batch of the agent is kept decoded in memory or spilled (read back from
- * the journal later): memory stays bounded however far the archives lag. */
+ * the journal later): memory stays bounded however far the sinks lag. */
 bool ingest_keep_in_memory(const agent_state_t *a, size_t samples)
 {
     return a->q_mem < MEM_AGENT_HIGH && a->in->mem_samples + samples <= MEM_SAMPLES_HIGH;

@@ -1,8 +1,10 @@
 /*
- * apply.c — from the journal to the archives: records appended (positions,
- * checkpoints at every new segment), acknowledgements once a commit is on disk, and each
- * agent's batches applied one at a time, in order (spilled ones read back first); the
- * APPLIED record that lets the journal release a segment.
+ * apply.c — from the journal to the sinks: records appended (positions, checkpoints at
+ * every new segment), acknowledgements once a commit is on disk, and each agent's batches
+ * handed to the sinks (sink.h) one at a time, in order (spilled ones read back first),
+ * applied when every sink is done: the APPLIED record that lets the journal release a
+ * segment. Events-only batches' events go to the sinks on arrival (protocol.c) and the
+ * journal records it (ingest_mark_delivered), so replay.c does not repeat them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,7 +108,7 @@ int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t
     return 0;
 }
 
-/* The journal has everything up to synced on disk: acknowledge, and let the archives have
+/* The journal has everything up to synced on disk: acknowledge, and let the sinks have
  * it. */
 void ingest_on_journal_synced(void *ctx, uint64_t synced)
 {

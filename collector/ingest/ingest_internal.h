@@ -2,7 +2,7 @@
  * ingest_internal.h — what the files of the ingest room share (not for use outside it).
  *
  * The room's state (struct kvl_ingest, per connection conn_t, per agent agent_state_t,
- * the definitions of a connection defs_table_t, a batch on its way to the archives
+ * the definitions of a connection defs_table_t, a batch on its way to the sinks
  * pending_t) and the functions its files call in one another, grouped by the file that
  * defines them. server.c has the design; every function runs on the loop's thread.
  */

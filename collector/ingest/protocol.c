@@ -3,12 +3,9 @@
  * with the positions to resume from), series definitions, batches (checked against the
  * definitions, journaled, queued, acknowledged later; duplicates acknowledged only).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ingest_internal.h"
 #include "kvl.h"

@@ -11,12 +11,9 @@
  * collector would read the second kind as the first: a journal is not to be given back
  * to one.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ingest_internal.h"
 #include "kvl.h"

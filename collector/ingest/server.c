@@ -43,12 +43,9 @@
  * The agent id a Hello claims must equal the CN of the certificate the handshake verified
  * (check_identity); otherwise the agent gets a Refusal and the connection closes.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ingest_internal.h"
 #include "kvl.h"
