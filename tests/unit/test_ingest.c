@@ -1,5 +1,5 @@
 /*
- * test_ingest.c — the collector's connection limits (collector/ingest.h) with raw TCP
+ * test_ingest.c — the collector's connection limits (collector/ingest/ingest.h) with raw TCP
  * clients on 127.0.0.1: a connection beyond max_connections is closed at once, one that
  * says nothing after its Hello is closed after idle_timeout, one that never says Hello
  * after handshake_timeout; each counted.

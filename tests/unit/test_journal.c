@@ -1,5 +1,5 @@
 /*
- * test_journal.c — the collector's journal (collector/journal.h): records round-trip
+ * test_journal.c — the collector's journal (collector/ingest/journal.h): records round-trip
  * through the files, a torn last record is cut off wherever the tear is, group commits
  * gather many records per sync, segments go once released, jseq goes on across reopen;
  * and through the ingest, a batch journaled but not applied is applied at the next start,
