@@ -15,12 +15,14 @@
 #include "collector_config.h"
 #include "ingest.h"
 #include "log.h"
+#include "sink.h"
 #include "store.h"
 
 typedef struct app {
     uv_loop_t *loop;
     kvl_collector_cfg_t *cfg;
     kvl_store_t *store;
+    kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
     uv_signal_t sigint, sigterm;
 } app_t;
@@ -104,8 +106,9 @@ int main(int argc, char **argv)
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }
-    a.ingest = kvl_ingest_new(a.loop, a.cfg, a.store);
-    if (a.ingest == NULL) {
+    kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
+    if (kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_store_free(a.store);
         kvl_collector_cfg_free(a.cfg);

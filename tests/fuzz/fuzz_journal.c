@@ -1,5 +1,5 @@
 /*
- * fuzz_journal.c — libFuzzer target for the collector's journal (collector/journal.h):
+ * fuzz_journal.c — libFuzzer target for the collector's journal (collector/ingest/journal.h):
  * what the record reader and open make of whatever a crash, a power cut or a bad disk
  * leaves in the journal folder.
  *

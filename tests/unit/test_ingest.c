@@ -1,5 +1,5 @@
 /*
- * test_ingest.c — the collector's connection limits (collector/ingest.h) with raw TCP
+ * test_ingest.c — the collector's connection limits (collector/ingest/ingest.h) with raw TCP
  * clients on 127.0.0.1: a connection beyond max_connections is closed at once, one that
  * says nothing after its Hello is closed after idle_timeout, one that never says Hello
  * after handshake_timeout; each counted.
@@ -17,7 +17,6 @@
 #include "collector_config.h"
 #include "ingest.h"
 #include "log.h"
-#include "store.h"
 #include "wire.h"
 
 typedef struct client {
@@ -116,13 +115,9 @@ static void test_limits(void **state)
     assert_int_equal(cfg->idle_timeout_ms, 2000);
     assert_int_equal(cfg->handshake_timeout_ms, 500);
     cfg->listen_port = 0;
-    kvl_store_cfg_t scfg = {.data_dir = cfg->data_dir,
-                            .archives = cfg->archives,
-                            .n_archives = cfg->n_archives,
-                            .consolidations = (const char *const *)cfg->consolidations};
-    kvl_store_t *store = kvl_store_new(&loop, &scfg);
-    kvl_ingest_t *in = kvl_ingest_new(&loop, cfg, store);
-    assert_non_null(in);
+    kvl_sinks_t sinks = {0}; /* no batches here: no sink */
+    kvl_ingest_t *in = NULL;
+    assert_int_equal(kvl_ingest_new(&loop, cfg, &sinks, &in, err, sizeof(err)), 0);
     int port = kvl_ingest_port(in);
 
     client_t quiet, mute, third;
@@ -157,7 +152,6 @@ static void test_limits(void **state)
     kvl_ingest_free(in);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
-    kvl_store_free(store);
     kvl_collector_cfg_free(cfg);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -1,5 +1,5 @@
 /*
- * test_journal.c — the collector's journal (collector/journal.h): records round-trip
+ * test_journal.c — the collector's journal (collector/ingest/journal.h): records round-trip
  * through the files, a torn last record is cut off wherever the tear is, group commits
  * gather many records per sync, segments go once released, jseq goes on across reopen;
  * and through the ingest, a batch journaled but not applied is applied at the next start,
@@ -388,6 +388,7 @@ typedef struct coll {
     uv_loop_t loop;
     kvl_collector_cfg_t *cfg;
     kvl_store_t *store;
+    kvl_sinks_t sinks;
     kvl_ingest_t *in;
 } coll_t;
 
@@ -408,8 +409,8 @@ static void coll_start(coll_t *c, const char *dir)
                             .n_archives = c->cfg->n_archives,
                             .consolidations = (const char *const *)c->cfg->consolidations};
     c->store = kvl_store_new(&c->loop, &scfg);
-    c->in = kvl_ingest_new(&c->loop, c->cfg, c->store);
-    assert_non_null(c->in);
+    assert_int_equal(kvl_sinks_register(&c->sinks, &kvl_store_sink, c->store), 0);
+    assert_int_equal(kvl_ingest_new(&c->loop, c->cfg, &c->sinks, &c->in, err, sizeof(err)), 0);
     kvl_ingest_stats_t s;
     for (int i = 0; i < 5000; i++) {
         kvl_ingest_stats(c->in, &s);

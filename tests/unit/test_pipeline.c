@@ -31,6 +31,7 @@ typedef struct world {
     char dir[64];
     kvl_collector_cfg_t *ccfg;
     kvl_store_t *store;
+    kvl_sinks_t sinks;
     kvl_ingest_t *ingest;
     kvl_agent_cfg_t *acfg;
     kvl_uplink_t *up;
@@ -45,8 +46,10 @@ static void world_start(world_t *w, const char *agent_id)
     snprintf(w->dir, sizeof(w->dir), "/tmp/kvl-pipeline-XXXXXX");
     assert_non_null(mkdtemp(w->dir));
     char text[512];
-    snprintf(text, sizeof(text),
-             "listen: 127.0.0.1:1\ndata_dir: %s\narchives: [step:1h]\nlog_level: warn\ninsecure: true\n", w->dir);
+    snprintf(
+        text, sizeof(text),
+        "listen: 127.0.0.1:1\ndata_dir: %s\narchives: [step:1h]\nlog_level: warn\ninsecure: true\n",
+        w->dir);
     w->ccfg = kvl_collector_cfg_parse("collector.yaml", text, err, sizeof(err));
     assert_non_null(w->ccfg);
     w->ccfg->listen_port = 0; /* any free port */
@@ -56,11 +59,12 @@ static void world_start(world_t *w, const char *agent_id)
                             .consolidations = (const char *const *)w->ccfg->consolidations};
     w->store = kvl_store_new(&w->loop, &scfg);
     assert_non_null(w->store);
-    w->ingest = kvl_ingest_new(&w->loop, w->ccfg, w->store);
-    assert_non_null(w->ingest);
+    assert_int_equal(kvl_sinks_register(&w->sinks, &kvl_store_sink, w->store), 0);
+    assert_int_equal(kvl_ingest_new(&w->loop, w->ccfg, &w->sinks, &w->ingest, err, sizeof(err)), 0);
     int port = kvl_ingest_port(w->ingest);
     assert_true(port > 0);
-    snprintf(text, sizeof(text), "id: %s\nsite: lab\ncollector: 127.0.0.1:%d\ninsecure: true\n", agent_id, port);
+    snprintf(text, sizeof(text), "id: %s\nsite: lab\ncollector: 127.0.0.1:%d\ninsecure: true\n",
+             agent_id, port);
     w->acfg = kvl_agent_cfg_parse("agent.yaml", text, err, sizeof(err));
     assert_non_null(w->acfg);
     w->up = kvl_uplink_new(&w->loop, w->acfg);

@@ -1,5 +1,5 @@
 /*
- * test_store.c — unit tests for the RRD archive store (collector/store.h).
+ * test_store.c — unit tests for the RRD archive store (collector/store/store.h).
  *
  * kvl_store_path is checked for every scope. Then a real round trip in a temporary
  * folder: rows of an interface (two octet counters growing at known rates, a state gauge,

@@ -4,15 +4,15 @@
  * Listens for agents, checks each one's Hello, keeps its series definitions for the
  * connection, writes every frame that matters (definitions, batches) to the journal
  * (journal.h), acknowledges a batch once its journal record is on disk (fdatasync, group
- * commit), and then writes it into the archives through the store, one batch of an agent
- * at a time, in order. A batch whose sequence number is already journaled is acknowledged
- * again and not written twice, also across collector restarts (the journal keeps the
- * positions). At start the journal is replayed: batches journaled but not yet in the
- * archives are written before any agent is accepted. When an agent's batches pile up
- * behind the archives, or the journal grows past journal_max_bytes, connections stop
- * being read (TCP backpressure). A malformed, oversized or out-of-place frame closes that
- * one connection with a log line; so do the handshake and idle timeouts; connections
- * beyond max_connections are closed at once.
+ * commit), and then hands it to the sinks (sink.h: the archives, through the store, are
+ * the first), one batch of an agent at a time, in order. A batch whose sequence number is already
+ * journaled is acknowledged again and not written twice, also across collector restarts (the
+ * journal keeps the positions). At start the journal is replayed: batches journaled but not yet in
+ * the archives are written before any agent is accepted. When an agent's batches pile up behind the
+ * archives, or the journal grows past journal_max_bytes, connections stop being read (TCP
+ * backpressure). A malformed, oversized or out-of-place frame closes that one connection with a log
+ * line; so do the handshake and idle timeouts; connections beyond max_connections are closed at
+ * once.
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
@@ -21,12 +21,16 @@
 #include <uv.h>
 
 #include "collector_config.h"
-#include "store.h"
+#include "sink.h"
 
 typedef struct kvl_ingest kvl_ingest_t;
 
-/* Binds and listens. Returns NULL and logs why on failure. */
-kvl_ingest_t *kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, kvl_store_t *store);
+/* Binds, listens, opens the journal and hands what it holds unapplied to the sinks
+ * (sink.h: registered before, kept unchanged, outliving the ingest) before any agent is
+ * accepted. Returns 0 and sets *out, or a negative code with a sentence in err (then run
+ * the loop: what was opened closes there). */
+int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_sinks_t *sinks,
+                   kvl_ingest_t **out, char *err, size_t errlen);
 typedef struct kvl_ingest_stats {
     uint64_t connections;         /* accepted in all */
     uint64_t connections_refused; /* closed at once: max_connections */

@@ -1,9 +1,9 @@
 /*
  * store.h — writes samples into RRD archives, off the loop.
  *
- * The ingest hands over a job: rows, each one update of one archive file (one interface or
- * one device at one instant). The job runs on libuv's thread pool; its callback runs on the
- * loop with what was written. Files are created on first use:
+ * A job (from the ingest's batches through kvl_store_sink, or built directly): rows, each one
+ * update of one archive file (one interface or one device at one instant). The job runs on libuv's
+ * thread pool; its callback runs on the loop with what was written. Files are created on first use:
  *   <data_dir>/<site>/<device>/<interface>.rrd   SCOPE_INTERFACE
  *   <data_dir>/<site>/<device>.rrd               SCOPE_DEVICE
  *   <data_dir>/<site>/_agent/<agent id>.rrd      SCOPE_AGENT (the agent's own statistics)
@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "sink.h"
 #include "wire.h"
 
 /* One archive resolution, e.g. "5m for 2 weeks"; resolution 0 means one step. */
@@ -89,6 +90,10 @@ size_t kvl_store_job_rows(const kvl_store_job_t *j);
  * (a negative code) the job is freed and cb is never called. */
 int kvl_store_submit(kvl_store_t *s, kvl_store_job_t *j, kvl_store_done_cb cb, void *arg);
 void kvl_store_job_free(kvl_store_job_t *j);
+
+/* The store as a sink (sink.h; store_sink.c), ctx a kvl_store_t: each batch becomes a job,
+ * its rows as described above, submitted at once; `done` when it has run. */
+extern const kvl_sink_t kvl_store_sink;
 
 /* Jobs submitted and not finished. */
 size_t kvl_store_busy(const kvl_store_t *s);

@@ -1,0 +1,454 @@
+/*
+ * apply.c — from the journal to the sinks: records appended (positions, checkpoints at
+ * every new segment), acknowledgements once a commit is on disk, and each agent's batches
+ * handed to the sinks (sink.h) one at a time, in order (spilled ones read back first),
+ * applied when every sink is done: the APPLIED record that lets the journal release a
+ * segment. Events-only batches' events go to the sinks on arrival (protocol.c) and the
+ * journal records it (ingest_mark_delivered), so replay.c does not repeat them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest_internal.h"
+#include "kvl.h"
+#include "log.h"
+
+/* ---- journal: positions, checkpoints, acknowledgements (begin) ---- */
+
+int ingest_journal_put(kvl_ingest_t *in, const agent_state_t *a, uint8_t type, uint64_t seq,
+                       uint32_t lane, const void *data, size_t len, bool hold, uint64_t *seg,
+                       uint64_t *data_off)
+{
+    kvl_jrec_t r = {.seq = seq,
+                    .type = type,
+                    .lane = (uint8_t)lane,
+                    .agent = a->id,
+                    .agent_len = strlen(a->id),
+                    .data = data,
+                    .len = len};
+    int rc = kvl_journal_append(in->journal, &r, hold, seg);
+    if (rc == 0) {
+        in->stats.journal_records++;
+        if (data_off != NULL) {
+            *data_off = r.off + KVL_JOURNAL_RECORD_HEADER + r.agent_len;
+        }
+    }
+    return rc;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+uint64_t ingest_get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* A new journal segment begins: what it needs to stand alone. */
+void ingest_on_journal_roll(void *ctx)
+{
+    kvl_ingest_t *in = ctx;
+    for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
+        uint8_t pos[24];
+        put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
+        put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
+        put_le64(pos + 16, a->applied_jseq);
+        ingest_journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL, NULL);
+        if (a->conn == NULL || a->defs == NULL) {
+            continue; /* its next batch comes on a new connection, with new definitions */
+        }
+        kvl_buf_t b = {0};
+        if (ingest_journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL,
+                               NULL) != 0 ||
+            ingest_defs_encode(a->defs, &b) != 0 ||
+            ingest_journal_put(in, a, KVL_JREC_DEFS, 0, 0, b.data, b.len, false, NULL, NULL) != 0) {
+            KVL_LOG_ERROR("ingest", a->id,
+                          "cannot checkpoint the agent's definitions in the "
+                          "journal; closing its connection");
+            ingest_conn_close(a->conn, NULL);
+        }
+        kvl_buf_free(&b);
+    }
+}
+
+void ingest_send_ack(conn_t *c, uint32_t lane, uint64_t seq)
+{
+    kvl_msg_t ack = {.type = KVL_MSG_ACK};
+    ack.u.ack.seq = seq;
+    ack.u.ack.lane = lane;
+    ingest_send_msg(c, &ack);
+}
+
+/* Acknowledges seq once the journal has jseq on disk. */
+int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t seq, uint64_t jseq)
+{
+    ack_wait_t *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return KVL_ENOMEM;
+    }
+    *w = (ack_wait_t){.agent = a, .seq = seq, .jseq = jseq, .lane = lane};
+    if (in->acks_tail) {
+        in->acks_tail->next = w;
+    } else {
+        in->acks_head = w;
+    }
+    in->acks_tail = w;
+    return 0;
+}
+
+/* The journal has everything up to synced on disk: acknowledge, and let the sinks have
+ * it. */
+void ingest_on_journal_synced(void *ctx, uint64_t synced)
+{
+    kvl_ingest_t *in = ctx;
+    agent_state_t *touched = NULL;
+    while (in->acks_head != NULL && in->acks_head->jseq <= synced) {
+        ack_wait_t *w = in->acks_head;
+        in->acks_head = w->next;
+        if (in->acks_head == NULL) {
+            in->acks_tail = NULL;
+        }
+        agent_state_t *a = w->agent;
+        if (w->seq > a->acked_seq[w->lane]) {
+            a->acked_seq[w->lane] = w->seq;
+        }
+        if (!a->touched) {
+            a->touched = true;
+            a->next_touched = touched;
+            touched = a;
+        }
+        free(w);
+    }
+    while (touched != NULL) {
+        agent_state_t *a = touched;
+        touched = a->next_touched;
+        a->touched = false;
+        conn_t *c = a->conn;
+        for (uint32_t lane = 0; lane < KVL_LANES && c != NULL && !c->closing; lane++) {
+            /* Cumulative, and only for what this connection carried. */
+            uint64_t v =
+                a->acked_seq[lane] < c->last_seq[lane] ? a->acked_seq[lane] : c->last_seq[lane];
+            if (v > a->ack_sent[lane]) {
+                a->ack_sent[lane] = v;
+                ingest_send_ack(c, lane, v);
+            }
+        }
+        ingest_submit_next(in, a);
+    }
+    ingest_update_pause(in);
+}
+
+/* ---- journal: positions, checkpoints, acknowledgements (end) ---- */
+
+/* ----------------------------------------------------------------- to the sinks -------- */
+
+/* Takes the agent's first batch off its queue. */
+static pending_t *queue_pop(kvl_ingest_t *in, agent_state_t *a)
+{
+    pending_t *p = a->q_head;
+    a->q_head = p->next;
+    if (a->q_head == NULL) {
+        a->q_tail = NULL;
+    }
+    a->q_len--;
+    if (p->counted) {
+        a->q_mem--;
+        in->mem_samples -= p->samples;
+    }
+    return p;
+}
+
+/* Hands the batch's events to the sinks (and to the log), once (sink.h). */
+void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    const kvl_batch_t *b = &p->msg.u.batch;
+    p->events_delivered = true;
+    ingest_log_events(a->id, p->defs->site, b);
+    for (size_t i = 0; i < b->n_events; i++) {
+        kvl_sink_event_t e = {.agent = a->id,
+                              .site = p->defs->site,
+                              .event = &b->events[i],
+                              .seq = p->seq,
+                              .lane = p->lane,
+                              .replayed = p->replay};
+        kvl_sinks_event(in->sinks, &e);
+    }
+}
+
+/* Records in the journal that p's events went to the sinks ahead of its turn (an APPLIED
+ * record on the events lane naming p's jseq; see replay.c), so a replay does not hand them
+ * over again. The record's segment is held until p is applied. */
+void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    if (ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, KVL_LANE_EVENTS, NULL, 0, true,
+                           &p->mark_seg, NULL) == 0) {
+        p->marked = true;
+    }
+}
+
+/* Lets the journal go of what p holds. */
+static void release_segments(kvl_ingest_t *in, const pending_t *p)
+{
+    kvl_journal_release(in->journal, p->seg);
+    if (p->marked) {
+        kvl_journal_release(in->journal, p->mark_seg);
+    }
+}
+
+/* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
+ * record, its segment released). */
+static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
+{
+    pending_t *p = queue_pop(in, a);
+    const kvl_sink_result_t *r = &a->result;
+    a->writing = false;
+    in->writing--;
+    if (r->errors > 0) {
+        /* Acknowledged already (it is in the journal): these updates are lost. */
+        KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": %zu archive updates failed", p->seq,
+                      r->errors);
+        in->stats.updates_failed += r->errors;
+    }
+    if (r->stale > 0 && p->replay) {
+        /* Applied just before the collector stopped, not yet recorded as applied. */
+        KVL_LOG_INFO("ingest", a->id,
+                     "replay: batch %" PRIu64 ": %zu updates were already in the archives", p->seq,
+                     r->stale);
+        in->stats.replay_stale += r->stale;
+    } else if (r->stale > 0) {
+        KVL_LOG_WARN("ingest", a->id,
+                     "batch %" PRIu64 ": %zu updates older than their archive's last one were "
+                     "refused by the archive",
+                     p->seq, r->stale);
+        in->stats.updates_stale += r->stale;
+    }
+    KVL_LOG_DEBUG("ingest", a->id, "applied batch %" PRIu64 " lane %u: %zu updates, %zu stale%s",
+                  p->seq, p->lane, r->rows, r->stale, p->replay ? " (replay)" : "");
+    if (!p->events_delivered) {
+        ingest_deliver_events(in, a, p);
+    }
+    in->stats.batches_written++;
+    in->stats.samples_written += r->values;
+    if (p->replay) {
+        in->stats.replayed_batches++;
+    }
+    if (p->jseq > a->applied_jseq) {
+        a->applied_jseq = p->jseq;
+    }
+    if (!in->journal_closed) {
+        ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, KVL_LANE_BULK, NULL, 0, false, NULL,
+                           NULL);
+        release_segments(in, p);
+    }
+    ingest_pending_free(p);
+}
+
+/* What may change once batches are applied: reading, the pause, the end of the replay. */
+static void after_applied(kvl_ingest_t *in, agent_state_t *a)
+{
+    if (a->conn != NULL) {
+        ingest_conn_update_reading(a->conn);
+    }
+    ingest_update_pause(in);
+    ingest_replay_maybe_done(in);
+}
+
+static void on_sink_done(void *token, const kvl_sink_result_t *r)
+{
+    agent_state_t *a = token;
+    kvl_ingest_t *in = a->in;
+    if (r != NULL) {
+        a->result.rows += r->rows;
+        a->result.values += r->values;
+        a->result.stale += r->stale;
+        a->result.errors += r->errors;
+    }
+    if (a->sinks_left == 0) {
+        KVL_LOG_ERROR("ingest", a->id, "a sink called done twice for one batch");
+        abort();
+    }
+    if (--a->sinks_left > 0) {
+        return; /* others still owe theirs (or the batch is still being handed over) */
+    }
+    batch_applied(in, a);
+    ingest_submit_next(in, a);
+    after_applied(in, a);
+    ingest_maybe_free(in);
+}
+
+/* Gives the agent's first batch to every sink; a->sinks_left counts the `done`s owed, plus
+ * one that the caller drops once every sink has it. */
+static void hand_over(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    kvl_sink_defs_t defs = ingest_defs_view(p->defs);
+    kvl_sink_batch_t b = {.agent = a->id,
+                          .site = p->defs->site,
+                          .defs = &defs,
+                          .batch = &p->msg.u.batch,
+                          .replayed = p->replay};
+    a->writing = true;
+    in->writing++;
+    a->sinks_left = 1;
+    a->result = (kvl_sink_result_t){0};
+    for (size_t i = 0; in->sinks != NULL && i < in->sinks->n; i++) {
+        const kvl_sink_t *s = in->sinks->at[i].sink;
+        if (s->on_batch == NULL) {
+            continue;
+        }
+        a->sinks_left++;
+        int rc = s->on_batch(in->sinks->at[i].ctx, &b, on_sink_done, a);
+        if (rc != 0) {
+            a->sinks_left--;
+            a->result.errors++;
+            KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": the %s cannot take it: %s", p->seq,
+                          s->name, kvl_strerror(rc));
+        }
+    }
+}
+
+/* ---- journal: spilled batches read back (begin) ---- */
+
+typedef struct load {
+    uv_work_t work;
+    agent_state_t *agent;
+    char path[4200];
+    uint64_t off;
+    size_t len;
+    uint8_t *buf;
+    int err; /* 0 or -errno */
+} load_t;
+
+static void on_load_work(uv_work_t *w)
+{
+    load_t *l = w->data;
+    int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+    l->buf = malloc(l->len ? l->len : 1);
+    if (fd < 0 || l->buf == NULL) {
+        l->err = fd < 0 ? -errno : KVL_ENOMEM;
+    } else {
+        size_t got = 0;
+        while (got < l->len) {
+            ssize_t r = pread(fd, l->buf + got, l->len - got, (off_t)(l->off + got));
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                l->err = r < 0 ? -errno : UV_EIO;
+                break;
+            }
+            got += (size_t)r;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* A spilled batch is back from the journal: decoded and checked against its own
+ * connection's definitions, it goes to the sinks like any other. */
+static void on_load_done(uv_work_t *w, int status)
+{
+    load_t *l = w->data;
+    agent_state_t *a = l->agent;
+    kvl_ingest_t *in = a->in;
+    pending_t *p = a->q_head;
+    a->writing = false;
+    in->writing--;
+    char err[256] = "";
+    int rc = status != 0 ? status : l->err;
+    kvl_msg_t m = {0};
+    if (rc == 0 && !in->freeing) {
+        rc = kvl_wire_decode(l->buf, l->len, &m, err, sizeof(err));
+        if (rc == 0 && m.type != KVL_MSG_BATCH) {
+            rc = KVL_EPROTO;
+            snprintf(err, sizeof(err), "not a batch");
+        }
+        uint64_t samples = 0;
+        if (rc == 0) {
+            rc = ingest_batch_check(p->defs, &m.u.batch, &samples, err, sizeof(err));
+        }
+    } else if (rc != 0) {
+        snprintf(err, sizeof(err), "%s", kvl_strerror(rc));
+    }
+    free(l->buf);
+    free(l);
+    if (in->freeing) {
+        kvl_msg_clear(&m);
+        ingest_maybe_free(in);
+        return;
+    }
+    if (rc != 0) {
+        /* Only a damaged disk can do this: the batch is lost for the sinks. */
+        KVL_LOG_ERROR("ingest", a->id,
+                      "batch %" PRIu64 ": cannot read it back from the journal: %s", p->seq, err);
+        kvl_msg_clear(&m);
+        in->stats.updates_failed++;
+        queue_pop(in, a);
+        release_segments(in, p);
+        ingest_pending_free(p);
+    } else {
+        p->msg = m;
+        p->decoded = true;
+        in->stats.batches_read_back++;
+    }
+    ingest_submit_next(in, a);
+    ingest_replay_maybe_done(in);
+}
+
+static void load_spilled(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
+{
+    load_t *l = calloc(1, sizeof(*l));
+    if (l == NULL || kvl_journal_path(in->journal, p->seg, l->path, sizeof(l->path)) != 0) {
+        free(l);
+        return; /* tried again at the next commit or write */
+    }
+    l->agent = a;
+    l->off = p->data_off;
+    l->len = p->data_len;
+    l->work.data = l;
+    if (uv_queue_work(in->loop, &l->work, on_load_work, on_load_done) != 0) {
+        free(l);
+        return;
+    }
+    a->writing = true;
+    in->writing++;
+}
+
+/* ---- journal: spilled batches read back (end) ---- */
+
+/* The agent's next batches go to the sinks once the journal has them on disk, one at a
+ * time: the next when every sink is done with this one (at once when they all are before
+ * on_batch returns). */
+void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a)
+{
+    bool applied = false;
+    while (!a->writing && a->q_head != NULL && !in->freeing &&
+           a->q_head->jseq <= kvl_journal_synced(in->journal)) {
+        pending_t *p = a->q_head;
+        if (!p->decoded) {
+            load_spilled(in, a, p);
+            break;
+        }
+        hand_over(in, a, p);
+        if (--a->sinks_left > 0) {
+            break; /* on_sink_done goes on */
+        }
+        batch_applied(in, a);
+        applied = true;
+    }
+    if (applied) {
+        after_applied(in, a);
+    }
+}
