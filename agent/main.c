@@ -18,9 +18,12 @@
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "kvl.h"
 #include "log.h"
+#include "outbox.h"
 #include "poller.h"
 #include "prober.h"
+#include "registry.h"
 #include "uplink.h"
 
 #define DRAIN_MS 5000 /* how long a stopping agent waits for the last acknowledgements */
@@ -28,6 +31,8 @@
 typedef struct app {
     uv_loop_t *loop;
     kvl_agent_cfg_t *cfg;
+    kvl_registry_t *registry; /* freed last, after the loop */
+    kvl_outbox_t *outbox;
     kvl_uplink_t *up;
     kvl_batcher_t *batcher;
     kvl_poller_t *poller;
@@ -61,6 +66,8 @@ static void close_all(app_t *a)
     a->batcher = NULL;
     kvl_uplink_free(a->up);
     a->up = NULL;
+    kvl_outbox_free(a->outbox); /* after the batcher's last flush and the uplink */
+    a->outbox = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->drain, NULL);
@@ -105,7 +112,7 @@ static void spool_stats(void *arg, uint64_t *bytes, uint64_t *waiting, uint64_t 
 {
     app_t *a = arg;
     kvl_outbox_stats_t st;
-    kvl_uplink_stats(a->up, &st);
+    kvl_outbox_stats(a->outbox, &st);
     *bytes = st.bytes;
     *waiting = st.waiting;
     *dropped = st.dropped;
@@ -123,6 +130,52 @@ static void on_probed(void *arg)
 {
     app_t *a = arg;
     uv_timer_start(&a->drain, on_drain, 0, 0);
+}
+
+/* The ship room, wired one way: registry <- batcher -> outbox <- uplink (which also reads the
+ * registry). --poll-once: no outbox and no uplink, the batcher prints. Returns 0, or 1 after
+ * saying why. */
+static int start_shipping(app_t *a, bool once)
+{
+    char err[600];
+    if (kvl_registry_new(&a->registry, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    if (!once) {
+        kvl_uplink_reader_names_t names;
+        const char *readers[KVL_MAX_COLLECTORS];
+        size_t n = kvl_uplink_readers(a->cfg, &names, readers);
+        if (kvl_outbox_open(a->loop, a->cfg, readers, n, &a->outbox, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", a->cfg->spool.dir, "cannot open the spool: %s", err);
+            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
+            return 1;
+        }
+        if (kvl_uplink_new(a->loop, a->cfg, a->outbox, a->registry, &a->up, err, sizeof(err)) !=
+            0) {
+            KVL_LOG_ERROR("uplink", a->cfg->collector, "%s", err);
+            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
+            return 1;
+        }
+        if (a->cfg->spool.dir != NULL) {
+            /* Series keep their ids across restarts: spooled batches stay valid. */
+            char defs[4200];
+            snprintf(defs, sizeof(defs), "%s/series.defs", a->cfg->spool.dir);
+            if (kvl_registry_persist(a->registry, defs) != 0) {
+                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
+                return 1;
+            }
+        }
+    }
+    if (kvl_batcher_new(a->loop, a->registry, a->outbox, a->cfg->flush_interval_ms, &a->batcher,
+                        err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    if (once) {
+        kvl_batcher_set_dump(a->batcher, stdout);
+    }
+    return 0;
 }
 
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
@@ -225,39 +278,18 @@ int main(int argc, char **argv)
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
     }
-    if (!once) {
-        a.up = kvl_uplink_new(a.loop, a.cfg);
-        if (a.up == NULL) {
-            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
-            return 1;
-        }
-    }
-    a.batcher = kvl_batcher_new(a.loop, a.up, a.cfg->flush_interval_ms);
-    if (a.batcher == NULL) {
-        fprintf(stderr, "kaaval-agent: out of memory\n");
+    if (start_shipping(&a, once) != 0) {
+        close_all(&a);
+        uv_run(a.loop, UV_RUN_DEFAULT);
+        kvl_registry_free(a.registry);
+        kvl_agent_cfg_free(a.cfg);
         return 1;
-    }
-    if (once) {
-        kvl_batcher_set_dump(a.batcher, stdout);
-    } else {
-        kvl_uplink_set_batcher(a.up, a.batcher);
-        if (a.cfg->spool.dir != NULL) {
-            /* Series keep their ids across restarts: spooled batches stay valid. */
-            char defs[4200];
-            snprintf(defs, sizeof(defs), "%s/series.defs", a.cfg->spool.dir);
-            if (kvl_batcher_persist(a.batcher, defs) != 0) {
-                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
-                close_all(&a);
-                uv_run(a.loop, UV_RUN_DEFAULT);
-                kvl_agent_cfg_free(a.cfg);
-                return 1;
-            }
-        }
     }
     a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
     if (a.poller == NULL) {
         close_all(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
+        kvl_registry_free(a.registry);
         kvl_agent_cfg_free(a.cfg);
         return 1;
     }
@@ -269,6 +301,7 @@ int main(int argc, char **argv)
         if (a.prober == NULL) {
             close_all(&a);
             uv_run(a.loop, UV_RUN_DEFAULT);
+            kvl_registry_free(a.registry);
             kvl_agent_cfg_free(a.cfg);
             return 1;
         }
@@ -283,6 +316,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         KVL_LOG_DEBUG("agent", NULL, "loop closed with handles open: %s", uv_strerror(rc));
     }
+    kvl_registry_free(a.registry);
     kvl_agent_cfg_free(a.cfg);
     return 0;
 }

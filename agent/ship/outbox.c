@@ -68,6 +68,8 @@ struct kvl_outbox {
     bool sync_busy;
     bool freeing;
     bool timer_closed;
+    kvl_outbox_notify_fn notify; /* told of every append (the uplink) */
+    void *notify_arg;
 };
 
 static slot_t *at(const lane_t *l, uint64_t i)
@@ -429,7 +431,13 @@ static void drop_oldest_in_memory(kvl_outbox_t *o, lane_t *l)
     }
 }
 
-int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
+void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg)
+{
+    o->notify = fn;
+    o->notify_arg = arg;
+}
+
+static int append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
 {
     lane_t *l = &o->lanes[lane];
     if (l->sp != NULL) {
@@ -456,6 +464,15 @@ int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame
         drop_oldest_in_memory(o, l);
     }
     return 0;
+}
+
+int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
+{
+    int rc = append(o, lane, seq, frame, len);
+    if (rc == 0 && o->notify != NULL) {
+        o->notify(o->notify_arg, lane);
+    }
+    return rc;
 }
 
 int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_buf_t *out)

@@ -57,8 +57,13 @@ const char *kvl_outbox_dir(const kvl_outbox_t *o);
 
 /* The sequence number for the next batch of a lane. */
 uint64_t kvl_outbox_next_seq(kvl_outbox_t *o, int lane);
-/* Appends an encoded frame (copied). Returns 0 or a negative code (logged by the spool). */
+/* Appends an encoded frame (copied), then tells the watcher. Returns 0 or a negative code
+ * (logged by the spool). */
 int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len);
+/* Who is told, on the loop thread, right after each frame is appended (the uplink, which
+ * sends it to every endpoint whose turn it is); fn NULL: nobody. One watcher at a time. */
+typedef void (*kvl_outbox_notify_fn)(void *arg, int lane);
+void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg);
 /* The next unacknowledged record at the reader's position: 1 with *seq and out filled, 0 when
  * the reader has read everything, or a negative code. */
 int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_buf_t *out);
