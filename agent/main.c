@@ -137,6 +137,7 @@ static void on_probed(void *arg)
  * saying why. */
 static int start_shipping(app_t *a, bool once)
 {
+    const kvl_ship_cfg_t *ship = &a->cfg->ship;
     char err[600];
     if (kvl_registry_new(&a->registry, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
@@ -145,30 +146,34 @@ static int start_shipping(app_t *a, bool once)
     if (!once) {
         kvl_uplink_reader_names_t names;
         const char *readers[KVL_MAX_COLLECTORS];
-        size_t n = kvl_uplink_readers(a->cfg, &names, readers);
-        if (kvl_outbox_open(a->loop, a->cfg, readers, n, &a->outbox, err, sizeof(err)) != 0) {
-            KVL_LOG_ERROR("uplink", a->cfg->spool.dir, "cannot open the spool: %s", err);
+        size_t n = kvl_uplink_readers(ship, &names, readers);
+        if (kvl_outbox_open(a->loop, ship, readers, n, &a->outbox, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", ship->spool.dir, "cannot open the spool: %s", err);
             fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
             return 1;
         }
-        if (kvl_uplink_new(a->loop, a->cfg, a->outbox, a->registry, &a->up, err, sizeof(err)) !=
-            0) {
-            KVL_LOG_ERROR("uplink", a->cfg->collector, "%s", err);
+        kvl_uplink_opts_t uo = {.cfg = ship,
+                                .agent_id = a->cfg->id,
+                                .site = a->cfg->site,
+                                .outbox = a->outbox,
+                                .registry = a->registry};
+        if (kvl_uplink_new(a->loop, &uo, &a->up, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", ship->collector, "%s", err);
             fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
             return 1;
         }
-        if (a->cfg->spool.dir != NULL) {
+        if (ship->spool.dir != NULL) {
             /* Series keep their ids across restarts: spooled batches stay valid. */
             char defs[4200];
-            snprintf(defs, sizeof(defs), "%s/series.defs", a->cfg->spool.dir);
+            snprintf(defs, sizeof(defs), "%s/series.defs", ship->spool.dir);
             if (kvl_registry_persist(a->registry, defs) != 0) {
                 fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
                 return 1;
             }
         }
     }
-    if (kvl_batcher_new(a->loop, a->registry, a->outbox, a->cfg->flush_interval_ms, &a->batcher,
-                        err, sizeof(err)) != 0) {
+    if (kvl_batcher_new(a->loop, a->registry, a->outbox, ship->flush_interval_ms, &a->batcher, err,
+                        sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 1;
     }
@@ -307,8 +312,8 @@ int main(int argc, char **argv)
         }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->collector,
-                     a.cfg->n_collectors > 1 ? " and more" : "");
+                     a.cfg->site, a.cfg->n_devices, a.cfg->ship.collector,
+                     a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }
     uv_run(a.loop, UV_RUN_DEFAULT);

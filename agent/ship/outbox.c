@@ -57,7 +57,7 @@ typedef struct lane {
 
 struct kvl_outbox {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
+    const kvl_ship_cfg_t *cfg;
     char *dir;
     size_t n_readers;
     lane_t lanes[KVL_LANES];
@@ -210,7 +210,7 @@ static int open_lane_spool(kvl_outbox_t *o, lane_t *l, uint64_t max_bytes,
 
 static void on_sync_timer(uv_timer_t *t);
 
-int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *const *readers,
+int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *const *readers,
                     size_t n_readers, kvl_outbox_t **out, char *err, size_t errlen)
 {
     if (n_readers == 0 || n_readers > KVL_SPOOL_MAX_READERS) {

@@ -28,8 +28,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent_config.h"
 #include "buf.h"
+#include "ship_config.h"
 #include "wire.h"
 
 typedef struct kvl_outbox kvl_outbox_t;
@@ -45,7 +45,7 @@ typedef struct kvl_outbox_stats {
 
 /* Opens the lanes with one reader per name (1 to 8 names, [A-Za-z0-9_.:-]). Returns 0 and
  * sets *out, or a negative code with a sentence in err. */
-int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *const *readers,
+int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *const *readers,
                     size_t n_readers, kvl_outbox_t **out, char *err, size_t errlen);
 /* Syncs and closes (once a sync in progress has finished). NULL-safe. */
 void kvl_outbox_free(kvl_outbox_t *o);

@@ -118,10 +118,11 @@ typedef struct ep {
 
 struct kvl_uplink {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
-    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
-    kvl_registry_t *reg;    /* definitions sent at each connection's start */
-    kvl_outbox_t *outbox;   /* not ours */
+    const kvl_ship_cfg_t *cfg;
+    const char *agent_id, *site; /* said in the Hello */
+    kvl_tls_ctx_t *tls_ctx;      /* NULL when insecure */
+    kvl_registry_t *reg;         /* definitions sent at each connection's start */
+    kvl_outbox_t *outbox;        /* not ours */
     bool dual;
     ep_t eps[KVL_MAX_COLLECTORS];
     size_t n_eps;
@@ -187,7 +188,7 @@ static void on_stats_timer(uv_timer_t *t)
     }
 }
 
-size_t kvl_uplink_readers(const kvl_agent_cfg_t *cfg, kvl_uplink_reader_names_t *names,
+size_t kvl_uplink_readers(const kvl_ship_cfg_t *cfg, kvl_uplink_reader_names_t *names,
                           const char **readers)
 {
     bool dual = cfg->collector_mode == KVL_COLLECTORS_DUAL;
@@ -212,9 +213,10 @@ static void on_appended(void *arg, int lane)
     pump_all(arg);
 }
 
-int kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_outbox_t *outbox,
-                   kvl_registry_t *reg, kvl_uplink_t **out, char *err, size_t errlen)
+int kvl_uplink_new(uv_loop_t *loop, const kvl_uplink_opts_t *opts, kvl_uplink_t **out, char *err,
+                   size_t errlen)
 {
+    const kvl_ship_cfg_t *cfg = opts->cfg;
     kvl_uplink_t *u = calloc(1, sizeof(*u));
     if (u == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -222,8 +224,10 @@ int kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_outbox_t *ou
     }
     u->loop = loop;
     u->cfg = cfg;
-    u->outbox = outbox;
-    u->reg = reg;
+    u->agent_id = opts->agent_id;
+    u->site = opts->site;
+    u->outbox = opts->outbox;
+    u->reg = opts->registry;
     u->dual = cfg->collector_mode == KVL_COLLECTORS_DUAL;
     u->n_eps = cfg->n_collectors;
     if (cfg->tls.insecure) {
@@ -264,7 +268,7 @@ int kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_outbox_t *ou
         KVL_LOG_INFO("uplink", NULL, "%zu collectors, mode %s", u->n_eps,
                      u->dual ? "dual (all at once)" : "failover (one at a time, in order)");
     }
-    kvl_outbox_watch(outbox, on_appended, u);
+    kvl_outbox_watch(u->outbox, on_appended, u);
     *out = u;
     return 0;
 }
@@ -615,9 +619,9 @@ static int send_hello(ep_t *e)
     kvl_uplink_t *u = e->up;
     kvl_msg_t m = {.type = KVL_MSG_HELLO};
     m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
-                              .agent_id = u->cfg->id,
+                              .agent_id = u->agent_id,
                               .version = KVL_VERSION,
-                              .site = u->cfg->site,
+                              .site = u->site,
                               .boot_id = u->boot_id};
     int rc = send_msg(e, &m);
     if (rc == 0) {

@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent_config.h"
 #include "outbox.h"
 #include "registry.h"
+#include "ship_config.h"
 
 typedef struct kvl_uplink kvl_uplink_t;
 
@@ -29,14 +29,21 @@ typedef struct kvl_uplink kvl_uplink_t;
 typedef struct kvl_uplink_reader_names {
     char name[KVL_MAX_COLLECTORS][KVL_OUTBOX_READER_NAME_MAX + 1];
 } kvl_uplink_reader_names_t;
-size_t kvl_uplink_readers(const kvl_agent_cfg_t *cfg, kvl_uplink_reader_names_t *names,
+size_t kvl_uplink_readers(const kvl_ship_cfg_t *cfg, kvl_uplink_reader_names_t *names,
                           const char **readers);
 
-/* Sends what outbox holds (opened with kvl_uplink_readers' names) and what is appended to
- * it later, with reg's definitions at each connection's start. cfg, outbox and reg must
- * outlive the uplink. Returns 0 and sets *out, or a negative code with a sentence in err. */
-int kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_outbox_t *outbox,
-                   kvl_registry_t *reg, kvl_uplink_t **out, char *err, size_t errlen);
+/* What the uplink works with; everything must outlive it. */
+typedef struct kvl_uplink_opts {
+    const kvl_ship_cfg_t *cfg;
+    const char *agent_id, *site; /* said in the Hello */
+    kvl_outbox_t *outbox;        /* opened with kvl_uplink_readers' names */
+    kvl_registry_t *registry;    /* its definitions go out at each connection's start */
+} kvl_uplink_opts_t;
+
+/* Sends what the outbox holds and what is appended to it later. Returns 0 and sets *out, or a
+ * negative code with a sentence in err. */
+int kvl_uplink_new(uv_loop_t *loop, const kvl_uplink_opts_t *opts, kvl_uplink_t **out, char *err,
+                   size_t errlen);
 /* Starts connecting. */
 void kvl_uplink_start(kvl_uplink_t *u);
 /* What a stopping agent waits for: without a spool, the batches no endpoint has

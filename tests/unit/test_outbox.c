@@ -65,7 +65,7 @@ static void test_memory_readers(void **state)
     const char *readers[] = {"a", "b"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 2, &o, err, sizeof(err)), 0);
     assert_false(kvl_outbox_on_disk(o));
     for (uint64_t s = 10; s <= 12; s++) {
         append_str(o, KVL_LANE_BULK, s);
@@ -113,7 +113,7 @@ static void test_memory_bound(void **state)
     const char *readers[] = {"a", "b"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 2, &o, err, sizeof(err)), 0);
     append_str(o, KVL_LANE_BULK, 1);
     kvl_outbox_ack(o, KVL_LANE_BULK, 1, 1); /* b has it, a has not */
     for (uint64_t s = 2; s <= 4; s++) {
@@ -149,7 +149,7 @@ static void test_disk_restart(void **state)
     const char *readers[] = {"failover"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     assert_true(kvl_outbox_on_disk(o));
     uint64_t far = UINT64_C(1) << 62; /* far above the clock */
     for (uint64_t s = far; s < far + 5; s++) {
@@ -159,7 +159,7 @@ static void test_disk_restart(void **state)
     kvl_outbox_ack(o, KVL_LANE_BULK, 0, far + 1);
     close_outbox(&loop, o);
 
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 3);
     assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0), 1);
     assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_BULK), far + 5);
@@ -200,7 +200,7 @@ static void test_registry_persist(void **state)
     char err[600];
     const char *readers[] = {"failover"};
     kvl_outbox_t *o = NULL;
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
 
     kvl_registry_t *reg = NULL;

@@ -45,12 +45,16 @@ static void ship_start(world_t *w)
     char err[600];
     kvl_uplink_reader_names_t names;
     const char *readers[KVL_MAX_COLLECTORS];
-    size_t n = kvl_uplink_readers(w->acfg, &names, readers);
+    size_t n = kvl_uplink_readers(&w->acfg->ship, &names, readers);
     assert_int_equal(kvl_registry_new(&w->registry, err, sizeof(err)), 0);
-    assert_int_equal(kvl_outbox_open(&w->loop, w->acfg, readers, n, &w->outbox, err, sizeof(err)),
-                     0);
     assert_int_equal(
-        kvl_uplink_new(&w->loop, w->acfg, w->outbox, w->registry, &w->up, err, sizeof(err)), 0);
+        kvl_outbox_open(&w->loop, &w->acfg->ship, readers, n, &w->outbox, err, sizeof(err)), 0);
+    kvl_uplink_opts_t uo = {.cfg = &w->acfg->ship,
+                            .agent_id = w->acfg->id,
+                            .site = w->acfg->site,
+                            .outbox = w->outbox,
+                            .registry = w->registry};
+    assert_int_equal(kvl_uplink_new(&w->loop, &uo, &w->up, err, sizeof(err)), 0);
     assert_int_equal(
         kvl_batcher_new(&w->loop, w->registry, w->outbox, 100, &w->batcher, err, sizeof(err)), 0);
     kvl_uplink_start(w->up);
