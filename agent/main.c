@@ -24,6 +24,7 @@
 #include "poller.h"
 #include "prober.h"
 #include "registry.h"
+#include "stats.h"
 #include "uplink.h"
 
 #define DRAIN_MS 5000 /* how long a stopping agent waits for the last acknowledgements */
@@ -37,6 +38,7 @@ typedef struct app {
     kvl_batcher_t *batcher;
     kvl_poller_t *poller;
     kvl_prober_t *prober;
+    kvl_stats_t *stats;
     uv_signal_t sigint, sigterm;
     uv_timer_t drain;
     uint64_t drain_deadline;
@@ -58,6 +60,8 @@ static void usage(FILE *f)
 
 static void close_all(app_t *a)
 {
+    kvl_stats_free(a->stats); /* before the rooms it reads */
+    a->stats = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -89,6 +93,8 @@ static void stop(app_t *a)
     }
     a->stopping = true;
     KVL_LOG_INFO("agent", a->cfg->id, "stopping");
+    kvl_stats_free(a->stats);
+    a->stats = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -105,17 +111,6 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     KVL_UNUSED(signum);
     stop(s->data);
-}
-
-/* The agent's statistics about its spool (or memory queue). */
-static void spool_stats(void *arg, uint64_t *bytes, uint64_t *waiting, uint64_t *dropped)
-{
-    app_t *a = arg;
-    kvl_outbox_stats_t st;
-    kvl_outbox_stats(a->outbox, &st);
-    *bytes = st.bytes;
-    *waiting = st.waiting;
-    *dropped = st.dropped;
 }
 
 static void on_polled_once(void *arg)
@@ -301,7 +296,16 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
-        kvl_poller_set_spool_stats(a.poller, spool_stats, &a);
+        kvl_stats_opts_t so = {
+            .agent_id = a.cfg->id, .batcher = a.batcher, .poller = a.poller, .outbox = a.outbox};
+        if (kvl_stats_new(a.loop, &so, &a.stats, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
+            close_all(&a);
+            uv_run(a.loop, UV_RUN_DEFAULT);
+            kvl_registry_free(a.registry);
+            kvl_agent_cfg_free(a.cfg);
+            return 1;
+        }
         a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
         if (a.prober == NULL) {
             close_all(&a);
