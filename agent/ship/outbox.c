@@ -28,7 +28,6 @@
 
 #define EVENTS_MAX_BYTES (16ull << 20)
 #define SEGMENT_MAX (4ull << 20)
-#define TEST_MIN_BYTES 1024ull
 
 typedef struct slot {
     uint64_t seq;
@@ -152,16 +151,6 @@ static void set_err(char *err, size_t errlen, const char *what, const char *dir,
     snprintf(err, errlen, "%s %s: %s", what, dir, kvl_strerror(rc));
 }
 
-static uint64_t test_bound(void)
-{
-    const char *s = getenv("KAAVAL_SPOOL_TEST_MAX_BYTES");
-    if (s == NULL || *s == '\0') {
-        return 0;
-    }
-    unsigned long long v = strtoull(s, NULL, 10);
-    return v < TEST_MIN_BYTES ? TEST_MIN_BYTES : v;
-}
-
 static int open_lane_spool(kvl_outbox_t *o, lane_t *l, uint64_t max_bytes,
                            const char *const *readers, size_t n_readers, char *err, size_t errlen)
 {
@@ -233,13 +222,10 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *cons
     if (cfg->spool.dir != NULL) {
         o->dir = strdup(cfg->spool.dir);
         uint64_t bulk_max = (uint64_t)cfg->spool.max_bytes, ev_max = EVENTS_MAX_BYTES;
-        uint64_t tb = test_bound();
-        if (tb != 0) {
-            KVL_LOG_WARN("outbox", cfg->spool.dir,
-                         "KAAVAL_SPOOL_TEST_MAX_BYTES: each lane bounded to %" PRIu64
-                         " bytes (for tests only)",
-                         tb);
-            bulk_max = ev_max = tb;
+        if (cfg->spool.lane_max_bytes > 0) {
+            bulk_max = ev_max = (uint64_t)cfg->spool.lane_max_bytes;
+            KVL_LOG_INFO("outbox", cfg->spool.dir,
+                         "spool.lane_max_bytes: each lane bounded to %" PRIu64 " bytes", bulk_max);
         }
         rc = o->dir == NULL ? KVL_ENOMEM : 0;
         /* The spool folder itself is made when missing (its parent must exist). */

@@ -15,9 +15,8 @@
  * (after a reconnect). Sequence numbers continue across restarts: kvl_outbox_next_seq returns
  * max(the time-based number the uplink always used, the lane's last number + 1).
  *
- * Test-only: the environment variable KAAVAL_SPOOL_TEST_MAX_BYTES, when set, replaces both
- * lanes' bounds (any value from 1024 bytes up), so the integration tests can fill a spool in
- * seconds; it is logged as a warning.
+ * `spool.lane_max_bytes`, when set, replaces both lanes' bounds (from 1024 bytes up), so
+ * the integration tests can fill a spool in seconds; it is logged.
  *
  * Loop thread only; syncing to disk runs on the thread pool every spool.sync_interval.
  */

@@ -133,6 +133,8 @@ static const kvl_cfg_field_t spool_fields[] = {
      "folder of the spool files (/var/lib/kaaval/spool)"},
     {"max_size", KVL_CFG_CUSTOM, offsetof(kvl_spool_cfg_t, max_bytes), 0, 0, NULL, parse_spool_size,
      0, "bound of the spool files (2GiB)"},
+    {"lane_max_bytes", KVL_CFG_INT, offsetof(kvl_spool_cfg_t, lane_max_bytes), 1024, 1ll << 40,
+     NULL, NULL, 0, "bound of each lane in bytes, instead of max_size (tests, tiny disks)"},
     {"sync_interval", KVL_CFG_DURATION, offsetof(kvl_spool_cfg_t, sync_interval_ms), 0, 3600000,
      NULL, NULL, 0, "how often written batches are forced to disk; 0: every batch (1s)"},
     {NULL},

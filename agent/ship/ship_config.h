@@ -36,9 +36,12 @@
  *                                 #   TiB; at least 16MiB; the events lane has 16 MiB more);
  *                                 #   when full the oldest batches are dropped, counted and
  *                                 #   logged. 2 GiB holds weeks of a block HQ agent (~5,000
- *                                 #   series at 60 s, ~100 MB a day). Tests only: the
- *                                 #   environment variable KAAVAL_SPOOL_TEST_MAX_BYTES
- *                                 #   replaces the bound of both lanes (outbox.h)
+ *                                 #   series at 60 s, ~100 MB a day).
+ *     lane_max_bytes: 1048576     # optional: the bound of each lane (bulk and events) in
+ *                                 #   bytes, at least 1024, instead of max_size and the
+ *                                 #   events lane's 16 MiB; for tests (a spool that fills in
+ *                                 #   seconds) and very small disks. Below ~1 MiB every batch
+ *                                 #   has a segment of its own, so drops go one at a time
  *     sync_interval: 1s           # how often written batches are forced to disk: a power
  *                                 #   cut loses at most this much; 0: every batch (slow)
  *   tls:                          # mutual TLS to the collector (or `insecure: true`,
@@ -65,6 +68,7 @@ typedef struct kvl_spool_cfg {
     char *dir;
     int64_t max_bytes;
     int64_t sync_interval_ms;
+    int64_t lane_max_bytes; /* 0: max_bytes for bulk, 16 MiB for events; else both lanes */
 } kvl_spool_cfg_t;
 
 #define KVL_MAX_COLLECTORS 8

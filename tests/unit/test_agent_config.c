@@ -380,6 +380,11 @@ static void test_spool_section(void **state)
     c = parse_ok(HEAD "spool:\n  max_size: 20000000\n");
     assert_int_equal(c->ship.spool.max_bytes, 20000000);
     kvl_agent_cfg_free(c);
+    c = parse_ok(HEAD "spool:\n  lane_max_bytes: 1024\n"); /* a tiny bound for tests */
+    assert_int_equal(c->ship.spool.lane_max_bytes, 1024);
+    assert_int_equal(c->ship.spool.max_bytes, 2ll << 30);
+    kvl_agent_cfg_free(c);
+    expect_error(HEAD "spool:\n  lane_max_bytes: 1000\n", "a.yaml:5:19: ", "from 1024");
 
     expect_error(HEAD "spool:\n  max_size: 2GB\n", "a.yaml:5:13: ", "expected a size");
     expect_error(HEAD "spool:\n  max_size: 1MiB\n", "a.yaml:5:13: ", "from 16 MiB");
