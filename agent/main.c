@@ -278,20 +278,13 @@ int main(int argc, char **argv)
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
     }
+    int status = 1;
     if (start_shipping(&a, once) != 0) {
-        close_all(&a);
-        uv_run(a.loop, UV_RUN_DEFAULT);
-        kvl_registry_free(a.registry);
-        kvl_agent_cfg_free(a.cfg);
-        return 1;
+        goto out;
     }
     a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
     if (a.poller == NULL) {
-        close_all(&a);
-        uv_run(a.loop, UV_RUN_DEFAULT);
-        kvl_registry_free(a.registry);
-        kvl_agent_cfg_free(a.cfg);
-        return 1;
+        goto out;
     }
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
@@ -300,19 +293,11 @@ int main(int argc, char **argv)
             .agent_id = a.cfg->id, .batcher = a.batcher, .poller = a.poller, .outbox = a.outbox};
         if (kvl_stats_new(a.loop, &so, &a.stats, err, sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
-            close_all(&a);
-            uv_run(a.loop, UV_RUN_DEFAULT);
-            kvl_registry_free(a.registry);
-            kvl_agent_cfg_free(a.cfg);
-            return 1;
+            goto out;
         }
         a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
         if (a.prober == NULL) {
-            close_all(&a);
-            uv_run(a.loop, UV_RUN_DEFAULT);
-            kvl_registry_free(a.registry);
-            kvl_agent_cfg_free(a.cfg);
-            return 1;
+            goto out;
         }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
@@ -320,12 +305,17 @@ int main(int argc, char **argv)
                      a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }
+    status = 0;
+out:
+    if (status != 0) {
+        close_all(&a);
+    }
     uv_run(a.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(a.loop);
     if (rc != 0) {
         KVL_LOG_DEBUG("agent", NULL, "loop closed with handles open: %s", uv_strerror(rc));
     }
-    kvl_registry_free(a.registry);
+    kvl_registry_free(a.registry); /* after the loop: the batcher's close has completed */
     kvl_agent_cfg_free(a.cfg);
-    return 0;
+    return status;
 }

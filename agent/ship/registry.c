@@ -298,7 +298,7 @@ static void announce(kvl_registry_t *r, size_t idx, const kvl_label_t *l, size_t
     VEC_PUSH(r, r->new_defs, nd);
 }
 
-/* Appends the batcher's own copy of family u (interned names) with the next id, owned by
+/* Appends the registry's own copy of family u (interned names) with the next id, owned by
  * user (NULL: restored from series.defs, claimed later by content). NULL when it cannot. */
 static fam_t *add_family(kvl_registry_t *r, const kvl_family_t *u, const kvl_family_t *user)
 {
@@ -338,7 +338,7 @@ static fam_t *add_family(kvl_registry_t *r, const kvl_family_t *u, const kvl_fam
     return f;
 }
 
-/* The batcher's own copy of a family, made once per family pointer the caller uses. */
+/* The registry's own copy of a family, made once per family pointer the caller uses. */
 static const fam_t *family_get(kvl_registry_t *r, const kvl_family_t *user)
 {
     for (size_t i = 0; i < r->n_fams; i++) {
@@ -754,11 +754,6 @@ bool kvl_registry_lookup(const kvl_registry_t *r, uint32_t id, kvl_series_def_t 
 const kvl_family_t *kvl_registry_family(const kvl_registry_t *r, uint32_t family)
 {
     return family != 0 && family <= r->n_fams ? &r->fams[family - 1]->f : NULL;
-}
-
-size_t kvl_registry_n_new(const kvl_registry_t *r)
-{
-    return r->new_defs.n;
 }
 
 int kvl_registry_take_new(kvl_registry_t *r, kvl_registry_new_t *nw)

@@ -92,7 +92,6 @@ typedef struct kvl_registry_new {
     kvl_family_t *families;
     size_t n_families;
 } kvl_registry_new_t;
-size_t kvl_registry_n_new(const kvl_registry_t *r);
 /* Returns 0, or KVL_ENOMEM (logged) leaving the definitions waiting. */
 int kvl_registry_take_new(kvl_registry_t *r, kvl_registry_new_t *nw);
 void kvl_registry_new_free(kvl_registry_new_t *nw);
