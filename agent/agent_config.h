@@ -5,49 +5,11 @@
  * -----------------------
  *   id: blk-tvm-north-01          # this agent's identity (required)
  *   site: tvm-north               # where it stands (required)
- *   collector: 127.0.0.1:5140     # host:port of the collector (this or `collectors:`)
- *   collectors: [noc-col-1:5140, noc-col-2:5140]   # up to 8 collector endpoints, in order
- *   mode: failover                # failover: send to one collector at a time, the first
- *                                 #   of the list that answers; when it fails, the next
- *                                 #   one (the list starts over from the first after the
- *                                 #   last), and the agent stays with whichever works until
- *                                 #   it fails (no going back while it works: no flapping).
- *                                 #   The spool keeps one position, so what one collector
- *                                 #   acknowledged is not sent to the next.
- *                                 # dual: send everything to every collector at once; each
- *                                 #   has its own position in the spool and acknowledges on
- *                                 #   its own; a batch is kept until all acknowledged it
- *                                 #   (within the bound). TLS settings are shared.
+ *   collector: 127.0.0.1:5140     # the shipping keys (collector, collectors, mode,
+ *                                 #   flush_interval, max_queue, reconnect_max, spool, tls,
+ *                                 #   insecure): see agent/ship/ship_config.h
  *   log_level: info               # error, warn, info or debug
- *   flush_interval: 1s            # how long samples wait to be batched
- *   max_queue: 100000             # without a spool: unacknowledged batches kept in memory
- *                                 #   (per lane; lost when the agent stops)
- *   reconnect_max: 30s            # longest wait between connection attempts
  *   max_inflight: 500             # SNMP requests in flight at once, all devices together
- *
- *   spool:                        # batches on disk until the collectors acknowledge them;
- *                                 #   without this section they wait in memory (max_queue)
- *     dir: /var/lib/kaaval/spool  # must exist, writable by the agent (not created); holds
- *                                 #   bulk/ and events/ (one spool per lane, created) and
- *                                 #   series.defs (the series registry, so ids and replayed
- *                                 #   batches stay valid across agent restarts)
- *     max_size: 2GiB              # bound of the bulk lane's files (bytes, KiB, MiB, GiB or
- *                                 #   TiB; at least 16MiB; the events lane has 16 MiB more);
- *                                 #   when full the oldest batches are dropped, counted and
- *                                 #   logged. 2 GiB holds weeks of a block HQ agent (~5,000
- *                                 #   series at 60 s, ~100 MB a day). Tests only: the
- *                                 #   environment variable KAAVAL_SPOOL_TEST_MAX_BYTES
- *                                 #   replaces the bound of both lanes (agent/outbox.h)
- *     sync_interval: 1s           # how often written batches are forced to disk: a power
- *                                 #   cut loses at most this much; 0: every batch (slow)
- *   tls:                          # mutual TLS to the collector (or `insecure: true`,
- *     ca: /etc/kaaval/ca.crt      #   plain TCP, logged as a warning; one is required)
- *     cert: /etc/kaaval/blk-tvm-north-01.crt   # subject CN must equal `id`
- *     key: /etc/kaaval/blk-tvm-north-01.key    # packaging/kaaval-certs.sh makes these
- *     server_name: noc-col-1      # optional: the name every collector's certificate must
- *                                 #   carry (default: the host or IP of each endpoint in
- *                                 #   `collector:`/`collectors:`; leave it out when the
- *                                 #   collectors' certificates name different hosts)
  *
  *   credentials:                  # named credential sets, referenced by name below
  *     - name: campus-ro           # SNMP v1 / v2c: a community
@@ -196,7 +158,7 @@
 #include <stdint.h>
 
 #include "probe_config.h"
-#include "tls_config.h"
+#include "ship_config.h"
 #include "wire.h" /* kvl_family_t, kvl_kind_t */
 
 typedef enum {
@@ -326,43 +288,12 @@ typedef struct kvl_device_cfg {
     size_t n_mgroups;
 } kvl_device_cfg_t;
 
-/* The disk spool (agent/spool.h). */
-typedef struct kvl_spool_cfg {
-    char *dir;
-    int64_t max_bytes;
-    int64_t sync_interval_ms;
-} kvl_spool_cfg_t;
-
-#define KVL_MAX_COLLECTORS 8
-
-/* A collector endpoint. */
-typedef struct kvl_endpoint {
-    char *addr; /* "host:port" as written */
-    char host[256];
-    uint16_t port;
-} kvl_endpoint_t;
-
-typedef enum {
-    KVL_COLLECTORS_FAILOVER = 0, /* one at a time, the first reachable in list order */
-    KVL_COLLECTORS_DUAL = 1,     /* all at once, each acknowledging on its own */
-} kvl_collector_mode_t;
-
 typedef struct kvl_agent_cfg {
     char *id;
     char *site;
-    char *collector; /* the first endpoint's "host:port" as written */
-    char collector_host[256];
-    uint16_t collector_port;
-    kvl_endpoint_t collectors[KVL_MAX_COLLECTORS]; /* `collectors:`, or `collector:` alone */
-    size_t n_collectors;
-    int collector_mode; /* kvl_collector_mode_t */
+    kvl_ship_cfg_t ship; /* collectors, batching, spool, tls (ship/ship_config.h) */
     int log_level;
-    int64_t flush_interval_ms;
-    int64_t max_queue;
-    int64_t reconnect_max_ms;
     int64_t max_inflight;
-    kvl_spool_cfg_t spool; /* spool.dir NULL: no `spool:` section, batches wait in memory */
-    kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
     kvl_credentials_t *credentials;
     size_t n_credentials;
     kvl_device_cfg_t *devices; /* `devices` first, then each group's, in file order */

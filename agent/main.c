@@ -18,9 +18,13 @@
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "kvl.h"
 #include "log.h"
+#include "outbox.h"
 #include "poller.h"
 #include "prober.h"
+#include "registry.h"
+#include "stats.h"
 #include "uplink.h"
 
 #define DRAIN_MS 5000 /* how long a stopping agent waits for the last acknowledgements */
@@ -28,10 +32,13 @@
 typedef struct app {
     uv_loop_t *loop;
     kvl_agent_cfg_t *cfg;
+    kvl_registry_t *registry; /* freed last, after the loop */
+    kvl_outbox_t *outbox;
     kvl_uplink_t *up;
     kvl_batcher_t *batcher;
     kvl_poller_t *poller;
     kvl_prober_t *prober;
+    kvl_stats_t *stats;
     uv_signal_t sigint, sigterm;
     uv_timer_t drain;
     uint64_t drain_deadline;
@@ -53,6 +60,8 @@ static void usage(FILE *f)
 
 static void close_all(app_t *a)
 {
+    kvl_stats_free(a->stats); /* before the rooms it reads */
+    a->stats = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -61,6 +70,8 @@ static void close_all(app_t *a)
     a->batcher = NULL;
     kvl_uplink_free(a->up);
     a->up = NULL;
+    kvl_outbox_free(a->outbox); /* after the batcher's last flush and the uplink */
+    a->outbox = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->drain, NULL);
@@ -82,6 +93,8 @@ static void stop(app_t *a)
     }
     a->stopping = true;
     KVL_LOG_INFO("agent", a->cfg->id, "stopping");
+    kvl_stats_free(a->stats);
+    a->stats = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -100,17 +113,6 @@ static void on_signal(uv_signal_t *s, int signum)
     stop(s->data);
 }
 
-/* The agent's statistics about its spool (or memory queue). */
-static void spool_stats(void *arg, uint64_t *bytes, uint64_t *waiting, uint64_t *dropped)
-{
-    app_t *a = arg;
-    kvl_outbox_stats_t st;
-    kvl_uplink_stats(a->up, &st);
-    *bytes = st.bytes;
-    *waiting = st.waiting;
-    *dropped = st.dropped;
-}
-
 static void on_polled_once(void *arg)
 {
     app_t *a = arg;
@@ -123,6 +125,57 @@ static void on_probed(void *arg)
 {
     app_t *a = arg;
     uv_timer_start(&a->drain, on_drain, 0, 0);
+}
+
+/* The ship room, wired one way: registry <- batcher -> outbox <- uplink (which also reads the
+ * registry). --poll-once: no outbox and no uplink, the batcher prints. Returns 0, or 1 after
+ * saying why. */
+static int start_shipping(app_t *a, bool once)
+{
+    const kvl_ship_cfg_t *ship = &a->cfg->ship;
+    char err[600];
+    if (kvl_registry_new(&a->registry, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    if (!once) {
+        kvl_uplink_reader_names_t names;
+        const char *readers[KVL_MAX_COLLECTORS];
+        size_t n = kvl_uplink_readers(ship, &names, readers);
+        if (kvl_outbox_open(a->loop, ship, readers, n, &a->outbox, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", ship->spool.dir, "cannot open the spool: %s", err);
+            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
+            return 1;
+        }
+        kvl_uplink_opts_t uo = {.cfg = ship,
+                                .agent_id = a->cfg->id,
+                                .site = a->cfg->site,
+                                .outbox = a->outbox,
+                                .registry = a->registry};
+        if (kvl_uplink_new(a->loop, &uo, &a->up, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", ship->collector, "%s", err);
+            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
+            return 1;
+        }
+        if (ship->spool.dir != NULL) {
+            /* Series keep their ids across restarts: spooled batches stay valid. */
+            char defs[4200];
+            snprintf(defs, sizeof(defs), "%s/series.defs", ship->spool.dir);
+            if (kvl_registry_persist(a->registry, defs) != 0) {
+                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
+                return 1;
+            }
+        }
+    }
+    if (kvl_batcher_new(a->loop, a->registry, a->outbox, ship->flush_interval_ms, &a->batcher, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    if (once) {
+        kvl_batcher_set_dump(a->batcher, stdout);
+    }
+    return 0;
 }
 
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
@@ -225,64 +278,44 @@ int main(int argc, char **argv)
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
     }
-    if (!once) {
-        a.up = kvl_uplink_new(a.loop, a.cfg);
-        if (a.up == NULL) {
-            fprintf(stderr, "kaaval-agent: cannot start the uplink (see above)\n");
-            return 1;
-        }
-    }
-    a.batcher = kvl_batcher_new(a.loop, a.up, a.cfg->flush_interval_ms);
-    if (a.batcher == NULL) {
-        fprintf(stderr, "kaaval-agent: out of memory\n");
-        return 1;
-    }
-    if (once) {
-        kvl_batcher_set_dump(a.batcher, stdout);
-    } else {
-        kvl_uplink_set_batcher(a.up, a.batcher);
-        if (a.cfg->spool.dir != NULL) {
-            /* Series keep their ids across restarts: spooled batches stay valid. */
-            char defs[4200];
-            snprintf(defs, sizeof(defs), "%s/series.defs", a.cfg->spool.dir);
-            if (kvl_batcher_persist(a.batcher, defs) != 0) {
-                fprintf(stderr, "kaaval-agent: cannot keep the series registry (see above)\n");
-                close_all(&a);
-                uv_run(a.loop, UV_RUN_DEFAULT);
-                kvl_agent_cfg_free(a.cfg);
-                return 1;
-            }
-        }
+    int status = 1;
+    if (start_shipping(&a, once) != 0) {
+        goto out;
     }
     a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
     if (a.poller == NULL) {
-        close_all(&a);
-        uv_run(a.loop, UV_RUN_DEFAULT);
-        kvl_agent_cfg_free(a.cfg);
-        return 1;
+        goto out;
     }
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
-        kvl_poller_set_spool_stats(a.poller, spool_stats, &a);
+        kvl_stats_opts_t so = {
+            .agent_id = a.cfg->id, .batcher = a.batcher, .poller = a.poller, .outbox = a.outbox};
+        if (kvl_stats_new(a.loop, &so, &a.stats, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
+            goto out;
+        }
         a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
         if (a.prober == NULL) {
-            close_all(&a);
-            uv_run(a.loop, UV_RUN_DEFAULT);
-            kvl_agent_cfg_free(a.cfg);
-            return 1;
+            goto out;
         }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->collector,
-                     a.cfg->n_collectors > 1 ? " and more" : "");
+                     a.cfg->site, a.cfg->n_devices, a.cfg->ship.collector,
+                     a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
+    }
+    status = 0;
+out:
+    if (status != 0) {
+        close_all(&a);
     }
     uv_run(a.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(a.loop);
     if (rc != 0) {
         KVL_LOG_DEBUG("agent", NULL, "loop closed with handles open: %s", uv_strerror(rc));
     }
+    kvl_registry_free(a.registry); /* after the loop: the batcher's close has completed */
     kvl_agent_cfg_free(a.cfg);
-    return 0;
+    return status;
 }

@@ -53,7 +53,6 @@
 #include <arpa/inet.h>
 #include <fnmatch.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +73,6 @@
 #define DEAD_MAX_GAP_MS 300000 /* longest gap between probes of a dead device */
 #define MID_POLL_RETRIES 2     /* smaller resends after timeouts, per poll */
 #define CEILING_MS 3600000     /* how long a size that failed caps the growth */
-#define STATS_PERIOD_MS 60000  /* the agent's own statistics */
 
 /* --- what is walked -------------------------------------------------------------------------- */
 
@@ -359,41 +357,6 @@ typedef struct device {
     bool groups_skip; /* the interface part ended without an answer: no groups this poll */
 } device_t;
 
-enum {
-    ST_REQUESTS,
-    ST_TIMEOUTS,
-    ST_VARBINDS,
-    ST_ERRORS,
-    ST_DEVICES,
-    ST_DOWN,
-    ST_INFLIGHT,
-    ST_CYCLE,
-    ST_LAG,
-    ST_SPOOL_BYTES,
-    ST_SPOOL_WAITING,
-    ST_SPOOL_DROPPED,
-    N_STATS
-};
-
-static const struct {
-    const char *metric;
-    kvl_kind_t kind;
-    bool real;
-} stat_defs[N_STATS] = {
-    [ST_REQUESTS] = {"snmp_requests", KVL_KIND_COUNTER, false},
-    [ST_TIMEOUTS] = {"snmp_timeouts", KVL_KIND_COUNTER, false},
-    [ST_VARBINDS] = {"snmp_varbinds", KVL_KIND_COUNTER, false},
-    [ST_ERRORS] = {"snmp_errors", KVL_KIND_COUNTER, false},
-    [ST_DEVICES] = {"devices", KVL_KIND_GAUGE, false},
-    [ST_DOWN] = {"devices_down", KVL_KIND_GAUGE, false},
-    [ST_INFLIGHT] = {"inflight", KVL_KIND_GAUGE, false},
-    [ST_CYCLE] = {"cycle_ms", KVL_KIND_GAUGE, true},
-    [ST_LAG] = {"lag_ms", KVL_KIND_GAUGE, true},
-    [ST_SPOOL_BYTES] = {"spool_bytes", KVL_KIND_GAUGE, false},     /* outbox.h: both lanes */
-    [ST_SPOOL_WAITING] = {"spool_waiting", KVL_KIND_GAUGE, false}, /* not acknowledged */
-    [ST_SPOOL_DROPPED] = {"spool_dropped", KVL_KIND_GAUGE, false}, /* since the agent started */
-};
-
 struct kvl_poller {
     uv_loop_t *loop;
     const kvl_agent_cfg_t *cfg;
@@ -405,10 +368,6 @@ struct kvl_poller {
     void *done_arg;
     size_t n_done;
     uv_timer_t done_timer;
-    uv_timer_t stats_timer;
-    uint64_t stats_period_ms;
-    kvl_poller_spool_fn spool_fn;
-    void *spool_arg;
     int open_handles;
 
     /* One timer for every device's ticks: a binary min-heap of device indices by next_due
@@ -426,7 +385,6 @@ struct kvl_poller {
     uint64_t n_requests, n_timeouts, n_varbinds, n_errors;
     double cycle_max_ms, lag_max_ms;
     bool any_poll;
-    uint32_t stat_ids[N_STATS];
 };
 
 static void start_poll(device_t *d);
@@ -2015,60 +1973,24 @@ static void on_sched(uv_timer_t *t)
     sched_arm(p);
 }
 
-/* --- the agent's own statistics -------------------------------------------------------------- */
+/* --- the agent's own statistics (reported by agent/stats.c) ---------------------------------- */
 
-static void on_stats_timer(uv_timer_t *t)
+void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st)
 {
-    kvl_poller_t *p = t->data;
-    /* Polls allocate and free their work (rows, OID arrays) all the time; the memory freed
-     * between the heap's live blocks would otherwise stay resident for good. Once a period,
-     * hand whole free pages back to the kernel (a few milliseconds). */
-    malloc_trim(0);
-    uint32_t interval_s = (uint32_t)(p->stats_period_ms / 1000);
-    for (int i = 0; i < N_STATS; i++) {
-        if (p->stat_ids[i] == 0 && (i < ST_SPOOL_BYTES || p->spool_fn != NULL)) {
-            kvl_series_key_t key = {
-                .device = p->cfg->id,
-                .scope = KVL_SCOPE_AGENT,
-                .instance = "",
-                .metric = stat_defs[i].metric,
-                .kind = stat_defs[i].kind,
-                .interval_s = interval_s > 0 ? interval_s : 1,
-                .real = stat_defs[i].real,
-            };
-            p->stat_ids[i] = kvl_batcher_series(p->b, &key);
-        }
-    }
     uint64_t down = 0;
     for (size_t i = 0; i < p->n_devs; i++) {
         down += p->devs[i].down ? 1 : 0;
     }
-    uint64_t values[N_STATS] = {
-        [ST_REQUESTS] = p->n_requests, [ST_TIMEOUTS] = p->n_timeouts, [ST_VARBINDS] = p->n_varbinds,
-        [ST_ERRORS] = p->n_errors,     [ST_DEVICES] = p->n_devs,      [ST_DOWN] = down,
-        [ST_INFLIGHT] = p->inflight,
-    };
-    if (p->spool_fn != NULL) {
-        p->spool_fn(p->spool_arg, &values[ST_SPOOL_BYTES], &values[ST_SPOOL_WAITING],
-                    &values[ST_SPOOL_DROPPED]);
-    }
-    kvl_batcher_group_begin(p->b, kvl_now_ms());
-    for (int i = 0; i < N_STATS; i++) {
-        if (p->stat_ids[i] == 0) {
-            continue;
-        }
-        if (i == ST_CYCLE || i == ST_LAG) {
-            if (p->any_poll) {
-                kvl_batcher_add_real(p->b, p->stat_ids[i],
-                                     i == ST_CYCLE ? p->cycle_max_ms : p->lag_max_ms);
-            } else {
-                kvl_batcher_add_unknown(p->b, p->stat_ids[i]);
-            }
-        } else {
-            kvl_batcher_add(p->b, p->stat_ids[i], values[i]);
-        }
-    }
-    kvl_batcher_group_end(p->b);
+    *st = (kvl_poller_stats_t){.requests = p->n_requests,
+                               .timeouts = p->n_timeouts,
+                               .varbinds = p->n_varbinds,
+                               .errors = p->n_errors,
+                               .devices = p->n_devs,
+                               .devices_down = down,
+                               .inflight = p->inflight,
+                               .any_poll = p->any_poll,
+                               .cycle_max_ms = p->cycle_max_ms,
+                               .lag_max_ms = p->lag_max_ms};
     p->cycle_max_ms = p->lag_max_ms = 0;
     p->any_poll = false;
 }
@@ -2118,7 +2040,6 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     p->n_devs = cfg->n_devices;
     p->max_inflight =
         cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
-    p->stats_period_ms = STATS_PERIOD_MS;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
     p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
     if (p->devs == NULL || p->sched == NULL || p->n_devs > UINT32_MAX) {
@@ -2130,12 +2051,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     }
     uv_timer_init(loop, &p->done_timer);
     p->done_timer.data = p;
-    uv_timer_init(loop, &p->stats_timer);
-    p->stats_timer.data = p;
     uv_timer_init(loop, &p->sched_timer);
     p->sched_timer.data = p;
-    p->open_handles = 3;
-    uv_timer_start(&p->stats_timer, on_stats_timer, p->stats_period_ms, p->stats_period_ms);
+    p->open_handles = 2;
     uint64_t now = uv_now(loop);
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
@@ -2178,7 +2096,6 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     p->once = true;
     p->done = done;
     p->done_arg = arg;
-    uv_timer_stop(&p->stats_timer);
     /* No spreading: every device right away (the in-flight cap still applies). */
     uint64_t now = uv_now(p->loop);
     for (size_t i = 0; i < p->n_devs; i++) {
@@ -2192,21 +2109,6 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     if (p->n_devs == 0) {
         uv_timer_start(&p->done_timer, on_done_timer, 0, 0);
     }
-}
-
-void kvl_poller_set_spool_stats(kvl_poller_t *p, kvl_poller_spool_fn fn, void *arg)
-{
-    p->spool_fn = fn;
-    p->spool_arg = arg;
-}
-
-void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms)
-{
-    if (p == NULL || p->once || ms == 0) {
-        return;
-    }
-    p->stats_period_ms = ms;
-    uv_timer_start(&p->stats_timer, on_stats_timer, ms, ms);
 }
 
 void kvl_poller_free(kvl_poller_t *p)
@@ -2226,6 +2128,4 @@ void kvl_poller_free(kvl_poller_t *p)
     uv_close((uv_handle_t *)&p->sched_timer, on_timer_closed);
     uv_timer_stop(&p->done_timer);
     uv_close((uv_handle_t *)&p->done_timer, on_timer_closed);
-    uv_timer_stop(&p->stats_timer);
-    uv_close((uv_handle_t *)&p->stats_timer, on_timer_closed);
 }

@@ -28,14 +28,14 @@
  *  - GETBULK max-repetitions (and the size of the GET batches with it) adapts per device:
  *    halved on tooBig or a timeout in the middle of a poll, grown back by one per clean
  *    poll up to the configured maximum (for an hour not above the size that failed).
- *  - Every 60 s the agent's own statistics go out as scope KVL_SCOPE_AGENT (device = the
- *    agent's id): counters snmp_requests, snmp_timeouts, snmp_varbinds, snmp_errors, gauges
- *    devices, devices_down, inflight, and real gauges cycle_ms and lag_ms (the longest poll
- *    and the largest delay of a poll's start after its scheduled time in the period).
+ *  - It counts, for the agent's own statistics (agent/stats.c reports them), requests,
+ *    timeouts, varbinds and errors, and keeps the longest poll and the largest delay of a
+ *    poll's start after its scheduled time in the period (kvl_poller_stats).
  */
 #ifndef KVL_POLLER_H
 #define KVL_POLLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -56,14 +56,14 @@ void kvl_poller_free(kvl_poller_t *p);
  * kvl_poller_new. */
 void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg);
 
-/* Changes the period of the agent statistics (60000 ms by default; for tests). */
-void kvl_poller_set_stats_period(kvl_poller_t *p, uint64_t ms);
-
-/* Where the spool statistics (spool_bytes, spool_waiting, spool_dropped) come from: fn is
- * called at each statistics period to fill the three numbers. Without it they are not
- * reported. */
-typedef void (*kvl_poller_spool_fn)(void *arg, uint64_t *bytes, uint64_t *waiting,
-                                    uint64_t *dropped);
-void kvl_poller_set_spool_stats(kvl_poller_t *p, kvl_poller_spool_fn fn, void *arg);
+/* The poller's part of the agent's own statistics: totals since start, gauges now, and the
+ * maxima of the period since the last call (which starts a new period). */
+typedef struct kvl_poller_stats {
+    uint64_t requests, timeouts, varbinds, errors; /* totals */
+    uint64_t devices, devices_down, inflight;
+    bool any_poll; /* a poll ended in the period: cycle_max_ms and lag_max_ms are known */
+    double cycle_max_ms, lag_max_ms;
+} kvl_poller_stats_t;
+void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st);
 
 #endif

@@ -10,8 +10,8 @@
 # update to the last, the rows of the outage within 1 % of the true rate on average, and
 # the collector must have refused no update as older than the archive's last one.
 #
-# Part 2, bound: with the collector away again, the agent runs with a tiny test bound
-# (KAAVAL_SPOOL_TEST_MAX_BYTES) so that its spool fills and drops the oldest batches. The
+# Part 2, bound: with the collector away again, the agent runs with a tiny bound (its
+# configuration's spool.lane_max_bytes) so that its spool fills and drops the oldest batches. The
 # collector comes back and takes the rest. Every bulk batch the agent queued (its debug log)
 # and the collector never wrote (its debug log) must be one the agent counted as dropped:
 # the missing count equals the dropped count the agent reported, and they are the oldest.
@@ -82,7 +82,8 @@ done
 kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
 kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
 mv "$ALOG" "$KVL_TMP/logs/agent-part1.txt"
-export KAAVAL_SPOOL_TEST_MAX_BYTES=$TEST_BOUND
+sed -i "s|^spool: {\(.*\)}\$|spool: {\1, lane_max_bytes: $TEST_BOUND}|" "$KVL_TMP/agent.yaml"
+grep -q "lane_max_bytes: $TEST_BOUND}" "$KVL_TMP/agent.yaml" || kvl_fail "could not set the spool's bound in $KVL_TMP/agent.yaml"
 kvl_start_agent agent "$KVL_TMP/agent.yaml"
 AGENT=$KVL_LAST_PID
 kvl_log "agent restarted with a $TEST_BOUND-byte bound per lane, the collector away until it drops"

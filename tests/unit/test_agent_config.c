@@ -80,13 +80,13 @@ static void test_example(void **state)
     kvl_agent_cfg_t *c = parse_ok(example);
     assert_string_equal(c->id, "blk-tvm-north-01");
     assert_string_equal(c->site, "tvm-north");
-    assert_string_equal(c->collector, "127.0.0.1:5140");
-    assert_string_equal(c->collector_host, "127.0.0.1");
-    assert_int_equal(c->collector_port, 5140);
+    assert_string_equal(c->ship.collector, "127.0.0.1:5140");
+    assert_string_equal(c->ship.collector_host, "127.0.0.1");
+    assert_int_equal(c->ship.collector_port, 5140);
     assert_int_equal(c->log_level, KVL_LOG_LEVEL_DEBUG);
-    assert_int_equal(c->flush_interval_ms, 250);
-    assert_int_equal(c->max_queue, 5000);
-    assert_int_equal(c->reconnect_max_ms, 120000);
+    assert_int_equal(c->ship.flush_interval_ms, 250);
+    assert_int_equal(c->ship.max_queue, 5000);
+    assert_int_equal(c->ship.reconnect_max_ms, 120000);
     assert_int_equal(c->n_devices, 3);
 
     const kvl_device_cfg_t *d = &c->devices[0];
@@ -126,9 +126,9 @@ static void test_defaults(void **state)
     assert_string_equal(c->id, "a1");
     assert_string_equal(c->site, "tvm-north");
     assert_int_equal(c->log_level, KVL_LOG_LEVEL_INFO);
-    assert_int_equal(c->flush_interval_ms, 1000);
-    assert_int_equal(c->max_queue, 100000);
-    assert_int_equal(c->reconnect_max_ms, 30000);
+    assert_int_equal(c->ship.flush_interval_ms, 1000);
+    assert_int_equal(c->ship.max_queue, 100000);
+    assert_int_equal(c->ship.reconnect_max_ms, 30000);
     assert_int_equal(c->n_devices, 0);
     kvl_agent_cfg_free(c);
 
@@ -226,8 +226,8 @@ static void test_bad_collector(void **state)
     }
     expect_error("id: a1\nsite: s\ncollector: [a, 1]\n", "a.yaml:3:12: ", "host:port");
     kvl_agent_cfg_t *c = parse_ok("id: a1\nsite: s\ncollector: '[2001:db8::5]:5140'\n");
-    assert_string_equal(c->collector_host, "2001:db8::5");
-    assert_int_equal(c->collector_port, 5140);
+    assert_string_equal(c->ship.collector_host, "2001:db8::5");
+    assert_int_equal(c->ship.collector_port, 5140);
     kvl_agent_cfg_free(c);
 }
 
@@ -331,19 +331,19 @@ static void test_collectors(void **state)
 {
     KVL_UNUSED(state);
     kvl_agent_cfg_t *c = parse_ok(HEAD);
-    assert_int_equal(c->n_collectors, 1);
-    assert_string_equal(c->collectors[0].addr, "127.0.0.1:5140");
-    assert_int_equal(c->collectors[0].port, 5140);
-    assert_int_equal(c->collector_mode, KVL_COLLECTORS_FAILOVER);
+    assert_int_equal(c->ship.n_collectors, 1);
+    assert_string_equal(c->ship.collectors[0].addr, "127.0.0.1:5140");
+    assert_int_equal(c->ship.collectors[0].port, 5140);
+    assert_int_equal(c->ship.collector_mode, KVL_COLLECTORS_FAILOVER);
     kvl_agent_cfg_free(c);
 
     c = parse_ok("id: a1\nsite: s\ncollectors: [noc-col-1:5140, '10.0.0.2:5141']\nmode: dual\n");
-    assert_int_equal(c->n_collectors, 2);
-    assert_string_equal(c->collectors[1].host, "10.0.0.2");
-    assert_int_equal(c->collectors[1].port, 5141);
-    assert_string_equal(c->collector, "noc-col-1:5140"); /* the first, for log lines */
-    assert_string_equal(c->collector_host, "noc-col-1");
-    assert_int_equal(c->collector_mode, KVL_COLLECTORS_DUAL);
+    assert_int_equal(c->ship.n_collectors, 2);
+    assert_string_equal(c->ship.collectors[1].host, "10.0.0.2");
+    assert_int_equal(c->ship.collectors[1].port, 5141);
+    assert_string_equal(c->ship.collector, "noc-col-1:5140"); /* the first, for log lines */
+    assert_string_equal(c->ship.collector_host, "noc-col-1");
+    assert_int_equal(c->ship.collector_mode, KVL_COLLECTORS_DUAL);
     kvl_agent_cfg_free(c);
 
     expect_error("id: a1\nsite: s\ncollector: a:1\ncollectors: [b:2]\n",
@@ -362,24 +362,29 @@ static void test_spool_section(void **state)
 {
     KVL_UNUSED(state);
     kvl_agent_cfg_t *c = parse_ok(HEAD);
-    assert_null(c->spool.dir); /* no section: batches wait in memory */
-    assert_int_equal(c->spool.max_bytes, 2ll << 30);
-    assert_int_equal(c->spool.sync_interval_ms, 1000);
+    assert_null(c->ship.spool.dir); /* no section: batches wait in memory */
+    assert_int_equal(c->ship.spool.max_bytes, 2ll << 30);
+    assert_int_equal(c->ship.spool.sync_interval_ms, 1000);
     kvl_agent_cfg_free(c);
 
     c = parse_ok(HEAD "spool: {dir: /srv/spool, max_size: 512MiB, sync_interval: 0}\n");
-    assert_string_equal(c->spool.dir, "/srv/spool");
-    assert_int_equal(c->spool.max_bytes, 512ll << 20);
-    assert_int_equal(c->spool.sync_interval_ms, 0);
+    assert_string_equal(c->ship.spool.dir, "/srv/spool");
+    assert_int_equal(c->ship.spool.max_bytes, 512ll << 20);
+    assert_int_equal(c->ship.spool.sync_interval_ms, 0);
     kvl_agent_cfg_free(c);
 
     c = parse_ok(HEAD "spool:\n  max_size: 1TiB\n");
-    assert_int_equal(c->spool.max_bytes, 1ll << 40);
-    assert_string_equal(c->spool.dir, "/var/lib/kaaval/spool");
+    assert_int_equal(c->ship.spool.max_bytes, 1ll << 40);
+    assert_string_equal(c->ship.spool.dir, "/var/lib/kaaval/spool");
     kvl_agent_cfg_free(c);
     c = parse_ok(HEAD "spool:\n  max_size: 20000000\n");
-    assert_int_equal(c->spool.max_bytes, 20000000);
+    assert_int_equal(c->ship.spool.max_bytes, 20000000);
     kvl_agent_cfg_free(c);
+    c = parse_ok(HEAD "spool:\n  lane_max_bytes: 1024\n"); /* a tiny bound for tests */
+    assert_int_equal(c->ship.spool.lane_max_bytes, 1024);
+    assert_int_equal(c->ship.spool.max_bytes, 2ll << 30);
+    kvl_agent_cfg_free(c);
+    expect_error(HEAD "spool:\n  lane_max_bytes: 1000\n", "a.yaml:5:19: ", "from 1024");
 
     expect_error(HEAD "spool:\n  max_size: 2GB\n", "a.yaml:5:13: ", "expected a size");
     expect_error(HEAD "spool:\n  max_size: 1MiB\n", "a.yaml:5:13: ", "from 16 MiB");

@@ -1,8 +1,8 @@
 /*
  * test_outbox.c — the agent's outbox (agent/outbox.c): lanes in memory and on disk, readers
  * per collector, acknowledgements, rewinding, the bound, sequence numbers across restarts;
- * and the batcher's series registry kept on disk (kvl_batcher_persist), so ids survive a
- * restart.
+ * and the series registry kept on disk (kvl_registry_persist, written by the batcher's
+ * flush), so ids survive a restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +19,7 @@
 #include "kvl.h"
 #include "log.h"
 #include "outbox.h"
+#include "registry.h"
 #include "uplink.h"
 
 static kvl_agent_cfg_t *cfg_with(const char *extra)
@@ -64,7 +65,7 @@ static void test_memory_readers(void **state)
     const char *readers[] = {"a", "b"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 2, &o, err, sizeof(err)), 0);
     assert_false(kvl_outbox_on_disk(o));
     for (uint64_t s = 10; s <= 12; s++) {
         append_str(o, KVL_LANE_BULK, s);
@@ -112,7 +113,7 @@ static void test_memory_bound(void **state)
     const char *readers[] = {"a", "b"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 2, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 2, &o, err, sizeof(err)), 0);
     append_str(o, KVL_LANE_BULK, 1);
     kvl_outbox_ack(o, KVL_LANE_BULK, 1, 1); /* b has it, a has not */
     for (uint64_t s = 2; s <= 4; s++) {
@@ -148,7 +149,7 @@ static void test_disk_restart(void **state)
     const char *readers[] = {"failover"};
     kvl_outbox_t *o = NULL;
     char err[256];
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     assert_true(kvl_outbox_on_disk(o));
     uint64_t far = UINT64_C(1) << 62; /* far above the clock */
     for (uint64_t s = far; s < far + 5; s++) {
@@ -158,7 +159,7 @@ static void test_disk_restart(void **state)
     kvl_outbox_ack(o, KVL_LANE_BULK, 0, far + 1);
     close_outbox(&loop, o);
 
-    assert_int_equal(kvl_outbox_open(&loop, c, readers, 1, &o, err, sizeof(err)), 0);
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 3);
     assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_EVENTS, 0), 1);
     assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_BULK), far + 5);
@@ -196,12 +197,17 @@ static void test_registry_persist(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     kvl_agent_cfg_t *c = cfg_with("");
-    kvl_uplink_t *up = kvl_uplink_new(&loop, c);
-    assert_non_null(up);
+    char err[600];
+    const char *readers[] = {"failover"};
+    kvl_outbox_t *o = NULL;
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
     kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
 
-    kvl_batcher_t *b = kvl_batcher_new(&loop, up, 1000);
-    assert_int_equal(kvl_batcher_persist(b, path), 0);
+    kvl_registry_t *reg = NULL;
+    kvl_batcher_t *b = NULL;
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_persist(reg, path), 0);
+    assert_int_equal(kvl_batcher_new(&loop, reg, o, 1000, &b, err, sizeof(err)), 0);
     kvl_series_key_t k1 = {.device = "d1",
                            .scope = KVL_SCOPE_DEVICE,
                            .instance = "",
@@ -222,12 +228,14 @@ static void test_registry_persist(void **state)
     kvl_batcher_flush(b); /* writes the registry */
     kvl_batcher_free(b);
     uv_run(&loop, UV_RUN_NOWAIT);
+    kvl_registry_free(reg);
 
     /* A new run: a different family pointer with the same content. */
     kvl_family_t fam2 = fam;
-    b = kvl_batcher_new(&loop, up, 1000);
-    assert_int_equal(kvl_batcher_persist(b, path), 0);
-    assert_int_equal(kvl_batcher_n_defs(b), 2);
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_persist(reg, path), 0);
+    assert_int_equal(kvl_batcher_new(&loop, reg, o, 1000, &b, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_n_defs(reg), 2);
     kvl_instance_key_t i2 = i1;
     i2.family = &fam2;
     assert_int_equal(kvl_batcher_instance(b, &i2), id2);
@@ -237,8 +245,9 @@ static void test_registry_persist(void **state)
     uint32_t id3 = kvl_batcher_series(b, &k3);
     assert_true(id3 > id2 + 1); /* above the family's two ids */
     kvl_batcher_free(b);
-    kvl_uplink_free(up);
+    kvl_outbox_free(o);
     uv_run(&loop, UV_RUN_DEFAULT);
+    kvl_registry_free(reg);
     uv_loop_close(&loop);
     kvl_agent_cfg_free(c);
     char cmd[300];

@@ -34,9 +34,40 @@ typedef struct world {
     kvl_sinks_t sinks;
     kvl_ingest_t *ingest;
     kvl_agent_cfg_t *acfg;
+    kvl_registry_t *registry;
+    kvl_outbox_t *outbox;
     kvl_uplink_t *up;
     kvl_batcher_t *batcher;
 } world_t;
+
+/* The agent's ship room, wired as main.c does: registry <- batcher -> outbox <- uplink. */
+static void ship_start(world_t *w)
+{
+    char err[600];
+    kvl_uplink_reader_names_t names;
+    const char *readers[KVL_MAX_COLLECTORS];
+    size_t n = kvl_uplink_readers(&w->acfg->ship, &names, readers);
+    assert_int_equal(kvl_registry_new(&w->registry, err, sizeof(err)), 0);
+    assert_int_equal(
+        kvl_outbox_open(&w->loop, &w->acfg->ship, readers, n, &w->outbox, err, sizeof(err)), 0);
+    kvl_uplink_opts_t uo = {.cfg = &w->acfg->ship,
+                            .agent_id = w->acfg->id,
+                            .site = w->acfg->site,
+                            .outbox = w->outbox,
+                            .registry = w->registry};
+    assert_int_equal(kvl_uplink_new(&w->loop, &uo, &w->up, err, sizeof(err)), 0);
+    assert_int_equal(
+        kvl_batcher_new(&w->loop, w->registry, w->outbox, 100, &w->batcher, err, sizeof(err)), 0);
+    kvl_uplink_start(w->up);
+}
+
+/* Frees the ship room; the registry once the loop has run (see world_stop). */
+static void ship_stop(world_t *w)
+{
+    kvl_batcher_free(w->batcher);
+    kvl_uplink_free(w->up);
+    kvl_outbox_free(w->outbox);
+}
 
 static void world_start(world_t *w, const char *agent_id)
 {
@@ -67,18 +98,15 @@ static void world_start(world_t *w, const char *agent_id)
              agent_id, port);
     w->acfg = kvl_agent_cfg_parse("agent.yaml", text, err, sizeof(err));
     assert_non_null(w->acfg);
-    w->up = kvl_uplink_new(&w->loop, w->acfg);
-    w->batcher = kvl_batcher_new(&w->loop, w->up, 100);
-    kvl_uplink_set_batcher(w->up, w->batcher);
-    kvl_uplink_start(w->up);
+    ship_start(w);
 }
 
 static void world_stop(world_t *w)
 {
-    kvl_batcher_free(w->batcher);
-    kvl_uplink_free(w->up);
+    ship_stop(w);
     kvl_ingest_free(w->ingest);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    kvl_registry_free(w->registry);
     assert_int_equal(uv_loop_close(&w->loop), 0);
     kvl_store_free(w->store);
     kvl_collector_cfg_free(w->ccfg);
@@ -236,11 +264,11 @@ static void test_duplicate_not_written_twice(void **state)
 
     /* Encode the batch ourselves so the same bytes can be sent twice. */
     kvl_series_def_t defs[4];
-    size_t nd = kvl_batcher_defs(w.batcher, 0, defs, 4);
+    size_t nd = kvl_registry_defs(w.registry, 0, defs, 4);
     kvl_group_t g = {
         .time_ms = t0 * 1000, .ids = &id, .n_ids = 1, .values = (uint64_t[]){1}, .n_values = 1};
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
-    m.u.batch = (kvl_batch_t){.seq = kvl_uplink_next_seq(w.up, KVL_LANE_BULK),
+    m.u.batch = (kvl_batch_t){.seq = kvl_outbox_next_seq(w.outbox, KVL_LANE_BULK),
                               .defs = defs,
                               .n_defs = nd,
                               .groups = &g,
@@ -248,18 +276,18 @@ static void test_duplicate_not_written_twice(void **state)
     kvl_buf_t f1 = {0}, f2 = {0};
     assert_int_equal(kvl_wire_encode(&m, &f1), 0);
     assert_int_equal(kvl_wire_encode(&m, &f2), 0);
-    kvl_uplink_push(w.up, KVL_LANE_BULK, m.u.batch.seq, &f1);
+    assert_int_equal(kvl_outbox_append(w.outbox, KVL_LANE_BULK, m.u.batch.seq, f1.data, f1.len), 0);
+    kvl_buf_free(&f1);
     assert_true(run_until(&w, all_acked, 10000));
 
     /* The agent "restarts": a new uplink, same id, replays the same sequence number. */
-    kvl_batcher_free(w.batcher);
-    kvl_uplink_free(w.up);
-    w.up = kvl_uplink_new(&w.loop, w.acfg);
-    w.batcher = kvl_batcher_new(&w.loop, w.up, 100);
-    kvl_uplink_set_batcher(w.up, w.batcher);
-    kvl_uplink_start(w.up);
-    kvl_uplink_push(w.up, KVL_LANE_BULK, m.u.batch.seq, &f2);
+    kvl_registry_t *old = w.registry;
+    ship_stop(&w);
+    ship_start(&w);
+    assert_int_equal(kvl_outbox_append(w.outbox, KVL_LANE_BULK, m.u.batch.seq, f2.data, f2.len), 0);
+    kvl_buf_free(&f2);
     assert_true(run_until(&w, all_acked, 10000));
+    kvl_registry_free(old); /* the old batcher's close has completed */
 
     kvl_ingest_stats_t s;
     kvl_ingest_stats(w.ingest, &s);

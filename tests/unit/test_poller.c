@@ -31,6 +31,7 @@
 #include "log.h"
 #include "poller.h"
 #include "snmp.h"
+#include "stats.h"
 #include "timeutil.h"
 
 /* --- fake devices ----------------------------------------------------------------------------- */
@@ -718,6 +719,7 @@ typedef struct world {
     kvl_agent_cfg_t cfg;
     kvl_device_cfg_t devs[MAX_FAKE_DEVS];
     kvl_poller_t *p;
+    kvl_stats_t *stats; /* agent/stats.c reading the poller, when a test starts it */
     bool done;
 } world_t;
 
@@ -853,6 +855,7 @@ static void world_start_once(world_t *w)
 
 static void world_stop(world_t *w)
 {
+    kvl_stats_free(w->stats);
     kvl_poller_free(w->p);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&w->loop), 0); /* every handle closed */
@@ -1755,7 +1758,12 @@ static void test_agent_statistics(void **state)
     world_device(&w, "s-ok", KVL_SNMP_V2C, 150);
     world_device(&w, "s-dead", KVL_SNMP_V2C, 150);
     world_start(&w);
-    kvl_poller_set_stats_period(w.p, 100);
+    char err[200];
+    kvl_stats_opts_t so = {.agent_id = w.cfg.id,
+                           .batcher = (kvl_batcher_t *)&dummy_batcher,
+                           .poller = w.p,
+                           .period_ms = 100};
+    assert_int_equal(kvl_stats_new(&w.loop, &so, &w.stats, err, sizeof(err)), 0);
     assert_true(run_until(&w, have_stats, NULL, 5000));
     run_for(&w, 150);
     static const struct {

@@ -33,8 +33,8 @@
  *
  * Definitions after an agent restart. The collector learns series from the SeriesDefs sent
  * at each connection's start and from the definitions a batch carries; both come from the
- * batcher's registry. Batches spooled by an earlier run refer to that run's ids, so the
- * registry itself is kept on disk next to the spool (kvl_batcher_persist, series.defs):
+ * series registry (registry.h). Batches spooled by an earlier run refer to that run's ids, so
+ * the registry itself is kept on disk next to the spool (kvl_registry_persist, series.defs):
  * a restarted agent loads it before registering anything, so every series keeps its id,
  * new ones get ids above the old ones, and the definitions sent at connection start cover
  * both the replayed batches and the new ones. (Making every spooled batch self-contained
@@ -54,7 +54,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "batcher.h"
 #include "frame.h"
 #include "kvl.h"
 #include "log.h"
@@ -67,8 +66,8 @@
 #define UNACKED_BULK_BATCHES 64u
 #define HELLO_TIMEOUT_MS 10000    /* connect, TLS handshake and Welcome together */
 #define TCP_USER_TIMEOUT_MS 30000 /* sent data unacknowledged by TCP this long: link dead */
-#define DEFS_PER_FRAME 5000 /* a definition encodes to ~100-200 bytes */
-#define STATS_LOG_MS 30000  /* outbox counters logged this often while something waits */
+#define DEFS_PER_FRAME 5000       /* a definition encodes to ~100-200 bytes */
+#define STATS_LOG_MS 30000        /* outbox counters logged this often while something waits */
 
 typedef enum {
     ST_IDLE,
@@ -119,10 +118,11 @@ typedef struct ep {
 
 struct kvl_uplink {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
-    kvl_tls_ctx_t *tls_ctx; /* NULL when insecure */
-    struct kvl_batcher *batcher;
-    kvl_outbox_t *outbox;
+    const kvl_ship_cfg_t *cfg;
+    const char *agent_id, *site; /* said in the Hello */
+    kvl_tls_ctx_t *tls_ctx;      /* NULL when insecure */
+    kvl_registry_t *reg;         /* definitions sent at each connection's start */
+    kvl_outbox_t *outbox;        /* not ours */
     bool dual;
     ep_t eps[KVL_MAX_COLLECTORS];
     size_t n_eps;
@@ -188,14 +188,46 @@ static void on_stats_timer(uv_timer_t *t)
     }
 }
 
-kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
+size_t kvl_uplink_readers(const kvl_ship_cfg_t *cfg, kvl_uplink_reader_names_t *names,
+                          const char **readers)
 {
+    bool dual = cfg->collector_mode == KVL_COLLECTORS_DUAL;
+    size_t n = dual ? cfg->n_collectors : 1;
+    for (size_t i = 0; i < n; i++) {
+        if (dual) {
+            reader_name(cfg->collectors[i].addr, names->name[i], sizeof(names->name[i]));
+        } else {
+            snprintf(names->name[i], sizeof(names->name[i]), "failover");
+        }
+        readers[i] = names->name[i];
+    }
+    return n;
+}
+
+static void pump_all(kvl_uplink_t *u);
+
+/* The outbox has a new frame: every connected endpoint whose turn it is sends it. */
+static void on_appended(void *arg, int lane)
+{
+    KVL_UNUSED(lane);
+    pump_all(arg);
+}
+
+int kvl_uplink_new(uv_loop_t *loop, const kvl_uplink_opts_t *opts, kvl_uplink_t **out, char *err,
+                   size_t errlen)
+{
+    const kvl_ship_cfg_t *cfg = opts->cfg;
     kvl_uplink_t *u = calloc(1, sizeof(*u));
     if (u == NULL) {
-        return NULL;
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
     }
     u->loop = loop;
     u->cfg = cfg;
+    u->agent_id = opts->agent_id;
+    u->site = opts->site;
+    u->outbox = opts->outbox;
+    u->reg = opts->registry;
     u->dual = cfg->collector_mode == KVL_COLLECTORS_DUAL;
     u->n_eps = cfg->n_collectors;
     if (cfg->tls.insecure) {
@@ -203,36 +235,17 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
                      "INSECURE: plain TCP to the collector (insecure: true); nothing is "
                      "encrypted and the collector is not authenticated");
     } else {
-        char err[512];
-        u->tls_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, err,
-                                     sizeof(err));
+        char why[512];
+        u->tls_ctx = kvl_tls_ctx_new(KVL_TLS_CLIENT, cfg->tls.ca, cfg->tls.cert, cfg->tls.key, why,
+                                     sizeof(why));
         if (u->tls_ctx == NULL) {
-            KVL_LOG_ERROR("uplink", cfg->collector, "TLS: %s", err);
+            snprintf(err, errlen, "TLS: %s", why);
             free(u);
-            return NULL;
+            return KVL_ETLS;
         }
         KVL_LOG_INFO("uplink", cfg->collector, "mutual TLS as %s, collectors verified as %s",
                      kvl_tls_ctx_subject(u->tls_ctx),
                      cfg->tls.server_name ? cfg->tls.server_name : "their host names");
-    }
-    char names[KVL_MAX_COLLECTORS][KVL_OUTBOX_READER_NAME_MAX + 1];
-    const char *readers[KVL_MAX_COLLECTORS];
-    size_t n_readers = u->dual ? u->n_eps : 1;
-    for (size_t i = 0; i < n_readers; i++) {
-        if (u->dual) {
-            reader_name(cfg->collectors[i].addr, names[i], sizeof(names[i]));
-        } else {
-            snprintf(names[i], sizeof(names[i]), "failover");
-        }
-        readers[i] = names[i];
-    }
-    char err[600];
-    int rc = kvl_outbox_open(loop, cfg, readers, n_readers, &u->outbox, err, sizeof(err));
-    if (rc != 0) {
-        KVL_LOG_ERROR("uplink", cfg->spool.dir, "cannot open the spool: %s", err);
-        kvl_tls_ctx_free(u->tls_ctx);
-        free(u);
-        return NULL;
     }
     u->boot_id = (uint64_t)kvl_now_ms() * 1000u;
     for (size_t i = 0; i < u->n_eps; i++) {
@@ -255,17 +268,9 @@ kvl_uplink_t *kvl_uplink_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg)
         KVL_LOG_INFO("uplink", NULL, "%zu collectors, mode %s", u->n_eps,
                      u->dual ? "dual (all at once)" : "failover (one at a time, in order)");
     }
-    return u;
-}
-
-void kvl_uplink_set_batcher(kvl_uplink_t *u, struct kvl_batcher *b)
-{
-    u->batcher = b;
-}
-
-uint64_t kvl_uplink_next_seq(kvl_uplink_t *u, int lane)
-{
-    return kvl_outbox_next_seq(u->outbox, lane);
+    kvl_outbox_watch(u->outbox, on_appended, u);
+    *out = u;
+    return 0;
 }
 
 static bool active(const ep_t *e)
@@ -291,28 +296,14 @@ size_t kvl_uplink_pending(const kvl_uplink_t *u)
     return n;
 }
 
-void kvl_uplink_stats(const kvl_uplink_t *u, kvl_outbox_stats_t *st)
-{
-    kvl_outbox_stats(u->outbox, st);
-}
-
 static size_t waiting(const ep_t *e)
 {
     return (size_t)(kvl_outbox_waiting(e->up->outbox, KVL_LANE_BULK, e->reader) +
                     kvl_outbox_waiting(e->up->outbox, KVL_LANE_EVENTS, e->reader));
 }
 
-void kvl_uplink_push(kvl_uplink_t *u, int lane, uint64_t seq, kvl_buf_t *frame)
+static void pump_all(kvl_uplink_t *u)
 {
-    int rc = kvl_outbox_append(u->outbox, lane, seq, frame->data, frame->len);
-    if (rc != 0) {
-        KVL_LOG_ERROR("uplink", NULL, "batch %" PRIu64 " (%s lane) lost: cannot queue it: %s", seq,
-                      lane == KVL_LANE_EVENTS ? "events" : "bulk", kvl_strerror(rc));
-    } else {
-        KVL_LOG_DEBUG("uplink", NULL, "batch %" PRIu64 " lane %d queued (%zu bytes)", seq, lane,
-                      frame->len);
-    }
-    kvl_buf_free(frame);
     for (size_t i = 0; i < u->n_eps; i++) {
         if (active(&u->eps[i])) {
             pump(&u->eps[i]);
@@ -566,23 +557,20 @@ static void handle_ack(ep_t *e, int lane, uint64_t seq)
 
 static int send_defs(ep_t *e)
 {
-    kvl_batcher_t *b = e->up->batcher;
-    if (b == NULL) {
-        return 0;
-    }
+    kvl_registry_t *r = e->up->reg;
     /* In slices, so no frame comes near the collector's maximum frame size; the families go
      * with the first. */
-    size_t n = kvl_batcher_n_defs(b), nf = KVL_BATCHER_MAX_FAMILIES;
+    size_t n = kvl_registry_n_defs(r), nf = KVL_REGISTRY_MAX_FAMILIES;
     kvl_series_def_t *defs = malloc(sizeof(*defs) * DEFS_PER_FRAME);
     kvl_family_t *fams = malloc(sizeof(*fams) * nf);
     int rc = defs == NULL || fams == NULL ? KVL_ENOMEM : 0;
     if (rc == 0) {
-        kvl_batcher_families(b, fams, &nf);
+        kvl_registry_families(r, fams, &nf);
     }
     for (size_t off = 0; rc == 0 && (off < n || (off == 0 && nf > 0)); off += DEFS_PER_FRAME) {
         kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
         m.u.series_defs.defs = defs;
-        m.u.series_defs.n = kvl_batcher_defs(b, off, defs, DEFS_PER_FRAME);
+        m.u.series_defs.n = kvl_registry_defs(r, off, defs, DEFS_PER_FRAME);
         m.u.series_defs.families = off == 0 ? fams : NULL;
         m.u.series_defs.n_families = off == 0 ? nf : 0;
         rc = send_msg(e, &m);
@@ -631,9 +619,9 @@ static int send_hello(ep_t *e)
     kvl_uplink_t *u = e->up;
     kvl_msg_t m = {.type = KVL_MSG_HELLO};
     m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
-                              .agent_id = u->cfg->id,
+                              .agent_id = u->agent_id,
                               .version = KVL_VERSION,
-                              .site = u->cfg->site,
+                              .site = u->site,
                               .boot_id = u->boot_id};
     int rc = send_msg(e, &m);
     if (rc == 0) {
@@ -935,7 +923,6 @@ static void maybe_free(kvl_uplink_t *u)
         free(u->eps[i].sent);
         kvl_buf_free(&u->eps[i].rbuf);
     }
-    kvl_outbox_free(u->outbox);
     kvl_tls_ctx_free(u->tls_ctx);
     free(u);
 }
@@ -953,6 +940,7 @@ void kvl_uplink_free(kvl_uplink_t *u)
         return;
     }
     u->freeing = true;
+    kvl_outbox_watch(u->outbox, NULL, NULL);
     log_stats(u, "stopping");
     for (size_t i = 0; i < u->n_eps; i++) {
         ep_t *e = &u->eps[i];

@@ -15,9 +15,8 @@
  * (after a reconnect). Sequence numbers continue across restarts: kvl_outbox_next_seq returns
  * max(the time-based number the uplink always used, the lane's last number + 1).
  *
- * Test-only: the environment variable KAAVAL_SPOOL_TEST_MAX_BYTES, when set, replaces both
- * lanes' bounds (any value from 1024 bytes up), so the integration tests can fill a spool in
- * seconds; it is logged as a warning.
+ * `spool.lane_max_bytes`, when set, replaces both lanes' bounds (from 1024 bytes up), so
+ * the integration tests can fill a spool in seconds; it is logged.
  *
  * Loop thread only; syncing to disk runs on the thread pool every spool.sync_interval.
  */
@@ -28,8 +27,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent_config.h"
 #include "buf.h"
+#include "ship_config.h"
 #include "wire.h"
 
 typedef struct kvl_outbox kvl_outbox_t;
@@ -45,7 +44,7 @@ typedef struct kvl_outbox_stats {
 
 /* Opens the lanes with one reader per name (1 to 8 names, [A-Za-z0-9_.:-]). Returns 0 and
  * sets *out, or a negative code with a sentence in err. */
-int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *const *readers,
+int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *const *readers,
                     size_t n_readers, kvl_outbox_t **out, char *err, size_t errlen);
 /* Syncs and closes (once a sync in progress has finished). NULL-safe. */
 void kvl_outbox_free(kvl_outbox_t *o);
@@ -57,8 +56,13 @@ const char *kvl_outbox_dir(const kvl_outbox_t *o);
 
 /* The sequence number for the next batch of a lane. */
 uint64_t kvl_outbox_next_seq(kvl_outbox_t *o, int lane);
-/* Appends an encoded frame (copied). Returns 0 or a negative code (logged by the spool). */
+/* Appends an encoded frame (copied), then tells the watcher. Returns 0 or a negative code
+ * (logged by the spool). */
 int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len);
+/* Who is told, on the loop thread, right after each frame is appended (the uplink, which
+ * sends it to every endpoint whose turn it is); fn NULL: nobody. One watcher at a time. */
+typedef void (*kvl_outbox_notify_fn)(void *arg, int lane);
+void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg);
 /* The next unacknowledged record at the reader's position: 1 with *seq and out filled, 0 when
  * the reader has read everything, or a negative code. */
 int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_buf_t *out);

@@ -28,7 +28,6 @@
 
 #define EVENTS_MAX_BYTES (16ull << 20)
 #define SEGMENT_MAX (4ull << 20)
-#define TEST_MIN_BYTES 1024ull
 
 typedef struct slot {
     uint64_t seq;
@@ -57,7 +56,7 @@ typedef struct lane {
 
 struct kvl_outbox {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
+    const kvl_ship_cfg_t *cfg;
     char *dir;
     size_t n_readers;
     lane_t lanes[KVL_LANES];
@@ -68,6 +67,8 @@ struct kvl_outbox {
     bool sync_busy;
     bool freeing;
     bool timer_closed;
+    kvl_outbox_notify_fn notify; /* told of every append (the uplink) */
+    void *notify_arg;
 };
 
 static slot_t *at(const lane_t *l, uint64_t i)
@@ -150,16 +151,6 @@ static void set_err(char *err, size_t errlen, const char *what, const char *dir,
     snprintf(err, errlen, "%s %s: %s", what, dir, kvl_strerror(rc));
 }
 
-static uint64_t test_bound(void)
-{
-    const char *s = getenv("KAAVAL_SPOOL_TEST_MAX_BYTES");
-    if (s == NULL || *s == '\0') {
-        return 0;
-    }
-    unsigned long long v = strtoull(s, NULL, 10);
-    return v < TEST_MIN_BYTES ? TEST_MIN_BYTES : v;
-}
-
 static int open_lane_spool(kvl_outbox_t *o, lane_t *l, uint64_t max_bytes,
                            const char *const *readers, size_t n_readers, char *err, size_t errlen)
 {
@@ -208,7 +199,7 @@ static int open_lane_spool(kvl_outbox_t *o, lane_t *l, uint64_t max_bytes,
 
 static void on_sync_timer(uv_timer_t *t);
 
-int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *const *readers,
+int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *const *readers,
                     size_t n_readers, kvl_outbox_t **out, char *err, size_t errlen)
 {
     if (n_readers == 0 || n_readers > KVL_SPOOL_MAX_READERS) {
@@ -231,13 +222,10 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, const char *con
     if (cfg->spool.dir != NULL) {
         o->dir = strdup(cfg->spool.dir);
         uint64_t bulk_max = (uint64_t)cfg->spool.max_bytes, ev_max = EVENTS_MAX_BYTES;
-        uint64_t tb = test_bound();
-        if (tb != 0) {
-            KVL_LOG_WARN("outbox", cfg->spool.dir,
-                         "KAAVAL_SPOOL_TEST_MAX_BYTES: each lane bounded to %" PRIu64
-                         " bytes (for tests only)",
-                         tb);
-            bulk_max = ev_max = tb;
+        if (cfg->spool.lane_max_bytes > 0) {
+            bulk_max = ev_max = (uint64_t)cfg->spool.lane_max_bytes;
+            KVL_LOG_INFO("outbox", cfg->spool.dir,
+                         "spool.lane_max_bytes: each lane bounded to %" PRIu64 " bytes", bulk_max);
         }
         rc = o->dir == NULL ? KVL_ENOMEM : 0;
         /* The spool folder itself is made when missing (its parent must exist). */
@@ -429,7 +417,13 @@ static void drop_oldest_in_memory(kvl_outbox_t *o, lane_t *l)
     }
 }
 
-int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
+void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg)
+{
+    o->notify = fn;
+    o->notify_arg = arg;
+}
+
+static int append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
 {
     lane_t *l = &o->lanes[lane];
     if (l->sp != NULL) {
@@ -456,6 +450,15 @@ int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame
         drop_oldest_in_memory(o, l);
     }
     return 0;
+}
+
+int kvl_outbox_append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
+{
+    int rc = append(o, lane, seq, frame, len);
+    if (rc == 0 && o->notify != NULL) {
+        o->notify(o->notify_arg, lane);
+    }
+    return rc;
 }
 
 int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_buf_t *out)
