@@ -47,10 +47,6 @@ typedef struct seg {
     uint64_t file_bytes;    /* size on disk */
 } seg_t;
 
-/* Read-ahead over one segment file (common/seglog.h). Holds only bytes below the
- * segment's valid end, which never change once written. */
-typedef kvl_seglog_file_t rbuf_t;
-
 typedef struct reader {
     char name[KVL_SPOOL_READER_NAME_MAX + 1];
     uint64_t acked;
@@ -60,7 +56,8 @@ typedef struct reader {
     uint64_t off;
     uint64_t dropped_records;
     uint64_t dropped_bytes;
-    rbuf_t rb; /* .num: the segment it is open on */
+    kvl_seglog_file_t rb; /* read-ahead over the segment .num, below its valid end (bytes
+                           * that never change once written) */
 } reader_t;
 
 struct kvl_spool {
@@ -170,10 +167,6 @@ static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
     return 0;
 }
 
-#define pwrite_full kvl_seglog_pwrite
-#define rbuf_get kvl_seglog_file_get
-#define rbuf_close kvl_seglog_file_close
-
 /* --------------------------------------------------------------- segments list --------- */
 
 static int segs_push(kvl_spool_t *sp, const seg_t *s)
@@ -205,7 +198,7 @@ static void remove_front(kvl_spool_t *sp)
     for (size_t i = 0; i < sp->n_readers; i++) {
         reader_t *r = &sp->readers[i];
         if (r->rb.fd >= 0 && r->rb.num == s->name_seq) {
-            rbuf_close(&r->rb);
+            kvl_seglog_file_close(&r->rb);
         }
         if (r->seg == 0) {
             r->off = SEG_HDR;
@@ -213,8 +206,9 @@ static void remove_front(kvl_spool_t *sp)
             r->seg--;
         }
     }
-    if (unlinkat(sp->dir_fd, name, 0) != 0 && errno != ENOENT) {
-        KVL_LOG_WARN("spool", sp->dir, "cannot delete %s: %s", name, strerror(errno));
+    int rc = kvl_seglog_unlink(&seg_fmt, sp->dir_fd, s->name_seq);
+    if (rc != 0) {
+        KVL_LOG_WARN("spool", sp->dir, "cannot delete %s: %s", name, kvl_strerror(rc));
     }
     sp->dir_dirty = true;
     sp->total_bytes -= s->file_bytes;
@@ -265,7 +259,7 @@ static int save_cursor(kvl_spool_t *sp, reader_t *r)
     if (fd < 0) {
         rc = -errno;
     } else {
-        rc = pwrite_full(fd, b, sizeof(b), 0);
+        rc = kvl_seglog_pwrite(fd, b, sizeof(b), 0);
         if (close(fd) != 0 && rc == 0) {
             rc = -errno;
         }
@@ -389,8 +383,8 @@ static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
 
 /* Checks one segment file and adds it to the list (or deletes it when it is the last one
  * and holds nothing). `last`: appends may continue in it. */
-static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *rb, char *err,
-                        size_t errlen)
+static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglog_file_t *rb,
+                        char *err, size_t errlen)
 {
     char name[32];
     seg_name(name, sizeof(name), name_seq);
@@ -423,7 +417,7 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
             KVL_LOG_WARN("spool", sp->dir, "%s: header cut short (%" PRIu64 " bytes): deleted",
                          name, size);
             sp->st.cut_bytes += size;
-            rbuf_close(rb);
+            kvl_seglog_file_close(rb);
             unlinkat(sp->dir_fd, name, 0);
             return 0;
         }
@@ -456,7 +450,7 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
         }
     }
     if (s.n_records == 0 && last) {
-        rbuf_close(rb);
+        kvl_seglog_file_close(rb);
         unlinkat(sp->dir_fd, name, 0);
         return 0;
     }
@@ -500,7 +494,7 @@ static int open_dir(kvl_spool_t *sp, char *err, size_t errlen)
 static void free_all(kvl_spool_t *sp)
 {
     for (size_t i = 0; i < sp->n_readers; i++) {
-        rbuf_close(&sp->readers[i].rb);
+        kvl_seglog_file_close(&sp->readers[i].rb);
         kvl_buf_free(&sp->readers[i].rb.buf);
     }
     for (size_t i = 0; i < sp->n_pending; i++) {
@@ -585,7 +579,7 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
                     kvl_strerror(rc));
         }
     }
-    rbuf_t rb = {.fd = -1};
+    kvl_seglog_file_t rb = {.fd = -1};
     for (size_t i = 0; rc == 0 && i < n_names; i++) {
         rc = load_segment(sp, names[i], i + 1 == n_names, &rb, err, errlen);
         bool kept = sp->n_segs > 0 && sp->segs[sp->n_segs - 1].name_seq == names[i];
@@ -593,7 +587,7 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
             sp->last_seq = names[i]; /* so no new segment can take an existing name */
         }
     }
-    rbuf_close(&rb);
+    kvl_seglog_file_close(&rb);
     kvl_buf_free(&rb.buf);
     free(names);
     for (size_t i = 0; rc == 0 && i < sp->n_readers; i++) {
@@ -718,13 +712,13 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
         *bytes = s->payload_bytes;
         return;
     }
-    char name[32];
-    seg_name(name, sizeof(name), s->name_seq);
-    rbuf_t rb = {.fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC), .num = s->name_seq};
+    kvl_seglog_file_t rb;
+    kvl_seglog_file_init(&rb);
+    kvl_seglog_file_open(&seg_fmt, &rb, sp->dir_fd, s->name_seq, O_RDONLY); /* -1 on failure */
     uint64_t off = SEG_HDR, seen = 0, seen_bytes = 0;
     while (rb.fd >= 0 && off < s->end) {
         const uint8_t *h;
-        if (rbuf_get(&rb, off, REC_HDR, s->end, &h) != 0) {
+        if (kvl_seglog_file_get(&rb, off, REC_HDR, s->end, &h) != 0) {
             break;
         }
         uint32_t len = get_u32(h);
@@ -738,8 +732,7 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
     /* What could not be read is counted as not acknowledged. */
     *n = s->n_records - seen;
     *bytes = s->payload_bytes - seen_bytes;
-    rbuf_close(&rb);
-    kvl_buf_free(&rb.buf);
+    kvl_seglog_file_free(&rb);
 }
 
 /* Deletes the oldest segment to make room, counting what readers lose. */
@@ -789,7 +782,7 @@ static int new_segment(kvl_spool_t *sp, uint64_t seq)
     uint8_t h[SEG_HDR];
     kvl_seglog_header_make(&seg_fmt, h);
     seg_t s = {.name_seq = seq, .end = SEG_HDR, .file_bytes = SEG_HDR};
-    int rc = pwrite_full(fd, h, sizeof(h), 0);
+    int rc = kvl_seglog_pwrite(fd, h, sizeof(h), 0);
     if (rc == 0) {
         rc = segs_push(sp, &s);
     }
@@ -837,7 +830,7 @@ int kvl_spool_append(kvl_spool_t *sp, uint64_t seq, const void *data, size_t len
     uint8_t *h = sp->wbuf.data;
     kvl_seglog_seal(&seg_fmt, h, seq, data, len, NULL, 0);
     memcpy(h + REC_HDR, data, len);
-    int rc = pwrite_full(sp->active_fd, h, (size_t)need, a->end);
+    int rc = kvl_seglog_pwrite(sp->active_fd, h, (size_t)need, a->end);
     if (rc != 0) {
         log_write_error(sp, "cannot write to the spool", rc);
         if (ftruncate(sp->active_fd, (off_t)a->end) != 0) {
@@ -942,7 +935,7 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
             return 0;
         }
         if (r->rb.fd < 0 || r->rb.num != s->name_seq) {
-            rbuf_close(&r->rb);
+            kvl_seglog_file_close(&r->rb);
             char name[32];
             seg_name(name, sizeof(name), s->name_seq);
             int rc = kvl_seglog_file_open(&seg_fmt, &r->rb, sp->dir_fd, s->name_seq, O_RDONLY);
@@ -952,7 +945,7 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
             }
         }
         const uint8_t *h;
-        int rc = rbuf_get(&r->rb, r->off, REC_HDR, s->end, &h);
+        int rc = kvl_seglog_file_get(&r->rb, r->off, REC_HDR, s->end, &h);
         if (rc < 0) {
             return rc;
         }

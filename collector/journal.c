@@ -451,8 +451,6 @@ int kvl_journal_replay(kvl_journal_t *j, kvl_journal_replay_cb cb, void *ctx)
 
 /* ------------------------------------------------------------- writer thread --------- */
 
-#define write_all kvl_seglog_pwrite
-
 static int wsync(kvl_journal_t *j, int fd)
 {
     if (j->no_sync) {
@@ -490,7 +488,7 @@ static int write_chunks(kvl_journal_t *j, chunk_t *list, const char **what, uint
         }
         created = created || c->create;
         *what = "write";
-        rc = write_all(j->wfd, c->data.data, c->data.len, c->off);
+        rc = kvl_seglog_pwrite(j->wfd, c->data.data, c->data.len, c->off);
     }
     if (rc == 0 && j->wfd >= 0) {
         *what = "sync";
@@ -565,8 +563,9 @@ static void writer_main(void *arg)
                 close(j->wfd);
                 j->wfd = -1;
             }
-            if (unlinkat(j->dir_fd, name, 0) != 0 && errno != ENOENT) {
-                KVL_LOG_WARN("journal", name, "cannot delete: %s", strerror(errno));
+            int urc = kvl_seglog_unlink(&jfmt, j->dir_fd, unl[i]);
+            if (urc != 0) {
+                KVL_LOG_WARN("journal", name, "cannot delete: %s", kvl_strerror(urc));
             }
         }
 
