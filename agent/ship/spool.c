@@ -7,11 +7,12 @@
  * position (segment index, offset) with a read-ahead buffer. Segments only ever leave
  * from the front (acknowledged or dropped by the bound), so readers' segment indexes are
  * shifted down when that happens. Every file operation goes through the folder's
- * descriptor (openat, unlinkat, renameat).
+ * descriptor (openat, unlinkat, renameat). The segment files themselves (names, header,
+ * record framing and CRC, read-ahead, the check and torn-tail cut at open) are
+ * common/seglog.c's; the readers, cursors, the bound and syncing are the spool's.
  */
 #include "spool.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,14 +27,13 @@
 #include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
+#include "seglog.h"
 #include "timeutil.h"
 
-#define SEG_MAGIC "kvlspool"
 #define CUR_MAGIC "kvlcursr"
-#define SEG_HDR 16u
-#define REC_HDR 16u
+#define SEG_HDR KVL_SEGLOG_HEADER
+#define REC_HDR KVL_SEGLOG_REC_BASE /* no extra fields */
 #define CUR_SIZE 32u
-#define READ_AHEAD (256u << 10)
 #define MAX_PENDING_FDS (KVL_SPOOL_SYNC_FDS - 1) /* rolled, not yet synced; +1 active */
 #define DROP_LOG_INTERVAL_NS (60ull * 1000000000ull)
 
@@ -47,15 +47,6 @@ typedef struct seg {
     uint64_t file_bytes;    /* size on disk */
 } seg_t;
 
-/* Read-ahead over one segment file. Holds only bytes below the segment's valid end, which
- * never change once written. */
-typedef struct rbuf {
-    int fd;
-    uint64_t name_seq; /* the segment fd is open on */
-    uint64_t start;    /* file offset of buf.data[0] */
-    kvl_buf_t buf;
-} rbuf_t;
-
 typedef struct reader {
     char name[KVL_SPOOL_READER_NAME_MAX + 1];
     uint64_t acked;
@@ -65,7 +56,8 @@ typedef struct reader {
     uint64_t off;
     uint64_t dropped_records;
     uint64_t dropped_bytes;
-    rbuf_t rb;
+    kvl_seglog_file_t rb; /* read-ahead over the segment .num, below its valid end (bytes
+                           * that never change once written) */
 } reader_t;
 
 struct kvl_spool {
@@ -124,17 +116,22 @@ static uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
-/* CRC of a record: its length field, its seq field and its payload. */
-static uint32_t record_crc(const uint8_t *hdr, const uint8_t *payload, uint32_t len)
-{
-    uint32_t c = kvl_crc32c(0, hdr, 4);
-    c = kvl_crc32c(c, hdr + 8, 8);
-    return kvl_crc32c(c, payload, len);
-}
+/* The spool's segments: the format as it was before common/seglog.c, so existing spools
+ * open unchanged. */
+static const kvl_seglog_format_t seg_fmt = {
+    .magic = {'k', 'v', 'l', 's', 'p', 'o', 'o', 'l'},
+    .version = KVL_SPOOL_FORMAT_VERSION,
+    .suffix = ".seg",
+    .extra = 0,
+    .crc_covers_len = true,
+    .len_min = 1,
+    .len_max = KVL_SPOOL_RECORD_MAX,
+};
 
 static void seg_name(char *out, size_t n, uint64_t seq)
 {
-    snprintf(out, n, "%016" PRIx64 ".seg", seq);
+    (void)n;
+    kvl_seglog_name(&seg_fmt, seq, out);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) KVL_PRINTF(3, 4);
@@ -170,158 +167,6 @@ static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
     return 0;
 }
 
-static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-/* Points at n bytes at file offset off, reading ahead as far as `limit`. Returns 0 with
- * *p set, 1 when fewer than n bytes exist there, or a -errno. */
-static int rbuf_get(rbuf_t *rb, uint64_t off, size_t n, uint64_t limit, const uint8_t **p)
-{
-    if (off >= rb->start && off - rb->start <= rb->buf.len &&
-        rb->buf.len - (off - rb->start) >= n) {
-        *p = rb->buf.data + (off - rb->start);
-        return 0;
-    }
-    if (off > limit || limit - off < n) {
-        return 1;
-    }
-    uint64_t want = limit - off;
-    if (want > READ_AHEAD) {
-        want = READ_AHEAD;
-    }
-    if (want < n) {
-        want = n;
-    }
-    rb->buf.len = 0;
-    rb->start = off;
-    if (kvl_buf_reserve(&rb->buf, (size_t)want) != 0) {
-        return KVL_ENOMEM;
-    }
-    size_t got;
-    int rc = pread_full(rb->fd, rb->buf.data, (size_t)want, off, &got);
-    if (rc != 0) {
-        return rc;
-    }
-    rb->buf.len = got;
-    if (got < n) {
-        return 1;
-    }
-    *p = rb->buf.data;
-    return 0;
-}
-
-static void rbuf_close(rbuf_t *rb)
-{
-    if (rb->fd >= 0) {
-        close(rb->fd);
-    }
-    rb->fd = -1;
-    rb->buf.len = 0;
-    rb->start = 0;
-}
-
-/* --------------------------------------------------------------- segment scanning ------ */
-
-typedef struct scan {
-    uint64_t first_seq, last_seq, n_records, payload_bytes;
-    uint64_t end;    /* past the last good record */
-    const char *why; /* why the scan stopped before the file's end, or NULL */
-} scan_t;
-
-/* Checks records from SEG_HDR up to size; each seq must be >= min_seq and increasing. */
-static int scan_records(rbuf_t *rb, uint64_t size, uint64_t min_seq, scan_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    uint64_t off = SEG_HDR;
-    while (off < size) {
-        const uint8_t *h;
-        int rc = rbuf_get(rb, off, REC_HDR, size, &h);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc == 1) {
-            s->why = "record header cut short";
-            break;
-        }
-        uint32_t len = get_u32(h);
-        uint32_t crc = get_u32(h + 4);
-        uint64_t seq = get_u64(h + 8);
-        if (len == 0 || len > KVL_SPOOL_RECORD_MAX) {
-            s->why = "impossible record length";
-            break;
-        }
-        if (size - off - REC_HDR < len) {
-            s->why = "record cut short";
-            break;
-        }
-        if (seq < min_seq || (s->n_records > 0 && seq <= s->last_seq)) {
-            s->why = "sequence number out of order";
-            break;
-        }
-        uint8_t hdr[REC_HDR];
-        memcpy(hdr, h, REC_HDR); /* the next call may move the buffer */
-        const uint8_t *payload;
-        rc = rbuf_get(rb, off + REC_HDR, len, size, &payload);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc == 1) {
-            s->why = "record cut short";
-            break;
-        }
-        if (record_crc(hdr, payload, len) != crc) {
-            s->why = "checksum mismatch";
-            break;
-        }
-        if (s->n_records == 0) {
-            s->first_seq = seq;
-        }
-        s->last_seq = seq;
-        s->n_records++;
-        s->payload_bytes += len;
-        off += REC_HDR + len;
-    }
-    s->end = off; /* never beyond size: a record is taken only when it fits */
-    return 0;
-}
-
-/* Returns 0 for our header, 1 for a header that is not ours or damaged, KVL_EPROTO for a
- * newer version (writes *version). */
-static int check_header(const uint8_t *h, uint32_t *version)
-{
-    if (memcmp(h, SEG_MAGIC, 8) != 0) {
-        return 1;
-    }
-    if (kvl_crc32c(0, h, 12) != get_u32(h + 12)) {
-        return 1;
-    }
-    *version = get_u32(h + 8);
-    if (*version > KVL_SPOOL_FORMAT_VERSION) {
-        return KVL_EPROTO;
-    }
-    return *version == KVL_SPOOL_FORMAT_VERSION ? 0 : 1;
-}
-
-static void make_header(uint8_t *h)
-{
-    memcpy(h, SEG_MAGIC, 8);
-    put_u32(h + 8, KVL_SPOOL_FORMAT_VERSION);
-    put_u32(h + 12, kvl_crc32c(0, h, 12));
-}
-
 /* --------------------------------------------------------------- segments list --------- */
 
 static int segs_push(kvl_spool_t *sp, const seg_t *s)
@@ -352,8 +197,8 @@ static void remove_front(kvl_spool_t *sp)
     }
     for (size_t i = 0; i < sp->n_readers; i++) {
         reader_t *r = &sp->readers[i];
-        if (r->rb.fd >= 0 && r->rb.name_seq == s->name_seq) {
-            rbuf_close(&r->rb);
+        if (r->rb.fd >= 0 && r->rb.num == s->name_seq) {
+            kvl_seglog_file_close(&r->rb);
         }
         if (r->seg == 0) {
             r->off = SEG_HDR;
@@ -361,8 +206,9 @@ static void remove_front(kvl_spool_t *sp)
             r->seg--;
         }
     }
-    if (unlinkat(sp->dir_fd, name, 0) != 0 && errno != ENOENT) {
-        KVL_LOG_WARN("spool", sp->dir, "cannot delete %s: %s", name, strerror(errno));
+    int rc = kvl_seglog_unlink(&seg_fmt, sp->dir_fd, s->name_seq);
+    if (rc != 0) {
+        KVL_LOG_WARN("spool", sp->dir, "cannot delete %s: %s", name, kvl_strerror(rc));
     }
     sp->dir_dirty = true;
     sp->total_bytes -= s->file_bytes;
@@ -413,7 +259,7 @@ static int save_cursor(kvl_spool_t *sp, reader_t *r)
     if (fd < 0) {
         rc = -errno;
     } else {
-        rc = pwrite_full(fd, b, sizeof(b), 0);
+        rc = kvl_seglog_pwrite(fd, b, sizeof(b), 0);
         if (close(fd) != 0 && rc == 0) {
             rc = -errno;
         }
@@ -500,146 +346,78 @@ static bool valid_reader_name(const char *s)
     return true;
 }
 
-/* A name of 16 lowercase hex digits + ".seg": returns true and its number. */
-static bool parse_seg_name(const char *s, uint64_t *seq)
-{
-    if (strlen(s) != 20 || strcmp(s + 16, ".seg") != 0) {
-        return false;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) {
-            return false;
-        }
-        v = v << 4 | (uint64_t)d;
-    }
-    *seq = v;
-    return true;
-}
-
 static bool has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Called with every name in the folder that is not a segment: removes leftover temporary
+ * files and the cursor files of readers no longer configured. */
+static void on_other_file(void *ctx, const char *name)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Lists segment numbers (sorted) and removes leftover temporary files and the cursor files
- * of readers no longer configured. */
-static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
-{
-    int fd = dup(sp->dir_fd);
-    if (fd < 0) {
-        return -errno;
-    }
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    rewinddir(d);
-    uint64_t *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        uint64_t seq;
-        if (parse_seg_name(e->d_name, &seq)) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                uint64_t *nv = realloc(v, cap * sizeof(*nv));
-                if (nv == NULL) {
-                    rc = KVL_ENOMEM;
-                    break;
-                }
-                v = nv;
-            }
-            v[n++] = seq;
-        } else if (has_suffix(e->d_name, ".cursor.tmp")) {
-            unlinkat(sp->dir_fd, e->d_name, 0);
-        } else if (has_suffix(e->d_name, ".cursor")) {
-            size_t len = strlen(e->d_name) - strlen(".cursor");
-            bool known = false;
-            for (size_t i = 0; i < sp->n_readers; i++) {
-                if (strlen(sp->readers[i].name) == len &&
-                    strncmp(sp->readers[i].name, e->d_name, len) == 0) {
-                    known = true;
-                }
-            }
-            if (!known) {
-                KVL_LOG_INFO("spool", sp->dir, "%s belongs to no configured reader: deleted",
-                             e->d_name);
-                unlinkat(sp->dir_fd, e->d_name, 0);
+    kvl_spool_t *sp = ctx;
+    if (has_suffix(name, ".cursor.tmp")) {
+        unlinkat(sp->dir_fd, name, 0);
+    } else if (has_suffix(name, ".cursor")) {
+        size_t len = strlen(name) - strlen(".cursor");
+        bool known = false;
+        for (size_t i = 0; i < sp->n_readers; i++) {
+            if (strlen(sp->readers[i].name) == len &&
+                strncmp(sp->readers[i].name, name, len) == 0) {
+                known = true;
             }
         }
+        if (!known) {
+            KVL_LOG_INFO("spool", sp->dir, "%s belongs to no configured reader: deleted", name);
+            unlinkat(sp->dir_fd, name, 0);
+        }
     }
-    closedir(d);
-    if (rc != 0) {
-        free(v);
-        return rc;
-    }
-    if (n > 0) {
-        qsort(v, n, sizeof(*v), cmp_u64);
-    }
-    *out = v;
-    *n_out = n;
-    return 0;
+}
+
+/* Lists segment numbers (sorted) and cleans up the other files (on_other_file). */
+static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
+{
+    return kvl_seglog_list(&seg_fmt, sp->dir_fd, out, n_out, on_other_file, sp);
 }
 
 /* Checks one segment file and adds it to the list (or deletes it when it is the last one
  * and holds nothing). `last`: appends may continue in it. */
-static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *rb, char *err,
-                        size_t errlen)
+static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglog_file_t *rb,
+                        char *err, size_t errlen)
 {
     char name[32];
     seg_name(name, sizeof(name), name_seq);
-    int fd = openat(sp->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (fd < 0) {
-        int rc = -errno;
-        set_err(err, errlen, "spool %s: cannot open %s: %s", sp->dir, name, strerror(errno));
+    uint64_t min_seq = sp->last_seq + 1 > name_seq ? sp->last_seq + 1 : name_seq;
+    kvl_seglog_scan_t sc;
+    const char *what = NULL;
+    int rc = kvl_seglog_check(&seg_fmt, rb, sp->dir_fd, name_seq,
+                              last ? KVL_SEGLOG_CHECK_REPAIR : 0, min_seq, &sc, &what);
+    if (rc != 0) {
+        if (strcmp(what, "cut") == 0) {
+            set_err(err, errlen, "spool %s: cannot cut the torn tail of %s: %s", sp->dir, name,
+                    kvl_strerror(rc));
+        } else {
+            set_err(err, errlen, "spool %s: cannot %s %s: %s", sp->dir, what, name,
+                    kvl_strerror(rc));
+        }
         return rc;
     }
-    struct stat stb;
-    if (fstat(fd, &stb) != 0) {
-        int rc = -errno;
-        set_err(err, errlen, "spool %s: cannot stat %s: %s", sp->dir, name, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    uint64_t size = (uint64_t)stb.st_size;
-    rbuf_close(rb);
-    rb->fd = fd;
-    rb->name_seq = name_seq;
+    uint64_t size = sc.size;
     seg_t s = {.name_seq = name_seq, .file_bytes = size};
-    const uint8_t *h;
-    int rc = rbuf_get(rb, 0, SEG_HDR, size, &h);
-    if (rc < 0) {
-        set_err(err, errlen, "spool %s: cannot read %s: %s", sp->dir, name, strerror(-rc));
-        return rc;
-    }
-    uint32_t version = 0;
-    int hc = rc == 1 ? 1 : check_header(h, &version);
-    if (hc == KVL_EPROTO) {
+    if (sc.header == 0 && sc.version > KVL_SPOOL_FORMAT_VERSION) {
         set_err(err, errlen,
                 "spool %s: %s was written by a newer kaaval (format %" PRIu32
                 ", this one reads %u); refusing to touch the spool",
-                sp->dir, name, version, KVL_SPOOL_FORMAT_VERSION);
+                sp->dir, name, sc.version, KVL_SPOOL_FORMAT_VERSION);
         return KVL_EPROTO;
     }
-    if (hc == 1) {
+    if (sc.header != 0 || sc.version != KVL_SPOOL_FORMAT_VERSION) {
         if (last && size <= SEG_HDR) {
             KVL_LOG_WARN("spool", sp->dir, "%s: header cut short (%" PRIu64 " bytes): deleted",
                          name, size);
             sp->st.cut_bytes += size;
-            rbuf_close(rb);
+            kvl_seglog_file_close(rb);
             unlinkat(sp->dir_fd, name, 0);
             return 0;
         }
@@ -650,17 +428,10 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
         sp->st.cut_bytes += size;
         return segs_push(sp, &s);
     }
-    uint64_t min_seq = sp->last_seq + 1 > name_seq ? sp->last_seq + 1 : name_seq;
-    scan_t sc;
-    rc = scan_records(rb, size, min_seq, &sc);
-    if (rc != 0) {
-        set_err(err, errlen, "spool %s: cannot read %s: %s", sp->dir, name, kvl_strerror(rc));
-        return rc;
-    }
     s.first_seq = sc.first_seq;
     s.last_seq = sc.last_seq;
     s.n_records = sc.n_records;
-    s.payload_bytes = sc.payload_bytes;
+    s.payload_bytes = sc.body_bytes;
     s.end = sc.end;
     if (sc.end < size) {
         uint64_t cut = size - sc.end;
@@ -670,12 +441,6 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
                          "%s: torn or damaged tail (%s at offset %" PRIu64 "): cut off %" PRIu64
                          " bytes",
                          name, sc.why, sc.end, cut);
-            if (ftruncate(fd, (off_t)sc.end) != 0) {
-                rc = -errno;
-                set_err(err, errlen, "spool %s: cannot cut the torn tail of %s: %s", sp->dir, name,
-                        strerror(errno));
-                return rc;
-            }
             s.file_bytes = sc.end;
         } else {
             KVL_LOG_ERROR("spool", sp->dir,
@@ -685,7 +450,7 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
         }
     }
     if (s.n_records == 0 && last) {
-        rbuf_close(rb);
+        kvl_seglog_file_close(rb);
         unlinkat(sp->dir_fd, name, 0);
         return 0;
     }
@@ -697,8 +462,7 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, rbuf_t *r
         sp->last_seq = s.last_seq;
     }
     if (last) {
-        sp->active_fd = fd; /* ownership moves from the read-ahead to the spool */
-        rb->fd = -1;
+        sp->active_fd = kvl_seglog_file_release(rb); /* ownership moves to the spool */
     }
     return 0;
 }
@@ -730,7 +494,7 @@ static int open_dir(kvl_spool_t *sp, char *err, size_t errlen)
 static void free_all(kvl_spool_t *sp)
 {
     for (size_t i = 0; i < sp->n_readers; i++) {
-        rbuf_close(&sp->readers[i].rb);
+        kvl_seglog_file_close(&sp->readers[i].rb);
         kvl_buf_free(&sp->readers[i].rb.buf);
     }
     for (size_t i = 0; i < sp->n_pending; i++) {
@@ -815,7 +579,7 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
                     kvl_strerror(rc));
         }
     }
-    rbuf_t rb = {.fd = -1};
+    kvl_seglog_file_t rb = {.fd = -1};
     for (size_t i = 0; rc == 0 && i < n_names; i++) {
         rc = load_segment(sp, names[i], i + 1 == n_names, &rb, err, errlen);
         bool kept = sp->n_segs > 0 && sp->segs[sp->n_segs - 1].name_seq == names[i];
@@ -823,7 +587,7 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
             sp->last_seq = names[i]; /* so no new segment can take an existing name */
         }
     }
-    rbuf_close(&rb);
+    kvl_seglog_file_close(&rb);
     kvl_buf_free(&rb.buf);
     free(names);
     for (size_t i = 0; rc == 0 && i < sp->n_readers; i++) {
@@ -948,13 +712,13 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
         *bytes = s->payload_bytes;
         return;
     }
-    char name[32];
-    seg_name(name, sizeof(name), s->name_seq);
-    rbuf_t rb = {.fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC), .name_seq = s->name_seq};
+    kvl_seglog_file_t rb;
+    kvl_seglog_file_init(&rb);
+    kvl_seglog_file_open(&seg_fmt, &rb, sp->dir_fd, s->name_seq, O_RDONLY); /* -1 on failure */
     uint64_t off = SEG_HDR, seen = 0, seen_bytes = 0;
     while (rb.fd >= 0 && off < s->end) {
         const uint8_t *h;
-        if (rbuf_get(&rb, off, REC_HDR, s->end, &h) != 0) {
+        if (kvl_seglog_file_get(&rb, off, REC_HDR, s->end, &h) != 0) {
             break;
         }
         uint32_t len = get_u32(h);
@@ -968,8 +732,7 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
     /* What could not be read is counted as not acknowledged. */
     *n = s->n_records - seen;
     *bytes = s->payload_bytes - seen_bytes;
-    rbuf_close(&rb);
-    kvl_buf_free(&rb.buf);
+    kvl_seglog_file_free(&rb);
 }
 
 /* Deletes the oldest segment to make room, counting what readers lose. */
@@ -1017,9 +780,9 @@ static int new_segment(kvl_spool_t *sp, uint64_t seq)
         return rc;
     }
     uint8_t h[SEG_HDR];
-    make_header(h);
+    kvl_seglog_header_make(&seg_fmt, h);
     seg_t s = {.name_seq = seq, .end = SEG_HDR, .file_bytes = SEG_HDR};
-    int rc = pwrite_full(fd, h, sizeof(h), 0);
+    int rc = kvl_seglog_pwrite(fd, h, sizeof(h), 0);
     if (rc == 0) {
         rc = segs_push(sp, &s);
     }
@@ -1065,11 +828,9 @@ int kvl_spool_append(kvl_spool_t *sp, uint64_t seq, const void *data, size_t len
         return KVL_ENOMEM;
     }
     uint8_t *h = sp->wbuf.data;
-    put_u32(h, (uint32_t)len);
-    put_u64(h + 8, seq);
-    put_u32(h + 4, record_crc(h, data, (uint32_t)len));
+    kvl_seglog_seal(&seg_fmt, h, seq, data, len, NULL, 0);
     memcpy(h + REC_HDR, data, len);
-    int rc = pwrite_full(sp->active_fd, h, (size_t)need, a->end);
+    int rc = kvl_seglog_pwrite(sp->active_fd, h, (size_t)need, a->end);
     if (rc != 0) {
         log_write_error(sp, "cannot write to the spool", rc);
         if (ftruncate(sp->active_fd, (off_t)a->end) != 0) {
@@ -1138,12 +899,12 @@ static void damaged_on_read(kvl_spool_t *sp, reader_t *r, seg_t *s, const char *
                   name, why, r->off, cut);
     sp->st.cut_bytes += cut;
     /* Recount what is left before the damage so the statistics stay true. */
-    scan_t sc;
-    if (scan_records(&r->rb, r->off, s->name_seq, &sc) == 0) {
+    kvl_seglog_scan_t sc;
+    if (kvl_seglog_scan_records(&seg_fmt, &r->rb, r->off, s->name_seq, &sc) == 0) {
         s->first_seq = sc.first_seq;
         s->last_seq = sc.last_seq;
         s->n_records = sc.n_records;
-        s->payload_bytes = sc.payload_bytes;
+        s->payload_bytes = sc.body_bytes;
     }
     s->end = r->off;
     if (is_active(sp, (size_t)(s - sp->segs))) {
@@ -1173,20 +934,18 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
             }
             return 0;
         }
-        if (r->rb.fd < 0 || r->rb.name_seq != s->name_seq) {
-            rbuf_close(&r->rb);
+        if (r->rb.fd < 0 || r->rb.num != s->name_seq) {
+            kvl_seglog_file_close(&r->rb);
             char name[32];
             seg_name(name, sizeof(name), s->name_seq);
-            r->rb.fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
-            if (r->rb.fd < 0) {
-                int rc = -errno;
-                KVL_LOG_ERROR("spool", sp->dir, "cannot open %s: %s", name, strerror(errno));
+            int rc = kvl_seglog_file_open(&seg_fmt, &r->rb, sp->dir_fd, s->name_seq, O_RDONLY);
+            if (rc != 0) {
+                KVL_LOG_ERROR("spool", sp->dir, "cannot open %s: %s", name, kvl_strerror(rc));
                 return rc;
             }
-            r->rb.name_seq = s->name_seq;
         }
         const uint8_t *h;
-        int rc = rbuf_get(&r->rb, r->off, REC_HDR, s->end, &h);
+        int rc = kvl_seglog_file_get(&r->rb, r->off, REC_HDR, s->end, &h);
         if (rc < 0) {
             return rc;
         }
@@ -1202,17 +961,17 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
             r->off += REC_HDR + len;
             continue;
         }
-        const uint8_t *payload;
-        rc = rbuf_get(&r->rb, r->off + REC_HDR, len, s->end, &payload);
-        if (rc < 0) {
+        kvl_seglog_rec_t rec;
+        rc = kvl_seglog_file_next(&seg_fmt, &r->rb, r->off, s->end, &rec, NULL);
+        if (rc < 0 && rc != KVL_EPROTO) {
             return rc;
         }
-        if (rc == 1 || record_crc(hdr, payload, len) != get_u32(hdr + 4)) {
+        if (rc != 1 || rec.seq != rseq) {
             damaged_on_read(sp, r, s, "checksum mismatch");
             continue;
         }
         kvl_buf_reset(out);
-        if (kvl_buf_append(out, payload, len) != 0) {
+        if (kvl_buf_append(out, rec.body, len) != 0) {
             return KVL_ENOMEM;
         }
         r->off += REC_HDR + len;

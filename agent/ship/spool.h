@@ -10,6 +10,8 @@
  *                         little-endian; the CRC covers length, seq and payload. A segment
  *                         is closed for appending ("rolled") once the next record would take
  *                         it past segment_bytes.
+ *                         The segment files are read, written and checked by
+ *                         common/seglog.c (this format: seg_fmt in spool.c).
  *   <reader>.cursor       a reader's acknowledged sequence number (32 bytes with its own
  *                         CRC), replaced atomically by writing <reader>.cursor.tmp and
  *                         renaming it.

@@ -9,10 +9,12 @@
  * it created a file, unlinks the segments the loop has released, publishes the highest
  * jseq now on disk and wakes the loop with a uv_async. Because every chunk carries its
  * offset, a failed commit is simply done again (the same bytes at the same places).
+ *
+ * The segment files (names, header, record framing and CRC, the check and torn-tail cut
+ * at open, reading records back) are common/seglog.c's, in the journal's format.
  */
 #include "journal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,11 +26,9 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
-
-static const char magic[8] = {'k', 'v', 'l', 'j', 'r', 'n', 'l', '\0'};
+#include "seglog.h"
 
 /* A group commit gathers at most this much before it goes to disk without waiting. */
 #define COMMIT_EAGER_BYTES (4u << 20)
@@ -95,14 +95,13 @@ struct kvl_journal {
     bool failing;
 };
 
-/* ------------------------------------------------------------- little-endian fields -- */
+/* ------------------------------------------------------------- records --------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
+/* The owner's fields after jseq: u64 seq, u8 type, u8 lane, u16 agent length. */
+#define F_SEQ 16
+#define F_TYPE 24
+#define F_LANE 25
+#define F_ALEN 26
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -111,31 +110,65 @@ static void put64(uint8_t *p, uint64_t v)
     }
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint64_t get64(const uint8_t *p)
 {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
 }
 
-/* ------------------------------------------------------------- records --------------- */
+static size_t agent_len_of(const uint8_t *h)
+{
+    return (size_t)h[F_ALEN] | (size_t)h[F_ALEN + 1] << 8;
+}
+
+static bool header_ok(const uint8_t *h, uint32_t len)
+{
+    size_t alen = agent_len_of(h);
+    return alen <= KVL_JOURNAL_AGENT_MAX && alen <= len && len - alen <= KVL_JOURNAL_DATA_MAX;
+}
+
+/* The journal's segments: the format as it was before common/seglog.c, so existing
+ * journals open unchanged. */
+static const kvl_seglog_format_t jfmt = {
+    .magic = {'k', 'v', 'l', 'j', 'r', 'n', 'l', '\0'},
+    .version = KVL_JOURNAL_FORMAT_VERSION,
+    .suffix = ".jnl",
+    .extra = KVL_JOURNAL_RECORD_HEADER - KVL_SEGLOG_REC_BASE,
+    .crc_covers_len = false,
+    .len_min = 0,
+    .len_max = UINT32_MAX,
+    .header_ok = header_ok,
+};
+
+_Static_assert(KVL_JOURNAL_HEADER == KVL_SEGLOG_HEADER, "the journal's segment header");
+_Static_assert(KVL_JOURNAL_RECORD_HEADER - KVL_SEGLOG_REC_BASE <= KVL_SEGLOG_EXTRA_MAX,
+               "the journal's record fields");
 
 static void make_header(const kvl_jrec_t *rec, uint8_t h[KVL_JOURNAL_RECORD_HEADER])
 {
-    put32(h, (uint32_t)(rec->agent_len + rec->len));
-    put64(h + 8, rec->jseq);
-    put64(h + 16, rec->seq);
-    h[24] = rec->type;
-    h[25] = rec->lane;
-    h[26] = (uint8_t)rec->agent_len;
-    h[27] = (uint8_t)(rec->agent_len >> 8);
-    uint32_t crc = kvl_crc32c(0, h + 8, KVL_JOURNAL_RECORD_HEADER - 8);
-    crc = kvl_crc32c(crc, rec->agent, rec->agent_len);
-    crc = kvl_crc32c(crc, rec->data, rec->len);
-    put32(h + 4, crc);
+    put64(h + F_SEQ, rec->seq);
+    h[F_TYPE] = rec->type;
+    h[F_LANE] = rec->lane;
+    h[F_ALEN] = (uint8_t)rec->agent_len;
+    h[F_ALEN + 1] = (uint8_t)(rec->agent_len >> 8);
+    kvl_seglog_seal(&jfmt, h, rec->jseq, rec->agent, rec->agent_len, rec->data, rec->len);
+}
+
+/* A journal record from a segment log record. */
+static void from_seglog(const kvl_seglog_rec_t *sr, kvl_jrec_t *rec)
+{
+    size_t alen = agent_len_of(sr->hdr);
+    rec->jseq = sr->seq;
+    rec->seq = get64(sr->hdr + F_SEQ);
+    rec->type = sr->hdr[F_TYPE];
+    rec->lane = sr->hdr[F_LANE];
+    rec->agent = (const char *)sr->body;
+    rec->agent_len = alen;
+    rec->data = sr->body + alen;
+    rec->len = sr->len - alen;
 }
 
 static bool rec_ok(const kvl_jrec_t *rec)
@@ -168,69 +201,21 @@ int kvl_journal_encode(const kvl_jrec_t *rec, uint8_t **out, size_t *outlen)
 
 int kvl_journal_parse(const uint8_t *p, size_t n, kvl_jrec_t *rec, size_t *used)
 {
-    if (n < KVL_JOURNAL_RECORD_HEADER) {
-        return 0;
+    kvl_seglog_rec_t sr;
+    int rc = kvl_seglog_parse(&jfmt, p, n, &sr, NULL);
+    if (rc != 1) {
+        return rc;
     }
-    uint32_t len = get32(p);
-    size_t alen = (size_t)p[26] | (size_t)p[27] << 8;
-    if (alen > KVL_JOURNAL_AGENT_MAX || alen > len || len - alen > KVL_JOURNAL_DATA_MAX) {
-        return KVL_EPROTO;
-    }
-    if (n - KVL_JOURNAL_RECORD_HEADER < len) {
-        return 0;
-    }
-    uint32_t crc = kvl_crc32c(0, p + 8, KVL_JOURNAL_RECORD_HEADER - 8 + (size_t)len);
-    if (crc != get32(p + 4)) {
-        return KVL_EPROTO;
-    }
-    rec->jseq = get64(p + 8);
-    rec->seq = get64(p + 16);
-    rec->type = p[24];
-    rec->lane = p[25];
-    rec->agent = (const char *)p + KVL_JOURNAL_RECORD_HEADER;
-    rec->agent_len = alen;
-    rec->data = p + KVL_JOURNAL_RECORD_HEADER + alen;
-    rec->len = len - alen;
-    *used = KVL_JOURNAL_RECORD_HEADER + (size_t)len;
+    from_seglog(&sr, rec);
+    *used = sr.size;
     return 1;
-}
-
-static void make_seg_header(uint8_t h[KVL_JOURNAL_HEADER])
-{
-    memcpy(h, magic, 8);
-    put32(h + 8, KVL_JOURNAL_FORMAT_VERSION);
-    put32(h + 12, kvl_crc32c(0, h, 12));
 }
 
 /* ------------------------------------------------------------- open ------------------ */
 
 static void seg_name(uint64_t num, char out[32])
 {
-    snprintf(out, 32, "%016" PRIx64 ".jnl", num);
-}
-
-static bool parse_seg_name(const char *name, uint64_t *num)
-{
-    if (strlen(name) != 20 || strcmp(name + 16, ".jnl") != 0) {
-        return false;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = name[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) {
-            return false;
-        }
-        v = v << 4 | (uint64_t)d;
-    }
-    *num = v;
-    return true;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    kvl_seglog_name(&jfmt, num, out);
 }
 
 static int seg_push(kvl_journal_t *j, uint64_t num)
@@ -248,36 +233,6 @@ static int seg_push(kvl_journal_t *j, uint64_t num)
     return 0;
 }
 
-/* Reads a whole file (at most `max` bytes). Returns 0 or -errno. */
-static int read_file(int fd, uint8_t **out, size_t *len)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        return -errno;
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        return KVL_ENOMEM;
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, p + got, n - got, (off_t)got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            int e = r < 0 ? -errno : UV_EIO;
-            free(p);
-            return e;
-        }
-        got += (size_t)r;
-    }
-    *out = p;
-    *len = n;
-    return 0;
-}
-
 /* Checks one segment found at open; repairs the last one. Returns 0 (also when the file
  * was set aside) or a negative code with err filled. *keep says whether it stays. */
 static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *prev_jseq, bool *keep,
@@ -286,26 +241,34 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
     char name[32];
     seg_name(num, name);
     *keep = false;
-    int fd = openat(j->dir_fd, name, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s/%s: %s", j->dir, name, strerror(errno));
-        return -errno;
+    kvl_seglog_file_t sf;
+    kvl_seglog_file_init(&sf);
+    kvl_seglog_scan_t sc;
+    const char *what = NULL;
+    int flags = KVL_SEGLOG_CHECK_WRITE | (last ? KVL_SEGLOG_CHECK_REPAIR : 0);
+    int rc = kvl_seglog_check(&jfmt, &sf, j->dir_fd, num, flags, *prev_jseq + 1, &sc, &what);
+    if (rc == 0 && sc.header == 0 && sc.version < KVL_JOURNAL_FORMAT_VERSION) {
+        /* An older version number with the same records: checked the same way. */
+        rc = kvl_seglog_scan_records(&jfmt, &sf, sc.size, *prev_jseq + 1, &sc);
+        what = "read";
+        if (rc == 0 && last && sc.end < sc.size) {
+            what = "cut";
+            rc = ftruncate(sf.fd, (off_t)sc.end) == 0 ? 0 : -errno;
+        }
     }
-    uint8_t *p = NULL;
-    size_t n = 0;
-    int rc = read_file(fd, &p, &n);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot read %s/%s: %s", j->dir, name, kvl_strerror(rc));
-        close(fd);
+        snprintf(err, errlen, "cannot %s %s/%s: %s", strcmp(what, "cut") == 0 ? "truncate" : what,
+                 j->dir, name, kvl_strerror(rc));
+        kvl_seglog_file_free(&sf);
         return rc;
     }
-    if (n < KVL_JOURNAL_HEADER || memcmp(p, magic, 8) != 0 ||
-        get32(p + 12) != kvl_crc32c(0, p, 12)) {
-        free(p);
-        close(fd);
+    uint64_t n = sc.size;
+    if (sc.header != 0) {
+        kvl_seglog_file_free(&sf);
         if (last && n < KVL_JOURNAL_HEADER) {
             /* Created, header never written: it holds nothing. */
-            KVL_LOG_WARN("journal", name, "segment without a header (%zu bytes); removed", n);
+            KVL_LOG_WARN("journal", name, "segment without a header (%" PRIu64 " bytes); removed",
+                         n);
             unlinkat(j->dir_fd, name, 0);
             j->cut_bytes += n;
             return 0;
@@ -317,60 +280,38 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
         j->cut_bytes += n;
         return 0;
     }
-    if (get32(p + 8) > KVL_JOURNAL_FORMAT_VERSION) {
+    if (sc.version > KVL_JOURNAL_FORMAT_VERSION) {
         snprintf(err, errlen,
                  "%s/%s has journal format %u; this collector reads up to %u (a newer "
                  "collector's data: not touched)",
-                 j->dir, name, get32(p + 8), KVL_JOURNAL_FORMAT_VERSION);
-        free(p);
-        close(fd);
+                 j->dir, name, sc.version, KVL_JOURNAL_FORMAT_VERSION);
+        kvl_seglog_file_free(&sf);
         return KVL_EPROTO;
     }
-    size_t off = KVL_JOURNAL_HEADER;
-    const char *why = NULL;
-    while (off < n) {
-        kvl_jrec_t r;
-        size_t used;
-        int prc = kvl_journal_parse(p + off, n - off, &r, &used);
-        if (prc == 0) {
-            why = "torn record";
-            break;
-        }
-        if (prc < 0) {
-            why = "damaged record";
-            break;
-        }
-        if (r.jseq <= *prev_jseq) {
-            why = "record out of order";
-            break;
-        }
-        *prev_jseq = r.jseq;
-        off += used;
+    if (sc.n_records > 0) {
+        *prev_jseq = sc.last_seq;
     }
-    free(p);
+    uint64_t off = sc.end;
     if (off < n) {
         j->cut_bytes += n - off;
         if (last) {
-            KVL_LOG_WARN("journal", name, "%s at offset %zu: cut off the last %zu bytes", why, off,
-                         n - off);
-            if (ftruncate(fd, (off_t)off) != 0) {
-                snprintf(err, errlen, "cannot truncate %s/%s: %s", j->dir, name, strerror(errno));
-                close(fd);
-                return -errno;
-            }
+            KVL_LOG_WARN("journal", name,
+                         "%s at offset %" PRIu64 ": cut off the last %" PRIu64 " bytes", sc.why,
+                         off, n - off);
         } else {
             KVL_LOG_ERROR("journal", name,
-                          "%s at offset %zu: the remaining %zu bytes of this segment are "
-                          "skipped",
-                          why, off, n - off);
+                          "%s at offset %" PRIu64 ": the remaining %" PRIu64
+                          " bytes of this segment are skipped",
+                          sc.why, off, n - off);
         }
     }
-    if (!j->no_sync && fdatasync(fd) != 0) {
+    if (!j->no_sync && fdatasync(sf.fd) != 0) {
+        rc = -errno;
         snprintf(err, errlen, "cannot sync %s/%s: %s", j->dir, name, strerror(errno));
-        close(fd);
-        return -errno;
+        kvl_seglog_file_free(&sf);
+        return rc;
     }
-    close(fd);
+    kvl_seglog_file_free(&sf);
     rc = seg_push(j, num);
     if (rc != 0) {
         snprintf(err, errlen, "out of memory");
@@ -444,41 +385,12 @@ int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *
         goto fail;
     }
     /* The segments, in order. */
-    int dfd = dup(j->dir_fd);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-    if (d == NULL) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot list %s: %s", j->dir, strerror(errno));
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        goto fail;
-    }
     uint64_t *nums = NULL;
-    size_t n_nums = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        uint64_t num;
-        if (!parse_seg_name(e->d_name, &num)) {
-            continue;
-        }
-        if (n_nums == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *nn = realloc(nums, cap * sizeof(*nums));
-            if (nn == NULL) {
-                free(nums);
-                closedir(d);
-                rc = KVL_ENOMEM;
-                snprintf(err, errlen, "out of memory");
-                goto fail;
-            }
-            nums = nn;
-        }
-        nums[n_nums++] = num;
-    }
-    closedir(d);
-    if (n_nums > 0) {
-        qsort(nums, n_nums, sizeof(*nums), cmp_u64);
+    size_t n_nums = 0;
+    rc = kvl_seglog_list(&jfmt, j->dir_fd, &nums, &n_nums, NULL, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot list %s: %s", j->dir, kvl_strerror(rc));
+        goto fail;
     }
     uint64_t prev = 0;
     for (size_t i = 0; i < n_nums && rc == 0; i++) {
@@ -501,61 +413,43 @@ fail:
 
 int kvl_journal_replay(kvl_journal_t *j, kvl_journal_replay_cb cb, void *ctx)
 {
-    for (size_t i = 0; i < j->n_found && i < j->n_segs; i++) {
+    kvl_seglog_file_t sf;
+    kvl_seglog_file_init(&sf);
+    int rc = 0;
+    for (size_t i = 0; i < j->n_found && i < j->n_segs && rc == 0; i++) {
         const seg_t *s = &j->segs[i];
         char name[32];
         seg_name(s->num, name);
-        int fd = openat(j->dir_fd, name, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            KVL_LOG_ERROR("journal", name, "cannot open: %s", strerror(errno));
-            return -errno;
-        }
-        uint8_t *p = NULL;
-        size_t n = 0;
-        int rc = read_file(fd, &p, &n);
-        close(fd);
+        rc = kvl_seglog_file_open(&jfmt, &sf, j->dir_fd, s->num, O_RDONLY);
         if (rc != 0) {
-            KVL_LOG_ERROR("journal", name, "cannot read: %s", kvl_strerror(rc));
-            return rc;
+            KVL_LOG_ERROR("journal", name, "cannot open: %s", kvl_strerror(rc));
+            break;
         }
-        size_t end = n < s->valid ? n : (size_t)s->valid;
-        size_t off = KVL_JOURNAL_HEADER;
-        while (off < end && rc == 0) {
-            kvl_jrec_t r;
-            size_t used;
-            if (kvl_journal_parse(p + off, end - off, &r, &used) != 1) {
+        uint64_t off = KVL_JOURNAL_HEADER;
+        while (off < s->valid && rc == 0) {
+            kvl_seglog_rec_t sr;
+            int nrc = kvl_seglog_file_next(&jfmt, &sf, off, s->valid, &sr, NULL);
+            if (nrc < 0 && nrc != KVL_EPROTO) {
+                KVL_LOG_ERROR("journal", name, "cannot read: %s", kvl_strerror(nrc));
+                rc = nrc;
+                break;
+            }
+            if (nrc != 1) {
                 break; /* changed behind our back since open; the rest was checked then */
             }
+            kvl_jrec_t r;
+            from_seglog(&sr, &r);
             r.off = off;
             rc = cb(ctx, &r, s->num);
-            off += used;
+            off += sr.size;
         }
-        free(p);
-        if (rc != 0) {
-            return rc;
-        }
+        kvl_seglog_file_close(&sf);
     }
-    return 0;
+    kvl_seglog_file_free(&sf);
+    return rc;
 }
 
 /* ------------------------------------------------------------- writer thread --------- */
-
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
 
 static int wsync(kvl_journal_t *j, int fd)
 {
@@ -594,7 +488,7 @@ static int write_chunks(kvl_journal_t *j, chunk_t *list, const char **what, uint
         }
         created = created || c->create;
         *what = "write";
-        rc = write_all(j->wfd, c->data.data, c->data.len, c->off);
+        rc = kvl_seglog_pwrite(j->wfd, c->data.data, c->data.len, c->off);
     }
     if (rc == 0 && j->wfd >= 0) {
         *what = "sync";
@@ -669,8 +563,9 @@ static void writer_main(void *arg)
                 close(j->wfd);
                 j->wfd = -1;
             }
-            if (unlinkat(j->dir_fd, name, 0) != 0 && errno != ENOENT) {
-                KVL_LOG_WARN("journal", name, "cannot delete: %s", strerror(errno));
+            int urc = kvl_seglog_unlink(&jfmt, j->dir_fd, unl[i]);
+            if (urc != 0) {
+                KVL_LOG_WARN("journal", name, "cannot delete: %s", kvl_strerror(urc));
             }
         }
 
@@ -841,7 +736,7 @@ static int roll(kvl_journal_t *j)
     }
     seg_t *s = &j->segs[j->n_segs - 1];
     uint8_t h[KVL_JOURNAL_HEADER];
-    make_seg_header(h);
+    kvl_seglog_header_make(&jfmt, h);
     rc = queue_bytes(j, s->num, 0, true, h, sizeof(h), NULL, 0, NULL, 0, 0);
     if (rc != 0) {
         j->n_segs--;

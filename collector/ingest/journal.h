@@ -18,6 +18,8 @@
  *                           u16 alen   length of the agent id
  *                           agent id (alen bytes), then the record's data (len - alen)
  *                         A segment is closed ("rolled") once it holds segment_bytes.
+ *                         The segment files are read, written and checked by
+ *                         common/seglog.c (this format: jfmt in journal.c).
  *
  * What the ingest writes (collector/ingest.c): CONNECT (data = the agent's site) when an
  * agent's connection starts, so its definitions start afresh; DEFS (a SeriesDefs payload)

@@ -12,8 +12,9 @@
 # build-fuzz/fuzz-artifacts/<target>-crash-<sha1>. Targets today: fuzz_wire (frames and
 # messages), fuzz_config (agent.yaml, collector.yaml), fuzz_spool (spool segment and
 # cursor files, in a folder under /tmp), fuzz_journal (the collector's journal segments
-# and record reader, in a folder under /tmp), fuzz_icmp (echo replies) and fuzz_stamp
-# (STAMP and TWAMP-Light packets, both directions). The script exits non-zero if the build
+# and record reader, in a folder under /tmp), fuzz_seglog (segment files of both formats
+# checked, repaired and read back, in a folder under /tmp), fuzz_icmp (echo replies) and
+# fuzz_stamp (STAMP and TWAMP-Light packets, both directions). The script exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 

@@ -1,0 +1,465 @@
+/*
+ * seglog.c — the segment log's files: names, headers, record framing with CRC-32C, a
+ * read-ahead reader, the check and torn-tail repair done at open (see seglog.h for the
+ * bytes on disk). The spool and the journal build their policies on these.
+ */
+#include "seglog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "kvl.h"
+
+/* --------------------------------------------------------------- little-endian fields -- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* --------------------------------------------------------------- names ----------------- */
+
+size_t kvl_seglog_rec_header(const kvl_seglog_format_t *f)
+{
+    return KVL_SEGLOG_REC_BASE + f->extra;
+}
+
+void kvl_seglog_name(const kvl_seglog_format_t *f, uint64_t num, char out[KVL_SEGLOG_NAME_MAX])
+{
+    snprintf(out, KVL_SEGLOG_NAME_MAX, "%016" PRIx64 "%s", num, f->suffix);
+}
+
+bool kvl_seglog_parse_name(const kvl_seglog_format_t *f, const char *name, uint64_t *num)
+{
+    size_t k = strlen(f->suffix);
+    if (strlen(name) != 16 + k || strcmp(name + 16, f->suffix) != 0) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            return false;
+        }
+        v = v << 4 | (uint64_t)d;
+    }
+    *num = v;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int kvl_seglog_list(const kvl_seglog_format_t *f, int dir_fd, uint64_t **nums, size_t *n_out,
+                    void (*other)(void *ctx, const char *name), void *ctx)
+{
+    *nums = NULL;
+    *n_out = 0;
+    int fd = dup(dir_fd);
+    if (fd < 0) {
+        return -errno;
+    }
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rewinddir(d);
+    uint64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t num;
+        if (kvl_seglog_parse_name(f, e->d_name, &num)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                uint64_t *nv = realloc(v, cap * sizeof(*nv));
+                if (nv == NULL) {
+                    rc = KVL_ENOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            v[n++] = num;
+        } else if (other != NULL && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            other(ctx, e->d_name);
+        }
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+    }
+    *nums = v;
+    *n_out = n;
+    return 0;
+}
+
+/* --------------------------------------------------------------- headers --------------- */
+
+void kvl_seglog_header_make(const kvl_seglog_format_t *f, uint8_t h[KVL_SEGLOG_HEADER])
+{
+    memcpy(h, f->magic, 8);
+    put_u32(h + 8, f->version);
+    put_u32(h + 12, kvl_crc32c(0, h, 12));
+}
+
+int kvl_seglog_header_check(const kvl_seglog_format_t *f, const uint8_t *h, size_t n,
+                            uint32_t *version)
+{
+    if (n < KVL_SEGLOG_HEADER || memcmp(h, f->magic, 8) != 0 ||
+        kvl_crc32c(0, h, 12) != get_u32(h + 12)) {
+        return 1;
+    }
+    *version = get_u32(h + 8);
+    return 0;
+}
+
+/* --------------------------------------------------------------- records --------------- */
+
+/* The CRC of a record whose header is at hdr and body at a, b. */
+static uint32_t rec_crc(const kvl_seglog_format_t *f, const uint8_t *hdr, const void *a, size_t na,
+                        const void *b, size_t nb)
+{
+    uint32_t c = f->crc_covers_len ? kvl_crc32c(0, hdr, 4) : 0;
+    c = kvl_crc32c(c, hdr + 8, 8 + f->extra);
+    if (na > 0) {
+        c = kvl_crc32c(c, a, na);
+    }
+    if (nb > 0) {
+        c = kvl_crc32c(c, b, nb);
+    }
+    return c;
+}
+
+void kvl_seglog_seal(const kvl_seglog_format_t *f, uint8_t *hdr, uint64_t seq, const void *a,
+                     size_t na, const void *b, size_t nb)
+{
+    put_u32(hdr, (uint32_t)(na + nb));
+    put_u64(hdr + 8, seq);
+    put_u32(hdr + 4, rec_crc(f, hdr, a, na, b, nb));
+}
+
+/* Checks a record's length fields: 0 when possible, KVL_EPROTO when not. */
+static int check_len(const kvl_seglog_format_t *f, const uint8_t *hdr, uint32_t len,
+                     const char **why)
+{
+    if (len < f->len_min || len > f->len_max || (f->header_ok != NULL && !f->header_ok(hdr, len))) {
+        if (why != NULL) {
+            *why = "impossible record length";
+        }
+        return KVL_EPROTO;
+    }
+    return 0;
+}
+
+int kvl_seglog_parse(const kvl_seglog_format_t *f, const uint8_t *p, size_t n,
+                     kvl_seglog_rec_t *rec, const char **why)
+{
+    size_t hl = kvl_seglog_rec_header(f);
+    if (n < hl) {
+        return 0;
+    }
+    uint32_t len = get_u32(p);
+    if (check_len(f, p, len, why) != 0) {
+        return KVL_EPROTO;
+    }
+    if (n - hl < len) {
+        return 0;
+    }
+    if (rec_crc(f, p, p + hl, len, NULL, 0) != get_u32(p + 4)) {
+        if (why != NULL) {
+            *why = "checksum mismatch";
+        }
+        return KVL_EPROTO;
+    }
+    rec->seq = get_u64(p + 8);
+    rec->hdr = p;
+    rec->body = p + hl;
+    rec->len = len;
+    rec->size = hl + len;
+    return 1;
+}
+
+/* --------------------------------------------------------------- files ----------------- */
+
+void kvl_seglog_file_init(kvl_seglog_file_t *sf)
+{
+    memset(sf, 0, sizeof(*sf));
+    sf->fd = -1;
+}
+
+void kvl_seglog_file_adopt(kvl_seglog_file_t *sf, int fd, uint64_t num)
+{
+    kvl_seglog_file_close(sf);
+    sf->fd = fd;
+    sf->num = num;
+}
+
+int kvl_seglog_file_open(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int dir_fd,
+                         uint64_t num, int flags)
+{
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(f, num, name);
+    kvl_seglog_file_close(sf);
+    int fd = openat(dir_fd, name, flags | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        return -errno;
+    }
+    sf->fd = fd;
+    sf->num = num;
+    return 0;
+}
+
+void kvl_seglog_file_close(kvl_seglog_file_t *sf)
+{
+    if (sf->fd >= 0) {
+        close(sf->fd);
+    }
+    sf->fd = -1;
+    sf->buf.len = 0;
+    sf->start = 0;
+}
+
+void kvl_seglog_file_free(kvl_seglog_file_t *sf)
+{
+    kvl_seglog_file_close(sf);
+    kvl_buf_free(&sf->buf);
+}
+
+int kvl_seglog_file_release(kvl_seglog_file_t *sf)
+{
+    int fd = sf->fd;
+    sf->fd = -1;
+    sf->buf.len = 0;
+    sf->start = 0;
+    return fd;
+}
+
+static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (uint8_t *)p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            *got = done;
+            return -errno;
+        }
+        if (r == 0) {
+            break;
+        }
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int kvl_seglog_file_get(kvl_seglog_file_t *sf, uint64_t off, size_t n, uint64_t limit,
+                        const uint8_t **p)
+{
+    if (off >= sf->start && off - sf->start <= sf->buf.len &&
+        sf->buf.len - (off - sf->start) >= n) {
+        *p = sf->buf.data + (off - sf->start);
+        return 0;
+    }
+    if (off > limit || limit - off < n) {
+        return 1;
+    }
+    uint64_t want = limit - off;
+    if (want > KVL_SEGLOG_READ_AHEAD) {
+        want = KVL_SEGLOG_READ_AHEAD;
+    }
+    if (want < n) {
+        want = n;
+    }
+    sf->buf.len = 0;
+    sf->start = off;
+    if (kvl_buf_reserve(&sf->buf, (size_t)want) != 0) {
+        return KVL_ENOMEM;
+    }
+    size_t got;
+    int rc = pread_full(sf->fd, sf->buf.data, (size_t)want, off, &got);
+    if (rc != 0) {
+        return rc;
+    }
+    sf->buf.len = got;
+    if (got < n) {
+        return 1;
+    }
+    *p = sf->buf.data;
+    return 0;
+}
+
+int kvl_seglog_file_next(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t off,
+                         uint64_t limit, kvl_seglog_rec_t *rec, const char **why)
+{
+    size_t hl = kvl_seglog_rec_header(f);
+    const uint8_t *h;
+    int rc = kvl_seglog_file_get(sf, off, hl, limit, &h);
+    if (rc != 0) {
+        if (rc == 1 && why != NULL) {
+            *why = "record header cut short";
+        }
+        return rc == 1 ? 0 : rc;
+    }
+    uint32_t len = get_u32(h);
+    if (check_len(f, h, len, why) != 0) {
+        return KVL_EPROTO;
+    }
+    /* The whole record in one piece: the buffer may move for it. */
+    const uint8_t *p;
+    rc = kvl_seglog_file_get(sf, off, hl + (size_t)len, limit, &p);
+    if (rc != 0) {
+        if (rc == 1 && why != NULL) {
+            *why = "record cut short";
+        }
+        return rc == 1 ? 0 : rc;
+    }
+    return kvl_seglog_parse(f, p, hl + (size_t)len, rec, why);
+}
+
+int kvl_seglog_scan_records(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t size,
+                            uint64_t min_seq, kvl_seglog_scan_t *s)
+{
+    s->first_seq = s->last_seq = s->n_records = s->body_bytes = 0;
+    s->why = NULL;
+    uint64_t off = KVL_SEGLOG_HEADER;
+    while (off < size) {
+        kvl_seglog_rec_t r;
+        const char *why = NULL;
+        int rc = kvl_seglog_file_next(f, sf, off, size, &r, &why);
+        if (rc == KVL_EPROTO || rc == 0) {
+            s->why = why;
+            break;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        if (r.seq < min_seq || (s->n_records > 0 && r.seq <= s->last_seq)) {
+            s->why = "sequence number out of order";
+            break;
+        }
+        if (s->n_records == 0) {
+            s->first_seq = r.seq;
+        }
+        s->last_seq = r.seq;
+        s->n_records++;
+        s->body_bytes += r.len;
+        off += r.size;
+    }
+    s->end = off < size ? off : size;
+    return 0;
+}
+
+int kvl_seglog_check(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int dir_fd, uint64_t num,
+                     int flags, uint64_t min_seq, kvl_seglog_scan_t *s, const char **what)
+{
+    const char *dummy;
+    if (what == NULL) {
+        what = &dummy;
+    }
+    memset(s, 0, sizeof(*s));
+    *what = "open";
+    int rc = kvl_seglog_file_open(
+        f, sf, dir_fd, num,
+        (flags & (KVL_SEGLOG_CHECK_WRITE | KVL_SEGLOG_CHECK_REPAIR)) ? O_RDWR : O_RDONLY);
+    if (rc != 0) {
+        return rc;
+    }
+    struct stat stb;
+    if (fstat(sf->fd, &stb) != 0) {
+        *what = "stat";
+        return -errno;
+    }
+    s->size = (uint64_t)stb.st_size;
+    s->end = s->size;
+    const uint8_t *h;
+    *what = "read";
+    rc = kvl_seglog_file_get(sf, 0, KVL_SEGLOG_HEADER, s->size, &h);
+    if (rc < 0) {
+        return rc;
+    }
+    s->header = rc == 1 ? 1 : kvl_seglog_header_check(f, h, KVL_SEGLOG_HEADER, &s->version);
+    if (s->header != 0 || s->version != f->version) {
+        return 0;
+    }
+    rc = kvl_seglog_scan_records(f, sf, s->size, min_seq, s);
+    if (rc != 0) {
+        return rc;
+    }
+    if (s->end < s->size && (flags & KVL_SEGLOG_CHECK_REPAIR)) {
+        *what = "cut";
+        if (ftruncate(sf->fd, (off_t)s->end) != 0) {
+            return -errno;
+        }
+        s->cut = true;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- writing --------------- */
+
+int kvl_seglog_pwrite(int fd, const void *p, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int kvl_seglog_unlink(const kvl_seglog_format_t *f, int dir_fd, uint64_t num)
+{
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(f, num, name);
+    if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT) {
+        return -errno;
+    }
+    return 0;
+}
