@@ -118,7 +118,7 @@
  *     metric_groups: [host-resources, ucd, ups]   # polled besides the interfaces
  *
  *   probes:                       # link measurement; the keys in detail are in
- *     interval: 60s               #   agent/probe_config.h. Statistics per target and
+ *     interval: 60s               #   agent/probe/probe_config.h. Statistics per target and
  *     count: 20                   #   interval: probes spread evenly (http: 1 per interval)
  *     size: 56                    # ICMP data bytes, like ping -s
  *     reflector: {enabled: true, port: 862}   # STAMP / TWAMP-Light reflector (default on)

@@ -1,6 +1,6 @@
 /*
  * test_agent_config_groups.c — metric groups in agent.yaml (agent/agent_config.c) and MIB
- * names resolved with net-snmp's parser (agent/snmp_mib.c).
+ * names resolved with net-snmp's parser (agent/snmp/snmp_mib.c).
  *
  * The MIB folders are tests/mibs/base (stand-ins for the IETF base modules) and
  * tests/mibs/groups (KAAVAL-TEST-MIB, the tests' own module), found from this file's path;

@@ -1,7 +1,7 @@
 /*
- * test_poller.c — agent/poller.c against link-time fakes of the two modules it talks to.
+ * test_poller.c — agent/snmp/poller.c against link-time fakes of the two modules it talks to.
  *
- * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp.c is not linked) answers
+ * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp/snmp.c is not linked) answers
  * from an in-memory MIB per device with real GET / GETNEXT / GETBULK semantics, v1 errors
  * (noSuchName with error-index) or v2c exceptions, an optional response-size cap, tooBig,
  * silence above a size, SNMPv3 Reports, delays and dead devices, always asynchronously on
@@ -174,7 +174,7 @@ static fake_dev_t *fake_dev_new(const char *name)
     return d;
 }
 
-/* --- fake SNMP layer (replaces agent/snmp.c) ------------------------------------------------- */
+/* --- fake SNMP layer (replaces agent/snmp/snmp.c) ------------------------------------------------- */
 
 struct kvl_snmp_session {
     uv_timer_t timer;
@@ -251,7 +251,7 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
 
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
 {
-    return s->version != KVL_SNMP_V3; /* as agent/snmp.c: our own socket for v1/v2c */
+    return s->version != KVL_SNMP_V3; /* as agent/snmp/snmp.c: our own socket for v1/v2c */
 }
 
 const char *kvl_snmp_report_text(kvl_snmp_report_t r)

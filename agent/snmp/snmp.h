@@ -178,7 +178,7 @@ const char *kvl_snmp_peer(const kvl_snmp_session_t *s);
  * would be looked up again (a blocking call). */
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s);
 
-/* MIB names (agent/snmp_mib.c, net-snmp's MIB parser). Nothing is loaded until the first
+/* MIB names (agent/snmp/snmp_mib.c, net-snmp's MIB parser). Nothing is loaded until the first
  * call, and only from the folders given: never the system's MIB path or module list.
  *
  * Resolves `name` ("MODULE::object", a bare "object", either with a ".1.2" instance suffix,
