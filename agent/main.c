@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->n_devices);
+        printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->snmp.n_devices);
         kvl_agent_cfg_free(a.cfg);
         return 0;
     }
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
         }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->collector,
+                     a.cfg->site, a.cfg->snmp.n_devices, a.cfg->collector,
                      a.cfg->n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }

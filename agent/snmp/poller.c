@@ -2115,9 +2115,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     p->loop = loop;
     p->cfg = cfg;
     p->b = b;
-    p->n_devs = cfg->n_devices;
-    p->max_inflight =
-        cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
+    p->n_devs = cfg->snmp.n_devices;
+    p->max_inflight = cfg->snmp.max_inflight > 0 ? (unsigned)cfg->snmp.max_inflight
+                                                 : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->stats_period_ms = STATS_PERIOD_MS;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
     p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
@@ -2140,7 +2140,7 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         d->p = p;
-        d->cfg = &cfg->devices[i];
+        d->cfg = &cfg->snmp.devices[i];
         int64_t ims = d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000;
         d->interval_ms = (uint64_t)ims;
         d->interval_s = (uint32_t)((ims + 500) / 1000);

@@ -22,6 +22,7 @@
 
 #include "kvl.h"
 #include "snmp.h"
+#include "snmp_mib.h"
 
 /* net-snmp never frees the parser's table of textual conventions: shutdown_mib forgets it
  * and the next start allocates another, 4.8 KB per configuration load that resolves names

@@ -174,7 +174,7 @@ static fake_dev_t *fake_dev_new(const char *name)
     return d;
 }
 
-/* --- fake SNMP layer (replaces agent/snmp/snmp.c) ------------------------------------------------- */
+/* --- fake SNMP layer (replaces agent/snmp/snmp.c) --------------------------------------------- */
 
 struct kvl_snmp_session {
     uv_timer_t timer;
@@ -803,7 +803,7 @@ static void reset_fakes(void)
 static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
                                       int64_t interval_ms)
 {
-    kvl_device_cfg_t *d = &w->devs[w->cfg.n_devices++];
+    kvl_device_cfg_t *d = &w->devs[w->cfg.snmp.n_devices++];
     d->name = (char *)name;
     d->address = (char *)"127.0.0.1";
     d->port = 161;
@@ -824,7 +824,7 @@ static void world_init(world_t *w)
     assert_int_equal(uv_loop_init(&w->loop), 0);
     w->cfg.id = (char *)"test";
     w->cfg.site = (char *)"lab";
-    w->cfg.devices = w->devs;
+    w->cfg.snmp.devices = w->devs;
     /* KVL_TEST_LOG=debug shows what the poller logs */
     const char *lvl = getenv("KVL_TEST_LOG");
     kvl_log_level = lvl != NULL ? kvl_log_level_parse(lvl) : KVL_LOG_LEVEL_ERROR;
@@ -1349,7 +1349,7 @@ static void test_inflight_cap_and_fairness(void **state)
     static const char *const names[] = {"q1", "q2", "q3", "q4", "q5"};
     world_t w;
     world_init(&w);
-    w.cfg.max_inflight = 2;
+    w.cfg.snmp.max_inflight = 2;
     for (size_t i = 0; i < 5; i++) {
         standard_device(names[i])->delay_ms = 5;
         world_device(&w, names[i], KVL_SNMP_V2C, 60000);
@@ -1365,7 +1365,7 @@ static void test_inflight_cap_and_fairness(void **state)
 
     /* One slot: a device that gets an answer goes behind those already waiting. */
     world_init(&w);
-    w.cfg.max_inflight = 1;
+    w.cfg.snmp.max_inflight = 1;
     for (size_t i = 0; i < 3; i++) {
         standard_device(names[i])->delay_ms = 2;
         world_device(&w, names[i], KVL_SNMP_V2C, 60000);
@@ -1857,8 +1857,8 @@ static void check_groups(int version)
     mib_gauge(fd, ".1.3.6.1.4.1.42.1.3.5.1", 3001);
     mib_c32(fd, ".1.3.6.1.4.1.42.1.4.5.1", 9);
     kvl_device_cfg_t *d = world_device(&w, "srv", version, 60000);
-    d->mgroups = c->devices[0].mgroups;
-    d->n_mgroups = c->devices[0].n_mgroups;
+    d->mgroups = c->snmp.devices[0].mgroups;
+    d->n_mgroups = c->snmp.devices[0].n_mgroups;
     world_start_once(&w);
     assert_true(run_until(&w, is_done, NULL, 5000));
 
@@ -1942,8 +1942,8 @@ static void test_metric_groups_over_polls(void **state)
     fake_dev_t *fd = standard_device("r1");
     mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 100);
     kvl_device_cfg_t *d = world_device(&w, "r1", KVL_SNMP_V2C, 150);
-    d->mgroups = c->devices[0].mgroups;
-    d->n_mgroups = c->devices[0].n_mgroups;
+    d->mgroups = c->snmp.devices[0].mgroups;
+    d->n_mgroups = c->snmp.devices[0].n_mgroups;
     world_start(&w);
     samples_arg_t a = {"r1", "", "cpu_user", 1};
     assert_true(run_until(&w, have_samples, &a, 5000));
