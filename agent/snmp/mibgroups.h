@@ -33,9 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent_config.h"
 #include "batcher.h"
 #include "snmp.h"
+#include "snmp_config.h"
 
 typedef struct kvl_mg_dev kvl_mg_dev_t;
 

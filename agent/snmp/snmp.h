@@ -55,14 +55,6 @@ typedef enum {
     KVL_SNMP_REPORT_OTHER,               /* another Report (snmpInvalidMsgs, ...) */
 } kvl_snmp_report_t;
 
-/* SNMP error-status values the poller cares about. */
-enum {
-    KVL_SNMP_ERR_NONE = 0,
-    KVL_SNMP_ERR_TOO_BIG = 1,
-    KVL_SNMP_ERR_NO_SUCH_NAME = 2,
-    KVL_SNMP_ERR_GEN_ERR = 5,
-};
-
 typedef struct kvl_snmp_result {
     kvl_snmp_status_t status;
     int error_status; /* KVL_SNMP_RESPONSE: 0 = noError */

@@ -107,6 +107,14 @@ typedef struct kvl_snmp_vb {
     const kvl_snmp_oid_t *oid_value; /* KVL_SNMP_T_OID only, else NULL */
 } kvl_snmp_vb_t;
 
+/* SNMP error-status values the poller cares about. */
+enum {
+    KVL_SNMP_ERR_NONE = 0,
+    KVL_SNMP_ERR_TOO_BIG = 1,
+    KVL_SNMP_ERR_NO_SUCH_NAME = 2,
+    KVL_SNMP_ERR_GEN_ERR = 5,
+};
+
 /* Fills o from sub-identifiers; returns 0 or KVL_EINVAL when n is too long. */
 int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n);
 /* True when o starts with prefix (and is at least as long). */
