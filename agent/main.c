@@ -128,7 +128,7 @@ static void on_probed(void *arg)
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
-    a->prober = kvl_prober_new(a->loop, a->cfg, NULL);
+    a->prober = kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL);
     int rc = 0;
     if (a->prober == NULL) {
         rc = 1;
@@ -254,7 +254,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
+    a.poller = kvl_poller_new(a.loop, &a.cfg->snmp, a.cfg->id, a.batcher);
     if (a.poller == NULL) {
         close_all(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
         kvl_poller_set_spool_stats(a.poller, spool_stats, &a);
-        a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
+        a.prober = kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher);
         if (a.prober == NULL) {
             close_all(&a);
             uv_run(a.loop, UV_RUN_DEFAULT);

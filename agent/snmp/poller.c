@@ -397,7 +397,8 @@ static const struct {
 
 struct kvl_poller {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
+    const kvl_snmp_cfg_t *cfg;
+    const char *agent_id; /* the device name of the agent's own statistics */
     kvl_batcher_t *b;
     device_t *devs;
     size_t n_devs;
@@ -1983,7 +1984,7 @@ static void on_stats_timer(uv_timer_t *t)
     for (int i = 0; i < N_STATS; i++) {
         if (p->stat_ids[i] == 0 && (i < ST_SPOOL_BYTES || p->spool_fn != NULL)) {
             kvl_series_key_t key = {
-                .device = p->cfg->id,
+                .device = p->agent_id,
                 .scope = KVL_SCOPE_AGENT,
                 .instance = "",
                 .metric = stat_defs[i].metric,
@@ -2060,7 +2061,8 @@ static void on_timer_closed(uv_handle_t *h)
     poller_release(h->data);
 }
 
-kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
+kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const char *agent_id,
+                             kvl_batcher_t *b)
 {
     kvl_poller_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
@@ -2069,10 +2071,11 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     }
     p->loop = loop;
     p->cfg = cfg;
+    p->agent_id = agent_id;
     p->b = b;
-    p->n_devs = cfg->snmp.n_devices;
-    p->max_inflight = cfg->snmp.max_inflight > 0 ? (unsigned)cfg->snmp.max_inflight
-                                                 : (unsigned)DEFAULT_MAX_INFLIGHT;
+    p->n_devs = cfg->n_devices;
+    p->max_inflight =
+        cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->stats_period_ms = STATS_PERIOD_MS;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
     p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
@@ -2095,7 +2098,7 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         d->p = p;
-        d->cfg = &cfg->snmp.devices[i];
+        d->cfg = &cfg->devices[i];
         int64_t ims = d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000;
         d->interval_ms = (uint64_t)ims;
         d->interval_s = (uint32_t)((ims + 500) / 1000);

@@ -834,7 +834,7 @@ static int dummy_batcher; /* the fake batcher keeps its state in statics */
 
 static void world_start(world_t *w)
 {
-    w->p = kvl_poller_new(&w->loop, &w->cfg, (kvl_batcher_t *)&dummy_batcher);
+    w->p = kvl_poller_new(&w->loop, &w->cfg.snmp, w->cfg.id, (kvl_batcher_t *)&dummy_batcher);
     assert_non_null(w->p);
 }
 
