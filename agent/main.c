@@ -181,7 +181,7 @@ static int start_shipping(app_t *a, bool once)
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
-    a->prober = kvl_prober_new(a->loop, a->cfg, NULL);
+    a->prober = kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL);
     int rc = 0;
     if (a->prober == NULL) {
         rc = 1;
@@ -260,7 +260,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->n_devices);
+        printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->snmp.n_devices);
         kvl_agent_cfg_free(a.cfg);
         return 0;
     }
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     if (start_shipping(&a, once) != 0) {
         goto out;
     }
-    a.poller = kvl_poller_new(a.loop, a.cfg, a.batcher);
+    a.poller = kvl_poller_new(a.loop, &a.cfg->snmp, a.cfg->id, a.batcher);
     if (a.poller == NULL) {
         goto out;
     }
@@ -295,13 +295,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;
         }
-        a.prober = kvl_prober_new(a.loop, a.cfg, a.batcher);
+        a.prober = kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher);
         if (a.prober == NULL) {
             goto out;
         }
         KVL_LOG_INFO("agent", a.cfg->id,
                      "kaaval-agent %s starting: site %s, %zu devices, collector %s%s", KVL_VERSION,
-                     a.cfg->site, a.cfg->n_devices, a.cfg->ship.collector,
+                     a.cfg->site, a.cfg->snmp.n_devices, a.cfg->ship.collector,
                      a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
     }

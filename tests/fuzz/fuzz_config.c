@@ -49,15 +49,15 @@ static void check_agent(const kvl_agent_cfg_t *c)
 {
     CHECK(c->id != NULL && c->site != NULL && c->ship.collector != NULL);
     CHECK(c->ship.collector_host[0] != '\0' && c->ship.collector_port != 0);
-    for (size_t i = 0; i < c->n_devices; i++) {
-        const kvl_device_cfg_t *d = &c->devices[i];
+    for (size_t i = 0; i < c->snmp.n_devices; i++) {
+        const kvl_device_cfg_t *d = &c->snmp.devices[i];
         CHECK(d->name != NULL && d->name[0] != '\0' && d->address != NULL);
         CHECK(d->community != NULL);
         CHECK(d->port >= 1 && d->port <= 65535);
         CHECK(d->version == KVL_SNMP_V1 || d->version == KVL_SNMP_V2C || d->version == KVL_SNMP_V3);
         CHECK(d->timeout_ms * (d->retries + 1) < d->interval_ms);
         for (size_t k = 0; k < i; k++) {
-            CHECK(strcmp(c->devices[k].name, d->name) != 0);
+            CHECK(strcmp(c->snmp.devices[k].name, d->name) != 0);
         }
     }
 }

@@ -1,6 +1,6 @@
 /*
  * fuzz_icmp.c — libFuzzer target for what the prober reads from the network: an ICMP or
- * ICMPv6 datagram handed to kvl_icmp_parse (agent/probe_icmp.h) as each socket kind
+ * ICMPv6 datagram handed to kvl_icmp_parse (agent/probe/probe_icmp.h) as each socket kind
  * delivers it (IPv4 raw with its IP header, IPv4 and IPv6 without), with and without an
  * identifier to match.
  *

@@ -1,5 +1,5 @@
 /*
- * fuzz_snmp_ber.c — libFuzzer target for the v1/v2c Response decoder (agent/snmp_ber.h),
+ * fuzz_snmp_ber.c — libFuzzer target for the v1/v2c Response decoder (agent/snmp/snmp_ber.h),
  * which reads whatever arrives on an agent's SNMP sockets.
  *
  * Beyond "no crash, no sanitizer report", it checks what the header promises:

@@ -87,9 +87,9 @@ static void test_example(void **state)
     assert_int_equal(c->ship.flush_interval_ms, 250);
     assert_int_equal(c->ship.max_queue, 5000);
     assert_int_equal(c->ship.reconnect_max_ms, 120000);
-    assert_int_equal(c->n_devices, 3);
+    assert_int_equal(c->snmp.n_devices, 3);
 
-    const kvl_device_cfg_t *d = &c->devices[0];
+    const kvl_device_cfg_t *d = &c->snmp.devices[0];
     assert_string_equal(d->name, "bhq-tvm-north-rtr1");
     assert_string_equal(d->address, "10.20.1.1");
     assert_int_equal(d->port, 161);
@@ -100,13 +100,13 @@ static void test_example(void **state)
     assert_int_equal(d->retries, 2);
     assert_int_equal(d->max_repetitions, 50);
 
-    d = &c->devices[1];
+    d = &c->snmp.devices[1];
     assert_string_equal(d->name, "bhq-tvm-north-sw1");
     assert_string_equal(d->community, "other");
     assert_int_equal(d->port, 1161);
     assert_int_equal(d->interval_ms, 30000);
 
-    d = &c->devices[2];
+    d = &c->snmp.devices[2];
     assert_string_equal(d->name, "lsg-office-cpe7");
     assert_string_equal(d->address, "10.20.7.1");
     assert_int_equal(d->version, KVL_SNMP_V1);
@@ -129,14 +129,14 @@ static void test_defaults(void **state)
     assert_int_equal(c->ship.flush_interval_ms, 1000);
     assert_int_equal(c->ship.max_queue, 100000);
     assert_int_equal(c->ship.reconnect_max_ms, 30000);
-    assert_int_equal(c->n_devices, 0);
+    assert_int_equal(c->snmp.n_devices, 0);
     kvl_agent_cfg_free(c);
 
     /* A device with only name and address gets every default. */
     c = parse_ok(HEAD "devices:\n  - {name: r1, address: 10.0.0.1}\n");
-    assert_int_equal(c->n_devices, 1);
-    assert_string_equal(c->devices[0].name, "r1");
-    assert_device_defaults(&c->devices[0]);
+    assert_int_equal(c->snmp.n_devices, 1);
+    assert_string_equal(c->snmp.devices[0].name, "r1");
+    assert_device_defaults(&c->snmp.devices[0]);
     kvl_agent_cfg_free(c);
 
     /* `defaults` applies whatever its place in the file, and only where a device is silent. */
@@ -149,17 +149,17 @@ static void test_defaults(void **state)
                       "defaults:\n"
                       "  retries: 0\n"
                       "  port: 10161\n");
-    assert_int_equal(c->n_devices, 2);
-    assert_int_equal(c->devices[0].retries, 0);
-    assert_int_equal(c->devices[0].port, 10161);
-    assert_string_equal(c->devices[0].community, "public");
-    assert_int_equal(c->devices[1].retries, 3);
-    assert_int_equal(c->devices[1].port, 10161);
+    assert_int_equal(c->snmp.n_devices, 2);
+    assert_int_equal(c->snmp.devices[0].retries, 0);
+    assert_int_equal(c->snmp.devices[0].port, 10161);
+    assert_string_equal(c->snmp.devices[0].community, "public");
+    assert_int_equal(c->snmp.devices[1].retries, 3);
+    assert_int_equal(c->snmp.devices[1].port, 10161);
     kvl_agent_cfg_free(c);
 
     /* The timing rule at its edge: 1s x 2 < 2001ms. */
     c = parse_ok(HEAD "devices:\n  - {name: r1, address: a, interval: 2001ms, timeout: 1s}\n");
-    assert_int_equal(c->devices[0].interval_ms, 2001);
+    assert_int_equal(c->snmp.devices[0].interval_ms, 2001);
     kvl_agent_cfg_free(c);
 
     kvl_agent_cfg_free(NULL);
@@ -311,7 +311,7 @@ static void test_load_file(void **state)
     char err[512] = "";
     kvl_agent_cfg_t *c = kvl_agent_cfg_load(path, err, sizeof(err));
     assert_non_null(c);
-    assert_int_equal(c->n_devices, 3);
+    assert_int_equal(c->snmp.n_devices, 3);
     kvl_agent_cfg_free(c);
 
     FILE *f = fopen(path, "w");

@@ -1,6 +1,6 @@
 /*
  * test_agent_config_groups.c — metric groups in agent.yaml (agent/agent_config.c) and MIB
- * names resolved with net-snmp's parser (agent/snmp_mib.c).
+ * names resolved with net-snmp's parser (agent/snmp/snmp_mib.c).
  *
  * The MIB folders are tests/mibs/base (stand-ins for the IETF base modules) and
  * tests/mibs/groups (KAAVAL-TEST-MIB, the tests' own module), found from this file's path;
@@ -18,7 +18,7 @@
 
 #include "agent_config.h"
 #include "kvl.h"
-#include "snmp.h"
+#include "snmp_mib.h"
 
 #define HEAD "id: a1\nsite: tvm-north\ncollector: 127.0.0.1:5140\n"
 
@@ -104,15 +104,15 @@ static void test_builtins(void **state)
                                        "[host-resources, ucd, hr-cpu]}\n"
                                        "  - {name: s2, address: 10.0.0.2}\n"
                                        "  - {name: s3, address: 10.0.0.3, metric_groups: []}\n");
-    const kvl_device_cfg_t *d = &c->devices[0];
+    const kvl_device_cfg_t *d = &c->snmp.devices[0];
     assert_int_equal(d->n_mgroups, 4); /* host-resources = hr-cpu, hr-storage, hr-system */
     assert_string_equal(d->mgroups[0]->name, "hr-cpu");
     assert_string_equal(d->mgroups[1]->name, "hr-storage");
     assert_string_equal(d->mgroups[2]->name, "hr-system");
     assert_string_equal(d->mgroups[3]->name, "ucd");
-    assert_int_equal(c->devices[1].n_mgroups, 1);
-    assert_string_equal(c->devices[1].mgroups[0]->name, "ucd");
-    assert_int_equal(c->devices[2].n_mgroups, 0);
+    assert_int_equal(c->snmp.devices[1].n_mgroups, 1);
+    assert_string_equal(c->snmp.devices[1].mgroups[0]->name, "ucd");
+    assert_int_equal(c->snmp.devices[2].n_mgroups, 0);
 
     const kvl_metric_group_t *ucd = d->mgroups[3];
     assert_false(ucd->table);
@@ -162,13 +162,13 @@ static void test_user_numeric(void **state)
                       "  - name: g\n"
                       "    metric_groups: [ups, temps]\n"
                       "    devices: [{name: u2, address: 10.0.0.2}]\n");
-    assert_int_equal(c->devices[0].n_mgroups, 1);
-    const kvl_metric_group_t *t = c->devices[0].mgroups[0];
+    assert_int_equal(c->snmp.devices[0].n_mgroups, 1);
+    const kvl_metric_group_t *t = c->snmp.devices[0].mgroups[0];
     assert_oid(&t->metrics[0].oid, ".1.3.6.1.4.1.9.9.13.1.3.1.3.1"); /* numeric: as written */
     assert_true(t->metrics[0].real);
     assert_int_equal(t->metrics[0].kind, KVL_KIND_GAUGE);
-    assert_int_equal(c->devices[1].n_mgroups, 2);
-    const kvl_metric_group_t *u = c->devices[1].mgroups[0];
+    assert_int_equal(c->snmp.devices[1].n_mgroups, 2);
+    const kvl_metric_group_t *u = c->snmp.devices[1].mgroups[0];
     assert_string_equal(u->name, "ups");
     assert_true(u->table);
     assert_int_equal(u->n_cols, 4); /* instance, label, two metrics */
@@ -197,12 +197,12 @@ static void test_mib_names(void **state)
                                             "    metrics:\n"
                                             "      - {name: used, oid: kvtDiskFilled, scale_by: "
                                             "KAAVAL-TEST-MIB::kvtDiskBlock}\n"));
-    const kvl_metric_group_t *g = &c->metric_groups[c->n_metric_groups - 2];
+    const kvl_metric_group_t *g = &c->snmp.metric_groups[c->snmp.n_metric_groups - 2];
     assert_string_equal(g->name, "named");
     assert_oid(&g->metrics[0].oid, ".1.3.6.1.2.1.25.1.6.0"); /* ".0" added to a scalar */
     assert_oid(&g->metrics[1].oid, ".1.3.6.1.4.1.99999.1.1.1.0");
     assert_oid(&g->metrics[2].oid, ".1.3.6.1.2.1.25.1.6.0"); /* instance given: kept */
-    g = &c->metric_groups[c->n_metric_groups - 1];
+    g = &c->snmp.metric_groups[c->snmp.n_metric_groups - 1];
     assert_oid(&g->entry, ".1.3.6.1.2.1.25.2.3.1");
     assert_oid(&g->cols[g->instance_col], ".1.3.6.1.2.1.25.2.3.1.3");
     assert_oid(&g->cols[g->metrics[0].col], ".1.3.6.1.2.1.25.2.3.1.6");

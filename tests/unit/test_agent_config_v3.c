@@ -31,9 +31,9 @@ KVL_CFG_TEXT_HELPERS(kvl_agent_cfg_t, kvl_agent_cfg_parse, kvl_agent_cfg_free, "
 
 static const kvl_device_cfg_t *dev(const kvl_agent_cfg_t *c, const char *name)
 {
-    for (size_t i = 0; i < c->n_devices; i++) {
-        if (strcmp(c->devices[i].name, name) == 0) {
-            return &c->devices[i];
+    for (size_t i = 0; i < c->snmp.n_devices; i++) {
+        if (strcmp(c->snmp.devices[i].name, name) == 0) {
+            return &c->snmp.devices[i];
         }
     }
     fail_msg("no device %s", name);
@@ -66,14 +66,14 @@ static void test_credential_sets(void **state)
 {
     KVL_UNUSED(state);
     kvl_agent_cfg_t *c = parse_ok(HEAD CREDS);
-    assert_int_equal(c->n_credentials, 5);
-    const kvl_credentials_t *k = &c->credentials[0];
+    assert_int_equal(c->snmp.n_credentials, 5);
+    const kvl_credentials_t *k = &c->snmp.credentials[0];
     assert_string_equal(k->name, "ro");
     assert_int_equal(k->version, KVL_SNMP_V2C);
     assert_string_equal(k->community, "campus-s3cret");
-    k = &c->credentials[1];
+    k = &c->snmp.credentials[1];
     assert_int_equal(k->version, KVL_SNMP_V1);
-    k = &c->credentials[2];
+    k = &c->snmp.credentials[2];
     assert_int_equal(k->version, KVL_SNMP_V3);
     assert_string_equal(k->user, "kaaval");
     assert_int_equal(k->level, KVL_USM_AUTHPRIV);
@@ -83,12 +83,12 @@ static void test_credential_sets(void **state)
     assert_string_equal(k->priv_password, "priv-s3cret");
     assert_string_equal(k->context, "vrf-a");
     assert_null(k->community);
-    k = &c->credentials[3];
+    k = &c->snmp.credentials[3];
     assert_int_equal(k->level, KVL_USM_AUTHNOPRIV);
     assert_int_equal(k->auth_protocol, KVL_USM_AUTH_SHA1);
     assert_int_equal(k->priv_protocol, KVL_USM_PRIV_NONE);
     assert_string_equal(k->context, "");
-    k = &c->credentials[4];
+    k = &c->snmp.credentials[4];
     assert_int_equal(k->level, KVL_USM_NOAUTH);
     assert_int_equal(k->auth_protocol, KVL_USM_AUTH_NONE);
     kvl_agent_cfg_free(c);
@@ -112,16 +112,16 @@ static void test_credential_sets(void **state)
                       "12345678, priv_protocol: %s, priv_password: abcdefgh}\n",
                  auths[i].name, privs[i].name);
         c = parse_ok(text);
-        assert_int_equal(c->credentials[0].auth_protocol, auths[i].value);
-        assert_int_equal(c->credentials[0].priv_protocol, privs[i].value);
-        assert_string_equal(kvl_usm_level_name(c->credentials[0].level), "authPriv");
+        assert_int_equal(c->snmp.credentials[0].auth_protocol, auths[i].value);
+        assert_int_equal(c->snmp.credentials[0].priv_protocol, privs[i].value);
+        assert_string_equal(kvl_usm_level_name(c->snmp.credentials[0].level), "authPriv");
         kvl_agent_cfg_free(c);
     }
     c = parse_ok(HEAD "credentials:\n  - {name: x, user: u, auth_protocol: md5, auth_password: "
                       "12345678, priv_protocol: AES-256-C, priv_password: abcdefgh}\n");
-    assert_int_equal(c->credentials[0].priv_protocol, KVL_USM_PRIV_AES256C);
-    assert_string_equal(kvl_usm_priv_name(c->credentials[0].priv_protocol), "AES-256-C");
-    assert_string_equal(kvl_usm_auth_name(c->credentials[0].auth_protocol), "MD5");
+    assert_int_equal(c->snmp.credentials[0].priv_protocol, KVL_USM_PRIV_AES256C);
+    assert_string_equal(kvl_usm_priv_name(c->snmp.credentials[0].priv_protocol), "AES-256-C");
+    assert_string_equal(kvl_usm_auth_name(c->snmp.credentials[0].auth_protocol), "MD5");
     kvl_agent_cfg_free(c);
 }
 
@@ -151,13 +151,13 @@ static void test_references_and_precedence(void **state)
                             "    version: 1\n"
                             "    community: cpe\n"
                             "    devices: [{name: c-1, address: 10.2.0.1}]\n");
-    assert_int_equal(c->max_inflight, 64);
-    assert_int_equal(c->n_devices, 8);
+    assert_int_equal(c->snmp.max_inflight, 64);
+    assert_int_equal(c->snmp.n_devices, 8);
 
     const kvl_device_cfg_t *d = dev(c, "d-default");
     assert_int_equal(d->version, KVL_SNMP_V2C);
     assert_string_equal(d->community, "campus-s3cret");
-    assert_ptr_equal(d->credentials, &c->credentials[0]);
+    assert_ptr_equal(d->credentials, &c->snmp.credentials[0]);
     assert_int_equal(d->rediscover_ms, 1800000);
 
     d = dev(c, "d-v3");
@@ -197,11 +197,11 @@ static void test_references_and_precedence(void **state)
 
     /* Built-in defaults of the new settings. */
     c = parse_ok(HEAD "devices: [{name: r, address: a}]\n");
-    assert_int_equal(c->max_inflight, 500);
-    assert_int_equal(c->n_credentials, 0);
-    assert_int_equal(c->devices[0].rediscover_ms, 3600000);
-    assert_int_equal(c->devices[0].ifs.n_include, 0);
-    assert_false(c->devices[0].ifs.skip_admin_down);
+    assert_int_equal(c->snmp.max_inflight, 500);
+    assert_int_equal(c->snmp.n_credentials, 0);
+    assert_int_equal(c->snmp.devices[0].rediscover_ms, 3600000);
+    assert_int_equal(c->snmp.devices[0].ifs.n_include, 0);
+    assert_false(c->snmp.devices[0].ifs.skip_admin_down);
     kvl_agent_cfg_free(c);
 }
 

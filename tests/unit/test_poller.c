@@ -1,7 +1,7 @@
 /*
- * test_poller.c — agent/poller.c against link-time fakes of the two modules it talks to.
+ * test_poller.c — agent/snmp/poller.c against link-time fakes of the two modules it talks to.
  *
- * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp.c is not linked) answers
+ * The fake SNMP layer (every kvl_snmp_* symbol, so agent/snmp/snmp.c is not linked) answers
  * from an in-memory MIB per device with real GET / GETNEXT / GETBULK semantics, v1 errors
  * (noSuchName with error-index) or v2c exceptions, an optional response-size cap, tooBig,
  * silence above a size, SNMPv3 Reports, delays and dead devices, always asynchronously on
@@ -175,7 +175,7 @@ static fake_dev_t *fake_dev_new(const char *name)
     return d;
 }
 
-/* --- fake SNMP layer (replaces agent/snmp.c) ------------------------------------------------- */
+/* --- fake SNMP layer (replaces agent/snmp/snmp.c) --------------------------------------------- */
 
 struct kvl_snmp_session {
     uv_timer_t timer;
@@ -252,7 +252,7 @@ void kvl_snmp_close(kvl_snmp_session_t *s)
 
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
 {
-    return s->version != KVL_SNMP_V3; /* as agent/snmp.c: our own socket for v1/v2c */
+    return s->version != KVL_SNMP_V3; /* as agent/snmp/snmp.c: our own socket for v1/v2c */
 }
 
 const char *kvl_snmp_report_text(kvl_snmp_report_t r)
@@ -805,7 +805,7 @@ static void reset_fakes(void)
 static kvl_device_cfg_t *world_device(world_t *w, const char *name, int version,
                                       int64_t interval_ms)
 {
-    kvl_device_cfg_t *d = &w->devs[w->cfg.n_devices++];
+    kvl_device_cfg_t *d = &w->devs[w->cfg.snmp.n_devices++];
     d->name = (char *)name;
     d->address = (char *)"127.0.0.1";
     d->port = 161;
@@ -826,7 +826,7 @@ static void world_init(world_t *w)
     assert_int_equal(uv_loop_init(&w->loop), 0);
     w->cfg.id = (char *)"test";
     w->cfg.site = (char *)"lab";
-    w->cfg.devices = w->devs;
+    w->cfg.snmp.devices = w->devs;
     /* KVL_TEST_LOG=debug shows what the poller logs */
     const char *lvl = getenv("KVL_TEST_LOG");
     kvl_log_level = lvl != NULL ? kvl_log_level_parse(lvl) : KVL_LOG_LEVEL_ERROR;
@@ -836,7 +836,7 @@ static int dummy_batcher; /* the fake batcher keeps its state in statics */
 
 static void world_start(world_t *w)
 {
-    w->p = kvl_poller_new(&w->loop, &w->cfg, (kvl_batcher_t *)&dummy_batcher);
+    w->p = kvl_poller_new(&w->loop, &w->cfg.snmp, w->cfg.id, (kvl_batcher_t *)&dummy_batcher);
     assert_non_null(w->p);
 }
 
@@ -1352,7 +1352,7 @@ static void test_inflight_cap_and_fairness(void **state)
     static const char *const names[] = {"q1", "q2", "q3", "q4", "q5"};
     world_t w;
     world_init(&w);
-    w.cfg.max_inflight = 2;
+    w.cfg.snmp.max_inflight = 2;
     for (size_t i = 0; i < 5; i++) {
         standard_device(names[i])->delay_ms = 5;
         world_device(&w, names[i], KVL_SNMP_V2C, 60000);
@@ -1368,7 +1368,7 @@ static void test_inflight_cap_and_fairness(void **state)
 
     /* One slot: a device that gets an answer goes behind those already waiting. */
     world_init(&w);
-    w.cfg.max_inflight = 1;
+    w.cfg.snmp.max_inflight = 1;
     for (size_t i = 0; i < 3; i++) {
         standard_device(names[i])->delay_ms = 2;
         world_device(&w, names[i], KVL_SNMP_V2C, 60000);
@@ -1865,8 +1865,8 @@ static void check_groups(int version)
     mib_gauge(fd, ".1.3.6.1.4.1.42.1.3.5.1", 3001);
     mib_c32(fd, ".1.3.6.1.4.1.42.1.4.5.1", 9);
     kvl_device_cfg_t *d = world_device(&w, "srv", version, 60000);
-    d->mgroups = c->devices[0].mgroups;
-    d->n_mgroups = c->devices[0].n_mgroups;
+    d->mgroups = c->snmp.devices[0].mgroups;
+    d->n_mgroups = c->snmp.devices[0].n_mgroups;
     world_start_once(&w);
     assert_true(run_until(&w, is_done, NULL, 5000));
 
@@ -1950,8 +1950,8 @@ static void test_metric_groups_over_polls(void **state)
     fake_dev_t *fd = standard_device("r1");
     mib_c32(fd, ".1.3.6.1.4.1.2021.11.50.0", 100);
     kvl_device_cfg_t *d = world_device(&w, "r1", KVL_SNMP_V2C, 150);
-    d->mgroups = c->devices[0].mgroups;
-    d->n_mgroups = c->devices[0].n_mgroups;
+    d->mgroups = c->snmp.devices[0].mgroups;
+    d->n_mgroups = c->snmp.devices[0].n_mgroups;
     world_start(&w);
     samples_arg_t a = {"r1", "", "cpu_user", 1};
     assert_true(run_until(&w, have_samples, &a, 5000));

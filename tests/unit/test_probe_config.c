@@ -1,5 +1,5 @@
 /*
- * test_probe_config.c — unit tests for the `probes:` section (agent/probe_config.h) read
+ * test_probe_config.c — unit tests for the `probes:` section (agent/probe/probe_config.h) read
  * through the agent's configuration: defaults, targets, the mesh (self skipped, sites
  * selected), the stamp/tcp/http(s) targets, reflector and clock keys, the STAMP mesh, and
  * errors at file:line:column.

@@ -1,5 +1,6 @@
 /*
- * test_probe_stats.c — unit tests for the per-interval probe statistics (agent/probe_stats.h).
+ * test_probe_stats.c — unit tests for the per-interval probe statistics
+ * (agent/probe/probe_stats.h).
  *
  * Each test feeds a known sequence of sends and replies (in arrival order) and checks the
  * exact figures: loss, loss bursts, duplicates, reordering, RTT order statistics, the

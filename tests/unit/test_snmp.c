@@ -1,5 +1,5 @@
 /*
- * test_snmp.c — unit tests for the v1/v2c session transport of agent/snmp.c, against a fake
+ * test_snmp.c — unit tests for the v1/v2c session transport of agent/snmp/snmp.c, against a fake
  * agent in the same process: a UDP socket on 127.0.0.1 watched on the same libuv loop that
  * answers, drops or garbles requests as each test scripts it.
  *

@@ -1,5 +1,5 @@
 /*
- * test_snmp_ber.c — unit tests for the v1/v2c BER codec (agent/snmp_ber.h).
+ * test_snmp_ber.c — unit tests for the v1/v2c BER codec (agent/snmp/snmp_ber.h).
  *
  * Requests are compared with bytes derived by hand from X.690 and RFC 3416 (the derivation
  * is in the comments). Responses are either written out byte by byte or assembled with a

@@ -1,5 +1,5 @@
 /*
- * test_stamp.c — unit tests for STAMP packets and arithmetic (agent/stamp.h): packets
+ * test_stamp.c — unit tests for STAMP packets and arithmetic (agent/probe/stamp.h): packets
  * compared byte by byte with layouts built by hand from RFC 8762 sections 4.2.1 and 4.3.1,
  * TWAMP-Light sizes, NTP timestamps, RFC 4656 error estimates, the four-timestamp
  * arithmetic and its sync gating, the kernel clock state from ntp_adjtime's figures, the

@@ -23,15 +23,16 @@
 #include <stdio.h>
 #include <uv.h>
 
-#include "agent_config.h"
 #include "batcher.h"
+#include "probe_config.h"
 
 typedef struct kvl_prober kvl_prober_t;
 
-/* Starts probing cfg->probes' targets (none: an idle prober). b may be NULL in once mode.
- * Returns NULL when out of memory or when no ICMP socket can be opened (logged). The
- * configuration must outlive the prober. */
-kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b);
+/* Starts probing cfg's targets (none: an idle prober) for agent agent_id (the device name
+ * of every link series). b may be NULL in once mode. Returns NULL when out of memory or
+ * when no ICMP socket can be opened (logged). cfg and agent_id must outlive the prober. */
+kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                             kvl_batcher_t *b);
 /* Stops; timers and sockets finish closing on the next loop run. NULL-safe. */
 void kvl_prober_free(kvl_prober_t *p);
 

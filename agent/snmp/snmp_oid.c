@@ -1,5 +1,5 @@
 /*
- * snmp_oid.c — kaaval's own OID values (kvl_snmp_oid_t, see snmp.h): set, compare, prefix
+ * snmp_oid.c — kaaval's own OID values (kvl_snmp_oid_t, see snmp_types.h): set, compare, prefix
  * test, format. Kept apart from snmp.c, which wraps net-snmp, so tests that replace the
  * session layer with a fake still use these real helpers.
  */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kvl.h"
-#include "snmp.h"
+#include "snmp_types.h"
 
 int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n)
 {

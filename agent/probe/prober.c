@@ -33,9 +33,9 @@
 #define MOD "probe"
 
 static const char *const link_metrics[] = {
-    "sent",          "received",      "lost_pct",    "loss_burst", "duplicates",
-    "reordered",     "rtt_min_ms",    "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms",
-    "rtt_stddev_ms", "jitter_ms",     "mos",
+    "sent",          "received",   "lost_pct",      "loss_burst",  "duplicates",
+    "reordered",     "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms",
+    "rtt_stddev_ms", "jitter_ms",  "mos",
 };
 enum { M_N = 13 };
 static const kvl_kind_t link_kinds[M_N] = {
@@ -49,23 +49,39 @@ static const bool link_reals[M_N] = {false, false, true, false, false, false, tr
 const kvl_family_t kvl_link_family = {
     .name = "link", .n = M_N, .metrics = link_metrics, .kinds = link_kinds, .reals = link_reals};
 
-#define GAUGES8                                                                             \
-    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,        \
+#define GAUGES8                                                                                    \
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,                \
         KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE
 
 /* STAMP: the link figures (on the round trip without the reflector's residence time), then
  * the one-way delays (only when both clocks are synchronised; see prober.h). */
 static const char *const stamp_metrics[] = {
-    "sent",          "received",          "lost_pct",          "loss_burst",
-    "duplicates",    "reordered",         "rtt_min_ms",        "rtt_median_ms",
-    "rtt_mean_ms",   "rtt_max_ms",        "rtt_stddev_ms",     "jitter_ms",
-    "mos",           "owd_fwd_min_ms",    "owd_fwd_median_ms", "owd_fwd_max_ms",
-    "owd_bwd_min_ms", "owd_bwd_median_ms", "owd_bwd_max_ms",   "clock_sync",
+    "sent",
+    "received",
+    "lost_pct",
+    "loss_burst",
+    "duplicates",
+    "reordered",
+    "rtt_min_ms",
+    "rtt_median_ms",
+    "rtt_mean_ms",
+    "rtt_max_ms",
+    "rtt_stddev_ms",
+    "jitter_ms",
+    "mos",
+    "owd_fwd_min_ms",
+    "owd_fwd_median_ms",
+    "owd_fwd_max_ms",
+    "owd_bwd_min_ms",
+    "owd_bwd_median_ms",
+    "owd_bwd_max_ms",
+    "clock_sync",
     "clock_err_ms",
 };
 enum { S_N = 21 };
-static const kvl_kind_t stamp_kinds[S_N] = {GAUGES8, GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
-                                            KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const kvl_kind_t stamp_kinds[S_N] = {GAUGES8,        GAUGES8,        KVL_KIND_GAUGE,
+                                            KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+                                            KVL_KIND_GAUGE};
 static const bool stamp_reals[S_N] = {false, false, true, false, false, false, true,
                                       true,  true,  true, true,  true,  true,  true,
                                       true,  true,  true, true,  true,  false, true};
@@ -76,9 +92,16 @@ const kvl_family_t kvl_stamp_family = {.name = "stamp",
                                        .reals = stamp_reals};
 
 static const char *const tcp_metrics[] = {
-    "sent",           "received",         "lost_pct",        "refused",
-    "connect_min_ms", "connect_median_ms", "connect_mean_ms", "connect_max_ms",
-    "connect_stddev_ms", "jitter_ms",
+    "sent",
+    "received",
+    "lost_pct",
+    "refused",
+    "connect_min_ms",
+    "connect_median_ms",
+    "connect_mean_ms",
+    "connect_max_ms",
+    "connect_stddev_ms",
+    "jitter_ms",
 };
 enum { T_N = 10 };
 static const kvl_kind_t tcp_kinds[T_N] = {GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
@@ -92,7 +115,8 @@ static const char *const http_metrics[] = {
 };
 enum { H_N = 10 };
 static const kvl_kind_t http_kinds[H_N] = {GAUGES8, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
-static const bool http_reals[H_N] = {false, false, true, false, false, true, true, true, true, true};
+static const bool http_reals[H_N] = {false, false, true, false, false,
+                                     true,  true,  true, true,  true};
 const kvl_family_t kvl_http_family = {
     .name = "http", .n = H_N, .metrics = http_metrics, .kinds = http_kinds, .reals = http_reals};
 
@@ -120,11 +144,11 @@ typedef struct ptarget {
     struct sockaddr_storage addr;
     int family;
     uv_timer_t timer;
-    uint64_t start;   /* loop time (ms) the open interval started */
-    uint32_t next;    /* next probe of the open interval */
-    uint64_t number;  /* number of the open interval's probe 0 */
-    unsigned done;    /* intervals closed */
-    uint64_t late;    /* replies after their interval */
+    uint64_t start;  /* loop time (ms) the open interval started */
+    uint32_t next;   /* next probe of the open interval */
+    uint64_t number; /* number of the open interval's probe 0 */
+    unsigned done;   /* intervals closed */
+    uint64_t late;   /* replies after their interval */
     bool send_failing;
     kvl_pstats_t ps;
     kvl_pstats_state_t st;
@@ -138,15 +162,15 @@ typedef struct ptarget {
     kvl_tcp_probe_t *tcp;
     uint32_t refused; /* this interval */
     /* http */
-    long status;      /* the interval's last status code, 0 none */
+    long status; /* the interval's last status code, 0 none */
     uint32_t bad_status;
-    double cert_days; /* NaN: none this interval */
+    double cert_days;   /* NaN: none this interval */
     bool fetch_failing; /* logged once until a response comes */
 } ptarget_t;
 
 struct kvl_prober {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
+    const kvl_probe_cfg_t *cfg;
     kvl_batcher_t *b;
     kvl_icmp_t *icmp;
     kvl_http_t *http;
@@ -232,11 +256,10 @@ static int open_target(kvl_prober_t *p, ptarget_t *t)
     int rc = 0;
     if (c->type == KVL_PROBE_STAMP) {
         t->stamp = kvl_stamp_session_new(p->loop, (const struct sockaddr *)&t->addr,
-                                         (size_t)p->cfg->probes.size, &p->clock, on_stamp_answer,
-                                         t, &rc);
+                                         (size_t)p->cfg->size, &p->clock, on_stamp_answer, t, &rc);
         if (t->stamp == NULL) {
-            KVL_LOG_ERROR(MOD, c->name, "cannot open a STAMP session to %s port %d: %s",
-                          c->address, port, strerror(-rc));
+            KVL_LOG_ERROR(MOD, c->name, "cannot open a STAMP session to %s port %d: %s", c->address,
+                          port, strerror(-rc));
         }
     } else if (c->type == KVL_PROBE_TCP) {
         t->tcp = kvl_tcp_probe_new(p->loop, (const struct sockaddr *)&t->addr, on_tcp_done, t);
@@ -247,9 +270,10 @@ static int open_target(kvl_prober_t *p, ptarget_t *t)
     return rc;
 }
 
-kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
+kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                             kvl_batcher_t *b)
 {
-    const kvl_probe_cfg_t *pc = &cfg->probes;
+    const kvl_probe_cfg_t *pc = cfg;
     kvl_prober_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
@@ -304,7 +328,7 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
             const char *where = t->cfg->url != NULL ? t->cfg->url : t->cfg->address;
             kvl_label_t labels[] = {{t->cfg->url != NULL ? "url" : "address", where},
                                     {"type", kvl_probe_type_name(t->cfg->type)}};
-            kvl_instance_key_t key = {.device = cfg->id,
+            kvl_instance_key_t key = {.device = agent_id,
                                       .scope = KVL_SCOPE_LINK,
                                       .instance = t->cfg->name,
                                       .family = t->fam,
@@ -316,8 +340,9 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
         schedule(t);
     }
     if (p->n > 0) {
-        KVL_LOG_INFO(MOD, NULL, "probing %zu targets every %lldms (%u probes per interval unless "
-                                "a target says otherwise)",
+        KVL_LOG_INFO(MOD, NULL,
+                     "probing %zu targets every %lldms (%u probes per interval unless "
+                     "a target says otherwise)",
                      p->n, (long long)p->interval_ms, p->count);
     }
     return p;
@@ -391,10 +416,9 @@ static void print_fig(FILE *f, const char *name, double v, int prec)
 static size_t values_of(const ptarget_t *t, const kvl_pstats_result_t *r, double *v)
 {
     if (t->fam == &kvl_tcp_family) {
-        const double tv[T_N] = {r->sent,          r->received,    r->lost_pct,
-                                t->refused,       r->rtt_min_ms,  r->rtt_median_ms,
-                                r->rtt_mean_ms,   r->rtt_max_ms,  r->rtt_stddev_ms,
-                                r->jitter_ms};
+        const double tv[T_N] = {r->sent,          r->received,      r->lost_pct,    t->refused,
+                                r->rtt_min_ms,    r->rtt_median_ms, r->rtt_mean_ms, r->rtt_max_ms,
+                                r->rtt_stddev_ms, r->jitter_ms};
         memcpy(v, tv, sizeof(tv));
         return T_N;
     }
@@ -412,10 +436,9 @@ static size_t values_of(const ptarget_t *t, const kvl_pstats_result_t *r, double
         memcpy(v, hv, sizeof(hv));
         return H_N;
     }
-    const double lv[M_N] = {r->sent,          r->received,      r->lost_pct,
-                            r->loss_burst,    r->duplicates,    r->reordered,
-                            r->rtt_min_ms,    r->rtt_median_ms, r->rtt_mean_ms,
-                            r->rtt_max_ms,    r->rtt_stddev_ms, r->jitter_ms,
+    const double lv[M_N] = {r->sent,        r->received,   r->lost_pct,      r->loss_burst,
+                            r->duplicates,  r->reordered,  r->rtt_min_ms,    r->rtt_median_ms,
+                            r->rtt_mean_ms, r->rtt_max_ms, r->rtt_stddev_ms, r->jitter_ms,
                             r->mos};
     memcpy(v, lv, sizeof(lv));
     if (t->fam != &kvl_stamp_family) {
@@ -424,8 +447,12 @@ static size_t values_of(const ptarget_t *t, const kvl_pstats_result_t *r, double
     /* One-way figures only for an interval whose every answer had both clocks synchronised;
      * clock_sync unknown when nothing came back. */
     bool sync = t->ow_synced > 0 && t->ow_unsynced == 0;
-    double sv[S_N - M_N] = {r->extra_min_ms[0], r->extra_median_ms[0], r->extra_max_ms[0],
-                            r->extra_min_ms[1], r->extra_median_ms[1], r->extra_max_ms[1],
+    double sv[S_N - M_N] = {r->extra_min_ms[0],
+                            r->extra_median_ms[0],
+                            r->extra_max_ms[0],
+                            r->extra_min_ms[1],
+                            r->extra_median_ms[1],
+                            r->extra_max_ms[1],
                             r->received ? (sync ? 1.0 : 0.0) : NAN,
                             sync ? (double)t->ow_err_max / 1e6 : NAN};
     for (size_t k = 0; k < 6 && !sync; k++) {
@@ -465,8 +492,8 @@ static void report(ptarget_t *t, const kvl_pstats_result_t *r)
         return;
     }
     if (p->out != NULL) {
-        fprintf(p->out, "probe %s type=%s %s=%s", t->cfg->name,
-                kvl_probe_type_name(t->cfg->type), t->cfg->url != NULL ? "url" : "address",
+        fprintf(p->out, "probe %s type=%s %s=%s", t->cfg->name, kvl_probe_type_name(t->cfg->type),
+                t->cfg->url != NULL ? "url" : "address",
                 t->cfg->url != NULL ? t->cfg->url : t->cfg->address);
         if (t->cfg->type == KVL_PROBE_STAMP || t->cfg->type == KVL_PROBE_TCP) {
             fprintf(p->out, " port=%d",
@@ -619,7 +646,9 @@ static void on_reply(void *arg, const kvl_icmp_reply_t *r)
                 t->cfg->name, t->number + rel, (unsigned)((t->number + rel) & 0xffff),
                 (double)r->rtt_ns / 1e6, r->tx_kernel ? "kernel" : "user",
                 r->rx_kernel ? "kernel" : "user",
-                k == 1 ? " duplicate" : k == 2 ? " reordered" : "");
+                k == 1   ? " duplicate"
+                : k == 2 ? " reordered"
+                         : "");
     }
 }
 
@@ -672,7 +701,9 @@ static void on_stamp_answer(void *arg, const kvl_stamp_answer_t *a)
         }
         fprintf(p->out, " residence_ms=%.4f ttl=%u rx=%s%s\n", (double)(a->t3 - a->t2) / 1e6,
                 a->ttl, a->rx_kernel ? "kernel" : "user",
-                k == 1 ? " duplicate" : k == 2 ? " reordered" : "");
+                k == 1   ? " duplicate"
+                : k == 2 ? " reordered"
+                         : "");
     }
 }
 

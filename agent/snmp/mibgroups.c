@@ -24,6 +24,7 @@
 #include "counter.h"
 #include "kvl.h"
 #include "log.h"
+#include "snmp_text.h"
 #include "timeutil.h"
 
 #define MOD "groups"
@@ -105,28 +106,6 @@ static char *dup_str(const char *s)
         memcpy(c, s, n);
     }
     return c;
-}
-
-/* An SNMP string as a name or label: up to the first NUL, control characters as spaces,
- * bytes outside ASCII as '?' (names travel as UTF-8 and become file names), trimmed. */
-static char *clean(const uint8_t *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (out == NULL) {
-        return NULL;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n && s[i] != 0; i++) {
-        uint8_t c = s[i];
-        out[o++] = c >= 0x80 ? '?' : (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    while (o > 0 && out[o - 1] == ' ') {
-        o--;
-    }
-    out[o] = '\0';
-    size_t lead = strspn(out, " ");
-    memmove(out, out + lead, o - lead + 1);
-    return out;
 }
 
 /* Names of hrStorageType values (HOST-RESOURCES-TYPES, hrStorageTypes .1.3.6.1.2.1.25.2.1.N). */
@@ -237,7 +216,7 @@ static bool store(cell_t *c, const kvl_snmp_vb_t *vb)
         c->u = vb->u;
         break;
     case KVL_SNMP_T_OCTETS:
-        if ((c->s = clean(vb->str, vb->str_len)) == NULL) {
+        if ((c->s = kvl_snmp_text_clean(vb->str, vb->str_len)) == NULL) {
             return false;
         }
         break;

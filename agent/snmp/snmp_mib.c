@@ -1,5 +1,5 @@
 /*
- * snmp_mib.c — MIB object names to OIDs with net-snmp's MIB parser (see snmp.h).
+ * snmp_mib.c — MIB object names to OIDs with net-snmp's MIB parser (see snmp_mib.h).
  *
  * Used while the configuration is read, never on the loop. The parser's tree is global to
  * net-snmp; it is started on the first name that needs it, with exactly the folders the
@@ -13,6 +13,8 @@
  * about the modules it reads are turned down to debug level: what matters to the operator
  * is whether the name resolved, and the error says which name and which folders.
  */
+#include "snmp_mib.h"
+
 #include <net-snmp/net-snmp-config.h>
 #include <net-snmp/net-snmp-includes.h>
 
@@ -21,7 +23,7 @@
 #include <string.h>
 
 #include "kvl.h"
-#include "snmp.h"
+#include "snmp.h" /* kvl_snmp_init, kvl_snmp_log_quiet */
 
 /* net-snmp never frees the parser's table of textual conventions: shutdown_mib forgets it
  * and the next start allocates another, 4.8 KB per configuration load that resolves names

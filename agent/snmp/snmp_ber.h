@@ -1,7 +1,7 @@
 /*
  * snmp_ber.h — kaaval's own BER codec for community-based SNMP (v1, RFC 1157; v2c, RFC 1901
  * and RFC 3416): encodes GetRequest, GetNextRequest and GetBulkRequest messages and decodes
- * Response messages, in kaaval's own types (snmp.h).
+ * Response messages, in kaaval's own types (snmp_types.h).
  *
  * Pure functions: no allocation, no I/O, no libuv. The session layer (snmp.c) uses them for
  * v1/v2c sessions; SNMPv3 stays with net-snmp.
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snmp.h"
+#include "snmp_types.h"
 
 /* msgVersion values on the wire. */
 enum {

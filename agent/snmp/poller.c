@@ -62,6 +62,7 @@
 #include "log.h"
 #include "mibgroups.h"
 #include "snmp.h"
+#include "snmp_text.h"
 #include "timeutil.h"
 
 #define MOD "snmp"
@@ -359,7 +360,8 @@ typedef struct device {
 
 struct kvl_poller {
     uv_loop_t *loop;
-    const kvl_agent_cfg_t *cfg;
+    const kvl_snmp_cfg_t *cfg;
+    const char *agent_id; /* the device name of the agent's own statistics */
     kvl_batcher_t *b;
     device_t *devs;
     size_t n_devs;
@@ -403,52 +405,6 @@ static char *xstrdup(const char *s)
         memcpy(c, s, n);
     }
     return c;
-}
-
-/* Copies an SNMP string for use as a name or label: stops at the first NUL, turns control
- * characters into spaces and bytes that are not UTF-8 into '?', and trims spaces. */
-static char *clean_string(const uint8_t *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    size_t o = 0;
-    if (out == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < n && s[i] != 0;) {
-        uint8_t c = s[i];
-        size_t len = c < 0x80                   ? 1
-                     : (c >= 0xc2 && c <= 0xdf) ? 2
-                     : (c >= 0xe0 && c <= 0xef) ? 3
-                     : (c >= 0xf0 && c <= 0xf4) ? 4
-                                                : 0;
-        bool ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++) {
-            ok = (s[i + k] & 0xc0) == 0x80;
-        }
-        if (!ok) {
-            out[o++] = '?';
-            i++;
-        } else if (len == 1) {
-            out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-            i++;
-        } else {
-            memcpy(out + o, s + i, len);
-            o += len;
-            i += len;
-        }
-    }
-    while (o > 0 && out[o - 1] == ' ') {
-        o--;
-    }
-    out[o] = '\0';
-    size_t lead = 0;
-    while (out[lead] == ' ') {
-        lead++;
-    }
-    if (lead > 0) {
-        memmove(out, out + lead, o - lead + 1);
-    }
-    return out;
 }
 
 static void format_duration(int64_t ms, char *buf, size_t len)
@@ -1227,7 +1183,7 @@ static bool store_value(device_t *d, int col, uint32_t ifindex, const kvl_snmp_v
         return false;
     }
     if (columns[col].str >= 0) {
-        char *s = clean_string(vb->str, vb->str_len);
+        char *s = kvl_snmp_text_clean(vb->str, vb->str_len);
         if (s == NULL) {
             return false;
         }
@@ -1713,7 +1669,7 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
                 d->have_uptime = true;
                 d->uptime = (uint32_t)vb->u;
             } else if (which == SYS_NAME && vb->type == KVL_SNMP_T_OCTETS) {
-                char *name = clean_string(vb->str, vb->str_len);
+                char *name = kvl_snmp_text_clean(vb->str, vb->str_len);
                 if (name != NULL) {
                     free(d->sysname);
                     d->sysname = name;
@@ -2027,7 +1983,8 @@ static void on_timer_closed(uv_handle_t *h)
     poller_release(h->data);
 }
 
-kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_batcher_t *b)
+kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const char *agent_id,
+                             kvl_batcher_t *b)
 {
     kvl_poller_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
@@ -2036,6 +1993,7 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_agent_cfg_t *cfg, kvl_ba
     }
     p->loop = loop;
     p->cfg = cfg;
+    p->agent_id = agent_id;
     p->b = b;
     p->n_devs = cfg->n_devices;
     p->max_inflight =

@@ -29,55 +29,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent_config.h" /* kvl_snmp_version_t */
-
-/* Sub-identifiers kept per OID. The poller holds a few hundred OIDs per device (columns,
- * cursors, requests), so this bounds its memory; IF-MIB OIDs have 11-12. A longer OID in a
- * response is cut to this length, which can only make it compare as outside a column or
- * not increasing, never as a wrong row. (v1/v2c) An OID in a response is also cut before a
- * sub-identifier above 2^32-1, with the same effect. */
-#define KVL_SNMP_MAX_OID_LEN 64
+#include "snmp_types.h"
 
 typedef struct kvl_snmp_session kvl_snmp_session_t;
-
-typedef struct kvl_snmp_oid {
-    uint32_t sub[KVL_SNMP_MAX_OID_LEN];
-    size_t len;
-} kvl_snmp_oid_t;
-
-typedef enum {
-    KVL_SNMP_GET = 0,
-    KVL_SNMP_GETNEXT = 1,
-    KVL_SNMP_GETBULK = 2,
-} kvl_snmp_op_t;
-
-typedef enum {
-    KVL_SNMP_T_NULL = 0,
-    KVL_SNMP_T_INTEGER,   /* .integer (signed) */
-    KVL_SNMP_T_OCTETS,    /* .str, .str_len */
-    KVL_SNMP_T_OID,       /* .oid_value */
-    KVL_SNMP_T_IPADDRESS, /* .str (4 bytes) */
-    KVL_SNMP_T_COUNTER32, /* .u */
-    KVL_SNMP_T_GAUGE32,   /* .u (also Unsigned32) */
-    KVL_SNMP_T_TIMETICKS, /* .u, hundredths of a second */
-    KVL_SNMP_T_OPAQUE,    /* .str */
-    KVL_SNMP_T_COUNTER64, /* .u */
-    KVL_SNMP_T_NO_SUCH_OBJECT,
-    KVL_SNMP_T_NO_SUCH_INSTANCE,
-    KVL_SNMP_T_END_OF_MIB_VIEW,
-    KVL_SNMP_T_OTHER,
-} kvl_snmp_type_t;
-
-/* One variable binding of a response. Valid only during the completion callback. */
-typedef struct kvl_snmp_vb {
-    kvl_snmp_oid_t oid;
-    kvl_snmp_type_t type;
-    int64_t integer;
-    uint64_t u;
-    const uint8_t *str;
-    size_t str_len;
-    const kvl_snmp_oid_t *oid_value; /* KVL_SNMP_T_OID only, else NULL */
-} kvl_snmp_vb_t;
 
 typedef enum {
     KVL_SNMP_RESPONSE = 0,    /* a response arrived; see error_status */
@@ -100,14 +54,6 @@ typedef enum {
                                             it cannot decrypt: privacy password or protocol) */
     KVL_SNMP_REPORT_OTHER,               /* another Report (snmpInvalidMsgs, ...) */
 } kvl_snmp_report_t;
-
-/* SNMP error-status values the poller cares about. */
-enum {
-    KVL_SNMP_ERR_NONE = 0,
-    KVL_SNMP_ERR_TOO_BIG = 1,
-    KVL_SNMP_ERR_NO_SUCH_NAME = 2,
-    KVL_SNMP_ERR_GEN_ERR = 5,
-};
 
 typedef struct kvl_snmp_result {
     kvl_snmp_status_t status;
@@ -177,27 +123,5 @@ const char *kvl_snmp_peer(const kvl_snmp_session_t *s);
  * engine ID and localized keys would have to be learnt again, and for host names, which
  * would be looked up again (a blocking call). */
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s);
-
-/* MIB names (agent/snmp_mib.c, net-snmp's MIB parser). Nothing is loaded until the first
- * call, and only from the folders given: never the system's MIB path or module list.
- *
- * Resolves `name` ("MODULE::object", a bare "object", either with a ".1.2" instance suffix,
- * or a numeric ".1.3.6..." which needs no MIB) into o. Folders are searched in order; a
- * bare name loads every module in them the first time one is needed. *suffixed tells
- * whether the name carried an instance suffix. Returns 0, or KVL_EINVAL with the reason
- * (the name and the folders searched) in err. */
-int kvl_snmp_mib_resolve(const char *const *dirs, size_t n_dirs, const char *name,
-                         kvl_snmp_oid_t *o, bool *suffixed, char *err, size_t errlen);
-/* Frees every MIB module loaded (the next resolve starts over). Safe to call always. */
-void kvl_snmp_mib_release(void);
-
-/* Fills o from sub-identifiers; returns 0 or KVL_EINVAL when n is too long. */
-int kvl_snmp_oid_set(kvl_snmp_oid_t *o, const uint32_t *sub, size_t n);
-/* True when o starts with prefix (and is at least as long). */
-bool kvl_snmp_oid_has_prefix(const kvl_snmp_oid_t *o, const kvl_snmp_oid_t *prefix);
-/* <0, 0, >0 like strcmp, in SNMP lexicographic order. */
-int kvl_snmp_oid_cmp(const kvl_snmp_oid_t *a, const kvl_snmp_oid_t *b);
-/* Writes ".1.3.6..." into buf (truncated to fit). Returns buf. */
-char *kvl_snmp_oid_format(const kvl_snmp_oid_t *o, char *buf, size_t buflen);
 
 #endif

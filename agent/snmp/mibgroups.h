@@ -1,6 +1,6 @@
 /*
  * mibgroups.h — polling a device's metric groups (HOST-RESOURCES-MIB, UCD-SNMP-MIB and
- * the groups defined in agent.yaml; see agent_config.h).
+ * the groups defined in agent.yaml; see snmp_config.h).
  *
  * The poller owns the session, the in-flight cap and the schedule; this module decides what
  * to ask and what the answers mean. After the interface part of a poll the poller calls
@@ -33,9 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent_config.h"
 #include "batcher.h"
 #include "snmp.h"
+#include "snmp_config.h"
 
 typedef struct kvl_mg_dev kvl_mg_dev_t;
 

@@ -1,7 +1,8 @@
 /*
  * snmp.c — asynchronous SNMP v1/v2c/v3 sessions on a libuv loop (see snmp.h).
  *
- * Two transports behind one session type. v1/v2c sessions ("v1/v2c: our own codec and
+ * Two transports behind one session type, each a small table of functions (transport_t:
+ * send, arm the timer, close). v1/v2c sessions ("v1/v2c: our own codec and
  * socket" below) encode and decode with snmp_ber.c over their own connected UDP socket and
  * keep their requests, retransmissions and timeouts here; net-snmp is not involved. SNMPv3
  * sessions, and v1/v2c ones when KAAVAL_SNMP_NETSNMP=1, go through net-snmp as follows.
@@ -96,6 +97,23 @@ struct kvl_snmp_req {
     uint8_t pkt[];
 };
 
+/* What differs between the two transports a session runs over: v1/v2c over our own socket
+ * and BER codec (own_transport), or net-snmp (ns_transport: SNMPv3, and v1/v2c with
+ * KAAVAL_SNMP_NETSNMP=1). Everything else here (requests, completion, closing) is shared. */
+typedef struct transport {
+    /* Queues a request (see kvl_snmp_send): 0, or a negative code with err and no callback. */
+    int (*send)(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                size_t errlen);
+    /* Re-arms the session's timer for the next retransmission or expiry, if any. */
+    void (*arm_timer)(kvl_snmp_session_t *s);
+    /* Closes the socket or net-snmp session, once the poll handle no longer watches it. */
+    void (*close)(kvl_snmp_session_t *s);
+    /* Nothing but a socket to set up again (cheap to reopen), and finished requests' packet
+     * buffers worth keeping for the next request. */
+    bool own_socket;
+} transport_t;
+
 struct kvl_snmp_session {
     uv_loop_t *loop;
     void *sessp;
@@ -114,12 +132,12 @@ struct kvl_snmp_session {
     /* SNMPv3 */
     bool v3;
     bool authpriv;
-    bool engine_known; /* engine ID discovered and keys localized */
-    bool probing;      /* a discovery probe is in flight */
-    bool auth_seen;    /* an authenticated answer arrived since the last discovery */
-    bool last_ok;      /* the last request that completed got an answer */
+    bool engine_known;     /* engine ID discovered and keys localized */
+    bool probing;          /* a discovery probe is in flight */
+    bool auth_seen;        /* an authenticated answer arrived since the last discovery */
+    bool last_ok;          /* the last request that completed got an answer */
+    const transport_t *tr; /* &own_transport or &ns_transport */
     /* v1/v2c through our own codec and socket (see "v1/v2c" below) */
-    bool own;
     bool numeric_address; /* no name lookup to open it again */
     int ber_version;      /* KVL_SNMP_BER_V1 or KVL_SNMP_BER_V2C */
     uint8_t *community;   /* never logged */
@@ -129,6 +147,9 @@ struct kvl_snmp_session {
     kvl_snmp_req_t *spare; /* a finished request kept for the next one (its pkt[] too) */
     uint64_t n_ignored;    /* datagrams not matching a pending request, or malformed */
 };
+
+static const transport_t own_transport; /* defined after their functions, below */
+static const transport_t ns_transport;
 
 /* KAAVAL_SNMP_NETSNMP=1 in the environment: v1/v2c through net-snmp too (the previous path,
  * kept for comparison and as a fallback). Read once, at the first session. */
@@ -380,7 +401,7 @@ const char *kvl_snmp_peer(const kvl_snmp_session_t *s)
 
 bool kvl_snmp_reopen_is_cheap(const kvl_snmp_session_t *s)
 {
-    return s->own && s->numeric_address; /* a host name would be looked up again, blocking */
+    return s->tr->own_socket && s->numeric_address; /* a host name: looked up again, blocking */
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -433,7 +454,18 @@ static void req_free(kvl_snmp_req_t *r)
     free(r);
 }
 
-/* Closes the net-snmp session and the handles. Runs outside any net-snmp call. */
+/* net-snmp: closes the session (and its socket). */
+static void ns_close(kvl_snmp_session_t *s)
+{
+    if (s->sessp != NULL) {
+        s->dispatching++;
+        snmp_sess_close(s->sessp); /* calls back TIMED_OUT for what is pending: swallowed */
+        s->dispatching--;
+        s->sessp = NULL;
+    }
+}
+
+/* Closes the transport and the handles. Runs outside any net-snmp call. */
 static void session_shutdown(kvl_snmp_session_t *s)
 {
     if (s->closed) {
@@ -444,16 +476,7 @@ static void session_shutdown(kvl_snmp_session_t *s)
     /* The poll handle stops watching the fd in uv_close, before net-snmp closes it. */
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-    if (s->own && s->fd >= 0) {
-        close(s->fd); /* after uv_close, which stopped watching it */
-        s->fd = -1;
-    }
-    if (s->sessp != NULL) {
-        s->dispatching++;
-        snmp_sess_close(s->sessp); /* calls back TIMED_OUT for what is pending: swallowed */
-        s->dispatching--;
-        s->sessp = NULL;
-    }
+    s->tr->close(s); /* after uv_close, which stopped watching the socket */
     while (s->reqs != NULL) {
         kvl_snmp_req_t *r = s->reqs;
         req_unlink(s, r);
@@ -461,18 +484,12 @@ static void session_shutdown(kvl_snmp_session_t *s)
     }
 }
 
-/* Re-arms the timer for net-snmp's next retransmission or expiry, if any. */
 static void on_timer(uv_timer_t *t);
 
-static void own_arm_timer(kvl_snmp_session_t *s);
-
-static void arm_timer(kvl_snmp_session_t *s)
+/* net-snmp: re-arms the timer for its next retransmission or expiry, if any. */
+static void ns_arm_timer(kvl_snmp_session_t *s)
 {
-    if (s->own && !s->closing) {
-        own_arm_timer(s);
-        return;
-    }
-    if (s->closing || s->sessp == NULL) {
+    if (s->sessp == NULL) {
         return;
     }
     int numfds = 0;
@@ -499,7 +516,7 @@ static void after_dispatch(kvl_snmp_session_t *s)
     if (s->closing) {
         session_shutdown(s);
     } else {
-        arm_timer(s);
+        s->tr->arm_timer(s);
     }
 }
 
@@ -803,7 +820,7 @@ static void complete(kvl_snmp_session_t *s, kvl_snmp_req_t *r, kvl_snmp_result_t
     }
     /* Kept for the next request only while the session is busy (a poll goes on): an idle
      * session holds no request, so 2,000 devices between polls do not keep 2,000 packets. */
-    if (s->own && !s->closed && s->reqs != NULL && s->spare == NULL) {
+    if (s->tr->own_socket && !s->closed && s->reqs != NULL && s->spare == NULL) {
         s->spare = r;
         return;
     }
@@ -1236,7 +1253,7 @@ static int own_open(kvl_snmp_session_t *s, uv_loop_t *loop, const kvl_snmp_targe
                     size_t errlen)
 {
     const char *community = t->community != NULL ? t->community : "";
-    s->own = true;
+    s->tr = &own_transport;
     s->fd = -1;
     s->ber_version = t->version == KVL_SNMP_V1 ? KVL_SNMP_BER_V1 : KVL_SNMP_BER_V2C;
     s->community_len = strlen(community);
@@ -1365,6 +1382,93 @@ static const char *setup_usm(netsnmp_session *sess, const kvl_credentials_t *c)
     return NULL;
 }
 
+/* own_transport's close: the socket, unless it was never opened. */
+static void own_close(kvl_snmp_session_t *s)
+{
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+/* net-snmp: builds the PDU and sends it, or (v3) holds it until the engine is discovered. */
+static int ns_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t *oids, size_t n,
+                   uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
+                   size_t errlen)
+{
+    if (s->sessp == NULL) {
+        snprintf(err, errlen, "session is closing");
+        return KVL_EINVAL;
+    }
+    int command = op == KVL_SNMP_GET       ? SNMP_MSG_GET
+                  : op == KVL_SNMP_GETNEXT ? SNMP_MSG_GETNEXT
+                                           : SNMP_MSG_GETBULK;
+    netsnmp_pdu *pdu = snmp_pdu_create(command);
+    if (pdu == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    if (op == KVL_SNMP_GETBULK) {
+        pdu->non_repeaters = 0;
+        pdu->max_repetitions = (long)(max_reps > 0 ? max_reps : 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        oid name[KVL_SNMP_MAX_OID_LEN];
+        for (size_t j = 0; j < oids[i].len; j++) {
+            name[j] = oids[i].sub[j];
+        }
+        if (snmp_add_null_var(pdu, name, oids[i].len) == NULL) {
+            snmp_free_pdu(pdu);
+            snprintf(err, errlen, "out of memory");
+            return KVL_ENOMEM;
+        }
+    }
+    kvl_snmp_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        snmp_free_pdu(pdu);
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    r->s = s;
+    r->cb = cb;
+    r->arg = arg;
+    r->tries = 1;
+    r->retries = retries;
+    req_link(s, r);
+
+    int rc;
+    if (!s->v3) {
+        rc = transmit(s, r, pdu, err, errlen);
+    } else {
+        r->pdu = pdu;
+        if (s->engine_known) {
+            rc = transmit_copy(s, r, err, errlen);
+        } else {
+            r->waiting = true;
+            rc = s->probing ? 0 : send_probe(s, retries, err, errlen);
+        }
+    }
+    if (rc < 0) {
+        req_unlink(s, r);
+        req_free(r);
+    }
+    return rc;
+}
+
+static const transport_t own_transport = {
+    .send = own_send,
+    .arm_timer = own_arm_timer,
+    .close = own_close,
+    .own_socket = true,
+};
+
+static const transport_t ns_transport = {
+    .send = ns_send,
+    .arm_timer = ns_arm_timer,
+    .close = ns_close,
+    .own_socket = false,
+};
+
 kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, char *err,
                                   size_t errlen)
 {
@@ -1400,6 +1504,7 @@ kvl_snmp_session_t *kvl_snmp_open(uv_loop_t *loop, const kvl_snmp_target_t *t, c
 
     /* net-snmp (and through it OpenSSL's libcrypto) is set up only now, for the first
      * SNMPv3 session: an agent polling v1/v2c devices alone never touches it. */
+    s->tr = &ns_transport;
     kvl_snmp_init();
     netsnmp_session sess;
     snmp_sess_init(&sess);
@@ -1487,67 +1592,11 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
                   uint32_t max_reps, int retries, kvl_snmp_cb cb, void *arg, char *err,
                   size_t errlen)
 {
-    if (s->closing || (!s->own && s->sessp == NULL)) {
+    if (s->closing) {
         snprintf(err, errlen, "session is closing");
         return KVL_EINVAL;
     }
-    if (s->own) {
-        int rc = own_send(s, op, oids, n, max_reps, retries, cb, arg, err, errlen);
-        after_dispatch(s);
-        return rc;
-    }
-    int command = op == KVL_SNMP_GET       ? SNMP_MSG_GET
-                  : op == KVL_SNMP_GETNEXT ? SNMP_MSG_GETNEXT
-                                           : SNMP_MSG_GETBULK;
-    netsnmp_pdu *pdu = snmp_pdu_create(command);
-    if (pdu == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return KVL_ENOMEM;
-    }
-    if (op == KVL_SNMP_GETBULK) {
-        pdu->non_repeaters = 0;
-        pdu->max_repetitions = (long)(max_reps > 0 ? max_reps : 1);
-    }
-    for (size_t i = 0; i < n; i++) {
-        oid name[KVL_SNMP_MAX_OID_LEN];
-        for (size_t j = 0; j < oids[i].len; j++) {
-            name[j] = oids[i].sub[j];
-        }
-        if (snmp_add_null_var(pdu, name, oids[i].len) == NULL) {
-            snmp_free_pdu(pdu);
-            snprintf(err, errlen, "out of memory");
-            return KVL_ENOMEM;
-        }
-    }
-    kvl_snmp_req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        snmp_free_pdu(pdu);
-        snprintf(err, errlen, "out of memory");
-        return KVL_ENOMEM;
-    }
-    r->s = s;
-    r->cb = cb;
-    r->arg = arg;
-    r->tries = 1;
-    r->retries = retries;
-    req_link(s, r);
-
-    int rc;
-    if (!s->v3) {
-        rc = transmit(s, r, pdu, err, errlen);
-    } else {
-        r->pdu = pdu;
-        if (s->engine_known) {
-            rc = transmit_copy(s, r, err, errlen);
-        } else {
-            r->waiting = true;
-            rc = s->probing ? 0 : send_probe(s, retries, err, errlen);
-        }
-    }
-    if (rc < 0) {
-        req_unlink(s, r);
-        req_free(r);
-    }
+    int rc = s->tr->send(s, op, oids, n, max_reps, retries, cb, arg, err, errlen);
     after_dispatch(s);
     return rc;
 }
