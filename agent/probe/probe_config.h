@@ -1,44 +1,9 @@
 /*
- * probe_config.h — the `probes:` section of agent.yaml (link measurement), as C structs.
- *
- *   probes:
- *     interval: 60s          # one set of statistics per target per interval (1s .. 1h)
- *     count: 20              # probes per interval, spread evenly (interval / count apart;
- *                            #   at least 1 ms apart); http targets default to 1
- *     size: 56               # ICMP data bytes after the 8-byte echo header, like ping -s
- *                            #   (32 .. 8192; the first 32 carry kaaval's cookie); STAMP
- *                            #   packets are 44 octets + max(0, size - 44) of padding
- *     reflector:             # every agent answers STAMP (and TWAMP-Light) test packets
- *       enabled: true        #   on this UDP port, IPv4 and IPv6; ports below 1024 need
- *       port: 862            #   root or CAP_NET_BIND_SERVICE (else one log line, and the
- *                            #   agent runs on without a reflector)
- *     clock:                 # the synchronisation STAMP's one-way delays rely on
- *       sync: kernel         # kernel: ntp_adjtime() (STA_UNSYNC clear, maxerror within
- *                            #   max_error; chrony, ntpd, systemd-timesyncd set these);
- *                            # assumed: synchronised with `error` by means the kernel does
- *                            #   not see (PTP via phc2sys; namespaces of one host);
- *                            # none: never report one-way delays
- *       error: 100us         # the error claimed when sync is `assumed`
- *       max_error: 10ms      # one-way figures only when both ends' errors sum to at most
- *     targets:
- *       - name: dc-core      # unique among the agent's targets: names the archive
- *         address: 10.0.0.1  # numeric IPv4 or IPv6 address (not for http/https)
- *         type: icmp         # icmp (echo), stamp (RFC 8762 session-sender to a STAMP or
- *                            #   TWAMP-Light reflector), tcp (connect time), http, https
- *         port: 862          # stamp: the reflector's UDP port (862); tcp: required
- *         url: https://dc/ok # http/https only: the URL fetched (GET), instead of address
- *         expect_status: 200 # http/https, optional: other status codes count as failed
- *         ca_file: /etc/kaaval/dc-ca.pem  # https, optional: CAs trusted (the system's)
- *         count: 1           # optional: this target's probes per interval
- *     mesh:                  # "every other agent in these sites": the same list in every
- *       type: stamp          #   agent's file; this agent probes each listed agent whose
- *       sites: [tvm, klm]    #   site is in `sites` (all sites when left out), except the
- *       agents:              #   entry with its own id; target name = the agent id; type
- *         - {id: blk-tvm-1, site: tvm, address: 10.1.0.2}   # icmp (default) or stamp (to
- *         - {id: blk-klm-1, site: klm, address: 10.2.0.2}   # the other agents' reflectors
- *                                                           # on reflector.port)
- *
- * Errors name file:line:column like the rest of the configuration.
+ * probe_config.h — the `probes:` section of agent.yaml (link measurement), as C structs:
+ * interval, count, size, the reflector, the clock, targets and the mesh of agents. Every key
+ * with its default and bounds is documented in docs/configuration.md (checked against the
+ * field tables in probe_config.c by the config_reference test). Errors name
+ * file:line:column like the rest of the configuration.
  */
 #ifndef KVL_PROBE_CONFIG_H
 #define KVL_PROBE_CONFIG_H

@@ -557,7 +557,7 @@ static int read_type_list(kvl_cfg_node_t n, uint32_t **out, size_t *n_out)
             return kvl_cfg_error(item,
                                  "expected an ifType number (1 or more) or one of: other, "
                                  "ethernetCsmacd, softwareLoopback, propVirtual, tunnel, l2vlan, "
-                                 "l3ipvlan, ieee8023adLag (see agent_config.h for more), got %s",
+                                 "l3ipvlan, ieee8023adLag (see docs/configuration.md for more), got %s",
                                  got);
         }
     }
