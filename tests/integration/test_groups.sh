@@ -48,6 +48,7 @@ id: groups-agent
 site: lab
 collector: 127.0.0.1:9
 insecure: true
+probes: {reflector: {enabled: false}}   # many agents on one host
 log_level: info
 mib_path: [$KVL_REPO/tests/mibs/base, $KVL_REPO/tests/mibs/groups]
 metric_groups:

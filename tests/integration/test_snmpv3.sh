@@ -102,6 +102,7 @@ agent_head() {
         echo "flush_interval: 200ms"
         echo "reconnect_max: 2s"
         echo "insecure: true"
+        echo "probes: {reflector: {enabled: false}}   # many agents on one host"
         echo "credentials:"
         while read -r user level auth priv; do
             [ -n "$user" ] || continue
