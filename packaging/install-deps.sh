@@ -15,8 +15,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# Build toolchain and the libraries the daemons link.
-build="build-essential cmake pkg-config clang
+# Build toolchain and the libraries the daemons link; clang-format for the format check and
+# libtsan2 (gcc's ThreadSanitizer runtime, for -DKVL_TSAN=ON) that .ci/run needs.
+build="build-essential cmake pkg-config clang clang-format libtsan2
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;

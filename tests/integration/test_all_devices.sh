@@ -5,10 +5,10 @@
 # snmpsim serves every *.snmprec in the recordings folder (shared/testdata/snmprec, or
 # KAAVAL_SNMPREC_DIR); two agents split the devices between them (two sites) and stream to
 # one collector. What is expected is worked out from the recordings themselves, never from
-# the agent's code: a device's interfaces are the ifIndex values of its ifDescr
-# (1.3.6.1.2.1.2.2.1.2.<i>) and ifName (1.3.6.1.2.1.31.1.1.1.1.<i>) rows; each is named by
-# its ifName, else its ifDescr, else "if<i>"; names shared by several interfaces all get
-# "#<ifIndex>" appended; names are made file-safe (%XX). The per-device counts are checked
+# the agent's code: a device's interfaces and their names are what tests/snmprec/walkfile.py
+# says (the one reader of recorded walks, shared with tests/snmprec/check_device.py: rows of
+# the walked ifTable/ifXTable columns, named by ifName, else ifDescr, else "if<ifIndex>",
+# "#<ifIndex>" on shared names); names are made file-safe (%XX). The per-device counts are checked
 # against the recordings' README table where it lists the device (635 interfaces for the
 # twelve it describes). Then, for every device:
 #   - <data>/<site>/<device>.rrd exists and its last update (a poll after every file was
@@ -33,13 +33,16 @@ shopt -u nullglob
 [ ${#recs[@]} -gt 0 ] || kvl_fail "no .snmprec files in $KVL_SNMPREC"
 
 # --- what the recordings say ------------------------------------------------------------------
-"$KVL_PY" - "$KVL_SNMPREC" "$EXPECT" site-a site-b >"$KVL_TMP/derive.out" 2>&1 <<'EOF' \
+"$KVL_PY" - "$KVL_REPO/tests/snmprec" "$KVL_SNMPREC" "$EXPECT" site-a site-b \
+    >"$KVL_TMP/derive.out" 2>&1 <<'EOF' \
     || kvl_fail "the recordings do not match their README (or cannot be read):
 $(grep -Ev '^[^ ]+ +site-[ab] +[0-9]+ interfaces' "$KVL_TMP/derive.out")"
-import glob, os, re, sys
+import glob, os, sys
 
-folder, out, *sites = sys.argv[1:]
-DESCR, NAME = "1.3.6.1.2.1.2.2.1.2.", "1.3.6.1.2.1.31.1.1.1.1."
+oracle, folder, out, *sites = sys.argv[1:]
+sys.path.insert(0, oracle)
+import walkfile  # the one reader of recorded walks (tests/snmprec/walkfile.py)
+
 OK = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 def file_safe(raw):
@@ -47,55 +50,27 @@ def file_safe(raw):
                 for i, c in enumerate(raw))
     return s or "%00"
 
-def value(tag, text):
-    """The bytes of an snmprec value: tag 'Nx' means hex-encoded."""
-    tag = tag.split(":")[0]
-    if tag.endswith("x"):
-        return bytes.fromhex(text)
-    return text.encode("utf-8", "surrogateescape")
-
-# README table: | `community` | ... | ... | N (ifIndex range) | ...
-readme = {}
-try:
-    for line in open(os.path.join(folder, "README.md"), encoding="utf-8"):
-        m = re.match(r"\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|\s*(\d+)\b", line)
-        if m:
-            readme[m.group(1)] = int(m.group(4))
-except OSError:
-    pass
-
+readme = walkfile.readme_counts(folder)
 files = sorted(glob.glob(os.path.join(folder, "*.snmprec")))
 total, listed_total, bad = 0, 0, []
 with open(out, "w") as o:
     for n, path in enumerate(files):
         dev = os.path.basename(path)[: -len(".snmprec")]
-        descr, name = {}, {}
-        with open(path, "rb") as f:
-            for raw in f:
-                parts = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape").split("|", 2)
-                if len(parts) != 3:
-                    continue
-                oid, tag, text = parts
-                for prefix, table in ((DESCR, descr), (NAME, name)):
-                    if oid.startswith(prefix) and oid[len(prefix):].isdigit():
-                        table[int(oid[len(prefix):])] = value(tag, text)
-        names = {}
-        for idx in sorted(set(descr) | set(name)):
-            names[idx] = name.get(idx) or descr.get(idx) or b"if%d" % idx
-        count = {}
-        for v in names.values():
-            count[v] = count.get(v, 0) + 1
+        try:
+            ifs = walkfile.interfaces(walkfile.parse_snmprec(path)[0], "2c")
+        except walkfile.Fail as e:
+            sys.exit("%s: %s" % (dev, e))
         site = sites[n % len(sites)]
-        for idx, v in sorted(names.items()):
-            if count[v] > 1:
-                v = v + b"#%d" % idx
-            o.write("%s\t%s\t%s\t%s\n" % (site, dev, file_safe(dev.encode()), file_safe(v)))
-        total += len(names)
+        for i in ifs:
+            o.write("%s\t%s\t%s\t%s\n" % (site, dev, file_safe(dev.encode()),
+                    file_safe(i.name.encode("utf-8", "surrogateescape"))))
+        total += len(ifs)
         if dev in readme:
             listed_total += readme[dev]
-            if readme[dev] != len(names):
-                bad.append("%s: %d interfaces in the file, %d in the README" % (dev, len(names), readme[dev]))
-        print("%-28s %-7s %4d interfaces%s" % (dev, site, len(names),
+            if readme[dev] != len(ifs):
+                bad.append("%s: %d interfaces in the file, %d in the README"
+                           % (dev, len(ifs), readme[dev]))
+        print("%-28s %-7s %4d interfaces%s" % (dev, site, len(ifs),
               "" if dev in readme else "  (not in the README: not cross-checked)"))
 print("%d devices, %d interfaces; README lists %d of those devices with %d interfaces"
       % (len(files), total, len([d for d in readme if os.path.exists(os.path.join(folder, d + ".snmprec"))]),

@@ -6,16 +6,11 @@
 
 What it does, for the recording SNMPREC_DIR/NAME.snmprec:
 
-1. Reads the walk file itself (lines "OID|TAG|VALUE"; TAG 2 Integer, 4 OctetString, "4x" the
-   same written in hex, 6 OID, 64 IpAddress, 65 Counter32, 66 Gauge32, 67 TimeTicks,
-   70 Counter64; a tag with ":" hands the OID to an snmpsim variation module, whose value
-   is not fixed) and works out, without any of the agent's code, what a poll must report:
-     - the interfaces: every ifIndex that has a row in ifTable (.1.3.6.1.2.1.2.2.1) or
-       ifXTable (.1.3.6.1.2.1.31.1.1.1); each named by ifName, else ifDescr, else
-       "if<ifIndex>"; a name several interfaces share gets "#<ifIndex>" on each of them;
-       strings are shown as text: cut at the first NUL, control characters become spaces,
-       bytes that are not UTF-8 become "?", leading and trailing spaces dropped (a string
-       that is empty after that counts as absent when choosing the name);
+1. Reads the walk file with walkfile.py (beside this script: the one reader of recorded walks
+   the tests share, whose header gives the file format and the interfaces exactly as the
+   agent defines them: which rows, their names, "#<ifIndex>" on shared names, how strings
+   are cleaned) and works out, without any of the agent's code, what a poll must report:
+     - the interfaces: walkfile.interfaces() (this test configures no filters);
      - per interface the labels ifIndex, ifName, ifDescr, ifAlias, ifType, and the values:
        in/out octets and unicast packets from the ifHC column when the interface has it,
        else the 32-bit ifTable column; multicast and broadcast from the ifHC column, else
@@ -55,13 +50,10 @@ import sys
 import tempfile
 import time
 
-IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
-IFX_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
-SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
-
-NUMERIC_TAGS = {"2", "65", "66", "67", "70"}
-U32 = 2**32 - 1
-U64 = 2**64 - 1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from walkfile import (ANY, SYS_UPTIME, U32, Fail, num, parse_snmprec,  # noqa: E402
+                      readme_count, text, write_without_counter64)
+import walkfile  # noqa: E402
 
 # (metric, 64-bit column, 32-bit column): a column is ("if", n) in ifTable, ("x", n) in ifXTable.
 COUNTERS = [
@@ -82,12 +74,6 @@ IF_METRICS = [c[0] for c in COUNTERS] + ["oper_status", "admin_status", "speed_b
 DEV_METRICS = ["reachable", "uptime_s", "response_ms", "interfaces"]
 LABELS = ["ifIndex", "ifName", "ifDescr", "ifAlias", "ifType"]
 
-ANY = object()  # a value that exists but is not fixed (variation module, response time)
-
-
-class Fail(Exception):
-    pass
-
 
 def log(msg):
     print(msg, flush=True)
@@ -96,155 +82,11 @@ def log(msg):
 # --------------------------------------------------------------------------- the recording --
 
 
-class Value:
-    """One recorded value: tag (without modifiers), the number or the bytes, or ANY."""
-
-    __slots__ = ("tag", "num", "raw")
-
-    def __init__(self, tag, num=None, raw=None):
-        self.tag, self.num, self.raw = tag, num, raw
-
-
-def parse_value(tag_text, text, where):
-    """Returns the Value of one line's TAG|VALUE; raises Fail on a value of the wrong form."""
-    variation = ":" in tag_text
-    tag = tag_text.split(":", 1)[0]
-    hexed = tag.endswith("x")
-    if hexed:
-        tag = tag[:-1]
-    if not tag.isdigit():
-        raise Fail("%s: tag %r is not a number" % (where, tag_text))
-    if variation:
-        return Value(tag, num=ANY if tag in NUMERIC_TAGS else None, raw=ANY)
-    if hexed:
-        try:
-            data = bytes.fromhex(text)
-        except ValueError:
-            raise Fail("%s: %r is not hex" % (where, text))
-    else:
-        data = text.encode("utf-8", "surrogateescape")
-    if tag not in NUMERIC_TAGS:
-        return Value(tag, raw=data)
-    if hexed:  # a number written as hex bytes: big-endian
-        n = int.from_bytes(data, "big") if data else 0
-    else:
-        try:
-            n = int(data.decode("ascii").strip())
-        except ValueError:
-            raise Fail("%s: %r is not a number (tag %s)" % (where, text, tag))
-    lo, hi = {"2": (-(2**31), 2**31 - 1), "70": (0, U64)}.get(tag, (0, U32))
-    if not lo <= n <= hi:
-        raise Fail("%s: %d is out of range for tag %s" % (where, n, tag))
-    return Value(tag, num=n)
-
-
-def parse_snmprec(path):
-    """Returns ({oid tuple: Value}, notes). Lines are 'OID|TAG|VALUE'; the value may hold '|'."""
-    records, notes, prev = {}, [], None
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = line.split("|", 2)
-            where = "%s:%d" % (os.path.basename(path), lineno)
-            if len(parts) != 3 or not re.fullmatch(r"\.?[0-9]+(\.[0-9]+)*", parts[0]):
-                raise Fail("%s: not an 'OID|TAG|VALUE' line: %r" % (where, line[:80]))
-            oid = tuple(int(x) for x in parts[0].strip(".").split("."))
-            if prev is not None and oid <= prev and not notes:
-                notes.append("%s: OIDs not in increasing order (%s after %s): snmpsim will answer "
-                             "GETNEXT out of order" % (where, parts[0], ".".join(map(str, prev))))
-            prev = oid
-            records[oid] = parse_value(parts[1], parts[2], where)
-    return records, notes
-
-
-def write_without_counter64(src, dst):
-    """Copies a recording without its Counter64 (tag 70) lines: what a v1-only device holds."""
-    with open(src, "rb") as f, open(dst, "wb") as o:
-        for raw in f:
-            parts = raw.split(b"|", 2)
-            tag = parts[1].split(b":", 1)[0].rstrip(b"x") if len(parts) == 3 else b""
-            if tag != b"70":
-                o.write(raw)
-    os.chmod(dst, 0o644)
-
-
-def utf8_len(b0):
-    if b0 < 0x80:
-        return 1
-    if 0xC2 <= b0 <= 0xDF:
-        return 2
-    if 0xE0 <= b0 <= 0xEF:
-        return 3
-    if 0xF0 <= b0 <= 0xF4:
-        return 4
-    return 0
-
-
-def as_text(data):
-    """An OctetString as the text a person is shown (see the file's header)."""
-    if data is ANY:
-        return ANY
-    data = data.split(b"\0", 1)[0]
-    out, i = [], 0
-    while i < len(data):
-        n = utf8_len(data[i])
-        chunk = data[i:i + n] if n else b""
-        try:
-            ch = chunk.decode("utf-8") if n and len(chunk) == n else None
-        except UnicodeDecodeError:
-            ch = None
-        if ch is None:
-            out.append("?")
-            i += 1
-            continue
-        out.append(" " if (ord(ch) < 0x20 or ord(ch) == 0x7F) else ch)
-        i += n
-    return "".join(out).strip(" ")
-
-
 def expected_inventory(records, version):
     """What a poll of this recording must report: ({name: {labels, values}}, device values)."""
-    v1 = version == "1"
-    rows = {}  # ifIndex -> {(table, column): Value}
-    for oid, val in records.items():
-        for table, entry in (("if", IF_ENTRY), ("x", IFX_ENTRY)):
-            if len(oid) == len(entry) + 2 and oid[:len(entry)] == entry:
-                if v1 and val.tag == "70":
-                    continue  # Counter64: not readable with SNMPv1
-                rows.setdefault(oid[-1], {})[(table, oid[-2])] = val
-    if v1:
-        rows = {i: r for i, r in rows.items() if r}
-
-    def num(row, col):
-        v = row.get(col)
-        if v is None or v.tag not in NUMERIC_TAGS or v.num is None:
-            return None
-        if v.num is not ANY and v.num < 0:
-            return None  # a negative Integer in a column of counts or enums: not a value
-        return v.num
-
-    def text(row, col):
-        v = row.get(col)
-        if v is None or v.tag != "4":
-            return None
-        t = as_text(v.raw)
-        return t if t is ANY or t else None
-
-    names = {}
-    for idx, row in rows.items():
-        names[idx] = text(row, ("x", 1)) or text(row, ("if", 2)) or "if%d" % idx
-        if names[idx] is ANY:
-            raise Fail("ifIndex %d: ifName/ifDescr comes from a variation module; "
-                       "cannot name the interface" % idx)
-    count = {}
-    for n in names.values():
-        count[n] = count.get(n, 0) + 1
-
     ifaces = {}
-    for idx, row in sorted(rows.items()):
-        name = names[idx] if count[names[idx]] == 1 else "%s#%d" % (names[idx], idx)
+    for i in walkfile.interfaces(records, version):
+        idx, row, name = i.ifindex, i.row, i.name
         iftype = num(row, ("if", 3))
         labels = {
             "ifIndex": str(idx),
@@ -278,19 +120,6 @@ def expected_inventory(records, version):
     if up is not None and up.tag == "67" and up.num is not None:
         dev["uptime_s"] = ANY if up.num is ANY else up.num // 100
     return ifaces, dev
-
-
-def readme_count(folder, community):
-    """The interface count the folder's README table gives for this recording, or None."""
-    try:
-        with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
-            for line in f:
-                m = re.match(r"\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|\s*(\d+)\b", line)
-                if m and m.group(1) == community:
-                    return int(m.group(4))
-    except OSError:
-        pass
-    return None
 
 
 # --------------------------------------------------------------------------- the agent's output --

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""walkfile.py — the one reader of recorded walks (snmpsim .snmprec files) for kaaval's tests.
+
+Every test that works out from a recording what the agent must report asks this module, so
+that there is one definition of a device's interfaces, not one per test:
+
+  - tests/snmprec/check_device.py (one ctest per recording, field by field against
+    `kaaval-agent --poll-once`) and tests/integration/test_all_devices.sh (every recording
+    through agents and a collector into archives) import it;
+  - tests/snmprec/test_walkfile.py checks it against small hand-written recordings;
+  - by hand, `walkfile.py interfaces FILE.snmprec [--version 2c|1]` prints one line per
+    interface the agent reports, "<ifIndex>\t<name>", in ifIndex order (names hold no tab
+    or newline: control characters become spaces).
+
+The file: lines "OID|TAG|VALUE", blank lines and "#" comments skipped; TAG 2 Integer,
+4 OctetString, "4x" the same written in hex (any tag with "x": its value is hex bytes),
+6 OID, 64 IpAddress, 65 Counter32, 66 Gauge32, 67 TimeTicks, 70 Counter64; a tag with ":"
+hands the OID to an snmpsim variation module, whose value is not fixed (ANY here).
+
+The interfaces, exactly as agent/poller.c defines them:
+  - a row exists for an ifIndex when one of the columns the agent walks (WALKED below)
+    holds a value the agent keeps: an OctetString in a string column (ifDescr, ifName,
+    ifAlias), a non-negative Integer, Counter32, Gauge32, TimeTicks or Counter64 in a number
+    column; a value of another type is ignored and makes no row. With SNMPv1 Counter64
+    objects cannot be read (RFC 3584), so they are left out first;
+  - strings are cleaned as the agent's clean_string does: cut at the first NUL, control
+    characters (< 0x20, 0x7f) become spaces, a byte that does not start a well-formed UTF-8
+    sequence (lead byte 0xc2-0xf4 followed by the right number of continuation bytes)
+    becomes "?", leading and trailing spaces dropped; empty counts as absent;
+  - the name is ifName, else ifDescr, else "if<ifIndex>"; a name several rows share (byte for
+    byte) gets "#<ifIndex>" on each of them;
+  - the device's `interfaces:` filters (all optional; see Filters) decide which are reported:
+    include / exclude name globs (fnmatch, case-insensitive, on the name before "#"),
+    include_types / exclude_types (ifType numbers; a row without ifType fails an include
+    list and passes an exclude list), skip_admin_down (ifAdminStatus 2 left out).
+
+Python 3 standard library only.
+"""
+import argparse
+import fnmatch
+import os
+import re
+import sys
+
+IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+IFX_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+
+NUMERIC_TAGS = {"2", "65", "66", "67", "70"}
+OCTETS_TAG = "4"
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+# The columns agent/poller.c walks (its `columns` table): ("if", n) in ifTable, ("x", n) in
+# ifXTable. String columns: ifDescr, ifName, ifAlias; every other one holds a number.
+WALKED = {
+    "if": {2, 3, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20},
+    "x": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 18, 19},
+}
+STRING_COLUMNS = {("if", 2), ("x", 1), ("x", 18)}
+
+ANY = object()  # a value that exists but is not fixed (variation module, response time)
+
+
+class Fail(Exception):
+    """A recording that cannot be read, or cannot say what the agent must report."""
+
+
+# --------------------------------------------------------------------------- reading --
+
+
+class Value:
+    """One recorded value: tag (without modifiers), the number or the bytes, or ANY."""
+
+    __slots__ = ("tag", "num", "raw")
+
+    def __init__(self, tag, num=None, raw=None):
+        self.tag, self.num, self.raw = tag, num, raw
+
+
+def parse_value(tag_text, text, where):
+    """Returns the Value of one line's TAG|VALUE; raises Fail on a value of the wrong form."""
+    variation = ":" in tag_text
+    tag = tag_text.split(":", 1)[0]
+    hexed = tag.endswith("x")
+    if hexed:
+        tag = tag[:-1]
+    if not tag.isdigit():
+        raise Fail("%s: tag %r is not a number" % (where, tag_text))
+    if variation:
+        return Value(tag, num=ANY if tag in NUMERIC_TAGS else None, raw=ANY)
+    if hexed:
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise Fail("%s: %r is not hex" % (where, text))
+    else:
+        data = text.encode("utf-8", "surrogateescape")
+    if tag not in NUMERIC_TAGS:
+        return Value(tag, raw=data)
+    if hexed:  # a number written as hex bytes: big-endian
+        n = int.from_bytes(data, "big") if data else 0
+    else:
+        try:
+            n = int(data.decode("ascii").strip())
+        except ValueError:
+            raise Fail("%s: %r is not a number (tag %s)" % (where, text, tag))
+    lo, hi = {"2": (-(2**31), 2**31 - 1), "70": (0, U64)}.get(tag, (0, U32))
+    if not lo <= n <= hi:
+        raise Fail("%s: %d is out of range for tag %s" % (where, n, tag))
+    return Value(tag, num=n)
+
+
+def parse_snmprec(path):
+    """Returns ({oid tuple: Value}, notes). Lines are 'OID|TAG|VALUE'; the value may hold '|'."""
+    records, notes, prev = {}, [], None
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.split("|", 2)
+            where = "%s:%d" % (os.path.basename(path), lineno)
+            if len(parts) != 3 or not re.fullmatch(r"\.?[0-9]+(\.[0-9]+)*", parts[0]):
+                raise Fail("%s: not an 'OID|TAG|VALUE' line: %r" % (where, line[:80]))
+            oid = tuple(int(x) for x in parts[0].strip(".").split("."))
+            if prev is not None and oid <= prev and not notes:
+                notes.append("%s: OIDs not in increasing order (%s after %s): snmpsim will answer "
+                             "GETNEXT out of order" % (where, parts[0], ".".join(map(str, prev))))
+            prev = oid
+            records[oid] = parse_value(parts[1], parts[2], where)
+    return records, notes
+
+
+def write_without_counter64(src, dst):
+    """Copies a recording without its Counter64 (tag 70) lines: what a v1-only device holds."""
+    with open(src, "rb") as f, open(dst, "wb") as o:
+        for raw in f:
+            parts = raw.split(b"|", 2)
+            tag = parts[1].split(b":", 1)[0].rstrip(b"x") if len(parts) == 3 else b""
+            if tag != b"70":
+                o.write(raw)
+    os.chmod(dst, 0o644)
+
+
+def readme_count(folder, community):
+    """The interface count the folder's README table gives for this recording, or None."""
+    return readme_counts(folder).get(community)
+
+
+def readme_counts(folder):
+    """{community: interface count} from the README table: | `community` | ... | ... | N ..."""
+    counts = {}
+    try:
+        with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|\s*(\d+)\b", line)
+                if m:
+                    counts[m.group(1)] = int(m.group(4))
+    except OSError:
+        pass
+    return counts
+
+
+# --------------------------------------------------------------------------- strings --
+
+
+def _utf8_len(b0):
+    if b0 < 0x80:
+        return 1
+    if 0xC2 <= b0 <= 0xDF:
+        return 2
+    if 0xE0 <= b0 <= 0xEF:
+        return 3
+    if 0xF0 <= b0 <= 0xF4:
+        return 4
+    return 0
+
+
+def as_text(data):
+    """An OctetString as the agent shows it (its clean_string; see the file's header)."""
+    if data is ANY:
+        return ANY
+    data = data.split(b"\0", 1)[0]
+    out, i = bytearray(), 0
+    while i < len(data):
+        c = data[i]
+        n = _utf8_len(c)
+        ok = n > 0 and i + n <= len(data)
+        ok = ok and all((data[i + k] & 0xC0) == 0x80 for k in range(1, n))
+        if not ok:
+            out += b"?"
+            i += 1
+        elif n == 1:
+            out.append(0x20 if (c < 0x20 or c == 0x7F) else c)
+            i += 1
+        else:
+            out += data[i:i + n]
+            i += n
+    return bytes(out).strip(b" ").decode("utf-8", "surrogateescape")
+
+
+# --------------------------------------------------------------------------- interfaces --
+
+
+class Filters:
+    """A device's `interfaces:` section (agent_config.h kvl_if_filter_t); empty by default."""
+
+    def __init__(self, include=(), exclude=(), include_types=(), exclude_types=(),
+                 skip_admin_down=False):
+        self.include, self.exclude = list(include), list(exclude)
+        self.include_types, self.exclude_types = list(include_types), list(exclude_types)
+        self.skip_admin_down = skip_admin_down
+
+
+class Interface:
+    """One interface of a recording: ifindex, name (unique), base (name before "#"), row
+    ({(table, column): Value}, only the values the agent keeps) and whether it is included."""
+
+    __slots__ = ("ifindex", "name", "base", "row", "included")
+
+    def __init__(self, ifindex, name, base, row, included):
+        self.ifindex, self.name, self.base = ifindex, name, base
+        self.row, self.included = row, included
+
+
+def kept(table, col, val):
+    """Whether the agent keeps this walked value (poller.c store_value)."""
+    if (table, col) in STRING_COLUMNS:
+        return val.tag == OCTETS_TAG
+    if val.tag not in NUMERIC_TAGS or val.num is None:
+        return False
+    return val.num is ANY or val.num >= 0
+
+
+def rows(records, version="2c"):
+    """{ifIndex: {(table, column): Value}}: the rows a walk of this recording fills."""
+    out = {}
+    for oid, val in records.items():
+        for table, entry in (("if", IF_ENTRY), ("x", IFX_ENTRY)):
+            if len(oid) != len(entry) + 2 or oid[:len(entry)] != entry:
+                continue
+            col, idx = oid[-2], oid[-1]
+            if col not in WALKED[table]:
+                continue
+            if version == "1" and val.tag == "70":
+                continue  # Counter64: not readable with SNMPv1
+            if kept(table, col, val):
+                out.setdefault(idx, {})[(table, col)] = val
+    return out
+
+
+def num(row, col):
+    """A number column's value (an int or ANY), or None when the row does not have it."""
+    v = row.get(col)
+    return None if v is None or v.tag not in NUMERIC_TAGS else v.num
+
+
+def text(row, col):
+    """A string column's cleaned text (or ANY), or None when absent or empty."""
+    v = row.get(col)
+    if v is None or v.tag != OCTETS_TAG:
+        return None
+    t = as_text(v.raw)
+    return t if t is ANY or t else None
+
+
+def _glob_in(globs, name):
+    return any(fnmatch.fnmatchcase(name.lower(), g.lower()) for g in globs)
+
+
+def _included(f, row, base):
+    """poller.c included(): whether the device's filters report this row."""
+    iftype = num(row, ("if", 3))
+    if f.include and not _glob_in(f.include, base):
+        return False
+    if _glob_in(f.exclude, base):
+        return False
+    if f.include_types and not (iftype is not None and iftype in f.include_types):
+        return False
+    if iftype is not None and iftype in f.exclude_types:
+        return False
+    if f.skip_admin_down and num(row, ("if", 7)) == 2:
+        return False
+    return True
+
+
+def all_interfaces(records, version="2c", filters=None):
+    """Every interface of the recording, included or not, in ifIndex order."""
+    f = filters or Filters()
+    table = rows(records, version)
+    names = {}
+    for idx, row in table.items():
+        names[idx] = text(row, ("x", 1)) or text(row, ("if", 2)) or "if%d" % idx
+        if names[idx] is ANY:
+            raise Fail("ifIndex %d: ifName/ifDescr comes from a variation module; "
+                       "cannot name the interface" % idx)
+    count = {}
+    for n in names.values():
+        count[n] = count.get(n, 0) + 1
+    out = []
+    for idx in sorted(table):
+        base = names[idx]
+        name = base if count[base] == 1 else "%s#%d" % (base, idx)
+        out.append(Interface(idx, name, base, table[idx], _included(f, table[idx], base)))
+    return out
+
+
+def interfaces(records, version="2c", filters=None):
+    """The interfaces the agent reports for this recording, in ifIndex order."""
+    return [i for i in all_interfaces(records, version, filters) if i.included]
+
+
+# --------------------------------------------------------------------------- command line --
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="Reads a recorded walk as kaaval's tests do.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("interfaces", help="the interfaces the agent reports: <ifIndex>\\t<name>")
+    p.add_argument("file")
+    p.add_argument("--version", default="2c", choices=["1", "2c", "3"])
+    a = ap.parse_args(argv)
+    try:
+        records, _notes = parse_snmprec(a.file)
+        ifs = interfaces(records, a.version)
+    except (Fail, OSError) as e:
+        sys.stderr.write("walkfile.py: %s\n" % e)
+        return 1
+    out = sys.stdout.buffer
+    for i in ifs:
+        out.write(b"%d\t%s\n" % (i.ifindex, i.name.encode("utf-8", "surrogateescape")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
