@@ -94,6 +94,8 @@ void ingest_send_ack(conn_t *c, uint32_t lane, uint64_t seq)
 /* Acknowledges seq once the journal has jseq on disk. */
 int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t seq, uint64_t jseq)
 {
+    /* Acks wait in journal order: on_journal_synced acknowledges a prefix of this list. */
+    KVL_ASSERT(in->acks_tail == NULL || in->acks_tail->jseq <= jseq);
     ack_wait_t *w = malloc(sizeof(*w));
     if (w == NULL) {
         return KVL_ENOMEM;
@@ -211,6 +213,8 @@ static void release_segments(kvl_ingest_t *in, const pending_t *p)
  * record, its segment released). */
 static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
 {
+    /* One batch per agent with the sinks at a time, the queue's first. */
+    KVL_ASSERT(a->writing && in->writing > 0 && a->q_head != NULL);
     pending_t *p = queue_pop(in, a);
     const kvl_sink_result_t *r = &a->result;
     a->writing = false;
@@ -441,6 +445,8 @@ void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a)
             load_spilled(in, a, p);
             break;
         }
+        /* Each batch is applied once, in journal order. */
+        KVL_ASSERT(p->jseq > a->applied_jseq);
         hand_over(in, a, p);
         if (--a->sinks_left > 0) {
             break; /* on_sink_done goes on */
