@@ -32,6 +32,7 @@ struct kvl_stream {
     bool ended;   /* on_end came: no more frames */
     bool closing; /* kvl_stream_close came */
     bool silent;  /* failed while being made: freed without on_closed */
+    kvl_stream_end_t ended_by;
     kvl_stream_stats_t stats;
 };
 
@@ -50,12 +51,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* The stream can carry no more frames: tells the owner once. */
-static void end(kvl_stream_t *s, int code, const char *why)
+static void end(kvl_stream_t *s, kvl_stream_end_t by, int code, const char *why)
 {
     if (s->ended || s->closing) {
         return;
     }
     s->ended = true;
+    s->ended_by = by;
     if (s->reading) {
         uv_read_stop((uv_stream_t *)&s->tcp);
         s->reading = false;
@@ -79,7 +81,7 @@ static void on_write(uv_write_t *req, int status)
     } else if (status != UV_ECANCELED) {
         char why[128];
         snprintf(why, sizeof(why), "write failed: %s", uv_strerror(status));
-        end(s, status, why);
+        end(s, KVL_STREAM_END_WRITE, status, why);
     }
 }
 
@@ -134,12 +136,13 @@ static int tls_read(kvl_stream_t *s, const void *data, size_t len)
         char why[900];
         snprintf(why, sizeof(why), "TLS %s failed: %s", was_established ? "session" : "handshake",
                  kvl_tls_error(s->tls));
-        end(s, rc, why);
+        end(s, was_established ? KVL_STREAM_END_TLS_SESSION : KVL_STREAM_END_TLS_HANDSHAKE, rc,
+            why);
         return -1;
     }
     flush_tls(s);
     if (rc == KVL_ENOMEM) {
-        end(s, rc, "out of memory");
+        end(s, KVL_STREAM_END_NOMEM, rc, "out of memory");
         return -1;
     }
     if (!was_established && kvl_tls_established(s->tls)) {
@@ -155,11 +158,11 @@ static void on_read(uv_stream_t *us, ssize_t nread, const uv_buf_t *buf)
         free(buf->base);
         if (nread == UV_EOF) {
             int rc = kvl_frame_reader_finish(&s->reader);
-            end(s, rc, rc == 0 ? NULL : "connection ended inside a frame");
+            end(s, KVL_STREAM_END_EOF, rc, rc == 0 ? NULL : "connection ended inside a frame");
         } else {
             char why[128];
             snprintf(why, sizeof(why), "read failed: %s", uv_strerror((int)nread));
-            end(s, (int)nread, why);
+            end(s, KVL_STREAM_END_READ, (int)nread, why);
         }
         return;
     }
@@ -180,7 +183,7 @@ static void on_read(uv_stream_t *us, ssize_t nread, const uv_buf_t *buf)
         free(buf->base);
     }
     if (rc != 0) {
-        end(s, rc, "out of memory");
+        end(s, KVL_STREAM_END_NOMEM, rc, "out of memory");
         return;
     }
     const uint8_t *p;
@@ -193,12 +196,12 @@ static void on_read(uv_stream_t *us, ssize_t nread, const uv_buf_t *buf)
         char why[160];
         snprintf(why, sizeof(why), "bad frame: %s (limit %zu bytes)", kvl_strerror(rc),
                  s->max_frame);
-        end(s, rc, why);
+        end(s, KVL_STREAM_END_BAD_FRAME, rc, why);
         return;
     }
     if (tls_ended) {
         rc = kvl_frame_reader_finish(&s->reader);
-        end(s, rc, rc == 0 ? NULL : "TLS session ended inside a frame");
+        end(s, KVL_STREAM_END_TLS_CLOSE, rc, rc == 0 ? NULL : "TLS session ended inside a frame");
     }
 }
 
@@ -296,16 +299,22 @@ static void on_connect(uv_connect_t *req, int status)
     if (status != 0) {
         char why[128];
         snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(status));
-        end(s, status, why);
+        end(s, KVL_STREAM_END_CONNECT, status, why);
         return;
     }
     peer_name(s);
     uv_tcp_nodelay(&s->tcp, 1);
+    if (s->cbs.on_connected != NULL) {
+        s->cbs.on_connected(s);
+        if (s->closing) {
+            return;
+        }
+    }
     int rc = kvl_stream_read(s, true);
     if (rc != 0) {
         char why[128];
         snprintf(why, sizeof(why), "read failed: %s", uv_strerror(rc));
-        end(s, rc, why);
+        end(s, KVL_STREAM_END_READ, rc, why);
         return;
     }
     if (s->tls == NULL) {
@@ -317,12 +326,12 @@ static void on_connect(uv_connect_t *req, int status)
         char why[900];
         flush_tls(s);
         snprintf(why, sizeof(why), "TLS handshake failed: %s", kvl_tls_error(s->tls));
-        end(s, rc, why);
+        end(s, KVL_STREAM_END_TLS_HANDSHAKE, rc, why);
         return;
     }
     rc = rc == 0 ? flush_tls(s) : rc;
     if (rc != 0) {
-        end(s, rc, "out of memory");
+        end(s, KVL_STREAM_END_NOMEM, rc, "out of memory");
     }
 }
 
@@ -441,6 +450,11 @@ void kvl_stream_close(kvl_stream_t *s)
     s->closing = true;
     s->reading = false;
     uv_close((uv_handle_t *)&s->tcp, on_close);
+}
+
+kvl_stream_end_t kvl_stream_ended_by(const kvl_stream_t *s)
+{
+    return s->ended_by;
 }
 
 void *kvl_stream_data(const kvl_stream_t *s)

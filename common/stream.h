@@ -17,13 +17,14 @@
  * Client (the agent's uplink): with an address from uv_getaddrinfo,
  *     opts.tls = ctx; opts.peer_name = host (or tls.server_name);   (NULL ctx: plain TCP)
  *     kvl_stream_connect(loop, addr, &opts, &cbs, &s, err, sizeof(err));
- * the stream reads from the moment it is connected; on_ready comes once it is connected
- * and, with TLS, once the collector's certificate verified: send the Hello there. A
- * connection that fails or a handshake that fails comes as on_end with its reason (the
- * owner's timer bounds how long connecting may take: kvl_stream_close cancels it).
- * kvl_stream_tcp(s) gives the handle for socket options (keepalive, TCP_USER_TIMEOUT);
- * kvl_stream_stats(s) has queued_bytes to bound what waits unsent, and on_drained says
- * when a write completed (the uplink's pump).
+ * on_connected (if set) comes when the TCP connection is up, before the first read and
+ * the TLS handshake: the place for socket options on kvl_stream_tcp(s) (keepalive,
+ * TCP_USER_TIMEOUT) and for a timer bounding the handshake. The stream then reads; on_ready
+ * comes once it is connected and, with TLS, once the collector's certificate verified:
+ * send the Hello there. A connection that fails or a handshake that fails comes as on_end
+ * with its reason (an owner's timer may bound how long connecting takes: kvl_stream_close
+ * cancels it). kvl_stream_stats(s) has queued_bytes to bound what waits unsent, and
+ * on_drained says when a write completed (the uplink's pump).
  *
  * Callbacks run on the loop; `data` (from opts) is the owner's. on_frame's payload is
  * valid during the call only; the owner may close the stream in any callback (no frame
@@ -32,10 +33,11 @@
  * else a negative code with a sentence: "connection ended inside a frame", "read failed:
  * …", "write failed: …", "TLS handshake failed: …" (the alert for the peer is sent first),
  * "TLS session failed: …", "bad frame: … (limit N bytes)", "cannot connect: …", "out of
- * memory". The stream does not close itself: the owner calls kvl_stream_close (usually in
- * on_end). on_closed comes once after kvl_stream_close, when the handle is closed; the
- * stream is freed right after it returns. A call that fails synchronously fires no
- * callback (and kvl_stream_accept/connect then leave nothing for the owner to free).
+ * memory". kvl_stream_ended_by(s) says which of these it was (kvl_stream_end_t), for an
+ * owner that words its own messages. The stream does not close itself: the owner calls
+ * kvl_stream_close (usually in on_end). on_closed comes once after kvl_stream_close, when the
+ * handle is closed; the stream is freed right after it returns. A call that fails synchronously
+ * fires no callback (and kvl_stream_accept/connect then leave nothing for the owner to free).
  */
 #ifndef KVL_STREAM_H
 #define KVL_STREAM_H
@@ -55,7 +57,23 @@ typedef struct kvl_stream_cbs {
     void (*on_end)(kvl_stream_t *s, int code, const char *why); /* see above */
     void (*on_drained)(kvl_stream_t *s);                        /* a write completed; NULL ok */
     void (*on_closed)(kvl_stream_t *s);                         /* may be NULL */
+    void (*on_connected)(kvl_stream_t *s); /* client: TCP up, nothing read yet; NULL ok */
 } kvl_stream_cbs_t;
+
+/* Why a stream ended (kvl_stream_ended_by), one value per sentence on_end gives. */
+typedef enum kvl_stream_end {
+    KVL_STREAM_END_NONE,          /* not ended (or closed by its owner) */
+    KVL_STREAM_END_EOF,           /* the peer closed the connection (on a frame boundary:
+                                     code 0; inside a frame: "connection ended inside…") */
+    KVL_STREAM_END_TLS_CLOSE,     /* the peer's TLS close_notify (code 0 on a frame boundary) */
+    KVL_STREAM_END_CONNECT,       /* "cannot connect: …" */
+    KVL_STREAM_END_READ,          /* "read failed: …" */
+    KVL_STREAM_END_WRITE,         /* "write failed: …" */
+    KVL_STREAM_END_TLS_HANDSHAKE, /* "TLS handshake failed: …" (kvl_tls_error has the text) */
+    KVL_STREAM_END_TLS_SESSION,   /* "TLS session failed: …" (the same) */
+    KVL_STREAM_END_BAD_FRAME,     /* "bad frame: …" (code: KVL_EFRAME_*) */
+    KVL_STREAM_END_NOMEM,         /* "out of memory" */
+} kvl_stream_end_t;
 
 typedef struct kvl_stream_opts {
     kvl_tls_ctx_t *tls;    /* NULL: plain TCP */
@@ -96,6 +114,8 @@ bool kvl_stream_reading(const kvl_stream_t *s);
  * follows. No callback but on_closed comes after this. Idempotent. */
 void kvl_stream_close(kvl_stream_t *s);
 
+/* What ended the stream (KVL_STREAM_END_NONE before on_end). */
+kvl_stream_end_t kvl_stream_ended_by(const kvl_stream_t *s);
 void *kvl_stream_data(const kvl_stream_t *s);
 /* "ip:port" of the peer ("unknown peer" when the socket does not say). */
 const char *kvl_stream_peer(const kvl_stream_t *s);

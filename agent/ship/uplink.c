@@ -41,9 +41,11 @@
  * would repeat up to 100,000 definitions per batch; spooling definition records would need
  * them re-sent per segment and in the right place among the replayed batches.)
  *
- * TLS (common/tls.h) sits between the socket and the frames: bytes read go through
- * kvl_tls_feed before the frame reader, and every write goes through kvl_tls_write; the
- * hello timer covers the handshake too. With `insecure: true` both are skipped.
+ * The connection is a common/stream.h stream (the collector's ingest uses the same): TCP,
+ * TLS between the socket and the frames (unless `insecure: true`), whole frames in, frames
+ * out; the uplink words the stream's ends as its own log lines. The hello timer starts once
+ * TCP is connected (on_connected, where the keepalive and TCP_USER_TIMEOUT options are set)
+ * and covers the handshake and the Welcome; connecting itself is bounded by the kernel.
  */
 #include "uplink.h"
 
@@ -54,9 +56,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "frame.h"
 #include "kvl.h"
 #include "log.h"
+#include "stream.h"
 #include "timeutil.h"
 #include "tls.h"
 #include "wire.h"
@@ -78,18 +80,6 @@ typedef enum {
     ST_READY,
 } state_t;
 
-struct ep;
-
-typedef struct conn {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    struct ep *ep;
-    kvl_frame_reader_t reader;
-    kvl_tls_t *tls;  /* NULL when insecure */
-    kvl_buf_t plain; /* decrypted bytes on their way to the reader */
-    bool closing;
-} conn_t;
-
 typedef struct sent {
     uint64_t seq;
     size_t len;
@@ -101,14 +91,13 @@ typedef struct ep {
     const kvl_endpoint_t *cfg;
     int reader; /* outbox reader */
     state_t state;
-    conn_t *conn;
+    kvl_stream_t *conn; /* NULL when not connected; closed (never freed) by the uplink */
     uv_getaddrinfo_t resolver;
     bool resolver_busy;
     uv_timer_t retry;
     uv_timer_t hello_timer;
     int64_t backoff_ms;
     bool logged_down; /* a failure was logged and no success since */
-    size_t inflight_bytes;
     /* Bulk batches sent on this connection and not yet acknowledged, oldest first. */
     sent_t *sent;
     size_t sent_cap, sent_head, sent_n;
@@ -135,17 +124,8 @@ struct kvl_uplink {
     size_t open_handles; /* timers not yet closed */
 };
 
-typedef struct write_req {
-    uv_write_t req;
-    ep_t *ep;
-    size_t len;
-    uint8_t data[];
-} write_req_t;
-
 static void schedule_retry(ep_t *e);
 static void pump(ep_t *e);
-static int flush_tls(ep_t *e);
-static void send_close_notify(conn_t *c);
 static void connect_now(ep_t *e);
 
 static const char *name_of(const ep_t *e)
@@ -313,15 +293,6 @@ static void pump_all(kvl_uplink_t *u)
 
 /* ----------------------------------------------------------------- connection ---------- */
 
-static void on_conn_closed(uv_handle_t *h)
-{
-    conn_t *c = h->data;
-    kvl_frame_reader_free(&c->reader);
-    kvl_tls_free(c->tls);
-    kvl_buf_free(&c->plain);
-    free(c);
-}
-
 /* Failover: the endpoint after e becomes current and connects (at once unless a whole
  * round failed). */
 static void fail_over(ep_t *e)
@@ -344,12 +315,13 @@ static void fail_over(ep_t *e)
     }
 }
 
-static void drop_conn(ep_t *e, const char *why, int code)
+/* The endpoint has no connection (it was lost or never came): logs why (a warning the
+ * first time in a row, then at debug level; nothing when why is NULL), forgets what it
+ * sent unacknowledged, and tries again: the next endpoint in failover, else after the
+ * backoff. */
+static void conn_lost(ep_t *e, const char *why, int code)
 {
     kvl_uplink_t *u = e->up;
-    if (e->conn == NULL) {
-        return;
-    }
     if (why != NULL) {
         if (!e->logged_down) {
             KVL_LOG_WARN("uplink", name_of(e), "%s%s%s; %zu batches wait, retrying", why,
@@ -360,14 +332,7 @@ static void drop_conn(ep_t *e, const char *why, int code)
                           code ? kvl_strerror(code) : "");
         }
     }
-    conn_t *c = e->conn;
-    if (c->tls != NULL && kvl_tls_established(c->tls)) {
-        send_close_notify(c);
-    }
-    e->conn = NULL;
-    c->closing = true;
     uv_timer_stop(&e->hello_timer);
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     e->sent_n = e->sent_head = 0;
     e->unacked_bytes = 0;
     e->state = ST_IDLE;
@@ -381,86 +346,26 @@ static void drop_conn(ep_t *e, const char *why, int code)
     }
 }
 
-static void on_write_detached(uv_write_t *req, int status)
+/* Closes the endpoint's connection (TLS close_notify first, best effort; the stream calls
+ * the uplink no more, so the uplink may be freed before the close completes), then
+ * conn_lost. Nothing without a connection. */
+static void drop_conn(ep_t *e, const char *why, int code)
 {
-    KVL_UNUSED(status);
-    free(req);
-}
-
-/* Queues close_notify, best effort (uv_write tries the socket at once). Its write request
- * refers to nothing else, so the uplink may be freed before it completes. */
-static void send_close_notify(conn_t *c)
-{
-    kvl_buf_t out = {0};
-    kvl_tls_shutdown(c->tls);
-    if (kvl_tls_take_output(c->tls, &out) == 0 && out.len > 0) {
-        uv_write_t *req = malloc(sizeof(*req) + out.len);
-        if (req != NULL) {
-            memcpy(req + 1, out.data, out.len);
-            uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned int)out.len);
-            if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write_detached) != 0) {
-                free(req);
-            }
-        }
-    }
-    kvl_buf_free(&out);
-}
-
-static void on_write(uv_write_t *req, int status)
-{
-    write_req_t *w = (write_req_t *)req;
-    ep_t *e = w->ep;
-    e->inflight_bytes -= w->len;
-    free(w);
-    if (status != 0) {
-        if (status != UV_ECANCELED) {
-            drop_conn(e, "write to collector failed", status);
-        }
+    kvl_stream_t *c = e->conn;
+    if (c == NULL) {
         return;
     }
-    pump(e);
+    e->conn = NULL;
+    kvl_stream_close(c);
+    conn_lost(e, why, code);
 }
 
-/* Writes bytes to the socket as they are (already encrypted when TLS is on). */
-static int write_raw(ep_t *e, const uint8_t *data, size_t len)
+/* Bytes handed to the socket whose write has not completed (TLS records included). */
+static uint64_t queued_bytes(const ep_t *e)
 {
-    write_req_t *w = malloc(sizeof(*w) + len);
-    if (w == NULL) {
-        return KVL_ENOMEM;
-    }
-    w->ep = e;
-    w->len = len;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned int)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&e->conn->tcp, &b, 1, on_write);
-    if (rc != 0) {
-        free(w);
-        return rc;
-    }
-    e->inflight_bytes += len;
-    return 0;
-}
-
-/* Writes what the TLS session has for the network. Returns 0 or a negative code. */
-static int flush_tls(ep_t *e)
-{
-    kvl_buf_t out = {0};
-    int rc = kvl_tls_take_output(e->conn->tls, &out);
-    if (rc == 0 && out.len > 0) {
-        rc = write_raw(e, out.data, out.len);
-    }
-    kvl_buf_free(&out);
-    return rc;
-}
-
-/* Sends application bytes: through TLS when it is on. */
-static int send_bytes(ep_t *e, const uint8_t *data, size_t len)
-{
-    if (e->conn->tls == NULL) {
-        return write_raw(e, data, len);
-    }
-    int rc = kvl_tls_write(e->conn->tls, data, len);
-    return rc != 0 ? rc : flush_tls(e);
+    kvl_stream_stats_t st;
+    kvl_stream_stats(e->conn, &st);
+    return st.queued_bytes;
 }
 
 static int send_msg(ep_t *e, const kvl_msg_t *m)
@@ -468,7 +373,7 @@ static int send_msg(ep_t *e, const kvl_msg_t *m)
     kvl_buf_t out = {0};
     int rc = kvl_wire_encode(m, &out);
     if (rc == 0) {
-        rc = send_bytes(e, out.data, out.len);
+        rc = kvl_stream_send(e->conn, out.data, out.len);
     }
     kvl_buf_free(&out);
     return rc;
@@ -506,7 +411,8 @@ static int send_next(ep_t *e, int lane)
         return 0;
     }
     if (rc > 0) {
-        rc = send_bytes(e, e->rbuf.data, e->rbuf.len);
+        /* the outbox holds whole frames, headers included */
+        rc = kvl_stream_send(e->conn, e->rbuf.data, e->rbuf.len);
     } else {
         KVL_LOG_ERROR("uplink", name_of(e), "cannot read the outbox: %s", kvl_strerror(rc));
         drop_conn(e, NULL, 0);
@@ -525,7 +431,7 @@ static int send_next(ep_t *e, int lane)
 /* Writes waiting batches while the windows allow: every event first, then bulk. */
 static void pump(ep_t *e)
 {
-    while (e->state == ST_READY && e->conn != NULL && e->inflight_bytes < WINDOW_BYTES) {
+    while (e->state == ST_READY && e->conn != NULL && queued_bytes(e) < WINDOW_BYTES) {
         int rc = send_next(e, KVL_LANE_EVENTS);
         if (rc != 0) {
             if (rc < 0) {
@@ -580,7 +486,7 @@ static int send_defs(ep_t *e)
     return rc;
 }
 
-static void on_ready(ep_t *e, const kvl_welcome_t *w)
+static void on_welcome(ep_t *e, const kvl_welcome_t *w)
 {
     kvl_uplink_t *u = e->up;
     uv_timer_stop(&e->hello_timer);
@@ -607,13 +513,6 @@ static void on_ready(ep_t *e, const kvl_welcome_t *w)
     pump(e);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    KVL_UNUSED(h);
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
 static int send_hello(ep_t *e)
 {
     kvl_uplink_t *u = e->up;
@@ -630,129 +529,18 @@ static int send_hello(ep_t *e)
     return rc;
 }
 
-/* A TLS failure, logged as an error (a certificate problem does not fix itself) the first
- * time in a row, then at debug level like other repeated failures. */
+/* A TLS failure (the stream has sent the alert that tells the collector why), logged as an
+ * error (a certificate problem does not fix itself) the first time in a row, then at debug
+ * level like other repeated failures. */
 static void drop_tls(ep_t *e, const char *what, const kvl_tls_t *t)
 {
     char why[900];
     snprintf(why, sizeof(why), "%s: %s", what, kvl_tls_error(t));
-    flush_tls(e); /* the alert that tells the collector why */
     if (!e->logged_down) {
         KVL_LOG_ERROR("uplink", name_of(e), "%s; %zu batches wait, retrying", why, waiting(e));
         e->logged_down = true;
     }
     drop_conn(e, why, 0);
-}
-
-/* Decrypts bytes read into c->plain, answers the handshake, and says Hello once it is
- * done. Returns 0, 1 when the collector ended the session (the bytes before its
- * close_notify are in c->plain), or -1 after dropping the connection. */
-static int tls_read(ep_t *e, conn_t *c, const void *data, size_t len)
-{
-    bool was_established = kvl_tls_established(c->tls);
-    int rc = kvl_tls_feed(c->tls, data, len, &c->plain);
-    if (rc == KVL_ETLS) {
-        drop_tls(e, was_established ? "TLS session failed" : "TLS handshake failed", c->tls);
-        return -1;
-    }
-    if (rc == 0 || rc == KVL_ECLOSED) {
-        int frc = flush_tls(e);
-        rc = rc == 0 ? frc : rc;
-    }
-    if (rc != 0 && rc != KVL_ECLOSED) {
-        drop_conn(e, "TLS write failed", rc);
-        return -1;
-    }
-    if (!was_established && kvl_tls_established(c->tls)) {
-        KVL_LOG_INFO("uplink", name_of(e), "TLS established (%s), collector verified",
-                     kvl_tls_describe(c->tls));
-        int hrc = send_hello(e);
-        if (hrc != 0) {
-            drop_conn(e, "cannot start the session", hrc);
-            return -1;
-        }
-    }
-    return rc == KVL_ECLOSED ? 1 : 0;
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    conn_t *c = s->data;
-    ep_t *e = c->ep;
-    if (nread < 0) {
-        free(buf->base);
-        if (!c->closing) {
-            drop_conn(e, nread == UV_EOF ? "collector closed the connection" : "read failed",
-                      nread == UV_EOF ? 0 : (int)nread);
-        }
-        return;
-    }
-    int rc;
-    bool tls_ended = false;
-    if (c->tls != NULL) {
-        int trc = tls_read(e, c, buf->base, (size_t)nread);
-        if (trc < 0) {
-            free(buf->base);
-            return; /* dropped */
-        }
-        tls_ended = trc == 1;
-        rc = kvl_frame_reader_feed(&c->reader, c->plain.data, c->plain.len);
-        kvl_buf_reset(&c->plain);
-    } else {
-        rc = kvl_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
-    }
-    free(buf->base);
-    if (rc != 0) {
-        drop_conn(e, "out of memory", rc);
-        return;
-    }
-    const uint8_t *p;
-    size_t len;
-    bool acked = false;
-    while (!c->closing && (rc = kvl_frame_next(&c->reader, &p, &len)) == 1) {
-        kvl_msg_t m = {0};
-        char err[256];
-        if (kvl_wire_decode(p, len, &m, err, sizeof(err)) != 0) {
-            KVL_LOG_ERROR("uplink", name_of(e), "bad message from collector: %s", err);
-            kvl_msg_clear(&m);
-            drop_conn(e, NULL, 0);
-            return;
-        }
-        switch (m.type) {
-        case KVL_MSG_WELCOME:
-            if (e->state == ST_HELLO) {
-                on_ready(e, &m.u.welcome);
-            }
-            break;
-        case KVL_MSG_REFUSAL:
-            KVL_LOG_ERROR("uplink", name_of(e), "collector refused this agent: %s", m.u.refusal);
-            e->logged_down = true;
-            kvl_msg_clear(&m);
-            drop_conn(e, NULL, 0);
-            return;
-        case KVL_MSG_ACK:
-            if (m.u.ack.lane < KVL_LANES && e->state == ST_READY) {
-                handle_ack(e, (int)m.u.ack.lane, m.u.ack.seq);
-                acked = true;
-            }
-            break;
-        default:
-            KVL_LOG_WARN("uplink", name_of(e), "unexpected message type %d ignored", (int)m.type);
-            break;
-        }
-        kvl_msg_clear(&m);
-    }
-    if (rc < 0 && !c->closing) {
-        drop_conn(e, "bad frame from collector", rc);
-        return;
-    }
-    if (tls_ended && !c->closing) {
-        drop_conn(e, "collector ended the TLS session", 0);
-        return;
-    }
-    if (acked) {
-        pump(e);
-    }
 }
 
 static void on_hello_timeout(uv_timer_t *t)
@@ -765,52 +553,134 @@ static void on_hello_timeout(uv_timer_t *t)
               UV_ETIMEDOUT);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+/* ------------------------------------------------------- the stream's callbacks -------- */
+
+/* TCP is up, nothing read yet: socket options, and the hello timer covering the TLS
+ * handshake and the Welcome. */
+static void on_stream_connected(kvl_stream_t *s)
 {
-    conn_t *c = req->data;
-    ep_t *e = c->ep;
-    kvl_uplink_t *u = e->up;
-    if (c->closing) {
-        return;
-    }
-    if (status != 0) {
-        drop_conn(e, "cannot connect to collector", status);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, 60);
+    ep_t *e = kvl_stream_data(s);
+    uv_tcp_t *tcp = kvl_stream_tcp(s);
+    uv_tcp_keepalive(tcp, 1, 60);
 #ifdef TCP_USER_TIMEOUT
     /* A cut link shows as data TCP cannot deliver: give up after this long instead of
      * retransmitting for a quarter of an hour, and reconnect (the outbox keeps the data). */
     uv_os_fd_t fd;
     unsigned int ut = TCP_USER_TIMEOUT_MS;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0) {
         setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
     }
 #endif
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc == 0 && u->tls_ctx != NULL) {
-        /* Hello follows once the handshake is done (tls_read). */
-        const char *name = u->cfg->tls.server_name ? u->cfg->tls.server_name : e->cfg->host;
-        c->tls = kvl_tls_new(u->tls_ctx, name);
-        rc = c->tls == NULL ? KVL_ENOMEM : kvl_tls_handshake(c->tls);
-        if (rc == KVL_ETLS) {
-            drop_tls(e, "TLS handshake failed", c->tls);
-            return;
-        }
-        if (rc == 0) {
-            rc = flush_tls(e);
-        }
-        e->state = ST_TLS;
-    } else if (rc == 0) {
-        rc = send_hello(e);
-    }
-    if (rc != 0) {
-        drop_conn(e, "cannot start the session", rc);
-        return;
+    if (kvl_stream_tls(s) != NULL) {
+        e->state = ST_TLS; /* Hello follows once the handshake is done (on_stream_ready) */
     }
     uv_timer_start(&e->hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
 }
+
+/* Connected, and with TLS the collector verified: say Hello. */
+static void on_stream_ready(kvl_stream_t *s)
+{
+    ep_t *e = kvl_stream_data(s);
+    const kvl_tls_t *t = kvl_stream_tls(s);
+    if (t != NULL) {
+        KVL_LOG_INFO("uplink", name_of(e), "TLS established (%s), collector verified",
+                     kvl_tls_describe(t));
+    }
+    int rc = send_hello(e);
+    if (rc != 0) {
+        drop_conn(e, "cannot start the session", rc);
+    }
+}
+
+static void on_stream_frame(kvl_stream_t *s, const uint8_t *p, size_t len)
+{
+    ep_t *e = kvl_stream_data(s);
+    kvl_msg_t m = {0};
+    char err[256];
+    if (kvl_wire_decode(p, len, &m, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("uplink", name_of(e), "bad message from collector: %s", err);
+        kvl_msg_clear(&m);
+        drop_conn(e, NULL, 0);
+        return;
+    }
+    bool acked = false;
+    switch (m.type) {
+    case KVL_MSG_WELCOME:
+        if (e->state == ST_HELLO) {
+            on_welcome(e, &m.u.welcome);
+        }
+        break;
+    case KVL_MSG_REFUSAL:
+        KVL_LOG_ERROR("uplink", name_of(e), "collector refused this agent: %s", m.u.refusal);
+        e->logged_down = true;
+        kvl_msg_clear(&m);
+        drop_conn(e, NULL, 0);
+        return;
+    case KVL_MSG_ACK:
+        if (m.u.ack.lane < KVL_LANES && e->state == ST_READY) {
+            handle_ack(e, (int)m.u.ack.lane, m.u.ack.seq);
+            acked = true;
+        }
+        break;
+    default:
+        KVL_LOG_WARN("uplink", name_of(e), "unexpected message type %d ignored", (int)m.type);
+        break;
+    }
+    kvl_msg_clear(&m);
+    if (acked) {
+        pump(e);
+    }
+}
+
+/* A write completed: room in the window, perhaps. */
+static void on_stream_drained(kvl_stream_t *s)
+{
+    pump(kvl_stream_data(s));
+}
+
+/* The stream can carry no more: the uplink's own words for why, then the next attempt. */
+static void on_stream_end(kvl_stream_t *s, int code, const char *why)
+{
+    ep_t *e = kvl_stream_data(s);
+    KVL_UNUSED(why);
+    switch (kvl_stream_ended_by(s)) {
+    case KVL_STREAM_END_EOF:
+        drop_conn(e, "collector closed the connection", 0);
+        break;
+    case KVL_STREAM_END_TLS_CLOSE:
+        drop_conn(e, "collector ended the TLS session", 0);
+        break;
+    case KVL_STREAM_END_CONNECT:
+        drop_conn(e, "cannot connect to collector", code);
+        break;
+    case KVL_STREAM_END_READ:
+        drop_conn(e, "read failed", code);
+        break;
+    case KVL_STREAM_END_WRITE:
+        drop_conn(e, "write to collector failed", code);
+        break;
+    case KVL_STREAM_END_TLS_HANDSHAKE:
+        drop_tls(e, "TLS handshake failed", kvl_stream_tls(s));
+        break;
+    case KVL_STREAM_END_TLS_SESSION:
+        drop_tls(e, "TLS session failed", kvl_stream_tls(s));
+        break;
+    case KVL_STREAM_END_BAD_FRAME:
+        drop_conn(e, "bad frame from collector", code);
+        break;
+    case KVL_STREAM_END_NOMEM:
+    case KVL_STREAM_END_NONE:
+        drop_conn(e, "out of memory", code);
+        break;
+    }
+}
+
+/* No on_closed: once the uplink closes a stream it forgets it (the stream frees itself). */
+static const kvl_stream_cbs_t stream_cbs = {.on_frame = on_stream_frame,
+                                            .on_ready = on_stream_ready,
+                                            .on_end = on_stream_end,
+                                            .on_drained = on_stream_drained,
+                                            .on_connected = on_stream_connected};
 
 static void maybe_free(kvl_uplink_t *u);
 
@@ -839,24 +709,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         }
         return;
     }
-    conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        uv_freeaddrinfo(res);
-        e->state = ST_IDLE;
-        schedule_retry(e);
-        return;
-    }
-    c->ep = e;
-    kvl_frame_reader_init(&c->reader, KVL_FRAME_MAX_DEFAULT);
-    uv_tcp_init(u->loop, &c->tcp);
-    c->tcp.data = c;
-    c->connect.data = c;
-    e->conn = c;
+    kvl_stream_opts_t o = {
+        .tls = u->tls_ctx, /* NULL when insecure */
+        .peer_name = u->cfg->tls.server_name ? u->cfg->tls.server_name : e->cfg->host,
+        .data = e,
+    };
+    char err[256];
     e->state = ST_CONNECTING;
-    int rc = uv_tcp_connect(&c->connect, &c->tcp, res->ai_addr, on_connect);
+    int rc = kvl_stream_connect(u->loop, res->ai_addr, &o, &stream_cbs, &e->conn, err, sizeof(err));
     uv_freeaddrinfo(res);
     if (rc != 0) {
-        drop_conn(e, "cannot connect to collector", rc);
+        conn_lost(e, rc == KVL_ENOMEM ? "cannot start the session" : "cannot connect to collector",
+                  rc);
     }
 }
 

@@ -4,8 +4,9 @@
  * TLS (certificates from tests/tls/make-test-certs.sh in KVL_TLS_CERTS, a ctest fixture).
  * Frames go both ways (bare payloads and pre-framed bytes); an oversized frame ends the
  * receiving stream with "bad frame"; a peer that closes is seen as a clean end; a TLS
- * client the server does not trust ends with a handshake failure. A 5 s timer bounds
- * every case.
+ * client the server does not trust ends with a handshake failure. A client's on_connected
+ * comes before anything is read (socket options can be set there, the stream closed), and
+ * kvl_stream_ended_by names each kind of end. A 5 s timer bounds every case.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +44,9 @@ typedef struct end {
     size_t biggest;
     bool ready, ended, closed;
     int end_code;
+    kvl_stream_end_t ended_by;
+    int connected;        /* on_connected calls */
+    bool close_connected; /* the client closes in on_connected */
     char end_why[900];
     const char *say;  /* sent when ready */
     bool also_two;    /* then "one" and "two", pre-framed, in one write */
@@ -57,6 +61,7 @@ typedef struct pair {
     uv_timer_t deadline;
     end_t srv, cli;
     kvl_stream_opts_t srv_opts, cli_opts;
+    const kvl_stream_cbs_t *cli_cbs; /* run_pair's client callbacks; NULL: cbs */
     bool timed_out;
 } pair_t;
 
@@ -105,6 +110,7 @@ static void send_hello(end_t *e)
 static void on_ready(kvl_stream_t *s)
 {
     end_t *e = kvl_stream_data(s);
+    assert_int_equal(kvl_stream_ended_by(s), KVL_STREAM_END_NONE);
     e->ready = true;
     send_hello(e);
 }
@@ -114,6 +120,7 @@ static void on_end(kvl_stream_t *s, int code, const char *why)
     end_t *e = kvl_stream_data(s);
     e->ended = true;
     e->end_code = code;
+    e->ended_by = kvl_stream_ended_by(s);
     snprintf(e->end_why, sizeof(e->end_why), "%s", why ? why : "");
     kvl_stream_close(s);
 }
@@ -180,7 +187,8 @@ static void run_pair(pair_t *p)
     uv_timer_start(&p->deadline, on_deadline, 5000, 0);
     p->cli_opts.data = &p->cli;
     assert_int_equal(kvl_stream_connect(&p->loop, (const struct sockaddr *)&addr, &p->cli_opts,
-                                        &cbs, &p->cli.s, err, sizeof(err)),
+                                        p->cli_cbs ? p->cli_cbs : &cbs, &p->cli.s, err,
+                                        sizeof(err)),
                      0);
     uv_run(&p->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&p->deadline, NULL);
@@ -400,6 +408,125 @@ static void test_connect_refused(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The client's on_connected: TCP is up, nothing read, no TLS session yet, socket options
+ * can be set; closing there ends the attempt quietly (on_closed only). */
+static void on_connected(kvl_stream_t *s)
+{
+    end_t *e = kvl_stream_data(s);
+    assert_false(e->ready);
+    assert_int_equal(kvl_stream_ended_by(s), KVL_STREAM_END_NONE);
+    const kvl_tls_t *t = kvl_stream_tls(s);
+    if (t != NULL) {
+        assert_false(kvl_tls_established(t));
+    }
+    uv_os_fd_t fd;
+    assert_int_equal(uv_fileno((uv_handle_t *)kvl_stream_tcp(s), &fd), 0);
+    assert_int_equal(uv_tcp_keepalive(kvl_stream_tcp(s), 1, 60), 0);
+    e->connected++;
+    if (e->close_connected) {
+        kvl_stream_close(s);
+    }
+}
+
+static const kvl_stream_cbs_t connected_cbs = {.on_frame = on_frame,
+                                               .on_ready = on_ready,
+                                               .on_end = on_end,
+                                               .on_closed = on_closed,
+                                               .on_connected = on_connected};
+
+static void connected_first(bool tls)
+{
+    pair_t p = {0};
+    if (tls) {
+        p.srv_opts.tls = ctx(KVL_TLS_SERVER, "ca.crt", "collector.crt", "collector.key");
+        p.cli_opts.tls = ctx(KVL_TLS_CLIENT, "ca.crt", "a1.crt", "a1.key");
+        p.cli_opts.peer_name = "127.0.0.1";
+    }
+    p.cli_cbs = &connected_cbs;
+    p.cli.say = "bye";
+    p.srv.close_after = true;
+    run_pair(&p);
+    assert_int_equal(p.cli.connected, 1);
+    assert_true(p.cli.ready);
+    assert_int_equal(p.srv.n_got, 1);
+    /* the server's close: EOF, or close_notify under TLS */
+    assert_true(p.cli.ended);
+    assert_int_equal(p.cli.end_code, 0);
+    assert_int_equal(p.cli.ended_by, tls ? KVL_STREAM_END_TLS_CLOSE : KVL_STREAM_END_EOF);
+    kvl_tls_ctx_free(p.srv_opts.tls);
+    kvl_tls_ctx_free(p.cli_opts.tls);
+}
+
+static void test_connected_before_ready(void **state)
+{
+    (void)state;
+    connected_first(false);
+    connected_first(true);
+    /* closed in on_connected: nothing more for the client, a plain EOF for the server */
+    pair_t p = {0};
+    p.cli_cbs = &connected_cbs;
+    p.cli.close_connected = true;
+    run_pair(&p);
+    assert_int_equal(p.cli.connected, 1);
+    assert_false(p.cli.ready);
+    assert_false(p.cli.ended);
+    assert_true(p.cli.closed);
+    assert_true(p.srv.ended);
+    assert_int_equal(p.srv.end_code, 0);
+    assert_int_equal(p.srv.ended_by, KVL_STREAM_END_EOF);
+}
+
+/* Each kind of end, named: a bad frame and a refused handshake at the server, a refused
+ * connect at the client (which never saw on_connected). */
+static void test_ended_by(void **state)
+{
+    (void)state;
+    pair_t p = {0};
+    p.srv_opts.max_frame = 100;
+    p.cli.oversize = 101;
+    run_pair(&p);
+    assert_int_equal(p.srv.ended_by, KVL_STREAM_END_BAD_FRAME);
+
+    pair_t t = {0};
+    t.srv_opts.tls = ctx(KVL_TLS_SERVER, "ca.crt", "collector.crt", "collector.key");
+    t.cli_opts.tls = ctx(KVL_TLS_CLIENT, "ca.crt", "other/a1.crt", "other/a1.key");
+    t.cli_opts.peer_name = "127.0.0.1";
+    run_pair(&t);
+    assert_int_equal(t.srv.ended_by, KVL_STREAM_END_TLS_HANDSHAKE);
+    assert_true(t.cli.ended_by == KVL_STREAM_END_TLS_HANDSHAKE ||
+                t.cli.ended_by == KVL_STREAM_END_TLS_SESSION); /* TLS 1.3: after its Finished */
+    kvl_tls_ctx_free(t.srv_opts.tls);
+    kvl_tls_ctx_free(t.cli_opts.tls);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_tcp_t tcp;
+    uv_tcp_init(&loop, &tcp);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    assert_int_equal(uv_tcp_bind(&tcp, (const struct sockaddr *)&addr, 0), 0);
+    int len = sizeof(addr);
+    uv_tcp_getsockname(&tcp, (struct sockaddr *)&addr, &len);
+    uv_close((uv_handle_t *)&tcp, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pair_t r = {0};
+    r.srv.closed = true; /* no server end here */
+    r.cli.pair = &r;
+    r.cli_opts.data = &r.cli;
+    char err[256];
+    uv_tcp_init(&loop, &r.server); /* closed by on_closed */
+    uv_timer_init(&loop, &r.deadline);
+    assert_int_equal(kvl_stream_connect(&loop, (const struct sockaddr *)&addr, &r.cli_opts,
+                                        &connected_cbs, &r.cli.s, err, sizeof(err)),
+                     0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.cli.connected, 0);
+    assert_int_equal(r.cli.ended_by, KVL_STREAM_END_CONNECT);
+    uv_close((uv_handle_t *)&r.deadline, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const char *dir = getenv("KVL_TLS_CERTS");
@@ -412,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_plain_frames_both_ways), cmocka_unit_test(test_tls_frames_both_ways),
         cmocka_unit_test(test_tls_untrusted_client),   cmocka_unit_test(test_oversize_refused),
         cmocka_unit_test(test_peer_close_seen),        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connected_before_ready), cmocka_unit_test(test_ended_by),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
