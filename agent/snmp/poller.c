@@ -61,6 +61,7 @@
 #include "counter.h"
 #include "log.h"
 #include "mibgroups.h"
+#include "poll_sched.h"
 #include "snmp.h"
 #include "snmp_text.h"
 #include "timeutil.h"
@@ -291,7 +292,7 @@ typedef struct device {
     uint32_t req_reps;
     int req_retries;
     kvl_snmp_cb req_cb;
-    struct device *wait_next;
+    kvl_inflight_wait_t wait; /* in the poller's queue for a slot */
 
     /* reachability */
     bool down;
@@ -372,16 +373,13 @@ struct kvl_poller {
     uv_timer_t done_timer;
     int open_handles;
 
-    /* One timer for every device's ticks: a binary min-heap of device indices by next_due
-     * (2,000 devices would otherwise be 2,000 libuv timers of 152 bytes each). */
+    /* One timer for every device's ticks: a min-heap of device indices by next_due
+     * (poll_sched.h). */
     uv_timer_t sched_timer;
-    uint32_t *sched;
-    size_t n_sched;
+    kvl_sched_t sched;
 
-    /* requests in flight and devices waiting for a slot (FIFO) */
-    unsigned inflight;
-    unsigned max_inflight;
-    device_t *wait_head, *wait_tail;
+    /* requests in flight and devices waiting for a slot (FIFO, poll_sched.h) */
+    kvl_inflight_t inflight;
 
     /* statistics: totals, and maxima of the current period */
     uint64_t n_requests, n_timeouts, n_varbinds, n_errors;
@@ -424,25 +422,6 @@ static void format_duration(int64_t ms, char *buf, size_t len)
 static bool is_v1(const device_t *d)
 {
     return d->cfg->version == KVL_SNMP_V1;
-}
-
-/* FNV-1a: a device's phase within its interval, the same on every start. */
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (; *s != '\0'; s++) {
-        h ^= (uint8_t)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* Milliseconds from now to the device's next phase point: in [0, interval). */
-static uint64_t delay_to_phase(const device_t *d)
-{
-    uint64_t phase = name_hash(d->cfg->name) % d->interval_ms;
-    uint64_t now = (uint64_t)kvl_now_ms() % d->interval_ms;
-    return (phase + d->interval_ms - now) % d->interval_ms;
 }
 
 static const char *cred_name(const device_t *d)
@@ -515,13 +494,8 @@ static void do_send(device_t *d);
 /* Gives free slots to the devices waiting for one, oldest first. */
 static void pump(kvl_poller_t *p)
 {
-    while (p->wait_head != NULL && p->inflight < p->max_inflight) {
-        device_t *d = p->wait_head;
-        p->wait_head = d->wait_next;
-        if (p->wait_head == NULL) {
-            p->wait_tail = NULL;
-        }
-        d->wait_next = NULL;
+    device_t *d;
+    while ((d = kvl_inflight_next(&p->inflight)) != NULL) {
         do_send(d);
     }
 }
@@ -530,7 +504,7 @@ static void on_any_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 {
     device_t *d = arg;
     kvl_poller_t *p = d->p;
-    p->inflight--;
+    p->inflight.n--;
     switch (res->status) {
     case KVL_SNMP_TIMEOUT:
         p->n_timeouts++;
@@ -564,11 +538,11 @@ static void do_send(device_t *d)
         d->start_ns = uv_hrtime();
     }
     char err[256];
-    p->inflight++;
+    p->inflight.n++;
     int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps,
                            d->req_retries, on_any_response, d, err, sizeof(err));
     if (rc < 0) {
-        p->inflight--;
+        p->inflight.n--;
         p->n_errors++;
         kvl_snmp_result_t res;
         memset(&res, 0, sizeof(res));
@@ -591,17 +565,11 @@ static void dev_send(device_t *d, kvl_snmp_op_t op, size_t n, uint32_t reps, int
     d->req_reps = reps;
     d->req_retries = retries;
     d->req_cb = cb;
-    if (p->inflight < p->max_inflight && p->wait_head == NULL) {
+    if (kvl_inflight_may_send(&p->inflight)) {
         do_send(d);
         return;
     }
-    d->wait_next = NULL;
-    if (p->wait_tail != NULL) {
-        p->wait_tail->wait_next = d;
-    } else {
-        p->wait_head = d;
-    }
-    p->wait_tail = d;
+    kvl_inflight_enqueue(&p->inflight, &d->wait, d);
 }
 
 /* --- adaptive size --------------------------------------------------------------------------- */
@@ -1742,11 +1710,7 @@ static void on_probe_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *re
     device_t *d = arg;
     KVL_UNUSED(s);
     if (res->status == KVL_SNMP_TIMEOUT || res->status == KVL_SNMP_SEND_FAILED) {
-        unsigned max_gap = (unsigned)(DEAD_MAX_GAP_MS / d->interval_ms);
-        d->probe_gap = d->probe_gap * 2 < max_gap ? d->probe_gap * 2 : max_gap;
-        if (d->probe_gap < 1) {
-            d->probe_gap = 1;
-        }
+        d->probe_gap = kvl_sched_probe_gap(d->probe_gap, d->interval_ms, DEAD_MAX_GAP_MS);
         d->skip_ticks = d->probe_gap - 1;
         KVL_LOG_DEBUG(MOD, d->cfg->name, "probe: %s; next one in %u polls",
                       res->status == KVL_SNMP_TIMEOUT ? "no answer" : res->error_text,
@@ -1818,61 +1782,17 @@ static void start_poll(device_t *d)
 
 /* --- the schedule: one timer, devices in a min-heap by next_due ---------------------------- */
 
-static bool sched_before(const kvl_poller_t *p, uint32_t a, uint32_t b)
-{
-    uint64_t da = p->devs[a].next_due, db = p->devs[b].next_due;
-    return da < db || (da == db && a < b);
-}
-
-static void sched_push(kvl_poller_t *p, uint32_t dev)
-{
-    size_t i = p->n_sched++;
-    p->sched[i] = dev;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!sched_before(p, p->sched[i], p->sched[up])) {
-            break;
-        }
-        uint32_t t = p->sched[i];
-        p->sched[i] = p->sched[up];
-        p->sched[up] = t;
-        i = up;
-    }
-}
-
-static uint32_t sched_pop(kvl_poller_t *p)
-{
-    uint32_t top = p->sched[0];
-    p->sched[0] = p->sched[--p->n_sched];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->n_sched && sched_before(p, p->sched[l], p->sched[m])) {
-            m = l;
-        }
-        if (r < p->n_sched && sched_before(p, p->sched[r], p->sched[m])) {
-            m = r;
-        }
-        if (m == i) {
-            break;
-        }
-        uint32_t t = p->sched[i];
-        p->sched[i] = p->sched[m];
-        p->sched[m] = t;
-        i = m;
-    }
-    return top;
-}
-
 static void on_sched(uv_timer_t *t);
 
 static void sched_arm(kvl_poller_t *p)
 {
-    if (p->n_sched == 0) {
+    uint32_t top;
+    uint64_t due;
+    if (!kvl_sched_top(&p->sched, &top, &due)) {
         uv_timer_stop(&p->sched_timer);
         return;
     }
-    uint64_t due = p->devs[p->sched[0]].next_due, now = uv_now(p->loop);
+    uint64_t now = uv_now(p->loop);
     uv_timer_start(&p->sched_timer, on_sched, due > now ? due - now : 0, 0);
 }
 
@@ -1881,13 +1801,8 @@ static void sched_arm(kvl_poller_t *p)
  * dead device waiting out its gap. */
 static void device_tick(device_t *d, uint64_t now)
 {
-    unsigned skipped = 0;
     d->due = d->next_due;
-    d->next_due += d->interval_ms;
-    while (d->next_due <= now) {
-        d->next_due += d->interval_ms;
-        skipped++;
-    }
+    unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
     if (skipped > 0) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
     }
@@ -1909,13 +1824,14 @@ static void on_sched(uv_timer_t *t)
     uint64_t now = uv_now(p->loop);
     /* Every device due now, each once (a tick moves its next_due past now); in --poll-once
      * mode each device is polled once and leaves the schedule. */
-    for (size_t budget = p->n_sched; budget > 0 && p->n_sched > 0; budget--) {
-        uint32_t i = p->sched[0];
-        device_t *d = &p->devs[i];
-        if (d->next_due > now) {
+    for (size_t budget = p->sched.n; budget > 0; budget--) {
+        uint32_t i;
+        uint64_t due;
+        if (!kvl_sched_top(&p->sched, &i, &due) || due > now) {
             break;
         }
-        sched_pop(p);
+        device_t *d = &p->devs[i];
+        kvl_sched_pop(&p->sched);
         if (p->once) {
             if (d->state == ST_IDLE && !d->polled_once) {
                 d->due = now;
@@ -1924,7 +1840,7 @@ static void on_sched(uv_timer_t *t)
             continue;
         }
         device_tick(d, now);
-        sched_push(p, i);
+        kvl_sched_push(&p->sched, i, d->next_due);
     }
     sched_arm(p);
 }
@@ -1943,7 +1859,7 @@ void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st)
                                .errors = p->n_errors,
                                .devices = p->n_devs,
                                .devices_down = down,
-                               .inflight = p->inflight,
+                               .inflight = p->inflight.n,
                                .any_poll = p->any_poll,
                                .cycle_max_ms = p->cycle_max_ms,
                                .lag_max_ms = p->lag_max_ms};
@@ -1973,7 +1889,7 @@ static void poller_release(kvl_poller_t *p)
     for (size_t i = 0; i < p->n_devs; i++) {
         free_dev_state(&p->devs[i]);
     }
-    free(p->sched);
+    kvl_sched_fini(&p->sched);
     free(p->devs);
     free(p);
 }
@@ -1996,13 +1912,13 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const c
     p->agent_id = agent_id;
     p->b = b;
     p->n_devs = cfg->n_devices;
-    p->max_inflight =
+    p->inflight.max =
         cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
-    p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
-    if (p->devs == NULL || p->sched == NULL || p->n_devs > UINT32_MAX) {
+    int rc = kvl_sched_init(&p->sched, p->n_devs);
+    if (p->devs == NULL || rc < 0 || p->n_devs > UINT32_MAX) {
         free(p->devs);
-        free(p->sched);
+        kvl_sched_fini(&p->sched);
         free(p);
         KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");
         return NULL;
@@ -2036,8 +1952,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const c
                          d->cfg->address);
         }
         /* The first poll at the device's phase within its interval. */
-        d->next_due = now + delay_to_phase(d);
-        sched_push(p, (uint32_t)i);
+        d->next_due =
+            now + kvl_sched_phase_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+        kvl_sched_push(&p->sched, (uint32_t)i, d->next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2059,9 +1976,9 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     for (size_t i = 0; i < p->n_devs; i++) {
         p->devs[i].next_due = now;
     }
-    p->n_sched = 0;
+    kvl_sched_clear(&p->sched);
     for (size_t i = 0; i < p->n_devs; i++) {
-        sched_push(p, (uint32_t)i);
+        kvl_sched_push(&p->sched, (uint32_t)i, p->devs[i].next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2074,14 +1991,14 @@ void kvl_poller_free(kvl_poller_t *p)
     if (p == NULL) {
         return;
     }
-    p->wait_head = p->wait_tail = NULL; /* queued requests are dropped */
+    kvl_inflight_drop(&p->inflight); /* queued requests are dropped */
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         kvl_snmp_close(d->sess); /* pending requests are dropped without callbacks */
         d->sess = NULL;
         d->state = ST_IDLE;
     }
-    p->n_sched = 0;
+    kvl_sched_clear(&p->sched);
     uv_timer_stop(&p->sched_timer);
     uv_close((uv_handle_t *)&p->sched_timer, on_timer_closed);
     uv_timer_stop(&p->done_timer);
