@@ -1,5 +1,9 @@
 /*
- * poller.c — SNMP polling of the agent's devices (see poller.h).
+ * poller.c — SNMP polling of the agent's devices (see poller.h): the device state machine,
+ * the GET polls, counters, up/down and reporting. Two files of the room hold the rest: the
+ * min-heap schedule, phases, probe gaps and the in-flight queue are in poll_sched.c, and
+ * what the interface MIB walks ask and how their answers become named, filtered interfaces
+ * in ifwalk.c.
  *
  * Scheduling. Each device ticks on a fixed schedule (one timer for all of them, the devices in a
  * min-heap by their next tick): the first tick at the device's phase (FNV-1a hash of its name
@@ -51,7 +55,6 @@
 #include "poller.h"
 
 #include <arpa/inet.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,8 +62,10 @@
 #include <string.h>
 
 #include "counter.h"
+#include "ifwalk.h"
 #include "log.h"
 #include "mibgroups.h"
+#include "poll_sched.h"
 #include "snmp.h"
 #include "snmp_text.h"
 #include "timeutil.h"
@@ -75,62 +80,8 @@
 #define MID_POLL_RETRIES 2     /* smaller resends after timeouts, per poll */
 #define CEILING_MS 3600000     /* how long a size that failed caps the growth */
 
-/* --- what is walked -------------------------------------------------------------------------- */
+/* --- what is asked and reported -------------------------------------------------------------- */
 
-enum {
-    C_DESCR,
-    C_TYPE,
-    C_SPEED,
-    C_ADMIN,
-    C_OPER,
-    C_IN_OCT,
-    C_IN_UCAST,
-    C_IN_DISC,
-    C_IN_ERR,
-    C_OUT_OCT,
-    C_OUT_UCAST,
-    C_OUT_DISC,
-    C_OUT_ERR,
-    X_NAME,
-    X_IN_MCAST,
-    X_IN_BCAST,
-    X_OUT_MCAST,
-    X_OUT_BCAST,
-    X_HC_IN_OCT,
-    X_HC_IN_UCAST,
-    X_HC_IN_MCAST,
-    X_HC_IN_BCAST,
-    X_HC_OUT_OCT,
-    X_HC_OUT_UCAST,
-    X_HC_OUT_MCAST,
-    X_HC_OUT_BCAST,
-    X_HIGH_SPEED,
-    X_ALIAS,
-    X_DISC_TIME,
-    N_COLS
-};
-
-typedef struct column {
-    uint8_t xtable; /* 0: ifTable .1.3.6.1.2.1.2.2.1, 1: ifXTable .1.3.6.1.2.1.31.1.1.1 */
-    uint8_t sub;    /* column number */
-    int8_t str;     /* index into row_t.str, or -1 for a number */
-} column_t;
-
-static const column_t columns[N_COLS] = {
-    [C_DESCR] = {0, 2, 0},          [C_TYPE] = {0, 3, -1},          [C_SPEED] = {0, 5, -1},
-    [C_ADMIN] = {0, 7, -1},         [C_OPER] = {0, 8, -1},          [C_IN_OCT] = {0, 10, -1},
-    [C_IN_UCAST] = {0, 11, -1},     [C_IN_DISC] = {0, 13, -1},      [C_IN_ERR] = {0, 14, -1},
-    [C_OUT_OCT] = {0, 16, -1},      [C_OUT_UCAST] = {0, 17, -1},    [C_OUT_DISC] = {0, 19, -1},
-    [C_OUT_ERR] = {0, 20, -1},      [X_NAME] = {1, 1, 1},           [X_IN_MCAST] = {1, 2, -1},
-    [X_IN_BCAST] = {1, 3, -1},      [X_OUT_MCAST] = {1, 4, -1},     [X_OUT_BCAST] = {1, 5, -1},
-    [X_HC_IN_OCT] = {1, 6, -1},     [X_HC_IN_UCAST] = {1, 7, -1},   [X_HC_IN_MCAST] = {1, 8, -1},
-    [X_HC_IN_BCAST] = {1, 9, -1},   [X_HC_OUT_OCT] = {1, 10, -1},   [X_HC_OUT_UCAST] = {1, 11, -1},
-    [X_HC_OUT_MCAST] = {1, 12, -1}, [X_HC_OUT_BCAST] = {1, 13, -1}, [X_HIGH_SPEED] = {1, 15, -1},
-    [X_ALIAS] = {1, 18, 2},         [X_DISC_TIME] = {1, 19, -1},
-};
-
-static const uint32_t if_entry[] = {1, 3, 6, 1, 2, 1, 2, 2, 1};
-static const uint32_t ifx_entry[] = {1, 3, 6, 1, 2, 1, 31, 1, 1, 1};
 static const uint32_t sys_uptime[] = {1, 3, 6, 1, 2, 1, 1, 3, 0};
 static const uint32_t sys_name[] = {1, 3, 6, 1, 2, 1, 1, 5, 0};
 static const uint32_t if_number[] = {1, 3, 6, 1, 2, 1, 2, 1, 0};
@@ -148,31 +99,6 @@ static const struct {
     [SYS_IFNUMBER] = {if_number, KVL_ARRAY_SIZE(if_number)},
     [SYS_LASTCHANGE] = {if_table_last_change, KVL_ARRAY_SIZE(if_table_last_change)},
 };
-
-/* The counters reported per interface: 64-bit column when the interface has it, else the
- * 32-bit one (-1: none). */
-typedef struct counter_def {
-    const char *metric;
-    int hc;
-    int lo;
-    bool octets;
-} counter_def_t;
-
-static const counter_def_t counter_defs[] = {
-    {"in_octets", X_HC_IN_OCT, C_IN_OCT, true},
-    {"out_octets", X_HC_OUT_OCT, C_OUT_OCT, true},
-    {"in_ucast_pkts", X_HC_IN_UCAST, C_IN_UCAST, false},
-    {"out_ucast_pkts", X_HC_OUT_UCAST, C_OUT_UCAST, false},
-    {"in_mcast_pkts", X_HC_IN_MCAST, X_IN_MCAST, false},
-    {"out_mcast_pkts", X_HC_OUT_MCAST, X_OUT_MCAST, false},
-    {"in_bcast_pkts", X_HC_IN_BCAST, X_IN_BCAST, false},
-    {"out_bcast_pkts", X_HC_OUT_BCAST, X_OUT_BCAST, false},
-    {"in_errors", -1, C_IN_ERR, false},
-    {"out_errors", -1, C_OUT_ERR, false},
-    {"in_discards", -1, C_IN_DISC, false},
-    {"out_discards", -1, C_OUT_DISC, false},
-};
-#define N_CTR (sizeof(counter_defs) / sizeof(counter_defs[0]))
 
 /* An interface's metrics: the counters above in their order, then its states. */
 enum { IF_OPER = N_CTR, IF_ADMIN, IF_SPEED, N_IF_METRICS };
@@ -207,9 +133,6 @@ static const kvl_family_t dev_family = {.name = "device",
                                         .kinds = dev_kinds,
                                         .reals = dev_reals};
 
-/* Columns read between discoveries when the interface has them (besides the counters). */
-static const int state_cols[] = {C_OPER, C_ADMIN, C_SPEED, X_HIGH_SPEED, X_DISC_TIME};
-
 /* Why a device is down: the value of its down_reason gauge. */
 enum { R_UP = 0, R_TIMEOUT = 1, R_AUTH = 2, R_NO_SUCH_NAME = 3, R_OTHER = 4 };
 
@@ -222,16 +145,6 @@ static const char *const reason_names[] = {
 };
 
 /* --- state ----------------------------------------------------------------------------------- */
-
-/* One interface as seen by the current poll. */
-typedef struct row {
-    uint32_t ifindex;
-    uint32_t present; /* bit per column */
-    uint32_t is64;    /* bit per column: the value was a Counter64 */
-    uint64_t val[N_COLS];
-    char *str[3]; /* ifDescr, ifName, ifAlias (cleaned) */
-    int64_t t_first, t_in32, t_in64;
-} row_t;
 
 /* One reported interface found by the last discovery, and what survives between polls for
  * it. Kept small and in one array per device (sorted by name): at 2,000 devices of 49
@@ -263,11 +176,8 @@ typedef enum { ST_IDLE, ST_PROBE, ST_SYS, ST_WALK, ST_GET, ST_GROUPS } dev_state
 /* The OID arrays a poll works with: ~25 KB, so held only while the device is being polled
  * (with polls spread over the interval, few devices are at any moment). */
 typedef struct poll_work {
-    kvl_snmp_oid_t base[N_COLS];    /* walk: each column's OID */
-    kvl_snmp_oid_t cur[N_COLS];     /* walk: each column's cursor */
+    kvl_ifwalk_t walk;              /* the walk's columns and cursors (ifwalk.h) */
     kvl_snmp_oid_t sys_oids[N_SYS]; /* the system GET */
-    bool active[N_COLS];            /* walk: the columns not finished */
-    int req_cols[N_COLS];           /* walk: the column of each varbind of the request */
     get_slot_t *get_map;            /* GET poll: what each varbind is (room: n_req) */
     size_t n_req;                   /* room in req_oids and get_map */
     kvl_snmp_oid_t req_oids[];      /* the request being sent or waiting */
@@ -291,7 +201,7 @@ typedef struct device {
     uint32_t req_reps;
     int req_retries;
     kvl_snmp_cb req_cb;
-    struct device *wait_next;
+    kvl_inflight_wait_t wait; /* in the poller's queue for a slot */
 
     /* reachability */
     bool down;
@@ -321,12 +231,10 @@ typedef struct device {
 
     /* walk or GETs of the current poll */
     poll_work_t *w; /* only while a poll runs */
-    size_t n_req_cols;
     unsigned requests;
     unsigned mid_retries; /* smaller resends after timeouts in this poll */
     bool strained;        /* tooBig or a timeout in this poll: no growth */
-    row_t *rows;
-    size_t n_rows, cap_rows;
+    kvl_ifrows_t rows;
     bool poll_failing;
     bool nonincr_logged;
     size_t get_n;     /* varbinds of the batch in flight */
@@ -372,16 +280,13 @@ struct kvl_poller {
     uv_timer_t done_timer;
     int open_handles;
 
-    /* One timer for every device's ticks: a binary min-heap of device indices by next_due
-     * (2,000 devices would otherwise be 2,000 libuv timers of 152 bytes each). */
+    /* One timer for every device's ticks: a min-heap of device indices by next_due
+     * (poll_sched.h). */
     uv_timer_t sched_timer;
-    uint32_t *sched;
-    size_t n_sched;
+    kvl_sched_t sched;
 
-    /* requests in flight and devices waiting for a slot (FIFO) */
-    unsigned inflight;
-    unsigned max_inflight;
-    device_t *wait_head, *wait_tail;
+    /* requests in flight and devices waiting for a slot (FIFO, poll_sched.h) */
+    kvl_inflight_t inflight;
 
     /* statistics: totals, and maxima of the current period */
     uint64_t n_requests, n_timeouts, n_varbinds, n_errors;
@@ -396,16 +301,6 @@ static void start_walk(device_t *d);
 static void send_get(device_t *d);
 
 /* --- small helpers --------------------------------------------------------------------------- */
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c != NULL) {
-        memcpy(c, s, n);
-    }
-    return c;
-}
 
 static void format_duration(int64_t ms, char *buf, size_t len)
 {
@@ -426,41 +321,12 @@ static bool is_v1(const device_t *d)
     return d->cfg->version == KVL_SNMP_V1;
 }
 
-/* FNV-1a: a device's phase within its interval, the same on every start. */
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (; *s != '\0'; s++) {
-        h ^= (uint8_t)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* Milliseconds from now to the device's next phase point: in [0, interval). */
-static uint64_t delay_to_phase(const device_t *d)
-{
-    uint64_t phase = name_hash(d->cfg->name) % d->interval_ms;
-    uint64_t now = (uint64_t)kvl_now_ms() % d->interval_ms;
-    return (phase + d->interval_ms - now) % d->interval_ms;
-}
-
 static const char *cred_name(const device_t *d)
 {
     return d->cfg->credentials != NULL ? d->cfg->credentials->name : NULL;
 }
 
 /* --- poll bookkeeping ------------------------------------------------------------------------ */
-
-static void clear_rows(device_t *d)
-{
-    for (size_t i = 0; i < d->n_rows; i++) {
-        for (size_t k = 0; k < 3; k++) {
-            free(d->rows[i].str[k]);
-        }
-    }
-    d->n_rows = 0;
-}
 
 static void on_done_timer(uv_timer_t *t)
 {
@@ -475,10 +341,7 @@ static void finish_poll(device_t *d)
 {
     kvl_poller_t *p = d->p;
     d->state = ST_IDLE;
-    clear_rows(d);
-    free(d->rows); /* rows live only during a poll: polls are spread, few run at once */
-    d->rows = NULL;
-    d->cap_rows = 0;
+    kvl_ifrows_free(&d->rows); /* rows live only during a poll: polls are spread, few run at once */
     free(d->w);
     d->w = NULL;
     /* A v1/v2c session is a socket, two handles and its buffers, and opening it again is a
@@ -515,13 +378,8 @@ static void do_send(device_t *d);
 /* Gives free slots to the devices waiting for one, oldest first. */
 static void pump(kvl_poller_t *p)
 {
-    while (p->wait_head != NULL && p->inflight < p->max_inflight) {
-        device_t *d = p->wait_head;
-        p->wait_head = d->wait_next;
-        if (p->wait_head == NULL) {
-            p->wait_tail = NULL;
-        }
-        d->wait_next = NULL;
+    device_t *d;
+    while ((d = kvl_inflight_next(&p->inflight)) != NULL) {
         do_send(d);
     }
 }
@@ -530,7 +388,7 @@ static void on_any_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 {
     device_t *d = arg;
     kvl_poller_t *p = d->p;
-    p->inflight--;
+    p->inflight.n--;
     switch (res->status) {
     case KVL_SNMP_TIMEOUT:
         p->n_timeouts++;
@@ -564,11 +422,11 @@ static void do_send(device_t *d)
         d->start_ns = uv_hrtime();
     }
     char err[256];
-    p->inflight++;
+    p->inflight.n++;
     int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps,
                            d->req_retries, on_any_response, d, err, sizeof(err));
     if (rc < 0) {
-        p->inflight--;
+        p->inflight.n--;
         p->n_errors++;
         kvl_snmp_result_t res;
         memset(&res, 0, sizeof(res));
@@ -591,17 +449,11 @@ static void dev_send(device_t *d, kvl_snmp_op_t op, size_t n, uint32_t reps, int
     d->req_reps = reps;
     d->req_retries = retries;
     d->req_cb = cb;
-    if (p->inflight < p->max_inflight && p->wait_head == NULL) {
+    if (kvl_inflight_may_send(&p->inflight)) {
         do_send(d);
         return;
     }
-    d->wait_next = NULL;
-    if (p->wait_tail != NULL) {
-        p->wait_tail->wait_next = d;
-    } else {
-        p->wait_head = d;
-    }
-    p->wait_tail = d;
+    kvl_inflight_enqueue(&p->inflight, &d->wait, d);
 }
 
 /* --- adaptive size --------------------------------------------------------------------------- */
@@ -751,146 +603,6 @@ static void mark_up(device_t *d)
 
 /* --- interfaces ------------------------------------------------------------------------------ */
 
-/* Returns the row for ifindex, adding it in index order; NULL when out of memory. */
-static row_t *find_row(device_t *d, uint32_t ifindex)
-{
-    size_t lo = 0, hi = d->n_rows;
-    if (hi > 0 && d->rows[hi - 1].ifindex < ifindex) {
-        lo = hi; /* the usual case: columns come in index order */
-    }
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (d->rows[mid].ifindex == ifindex) {
-            return &d->rows[mid];
-        }
-        if (d->rows[mid].ifindex < ifindex) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (d->n_rows == d->cap_rows) {
-        size_t cap = d->cap_rows != 0 ? d->cap_rows * 2 : 32;
-        row_t *rows = realloc(d->rows, cap * sizeof(*rows));
-        if (rows == NULL) {
-            return NULL;
-        }
-        d->rows = rows;
-        d->cap_rows = cap;
-    }
-    memmove(&d->rows[lo + 1], &d->rows[lo], (d->n_rows - lo) * sizeof(d->rows[0]));
-    d->n_rows++;
-    row_t *r = &d->rows[lo];
-    memset(r, 0, sizeof(*r));
-    r->ifindex = ifindex;
-    return r;
-}
-
-static bool has(const row_t *r, int col)
-{
-    return col >= 0 && (r->present & (1u << col)) != 0;
-}
-
-static const char *row_str(const row_t *r, int col)
-{
-    const char *s = has(r, col) ? r->str[columns[col].str] : NULL;
-    return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
-typedef struct named_row {
-    row_t *r;
-    char *name; /* unique: the archive name */
-    char *base; /* ifName, else ifDescr, else if<ifIndex>: what filters see */
-    bool included;
-} named_row_t;
-
-static int cmp_named(const void *a, const void *b)
-{
-    const named_row_t *x = a;
-    const named_row_t *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c != 0) {
-        return c;
-    }
-    return x->r->ifindex < y->r->ifindex ? -1 : (x->r->ifindex > y->r->ifindex ? 1 : 0);
-}
-
-static void free_named(named_row_t *nr, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(nr[i].name);
-        free(nr[i].base);
-    }
-    free(nr);
-}
-
-/* Names every row (ifName, else ifDescr, else "if<ifIndex>"; "#<ifIndex>" appended to each
- * of a set of duplicates). Returns an array sorted by name, or NULL when out of memory. */
-static named_row_t *name_rows(device_t *d)
-{
-    named_row_t *nr = calloc(d->n_rows > 0 ? d->n_rows : 1, sizeof(*nr));
-    if (nr == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < d->n_rows; i++) {
-        row_t *r = &d->rows[i];
-        const char *name = row_str(r, X_NAME);
-        char buf[32];
-        if (name == NULL) {
-            name = row_str(r, C_DESCR);
-        }
-        if (name == NULL) {
-            snprintf(buf, sizeof(buf), "if%" PRIu32, r->ifindex);
-            name = buf;
-        }
-        nr[i].r = r;
-        nr[i].name = xstrdup(name);
-        nr[i].base = xstrdup(name);
-        if (nr[i].name == NULL || nr[i].base == NULL) {
-            free_named(nr, d->n_rows);
-            return NULL;
-        }
-    }
-    qsort(nr, d->n_rows, sizeof(*nr), cmp_named);
-    for (size_t i = 0; i < d->n_rows;) {
-        size_t j = i + 1;
-        while (j < d->n_rows && strcmp(nr[j].name, nr[i].name) == 0) {
-            j++;
-        }
-        if (j - i > 1) {
-            for (size_t k = i; k < j; k++) {
-                size_t len = strlen(nr[k].name) + 16;
-                char *n = malloc(len);
-                if (n == NULL) {
-                    free_named(nr, d->n_rows);
-                    return NULL;
-                }
-                snprintf(n, len, "%s#%" PRIu32, nr[k].name, nr[k].r->ifindex);
-                free(nr[k].name);
-                nr[k].name = n;
-            }
-        }
-        i = j;
-    }
-    return nr;
-}
-
-/* Speed in bits/s, or false when the device gives none. */
-static bool row_speed(const row_t *r, uint64_t *bps)
-{
-    bool have_high = has(r, X_HIGH_SPEED);
-    bool have_speed = has(r, C_SPEED);
-    if (have_high && (!have_speed || r->val[C_SPEED] == 4294967295u)) {
-        *bps = r->val[X_HIGH_SPEED] * 1000000u;
-        return true;
-    }
-    if (have_speed) {
-        *bps = r->val[C_SPEED];
-        return true;
-    }
-    return false;
-}
-
 /* Reports one interface of the inventory from this poll's row. */
 static void report_iface(device_t *d, row_t *r, iface_t *f)
 {
@@ -899,10 +611,10 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
         return; /* not registered (out of memory at discovery) */
     }
     uint64_t speed = 0;
-    bool have_speed = row_speed(r, &speed);
+    bool have_speed = kvl_ifrow_speed(r, &speed);
 
     bool disc = d->reboot_pending;
-    if (has(r, X_DISC_TIME)) {
+    if (kvl_ifrow_has(r, X_DISC_TIME)) {
         if ((f->have & HAVE_DISC) != 0 && f->disc != (uint32_t)r->val[X_DISC_TIME]) {
             disc = true;
         }
@@ -912,17 +624,17 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
 
     /* The group's time: when the PDU carrying in_octets arrived. */
     int64_t t = r->t_first;
-    if (has(r, X_HC_IN_OCT)) {
+    if (kvl_ifrow_has(r, X_HC_IN_OCT)) {
         t = r->t_in64;
-    } else if (has(r, C_IN_OCT)) {
+    } else if (kvl_ifrow_has(r, C_IN_OCT)) {
         t = r->t_in32;
     }
 
     kvl_batcher_group_begin(b, t);
     uint16_t have = 0, is64 = 0;
     for (size_t m = 0; m < N_CTR; m++) {
-        const counter_def_t *cd = &counter_defs[m];
-        int col = has(r, cd->hc) ? cd->hc : (has(r, cd->lo) ? cd->lo : -1);
+        const counter_def_t *cd = &kvl_ifwalk_counters[m];
+        int col = kvl_ifrow_counter_col(r, m);
         if (col < 0) {
             continue; /* not read this time: its next reading starts afresh */
         }
@@ -956,10 +668,10 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
     f->is64 = is64;
     int64_t dt = t - d->t_sys; /* within a poll: milliseconds to seconds */
     f->dt_ms = dt > INT32_MAX ? INT32_MAX : (dt < INT32_MIN ? INT32_MIN : (int32_t)dt);
-    if (has(r, C_OPER)) {
+    if (kvl_ifrow_has(r, C_OPER)) {
         kvl_batcher_add(b, f->id + IF_OPER, r->val[C_OPER]);
     }
-    if (has(r, C_ADMIN)) {
+    if (kvl_ifrow_has(r, C_ADMIN)) {
         kvl_batcher_add(b, f->id + IF_ADMIN, r->val[C_ADMIN]);
     }
     if (have_speed) {
@@ -968,70 +680,7 @@ static void report_iface(device_t *d, row_t *r, iface_t *f)
     kvl_batcher_group_end(b);
 }
 
-/* --- filters and inventory ------------------------------------------------------------------ */
-
-static bool name_in(char *const *globs, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (fnmatch(globs[i], name, FNM_CASEFOLD) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool type_in(const uint32_t *types, size_t n, uint64_t type)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (types[i] == type) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Whether the device's filters report this row (base: its name before any "#<ifIndex>"). */
-static bool included(const device_t *d, const row_t *r, const char *base)
-{
-    const kvl_if_filter_t *f = &d->cfg->ifs;
-    bool have_type = has(r, C_TYPE);
-    if (f->n_include > 0 && !name_in(f->include, f->n_include, base)) {
-        return false;
-    }
-    if (name_in(f->exclude, f->n_exclude, base)) {
-        return false;
-    }
-    if (f->n_include_types > 0 &&
-        !(have_type && type_in(f->include_types, f->n_include_types, r->val[C_TYPE]))) {
-        return false;
-    }
-    if (have_type && type_in(f->exclude_types, f->n_exclude_types, r->val[C_TYPE])) {
-        return false;
-    }
-    if (f->skip_admin_down && has(r, C_ADMIN) && r->val[C_ADMIN] == 2) {
-        return false;
-    }
-    return true;
-}
-
-/* The value columns of a row worth asking for between discoveries. */
-static uint32_t value_cols(const row_t *r)
-{
-    uint32_t cols = 0;
-    for (size_t m = 0; m < N_CTR; m++) {
-        const counter_def_t *cd = &counter_defs[m];
-        int col = has(r, cd->hc) ? cd->hc : (has(r, cd->lo) ? cd->lo : -1);
-        if (col >= 0) {
-            cols |= 1u << col;
-        }
-    }
-    for (size_t i = 0; i < KVL_ARRAY_SIZE(state_cols); i++) {
-        if (has(r, state_cols[i])) {
-            cols |= 1u << state_cols[i];
-        }
-    }
-    return cols;
-}
+/* --- inventory ------------------------------------------------------------------------------- */
 
 static void free_inventory(device_t *d)
 {
@@ -1047,7 +696,7 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
 {
     size_t n_in = 0;
     for (size_t i = 0; i < n; i++) {
-        nr[i].included = included(d, nr[i].r, nr[i].base);
+        nr[i].included = kvl_ifwalk_included(&d->cfg->ifs, nr[i].r, nr[i].base);
         n_in += nr[i].included;
     }
     iface_t *inv = calloc(n_in > 0 ? n_in : 1, sizeof(*inv));
@@ -1077,14 +726,14 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
             *f = d->inv[old++];
         }
         f->ifindex = r->ifindex;
-        f->cols = value_cols(r);
+        f->cols = kvl_ifrow_value_cols(r);
         char idx[16], type[24] = "";
         snprintf(idx, sizeof(idx), "%" PRIu32, r->ifindex);
-        if (has(r, C_TYPE)) {
+        if (kvl_ifrow_has(r, C_TYPE)) {
             snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
         }
-        const char *ifname = row_str(r, X_NAME), *descr = row_str(r, C_DESCR),
-                   *alias = row_str(r, X_ALIAS);
+        const char *ifname = kvl_ifrow_str(r, X_NAME), *descr = kvl_ifrow_str(r, C_DESCR),
+                   *alias = kvl_ifrow_str(r, X_ALIAS);
         kvl_label_t labels[] = {
             {"ifIndex", idx},
             {"ifName", ifname != NULL ? ifname : ""},
@@ -1107,7 +756,7 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
     return true;
 }
 
-/* --- metric groups (mibgroups.h): after the interface part, same session and queue ------- */
+/* --- metric groups (mibgroups.h): after the interface part, same session and queue ----------- */
 
 static void send_group(device_t *d);
 
@@ -1146,66 +795,7 @@ static void interfaces_done(device_t *d)
     send_group(d);
 }
 
-/* --- the walk and the GETs ----------------------------------------------------------------- */
-
-/* Stores one walked value. Returns false when out of memory. */
-static bool store_value(device_t *d, int col, uint32_t ifindex, const kvl_snmp_vb_t *vb, int64_t t)
-{
-    uint64_t v = 0;
-    bool is64 = false;
-    if (columns[col].str >= 0) {
-        if (vb->type != KVL_SNMP_T_OCTETS) {
-            return true;
-        }
-    } else {
-        switch (vb->type) {
-        case KVL_SNMP_T_INTEGER:
-            if (vb->integer < 0) {
-                return true;
-            }
-            v = (uint64_t)vb->integer;
-            break;
-        case KVL_SNMP_T_COUNTER32:
-        case KVL_SNMP_T_GAUGE32:
-        case KVL_SNMP_T_TIMETICKS:
-            v = vb->u;
-            break;
-        case KVL_SNMP_T_COUNTER64:
-            v = vb->u;
-            is64 = true;
-            break;
-        default:
-            return true; /* not a number: ignore the value */
-        }
-    }
-    row_t *r = find_row(d, ifindex);
-    if (r == NULL) {
-        return false;
-    }
-    if (columns[col].str >= 0) {
-        char *s = kvl_snmp_text_clean(vb->str, vb->str_len);
-        if (s == NULL) {
-            return false;
-        }
-        free(r->str[columns[col].str]);
-        r->str[columns[col].str] = s;
-    } else {
-        r->val[col] = v;
-        if (is64) {
-            r->is64 |= 1u << col;
-        }
-    }
-    r->present |= 1u << col;
-    if (r->t_first == 0) {
-        r->t_first = t;
-    }
-    if (col == C_IN_OCT) {
-        r->t_in32 = t;
-    } else if (col == X_HC_IN_OCT) {
-        r->t_in64 = t;
-    }
-    return true;
-}
+/* --- the walk and the GETs ------------------------------------------------------------------- */
 
 /* The interface part of a poll failed: the device is up, its interfaces unknown this time. */
 static void poll_failed(device_t *d, const char *fmt, ...) KVL_PRINTF(2, 3);
@@ -1240,19 +830,19 @@ static void poll_works(device_t *d)
 /* The walk is complete: name, filter, keep the inventory, report. */
 static void walk_done(device_t *d)
 {
-    named_row_t *nr = name_rows(d);
-    if (nr == NULL || !build_inventory(d, nr, d->n_rows)) {
+    named_row_t *nr = kvl_ifwalk_name_rows(&d->rows);
+    if (nr == NULL || !build_inventory(d, nr, d->rows.n)) {
         if (nr != NULL) {
-            free_named(nr, d->n_rows);
+            kvl_ifwalk_free_named(nr, d->rows.n);
         }
-        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory naming %zu interfaces", d->n_rows);
+        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory naming %zu interfaces", d->rows.n);
         report_device(d, true, d->t_sys, -1);
         interfaces_done(d);
         return;
     }
-    free_named(nr, d->n_rows);
+    kvl_ifwalk_free_named(nr, d->rows.n);
     poll_works(d);
-    bool changed = !d->discovered || d->inv_seen != d->n_rows;
+    bool changed = !d->discovered || d->inv_seen != d->rows.n;
     d->discovered = true;
     d->rediscover_now = false;
     d->next_discovery_ms = kvl_now_ms() + d->cfg->rediscover_ms;
@@ -1260,13 +850,13 @@ static void walk_done(device_t *d)
     d->inv_ifnumber = d->ifnumber;
     d->inv_have_lastchange = d->have_lastchange;
     d->inv_lastchange = d->lastchange;
-    d->inv_seen = d->n_rows;
+    d->inv_seen = d->rows.n;
     if (changed) {
         KVL_LOG_INFO(MOD, d->cfg->name, "%zu interfaces, %zu reported (%zu left out by filters)",
-                     d->n_rows, d->n_inv, d->n_rows - d->n_inv);
+                     d->rows.n, d->n_inv, d->rows.n - d->n_inv);
     }
     for (size_t i = 0; i < d->n_inv; i++) {
-        report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
+        report_iface(d, kvl_ifrows_find(&d->rows, d->inv[i].ifindex), &d->inv[i]);
     }
     d->t_if = d->t_sys;
     d->reboot_pending = false;
@@ -1274,7 +864,7 @@ static void walk_done(device_t *d)
     KVL_LOG_DEBUG(MOD, d->cfg->name,
                   "discovery done: %zu interfaces (%zu reported) in %u requests, "
                   "max-repetitions now %u",
-                  d->n_rows, d->n_inv, d->requests, d->reps_cap);
+                  d->rows.n, d->n_inv, d->requests, d->reps_cap);
     report_device(d, true, d->t_sys, (long)d->n_inv);
     interfaces_done(d);
 }
@@ -1316,13 +906,12 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
     if (poll_failed_on(d, res)) {
         return;
     }
-    int64_t t = kvl_now_ms();
-    size_t n = d->n_req_cols;
+    size_t n = d->w->walk.n_req_cols;
     if (res->error_status != KVL_SNMP_ERR_NONE) {
         if (is_v1(d) && res->error_status == KVL_SNMP_ERR_NO_SUCH_NAME && res->error_index >= 1 &&
             (size_t)res->error_index <= n) {
             /* v1: nothing more in that column (or a Counter64 a v1 agent cannot send). */
-            d->w->active[d->w->req_cols[res->error_index - 1]] = false;
+            kvl_ifwalk_end_column(&d->w->walk, (size_t)res->error_index - 1);
             send_walk(d);
             return;
         }
@@ -1339,50 +928,16 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
         poll_failed(d, "empty response");
         return;
     }
-    bool progress = false;
-    for (size_t k = 0; k < res->n_vbs; k++) {
-        int col = d->w->req_cols[k % n];
-        const kvl_snmp_vb_t *vb = &res->vbs[k];
-        if (!d->w->active[col]) {
-            continue;
-        }
-        if (vb->type == KVL_SNMP_T_END_OF_MIB_VIEW || vb->type == KVL_SNMP_T_NO_SUCH_OBJECT ||
-            vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE ||
-            !kvl_snmp_oid_has_prefix(&vb->oid, &d->w->base[col])) {
-            d->w->active[col] = false;
-            continue;
-        }
-        if (kvl_snmp_oid_cmp(&vb->oid, &d->w->cur[col]) <= 0) {
-            d->w->active[col] = false;
-            if (!d->nonincr_logged) {
-                char o1[160], o2[160];
-                d->nonincr_logged = true;
-                KVL_LOG_WARN(MOD, d->cfg->name,
-                             "OID not increasing (%s after %s); column ended there",
-                             kvl_snmp_oid_format(&vb->oid, o1, sizeof(o1)),
-                             kvl_snmp_oid_format(&d->w->cur[col], o2, sizeof(o2)));
-            }
-            continue;
-        }
-        d->w->cur[col] = vb->oid;
-        progress = true;
-        if (vb->oid.len != d->w->base[col].len + 1) {
-            continue; /* not an ifIndex row */
-        }
-        if (!store_value(d, col, vb->oid.sub[d->w->base[col].len], vb, t)) {
-            poll_failed(d, "out of memory");
-            return;
-        }
-    }
-    if (!progress) {
-        bool any = false;
-        for (size_t i = 0; i < n; i++) {
-            any = any || d->w->active[d->w->req_cols[i]];
-        }
-        if (any) {
-            poll_failed(d, "response without progress");
-            return;
-        }
+    switch (kvl_ifwalk_take(&d->w->walk, &d->rows, res->vbs, res->n_vbs, kvl_now_ms(), d->cfg->name,
+                            &d->nonincr_logged)) {
+    case KVL_IFWALK_NOMEM:
+        poll_failed(d, "out of memory");
+        return;
+    case KVL_IFWALK_STALLED:
+        poll_failed(d, "response without progress");
+        return;
+    case KVL_IFWALK_OK:
+        break;
     }
     send_walk(d);
 }
@@ -1390,15 +945,7 @@ static void on_walk_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res
 /* Asks for the next rows of every column still active, or finishes the walk. */
 static void send_walk(device_t *d)
 {
-    size_t n = 0;
-    for (int c = 0; c < N_COLS; c++) {
-        if (d->w->active[c]) {
-            d->w->req_cols[n] = c;
-            d->w->req_oids[n] = d->w->cur[c];
-            n++;
-        }
-    }
-    d->n_req_cols = n;
+    size_t n = kvl_ifwalk_next(&d->w->walk, d->w->req_oids);
     if (n == 0) {
         walk_done(d);
         return;
@@ -1422,16 +969,8 @@ static void start_walk(device_t *d)
 {
     d->state = ST_WALK;
     d->requests = 0;
-    clear_rows(d);
-    for (int c = 0; c < N_COLS; c++) {
-        const uint32_t *entry = columns[c].xtable ? ifx_entry : if_entry;
-        size_t len = columns[c].xtable ? KVL_ARRAY_SIZE(ifx_entry) : KVL_ARRAY_SIZE(if_entry);
-        kvl_snmp_oid_set(&d->w->base[c], entry, len);
-        d->w->base[c].sub[len] = columns[c].sub;
-        d->w->base[c].len = len + 1;
-        d->w->cur[c] = d->w->base[c];
-        d->w->active[c] = true;
-    }
+    kvl_ifrows_clear(&d->rows);
+    kvl_ifwalk_start(&d->w->walk);
     send_walk(d);
 }
 
@@ -1448,17 +987,17 @@ static void get_done(device_t *d)
 {
     poll_works(d);
     for (size_t i = 0; i < d->n_inv; i++) {
-        row_t *r = find_row(d, d->inv[i].ifindex);
+        row_t *r = kvl_ifrows_find(&d->rows, d->inv[i].ifindex);
         if (r == NULL) {
             poll_failed(d, "out of memory");
             return;
         }
-        if (d->cfg->ifs.skip_admin_down && has(r, C_ADMIN) && r->val[C_ADMIN] == 2) {
+        if (d->cfg->ifs.skip_admin_down && kvl_ifrow_has(r, C_ADMIN) && r->val[C_ADMIN] == 2) {
             d->rediscover_now = true; /* it is left out from the next poll on */
         }
     }
     for (size_t i = 0; i < d->n_inv; i++) {
-        report_iface(d, find_row(d, d->inv[i].ifindex), &d->inv[i]);
+        report_iface(d, kvl_ifrows_find(&d->rows, d->inv[i].ifindex), &d->inv[i]);
     }
     d->t_if = d->t_sys;
     d->reboot_pending = false;
@@ -1524,7 +1063,7 @@ static void on_get_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
             rediscover_now(d, why);
             return;
         }
-        if (!store_value(d, slot->col, d->inv[slot->inv].ifindex, vb, t)) {
+        if (!kvl_ifrows_store(&d->rows, slot->col, d->inv[slot->inv].ifindex, vb, t)) {
             poll_failed(d, "out of memory");
             return;
         }
@@ -1552,13 +1091,7 @@ static void send_get(device_t *d)
             if ((cols & (1u << c)) == 0) {
                 continue;
             }
-            kvl_snmp_oid_t *o = &d->w->req_oids[n];
-            const uint32_t *entry = columns[c].xtable ? ifx_entry : if_entry;
-            size_t len = columns[c].xtable ? KVL_ARRAY_SIZE(ifx_entry) : KVL_ARRAY_SIZE(if_entry);
-            kvl_snmp_oid_set(o, entry, len);
-            o->sub[len] = columns[c].sub;
-            o->sub[len + 1] = d->inv[i].ifindex;
-            o->len = len + 2;
+            kvl_ifwalk_instance_oid(&d->w->req_oids[n], c, d->inv[i].ifindex);
             d->w->get_map[n].inv = (uint32_t)i;
             d->w->get_map[n].col = (uint8_t)c;
             n++;
@@ -1583,7 +1116,7 @@ static void start_get(device_t *d)
     d->state = ST_GET;
     d->requests = 0;
     d->get_first = 0;
-    clear_rows(d);
+    kvl_ifrows_clear(&d->rows);
     send_get(d);
 }
 
@@ -1742,11 +1275,7 @@ static void on_probe_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *re
     device_t *d = arg;
     KVL_UNUSED(s);
     if (res->status == KVL_SNMP_TIMEOUT || res->status == KVL_SNMP_SEND_FAILED) {
-        unsigned max_gap = (unsigned)(DEAD_MAX_GAP_MS / d->interval_ms);
-        d->probe_gap = d->probe_gap * 2 < max_gap ? d->probe_gap * 2 : max_gap;
-        if (d->probe_gap < 1) {
-            d->probe_gap = 1;
-        }
+        d->probe_gap = kvl_sched_probe_gap(d->probe_gap, d->interval_ms, DEAD_MAX_GAP_MS);
         d->skip_ticks = d->probe_gap - 1;
         KVL_LOG_DEBUG(MOD, d->cfg->name, "probe: %s; next one in %u polls",
                       res->status == KVL_SNMP_TIMEOUT ? "no answer" : res->error_text,
@@ -1816,63 +1345,19 @@ static void start_poll(device_t *d)
     }
 }
 
-/* --- the schedule: one timer, devices in a min-heap by next_due ---------------------------- */
-
-static bool sched_before(const kvl_poller_t *p, uint32_t a, uint32_t b)
-{
-    uint64_t da = p->devs[a].next_due, db = p->devs[b].next_due;
-    return da < db || (da == db && a < b);
-}
-
-static void sched_push(kvl_poller_t *p, uint32_t dev)
-{
-    size_t i = p->n_sched++;
-    p->sched[i] = dev;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!sched_before(p, p->sched[i], p->sched[up])) {
-            break;
-        }
-        uint32_t t = p->sched[i];
-        p->sched[i] = p->sched[up];
-        p->sched[up] = t;
-        i = up;
-    }
-}
-
-static uint32_t sched_pop(kvl_poller_t *p)
-{
-    uint32_t top = p->sched[0];
-    p->sched[0] = p->sched[--p->n_sched];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->n_sched && sched_before(p, p->sched[l], p->sched[m])) {
-            m = l;
-        }
-        if (r < p->n_sched && sched_before(p, p->sched[r], p->sched[m])) {
-            m = r;
-        }
-        if (m == i) {
-            break;
-        }
-        uint32_t t = p->sched[i];
-        p->sched[i] = p->sched[m];
-        p->sched[m] = t;
-        i = m;
-    }
-    return top;
-}
+/* --- the schedule: one timer, devices in a min-heap by next_due ------------------------------ */
 
 static void on_sched(uv_timer_t *t);
 
 static void sched_arm(kvl_poller_t *p)
 {
-    if (p->n_sched == 0) {
+    uint32_t top;
+    uint64_t due;
+    if (!kvl_sched_top(&p->sched, &top, &due)) {
         uv_timer_stop(&p->sched_timer);
         return;
     }
-    uint64_t due = p->devs[p->sched[0]].next_due, now = uv_now(p->loop);
+    uint64_t now = uv_now(p->loop);
     uv_timer_start(&p->sched_timer, on_sched, due > now ? due - now : 0, 0);
 }
 
@@ -1881,13 +1366,8 @@ static void sched_arm(kvl_poller_t *p)
  * dead device waiting out its gap. */
 static void device_tick(device_t *d, uint64_t now)
 {
-    unsigned skipped = 0;
     d->due = d->next_due;
-    d->next_due += d->interval_ms;
-    while (d->next_due <= now) {
-        d->next_due += d->interval_ms;
-        skipped++;
-    }
+    unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
     if (skipped > 0) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
     }
@@ -1909,13 +1389,14 @@ static void on_sched(uv_timer_t *t)
     uint64_t now = uv_now(p->loop);
     /* Every device due now, each once (a tick moves its next_due past now); in --poll-once
      * mode each device is polled once and leaves the schedule. */
-    for (size_t budget = p->n_sched; budget > 0 && p->n_sched > 0; budget--) {
-        uint32_t i = p->sched[0];
-        device_t *d = &p->devs[i];
-        if (d->next_due > now) {
+    for (size_t budget = p->sched.n; budget > 0; budget--) {
+        uint32_t i;
+        uint64_t due;
+        if (!kvl_sched_top(&p->sched, &i, &due) || due > now) {
             break;
         }
-        sched_pop(p);
+        device_t *d = &p->devs[i];
+        kvl_sched_pop(&p->sched);
         if (p->once) {
             if (d->state == ST_IDLE && !d->polled_once) {
                 d->due = now;
@@ -1924,7 +1405,7 @@ static void on_sched(uv_timer_t *t)
             continue;
         }
         device_tick(d, now);
-        sched_push(p, i);
+        kvl_sched_push(&p->sched, i, d->next_due);
     }
     sched_arm(p);
 }
@@ -1943,7 +1424,7 @@ void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st)
                                .errors = p->n_errors,
                                .devices = p->n_devs,
                                .devices_down = down,
-                               .inflight = p->inflight,
+                               .inflight = p->inflight.n,
                                .any_poll = p->any_poll,
                                .cycle_max_ms = p->cycle_max_ms,
                                .lag_max_ms = p->lag_max_ms};
@@ -1957,8 +1438,7 @@ static void free_dev_state(device_t *d)
 {
     free(d->w);
     d->w = NULL;
-    clear_rows(d);
-    free(d->rows);
+    kvl_ifrows_free(&d->rows);
     free_inventory(d);
     free(d->sysname);
     kvl_mg_dev_free(d->mg);
@@ -1973,7 +1453,7 @@ static void poller_release(kvl_poller_t *p)
     for (size_t i = 0; i < p->n_devs; i++) {
         free_dev_state(&p->devs[i]);
     }
-    free(p->sched);
+    kvl_sched_fini(&p->sched);
     free(p->devs);
     free(p);
 }
@@ -1996,13 +1476,13 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const c
     p->agent_id = agent_id;
     p->b = b;
     p->n_devs = cfg->n_devices;
-    p->max_inflight =
+    p->inflight.max =
         cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
-    p->sched = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->sched));
-    if (p->devs == NULL || p->sched == NULL || p->n_devs > UINT32_MAX) {
+    int rc = kvl_sched_init(&p->sched, p->n_devs);
+    if (p->devs == NULL || rc < 0 || p->n_devs > UINT32_MAX) {
         free(p->devs);
-        free(p->sched);
+        kvl_sched_fini(&p->sched);
         free(p);
         KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");
         return NULL;
@@ -2036,8 +1516,9 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const c
                          d->cfg->address);
         }
         /* The first poll at the device's phase within its interval. */
-        d->next_due = now + delay_to_phase(d);
-        sched_push(p, (uint32_t)i);
+        d->next_due =
+            now + kvl_sched_phase_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+        kvl_sched_push(&p->sched, (uint32_t)i, d->next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2059,9 +1540,9 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     for (size_t i = 0; i < p->n_devs; i++) {
         p->devs[i].next_due = now;
     }
-    p->n_sched = 0;
+    kvl_sched_clear(&p->sched);
     for (size_t i = 0; i < p->n_devs; i++) {
-        sched_push(p, (uint32_t)i);
+        kvl_sched_push(&p->sched, (uint32_t)i, p->devs[i].next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2074,14 +1555,14 @@ void kvl_poller_free(kvl_poller_t *p)
     if (p == NULL) {
         return;
     }
-    p->wait_head = p->wait_tail = NULL; /* queued requests are dropped */
+    kvl_inflight_drop(&p->inflight); /* queued requests are dropped */
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];
         kvl_snmp_close(d->sess); /* pending requests are dropped without callbacks */
         d->sess = NULL;
         d->state = ST_IDLE;
     }
-    p->n_sched = 0;
+    kvl_sched_clear(&p->sched);
     uv_timer_stop(&p->sched_timer);
     uv_close((uv_handle_t *)&p->sched_timer, on_timer_closed);
     uv_timer_stop(&p->done_timer);

@@ -1,0 +1,80 @@
+/*
+ * poll_sched.h — the poller's schedule (agent/snmp/poller.c): when each device ticks, how far
+ * apart a dead device's probes are, and how many requests may be in flight at once.
+ *
+ *  - kvl_sched_t: a binary min-heap of device indices by due time (the loop's milliseconds),
+ *    ties in index order. The poller arms its one timer for every device at the top.
+ *  - Phase: a device's first tick falls at a fixed point of its interval, the FNV-1a hash of
+ *    its name modulo the interval counted from the Unix epoch, so it survives restarts and
+ *    2,000 devices spread evenly instead of firing together.
+ *  - Ticks: one every interval after that, never drifting; ticks the loop was too late for
+ *    are skipped.
+ *  - Dead devices: the gap between probes, in ticks, doubles up to a longest time.
+ *  - kvl_inflight_t: at most `max` requests in flight over all devices; beyond that the
+ *    requests wait in one FIFO, and a slot that frees goes to the queue's head first.
+ *
+ * Pure: no loop, no clock, no SNMP; the poller passes the times and owns the timer.
+ */
+#ifndef KVL_POLL_SCHED_H
+#define KVL_POLL_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kvl_sched_entry {
+    uint64_t due;
+    uint32_t id;
+} kvl_sched_entry_t;
+
+typedef struct kvl_sched {
+    kvl_sched_entry_t *heap;
+    size_t n, cap;
+} kvl_sched_t;
+
+/* Makes room for cap entries. Returns 0 or KVL_ENOMEM. */
+int kvl_sched_init(kvl_sched_t *s, size_t cap);
+/* Frees the room. */
+void kvl_sched_fini(kvl_sched_t *s);
+/* Adds id, due at `due` (at most cap entries at once). */
+void kvl_sched_push(kvl_sched_t *s, uint32_t id, uint64_t due);
+/* The earliest entry (the lowest id among equal times): false when there is none. */
+bool kvl_sched_top(const kvl_sched_t *s, uint32_t *id, uint64_t *due);
+/* Removes and returns the earliest entry's id (the schedule must not be empty). */
+uint32_t kvl_sched_pop(kvl_sched_t *s);
+/* Removes every entry. */
+void kvl_sched_clear(kvl_sched_t *s);
+
+/* Milliseconds from now_ms (wall clock, Unix epoch) to the next phase point of the device
+ * called name: in [0, interval_ms). */
+uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t now_ms);
+/* Moves *next_due on by one interval, then past now on the fixed schedule. Returns how many
+ * ticks were skipped because the loop came too late. */
+unsigned kvl_sched_advance(uint64_t *next_due, uint64_t interval_ms, uint64_t now);
+/* The next gap between a dead device's probes, in ticks, after one more went unanswered:
+ * twice gap, at most max_gap_ms, at least one tick. */
+unsigned kvl_sched_probe_gap(unsigned gap, uint64_t interval_ms, uint64_t max_gap_ms);
+
+/* A request waiting for a slot; embedded in its owner. */
+typedef struct kvl_inflight_wait {
+    struct kvl_inflight_wait *next;
+    void *owner;
+} kvl_inflight_wait_t;
+
+/* The in-flight cap: `n` requests in flight (the poller counts them), at most `max`. */
+typedef struct kvl_inflight {
+    unsigned n, max;
+    kvl_inflight_wait_t *head, *tail;
+} kvl_inflight_t;
+
+/* Whether a new request may be sent now: a slot is free and nobody waits for one. */
+bool kvl_inflight_may_send(const kvl_inflight_t *q);
+/* Queues w (for owner) at the tail. */
+void kvl_inflight_enqueue(kvl_inflight_t *q, kvl_inflight_wait_t *w, void *owner);
+/* When a slot is free and someone waits: takes the head off the queue and returns its
+ * owner; else NULL. */
+void *kvl_inflight_next(kvl_inflight_t *q);
+/* Forgets every waiting request. */
+void kvl_inflight_drop(kvl_inflight_t *q);
+
+#endif
