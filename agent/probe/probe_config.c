@@ -127,8 +127,8 @@ static const kvl_cfg_field_t target_fields[] = {
      "https: a CA bundle to trust instead of the system's"},
     {"expect_status", KVL_CFG_INT, offsetof(kvl_probe_target_t, expect_status), 100, 599, NULL,
      NULL, 0, "http/https: the status code expected (any)"},
-    {"count", KVL_CFG_INT, offsetof(kvl_probe_target_t, count), 1, KVL_PSTATS_MAX_COUNT, NULL,
-     NULL, 0, "this target's probes per interval (the section's; http/https 1)"},
+    {"count", KVL_CFG_INT, offsetof(kvl_probe_target_t, count), 1, KVL_PSTATS_MAX_COUNT, NULL, NULL,
+     0, "this target's probes per interval (the section's; http/https 1)"},
     {NULL},
 };
 
@@ -148,14 +148,13 @@ static int check_target(kvl_cfg_node_t item, const kvl_probe_target_t *t)
                                  scheme, t->url);
         }
         if (t->address != NULL) {
-            return kvl_cfg_error(at_key(item, "address"),
-                                 "an %s target has a url, not an address",
+            return kvl_cfg_error(at_key(item, "address"), "an %s target has a url, not an address",
                                  kvl_probe_type_name(t->type));
         }
         return 0;
     }
     if (t->url != NULL || t->expect_status != 0 || t->ca_file != NULL) {
-        return kvl_cfg_error(at_key(item, t->url != NULL        ? "url"
+        return kvl_cfg_error(at_key(item, t->url != NULL       ? "url"
                                           : t->ca_file != NULL ? "ca_file"
                                                                : "expect_status"),
                              "only http and https targets take this key");
@@ -328,7 +327,10 @@ static int parse_us(kvl_cfg_node_t n, void *target)
     double v = s != NULL ? strtod(s, &end) : -1;
     double mul = 0;
     if (end != NULL && end != s) {
-        mul = strcmp(end, "us") == 0 ? 1 : strcmp(end, "ms") == 0 ? 1e3 : strcmp(end, "s") == 0 ? 1e6 : 0;
+        mul = strcmp(end, "us") == 0   ? 1
+              : strcmp(end, "ms") == 0 ? 1e3
+              : strcmp(end, "s") == 0  ? 1e6
+                                       : 0;
     }
     if (mul == 0 || !(v >= 0) || v * mul > 1e9) {
         return kvl_cfg_error(n, "expected a clock error such as 50us, 2ms or 1s (at most 1000s)");
@@ -355,8 +357,8 @@ static int parse_clock(kvl_cfg_node_t n, void *target)
 static const kvl_cfg_field_t probe_fields[] = {
     {"interval", KVL_CFG_DURATION, offsetof(kvl_probe_cfg_t, interval_ms), 1000, 3600000, NULL,
      NULL, 0, "one set of statistics per target per interval (60s)"},
-    {"count", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, count), 1, KVL_PSTATS_MAX_COUNT, NULL, NULL,
-     0, "probes per interval (20)"},
+    {"count", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, count), 1, KVL_PSTATS_MAX_COUNT, NULL, NULL, 0,
+     "probes per interval (20)"},
     {"size", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, size), 32, 8192, NULL, NULL, 0,
      "ICMP data bytes, like ping -s (56)"},
     {"targets", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_targets, 0, "the targets probed"},

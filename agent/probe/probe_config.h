@@ -25,14 +25,14 @@ typedef enum {
 typedef struct kvl_probe_target {
     char *name;
     char *address;
-    int type;  /* kvl_probe_type_t */
+    int type;              /* kvl_probe_type_t */
     int64_t port;          /* stamp, tcp; 0 unset */
     char *url;             /* http, https */
     char *ca_file;         /* https: CA bundle (NULL: the system's) */
     int64_t expect_status; /* http, https; 0: any status counts as answered */
     int64_t count;         /* probes per interval; 0: the section's (http: 1) */
-    bool mesh; /* came from the mesh list */
-    kvl_cfg_node_t node; /* for errors while the file is loaded */
+    bool mesh;             /* came from the mesh list */
+    kvl_cfg_node_t node;   /* for errors while the file is loaded */
 } kvl_probe_target_t;
 
 typedef struct kvl_probe_mesh_agent {
@@ -52,13 +52,13 @@ typedef struct kvl_probe_cfg {
     size_t n_mesh_sites;
     kvl_probe_mesh_agent_t *mesh; /* as written */
     size_t n_mesh;
-    int mesh_type; /* icmp or stamp */
-    bool reflector_enabled; /* true */
-    int64_t reflector_port; /* 862 */
-    int clock_sync;         /* kvl_clock_mode_t (stamp.h), kernel */
-    int64_t clock_error_us;  /* `clock.error` in microseconds (100) */
-    int64_t clock_max_error_us;    /* `clock.max_error` in microseconds (10000) */
-    kvl_cfg_node_t node; /* the `probes` mapping, 0 when absent */
+    int mesh_type;              /* icmp or stamp */
+    bool reflector_enabled;     /* true */
+    int64_t reflector_port;     /* 862 */
+    int clock_sync;             /* kvl_clock_mode_t (stamp.h), kernel */
+    int64_t clock_error_us;     /* `clock.error` in microseconds (100) */
+    int64_t clock_max_error_us; /* `clock.max_error` in microseconds (10000) */
+    kvl_cfg_node_t node;        /* the `probes` mapping, 0 when absent */
 } kvl_probe_cfg_t;
 
 /* Defaults: 60 s, 20 probes, 56 bytes, no targets, reflector on 862, clock from the kernel. */

@@ -26,10 +26,10 @@ typedef struct kvl_http kvl_http_t;
 
 typedef struct kvl_http_result {
     uint32_t target, seq;
-    bool done;        /* a response came (any status) */
-    long status;      /* 0 without a response */
+    bool done;   /* a response came (any status) */
+    long status; /* 0 without a response */
     int64_t total_ns, ttfb_ns;
-    double cert_days; /* NaN: not https or not known */
+    double cert_days;  /* NaN: not https or not known */
     const char *error; /* curl's text when !done */
 } kvl_http_result_t;
 
@@ -39,8 +39,8 @@ typedef void (*kvl_http_cb)(void *arg, const kvl_http_result_t *r);
 kvl_http_t *kvl_http_new(uv_loop_t *loop, kvl_http_cb cb, void *arg);
 /* Starts a GET of url, given up after timeout_ms. ca_file: CA bundle for https (NULL: the
  * system's). Returns 0 or a negative error (no callback then). */
-int kvl_http_get(kvl_http_t *h, const char *url, const char *ca_file, uint32_t target,
-                 uint32_t seq, long timeout_ms);
+int kvl_http_get(kvl_http_t *h, const char *url, const char *ca_file, uint32_t target, uint32_t seq,
+                 long timeout_ms);
 /* Aborts transfers and closes; NULL-safe. */
 void kvl_http_free(kvl_http_t *h);
 

@@ -195,8 +195,7 @@ int kvl_icmp_open(kvl_icmp_t *ic, int family)
                           "cannot open an %s socket: datagram socket refused (%s; group %u "
                           "must be inside net.ipv4.ping_group_range, now %s) and raw socket "
                           "refused (%s; needs root or CAP_NET_RAW)",
-                          fam, strerror(dgram_err), (unsigned)getegid(), range,
-                          strerror(raw_err));
+                          fam, strerror(dgram_err), (unsigned)getegid(), range, strerror(raw_err));
         }
         s->failed = true;
         return -raw_err;
@@ -373,8 +372,8 @@ static void drain_errqueue(sock_t *s)
         char ctrl[512];
         uint8_t dummy[64];
         struct iovec iov = {dummy, sizeof(dummy)};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
-                             .msg_controllen = sizeof(ctrl)};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof(ctrl)};
         if (recvmsg(s->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
             return;
         }
@@ -412,8 +411,11 @@ static void drain_replies(sock_t *s)
         char ctrl[512];
         struct sockaddr_storage from;
         struct iovec iov = {ic->rx, sizeof(ic->rx)};
-        struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
-                             .msg_iovlen = 1, .msg_control = ctrl,
+        struct msghdr msg = {.msg_name = &from,
+                             .msg_namelen = sizeof(from),
+                             .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctrl,
                              .msg_controllen = sizeof(ctrl)};
         ssize_t n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
         if (n < 0) {

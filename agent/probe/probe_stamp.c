@@ -83,8 +83,12 @@ static ssize_t recv_one(int fd, uint8_t *buf, size_t cap, struct sockaddr_storag
 {
     char ctrl[CTRL_LEN];
     struct iovec iov = {buf, cap};
-    struct msghdr msg = {.msg_name = from, .msg_namelen = sizeof(*from), .msg_iov = &iov,
-                         .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof(ctrl)};
+    struct msghdr msg = {.msg_name = from,
+                         .msg_namelen = sizeof(*from),
+                         .msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctrl,
+                         .msg_controllen = sizeof(ctrl)};
     ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
     if (n < 0) {
         return -1;
@@ -275,8 +279,7 @@ static int open_reflector_sock(kvl_stamp_reflector_t *r, rsock_t *s, int family)
     return 0;
 }
 
-kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port,
-                                               kvl_stamp_clock_t *clock)
+kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port, kvl_stamp_clock_t *clock)
 {
     kvl_stamp_reflector_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -298,9 +301,9 @@ kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port,
                           port, strerror(-e));
         } else {
             KVL_LOG_WARN(MOD, NULL,
-                          "cannot bind UDP port %d for the STAMP reflector: %s; running without "
-                          "a reflector",
-                          port, strerror(-e));
+                         "cannot bind UDP port %d for the STAMP reflector: %s; running without "
+                         "a reflector",
+                         port, strerror(-e));
         }
         free(r);
         return NULL;
@@ -311,7 +314,9 @@ kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port,
     }
     kvl_stamp_clock_get(clock, uv_now(loop));
     KVL_LOG_INFO(MOD, NULL, "STAMP reflector on UDP port %d (%s)", port,
-                 e4 == 0 && e6 == 0 ? "IPv4 and IPv6" : e4 == 0 ? "IPv4" : "IPv6");
+                 e4 == 0 && e6 == 0 ? "IPv4 and IPv6"
+                 : e4 == 0          ? "IPv4"
+                                    : "IPv6");
     return r;
 }
 
@@ -347,8 +352,7 @@ void kvl_stamp_reflector_free(kvl_stamp_reflector_t *r)
     }
 }
 
-void kvl_stamp_reflector_get_stats(const kvl_stamp_reflector_t *r,
-                                   kvl_stamp_reflector_stats_t *out)
+void kvl_stamp_reflector_get_stats(const kvl_stamp_reflector_t *r, kvl_stamp_reflector_stats_t *out)
 {
     *out = r->st;
 }
@@ -389,22 +393,23 @@ static void on_session_poll(uv_poll_t *h, int status, int events)
         }
         /* The reflector's own stamps may be PTP format (Z); T1 is ours, always NTP. */
         bool ptp = (p.err & 0x4000u) != 0;
-        kvl_stamp_answer_t a = {.seq = p.sender_seq,
-                                .t1 = kvl_stamp_ns_from_ntp(p.t1),
-                                .t2 = ptp ? kvl_stamp_ns_from_ptp(p.t2) : kvl_stamp_ns_from_ntp(p.t2),
-                                .t3 = ptp ? kvl_stamp_ns_from_ptp(p.t3) : kvl_stamp_ns_from_ntp(p.t3),
-                                .t4 = m.rx_ns,
-                                .refl_err = p.err,
-                                .ttl = p.ttl,
-                                .rx_kernel = m.rx_kernel};
+        kvl_stamp_answer_t a = {
+            .seq = p.sender_seq,
+            .t1 = kvl_stamp_ns_from_ntp(p.t1),
+            .t2 = ptp ? kvl_stamp_ns_from_ptp(p.t2) : kvl_stamp_ns_from_ntp(p.t2),
+            .t3 = ptp ? kvl_stamp_ns_from_ptp(p.t3) : kvl_stamp_ns_from_ntp(p.t3),
+            .t4 = m.rx_ns,
+            .refl_err = p.err,
+            .ttl = p.ttl,
+            .rx_kernel = m.rx_kernel};
         s->cb(s->arg, &a);
     }
     rewatch(h, status, s->open, on_session_poll);
 }
 
-kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockaddr *to,
-                                           size_t size, kvl_stamp_clock_t *clock,
-                                           kvl_stamp_answer_cb cb, void *arg, int *err)
+kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockaddr *to, size_t size,
+                                           kvl_stamp_clock_t *clock, kvl_stamp_answer_cb cb,
+                                           void *arg, int *err)
 {
     kvl_stamp_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -424,8 +429,8 @@ kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockadd
     }
     int on = 1;
     setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
-    socklen_t len = to->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                             : sizeof(struct sockaddr_in6);
+    socklen_t len =
+        to->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (connect(s->fd, to, len) != 0) {
         *err = -errno;
         close(s->fd);

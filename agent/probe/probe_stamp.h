@@ -40,10 +40,10 @@
 
 /* This host's clock state, read at most once a second. */
 typedef struct kvl_stamp_clock {
-    int mode;          /* kvl_clock_mode_t */
+    int mode; /* kvl_clock_mode_t */
     int64_t assumed_err_ns;
     int64_t max_err_ns;
-    uint64_t read_ms;  /* loop time of the last read; 0 never */
+    uint64_t read_ms; /* loop time of the last read; 0 never */
     kvl_clock_sync_t state;
 } kvl_stamp_clock_t;
 
@@ -62,8 +62,7 @@ typedef struct kvl_stamp_reflector_stats {
 
 /* Opens the reflector's sockets on port. Returns NULL when out of memory or when neither
  * family's socket could be bound (logged once, with the reason). clock must outlive it. */
-kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port,
-                                               kvl_stamp_clock_t *clock);
+kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port, kvl_stamp_clock_t *clock);
 /* Closes; the handles finish closing on the next loop run. NULL-safe. */
 void kvl_stamp_reflector_free(kvl_stamp_reflector_t *r);
 void kvl_stamp_reflector_get_stats(const kvl_stamp_reflector_t *r,
@@ -85,9 +84,9 @@ typedef void (*kvl_stamp_answer_cb)(void *arg, const kvl_stamp_answer_t *a);
 
 /* A session to the reflector at `to` (port included). size: octets per test packet
  * (>= 44). Returns NULL with *err set to a negative errno when the socket cannot be made. */
-kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockaddr *to,
-                                           size_t size, kvl_stamp_clock_t *clock,
-                                           kvl_stamp_answer_cb cb, void *arg, int *err);
+kvl_stamp_session_t *kvl_stamp_session_new(uv_loop_t *loop, const struct sockaddr *to, size_t size,
+                                           kvl_stamp_clock_t *clock, kvl_stamp_answer_cb cb,
+                                           void *arg, int *err);
 /* Sends test packet number seq. Returns 0 or a negative errno (not logged). */
 int kvl_stamp_session_send(kvl_stamp_session_t *s, uint32_t seq);
 uint64_t kvl_stamp_session_malformed(const kvl_stamp_session_t *s);

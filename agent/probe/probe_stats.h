@@ -67,15 +67,15 @@ typedef struct kvl_pstats {
     uint32_t received;
     uint32_t duplicates;
     uint32_t reordered;
-    int64_t highest; /* highest probe number answered, -1 none */
+    int64_t highest;      /* highest probe number answered, -1 none */
     int64_t *extra_ns[2]; /* per probe, allocated on first use; INT64_MIN none */
 } kvl_pstats_t;
 
 typedef struct kvl_pstats_result {
     uint32_t sent, received, loss_burst, duplicates, reordered;
-    double lost_pct;                                 /* NaN when sent == 0 */
-    double rtt_min_ms, rtt_median_ms, rtt_mean_ms;   /* NaN when received == 0 */
-    double rtt_max_ms, rtt_stddev_ms, jitter_ms, mos; /* likewise (jitter: see above) */
+    double lost_pct;                                             /* NaN when sent == 0 */
+    double rtt_min_ms, rtt_median_ms, rtt_mean_ms;               /* NaN when received == 0 */
+    double rtt_max_ms, rtt_stddev_ms, jitter_ms, mos;            /* likewise (jitter: see above) */
     double extra_min_ms[2], extra_median_ms[2], extra_max_ms[2]; /* NaN when none */
 } kvl_pstats_result_t;
 

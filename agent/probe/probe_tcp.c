@@ -36,8 +36,8 @@ struct kvl_tcp_probe {
     uint64_t user_timed;
 };
 
-kvl_tcp_probe_t *kvl_tcp_probe_new(uv_loop_t *loop, const struct sockaddr *to,
-                                   kvl_tcp_probe_cb cb, void *arg)
+kvl_tcp_probe_t *kvl_tcp_probe_new(uv_loop_t *loop, const struct sockaddr *to, kvl_tcp_probe_cb cb,
+                                   void *arg)
 {
     kvl_tcp_probe_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {

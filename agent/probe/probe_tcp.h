@@ -24,8 +24,8 @@ typedef struct kvl_tcp_probe kvl_tcp_probe_t;
  * UV_ETIMEDOUT, ...). Not called for cancelled probes. */
 typedef void (*kvl_tcp_probe_cb)(void *arg, uint32_t seq, int status, int64_t connect_ns);
 
-kvl_tcp_probe_t *kvl_tcp_probe_new(uv_loop_t *loop, const struct sockaddr *to,
-                                   kvl_tcp_probe_cb cb, void *arg);
+kvl_tcp_probe_t *kvl_tcp_probe_new(uv_loop_t *loop, const struct sockaddr *to, kvl_tcp_probe_cb cb,
+                                   void *arg);
 /* Starts probe seq. Returns 0 or a negative libuv error (then no callback). */
 int kvl_tcp_probe_connect(kvl_tcp_probe_t *t, uint32_t seq);
 /* Cancels every pending connect (no callbacks). */

@@ -119,8 +119,7 @@ void kvl_stamp_err_decode(uint16_t v, kvl_stamp_err_t *out)
     out->err_ns = e > 9.2e18L ? INT64_MAX : (int64_t)(e + 0.999999L);
 }
 
-int kvl_stamp_sender_encode(uint8_t *buf, size_t len, uint32_t seq, uint64_t t1_ntp,
-                            uint16_t err)
+int kvl_stamp_sender_encode(uint8_t *buf, size_t len, uint32_t seq, uint64_t t1_ntp, uint16_t err)
 {
     if (len < KVL_STAMP_BASE || len > KVL_STAMP_MAX) {
         return -1;
@@ -143,9 +142,8 @@ int kvl_stamp_sender_parse(const uint8_t *buf, size_t len, kvl_stamp_sender_pkt_
     return 0;
 }
 
-int kvl_stamp_reflect(uint8_t *out, size_t outcap, size_t rx_len,
-                      const kvl_stamp_sender_pkt_t *in, uint64_t t2_ntp, uint16_t err,
-                      uint8_t ttl)
+int kvl_stamp_reflect(uint8_t *out, size_t outcap, size_t rx_len, const kvl_stamp_sender_pkt_t *in,
+                      uint64_t t2_ntp, uint16_t err, uint8_t ttl)
 {
     size_t len = rx_len < KVL_STAMP_BASE ? KVL_STAMP_BASE : rx_len;
     if (len > KVL_STAMP_MAX || len > outcap) {

@@ -65,16 +65,15 @@ int64_t kvl_stamp_ns_from_ptp(uint64_t ptp);
  * becomes the largest it can say. */
 uint16_t kvl_stamp_err_encode(bool synced, int64_t err_ns);
 typedef struct kvl_stamp_err {
-    bool synced; /* S */
-    bool ptp;    /* Z */
+    bool synced;    /* S */
+    bool ptp;       /* Z */
     int64_t err_ns; /* -1 when Multiplier is 0 (invalid per RFC 4656) */
 } kvl_stamp_err_t;
 void kvl_stamp_err_decode(uint16_t v, kvl_stamp_err_t *out);
 
 /* Writes a Session-Sender packet of `len` octets (>= KVL_STAMP_BASE, zero beyond) into buf.
  * Returns len, or -1 when len is out of range. */
-int kvl_stamp_sender_encode(uint8_t *buf, size_t len, uint32_t seq, uint64_t t1_ntp,
-                            uint16_t err);
+int kvl_stamp_sender_encode(uint8_t *buf, size_t len, uint32_t seq, uint64_t t1_ntp, uint16_t err);
 
 /* A received Session-Sender (or TWAMP-Light) packet. */
 typedef struct kvl_stamp_sender_pkt {
@@ -89,9 +88,8 @@ int kvl_stamp_sender_parse(const uint8_t *buf, size_t len, kvl_stamp_sender_pkt_
 /* Builds the reflected packet for a parsed sender packet: out gets max(rx_len,
  * KVL_STAMP_BASE) octets (outcap must hold them; else -1). T3 is left zero: write it with
  * kvl_stamp_reflect_set_t3 just before sending. Returns the length. */
-int kvl_stamp_reflect(uint8_t *out, size_t outcap, size_t rx_len,
-                      const kvl_stamp_sender_pkt_t *in, uint64_t t2_ntp, uint16_t err,
-                      uint8_t ttl);
+int kvl_stamp_reflect(uint8_t *out, size_t outcap, size_t rx_len, const kvl_stamp_sender_pkt_t *in,
+                      uint64_t t2_ntp, uint16_t err, uint8_t ttl);
 void kvl_stamp_reflect_set_t3(uint8_t *out, uint64_t t3_ntp);
 
 /* A received Session-Reflector packet. */
@@ -109,11 +107,11 @@ int kvl_stamp_reflector_parse(const uint8_t *buf, size_t len, kvl_stamp_reflecto
 
 /* What one reflected packet measured. */
 typedef struct kvl_stamp_times {
-    int64_t rtt_ns;      /* (T4 - T1) - (T3 - T2); -1 when negative (a broken reflector) */
-    int64_t fwd_ns;      /* T2 - T1, when oneway */
-    int64_t bwd_ns;      /* T4 - T3, when oneway */
-    bool oneway;         /* both ends synchronised: the one-way figures may be reported */
-    int64_t err_ns;      /* sum of both ends' error estimates, when oneway */
+    int64_t rtt_ns; /* (T4 - T1) - (T3 - T2); -1 when negative (a broken reflector) */
+    int64_t fwd_ns; /* T2 - T1, when oneway */
+    int64_t bwd_ns; /* T4 - T3, when oneway */
+    bool oneway;    /* both ends synchronised: the one-way figures may be reported */
+    int64_t err_ns; /* sum of both ends' error estimates, when oneway */
 } kvl_stamp_times_t;
 /* t1..t4 in ns since 1970 (t4 the sender's kernel receive time). local_synced and
  * local_err_ns: this agent's clock; refl_err: the reflector's Error Estimate. One-way
@@ -134,9 +132,9 @@ typedef enum {
 
 typedef struct kvl_clock_sync {
     bool synced;
-    int64_t err_ns;     /* estimated error (kernel esterror, or the configured one) */
-    int64_t maxerr_ns;  /* kernel maxerror, or the configured error */
-    const char *why;    /* a short reason for the state, for logs and --probe-once */
+    int64_t err_ns;    /* estimated error (kernel esterror, or the configured one) */
+    int64_t maxerr_ns; /* kernel maxerror, or the configured error */
+    const char *why;   /* a short reason for the state, for logs and --probe-once */
 } kvl_clock_sync_t;
 /* Pure: the state from ntp_adjtime()'s result (rc: its return value; status, maxerror and
  * esterror in microseconds as in struct timex). Synchronised when rc is not TIME_ERROR,

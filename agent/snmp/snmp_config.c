@@ -554,11 +554,12 @@ static int read_type_list(kvl_cfg_node_t n, uint32_t **out, size_t *n_out)
             char got[160];
             describe_value(item, got, sizeof(got));
             free(v);
-            return kvl_cfg_error(item,
-                                 "expected an ifType number (1 or more) or one of: other, "
-                                 "ethernetCsmacd, softwareLoopback, propVirtual, tunnel, l2vlan, "
-                                 "l3ipvlan, ieee8023adLag (see docs/configuration.md for more), got %s",
-                                 got);
+            return kvl_cfg_error(
+                item,
+                "expected an ifType number (1 or more) or one of: other, "
+                "ethernetCsmacd, softwareLoopback, propVirtual, tunnel, l2vlan, "
+                "l3ipvlan, ieee8023adLag (see docs/configuration.md for more), got %s",
+                got);
         }
     }
     *out = v;

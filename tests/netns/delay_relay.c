@@ -14,9 +14,9 @@
  * from port P (reflected ones, type=0) are held too, with seq the low 16 bits of the
  * payload's first 4 octets (STAMP's sequence number) and id P. Their UDP checksum is
  * computed afresh: a veth hands AF_PACKET a locally sent datagram with the checksum left
- * to offload (only the pseudo-header sum filled in), which the far end would drop. --only-ab: only frames from
- * IF_A to IF_B are held; the other direction passes at once (still logged, drawn_us=0), so
- * a test knows each one-way delay.
+ * to offload (only the pseudo-header sum filled in), which the far end would drop. --only-ab: only
+ * frames from IF_A to IF_B are held; the other direction passes at once (still logged, drawn_us=0),
+ * so a test knows each one-way delay.
  *
  * Distribution: uniform on [MEAN - HALF_WIDTH, MEAN + HALF_WIDTH] microseconds, drawn per
  * (direction, ICMP type, ICMP sequence number) from a seeded hash (splitmix64), so two
@@ -95,7 +95,8 @@ static int open_if(const char *name)
         perror("socket(AF_PACKET)");
         exit(1);
     }
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+                              .sll_protocol = htons(ETH_P_ALL),
                               .sll_ifindex = (int)if_nametoindex(name)};
     if (sll.sll_ifindex == 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
         fprintf(stderr, "delay_relay: cannot bind to %s: %s\n", name, strerror(errno));
@@ -306,7 +307,9 @@ int main(int argc, char **argv)
                 pending_t *p = &q[nq];
                 char ctrl[256];
                 struct iovec iov = {p->data, FRAME_MAX};
-                struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+                struct msghdr msg = {.msg_iov = &iov,
+                                     .msg_iovlen = 1,
+                                     .msg_control = ctrl,
                                      .msg_controllen = sizeof(ctrl)};
                 ssize_t n = recvmsg(fd[side], &msg, MSG_DONTWAIT);
                 if (n <= 0) {
@@ -335,8 +338,8 @@ int main(int argc, char **argv)
                 }
                 p->drawn_us = 0;
                 if (p->type >= 0) {
-                    uint64_t h = splitmix(seed ^ ((uint64_t)side << 40) ^ ((uint64_t)p->type << 32) ^
-                                          (uint64_t)p->seq);
+                    uint64_t h = splitmix(seed ^ ((uint64_t)side << 40) ^
+                                          ((uint64_t)p->type << 32) ^ (uint64_t)p->seq);
                     int64_t span = 2 * half_us + 1;
                     p->drawn_us = mean_us - half_us + (int64_t)(h % (uint64_t)span);
                     bool request = p->type == 8 || p->type == 128;

@@ -26,9 +26,8 @@ static void test_path(void **state)
 {
     KVL_UNUSED(state);
     char out[512];
-    assert_int_equal(kvl_store_path("/d", "tvm", "blk-tvm-1", KVL_SCOPE_LINK, "dc-core", out,
-                                    sizeof(out)),
-                     0);
+    assert_int_equal(
+        kvl_store_path("/d", "tvm", "blk-tvm-1", KVL_SCOPE_LINK, "dc-core", out, sizeof(out)), 0);
     assert_string_equal(out, "/d/tvm/_links/blk-tvm-1/dc-core.rrd");
     assert_int_equal(kvl_store_path("/d", "tvm", "a1", KVL_SCOPE_LINK, "_x/y", out, sizeof(out)),
                      0);
@@ -65,8 +64,8 @@ static void test_wire_round_trip(void **state)
     assert_string_equal(f->name, "link");
     assert_int_equal(f->n, 13);
     assert_string_equal(f->metrics[12], "mos");
-    assert_true(f->reals[2]);   /* lost_pct */
-    assert_false(f->reals[0]);  /* sent */
+    assert_true(f->reals[2]);  /* lost_pct */
+    assert_false(f->reals[0]); /* sent */
     kvl_msg_clear(&out);
     kvl_buf_free(&b);
 }

@@ -175,8 +175,8 @@ static void test_errors(void **state)
     expect_error(HEAD "probes:\n  clock: {sync: maybe}\n", "a.yaml:6:17:", "kernel");
     expect_error(HEAD "probes:\n  clock: {error: 5}\n", "a.yaml:6:18:", "50us");
     expect_error(HEAD "probes:\n  reflector: {port: 0}\n", "a.yaml:6:21:", "1 to 65535");
-    expect_error(HEAD "probes:\n  mesh: {type: tcp, agents: []}\n", "a.yaml:6:16:",
-                 "icmp or stamp");
+    expect_error(HEAD "probes:\n  mesh: {type: tcp, agents: []}\n",
+                 "a.yaml:6:16:", "icmp or stamp");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x, address: core.example}\n",
                  "a.yaml:7:26:", "numeric IPv4 or IPv6 address");
     expect_error(HEAD "probes:\n  targets:\n    - {name: x}\n", "a.yaml:7:7:", "address");
@@ -188,12 +188,14 @@ static void test_errors(void **state)
     expect_error(HEAD "probes:\n  targets:\n    - {name: a2, address: 10.0.0.1}\n"
                       "  mesh:\n    agents:\n      - {id: a2, site: s, address: 10.0.0.2}\n",
                  "a.yaml:10:14:", "target name 'a2' is used twice");
-    expect_error(HEAD "probes:\n  mesh:\n    agents:\n      - {id: a2, site: s, address: 10.0.0.2}\n"
-                      "      - {id: a2, site: t, address: 10.0.0.3}\n",
+    expect_error(HEAD
+                 "probes:\n  mesh:\n    agents:\n      - {id: a2, site: s, address: 10.0.0.2}\n"
+                 "      - {id: a2, site: t, address: 10.0.0.3}\n",
                  "a.yaml:9:14:", "agent 'a2' is listed twice");
-    expect_error(HEAD "probes:\n  mesh:\n    sites: [s]\n", "a.yaml:7:5:", "missing required setting 'agents'");
-    expect_error(HEAD "probes:\n  interval: 1s\n  count: 2000\n", "a.yaml:7:10:",
-                 "2000 probes do not fit in 1000ms");
+    expect_error(HEAD "probes:\n  mesh:\n    sites: [s]\n",
+                 "a.yaml:7:5:", "missing required setting 'agents'");
+    expect_error(HEAD "probes:\n  interval: 1s\n  count: 2000\n",
+                 "a.yaml:7:10:", "2000 probes do not fit in 1000ms");
     expect_error(HEAD "probes:\n  size: 8\n", "a.yaml:6:9:", "");
     expect_error(HEAD "probes:\n  interval: 500ms\n", "a.yaml:6:13:", "");
     expect_error(HEAD "probes: [a]\n", "a.yaml:5:9:", "expected a mapping");

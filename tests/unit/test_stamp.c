@@ -74,7 +74,7 @@ static void test_sender_packet(void **state)
     uint8_t want[44] = {0x01, 0x02, 0x03, 0x04,                         /* Sequence Number */
                         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, /* Timestamp */
                         0x8F, 0x84};                                    /* Error Estimate */
-    assert_memory_equal(buf, want, 44); /* then 30 octets MBZ */
+    assert_memory_equal(buf, want, 44);                                 /* then 30 octets MBZ */
     assert_int_equal(kvl_stamp_sender_encode(buf, 43, 1, 2, 3), -1);
 
     kvl_stamp_sender_pkt_t p;
@@ -96,9 +96,8 @@ static void test_reflect(void **state)
     uint8_t out[200];
     memset(out, 0xee, sizeof(out));
     /* A 14-octet TWAMP-Light packet gets the 44-octet reflected layout. */
-    assert_int_equal(kvl_stamp_reflect(out, sizeof(out), 14, &in, 0x1112131415161718ull, 0x8F84,
-                                       63),
-                     44);
+    assert_int_equal(
+        kvl_stamp_reflect(out, sizeof(out), 14, &in, 0x1112131415161718ull, 0x8F84, 63), 44);
     kvl_stamp_reflect_set_t3(out, 0x2122232425262728ull);
     const uint8_t want[44] = {
         0xA0, 0xB0, 0xC0, 0xD0,                         /* 0  Sequence Number (stateless) */
@@ -141,8 +140,7 @@ static void test_times(void **state)
     /* The reflector's clock 10 s ahead: T1 0, T2 10.003 s (3 ms forward), T3 10.004 s
      * (1 ms residence), T4 9 ms (5 ms back). RTT = 9 - 1 = 8 ms whatever the offset. */
     const int64_t S = 1000000000, M = 1000000;
-    kvl_stamp_times(0, 10 * S + 3 * M, 10 * S + 4 * M, 9 * M, false, 1000, synced_1ms, 10 * M,
-                    &t);
+    kvl_stamp_times(0, 10 * S + 3 * M, 10 * S + 4 * M, 9 * M, false, 1000, synced_1ms, 10 * M, &t);
     assert_int_equal(t.rtt_ns, 8 * M);
     assert_false(t.oneway); /* our clock unsynchronised */
     /* Both synchronised (same clock): forward 3 ms, backward 5 ms, error 1 ms + ours. */
@@ -233,9 +231,9 @@ static void test_cert_days(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntp),          cmocka_unit_test(test_error_estimate),
+        cmocka_unit_test(test_ntp),           cmocka_unit_test(test_error_estimate),
         cmocka_unit_test(test_sender_packet), cmocka_unit_test(test_reflect),
-        cmocka_unit_test(test_times),        cmocka_unit_test(test_clock_sync),
+        cmocka_unit_test(test_times),         cmocka_unit_test(test_clock_sync),
         cmocka_unit_test(test_extra_figures), cmocka_unit_test(test_cert_days),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
