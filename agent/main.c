@@ -181,9 +181,11 @@ static int start_shipping(app_t *a, bool once)
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
-    a->prober = kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL);
+    char err[600];
     int rc = 0;
-    if (a->prober == NULL) {
+    if (kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL, &a->prober, err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
         rc = 1;
         close_all(a);
     } else {
@@ -282,8 +284,8 @@ int main(int argc, char **argv)
     if (start_shipping(&a, once) != 0) {
         goto out;
     }
-    a.poller = kvl_poller_new(a.loop, &a.cfg->snmp, a.cfg->id, a.batcher);
-    if (a.poller == NULL) {
+    if (kvl_poller_new(a.loop, &a.cfg->snmp, a.batcher, &a.poller, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
         goto out;
     }
     if (once) {
@@ -295,8 +297,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;
         }
-        a.prober = kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher);
-        if (a.prober == NULL) {
+        if (kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher, &a.prober, err,
+                           sizeof(err)) != 0) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;
         }
         KVL_LOG_INFO("agent", a.cfg->id,

@@ -101,8 +101,8 @@ int main(int argc, char **argv)
                             .archives = a.cfg->archives,
                             .n_archives = a.cfg->n_archives,
                             .consolidations = (const char *const *)a.cfg->consolidations};
-    a.store = kvl_store_new(a.loop, &scfg);
-    if (a.store == NULL) {
+    if (kvl_store_new(a.loop, &scfg, &a.store, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("store", NULL, "%s", err);
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }

@@ -270,13 +270,15 @@ static int open_target(kvl_prober_t *p, ptarget_t *t)
     return rc;
 }
 
-kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
-                             kvl_batcher_t *b)
+int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                   kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen)
 {
     const kvl_probe_cfg_t *pc = cfg;
+    *out = NULL;
     kvl_prober_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        return NULL;
+        snprintf(err, errlen, "out of memory creating the prober");
+        return KVL_ENOMEM;
     }
     p->loop = loop;
     p->cfg = cfg;
@@ -290,7 +292,8 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const 
         kvl_icmp_free(p->icmp);
         free(p->t);
         free(p);
-        return NULL;
+        snprintf(err, errlen, "out of memory creating the prober");
+        return KVL_ENOMEM;
     }
     kvl_stamp_clock_init(&p->clock, pc->clock_sync, pc->clock_error_us * 1000,
                          pc->clock_max_error_us * 1000);
@@ -318,7 +321,9 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const 
             kvl_tcp_probe_free(t->tcp);
             p->n = i; /* the earlier ones have timers to close */
             kvl_prober_free(p);
-            return NULL;
+            snprintf(err, errlen, "cannot set up probe target '%s': %s", t->cfg->name,
+                     kvl_strerror(rc));
+            return rc;
         }
         uv_timer_init(loop, &t->timer);
         t->timer.data = t;
@@ -345,7 +350,8 @@ kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const 
                      "a target says otherwise)",
                      p->n, (long long)p->interval_ms, p->count);
     }
-    return p;
+    *out = p;
+    return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -29,10 +29,12 @@
 typedef struct kvl_prober kvl_prober_t;
 
 /* Starts probing cfg's targets (none: an idle prober) for agent agent_id (the device name
- * of every link series). b may be NULL in once mode. Returns NULL when out of memory or
- * when no ICMP socket can be opened (logged). cfg and agent_id must outlive the prober. */
-kvl_prober_t *kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
-                             kvl_batcher_t *b);
+ * of every link series). b may be NULL in once mode. Returns 0 and sets *out, or a negative
+ * code with the reason in err (out of memory, a target's socket that cannot be opened);
+ * then the caller runs the loop once so closing timers complete. cfg and agent_id must
+ * outlive the prober. */
+int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                   kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen);
 /* Stops; timers and sockets finish closing on the next loop run. NULL-safe. */
 void kvl_prober_free(kvl_prober_t *p);
 

@@ -381,6 +381,8 @@ static int send_msg(ep_t *e, const kvl_msg_t *m)
 
 static int sent_push(ep_t *e, uint64_t seq, size_t len)
 {
+    /* Bulk goes out in increasing order (a rewind empties the list first). */
+    KVL_ASSERT(e->sent_n == 0 || e->sent[(e->sent_head + e->sent_n - 1) % e->sent_cap].seq < seq);
     if (e->sent_n == e->sent_cap) {
         size_t cap = e->sent_cap ? e->sent_cap * 2 : 64;
         sent_t *ns = malloc(cap * sizeof(*ns));
@@ -453,10 +455,12 @@ static void handle_ack(ep_t *e, int lane, uint64_t seq)
     kvl_outbox_ack(e->up->outbox, lane, e->reader, seq);
     if (lane == KVL_LANE_BULK) {
         while (e->sent_n > 0 && e->sent[e->sent_head].seq <= seq) {
+            KVL_ASSERT(e->unacked_bytes >= e->sent[e->sent_head].len);
             e->unacked_bytes -= e->sent[e->sent_head].len;
             e->sent_head = (e->sent_head + 1) % e->sent_cap;
             e->sent_n--;
         }
+        KVL_ASSERT(e->sent_n > 0 || e->unacked_bytes == 0);
     }
     KVL_LOG_DEBUG("uplink", name_of(e), "acknowledged: lane %d up to %" PRIu64, lane, seq);
 }

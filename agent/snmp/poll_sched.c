@@ -139,6 +139,7 @@ bool kvl_inflight_may_send(const kvl_inflight_t *q)
 
 void kvl_inflight_enqueue(kvl_inflight_t *q, kvl_inflight_wait_t *w, void *owner)
 {
+    KVL_ASSERT(q->tail != w); /* a device waits once */
     w->next = NULL;
     w->owner = owner;
     if (q->tail != NULL) {

@@ -269,7 +269,6 @@ typedef struct device {
 struct kvl_poller {
     uv_loop_t *loop;
     const kvl_snmp_cfg_t *cfg;
-    const char *agent_id; /* the device name of the agent's own statistics */
     kvl_batcher_t *b;
     device_t *devs;
     size_t n_devs;
@@ -388,6 +387,7 @@ static void on_any_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 {
     device_t *d = arg;
     kvl_poller_t *p = d->p;
+    KVL_ASSERT(p->inflight.n > 0);
     p->inflight.n--;
     switch (res->status) {
     case KVL_SNMP_TIMEOUT:
@@ -423,6 +423,7 @@ static void do_send(device_t *d)
     }
     char err[256];
     p->inflight.n++;
+    KVL_ASSERT(p->inflight.n <= p->inflight.max); /* the cap: dev_send and pump checked it */
     int rc = kvl_snmp_send(d->sess, d->req_op, d->w->req_oids, d->req_n, d->req_reps,
                            d->req_retries, on_any_response, d, err, sizeof(err));
     if (rc < 0) {
@@ -1463,29 +1464,30 @@ static void on_timer_closed(uv_handle_t *h)
     poller_release(h->data);
 }
 
-kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const char *agent_id,
-                             kvl_batcher_t *b)
+int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b, kvl_poller_t **out,
+                   char *err, size_t errlen)
 {
+    *out = NULL;
+    if (cfg->n_devices > UINT32_MAX) {
+        snprintf(err, errlen, "too many devices (%zu)", cfg->n_devices);
+        return KVL_EINVAL;
+    }
     kvl_poller_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");
-        return NULL;
+        goto nomem;
     }
     p->loop = loop;
     p->cfg = cfg;
-    p->agent_id = agent_id;
     p->b = b;
     p->n_devs = cfg->n_devices;
     p->inflight.max =
         cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
     p->devs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->devs));
-    int rc = kvl_sched_init(&p->sched, p->n_devs);
-    if (p->devs == NULL || rc < 0 || p->n_devs > UINT32_MAX) {
-        free(p->devs);
-        kvl_sched_fini(&p->sched);
-        free(p);
-        KVL_LOG_ERROR(MOD, NULL, "out of memory creating the poller");
-        return NULL;
+    if (p->devs == NULL) {
+        goto nomem;
+    }
+    if (kvl_sched_init(&p->sched, p->n_devs) < 0) {
+        goto nomem;
     }
     uv_timer_init(loop, &p->done_timer);
     p->done_timer.data = p;
@@ -1524,7 +1526,17 @@ kvl_poller_t *kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, const c
     if (p->n_devs == 0) {
         KVL_LOG_INFO(MOD, NULL, "no devices to poll");
     }
-    return p;
+    *out = p;
+    return 0;
+
+nomem:
+    if (p != NULL) {
+        kvl_sched_fini(&p->sched);
+        free(p->devs);
+        free(p);
+    }
+    snprintf(err, errlen, "out of memory creating the poller");
+    return KVL_ENOMEM;
 }
 
 void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)

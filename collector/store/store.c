@@ -66,11 +66,13 @@ struct kvl_store_job {
     const kvl_family_t *fam_copy;
 };
 
-kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg)
+int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out, char *err,
+                  size_t errlen)
 {
+    *out = NULL;
     kvl_store_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        return NULL;
+        goto nomem;
     }
     s->loop = loop;
     s->data_dir = strdup(cfg->data_dir);
@@ -80,28 +82,35 @@ kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg)
     }
     s->cfs = calloc(s->n_cfs ? s->n_cfs : 1, sizeof(*s->cfs));
     if (s->data_dir == NULL || s->archives == NULL || s->cfs == NULL) {
-        kvl_store_free(s);
-        return NULL;
+        goto nomem;
     }
     memcpy(s->archives, cfg->archives, cfg->n_archives * sizeof(*s->archives));
     s->n_archives = cfg->n_archives;
     for (size_t i = 0; i < s->n_cfs; i++) {
         if ((s->cfs[i] = strdup(cfg->consolidations[i])) == NULL) {
-            kvl_store_free(s);
-            return NULL;
+            goto nomem;
         }
     }
     if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
-        KVL_LOG_ERROR("store", s->data_dir, "cannot create the data folder: %s", strerror(errno));
-        kvl_store_free(s);
-        return NULL;
+        snprintf(err, errlen, "%s: cannot create the data folder: %s", s->data_dir,
+                 strerror(errno));
+        goto fail;
     }
     if (access(s->data_dir, W_OK) != 0) {
-        KVL_LOG_ERROR("store", s->data_dir, "cannot write to the data folder: %s", strerror(errno));
-        kvl_store_free(s);
-        return NULL;
+        snprintf(err, errlen, "%s: cannot write to the data folder: %s", s->data_dir,
+                 strerror(errno));
+        goto fail;
     }
-    return s;
+    *out = s;
+    return 0;
+
+nomem:
+    snprintf(err, errlen, "out of memory creating the store");
+    kvl_store_free(s);
+    return KVL_ENOMEM;
+fail:
+    kvl_store_free(s);
+    return KVL_EIO;
 }
 
 void kvl_store_free(kvl_store_t *s)

@@ -78,8 +78,10 @@ typedef struct kvl_store_result {
 /* result: what happened; job is freed after the callback returns. */
 typedef void (*kvl_store_done_cb)(void *arg, const kvl_store_result_t *result);
 
-/* Copies cfg (data_dir and archives). Returns NULL with a logged reason. */
-kvl_store_t *kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg);
+/* Copies cfg (data_dir and archives) and makes the data folder when missing. Returns 0 and
+ * sets *out, or a negative code with the reason in err (nothing to free). */
+int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out, char *err,
+                  size_t errlen);
 void kvl_store_free(kvl_store_t *s);
 
 kvl_store_job_t *kvl_store_job_new(void);

@@ -408,7 +408,7 @@ static void coll_start(coll_t *c, const char *dir)
                             .archives = c->cfg->archives,
                             .n_archives = c->cfg->n_archives,
                             .consolidations = (const char *const *)c->cfg->consolidations};
-    c->store = kvl_store_new(&c->loop, &scfg);
+    assert_int_equal(kvl_store_new(&c->loop, &scfg, &c->store, err, sizeof(err)), 0);
     assert_int_equal(kvl_sinks_register(&c->sinks, &kvl_store_sink, c->store), 0);
     assert_int_equal(kvl_ingest_new(&c->loop, c->cfg, &c->sinks, &c->in, err, sizeof(err)), 0);
     kvl_ingest_stats_t s;

@@ -88,7 +88,7 @@ static void world_start(world_t *w, const char *agent_id)
                             .archives = w->ccfg->archives,
                             .n_archives = w->ccfg->n_archives,
                             .consolidations = (const char *const *)w->ccfg->consolidations};
-    w->store = kvl_store_new(&w->loop, &scfg);
+    assert_int_equal(kvl_store_new(&w->loop, &scfg, &w->store, err, sizeof(err)), 0);
     assert_non_null(w->store);
     assert_int_equal(kvl_sinks_register(&w->sinks, &kvl_store_sink, w->store), 0);
     assert_int_equal(kvl_ingest_new(&w->loop, w->ccfg, &w->sinks, &w->ingest, err, sizeof(err)), 0);

@@ -836,7 +836,10 @@ static int dummy_batcher; /* the fake batcher keeps its state in statics */
 
 static void world_start(world_t *w)
 {
-    w->p = kvl_poller_new(&w->loop, &w->cfg.snmp, w->cfg.id, (kvl_batcher_t *)&dummy_batcher);
+    char err[256];
+    assert_int_equal(kvl_poller_new(&w->loop, &w->cfg.snmp, (kvl_batcher_t *)&dummy_batcher, &w->p,
+                                    err, sizeof(err)),
+                     0);
     assert_non_null(w->p);
 }
 

@@ -323,7 +323,9 @@ static void test_round_trip(void **state)
     kvl_archive_spec_t archives[] = {{0, 3600000}}; /* step:1h */
     kvl_store_cfg_t cfg = {
         .data_dir = data_dir, .archives = archives, .n_archives = 1, .consolidations = cfs};
-    kvl_store_t *s = kvl_store_new(&loop, &cfg);
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
     assert_non_null(s);
     assert_int_equal(kvl_store_busy(s), 0);
 
@@ -478,7 +480,9 @@ static void test_fractional_time(void **state)
     kvl_archive_spec_t archives[] = {{0, 3600000}};
     kvl_store_cfg_t cfg = {
         .data_dir = root, .archives = archives, .n_archives = 1, .consolidations = cfs};
-    kvl_store_t *s = kvl_store_new(&loop, &cfg);
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
     assert_non_null(s);
     kvl_store_job_t *j = kvl_store_job_new();
     for (int k = 0; k <= 3; k++) {
@@ -516,7 +520,9 @@ static void test_group(void **state)
     kvl_archive_spec_t archives[] = {{0, 3600000}};
     kvl_store_cfg_t cfg = {
         .data_dir = root, .archives = archives, .n_archives = 1, .consolidations = cfs};
-    kvl_store_t *s = kvl_store_new(&loop, &cfg);
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
     assert_non_null(s);
 
     static const char *const m1[] = {"used_bytes", "size_bytes", "cpu_idle"};
@@ -606,7 +612,11 @@ static void test_new_fails(void **state)
                            .archives = archives,
                            .n_archives = 1,
                            .consolidations = cfs};
-    assert_null(kvl_store_new(&loop, &cfg));
+    kvl_store_t *s = NULL;
+    char err[256];
+    assert_true(kvl_store_new(&loop, &cfg, &s, err, sizeof(err)) < 0);
+    assert_null(s);
+    assert_non_null(strstr(err, "cannot create the data folder"));
     kvl_store_free(NULL);
     kvl_store_job_free(NULL);
     /* A job that is never submitted is freed by its owner. */
