@@ -46,8 +46,8 @@ typedef struct kvl_poller kvl_poller_t;
 
 /* Creates the poller and starts polling every device in cfg (which must outlive it).
  * Returns 0 and sets *out, or a negative code with the reason in err (nothing to free). */
-int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
-                   kvl_poller_t **out, char *err, size_t errlen);
+int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b, kvl_poller_t **out,
+                   char *err, size_t errlen);
 /* Stops polling and closes every session and handle; frees once their closes complete
  * (run the loop afterwards). NULL-safe. */
 void kvl_poller_free(kvl_poller_t *p);
