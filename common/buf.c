@@ -3,6 +3,7 @@
  */
 #include "buf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,4 +126,17 @@ void kvl_arena_free(kvl_arena_t *a)
         c = next;
     }
     a->head = NULL;
+}
+
+void *kvl_vec_grow(void *v, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 64;
+    if (elem == 0 || ncap > SIZE_MAX / elem) {
+        return NULL;
+    }
+    void *nv = realloc(v, ncap * elem);
+    if (nv != NULL) {
+        *cap = ncap;
+    }
+    return nv;
 }

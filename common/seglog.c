@@ -20,30 +20,6 @@
 
 /* --------------------------------------------------------------- little-endian fields -- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 /* --------------------------------------------------------------- names ----------------- */
 
 size_t kvl_seglog_rec_header(const kvl_seglog_format_t *f)
@@ -136,18 +112,18 @@ int kvl_seglog_list(const kvl_seglog_format_t *f, int dir_fd, uint64_t **nums, s
 void kvl_seglog_header_make(const kvl_seglog_format_t *f, uint8_t h[KVL_SEGLOG_HEADER])
 {
     memcpy(h, f->magic, 8);
-    put_u32(h + 8, f->version);
-    put_u32(h + 12, kvl_crc32c(0, h, 12));
+    kvl_put_le32(h + 8, f->version);
+    kvl_put_le32(h + 12, kvl_crc32c(0, h, 12));
 }
 
 int kvl_seglog_header_check(const kvl_seglog_format_t *f, const uint8_t *h, size_t n,
                             uint32_t *version)
 {
     if (n < KVL_SEGLOG_HEADER || memcmp(h, f->magic, 8) != 0 ||
-        kvl_crc32c(0, h, 12) != get_u32(h + 12)) {
+        kvl_crc32c(0, h, 12) != kvl_get_le32(h + 12)) {
         return 1;
     }
-    *version = get_u32(h + 8);
+    *version = kvl_get_le32(h + 8);
     return 0;
 }
 
@@ -171,9 +147,9 @@ static uint32_t rec_crc(const kvl_seglog_format_t *f, const uint8_t *hdr, const 
 void kvl_seglog_seal(const kvl_seglog_format_t *f, uint8_t *hdr, uint64_t seq, const void *a,
                      size_t na, const void *b, size_t nb)
 {
-    put_u32(hdr, (uint32_t)(na + nb));
-    put_u64(hdr + 8, seq);
-    put_u32(hdr + 4, rec_crc(f, hdr, a, na, b, nb));
+    kvl_put_le32(hdr, (uint32_t)(na + nb));
+    kvl_put_le64(hdr + 8, seq);
+    kvl_put_le32(hdr + 4, rec_crc(f, hdr, a, na, b, nb));
 }
 
 /* Checks a record's length fields: 0 when possible, KVL_EPROTO when not. */
@@ -196,20 +172,20 @@ int kvl_seglog_parse(const kvl_seglog_format_t *f, const uint8_t *p, size_t n,
     if (n < hl) {
         return 0;
     }
-    uint32_t len = get_u32(p);
+    uint32_t len = kvl_get_le32(p);
     if (check_len(f, p, len, why) != 0) {
         return KVL_EPROTO;
     }
     if (n - hl < len) {
         return 0;
     }
-    if (rec_crc(f, p, p + hl, len, NULL, 0) != get_u32(p + 4)) {
+    if (rec_crc(f, p, p + hl, len, NULL, 0) != kvl_get_le32(p + 4)) {
         if (why != NULL) {
             *why = "checksum mismatch";
         }
         return KVL_EPROTO;
     }
-    rec->seq = get_u64(p + 8);
+    rec->seq = kvl_get_le64(p + 8);
     rec->hdr = p;
     rec->body = p + hl;
     rec->len = len;
@@ -341,7 +317,7 @@ int kvl_seglog_file_next(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, ui
         }
         return rc == 1 ? 0 : rc;
     }
-    uint32_t len = get_u32(h);
+    uint32_t len = kvl_get_le32(h);
     if (check_len(f, h, len, why) != 0) {
         return KVL_EPROTO;
     }

@@ -28,12 +28,6 @@ typedef struct group_span {
     size_t first_unknown, n_unknown;
 } group_span_t;
 
-#define VEC(type)                                                                                  \
-    struct {                                                                                       \
-        type *v;                                                                                   \
-        size_t n, cap;                                                                             \
-    }
-
 struct kvl_batcher {
     uv_loop_t *loop;
     kvl_registry_t *reg;
@@ -42,31 +36,18 @@ struct kvl_batcher {
     uv_timer_t timer;
     int64_t flush_ms;
 
-    VEC(group_span_t) groups;
-    VEC(uint32_t) ids;
-    VEC(uint64_t) values;
-    VEC(double) reals;
-    VEC(uint32_t) unknown;
-    VEC(kvl_event_t) events;
+    KVL_VEC(group_span_t) groups;
+    KVL_VEC(uint32_t) ids;
+    KVL_VEC(uint64_t) values;
+    KVL_VEC(double) reals;
+    KVL_VEC(uint32_t) unknown;
+    KVL_VEC(kvl_event_t) events;
     kvl_arena_t event_arena;
     bool in_group;
     bool oom_logged;
 };
 
-#define VEC_PUSH(b, vec, val)                                                                      \
-    do {                                                                                           \
-        if ((vec).n == (vec).cap) {                                                                \
-            size_t ncap_ = (vec).cap ? (vec).cap * 2 : 64;                                         \
-            void *nv_ = realloc((vec).v, ncap_ * sizeof(*(vec).v));                                \
-            if (nv_ == NULL) {                                                                     \
-                oom(b);                                                                            \
-                break;                                                                             \
-            }                                                                                      \
-            (vec).v = nv_;                                                                         \
-            (vec).cap = ncap_;                                                                     \
-        }                                                                                          \
-        (vec).v[(vec).n++] = (val);                                                                \
-    } while (0)
+#define VEC_PUSH(o, vec, val) KVL_VEC_PUSH(vec, val, oom(o))
 
 static void oom(kvl_batcher_t *b)
 {

@@ -57,12 +57,6 @@ typedef struct new_def {
     size_t n_labels;
 } new_def_t;
 
-#define VEC(type)                                                                                  \
-    struct {                                                                                       \
-        type *v;                                                                                   \
-        size_t n, cap;                                                                             \
-    }
-
 struct kvl_registry {
     entry_t *entries; /* in id order */
     size_t n_entries, cap_entries;
@@ -74,7 +68,7 @@ struct kvl_registry {
     kvl_arena_t pending; /* labels of definitions waiting for the next batch */
     kvl_arena_t names;   /* interned strings and families */
     intern_t strings;
-    VEC(new_def_t) new_defs;
+    KVL_VEC(new_def_t) new_defs;
     bool oom_logged;
 
     int persist_fd; /* series.defs, or -1 */
@@ -84,20 +78,7 @@ struct kvl_registry {
     bool persist_failing;
 };
 
-#define VEC_PUSH(r, vec, val)                                                                      \
-    do {                                                                                           \
-        if ((vec).n == (vec).cap) {                                                                \
-            size_t ncap_ = (vec).cap ? (vec).cap * 2 : 64;                                         \
-            void *nv_ = realloc((vec).v, ncap_ * sizeof(*(vec).v));                                \
-            if (nv_ == NULL) {                                                                     \
-                oom(r);                                                                            \
-                break;                                                                             \
-            }                                                                                      \
-            (vec).v = nv_;                                                                         \
-            (vec).cap = ncap_;                                                                     \
-        }                                                                                          \
-        (vec).v[(vec).n++] = (val);                                                                \
-    } while (0)
+#define VEC_PUSH(o, vec, val) KVL_VEC_PUSH(vec, val, oom(o))
 
 static void oom(kvl_registry_t *r)
 {

@@ -92,30 +92,6 @@ struct kvl_spool {
 
 /* --------------------------------------------------------------- small helpers --------- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 /* The spool's segments: the format as it was before common/seglog.c, so existing spools
  * open unchanged. */
 static const kvl_seglog_format_t seg_fmt = {
@@ -248,9 +224,9 @@ static int save_cursor(kvl_spool_t *sp, reader_t *r)
 {
     uint8_t b[CUR_SIZE] = {0};
     memcpy(b, CUR_MAGIC, 8);
-    put_u32(b + 8, KVL_SPOOL_FORMAT_VERSION);
-    put_u64(b + 16, r->acked);
-    put_u32(b + 24, kvl_crc32c(0, b, 24));
+    kvl_put_le32(b + 8, KVL_SPOOL_FORMAT_VERSION);
+    kvl_put_le64(b + 16, r->acked);
+    kvl_put_le32(b + 24, kvl_crc32c(0, b, 24));
     char tmp[KVL_SPOOL_READER_NAME_MAX + 16], name[KVL_SPOOL_READER_NAME_MAX + 16];
     snprintf(name, sizeof(name), "%s.cursor", r->name);
     snprintf(tmp, sizeof(tmp), "%s.cursor.tmp", r->name);
@@ -308,8 +284,8 @@ static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
     int rc = pread_full(fd, b, sizeof(b), 0, &got);
     close(fd);
     if (rc == 0 && got == CUR_SIZE && memcmp(b, CUR_MAGIC, 8) == 0 &&
-        kvl_crc32c(0, b, 24) == get_u32(b + 24)) {
-        uint32_t v = get_u32(b + 8);
+        kvl_crc32c(0, b, 24) == kvl_get_le32(b + 24)) {
+        uint32_t v = kvl_get_le32(b + 8);
         if (v > KVL_SPOOL_FORMAT_VERSION) {
             set_err(err, errlen,
                     "spool %s: %s was written by a newer kaaval (format %" PRIu32
@@ -318,7 +294,7 @@ static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
             return KVL_EPROTO;
         }
         if (v == KVL_SPOOL_FORMAT_VERSION) {
-            r->acked = get_u64(b + 16);
+            r->acked = kvl_get_le64(b + 16);
             r->saved = r->acked;
             return 0;
         }
@@ -721,8 +697,8 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
         if (kvl_seglog_file_get(&rb, off, REC_HDR, s->end, &h) != 0) {
             break;
         }
-        uint32_t len = get_u32(h);
-        if (get_u64(h + 8) > after) {
+        uint32_t len = kvl_get_le32(h);
+        if (kvl_get_le64(h + 8) > after) {
             break;
         }
         seen++;
@@ -949,14 +925,14 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
         if (rc < 0) {
             return rc;
         }
-        uint32_t len = rc == 0 ? get_u32(h) : 0;
+        uint32_t len = rc == 0 ? kvl_get_le32(h) : 0;
         if (rc == 1 || len == 0 || len > KVL_SPOOL_RECORD_MAX || s->end - r->off - REC_HDR < len) {
             damaged_on_read(sp, r, s, "bad record length");
             continue;
         }
         uint8_t hdr[REC_HDR];
         memcpy(hdr, h, REC_HDR);
-        uint64_t rseq = get_u64(hdr + 8);
+        uint64_t rseq = kvl_get_le64(hdr + 8);
         if (rseq <= r->acked) {
             r->off += REC_HDR + len;
             continue;

@@ -40,31 +40,15 @@ int ingest_journal_put(kvl_ingest_t *in, const agent_state_t *a, uint8_t type, u
     return rc;
 }
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-uint64_t ingest_get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 /* A new journal segment begins: what it needs to stand alone. */
 void ingest_on_journal_roll(void *ctx)
 {
     kvl_ingest_t *in = ctx;
     for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
         uint8_t pos[24];
-        put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
-        put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
-        put_le64(pos + 16, a->applied_jseq);
+        kvl_put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
+        kvl_put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
+        kvl_put_le64(pos + 16, a->applied_jseq);
         ingest_journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL, NULL);
         if (a->conn == NULL || a->defs == NULL) {
             continue; /* its next batch comes on a new connection, with new definitions */

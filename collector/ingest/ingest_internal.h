@@ -158,7 +158,6 @@ void ingest_pending_free(pending_t *p);
 int ingest_journal_put(kvl_ingest_t *in, const agent_state_t *a, uint8_t type, uint64_t seq,
                        uint32_t lane, const void *data, size_t len, bool hold, uint64_t *seg,
                        uint64_t *data_off);
-uint64_t ingest_get_le64(const uint8_t *p);
 void ingest_on_journal_roll(void *ctx);
 void ingest_send_ack(conn_t *c, uint32_t lane, uint64_t seq);
 int ingest_ack_after(kvl_ingest_t *in, agent_state_t *a, uint32_t lane, uint64_t seq,

@@ -35,12 +35,12 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     }
     if (r->type == KVL_JREC_POS && r->len >= 24) {
         for (int lane = 0; lane < KVL_LANES; lane++) {
-            uint64_t v = ingest_get_le64(r->data + 8 * lane);
+            uint64_t v = kvl_get_le64(r->data + 8 * lane);
             if (v > a->journaled_seq[lane]) {
                 a->journaled_seq[lane] = v;
             }
         }
-        uint64_t applied = ingest_get_le64(r->data + 16);
+        uint64_t applied = kvl_get_le64(r->data + 16);
         if (applied > a->applied_jseq) {
             a->applied_jseq = applied;
         }
