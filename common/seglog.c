@@ -248,7 +248,7 @@ int kvl_seglog_file_release(kvl_seglog_file_t *sf)
     return fd;
 }
 
-static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
+int kvl_seglog_pread(int fd, void *p, size_t n, uint64_t off, size_t *got)
 {
     size_t done = 0;
     while (done < n) {
@@ -293,7 +293,7 @@ int kvl_seglog_file_get(kvl_seglog_file_t *sf, uint64_t off, size_t n, uint64_t 
         return KVL_ENOMEM;
     }
     size_t got;
-    int rc = pread_full(sf->fd, sf->buf.data, (size_t)want, off, &got);
+    int rc = kvl_seglog_pread(sf->fd, sf->buf.data, (size_t)want, off, &got);
     if (rc != 0) {
         return rc;
     }

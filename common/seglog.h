@@ -161,6 +161,9 @@ int kvl_seglog_check(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int di
 
 /* Writes all n bytes at off. Returns 0 or -errno. */
 int kvl_seglog_pwrite(int fd, const void *p, size_t n, uint64_t off);
+/* Reads up to n bytes at off (EINTR retried): *got is how many came (fewer only at the end
+ * of the file). Returns 0 or -errno (with *got what came before the error). */
+int kvl_seglog_pread(int fd, void *p, size_t n, uint64_t off, size_t *got);
 /* Deletes segment num (a missing file is no error). Returns 0 or -errno. */
 int kvl_seglog_unlink(const kvl_seglog_format_t *f, int dir_fd, uint64_t num);
 

@@ -122,27 +122,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fd, (uint8_t *)p + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            *got = done;
-            return -errno;
-        }
-        if (r == 0) {
-            break;
-        }
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
-}
-
 /* --------------------------------------------------------------- segments list --------- */
 
 static int segs_push(kvl_spool_t *sp, const seg_t *s)
@@ -281,7 +260,7 @@ static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
     }
     uint8_t b[CUR_SIZE + 1];
     size_t got = 0;
-    int rc = pread_full(fd, b, sizeof(b), 0, &got);
+    int rc = kvl_seglog_pread(fd, b, sizeof(b), 0, &got);
     close(fd);
     if (rc == 0 && got == CUR_SIZE && memcmp(b, CUR_MAGIC, 8) == 0 &&
         kvl_crc32c(0, b, 24) == kvl_get_le32(b + 24)) {
