@@ -17,7 +17,7 @@ The file: lines "OID|TAG|VALUE", blank lines and "#" comments skipped; TAG 2 Int
 6 OID, 64 IpAddress, 65 Counter32, 66 Gauge32, 67 TimeTicks, 70 Counter64; a tag with ":"
 hands the OID to an snmpsim variation module, whose value is not fixed (ANY here).
 
-The interfaces, exactly as agent/poller.c defines them:
+The interfaces, exactly as the agent defines them (agent/snmp/ifwalk.c, agent/snmp/poller.c):
   - a row exists for an ifIndex when one of the columns the agent walks (WALKED below)
     holds a value the agent keeps: an OctetString in a string column (ifDescr, ifName,
     ifAlias), a non-negative Integer, Counter32, Gauge32, TimeTicks or Counter64 in a number
@@ -51,8 +51,8 @@ OCTETS_TAG = "4"
 U32 = 2**32 - 1
 U64 = 2**64 - 1
 
-# The columns agent/poller.c walks (its `columns` table): ("if", n) in ifTable, ("x", n) in
-# ifXTable. String columns: ifDescr, ifName, ifAlias; every other one holds a number.
+# The columns the agent walks (agent/snmp/ifwalk.c, its `columns` table): ("if", n) in
+# ifTable, ("x", n) in ifXTable. String columns: ifDescr, ifName, ifAlias; every other one holds a number.
 WALKED = {
     "if": {2, 3, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20},
     "x": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 18, 19},
@@ -225,7 +225,7 @@ class Interface:
 
 
 def kept(table, col, val):
-    """Whether the agent keeps this walked value (poller.c store_value)."""
+    """Whether the agent keeps this walked value (ifwalk.c kvl_ifrows_store)."""
     if (table, col) in STRING_COLUMNS:
         return val.tag == OCTETS_TAG
     if val.tag not in NUMERIC_TAGS or val.num is None:
@@ -270,7 +270,7 @@ def _glob_in(globs, name):
 
 
 def _included(f, row, base):
-    """poller.c included(): whether the device's filters report this row."""
+    """ifwalk.c kvl_ifwalk_included(): whether the device's filters report this row."""
     iftype = num(row, ("if", 3))
     if f.include and not _glob_in(f.include, base):
         return False
