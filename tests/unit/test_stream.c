@@ -22,18 +22,8 @@
 #include "frame.h"
 #include "kvl.h"
 #include "stream.h"
+#include "test_certs.h"
 #include "tls.h"
-
-static char certs[512];
-
-static const char *cert_path(const char *name)
-{
-    static char paths[8][640];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 640, "%s/%s", certs, name);
-    return p;
-}
 
 /* One end: what it received, how it ended. */
 typedef struct end {
@@ -221,29 +211,8 @@ static void on_frame_client_counting(kvl_stream_t *s, const uint8_t *p, size_t l
 /* run_pair with the client counting its answers. */
 static void run_counting(pair_t *p)
 {
-    char err[256];
-    p->srv.pair = p->cli.pair = p;
-    assert_int_equal(uv_loop_init(&p->loop), 0);
-    uv_tcp_init(&p->loop, &p->server);
-    p->server.data = p;
-    struct sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    assert_int_equal(uv_tcp_bind(&p->server, (const struct sockaddr *)&addr, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&p->server, 8, on_connection), 0);
-    int len = sizeof(addr);
-    uv_tcp_getsockname(&p->server, (struct sockaddr *)&addr, &len);
-    uv_timer_init(&p->loop, &p->deadline);
-    p->deadline.data = p;
-    uv_timer_start(&p->deadline, on_deadline, 5000, 0);
-    p->cli_opts.data = &p->cli;
-    assert_int_equal(kvl_stream_connect(&p->loop, (const struct sockaddr *)&addr, &p->cli_opts,
-                                        &client_cbs, &p->cli.s, err, sizeof(err)),
-                     0);
-    uv_run(&p->loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&p->deadline, NULL);
-    uv_run(&p->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&p->loop), 0);
-    assert_false(p->timed_out);
+    p->cli_cbs = &client_cbs;
+    run_pair(p);
 }
 
 static void test_plain_frames_both_ways(void **state)
@@ -529,12 +498,9 @@ static void test_ended_by(void **state)
 
 int main(void)
 {
-    const char *dir = getenv("KVL_TLS_CERTS");
-    if (dir == NULL) {
-        fprintf(stderr, "KVL_TLS_CERTS is not set (ctest sets it; see tests/CMakeLists.txt)\n");
+    if (test_certs_init() != 0) {
         return 1;
     }
-    snprintf(certs, sizeof(certs), "%s", dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_frames_both_ways), cmocka_unit_test(test_tls_frames_both_ways),
         cmocka_unit_test(test_tls_untrusted_client),   cmocka_unit_test(test_oversize_refused),

@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "kvl.h"
+#include "test_certs.h"
 #include "tls.h"
 
 typedef struct end {
@@ -46,17 +47,6 @@ typedef struct pair {
     kvl_tls_ctx_t *cli_ctx;
     const char *server_name;
 } pair_t;
-
-static char certs[512];
-
-static const char *cert_path(const char *name)
-{
-    static char paths[8][640];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 640, "%s/%s", certs, name);
-    return p;
-}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -369,12 +359,9 @@ static void test_bad_files(void **state)
 
 int main(void)
 {
-    const char *dir = getenv("KVL_TLS_CERTS");
-    if (dir == NULL) {
-        fprintf(stderr, "KVL_TLS_CERTS is not set (ctest sets it; see tests/CMakeLists.txt)\n");
+    if (test_certs_init() != 0) {
         return 1;
     }
-    snprintf(certs, sizeof(certs), "%s", dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_other_ca),
