@@ -212,13 +212,37 @@ static void test_injective(void **state)
     }
 }
 
+static void test_check_length(void **state)
+{
+    KVL_UNUSED(state);
+    char name[400], why[256] = "", out[1024];
+    /* Plain characters: one byte each; KVL_NAME_FILE_MAX of them pass, one more does not. */
+    memset(name, 'a', KVL_NAME_FILE_MAX);
+    name[KVL_NAME_FILE_MAX] = '\0';
+    assert_int_equal(kvl_name_check("interface", name, why, sizeof(why)), 0);
+    assert_int_equal((int)kvl_name_file_len(name), kvl_name_file_safe(name, out, sizeof(out)));
+    name[KVL_NAME_FILE_MAX] = 'a';
+    name[KVL_NAME_FILE_MAX + 1] = '\0';
+    assert_int_equal(kvl_name_check("interface", name, why, sizeof(why)), KVL_EINVAL);
+    assert_non_null(strstr(why, "interface name of 251 bytes"));
+    /* Escaped bytes count three: 84 slashes are 252 bytes as a file name. */
+    memset(name, '/', 84);
+    name[84] = '\0';
+    assert_int_equal((int)kvl_name_file_len(name), kvl_name_file_safe(name, out, sizeof(out)));
+    assert_int_equal(kvl_name_check("device", name, why, sizeof(why)), KVL_EINVAL);
+    name[83] = '\0';
+    assert_int_equal(kvl_name_check("device", name, NULL, 0), 0);
+    assert_int_equal((int)kvl_name_file_len(""), 3);
+    assert_int_equal((int)kvl_name_file_len("_x"), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interface_names), cmocka_unit_test(test_dots),
         cmocka_unit_test(test_underscore),      cmocka_unit_test(test_percent_and_bytes),
         cmocka_unit_test(test_empty),           cmocka_unit_test(test_small_buffer),
-        cmocka_unit_test(test_injective),
+        cmocka_unit_test(test_check_length),    cmocka_unit_test(test_injective),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
