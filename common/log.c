@@ -3,6 +3,7 @@
  */
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "timeutil.h"
 
 int kvl_log_level = KVL_LOG_LEVEL_INFO;
 
@@ -26,7 +29,11 @@ int kvl_log_level_parse(const char *name)
     return -1;
 }
 
-void kvl_log_write(int level, const char *module, const char *target, const char *fmt, ...)
+static void log_v(int level, const char *module, const char *target, const char *suffix,
+                  const char *fmt, va_list ap) KVL_PRINTF(5, 0);
+
+static void log_v(int level, const char *module, const char *target, const char *suffix,
+                  const char *fmt, va_list ap)
 {
     char line[2048];
     struct timeval tv;
@@ -47,12 +54,15 @@ void kvl_log_write(int level, const char *module, const char *target, const char
         return;
     }
     size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-    va_list ap;
-    va_start(ap, fmt);
     n = vsnprintf(line + used, sizeof(line) - used, fmt, ap);
-    va_end(ap);
     if (n > 0) {
         used += (size_t)n;
+    }
+    if (suffix != NULL && used < sizeof(line) - 1) {
+        n = snprintf(line + used, sizeof(line) - used, "%s", suffix);
+        if (n > 0) {
+            used += (size_t)n;
+        }
     }
     if (used > sizeof(line) - 2) {
         used = sizeof(line) - 2;
@@ -60,6 +70,44 @@ void kvl_log_write(int level, const char *module, const char *target, const char
     line[used++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, used);
     (void)w;
+}
+
+void kvl_log_write(int level, const char *module, const char *target, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, module, target, NULL, fmt, ap);
+    va_end(ap);
+}
+
+bool kvl_log_limit_pass(kvl_log_limit_t *l, uint64_t now_ms, uint64_t *left_out)
+{
+    if (l->last_ms != 0 && now_ms - l->last_ms < l->interval_ms) {
+        l->left_out++;
+        return false;
+    }
+    *left_out = l->left_out;
+    l->left_out = 0;
+    l->last_ms = now_ms != 0 ? now_ms : 1;
+    return true;
+}
+
+void kvl_log_limited(int level, kvl_log_limit_t *l, const char *module, const char *target,
+                     const char *fmt, ...)
+{
+    uint64_t left = 0;
+    if (!kvl_log_limit_pass(l, (uint64_t)kvl_now_ms(), &left)) {
+        return;
+    }
+    char suffix[96] = "";
+    if (left > 0) {
+        snprintf(suffix, sizeof(suffix), " (%" PRIu64 " similar lines left out since the last one)",
+                 left);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, module, target, suffix[0] ? suffix : NULL, fmt, ap);
+    va_end(ap);
 }
 
 const char *kvl_strerror(int code)

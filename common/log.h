@@ -9,6 +9,9 @@
 #ifndef KVL_LOG_H
 #define KVL_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "kvl.h"
 
 typedef enum {
@@ -35,5 +38,38 @@ void kvl_log_write(int level, const char *module, const char *target, const char
 #define KVL_LOG_WARN(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_WARN, module, target, __VA_ARGS__)
 #define KVL_LOG_INFO(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_INFO, module, target, __VA_ARGS__)
 #define KVL_LOG_DEBUG(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_DEBUG, module, target, __VA_ARGS__)
+
+/* A line that may repeat (a flood of connections, a peer's bad frames): at most one per
+ * interval per limiter, the next one saying how many were left out. Not thread-safe: a
+ * limiter belongs to one thread. Usage:
+ *     static kvl_log_limit_t lim = KVL_LOG_LIMIT_INIT(10000);
+ *     KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &lim, "ingest", peer, "refused: %s", why);
+ */
+typedef struct kvl_log_limit {
+    uint64_t interval_ms;
+    uint64_t last_ms;  /* when the last line was written (0: never) */
+    uint64_t left_out; /* lines not written since */
+} kvl_log_limit_t;
+
+#define KVL_LOG_LIMIT_INIT(ms)                                                                     \
+    {                                                                                              \
+        .interval_ms = (ms), .last_ms = 0, .left_out = 0                                           \
+    }
+
+/* True when a line may be written at now_ms; *left_out then gets the number not written
+ * since the last one (and the count restarts). False: counted as left out. */
+bool kvl_log_limit_pass(kvl_log_limit_t *l, uint64_t now_ms, uint64_t *left_out);
+
+/* kvl_log_write through a limiter (the clock is read here), adding "(N similar lines left
+ * out since the last one)" when some were. */
+void kvl_log_limited(int level, kvl_log_limit_t *l, const char *module, const char *target,
+                     const char *fmt, ...) KVL_PRINTF(5, 6);
+
+#define KVL_LOG_LIMITED(level, limit, module, target, ...)                                         \
+    do {                                                                                           \
+        if ((level) <= kvl_log_level) {                                                            \
+            kvl_log_limited((level), (limit), (module), (target), __VA_ARGS__);                    \
+        }                                                                                          \
+    } while (0)
 
 #endif
