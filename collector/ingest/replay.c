@@ -176,9 +176,13 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
     if (in->stats.replay_queued > 0) {
         KVL_LOG_INFO("ingest", NULL,
                      "replay done: %" PRIu64 " journaled batches applied to the archives (%" PRIu64
-                     " updates were already there), %" PRIu64 " unreadable; %zu agents' batches "
-                     "wait for their archives (applying paused)",
-                     in->stats.replayed_batches, in->stats.replay_stale, in->stats.replay_errors,
+                     " updates were already there), %" PRIu64 " unreadable",
+                     in->stats.replayed_batches, in->stats.replay_stale, in->stats.replay_errors);
+    }
+    if (paused > 0) {
+        KVL_LOG_WARN("ingest", NULL,
+                     "replay: %zu agents' batches wait for their archives (applying paused); "
+                     "accepting agents meanwhile",
                      paused);
     }
     KVL_LOG_INFO("ingest", in->cfg->listen, "listening for agents");
