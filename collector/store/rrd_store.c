@@ -130,7 +130,10 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
         return KVL_RRD_MISSING;
     }
     bool again = is_transient(text, saved_errno, creating);
-    if (text[0] == '\0') {
+    if (text[0] == '\0' && creating) {
+        /* errno is the unlink of librrd's temporary file by now: not the reason */
+        snprintf(err, errlen, "writing the file failed (librrd gives no reason)");
+    } else if (text[0] == '\0') {
         snprintf(err, errlen, "librrd gave no reason%s%s", saved_errno != 0 ? "; errno: " : "",
                  saved_errno != 0 ? strerror(saved_errno) : "");
     } else {
