@@ -13,6 +13,10 @@
  * backpressure). A malformed, oversized or out-of-place frame closes that one connection with a log
  * line; so do the handshake and idle timeouts; connections beyond max_connections are closed at
  * once.
+ *
+ * A sink's failure that can pass (sink.h: the archives' disk read-only or full) leaves the
+ * batch in the journal and first in its agent's queue, retried later, in order; other
+ * agents go on.
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
