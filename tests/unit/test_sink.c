@@ -105,6 +105,10 @@ typedef struct coll {
     kvl_ingest_t *in;
 } coll_t;
 
+/* When set: journal segments of this size (below what the configuration accepts) and a
+ * bound of 4 of them. */
+static int64_t g_segment_bytes;
+
 static void coll_start_with(coll_t *c, const char *dir, const kvl_sink_t *s1, void *ctx1,
                             const kvl_sink_t *s2, void *ctx2)
 {
@@ -118,6 +122,10 @@ static void coll_start_with(coll_t *c, const char *dir, const kvl_sink_t *s1, vo
     c->cfg = kvl_collector_cfg_parse("collector.yaml", text, err, sizeof(err));
     assert_non_null(c->cfg);
     c->cfg->listen_port = 0;
+    if (g_segment_bytes > 0) {
+        c->cfg->journal_segment_bytes = g_segment_bytes;
+        c->cfg->journal_max_bytes = 4 * g_segment_bytes;
+    }
     assert_int_equal(kvl_sinks_register(&c->sinks, s1, ctx1), 0);
     if (s2 != NULL) {
         assert_int_equal(kvl_sinks_register(&c->sinks, s2, ctx2), 0);
@@ -339,7 +347,7 @@ static void test_events_once_across_a_crash(void **state)
 typedef struct flaky {
     const char *fail_agent;
     int fail_left;
-    char log[2048];
+    char log[8192];
 } flaky_t;
 
 static int flaky_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
@@ -506,6 +514,79 @@ static void test_retry_across_restart(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static bool journal_paused(coll_t *c, void *arg)
+{
+    (void)arg;
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c->in, &s);
+    return s.journal_pauses > 0;
+}
+
+static bool all_written(coll_t *c, void *arg)
+{
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c->in, &s);
+    return s.batches_written >= *(uint64_t *)arg && s.apply_paused_agents == 0;
+}
+
+/* Applying paused, the journal keeps what waits: past its bound nobody is read (as when the
+ * archives lag); once the sink takes the batch again, everything is applied and read. */
+static void test_retry_journal_bound(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    flaky_t flaky = {.fail_agent = "agent-a", .fail_left = 1000000};
+    coll_t c;
+    g_segment_bytes = 4096; /* the journal's least: a bound of 16 KiB */
+    coll_start_with(&c, dir, &flaky_sink, &flaky, NULL, NULL);
+    g_segment_bytes = 0;
+    enum { N = 600 };
+    int fa = agent_connect(kvl_ingest_port(c.in), "agent-a");
+    for (uint64_t seq = 1; seq <= N / 2; seq++) {
+        agent_send(fa, KVL_LANE_BULK, seq);
+    }
+    assert_true(run_until(&c, journal_paused, NULL));
+    for (uint64_t seq = N / 2 + 1; seq <= N; seq++) {
+        agent_send(fa, KVL_LANE_BULK, seq);
+    }
+    run_for(&c, 300);
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.apply_paused_agents, 1);
+    assert_true(s.batches_journaled < N); /* held back */
+    assert_true(s.journal_bytes > 4 * 4096);
+    assert_int_equal(s.batches_written, 0);
+    uint64_t journaled = s.batches_journaled;
+    run_for(&c, 300);
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.batches_journaled, journaled); /* still held back */
+
+    flaky.fail_left = 0; /* the disk is back */
+    uint64_t n = N;
+    for (int i = 0; i < 8 && !all_written(&c, &n); i++) {
+        run_until(&c, all_written, &n); /* the next retry comes within 30 s */
+    }
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.batches_journaled, N);
+    assert_int_equal(s.batches_written, N);
+    assert_int_equal(s.apply_pauses, 1);
+    /* in order, once: "a1 a1+ ... a1+ a2 a3 ... a200" */
+    char want[16];
+    const char *p = strstr(flaky.log, "a2 ");
+    assert_non_null(p);
+    for (uint64_t seq = 2; seq <= N && p != NULL; seq++) {
+        snprintf(want, sizeof(want), "a%" PRIu64 " ", seq);
+        assert_true(strncmp(p, want, strlen(want)) == 0);
+        p += strlen(want);
+    }
+    close(fa);
+    coll_stop(&c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_events_once_across_a_crash),
         cmocka_unit_test(test_retry_in_order),
         cmocka_unit_test(test_retry_across_restart),
+        cmocka_unit_test(test_retry_journal_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
