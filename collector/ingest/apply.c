@@ -481,8 +481,6 @@ static void on_load_work(uv_work_t *w)
     }
 }
 
-/* A spilled batch is back from the journal: decoded and checked against its own
- * connection's definitions, it goes to the sinks like any other. */
 /* A read of the journal that failed for a reason that can pass (not a damaged record). */
 static bool read_can_pass(int rc)
 {
@@ -490,6 +488,9 @@ static bool read_can_pass(int rc)
            rc == -EAGAIN || rc == -EINTR || rc == -EACCES || rc == -EPERM;
 }
 
+/* A spilled batch is back from the journal: decoded and checked against its own
+ * connection's definitions, it goes to the sinks like any other; a read that failed for a
+ * reason that can pass pauses the agent's applying, to read it again later. */
 static void on_load_done(uv_work_t *w, int status)
 {
     load_t *l = w->data;
