@@ -151,8 +151,9 @@ for bad in 'failed for good' 'cannot read it back' 'older than their archive' 'l
 done
 np=$(grep -c 'applying paused' "$CLOG")
 nr=$(grep -c 'applying resumed' "$CLOG")
-[ "$np" -eq 2 ] && [ "$nr" -eq 2 ] \
-    || kvl_fail "expected applying to pause and resume once per fault: paused $np, resumed $nr"
+if [ "$np" -ne 2 ] || [ "$nr" -ne 2 ]; then
+    kvl_fail "expected applying to pause and resume once per fault: paused $np, resumed $nr"
+fi
 grep -q '\[ingest faults-agent\] applying paused .*Read-only file system' "$CLOG" \
     || kvl_fail "the read-only pause is not the first agent's or lacks its reason"
 grep -q '\[ingest faults-agent2\] applying paused .*lab/.*\(no space left\|KiB free\)' "$CLOG" \
