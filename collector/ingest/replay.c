@@ -181,8 +181,8 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
     }
     if (paused > 0) {
         KVL_LOG_WARN("ingest", NULL,
-                     "replay: %zu agents' batches wait for their archives (applying paused); "
-                     "accepting agents meanwhile",
+                     "replay: the batches of %zu agents wait until their archives can be "
+                     "written; accepting agents meanwhile",
                      paused);
     }
     KVL_LOG_INFO("ingest", in->cfg->listen, "listening for agents");

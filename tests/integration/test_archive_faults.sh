@@ -15,7 +15,9 @@
 #   (b) disk full: the data folder is filled with a file, and a second agent starts with a
 #       device whose archives cannot be created (ENOSPC, which librrd reports with no message
 #       at all). Applying pauses for it (not for the first agent, whose archives exist).
-#       After 15 s the file is removed: resumed once, its first polls written first.
+#       Meanwhile the collector is restarted: it stops at once, replays the waiting batches,
+#       pauses again and accepts agents. After 15 s the file is removed: resumed once, the
+#       new agent's first polls written first.
 # Afterwards (the agent stopped, everything it queued applied): every bulk batch the agent
 # queued was applied exactly once and in order, no update was lost or failed for good,
 # none was refused as stale outside a retry, and every archive has a known value for every
@@ -56,6 +58,11 @@ mount -t tmpfs -o size=64m,mode=0755 kvl-archives "$DATA" || kvl_fail "cannot mo
 mkdir -p "$DATA/_journal"
 mount -t tmpfs -o size=512m,mode=0755 kvl-journal "$DATA/_journal" \
     || kvl_fail "cannot mount a tmpfs on $DATA/_journal"
+
+# logged_times N PATTERN: the collector's log has at least N lines matching PATTERN.
+logged_times() {
+    [ "$(grep -c "$2" "$CLOG")" -ge "$1" ]
+}
 
 # remount_data OPTS: remount the archives' tmpfs; a file open for writing at that instant
 # (an update in progress) makes `remount,ro` fail with EBUSY, so it is tried for 10 s.
@@ -101,7 +108,21 @@ ALOG2=$KVL_TMP/logs/agent2.log
 kvl_wait_until 30 "the collector to pause applying for the new agent (disk full)" \
     grep -q '\[ingest faults-agent2\] applying paused' "$CLOG"
 t_full=$(date +%s)
-kvl_sleep_checking "$FULL_SECONDS" "$COL" "$AGENT" "$AGENT2" "$SIM"
+kvl_sleep_checking 4 "$COL" "$AGENT" "$AGENT2" "$SIM"
+# The collector stops while the new agent's batch waits for its retry: at once, the batch
+# left in the journal; the next one replays it, pauses again, and accepts agents meanwhile.
+t0=$SECONDS
+kvl_stop "$COL" TERM || kvl_fail "the collector did not stop"
+[ $((SECONDS - t0)) -le 5 ] || kvl_fail "the collector took $((SECONDS - t0)) s to stop with an agent paused"
+kvl_start_collector collector "$KVL_TMP/collector.yaml"
+COL=$KVL_LAST_PID
+kvl_wait_until 30 "the restarted collector to listen" logged_times 2 'listening for agents'
+grep -q "replay: the batches of 1 agents wait until their archives can be written" "$CLOG" \
+    || kvl_fail "the restarted collector did not replay the waiting batches with applying paused"
+kvl_wait_until 30 "the restarted collector to pause applying for the new agent again" \
+    logged_times 2 '\[ingest faults-agent2\] applying paused'
+kvl_log "collector restarted with the disk still full: replayed, paused again, agents accepted"
+kvl_sleep_checking $((FULL_SECONDS - (SECONDS - t0) - 4)) "$COL" "$AGENT" "$AGENT2" "$SIM"
 [ -e "$DATA/lab/newdev" ] && [ -n "$(find "$DATA/lab/newdev" -name '*.rrd')" ] \
     && kvl_fail "an archive was created on a full disk"
 # the first agent's archives exist: it went on meanwhile
@@ -111,7 +132,7 @@ rm -f "$DATA/fill"
 kvl_log "space freed"
 kvl_wait_until 60 "the collector to resume applying for the new agent" \
     grep -q '\[ingest faults-agent2\] applying resumed' "$CLOG"
-grep -o 'applying paused .*' "$CLOG" | sed -n 2p | sed 's/^/    collector: /' >&2
+grep -o 'applying paused .*' "$CLOG" | sed -n 3p | sed 's/^/    collector: /' >&2
 grep -o 'applying resumed.*' "$CLOG" | sed -n 2p | sed 's/^/    collector: /' >&2
 F2=$DATA/lab/newdev/eth0.rrd
 kvl_wait_until 30 "the new device's archive" test -f "$F2"
@@ -151,8 +172,9 @@ for bad in 'failed for good' 'cannot read it back' 'older than their archive' 'l
 done
 np=$(grep -c 'applying paused' "$CLOG")
 nr=$(grep -c 'applying resumed' "$CLOG")
-if [ "$np" -ne 2 ] || [ "$nr" -ne 2 ]; then
-    kvl_fail "expected applying to pause and resume once per fault: paused $np, resumed $nr"
+# once per fault, and once more by the restarted collector (the first one stopped paused)
+if [ "$np" -ne 3 ] || [ "$nr" -ne 2 ]; then
+    kvl_fail "expected applying to pause 3 times and resume twice: paused $np, resumed $nr"
 fi
 grep -q '\[ingest faults-agent\] applying paused .*Read-only file system' "$CLOG" \
     || kvl_fail "the read-only pause is not the first agent's or lacks its reason"
@@ -189,4 +211,4 @@ f2_first=$(kvl_rrd_rows "$F2" AVERAGE in_octets $((f2_last - 3600)) "$f2_last" |
     || kvl_fail "$F2 starts at $f2_first, after the disk filled ($t_full): the polls made meanwhile are missing"
 check_rows "$F2" in_octets "$f2_first" "$f2_last"
 
-kvl_pass "through ${RO_SECONDS}s read-only and ${FULL_SECONDS}s full: every queued batch applied once and in order; paused and resumed once per fault, the other agent not held back; no unknown step"
+kvl_pass "through ${RO_SECONDS}s read-only and ${FULL_SECONDS}s full (and a collector restart): every queued batch applied once and in order; paused and resumed once per fault, the other agent not held back; no unknown step"
