@@ -42,7 +42,23 @@
  * Errors: on_batch returns 0, and calls done exactly once, or a negative KVL_E* code and
  * never calls done; the ingest then logs it and counts the batch as one error for that
  * sink (it is not offered to that sink again, so a sink's failure never stops the others
- * or the agent). A sink's failures inside the batch (one archive update) go in the result.
+ * or the agent). A sink's failures inside the batch (one archive update) go in the result,
+ * in two kinds:
+ *   errors  failures that cannot pass (a file that is not an archive, a definition the
+ *           archive refuses): counted and logged by the sink; the batch is applied anyway.
+ *   retry   failures that can pass (the disk read-only, full, failing or refusing, a lock
+ *           held too long): the sink did not take (all of) the batch and wants it again.
+ *           The batch is then not applied: it stays in the journal and first in its
+ *           agent's queue, and is handed again to that sink alone (the others have it),
+ *           later, with a growing delay (1 s doubling to 30 s), until no retry comes back;
+ *           the agent's later batches wait behind it (its order holds), other agents' do
+ *           not. `why` names what failed (an archive and the reason) for the ingest's log
+ *           line. A retried batch has `retry` set in kvl_sink_batch_t; what the sink had
+ *           written of it the first time it must accept again without harm (a store
+ *           refuses those updates as stale: expected on a retry, not a problem). Across a
+ *           restart a batch still waiting is replayed and retried the same way. A sink
+ *           should stop at its first such failure, so that nothing after it in the batch
+ *           is written before it (the store does: each file's updates stay in order).
  *
  * Lifetime: a sink and its ctx must outlive the ingest; kvl_ingest_free waits for every
  * `done` still owed, so a sink must finish (or give up and call done) when the collector
@@ -76,6 +92,7 @@ typedef struct kvl_sink_batch {
     const kvl_sink_defs_t *defs;
     const kvl_batch_t *batch; /* seq, lane, groups of samples, events */
     bool replayed;            /* found in the journal at start */
+    bool retry;               /* handed again: this sink asked for it (result.retry) */
 } kvl_sink_batch_t;
 
 typedef struct kvl_sink_event {
@@ -93,7 +110,9 @@ typedef struct kvl_sink_result {
     size_t rows;   /* updates written (a store: one per archive file and instant) */
     size_t values; /* values in them */
     size_t stale;  /* updates refused as not newer than what the sink has */
-    size_t errors; /* updates that failed otherwise */
+    size_t errors; /* updates that failed for good (see Errors above) */
+    size_t retry;  /* updates not done for a reason that can pass: give the batch again */
+    char why[640]; /* when retry: what failed and why ("<archive>: <reason>") */
 } kvl_sink_result_t;
 
 /* result: may be NULL (nothing to count). On the loop's thread, once per on_batch. */

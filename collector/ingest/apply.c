@@ -5,6 +5,16 @@
  * applied when every sink is done: the APPLIED record that lets the journal release a
  * segment. Events-only batches' events go to the sinks on arrival (protocol.c) and the
  * journal records it (ingest_mark_delivered), so replay.c does not repeat them.
+ *
+ * A sink's failure that can pass (sink.h: result.retry; the archives' disk read-only or
+ * full) pauses applying for that agent: its batch is not applied (no APPLIED record, its
+ * segment held), stays first in the agent's queue, and goes again to the sinks that asked,
+ * after RETRY_FIRST_MS doubling to RETRY_MAX_MS (one timer for all agents, at the earliest
+ * one's time); the agent's later batches wait behind it, other agents go on. Said once when
+ * it pauses and once when it recovers. The journal holds the waiting batches: past
+ * journal_max_bytes nobody is read (conn.c), as when the archives lag. A batch that cannot
+ * be read back from the journal for a reason that can pass waits the same way. On stop a
+ * paused batch stays in the journal, replayed (and retried) at the next start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -193,6 +203,94 @@ static void release_segments(kvl_ingest_t *in, const pending_t *p)
     }
 }
 
+/* What one round with the sinks did, counted (whether the batch is applied or waits). */
+static void count_round(kvl_ingest_t *in, agent_state_t *a, const pending_t *p)
+{
+    const kvl_sink_result_t *r = &a->result;
+    if (r->errors > 0) {
+        /* Failures that cannot pass (logged by the sink, once per file): not retried. */
+        KVL_LOG_ERROR("ingest", a->id,
+                      "batch %" PRIu64 ": %zu archive updates failed for good (not retried)",
+                      p->seq, r->errors);
+        in->stats.updates_failed += r->errors;
+    }
+    in->stats.updates_retried += r->retry;
+    in->stats.samples_written += r->values;
+}
+
+/* The agent's first batch goes to the sinks again later: a sink asked for it (a failure
+ * that can pass), or it could not be read back from the journal. why: what failed. */
+static void pause_applying(kvl_ingest_t *in, agent_state_t *a, const pending_t *p, const char *why)
+{
+    uint64_t now = uv_now(in->loop);
+    if (a->paused_since_ms == 0) {
+        a->paused_since_ms = now;
+        a->paused_tries = 1;
+        a->retry_delay_ms = RETRY_FIRST_MS;
+        in->apply_paused++;
+        in->stats.apply_pauses++;
+        KVL_LOG_ERROR("ingest", a->id,
+                      "applying paused at batch %" PRIu64 " lane %u: %s; the batch stays in the "
+                      "journal and is tried again (1 s, doubling to %d s), the agent's later "
+                      "batches wait behind it",
+                      p->seq, p->lane, why, RETRY_MAX_MS / 1000);
+    } else {
+        a->paused_tries++;
+        a->retry_delay_ms =
+            a->retry_delay_ms >= RETRY_MAX_MS / 2 ? RETRY_MAX_MS : a->retry_delay_ms * 2;
+        KVL_LOG_DEBUG("ingest", a->id, "batch %" PRIu64 " still waits (try %" PRIu64 "): %s",
+                      p->seq, a->paused_tries, why);
+    }
+    if (in->freeing) {
+        return; /* it stays in the journal: replayed at the next start */
+    }
+    a->retry_at_ms = now + a->retry_delay_ms;
+    uint64_t due = a->retry_at_ms;
+    for (agent_state_t *o = in->agents; o != NULL; o = o->next) {
+        if (o->retry_at_ms != 0 && o->retry_at_ms < due) {
+            due = o->retry_at_ms;
+        }
+    }
+    uv_timer_start(&in->retry_timer, ingest_on_retry_timer, due > now ? due - now : 0, 0);
+}
+
+/* Applying for the agent goes on after a pause: said once. */
+static void resume_applying(kvl_ingest_t *in, agent_state_t *a, const pending_t *p)
+{
+    uint64_t ms = uv_now(in->loop) - a->paused_since_ms;
+    KVL_LOG_INFO("ingest", a->id,
+                 "applying resumed: batch %" PRIu64 " is in the archives after %" PRIu64
+                 ".%01" PRIu64 " s and %" PRIu64 " failed tries; %zu batches waiting behind it",
+                 p->seq, ms / 1000, ms % 1000 / 100, a->paused_tries, a->q_len);
+    a->paused_since_ms = 0;
+    a->paused_tries = 0;
+    a->retry_sinks = 0;
+    KVL_ASSERT(in->apply_paused > 0);
+    in->apply_paused--;
+}
+
+/* The retry timer: every agent whose time has come hands its first batch over again. */
+void ingest_on_retry_timer(uv_timer_t *t)
+{
+    kvl_ingest_t *in = t->data;
+    uint64_t now = uv_now(in->loop);
+    uint64_t next = 0;
+    for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
+        if (a->retry_at_ms != 0 && a->retry_at_ms <= now) {
+            a->retry_at_ms = 0;
+            ingest_submit_next(in, a);
+        }
+    }
+    for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
+        if (a->retry_at_ms != 0 && (next == 0 || a->retry_at_ms < next)) {
+            next = a->retry_at_ms;
+        }
+    }
+    if (next != 0 && !in->freeing) {
+        uv_timer_start(&in->retry_timer, ingest_on_retry_timer, next > now ? next - now : 0, 0);
+    }
+}
+
 /* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
  * record, its segment released). */
 static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
@@ -201,15 +299,20 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
     KVL_ASSERT(a->writing && in->writing > 0 && a->q_head != NULL);
     pending_t *p = queue_pop(in, a);
     const kvl_sink_result_t *r = &a->result;
+    bool retried = a->paused_since_ms != 0;
     a->writing = false;
     in->writing--;
-    if (r->errors > 0) {
-        /* Acknowledged already (it is in the journal): these updates are lost. */
-        KVL_LOG_ERROR("ingest", a->id, "batch %" PRIu64 ": %zu archive updates failed", p->seq,
-                      r->errors);
-        in->stats.updates_failed += r->errors;
+    count_round(in, a, p);
+    if (retried) {
+        resume_applying(in, a, p);
     }
-    if (r->stale > 0 && p->replay) {
+    if (r->stale > 0 && retried) {
+        /* Written at an earlier try, before the failure that paused it. */
+        KVL_LOG_DEBUG("ingest", a->id,
+                      "batch %" PRIu64 ": %zu updates were written at an earlier try", p->seq,
+                      r->stale);
+        in->stats.retry_stale += r->stale;
+    } else if (r->stale > 0 && p->replay) {
         /* Applied just before the collector stopped, not yet recorded as applied. */
         KVL_LOG_INFO("ingest", a->id,
                      "replay: batch %" PRIu64 ": %zu updates were already in the archives", p->seq,
@@ -228,7 +331,6 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         ingest_deliver_events(in, a, p);
     }
     in->stats.batches_written++;
-    in->stats.samples_written += r->values;
     if (p->replay) {
         in->stats.replayed_batches++;
     }
@@ -253,15 +355,42 @@ static void after_applied(kvl_ingest_t *in, agent_state_t *a)
     ingest_replay_maybe_done(in);
 }
 
+/* Every sink has answered for the agent's first batch: applied, or (a sink asked for it
+ * again) paused. Returns true when applied. */
+static bool round_done(kvl_ingest_t *in, agent_state_t *a)
+{
+    if (a->retry_next == 0) {
+        batch_applied(in, a);
+        return true;
+    }
+    KVL_ASSERT(a->writing && in->writing > 0 && a->q_head != NULL);
+    const pending_t *p = a->q_head;
+    a->writing = false;
+    in->writing--;
+    count_round(in, a, p);
+    a->retry_sinks = a->retry_next;
+    pause_applying(in, a, p, a->result.why[0] ? a->result.why : "a sink asked for it again");
+    return false;
+}
+
 static void on_sink_done(void *token, const kvl_sink_result_t *r)
 {
-    agent_state_t *a = token;
+    sink_call_t *call = token;
+    agent_state_t *a = call->agent;
     kvl_ingest_t *in = a->in;
     if (r != NULL) {
         a->result.rows += r->rows;
         a->result.values += r->values;
         a->result.stale += r->stale;
         a->result.errors += r->errors;
+        a->result.retry += r->retry;
+        if (r->retry > 0) {
+            a->retry_next |= 1u << call->sink;
+            if (a->result.why[0] == '\0') {
+                memcpy(a->result.why, r->why, sizeof(a->result.why));
+                a->result.why[sizeof(a->result.why) - 1] = '\0';
+            }
+        }
     }
     if (a->sinks_left == 0) {
         KVL_LOG_ERROR("ingest", a->id, "a sink called done twice for one batch");
@@ -270,7 +399,7 @@ static void on_sink_done(void *token, const kvl_sink_result_t *r)
     if (--a->sinks_left > 0) {
         return; /* others still owe theirs (or the batch is still being handed over) */
     }
-    batch_applied(in, a);
+    round_done(in, a);
     ingest_submit_next(in, a);
     after_applied(in, a);
     ingest_maybe_free(in);
@@ -281,22 +410,30 @@ static void on_sink_done(void *token, const kvl_sink_result_t *r)
 static void hand_over(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
 {
     kvl_sink_defs_t defs = ingest_defs_view(p->defs);
+    /* A retry goes only to the sinks that asked for it: the others have the batch. */
+    uint32_t to = a->retry_sinks;
     kvl_sink_batch_t b = {.agent = a->id,
                           .site = p->defs->site,
                           .defs = &defs,
                           .batch = &p->msg.u.batch,
-                          .replayed = p->replay};
+                          .replayed = p->replay,
+                          .retry = to != 0};
     a->writing = true;
     in->writing++;
     a->sinks_left = 1;
+    a->retry_next = 0;
     a->result = (kvl_sink_result_t){0};
+    if (to != 0) {
+        in->stats.apply_retries++;
+    }
     for (size_t i = 0; in->sinks != NULL && i < in->sinks->n; i++) {
         const kvl_sink_t *s = in->sinks->at[i].sink;
-        if (s->on_batch == NULL) {
+        if (s->on_batch == NULL || (to != 0 && (to & (1u << i)) == 0)) {
             continue;
         }
         a->sinks_left++;
-        int rc = s->on_batch(in->sinks->at[i].ctx, &b, on_sink_done, a);
+        a->calls[i] = (sink_call_t){.agent = a, .sink = (uint32_t)i};
+        int rc = s->on_batch(in->sinks->at[i].ctx, &b, on_sink_done, &a->calls[i]);
         if (rc != 0) {
             a->sinks_left--;
             a->result.errors++;
@@ -333,7 +470,7 @@ static void on_load_work(uv_work_t *w)
                 continue;
             }
             if (r <= 0) {
-                l->err = r < 0 ? -errno : UV_EIO;
+                l->err = r < 0 ? -errno : KVL_EIO; /* short: a damaged journal */
                 break;
             }
             got += (size_t)r;
@@ -344,8 +481,16 @@ static void on_load_work(uv_work_t *w)
     }
 }
 
+/* A read of the journal that failed for a reason that can pass (not a damaged record). */
+static bool read_can_pass(int rc)
+{
+    return rc == -EIO || rc == KVL_ENOMEM || rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE ||
+           rc == -EAGAIN || rc == -EINTR || rc == -EACCES || rc == -EPERM;
+}
+
 /* A spilled batch is back from the journal: decoded and checked against its own
- * connection's definitions, it goes to the sinks like any other. */
+ * connection's definitions, it goes to the sinks like any other; a read that failed for a
+ * reason that can pass pauses the agent's applying, to read it again later. */
 static void on_load_done(uv_work_t *w, int status)
 {
     load_t *l = w->data;
@@ -355,6 +500,7 @@ static void on_load_done(uv_work_t *w, int status)
     a->writing = false;
     in->writing--;
     char err[256] = "";
+    int l_err = l->err;
     int rc = status != 0 ? status : l->err;
     kvl_msg_t m = {0};
     if (rc == 0 && !in->freeing) {
@@ -377,8 +523,13 @@ static void on_load_done(uv_work_t *w, int status)
         ingest_maybe_free(in);
         return;
     }
-    if (rc != 0) {
-        /* Only a damaged disk can do this: the batch is lost for the sinks. */
+    if (rc != 0 && read_can_pass(status != 0 ? status : l_err)) {
+        /* A disk that fails for now: read it back later, in its turn. */
+        char why[400];
+        snprintf(why, sizeof(why), "cannot read it back from the journal: %s", err);
+        pause_applying(in, a, p, why);
+    } else if (rc != 0) {
+        /* Only a damaged journal can do this: the batch is lost for the sinks. */
         KVL_LOG_ERROR("ingest", a->id,
                       "batch %" PRIu64 ": cannot read it back from the journal: %s", p->seq, err);
         kvl_msg_clear(&m);
@@ -422,7 +573,7 @@ static void load_spilled(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a)
 {
     bool applied = false;
-    while (!a->writing && a->q_head != NULL && !in->freeing &&
+    while (!a->writing && a->q_head != NULL && !in->freeing && a->retry_at_ms == 0 &&
            a->q_head->jseq <= kvl_journal_synced(in->journal)) {
         pending_t *p = a->q_head;
         if (!p->decoded) {
@@ -435,7 +586,11 @@ void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a)
         if (--a->sinks_left > 0) {
             break; /* on_sink_done goes on */
         }
-        batch_applied(in, a);
+        if (!round_done(in, a)) {
+            ingest_update_pause(in);
+            ingest_replay_maybe_done(in);
+            break; /* paused: the retry timer goes on */
+        }
         applied = true;
     }
     if (applied) {

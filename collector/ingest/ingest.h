@@ -13,6 +13,10 @@
  * backpressure). A malformed, oversized or out-of-place frame closes that one connection with a log
  * line; so do the handshake and idle timeouts; connections beyond max_connections are closed at
  * once.
+ *
+ * A sink's failure that can pass (sink.h: the archives' disk read-only or full) leaves the
+ * batch in the journal and first in its agent's queue, retried later, in order; other
+ * agents go on.
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
@@ -43,7 +47,7 @@ typedef struct kvl_ingest_stats {
     uint64_t batches_read_back;   /* spilled batches read back from the journal */
     uint64_t samples_written;     /* values in written archive updates */
     uint64_t updates_stale;       /* updates the archives refused as out of order */
-    uint64_t updates_failed;      /* updates that failed (logged; the batch was acknowledged) */
+    uint64_t updates_failed;      /* updates that failed for good (logged; the batch applied) */
     uint64_t protocol_errors;     /* connections closed for an error (bad frame, refusal, limit) */
     uint64_t journal_records;     /* records appended */
     uint64_t journal_commits;     /* group commits that reached the disk */
@@ -54,6 +58,11 @@ typedef struct kvl_ingest_stats {
     uint64_t replayed_batches;      /* of those, written */
     uint64_t replay_stale;          /* updates of replayed batches the archives already had */
     uint64_t replay_errors;         /* journal records that could not be replayed */
+    uint64_t apply_pauses;          /* times an agent's applying paused (failure that can pass) */
+    uint64_t apply_retries;         /* batches handed to a sink again after such a failure */
+    uint64_t updates_retried;       /* updates that failed for a reason that can pass, per try */
+    uint64_t retry_stale;           /* updates of retried batches written at an earlier try */
+    uint64_t apply_paused_agents;   /* agents whose applying is paused now */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

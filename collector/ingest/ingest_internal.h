@@ -31,6 +31,8 @@
 #define MEM_SAMPLES_HIGH (2u << 20) /* samples kept decoded in memory, all agents together */
 #define BACKLOG_HIGH (64ull << 20)  /* journal bytes not yet on disk: stop reading anyone */
 #define REFUSE_LOG_MS 10000         /* at most one line about max_connections this often */
+#define RETRY_FIRST_MS 1000         /* a batch a sink wants again: first retry after this, */
+#define RETRY_MAX_MS 30000          /* doubling up to this */
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -68,6 +70,12 @@ typedef struct pending {
     kvl_msg_t msg;
 } pending_t;
 
+/* The token a sink's `done` gets: which agent, which sink (apply.c). */
+typedef struct sink_call {
+    struct agent_state *agent;
+    uint32_t sink; /* index in the registry */
+} sink_call_t;
+
 typedef struct agent_state {
     struct agent_state *next;
     struct kvl_ingest *in;
@@ -87,6 +95,15 @@ typedef struct agent_state {
     bool touched;             /* on the list of agents the current on_synced acknowledges */
     struct agent_state *next_touched;
     struct conn *conn; /* the current connection, if any */
+    /* Applying paused by a failure that can pass (sink.h, apply.c): the first batch stays
+     * first and is handed again at retry_at_ms to the sinks in retry_sinks. */
+    sink_call_t calls[KVL_SINKS_MAX]; /* the tokens of the sinks' `done`s */
+    uint32_t retry_next;              /* sinks that asked for the batch again in this round */
+    uint32_t retry_sinks;             /* sinks the next round goes to (0: all) */
+    uint64_t retry_at_ms;             /* 0: no retry waiting (loop time) */
+    uint32_t retry_delay_ms;          /* the delay just used */
+    uint64_t paused_since_ms;         /* 0: applying is not paused */
+    uint64_t paused_tries;            /* rounds that failed during this pause */
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -135,6 +152,9 @@ struct kvl_ingest {
     uint64_t refused_since_log;
     uint64_t refused_log_ms;
     kvl_ingest_stats_t stats;
+    uv_timer_t retry_timer;  /* the earliest paused agent's retry (apply.c) */
+    bool retry_timer_closed; /* closed by kvl_ingest_free */
+    size_t apply_paused;     /* agents whose applying is paused */
 };
 
 /* agents.c */
@@ -166,6 +186,7 @@ void ingest_on_journal_synced(void *ctx, uint64_t synced);
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a);
 void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
+void ingest_on_retry_timer(uv_timer_t *t);
 
 /* conn.c */
 const char *ingest_check_identity(conn_t *c, const char *agent_id, char *why, size_t len);

@@ -10,6 +10,10 @@
  * the batch to on_batch, in order, but not its events to on_event again. An older
  * collector would read the second kind as the first: a journal is not to be given back
  * to one.
+ *
+ * A replayed batch a sink cannot take for now (sink.h: result.retry) pauses applying for
+ * its agent as at any other time (apply.c); the replay is done when every agent's queue is
+ * empty or paused, so one unwritable archive does not keep every agent out.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -159,10 +163,14 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
     if (!in->replaying || in->writing > 0) {
         return;
     }
+    /* An agent whose applying is paused (a failure that can pass, apply.c) does not hold
+     * everyone back: its batches wait in order, and its new ones queue behind them. */
+    size_t paused = 0;
     for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
-        if (a->q_head != NULL) {
+        if (a->q_head != NULL && a->paused_since_ms == 0) {
             return;
         }
+        paused += a->q_head != NULL;
     }
     in->replaying = false;
     if (in->stats.replay_queued > 0) {
@@ -170,6 +178,12 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
                      "replay done: %" PRIu64 " journaled batches applied to the archives (%" PRIu64
                      " updates were already there), %" PRIu64 " unreadable",
                      in->stats.replayed_batches, in->stats.replay_stale, in->stats.replay_errors);
+    }
+    if (paused > 0) {
+        KVL_LOG_WARN("ingest", NULL,
+                     "replay: the batches of %zu agents wait until their archives can be "
+                     "written; accepting agents meanwhile",
+                     paused);
     }
     KVL_LOG_INFO("ingest", in->cfg->listen, "listening for agents");
     if (in->accept_waiting && !in->freeing) {

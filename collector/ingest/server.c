@@ -27,6 +27,11 @@
  * journal has it on disk) and not written again; the journal keeps these positions across
  * restarts, so Welcome tells an agent where to resume.
  *
+ * A sink's failure that can pass (the archives' disk read-only or full; sink.h) leaves the
+ * batch unapplied, first in its agent's queue and in the journal, and pauses applying for
+ * that agent until a retry (1 s doubling to 30 s) succeeds (apply.c); a stop leaves it in
+ * the journal for the next start.
+ *
  * Bounds: the journal is the buffer between agents and sinks. A batch waiting for the
  * sinks is kept decoded in memory while its agent has fewer than
  * MEM_AGENT_HIGH such and all agents fewer than MEM_SAMPLES_HIGH samples; otherwise it is
@@ -84,6 +89,8 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
     }
     uv_tcp_init(loop, &in->server);
     in->server.data = in;
+    uv_timer_init(loop, &in->retry_timer);
+    in->retry_timer.data = in;
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
@@ -117,7 +124,8 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
  * archive write is in flight; the journal's last commit is written then. */
 void ingest_maybe_free(kvl_ingest_t *in)
 {
-    if (!in->freeing || !in->server_closed || in->live > 0 || in->writing > 0) {
+    if (!in->freeing || !in->server_closed || !in->retry_timer_closed || in->live > 0 ||
+        in->writing > 0) {
         return;
     }
     if (!in->journal_closed) {
@@ -155,12 +163,21 @@ static void on_server_closed(uv_handle_t *h)
     ingest_maybe_free(in);
 }
 
+static void on_retry_timer_closed(uv_handle_t *h)
+{
+    kvl_ingest_t *in = h->data;
+    in->retry_timer_closed = true;
+    ingest_maybe_free(in);
+}
+
 void kvl_ingest_free(kvl_ingest_t *in)
 {
     if (in == NULL || in->freeing) {
         return;
     }
     in->freeing = true;
+    /* A batch waiting for its retry (apply.c) stays in the journal: replayed next time. */
+    uv_close((uv_handle_t *)&in->retry_timer, on_retry_timer_closed);
     uv_close((uv_handle_t *)&in->server, on_server_closed);
     while (in->conns != NULL) {
         ingest_conn_close(in->conns, NULL);
@@ -170,6 +187,7 @@ void kvl_ingest_free(kvl_ingest_t *in)
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out)
 {
     *out = in->stats;
+    out->apply_paused_agents = in->apply_paused;
     if (!in->journal_closed) {
         kvl_journal_stats_t st;
         kvl_journal_stats(in->journal, &st);

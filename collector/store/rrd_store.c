@@ -6,30 +6,143 @@
  * not an I/O problem but an ordering one, and is reported as KVL_RRD_STALE; a file locked
  * by a reader (rrdtool fetch and graph take a shared lock, and librrd's update does not
  * wait for it) is reported as KVL_RRD_BUSY so the caller can try again.
+ *
+ * Failures that can pass (KVL_RRD_AGAIN) are told from those that cannot by librrd's
+ * message: its file errors carry strerror's text ("opening 'x.rrd': Read-only file
+ * system"), its writes of a file's parts have fixed texts ("rrd_write live_head to rrd").
+ * librrd 1.7's create loses the reason of a failed write altogether (write_fh returns -1
+ * with no message, and the unlink of its temporary file overwrites errno): a create that
+ * fails without a message, or in writing its temporary file, is a file-system failure, and
+ * the file system is examined (statvfs) to say which; a create refused for its arguments
+ * has a message of its own and is permanent.
  */
 #include "rrd_store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <rrd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
-static kvl_rrd_result_t take_error(char *err, size_t errlen)
+/* errno values of a file system that can recover, or of a process short of a resource. */
+static const int transient_errnos[] = {EROFS,  ENOSPC, EDQUOT, EIO,    EACCES, EPERM,
+                                       EAGAIN, EMFILE, ENFILE, ENOMEM, EBUSY,  EINTR};
+
+/* librrd's messages of a write or of resources, without an errno's text. */
+static const char *const transient_texts[] = {
+    "rrd_write ",
+    "seek rrd for live header",
+    "seek error in rrd",
+    "writing rrd",
+    "Cannot create temporary file",
+    "Cannot open output file",
+    "Cannot chmod temporary file",
+    "Cannot rename temporary file",
+    "could not lock RRD",
+    "out of memory",
+    "malloc",
+    "error message was lost",
+};
+
+/* msg: librrd's message ("" when it gave none: then saved_errno decides, unless
+ * empty_fails_write says that a call without a message failed in writing). */
+static bool is_transient(const char *msg, int saved_errno, bool empty_fails_write)
+{
+    if (msg[0] == '\0') {
+        if (empty_fails_write) {
+            return true;
+        }
+        for (size_t i = 0; i < sizeof(transient_errnos) / sizeof(transient_errnos[0]); i++) {
+            if (saved_errno == transient_errnos[i]) {
+                return true;
+            }
+        }
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(transient_errnos) / sizeof(transient_errnos[0]); i++) {
+        if (strstr(msg, strerror(transient_errnos[i])) != NULL) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof(transient_texts) / sizeof(transient_texts[0]); i++) {
+        if (strstr(msg, transient_texts[i]) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What the file system holding `path` (or its nearest existing folder) says about itself,
+ * appended to out: read-only, full, out of inodes, or how much room it has. */
+static void describe_fs(const char *path, char *out, size_t outlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    struct statvfs v;
+    int rc = -1;
+    for (char *slash = strrchr(dir, '/'); slash != NULL; slash = strrchr(dir, '/')) {
+        *slash = '\0';
+        if (dir[0] == '\0') {
+            snprintf(dir, sizeof(dir), "/");
+        }
+        if ((rc = statvfs(dir, &v)) == 0 || dir[1] == '\0') {
+            break;
+        }
+    }
+    size_t n = strlen(out);
+    if (n >= outlen) {
+        return;
+    }
+    if (rc != 0) {
+        snprintf(out + n, outlen - n, " (its folder cannot be examined: %s)", strerror(errno));
+    } else if (v.f_flag & ST_RDONLY) {
+        snprintf(out + n, outlen - n, " (%s: read-only file system)", dir);
+    } else if (v.f_files > 0 && v.f_favail == 0) {
+        snprintf(out + n, outlen - n, " (%s: no inodes left)", dir);
+    } else {
+        unsigned long long kib = (unsigned long long)v.f_bavail * v.f_frsize / 1024;
+        snprintf(out + n, outlen - n, " (%s: %s%llu KiB free)", dir,
+                 v.f_bavail == 0 ? "no space left on device, " : "", kib);
+    }
+}
+
+static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creating, char *err,
+                                   size_t errlen)
 {
     const char *msg = rrd_get_error();
-    snprintf(err, errlen, "%s", msg && *msg ? msg : "unknown librrd error");
+    char text[512];
+    snprintf(text, sizeof(text), "%s", msg != NULL ? msg : "");
     rrd_clear_error();
-    if (strstr(err, "illegal attempt to update using time") != NULL) {
+    if (strstr(text, "illegal attempt to update using time") != NULL) {
+        snprintf(err, errlen, "%s", text);
         return KVL_RRD_STALE;
     }
-    if (strstr(err, "could not lock") != NULL) {
+    if (strstr(text, "could not lock") != NULL) {
+        snprintf(err, errlen, "%s", text);
         return KVL_RRD_BUSY;
     }
-    if (strncmp(err, "opening '", 9) == 0 && strstr(err, "No such file or directory") != NULL) {
+    if (strncmp(text, "opening '", 9) == 0 && strstr(text, strerror(ENOENT)) != NULL) {
+        snprintf(err, errlen, "%s", text);
         return KVL_RRD_MISSING;
     }
-    return KVL_RRD_ERROR;
+    bool again = is_transient(text, saved_errno, creating);
+    if (text[0] == '\0' && creating) {
+        /* errno is the unlink of librrd's temporary file by now: not the reason */
+        snprintf(err, errlen, "writing the file failed (librrd gives no reason)");
+    } else if (text[0] == '\0') {
+        snprintf(err, errlen, "librrd gave no reason%s%s", saved_errno != 0 ? "; errno: " : "",
+                 saved_errno != 0 ? strerror(saved_errno) : "");
+    } else {
+        snprintf(err, errlen, "%s", text);
+    }
+    if (again) {
+        describe_fs(path, err, errlen);
+    }
+    return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
 }
 
 kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
@@ -58,15 +171,19 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
         argv[k] = t;
     }
     rrd_clear_error();
+    errno = 0;
     /* no_overwrite: two writers racing to create the same file must not clobber it. */
     int rc = rrd_create_r2(path, step, (time_t)start, 1, NULL, NULL, (int)n, argv);
+    int saved_errno = errno;
     kvl_rrd_result_t res = KVL_RRD_OK;
     if (rc != 0) {
-        res = take_error(err, errlen);
-        if (strstr(err, "exists") != NULL || errno == EEXIST) {
+        const char *msg = rrd_get_error();
+        bool exists = msg != NULL && strstr(msg, "exists") != NULL;
+        res = take_error(path, saved_errno, true, err, errlen);
+        if (exists) {
             res = KVL_RRD_OK; /* someone else made it first */
-        } else {
-            res = KVL_RRD_ERROR;
+        } else if (res != KVL_RRD_AGAIN) {
+            res = KVL_RRD_ERROR; /* its arguments refused */
         }
     }
     free(argv);
@@ -79,8 +196,9 @@ kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *
 {
     const char *argv[1] = {update};
     rrd_clear_error();
+    errno = 0;
     if (rrd_update_r(path, tmpl, 1, argv) != 0) {
-        return take_error(err, errlen);
+        return take_error(path, errno, false, err, errlen);
     }
     return KVL_RRD_OK;
 }

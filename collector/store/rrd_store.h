@@ -24,11 +24,16 @@ typedef enum {
     KVL_RRD_STALE = 1,   /* update not newer than the file's last update: refused */
     KVL_RRD_BUSY = 2,    /* the file is locked by a reader (rrdtool graph, fetch): try again */
     KVL_RRD_MISSING = 3, /* update: the file does not exist (yet) */
-    KVL_RRD_ERROR = -1,  /* anything else; message in err */
+    KVL_RRD_AGAIN = 4,   /* the file system refused for a reason that can pass (read-only,
+                            full, out of inodes or quota, I/O error, permission, too many open
+                            files); err names it: try again later */
+    KVL_RRD_ERROR = -1,  /* anything else (not an RRD file, other data sources, a definition
+                            librrd refuses): trying again will not help; message in err */
 } kvl_rrd_result_t;
 
 /* Creates `path` (not overwriting an existing file) with the given step in seconds, a
- * heartbeat of 2 steps, last update time `start`. */
+ * heartbeat of 2 steps, last update time `start`. KVL_RRD_AGAIN when the file could not be
+ * written (librrd loses the reason of a failed write: the file system is examined instead). */
 kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
                                 const kvl_rrd_ds_t *ds, size_t n_ds, const kvl_rrd_rra_t *rra,
                                 size_t n_rra, char *err, size_t errlen);

@@ -5,6 +5,11 @@
  * outside it is counted as skipped rather than guessed at. Each row becomes one
  * rrd_update with a template naming just the data sources present, so a metric a device
  * does not have stays unknown in the file.
+ *
+ * Failures are of two kinds (rrd_store.h): one that can pass (KVL_RRD_AGAIN, or a reader's
+ * lock held past BUSY_WAIT_MS) stops the job at that row and says why in the result, for
+ * the caller to run it again later; one that cannot is counted and the job goes on, and its
+ * file is logged once (a small set of such files, until an update of it succeeds again).
  */
 #include "store.h"
 
@@ -23,8 +28,11 @@
 #include "rrd_store.h"
 
 /* How long one update waits for a reader (rrdtool graph, fetch) to release its lock before
- * the batch fails and is left unacknowledged. */
+ * the job stops there, to be run again later (result.retry). */
 #define BUSY_WAIT_MS 10000
+/* Files remembered as failing for good (logged once each); beyond it they are logged at
+ * every failure. */
+#define BAD_FILES_MAX 1024
 
 static const kvl_rrd_ds_t interface_ds[] = {
     {"in_octets", 1},     {"out_octets", 1},     {"in_ucast_pkts", 1}, {"out_ucast_pkts", 1},
@@ -51,6 +59,9 @@ struct kvl_store {
     char **cfs;
     size_t n_cfs;
     size_t busy;
+    uv_mutex_t bad_lock;         /* the pool's threads share the set below */
+    uint64_t bad[BAD_FILES_MAX]; /* hashes of the paths of files failing for good */
+    size_t n_bad;
 };
 
 struct kvl_store_job {
@@ -75,6 +86,11 @@ int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out
         goto nomem;
     }
     s->loop = loop;
+    if (uv_mutex_init(&s->bad_lock) != 0) {
+        free(s);
+        s = NULL;
+        goto nomem;
+    }
     s->data_dir = strdup(cfg->data_dir);
     s->archives = calloc(cfg->n_archives ? cfg->n_archives : 1, sizeof(*s->archives));
     while (cfg->consolidations && cfg->consolidations[s->n_cfs] != NULL) {
@@ -124,6 +140,7 @@ void kvl_store_free(kvl_store_t *s)
         free(s->cfs[i]);
     }
     free(s->cfs);
+    uv_mutex_destroy(&s->bad_lock);
     free(s);
 }
 
@@ -342,8 +359,10 @@ static bool in_schema(const kvl_rrd_ds_t *ds, size_t n, const char *metric)
     return false;
 }
 
+/* Returns 0, KVL_RRD_AGAIN (why says why: a failure that can pass) or KVL_RRD_ERROR
+ * (logged). */
 static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
-                       kvl_store_result_t *res)
+                       kvl_store_result_t *res, char *why, size_t whylen)
 {
     const kvl_rrd_ds_t *ds;
     kvl_rrd_ds_t buf[KVL_FAMILY_MAX];
@@ -353,7 +372,8 @@ static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
     size_t n_rra = s->n_archives * s->n_cfs;
     kvl_rrd_rra_t *rra = calloc(n_rra ? n_rra : 1, sizeof(*rra));
     if (rra == NULL) {
-        return -1;
+        snprintf(why, whylen, "out of memory");
+        return KVL_RRD_AGAIN;
     }
     size_t k = 0;
     for (size_t i = 0; i < s->n_archives; i++) {
@@ -371,29 +391,96 @@ static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
         }
     }
     if (mkdirs_for(path) != 0) {
-        KVL_LOG_ERROR("store", path, "cannot create its folder: %s", strerror(errno));
+        int e = errno;
         free(rra);
-        return -1;
+        snprintf(why, whylen, "cannot create its folder: %s", strerror(e));
+        /* A name that is too long or a file in the way stays so; the rest can pass. */
+        return e == ENAMETOOLONG || e == ENOTDIR || e == EEXIST || e == ELOOP ? KVL_RRD_ERROR
+                                                                              : KVL_RRD_AGAIN;
     }
     char err[512];
     int64_t start = row->time_ms / 1000 - 1;
     kvl_rrd_result_t rc = kvl_rrd_create(path, step, start, ds, n_ds, rra, n_rra, err, sizeof(err));
     free(rra);
     if (rc != KVL_RRD_OK) {
-        KVL_LOG_ERROR("store", path, "cannot create archive: %s", err);
-        return -1;
+        snprintf(why, whylen, "cannot create archive: %s", err);
+        return rc == KVL_RRD_AGAIN ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
     }
     res->created++;
     KVL_LOG_DEBUG("store", path, "created archive (step %us)", step);
     return 0;
 }
 
-static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_result_t *res)
+static uint64_t path_hash(const char *path)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* A file fails for good: true the first time (log it), false while it is remembered. */
+static bool bad_file_first(kvl_store_t *s, const char *path)
+{
+    uint64_t h = path_hash(path);
+    bool first = true;
+    uv_mutex_lock(&s->bad_lock);
+    for (size_t i = 0; i < s->n_bad && first; i++) {
+        first = s->bad[i] != h;
+    }
+    if (first && s->n_bad < BAD_FILES_MAX) {
+        s->bad[s->n_bad++] = h;
+    }
+    uv_mutex_unlock(&s->bad_lock);
+    return first;
+}
+
+/* A file was written: if it failed for good before, it is forgotten (and said so). */
+static void bad_file_cleared(kvl_store_t *s, const char *path)
+{
+    uv_mutex_lock(&s->bad_lock);
+    bool found = false;
+    if (s->n_bad > 0) {
+        uint64_t h = path_hash(path);
+        for (size_t i = 0; i < s->n_bad && !found; i++) {
+            if (s->bad[i] == h) {
+                s->bad[i] = s->bad[--s->n_bad];
+                found = true;
+            }
+        }
+    }
+    uv_mutex_unlock(&s->bad_lock);
+    if (found) {
+        KVL_LOG_INFO("store", path, "archive written again");
+    }
+}
+
+static void failed_for_good(kvl_store_t *s, const char *path, const char *what, const char *err,
+                            kvl_store_result_t *res)
+{
+    res->errors++;
+    if (bad_file_first(s, path)) {
+        KVL_LOG_ERROR("store", path, "%s: %s (not retried; logged once for this file)", what, err);
+    }
+}
+
+/* A failure that can pass: the job stops here. */
+static void failed_for_now(const char *path, const char *err, kvl_store_result_t *res)
+{
+    res->retry++;
+    if (snprintf(res->why, sizeof(res->why), "%s: %s", path, err) >= (int)sizeof(res->why)) {
+        memcpy(res->why + sizeof(res->why) - 4, "...", 4); /* cut: said so */
+    }
+}
+
+/* Writes one row. Returns false when the job must stop here (a failure that can pass). */
+static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_result_t *res)
 {
     char path[2048];
     if (row_path(s->data_dir, row, path, sizeof(path)) != 0) {
         res->errors++;
-        return;
+        return true;
     }
     const kvl_rrd_ds_t *ds;
     kvl_rrd_ds_t buf[KVL_FAMILY_MAX];
@@ -429,16 +516,21 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
         used++;
     }
     if (used == 0) {
-        return;
+        return true;
     }
     /* The update itself tells whether the file exists (no access() per update: that was
      * 6 % of the collector's time at full load). */
-    char err[512];
+    char err[600];
     kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
     if (rc == KVL_RRD_MISSING) {
-        if (create_file(s, row, path, res) != 0) {
-            res->errors++;
-            return;
+        int crc = create_file(s, row, path, res, err, sizeof(err));
+        if (crc == KVL_RRD_AGAIN) {
+            failed_for_now(path, err, res);
+            return false;
+        }
+        if (crc != 0) {
+            failed_for_good(s, path, "cannot create the archive", err, res);
+            return true;
         }
         rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
     }
@@ -459,6 +551,15 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
         KVL_LOG_DEBUG("store", path, "waited %llums for a reader's lock",
                       (unsigned long long)waited_ms);
     }
+    if (rc == KVL_RRD_BUSY) {
+        snprintf(err, sizeof(err), "a reader has held its lock for %llu ms",
+                 (unsigned long long)waited_ms);
+        rc = KVL_RRD_AGAIN;
+    }
+    if (rc == KVL_RRD_AGAIN) {
+        failed_for_now(path, err, res);
+        return false;
+    }
     if (rc == KVL_RRD_STALE) {
         res->stale++;
         KVL_LOG_DEBUG("store", path, "update refused: %s", err);
@@ -468,27 +569,31 @@ static void write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
         /* The group's metrics (or the agent's statistics) changed since the file was made:
          * the batch must still go through, so these values are skipped, and the file named. */
         res->skipped += used;
-        KVL_LOG_WARN("store", path,
-                     "archive lacks a metric of %s %s (%s); move the file aside to start "
-                     "one with the current metrics",
-                     row->family != NULL ? "group" : "the",
-                     row->family != NULL ? row->family->name : "agent statistics", err);
-    } else if (rc != KVL_RRD_OK) {
-        res->errors++;
-        if (res->errors == 1) {
-            KVL_LOG_ERROR("store", path, "update failed: %s", err);
+        if (bad_file_first(s, path)) {
+            KVL_LOG_WARN("store", path,
+                         "archive lacks a metric of %s %s (%s); move the file aside to start "
+                         "one with the current metrics (logged once for this file)",
+                         row->family != NULL ? "group" : "the",
+                         row->family != NULL ? row->family->name : "agent statistics", err);
         }
+    } else if (rc != KVL_RRD_OK) {
+        failed_for_good(s, path, "update failed", err, res);
     } else {
         res->rows++;
         res->values += used;
+        bad_file_cleared(s, path);
     }
+    return true;
 }
 
 static void on_work(uv_work_t *w)
 {
     kvl_store_job_t *j = w->data;
     for (size_t i = 0; i < j->n_rows; i++) {
-        write_row(j->store, &j->rows[i], &j->result);
+        if (!write_row(j->store, &j->rows[i], &j->result)) {
+            j->result.retry += j->n_rows - i - 1; /* not tried: after it, in order */
+            break;
+        }
     }
 }
 
@@ -497,7 +602,8 @@ static void on_after_work(uv_work_t *w, int status)
     kvl_store_job_t *j = w->data;
     j->store->busy--;
     if (status == UV_ECANCELED) {
-        j->result.errors += j->n_rows;
+        j->result.retry += j->n_rows;
+        snprintf(j->result.why, sizeof(j->result.why), "the job was cancelled");
     }
     if (j->cb != NULL) {
         j->cb(j->arg, &j->result);

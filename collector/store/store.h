@@ -15,6 +15,11 @@
  * with names made file-safe (names.h), step = the series' interval, DERIVE (min 0) for
  * counters and GAUGE for states, heartbeat 2 steps, and the configured archives (RRAs).
  * Jobs of one agent must be submitted one at a time to keep each file's updates in order.
+ *
+ * Failures: an update the file system refuses for a reason that can pass stops the job
+ * there (result.retry, result.why), so that nothing of the same file is written after it;
+ * one that cannot pass (a file that is not an RRD, or lacks the data source) is counted in
+ * result.errors and the job goes on.
  */
 #ifndef KVL_STORE_H
 #define KVL_STORE_H
@@ -70,9 +75,16 @@ typedef struct kvl_store_result {
     size_t values;     /* values in those updates */
     size_t stale;      /* updates refused as not newer than the file's last one */
     size_t skipped;    /* values of metrics no archive has a place for */
-    size_t errors;     /* updates that failed otherwise */
+    size_t errors;     /* updates that failed for good (not an RRD file, other data sources):
+                          each such file is logged once, not at every update */
     size_t created;    /* files created */
     size_t busy_waits; /* updates that waited for a reader's lock (rrdtool graph, fetch) */
+    size_t retry;      /* updates not done for a reason that can pass (the file system
+                          read-only, full, failing, refusing; a reader's lock held too long):
+                          the first such one, and every row after it, which the job did not
+                          try, so that each file's updates stay in order. Run the rows again
+                          later: those written before come back as stale */
+    char why[640];     /* when retry: the archive file and the reason */
 } kvl_store_result_t;
 
 /* result: what happened; job is freed after the callback returns. */

@@ -1,8 +1,11 @@
 /*
  * store_sink.c — the RRD store as a sink (sink.h): a batch becomes a store job (one row
  * per archive file and instant: per device, scope and instance within a group) that runs
- * on the thread pool; its result goes back to the ingest through the sink's `done`.
+ * on the thread pool; its result goes back to the ingest through the sink's `done`. A job
+ * the file system stopped (result.retry: read-only, full, failing) asks for the batch again
+ * (sink.h); the updates it wrote before come back as stale then, which is expected.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,8 +99,14 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     if (r->created > 0) {
         KVL_LOG_INFO("ingest", c->agent, "created %zu archive files", r->created);
     }
-    kvl_sink_result_t res = {
-        .rows = r->rows, .values = r->values, .stale = r->stale, .errors = r->errors};
+    kvl_sink_result_t res = {.rows = r->rows,
+                             .values = r->values,
+                             .stale = r->stale,
+                             .errors = r->errors,
+                             .retry = r->retry};
+    if (r->retry > 0) {
+        snprintf(res.why, sizeof(res.why), "%s", r->why);
+    }
     kvl_sink_done_cb done = c->done;
     void *token = c->token;
     free(c);

@@ -2,7 +2,11 @@
  * test_sink.c — the sink seam (collector/sink.h) through the ingest: the registry's order
  * and bound, every batch to every sink once and in order, and an events-only batch's
  * events handed over once across a crash: on arrival in a collector that dies before the
- * batch is applied, and not again when the next one replays the journal.
+ * batch is applied, and not again when the next one replays the journal. A sink that asks
+ * for a batch again (a failure that can pass): the batch comes back to it alone, later, in
+ * order, the agent's later batches waiting behind it and another agent's not; a collector
+ * stopped while an agent waits leaves the batch in the journal, and the next one replays
+ * and retries it the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +16,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +105,12 @@ typedef struct coll {
     kvl_ingest_t *in;
 } coll_t;
 
-static void coll_start(coll_t *c, const char *dir, counter_t *a, counter_t *b)
+/* When set: journal segments of this size (below what the configuration accepts) and a
+ * bound of 4 of them. */
+static int64_t g_segment_bytes;
+
+static void coll_start_with(coll_t *c, const char *dir, const kvl_sink_t *s1, void *ctx1,
+                            const kvl_sink_t *s2, void *ctx2)
 {
     char err[512], text[512];
     memset(c, 0, sizeof(*c));
@@ -112,11 +122,20 @@ static void coll_start(coll_t *c, const char *dir, counter_t *a, counter_t *b)
     c->cfg = kvl_collector_cfg_parse("collector.yaml", text, err, sizeof(err));
     assert_non_null(c->cfg);
     c->cfg->listen_port = 0;
-    assert_int_equal(kvl_sinks_register(&c->sinks, &counting_sink, a), 0);
-    if (b != NULL) {
-        assert_int_equal(kvl_sinks_register(&c->sinks, &counting_sink, b), 0);
+    if (g_segment_bytes > 0) {
+        c->cfg->journal_segment_bytes = g_segment_bytes;
+        c->cfg->journal_max_bytes = 4 * g_segment_bytes;
+    }
+    assert_int_equal(kvl_sinks_register(&c->sinks, s1, ctx1), 0);
+    if (s2 != NULL) {
+        assert_int_equal(kvl_sinks_register(&c->sinks, s2, ctx2), 0);
     }
     assert_int_equal(kvl_ingest_new(&c->loop, c->cfg, &c->sinks, &c->in, err, sizeof(err)), 0);
+}
+
+static void coll_start(coll_t *c, const char *dir, counter_t *a, counter_t *b)
+{
+    coll_start_with(c, dir, &counting_sink, a, b != NULL ? &counting_sink : NULL, b);
 }
 
 static void coll_stop(coll_t *c)
@@ -320,12 +339,263 @@ static void test_events_once_across_a_crash(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ------------------------------------------------------------- a sink that asks again */
+
+/* Asks for agent fail_agent's batches again (result.retry) fail_left times; logs every
+ * batch it is handed as "<agent's last letter><seq>" ("+" when a retry, "r" when
+ * replayed). */
+typedef struct flaky {
+    const char *fail_agent;
+    int fail_left;
+    char log[8192];
+} flaky_t;
+
+static int flaky_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
+{
+    flaky_t *f = ctx;
+    size_t n = strlen(f->log);
+    snprintf(f->log + n, sizeof(f->log) - n, "%c%" PRIu64 "%s%s ", b->agent[strlen(b->agent) - 1],
+             b->batch->seq, b->retry ? "+" : "", b->replayed ? "r" : "");
+    kvl_sink_result_t r = {0};
+    if (f->fail_agent != NULL && strcmp(b->agent, f->fail_agent) == 0 && f->fail_left > 0) {
+        f->fail_left--;
+        r.retry = 1;
+        snprintf(r.why, sizeof(r.why), "/data/lab/sw1.rrd: Read-only file system");
+    } else {
+        r.rows = 1;
+        r.values = 1;
+    }
+    done(token, &r);
+    return 0;
+}
+
+static const kvl_sink_t flaky_sink = {.name = "flaky sink", .on_batch = flaky_batch};
+
+static bool logged(coll_t *c, void *arg)
+{
+    (void)c;
+    const char *const *want = arg; /* {log, what} */
+    return strstr(want[0], want[1]) != NULL;
+}
+
+static bool stats_paused(coll_t *c, void *arg)
+{
+    (void)arg;
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c->in, &s);
+    return s.apply_paused_agents == 1;
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void run_for(coll_t *c, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+}
+
+/* Position of what in log, or -1. */
+static long at(const char *log, const char *what)
+{
+    const char *p = strstr(log, what);
+    return p != NULL ? (long)(p - log) : -1;
+}
+
+/* Agent a's first batch is asked for again twice by one sink: it comes back to that sink
+ * alone, after a growing delay; a's later batches wait behind it; agent b goes on. */
+static void test_retry_in_order(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    flaky_t flaky = {.fail_agent = "agent-a", .fail_left = 2};
+    flaky_t steady = {0};
+    coll_t c;
+    coll_start_with(&c, dir, &flaky_sink, &flaky, &flaky_sink, &steady);
+    int fa = agent_connect(kvl_ingest_port(c.in), "agent-a");
+    int fb = agent_connect(kvl_ingest_port(c.in), "agent-b");
+    agent_send(fa, KVL_LANE_BULK, 10);
+    agent_send(fa, KVL_LANE_BULK, 11);
+    agent_send(fa, KVL_LANE_BULK, 12);
+    assert_true(run_until(&c, stats_paused, NULL));
+    agent_send(fb, KVL_LANE_BULK, 20);
+    agent_send(fb, KVL_LANE_BULK, 21);
+    const char *b_done[] = {flaky.log, "b21 "};
+    assert_true(run_until(&c, logged, b_done));
+    /* b is through while a still waits: a's later batches have not been handed over */
+    assert_int_equal(at(flaky.log, "a11"), -1);
+    assert_int_equal(at(steady.log, "a11"), -1);
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.apply_paused_agents, 1);
+    const char *a_done[] = {flaky.log, "a12 "};
+    for (int i = 0; i < 4 && !logged(&c, a_done); i++) {
+        run_until(&c, logged, a_done); /* 1 s, then 2 s of retry delay: within 20 s */
+    }
+    assert_true(logged(&c, a_done));
+    run_for(&c, 50);
+    /* the flaky sink: a10 three times (the last two as retries), then a11, a12, in order;
+     * b's two batches before a10's last try */
+    long a10 = at(flaky.log, "a10 "), r1 = at(flaky.log, "a10+ "), a11 = at(flaky.log, "a11 ");
+    long r2 = r1 >= 0 ? at(flaky.log + r1 + 1, "a10+ ") : -1;
+    assert_true(a10 >= 0 && r1 > a10 && r2 >= 0 && a11 > r1 + 1 + r2);
+    assert_true(at(flaky.log, "a12 ") > a11);
+    assert_true(at(flaky.log, "b21 ") < r1 + 1 + r2);
+    assert_true(at(flaky.log, "b20 ") < at(flaky.log, "b21 "));
+    /* the steady sink: every batch once, never as a retry */
+    assert_int_equal(at(steady.log, "+"), -1);
+    assert_int_equal(at(steady.log, "a10 "), at(steady.log, "a1") /* the first a */);
+    assert_true(at(steady.log + at(steady.log, "a10 ") + 1, "a10 ") == -1);
+    assert_true(at(steady.log, "a10 ") < at(steady.log, "a11 ") &&
+                at(steady.log, "a11 ") < at(steady.log, "a12 "));
+    assert_true(at(steady.log, "b20 ") >= 0 && at(steady.log, "b21 ") >= 0);
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.apply_pauses, 1);
+    assert_int_equal(s.apply_retries, 2);
+    assert_int_equal(s.updates_retried, 2);
+    assert_int_equal(s.apply_paused_agents, 0);
+    assert_int_equal(s.batches_written, 5);
+    close(fa);
+    close(fb);
+    coll_stop(&c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A collector stopped while an agent's batch waits for its retry stops at once and leaves
+ * the batch in the journal; the next start replays it and retries it the same way, and a
+ * third start has nothing left. */
+static void test_retry_across_restart(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    flaky_t flaky = {.fail_agent = "agent-a", .fail_left = 1000000};
+    coll_t c;
+    coll_start_with(&c, dir, &flaky_sink, &flaky, NULL, NULL);
+    int fa = agent_connect(kvl_ingest_port(c.in), "agent-a");
+    agent_send(fa, KVL_LANE_BULK, 10);
+    agent_send(fa, KVL_LANE_BULK, 11);
+    assert_true(run_until(&c, stats_paused, NULL));
+    uint64_t two = 2;
+    assert_true(run_until(&c, journaled_and_synced, &two));
+    close(fa);
+    uint64_t t0 = uv_hrtime();
+    coll_stop(&c); /* does not wait for the retry */
+    assert_true(uv_hrtime() - t0 < 5000000000ull);
+    assert_int_equal(at(flaky.log, "a11"), -1);
+
+    /* replayed: a10 asked for once more, then a10 and a11 in order */
+    flaky_t again = {.fail_agent = "agent-a", .fail_left = 1};
+    coll_start_with(&c, dir, &flaky_sink, &again, NULL, NULL);
+    const char *done[] = {again.log, "a11r "};
+    for (int i = 0; i < 4 && !logged(&c, done); i++) {
+        run_until(&c, logged, done);
+    }
+    assert_string_equal(again.log, "a10r a10+r a11r ");
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.replay_queued, 2);
+    assert_int_equal(s.replayed_batches, 2);
+    assert_int_equal(s.apply_pauses, 1);
+    coll_stop(&c);
+
+    flaky_t third = {0};
+    coll_start_with(&c, dir, &flaky_sink, &third, NULL, NULL);
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.replay_queued, 0);
+    run_for(&c, 20);
+    assert_string_equal(third.log, "");
+    coll_stop(&c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static bool journal_paused(coll_t *c, void *arg)
+{
+    (void)arg;
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c->in, &s);
+    return s.journal_pauses > 0;
+}
+
+static bool all_written(coll_t *c, void *arg)
+{
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c->in, &s);
+    return s.batches_written >= *(uint64_t *)arg && s.apply_paused_agents == 0;
+}
+
+/* Applying paused, the journal keeps what waits: past its bound nobody is read (as when the
+ * archives lag); once the sink takes the batch again, everything is applied and read. */
+static void test_retry_journal_bound(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    flaky_t flaky = {.fail_agent = "agent-a", .fail_left = 1000000};
+    coll_t c;
+    g_segment_bytes = 4096; /* the journal's least: a bound of 16 KiB */
+    coll_start_with(&c, dir, &flaky_sink, &flaky, NULL, NULL);
+    g_segment_bytes = 0;
+    enum { N = 600 };
+    int fa = agent_connect(kvl_ingest_port(c.in), "agent-a");
+    for (uint64_t seq = 1; seq <= N / 2; seq++) {
+        agent_send(fa, KVL_LANE_BULK, seq);
+    }
+    assert_true(run_until(&c, journal_paused, NULL));
+    for (uint64_t seq = N / 2 + 1; seq <= N; seq++) {
+        agent_send(fa, KVL_LANE_BULK, seq);
+    }
+    run_for(&c, 300);
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.apply_paused_agents, 1);
+    assert_true(s.batches_journaled < N); /* held back */
+    assert_true(s.journal_bytes > 4 * 4096);
+    assert_int_equal(s.batches_written, 0);
+    uint64_t journaled = s.batches_journaled;
+    run_for(&c, 300);
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.batches_journaled, journaled); /* still held back */
+
+    flaky.fail_left = 0; /* the disk is back */
+    uint64_t n = N;
+    for (int i = 0; i < 8 && !all_written(&c, &n); i++) {
+        run_until(&c, all_written, &n); /* the next retry comes within 30 s */
+    }
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.batches_journaled, N);
+    assert_int_equal(s.batches_written, N);
+    assert_int_equal(s.apply_pauses, 1);
+    /* in order, once: "a1 a1+ ... a1+ a2 a3 ... a200" */
+    char want[16];
+    const char *p = strstr(flaky.log, "a2 ");
+    assert_non_null(p);
+    for (uint64_t seq = 2; seq <= N && p != NULL; seq++) {
+        snprintf(want, sizeof(want), "a%" PRIu64 " ", seq);
+        assert_true(strncmp(p, want, strlen(want)) == 0);
+        p += strlen(want);
+    }
+    close(fa);
+    coll_stop(&c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_every_sink_every_batch),
         cmocka_unit_test(test_events_once_across_a_crash),
+        cmocka_unit_test(test_retry_in_order),
+        cmocka_unit_test(test_retry_across_restart),
+        cmocka_unit_test(test_retry_journal_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

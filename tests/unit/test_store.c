@@ -8,6 +8,11 @@
  * read back with the rrdtool command line (`rrdtool fetch`, `rrdtool info`) — an independent reader
  * — to check that the archived rates are the rates the counters were made to grow at. A late update
  * must come back as stale, not as an error.
+ *
+ * Failures: a file that is not an archive fails for good (counted, the job goes on); a
+ * failure that can pass (no file descriptor left: RLIMIT_NOFILE lowered to the next free
+ * one, which even root cannot pass) stops the job at that row with retry and a reason, and
+ * the same rows run again later are written, those written before coming back as stale.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -602,6 +608,81 @@ static void test_group(void **state)
     rm_tree(root);
 }
 
+/* A file that is not an RRD fails for good and the job goes on; a failure that can pass
+ * stops the job there, and the rows run again once it has passed. */
+static void test_failures(void **state)
+{
+    KVL_UNUSED(state);
+    char root[] = "/tmp/kvl-test-store-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kvl_archive_spec_t archives[] = {{0, 3600000}};
+    kvl_store_cfg_t cfg = {
+        .data_dir = root, .archives = archives, .n_archives = 1, .consolidations = cfs};
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
+
+    /* Not an archive: the interface's file holds text. */
+    char ifpath[512], cmd[1200];
+    assert_int_equal(kvl_store_path(root, "tvm-north", "rtr 1", KVL_SCOPE_INTERFACE, "Gi1/0/1",
+                                    ifpath, sizeof(ifpath)),
+                     0);
+    snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\" && echo not-an-rrd > '%s'", ifpath,
+             ifpath);
+    assert_int_equal(system(cmd), 0);
+    for (int round = 0; round < 2; round++) {
+        kvl_store_job_t *j = kvl_store_job_new();
+        add_interface_row(j, round, (T0 + (int64_t)round * STEP) * 1000);
+        add_device_row(j, round);
+        kvl_store_result_t r = run_job(&loop, s, j);
+        assert_int_equal(r.errors, 1); /* counted each time (logged once) */
+        assert_int_equal(r.retry, 0);
+        assert_int_equal(r.rows, 1); /* the device row after it went through */
+    }
+
+    /* No file descriptor left: the first row fails for now, the rest is not tried. */
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = {.rlim_cur = (rlim_t)probe, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    kvl_store_job_t *j = kvl_store_job_new();
+    for (int k = 2; k <= 4; k++) {
+        add_device_row(j, k);
+    }
+    kvl_store_result_t r = run_job(&loop, s, j);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(r.retry, 3);
+    assert_int_equal(r.rows, 0);
+    assert_int_equal(r.errors, 0);
+    assert_non_null(strstr(r.why, "rtr%201.rrd"));
+    assert_non_null(strstr(r.why, "Too many open files"));
+
+    /* It has passed: the same rows are written, in order. */
+    j = kvl_store_job_new();
+    for (int k = 2; k <= 4; k++) {
+        add_device_row(j, k);
+    }
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.retry, 0);
+    assert_int_equal(r.rows, 3);
+    /* and once more: written before, so stale (what a retry of a half-done job sees) */
+    j = kvl_store_job_new();
+    add_device_row(j, 3);
+    add_device_row(j, 5);
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.stale, 1);
+    assert_int_equal(r.rows, 1);
+    assert_int_equal(r.retry + r.errors, 0);
+    kvl_store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rm_tree(root);
+}
+
 static void test_new_fails(void **state)
 {
     KVL_UNUSED(state);
@@ -633,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_fractional_time),
         cmocka_unit_test(test_group),
+        cmocka_unit_test(test_failures),
         cmocka_unit_test(test_new_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
