@@ -54,6 +54,9 @@ typedef struct kvl_ingest_stats {
     uint64_t replayed_batches;      /* of those, written */
     uint64_t replay_stale;          /* updates of replayed batches the archives already had */
     uint64_t replay_errors;         /* journal records that could not be replayed */
+    uint64_t batches_refused_seq;   /* numbered beyond max_seq_ahead: refused, not journaled */
+    uint64_t duplicates_unexpected; /* of batches_duplicate, not a resend after a reconnect */
+    uint64_t seq_rewinds;           /* positions above an agent's own highest number, undone */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "ingest.h"
 #include "journal.h"
+#include "log.h"
 #include "sink.h"
 #include "stream.h"
 #include "tls.h"
@@ -31,6 +32,8 @@
 #define MEM_SAMPLES_HIGH (2u << 20) /* samples kept decoded in memory, all agents together */
 #define BACKLOG_HIGH (64ull << 20)  /* journal bytes not yet on disk: stop reading anyone */
 #define REFUSE_LOG_MS 10000         /* at most one line about max_connections this often */
+#define SEQ_LOG_MS 10000            /* at most one line about refused or odd seqs this often */
+#define PLAUSIBLE_AHEAD_US (60ull * 1000000ull) /* see agent_state_t.plausible_seq */
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -87,6 +90,10 @@ typedef struct agent_state {
     bool touched;             /* on the list of agents the current on_synced acknowledges */
     struct agent_state *next_touched;
     struct conn *conn; /* the current connection, if any */
+    /* Per lane, the highest journaled seq that was not ahead of this collector's clock by
+     * more than PLAUSIBLE_AHEAD_US when it came (at start: when replayed): where a rewind
+     * goes when the agent says it never made the numbers above (protocol.c). */
+    uint64_t plausible_seq[KVL_LANES];
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -110,6 +117,7 @@ typedef struct conn {
     bool closing;
     int open_handles; /* the stream and the timer */
     struct conn *prev_conn, *next_conn;
+    uint64_t welcome_seq[KVL_LANES]; /* the positions its Welcome told the agent */
 } conn_t;
 
 struct kvl_ingest {
@@ -135,6 +143,8 @@ struct kvl_ingest {
     uint64_t refused_since_log;
     uint64_t refused_log_ms;
     kvl_ingest_stats_t stats;
+    kvl_log_limit_t seq_log; /* refused sequence numbers (protocol.c, replay.c) */
+    kvl_log_limit_t dup_log; /* duplicates an agent had no reason to send (protocol.c) */
 };
 
 /* agents.c */
@@ -183,6 +193,15 @@ void ingest_maybe_free(kvl_ingest_t *in);
 
 /* protocol.c */
 void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t len);
+
+/* A limiter of the ingest's (calloc'd), its interval set at first use. */
+static inline kvl_log_limit_t *ingest_limit(kvl_log_limit_t *l)
+{
+    if (l->interval_ms == 0) {
+        l->interval_ms = SEQ_LOG_MS;
+    }
+    return l;
+}
 
 /* replay.c */
 void ingest_replay_maybe_done(kvl_ingest_t *in);
