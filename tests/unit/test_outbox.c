@@ -226,6 +226,12 @@ static void impossible_acks(const char *extra, bool restart)
     assert_int_equal(kvl_outbox_ack(o, KVL_LANE_BULK, 0, hour), 0);
     assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 0);
     assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_BULK), hour + 1);
+    if (!restart) {
+        /* at the very top the numbering stays there (the batch is then refused), never 0 */
+        append_str(o, KVL_LANE_EVENTS, UINT64_MAX);
+        assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_EVENTS), UINT64_MAX);
+        assert_int_equal(kvl_outbox_last_seq(o, KVL_LANE_EVENTS), UINT64_MAX);
+    }
     kvl_buf_free(&b);
     close_outbox(&loop, o);
     kvl_agent_cfg_free(c);
