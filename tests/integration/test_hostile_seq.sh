@@ -177,5 +177,11 @@ grep -q 'batch 1000000000000000000 on the bulk lane is numbered .* ahead of the 
 grep -q "position $hour_ahead on the bulk lane is above the agent's own highest number .* going back to" "$CLOG" \
     || kvl_fail "the collector did not go back from the fake peer's position $hour_ahead"
 kvl_log "$(grep -o 'position [0-9]* on the bulk lane is above.*' "$CLOG" | head -n 1)"
+# back to exactly the agent's last batch before the fake one: not to the agent's own highest
+# number, which would have acknowledged its batches sent meanwhile without writing them
+back=$(sed -n "s/.*position $hour_ahead on the bulk lane is above.* going back to \([0-9]*\).*/\1/p" "$CLOG" | head -n 1)
+before_fake=$(sed -n "/applied batch $hour_ahead lane 0:/q; s/.*\[ingest $ID\] applied batch \([0-9]*\) lane 0:.*/\1/p" "$CLOG" | tail -n 1)
+[ -n "$back" ] && [ "$back" = "$before_fake" ] \
+    || kvl_fail "the position went back to '$back', not to the agent's last batch before the fake one ('$before_fake')"
 
 kvl_pass "10^18 and 2^64-1 refused with their reason, the position an hour ahead undone at the agent's Hello; all $nq batches of the agent applied once, in order, no unknown row"
