@@ -159,6 +159,10 @@ nq=$(wc -l <"$KVL_TMP/queued")
 dups=$(sort -n "$KVL_TMP/applied_real" | uniq -d | head -n 3 | tr '\n' ' ')
 [ -z "$dups" ] || kvl_fail "batches applied twice: $dups"
 sort -n -c "$KVL_TMP/applied_real" 2>/dev/null || kvl_fail "batches applied out of order"
+# the real agent, reconnecting four times, never resent what a Welcome had said was durable
+if grep -q 'sent again though the Welcome said it was durable' "$CLOG"; then
+    kvl_fail "unexpected duplicates: $(grep 'sent again though the Welcome' "$CLOG" | head -n 2)"
+fi
 
 kvl_rrd_rows "$F" AVERAGE in_octets $((t_first - step)) $((t_last + step)) >"$KVL_TMP/rows" \
     || kvl_fail "rrdtool fetch failed on $F"
