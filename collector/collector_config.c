@@ -13,6 +13,7 @@
 #include "kvl.h"
 #include "log.h"
 #include "timeutil.h"
+#include "wire.h"
 
 static const char *const default_archives[] = {"step:2d", "5m:2w", "30m:62d", "1d:2y"};
 static const char *const default_cfs[] = {"AVERAGE", "MAX"};
@@ -157,6 +158,8 @@ static const kvl_cfg_field_t fields[] = {
      "mutual TLS: ca, cert, key"},
     {"insecure", KVL_CFG_BOOL, OFF(tls.insecure), 0, 0, NULL, NULL, 0,
      "true: plain TCP, agents not authenticated (instead of tls)"},
+    {"max_seq_ahead", KVL_CFG_DURATION, OFF(max_seq_ahead_ms), 60 * 1000, 30 * 86400 * 1000ll, NULL,
+     NULL, 0, "a batch numbered further ahead of this collector's clock is refused (1d)"},
     {NULL},
 };
 
@@ -191,6 +194,7 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->journal_segment_bytes = 64ll << 20;
     c->journal_commit_delay_ms = 2;
     c->journal_sync = true;
+    c->max_seq_ahead_ms = (int64_t)(KVL_SEQ_AHEAD_DEFAULT_US / 1000u);
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));

@@ -33,6 +33,8 @@ typedef struct kvl_collector_cfg {
     size_t n_archives;
     char **consolidations; /* NULL-terminated */
     kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
+    /* a batch numbered further ahead of this collector's clock is refused */
+    int64_t max_seq_ahead_ms;
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

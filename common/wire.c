@@ -195,6 +195,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
     kvl_arena_t a = {0};
     pb_env_t env = KAAVAL__V1__ENVELOPE__INIT;
     Kaaval__V1__Hello hello = KAAVAL__V1__HELLO__INIT;
+    Kaaval__V1__Positions positions = KAAVAL__V1__POSITIONS__INIT;
     Kaaval__V1__Welcome welcome = KAAVAL__V1__WELCOME__INIT;
     Kaaval__V1__Refusal refusal = KAAVAL__V1__REFUSAL__INIT;
     Kaaval__V1__SeriesDefs defs = KAAVAL__V1__SERIES_DEFS__INIT;
@@ -209,6 +210,11 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         hello.version = (char *)(m->u.hello.version ? m->u.hello.version : "");
         hello.site = (char *)(m->u.hello.site ? m->u.hello.site : "");
         hello.boot_id = m->u.hello.boot_id;
+        if (m->u.hello.has_last_seq) {
+            positions.bulk = m->u.hello.last_seq;
+            positions.events = m->u.hello.last_event_seq;
+            hello.last_seqs = &positions;
+        }
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_HELLO;
         env.hello = &hello;
         break;
@@ -531,6 +537,11 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         m->u.hello.version = kvl_arena_strdup(a, env->hello->version);
         m->u.hello.site = kvl_arena_strdup(a, env->hello->site);
         m->u.hello.boot_id = env->hello->boot_id;
+        if (env->hello->last_seqs != NULL) {
+            m->u.hello.has_last_seq = true;
+            m->u.hello.last_seq = env->hello->last_seqs->bulk;
+            m->u.hello.last_event_seq = env->hello->last_seqs->events;
+        }
         if (!m->u.hello.agent_id || !m->u.hello.version || !m->u.hello.site) {
             rc = KVL_ENOMEM;
         }

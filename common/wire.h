@@ -21,6 +21,14 @@
 
 #define KVL_PROTOCOL_VERSION 1u
 
+/* Sequence numbers are the agent's clock in microseconds (+1 for two batches in one
+ * microsecond). One a day ahead of the clock of whoever checks it is impossible for an
+ * agent whose clock is right: a collector refuses such a batch (its max_seq_ahead, this by
+ * default) and an agent never adopts such an acknowledgement; nor one above
+ * KVL_SEQ_IMPOSSIBLE, whatever the clock. */
+#define KVL_SEQ_AHEAD_DEFAULT_US (86400ull * 1000000ull)
+#define KVL_SEQ_IMPOSSIBLE (UINT64_MAX / 2)
+
 /* Lanes: each has its own sequence numbers, acknowledgements and order. Events travel on
  * their own lane so an alarm is never queued behind a backlog of metrics. */
 enum { KVL_LANE_BULK = 0, KVL_LANE_EVENTS = 1, KVL_LANES = 2 };
@@ -119,6 +127,11 @@ typedef struct kvl_hello {
     const char *version;
     const char *site;
     uint64_t boot_id;
+    /* The agent's highest sequence number handed out, per lane (no batch of it is numbered
+     * above); has_last_seq false: not sent (an older agent). */
+    bool has_last_seq;
+    uint64_t last_seq;
+    uint64_t last_event_seq;
 } kvl_hello_t;
 
 typedef struct kvl_welcome {

@@ -52,6 +52,7 @@ typedef struct lane {
     uint64_t max_records; /* in memory: the bound */
     mreader_t r[KVL_SPOOL_MAX_READERS];
     uint64_t drop_logged;
+    kvl_log_limit_t ack_log; /* acknowledgements of numbers this agent cannot have made */
 } lane_t;
 
 struct kvl_outbox {
@@ -257,7 +258,17 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *cons
     /* Numbers start at the clock (microseconds), as the uplink's always did. */
     uint64_t now = (uint64_t)kvl_now_ms() * 1000u;
     for (int i = 0; i < KVL_LANES; i++) {
-        o->lanes[i].last_seq = o->lanes[i].last_seq > now ? o->lanes[i].last_seq : now;
+        lane_t *l = &o->lanes[i];
+        l->ack_log = (kvl_log_limit_t)KVL_LOG_LIMIT_INIT(10000);
+        l->last_seq = l->last_seq > now ? l->last_seq : now;
+        if (l->last_seq > KVL_SEQ_IMPOSSIBLE) {
+            /* An older agent adopted an impossible acknowledgement and the spool kept it. */
+            KVL_LOG_ERROR("outbox", l->name,
+                          "the spool's last sequence number %" PRIu64
+                          " is impossible (an older version took it from a collector): new "
+                          "batches cannot be numbered above it; move the spool folder aside",
+                          l->last_seq);
+        }
     }
     if (o->dir != NULL) {
         KVL_LOG_INFO(
@@ -382,10 +393,20 @@ uint64_t kvl_outbox_next_seq(kvl_outbox_t *o, int lane)
         l->last_seq = kvl_spool_last_seq(l->sp); /* an acknowledgement beyond our last */
     }
     if (s <= l->last_seq) {
-        s = l->last_seq + 1;
+        /* never wraps: at the top the spool refuses the batch (and says so) */
+        s = l->last_seq < UINT64_MAX ? l->last_seq + 1 : UINT64_MAX;
     }
     l->last_seq = s;
     return s;
+}
+
+uint64_t kvl_outbox_last_seq(kvl_outbox_t *o, int lane)
+{
+    lane_t *l = &o->lanes[lane];
+    if (l->sp != NULL && kvl_spool_last_seq(l->sp) > l->last_seq) {
+        l->last_seq = kvl_spool_last_seq(l->sp);
+    }
+    return l->last_seq;
 }
 
 static void drop_oldest_in_memory(kvl_outbox_t *o, lane_t *l)
@@ -426,6 +447,9 @@ void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg)
 static int append(kvl_outbox_t *o, int lane, uint64_t seq, const void *frame, size_t len)
 {
     lane_t *l = &o->lanes[lane];
+    if (seq > l->last_seq) {
+        l->last_seq = seq; /* a number given by the caller is handed out too */
+    }
     if (l->sp != NULL) {
         int rc = kvl_spool_append(l->sp, seq, frame, len);
         if (rc != 0) {
@@ -488,9 +512,22 @@ int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_bu
     return 1;
 }
 
-void kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq)
+int kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq)
 {
     lane_t *l = &o->lanes[lane];
+    uint64_t now_us = (uint64_t)kvl_now_ms() * 1000u;
+    kvl_outbox_last_seq(o, lane); /* l->last_seq as the spool has it */
+    if (seq > l->last_seq &&
+        (seq > KVL_SEQ_IMPOSSIBLE || seq > now_us + KVL_SEQ_AHEAD_DEFAULT_US)) {
+        /* Not a number this agent made, nor one it could make soon: taking it would number
+         * every later batch above it (or wrap) and drop what waits. */
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, &l->ack_log, "outbox", l->name,
+                        "a collector acknowledged batch %" PRIu64
+                        ", which this agent cannot have sent (its last is %" PRIu64
+                        ", its clock %" PRIu64 "): ignored, numbering kept",
+                        seq, l->last_seq, now_us);
+        return KVL_EINVAL;
+    }
     if (seq > l->last_seq) {
         /* The collector has seen numbers above any this outbox handed out (the spool was
          * removed and the clock is behind): number new batches above them, or the
@@ -507,6 +544,7 @@ void kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq)
         l->r[reader].acked = seq;
     }
     trim(o, l);
+    return 0;
 }
 
 void kvl_outbox_rewind(kvl_outbox_t *o, int lane, int reader)

@@ -66,8 +66,15 @@ void kvl_outbox_watch(kvl_outbox_t *o, kvl_outbox_notify_fn fn, void *arg);
 /* The next unacknowledged record at the reader's position: 1 with *seq and out filled, 0 when
  * the reader has read everything, or a negative code. */
 int kvl_outbox_read(kvl_outbox_t *o, int lane, int reader, uint64_t *seq, kvl_buf_t *out);
-/* Every record up to seq is acknowledged by the reader. */
-void kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq);
+/* Every record up to seq is acknowledged by the reader. Returns 0, or KVL_EINVAL (logged,
+ * nothing acknowledged) for a number this agent cannot have made: above the lane's last
+ * and above KVL_SEQ_IMPOSSIBLE or the clock + KVL_SEQ_AHEAD_DEFAULT_US. One above the last
+ * but possible (the spool was removed and the clock is behind) is taken: later numbers go
+ * above it. */
+int kvl_outbox_ack(kvl_outbox_t *o, int lane, int reader, uint64_t seq);
+/* The highest number the lane has handed out or will never hand out below (every batch of
+ * it is numbered at most this; the next one above): what the uplink's Hello says. */
+uint64_t kvl_outbox_last_seq(kvl_outbox_t *o, int lane);
 /* Back to the reader's first unacknowledged record. */
 void kvl_outbox_rewind(kvl_outbox_t *o, int lane, int reader);
 /* Records the reader has not acknowledged. */

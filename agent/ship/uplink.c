@@ -18,6 +18,10 @@
  * Endpoints. One per configured collector, each with its own connection, timers and
  * backoff. States: idle (waiting to reconnect) → resolving (uv_getaddrinfo, off the loop) →
  * connecting → TLS handshake (unless insecure) → hello sent (waiting for Welcome) → ready.
+ * The Hello says the outbox's highest number per lane, so a collector whose position for
+ * this agent is above it (numbers this agent never made) goes back to it instead of taking
+ * this agent's batches for duplicates. An acknowledgement of a number this agent cannot
+ * have made is never taken (kvl_outbox_ack refuses it: the numbering stays ours).
  * On Welcome the endpoint acknowledges in the outbox what the collector says is durable
  * (Welcome.last_acked_seq and last_acked_event_seq), rewinds both lanes to its first
  * unacknowledged batch, sends every series definition, then pumps. An Ack advances the
@@ -452,7 +456,11 @@ static void pump(ep_t *e)
 
 static void handle_ack(ep_t *e, int lane, uint64_t seq)
 {
-    kvl_outbox_ack(e->up->outbox, lane, e->reader, seq);
+    if (kvl_outbox_ack(e->up->outbox, lane, e->reader, seq) != 0) {
+        /* a number this agent never made (logged by the outbox): start afresh */
+        drop_conn(e, "collector acknowledged a batch this agent never sent", 0);
+        return;
+    }
     if (lane == KVL_LANE_BULK) {
         while (e->sent_n > 0 && e->sent[e->sent_head].seq <= seq) {
             KVL_ASSERT(e->unacked_bytes >= e->sent[e->sent_head].len);
@@ -494,6 +502,8 @@ static void on_welcome(ep_t *e, const kvl_welcome_t *w)
 {
     kvl_uplink_t *u = e->up;
     uv_timer_stop(&e->hello_timer);
+    /* A position this agent cannot have reached is not taken (the outbox logs it): its
+     * batches are sent again from its own. */
     kvl_outbox_ack(u->outbox, KVL_LANE_BULK, e->reader, w->last_acked_seq);
     kvl_outbox_ack(u->outbox, KVL_LANE_EVENTS, e->reader, w->last_acked_event_seq);
     kvl_outbox_rewind(u->outbox, KVL_LANE_BULK, e->reader);
@@ -525,7 +535,10 @@ static int send_hello(ep_t *e)
                               .agent_id = u->agent_id,
                               .version = KVL_VERSION,
                               .site = u->site,
-                              .boot_id = u->boot_id};
+                              .boot_id = u->boot_id,
+                              .has_last_seq = true,
+                              .last_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_BULK),
+                              .last_event_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_EVENTS)};
     int rc = send_msg(e, &m);
     if (rc == 0) {
         e->state = ST_HELLO;

@@ -63,6 +63,9 @@ typedef struct kvl_ingest_stats {
     uint64_t updates_retried;       /* updates that failed for a reason that can pass, per try */
     uint64_t retry_stale;           /* updates of retried batches written at an earlier try */
     uint64_t apply_paused_agents;   /* agents whose applying is paused now */
+    uint64_t batches_refused_seq;   /* numbered beyond max_seq_ahead: refused, not journaled */
+    uint64_t duplicates_unexpected; /* of batches_duplicate, not a resend after a reconnect */
+    uint64_t seq_rewinds;           /* positions above an agent's own highest number, undone */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

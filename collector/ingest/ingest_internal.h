@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "ingest.h"
 #include "journal.h"
+#include "log.h"
 #include "sink.h"
 #include "stream.h"
 #include "tls.h"
@@ -33,6 +34,8 @@
 #define REFUSE_LOG_MS 10000         /* at most one line about max_connections this often */
 #define RETRY_FIRST_MS 1000         /* a batch a sink wants again: first retry after this, */
 #define RETRY_MAX_MS 30000          /* doubling up to this */
+#define SEQ_LOG_MS 10000            /* at most one line about refused or odd seqs this often */
+#define PLAUSIBLE_AHEAD_US (60ull * 1000000ull) /* see agent_state_t.plausible_seq */
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -104,6 +107,10 @@ typedef struct agent_state {
     uint32_t retry_delay_ms;          /* the delay just used */
     uint64_t paused_since_ms;         /* 0: applying is not paused */
     uint64_t paused_tries;            /* rounds that failed during this pause */
+    /* Per lane, the highest journaled seq that was not ahead of this collector's clock by
+     * more than PLAUSIBLE_AHEAD_US when it came (at start: when replayed): where a rewind
+     * goes when the agent says it never made the numbers above (protocol.c). */
+    uint64_t plausible_seq[KVL_LANES];
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -127,6 +134,7 @@ typedef struct conn {
     bool closing;
     int open_handles; /* the stream and the timer */
     struct conn *prev_conn, *next_conn;
+    uint64_t welcome_seq[KVL_LANES]; /* the positions its Welcome told the agent */
 } conn_t;
 
 struct kvl_ingest {
@@ -155,6 +163,8 @@ struct kvl_ingest {
     uv_timer_t retry_timer;  /* the earliest paused agent's retry (apply.c) */
     bool retry_timer_closed; /* closed by kvl_ingest_free */
     size_t apply_paused;     /* agents whose applying is paused */
+    kvl_log_limit_t seq_log; /* refused sequence numbers (protocol.c, replay.c) */
+    kvl_log_limit_t dup_log; /* duplicates an agent had no reason to send (protocol.c) */
 };
 
 /* agents.c */
@@ -204,6 +214,15 @@ void ingest_maybe_free(kvl_ingest_t *in);
 
 /* protocol.c */
 void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t len);
+
+/* A limiter of the ingest's (calloc'd), its interval set at first use. */
+static inline kvl_log_limit_t *ingest_limit(kvl_log_limit_t *l)
+{
+    if (l->interval_ms == 0) {
+        l->interval_ms = SEQ_LOG_MS;
+    }
+    return l;
+}
 
 /* replay.c */
 void ingest_replay_maybe_done(kvl_ingest_t *in);

@@ -14,6 +14,11 @@
  * A replayed batch a sink cannot take for now (sink.h: result.retry) pauses applying for
  * its agent as at any other time (apply.c); the replay is done when every agent's queue is
  * empty or paused, so one unwritable archive does not keep every agent out.
+ *
+ * Positions are what no agent can have exceeded: one beyond max_seq_ahead of the clock
+ * found in the journal (an older collector adopted any number) is left out with a log
+ * line, and a POS record sets them (a rewind, protocol.c, is one), so a bogus batch
+ * record before it does not bring a rewound position back.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -22,10 +27,29 @@
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
+#include "timeutil.h"
 
 /* ---- journal: replay at start (begin) ---- */
 
-/* First pass: positions (what is journaled, what is applied). */
+/* A position found in the journal, unless no agent can have sent it (an older collector
+ * took any number): then it is logged and left out, and the agent's Hello says where it
+ * is. */
+static bool position_possible(kvl_ingest_t *in, const agent_state_t *a, uint32_t lane, uint64_t v,
+                              uint64_t now_us)
+{
+    uint64_t limit = now_us + (uint64_t)in->cfg->max_seq_ahead_ms * 1000u;
+    if (v <= limit && v <= KVL_SEQ_IMPOSSIBLE) {
+        return true;
+    }
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_limit(&in->seq_log), "ingest", a->id,
+                    "journal: position %" PRIu64 " on lane %u is beyond max_seq_ahead of this "
+                    "collector's clock: not taken",
+                    v, lane);
+    return false;
+}
+
+/* First pass: positions (what is journaled, what is applied). A POS record (a checkpoint,
+ * or a rewind by protocol.c) sets them as they were then; a batch's raises them. */
 static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
 {
     kvl_ingest_t *in = ctx;
@@ -37,11 +61,16 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     if (a == NULL) {
         return KVL_ENOMEM;
     }
+    uint64_t now_us = (uint64_t)kvl_now_ms() * 1000u;
     if (r->type == KVL_JREC_POS && r->len >= 24) {
-        for (int lane = 0; lane < KVL_LANES; lane++) {
+        for (uint32_t lane = 0; lane < KVL_LANES; lane++) {
             uint64_t v = kvl_get_le64(r->data + 8 * lane);
-            if (v > a->journaled_seq[lane]) {
-                a->journaled_seq[lane] = v;
+            if (!position_possible(in, a, lane, v, now_us)) {
+                continue;
+            }
+            a->journaled_seq[lane] = v;
+            if (v <= now_us + PLAUSIBLE_AHEAD_US || v < a->plausible_seq[lane]) {
+                a->plausible_seq[lane] = v;
             }
         }
         uint64_t applied = kvl_get_le64(r->data + 16);
@@ -49,8 +78,12 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
             a->applied_jseq = applied;
         }
     } else if (r->type == KVL_JREC_BATCH && r->lane < KVL_LANES) {
-        if (r->seq > a->journaled_seq[r->lane]) {
+        if (r->seq > a->journaled_seq[r->lane] &&
+            position_possible(in, a, r->lane, r->seq, now_us)) {
             a->journaled_seq[r->lane] = r->seq;
+            if (r->seq <= now_us + PLAUSIBLE_AHEAD_US) {
+                a->plausible_seq[r->lane] = r->seq;
+            }
         }
     } else if (r->type == KVL_JREC_APPLIED && r->lane == KVL_LANE_BULK &&
                r->seq > a->applied_jseq) {

@@ -137,6 +137,9 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
         CHECK(str_eq(a->u.hello.agent_id, b->u.hello.agent_id));
         CHECK(str_eq(a->u.hello.version, b->u.hello.version));
         CHECK(str_eq(a->u.hello.site, b->u.hello.site));
+        CHECK(a->u.hello.has_last_seq == b->u.hello.has_last_seq);
+        CHECK(a->u.hello.last_seq == b->u.hello.last_seq);
+        CHECK(a->u.hello.last_event_seq == b->u.hello.last_event_seq);
         break;
     case KVL_MSG_WELCOME:
         CHECK(a->u.welcome.protocol == b->u.welcome.protocol);

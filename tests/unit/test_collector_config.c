@@ -106,6 +106,11 @@ static void test_defaults(void **state)
     assert_int_equal(count_cfs(c->consolidations), 2);
     assert_string_equal(c->consolidations[0], "AVERAGE");
     assert_string_equal(c->consolidations[1], "MAX");
+    assert_int_equal(c->max_seq_ahead_ms, D_MS);
+    kvl_collector_cfg_free(c);
+
+    c = parse_ok(HEAD "max_seq_ahead: 2h\n");
+    assert_int_equal(c->max_seq_ahead_ms, 2 * 3600 * S_MS);
     kvl_collector_cfg_free(c);
 
     /* A given list replaces the default one entirely. */
@@ -177,6 +182,8 @@ static void test_bad_values(void **state)
     expect_error(HEAD "max_frame: 100\n", "c.yaml:3:12: ", "from 1024 to 67108864, got '100'");
     expect_error(HEAD "max_connections: 0\n", "c.yaml:3:18: ", "from 1 to 100000");
     expect_error(HEAD "log_level: verbose\n", "c.yaml:3:12: ", "expected a log level");
+    expect_error(HEAD "max_seq_ahead: 10s\n", "c.yaml:3:16: ", "10s");
+    expect_error(HEAD "max_seq_ahead: 31d\n", "c.yaml:3:16: ", "31d");
     expect_error(HEAD "data_dir: again\n", "c.yaml:3:1: ", "setting 'data_dir' is given twice");
     expect_error(HEAD "datadir: x\n", "c.yaml:3:1: ", "unknown setting 'datadir'");
     expect_error("listen: 0.0.0.0:1\ndata_dir: [a]\n", "c.yaml:2:11: ", "expected a text value");

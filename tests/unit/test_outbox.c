@@ -182,6 +182,76 @@ static void test_disk_restart(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A collector acknowledging a number this agent cannot have made (far beyond its clock, or
+ * 2^64-1) is refused in memory and on disk: nothing waiting is dropped, the numbering goes
+ * on from the agent's own, also after a restart, and never wraps. One above the agent's last
+ * number but near its clock (its spool was removed, the clock went back) is taken. */
+static void impossible_acks(const char *extra, bool restart)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with(extra);
+    const char *readers[] = {"only"};
+    kvl_outbox_t *o = NULL;
+    char err[256];
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
+    uint64_t s1 = kvl_outbox_next_seq(o, KVL_LANE_BULK);
+    append_str(o, KVL_LANE_BULK, s1);
+    uint64_t s2 = kvl_outbox_next_seq(o, KVL_LANE_BULK);
+    append_str(o, KVL_LANE_BULK, s2);
+    assert_int_equal(kvl_outbox_last_seq(o, KVL_LANE_BULK), s2);
+    const uint64_t bad[] = {UINT64_C(1000000000000000000), UINT64_MAX, UINT64_MAX / 2 + 1,
+                            s2 + 2 * KVL_SEQ_AHEAD_DEFAULT_US};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(bad); i++) {
+        assert_int_equal(kvl_outbox_ack(o, KVL_LANE_BULK, 0, bad[i]), KVL_EINVAL);
+        assert_int_equal(kvl_outbox_ack(o, KVL_LANE_EVENTS, 0, bad[i]), KVL_EINVAL);
+    }
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 2);
+    assert_int_equal(kvl_outbox_last_seq(o, KVL_LANE_BULK), s2);
+    if (restart) {
+        close_outbox(&loop, o);
+        assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
+        assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 2);
+        assert_true(kvl_outbox_last_seq(o, KVL_LANE_BULK) < s2 + KVL_SEQ_AHEAD_DEFAULT_US);
+    }
+    uint64_t s3 = kvl_outbox_next_seq(o, KVL_LANE_BULK);
+    assert_true(s3 > s2 && s3 < s2 + KVL_SEQ_AHEAD_DEFAULT_US);
+    append_str(o, KVL_LANE_BULK, s3);
+    kvl_buf_t b = {0};
+    assert_int_equal(read_one(o, KVL_LANE_BULK, 0, &b), s1);
+    assert_int_equal(kvl_outbox_ack(o, KVL_LANE_BULK, 0, s1), 0);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 2);
+    /* possible: an hour ahead, above the last number: taken, later numbers above it */
+    uint64_t hour = s3 + UINT64_C(3600000000);
+    assert_int_equal(kvl_outbox_ack(o, KVL_LANE_BULK, 0, hour), 0);
+    assert_int_equal(kvl_outbox_waiting(o, KVL_LANE_BULK, 0), 0);
+    assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_BULK), hour + 1);
+    if (!restart) {
+        /* at the very top the numbering stays there (the batch is then refused), never 0 */
+        append_str(o, KVL_LANE_EVENTS, UINT64_MAX);
+        assert_int_equal(kvl_outbox_next_seq(o, KVL_LANE_EVENTS), UINT64_MAX);
+        assert_int_equal(kvl_outbox_last_seq(o, KVL_LANE_EVENTS), UINT64_MAX);
+    }
+    kvl_buf_free(&b);
+    close_outbox(&loop, o);
+    kvl_agent_cfg_free(c);
+    uv_loop_close(&loop);
+}
+
+static void test_impossible_acks(void **state)
+{
+    KVL_UNUSED(state);
+    impossible_acks("", false);
+    char dir[] = "/tmp/kvl-outbox-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char extra[256];
+    snprintf(extra, sizeof(extra), "spool: {dir: %s, sync_interval: 0}\n", dir);
+    impossible_acks(extra, true);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* The registry on disk: a second batcher loading it gives every series its old id, new
  * series ids above them, and families are matched by content. */
 static const char *const fam_metrics[] = {"in", "out"};
@@ -259,9 +329,8 @@ int main(void)
 {
     kvl_log_level = KVL_LOG_LEVEL_ERROR;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory_readers),
-        cmocka_unit_test(test_memory_bound),
-        cmocka_unit_test(test_disk_restart),
+        cmocka_unit_test(test_memory_readers),   cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_disk_restart),     cmocka_unit_test(test_impossible_acks),
         cmocka_unit_test(test_registry_persist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -301,7 +301,62 @@ static void test_hello(void **state)
     assert_int_equal(round_trip(&in, &out, NULL), 0);
     assert_string_equal(out.u.hello.site, "");
     assert_int_equal(out.u.hello.boot_id, 0);
+    assert_false(out.u.hello.has_last_seq); /* not sent: an older agent */
     kvl_msg_clear(&out);
+
+    /* The agent's positions travel when it has them, zero included. */
+    in.u.hello.has_last_seq = true;
+    in.u.hello.last_seq = 1764930000123456ull;
+    in.u.hello.last_event_seq = 0;
+    assert_int_equal(round_trip(&in, &out, NULL), 0);
+    assert_true(out.u.hello.has_last_seq);
+    assert_int_equal(out.u.hello.last_seq, 1764930000123456ull);
+    assert_int_equal(out.u.hello.last_event_seq, 0);
+    kvl_msg_clear(&out);
+}
+
+/* An older agent's Hello (fields 1 to 5) decodes without positions; an empty Positions
+ * message is positions of zero. */
+static void test_hello_positions_optional(void **state)
+{
+    KVL_UNUSED(state);
+    char err[256] = "";
+    kvl_buf_t env = {0}, hello = {0};
+    pb_uint(&hello, 1, 1);
+    pb_str(&hello, 2, "old-agent");
+    pb_uint(&hello, 5, 7);
+    pb_msg(&env, 1, &hello);
+    kvl_msg_t m = {0};
+    assert_int_equal(kvl_wire_decode(env.data, env.len, &m, err, sizeof(err)), 0);
+    assert_int_equal(m.type, KVL_MSG_HELLO);
+    assert_false(m.u.hello.has_last_seq);
+    assert_int_equal(m.u.hello.last_seq, 0);
+    kvl_msg_clear(&m);
+    kvl_buf_free(&env);
+
+    kvl_buf_t pos = {0};
+    pb_uint(&hello, 1, 1);
+    pb_str(&hello, 2, "empty-positions");
+    pb_msg(&hello, 6, &pos);
+    pb_msg(&env, 1, &hello);
+    assert_int_equal(kvl_wire_decode(env.data, env.len, &m, err, sizeof(err)), 0);
+    assert_true(m.u.hello.has_last_seq);
+    assert_int_equal(m.u.hello.last_seq, 0);
+    assert_int_equal(m.u.hello.last_event_seq, 0);
+    kvl_msg_clear(&m);
+    kvl_buf_free(&env);
+
+    pb_uint(&hello, 1, 1);
+    pb_str(&hello, 2, "new-agent");
+    pb_uint(&pos, 1, 99);
+    pb_msg(&hello, 6, &pos);
+    pb_msg(&env, 1, &hello);
+    assert_int_equal(kvl_wire_decode(env.data, env.len, &m, err, sizeof(err)), 0);
+    assert_true(m.u.hello.has_last_seq);
+    assert_int_equal(m.u.hello.last_seq, 99);
+    assert_int_equal(m.u.hello.last_event_seq, 0);
+    kvl_msg_clear(&m);
+    kvl_buf_free(&env);
 }
 
 static void test_welcome_refusal_ack(void **state)
@@ -1207,6 +1262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_hello_positions_optional),
         cmocka_unit_test(test_welcome_refusal_ack),
         cmocka_unit_test(test_series_defs),
         cmocka_unit_test(test_families),
