@@ -31,8 +31,10 @@ typedef struct kvl_collector_cfg {
     bool journal_sync;
     kvl_archive_spec_t *archives;
     size_t n_archives;
-    char **consolidations; /* NULL-terminated */
-    kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
+    char **consolidations;              /* NULL-terminated */
+    kvl_tls_cfg_t tls;                  /* `tls:` or `insecure: true` (see tls_config.h) */
+    int64_t max_handshakes;             /* connections not yet past their Hello, at once */
+    int64_t max_handshakes_per_address; /* of those, from one address (IPv6: one /64) */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "ingest.h"
 #include "journal.h"
+#include "log.h"
 #include "sink.h"
 #include "stream.h"
 #include "tls.h"
@@ -30,7 +31,10 @@
 #define MEM_AGENT_HIGH 64           /* batches of an agent kept decoded in memory, at most */
 #define MEM_SAMPLES_HIGH (2u << 20) /* samples kept decoded in memory, all agents together */
 #define BACKLOG_HIGH (64ull << 20)  /* journal bytes not yet on disk: stop reading anyone */
-#define REFUSE_LOG_MS 10000         /* at most one line about max_connections this often */
+#define LOG_LIMIT_MS 10000          /* lines a peer can repeat: a few per key this often */
+#define LOG_LIMIT_BURST 3           /* lines per key per LOG_LIMIT_MS */
+#define LOG_KEYS 32                 /* distinct keys limited on their own; more share one */
+#define LOG_KEY_LEN 160
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -110,7 +114,24 @@ typedef struct conn {
     bool closing;
     int open_handles; /* the stream and the timer */
     struct conn *prev_conn, *next_conn;
+    bool in_handshake;  /* on the handshake list: accepted, no Hello accepted yet */
+    bool authenticated; /* its Hello accepted: counted in n_agent_conns */
+    struct conn *prev_hs, *next_hs;
+    uint8_t addr_key[9]; /* the peer's address for max_handshakes_per_address (IPv6: /64) */
 } conn_t;
+
+/* Lines a peer can make the collector repeat (conn.c: refusals, closes, TLS failures), each
+ * limited by its key (the reason, and the agent once known) to LOG_LIMIT_BURST lines every
+ * LOG_LIMIT_MS; keys beyond LOG_KEYS at once share `other`. */
+typedef struct ingest_log_key {
+    char key[LOG_KEY_LEN];
+    kvl_log_limit_t limit;
+} ingest_log_key_t;
+
+typedef struct ingest_log_limits {
+    ingest_log_key_t keys[LOG_KEYS];
+    kvl_log_limit_t other;
+} ingest_log_limits_t;
 
 struct kvl_ingest {
     uv_loop_t *loop;
@@ -132,9 +153,12 @@ struct kvl_ingest {
     bool freeing;
     bool server_closed;
     bool journal_closed;
-    uint64_t refused_since_log;
-    uint64_t refused_log_ms;
     kvl_ingest_stats_t stats;
+    /* the handshake slots (conn.c): connections not past their Hello, oldest first */
+    conn_t *hs_head, *hs_tail;
+    size_t n_handshakes;
+    size_t n_agent_conns; /* connections past their Hello: bounded by max_connections */
+    ingest_log_limits_t log;
 };
 
 /* agents.c */
