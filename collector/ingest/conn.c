@@ -13,10 +13,12 @@
  * each one anyway. Agents past their Hello are bounded by max_connections (refused at the
  * Hello, unless the agent replaces its own older connection).
  *
- * Every line a peer can make repeat (closes with a reason, refusals, TLS failures, peers
- * leaving before their Hello, evictions, accept failures) goes through a limiter keyed by
- * what it says (log_limit): LOG_LIMIT_BURST lines per key every LOG_LIMIT_MS, the next one
- * with the count left out; at most LOG_KEYS keys at once, the rest share one limiter.
+ * Every line a peer can make repeat goes through a limiter, the next line written telling
+ * how many were left out: before its Hello (closes with a reason, refusals, TLS failures,
+ * peers leaving, evictions, accept failures) one keyed by what the line says
+ * (ingest_log_limit: LOG_LIMIT_BURST lines per key every LOG_LIMIT_MS; at most LOG_KEYS keys
+ * at once, the rest share one limiter); after it, the agent's own (ingest_agent_log_limit:
+ * connected, disconnected, closed and why).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,9 +31,10 @@
 
 /* ----------------------------------------------------------------- limited lines ------- */
 
-/* The limiter for lines keyed `key`: its own while a slot is free or idle for an interval
- * (an idle slot's untold count goes to the shared limiter), else the shared one. */
-static kvl_log_limit_t *log_limit(kvl_ingest_t *in, const char *key)
+/* The limiter for lines keyed `key` (what the line says, with the agent's id once known):
+ * its own while a slot is free or idle for an interval (an idle slot's untold count goes to
+ * the shared limiter), else the shared one. */
+kvl_log_limit_t *ingest_log_limit(kvl_ingest_t *in, const char *key)
 {
     ingest_log_limits_t *l = &in->log;
     uint64_t now = (uint64_t)kvl_now_ms();
@@ -55,6 +58,16 @@ static kvl_log_limit_t *log_limit(kvl_ingest_t *in, const char *key)
     snprintf(reuse->key, sizeof(reuse->key), "%s", key);
     reuse->limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(LOG_LIMIT_MS, LOG_LIMIT_BURST);
     return &reuse->limit;
+}
+
+/* The limiter for lines about an agent's connections (connected, closed and why): one per
+ * agent, LOG_AGENT_BURST lines every LOG_LIMIT_MS (a connection makes two or three). */
+kvl_log_limit_t *ingest_agent_log_limit(agent_state_t *a)
+{
+    if (a->log_limit.interval_ms == 0) {
+        a->log_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(LOG_LIMIT_MS, LOG_AGENT_BURST);
+    }
+    return &a->log_limit;
 }
 
 /* ----------------------------------------------------------------- handshake slots ----- */
@@ -177,7 +190,7 @@ static void hs_make_room(kvl_ingest_t *in, conn_t *c)
     }
     static const char *const progress[] = {"silent", "in its TLS handshake",
                                            "TLS done, no hello yet"};
-    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, log_limit(in, bound), "ingest", victim->peer,
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_log_limit(in, bound), "ingest", victim->peer,
                     "too many connections before their hello (%s %lld): closed the oldest "
                     "(%s) for one from %s",
                     bound, max, progress[hs_progress(victim)], c->peer);
@@ -246,7 +259,7 @@ static void on_ready(kvl_stream_t *s)
     const char *id = kvl_tls_peer_id(t);
     char key[LOG_KEY_LEN];
     snprintf(key, sizeof(key), "tls|%s", id ? id : "");
-    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, log_limit(c->in, key), "ingest", c->peer,
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(c->in, key), "ingest", c->peer,
                     "TLS established (%s), certificate CN '%s'", kvl_tls_describe(t),
                     id ? id : "(none)");
 }
@@ -254,16 +267,17 @@ static void on_ready(kvl_stream_t *s)
 static void on_end(kvl_stream_t *s, int code, const char *why)
 {
     conn_t *c = kvl_stream_data(s);
-    bool agent = c->agent != NULL;
+    agent_state_t *agent = c->agent;
     kvl_ingest_t *in = c->in;
     char peer[sizeof(c->peer)];
     snprintf(peer, sizeof(peer), "%s", c->peer);
     ingest_conn_close(c, code == 0 ? NULL : why);
-    if (code == 0 && agent) {
-        KVL_LOG_INFO("ingest", ingest_who(c), "agent disconnected");
+    if (code == 0 && agent != NULL) {
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_agent_log_limit(agent), "ingest", agent->id,
+                        "agent disconnected");
     } else if (code == 0) {
-        KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, log_limit(in, "closed before hello"), "ingest", peer,
-                        "the peer closed its connection before its hello");
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(in, "closed before hello"), "ingest",
+                        peer, "the peer closed its connection before its hello");
     }
 }
 
@@ -404,10 +418,10 @@ void ingest_conn_close(conn_t *c, const char *why)
         return;
     }
     if (why != NULL) {
-        char key[LOG_KEY_LEN];
-        snprintf(key, sizeof(key), "%s|%s", c->agent != NULL ? c->agent->id : "", why);
-        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, log_limit(c->in, key), "ingest", ingest_who(c),
-                        "closing connection from %s: %s", c->peer, why);
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN,
+                        c->agent != NULL ? ingest_agent_log_limit(c->agent)
+                                         : ingest_log_limit(c->in, why),
+                        "ingest", ingest_who(c), "closing connection from %s: %s", c->peer, why);
         c->in->stats.protocol_errors++;
     }
     c->closing = true;
@@ -472,7 +486,7 @@ void ingest_accept_one(kvl_ingest_t *in)
 {
     conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, log_limit(in, "accept"), "ingest", NULL,
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, ingest_log_limit(in, "accept"), "ingest", NULL,
                         "out of memory accepting a connection");
         return;
     }
@@ -510,7 +524,7 @@ void ingest_on_connection(uv_stream_t *server, int status)
 {
     kvl_ingest_t *in = server->data;
     if (status != 0) {
-        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, log_limit(in, "accept"), "ingest", NULL,
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_log_limit(in, "accept"), "ingest", NULL,
                         "accept failed: %s", uv_strerror(status));
         return;
     }

@@ -33,6 +33,7 @@
 #define BACKLOG_HIGH (64ull << 20)  /* journal bytes not yet on disk: stop reading anyone */
 #define LOG_LIMIT_MS 10000          /* lines a peer can repeat: a few per key this often */
 #define LOG_LIMIT_BURST 3           /* lines per key per LOG_LIMIT_MS */
+#define LOG_AGENT_BURST 10          /* lines about one agent's connections per LOG_LIMIT_MS */
 #define LOG_KEYS 32                 /* distinct keys limited on their own; more share one */
 #define LOG_KEY_LEN 160
 
@@ -90,7 +91,8 @@ typedef struct agent_state {
     kvl_sink_result_t result; /* their results, added up */
     bool touched;             /* on the list of agents the current on_synced acknowledges */
     struct agent_state *next_touched;
-    struct conn *conn; /* the current connection, if any */
+    struct conn *conn;         /* the current connection, if any */
+    kvl_log_limit_t log_limit; /* lines about its connections (conn.c ingest_agent_log_limit) */
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -120,9 +122,10 @@ typedef struct conn {
     uint8_t addr_key[9]; /* the peer's address for max_handshakes_per_address (IPv6: /64) */
 } conn_t;
 
-/* Lines a peer can make the collector repeat (conn.c: refusals, closes, TLS failures), each
- * limited by its key (the reason, and the agent once known) to LOG_LIMIT_BURST lines every
- * LOG_LIMIT_MS; keys beyond LOG_KEYS at once share `other`. */
+/* Lines a peer can make the collector repeat (conn.c: refusals, closes, TLS failures) before
+ * its Hello, each limited by its key (what it says) to LOG_LIMIT_BURST lines every
+ * LOG_LIMIT_MS; keys beyond LOG_KEYS at once share `other`. (Lines about an agent past its
+ * Hello have its own limiter, agent_state_t's log_limit.) */
 typedef struct ingest_log_key {
     char key[LOG_KEY_LEN];
     kvl_log_limit_t limit;
@@ -192,6 +195,8 @@ void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 
 /* conn.c */
+kvl_log_limit_t *ingest_log_limit(kvl_ingest_t *in, const char *key);
+kvl_log_limit_t *ingest_agent_log_limit(agent_state_t *a);
 const char *ingest_check_identity(conn_t *c, const char *agent_id, char *why, size_t len);
 int ingest_send_msg(conn_t *c, const kvl_msg_t *m);
 void ingest_refuse(conn_t *c, const char *reason);
