@@ -31,9 +31,9 @@
 
 /* ----------------------------------------------------------------- limited lines ------- */
 
-/* The limiter for lines keyed `key` (what the line says, with the agent's id once known):
- * its own while a slot is free or idle for an interval (an idle slot's untold count goes to
- * the shared limiter), else the shared one. */
+/* The limiter for lines keyed `key` (what the line says): its own while a slot is free or
+ * idle for an interval (an idle slot's untold count goes to the shared limiter), else the
+ * shared one. */
 kvl_log_limit_t *ingest_log_limit(kvl_ingest_t *in, const char *key)
 {
     ingest_log_limits_t *l = &in->log;
@@ -257,10 +257,9 @@ static void on_ready(kvl_stream_t *s)
     conn_t *c = kvl_stream_data(s);
     const kvl_tls_t *t = kvl_stream_tls(s);
     const char *id = kvl_tls_peer_id(t);
-    char key[LOG_KEY_LEN];
-    snprintf(key, sizeof(key), "tls|%s", id ? id : "");
-    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(c->in, key), "ingest", c->peer,
-                    "TLS established (%s), certificate CN '%s'", kvl_tls_describe(t),
+    /* One key for all: the agent's Hello has a line of its own (its agent's limiter). */
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(c->in, "TLS established"), "ingest",
+                    c->peer, "TLS established (%s), certificate CN '%s'", kvl_tls_describe(t),
                     id ? id : "(none)");
 }
 
