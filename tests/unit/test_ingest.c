@@ -17,7 +17,9 @@
 
 #include "collector_config.h"
 #include "ingest.h"
+#include "ingest_internal.h"
 #include "log.h"
+#include "timeutil.h"
 #include "wire.h"
 
 typedef struct client {
@@ -263,11 +265,46 @@ static void test_handshake_slots(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The lines a peer can repeat: a limiter per key up to LOG_KEYS keys, then a shared one;
+ * each lets LOG_LIMIT_BURST lines through per interval. */
+static void test_log_keys(void **state)
+{
+    (void)state;
+    kvl_ingest_t *in = calloc(1, sizeof(*in));
+    assert_non_null(in);
+    uint64_t now = (uint64_t)kvl_now_ms(), left = 0; /* the limiters' clock */
+    char key[32];
+    kvl_log_limit_t *first = NULL;
+    for (int i = 0; i < LOG_KEYS; i++) {
+        snprintf(key, sizeof(key), "key %d", i);
+        kvl_log_limit_t *l = ingest_log_limit(in, key);
+        assert_ptr_not_equal(l, &in->log.other);
+        assert_true(kvl_log_limit_pass(l, now, &left)); /* a line now: the slot is busy */
+        first = first != NULL ? first : l;
+    }
+    assert_ptr_equal(ingest_log_limit(in, "key 0"), first); /* the same key, the same one */
+    /* One key more than there are slots, all busy: the shared limiter. */
+    kvl_log_limit_t *extra = ingest_log_limit(in, "one too many");
+    assert_ptr_equal(extra, &in->log.other);
+    for (int i = 0; i < LOG_LIMIT_BURST; i++) {
+        assert_true(kvl_log_limit_pass(extra, now + (uint64_t)i, &left));
+    }
+    assert_false(kvl_log_limit_pass(extra, now + 100, &left));
+    /* A slot idle for an interval goes to a new key. */
+    first->last_ms = now - LOG_LIMIT_MS;
+    kvl_log_limit_t *reused = ingest_log_limit(in, "a new one");
+    assert_ptr_equal(reused, first);
+    assert_true(kvl_log_limit_pass(reused, now, &left));
+    assert_ptr_equal(ingest_log_limit(in, "key 0"), &in->log.other); /* its slot is gone */
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_handshake_slots),
+        cmocka_unit_test(test_log_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
