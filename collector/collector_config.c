@@ -137,7 +137,7 @@ static const kvl_cfg_field_t fields[] = {
     {"log_level", KVL_CFG_CUSTOM, OFF(log_level), 0, 0, NULL, kvl_cfg_parse_log_level, 0,
      "error, warn, info or debug"},
     {"max_connections", KVL_CFG_INT, OFF(max_connections), 1, 100000, NULL, NULL, 0,
-     "agent connections held at once (2000)"},
+     "agents connected at once, past their Hello (2000)"},
     {"max_frame", KVL_CFG_INT, OFF(max_frame), 1024, 64 * 1024 * 1024, NULL, NULL, 0,
      "largest frame accepted, bytes (4194304)"},
     {"handshake_timeout", KVL_CFG_DURATION, OFF(handshake_timeout_ms), 100, 3600 * 1000, NULL, NULL,
@@ -160,6 +160,10 @@ static const kvl_cfg_field_t fields[] = {
      "true: plain TCP, agents not authenticated (instead of tls)"},
     {"max_seq_ahead", KVL_CFG_DURATION, OFF(max_seq_ahead_ms), 60 * 1000, 30 * 86400 * 1000ll, NULL,
      NULL, 0, "a batch numbered further ahead of this collector's clock is refused (1d)"},
+    {"max_handshakes", KVL_CFG_INT, OFF(max_handshakes), 1, 10000, NULL, NULL, 0,
+     "connections still in their TLS handshake or before their Hello, at once (512)"},
+    {"max_handshakes_per_address", KVL_CFG_INT, OFF(max_handshakes_per_address), 1, 10000, NULL,
+     NULL, 0, "of those, from one source address (16)"},
     {NULL},
 };
 
@@ -195,6 +199,8 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->journal_commit_delay_ms = 2;
     c->journal_sync = true;
     c->max_seq_ahead_ms = (int64_t)(KVL_SEQ_AHEAD_DEFAULT_US / 1000u);
+    c->max_handshakes = 512;
+    c->max_handshakes_per_address = 16;
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));

@@ -35,6 +35,8 @@ typedef struct kvl_collector_cfg {
     kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
     /* a batch numbered further ahead of this collector's clock is refused */
     int64_t max_seq_ahead_ms;
+    int64_t max_handshakes;             /* connections not yet past their Hello, at once */
+    int64_t max_handshakes_per_address; /* of those, from one address (IPv6: one /64) */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

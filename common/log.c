@@ -83,12 +83,18 @@ void kvl_log_write(int level, const char *module, const char *target, const char
 bool kvl_log_limit_pass(kvl_log_limit_t *l, uint64_t now_ms, uint64_t *left_out)
 {
     if (l->last_ms != 0 && now_ms - l->last_ms < l->interval_ms) {
+        if (l->in_burst < l->burst) {
+            l->in_burst++; /* none left out yet in this interval */
+            *left_out = 0;
+            return true;
+        }
         l->left_out++;
         return false;
     }
     *left_out = l->left_out;
     l->left_out = 0;
     l->last_ms = now_ms != 0 ? now_ms : 1;
+    l->in_burst = 1;
     return true;
 }
 

@@ -40,20 +40,28 @@ void kvl_log_write(int level, const char *module, const char *target, const char
 #define KVL_LOG_DEBUG(module, target, ...) KVL_LOG(KVL_LOG_LEVEL_DEBUG, module, target, __VA_ARGS__)
 
 /* A line that may repeat (a flood of connections, a peer's bad frames): at most one per
- * interval per limiter, the next one saying how many were left out. Not thread-safe: a
+ * interval per limiter (or `burst` lines: a few distinct peers failing at once are each
+ * told, a flood is not), the next one saying how many were left out. Not thread-safe: a
  * limiter belongs to one thread. Usage:
  *     static kvl_log_limit_t lim = KVL_LOG_LIMIT_INIT(10000);
  *     KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &lim, "ingest", peer, "refused: %s", why);
  */
 typedef struct kvl_log_limit {
     uint64_t interval_ms;
-    uint64_t last_ms;  /* when the last line was written (0: never) */
+    uint64_t last_ms;  /* when the interval of the last line written began (0: never) */
     uint64_t left_out; /* lines not written since */
+    uint32_t burst;    /* lines allowed per interval (0 counts as 1) */
+    uint32_t in_burst; /* lines written in the current interval */
 } kvl_log_limit_t;
 
 #define KVL_LOG_LIMIT_INIT(ms)                                                                     \
     {                                                                                              \
-        .interval_ms = (ms), .last_ms = 0, .left_out = 0                                           \
+        .interval_ms = (ms), .last_ms = 0, .left_out = 0, .burst = 1, .in_burst = 0                \
+    }
+/* Up to n lines per interval, then one per interval. */
+#define KVL_LOG_LIMIT_BURST_INIT(ms, n)                                                            \
+    {                                                                                              \
+        .interval_ms = (ms), .last_ms = 0, .left_out = 0, .burst = (n), .in_burst = 0              \
     }
 
 /* True when a line may be written at now_ms; *left_out then gets the number not written

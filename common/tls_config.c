@@ -1,13 +1,17 @@
 /*
  * tls_config.c — reads `tls:` and checks it against `insecure:` (see tls_config.h).
- * No OpenSSL here: the files are only checked to be readable; tls.c loads them.
+ * No OpenSSL here: the files are only checked to be readable, and the private key to be
+ * secret (its owner and mode); tls.c loads them.
  */
 #include "tls_config.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "kvl.h"
@@ -46,6 +50,65 @@ static int check_readable(kvl_cfg_node_t map, const char *key, const char *path)
     return 0;
 }
 
+/* True when gid is this process's effective group or one of its supplementary groups. */
+static bool own_group(gid_t gid)
+{
+    if (gid == getegid()) {
+        return true;
+    }
+    gid_t groups[256];
+    int n = getgroups((int)KVL_ARRAY_SIZE(groups), groups);
+    for (int i = 0; i < n; i++) {
+        if (groups[i] == gid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int kvl_tls_key_check(const char *path, char *why, size_t len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, len, "cannot examine the private key %s: %s", path, strerror(errno));
+        return KVL_EIO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, len, "the private key %s is not a regular file", path);
+        return KVL_ECONFIG;
+    }
+    unsigned mode = (unsigned)st.st_mode & 07777;
+    const char *problem = NULL;
+    if ((mode & 007) != 0) {
+        problem = (mode & 006) != 0 ? "readable or writable by any user" : "open to any user";
+    } else if ((mode & 020) != 0) {
+        problem = "writable by its group";
+    } else if ((mode & 050) != 0 && !own_group(st.st_gid)) {
+        problem = "readable by a group this daemon is not in";
+    } else if ((mode & 050) != 0 && st.st_uid != 0 && st.st_uid != geteuid()) {
+        problem = "readable by its group and owned by neither root nor this daemon's user";
+    }
+    if (problem == NULL) {
+        return 0;
+    }
+    snprintf(why, len,
+             "the private key %s is %s (mode %04o): run 'chmod 600 %s' (or 640 with the "
+             "daemon's group, owned by root or the daemon's user)",
+             path, problem, mode, path);
+    return KVL_ECONFIG;
+}
+
+static int check_key(kvl_cfg_node_t map, const char *path)
+{
+    char why[1200];
+    if (kvl_tls_key_check(path, why, sizeof(why)) != 0) {
+        kvl_cfg_node_t n;
+        kvl_cfg_map_get(map, "key", &n);
+        return kvl_cfg_error(n, "%s", why);
+    }
+    return 0;
+}
+
 static int parse_tls(kvl_cfg_node_t n, void *target, const kvl_cfg_field_t *fields)
 {
     kvl_tls_cfg_t *t = target;
@@ -61,6 +124,9 @@ static int parse_tls(kvl_cfg_node_t n, void *target, const kvl_cfg_field_t *fiel
     }
     if (rc == 0) {
         rc = check_readable(n, "key", t->key);
+    }
+    if (rc == 0) {
+        rc = check_key(n, t->key);
     }
     if (rc == 0 && t->server_name != NULL && t->server_name[0] == '\0') {
         kvl_cfg_node_t s;

@@ -12,6 +12,9 @@
  *
  * One of the two is required; both together are an error. The agent's identity is the
  * subject CN of its certificate, which must equal its `id:`.
+ *
+ * The private key must be secret, as ssh requires of its keys: a key file others may read
+ * or write is refused (kvl_tls_key_check), by both daemons at start and by --check-config.
  */
 #ifndef KVL_TLS_CONFIG_H
 #define KVL_TLS_CONFIG_H
@@ -33,6 +36,13 @@ typedef struct kvl_tls_cfg {
  * and the collector's. Each file named must be readable. */
 int kvl_tls_cfg_parse_client(kvl_cfg_node_t n, void *target);
 int kvl_tls_cfg_parse_server(kvl_cfg_node_t n, void *target);
+/* Whether the private key file at path is kept secret: a regular file that no one but its
+ * owner may read or write, except that group read (never group write) is allowed when the
+ * group is one of this process's groups and the owner is root or this process's user (the
+ * Debian way: root:kaaval 0640 for a daemon running as kaaval). Returns 0, or KVL_ECONFIG
+ * (KVL_EIO when the file cannot be examined) with one sentence in why naming the file, its
+ * mode and the fix. */
+int kvl_tls_key_check(const char *path, char *why, size_t len);
 /* After the table is applied to `root`: exactly one of `tls:` and `insecure: true`.
  * Returns 0 or KVL_ECONFIG (recorded). */
 int kvl_tls_cfg_check(kvl_cfg_node_t root, const kvl_tls_cfg_t *t);

@@ -74,6 +74,7 @@
 #define TCP_USER_TIMEOUT_MS 30000 /* sent data unacknowledged by TCP this long: link dead */
 #define DEFS_PER_FRAME 5000       /* a definition encodes to ~100-200 bytes */
 #define STATS_LOG_MS 30000        /* outbox counters logged this often while something waits */
+#define FLAP_MS 5000 /* a connection lost this soon after its attempt began is a failed attempt */
 
 typedef enum {
     ST_IDLE,
@@ -107,6 +108,11 @@ typedef struct ep {
     size_t sent_cap, sent_head, sent_n;
     size_t unacked_bytes;
     kvl_buf_t rbuf; /* the frame just read from the outbox */
+    /* When the current attempt began, with the backoff and logged_down then: a Welcome
+     * resets both, a connection lost within FLAP_MS gets them back (conn_lost). */
+    uint64_t attempt_ms;
+    int64_t attempt_backoff_ms;
+    bool attempt_logged_down;
 } ep_t;
 
 struct kvl_uplink {
@@ -326,6 +332,15 @@ static void fail_over(ep_t *e)
 static void conn_lost(ep_t *e, const char *why, int code)
 {
     kvl_uplink_t *u = e->up;
+    /* A collector that welcomes the agent and drops it at once (flapping, or refusing what it
+     * is sent) must not get a reconnection and its log lines every second: a connection lost
+     * within FLAP_MS of its attempt keeps the backoff growing and is not logged as new. */
+    if (uv_now(u->loop) - e->attempt_ms < FLAP_MS) {
+        if (e->backoff_ms < e->attempt_backoff_ms) {
+            e->backoff_ms = e->attempt_backoff_ms;
+        }
+        e->logged_down = e->logged_down || e->attempt_logged_down;
+    }
     if (why != NULL) {
         if (!e->logged_down) {
             KVL_LOG_WARN("uplink", name_of(e), "%s%s%s; %zu batches wait, retrying", why,
@@ -747,6 +762,9 @@ static void connect_now(ep_t *e)
     if (e->state != ST_IDLE || e->resolver_busy || u->freeing) {
         return;
     }
+    e->attempt_ms = uv_now(u->loop);
+    e->attempt_backoff_ms = e->backoff_ms;
+    e->attempt_logged_down = e->logged_down;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     char port[8];
     snprintf(port, sizeof(port), "%u", e->cfg->port);

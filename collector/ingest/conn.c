@@ -1,8 +1,24 @@
 /*
- * conn.c — the ingest's connections: accepting (max_connections), each one a framed stream
- * (common/stream.h: TCP, TLS unless insecure, frames) whose frames go to protocol.c,
- * sending messages, backpressure (which connections are read), handshake and idle
- * timeouts, closing.
+ * conn.c — the ingest's connections: accepting, each one a framed stream (common/stream.h:
+ * TCP, TLS unless insecure, frames) whose frames go to protocol.c, sending messages,
+ * backpressure (which connections are read), handshake and idle timeouts, closing.
+ *
+ * Handshake slots: a connection is "in its handshake" from accept until its Hello is
+ * accepted (the TLS handshake, then the Hello). Those are bounded apart from connected
+ * agents: max_handshakes in all, max_handshakes_per_address from one source address (an
+ * IPv6 /64 counts as one). When a new connection finds them full, the oldest connection that
+ * has made the least progress (silent first, then TLS unfinished, then TLS done but no
+ * Hello) is closed to make room: a flood of half-open connections evicts only its own kind,
+ * and a real agent, which finishes in a few round trips, gets in. handshake_timeout bounds
+ * each one anyway. Agents past their Hello are bounded by max_connections (refused at the
+ * Hello, unless the agent replaces its own older connection).
+ *
+ * Every line a peer can make repeat goes through a limiter, the next line written telling
+ * how many were left out: before its Hello (closes with a reason, refusals, TLS failures,
+ * peers leaving, evictions, accept failures) one keyed by what the line says
+ * (ingest_log_limit: LOG_LIMIT_BURST lines per key every LOG_LIMIT_MS; at most LOG_KEYS keys
+ * at once, the rest share one limiter); after it, the agent's own (ingest_agent_log_limit:
+ * connected, disconnected, closed and why).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -11,6 +27,198 @@
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
+#include "timeutil.h"
+
+/* ----------------------------------------------------------------- limited lines ------- */
+
+/* The limiter for lines keyed `key` (what the line says): its own while a slot is free or
+ * idle for an interval (an idle slot's untold count goes to the shared limiter), else the
+ * shared one. */
+kvl_log_limit_t *ingest_log_limit(kvl_ingest_t *in, const char *key)
+{
+    ingest_log_limits_t *l = &in->log;
+    uint64_t now = (uint64_t)kvl_now_ms();
+    ingest_log_key_t *reuse = NULL;
+    for (size_t i = 0; i < LOG_KEYS; i++) {
+        ingest_log_key_t *k = &l->keys[i];
+        if (k->key[0] != '\0' && strncmp(k->key, key, LOG_KEY_LEN - 1) == 0) {
+            return &k->limit;
+        }
+        if (reuse == NULL && (k->key[0] == '\0' || now - k->limit.last_ms >= LOG_LIMIT_MS)) {
+            reuse = k;
+        }
+    }
+    if (l->other.interval_ms == 0) {
+        l->other = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(LOG_LIMIT_MS, LOG_LIMIT_BURST);
+    }
+    if (reuse == NULL) {
+        return &l->other;
+    }
+    l->other.left_out += reuse->limit.left_out;
+    snprintf(reuse->key, sizeof(reuse->key), "%s", key);
+    reuse->limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(LOG_LIMIT_MS, LOG_LIMIT_BURST);
+    return &reuse->limit;
+}
+
+/* The limiter for lines about an agent's connections (connected, closed and why): one per
+ * agent, LOG_AGENT_BURST lines every LOG_LIMIT_MS (a connection makes two or three). */
+kvl_log_limit_t *ingest_agent_log_limit(agent_state_t *a)
+{
+    if (a->log_limit.interval_ms == 0) {
+        a->log_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(LOG_LIMIT_MS, LOG_AGENT_BURST);
+    }
+    return &a->log_limit;
+}
+
+/* ----------------------------------------------------------------- handshake slots ----- */
+
+static void hs_unlink(kvl_ingest_t *in, conn_t *c)
+{
+    if (!c->in_handshake) {
+        return;
+    }
+    if (c->prev_hs) {
+        c->prev_hs->next_hs = c->next_hs;
+    } else {
+        in->hs_head = c->next_hs;
+    }
+    if (c->next_hs) {
+        c->next_hs->prev_hs = c->prev_hs;
+    } else {
+        in->hs_tail = c->prev_hs;
+    }
+    c->prev_hs = c->next_hs = NULL;
+    c->in_handshake = false;
+    KVL_ASSERT(in->n_handshakes > 0);
+    in->n_handshakes--;
+}
+
+static void hs_append(kvl_ingest_t *in, conn_t *c)
+{
+    KVL_ASSERT(!c->in_handshake && !c->authenticated);
+    c->prev_hs = in->hs_tail;
+    c->next_hs = NULL;
+    if (in->hs_tail) {
+        in->hs_tail->next_hs = c;
+    } else {
+        in->hs_head = c;
+    }
+    in->hs_tail = c;
+    c->in_handshake = true;
+    in->n_handshakes++;
+}
+
+/* How far a connection in its handshake got: 0 nothing received, 1 bytes (TLS under way, or a
+ * Hello arriving), 2 TLS done, no Hello yet. The least progress is evicted first. */
+static int hs_progress(const conn_t *c)
+{
+    if (c->stream == NULL) {
+        return 0;
+    }
+    const kvl_tls_t *t = kvl_stream_tls(c->stream);
+    if (t != NULL && kvl_tls_established(t)) {
+        return 2;
+    }
+    kvl_stream_stats_t st;
+    kvl_stream_stats(c->stream, &st);
+    return st.bytes_in > 0 ? 1 : 0;
+}
+
+/* The peer's address as a key: IPv4 (also IPv4-mapped IPv6) whole, IPv6 its /64 (one site's
+ * allocation: a peer has all of it). */
+static void addr_key(conn_t *c)
+{
+    memset(c->addr_key, 0, sizeof(c->addr_key));
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(kvl_stream_tcp(c->stream), (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        c->addr_key[0] = 4;
+        memcpy(c->addr_key + 1, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0) {
+            c->addr_key[0] = 4;
+            memcpy(c->addr_key + 1, a + 12, 4);
+        } else {
+            c->addr_key[0] = 6;
+            memcpy(c->addr_key + 1, a, 8);
+        }
+    }
+}
+
+/* Before the new connection c joins the handshake list: closes one connection in its
+ * handshake when c's address or everyone's would pass its bound. */
+static void hs_make_room(kvl_ingest_t *in, conn_t *c)
+{
+    size_t same = 0;
+    conn_t *oldest_same = NULL, *oldest = NULL;
+    int p_same = 3, p_all = 3;
+    for (conn_t *h = in->hs_head; h != NULL; h = h->next_hs) {
+        int p = hs_progress(h); /* the list is oldest first: the first of the least wins */
+        if (p < p_all) {
+            p_all = p;
+            oldest = h;
+        }
+        if (memcmp(h->addr_key, c->addr_key, sizeof(c->addr_key)) == 0) {
+            same++;
+            if (p < p_same) {
+                p_same = p;
+                oldest_same = h;
+            }
+        }
+    }
+    conn_t *victim = NULL;
+    const char *bound = NULL;
+    long long max = 0;
+    if ((int64_t)same >= in->cfg->max_handshakes_per_address && oldest_same != NULL) {
+        victim = oldest_same;
+        bound = "max_handshakes_per_address";
+        max = (long long)in->cfg->max_handshakes_per_address;
+        in->stats.handshakes_dropped_address++;
+    } else if ((int64_t)in->n_handshakes >= in->cfg->max_handshakes && oldest != NULL) {
+        victim = oldest;
+        bound = "max_handshakes";
+        max = (long long)in->cfg->max_handshakes;
+        in->stats.handshakes_dropped++;
+    }
+    if (victim == NULL) {
+        return;
+    }
+    static const char *const progress[] = {"silent", "in its TLS handshake",
+                                           "TLS done, no hello yet"};
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_log_limit(in, bound), "ingest", victim->peer,
+                    "too many connections before their hello (%s %lld): closed the oldest "
+                    "(%s) for one from %s",
+                    bound, max, progress[hs_progress(victim)], c->peer);
+    ingest_conn_close(victim, NULL);
+}
+
+/* c's Hello was accepted: it leaves the handshake slots for the agents'. */
+static void conn_authenticated(conn_t *c)
+{
+    hs_unlink(c->in, c);
+    c->authenticated = true;
+    c->in->n_agent_conns++;
+}
+
+/* True when a Hello claiming agent_id may take a slot among the agents: below
+ * max_connections, or replacing that agent's own connection. */
+static bool agent_slot_free(kvl_ingest_t *in, const char *agent_id)
+{
+    if ((int64_t)in->n_agent_conns < in->cfg->max_connections) {
+        return true;
+    }
+    for (conn_t *o = in->conns; o != NULL && agent_id != NULL; o = o->next_conn) {
+        if (o->authenticated && o->agent != NULL && strcmp(o->agent->id, agent_id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* ----------------------------------------------------------------- the stream ---------- */
 
@@ -27,8 +235,20 @@ static void on_frame(kvl_stream_t *s, const uint8_t *p, size_t len)
         ingest_conn_close(c, why);
         return;
     }
+    if (c->in_handshake && m.type == KVL_MSG_HELLO && !agent_slot_free(c->in, m.u.hello.agent_id)) {
+        char why[96];
+        snprintf(why, sizeof(why), "too many agents connected (max_connections %lld)",
+                 (long long)c->in->cfg->max_connections);
+        c->in->stats.connections_refused++;
+        kvl_msg_clear(&m);
+        ingest_refuse(c, why);
+        return;
+    }
     ingest_handle_msg(c, &m, p, len);
     kvl_msg_clear(&m);
+    if (c->in_handshake && !c->closing && c->agent != NULL) {
+        conn_authenticated(c);
+    }
 }
 
 /* The TLS handshake is done (the agent's certificate verified). */
@@ -37,16 +257,26 @@ static void on_ready(kvl_stream_t *s)
     conn_t *c = kvl_stream_data(s);
     const kvl_tls_t *t = kvl_stream_tls(s);
     const char *id = kvl_tls_peer_id(t);
-    KVL_LOG_INFO("ingest", c->peer, "TLS established (%s), certificate CN '%s'",
-                 kvl_tls_describe(t), id ? id : "(none)");
+    /* One key for all: the agent's Hello has a line of its own (its agent's limiter). */
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(c->in, "TLS established"), "ingest",
+                    c->peer, "TLS established (%s), certificate CN '%s'", kvl_tls_describe(t),
+                    id ? id : "(none)");
 }
 
 static void on_end(kvl_stream_t *s, int code, const char *why)
 {
     conn_t *c = kvl_stream_data(s);
+    agent_state_t *agent = c->agent;
+    kvl_ingest_t *in = c->in;
+    char peer[sizeof(c->peer)];
+    snprintf(peer, sizeof(peer), "%s", c->peer);
     ingest_conn_close(c, code == 0 ? NULL : why);
-    if (code == 0) {
-        KVL_LOG_INFO("ingest", ingest_who(c), "agent disconnected");
+    if (code == 0 && agent != NULL) {
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_agent_log_limit(agent), "ingest", agent->id,
+                        "agent disconnected");
+    } else if (code == 0) {
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_log_limit(in, "closed before hello"), "ingest",
+                        peer, "the peer closed its connection before its hello");
     }
 }
 
@@ -187,7 +417,10 @@ void ingest_conn_close(conn_t *c, const char *why)
         return;
     }
     if (why != NULL) {
-        KVL_LOG_WARN("ingest", ingest_who(c), "closing connection from %s: %s", c->peer, why);
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN,
+                        c->agent != NULL ? ingest_agent_log_limit(c->agent)
+                                         : ingest_log_limit(c->in, why),
+                        "ingest", ingest_who(c), "closing connection from %s: %s", c->peer, why);
         c->in->stats.protocol_errors++;
     }
     c->closing = true;
@@ -204,6 +437,12 @@ void ingest_conn_close(conn_t *c, const char *why)
         c->next_conn->prev_conn = c->prev_conn;
     }
     in->n_conns--;
+    hs_unlink(in, c);
+    if (c->authenticated) {
+        c->authenticated = false;
+        KVL_ASSERT(in->n_agent_conns > 0);
+        in->n_agent_conns--;
+    }
     kvl_stream_close(c->stream); /* close_notify first under TLS, best effort */
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
@@ -221,6 +460,7 @@ void ingest_on_timer(uv_timer_t *t)
                      ? "TLS handshake not finished"
                      : "no hello",
                  ms % 1000 == 0 ? ms / 1000 : ms, ms % 1000 == 0 ? "s" : "ms");
+        in->stats.handshake_timeouts++;
         ingest_conn_close(c, why);
         return;
     }
@@ -245,7 +485,8 @@ void ingest_accept_one(kvl_ingest_t *in)
 {
     conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        KVL_LOG_ERROR("ingest", NULL, "out of memory accepting a connection");
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, ingest_log_limit(in, "accept"), "ingest", NULL,
+                        "out of memory accepting a connection");
         return;
     }
     c->in = in;
@@ -270,23 +511,9 @@ void ingest_accept_one(kvl_ingest_t *in)
     }
     c->open_handles++;
     snprintf(c->peer, sizeof(c->peer), "%s", kvl_stream_peer(c->stream));
-    if ((int64_t)in->n_conns > in->cfg->max_connections) {
-        /* Closed at once; one line every REFUSE_LOG_MS at most, however many come. */
-        in->stats.connections_refused++;
-        in->stats.protocol_errors++;
-        in->refused_since_log++;
-        uint64_t now = uv_now(in->loop);
-        if (in->refused_log_ms == 0 || now - in->refused_log_ms >= REFUSE_LOG_MS) {
-            KVL_LOG_WARN("ingest", c->peer,
-                         "too many connections (max_connections %lld): closed %" PRIu64
-                         " new connection(s) since the last such line",
-                         (long long)in->cfg->max_connections, in->refused_since_log);
-            in->refused_log_ms = now ? now : 1;
-            in->refused_since_log = 0;
-        }
-        ingest_conn_close(c, NULL);
-        return;
-    }
+    addr_key(c);
+    hs_make_room(in, c);
+    hs_append(in, c);
     uv_timer_start(&c->timer, ingest_on_timer, (uint64_t)in->cfg->handshake_timeout_ms, 0);
     c->reading = false;
     ingest_conn_update_reading(c);
@@ -296,7 +523,8 @@ void ingest_on_connection(uv_stream_t *server, int status)
 {
     kvl_ingest_t *in = server->data;
     if (status != 0) {
-        KVL_LOG_WARN("ingest", NULL, "accept failed: %s", uv_strerror(status));
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_log_limit(in, "accept"), "ingest", NULL,
+                        "accept failed: %s", uv_strerror(status));
         return;
     }
     if (in->replaying) {

@@ -17,6 +17,11 @@
  * A sink's failure that can pass (sink.h: the archives' disk read-only or full) leaves the
  * batch in the journal and first in its agent's queue, retried later, in order; other
  * agents go on.
+ * line; so do the handshake and idle timeouts. Connections still in their handshake (TLS, then
+ * the Hello) are bounded apart from connected agents (max_handshakes, and per source address):
+ * when full, the oldest of them that has made the least progress is closed to make room, so a
+ * flood of connections never locks an agent out; agents beyond max_connections are refused at
+ * their Hello. Lines a peer can make repeat are rate-limited, with counts.
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
@@ -37,7 +42,7 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
                    kvl_ingest_t **out, char *err, size_t errlen);
 typedef struct kvl_ingest_stats {
     uint64_t connections;         /* accepted in all */
-    uint64_t connections_refused; /* closed at once: max_connections */
+    uint64_t connections_refused; /* Hello refused: max_connections agents connected */
     uint64_t idle_closed;         /* closed by idle_timeout */
     uint64_t batches_journaled;   /* batches written to the journal (acknowledged once synced) */
     uint64_t samples_journaled;   /* values in them */
@@ -66,6 +71,9 @@ typedef struct kvl_ingest_stats {
     uint64_t batches_refused_seq;   /* numbered beyond max_seq_ahead: refused, not journaled */
     uint64_t duplicates_unexpected; /* of batches_duplicate, not a resend after a reconnect */
     uint64_t seq_rewinds;           /* positions above an agent's own highest number, undone */
+    uint64_t handshakes_dropped;    /* closed before their Hello to make room: max_handshakes */
+    uint64_t handshakes_dropped_address; /* the same, max_handshakes_per_address */
+    uint64_t handshake_timeouts;         /* closed by handshake_timeout */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -36,6 +36,11 @@
 #define RETRY_MAX_MS 30000          /* doubling up to this */
 #define SEQ_LOG_MS 10000            /* at most one line about refused or odd seqs this often */
 #define PLAUSIBLE_AHEAD_US (60ull * 1000000ull) /* see agent_state_t.plausible_seq */
+#define LOG_LIMIT_MS 10000 /* lines a peer can repeat: a few per key this often */
+#define LOG_LIMIT_BURST 3  /* lines per key per LOG_LIMIT_MS */
+#define LOG_AGENT_BURST 10 /* lines about one agent's connections per LOG_LIMIT_MS */
+#define LOG_KEYS 32        /* distinct keys limited on their own; more share one */
+#define LOG_KEY_LEN 160
 
 /* ----------------------------------------------------------------- types --------------- */
 
@@ -111,6 +116,7 @@ typedef struct agent_state {
      * more than PLAUSIBLE_AHEAD_US when it came (at start: when replayed): where a rewind
      * goes when the agent says it never made the numbers above (protocol.c). */
     uint64_t plausible_seq[KVL_LANES];
+    kvl_log_limit_t log_limit; /* lines about its connections (conn.c ingest_agent_log_limit) */
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -135,7 +141,25 @@ typedef struct conn {
     int open_handles; /* the stream and the timer */
     struct conn *prev_conn, *next_conn;
     uint64_t welcome_seq[KVL_LANES]; /* the positions its Welcome told the agent */
+    bool in_handshake;               /* on the handshake list: accepted, no Hello accepted yet */
+    bool authenticated;              /* its Hello accepted: counted in n_agent_conns */
+    struct conn *prev_hs, *next_hs;
+    uint8_t addr_key[9]; /* the peer's address for max_handshakes_per_address (IPv6: /64) */
 } conn_t;
+
+/* Lines a peer can make the collector repeat (conn.c: refusals, closes, TLS failures) before
+ * its Hello, each limited by its key (what it says) to LOG_LIMIT_BURST lines every
+ * LOG_LIMIT_MS; keys beyond LOG_KEYS at once share `other`. (Lines about an agent past its
+ * Hello have its own limiter, agent_state_t's log_limit.) */
+typedef struct ingest_log_key {
+    char key[LOG_KEY_LEN];
+    kvl_log_limit_t limit;
+} ingest_log_key_t;
+
+typedef struct ingest_log_limits {
+    ingest_log_key_t keys[LOG_KEYS];
+    kvl_log_limit_t other;
+} ingest_log_limits_t;
 
 struct kvl_ingest {
     uv_loop_t *loop;
@@ -157,14 +181,17 @@ struct kvl_ingest {
     bool freeing;
     bool server_closed;
     bool journal_closed;
-    uint64_t refused_since_log;
-    uint64_t refused_log_ms;
     kvl_ingest_stats_t stats;
     uv_timer_t retry_timer;  /* the earliest paused agent's retry (apply.c) */
     bool retry_timer_closed; /* closed by kvl_ingest_free */
     size_t apply_paused;     /* agents whose applying is paused */
     kvl_log_limit_t seq_log; /* refused sequence numbers (protocol.c, replay.c) */
     kvl_log_limit_t dup_log; /* duplicates an agent had no reason to send (protocol.c) */
+    /* the handshake slots (conn.c): connections not past their Hello, oldest first */
+    conn_t *hs_head, *hs_tail;
+    size_t n_handshakes;
+    size_t n_agent_conns; /* connections past their Hello: bounded by max_connections */
+    ingest_log_limits_t log;
 };
 
 /* agents.c */
@@ -199,6 +226,8 @@ void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 void ingest_on_retry_timer(uv_timer_t *t);
 
 /* conn.c */
+kvl_log_limit_t *ingest_log_limit(kvl_ingest_t *in, const char *key);
+kvl_log_limit_t *ingest_agent_log_limit(agent_state_t *a);
 const char *ingest_check_identity(conn_t *c, const char *agent_id, char *why, size_t len);
 int ingest_send_msg(conn_t *c, const kvl_msg_t *m);
 void ingest_refuse(conn_t *c, const char *reason);

@@ -131,8 +131,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
         return;
     }
     if (a->conn != NULL && a->conn != c) {
-        KVL_LOG_WARN("ingest", a->id, "agent connected again from %s; closing its older connection",
-                     c->peer);
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, ingest_agent_log_limit(a), "ingest", a->id,
+                        "agent connected again from %s; closing its older connection", c->peer);
         conn_t *old = a->conn;
         a->conn = NULL;
         old->agent = NULL;
@@ -153,8 +153,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     memcpy(c->welcome_seq, a->acked_seq, sizeof(c->welcome_seq));
     c->last_frame_ms = uv_now(in->loop);
     uv_timer_start(&c->timer, ingest_on_timer, (uint64_t)in->cfg->idle_timeout_ms, 0);
-    KVL_LOG_INFO("ingest", a->id, "agent connected from %s (site %s, version %s)", c->peer, a->site,
-                 h->version);
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_agent_log_limit(a), "ingest", a->id,
+                    "agent connected from %s (site %s, version %s)", c->peer, a->site, h->version);
     kvl_msg_t m = {.type = KVL_MSG_WELCOME};
     m.u.welcome = (kvl_welcome_t){.protocol = KVL_PROTOCOL_VERSION,
                                   .collector_id = in->cfg->id,

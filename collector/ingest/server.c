@@ -39,9 +39,11 @@
  * definitions) and it is read back on the thread pool when its turn comes. Nobody is read
  * (TCP backpressure) while the journal is above journal_max_bytes (segments go only when
  * all their batches are applied) or more than BACKLOG_HIGH bytes wait for the disk; an
- * agent with QUEUE_HIGH batches waiting is not read until QUEUE_LOW. More than max_connections
- * connections: the new one is closed at once (logged at most every 10 s). No frame for idle_timeout
- * (time spent not reading, for backpressure, does not count): closed.
+ * agent with QUEUE_HIGH batches waiting is not read until QUEUE_LOW. Connections before their
+ * Hello take handshake slots (max_handshakes, max_handshakes_per_address; when full the oldest
+ * with the least progress is closed: conn.c); agents past it, max_connections (more are
+ * refused at the Hello). No frame for idle_timeout (time spent not reading, for backpressure,
+ * does not count): closed. Lines a peer can repeat are rate-limited per reason (conn.c).
  *
  * TLS (common/tls.h, unless `insecure: true`): each connection has a session between the
  * socket and the frame reader (tls_read, send_msg); the timer covers the handshake.
@@ -100,7 +102,11 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
         rc = uv_tcp_bind(&in->server, (const struct sockaddr *)&addr, 0);
     }
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&in->server, 512, ingest_on_connection);
+        /* A deep accept queue: a burst of connections (a flood, or every agent after a
+         * restart) waits there for the handshake slots rather than having SYNs dropped,
+         * which costs a real agent a second-long retransmission (the kernel caps it at
+         * net.core.somaxconn). */
+        rc = uv_listen((uv_stream_t *)&in->server, 4096, ingest_on_connection);
     }
     if (rc != 0) {
         snprintf(err, errlen, "%s: cannot listen: %s%s", cfg->listen, uv_strerror(rc),

@@ -5,6 +5,7 @@
 #     `--check-config` and a real start exit with status 2 and print
 #     `<file>:<line>:<column>: <what was expected>` on stderr, the position being that of the
 #     offending text (worked out here from the file itself). Valid files pass the check.
+#     Among them: a TLS private key others may read (mode 0644, 0604), refused by both.
 # (b) Malformed frames: while a real agent streams samples into the collector, other clients
 #     connect and send garbage, an oversized length prefix, an empty frame, an undecodable
 #     payload, a non-hello first message, a frame cut short, or nothing at all. The collector
@@ -136,9 +137,38 @@ expect_config_error "$KVL_COLLECTOR" "$C/c-no-tls.yaml" '^id:' id "or insecure: 
 collector_base | sed 's|^insecure: true|tls: {ca: /nonexistent/ca.crt, cert: c.crt, key: c.key}|' \
     >"$C/c-tls-file.yaml"
 expect_config_error "$KVL_COLLECTOR" "$C/c-tls-file.yaml" '^tls:' /nonexistent "cannot read /nonexistent/ca.crt"
-{ agent_base; echo "tls: {ca: $C/agent-ok.yaml, cert: $C/agent-ok.yaml, key: $C/agent-ok.yaml}"; } \
+install -m 600 "$C/agent-ok.yaml" "$C/a-both.key" # any readable file; a key kept secret
+{ agent_base; echo "tls: {ca: $C/agent-ok.yaml, cert: $C/agent-ok.yaml, key: $C/a-both.key}"; } \
     >"$C/a-both.yaml"
 expect_config_error "$KVL_AGENT" "$C/a-both.yaml" '^insecure:' true "exclude each other"
+
+# A private key others may read: refused by both daemons, naming the file, its mode and the
+# fix; the same keys with mode 0600 (and 0640, group ours) pass.
+command -v openssl >/dev/null 2>&1 || kvl_fail "'openssl' not found: run packaging/install-deps.sh"
+PKI=$C/pki
+{ sh "$KVL_REPO/packaging/kaaval-certs.sh" -d "$PKI" ca &&
+    sh "$KVL_REPO/packaging/kaaval-certs.sh" -d "$PKI" collector 127.0.0.1 &&
+    sh "$KVL_REPO/packaging/kaaval-certs.sh" -d "$PKI" agent err-agent; } >"$C/pki.out" 2>&1 \
+    || kvl_fail "cannot make certificates: $(cat "$C/pki.out")"
+for k in "$PKI"/*.key; do
+    [ "$(stat -c %a "$k")" = 600 ] || kvl_fail "kaaval-certs.sh made $k with mode $(stat -c %a "$k")"
+done
+agent_base | sed "s|^insecure: true|tls: {ca: $PKI/ca.crt, cert: $PKI/err-agent.crt, key: $PKI/err-agent.key}|" \
+    >"$C/a-key.yaml"
+collector_base | sed "s|^insecure: true|tls: {ca: $PKI/ca.crt, cert: $PKI/collector.crt, key: $PKI/collector.key}|" \
+    >"$C/c-key.yaml"
+expect_config_ok "$KVL_AGENT" "$C/a-key.yaml"
+expect_config_ok "$KVL_COLLECTOR" "$C/c-key.yaml"
+chmod 640 "$PKI/err-agent.key" "$PKI/collector.key" # the group is ours (made by us)
+expect_config_ok "$KVL_AGENT" "$C/a-key.yaml"
+expect_config_ok "$KVL_COLLECTOR" "$C/c-key.yaml"
+chmod 644 "$PKI/err-agent.key" "$PKI/collector.key"
+expect_config_error "$KVL_AGENT" "$C/a-key.yaml" '^tls:' "$PKI/err-agent.key" \
+    "(mode 0644): run 'chmod 600 $PKI/err-agent.key'"
+expect_config_error "$KVL_COLLECTOR" "$C/c-key.yaml" '^tls:' "$PKI/collector.key" \
+    "(mode 0644): run 'chmod 600 $PKI/collector.key'"
+chmod 604 "$PKI/collector.key"
+expect_config_error "$KVL_COLLECTOR" "$C/c-key.yaml" '^tls:' "$PKI/collector.key" "(mode 0604)"
 
 collector_base | sed 's/5m:1d/5x:1d/' >"$C/c-archive.yaml"
 expect_config_error "$KVL_COLLECTOR" "$C/c-archive.yaml" '^archives:' 5x:1d "resolution:retention"
