@@ -31,8 +31,13 @@ typedef struct kvl_collector_cfg {
     bool journal_sync;
     kvl_archive_spec_t *archives;
     size_t n_archives;
-    char **consolidations; /* NULL-terminated */
-    kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
+    char **consolidations;          /* NULL-terminated */
+    kvl_tls_cfg_t tls;              /* `tls:` or `insecure: true` (see tls_config.h) */
+    int64_t max_series_per_agent;   /* series ids one agent's connection may define */
+    int64_t max_families_per_agent; /* families likewise */
+    int64_t agent_state_ttl_ms;     /* definitions of an agent gone are released after this */
+    int64_t future_tolerance_ms;    /* samples further ahead of the clock are refused */
+    int64_t max_sample_age_ms;      /* samples older than this are refused */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -54,6 +54,8 @@ typedef struct kvl_ingest_stats {
     uint64_t replayed_batches;      /* of those, written */
     uint64_t replay_stale;          /* updates of replayed batches the archives already had */
     uint64_t replay_errors;         /* journal records that could not be replayed */
+    uint64_t samples_future;        /* refused: timestamped beyond future_tolerance ahead */
+    uint64_t samples_too_old;       /* refused: older than max_sample_age */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);
