@@ -1,8 +1,10 @@
 /*
  * agents.c — the ingest's per-agent state: agents by id, the series definitions of a
- * connection (dense tables by id, families expanded) as sinks see them, batches checked
- * against them, the event log line, and the queue of an agent's batches waiting for the
- * sinks (decoded in memory, or spilled to the journal).
+ * connection (maps from id to definition sized by what is held, families expanded, the
+ * per-agent limits, names that must fit a file) as sinks see them, batches checked against
+ * them, samples too far ahead or too old dropped at arrival, the event log line, the queue
+ * of an agent's batches waiting for the sinks (decoded in memory, or spilled to the
+ * journal), and the release of the definitions of agents gone.
  */
 #include <inttypes.h>
 #include <stdlib.h>
