@@ -85,8 +85,8 @@ static uint32_t id_hash(uint32_t id, uint32_t seed)
 
 static id_slot_t *map_find(const id_map_t *m, uint32_t id)
 {
-    if (m->cap == 0) {
-        return NULL;
+    if (m->cap == 0 || id == 0) {
+        return NULL; /* (0 marks an empty slot: never an entry) */
     }
     size_t mask = m->cap - 1;
     for (size_t i = id_hash(id, m->seed) & mask;; i = (i + 1) & mask) {

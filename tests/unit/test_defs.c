@@ -101,6 +101,7 @@ static void test_ids_do_not_size_memory(void **state)
     assert_string_equal(ingest_defs_find(t, UINT32_MAX)->metric, "mem");
     assert_null(ingest_defs_find(t, 1));
     assert_null(ingest_defs_find(t, 16777217u));
+    assert_null(ingest_defs_find(t, 0)); /* 0 marks an empty slot, never an entry */
     /* a family instance that would run past 2^32-1, and id 0: refused, nothing held */
     kvl_family_t f = if_family(7);
     kvl_series_def_t past = if_def(UINT32_MAX - 3, 7, "ge-0/0/1");
