@@ -164,6 +164,16 @@ static const kvl_cfg_field_t fields[] = {
      "connections still in their TLS handshake or before their Hello, at once (512)"},
     {"max_handshakes_per_address", KVL_CFG_INT, OFF(max_handshakes_per_address), 1, 10000, NULL,
      NULL, 0, "of those, from one source address (16)"},
+    {"max_series_per_agent", KVL_CFG_INT, OFF(max_series_per_agent), 1, 1ll << 32, NULL, NULL, 0,
+     "series ids one agent may define; more refuse its definitions (2000000)"},
+    {"max_families_per_agent", KVL_CFG_INT, OFF(max_families_per_agent), 1, 1ll << 32, NULL, NULL,
+     0, "families one agent may define; more refuse its definitions (1024)"},
+    {"agent_state_ttl", KVL_CFG_DURATION, OFF(agent_state_ttl_ms), 100, 30 * 86400 * 1000ll, NULL,
+     NULL, 0, "definitions of an agent without connection or queue kept this long (10m)"},
+    {"future_tolerance", KVL_CFG_DURATION, OFF(future_tolerance_ms), 1000, 30 * 86400 * 1000ll,
+     NULL, NULL, 0, "samples timestamped further ahead of the clock are refused (10m)"},
+    {"max_sample_age", KVL_CFG_DURATION, OFF(max_sample_age_ms), 60 * 1000,
+     10 * 365 * 86400 * 1000ll, NULL, NULL, 0, "samples older than this are refused (31d)"},
     {NULL},
 };
 
@@ -201,6 +211,11 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->max_seq_ahead_ms = (int64_t)(KVL_SEQ_AHEAD_DEFAULT_US / 1000u);
     c->max_handshakes = 512;
     c->max_handshakes_per_address = 16;
+    c->max_series_per_agent = 2000000;
+    c->max_families_per_agent = 1024;
+    c->agent_state_ttl_ms = 10 * 60 * 1000;
+    c->future_tolerance_ms = 10 * 60 * 1000;
+    c->max_sample_age_ms = 31ll * 86400 * 1000;
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));

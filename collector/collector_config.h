@@ -37,6 +37,11 @@ typedef struct kvl_collector_cfg {
     int64_t max_seq_ahead_ms;
     int64_t max_handshakes;             /* connections not yet past their Hello, at once */
     int64_t max_handshakes_per_address; /* of those, from one address (IPv6: one /64) */
+    int64_t max_series_per_agent;       /* series ids one agent's connection may define */
+    int64_t max_families_per_agent;     /* families likewise */
+    int64_t agent_state_ttl_ms;         /* definitions of an agent gone are released after this */
+    int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
+    int64_t max_sample_age_ms;          /* samples older than this are refused */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -29,10 +29,10 @@ void kvl_sinks_event(const kvl_sinks_t *s, const kvl_sink_event_t *e)
 const kvl_series_def_t *kvl_sink_def(void *ctx, uint32_t id)
 {
     const kvl_sink_defs_t *d = ctx;
-    return id < d->n_defs ? d->defs[id] : NULL;
+    return d->def(d->table, id);
 }
 
 const kvl_family_t *kvl_sink_family(const kvl_sink_defs_t *d, const kvl_series_def_t *def)
 {
-    return def->family != 0 && def->family < d->n_families ? d->families[def->family] : NULL;
+    return def->family != 0 ? d->family(d->table, def) : NULL;
 }

@@ -76,14 +76,16 @@
 
 #define KVL_SINKS_MAX 16
 
-/* An agent's series definitions on the connection a batch came on. */
+/* An agent's series definitions on the connection a batch came on, looked up by id (the
+ * table behind them holds what the agent defined, not an array as large as its ids): use
+ * kvl_sink_def and kvl_sink_family. */
 typedef struct kvl_sink_defs {
-    const kvl_series_def_t *const *defs; /* index = series id (NULL: none); a family's
-                                            definition appears once per metric, with that
-                                            metric's id, name, kind and realness */
-    size_t n_defs;
-    const kvl_family_t *const *families; /* index = family id */
-    size_t n_families;
+    const void *table;
+    /* The definition of a series id, or NULL: a family's definition appears once per
+     * metric, with that metric's id, name, kind and realness. */
+    const kvl_series_def_t *(*def)(const void *table, uint32_t id);
+    /* The family a definition (from def) was expanded from, or NULL. */
+    const kvl_family_t *(*family)(const void *table, const kvl_series_def_t *def);
 } kvl_sink_defs_t;
 
 typedef struct kvl_sink_batch {

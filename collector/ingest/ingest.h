@@ -74,6 +74,8 @@ typedef struct kvl_ingest_stats {
     uint64_t handshakes_dropped;    /* closed before their Hello to make room: max_handshakes */
     uint64_t handshakes_dropped_address; /* the same, max_handshakes_per_address */
     uint64_t handshake_timeouts;         /* closed by handshake_timeout */
+    uint64_t samples_future;             /* refused: timestamped beyond future_tolerance ahead */
+    uint64_t samples_too_old;            /* refused: older than max_sample_age */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -24,8 +24,6 @@
 #include "tls.h"
 #include "wire.h"
 
-#define MAX_SERIES_ID (16u * 1024u * 1024u)
-#define MAX_FAMILY_ID 65536u
 #define QUEUE_HIGH 65536            /* stop reading an agent with this many batches waiting */
 #define QUEUE_LOW 32768             /* resume at this */
 #define MEM_AGENT_HIGH 64           /* batches of an agent kept decoded in memory, at most */
@@ -44,17 +42,39 @@
 
 /* ----------------------------------------------------------------- types --------------- */
 
-/* An agent's series definitions on one connection. */
+/* Ids to entries: open addressing with linear probing on a seeded hash of the id (ids
+ * are whatever a peer sends, so neither their size nor their spread sizes anything);
+ * id 0 marks an empty slot. Memory: 16 bytes per slot, at most twice the entries held
+ * (after growing) plus the 3/4 fill bound. */
+typedef struct id_slot {
+    uint32_t id;
+    uint32_t idx; /* series: the id's place in its block */
+    void *p;      /* series: its def_block_t; families: its fam_rec_t */
+} id_slot_t;
+
+typedef struct id_map {
+    id_slot_t *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+    uint32_t seed;
+} id_map_t;
+
+typedef struct def_block def_block_t;
+
+/* An agent's series definitions on one connection: memory proportional to what is held
+ * (a block per definition as received, a family's expanded to one entry per metric; a
+ * record per family), identical definitions sent again not copied, a changed one
+ * replacing the old (freed once no id refers to it), bounded per agent by
+ * max_series_per_agent and max_families_per_agent. */
 typedef struct defs_table {
     int refs;       /* the agent's, and each queued batch's of this connection */
     char site[256]; /* the agent's site on this connection */
-    kvl_arena_t arena;
-    kvl_series_def_t **defs; /* index = id; a family's definition is expanded to its ids */
-    size_t n_defs;
-    kvl_family_t **families; /* index = family id */
-    size_t n_families;
-    kvl_series_def_t **orig; /* index = id: definitions as received (a family's once), for
-                                the journal's checkpoints */
+    size_t max_series, max_families;
+    id_map_t series;           /* series id -> (block, index) */
+    id_map_t families;         /* family id -> family record */
+    def_block_t *first, *last; /* blocks in the order received, for the checkpoints */
+    size_t bytes;              /* held by the table (blocks, families, maps) */
+    char why[320];             /* why the last ingest_store_defs refused */
 } defs_table_t;
 
 typedef struct pending {
@@ -117,6 +137,9 @@ typedef struct agent_state {
      * goes when the agent says it never made the numbers above (protocol.c). */
     uint64_t plausible_seq[KVL_LANES];
     kvl_log_limit_t log_limit; /* lines about its connections (conn.c ingest_agent_log_limit) */
+    uint64_t idle_since_ms;    /* loop time the sweep first found it without connection and
+                                  queue (0: not idle); its definitions go after
+                                  agent_state_ttl */
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -192,15 +215,27 @@ struct kvl_ingest {
     size_t n_handshakes;
     size_t n_agent_conns; /* connections past their Hello: bounded by max_connections */
     ingest_log_limits_t log;
+    uv_timer_t sweep;    /* releases the definitions of agents gone (agents.c) */
+    bool sweep_open;     /* the timer is initialised and not yet closed */
+    kvl_buf_t times_buf; /* a batch re-encoded without the groups its times refused */
 };
 
 /* agents.c */
 agent_state_t *ingest_agent_get(kvl_ingest_t *in, const char *id, size_t len);
 const char *ingest_who(const conn_t *c);
-defs_table_t *ingest_defs_new(const char *site);
+defs_table_t *ingest_defs_new(const kvl_ingest_t *in, const char *site);
 void ingest_defs_free(defs_table_t *t);
 int ingest_store_defs(defs_table_t *t, const kvl_family_t *f, size_t nf, const kvl_series_def_t *d,
                       size_t nd, const char **why);
+const kvl_series_def_t *ingest_defs_find(const defs_table_t *t, uint32_t id);
+size_t ingest_defs_bytes(const defs_table_t *t);
+size_t ingest_defs_series(const defs_table_t *t);
+size_t ingest_defs_families(const defs_table_t *t);
+int ingest_batch_filter_times(kvl_ingest_t *in, agent_state_t *a, kvl_batch_t *b,
+                              const uint8_t **payload, size_t *len);
+void ingest_sweep_start(kvl_ingest_t *in);
+void ingest_sweep_stop(kvl_ingest_t *in);
+void ingest_sweep(kvl_ingest_t *in);
 int ingest_defs_encode(const defs_table_t *t, kvl_buf_t *out);
 int ingest_batch_check(defs_table_t *t, const kvl_batch_t *b, uint64_t *samples, char *err,
                        size_t errlen);

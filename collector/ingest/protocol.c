@@ -124,7 +124,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
         return;
     }
     agent_state_t *a = ingest_agent_get(in, h->agent_id, strlen(h->agent_id));
-    defs_table_t *defs = ingest_defs_new(h->site[0] ? h->site : "default");
+    defs_table_t *defs = ingest_defs_new(in, h->site[0] ? h->site : "default");
     if (a == NULL || defs == NULL) {
         free(defs);
         ingest_refuse(c, "collector out of memory");
@@ -204,7 +204,7 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
         return;
     }
     if (ingest_store_defs(a->defs, b->families, b->n_families, b->defs, b->n_defs, &why) != 0) {
-        ingest_conn_close(c, why);
+        ingest_refuse(c, why);
         return;
     }
     if (b->seq <= c->last_seq[b->lane]) {
@@ -235,6 +235,10 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
                    0) {
             ingest_conn_close(c, "out of memory");
         }
+        return;
+    }
+    if (ingest_batch_filter_times(in, a, b, &payload, &len) != 0) {
+        ingest_conn_close(c, "out of memory");
         return;
     }
     pending_t *p = calloc(1, sizeof(*p));
@@ -315,7 +319,7 @@ void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
         if (ingest_store_defs(c->agent->defs, m->u.series_defs.families,
                               m->u.series_defs.n_families, m->u.series_defs.defs,
                               m->u.series_defs.n, &why) != 0) {
-            ingest_conn_close(c, why);
+            ingest_refuse(c, why);
         } else if (ingest_journal_put(c->in, c->agent, KVL_JREC_DEFS, 0, 0, payload, len, false,
                                       NULL, NULL) != 0) {
             ingest_conn_close(c, "cannot write the journal");

@@ -122,7 +122,7 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         snprintf(a->site, sizeof(a->site), "%.*s", (int)(r->len < 255 ? r->len : 255),
                  (const char *)r->data);
         ingest_defs_free(a->defs);
-        a->defs = ingest_defs_new(a->site);
+        a->defs = ingest_defs_new(in, a->site);
         return a->defs != NULL ? 0 : KVL_ENOMEM;
     }
     if (r->type == KVL_JREC_APPLIED && r->lane == KVL_LANE_EVENTS) {
@@ -132,7 +132,7 @@ static int replay_batches(void *ctx, const kvl_jrec_t *r, uint64_t seg)
     if (r->type != KVL_JREC_DEFS && r->type != KVL_JREC_BATCH) {
         return 0;
     }
-    if (a->defs == NULL && (a->defs = ingest_defs_new(a->site)) == NULL) {
+    if (a->defs == NULL && (a->defs = ingest_defs_new(in, a->site)) == NULL) {
         return KVL_ENOMEM;
     }
     kvl_msg_t m = {0};

@@ -93,6 +93,7 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
     in->server.data = in;
     uv_timer_init(loop, &in->retry_timer);
     in->retry_timer.data = in;
+    ingest_sweep_start(in); /* releases the definitions of agents gone */
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
@@ -130,8 +131,8 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
  * archive write is in flight; the journal's last commit is written then. */
 void ingest_maybe_free(kvl_ingest_t *in)
 {
-    if (!in->freeing || !in->server_closed || !in->retry_timer_closed || in->live > 0 ||
-        in->writing > 0) {
+    if (!in->freeing || !in->server_closed || !in->retry_timer_closed || in->sweep_open ||
+        in->live > 0 || in->writing > 0) {
         return;
     }
     if (!in->journal_closed) {
@@ -184,6 +185,7 @@ void kvl_ingest_free(kvl_ingest_t *in)
     in->freeing = true;
     /* A batch waiting for its retry (apply.c) stays in the journal: replayed next time. */
     uv_close((uv_handle_t *)&in->retry_timer, on_retry_timer_closed);
+    ingest_sweep_stop(in);
     uv_close((uv_handle_t *)&in->server, on_server_closed);
     while (in->conns != NULL) {
         ingest_conn_close(in->conns, NULL);
