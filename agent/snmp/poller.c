@@ -6,13 +6,20 @@
  * in ifwalk.c.
  *
  * Scheduling. Each device ticks on a fixed schedule (one timer for all of them, the devices in a
- * min-heap by their next tick): the first tick at the device's phase (FNV-1a hash of its name
- * modulo the interval, counted from the Unix epoch, so it survives restarts and 2,000 devices
- * spread evenly), then every interval, never drifting; a tick that finds the previous poll still
- * running is skipped. Every request goes through dev_send: at most max_inflight are in flight over
- * all devices; beyond that a device waits in one FIFO queue, and a slot that frees goes to the
- * queue's head before the device that freed it may send again, so no device can starve another. A
- * poll is a small state machine over one kvl_snmp session:
+ * min-heap by their next tick): the first tick at once after the start (spread over a few
+ * seconds by the name's hash: the agent does not know when an earlier run last polled the
+ * device, and waiting for the phase could leave a gap longer than the archives' heartbeat),
+ * the second at the device's phase (FNV-1a hash of its name modulo the interval, counted from
+ * the Unix epoch, so it survives restarts and 2,000 devices spread evenly) at least half an
+ * interval later, then every interval, never drifting; a tick that finds the previous poll
+ * still running is skipped. The counters need no help across a restart: they go out raw
+ * (extended past wraps) into DERIVE data sources, so the first poll of a new run is a rate
+ * against the archive's last update from the earlier run (only a 32-bit counter that
+ * wrapped during the earlier run starts again below that update: that one step is unknown). Every
+ * request goes through dev_send: at most max_inflight are in flight over all devices; beyond that a
+ * device waits in one FIFO queue, and a slot that frees goes to the queue's head before the device
+ * that freed it may send again, so no device can starve another. A poll is a small state machine
+ * over one kvl_snmp session:
  *
  *   1. GET sysUpTime.0, sysName.0, ifNumber.0 and ifTableLastChange.0 (v1: a noSuchName
  *      drops that OID, remembered until the next discovery, and asks again). No usable
@@ -190,6 +197,7 @@ typedef struct device {
     uint64_t interval_ms;
     uint64_t next_due; /* loop time (ms) of the next tick (the poller's schedule) */
     uint64_t due;      /* loop time the current poll was due */
+    bool joined;       /* the first tick (at start) is over: on the device's phase since */
     uint64_t start_ns; /* uv_hrtime of the current poll's first request, 0 before */
     kvl_snmp_session_t *sess;
     dev_state_t state;
@@ -1368,9 +1376,16 @@ static void sched_arm(kvl_poller_t *p)
 static void device_tick(device_t *d, uint64_t now)
 {
     d->due = d->next_due;
-    unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
-    if (skipped > 0) {
-        KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
+    if (!d->joined) {
+        /* The first tick, at start: the next one at the device's phase (poll_sched.h). */
+        d->joined = true;
+        d->next_due =
+            now + kvl_sched_join_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+    } else {
+        unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
+        if (skipped > 0) {
+            KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
+        }
     }
     if (d->state != ST_IDLE) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "previous poll still running: tick skipped");
@@ -1517,9 +1532,8 @@ int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
                          "blocking call when the session opens (once: that session is kept)",
                          d->cfg->address);
         }
-        /* The first poll at the device's phase within its interval. */
-        d->next_due =
-            now + kvl_sched_phase_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+        /* The first poll at once, spread over a short window; then on the phase. */
+        d->next_due = now + kvl_sched_start_delay(d->cfg->name, d->interval_ms);
         kvl_sched_push(&p->sched, (uint32_t)i, d->next_due);
     }
     sched_arm(p);
