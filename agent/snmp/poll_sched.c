@@ -114,7 +114,7 @@ uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t 
 
 uint64_t kvl_sched_start_delay(const char *name, uint64_t interval_ms)
 {
-    uint64_t window = interval_ms / 2;
+    uint64_t window = interval_ms / 10;
     if (window > KVL_SCHED_START_SPREAD_MS) {
         window = KVL_SCHED_START_SPREAD_MS;
     }

@@ -57,7 +57,9 @@ void kvl_sched_clear(kvl_sched_t *s);
  * called name: in [0, interval_ms). */
 uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t now_ms);
 /* Milliseconds from the start to the first tick of the device called name: in [0, w), w the
- * smaller of half the interval and KVL_SCHED_START_SPREAD_MS (0 when w is 0). */
+ * smaller of a tenth of the interval and KVL_SCHED_START_SPREAD_MS (0 when w is 0). A
+ * restart then loses no step as long as it takes less than the interval minus w after the
+ * last poll (the archives' heartbeat being two intervals). */
 uint64_t kvl_sched_start_delay(const char *name, uint64_t interval_ms);
 /* Milliseconds from a device's first tick (at now_ms, wall clock) to its second: its next
  * phase point at least half an interval away, in [interval_ms / 2, interval_ms * 3 / 2). */

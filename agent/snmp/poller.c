@@ -6,20 +6,22 @@
  * in ifwalk.c.
  *
  * Scheduling. Each device ticks on a fixed schedule (one timer for all of them, the devices in a
- * min-heap by their next tick): the first tick at once after the start (spread over a few
- * seconds by the name's hash: the agent does not know when an earlier run last polled the
- * device, and waiting for the phase could leave a gap longer than the archives' heartbeat),
- * the second at the device's phase (FNV-1a hash of its name modulo the interval, counted from
- * the Unix epoch, so it survives restarts and 2,000 devices spread evenly) at least half an
- * interval later, then every interval, never drifting; a tick that finds the previous poll
- * still running is skipped. The counters need no help across a restart: they go out raw
- * (extended past wraps) into DERIVE data sources, so the first poll of a new run is a rate
- * against the archive's last update from the earlier run (only a 32-bit counter that
- * wrapped during the earlier run starts again below that update: that one step is unknown). Every
- * request goes through dev_send: at most max_inflight are in flight over all devices; beyond that a
- * device waits in one FIFO queue, and a slot that frees goes to the queue's head before the device
- * that freed it may send again, so no device can starve another. A poll is a small state machine
- * over one kvl_snmp session:
+ * min-heap by their next tick). The first tick comes at once after the start, spread over a
+ * tenth of the interval (10 s at most) by the name's hash: the agent does not know when an
+ * earlier run last polled the device, and waiting for the phase could leave a gap longer than
+ * the archives' heartbeat (two steps). The second tick falls on the device's phase (FNV-1a hash
+ * of its name modulo the interval, counted from the Unix epoch, so it survives restarts and
+ * 2,000 devices spread evenly) at least half an interval later; then one every interval, never
+ * drifting; a tick that finds the previous poll still running is skipped. Counters need no help
+ * across a restart: they go out raw (extended past wraps) into DERIVE data sources, so the first
+ * poll of a new run is a rate against the archive's last update from the earlier run (only a
+ * 32-bit counter that wrapped during the earlier run starts again below that update: that one
+ * step is unknown).
+ *
+ * Every request goes through dev_send: at most max_inflight are in flight over all devices;
+ * beyond that a device waits in one FIFO queue, and a slot that frees goes to the queue's head
+ * before the device that freed it may send again, so no device can starve another. A poll is a
+ * small state machine over one kvl_snmp session:
  *
  *   1. GET sysUpTime.0, sysName.0, ifNumber.0 and ifTableLastChange.0 (v1: a noSuchName
  *      drops that OID, remembered until the next discovery, and asks again). No usable
