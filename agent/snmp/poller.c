@@ -267,7 +267,8 @@ typedef struct device {
     bool inv_have_ifnumber, inv_have_lastchange;
     int64_t inv_ifnumber;
     uint32_t inv_lastchange;
-    size_t inv_seen; /* rows seen by the last discovery */
+    size_t inv_seen;    /* rows seen by the last discovery */
+    size_t inv_unnamed; /* of those, included but without an id (a name refused) */
 
     /* series */
     uint32_t dev_id; /* first id of dev_family, registered at each poll's report */
@@ -715,6 +716,7 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
         return false;
     }
     size_t k = 0, old = 0;
+    d->inv_unnamed = 0;
     for (size_t i = 0; i < n; i++) {
         if (!nr[i].included) {
             continue;
@@ -760,6 +762,12 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
                                   .labels = labels,
                                   .n_labels = KVL_ARRAY_SIZE(labels)};
         f->id = kvl_batcher_instance(d->p->b, &key);
+        if (f->id == 0) {
+            /* Refused (a name the collector could not archive: the registry logged it once)
+             * or out of memory: not reported, so not asked for either. */
+            k--;
+            d->inv_unnamed++;
+        }
     }
     free(d->inv);
     d->inv = inv;
@@ -862,7 +870,12 @@ static void walk_done(device_t *d)
     d->inv_have_lastchange = d->have_lastchange;
     d->inv_lastchange = d->lastchange;
     d->inv_seen = d->rows.n;
-    if (changed) {
+    if (changed && d->inv_unnamed > 0) {
+        KVL_LOG_INFO(MOD, d->cfg->name,
+                     "%zu interfaces, %zu reported (%zu left out by filters, %zu not reported: "
+                     "name refused)",
+                     d->rows.n, d->n_inv, d->rows.n - d->n_inv - d->inv_unnamed, d->inv_unnamed);
+    } else if (changed) {
         KVL_LOG_INFO(MOD, d->cfg->name, "%zu interfaces, %zu reported (%zu left out by filters)",
                      d->rows.n, d->n_inv, d->rows.n - d->n_inv);
     }

@@ -9,8 +9,8 @@
  * over all devices). The fake batcher records series definitions, samples and events.
  * Tests check names, metric selection, counter discontinuities, v1 fallbacks, reachability
  * transitions and their reasons, the schedule's spread, the in-flight cap and its fairness,
- * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters and
- * the agent's own statistics.
+ * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters,
+ * interfaces whose names are refused, and the agent's own statistics.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -29,6 +29,7 @@
 #include "agent_config.h"
 #include "batcher.h"
 #include "log.h"
+#include "names.h"
 #include "poll_sched.h"
 #include "poller.h"
 #include "snmp.h"
@@ -42,7 +43,7 @@ typedef struct mib_entry {
     kvl_snmp_type_t type;
     uint64_t u;
     int64_t i;
-    char str[96];
+    char str[320];
 } mib_entry_t;
 
 typedef struct fake_dev {
@@ -505,9 +506,17 @@ static size_t n_events;
 static int64_t group_t;
 static bool in_group;
 
+static unsigned n_refused; /* registrations refused for their names */
+
 uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 {
     (void)b;
+    /* As the registry: no id for a name the collector could not archive (names.h). */
+    if (kvl_name_check("device", k->device, NULL, 0) != 0 ||
+        kvl_name_check("instance", k->instance, NULL, 0) != 0) {
+        n_refused++;
+        return 0;
+    }
     size_t i;
     for (i = 0; i < n_series; i++) {
         fseries_t *s = &series[i];
@@ -556,6 +565,9 @@ uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
         uint32_t id = kvl_batcher_series(b, &sk);
         if (i == 0) {
             first = id;
+            if (id == 0) {
+                return 0;
+            }
         }
         assert_int_equal(id, first + i);
     }
@@ -806,6 +818,7 @@ static void reset_fakes(void)
     }
     n_fake_devs = 0;
     n_series = n_samples = n_events = 0;
+    n_refused = 0;
     in_group = false;
     g_in_flight = g_max_in_flight = 0;
     n_order = 0;
@@ -1706,6 +1719,39 @@ static void test_interface_filters(void **state)
     world_stop(&w);
 }
 
+/* An interface whose name the collector could not make a file name of (the batcher gives it
+ * no id): left out of the inventory, so neither reported nor asked for between discoveries;
+ * the device's other interfaces as usual. */
+static void test_interface_name_too_long(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("ln");
+    char name[301];
+    memset(name, 'x', 300);
+    name[300] = '\0';
+    mib_str(d, IF(2, 4), "eth4");
+    mib_int(d, IF(3, 4), 6);
+    mib_int(d, IF(7, 4), 1);
+    mib_int(d, IF(8, 4), 1);
+    mib_str(d, IFX(1, 4), name);
+    mib_c64(d, IFX(6, 4), 1000);
+    mib_c64(d, IFX(10, 4), 2000);
+    world_device(&w, "ln", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "ln", 3);
+    assert_true(n_refused >= 1); /* asked for an id at each discovery */
+    assert_int_equal(last_sample(series_id("ln", "", "interfaces"))->v, 3);
+    assert_non_null(find_series("ln", "Gi0/1", "in_octets"));
+    for (size_t i = 0; i < n_series; i++) {
+        assert_true(strlen(series[i].instance) < 100);
+    }
+    assert_true(d->asked[1]);
+    assert_false(d->asked[4]); /* costs nothing between discoveries */
+    world_stop(&w);
+}
+
 /* --- why a device is down, and the agent's statistics -------------------------------------- */
 
 static void test_down_reasons(void **state)
@@ -2032,6 +2078,7 @@ int main(void)
         cmocka_unit_test(test_adaptive_repetitions),
         cmocka_unit_test(test_rediscovery_triggers),
         cmocka_unit_test(test_interface_filters),
+        cmocka_unit_test(test_interface_name_too_long),
         cmocka_unit_test(test_down_reasons),
         cmocka_unit_test(test_agent_statistics),
         cmocka_unit_test(test_metric_groups_v2c),
