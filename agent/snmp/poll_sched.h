@@ -8,10 +8,12 @@
  *    any time), so the first tick comes at once, spread over a short window by the name's
  *    hash (kvl_sched_start_delay) so 2,000 devices do not fire in one millisecond; a restart
  *    then leaves no gap longer than the archives' heartbeat (two steps) in a device's polls.
- *  - Phase: after that first tick a device joins a fixed point of its interval, the FNV-1a
- *    hash of its name modulo the interval counted from the Unix epoch (the same after every
- *    restart, and 2,000 devices spread evenly), at least half an interval after the first
- *    tick so two updates never come close together (kvl_sched_join_delay).
+ *  - Phase: the second tick comes one interval after the first (a new archive's first two
+ *    updates one step apart: rrdtool spreads a longer first gap over the steps it spans, so
+ *    their rows would be wrong); the third joins a fixed point of the interval, the FNV-1a
+ *    hash of the name modulo the interval counted from the Unix epoch (the same after every
+ *    restart, and 2,000 devices spread evenly), at least half an interval after the second
+ *    so two updates never come close together (kvl_sched_join_delay).
  *  - Ticks: one every interval after that, never drifting; ticks the loop was too late for
  *    are skipped.
  *  - Dead devices: the gap between probes, in ticks, doubles up to a longest time.
@@ -61,7 +63,7 @@ uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t 
  * restart then loses no step as long as it takes less than the interval minus w after the
  * last poll (the archives' heartbeat being two intervals). */
 uint64_t kvl_sched_start_delay(const char *name, uint64_t interval_ms);
-/* Milliseconds from a device's first tick (at now_ms, wall clock) to its second: its next
+/* Milliseconds from a device's second tick (at now_ms, wall clock) to its third: its next
  * phase point at least half an interval away, in [interval_ms / 2, interval_ms * 3 / 2). */
 uint64_t kvl_sched_join_delay(const char *name, uint64_t interval_ms, uint64_t now_ms);
 /* Moves *next_due on by one interval, then past now on the fixed schedule. Returns how many

@@ -9,14 +9,15 @@
  * min-heap by their next tick). The first tick comes at once after the start, spread over a
  * tenth of the interval (10 s at most) by the name's hash: the agent does not know when an
  * earlier run last polled the device, and waiting for the phase could leave a gap longer than
- * the archives' heartbeat (two steps). The second tick falls on the device's phase (FNV-1a hash
- * of its name modulo the interval, counted from the Unix epoch, so it survives restarts and
- * 2,000 devices spread evenly) at least half an interval later; then one every interval, never
- * drifting; a tick that finds the previous poll still running is skipped. Counters need no help
- * across a restart: they go out raw (extended past wraps) into DERIVE data sources, so the first
- * poll of a new run is a rate against the archive's last update from the earlier run (only a
- * 32-bit counter that wrapped during the earlier run starts again below that update: that one
- * step is unknown).
+ * the archives' heartbeat (two steps). The second tick comes one interval later (a new
+ * archive's first two updates one step apart, see poll_sched.h), the third on the device's
+ * phase (FNV-1a hash of its name modulo the interval, counted from the Unix epoch, so it
+ * survives restarts and 2,000 devices spread evenly) at least half an interval after the
+ * second; then one every interval, never drifting; a tick that finds the previous poll still
+ * running is skipped. Counters need no help across a restart: they go out raw (extended past wraps)
+ * into DERIVE data sources, so the first poll of a new run is a rate against the archive's last
+ * update from the earlier run (only a 32-bit counter that wrapped during the earlier run starts
+ * again below that update: that one step is unknown).
  *
  * Every request goes through dev_send: at most max_inflight are in flight over all devices;
  * beyond that a device waits in one FIFO queue, and a slot that frees goes to the queue's head
@@ -197,10 +198,10 @@ typedef struct device {
     const kvl_device_cfg_t *cfg;
     uint32_t interval_s;
     uint64_t interval_ms;
-    uint64_t next_due; /* loop time (ms) of the next tick (the poller's schedule) */
-    uint64_t due;      /* loop time the current poll was due */
-    bool joined;       /* the first tick (at start) is over: on the device's phase since */
-    uint64_t start_ns; /* uv_hrtime of the current poll's first request, 0 before */
+    uint64_t next_due;   /* loop time (ms) of the next tick (the poller's schedule) */
+    uint64_t due;        /* loop time the current poll was due */
+    uint8_t start_ticks; /* ticks since the start, up to 2: on the device's phase since */
+    uint64_t start_ns;   /* uv_hrtime of the current poll's first request, 0 before */
     kvl_snmp_session_t *sess;
     dev_state_t state;
     bool polled_once;
@@ -1391,9 +1392,9 @@ static void sched_arm(kvl_poller_t *p)
 static void device_tick(device_t *d, uint64_t now)
 {
     d->due = d->next_due;
-    if (!d->joined) {
-        /* The first tick, at start: the next one at the device's phase (poll_sched.h). */
-        d->joined = true;
+    if (d->start_ticks < 2 && ++d->start_ticks == 2) {
+        /* The second tick, an interval after the first (at start): the next one on the
+         * device's phase (poll_sched.h). */
         d->next_due =
             now + kvl_sched_join_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
     } else {

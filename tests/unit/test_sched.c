@@ -127,8 +127,8 @@ static void test_phase(void **state)
     }
 }
 
-/* The first tick after a start: at once, spread over a short window; the second on the phase,
- * at least half an interval after the first. */
+/* The first tick after a start: at once, spread over a short window; the third (after the
+ * second, an interval after the first) on the phase, at least half an interval later. */
 static void test_start_and_join(void **state)
 {
     KVL_UNUSED(state);
@@ -161,8 +161,8 @@ static void test_start_and_join(void **state)
     assert_int_equal(kvl_sched_start_delay("x", 0), 0);
     uint64_t j = kvl_sched_join_delay("x", 1, epoch);
     assert_true(j < 2);
-    /* A restart right before the phase point: the second tick skips it (too close to the
-     * first) and takes the next one. */
+    /* The second tick right before a phase point: the join skips it (too close to the
+     * second) and takes the next one. */
     uint64_t ph = kvl_sched_phase_delay("x", 60000, epoch);
     uint64_t just_before = epoch + ph + 60000 - 1000; /* 1 s before a phase point */
     assert_int_equal(kvl_sched_join_delay("x", 60000, just_before), 61000);
