@@ -7,6 +7,11 @@
  * and `probes:` (probe/probe_config.c). After the table: the ship room checks its keys
  * (collectors, TLS), then the SNMP keys are read, then the probes finished, so the first
  * error is the same whatever room reports it. The keys' reference: docs/configuration.md.
+ *
+ * The id and the site become folder and file names at the collector (common/names.h), which
+ * refuses an agent whose id is empty or longer than KVL_AGENT_ID_MAX, whose site is longer
+ * than KVL_SITE_MAX, or whose names cannot become a file name: so does this file, at
+ * --check-config and at start, rather than an agent that the collector turns away.
  */
 #include "agent_config.h"
 
@@ -18,6 +23,7 @@
 #include "cfg.h"
 #include "kvl.h"
 #include "log.h"
+#include "names.h"
 
 /* --- the whole file -------------------------------------------------------------------------- */
 
@@ -94,6 +100,35 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     free(c);
 }
 
+/* The id and the site as the collector will take them (see the top of this file). */
+static int check_identity(kvl_cfg_node_t root, const kvl_agent_cfg_t *t)
+{
+    static const struct {
+        const char *key, *what;
+        size_t max;
+        bool may_be_empty;
+    } names[] = {{"id", "agent", KVL_AGENT_ID_MAX, false}, {"site", "site", KVL_SITE_MAX, true}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(names); i++) {
+        const char *v = i == 0 ? t->id : t->site;
+        kvl_cfg_node_t at = root;
+        kvl_cfg_map_get(root, names[i].key, &at);
+        char why[256];
+        if (v[0] == '\0' && !names[i].may_be_empty) {
+            return kvl_cfg_error(at, "the %s must not be empty", names[i].key);
+        }
+        if (strlen(v) > names[i].max) {
+            return kvl_cfg_error(at,
+                                 "the %s has %zu bytes, at most %zu (the collector refuses "
+                                 "longer ones)",
+                                 names[i].key, strlen(v), names[i].max);
+        }
+        if (kvl_name_check(names[i].what, v, why, sizeof(why)) != 0) {
+            return kvl_cfg_error(at, "%s", why);
+        }
+    }
+    return 0;
+}
+
 static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, size_t errlen)
 {
     kvl_agent_cfg_t *c = calloc(1, sizeof(*c));
@@ -111,6 +146,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     kvl_cfg_field_t fields[KVL_ARRAY_SIZE(top_fields)];
     top_table(fields);
     int rc = kvl_cfg_apply(kvl_cfg_root(y), fields, &t);
+    if (rc == 0) {
+        rc = check_identity(kvl_cfg_root(y), &t);
+    }
     if (rc == 0) {
         rc = kvl_ship_cfg_finish(kvl_cfg_root(y), &t.ship);
     }

@@ -291,8 +291,11 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
-        kvl_stats_opts_t so = {
-            .agent_id = a.cfg->id, .batcher = a.batcher, .poller = a.poller, .outbox = a.outbox};
+        kvl_stats_opts_t so = {.agent_id = a.cfg->id,
+                               .batcher = a.batcher,
+                               .poller = a.poller,
+                               .outbox = a.outbox,
+                               .registry = a.registry};
         if (kvl_stats_new(a.loop, &so, &a.stats, err, sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;

@@ -25,6 +25,7 @@ enum {
     ST_SPOOL_BYTES,
     ST_SPOOL_WAITING,
     ST_SPOOL_DROPPED,
+    ST_NAMES_REFUSED,
     N_STATS
 };
 
@@ -45,6 +46,7 @@ static const struct {
     [ST_SPOOL_BYTES] = {"spool_bytes", KVL_KIND_GAUGE, false},     /* outbox.h: both lanes */
     [ST_SPOOL_WAITING] = {"spool_waiting", KVL_KIND_GAUGE, false}, /* not acknowledged */
     [ST_SPOOL_DROPPED] = {"spool_dropped", KVL_KIND_GAUGE, false}, /* since the agent started */
+    [ST_NAMES_REFUSED] = {"names_refused", KVL_KIND_GAUGE, false}, /* registry.h: since start */
 };
 
 struct kvl_stats {
@@ -56,6 +58,9 @@ struct kvl_stats {
 /* Whether statistic i has a source. */
 static bool reported(const kvl_stats_t *s, int i)
 {
+    if (i == ST_NAMES_REFUSED) {
+        return s->o.registry != NULL;
+    }
     return i < ST_SPOOL_BYTES ? s->o.poller != NULL : s->o.outbox != NULL;
 }
 
@@ -91,11 +96,17 @@ static void on_tick(uv_timer_t *t)
         kvl_outbox_stats(s->o.outbox, &os);
     }
     uint64_t values[N_STATS] = {
-        [ST_REQUESTS] = ps.requests,     [ST_TIMEOUTS] = ps.timeouts,
-        [ST_VARBINDS] = ps.varbinds,     [ST_ERRORS] = ps.errors,
-        [ST_DEVICES] = ps.devices,       [ST_DOWN] = ps.devices_down,
-        [ST_INFLIGHT] = ps.inflight,     [ST_SPOOL_BYTES] = os.bytes,
-        [ST_SPOOL_WAITING] = os.waiting, [ST_SPOOL_DROPPED] = os.dropped,
+        [ST_REQUESTS] = ps.requests,
+        [ST_TIMEOUTS] = ps.timeouts,
+        [ST_VARBINDS] = ps.varbinds,
+        [ST_ERRORS] = ps.errors,
+        [ST_DEVICES] = ps.devices,
+        [ST_DOWN] = ps.devices_down,
+        [ST_INFLIGHT] = ps.inflight,
+        [ST_SPOOL_BYTES] = os.bytes,
+        [ST_SPOOL_WAITING] = os.waiting,
+        [ST_SPOOL_DROPPED] = os.dropped,
+        [ST_NAMES_REFUSED] = s->o.registry != NULL ? kvl_registry_names_refused(s->o.registry) : 0,
     };
     kvl_batcher_group_begin(b, kvl_now_ms());
     for (int i = 0; i < N_STATS; i++) {

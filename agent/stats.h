@@ -8,7 +8,10 @@
  *     lag_ms (the longest poll and the largest delay of a poll's start after its scheduled
  *     time in the period; unknown when no poll ended in it);
  *   - the outbox (kvl_outbox_stats), when one is given: gauges spool_bytes (both lanes),
- *     spool_waiting (not acknowledged) and spool_dropped (since the agent started).
+ *     spool_waiting (not acknowledged) and spool_dropped (since the agent started);
+ *   - the series registry (kvl_registry_names_refused), when one is given: the gauge
+ *     names_refused, the device and instance names (interfaces, metric group instances)
+ *     refused since the agent started because the collector could not archive them.
  * Each tick also hands the heap's whole free pages back to the kernel (polls allocate and
  * free their work all the time). Not used with --poll-once. Loop thread only.
  */
@@ -21,6 +24,7 @@
 #include "batcher.h"
 #include "outbox.h"
 #include "poller.h"
+#include "registry.h"
 
 typedef struct kvl_stats kvl_stats_t;
 
@@ -30,9 +34,10 @@ typedef struct kvl_stats kvl_stats_t;
 typedef struct kvl_stats_opts {
     const char *agent_id; /* the series' device */
     kvl_batcher_t *batcher;
-    kvl_poller_t *poller; /* NULL: no poller figures */
-    kvl_outbox_t *outbox; /* NULL: no spool figures */
-    uint64_t period_ms;   /* 0: KVL_STATS_PERIOD_MS */
+    kvl_poller_t *poller;           /* NULL: no poller figures */
+    kvl_outbox_t *outbox;           /* NULL: no spool figures */
+    const kvl_registry_t *registry; /* NULL: no names_refused */
+    uint64_t period_ms;             /* 0: KVL_STATS_PERIOD_MS */
 } kvl_stats_opts_t;
 
 /* Starts the timer. Returns 0 and sets *out, or a negative code with a sentence in err. */

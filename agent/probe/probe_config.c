@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kvl.h"
+#include "names.h"
 #include "probe_stats.h"
 #include "stamp.h"
 
@@ -263,6 +264,12 @@ static int parse_mesh_agents(kvl_cfg_node_t n, void *target)
         if (a->id[0] == '\0') {
             return kvl_cfg_error(at_key(item, "id"), "an agent id must not be empty");
         }
+        if (strlen(a->id) > KVL_AGENT_ID_MAX) {
+            return kvl_cfg_error(at_key(item, "id"),
+                                 "the agent id has %zu bytes, at most %d (the collector refuses "
+                                 "longer ones)",
+                                 strlen(a->id), KVL_AGENT_ID_MAX);
+        }
         if (!numeric_address(a->address)) {
             return kvl_cfg_error(at_key(item, "address"),
                                  "expected a numeric IPv4 or IPv6 address, not '%s'", a->address);
@@ -435,6 +442,14 @@ int kvl_probe_cfg_finish(kvl_probe_cfg_t *p, const char *self_id)
             if (t->name == NULL || t->address == NULL) {
                 return kvl_cfg_error(a->node, "out of memory");
             }
+        }
+    }
+    for (size_t i = 0; i < p->n_targets; i++) {
+        /* A target's name is its archive's file name (mesh targets: the agent's id). */
+        char why[256];
+        if (kvl_name_check("probe target", p->targets[i].name, why, sizeof(why)) != 0) {
+            return kvl_cfg_error(at_key(p->targets[i].node, p->targets[i].mesh ? "id" : "name"),
+                                 "%s", why);
         }
     }
     for (size_t i = 1; i < p->n_targets; i++) {

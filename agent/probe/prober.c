@@ -146,6 +146,7 @@ typedef struct ptarget {
     uv_timer_t timer;
     uint64_t start;  /* loop time (ms) the open interval started */
     uint32_t next;   /* next probe of the open interval */
+    uint64_t halved; /* ms the first interval was moved back (see kvl_prober_new), 0 */
     uint64_t number; /* number of the open interval's probe 0 */
     unsigned done;   /* intervals closed */
     uint64_t late;   /* replies after their interval */
@@ -329,6 +330,18 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
         t->timer.data = t;
         uint64_t gap = (uint64_t)(p->interval_ms / (int64_t)t->count);
         t->start = now + (gap ? fnv1a(t->cfg->name) % gap : 0);
+        /* The first interval is only its second half: it starts half an interval back and
+         * its first count / 2 probes are never sent (so neither sent nor lost); the rest go
+         * out from now on (a lone probe at once). Its figures then come half an interval
+         * after the start instead of a whole one, and a restarted agent leaves no gap in
+         * its link archives longer than their heartbeat (two intervals) unless the restart
+         * took over half an interval. --probe-once takes whole intervals (set_once). */
+        uint64_t half = (uint64_t)p->interval_ms / 2;
+        if (t->start > half) {
+            t->start -= half;
+            t->halved = half;
+            t->next = t->count / 2;
+        }
         if (b != NULL) {
             const char *where = t->cfg->url != NULL ? t->cfg->url : t->cfg->address;
             kvl_label_t labels[] = {{t->cfg->url != NULL ? "url" : "address", where},
@@ -400,6 +413,14 @@ void kvl_prober_set_once(kvl_prober_t *p, unsigned intervals, bool verbose, FILE
                          void (*done)(void *arg), void *arg)
 {
     p->once_intervals = intervals ? intervals : 1;
+    /* Whole intervals from the start (nothing has been sent yet: the loop has not run). */
+    for (size_t i = 0; i < p->n; i++) {
+        ptarget_t *t = &p->t[i];
+        t->start += t->halved;
+        t->halved = 0;
+        t->next = 0;
+        schedule(t);
+    }
     p->verbose = verbose;
     p->out = f;
     p->done = done;

@@ -15,7 +15,10 @@
  * kernel refuses to send (no route, the agent's own link down) counts as sent and lost, and
  * is logged once until sending works again. Each
  * target's first interval starts at a phase from its name's hash within interval / count,
- * so many targets spread over the gap between probes.
+ * so many targets spread over the gap between probes. That first interval is only its
+ * second half (the first count / 2 probes are not sent: neither sent nor lost), so its
+ * figures come half an interval after the start and an agent restart leaves no gap in the
+ * link archives unless it took over half an interval; --probe-once takes whole intervals.
  */
 #ifndef KVL_PROBER_H
 #define KVL_PROBER_H

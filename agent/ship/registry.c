@@ -7,6 +7,14 @@
  * interned once, so a definition is a few pointers and identity compares by pointer. A new or
  * changed definition waits, with a copy of its labels, until the batcher takes it into the
  * next batch (kvl_registry_take_new); kvl_registry_save appends what series.defs lacks.
+ *
+ * Every series passes through here before it gets an id, so this is where names the
+ * collector could not turn into archive file names (common/names.h) are refused: a device or
+ * instance name (an interface's ifName, a metric group's instance, a probe target) whose
+ * file-safe form is longer than KVL_NAME_FILE_MAX gets no id, so its series are never
+ * defined or sent (the collector would refuse the definitions). Each refused pair of device
+ * and instance (of one scope) is logged and counted once (a set of their hashes, REFUSED_MAX
+ * at most; beyond that every refusal is counted, its log line rate-limited).
  */
 #include "registry.h"
 
@@ -22,6 +30,7 @@
 #include "frame.h"
 #include "kvl.h"
 #include "log.h"
+#include "names.h"
 
 /* Interned strings: each distinct one is stored once, in the arena, and compared by
  * pointer, so definitions share one copy of each device and instance name. */
@@ -71,6 +80,12 @@ struct kvl_registry {
     KVL_VEC(new_def_t) new_defs;
     bool oom_logged;
 
+    /* names refused (see the top): a set of hashes of (device, instance), 0 = empty */
+    uint64_t *refused;
+    size_t n_refused, cap_refused; /* pairs held; slots (a power of two) */
+    uint64_t names_refused;        /* pairs refused since the start */
+    kvl_log_limit_t refused_log;   /* once the set is full */
+
     int persist_fd; /* series.defs, or -1 */
     char *persist_path;
     size_t n_persisted;      /* entries already in the file */
@@ -96,6 +111,7 @@ int kvl_registry_new(kvl_registry_t **out, char *err, size_t errlen)
         return KVL_ENOMEM;
     }
     r->persist_fd = -1;
+    r->refused_log = (kvl_log_limit_t)KVL_LOG_LIMIT_INIT(60000);
     *out = r;
     return 0;
 }
@@ -113,6 +129,7 @@ void kvl_registry_free(kvl_registry_t *r)
     free(r->strings.strs);
     kvl_arena_free(&r->names);
     free(r->new_defs.v);
+    free(r->refused);
     if (r->persist_fd >= 0) {
         fsync(r->persist_fd);
         close(r->persist_fd);
@@ -413,8 +430,119 @@ static uint32_t lookup_or_add(kvl_registry_t *r, entry_t *want, const kvl_label_
     return want->id;
 }
 
+/* --- names the collector would refuse ------------------------------------------------------ */
+
+#define REFUSED_MAX 4096 /* pairs remembered; then every refusal is counted */
+
+typedef enum { REFUSED_NEW, REFUSED_SEEN, REFUSED_FULL } refused_t;
+
+/* Whether the pair of hash h was refused before (SEEN); else remembers it (NEW), unless the
+ * set is full or cannot grow (FULL). */
+static refused_t refused_before(kvl_registry_t *r, uint64_t h)
+{
+    h = h != 0 ? h : 1;
+    for (size_t pos = r->cap_refused ? h & (r->cap_refused - 1) : 0;
+         r->cap_refused > 0 && r->refused[pos] != 0; pos = (pos + 1) & (r->cap_refused - 1)) {
+        if (r->refused[pos] == h) {
+            return REFUSED_SEEN;
+        }
+    }
+    if (r->n_refused >= REFUSED_MAX) {
+        return REFUSED_FULL;
+    }
+    if ((r->n_refused + 1) * 2 > r->cap_refused) {
+        size_t cap = r->cap_refused ? r->cap_refused * 2 : 64;
+        uint64_t *v = calloc(cap, sizeof(*v));
+        if (v == NULL) {
+            return REFUSED_FULL;
+        }
+        for (size_t i = 0; i < r->cap_refused; i++) {
+            if (r->refused[i] != 0) {
+                size_t pos = r->refused[i] & (cap - 1);
+                while (v[pos] != 0) {
+                    pos = (pos + 1) & (cap - 1);
+                }
+                v[pos] = r->refused[i];
+            }
+        }
+        free(r->refused);
+        r->refused = v;
+        r->cap_refused = cap;
+    }
+    size_t pos = h & (r->cap_refused - 1);
+    while (r->refused[pos] != 0) {
+        pos = (pos + 1) & (r->cap_refused - 1);
+    }
+    r->refused[pos] = h;
+    r->n_refused++;
+    return REFUSED_NEW;
+}
+
+/* What an instance of scope is, in a log line. */
+static const char *instance_what(kvl_scope_t scope)
+{
+    switch (scope) {
+    case KVL_SCOPE_INTERFACE:
+        return "interface";
+    case KVL_SCOPE_GROUP:
+        return "metric group instance";
+    case KVL_SCOPE_LINK:
+        return "probe target";
+    default:
+        return "instance";
+    }
+}
+
+/* True when the collector can make archive file names of the key's device and instance;
+ * else logs and counts the pair once (see the top of this file) and returns false. */
+static bool names_fit(kvl_registry_t *r, const char *device, kvl_scope_t scope,
+                      const char *instance)
+{
+    char why[256];
+    const char *what = "device";
+    if (kvl_name_check("device", device, why, sizeof(why)) == 0) {
+        what = instance_what(scope);
+        if (kvl_name_check(what, instance, why, sizeof(why)) == 0) {
+            return true;
+        }
+    }
+    uint8_t sc = (uint8_t)scope;
+    uint64_t h = hash_bytes(hash_bytes(hash_str(device), "", 1), &sc, 1);
+    h = hash_bytes(h, instance, strlen(instance));
+    refused_t seen = refused_before(r, h);
+    if (seen == REFUSED_SEEN) {
+        return false;
+    }
+    r->names_refused++;
+    /* The name itself may be kilobytes: its start is enough to find it. */
+    bool dev = strcmp(what, "device") == 0;
+    const char *name = dev ? device : instance;
+    if (seen == REFUSED_NEW) {
+        KVL_LOG_WARN("registry", dev ? NULL : device,
+                     "%s ('%.60s...'): its series are not sent (the collector could not "
+                     "archive them)",
+                     why, name);
+    } else {
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &r->refused_log, "registry", dev ? NULL : device,
+                        "%s ('%.60s...'): its series are not sent (the collector could not "
+                        "archive them)",
+                        why, name);
+    }
+    return false;
+}
+
+uint64_t kvl_registry_names_refused(const kvl_registry_t *r)
+{
+    return r->names_refused;
+}
+
+/* --- registering ----------------------------------------------------------------------------- */
+
 uint32_t kvl_registry_series(kvl_registry_t *r, const kvl_series_key_t *k)
 {
+    if (!names_fit(r, k->device, k->scope, k->instance)) {
+        return 0;
+    }
     entry_t e = {.device = intern_num(r, k->device),
                  .instance = intern_num(r, k->instance),
                  .what = intern_num(r, k->metric),
@@ -434,6 +562,9 @@ uint32_t kvl_registry_series(kvl_registry_t *r, const kvl_series_key_t *k)
 
 uint32_t kvl_registry_instance(kvl_registry_t *r, const kvl_instance_key_t *k)
 {
+    if (!names_fit(r, k->device, k->scope, k->instance)) {
+        return 0;
+    }
     const fam_t *f = family_get(r, k->family);
     entry_t e = {.device = intern_num(r, k->device),
                  .instance = intern_num(r, k->instance),

@@ -57,15 +57,21 @@ int kvl_registry_new(kvl_registry_t **out, char *err, size_t errlen);
 /* Closes series.defs (synced) and frees. NULL-safe. */
 void kvl_registry_free(kvl_registry_t *r);
 
-/* Returns the series' id (>0), or 0 when out of memory. If the key is known but its labels
- * changed (e.g. a new ifAlias), the definition is updated and sent again. */
+/* Returns the series' id (>0), or 0 when out of memory or when its device or instance name
+ * could not become an archive file name at the collector (common/names.h: refused, logged
+ * and counted once per pair, see kvl_registry_names_refused). If the key is known but its
+ * labels changed (e.g. a new ifAlias), the definition is updated and sent again. */
 uint32_t kvl_registry_series(kvl_registry_t *r, const kvl_series_key_t *key);
 /* Registers every metric of the instance's family; returns the id of its first metric
- * (metric i has id + i), or 0 when out of memory. Same rules as kvl_registry_series. */
+ * (metric i has id + i), or 0 when out of memory or a name is refused. Same rules as
+ * kvl_registry_series. */
 uint32_t kvl_registry_instance(kvl_registry_t *r, const kvl_instance_key_t *key);
 /* The registry's own copy of s, the same pointer for equal strings, valid as long as the
  * registry (NULL when out of memory): callers may keep names this way instead of copying. */
 const char *kvl_registry_intern(kvl_registry_t *r, const char *s);
+/* How many pairs of device and instance names were refused since the start (for the agent's
+ * own statistics). */
+uint64_t kvl_registry_names_refused(const kvl_registry_t *r);
 /* The (interned) instance name of the definition holding id, or NULL. */
 const char *kvl_registry_instance_of(const kvl_registry_t *r, uint32_t id);
 

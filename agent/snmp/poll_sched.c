@@ -112,6 +112,23 @@ uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t 
     return (phase + interval_ms - now) % interval_ms;
 }
 
+uint64_t kvl_sched_start_delay(const char *name, uint64_t interval_ms)
+{
+    uint64_t window = interval_ms / 10;
+    if (window > KVL_SCHED_START_SPREAD_MS) {
+        window = KVL_SCHED_START_SPREAD_MS;
+    }
+    /* The high bits: the phase takes the hash modulo the interval, and the two should not
+     * move together. */
+    return window > 0 ? (name_hash(name) >> 32) % window : 0;
+}
+
+uint64_t kvl_sched_join_delay(const char *name, uint64_t interval_ms, uint64_t now_ms)
+{
+    uint64_t d = kvl_sched_phase_delay(name, interval_ms, now_ms);
+    return d < interval_ms / 2 ? d + interval_ms : d;
+}
+
 unsigned kvl_sched_advance(uint64_t *next_due, uint64_t interval_ms, uint64_t now)
 {
     unsigned skipped = 0;

@@ -4,9 +4,16 @@
  *
  *  - kvl_sched_t: a binary min-heap of device indices by due time (the loop's milliseconds),
  *    ties in index order. The poller arms its one timer for every device at the top.
- *  - Phase: a device's first tick falls at a fixed point of its interval, the FNV-1a hash of
- *    its name modulo the interval counted from the Unix epoch, so it survives restarts and
- *    2,000 devices spread evenly instead of firing together.
+ *  - Start: the agent does not know when it last polled a device (a restart may have taken
+ *    any time), so the first tick comes at once, spread over a short window by the name's
+ *    hash (kvl_sched_start_delay) so 2,000 devices do not fire in one millisecond; a restart
+ *    then leaves no gap longer than the archives' heartbeat (two steps) in a device's polls.
+ *  - Phase: the second tick comes one interval after the first (a new archive's first two
+ *    updates one step apart: rrdtool spreads a longer first gap over the steps it spans, so
+ *    their rows would be wrong); the third joins a fixed point of the interval, the FNV-1a
+ *    hash of the name modulo the interval counted from the Unix epoch (the same after every
+ *    restart, and 2,000 devices spread evenly), at least half an interval after the second
+ *    so two updates never come close together (kvl_sched_join_delay).
  *  - Ticks: one every interval after that, never drifting; ticks the loop was too late for
  *    are skipped.
  *  - Dead devices: the gap between probes, in ticks, doubles up to a longest time.
@@ -45,9 +52,20 @@ uint32_t kvl_sched_pop(kvl_sched_t *s);
 /* Removes every entry. */
 void kvl_sched_clear(kvl_sched_t *s);
 
+/* The longest window the devices' first ticks after start are spread over. */
+#define KVL_SCHED_START_SPREAD_MS 10000
+
 /* Milliseconds from now_ms (wall clock, Unix epoch) to the next phase point of the device
  * called name: in [0, interval_ms). */
 uint64_t kvl_sched_phase_delay(const char *name, uint64_t interval_ms, uint64_t now_ms);
+/* Milliseconds from the start to the first tick of the device called name: in [0, w), w the
+ * smaller of a tenth of the interval and KVL_SCHED_START_SPREAD_MS (0 when w is 0). A
+ * restart then loses no step as long as it takes less than the interval minus w after the
+ * last poll (the archives' heartbeat being two intervals). */
+uint64_t kvl_sched_start_delay(const char *name, uint64_t interval_ms);
+/* Milliseconds from a device's second tick (at now_ms, wall clock) to its third: its next
+ * phase point at least half an interval away, in [interval_ms / 2, interval_ms * 3 / 2). */
+uint64_t kvl_sched_join_delay(const char *name, uint64_t interval_ms, uint64_t now_ms);
 /* Moves *next_due on by one interval, then past now on the fixed schedule. Returns how many
  * ticks were skipped because the loop came too late. */
 unsigned kvl_sched_advance(uint64_t *next_due, uint64_t interval_ms, uint64_t now);

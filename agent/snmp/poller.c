@@ -6,13 +6,23 @@
  * in ifwalk.c.
  *
  * Scheduling. Each device ticks on a fixed schedule (one timer for all of them, the devices in a
- * min-heap by their next tick): the first tick at the device's phase (FNV-1a hash of its name
- * modulo the interval, counted from the Unix epoch, so it survives restarts and 2,000 devices
- * spread evenly), then every interval, never drifting; a tick that finds the previous poll still
- * running is skipped. Every request goes through dev_send: at most max_inflight are in flight over
- * all devices; beyond that a device waits in one FIFO queue, and a slot that frees goes to the
- * queue's head before the device that freed it may send again, so no device can starve another. A
- * poll is a small state machine over one kvl_snmp session:
+ * min-heap by their next tick). The first tick comes at once after the start, spread over a
+ * tenth of the interval (10 s at most) by the name's hash: the agent does not know when an
+ * earlier run last polled the device, and waiting for the phase could leave a gap longer than
+ * the archives' heartbeat (two steps). The second tick comes one interval later (a new
+ * archive's first two updates one step apart, see poll_sched.h), the third on the device's
+ * phase (FNV-1a hash of its name modulo the interval, counted from the Unix epoch, so it
+ * survives restarts and 2,000 devices spread evenly) at least half an interval after the
+ * second; then one every interval, never drifting; a tick that finds the previous poll still
+ * running is skipped. Counters need no help across a restart: they go out raw (extended past wraps)
+ * into DERIVE data sources, so the first poll of a new run is a rate against the archive's last
+ * update from the earlier run (only a 32-bit counter that wrapped during the earlier run starts
+ * again below that update: that one step is unknown).
+ *
+ * Every request goes through dev_send: at most max_inflight are in flight over all devices;
+ * beyond that a device waits in one FIFO queue, and a slot that frees goes to the queue's head
+ * before the device that freed it may send again, so no device can starve another. A poll is a
+ * small state machine over one kvl_snmp session:
  *
  *   1. GET sysUpTime.0, sysName.0, ifNumber.0 and ifTableLastChange.0 (v1: a noSuchName
  *      drops that OID, remembered until the next discovery, and asks again). No usable
@@ -188,9 +198,10 @@ typedef struct device {
     const kvl_device_cfg_t *cfg;
     uint32_t interval_s;
     uint64_t interval_ms;
-    uint64_t next_due; /* loop time (ms) of the next tick (the poller's schedule) */
-    uint64_t due;      /* loop time the current poll was due */
-    uint64_t start_ns; /* uv_hrtime of the current poll's first request, 0 before */
+    uint64_t next_due;   /* loop time (ms) of the next tick (the poller's schedule) */
+    uint64_t due;        /* loop time the current poll was due */
+    uint8_t start_ticks; /* ticks since the start, up to 2: on the device's phase since */
+    uint64_t start_ns;   /* uv_hrtime of the current poll's first request, 0 before */
     kvl_snmp_session_t *sess;
     dev_state_t state;
     bool polled_once;
@@ -257,7 +268,8 @@ typedef struct device {
     bool inv_have_ifnumber, inv_have_lastchange;
     int64_t inv_ifnumber;
     uint32_t inv_lastchange;
-    size_t inv_seen; /* rows seen by the last discovery */
+    size_t inv_seen;    /* rows seen by the last discovery */
+    size_t inv_unnamed; /* of those, included but without an id (a name refused) */
 
     /* series */
     uint32_t dev_id; /* first id of dev_family, registered at each poll's report */
@@ -705,6 +717,7 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
         return false;
     }
     size_t k = 0, old = 0;
+    d->inv_unnamed = 0;
     for (size_t i = 0; i < n; i++) {
         if (!nr[i].included) {
             continue;
@@ -750,6 +763,12 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
                                   .labels = labels,
                                   .n_labels = KVL_ARRAY_SIZE(labels)};
         f->id = kvl_batcher_instance(d->p->b, &key);
+        if (f->id == 0) {
+            /* Refused (a name the collector could not archive: the registry logged it once)
+             * or out of memory: not reported, so not asked for either. */
+            k--;
+            d->inv_unnamed++;
+        }
     }
     free(d->inv);
     d->inv = inv;
@@ -852,7 +871,12 @@ static void walk_done(device_t *d)
     d->inv_have_lastchange = d->have_lastchange;
     d->inv_lastchange = d->lastchange;
     d->inv_seen = d->rows.n;
-    if (changed) {
+    if (changed && d->inv_unnamed > 0) {
+        KVL_LOG_INFO(MOD, d->cfg->name,
+                     "%zu interfaces, %zu reported (%zu left out by filters, %zu not reported: "
+                     "name refused)",
+                     d->rows.n, d->n_inv, d->rows.n - d->n_inv - d->inv_unnamed, d->inv_unnamed);
+    } else if (changed) {
         KVL_LOG_INFO(MOD, d->cfg->name, "%zu interfaces, %zu reported (%zu left out by filters)",
                      d->rows.n, d->n_inv, d->rows.n - d->n_inv);
     }
@@ -1368,9 +1392,16 @@ static void sched_arm(kvl_poller_t *p)
 static void device_tick(device_t *d, uint64_t now)
 {
     d->due = d->next_due;
-    unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
-    if (skipped > 0) {
-        KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
+    if (d->start_ticks < 2 && ++d->start_ticks == 2) {
+        /* The second tick, an interval after the first (at start): the next one on the
+         * device's phase (poll_sched.h). */
+        d->next_due =
+            now + kvl_sched_join_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+    } else {
+        unsigned skipped = kvl_sched_advance(&d->next_due, d->interval_ms, now);
+        if (skipped > 0) {
+            KVL_LOG_DEBUG(MOD, d->cfg->name, "loop late: %u ticks skipped", skipped);
+        }
     }
     if (d->state != ST_IDLE) {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "previous poll still running: tick skipped");
@@ -1517,9 +1548,8 @@ int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
                          "blocking call when the session opens (once: that session is kept)",
                          d->cfg->address);
         }
-        /* The first poll at the device's phase within its interval. */
-        d->next_due =
-            now + kvl_sched_phase_delay(d->cfg->name, d->interval_ms, (uint64_t)kvl_now_ms());
+        /* The first poll at once, spread over a short window; then on the phase. */
+        d->next_due = now + kvl_sched_start_delay(d->cfg->name, d->interval_ms);
         kvl_sched_push(&p->sched, (uint32_t)i, d->next_due);
     }
     sched_arm(p);

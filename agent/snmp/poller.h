@@ -4,10 +4,13 @@
  * One kvl_poller_t polls every configured device on its own interval, all asynchronously
  * on one loop:
  *
- *  - Schedule. Each device's polls start at a fixed phase of its interval, derived from its
- *    name (so the same device polls at the same seconds after a restart, and 2,000 devices
- *    spread evenly instead of firing together); one poll at a time per device; at most
- *    `max_inflight` requests in flight over all devices, the rest waiting in one FIFO queue.
+ *  - Schedule. Each device is polled at once after the start (spread over a tenth of its
+ *    interval, 10 s at most, so a restart leaves no unknown step in its archives), again one
+ *    interval later, then at a fixed phase of its interval derived from its name (so the same
+ *    device polls at the same seconds after a restart, and 2,000 devices spread evenly
+ *    instead of firing together), at least half an interval after the second poll; one poll
+ *    at a time per device; at most `max_inflight` requests in flight over all devices, the
+ *    rest waiting in one FIFO queue.
  *  - A poll reads the system group (sysUpTime, sysName, ifNumber, ifTableLastChange), then
  *    either discovers the interfaces (walks IF-MIB ifTable and ifXTable by GETBULK, GETNEXT
  *    for v1) or, between discoveries, GETs the counters, states and speeds of the

@@ -28,6 +28,7 @@
 
 #include "cfg.h"
 #include "kvl.h"
+#include "names.h"
 #include "snmp_mib.h"
 
 #ifndef KVL_INSTALL_MIB_DIR
@@ -1535,6 +1536,10 @@ static int finish_device(reading_t *t, kvl_device_cfg_t *d, kvl_cfg_node_t item)
     kvl_snmp_cfg_t *c = t->cfg;
     if (d->name[0] == '\0') {
         return kvl_cfg_error(node_or(item, "name"), "a device name must not be empty");
+    }
+    char why[256];
+    if (kvl_name_check("device", d->name, why, sizeof(why)) != 0) {
+        return kvl_cfg_error(node_or(item, "name"), "%s", why); /* it names archive files */
     }
     for (size_t k = 0; k + 1 < c->n_devices; k++) {
         if (strcmp(c->devices[k].name, d->name) == 0) {

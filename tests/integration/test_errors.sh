@@ -1,7 +1,9 @@
 #!/bin/bash
 # test_errors.sh — proves that bad input gets a clear error and harms nobody else.
 #
-# (a) Broken configurations: for each of several broken agent and collector files, both
+# (a) Broken configurations (among them names the collector would refuse: an empty agent
+#     id, an id or site longer than it accepts, a device name too long for an archive file
+#     name): for each of several broken agent and collector files, both
 #     `--check-config` and a real start exit with status 2 and print
 #     `<file>:<line>:<column>: <what was expected>` on stderr, the position being that of the
 #     offending text (worked out here from the file itself). Valid files pass the check.
@@ -122,6 +124,21 @@ expect_config_error "$KVL_AGENT" "$C/a-twice.yaml" 'name: "dev1"' '"dev1"' "used
 
 agent_base | sed "s/^collector: .*/collector: 127.0.0.1/" >"$C/a-hostport.yaml"
 expect_config_error "$KVL_AGENT" "$C/a-hostport.yaml" '^collector:' 127.0.0.1 "host:port"
+
+# Names the collector would refuse (its bounds on ids and sites, archive file names of at
+# most 250 bytes): refused by the agent first, with the reason.
+agent_base | sed "s/^id: err-agent/id: ''/" >"$C/a-empty-id.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-empty-id.yaml" '^id:' "''" "the id must not be empty"
+long300=$(printf 'n%.0s' $(seq 300))
+agent_base | sed "s/^  - name: dev2/  - name: $long300/" >"$C/a-long-device.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-long-device.yaml" "name: $long300" "$long300" \
+    "device name of 300 bytes is too long for an archive file name"
+agent_base | sed "s/^site: lab/site: $long300/" >"$C/a-long-site.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-long-site.yaml" '^site:' "$long300" \
+    "the site has 300 bytes, at most 200"
+agent_base | sed "s/^id: err-agent/id: ${long300:0:201}/" >"$C/a-long-id.yaml"
+expect_config_error "$KVL_AGENT" "$C/a-long-id.yaml" '^id:' "${long300:0:201}" \
+    "the id has 201 bytes, at most 200"
 
 agent_base | sed 's/^site: lab/site: lab\n  oops: [unclosed/' >"$C/a-syntax.yaml"
 expect_config_error "$KVL_AGENT" "$C/a-syntax.yaml" 'oops' '' "$C/a-syntax.yaml:"

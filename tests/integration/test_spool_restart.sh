@@ -4,7 +4,10 @@
 #
 # Part 1, restart: an agent polls a device with counters at known rates every 2 s. The
 # collector is killed; while it is away the agent is stopped and started again (its batches
-# wait in the spool on disk, not in memory). Then the collector comes back: the restarted
+# wait in the spool on disk, not in memory). The restart is a slow one: the agent is stopped
+# just after a poll and started RESTART_PAUSE s later, so an agent that waited an interval
+# for its first poll would leave a gap longer than the archives' heartbeat (two steps); the
+# restarted agent must poll at once. Then the collector comes back: the restarted
 # agent replays the first run's batches (their series ids come from the registry kept in the
 # spool) and then its own. The archive must hold a known row for every step from the first
 # update to the last, the rows of the outage within 1 % of the true rate on average, and
@@ -24,6 +27,16 @@ INTERVAL=2
 IN_RATE=125000
 OUT_RATE=50000
 TEST_BOUND=1024 # each record then has a segment of its own: drops come one batch at a time
+RESTART_PAUSE=2 # seconds the agent is away between its stop and its start
+
+# log_time LINE: the seconds (with fractions) of an agent log line's timestamp.
+log_time() { date -d "${1%% *}" +%s.%N; }
+# nth_run_line N REGEX: the first line matching REGEX in the agent's Nth run (its log, ALOG,
+# holds every run); last_run_line likewise the last; polled_in_run N: run N made a poll.
+nth_run_line() { awk -v n="$1" -v re="$2" '/kaaval-agent .* starting/ { r++ } r == n && $0 ~ re { print; exit }' "$ALOG"; }
+last_run_line() { awk -v n="$1" -v re="$2" '/kaaval-agent .* starting/ { r++ } r == n && $0 ~ re { l = $0 } END { print l }' "$ALOG"; }
+POLLED='(poll|discovery) done'
+polled_in_run() { [ -n "$(nth_run_line "$1" "$POLLED")" ]; }
 
 kvl_rate_pipeline spool-agent "$INTERVAL" "$IN_RATE" "$OUT_RATE" debug
 t_first=$T_FIRST
@@ -33,13 +46,33 @@ CLOG=$KVL_TMP/logs/collector.log
 # ---------------------------------------------------------------- part 1: restart --------
 t_kill=$(date +%s)
 kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
-kvl_log "collector killed; the agent spools for 8 s, then restarts"
+kvl_log "collector killed; the agent spools for 8 s, then restarts (away ${RESTART_PAUSE} s)"
 kvl_sleep_checking 8 "$AGENT" "$SIM"
+# Stop it right after a poll (one comes every INTERVAL; 5 s at most).
+polls=$(grep -c 'poll done' "$ALOG")
+for ((i = 0; i < 100; i++)); do
+    [ "$(grep -c 'poll done' "$ALOG")" -gt "$polls" ] && break
+    sleep 0.05
+done
+[ "$(grep -c 'poll done' "$ALOG")" -gt "$polls" ] || kvl_fail "the agent made no poll in 5 s"
 kvl_stop "$AGENT" TERM || kvl_fail "the agent did not stop"
 waiting1=$(sed -n 's/.*stopping: spool holds [0-9]* bytes, \([0-9]*\) batches waiting.*/\1/p' "$ALOG" | tail -n 1)
 [ -n "$waiting1" ] && [ "$waiting1" -gt 0 ] || kvl_fail "the stopping agent reported no spooled batches ('$waiting1')"
+sleep "$RESTART_PAUSE"
 kvl_start_agent agent "$KVL_TMP/agent.yaml"
 AGENT=$KVL_LAST_PID
+# The restarted agent's first poll comes at once (within a tenth of the interval, plus the
+# poll itself), not an interval later.
+kvl_wait_until 10 "the restarted agent's first poll" polled_in_run 2
+last1=$(last_run_line 1 "$POLLED")
+first2=$(nth_run_line 2 "$POLLED")
+start2=$(nth_run_line 2 'kaaval-agent .* starting')
+[ -n "$last1" ] && [ -n "$start2" ] || kvl_fail "cannot find the two runs' polls in $ALOG"
+gap=$(printf '%.2f' "$(echo "$(log_time "$first2") - $(log_time "$last1")" | bc)")
+late=$(printf '%.2f' "$(echo "$(log_time "$first2") - $(log_time "$start2")" | bc)")
+kvl_log "polls ${gap} s apart across the restart; the first ${late} s after the start"
+[ "$(echo "$late < $INTERVAL / 2" | bc)" -eq 1 ] \
+    || kvl_fail "the restarted agent polled ${late} s after its start, not at once"
 kvl_wait_until 10 "the restarted agent to open its spool" \
     grep -q 'spool opened: [1-9][0-9]* bulk' "$ALOG"
 kvl_log "$(grep -o 'spool opened: .*' "$ALOG" | tail -n 1) (first run stopped with $waiting1 waiting)"

@@ -213,6 +213,64 @@ static void test_missing(void **state)
                  "a.yaml:5:11: ", "a device name must not be empty");
 }
 
+/* What becomes a folder or file name at the collector (common/names.h): the agent's id and
+ * site, device names; each refused with the reason, at the node. */
+static void test_names(void **state)
+{
+    KVL_UNUSED(state);
+    char text[2048], name[400];
+    expect_error("id: ''\nsite: s\ncollector: c:1\n", "a.yaml:1:5: ", "the id must not be empty");
+    memset(name, 'a', 201);
+    name[201] = '\0';
+    snprintf(text, sizeof(text), "id: %s\nsite: s\ncollector: c:1\n", name);
+    expect_error(text, "a.yaml:1:5: ",
+                 "the id has 201 bytes, at most 200 (the collector refuses longer ones)");
+    snprintf(text, sizeof(text), "id: a1\nsite: %s\ncollector: c:1\n", name);
+    expect_error(text, "a.yaml:2:7: ", "the site has 201 bytes, at most 200");
+    memset(name, ' ', 100); /* each space is %20 in a file name */
+    name[100] = '\0';
+    snprintf(text, sizeof(text), "id: a1\nsite: 'x%sx'\ncollector: c:1\n", name);
+    expect_error(text, "a.yaml:2:7: ",
+                 "site name of 102 bytes is too long for an archive file name (302 bytes as a "
+                 "file name, at most 250)");
+    snprintf(text, sizeof(text), "id: 'x%sx'\nsite: s\ncollector: c:1\n", name);
+    expect_error(text, "a.yaml:1:5: ", "agent name of 102 bytes is too long");
+    /* At the bounds: taken; an empty site too (the collector files it as "default"). */
+    memset(name, 'a', 200);
+    name[200] = '\0';
+    snprintf(text, sizeof(text), "id: %s\nsite: %s\ncollector: c:1\n", name, name);
+    kvl_agent_cfg_t *c = parse_ok(text);
+    assert_int_equal(strlen(c->id), 200);
+    kvl_agent_cfg_free(c);
+    c = parse_ok("id: a1\nsite: ''\ncollector: c:1\n");
+    assert_string_equal(c->site, "");
+    kvl_agent_cfg_free(c);
+
+    /* Device names: 300 bytes; 100 bytes that are 300 as a file name; 250 is the bound. */
+    memset(name, 'd', 300);
+    name[300] = '\0';
+    snprintf(text, sizeof(text), HEAD "devices:\n  - name: %s\n    address: a\n", name);
+    expect_error(text, "a.yaml:5:11: ",
+                 "device name of 300 bytes is too long for an archive file name (300 bytes as "
+                 "a file name, at most 250)");
+    memset(name, '/', 100);
+    name[100] = '\0';
+    snprintf(text, sizeof(text), HEAD "devices:\n  - name: %s\n    address: a\n", name);
+    expect_error(text, "a.yaml:5:11: ", "(300 bytes as a file name, at most 250)");
+    memset(name, 'd', 250);
+    name[250] = '\0';
+    snprintf(text, sizeof(text), HEAD "devices:\n  - name: %s\n    address: a\n", name);
+    c = parse_ok(text);
+    assert_int_equal(strlen(c->snmp.devices[0].name), 250);
+    kvl_agent_cfg_free(c);
+    /* In a group too. */
+    memset(name, 'd', 251);
+    name[251] = '\0';
+    snprintf(text, sizeof(text),
+             HEAD "groups:\n  - name: g\n    devices:\n      - {name: %s, address: a}\n", name);
+    expect_error(text, "a.yaml:7:16: ", "device name of 251 bytes is too long");
+}
+
 static void test_bad_collector(void **state)
 {
     KVL_UNUSED(state);
@@ -400,12 +458,19 @@ static void test_spool_section(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),          cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_bad_version),      cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_missing),          cmocka_unit_test(test_bad_collector),
-        cmocka_unit_test(test_timing),           cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_syntax_and_empty), cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_collectors),       cmocka_unit_test(test_spool_section),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_version),
+        cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_bad_collector),
+        cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_syntax_and_empty),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_collectors),
+        cmocka_unit_test(test_spool_section),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

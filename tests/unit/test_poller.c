@@ -9,8 +9,8 @@
  * over all devices). The fake batcher records series definitions, samples and events.
  * Tests check names, metric selection, counter discontinuities, v1 fallbacks, reachability
  * transitions and their reasons, the schedule's spread, the in-flight cap and its fairness,
- * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters and
- * the agent's own statistics.
+ * dead-device probing, adaptive repetitions, rediscovery triggers, interface filters,
+ * interfaces whose names are refused, and the agent's own statistics.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -29,6 +29,8 @@
 #include "agent_config.h"
 #include "batcher.h"
 #include "log.h"
+#include "names.h"
+#include "poll_sched.h"
 #include "poller.h"
 #include "snmp.h"
 #include "stats.h"
@@ -41,7 +43,7 @@ typedef struct mib_entry {
     kvl_snmp_type_t type;
     uint64_t u;
     int64_t i;
-    char str[96];
+    char str[320];
 } mib_entry_t;
 
 typedef struct fake_dev {
@@ -64,7 +66,9 @@ typedef struct fake_dev {
     unsigned n_no_retries; /* requests sent with retries 0 */
     int last_retries;
     bool sent_any;
-    uint64_t first_at;       /* loop time of the first request */
+    uint64_t first_at;   /* loop time of the first request */
+    uint64_t poll_at[8]; /* loop time of the first polls' system GETs (sysUpTime.0) */
+    size_t n_poll_at;
     bool asked[32];          /* ifIndex (< 32) asked for by a GET of an interface column */
     uint32_t bulk_reps[512]; /* max-repetitions of each GETBULK answered in full */
     size_t n_bulk_reps;
@@ -409,6 +413,12 @@ int kvl_snmp_send(kvl_snmp_session_t *s, kvl_snmp_op_t op, const kvl_snmp_oid_t 
         d->sent_any = true;
         d->first_at = uv_now(s->timer.loop);
     }
+    kvl_snmp_oid_t uptime;
+    oid_parse(&uptime, ".1.3.6.1.2.1.1.3.0");
+    if (op == KVL_SNMP_GET && n > 0 && kvl_snmp_oid_cmp(&oids[0], &uptime) == 0 &&
+        d->n_poll_at < KVL_ARRAY_SIZE(d->poll_at)) {
+        d->poll_at[d->n_poll_at++] = uv_now(s->timer.loop);
+    }
     d->last_retries = retries;
     d->n_no_retries += retries == 0;
     d->n_get += op == KVL_SNMP_GET;
@@ -496,9 +506,17 @@ static size_t n_events;
 static int64_t group_t;
 static bool in_group;
 
+static unsigned n_refused; /* registrations refused for their names */
+
 uint32_t kvl_batcher_series(kvl_batcher_t *b, const kvl_series_key_t *k)
 {
     (void)b;
+    /* As the registry: no id for a name the collector could not archive (names.h). */
+    if (kvl_name_check("device", k->device, NULL, 0) != 0 ||
+        kvl_name_check("instance", k->instance, NULL, 0) != 0) {
+        n_refused++;
+        return 0;
+    }
     size_t i;
     for (i = 0; i < n_series; i++) {
         fseries_t *s = &series[i];
@@ -547,6 +565,9 @@ uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *k)
         uint32_t id = kvl_batcher_series(b, &sk);
         if (i == 0) {
             first = id;
+            if (id == 0) {
+                return 0;
+            }
         }
         assert_int_equal(id, first + i);
     }
@@ -797,6 +818,7 @@ static void reset_fakes(void)
     }
     n_fake_devs = 0;
     n_series = n_samples = n_events = 0;
+    n_refused = 0;
     in_group = false;
     g_in_flight = g_max_in_flight = 0;
     n_order = 0;
@@ -1314,24 +1336,45 @@ static void test_spread_over_interval(void **state)
         fd[i] = standard_device(names[i]);
         world_device(&w, names[i], KVL_SNMP_V2C, 2000);
     }
-    uint64_t wall = (uint64_t)kvl_now_ms();
     uint64_t t0 = uv_now(&w.loop);
     world_start(&w);
     for (size_t i = 0; i < 6; i++) {
-        wait_polls(&w, names[i], 1);
+        polls_arg_t a = {names[i], 3};
+        assert_true(run_until(&w, have_polls, &a, 9000));
     }
     uint64_t lo = UINT64_MAX, hi = 0;
     for (size_t i = 0; i < 6; i++) {
-        /* Started at its phase of the 2 s interval, counted from the Unix epoch. */
-        uint64_t want = (expected_phase(names[i], 2000) + 2000 - wall % 2000) % 2000;
-        uint64_t got = fd[i]->first_at - t0;
+        assert_true(fd[i]->n_poll_at >= 3);
+        /* The first poll at once (a restarted agent does not wait for the phase), within the
+         * start window: a tenth of the 2 s interval, at the offset the name's hash gives. */
+        uint64_t got = fd[i]->poll_at[0] - t0;
+        uint64_t want = kvl_sched_start_delay(names[i], 2000);
+        assert_true(want < 200);
         if (got + 30 < want || got > want + 60) {
-            fail_msg("%s started after %" PRIu64 " ms, expected %" PRIu64, names[i], got, want);
+            fail_msg("%s first polled after %" PRIu64 " ms, expected %" PRIu64, names[i], got,
+                     want);
         }
         lo = got < lo ? got : lo;
         hi = got > hi ? got : hi;
+        /* The second an interval later (a new archive's first two updates one step apart). */
+        uint64_t gap = fd[i]->poll_at[1] - fd[i]->poll_at[0];
+        if (gap + 30 < 2000 || gap > 2000 + 60) {
+            fail_msg("%s: %" PRIu64 " ms between the first two polls", names[i], gap);
+        }
+        /* The third at its phase of the 2 s interval, counted from the Unix epoch, at least
+         * half an interval after the second (on the loop's clock, which the wall clock
+         * follows: allow a little drift). */
+        gap = fd[i]->poll_at[2] - fd[i]->poll_at[1];
+        if (gap + 30 < 1000 || gap > 3000 + 60) {
+            fail_msg("%s: %" PRIu64 " ms between the second and third polls", names[i], gap);
+        }
+        uint64_t wall_third = (uint64_t)kvl_now_ms() - (uv_now(&w.loop) - fd[i]->poll_at[2]);
+        uint64_t off = (wall_third + 2000 - expected_phase(names[i], 2000)) % 2000;
+        if (off > 60 && off < 2000 - 60) {
+            fail_msg("%s: third poll %" PRIu64 " ms off its phase", names[i], off);
+        }
     }
-    assert_true(hi - lo >= 500); /* spread, not together */
+    assert_true(hi - lo >= 50); /* spread, not together */
     world_stop(&w);
 
     /* --poll-once: no spreading. */
@@ -1682,6 +1725,39 @@ static void test_interface_filters(void **state)
     world_stop(&w);
 }
 
+/* An interface whose name the collector could not make a file name of (the batcher gives it
+ * no id): left out of the inventory, so neither reported nor asked for between discoveries;
+ * the device's other interfaces as usual. */
+static void test_interface_name_too_long(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *d = standard_device("ln");
+    char name[301];
+    memset(name, 'x', 300);
+    name[300] = '\0';
+    mib_str(d, IF(2, 4), "eth4");
+    mib_int(d, IF(3, 4), 6);
+    mib_int(d, IF(7, 4), 1);
+    mib_int(d, IF(8, 4), 1);
+    mib_str(d, IFX(1, 4), name);
+    mib_c64(d, IFX(6, 4), 1000);
+    mib_c64(d, IFX(10, 4), 2000);
+    world_device(&w, "ln", KVL_SNMP_V2C, 150);
+    world_start(&w);
+    wait_polls(&w, "ln", 3);
+    assert_true(n_refused >= 1); /* asked for an id at each discovery */
+    assert_int_equal(last_sample(series_id("ln", "", "interfaces"))->v, 3);
+    assert_non_null(find_series("ln", "Gi0/1", "in_octets"));
+    for (size_t i = 0; i < n_series; i++) {
+        assert_true(strlen(series[i].instance) < 100);
+    }
+    assert_true(d->asked[1]);
+    assert_false(d->asked[4]); /* costs nothing between discoveries */
+    world_stop(&w);
+}
+
 /* --- why a device is down, and the agent's statistics -------------------------------------- */
 
 static void test_down_reasons(void **state)
@@ -2008,6 +2084,7 @@ int main(void)
         cmocka_unit_test(test_adaptive_repetitions),
         cmocka_unit_test(test_rediscovery_triggers),
         cmocka_unit_test(test_interface_filters),
+        cmocka_unit_test(test_interface_name_too_long),
         cmocka_unit_test(test_down_reasons),
         cmocka_unit_test(test_agent_statistics),
         cmocka_unit_test(test_metric_groups_v2c),

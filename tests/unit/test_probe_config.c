@@ -202,13 +202,52 @@ static void test_errors(void **state)
     expect_error(HEAD "probes:\n  targets: {name: x}\n", "a.yaml:6:12:", "list of targets");
 }
 
+/* Names that become archive file names at the collector: a target's name, a mesh agent's id. */
+static void test_names(void **state)
+{
+    KVL_UNUSED(state);
+    char text[2048], name[400];
+    memset(name, 'n', 251);
+    name[251] = '\0';
+    snprintf(text, sizeof(text), HEAD "probes:\n  targets:\n    - {name: %s, address: 10.0.0.1}\n",
+             name);
+    expect_error(text, "a.yaml:7:14:",
+                 "probe target name of 251 bytes is too long for an archive file name (251 "
+                 "bytes as a file name, at most 250)");
+    name[250] = '\0'; /* at the bound: taken */
+    snprintf(text, sizeof(text), HEAD "probes:\n  targets:\n    - {name: %s, address: 10.0.0.1}\n",
+             name);
+    char err[512] = "";
+    kvl_agent_cfg_t *c = load(text, err, sizeof(err));
+    assert_non_null(c);
+    kvl_agent_cfg_free(c);
+    /* 100 bytes, but 300 as a file name (each ':' is written %3A). */
+    memset(name, ':', 100);
+    name[100] = '\0';
+    snprintf(text, sizeof(text),
+             HEAD "probes:\n  targets:\n    - {name: '%s', address: 10.0.0.1}\n", name);
+    expect_error(text, "a.yaml:7:14:", "(300 bytes as a file name, at most 250)");
+    /* A mesh agent's id: the collector's bound on ids, and the file name it becomes. */
+    memset(name, 'm', 201);
+    name[201] = '\0';
+    snprintf(text, sizeof(text),
+             HEAD "probes:\n  mesh:\n    agents:\n      - {id: %s, site: s, address: 10.0.0.2}\n",
+             name);
+    expect_error(text, "a.yaml:8:14:", "the agent id has 201 bytes, at most 200");
+    memset(name, '%', 100);
+    name[100] = '\0';
+    snprintf(text, sizeof(text),
+             HEAD "probes:\n  mesh:\n    agents:\n      - {id: '%s', site: s, address: 10.0.0.2}\n",
+             name);
+    expect_error(text, "a.yaml:8:14:", "probe target name of 100 bytes is too long");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_targets_and_mesh),
-        cmocka_unit_test(test_types),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_defaults), cmocka_unit_test(test_targets_and_mesh),
+        cmocka_unit_test(test_types),    cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

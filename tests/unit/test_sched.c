@@ -3,9 +3,9 @@
  *
  * The heap against a sorted reference under random pushes and pops (ties in index order,
  * as the poller relies on for a stable order of devices due at the same time), phases (in
- * the interval, the same for the same name, spread over many names), ticks on the fixed
- * schedule with skipped ones counted, the growing probe gap and its bounds, and the
- * in-flight cap's FIFO.
+ * the interval, the same for the same name, spread over many names), the first tick after a
+ * start and the join with the phase, ticks on the fixed schedule with skipped ones counted,
+ * the growing probe gap and its bounds, and the in-flight cap's FIFO.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +127,49 @@ static void test_phase(void **state)
     }
 }
 
+/* The first tick after a start: at once, spread over a short window; the third (after the
+ * second, an interval after the first) on the phase, at least half an interval later. */
+static void test_start_and_join(void **state)
+{
+    KVL_UNUSED(state);
+    const uint64_t epoch = 1764900000000ull;
+    enum { N = 2000, BUCKETS = 10 };
+    unsigned bucket[BUCKETS] = {0};
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "dev%04d", i);
+        /* 5 min interval: a 10 s window; the same on every start. */
+        uint64_t d = kvl_sched_start_delay(name, 300000);
+        assert_true(d < KVL_SCHED_START_SPREAD_MS);
+        assert_int_equal(kvl_sched_start_delay(name, 300000), d);
+        bucket[d * BUCKETS / KVL_SCHED_START_SPREAD_MS]++;
+        /* Shorter intervals: a tenth of it. */
+        assert_true(kvl_sched_start_delay(name, 60000) < 6000);
+        assert_true(kvl_sched_start_delay(name, 2000) < 200);
+        for (uint64_t at = epoch; at < epoch + 60000; at += 7919) {
+            uint64_t j = kvl_sched_join_delay(name, 60000, at);
+            assert_true(j >= 30000 && j < 90000);
+            /* on the phase: the same point of the interval as kvl_sched_phase_delay's */
+            assert_int_equal(j % 60000, kvl_sched_phase_delay(name, 60000, at));
+        }
+    }
+    for (int b = 0; b < BUCKETS; b++) { /* spread over the window */
+        assert_in_range(bucket[b], N / BUCKETS / 2, N / BUCKETS * 3 / 2);
+    }
+    /* Tiny intervals: no window, the join still half an interval away at least. */
+    assert_int_equal(kvl_sched_start_delay("x", 9), 0);
+    assert_int_equal(kvl_sched_start_delay("x", 0), 0);
+    uint64_t j = kvl_sched_join_delay("x", 1, epoch);
+    assert_true(j < 2);
+    /* The second tick right before a phase point: the join skips it (too close to the
+     * second) and takes the next one. */
+    uint64_t ph = kvl_sched_phase_delay("x", 60000, epoch);
+    uint64_t just_before = epoch + ph + 60000 - 1000; /* 1 s before a phase point */
+    assert_int_equal(kvl_sched_join_delay("x", 60000, just_before), 61000);
+    uint64_t well_before = epoch + ph + 60000 - 40000; /* 40 s before one */
+    assert_int_equal(kvl_sched_join_delay("x", 60000, well_before), 40000);
+}
+
 static void test_advance(void **state)
 {
     KVL_UNUSED(state);
@@ -191,8 +234,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_order), cmocka_unit_test(test_heap_reschedule),
-        cmocka_unit_test(test_phase),      cmocka_unit_test(test_advance),
-        cmocka_unit_test(test_probe_gap),  cmocka_unit_test(test_inflight),
+        cmocka_unit_test(test_phase),      cmocka_unit_test(test_start_and_join),
+        cmocka_unit_test(test_advance),    cmocka_unit_test(test_probe_gap),
+        cmocka_unit_test(test_inflight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

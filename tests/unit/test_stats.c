@@ -1,7 +1,8 @@
 /*
  * test_stats.c — agent/stats.c against link-time fakes of what it reads and writes: the
  * poller's and the outbox's getters return set figures, and the fake batcher records the
- * series registered and the samples of each group.
+ * series registered and the samples of each group; the registry's count of refused names
+ * comes from a real registry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +16,10 @@
 
 #include "batcher.h"
 #include "kvl.h"
+#include "log.h"
 #include "outbox.h"
 #include "poller.h"
+#include "registry.h"
 #include "stats.h"
 
 /* --- fakes ------------------------------------------------------------------------------- */
@@ -237,11 +240,56 @@ static void test_without_outbox(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* With the series registry: names_refused, the names it refused since the start. */
+static void test_names_refused(void **state)
+{
+    KVL_UNUSED(state);
+    reset();
+    kvl_log_level = KVL_LOG_LEVEL_ERROR; /* the registry's warning is not this test's */
+    kvl_registry_t *r = NULL;
+    char err[100];
+    assert_int_equal(kvl_registry_new(&r, err, sizeof(err)), 0);
+    char name[301];
+    memset(name, 'x', 300);
+    name[300] = '\0';
+    kvl_series_key_t k = {.device = "sw1",
+                          .scope = KVL_SCOPE_INTERFACE,
+                          .instance = name,
+                          .metric = "in_octets",
+                          .kind = KVL_KIND_COUNTER,
+                          .interval_s = 60};
+    assert_int_equal(kvl_registry_series(r, &k), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_stats_opts_t o = {.agent_id = "a1",
+                          .batcher = (kvl_batcher_t *)&dummy,
+                          .poller = (kvl_poller_t *)&dummy,
+                          .registry = r,
+                          .period_ms = 50};
+    kvl_stats_t *s = NULL;
+    assert_int_equal(kvl_stats_new(&loop, &o, &s, err, sizeof(err)), 0);
+    run_groups(&loop, 1);
+    assert_int_equal(n_series, 10);
+    assert_non_null(last("names_refused"));
+    assert_int_equal(last("names_refused")->v, 1);
+    assert_int_equal(series[9].kind, KVL_KIND_GAUGE);
+    name[0] = 'y'; /* another one */
+    k.instance = name;
+    assert_int_equal(kvl_registry_series(r, &k), 0);
+    run_groups(&loop, 2);
+    assert_int_equal(last("names_refused")->v, 2);
+    kvl_stats_free(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    kvl_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_figure),
         cmocka_unit_test(test_without_outbox),
+        cmocka_unit_test(test_names_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
