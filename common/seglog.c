@@ -285,7 +285,9 @@ int kvl_seglog_file_get(kvl_seglog_file_t *sf, uint64_t off, size_t n, uint64_t 
         want = KVL_SEGLOG_READ_AHEAD;
     }
     if (want < n) {
-        want = n;
+        /* A long record: read ahead past it too, so that a scan moving on by a byte does
+         * not read it all again. */
+        want = limit - off - n > KVL_SEGLOG_READ_AHEAD ? n + KVL_SEGLOG_READ_AHEAD : limit - off;
     }
     sf->buf.len = 0;
     sf->start = off;
@@ -333,41 +335,221 @@ int kvl_seglog_file_next(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, ui
     return kvl_seglog_parse(f, p, hl + (size_t)len, rec, why);
 }
 
-int kvl_seglog_scan_records(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t size,
-                            uint64_t min_seq, kvl_seglog_scan_t *s)
+void kvl_seglog_scan_free(kvl_seglog_scan_t *s)
 {
+    free(s->damage);
+    s->damage = NULL;
+    s->n_damage = 0;
+}
+
+/* The lowest seq a record may not have: below min_seq, or not above after_seq. */
+static uint64_t seq_floor(const kvl_seglog_bounds_t *b, uint64_t after_seq)
+{
+    uint64_t lo = b->min_seq > 0 ? b->min_seq - 1 : 0;
+    return after_seq > lo ? after_seq : lo;
+}
+
+/* True when the record header h (all of it there) could start a record of this format
+ * whose seq lies in (lo, hi]; with `fit`, the record must also end by limit (h at off). */
+static bool plausible(const kvl_seglog_format_t *f, const uint8_t *h, uint64_t off, uint64_t limit,
+                      uint64_t lo, uint64_t hi, bool fit)
+{
+    uint64_t seq = kvl_get_le64(h + 8);
+    if (seq <= lo || seq > hi) {
+        return false;
+    }
+    uint32_t len = kvl_get_le32(h);
+    if (check_len(f, h, len, NULL) != 0) {
+        return false;
+    }
+    return !fit || limit - off - kvl_seglog_rec_header(f) >= len;
+}
+
+/* Where the damaged record at `from` says it ends, if a valid record of the right seq is
+ * there. Returns 1 (with *at, *rec), 0 or a negative code. */
+static int resync_by_length(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t from,
+                            uint64_t limit, uint64_t lo, uint64_t hi, uint64_t *at,
+                            kvl_seglog_rec_t *rec)
+{
+    size_t hl = kvl_seglog_rec_header(f);
+    const uint8_t *h;
+    int rc = kvl_seglog_file_get(sf, from, hl, limit, &h);
+    if (rc != 0) {
+        return rc < 0 ? rc : 0;
+    }
+    uint32_t len = kvl_get_le32(h);
+    if (check_len(f, h, len, NULL) != 0 || limit - from - hl <= len) {
+        return 0;
+    }
+    uint64_t next = from + hl + len;
+    kvl_seglog_rec_t r;
+    rc = kvl_seglog_file_next(f, sf, next, limit, &r, NULL);
+    if (rc < 0 && rc != KVL_EPROTO) {
+        return rc;
+    }
+    if (rc != 1 || r.seq <= lo || r.seq > hi || (f->seq_dense && r.seq != lo + 2)) {
+        return 0;
+    }
+    *at = next;
+    *rec = r;
+    return 1;
+}
+
+int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t from,
+                      uint64_t limit, uint64_t after_seq, const kvl_seglog_bounds_t *b,
+                      uint64_t *at, kvl_seglog_rec_t *rec)
+{
+    size_t hl = kvl_seglog_rec_header(f);
+    uint64_t lo = seq_floor(b, after_seq);
+    uint64_t hi = b->max_seq > 0 ? b->max_seq : UINT64_MAX;
+    if (from >= limit) {
+        return 0;
+    }
+    int rc = resync_by_length(f, sf, from, limit, lo, hi, at, rec);
+    if (rc != 0) {
+        return rc < 0 ? rc : 2;
+    }
+    uint64_t step = hl + f->len_min; /* the fewest bytes a lost record takes */
+    uint64_t holes_from = 0;         /* where the next look for a sparse hole is due */
+    for (uint64_t p = from + 1; p < limit && limit - p >= hl; p++) {
+        if (p >= holes_from) {
+            /* A record header never lies wholly in a hole (zeros: no length or seq fits):
+             * skip to where data starts again. */
+            off_t d = lseek(sf->fd, (off_t)p, SEEK_DATA);
+            if (d < 0 && errno == ENXIO) {
+                return 0;
+            }
+            if (d > 0 && (uint64_t)d >= p + hl) {
+                p = (uint64_t)d - hl + 1;
+                if (p >= limit || limit - p < hl) {
+                    return 0;
+                }
+            }
+            holes_from = p + KVL_SEGLOG_READ_AHEAD;
+        }
+        const uint8_t *h;
+        rc = kvl_seglog_file_get(sf, p, hl, limit, &h);
+        if (rc != 0) {
+            return rc < 0 ? rc : 0;
+        }
+        uint64_t top = hi;
+        if (f->seq_dense) {
+            uint64_t k = (p - from) / step;
+            if (lo + 1 + k > lo && lo + 1 + k < top) {
+                top = lo + 1 + k;
+            }
+        }
+        if (!plausible(f, h, p, limit, lo, top, true)) {
+            continue;
+        }
+        kvl_seglog_rec_t r;
+        rc = kvl_seglog_file_next(f, sf, p, limit, &r, NULL);
+        if (rc < 0 && rc != KVL_EPROTO) {
+            return rc;
+        }
+        if (rc != 1) {
+            continue;
+        }
+        /* A record whose CRC checks inside another's body would have to be followed by
+         * another plausible header, or end at the limit. */
+        uint64_t q = p + r.size, seq = r.seq;
+        if (q < limit && limit - q >= hl) {
+            const uint8_t *nh;
+            rc = kvl_seglog_file_get(sf, q, hl, limit, &nh);
+            if (rc < 0) {
+                return rc;
+            }
+            if (rc == 0 && !plausible(f, nh, q, limit, seq, f->seq_dense ? seq + 1 : hi, false)) {
+                continue;
+            }
+            rc = kvl_seglog_file_next(f, sf, p, limit, &r, NULL); /* the buffer may have moved */
+            if (rc != 1) {
+                return rc < 0 && rc != KVL_EPROTO ? rc : 0;
+            }
+        }
+        *at = p;
+        *rec = r;
+        return 1;
+    }
+    return 0;
+}
+
+static int add_damage(kvl_seglog_scan_t *s, const kvl_seglog_damage_t *d)
+{
+    if ((s->n_damage & (s->n_damage - 1)) == 0) { /* 0, 1, 2, 4...: grow */
+        size_t cap = s->n_damage ? s->n_damage * 2 : 1;
+        kvl_seglog_damage_t *v = realloc(s->damage, cap * sizeof(*v));
+        if (v == NULL) {
+            return KVL_ENOMEM;
+        }
+        s->damage = v;
+    }
+    s->damage[s->n_damage++] = *d;
+    s->damaged_bytes += d->to - d->from;
+    if (d->records == KVL_SEGLOG_UNKNOWN) {
+        s->lost_unknown = true;
+    } else {
+        s->lost_records += d->records;
+    }
+    return 0;
+}
+
+int kvl_seglog_scan_records(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t size,
+                            const kvl_seglog_bounds_t *b, kvl_seglog_scan_t *s)
+{
+    kvl_seglog_scan_free(s);
     s->first_seq = s->last_seq = s->n_records = s->body_bytes = 0;
+    s->damaged_bytes = s->lost_records = 0;
+    s->lost_unknown = false;
     s->why = NULL;
+    uint64_t hi = b->max_seq > 0 ? b->max_seq : UINT64_MAX;
+    uint64_t last = seq_floor(b, 0);
     uint64_t off = KVL_SEGLOG_HEADER;
     while (off < size) {
         kvl_seglog_rec_t r;
         const char *why = NULL;
         int rc = kvl_seglog_file_next(f, sf, off, size, &r, &why);
-        if (rc == KVL_EPROTO || rc == 0) {
-            s->why = why;
-            break;
+        if (rc < 0 && rc != KVL_EPROTO) {
+            return rc;
         }
+        if (rc == 1 && (r.seq <= last || r.seq > hi)) {
+            rc = KVL_EPROTO;
+            why = "sequence number out of order";
+        }
+        if (rc == 1) {
+            if (s->n_records == 0) {
+                s->first_seq = r.seq;
+            }
+            s->last_seq = last = r.seq;
+            s->n_records++;
+            s->body_bytes += r.len;
+            off += r.size;
+            continue;
+        }
+        uint64_t at;
+        rc = kvl_seglog_resync(f, sf, off, size, last, b, &at, &r);
         if (rc < 0) {
             return rc;
         }
-        if (r.seq < min_seq || (s->n_records > 0 && r.seq <= s->last_seq)) {
-            s->why = "sequence number out of order";
+        if (rc == 0) {
+            s->why = why; /* nothing valid follows: a torn or damaged end */
             break;
         }
-        if (s->n_records == 0) {
-            s->first_seq = r.seq;
+        kvl_seglog_damage_t d = {
+            .from = off, .to = at, .seq_before = last, .seq_after = r.seq, .why = why};
+        d.records = f->seq_dense ? r.seq - last - 1 : rc == 2 ? 1 : KVL_SEGLOG_UNKNOWN;
+        if ((rc = add_damage(s, &d)) != 0) {
+            return rc;
         }
-        s->last_seq = r.seq;
-        s->n_records++;
-        s->body_bytes += r.len;
-        off += r.size;
+        off = at;
     }
     s->end = off < size ? off : size;
     return 0;
 }
 
 int kvl_seglog_check(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int dir_fd, uint64_t num,
-                     int flags, uint64_t min_seq, kvl_seglog_scan_t *s, const char **what)
+                     int flags, const kvl_seglog_bounds_t *b, kvl_seglog_scan_t *s,
+                     const char **what)
 {
     const char *dummy;
     if (what == NULL) {
@@ -388,17 +570,23 @@ int kvl_seglog_check(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int di
     }
     s->size = (uint64_t)stb.st_size;
     s->end = s->size;
-    const uint8_t *h;
+    if (b->max_size > 0 && s->size > b->max_size) {
+        s->oversize = true; /* not ours, whatever its first bytes say: never read */
+        s->header = 1;
+        return 0;
+    }
+    uint8_t h[KVL_SEGLOG_HEADER];
+    size_t got = 0;
     *what = "read";
-    rc = kvl_seglog_file_get(sf, 0, KVL_SEGLOG_HEADER, s->size, &h);
+    rc = kvl_seglog_pread(sf->fd, h, sizeof(h), 0, &got);
     if (rc < 0) {
         return rc;
     }
-    s->header = rc == 1 ? 1 : kvl_seglog_header_check(f, h, KVL_SEGLOG_HEADER, &s->version);
+    s->header = kvl_seglog_header_check(f, h, got, &s->version);
     if (s->header != 0 || s->version != f->version) {
         return 0;
     }
-    rc = kvl_seglog_scan_records(f, sf, s->size, min_seq, s);
+    rc = kvl_seglog_scan_records(f, sf, s->size, b, s);
     if (rc != 0) {
         return rc;
     }
