@@ -451,7 +451,8 @@ int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint6
             continue;
         }
         /* A record whose CRC checks inside another's body would have to be followed by
-         * another plausible header, or end at the limit. */
+         * another plausible header, or end at the limit. (Without the upper bound, which
+         * a later start may see lower: what was taken once is taken again.) */
         uint64_t q = p + r.size, seq = r.seq;
         if (q < limit && limit - q >= hl) {
             const uint8_t *nh;
@@ -459,7 +460,8 @@ int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint6
             if (rc < 0) {
                 return rc;
             }
-            if (rc == 0 && !plausible(f, nh, q, limit, seq, f->seq_dense ? seq + 1 : hi, false)) {
+            if (rc == 0 &&
+                !plausible(f, nh, q, limit, seq, f->seq_dense ? seq + 1 : UINT64_MAX, false)) {
                 continue;
             }
             rc = kvl_seglog_file_next(f, sf, p, limit, &r, NULL); /* the buffer may have moved */

@@ -187,9 +187,10 @@ void kvl_seglog_scan_free(kvl_seglog_scan_t *s);
  * that one is valid (only the damaged record lost; a dense format also needs its seq to
  * say so), else the first offset past `from` whose header passes the cheap checks (length,
  * fits below limit, seq; sparse holes skipped), whose CRC checks, and after which another
- * plausible record header, or the limit, follows. Returns 1 with *at and *rec (valid until
- * the next call on sf), 0 when none, or -errno / KVL_ENOMEM. Reads through sf's read-ahead:
- * memory stays within the read-ahead and the longest record. */
+ * plausible record header, or the limit, follows. Returns 2 (found where the damaged
+ * record's length points: exactly one record lost) or 1 (found by scanning) with *at and
+ * *rec (valid until the next call on sf), 0 when none, or -errno / KVL_ENOMEM. Reads through sf's
+ * read-ahead: memory stays within the read-ahead and the longest record. */
 int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t from,
                       uint64_t limit, uint64_t after_seq, const kvl_seglog_bounds_t *b,
                       uint64_t *at, kvl_seglog_rec_t *rec);

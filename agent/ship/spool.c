@@ -988,10 +988,8 @@ static void damaged_on_read(kvl_spool_t *sp, reader_t *r, seg_t *s, const char *
     seg_name(name, sizeof(name), s->name_seq);
     size_t idx = (size_t)(s - sp->segs);
     uint64_t damaged_at = r->off;
-    kvl_seglog_bounds_t b = {.min_seq = s->name_seq};
-    if (idx + 1 < sp->n_segs && sp->segs[idx + 1].name_seq > s->name_seq) {
-        b.max_seq = sp->segs[idx + 1].name_seq - 1;
-    }
+    /* No record found now can be newer than the segment's last one known. */
+    kvl_seglog_bounds_t b = {.min_seq = s->name_seq, .max_seq = s->last_seq};
     uint64_t old_records = s->n_records, old_end = s->end, old_holes = 0;
     for (size_t i = 0; i < s->n_holes; i++) {
         old_holes += s->holes[i].to - s->holes[i].from;
