@@ -620,6 +620,134 @@ int kvl_seglog_pwrite(int fd, const void *p, size_t n, uint64_t off)
     return 0;
 }
 
+/* --------------------------------------------------------------- the index ------------- */
+
+#define INDEX_MAGIC "kvlsegix"
+
+int kvl_seglog_index_write(int dir_fd, const uint64_t *nums, size_t n, bool sync)
+{
+    if (n > KVL_SEGLOG_INDEX_MAX) {
+        return KVL_EINVAL;
+    }
+    size_t len = 16 + n * 8 + 4;
+    uint8_t *b = malloc(len);
+    if (b == NULL) {
+        return KVL_ENOMEM;
+    }
+    memcpy(b, INDEX_MAGIC, 8);
+    kvl_put_le32(b + 8, 1);
+    kvl_put_le32(b + 12, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        kvl_put_le64(b + 16 + 8 * i, nums[i]);
+    }
+    kvl_put_le32(b + len - 4, kvl_crc32c(0, b, len - 4));
+    int rc = 0;
+    int fd = openat(dir_fd, KVL_SEGLOG_INDEX_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        rc = kvl_seglog_pwrite(fd, b, len, 0);
+        if (rc == 0 && sync && fdatasync(fd) != 0) {
+            rc = -errno;
+        }
+        if (close(fd) != 0 && rc == 0) {
+            rc = -errno;
+        }
+        if (rc == 0 && renameat(dir_fd, KVL_SEGLOG_INDEX_TMP, dir_fd, KVL_SEGLOG_INDEX) != 0) {
+            rc = -errno;
+        }
+        if (rc != 0) {
+            unlinkat(dir_fd, KVL_SEGLOG_INDEX_TMP, 0);
+        }
+    }
+    free(b);
+    return rc;
+}
+
+int kvl_seglog_index_read(int dir_fd, uint64_t **nums, size_t *n)
+{
+    *nums = NULL;
+    *n = 0;
+    int fd = openat(dir_fd, KVL_SEGLOG_INDEX, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 1 : -errno;
+    }
+    uint8_t h[16];
+    size_t got = 0;
+    int rc = kvl_seglog_pread(fd, h, sizeof(h), 0, &got);
+    uint32_t count = got == sizeof(h) ? kvl_get_le32(h + 12) : 0;
+    if (rc != 0 || got != sizeof(h) || memcmp(h, INDEX_MAGIC, 8) != 0 || kvl_get_le32(h + 8) != 1 ||
+        count > KVL_SEGLOG_INDEX_MAX) {
+        close(fd);
+        return rc != 0 ? rc : KVL_EPROTO;
+    }
+    size_t len = 16 + (size_t)count * 8 + 4;
+    uint8_t *b = malloc(len);
+    uint64_t *v = malloc(((size_t)count + 1) * sizeof(*v));
+    if (b == NULL || v == NULL) {
+        free(b);
+        free(v);
+        close(fd);
+        return KVL_ENOMEM;
+    }
+    rc = kvl_seglog_pread(fd, b, len, 0, &got);
+    close(fd);
+    if (rc != 0 || got != len || kvl_crc32c(0, b, len - 4) != kvl_get_le32(b + len - 4)) {
+        free(b);
+        free(v);
+        return rc != 0 ? rc : KVL_EPROTO;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        v[i] = kvl_get_le64(b + 16 + 8 * (size_t)i);
+    }
+    free(b);
+    *nums = v;
+    *n = count;
+    return 0;
+}
+
+static bool sorted_has(const uint64_t *v, size_t n, uint64_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && v[lo] == x;
+}
+
+/* The smallest number above x in v (n of them, any order), or 0. */
+static uint64_t next_above(const uint64_t *v, size_t n, uint64_t x, uint64_t best)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] > x && (best == 0 || v[i] < best)) {
+            best = v[i];
+        }
+    }
+    return best;
+}
+
+size_t kvl_seglog_index_missing(const uint64_t *idx, size_t n_idx, const uint64_t *present,
+                                size_t n_present,
+                                void (*missing)(void *ctx, uint64_t num, uint64_t next), void *ctx)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n_idx; i++) {
+        if (sorted_has(present, n_present, idx[i])) {
+            continue;
+        }
+        uint64_t next = next_above(idx, n_idx, idx[i], 0);
+        next = next_above(present, n_present, idx[i], next);
+        missing(ctx, idx[i], next);
+        k++;
+    }
+    return k;
+}
+
 int kvl_seglog_unlink(const kvl_seglog_format_t *f, int dir_fd, uint64_t num)
 {
     char name[KVL_SEGLOG_NAME_MAX];

@@ -214,6 +214,30 @@ int kvl_seglog_check(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, int di
                      int flags, const kvl_seglog_bounds_t *b, kvl_seglog_scan_t *s,
                      const char **what);
 
+/* The index: the list of segment files that exist, kept by the owner in the folder as
+ * KVL_SEGLOG_INDEX ("segments"), replaced (written as "segments.tmp", renamed) after it
+ * creates a segment and before it deletes one, so that a segment it lists that is not in
+ * the folder at open was lost, not deleted. Bytes, little-endian:
+ *   8 bytes "kvlsegix" | u32 version (1) | u32 count | u64 numbers, sorted | u32 CRC-32C of
+ *   all before it
+ * Older readers ignore the file; a folder without one is not checked. */
+#define KVL_SEGLOG_INDEX "segments"
+#define KVL_SEGLOG_INDEX_TMP "segments.tmp"
+#define KVL_SEGLOG_INDEX_MAX (1u << 24) /* numbers an index may list */
+
+/* Replaces the index with nums (n of them, sorted), fdatasync'ing the new file first when
+ * `sync`. Returns 0, -errno or KVL_EINVAL (too many). */
+int kvl_seglog_index_write(int dir_fd, const uint64_t *nums, size_t n, bool sync);
+/* Reads the index into a malloc'd *nums. Returns 0, 1 when there is none, KVL_EPROTO when
+ * it is damaged, or KVL_ENOMEM / -errno. */
+int kvl_seglog_index_read(int dir_fd, uint64_t **nums, size_t *n);
+/* For every number the index lists that is not among present (sorted, n_present): calls
+ * missing with it and the next number listed or present above it (0: none). Returns how
+ * many were missing. */
+size_t kvl_seglog_index_missing(const uint64_t *idx, size_t n_idx, const uint64_t *present,
+                                size_t n_present,
+                                void (*missing)(void *ctx, uint64_t num, uint64_t next), void *ctx);
+
 /* Writes all n bytes at off. Returns 0 or -errno. */
 int kvl_seglog_pwrite(int fd, const void *p, size_t n, uint64_t off);
 /* Reads up to n bytes at off (EINTR retried): *got is how many came (fewer only at the end

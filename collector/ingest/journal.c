@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
 #include "seglog.h"
@@ -157,15 +156,6 @@ static const kvl_seglog_format_t jfmt = {
 /* The largest file a segment can be: the largest journal_segment_bytes the configuration
  * allows (4 GiB) and a generous checkpoint. A larger file named like one is not ours. */
 #define SEGMENT_FILE_MAX ((4ull << 30) + (1ull << 30))
-
-/* The index: the segment files that exist, replaced (write, rename) by the writer after it
- * creates one and before it deletes one, so a segment it lists that is not there was lost:
- *   8 bytes "kvljsegs" | u32 version (1) | u32 count | u64 numbers... | u32 CRC-32C of all
- *   before it */
-#define INDEX_NAME "segments"
-#define INDEX_TMP "segments.tmp"
-#define INDEX_MAGIC "kvljsegs"
-#define INDEX_MAX_COUNT (1u << 24)
 
 _Static_assert(KVL_JOURNAL_HEADER == KVL_SEGLOG_HEADER, "the journal's segment header");
 _Static_assert(KVL_JOURNAL_RECORD_HEADER - KVL_SEGLOG_REC_BASE <= KVL_SEGLOG_EXTRA_MAX,
@@ -434,102 +424,45 @@ static int check_segment(kvl_journal_t *j, uint64_t num, uint64_t next, bool las
     return 0;
 }
 
-/* Reads the index. Returns 0 with *nums (malloc'd) and *n, 1 when there is none, or
- * KVL_EPROTO when it is damaged (or KVL_ENOMEM). */
-static int read_index(kvl_journal_t *j, uint64_t **nums, size_t *n)
+/* A segment the index lists that is not in the folder was lost: its records (from its
+ * number up to the next segment's) are reported. */
+static void on_missing(void *ctx, uint64_t num, uint64_t next)
 {
-    *nums = NULL;
-    *n = 0;
-    int fd = openat(j->dir_fd, INDEX_NAME, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 1;
+    kvl_journal_t *j = ctx;
+    char name[32];
+    seg_name(num, name);
+    j->missing_segments++;
+    if (next > num) {
+        j->lost_records += next - num;
+        KVL_LOG_ERROR("journal", name,
+                      "missing from the folder (the journal's index lists it): its %" PRIu64
+                      " records (jseq %" PRIu64 " to %" PRIu64 ") are lost",
+                      next - num, num, next - 1);
+    } else {
+        KVL_LOG_ERROR("journal", name,
+                      "missing from the folder (the journal's index lists it): its records "
+                      "from jseq %" PRIu64 " on are lost",
+                      num);
     }
-    uint8_t h[16];
-    size_t got = 0;
-    int rc = kvl_seglog_pread(fd, h, sizeof(h), 0, &got);
-    uint32_t count = got == sizeof(h) ? kvl_get_le32(h + 12) : 0;
-    if (rc != 0 || got != sizeof(h) || memcmp(h, INDEX_MAGIC, 8) != 0 || kvl_get_le32(h + 8) != 1 ||
-        count > INDEX_MAX_COUNT) {
-        close(fd);
-        return KVL_EPROTO;
-    }
-    size_t len = 16 + (size_t)count * 8 + 4;
-    uint8_t *b = malloc(len);
-    if (b == NULL) {
-        close(fd);
-        return KVL_ENOMEM;
-    }
-    rc = kvl_seglog_pread(fd, b, len, 0, &got);
-    close(fd);
-    if (rc != 0 || got != len || kvl_crc32c(0, b, len - 4) != kvl_get_le32(b + len - 4)) {
-        free(b);
-        return KVL_EPROTO;
-    }
-    uint64_t *v = malloc(((size_t)count + 1) * sizeof(*v));
-    if (v == NULL) {
-        free(b);
-        return KVL_ENOMEM;
-    }
-    for (uint32_t i = 0; i < count; i++) {
-        v[i] = get64(b + 16 + 8 * (size_t)i);
-    }
-    free(b);
-    *nums = v;
-    *n = count;
-    return 0;
 }
 
-/* A segment the index lists that is not in the folder was lost: its records (from its
- * number up to the next segment's) are reported. `listed`: the numbers in the folder. */
+/* Compares the index with the segment files listed (sorted). */
 static void check_missing(kvl_journal_t *j, const uint64_t *listed, size_t n_listed)
 {
     uint64_t *idx;
     size_t n_idx;
-    int rc = read_index(j, &idx, &n_idx);
+    int rc = kvl_seglog_index_read(j->dir_fd, &idx, &n_idx);
     if (rc == 1) {
         return; /* a journal from before the index, or a new one */
     }
     if (rc != 0) {
         KVL_LOG_WARN("journal", j->dir,
-                     INDEX_NAME " is damaged: segments missing from the folder cannot be told");
+                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
+                                      "cannot be told",
+                     kvl_strerror(rc));
         return;
     }
-    for (size_t i = 0; i < n_idx; i++) {
-        bool there = false;
-        for (size_t k = 0; k < n_listed && !there; k++) {
-            there = listed[k] == idx[i];
-        }
-        if (there) {
-            continue;
-        }
-        /* Its records end where the next segment, listed or present, begins. */
-        uint64_t next = 0;
-        for (size_t k = 0; k < n_idx; k++) {
-            if (idx[k] > idx[i] && (next == 0 || idx[k] < next)) {
-                next = idx[k];
-            }
-        }
-        for (size_t k = 0; k < n_listed; k++) {
-            if (listed[k] > idx[i] && (next == 0 || listed[k] < next)) {
-                next = listed[k];
-            }
-        }
-        char name[32];
-        seg_name(idx[i], name);
-        j->missing_segments++;
-        if (next > idx[i]) {
-            j->lost_records += next - idx[i];
-            KVL_LOG_ERROR("journal", name,
-                          "missing from the folder (the journal's index lists it): its %" PRIu64
-                          " records (jseq %" PRIu64 " to %" PRIu64 ") are lost",
-                          next - idx[i], idx[i], next - 1);
-        } else {
-            KVL_LOG_ERROR("journal", name,
-                          "missing from the folder (the journal's index lists it): its records "
-                          "from jseq %" PRIu64 " on are lost",
-                          idx[i]);
-        }
-    }
+    kvl_seglog_index_missing(idx, n_idx, listed, n_listed, on_missing, j);
     free(idx);
 }
 
@@ -538,10 +471,10 @@ static void on_other_file(void *ctx, const char *name)
 {
     kvl_journal_t *j = ctx;
     size_t n = strlen(name);
-    if (strcmp(name, "lock") == 0 || strcmp(name, INDEX_NAME) == 0) {
+    if (strcmp(name, "lock") == 0 || strcmp(name, KVL_SEGLOG_INDEX) == 0) {
         return;
     }
-    if (strcmp(name, INDEX_TMP) == 0) {
+    if (strcmp(name, KVL_SEGLOG_INDEX_TMP) == 0) {
         unlinkat(j->dir_fd, name, 0);
     } else if ((n > 4 && strcmp(name + n - 4, ".bad") == 0) ||
                (n > 6 && strcmp(name + n - 6, ".stray") == 0)) {
@@ -745,36 +678,10 @@ static void wsegs_remove(kvl_journal_t *j, uint64_t num)
 /* Replaces the index with the writer's list (writer thread). Returns 0 or -errno. */
 static int write_index(kvl_journal_t *j)
 {
-    size_t len = 16 + j->n_wsegs * 8 + 4;
-    uint8_t *b = malloc(len);
-    if (b == NULL) {
-        return KVL_ENOMEM;
-    }
-    memcpy(b, INDEX_MAGIC, 8);
-    kvl_put_le32(b + 8, 1);
-    kvl_put_le32(b + 12, (uint32_t)j->n_wsegs);
-    for (size_t i = 0; i < j->n_wsegs; i++) {
-        put64(b + 16 + 8 * i, j->wsegs[i]);
-    }
-    kvl_put_le32(b + len - 4, kvl_crc32c(0, b, len - 4));
-    int rc = 0;
-    int fd = openat(j->dir_fd, INDEX_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        rc = -errno;
-    } else {
-        rc = kvl_seglog_pwrite(fd, b, len, 0);
-        if (rc == 0) {
-            rc = wsync(j, fd);
-        }
-        close(fd);
-        if (rc == 0 && renameat(j->dir_fd, INDEX_TMP, j->dir_fd, INDEX_NAME) != 0) {
-            rc = -errno;
-        }
-    }
-    free(b);
+    int rc = kvl_seglog_index_write(j->dir_fd, j->wsegs, j->n_wsegs, !j->no_sync);
     if (rc != 0 && !j->index_failing) {
         KVL_LOG_WARN("journal", j->dir,
-                     "cannot write " INDEX_NAME ": %s (a lost segment may go unreported)",
+                     "cannot write " KVL_SEGLOG_INDEX ": %s (a lost segment may go unreported)",
                      kvl_strerror(rc));
     }
     j->index_failing = rc != 0;

@@ -50,9 +50,8 @@
  * line; other files in the folder get one WARN line and are left alone. A newer format
  * version makes open fail, so an older collector never destroys a newer one's data.
  *
- * Missing segments: the writer keeps `segments` in the folder, the list of segment files
- * (8 bytes "kvljsegs", u32 version 1, u32 count, u64 numbers, u32 CRC-32C), replaced
- * (write, rename) after it creates a segment and before it deletes one. A segment it
+ * Missing segments: the writer keeps the segment log's index (`segments`, seglog.h) in the
+ * folder, replaced after it creates a segment and before it deletes one. A segment it
  * lists that is not in the folder at open was lost: an ERROR line with its jseq range.
  * Older collectors ignore the file; a journal without it is not checked.
  *
