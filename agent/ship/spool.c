@@ -89,6 +89,7 @@ struct kvl_spool {
 
     bool write_failing;
     bool sync_failing;
+    bool index_failing;
     uint64_t drop_logged_ns;
     uint64_t drop_logged_records;
 };
@@ -142,9 +143,36 @@ static int segs_push(kvl_spool_t *sp, const seg_t *s)
     return 0;
 }
 
-/* Removes the oldest segment from the list and the disk. */
+/* Replaces the index (seglog.h) with the segments in the list but the first `skip`.
+ * A failure is logged once (and once when it works again), never returned: without an
+ * index a lost segment only goes unreported. */
+static void write_index(kvl_spool_t *sp, size_t skip)
+{
+    size_t n = sp->n_segs > skip ? sp->n_segs - skip : 0;
+    uint64_t *v = malloc((n + 1) * sizeof(*v));
+    int rc = KVL_ENOMEM;
+    if (v != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            v[i] = sp->segs[skip + i].name_seq;
+        }
+        rc = kvl_seglog_index_write(sp->dir_fd, v, n, sp->sync_interval_ms == 0);
+        free(v);
+    }
+    if (rc != 0 && !sp->index_failing) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     "cannot write " KVL_SEGLOG_INDEX ": %s (a lost segment may go unreported)",
+                     kvl_strerror(rc));
+    } else if (rc == 0 && sp->index_failing) {
+        KVL_LOG_INFO("spool", sp->dir, KVL_SEGLOG_INDEX " written again");
+    }
+    sp->index_failing = rc != 0;
+}
+
+/* Removes the oldest segment from the list and the disk (the index first: a segment it
+ * lists is never deleted on purpose). */
 static void remove_front(kvl_spool_t *sp)
 {
+    write_index(sp, 1);
     seg_t *s = &sp->segs[0];
     char name[32];
     seg_name(name, sizeof(name), s->name_seq);
@@ -343,8 +371,14 @@ static bool has_suffix(const char *s, const char *suffix)
 static void on_other_file(void *ctx, const char *name)
 {
     kvl_spool_t *sp = ctx;
-    if (has_suffix(name, ".cursor.tmp")) {
+    if (strcmp(name, "lock") == 0 || strcmp(name, KVL_SEGLOG_INDEX) == 0) {
+        return;
+    }
+    if (has_suffix(name, ".cursor.tmp") || strcmp(name, KVL_SEGLOG_INDEX_TMP) == 0) {
         unlinkat(sp->dir_fd, name, 0);
+    } else if (has_suffix(name, ".stray")) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     "%s was set aside earlier: not read (delete it once seen to)", name);
     } else if (has_suffix(name, ".cursor")) {
         size_t len = strlen(name) - strlen(".cursor");
         bool known = false;
@@ -358,7 +392,50 @@ static void on_other_file(void *ctx, const char *name)
             KVL_LOG_INFO("spool", sp->dir, "%s belongs to no configured reader: deleted", name);
             unlinkat(sp->dir_fd, name, 0);
         }
+    } else {
+        KVL_LOG_WARN("spool", sp->dir, "%s is not a spool file: left alone", name);
     }
+}
+
+/* A segment the index lists that is not in the folder was lost (segments are deleted only
+ * after the index stops listing them). */
+static void on_missing(void *ctx, uint64_t num, uint64_t next)
+{
+    kvl_spool_t *sp = ctx;
+    char name[32];
+    seg_name(name, sizeof(name), num);
+    sp->st.missing_segments++;
+    if (next > num) {
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s is missing from the folder (the spool's index lists it): the batches in "
+                      "it (seq %" PRIu64 " to %" PRIu64 ", how many is not known) are lost",
+                      name, num, next - 1);
+    } else {
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s is missing from the folder (the spool's index lists it): the batches in "
+                      "it (seq %" PRIu64 " on) are lost",
+                      name, num);
+    }
+}
+
+/* Reports the segments the index lists that are not among names (sorted). */
+static void check_missing(kvl_spool_t *sp, const uint64_t *names, size_t n)
+{
+    uint64_t *idx;
+    size_t n_idx;
+    int rc = kvl_seglog_index_read(sp->dir_fd, &idx, &n_idx);
+    if (rc == 1) {
+        return; /* a spool from before the index, or a new one */
+    }
+    if (rc != 0) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
+                                      "cannot be told",
+                     kvl_strerror(rc));
+        return;
+    }
+    kvl_seglog_index_missing(idx, n_idx, names, n, on_missing, sp);
+    free(idx);
 }
 
 /* Lists segment numbers (sorted) and cleans up the other files (on_other_file). */
@@ -676,6 +753,10 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
     }
     kvl_seglog_file_close(&rb);
     kvl_buf_free(&rb.buf);
+    if (rc == 0) {
+        check_missing(sp, names, n_names);
+        write_index(sp, 0); /* what is there now: a loss is reported once */
+    }
     free(names);
     for (size_t i = 0; rc == 0 && i < sp->n_readers; i++) {
         rc = load_cursor(sp, &sp->readers[i], err, errlen);
@@ -884,6 +965,7 @@ static int new_segment(kvl_spool_t *sp, uint64_t seq)
         unlinkat(sp->dir_fd, name, 0);
         return rc;
     }
+    write_index(sp, 0);
     sp->active_fd = fd;
     sp->active_dirty = true;
     sp->dir_dirty = true;

@@ -12,6 +12,12 @@
  *                         it past segment_bytes.
  *                         The segment files are read, written and checked by
  *                         common/seglog.c (this format: seg_fmt in spool.c).
+ *   segments              the segment log's index (seglog.h): the segment files, replaced
+ *                         after one is created and before one is deleted, so that a
+ *                         segment missing at open is reported (an ERROR line with its seq
+ *                         range; how many batches it held is not known); not synced unless
+ *                         sync_interval_ms is 0 (a power cut may make it report a segment
+ *                         deleted just before as missing). Other files: one WARN line each.
  *   <reader>.cursor       a reader's acknowledged sequence number (32 bytes with its own
  *                         CRC), replaced atomically by writing <reader>.cursor.tmp and
  *                         renaming it.
@@ -117,17 +123,18 @@ typedef struct kvl_spool_opts {
 } kvl_spool_opts_t;
 
 typedef struct kvl_spool_stats {
-    uint64_t bytes;           /* size of all segment files */
-    uint64_t records;         /* records held (acknowledged or not) */
-    uint64_t segments;        /* segment files */
-    uint64_t dropped_records; /* deleted by the bound before some reader acknowledged them */
-    uint64_t dropped_bytes;   /* their payload bytes */
-    uint64_t cut_bytes;       /* torn or damaged bytes cut off or skipped */
-    uint64_t damaged_regions; /* damaged regions skipped (each reported in a log line) */
-    uint64_t lost_records;    /* batches known to be lost in them (a lower bound) */
-    uint64_t stray_files;     /* files named like segments, too large to be one: set aside */
-    uint64_t write_errors;    /* appends that failed (disk full, I/O error) */
-    uint64_t sync_errors;     /* failed fdatasync/fsync calls */
+    uint64_t bytes;            /* size of all segment files */
+    uint64_t records;          /* records held (acknowledged or not) */
+    uint64_t segments;         /* segment files */
+    uint64_t dropped_records;  /* deleted by the bound before some reader acknowledged them */
+    uint64_t dropped_bytes;    /* their payload bytes */
+    uint64_t cut_bytes;        /* torn or damaged bytes cut off or skipped */
+    uint64_t damaged_regions;  /* damaged regions skipped (each reported in a log line) */
+    uint64_t lost_records;     /* batches known to be lost in them (a lower bound) */
+    uint64_t stray_files;      /* files named like segments, too large to be one: set aside */
+    uint64_t missing_segments; /* listed in the index, not in the folder, at open */
+    uint64_t write_errors;     /* appends that failed (disk full, I/O error) */
+    uint64_t sync_errors;      /* failed fdatasync/fsync calls */
 } kvl_spool_stats_t;
 
 typedef struct kvl_spool_reader_stats {

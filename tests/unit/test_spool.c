@@ -445,6 +445,35 @@ static void test_flipped_length(void **state)
     remove_dir(dir);
 }
 
+/* A segment removed from the middle: reported once (the index lists it), the others read. */
+static void test_missing_segment(void **state)
+{
+    KVL_UNUSED(state);
+    char *dir = make_dir();
+    kvl_spool_t *sp = open1(dir, 1 << 20);
+    append_range(sp, 1, 20); /* segments 1 (1..8), 9 (9..16), 17 (17..20) */
+    kvl_spool_free(sp);
+    char path[256];
+    seg_path(path, sizeof(path), dir, 9);
+    assert_int_equal(unlink(path), 0);
+    sp = open1(dir, 1 << 20);
+    kvl_spool_stats_t st;
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.missing_segments, 1);
+    assert_int_equal(st.records, 12);
+    assert_int_equal(expect_range(sp, 0, 1, 8), 8);
+    assert_int_equal(expect_all(sp, 0, 17, 20), 4);
+    /* Acknowledged and deleted from the front: nothing missing. */
+    assert_int_equal(kvl_spool_ack(sp, 0, 8), 0);
+    kvl_spool_free(sp);
+    sp = open1(dir, 1 << 20);
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.missing_segments, 0);
+    assert_int_equal(st.records, 4);
+    kvl_spool_free(sp);
+    remove_dir(dir);
+}
+
 /* A file named like a segment but larger than one can be is never read: set aside. */
 static void test_stray_file(void **state)
 {
@@ -746,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_flipped_byte),
         cmocka_unit_test(test_flipped_length),
         cmocka_unit_test(test_stray_file),
+        cmocka_unit_test(test_missing_segment),
         cmocka_unit_test(test_bound_exact_drops),
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_open_errors),
