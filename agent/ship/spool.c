@@ -470,7 +470,7 @@ static void report_damage(kvl_spool_t *sp, const char *name, const kvl_seglog_da
         sp->st.lost_records += recs;
         sp->st.cut_bytes += d[i].to - d[i].from;
         if (i < DAMAGE_LINES) {
-            char b[48];
+            char b[64];
             KVL_LOG_ERROR("spool", sp->dir,
                           "%s: damaged record (%s at offset %" PRIu64 "): %" PRIu64
                           " bytes skipped up to seq %" PRIu64 ", %s lost",
@@ -483,7 +483,7 @@ static void report_damage(kvl_spool_t *sp, const char *name, const kvl_seglog_da
         }
     }
     if (n > DAMAGE_LINES) {
-        char b[48];
+        char b[64];
         KVL_LOG_ERROR(
             "spool", sp->dir, "%s: %zu more damaged regions, %" PRIu64 " bytes skipped, %s lost",
             name, n - DAMAGE_LINES, rest_bytes, batches(rest_records, rest_unknown, b, sizeof(b)));
