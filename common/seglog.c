@@ -395,6 +395,38 @@ static int resync_by_length(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf,
     return 1;
 }
 
+#define CHAIN_LONG (64u << 10) /* a candidate this long needs two plausible headers after it */
+
+/* True when what follows a candidate record (seq, ending at q) could be records: the
+ * limit, a header cut short by it, or a plausible header (seq above, exactly +1 in a dense
+ * format), `depth` of them, all but the last ending below the limit. Reads with pread,
+ * leaving the read-ahead where it is: this runs before the candidate's CRC, which a long
+ * record makes the dear part. No upper bound on seqs here, which a later start may see
+ * lower: what was taken once is taken again. */
+static bool chain_ok(const kvl_seglog_format_t *f, int fd, uint64_t q, uint64_t limit, uint64_t seq,
+                     int depth)
+{
+    size_t hl = kvl_seglog_rec_header(f);
+    for (int i = 0; i < depth; i++) {
+        if (q >= limit || limit - q < hl) {
+            return true;
+        }
+        uint8_t h[KVL_SEGLOG_REC_BASE + KVL_SEGLOG_EXTRA_MAX];
+        size_t got = 0;
+        if (kvl_seglog_pread(fd, h, hl, q, &got) != 0 || got < hl) {
+            return got < hl;
+        }
+        /* Every header but the last looked at must fit below the limit: a long record
+         * of random bytes is thus rarely worth its CRC. */
+        if (!plausible(f, h, q, limit, seq, f->seq_dense ? seq + 1 : UINT64_MAX, i + 1 < depth)) {
+            return false;
+        }
+        seq = kvl_get_le64(h + 8);
+        q += hl + (uint64_t)kvl_get_le32(h);
+    }
+    return true;
+}
+
 int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint64_t from,
                       uint64_t limit, uint64_t after_seq, const kvl_seglog_bounds_t *b,
                       uint64_t *at, kvl_seglog_rec_t *rec)
@@ -406,12 +438,17 @@ int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint6
         return 0;
     }
     int rc = resync_by_length(f, sf, from, limit, lo, hi, at, rec);
-    if (rc != 0) {
+    if (rc < 0 || (rc == 1 && f->seq_dense)) {
         return rc < 0 ? rc : 2;
     }
+    /* Without dense seqs a damaged length may point at a later record by chance: a valid
+     * record found before that point comes first. */
+    uint64_t by_length = rc == 1 ? *at : 0;
+    uint64_t scan_end = rc == 1 ? by_length : limit;
     uint64_t step = hl + f->len_min; /* the fewest bytes a lost record takes */
     uint64_t holes_from = 0;         /* where the next look for a sparse hole is due */
-    for (uint64_t p = from + 1; p < limit && limit - p >= hl; p++) {
+    uint64_t p = from + 1;
+    while (p < scan_end && limit - p >= hl) {
         if (p >= holes_from) {
             /* A record header never lies wholly in a hole (zeros: no length or seq fits):
              * skip to where data starts again. */
@@ -432,14 +469,37 @@ int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint6
         if (rc != 0) {
             return rc < 0 ? rc : 0;
         }
-        uint64_t top = hi;
-        if (f->seq_dense) {
-            uint64_t k = (p - from) / step;
-            if (lo + 1 + k > lo && lo + 1 + k < top) {
-                top = lo + 1 + k;
+        /* The cheap fields at every offset the read-ahead holds a whole header for. */
+        uint64_t avail = sf->start + sf->buf.len - p;
+        avail = avail < limit - p ? avail : limit - p;
+        uint64_t stop = avail - hl + 1;
+        stop = stop < holes_from - p ? stop : holes_from - p;
+        stop = stop < scan_end - p ? stop : scan_end - p;
+        uint64_t i = 0;
+        for (; i < stop; i++) {
+            uint64_t top = hi;
+            if (f->seq_dense) {
+                uint64_t k = (p + i - from) / step;
+                if (lo + 1 + k > lo && lo + 1 + k < top) {
+                    top = lo + 1 + k;
+                }
+            }
+            if (plausible(f, h + i, p + i, limit, lo, top, true)) {
+                break;
             }
         }
-        if (!plausible(f, h, p, limit, lo, top, true)) {
+        if (i == stop) {
+            p += stop;
+            continue;
+        }
+        p += i;
+        h += i;
+        /* A record whose CRC checks inside another's body would have to be followed by
+         * another plausible header (two for a long one), or end at the limit. */
+        uint32_t len = kvl_get_le32(h);
+        if (!chain_ok(f, sf->fd, p + hl + len, limit, kvl_get_le64(h + 8),
+                      len > CHAIN_LONG ? 2 : 1)) {
+            p++;
             continue;
         }
         kvl_seglog_rec_t r;
@@ -448,30 +508,20 @@ int kvl_seglog_resync(const kvl_seglog_format_t *f, kvl_seglog_file_t *sf, uint6
             return rc;
         }
         if (rc != 1) {
+            p++;
             continue;
-        }
-        /* A record whose CRC checks inside another's body would have to be followed by
-         * another plausible header, or end at the limit. (Without the upper bound, which
-         * a later start may see lower: what was taken once is taken again.) */
-        uint64_t q = p + r.size, seq = r.seq;
-        if (q < limit && limit - q >= hl) {
-            const uint8_t *nh;
-            rc = kvl_seglog_file_get(sf, q, hl, limit, &nh);
-            if (rc < 0) {
-                return rc;
-            }
-            if (rc == 0 &&
-                !plausible(f, nh, q, limit, seq, f->seq_dense ? seq + 1 : UINT64_MAX, false)) {
-                continue;
-            }
-            rc = kvl_seglog_file_next(f, sf, p, limit, &r, NULL); /* the buffer may have moved */
-            if (rc != 1) {
-                return rc < 0 && rc != KVL_EPROTO ? rc : 0;
-            }
         }
         *at = p;
         *rec = r;
         return 1;
+    }
+    if (by_length > 0) {
+        rc = kvl_seglog_file_next(f, sf, by_length, limit, rec, NULL); /* read it again */
+        if (rc != 1) {
+            return rc < 0 && rc != KVL_EPROTO ? rc : 0;
+        }
+        *at = by_length;
+        return 2;
     }
     return 0;
 }

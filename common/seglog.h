@@ -185,7 +185,8 @@ void kvl_seglog_scan_free(kvl_seglog_scan_t *s);
 /* Finds the first valid record after the damaged one at `from` (below limit) whose seq is
  * above after_seq and within bounds: the record where the damaged one's length points if
  * that one is valid (only the damaged record lost; a dense format also needs its seq to
- * say so), else the first offset past `from` whose header passes the cheap checks (length,
+ * say so, any other format that no valid record starts before it), else the first offset
+ * past `from` whose header passes the cheap checks (length,
  * fits below limit, seq; sparse holes skipped), whose CRC checks, and after which another
  * plausible record header, or the limit, follows. Returns 2 (found where the damaged
  * record's length points: exactly one record lost) or 1 (found by scanning) with *at and
