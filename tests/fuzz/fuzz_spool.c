@@ -19,7 +19,8 @@
  * back as written; unless flag 8 damaged a file behind its back, opening again finds
  * exactly the same records (the repair holds); and with flag 16 alone, an inverted byte
  * outside a length field loses exactly the record it is in when another follows (the
- * spool resynchronises on it), no other record when it is the last.
+ * spool resynchronises on it), no other record when it is the last (unless a record is
+ * forged inside another).
  * A broken promise calls abort(), which libFuzzer reports as a crash.
  */
 #include <dirent.h>
@@ -34,6 +35,7 @@
 #include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
+#include "seglog.h"
 #include "spool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,6 +47,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/* The spool's segment format (spool.c's seg_fmt). */
+static const kvl_seglog_format_t spool_fmt = {
+    .magic = {'k', 'v', 'l', 's', 'p', 'o', 'o', 'l'},
+    .version = KVL_SPOOL_FORMAT_VERSION,
+    .suffix = ".seg",
+    .extra = 0,
+    .crc_covers_len = true,
+    .len_min = 1,
+    .len_max = KVL_SPOOL_RECORD_MAX,
+};
+
+/* True when a record parses at an offset of p (n bytes) that is not one of the records'
+ * starts (walked by their lengths from 0): one forged inside another, which a search for
+ * the next record after damage may take. */
+static bool forgeable(const kvl_seglog_format_t *f, const uint8_t *p, size_t n)
+{
+    size_t hl = kvl_seglog_rec_header(f), next = 0;
+    for (size_t o = 0; o + hl <= n; o++) {
+        if (o == next) {
+            next = o + hl +
+                   ((size_t)p[o] | (size_t)p[o + 1] << 8 | (size_t)p[o + 2] << 16 |
+                    (size_t)p[o + 3] << 24);
+            continue;
+        }
+        kvl_seglog_rec_t r;
+        if (kvl_seglog_parse(f, p + o, n - o, &r, NULL) == 1) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static char dir[64];
 static int dir_fd = -1;
@@ -207,6 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             one_lost = pos - r0 >= 4 && !(flags & (2 | 4 | 8));
             last_damaged = r0 + 16 + get32(built + r0) >= n;
             built[pos] = (uint8_t)~built[pos];
+            one_lost = one_lost && !forgeable(&spool_fmt, built, n);
         }
         data = built;
         size = n;
