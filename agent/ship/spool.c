@@ -446,7 +446,7 @@ static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
 
 #define DAMAGE_LINES 8 /* damaged regions logged one by one per segment; the rest summed up */
 
-/* "1 batch", "12 batches" or "an unknown number of batches". */
+/* "1 batch", "12 batches", or "1 batch or more (not countable)" when unknown. */
 static const char *batches(uint64_t n, bool unknown, char *buf, size_t len)
 {
     if (unknown) {
