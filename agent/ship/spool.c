@@ -42,9 +42,11 @@ typedef struct seg {
     uint64_t first_seq; /* of its records; 0 when it has none */
     uint64_t last_seq;  /* 0 when it has none */
     uint64_t n_records;
-    uint64_t payload_bytes; /* sum of the records' payload lengths */
-    uint64_t end;           /* offset just past the last good record */
-    uint64_t file_bytes;    /* size on disk */
+    uint64_t payload_bytes;     /* sum of the records' payload lengths */
+    uint64_t end;               /* offset just past the last good record */
+    uint64_t file_bytes;        /* size on disk */
+    kvl_seglog_damage_t *holes; /* damaged regions below end, in order (malloc'd) */
+    size_t n_holes;
 } seg_t;
 
 typedef struct reader {
@@ -56,6 +58,7 @@ typedef struct reader {
     uint64_t off;
     uint64_t dropped_records;
     uint64_t dropped_bytes;
+    uint64_t damaged_seg, damaged_off; /* where the last damage found while reading was */
     kvl_seglog_file_t rb; /* read-ahead over the segment .num, below its valid end (bytes
                            * that never change once written) */
 } reader_t;
@@ -86,6 +89,7 @@ struct kvl_spool {
 
     bool write_failing;
     bool sync_failing;
+    bool index_failing;
     uint64_t drop_logged_ns;
     uint64_t drop_logged_records;
 };
@@ -139,9 +143,36 @@ static int segs_push(kvl_spool_t *sp, const seg_t *s)
     return 0;
 }
 
-/* Removes the oldest segment from the list and the disk. */
+/* Replaces the index (seglog.h) with the segments in the list but the first `skip`.
+ * A failure is logged once (and once when it works again), never returned: without an
+ * index a lost segment only goes unreported. */
+static void write_index(kvl_spool_t *sp, size_t skip)
+{
+    size_t n = sp->n_segs > skip ? sp->n_segs - skip : 0;
+    uint64_t *v = malloc((n + 1) * sizeof(*v));
+    int rc = KVL_ENOMEM;
+    if (v != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            v[i] = sp->segs[skip + i].name_seq;
+        }
+        rc = kvl_seglog_index_write(sp->dir_fd, v, n, sp->sync_interval_ms == 0);
+        free(v);
+    }
+    if (rc != 0 && !sp->index_failing) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     "cannot write " KVL_SEGLOG_INDEX ": %s (a lost segment may go unreported)",
+                     kvl_strerror(rc));
+    } else if (rc == 0 && sp->index_failing) {
+        KVL_LOG_INFO("spool", sp->dir, KVL_SEGLOG_INDEX " written again");
+    }
+    sp->index_failing = rc != 0;
+}
+
+/* Removes the oldest segment from the list and the disk (the index first: a segment it
+ * lists is never deleted on purpose). */
 static void remove_front(kvl_spool_t *sp)
 {
+    write_index(sp, 1);
     seg_t *s = &sp->segs[0];
     char name[32];
     seg_name(name, sizeof(name), s->name_seq);
@@ -167,6 +198,7 @@ static void remove_front(kvl_spool_t *sp)
     }
     sp->dir_dirty = true;
     sp->total_bytes -= s->file_bytes;
+    free(s->holes);
     memmove(sp->segs, sp->segs + 1, (sp->n_segs - 1) * sizeof(*sp->segs));
     sp->n_segs--;
 }
@@ -174,6 +206,33 @@ static void remove_front(kvl_spool_t *sp)
 static bool is_active(const kvl_spool_t *sp, size_t i)
 {
     return sp->active_fd >= 0 && i + 1 == sp->n_segs;
+}
+
+/* When a damaged region found earlier starts at off: true with *to where it ends. */
+static bool hole_at(const seg_t *s, uint64_t off, uint64_t *to)
+{
+    size_t lo = 0, hi = s->n_holes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->holes[mid].from < off) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo < s->n_holes && s->holes[lo].from == off) {
+        *to = s->holes[lo].to;
+        return true;
+    }
+    return false;
+}
+
+/* The largest file a segment can be: segment_bytes, or a header and one record of the
+ * longest kind, twice over for margin. A larger file named like a segment is not ours. */
+static uint64_t seg_max_size(const kvl_spool_t *sp)
+{
+    uint64_t one = SEG_HDR + REC_HDR + (uint64_t)KVL_SPOOL_RECORD_MAX;
+    return 2 * (sp->segment_bytes > one ? sp->segment_bytes : one);
 }
 
 static uint64_t min_acked(const kvl_spool_t *sp)
@@ -312,8 +371,14 @@ static bool has_suffix(const char *s, const char *suffix)
 static void on_other_file(void *ctx, const char *name)
 {
     kvl_spool_t *sp = ctx;
-    if (has_suffix(name, ".cursor.tmp")) {
+    if (strcmp(name, "lock") == 0 || strcmp(name, KVL_SEGLOG_INDEX) == 0) {
+        return;
+    }
+    if (has_suffix(name, ".cursor.tmp") || strcmp(name, KVL_SEGLOG_INDEX_TMP) == 0) {
         unlinkat(sp->dir_fd, name, 0);
+    } else if (has_suffix(name, ".stray")) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     "%s was set aside earlier: not read (delete it once seen to)", name);
     } else if (has_suffix(name, ".cursor")) {
         size_t len = strlen(name) - strlen(".cursor");
         bool known = false;
@@ -327,7 +392,50 @@ static void on_other_file(void *ctx, const char *name)
             KVL_LOG_INFO("spool", sp->dir, "%s belongs to no configured reader: deleted", name);
             unlinkat(sp->dir_fd, name, 0);
         }
+    } else {
+        KVL_LOG_WARN("spool", sp->dir, "%s is not a spool file: left alone", name);
     }
+}
+
+/* A segment the index lists that is not in the folder was lost (segments are deleted only
+ * after the index stops listing them). */
+static void on_missing(void *ctx, uint64_t num, uint64_t next)
+{
+    kvl_spool_t *sp = ctx;
+    char name[32];
+    seg_name(name, sizeof(name), num);
+    sp->st.missing_segments++;
+    if (next > num) {
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s is missing from the folder (the spool's index lists it): the batches in "
+                      "it (seq %" PRIu64 " to %" PRIu64 ", how many is not known) are lost",
+                      name, num, next - 1);
+    } else {
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s is missing from the folder (the spool's index lists it): the batches in "
+                      "it (seq %" PRIu64 " on) are lost",
+                      name, num);
+    }
+}
+
+/* Reports the segments the index lists that are not among names (sorted). */
+static void check_missing(kvl_spool_t *sp, const uint64_t *names, size_t n)
+{
+    uint64_t *idx;
+    size_t n_idx;
+    int rc = kvl_seglog_index_read(sp->dir_fd, &idx, &n_idx);
+    if (rc == 1) {
+        return; /* a spool from before the index, or a new one */
+    }
+    if (rc != 0) {
+        KVL_LOG_WARN("spool", sp->dir,
+                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
+                                      "cannot be told",
+                     kvl_strerror(rc));
+        return;
+    }
+    kvl_seglog_index_missing(idx, n_idx, names, n, on_missing, sp);
+    free(idx);
 }
 
 /* Lists segment numbers (sorted) and cleans up the other files (on_other_file). */
@@ -336,19 +444,90 @@ static int list_dir(kvl_spool_t *sp, uint64_t **out, size_t *n_out)
     return kvl_seglog_list(&seg_fmt, sp->dir_fd, out, n_out, on_other_file, sp);
 }
 
+#define DAMAGE_LINES 8 /* damaged regions logged one by one per segment; the rest summed up */
+
+/* "1 batch", "12 batches", or "1 batch or more (not countable)" when unknown. */
+static const char *batches(uint64_t n, bool unknown, char *buf, size_t len)
+{
+    if (unknown) {
+        snprintf(buf, len, "%" PRIu64 " batch%s or more (not countable)", n, n == 1 ? "" : "es");
+    } else {
+        snprintf(buf, len, "%" PRIu64 " batch%s", n, n == 1 ? "" : "es");
+    }
+    return buf;
+}
+
+/* Logs the damaged regions of a segment (one line each, the first DAMAGE_LINES, then one
+ * line for the rest) and counts them. */
+static void report_damage(kvl_spool_t *sp, const char *name, const kvl_seglog_damage_t *d, size_t n)
+{
+    uint64_t rest_bytes = 0, rest_records = 0;
+    bool rest_unknown = false;
+    for (size_t i = 0; i < n; i++) {
+        bool unknown = d[i].records == KVL_SEGLOG_UNKNOWN;
+        uint64_t recs = unknown ? 1 : d[i].records; /* a region starts with a record */
+        sp->st.damaged_regions++;
+        sp->st.lost_records += recs;
+        sp->st.cut_bytes += d[i].to - d[i].from;
+        if (i < DAMAGE_LINES) {
+            char b[64];
+            KVL_LOG_ERROR("spool", sp->dir,
+                          "%s: damaged record (%s at offset %" PRIu64 "): %" PRIu64
+                          " bytes skipped up to seq %" PRIu64 ", %s lost",
+                          name, d[i].why, d[i].from, d[i].to - d[i].from, d[i].seq_after,
+                          batches(recs, unknown, b, sizeof(b)));
+        } else {
+            rest_bytes += d[i].to - d[i].from;
+            rest_records += recs;
+            rest_unknown = rest_unknown || unknown;
+        }
+    }
+    if (n > DAMAGE_LINES) {
+        char b[64];
+        KVL_LOG_ERROR(
+            "spool", sp->dir, "%s: %zu more damaged regions, %" PRIu64 " bytes skipped, %s lost",
+            name, n - DAMAGE_LINES, rest_bytes, batches(rest_records, rest_unknown, b, sizeof(b)));
+    }
+}
+
+/* True when segment num can be one of ours: not too large and a header of the format. */
+static bool usable_segment(kvl_spool_t *sp, uint64_t num)
+{
+    char name[32];
+    seg_name(name, sizeof(name), num);
+    int fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    struct stat st;
+    uint8_t h[SEG_HDR];
+    size_t got = 0;
+    uint32_t v;
+    bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_size <= seg_max_size(sp) &&
+              kvl_seglog_pread(fd, h, sizeof(h), 0, &got) == 0 &&
+              kvl_seglog_header_check(&seg_fmt, h, got, &v) == 0;
+    close(fd);
+    return ok;
+}
+
 /* Checks one segment file and adds it to the list (or deletes it when it is the last one
- * and holds nothing). `last`: appends may continue in it. */
-static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglog_file_t *rb,
-                        char *err, size_t errlen)
+ * and holds nothing, or sets it aside when it is too large to be one). `last`: appends may
+ * continue in it; `next`: the number of the next segment (0: none), above every seq here. */
+static int load_segment(kvl_spool_t *sp, uint64_t name_seq, uint64_t next, bool last,
+                        kvl_seglog_file_t *rb, char *err, size_t errlen)
 {
     char name[32];
     seg_name(name, sizeof(name), name_seq);
     uint64_t min_seq = sp->last_seq + 1 > name_seq ? sp->last_seq + 1 : name_seq;
+    kvl_seglog_bounds_t b = {.min_seq = min_seq,
+                             .max_seq = next > name_seq ? next - 1 : 0,
+                             .max_size = seg_max_size(sp)};
     kvl_seglog_scan_t sc;
     const char *what = NULL;
     int rc = kvl_seglog_check(&seg_fmt, rb, sp->dir_fd, name_seq,
-                              last ? KVL_SEGLOG_CHECK_REPAIR : 0, min_seq, &sc, &what);
+                              last ? KVL_SEGLOG_CHECK_REPAIR : 0, &b, &sc, &what);
     if (rc != 0) {
+        kvl_seglog_scan_free(&sc);
         if (strcmp(what, "cut") == 0) {
             set_err(err, errlen, "spool %s: cannot cut the torn tail of %s: %s", sp->dir, name,
                     kvl_strerror(rc));
@@ -360,6 +539,20 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglo
     }
     uint64_t size = sc.size;
     seg_t s = {.name_seq = name_seq, .file_bytes = size};
+    if (sc.oversize) {
+        char aside[48];
+        snprintf(aside, sizeof(aside), "%s.stray", name);
+        KVL_LOG_ERROR("spool", sp->dir,
+                      "%s: %" PRIu64 " bytes, more than a spool segment can be (%" PRIu64
+                      "): not read, set aside as %s",
+                      name, size, b.max_size, aside);
+        kvl_seglog_file_close(rb);
+        if (renameat(sp->dir_fd, name, sp->dir_fd, aside) != 0) {
+            KVL_LOG_ERROR("spool", sp->dir, "cannot rename %s: %s", name, strerror(errno));
+        }
+        sp->st.stray_files++;
+        return 0;
+    }
     if (sc.header == 0 && sc.version > KVL_SPOOL_FORMAT_VERSION) {
         set_err(err, errlen,
                 "spool %s: %s was written by a newer kaaval (format %" PRIu32
@@ -388,6 +581,10 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglo
     s.n_records = sc.n_records;
     s.payload_bytes = sc.body_bytes;
     s.end = sc.end;
+    s.holes = sc.damage; /* ownership moves to the segment */
+    s.n_holes = sc.n_damage;
+    sc.damage = NULL;
+    report_damage(sp, name, s.holes, s.n_holes);
     if (sc.end < size) {
         uint64_t cut = size - sc.end;
         sp->st.cut_bytes += cut;
@@ -399,18 +596,22 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, bool last, kvl_seglo
             s.file_bytes = sc.end;
         } else {
             KVL_LOG_ERROR("spool", sp->dir,
-                          "%s: damaged record (%s at offset %" PRIu64 "): the remaining %" PRIu64
-                          " bytes of this segment are skipped; records after them are lost",
+                          "%s: damaged end (%s at offset %" PRIu64 "): the remaining %" PRIu64
+                          " bytes of this segment hold nothing valid and are skipped; the "
+                          "batches in them are lost",
                           name, sc.why, sc.end, cut);
+            sp->st.damaged_regions++;
         }
     }
     if (s.n_records == 0 && last) {
+        free(s.holes);
         kvl_seglog_file_close(rb);
         unlinkat(sp->dir_fd, name, 0);
         return 0;
     }
     rc = segs_push(sp, &s);
     if (rc != 0) {
+        free(s.holes);
         return rc;
     }
     if (s.n_records > 0) {
@@ -465,6 +666,9 @@ static void free_all(kvl_spool_t *sp)
         close(sp->dir_fd);
     }
     kvl_buf_free(&sp->wbuf);
+    for (size_t i = 0; i < sp->n_segs; i++) {
+        free(sp->segs[i].holes);
+    }
     free(sp->segs);
     free(sp->dir);
     free(sp);
@@ -536,7 +740,12 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
     }
     kvl_seglog_file_t rb = {.fd = -1};
     for (size_t i = 0; rc == 0 && i < n_names; i++) {
-        rc = load_segment(sp, names[i], i + 1 == n_names, &rb, err, errlen);
+        /* The next segment that can be ours bounds this one's sequence numbers. */
+        uint64_t next = 0;
+        for (size_t k = i + 1; k < n_names && next == 0; k++) {
+            next = usable_segment(sp, names[k]) ? names[k] : 0;
+        }
+        rc = load_segment(sp, names[i], next, i + 1 == n_names, &rb, err, errlen);
         bool kept = sp->n_segs > 0 && sp->segs[sp->n_segs - 1].name_seq == names[i];
         if (rc == 0 && kept && names[i] > sp->last_seq) {
             sp->last_seq = names[i]; /* so no new segment can take an existing name */
@@ -544,6 +753,10 @@ int kvl_spool_open(const kvl_spool_opts_t *o, kvl_spool_t **out, char *err, size
     }
     kvl_seglog_file_close(&rb);
     kvl_buf_free(&rb.buf);
+    if (rc == 0) {
+        check_missing(sp, names, n_names);
+        write_index(sp, 0); /* what is there now: a loss is reported once */
+    }
     free(names);
     for (size_t i = 0; rc == 0 && i < sp->n_readers; i++) {
         rc = load_cursor(sp, &sp->readers[i], err, errlen);
@@ -673,6 +886,11 @@ static void count_after(kvl_spool_t *sp, const seg_t *s, uint64_t after, uint64_
     uint64_t off = SEG_HDR, seen = 0, seen_bytes = 0;
     while (rb.fd >= 0 && off < s->end) {
         const uint8_t *h;
+        uint64_t to;
+        if (hole_at(s, off, &to)) {
+            off = to;
+            continue;
+        }
         if (kvl_seglog_file_get(&rb, off, REC_HDR, s->end, &h) != 0) {
             break;
         }
@@ -747,6 +965,7 @@ static int new_segment(kvl_spool_t *sp, uint64_t seq)
         unlinkat(sp->dir_fd, name, 0);
         return rc;
     }
+    write_index(sp, 0);
     sp->active_fd = fd;
     sp->active_dirty = true;
     sp->dir_dirty = true;
@@ -842,27 +1061,65 @@ void kvl_spool_rewind(kvl_spool_t *sp, int reader)
     r->off = SEG_HDR;
 }
 
-/* A read found a record that no longer checks: the rest of the segment is skipped. */
+/* A read found a record that no longer checks (the file changed since open): the segment
+ * is checked again up to its end, its records and damaged regions recounted, and what
+ * was lost now reported. */
 static void damaged_on_read(kvl_spool_t *sp, reader_t *r, seg_t *s, const char *why)
 {
     char name[32];
     seg_name(name, sizeof(name), s->name_seq);
-    uint64_t cut = s->end - r->off;
-    KVL_LOG_ERROR("spool", sp->dir,
-                  "%s: damaged record (%s at offset %" PRIu64 "): the remaining %" PRIu64
-                  " bytes of this segment are skipped",
-                  name, why, r->off, cut);
-    sp->st.cut_bytes += cut;
-    /* Recount what is left before the damage so the statistics stay true. */
-    kvl_seglog_scan_t sc;
-    if (kvl_seglog_scan_records(&seg_fmt, &r->rb, r->off, s->name_seq, &sc) == 0) {
-        s->first_seq = sc.first_seq;
-        s->last_seq = sc.last_seq;
-        s->n_records = sc.n_records;
-        s->payload_bytes = sc.body_bytes;
+    size_t idx = (size_t)(s - sp->segs);
+    uint64_t damaged_at = r->off;
+    /* No record found now can be newer than the segment's last one known. */
+    kvl_seglog_bounds_t b = {.min_seq = s->name_seq, .max_seq = s->last_seq};
+    uint64_t old_records = s->n_records, old_end = s->end, old_holes = 0;
+    for (size_t i = 0; i < s->n_holes; i++) {
+        old_holes += s->holes[i].to - s->holes[i].from;
     }
-    s->end = r->off;
-    if (is_active(sp, (size_t)(s - sp->segs))) {
+    kvl_seglog_scan_t sc = {0};
+    bool again = r->damaged_seg == s->name_seq && r->damaged_off == damaged_at;
+    int rc = again ? KVL_EPROTO : kvl_seglog_scan_records(&seg_fmt, &r->rb, s->end, &b, &sc);
+    if (rc != 0) {
+        /* Cannot be read again (or the same record failed twice): the rest is skipped. */
+        kvl_seglog_scan_free(&sc);
+        rc = kvl_seglog_scan_records(&seg_fmt, &r->rb, damaged_at, &b, &sc);
+        if (rc != 0) {
+            sc.n_records = 0;
+        }
+        sc.end = damaged_at;
+        sc.damaged_bytes = old_holes;
+    }
+    r->damaged_seg = s->name_seq;
+    r->damaged_off = damaged_at;
+    uint64_t lost = old_records > sc.n_records ? old_records - sc.n_records : 0;
+    uint64_t bytes =
+        old_end - sc.end + (sc.damaged_bytes > old_holes ? sc.damaged_bytes - old_holes : 0);
+    KVL_LOG_ERROR("spool", sp->dir,
+                  "%s: damaged record (%s at offset %" PRIu64 ") found while reading: %" PRIu64
+                  " more bytes skipped, %" PRIu64 " batch%s lost",
+                  name, why, damaged_at, bytes, lost, lost == 1 ? "" : "es");
+    sp->st.cut_bytes += bytes;
+    sp->st.lost_records += lost;
+    sp->st.damaged_regions++;
+    s->first_seq = sc.first_seq;
+    s->last_seq = sc.last_seq;
+    s->n_records = sc.n_records;
+    s->payload_bytes = sc.body_bytes;
+    s->end = sc.end;
+    if (rc == 0) {
+        free(s->holes);
+        s->holes = sc.damage;
+        s->n_holes = sc.n_damage;
+        sc.damage = NULL;
+    }
+    kvl_seglog_scan_free(&sc);
+    /* The reader goes on after the region its offset now lies in. */
+    for (size_t i = 0; i < s->n_holes; i++) {
+        if (r->off > s->holes[i].from && r->off < s->holes[i].to) {
+            r->off = s->holes[i].to;
+        }
+    }
+    if (is_active(sp, idx)) {
         roll(sp); /* appending after damage would hide the new records from readers */
     }
 }
@@ -880,6 +1137,11 @@ int kvl_spool_read(kvl_spool_t *sp, int reader, uint64_t *seq, kvl_buf_t *out)
         seg_t *s = &sp->segs[r->seg];
         if (r->off < SEG_HDR) {
             r->off = SEG_HDR;
+        }
+        uint64_t to;
+        if (r->off < s->end && hole_at(s, r->off, &to)) {
+            r->off = to; /* a damaged region found earlier */
+            continue;
         }
         if (r->off >= s->end || s->n_records == 0) {
             if (r->seg + 1 < sp->n_segs) {

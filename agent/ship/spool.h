@@ -12,6 +12,12 @@
  *                         it past segment_bytes.
  *                         The segment files are read, written and checked by
  *                         common/seglog.c (this format: seg_fmt in spool.c).
+ *   segments              the segment log's index (seglog.h): the segment files, replaced
+ *                         after one is created and before one is deleted, so that a
+ *                         segment missing at open is reported (an ERROR line with its seq
+ *                         range; how many batches it held is not known); not synced unless
+ *                         sync_interval_ms is 0 (a power cut may make it report a segment
+ *                         deleted just before as missing). Other files: one WARN line each.
  *   <reader>.cursor       a reader's acknowledged sequence number (32 bytes with its own
  *                         CRC), replaced atomically by writing <reader>.cursor.tmp and
  *                         renaming it.
@@ -52,18 +58,23 @@
  * open cuts it off and logs how many bytes went. Cursor files are never synced: a lost
  * cursor update only makes the reader resend batches the collector drops as duplicates.
  *
- * Damage found at open:
- *   - last segment: everything from the first bad record (short, bad length, bad CRC, seq
- *     out of order) to the end of the file is cut off (ftruncate) with a WARN line;
- *   - any other segment: its records before the bad one are kept, the rest of that
- *     segment is skipped (not parsed: a bad length cannot be trusted) with an ERROR line
- *     naming file, offset and bytes; the agent keeps running. The same happens if a read
- *     later finds a record that no longer matches its CRC;
+ * Damage found at open (common/seglog.c finds it; the spool logs and counts it):
+ *   - a damaged record anywhere (bad length, bad CRC, seq out of order): skipped, and the
+ *     spool resynchronises on the next valid record, so only the damaged records are
+ *     lost; each damaged region gets an ERROR line (file, offset, bytes, the seq after it,
+ *     how many batches, when known; the first 8 per segment, then one line for the rest)
+ *     and is counted (damaged_regions, lost_records, cut_bytes); readers jump over it;
+ *   - a damaged end with nothing valid after it: in the last segment a torn tail, cut off
+ *     (ftruncate) with a WARN line; in another segment skipped with an ERROR line. A read
+ *     that later finds a record that no longer matches its CRC checks the segment again
+ *     and reports what is lost now;
  *   - a segment or cursor file of a newer format version: open fails (KVL_EPROTO), so an
  *     older agent never destroys a newer one's data;
  *   - a segment header that is not ours or is damaged: the segment holds no records and
- *     is deleted once it is the oldest; a cursor file that is damaged: the reader starts
- *     from the oldest record (duplicates, never gaps).
+ *     is deleted once it is the oldest; a file named like a segment but larger than one
+ *     can be (twice the larger of segment_bytes and one longest record) is never read:
+ *     set aside as <name>.stray with an ERROR line; a cursor file that is damaged: the
+ *     reader starts from the oldest record (duplicates, never gaps).
  * Open reads every segment once to check it (at 2 GiB that is 2 GiB of reading, once per
  * agent start, only when the collector has been away that long).
  *
@@ -112,14 +123,18 @@ typedef struct kvl_spool_opts {
 } kvl_spool_opts_t;
 
 typedef struct kvl_spool_stats {
-    uint64_t bytes;           /* size of all segment files */
-    uint64_t records;         /* records held (acknowledged or not) */
-    uint64_t segments;        /* segment files */
-    uint64_t dropped_records; /* deleted by the bound before some reader acknowledged them */
-    uint64_t dropped_bytes;   /* their payload bytes */
-    uint64_t cut_bytes;       /* torn or damaged bytes cut off or skipped */
-    uint64_t write_errors;    /* appends that failed (disk full, I/O error) */
-    uint64_t sync_errors;     /* failed fdatasync/fsync calls */
+    uint64_t bytes;            /* size of all segment files */
+    uint64_t records;          /* records held (acknowledged or not) */
+    uint64_t segments;         /* segment files */
+    uint64_t dropped_records;  /* deleted by the bound before some reader acknowledged them */
+    uint64_t dropped_bytes;    /* their payload bytes */
+    uint64_t cut_bytes;        /* torn or damaged bytes cut off or skipped */
+    uint64_t damaged_regions;  /* damaged regions skipped (each reported in a log line) */
+    uint64_t lost_records;     /* batches known to be lost in them (a lower bound) */
+    uint64_t stray_files;      /* files named like segments, too large to be one: set aside */
+    uint64_t missing_segments; /* listed in the index, not in the folder, at open */
+    uint64_t write_errors;     /* appends that failed (disk full, I/O error) */
+    uint64_t sync_errors;      /* failed fdatasync/fsync calls */
 } kvl_spool_stats_t;
 
 typedef struct kvl_spool_reader_stats {

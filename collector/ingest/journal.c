@@ -34,10 +34,12 @@
 #define COMMIT_EAGER_BYTES (4u << 20)
 
 typedef struct seg {
-    uint64_t num;   /* jseq of its first record; the file name */
-    uint64_t bytes; /* header and records, written or queued */
-    uint64_t valid; /* segments found at open: bytes that hold good records */
-    uint64_t holds; /* batches in it not yet applied */
+    uint64_t num;               /* jseq of its first record; the file name */
+    uint64_t bytes;             /* header and records, written or queued */
+    uint64_t valid;             /* segments found at open: bytes that hold good records */
+    uint64_t holds;             /* batches in it not yet applied */
+    kvl_seglog_damage_t *holes; /* segments found at open: damaged regions below valid */
+    size_t n_holes;
 } seg_t;
 
 typedef struct chunk {
@@ -65,6 +67,10 @@ struct kvl_journal {
     uint64_t total_bytes;
     uint64_t records;
     uint64_t cut_bytes;
+    uint64_t damaged_regions;
+    uint64_t lost_records;
+    uint64_t missing_segments;
+    uint64_t stray_files;
     bool started;
     bool async_open;
     bool rolling;
@@ -93,6 +99,9 @@ struct kvl_journal {
     int wfd;
     uint64_t wseg;
     bool failing;
+    uint64_t *wsegs; /* the segment files that exist, sorted: what the index says */
+    size_t n_wsegs, cap_wsegs;
+    bool index_failing;
 };
 
 /* ------------------------------------------------------------- records --------------- */
@@ -141,7 +150,12 @@ static const kvl_seglog_format_t jfmt = {
     .len_min = 0,
     .len_max = UINT32_MAX,
     .header_ok = header_ok,
+    .seq_dense = true,
 };
+
+/* The largest file a segment can be: the largest journal_segment_bytes the configuration
+ * allows (4 GiB) and a generous checkpoint. A larger file named like one is not ours. */
+#define SEGMENT_FILE_MAX ((4ull << 30) + (1ull << 30))
 
 _Static_assert(KVL_JOURNAL_HEADER == KVL_SEGLOG_HEADER, "the journal's segment header");
 _Static_assert(KVL_JOURNAL_RECORD_HEADER - KVL_SEGLOG_REC_BASE <= KVL_SEGLOG_EXTRA_MAX,
@@ -233,10 +247,74 @@ static int seg_push(kvl_journal_t *j, uint64_t num)
     return 0;
 }
 
-/* Checks one segment found at open; repairs the last one. Returns 0 (also when the file
- * was set aside) or a negative code with err filled. *keep says whether it stays. */
-static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *prev_jseq, bool *keep,
-                         char *err, size_t errlen)
+#define DAMAGE_LINES 8 /* damaged regions logged one by one per segment; the rest summed up */
+
+/* Logs a segment's damaged regions (the first DAMAGE_LINES one by one, then one line for
+ * the rest) and counts them. */
+static void report_damage(kvl_journal_t *j, const char *name, const kvl_seglog_scan_t *sc)
+{
+    uint64_t rest_bytes = 0, rest_records = 0;
+    for (size_t i = 0; i < sc->n_damage; i++) {
+        const kvl_seglog_damage_t *d = &sc->damage[i];
+        j->damaged_regions++;
+        j->lost_records += d->records;
+        j->cut_bytes += d->to - d->from;
+        if (i < DAMAGE_LINES) {
+            KVL_LOG_ERROR("journal", name,
+                          "damaged record (%s at offset %" PRIu64 "): %" PRIu64
+                          " bytes skipped, %" PRIu64 " record%s lost (jseq %" PRIu64 " to %" PRIu64
+                          ")",
+                          d->why, d->from, d->to - d->from, d->records, d->records == 1 ? "" : "s",
+                          d->seq_before + 1, d->seq_after - 1);
+        } else {
+            rest_bytes += d->to - d->from;
+            rest_records += d->records;
+        }
+    }
+    if (sc->n_damage > DAMAGE_LINES) {
+        KVL_LOG_ERROR("journal", name,
+                      "%zu more damaged regions: %" PRIu64 " bytes skipped, %" PRIu64
+                      " records lost",
+                      sc->n_damage - DAMAGE_LINES, rest_bytes, rest_records);
+    }
+}
+
+/* True when segment num can be one of ours: not too large and a header of the format. */
+static bool usable_segment(kvl_journal_t *j, uint64_t num)
+{
+    char name[32];
+    seg_name(num, name);
+    int fd = openat(j->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    struct stat st;
+    uint8_t h[KVL_JOURNAL_HEADER];
+    size_t got = 0;
+    uint32_t v;
+    bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_size <= SEGMENT_FILE_MAX &&
+              kvl_seglog_pread(fd, h, sizeof(h), 0, &got) == 0 &&
+              kvl_seglog_header_check(&jfmt, h, got, &v) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Sets a file aside under name + suffix, with an ERROR line saying why. */
+static void set_aside(kvl_journal_t *j, const char *name, const char *suffix, const char *why)
+{
+    char aside[48];
+    snprintf(aside, sizeof(aside), "%s%s", name, suffix);
+    KVL_LOG_ERROR("journal", name, "%s; set aside as %s", why, aside);
+    if (renameat(j->dir_fd, name, j->dir_fd, aside) != 0) {
+        KVL_LOG_ERROR("journal", name, "cannot rename: %s", strerror(errno));
+    }
+}
+
+/* Checks one segment found at open; repairs the last one. `next`: the number of the next
+ * segment (0: none), above every jseq here. Returns 0 (also when the file was set aside)
+ * or a negative code with err filled. *keep says whether it stays. */
+static int check_segment(kvl_journal_t *j, uint64_t num, uint64_t next, bool last,
+                         uint64_t *prev_jseq, bool *keep, char *err, size_t errlen)
 {
     char name[32];
     seg_name(num, name);
@@ -246,10 +324,13 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
     kvl_seglog_scan_t sc;
     const char *what = NULL;
     int flags = KVL_SEGLOG_CHECK_WRITE | (last ? KVL_SEGLOG_CHECK_REPAIR : 0);
-    int rc = kvl_seglog_check(&jfmt, &sf, j->dir_fd, num, flags, *prev_jseq + 1, &sc, &what);
+    kvl_seglog_bounds_t b = {.min_seq = *prev_jseq + 1 > num ? *prev_jseq + 1 : num,
+                             .max_seq = next > num ? next - 1 : 0,
+                             .max_size = SEGMENT_FILE_MAX};
+    int rc = kvl_seglog_check(&jfmt, &sf, j->dir_fd, num, flags, &b, &sc, &what);
     if (rc == 0 && sc.header == 0 && sc.version < KVL_JOURNAL_FORMAT_VERSION) {
         /* An older version number with the same records: checked the same way. */
-        rc = kvl_seglog_scan_records(&jfmt, &sf, sc.size, *prev_jseq + 1, &sc);
+        rc = kvl_seglog_scan_records(&jfmt, &sf, sc.size, &b, &sc);
         what = "read";
         if (rc == 0 && last && sc.end < sc.size) {
             what = "cut";
@@ -260,9 +341,20 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
         snprintf(err, errlen, "cannot %s %s/%s: %s", strcmp(what, "cut") == 0 ? "truncate" : what,
                  j->dir, name, kvl_strerror(rc));
         kvl_seglog_file_free(&sf);
+        kvl_seglog_scan_free(&sc);
         return rc;
     }
     uint64_t n = sc.size;
+    if (sc.oversize) {
+        kvl_seglog_file_free(&sf);
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "%" PRIu64 " bytes, more than a journal segment can be (%llu): not read", n,
+                 SEGMENT_FILE_MAX);
+        set_aside(j, name, ".stray", why);
+        j->stray_files++;
+        return 0;
+    }
     if (sc.header != 0) {
         kvl_seglog_file_free(&sf);
         if (last && n < KVL_JOURNAL_HEADER) {
@@ -273,10 +365,7 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
             j->cut_bytes += n;
             return 0;
         }
-        char bad[48];
-        snprintf(bad, sizeof(bad), "%s.bad", name);
-        KVL_LOG_ERROR("journal", name, "not a journal segment (bad header); set aside as %s", bad);
-        renameat(j->dir_fd, name, j->dir_fd, bad);
+        set_aside(j, name, ".bad", "not a journal segment (bad header)");
         j->cut_bytes += n;
         return 0;
     }
@@ -291,37 +380,109 @@ static int check_segment(kvl_journal_t *j, uint64_t num, bool last, uint64_t *pr
     if (sc.n_records > 0) {
         *prev_jseq = sc.last_seq;
     }
+    report_damage(j, name, &sc);
     uint64_t off = sc.end;
     if (off < n) {
         j->cut_bytes += n - off;
         if (last) {
             KVL_LOG_WARN("journal", name,
-                         "%s at offset %" PRIu64 ": cut off the last %" PRIu64 " bytes", sc.why,
-                         off, n - off);
+                         "%s at offset %" PRIu64 ": cut off the last %" PRIu64
+                         " bytes (a torn tail: nothing valid after it)",
+                         sc.why, off, n - off);
         } else {
+            uint64_t lost = next > sc.last_seq + 1 && sc.n_records > 0 ? next - sc.last_seq - 1 : 0;
+            j->damaged_regions++;
+            j->lost_records += lost;
             KVL_LOG_ERROR("journal", name,
                           "%s at offset %" PRIu64 ": the remaining %" PRIu64
-                          " bytes of this segment are skipped",
-                          sc.why, off, n - off);
+                          " bytes of this segment hold nothing valid and are skipped (%" PRIu64
+                          " records lost)",
+                          sc.why, off, n - off, lost);
         }
     }
     if (!j->no_sync && fdatasync(sf.fd) != 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot sync %s/%s: %s", j->dir, name, strerror(errno));
         kvl_seglog_file_free(&sf);
+        kvl_seglog_scan_free(&sc);
         return rc;
     }
     kvl_seglog_file_free(&sf);
     rc = seg_push(j, num);
     if (rc != 0) {
         snprintf(err, errlen, "out of memory");
+        kvl_seglog_scan_free(&sc);
         return rc;
     }
-    j->segs[j->n_segs - 1].bytes = n;
-    j->segs[j->n_segs - 1].valid = off;
+    seg_t *s = &j->segs[j->n_segs - 1];
+    s->bytes = n;
+    s->valid = off;
+    s->holes = sc.damage; /* ownership moves to the segment */
+    s->n_holes = sc.n_damage;
     j->total_bytes += n;
     *keep = true;
     return 0;
+}
+
+/* A segment the index lists that is not in the folder was lost: its records (from its
+ * number up to the next segment's) are reported. */
+static void on_missing(void *ctx, uint64_t num, uint64_t next)
+{
+    kvl_journal_t *j = ctx;
+    char name[32];
+    seg_name(num, name);
+    j->missing_segments++;
+    if (next > num) {
+        j->lost_records += next - num;
+        KVL_LOG_ERROR("journal", name,
+                      "missing from the folder (the journal's index lists it): its %" PRIu64
+                      " records (jseq %" PRIu64 " to %" PRIu64 ") are lost",
+                      next - num, num, next - 1);
+    } else {
+        KVL_LOG_ERROR("journal", name,
+                      "missing from the folder (the journal's index lists it): its records "
+                      "from jseq %" PRIu64 " on are lost",
+                      num);
+    }
+}
+
+/* Compares the index with the segment files listed (sorted). */
+static void check_missing(kvl_journal_t *j, const uint64_t *listed, size_t n_listed)
+{
+    uint64_t *idx;
+    size_t n_idx;
+    int rc = kvl_seglog_index_read(j->dir_fd, &idx, &n_idx);
+    if (rc == 1) {
+        return; /* a journal from before the index, or a new one */
+    }
+    if (rc != 0) {
+        KVL_LOG_WARN("journal", j->dir,
+                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
+                                      "cannot be told",
+                     kvl_strerror(rc));
+        return;
+    }
+    kvl_seglog_index_missing(idx, n_idx, listed, n_listed, on_missing, j);
+    free(idx);
+}
+
+/* Called with every name in the folder that is not a segment: reported once, left alone. */
+static void on_other_file(void *ctx, const char *name)
+{
+    kvl_journal_t *j = ctx;
+    size_t n = strlen(name);
+    if (strcmp(name, "lock") == 0 || strcmp(name, KVL_SEGLOG_INDEX) == 0) {
+        return;
+    }
+    if (strcmp(name, KVL_SEGLOG_INDEX_TMP) == 0) {
+        unlinkat(j->dir_fd, name, 0);
+    } else if ((n > 4 && strcmp(name + n - 4, ".bad") == 0) ||
+               (n > 6 && strcmp(name + n - 6, ".stray") == 0)) {
+        KVL_LOG_WARN("journal", j->dir,
+                     "%s was set aside earlier: not read (delete it once seen to)", name);
+    } else {
+        KVL_LOG_WARN("journal", j->dir, "%s is not a journal file: left alone", name);
+    }
 }
 
 static void journal_free_now(kvl_journal_t *j)
@@ -341,7 +502,11 @@ static void journal_free_now(kvl_journal_t *j)
     uv_mutex_destroy(&j->mu);
     uv_cond_destroy(&j->cond);
     free(j->unlinks);
+    for (size_t i = 0; i < j->n_segs; i++) {
+        free(j->segs[i].holes);
+    }
     free(j->segs);
+    free(j->wsegs);
     free(j->dir);
     free(j);
 }
@@ -387,7 +552,7 @@ int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *
     /* The segments, in order. */
     uint64_t *nums = NULL;
     size_t n_nums = 0;
-    rc = kvl_seglog_list(&jfmt, j->dir_fd, &nums, &n_nums, NULL, NULL);
+    rc = kvl_seglog_list(&jfmt, j->dir_fd, &nums, &n_nums, on_other_file, j);
     if (rc != 0) {
         snprintf(err, errlen, "cannot list %s: %s", j->dir, kvl_strerror(rc));
         goto fail;
@@ -395,7 +560,15 @@ int kvl_journal_open(const kvl_journal_opts_t *opts, kvl_journal_t **out, char *
     uint64_t prev = 0;
     for (size_t i = 0; i < n_nums && rc == 0; i++) {
         bool keep;
-        rc = check_segment(j, nums[i], i + 1 == n_nums, &prev, &keep, err, errlen);
+        /* The next segment that can be ours bounds this one's jseqs. */
+        uint64_t next = 0;
+        for (size_t k = i + 1; k < n_nums && next == 0; k++) {
+            next = usable_segment(j, nums[k]) ? nums[k] : 0;
+        }
+        rc = check_segment(j, nums[i], next, i + 1 == n_nums, &prev, &keep, err, errlen);
+    }
+    if (rc == 0) {
+        check_missing(j, nums, n_nums);
     }
     free(nums);
     if (rc != 0) {
@@ -426,7 +599,15 @@ int kvl_journal_replay(kvl_journal_t *j, kvl_journal_replay_cb cb, void *ctx)
             break;
         }
         uint64_t off = KVL_JOURNAL_HEADER;
+        size_t hole = 0;
         while (off < s->valid && rc == 0) {
+            while (hole < s->n_holes && s->holes[hole].from < off) {
+                hole++;
+            }
+            if (hole < s->n_holes && s->holes[hole].from == off) {
+                off = s->holes[hole].to; /* damaged, reported at open */
+                continue;
+            }
             kvl_seglog_rec_t sr;
             int nrc = kvl_seglog_file_next(&jfmt, &sf, off, s->valid, &sr, NULL);
             if (nrc < 0 && nrc != KVL_EPROTO) {
@@ -457,6 +638,54 @@ static int wsync(kvl_journal_t *j, int fd)
         return 0;
     }
     return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* The writer's list of segment files: add (sorted, once) or remove num. */
+static void wsegs_add(kvl_journal_t *j, uint64_t num)
+{
+    size_t i = 0;
+    while (i < j->n_wsegs && j->wsegs[i] < num) {
+        i++;
+    }
+    if (i < j->n_wsegs && j->wsegs[i] == num) {
+        return;
+    }
+    if (j->n_wsegs == j->cap_wsegs) {
+        size_t cap = j->cap_wsegs ? j->cap_wsegs * 2 : 16;
+        uint64_t *v = realloc(j->wsegs, cap * sizeof(*v));
+        if (v == NULL) {
+            return; /* the index then lacks it: a loss of it would go unreported, no more */
+        }
+        j->wsegs = v;
+        j->cap_wsegs = cap;
+    }
+    memmove(j->wsegs + i + 1, j->wsegs + i, (j->n_wsegs - i) * sizeof(*j->wsegs));
+    j->wsegs[i] = num;
+    j->n_wsegs++;
+}
+
+static void wsegs_remove(kvl_journal_t *j, uint64_t num)
+{
+    for (size_t i = 0; i < j->n_wsegs; i++) {
+        if (j->wsegs[i] == num) {
+            memmove(j->wsegs + i, j->wsegs + i + 1, (j->n_wsegs - i - 1) * sizeof(*j->wsegs));
+            j->n_wsegs--;
+            return;
+        }
+    }
+}
+
+/* Replaces the index with the writer's list (writer thread). Returns 0 or -errno. */
+static int write_index(kvl_journal_t *j)
+{
+    int rc = kvl_seglog_index_write(j->dir_fd, j->wsegs, j->n_wsegs, !j->no_sync);
+    if (rc != 0 && !j->index_failing) {
+        KVL_LOG_WARN("journal", j->dir,
+                     "cannot write " KVL_SEGLOG_INDEX ": %s (a lost segment may go unreported)",
+                     kvl_strerror(rc));
+    }
+    j->index_failing = rc != 0;
+    return rc;
 }
 
 /* Writes and syncs the chunks. Returns 0 or the first -errno (with *what saying where). */
@@ -555,6 +784,23 @@ static void writer_main(void *arg)
         } else if (j->failing) {
             KVL_LOG_INFO("journal", j->dir, "writing works again");
             j->failing = false;
+        }
+        if (rc == 0) {
+            /* The index lists what was created and no longer what is about to go: a file
+             * it lists is always there, unless it was lost. */
+            bool changed = n_unl > 0;
+            for (chunk_t *c = list; c != NULL; c = c->next) {
+                if (c->create) {
+                    wsegs_add(j, c->seg);
+                    changed = true;
+                }
+            }
+            for (size_t i = 0; i < n_unl; i++) {
+                wsegs_remove(j, unl[i]);
+            }
+            if (changed) {
+                write_index(j);
+            }
         }
         for (size_t i = 0; i < n_unl && rc == 0; i++) {
             char name[32];
@@ -704,6 +950,7 @@ static void schedule_unlink(kvl_journal_t *j, size_t idx)
 {
     uint64_t num = j->segs[idx].num;
     j->total_bytes -= j->segs[idx].bytes;
+    free(j->segs[idx].holes);
     memmove(&j->segs[idx], &j->segs[idx + 1], (j->n_segs - idx - 1) * sizeof(seg_t));
     j->n_segs--;
     if (idx < j->n_found) {
@@ -774,6 +1021,9 @@ int kvl_journal_start(kvl_journal_t *j, uv_loop_t *loop, kvl_journal_synced_cb s
     /* A new segment with its checkpoint first; then the segments found at open that hold
      * nothing unapplied go (the others once released). The writer starts after both, so it
      * never deletes a segment before the checkpoint that replaces it is on disk. */
+    for (size_t i = 0; i < j->n_found; i++) {
+        wsegs_add(j, j->segs[i].num); /* the writer's list starts with the files found */
+    }
     rc = roll(j);
     if (rc == 0) {
         size_t found = j->n_found;
@@ -892,6 +1142,10 @@ void kvl_journal_stats(kvl_journal_t *j, kvl_journal_stats_t *st)
     st->segments = j->n_segs;
     st->records = j->records;
     st->cut_bytes = j->cut_bytes;
+    st->damaged_regions = j->damaged_regions;
+    st->lost_records = j->lost_records;
+    st->missing_segments = j->missing_segments;
+    st->stray_files = j->stray_files;
     uv_mutex_lock(&j->mu);
     st->commits = j->commits;
     st->synced_jseq = j->synced_jseq;

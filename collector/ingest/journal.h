@@ -38,11 +38,22 @@
  * in kvl_journal_open (start-up). Segment files are created and deleted by the writer
  * too (the folder is fsync'd after a creation).
  *
- * Damage found at open: in the last segment everything from the first bad record (short,
- * bad length, bad CRC, jseq not increasing) to the end is cut off (ftruncate) with a WARN
- * line; in another segment the rest of it is skipped with an ERROR line; a segment whose
- * header is missing or not ours is set aside (renamed *.bad) with an ERROR line; a newer
- * format version makes open fail, so an older collector never destroys a newer one's data.
+ * Damage found at open (common/seglog.c finds it; the journal logs and counts it): a
+ * damaged record anywhere (short, bad length, bad CRC, jseq out of order) is skipped and
+ * the journal resynchronises on the next valid record (jseqs are dense, so each damaged
+ * region says how many records it held): one ERROR line per region (the first 8 per
+ * segment, then one for the rest), counted in the statistics. Only a damaged end with
+ * nothing valid after it is a torn tail: in the last segment it is cut off (ftruncate)
+ * with a WARN line, in another skipped with an ERROR line. A segment whose header is
+ * missing or not ours is set aside (renamed *.bad), one larger than a segment can be
+ * (SEGMENT_FILE_MAX, 5 GiB) is never read and set aside as *.stray, each with an ERROR
+ * line; other files in the folder get one WARN line and are left alone. A newer format
+ * version makes open fail, so an older collector never destroys a newer one's data.
+ *
+ * Missing segments: the writer keeps the segment log's index (`segments`, seglog.h) in the
+ * folder, replaced after it creates a segment and before it deletes one. A segment it
+ * lists that is not in the folder at open was lost: an ERROR line with its jseq range.
+ * Older collectors ignore the file; a journal without it is not checked.
  *
  * Errors: 0 (or a count) or a negative code: -errno as libuv has it, KVL_EINVAL,
  * KVL_ENOMEM, KVL_EPROTO (newer format). A write or sync that fails is logged (once when
@@ -103,12 +114,16 @@ typedef struct kvl_journal_opts {
 typedef struct kvl_journal_stats {
     uint64_t bytes; /* segment files, as written or about to be */
     uint64_t segments;
-    uint64_t records;       /* appended since open */
-    uint64_t commits;       /* group commits done (each one fdatasync per file) */
-    uint64_t synced_jseq;   /* every record up to here is on disk */
-    uint64_t backlog_bytes; /* appended, not yet on disk */
-    uint64_t cut_bytes;     /* cut off or skipped at open */
-    uint64_t write_errors;  /* failed writes or syncs (retried) */
+    uint64_t records;          /* appended since open */
+    uint64_t commits;          /* group commits done (each one fdatasync per file) */
+    uint64_t synced_jseq;      /* every record up to here is on disk */
+    uint64_t backlog_bytes;    /* appended, not yet on disk */
+    uint64_t cut_bytes;        /* cut off or skipped at open */
+    uint64_t damaged_regions;  /* damaged regions skipped at open (each reported) */
+    uint64_t lost_records;     /* records in them and in missing segments */
+    uint64_t missing_segments; /* listed in the index, not in the folder */
+    uint64_t stray_files;      /* named like segments, too large to be one: set aside */
+    uint64_t write_errors;     /* failed writes or syncs (retried) */
 } kvl_journal_stats_t;
 
 /* Opens the journal in opts->dir, checking and repairing as described above, and fsyncs

@@ -13,13 +13,20 @@
  *           good CRCs (each: a length byte, then that many bytes; the extra fields zero),
  *           the file then torn at the split point (a fraction of 256 of its size), and
  *           with flag 16 one byte inverted there instead, so that the fuzzer spends its
- *           time on tears and damage among good records.
+ *           time on tears and damage among good records;
+ *   flag 32: with flag 8, the sequence numbers are bounded by one taken from the split
+ *           byte (kvl_seglog_bounds_t.max_seq).
  * Beyond "no crash, no leak, no sanitizer report" it checks the promises: every record
- * read back lies below the checked end and has a CRC that a separate computation here
- * agrees with, in increasing order, as many as the check counted; a segment checked
- * without repair is left byte for byte as it was; a repaired segment is exactly its
- * good records, and checking it again finds the same records, cuts nothing and changes
- * no byte. A broken promise calls abort(), which libFuzzer reports as a crash.
+ * read back lies below the checked end, outside the damaged regions reported (which are
+ * in order, between good records, and counted), and has a CRC that a separate computation
+ * here agrees with, in increasing order within the bounds, as many as the check counted;
+ * a segment checked without repair is left byte for byte as it was; a repaired segment is
+ * its good records and the damaged regions between them, and checking it again finds the
+ * same, cuts nothing and changes no byte. One byte inverted among good records that is
+ * not in a length field loses exactly the record it is in (resynchronisation by the
+ * damaged record's own length) when another follows it, and no other record when it is
+ * the last (unless, without dense seqs, a record is forged inside another). A broken promise calls
+ * abort(), which libFuzzer reports as a crash.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -69,7 +76,29 @@ static const kvl_seglog_format_t journal_fmt = {
     .len_min = 0,
     .len_max = UINT32_MAX,
     .header_ok = alen_ok,
+    .seq_dense = true,
 };
+
+/* True when a record parses at an offset of p (n bytes) that is not one of the records'
+ * starts (walked by their lengths from 0): one forged inside another, which a search for
+ * the next record after damage may take. */
+static bool forgeable(const kvl_seglog_format_t *f, const uint8_t *p, size_t n)
+{
+    size_t hl = kvl_seglog_rec_header(f), next = 0;
+    for (size_t o = 0; o + hl <= n; o++) {
+        if (o == next) {
+            next = o + hl +
+                   ((size_t)p[o] | (size_t)p[o + 1] << 8 | (size_t)p[o + 2] << 16 |
+                    (size_t)p[o + 3] << 24);
+            continue;
+        }
+        kvl_seglog_rec_t r;
+        if (kvl_seglog_parse(f, p + o, n - o, &r, NULL) == 1) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static char dir[64];
 static int dir_fd = -1;
@@ -143,30 +172,51 @@ static uint32_t own_crc(const kvl_seglog_format_t *f, const uint8_t *rec, size_t
     return kvl_crc32c(0, rec + 8, hl - 8 + len);
 }
 
-/* Reads every record below sc->end, checking each against the file's bytes. */
+/* Reads every record below sc->end, jumping the damaged regions, checking each against the
+ * file's bytes and the bounds. */
 static void read_back(const kvl_seglog_format_t *f, uint64_t num, const kvl_seglog_scan_t *sc,
-                      const uint8_t *file, size_t n)
+                      const kvl_seglog_bounds_t *b, const uint8_t *file, size_t n)
 {
     kvl_seglog_file_t sf;
     kvl_seglog_file_init(&sf);
     CHECK(kvl_seglog_file_open(f, &sf, dir_fd, num, O_RDONLY) == 0);
     size_t hl = kvl_seglog_rec_header(f);
-    uint64_t off = KVL_SEGLOG_HEADER, count = 0, prev = 0, bytes = 0;
+    uint64_t off = KVL_SEGLOG_HEADER, count = 0, prev = 0, bytes = 0, dbytes = 0, lost = 0;
+    size_t hole = 0;
     kvl_seglog_rec_t r;
-    int rc;
-    while ((rc = kvl_seglog_file_next(f, &sf, off, sc->end, &r, NULL)) == 1) {
+    int rc = 0;
+    while (off < sc->end) {
+        if (hole < sc->n_damage && sc->damage[hole].from == off) {
+            const kvl_seglog_damage_t *d = &sc->damage[hole++];
+            CHECK(d->to > d->from && d->to < sc->end && d->seq_after > d->seq_before);
+            CHECK(count == 0 || d->seq_before == prev);
+            CHECK(hole == sc->n_damage || sc->damage[hole].from > d->to);
+            dbytes += d->to - d->from;
+            lost += d->records == KVL_SEGLOG_UNKNOWN ? 0 : d->records;
+            if (f->seq_dense) {
+                CHECK(d->records == d->seq_after - d->seq_before - 1);
+            }
+            off = d->to;
+            CHECK(kvl_seglog_file_next(f, &sf, off, sc->end, &r, NULL) == 1);
+            CHECK(r.seq == d->seq_after);
+            continue;
+        }
+        rc = kvl_seglog_file_next(f, &sf, off, sc->end, &r, NULL);
+        CHECK(rc == 1);
         CHECK(off + r.size <= sc->end && sc->end <= n);
         CHECK(r.size == hl + r.len && le32(file + off) == r.len);
         CHECK(memcmp(r.body, file + off + hl, r.len) == 0);
         CHECK(own_crc(f, file + off, hl, r.len) == le32(file + off + 4));
         CHECK(count == 0 || r.seq > prev);
+        CHECK(r.seq >= b->min_seq && (b->max_seq == 0 || r.seq <= b->max_seq));
         prev = r.seq;
         bytes += r.len;
         count++;
         off += r.size;
     }
-    CHECK(rc == 0 && off == sc->end);
+    CHECK(off == sc->end && hole == sc->n_damage);
     CHECK(count == sc->n_records && bytes == sc->body_bytes);
+    CHECK(dbytes == sc->damaged_bytes && lost == sc->lost_records);
     CHECK(count == 0 || (sc->first_seq <= sc->last_seq && prev == sc->last_seq));
     kvl_seglog_file_free(&sf);
 }
@@ -197,6 +247,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     uint8_t *built = NULL;
+    uint64_t n_built = 0;         /* records built */
+    bool one_record_lost = false; /* one byte inverted outside a length field */
+    bool damaged_last = false;    /* in the last record */
+    uint64_t max_seq = 0;
     if (flags & 8) {
         size_t hl = kvl_seglog_rec_header(f), n = 0, at = 0;
         built = malloc(size * (hl + 1) + 1);
@@ -214,11 +268,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             kvl_seglog_seal(f, built + n, seq, built + n + hl, len, NULL, 0);
             n += hl + len;
             at += len;
+            n_built++;
         }
         size_t pos = split * n / 256;
-        if (flags & 16) {
+        if (flags & 32) {
+            max_seq = split;
+        } else if (flags & 16) {
             if (pos < n) {
                 built[pos] = (uint8_t)~built[pos];
+                size_t r0 = 0; /* the start of the record pos is in */
+                while (r0 + hl + le32(built + r0) <= pos) {
+                    r0 += hl + le32(built + r0);
+                }
+                size_t in = pos - r0;
+                one_record_lost = in >= 4 && !(f->header_ok != NULL && (in == 26 || in == 27)) &&
+                                  (f->seq_dense || !forgeable(f, built, n));
+                damaged_last = r0 + hl + le32(built + r0) >= n;
             }
         } else {
             n = pos;
@@ -255,8 +320,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kvl_seglog_file_init(&sf);
         kvl_seglog_scan_t sc;
         uint64_t min_seq = prev + 1 > nums[i] ? prev + 1 : nums[i];
-        CHECK(kvl_seglog_check(f, &sf, dir_fd, nums[i], last ? KVL_SEGLOG_CHECK_REPAIR : 0, min_seq,
-                               &sc, NULL) == 0);
+        kvl_seglog_bounds_t b = {.min_seq = min_seq, .max_seq = max_seq};
+        CHECK(kvl_seglog_check(f, &sf, dir_fd, nums[i], last ? KVL_SEGLOG_CHECK_REPAIR : 0, &b, &sc,
+                               NULL) == 0);
         kvl_seglog_file_free(&sf);
         CHECK(sc.size == n0 && sc.end <= sc.size);
         size_t n1 = 0;
@@ -271,7 +337,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(!last || sc.end == sc.size);
         }
         if (sc.header == 0 && sc.version == f->version) {
-            read_back(f, nums[i], &sc, after, n1);
+            read_back(f, nums[i], &sc, &b, after, n1);
+            if (one_record_lost && !(flags & 2)) {
+                /* In the middle: found where the damaged record's length points. The last
+                 * one's bytes are searched, and a record forged inside them would count. */
+                CHECK(sc.n_records == n_built - 1 || (damaged_last && sc.n_records >= n_built - 1));
+                CHECK(sc.n_damage == 0 || (sc.n_damage == 1 && sc.lost_records == 1) ||
+                      damaged_last);
+            }
             if (sc.n_records > 0) {
                 CHECK(sc.first_seq >= min_seq);
                 prev = sc.last_seq;
@@ -280,19 +353,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 /* The repair holds: the same records, nothing more to cut. */
                 kvl_seglog_file_init(&sf);
                 kvl_seglog_scan_t again;
-                CHECK(kvl_seglog_check(f, &sf, dir_fd, nums[i], KVL_SEGLOG_CHECK_REPAIR, min_seq,
-                                       &again, NULL) == 0);
+                CHECK(kvl_seglog_check(f, &sf, dir_fd, nums[i], KVL_SEGLOG_CHECK_REPAIR, &b, &again,
+                                       NULL) == 0);
                 kvl_seglog_file_free(&sf);
                 CHECK(!again.cut && again.why == NULL && again.end == again.size);
                 CHECK(again.size == sc.end && again.n_records == sc.n_records);
                 CHECK(again.first_seq == sc.first_seq && again.last_seq == sc.last_seq);
-                CHECK(again.body_bytes == sc.body_bytes);
+                CHECK(again.body_bytes == sc.body_bytes && again.n_damage == sc.n_damage);
+                CHECK(again.damaged_bytes == sc.damaged_bytes);
+                kvl_seglog_scan_free(&again);
                 size_t n2 = 0;
                 uint8_t *third = slurp(f, nums[i], &n2);
                 CHECK(third != NULL && n2 == n1 && memcmp(third, after, n1) == 0);
                 free(third);
             }
         }
+        kvl_seglog_scan_free(&sc);
         free(before);
         free(after);
     }

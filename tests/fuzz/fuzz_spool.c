@@ -9,12 +9,18 @@
  *           in the middle, whose damage is skipped rather than cut);
  *   flag 4: the last 32 bytes become the reader's cursor file instead;
  *   flag 8: after open, one byte of the first segment (at the split point) is inverted
- *           on disk, so reading meets damage open did not see.
+ *           on disk, so reading meets damage open did not see;
+ *   flag 16: the contents are not the file but records to write into it with good CRCs
+ *           and seqs 1, 2, 3... (each: a length byte, then that many bytes, at least one),
+ *           one byte of them inverted at the split point (a fraction of 256 of the size).
  * Beyond "no crash, no leak, no sanitizer report", it checks the promises: open either
  * fails with a negative code and a message or gives a spool whose records read back in
  * increasing order above the acknowledged position; a new record appended after it reads
- * back as written; and, unless flag 8 damaged a file behind its back, opening again finds
- * exactly the same records (the repair holds).
+ * back as written; unless flag 8 damaged a file behind its back, opening again finds
+ * exactly the same records (the repair holds); and with flag 16 alone, an inverted byte
+ * outside a length field loses exactly the record it is in when another follows (the
+ * spool resynchronises on it), no other record when it is the last (unless a record is
+ * forged inside another).
  * A broken promise calls abort(), which libFuzzer reports as a crash.
  */
 #include <dirent.h>
@@ -29,6 +35,7 @@
 #include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
+#include "seglog.h"
 #include "spool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,6 +47,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/* The spool's segment format (spool.c's seg_fmt). */
+static const kvl_seglog_format_t spool_fmt = {
+    .magic = {'k', 'v', 'l', 's', 'p', 'o', 'o', 'l'},
+    .version = KVL_SPOOL_FORMAT_VERSION,
+    .suffix = ".seg",
+    .extra = 0,
+    .crc_covers_len = true,
+    .len_min = 1,
+    .len_max = KVL_SPOOL_RECORD_MAX,
+};
+
+/* True when a record parses at an offset of p (n bytes) that is not one of the records'
+ * starts (walked by their lengths from 0): one forged inside another, which a search for
+ * the next record after damage may take. */
+static bool forgeable(const kvl_seglog_format_t *f, const uint8_t *p, size_t n)
+{
+    size_t hl = kvl_seglog_rec_header(f), next = 0;
+    for (size_t o = 0; o + hl <= n; o++) {
+        if (o == next) {
+            next = o + hl +
+                   ((size_t)p[o] | (size_t)p[o + 1] << 8 | (size_t)p[o + 2] << 16 |
+                    (size_t)p[o + 3] << 24);
+            continue;
+        }
+        kvl_seglog_rec_t r;
+        if (kvl_seglog_parse(f, p + o, n - o, &r, NULL) == 1) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static char dir[64];
 static int dir_fd = -1;
@@ -114,6 +153,11 @@ static int open_spool(kvl_spool_t **sp)
 }
 
 /* Reads everything; returns how many records, checking order and the acknowledged mark. */
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 static uint64_t read_all(kvl_spool_t *sp, uint64_t *last, kvl_buf_t *b)
 {
     kvl_spool_reader_stats_t rs;
@@ -161,6 +205,57 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         hlen = sizeof(hdr);
     }
+    uint8_t *built = NULL;
+    uint64_t n_built = 0;
+    bool one_lost = false, last_damaged = false;
+    if (flags & 16) {
+        size_t n = 0, at2 = 0;
+        built = malloc(size * 17 + 1);
+        CHECK(built != NULL);
+        while (at2 < size) {
+            size_t len = data[at2++];
+            len = len > size - at2 ? size - at2 : len;
+            if (len == 0) {
+                continue;
+            }
+            uint64_t seq = ++n_built;
+            uint8_t *r = built + n;
+            r[0] = (uint8_t)len, r[1] = r[2] = r[3] = 0;
+            for (int i = 0; i < 8; i++) {
+                r[8 + i] = (uint8_t)(seq >> (8 * i));
+            }
+            memcpy(r + 16, data + at2, len);
+            uint32_t c = kvl_crc32c(kvl_crc32c(0, r, 4), r + 8, 8 + len);
+            for (int i = 0; i < 4; i++) {
+                r[4 + i] = (uint8_t)(c >> (8 * i));
+            }
+            n += 16 + len;
+            at2 += len;
+        }
+        size_t pos = split * n / 256;
+        if (pos < n) {
+            size_t r0 = 0;
+            while (r0 + 16 + get32(built + r0) <= pos) {
+                r0 += 16 + get32(built + r0);
+            }
+            one_lost = pos - r0 >= 4 && !(flags & (2 | 4 | 8));
+            last_damaged = r0 + 16 + get32(built + r0) >= n;
+            built[pos] = (uint8_t)~built[pos];
+            one_lost = one_lost && !forgeable(&spool_fmt, built, n);
+        }
+        data = built;
+        size = n;
+        if (!(flags & 1)) {
+            flags |= 1;
+            memcpy(hdr, "kvlspool", 8);
+            hdr[8] = KVL_SPOOL_FORMAT_VERSION, hdr[9] = hdr[10] = hdr[11] = 0;
+            uint32_t c = kvl_crc32c(0, hdr, 12);
+            for (int i = 0; i < 4; i++) {
+                hdr[12 + i] = (uint8_t)(c >> (8 * i));
+            }
+            hlen = sizeof(hdr);
+        }
+    }
     if ((flags & 4) && size >= 32) {
         write_file("primary.cursor", hdr, 0, data + size - 32, 32);
         size -= 32;
@@ -175,6 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     kvl_spool_t *sp = NULL;
     if (open_spool(&sp) != 0) {
+        free(built);
         return 0;
     }
     if (flags & 8) {
@@ -182,9 +278,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     kvl_buf_t b = {0};
     uint64_t last_read;
-    read_all(sp, &last_read, &b);
+    uint64_t n_read = read_all(sp, &last_read, &b);
     kvl_spool_stats_t st;
     kvl_spool_stats(sp, &st);
+    if (one_lost) {
+        /* The last record's bytes are searched: a record forged inside them would count. */
+        CHECK(n_read == st.records);
+        CHECK(n_read == n_built - 1 || (last_damaged && n_read >= n_built - 1));
+    }
     uint64_t records = st.records;
     uint64_t last = kvl_spool_last_seq(sp);
     CHECK(last >= last_read);
@@ -212,5 +313,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     read_all(sp, &last_read, &b);
     kvl_spool_free(sp);
     kvl_buf_free(&b);
+    free(built);
     return 0;
 }

@@ -4,7 +4,9 @@
  * gather many records per sync, segments go once released, jseq goes on across reopen;
  * and through the ingest, a batch journaled but not applied is applied at the next start,
  * once: the second start finds nothing to do; and batches beyond what is kept in memory
- * are read back from the journal, every value where it belongs.
+ * are read back from the journal, every value where it belongs; damaged records in the
+ * middle of segments lost alone and counted, a removed segment reported, stray files set
+ * aside without being read.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -643,6 +645,217 @@ static void test_ingest_spills_and_reads_back(void **state)
     rmrf(dir);
 }
 
+/* Records replayed, with the agent's batch seqs seen (each once, in order). */
+typedef struct seen {
+    int n;
+    uint64_t seqs[512];
+} seen_t;
+
+static int collect_seqs(void *ctx, const kvl_jrec_t *r, uint64_t seg)
+{
+    (void)seg;
+    seen_t *s = ctx;
+    assert_true(s->n < 512);
+    assert_true(s->n == 0 || r->seq > s->seqs[s->n - 1]);
+    s->seqs[s->n++] = r->seq;
+    return 0;
+}
+
+static bool seen_has(const seen_t *s, uint64_t seq)
+{
+    for (int i = 0; i < s->n; i++) {
+        if (s->seqs[i] == seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Segment names of dir, sorted. Returns how many. */
+static int list_segments(const char *dir, char names[][32], int max)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l == 20 && strcmp(e->d_name + 16, ".jnl") == 0 && n < max) {
+            memcpy(names[n++], e->d_name, 21);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, 32, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+/* The offsets and batch seqs of the records of one segment file. Returns how many. */
+static int segment_records(const char *path, uint64_t *offs, uint64_t *seqs, int max)
+{
+    static uint8_t buf[1 << 16];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    assert_true(n > KVL_JOURNAL_HEADER);
+    size_t off = KVL_JOURNAL_HEADER;
+    int k = 0;
+    kvl_jrec_t r;
+    size_t used;
+    while (k < max && kvl_journal_parse(buf + off, (size_t)n - off, &r, &used) == 1) {
+        offs[k] = off;
+        seqs[k++] = r.seq;
+        off += used;
+    }
+    return k;
+}
+
+static void flip_at(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x5a;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+/* 300 batches over ~10 segments of 4 KiB, all held (not applied). */
+static void write_batches(const char *dir, uv_loop_t *loop)
+{
+    kvl_journal_t *j = open_j(dir, 4096, 0);
+    assert_int_equal(kvl_journal_start(j, loop, on_synced, NULL, NULL), 0);
+    char data[96];
+    memset(data, 'b', sizeof(data) - 1);
+    data[sizeof(data) - 1] = '\0';
+    for (uint64_t i = 1; i <= 300; i++) {
+        put(j, KVL_JREC_BATCH, "agent-d", 1000 + i, data, true, NULL);
+    }
+    run_until_synced(loop, j);
+    close_j(loop, j);
+}
+
+/* Bytes flipped in the middle of an earlier segment and of the last one: only the records
+ * they touch are lost, each region reported and counted, nothing cut; a removed segment
+ * in the middle is reported with its records. */
+static void test_damage_and_gaps(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    mkdtmp(dir, sizeof(dir));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    write_batches(dir, &loop);
+    char names[64][32];
+    int n = list_segments(dir, names, 64);
+    assert_true(n >= 6);
+    uint64_t offs[64], seqs[64];
+    /* Segment 2: the body of its 3rd record and the length of its 6th. */
+    snprintf(path, sizeof(path), "%s/%s", dir, names[2]);
+    int k = segment_records(path, offs, seqs, 64);
+    assert_true(k >= 8);
+    flip_at(path, offs[2] + KVL_JOURNAL_RECORD_HEADER + 20);
+    flip_at(path, offs[5] + 1);
+    uint64_t lost1 = seqs[2], lost2 = seqs[5];
+    /* The last segment: the seq field of its 2nd record. */
+    snprintf(path, sizeof(path), "%s/%s", dir, names[n - 1]);
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    k = segment_records(path, offs, seqs, 64);
+    assert_true(k >= 3);
+    flip_at(path, offs[1] + 8);
+    uint64_t lost3 = seqs[1];
+
+    kvl_journal_t *j = open_j(dir, 4096, 0);
+    kvl_journal_stats_t st;
+    kvl_journal_stats(j, &st);
+    assert_int_equal(st.damaged_regions, 3);
+    assert_int_equal(st.lost_records, 3);
+    assert_int_equal(st.missing_segments, 0);
+    static seen_t seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kvl_journal_replay(j, collect_seqs, &seen), 0);
+    assert_int_equal(seen.n, 300 - 3);
+    assert_false(seen_has(&seen, lost1));
+    assert_false(seen_has(&seen, lost2));
+    assert_false(seen_has(&seen, lost3));
+    assert_true(seen_has(&seen, 1300));
+    kvl_journal_close(j);
+    struct stat after;
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_size, before.st_size); /* not cut */
+
+    /* Segment 4 removed: reported with its records, the others all replayed. */
+    snprintf(path, sizeof(path), "%s/%s", dir, names[4]);
+    k = segment_records(path, offs, seqs, 64);
+    assert_int_equal(unlink(path), 0);
+    j = open_j(dir, 4096, 0);
+    kvl_journal_stats(j, &st);
+    assert_int_equal(st.missing_segments, 1);
+    assert_int_equal(st.lost_records, 3 + (uint64_t)k);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kvl_journal_replay(j, collect_seqs, &seen), 0);
+    assert_int_equal(seen.n, 300 - 3 - k);
+    /* Started again: the index follows, the same segment is not reported twice. */
+    assert_int_equal(kvl_journal_start(j, &loop, on_synced, NULL, NULL), 0);
+    run_until_synced(&loop, j);
+    close_j(&loop, j);
+    j = open_j(dir, 4096, 0);
+    kvl_journal_stats(j, &st);
+    assert_int_equal(st.missing_segments, 0);
+    kvl_journal_close(j);
+    uv_loop_close(&loop);
+    rmrf(dir);
+}
+
+/* A sparse 8 GiB file named like a segment and an unrelated file: the journal opens at
+ * once, without reading either; the first is set aside, the second left alone. */
+static void test_stray_files(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    mkdtmp(dir, sizeof(dir));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    write_batches(dir, &loop);
+    snprintf(path, sizeof(path), "%s/0000000000000900.jnl", dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    uint8_t h[KVL_JOURNAL_HEADER] = "kvljrnl";
+    h[8] = 1;
+    uint32_t crc = kvl_crc32c(0, h, 12);
+    for (int i = 0; i < 4; i++) {
+        h[12 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    assert_int_equal(write(fd, h, sizeof(h)), (ssize_t)sizeof(h)); /* even a good header */
+    assert_int_equal(ftruncate(fd, (off_t)8 << 30), 0);
+    close(fd);
+    char other[128];
+    snprintf(other, sizeof(other), "%s/notes.txt", dir);
+    fd = open(other, O_WRONLY | O_CREAT, 0600);
+    close(fd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kvl_journal_t *j = open_j(dir, 4096, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    kvl_journal_stats_t st;
+    kvl_journal_stats(j, &st);
+    assert_int_equal(st.stray_files, 1);
+    assert_int_equal(st.damaged_regions, 0);
+    static seen_t seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kvl_journal_replay(j, collect_seqs, &seen), 0);
+    assert_int_equal(seen.n, 300);
+    kvl_journal_close(j);
+    char aside[160];
+    snprintf(aside, sizeof(aside), "%s.stray", path);
+    assert_int_equal(access(aside, F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0);
+    uv_loop_close(&loop);
+    rmrf(dir);
+}
+
 int main(void)
 {
     kvl_log_level = KVL_LOG_LEVEL_ERROR;
@@ -654,6 +867,8 @@ int main(void)
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_ingest_replays_once),
         cmocka_unit_test(test_ingest_spills_and_reads_back),
+        cmocka_unit_test(test_damage_and_gaps),
+        cmocka_unit_test(test_stray_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

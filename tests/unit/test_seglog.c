@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvl.h"
@@ -53,6 +54,7 @@ static const kvl_seglog_format_t journal_like = {
     .len_min = 0,
     .len_max = UINT32_MAX,
     .header_ok = first_byte_small,
+    .seq_dense = true,
 };
 
 typedef struct fixture {
@@ -180,7 +182,8 @@ static void check(const fixture_t *f, const kvl_seglog_format_t *fmt, uint64_t n
     kvl_seglog_file_t sf;
     kvl_seglog_file_init(&sf);
     const char *what = NULL;
-    assert_int_equal(kvl_seglog_check(fmt, &sf, f->dir_fd, num, flags, min_seq, sc, &what), 0);
+    kvl_seglog_bounds_t b = {.min_seq = min_seq};
+    assert_int_equal(kvl_seglog_check(fmt, &sf, f->dir_fd, num, flags, &b, sc, &what), 0);
     kvl_seglog_file_free(&sf);
 }
 
@@ -272,8 +275,8 @@ static void test_zeroed_tail(void **state)
     assert_int_equal(file_size(f, &journal_like, 1), size);
 }
 
-/* A flipped byte in the body of record 4 of 8: records 1-3 stay; without REPAIR (a
- * segment in the middle) the file is left as it is, with REPAIR (the last) it is cut. */
+/* A flipped byte in the body of record 4 of 8: only record 4 is lost, with or without
+ * REPAIR (damage in the middle is no torn tail); the region is reported exactly. */
 static void damaged_crc(void **state, const kvl_seglog_format_t *fmt)
 {
     fixture_t *f = *state;
@@ -289,19 +292,28 @@ static void damaged_crc(void **state, const kvl_seglog_format_t *fmt)
     assert_int_equal(pwrite(fd, &c, 1, (off_t)at), 1);
     close(fd);
 
-    kvl_seglog_scan_t sc;
-    check(f, fmt, 1, 0, 1, &sc);
-    assert_int_equal(sc.n_records, 3);
-    assert_int_equal(sc.end, offs[3]);
-    assert_string_equal(sc.why, "checksum mismatch");
-    assert_false(sc.cut);
-    assert_int_equal(file_size(f, fmt, 1), size);
-    assert_int_equal(read_back(f, fmt, 1, 1, size), 3);
-
-    check(f, fmt, 1, KVL_SEGLOG_CHECK_REPAIR, 1, &sc);
-    assert_int_equal(sc.n_records, 3);
-    assert_true(sc.cut);
-    assert_int_equal(file_size(f, fmt, 1), offs[3]);
+    for (int flags = 0; flags <= KVL_SEGLOG_CHECK_REPAIR; flags += KVL_SEGLOG_CHECK_REPAIR) {
+        kvl_seglog_scan_t sc;
+        check(f, fmt, 1, flags, 1, &sc);
+        assert_int_equal(sc.n_records, 7);
+        assert_int_equal(sc.first_seq, 1);
+        assert_int_equal(sc.last_seq, 8);
+        assert_int_equal(sc.end, size);
+        assert_null(sc.why);
+        assert_false(sc.cut);
+        assert_int_equal(sc.n_damage, 1);
+        assert_int_equal(sc.damage[0].from, offs[3]);
+        assert_int_equal(sc.damage[0].to, offs[4]);
+        assert_int_equal(sc.damage[0].seq_before, 3);
+        assert_int_equal(sc.damage[0].seq_after, 5);
+        assert_int_equal(sc.damage[0].records, 1);
+        assert_string_equal(sc.damage[0].why, "checksum mismatch");
+        assert_int_equal(sc.damaged_bytes, offs[4] - offs[3]);
+        assert_int_equal(sc.lost_records, 1);
+        assert_false(sc.lost_unknown);
+        kvl_seglog_scan_free(&sc);
+        assert_int_equal(file_size(f, fmt, 1), size);
+    }
 }
 
 static void test_damaged_crc_spool(void **state)
@@ -365,9 +377,14 @@ static void test_segments_and_deletion(void **state)
     }
     free(nums);
     kvl_seglog_scan_t sc;
-    check(f, &spool_like, 11, 0, 15, &sc); /* records 11-14 are not above 14 */
-    assert_int_equal(sc.n_records, 0);
-    assert_string_equal(sc.why, "sequence number out of order");
+    check(f, &spool_like, 11, 0, 15, &sc); /* records 11-14 are not above 14: skipped */
+    assert_int_equal(sc.n_records, 6);
+    assert_int_equal(sc.first_seq, 15);
+    assert_int_equal(sc.n_damage, 1);
+    assert_int_equal(sc.damage[0].from, KVL_SEGLOG_HEADER);
+    assert_int_equal(sc.damage[0].seq_after, 15);
+    assert_string_equal(sc.damage[0].why, "sequence number out of order");
+    kvl_seglog_scan_free(&sc);
 
     assert_int_equal(kvl_seglog_unlink(&spool_like, f->dir_fd, 1), 0);
     assert_int_equal(kvl_seglog_unlink(&spool_like, f->dir_fd, 1), 0); /* gone: no error */
@@ -413,14 +430,274 @@ static void test_newer_version(void **state)
     kvl_seglog_file_t sf;
     kvl_seglog_file_init(&sf);
     kvl_seglog_scan_t sc;
+    kvl_seglog_bounds_t b = {.min_seq = 1};
     assert_int_equal(
-        kvl_seglog_check(&spool_like, &sf, f->dir_fd, 1, KVL_SEGLOG_CHECK_REPAIR, 1, &sc, NULL), 0);
+        kvl_seglog_check(&spool_like, &sf, f->dir_fd, 1, KVL_SEGLOG_CHECK_REPAIR, &b, &sc, NULL),
+        0);
     kvl_seglog_file_free(&sf);
     assert_int_equal(sc.header, 0);
     assert_int_equal(sc.version, 2);
     assert_int_equal(sc.n_records, 0);
     assert_false(sc.cut);
     assert_int_equal(file_size(f, &spool_like, 1), size);
+}
+
+static void flip(const fixture_t *f, const kvl_seglog_format_t *fmt, uint64_t num, uint64_t at,
+                 uint8_t mask)
+{
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(fmt, num, name);
+    int fd = openat(f->dir_fd, name, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)at), 1);
+    c ^= mask;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)at), 1);
+    close(fd);
+}
+
+/* Bytes flipped in the middle of a long last segment (lengths, seqs, bodies of records
+ * 100-102 and 300): only those records are lost and counted, nothing cut; the same in a
+ * segment that is not the last. */
+static void flipped_middle(void **state, const kvl_seglog_format_t *fmt)
+{
+    fixture_t *f = *state;
+    uint64_t offs[500];
+    uint64_t size = write_segment(f, fmt, 1, 1, 500, offs);
+    flip(f, fmt, 1, offs[99] + 1, 0x01);                           /* length of 100 */
+    flip(f, fmt, 1, offs[100] + 9, 0x80);                          /* seq of 101 */
+    flip(f, fmt, 1, offs[101] + kvl_seglog_rec_header(fmt), 0x10); /* body of 102 */
+    flip(f, fmt, 1, offs[299] + 3, 0xff);                          /* length of 300 */
+    for (int flags = 0; flags <= KVL_SEGLOG_CHECK_REPAIR; flags += KVL_SEGLOG_CHECK_REPAIR) {
+        kvl_seglog_scan_t sc;
+        check(f, fmt, 1, flags, 1, &sc);
+        assert_int_equal(sc.n_records, 496);
+        assert_int_equal(sc.last_seq, 500);
+        assert_int_equal(sc.end, size);
+        assert_false(sc.cut);
+        assert_int_equal(sc.n_damage, 2);
+        assert_int_equal(sc.damage[0].from, offs[99]);
+        assert_int_equal(sc.damage[0].to, offs[102]);
+        assert_int_equal(sc.damage[0].seq_before, 99);
+        assert_int_equal(sc.damage[0].seq_after, 103);
+        assert_int_equal(sc.damage[1].from, offs[299]);
+        assert_int_equal(sc.damage[1].to, offs[300]);
+        if (fmt->seq_dense) {
+            assert_int_equal(sc.damage[0].records, 3);
+            assert_int_equal(sc.damage[1].records, 1);
+            assert_int_equal(sc.lost_records, 4);
+            assert_false(sc.lost_unknown);
+        }
+        kvl_seglog_scan_free(&sc);
+    }
+    assert_int_equal(file_size(f, fmt, 1), size);
+}
+
+static void test_flipped_middle_spool(void **state)
+{
+    flipped_middle(state, &spool_like);
+}
+
+static void test_flipped_middle_journal(void **state)
+{
+    flipped_middle(state, &journal_like);
+}
+
+/* Records 1..8 where record 4's body holds what looks like records: a header with a bad
+ * CRC, then a whole record numbered 5 whose CRC checks, then junk. With record 4's length
+ * damaged the scan must not take either: it goes on at the real record 5. */
+static void fake_in_body(void **state, const kvl_seglog_format_t *fmt)
+{
+    fixture_t *f = *state;
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(fmt, 1, name);
+    int fd = openat(f->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    uint8_t h[KVL_SEGLOG_HEADER];
+    kvl_seglog_header_make(fmt, h);
+    assert_int_equal(kvl_seglog_pwrite(fd, h, sizeof(h), 0), 0);
+    size_t hl = kvl_seglog_rec_header(fmt);
+    uint64_t off = KVL_SEGLOG_HEADER, offs[8];
+    for (uint64_t s = 1; s <= 8; s++) {
+        uint8_t rec[512];
+        memset(rec, 0, sizeof(rec));
+        size_t n = body_len(s);
+        if (s == 4) {
+            uint8_t *b = rec + hl;
+            uint8_t fake[128];
+            memset(fake, 0, sizeof(fake));
+            memcpy(fake + hl, "a fake record numbered 5", 24);
+            kvl_seglog_seal(fmt, fake, 5, fake + hl, 24, NULL, 0);
+            memcpy(b, fake, hl); /* a header alone: its CRC cannot match */
+            b[hl] = 0xee;
+            memcpy(b + hl + 4, fake, hl + 24); /* the whole fake record */
+            memset(b + 2 * hl + 28, 0xff, 40); /* junk after it */
+            n = 2 * hl + 28 + 40;
+        } else {
+            body_fill(rec + hl, s, n);
+        }
+        kvl_seglog_seal(fmt, rec, s, rec + hl, n, NULL, 0);
+        assert_int_equal(kvl_seglog_pwrite(fd, rec, hl + n, off), 0);
+        offs[s - 1] = off;
+        off += hl + n;
+    }
+    close(fd);
+    flip(f, fmt, 1, offs[3] + 2, 0x7f); /* record 4's length: far beyond the file */
+    kvl_seglog_scan_t sc;
+    check(f, fmt, 1, KVL_SEGLOG_CHECK_REPAIR, 1, &sc);
+    assert_int_equal(sc.n_records, 7);
+    assert_int_equal(sc.n_damage, 1);
+    assert_int_equal(sc.damage[0].from, offs[3]);
+    assert_int_equal(sc.damage[0].to, offs[4]);
+    assert_int_equal(sc.damage[0].seq_after, 5);
+    assert_int_equal(sc.end, off);
+    kvl_seglog_scan_free(&sc);
+    /* Reading on from the damage finds the real record 5, with its own body. */
+    kvl_seglog_file_t sf;
+    kvl_seglog_file_init(&sf);
+    assert_int_equal(kvl_seglog_file_open(fmt, &sf, f->dir_fd, 1, O_RDONLY), 0);
+    kvl_seglog_bounds_t b = {.min_seq = 1};
+    uint64_t at;
+    kvl_seglog_rec_t r;
+    assert_true(kvl_seglog_resync(fmt, &sf, offs[3], off, 3, &b, &at, &r) >= 1);
+    assert_int_equal(at, offs[4]);
+    assert_int_equal(r.seq, 5);
+    uint8_t want[256];
+    body_fill(want, 5, body_len(5));
+    assert_int_equal(r.len, body_len(5));
+    assert_memory_equal(r.body, want, r.len);
+    kvl_seglog_file_free(&sf);
+}
+
+static void test_fake_in_body_spool(void **state)
+{
+    fake_in_body(state, &spool_like);
+}
+
+static void test_fake_in_body_journal(void **state)
+{
+    fake_in_body(state, &journal_like);
+}
+
+/* The seqs a resynchronised record may have: above the last good one, below max_seq. */
+static void test_seq_bounds(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t offs[10];
+    uint64_t size = write_segment(f, &spool_like, 1, 1, 10, offs);
+    flip(f, &spool_like, 1, offs[4] + 1, 0x02); /* record 5's length */
+    kvl_seglog_scan_t sc;
+    kvl_seglog_file_t sf;
+    kvl_seglog_file_init(&sf);
+    kvl_seglog_bounds_t b = {.min_seq = 1, .max_seq = 7};
+    assert_int_equal(kvl_seglog_check(&spool_like, &sf, f->dir_fd, 1, 0, &b, &sc, NULL), 0);
+    /* 8..10 are above the bound: after record 7 nothing is valid. */
+    assert_int_equal(sc.n_records, 6);
+    assert_int_equal(sc.last_seq, 7);
+    assert_int_equal(sc.end, offs[7]);
+    assert_int_equal(sc.n_damage, 1);
+    assert_string_equal(sc.why, "sequence number out of order");
+    kvl_seglog_scan_free(&sc);
+    kvl_seglog_file_free(&sf);
+    check(f, &spool_like, 1, 0, 1, &sc);
+    assert_int_equal(sc.n_records, 9);
+    assert_int_equal(sc.end, size);
+    kvl_seglog_scan_free(&sc);
+}
+
+/* A sparse file of 512 MiB: a header and three records, then a hole. The check jumps the
+ * hole (fast, little memory) and cuts it off as a tail; above max_size the file is not
+ * read at all. */
+static void test_sparse_file(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t size = write_segment(f, &journal_like, 1, 1, 3, NULL);
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(&journal_like, 1, name);
+    int fd = openat(f->dir_fd, name, O_RDWR);
+    assert_int_equal(ftruncate(fd, (off_t)512 << 20), 0);
+    close(fd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kvl_seglog_scan_t sc;
+    check(f, &journal_like, 1, 0, 1, &sc);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(sc.n_records, 3);
+    assert_int_equal(sc.end, size);
+    assert_int_equal(sc.n_damage, 0);
+    assert_true(t1.tv_sec - t0.tv_sec < 10); /* a scan byte by byte through it takes minutes */
+    kvl_seglog_scan_free(&sc);
+
+    kvl_seglog_file_t sf;
+    kvl_seglog_file_init(&sf);
+    kvl_seglog_bounds_t b = {.min_seq = 1, .max_size = 64 << 20};
+    assert_int_equal(
+        kvl_seglog_check(&journal_like, &sf, f->dir_fd, 1, KVL_SEGLOG_CHECK_REPAIR, &b, &sc, NULL),
+        0);
+    assert_true(sc.oversize);
+    assert_int_equal(sc.n_records, 0);
+    assert_int_equal(sf.buf.cap, 0); /* not even the header was read ahead */
+    kvl_seglog_file_free(&sf);
+    assert_int_equal(file_size(f, &journal_like, 1), (uint64_t)512 << 20);
+
+    check(f, &journal_like, 1, KVL_SEGLOG_CHECK_REPAIR, 1, &sc);
+    assert_true(sc.cut);
+    assert_int_equal(file_size(f, &journal_like, 1), size);
+}
+
+/* The spool's real bounds: records up to 64 MiB, no bound on seqs in the last segment. */
+static const kvl_seglog_format_t spool_real = {
+    .magic = {'k', 'v', 'l', 's', 'p', 'o', 'o', 'l'},
+    .version = 1,
+    .suffix = ".seg",
+    .extra = 0,
+    .crc_covers_len = true,
+    .len_min = 1,
+    .len_max = 64u << 20,
+};
+
+/* 16 MiB of random bytes between record 10 and record 11 (a block of someone else's
+ * data): the scan goes through them in seconds, not minutes, finds record 11 after them,
+ * and reports them as one region. */
+static void test_random_garbage_fast(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t size = write_segment(f, &spool_real, 1, 1, 10, NULL);
+    char name[KVL_SEGLOG_NAME_MAX];
+    kvl_seglog_name(&spool_real, 1, name);
+    int fd = openat(f->dir_fd, name, O_RDWR);
+    assert_true(fd >= 0);
+    size_t n = 16u << 20;
+    uint8_t *junk = malloc(n);
+    assert_non_null(junk);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i += 8) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(junk + i, &x, 8);
+    }
+    assert_int_equal(kvl_seglog_pwrite(fd, junk, n, size), 0);
+    free(junk);
+    uint8_t rec[256];
+    size_t len = body_len(11);
+    body_fill(rec + 16, 11, len);
+    kvl_seglog_seal(&spool_real, rec, 11, rec + 16, len, NULL, 0);
+    assert_int_equal(kvl_seglog_pwrite(fd, rec, 16 + len, size + n), 0);
+    close(fd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kvl_seglog_scan_t sc;
+    check(f, &spool_real, 1, KVL_SEGLOG_CHECK_REPAIR, 1, &sc);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("16 MiB of random bytes scanned in %.2f s\n", secs);
+    assert_true(secs < 30); /* byte by byte with a CRC each would take hours */
+    assert_int_equal(sc.n_records, 11);
+    assert_int_equal(sc.n_damage, 1);
+    assert_int_equal(sc.damage[0].from, size);
+    assert_int_equal(sc.damage[0].to, size + n);
+    assert_int_equal(sc.damage[0].seq_after, 11);
+    assert_false(sc.cut);
+    kvl_seglog_scan_free(&sc);
 }
 
 int main(void)
@@ -437,6 +714,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_segments_and_deletion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_middle_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_middle_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_in_body_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_in_body_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sparse_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_garbage_fast, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -359,41 +359,150 @@ static void test_flipped_byte(void **state)
     kvl_spool_t *sp = open1(dir, 1 << 20);
     append_range(sp, 1, 20); /* segments 1 (1..8), 9 (9..16), 17 (17..20) */
     kvl_spool_free(sp);
-    /* Payload of record 4 (index 3) of the first segment: the rest of it is skipped. */
+    /* Payload of record 4 (index 3) of the first segment: only that record is lost. */
     char path[256];
     seg_path(path, sizeof(path), dir, 1);
     flip_byte(path, 16 + 3 * REC + 16 + 50);
     sp = open1(dir, 1 << 20);
     kvl_spool_stats_t st;
     kvl_spool_stats(sp, &st);
-    assert_int_equal(st.records, 20 - 5);
-    assert_int_equal(st.cut_bytes, 5 * REC);
+    assert_int_equal(st.records, 20 - 1);
+    assert_int_equal(st.cut_bytes, REC);
+    assert_int_equal(st.damaged_regions, 1);
+    assert_int_equal(st.lost_records, 1);
     assert_int_equal(expect_range(sp, 0, 1, 3), 3);
-    assert_int_equal(expect_all(sp, 0, 9, 20), 12);
-    /* Damage found while reading (after open): record 10's payload. */
+    assert_int_equal(expect_all(sp, 0, 5, 20), 16);
+    /* Damage found while reading (after open): record 10's payload, only it lost. */
     kvl_spool_rewind(sp, 0);
     seg_path(path, sizeof(path), dir, 9);
     flip_byte(path, 16 + REC + 16 + 1);
     assert_int_equal(expect_range(sp, 0, 1, 3), 3);
-    assert_int_equal(expect_range(sp, 0, 9, 9), 1);
-    assert_int_equal(expect_all(sp, 0, 17, 20), 4);
+    assert_int_equal(expect_range(sp, 0, 5, 9), 5);
+    assert_int_equal(expect_all(sp, 0, 11, 20), 10);
     kvl_spool_stats(sp, &st);
-    assert_int_equal(st.records, 20 - 5 - 7);
-    assert_int_equal(st.cut_bytes, 5 * REC + 7 * REC);
-    /* Damage in the segment being appended to, its seq field: cut at open. */
+    assert_int_equal(st.records, 20 - 2);
+    assert_int_equal(st.cut_bytes, 2 * REC);
+    assert_int_equal(st.lost_records, 2);
+    /* Read again from the start: the same records, the damage not found a second time. */
+    kvl_spool_rewind(sp, 0);
+    assert_int_equal(expect_range(sp, 0, 1, 3), 3);
+    assert_int_equal(expect_range(sp, 0, 5, 9), 5);
+    assert_int_equal(expect_all(sp, 0, 11, 20), 10);
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.lost_records, 2);
+    /* Damage in the segment being appended to, record 19's seq field: the records after
+     * it are kept, nothing is cut. */
     kvl_spool_free(sp);
     seg_path(path, sizeof(path), dir, 17);
     flip_byte(path, 16 + 2 * REC + 9);
     sp = open1(dir, 1 << 20);
     kvl_spool_stats(sp, &st);
-    assert_int_equal(st.records, 3 + 1 + 2);
-    assert_int_equal(file_size(path), 16 + 2 * REC);
+    assert_int_equal(st.records, 20 - 3);
+    assert_int_equal(file_size(path), 16 + 4 * REC);
     assert_int_equal(expect_range(sp, 0, 1, 3), 3);
-    assert_int_equal(expect_range(sp, 0, 9, 9), 1);
-    assert_int_equal(expect_all(sp, 0, 17, 18), 2);
-    /* Numbering continues after the last record that survived. */
-    assert_int_equal(kvl_spool_last_seq(sp), 18);
+    assert_int_equal(expect_range(sp, 0, 5, 9), 5);
+    assert_int_equal(expect_range(sp, 0, 11, 18), 8);
+    assert_int_equal(expect_all(sp, 0, 20, 20), 1);
+    assert_int_equal(kvl_spool_last_seq(sp), 20);
+    /* Appending goes on, and the new records are read after the old ones. */
+    append_range(sp, 21, 22);
+    assert_int_equal(expect_all(sp, 0, 21, 22), 2);
     kvl_spool_free(sp);
+    /* The last record's payload (22, appended to segment 17): a torn tail, cut off. */
+    seg_path(path, sizeof(path), dir, 17);
+    off_t size = file_size(path);
+    flip_byte(path, size - 3);
+    sp = open1(dir, 1 << 20);
+    assert_int_equal(file_size(path), size - (off_t)REC);
+    assert_int_equal(kvl_spool_last_seq(sp), 21);
+    kvl_spool_free(sp);
+    remove_dir(dir);
+}
+
+/* A damaged length field: the spool resynchronises byte by byte on the next record. */
+static void test_flipped_length(void **state)
+{
+    KVL_UNUSED(state);
+    char *dir = make_dir();
+    kvl_spool_t *sp = open1(dir, 1 << 20);
+    append_range(sp, 1, 20);
+    kvl_spool_free(sp);
+    char path[256];
+    seg_path(path, sizeof(path), dir, 9);
+    flip_byte(path, 16 + 3 * REC + 0); /* record 12's length: 100 ^ 0x40 */
+    seg_path(path, sizeof(path), dir, 1);
+    flip_byte(path, 16 + 5 * REC + 2); /* record 6's length: beyond the segment */
+    sp = open1(dir, 1 << 20);
+    kvl_spool_stats_t st;
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.records, 18);
+    assert_int_equal(st.damaged_regions, 2);
+    assert_int_equal(st.cut_bytes, 2 * REC);
+    assert_int_equal(expect_range(sp, 0, 1, 5), 5);
+    assert_int_equal(expect_range(sp, 0, 7, 11), 5);
+    assert_int_equal(expect_all(sp, 0, 13, 20), 8);
+    kvl_spool_free(sp);
+    remove_dir(dir);
+}
+
+/* A segment removed from the middle: reported once (the index lists it), the others read. */
+static void test_missing_segment(void **state)
+{
+    KVL_UNUSED(state);
+    char *dir = make_dir();
+    kvl_spool_t *sp = open1(dir, 1 << 20);
+    append_range(sp, 1, 20); /* segments 1 (1..8), 9 (9..16), 17 (17..20) */
+    kvl_spool_free(sp);
+    char path[256];
+    seg_path(path, sizeof(path), dir, 9);
+    assert_int_equal(unlink(path), 0);
+    sp = open1(dir, 1 << 20);
+    kvl_spool_stats_t st;
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.missing_segments, 1);
+    assert_int_equal(st.records, 12);
+    assert_int_equal(expect_range(sp, 0, 1, 8), 8);
+    assert_int_equal(expect_all(sp, 0, 17, 20), 4);
+    /* Acknowledged and deleted from the front: nothing missing. */
+    assert_int_equal(kvl_spool_ack(sp, 0, 8), 0);
+    kvl_spool_free(sp);
+    sp = open1(dir, 1 << 20);
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.missing_segments, 0);
+    assert_int_equal(st.records, 4);
+    kvl_spool_free(sp);
+    remove_dir(dir);
+}
+
+/* A file named like a segment but larger than one can be is never read: set aside. */
+static void test_stray_file(void **state)
+{
+    KVL_UNUSED(state);
+    char *dir = make_dir();
+    kvl_spool_t *sp = open1(dir, 1 << 20);
+    append_range(sp, 1, 10);
+    kvl_spool_free(sp);
+    char path[256];
+    seg_path(path, sizeof(path), dir, 5);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)1 << 33), 0); /* 8 GiB, sparse */
+    close(fd);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    sp = open1(dir, 1 << 20);
+    getrusage(RUSAGE_SELF, &after);
+    kvl_spool_stats_t st;
+    kvl_spool_stats(sp, &st);
+    assert_int_equal(st.stray_files, 1);
+    assert_int_equal(st.records, 10);
+    assert_true(after.ru_maxrss - before.ru_maxrss < 64 * 1024); /* KiB: nothing read whole */
+    assert_int_equal(expect_all(sp, 0, 1, 10), 10);
+    kvl_spool_free(sp);
+    char aside[300];
+    snprintf(aside, sizeof(aside), "%s.stray", path);
+    assert_int_equal(access(aside, F_OK), 0);
+    assert_int_equal(access(path, F_OK), -1);
     remove_dir(dir);
 }
 
@@ -664,6 +773,9 @@ int main(void)
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_torn_header),
         cmocka_unit_test(test_flipped_byte),
+        cmocka_unit_test(test_flipped_length),
+        cmocka_unit_test(test_stray_file),
+        cmocka_unit_test(test_missing_segment),
         cmocka_unit_test(test_bound_exact_drops),
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_open_errors),
