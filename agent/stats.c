@@ -26,6 +26,7 @@ enum {
     ST_SPOOL_WAITING,
     ST_SPOOL_DROPPED,
     ST_NAMES_REFUSED,
+    ST_SPOOL_LOST,
     N_STATS
 };
 
@@ -47,6 +48,7 @@ static const struct {
     [ST_SPOOL_WAITING] = {"spool_waiting", KVL_KIND_GAUGE, false}, /* not acknowledged */
     [ST_SPOOL_DROPPED] = {"spool_dropped", KVL_KIND_GAUGE, false}, /* since the agent started */
     [ST_NAMES_REFUSED] = {"names_refused", KVL_KIND_GAUGE, false}, /* registry.h: since start */
+    [ST_SPOOL_LOST] = {"spool_lost", KVL_KIND_GAUGE, false},       /* to damage, since the start */
 };
 
 struct kvl_stats {
@@ -106,6 +108,7 @@ static void on_tick(uv_timer_t *t)
         [ST_SPOOL_BYTES] = os.bytes,
         [ST_SPOOL_WAITING] = os.waiting,
         [ST_SPOOL_DROPPED] = os.dropped,
+        [ST_SPOOL_LOST] = os.lost,
         [ST_NAMES_REFUSED] = s->o.registry != NULL ? kvl_registry_names_refused(s->o.registry) : 0,
     };
     kvl_batcher_group_begin(b, kvl_now_ms());

@@ -583,6 +583,7 @@ void kvl_outbox_stats(const kvl_outbox_t *o, kvl_outbox_stats_t *st)
             kvl_spool_stats_t ss;
             kvl_spool_stats(l->sp, &ss);
             st->bytes += ss.bytes;
+            st->lost += ss.lost_records;
         } else {
             st->bytes += l->bytes;
         }

@@ -40,6 +40,7 @@ typedef struct kvl_outbox_stats {
     uint64_t waiting; /* batches not yet acknowledged by the reader furthest behind */
     uint64_t dropped; /* batches dropped by the bound before every reader acknowledged them */
     uint64_t events_waiting;
+    uint64_t lost; /* batches the spool lost to damage (a lower bound), since the agent started */
 } kvl_outbox_stats_t;
 
 /* Opens the lanes with one reader per name (1 to 8 names, [A-Za-z0-9_.:-]). Returns 0 and

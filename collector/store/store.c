@@ -49,6 +49,7 @@ static const kvl_rrd_ds_t agent_ds[] = {
     {"snmp_requests", 1}, {"snmp_timeouts", 1}, {"snmp_varbinds", 1}, {"snmp_errors", 1},
     {"devices", 0},       {"devices_down", 0},  {"inflight", 0},      {"cycle_ms", 0},
     {"lag_ms", 0},        {"spool_bytes", 0},   {"spool_waiting", 0}, {"spool_dropped", 0},
+    {"names_refused", 0}, {"spool_lost", 0},
 };
 
 struct kvl_store {

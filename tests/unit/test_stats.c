@@ -158,7 +158,7 @@ static void test_every_figure(void **state)
                                           .any_poll = true,
                                           .cycle_max_ms = 12.5,
                                           .lag_max_ms = 0.25};
-    outbox_figures = (kvl_outbox_stats_t){.bytes = 4096, .waiting = 7, .dropped = 4};
+    outbox_figures = (kvl_outbox_stats_t){.bytes = 4096, .waiting = 7, .dropped = 4, .lost = 2};
     kvl_stats_opts_t o = {.agent_id = "a1",
                           .batcher = (kvl_batcher_t *)&dummy,
                           .poller = (kvl_poller_t *)&dummy,
@@ -187,6 +187,7 @@ static void test_every_figure(void **state)
         {"spool_bytes", KVL_KIND_GAUGE, false, 4096},
         {"spool_waiting", KVL_KIND_GAUGE, false, 7},
         {"spool_dropped", KVL_KIND_GAUGE, false, 4},
+        {"spool_lost", KVL_KIND_GAUGE, false, 2},
     };
     assert_int_equal(n_series, KVL_ARRAY_SIZE(want));
     for (size_t i = 0; i < KVL_ARRAY_SIZE(want); i++) {
