@@ -380,13 +380,14 @@ void kvl_batcher_flush(kvl_batcher_t *b)
         const group_span_t *s = &b->groups.v[i];
         groups[i] = (kvl_group_t){
             .time_ms = s->time_ms,
-            .ids = b->ids.v + s->first_id,
+            /* An empty vector has no storage yet (NULL): no pointer arithmetic on it. */
+            .ids = s->n_ids ? b->ids.v + s->first_id : NULL,
             .n_ids = s->n_ids,
-            .values = b->values.v + s->first_value,
+            .values = s->n_values ? b->values.v + s->first_value : NULL,
             .n_values = s->n_values,
-            .reals = b->reals.v + s->first_real,
+            .reals = s->n_reals ? b->reals.v + s->first_real : NULL,
             .n_reals = s->n_reals,
-            .unknown = b->unknown.v + s->first_unknown,
+            .unknown = s->n_unknown ? b->unknown.v + s->first_unknown : NULL,
             .n_unknown = s->n_unknown,
         };
     }
