@@ -175,7 +175,13 @@ if not gone:
     sys.exit("the middle segment %s holds no unapplied batch" % segs[mid])
 lost += [r[3] for r in gone]
 os.unlink(os.path.join(folder, segs[mid]))
-for name in (segs[0], segs[-1]):
+# The oldest segment left may hold only applied batches (or one, its last record, applied
+# before the archive was locked): damage the first one before the middle that has an
+# unapplied batch before its last record, and the last segment.
+firsts = [n for n in segs[:mid] if [r for r in batches(n) if not r[4]]]
+if not firsts:
+    sys.exit("no segment before %s holds an unapplied batch before its last record" % segs[mid])
+for name in (firsts[0], segs[-1]):
     recs = [r for r in batches(name) if not r[4]]
     if len(recs) < 1:
         sys.exit("%s holds no unapplied batch before its last record" % name)
