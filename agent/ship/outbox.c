@@ -261,12 +261,13 @@ int kvl_outbox_open(uv_loop_t *loop, const kvl_ship_cfg_t *cfg, const char *cons
         lane_t *l = &o->lanes[i];
         l->ack_log = (kvl_log_limit_t)KVL_LOG_LIMIT_INIT(10000);
         l->last_seq = l->last_seq > now ? l->last_seq : now;
-        if (l->last_seq > KVL_SEQ_IMPOSSIBLE) {
+        if (l->last_seq > KVL_SEQ_IMPOSSIBLE || l->last_seq - now > KVL_SEQ_AHEAD_DEFAULT_US) {
             /* An older agent adopted an impossible acknowledgement and the spool kept it. */
             KVL_LOG_ERROR("outbox", l->name,
                           "the spool's last sequence number %" PRIu64
                           " is impossible (an older version took it from a collector): new "
-                          "batches cannot be numbered above it; move the spool folder aside",
+                          "batches numbered above it would be refused; move the spool folder "
+                          "aside",
                           l->last_seq);
         }
     }

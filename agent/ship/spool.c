@@ -29,6 +29,7 @@
 #include "log.h"
 #include "seglog.h"
 #include "timeutil.h"
+#include "wire.h"
 
 #define CUR_MAGIC "kvlcursr"
 #define SEG_HDR KVL_SEGLOG_HEADER
@@ -334,6 +335,16 @@ static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
         if (v == KVL_SPOOL_FORMAT_VERSION) {
             r->acked = kvl_get_le64(b + 16);
             r->saved = r->acked;
+            if (r->acked > KVL_SEQ_IMPOSSIBLE) {
+                /* An older agent took an impossible acknowledgement from a peer and kept
+                 * it: trusting it would delete every batch not yet sent. */
+                KVL_LOG_WARN("spool", sp->dir,
+                             "%s says batches up to %" PRIu64
+                             " were acknowledged, which no collector can have done: reader %s "
+                             "starts from the oldest record (the collector drops what it has)",
+                             name, r->acked, r->name);
+                r->acked = 0;
+            }
             return 0;
         }
     }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "buf.h"
 #include "crc32c.h"
 #include "kvl.h"
 #include "log.h"
@@ -686,6 +687,46 @@ static void test_open_errors(void **state)
     remove_dir(dir);
 }
 
+/* A cursor an older agent wrote with an impossible acknowledgement (2^64-1, taken from a
+ * peer): not trusted, the reader starts from the oldest record and nothing is deleted. */
+static void test_impossible_cursor(void **state)
+{
+    KVL_UNUSED(state);
+    char *dir = make_dir();
+    kvl_spool_t *sp = open1(dir, 1 << 20);
+    append_range(sp, 1, 20);
+    assert_int_equal(kvl_spool_ack(sp, 0, 5), 0);
+    kvl_spool_free(sp);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/primary.cursor", dir);
+    uint8_t cur[32];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(cur, 1, sizeof(cur), f), 32);
+    fclose(f);
+    kvl_put_le64(cur + 16, UINT64_MAX);
+    kvl_put_le32(cur + 24, kvl_crc32c(0, cur, 24));
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(cur, 1, sizeof(cur), f), 32);
+    fclose(f);
+    sp = open1(dir, 1 << 20);
+    kvl_spool_reader_stats_t rs;
+    kvl_spool_reader_stats(sp, 0, &rs);
+    assert_int_equal(rs.acked_seq, 0);
+    assert_int_equal(kvl_spool_last_seq(sp), 20);
+    /* Records 1..5 were deleted only if their segment was wholly acknowledged: read what
+     * is left from its first record on, every one up to 20. */
+    kvl_buf_t b = {0};
+    uint64_t seq = 0;
+    assert_int_equal(kvl_spool_read(sp, 0, &seq, &b), 1);
+    kvl_buf_free(&b);
+    assert_true(seq <= 6);
+    assert_int_equal(expect_all(sp, 0, seq + 1, 20), 20 - seq);
+    kvl_spool_free(sp);
+    remove_dir(dir);
+}
+
 /* A write that fails half-way (the file size limit standing in for a full disk) leaves no
  * trace: the spool works again when space returns, and nothing partial is ever read. */
 static void test_write_error(void **state)
@@ -779,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_bound_exact_drops),
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_impossible_cursor),
         cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_sync_off_loop),
     };
