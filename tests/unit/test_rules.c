@@ -411,6 +411,72 @@ static void test_folder(void **state)
     assert_int_equal(rmdir(tmpdir), 0);
 }
 
+/* The n-th ```yaml block of the rules section of docs/configuration.md (malloc'd). */
+static char *doc_block(int n)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s", __FILE__);
+    char *cut = strstr(path, "tests/unit/test_rules.c");
+    assert_non_null(cut);
+    snprintf(cut, sizeof(path) - (size_t)(cut - path), "docs/configuration.md");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char doc[256 * 1024];
+    size_t len = fread(doc, 1, sizeof(doc) - 1, f);
+    fclose(f);
+    doc[len] = '\0';
+    const char *p = strstr(doc, "## Alert rules (rules file)");
+    assert_non_null(p);
+    for (int i = 0; i <= n; i++) {
+        p = strstr(p, "```yaml\n");
+        assert_non_null(p);
+        p += 8;
+    }
+    const char *end = strstr(p, "```");
+    assert_non_null(end);
+    return strndup(p, (size_t)(end - p));
+}
+
+/* The reference's example parses; its list of the built-in rules is theirs. */
+static void test_documentation(void **state)
+{
+    (void)state;
+    char *example = doc_block(0);
+    kvl_rules_t *r = parse_ok(example);
+    assert_null(kvl_rules_find(r, "mos_low"));
+    assert_int_equal(kvl_rules_find(r, "branch_down")->flapping.changes, 10);
+    kvl_rules_free(r);
+    free(example);
+
+    char *listed = doc_block(1);
+    r = parse_ok(listed);
+    free(listed);
+    kvl_rules_t *d = NULL;
+    char err[512];
+    assert_int_equal(kvl_rules_load(NULL, &d, err, sizeof(err)), 0);
+    assert_int_equal(r->n, d->n);
+    for (size_t i = 0; i < d->n; i++) {
+        const kvl_rule_t *a = &r->v[i], *b = &d->v[i];
+        assert_false(a->builtin); /* every one replaced by the document's */
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->severity, b->severity);
+        assert_int_equal(a->kind, b->kind);
+        assert_int_equal(a->threshold.source, b->threshold.source);
+        assert_int_equal(a->threshold.derived, b->threshold.derived);
+        assert_true(a->threshold.above.v == b->threshold.above.v);
+        assert_true(a->threshold.below.v == b->threshold.below.v);
+        assert_true(a->threshold.clear.v == b->threshold.clear.v);
+        assert_int_equal(a->threshold.for_ms, b->threshold.for_ms);
+        assert_int_equal(a->state.state, b->state.state);
+        assert_int_equal(a->state.intervals, b->state.intervals);
+        assert_int_equal(a->flapping.changes, b->flapping.changes);
+        assert_int_equal(a->flapping.window_ms, b->flapping.window_ms);
+        assert_int_equal(a->flapping.stable_ms, b->flapping.stable_ms);
+    }
+    kvl_rules_free(d);
+    kvl_rules_free(r);
+}
+
 static void test_globs(void **state)
 {
     (void)state;
@@ -434,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_disable_override),
         cmocka_unit_test(test_folder),
+        cmocka_unit_test(test_documentation),
         cmocka_unit_test(test_globs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
