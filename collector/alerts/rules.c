@@ -1133,7 +1133,7 @@ static int merge(loader_t *def, loader_t *user, kvl_rules_t **out, char *err, si
         }
     }
     /* Every user rule moved into r: forget them without freeing. */
-    memset(user->rules.v, 0, user->rules.n * sizeof(*user->rules.v));
+    user->rules.n = 0;
     free(taken);
     *out = r;
     return 0;
