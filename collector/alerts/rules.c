@@ -1059,7 +1059,10 @@ static int parse_dir(loader_t *ld, const char *dir, char *err, size_t errlen)
     } else if (n > 0) {
         qsort(names, n, sizeof(*names), cmp_str);
     }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    /* Every file is read, so one with a mistake does not hide the next one's: each
+     * file's first error, one a line, in name order (rc: the first failure's). */
+    size_t used = 0;
+    for (size_t i = 0; rc != KVL_ENOMEM && i < n; i++) {
         size_t len = strlen(dir) + strlen(names[i]) + 2;
         char *path = malloc(len);
         if (path == NULL) {
@@ -1068,8 +1071,16 @@ static int parse_dir(loader_t *ld, const char *dir, char *err, size_t errlen)
             break;
         }
         snprintf(path, len, "%s/%s", dir, names[i]);
-        rc = parse_file(ld, path, err, errlen);
+        char one[512];
+        int frc = parse_file(ld, path, one, sizeof(one));
         free(path);
+        if (frc != 0) {
+            rc = rc != 0 ? rc : frc;
+        }
+        if (frc != 0 && used < errlen) {
+            int w = snprintf(err + used, errlen - used, "%s%s", used ? "\n" : "", one);
+            used = w < 0 ? errlen : used + (size_t)w;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         free(names[i]);

@@ -402,6 +402,16 @@ static void test_folder(void **state)
              tmpdir, tmpdir);
     assert_string_equal(err, want);
 
+    /* every file's first mistake, one a line, in name order */
+    write_file("b.yaml", "rules:\n  - name: second\n    severity: info\n    colour: red\n");
+    assert_int_equal(kvl_rules_load(tmpdir, &r, err, sizeof(err)), KVL_ECONFIG);
+    snprintf(want, sizeof(want),
+             "%s/b.yaml:4:5: unknown setting 'colour'; expected one of: name, severity, select, "
+             "threshold, state, no_data, event, flapping, labels, summary\n"
+             "%s/c.yaml:3:11: rule 'first' is already defined at %s/a.yaml:3:5",
+             tmpdir, tmpdir, tmpdir);
+    assert_string_equal(err, want);
+
     /* a missing path */
     snprintf(path, sizeof(path), "%s/none.yaml", tmpdir);
     assert_int_equal(kvl_rules_load(path, &r, err, sizeof(err)), KVL_EIO);
