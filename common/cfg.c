@@ -201,6 +201,33 @@ bool kvl_cfg_map_get(kvl_cfg_node_t map, const char *key, kvl_cfg_node_t *out)
     return false;
 }
 
+size_t kvl_cfg_map_len(kvl_cfg_node_t n)
+{
+    yaml_node_t *y = node_of(n);
+    if (y == NULL || y->type != YAML_MAPPING_NODE) {
+        return 0;
+    }
+    return (size_t)(y->data.mapping.pairs.top - y->data.mapping.pairs.start);
+}
+
+bool kvl_cfg_map_at(kvl_cfg_node_t map, size_t i, kvl_cfg_node_t *key, kvl_cfg_node_t *value)
+{
+    if (i >= kvl_cfg_map_len(map)) {
+        return false;
+    }
+    yaml_node_pair_t *p = &node_of(map)->data.mapping.pairs.start[i];
+    *key = (kvl_cfg_node_t){map.cfg, p->key};
+    *value = (kvl_cfg_node_t){map.cfg, p->value};
+    return true;
+}
+
+void kvl_cfg_where(kvl_cfg_node_t n, char *buf, size_t len)
+{
+    yaml_node_t *y = node_of(n);
+    snprintf(buf, len, "%s:%zu:%zu", n.cfg ? n.cfg->name : "?", y ? y->start_mark.line + 1 : 1,
+             y ? y->start_mark.column + 1 : 1);
+}
+
 int kvl_cfg_error(kvl_cfg_node_t n, const char *fmt, ...)
 {
     kvl_cfg_t *c = n.cfg;

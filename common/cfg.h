@@ -68,6 +68,13 @@ size_t kvl_cfg_seq_len(kvl_cfg_node_t n);
 kvl_cfg_node_t kvl_cfg_seq_at(kvl_cfg_node_t n, size_t i);
 /* Finds `key` in a mapping. Returns true and sets *out when present. */
 bool kvl_cfg_map_get(kvl_cfg_node_t map, const char *key, kvl_cfg_node_t *out);
+/* Pairs of a mapping, in file order, for keys the caller names (labels and the like):
+ * the count (0 for non-mappings), and the i-th key and value nodes (false past the end). */
+size_t kvl_cfg_map_len(kvl_cfg_node_t n);
+bool kvl_cfg_map_at(kvl_cfg_node_t map, size_t i, kvl_cfg_node_t *key, kvl_cfg_node_t *value);
+
+/* Writes "file:line:column" of the node into buf (to name a place in another message). */
+void kvl_cfg_where(kvl_cfg_node_t n, char *buf, size_t len);
 
 /* Records "file:line:column: <message>" for the node (first error wins) and returns
  * KVL_ECONFIG, so parsers can `return kvl_cfg_error(...)`. */
