@@ -798,6 +798,20 @@ size_t kvl_seglog_index_missing(const uint64_t *idx, size_t n_idx, const uint64_
     return k;
 }
 
+int kvl_seglog_index_check(int dir_fd, const uint64_t *present, size_t n_present,
+                           void (*missing)(void *ctx, uint64_t num, uint64_t next), void *ctx)
+{
+    uint64_t *idx;
+    size_t n_idx;
+    int rc = kvl_seglog_index_read(dir_fd, &idx, &n_idx);
+    if (rc != 0) {
+        return rc;
+    }
+    kvl_seglog_index_missing(idx, n_idx, present, n_present, missing, ctx);
+    free(idx);
+    return 0;
+}
+
 int kvl_seglog_unlink(const kvl_seglog_format_t *f, int dir_fd, uint64_t num)
 {
     char name[KVL_SEGLOG_NAME_MAX];

@@ -239,6 +239,11 @@ size_t kvl_seglog_index_missing(const uint64_t *idx, size_t n_idx, const uint64_
                                 size_t n_present,
                                 void (*missing)(void *ctx, uint64_t num, uint64_t next), void *ctx);
 
+/* kvl_seglog_index_read, then kvl_seglog_index_missing against present (sorted). Returns
+ * 0, 1 when the folder has no index (nothing can be told), or what the read returned. */
+int kvl_seglog_index_check(int dir_fd, const uint64_t *present, size_t n_present,
+                           void (*missing)(void *ctx, uint64_t num, uint64_t next), void *ctx);
+
 /* Writes all n bytes at off. Returns 0 or -errno. */
 int kvl_seglog_pwrite(int fd, const void *p, size_t n, uint64_t off);
 /* Reads up to n bytes at off (EINTR retried): *got is how many came (fewer only at the end

@@ -432,21 +432,12 @@ static void on_missing(void *ctx, uint64_t num, uint64_t next)
 /* Reports the segments the index lists that are not among names (sorted). */
 static void check_missing(kvl_spool_t *sp, const uint64_t *names, size_t n)
 {
-    uint64_t *idx;
-    size_t n_idx;
-    int rc = kvl_seglog_index_read(sp->dir_fd, &idx, &n_idx);
-    if (rc == 1) {
-        return; /* a spool from before the index, or a new one */
+    /* 1: a spool from before the index, or a new one */
+    int rc = kvl_seglog_index_check(sp->dir_fd, names, n, on_missing, sp);
+    if (rc < 0) {
+        KVL_LOG_WARN("spool", sp->dir, KVL_SEGLOG_INDEX " cannot be read (%s): %s",
+                     kvl_strerror(rc), "segments missing from the folder cannot be told");
     }
-    if (rc != 0) {
-        KVL_LOG_WARN("spool", sp->dir,
-                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
-                                      "cannot be told",
-                     kvl_strerror(rc));
-        return;
-    }
-    kvl_seglog_index_missing(idx, n_idx, names, n, on_missing, sp);
-    free(idx);
 }
 
 /* Lists segment numbers (sorted) and cleans up the other files (on_other_file). */

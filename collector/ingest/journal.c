@@ -449,21 +449,12 @@ static void on_missing(void *ctx, uint64_t num, uint64_t next)
 /* Compares the index with the segment files listed (sorted). */
 static void check_missing(kvl_journal_t *j, const uint64_t *listed, size_t n_listed)
 {
-    uint64_t *idx;
-    size_t n_idx;
-    int rc = kvl_seglog_index_read(j->dir_fd, &idx, &n_idx);
-    if (rc == 1) {
-        return; /* a journal from before the index, or a new one */
+    /* 1: a journal from before the index, or a new one */
+    int rc = kvl_seglog_index_check(j->dir_fd, listed, n_listed, on_missing, j);
+    if (rc < 0) {
+        KVL_LOG_WARN("journal", j->dir, KVL_SEGLOG_INDEX " cannot be read (%s): %s",
+                     kvl_strerror(rc), "segments missing from the folder cannot be told");
     }
-    if (rc != 0) {
-        KVL_LOG_WARN("journal", j->dir,
-                     KVL_SEGLOG_INDEX " cannot be read (%s): segments missing from the folder "
-                                      "cannot be told",
-                     kvl_strerror(rc));
-        return;
-    }
-    kvl_seglog_index_missing(idx, n_idx, listed, n_listed, on_missing, j);
-    free(idx);
 }
 
 /* Called with every name in the folder that is not a segment: reported once, left alone. */
