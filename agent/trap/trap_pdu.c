@@ -22,23 +22,11 @@
 #include <string.h>
 
 #include "kvl.h"
+#include "snmp_ber_prim.h"
 #include "snmp_text.h"
 
+/* PDU tags (RFC 1157, RFC 3416); the value types' tags are in snmp_ber_prim.h. */
 enum {
-    TAG_INTEGER = 0x02,
-    TAG_OCTETS = 0x04,
-    TAG_NULL = 0x05,
-    TAG_OID = 0x06,
-    TAG_SEQUENCE = 0x30,
-    TAG_IPADDRESS = 0x40,
-    TAG_COUNTER32 = 0x41,
-    TAG_GAUGE32 = 0x42,
-    TAG_TIMETICKS = 0x43,
-    TAG_OPAQUE = 0x44,
-    TAG_COUNTER64 = 0x46,
-    TAG_NO_SUCH_OBJECT = 0x80,
-    TAG_NO_SUCH_INSTANCE = 0x81,
-    TAG_END_OF_MIB_VIEW = 0x82,
     TAG_RESPONSE = 0xa2,
     TAG_V1_TRAP = 0xa4,
     TAG_INFORM = 0xa6,
@@ -58,19 +46,6 @@ typedef struct ctx {
     size_t whylen;
 } ctx_t;
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t len;
-    size_t pos;
-} reader_t;
-
-typedef struct tlv {
-    uint8_t tag;
-    const uint8_t *v;
-    size_t len;
-    const uint8_t *at; /* the identifier octet */
-} tlv_t;
-
 static int fail(const ctx_t *c, const uint8_t *at, const char *what)
 {
     if (c->why != NULL && c->whylen > 0) {
@@ -79,163 +54,46 @@ static int fail(const ctx_t *c, const uint8_t *at, const char *what)
     return KVL_EDECODE;
 }
 
-static int read_tlv(const ctx_t *c, reader_t *r, tlv_t *t)
+/* The shared BER primitives (snmp_ber_prim.h), their static reasons placed in the packet:
+ * a TLV's failure at its identifier octet, a reader's at its position before the call. */
+
+static int read_tlv(const ctx_t *c, kvl_ber_reader_t *r, kvl_ber_tlv_t *t)
 {
-    t->at = r->p + r->pos;
-    if (r->pos >= r->len) {
-        return fail(c, t->at, "truncated: identifier missing");
-    }
-    t->tag = r->p[r->pos++];
-    if ((t->tag & 0x1f) == 0x1f) {
-        return fail(c, t->at, "high tag number form");
-    }
-    if (r->pos >= r->len) {
-        return fail(c, t->at, "truncated: length missing");
-    }
-    uint8_t b = r->p[r->pos++];
-    size_t n = b;
-    if (b == 0x80) {
-        return fail(c, t->at, "indefinite length");
-    }
-    if (b > 0x80) {
-        size_t k = b & 0x7fu;
-        if (k > 4) {
-            return fail(c, t->at, "length field longer than 4 bytes");
-        }
-        if (r->len - r->pos < k) {
-            return fail(c, t->at, "truncated: inside a length");
-        }
-        n = 0;
-        for (size_t i = 0; i < k; i++) {
-            n = (n << 8) | r->p[r->pos++];
-        }
-    }
-    if (n > r->len - r->pos) {
-        return fail(c, t->at, "length beyond the enclosing value (truncated or forged)");
-    }
-    t->v = r->p + r->pos;
-    t->len = n;
-    r->pos += n;
-    return 0;
+    const char *why;
+    return kvl_ber_read_tlv(r, t, &why) < 0 ? fail(c, t->at, why) : 0;
 }
 
-static int expect(const ctx_t *c, reader_t *r, uint8_t tag, tlv_t *t, const char *what)
+static int expect(const ctx_t *c, kvl_ber_reader_t *r, uint8_t tag, kvl_ber_tlv_t *t,
+                  const char *what)
 {
-    int rc = read_tlv(c, r, t);
-    if (rc < 0) {
-        return rc;
-    }
-    return t->tag == tag ? 0 : fail(c, t->at, what);
+    const char *why;
+    return kvl_ber_expect(r, tag, t, &why, what) < 0 ? fail(c, t->at, why) : 0;
 }
 
-static reader_t inside(const tlv_t *t)
+static int end_of(const ctx_t *c, const kvl_ber_reader_t *r, const char *what)
 {
-    return (reader_t){.p = t->v, .len = t->len, .pos = 0};
+    const char *why;
+    return kvl_ber_end_of(r, &why, what) < 0 ? fail(c, r->p + r->pos, why) : 0;
 }
 
-static int end_of(const ctx_t *c, const reader_t *r, const char *what)
+static int get_unsigned(const ctx_t *c, const kvl_ber_tlv_t *t, uint64_t *out)
 {
-    return r->pos == r->len ? 0 : fail(c, r->p + r->pos, what);
+    const char *why;
+    return kvl_ber_get_unsigned(t, out, &why) < 0 ? fail(c, t->at, why) : 0;
 }
 
-/* Two's complement contents, sign-extended; n is 1..9. */
-static uint64_t twos(const uint8_t *v, size_t n)
+static int get_int32(const ctx_t *c, kvl_ber_reader_t *r, int32_t *out, const char *what)
 {
-    uint64_t u = (v[0] & 0x80) != 0 ? UINT64_MAX : 0;
-    for (size_t i = 0; i < n; i++) {
-        u = (u << 8) | v[i];
-    }
-    return u;
-}
-
-static int get_int(const ctx_t *c, const tlv_t *t, int64_t *out)
-{
-    if (t->len == 0 || t->len > 8) {
-        return fail(c, t->at, t->len == 0 ? "empty INTEGER" : "INTEGER longer than 8 bytes");
-    }
-    *out = (int64_t)twos(t->v, t->len);
-    return 0;
-}
-
-static int get_unsigned(const ctx_t *c, const tlv_t *t, uint64_t *out)
-{
-    if (t->len == 0 || t->len > 9 || (t->len == 9 && t->v[0] != 0)) {
-        return fail(c, t->at,
-                    t->len == 0 ? "empty unsigned value" : "unsigned value longer than 64 bits");
-    }
-    *out = twos(t->v, t->len);
-    return 0;
-}
-
-static int get_int32(const ctx_t *c, reader_t *r, int32_t *out, const char *what)
-{
-    tlv_t t;
-    int64_t v;
-    int rc = expect(c, r, TAG_INTEGER, &t, what);
-    if (rc < 0 || (rc = get_int(c, &t, &v)) < 0) {
-        return rc;
-    }
-    if (v < INT32_MIN || v > INT32_MAX) {
-        return fail(c, t.at, "INTEGER field out of 32-bit range");
-    }
-    *out = (int32_t)v;
-    return 0;
-}
-
-static void oid_push(kvl_snmp_oid_t *o, uint64_t v, bool *cut)
-{
-    if (*cut || v > UINT32_MAX || o->len == KVL_SNMP_MAX_OID_LEN) {
-        *cut = true;
-        return;
-    }
-    o->sub[o->len++] = (uint32_t)v;
+    const uint8_t *at = r->p + r->pos; /* the INTEGER's identifier octet */
+    const char *why;
+    return kvl_ber_get_int32(r, out, &why, what) < 0 ? fail(c, at, why) : 0;
 }
 
 /* OBJECT IDENTIFIER contents into o (o may be NULL: check only); *cut as trap_pdu.h says. */
-static int get_oid(const ctx_t *c, const tlv_t *t, kvl_snmp_oid_t *o, bool *cut)
+static int get_oid(const ctx_t *c, const kvl_ber_tlv_t *t, kvl_snmp_oid_t *o, bool *cut)
 {
-    kvl_snmp_oid_t scratch;
-    if (o == NULL) {
-        o = &scratch;
-    }
-    if (t->len == 0) {
-        return fail(c, t->at, "empty OBJECT IDENTIFIER");
-    }
-    if ((t->v[t->len - 1] & 0x80) != 0) {
-        return fail(c, t->at, "OBJECT IDENTIFIER ends inside a sub-identifier");
-    }
-    o->len = 0;
-    *cut = false;
-    size_t i = 0;
-    bool first = true;
-    while (i < t->len) {
-        if (t->v[i] == 0x80) {
-            return fail(c, t->at, "sub-identifier with a leading zero byte");
-        }
-        uint64_t x = 0;
-        bool big = false;
-        uint8_t b;
-        do { /* stops at the latest on the last byte, whose high bit is clear */
-            b = t->v[i++];
-            if (x > (UINT64_MAX >> 7)) {
-                big = true;
-            } else {
-                x = (x << 7) | (b & 0x7fu);
-            }
-        } while ((b & 0x80) != 0);
-        if (big) {
-            x = UINT64_MAX;
-        }
-        if (first) {
-            first = false;
-            uint64_t arc = x < 40 ? 0 : x < 80 ? 1 : 2;
-            oid_push(o, arc, cut);
-            oid_push(o, x - arc * 40u, cut);
-        } else {
-            oid_push(o, x, cut);
-        }
-    }
-    return 0;
+    const char *why;
+    return kvl_ber_get_oid(t, o, cut, &why) < 0 ? fail(c, t->at, why) : 0;
 }
 
 static bool oid_is(const kvl_snmp_oid_t *o, const uint32_t *sub, size_t n)
@@ -262,7 +120,8 @@ typedef struct sink {
 } sink_t;
 
 /* Decodes one value (vb may be NULL: check and count only). */
-static int get_value(const ctx_t *c, const tlv_t *t, kvl_trap_vb_t *vb, tally_t *n, sink_t *s)
+static int get_value(const ctx_t *c, const kvl_ber_tlv_t *t, kvl_trap_vb_t *vb, tally_t *n,
+                     sink_t *s)
 {
     kvl_trap_vb_t scratch;
     if (vb == NULL) {
@@ -270,75 +129,44 @@ static int get_value(const ctx_t *c, const tlv_t *t, kvl_trap_vb_t *vb, tally_t 
     }
     memset(&vb->type, 0, sizeof(*vb) - offsetof(kvl_trap_vb_t, type));
     vb->tag = t->tag;
-    int rc = 0;
-    switch (t->tag) {
-    case TAG_INTEGER:
-        vb->type = KVL_SNMP_T_INTEGER;
-        return get_int(c, t, &vb->integer);
-    case TAG_NULL:
-    case TAG_NO_SUCH_OBJECT:
-    case TAG_NO_SUCH_INSTANCE:
-    case TAG_END_OF_MIB_VIEW:
-        if (t->len != 0) {
-            return fail(c, t->at, "NULL or exception value with contents");
-        }
-        vb->type = t->tag == TAG_NULL               ? KVL_SNMP_T_NULL
-                   : t->tag == TAG_NO_SUCH_OBJECT   ? KVL_SNMP_T_NO_SUCH_OBJECT
-                   : t->tag == TAG_NO_SUCH_INSTANCE ? KVL_SNMP_T_NO_SUCH_INSTANCE
-                                                    : KVL_SNMP_T_END_OF_MIB_VIEW;
-        return 0;
-    case TAG_OID: {
-        vb->type = KVL_SNMP_T_OID;
+    kvl_ber_value_t v;
+    const char *why;
+    if (kvl_ber_get_value(t, &v, &why) < 0) {
+        return fail(c, t->at, why);
+    }
+    vb->type = v.type;
+    vb->integer = v.integer;
+    vb->u = v.u;
+    if (v.type == KVL_SNMP_T_OID) {
         kvl_snmp_oid_t *o = s != NULL ? &s->oid_values[n->n_oid_values] : NULL;
-        rc = get_oid(c, t, o, &vb->value_cut);
+        int rc = get_oid(c, t, o, &vb->value_cut);
         n->n_oid_values++;
         vb->oid_value = o;
         return rc;
     }
-    case TAG_COUNTER32:
-    case TAG_GAUGE32:
-    case TAG_TIMETICKS:
-        vb->type = t->tag == TAG_COUNTER32 ? KVL_SNMP_T_COUNTER32
-                   : t->tag == TAG_GAUGE32 ? KVL_SNMP_T_GAUGE32
-                                           : KVL_SNMP_T_TIMETICKS;
-        rc = get_unsigned(c, t, &vb->u);
-        vb->u &= UINT32_MAX; /* 32-bit types: only the low 32 bits count */
-        return rc;
-    case TAG_COUNTER64:
-        vb->type = KVL_SNMP_T_COUNTER64;
-        return get_unsigned(c, t, &vb->u);
-    case TAG_OCTETS:
-    case TAG_OPAQUE:
-    case TAG_IPADDRESS:
-        vb->type = t->tag == TAG_OCTETS   ? KVL_SNMP_T_OCTETS
-                   : t->tag == TAG_OPAQUE ? KVL_SNMP_T_OPAQUE
-                   : t->len == 4          ? KVL_SNMP_T_IPADDRESS
-                                          : KVL_SNMP_T_OTHER;
-        break;
-    default:
-        vb->type = KVL_SNMP_T_OTHER;
-        break;
+    if (!v.has_str) {
+        return 0;
     }
     if (s != NULL) {
         uint8_t *dst = s->str + n->str_bytes;
-        if (t->len > 0) {
-            memcpy(dst, t->v, t->len);
+        if (v.str_len > 0) {
+            memcpy(dst, v.str, v.str_len);
         }
         vb->str = dst;
     }
-    vb->str_len = t->len;
-    n->str_bytes += t->len;
+    vb->str_len = v.str_len;
+    n->str_bytes += v.str_len;
     return 0;
 }
 
 /* Walks the variable-bindings in vbl: counts into *n, and fills s when it is not NULL. */
-static int walk_vbl(const ctx_t *c, const tlv_t *vbl, tally_t *n, sink_t *s)
+static int walk_vbl(const ctx_t *c, const kvl_ber_tlv_t *vbl, tally_t *n, sink_t *s)
 {
-    reader_t r = inside(vbl);
+    kvl_ber_reader_t r = kvl_ber_inside(vbl);
     memset(n, 0, sizeof(*n));
     while (r.pos < r.len) {
-        tlv_t seq, name, value;
-        int rc = expect(c, &r, TAG_SEQUENCE, &seq, "varbind is not a SEQUENCE");
+        kvl_ber_tlv_t seq, name, value;
+        int rc = expect(c, &r, KVL_BER_TAG_SEQUENCE, &seq, "varbind is not a SEQUENCE");
         if (rc < 0) {
             return rc;
         }
@@ -346,9 +174,10 @@ static int walk_vbl(const ctx_t *c, const tlv_t *vbl, tally_t *n, sink_t *s)
             return fail(c, seq.at, "more varbinds than the decoder holds (256)");
         }
         kvl_trap_vb_t *vb = s != NULL ? &s->vbs[n->n_vbs] : NULL;
-        reader_t vr = inside(&seq);
+        kvl_ber_reader_t vr = kvl_ber_inside(&seq);
         bool cut = false;
-        if ((rc = expect(c, &vr, TAG_OID, &name, "varbind name is not an OBJECT IDENTIFIER")) < 0 ||
+        if ((rc = expect(c, &vr, KVL_BER_TAG_OID, &name,
+                         "varbind name is not an OBJECT IDENTIFIER")) < 0 ||
             (rc = get_oid(c, &name, vb != NULL ? &vb->oid : NULL, &cut)) < 0 ||
             (rc = read_tlv(c, &vr, &value)) < 0 || (rc = get_value(c, &value, vb, n, s)) < 0 ||
             (rc = end_of(c, &vr, "trailing bytes in a varbind")) < 0) {
@@ -368,18 +197,18 @@ static size_t align_up(size_t n)
 }
 
 /* The v1 Trap-PDU's fields before its varbinds. */
-static int decode_v1_head(const ctx_t *c, reader_t *r, kvl_trap_t *out)
+static int decode_v1_head(const ctx_t *c, kvl_ber_reader_t *r, kvl_trap_t *out)
 {
-    tlv_t t;
+    kvl_ber_tlv_t t;
     bool cut = false;
-    int rc = expect(c, r, TAG_OID, &t, "enterprise is not an OBJECT IDENTIFIER");
+    int rc = expect(c, r, KVL_BER_TAG_OID, &t, "enterprise is not an OBJECT IDENTIFIER");
     if (rc < 0 || (rc = get_oid(c, &t, &out->enterprise, &cut)) < 0) {
         return rc;
     }
     if (cut || out->enterprise.len + 2 > KVL_SNMP_MAX_OID_LEN) {
         return fail(c, t.at, "enterprise OID too long to hold");
     }
-    if ((rc = expect(c, r, TAG_IPADDRESS, &t, "agent-addr is not an IpAddress")) < 0) {
+    if ((rc = expect(c, r, KVL_BER_TAG_IPADDRESS, &t, "agent-addr is not an IpAddress")) < 0) {
         return rc;
     }
     if (t.len != 4) {
@@ -398,7 +227,7 @@ static int decode_v1_head(const ctx_t *c, reader_t *r, kvl_trap_t *out)
     if (out->specific_trap < 0) {
         return fail(c, r->p + r->pos, "specific-trap negative");
     }
-    if ((rc = expect(c, r, TAG_TIMETICKS, &t, "time-stamp is not TimeTicks")) < 0) {
+    if ((rc = expect(c, r, KVL_BER_TAG_TIMETICKS, &t, "time-stamp is not TimeTicks")) < 0) {
         return rc;
     }
     uint64_t u;
@@ -420,7 +249,7 @@ static int decode_v1_head(const ctx_t *c, reader_t *r, kvl_trap_t *out)
 }
 
 /* v2c: sysUpTime.0 and snmpTrapOID.0 must lead the list. */
-static int check_v2_head(const ctx_t *c, const tlv_t *vbl, kvl_trap_t *out, const sink_t *s,
+static int check_v2_head(const ctx_t *c, const kvl_ber_tlv_t *vbl, kvl_trap_t *out, const sink_t *s,
                          size_t n_vbs)
 {
     if (n_vbs < 2) {
@@ -452,13 +281,13 @@ static int decode(const ctx_t *c, const uint8_t *p, size_t n, kvl_trap_t *out)
     if (n > KVL_TRAP_MAX_PACKET) {
         return fail(c, p, "packet longer than 65507 bytes");
     }
-    reader_t top = {.p = p, .len = n, .pos = 0};
-    tlv_t msg, pdu, vbl;
-    int rc = expect(c, &top, TAG_SEQUENCE, &msg, "message is not a SEQUENCE");
+    kvl_ber_reader_t top = {.p = p, .len = n, .pos = 0};
+    kvl_ber_tlv_t msg, pdu, vbl;
+    int rc = expect(c, &top, KVL_BER_TAG_SEQUENCE, &msg, "message is not a SEQUENCE");
     if (rc < 0 || (rc = end_of(c, &top, "trailing bytes after the message")) < 0) {
         return rc;
     }
-    reader_t m = inside(&msg);
+    kvl_ber_reader_t m = kvl_ber_inside(&msg);
     int32_t version;
     if ((rc = get_int32(c, &m, &version, "version is not an INTEGER")) < 0) {
         return rc;
@@ -471,8 +300,8 @@ static int decode(const ctx_t *c, const uint8_t *p, size_t n, kvl_trap_t *out)
         return fail(c, m.p, "unknown SNMP version");
     }
     out->version = version;
-    tlv_t comm;
-    if ((rc = expect(c, &m, TAG_OCTETS, &comm, "community is not an OCTET STRING")) < 0) {
+    kvl_ber_tlv_t comm;
+    if ((rc = expect(c, &m, KVL_BER_TAG_OCTETS, &comm, "community is not an OCTET STRING")) < 0) {
         return rc;
     }
     if (comm.len > KVL_TRAP_MAX_COMMUNITY) {
@@ -482,7 +311,7 @@ static int decode(const ctx_t *c, const uint8_t *p, size_t n, kvl_trap_t *out)
         (rc = end_of(c, &m, "trailing bytes after the PDU")) < 0) {
         return rc;
     }
-    reader_t r = inside(&pdu);
+    kvl_ber_reader_t r = kvl_ber_inside(&pdu);
     if (pdu.tag == TAG_V1_TRAP) {
         if (version != KVL_TRAP_V1) {
             return fail(c, pdu.at, "v1 Trap-PDU in a v2c message");
@@ -505,7 +334,8 @@ static int decode(const ctx_t *c, const uint8_t *p, size_t n, kvl_trap_t *out)
     } else {
         return fail(c, pdu.at, "PDU is neither a trap nor an inform");
     }
-    if ((rc = expect(c, &r, TAG_SEQUENCE, &vbl, "variable-bindings is not a SEQUENCE")) < 0 ||
+    if ((rc = expect(c, &r, KVL_BER_TAG_SEQUENCE, &vbl, "variable-bindings is not a SEQUENCE")) <
+            0 ||
         (rc = end_of(c, &r, "trailing bytes after the variable-bindings")) < 0) {
         return rc;
     }
@@ -590,79 +420,24 @@ void kvl_trap_clear(kvl_trap_t *t)
 
 /* --- the inform's response ------------------------------------------------------------------ */
 
-static size_t len_size(size_t n)
-{
-    return n < 0x80 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : n <= 0xffffff ? 4 : 5;
-}
-
-static size_t tlv_size(size_t content)
-{
-    return 1 + len_size(content) + content;
-}
-
-static size_t int_size(int64_t v)
-{
-    size_t n = 1;
-    while (n < 8) {
-        int64_t lo = -((int64_t)1 << (8 * n - 1));
-        int64_t hi = ((int64_t)1 << (8 * n - 1)) - 1;
-        if (v >= lo && v <= hi) {
-            break;
-        }
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_header(uint8_t *w, uint8_t tag, size_t len)
-{
-    *w++ = tag;
-    size_t k = len_size(len);
-    if (k == 1) {
-        *w++ = (uint8_t)len;
-        return w;
-    }
-    *w++ = (uint8_t)(0x80u | (k - 1));
-    for (size_t i = k - 1; i > 0; i--) {
-        *w++ = (uint8_t)(len >> (8 * (i - 1)));
-    }
-    return w;
-}
-
-static uint8_t *put_int(uint8_t *w, int64_t v)
-{
-    size_t n = int_size(v);
-    w = put_header(w, TAG_INTEGER, n);
-    for (size_t i = n; i > 0; i--) {
-        *w++ = (uint8_t)((uint64_t)v >> (8 * (i - 1)));
-    }
-    return w;
-}
-
 int kvl_trap_inform_response(const kvl_trap_t *t, uint8_t *buf, size_t cap, size_t *len)
 {
     if (t == NULL || t->version != KVL_TRAP_V2C || t->pdu != KVL_TRAP_PDU_INFORM ||
         (t->raw_vbl == NULL && t->raw_vbl_len > 0) || len == NULL) {
         return KVL_EINVAL;
     }
-    size_t pdu = tlv_size(int_size(t->request_id)) + 2 * tlv_size(1) + tlv_size(t->raw_vbl_len);
-    size_t msg = tlv_size(int_size(t->version)) + tlv_size(t->community_len) + tlv_size(pdu);
-    size_t total = tlv_size(msg);
+    /* error-status noError, error-index 0; the varbinds as they came */
+    kvl_ber_msg_head_t head = {.version = t->version,
+                               .community = (const uint8_t *)t->community,
+                               .community_len = t->community_len,
+                               .pdu_tag = TAG_RESPONSE,
+                               .request_id = t->request_id,
+                               .vbl_len = t->raw_vbl_len};
+    size_t total = kvl_ber_msg_size(&head);
     if (buf == NULL || total > cap) {
         return KVL_EINVAL;
     }
-    uint8_t *w = put_header(buf, TAG_SEQUENCE, msg);
-    w = put_int(w, t->version);
-    w = put_header(w, TAG_OCTETS, t->community_len);
-    if (t->community_len > 0) {
-        memcpy(w, t->community, t->community_len);
-        w += t->community_len;
-    }
-    w = put_header(w, TAG_RESPONSE, pdu);
-    w = put_int(w, t->request_id);
-    w = put_int(w, 0); /* error-status noError */
-    w = put_int(w, 0); /* error-index */
-    w = put_header(w, TAG_SEQUENCE, t->raw_vbl_len);
+    uint8_t *w = kvl_ber_put_msg_head(buf, &head);
     if (t->raw_vbl_len > 0) {
         memcpy(w, t->raw_vbl, t->raw_vbl_len);
         w += t->raw_vbl_len;
