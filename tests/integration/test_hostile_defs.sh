@@ -24,11 +24,16 @@ kvl_init "$@"
 # 64 MiB: decoding the 4 MB frame takes ~35 MiB for a moment; the sanitizers keep freed
 # memory in quarantine and add shadow memory, so their builds get more (measured under ASan:
 # +86 MiB), still far below what tables sized by the ids took (+500 MiB before any shadow).
+# WAIT_MS: how long each attack waits for the collector's answers; a sanitizer's collector
+# may still be decoding the previous attack's 4 MB frame (TSan: seconds), so it waits longer.
 RSS_BOUND_MB=64
+WAIT_MS=1500
 if grep -q '^KVL_TSAN:BOOL=ON' "$KVL_BUILD/CMakeCache.txt" 2>/dev/null; then
     RSS_BOUND_MB=384
+    WAIT_MS=8000
 elif grep -q '^KVL_ASAN:BOOL=ON' "$KVL_BUILD/CMakeCache.txt" 2>/dev/null; then
     RSS_BOUND_MB=192
+    WAIT_MS=4000
 fi
 HOSTILE=$KVL_BUILD/tests/integration/kvl-hostile
 [ -x "$HOSTILE" ] || kvl_fail "$HOSTILE not built"
@@ -47,7 +52,7 @@ kvl_log "collector resident before the attack: $((rss0 / 1024)) MiB (peak so far
 # hostile AGENT ATTACK: runs kvl-hostile, its answers in $KVL_TMP/logs/hostile-AGENT.out
 hostile() {
     local out=$KVL_TMP/logs/hostile-$1.out
-    timeout 30 "$HOSTILE" --port "$COL_PORT" --agent "$1" --attack "$2" --wait-ms 1500 >"$out" 2>&1 \
+    timeout 30 "$HOSTILE" --port "$COL_PORT" --agent "$1" --attack "$2" --wait-ms "$WAIT_MS" >"$out" 2>&1 \
         || kvl_fail "kvl-hostile $2 as $1 failed: $(cat "$out")"
     kvl_is_ours "$COL" kaaval-collector || kvl_fail "the collector died under attack $2"
     kvl_log "attack $2 as $1: $(tr '\n' ';' <"$out") collector peak $(($(status_kb "$COL" VmHWM) / 1024)) MiB"
