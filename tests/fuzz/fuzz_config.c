@@ -16,34 +16,10 @@
 
 #include "agent_config.h"
 #include "collector_config.h"
+#include "fuzz_check.h"
 #include "kvl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_config: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* "f.yaml:<line>:<column>: <text>" or "f.yaml: <text>". */
-static void check_message(const char *err)
-{
-    CHECK(strncmp(err, "f.yaml:", 7) == 0);
-    const char *p = err + 7;
-    if (*p == ' ') {
-        CHECK(p[1] != '\0');
-        return;
-    }
-    char *end;
-    unsigned long line = strtoul(p, &end, 10);
-    CHECK(line >= 1 && end != p && *end == ':');
-    p = end + 1;
-    unsigned long col = strtoul(p, &end, 10);
-    CHECK(col >= 1 && end != p && end[0] == ':' && end[1] == ' ' && end[2] != '\0');
-}
 
 static void check_agent(const kvl_agent_cfg_t *c)
 {
@@ -92,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_agent(a);
         kvl_agent_cfg_free(a);
     } else {
-        check_message(err);
+        fuzz_check_position(err);
     }
 
     err[0] = '\0';
@@ -101,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_collector(c);
         kvl_collector_cfg_free(c);
     } else {
-        check_message(err);
+        fuzz_check_position(err);
     }
     free(text);
     return 0;

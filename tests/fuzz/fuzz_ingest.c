@@ -26,6 +26,7 @@
 
 #include "collector_config.h"
 #include "frame.h"
+#include "fuzz_check.h"
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
@@ -34,14 +35,6 @@
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_ingest: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_SERIES 20000
 #define MAX_FAMILIES 64

@@ -30,19 +30,12 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fuzz_check.h"
 #include "journal.h"
 #include "kvl.h"
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_journal: check failed at line %d: %s\n", __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char dir[64];
 

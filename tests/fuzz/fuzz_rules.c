@@ -13,35 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "kvl.h"
 #include "rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_rules: check failed at line %d: %s\n", __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void check_message(const char *err)
-{
-    /* "<defaults>" never fails: the built-in rules are fixed text */
-    CHECK(strncmp(err, "f.yaml:", 7) == 0);
-    const char *p = err + 7;
-    if (*p == ' ') {
-        CHECK(p[1] != '\0');
-        return;
-    }
-    char *end;
-    unsigned long line = strtoul(p, &end, 10);
-    CHECK(line >= 1 && end != p && *end == ':');
-    p = end + 1;
-    unsigned long col = strtoul(p, &end, 10);
-    CHECK(col >= 1 && end != p && end[0] == ':' && end[1] == ' ' && end[2] != '\0');
-}
 
 static void check_rules(const kvl_rules_t *r)
 {
@@ -88,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kvl_rules_free(r);
     } else {
         CHECK(r == NULL);
-        check_message(err);
+        fuzz_check_position(err);
     }
     free(text);
     return 0;

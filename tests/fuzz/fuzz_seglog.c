@@ -38,18 +38,11 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fuzz_check.h"
 #include "kvl.h"
 #include "seglog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_seglog: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool alen_ok(const uint8_t *h, uint32_t len)
 {

@@ -33,20 +33,13 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fuzz_check.h"
 #include "kvl.h"
 #include "log.h"
 #include "seglog.h"
 #include "spool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_spool: check failed at line %d: %s\n", __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* The spool's segment format (spool.c's seg_fmt). */
 static const kvl_seglog_format_t spool_fmt = {
