@@ -19,12 +19,14 @@ fi
 # libtsan2 (gcc's ThreadSanitizer runtime, for -DKVL_TSAN=ON) that .ci/run needs.
 build="build-essential cmake pkg-config clang clang-format libtsan2
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
-       libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev"
+       libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev libjansson-dev
+       libmicrohttpd-dev libcrypt-dev libsystemd-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;
 # nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
-# link measurement tests in tests/netns/.
+# link measurement tests in tests/netns/; the alert receivers the tests deliver to
+# (Alertmanager, an SMTP sink, snmptrapd as the upstream manager).
 run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl
-     nftables iputils-ping util-linux"
+     nftables iputils-ping util-linux prometheus-alertmanager python3-aiosmtpd snmptrapd"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.

@@ -198,8 +198,9 @@ const char *kvl_rules_defaults(void)
 
 const char *kvl_rules_severity_name(int severity)
 {
-    return severity >= KVL_SEV_CRITICAL && severity <= KVL_SEV_INFO ? severity_names[severity]
-                                                                    : "?";
+    return severity >= KVL_RULE_SEV_CRITICAL && severity <= KVL_RULE_SEV_INFO
+               ? severity_names[severity]
+               : "?";
 }
 
 bool kvl_rules_metric_known(const char *name)

@@ -18,11 +18,11 @@
 #include <stdint.h>
 
 typedef enum {
-    KVL_SEV_CRITICAL,
-    KVL_SEV_MAJOR,
-    KVL_SEV_MINOR,
-    KVL_SEV_WARNING,
-    KVL_SEV_INFO,
+    KVL_RULE_SEV_CRITICAL,
+    KVL_RULE_SEV_MAJOR,
+    KVL_RULE_SEV_MINOR,
+    KVL_RULE_SEV_WARNING,
+    KVL_RULE_SEV_INFO,
 } kvl_rule_severity_t;
 
 typedef enum {

@@ -25,7 +25,7 @@ static void check_rules(const kvl_rules_t *r)
         const kvl_rule_t *u = &r->v[i];
         CHECK(u->name != NULL && u->name[0] != '\0');
         CHECK(u->kind >= KVL_RULE_THRESHOLD && u->kind <= KVL_RULE_EVENT);
-        CHECK(u->severity >= KVL_SEV_CRITICAL && u->severity <= KVL_SEV_INFO);
+        CHECK(u->severity >= KVL_RULE_SEV_CRITICAL && u->severity <= KVL_RULE_SEV_INFO);
         CHECK(!u->flapping.on || u->kind == KVL_RULE_STATE);
         if (u->kind == KVL_RULE_THRESHOLD) {
             CHECK(u->threshold.above.set != u->threshold.below.set);

@@ -105,7 +105,7 @@ static void test_defaults(void **state)
     assert_int_equal(a->kind, KVL_RULE_STATE);
     assert_int_equal(a->state.state, KVL_STATE_AGENT_SILENT);
     assert_int_equal(a->state.intervals, 3);
-    assert_int_equal(kvl_rules_find(r, "device_down")->severity, KVL_SEV_CRITICAL);
+    assert_int_equal(kvl_rules_find(r, "device_down")->severity, KVL_RULE_SEV_CRITICAL);
     assert_int_equal(kvl_rules_find(r, "link_down")->kind, KVL_RULE_EVENT);
     assert_string_equal(kvl_rules_find(r, "link_down")->event.name, "linkDown");
     assert_true(kvl_rules_find(r, "interface_down")->flapping.on);
@@ -138,7 +138,7 @@ static void test_threshold(void **state)
     const kvl_rule_t *u = kvl_rules_find(r, "core_util");
     assert_false(u->builtin);
     assert_string_equal(u->origin, "r.yaml:2:5");
-    assert_int_equal(u->severity, KVL_SEV_MAJOR);
+    assert_int_equal(u->severity, KVL_RULE_SEV_MAJOR);
     assert_string_equal(u->site.glob, "hq-*");
     assert_false(u->site.negate);
     assert_string_equal(u->device.glob, "lab-*");
@@ -326,7 +326,7 @@ static void test_disable_override(void **state)
     assert_null(kvl_rules_find(r, "journal_near_bound"));
     const kvl_rule_t *l = kvl_rules_find(r, "link_loss");
     assert_false(l->builtin);
-    assert_int_equal(l->severity, KVL_SEV_CRITICAL);
+    assert_int_equal(l->severity, KVL_RULE_SEV_CRITICAL);
     assert_true(l->threshold.above.v == 5);
     assert_string_equal(l->origin, "r.yaml:3:5");
     /* the override keeps the built-in rule's place; the user's own rules follow */

@@ -1,0 +1,79 @@
+/*
+ * http.h — the collector's HTTP server (libmicrohttpd, its own threads): TLS with the
+ * collector's certificate, or plain HTTP bound to 127.0.0.1 only; users with roles and
+ * password hashes (libcrypt, yescrypt), API tokens for scripts; JSON handlers that other
+ * rooms register (alerts now, the dashboards' API next) and that run on the collector's
+ * loop, never on the server's threads.
+ *
+ * A request to a registered route is authenticated (a session or an API token, or HTTP
+ * Basic for scripts; no credentials: 401; a role below the route's: 403), its path,
+ * query parameters and JSON body are checked (bounded sizes, valid UTF-8, no control
+ * characters; else 400 with a sentence), then the server suspends the connection and
+ * hands the request to the loop (uv_async); the handler fills in a response there; the
+ * connection resumes with it. Writes (POST, PUT, DELETE) from a browser session need the
+ * session's CSRF token. Handlers therefore touch the loop's state freely, and need no
+ * locks.
+ *
+ * Routes match by method and path prefix; the rest of the path is split at '/' into
+ * decoded segments ("/api/v1/alerts" + "/<fp>/ack" gives segs {"<fp>", "ack"}).
+ */
+#ifndef KVL_HTTP_H
+#define KVL_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct kvl_http kvl_http_t;
+typedef struct kvl_http_cfg kvl_http_cfg_t; /* http_config.h: the `http:` section */
+
+typedef enum {
+    KVL_ROLE_NONE = 0, /* a route anyone may read (none is, but the kiosk link) */
+    KVL_ROLE_VIEWER,
+    KVL_ROLE_OPERATOR,
+    KVL_ROLE_ADMIN,
+} kvl_role_t;
+
+#define KVL_HTTP_MAX_SEGS 8
+
+typedef struct kvl_http_req {
+    const char *method; /* "GET", "POST", "PUT", "DELETE" */
+    const char *path;   /* the whole decoded path */
+    const char *segs[KVL_HTTP_MAX_SEGS];
+    size_t n_segs;    /* after the route's prefix */
+    const char *user; /* who: a user's name, or "token:<name>" */
+    kvl_role_t role;
+    json_t *body; /* the parsed JSON body of a POST/PUT (an object or array), else NULL */
+    const void *priv;
+} kvl_http_req_t;
+
+typedef struct kvl_http_resp {
+    int status;   /* 200 unless set */
+    json_t *body; /* the handler's reference, taken by the server; NULL: no body */
+} kvl_http_resp_t;
+
+/* A query parameter's decoded value, or NULL when absent. */
+const char *kvl_http_query(const kvl_http_req_t *req, const char *key);
+
+/* Sets resp to `status` with {"error": "<sentence>"}. */
+void kvl_http_error(kvl_http_resp_t *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Runs on the loop's thread; req is valid for the call only. */
+typedef void (*kvl_http_handler_fn)(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp);
+
+/* Registers a handler before kvl_http_start. method NULL: any. Returns 0 or KVL_EINVAL. */
+int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_role_t min_role,
+                   kvl_http_handler_fn fn, void *ctx);
+
+int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, char *err,
+                 size_t errlen);
+/* Starts listening. Returns 0, or a negative KVL_E* with a one-line reason in err (the
+ * address in use, the certificate unreadable, a plain listener not on 127.0.0.1). */
+int kvl_http_start(kvl_http_t *h, char *err, size_t errlen);
+/* Stops the server's threads (requests in flight get 503) and frees h. */
+void kvl_http_free(kvl_http_t *h);
+
+#endif
