@@ -17,8 +17,9 @@
 #include "timeutil.h"
 
 #define RECHECK_MS 1000 /* muted firing alerts are looked at again this often */
-#define RETRY_MS 1000 /* after the notifier refused a notification, nothing is sent for this long  \
-                       */
+#define RETRY_MS                                                                                   \
+    1000 /* after the notifier refused a notification, nothing is sent for this long               \
+          */
 #define GROUP_KEY_MAX 2048
 
 static const char *const MOD = "alerts";
@@ -593,10 +594,12 @@ typedef struct pick {
     book_target_t *t;
 } pick_t;
 
-/* Hands one notification to the notifier: the new state of each target is logged and
- * synced first, then enqueued; on failure the old state is restored (and logged). Each
- * pick is a firing or a resolution by its alert's status; what: "firing", "repeat" or
- * "escalated" for the firing ones. Returns 0 or the notifier's error. */
+/* Hands one notification to the notifier. Each pick is a firing or a resolution by its
+ * alert's status; what: "firing", "repeat" or "escalated" for the firing ones. A firing is
+ * logged and synced before it is enqueued (a crash in between loses it rather than paging
+ * twice); a resolution is logged once enqueued (a crash in between sends it again rather
+ * than never). On failure the old state is restored (and logged). Returns 0 or the
+ * notifier's error. */
 static int send_picks(kvl_book_t *b, const char *receiver, const char *group_key, pick_t *p,
                       size_t n, const char *what)
 {
@@ -629,7 +632,9 @@ static int send_picks(kvl_book_t *b, const char *receiver, const char *group_key
         if (p[i].t->g == NULL) {
             p[i].e->escalated = true;
         }
-        rc |= book_log(b, sent_record(p[i].e, p[i].t));
+        if (!resolved) {
+            rc |= book_log(b, sent_record(p[i].e, p[i].t));
+        }
     }
     if (rc == 0) {
         rc = book_log_sync(b);
@@ -656,15 +661,21 @@ static int send_picks(kvl_book_t *b, const char *receiver, const char *group_key
             p[i].t->last_sent_ms = old[i].last_sent_ms;
             p[i].e->paged_ms = old_paged[i];
             p[i].e->escalated = old_esc[i];
-            book_log(b, sent_record(p[i].e, p[i].t));
+            if (p[i].e->a->status != KVL_ALERT_RESOLVED) {
+                book_log(b, sent_record(p[i].e, p[i].t));
+            }
         }
         book_log_sync(b);
     } else {
         b->st.notifications++;
         for (size_t i = 0; i < n; i++) {
             bool resolved = p[i].e->a->status == KVL_ALERT_RESOLVED;
+            if (resolved) {
+                book_log(b, sent_record(p[i].e, p[i].t));
+            }
             history_sent(b, p[i].e->a, receiver, resolved ? "resolved" : what);
         }
+        book_log_sync(b);
     }
     free(alerts);
     free(old);
@@ -800,7 +811,9 @@ static void arm(kvl_book_t *b, int64_t now)
     }
     for (size_t i = 0; i < b->n_e; i++) {
         book_entry_t *e = b->e[i];
-        if (e->a->status != KVL_ALERT_FIRING) {
+        /* a late alert changes only with an update; one silenced or in maintenance can
+         * change with the time: looked at again every RECHECK_MS */
+        if (e->a->status != KVL_ALERT_FIRING || e->a->late) {
             continue;
         }
         bool m = muted(b, e->a, now);
@@ -841,11 +854,14 @@ void kvl_book_tick(kvl_book_t *b)
     }
     int64_t now = kvl_book_now(b);
     expire(b, now);
-    /* schedule the flushes of groups with something to tell */
+    /* schedule the flushes of groups with something to tell, mark repeats due */
     for (size_t i = 0; i < b->n_e; i++) {
         book_entry_t *e = b->e[i];
         for (size_t k = 0; k < e->n_t; k++) {
             book_group_t *g = e->t[k].g;
+            if (g != NULL && wants_repeat(b, e, &e->t[k], now)) {
+                g->repeat_due = true;
+            }
             if (g == NULL || g->scheduled ||
                 !(wants_firing(b, e, &e->t[k], now) || wants_resolution(e, &e->t[k]))) {
                 continue;
@@ -863,19 +879,17 @@ void kvl_book_tick(kvl_book_t *b)
         arm(b, now);
         return;
     }
-    /* groups may go away as entries settle: walk a copy of the list */
-    size_t ng = b->n_g;
-    book_group_t **gs = ng > 0 ? malloc(ng * sizeof(*gs)) : NULL;
-    if (gs != NULL) {
-        memcpy(gs, b->g, ng * sizeof(*gs));
-        for (size_t i = 0; i < ng; i++) {
-            book_group_t *g = gs[i];
-            if (g->scheduled && g->flush_at <= now) {
-                flush_group(b, g, now);
-            }
+    /* sending changes no entry's targets, so no group goes away in this loop; only the
+     * groups with something due look at the entries */
+    for (size_t i = 0; i < b->n_g; i++) {
+        book_group_t *g = b->g[i];
+        if (g->scheduled && g->flush_at <= now) {
+            flush_group(b, g, now);
+        }
+        if (g->repeat_due) {
+            g->repeat_due = false;
             send_group(b, g, wants_repeat, "repeat", now);
         }
-        free(gs);
     }
     for (size_t i = 0; i < b->n_e; i++) {
         escalate(b, b->e[i], now);

@@ -16,7 +16,8 @@ typedef struct book_group {
     char *receiver;
     int64_t wait_ms, interval_ms, repeat_ms;
     int64_t created_ms;
-    bool scheduled; /* a flush is due at flush_at */
+    bool scheduled;  /* a flush is due at flush_at */
+    bool repeat_due; /* a member's repeat is due (kvl_book_tick) */
     int64_t flush_at;
     int64_t last_flush; /* 0: never flushed */
     size_t members;
