@@ -160,13 +160,25 @@ static int matcher_parse(const json_t *o, size_t idx, kvl_matcher_t *m, char *wh
                      REGEX_MAX);
             return KVL_EINVAL;
         }
-        for (size_t i = 0; i + 1 < n; i++) {
-            if (value[i] == '\\') {
+        /* what could make regcomp or regexec costly: back-references, and intervals that
+         * multiply (glibc copies the repeated part) */
+        int intervals = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (value[i] == '\\' && i + 1 < n) {
                 if (value[i + 1] >= '0' && value[i + 1] <= '9') {
                     snprintf(why, whylen, "matcher %zu: back-references are not allowed", idx + 1);
                     return KVL_EINVAL;
                 }
                 i++;
+            } else if (value[i] == '{') {
+                char *end;
+                unsigned long lo = strtoul(value + i + 1, &end, 10);
+                unsigned long hi = *end == ',' ? strtoul(end + 1, &end, 10) : lo;
+                if (++intervals > 2 || lo > 32 || hi > 32) {
+                    snprintf(why, whylen, "matcher %zu: at most two intervals {m,n}, each up to 32",
+                             idx + 1);
+                    return KVL_EINVAL;
+                }
             }
         }
         char anchored[REGEX_MAX + 8];

@@ -1050,6 +1050,10 @@ static void test_api(void **state)
                "\"ends_at\": \"2026-12-05T12:00:00Z\", \"comment\": \"x\"}",
                "back-references");
     expect_400("POST", "/api/v1/silences", NULL,
+               "{\"matchers\": [{\"name\": \"site\", \"value\": \"((a{30}){30}){30}\", "
+               "\"op\": \"=~\"}], \"ends_at\": \"2026-12-05T12:00:00Z\", \"comment\": \"x\"}",
+               "at most two intervals");
+    expect_400("POST", "/api/v1/silences", NULL,
                "{\"matchers\": [{\"name\": \"site\", \"value\": \"a\", \"op\": \"~=\"}], "
                "\"ends_at\": \"2026-12-05T12:00:00Z\", \"comment\": \"x\"}",
                "'op' must be");
