@@ -1127,6 +1127,7 @@ int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t e
         return rc;
     }
     uv_timer_init(b->loop, &b->timer);
+    uv_unref((uv_handle_t *)&b->timer); /* the book alone never keeps the loop running */
     b->timer.data = b;
     KVL_LOG_INFO(MOD, NULL, "alert book: %zu alerts held, %zu silences, %zu maintenance windows",
                  b->n_e, b->n_s, b->n_m);

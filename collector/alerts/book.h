@@ -33,7 +33,8 @@
  * These writes are small and happen on the loop (as the notifier's own outbox writes).
  *
  * Threads: everything on the loop's thread. Times: `now` is the book's clock (wall clock
- * in ms; tests give their own); timers are one uv_timer armed at the next due moment.
+ * in ms; tests give their own); timers are one uv_timer armed at the next due moment,
+ * unreferenced (the book alone never keeps the loop running).
  */
 #ifndef KVL_BOOK_H
 #define KVL_BOOK_H
