@@ -34,15 +34,6 @@ static void fp_text(uint64_t fp, char out[24])
     snprintf(out, 24, "%016" PRIx64, fp);
 }
 
-int kvl_book_fp_parse(const char *s, uint64_t *fp)
-{
-    if (s == NULL || strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16) {
-        return KVL_EINVAL;
-    }
-    *fp = strtoull(s, NULL, 16);
-    return 0;
-}
-
 /* Grows an array of pointers to hold one more. 0 or KVL_ENOMEM. */
 static int grow(void *arrp, size_t n, size_t *cap)
 {

@@ -1,6 +1,7 @@
 /*
- * book_query.c — the alert book's query parameters (book.h, kvl_book_filter_parse),
- * checked without the HTTP server so the parsing can be unit-tested and fuzzed alone.
+ * book_query.c — the alert book's query parameters and path segments (book.h,
+ * kvl_book_filter_parse, kvl_book_fp_parse), checked without the HTTP server or the book
+ * so the parsing can be unit-tested and fuzzed alone.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,5 +103,14 @@ int kvl_book_filter_parse(kvl_book_param_fn get, const void *ctx, kvl_book_filte
         }
         f->limit = l;
     }
+    return 0;
+}
+
+int kvl_book_fp_parse(const char *s, uint64_t *fp)
+{
+    if (s == NULL || strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16) {
+        return KVL_EINVAL;
+    }
+    *fp = strtoull(s, NULL, 16);
     return 0;
 }

@@ -23,6 +23,8 @@
 
 #define NOW_MS 1796464800000LL /* 2026-12-05T10:00:00Z */
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static void round_trip(json_t *first, bool maint)
 {
     char why[256];
