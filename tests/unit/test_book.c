@@ -27,6 +27,7 @@
 
 #include "alerts_config.h"
 #include "book.h"
+#include "collector_config.h"
 #include "http.h"
 #include "kvl.h"
 #include "log.h"
@@ -1192,6 +1193,40 @@ static void test_config(void **state)
     cfg_bad("history_max: 5\n", "c.yaml:1:");
 }
 
+/* The section as collector.yaml's `alerts:` (one row of collector_config.c's table). */
+static void test_collector_yaml(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *head = "listen: 127.0.0.1:5140\ndata_dir: /tmp/x\ninsecure: true\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%s", head);
+    kvl_collector_cfg_t *c = kvl_collector_cfg_parse("c.yaml", text, err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    assert_null(c->alerts);
+    kvl_collector_cfg_free(c);
+    snprintf(text, sizeof(text),
+             "%salerts:\n  receiver: oncall\n  routes:\n    - {match: {site: 'a*'}, "
+             "receiver: district}\n",
+             head);
+    c = kvl_collector_cfg_parse("c.yaml", text, err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("%s", err);
+    }
+    assert_non_null(c->alerts);
+    assert_string_equal(c->alerts->receiver, "oncall");
+    assert_int_equal(c->alerts->n_routes, 1);
+    kvl_collector_cfg_free(c);
+    snprintf(text, sizeof(text), "%salerts:\n  receiver: oncall\n  group_wait: soon\n", head);
+    assert_null(kvl_collector_cfg_parse("c.yaml", text, err, sizeof(err)));
+    assert_int_equal(strncmp(err, "c.yaml:6:15: ", 13), 0);
+    snprintf(text, sizeof(text), "%salerts: [oncall]\n", head);
+    assert_null(kvl_collector_cfg_parse("c.yaml", text, err, sizeof(err)));
+    assert_int_equal(strncmp(err, "c.yaml:4:9: ", 12), 0);
+}
+
 static void test_unknown_receiver(void **state)
 {
     (void)state;
@@ -1231,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_api),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_unknown_receiver),
+        cmocka_unit_test(test_collector_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
