@@ -21,11 +21,13 @@
  * the escalation's receiver, once (and its resolution too).
  *
  * Persistence: book.log, an append-only log of changes (alert states, what was sent,
- * acknowledgements, silences, maintenance windows), one line each with a CRC-32C; a
- * record of what is about to be sent is fdatasync'd before the notification is handed to
- * the notifier (whose outbox is on disk when kvl_notify_enqueue returns), so a restart,
- * even after SIGKILL, never hands over the same thing twice, and an alert that paged
- * keeps the receivers it paged until its resolution went to them. book.snap is the
+ * acknowledgements, silences, maintenance windows), one line each with a CRC-32C. A
+ * firing is recorded and fdatasync'd before the notification is handed to the notifier
+ * (whose outbox is on disk when kvl_notify_enqueue returns), a resolution once it has
+ * been handed over: so a restart, even after SIGKILL, never pages twice (a kill between
+ * the sync and the hand-over loses that one page), and an alert that paged keeps the
+ * receivers it paged until its resolution went to them (a kill right after the
+ * hand-over sends that resolution a second time, never zero times). book.snap is the
  * compacted state (written to a temporary file, fsync'd, renamed), taken at start and
  * when the log grows; both carry a generation so a log older than the snapshot is never
  * replayed. A damaged line is skipped with a warning, the rest kept; a torn last line is
