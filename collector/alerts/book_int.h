@@ -1,5 +1,5 @@
 /*
- * book_int.h — the alert book's insides, shared by its files (book.c: lifecycle and
+ * book_int.h — the alert book's insides, shared by its files (book_core.c: lifecycle and
  * routing; book_store.c: the files; book_api.c: the HTTP handlers). Not for other rooms.
  */
 #ifndef KVL_BOOK_INT_H
@@ -81,10 +81,10 @@ struct kvl_book {
     void *api[2]; /* book_api.c's handler contexts (silences, maintenance) */
 };
 
-/* book.c: applies one record of the log (loading). Returns 0 or KVL_EINVAL (not a
+/* book_core.c: applies one record of the log (loading). Returns 0 or KVL_EINVAL (not a
  * record the book writes). */
 int book_apply_record(kvl_book_t *b, const json_t *rec);
-/* book.c: the records that rebuild the whole state (compaction), appended to arr. */
+/* book_core.c: the records that rebuild the whole state (compaction), appended to arr. */
 int book_state_records(kvl_book_t *b, json_t *arr);
 book_entry_t *book_find(const kvl_book_t *b, uint64_t fp);
 bool book_silenced(const kvl_book_t *b, const kvl_alert_t *a, int64_t now);

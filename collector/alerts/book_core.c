@@ -1,5 +1,5 @@
 /*
- * book.c — the alert book's lifecycle and routing (book.h): alert changes from the engine,
+ * book_core.c — the alert book's lifecycle and routing (book.h): alert changes from the engine,
  * routes and groups, what is due (group flushes, repeats, escalations), what mutes an
  * alert (late, silenced, in maintenance), acknowledgements, and the records book_store.c
  * writes and replays. One uv_timer, armed at the next due moment.
