@@ -394,6 +394,40 @@ static void test_repeat_failure_pages_as_fast(void **state)
     teardown_fixture(f);
 }
 
+/* 40 sites behind one uplink, 12 devices each, all down within two seconds: one
+ * notification per site (group_by: [site]), each with its 12 alerts. */
+static void test_storm_one_page_per_group(void **state)
+{
+    (void)state;
+    fixture_t *f = setup_with(BASIC);
+    static char sites[40][16], devs[12][16];
+    for (int s = 0; s < 40; s++) {
+        snprintf(sites[s], sizeof(sites[s]), "BHQ-%02d", s);
+    }
+    for (int d = 0; d < 12; d++) {
+        snprintf(devs[d], sizeof(devs[d]), "dev%02d", d);
+    }
+    for (int i = 0; i < 40 * 12; i++) {
+        g_now = T0 + i * 4; /* 480 alerts in 1.92 s */
+        kvl_alert_t a = mk("device_down", sites[i % 40], devs[i / 40], KVL_ALERT_FIRING);
+        kvl_book_update(f->book, &a);
+    }
+    assert_int_equal(g_n_sent, 0);
+    tick_at(f->book, T0 + 10 * S_MS);
+    assert_int_equal(g_n_sent, 40);
+    for (size_t i = 0; i < g_n_sent; i++) {
+        assert_int_equal(g_sent[i].n, 12);
+        for (size_t k = 0; k < i; k++) {
+            assert_string_not_equal(g_sent[i].group_key, g_sent[k].group_key);
+        }
+    }
+    kvl_book_stats_t st;
+    kvl_book_stats(f->book, &st);
+    assert_int_equal(st.active, 480);
+    assert_int_equal(st.notifications, 40);
+    teardown_fixture(f);
+}
+
 static void test_pending_late_never_sent(void **state)
 {
     (void)state;
@@ -1252,6 +1286,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_wait_gathers),
         cmocka_unit_test(test_repeat_failure_pages_as_fast),
+        cmocka_unit_test(test_storm_one_page_per_group),
         cmocka_unit_test(test_pending_late_never_sent),
         cmocka_unit_test(test_repeat_and_ack),
         cmocka_unit_test(test_silence_suppresses),
