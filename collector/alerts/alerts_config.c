@@ -93,6 +93,31 @@ int64_t kvl_alerts_route_repeat(const kvl_alerts_cfg_t *c, const kvl_alerts_rout
     return r != NULL && r->repeat_interval_ms >= 0 ? r->repeat_interval_ms : c->repeat_interval_ms;
 }
 
+int kvl_alerts_cfg_check_receivers(const kvl_alerts_cfg_t *c,
+                                   bool (*has)(const void *ctx, const char *name), const void *ctx,
+                                   char *err, size_t errlen)
+{
+    const char *bad = NULL;
+    if (c->receiver != NULL && !has(ctx, c->receiver)) {
+        bad = c->receiver;
+    }
+    for (size_t i = 0; bad == NULL && i < c->n_routes; i++) {
+        if (!has(ctx, c->routes[i].receiver)) {
+            bad = c->routes[i].receiver;
+        }
+    }
+    for (size_t i = 0; bad == NULL && i < c->n_escalation; i++) {
+        if (!has(ctx, c->escalation[i].receiver)) {
+            bad = c->escalation[i].receiver;
+        }
+    }
+    if (bad != NULL) {
+        snprintf(err, errlen, "alerts: receiver '%s' is not one of `receivers:`", bad);
+        return KVL_ECONFIG;
+    }
+    return 0;
+}
+
 /* A label name: letters, digits and '_', not starting with a digit, 1-100 bytes. */
 static bool label_name_ok(const char *s)
 {

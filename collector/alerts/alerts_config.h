@@ -68,6 +68,13 @@ int kvl_alerts_cfg_parse(kvl_cfg_node_t n, void *target);
 kvl_alerts_cfg_t *kvl_alerts_cfg_parse_text(const char *name, const char *text, char *err,
                                             size_t errlen);
 
+/* Whether every receiver the section names (default, routes, escalation) is one `has`
+ * knows (e.g. the `receivers:` section, for --check-config; the book asks the notifier).
+ * Returns 0, or KVL_ECONFIG with "alerts: receiver 'x' is not one of `receivers:`". */
+int kvl_alerts_cfg_check_receivers(const kvl_alerts_cfg_t *c,
+                                   bool (*has)(const void *ctx, const char *name), const void *ctx,
+                                   char *err, size_t errlen);
+
 /* A route's effective timings and group_by (its own, else the section's). */
 int64_t kvl_alerts_route_wait(const kvl_alerts_cfg_t *c, const kvl_alerts_route_t *r);
 int64_t kvl_alerts_route_interval(const kvl_alerts_cfg_t *c, const kvl_alerts_route_t *r);

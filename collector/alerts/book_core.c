@@ -1058,28 +1058,9 @@ int book_state_records(kvl_book_t *b, json_t *arr)
 
 /* --- life ------------------------------------------------------------------------------------ */
 
-static int check_receivers(const kvl_book_t *b, char *err, size_t errlen)
+static bool notify_has(const void *ctx, const char *name)
 {
-    const kvl_alerts_cfg_t *c = b->cfg;
-    const char *bad = NULL;
-    if (c->receiver != NULL && !kvl_notify_has_receiver(b->notify, c->receiver)) {
-        bad = c->receiver;
-    }
-    for (size_t i = 0; bad == NULL && i < c->n_routes; i++) {
-        if (!kvl_notify_has_receiver(b->notify, c->routes[i].receiver)) {
-            bad = c->routes[i].receiver;
-        }
-    }
-    for (size_t i = 0; bad == NULL && i < c->n_escalation; i++) {
-        if (!kvl_notify_has_receiver(b->notify, c->escalation[i].receiver)) {
-            bad = c->escalation[i].receiver;
-        }
-    }
-    if (bad != NULL) {
-        snprintf(err, errlen, "alerts: receiver '%s' is not one of `receivers:`", bad);
-        return KVL_ECONFIG;
-    }
-    return 0;
+    return kvl_notify_has_receiver(ctx, name);
 }
 
 int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t errlen)
@@ -1108,7 +1089,7 @@ int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t e
         free(b);
         return KVL_ENOMEM;
     }
-    int rc = check_receivers(b, err, errlen);
+    int rc = kvl_alerts_cfg_check_receivers(b->cfg, notify_has, b->notify, err, errlen);
     if (rc == 0) {
         rc = book_store_open(b, err, errlen);
     }
