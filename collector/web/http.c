@@ -492,7 +492,7 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         if (strcmp(j->method, "POST") != 0) {
             return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
         }
-        return path[8] == 'i' ? do_login(h, j) : do_logout(h, j);
+        return strcmp(path, "/api/v1/login") == 0 ? do_login(h, j) : do_logout(h, j);
     }
     bool known;
     const route_t *r = find_route(h, j->method, path, &known);
