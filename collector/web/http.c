@@ -156,6 +156,13 @@ static void on_whoami(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
     resp->body = json_pack("{s:s, s:s}", "user", req->user, "role", kvl_http_role_name(req->role));
 }
 
+static void on_users(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
+{
+    kvl_http_t *h = ctx;
+    KVL_UNUSED(req);
+    resp->body = json_pack("{s:o}", "users", kvl_http_auth_list(h->auth));
+}
+
 /* ------------------------------------------------------------------ responses (MHD threads) */
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type,
@@ -494,13 +501,6 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         }
         return strcmp(path, "/api/v1/login") == 0 ? do_login(h, j) : do_logout(h, j);
     }
-    bool known;
-    const route_t *r = find_route(h, j->method, path, &known);
-    if (r == NULL) {
-        return known ? send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
-                                  j->method, path)
-                     : send_error(c, MHD_HTTP_NOT_FOUND, "no such API: %s", path);
-    }
     char csrf[KVL_HTTP_SID_LEN + 1];
     switch (authenticate(h, j, csrf, why, sizeof(why))) {
     case AUTH_OK:
@@ -519,6 +519,13 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
             return send_error(c, MHD_HTTP_FORBIDDEN,
                               "a write from a browser session needs its X-CSRF-Token header");
         }
+    }
+    bool known;
+    const route_t *r = find_route(h, j->method, path, &known);
+    if (r == NULL) {
+        return known ? send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
+                                  j->method, path)
+                     : send_error(c, MHD_HTTP_NOT_FOUND, "no such API: %s", path);
     }
     if (j->role < r->min_role) {
         return send_error(c, MHD_HTTP_FORBIDDEN, "%s needs the role %s; %s has %s", path,
@@ -752,6 +759,7 @@ int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, c
     h->async.data = h;
     kvl_http_route(h, "GET", "/api/v1/status", KVL_ROLE_VIEWER, on_status, h);
     kvl_http_route(h, "GET", "/api/v1/whoami", KVL_ROLE_VIEWER, on_whoami, h);
+    kvl_http_route(h, "GET", "/api/v1/users", KVL_ROLE_ADMIN, on_users, h);
     *out = h;
     return 0;
 }

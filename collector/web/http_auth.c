@@ -315,6 +315,24 @@ kvl_role_t kvl_http_auth_token(kvl_http_auth_db_t *db, const char *token, char *
     return role;
 }
 
+json_t *kvl_http_auth_list(kvl_http_auth_db_t *db)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&db->mu);
+    table_refresh(&db->users);
+    table_refresh(&db->tokens);
+    const table_t *t[2] = {&db->users, &db->tokens};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; a != NULL && i < t[k]->n; i++) {
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", t[k]->e[i].name, "role",
+                                               kvl_http_role_name(t[k]->e[i].role), "kind",
+                                               k == 0 ? "user" : "token"));
+        }
+    }
+    pthread_mutex_unlock(&db->mu);
+    return a;
+}
+
 static int random_hex(char *out, size_t n_bytes)
 {
     unsigned char b[64];

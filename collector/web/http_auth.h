@@ -49,6 +49,9 @@ kvl_role_t kvl_http_session_get(kvl_http_auth_db_t *db, const char *sid, char *u
                                 char csrf[KVL_HTTP_SID_LEN + 1]);
 void kvl_http_session_end(kvl_http_auth_db_t *db, const char *sid);
 
+/* [{"name", "role", "kind": "user"|"token"}, ...] of both files as now (no hashes). */
+json_t *kvl_http_auth_list(kvl_http_auth_db_t *db);
+
 /* Whether a and b are the same string, in a time that does not depend on where they differ. */
 int kvl_http_secret_eq(const char *a, const char *b);
 
