@@ -134,6 +134,17 @@ int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_ro
     return 0;
 }
 
+size_t kvl_http_queued(kvl_http_t *h)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    for (const job_t *j = h->head; j != NULL; j = j->next) {
+        n++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 uint16_t kvl_http_port(const kvl_http_t *h)
 {
     return h ? h->port : 0;

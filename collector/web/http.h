@@ -78,6 +78,8 @@ int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, c
 /* Starts listening. Returns 0, or a negative KVL_E* with a one-line reason in err (the
  * address in use, the certificate unreadable, a plain listener not on 127.0.0.1). */
 int kvl_http_start(kvl_http_t *h, char *err, size_t errlen);
+/* Requests handed to the loop and not yet taken by it (any thread). */
+size_t kvl_http_queued(kvl_http_t *h);
 /* The port listened on (after kvl_http_start; useful with port 0 in tests), else 0. */
 uint16_t kvl_http_port(const kvl_http_t *h);
 /* Stops the server's threads (requests in flight get 503); h is freed when the loop has

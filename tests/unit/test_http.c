@@ -9,7 +9,8 @@
  * without credentials, 403 for a viewer on an operator route, 200 with Basic and Bearer,
  * a session's writes refused without its CSRF token and accepted with it, logout, a kiosk
  * link (viewer tokens only), 413 for a large body, 400 for bad queries, paths and JSON,
- * 414 for a long target, static files with traversal refused, concurrent requests.
+ * 414 for a long target, static files with traversal refused, concurrent requests, and a
+ * request still waiting for the loop when the server stops (503).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -547,6 +548,47 @@ static void test_concurrent(void **state)
     assert_int_equal(f->handled, N_THREADS * N_PER_THREAD);
 }
 
+static void script_one(fixture_t *f)
+{
+    char tok[200];
+    snprintf(tok, sizeof(tok), "Authorization: Bearer %s", f->viewer_token);
+    get(f, "/api/v1/test", tok);
+}
+
+static void *client_one(void *arg)
+{
+    script_one(arg);
+    return NULL;
+}
+
+/* A request waiting for the loop when the server stops is answered 503, and the stop
+ * completes (MHD refuses to stop with a suspended connection). */
+static void test_stop_in_flight(void **state)
+{
+    fixture_t *f = *state;
+    char err[300];
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(kvl_http_new(&f->loop, f->cfg, &f->h, err, sizeof(err)), 0);
+    assert_int_equal(kvl_http_route(f->h, "GET", "/api/v1/test", KVL_ROLE_VIEWER, on_test_get, f),
+                     0);
+    assert_int_equal(kvl_http_start(f->h, err, sizeof(err)), 0);
+    f->port = kvl_http_port(f->h);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, client_one, f), 0);
+    /* the loop does not run: the request stays queued */
+    for (int i = 0; i < 400 && kvl_http_queued(f->h) == 0; i++) {
+        usleep(50 * 1000);
+    }
+    assert_int_equal(kvl_http_queued(f->h), 1);
+    kvl_http_free(f->h);
+    f->h = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(t, NULL);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(f->res[0].status, 503);
+    assert_int_equal(f->handled, 0);
+}
+
 static void test_parse(void **state)
 {
     KVL_UNUSED(state);
@@ -619,6 +661,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
