@@ -220,9 +220,16 @@ int main(int argc, char **argv)
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }
-    if (a.cfg->http->enabled &&
-        (kvl_http_new(a.loop, a.cfg->http, &a.http, err, sizeof(err)) != 0 ||
-         kvl_http_start(a.http, err, sizeof(err)) != 0)) {
+    /* The HTTP server (`http:`): made, then the rooms' routes registered, then started. */
+    int hrc = 0;
+    if (a.cfg->http->enabled) {
+        hrc = kvl_http_new(a.loop, a.cfg->http, &a.http, err, sizeof(err));
+        /* (routes of other rooms: kvl_http_route(a.http, ...) here, before the start) */
+        if (hrc == 0) {
+            hrc = kvl_http_start(a.http, err, sizeof(err));
+        }
+    }
+    if (hrc != 0) {
         KVL_LOG_ERROR("http", a.cfg->id, "%s", err);
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);

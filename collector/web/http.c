@@ -645,6 +645,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) KVL_PRINTF(2, 0);
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     KVL_UNUSED(cls);

@@ -74,6 +74,17 @@ kvl_wait_until 10 "the HTTP server" grep -q "listening on 127.0.0.1 port $HTTP_P
     "$KVL_TMP/logs/collector.log"
 URL=http://127.0.0.1:$HTTP_PORT
 
+# a second collector wanting the same HTTP port stops at start with the reason
+kvl_free_port tcp COL3_PORT
+mkdir -p "$KVL_TMP/data3"
+sed -e "s/^listen: 127.0.0.1:$COL_PORT/listen: 127.0.0.1:$COL3_PORT/" \
+    -e "s|^data_dir: .*|data_dir: $KVL_TMP/data3|" "$CFG" >"$KVL_TMP/busy.yaml"
+rc=0
+timeout 30 "$COLLECTOR" -c "$KVL_TMP/busy.yaml" >"$KVL_TMP/logs/busy.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || kvl_fail "a collector whose HTTP port is taken: exit $rc, expected 1"
+grep -q "cannot listen on 127.0.0.1 port $HTTP_PORT: Address already in use" \
+    "$KVL_TMP/logs/busy.out" || kvl_fail "the HTTP port taken: no clear reason"
+
 # code ARGS...: the HTTP status curl gets.
 code() {
     curl -s --path-as-is --noproxy '*' -m 20 -o "$KVL_TMP/body" -w '%{http_code}' "$@"
