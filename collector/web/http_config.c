@@ -165,13 +165,15 @@ int kvl_http_cfg_finish(kvl_cfg_node_t where, kvl_http_cfg_t *c, const char *dat
     if (!c->enabled) {
         return 0;
     }
+    kvl_cfg_node_t at;
     if (c->tls == 1 && !have_tls) {
-        return kvl_cfg_error(where, "http: HTTPS needs the collector's certificate and key "
-                                    "(a `tls:` section); or set `tls: false` and listen on "
-                                    "127.0.0.1");
+        return kvl_cfg_error(kvl_cfg_map_get(where, "tls", &at) ? at : where,
+                             "http: HTTPS needs the collector's certificate and key "
+                             "(a `tls:` section); or set `tls: false` and listen on "
+                             "127.0.0.1");
     }
     if (c->tls == 0 && !kvl_http_host_is_loopback(c->host)) {
-        return kvl_cfg_error(where,
+        return kvl_cfg_error(kvl_cfg_map_get(where, "listen", &at) ? at : where,
                              "http: plain HTTP may listen on 127.0.0.1 or ::1 only, not %s "
                              "(passwords and tokens would cross the network in clear): use "
                              "`tls: true` with the collector's `tls:` certificate",

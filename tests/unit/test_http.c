@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
+#include "collector_config.h"
 #include "http.h"
 #include "http_auth.h"
 #include "http_config.h"
@@ -589,6 +590,59 @@ static void test_stop_in_flight(void **state)
     assert_int_equal(f->handled, 0);
 }
 
+static kvl_collector_cfg_t *load(const char *http_lines, char *err, size_t errlen)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "listen: 127.0.0.1:5140\ndata_dir: /var/lib/kv\ninsecure: true\n%s", http_lines);
+    return kvl_collector_cfg_parse("c.yaml", text, err, errlen);
+}
+
+/* The `http:` section as collector.yaml gives it. */
+static void test_config(void **state)
+{
+    KVL_UNUSED(state);
+    char err[600];
+    kvl_collector_cfg_t *c = load("", err, sizeof(err));
+    assert_non_null(c);
+    assert_false(c->http->enabled);
+    assert_string_equal(c->http->users_file, "/var/lib/kv/users");
+    assert_string_equal(c->http->tokens_file, "/var/lib/kv/tokens");
+    kvl_collector_cfg_free(c);
+
+    c = load("http:\n  listen: '[::1]:8081'\n  session_ttl: 1h\n", err, sizeof(err));
+    assert_non_null(c);
+    assert_true(c->http->enabled);
+    assert_string_equal(c->http->host, "::1");
+    assert_int_equal(c->http->port, 8081);
+    assert_int_equal(c->http->tls, 0);
+    assert_int_equal(c->http->session_ttl_ms, 3600 * 1000);
+    kvl_collector_cfg_free(c);
+
+    c = load("http:\n  listen: 0.0.0.0:8080\n", err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "c.yaml:5:11:"));
+    assert_non_null(strstr(err, "plain HTTP may listen on 127.0.0.1 or ::1 only, not 0.0.0.0"));
+
+    c = load("http:\n  tls: true\n", err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "c.yaml:5:8:"));
+    assert_non_null(strstr(err, "HTTPS needs the collector's certificate"));
+
+    c = load("http:\n  listen: localhost:8080\n", err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "c.yaml:5:"));
+    assert_non_null(strstr(err, "numeric address"));
+
+    c = load("http:\n  colour: blue\n", err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "colour"));
+
+    c = load("http: 8080\n", err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "expected a mapping"));
+}
+
 static void test_parse(void **state)
 {
     KVL_UNUSED(state);
@@ -656,6 +710,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_config),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
