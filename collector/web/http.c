@@ -73,6 +73,7 @@ typedef struct job {
     int status;
     char *resp_text;
     bool done;
+    bool draining; /* answered 503 at stop; kvl_http_free waits for it to be sent */
 } job_t;
 
 struct kvl_http {
@@ -91,6 +92,7 @@ struct kvl_http {
     pthread_mutex_t mu; /* the queue, stopping, the failed-login limiter */
     job_t *head, *tail;
     bool stopping;
+    size_t n_draining; /* jobs answered 503 at stop, not yet completed */
     kvl_log_limit_t failed_limit;
     char static_root[PATH_MAX];
 };
@@ -636,11 +638,18 @@ static void job_free(job_t *j)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    KVL_UNUSED(cls);
+    kvl_http_t *h = cls;
     KVL_UNUSED(c);
     KVL_UNUSED(toe);
-    if (*con_cls != NULL) {
-        job_free(*con_cls);
+    job_t *j = *con_cls;
+    if (j != NULL) {
+        if (j->draining) {
+            pthread_mutex_lock(&h->mu);
+            KVL_ASSERT(h->n_draining > 0);
+            h->n_draining--;
+            pthread_mutex_unlock(&h->mu);
+        }
+        job_free(j);
         *con_cls = NULL;
     }
 }
@@ -891,11 +900,26 @@ void kvl_http_free(kvl_http_t *h)
     h->stopping = true;
     job_t *list = h->head;
     h->head = h->tail = NULL;
+    for (job_t *j = list; j != NULL; j = j->next) {
+        j->draining = true;
+        h->n_draining++;
+    }
     pthread_mutex_unlock(&h->mu);
     while (list != NULL) {
         job_t *j = list;
         list = j->next;
         finish_job(j, 503, json_pack("{s:s}", "error", "the collector is stopping"));
+    }
+    /* MHD_stop_daemon would close the resumed connections before their answers leave: wait
+     * for them (bounded: a client that does not read gets no answer after 2 s) */
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&h->mu);
+        size_t left = h->n_draining;
+        pthread_mutex_unlock(&h->mu);
+        if (left == 0) {
+            break;
+        }
+        usleep(10 * 1000);
     }
     if (h->mhd != NULL) {
         MHD_stop_daemon(h->mhd);
