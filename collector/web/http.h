@@ -31,15 +31,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http_role.h" /* kvl_role_t */
+
 typedef struct kvl_http kvl_http_t;
 typedef struct kvl_http_cfg kvl_http_cfg_t; /* http_config.h: the `http:` section */
-
-typedef enum {
-    KVL_ROLE_NONE = 0, /* a route anyone may read (none is, but the kiosk link) */
-    KVL_ROLE_VIEWER,
-    KVL_ROLE_OPERATOR,
-    KVL_ROLE_ADMIN,
-} kvl_role_t;
 
 #define KVL_HTTP_MAX_SEGS 8
 

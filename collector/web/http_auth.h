@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http.h"
+#include <jansson.h>
+
+#include "http_role.h"
 
 #define KVL_HTTP_SID_LEN 64 /* hex characters of a session id, a CSRF token */
 
