@@ -10,6 +10,8 @@
 # refused. A second collector serves HTTPS with its TLS certificate (curl and kaavalctl
 # verify it against the CA; the session cookie is Secure). --check-config refuses plain
 # HTTP on a non-loopback address and HTTPS without `tls:` (exit 2, with the reason).
+# Last, kaavalctl's alerts, ack and silence commands against a stand-in of the alert book's
+# API (python3): the tables it prints and the requests it sends (paths, bodies, token).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 kvl_init "$@"
 
@@ -212,5 +214,96 @@ grep -qi '^Set-Cookie: kaaval_session=.*HttpOnly; SameSite=Strict.*; Secure' "$K
 rc=0
 "$CTL" --url "$SURL" --token "$TOK2" status >"$KVL_TMP/logs/ctl6.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || kvl_fail "kaavalctl without the CA: exit $rc, expected 1 (unverified)"
+
+# --- kaavalctl's alerts and silences against the alert book's API -----------------------------
+# A stand-in for the book's handlers (GET /api/v1/alerts, POST .../<fp>/ack, GET/POST
+# /api/v1/silences, DELETE /api/v1/silences/<id>) that records what kaavalctl sends.
+kvl_free_port tcp FAKE_PORT
+cat >"$KVL_TMP/fake_api.py" <<'EOP'
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, log = int(sys.argv[1]), sys.argv[2]
+ALERT = {"fingerprint": "00c0ffee12345678", "status": "firing", "rule": "device_down",
+         "severity": "critical", "labels": {"site": "dhq-tvm", "device": "rtr1"},
+         "summary": "rtr1 is down", "starts_at": "2026-12-05T14:33:00.000Z", "ack": None}
+SIL = {"id": "s-1", "matchers": [{"name": "site", "value": "dhq-tvm", "op": "="}],
+       "starts_at": "2026-12-05T14:00:00.000Z", "ends_at": "2026-12-05T16:00:00.000Z",
+       "author": "token:ops", "comment": "planned work"}
+class H(BaseHTTPRequestHandler):
+    def answer(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def record(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        with open(log, "a") as f:
+            f.write(json.dumps({"method": self.command, "path": self.path, "body": body,
+                                "auth": self.headers.get("Authorization", "")}) + "\n")
+    def do_GET(self):
+        self.record()
+        if self.path == "/api/v1/alerts?status=firing":
+            self.answer(200, [ALERT])
+        elif self.path == "/api/v1/silences":
+            self.answer(200, {"silences": [SIL]})
+        else:
+            self.answer(404, {"error": "no such API: " + self.path})
+    def do_POST(self):
+        self.record()
+        if self.path == "/api/v1/alerts/00c0ffee12345678/ack":
+            self.answer(200, {"acknowledged": True})
+        elif self.path == "/api/v1/silences":
+            self.answer(201, {"id": "s-2"})
+        else:
+            self.answer(400, {"error": "bad request to " + self.path})
+    def do_DELETE(self):
+        self.record()
+        self.answer(200 if self.path == "/api/v1/silences/s-1" else 404, {})
+    def log_message(self, *a):
+        pass
+HTTPServer(("127.0.0.1", port), H).serve_forever()
+EOP
+"$KVL_PY" "$KVL_TMP/fake_api.py" "$FAKE_PORT" "$KVL_TMP/fake.log" 2>"$KVL_TMP/logs/fake_api.log" &
+FAKE=$!
+kvl_track "$FAKE" fake_api.py
+kvl_wait_until 10 "the stand-in API" curl -s --noproxy '*' -o /dev/null "http://127.0.0.1:$FAKE_PORT/"
+FURL=http://127.0.0.1:$FAKE_PORT
+ctl() { "$CTL" --url "$FURL" --token "$OPS_TOKEN" "$@"; }
+ctl alerts --status firing >"$KVL_TMP/logs/ctl_alerts.out" 2>&1 || kvl_fail "kaavalctl alerts failed"
+grep -q '^FINGERPRINT .*SEVERITY' "$KVL_TMP/logs/ctl_alerts.out" || kvl_fail "alerts: no table header"
+grep -Eq '^00c0ffee12345678 +firing +critical +device_down +dhq-tvm +rtr1 .*12-05 14:33 +no +rtr1 is down' \
+    "$KVL_TMP/logs/ctl_alerts.out" || kvl_fail "alerts: $(cat "$KVL_TMP/logs/ctl_alerts.out")"
+ctl ack 00c0ffee12345678 -m "on it" >/dev/null 2>&1 || kvl_fail "kaavalctl ack failed"
+ctl silence add --match site=dhq-tvm 'device=~rtr.*' --for 1h30m -m "planned work" \
+    >"$KVL_TMP/logs/ctl_sil.out" 2>&1 || kvl_fail "kaavalctl silence add failed"
+grep -q "silence s-2 until" "$KVL_TMP/logs/ctl_sil.out" || kvl_fail "silence add: $(cat "$KVL_TMP/logs/ctl_sil.out")"
+ctl silence list >"$KVL_TMP/logs/ctl_sl.out" 2>&1 || kvl_fail "kaavalctl silence list failed"
+grep -Eq '^s-1 +12-05 16:00 +site=dhq-tvm +token:ops +planned work' "$KVL_TMP/logs/ctl_sl.out" \
+    || kvl_fail "silence list: $(cat "$KVL_TMP/logs/ctl_sl.out")"
+ctl silence rm s-1 >/dev/null 2>&1 || kvl_fail "kaavalctl silence rm failed"
+rc=0
+ctl silence rm s-9 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || kvl_fail "kaavalctl silence rm of an unknown id: exit $rc, expected 1"
+"$KVL_PY" - "$KVL_TMP/fake.log" "$OPS_TOKEN" <<'EOP' || kvl_fail "kaavalctl's requests: see above"
+import json, sys, datetime
+reqs = [r for r in map(json.loads, open(sys.argv[1])) if r["path"] != "/"]  # not the wait
+want_auth = "Bearer " + sys.argv[2]
+assert all(r["auth"] == want_auth for r in reqs), "a request without the token"
+by = {(r["method"], r["path"].split("?")[0]): r for r in reqs}
+ack = json.loads(by[("POST", "/api/v1/alerts/00c0ffee12345678/ack")]["body"])
+assert ack == {"comment": "on it"}, ack
+sil = json.loads(by[("POST", "/api/v1/silences")]["body"])
+assert sil["matchers"] == [{"name": "site", "value": "dhq-tvm", "op": "="},
+                           {"name": "device", "value": "rtr.*", "op": "=~"}], sil
+assert sil["comment"] == "planned work", sil
+t = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+assert (t(sil["ends_at"]) - t(sil["starts_at"])).total_seconds() == 5400, sil
+assert ("DELETE", "/api/v1/silences/s-1") in by
+EOP
+kvl_stop "$FAKE" || kvl_fail "the stand-in API did not stop"
+kvl_untrack "$FAKE"
 
 kvl_pass "users, tokens, sessions, roles, limits, static files, HTTPS and kaavalctl"
