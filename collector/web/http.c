@@ -205,7 +205,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
                                  const char *cookie)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(body);
     enum MHD_Result rc = send_text(c, status, "application/json", text ? text : "{}", cookie);
     free(text);
@@ -673,7 +673,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static void finish_job(job_t *j, int status, json_t *body)
 {
     j->status = status;
-    j->resp_text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    j->resp_text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(body);
     j->done = true;
     MHD_resume_connection(j->conn);
@@ -826,6 +826,10 @@ static int open_listener(kvl_http_t *h, char *err, size_t errlen)
 int kvl_http_start(kvl_http_t *h, char *err, size_t errlen)
 {
     const kvl_http_cfg_t *cfg = h->cfg;
+    if (h->mhd != NULL) {
+        snprintf(err, errlen, "http: already started");
+        return KVL_EINVAL;
+    }
     if (cfg->tls != 1 && !kvl_http_host_is_loopback(cfg->host)) {
         snprintf(err, errlen, "http: plain HTTP may listen on 127.0.0.1 or ::1 only, not %s",
                  cfg->host);
