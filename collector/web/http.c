@@ -10,9 +10,14 @@
  * URI callback (MHD_OPTION_URI_LOG_CALLBACK, where the raw request target is parsed) to
  * MHD_OPTION_NOTIFY_COMPLETED.
  *
- * Stopping (kvl_http_free, on the loop): new requests get 503, queued ones get 503 and are
- * resumed, then MHD is stopped (it refuses to stop with suspended connections), then the
- * async handle is closed and h freed in its close callback.
+ * A refused credential (a wrong password, an unknown token) is logged, rate-limited, and its
+ * 401 handed to the loop like a route's request, which answers it after 250 ms on a timer: a
+ * guesser is slowed down without a server thread sleeping for it.
+ *
+ * Stopping (kvl_http_free, on the loop): new requests get 503, queued and delayed ones get
+ * 503 and are resumed, and their answers sent (bounded wait), then MHD is stopped (it refuses
+ * to stop with suspended connections), then the async handle is closed and h freed in its
+ * close callback.
  */
 #include "http.h"
 
@@ -40,7 +45,7 @@
 
 #define MAX_ROUTES 64
 #define STATIC_FILE_MAX (16 * 1024 * 1024)
-#define FAILED_AUTH_DELAY_US 250000
+#define FAILED_AUTH_DELAY_MS 250
 #define SESSION_COOKIE "kaaval_session"
 
 typedef struct route {
@@ -74,6 +79,13 @@ typedef struct job {
     char *resp_text;
     bool done;
     bool draining; /* answered 503 at stop; kvl_http_free waits for it to be sent */
+    /* a refused credential: answered `delay_status` after FAILED_AUTH_DELAY_MS by the loop's
+     * timer (no server thread sleeps), the job meanwhile on the server's delayed list */
+    bool delay;
+    int delay_status;
+    char delay_why[160];
+    uv_timer_t *timer; /* its own allocation: it may outlive the job while closing */
+    struct job *dprev, *dnext;
 } job_t;
 
 struct kvl_http {
@@ -93,6 +105,7 @@ struct kvl_http {
     job_t *head, *tail;
     bool stopping;
     size_t n_draining; /* jobs answered 503 at stop, not yet completed */
+    job_t *delayed;    /* refusals waiting for their delay (the loop's thread only) */
     kvl_log_limit_t failed_limit;
     char static_root[PATH_MAX];
 };
@@ -310,16 +323,27 @@ static void client_addr(struct MHD_Connection *c, char *buf, size_t len)
     }
 }
 
-/* A failed login or credential: logged (limited), then a small delay on this thread. */
+/* A failed login or credential: logged (limited); the answer will be delayed. */
 static void auth_failed(kvl_http_t *h, job_t *j, const char *who, const char *what)
 {
+    j->delay = true;
     char addr[64];
     client_addr(j->conn, addr, sizeof(addr));
     pthread_mutex_lock(&h->mu);
     KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &h->failed_limit, "http", addr, "%s refused for %s", what,
                     who);
     pthread_mutex_unlock(&h->mu);
-    usleep(FAILED_AUTH_DELAY_US);
+}
+
+static enum MHD_Result hand_to_loop(kvl_http_t *h, job_t *j);
+
+/* Answers `status` with `why` after FAILED_AUTH_DELAY_MS, through the loop. */
+static enum MHD_Result defer_error(kvl_http_t *h, job_t *j, int status, const char *why)
+{
+    j->delay_status = status;
+    snprintf(j->delay_why, sizeof(j->delay_why), "%s", why);
+    j->route = NULL;
+    return hand_to_loop(h, j);
 }
 
 typedef enum { AUTH_OK, AUTH_NONE, AUTH_BAD_REQUEST, AUTH_FAILED, AUTH_FORBIDDEN } auth_rc_t;
@@ -411,7 +435,7 @@ static enum MHD_Result do_login(kvl_http_t *h, job_t *j)
     kvl_role_t role = kvl_http_auth_password(h->auth, user, json_string_value(p));
     if (role == KVL_ROLE_NONE) {
         auth_failed(h, j, user, "login");
-        return send_error(j->conn, MHD_HTTP_UNAUTHORIZED, "wrong user name or password");
+        return defer_error(h, j, MHD_HTTP_UNAUTHORIZED, "wrong user name or password");
     }
     char sid[KVL_HTTP_SID_LEN + 1], csrf[KVL_HTTP_SID_LEN + 1];
     if (kvl_http_session_new(h->auth, user, role, sid, csrf) != 0) {
@@ -524,7 +548,8 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return send_error(c, MHD_HTTP_FORBIDDEN, "%s", why);
     case AUTH_NONE:
     case AUTH_FAILED:
-        return send_error(c, MHD_HTTP_UNAUTHORIZED, "%s", why);
+        return j->delay ? defer_error(h, j, MHD_HTTP_UNAUTHORIZED, why)
+                        : send_error(c, MHD_HTTP_UNAUTHORIZED, "%s", why);
     }
     if (csrf[0] != '\0' && is_write(j->method)) {
         const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
@@ -679,6 +704,56 @@ static void finish_job(job_t *j, int status, json_t *body)
     MHD_resume_connection(j->conn);
 }
 
+static void free_timer(uv_handle_t *t)
+{
+    free(t);
+}
+
+static void delayed_unlink(kvl_http_t *h, job_t *j)
+{
+    if (j->dprev != NULL) {
+        j->dprev->dnext = j->dnext;
+    } else {
+        KVL_ASSERT(h->delayed == j);
+        h->delayed = j->dnext;
+    }
+    if (j->dnext != NULL) {
+        j->dnext->dprev = j->dprev;
+    }
+    j->dprev = j->dnext = NULL;
+}
+
+static void on_delay(uv_timer_t *t)
+{
+    job_t *j = t->data;
+    kvl_http_t *h = j->h;
+    delayed_unlink(h, j);
+    j->timer = NULL;
+    uv_close((uv_handle_t *)t, free_timer);
+    finish_job(j, j->delay_status, json_pack("{s:s}", "error", j->delay_why));
+}
+
+/* A refusal handed over by defer_error: its timer starts (or, without memory, it is
+ * answered at once). */
+static void start_delay(kvl_http_t *h, job_t *j)
+{
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        finish_job(j, j->delay_status, json_pack("{s:s}", "error", j->delay_why));
+        return;
+    }
+    uv_timer_init(h->loop, t);
+    t->data = j;
+    j->timer = t;
+    j->dprev = NULL;
+    j->dnext = h->delayed;
+    if (h->delayed != NULL) {
+        h->delayed->dprev = j;
+    }
+    h->delayed = j;
+    uv_timer_start(t, on_delay, FAILED_AUTH_DELAY_MS, 0);
+}
+
 static void split_segs(job_t *j, kvl_http_req_t *req, char *buf, size_t len)
 {
     const char *rest = j->target.path + j->route->plen;
@@ -707,6 +782,10 @@ static void on_async(uv_async_t *a)
     while (list != NULL) {
         job_t *j = list;
         list = j->next;
+        if (j->route == NULL) {
+            start_delay(h, j);
+            continue;
+        }
         kvl_http_req_t req = {.method = j->method,
                               .path = j->target.path,
                               .user = j->user,
@@ -908,7 +987,20 @@ void kvl_http_free(kvl_http_t *h)
         j->draining = true;
         h->n_draining++;
     }
+    for (job_t *j = h->delayed; j != NULL; j = j->dnext) {
+        j->draining = true;
+        h->n_draining++;
+    }
     pthread_mutex_unlock(&h->mu);
+    while (h->delayed != NULL) {
+        job_t *j = h->delayed;
+        delayed_unlink(h, j);
+        uv_timer_stop(j->timer);
+        j->timer->data = NULL;
+        uv_close((uv_handle_t *)j->timer, free_timer);
+        j->timer = NULL;
+        finish_job(j, 503, json_pack("{s:s}", "error", "the collector is stopping"));
+    }
     while (list != NULL) {
         job_t *j = list;
         list = j->next;

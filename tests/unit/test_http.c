@@ -10,7 +10,8 @@
  * a session's writes refused without its CSRF token and accepted with it, logout, a kiosk
  * link (viewer tokens only), 413 for a large body, 400 for bad queries, paths and JSON,
  * 414 for a long target, static files with traversal refused, concurrent requests, and a
- * request still waiting for the loop when the server stops (503).
+ * request still waiting for the loop, or a refusal still waiting its delay, when the server
+ * stops (503).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -645,6 +646,49 @@ static void test_config(void **state)
     assert_non_null(strstr(err, "expected a mapping"));
 }
 
+static void *client_bad(void *arg)
+{
+    fixture_t *f = arg;
+    char bad[300];
+    get(f, "/api/v1/test", basic(bad, sizeof(bad), "alice", "wrong-pass"));
+    return NULL;
+}
+
+/* A refusal waits its delay on the loop's timer, not on a server thread; a stop during the
+ * delay answers it 503 at once and completes. */
+static void test_stop_in_delay(void **state)
+{
+    fixture_t *f = *state;
+    char err[300];
+    f->cfg->threads = 1;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(kvl_http_new(&f->loop, f->cfg, &f->h, err, sizeof(err)), 0);
+    assert_int_equal(kvl_http_route(f->h, "GET", "/api/v1/test", KVL_ROLE_VIEWER, on_test_get, f),
+                     0);
+    assert_int_equal(kvl_http_start(f->h, err, sizeof(err)), 0);
+    f->port = kvl_http_port(f->h);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, client_bad, f), 0);
+    int i;
+    for (i = 0; i < 400 && kvl_http_queued(f->h) == 0; i++) {
+        usleep(50 * 1000);
+    }
+    assert_int_equal(kvl_http_queued(f->h), 1);
+    /* the loop takes it and starts its 250 ms timer, which cannot fire outside uv_run */
+    for (i = 0; i < 1000 && kvl_http_queued(f->h) > 0; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    assert_int_equal(kvl_http_queued(f->h), 0);
+    kvl_http_free(f->h);
+    f->h = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(t, NULL);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(f->res[0].status, 503);
+    assert_int_equal(f->handled, 0);
+}
+
 static void test_parse(void **state)
 {
     KVL_UNUSED(state);
@@ -719,6 +763,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_in_delay, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
