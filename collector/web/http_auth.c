@@ -437,6 +437,15 @@ static int write_entries(const char *file, const char *name, const char *line, c
     }
     snprintf(tmp, tl, "%s.new", file);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* the data folder not made yet (no collector started): make it, as the daemon would */
+        char *d = strdup(file);
+        if (d != NULL && mkdir(dirname(d), 0750) == 0) {
+            fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        }
+        free(d);
+        errno = fd < 0 && errno == 0 ? ENOENT : errno;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (f == NULL) {
         rc = set_err(err, errlen, KVL_EIO, "%s: %s", tmp, strerror(errno));
