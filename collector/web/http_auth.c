@@ -395,7 +395,19 @@ kvl_role_t kvl_http_session_get(kvl_http_auth_db_t *db, const char *sid, char *u
     for (size_t i = 0; i < MAX_SESSIONS; i++) {
         session_t *s = &db->sessions[i];
         if (s->sid[0] != '\0' && s->expires_ms > now && kvl_http_secret_eq(s->sid, sid)) {
-            role = s->role;
+            /* the user's role as the users file says now: a user removed or lowered loses
+             * the session's rights at once */
+            table_refresh(&db->users);
+            for (size_t k = 0; k < db->users.n; k++) {
+                if (strcmp(db->users.e[k].name, s->user) == 0) {
+                    role = db->users.e[k].role;
+                }
+            }
+            if (role == KVL_ROLE_NONE) {
+                memset(s, 0, sizeof(*s));
+                break;
+            }
+            s->role = role;
             snprintf(user, len, "%s", s->user);
             snprintf(csrf, KVL_HTTP_SID_LEN + 1, "%s", s->csrf);
             break;

@@ -46,7 +46,8 @@ kvl_role_t kvl_http_auth_token(kvl_http_auth_db_t *db, const char *token, char *
  * KVL_EIO (no randomness). */
 int kvl_http_session_new(kvl_http_auth_db_t *db, const char *user, kvl_role_t role,
                          char sid[KVL_HTTP_SID_LEN + 1], char csrf[KVL_HTTP_SID_LEN + 1]);
-/* The live session's role (user and CSRF token copied out), else KVL_ROLE_NONE. */
+/* The live session's role, as the users file gives its user's role now (user and CSRF token
+ * copied out), else KVL_ROLE_NONE (also when the user is no longer in the file). */
 kvl_role_t kvl_http_session_get(kvl_http_auth_db_t *db, const char *sid, char *user, size_t len,
                                 char csrf[KVL_HTTP_SID_LEN + 1]);
 void kvl_http_session_end(kvl_http_auth_db_t *db, const char *sid);

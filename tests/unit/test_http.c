@@ -384,6 +384,19 @@ static void script_session(fixture_t *f)
     snprintf(kiosk, sizeof(kiosk), "/api/v1/test?kiosk=%s", f->viewer_token);
     post(f, kiosk, NULL, NULL, "{\"v\":\"x\"}");               /* 11 */
     get(f, "/api/v1/whoami", "Cookie: kaaval_session=\"bad;"); /* 12 */
+    /* a session follows its user's role in the users file: raised, then lowered again */
+    l = post(f, "/api/v1/login", NULL, NULL,
+             "{\"user\":\"vera\",\"password\":\"vera-pass-1\"}"); /* 13 */
+    snprintf(cookie, sizeof(cookie), "Cookie: %s", l->cookie);
+    c = strstr(l->body, "\"csrf_token\":\"");
+    snprintf(csrf, sizeof(csrf), "X-CSRF-Token: %.64s", c ? c + 14 : "none");
+    post(f, "/api/v1/test", cookie, csrf, "{\"v\":\"x\"}"); /* 14: a viewer */
+    char users[600], err[300];
+    snprintf(users, sizeof(users), "%s/users", f->dir);
+    kvl_http_users_set(users, "vera", KVL_ROLE_OPERATOR, "vera-pass-1", err, sizeof(err));
+    post(f, "/api/v1/test", cookie, csrf, "{\"v\":\"x\"}"); /* 15: now an operator */
+    kvl_http_users_set(users, "vera", KVL_ROLE_VIEWER, "vera-pass-1", err, sizeof(err));
+    post(f, "/api/v1/test", cookie, csrf, "{\"v\":\"x\"}"); /* 16: a viewer again */
 }
 
 static void test_session(void **state)
@@ -409,6 +422,10 @@ static void test_session(void **state)
     assert_int_equal(r[10].status, 403);
     assert_int_equal(r[11].status, 403);
     assert_int_equal(r[12].status, 400);
+    assert_int_equal(r[13].status, 200);
+    assert_int_equal(r[14].status, 403);
+    assert_int_equal(r[15].status, 201);
+    assert_int_equal(r[16].status, 403);
 }
 
 static void script_limits(fixture_t *f)
