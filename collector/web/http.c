@@ -42,10 +42,17 @@
 #include "http_parse.h"
 #include "kvl.h"
 #include "log.h"
+#include "timeutil.h"
 
 #define MAX_ROUTES 64
 #define STATIC_FILE_MAX (16 * 1024 * 1024)
 #define FAILED_AUTH_DELAY_MS 250
+/* An address with this many refused credentials within FAIL_WINDOW_MS gets 429 without its
+ * credentials being checked (no yescrypt work for a guesser) until the window ends; the
+ * table of addresses is bounded (the oldest window gives its slot up). */
+#define FAIL_MAX 10
+#define FAIL_WINDOW_MS (60 * 1000)
+#define FAIL_SLOTS 256
 #define SESSION_COOKIE "kaaval_session"
 
 typedef struct route {
@@ -57,8 +64,15 @@ typedef struct route {
     void *ctx;
 } route_t;
 
+typedef struct fail_rec {
+    char addr[64];
+    uint64_t since_ms; /* the window's start (0: free) */
+    uint32_t n;
+} fail_rec_t;
+
 typedef struct job {
     struct job *next;
+    char addr[64]; /* the client's address, for the log and the failure count */
     kvl_http_t *h;
     struct MHD_Connection *conn;
     int target_rc;
@@ -107,6 +121,7 @@ struct kvl_http {
     size_t n_draining; /* jobs answered 503 at stop, not yet completed */
     job_t *delayed;    /* refusals waiting for their delay (the loop's thread only) */
     kvl_log_limit_t failed_limit;
+    fail_rec_t fails[FAIL_SLOTS]; /* refused credentials per address (under mu) */
     char static_root[PATH_MAX];
 };
 
@@ -323,15 +338,57 @@ static void client_addr(struct MHD_Connection *c, char *buf, size_t len)
     }
 }
 
-/* A failed login or credential: logged (limited); the answer will be delayed. */
+/* The failure record of addr within its window (mutex held), or NULL. */
+static fail_rec_t *fail_find(kvl_http_t *h, const char *addr, uint64_t now)
+{
+    for (size_t i = 0; i < FAIL_SLOTS; i++) {
+        fail_rec_t *r = &h->fails[i];
+        if (r->since_ms != 0 && now - r->since_ms < FAIL_WINDOW_MS && strcmp(r->addr, addr) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Whether addr refused too often lately: its credentials are then not even checked. */
+static bool too_many_failures(kvl_http_t *h, const char *addr)
+{
+    uint64_t now = kvl_mono_ns() / 1000000 + 1;
+    pthread_mutex_lock(&h->mu);
+    const fail_rec_t *r = fail_find(h, addr, now);
+    bool blocked = r != NULL && r->n >= FAIL_MAX;
+    pthread_mutex_unlock(&h->mu);
+    return blocked;
+}
+
+/* A failed login or credential: counted for its address and logged (limited); the answer
+ * will be delayed. */
 static void auth_failed(kvl_http_t *h, job_t *j, const char *who, const char *what)
 {
     j->delay = true;
-    char addr[64];
-    client_addr(j->conn, addr, sizeof(addr));
+    uint64_t now = kvl_mono_ns() / 1000000 + 1;
     pthread_mutex_lock(&h->mu);
-    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &h->failed_limit, "http", addr, "%s refused for %s", what,
-                    who);
+    fail_rec_t *r = fail_find(h, j->addr, now);
+    if (r == NULL) {
+        r = &h->fails[0];
+        for (size_t i = 0; i < FAIL_SLOTS; i++) {
+            fail_rec_t *c = &h->fails[i];
+            if (c->since_ms == 0 || now - c->since_ms >= FAIL_WINDOW_MS) {
+                r = c;
+                break;
+            }
+            if (c->since_ms < r->since_ms) {
+                r = c;
+            }
+        }
+        snprintf(r->addr, sizeof(r->addr), "%s", j->addr);
+        r->since_ms = now;
+        r->n = 0;
+    }
+    r->n++;
+    KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &h->failed_limit, "http", j->addr, "%s refused for %s%s",
+                    what, who,
+                    r->n == FAIL_MAX ? " (too many: this address is refused for a minute)" : "");
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -346,7 +403,14 @@ static enum MHD_Result defer_error(kvl_http_t *h, job_t *j, int status, const ch
     return hand_to_loop(h, j);
 }
 
-typedef enum { AUTH_OK, AUTH_NONE, AUTH_BAD_REQUEST, AUTH_FAILED, AUTH_FORBIDDEN } auth_rc_t;
+typedef enum {
+    AUTH_OK,
+    AUTH_NONE,
+    AUTH_BAD_REQUEST,
+    AUTH_FAILED,
+    AUTH_FORBIDDEN,
+    AUTH_THROTTLED,
+} auth_rc_t;
 
 /* Who sent j: an Authorization header, else the session cookie, else a kiosk token in the
  * query (viewer tokens only, GET only). Fills j->user, j->role; *csrf gets the session's
@@ -361,6 +425,13 @@ static auth_rc_t authenticate(kvl_http_t *h, job_t *j, char csrf[KVL_HTTP_SID_LE
     kvl_http_auth_t a;
     if (kvl_http_auth_parse(authz, &a, why, whylen) != 0) {
         return AUTH_BAD_REQUEST;
+    }
+    if ((a.kind != KVL_HTTP_AUTH_NONE || kvl_http_target_param(&j->target, "kiosk") != NULL) &&
+        too_many_failures(h, j->addr)) {
+        explicit_bzero(a.password, sizeof(a.password));
+        snprintf(why, whylen, "too many refused credentials from %s: try again in a minute",
+                 j->addr);
+        return AUTH_THROTTLED;
     }
     if (a.kind == KVL_HTTP_AUTH_BASIC) {
         j->role = kvl_http_auth_password(h->auth, a.user, a.password);
@@ -432,6 +503,10 @@ static enum MHD_Result do_login(kvl_http_t *h, job_t *j)
                           "expected {\"user\": name, \"password\": text}");
     }
     const char *user = json_string_value(u);
+    if (too_many_failures(h, j->addr)) {
+        return send_error(j->conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                          "too many refused credentials from %s: try again in a minute", j->addr);
+    }
     kvl_role_t role = kvl_http_auth_password(h->auth, user, json_string_value(p));
     if (role == KVL_ROLE_NONE) {
         auth_failed(h, j, user, "login");
@@ -546,6 +621,8 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
     case AUTH_FORBIDDEN:
         return send_error(c, MHD_HTTP_FORBIDDEN, "%s", why);
+    case AUTH_THROTTLED:
+        return send_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "%s", why);
     case AUTH_NONE:
     case AUTH_FAILED:
         return j->delay ? defer_error(h, j, MHD_HTTP_UNAUTHORIZED, why)
@@ -582,6 +659,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     }
     j->h = h;
     j->conn = c;
+    client_addr(c, j->addr, sizeof(j->addr));
     j->target_too_long = strnlen(uri, KVL_HTTP_URL_MAX + 1) > KVL_HTTP_URL_MAX;
     j->target_rc = kvl_http_target_parse(uri, &j->target, j->target_why, sizeof(j->target_why));
     return j;

@@ -8,7 +8,8 @@
  * async handle that frees the server); the checks run here afterwards. Covered: 401
  * without credentials, 403 for a viewer on an operator route, 200 with Basic and Bearer,
  * a session's writes refused without its CSRF token and accepted with it, logout, a kiosk
- * link (viewer tokens only), 413 for a large body, 400 for bad queries, paths and JSON,
+ * link (viewer tokens only), an address refused ten times throttled (429), 413 for a large
+ * body, 400 for bad queries, paths and JSON,
  * 414 for a long target, static files with traversal refused, concurrent requests, and a
  * request still waiting for the loop, or a refusal still waiting its delay, when the server
  * stops (503).
@@ -706,6 +707,44 @@ static void test_stop_in_delay(void **state)
     assert_int_equal(f->handled, 0);
 }
 
+static void script_throttle(fixture_t *f)
+{
+    char a[300], bad[300], tok[200], kiosk[200];
+    basic(a, sizeof(a), "alice", "alice-pass-1");
+    basic(bad, sizeof(bad), "alice", "guess-guess");
+    snprintf(tok, sizeof(tok), "Authorization: Bearer %s", f->viewer_token);
+    snprintf(kiosk, sizeof(kiosk), "/api/v1/test?kiosk=%s", f->viewer_token);
+    get(f, "/api/v1/test", a); /* 0 */
+    for (int i = 0; i < 10; i++) {
+        get(f, "/api/v1/test", bad); /* 1-10 */
+    }
+    get(f, "/api/v1/test", a);   /* 11 */
+    get(f, "/api/v1/test", tok); /* 12 */
+    get(f, kiosk, NULL);         /* 13 */
+    post(f, "/api/v1/login", NULL, NULL,
+         "{\"user\":\"alice\",\"password\":\"alice-pass-1\"}"); /* 14 */
+    get(f, "/api/v1/test", NULL);                               /* 15 */
+}
+
+/* Ten refused credentials from one address within a minute: its next credentials, good or
+ * bad, are not checked (429) until the minute ends; without credentials still 401. */
+static void test_throttle(void **state)
+{
+    fixture_t *f = *state;
+    run(f, script_throttle);
+    result_t *r = f->res;
+    assert_int_equal(r[0].status, 200);
+    for (int i = 1; i <= 10; i++) {
+        assert_int_equal(r[i].status, 401);
+    }
+    for (int i = 11; i <= 14; i++) {
+        assert_int_equal(r[i].status, 429);
+    }
+    assert_non_null(strstr(r[11].body, "try again in a minute"));
+    assert_int_equal(r[15].status, 401);
+    assert_int_equal(f->handled, 1);
+}
+
 static void test_parse(void **state)
 {
     KVL_UNUSED(state);
@@ -781,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
