@@ -646,6 +646,13 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return send_error(c, MHD_HTTP_FORBIDDEN, "%s needs the role %s; %s has %s", path,
                           kvl_http_role_name(r->min_role), j->user, kvl_http_role_name(j->role));
     }
+    size_t n_segs = 0;
+    for (const char *p = path + r->plen; *p != '\0'; p++) {
+        n_segs += *p == '/' && p[1] != '\0';
+    }
+    if (n_segs > KVL_HTTP_MAX_SEGS) {
+        return send_error(c, MHD_HTTP_NOT_FOUND, "no such API: %s (too many segments)", path);
+    }
     j->route = r;
     return hand_to_loop(h, j);
 }

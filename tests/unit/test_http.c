@@ -326,6 +326,8 @@ static void script_auth(fixture_t *f)
     get(f, "/api/v1/nothing", a);                                                  /* 11 */
     req(f, "DELETE", "/api/v1/test", (const char *[]){a, NULL}, NULL, 0);          /* 12 */
     post(f, "/api/v1/test", NULL, NULL, "{\"v\":\"anon\"}");                       /* 13 */
+    get(f, "/api/v1/test/1/2/3/4/5/6/7/8", a);                                     /* 14 */
+    get(f, "/api/v1/test/1/2/3/4/5/6/7/8/9", a);                                   /* 15 */
 }
 
 static void test_auth(void **state)
@@ -357,7 +359,10 @@ static void test_auth(void **state)
     assert_int_equal(r[11].status, 404);
     assert_int_equal(r[12].status, 405);
     assert_int_equal(r[13].status, 401);
-    assert_int_equal(f->handled, 4); /* 1, 2, 4, 5: nothing unauthorised reached a handler */
+    assert_int_equal(r[14].status, 200);
+    assert_non_null(strstr(r[14].body, "\"n_segs\":8"));
+    assert_int_equal(r[15].status, 404);
+    assert_int_equal(f->handled, 5); /* 1, 2, 4, 5, 14: nothing unauthorised reached a handler */
 }
 
 static void script_session(fixture_t *f)
