@@ -176,6 +176,8 @@ static const kvl_cfg_field_t fields[] = {
      10 * 365 * 86400 * 1000ll, NULL, NULL, 0, "samples older than this are refused (31d)"},
     {"alerts", KVL_CFG_CUSTOM, OFF(alerts), 0, 0, NULL, kvl_alerts_cfg_parse, 0,
      "routing of alerts to receivers (alerts_config.h)"},
+    {"http", KVL_CFG_CUSTOM, OFF(http), 0, 0, NULL, kvl_http_cfg_parse, 0,
+     "the HTTP server: API and dashboards (web/http_config.h)"},
     {NULL},
 };
 
@@ -191,6 +193,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     free_cfs(c->consolidations);
     kvl_tls_cfg_free(&c->tls);
     kvl_alerts_cfg_free(c->alerts);
+    kvl_http_cfg_free(c->http);
     free(c);
 }
 
@@ -222,7 +225,8 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));
-    if (c->id == NULL || c->archives == NULL || c->consolidations == NULL) {
+    c->http = kvl_http_cfg_new();
+    if (c->id == NULL || c->archives == NULL || c->consolidations == NULL || c->http == NULL) {
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < c->n_archives; i++) {
@@ -245,8 +249,13 @@ static kvl_collector_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
         kvl_cfg_free(y);
         return NULL;
     }
+    kvl_cfg_node_t http_node = {0};
+    if (!kvl_cfg_map_get(kvl_cfg_root(y), "http", &http_node)) {
+        http_node = kvl_cfg_root(y);
+    }
     if (kvl_cfg_apply(kvl_cfg_root(y), fields, c) != 0 ||
-        kvl_tls_cfg_check(kvl_cfg_root(y), &c->tls) != 0) {
+        kvl_tls_cfg_check(kvl_cfg_root(y), &c->tls) != 0 ||
+        kvl_http_cfg_finish(http_node, c->http, c->data_dir, c->id, &c->tls) != 0) {
         snprintf(err, errlen, "%s", kvl_cfg_last_error(y));
         kvl_collector_cfg_free(c);
         c = NULL;

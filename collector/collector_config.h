@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "alerts_config.h"
+#include "http_config.h"
 #include "store.h"
 #include "tls_config.h"
 
@@ -44,6 +45,7 @@ typedef struct kvl_collector_cfg {
     int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
     int64_t max_sample_age_ms;          /* samples older than this are refused */
     kvl_alerts_cfg_t *alerts; /* `alerts:` (alerts_config.h); NULL: absent, the defaults */
+    kvl_http_cfg_t *http;               /* `http:` (web/http_config.h); never NULL */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -3,6 +3,10 @@
  *
  *   kaaval-collector -c collector.yaml                 run until SIGINT/SIGTERM
  *   kaaval-collector -c collector.yaml --check-config  check the file and exit
+ *   kaaval-collector -c collector.yaml --add-user NAME --role ROLE   add or replace an HTTP
+ *                                      user (password from stdin, or a prompt without echo)
+ *   kaaval-collector -c collector.yaml --add-token NAME --role ROLE  add or replace an API
+ *                                      token and print it (once)
  *
  * Exit status: 0 normal, 1 runtime failure, 2 usage or configuration error.
  */
@@ -10,9 +14,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "collector_config.h"
+#include "http.h"
+#include "http_auth.h"
 #include "ingest.h"
 #include "log.h"
 #include "sink.h"
@@ -24,14 +33,21 @@ typedef struct app {
     kvl_store_t *store;
     kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
+    kvl_http_t *http; /* NULL without an `http:` section */
     uv_signal_t sigint, sigterm;
 } app_t;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kaaval-collector -c FILE [--check-config]\n"
+               "       kaaval-collector -c FILE --add-user NAME --role ROLE\n"
+               "       kaaval-collector -c FILE --add-token NAME --role ROLE\n"
                "  -c, --config FILE   collector configuration (YAML)\n"
                "      --check-config  check the configuration and exit\n"
+               "      --add-user NAME add or replace an HTTP user; the password is read from\n"
+               "                      stdin (a prompt without echo on a terminal)\n"
+               "      --add-token NAME  add or replace an API token and print it once\n"
+               "      --role ROLE     viewer, operator or admin\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -40,23 +56,98 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     KVL_LOG_INFO("collector", a->cfg->id, "stopping (signal %d): finishing archive writes", signum);
+    kvl_http_free(a->http);
+    a->http = NULL;
     kvl_ingest_free(a->ingest);
     a->ingest = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
 }
 
+/* Reads a password: from a terminal with a prompt, without echo, twice; else one line of
+ * stdin. Returns 0 or -1 with a sentence on stderr. */
+static int read_password(const char *user, char *pw, size_t len)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    char again[300];
+    for (int round = 0; round < (tty ? 2 : 1); round++) {
+        char *dst = round == 0 ? pw : again;
+        size_t dlen = round == 0 ? len : sizeof(again);
+        if (tty) {
+            fprintf(stderr, round == 0 ? "Password for %s: " : "Again: ", user);
+            tcgetattr(STDIN_FILENO, &old);
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        }
+        char *got = fgets(dst, (int)dlen, stdin);
+        if (tty) {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+            fputc('\n', stderr);
+        }
+        if (got == NULL) {
+            fprintf(stderr, "kaaval-collector: no password given\n");
+            return -1;
+        }
+        dst[strcspn(dst, "\r\n")] = '\0';
+    }
+    if (tty && strcmp(pw, again) != 0) {
+        fprintf(stderr, "kaaval-collector: the passwords differ\n");
+        return -1;
+    }
+    explicit_bzero(again, sizeof(again));
+    return 0;
+}
+
+/* --add-user / --add-token. Returns the exit status. */
+static int add_credential(const kvl_collector_cfg_t *cfg, const char *user, const char *token,
+                          const char *role_s)
+{
+    kvl_role_t role;
+    char err[600];
+    if (kvl_http_role_parse(role_s, &role) != 0) {
+        fprintf(stderr, "kaaval-collector: --role must be viewer, operator or admin\n");
+        return 2;
+    }
+    if (user != NULL) {
+        char pw[300];
+        if (read_password(user, pw, sizeof(pw)) != 0) {
+            return 2;
+        }
+        int rc = kvl_http_users_set(cfg->http->users_file, user, role, pw, err, sizeof(err));
+        explicit_bzero(pw, sizeof(pw));
+        if (rc != 0) {
+            fprintf(stderr, "kaaval-collector: %s\n", err);
+            return rc == KVL_EINVAL ? 2 : 1;
+        }
+        fprintf(stderr, "user %s (%s) written to %s\n", user, role_s, cfg->http->users_file);
+        return 0;
+    }
+    char tok[80];
+    int rc = kvl_http_tokens_add(cfg->http->tokens_file, token, role, tok, sizeof(tok), err,
+                                 sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "kaaval-collector: %s\n", err);
+        return rc == KVL_EINVAL ? 2 : 1;
+    }
+    printf("%s\n", tok);
+    fprintf(stderr, "token %s (%s) written to %s: keep the line above, it is not shown again\n",
+            token, role_s, cfg->http->tokens_file);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},   {"check-config", no_argument, NULL, 'k'},
+        {"add-user", required_argument, NULL, 'U'}, {"add-token", required_argument, NULL, 'T'},
+        {"role", required_argument, NULL, 'R'},     {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
     bool check = false;
+    const char *add_user = NULL, *add_token = NULL, *role = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (ch) {
@@ -65,6 +156,15 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = true;
+            break;
+        case 'U':
+            add_user = optarg;
+            break;
+        case 'T':
+            add_token = optarg;
+            break;
+        case 'R':
+            role = optarg;
             break;
         case 'V':
             printf("kaaval-collector %s\n", KVL_VERSION);
@@ -77,7 +177,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || optind != argc) {
+    if (path == NULL || optind != argc || (add_user && add_token) ||
+        ((add_user || add_token) != (role != NULL)) || (check && (add_user || add_token))) {
         usage(stderr);
         return 2;
     }
@@ -92,6 +193,11 @@ int main(int argc, char **argv)
         printf("%s: configuration is valid\n", path);
         kvl_collector_cfg_free(a.cfg);
         return 0;
+    }
+    if (add_user != NULL || add_token != NULL) {
+        int rc = add_credential(a.cfg, add_user, add_token, role);
+        kvl_collector_cfg_free(a.cfg);
+        return rc;
     }
     kvl_log_level = a.cfg->log_level;
     signal(SIGPIPE, SIG_IGN);
@@ -109,6 +215,24 @@ int main(int argc, char **argv)
     kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
     if (kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
+        uv_run(a.loop, UV_RUN_DEFAULT);
+        kvl_store_free(a.store);
+        kvl_collector_cfg_free(a.cfg);
+        return 1;
+    }
+    /* The HTTP server (`http:`): made, then the rooms' routes registered, then started. */
+    int hrc = 0;
+    if (a.cfg->http->enabled) {
+        hrc = kvl_http_new(a.loop, a.cfg->http, &a.http, err, sizeof(err));
+        /* (routes of other rooms: kvl_http_route(a.http, ...) here, before the start) */
+        if (hrc == 0) {
+            hrc = kvl_http_start(a.http, err, sizeof(err));
+        }
+    }
+    if (hrc != 0) {
+        KVL_LOG_ERROR("http", a.cfg->id, "%s", err);
+        kvl_http_free(a.http);
+        kvl_ingest_free(a.ingest);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_store_free(a.store);
         kvl_collector_cfg_free(a.cfg);

@@ -14,6 +14,11 @@
  * session's CSRF token. Handlers therefore touch the loop's state freely, and need no
  * locks.
  *
+ * Built in: GET /api/v1/status (collector id, version, uptime; viewer), GET /api/v1/whoami
+ * (viewer), GET /api/v1/users (names and roles of users and tokens; admin), POST
+ * /api/v1/login {user, password} (a session cookie and its CSRF token), POST /api/v1/logout;
+ * static files from the configured folder for any other path outside /api/.
+ *
  * Routes match by method and path prefix; the rest of the path is split at '/' into
  * decoded segments ("/api/v1/alerts" + "/<fp>/ack" gives segs {"<fp>", "ack"}).
  */
@@ -26,15 +31,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http_role.h" /* kvl_role_t */
+
 typedef struct kvl_http kvl_http_t;
 typedef struct kvl_http_cfg kvl_http_cfg_t; /* http_config.h: the `http:` section */
-
-typedef enum {
-    KVL_ROLE_NONE = 0, /* a route anyone may read (none is, but the kiosk link) */
-    KVL_ROLE_VIEWER,
-    KVL_ROLE_OPERATOR,
-    KVL_ROLE_ADMIN,
-} kvl_role_t;
 
 #define KVL_HTTP_MAX_SEGS 8
 
@@ -73,7 +73,12 @@ int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, c
 /* Starts listening. Returns 0, or a negative KVL_E* with a one-line reason in err (the
  * address in use, the certificate unreadable, a plain listener not on 127.0.0.1). */
 int kvl_http_start(kvl_http_t *h, char *err, size_t errlen);
-/* Stops the server's threads (requests in flight get 503) and frees h. */
+/* Requests handed to the loop and not yet taken by it (any thread). */
+size_t kvl_http_queued(kvl_http_t *h);
+/* The port listened on (after kvl_http_start; useful with port 0 in tests), else 0. */
+uint16_t kvl_http_port(const kvl_http_t *h);
+/* Stops the server's threads (requests in flight get 503); h is freed when the loop has
+ * closed its async handle (run the loop after). NULL is a no-op. */
 void kvl_http_free(kvl_http_t *h);
 
 #endif
