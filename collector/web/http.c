@@ -97,7 +97,7 @@ typedef struct job {
      * timer (no server thread sleeps), the job meanwhile on the server's delayed list */
     bool delay;
     int delay_status;
-    char delay_why[160];
+    char delay_why[256];
     uv_timer_t *timer; /* its own allocation: it may outlive the job while closing */
     struct job *dprev, *dnext;
 } job_t;
