@@ -700,11 +700,14 @@ static void reach_result(ptarget_t *t, uint32_t seq, bool answered, int64_t rtt_
         return;
     }
     int64_t now = (int64_t)uv_now(p->loop);
+    bool first = t->reach.state == KVL_REACH_UNKNOWN;
     if (!answered) {
         kvl_reach_failed(&t->reach, seq, now);
     } else if (kvl_reach_answer(&t->reach, seq, rtt_ns, now)) {
         reach_event(t, false, kvl_now_ms());
         kvl_downstate_clear(p->state, t->cfg->name);
+    } else if (first && t->reach.state == KVL_REACH_UP) {
+        KVL_LOG_DEBUG(MOD, t->cfg->name, "answering");
     }
     reach_run(t);
 }
