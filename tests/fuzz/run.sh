@@ -16,7 +16,7 @@
 # checked, repaired and read back, in a folder under /tmp), fuzz_icmp (echo replies),
 # fuzz_stamp (STAMP and TWAMP-Light packets, both directions), fuzz_ingest (an agent's
 # frames through the ingest's definitions tables, checks and time filter, with memory
-# bounded by what they hold). The script exits non-zero if the build
+# bounded by what they hold), fuzz_downstate (the agent's down-state files). The script exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 
