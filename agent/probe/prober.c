@@ -355,6 +355,7 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
         bool web = t->cfg->type == KVL_PROBE_HTTP || t->cfg->type == KVL_PROBE_HTTPS;
         kvl_reach_init(&t->reach, (uint32_t)pc->confirm_count, pc->confirm_spacing_ms,
                        web ? 1000 : 100, (int64_t)(web && gap > 30000 ? 30000 : gap));
+        t->reach.patient = web; /* a fetch reports its own failure */
         t->start = now + (gap ? fnv1a(t->cfg->name) % gap : 0);
         /* The first interval is only its second half: it starts half an interval back and
          * its first count / 2 probes are never sent (so neither sent nor lost); the rest go

@@ -97,7 +97,7 @@ void kvl_reach_sent(kvl_reach_t *r, uint32_t seq, int64_t now)
     r->watching = true;
     r->watch_seq = seq;
     r->watch_sent = now;
-    r->watch_deadline = now + kvl_reach_timeout(r);
+    r->watch_deadline = now + (r->patient ? r->normal_ms + 1000 : kvl_reach_timeout(r));
 }
 
 /* The place of confirmation probe seq in the current round, or -1 when it is not one of its

@@ -19,9 +19,15 @@
  * The probe timeout follows the target's recent round-trip times: four times the median of
  * the last KVL_REACH_RTTS answers, at least a minimum (100 ms; the prober gives http 1 s, as
  * a fetch's time varies more), at most the normal timeout (the gap between the target's
- * scheduled probes); the normal timeout itself while nothing came back yet. A late answer is still
- * an answer: a slow target that answers a confirmation probe after its timeout is only down if
- * every probe of the round stays unanswered.
+ * scheduled probes); the normal timeout itself while nothing came back yet.
+ *
+ * A late answer is still an answer while the round is open: the verdict comes only when the
+ * last probe's timeout has passed, so an answer to any probe of the round (or to the lost
+ * scheduled one) up to 2 x spacing + timeout after the loss was seen ends the round; a link
+ * whose RTT merely grows for a moment is not declared down. A target whose scheduled probes
+ * report their own failure (http: the fetch gives up at the normal timeout) is `patient`: its
+ * scheduled probe is watched for the normal timeout plus a second, and only its failure (or
+ * that) starts a round.
  *
  * Confirmation probes have numbers of their own (KVL_REACH_CONFIRM_BIT set, the round and the
  * probe's place below it), so their answers never reach the interval's statistics: they are
@@ -43,7 +49,8 @@ typedef enum { KVL_REACH_UNKNOWN = 0, KVL_REACH_UP, KVL_REACH_DOWN } kvl_reach_s
 typedef enum { KVL_REACH_NONE = 0, KVL_REACH_SEND, KVL_REACH_WENT_DOWN } kvl_reach_action_t;
 
 typedef struct kvl_reach {
-    int state; /* kvl_reach_state_t */
+    int state;    /* kvl_reach_state_t */
+    bool patient; /* set by the caller after init: see the top */
     uint32_t confirm_n;
     int64_t spacing_ms, min_ms, normal_ms;
     int64_t rtt_ms[KVL_REACH_RTTS]; /* the last answers' round trips (ms, rounded up) */

@@ -262,6 +262,66 @@ static void test_numbers_wrap(void **state)
     assert_true(kvl_reach_answer(&r, 0, 1, now + GAP + 1));
 }
 
+/* The RTT grows from 10 to 400 ms for a moment: the confirming probes' answers come after
+ * their 100 ms timeouts but before the round's verdict (its last timeout): not down. */
+static void test_rtt_spike_is_not_down(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_reach_t r;
+    kvl_reach_init(&r, 3, 250, 100, GAP);
+    int64_t now = 1000;
+    uint32_t seq = 0;
+    warm_up(&r, &now, &seq);
+    int64_t sent = now;
+    kvl_reach_sent(&r, seq, now);
+    uint32_t c[16], first = 0;
+    bool down;
+    bool answered = false;
+    for (int i = 0; i < 20 && r.confirming + !answered > 0; i++) {
+        now = kvl_reach_next(&r);
+        if (now >= sent + 400 && !answered) {
+            now = sent + 400; /* the scheduled probe's answer, 400 ms after it left */
+            assert_false(kvl_reach_answer(&r, seq, 400 * 1000000, now));
+            answered = true;
+            continue;
+        }
+        if (poll_all(&r, now, c, &down) > 0 && first == 0) {
+            first = c[0];
+        }
+        assert_false(down);
+    }
+    assert_true(answered);
+    assert_false(r.confirming);
+    assert_int_equal(r.state, KVL_REACH_UP);
+    assert_int_not_equal(first, 0);
+}
+
+/* Patient (http): the scheduled probe waits for its own result; its failure starts the
+ * round at once; the confirming probes have the RTT-sized timeout (at least the minimum). */
+static void test_patient(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_reach_t r;
+    kvl_reach_init(&r, 3, 250, 1000, 30000);
+    r.patient = true;
+    int64_t now = 1000;
+    uint32_t seq = 0;
+    for (int i = 0; i < 5; i++) {
+        kvl_reach_sent(&r, seq, now);
+        kvl_reach_answer(&r, seq++, 100 * 1000000, now + 100);
+        now += 60000;
+    }
+    kvl_reach_sent(&r, seq, now);
+    assert_int_equal(kvl_reach_next(&r), now + 31000);
+    uint32_t c[16];
+    bool down;
+    assert_int_equal(poll_all(&r, now + 5000, c, &down), 0); /* slow, not lost */
+    now += 5000;
+    kvl_reach_failed(&r, seq, now);
+    assert_int_equal(poll_all(&r, now, c, &down), 1);
+    assert_int_equal(r.c_deadline[0], now + 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +330,8 @@ int main(void)
         cmocka_unit_test(test_single_loss_is_not_down),
         cmocka_unit_test(test_failures_at_once),
         cmocka_unit_test(test_start_states),
+        cmocka_unit_test(test_patient),
+        cmocka_unit_test(test_rtt_spike_is_not_down),
         cmocka_unit_test(test_numbers_wrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
