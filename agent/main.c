@@ -178,6 +178,30 @@ static int start_shipping(app_t *a, bool once)
     return 0;
 }
 
+/* With a spool, devices' and probe targets' down states are kept beside it, so a restart
+ * neither raises their down events again nor restarts their down times. Returns 0, or 1
+ * after saying why. */
+static int keep_state(app_t *a)
+{
+    const char *dir = a->cfg->ship.spool.dir;
+    if (dir == NULL) {
+        return 0;
+    }
+    char path[4200];
+    char err[600];
+    snprintf(path, sizeof(path), "%s/devices.state", dir);
+    if (kvl_poller_keep_state(a->poller, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/targets.state", dir);
+    if (kvl_prober_keep_state(a->prober, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -303,6 +327,9 @@ int main(int argc, char **argv)
         if (kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher, &a.prober, err,
                            sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
+            goto out;
+        }
+        if (keep_state(&a) != 0) {
             goto out;
         }
         KVL_LOG_INFO("agent", a.cfg->id,

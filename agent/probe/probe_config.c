@@ -15,6 +15,7 @@
 #include "kvl.h"
 #include "names.h"
 #include "probe_stats.h"
+#include "reach.h"
 #include "stamp.h"
 
 /* Indexed by kvl_probe_type_t. */
@@ -48,6 +49,8 @@ void kvl_probe_cfg_init(kvl_probe_cfg_t *p)
     p->clock_sync = KVL_CLOCK_KERNEL;
     p->clock_error_us = 100;
     p->clock_max_error_us = 10000;
+    p->confirm_count = 3;
+    p->confirm_spacing_ms = 250;
 }
 
 static void target_free(kvl_probe_target_t *t)
@@ -375,6 +378,10 @@ static const kvl_cfg_field_t probe_fields[] = {
      "the STAMP reflector: {enabled, port}"},
     {"clock", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_clock, 0,
      "clock synchronisation for one-way delays: {sync, error, max_error}"},
+    {"confirm_count", KVL_CFG_INT, offsetof(kvl_probe_cfg_t, confirm_count), 1,
+     KVL_REACH_CONFIRM_MAX, NULL, NULL, 0, "probes confirming a lost probe at once (3)"},
+    {"confirm_spacing", KVL_CFG_DURATION, offsetof(kvl_probe_cfg_t, confirm_spacing_ms), 10, 5000,
+     NULL, NULL, 0, "between the confirming probes (250ms)"},
     {NULL},
 };
 
@@ -383,7 +390,7 @@ int kvl_probe_cfg_parse(kvl_cfg_node_t n, void *target)
     kvl_probe_cfg_t *p = target;
     if (!kvl_cfg_is_map(n)) {
         return kvl_cfg_error(n, "expected a mapping: interval, count, size, targets, mesh, "
-                                "reflector, clock");
+                                "reflector, clock, confirm_count, confirm_spacing");
     }
     p->node = n;
     int rc = kvl_cfg_apply(n, probe_fields, p);

@@ -58,10 +58,13 @@ typedef struct kvl_probe_cfg {
     int clock_sync;             /* kvl_clock_mode_t (stamp.h), kernel */
     int64_t clock_error_us;     /* `clock.error` in microseconds (100) */
     int64_t clock_max_error_us; /* `clock.max_error` in microseconds (10000) */
+    int64_t confirm_count;      /* probes confirming a loss (3), reach.h */
+    int64_t confirm_spacing_ms; /* between them (250) */
     kvl_cfg_node_t node;        /* the `probes` mapping, 0 when absent */
 } kvl_probe_cfg_t;
 
-/* Defaults: 60 s, 20 probes, 56 bytes, no targets, reflector on 862, clock from the kernel. */
+/* Defaults: 60 s, 20 probes, 56 bytes, no targets, reflector on 862, clock from the kernel,
+ * losses confirmed by 3 probes 250 ms apart. */
 void kvl_probe_cfg_init(kvl_probe_cfg_t *p);
 /* A KVL_CFG_CUSTOM parser for `probes:` into a kvl_probe_cfg_t. */
 int kvl_probe_cfg_parse(kvl_cfg_node_t n, void *target);

@@ -4,14 +4,23 @@
  * probe_icmp.c, the arithmetic in probe_stats.c.
  *
  * Sequence numbers: a target's probes are numbered from 0 over its lifetime; probe i of
- * interval k is number k x count + i, so a reply's number tells its interval and its
- * place in it. A reply whose number is outside the open interval is late (counted, not
- * used). Replies must come from the target's address.
+ * interval k is number k x count + i, sent modulo 2^31 (the top bit marks the confirming
+ * probes of reach.h), so a reply's number tells its interval and its place in it. A reply whose
+ * number is outside the open interval is late (counted, not used). Replies must come from the
+ * target's address.
  *
  * Types: icmp (probe_icmp.c, one shared socket per family), stamp (probe_stamp.c, one
  * connected session per target; the agent's reflector too), tcp (probe_tcp.c, a connect per
  * probe) and http/https (probe_http.c, one curl multi handle). Each type reports its own
  * family; the RTT-like figure of each goes through the same probe_stats accumulator.
+ *
+ * Reachability (reach.h): every scheduled probe is also shown to the target's kvl_reach_t,
+ * which asks for confirmation probes (sent by the same send_probe, numbered apart so that
+ * the interval's statistics never see them) and says when the target went down or came
+ * back; the prober turns that into the target_down / target_up events (device = the agent's
+ * id, fields target, type, address or url, reason or down_s) and, when the agent keeps
+ * state (kvl_prober_keep_state), into the targets' down-state file, so a restart neither
+ * raises target_down again nor loses the down time. Not in --probe-once mode.
  */
 #include "prober.h"
 
@@ -23,12 +32,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "downstate.h"
 #include "log.h"
 #include "probe_http.h"
 #include "probe_icmp.h"
 #include "probe_stamp.h"
 #include "probe_stats.h"
 #include "probe_tcp.h"
+#include "reach.h"
+#include "timeutil.h"
 
 #define MOD "probe"
 
@@ -167,12 +179,18 @@ typedef struct ptarget {
     uint32_t bad_status;
     double cert_days;   /* NaN: none this interval */
     bool fetch_failing; /* logged once until a response comes */
+    /* reachability */
+    kvl_reach_t reach;
+    uv_timer_t rtimer;     /* kvl_reach_next */
+    int64_t down_since_ms; /* Unix ms: the lost probe's send time (or the state file's) */
 } ptarget_t;
 
 struct kvl_prober {
     uv_loop_t *loop;
     const kvl_probe_cfg_t *cfg;
     kvl_batcher_t *b;
+    const char *agent_id;
+    kvl_downstate_t *state; /* NULL: not kept */
     kvl_icmp_t *icmp;
     kvl_http_t *http;
     kvl_stamp_reflector_t *reflector;
@@ -197,6 +215,8 @@ static void on_timer(uv_timer_t *h);
 static void on_stamp_answer(void *arg, const kvl_stamp_answer_t *a);
 static void on_tcp_done(void *arg, uint32_t seq, int status, int64_t connect_ns);
 static void on_http_done(void *arg, const kvl_http_result_t *r);
+static void reach_run(ptarget_t *t);
+static void on_rtimer(uv_timer_t *h);
 
 static uint32_t fnv1a(const char *s)
 {
@@ -284,6 +304,7 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
     p->loop = loop;
     p->cfg = cfg;
     p->b = b;
+    p->agent_id = agent_id;
     p->interval_ms = pc->interval_ms;
     p->count = (uint32_t)pc->count;
     p->n = pc->n_targets;
@@ -328,7 +349,13 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
         }
         uv_timer_init(loop, &t->timer);
         t->timer.data = t;
+        uv_timer_init(loop, &t->rtimer);
+        t->rtimer.data = t;
         uint64_t gap = (uint64_t)(p->interval_ms / (int64_t)t->count);
+        bool web = t->cfg->type == KVL_PROBE_HTTP || t->cfg->type == KVL_PROBE_HTTPS;
+        kvl_reach_init(&t->reach, (uint32_t)pc->confirm_count, pc->confirm_spacing_ms,
+                       web ? 1000 : 100, (int64_t)(web && gap > 30000 ? 30000 : gap));
+        t->reach.patient = web; /* a fetch reports its own failure */
         t->start = now + (gap ? fnv1a(t->cfg->name) % gap : 0);
         /* The first interval is only its second half: it starts half an interval back and
          * its first count / 2 probes are never sent (so neither sent nor lost); the rest go
@@ -398,7 +425,9 @@ void kvl_prober_free(kvl_prober_t *p)
         kvl_tcp_probe_free(p->t[i].tcp);
         p->t[i].tcp = NULL;
     }
-    p->closing = p->n;
+    kvl_downstate_free(p->state);
+    p->state = NULL;
+    p->closing = 2 * p->n;
     if (p->n == 0) {
         free(p->t);
         free(p);
@@ -406,6 +435,7 @@ void kvl_prober_free(kvl_prober_t *p)
     }
     for (size_t i = 0; i < p->n; i++) {
         uv_close((uv_handle_t *)&p->t[i].timer, on_timer_closed);
+        uv_close((uv_handle_t *)&p->t[i].rtimer, on_timer_closed);
     }
 }
 
@@ -561,6 +591,168 @@ static void report(ptarget_t *t, const kvl_pstats_result_t *r)
     kvl_batcher_group_end(p->b);
 }
 
+/* Whether targets' reachability is followed: not in --probe-once mode. */
+static bool reach_on(const kvl_prober_t *p)
+{
+    return p->b != NULL && p->out == NULL;
+}
+
+/* Sends t's probe numbered seq (scheduled or confirming); timeout_ms bounds an HTTP fetch.
+ * Returns 0 or a negative error (then no answer will come). */
+static int send_probe(ptarget_t *t, uint32_t seq, int64_t timeout_ms)
+{
+    kvl_prober_t *p = t->p;
+    switch (t->cfg->type) {
+    case KVL_PROBE_STAMP:
+        return kvl_stamp_session_send(t->stamp, seq);
+    case KVL_PROBE_TCP:
+        return kvl_tcp_probe_connect(t->tcp, seq);
+    case KVL_PROBE_HTTP:
+    case KVL_PROBE_HTTPS:
+        return kvl_http_get(p->http, t->cfg->url, t->cfg->ca_file, t->idx, seq, (long)timeout_ms);
+    default:
+        return kvl_icmp_send(p->icmp, (const struct sockaddr *)&t->addr, t->idx, seq);
+    }
+}
+
+static void reach_event(ptarget_t *t, bool down, int64_t now_ms)
+{
+    kvl_prober_t *p = t->p;
+    const char *where = t->cfg->url != NULL ? t->cfg->url : t->cfg->address;
+    char text[600];
+    char extra[64];
+    if (down) {
+        snprintf(extra, sizeof(extra), "no reply to %u probes", t->reach.confirm_n + 1);
+        snprintf(text, sizeof(text), "target %s (%s %s) not answering: %s", t->cfg->name,
+                 kvl_probe_type_name(t->cfg->type), where, extra);
+        KVL_LOG_WARN(MOD, t->cfg->name, "not answering: %s", extra);
+    } else {
+        int64_t ms = now_ms - t->down_since_ms;
+        ms = ms < 0 ? 0 : ms;
+        snprintf(extra, sizeof(extra), "%" PRId64, ms / 1000);
+        snprintf(text, sizeof(text),
+                 "target %s (%s %s) answering again after %" PRId64 ".%03ds down", t->cfg->name,
+                 kvl_probe_type_name(t->cfg->type), where, ms / 1000, (int)(ms % 1000));
+        KVL_LOG_INFO(MOD, t->cfg->name, "answering again after %" PRId64 ".%03ds down", ms / 1000,
+                     (int)(ms % 1000));
+    }
+    kvl_label_t fields[] = {{"target", t->cfg->name},
+                            {"type", kvl_probe_type_name(t->cfg->type)},
+                            {t->cfg->url != NULL ? "url" : "address", where},
+                            {down ? "reason" : "down_s", extra}};
+    kvl_event_t ev = {
+        .time_ms = now_ms,
+        .device = p->agent_id,
+        .kind = down ? "target_down" : "target_up",
+        .severity = down ? KVL_SEV_CRITICAL : KVL_SEV_INFO,
+        .text = text,
+        .fields = fields,
+        .n_fields = KVL_ARRAY_SIZE(fields),
+    };
+    kvl_batcher_event(p->b, &ev);
+    /* Now, not at the next flush: the event is the news. */
+    kvl_batcher_flush(p->b);
+}
+
+/* Does what t's reach asks until it has nothing more to do now, then waits for its next. */
+static void reach_run(ptarget_t *t)
+{
+    kvl_prober_t *p = t->p;
+    if (!reach_on(p) || p->freeing) {
+        return;
+    }
+    int64_t now = (int64_t)uv_now(p->loop);
+    for (unsigned guard = 0; guard < 4 * KVL_REACH_CONFIRM_MAX + 4; guard++) {
+        uint32_t seq = 0;
+        kvl_reach_action_t a = kvl_reach_poll(&t->reach, now, &seq);
+        if (a == KVL_REACH_NONE) {
+            break;
+        }
+        if (a == KVL_REACH_SEND) {
+            if (send_probe(t, seq, kvl_reach_timeout(&t->reach)) != 0) {
+                kvl_reach_failed(&t->reach, seq, now);
+            }
+            continue;
+        }
+        /* Went down: since the lost probe was sent. */
+        int64_t wall = kvl_now_ms();
+        t->down_since_ms = wall - (now - t->reach.lost_at);
+        reach_event(t, true, wall);
+        kvl_downstate_set(p->state, t->cfg->name, 1, t->down_since_ms);
+    }
+    int64_t next = kvl_reach_next(&t->reach);
+    if (next == INT64_MAX) {
+        uv_timer_stop(&t->rtimer);
+    } else {
+        uv_timer_start(&t->rtimer, on_rtimer, next > now ? (uint64_t)(next - now) : 0, 0);
+    }
+}
+
+static void on_rtimer(uv_timer_t *h)
+{
+    reach_run(h->data);
+}
+
+/* What came back for probe seq of t: an answer (rtt_ns < 0 when unknown) or a failure. */
+static void reach_result(ptarget_t *t, uint32_t seq, bool answered, int64_t rtt_ns)
+{
+    kvl_prober_t *p = t->p;
+    if (!reach_on(p)) {
+        return;
+    }
+    int64_t now = (int64_t)uv_now(p->loop);
+    bool first = t->reach.state == KVL_REACH_UNKNOWN;
+    if (!answered) {
+        kvl_reach_failed(&t->reach, seq, now);
+    } else if (kvl_reach_answer(&t->reach, seq, rtt_ns, now)) {
+        reach_event(t, false, kvl_now_ms());
+        kvl_downstate_clear(p->state, t->cfg->name);
+    } else if (first && t->reach.state == KVL_REACH_UP) {
+        KVL_LOG_DEBUG(MOD, t->cfg->name, "answering");
+    }
+    reach_run(t);
+}
+
+int kvl_prober_keep_state(kvl_prober_t *p, const char *path, char *err, size_t errlen)
+{
+    if (p->state != NULL) {
+        snprintf(err, errlen, "the probe targets' state is already kept");
+        return KVL_EINVAL;
+    }
+    int rc = kvl_downstate_new(p->loop, path, "probe targets' state", &p->state, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    const char **names = calloc(p->n ? p->n : 1, sizeof(*names));
+    if (names == NULL) {
+        kvl_downstate_free(p->state);
+        p->state = NULL;
+        snprintf(err, errlen, "out of memory loading the probe targets' state");
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        names[i] = p->t[i].cfg->name;
+    }
+    size_t gone = kvl_downstate_retain(p->state, names, p->n);
+    free(names);
+    if (gone > 0) {
+        KVL_LOG_INFO(MOD, NULL, "%zu targets no longer configured forgotten from %s", gone, path);
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        ptarget_t *t = &p->t[i];
+        int reason;
+        int64_t since;
+        if (kvl_downstate_get(p->state, t->cfg->name, &reason, &since)) {
+            kvl_reach_set_down(&t->reach);
+            t->down_since_ms = since;
+            KVL_LOG_INFO(MOD, t->cfg->name,
+                         "not answering for %" PRId64 "s before this start: down until it answers",
+                         (kvl_now_ms() - since) / 1000);
+        }
+    }
+    return 0;
+}
+
 static void close_interval(ptarget_t *t)
 {
     kvl_prober_t *p = t->p;
@@ -597,28 +789,18 @@ static void on_timer(uv_timer_t *h)
             return;
         }
     }
+    bool watched = false;
     while (t->next < t->count && due(p, t, t->next) <= now) {
         uint32_t i = t->next++;
-        uint32_t seq = (uint32_t)(t->number + i);
-        int rc;
-        switch (t->cfg->type) {
-        case KVL_PROBE_STAMP:
-            rc = kvl_stamp_session_send(t->stamp, seq);
-            break;
-        case KVL_PROBE_TCP:
-            rc = kvl_tcp_probe_connect(t->tcp, seq);
-            break;
-        case KVL_PROBE_HTTP:
-        case KVL_PROBE_HTTPS: {
-            /* Until the next probe is due, at most 30 s. */
-            int64_t gap = p->interval_ms / (int64_t)t->count;
-            rc = kvl_http_get(p->http, t->cfg->url, t->cfg->ca_file, t->idx, seq,
-                              (long)(gap < 30000 ? gap : 30000));
-            break;
-        }
-        default:
-            rc = kvl_icmp_send(p->icmp, (const struct sockaddr *)&t->addr, t->idx, seq);
-            break;
+        uint32_t seq = (uint32_t)(t->number + i) & ~KVL_REACH_CONFIRM_BIT;
+        /* Until the next probe is due, at most 30 s (the reach's normal timeout). */
+        int rc = send_probe(t, seq, t->reach.normal_ms);
+        if (reach_on(p)) {
+            kvl_reach_sent(&t->reach, seq, (int64_t)now);
+            if (rc != 0) {
+                kvl_reach_failed(&t->reach, seq, (int64_t)now);
+            }
+            watched = true;
         }
         /* A probe the kernel refuses (no route, our own link down) is a probe the target
          * did not answer: it counts as sent and lost. */
@@ -634,6 +816,9 @@ static void on_timer(uv_timer_t *h)
                          t->cfg->url != NULL ? t->cfg->url : t->cfg->address,
                          rc > -4096 && rc < 0 ? strerror(-rc) : "error");
         }
+    }
+    if (watched) {
+        reach_run(t);
     }
     schedule(t);
 }
@@ -661,8 +846,12 @@ static void on_reply(void *arg, const kvl_icmp_reply_t *r)
     if (!same_address(r->from, &t->addr)) {
         return;
     }
-    /* The low 32 bits of the probe's number travel; the open interval is recent. */
-    uint32_t rel = r->seq - (uint32_t)t->number;
+    reach_result(t, r->seq, true, r->rtt_ns);
+    if (kvl_reach_is_confirm(r->seq)) {
+        return; /* not in the interval's statistics */
+    }
+    /* The low 31 bits of the probe's number travel; the open interval is recent. */
+    uint32_t rel = (r->seq - (uint32_t)t->number) & ~KVL_REACH_CONFIRM_BIT;
     if (rel >= t->count || rel >= t->next) {
         t->late++;
         return;
@@ -682,7 +871,10 @@ static void on_reply(void *arg, const kvl_icmp_reply_t *r)
 /* The probe number seq's place in t's open interval, or -1 when it is not there (late). */
 static int64_t open_slot(ptarget_t *t, uint32_t seq)
 {
-    uint32_t rel = seq - (uint32_t)t->number;
+    if (kvl_reach_is_confirm(seq)) {
+        return -1; /* a confirming probe: not in the interval's statistics */
+    }
+    uint32_t rel = (seq - (uint32_t)t->number) & ~KVL_REACH_CONFIRM_BIT;
     if (rel >= t->count || rel >= t->next) {
         t->late++;
         return -1;
@@ -694,6 +886,7 @@ static void on_stamp_answer(void *arg, const kvl_stamp_answer_t *a)
 {
     ptarget_t *t = arg;
     kvl_prober_t *p = t->p;
+    reach_result(t, a->seq, true, a->t4 - a->t1 - (a->t3 - a->t2));
     int64_t rel = open_slot(t, a->seq);
     if (rel < 0) {
         return;
@@ -738,6 +931,7 @@ static void on_tcp_done(void *arg, uint32_t seq, int status, int64_t connect_ns)
 {
     ptarget_t *t = arg;
     kvl_prober_t *p = t->p;
+    reach_result(t, seq, status == 0, connect_ns);
     int64_t rel = open_slot(t, seq);
     if (rel < 0) {
         return;
@@ -765,6 +959,9 @@ static void on_http_done(void *arg, const kvl_http_result_t *r)
         return;
     }
     ptarget_t *t = &p->t[r->target];
+    reach_result(t, r->seq,
+                 r->done && (t->cfg->expect_status == 0 || r->status == t->cfg->expect_status),
+                 r->total_ns);
     int64_t rel = open_slot(t, r->seq);
     if (rel < 0) {
         return;

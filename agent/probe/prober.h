@@ -19,6 +19,13 @@
  * second half (the first count / 2 probes are not sent: neither sent nor lost), so its
  * figures come half an interval after the start and an agent restart leaves no gap in the
  * link archives unless it took over half an interval; --probe-once takes whole intervals.
+ *
+ * Reachability (reach.h): a lost probe of a target that is not down is confirmed at once by
+ * `confirm_count` probes `confirm_spacing` apart, each with a timeout from the target's
+ * recent round-trip times; all lost: event `target_down` (critical; device = the agent's
+ * id; fields target, type, address or url, reason "no reply to N probes"), sent at once;
+ * the first answer afterwards: `target_up` (info; field down_s, the time since the first
+ * lost probe). The confirming probes are not in the interval's statistics.
  */
 #ifndef KVL_PROBER_H
 #define KVL_PROBER_H
@@ -40,6 +47,13 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
                    kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen);
 /* Stops; timers and sockets finish closing on the next loop run. NULL-safe. */
 void kvl_prober_free(kvl_prober_t *p);
+
+/* Keeps the targets' down state in the file at path (downstate.h; the agent's spool
+ * folder): loaded now (targets no longer configured forgotten; a target stored down starts
+ * down, raising no second target_down, its down time counted from the stored start), written
+ * on every change. Call right after kvl_prober_new. Returns 0, or a negative code with a
+ * sentence in err (out of memory). */
+int kvl_prober_keep_state(kvl_prober_t *p, const char *path, char *err, size_t errlen);
 
 /* --probe-once: instead of reporting to the batcher, print every target's figures to f
  * for `intervals` intervals (each reply too when verbose), then call done(arg) once. Call

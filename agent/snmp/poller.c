@@ -60,6 +60,12 @@
  * MID_POLL_RETRIES times per poll for timeouts); the failed size minus one stays a ceiling
  * for CEILING_MS; each poll without such trouble adds one, up to the configured maximum.
  *
+ * Down state across restarts: when the agent keeps state (kvl_poller_keep_state), every
+ * change of a device's down state (down with its reason and since when, a new reason, up) goes
+ * to the devices' down-state file (downstate.h). At the start a device the file says is down
+ * starts down: a poll that still gets no answer raises no second device_down and its down
+ * time runs from the stored start; the first answer raises device_up with the whole time.
+ *
  * Everything runs on the agent's loop; the SNMP session layer (snmp.h) never blocks.
  */
 #include "poller.h"
@@ -72,6 +78,7 @@
 #include <string.h>
 
 #include "counter.h"
+#include "downstate.h"
 #include "ifwalk.h"
 #include "log.h"
 #include "mibgroups.h"
@@ -282,6 +289,7 @@ struct kvl_poller {
     uv_loop_t *loop;
     const kvl_snmp_cfg_t *cfg;
     kvl_batcher_t *b;
+    kvl_downstate_t *state; /* devices down, kept across restarts; NULL: not kept */
     device_t *devs;
     size_t n_devs;
     bool once;
@@ -554,6 +562,7 @@ static void mark_down(device_t *d, int reason, const char *fmt, ...)
         d->down = true;
         d->down_reason = reason;
         d->down_since_ms = d->poll_start_ms;
+        kvl_downstate_set(p->state, d->cfg->name, reason, d->down_since_ms);
         KVL_LOG_WARN(MOD, d->cfg->name, "%s", text);
         kvl_label_t fields[] = {{"address", d->cfg->address}, {"reason", reason_names[reason]}};
         kvl_event_t ev = {
@@ -568,6 +577,7 @@ static void mark_down(device_t *d, int reason, const char *fmt, ...)
         kvl_batcher_event(p->b, &ev);
     } else if (d->down_reason != reason) {
         d->down_reason = reason;
+        kvl_downstate_set(p->state, d->cfg->name, reason, d->down_since_ms);
         KVL_LOG_WARN(MOD, d->cfg->name, "still down, now %s", text);
     } else {
         KVL_LOG_DEBUG(MOD, d->cfg->name, "still %s", text);
@@ -594,6 +604,7 @@ static void mark_up(device_t *d)
     }
     d->down = false;
     d->down_reason = R_UP;
+    kvl_downstate_clear(d->p->state, d->cfg->name);
     char dur[64];
     char text[160];
     format_duration(d->t_sys - d->down_since_ms, dur, sizeof(dur));
@@ -612,6 +623,55 @@ static void mark_up(device_t *d)
         .n_fields = KVL_ARRAY_SIZE(fields),
     };
     kvl_batcher_event(d->p->b, &ev);
+}
+
+int kvl_poller_keep_state(kvl_poller_t *p, const char *path, char *err, size_t errlen)
+{
+    if (p->state != NULL) {
+        snprintf(err, errlen, "the device state is already kept");
+        return KVL_EINVAL;
+    }
+    int rc = kvl_downstate_new(p->loop, path, "device state", &p->state, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    const char **names = calloc(p->n_devs ? p->n_devs : 1, sizeof(*names));
+    if (names == NULL) {
+        kvl_downstate_free(p->state);
+        p->state = NULL;
+        snprintf(err, errlen, "out of memory loading the device state");
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_devs; i++) {
+        names[i] = p->devs[i].cfg->name;
+    }
+    size_t gone = kvl_downstate_retain(p->state, names, p->n_devs);
+    free(names);
+    if (gone > 0) {
+        KVL_LOG_INFO(MOD, NULL, "%zu devices no longer configured forgotten from %s", gone, path);
+    }
+    int64_t now = kvl_now_ms();
+    for (size_t i = 0; i < p->n_devs; i++) {
+        device_t *d = &p->devs[i];
+        int reason;
+        int64_t since;
+        if (!kvl_downstate_get(p->state, d->cfg->name, &reason, &since)) {
+            continue;
+        }
+        if (reason <= R_UP || reason > R_OTHER) {
+            reason = R_OTHER; /* a reason this agent does not know: kept as an error */
+        }
+        d->down = true;
+        d->down_reason = reason;
+        d->down_since_ms = since;
+        char dur[64];
+        format_duration(now - since, dur, sizeof(dur));
+        KVL_LOG_INFO(MOD, d->cfg->name,
+                     "down (%s) for %s before this start: no new device_down while it stays "
+                     "down",
+                     reason_names[reason], dur);
+    }
+    return 0;
 }
 
 /* --- interfaces ------------------------------------------------------------------------------ */
@@ -1597,6 +1657,8 @@ void kvl_poller_free(kvl_poller_t *p)
     if (p == NULL) {
         return;
     }
+    kvl_downstate_free(p->state); /* a change still unwritten is written now */
+    p->state = NULL;
     kvl_inflight_drop(&p->inflight); /* queued requests are dropped */
     for (size_t i = 0; i < p->n_devs; i++) {
         device_t *d = &p->devs[i];

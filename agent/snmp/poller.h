@@ -27,7 +27,8 @@
  *    down_reason, a device_down event), and logged once more when it returns. After three
  *    timed-out polls it is only probed with one sysUpTime GET without retries, at growing
  *    gaps (up to 5 minutes); between probes it is reported down without being asked. It is
- *    back on its normal schedule as soon as it answers.
+ *    back on its normal schedule as soon as it answers. With kvl_poller_keep_state its down
+ *    state and since when survive a restart of the agent.
  *  - GETBULK max-repetitions (and the size of the GET batches with it) adapts per device:
  *    halved on tooBig or a timeout in the middle of a poll, grown back by one per clean
  *    poll up to the configured maximum (for an hour not above the size that failed).
@@ -59,6 +60,13 @@ void kvl_poller_free(kvl_poller_t *p);
  * spreading, no statistics), then `done` is called on the loop thread. Call right after
  * kvl_poller_new. */
 void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg);
+
+/* Keeps the devices' down state in the file at path (downstate.h; the agent's spool folder):
+ * loaded now (devices no longer configured forgotten; a device stored down starts down, so a
+ * restart raises no second device_down and its down time continues from the stored start),
+ * written on every change. Call right after kvl_poller_new. Returns 0, or a negative code
+ * with a sentence in err (out of memory). */
+int kvl_poller_keep_state(kvl_poller_t *p, const char *path, char *err, size_t errlen);
 
 /* The poller's part of the agent's own statistics: totals since start, gauges now, and the
  * maxima of the period since the last call (which starts a new period). */

@@ -18,7 +18,8 @@
 # frames through the ingest's definitions tables, checks and time filter, with memory
 # bounded by what they hold), fuzz_alerts_api (the alert book's silence and maintenance
 # bodies, query parameters and `alerts:` section), fuzz_http_req (the HTTP server's path,
-# query, Authorization, Cookie and JSON body checks). The script exits non-zero if the build
+# query, Authorization, Cookie and JSON body checks), fuzz_downstate (the agent's
+# down-state files). The script exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 

@@ -50,6 +50,13 @@ static void test_defaults(void **state)
     assert_int_equal(c->probes.count, 20);
     assert_int_equal(c->probes.size, 56);
     assert_int_equal(c->probes.n_targets, 0);
+    assert_int_equal(c->probes.confirm_count, 3);
+    assert_int_equal(c->probes.confirm_spacing_ms, 250);
+    kvl_agent_cfg_free(c);
+    c = load(HEAD "probes:\n  confirm_count: 5\n  confirm_spacing: 1s\n", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->probes.confirm_count, 5);
+    assert_int_equal(c->probes.confirm_spacing_ms, 1000);
     kvl_agent_cfg_free(c);
 }
 
@@ -199,6 +206,10 @@ static void test_errors(void **state)
     expect_error(HEAD "probes:\n  size: 8\n", "a.yaml:6:9:", "");
     expect_error(HEAD "probes:\n  interval: 500ms\n", "a.yaml:6:13:", "");
     expect_error(HEAD "probes: [a]\n", "a.yaml:5:9:", "expected a mapping");
+    expect_error(HEAD "probes:\n  confirm_count: 0\n", "a.yaml:6:18:", "");
+    expect_error(HEAD "probes:\n  confirm_count: 11\n", "a.yaml:6:18:", "");
+    expect_error(HEAD "probes:\n  confirm_spacing: 5ms\n", "a.yaml:6:20:", "");
+    expect_error(HEAD "probes:\n  confirm_spacing: 6s\n", "a.yaml:6:20:", "");
     expect_error(HEAD "probes:\n  targets: {name: x}\n", "a.yaml:6:12:", "list of targets");
 }
 
