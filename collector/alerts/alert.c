@@ -143,8 +143,11 @@ void kvl_alert_time_format(int64_t ms, char *buf, size_t len)
         snprintf(buf, len, "1970-01-01T00:00:00.000Z");
         return;
     }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    /* the remainders tell the compiler how wide each field can be */
+    snprintf(buf, len, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned)frac % 1000u);
 }
 
 static int digits(const char **p, int n, int *out)

@@ -101,7 +101,7 @@ static void test_round_trip(void **state)
     assert_int_not_equal(stat(path, &st), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(stat(path, &st), 0);
-    size_t len;
+    size_t len = 0;
     const char *text = slurp(&len);
     assert_non_null(text);
     assert_non_null(strstr(text, "1700000000123 1 core-sw1\n"));
@@ -146,7 +146,7 @@ static void test_damaged(void **state)
     kvl_downstate_set(s, "a", 1, 100);
     kvl_downstate_set(s, "b", 3, 200);
     close_state(&loop, s);
-    size_t len;
+    size_t len = 0;
     char good[4096];
     const char *text = slurp(&len);
     assert_true(len > 0 && len < sizeof(good));
