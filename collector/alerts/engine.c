@@ -1,0 +1,1468 @@
+/*
+ * engine.c — the rule engine (see engine.h for what it decides and why).
+ *
+ * Layout: agents (a chained hash by id) each own a table of their series ids (open
+ * addressing: id -> series and metric index, with the definition it was bound from);
+ * series (a chained hash by "agent, device, scope, instance") own their metrics' last
+ * values and rates and the rules bound to them (rstate_t); event alerts are a list.
+ * Every alert's life is one astate_t driven by as_bad (the condition holds at t) and
+ * as_good (it is over at t), which alone decide what is reported and whether it is late.
+ */
+#include "engine.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvl.h"
+#include "log.h"
+
+#define SERIES_INTERVAL_DEFAULT_S 60
+#define SUMMARY_MAX 1024
+#define URL_MAX 2048
+
+enum { ST_OK, ST_PENDING, ST_FIRING };
+
+/* One alert's life. */
+typedef struct astate {
+    uint8_t st;
+    bool paged;     /* reported firing, not late */
+    bool held;      /* firing reached in late data, not reported yet */
+    bool pend_told; /* pending reported */
+    bool has_value;
+    int64_t active_at; /* sample time the condition began */
+    double value;
+} astate_t;
+
+/* What an alert is about: its labels' values (NULL or "" left out). */
+typedef struct subject {
+    const char *agent, *site, *device, *interface, *target, *group, *instance;
+    const char *description;
+    bool flapping;
+} subject_t;
+
+typedef struct metric {
+    char *name;
+    bool counter;
+    bool fresh, unknown; /* in the instant being evaluated */
+    bool have;           /* v holds a value (the last known) */
+    bool prev_ok, rate_ok;
+    double v, prev, rate;
+    int64_t prev_t;
+} metric_t;
+
+/* A rule bound to a series. */
+typedef struct rstate {
+    const kvl_rule_t *rule;
+    int16_t m[4]; /* the metrics the condition reads, -1 if absent */
+    astate_t as;
+    /* flapping (state rules with the modifier) */
+    bool bad, bad_known, flapping;
+    astate_t flap;
+    int64_t last_change;
+    int64_t *ring; /* change times, changes + 1 of them */
+    size_t ring_n, ring_head;
+} rstate_t;
+
+struct agent;
+
+typedef struct series {
+    struct series *next;
+    char *key;
+    struct agent *agent;
+    kvl_scope_t scope;
+    char *device, *instance, *family;
+    char *alias; /* ifAlias (or ifDescr) label, NULL if none */
+    kvl_label_t *labels;
+    size_t n_labels;
+    char reason[64]; /* device: why it is down */
+    subject_t subj;
+    uint32_t interval_s;
+    metric_t *m;
+    size_t n_m, cap_m;
+    rstate_t *rs;
+    size_t n_rs;
+    bool dirty; /* metrics added since the rules were bound */
+    bool has_nodata;
+    bool seen;            /* last_t is set */
+    int64_t last_t;       /* sample time of the last instant evaluated */
+    int64_t last_arrival; /* wall time it last arrived */
+} series_t;
+
+typedef struct slot {
+    uint32_t id;
+    const kvl_series_def_t *def;
+    series_t *s; /* NULL: empty */
+    int midx;
+} slot_t;
+
+typedef struct silent {
+    const kvl_rule_t *rule;
+    astate_t as;
+} silent_t;
+
+typedef struct agent {
+    struct agent *next;
+    char *id, *site;
+    slot_t *slots;
+    size_t cap, n;
+    int64_t last_arrival;
+    uint32_t min_interval_s;
+    silent_t *silent;
+    size_t n_silent;
+    subject_t subj;
+} agent_t;
+
+typedef struct evalert {
+    struct evalert *next;
+    const kvl_rule_t *rule;
+    char *s[6]; /* agent, site, device, interface, target, description */
+    subject_t subj;
+    astate_t as;
+} evalert_t;
+
+typedef struct restored {
+    uint64_t fp;
+    kvl_alert_t *a;
+} restored_t;
+
+struct kvl_engine {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    kvl_engine_cfg_t cfg;
+    char *web_url;
+    kvl_alert_cb cb;
+    void *cb_ctx;
+    const kvl_rules_t *rules;
+    const kvl_rule_t **event_rules;
+    size_t n_event_rules;
+    agent_t *agents[256];
+    series_t **sb; /* series buckets */
+    size_t nsb, n_series;
+    evalert_t *evalerts;
+    restored_t *restored;
+    size_t n_restored;
+    int64_t now; /* wall time of the call being handled */
+    kvl_engine_stats_t stats;
+};
+
+/* --- small helpers -------------------------------------------------------------------- */
+
+static int64_t real_now(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(kvl_engine_t *e)
+{
+    return e->cfg.now_ms(e->cfg.now_ctx);
+}
+
+static uint64_t hash_str(const char *s, uint64_t h)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return (h ^ 0x1f) * 1099511628211ull;
+}
+
+static bool nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+static const char *label_of(const kvl_label_t *l, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].key, key) == 0) {
+            return l[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* --- reporting ----------------------------------------------------------------------- */
+
+static void fmt_num(double v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.4g", v);
+}
+
+/* Labels of the alert `rule` makes about `s` into a (labels and fingerprint). */
+static int build_labels(const kvl_rule_t *r, const subject_t *s, kvl_alert_t *a)
+{
+    size_t n = 0;
+    kvl_label_t *l = a->labels;
+    l[n++] = (kvl_label_t){"alertname", r->name};
+    l[n++] = (kvl_label_t){"severity", kvl_rules_severity_name(r->severity)};
+    const struct {
+        const char *k, *v;
+    } std[] = {{"agent", s->agent},         {"site", s->site},     {"device", s->device},
+               {"interface", s->interface}, {"target", s->target}, {"group", s->group},
+               {"instance", s->instance}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(std); i++) {
+        if (nonempty(std[i].v)) {
+            l[n++] = (kvl_label_t){std[i].k, std[i].v};
+        }
+    }
+    if (s->flapping) {
+        l[n++] = (kvl_label_t){"flapping", "true"};
+    }
+    for (size_t i = 0; i < r->n_labels && n < KVL_ALERT_LABELS_MAX; i++) {
+        if (nonempty(r->labels[i].value) && strcmp(r->labels[i].key, "flapping") != 0) {
+            bool dup = false;
+            for (size_t k = 0; k < n; k++) {
+                dup = dup || strcmp(l[k].key, r->labels[i].key) == 0;
+            }
+            if (!dup) {
+                l[n++] = (kvl_label_t){r->labels[i].key, r->labels[i].value};
+            }
+        }
+    }
+    a->n_labels = n;
+    return kvl_alert_finish(a);
+}
+
+static uint64_t fingerprint(const kvl_rule_t *r, const subject_t *s)
+{
+    kvl_alert_t a = {0};
+    return build_labels(r, s, &a) == 0 ? a.fingerprint : 0;
+}
+
+static bool threshold_of(const kvl_rule_t *r, double *out)
+{
+    if (r->kind != KVL_RULE_THRESHOLD) {
+        return false;
+    }
+    *out = r->threshold.above.set ? r->threshold.above.v : r->threshold.below.v;
+    return true;
+}
+
+/* The summary template with {{label}} replaced. */
+static void render(const kvl_rule_t *r, const kvl_alert_t *a, char *out, size_t len)
+{
+    const char *p = r->summary != NULL ? r->summary : r->name;
+    size_t o = 0;
+    while (*p != '\0' && o + 1 < len) {
+        const char *end;
+        if (p[0] != '{' || p[1] != '{' || (end = strstr(p + 2, "}}")) == NULL) {
+            out[o++] = *p++;
+            continue;
+        }
+        const char *x = p + 2, *y = end;
+        while (x < y && *x == ' ') {
+            x++;
+        }
+        while (y > x && y[-1] == ' ') {
+            y--;
+        }
+        char name[72], num[32];
+        size_t nl = (size_t)(y - x) < sizeof(name) - 1 ? (size_t)(y - x) : sizeof(name) - 1;
+        memcpy(name, x, nl);
+        name[nl] = '\0';
+        const char *v = NULL;
+        if (strcmp(name, "value") == 0 && a->has_value) {
+            fmt_num(a->value, num, sizeof(num));
+            v = num;
+        } else if (strcmp(name, "threshold") == 0 && a->has_threshold) {
+            fmt_num(a->threshold, num, sizeof(num));
+            v = num;
+        } else if (strcmp(name, "alias") == 0) {
+            v = a->description;
+        } else if (strcmp(name, "rule") == 0) {
+            v = r->name;
+        } else {
+            v = kvl_alert_label(a, name);
+        }
+        for (; v != NULL && *v != '\0' && o + 1 < len; v++) {
+            out[o++] = *v;
+        }
+        p = end + 2;
+    }
+    out[o] = '\0';
+}
+
+static void emit(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, const astate_t *as,
+                 kvl_alert_status_t status, int64_t t_end, bool late)
+{
+    kvl_alert_t a = {0};
+    if (build_labels(r, s, &a) != 0) {
+        KVL_LOG_WARN("alerts", r->name, "an alert's labels do not add up: not reported");
+        return;
+    }
+    a.status = status;
+    a.severity = r->severity;
+    a.rule = r->name;
+    a.description = nonempty(s->description) ? s->description : NULL;
+    a.has_value = as->has_value && !s->flapping;
+    a.value = as->value;
+    a.has_threshold = !s->flapping && threshold_of(r, &a.threshold);
+    a.active_at_ms = as->active_at;
+    a.starts_at_ms = as->active_at;
+    a.ends_at_ms =
+        status == KVL_ALERT_RESOLVED ? (t_end > as->active_at ? t_end : as->active_at) : 0;
+    a.changed_ms = e->now;
+    a.late = late;
+    char summary[SUMMARY_MAX], url[URL_MAX];
+    char flap[SUMMARY_MAX + 16];
+    render(r, &a, summary, sizeof(summary));
+    if (s->flapping) {
+        snprintf(flap, sizeof(flap), "flapping: %s", summary);
+        a.summary = flap;
+    } else {
+        a.summary = summary;
+    }
+    a.url = kvl_alert_url(e->web_url, &a, url, sizeof(url)) < sizeof(url) ? url : NULL;
+    e->stats.changes++;
+    e->stats.late += late;
+    e->cb(e->cb_ctx, &a);
+}
+
+/* The condition holds at t (value v, if has_v). */
+static void as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
+                   int64_t t, int64_t for_ms, bool late, bool has_v, double v)
+{
+    if (has_v) {
+        as->value = v;
+        as->has_value = true;
+    }
+    switch (as->st) {
+    case ST_OK:
+        *as = (astate_t){.st = ST_PENDING, .active_at = t, .value = v, .has_value = has_v};
+        if (for_ms > 0) {
+            if (!late) {
+                emit(e, r, s, as, KVL_ALERT_PENDING, 0, false);
+                as->pend_told = true;
+            }
+            return;
+        }
+        /* no for: it fires at once */
+        __attribute__((fallthrough));
+    case ST_PENDING:
+        if (t - as->active_at < for_ms) {
+            return;
+        }
+        as->st = ST_FIRING;
+        if (late) {
+            as->held = true;
+        } else {
+            emit(e, r, s, as, KVL_ALERT_FIRING, 0, false);
+            as->paged = true;
+        }
+        return;
+    default:
+        if (as->held && !late) {
+            /* confirmed by fresh data: pages once, with its real start */
+            emit(e, r, s, as, KVL_ALERT_FIRING, 0, false);
+            as->held = false;
+            as->paged = true;
+        }
+        return;
+    }
+}
+
+/* The condition is over at t. */
+static void as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
+                    int64_t t, bool late)
+{
+    if (as->st == ST_PENDING && as->pend_told) {
+        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, late);
+    } else if (as->st == ST_FIRING && as->held) {
+        /* began and ended where nobody was told: history only */
+        emit(e, r, s, as, KVL_ALERT_FIRING, 0, true);
+        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, true);
+    } else if (as->st == ST_FIRING) {
+        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, !as->paged);
+    }
+    *as = (astate_t){.st = ST_OK};
+}
+
+/* --- restored alerts ------------------------------------------------------------------ */
+
+/* Takes the restored alert of fingerprint fp into as; true if there was one. */
+static bool restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as)
+{
+    for (size_t i = 0; i < e->n_restored; i++) {
+        if (e->restored[i].fp != fp) {
+            continue;
+        }
+        kvl_alert_t *a = e->restored[i].a;
+        *as = (astate_t){.st = ST_FIRING,
+                         .paged = !a->late,
+                         .held = a->late,
+                         .active_at = a->starts_at_ms,
+                         .value = a->value,
+                         .has_value = a->has_value};
+        kvl_alert_free(a);
+        e->restored[i] = e->restored[--e->n_restored];
+        return true;
+    }
+    return false;
+}
+
+/* --- agents and their id tables ------------------------------------------------------- */
+
+static agent_t *agent_find(kvl_engine_t *e, const char *id)
+{
+    agent_t *a = e->agents[hash_str(id, 1469598103934665603ull) & 255];
+    while (a != NULL && strcmp(a->id, id) != 0) {
+        a = a->next;
+    }
+    return a;
+}
+
+static agent_t *agent_get(kvl_engine_t *e, const char *id, const char *site)
+{
+    agent_t *a = agent_find(e, id);
+    if (a != NULL) {
+        return a;
+    }
+    a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->id = strdup(id)) == NULL ||
+        (a->site = strdup(site != NULL ? site : "")) == NULL) {
+        if (a != NULL) {
+            free(a->id);
+        }
+        free(a);
+        return NULL;
+    }
+    a->subj = (subject_t){.agent = a->id, .site = a->site};
+    a->last_arrival = e->now;
+    size_t n = 0;
+    for (size_t i = 0; i < e->rules->n; i++) {
+        const kvl_rule_t *r = &e->rules->v[i];
+        n += r->kind == KVL_RULE_STATE && r->state.state == KVL_STATE_AGENT_SILENT;
+    }
+    a->silent = calloc(n ? n : 1, sizeof(*a->silent));
+    if (a->silent == NULL) {
+        free(a->id);
+        free(a->site);
+        free(a);
+        return NULL;
+    }
+    for (size_t i = 0; i < e->rules->n; i++) {
+        const kvl_rule_t *r = &e->rules->v[i];
+        if (r->kind == KVL_RULE_STATE && r->state.state == KVL_STATE_AGENT_SILENT &&
+            kvl_rules_match(&r->site, a->site) && kvl_rules_match(&r->device, a->id)) {
+            silent_t *sl = &a->silent[a->n_silent++];
+            sl->rule = r;
+            if (e->n_restored > 0) {
+                restored_take(e, fingerprint(r, &a->subj), &sl->as);
+            }
+        }
+    }
+    size_t b = hash_str(id, 1469598103934665603ull) & 255;
+    a->next = e->agents[b];
+    e->agents[b] = a;
+    return a;
+}
+
+static size_t slot_hash(uint32_t id, size_t cap)
+{
+    return (size_t)((id * 2654435761u) & (uint32_t)(cap - 1));
+}
+
+static int slots_grow(agent_t *a)
+{
+    size_t cap = a->cap ? a->cap * 2 : 1024;
+    slot_t *v = calloc(cap, sizeof(*v));
+    if (v == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < a->cap; i++) {
+        if (a->slots[i].s == NULL) {
+            continue;
+        }
+        size_t h = slot_hash(a->slots[i].id, cap);
+        while (v[h].s != NULL) {
+            h = (h + 1) & (cap - 1);
+        }
+        v[h] = a->slots[i];
+    }
+    free(a->slots);
+    a->slots = v;
+    a->cap = cap;
+    return 0;
+}
+
+/* --- series ---------------------------------------------------------------------------- */
+
+static void series_free(series_t *s)
+{
+    for (size_t i = 0; i < s->n_m; i++) {
+        free(s->m[i].name);
+    }
+    for (size_t i = 0; i < s->n_rs; i++) {
+        free(s->rs[i].ring);
+    }
+    for (size_t i = 0; i < s->n_labels; i++) {
+        free((char *)s->labels[i].key);
+        free((char *)s->labels[i].value);
+    }
+    free(s->labels);
+    free(s->m);
+    free(s->rs);
+    free(s->key);
+    free(s->device);
+    free(s->instance);
+    free(s->family);
+    free(s);
+}
+
+static int series_rehash(kvl_engine_t *e)
+{
+    size_t nsb = e->nsb ? e->nsb * 2 : 4096;
+    series_t **sb = calloc(nsb, sizeof(*sb));
+    if (sb == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < e->nsb; i++) {
+        series_t *s = e->sb[i];
+        while (s != NULL) {
+            series_t *next = s->next;
+            size_t b = hash_str(s->key, 1469598103934665603ull) & (nsb - 1);
+            s->next = sb[b];
+            sb[b] = s;
+            s = next;
+        }
+    }
+    free(e->sb);
+    e->sb = sb;
+    e->nsb = nsb;
+    return 0;
+}
+
+/* The series of (agent, device, scope, instance), made if new (family: its family's or
+ * group's name, labels: its definition's). NULL when out of memory. */
+static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kvl_scope_t scope,
+                            const char *instance, const char *family, const kvl_label_t *labels,
+                            size_t n_labels, uint32_t interval_s)
+{
+    char key[1024];
+    snprintf(key, sizeof(key), "%s\x1f%s\x1f%d\x1f%s", ag->id, device, (int)scope, instance);
+    if (e->n_series >= e->nsb && series_rehash(e) != 0) {
+        return NULL;
+    }
+    size_t b = hash_str(key, 1469598103934665603ull) & (e->nsb - 1);
+    for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
+        if (strcmp(s->key, key) == 0) {
+            return s;
+        }
+    }
+    series_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->key = strdup(key);
+    s->device = strdup(device);
+    s->instance = strdup(instance);
+    s->family = strdup(family != NULL ? family : "");
+    s->labels = calloc(n_labels ? n_labels : 1, sizeof(*s->labels));
+    if (s->key == NULL || s->device == NULL || s->instance == NULL || s->family == NULL ||
+        s->labels == NULL) {
+        series_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_labels; i++) {
+        s->labels[i].key = strdup(labels[i].key);
+        s->labels[i].value = strdup(labels[i].value != NULL ? labels[i].value : "");
+        s->n_labels++;
+        if (s->labels[i].key == NULL || s->labels[i].value == NULL) {
+            series_free(s);
+            return NULL;
+        }
+    }
+    s->agent = ag;
+    s->scope = scope;
+    s->interval_s = interval_s ? interval_s : SERIES_INTERVAL_DEFAULT_S;
+    s->last_arrival = e->now;
+    const char *alias = label_of(s->labels, s->n_labels, "ifAlias");
+    if (!nonempty(alias)) {
+        alias = label_of(s->labels, s->n_labels, "ifDescr");
+    }
+    s->alias = nonempty(alias) ? (char *)alias : NULL;
+    s->subj = (subject_t){.agent = ag->id, .site = ag->site};
+    switch (scope) {
+    case KVL_SCOPE_INTERFACE:
+        s->subj.device = s->device;
+        s->subj.interface = s->instance;
+        s->subj.description = s->alias;
+        break;
+    case KVL_SCOPE_DEVICE:
+        s->subj.device = s->device;
+        s->subj.description = s->reason;
+        break;
+    case KVL_SCOPE_GROUP:
+        s->subj.device = s->device;
+        s->subj.group = s->family;
+        s->subj.instance = s->instance;
+        break;
+    case KVL_SCOPE_LINK:
+        s->subj.target = s->instance;
+        break;
+    default:
+        break;
+    }
+    s->next = e->sb[b];
+    e->sb[b] = s;
+    e->n_series++;
+    e->stats.series++;
+    return s;
+}
+
+static int series_metric(const series_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_m; i++) {
+        if (strcmp(s->m[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* The index of a metric in s, added if new; -1 when out of memory. */
+static int series_add_metric(series_t *s, const char *name, bool counter)
+{
+    int i = series_metric(s, name);
+    if (i >= 0) {
+        s->m[i].counter = counter;
+        return i;
+    }
+    if (s->n_m == s->cap_m) {
+        size_t cap = s->cap_m ? s->cap_m * 2 : 16;
+        metric_t *v = realloc(s->m, cap * sizeof(*v));
+        if (v == NULL) {
+            return -1;
+        }
+        s->m = v;
+        s->cap_m = cap;
+    }
+    metric_t *m = &s->m[s->n_m];
+    *m = (metric_t){.name = strdup(name), .counter = counter};
+    if (m->name == NULL) {
+        return -1;
+    }
+    s->dirty = true;
+    return (int)s->n_m++;
+}
+
+/* --- binding rules to a series -------------------------------------------------------- */
+
+static bool selects(const kvl_rule_t *r, const series_t *s)
+{
+    if (!kvl_rules_match(&r->site, s->agent->site) || !kvl_rules_match(&r->device, s->device)) {
+        return false;
+    }
+    const struct {
+        const kvl_rule_match_t *m;
+        kvl_scope_t scope;
+        const char *what;
+    } by_scope[] = {{&r->interface, KVL_SCOPE_INTERFACE, s->instance},
+                    {&r->group, KVL_SCOPE_GROUP, s->family},
+                    {&r->target, KVL_SCOPE_LINK, s->instance}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(by_scope); i++) {
+        if (by_scope[i].m->glob != NULL &&
+            (s->scope != by_scope[i].scope || !kvl_rules_match(by_scope[i].m, by_scope[i].what))) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < r->n_sel_labels; i++) {
+        const char *v = label_of(s->labels, s->n_labels, r->sel_labels[i].key);
+        if (!kvl_rules_match(&r->sel_labels[i].m, v != NULL ? v : "")) {
+            return false;
+        }
+    }
+    if (r->metric.glob != NULL) {
+        bool any = false;
+        for (size_t i = 0; !any && i < s->n_m; i++) {
+            any = kvl_rules_match(&r->metric, s->m[i].name);
+        }
+        if (!any) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The metrics the condition reads into m; false when the series lacks one. */
+static bool needs(const kvl_rule_t *r, const series_t *s, int16_t m[4])
+{
+    static const char *const derived[][4] = {
+        [KVL_DERIVED_UTILISATION_PCT] = {"in_octets", "out_octets", "speed_bps", NULL},
+        [KVL_DERIVED_ERROR_RATIO] = {"in_errors", "out_errors", "in_ucast_pkts", "out_ucast_pkts"},
+        [KVL_DERIVED_LOSS_PCT] = {"lost_pct", NULL, NULL, NULL},
+        [KVL_DERIVED_RTT_MS] = {"rtt_median_ms", NULL, NULL, NULL},
+        [KVL_DERIVED_MOS] = {"mos", NULL, NULL, NULL},
+        [KVL_DERIVED_CERT_DAYS] = {"cert_days", NULL, NULL, NULL},
+        [KVL_DERIVED_HTTP_STATUS] = {"status", NULL, NULL, NULL},
+    };
+    const char *want[4] = {NULL, NULL, NULL, NULL};
+    m[0] = m[1] = m[2] = m[3] = -1;
+    switch (r->kind) {
+    case KVL_RULE_THRESHOLD:
+        if (r->threshold.source != KVL_THR_DERIVED) {
+            want[0] = r->threshold.metric;
+            if (r->metric.glob != NULL && !kvl_rules_match(&r->metric, want[0])) {
+                return false;
+            }
+            break;
+        }
+        memcpy(want, derived[r->threshold.derived], sizeof(want));
+        if (r->threshold.derived == KVL_DERIVED_RTT_MS && series_metric(s, want[0]) < 0) {
+            want[0] = "connect_median_ms";
+        }
+        break;
+    case KVL_RULE_STATE:
+        if (r->state.state == KVL_STATE_OPER_DOWN_ADMIN_UP) {
+            want[0] = "oper_status";
+            want[1] = "admin_status";
+        } else if (r->state.state == KVL_STATE_DEVICE_UNREACHABLE) {
+            want[0] = "reachable";
+            m[1] = (int16_t)series_metric(s, "down_reason");
+        } else {
+            return false;
+        }
+        break;
+    case KVL_RULE_NO_DATA:
+        return s->n_m > 0;
+    default:
+        return false;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (want[i] != NULL && (m[i] = (int16_t)series_metric(s, want[i])) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int series_bind(kvl_engine_t *e, series_t *s)
+{
+    s->dirty = false;
+    for (size_t i = 0; i < s->n_rs; i++) {
+        int16_t m[4];
+        if (needs(s->rs[i].rule, s, m)) {
+            memcpy(s->rs[i].m, m, sizeof(m));
+        }
+    }
+    for (size_t i = 0; i < e->rules->n; i++) {
+        const kvl_rule_t *r = &e->rules->v[i];
+        if (r->kind == KVL_RULE_EVENT ||
+            (r->kind == KVL_RULE_STATE && r->state.state == KVL_STATE_AGENT_SILENT)) {
+            continue;
+        }
+        bool bound = false;
+        for (size_t k = 0; !bound && k < s->n_rs; k++) {
+            bound = s->rs[k].rule == r;
+        }
+        int16_t m[4];
+        if (bound || !selects(r, s) || !needs(r, s, m)) {
+            continue;
+        }
+        rstate_t *v = realloc(s->rs, (s->n_rs + 1) * sizeof(*v));
+        if (v == NULL) {
+            return KVL_ENOMEM;
+        }
+        s->rs = v;
+        rstate_t *rs = &s->rs[s->n_rs++];
+        *rs = (rstate_t){.rule = r};
+        memcpy(rs->m, m, sizeof(m));
+        if (r->flapping.on) {
+            rs->ring = calloc((size_t)r->flapping.changes + 1, sizeof(*rs->ring));
+            if (rs->ring == NULL) {
+                s->n_rs--;
+                return KVL_ENOMEM;
+            }
+        }
+        s->has_nodata = s->has_nodata || r->kind == KVL_RULE_NO_DATA;
+        e->stats.bindings++;
+        if (e->n_restored > 0) {
+            restored_take(e, fingerprint(r, &s->subj), &rs->as);
+            subject_t fs = s->subj;
+            fs.flapping = true;
+            if (r->flapping.on && restored_take(e, fingerprint(r, &fs), &rs->flap)) {
+                rs->flapping = true;
+                rs->last_change = rs->flap.active_at;
+            }
+        }
+    }
+    return 0;
+}
+
+/* --- evaluation ---------------------------------------------------------------------- */
+
+static bool fresh_value(const series_t *s, int m, double *v)
+{
+    if (m < 0 || !s->m[m].fresh) {
+        return false;
+    }
+    *v = s->m[m].v;
+    return true;
+}
+
+static bool fresh_rate(const series_t *s, int m, double *v)
+{
+    if (m < 0 || !s->m[m].fresh || !s->m[m].rate_ok) {
+        return false;
+    }
+    *v = s->m[m].rate;
+    return true;
+}
+
+/* The threshold's figure at this instant; false when unknown. */
+static bool figure(const kvl_rule_t *r, const rstate_t *rs, const series_t *s, double *out)
+{
+    if (r->threshold.source == KVL_THR_VALUE) {
+        return fresh_value(s, rs->m[0], out);
+    }
+    if (r->threshold.source == KVL_THR_RATE) {
+        return fresh_rate(s, rs->m[0], out);
+    }
+    switch (r->threshold.derived) {
+    case KVL_DERIVED_UTILISATION_PCT: {
+        double in = 0, outr = 0;
+        bool a = fresh_rate(s, rs->m[0], &in), b = fresh_rate(s, rs->m[1], &outr);
+        const metric_t *sp = &s->m[rs->m[2]];
+        if ((!a && !b) || !sp->have || sp->v <= 0) {
+            return false;
+        }
+        *out = (in > outr ? in : outr) * 8.0 / sp->v * 100.0;
+        return true;
+    }
+    case KVL_DERIVED_ERROR_RATIO: {
+        double r4[4];
+        for (int i = 0; i < 4; i++) {
+            if (!fresh_rate(s, rs->m[i], &r4[i])) {
+                return false;
+            }
+        }
+        double errs = r4[0] + r4[1], all = errs + r4[2] + r4[3];
+        *out = all > 0 ? errs / all * 100.0 : 0;
+        return true;
+    }
+    default:
+        return fresh_value(s, rs->m[0], out);
+    }
+}
+
+static const char *reason_text(double code)
+{
+    static const char *const names[] = {"up", "timeout", "authentication failure",
+                                        "no sysUpTime or sysName", "other"};
+    int c = (int)code;
+    return c >= 0 && c < (int)KVL_ARRAY_SIZE(names) ? names[c] : "other";
+}
+
+/* A state rule's condition at t: feeds flapping, then the plain alert. */
+static void state_update(kvl_engine_t *e, series_t *s, rstate_t *rs, bool bad, int64_t t, bool late)
+{
+    const kvl_rule_t *r = rs->rule;
+    if (r->flapping.on) {
+        if (rs->bad_known && bad != rs->bad) {
+            size_t cap = (size_t)r->flapping.changes + 1;
+            rs->ring[rs->ring_head] = t;
+            rs->ring_head = (rs->ring_head + 1) % cap;
+            rs->ring_n += rs->ring_n < cap;
+            rs->last_change = t;
+            size_t in_window = 0;
+            int64_t first = t;
+            for (size_t i = 0; i < rs->ring_n; i++) {
+                if (rs->ring[i] > t - r->flapping.window_ms) {
+                    in_window++;
+                    first = rs->ring[i] < first ? rs->ring[i] : first;
+                }
+            }
+            if (!rs->flapping && in_window > (size_t)r->flapping.changes) {
+                rs->flapping = true;
+                as_good(e, r, &s->subj, &rs->as, t, late);
+                subject_t fs = s->subj;
+                fs.flapping = true;
+                as_bad(e, r, &fs, &rs->flap, first, 0, late, false, 0);
+            }
+        }
+        rs->bad = bad;
+        rs->bad_known = true;
+        if (rs->flapping) {
+            subject_t fs = s->subj;
+            fs.flapping = true;
+            if (t - rs->last_change < r->flapping.stable_ms) {
+                as_bad(e, r, &fs, &rs->flap, t, 0, late, false, 0); /* confirms a held one */
+                return;
+            }
+            as_good(e, r, &fs, &rs->flap, t, late);
+            rs->flapping = false;
+            rs->ring_n = rs->ring_head = 0;
+        }
+    }
+    if (bad) {
+        as_bad(e, r, &s->subj, &rs->as, t, r->state.for_ms, late, false, 0);
+    } else {
+        as_good(e, r, &s->subj, &rs->as, t, late);
+    }
+}
+
+static void eval_rule(kvl_engine_t *e, series_t *s, rstate_t *rs, int64_t t, bool late)
+{
+    const kvl_rule_t *r = rs->rule;
+    double v;
+    switch (r->kind) {
+    case KVL_RULE_THRESHOLD: {
+        if (!figure(r, rs, s, &v)) {
+            return;
+        }
+        bool above = r->threshold.above.set;
+        double limit = above ? r->threshold.above.v : r->threshold.below.v;
+        double clear = r->threshold.clear.v;
+        bool bad = above ? v > limit : v < limit;
+        bool good = clear == limit ? !bad : (above ? v < clear : v > clear);
+        if (bad) {
+            as_bad(e, r, &s->subj, &rs->as, t, r->threshold.for_ms, late, true, v);
+        } else if (good || rs->as.st == ST_PENDING) {
+            rs->as.value = v;
+            as_good(e, r, &s->subj, &rs->as, t, late);
+        }
+        return;
+    }
+    case KVL_RULE_STATE:
+        if (r->state.state == KVL_STATE_OPER_DOWN_ADMIN_UP) {
+            const metric_t *oper = &s->m[rs->m[0]], *admin = &s->m[rs->m[1]];
+            if ((!oper->fresh && !admin->fresh) || !oper->have || !admin->have) {
+                return;
+            }
+            bool bad = admin->v == 1 && (oper->v == 2 || oper->v == 7);
+            state_update(e, s, rs, bad, t, late);
+        } else if (fresh_value(s, rs->m[0], &v)) {
+            double why;
+            if (v == 0 && fresh_value(s, rs->m[1], &why)) {
+                snprintf(s->reason, sizeof(s->reason), "%s", reason_text(why));
+            }
+            state_update(e, s, rs, v == 0, t, late);
+        }
+        return;
+    case KVL_RULE_NO_DATA:
+        if (rs->as.st != ST_OK) {
+            as_good(e, r, &s->subj, &rs->as, t, late);
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+/* Evaluates the instant t of a series whose samples are in (fresh/unknown flags). */
+static void series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late)
+{
+    s->last_arrival = e->now;
+    bool stale = s->seen && t <= s->last_t;
+    if (!stale) {
+        s->seen = true;
+        s->last_t = t;
+        for (size_t i = 0; i < s->n_m; i++) {
+            metric_t *m = &s->m[i];
+            m->rate_ok = false;
+            if (m->unknown) {
+                m->prev_ok = false;
+            } else if (m->fresh && m->counter) {
+                if (m->prev_ok && m->v >= m->prev && t > m->prev_t) {
+                    m->rate = (m->v - m->prev) * 1000.0 / (double)(t - m->prev_t);
+                    m->rate_ok = true;
+                }
+                m->prev = m->v;
+                m->prev_t = t;
+                m->prev_ok = true;
+            }
+        }
+        if (s->dirty && series_bind(e, s) != 0) {
+            KVL_LOG_WARN("alerts", s->agent->id, "out of memory binding rules to a series");
+        }
+        for (size_t i = 0; i < s->n_rs; i++) {
+            eval_rule(e, s, &s->rs[i], t, late);
+        }
+    } else {
+        e->stats.stale++;
+    }
+    for (size_t i = 0; i < s->n_m; i++) {
+        s->m[i].fresh = s->m[i].unknown = false;
+    }
+}
+
+/* The slot of an id, bound to its series and metric (again when the definition
+ * changed). NULL when out of memory. */
+static slot_t *slot_get(kvl_engine_t *e, agent_t *ag, const kvl_sink_defs_t *defs,
+                        const kvl_series_def_t *def)
+{
+    if (ag->cap > 0) {
+        size_t h = slot_hash(def->id, ag->cap);
+        while (ag->slots[h].s != NULL) {
+            if (ag->slots[h].id == def->id) {
+                if (ag->slots[h].def == def) {
+                    return &ag->slots[h];
+                }
+                break;
+            }
+            h = (h + 1) & (ag->cap - 1);
+        }
+    }
+    const kvl_family_t *fam = kvl_sink_family(defs, def);
+    const char *family = fam != NULL ? fam->name : "";
+    series_t *s = series_get(e, ag, def->device, def->scope, def->instance, family, def->labels,
+                             def->n_labels, def->interval_s);
+    int midx = s != NULL ? series_add_metric(s, def->metric, def->kind == KVL_KIND_COUNTER) : -1;
+    if (midx < 0) {
+        return NULL;
+    }
+    if (def->interval_s > 0 && (ag->min_interval_s == 0 || def->interval_s < ag->min_interval_s)) {
+        ag->min_interval_s = def->interval_s;
+    }
+    if ((ag->n + 1) * 10 > ag->cap * 7 && slots_grow(ag) != 0) {
+        return NULL;
+    }
+    size_t h = slot_hash(def->id, ag->cap);
+    while (ag->slots[h].s != NULL && ag->slots[h].id != def->id) {
+        h = (h + 1) & (ag->cap - 1);
+    }
+    if (ag->slots[h].s == NULL) {
+        ag->n++;
+    }
+    ag->slots[h] = (slot_t){.id = def->id, .def = def, .s = s, .midx = midx};
+    return &ag->slots[h];
+}
+
+int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
+{
+    e->now = now_ms(e);
+    agent_t *ag = agent_get(e, b->agent, b->site);
+    if (ag == NULL) {
+        return KVL_ENOMEM;
+    }
+    ag->last_arrival = e->now;
+    for (size_t i = 0; i < ag->n_silent; i++) {
+        if (ag->silent[i].as.st != ST_OK) {
+            as_good(e, ag->silent[i].rule, &ag->subj, &ag->silent[i].as, e->now, false);
+        }
+    }
+    const kvl_batch_t *bt = b->batch;
+    for (size_t g = 0; g < bt->n_groups; g++) {
+        const kvl_group_t *grp = &bt->groups[g];
+        int64_t t = grp->time_ms;
+        bool late = b->replayed || t < e->now - e->cfg.late_after_ms;
+        kvl_group_iter_t it;
+        kvl_sample_t smp;
+        series_t *cur = NULL;
+        int rc;
+        kvl_group_iter_init(&it, grp);
+        while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &smp)) == 1) {
+            slot_t *sl = slot_get(e, ag, b->defs, smp.def);
+            if (sl == NULL) {
+                return KVL_ENOMEM;
+            }
+            if (sl->s != cur) {
+                if (cur != NULL) {
+                    series_flush(e, cur, t, late);
+                }
+                cur = sl->s;
+            }
+            metric_t *m = &cur->m[sl->midx];
+            if (smp.unknown) {
+                m->unknown = true;
+            } else {
+                m->v = smp.def->real ? smp.real : (double)smp.value;
+                m->fresh = m->have = true;
+            }
+            e->stats.samples++;
+        }
+        if (cur != NULL) {
+            series_flush(e, cur, t, late);
+        }
+        if (rc < 0) {
+            return KVL_EPROTO;
+        }
+    }
+    return 0;
+}
+
+/* --- events ---------------------------------------------------------------------------- */
+
+static const char *field(const kvl_event_t *ev, const char *key)
+{
+    return label_of(ev->fields, ev->n_fields, key);
+}
+
+static bool fields_match(const kvl_rule_t *r, const kvl_event_t *ev)
+{
+    for (size_t i = 0; i < r->event.n_match; i++) {
+        const char *v = field(ev, r->event.match[i].key);
+        if (!kvl_rules_match(&r->event.match[i].m, v != NULL ? v : "")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static subject_t event_subject(const kvl_sink_event_t *se)
+{
+    const kvl_event_t *ev = se->event;
+    subject_t s = {.agent = se->agent, .site = se->site};
+    s.device = nonempty(ev->device) && strcmp(ev->device, se->agent) != 0 ? ev->device : NULL;
+    s.interface = field(ev, "interface");
+    if (!nonempty(s.interface)) {
+        s.interface = field(ev, "ifName");
+    }
+    s.target = field(ev, "target");
+    s.description = field(ev, "ifAlias");
+    if (!nonempty(s.description)) {
+        s.description = field(ev, "reason");
+    }
+    if (!nonempty(s.description)) {
+        s.description = ev->text;
+    }
+    return s;
+}
+
+static evalert_t *evalert_find(kvl_engine_t *e, const kvl_rule_t *r, uint64_t fp)
+{
+    for (evalert_t *a = e->evalerts; a != NULL; a = a->next) {
+        if (a->rule == r && fingerprint(r, &a->subj) == fp) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static evalert_t *evalert_new(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s)
+{
+    evalert_t *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return NULL;
+    }
+    const char *src[6] = {s->agent, s->site, s->device, s->interface, s->target, s->description};
+    for (int i = 0; i < 6; i++) {
+        if (src[i] != NULL && (a->s[i] = strdup(src[i])) == NULL) {
+            for (int k = 0; k < i; k++) {
+                free(a->s[k]);
+            }
+            free(a);
+            return NULL;
+        }
+    }
+    a->rule = r;
+    a->subj = (subject_t){.agent = a->s[0],
+                          .site = a->s[1],
+                          .device = a->s[2],
+                          .interface = a->s[3],
+                          .target = a->s[4],
+                          .description = a->s[5]};
+    a->next = e->evalerts;
+    e->evalerts = a;
+    return a;
+}
+
+static void evalert_remove(kvl_engine_t *e, evalert_t *x)
+{
+    for (evalert_t **p = &e->evalerts; *p != NULL; p = &(*p)->next) {
+        if (*p == x) {
+            *p = x->next;
+            for (int i = 0; i < 6; i++) {
+                free(x->s[i]);
+            }
+            free(x);
+            return;
+        }
+    }
+}
+
+/* device_down / device_up: the device's reachable state at the event's time. */
+static void device_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down, bool late)
+{
+    const kvl_event_t *ev = se->event;
+    agent_t *ag = agent_get(e, se->agent, se->site);
+    if (ag == NULL || !nonempty(ev->device)) {
+        return;
+    }
+    series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_DEVICE, "", "device", NULL, 0, 0);
+    int mr = s != NULL ? series_add_metric(s, "reachable", false) : -1;
+    int md = s != NULL ? series_add_metric(s, "down_reason", false) : -1;
+    if (mr < 0 || md < 0) {
+        return;
+    }
+    s->m[mr].v = down ? 0 : 1;
+    s->m[mr].fresh = s->m[mr].have = true;
+    const char *why = field(ev, "reason");
+    if (down) {
+        snprintf(s->reason, sizeof(s->reason), "%s", nonempty(why) ? why : "no answer");
+    }
+    series_flush(e, s, ev->time_ms, late);
+}
+
+void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
+{
+    const kvl_event_t *ev = se->event;
+    if (ev == NULL || ev->kind == NULL || se->agent == NULL) {
+        return;
+    }
+    e->now = now_ms(e);
+    bool late = se->late || se->replayed || ev->time_ms < e->now - e->cfg.late_after_ms;
+    if (strcmp(ev->kind, "device_down") == 0 || strcmp(ev->kind, "device_up") == 0) {
+        device_event(e, se, ev->kind[7] == 'd', late);
+    }
+    subject_t s = event_subject(se);
+    for (size_t i = 0; i < e->n_event_rules; i++) {
+        const kvl_rule_t *r = e->event_rules[i];
+        if (!kvl_rules_match(&r->site, se->site != NULL ? se->site : "") ||
+            !kvl_rules_match(&r->device, nonempty(ev->device) ? ev->device : "") ||
+            (r->interface.glob != NULL &&
+             !kvl_rules_match(&r->interface, s.interface ? s.interface : "")) ||
+            (r->target.glob != NULL && !kvl_rules_match(&r->target, s.target ? s.target : ""))) {
+            continue;
+        }
+        uint64_t fp = fingerprint(r, &s);
+        if (fnmatch(r->event.name, ev->kind, 0) == 0 && fields_match(r, ev)) {
+            evalert_t *a = evalert_find(e, r, fp);
+            if (a == NULL && (a = evalert_new(e, r, &s)) == NULL) {
+                KVL_LOG_WARN("alerts", se->agent, "out of memory: event %s not evaluated",
+                             ev->kind);
+                continue;
+            }
+            as_bad(e, r, &a->subj, &a->as, ev->time_ms, 0, late, false, 0);
+        } else if (r->event.clear != NULL && strcmp(r->event.clear, ev->kind) == 0) {
+            evalert_t *a = evalert_find(e, r, fp);
+            if (a != NULL) {
+                as_good(e, r, &a->subj, &a->as, ev->time_ms, late);
+                evalert_remove(e, a);
+            }
+        }
+    }
+}
+
+/* --- the timer ----------------------------------------------------------------------- */
+
+static bool agent_silent(const agent_t *ag)
+{
+    for (size_t i = 0; i < ag->n_silent; i++) {
+        if (ag->silent[i].as.st != ST_OK) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void kvl_engine_tick(kvl_engine_t *e)
+{
+    e->now = now_ms(e);
+    for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
+        for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
+            int64_t iv =
+                (ag->min_interval_s ? ag->min_interval_s : SERIES_INTERVAL_DEFAULT_S) * 1000ll;
+            for (size_t i = 0; i < ag->n_silent; i++) {
+                silent_t *sl = &ag->silent[i];
+                if (sl->as.st == ST_OK &&
+                    e->now - ag->last_arrival > sl->rule->state.intervals * iv) {
+                    as_bad(e, sl->rule, &ag->subj, &sl->as, ag->last_arrival, 0, false, false, 0);
+                }
+            }
+        }
+    }
+    for (size_t b = 0; b < e->nsb; b++) {
+        for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
+            if (!s->has_nodata || agent_silent(s->agent)) {
+                continue;
+            }
+            for (size_t i = 0; i < s->n_rs; i++) {
+                rstate_t *rs = &s->rs[i];
+                if (rs->rule->kind == KVL_RULE_NO_DATA && rs->as.st == ST_OK &&
+                    e->now - s->last_arrival >
+                        rs->rule->no_data.intervals * (int64_t)s->interval_s * 1000) {
+                    as_bad(e, rs->rule, &s->subj, &rs->as, s->seen ? s->last_t : s->last_arrival, 0,
+                           false, false, 0);
+                }
+            }
+        }
+    }
+    evalert_t *a = e->evalerts;
+    while (a != NULL) {
+        evalert_t *next = a->next;
+        int64_t hold = a->rule->event.hold_ms;
+        if (hold > 0 && e->now >= a->as.active_at + hold) {
+            as_good(e, a->rule, &a->subj, &a->as, a->as.active_at + hold, false);
+            evalert_remove(e, a);
+        }
+        a = next;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    kvl_engine_tick(t->data);
+}
+
+/* --- life ------------------------------------------------------------------------------ */
+
+int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
+{
+    const kvl_rule_t *r = a != NULL && a->rule != NULL ? kvl_rules_find(e->rules, a->rule) : NULL;
+    if (r == NULL || a->status != KVL_ALERT_FIRING) {
+        return KVL_EINVAL;
+    }
+    e->now = now_ms(e);
+    astate_t as = {.st = ST_FIRING,
+                   .paged = !a->late,
+                   .held = a->late,
+                   .active_at = a->starts_at_ms,
+                   .value = a->value,
+                   .has_value = a->has_value};
+    if (r->kind == KVL_RULE_EVENT) {
+        subject_t s = {.agent = kvl_alert_label(a, "agent"),
+                       .site = kvl_alert_label(a, "site"),
+                       .device = kvl_alert_label(a, "device"),
+                       .interface = kvl_alert_label(a, "interface"),
+                       .target = kvl_alert_label(a, "target"),
+                       .description = a->description};
+        evalert_t *x = evalert_new(e, r, &s);
+        if (x == NULL) {
+            return KVL_ENOMEM;
+        }
+        x->as = as;
+        return 0;
+    }
+    if (r->kind == KVL_RULE_STATE && r->state.state == KVL_STATE_AGENT_SILENT) {
+        const char *id = kvl_alert_label(a, "agent");
+        agent_t *ag = id != NULL ? agent_get(e, id, kvl_alert_label(a, "site")) : NULL;
+        for (size_t i = 0; ag != NULL && i < ag->n_silent; i++) {
+            if (ag->silent[i].rule == r) {
+                ag->silent[i].as = as;
+                return 0;
+            }
+        }
+        return ag == NULL ? KVL_ENOMEM : KVL_EINVAL;
+    }
+    restored_t *v = realloc(e->restored, (e->n_restored + 1) * sizeof(*v));
+    if (v == NULL) {
+        return KVL_ENOMEM;
+    }
+    e->restored = v;
+    kvl_alert_t *dup = kvl_alert_dup(a);
+    if (dup == NULL) {
+        return KVL_ENOMEM;
+    }
+    e->restored[e->n_restored++] = (restored_t){.fp = a->fingerprint, .a = dup};
+    return 0;
+}
+
+int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb, void *cb_ctx,
+                   kvl_engine_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg == NULL || cfg->rules == NULL || cb == NULL) {
+        snprintf(err, errlen, "the rule engine needs rules and a callback");
+        return KVL_EINVAL;
+    }
+    kvl_engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    e->cfg = *cfg;
+    e->rules = cfg->rules;
+    e->cb = cb;
+    e->cb_ctx = cb_ctx;
+    if (e->cfg.late_after_ms <= 0) {
+        e->cfg.late_after_ms = KVL_ENGINE_LATE_AFTER_DEFAULT_MS;
+    }
+    if (e->cfg.tick_ms <= 0) {
+        e->cfg.tick_ms = 1000;
+    }
+    if (e->cfg.now_ms == NULL) {
+        e->cfg.now_ms = real_now;
+    }
+    const char *url = cfg->web_url != NULL ? cfg->web_url : KVL_ENGINE_WEB_URL_DEFAULT;
+    size_t ul = strlen(url);
+    while (ul > 0 && url[ul - 1] == '/') {
+        ul--;
+    }
+    e->web_url = strndup(url, ul);
+    e->event_rules = calloc(e->rules->n ? e->rules->n : 1, sizeof(*e->event_rules));
+    if (e->web_url == NULL || e->event_rules == NULL || series_rehash(e) != 0) {
+        free(e->web_url);
+        free(e->event_rules);
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    e->cfg.web_url = e->web_url;
+    for (size_t i = 0; i < e->rules->n; i++) {
+        if (e->rules->v[i].kind == KVL_RULE_EVENT) {
+            e->event_rules[e->n_event_rules++] = &e->rules->v[i];
+        }
+    }
+    e->loop = loop;
+    if (loop != NULL) {
+        uv_timer_init(loop, &e->timer);
+        e->timer.data = e;
+        uv_timer_start(&e->timer, on_timer, (uint64_t)e->cfg.tick_ms, (uint64_t)e->cfg.tick_ms);
+    }
+    *out = e;
+    return 0;
+}
+
+static void engine_release(kvl_engine_t *e)
+{
+    for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
+        agent_t *ag = e->agents[b];
+        while (ag != NULL) {
+            agent_t *next = ag->next;
+            free(ag->slots);
+            free(ag->silent);
+            free(ag->id);
+            free(ag->site);
+            free(ag);
+            ag = next;
+        }
+    }
+    for (size_t b = 0; b < e->nsb; b++) {
+        series_t *s = e->sb[b];
+        while (s != NULL) {
+            series_t *next = s->next;
+            series_free(s);
+            s = next;
+        }
+    }
+    while (e->evalerts != NULL) {
+        evalert_remove(e, e->evalerts);
+    }
+    for (size_t i = 0; i < e->n_restored; i++) {
+        kvl_alert_free(e->restored[i].a);
+    }
+    free(e->restored);
+    free(e->sb);
+    free(e->event_rules);
+    free(e->web_url);
+    free(e);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    engine_release(h->data);
+}
+
+void kvl_engine_free(kvl_engine_t *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->loop != NULL) {
+        uv_timer_stop(&e->timer);
+        uv_close((uv_handle_t *)&e->timer, on_timer_closed);
+    } else {
+        engine_release(e);
+    }
+}
+
+void kvl_engine_get_stats(const kvl_engine_t *e, kvl_engine_stats_t *out)
+{
+    *out = e->stats;
+}
