@@ -42,6 +42,9 @@ typedef struct kvl_collector_cfg {
     int64_t agent_state_ttl_ms;         /* definitions of an agent gone are released after this */
     int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
     int64_t max_sample_age_ms;          /* samples older than this are refused */
+    char *rules;           /* alert rules file or folder; NULL: the built-in rules alone */
+    int64_t late_after_ms; /* alert changes in data older than this are late (history) */
+    char *web_url;         /* base of the graph URLs alerts carry */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);
