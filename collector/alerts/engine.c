@@ -53,17 +53,21 @@ typedef struct metric {
     int64_t prev_t;
 } metric_t;
 
-/* A rule bound to a series. */
+/* The flapping modifier's state (state rules with it only). */
+typedef struct flap {
+    bool bad, bad_known, flapping;
+    astate_t as; /* the flapping alert */
+    int64_t last_change;
+    size_t ring_n, ring_head;
+    int64_t ring[]; /* change times, changes + 1 of them */
+} flap_t;
+
+/* A rule bound to a series (kept small: a series has one per rule that selects it). */
 typedef struct rstate {
     const kvl_rule_t *rule;
     int16_t m[4]; /* the metrics the condition reads, -1 if absent */
     astate_t as;
-    /* flapping (state rules with the modifier) */
-    bool bad, bad_known, flapping;
-    astate_t flap;
-    int64_t last_change;
-    int64_t *ring; /* change times, changes + 1 of them */
-    size_t ring_n, ring_head;
+    flap_t *flap; /* NULL without the flapping modifier */
 } rstate_t;
 
 struct agent;
@@ -113,6 +117,9 @@ typedef struct agent {
     silent_t *silent;
     size_t n_silent;
     subject_t subj;
+    bool lost;       /* an agent_lost event came, no agent_back nor batch since */
+    int64_t back_at; /* wall time it was last back from lost or silent: no_data counts from
+                        there, so its backlog has time to arrive */
 } agent_t;
 
 typedef struct evalert {
@@ -146,6 +153,10 @@ struct kvl_engine {
     size_t n_restored;
     int64_t now; /* wall time of the call being handled */
     kvl_engine_stats_t stats;
+    rstate_t *scratch; /* series_bind's rules to add, one per rule */
+    bool *dev_ok;      /* per rule: takes the site and device of dev_agent, dev_name */
+    const agent_t *dev_agent;
+    char dev_name[512];
 };
 
 /* --- small helpers -------------------------------------------------------------------- */
@@ -498,7 +509,7 @@ static void series_free(series_t *s)
         free(s->m[i].name);
     }
     for (size_t i = 0; i < s->n_rs; i++) {
-        free(s->rs[i].ring);
+        free(s->rs[i].flap);
     }
     for (size_t i = 0; i < s->n_labels; i++) {
         free((char *)s->labels[i].key);
@@ -653,9 +664,41 @@ static int series_add_metric(series_t *s, const char *name, bool counter)
 
 /* --- binding rules to a series -------------------------------------------------------- */
 
-static bool selects(const kvl_rule_t *r, const series_t *s)
+/* kvl_rules_match with the common cases (no glob, "*", a plain name) without fnmatch. */
+static bool match_fast(const kvl_rule_match_t *m, const char *s)
 {
-    if (!kvl_rules_match(&r->site, s->agent->site) || !kvl_rules_match(&r->device, s->device)) {
+    if (m->glob == NULL) {
+        return true;
+    }
+    if (m->glob[0] == '*' && m->glob[1] == '\0') {
+        return !m->negate;
+    }
+    if (strpbrk(m->glob, "*?[\\") == NULL) {
+        return (strcmp(m->glob, s) == 0) != m->negate;
+    }
+    return kvl_rules_match(m, s);
+}
+
+/* Whether rule i takes the series' site and device: the series of one device come
+ * together, so the answers for the last device are kept (e->dev_ok). */
+static bool site_device_ok(kvl_engine_t *e, size_t i, const series_t *s)
+{
+    if (e->dev_agent != s->agent || strcmp(e->dev_name, s->device) != 0) {
+        for (size_t k = 0; k < e->rules->n; k++) {
+            const kvl_rule_t *r = &e->rules->v[k];
+            e->dev_ok[k] =
+                match_fast(&r->site, s->agent->site) && match_fast(&r->device, s->device);
+        }
+        e->dev_agent = s->agent;
+        snprintf(e->dev_name, sizeof(e->dev_name), "%s", s->device);
+    }
+    return e->dev_ok[i];
+}
+
+static bool selects(kvl_engine_t *e, size_t ri, const series_t *s)
+{
+    const kvl_rule_t *r = &e->rules->v[ri];
+    if (!site_device_ok(e, ri, s)) {
         return false;
     }
     const struct {
@@ -667,20 +710,20 @@ static bool selects(const kvl_rule_t *r, const series_t *s)
                     {&r->target, KVL_SCOPE_LINK, s->instance}};
     for (size_t i = 0; i < KVL_ARRAY_SIZE(by_scope); i++) {
         if (by_scope[i].m->glob != NULL &&
-            (s->scope != by_scope[i].scope || !kvl_rules_match(by_scope[i].m, by_scope[i].what))) {
+            (s->scope != by_scope[i].scope || !match_fast(by_scope[i].m, by_scope[i].what))) {
             return false;
         }
     }
     for (size_t i = 0; i < r->n_sel_labels; i++) {
         const char *v = label_of(s->labels, s->n_labels, r->sel_labels[i].key);
-        if (!kvl_rules_match(&r->sel_labels[i].m, v != NULL ? v : "")) {
+        if (!match_fast(&r->sel_labels[i].m, v != NULL ? v : "")) {
             return false;
         }
     }
     if (r->metric.glob != NULL) {
         bool any = false;
         for (size_t i = 0; !any && i < s->n_m; i++) {
-            any = kvl_rules_match(&r->metric, s->m[i].name);
+            any = match_fast(&r->metric, s->m[i].name);
         }
         if (!any) {
             return false;
@@ -750,6 +793,8 @@ static int series_bind(kvl_engine_t *e, series_t *s)
             memcpy(s->rs[i].m, m, sizeof(m));
         }
     }
+    /* the rules to add, then one allocation */
+    size_t n_new = 0;
     for (size_t i = 0; i < e->rules->n; i++) {
         const kvl_rule_t *r = &e->rules->v[i];
         if (r->kind == KVL_RULE_EVENT ||
@@ -761,33 +806,39 @@ static int series_bind(kvl_engine_t *e, series_t *s)
             bound = s->rs[k].rule == r;
         }
         int16_t m[4];
-        if (bound || !selects(r, s) || !needs(r, s, m)) {
-            continue;
+        if (!bound && selects(e, i, s) && needs(r, s, m)) {
+            e->scratch[n_new] = (rstate_t){.rule = r};
+            memcpy(e->scratch[n_new].m, m, sizeof(m));
+            n_new++;
         }
-        rstate_t *v = realloc(s->rs, (s->n_rs + 1) * sizeof(*v));
-        if (v == NULL) {
+    }
+    if (n_new == 0) {
+        return 0;
+    }
+    rstate_t *v = realloc(s->rs, (s->n_rs + n_new) * sizeof(*v));
+    if (v == NULL) {
+        return KVL_ENOMEM;
+    }
+    s->rs = v;
+    for (size_t i = 0; i < n_new; i++) {
+        const kvl_rule_t *r = e->scratch[i].rule;
+        rstate_t *rs = &s->rs[s->n_rs];
+        *rs = e->scratch[i];
+        if (r->flapping.on &&
+            (rs->flap = calloc(1, sizeof(flap_t) + ((size_t)r->flapping.changes + 1) *
+                                                       sizeof(int64_t))) == NULL) {
             return KVL_ENOMEM;
         }
-        s->rs = v;
-        rstate_t *rs = &s->rs[s->n_rs++];
-        *rs = (rstate_t){.rule = r};
-        memcpy(rs->m, m, sizeof(m));
-        if (r->flapping.on) {
-            rs->ring = calloc((size_t)r->flapping.changes + 1, sizeof(*rs->ring));
-            if (rs->ring == NULL) {
-                s->n_rs--;
-                return KVL_ENOMEM;
-            }
-        }
+        s->n_rs++;
         s->has_nodata = s->has_nodata || r->kind == KVL_RULE_NO_DATA;
         e->stats.bindings++;
         if (e->n_restored > 0) {
             restored_take(e, fingerprint(r, &s->subj), &rs->as);
             subject_t fs = s->subj;
             fs.flapping = true;
-            if (r->flapping.on && restored_take(e, fingerprint(r, &fs), &rs->flap)) {
-                rs->flapping = true;
-                rs->last_change = rs->flap.active_at;
+            if (rs->flap != NULL && restored_take(e, fingerprint(r, &fs), &rs->flap->as)) {
+                rs->flap->flapping = true;
+                rs->flap->last_change = rs->flap->as.active_at;
             }
         }
     }
@@ -862,41 +913,42 @@ static const char *reason_text(double code)
 static void state_update(kvl_engine_t *e, series_t *s, rstate_t *rs, bool bad, int64_t t, bool late)
 {
     const kvl_rule_t *r = rs->rule;
-    if (r->flapping.on) {
-        if (rs->bad_known && bad != rs->bad) {
+    flap_t *fl = rs->flap;
+    if (fl != NULL) {
+        if (fl->bad_known && bad != fl->bad) {
             size_t cap = (size_t)r->flapping.changes + 1;
-            rs->ring[rs->ring_head] = t;
-            rs->ring_head = (rs->ring_head + 1) % cap;
-            rs->ring_n += rs->ring_n < cap;
-            rs->last_change = t;
+            fl->ring[fl->ring_head] = t;
+            fl->ring_head = (fl->ring_head + 1) % cap;
+            fl->ring_n += fl->ring_n < cap;
+            fl->last_change = t;
             size_t in_window = 0;
             int64_t first = t;
-            for (size_t i = 0; i < rs->ring_n; i++) {
-                if (rs->ring[i] > t - r->flapping.window_ms) {
+            for (size_t i = 0; i < fl->ring_n; i++) {
+                if (fl->ring[i] > t - r->flapping.window_ms) {
                     in_window++;
-                    first = rs->ring[i] < first ? rs->ring[i] : first;
+                    first = fl->ring[i] < first ? fl->ring[i] : first;
                 }
             }
-            if (!rs->flapping && in_window > (size_t)r->flapping.changes) {
-                rs->flapping = true;
+            if (!fl->flapping && in_window > (size_t)r->flapping.changes) {
+                fl->flapping = true;
                 as_good(e, r, &s->subj, &rs->as, t, late);
                 subject_t fs = s->subj;
                 fs.flapping = true;
-                as_bad(e, r, &fs, &rs->flap, first, 0, late, false, 0);
+                as_bad(e, r, &fs, &fl->as, first, 0, late, false, 0);
             }
         }
-        rs->bad = bad;
-        rs->bad_known = true;
-        if (rs->flapping) {
+        fl->bad = bad;
+        fl->bad_known = true;
+        if (fl->flapping) {
             subject_t fs = s->subj;
             fs.flapping = true;
-            if (t - rs->last_change < r->flapping.stable_ms) {
-                as_bad(e, r, &fs, &rs->flap, t, 0, late, false, 0); /* confirms a held one */
+            if (t - fl->last_change < r->flapping.stable_ms) {
+                as_bad(e, r, &fs, &fl->as, t, 0, late, false, 0); /* confirms a held one */
                 return;
             }
-            as_good(e, r, &fs, &rs->flap, t, late);
-            rs->flapping = false;
-            rs->ring_n = rs->ring_head = 0;
+            as_good(e, r, &fs, &fl->as, t, late);
+            fl->flapping = false;
+            fl->ring_n = fl->ring_head = 0;
         }
     }
     if (bad) {
@@ -1041,8 +1093,13 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
         return KVL_ENOMEM;
     }
     ag->last_arrival = e->now;
+    if (ag->lost) {
+        ag->lost = false;
+        ag->back_at = e->now;
+    }
     for (size_t i = 0; i < ag->n_silent; i++) {
         if (ag->silent[i].as.st != ST_OK) {
+            ag->back_at = e->now;
             as_good(e, ag->silent[i].rule, &ag->subj, &ag->silent[i].as, e->now, false);
         }
     }
@@ -1209,6 +1266,15 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
     bool late = se->late || se->replayed || ev->time_ms < e->now - e->cfg.late_after_ms;
     if (strcmp(ev->kind, "device_down") == 0 || strcmp(ev->kind, "device_up") == 0) {
         device_event(e, se, ev->kind[7] == 'd', late);
+    } else if (strcmp(ev->kind, "agent_lost") == 0 || strcmp(ev->kind, "agent_back") == 0) {
+        /* the agent is the problem: its silence and its series' are not news */
+        agent_t *ag = agent_get(e, se->agent, se->site);
+        if (ag != NULL) {
+            ag->lost = ev->kind[6] == 'l';
+            if (!ag->lost) {
+                ag->last_arrival = ag->back_at = e->now;
+            }
+        }
     }
     subject_t s = event_subject(se);
     for (size_t i = 0; i < e->n_event_rules; i++) {
@@ -1241,8 +1307,12 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
 
 /* --- the timer ----------------------------------------------------------------------- */
 
-static bool agent_silent(const agent_t *ag)
+/* Lost, or silent for one of the agent_silent rules: its series' silence is no news. */
+static bool agent_quiet(const agent_t *ag)
 {
+    if (ag->lost) {
+        return true;
+    }
     for (size_t i = 0; i < ag->n_silent; i++) {
         if (ag->silent[i].as.st != ST_OK) {
             return true;
@@ -1258,7 +1328,7 @@ void kvl_engine_tick(kvl_engine_t *e)
         for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
             int64_t iv =
                 (ag->min_interval_s ? ag->min_interval_s : SERIES_INTERVAL_DEFAULT_S) * 1000ll;
-            for (size_t i = 0; i < ag->n_silent; i++) {
+            for (size_t i = 0; !ag->lost && i < ag->n_silent; i++) {
                 silent_t *sl = &ag->silent[i];
                 if (sl->as.st == ST_OK &&
                     e->now - ag->last_arrival > sl->rule->state.intervals * iv) {
@@ -1269,14 +1339,15 @@ void kvl_engine_tick(kvl_engine_t *e)
     }
     for (size_t b = 0; b < e->nsb; b++) {
         for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
-            if (!s->has_nodata || agent_silent(s->agent)) {
+            if (!s->has_nodata || agent_quiet(s->agent)) {
                 continue;
             }
             for (size_t i = 0; i < s->n_rs; i++) {
                 rstate_t *rs = &s->rs[i];
+                int64_t since =
+                    s->last_arrival > s->agent->back_at ? s->last_arrival : s->agent->back_at;
                 if (rs->rule->kind == KVL_RULE_NO_DATA && rs->as.st == ST_OK &&
-                    e->now - s->last_arrival >
-                        rs->rule->no_data.intervals * (int64_t)s->interval_s * 1000) {
+                    e->now - since > rs->rule->no_data.intervals * (int64_t)s->interval_s * 1000) {
                     as_bad(e, rs->rule, &s->subj, &rs->as, s->seen ? s->last_t : s->last_arrival, 0,
                            false, false, 0);
                 }
@@ -1385,10 +1456,16 @@ int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb
         ul--;
     }
     e->web_url = strndup(url, ul);
-    e->event_rules = calloc(e->rules->n ? e->rules->n : 1, sizeof(*e->event_rules));
-    if (e->web_url == NULL || e->event_rules == NULL || series_rehash(e) != 0) {
+    size_t nr = e->rules->n ? e->rules->n : 1;
+    e->event_rules = calloc(nr, sizeof(*e->event_rules));
+    e->scratch = calloc(nr, sizeof(*e->scratch));
+    e->dev_ok = calloc(nr, sizeof(*e->dev_ok));
+    if (e->web_url == NULL || e->event_rules == NULL || e->scratch == NULL || e->dev_ok == NULL ||
+        series_rehash(e) != 0) {
         free(e->web_url);
         free(e->event_rules);
+        free(e->scratch);
+        free(e->dev_ok);
         free(e);
         snprintf(err, errlen, "out of memory");
         return KVL_ENOMEM;
@@ -1440,6 +1517,8 @@ static void engine_release(kvl_engine_t *e)
     free(e->restored);
     free(e->sb);
     free(e->event_rules);
+    free(e->scratch);
+    free(e->dev_ok);
     free(e->web_url);
     free(e);
 }

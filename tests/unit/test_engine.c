@@ -645,6 +645,21 @@ static void test_agent_silent(void **state)
     lost_at(&f, T0 + 10 * M_MS, 0);
     assert_int_equal(count(&f, "silent", KVL_ALERT_RESOLVED, 0), 1);
     assert_int_equal(f.n, 2);
+    /* a lost agent (its heartbeat missed: agent_lost) is neither silent nor without data */
+    event_at(&f, T0 + 11 * M_MS, "agent_lost", NULL, false);
+    f.now = T0 + 30 * M_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(f.n, 2);
+    /* back: its series have their intervals again for the backlog to arrive */
+    event_at(&f, T0 + 30 * M_MS, "agent_back", NULL, false);
+    f.now = T0 + 32 * M_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(f.n, 2);
+    /* back but sending nothing: silent again */
+    f.now += 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "silent", KVL_ALERT_FIRING, 0), 2);
+    assert_int_equal(count(&f, "gone", KVL_ALERT_FIRING, -1), 0);
     fx_stop(&f);
 }
 
