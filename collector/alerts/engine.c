@@ -548,6 +548,38 @@ static int series_rehash(kvl_engine_t *e)
     return 0;
 }
 
+/* Takes a definition's labels (once: a series made from an event has none until its
+ * definition comes); the alias follows them. Returns 0 or KVL_ENOMEM. */
+static int series_set_labels(series_t *s, const kvl_label_t *labels, size_t n_labels)
+{
+    if (s->n_labels > 0 || n_labels == 0) {
+        return 0;
+    }
+    free(s->labels);
+    s->labels = calloc(n_labels, sizeof(*s->labels));
+    if (s->labels == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < n_labels; i++) {
+        s->labels[i].key = strdup(labels[i].key);
+        s->labels[i].value = strdup(labels[i].value != NULL ? labels[i].value : "");
+        s->n_labels++;
+        if (s->labels[i].key == NULL || s->labels[i].value == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    const char *alias = label_of(s->labels, s->n_labels, "ifAlias");
+    if (!nonempty(alias)) {
+        alias = label_of(s->labels, s->n_labels, "ifDescr");
+    }
+    s->alias = nonempty(alias) ? (char *)alias : NULL;
+    if (s->scope == KVL_SCOPE_INTERFACE) {
+        s->subj.description = s->alias;
+    }
+    s->dirty = true; /* label selectors may take it now */
+    return 0;
+}
+
 /* The series of (agent, device, scope, instance), made if new (family: its family's or
  * group's name, labels: its definition's). NULL when out of memory. */
 static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kvl_scope_t scope,
@@ -562,7 +594,10 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
     size_t b = hash_str(key, 1469598103934665603ull) & (e->nsb - 1);
     for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
         if (strcmp(s->key, key) == 0) {
-            return s;
+            if (interval_s > 0) {
+                s->interval_s = interval_s;
+            }
+            return series_set_labels(s, labels, n_labels) == 0 ? s : NULL;
         }
     }
     series_t *s = calloc(1, sizeof(*s));
@@ -573,36 +608,19 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
     s->device = strdup(device);
     s->instance = strdup(instance);
     s->family = strdup(family != NULL ? family : "");
-    s->labels = calloc(n_labels ? n_labels : 1, sizeof(*s->labels));
-    if (s->key == NULL || s->device == NULL || s->instance == NULL || s->family == NULL ||
-        s->labels == NULL) {
+    if (s->key == NULL || s->device == NULL || s->instance == NULL || s->family == NULL) {
         series_free(s);
         return NULL;
-    }
-    for (size_t i = 0; i < n_labels; i++) {
-        s->labels[i].key = strdup(labels[i].key);
-        s->labels[i].value = strdup(labels[i].value != NULL ? labels[i].value : "");
-        s->n_labels++;
-        if (s->labels[i].key == NULL || s->labels[i].value == NULL) {
-            series_free(s);
-            return NULL;
-        }
     }
     s->agent = ag;
     s->scope = scope;
     s->interval_s = interval_s ? interval_s : SERIES_INTERVAL_DEFAULT_S;
     s->last_arrival = e->now;
-    const char *alias = label_of(s->labels, s->n_labels, "ifAlias");
-    if (!nonempty(alias)) {
-        alias = label_of(s->labels, s->n_labels, "ifDescr");
-    }
-    s->alias = nonempty(alias) ? (char *)alias : NULL;
     s->subj = (subject_t){.agent = ag->id, .site = ag->site};
     switch (scope) {
     case KVL_SCOPE_INTERFACE:
         s->subj.device = s->device;
         s->subj.interface = s->instance;
-        s->subj.description = s->alias;
         break;
     case KVL_SCOPE_DEVICE:
         s->subj.device = s->device;
@@ -618,6 +636,10 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
         break;
     default:
         break;
+    }
+    if (series_set_labels(s, labels, n_labels) != 0) {
+        series_free(s);
+        return NULL;
     }
     s->next = e->sb[b];
     e->sb[b] = s;
@@ -1161,15 +1183,25 @@ static bool fields_match(const kvl_rule_t *r, const kvl_event_t *ev)
     return true;
 }
 
+/* The interface an event names: its `interface`, `ifName` or `ifDescr` field. */
+static const char *event_interface(const kvl_event_t *ev)
+{
+    static const char *const keys[] = {"interface", "ifName", "ifDescr"};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(keys); i++) {
+        const char *v = field(ev, keys[i]);
+        if (nonempty(v)) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
 static subject_t event_subject(const kvl_sink_event_t *se)
 {
     const kvl_event_t *ev = se->event;
     subject_t s = {.agent = se->agent, .site = se->site};
     s.device = nonempty(ev->device) && strcmp(ev->device, se->agent) != 0 ? ev->device : NULL;
-    s.interface = field(ev, "interface");
-    if (!nonempty(s.interface)) {
-        s.interface = field(ev, "ifName");
-    }
+    s.interface = event_interface(ev);
     s.target = field(ev, "target");
     s.description = field(ev, "ifAlias");
     if (!nonempty(s.description)) {
@@ -1256,6 +1288,36 @@ static void device_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down,
     series_flush(e, s, ev->time_ms, late);
 }
 
+/* linkDown / linkUp: the interface's oper_status at the trap's time (admin_status from the
+ * trap's ifAdminStatus when it has one, else the last known, else up), so
+ * oper_down_admin_up pages on the trap and the next poll only confirms it. */
+static void interface_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down, bool late)
+{
+    const kvl_event_t *ev = se->event;
+    const char *name = event_interface(ev);
+    agent_t *ag = agent_get(e, se->agent, se->site);
+    if (ag == NULL || name == NULL || !nonempty(ev->device)) {
+        return;
+    }
+    series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_INTERFACE, name, "if", NULL, 0, 0);
+    int mo = s != NULL ? series_add_metric(s, "oper_status", false) : -1;
+    int ma = s != NULL ? series_add_metric(s, "admin_status", false) : -1;
+    if (mo < 0 || ma < 0) {
+        return;
+    }
+    s->m[mo].v = down ? 2 : 1;
+    s->m[mo].fresh = s->m[mo].have = true;
+    const char *admin = field(ev, "ifAdminStatus");
+    if (nonempty(admin)) {
+        s->m[ma].v = strcmp(admin, "up") == 0 || strcmp(admin, "1") == 0 ? 1 : 2;
+        s->m[ma].fresh = s->m[ma].have = true;
+    } else if (!s->m[ma].have) {
+        s->m[ma].v = 1;
+        s->m[ma].have = true;
+    }
+    series_flush(e, s, ev->time_ms, late);
+}
+
 void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
 {
     const kvl_event_t *ev = se->event;
@@ -1266,6 +1328,8 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
     bool late = se->late || se->replayed || ev->time_ms < e->now - e->cfg.late_after_ms;
     if (strcmp(ev->kind, "device_down") == 0 || strcmp(ev->kind, "device_up") == 0) {
         device_event(e, se, ev->kind[7] == 'd', late);
+    } else if (strcmp(ev->kind, "linkDown") == 0 || strcmp(ev->kind, "linkUp") == 0) {
+        interface_event(e, se, ev->kind[4] == 'D', late);
     } else if (strcmp(ev->kind, "agent_lost") == 0 || strcmp(ev->kind, "agent_back") == 0) {
         /* the agent is the problem: its silence and its series' are not news */
         agent_t *ag = agent_get(e, se->agent, se->site);

@@ -27,10 +27,11 @@
  * down or lowerLayerDown while admin_status up), device_unreachable (reachable 0; the
  * down_reason is the alert's description; `device_down`/`device_up` events of the agent
  * feed the same state at their time, so a device's outage pages as soon as its event
- * arrives), agent_silent (no batch of the agent for `intervals` of its shortest series
- * interval, wall clock, checked by the timer; not while the agent is lost: an
- * `agent_lost` event came and no `agent_back` nor batch since, its own alert covers it).
- * no_data: a series without a sample for `intervals` of its interval (checked by the
+ * arrives; likewise `linkDown`/`linkUp` traps set the interface's oper_status, naming it
+ * by their `interface`, `ifName` or `ifDescr` field), agent_silent (no batch of the agent for
+ * `intervals` of its shortest series interval, wall clock, checked by the timer; not while the
+ * agent is lost: an `agent_lost` event came and no `agent_back` nor batch since, its own alert
+ * covers it). no_data: a series without a sample for `intervals` of its interval (checked by the
  * timer; not while its agent is silent or lost: the agent is the problem then). event: an event
  * whose name matches the glob and whose fields match fires; the rule's clearing event with the same
  * agent, device, interface and target (the same fingerprint) resolves it, or `hold` after it.

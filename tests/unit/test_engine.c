@@ -153,7 +153,7 @@ static void on_alert(void *ctx, const kvl_alert_t *a)
 
 #define DISABLE_ALL                                                                                \
     "disable: [device_down, interface_down, interface_utilisation, interface_errors, "             \
-    "link_loss, link_down, target_down, agent_lost, mos_low, certificate_expiring, "               \
+    "link_loss, link_down, agent_lost, mos_low, certificate_expiring, "                            \
     "http_probe_failing, agent_silent, spool_dropping, journal_near_bound]\n"
 
 static void fx_clear(fx_t *f)
@@ -517,6 +517,46 @@ static void test_flapping(void **state)
     fx_stop(&f);
 }
 
+static void test_link_traps_drive_interface_state(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, "rules: []\n", T0); /* the built-in rules */
+    oper_at(&f, T0, false);
+    /* the trap pages at once, named as the poller names the interface, with its alias */
+    event_at(&f, T0 + 5 * S_MS, "linkDown", "Gi0/1", false);
+    assert_int_equal(count(&f, "interface_down", KVL_ALERT_FIRING, 0), 1);
+    assert_string_equal(f.rec[0].interface, "Gi0/1");
+    assert_string_equal(f.rec[0].description, "uplink to HQ");
+    assert_int_equal(f.rec[0].starts, T0 + 5 * S_MS);
+    /* the next poll says the same: no second page */
+    oper_at(&f, T0 + M_MS, true);
+    assert_int_equal(f.n, 1);
+    /* linkUp resolves it before any poll */
+    event_at(&f, T0 + M_MS + 10 * S_MS, "linkUp", "Gi0/1", false);
+    assert_int_equal(count(&f, "interface_down", KVL_ALERT_RESOLVED, 0), 1);
+    /* an interface not polled yet: the trap alone pages */
+    event_at(&f, T0 + 2 * M_MS, "linkDown", "Gi0/9", false);
+    assert_int_equal(count(&f, "interface_down", KVL_ALERT_FIRING, 0), 2);
+    assert_string_equal(f.rec[f.n - 1].interface, "Gi0/9");
+    /* the probes' link cut: link_down, cleared by target_up */
+    kvl_label_t tf[] = {{"target", "10.9.9.9"}};
+    kvl_event_t ev = {.time_ms = T0 + 3 * M_MS,
+                      .device = "agent1",
+                      .kind = "target_down",
+                      .fields = tf,
+                      .n_fields = 1};
+    kvl_sink_event_t se = {.agent = "agent1", .site = "blk-a", .event = &ev};
+    kvl_engine_event(f.e, &se);
+    assert_int_equal(count(&f, "link_down", KVL_ALERT_FIRING, 0), 1);
+    assert_string_equal(f.rec[f.n - 1].summary, "10.9.9.9 from blk-a: link down (probes lost)");
+    ev.kind = "target_up";
+    ev.time_ms += 20 * S_MS;
+    kvl_engine_event(f.e, &se);
+    assert_int_equal(count(&f, "link_down", KVL_ALERT_RESOLVED, 0), 1);
+    fx_stop(&f);
+}
+
 static const char loss_rule[] = DISABLE_ALL "rules:\n"
                                             "  - name: loss\n"
                                             "    severity: major\n"
@@ -701,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_event_fire_clear_hold),
         cmocka_unit_test(test_device_down_event_and_state),
         cmocka_unit_test(test_flapping),
+        cmocka_unit_test(test_link_traps_drive_interface_state),
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
         cmocka_unit_test(test_agent_silent),
