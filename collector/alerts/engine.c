@@ -125,6 +125,7 @@ typedef struct agent {
 typedef struct evalert {
     struct evalert *next;
     const kvl_rule_t *rule;
+    uint64_t fp;
     char *s[6]; /* agent, site, device, interface, target, description */
     subject_t subj;
     astate_t as;
@@ -1216,7 +1217,7 @@ static subject_t event_subject(const kvl_sink_event_t *se)
 static evalert_t *evalert_find(kvl_engine_t *e, const kvl_rule_t *r, uint64_t fp)
 {
     for (evalert_t *a = e->evalerts; a != NULL; a = a->next) {
-        if (a->rule == r && fingerprint(r, &a->subj) == fp) {
+        if (a->rule == r && a->fp == fp) {
             return a;
         }
     }
@@ -1246,6 +1247,7 @@ static evalert_t *evalert_new(kvl_engine_t *e, const kvl_rule_t *r, const subjec
                           .interface = a->s[3],
                           .target = a->s[4],
                           .description = a->s[5]};
+    a->fp = fingerprint(r, &a->subj);
     a->next = e->evalerts;
     e->evalerts = a;
     return a;
@@ -1325,7 +1327,9 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
         return;
     }
     e->now = now_ms(e);
-    bool late = se->late || se->replayed || ev->time_ms < e->now - e->cfg.late_after_ms;
+    /* A replayed event is judged by its time alone: unlike a batch's samples no later sample
+     * confirms it, and a restored alert already stops a second page. */
+    bool late = se->late || ev->time_ms < e->now - e->cfg.late_after_ms;
     if (strcmp(ev->kind, "device_down") == 0 || strcmp(ev->kind, "device_up") == 0) {
         device_event(e, se, ev->kind[7] == 'd', late);
     } else if (strcmp(ev->kind, "linkDown") == 0 || strcmp(ev->kind, "linkUp") == 0) {

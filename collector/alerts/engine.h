@@ -41,7 +41,9 @@
  *
  * Late data. A change is late when its sample (or event) time is older than now −
  * late_after, when its batch was replayed from the journal at start, or when its event
- * is marked late (queued at an agent that was lost). The engine follows sample times
+ * is marked late (queued at an agent that was lost). A replayed event is judged by its
+ * time alone: no later sample would confirm it, and the restored alerts already keep an
+ * event handed over again after a restart from paging twice. The engine follows sample times
  * through a backlog exactly as through live data, but:
  *   - a firing reached in late data is held, not reported ("held candidate");
  *   - a held alert whose condition is confirmed by a sample that is not late is reported

@@ -655,6 +655,46 @@ static void test_restore(void **state)
     assert_int_equal(f.rec[0].ends, T0 + 13 * M_MS);
     kvl_alert_free(firing);
     fx_stop(&f);
+
+    /* an event alert: the event handed over again after the restart (replayed) does not
+     * page again; its clearing event resolves it */
+    fx_start(&f, "rules: []\n", T0);
+    event_at(&f, T0, "linkDown", "Gi0/1", false);
+    kvl_label_t tf[] = {{"target", "10.9.9.9"}};
+    kvl_event_t ev = {
+        .time_ms = T0, .device = "agent1", .kind = "target_down", .fields = tf, .n_fields = 1};
+    kvl_sink_event_t se = {.agent = "agent1", .site = "blk-a", .event = &ev};
+    kvl_engine_event(f.e, &se);
+    assert_int_equal(f.n, 2);
+    kvl_alert_t *ifdown = f.rec[0].copy, *linkdown = f.rec[1].copy;
+    f.rec[0].copy = f.rec[1].copy = NULL;
+    fx_stop(&f);
+    fx_start(&f, "rules: []\n", T0 + 5 * S_MS);
+    assert_int_equal(kvl_engine_restore(f.e, ifdown), 0);
+    assert_int_equal(kvl_engine_restore(f.e, linkdown), 0);
+    se.replayed = true;
+    kvl_engine_event(f.e, &se);
+    oper_at(&f, T0 + 10 * S_MS, true);
+    assert_int_equal(f.n, 0);
+    ev.kind = "target_up";
+    ev.time_ms = T0 + 20 * S_MS;
+    se.replayed = false;
+    kvl_engine_event(f.e, &se);
+    oper_at(&f, T0 + 30 * S_MS, false);
+    assert_int_equal(count(&f, "link_down", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(count(&f, "interface_down", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.n, 2);
+    kvl_alert_free(ifdown);
+    kvl_alert_free(linkdown);
+    fx_stop(&f);
+
+    /* a recent event found in the journal at start, never paged: it pages */
+    fx_start(&f, "rules: []\n", T0 + 5 * S_MS);
+    ev.kind = "target_down";
+    se.replayed = true;
+    kvl_engine_event(f.e, &se);
+    assert_int_equal(count(&f, "link_down", KVL_ALERT_FIRING, 0), 1);
+    fx_stop(&f);
 }
 
 static void test_agent_silent(void **state)
