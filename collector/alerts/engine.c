@@ -1373,6 +1373,29 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
     }
 }
 
+int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const char *metric,
+                               double value, int64_t t_ms)
+{
+    if (!nonempty(collector_id) || !nonempty(metric)) {
+        return KVL_EINVAL;
+    }
+    e->now = now_ms(e);
+    agent_t *ag = agent_get(e, collector_id, "");
+    series_t *s =
+        ag != NULL ? series_get(e, ag, collector_id, KVL_SCOPE_AGENT, "", "collector", NULL, 0, 0)
+                   : NULL;
+    int m = s != NULL ? series_add_metric(s, metric, false) : -1;
+    if (m < 0) {
+        return KVL_ENOMEM;
+    }
+    ag->n_silent = 0; /* the collector itself is never an agent gone silent */
+    ag->last_arrival = e->now;
+    s->m[m].v = value;
+    s->m[m].fresh = s->m[m].have = true;
+    series_flush(e, s, t_ms, t_ms < e->now - e->cfg.late_after_ms);
+    return 0;
+}
+
 /* --- the timer ----------------------------------------------------------------------- */
 
 /* Lost, or silent for one of the agent_silent rules: its series' silence is no news. */

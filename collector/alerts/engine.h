@@ -124,6 +124,13 @@ int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a);
 int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b);
 void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *ev);
 
+/* One of the collector's own figures (journal_used_pct: the ingest's journal_bytes against
+ * journal_max_bytes) measured at wall time t_ms, evaluated as a series of the collector
+ * (alert label agent = collector_id; never agent_silent). Returns 0, KVL_EINVAL or
+ * KVL_ENOMEM. */
+int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const char *metric,
+                               double value, int64_t t_ms);
+
 /* What the timer does: agents silent, series without data, event alerts past their hold. */
 void kvl_engine_tick(kvl_engine_t *e);
 

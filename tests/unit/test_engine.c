@@ -743,6 +743,25 @@ static void test_agent_silent(void **state)
     fx_stop(&f);
 }
 
+static void test_collector_value(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, "rules: []\n", T0); /* journal_near_bound: above 90, clear 80, for 1m */
+    assert_int_equal(kvl_engine_collector_value(f.e, "", "journal_used_pct", 1, T0), KVL_EINVAL);
+    assert_int_equal(kvl_engine_collector_value(f.e, "noc-1", "journal_used_pct", 95, T0), 0);
+    f.now = T0 + M_MS;
+    assert_int_equal(kvl_engine_collector_value(f.e, "noc-1", "journal_used_pct", 96, f.now), 0);
+    assert_int_equal(count(&f, "journal_near_bound", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(f.rec[f.n - 1].starts, T0);
+    f.now = T0 + 10 * M_MS;
+    kvl_engine_tick(f.e); /* the collector is no silent agent */
+    assert_int_equal(count(&f, "agent_silent", KVL_ALERT_FIRING, -1), 0);
+    assert_int_equal(kvl_engine_collector_value(f.e, "noc-1", "journal_used_pct", 50, f.now), 0);
+    assert_int_equal(count(&f, "journal_near_bound", KVL_ALERT_RESOLVED, 0), 1);
+    fx_stop(&f);
+}
+
 static void test_builtin_rules_bind(void **state)
 {
     (void)state;
@@ -785,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
         cmocka_unit_test(test_agent_silent),
+        cmocka_unit_test(test_collector_value),
         cmocka_unit_test(test_builtin_rules_bind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
