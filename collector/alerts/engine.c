@@ -368,6 +368,7 @@ static void as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, ast
         }
         return;
     default:
+        KVL_ASSERT(as->st == ST_FIRING);
         if (as->held && !late) {
             /* confirmed by fresh data: pages once, with its real start */
             emit(e, r, s, as, KVL_ALERT_FIRING, 0, false);
@@ -382,6 +383,7 @@ static void as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, ast
 static void as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
                     int64_t t, bool late)
 {
+    KVL_ASSERT(!(as->held && as->paged)); /* held: never told; paged: told */
     if (as->st == ST_PENDING && as->pend_told) {
         emit(e, r, s, as, KVL_ALERT_RESOLVED, t, late);
     } else if (as->st == ST_FIRING && as->held) {
@@ -1066,16 +1068,28 @@ static void series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late)
     }
 }
 
+/* Whether a slot still says what def says: the same definition (a replaced one may be
+ * allocated where the old one was, so the names are compared too; device and instance
+ * once per run of a series' samples, cur being the series of the run). */
+static bool slot_current(const slot_t *sl, const kvl_series_def_t *def, const series_t *cur)
+{
+    const series_t *s = sl->s;
+    return sl->def == def && s->scope == def->scope &&
+           strcmp(s->m[sl->midx].name, def->metric) == 0 &&
+           (s == cur ||
+            (strcmp(s->device, def->device) == 0 && strcmp(s->instance, def->instance) == 0));
+}
+
 /* The slot of an id, bound to its series and metric (again when the definition
  * changed). NULL when out of memory. */
 static slot_t *slot_get(kvl_engine_t *e, agent_t *ag, const kvl_sink_defs_t *defs,
-                        const kvl_series_def_t *def)
+                        const kvl_series_def_t *def, const series_t *cur)
 {
     if (ag->cap > 0) {
         size_t h = slot_hash(def->id, ag->cap);
         while (ag->slots[h].s != NULL) {
             if (ag->slots[h].id == def->id) {
-                if (ag->slots[h].def == def) {
+                if (slot_current(&ag->slots[h], def, cur)) {
                     return &ag->slots[h];
                 }
                 break;
@@ -1137,8 +1151,11 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
         int rc;
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &smp)) == 1) {
-            slot_t *sl = slot_get(e, ag, b->defs, smp.def);
+            slot_t *sl = slot_get(e, ag, b->defs, smp.def, cur);
             if (sl == NULL) {
+                if (cur != NULL) {
+                    series_flush(e, cur, t, late);
+                }
                 return KVL_ENOMEM;
             }
             if (sl->s != cur) {

@@ -743,6 +743,31 @@ static void test_agent_silent(void **state)
     fx_stop(&f);
 }
 
+static void test_redefined_id(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: loss\n"
+                         "    severity: major\n"
+                         "    threshold: {value: lost_pct, above: 10}\n",
+             T0);
+    lost_at(&f, T0, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    /* the agent gives the id to another target (in the same memory, as a table that freed
+     * the old definition might): its samples are that target's, not the old one's */
+    defs[ID_LOST].instance = "10.8.8.8";
+    lost_at(&f, T0 + M_MS, 0);
+    assert_int_equal(f.n, 1);
+    lost_at(&f, T0 + 2 * M_MS, 40);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 2);
+    kvl_engine_stats_t st;
+    kvl_engine_get_stats(f.e, &st);
+    assert_int_equal(st.series, 2);
+    fx_stop(&f);
+}
+
 static void test_collector_value(void **state)
 {
     (void)state;
@@ -804,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
         cmocka_unit_test(test_agent_silent),
+        cmocka_unit_test(test_redefined_id),
         cmocka_unit_test(test_collector_value),
         cmocka_unit_test(test_builtin_rules_bind),
     };
