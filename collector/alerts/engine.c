@@ -44,7 +44,7 @@ typedef struct subject {
 } subject_t;
 
 typedef struct metric {
-    char *name;
+    const char *name; /* interned */
     bool counter;
     bool fresh, unknown; /* in the instant being evaluated */
     bool have;           /* v holds a value (the last known) */
@@ -74,12 +74,12 @@ struct agent;
 
 typedef struct series {
     struct series *next;
-    char *key;
     struct agent *agent;
     kvl_scope_t scope;
-    char *device, *instance, *family;
-    char *alias; /* ifAlias (or ifDescr) label, NULL if none */
-    kvl_label_t *labels;
+    const char *device, *family; /* interned */
+    const char *instance;        /* the end of key */
+    const char *alias;           /* ifAlias (or ifDescr) label, NULL if none */
+    kvl_label_t *labels;         /* one block with their strings */
     size_t n_labels;
     char reason[64]; /* device: why it is down */
     subject_t subj;
@@ -93,13 +93,14 @@ typedef struct series {
     bool seen;            /* last_t is set */
     int64_t last_t;       /* sample time of the last instant evaluated */
     int64_t last_arrival; /* wall time it last arrived */
+    char key[];           /* "agent \x1f device \x1f scope \x1f instance" */
 } series_t;
 
 typedef struct slot {
-    uint32_t id;
     const kvl_series_def_t *def;
     series_t *s; /* NULL: empty */
-    int midx;
+    uint32_t id;
+    int32_t midx;
 } slot_t;
 
 typedef struct silent {
@@ -136,8 +137,15 @@ typedef struct restored {
     kvl_alert_t *a;
 } restored_t;
 
+/* Strings many series share (metric, family and device names), kept once. */
+typedef struct intern {
+    char **v; /* open addressing; NULL: empty */
+    size_t cap, n;
+} intern_t;
+
 struct kvl_engine {
     uv_loop_t *loop;
+    intern_t names;
     uv_timer_t timer;
     kvl_engine_cfg_t cfg;
     char *web_url;
@@ -476,9 +484,13 @@ static agent_t *agent_get(kvl_engine_t *e, const char *id, const char *site)
     return a;
 }
 
+/* Agents number their series consecutively (a family's metrics, then the next): ids that
+ * follow each other land in slots that do, so a batch walks its agent's table in order
+ * instead of missing the cache at every sample; the high bits folded in keep ids a
+ * multiple of the table's size apart from piling up. */
 static size_t slot_hash(uint32_t id, size_t cap)
 {
-    return (size_t)((id * 2654435761u) & (uint32_t)(cap - 1));
+    return (size_t)((id ^ (id >> 20)) & (uint32_t)(cap - 1));
 }
 
 static int slots_grow(agent_t *a)
@@ -508,24 +520,50 @@ static int slots_grow(agent_t *a)
 
 static void series_free(series_t *s)
 {
-    for (size_t i = 0; i < s->n_m; i++) {
-        free(s->m[i].name);
-    }
     for (size_t i = 0; i < s->n_rs; i++) {
         free(s->rs[i].flap);
-    }
-    for (size_t i = 0; i < s->n_labels; i++) {
-        free((char *)s->labels[i].key);
-        free((char *)s->labels[i].value);
     }
     free(s->labels);
     free(s->m);
     free(s->rs);
-    free(s->key);
-    free(s->device);
-    free(s->instance);
-    free(s->family);
     free(s);
+}
+
+/* The interned copy of str (the same pointer for the same text), NULL when out of memory. */
+static const char *intern(kvl_engine_t *e, const char *str)
+{
+    intern_t *t = &e->names;
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        char **v = calloc(cap, sizeof(*v));
+        if (v == NULL) {
+            return NULL;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->v[i] != NULL) {
+                size_t h = hash_str(t->v[i], 1469598103934665603ull) & (cap - 1);
+                while (v[h] != NULL) {
+                    h = (h + 1) & (cap - 1);
+                }
+                v[h] = t->v[i];
+            }
+        }
+        free(t->v);
+        t->v = v;
+        t->cap = cap;
+    }
+    size_t h = hash_str(str, 1469598103934665603ull) & (t->cap - 1);
+    while (t->v[h] != NULL) {
+        if (strcmp(t->v[h], str) == 0) {
+            return t->v[h];
+        }
+        h = (h + 1) & (t->cap - 1);
+    }
+    if ((t->v[h] = strdup(str)) == NULL) {
+        return NULL;
+    }
+    t->n++;
+    return t->v[h];
 }
 
 static int series_rehash(kvl_engine_t *e)
@@ -558,24 +596,29 @@ static int series_set_labels(series_t *s, const kvl_label_t *labels, size_t n_la
     if (s->n_labels > 0 || n_labels == 0) {
         return 0;
     }
+    size_t bytes = n_labels * sizeof(*s->labels);
+    for (size_t i = 0; i < n_labels; i++) {
+        bytes += strlen(labels[i].key) + strlen(labels[i].value ? labels[i].value : "") + 2;
+    }
     free(s->labels);
-    s->labels = calloc(n_labels, sizeof(*s->labels));
+    s->labels = malloc(bytes);
     if (s->labels == NULL) {
         return KVL_ENOMEM;
     }
+    char *p = (char *)(s->labels + n_labels);
     for (size_t i = 0; i < n_labels; i++) {
-        s->labels[i].key = strdup(labels[i].key);
-        s->labels[i].value = strdup(labels[i].value != NULL ? labels[i].value : "");
-        s->n_labels++;
-        if (s->labels[i].key == NULL || s->labels[i].value == NULL) {
-            return KVL_ENOMEM;
-        }
+        const char *v = labels[i].value != NULL ? labels[i].value : "";
+        size_t kl = strlen(labels[i].key) + 1, vl = strlen(v) + 1;
+        s->labels[i].key = memcpy(p, labels[i].key, kl);
+        s->labels[i].value = memcpy(p + kl, v, vl);
+        p += kl + vl;
     }
+    s->n_labels = n_labels;
     const char *alias = label_of(s->labels, s->n_labels, "ifAlias");
     if (!nonempty(alias)) {
         alias = label_of(s->labels, s->n_labels, "ifDescr");
     }
-    s->alias = nonempty(alias) ? (char *)alias : NULL;
+    s->alias = nonempty(alias) ? alias : NULL;
     if (s->scope == KVL_SCOPE_INTERFACE) {
         s->subj.description = s->alias;
     }
@@ -589,8 +632,14 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
                             const char *instance, const char *family, const kvl_label_t *labels,
                             size_t n_labels, uint32_t interval_s)
 {
-    char key[1024];
-    snprintf(key, sizeof(key), "%s\x1f%s\x1f%d\x1f%s", ag->id, device, (int)scope, instance);
+    char key[2048];
+    int kl =
+        snprintf(key, sizeof(key), "%s\x1f%s\x1f%d\x1f%s", ag->id, device, (int)scope, instance);
+    if (kl < 0 || (size_t)kl >= sizeof(key)) {
+        /* names are bounded long before this (the ingest's checks): not a series of ours */
+        KVL_LOG_WARN("alerts", ag->id, "a series name of %d bytes is not evaluated", kl);
+        return NULL;
+    }
     if (e->n_series >= e->nsb && series_rehash(e) != 0) {
         return NULL;
     }
@@ -603,15 +652,16 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
             return series_set_labels(s, labels, n_labels) == 0 ? s : NULL;
         }
     }
-    series_t *s = calloc(1, sizeof(*s));
+    size_t klen = strlen(key);
+    series_t *s = calloc(1, sizeof(*s) + klen + 1);
     if (s == NULL) {
         return NULL;
     }
-    s->key = strdup(key);
-    s->device = strdup(device);
-    s->instance = strdup(instance);
-    s->family = strdup(family != NULL ? family : "");
-    if (s->key == NULL || s->device == NULL || s->instance == NULL || s->family == NULL) {
+    memcpy(s->key, key, klen + 1);
+    s->instance = s->key + klen - strlen(instance);
+    s->device = intern(e, device);
+    s->family = intern(e, family != NULL ? family : "");
+    if (s->device == NULL || s->family == NULL) {
         series_free(s);
         return NULL;
     }
@@ -662,7 +712,7 @@ static int series_metric(const series_t *s, const char *name)
 }
 
 /* The index of a metric in s, added if new; -1 when out of memory. */
-static int series_add_metric(series_t *s, const char *name, bool counter)
+static int series_add_metric(kvl_engine_t *e, series_t *s, const char *name, bool counter)
 {
     int i = series_metric(s, name);
     if (i >= 0) {
@@ -679,7 +729,7 @@ static int series_add_metric(series_t *s, const char *name, bool counter)
         s->cap_m = cap;
     }
     metric_t *m = &s->m[s->n_m];
-    *m = (metric_t){.name = strdup(name), .counter = counter};
+    *m = (metric_t){.name = intern(e, name), .counter = counter};
     if (m->name == NULL) {
         return -1;
     }
@@ -1101,7 +1151,7 @@ static slot_t *slot_get(kvl_engine_t *e, agent_t *ag, const kvl_sink_defs_t *def
     const char *family = fam != NULL ? fam->name : "";
     series_t *s = series_get(e, ag, def->device, def->scope, def->instance, family, def->labels,
                              def->n_labels, def->interval_s);
-    int midx = s != NULL ? series_add_metric(s, def->metric, def->kind == KVL_KIND_COUNTER) : -1;
+    int midx = s != NULL ? series_add_metric(e, s, def->metric, def->kind == KVL_KIND_COUNTER) : -1;
     if (midx < 0) {
         return NULL;
     }
@@ -1293,8 +1343,8 @@ static void device_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down,
         return;
     }
     series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_DEVICE, "", "device", NULL, 0, 0);
-    int mr = s != NULL ? series_add_metric(s, "reachable", false) : -1;
-    int md = s != NULL ? series_add_metric(s, "down_reason", false) : -1;
+    int mr = s != NULL ? series_add_metric(e, s, "reachable", false) : -1;
+    int md = s != NULL ? series_add_metric(e, s, "down_reason", false) : -1;
     if (mr < 0 || md < 0) {
         return;
     }
@@ -1319,8 +1369,8 @@ static void interface_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool do
         return;
     }
     series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_INTERFACE, name, "if", NULL, 0, 0);
-    int mo = s != NULL ? series_add_metric(s, "oper_status", false) : -1;
-    int ma = s != NULL ? series_add_metric(s, "admin_status", false) : -1;
+    int mo = s != NULL ? series_add_metric(e, s, "oper_status", false) : -1;
+    int ma = s != NULL ? series_add_metric(e, s, "admin_status", false) : -1;
     if (mo < 0 || ma < 0) {
         return;
     }
@@ -1401,7 +1451,7 @@ int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const 
     series_t *s =
         ag != NULL ? series_get(e, ag, collector_id, KVL_SCOPE_AGENT, "", "collector", NULL, 0, 0)
                    : NULL;
-    int m = s != NULL ? series_add_metric(s, metric, false) : -1;
+    int m = s != NULL ? series_add_metric(e, s, metric, false) : -1;
     if (m < 0) {
         return KVL_ENOMEM;
     }
@@ -1623,6 +1673,10 @@ static void engine_release(kvl_engine_t *e)
         kvl_alert_free(e->restored[i].a);
     }
     free(e->restored);
+    for (size_t i = 0; i < e->names.cap; i++) {
+        free(e->names.v[i]);
+    }
+    free(e->names.v);
     free(e->sb);
     free(e->event_rules);
     free(e->scratch);

@@ -75,7 +75,7 @@ static char *rules_text(size_t n_builtin, size_t n)
     if (t == NULL) {
         return NULL;
     }
-    used += (size_t)snprintf(t + used, cap - used, "rules:\n");
+    used += (size_t)snprintf(t + used, cap - used, n_builtin >= n ? "rules: []\n" : "rules:\n");
     for (size_t i = 0; n_builtin + i < n; i++) {
         const char *body;
         char buf[200];
