@@ -118,9 +118,10 @@ typedef struct agent {
     silent_t *silent;
     size_t n_silent;
     subject_t subj;
-    bool lost;       /* an agent_lost event came, no agent_back nor batch since */
-    int64_t back_at; /* wall time it was last back from lost or silent: no_data counts from
-                        there, so its backlog has time to arrive */
+    bool lost;           /* an agent_lost event came, no agent_back nor batch since */
+    int64_t first_batch; /* wall time of its first batch (since the engine started), or 0 */
+    int64_t back_at;     /* wall time it was last back from lost or silent: no_data counts from
+                            there, so its backlog has time to arrive */
 } agent_t;
 
 typedef struct evalert {
@@ -1180,6 +1181,9 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
         return KVL_ENOMEM;
     }
     ag->last_arrival = e->now;
+    if (ag->first_batch == 0) {
+        ag->first_batch = e->now;
+    }
     if (ag->lost) {
         ag->lost = false;
         ag->back_at = e->now;
@@ -1479,9 +1483,53 @@ static bool agent_quiet(const agent_t *ag)
     return false;
 }
 
+/* Restored alerts no series took although their agent has been sending for
+ * RESTORED_GRACE_INTERVALS of its intervals: what they were about is no longer reported
+ * (an interface removed, a rule's selection changed), so nothing will ever resolve them
+ * but this: resolved now (they paged, so the resolution is sent). */
+#define RESTORED_GRACE_INTERVALS 3
+
+static void restored_expire(kvl_engine_t *e)
+{
+    for (size_t i = 0; i < e->n_restored;) {
+        kvl_alert_t *a = e->restored[i].a;
+        const char *id = kvl_alert_label(a, "agent");
+        const agent_t *ag = id != NULL ? agent_find(e, id) : NULL;
+        int64_t iv = ag != NULL && ag->min_interval_s ? ag->min_interval_s * 1000ll
+                                                      : SERIES_INTERVAL_DEFAULT_S * 1000ll;
+        const kvl_rule_t *r = kvl_rules_find(e->rules, a->rule);
+        if (ag == NULL || ag->first_batch == 0 ||
+            e->now - ag->first_batch <= RESTORED_GRACE_INTERVALS * iv) {
+            i++;
+            continue;
+        }
+        subject_t sj = {.agent = id,
+                        .site = kvl_alert_label(a, "site"),
+                        .device = kvl_alert_label(a, "device"),
+                        .interface = kvl_alert_label(a, "interface"),
+                        .target = kvl_alert_label(a, "target"),
+                        .group = kvl_alert_label(a, "group"),
+                        .instance = kvl_alert_label(a, "instance"),
+                        .description = a->description,
+                        .flapping = kvl_alert_label(a, "flapping") != NULL};
+        astate_t as = {.st = ST_FIRING,
+                       .paged = !a->late,
+                       .held = a->late,
+                       .active_at = a->starts_at_ms,
+                       .value = a->value,
+                       .has_value = a->has_value};
+        e->restored[i] = e->restored[--e->n_restored];
+        if (r != NULL && fingerprint(r, &sj) == a->fingerprint) {
+            as_good(e, r, &sj, &as, e->now, false);
+        }
+        kvl_alert_free(a);
+    }
+}
+
 void kvl_engine_tick(kvl_engine_t *e)
 {
     e->now = now_ms(e);
+    restored_expire(e);
     for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
         for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
             int64_t iv =

@@ -61,7 +61,9 @@
  * fingerprint continues it silently (same start, already paged); when the data says the
  * condition no longer holds it is resolved (not late: it paged). Restored event alerts
  * resolve on their clearing event or their hold; a restored agent_silent alert restarts
- * the agent's silence clock at the restore.
+ * the agent's silence clock at the restore. A restored alert no series takes although its
+ * agent has been sending for 3 of its intervals is about something no longer reported
+ * (an interface removed): it is resolved then, so no resolution is ever forgotten.
  *
  * Threads and cost. Everything runs on the loop's thread, synchronously in on_batch
  * (done is called before it returns): with rules bound per series when it is first seen,

@@ -656,6 +656,36 @@ static void test_restore(void **state)
     kvl_alert_free(firing);
     fx_stop(&f);
 
+    /* restored, but its target is no longer probed while the agent goes on: resolved
+     * once the agent has been sending for three intervals */
+    fx_start(&f, loss_rule, T0 + 20 * M_MS);
+    kvl_alert_t *orphan = NULL;
+    {
+        fx_t g;
+        fx_start(&g, loss_rule, T0);
+        for (int i = 0; i <= 6; i++) {
+            lost_at(&g, T0 + i * M_MS, 30);
+        }
+        orphan = g.rec[g.n - 1].copy;
+        g.rec[g.n - 1].copy = NULL;
+        assert_int_equal(orphan->status, KVL_ALERT_FIRING);
+        fx_stop(&g);
+    }
+    assert_int_equal(kvl_engine_restore(f.e, orphan), 0);
+    defs[ID_LOST].instance = "10.8.8.8";
+    lost_at(&f, T0 + 20 * M_MS, 0);
+    f.now = T0 + 23 * M_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(f.n, 0);
+    f.now += 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.rec[0].starts, orphan->starts_at_ms);
+    assert_int_equal(f.rec[0].ends, f.now);
+    assert_int_equal(f.rec[0].copy->fingerprint, orphan->fingerprint);
+    kvl_alert_free(orphan);
+    fx_stop(&f);
+
     /* an event alert: the event handed over again after the restart (replayed) does not
      * page again; its clearing event resolves it */
     fx_start(&f, "rules: []\n", T0);
