@@ -341,6 +341,9 @@ static void emit(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, const
     a.url = kvl_alert_url(e->web_url, &a, url, sizeof(url)) < sizeof(url) ? url : NULL;
     e->stats.changes++;
     e->stats.late += late;
+    KVL_LOG_DEBUG("alerts", r->name, "%s%s %016llx since %lld: %s", kvl_alert_status_name(status),
+                  late ? " (late)" : "", (unsigned long long)a.fingerprint,
+                  (long long)a.starts_at_ms, a.summary);
     e->cb(e->cb_ctx, &a);
 }
 
