@@ -67,6 +67,7 @@ typedef struct rstate {
     const kvl_rule_t *rule;
     int16_t m[4]; /* the metrics the condition reads, -1 if absent */
     astate_t as;
+    bool seen_up; /* oper_down_admin_up: the interface was seen up (or a trap said down) */
     flap_t *flap; /* NULL without the flapping modifier */
 } rstate_t;
 
@@ -88,7 +89,8 @@ typedef struct series {
     size_t n_m, cap_m;
     rstate_t *rs;
     size_t n_rs;
-    bool dirty; /* metrics added since the rules were bound */
+    bool dirty;     /* metrics added since the rules were bound */
+    bool announced; /* this instant is a linkDown/linkUp trap: a change the device told */
     bool has_nodata;
     bool seen;            /* last_t is set */
     int64_t last_t;       /* sample time of the last instant evaluated */
@@ -1066,7 +1068,12 @@ static void eval_rule(kvl_engine_t *e, series_t *s, rstate_t *rs, int64_t t, boo
                 return;
             }
             bool bad = admin->v == 1 && (oper->v == 2 || oper->v == 7);
-            state_update(e, s, rs, bad, t, late);
+            /* A port found down at first sight is a port nobody uses, not news: the
+             * state pages on a change (seen up, then down; or a trap saying so). */
+            rs->seen_up = rs->seen_up || !bad || s->announced;
+            if (rs->seen_up || rs->as.st != ST_OK) {
+                state_update(e, s, rs, bad, t, late);
+            }
         } else if (fresh_value(s, rs->m[0], &v)) {
             double why;
             if (v == 0 && fresh_value(s, rs->m[1], &why)) {
@@ -1391,7 +1398,9 @@ static void interface_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool do
         s->m[ma].v = 1;
         s->m[ma].have = true;
     }
+    s->announced = true;
     series_flush(e, s, ev->time_ms, late);
+    s->announced = false;
 }
 
 void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)

@@ -28,7 +28,9 @@
  * down_reason is the alert's description; `device_down`/`device_up` events of the agent
  * feed the same state at their time, so a device's outage pages as soon as its event
  * arrives; likewise `linkDown`/`linkUp` traps set the interface's oper_status, naming it
- * by their `interface`, `ifName` or `ifDescr` field), agent_silent (no batch of the agent for
+ * by their `interface`, `ifName` or `ifDescr` field; an interface found down at first
+ * sight is a port nobody uses: oper_down_admin_up pages on a change, once the interface
+ * was seen up or a linkDown trap announced it), agent_silent (no batch of the agent for
  * `intervals` of its shortest series interval, wall clock, checked by the timer; not while the
  * agent is lost: an `agent_lost` event came and no `agent_back` nor batch since, its own alert
  * covers it). no_data: a series without a sample for `intervals` of its interval (checked by the

@@ -517,6 +517,23 @@ static void test_flapping(void **state)
     fx_stop(&f);
 }
 
+static void test_interface_down_at_first_sight(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, "rules: []\n", T0);
+    /* admin up, oper down from the first poll on: an unused port, no page */
+    oper_at(&f, T0, true);
+    oper_at(&f, T0 + M_MS, true);
+    assert_int_equal(f.n, 0);
+    /* once it was up, going down pages */
+    oper_at(&f, T0 + 2 * M_MS, false);
+    oper_at(&f, T0 + 3 * M_MS, true);
+    assert_int_equal(count(&f, "interface_down", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(f.rec[0].starts, T0 + 3 * M_MS);
+    fx_stop(&f);
+}
+
 static void test_link_traps_drive_interface_state(void **state)
 {
     (void)state;
@@ -855,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_event_fire_clear_hold),
         cmocka_unit_test(test_device_down_event_and_state),
         cmocka_unit_test(test_flapping),
+        cmocka_unit_test(test_interface_down_at_first_sight),
         cmocka_unit_test(test_link_traps_drive_interface_state),
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
