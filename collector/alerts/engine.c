@@ -1448,7 +1448,8 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
             as_bad(e, r, &a->subj, &a->as, ev->time_ms, 0, late, false, 0);
         } else if (r->event.clear != NULL && strcmp(r->event.clear, ev->kind) == 0) {
             evalert_t *a = evalert_find(e, r, fp);
-            if (a != NULL) {
+            /* a clearing event older than the alert's is about an earlier outage */
+            if (a != NULL && ev->time_ms >= a->as.active_at) {
                 as_good(e, r, &a->subj, &a->as, ev->time_ms, late);
                 evalert_remove(e, a);
             }

@@ -419,6 +419,9 @@ static void test_event_fire_clear_hold(void **state)
     /* another interface coming up clears nothing */
     event_at(&f, T0 + 2 * S_MS, "linkUp", "Gi0/2", false);
     assert_int_equal(f.n, 1);
+    /* a linkUp older than the linkDown is about an earlier outage */
+    event_at(&f, T0 - S_MS, "linkUp", "Gi0/1", false);
+    assert_int_equal(f.n, 1);
     event_at(&f, T0 + 3 * S_MS, "linkUp", "Gi0/1", false);
     assert_int_equal(count(&f, "ldown", KVL_ALERT_RESOLVED, 0), 1);
     assert_int_equal(f.rec[1].ends, T0 + 3 * S_MS);
