@@ -61,8 +61,9 @@ collector_yaml "$C/none.yaml" ""
 check "$C/none.yaml"
 [ "$rc" -eq 0 ] || kvl_fail "no rules: status $rc: $(cat "$KVL_TMP/cfg.err")"
 n_builtin=$(sed -n 's/.*(\([0-9]*\) alert rules).*/\1/p' "$KVL_TMP/cfg.out")
-[ -n "$n_builtin" ] && [ "$n_builtin" -ge 12 ] \
-    || kvl_fail "the built-in rules alone: expected at least the 12 the issue lists, got: $(cat "$KVL_TMP/cfg.out")"
+if [ -z "$n_builtin" ] || [ "$n_builtin" -lt 12 ]; then
+    kvl_fail "the built-in rules alone: expected at least the 12 the issue lists, got: $(cat "$KVL_TMP/cfg.out")"
+fi
 
 cat >"$C/good.yaml" <<'EOF'
 disable: [mos_low]
