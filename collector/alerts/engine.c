@@ -1105,8 +1105,10 @@ static void series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late)
             m->rate_ok = false;
             if (m->unknown) {
                 m->prev_ok = false;
-            } else if (m->fresh && m->counter) {
-                if (m->prev_ok && m->v >= m->prev && t > m->prev_t) {
+            } else if (m->fresh) {
+                /* a counter that goes back was reset: no rate across; a gauge's may fall
+                 * (spool_dropped, a count since the agent started, is a gauge) */
+                if (m->prev_ok && (!m->counter || m->v >= m->prev) && t > m->prev_t) {
                     m->rate = (m->v - m->prev) * 1000.0 / (double)(t - m->prev_t);
                     m->rate_ok = true;
                 }

@@ -16,10 +16,11 @@
  * Figures. value: the metric's value at that instant. rate: per second between two
  * consecutive known readings of a counter (the agent already extended wraps; an unknown
  * reading or a value that goes back restarts the rate, as common/counter.h says: no rate
- * across a reset). Derived: utilisation_pct = max(in, out octets rate) * 8 / speed_bps *
- * 100; error_ratio = (in+out errors) / (in+out unicast packets + errors) * 100 per
- * second; loss_pct, rtt_ms (rtt_median_ms, connect_median_ms), mos, cert_days,
- * http_status the probe's value. An unknown figure changes nothing.
+ * across a reset; a gauge's rate is its change per second, and may be negative). Derived:
+ * utilisation_pct = max(in, out octets rate) * 8 / speed_bps * 100; error_ratio = (in+out errors) /
+ * (in+out unicast packets + errors) * 100 per second; loss_pct, rtt_ms (rtt_median_ms,
+ * connect_median_ms), mos, cert_days, http_status the probe's value. An unknown figure changes
+ * nothing.
  *
  * Conditions. threshold: pending when the figure crosses (`above`/`below`), firing when
  * it held for `for:`, resolved only when it is on the safe side of `clear` (hysteresis);

@@ -339,6 +339,30 @@ static void test_rate_counter_reset(void **state)
     fx_stop(&f);
 }
 
+static void test_rate_of_gauge(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, "rules: []\n", T0); /* spool_dropping: rate of spool_dropped above 0 */
+    static const kvl_series_def_t drop = {.id = 31,
+                                          .device = "agent1",
+                                          .scope = KVL_SCOPE_AGENT,
+                                          .instance = "",
+                                          .metric = "spool_dropped",
+                                          .kind = KVL_KIND_GAUGE,
+                                          .interval_s = 60};
+    defs[31] = drop;
+    sv_t a[] = {{31, 0, false}};
+    batch_at(&f, T0, a, 1, false);
+    a[0].v = 120;
+    batch_at(&f, T0 + M_MS, a, 1, false);
+    assert_int_equal(count(&f, "spool_dropping", KVL_ALERT_FIRING, 0), 1);
+    assert_true(f.rec[0].value > 1.99 && f.rec[0].value < 2.01);
+    batch_at(&f, T0 + 2 * M_MS, a, 1, false);
+    assert_int_equal(count(&f, "spool_dropping", KVL_ALERT_RESOLVED, 0), 1);
+    fx_stop(&f);
+}
+
 static void test_utilisation(void **state)
 {
     (void)state;
@@ -870,6 +894,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_for_hysteresis),
         cmocka_unit_test(test_rate_counter_reset),
+        cmocka_unit_test(test_rate_of_gauge),
         cmocka_unit_test(test_utilisation),
         cmocka_unit_test(test_no_data),
         cmocka_unit_test(test_event_fire_clear_hold),
