@@ -861,6 +861,48 @@ static void test_collector_value(void **state)
     fx_stop(&f);
 }
 
+static int g_done;
+
+static void on_done(void *token, const kvl_sink_result_t *r)
+{
+    assert_ptr_equal(token, &g_done);
+    assert_null(r);
+    g_done++;
+}
+
+/* Through the sink as the ingest calls it: done once, before on_batch returns. */
+static void test_sink_calls(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: loss\n"
+                         "    severity: major\n"
+                         "    threshold: {value: lost_pct, above: 10}\n",
+             T0);
+    uint32_t ids[] = {ID_LOST};
+    double reals[] = {30};
+    kvl_group_t g = {.time_ms = T0, .ids = ids, .n_ids = 1, .reals = reals, .n_reals = 1};
+    kvl_batch_t b = {.seq = 1, .groups = &g, .n_groups = 1};
+    kvl_sink_batch_t sb = {.agent = "agent1", .site = "blk-a", .defs = &sink_defs, .batch = &b};
+    g_done = 0;
+    assert_int_equal(kvl_engine_sink.on_batch(f.e, &sb, on_done, &g_done), 0);
+    assert_int_equal(g_done, 1);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    /* a group naming an id nobody defined: refused, done not called */
+    uint32_t bad[] = {7777};
+    g.ids = bad;
+    g.time_ms = T0 + M_MS;
+    assert_int_equal(kvl_engine_sink.on_batch(f.e, &sb, on_done, &g_done), KVL_EPROTO);
+    assert_int_equal(g_done, 1);
+    kvl_event_t ev = {.time_ms = T0, .device = "r1", .kind = "agent_lost"};
+    kvl_sink_event_t se = {.agent = "agent1", .site = "blk-a", .event = &ev};
+    kvl_engine_sink.on_event(f.e, &se);
+    assert_string_equal(kvl_engine_sink.name, "rule engine");
+    fx_stop(&f);
+}
+
 static void test_builtin_rules_bind(void **state)
 {
     (void)state;
@@ -907,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_agent_silent),
         cmocka_unit_test(test_redefined_id),
         cmocka_unit_test(test_collector_value),
+        cmocka_unit_test(test_sink_calls),
         cmocka_unit_test(test_builtin_rules_bind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
