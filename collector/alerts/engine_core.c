@@ -1,177 +1,23 @@
 /*
- * engine.c — the rule engine (see engine.h for what it decides and why).
+ * engine_core.c — the rule engine (see engine.h for what it decides and why): agents,
+ * series, rules bound to them, evaluation, the timer, life.
  *
  * Layout: agents (a chained hash by id) each own a table of their series ids (open
  * addressing: id -> series and metric index, with the definition it was bound from);
  * series (a chained hash by "agent, device, scope, instance") own their metrics' last
  * values and rates and the rules bound to them (rstate_t); event alerts are a list.
- * Every alert's life is one astate_t driven by as_bad (the condition holds at t) and
- * as_good (it is over at t), which alone decide what is reported and whether it is late.
+ * Every alert's life is one astate_t driven by engine_as_bad and engine_as_good
+ * (engine_alert.c); events are engine_events.c's.
  */
-#include "engine.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "engine_internal.h"
 #include "kvl.h"
 #include "log.h"
-
-#define SERIES_INTERVAL_DEFAULT_S 60
-#define SUMMARY_MAX 1024
-#define URL_MAX 2048
-
-enum { ST_OK, ST_PENDING, ST_FIRING };
-
-/* One alert's life. */
-typedef struct astate {
-    uint8_t st;
-    bool paged;     /* reported firing, not late */
-    bool held;      /* firing reached in late data, not reported yet */
-    bool pend_told; /* pending reported */
-    bool has_value;
-    int64_t active_at; /* sample time the condition began */
-    double value;
-} astate_t;
-
-/* What an alert is about: its labels' values (NULL or "" left out). */
-typedef struct subject {
-    const char *agent, *site, *device, *interface, *target, *group, *instance;
-    const char *description;
-    bool flapping;
-} subject_t;
-
-typedef struct metric {
-    const char *name; /* interned */
-    bool counter;
-    bool fresh, unknown; /* in the instant being evaluated */
-    bool have;           /* v holds a value (the last known) */
-    bool prev_ok, rate_ok;
-    double v, prev, rate;
-    int64_t prev_t;
-} metric_t;
-
-/* The flapping modifier's state (state rules with it only). */
-typedef struct flap {
-    bool bad, bad_known, flapping;
-    astate_t as; /* the flapping alert */
-    int64_t last_change;
-    size_t ring_n, ring_head;
-    int64_t ring[]; /* change times, changes + 1 of them */
-} flap_t;
-
-/* A rule bound to a series (kept small: a series has one per rule that selects it). */
-typedef struct rstate {
-    const kvl_rule_t *rule;
-    int16_t m[4]; /* the metrics the condition reads, -1 if absent */
-    astate_t as;
-    bool seen_up; /* oper_down_admin_up: the interface was seen up (or a trap said down) */
-    flap_t *flap; /* NULL without the flapping modifier */
-} rstate_t;
-
-struct agent;
-
-typedef struct series {
-    struct series *next;
-    struct agent *agent;
-    kvl_scope_t scope;
-    const char *device, *family; /* interned */
-    const char *instance;        /* the end of key */
-    const char *alias;           /* ifAlias (or ifDescr) label, NULL if none */
-    kvl_label_t *labels;         /* one block with their strings */
-    size_t n_labels;
-    char reason[64]; /* device: why it is down */
-    subject_t subj;
-    uint32_t interval_s;
-    metric_t *m;
-    size_t n_m, cap_m;
-    rstate_t *rs;
-    size_t n_rs;
-    bool dirty;     /* metrics added since the rules were bound */
-    bool announced; /* this instant is a linkDown/linkUp trap: a change the device told */
-    bool has_nodata;
-    bool seen;            /* last_t is set */
-    int64_t last_t;       /* sample time of the last instant evaluated */
-    int64_t last_arrival; /* wall time it last arrived */
-    char key[];           /* "agent \x1f device \x1f scope \x1f instance" */
-} series_t;
-
-typedef struct slot {
-    const kvl_series_def_t *def;
-    series_t *s; /* NULL: empty */
-    uint32_t id;
-    int32_t midx;
-} slot_t;
-
-typedef struct silent {
-    const kvl_rule_t *rule;
-    astate_t as;
-} silent_t;
-
-typedef struct agent {
-    struct agent *next;
-    char *id, *site;
-    slot_t *slots;
-    size_t cap, n;
-    int64_t last_arrival;
-    uint32_t min_interval_s;
-    silent_t *silent;
-    size_t n_silent;
-    subject_t subj;
-    bool lost;           /* an agent_lost event came, no agent_back nor batch since */
-    int64_t first_batch; /* wall time of its first batch (since the engine started), or 0 */
-    int64_t back_at;     /* wall time it was last back from lost or silent: no_data counts from
-                            there, so its backlog has time to arrive */
-} agent_t;
-
-typedef struct evalert {
-    struct evalert *next;
-    const kvl_rule_t *rule;
-    uint64_t fp;
-    char *s[6]; /* agent, site, device, interface, target, description */
-    subject_t subj;
-    astate_t as;
-} evalert_t;
-
-typedef struct restored {
-    uint64_t fp;
-    kvl_alert_t *a;
-} restored_t;
-
-/* Strings many series share (metric, family and device names), kept once. */
-typedef struct intern {
-    char **v; /* open addressing; NULL: empty */
-    size_t cap, n;
-} intern_t;
-
-struct kvl_engine {
-    uv_loop_t *loop;
-    intern_t names;
-    uv_timer_t timer;
-    kvl_engine_cfg_t cfg;
-    char *web_url;
-    kvl_alert_cb cb;
-    void *cb_ctx;
-    const kvl_rules_t *rules;
-    const kvl_rule_t **event_rules;
-    size_t n_event_rules;
-    agent_t *agents[256];
-    series_t **sb; /* series buckets */
-    size_t nsb, n_series;
-    evalert_t *evalerts;
-    restored_t *restored;
-    size_t n_restored;
-    int64_t now; /* wall time of the call being handled */
-    kvl_engine_stats_t stats;
-    rstate_t *scratch; /* series_bind's rules to add, one per rule */
-    bool *dev_ok;      /* per rule: takes the site and device of dev_agent, dev_name */
-    const agent_t *dev_agent;
-    char dev_name[512];
-};
-
-/* --- small helpers -------------------------------------------------------------------- */
 
 static int64_t real_now(void *ctx)
 {
@@ -181,272 +27,20 @@ static int64_t real_now(void *ctx)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t now_ms(kvl_engine_t *e)
-{
-    return e->cfg.now_ms(e->cfg.now_ctx);
-}
-
-static uint64_t hash_str(const char *s, uint64_t h)
-{
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    }
-    return (h ^ 0x1f) * 1099511628211ull;
-}
-
-static bool nonempty(const char *s)
-{
-    return s != NULL && s[0] != '\0';
-}
-
-static const char *label_of(const kvl_label_t *l, size_t n, const char *key)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(l[i].key, key) == 0) {
-            return l[i].value;
-        }
-    }
-    return NULL;
-}
-
-/* --- reporting ----------------------------------------------------------------------- */
-
-static void fmt_num(double v, char *buf, size_t len)
-{
-    snprintf(buf, len, "%.4g", v);
-}
-
-/* Labels of the alert `rule` makes about `s` into a (labels and fingerprint). */
-static int build_labels(const kvl_rule_t *r, const subject_t *s, kvl_alert_t *a)
-{
-    size_t n = 0;
-    kvl_label_t *l = a->labels;
-    l[n++] = (kvl_label_t){"alertname", r->name};
-    l[n++] = (kvl_label_t){"severity", kvl_rules_severity_name(r->severity)};
-    const struct {
-        const char *k, *v;
-    } std[] = {{"agent", s->agent},         {"site", s->site},     {"device", s->device},
-               {"interface", s->interface}, {"target", s->target}, {"group", s->group},
-               {"instance", s->instance}};
-    for (size_t i = 0; i < KVL_ARRAY_SIZE(std); i++) {
-        if (nonempty(std[i].v)) {
-            l[n++] = (kvl_label_t){std[i].k, std[i].v};
-        }
-    }
-    if (s->flapping) {
-        l[n++] = (kvl_label_t){"flapping", "true"};
-    }
-    for (size_t i = 0; i < r->n_labels && n < KVL_ALERT_LABELS_MAX; i++) {
-        if (nonempty(r->labels[i].value) && strcmp(r->labels[i].key, "flapping") != 0) {
-            bool dup = false;
-            for (size_t k = 0; k < n; k++) {
-                dup = dup || strcmp(l[k].key, r->labels[i].key) == 0;
-            }
-            if (!dup) {
-                l[n++] = (kvl_label_t){r->labels[i].key, r->labels[i].value};
-            }
-        }
-    }
-    a->n_labels = n;
-    return kvl_alert_finish(a);
-}
-
-static uint64_t fingerprint(const kvl_rule_t *r, const subject_t *s)
-{
-    kvl_alert_t a = {0};
-    return build_labels(r, s, &a) == 0 ? a.fingerprint : 0;
-}
-
-static bool threshold_of(const kvl_rule_t *r, double *out)
-{
-    if (r->kind != KVL_RULE_THRESHOLD) {
-        return false;
-    }
-    *out = r->threshold.above.set ? r->threshold.above.v : r->threshold.below.v;
-    return true;
-}
-
-/* The summary template with {{label}} replaced. */
-static void render(const kvl_rule_t *r, const kvl_alert_t *a, char *out, size_t len)
-{
-    const char *p = r->summary != NULL ? r->summary : r->name;
-    size_t o = 0;
-    while (*p != '\0' && o + 1 < len) {
-        const char *end;
-        if (p[0] != '{' || p[1] != '{' || (end = strstr(p + 2, "}}")) == NULL) {
-            out[o++] = *p++;
-            continue;
-        }
-        const char *x = p + 2, *y = end;
-        while (x < y && *x == ' ') {
-            x++;
-        }
-        while (y > x && y[-1] == ' ') {
-            y--;
-        }
-        char name[72], num[32];
-        size_t nl = (size_t)(y - x) < sizeof(name) - 1 ? (size_t)(y - x) : sizeof(name) - 1;
-        memcpy(name, x, nl);
-        name[nl] = '\0';
-        const char *v = NULL;
-        if (strcmp(name, "value") == 0 && a->has_value) {
-            fmt_num(a->value, num, sizeof(num));
-            v = num;
-        } else if (strcmp(name, "threshold") == 0 && a->has_threshold) {
-            fmt_num(a->threshold, num, sizeof(num));
-            v = num;
-        } else if (strcmp(name, "alias") == 0) {
-            v = a->description;
-        } else if (strcmp(name, "rule") == 0) {
-            v = r->name;
-        } else {
-            v = kvl_alert_label(a, name);
-        }
-        for (; v != NULL && *v != '\0' && o + 1 < len; v++) {
-            out[o++] = *v;
-        }
-        p = end + 2;
-    }
-    out[o] = '\0';
-}
-
-static void emit(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, const astate_t *as,
-                 kvl_alert_status_t status, int64_t t_end, bool late)
-{
-    kvl_alert_t a = {0};
-    if (build_labels(r, s, &a) != 0) {
-        KVL_LOG_WARN("alerts", r->name, "an alert's labels do not add up: not reported");
-        return;
-    }
-    a.status = status;
-    a.severity = r->severity;
-    a.rule = r->name;
-    a.description = nonempty(s->description) ? s->description : NULL;
-    a.has_value = as->has_value && !s->flapping;
-    a.value = as->value;
-    a.has_threshold = !s->flapping && threshold_of(r, &a.threshold);
-    a.active_at_ms = as->active_at;
-    a.starts_at_ms = as->active_at;
-    a.ends_at_ms =
-        status == KVL_ALERT_RESOLVED ? (t_end > as->active_at ? t_end : as->active_at) : 0;
-    a.changed_ms = e->now;
-    a.late = late;
-    char summary[SUMMARY_MAX], url[URL_MAX];
-    char flap[SUMMARY_MAX + 16];
-    render(r, &a, summary, sizeof(summary));
-    if (s->flapping) {
-        snprintf(flap, sizeof(flap), "flapping: %s", summary);
-        a.summary = flap;
-    } else {
-        a.summary = summary;
-    }
-    a.url = kvl_alert_url(e->web_url, &a, url, sizeof(url)) < sizeof(url) ? url : NULL;
-    e->stats.changes++;
-    e->stats.late += late;
-    KVL_LOG_DEBUG("alerts", r->name, "%s%s %016llx since %lld: %s", kvl_alert_status_name(status),
-                  late ? " (late)" : "", (unsigned long long)a.fingerprint,
-                  (long long)a.starts_at_ms, a.summary);
-    e->cb(e->cb_ctx, &a);
-}
-
-/* The condition holds at t (value v, if has_v). */
-static void as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
-                   int64_t t, int64_t for_ms, bool late, bool has_v, double v)
-{
-    if (has_v) {
-        as->value = v;
-        as->has_value = true;
-    }
-    switch (as->st) {
-    case ST_OK:
-        *as = (astate_t){.st = ST_PENDING, .active_at = t, .value = v, .has_value = has_v};
-        if (for_ms > 0) {
-            if (!late) {
-                emit(e, r, s, as, KVL_ALERT_PENDING, 0, false);
-                as->pend_told = true;
-            }
-            return;
-        }
-        /* no for: it fires at once */
-        __attribute__((fallthrough));
-    case ST_PENDING:
-        if (t - as->active_at < for_ms) {
-            return;
-        }
-        as->st = ST_FIRING;
-        if (late) {
-            as->held = true;
-        } else {
-            emit(e, r, s, as, KVL_ALERT_FIRING, 0, false);
-            as->paged = true;
-        }
-        return;
-    default:
-        KVL_ASSERT(as->st == ST_FIRING);
-        if (as->held && !late) {
-            /* confirmed by fresh data: pages once, with its real start */
-            emit(e, r, s, as, KVL_ALERT_FIRING, 0, false);
-            as->held = false;
-            as->paged = true;
-        }
-        return;
-    }
-}
-
-/* The condition is over at t. */
-static void as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
-                    int64_t t, bool late)
-{
-    KVL_ASSERT(!(as->held && as->paged)); /* held: never told; paged: told */
-    if (as->st == ST_PENDING && as->pend_told) {
-        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, late);
-    } else if (as->st == ST_FIRING && as->held) {
-        /* began and ended where nobody was told: history only */
-        emit(e, r, s, as, KVL_ALERT_FIRING, 0, true);
-        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, true);
-    } else if (as->st == ST_FIRING) {
-        emit(e, r, s, as, KVL_ALERT_RESOLVED, t, !as->paged);
-    }
-    *as = (astate_t){.st = ST_OK};
-}
-
-/* --- restored alerts ------------------------------------------------------------------ */
-
-/* Takes the restored alert of fingerprint fp into as; true if there was one. */
-static bool restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as)
-{
-    for (size_t i = 0; i < e->n_restored; i++) {
-        if (e->restored[i].fp != fp) {
-            continue;
-        }
-        kvl_alert_t *a = e->restored[i].a;
-        *as = (astate_t){.st = ST_FIRING,
-                         .paged = !a->late,
-                         .held = a->late,
-                         .active_at = a->starts_at_ms,
-                         .value = a->value,
-                         .has_value = a->has_value};
-        kvl_alert_free(a);
-        e->restored[i] = e->restored[--e->n_restored];
-        return true;
-    }
-    return false;
-}
-
 /* --- agents and their id tables ------------------------------------------------------- */
 
-static agent_t *agent_find(kvl_engine_t *e, const char *id)
+agent_t *engine_agent_find(kvl_engine_t *e, const char *id)
 {
-    agent_t *a = e->agents[hash_str(id, 1469598103934665603ull) & 255];
+    agent_t *a = e->agents[engine_hash(id, 1469598103934665603ull) & 255];
     while (a != NULL && strcmp(a->id, id) != 0) {
         a = a->next;
     }
     return a;
 }
 
-static agent_t *agent_get(kvl_engine_t *e, const char *id, const char *site)
+agent_t *engine_agent_get(kvl_engine_t *e, const char *id, const char *site)
 {
-    agent_t *a = agent_find(e, id);
+    agent_t *a = engine_agent_find(e, id);
     if (a != NULL) {
         return a;
     }
@@ -480,11 +74,11 @@ static agent_t *agent_get(kvl_engine_t *e, const char *id, const char *site)
             silent_t *sl = &a->silent[a->n_silent++];
             sl->rule = r;
             if (e->n_restored > 0) {
-                restored_take(e, fingerprint(r, &a->subj), &sl->as);
+                engine_restored_take(e, engine_fingerprint(r, &a->subj), &sl->as);
             }
         }
     }
-    size_t b = hash_str(id, 1469598103934665603ull) & 255;
+    size_t b = engine_hash(id, 1469598103934665603ull) & 255;
     a->next = e->agents[b];
     e->agents[b] = a;
     return a;
@@ -547,7 +141,7 @@ static const char *intern(kvl_engine_t *e, const char *str)
         }
         for (size_t i = 0; i < t->cap; i++) {
             if (t->v[i] != NULL) {
-                size_t h = hash_str(t->v[i], 1469598103934665603ull) & (cap - 1);
+                size_t h = engine_hash(t->v[i], 1469598103934665603ull) & (cap - 1);
                 while (v[h] != NULL) {
                     h = (h + 1) & (cap - 1);
                 }
@@ -558,7 +152,7 @@ static const char *intern(kvl_engine_t *e, const char *str)
         t->v = v;
         t->cap = cap;
     }
-    size_t h = hash_str(str, 1469598103934665603ull) & (t->cap - 1);
+    size_t h = engine_hash(str, 1469598103934665603ull) & (t->cap - 1);
     while (t->v[h] != NULL) {
         if (strcmp(t->v[h], str) == 0) {
             return t->v[h];
@@ -583,7 +177,7 @@ static int series_rehash(kvl_engine_t *e)
         series_t *s = e->sb[i];
         while (s != NULL) {
             series_t *next = s->next;
-            size_t b = hash_str(s->key, 1469598103934665603ull) & (nsb - 1);
+            size_t b = engine_hash(s->key, 1469598103934665603ull) & (nsb - 1);
             s->next = sb[b];
             sb[b] = s;
             s = next;
@@ -620,11 +214,11 @@ static int series_set_labels(series_t *s, const kvl_label_t *labels, size_t n_la
         p += kl + vl;
     }
     s->n_labels = n_labels;
-    const char *alias = label_of(s->labels, s->n_labels, "ifAlias");
-    if (!nonempty(alias)) {
-        alias = label_of(s->labels, s->n_labels, "ifDescr");
+    const char *alias = engine_label(s->labels, s->n_labels, "ifAlias");
+    if (!engine_nonempty(alias)) {
+        alias = engine_label(s->labels, s->n_labels, "ifDescr");
     }
-    s->alias = nonempty(alias) ? alias : NULL;
+    s->alias = engine_nonempty(alias) ? alias : NULL;
     if (s->scope == KVL_SCOPE_INTERFACE) {
         s->subj.description = s->alias;
     }
@@ -634,7 +228,7 @@ static int series_set_labels(series_t *s, const kvl_label_t *labels, size_t n_la
 
 /* The series of (agent, device, scope, instance), made if new (family: its family's or
  * group's name, labels: its definition's). NULL when out of memory. */
-static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kvl_scope_t scope,
+series_t *engine_series_get(kvl_engine_t *e, agent_t *ag, const char *device, kvl_scope_t scope,
                             const char *instance, const char *family, const kvl_label_t *labels,
                             size_t n_labels, uint32_t interval_s)
 {
@@ -649,7 +243,7 @@ static series_t *series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
     if (e->n_series >= e->nsb && series_rehash(e) != 0) {
         return NULL;
     }
-    size_t b = hash_str(key, 1469598103934665603ull) & (e->nsb - 1);
+    size_t b = engine_hash(key, 1469598103934665603ull) & (e->nsb - 1);
     for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
         if (strcmp(s->key, key) == 0) {
             if (interval_s > 0) {
@@ -718,7 +312,7 @@ static int series_metric(const series_t *s, const char *name)
 }
 
 /* The index of a metric in s, added if new; -1 when out of memory. */
-static int series_add_metric(kvl_engine_t *e, series_t *s, const char *name, bool counter)
+int engine_series_add_metric(kvl_engine_t *e, series_t *s, const char *name, bool counter)
 {
     int i = series_metric(s, name);
     if (i >= 0) {
@@ -796,7 +390,7 @@ static bool selects(kvl_engine_t *e, size_t ri, const series_t *s)
         }
     }
     for (size_t i = 0; i < r->n_sel_labels; i++) {
-        const char *v = label_of(s->labels, s->n_labels, r->sel_labels[i].key);
+        const char *v = engine_label(s->labels, s->n_labels, r->sel_labels[i].key);
         if (!match_fast(&r->sel_labels[i].m, v != NULL ? v : "")) {
             return false;
         }
@@ -914,10 +508,11 @@ static int series_bind(kvl_engine_t *e, series_t *s)
         s->has_nodata = s->has_nodata || r->kind == KVL_RULE_NO_DATA;
         e->stats.bindings++;
         if (e->n_restored > 0) {
-            restored_take(e, fingerprint(r, &s->subj), &rs->as);
+            engine_restored_take(e, engine_fingerprint(r, &s->subj), &rs->as);
             subject_t fs = s->subj;
             fs.flapping = true;
-            if (rs->flap != NULL && restored_take(e, fingerprint(r, &fs), &rs->flap->as)) {
+            if (rs->flap != NULL &&
+                engine_restored_take(e, engine_fingerprint(r, &fs), &rs->flap->as)) {
                 rs->flap->flapping = true;
                 rs->flap->last_change = rs->flap->as.active_at;
             }
@@ -1012,10 +607,10 @@ static void state_update(kvl_engine_t *e, series_t *s, rstate_t *rs, bool bad, i
             }
             if (!fl->flapping && in_window > (size_t)r->flapping.changes) {
                 fl->flapping = true;
-                as_good(e, r, &s->subj, &rs->as, t, late);
+                engine_as_good(e, r, &s->subj, &rs->as, t, late);
                 subject_t fs = s->subj;
                 fs.flapping = true;
-                as_bad(e, r, &fs, &fl->as, first, 0, late, false, 0);
+                engine_as_bad(e, r, &fs, &fl->as, first, 0, late, false, 0);
             }
         }
         fl->bad = bad;
@@ -1024,18 +619,18 @@ static void state_update(kvl_engine_t *e, series_t *s, rstate_t *rs, bool bad, i
             subject_t fs = s->subj;
             fs.flapping = true;
             if (t - fl->last_change < r->flapping.stable_ms) {
-                as_bad(e, r, &fs, &fl->as, t, 0, late, false, 0); /* confirms a held one */
+                engine_as_bad(e, r, &fs, &fl->as, t, 0, late, false, 0); /* confirms a held one */
                 return;
             }
-            as_good(e, r, &fs, &fl->as, t, late);
+            engine_as_good(e, r, &fs, &fl->as, t, late);
             fl->flapping = false;
             fl->ring_n = fl->ring_head = 0;
         }
     }
     if (bad) {
-        as_bad(e, r, &s->subj, &rs->as, t, r->state.for_ms, late, false, 0);
+        engine_as_bad(e, r, &s->subj, &rs->as, t, r->state.for_ms, late, false, 0);
     } else {
-        as_good(e, r, &s->subj, &rs->as, t, late);
+        engine_as_good(e, r, &s->subj, &rs->as, t, late);
     }
 }
 
@@ -1054,10 +649,10 @@ static void eval_rule(kvl_engine_t *e, series_t *s, rstate_t *rs, int64_t t, boo
         bool bad = above ? v > limit : v < limit;
         bool good = clear == limit ? !bad : (above ? v < clear : v > clear);
         if (bad) {
-            as_bad(e, r, &s->subj, &rs->as, t, r->threshold.for_ms, late, true, v);
+            engine_as_bad(e, r, &s->subj, &rs->as, t, r->threshold.for_ms, late, true, v);
         } else if (good || rs->as.st == ST_PENDING) {
             rs->as.value = v;
-            as_good(e, r, &s->subj, &rs->as, t, late);
+            engine_as_good(e, r, &s->subj, &rs->as, t, late);
         }
         return;
     }
@@ -1084,7 +679,7 @@ static void eval_rule(kvl_engine_t *e, series_t *s, rstate_t *rs, int64_t t, boo
         return;
     case KVL_RULE_NO_DATA:
         if (rs->as.st != ST_OK) {
-            as_good(e, r, &s->subj, &rs->as, t, late);
+            engine_as_good(e, r, &s->subj, &rs->as, t, late);
         }
         return;
     default:
@@ -1093,7 +688,7 @@ static void eval_rule(kvl_engine_t *e, series_t *s, rstate_t *rs, int64_t t, boo
 }
 
 /* Evaluates the instant t of a series whose samples are in (fresh/unknown flags). */
-static void series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late)
+void engine_series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late)
 {
     s->last_arrival = e->now;
     bool stale = s->seen && t <= s->last_t;
@@ -1162,9 +757,10 @@ static slot_t *slot_get(kvl_engine_t *e, agent_t *ag, const kvl_sink_defs_t *def
     }
     const kvl_family_t *fam = kvl_sink_family(defs, def);
     const char *family = fam != NULL ? fam->name : "";
-    series_t *s = series_get(e, ag, def->device, def->scope, def->instance, family, def->labels,
-                             def->n_labels, def->interval_s);
-    int midx = s != NULL ? series_add_metric(e, s, def->metric, def->kind == KVL_KIND_COUNTER) : -1;
+    series_t *s = engine_series_get(e, ag, def->device, def->scope, def->instance, family,
+                                    def->labels, def->n_labels, def->interval_s);
+    int midx =
+        s != NULL ? engine_series_add_metric(e, s, def->metric, def->kind == KVL_KIND_COUNTER) : -1;
     if (midx < 0) {
         return NULL;
     }
@@ -1187,8 +783,8 @@ static slot_t *slot_get(kvl_engine_t *e, agent_t *ag, const kvl_sink_defs_t *def
 
 int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
 {
-    e->now = now_ms(e);
-    agent_t *ag = agent_get(e, b->agent, b->site);
+    e->now = engine_now(e);
+    agent_t *ag = engine_agent_get(e, b->agent, b->site);
     if (ag == NULL) {
         return KVL_ENOMEM;
     }
@@ -1203,7 +799,7 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
     for (size_t i = 0; i < ag->n_silent; i++) {
         if (ag->silent[i].as.st != ST_OK) {
             ag->back_at = e->now;
-            as_good(e, ag->silent[i].rule, &ag->subj, &ag->silent[i].as, e->now, false);
+            engine_as_good(e, ag->silent[i].rule, &ag->subj, &ag->silent[i].as, e->now, false);
         }
     }
     const kvl_batch_t *bt = b->batch;
@@ -1220,13 +816,13 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
             slot_t *sl = slot_get(e, ag, b->defs, smp.def, cur);
             if (sl == NULL) {
                 if (cur != NULL) {
-                    series_flush(e, cur, t, late);
+                    engine_series_flush(e, cur, t, late);
                 }
                 return KVL_ENOMEM;
             }
             if (sl->s != cur) {
                 if (cur != NULL) {
-                    series_flush(e, cur, t, late);
+                    engine_series_flush(e, cur, t, late);
                 }
                 cur = sl->s;
             }
@@ -1240,7 +836,7 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
             e->stats.samples++;
         }
         if (cur != NULL) {
-            series_flush(e, cur, t, late);
+            engine_series_flush(e, cur, t, late);
         }
         if (rc < 0) {
             return KVL_EPROTO;
@@ -1249,228 +845,20 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
     return 0;
 }
 
-/* --- events ---------------------------------------------------------------------------- */
-
-static const char *field(const kvl_event_t *ev, const char *key)
-{
-    return label_of(ev->fields, ev->n_fields, key);
-}
-
-static bool fields_match(const kvl_rule_t *r, const kvl_event_t *ev)
-{
-    for (size_t i = 0; i < r->event.n_match; i++) {
-        const char *v = field(ev, r->event.match[i].key);
-        if (!kvl_rules_match(&r->event.match[i].m, v != NULL ? v : "")) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The interface an event names: its `interface`, `ifName` or `ifDescr` field. */
-static const char *event_interface(const kvl_event_t *ev)
-{
-    static const char *const keys[] = {"interface", "ifName", "ifDescr"};
-    for (size_t i = 0; i < KVL_ARRAY_SIZE(keys); i++) {
-        const char *v = field(ev, keys[i]);
-        if (nonempty(v)) {
-            return v;
-        }
-    }
-    return NULL;
-}
-
-static subject_t event_subject(const kvl_sink_event_t *se)
-{
-    const kvl_event_t *ev = se->event;
-    subject_t s = {.agent = se->agent, .site = se->site};
-    s.device = nonempty(ev->device) && strcmp(ev->device, se->agent) != 0 ? ev->device : NULL;
-    s.interface = event_interface(ev);
-    s.target = field(ev, "target");
-    s.description = field(ev, "ifAlias");
-    if (!nonempty(s.description)) {
-        s.description = field(ev, "reason");
-    }
-    if (!nonempty(s.description)) {
-        s.description = ev->text;
-    }
-    return s;
-}
-
-static evalert_t *evalert_find(kvl_engine_t *e, const kvl_rule_t *r, uint64_t fp)
-{
-    for (evalert_t *a = e->evalerts; a != NULL; a = a->next) {
-        if (a->rule == r && a->fp == fp) {
-            return a;
-        }
-    }
-    return NULL;
-}
-
-static evalert_t *evalert_new(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s)
-{
-    evalert_t *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
-        return NULL;
-    }
-    const char *src[6] = {s->agent, s->site, s->device, s->interface, s->target, s->description};
-    for (int i = 0; i < 6; i++) {
-        if (src[i] != NULL && (a->s[i] = strdup(src[i])) == NULL) {
-            for (int k = 0; k < i; k++) {
-                free(a->s[k]);
-            }
-            free(a);
-            return NULL;
-        }
-    }
-    a->rule = r;
-    a->subj = (subject_t){.agent = a->s[0],
-                          .site = a->s[1],
-                          .device = a->s[2],
-                          .interface = a->s[3],
-                          .target = a->s[4],
-                          .description = a->s[5]};
-    a->fp = fingerprint(r, &a->subj);
-    a->next = e->evalerts;
-    e->evalerts = a;
-    return a;
-}
-
-static void evalert_remove(kvl_engine_t *e, evalert_t *x)
-{
-    for (evalert_t **p = &e->evalerts; *p != NULL; p = &(*p)->next) {
-        if (*p == x) {
-            *p = x->next;
-            for (int i = 0; i < 6; i++) {
-                free(x->s[i]);
-            }
-            free(x);
-            return;
-        }
-    }
-}
-
-/* device_down / device_up: the device's reachable state at the event's time. */
-static void device_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down, bool late)
-{
-    const kvl_event_t *ev = se->event;
-    agent_t *ag = agent_get(e, se->agent, se->site);
-    if (ag == NULL || !nonempty(ev->device)) {
-        return;
-    }
-    series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_DEVICE, "", "device", NULL, 0, 0);
-    int mr = s != NULL ? series_add_metric(e, s, "reachable", false) : -1;
-    int md = s != NULL ? series_add_metric(e, s, "down_reason", false) : -1;
-    if (mr < 0 || md < 0) {
-        return;
-    }
-    s->m[mr].v = down ? 0 : 1;
-    s->m[mr].fresh = s->m[mr].have = true;
-    const char *why = field(ev, "reason");
-    if (down) {
-        snprintf(s->reason, sizeof(s->reason), "%s", nonempty(why) ? why : "no answer");
-    }
-    series_flush(e, s, ev->time_ms, late);
-}
-
-/* linkDown / linkUp: the interface's oper_status at the trap's time (admin_status from the
- * trap's ifAdminStatus when it has one, else the last known, else up), so
- * oper_down_admin_up pages on the trap and the next poll only confirms it. */
-static void interface_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down, bool late)
-{
-    const kvl_event_t *ev = se->event;
-    const char *name = event_interface(ev);
-    agent_t *ag = agent_get(e, se->agent, se->site);
-    if (ag == NULL || name == NULL || !nonempty(ev->device)) {
-        return;
-    }
-    series_t *s = series_get(e, ag, ev->device, KVL_SCOPE_INTERFACE, name, "if", NULL, 0, 0);
-    int mo = s != NULL ? series_add_metric(e, s, "oper_status", false) : -1;
-    int ma = s != NULL ? series_add_metric(e, s, "admin_status", false) : -1;
-    if (mo < 0 || ma < 0) {
-        return;
-    }
-    s->m[mo].v = down ? 2 : 1;
-    s->m[mo].fresh = s->m[mo].have = true;
-    const char *admin = field(ev, "ifAdminStatus");
-    if (nonempty(admin)) {
-        s->m[ma].v = strcmp(admin, "up") == 0 || strcmp(admin, "1") == 0 ? 1 : 2;
-        s->m[ma].fresh = s->m[ma].have = true;
-    } else if (!s->m[ma].have) {
-        s->m[ma].v = 1;
-        s->m[ma].have = true;
-    }
-    s->announced = true;
-    series_flush(e, s, ev->time_ms, late);
-    s->announced = false;
-}
-
-void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
-{
-    const kvl_event_t *ev = se->event;
-    if (ev == NULL || ev->kind == NULL || se->agent == NULL) {
-        return;
-    }
-    e->now = now_ms(e);
-    /* A replayed event is judged by its time alone: unlike a batch's samples no later sample
-     * confirms it, and a restored alert already stops a second page. */
-    bool late = se->late || ev->time_ms < e->now - e->cfg.late_after_ms;
-    if (strcmp(ev->kind, "device_down") == 0 || strcmp(ev->kind, "device_up") == 0) {
-        device_event(e, se, ev->kind[7] == 'd', late);
-    } else if (strcmp(ev->kind, "linkDown") == 0 || strcmp(ev->kind, "linkUp") == 0) {
-        interface_event(e, se, ev->kind[4] == 'D', late);
-    } else if (strcmp(ev->kind, "agent_lost") == 0 || strcmp(ev->kind, "agent_back") == 0) {
-        /* the agent is the problem: its silence and its series' are not news */
-        agent_t *ag = agent_get(e, se->agent, se->site);
-        if (ag != NULL) {
-            ag->lost = ev->kind[6] == 'l';
-            if (!ag->lost) {
-                ag->last_arrival = ag->back_at = e->now;
-            }
-        }
-    }
-    subject_t s = event_subject(se);
-    for (size_t i = 0; i < e->n_event_rules; i++) {
-        const kvl_rule_t *r = e->event_rules[i];
-        if (!kvl_rules_match(&r->site, se->site != NULL ? se->site : "") ||
-            !kvl_rules_match(&r->device, nonempty(ev->device) ? ev->device : "") ||
-            (r->interface.glob != NULL &&
-             !kvl_rules_match(&r->interface, s.interface ? s.interface : "")) ||
-            (r->target.glob != NULL && !kvl_rules_match(&r->target, s.target ? s.target : ""))) {
-            continue;
-        }
-        uint64_t fp = fingerprint(r, &s);
-        if (fnmatch(r->event.name, ev->kind, 0) == 0 && fields_match(r, ev)) {
-            evalert_t *a = evalert_find(e, r, fp);
-            if (a == NULL && (a = evalert_new(e, r, &s)) == NULL) {
-                KVL_LOG_WARN("alerts", se->agent, "out of memory: event %s not evaluated",
-                             ev->kind);
-                continue;
-            }
-            as_bad(e, r, &a->subj, &a->as, ev->time_ms, 0, late, false, 0);
-        } else if (r->event.clear != NULL && strcmp(r->event.clear, ev->kind) == 0) {
-            evalert_t *a = evalert_find(e, r, fp);
-            /* a clearing event older than the alert's is about an earlier outage */
-            if (a != NULL && ev->time_ms >= a->as.active_at) {
-                as_good(e, r, &a->subj, &a->as, ev->time_ms, late);
-                evalert_remove(e, a);
-            }
-        }
-    }
-}
+/* --- the collector's own figures ----------------------------------------------------- */
 
 int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const char *metric,
                                double value, int64_t t_ms)
 {
-    if (!nonempty(collector_id) || !nonempty(metric)) {
+    if (!engine_nonempty(collector_id) || !engine_nonempty(metric)) {
         return KVL_EINVAL;
     }
-    e->now = now_ms(e);
-    agent_t *ag = agent_get(e, collector_id, "");
-    series_t *s =
-        ag != NULL ? series_get(e, ag, collector_id, KVL_SCOPE_AGENT, "", "collector", NULL, 0, 0)
-                   : NULL;
-    int m = s != NULL ? series_add_metric(e, s, metric, false) : -1;
+    e->now = engine_now(e);
+    agent_t *ag = engine_agent_get(e, collector_id, "");
+    series_t *s = ag != NULL ? engine_series_get(e, ag, collector_id, KVL_SCOPE_AGENT, "",
+                                                 "collector", NULL, 0, 0)
+                             : NULL;
+    int m = s != NULL ? engine_series_add_metric(e, s, metric, false) : -1;
     if (m < 0) {
         return KVL_ENOMEM;
     }
@@ -1478,7 +866,7 @@ int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const 
     ag->last_arrival = e->now;
     s->m[m].v = value;
     s->m[m].fresh = s->m[m].have = true;
-    series_flush(e, s, t_ms, t_ms < e->now - e->cfg.late_after_ms);
+    engine_series_flush(e, s, t_ms, t_ms < e->now - e->cfg.late_after_ms);
     return 0;
 }
 
@@ -1509,7 +897,7 @@ static void restored_expire(kvl_engine_t *e)
     for (size_t i = 0; i < e->n_restored;) {
         kvl_alert_t *a = e->restored[i].a;
         const char *id = kvl_alert_label(a, "agent");
-        const agent_t *ag = id != NULL ? agent_find(e, id) : NULL;
+        const agent_t *ag = id != NULL ? engine_agent_find(e, id) : NULL;
         int64_t iv = ag != NULL && ag->min_interval_s ? ag->min_interval_s * 1000ll
                                                       : SERIES_INTERVAL_DEFAULT_S * 1000ll;
         const kvl_rule_t *r = kvl_rules_find(e->rules, a->rule);
@@ -1534,8 +922,8 @@ static void restored_expire(kvl_engine_t *e)
                        .value = a->value,
                        .has_value = a->has_value};
         e->restored[i] = e->restored[--e->n_restored];
-        if (r != NULL && fingerprint(r, &sj) == a->fingerprint) {
-            as_good(e, r, &sj, &as, e->now, false);
+        if (r != NULL && engine_fingerprint(r, &sj) == a->fingerprint) {
+            engine_as_good(e, r, &sj, &as, e->now, false);
         }
         kvl_alert_free(a);
     }
@@ -1543,7 +931,7 @@ static void restored_expire(kvl_engine_t *e)
 
 void kvl_engine_tick(kvl_engine_t *e)
 {
-    e->now = now_ms(e);
+    e->now = engine_now(e);
     restored_expire(e);
     for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
         for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
@@ -1553,7 +941,8 @@ void kvl_engine_tick(kvl_engine_t *e)
                 silent_t *sl = &ag->silent[i];
                 if (sl->as.st == ST_OK &&
                     e->now - ag->last_arrival > sl->rule->state.intervals * iv) {
-                    as_bad(e, sl->rule, &ag->subj, &sl->as, ag->last_arrival, 0, false, false, 0);
+                    engine_as_bad(e, sl->rule, &ag->subj, &sl->as, ag->last_arrival, 0, false,
+                                  false, 0);
                 }
             }
         }
@@ -1569,8 +958,8 @@ void kvl_engine_tick(kvl_engine_t *e)
                     s->last_arrival > s->agent->back_at ? s->last_arrival : s->agent->back_at;
                 if (rs->rule->kind == KVL_RULE_NO_DATA && rs->as.st == ST_OK &&
                     e->now - since > rs->rule->no_data.intervals * (int64_t)s->interval_s * 1000) {
-                    as_bad(e, rs->rule, &s->subj, &rs->as, s->seen ? s->last_t : s->last_arrival, 0,
-                           false, false, 0);
+                    engine_as_bad(e, rs->rule, &s->subj, &rs->as,
+                                  s->seen ? s->last_t : s->last_arrival, 0, false, false, 0);
                 }
             }
         }
@@ -1580,8 +969,8 @@ void kvl_engine_tick(kvl_engine_t *e)
         evalert_t *next = a->next;
         int64_t hold = a->rule->event.hold_ms;
         if (hold > 0 && e->now >= a->as.active_at + hold) {
-            as_good(e, a->rule, &a->subj, &a->as, a->as.active_at + hold, false);
-            evalert_remove(e, a);
+            engine_as_good(e, a->rule, &a->subj, &a->as, a->as.active_at + hold, false);
+            engine_evalert_remove(e, a);
         }
         a = next;
     }
@@ -1600,7 +989,7 @@ int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
     if (r == NULL || a->status != KVL_ALERT_FIRING) {
         return KVL_EINVAL;
     }
-    e->now = now_ms(e);
+    e->now = engine_now(e);
     astate_t as = {.st = ST_FIRING,
                    .paged = !a->late,
                    .held = a->late,
@@ -1614,7 +1003,7 @@ int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
                        .interface = kvl_alert_label(a, "interface"),
                        .target = kvl_alert_label(a, "target"),
                        .description = a->description};
-        evalert_t *x = evalert_new(e, r, &s);
+        evalert_t *x = engine_evalert_new(e, r, &s);
         if (x == NULL) {
             return KVL_ENOMEM;
         }
@@ -1623,7 +1012,7 @@ int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
     }
     if (r->kind == KVL_RULE_STATE && r->state.state == KVL_STATE_AGENT_SILENT) {
         const char *id = kvl_alert_label(a, "agent");
-        agent_t *ag = id != NULL ? agent_get(e, id, kvl_alert_label(a, "site")) : NULL;
+        agent_t *ag = id != NULL ? engine_agent_get(e, id, kvl_alert_label(a, "site")) : NULL;
         for (size_t i = 0; ag != NULL && i < ag->n_silent; i++) {
             if (ag->silent[i].rule == r) {
                 ag->silent[i].as = as;
@@ -1730,7 +1119,7 @@ static void engine_release(kvl_engine_t *e)
         }
     }
     while (e->evalerts != NULL) {
-        evalert_remove(e, e->evalerts);
+        engine_evalert_remove(e, e->evalerts);
     }
     for (size_t i = 0; i < e->n_restored; i++) {
         kvl_alert_free(e->restored[i].a);
