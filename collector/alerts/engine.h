@@ -34,13 +34,14 @@
  * was seen up or a linkDown trap announced it), agent_silent (no batch of the agent for
  * `intervals` of its shortest series interval, wall clock, checked by the timer; not while the
  * agent is lost: an `agent_lost` event came and no `agent_back` nor batch since, its own alert
- * covers it). no_data: a series without a sample for `intervals` of its interval (checked by the
- * timer; not while its agent is silent or lost: the agent is the problem then). event: an event
- * whose name matches the glob and whose fields match fires; the rule's clearing event with the same
- * agent, device, interface and target (the same fingerprint) resolves it, or `hold` after it.
- * flapping (state rules): when the state changed more than `changes` times within `window`, the
- * alert is resolved and one alert of the same labels plus `flapping="true"` fires instead, held
- * until the state has not changed for `stable`; then the plain alert follows the state.
+ * covers it; a live batch of a lost agent counts as its `agent_back`). no_data: a series without a
+ * sample for `intervals` of its interval (checked by the timer; not while its agent is silent or
+ * lost: the agent is the problem then). event: an event whose name matches the glob and whose
+ * fields match fires; the rule's clearing event with the same agent, device, interface and target
+ * (the same fingerprint) resolves it, or `hold` after it. flapping (state rules): when the state
+ * changed more than `changes` times within `window`, the alert is resolved and one alert of the
+ * same labels plus `flapping="true"` fires instead, held until the state has not changed for
+ * `stable`; then the plain alert follows the state.
  *
  * Late data. A change is late when its sample (or event) time is older than now −
  * late_after, when its batch was replayed from the journal at start, or when its event

@@ -792,8 +792,11 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
     if (ag->first_batch == 0) {
         ag->first_batch = e->now;
     }
-    if (ag->lost) {
-        ag->lost = false;
+    if (ag->lost && !b->replayed) {
+        /* it speaks: it is back, whether or not its agent_back event came first */
+        kvl_event_t back = {.time_ms = e->now, .device = "", .kind = "agent_back", .text = ""};
+        kvl_sink_event_t se = {.agent = b->agent, .site = b->site, .event = &back};
+        kvl_engine_event(e, &se);
         ag->back_at = e->now;
     }
     for (size_t i = 0; i < ag->n_silent; i++) {

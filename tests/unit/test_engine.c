@@ -896,10 +896,22 @@ static void test_sink_calls(void **state)
     g.time_ms = T0 + M_MS;
     assert_int_equal(kvl_engine_sink.on_batch(f.e, &sb, on_done, &g_done), KVL_EPROTO);
     assert_int_equal(g_done, 1);
-    kvl_event_t ev = {.time_ms = T0, .device = "r1", .kind = "agent_lost"};
+    assert_string_equal(kvl_engine_sink.name, "rule engine");
+    fx_stop(&f);
+
+    /* agent_lost pages; the agent's next live batch ends it even without agent_back */
+    fx_start(&f, "rules: []\n", T0);
+    kvl_event_t ev = {.time_ms = T0, .device = "", .kind = "agent_lost"};
     kvl_sink_event_t se = {.agent = "agent1", .site = "blk-a", .event = &ev};
     kvl_engine_sink.on_event(f.e, &se);
-    assert_string_equal(kvl_engine_sink.name, "rule engine");
+    assert_int_equal(count(&f, "agent_lost", KVL_ALERT_FIRING, 0), 1);
+    f.now = T0 + 5 * M_MS;
+    kvl_engine_tick(f.e); /* lost: not silent as well */
+    assert_int_equal(f.n, 1);
+    lost_at(&f, T0 + 5 * M_MS, 0);
+    assert_int_equal(count(&f, "agent_lost", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.rec[1].ends, T0 + 5 * M_MS);
+    assert_int_equal(f.n, 2);
     fx_stop(&f);
 }
 
