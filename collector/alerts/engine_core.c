@@ -950,7 +950,8 @@ void kvl_engine_tick(kvl_engine_t *e)
             }
         }
     }
-    for (size_t b = 0; b < e->nsb; b++) {
+    /* the series scan only when a no_data rule exists (the built-in rules have none) */
+    for (size_t b = 0; e->any_nodata && b < e->nsb; b++) {
         for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
             if (!s->has_nodata || agent_quiet(s->agent)) {
                 continue;
@@ -1088,6 +1089,7 @@ int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb
         if (e->rules->v[i].kind == KVL_RULE_EVENT) {
             e->event_rules[e->n_event_rules++] = &e->rules->v[i];
         }
+        e->any_nodata = e->any_nodata || e->rules->v[i].kind == KVL_RULE_NO_DATA;
     }
     e->loop = loop;
     if (loop != NULL) {

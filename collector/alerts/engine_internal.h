@@ -160,6 +160,7 @@ struct kvl_engine {
     size_t n_restored;
     int64_t now; /* wall time of the call being handled */
     kvl_engine_stats_t stats;
+    bool any_nodata;   /* a no_data rule exists: the timer scans the series */
     rstate_t *scratch; /* series_bind's rules to add, one per rule */
     bool *dev_ok;      /* per rule: takes the site and device of dev_agent, dev_name */
     const agent_t *dev_agent;
