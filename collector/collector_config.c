@@ -126,6 +126,22 @@ static int parse_cfs(kvl_cfg_node_t n, void *target)
     return 0;
 }
 
+static int parse_web_url(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    const char *s = kvl_cfg_scalar(n);
+    bool ok = s != NULL && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+              strlen(s) < 512 && strpbrk(s, " \t\r\n\"<>?#") == NULL;
+    if (!ok || s[strncmp(s, "https", 5) == 0 ? 8 : 7] == '\0') {
+        return kvl_cfg_error(
+            n, "expected the collector's web address as http(s)://host[:port][/path], "
+               "e.g. http://127.0.0.1:8080");
+    }
+    free(c->web_url);
+    c->web_url = strdup(s);
+    return c->web_url != NULL ? 0 : kvl_cfg_error(n, "out of memory");
+}
+
 #define OFF(field) offsetof(kvl_collector_cfg_t, field)
 
 static const kvl_cfg_field_t fields[] = {
@@ -178,6 +194,12 @@ static const kvl_cfg_field_t fields[] = {
      "routing of alerts to receivers (alerts_config.h)"},
     {"http", KVL_CFG_CUSTOM, OFF(http), 0, 0, NULL, kvl_http_cfg_parse, 0,
      "the HTTP server: API and dashboards (web/http_config.h)"},
+    {"rules", KVL_CFG_STR, OFF(rules), 0, 0, NULL, NULL, 0,
+     "alert rules file or folder of *.yaml files (none: the built-in rules alone)"},
+    {"late_after", KVL_CFG_DURATION, OFF(late_after_ms), 1000, 86400 * 1000ll, NULL, NULL, 0,
+     "alert changes in data older than this are history, not pages (2m)"},
+    {"web_url", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_web_url, 0,
+     "base of the graph links alerts carry (http://127.0.0.1:8080)"},
     {NULL},
 };
 
@@ -189,6 +211,8 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     free(c->id);
     free(c->listen);
     free(c->data_dir);
+    free(c->rules);
+    free(c->web_url);
     free(c->archives);
     free_cfs(c->consolidations);
     kvl_tls_cfg_free(&c->tls);
@@ -222,11 +246,14 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->agent_state_ttl_ms = 10 * 60 * 1000;
     c->future_tolerance_ms = 10 * 60 * 1000;
     c->max_sample_age_ms = 31ll * 86400 * 1000;
+    c->late_after_ms = 2 * 60 * 1000;
+    c->web_url = strdup("http://127.0.0.1:8080");
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));
     c->http = kvl_http_cfg_new();
-    if (c->id == NULL || c->archives == NULL || c->consolidations == NULL || c->http == NULL) {
+    if (c->id == NULL || c->archives == NULL || c->consolidations == NULL || c->http == NULL ||
+        c->web_url == NULL) {
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < c->n_archives; i++) {

@@ -46,6 +46,9 @@ typedef struct kvl_collector_cfg {
     int64_t max_sample_age_ms;          /* samples older than this are refused */
     kvl_alerts_cfg_t *alerts; /* `alerts:` (alerts_config.h); NULL: absent, the defaults */
     kvl_http_cfg_t *http;               /* `http:` (web/http_config.h); never NULL */
+    char *rules;           /* alert rules file or folder; NULL: the built-in rules alone */
+    int64_t late_after_ms; /* alert changes in data older than this are late (history) */
+    char *web_url;         /* base of the graph URLs alerts carry */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -24,6 +24,7 @@
 #include "http_auth.h"
 #include "ingest.h"
 #include "log.h"
+#include "rules.h"
 #include "sink.h"
 #include "store.h"
 
@@ -190,7 +191,15 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: configuration is valid\n", path);
+        kvl_rules_t *rules = NULL;
+        char rerr[4096];
+        if (kvl_rules_load(a.cfg->rules, &rules, rerr, sizeof(rerr)) != 0) {
+            fprintf(stderr, "kaaval-collector: %s\n", rerr);
+            kvl_collector_cfg_free(a.cfg);
+            return 2;
+        }
+        printf("%s: configuration is valid (%zu alert rules)\n", path, rules->n);
+        kvl_rules_free(rules);
         kvl_collector_cfg_free(a.cfg);
         return 0;
     }

@@ -104,6 +104,7 @@ typedef struct kvl_sink_event {
     uint64_t seq; /* of its batch */
     uint32_t lane;
     bool replayed;
+    bool late; /* queued at the agent while it was cut off (lost): history, not news */
 } kvl_sink_event_t;
 
 /* What a sink did with a batch (the ingest adds them up over the sinks for its statistics

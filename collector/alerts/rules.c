@@ -164,8 +164,12 @@ static const char defaults_yaml[] =
     "    summary: \"{{target}} from {{site}}: {{value}} % loss\"\n"
     "  - name: link_down\n"
     "    severity: critical\n"
-    "    event: {name: linkDown}\n"
-    "    summary: \"{{interface}} ({{alias}}) on {{device}}: link down\"\n"
+    "    event: {name: target_down}\n"
+    "    summary: \"{{target}} from {{site}}: link down (probes lost)\"\n"
+    "  - name: agent_lost\n"
+    "    severity: critical\n"
+    "    event: {name: agent_lost}\n"
+    "    summary: \"agent of {{site}} lost: no heartbeat\"\n"
     "  - name: mos_low\n"
     "    severity: minor\n"
     "    threshold: {derived: mos, below: 3.6, clear: 3.8, for: 5m}\n"
@@ -303,6 +307,7 @@ static void rule_free(kvl_rule_t *r)
     kv_match_free(r->sel_labels, r->n_sel_labels);
     free(r->threshold.metric);
     free(r->event.name);
+    free(r->event.clear);
     kv_match_free(r->event.match, r->event.n_match);
     for (size_t i = 0; i < r->n_labels; i++) {
         free(r->labels[i].key);
@@ -737,17 +742,72 @@ static int parse_event_match(kvl_cfg_node_t n, void *target)
     return read_kv_globs(n, "field", &r->event.match, &r->event.n_match);
 }
 
+/* The clearing event: a name, not a pattern (it names one event kind). */
+static int parse_event_clear(kvl_cfg_node_t n, void *target)
+{
+    kvl_rule_t *r = target;
+    const char *s = kvl_cfg_scalar(n);
+    if (s == NULL || s[0] == '\0' || strpbrk(s, "*?[]!\\") != NULL) {
+        return kvl_cfg_error(n, "expected the name of the event that clears the alert, e.g. "
+                                "linkUp (a name, not a pattern)");
+    }
+    free(r->event.clear);
+    return kvl_cfg_read_str(n, &r->event.clear);
+}
+
+static const struct {
+    const char *down, *up;
+} event_pairs[] = {
+    {"linkDown", "linkUp"},
+    {"device_down", "device_up"},
+    {"target_down", "target_up"},
+    {"agent_lost", "agent_back"},
+};
+
+const char *kvl_rules_event_pair(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < KVL_ARRAY_SIZE(event_pairs); i++) {
+        if (strcmp(event_pairs[i].down, name) == 0) {
+            return event_pairs[i].up;
+        }
+    }
+    return NULL;
+}
+
 static const kvl_cfg_field_t event_fields[] = {
     {"name", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_event_name, KVL_CFG_REQUIRED,
      "the event's name (glob): linkDown, device_down, a trap OID's name, ..."},
     {"match", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_event_match, 0, "field -> glob"},
+    {"clear", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_event_clear, 0,
+     "the event that resolves it (the pair's other half: linkDown -> linkUp, ...)"},
+    {"hold", KVL_CFG_DURATION, offsetof(kvl_rule_t, event.hold_ms), 1000, 30 * DAY_MS, NULL, NULL,
+     0, "resolved this long after the event if nothing cleared it (5m without a clearing event)"},
     {NULL},
 };
 
 static int parse_event(kvl_cfg_node_t n, void *target)
 {
-    int rc = set_kind(n, target, KVL_RULE_EVENT);
-    return rc != 0 ? rc : kvl_cfg_apply(n, event_fields, target);
+    kvl_rule_t *r = target;
+    int rc = set_kind(n, r, KVL_RULE_EVENT);
+    if (rc == 0) {
+        rc = kvl_cfg_apply(n, event_fields, r);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    const char *pair = kvl_rules_event_pair(r->event.name);
+    if (r->event.clear == NULL && pair != NULL && (r->event.clear = strdup(pair)) == NULL) {
+        return kvl_cfg_error(n, "out of memory");
+    }
+    if (r->event.clear == NULL && r->event.hold_ms == 0) {
+        r->event.hold_ms = 5 * 60 * 1000;
+    }
+    if (r->event.clear != NULL && fnmatch(r->event.name, r->event.clear, 0) == 0) {
+        return kvl_cfg_error(at_key(n, "clear"),
+                             "the clearing event '%s' matches the rule's own name '%s'",
+                             r->event.clear, r->event.name);
+    }
+    return 0;
 }
 
 static const kvl_cfg_field_t flapping_fields[] = {

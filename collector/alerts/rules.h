@@ -105,6 +105,14 @@ typedef struct kvl_rule {
         char *name; /* glob over event names */
         kvl_rule_kv_match_t *match;
         size_t n_match;
+        /* The event that resolves the alert (same agent, device, interface and target):
+         * `clear:`, else the pair's other half when `name` is one of a known pair
+         * (linkDown/linkUp, device_down/device_up, target_down/target_up,
+         * agent_lost/agent_back), else NULL. */
+        char *clear;
+        /* Resolved this long after its event when no clearing event came first: `hold:`;
+         * 0 with a clearing event and no `hold:` (held until it comes); 5m without one. */
+        int64_t hold_ms;
     } event;
     struct {
         bool on;
@@ -140,6 +148,10 @@ void kvl_rules_free(kvl_rules_t *r);
 
 /* The rule of that name, or NULL. */
 const kvl_rule_t *kvl_rules_find(const kvl_rules_t *r, const char *name);
+
+/* The clearing event of a known pair ("linkDown" -> "linkUp", "device_down" ->
+ * "device_up", "target_down" -> "target_up", "agent_lost" -> "agent_back"), or NULL. */
+const char *kvl_rules_event_pair(const char *name);
 
 /* Whether `name` is a metric of a built-in family (the table in rules.c). */
 bool kvl_rules_metric_known(const char *name);

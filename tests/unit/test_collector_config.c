@@ -107,6 +107,15 @@ static void test_defaults(void **state)
     assert_string_equal(c->consolidations[0], "AVERAGE");
     assert_string_equal(c->consolidations[1], "MAX");
     assert_int_equal(c->max_seq_ahead_ms, D_MS);
+    assert_null(c->rules);
+    assert_int_equal(c->late_after_ms, 2 * M_MS);
+    assert_string_equal(c->web_url, "http://127.0.0.1:8080");
+    kvl_collector_cfg_free(c);
+
+    c = parse_ok(HEAD "rules: /etc/kaaval/rules.d\nlate_after: 5m\nweb_url: https://noc:8443/k\n");
+    assert_string_equal(c->rules, "/etc/kaaval/rules.d");
+    assert_int_equal(c->late_after_ms, 5 * M_MS);
+    assert_string_equal(c->web_url, "https://noc:8443/k");
     kvl_collector_cfg_free(c);
 
     c = parse_ok(HEAD "max_seq_ahead: 2h\n");
@@ -181,6 +190,11 @@ static void test_bad_values(void **state)
     expect_error("data_dir: d\n", "c.yaml:1:1: ", "missing required setting 'listen'");
     expect_error(HEAD "max_frame: 100\n", "c.yaml:3:12: ", "from 1024 to 67108864, got '100'");
     expect_error(HEAD "max_connections: 0\n", "c.yaml:3:18: ", "from 1 to 100000");
+    expect_error(HEAD "web_url: 127.0.0.1:8080\n",
+                 "c.yaml:3:10: ", "expected the collector's web address");
+    expect_error(HEAD "web_url: 'http://'\n", "c.yaml:3:10: ", "http(s)://host");
+    expect_error(HEAD "web_url: 'http://a b'\n", "c.yaml:3:10: ", "http(s)://host");
+    expect_error(HEAD "late_after: 0s\n", "c.yaml:3:13: ", "out of range");
     expect_error(HEAD "log_level: verbose\n", "c.yaml:3:12: ", "expected a log level");
     expect_error(HEAD "max_seq_ahead: 10s\n", "c.yaml:3:16: ", "10s");
     expect_error(HEAD "max_seq_ahead: 31d\n", "c.yaml:3:16: ", "31d");

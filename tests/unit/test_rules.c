@@ -65,17 +65,10 @@ static void test_defaults(void **state)
     kvl_rules_t *r = NULL;
     assert_int_equal(kvl_rules_load(NULL, &r, err, sizeof(err)), 0);
     static const char *const names[] = {
-        "device_down",
-        "interface_down",
-        "interface_utilisation",
-        "interface_errors",
-        "link_loss",
-        "link_down",
-        "mos_low",
-        "certificate_expiring",
-        "http_probe_failing",
-        "agent_silent",
-        "spool_dropping",
+        "device_down",        "interface_down", "interface_utilisation",
+        "interface_errors",   "link_loss",      "link_down",
+        "agent_lost",         "mos_low",        "certificate_expiring",
+        "http_probe_failing", "agent_silent",   "spool_dropping",
         "journal_near_bound",
     };
     assert_int_equal(r->n, KVL_ARRAY_SIZE(names));
@@ -107,7 +100,12 @@ static void test_defaults(void **state)
     assert_int_equal(a->state.intervals, 3);
     assert_int_equal(kvl_rules_find(r, "device_down")->severity, KVL_RULE_SEV_CRITICAL);
     assert_int_equal(kvl_rules_find(r, "link_down")->kind, KVL_RULE_EVENT);
-    assert_string_equal(kvl_rules_find(r, "link_down")->event.name, "linkDown");
+    /* the probes' link cut (linkDown traps drive interface_down's state instead) */
+    assert_string_equal(kvl_rules_find(r, "link_down")->event.name, "target_down");
+    /* a pair's first half is cleared by the other, and not held */
+    assert_string_equal(kvl_rules_find(r, "link_down")->event.clear, "target_up");
+    assert_int_equal(kvl_rules_find(r, "link_down")->event.hold_ms, 0);
+    assert_string_equal(kvl_rules_find(r, "agent_lost")->event.clear, "agent_back");
     assert_true(kvl_rules_find(r, "interface_down")->flapping.on);
     kvl_rules_free(r);
 }
@@ -212,6 +210,9 @@ static void test_state_no_data_event_flapping(void **state)
     assert_string_equal(t->event.match[0].key, "peer");
     assert_true(kvl_rules_match(&t->event.match[0].m, "10.1.2.3"));
     assert_true(t->event.match[1].m.negate);
+    /* no clearing event: held 5 minutes */
+    assert_null(t->event.clear);
+    assert_int_equal(t->event.hold_ms, 5 * M_MS);
     const kvl_rule_t *u = kvl_rules_find(r, "unreach");
     assert_int_equal(u->state.state, KVL_STATE_DEVICE_UNREACHABLE);
     assert_int_equal(u->state.intervals, 0);
@@ -294,6 +295,12 @@ static void test_errors(void **state)
               "r.yaml:5:14: expected a label name");
     parse_bad(R1 "    event: {name: x, match: {a: '[', b: c}}\n",
               "r.yaml:4:33: pattern '[': '[' opens a character class that is never closed");
+    /* an event's clearing event and hold */
+    parse_bad(R1 "    event: {name: 'bgp*', clear: bgpUp}\n",
+              "r.yaml:4:34: the clearing event 'bgpUp' matches the rule's own name 'bgp*'");
+    parse_bad(R1 "    event: {name: x, clear: 'up*'}\n",
+              "r.yaml:4:29: expected the name of the event that clears the alert");
+    parse_bad(R1 "    event: {name: x, hold: 10ms}\n", "r.yaml:4:28: ");
     /* names */
     parse_bad("rules:\n  - name: 'a b'\n    severity: minor\n    state: device_unreachable\n",
               "r.yaml:2:11: a rule name has letters, digits");
