@@ -16,7 +16,8 @@
 #   - SNMPv3: a trap with the configured user (authPriv, the sender's engine ID listed in
 #     traps.engine_ids) delivered; an inform with that user answered (engine ID discovery
 #     against the agent's engine); a trap with an unknown user and one with a wrong
-#     password refused and logged.
+#     password refused and logged;
+#   - a flood of 60 traps: at most max_per_second a second forwarded, the cut logged.
 #
 #   bash tests/integration/test_traps.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +33,8 @@ V3_USER=kvtrap
 V3_AUTH=trap-auth-pass-1
 V3_PRIV=trap-priv-pass-1
 SENDER_ENGINE=0x8000000001020304aabbccdd # the v3 trap sender's engine ID (snmptrap -e)
+MAX_PER_SECOND=10 # above what the steps below send in a second; a flood at the end
+FLOOD=60
 mkdir -p "$KVL_TMP/rec" "$KVL_TMP/data"
 kvl_make_rate_device "$KVL_TMP/rec/$COMMUNITY.snmprec" "eth0:1000:2000:1000" "ge-0/0/1:3000:4000:1000"
 kvl_free_port udp SNMP
@@ -46,7 +49,8 @@ COL=$KVL_LAST_PID
 KVL_AGENT_TRAPS="traps:
   listen: 127.0.0.1:$TRAP
   credentials: [trap-v3]
-  engine_ids: [$SENDER_ENGINE]" \
+  engine_ids: [$SENDER_ENGINE]
+  max_per_second: $MAX_PER_SECOND" \
     kvl_agent_config "$KVL_TMP/agent.yaml" trap-agent lab "$COL_PORT" "${INTERVAL}s" debug
 kvl_agent_device "$KVL_TMP/agent.yaml" trapdev "$SNMP" "$COMMUNITY"
 cat >>"$KVL_TMP/agent.yaml" <<EOF
@@ -165,6 +169,50 @@ kvl_wait_until 15 "the last warmStart" warm_starts 3
 if event_line "authenticationFailure" >/dev/null; then
     kvl_fail "a refused v3 trap was forwarded: $(event_line authenticationFailure)"
 fi
+
+# --- a flood: at most max_per_second a second taken, the rest counted and dropped -----------
+# FLOOD v2c traps (KAAVAL-MIB::kaavalDeviceUp) in a tight loop, well within two seconds.
+"$KVL_PY" - "$TRAP" "$COMMUNITY" "$FLOOD" <<'PY' || kvl_fail "cannot send the flood"
+import socket, sys
+
+def tlv(tag, body):
+    n = len(body)
+    head = bytes([n]) if n < 128 else bytes([0x81, n]) if n < 256 else bytes([0x82, n >> 8, n & 255])
+    return bytes([tag]) + head + body
+
+def oid(s):
+    arcs = [int(x) for x in s.strip(".").split(".")]
+    out = bytes([40 * arcs[0] + arcs[1]])
+    for a in arcs[2:]:
+        enc = [a & 0x7F]
+        a >>= 7
+        while a:
+            enc.insert(0, 0x80 | (a & 0x7F))
+            a >>= 7
+        out += bytes(enc)
+    return tlv(0x06, out)
+
+def integer(v):
+    return tlv(0x02, v.to_bytes(4, "big", signed=True))
+
+port, community, n = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(n):
+    vbs = tlv(0x30, tlv(0x30, oid("1.3.6.1.2.1.1.3.0") + tlv(0x43, b"\x01"))
+              + tlv(0x30, oid("1.3.6.1.6.3.1.1.4.1.0") + oid("1.3.6.1.4.1.99999.0.2")))
+    pdu = tlv(0xA7, integer(1000 + i) + integer(0) + integer(0) + vbs)
+    s.sendto(tlv(0x30, integer(1) + tlv(0x04, community) + pdu), ("127.0.0.1", port))
+PY
+kvl_wait_until 10 "the flood to be cut" \
+    grep -q "\[trap trapdev\] more than $MAX_PER_SECOND traps a second from 127.0.0.1: the rest dropped" "$ALOG"
+sleep 1.1 # the next second: taken again
+snmptrap -v2c -c "$COMMUNITY" "$T" '' .1.3.6.1.6.3.1.1.5.1 || kvl_fail "snmptrap failed"
+cold_starts() { [ "$(event_line "coldStart" | wc -l)" -ge "$1" ]; }
+kvl_wait_until 15 "a coldStart after the flood" cold_starts 2
+ups=$(event_line "kaavalDeviceUp" | wc -l)
+kvl_log "flood of $FLOOD: $ups events forwarded"
+[ "$ups" -ge 1 ] && [ "$ups" -le $((3 * MAX_PER_SECOND)) ] \
+    || kvl_fail "$ups of $FLOOD flooded traps forwarded, expected 1 to $((3 * MAX_PER_SECOND))"
 
 kvl_is_ours "$AGENT" kaaval-agent || kvl_fail "the agent died"
 kvl_is_ours "$SIM" snmpsimd || kvl_fail "snmpsim died"
