@@ -13,6 +13,7 @@
 #   - snmpinform v2c: answered (snmpinform exits 0 only when answered);
 #   - a wrong community and a trap from 127.0.0.2 (no configured device): counted in the
 #     agent's log, never forwarded (a later trap from the device arrives, these do not);
+#   - a second agent on the same port: one WARN line, and it runs on without traps;
 #   - SNMPv3: a trap with the configured user (authPriv, the sender's engine ID listed in
 #     traps.engine_ids) delivered; an inform with that user answered (engine ID discovery
 #     against the agent's engine); a trap with an unknown user and one with a wrong
@@ -71,6 +72,19 @@ CLOG=$KVL_TMP/logs/collector.log
 
 kvl_wait_until 10 "the agent's trap receiver" grep -q "receiving traps and informs on udp 127.0.0.1:$TRAP" "$ALOG"
 kvl_log "$(grep -o 'receiving traps and informs on .*' "$ALOG")"
+# A second agent cannot bind the same port: one WARN line, and it runs on without traps.
+KVL_AGENT_TRAPS="traps: {listen: 127.0.0.1:$TRAP}" \
+    kvl_agent_config "$KVL_TMP/agent2.yaml" trap-agent-2 lab "$COL_PORT" "${INTERVAL}s"
+kvl_agent_device "$KVL_TMP/agent2.yaml" trapdev "$SNMP" "$COMMUNITY"
+kvl_start_agent agent2 "$KVL_TMP/agent2.yaml"
+AGENT2=$KVL_LAST_PID
+A2LOG=$KVL_TMP/logs/agent2.log
+kvl_wait_until 10 "the second agent's bind failure" \
+    grep -q "WARN  \[trap\] cannot receive traps on udp 127.0.0.1:$TRAP: address already in use; the agent runs on without traps" "$A2LOG"
+[ "$(grep -c '\[trap\]' "$A2LOG")" -eq 1 ] || kvl_fail "more than one line about the trap port: $(grep '\[trap\]' "$A2LOG")"
+kvl_wait_until 15 "the second agent to poll" grep -q "poll\(ing\)\? done\|discovery done\|interfaces, 2 reported" "$A2LOG"
+kvl_stop "$AGENT2" TERM || kvl_fail "the second agent did not stop"
+
 # The interfaces are known once the first discovery is archived.
 IF2_FILE=$KVL_TMP/data/lab/trapdev/$(kvl_file_safe "ge-0/0/1").rrd
 kvl_wait_until 30 "the first poll's archive $IF2_FILE" test -f "$IF2_FILE"
