@@ -230,4 +230,5 @@ kvl_log "flood of $FLOOD: $ups events forwarded"
 
 kvl_is_ours "$AGENT" kaaval-agent || kvl_fail "the agent died"
 kvl_is_ours "$SIM" snmpsimd || kvl_fail "snmpsim died"
+kvl_is_ours "$COL" kaaval-collector || kvl_fail "the collector died"
 kvl_pass "v1, v2c and v3 traps and informs became events naming $IF2 and $IF1; wrong community, unknown source and bad v3 users refused"
