@@ -37,7 +37,9 @@
 #define V2C_COMMUNITY "v3"
 
 struct kvl_v3rx {
-    kvl_v3rx_opts_t o;
+    kvl_v3rx_opts_t o;               /* the arrays it points to are the caller's: only during new */
+    const kvl_credentials_t **creds; /* a copy of o.creds */
+    size_t n_creds;
     void *sessp;
     netsnmp_transport *tr; /* owned by the session */
     /* the message being processed */
@@ -51,6 +53,7 @@ struct kvl_v3rx {
     int usm_rc; /* what parsing returned (SNMPERR_*) */
     bool discovery;
     char user[64];
+    char engine[2 * 32 + 3]; /* the message's security engine ID, "0x..." */
     uint8_t *out;
     size_t cap, *out_len;
     char *why;
@@ -111,6 +114,11 @@ static int on_post_parse(netsnmp_session *s, netsnmp_pdu *pdu, int rc)
     kvl_v3rx_t *v = s->callback_magic;
     v->usm_rc = rc;
     v->discovery = pdu->securityEngineIDLen == 0;
+    size_t n = pdu->securityEngineIDLen < 32 ? pdu->securityEngineIDLen : 32;
+    snprintf(v->engine, sizeof(v->engine), "0x");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(v->engine + 2 + 2 * i, 3, "%02x", pdu->securityEngineID[i]);
+    }
     snprintf(v->user, sizeof(v->user), "%.*s",
              (int)(pdu->securityNameLen < 63 ? pdu->securityNameLen : 63),
              pdu->securityName != NULL ? pdu->securityName : "");
@@ -212,6 +220,18 @@ static const char *usm_text(int rc)
     }
 }
 
+/* Whether the message's user is one of the credential sets' (then only its engine is
+ * unknown). */
+static bool known_user(const kvl_v3rx_t *v)
+{
+    for (size_t i = 0; i < v->n_creds; i++) {
+        if (v->creds[i]->user != NULL && strcmp(v->creds[i]->user, v->user) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int kvl_v3rx_process(kvl_v3rx_t *v, const uint8_t *p, size_t n, const struct sockaddr *from,
                      uint8_t *out, size_t cap, size_t *out_len, char *why, size_t whylen)
 {
@@ -227,6 +247,7 @@ int kvl_v3rx_process(kvl_v3rx_t *v, const uint8_t *p, size_t n, const struct soc
     v->usm_rc = SNMPERR_GENERR;
     v->discovery = false;
     v->user[0] = '\0';
+    v->engine[0] = '\0';
     v->out = out;
     v->cap = cap;
     v->out_len = out_len;
@@ -247,6 +268,14 @@ int kvl_v3rx_process(kvl_v3rx_t *v, const uint8_t *p, size_t n, const struct soc
     }
     if (v->usm_rc == SNMPERR_USM_NOTINTIMEWINDOW) {
         return KVL_V3RX_HANDLED; /* the Report resynchronises the sender, which resends */
+    }
+    if (v->usm_rc == SNMPERR_USM_UNKNOWNSECURITYNAME && known_user(v)) {
+        snprintf(why, whylen,
+                 "user '%s' from engine ID %s: that engine is not in traps.engine_ids (a v3 "
+                 "trap's sender is the authoritative engine: its users are made for the engine "
+                 "IDs listed there)",
+                 v->user, v->engine);
+        return KVL_V3RX_REFUSED;
     }
     switch (v->usm_rc) {
     case SNMPERR_USM_UNKNOWNSECURITYNAME:
@@ -296,8 +325,20 @@ int kvl_v3rx_new(const kvl_v3rx_opts_t *o, kvl_v3rx_t **out, char *err, size_t e
         return KVL_ENOMEM;
     }
     v->o = *o;
+    v->o.creds = NULL; /* the caller's arrays are not kept */
+    v->o.sender_ids = NULL;
+    v->o.sender_id_lens = NULL;
+    int rc = KVL_ENOMEM;
+    v->creds = calloc(o->n_creds > 0 ? o->n_creds : 1, sizeof(*v->creds));
+    if (v->creds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    memcpy(v->creds, o->creds, o->n_creds * sizeof(*v->creds));
+    v->n_creds = o->n_creds;
     box->v = v;
     /* This agent is the authoritative engine of the informs it receives. */
+    rc = KVL_EINVAL;
     if (set_exact_engineID(o->engine_id, o->engine_id_len) != SNMPERR_SUCCESS) {
         snprintf(err, errlen, "net-snmp refused the engine ID");
         goto fail;
@@ -306,12 +347,9 @@ int kvl_v3rx_new(const kvl_v3rx_opts_t *o, kvl_v3rx_t **out, char *err, size_t e
      * then). */
     set_enginetime((u_char *)(uintptr_t)o->engine_id, (u_int)o->engine_id_len,
                    snmpv3_local_snmpEngineBoots(), snmpv3_local_snmpEngineTime(), TRUE);
-    int rc = add_users(o, err, errlen);
+    rc = add_users(o, err, errlen);
     if (rc != 0) {
-        free(v);
-        free(box);
-        free(t);
-        return rc;
+        goto fail;
     }
     t->domain = netsnmpUDPDomain;
     t->domain_length = (int)netsnmpUDPDomain_len;
@@ -335,6 +373,7 @@ int kvl_v3rx_new(const kvl_v3rx_opts_t *o, kvl_v3rx_t **out, char *err, size_t e
     v->sessp = snmp_sess_add_ex(&s, t, NULL, NULL, on_post_parse, NULL, NULL, NULL, NULL);
     if (v->sessp == NULL) {
         snprintf(err, errlen, "net-snmp cannot make the SNMPv3 receiving session");
+        free(v->creds);
         free(v);
         return KVL_EINVAL;
     }
@@ -343,10 +382,11 @@ int kvl_v3rx_new(const kvl_v3rx_opts_t *o, kvl_v3rx_t **out, char *err, size_t e
     return 0;
 
 fail:
+    free(v->creds);
     free(v);
     free(box);
     free(t);
-    return KVL_EINVAL;
+    return rc;
 }
 
 void kvl_v3rx_free(kvl_v3rx_t *v)
@@ -355,5 +395,6 @@ void kvl_v3rx_free(kvl_v3rx_t *v)
         return;
     }
     snmp_sess_close(v->sessp); /* closes and frees the transport (and the box) */
+    free(v->creds);
     free(v);
 }

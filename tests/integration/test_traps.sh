@@ -176,6 +176,11 @@ snmptrap -v3 -l authPriv -a SHA -A wrong-auth-pass -x AES -X "$V3_PRIV" -u "$V3_
     -e "$SENDER_ENGINE" "$T" '' .1.3.6.1.6.3.1.1.5.5 || kvl_fail "snmptrap -v3 (wrong pass) failed"
 kvl_wait_until 10 "the wrong v3 password to be refused" \
     grep -q "\[trap trapdev\] SNMPv3 message from 127.0.0.1 refused: user '$V3_USER': wrong digest" "$ALOG"
+# shellcheck disable=SC2086
+snmptrap $V3 -u "$V3_USER" -e 0x80000000010203040506ffee "$T" '' .1.3.6.1.6.3.1.1.5.5 \
+    || kvl_fail "snmptrap -v3 (engine not listed) failed"
+kvl_wait_until 10 "the v3 trap from an engine not listed to be refused" \
+    grep -q "\[trap trapdev\] SNMPv3 message from 127.0.0.1 refused: user '$V3_USER' from engine ID 0x80000000010203040506ffee: that engine is not in traps.engine_ids" "$ALOG"
 # A last good one: the refused ones (authenticationFailure) would have arrived before it.
 snmptrap -v2c -c "$COMMUNITY" "$T" '' .1.3.6.1.6.3.1.1.5.2 || kvl_fail "snmptrap failed"
 warm_starts() { [ "$(event_line "warmStart" | wc -l)" -ge "$1" ]; }
