@@ -18,7 +18,7 @@
 #     traps.engine_ids) delivered; an inform with that user answered (engine ID discovery
 #     against the agent's engine); a trap with an unknown user and one with a wrong
 #     password refused and logged;
-#   - a flood of 60 traps: at most max_per_second a second forwarded, the cut logged.
+#   - a flood of 100 traps: at most max_per_second a second forwarded, the cut logged.
 #
 #   bash tests/integration/test_traps.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,8 +34,8 @@ V3_USER=kvtrap
 V3_AUTH=trap-auth-pass-1
 V3_PRIV=trap-priv-pass-1
 SENDER_ENGINE=0x8000000001020304aabbccdd # the v3 trap sender's engine ID (snmptrap -e)
-MAX_PER_SECOND=10 # above what the steps below send in a second; a flood at the end
-FLOOD=60
+MAX_PER_SECOND=20 # well above what the steps below send in a second; a flood at the end
+FLOOD=100
 mkdir -p "$KVL_TMP/rec" "$KVL_TMP/data"
 kvl_make_rate_device "$KVL_TMP/rec/$COMMUNITY.snmprec" "eth0:1000:2000:1000" "ge-0/0/1:3000:4000:1000"
 kvl_free_port udp SNMP
