@@ -4,9 +4,10 @@
  * The top level is one field table: the agent's own keys (id, site, log_level), the ship
  * room's keys (collectors, spool, TLS, batching: rows from ship/ship_config.c), the SNMP
  * keys, remembered here and read by their room (snmp/snmp_config.c, kvl_snmp_cfg_finish),
- * and `probes:` (probe/probe_config.c). After the table: the ship room checks its keys
- * (collectors, TLS), then the SNMP keys are read, then the probes finished, so the first
- * error is the same whatever room reports it. The keys' reference: docs/configuration.md.
+ * `probes:` (probe/probe_config.c) and `traps:` (trap/trap_config.c). After the table: the
+ * ship room checks its keys (collectors, TLS), then the SNMP keys are read, then the probes
+ * and the traps finished, so the first error is the same whatever room reports it. The keys'
+ * reference: docs/configuration.md.
  *
  * The id and the site become folder and file names at the collector (common/names.h), which
  * refuses an agent whose id is empty or longer than KVL_AGENT_ID_MAX, whose site is longer
@@ -72,6 +73,9 @@ static const kvl_cfg_field_t top_fields[] = {
     {"probes", KVL_CFG_CUSTOM, CFG(probes), 0, 0, NULL, kvl_probe_cfg_parse, 0,
      "link measurement: interval, count, size, targets, mesh, reflector, clock "
      "(probe_config.h)"},
+    {"traps", KVL_CFG_CUSTOM, CFG(traps), 0, 0, NULL, kvl_trap_cfg_parse, 0,
+     "the trap receiver: listen, credentials, engine_id, engine_ids, max_per_second "
+     "(trap_config.h)"},
     {NULL},
 };
 
@@ -97,6 +101,7 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     kvl_ship_cfg_free(&c->ship);
     kvl_snmp_cfg_free(&c->snmp);
     kvl_probe_cfg_free(&c->probes);
+    kvl_trap_cfg_free(&c->traps);
     free(c);
 }
 
@@ -143,6 +148,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     kvl_ship_cfg_init(&t.ship);
     kvl_snmp_cfg_init(&t.snmp);
     kvl_probe_cfg_init(&t.probes);
+    kvl_trap_cfg_init(&t.traps);
     kvl_cfg_field_t fields[KVL_ARRAY_SIZE(top_fields)];
     top_table(fields);
     int rc = kvl_cfg_apply(kvl_cfg_root(y), fields, &t);
@@ -157,6 +163,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     }
     if (rc == 0) {
         rc = kvl_probe_cfg_finish(&t.probes, t.id);
+    }
+    if (rc == 0) {
+        rc = kvl_trap_cfg_finish(&t.traps, &t.snmp, t.id);
     }
     *c = t;
     if (rc != 0) {

@@ -6,8 +6,8 @@
  * hands each other key to the room that owns it: the shipping keys (collectors, mode,
  * batching, spool, tls/insecure) to ship/ship_config.[ch], the SNMP keys (credentials,
  * defaults, devices, groups, max_inflight, mib_path, metric_groups) to
- * snmp/snmp_config.[ch], `probes:` to probe/probe_config.[ch]. Errors name
- * file:line:column; secrets are never printed.
+ * snmp/snmp_config.[ch], `probes:` to probe/probe_config.[ch], `traps:` to
+ * trap/trap_config.[ch]. Errors name file:line:column; secrets are never printed.
  */
 #ifndef KVL_AGENT_CONFIG_H
 #define KVL_AGENT_CONFIG_H
@@ -19,6 +19,7 @@
 #include "probe_config.h"
 #include "ship_config.h"
 #include "snmp_config.h"
+#include "trap_config.h"
 
 typedef struct kvl_agent_cfg {
     char *id;
@@ -27,6 +28,7 @@ typedef struct kvl_agent_cfg {
     kvl_ship_cfg_t ship;    /* collectors, batching, spool, tls (ship/ship_config.h) */
     kvl_snmp_cfg_t snmp;    /* the SNMP keys (snmp/snmp_config.h) */
     kvl_probe_cfg_t probes; /* `probes:` (probe/probe_config.h); no targets when absent */
+    kvl_trap_cfg_t traps;   /* `traps:` (trap/trap_config.h); on 0.0.0.0:162 when absent */
 } kvl_agent_cfg_t;
 
 /* Loads and checks a configuration file. Returns NULL and writes the first error

@@ -25,6 +25,7 @@
 #include "prober.h"
 #include "registry.h"
 #include "stats.h"
+#include "trap_rx.h"
 #include "uplink.h"
 
 #define DRAIN_MS 5000 /* how long a stopping agent waits for the last acknowledgements */
@@ -38,6 +39,7 @@ typedef struct app {
     kvl_batcher_t *batcher;
     kvl_poller_t *poller;
     kvl_prober_t *prober;
+    kvl_trap_rx_t *traps;
     kvl_stats_t *stats;
     uv_signal_t sigint, sigterm;
     uv_timer_t drain;
@@ -62,6 +64,8 @@ static void close_all(app_t *a)
 {
     kvl_stats_free(a->stats); /* before the rooms it reads */
     a->stats = NULL;
+    kvl_trap_rx_free(a->traps); /* before the poller and the batcher it uses */
+    a->traps = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -95,6 +99,8 @@ static void stop(app_t *a)
     KVL_LOG_INFO("agent", a->cfg->id, "stopping");
     kvl_stats_free(a->stats);
     a->stats = NULL;
+    kvl_trap_rx_free(a->traps);
+    a->traps = NULL;
     kvl_poller_free(a->poller);
     a->poller = NULL;
     kvl_prober_free(a->prober);
@@ -315,11 +321,18 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
+        kvl_trap_rx_opts_t to = {
+            .cfg = &a.cfg->traps, .snmp = &a.cfg->snmp, .poller = a.poller, .batcher = a.batcher};
+        if (kvl_trap_rx_new(a.loop, &to, &a.traps, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
+            goto out;
+        }
         kvl_stats_opts_t so = {.agent_id = a.cfg->id,
                                .batcher = a.batcher,
                                .poller = a.poller,
                                .outbox = a.outbox,
-                               .registry = a.registry};
+                               .registry = a.registry,
+                               .traps = kvl_trap_rx_counters(a.traps)};
         if (kvl_stats_new(a.loop, &so, &a.stats, err, sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;

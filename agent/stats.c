@@ -27,6 +27,16 @@ enum {
     ST_SPOOL_DROPPED,
     ST_NAMES_REFUSED,
     ST_SPOOL_LOST,
+    ST_TRAPS_RECEIVED,
+    ST_TRAPS_V1,
+    ST_TRAPS_V2C,
+    ST_TRAPS_V3,
+    ST_TRAPS_INFORMS,
+    ST_TRAPS_DECODE,
+    ST_TRAPS_UNKNOWN,
+    ST_TRAPS_COMMUNITY,
+    ST_TRAPS_V3_AUTH,
+    ST_TRAPS_RATE,
     N_STATS
 };
 
@@ -49,6 +59,17 @@ static const struct {
     [ST_SPOOL_DROPPED] = {"spool_dropped", KVL_KIND_GAUGE, false}, /* since the agent started */
     [ST_NAMES_REFUSED] = {"names_refused", KVL_KIND_GAUGE, false}, /* registry.h: since start */
     [ST_SPOOL_LOST] = {"spool_lost", KVL_KIND_GAUGE, false},       /* to damage, since the start */
+    /* the trap receiver (trap_rx.h), totals since the start */
+    [ST_TRAPS_RECEIVED] = {"traps_received", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_V1] = {"traps_v1", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_V2C] = {"traps_v2c", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_V3] = {"traps_v3", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_INFORMS] = {"traps_informs", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_DECODE] = {"traps_decode_err", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_UNKNOWN] = {"traps_unknown_src", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_COMMUNITY] = {"traps_bad_community", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_V3_AUTH] = {"traps_v3_auth_fail", KVL_KIND_COUNTER, false},
+    [ST_TRAPS_RATE] = {"traps_rate_limited", KVL_KIND_COUNTER, false},
 };
 
 struct kvl_stats {
@@ -62,6 +83,9 @@ static bool reported(const kvl_stats_t *s, int i)
 {
     if (i == ST_NAMES_REFUSED) {
         return s->o.registry != NULL;
+    }
+    if (i >= ST_TRAPS_RECEIVED) {
+        return s->o.traps != NULL;
     }
     return i < ST_SPOOL_BYTES ? s->o.poller != NULL : s->o.outbox != NULL;
 }
@@ -93,6 +117,10 @@ static void on_tick(uv_timer_t *t)
     if (s->o.poller != NULL) {
         kvl_poller_stats(s->o.poller, &ps);
     }
+    kvl_trap_rx_stats_t ts = {0};
+    if (s->o.traps != NULL) {
+        ts = *s->o.traps;
+    }
     kvl_outbox_stats_t os = {0};
     if (s->o.outbox != NULL) {
         kvl_outbox_stats(s->o.outbox, &os);
@@ -110,6 +138,16 @@ static void on_tick(uv_timer_t *t)
         [ST_SPOOL_DROPPED] = os.dropped,
         [ST_SPOOL_LOST] = os.lost,
         [ST_NAMES_REFUSED] = s->o.registry != NULL ? kvl_registry_names_refused(s->o.registry) : 0,
+        [ST_TRAPS_RECEIVED] = ts.received,
+        [ST_TRAPS_V1] = ts.v1,
+        [ST_TRAPS_V2C] = ts.v2c,
+        [ST_TRAPS_V3] = ts.v3,
+        [ST_TRAPS_INFORMS] = ts.informs_answered,
+        [ST_TRAPS_DECODE] = ts.decode_errors,
+        [ST_TRAPS_UNKNOWN] = ts.unknown_source,
+        [ST_TRAPS_COMMUNITY] = ts.bad_community,
+        [ST_TRAPS_V3_AUTH] = ts.v3_auth_failures,
+        [ST_TRAPS_RATE] = ts.rate_limited,
     };
     kvl_batcher_group_begin(b, kvl_now_ms());
     for (int i = 0; i < N_STATS; i++) {

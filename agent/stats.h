@@ -11,7 +11,11 @@
  *     spool_waiting (not acknowledged) and spool_dropped (since the agent started);
  *   - the series registry (kvl_registry_names_refused), when one is given: the gauge
  *     names_refused, the device and instance names (interfaces, metric group instances)
- *     refused since the agent started because the collector could not archive them.
+ *     refused since the agent started because the collector could not archive them;
+ *   - the trap receiver (kvl_trap_rx_counters), when one is given: counters traps_received,
+ *     traps_v1, traps_v2c, traps_v3 (accepted), traps_informs (answered), traps_decode_err,
+ *     traps_unknown_src (no configured device), traps_bad_community, traps_v3_auth_fail,
+ *     traps_rate_limited.
  * Each tick also hands the heap's whole free pages back to the kernel (polls allocate and
  * free their work all the time). Not used with --poll-once. Loop thread only.
  */
@@ -25,6 +29,7 @@
 #include "outbox.h"
 #include "poller.h"
 #include "registry.h"
+#include "trap_rx.h"
 
 typedef struct kvl_stats kvl_stats_t;
 
@@ -34,10 +39,11 @@ typedef struct kvl_stats kvl_stats_t;
 typedef struct kvl_stats_opts {
     const char *agent_id; /* the series' device */
     kvl_batcher_t *batcher;
-    kvl_poller_t *poller;           /* NULL: no poller figures */
-    kvl_outbox_t *outbox;           /* NULL: no spool figures */
-    const kvl_registry_t *registry; /* NULL: no names_refused */
-    uint64_t period_ms;             /* 0: KVL_STATS_PERIOD_MS */
+    kvl_poller_t *poller;             /* NULL: no poller figures */
+    kvl_outbox_t *outbox;             /* NULL: no spool figures */
+    const kvl_registry_t *registry;   /* NULL: no names_refused */
+    const kvl_trap_rx_stats_t *traps; /* kvl_trap_rx_counters; NULL: no trap figures */
+    uint64_t period_ms;               /* 0: KVL_STATS_PERIOD_MS */
 } kvl_stats_opts_t;
 
 /* Starts the timer. Returns 0 and sets *out, or a negative code with a sentence in err. */

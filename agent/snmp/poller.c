@@ -311,6 +311,14 @@ struct kvl_poller {
     uint64_t n_requests, n_timeouts, n_varbinds, n_errors;
     double cycle_max_ms, lag_max_ms;
     bool any_poll;
+
+    /* the devices' numeric addresses, made at the first kvl_poller_device_by_addr */
+    struct dev_addr *addrs;
+    /* polls asked for at once but deferred (kvl_poller_poll_now): a flag per device and a
+     * timer, initialised at the first such poll */
+    bool *soon;
+    uv_timer_t soon_timer;
+    bool soon_timer_open;
 };
 
 static void start_poll(device_t *d);
@@ -1547,6 +1555,8 @@ static void poller_release(kvl_poller_t *p)
     }
     kvl_sched_fini(&p->sched);
     free(p->devs);
+    free(p->addrs);
+    free(p->soon);
     free(p);
 }
 
@@ -1671,4 +1681,171 @@ void kvl_poller_free(kvl_poller_t *p)
     uv_close((uv_handle_t *)&p->sched_timer, on_timer_closed);
     uv_timer_stop(&p->done_timer);
     uv_close((uv_handle_t *)&p->done_timer, on_timer_closed);
+    if (p->soon_timer_open) {
+        uv_timer_stop(&p->soon_timer);
+        uv_close((uv_handle_t *)&p->soon_timer, on_timer_closed);
+    }
+}
+
+/* --- what the trap receiver asks (see poller.h) ---------------------------------------------- */
+
+/* A device's address as the kernel gives a datagram's source: 4 bytes (IPv4) or 16. */
+struct dev_addr {
+    uint8_t a[16];
+    uint8_t len; /* 0: not a numeric address */
+};
+
+/* Into *out the address of sa: IPv4 (also when IPv4-mapped IPv6) or IPv6. False otherwise. */
+static bool sockaddr_bytes(const struct sockaddr *sa, struct dev_addr *out)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(out, 0, sizeof(*out));
+    if (sa->sa_family == AF_INET) {
+        memcpy(out->a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        out->len = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        if (memcmp(b, mapped, sizeof(mapped)) == 0) {
+            memcpy(out->a, b + 12, 4);
+            out->len = 4;
+        } else {
+            memcpy(out->a, b, 16);
+            out->len = 16;
+        }
+    }
+    return out->len != 0;
+}
+
+long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
+{
+    if (p->addrs == NULL) {
+        p->addrs = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*p->addrs));
+        if (p->addrs == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < p->n_devs; i++) {
+            struct sockaddr_storage ss;
+            memset(&ss, 0, sizeof(ss));
+            struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
+            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
+            if (inet_pton(AF_INET, p->devs[i].cfg->address, &v4->sin_addr) == 1) {
+                v4->sin_family = AF_INET;
+            } else if (inet_pton(AF_INET6, p->devs[i].cfg->address, &v6->sin6_addr) == 1) {
+                v6->sin6_family = AF_INET6;
+            } else {
+                continue;
+            }
+            sockaddr_bytes((const struct sockaddr *)&ss, &p->addrs[i]);
+        }
+    }
+    struct dev_addr from;
+    if (!sockaddr_bytes(sa, &from)) {
+        return -1;
+    }
+    for (size_t i = 0; i < p->n_devs; i++) {
+        if (p->addrs[i].len == from.len && memcmp(p->addrs[i].a, from.a, from.len) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+const kvl_device_cfg_t *kvl_poller_device(const kvl_poller_t *p, size_t i)
+{
+    KVL_ASSERT(i < p->n_devs);
+    return p->devs[i].cfg;
+}
+
+const char *kvl_poller_if_name(const kvl_poller_t *p, size_t i, uint32_t ifindex, char *buf,
+                               size_t len)
+{
+    KVL_ASSERT(i < p->n_devs);
+    const device_t *d = &p->devs[i];
+    for (size_t k = 0; k < d->n_inv; k++) {
+        if (d->inv[k].ifindex == ifindex) {
+            const char *name = kvl_batcher_instance_of(p->b, d->inv[k].id);
+            if (name != NULL) {
+                snprintf(buf, len, "%s", name);
+                return buf;
+            }
+        }
+    }
+    snprintf(buf, len, "if%" PRIu32, ifindex);
+    return buf;
+}
+
+/* Milliseconds until device d may be polled at once: 0 now; a running poll is looked at
+ * again after a short wait. */
+static uint64_t soon_wait(const device_t *d, int64_t now)
+{
+    if (d->state != ST_IDLE) {
+        return 250;
+    }
+    int64_t since = now - d->poll_start_ms;
+    return d->poll_start_ms == 0 || since >= KVL_POLLER_POLL_NOW_GAP_MS
+               ? 0
+               : (uint64_t)(KVL_POLLER_POLL_NOW_GAP_MS - since);
+}
+
+static void start_soon(device_t *d)
+{
+    KVL_LOG_DEBUG(MOD, d->cfg->name, "polling now, out of schedule (asked for at once)");
+    d->due = uv_now(d->p->loop);
+    d->skip_ticks = 0; /* a dead device is probed now too */
+    start_poll(d);
+}
+
+/* The deferred polls whose time has come; the timer again for the others. */
+static void on_soon(uv_timer_t *t)
+{
+    kvl_poller_t *p = t->data;
+    int64_t now = kvl_now_ms();
+    uint64_t next = 0;
+    for (size_t i = 0; i < p->n_devs; i++) {
+        if (!p->soon[i]) {
+            continue;
+        }
+        uint64_t w = soon_wait(&p->devs[i], now);
+        if (w == 0) {
+            p->soon[i] = false;
+            start_soon(&p->devs[i]);
+        } else if (next == 0 || w < next) {
+            next = w;
+        }
+    }
+    if (next > 0) {
+        uv_timer_start(&p->soon_timer, on_soon, next, 0);
+    }
+}
+
+bool kvl_poller_poll_now(kvl_poller_t *p, size_t i)
+{
+    KVL_ASSERT(i < p->n_devs);
+    device_t *d = &p->devs[i];
+    if (p->once) {
+        return false;
+    }
+    uint64_t w = soon_wait(d, kvl_now_ms());
+    if (w == 0) {
+        start_soon(d);
+        return true;
+    }
+    if (p->soon == NULL) {
+        p->soon = calloc(p->n_devs, sizeof(*p->soon));
+        if (p->soon == NULL) {
+            return false;
+        }
+    }
+    if (!p->soon_timer_open) {
+        uv_timer_init(p->loop, &p->soon_timer);
+        p->soon_timer.data = p;
+        p->soon_timer_open = true;
+        p->open_handles++;
+    }
+    p->soon[i] = true;
+    uint64_t due = uv_timer_get_due_in(&p->soon_timer);
+    if (!uv_is_active((uv_handle_t *)&p->soon_timer) || w < due) {
+        uv_timer_start(&p->soon_timer, on_soon, w, 0);
+    }
+    return false;
 }

@@ -40,7 +40,9 @@
 #define KVL_POLLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "batcher.h"
@@ -77,5 +79,26 @@ typedef struct kvl_poller_stats {
     double cycle_max_ms, lag_max_ms;
 } kvl_poller_stats_t;
 void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st);
+
+/* --- what the trap receiver (agent/trap/trap_rx.c) asks; loop thread only --- */
+
+/* The index of the first configured device (in configuration order) whose address is sa's
+ * (IPv4 or IPv6; an IPv4-mapped IPv6 address counts as IPv4; the port is not compared), or
+ * -1 when none is. Only numeric device addresses are known here (a host name is not looked
+ * up again). */
+long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa);
+/* The configuration of device i (i < the number of devices). */
+const kvl_device_cfg_t *kvl_poller_device(const kvl_poller_t *p, size_t i);
+/* The name device i's interface ifindex is reported under (the last discovery's, filters
+ * applied), else "if<ifindex>" as the poller names an interface without ifName and ifDescr.
+ * Writes it into buf (len bytes) and returns buf. */
+const char *kvl_poller_if_name(const kvl_poller_t *p, size_t i, uint32_t ifindex, char *buf,
+                               size_t len);
+/* Polls device i at once (through the in-flight cap like any poll); while a poll of it runs
+ * or one started less than KVL_POLLER_POLL_NOW_GAP_MS ago, as soon as that is no longer so
+ * (several calls meanwhile make one poll). Its schedule is unchanged. Returns true when the
+ * poll started now, false when it is deferred. */
+#define KVL_POLLER_POLL_NOW_GAP_MS 3000
+bool kvl_poller_poll_now(kvl_poller_t *p, size_t i);
 
 #endif

@@ -1382,6 +1382,24 @@ static const char *setup_usm(netsnmp_session *sess, const kvl_credentials_t *c)
     return NULL;
 }
 
+const char *kvl_snmp_usm_user_add(const kvl_credentials_t *c, const uint8_t *engine_id,
+                                  size_t engine_id_len)
+{
+    kvl_snmp_init();
+    netsnmp_session sess;
+    snmp_sess_init(&sess);
+    const char *why = setup_usm(&sess, c);
+    if (why != NULL) {
+        return why;
+    }
+    sess.securityEngineID = (u_char *)(uintptr_t)engine_id;
+    sess.securityEngineIDLen = engine_id_len;
+    if (usm_create_user_from_session(&sess) != SNMPERR_SUCCESS) {
+        return "net-snmp cannot create the USM user";
+    }
+    return NULL;
+}
+
 /* own_transport's close: the socket, unless it was never opened. */
 static void own_close(kvl_snmp_session_t *s)
 {

@@ -89,6 +89,13 @@ typedef struct kvl_snmp_target {
  * for the first session that needs net-snmp (SNMPv3), so v1/v2c-only agents never do. */
 void kvl_snmp_init(void);
 
+/* Receiving SNMPv3 (snmp_v3rx.c): adds credential set c (v3) to net-snmp's USM users, its
+ * keys localized for the engine ID given (this agent's for informs, a sender's for traps);
+ * the master keys are made once per pass phrase. The users live as long as the process.
+ * Returns NULL, or why not (never a secret). */
+const char *kvl_snmp_usm_user_add(const kvl_credentials_t *c, const uint8_t *engine_id,
+                                  size_t engine_id_len);
+
 /* While on, net-snmp's own log lines go out at debug level (MIB parsing uses it). */
 void kvl_snmp_log_quiet(bool quiet);
 

@@ -183,3 +183,199 @@ void kvl_snmp_mib_release(void)
         mib_all = false;
     }
 }
+
+/* --- names for the trap receiver (see snmp_mib.h) -------------------------------------------- */
+
+typedef struct mib_name {
+    uint32_t *sub;
+    size_t len;
+    char *name;
+} mib_name_t;
+
+typedef struct name_list {
+    mib_name_t *v;
+    size_t n, cap;
+} name_list_t;
+
+struct kvl_snmp_mib_names {
+    name_list_t notifs;  /* sorted by OID */
+    name_list_t objects; /* sorted by OID, each once */
+};
+
+static int name_cmp_oid(const uint32_t *a, size_t na, const uint32_t *b, size_t nb)
+{
+    size_t n = na < nb ? na : nb;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return a[i] < b[i] ? -1 : 1;
+        }
+    }
+    return na == nb ? 0 : (na < nb ? -1 : 1);
+}
+
+static int name_cmp(const void *x, const void *y)
+{
+    const mib_name_t *a = x, *b = y;
+    return name_cmp_oid(a->sub, a->len, b->sub, b->len);
+}
+
+/* Adds node's OID and label to l. Returns false when out of memory. */
+static bool name_add(name_list_t *l, const struct tree *node)
+{
+    uint32_t rev[KVL_SNMP_MAX_OID_LEN];
+    size_t len = 0;
+    for (const struct tree *t = node; t != NULL; t = t->parent) {
+        if (len == KVL_SNMP_MAX_OID_LEN || t->subid > 0xffffffffu) {
+            return true; /* too long or invalid: left out */
+        }
+        rev[len++] = (uint32_t)t->subid;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        mib_name_t *v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return false;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    mib_name_t *e = &l->v[l->n];
+    e->sub = malloc(len * sizeof(*e->sub));
+    e->name = strdup(node->label != NULL ? node->label : "");
+    if (e->sub == NULL || e->name == NULL) {
+        free(e->sub);
+        free(e->name);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        e->sub[i] = rev[len - 1 - i];
+    }
+    e->len = len;
+    l->n++;
+    return true;
+}
+
+static void names_free_list(name_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].sub);
+        free(l->v[i].name);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Every notification under node (depth first, bounded by the OID length) and the objects
+ * its clause lists. Returns false when out of memory. */
+static bool names_walk(kvl_snmp_mib_names_t *t, const struct tree *node, unsigned depth)
+{
+    for (const struct tree *c = node; c != NULL; c = c->next_peer) {
+        if (c->type == TYPE_NOTIFTYPE || c->type == TYPE_TRAPTYPE) {
+            if (!name_add(&t->notifs, c)) {
+                return false;
+            }
+            for (const struct varbind_list *vb = c->varbinds; vb != NULL; vb = vb->next) {
+                const struct tree *o = vb->vblabel != NULL ? find_tree_node(vb->vblabel, -1) : NULL;
+                if (o != NULL && !name_add(&t->objects, o)) {
+                    return false;
+                }
+            }
+        }
+        if (c->child_list != NULL && depth < KVL_SNMP_MAX_OID_LEN &&
+            !names_walk(t, c->child_list, depth + 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int kvl_snmp_mib_names_load(const char *const *dirs, size_t n_dirs, kvl_snmp_mib_names_t **out,
+                            char *err, size_t errlen)
+{
+    *out = NULL;
+    kvl_snmp_mib_names_t *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory loading MIB names");
+        return KVL_ENOMEM;
+    }
+    kvl_snmp_mib_release(); /* a tree of exactly these folders, every module */
+    start_parser(dirs, n_dirs);
+    kvl_snmp_log_quiet(true);
+    read_all_mibs();
+    mib_all = true;
+    bool ok = names_walk(t, get_tree_head(), 0);
+    kvl_snmp_log_quiet(false);
+    kvl_snmp_mib_release();
+    if (!ok) {
+        kvl_snmp_mib_names_free(t);
+        snprintf(err, errlen, "out of memory loading MIB names");
+        return KVL_ENOMEM;
+    }
+    qsort(t->notifs.v, t->notifs.n, sizeof(mib_name_t), name_cmp);
+    qsort(t->objects.v, t->objects.n, sizeof(mib_name_t), name_cmp);
+    /* An object listed by several notifications: kept once. */
+    size_t k = 0;
+    for (size_t i = 0; i < t->objects.n; i++) {
+        if (k > 0 && name_cmp(&t->objects.v[k - 1], &t->objects.v[i]) == 0) {
+            free(t->objects.v[i].sub);
+            free(t->objects.v[i].name);
+            continue;
+        }
+        t->objects.v[k++] = t->objects.v[i];
+    }
+    t->objects.n = k;
+    *out = t;
+    return 0;
+}
+
+size_t kvl_snmp_mib_names_count(const kvl_snmp_mib_names_t *t)
+{
+    return t != NULL ? t->notifs.n : 0;
+}
+
+static const mib_name_t *names_find(const name_list_t *l, const uint32_t *sub, size_t len)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp_oid(l->v[mid].sub, l->v[mid].len, sub, len);
+        if (c == 0) {
+            return &l->v[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+const char *kvl_snmp_mib_notification(const kvl_snmp_mib_names_t *t, const kvl_snmp_oid_t *o)
+{
+    const mib_name_t *e = t != NULL ? names_find(&t->notifs, o->sub, o->len) : NULL;
+    return e != NULL ? e->name : NULL;
+}
+
+const char *kvl_snmp_mib_object(const kvl_snmp_mib_names_t *t, const kvl_snmp_oid_t *o,
+                                size_t *prefix_len)
+{
+    for (size_t len = o->len; t != NULL && len > 0; len--) {
+        const mib_name_t *e = names_find(&t->objects, o->sub, len);
+        if (e != NULL) {
+            *prefix_len = len;
+            return e->name;
+        }
+    }
+    return NULL;
+}
+
+void kvl_snmp_mib_names_free(kvl_snmp_mib_names_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    names_free_list(&t->notifs);
+    names_free_list(&t->objects);
+    free(t);
+}

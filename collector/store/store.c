@@ -45,11 +45,32 @@ static const kvl_rrd_ds_t device_ds[] = {
     {"reachable", 0}, {"uptime_s", 0}, {"response_ms", 0}, {"interfaces", 0}, {"down_reason", 0},
 };
 
+/* The agent's own statistics (agent/stats.h), the trap receiver's counters last. */
 static const kvl_rrd_ds_t agent_ds[] = {
-    {"snmp_requests", 1}, {"snmp_timeouts", 1}, {"snmp_varbinds", 1}, {"snmp_errors", 1},
-    {"devices", 0},       {"devices_down", 0},  {"inflight", 0},      {"cycle_ms", 0},
-    {"lag_ms", 0},        {"spool_bytes", 0},   {"spool_waiting", 0}, {"spool_dropped", 0},
-    {"names_refused", 0}, {"spool_lost", 0},
+    {"snmp_requests", 1},
+    {"snmp_timeouts", 1},
+    {"snmp_varbinds", 1},
+    {"snmp_errors", 1},
+    {"devices", 0},
+    {"devices_down", 0},
+    {"inflight", 0},
+    {"cycle_ms", 0},
+    {"lag_ms", 0},
+    {"spool_bytes", 0},
+    {"spool_waiting", 0},
+    {"spool_dropped", 0},
+    {"names_refused", 0},
+    {"spool_lost", 0},
+    {"traps_received", 1},
+    {"traps_v1", 1},
+    {"traps_v2c", 1},
+    {"traps_v3", 1},
+    {"traps_informs", 1},
+    {"traps_decode_err", 1},
+    {"traps_unknown_src", 1},
+    {"traps_bad_community", 1},
+    {"traps_v3_auth_fail", 1},
+    {"traps_rate_limited", 1},
 };
 
 struct kvl_store {

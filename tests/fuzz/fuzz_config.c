@@ -7,7 +7,8 @@
  * Beyond "no crash, no leak, no sanitizer report": a failure always comes with a message
  * of the form "name:line:column: ..." (or "name: ..."), and a configuration that parses
  * keeps the rules the parsers enforce (unique non-empty device names, timeouts that fit
- * the interval, at least one archive and consolidation). A broken rule calls abort().
+ * the interval, at least one archive and consolidation; the trap receiver's port, engine IDs
+ * and credential sets). A broken rule calls abort().
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,16 @@ static void check_agent(const kvl_agent_cfg_t *c)
             CHECK(strcmp(c->snmp.devices[k].name, d->name) != 0);
         }
     }
+    const kvl_trap_cfg_t *t = &c->traps; /* trap_config.h */
+    CHECK(!t->enabled || (t->port != 0 && t->host[0] != '\0'));
+    CHECK(t->engine_id.len >= 5 && t->engine_id.len <= KVL_TRAP_ENGINE_ID_MAX);
+    for (size_t i = 0; i < t->n_engine_ids; i++) {
+        CHECK(t->engine_ids[i].len >= 5 && t->engine_ids[i].len <= KVL_TRAP_ENGINE_ID_MAX);
+    }
+    for (size_t i = 0; i < t->n_cred_names; i++) {
+        CHECK(t->creds[i] != NULL && strcmp(t->creds[i]->name, t->cred_names[i]) == 0);
+    }
+    CHECK(t->max_per_second >= 1 && t->max_per_second <= 1000000);
 }
 
 static void check_collector(const kvl_collector_cfg_t *c)

@@ -350,6 +350,7 @@ EOF
 # instead of .yaml (the agent makes it; started again with the same file it finds its spool),
 # unless KVL_AGENT_SPOOL holds other lines (e.g. "" for no spool: batches wait in memory).
 # KVL_AGENT_COLLECTORS, when set, replaces the collector line (e.g. "collectors: [...]").
+# The trap receiver is off unless KVL_AGENT_TRAPS holds the `traps:` section to use.
 kvl_agent_config() {
     local spool=${1%.yaml}.spool
     cat >"$1" <<EOF
@@ -363,6 +364,7 @@ ${KVL_AGENT_TLS:-insecure: true}
 ${KVL_AGENT_SPOOL-spool: {dir: $spool, sync_interval: 1s\}}
 probes:
   reflector: {enabled: false}   # many agents on one host; tests/netns covers the reflector
+${KVL_AGENT_TRAPS-traps: {listen: off\}}   # likewise; test_traps.sh covers traps
 defaults:
   version: 2c
   interval: $5

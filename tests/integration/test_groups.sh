@@ -49,6 +49,7 @@ site: lab
 collector: 127.0.0.1:9
 insecure: true
 probes: {reflector: {enabled: false}}   # many agents on one host
+traps: {listen: off}                     # likewise
 log_level: info
 mib_path: [$KVL_REPO/tests/mibs/base, $KVL_REPO/tests/mibs/groups]
 metric_groups:

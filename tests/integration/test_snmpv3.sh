@@ -103,6 +103,7 @@ agent_head() {
         echo "reconnect_max: 2s"
         echo "insecure: true"
         echo "probes: {reflector: {enabled: false}}   # many agents on one host"
+        echo "traps: {listen: off}                     # likewise"
         echo "credentials:"
         while read -r user level auth priv; do
             [ -n "$user" ] || continue

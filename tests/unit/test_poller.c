@@ -2062,10 +2062,63 @@ static void test_metric_groups_over_polls(void **state)
     kvl_agent_cfg_free(c);
 }
 
+/* What the trap receiver asks (poller.h): a device by a datagram's source address, an
+ * interface's name by ifIndex as the poller names it, and a poll at once (deferred while
+ * one ran less than KVL_POLLER_POLL_NOW_GAP_MS ago, several asks making one poll). */
+static void test_trap_lookups(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    standard_device("sw1");
+    fake_dev_new("sw2");
+    world_device(&w, "sw1", KVL_SNMP_V2C, 20000);
+    world_device(&w, "sw2", KVL_SNMP_V2C, 20000)->address = (char *)"10.0.0.2";
+    world_device(&w, "sw3", KVL_SNMP_V2C, 20000)->address = (char *)"2001:db8::3";
+    world_start(&w);
+    wait_polls(&w, "sw1", 1);
+
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 5000, &a4), 0);
+    assert_int_equal(kvl_poller_device_by_addr(w.p, (const struct sockaddr *)&a4), 0);
+    assert_int_equal(uv_ip4_addr("10.0.0.2", 162, &a4), 0);
+    assert_int_equal(kvl_poller_device_by_addr(w.p, (const struct sockaddr *)&a4), 1);
+    assert_string_equal(kvl_poller_device(w.p, 1)->name, "sw2");
+    assert_int_equal(uv_ip6_addr("::ffff:10.0.0.2", 162, &a6), 0); /* IPv4-mapped */
+    assert_int_equal(kvl_poller_device_by_addr(w.p, (const struct sockaddr *)&a6), 1);
+    assert_int_equal(uv_ip6_addr("2001:db8::3", 162, &a6), 0);
+    assert_int_equal(kvl_poller_device_by_addr(w.p, (const struct sockaddr *)&a6), 2);
+    assert_int_equal(uv_ip4_addr("10.0.0.3", 162, &a4), 0);
+    assert_int_equal(kvl_poller_device_by_addr(w.p, (const struct sockaddr *)&a4), -1);
+
+    char buf[64];
+    assert_string_equal(kvl_poller_if_name(w.p, 0, 1, buf, sizeof(buf)), "Gi0/1");
+    assert_string_equal(kvl_poller_if_name(w.p, 0, 2, buf, sizeof(buf)), "eth2");
+    assert_string_equal(kvl_poller_if_name(w.p, 0, 3, buf, sizeof(buf)), "if3");
+    assert_string_equal(kvl_poller_if_name(w.p, 0, 99, buf, sizeof(buf)), "if99");
+    assert_string_equal(kvl_poller_if_name(w.p, 1, 1, buf, sizeof(buf)), "if1"); /* no inventory */
+
+    /* Just polled: deferred, and a second ask makes no second poll. */
+    size_t before = polls_of("sw1");
+    assert_false(kvl_poller_poll_now(w.p, 0));
+    assert_false(kvl_poller_poll_now(w.p, 0));
+    run_for(&w, 500);
+    assert_int_equal(polls_of("sw1"), before);
+    wait_polls(&w, "sw1", before + 1);
+    run_for(&w, KVL_POLLER_POLL_NOW_GAP_MS + 500);
+    assert_int_equal(polls_of("sw1"), before + 1);
+    /* Long enough after that poll: at once. */
+    assert_true(kvl_poller_poll_now(w.p, 0));
+    wait_polls(&w, "sw1", before + 2);
+    world_stop(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v2c_inventory_and_metrics),
+        cmocka_unit_test(test_trap_lookups),
         cmocka_unit_test(test_duplicate_names),
         cmocka_unit_test(test_reboot_and_discontinuity_time),
         cmocka_unit_test(test_wrap_judged_by_speed),

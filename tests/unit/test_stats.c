@@ -285,12 +285,62 @@ static void test_names_refused(void **state)
     kvl_registry_free(r);
 }
 
+/* With the trap receiver's counters (trap_rx.h): ten counters, read at every tick. */
+static void test_trap_counters(void **state)
+{
+    KVL_UNUSED(state);
+    reset();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_trap_rx_stats_t traps = {.received = 20,
+                                 .v1 = 3,
+                                 .v2c = 5,
+                                 .v3 = 2,
+                                 .informs_answered = 4,
+                                 .decode_errors = 1,
+                                 .unknown_source = 6,
+                                 .bad_community = 7,
+                                 .v3_auth_failures = 8,
+                                 .rate_limited = 9};
+    kvl_stats_opts_t o = {
+        .agent_id = "a1", .batcher = (kvl_batcher_t *)&dummy, .traps = &traps, .period_ms = 50};
+    kvl_stats_t *s = NULL;
+    char err[100];
+    assert_int_equal(kvl_stats_new(&loop, &o, &s, err, sizeof(err)), 0);
+    run_groups(&loop, 1);
+    static const struct {
+        const char *metric;
+        uint64_t v;
+    } want[] = {
+        {"traps_received", 20},    {"traps_v1", 3},
+        {"traps_v2c", 5},          {"traps_v3", 2},
+        {"traps_informs", 4},      {"traps_decode_err", 1},
+        {"traps_unknown_src", 6},  {"traps_bad_community", 7},
+        {"traps_v3_auth_fail", 8}, {"traps_rate_limited", 9},
+    };
+    assert_int_equal(n_series, KVL_ARRAY_SIZE(want));
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(want); i++) {
+        assert_string_equal(series[i].metric, want[i].metric);
+        assert_int_equal(series[i].kind, KVL_KIND_COUNTER);
+        assert_int_equal(series[i].scope, KVL_SCOPE_AGENT);
+        assert_true(strlen(want[i].metric) <= 19); /* an RRD data source name */
+        assert_int_equal(last(want[i].metric)->v, want[i].v);
+    }
+    traps.received = 21; /* read again at the next tick */
+    run_groups(&loop, 2);
+    assert_int_equal(last("traps_received")->v, 21);
+    kvl_stats_free(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_figure),
         cmocka_unit_test(test_without_outbox),
         cmocka_unit_test(test_names_refused),
+        cmocka_unit_test(test_trap_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,7 +108,7 @@ static void rm_tree(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-enum { MAX_DS = 20, MAX_ROWS = 64 };
+enum { MAX_DS = 32, MAX_ROWS = 64 }; /* the agent archive has 24 */
 
 typedef struct fetched {
     char names[MAX_DS][32];
