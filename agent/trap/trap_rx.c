@@ -231,7 +231,10 @@ static void link_event(kvl_trap_rx_t *rx, size_t dev, const kvl_trap_t *t, const
 {
     uint32_t ifindex = 0;
     if (kvl_trap_if_index(t, &ifindex) != 0) {
-        snprintf(text, len, "%s from %s (%s), naming no interface", name, from, ver);
+        if (snprintf(text, len, "%s from %s (%s), naming no interface", name, from, ver) >=
+            (int)len) {
+            KVL_LOG_DEBUG(MOD, NULL, "event text cut at %zu bytes", len);
+        }
         kvl_poller_poll_now(rx->o.poller, dev);
         return;
     }
@@ -242,9 +245,11 @@ static void link_event(kvl_trap_rx_t *rx, size_t dev, const kvl_trap_t *t, const
     field(fs, "if_index", own(fs, dup_printf("%" PRIu32, ifindex)));
     field(fs, "admin_status", admin);
     field(fs, "oper_status", oper);
-    snprintf(text, len, "%s: interface %s (ifIndex %" PRIu32 "%s%s%s%s) from %s (%s)", name, ifname,
-             ifindex, admin != NULL ? ", admin " : "", admin != NULL ? admin : "",
-             oper != NULL ? ", oper " : "", oper != NULL ? oper : "", from, ver);
+    if (snprintf(text, len, "%s: interface %s (ifIndex %" PRIu32 "%s%s%s%s) from %s (%s)", name,
+                 ifname, ifindex, admin != NULL ? ", admin " : "", admin != NULL ? admin : "",
+                 oper != NULL ? ", oper " : "", oper != NULL ? oper : "", from, ver) >= (int)len) {
+        KVL_LOG_DEBUG(MOD, NULL, "event text cut at %zu bytes", len);
+    }
     bool polled = kvl_poller_poll_now(rx->o.poller, dev);
     KVL_LOG_DEBUG(MOD, kvl_poller_device(rx->o.poller, dev)->name, "%s %s: %s", name, ifname,
                   polled ? "polled at once" : "poll deferred (one runs or just ran)");

@@ -151,7 +151,7 @@ static void integer(pkt_t *out, int32_t v)
 
 static void oid(pkt_t *out, const char *dotted)
 {
-    uint32_t arcs[64];
+    uint32_t arcs[64] = {0};
     size_t n = 0;
     for (const char *p = dotted[0] == '.' ? dotted + 1 : dotted; *p != '\0' && n < 64;) {
         char *end = NULL;
