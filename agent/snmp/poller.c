@@ -1724,18 +1724,15 @@ long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
             return -1;
         }
         for (size_t i = 0; i < p->n_devs; i++) {
-            struct sockaddr_storage ss;
-            memset(&ss, 0, sizeof(ss));
-            struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
-            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
-            if (inet_pton(AF_INET, p->devs[i].cfg->address, &v4->sin_addr) == 1) {
-                v4->sin_family = AF_INET;
-            } else if (inet_pton(AF_INET6, p->devs[i].cfg->address, &v6->sin6_addr) == 1) {
-                v6->sin6_family = AF_INET6;
-            } else {
-                continue;
+            /* parsed into plain socket addresses of their own type: a sockaddr_storage
+             * written through one type and read through another is an aliasing trap */
+            struct sockaddr_in v4 = {.sin_family = AF_INET};
+            struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+            if (inet_pton(AF_INET, p->devs[i].cfg->address, &v4.sin_addr) == 1) {
+                sockaddr_bytes((const struct sockaddr *)(const void *)&v4, &p->addrs[i]);
+            } else if (inet_pton(AF_INET6, p->devs[i].cfg->address, &v6.sin6_addr) == 1) {
+                sockaddr_bytes((const struct sockaddr *)(const void *)&v6, &p->addrs[i]);
             }
-            sockaddr_bytes((const struct sockaddr *)&ss, &p->addrs[i]);
         }
     }
     struct dev_addr from;
