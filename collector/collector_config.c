@@ -174,6 +174,8 @@ static const kvl_cfg_field_t fields[] = {
      NULL, NULL, 0, "samples timestamped further ahead of the clock are refused (10m)"},
     {"max_sample_age", KVL_CFG_DURATION, OFF(max_sample_age_ms), 60 * 1000,
      10 * 365 * 86400 * 1000ll, NULL, NULL, 0, "samples older than this are refused (31d)"},
+    {"receivers", KVL_CFG_CUSTOM, OFF(receivers), 0, 0, NULL, kvl_notify_cfg_parse, 0,
+     "where alerts are delivered (notify_config.h)"},
     {NULL},
 };
 
@@ -188,6 +190,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     free(c->archives);
     free_cfs(c->consolidations);
     kvl_tls_cfg_free(&c->tls);
+    kvl_notify_cfg_free(c->receivers);
     free(c);
 }
 

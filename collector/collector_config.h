@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "notify_config.h"
 #include "store.h"
 #include "tls_config.h"
 
@@ -42,6 +43,7 @@ typedef struct kvl_collector_cfg {
     int64_t agent_state_ttl_ms;         /* definitions of an agent gone are released after this */
     int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
     int64_t max_sample_age_ms;          /* samples older than this are refused */
+    kvl_notify_cfg_t *receivers;        /* `receivers:` (notify_config.h), NULL when none */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);
