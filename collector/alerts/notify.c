@@ -50,6 +50,7 @@
 #define BODY_MAX (16u << 20)
 #define RETRY_FIRST_MS 1000u
 #define RETRY_MAX_MS (5u * 60u * 1000u)
+#define CURSOR_MAX (256 << 20) /* a cursor file (with the firing alerts) larger is damaged */
 
 static const kvl_seglog_format_t fmt = {
     .magic = {'k', 'v', 'l', 'n', 'o', 't', 'i', 'f'},
@@ -217,12 +218,18 @@ static void cursor_load(kvl_notify_rcv_t *r)
     if (fd < 0) {
         return;
     }
-    char buf[1 << 16];
+    struct stat sb;
+    int rc = fstat(fd, &sb) == 0 ? 0 : -errno;
+    size_t size = rc == 0 && sb.st_size > 0 && sb.st_size <= CURSOR_MAX ? (size_t)sb.st_size : 0;
+    char *buf = size ? malloc(size) : NULL;
     size_t got = 0;
-    int rc = kvl_seglog_pread(fd, buf, sizeof(buf) - 1, 0, &got);
+    if (buf != NULL) {
+        rc = kvl_seglog_pread(fd, buf, size, 0, &got);
+    }
     close(fd);
     json_error_t je;
-    json_t *o = rc == 0 ? json_loadb(buf, got, 0, &je) : NULL;
+    json_t *o = buf != NULL && rc == 0 ? json_loadb(buf, got, 0, &je) : NULL;
+    free(buf);
     json_t *c = json_object_get(o, "cursor");
     if (!json_is_integer(c) || json_integer_value(c) < 0) {
         KVL_LOG_WARN(MOD, r->cfg->name,

@@ -292,14 +292,15 @@ static kvl_notify_t *open_notify(uv_loop_t *loop, const kvl_notify_cfg_t *c, con
     return n;
 }
 
-/* Queues one firing device_down alert for `device` with group key "g<i>". */
-static void enqueue(kvl_notify_t *n, const char *receiver, int i, const char *pad)
+/* Queues one device_down alert for "rtr<i>" with group key "g<i>", firing or resolved. */
+static void enqueue_status(kvl_notify_t *n, const char *receiver, int i, const char *pad,
+                           kvl_alert_status_t status)
 {
     char device[64], key[32];
     snprintf(device, sizeof(device), "rtr%d", i);
     snprintf(key, sizeof(key), "g%d", i);
     kvl_alert_t a = {
-        .status = KVL_ALERT_FIRING,
+        .status = status,
         .severity = KVL_RULE_SEV_CRITICAL,
         .rule = "device_down",
         .labels = {{"alertname", "device_down"},
@@ -311,11 +312,17 @@ static void enqueue(kvl_notify_t *n, const char *receiver, int i, const char *pa
         .active_at_ms = 1764945000000,
         .starts_at_ms = 1764945000000,
         .changed_ms = 1764945001000,
+        .ends_at_ms = status == KVL_ALERT_RESOLVED ? 1764945060000 : 0,
     };
     assert_int_equal(kvl_alert_finish(&a), 0);
     const kvl_alert_t *ap = &a;
     kvl_notification_t nt = {.receiver = receiver, .group_key = key, .alerts = &ap, .n_alerts = 1};
     assert_int_equal(kvl_notify_enqueue(n, &nt), 0);
+}
+
+static void enqueue(kvl_notify_t *n, const char *receiver, int i, const char *pad)
+{
+    enqueue_status(n, receiver, i, pad, KVL_ALERT_FIRING);
 }
 
 static int body_index(const char *body)
@@ -631,6 +638,63 @@ static void test_subject(void **state)
     assert_int_equal(kvl_notify_msg_parse("{\"alerts\":[]}", 13, &m, why, sizeof(why)), KVL_EINVAL);
 }
 
+/* Alertmanager: the array it wants, firing alerts posted again every `resend` (also after a
+ * restart: the set is kept with the cursor), and no longer once resolved. */
+static void test_alertmanager_resend(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    stub_t s = {0};
+    stub_listen(&loop, &s, 0);
+    char *dir = tmp_dir();
+    char text[512];
+    snprintf(text, sizeof(text),
+             "receivers:\n  - {name: am, type: alertmanager, url: 'http://127.0.0.1:%d/', "
+             "resend: 1s}\n",
+             s.port);
+    kvl_notify_cfg_t *c = cfg_text(text);
+    kvl_notify_t *n = open_notify(&loop, c, dir);
+    enqueue(n, "am", 1, NULL);
+    want_t w = {&s, 3}; /* the notification, then two resends */
+    assert_true(run_until(&loop, stub_has, &w, 10000));
+    for (int i = 0; i < 3; i++) {
+        json_error_t je;
+        json_t *arr = json_loads(s.bodies[i], 0, &je);
+        assert_true(json_is_array(arr));
+        assert_int_equal(json_array_size(arr), 1);
+        json_t *a = json_array_get(arr, 0);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(a, "labels"), "device")), "rtr1");
+        assert_string_equal(json_string_value(json_object_get(a, "startsAt")),
+                            "2025-12-05T14:30:00.000Z");
+        int64_t ends = 0;
+        assert_int_equal(
+            kvl_alert_time_parse(json_string_value(json_object_get(a, "endsAt")), &ends), 0);
+        assert_true(ends > 1764945000000 + 86400000ll); /* now + 4 s, not the alert's past */
+        json_decref(arr);
+    }
+    close_all(&loop, n, &s);
+    /* a restart keeps re-posting what fires */
+    stub_listen(&loop, &s, s.port);
+    n = open_notify(&loop, c, dir);
+    w.n = 1;
+    assert_true(run_until(&loop, stub_has, &w, 5000));
+    assert_non_null(strstr(s.bodies[0], "rtr1"));
+    enqueue_status(n, "am", 1, NULL, KVL_ALERT_RESOLVED);
+    w.n = 2;
+    assert_true(run_until(&loop, stub_has, &w, 5000));
+    int had = s.n;
+    assert_non_null(strstr(s.bodies[had - 1], "\"endsAt\":\"2025-12-05T14:31:00.000Z\""));
+    run_for(&loop, 2500); /* resolved: nothing fires, nothing re-posted */
+    assert_int_equal(s.n, had);
+    close_all(&loop, n, &s);
+    kvl_notify_cfg_free(c);
+    rm_rf(dir);
+    free(dir);
+    uv_loop_close(&loop);
+}
+
 static void config_fails(const char *text, const char *want)
 {
     char err[512] = "";
@@ -683,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_bound_drops_oldest),
         cmocka_unit_test(test_restart_resends_only_unconfirmed),
         cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_alertmanager_resend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
