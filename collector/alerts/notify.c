@@ -20,6 +20,9 @@
  * is skipped (logged) and the reading resynchronises on the next good one; a torn tail of
  * the last segment is cut off.
  *
+ * The queue above the cursor is also kept in memory (bounded by max_bytes per receiver), so
+ * a delivery never reads the disk on the loop; only appends and the cursor write it.
+ *
  * Delivery: one notification at a time per receiver, oldest first; a failure retries the
  * same one after 1 s, doubling to 5 min. At the bound (bytes waiting > max_bytes) the
  * oldest are dropped (the newest always stays), counted, logged once per burst.

@@ -6,9 +6,11 @@
 #include "notify_config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kvl.h"
 #include "names.h"
@@ -82,6 +84,9 @@ static int parse_command(kvl_cfg_node_t n, void *target)
     int rc = parse_strv(n, &r->command, &r->n_command, "the program and its arguments");
     if (rc == 0 && r->command[0][0] != '/') {
         return kvl_cfg_error(n, "the program must be an absolute path, got '%s'", r->command[0]);
+    }
+    if (rc == 0 && access(r->command[0], X_OK) != 0) {
+        return kvl_cfg_error(n, "%s cannot be run: %s", r->command[0], strerror(errno));
     }
     return rc;
 }
@@ -204,6 +209,8 @@ static const kvl_cfg_field_t snmp_fields[] = {
     {"address", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_address, KVL_CFG_REQUIRED,
      "the manager's host:port"},
     {"community", KVL_CFG_STR, OFF(community), 0, 0, NULL, NULL, 0, "v2c community (public)"},
+    {"inform", KVL_CFG_BOOL, OFF(inform), 0, 0, NULL, NULL, 0,
+     "v2c informs the manager acknowledges instead of traps (false)"},
     {NULL},
 };
 

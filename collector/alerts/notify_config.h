@@ -52,6 +52,7 @@ typedef struct kvl_notify_receiver_cfg {
     char *ident;     /* syslog (kaaval) */
     char *address;   /* snmp: host:port of the manager */
     char *community; /* snmp: v2c community (public) */
+    bool inform;     /* snmp: InformRequest, confirmed by the manager, instead of a trap */
 } kvl_notify_receiver_cfg_t;
 
 struct kvl_notify_cfg {

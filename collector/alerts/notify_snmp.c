@@ -9,9 +9,15 @@
  * critical(1) .. info(5)), site (3), device (4), interface (5), summary (6),
  * fingerprint (7); a label the alert lacks is an empty string.
  *
+ * With `inform: true` each alert goes as an SNMPv2c InformRequest instead, and counts as
+ * delivered only when the manager's Response (same request-id) comes back within `timeout`:
+ * the alerts of one notification one after the other; a retry of the notification starts
+ * after the last one acknowledged.
+ *
  * The BER is written here by a few lines (net-snmp is the agent's, and the agent's BER
  * primitives sit in its SNMP library, which links net-snmp): definite lengths, minimal
- * integers. A trap is not confirmed: delivered once the datagram is sent.
+ * integers; read back only as far as a Response's request-id. A trap is not confirmed:
+ * delivered once the datagram is sent.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -27,9 +33,17 @@
 
 typedef struct snmp {
     uv_udp_t udp;
+    uv_timer_t timer; /* informs: the wait for the Response */
     struct sockaddr_storage to;
     uint64_t started_ms;
     uint32_t request_id;
+    /* informs under way */
+    bool waiting;
+    const kvl_notify_msg_t *m;
+    uint64_t seq;      /* the outbox record they belong to */
+    size_t n_acked;    /* of its alerts, acknowledged (kept across retries of seq) */
+    bool timer_closed; /* open failed before the socket existed: handles already closed */
+    char recv_buf[2048];
 } snmp_t;
 
 static const uint32_t sys_uptime[] = {1, 3, 6, 1, 2, 1, 1, 3, 0};
@@ -143,11 +157,10 @@ static void varbind_str(kvl_buf_t *list, uint32_t obj, const char *s)
     kvl_buf_free(&vb);
 }
 
-/* The whole trap message for a (in *out, to be freed with kvl_buf_free). Exposed to tests. */
-void kvl_notify_snmp_encode(const char *community, uint32_t request_id, uint32_t uptime_cs,
-                            const kvl_alert_t *a, kvl_buf_t *out);
-void kvl_notify_snmp_encode(const char *community, uint32_t request_id, uint32_t uptime_cs,
-                            const kvl_alert_t *a, kvl_buf_t *out)
+/* The whole message for a (in *out, to be freed with kvl_buf_free): an SNMPv2-Trap-PDU, or
+ * an InformRequest-PDU when inform. */
+static void encode(const char *community, uint32_t request_id, uint32_t uptime_cs,
+                   const kvl_alert_t *a, bool inform, kvl_buf_t *out)
 {
     kvl_buf_t list = {0}, pdu = {0};
     kvl_buf_t vb = {0};
@@ -180,7 +193,7 @@ void kvl_notify_snmp_encode(const char *community, uint32_t request_id, uint32_t
     put_int(&pdu, 0x02, 0, false);
     kvl_buf_append(&pdu, list.data, list.len);
     kvl_buf_free(&list);
-    wrap(&pdu, 0xa7); /* SNMPv2-Trap-PDU */
+    wrap(&pdu, inform ? 0xa6 : 0xa7); /* InformRequest-PDU or SNMPv2-Trap-PDU */
     kvl_buf_t msg = {0};
     put_int(&msg, 0x02, 1, false); /* version: 1 = v2c */
     put_tlv(&msg, 0x04, community, strlen(community));
@@ -190,27 +203,175 @@ void kvl_notify_snmp_encode(const char *community, uint32_t request_id, uint32_t
     *out = msg;
 }
 
+/* Reads one TLV at *p (below end): 0 with its tag and contents, or -1. */
+static int ber_get(const uint8_t **p, const uint8_t *end, uint8_t *tag, const uint8_t **v,
+                   size_t *len)
+{
+    const uint8_t *q = *p;
+    if (end - q < 2) {
+        return -1;
+    }
+    *tag = *q++;
+    size_t n = *q++;
+    if (n & 0x80) {
+        size_t k = n & 0x7f;
+        if (k == 0 || k > 3 || (size_t)(end - q) < k) {
+            return -1;
+        }
+        for (n = 0; k > 0; k--) {
+            n = (n << 8) | *q++;
+        }
+    }
+    if ((size_t)(end - q) < n) {
+        return -1;
+    }
+    *v = q;
+    *len = n;
+    *p = q + n;
+    return 0;
+}
+
+/* The request-id of a v2c Response-PDU, or -1 when the datagram is not one. */
+static int64_t response_id(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n, *v;
+    size_t len;
+    uint8_t tag;
+    if (ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x30) {
+        return -1;
+    }
+    p = v;
+    end = v + len;
+    if (ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x02 || len != 1 || v[0] != 1 ||
+        ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x04 ||
+        ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0xa2) {
+        return -1;
+    }
+    p = v;
+    end = v + len;
+    if (ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x02 || len == 0 || len > 4) {
+        return -1;
+    }
+    int64_t id = (v[0] & 0x80) ? -1 : 0;
+    for (size_t i = 0; i < len; i++) {
+        id = (int64_t)((uint64_t)id << 8) | v[i];
+    }
+    return id;
+}
+
+static uint32_t uptime_cs(kvl_notify_rcv_t *r)
+{
+    snmp_t *s = r->priv;
+    return (uint32_t)((uv_now(r->loop) - s->started_ms) / 10);
+}
+
+static int send_one(kvl_notify_rcv_t *r, const kvl_alert_t *a, bool inform, char *why,
+                    size_t whylen)
+{
+    snmp_t *s = r->priv;
+    kvl_buf_t msg = {0};
+    s->request_id = (s->request_id + 1) & 0x7fffffff;
+    encode(r->cfg->community, s->request_id, uptime_cs(r), a, inform, &msg);
+    if (msg.data == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    uv_buf_t b = uv_buf_init((char *)msg.data, (unsigned)msg.len);
+    int rc = uv_udp_try_send(&s->udp, &b, 1, (const struct sockaddr *)&s->to);
+    kvl_buf_free(&msg);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot send the %s: %s", inform ? "inform" : "trap",
+                 uv_strerror(rc));
+        return KVL_EIO;
+    }
+    return 0;
+}
+
+static void on_inform_timeout(uv_timer_t *t)
+{
+    kvl_notify_rcv_t *r = t->data;
+    snmp_t *s = r->priv;
+    if (!s->waiting) {
+        return;
+    }
+    s->waiting = false;
+    char why[128];
+    snprintf(why, sizeof(why), "no Response to the inform within %lld ms",
+             (long long)r->cfg->timeout_ms);
+    kvl_notify_rcv_done(r, false, why);
+}
+
+/* Sends the next unacknowledged inform of s->m, or ends the delivery when none is left. */
+static void inform_next(kvl_notify_rcv_t *r)
+{
+    snmp_t *s = r->priv;
+    if (s->n_acked >= s->m->n_alerts) {
+        s->waiting = false;
+        s->n_acked = 0;
+        s->seq = 0;
+        kvl_notify_rcv_done(r, true, NULL);
+        return;
+    }
+    char why[256];
+    if (send_one(r, s->m->alerts[s->n_acked], true, why, sizeof(why)) != 0) {
+        s->waiting = false;
+        kvl_notify_rcv_done(r, false, why);
+        return;
+    }
+    s->waiting = true;
+    uv_timer_start(&s->timer, on_inform_timeout, (uint64_t)r->cfg->timeout_ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    KVL_UNUSED(hint);
+    kvl_notify_rcv_t *r = h->data;
+    snmp_t *s = r->priv;
+    *b = uv_buf_init(s->recv_buf, sizeof(s->recv_buf));
+}
+
+static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
+                    unsigned flags)
+{
+    KVL_UNUSED(flags);
+    KVL_UNUSED(from); /* the socket is ours alone; a stray datagram must match the id too */
+    kvl_notify_rcv_t *r = u->data;
+    snmp_t *s = r->priv;
+    if (nread <= 0 || !s->waiting || r->closing) {
+        return;
+    }
+    if (response_id((const uint8_t *)b->base, (size_t)nread) != (int64_t)s->request_id) {
+        return;
+    }
+    uv_timer_stop(&s->timer);
+    s->n_acked++;
+    inform_next(r);
+}
+
 static int snmp_send(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen)
 {
     snmp_t *s = r->priv;
-    uint32_t uptime = (uint32_t)((uv_now(r->loop) - s->started_ms) / 10);
-    for (size_t i = 0; i < m->n_alerts; i++) {
-        kvl_buf_t msg = {0};
-        kvl_notify_snmp_encode(r->cfg->community, ++s->request_id & 0x7fffffff, uptime,
-                               m->alerts[i], &msg);
-        if (msg.data == NULL) {
-            snprintf(why, whylen, "out of memory");
-            return KVL_ENOMEM;
+    if (r->cfg->inform) {
+        if (s->seq != r->busy_seq) { /* a new notification, not a retry */
+            s->seq = r->busy_seq;
+            s->n_acked = 0;
         }
-        uv_buf_t b = uv_buf_init((char *)msg.data, (unsigned)msg.len);
-        int rc = uv_udp_try_send(&s->udp, &b, 1, (const struct sockaddr *)&s->to);
-        kvl_buf_free(&msg);
-        if (rc < 0) {
-            snprintf(why, whylen, "cannot send the trap: %s", uv_strerror(rc));
-            return KVL_EIO;
+        s->m = m;
+        inform_next(r);
+        return 0;
+    }
+    for (size_t i = 0; i < m->n_alerts; i++) {
+        int rc = send_one(r, m->alerts[i], false, why, whylen);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 1;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    kvl_notify_closed(h->data);
 }
 
 static int snmp_open(kvl_notify_rcv_t *r, char *why, size_t whylen)
@@ -238,34 +399,37 @@ static int snmp_open(kvl_notify_rcv_t *r, char *why, size_t whylen)
     freeaddrinfo(ai);
     r->priv = s;
     s->started_ms = uv_now(r->loop);
+    uv_timer_init(r->loop, &s->timer);
+    s->timer.data = r;
     int rc = uv_udp_init(r->loop, &s->udp);
     if (rc == 0) {
         s->udp.data = r;
         struct sockaddr_storage any = {.ss_family = s->to.ss_family};
         rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&any, 0);
+        if (rc == 0 && r->cfg->inform) {
+            rc = uv_udp_recv_start(&s->udp, on_alloc, on_recv);
+        }
         if (rc != 0) {
             snprintf(why, whylen, "cannot open a UDP socket: %s", uv_strerror(rc));
             /* closed by close() below, which notify.c calls on failure */
         }
     } else {
-        free(s);
-        r->priv = NULL;
         snprintf(why, whylen, "cannot open a UDP socket: %s", uv_strerror(rc));
+        kvl_notify_closing(r);
+        uv_close((uv_handle_t *)&s->timer, on_closed);
+        s->timer_closed = true; /* and the socket was never opened: close() skips both */
     }
     return rc == 0 ? 0 : KVL_EIO;
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    kvl_notify_closed(h->data);
 }
 
 static void snmp_close(kvl_notify_rcv_t *r)
 {
     snmp_t *s = r->priv;
-    if (s != NULL) {
+    if (s != NULL && !s->timer_closed) {
         kvl_notify_closing(r);
         uv_close((uv_handle_t *)&s->udp, on_closed);
+        kvl_notify_closing(r);
+        uv_close((uv_handle_t *)&s->timer, on_closed);
     }
 }
 

@@ -34,6 +34,7 @@ kvl_free_port tcp AM_PORT
 kvl_free_port tcp HOOK_PORT
 kvl_free_port tcp SMTP_PORT
 kvl_free_port udp TRAP_PORT
+kvl_free_port udp LOST_PORT # nothing listens there: informs go unanswered
 
 # ---------------------------------------------------------------- the receivers ------------
 
@@ -85,6 +86,8 @@ receivers:
     timeout: 5s
     command: [/bin/sh, -c, 'env | grep ^KAAVAL_ > "\$0.tmp" && cat > "\$0.json" && mv "\$0.tmp" "\$0.env"', "$T/exec"]
   - {name: trap, type: snmp, address: "127.0.0.1:$TRAP_PORT", community: public}
+  - {name: inform, type: snmp, address: "127.0.0.1:$TRAP_PORT", inform: true, timeout: 5s}
+  - {name: inform-lost, type: snmp, address: "127.0.0.1:$LOST_PORT", inform: true, timeout: 500ms}
 YAML
 
 # ---------------------------------------------------------------- alerts -------------------
@@ -180,6 +183,21 @@ for vb in '.1.3.6.1.4.1.99999.1.3.1.0 = STRING: "device_down"' \
     grep -qF "$vb" "$T/trapd.out" || kvl_fail "trap lacks $vb: $(tail -n 5 "$T/trapd.out")"
 done
 kvl_log "snmptrapd: kaavalAlertFiring with its varbinds"
+
+# An inform counts only when acknowledged: snmptrapd answers one, nobody answers the other.
+notifications inform firing rtr9 >"$T/inform.json"
+"$SEND" --timeout 10000 "$T/notify.yaml" "$T/state" "$T/inform.json" >"$L/send-inform.log" 2>&1 ||
+    kvl_fail "the inform was not acknowledged: $(tail -n 3 "$L/send-inform.log")"
+grep -q 'delivered=1 failed=0 dropped=0 waiting=0' "$L/send-inform.log" ||
+    kvl_fail "inform: $(tail -n 1 "$L/send-inform.log")"
+kvl_wait_until 10 "the inform at snmptrapd" grep -q '"rtr9"' "$T/trapd.out"
+notifications inform-lost firing rtr8 >"$T/lost.json"
+rc=0
+"$SEND" --timeout 2500 "$T/notify.yaml" "$T/state-lost" "$T/lost.json" >"$L/send-lost.log" 2>&1 || rc=$?
+[ "$rc" = 3 ] || kvl_fail "an unanswered inform ended with $rc: $(tail -n 3 "$L/send-lost.log")"
+grep -q 'delivered=0 failed=[1-9].* waiting=1' "$L/send-lost.log" ||
+    kvl_fail "unanswered inform: $(tail -n 1 "$L/send-lost.log")"
+kvl_log "informs: delivered when acknowledged, retried when not"
 
 # ---------------------------------------------------------------- 2: resolved --------------
 

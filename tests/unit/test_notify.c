@@ -732,6 +732,8 @@ static void test_config(void **state)
                  "a second receiver named 'a'");
     config_fails("receivers:\n  - {name: ../x, type: syslog}\n", "receiver name");
     config_fails("receivers:\n  - {name: a, type: exec, command: [sh]}\n", "absolute path");
+    config_fails("receivers:\n  - {name: a, type: exec, command: [/nonexistent/page]}\n",
+                 "/nonexistent/page cannot be run");
     config_fails("receivers:\n  - {name: a, type: email, url: 'http://h', from: a, to: b}\n",
                  "smtp://");
     config_fails("receivers:\n  - {name: a, type: snmp, address: nowhere}\n", "host:port");
