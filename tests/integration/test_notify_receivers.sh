@@ -6,7 +6,10 @@
 #      prometheus-alertmanager shows it through its own API (/api/v2/alerts) with its labels
 #      and startsAt; a python webhook receiver checks the HMAC signature; aiosmtpd receives
 #      the e-mail (subject and body checked); an exec receiver writes its environment and
-#      its stdin; snmptrapd receives a kaavalAlertFiring trap with the varbinds.
+#      its stdin; snmptrapd receives a kaavalAlertFiring trap with the varbinds. Then an
+#      e-mail over STARTTLS with a login (notify_smtp_rx.py; a wrong password delivers
+#      nothing and keeps the message), and SNMPv2c informs: one snmptrapd acknowledges is
+#      delivered, one nobody answers stays in the outbox.
 #   2. Its resolution: Alertmanager no longer lists it as active (endsAt taken), the
 #      webhook gets "resolved", snmptrapd a kaavalAlertResolved.
 #   3. Alertmanager stopped while three notifications are queued (B fires, B resolves, C
@@ -33,6 +36,7 @@ L=$T/logs
 kvl_free_port tcp AM_PORT
 kvl_free_port tcp HOOK_PORT
 kvl_free_port tcp SMTP_PORT
+kvl_free_port tcp SMTPS_PORT # STARTTLS and a login required
 kvl_free_port udp TRAP_PORT
 kvl_free_port udp LOST_PORT # nothing listens there: informs go unanswered
 
@@ -62,6 +66,12 @@ $PY3 "$HERE/notify_webhook_rx.py" "$HOOK_PORT" "hook-s3cret" "$T/hook.out" >>"$L
 kvl_track $! notify_webhook_rx.py
 $PY3 -u -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" >"$T/smtp.out" 2>>"$L/smtp.log" &
 kvl_track $! aiosmtpd
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$T/smtp.key" -out "$T/smtp.crt" -days 2 >>"$L/openssl.log" 2>&1 ||
+    kvl_fail "openssl cannot make the SMTP server's certificate"
+$PY3 -u "$HERE/notify_smtp_rx.py" "$SMTPS_PORT" "$T/smtp.crt" "$T/smtp.key" "$T/smtps.out" \
+    >>"$L/smtps.log" 2>&1 &
+kvl_track $! notify_smtp_rx.py
 printf 'disableAuthorization yes\n' >"$T/trapd.conf"
 mkdir -p "$T/snmp"
 SNMP_PERSISTENT_DIR=$T/snmp stdbuf -oL "$TRAPD" -f -Lo -C -c "$T/trapd.conf" -On -M /dev/null \
@@ -69,6 +79,7 @@ SNMP_PERSISTENT_DIR=$T/snmp stdbuf -oL "$TRAPD" -f -Lo -C -c "$T/trapd.conf" -On
 kvl_track $! snmptrapd
 kvl_wait_until 20 "webhook receiver listening" curl -s -o /dev/null "http://127.0.0.1:$HOOK_PORT/"
 kvl_wait_until 20 "aiosmtpd listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT"
+kvl_wait_until 20 "the STARTTLS SMTP server listening" grep -q listening "$L/smtps.log"
 kvl_wait_until 20 "snmptrapd started" grep -q 'NET-SNMP version' "$T/trapd.out"
 : >"$T/hook.out"
 
@@ -81,6 +92,25 @@ receivers:
     url: "smtp://127.0.0.1:$SMTP_PORT"
     from: kaaval@example.net
     to: [noc@example.net, oncall@example.net]
+  - name: mail-tls
+    type: email
+    url: "smtp://127.0.0.1:$SMTPS_PORT"
+    use_ssl: all
+    ca: "$T/smtp.crt"
+    user: kaaval
+    password: mail-pw
+    from: kaaval@example.net
+    to: noc@example.net
+  - name: mail-badpw
+    type: email
+    url: "smtp://127.0.0.1:$SMTPS_PORT"
+    use_ssl: all
+    ca: "$T/smtp.crt"
+    user: kaaval
+    password: wrong
+    timeout: 2s
+    from: kaaval@example.net
+    to: noc@example.net
   - name: run
     type: exec
     timeout: 5s
@@ -166,6 +196,24 @@ grep -q 'rtr1 is not answering (timeout)' "$T/smtp.out" || kvl_fail "e-mail body
 grep -q '<h3>FIRING device_down' "$T/smtp.out" || kvl_fail "e-mail lacks its HTML part"
 grep -q '^To: noc@example.net, oncall@example.net' "$T/smtp.out" || kvl_fail "e-mail To:"
 kvl_log "e-mail: subject and both parts"
+
+# STARTTLS and a login: delivered with the right password, refused (and kept) with a wrong one
+# (Debian's aiosmtpd 1.4.3 leaves a refused login unanswered: the attempt ends at its timeout).
+notifications mail-tls firing rtr5 >"$T/tls.json"
+"$SEND" --timeout 20000 "$T/notify.yaml" "$T/state" "$T/tls.json" >"$L/send-tls.log" 2>&1 ||
+    kvl_fail "the e-mail over STARTTLS was not delivered: $(tail -n 3 "$L/send-tls.log")"
+grep -q '^MESSAGE from=kaaval@example.net to=noc@example.net tls=True auth=True' "$T/smtps.out" ||
+    kvl_fail "STARTTLS e-mail: $(head -n 1 "$T/smtps.out")"
+grep -q '^Subject: \[FIRING:1\] DHQ-Kollam: device_down rtr5' "$T/smtps.out" ||
+    kvl_fail "STARTTLS e-mail subject: $(grep -i '^Subject' "$T/smtps.out")"
+notifications mail-badpw firing rtr6 >"$T/badpw.json"
+rc=0
+"$SEND" --timeout 2500 "$T/notify.yaml" "$T/state-badpw" "$T/badpw.json" >"$L/send-badpw.log" 2>&1 || rc=$?
+[ "$rc" = 3 ] || kvl_fail "a refused login ended with $rc: $(tail -n 3 "$L/send-badpw.log")"
+grep -q 'rtr6' "$T/smtps.out" && kvl_fail "an e-mail got through with a wrong password"
+grep -q 'delivered=0 failed=[1-9].* waiting=1' "$L/send-badpw.log" ||
+    kvl_fail "wrong password: $(tail -n 1 "$L/send-badpw.log")"
+kvl_log "e-mail: STARTTLS with a login; a wrong password refused and kept in the outbox"
 
 [ -s "$T/exec.env" ] || kvl_fail "the exec receiver did not run"
 for kv in KAAVAL_STATUS=firing KAAVAL_RULE=device_down KAAVAL_SEVERITY=critical \
