@@ -108,7 +108,7 @@ receivers:
     ca: "$T/smtp.crt"
     user: kaaval
     password: wrong
-    timeout: 2s
+    timeout: 1s
     from: kaaval@example.net
     to: noc@example.net
   - name: run
@@ -208,7 +208,7 @@ grep -q '^Subject: \[FIRING:1\] DHQ-Kollam: device_down rtr5' "$T/smtps.out" ||
     kvl_fail "STARTTLS e-mail subject: $(grep -i '^Subject' "$T/smtps.out")"
 notifications mail-badpw firing rtr6 >"$T/badpw.json"
 rc=0
-"$SEND" --timeout 2500 "$T/notify.yaml" "$T/state-badpw" "$T/badpw.json" >"$L/send-badpw.log" 2>&1 || rc=$?
+"$SEND" --timeout 6000 "$T/notify.yaml" "$T/state-badpw" "$T/badpw.json" >"$L/send-badpw.log" 2>&1 || rc=$?
 [ "$rc" = 3 ] || kvl_fail "a refused login ended with $rc: $(tail -n 3 "$L/send-badpw.log")"
 grep -q 'rtr6' "$T/smtps.out" && kvl_fail "an e-mail got through with a wrong password"
 grep -q 'delivered=0 failed=[1-9].* waiting=1' "$L/send-badpw.log" ||
@@ -241,7 +241,7 @@ grep -q 'delivered=1 failed=0 dropped=0 waiting=0' "$L/send-inform.log" ||
 kvl_wait_until 10 "the inform at snmptrapd" grep -q '"rtr9"' "$T/trapd.out"
 notifications inform-lost firing rtr8 >"$T/lost.json"
 rc=0
-"$SEND" --timeout 2500 "$T/notify.yaml" "$T/state-lost" "$T/lost.json" >"$L/send-lost.log" 2>&1 || rc=$?
+"$SEND" --timeout 5000 "$T/notify.yaml" "$T/state-lost" "$T/lost.json" >"$L/send-lost.log" 2>&1 || rc=$?
 [ "$rc" = 3 ] || kvl_fail "an unanswered inform ended with $rc: $(tail -n 3 "$L/send-lost.log")"
 grep -q 'delivered=0 failed=[1-9].* waiting=1' "$L/send-lost.log" ||
     kvl_fail "unanswered inform: $(tail -n 1 "$L/send-lost.log")"
