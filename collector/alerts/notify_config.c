@@ -276,6 +276,9 @@ static int parse_receiver(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
         return rc;
     }
     char why[256];
+    if (r->name[0] == '\0') {
+        return kvl_cfg_error(item, "a receiver's name must not be empty");
+    }
     if (kvl_name_check("receiver name", r->name, why, sizeof(why)) != 0) {
         return kvl_cfg_error(item, "%s", why);
     }

@@ -754,6 +754,7 @@ static void test_config(void **state)
     config_fails("receivers:\n  - {name: a, type: syslog}\n  - {name: a, type: syslog}\n",
                  "a second receiver named 'a'");
     config_fails("receivers:\n  - {name: ../x, type: syslog}\n", "receiver name");
+    config_fails("receivers:\n  - {name: '', type: syslog}\n", "must not be empty");
     config_fails("receivers:\n  - {name: a, type: exec, command: [sh]}\n", "absolute path");
     config_fails("receivers:\n  - {name: a, type: exec, command: [/nonexistent/page]}\n",
                  "/nonexistent/page cannot be run");
