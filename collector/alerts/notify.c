@@ -24,8 +24,11 @@
  * a delivery never reads the disk on the loop; only appends and the cursor write it.
  *
  * Delivery: one notification at a time per receiver, oldest first; a failure retries the
- * same one after 1 s, doubling to 5 min. At the bound (bytes waiting > max_bytes) the
- * oldest are dropped (the newest always stays), counted, logged once per burst.
+ * same one after 1 s, doubling to 5 min. A receiver that refuses one for good (an HTTP 4xx
+ * but 408 and 429: the same request would be refused again) has it dropped, counted and
+ * logged with the start of its answer, so it does not hold back the others for ever. At the bound
+ * (bytes waiting > max_bytes) the oldest are dropped (the newest always stays), counted, logged
+ * once per burst.
  *
  * Transport: each socket libcurl asks to watch gets a uv_poll_t (curl_multi_assign), its
  * timer one uv_timer_t; finished transfers are read after every socket action.
@@ -85,6 +88,8 @@ typedef struct xfer {
     char *body;
     kvl_notify_xfer_cb done;
     char err[CURL_ERROR_SIZE];
+    char answer[256]; /* the start of the answer's body, for the log */
+    size_t answer_len;
 } xfer_t;
 
 typedef struct sock {
@@ -550,6 +555,29 @@ void kvl_notify_count_failed(kvl_notify_rcv_t *r)
     r->n->st.failed_attempts++;
 }
 
+void kvl_notify_rcv_result(kvl_notify_rcv_t *r, int result, const char *why)
+{
+    if (result != KVL_NOTIFY_REFUSED) {
+        kvl_notify_rcv_done(r, result == KVL_NOTIFY_DELIVERED, why);
+        return;
+    }
+    KVL_ASSERT(r->busy);
+    r->busy = false;
+    kvl_notify_msg_t *m = cur_msg(r);
+    if (!r->closing && r->head != NULL && r->head->seq == r->busy_seq) {
+        KVL_LOG_ERROR(MOD, r->cfg->name,
+                      "notification %" PRIu64 " (%s) refused for good, dropped: %s", r->busy_seq,
+                      m->group_key ? m->group_key : "?", why ? why : "");
+        r->n->st.dropped++;
+        r->attempts = 0;
+        entry_pop(r);
+        cursor_save(r);
+        segs_collect(r);
+    }
+    kvl_notify_msg_clear(m);
+    kick(r, 0);
+}
+
 void kvl_notify_rcv_done(kvl_notify_rcv_t *r, bool ok, const char *why)
 {
     KVL_ASSERT(r->busy);
@@ -700,23 +728,42 @@ static void xfer_free(kvl_notify_t *n, xfer_t *x)
     free(x);
 }
 
-static bool default_ok(CURL *e, CURLcode rc, const char *err, char *why, size_t whylen)
+/* The KVL_NOTIFY_* result of a finished transfer: CURLE_OK and, for HTTP, a 2xx status. */
+static int transfer_result(const xfer_t *x, CURLcode rc, char *why, size_t whylen)
 {
     if (rc != CURLE_OK) {
-        snprintf(why, whylen, "%s", err[0] ? err : curl_easy_strerror(rc));
-        return false;
+        snprintf(why, whylen, "%s", x->err[0] ? x->err : curl_easy_strerror(rc));
+        return KVL_NOTIFY_FAILED;
     }
     const char *scheme = NULL;
-    curl_easy_getinfo(e, CURLINFO_SCHEME, &scheme);
-    if (scheme != NULL && strncasecmp(scheme, "http", 4) == 0) {
-        long code = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-        if (code < 200 || code > 299) {
-            snprintf(why, whylen, "HTTP status %ld", code);
-            return false;
-        }
+    curl_easy_getinfo(x->e, CURLINFO_SCHEME, &scheme);
+    if (scheme == NULL || strncasecmp(scheme, "http", 4) != 0) {
+        return KVL_NOTIFY_DELIVERED;
     }
-    return true;
+    long code = 0;
+    curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && code <= 299) {
+        return KVL_NOTIFY_DELIVERED;
+    }
+    char answer[sizeof(x->answer) + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < x->answer_len; i++) { /* one line, printable */
+        unsigned char c = (unsigned char)x->answer[i];
+        answer[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    answer[n] = '\0';
+    snprintf(why, whylen, "HTTP status %ld%s%s", code, n ? ": " : "", answer);
+    bool refused = code >= 400 && code <= 499 && code != 408 && code != 429;
+    return refused ? KVL_NOTIFY_REFUSED : KVL_NOTIFY_FAILED;
+}
+
+static size_t on_answer(char *p, size_t size, size_t nmemb, void *userp)
+{
+    xfer_t *x = userp;
+    size_t n = size * nmemb, room = sizeof(x->answer) - x->answer_len;
+    memcpy(x->answer + x->answer_len, p, n < room ? n : room);
+    x->answer_len += n < room ? n : room;
+    return n;
 }
 
 static void check_done(kvl_notify_t *n)
@@ -733,16 +780,12 @@ static void check_done(kvl_notify_t *n)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
         KVL_ASSERT(x != NULL && x->e == e);
         char why[512] = "";
-        bool ok = x->r->ops->transfer_ok ? x->r->ops->transfer_ok(x->r, e, rc, why, sizeof(why))
-                                         : default_ok(e, rc, x->err, why, sizeof(why));
-        if (!ok && rc != CURLE_OK && why[0] == '\0') {
-            snprintf(why, sizeof(why), "%s", x->err[0] ? x->err : curl_easy_strerror(rc));
-        }
+        int result = transfer_result(x, rc, why, sizeof(why));
         curl_multi_remove_handle(n->multi, e);
         kvl_notify_rcv_t *r = x->r;
         kvl_notify_xfer_cb done = x->done;
         xfer_free(n, x);
-        done(r, ok, why);
+        done(r, result, why);
     }
 }
 
@@ -766,6 +809,8 @@ int kvl_notify_xfer(kvl_notify_rcv_t *r, CURL *e, struct curl_slist *hdrs, char 
     n->xfers = x;
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "kaaval-collector");

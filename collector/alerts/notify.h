@@ -14,7 +14,8 @@
  * bound (max_bytes per receiver) the oldest notifications are dropped, counted and
  * logged.
  *
- * Threads: everything on the loop's thread.
+ * Threads: everything on the loop's thread. The process must ignore SIGPIPE (the collector
+ * does): an exec receiver's program may exit without reading the input written to it.
  */
 #ifndef KVL_NOTIFY_H
 #define KVL_NOTIFY_H

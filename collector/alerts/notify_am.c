@@ -120,9 +120,9 @@ static int post(kvl_notify_rcv_t *r, json_t *arr, kvl_notify_xfer_cb done, char 
     return kvl_notify_xfer(r, e, h, body, done, why, whylen);
 }
 
-static void on_sent(kvl_notify_rcv_t *r, bool ok, const char *why)
+static void on_sent(kvl_notify_rcv_t *r, int result, const char *why)
 {
-    kvl_notify_rcv_done(r, ok, why);
+    kvl_notify_rcv_result(r, result, why);
 }
 
 static int am_send(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen)
@@ -158,9 +158,10 @@ static void am_confirmed(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m)
     }
 }
 
-static void on_resent(kvl_notify_rcv_t *r, bool ok, const char *why)
+static void on_resent(kvl_notify_rcv_t *r, int result, const char *why)
 {
     am_t *am = r->priv;
+    bool ok = result == KVL_NOTIFY_DELIVERED;
     r->busy = false;
     am->resending = false;
     if (!ok && !am->resend_failing) {
@@ -200,7 +201,7 @@ static void on_resend_tick(uv_timer_t *t)
     r->busy = true;
     am->resending = true;
     if (post(r, arr, on_resent, why, sizeof(why)) != 0) {
-        on_resent(r, false, why);
+        on_resent(r, KVL_NOTIFY_FAILED, why);
     }
 }
 

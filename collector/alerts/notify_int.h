@@ -42,9 +42,6 @@ typedef struct kvl_notify_ops {
     /* Starts delivering m: 1 delivered now, 0 started (kvl_notify_rcv_done follows), or a
      * negative code with why (this attempt failed; retried later). */
     int (*send)(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen);
-    /* For curl transfers: whether the finished transfer succeeded (NULL: CURLE_OK and, for
-     * HTTP, a 2xx status). */
-    bool (*transfer_ok)(kvl_notify_rcv_t *r, CURL *e, CURLcode rc, char *why, size_t whylen);
     /* After m was confirmed (optional): the type's own bookkeeping. */
     void (*confirmed)(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m);
     /* The type's state to persist with the cursor (a new reference, or NULL), and the
@@ -100,6 +97,15 @@ void kvl_notify_count_failed(kvl_notify_rcv_t *r);
 /* The end of a delivery started by send() returning 0. */
 void kvl_notify_rcv_done(kvl_notify_rcv_t *r, bool ok, const char *why);
 
+/* Results of a transfer: delivered, failed (retried later), or refused for good by the
+ * receiver (an HTTP 4xx but 408 and 429: the same request would be refused again). */
+enum { KVL_NOTIFY_REFUSED = -1, KVL_NOTIFY_FAILED = 0, KVL_NOTIFY_DELIVERED = 1 };
+
+/* kvl_notify_rcv_done by result; a refused notification is dropped from the queue (counted
+ * as dropped, logged as an error with why), so one the receiver can never take does not
+ * hold back those behind it. */
+void kvl_notify_rcv_result(kvl_notify_rcv_t *r, int result, const char *why);
+
 /* Called once per handle a type closed (the close callbacks), so kvl_notify_free knows
  * when everything is closed. Types count each uv_close they make with kvl_notify_closing. */
 void kvl_notify_closing(kvl_notify_rcv_t *r);
@@ -107,9 +113,10 @@ void kvl_notify_closed(kvl_notify_rcv_t *r);
 
 /* Starts a curl transfer for r on the shared multi handle: e (owned from here: cleaned up
  * after the transfer, with hdrs and body) with the receiver's timeout and CA set; done is
- * called once with the result (ops->transfer_ok decides), or never when this returns
- * non-zero (then e, hdrs and body are freed already). */
-typedef void (*kvl_notify_xfer_cb)(kvl_notify_rcv_t *r, bool ok, const char *why);
+ * called once with a KVL_NOTIFY_* result (why: curl's error, or the HTTP status and the
+ * start of the answer's body), or never when this returns non-zero (then e, hdrs and body
+ * are freed already). */
+typedef void (*kvl_notify_xfer_cb)(kvl_notify_rcv_t *r, int result, const char *why);
 int kvl_notify_xfer(kvl_notify_rcv_t *r, CURL *e, struct curl_slist *hdrs, char *body,
                     kvl_notify_xfer_cb done, char *why, size_t whylen);
 

@@ -312,12 +312,12 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static void on_sent(kvl_notify_rcv_t *r, bool ok, const char *why)
+static void on_sent(kvl_notify_rcv_t *r, int result, const char *why)
 {
     upload_t *u = r->priv;
     curl_slist_free_all(u->rcpt); /* the transfer is cleaned up already */
     u->rcpt = NULL;
-    kvl_notify_rcv_done(r, ok, why);
+    kvl_notify_rcv_result(r, result, why);
 }
 
 static int smtp_send(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen)

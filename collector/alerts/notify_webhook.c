@@ -14,9 +14,9 @@
 #include "kvl.h"
 #include "notify_int.h"
 
-static void on_sent(kvl_notify_rcv_t *r, bool ok, const char *why)
+static void on_sent(kvl_notify_rcv_t *r, int result, const char *why)
 {
-    kvl_notify_rcv_done(r, ok, why);
+    kvl_notify_rcv_result(r, result, why);
 }
 
 static int webhook_send(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen)

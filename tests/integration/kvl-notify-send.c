@@ -12,6 +12,7 @@
  * when everything was delivered, 3 when some still waits at the timeout (it stays in the
  * outbox for the next run), 2 on bad input.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
         return 2;
     }
     kvl_log_level = KVL_LOG_LEVEL_DEBUG;
+    signal(SIGPIPE, SIG_IGN); /* as the collector: an exec program may not read its input */
     char err[512];
     kvl_notify_cfg_t *cfg = kvl_notify_cfg_load(argv[i], err, sizeof(err));
     if (cfg == NULL) {

@@ -1,7 +1,8 @@
 /*
  * test_notify.c — the notifiers' outbox (collector/alerts/notify.h) against a small HTTP
  * receiver run on the test's own loop (a libuv TCP stub answering 200 or 503): delivery in
- * order with the webhook's HMAC signature, retry after failures with the same order, the
+ * order with the webhook's HMAC signature, retry after failures with the same order, a
+ * notification refused for good (HTTP 400) dropped without holding back the next, the
  * bound dropping the oldest (counted), a restart resending only what was not confirmed (and
  * surviving a torn tail), the exec receiver's environment, stdin, failure and timeout, the
  * e-mail subject's bound, and the `receivers:` configuration's errors.
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +39,8 @@ typedef struct stub {
     uv_tcp_t srv;
     bool listening;
     int port;
-    int fail_first; /* answer 503 to this many requests first */
+    int fail_first;  /* answer 503 to this many requests first */
+    int fail_status; /* or this status (0: 503) */
     int requests;
     int n; /* requests answered 200 */
     char *bodies[MAX_REQ];
@@ -105,6 +108,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     c->answered = true;
     s->requests++;
     const char *answer = "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    if (s->fail_status == 400) {
+        answer = "HTTP/1.1 400 Bad Request\r\nContent-Length: 22\r\nConnection: close\r\n\r\n"
+                 "bad alert\r\nno startsAt";
+    }
     if (s->requests > s->fail_first && s->n < MAX_REQ) {
         answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         s->bodies[s->n] = strndup(body, clen);
@@ -398,6 +405,38 @@ static void test_retry_keeps_order(void **state)
     kvl_notify_stats(n, &st);
     assert_int_equal(st.failed_attempts, 2);
     assert_int_equal(st.delivered, 2);
+    close_all(&loop, n, &s);
+    kvl_notify_cfg_free(c);
+    rm_rf(dir);
+    free(dir);
+    uv_loop_close(&loop);
+}
+
+/* A receiver that refuses a notification for good (HTTP 400) does not hold back the next:
+ * the refused one is dropped and counted, not retried. */
+static void test_refused_for_good(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    stub_t s = {.fail_first = 1, .fail_status = 400};
+    stub_listen(&loop, &s, 0);
+    char *dir = tmp_dir();
+    kvl_notify_cfg_t *c = webhook_cfg(s.port, NULL);
+    kvl_notify_t *n = open_notify(&loop, c, dir);
+    enqueue(n, "hook", 1, NULL);
+    enqueue(n, "hook", 2, NULL);
+    want_t w = {&s, 1};
+    assert_true(run_until(&loop, stub_has, &w, 10000));
+    run_for(&loop, 200);
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(body_index(s.bodies[0]), 2);
+    kvl_notify_stats_t st;
+    kvl_notify_stats(n, &st);
+    assert_int_equal(st.dropped, 1);
+    assert_int_equal(st.delivered, 1);
+    assert_int_equal(st.failed_attempts, 0);
+    assert_int_equal(st.waiting, 0);
     close_all(&loop, n, &s);
     kvl_notify_cfg_free(c);
     rm_rf(dir);
@@ -765,11 +804,13 @@ static void test_config(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as the collector: an exec program may not read its input */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_order_and_signature),
         cmocka_unit_test(test_retry_keeps_order),
+        cmocka_unit_test(test_refused_for_good),
         cmocka_unit_test(test_bound_drops_oldest),
         cmocka_unit_test(test_restart_resends_only_unconfirmed),
         cmocka_unit_test(test_exec),
