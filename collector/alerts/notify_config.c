@@ -91,6 +91,18 @@ static int parse_command(kvl_cfg_node_t n, void *target)
     return rc;
 }
 
+/* True when s has no control character, space or DEL (what a URL or an address may not
+ * carry into a request line or an SMTP command). */
+static bool plain_text(const char *s)
+{
+    for (; s && *s; s++) {
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int parse_url(kvl_cfg_node_t n, void *target)
 {
     kvl_notify_receiver_cfg_t *r = target;
@@ -101,8 +113,11 @@ static int parse_url(kvl_cfg_node_t n, void *target)
     for (size_t i = first; s && i < first + 2; i++) {
         good = good || (strncmp(s, ok[i], strlen(ok[i])) == 0 && s[strlen(ok[i])] != '\0');
     }
-    if (!good) {
-        return kvl_cfg_error(n, "expected a URL starting with %s or %s", ok[first], ok[first + 1]);
+    if (!good || !plain_text(s)) {
+        return kvl_cfg_error(n,
+                             "expected a URL starting with %s or %s (no spaces or control "
+                             "characters)",
+                             ok[first], ok[first + 1]);
     }
     free(r->url);
     r->url = strdup(s);
@@ -296,6 +311,15 @@ static int parse_receiver(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
     }
     if (r->type == KVL_RCV_EMAIL && r->password != NULL && r->user == NULL) {
         return kvl_cfg_error(item, "`password:` needs `user:`");
+    }
+    for (size_t i = 0; r->type == KVL_RCV_EMAIL && i <= r->n_to; i++) {
+        const char *a = i < r->n_to ? r->to[i] : r->from;
+        if (!plain_text(a) || strchr(a, '@') == NULL) {
+            return kvl_cfg_error(item,
+                                 "'%s' is not an e-mail address (user@domain, no spaces "
+                                 "or control characters)",
+                                 a);
+        }
     }
     return 0;
 }

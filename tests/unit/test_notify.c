@@ -800,6 +800,13 @@ static void test_config(void **state)
     config_fails("receivers:\n  - {name: a, type: email, url: 'http://h', from: a, to: b}\n",
                  "smtp://");
     config_fails("receivers:\n  - {name: a, type: snmp, address: nowhere}\n", "host:port");
+    config_fails("receivers:\n  - {name: a, type: webhook, url: \"http://h/x\\r\\nX: y\"}\n",
+                 "no spaces or control characters");
+    config_fails("receivers:\n  - {name: a, type: email, url: 'smtp://h', from: a@b,\n"
+                 "     to: [\"c@d\\r\\nRCPT TO:<e@f>\"]}\n",
+                 "is not an e-mail address");
+    config_fails("receivers:\n  - {name: a, type: email, url: 'smtp://h', from: nobody, to: c@d}\n",
+                 "'nobody' is not an e-mail address");
 }
 
 int main(void)
