@@ -16,6 +16,9 @@
 #      fires): the sender gives up after 3 s with all three still in its outbox on disk; with
 #      Alertmanager back, a second sender process delivers them, each once, in order (B
 #      would show as active had its resolution overtaken its firing; C does).
+#   4. The sender killed (SIGKILL) while a webhook answer is outstanding: a new sender
+#      resends from the first unconfirmed notification on, in order; the one confirmed
+#      before the kill never comes again, the last comes once.
 #
 #   bash tests/integration/test_notify_receivers.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,6 +38,7 @@ L=$T/logs
 
 kvl_free_port tcp AM_PORT
 kvl_free_port tcp HOOK_PORT
+kvl_free_port tcp SLOW_PORT # a webhook answering after 1.5 s
 kvl_free_port tcp SMTP_PORT
 kvl_free_port tcp SMTPS_PORT # STARTTLS and a login required
 kvl_free_port udp TRAP_PORT
@@ -64,6 +68,8 @@ start_am
 
 $PY3 "$HERE/notify_webhook_rx.py" "$HOOK_PORT" "hook-s3cret" "$T/hook.out" >>"$L/webhook.log" 2>&1 &
 kvl_track $! notify_webhook_rx.py
+$PY3 "$HERE/notify_webhook_rx.py" "$SLOW_PORT" "hook-s3cret" "$T/slow.out" 1.5 >>"$L/slow.log" 2>&1 &
+kvl_track $! notify_webhook_rx.py
 $PY3 -u -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" >"$T/smtp.out" 2>>"$L/smtp.log" &
 kvl_track $! aiosmtpd
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
@@ -78,6 +84,7 @@ SNMP_PERSISTENT_DIR=$T/snmp stdbuf -oL "$TRAPD" -f -Lo -C -c "$T/trapd.conf" -On
     -p "$T/trapd.pid" "udp:127.0.0.1:$TRAP_PORT" >"$T/trapd.out" 2>>"$L/snmptrapd.log" &
 kvl_track $! snmptrapd
 kvl_wait_until 20 "webhook receiver listening" curl -s -o /dev/null "http://127.0.0.1:$HOOK_PORT/"
+kvl_wait_until 20 "slow webhook receiver listening" curl -s -o /dev/null "http://127.0.0.1:$SLOW_PORT/"
 kvl_wait_until 20 "aiosmtpd listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT"
 kvl_wait_until 20 "the STARTTLS SMTP server listening" grep -q listening "$L/smtps.log"
 kvl_wait_until 20 "snmptrapd started" grep -q 'NET-SNMP version' "$T/trapd.out"
@@ -87,6 +94,7 @@ cat >"$T/notify.yaml" <<YAML
 receivers:
   - {name: am, type: alertmanager, url: "http://127.0.0.1:$AM_PORT", resend: 1m, timeout: 5s}
   - {name: hook, type: webhook, url: "http://127.0.0.1:$HOOK_PORT/kaaval", secret: hook-s3cret}
+  - {name: slow, type: webhook, url: "http://127.0.0.1:$SLOW_PORT/kaaval", secret: hook-s3cret}
   - name: mail
     type: email
     url: "smtp://127.0.0.1:$SMTP_PORT"
@@ -281,5 +289,29 @@ am_has rtr2 && kvl_fail "rtr2 is active: its resolution was not delivered after 
 grep -q 'queued=0 delivered=0 failed=0 dropped=0 waiting=0' "$L/send5.log" ||
     kvl_fail "something was sent twice: $(tail -n 1 "$L/send5.log")"
 kvl_log "receiver down: three queued, delivered once each, in order, after the restart"
+
+# ---------------------------------------------------------------- 4: sender killed --------
+
+: >"$T/slow.out"
+{
+    printf '[%s,' "$(notifications slow firing rtr11 | sed 's/^\[//; s/\]$//')"
+    printf '%s,' "$(notifications slow firing rtr12 | sed 's/^\[//; s/\]$//')"
+    printf '%s]\n' "$(notifications slow firing rtr13 | sed 's/^\[//; s/\]$//')"
+} >"$T/kill.json"
+"$SEND" --timeout 60000 "$T/notify.yaml" "$T/state-kill" "$T/kill.json" >"$L/send-kill1.log" 2>&1 &
+SEND_PID=$!
+kvl_track "$SEND_PID" kvl-notify-send
+# rtr11 answered (1.5 s), rtr12 read and its answer outstanding: kill now.
+kvl_wait_until 20 "the second notification at the slow webhook" grep -q 'firing rtr12' "$T/slow.out"
+kvl_stop "$SEND_PID" KILL || kvl_fail "the sender would not die"
+"$SEND" --timeout 60000 "$T/notify.yaml" "$T/state-kill" >"$L/send-kill2.log" 2>&1 ||
+    kvl_fail "the restarted sender did not deliver the rest: $(tail -n 3 "$L/send-kill2.log")"
+got=$(awk '{ print $4 }' "$T/slow.out" | tr '\n' ' ')
+case "$got" in
+"rtr11 rtr12 rtr12 rtr13 " | "rtr11 rtr12 rtr13 ") ;;
+*) kvl_fail "after the kill the webhook got: $got (wanted rtr11 once, rtr12, rtr13 once, in order)" ;;
+esac
+grep -q 'queued=0 delivered=2 ' "$L/send-kill2.log" || kvl_fail "restart: $(tail -n 1 "$L/send-kill2.log")"
+kvl_log "sender killed: resumed at the unconfirmed one ($got)"
 
 kvl_pass "alertmanager, webhook (HMAC), e-mail, exec and snmptrapd receivers"
