@@ -14,6 +14,7 @@
 
 #include "kvl.h"
 #include "names.h"
+#include "notify_int.h"
 
 const char *const kvl_notify_types[] = {"alertmanager", "webhook", "email", "exec",
                                         "syslog",       "snmp",    NULL};
@@ -103,6 +104,17 @@ static bool plain_text(const char *s)
     return true;
 }
 
+/* True when s is one line of printable text (a header's value). */
+static bool plain_header(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int parse_url(kvl_cfg_node_t n, void *target)
 {
     kvl_notify_receiver_cfg_t *r = target;
@@ -136,6 +148,22 @@ static int parse_address(kvl_cfg_node_t n, void *target)
     free(r->address);
     r->address = strdup(s);
     return r->address ? 0 : kvl_cfg_error(n, "out of memory");
+}
+
+static int parse_template(kvl_cfg_node_t n, void *target)
+{
+    kvl_notify_receiver_cfg_t *r = target;
+    const char *s = kvl_cfg_scalar(n);
+    char why[256];
+    if (s == NULL || s[0] == '\0') {
+        return kvl_cfg_error(n, "expected the body's text with {{placeholders}}");
+    }
+    if (kvl_notify_template_check(s, why, sizeof(why)) != 0) {
+        return kvl_cfg_error(n, "%s", why);
+    }
+    free(r->template_);
+    r->template_ = strdup(s);
+    return r->template_ ? 0 : kvl_cfg_error(n, "out of memory");
 }
 
 #define OFF(field) offsetof(kvl_notify_receiver_cfg_t, field)
@@ -188,6 +216,10 @@ static const kvl_cfg_field_t webhook_fields[] = {
     {"url", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_url, KVL_CFG_REQUIRED, "where to POST"},
     {"ca", KVL_CFG_STR, OFF(ca), 0, 0, NULL, NULL, 0, "CA file for https"},
     {"secret", KVL_CFG_STR, OFF(secret), 0, 0, NULL, NULL, 0, "HMAC-SHA256 key"},
+    {"template", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_template, 0,
+     "the body, with {{placeholders}} (default: the notification's JSON)"},
+    {"content_type", KVL_CFG_STR, OFF(content_type), 0, 0, NULL, NULL, 0,
+     "Content-Type of the body (application/json)"},
     {NULL},
 };
 
@@ -238,6 +270,8 @@ static void receiver_free(kvl_notify_receiver_cfg_t *r)
     free(r->url);
     free(r->ca);
     free(r->secret);
+    free(r->template_);
+    free(r->content_type);
     free(r->user);
     free(r->password);
     free(r->from);
@@ -305,7 +339,12 @@ static int parse_receiver(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
                                  r->name);
         }
     }
+    if (r->content_type != NULL && !plain_header(r->content_type)) {
+        return kvl_cfg_error(item, "content_type '%s': one line of printable text",
+                             r->content_type);
+    }
     if ((r->ident == NULL && (r->ident = strdup("kaaval")) == NULL) ||
+        (r->content_type == NULL && (r->content_type = strdup("application/json")) == NULL) ||
         (r->community == NULL && (r->community = strdup("public")) == NULL)) {
         return kvl_cfg_error(item, "out of memory");
     }

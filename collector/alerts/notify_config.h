@@ -40,6 +40,8 @@ typedef struct kvl_notify_receiver_cfg {
     char *ca;           /* CA file for https and smtps (NULL: the system's) */
     int64_t resend_ms;  /* alertmanager: firing alerts posted again this often (1 min) */
     char *secret;       /* webhook: the HMAC-SHA256 key (NULL: no signature) */
+    char *template_;    /* webhook: the body's template (NULL: the notification's JSON) */
+    char *content_type; /* webhook: of the body (application/json) */
     int use_ssl;        /* email: KVL_RCV_SSL_* (STARTTLS) */
     char *user;         /* email */
     char *password;

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "alert.h"
+#include "buf.h"
 #include "notify.h"
 #include "notify_config.h"
 
@@ -127,6 +128,14 @@ const char *kvl_notify_label(const kvl_alert_t *a, const char *key);
 int kvl_notify_msg_parse(const char *text, size_t len, kvl_notify_msg_t *m, char *why,
                          size_t whylen);
 void kvl_notify_msg_clear(kvl_notify_msg_t *m);
+
+/* The webhook's body template (notify_template.c): 0 when every {{name}} in t is known,
+ * else KVL_EINVAL with a sentence in why. */
+int kvl_notify_template_check(const char *t, char *why, size_t whylen);
+/* Appends t with its placeholders filled from m to out. 0, or KVL_EINVAL for a template
+ * kvl_notify_template_check would refuse. */
+int kvl_notify_template_render(const char *t, const char *receiver, const kvl_notify_msg_t *m,
+                               kvl_buf_t *out);
 
 /* The e-mail subject of m (notify_smtp.c): at most 78 bytes, no control characters. */
 size_t kvl_notify_smtp_subject(const kvl_notify_msg_t *m, char *out, size_t outlen);

@@ -1,7 +1,8 @@
 /*
  * notify_webhook.c — the webhook receiver: POST <url> with the notification as JSON
  * ({"receiver", "group_key", "status", "repeat", "escalated", "queued", "alerts": [...]},
- * each alert as kvl_alert_to_json) and, when the receiver has a `secret`, the header
+ * each alert as kvl_alert_to_json), or with the receiver's `template` filled in
+ * (notify_template.c) and its `content_type`; when the receiver has a `secret`, the header
  *   X-Kaaval-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed by secret>
  * plus X-Kaaval-Timestamp: <Unix seconds of this attempt>. Success: a 2xx status.
  */
@@ -21,10 +22,22 @@ static void on_sent(kvl_notify_rcv_t *r, int result, const char *why)
 
 static int webhook_send(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, char *why, size_t whylen)
 {
-    char *body = json_dumps(m->json, JSON_COMPACT);
+    char *body = NULL;
+    if (r->cfg->template_ != NULL) {
+        kvl_buf_t b = {0};
+        if (kvl_notify_template_render(r->cfg->template_, r->cfg->name, m, &b) == 0 &&
+            kvl_buf_append(&b, "", 1) == 0) {
+            body = (char *)b.data; /* the buffer's bytes, now ours */
+        } else {
+            kvl_buf_free(&b);
+        }
+    } else {
+        body = json_dumps(m->json, JSON_COMPACT);
+    }
     CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char line[128];
+    char line[512];
+    snprintf(line, sizeof(line), "Content-Type: %s", r->cfg->content_type);
+    struct curl_slist *h = curl_slist_append(NULL, line);
     snprintf(line, sizeof(line), "X-Kaaval-Timestamp: %lld", (long long)time(NULL));
     struct curl_slist *h2 = h ? curl_slist_append(h, line) : NULL;
     h = h2 ? h2 : h;

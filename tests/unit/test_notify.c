@@ -1,11 +1,12 @@
 /*
  * test_notify.c — the notifiers' outbox (collector/alerts/notify.h) against a small HTTP
- * receiver run on the test's own loop (a libuv TCP stub answering 200 or 503): delivery in
- * order with the webhook's HMAC signature, retry after failures with the same order, a
- * notification refused for good (HTTP 400) dropped without holding back the next, the
- * bound dropping the oldest (counted), a restart resending only what was not confirmed (and
- * surviving a torn tail), the exec receiver's environment, stdin, failure and timeout, the
- * e-mail subject's bound, and the `receivers:` configuration's errors.
+ * receiver run on the test's own loop (a libuv TCP stub answering 200, 503 or 400):
+ * delivery in order with the webhook's HMAC signature (and with a body template), retry
+ * after failures in the same order, a notification refused for good (HTTP 400) dropped
+ * without holding back the next, the bound dropping the oldest (counted), a restart
+ * resending only what was not confirmed (and surviving a torn tail), the exec receiver's
+ * environment, stdin, failure and timeout, Alertmanager's resend, the e-mail subject's
+ * bound, and the `receivers:` configuration's errors.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -412,6 +413,48 @@ static void test_retry_keeps_order(void **state)
     uv_loop_close(&loop);
 }
 
+/* A webhook with a template: placeholders filled, values JSON-escaped, the signature over
+ * the body sent. */
+static void test_webhook_template(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    stub_t s = {0};
+    stub_listen(&loop, &s, 0);
+    char *dir = tmp_dir();
+    kvl_notify_cfg_t *c = webhook_cfg(
+        s.port, "    template: '{\"text\": \"[{{status}}] {{alerts}}\", \"n\": {{count}},"
+                " \"sev\": \"{{severity}}\", \"raw\": {{json}}}'\n"
+                "    content_type: application/json; charset=utf-8\n");
+    kvl_notify_t *n = open_notify(&loop, c, dir);
+    enqueue(n, "hook", 3, "rtr3 says \"down\"\nat once");
+    want_t w = {&s, 1};
+    assert_true(run_until(&loop, stub_has, &w, 10000));
+    json_error_t je;
+    json_t *o = json_loads(s.bodies[0], 0, &je);
+    if (o == NULL) {
+        fprintf(stderr, "not JSON (%s): %s\n", je.text, s.bodies[0]);
+    }
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "text")),
+                        "[firing] FIRING device_down DHQ-Kollam rtr3: rtr3 says \"down\"\nat once");
+    assert_int_equal(json_integer_value(json_object_get(o, "n")), 1);
+    assert_string_equal(json_string_value(json_object_get(o, "sev")), "critical");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "raw"), "group_key")),
+                        "g3");
+    json_decref(o);
+    char hex[2 * KVL_HMAC_SHA256_LEN + 1], want[80];
+    kvl_hmac_sha256_hex("k3y", 3, s.bodies[0], strlen(s.bodies[0]), hex);
+    snprintf(want, sizeof(want), "sha256=%s", hex);
+    assert_string_equal(s.sigs[0], want);
+    close_all(&loop, n, &s);
+    kvl_notify_cfg_free(c);
+    rm_rf(dir);
+    free(dir);
+    uv_loop_close(&loop);
+}
+
 /* A receiver that refuses a notification for good (HTTP 400) does not hold back the next:
  * the refused one is dropped and counted, not retried. */
 static void test_refused_for_good(void **state)
@@ -800,6 +843,9 @@ static void test_config(void **state)
     config_fails("receivers:\n  - {name: a, type: email, url: 'http://h', from: a, to: b}\n",
                  "smtp://");
     config_fails("receivers:\n  - {name: a, type: snmp, address: nowhere}\n", "host:port");
+    config_fails("receivers:\n  - {name: a, type: webhook, url: 'http://h',\n"
+                 "     template: '{\"t\": \"{{status}} {{nope}}\"}'}\n",
+                 "c.yaml:3:16: unknown placeholder {{nope}}");
     config_fails("receivers:\n  - {name: a, type: webhook, url: \"http://h/x\\r\\nX: y\"}\n",
                  "no spaces or control characters");
     config_fails("receivers:\n  - {name: a, type: email, url: 'smtp://h', from: a@b,\n"
@@ -817,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_order_and_signature),
         cmocka_unit_test(test_retry_keeps_order),
+        cmocka_unit_test(test_webhook_template),
         cmocka_unit_test(test_refused_for_good),
         cmocka_unit_test(test_bound_drops_oldest),
         cmocka_unit_test(test_restart_resends_only_unconfirmed),
