@@ -28,10 +28,18 @@ typedef struct upload {
     struct curl_slist *rcpt; /* the recipients of the transfer under way */
 } upload_t;
 
-/* Appends s with every control character (CR, LF, ...) made a space: no header injection. */
+/* Appends s (at most max bytes, never half a UTF-8 character) with every control character
+ * (CR, LF, ...) made a space: no header injection. */
 static void put_clean(kvl_buf_t *b, const char *s, size_t max)
 {
-    for (size_t i = 0; s && s[i] && i < max; i++) {
+    size_t n = s ? strlen(s) : 0;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+            n--;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
         char c = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
         kvl_buf_append(b, &c, 1);
     }

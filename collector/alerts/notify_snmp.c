@@ -151,7 +151,13 @@ static void varbind_str(kvl_buf_t *list, uint32_t obj, const char *s)
     kvl_buf_t vb = {0};
     put_oid(&vb, name, ALERT_OBJ_LEN);
     size_t len = s ? strlen(s) : 0;
-    put_tlv(&vb, 0x04, s ? s : "", len > 255 ? 255 : len); /* DisplayString (SIZE (0..255)) */
+    if (len > 255) { /* DisplayString (SIZE (0..255)), cut between UTF-8 characters */
+        len = 255;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80) {
+            len--;
+        }
+    }
+    put_tlv(&vb, 0x04, s ? s : "", len);
     wrap(&vb, 0x30);
     kvl_buf_append(list, vb.data, vb.len);
     kvl_buf_free(&vb);

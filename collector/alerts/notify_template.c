@@ -165,16 +165,21 @@ static void put_field(kvl_buf_t *b, int which, const char *receiver, const kvl_n
         put_escaped(b, t);
         return;
     case 19:
-        for (size_t i = 0; i < m->n_alerts; i++) {
+        for (size_t i = 0; i < m->n_alerts; i++) { /* piece by piece: nothing cut */
             const kvl_alert_t *x = m->alerts[i];
-            char line[1024];
-            const char *site = kvl_alert_label(x, "site"), *dev = kvl_alert_label(x, "device");
-            const char *ifn = kvl_alert_label(x, "interface");
-            snprintf(line, sizeof(line), "%s%s %s%s%s%s%s%s%s: %s", i ? "\n" : "",
-                     x->status == KVL_ALERT_RESOLVED ? "RESOLVED" : "FIRING",
-                     x->rule ? x->rule : "", site ? " " : "", site ? site : "", dev ? " " : "",
-                     dev ? dev : "", ifn ? " " : "", ifn ? ifn : "", x->summary ? x->summary : "");
-            put_escaped(b, line);
+            const char *parts[] = {kvl_alert_label(x, "site"), kvl_alert_label(x, "device"),
+                                   kvl_alert_label(x, "interface")};
+            put_escaped(b, i ? "\n" : "");
+            put_escaped(b, x->status == KVL_ALERT_RESOLVED ? "RESOLVED " : "FIRING ");
+            put_escaped(b, x->rule);
+            for (size_t k = 0; k < KVL_ARRAY_SIZE(parts); k++) {
+                if (parts[k] != NULL) {
+                    put_escaped(b, " ");
+                    put_escaped(b, parts[k]);
+                }
+            }
+            put_escaped(b, ": ");
+            put_escaped(b, x->summary);
         }
         return;
     default: {

@@ -4,8 +4,9 @@
  * alerts through kvl_alert_from_json) and as a `receivers:` document (kvl_notify_cfg_parse).
  *
  * Beyond "no crash, no leak, no sanitizer report": a record that parses gives an e-mail
- * subject of at most 78 bytes without a control character (no header injection whatever
- * the labels hold) and parses again, alike, from its own JSON; a configuration error names
+ * subject of at most 78 bytes of UTF-8 without a control character (no header injection whatever
+ * the labels hold), fills a JSON webhook template into valid JSON (the placeholders'
+ * escaping), and parses again, alike, from its own JSON; a configuration error names
  * "f.yaml:line:column: ..."; a configuration that parses has unique, file-safe names, a
  * known type, and the keys its type requires. A broken rule calls abort().
  */
@@ -36,6 +37,20 @@ static void check_record(const char *text, size_t len)
     for (const char *p = subject; *p; p++) {
         CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);
     }
+    json_t *valid = json_string(subject); /* NULL when not UTF-8: a character cut in half */
+    CHECK(valid != NULL);
+    json_decref(valid);
+    /* the webhook's template: escaped values keep a JSON template JSON */
+    kvl_buf_t body = {0};
+    CHECK(kvl_notify_template_render("{\"t\": \"{{alerts}} {{summary}} {{site}} {{value}}\", "
+                                     "\"raw\": {{json}}}",
+                                     "r", &m, &body) == 0);
+    CHECK(kvl_buf_append(&body, "", 1) == 0);
+    json_error_t je;
+    json_t *rendered = json_loads((const char *)body.data, 0, &je);
+    CHECK(rendered != NULL);
+    json_decref(rendered);
+    kvl_buf_free(&body);
     char *again = json_dumps(m.json, JSON_COMPACT);
     if (again != NULL) {
         kvl_notify_msg_t m2;
