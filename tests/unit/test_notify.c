@@ -4,7 +4,8 @@
  * delivery in order with the webhook's HMAC signature (and with a body template), retry
  * after failures in the same order, a notification refused for good (HTTP 400) dropped
  * without holding back the next, the bound dropping the oldest (counted), a restart
- * resending only what was not confirmed (and surviving a torn tail), the exec receiver's
+ * resending only what was not confirmed (and surviving a torn tail), segments rolled over,
+ * read back in order and deleted once delivered, the exec receiver's
  * environment, stdin, failure and timeout, Alertmanager's resend, the e-mail subject's
  * bound, and the `receivers:` configuration's errors.
  */
@@ -641,6 +642,59 @@ static bool exec_done(void *ctx)
     return file_exists(&fw) && twice && st.failed_attempts >= 3;
 }
 
+static int count_segments(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/hook", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += strstr(e->d_name, ".nob") != NULL;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Segments roll over at their size (max_bytes / 8, at least 64 KiB), a restart reads them
+ * all in order, and the ones wholly delivered are deleted. */
+static void test_segments(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int port = free_port(&loop);
+    char *dir = tmp_dir();
+    kvl_notify_cfg_t *c = webhook_cfg(port, "    max_bytes: 524288\n");
+    kvl_notify_t *n = open_notify(&loop, c, dir);
+    char pad[1001];
+    memset(pad, 'y', 1000);
+    pad[1000] = '\0';
+    for (int i = 1; i <= 150; i++) { /* ~1.4 KB each: three segments of 64 KiB and more */
+        enqueue(n, "hook", i, pad);
+    }
+    assert_true(count_segments(dir) >= 3);
+    close_all(&loop, n, NULL);
+    stub_t s = {0};
+    stub_listen(&loop, &s, port);
+    n = open_notify(&loop, c, dir);
+    kvl_notify_stats_t st;
+    kvl_notify_stats(n, &st);
+    assert_int_equal(st.waiting, 150);
+    want_t w = {&s, 150};
+    assert_true(run_until(&loop, stub_has, &w, 60000));
+    for (int i = 0; i < 150; i++) {
+        assert_int_equal(body_index(s.bodies[i]), i + 1);
+    }
+    assert_int_equal(count_segments(dir), 1); /* the last stays, to append to */
+    close_all(&loop, n, &s);
+    kvl_notify_cfg_free(c);
+    rm_rf(dir);
+    free(dir);
+    uv_loop_close(&loop);
+}
+
 static void test_exec(void **state)
 {
     (void)state;
@@ -867,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_refused_for_good),
         cmocka_unit_test(test_bound_drops_oldest),
         cmocka_unit_test(test_restart_resends_only_unconfirmed),
+        cmocka_unit_test(test_segments),
         cmocka_unit_test(test_exec),
         cmocka_unit_test(test_alertmanager_resend),
     };
