@@ -2,9 +2,9 @@
  * notify_exec.c — the exec receiver: runs `command` (uv_spawn, no shell) with the
  * notification's JSON on its standard input and the alert in environment variables:
  *   KAAVAL_RECEIVER, KAAVAL_GROUP_KEY, KAAVAL_STATUS (firing|resolved), KAAVAL_ALERTS (how
- *   many), and of the first alert: KAAVAL_RULE, KAAVAL_SEVERITY, KAAVAL_SITE,
- *   KAAVAL_DEVICE, KAAVAL_INTERFACE, KAAVAL_TARGET, KAAVAL_SUMMARY, KAAVAL_DESCRIPTION,
- *   KAAVAL_VALUE, KAAVAL_THRESHOLD, KAAVAL_STARTS_AT, KAAVAL_ENDS_AT, KAAVAL_URL,
+ *   many), KAAVAL_REPEAT and KAAVAL_ESCALATED (true|false), and of the first alert: KAAVAL_RULE,
+ * KAAVAL_SEVERITY, KAAVAL_SITE, KAAVAL_DEVICE, KAAVAL_INTERFACE, KAAVAL_TARGET, KAAVAL_SUMMARY,
+ * KAAVAL_DESCRIPTION, KAAVAL_VALUE, KAAVAL_THRESHOLD, KAAVAL_STARTS_AT, KAAVAL_ENDS_AT, KAAVAL_URL,
  *   KAAVAL_FINGERPRINT (empty when not known); PATH=/usr/local/bin:/usr/bin:/bin.
  * Its standard output is discarded, its standard error goes to the collector's. It is
  * killed (SIGKILL) after `timeout`. Success: exit status 0.
@@ -18,7 +18,7 @@
 #include "notify_int.h"
 #include "rules.h"
 
-#define N_ENV 20
+#define N_ENV 24
 
 typedef struct run {
     uv_process_t proc;
@@ -146,6 +146,10 @@ static int build_env(kvl_notify_rcv_t *r, const kvl_notify_msg_t *m, run_t *x)
     rc |= add_env(x, &k, "KAAVAL_GROUP_KEY", m->group_key);
     rc |= add_env(x, &k, "KAAVAL_STATUS", m->status);
     rc |= add_env(x, &k, "KAAVAL_ALERTS", n_alerts);
+    rc |= add_env(x, &k, "KAAVAL_REPEAT",
+                  json_is_true(json_object_get(m->json, "repeat")) ? "true" : "false");
+    rc |= add_env(x, &k, "KAAVAL_ESCALATED",
+                  json_is_true(json_object_get(m->json, "escalated")) ? "true" : "false");
     rc |= add_env(x, &k, "KAAVAL_RULE", a->rule);
     rc |= add_env(x, &k, "KAAVAL_SEVERITY", kvl_rules_severity_name(a->severity));
     rc |= add_env(x, &k, "KAAVAL_SITE", kvl_notify_label(a, "site"));

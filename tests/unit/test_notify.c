@@ -738,6 +738,8 @@ static void test_exec(void **state)
     assert_non_null(strstr(env, "KAAVAL_DEVICE=rtr7\n"));
     assert_non_null(strstr(env, "KAAVAL_INTERFACE=\n"));
     assert_non_null(strstr(env, "KAAVAL_GROUP_KEY=g7\n"));
+    assert_non_null(strstr(env, "KAAVAL_REPEAT=false\n"));
+    assert_non_null(strstr(env, "KAAVAL_ESCALATED=false\n"));
     assert_non_null(strstr(in, "\"group_key\":\"g7\""));
     assert_non_null(strstr(in, "\"device\":\"rtr7\""));
     assert_true(strlen(count) >= 4); /* "x\nx\n": at least two attempts */
