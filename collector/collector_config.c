@@ -200,6 +200,8 @@ static const kvl_cfg_field_t fields[] = {
      "alert changes in data older than this are history, not pages (2m)"},
     {"web_url", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_web_url, 0,
      "base of the graph links alerts carry (http://127.0.0.1:8080)"},
+    {"receivers", KVL_CFG_CUSTOM, OFF(receivers), 0, 0, NULL, kvl_notify_cfg_parse, 0,
+     "where alerts are delivered (notify_config.h)"},
     {NULL},
 };
 
@@ -218,6 +220,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     kvl_tls_cfg_free(&c->tls);
     kvl_alerts_cfg_free(c->alerts);
     kvl_http_cfg_free(c->http);
+    kvl_notify_cfg_free(c->receivers);
     free(c);
 }
 

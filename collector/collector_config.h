@@ -13,6 +13,7 @@
 
 #include "alerts_config.h"
 #include "http_config.h"
+#include "notify_config.h"
 #include "store.h"
 #include "tls_config.h"
 
@@ -44,11 +45,12 @@ typedef struct kvl_collector_cfg {
     int64_t agent_state_ttl_ms;         /* definitions of an agent gone are released after this */
     int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
     int64_t max_sample_age_ms;          /* samples older than this are refused */
-    kvl_alerts_cfg_t *alerts; /* `alerts:` (alerts_config.h); NULL: absent, the defaults */
-    kvl_http_cfg_t *http;               /* `http:` (web/http_config.h); never NULL */
-    char *rules;           /* alert rules file or folder; NULL: the built-in rules alone */
-    int64_t late_after_ms; /* alert changes in data older than this are late (history) */
-    char *web_url;         /* base of the graph URLs alerts carry */
+    kvl_alerts_cfg_t *alerts;    /* `alerts:` (alerts_config.h); NULL: absent, the defaults */
+    kvl_http_cfg_t *http;        /* `http:` (web/http_config.h); never NULL */
+    char *rules;                 /* alert rules file or folder; NULL: the built-in rules alone */
+    int64_t late_after_ms;       /* alert changes in data older than this are late (history) */
+    char *web_url;               /* base of the graph URLs alerts carry */
+    kvl_notify_cfg_t *receivers; /* `receivers:` (notify_config.h), NULL when none */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -14,7 +14,8 @@
  * bound (max_bytes per receiver) the oldest notifications are dropped, counted and
  * logged.
  *
- * Threads: everything on the loop's thread.
+ * Threads: everything on the loop's thread. The process must ignore SIGPIPE (the collector
+ * does): an exec receiver's program may exit without reading the input written to it.
  */
 #ifndef KVL_NOTIFY_H
 #define KVL_NOTIFY_H
@@ -40,8 +41,9 @@ typedef struct kvl_notification {
     bool escalated;  /* not acknowledged in time: to the next receiver */
 } kvl_notification_t;
 
-/* Opens the outbox under state_dir (created if missing) and resumes what it holds.
- * Returns 0, or a negative KVL_E* with a sentence in err. */
+/* Opens the outbox under state_dir (created if missing) and resumes what it holds; cfg
+ * (NULL: no receivers) must outlive n. Returns 0, or a negative KVL_E* with a sentence in
+ * err (a receiver that cannot be set up, e.g. an snmp address that does not resolve). */
 int kvl_notify_new(uv_loop_t *loop, const kvl_notify_cfg_t *cfg, const char *state_dir,
                    kvl_notify_t **out, char *err, size_t errlen);
 

@@ -1,0 +1,79 @@
+/*
+ * notify_config.h — the `receivers:` section of collector.yaml: a list of receivers, each
+ * {name, type, ...} with the keys of its type (docs/configuration.md, "receivers:"). The
+ * alert book's routes name receivers; notify.c delivers to them.
+ *
+ *   receivers:
+ *     - name: noc-am
+ *       type: alertmanager        # alertmanager, webhook, email, exec, syslog, snmp
+ *       url: http://127.0.0.1:9093
+ *
+ * Names are unique and file-safe (the outbox keeps a folder per receiver). Errors name
+ * file:line:column.
+ */
+#ifndef KVL_NOTIFY_CONFIG_H
+#define KVL_NOTIFY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+typedef enum {
+    KVL_RCV_ALERTMANAGER,
+    KVL_RCV_WEBHOOK,
+    KVL_RCV_EMAIL,
+    KVL_RCV_EXEC,
+    KVL_RCV_SYSLOG,
+    KVL_RCV_SNMP,
+} kvl_notify_type_t;
+
+enum { KVL_RCV_SSL_NONE, KVL_RCV_SSL_TRY, KVL_RCV_SSL_ALL }; /* email's use_ssl */
+
+typedef struct kvl_notify_receiver_cfg {
+    char *name;
+    int type;           /* kvl_notify_type_t */
+    int64_t max_bytes;  /* the outbox's bound for this receiver (64 MiB) */
+    int64_t timeout_ms; /* one delivery attempt (10 s) */
+    char *url;          /* alertmanager (base URL), webhook, email (smtp:// or smtps://) */
+    char *ca;           /* CA file for https and smtps (NULL: the system's) */
+    int64_t resend_ms;  /* alertmanager: firing alerts posted again this often (1 min) */
+    char *secret;       /* webhook: the HMAC-SHA256 key (NULL: no signature) */
+    char *template_;    /* webhook: the body's template (NULL: the notification's JSON) */
+    char *content_type; /* webhook: of the body (application/json) */
+    int use_ssl;        /* email: KVL_RCV_SSL_* (STARTTLS) */
+    char *user;         /* email */
+    char *password;
+    char *from;
+    char **to; /* email: recipients; NULL-terminated */
+    size_t n_to;
+    char **command; /* exec: program and arguments, NULL-terminated */
+    size_t n_command;
+    int facility;    /* syslog: index into kvl_notify_facilities */
+    char *ident;     /* syslog (kaaval) */
+    char *address;   /* snmp: host:port of the manager */
+    char *community; /* snmp: v2c community (public) */
+    bool inform;     /* snmp: InformRequest, confirmed by the manager, instead of a trap */
+} kvl_notify_receiver_cfg_t;
+
+struct kvl_notify_cfg {
+    kvl_notify_receiver_cfg_t *receivers;
+    size_t n;
+};
+typedef struct kvl_notify_cfg kvl_notify_cfg_t;
+
+/* The facilities' names, in the order of .facility (user, daemon, local0..local7). */
+extern const char *const kvl_notify_facilities[];
+/* The types' names, in the order of kvl_notify_type_t. */
+extern const char *const kvl_notify_types[];
+
+/* A KVL_CFG_CUSTOM parser for `receivers:`; target is a kvl_notify_cfg_t ** (replaced). */
+int kvl_notify_cfg_parse(kvl_cfg_node_t n, void *target);
+/* Parses a whole document whose top level has `receivers:` (tests and the send tool). */
+kvl_notify_cfg_t *kvl_notify_cfg_load(const char *path, char *err, size_t errlen);
+kvl_notify_cfg_t *kvl_notify_cfg_parse_text(const char *name, const char *text, char *err,
+                                            size_t errlen);
+void kvl_notify_cfg_free(kvl_notify_cfg_t *c);
+
+#endif

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""notify_webhook_rx.py PORT SECRET OUT [DELAY]: a webhook receiver for
+test_notify_receivers.sh.
+
+Listens on 127.0.0.1:PORT; for every POST checks X-Kaaval-Signature (sha256=<hex
+HMAC-SHA256 of the body keyed by SECRET>) and X-Kaaval-Timestamp, appends one line to OUT:
+  ok <group_key> <status> <first alert's device>     (answered 200)
+  badsig <what was wrong>                            (answered 401)
+The line is written when the request has been read; the answer follows DELAY seconds later
+(default 0), so a test can kill the sender while an answer is outstanding.
+"""
+import hashlib
+import hmac
+import http.server
+import json
+import sys
+import time
+
+port, secret, out = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        sig = self.headers.get("X-Kaaval-Signature", "")
+        want = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        ts = self.headers.get("X-Kaaval-Timestamp", "")
+        if not hmac.compare_digest(sig, want) or not ts.isdigit():
+            line, code = f"badsig got={sig!r} ts={ts!r}", 401
+        else:
+            n = json.loads(body)
+            dev = n["alerts"][0]["labels"].get("device", "-")
+            line, code = f"ok {n['group_key']} {n['status']} {dev}", 200
+        with open(out, "a") as f:
+            f.write(line + "\n")
+        time.sleep(delay)
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
