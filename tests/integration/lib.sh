@@ -150,7 +150,7 @@ kvl_untrack() {
 kvl_is_ours() {
     local cmd
     kill -0 "$1" 2>/dev/null || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
     case "$cmd" in *"$2"*) return 0 ;; *) return 1 ;; esac
 }
 

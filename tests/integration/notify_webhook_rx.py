@@ -4,7 +4,8 @@ test_notify_receivers.sh.
 
 Listens on 127.0.0.1:PORT; for every POST checks X-Kaaval-Signature (sha256=<hex
 HMAC-SHA256 of the body keyed by SECRET>) and X-Kaaval-Timestamp, appends one line to OUT:
-  ok <group_key> <status> <first alert's device>     (answered 200)
+  ok <group_key> <status> <first alert's device> <rule/status/interface/starts_at>...
+                                                     (answered 200)
   badsig <what was wrong>                            (answered 401)
 The line is written when the request has been read; the answer follows DELAY seconds later
 (default 0), so a test can kill the sender while an answer is outstanding.
@@ -30,8 +31,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             line, code = f"badsig got={sig!r} ts={ts!r}", 401
         else:
             n = json.loads(body)
-            dev = n["alerts"][0]["labels"].get("device", "-")
-            line, code = f"ok {n['group_key']} {n['status']} {dev}", 200
+            first = n["alerts"][0]
+            dev = first["labels"].get("device", "-")
+            # then, per alert: rule/status/interface/start, for tests of the whole pipeline
+            rest = " ".join("%s/%s/%s/%s" % (a.get("rule", "-"), a.get("status", "-"),
+                                             a["labels"].get("interface", "-"),
+                                             a.get("starts_at", "-")) for a in n["alerts"])
+            line, code = f"ok {n['group_key']} {n['status']} {dev} {rest}", 200
         with open(out, "a") as f:
             f.write(line + "\n")
         time.sleep(delay)
