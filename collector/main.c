@@ -19,14 +19,18 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "book.h"
 #include "collector_config.h"
+#include "engine.h"
 #include "http.h"
 #include "http_auth.h"
 #include "ingest.h"
 #include "log.h"
+#include "notify.h"
 #include "rules.h"
 #include "sink.h"
 #include "store.h"
+#include "timeutil.h"
 
 typedef struct app {
     uv_loop_t *loop;
@@ -35,6 +39,12 @@ typedef struct app {
     kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
     kvl_http_t *http; /* NULL without an `http:` section */
+    /* alerts: the engine (a sink) reports changes to the book, which tells the notifiers */
+    kvl_rules_t *rules;
+    kvl_notify_t *notify;
+    kvl_book_t *book;
+    kvl_engine_t *engine;
+    uv_timer_t journal_timer; /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
 
@@ -61,8 +71,99 @@ static void on_signal(uv_signal_t *s, int signum)
     a->http = NULL;
     kvl_ingest_free(a->ingest);
     a->ingest = NULL;
+    uv_close((uv_handle_t *)&a->journal_timer, NULL);
+    kvl_engine_free(a->engine);
+    a->engine = NULL;
+    kvl_book_free(a->book);
+    a->book = NULL;
+    kvl_notify_free(a->notify);
+    a->notify = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
+}
+
+/* Whether the `receivers:` list names a receiver (ctx: the kvl_notify_cfg_t, may be NULL). */
+static bool has_receiver(const void *ctx, const char *name)
+{
+    const kvl_notify_cfg_t *n = ctx;
+    for (size_t i = 0; n != NULL && i < n->n; i++) {
+        if (strcmp(n->receivers[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void restore_alert(void *ctx, const kvl_alert_t *alert)
+{
+    if (alert->status == KVL_ALERT_FIRING) {
+        kvl_engine_restore(ctx, alert);
+    }
+}
+
+/* Every 10 s: the journal's fill, a figure of the collector's own that a rule watches. */
+static void on_journal_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    if (a->ingest == NULL || a->engine == NULL) {
+        return;
+    }
+    kvl_ingest_stats_t st;
+    kvl_ingest_stats(a->ingest, &st);
+    double pct = 100.0 * (double)st.journal_bytes / (double)a->cfg->journal_max_bytes;
+    kvl_engine_collector_value(a->engine, a->cfg->id, "journal_used_pct", pct, kvl_now_ms());
+}
+
+/* The alerts: rules, notifiers, the book (which restores what fired before a restart) and
+ * the engine, registered as a sink after the store. Returns 0, or 1 with the reason
+ * logged (what was made is freed by the caller's stop path). */
+static int start_alerts(app_t *a, char *err, size_t errlen)
+{
+    char path[4096];
+    if (kvl_rules_load(a->cfg->rules, &a->rules, err, errlen) != 0) {
+        KVL_LOG_ERROR("alerts", a->cfg->id, "%s", err);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/notify", a->cfg->data_dir);
+    if (kvl_notify_new(a->loop, a->cfg->receivers, path, &a->notify, err, errlen) != 0) {
+        KVL_LOG_ERROR("notify", a->cfg->id, "%s", err);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/alerts", a->cfg->data_dir);
+    kvl_book_opts_t bo = {.loop = a->loop, .cfg = a->cfg->alerts, .notify = a->notify, .dir = path};
+    if (kvl_book_new(&bo, &a->book, err, errlen) != 0) {
+        KVL_LOG_ERROR("alerts", a->cfg->id, "%s", err);
+        return 1;
+    }
+    kvl_engine_cfg_t ec = {
+        .rules = a->rules, .late_after_ms = a->cfg->late_after_ms, .web_url = a->cfg->web_url};
+    if (kvl_engine_new(a->loop, &ec, kvl_book_alert_cb, a->book, &a->engine, err, errlen) != 0) {
+        KVL_LOG_ERROR("alerts", a->cfg->id, "%s", err);
+        return 1;
+    }
+    kvl_book_each_active(a->book, restore_alert, a->engine);
+    kvl_sinks_register(&a->sinks, &kvl_engine_sink, a->engine);
+    uv_timer_init(a->loop, &a->journal_timer);
+    a->journal_timer.data = a;
+    uv_timer_start(&a->journal_timer, on_journal_timer, 10000, 10000);
+    uv_unref((uv_handle_t *)&a->journal_timer);
+    KVL_LOG_INFO("alerts", a->cfg->id, "%zu alert rules, %zu receivers", a->rules->n,
+                 a->cfg->receivers != NULL ? a->cfg->receivers->n : 0);
+    return 0;
+}
+
+/* Frees what start_alerts made, when the collector could not start (the loop is run after). */
+static void stop_alerts(app_t *a)
+{
+    if (a->journal_timer.data != NULL) { /* initialised */
+        uv_close((uv_handle_t *)&a->journal_timer, NULL);
+    }
+    kvl_engine_free(a->engine);
+    a->engine = NULL;
+    kvl_book_free(a->book);
+    a->book = NULL;
+    kvl_notify_free(a->notify);
+    a->notify = NULL;
 }
 
 /* Reads a password: from a terminal with a prompt, without echo, twice; else one line of
@@ -198,6 +299,14 @@ int main(int argc, char **argv)
             kvl_collector_cfg_free(a.cfg);
             return 2;
         }
+        if (a.cfg->alerts != NULL &&
+            kvl_alerts_cfg_check_receivers(a.cfg->alerts, has_receiver, a.cfg->receivers, rerr,
+                                           sizeof(rerr)) != 0) {
+            fprintf(stderr, "kaaval-collector: %s\n", rerr);
+            kvl_rules_free(rules);
+            kvl_collector_cfg_free(a.cfg);
+            return 2;
+        }
         printf("%s: configuration is valid (%zu alert rules)\n", path, rules->n);
         kvl_rules_free(rules);
         kvl_collector_cfg_free(a.cfg);
@@ -222,10 +331,16 @@ int main(int argc, char **argv)
         return 1;
     }
     kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
-    if (kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
+    int src = start_alerts(&a, err, sizeof(err));
+    if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
+        src = 1;
+    }
+    if (src != 0) {
+        stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_store_free(a.store);
+        kvl_rules_free(a.rules);
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }
@@ -233,7 +348,9 @@ int main(int argc, char **argv)
     int hrc = 0;
     if (a.cfg->http->enabled) {
         hrc = kvl_http_new(a.loop, a.cfg->http, &a.http, err, sizeof(err));
-        /* (routes of other rooms: kvl_http_route(a.http, ...) here, before the start) */
+        if (hrc == 0) {
+            hrc = kvl_book_api_register(a.book, a.http);
+        }
         if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));
         }
@@ -242,8 +359,10 @@ int main(int argc, char **argv)
         KVL_LOG_ERROR("http", a.cfg->id, "%s", err);
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);
+        stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_store_free(a.store);
+        kvl_rules_free(a.rules);
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }
@@ -258,6 +377,7 @@ int main(int argc, char **argv)
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     kvl_store_free(a.store);
+    kvl_rules_free(a.rules);
     kvl_collector_cfg_free(a.cfg);
     return 0;
 }
