@@ -245,6 +245,7 @@ fi
 # ----------------------------------------------------------------- collector and agents -----
 
 COL_PORT=$(free_port tcp 5140)
+CLOSED_PORT=$(free_port tcp 5149) # a port nobody listens on: a "portal" that is down
 DATA=$RUN/archives
 SITES=(demo demo)
 AGENT_IDS=(demo-agent-1 demo-agent-2)
@@ -262,8 +263,23 @@ for id in "${AGENT_IDS[@]}"; do
 done
 say "TLS certificates in $TLS (made by packaging/kaaval-certs.sh)"
 
+# Pages go to a small script that appends each notification to demo-run/alerts.log (an
+# `exec` receiver: a real site names Alertmanager, a webhook, e-mail or its NMS here).
+HTTP_PORT=8080
+python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 8080))' 2>/dev/null ||
+    die "127.0.0.1:8080 is taken: the demo serves its web API there; stop what uses it"
+cat >"$RUN/etc/page.sh" <<'EOF'
+#!/bin/sh
+# demo pager: one line per notification (the notification's JSON on stdin is not used here)
+cat >/dev/null
+printf '%s %s %s %s %s\n' "$(date +%H:%M:%S)" "$KAAVAL_STATUS" "$KAAVAL_RULE" \
+    "${KAAVAL_DEVICE:-$KAAVAL_SITE}" "$KAAVAL_SUMMARY" >>"$(dirname "$0")/../alerts.log"
+EOF
+chmod 755 "$RUN/etc/page.sh"
+touch "$RUN/alerts.log"
 cat >"$RUN/etc/collector.yaml" <<EOF
-# kaaval demo collector: the default archives (no 'archives:' here).
+# kaaval demo collector: the default archives (no 'archives:' here) and the built-in alert
+# rules (no 'rules:' here).
 id: demo-collector
 listen: 127.0.0.1:$COL_PORT
 data_dir: $DATA
@@ -272,7 +288,16 @@ tls:
   ca: $TLS/ca.crt
   cert: $TLS/collector.crt
   key: $TLS/collector.key
+receivers:
+  - {name: pager, type: exec, command: [$RUN/etc/page.sh]}
+alerts:
+  receiver: pager
+http:                         # the API (kaavalctl) and, later, the board
+  listen: 127.0.0.1:$HTTP_PORT
+  tls: false                  # plain HTTP is allowed on 127.0.0.1 only
 EOF
+TOKEN=$("$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-token demo --role operator \
+    2>>"$RUN/log/collector.log") || die "kaaval-collector --add-token failed: $(tail -n 3 "$RUN/log/collector.log")"
 # setsid: a Ctrl-C reaches only this script, which then stops the daemons in order.
 setsid "$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" 2>>"$RUN/log/collector.log" &
 COL=$!
@@ -301,8 +326,14 @@ tls:
   ca: $TLS/ca.crt
   cert: $TLS/${AGENT_IDS[$k]}.crt
   key: $TLS/${AGENT_IDS[$k]}.key
+traps:                        # SNMP traps from the configured devices (162 needs root)
+  listen: 127.0.0.1:$((16200 + k))
 probes:
   reflector: {port: $((18620 + k))}   # STAMP reflector on an unprivileged port (862 needs root)
+  targets:                    # the other agent's reflector and the collector, measured
+    - {name: peer-agent, type: stamp, address: 127.0.0.1, port: $((18621 - k))}
+    - {name: collector, type: tcp, address: 127.0.0.1, port: $COL_PORT}
+    - {name: sdc-portal-$((k + 1)), type: tcp, address: 127.0.0.1, port: $CLOSED_PORT}  # nothing listens: link_down
 defaults:
   version: 2c
   interval: ${RECORDED_INTERVAL}s
@@ -388,7 +419,10 @@ status() {
         line=$(rrdtool fetch "$s" AVERAGE -r "$INTERVAL" -s "end-$((3 * INTERVAL))" 2>/dev/null \
             | awk 'NR > 2 && $2 !~ /nan/ { i = $2; o = $3 } END { if (i != "") printf "in %.1f out %.1f Mbit/s", i * 8e-6, o * 8e-6 }')
     fi
-    say "status: $nfiles archive files, $du in $DATA; demo-uplink eth1 updated ${age}s ago${line:+: $line}; snmpsim, collector and 2 agents running"
+    local firing
+    firing=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT/api/v1/alerts?status=firing" 2>/dev/null |
+        python3 -c 'import json, sys; d = json.load(sys.stdin); d = d.get("alerts", d) if isinstance(d, dict) else d; print(len(d))' 2>/dev/null)
+    say "status: $nfiles archive files, $du in $DATA; demo-uplink eth1 updated ${age}s ago${line:+: $line}; ${firing:-?} alerts firing (demo-run/alerts.log); snmpsim, collector and 2 agents running"
 }
 
 for ((i = 0; i < GRAPH_AFTER_POLLS * INTERVAL; i++)); do
@@ -401,6 +435,17 @@ else
     say "rrdtool graph failed: $(cat "$RUN/log/graph.log")"
 fi
 status
+say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); sdc-portal-1/2 are down:"
+for ((i = 0; i < 60; i++)); do
+    grep -q link_down "$RUN/alerts.log" && break
+    check_alive
+    sleep 0.5
+done
+sed 's/^/  /' "$RUN/alerts.log"
+say "a linkDown trap to the first agent (the device's next poll, made at once, says whether it holds):"
+echo "  snmptrap -v2c -c demo-uplink 127.0.0.1:16200 '' .1.3.6.1.6.3.1.1.5.3 .1.3.6.1.2.1.2.2.1.1.2 i 2 .1.3.6.1.2.1.2.2.1.7.2 i 1 .1.3.6.1.2.1.2.2.1.8.2 i 2"
+say "the alerts through the API (http://127.0.0.1:$HTTP_PORT/api/v1/alerts) with kaavalctl:"
+echo "  KAAVAL_URL=http://127.0.0.1:$HTTP_PORT KAAVAL_TOKEN=$TOKEN $BUILD/kaavalctl alerts"
 say "running; a status line every ${STATUS_EVERY}s. Ctrl-C stops the demo."
 
 # ----------------------------------------------------------------- run until Ctrl-C ----------
