@@ -174,6 +174,10 @@ static const kvl_cfg_field_t fields[] = {
      NULL, NULL, 0, "samples timestamped further ahead of the clock are refused (10m)"},
     {"max_sample_age", KVL_CFG_DURATION, OFF(max_sample_age_ms), 60 * 1000,
      10 * 365 * 86400 * 1000ll, NULL, NULL, 0, "samples older than this are refused (31d)"},
+    {"lost_after", KVL_CFG_INT, OFF(lost_after), 2, 100, NULL, NULL, 0,
+     "heartbeats an agent may miss before it is declared lost (3)"},
+    {"late_after", KVL_CFG_DURATION, OFF(late_after_ms), 10 * 1000, 86400 * 1000ll, NULL, NULL, 0,
+     "an event arriving this long after its own time is late (2m)"},
     {NULL},
 };
 
@@ -216,6 +220,8 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->agent_state_ttl_ms = 10 * 60 * 1000;
     c->future_tolerance_ms = 10 * 60 * 1000;
     c->max_sample_age_ms = 31ll * 86400 * 1000;
+    c->lost_after = 3;
+    c->late_after_ms = 2 * 60 * 1000;
     c->n_archives = KVL_ARRAY_SIZE(default_archives);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));

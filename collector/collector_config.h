@@ -42,6 +42,8 @@ typedef struct kvl_collector_cfg {
     int64_t agent_state_ttl_ms;         /* definitions of an agent gone are released after this */
     int64_t future_tolerance_ms;        /* samples further ahead of the clock are refused */
     int64_t max_sample_age_ms;          /* samples older than this are refused */
+    int64_t lost_after;    /* heartbeats an agent may miss before it is declared lost */
+    int64_t late_after_ms; /* an event arriving this long after its time is late */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -228,6 +228,7 @@ static void on_frame(kvl_stream_t *s, const uint8_t *p, size_t len)
     kvl_msg_t m = {0};
     char err[256];
     c->last_frame_ms = uv_now(c->in->loop);
+    ingest_watch_frame(c);
     if (kvl_wire_decode(p, len, &m, err, sizeof(err)) != 0) {
         char why[320];
         snprintf(why, sizeof(why), "malformed message: %s", err);
@@ -424,6 +425,7 @@ void ingest_conn_close(conn_t *c, const char *why)
         c->in->stats.protocol_errors++;
     }
     c->closing = true;
+    ingest_watch_closed(c, why);
     if (c->agent != NULL && c->agent->conn == c) {
         c->agent->conn = NULL;
     }

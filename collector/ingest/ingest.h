@@ -76,6 +76,9 @@ typedef struct kvl_ingest_stats {
     uint64_t handshake_timeouts;         /* closed by handshake_timeout */
     uint64_t samples_future;             /* refused: timestamped beyond future_tolerance ahead */
     uint64_t samples_too_old;            /* refused: older than max_sample_age */
+    uint64_t agents_lost;                /* agent_lost events raised (lost_after) */
+    uint64_t agents_back;                /* agent_back events raised */
+    uint64_t events_late;                /* events handed over marked late */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

@@ -152,6 +152,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     }
     memcpy(c->welcome_seq, a->acked_seq, sizeof(c->welcome_seq));
     c->last_frame_ms = uv_now(in->loop);
+    ingest_watch_hello(in, a, h->heartbeat_ms);
     uv_timer_start(&c->timer, ingest_on_timer, (uint64_t)in->cfg->idle_timeout_ms, 0);
     KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_agent_log_limit(a), "ingest", a->id,
                     "agent connected from %s (site %s, version %s)", c->peer, a->site, h->version);
@@ -160,7 +161,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
                                   .collector_id = in->cfg->id,
                                   .version = KVL_VERSION,
                                   .last_acked_seq = a->acked_seq[KVL_LANE_BULK],
-                                  .last_acked_event_seq = a->acked_seq[KVL_LANE_EVENTS]};
+                                  .last_acked_event_seq = a->acked_seq[KVL_LANE_EVENTS],
+                                  .takes_heartbeats = true};
     ingest_send_msg(c, &m);
 }
 
@@ -329,6 +331,8 @@ void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
     case KVL_MSG_BATCH:
         handle_batch(c, m, payload, len);
         return;
+    case KVL_MSG_HEARTBEAT:
+        return; /* the frame itself was the news (conn.c on_frame, watch.c) */
     default:
         ingest_conn_close(c, "unexpected message type from an agent");
         return;
