@@ -225,6 +225,7 @@ struct kvl_ingest {
     bool watch_open;         /* the timer is initialised and not yet closed */
     bool watch_dirty;        /* the agents' state file is behind */
     bool watch_busy;         /* a write of it in flight */
+    bool watch_after_replay; /* the replay was under way: agents expected get their grace */
 };
 
 /* agents.c */

@@ -364,12 +364,26 @@ int ingest_watch_load(kvl_ingest_t *in)
 
 /* ----------------------------------------------------------------- the timer ----------- */
 
+/* Every WATCH_TICK_MS: agents held (not read), agents lost, the state file. */
 static void on_watch(uv_timer_t *t)
 {
     kvl_ingest_t *in = t->data;
     uint64_t now = uv_now(in->loop);
     int64_t wall = kvl_now_ms();
     char why[KVL_LIVE_REASON_MAX + 64];
+    if (in->replaying) {
+        /* No agent can connect before the journal's replay is done: nobody is judged. */
+        in->watch_after_replay = true;
+        state_save(in);
+        return;
+    }
+    for (agent_state_t *a = in->agents; a != NULL && in->watch_after_replay; a = a->next) {
+        /* the agents expected back get their grace from now on */
+        if (a->live.watched) {
+            kvl_live_expect(&a->live, &in->live_cfg, now, START_GRACE_MS);
+        }
+    }
+    in->watch_after_replay = false;
     for (agent_state_t *a = in->agents; a != NULL; a = a->next) {
         if (a->conn != NULL && !a->conn->reading) {
             /* not read (backpressure): its frames wait in the socket, it is not silent */
