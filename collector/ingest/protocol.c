@@ -1,7 +1,9 @@
 /*
  * protocol.c — an agent's messages on a connection: Hello (identity, version, Welcome
- * with the positions to resume from), series definitions, batches (checked against the
- * definitions, journaled, queued, acknowledged later; duplicates acknowledged only).
+ * with the positions to resume from; its heartbeat interval to watch.c), heartbeats (the
+ * frame is the news: conn.c tells watch.c of every frame), series definitions, batches
+ * (checked against the definitions, journaled, queued, acknowledged later; duplicates
+ * acknowledged only).
  *
  * Sequence numbers are the agent's clock in microseconds, so they are checked against what
  * the agent can have sent. A batch numbered more than max_seq_ahead beyond this

@@ -5,7 +5,8 @@
  * Files: conn.c (connections, limits, TLS, timeouts), protocol.c (frames → batches),
  * agents.c (per-agent state, definitions, queues), apply.c (journal positions, acks,
  * batches applied in order), replay.c (the journal at start), journal.c (the journal
- * itself); ingest_internal.h holds what they share.
+ * itself), watch.c on liveness.c (agents lost and back: heartbeats, agent_lost/agent_back,
+ * late events, <data_dir>/_agents.state); ingest_internal.h holds what they share.
  *
  * Per connection: a frame reader, TLS, timers (handshake, then idle), and whether it is
  * being read. Per agent id, across connections (agent_state_t): its site, the series
