@@ -480,7 +480,9 @@ void ingest_on_timer(uv_timer_t *t)
     char why[96];
     snprintf(why, sizeof(why), "no frame for %llu s (idle_timeout)",
              (unsigned long long)(since / 1000));
+    agent_state_t *a = c->agent;
     ingest_conn_close(c, why);
+    ingest_watch_idle(in, a); /* an agent without heartbeats: lost now */
 }
 
 void ingest_accept_one(kvl_ingest_t *in)

@@ -303,6 +303,7 @@ void ingest_watch_stop(kvl_ingest_t *in);
 void ingest_watch_hello(kvl_ingest_t *in, agent_state_t *a, uint32_t heartbeat_ms);
 void ingest_watch_frame(conn_t *c);
 void ingest_watch_closed(conn_t *c, const char *why);
+void ingest_watch_idle(kvl_ingest_t *in, agent_state_t *a);
 bool ingest_event_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_event_t *e);
 
 /* replay.c */

@@ -52,6 +52,10 @@ void kvl_live_hold(kvl_live_t *l, const kvl_live_cfg_t *cfg, uint64_t now)
     if (l->lost) {
         return; /* only a Hello brings it back */
     }
+    if (l->interval_ms == 0 && l->connected) {
+        l->watched = false; /* no heartbeats: its idle timeout judges it (kvl_live_idle) */
+        return;
+    }
     l->watched = true;
     l->deadline_ms = now + kvl_live_window(l, cfg);
 }
@@ -65,6 +69,14 @@ void kvl_live_closed(kvl_live_t *l, const kvl_live_cfg_t *cfg, uint64_t now, con
     snprintf(l->close_reason, sizeof(l->close_reason), "%s", why ? why : "closed by the agent");
     l->watched = true;
     l->deadline_ms = now + kvl_live_window(l, cfg);
+}
+
+void kvl_live_idle(kvl_live_t *l, uint64_t now)
+{
+    if (!l->lost && l->interval_ms == 0 && !l->connected) {
+        l->watched = true;
+        l->deadline_ms = now;
+    }
 }
 
 void kvl_live_expect(kvl_live_t *l, const kvl_live_cfg_t *cfg, uint64_t now, uint64_t grace_ms)
@@ -87,11 +99,8 @@ bool kvl_live_check(kvl_live_t *l, uint64_t now, int64_t wall, char *why, size_t
     l->lost_from_ms = l->last_seen_ms != 0 ? l->last_seen_ms : wall;
     l->lost_at_ms = wall;
     int64_t silent_s = (wall - l->lost_from_ms) / 1000;
-    if (l->connected && l->interval_ms != 0) {
+    if (l->connected) {
         snprintf(why, whylen, "no heartbeat for %" PRId64 " s", silent_s);
-    } else if (l->connected) {
-        snprintf(why, whylen, "no frame for %" PRId64 " s (the agent sends no heartbeats)",
-                 silent_s);
     } else {
         snprintf(why, whylen, "connection closed: %s", l->close_reason);
     }

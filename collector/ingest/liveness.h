@@ -5,10 +5,12 @@
  * An agent says in its Hello how often it sends a heartbeat (interval_ms; 0 for an older
  * agent, which sends none). Every frame it sends moves its deadline to now + its window:
  * `misses` intervals (collector.yaml `lost_after`, 3 by default, so 30 s for the default
- * 10 s), or the fallback (idle_timeout) for an agent without heartbeats. When its connection
- * closes the deadline stays at close + window: an agent that comes back within it was never
- * lost. A deadline passed makes the agent lost, once; its next accepted Hello makes it back,
- * once, and closes its lost period [last seen before the loss, the Hello of the return].
+ * 10 s). When its connection closes the deadline is close + window: an agent that comes back
+ * within it was never lost. An agent without heartbeats keeps today's idle timeout: while
+ * connected it has no deadline, the idle timeout closing its connection loses it at once
+ * (kvl_live_idle), and after another close its window is the fallback (idle_timeout). A deadline
+ * passed makes the agent lost, once; its next accepted Hello makes it back, once, and closes its
+ * lost period [last seen before the loss, the Hello of the return].
  *
  * Two clocks: deadlines are in monotonic milliseconds (`now`), what is reported and kept
  * across restarts (last seen, when lost, the lost periods) in wall-clock milliseconds
@@ -68,6 +70,10 @@ void kvl_live_hold(kvl_live_t *l, const kvl_live_cfg_t *cfg, uint64_t now);
 
 /* The agent's connection closed (why: as logged; may be NULL). */
 void kvl_live_closed(kvl_live_t *l, const kvl_live_cfg_t *cfg, uint64_t now, const char *why);
+
+/* The idle timeout closed the connection of an agent without heartbeats (after
+ * kvl_live_closed): it is lost at the next check. Nothing for an agent with heartbeats. */
+void kvl_live_idle(kvl_live_t *l, uint64_t now);
 
 /* Watches an agent known from the state file (not lost) that has not connected yet: lost if
  * it does not within grace_ms + its window. */

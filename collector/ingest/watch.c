@@ -135,6 +135,13 @@ void ingest_watch_frame(conn_t *c)
     }
 }
 
+void ingest_watch_idle(kvl_ingest_t *in, agent_state_t *a)
+{
+    if (a->conn == NULL) {
+        kvl_live_idle(&a->live, uv_now(in->loop));
+    }
+}
+
 void ingest_watch_closed(conn_t *c, const char *why)
 {
     if (c->agent != NULL && c->agent->conn == c && !c->in->freeing) {

@@ -108,6 +108,8 @@ typedef struct coll {
     kvl_ingest_t *in;
 } coll_t;
 
+static const char *g_extra = ""; /* more lines for the collector's configuration */
+
 static void coll_start(coll_t *c, const char *dir, rec_t *r)
 {
     char err[512], text[512];
@@ -115,8 +117,8 @@ static void coll_start(coll_t *c, const char *dir, rec_t *r)
     assert_int_equal(uv_loop_init(&c->loop), 0);
     snprintf(text, sizeof(text),
              "listen: 127.0.0.1:1\ndata_dir: %s\narchives: [step:1h]\nlog_level: error\n"
-             "insecure: true\njournal_commit_delay: 0s\nlost_after: 2\n",
-             dir);
+             "insecure: true\njournal_commit_delay: 0s\nlost_after: 2\n%s",
+             dir, g_extra);
     c->cfg = kvl_collector_cfg_parse("collector.yaml", text, err, sizeof(err));
     assert_non_null(c->cfg);
     c->cfg->listen_port = 0;
@@ -315,8 +317,9 @@ static void test_lost_back_late_restart(void **state)
     rm_rf(dir);
 }
 
-/* An agent that says no heartbeat interval (older) is judged by idle_timeout (5 min): silent
- * for 3 s it is not lost. */
+/* An agent that says no heartbeat interval (older) is judged by idle_timeout: silent for
+ * 3 s it is not lost with the default (5 min); with 1 s, the idle timeout's close loses it
+ * at once. */
 static void test_no_heartbeats_idle_timeout(void **state)
 {
     (void)state;
@@ -328,6 +331,20 @@ static void test_no_heartbeats_idle_timeout(void **state)
     int fd = agent_connect(kvl_ingest_port(c.in), "old-agent", 0);
     run_for(&c, 3000, -1, 0);
     assert_int_equal(r.n, 0);
+    close(fd);
+    coll_stop(&c);
+    g_extra = "idle_timeout: 1s\n";
+    memset(&r, 0, sizeof(r));
+    coll_start(&c, dir, &r);
+    g_extra = "";
+    fd = agent_connect(kvl_ingest_port(c.in), "old-agent2", 0);
+    uint64_t t0 = kvl_mono_ns() / 1000000u;
+    assert_true(closed_by_collector(&c, fd, 4000));
+    assert_true(run_until_kind(&c, &r, "agent_lost", 1, 2000));
+    uint64_t took = kvl_mono_ns() / 1000000u - t0;
+    assert_true(took >= 900 && took <= 4000);
+    assert_non_null(
+        strstr(find_kind(&r, "agent_lost", 0)->fields, "reason=connection closed: no frame for"));
     close(fd);
     coll_stop(&c);
     rm_rf(dir);

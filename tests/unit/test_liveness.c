@@ -147,7 +147,9 @@ static void test_hold_is_not_silence(void **state)
     assert_true(at >= released + 30000 && at < released + 30000 + TICK);
 }
 
-/* An agent without heartbeats (older): the fallback window (idle_timeout). */
+/* An agent without heartbeats (older): never judged while connected; the idle timeout
+ * closing its connection loses it at the next tick; another close gives it the fallback
+ * window (idle_timeout). */
 static void test_no_heartbeats_fallback(void **state)
 {
     KVL_UNUSED(state);
@@ -157,10 +159,31 @@ static void test_no_heartbeats_fallback(void **state)
     char why[256];
     kvl_live_hello(&l, &cfg, 0, 0, WALL0, &lf);
     assert_int_equal(kvl_live_window(&l, &cfg), 300000);
-    assert_int_equal(run_until(&l, &now, 299999, &at, NULL), 0);
-    assert_int_equal(run_until(&l, &now, 400000, &at, why), 1);
-    assert_int_equal(at, 300000);
-    assert_string_equal(why, "no frame for 300 s (the agent sends no heartbeats)");
+    assert_int_equal(run_until(&l, &now, 900000, &at, NULL), 0);
+    kvl_live_hold(&l, &cfg, now);
+    kvl_live_frame(&l, &cfg, now, WALL0 + (int64_t)now);
+    assert_int_equal(run_until(&l, &now, 1200000, &at, NULL), 0);
+    uint64_t idle_at = now;
+    kvl_live_closed(&l, &cfg, now, "no frame for 300 s (idle_timeout)");
+    kvl_live_idle(&l, now);
+    assert_int_equal(run_until(&l, &now, now + 10000, &at, why), 1);
+    assert_int_equal(at, idle_at);
+    assert_string_equal(why, "connection closed: no frame for 300 s (idle_timeout)");
+    /* back; then closed by the agent: lost idle_timeout later */
+    assert_true(kvl_live_hello(&l, &cfg, 0, now, WALL0 + (int64_t)now, &lf));
+    uint64_t closed = now;
+    kvl_live_closed(&l, &cfg, now, NULL);
+    assert_int_equal(run_until(&l, &now, closed + 299999, &at, NULL), 0);
+    assert_int_equal(run_until(&l, &now, closed + 400000, &at, why), 1);
+    assert_true(at >= closed + 300000 && at < closed + 300000 + TICK);
+    assert_string_equal(why, "connection closed: closed by the agent");
+    /* kvl_live_idle means nothing to an agent with heartbeats */
+    kvl_live_t h = {0};
+    kvl_live_hello(&h, &cfg, 10000, 0, WALL0, &lf);
+    kvl_live_closed(&h, &cfg, 1000, "no frame for 300 s (idle_timeout)");
+    kvl_live_idle(&h, 1000);
+    now = 1000;
+    assert_int_equal(run_until(&h, &now, 30999, &at, NULL), 0);
 }
 
 /* After a collector restart: a lost agent stays lost (no second loss, a return when it comes
