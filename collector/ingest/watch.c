@@ -137,7 +137,7 @@ void ingest_watch_frame(conn_t *c)
 
 void ingest_watch_idle(kvl_ingest_t *in, agent_state_t *a)
 {
-    if (a->conn == NULL) {
+    if (a != NULL && a->conn == NULL) {
         kvl_live_idle(&a->live, uv_now(in->loop));
     }
 }
