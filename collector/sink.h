@@ -97,6 +97,11 @@ typedef struct kvl_sink_batch {
     const kvl_batch_t *batch; /* seq, lane, groups of samples, events */
     bool replayed;            /* found in the journal at start */
     bool retry;               /* handed again: this sink asked for it (result.retry) */
+    /* Late, as for an event (kvl_sink_event_t): its newest sample (or, without samples, its
+     * newest event) was taken inside a period its agent was lost, or more than `late_after`
+     * before the batch is handed over (a backlog). A sink that pages evaluates it, but what
+     * began and ended in it is history, not news. */
+    bool late;
 } kvl_sink_batch_t;
 
 typedef struct kvl_sink_event {

@@ -421,7 +421,8 @@ static void hand_over(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
                           .defs = &defs,
                           .batch = &p->msg.u.batch,
                           .replayed = p->replay,
-                          .retry = to != 0};
+                          .retry = to != 0,
+                          .late = ingest_batch_late(in, a, &p->msg.u.batch)};
     a->writing = true;
     in->writing++;
     a->sinks_left = 1;

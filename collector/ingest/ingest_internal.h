@@ -304,7 +304,9 @@ void ingest_watch_hello(kvl_ingest_t *in, agent_state_t *a, uint32_t heartbeat_m
 void ingest_watch_frame(conn_t *c);
 void ingest_watch_closed(conn_t *c, const char *why);
 void ingest_watch_idle(kvl_ingest_t *in, agent_state_t *a);
+bool ingest_time_late(const kvl_ingest_t *in, const agent_state_t *a, int64_t time_ms);
 bool ingest_event_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_event_t *e);
+bool ingest_batch_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_batch_t *b);
 
 /* replay.c */
 void ingest_replay_maybe_done(kvl_ingest_t *in);

@@ -105,10 +105,30 @@ static void declare_back(kvl_ingest_t *in, agent_state_t *a, int64_t lost_for_ms
     raise_event(in, a, &ev);
 }
 
+bool ingest_time_late(const kvl_ingest_t *in, const agent_state_t *a, int64_t time_ms)
+{
+    return kvl_live_late(&a->live, time_ms) ||
+           (in->cfg->late_after_ms > 0 && kvl_now_ms() - time_ms > in->cfg->late_after_ms);
+}
+
 bool ingest_event_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_event_t *e)
 {
-    return kvl_live_late(&a->live, e->time_ms) ||
-           (in->cfg->late_after_ms > 0 && kvl_now_ms() - e->time_ms > in->cfg->late_after_ms);
+    return ingest_time_late(in, a, e->time_ms);
+}
+
+bool ingest_batch_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_batch_t *b)
+{
+    bool any = false;
+    int64_t newest = INT64_MIN;
+    for (size_t i = 0; i < b->n_groups; i++) {
+        any = true;
+        newest = b->groups[i].time_ms > newest ? b->groups[i].time_ms : newest;
+    }
+    for (size_t i = 0; i < b->n_events && b->n_groups == 0; i++) {
+        any = true;
+        newest = b->events[i].time_ms > newest ? b->events[i].time_ms : newest;
+    }
+    return any && ingest_time_late(in, a, newest);
 }
 
 /* ----------------------------------------------------------------- hooks --------------- */

@@ -47,6 +47,8 @@ typedef struct seen {
 typedef struct rec {
     seen_t ev[MAX_EVENTS];
     int n;
+    bool batch_late[MAX_EVENTS]; /* per batch handed over, in order */
+    int batches;
 } rec_t;
 
 static void rec_event(void *ctx, const kvl_sink_event_t *e)
@@ -71,8 +73,11 @@ static void rec_event(void *ctx, const kvl_sink_event_t *e)
 
 static int rec_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
 {
-    (void)ctx;
-    (void)b;
+    rec_t *r = ctx;
+    if (r->batches < MAX_EVENTS) {
+        r->batch_late[r->batches] = b->late;
+    }
+    r->batches++;
     done(token, NULL);
     return 0;
 }
@@ -230,6 +235,35 @@ static void events_batch(int fd, uint64_t seq, const int64_t *times, size_t n)
     send_msg(fd, &m);
 }
 
+/* A bulk batch with one sample at time_ms (defining its series). */
+static void bulk_batch(int fd, uint64_t seq, int64_t time_ms)
+{
+    static const kvl_series_def_t def = {.id = 1,
+                                         .device = "sw1",
+                                         .scope = KVL_SCOPE_DEVICE,
+                                         .instance = "",
+                                         .metric = "reachable",
+                                         .kind = KVL_KIND_GAUGE,
+                                         .interval_s = 60};
+    uint32_t id = 1;
+    uint64_t v = 1;
+    kvl_group_t g = {.time_ms = time_ms, .ids = &id, .n_ids = 1, .values = &v, .n_values = 1};
+    kvl_msg_t m = {.type = KVL_MSG_BATCH};
+    m.u.batch = (kvl_batch_t){
+        .seq = seq, .lane = KVL_LANE_BULK, .defs = &def, .n_defs = 1, .groups = &g, .n_groups = 1};
+    send_msg(fd, &m);
+}
+
+static bool run_until_batches(coll_t *c, const rec_t *r, int n, int ms)
+{
+    uint64_t end = kvl_mono_ns() / 1000000u + (uint64_t)ms;
+    while (kvl_mono_ns() / 1000000u < end && r->batches < n) {
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+        uv_sleep(2);
+    }
+    return r->batches >= n;
+}
+
 static void rm_rf(const char *dir)
 {
     char cmd[128];
@@ -287,6 +321,15 @@ static void test_lost_back_late_restart(void **state)
     assert_false(find_kind(&r, "device_down", 1)->late);
     assert_true(find_kind(&r, "device_down", 2)->late);
     assert_false(find_kind(&r, "device_down", 1)->synthetic);
+    /* batches likewise, by their newest sample: the events batch (newest event now) is not
+     * late; a sample inside the lost period is, one taken now is not */
+    assert_true(run_until_batches(&c, &r, 1, 3000));
+    assert_false(r.batch_late[0]);
+    bulk_batch(fd, 20, last_hb + 300);
+    bulk_batch(fd, 21, kvl_now_ms());
+    assert_true(run_until_batches(&c, &r, 3, 3000));
+    assert_true(r.batch_late[1]);
+    assert_false(r.batch_late[2]);
     run_for(&c, 2000, fd, 200);
     assert_int_equal(count_kind(&r, "agent_back"), 1);
     assert_int_equal(count_kind(&r, "agent_lost"), 1);
