@@ -31,8 +31,8 @@
 #define CFG(field) offsetof(kvl_agent_cfg_t, field)
 
 /* The order of the rows is the order "unknown setting" lists them in. Rooms: collector,
- * collectors, mode, flush_interval, max_queue, reconnect_max, spool, tls and insecure are
- * ship's; max_inflight, credentials, defaults, devices, groups, mib_path and metric_groups
+ * collectors, mode, flush_interval, max_queue, reconnect_max, heartbeat, spool, tls and insecure
+ * are ship's; max_inflight, credentials, defaults, devices, groups, mib_path and metric_groups
  * SNMP's (snmp_config.h); probes the probe room's. */
 
 /* A top-level key of the ship room (ship/ship_config.c): its row is taken from there. */
@@ -53,6 +53,7 @@ static const kvl_cfg_field_t top_fields[] = {
     SHIP_KEY("flush_interval"),
     SHIP_KEY("max_queue"),
     SHIP_KEY("reconnect_max"),
+    SHIP_KEY("heartbeat"),
     {"max_inflight", KVL_CFG_INT, CFG(snmp.max_inflight), 1, 100000, NULL, NULL, 0,
      "SNMP requests in flight at once over all devices (500)"},
     SHIP_KEY("spool"),

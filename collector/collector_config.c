@@ -197,11 +197,13 @@ static const kvl_cfg_field_t fields[] = {
     {"rules", KVL_CFG_STR, OFF(rules), 0, 0, NULL, NULL, 0,
      "alert rules file or folder of *.yaml files (none: the built-in rules alone)"},
     {"late_after", KVL_CFG_DURATION, OFF(late_after_ms), 1000, 86400 * 1000ll, NULL, NULL, 0,
-     "alert changes in data older than this are history, not pages (2m)"},
+     "events and samples older than this when they arrive are history, not pages (2m)"},
     {"web_url", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_web_url, 0,
      "base of the graph links alerts carry (http://127.0.0.1:8080)"},
     {"receivers", KVL_CFG_CUSTOM, OFF(receivers), 0, 0, NULL, kvl_notify_cfg_parse, 0,
      "where alerts are delivered (notify_config.h)"},
+    {"lost_after", KVL_CFG_INT, OFF(lost_after), 2, 100, NULL, NULL, 0,
+     "heartbeats an agent may miss before it is declared lost (3)"},
     {NULL},
 };
 
@@ -249,6 +251,7 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->agent_state_ttl_ms = 10 * 60 * 1000;
     c->future_tolerance_ms = 10 * 60 * 1000;
     c->max_sample_age_ms = 31ll * 86400 * 1000;
+    c->lost_after = 3;
     c->late_after_ms = 2 * 60 * 1000;
     c->web_url = strdup("http://127.0.0.1:8080");
     c->n_archives = KVL_ARRAY_SIZE(default_archives);

@@ -51,6 +51,7 @@ typedef struct kvl_collector_cfg {
     int64_t late_after_ms;       /* alert changes in data older than this are late (history) */
     char *web_url;               /* base of the graph URLs alerts carry */
     kvl_notify_cfg_t *receivers; /* `receivers:` (notify_config.h), NULL when none */
+    int64_t lost_after;          /* heartbeats an agent may miss before it is declared lost */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

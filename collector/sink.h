@@ -29,7 +29,9 @@
  *             hand it over again (on_batch still gets the batch, in order, with its events,
  *             for the sinks that keep order rather than react). Events of a batch with
  *             samples come with that batch, in order, right after every sink's `done`.
- *             `replayed`: found in the journal at start. The one exception: a collector
+ *             `replayed`: found in the journal at start; `late`: see kvl_sink_event_t.
+ *             The ingest also makes events of its own about agents (`synthetic`: agent_lost,
+ *             agent_back). The one exception: a collector
  *             killed after handing an event over and before that commit reaches the disk
  *             (a few milliseconds) hands it over again after the restart (or the agent
  *             resends it): at least once, never lost.
@@ -95,16 +97,33 @@ typedef struct kvl_sink_batch {
     const kvl_batch_t *batch; /* seq, lane, groups of samples, events */
     bool replayed;            /* found in the journal at start */
     bool retry;               /* handed again: this sink asked for it (result.retry) */
+    /* Late, as for an event (kvl_sink_event_t): its newest sample (or, without samples, its
+     * newest event) was taken inside a period its agent was lost, or more than `late_after`
+     * before the batch is handed over (a backlog). A sink that pages evaluates it, but what
+     * began and ended in it is history, not news. */
+    bool late;
 } kvl_sink_batch_t;
 
 typedef struct kvl_sink_event {
     const char *agent;
     const char *site;
     const kvl_event_t *event;
-    uint64_t seq; /* of its batch */
+    uint64_t seq; /* of its batch (0 for a synthetic event) */
     uint32_t lane;
     bool replayed;
-    bool late; /* queued at the agent while it was cut off (lost): history, not news */
+    /* Late: news to nobody. The event's time falls inside a period its agent was lost
+     * (from its last frame before the loss to the Hello of its return: the agent_lost alert
+     * covered it), or it is handed over more than `late_after` after its own time (a
+     * backlog). A sink that pages should record it, not page for it. */
+    bool late;
+    /* Made by the collector, not sent by the agent, never journaled (seq 0, device = the
+     * agent id): agent_lost (critical; fields last_seen, reason) when the agent missed
+     * `lost_after` heartbeats or its connection closed and it did not come back within as
+     * long; agent_back (info; fields last_seen, lost_for_s) when its Hello is accepted
+     * again. Once per loss and return, also across a collector restart (the ingest keeps
+     * who is lost in <data_dir>/_agents.state); at worst repeated once, never lost, when
+     * the collector dies within the few milliseconds before that file is written. */
+    bool synthetic;
 } kvl_sink_event_t;
 
 /* What a sink did with a batch (the ingest adds them up over the sinks for its statistics

@@ -201,6 +201,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
     Kaaval__V1__SeriesDefs defs = KAAVAL__V1__SERIES_DEFS__INIT;
     Kaaval__V1__Batch batch = KAAVAL__V1__BATCH__INIT;
     Kaaval__V1__Ack ack = KAAVAL__V1__ACK__INIT;
+    Kaaval__V1__Heartbeat heartbeat = KAAVAL__V1__HEARTBEAT__INIT;
     int rc = 0;
 
     switch (m->type) {
@@ -215,6 +216,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
             positions.events = m->u.hello.last_event_seq;
             hello.last_seqs = &positions;
         }
+        hello.heartbeat_ms = m->u.hello.heartbeat_ms;
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_HELLO;
         env.hello = &hello;
         break;
@@ -224,6 +226,7 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         welcome.version = (char *)(m->u.welcome.version ? m->u.welcome.version : "");
         welcome.last_acked_seq = m->u.welcome.last_acked_seq;
         welcome.last_acked_event_seq = m->u.welcome.last_acked_event_seq;
+        welcome.takes_heartbeats = m->u.welcome.takes_heartbeats;
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_WELCOME;
         env.welcome = &welcome;
         break;
@@ -253,6 +256,14 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         ack.lane = m->u.ack.lane;
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_ACK;
         env.ack = &ack;
+        break;
+    case KVL_MSG_HEARTBEAT:
+        heartbeat.time_ms = m->u.heartbeat.time_ms;
+        positions.bulk = m->u.heartbeat.last_seq;
+        positions.events = m->u.heartbeat.last_event_seq;
+        heartbeat.last_seqs = &positions;
+        env.msg_case = KAAVAL__V1__ENVELOPE__MSG_HEARTBEAT;
+        env.heartbeat = &heartbeat;
         break;
     default:
         rc = KVL_EINVAL;
@@ -542,6 +553,7 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
             m->u.hello.last_seq = env->hello->last_seqs->bulk;
             m->u.hello.last_event_seq = env->hello->last_seqs->events;
         }
+        m->u.hello.heartbeat_ms = env->hello->heartbeat_ms;
         if (!m->u.hello.agent_id || !m->u.hello.version || !m->u.hello.site) {
             rc = KVL_ENOMEM;
         }
@@ -553,6 +565,7 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         m->u.welcome.version = kvl_arena_strdup(a, env->welcome->version);
         m->u.welcome.last_acked_seq = env->welcome->last_acked_seq;
         m->u.welcome.last_acked_event_seq = env->welcome->last_acked_event_seq;
+        m->u.welcome.takes_heartbeats = env->welcome->takes_heartbeats;
         if (!m->u.welcome.collector_id || !m->u.welcome.version) {
             rc = KVL_ENOMEM;
         }
@@ -584,6 +597,14 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
         m->u.ack.lane = env->ack->lane;
         if (env->ack->lane >= KVL_LANES) {
             rc = fail(err, errlen, "ack for unknown lane %u", env->ack->lane);
+        }
+        break;
+    case KAAVAL__V1__ENVELOPE__MSG_HEARTBEAT:
+        m->type = KVL_MSG_HEARTBEAT;
+        m->u.heartbeat.time_ms = env->heartbeat->time_ms;
+        if (env->heartbeat->last_seqs != NULL) {
+            m->u.heartbeat.last_seq = env->heartbeat->last_seqs->bulk;
+            m->u.heartbeat.last_event_seq = env->heartbeat->last_seqs->events;
         }
         break;
     default:

@@ -132,7 +132,17 @@ typedef struct kvl_hello {
     bool has_last_seq;
     uint64_t last_seq;
     uint64_t last_event_seq;
+    /* How often the agent sends a heartbeat (kvl_heartbeat_t), in ms; 0: it sends none (an
+     * older agent). */
+    uint32_t heartbeat_ms;
 } kvl_hello_t;
+
+/* The agent is alive (sent every kvl_hello_t.heartbeat_ms once welcomed). */
+typedef struct kvl_heartbeat {
+    int64_t time_ms;         /* the agent's clock when sent */
+    uint64_t last_seq;       /* its highest seq handed out on the bulk lane */
+    uint64_t last_event_seq; /* and on the events lane */
+} kvl_heartbeat_t;
 
 typedef struct kvl_welcome {
     uint32_t protocol;
@@ -140,6 +150,7 @@ typedef struct kvl_welcome {
     const char *version;
     uint64_t last_acked_seq;
     uint64_t last_acked_event_seq;
+    bool takes_heartbeats; /* the collector knows Heartbeat (an older one closes on it) */
 } kvl_welcome_t;
 
 typedef enum {
@@ -150,6 +161,7 @@ typedef enum {
     KVL_MSG_SERIES_DEFS,
     KVL_MSG_BATCH,
     KVL_MSG_ACK,
+    KVL_MSG_HEARTBEAT,
 } kvl_msg_type_t;
 
 typedef struct kvl_msg {
@@ -169,6 +181,7 @@ typedef struct kvl_msg {
             uint64_t seq;
             uint32_t lane;
         } ack;
+        kvl_heartbeat_t heartbeat;
     } u;
     kvl_arena_t arena; /* owns everything a decoded message points to */
 } kvl_msg_t;

@@ -17,6 +17,7 @@ void kvl_ship_cfg_init(kvl_ship_cfg_t *s)
     s->flush_interval_ms = 1000;
     s->max_queue = 100000;
     s->reconnect_max_ms = 30000;
+    s->heartbeat_ms = 10000;
     s->spool.dir = NULL; /* no spool unless configured */
     s->spool.max_bytes = 2ll << 30;
     s->spool.sync_interval_ms = 1000;
@@ -171,6 +172,8 @@ static const kvl_cfg_field_t ship_fields[] = {
      "unacknowledged batches kept in memory (100000)"},
     {"reconnect_max", KVL_CFG_DURATION, SHIP(reconnect_max_ms), 1000, 3600000, NULL, NULL, 0,
      "longest wait between connection attempts (30s)"},
+    {"heartbeat", KVL_CFG_DURATION, SHIP(heartbeat_ms), 1000, 300000, NULL, NULL, 0,
+     "a heartbeat to each connected collector this often (10s)"},
     {"spool", KVL_CFG_CUSTOM, SHIP(spool), 0, 0, NULL, parse_spool, 0,
      "the disk spool: dir, max_size, sync_interval"},
     {"tls", KVL_CFG_CUSTOM, SHIP(tls), 0, 0, NULL, kvl_tls_cfg_parse_client, 0,

@@ -1,6 +1,6 @@
 /*
  * ship_config.h — the shipping keys of agent.yaml as C structs: `collector`/`collectors`,
- * `mode`, `flush_interval`, `max_queue`, `reconnect_max`, the `spool` section and
+ * `mode`, `flush_interval`, `max_queue`, `reconnect_max`, `heartbeat`, the `spool` section and
  * `tls`/`insecure`. They sit at the top level of agent.yaml: agent_config.c takes their rows
  * from kvl_ship_cfg_field (so it rejects unknown keys with the full list, in its own order),
  * then calls kvl_ship_cfg_finish once the top level is read. Every key with its default and
@@ -48,12 +48,13 @@ typedef struct kvl_ship_cfg {
     int64_t flush_interval_ms;
     int64_t max_queue;
     int64_t reconnect_max_ms;
+    int64_t heartbeat_ms;  /* a Heartbeat on each welcomed connection this often (Hello says) */
     kvl_spool_cfg_t spool; /* spool.dir NULL: no `spool:` section, batches wait in memory */
     kvl_tls_cfg_t tls;     /* `tls:` or `insecure: true` (see tls_config.h) */
 } kvl_ship_cfg_t;
 
-/* Defaults: flush 1s, max_queue 100000, reconnect_max 30s, no spool (2GiB, sync 1s when one
- * is configured). */
+/* Defaults: flush 1s, max_queue 100000, reconnect_max 30s, heartbeat 10s, no spool (2GiB, sync 1s
+ * when one is configured). */
 void kvl_ship_cfg_init(kvl_ship_cfg_t *s);
 /* The field-table row of a top-level key the ship room owns, its offset moved by base (where
  * the kvl_ship_cfg_t sits in the struct the table fills): true, or false for another key. */

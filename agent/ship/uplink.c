@@ -45,6 +45,12 @@
  * would repeat up to 100,000 definitions per batch; spooling definition records would need
  * them re-sent per segment and in the right place among the replayed batches.)
  *
+ * Heartbeats. Once welcomed, an endpoint sends a Heartbeat every `heartbeat` (the Hello says
+ * how often), whatever else it sends and regardless of its windows (a frame of a few bytes
+ * straight to the stream), so the collector tells an agent that is gone (its host stopped, its
+ * link cut) from one with nothing to say, within a few intervals, instead of after its idle
+ * timeout.
+ *
  * The connection is a common/stream.h stream (the collector's ingest uses the same): TCP,
  * TLS between the socket and the frames (unless `insecure: true`), whole frames in, frames
  * out; the uplink words the stream's ends as its own log lines. The hello timer starts once
@@ -101,6 +107,7 @@ typedef struct ep {
     bool resolver_busy;
     uv_timer_t retry;
     uv_timer_t hello_timer;
+    uv_timer_t hb_timer; /* heartbeats while ready */
     int64_t backoff_ms;
     bool logged_down; /* a failure was logged and no success since */
     /* Bulk batches sent on this connection and not yet acknowledged, oldest first. */
@@ -248,7 +255,9 @@ int kvl_uplink_new(uv_loop_t *loop, const kvl_uplink_opts_t *opts, kvl_uplink_t 
         e->retry.data = e;
         uv_timer_init(loop, &e->hello_timer);
         e->hello_timer.data = e;
-        u->open_handles += 2;
+        uv_timer_init(loop, &e->hb_timer);
+        e->hb_timer.data = e;
+        u->open_handles += 3;
     }
     uv_timer_init(loop, &u->stats_timer);
     u->stats_timer.data = u;
@@ -352,6 +361,7 @@ static void conn_lost(ep_t *e, const char *why, int code)
         }
     }
     uv_timer_stop(&e->hello_timer);
+    uv_timer_stop(&e->hb_timer);
     e->sent_n = e->sent_head = 0;
     e->unacked_bytes = 0;
     e->state = ST_IDLE;
@@ -513,6 +523,25 @@ static int send_defs(ep_t *e)
     return rc;
 }
 
+/* Tells the collector the agent is alive (see the top of the file). */
+static void on_heartbeat(uv_timer_t *t)
+{
+    ep_t *e = t->data;
+    kvl_uplink_t *u = e->up;
+    if (e->state != ST_READY || e->conn == NULL) {
+        return;
+    }
+    kvl_msg_t m = {.type = KVL_MSG_HEARTBEAT};
+    m.u.heartbeat =
+        (kvl_heartbeat_t){.time_ms = kvl_now_ms(),
+                          .last_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_BULK),
+                          .last_event_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_EVENTS)};
+    int rc = send_msg(e, &m);
+    if (rc != 0) {
+        drop_conn(e, "write to collector failed", rc);
+    }
+}
+
 static void on_welcome(ep_t *e, const kvl_welcome_t *w)
 {
     kvl_uplink_t *u = e->up;
@@ -534,6 +563,10 @@ static void on_welcome(ep_t *e, const kvl_welcome_t *w)
     e->backoff_ms = 1000;
     u->round_fails = 0;
     e->state = ST_READY;
+    if (u->cfg->heartbeat_ms > 0 && w->takes_heartbeats) {
+        uv_timer_start(&e->hb_timer, on_heartbeat, (uint64_t)u->cfg->heartbeat_ms,
+                       (uint64_t)u->cfg->heartbeat_ms);
+    }
     int rc = send_defs(e);
     if (rc != 0) {
         drop_conn(e, "cannot send series definitions", rc);
@@ -553,7 +586,9 @@ static int send_hello(ep_t *e)
                               .boot_id = u->boot_id,
                               .has_last_seq = true,
                               .last_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_BULK),
-                              .last_event_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_EVENTS)};
+                              .last_event_seq = kvl_outbox_last_seq(u->outbox, KVL_LANE_EVENTS),
+                              .heartbeat_ms =
+                                  u->cfg->heartbeat_ms > 0 ? (uint32_t)u->cfg->heartbeat_ms : 0};
     int rc = send_msg(e, &m);
     if (rc == 0) {
         e->state = ST_HELLO;
@@ -849,8 +884,10 @@ void kvl_uplink_free(kvl_uplink_t *u)
         }
         e->retry.data = u;
         e->hello_timer.data = u;
+        e->hb_timer.data = u;
         uv_close((uv_handle_t *)&e->retry, on_handle_closed);
         uv_close((uv_handle_t *)&e->hello_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&e->hb_timer, on_handle_closed);
     }
     uv_close((uv_handle_t *)&u->stats_timer, on_handle_closed);
 }

@@ -676,19 +676,18 @@ void ingest_sweep_stop(kvl_ingest_t *in)
     }
 }
 
-void ingest_log_events(const char *agent, const char *site, const kvl_batch_t *b)
+/* The event's log line: a warning from severity warning up, unless late (news to nobody:
+ * info, and says so). */
+void ingest_log_event(const char *agent, const char *site, const kvl_event_t *e, bool late)
 {
     static const char *const sev[] = {"", "info", "warning", "critical"};
-    for (size_t i = 0; i < b->n_events; i++) {
-        const kvl_event_t *e = &b->events[i];
-        int s = e->severity >= 1 && e->severity <= 3 ? (int)e->severity : 0;
-        if (e->severity >= KVL_SEV_WARNING) {
-            KVL_LOG_WARN("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s],
-                         agent, site, e->text);
-        } else {
-            KVL_LOG_INFO("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s],
-                         agent, site, e->text);
-        }
+    int s = e->severity >= 1 && e->severity <= 3 ? (int)e->severity : 0;
+    if (e->severity >= KVL_SEV_WARNING && !late) {
+        KVL_LOG_WARN("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s], agent,
+                     site, e->text);
+    } else {
+        KVL_LOG_INFO("event", e->device, "%s (%s%s, agent %s, site %s): %s", e->kind, sev[s],
+                     late ? ", late" : "", agent, site, e->text);
     }
 }
 

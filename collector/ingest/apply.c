@@ -166,19 +166,23 @@ static pending_t *queue_pop(kvl_ingest_t *in, agent_state_t *a)
     return p;
 }
 
-/* Hands the batch's events to the sinks (and to the log), once (sink.h). */
+/* Hands the batch's events to the sinks (and to the log), once (sink.h), each marked late or
+ * not (watch.c). */
 void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
 {
     const kvl_batch_t *b = &p->msg.u.batch;
     p->events_delivered = true;
-    ingest_log_events(a->id, p->defs->site, b);
     for (size_t i = 0; i < b->n_events; i++) {
+        bool late = ingest_event_late(in, a, &b->events[i]);
+        ingest_log_event(a->id, p->defs->site, &b->events[i], late);
+        in->stats.events_late += late;
         kvl_sink_event_t e = {.agent = a->id,
                               .site = p->defs->site,
                               .event = &b->events[i],
                               .seq = p->seq,
                               .lane = p->lane,
-                              .replayed = p->replay};
+                              .replayed = p->replay,
+                              .late = late};
         kvl_sinks_event(in->sinks, &e);
     }
 }
@@ -417,7 +421,8 @@ static void hand_over(kvl_ingest_t *in, agent_state_t *a, pending_t *p)
                           .defs = &defs,
                           .batch = &p->msg.u.batch,
                           .replayed = p->replay,
-                          .retry = to != 0};
+                          .retry = to != 0,
+                          .late = ingest_batch_late(in, a, &p->msg.u.batch)};
     a->writing = true;
     in->writing++;
     a->sinks_left = 1;

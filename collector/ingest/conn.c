@@ -228,6 +228,7 @@ static void on_frame(kvl_stream_t *s, const uint8_t *p, size_t len)
     kvl_msg_t m = {0};
     char err[256];
     c->last_frame_ms = uv_now(c->in->loop);
+    ingest_watch_frame(c);
     if (kvl_wire_decode(p, len, &m, err, sizeof(err)) != 0) {
         char why[320];
         snprintf(why, sizeof(why), "malformed message: %s", err);
@@ -424,6 +425,7 @@ void ingest_conn_close(conn_t *c, const char *why)
         c->in->stats.protocol_errors++;
     }
     c->closing = true;
+    ingest_watch_closed(c, why);
     if (c->agent != NULL && c->agent->conn == c) {
         c->agent->conn = NULL;
     }
@@ -478,7 +480,9 @@ void ingest_on_timer(uv_timer_t *t)
     char why[96];
     snprintf(why, sizeof(why), "no frame for %llu s (idle_timeout)",
              (unsigned long long)(since / 1000));
+    agent_state_t *a = c->agent;
     ingest_conn_close(c, why);
+    ingest_watch_idle(in, a); /* an agent without heartbeats: lost now */
 }
 
 void ingest_accept_one(kvl_ingest_t *in)

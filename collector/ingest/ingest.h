@@ -22,6 +22,12 @@
  * when full, the oldest of them that has made the least progress is closed to make room, so a
  * flood of connections never locks an agent out; agents beyond max_connections are refused at
  * their Hello. Lines a peer can make repeat are rate-limited, with counts.
+ *
+ * An agent that misses lost_after heartbeats (the interval its Hello says), or whose
+ * connection closed and that is not back within as long, is declared lost: a synthetic
+ * agent_lost event to the sinks (sink.h), its connection closed; its next Hello gives
+ * agent_back; its events stamped inside the lost period, or older than late_after, are
+ * handed over marked late (watch.c).
  */
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
@@ -76,6 +82,9 @@ typedef struct kvl_ingest_stats {
     uint64_t handshake_timeouts;         /* closed by handshake_timeout */
     uint64_t samples_future;             /* refused: timestamped beyond future_tolerance ahead */
     uint64_t samples_too_old;            /* refused: older than max_sample_age */
+    uint64_t agents_lost;                /* agent_lost events raised (lost_after) */
+    uint64_t agents_back;                /* agent_back events raised */
+    uint64_t events_late;                /* events handed over marked late */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

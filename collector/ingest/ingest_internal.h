@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "ingest.h"
 #include "journal.h"
+#include "liveness.h"
 #include "log.h"
 #include "sink.h"
 #include "stream.h"
@@ -140,6 +141,7 @@ typedef struct agent_state {
     uint64_t idle_since_ms;    /* loop time the sweep first found it without connection and
                                   queue (0: not idle); its definitions go after
                                   agent_state_ttl */
+    kvl_live_t live;           /* heartbeats, loss and return (watch.c, liveness.h) */
 } agent_state_t;
 
 /* An acknowledgement waiting for the journal's commit of jseq. */
@@ -215,9 +217,15 @@ struct kvl_ingest {
     size_t n_handshakes;
     size_t n_agent_conns; /* connections past their Hello: bounded by max_connections */
     ingest_log_limits_t log;
-    uv_timer_t sweep;    /* releases the definitions of agents gone (agents.c) */
-    bool sweep_open;     /* the timer is initialised and not yet closed */
-    kvl_buf_t times_buf; /* a batch re-encoded without the groups its times refused */
+    uv_timer_t sweep;        /* releases the definitions of agents gone (agents.c) */
+    bool sweep_open;         /* the timer is initialised and not yet closed */
+    kvl_buf_t times_buf;     /* a batch re-encoded without the groups its times refused */
+    kvl_live_cfg_t live_cfg; /* lost_after, idle_timeout (watch.c) */
+    uv_timer_t watch;        /* finds the agents lost (watch.c) */
+    bool watch_open;         /* the timer is initialised and not yet closed */
+    bool watch_dirty;        /* the agents' state file is behind */
+    bool watch_busy;         /* a write of it in flight */
+    bool watch_after_replay; /* the replay was under way: agents expected get their grace */
 };
 
 /* agents.c */
@@ -240,7 +248,7 @@ int ingest_defs_encode(const defs_table_t *t, kvl_buf_t *out);
 int ingest_batch_check(defs_table_t *t, const kvl_batch_t *b, uint64_t *samples, char *err,
                        size_t errlen);
 kvl_sink_defs_t ingest_defs_view(const defs_table_t *t);
-void ingest_log_events(const char *agent, const char *site, const kvl_batch_t *b);
+void ingest_log_event(const char *agent, const char *site, const kvl_event_t *e, bool late);
 void ingest_queue_push(agent_state_t *a, pending_t *p);
 bool ingest_keep_in_memory(const agent_state_t *a, size_t samples);
 void ingest_spill(pending_t *p, uint64_t data_off, size_t data_len);
@@ -287,6 +295,18 @@ static inline kvl_log_limit_t *ingest_limit(kvl_log_limit_t *l)
     }
     return l;
 }
+
+/* watch.c */
+int ingest_watch_load(kvl_ingest_t *in);
+void ingest_watch_start(kvl_ingest_t *in);
+void ingest_watch_stop(kvl_ingest_t *in);
+void ingest_watch_hello(kvl_ingest_t *in, agent_state_t *a, uint32_t heartbeat_ms);
+void ingest_watch_frame(conn_t *c);
+void ingest_watch_closed(conn_t *c, const char *why);
+void ingest_watch_idle(kvl_ingest_t *in, agent_state_t *a);
+bool ingest_time_late(const kvl_ingest_t *in, const agent_state_t *a, int64_t time_ms);
+bool ingest_event_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_event_t *e);
+bool ingest_batch_late(const kvl_ingest_t *in, const agent_state_t *a, const kvl_batch_t *b);
 
 /* replay.c */
 void ingest_replay_maybe_done(kvl_ingest_t *in);

@@ -1,7 +1,9 @@
 /*
  * protocol.c — an agent's messages on a connection: Hello (identity, version, Welcome
- * with the positions to resume from), series definitions, batches (checked against the
- * definitions, journaled, queued, acknowledged later; duplicates acknowledged only).
+ * with the positions to resume from; its heartbeat interval to watch.c), heartbeats (the
+ * frame is the news: conn.c tells watch.c of every frame), series definitions, batches
+ * (checked against the definitions, journaled, queued, acknowledged later; duplicates
+ * acknowledged only).
  *
  * Sequence numbers are the agent's clock in microseconds, so they are checked against what
  * the agent can have sent. A batch numbered more than max_seq_ahead beyond this
@@ -152,6 +154,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     }
     memcpy(c->welcome_seq, a->acked_seq, sizeof(c->welcome_seq));
     c->last_frame_ms = uv_now(in->loop);
+    ingest_watch_hello(in, a, h->heartbeat_ms);
     uv_timer_start(&c->timer, ingest_on_timer, (uint64_t)in->cfg->idle_timeout_ms, 0);
     KVL_LOG_LIMITED(KVL_LOG_LEVEL_INFO, ingest_agent_log_limit(a), "ingest", a->id,
                     "agent connected from %s (site %s, version %s)", c->peer, a->site, h->version);
@@ -160,7 +163,8 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
                                   .collector_id = in->cfg->id,
                                   .version = KVL_VERSION,
                                   .last_acked_seq = a->acked_seq[KVL_LANE_BULK],
-                                  .last_acked_event_seq = a->acked_seq[KVL_LANE_EVENTS]};
+                                  .last_acked_event_seq = a->acked_seq[KVL_LANE_EVENTS],
+                                  .takes_heartbeats = true};
     ingest_send_msg(c, &m);
 }
 
@@ -329,6 +333,8 @@ void ingest_handle_msg(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t l
     case KVL_MSG_BATCH:
         handle_batch(c, m, payload, len);
         return;
+    case KVL_MSG_HEARTBEAT:
+        return; /* the frame itself was the news (conn.c on_frame, watch.c) */
     default:
         ingest_conn_close(c, "unexpected message type from an agent");
         return;

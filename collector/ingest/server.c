@@ -5,7 +5,8 @@
  * Files: conn.c (connections, limits, TLS, timeouts), protocol.c (frames → batches),
  * agents.c (per-agent state, definitions, queues), apply.c (journal positions, acks,
  * batches applied in order), replay.c (the journal at start), journal.c (the journal
- * itself); ingest_internal.h holds what they share.
+ * itself), watch.c on liveness.c (agents lost and back: heartbeats, agent_lost/agent_back,
+ * late events, <data_dir>/_agents.state); ingest_internal.h holds what they share.
  *
  * Per connection: a frame reader, TLS, timers (handshake, then idle), and whether it is
  * being read. Per agent id, across connections (agent_state_t): its site, the series
@@ -94,6 +95,7 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
     uv_timer_init(loop, &in->retry_timer);
     in->retry_timer.data = in;
     ingest_sweep_start(in); /* releases the definitions of agents gone */
+    ingest_watch_start(in); /* agents lost and back */
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
@@ -114,6 +116,10 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
                  rc == UV_EINVAL ? " (listen needs a numeric IP address)" : "");
     }
     in->replaying = true;
+    if (rc == 0 && ingest_watch_load(in) != 0) {
+        snprintf(err, errlen, "out of memory reading the agents' state");
+        rc = KVL_ENOMEM;
+    }
     if (rc == 0) {
         rc = ingest_replay_start(in, err, errlen);
         in->journal_closed = in->journal == NULL || rc != 0;
@@ -132,7 +138,7 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
 void ingest_maybe_free(kvl_ingest_t *in)
 {
     if (!in->freeing || !in->server_closed || !in->retry_timer_closed || in->sweep_open ||
-        in->live > 0 || in->writing > 0) {
+        in->watch_open || in->watch_busy || in->live > 0 || in->writing > 0) {
         return;
     }
     if (!in->journal_closed) {
@@ -186,6 +192,7 @@ void kvl_ingest_free(kvl_ingest_t *in)
     /* A batch waiting for its retry (apply.c) stays in the journal: replayed next time. */
     uv_close((uv_handle_t *)&in->retry_timer, on_retry_timer_closed);
     ingest_sweep_stop(in);
+    ingest_watch_stop(in);
     uv_close((uv_handle_t *)&in->server, on_server_closed);
     while (in->conns != NULL) {
         ingest_conn_close(in->conns, NULL);

@@ -133,11 +133,13 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
         CHECK(a->u.hello.has_last_seq == b->u.hello.has_last_seq);
         CHECK(a->u.hello.last_seq == b->u.hello.last_seq);
         CHECK(a->u.hello.last_event_seq == b->u.hello.last_event_seq);
+        CHECK(a->u.hello.heartbeat_ms == b->u.hello.heartbeat_ms);
         break;
     case KVL_MSG_WELCOME:
         CHECK(a->u.welcome.protocol == b->u.welcome.protocol);
         CHECK(a->u.welcome.last_acked_seq == b->u.welcome.last_acked_seq);
         CHECK(a->u.welcome.last_acked_event_seq == b->u.welcome.last_acked_event_seq);
+        CHECK(a->u.welcome.takes_heartbeats == b->u.welcome.takes_heartbeats);
         CHECK(str_eq(a->u.welcome.collector_id, b->u.welcome.collector_id));
         CHECK(str_eq(a->u.welcome.version, b->u.welcome.version));
         break;
@@ -180,6 +182,11 @@ static void check_same(const kvl_msg_t *a, const kvl_msg_t *b)
     }
     case KVL_MSG_ACK:
         CHECK(a->u.ack.seq == b->u.ack.seq && a->u.ack.lane == b->u.ack.lane);
+        break;
+    case KVL_MSG_HEARTBEAT:
+        CHECK(a->u.heartbeat.time_ms == b->u.heartbeat.time_ms);
+        CHECK(a->u.heartbeat.last_seq == b->u.heartbeat.last_seq);
+        CHECK(a->u.heartbeat.last_event_seq == b->u.heartbeat.last_event_seq);
         break;
     default:
         CHECK(!"decoded message of no type");

@@ -312,7 +312,54 @@ static void test_hello(void **state)
     assert_true(out.u.hello.has_last_seq);
     assert_int_equal(out.u.hello.last_seq, 1764930000123456ull);
     assert_int_equal(out.u.hello.last_event_seq, 0);
+    assert_int_equal(out.u.hello.heartbeat_ms, 0); /* not said: an agent without heartbeats */
     kvl_msg_clear(&out);
+
+    /* The heartbeat interval travels. */
+    in.u.hello.heartbeat_ms = 10000;
+    assert_int_equal(round_trip(&in, &out, NULL), 0);
+    assert_int_equal(out.u.hello.heartbeat_ms, 10000);
+    kvl_msg_clear(&out);
+}
+
+/* A heartbeat: the agent's time and positions, extremes included; none without positions
+ * decodes as zeros. */
+static void test_heartbeat(void **state)
+{
+    KVL_UNUSED(state);
+    static const struct {
+        int64_t t;
+        uint64_t bulk, events;
+    } cases[] = {{1764930000123, 1764930000123456ull, 1764930000000001ull},
+                 {0, 0, 0},
+                 {-1, 1, UINT64_MAX},
+                 {INT64_MAX, UINT64_MAX, 0},
+                 {INT64_MIN, 42, 43}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kvl_msg_t in = {.type = KVL_MSG_HEARTBEAT}, out;
+        in.u.heartbeat = (kvl_heartbeat_t){
+            .time_ms = cases[i].t, .last_seq = cases[i].bulk, .last_event_seq = cases[i].events};
+        assert_int_equal(round_trip(&in, &out, NULL), 0);
+        assert_int_equal(out.type, KVL_MSG_HEARTBEAT);
+        assert_true(out.u.heartbeat.time_ms == cases[i].t);
+        assert_true(out.u.heartbeat.last_seq == cases[i].bulk);
+        assert_true(out.u.heartbeat.last_event_seq == cases[i].events);
+        kvl_msg_clear(&out);
+    }
+    /* Envelope field 7 holding a Heartbeat with only its time (field 1). */
+    char err[256] = "";
+    kvl_buf_t env = {0}, hb = {0};
+    pb_uint(&hb, 1, 5);
+    pb_msg(&env, 7, &hb);
+    kvl_msg_t m = {0};
+    assert_int_equal(kvl_wire_decode(env.data, env.len, &m, err, sizeof(err)), 0);
+    assert_int_equal(m.type, KVL_MSG_HEARTBEAT);
+    assert_int_equal(m.u.heartbeat.time_ms, 5);
+    assert_int_equal(m.u.heartbeat.last_seq, 0);
+    assert_int_equal(m.u.heartbeat.last_event_seq, 0);
+    kvl_msg_clear(&m);
+    kvl_buf_free(&env);
+    kvl_buf_free(&hb);
 }
 
 /* An older agent's Hello (fields 1 to 5) decodes without positions; an empty Positions
@@ -374,6 +421,11 @@ static void test_welcome_refusal_ack(void **state)
     assert_string_equal(out.u.welcome.collector_id, "noc-collector-1");
     assert_string_equal(out.u.welcome.version, "0.1.0");
     assert_int_equal(out.u.welcome.last_acked_seq, 123456789012ull);
+    assert_false(out.u.welcome.takes_heartbeats); /* an older collector's */
+    kvl_msg_clear(&out);
+    in.u.welcome.takes_heartbeats = true;
+    assert_int_equal(round_trip(&in, &out, NULL), 0);
+    assert_true(out.u.welcome.takes_heartbeats);
     kvl_msg_clear(&out);
 
     in = (kvl_msg_t){.type = KVL_MSG_REFUSAL};
@@ -1274,6 +1326,7 @@ int main(void)
         cmocka_unit_test(test_hand_written_valid),
         cmocka_unit_test(test_decode_bad_groups),
         cmocka_unit_test(test_decode_bad_defs),
+        cmocka_unit_test(test_heartbeat),
         cmocka_unit_test(test_decode_bad_envelopes),
         cmocka_unit_test(test_decode_time_overflow),
         cmocka_unit_test(test_decode_truncated),
