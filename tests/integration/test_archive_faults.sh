@@ -4,7 +4,9 @@
 #
 # Runs as root in a mount namespace of its own (unshare -m, private propagation): the
 # collector's data folder is a small tmpfs, its journal (<data_dir>/_journal) another, so
-# that the archives' file system can fail while the journal keeps acknowledging.
+# that the archives' file system can fail while the journal keeps acknowledging; the alert
+# book's and the notifiers' folders (<data_dir>/alerts, /notify) are tmpfs of their own too,
+# as their open logs would keep the archives' one from being remounted read-only (EBUSY).
 #
 # An agent polls a device (an interface counting at known rates) every 2 s; collector and
 # agent log at debug level (the agent names every bulk batch it queues, the collector every
@@ -48,6 +50,8 @@ eval "_kvl_cleanup_lib() $(declare -f kvl_cleanup | tail -n +2)"
 kvl_cleanup() {
     local rc=$?
     umount -l "$DATA/_journal" 2>/dev/null
+    umount -l "$DATA/alerts" 2>/dev/null
+    umount -l "$DATA/notify" 2>/dev/null
     umount -l "$DATA" 2>/dev/null
     (exit "$rc")
     _kvl_cleanup_lib
@@ -58,6 +62,10 @@ mount -t tmpfs -o size=64m,mode=0755 kvl-archives "$DATA" || kvl_fail "cannot mo
 mkdir -p "$DATA/_journal"
 mount -t tmpfs -o size=512m,mode=0755 kvl-journal "$DATA/_journal" \
     || kvl_fail "cannot mount a tmpfs on $DATA/_journal"
+for d in alerts notify; do
+    mkdir -p "$DATA/$d"
+    mount -t tmpfs -o size=16m,mode=0755 "kvl-$d" "$DATA/$d" || kvl_fail "cannot mount a tmpfs on $DATA/$d"
+done
 
 # logged_times N PATTERN: the collector's log has at least N lines matching PATTERN.
 logged_times() {
