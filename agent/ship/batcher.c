@@ -34,6 +34,7 @@ struct kvl_batcher {
     kvl_outbox_t *outbox; /* NULL: --poll-once, batches printed to dump */
     FILE *dump;
     uv_timer_t timer;
+    uv_timer_t events_timer; /* an event goes out at the next turn of the loop, not at flush */
     int64_t flush_ms;
 
     KVL_VEC(group_span_t) groups;
@@ -62,6 +63,18 @@ static void on_flush_timer(uv_timer_t *t)
     kvl_batcher_flush(t->data);
 }
 
+static void flush_events(kvl_batcher_t *b);
+
+/* Events are news: they leave on the events lane as soon as the loop comes round, all those
+ * queued in the same turn in one batch (a trap flood makes batches, not a batch per trap). */
+static void on_events_timer(uv_timer_t *t)
+{
+    kvl_batcher_t *b = t->data;
+    if (b->outbox != NULL && b->events.n > 0) {
+        flush_events(b);
+    }
+}
+
 int kvl_batcher_new(uv_loop_t *loop, kvl_registry_t *reg, kvl_outbox_t *outbox, int64_t flush_ms,
                     kvl_batcher_t **out, char *err, size_t errlen)
 {
@@ -77,6 +90,8 @@ int kvl_batcher_new(uv_loop_t *loop, kvl_registry_t *reg, kvl_outbox_t *outbox, 
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
     uv_timer_start(&b->timer, on_flush_timer, (uint64_t)b->flush_ms, (uint64_t)b->flush_ms);
+    uv_timer_init(loop, &b->events_timer);
+    b->events_timer.data = b;
     *out = b;
     return 0;
 }
@@ -106,6 +121,7 @@ void kvl_batcher_free(kvl_batcher_t *b)
     }
     kvl_batcher_flush(b);
     uv_timer_stop(&b->timer);
+    uv_close((uv_handle_t *)&b->events_timer, NULL); /* closed before the one that frees b */
     uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
@@ -215,6 +231,9 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
     }
     e.fields = f;
     VEC_PUSH(b, b->events, e);
+    if (b->outbox != NULL && !uv_is_active((uv_handle_t *)&b->events_timer)) {
+        uv_timer_start(&b->events_timer, on_events_timer, 0, 0);
+    }
 }
 
 /* ----------------------------------------------------------------- flushing ------------ */

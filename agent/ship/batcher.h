@@ -11,7 +11,8 @@
  *   kvl_batcher_add_unknown(b, id_out_octets);
  *   kvl_batcher_group_end(b);
  *
- * Events (device down/up) go in with kvl_batcher_event. Every flush_interval, or when a
+ * Events (device down/up, traps, targets lost) go in with kvl_batcher_event and leave at the
+ * next turn of the loop, on the events lane. Every flush_interval, or when a
  * batch grows large, the open batch is encoded once (with definitions of the series it
  * is the first to use, taken from the registry) and appended to the outbox, which keeps it
  * until acknowledged and tells the uplink. Runs on the agent's loop thread only.
