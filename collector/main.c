@@ -124,12 +124,12 @@ static int start_alerts(app_t *a, char *err, size_t errlen)
         KVL_LOG_ERROR("alerts", a->cfg->id, "%s", err);
         return 1;
     }
-    snprintf(path, sizeof(path), "%s/notify", a->cfg->data_dir);
+    snprintf(path, sizeof(path), "%s/_notify", a->cfg->data_dir);
     if (kvl_notify_new(a->loop, a->cfg->receivers, path, &a->notify, err, errlen) != 0) {
         KVL_LOG_ERROR("notify", a->cfg->id, "%s", err);
         return 1;
     }
-    snprintf(path, sizeof(path), "%s/alerts", a->cfg->data_dir);
+    snprintf(path, sizeof(path), "%s/_alerts", a->cfg->data_dir);
     kvl_book_opts_t bo = {.loop = a->loop, .cfg = a->cfg->alerts, .notify = a->notify, .dir = path};
     if (kvl_book_new(&bo, &a->book, err, errlen) != 0) {
         KVL_LOG_ERROR("alerts", a->cfg->id, "%s", err);

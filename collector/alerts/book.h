@@ -2,7 +2,7 @@
  * book.h — the alert book: the lifecycle of every alert after the rule engine (pending,
  * firing, resolved), what was sent for it and to whom, acknowledgements, silences,
  * maintenance windows, escalation and the history, kept in the collector's data folder
- * (<data_dir>/alerts/) and restored at start; and the routing of notifications to the
+ * (<data_dir>/_alerts/) and restored at start; and the routing of notifications to the
  * notifier's outbox (notify.h).
  *
  * Routing (alerts_config.h): an alert goes to the receivers of the routes whose globs
@@ -61,7 +61,7 @@ typedef struct kvl_book_opts {
     uv_loop_t *loop;
     const kvl_alerts_cfg_t *cfg; /* NULL: the defaults; kept by reference: outlives the book */
     kvl_notify_t *notify;        /* where notifications go; kept by reference */
-    const char *dir;             /* the book's folder, <data_dir>/alerts (made if missing) */
+    const char *dir;             /* the book's folder, <data_dir>/_alerts (made if missing) */
     kvl_book_clock_fn now_ms;    /* NULL: the wall clock (kvl_now_ms) */
     void *clock_ctx;
 } kvl_book_opts_t;

@@ -247,8 +247,8 @@ static void on_state_done(uv_work_t *w, int status)
     if (rc != 0) {
         in->watch_dirty = true; /* tried again at the next tick */
         KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, &lim, "ingest", s->path,
-                        "cannot keep the agents' state (%s): %s; a restart may say agent_lost "
-                        "or agent_back again",
+                        "cannot keep the agents' state (%s): %s (tried again); until it is "
+                        "written a restart may repeat an agent's loss or return",
                         s->step, kvl_strerror(rc));
     }
     kvl_buf_free(&s->buf);

@@ -299,19 +299,22 @@ kvl_start_snmpsim() {
 # kvl_start_collector NAME CONFIG: starts kaaval-collector, logs in $KVL_TMP/logs/NAME.log;
 # waits until it listens. Sets KVL_LAST_PID.
 kvl_start_collector() {
-    local name=$1 cfg=$2 pid
+    local name=$1 cfg=$2 pid before=0
+    # a restarted collector appends to its log: only a line after this start counts
+    [ -f "$KVL_TMP/logs/$name.log" ] && before=$(wc -l <"$KVL_TMP/logs/$name.log")
     "$KVL_COLLECTOR" -c "$cfg" >>"$KVL_TMP/logs/$name.out" 2>>"$KVL_TMP/logs/$name.log" &
     pid=$!
     kvl_track "$pid" kaaval-collector
     KVL_LAST_PID=$pid
     _kvl_await_exec "$pid" kaaval-collector || kvl_fail "$name (pid $pid) exited at start-up"
-    kvl_wait_until 15 "$name (pid $pid) to listen" _kvl_listening "$pid" "$KVL_TMP/logs/$name.log"
+    kvl_wait_until 60 "$name (pid $pid) to listen" _kvl_listening "$pid" "$KVL_TMP/logs/$name.log" \
+        "$before"
     kvl_log "$name pid $pid"
 }
 
 _kvl_listening() {
     kvl_is_ours "$1" kaaval-collector || kvl_fail "collector (pid $1) exited at start-up"
-    grep -q 'listening for agents' "$2"
+    tail -n +"$((${3:-0} + 1))" "$2" | grep -q 'listening for agents'
 }
 
 # kvl_start_agent NAME CONFIG: starts kaaval-agent, logs in $KVL_TMP/logs/NAME.log. Sets
@@ -518,12 +521,13 @@ kvl_rrd_step() {
 
 # ------------------------------------------------------------------- simulated devices -------
 
-# kvl_make_rate_device FILE [--uptime-initial TICKS] [--counter-offset N] IF:IN:OUT[:MBPS]...
+# kvl_make_rate_device FILE [--uptime-initial TICKS] [--counter-offset N] IF:IN:OUT[:MBPS[:down]]...
 #   writes an .snmprec for a device whose sysUpTime grows 100 ticks/s and whose interfaces
 #   (ifName IF, ifIndex 1, 2, ...) count ifHCInOctets/ifHCOutOctets up at IN and OUT bytes/s
 #   (snmpsim's numeric variation: value = initial + rate x seconds since snmpsimd started).
 #   --counter-offset raises every counter's initial value (a device whose counters did not
-#   restart with it). Lines are written in OID order, as snmpsim requires.
+#   restart with it). ":down": the interface's ifOperStatus is down (admin up). Lines are
+#   written in OID order, as snmpsim requires.
 kvl_make_rate_device() {
     "$KVL_PY" - "$@" <<'EOF' || kvl_fail "cannot write a simulated device"
 import sys
@@ -550,6 +554,7 @@ for i, spec in enumerate(args, start=1):
     parts = spec.split(":")
     name, rin, rout = parts[0], int(parts[1]), int(parts[2])
     mbps = int(parts[3]) if len(parts) > 3 else 100
+    oper = 2 if len(parts) > 4 and parts[4] == "down" else 1
     pre, x = "1.3.6.1.2.1.2.2.1.", "1.3.6.1.2.1.31.1.1.1."
     rows[pre + "1.%d" % i] = "2|%d" % i
     rows[pre + "2.%d" % i] = "4|Test interface %s" % name
@@ -557,7 +562,7 @@ for i, spec in enumerate(args, start=1):
     rows[pre + "4.%d" % i] = "2|1500"
     rows[pre + "5.%d" % i] = "66|%d" % min(mbps * 1000000, 4294967295)
     rows[pre + "7.%d" % i] = "2|1"
-    rows[pre + "8.%d" % i] = "2|1"
+    rows[pre + "8.%d" % i] = "2|%d" % oper
     rows[pre + "13.%d" % i] = "65|0"
     rows[pre + "14.%d" % i] = "65|0"
     rows[pre + "19.%d" % i] = "65|0"

@@ -2,12 +2,14 @@
 # test_alert_pipeline.sh — alerts end to end, as the on-call engineer gets them: a device
 # stops answering, a linkDown trap arrives, the collector is killed while alerts fire.
 #
-# One simulated device (snmpsim, interface eth0 = ifIndex 1) is polled every 2 s by an agent
+# One simulated device (snmpsim; eth0 = ifIndex 1, and eth1 = ifIndex 2, a port that is down
+# while admin up) is polled every 2 s by an agent
 # whose trap receiver listens on a free 127.0.0.1 port; the collector runs its built-in rules
 # and sends to two receivers: a real prometheus-alertmanager and a webhook that checks the
 # HMAC signature (notify_webhook_rx.py). Its HTTP API is on with an API token.
-#   1. snmptrap v2c linkDown for ifIndex 1: a page names the interface eth0
-#      (interface_down), then linkUp resolves it.
+#   1. snmptrap v2c linkDown for ifIndex 2: a page names the interface eth1
+#      (interface_down; the poll made at once finds it down too, and it stays so: a port
+#      found down at first sight pages on a linkDown, not before).
 #   2. The simulator is stopped (by pid): one device_down page to the webhook, within
 #      seconds; Alertmanager lists the alert with its labels and startsAt (its own API);
 #      kaavalctl lists it and acknowledges it.
@@ -30,7 +32,7 @@ CTL=$KVL_BUILD/kaavalctl
 T=$KVL_TMP
 L=$T/logs
 mkdir -p "$T/rec" "$T/data" "$T/am-data"
-kvl_make_rate_device "$T/rec/pipedev.snmprec" "eth0:1000:2000:1000"
+kvl_make_rate_device "$T/rec/pipedev.snmprec" "eth0:1000:2000:1000" "eth1:0:0:1000:down"
 kvl_free_port udp SNMP
 kvl_free_port udp TRAP
 kvl_free_port tcp COL_PORT
@@ -99,16 +101,18 @@ has_pages() { [ "$(pages "$1" "$2")" -ge "$3" ]; }
 IFX=.1.3.6.1.2.1.2.2.1
 kvl_sleep_checking 3 "$AGENT" "$COL"
 T0=$SECONDS
+n=$(grep -c 'interface_down' "$T/hook.out")
+[ "$n" -eq 0 ] || kvl_fail "eth1, down since it was first seen, paged before any linkDown"
 snmptrap -v2c -c pipedev "127.0.0.1:$TRAP" '' .1.3.6.1.6.3.1.1.5.3 \
-    "$IFX.1.1" i 1 "$IFX.7.1" i 1 "$IFX.8.1" i 2 || kvl_fail "snmptrap linkDown failed"
-kvl_wait_until 20 "a page for eth0's linkDown" has_pages firing interface_down 1
+    "$IFX.1.2" i 2 "$IFX.7.2" i 1 "$IFX.8.2" i 2 || kvl_fail "snmptrap linkDown failed"
+kvl_wait_until 20 "a page for eth1's linkDown" has_pages firing interface_down 1
 kvl_log "linkDown trap paged after $((SECONDS - T0)) s: $(grep 'interface_down' "$T/hook.out" | head -n 1)"
 grep 'firing interface_down' "$T/hook.out" >/dev/null || true
-grep -q "^ok .* firing pipedev interface_down/firing/eth0/" "$T/hook.out" ||
-    kvl_fail "the interface_down page does not name eth0: $(cat "$T/hook.out")"
-snmptrap -v2c -c pipedev "127.0.0.1:$TRAP" '' .1.3.6.1.6.3.1.1.5.4 \
-    "$IFX.1.1" i 1 "$IFX.7.1" i 1 "$IFX.8.1" i 1 || kvl_fail "snmptrap linkUp failed"
-kvl_wait_until 20 "the resolution of eth0's linkDown" has_pages resolved interface_down 1
+grep -q "^ok .* firing pipedev interface_down/firing/eth1/" "$T/hook.out" ||
+    kvl_fail "the interface_down page does not name eth1: $(cat "$T/hook.out")"
+kvl_sleep_checking 5 "$AGENT" "$COL"
+n=$(grep -c 'interface_down/resolved' "$T/hook.out")
+[ "$n" -eq 0 ] || kvl_fail "eth1's interface_down resolved while its polls say it is down"
 
 # ------------------------------------------------------------------ 2: device down -------
 kvl_stop "$SIM" TERM || kvl_fail "could not stop the simulator"
@@ -164,4 +168,4 @@ n=$(pages resolved device_down)
 if grep -q '^badsig' "$T/hook.out"; then
     kvl_fail "a webhook request with a bad signature: $(grep '^badsig' "$T/hook.out" | head -n 1)"
 fi
-kvl_pass "linkDown paged naming eth0; device_down paged once (also across a SIGKILL), seen by alertmanager, acked with kaavalctl, resolved once"
+kvl_pass "linkDown paged naming eth1; device_down paged once (also across a SIGKILL), seen by alertmanager, acked with kaavalctl, resolved once"

@@ -5,7 +5,7 @@
 # Runs as root in a mount namespace of its own (unshare -m, private propagation): the
 # collector's data folder is a small tmpfs, its journal (<data_dir>/_journal) another, so
 # that the archives' file system can fail while the journal keeps acknowledging; the alert
-# book's and the notifiers' folders (<data_dir>/alerts, /notify) are tmpfs of their own too,
+# book's and the notifiers' folders (<data_dir>/_alerts, /_notify) are tmpfs of their own too,
 # as their open logs would keep the archives' one from being remounted read-only (EBUSY).
 #
 # An agent polls a device (an interface counting at known rates) every 2 s; collector and
@@ -50,8 +50,8 @@ eval "_kvl_cleanup_lib() $(declare -f kvl_cleanup | tail -n +2)"
 kvl_cleanup() {
     local rc=$?
     umount -l "$DATA/_journal" 2>/dev/null
-    umount -l "$DATA/alerts" 2>/dev/null
-    umount -l "$DATA/notify" 2>/dev/null
+    umount -l "$DATA/_alerts" 2>/dev/null
+    umount -l "$DATA/_notify" 2>/dev/null
     umount -l "$DATA" 2>/dev/null
     (exit "$rc")
     _kvl_cleanup_lib
@@ -62,7 +62,7 @@ mount -t tmpfs -o size=64m,mode=0755 kvl-archives "$DATA" || kvl_fail "cannot mo
 mkdir -p "$DATA/_journal"
 mount -t tmpfs -o size=512m,mode=0755 kvl-journal "$DATA/_journal" \
     || kvl_fail "cannot mount a tmpfs on $DATA/_journal"
-for d in alerts notify; do
+for d in _alerts _notify; do
     mkdir -p "$DATA/$d"
     mount -t tmpfs -o size=16m,mode=0755 "kvl-$d" "$DATA/$d" || kvl_fail "cannot mount a tmpfs on $DATA/$d"
 done
@@ -175,8 +175,10 @@ check_batches() {
 }
 check_batches "$ALOG" faults-agent
 check_batches "$ALOG2" faults-agent2
+# ('lost' as in data lost: not the start-up line counting agents lost from the network)
 for bad in 'failed for good' 'cannot read it back' 'older than their archive' 'lost'; do
-    grep -q "$bad" "$CLOG" && kvl_fail "the collector logged '$bad': $(grep "$bad" "$CLOG" | head -n 3)"
+    hits=$(grep "$bad" "$CLOG" | grep -v "agents' state: [0-9]* lost (agent_back")
+    [ -z "$hits" ] || kvl_fail "the collector logged '$bad': $(head -n 3 <<<"$hits")"
 done
 np=$(grep -c 'applying paused' "$CLOG")
 nr=$(grep -c 'applying resumed' "$CLOG")

@@ -87,8 +87,9 @@ kvl_sleep_checking 4 "$COL"
 for site in s-other-ca s-expired s-spoof s-plain; do
     [ ! -e "$KVL_TMP/data/$site" ] || kvl_fail "refused agent's data written under $KVL_TMP/data/$site"
 done
-# (the collector's own _journal folder aside; sites never start with '_')
-found=$(find "$KVL_TMP/data" -mindepth 1 -maxdepth 1 ! -name _journal -printf '%f ')
+# (the collector's own files aside: _journal, _alerts, _notify, _agents.state; a site's
+# folder never starts with '_')
+found=$(find "$KVL_TMP/data" -mindepth 1 -maxdepth 1 ! -name '_*' -printf '%f ')
 [ "$found" = "good " ] || kvl_fail "the data folder holds '$found', expected only 'good'"
 grep -q 'INSECURE' "$KVL_TMP/logs/plain.log" || kvl_fail "the insecure agent did not warn at start"
 kvl_wait_until 15 "the collector to close the silent connection" \
