@@ -22,6 +22,8 @@
 
 #include "kvl.h"
 #include "log.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 #include "rules.h"
 

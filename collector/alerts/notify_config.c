@@ -14,7 +14,49 @@
 
 #include "kvl.h"
 #include "names.h"
-#include "notify_int.h"
+
+/* --- the webhook template's placeholders (notify_template.c renders them) ------------- */
+
+const char *const kvl_notify_template_names[] = {
+    "receiver",    "group_key", "status",    "count",     "firing",  "rule",
+    "severity",    "site",      "device",    "interface", "target",  "summary",
+    "description", "value",     "threshold", "starts_at", "ends_at", "url",
+    "fingerprint", "alerts",    "json",      NULL};
+
+int kvl_notify_template_placeholder(const char *p, size_t *len)
+{
+    const char *end = strstr(p, "}}");
+    if (end == NULL) {
+        return -1;
+    }
+    size_t n = (size_t)(end - p);
+    for (int i = 0; kvl_notify_template_names[i]; i++) {
+        if (strlen(kvl_notify_template_names[i]) == n &&
+            strncmp(p, kvl_notify_template_names[i], n) == 0) {
+            *len = n + 2;
+            return i;
+        }
+    }
+    return -1;
+}
+
+int kvl_notify_template_check(const char *t, char *why, size_t whylen)
+{
+    for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
+        size_t len;
+        if (kvl_notify_template_placeholder(p + 2, &len) < 0) {
+            const char *end = strstr(p + 2, "}}");
+            int n = end ? (int)(end - p) + 2 : (int)strlen(p);
+            snprintf(why, whylen,
+                     "unknown placeholder %.*s (known: {{receiver}}, {{status}}, "
+                     "{{summary}}, {{alerts}}, {{json}}, ... see docs/configuration.md)",
+                     n > 60 ? 60 : n, p);
+            return KVL_EINVAL;
+        }
+        p += 2 + len;
+    }
+    return 0;
+}
 
 const char *const kvl_notify_types[] = {"alertmanager", "webhook", "email", "exec",
                                         "syslog",       "snmp",    NULL};

@@ -76,4 +76,12 @@ kvl_notify_cfg_t *kvl_notify_cfg_parse_text(const char *name, const char *text, 
                                             size_t errlen);
 void kvl_notify_cfg_free(kvl_notify_cfg_t *c);
 
+/* A webhook template's placeholders: the index of the one at p ("{{" already seen, p after
+ * it) and its length in *len (up to and with "}}"), or -1; and the check of a whole
+ * template (0, or KVL_EINVAL with the unknown one named in why). */
+int kvl_notify_template_placeholder(const char *p, size_t *len);
+/* Their names, by that index (NULL-terminated). */
+extern const char *const kvl_notify_template_names[];
+int kvl_notify_template_check(const char *t, char *why, size_t whylen);
+
 #endif

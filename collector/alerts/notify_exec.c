@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 #include "rules.h"
 

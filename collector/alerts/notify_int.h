@@ -21,8 +21,11 @@
 
 #include "alert.h"
 #include "buf.h"
-#include "notify.h"
-#include "notify_config.h"
+
+/* notify_config.h: the files that read a receiver's keys include it (a name here keeps the
+ * configuration module below this one) */
+typedef struct kvl_notify_receiver_cfg kvl_notify_receiver_cfg_t;
+typedef struct kvl_notify kvl_notify_t; /* notify.h */
 
 typedef struct kvl_notify_rcv kvl_notify_rcv_t;
 
@@ -129,9 +132,6 @@ int kvl_notify_msg_parse(const char *text, size_t len, kvl_notify_msg_t *m, char
                          size_t whylen);
 void kvl_notify_msg_clear(kvl_notify_msg_t *m);
 
-/* The webhook's body template (notify_template.c): 0 when every {{name}} in t is known,
- * else KVL_EINVAL with a sentence in why. */
-int kvl_notify_template_check(const char *t, char *why, size_t whylen);
 /* Appends t with its placeholders filled from m to out. 0, or KVL_EINVAL for a template
  * kvl_notify_template_check would refuse. */
 int kvl_notify_template_render(const char *t, const char *receiver, const kvl_notify_msg_t *m,

@@ -17,6 +17,8 @@
 
 #include "buf.h"
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 #include "rules.h"
 

@@ -27,6 +27,8 @@
 
 #include "buf.h"
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 
 #define OID_MAX 32

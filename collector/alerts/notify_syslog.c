@@ -11,6 +11,8 @@
 #include <syslog.h>
 
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 #include "rules.h"
 

@@ -16,50 +16,10 @@
 
 #include "buf.h"
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 #include "rules.h"
-
-static const char *const names[] = {
-    "receiver",    "group_key", "status",    "count",     "firing",  "rule",
-    "severity",    "site",      "device",    "interface", "target",  "summary",
-    "description", "value",     "threshold", "starts_at", "ends_at", "url",
-    "fingerprint", "alerts",    "json",      NULL};
-
-/* The index of the placeholder at p ("{{" already seen, p after it), its length in *len
- * (up to and with "}}"), or -1. */
-static int placeholder(const char *p, size_t *len)
-{
-    const char *end = strstr(p, "}}");
-    if (end == NULL) {
-        return -1;
-    }
-    size_t n = (size_t)(end - p);
-    for (int i = 0; names[i]; i++) {
-        if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0) {
-            *len = n + 2;
-            return i;
-        }
-    }
-    return -1;
-}
-
-int kvl_notify_template_check(const char *t, char *why, size_t whylen)
-{
-    for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
-        size_t len;
-        if (placeholder(p + 2, &len) < 0) {
-            const char *end = strstr(p + 2, "}}");
-            int n = end ? (int)(end - p) + 2 : (int)strlen(p);
-            snprintf(why, whylen,
-                     "unknown placeholder %.*s (known: {{receiver}}, {{status}}, "
-                     "{{summary}}, {{alerts}}, {{json}}, ... see docs/configuration.md)",
-                     n > 60 ? 60 : n, p);
-            return KVL_EINVAL;
-        }
-        p += 2 + len;
-    }
-    return 0;
-}
 
 static void put_escaped(kvl_buf_t *b, const char *s)
 {
@@ -133,7 +93,7 @@ static void put_field(kvl_buf_t *b, int which, const char *receiver, const kvl_n
     case 8:
     case 9:
     case 10:
-        put_escaped(b, kvl_alert_label(a, names[which]));
+        put_escaped(b, kvl_alert_label(a, kvl_notify_template_names[which]));
         return;
     case 11:
         put_escaped(b, a->summary);
@@ -198,7 +158,7 @@ int kvl_notify_template_render(const char *t, const char *receiver, const kvl_no
     const char *p = t;
     for (const char *q = strstr(p, "{{"); q; q = strstr(p, "{{")) {
         size_t len;
-        int which = placeholder(q + 2, &len);
+        int which = kvl_notify_template_placeholder(q + 2, &len);
         if (which < 0) {
             return KVL_EINVAL; /* kvl_notify_template_check refused it at configuration */
         }

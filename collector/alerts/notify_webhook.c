@@ -13,6 +13,8 @@
 
 #include "hmac.h"
 #include "kvl.h"
+#include "notify.h"
+#include "notify_config.h"
 #include "notify_int.h"
 
 static void on_sent(kvl_notify_rcv_t *r, int result, const char *why)
