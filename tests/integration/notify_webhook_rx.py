@@ -34,7 +34,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             first = n["alerts"][0]
             dev = first["labels"].get("device", "-")
             # then, per alert: rule/status/interface/start, for tests of the whole pipeline
-            rest = " ".join("%s/%s/%s/%s" % (a.get("rule", "-"), a.get("status", "-"),
+            # (a flapping alert: its rule name followed by "~flapping")
+            rest = " ".join("%s%s/%s/%s/%s" % (a.get("rule", "-"),
+                                               "~flapping" if a["labels"].get("flapping") == "true"
+                                               else "", a.get("status", "-"),
                                              a["labels"].get("interface", "-"),
                                              a.get("starts_at", "-")) for a in n["alerts"])
             line, code = f"ok {n['group_key']} {n['status']} {dev} {rest}", 200
