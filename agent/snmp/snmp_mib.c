@@ -311,8 +311,12 @@ int kvl_snmp_mib_names_load(const char *const *dirs, size_t n_dirs, kvl_snmp_mib
         snprintf(err, errlen, "out of memory loading MIB names");
         return KVL_ENOMEM;
     }
-    qsort(t->notifs.v, t->notifs.n, sizeof(mib_name_t), name_cmp);
-    qsort(t->objects.v, t->objects.n, sizeof(mib_name_t), name_cmp);
+    if (t->notifs.n > 0) { /* an empty list has no storage: qsort wants a pointer */
+        qsort(t->notifs.v, t->notifs.n, sizeof(mib_name_t), name_cmp);
+    }
+    if (t->objects.n > 0) {
+        qsort(t->objects.v, t->objects.n, sizeof(mib_name_t), name_cmp);
+    }
     /* An object listed by several notifications: kept once. */
     size_t k = 0;
     for (size_t i = 0; i < t->objects.n; i++) {
