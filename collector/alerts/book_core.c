@@ -491,6 +491,17 @@ static int maint_remove(kvl_book_t *b, const char *id)
 #define SILENCES_MAX 10000
 #define MAINT_MAX 1000
 
+/* Logs a change of the silences or windows, syncs it, and runs what it makes due. */
+static int record(kvl_book_t *b, json_t *rec)
+{
+    int rc = book_log(b, rec);
+    if (rc == 0) {
+        rc = book_log_sync(b);
+    }
+    kvl_book_tick(b);
+    return rc;
+}
+
 int kvl_book_silence_add(kvl_book_t *b, kvl_silence_t *s)
 {
     if (b->n_s >= SILENCES_MAX) {
@@ -503,12 +514,7 @@ int kvl_book_silence_add(kvl_book_t *b, kvl_silence_t *s)
         json_decref(rec);
         return rc;
     }
-    rc = book_log(b, rec);
-    if (rc == 0) {
-        rc = book_log_sync(b);
-    }
-    kvl_book_tick(b);
-    return rc;
+    return record(b, rec);
 }
 
 int kvl_book_silence_del(kvl_book_t *b, const char *id)
@@ -516,12 +522,7 @@ int kvl_book_silence_del(kvl_book_t *b, const char *id)
     if (silence_remove(b, id) != 0) {
         return KVL_EINVAL;
     }
-    int rc = book_log(b, json_pack("{s:s, s:s}", "t", "unsilence", "id", id));
-    if (rc == 0) {
-        rc = book_log_sync(b);
-    }
-    kvl_book_tick(b);
-    return rc;
+    return record(b, json_pack("{s:s, s:s}", "t", "unsilence", "id", id));
 }
 
 int kvl_book_maint_add(kvl_book_t *b, kvl_maint_t *m)
@@ -536,12 +537,7 @@ int kvl_book_maint_add(kvl_book_t *b, kvl_maint_t *m)
         json_decref(rec);
         return rc;
     }
-    rc = book_log(b, rec);
-    if (rc == 0) {
-        rc = book_log_sync(b);
-    }
-    kvl_book_tick(b);
-    return rc;
+    return record(b, rec);
 }
 
 int kvl_book_maint_del(kvl_book_t *b, const char *id)
@@ -549,12 +545,7 @@ int kvl_book_maint_del(kvl_book_t *b, const char *id)
     if (maint_remove(b, id) != 0) {
         return KVL_EINVAL;
     }
-    int rc = book_log(b, json_pack("{s:s, s:s}", "t", "unmaint", "id", id));
-    if (rc == 0) {
-        rc = book_log_sync(b);
-    }
-    kvl_book_tick(b);
-    return rc;
+    return record(b, json_pack("{s:s, s:s}", "t", "unmaint", "id", id));
 }
 
 /* Silences over and one-off windows past are forgotten (not logged: they match nothing). */
