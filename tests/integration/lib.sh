@@ -331,6 +331,15 @@ kvl_start_agent() {
     kvl_log "$name pid $pid"
 }
 
+# kvl_start_relay LISTEN_PORT TARGET_PORT: tcp_relay.py between two ports of 127.0.0.1 (its
+# pid in KVL_LAST_PID, tracked): SIGSTOP freezes it like a cut link, SIGCONT thaws it.
+kvl_start_relay() {
+    "$KVL_PY" "$(dirname "${BASH_SOURCE[0]}")/tcp_relay.py" "$1" "$2" >>"$KVL_TMP/logs/relay.log" 2>&1 &
+    KVL_LAST_PID=$!
+    kvl_track "$KVL_LAST_PID" tcp_relay.py
+    kvl_wait_until 10 "the relay to listen" grep -q 'relay listening' "$KVL_TMP/logs/relay.log"
+}
+
 # kvl_collector_config FILE PORT DATA_DIR [LOG_LEVEL]: a collector on 127.0.0.1:PORT with
 # small archives (one hour at the poll step). Plain TCP (insecure: true) unless
 # KVL_COLLECTOR_TLS holds the line to use instead, e.g. "tls: {ca: ..., cert: ..., key: ...}".

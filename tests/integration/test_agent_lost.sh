@@ -2,9 +2,9 @@
 # test_agent_lost.sh — the collector knows when an agent is gone, says so once, and says
 # once when it is back; what the agent queued meanwhile arrives marked late.
 #
-# An agent (default heartbeat, 10 s) reaches the collector through a small TCP relay (a
-# Python process of this test, so it can be frozen with SIGSTOP: a link that stops carrying
-# anything, the sockets still open, as a cut WAN link looks). One device, served by snmpsim.
+# An agent (default heartbeat, 10 s) reaches the collector through a small TCP relay
+# (tests/integration/tcp_relay.py, frozen with SIGSTOP: a link that stops carrying anything,
+# the sockets still open, as a cut WAN link looks). One device, served by snmpsim.
 #   1. The relay is frozen; 3 s later the device's simulator is stopped, so the agent raises
 #      device_down while cut off. The collector must log agent_lost within 35 s of the cut
 #      (lost_after 3 x 10 s, plus its 0.5 s tick and the last heartbeat's age) — measured
@@ -33,44 +33,8 @@ kvl_start_collector collector "$KVL_TMP/collector.yaml"
 COL=$KVL_LAST_PID
 CLOG=$KVL_TMP/logs/collector.log
 
-# The relay: each connection to RELAY_PORT gets its own to the collector; bytes both ways;
-# when either side ends, both do.
-cat >"$KVL_TMP/relay.py" <<'EOF'
-import asyncio, sys
-
-async def pipe(r, w):
-    try:
-        while True:
-            data = await r.read(65536)
-            if not data:
-                break
-            w.write(data)
-            await w.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        w.close()
-
-async def handle(cr, cw):
-    try:
-        ur, uw = await asyncio.open_connection("127.0.0.1", int(sys.argv[2]))
-    except OSError:
-        cw.close()
-        return
-    await asyncio.gather(pipe(cr, uw), pipe(ur, cw))
-
-async def main():
-    srv = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
-    print("relay listening", flush=True)
-    async with srv:
-        await srv.serve_forever()
-
-asyncio.run(main())
-EOF
-"$KVL_PY" "$KVL_TMP/relay.py" "$RELAY_PORT" "$COL_PORT" >"$KVL_TMP/logs/relay.log" 2>&1 &
-RELAY=$!
-kvl_track "$RELAY" relay.py
-kvl_wait_until 10 "the relay to listen" grep -q 'relay listening' "$KVL_TMP/logs/relay.log"
+kvl_start_relay "$RELAY_PORT" "$COL_PORT"
+RELAY=$KVL_LAST_PID
 
 kvl_agent_config "$KVL_TMP/agent.yaml" lost-agent lab "$RELAY_PORT" 1s debug
 sed -i 's/timeout: 500ms/timeout: 300ms/' "$KVL_TMP/agent.yaml"

@@ -54,42 +54,8 @@ YAML
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 
-cat >"$T/relay.py" <<'EOF'
-import asyncio, sys
-
-async def pipe(r, w):
-    try:
-        while True:
-            data = await r.read(65536)
-            if not data:
-                break
-            w.write(data)
-            await w.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        w.close()
-
-async def handle(cr, cw):
-    try:
-        ur, uw = await asyncio.open_connection("127.0.0.1", int(sys.argv[2]))
-    except OSError:
-        cw.close()
-        return
-    await asyncio.gather(pipe(cr, uw), pipe(ur, cw))
-
-async def main():
-    srv = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
-    print("relay listening", flush=True)
-    async with srv:
-        await srv.serve_forever()
-
-asyncio.run(main())
-EOF
-"$KVL_PY" "$T/relay.py" "$RELAY_PORT" "$COL_PORT" >"$L/relay.log" 2>&1 &
-RELAY=$!
-kvl_track "$RELAY" relay.py
-kvl_wait_until 10 "the relay to listen" grep -q 'relay listening' "$L/relay.log"
+kvl_start_relay "$RELAY_PORT" "$COL_PORT"
+RELAY=$KVL_LAST_PID
 
 kvl_start_snmpsim "$T/rec" "$SNMP"
 SIM=$KVL_LAST_PID
