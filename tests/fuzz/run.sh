@@ -19,7 +19,10 @@
 # bounded by what they hold), fuzz_alerts_api (the alert book's silence and maintenance
 # bodies, query parameters and `alerts:` section), fuzz_http_req (the HTTP server's path,
 # query, Authorization, Cookie and JSON body checks), fuzz_downstate (the agent's
-# down-state files). The script exits non-zero if the build
+# down-state files), fuzz_engine (the rule engine's promises to the alert book across
+# restarts), fuzz_notify (the notifiers' outbox records, `receivers:` and the webhook
+# template), fuzz_trap_pdu (the trap port's packets), fuzz_rules (alert rules). The script
+# exits non-zero if the build
 # fails or any target crashes, leaks, times out or trips a sanitizer.
 set -eu
 
