@@ -1,7 +1,6 @@
 #!/bin/sh
-# install-bench-deps.sh — installs the Debian 12 packages that tests/bench/snmp-poll and
-# tests/bench/probe need
-# on top of packaging/install-deps.sh: the peers it measures kaaval-agent against and the
+# install-bench-deps.sh — installs the Debian 12 packages that tests/bench/snmp-poll,
+# tests/bench/probe and tests/bench/alert-latency need on top of packaging/install-deps.sh: the peers it measures kaaval-agent against and the
 # tools it drives them with. Not run by the test suite (the benchmark is not a ctest).
 #
 #   packaging/install-bench-deps.sh
@@ -13,6 +12,9 @@
 #   curl                      scrapes the exporter
 #   procps python3            /proc readers and the benchmark's small helpers
 #   fping                     the peer of tests/bench/probe (ICMP to 1,000 targets)
+#   prometheus prometheus-alertmanager prometheus-blackbox-exporter
+#                             the peer stack of tests/bench/alert-latency (with snmp_exporter)
+#   nftables                  alert-latency's link cuts
 #
 # Every package is from Debian's own archive; nothing is downloaded from elsewhere. The
 # packaged services are stopped and disabled right after installation: the benchmark starts
@@ -27,7 +29,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-pkgs="collectd-core prometheus-snmp-exporter snmpd snmp iproute2 curl procps python3 fping"
+pkgs="collectd-core prometheus-snmp-exporter snmpd snmp iproute2 curl procps python3 fping
+      prometheus prometheus-alertmanager prometheus-blackbox-exporter nftables"
 
 export DEBIAN_FRONTEND=noninteractive
 lists=/var/lib/apt/lists
@@ -50,12 +53,14 @@ apt-get install -y -q --no-install-recommends $pkgs || {
 
 # The benchmark runs its own instances; the packaged services must not hold the ports.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for s in snmpd prometheus-snmp-exporter collectd; do
+    for s in snmpd prometheus-snmp-exporter collectd prometheus prometheus-alertmanager \
+        prometheus-blackbox-exporter; do
         systemctl disable --now "$s" >/dev/null 2>&1 || true
     done
 fi
 
-for b in collectd prometheus-snmp-exporter snmpd snmpget ip curl fping; do
+for b in collectd prometheus-snmp-exporter snmpd snmpget ip curl fping prometheus \
+    prometheus-alertmanager prometheus-blackbox-exporter nft; do
     command -v "$b" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
     command -v "$b" >/dev/null 2>&1 || { echo "install-bench-deps.sh: $b missing after install" >&2; exit 1; }
 done
