@@ -30,8 +30,7 @@
  * (bytes waiting > max_bytes) the oldest are dropped (the newest always stays), counted, logged
  * once per burst.
  *
- * Transport: each socket libcurl asks to watch gets a uv_poll_t (curl_multi_assign), its
- * timer one uv_timer_t; finished transfers are read after every socket action.
+ * Transport: common/curl_uv.c (libcurl's multi interface on the loop), one for all receivers.
  */
 #include "notify.h"
 
@@ -45,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "curl_uv.h"
 #include "kvl.h"
 #include "log.h"
 #include "notify_config.h"
@@ -81,9 +81,7 @@ struct kvl_notify_seg {
 };
 
 typedef struct xfer {
-    struct xfer *next, *prev;
     kvl_notify_rcv_t *r;
-    CURL *e;
     struct curl_slist *hdrs;
     char *body;
     kvl_notify_xfer_cb done;
@@ -92,20 +90,12 @@ typedef struct xfer {
     size_t answer_len;
 } xfer_t;
 
-typedef struct sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    kvl_notify_t *n;
-} sock_t;
-
 struct kvl_notify {
     uv_loop_t *loop;
     const kvl_notify_cfg_t *cfg;
     kvl_notify_rcv_t *rcv;
     size_t n_rcv;
-    CURLM *multi;
-    uv_timer_t curl_timer;
-    xfer_t *xfers;
+    kvl_curl_uv_t *curl; /* the HTTP and SMTP transfers */
     unsigned open_handles;
     bool freeing;
     kvl_notify_stats_t st;
@@ -628,120 +618,32 @@ void kvl_notify_rcv_done(kvl_notify_rcv_t *r, bool ok, const char *why)
     kick(r, 0);
 }
 
-/* ---- libcurl multi on the loop -------------------------------------------------------------- */
+/* ---- transfers (common/curl_uv.c) ------------------------------------------------------------ */
 
-static void handle_closed(kvl_notify_t *n);
+static const kvl_curl_uv_api_t curl_api = KVL_CURL_UV_API_LINKED;
 
-static void on_sock_closed(uv_handle_t *h)
+static void xfer_free(xfer_t *x, CURL *e)
 {
-    sock_t *k = h->data;
-    kvl_notify_t *n = k->n;
-    free(k);
-    handle_closed(n);
-}
-
-static void check_done(kvl_notify_t *n);
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    sock_t *k = p->data;
-    int flags = 0;
-    if (status < 0) {
-        flags = CURL_CSELECT_ERR;
-    } else {
-        flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
-        flags |= (events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0;
-    }
-    int running;
-    kvl_notify_t *n = k->n;
-    curl_multi_socket_action(n->multi, k->fd, flags, &running);
-    check_done(n);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    KVL_UNUSED(e);
-    kvl_notify_t *n = userp;
-    sock_t *k = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (k != NULL) {
-            uv_poll_stop(&k->poll);
-            curl_multi_assign(n->multi, s, NULL);
-            uv_close((uv_handle_t *)&k->poll, on_sock_closed);
-        }
-        return 0;
-    }
-    if (k == NULL) {
-        if ((k = calloc(1, sizeof(*k))) == NULL) {
-            return -1;
-        }
-        if (uv_poll_init_socket(n->loop, &k->poll, s) != 0) {
-            free(k);
-            return -1;
-        }
-        k->fd = s;
-        k->n = n;
-        k->poll.data = k;
-        n->open_handles++;
-        curl_multi_assign(n->multi, s, k);
-    }
-    int ev = 0;
-    ev |= (what & CURL_POLL_IN) ? UV_READABLE : 0;
-    ev |= (what & CURL_POLL_OUT) ? UV_WRITABLE : 0;
-    uv_poll_start(&k->poll, ev, on_poll);
-    return 0;
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    kvl_notify_t *n = t->data;
-    int running;
-    curl_multi_socket_action(n->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(n);
-}
-
-static int on_curl_timer_set(CURLM *multi, long timeout_ms, void *userp)
-{
-    KVL_UNUSED(multi);
-    kvl_notify_t *n = userp;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&n->curl_timer);
-    } else {
-        uv_timer_start(&n->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
-    }
-    return 0;
-}
-
-static void xfer_free(kvl_notify_t *n, xfer_t *x)
-{
-    if (x->prev) {
-        x->prev->next = x->next;
-    } else if (n->xfers == x) {
-        n->xfers = x->next;
-    }
-    if (x->next) {
-        x->next->prev = x->prev;
-    }
-    curl_easy_cleanup(x->e);
+    curl_easy_cleanup(e);
     curl_slist_free_all(x->hdrs);
     free(x->body);
     free(x);
 }
 
 /* The KVL_NOTIFY_* result of a finished transfer: CURLE_OK and, for HTTP, a 2xx status. */
-static int transfer_result(const xfer_t *x, CURLcode rc, char *why, size_t whylen)
+static int transfer_result(const xfer_t *x, CURL *e, CURLcode rc, char *why, size_t whylen)
 {
     if (rc != CURLE_OK) {
         snprintf(why, whylen, "%s", x->err[0] ? x->err : curl_easy_strerror(rc));
         return KVL_NOTIFY_FAILED;
     }
     const char *scheme = NULL;
-    curl_easy_getinfo(x->e, CURLINFO_SCHEME, &scheme);
+    curl_easy_getinfo(e, CURLINFO_SCHEME, &scheme);
     if (scheme == NULL || strncasecmp(scheme, "http", 4) != 0) {
         return KVL_NOTIFY_DELIVERED;
     }
     long code = 0;
-    curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     if (code >= 200 && code <= 299) {
         return KVL_NOTIFY_DELIVERED;
     }
@@ -766,27 +668,22 @@ static size_t on_answer(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static void check_done(kvl_notify_t *n)
+/* A transfer ended: its result to the receiver's type. */
+static void on_xfer_done(void *arg, CURL *e, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(n->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
-        CURL *e = msg->easy_handle;
-        CURLcode rc = msg->data.result;
-        xfer_t *x = NULL;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-        KVL_ASSERT(x != NULL && x->e == e);
-        char why[512] = "";
-        int result = transfer_result(x, rc, why, sizeof(why));
-        curl_multi_remove_handle(n->multi, e);
-        kvl_notify_rcv_t *r = x->r;
-        kvl_notify_xfer_cb done = x->done;
-        xfer_free(n, x);
-        done(r, result, why);
-    }
+    xfer_t *x = arg;
+    char why[512] = "";
+    int result = transfer_result(x, e, rc, why, sizeof(why));
+    kvl_notify_rcv_t *r = x->r;
+    kvl_notify_xfer_cb done = x->done;
+    xfer_free(x, e);
+    done(r, result, why);
+}
+
+/* A transfer under way at kvl_notify_free: no callback, the receivers are closing. */
+static void on_xfer_drop(void *arg, CURL *e)
+{
+    xfer_free(arg, e);
 }
 
 int kvl_notify_xfer(kvl_notify_rcv_t *r, CURL *e, struct curl_slist *hdrs, char *body,
@@ -801,13 +698,7 @@ int kvl_notify_xfer(kvl_notify_rcv_t *r, CURL *e, struct curl_slist *hdrs, char 
         snprintf(why, whylen, "out of memory");
         return KVL_ENOMEM;
     }
-    *x = (xfer_t){.r = r, .e = e, .hdrs = hdrs, .body = body, .done = done};
-    x->next = n->xfers;
-    if (n->xfers) {
-        n->xfers->prev = x;
-    }
-    n->xfers = x;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    *x = (xfer_t){.r = r, .hdrs = hdrs, .body = body, .done = done};
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -820,10 +711,8 @@ int kvl_notify_xfer(kvl_notify_rcv_t *r, CURL *e, struct curl_slist *hdrs, char 
     if (hdrs) {
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     }
-    CURLMcode mc = curl_multi_add_handle(n->multi, e);
-    if (mc != CURLM_OK) {
-        snprintf(why, whylen, "%s", curl_multi_strerror(mc));
-        xfer_free(n, x);
+    if (kvl_curl_uv_add(n->curl, e, on_xfer_done, x, why, whylen) != 0) {
+        xfer_free(x, e);
         return KVL_EIO;
     }
     return 0;
@@ -835,6 +724,8 @@ static kvl_notify_msg_t *cur_msg(kvl_notify_rcv_t *r)
 {
     return &r->msg;
 }
+
+static void handle_closed(kvl_notify_t *n);
 
 void kvl_notify_closing(kvl_notify_rcv_t *r)
 {
@@ -879,11 +770,6 @@ static void handle_closed(kvl_notify_t *n)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    handle_closed(h->data);
-}
-
 static void on_retry_closed(uv_handle_t *h)
 {
     kvl_notify_rcv_t *r = h->data;
@@ -900,10 +786,8 @@ void kvl_notify_free(kvl_notify_t *n)
     for (size_t i = 0; i < n->n_rcv; i++) {
         n->rcv[i].closing = true;
     }
-    while (n->xfers) { /* no callback: the receivers are closing */
-        curl_multi_remove_handle(n->multi, n->xfers->e);
-        xfer_free(n, n->xfers);
-    }
+    kvl_curl_uv_free(n->curl, on_xfer_drop); /* before the types close (SMTP frees rcpt) */
+    n->curl = NULL;
     for (size_t i = 0; i < n->n_rcv; i++) {
         kvl_notify_rcv_t *r = &n->rcv[i];
         if (r->ops == NULL) {
@@ -913,11 +797,6 @@ void kvl_notify_free(kvl_notify_t *n)
         if (r->ops->close) {
             r->ops->close(r);
         }
-    }
-    if (n->multi) {
-        curl_multi_cleanup(n->multi);
-        n->multi = NULL;
-        uv_close((uv_handle_t *)&n->curl_timer, on_handle_closed);
     }
     handle_closed(n);
 }
@@ -946,7 +825,7 @@ int kvl_notify_new(uv_loop_t *loop, const kvl_notify_cfg_t *cfg, const char *sta
     kvl_notify_t *n = calloc(1, sizeof(*n));
     size_t nr = cfg ? cfg->n : 0;
     if (n == NULL || (nr > 0 && (n->rcv = calloc(nr, sizeof(*n->rcv))) == NULL) ||
-        (n->multi = curl_multi_init()) == NULL) {
+        kvl_curl_uv_new(loop, &curl_api, &n->curl, err, errlen) != 0) {
         free(n ? n->rcv : NULL);
         free(n);
         close(state_fd);
@@ -956,13 +835,6 @@ int kvl_notify_new(uv_loop_t *loop, const kvl_notify_cfg_t *cfg, const char *sta
     n->loop = loop;
     n->cfg = cfg;
     n->n_rcv = nr;
-    uv_timer_init(loop, &n->curl_timer);
-    n->curl_timer.data = n;
-    n->open_handles = 1; /* the curl timer */
-    curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n);
-    curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
-    curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n);
     for (size_t i = 0; i < nr; i++) {
         n->rcv[i].dir_fd = -1;
         n->rcv[i].active_fd = -1;
