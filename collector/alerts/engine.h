@@ -60,10 +60,13 @@
  * Event alerts follow the same rules: a late event's alert is held (a fresh repeat of the
  * event confirms it, its clearing event or hold turns it into a late pair).
  *
- * Restart. The alert book persists the firing alerts; at start each is handed to
- * kvl_engine_restore before the first batch. An alert the engine would make with the same
- * fingerprint continues it silently (same start, already paged); when the data says the
- * condition no longer holds it is resolved (not late: it paged). Restored event alerts
+ * Restart. The alert book persists the firing and the pending alerts; at start each is
+ * handed to kvl_engine_restore before the first batch. An alert the engine would make with
+ * the same fingerprint continues it silently (same start, already paged); when the data
+ * says the condition no longer holds it is resolved (not late: it paged). A pending one
+ * continues its `for:` from its real active_at: a condition still holding after the
+ * restart fires at active_at + for with that start, one that stopped holding is resolved
+ * as a pending alert (nothing was sent for it). Restored event alerts
  * resolve on their clearing event or their hold; a restored agent_silent alert restarts
  * the agent's silence clock at the restore. A restored alert no series takes although its
  * agent has been sending for 3 of its intervals is about something no longer reported
@@ -121,9 +124,10 @@ int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb
  * this call when the engine has one). NULL-safe. Reports nothing. */
 void kvl_engine_free(kvl_engine_t *e);
 
-/* An alert that was firing when the collector stopped (from the alert book), before the
- * first batch. Returns 0, KVL_EINVAL (not firing, or no rule of its name: it can never
- * resolve here, the book should resolve it) or KVL_ENOMEM. */
+/* An alert that was firing or pending when the collector stopped (from the alert book),
+ * before the first batch. Returns 0, KVL_EINVAL (neither firing nor pending, a pending event
+ * alert, or no rule of its name: it can never resolve here, the book should resolve it) or
+ * KVL_ENOMEM. */
 int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a);
 
 /* The sink's two halves (kvl_engine_sink calls these; tests may too). */

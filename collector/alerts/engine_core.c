@@ -918,12 +918,8 @@ static void restored_expire(kvl_engine_t *e)
                         .instance = kvl_alert_label(a, "instance"),
                         .description = a->description,
                         .flapping = kvl_alert_label(a, "flapping") != NULL};
-        astate_t as = {.st = ST_FIRING,
-                       .paged = !a->late,
-                       .held = a->late,
-                       .active_at = a->starts_at_ms,
-                       .value = a->value,
-                       .has_value = a->has_value};
+        astate_t as;
+        engine_restored_state(a, &as);
         e->restored[i] = e->restored[--e->n_restored];
         if (r != NULL && engine_fingerprint(r, &sj) == a->fingerprint) {
             engine_as_good(e, r, &sj, &as, e->now, false);
@@ -990,16 +986,13 @@ static void on_timer(uv_timer_t *t)
 int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
 {
     const kvl_rule_t *r = a != NULL && a->rule != NULL ? kvl_rules_find(e->rules, a->rule) : NULL;
-    if (r == NULL || a->status != KVL_ALERT_FIRING) {
+    if (r == NULL || (a->status != KVL_ALERT_FIRING && a->status != KVL_ALERT_PENDING) ||
+        (a->status == KVL_ALERT_PENDING && r->kind == KVL_RULE_EVENT)) {
         return KVL_EINVAL;
     }
     e->now = engine_now(e);
-    astate_t as = {.st = ST_FIRING,
-                   .paged = !a->late,
-                   .held = a->late,
-                   .active_at = a->starts_at_ms,
-                   .value = a->value,
-                   .has_value = a->has_value};
+    astate_t as;
+    engine_restored_state(a, &as);
     if (r->kind == KVL_RULE_EVENT) {
         subject_t s = {.agent = kvl_alert_label(a, "agent"),
                        .site = kvl_alert_label(a, "site"),

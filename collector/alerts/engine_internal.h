@@ -203,6 +203,8 @@ void engine_as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, ast
 /* The condition is over at t: resolved (late when it never paged), or a late pair. */
 void engine_as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
                     int64_t t, bool late);
+/* The life of a restored alert (firing or pending). */
+void engine_restored_state(const kvl_alert_t *a, astate_t *as);
 /* Takes the restored alert of fingerprint fp into as; true if there was one. */
 bool engine_restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as);
 

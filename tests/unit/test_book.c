@@ -775,6 +775,8 @@ static void test_enqueue_failure_retried(void **state)
 
 typedef struct collect {
     uint64_t fp[8];
+    int status[8];
+    int64_t active_at[8];
     size_t n;
 } collect_t;
 
@@ -782,6 +784,8 @@ static void on_active(void *ctx, const kvl_alert_t *a)
 {
     collect_t *c = ctx;
     assert_true(c->n < 8);
+    c->status[c->n] = a->status;
+    c->active_at[c->n] = a->active_at_ms;
     c->fp[c->n++] = a->fingerprint;
 }
 
@@ -804,6 +808,15 @@ static void test_restart_no_resend(void **state)
     collect_t c = {0};
     kvl_book_each_active(second, on_active, &c);
     assert_int_equal(c.n, 2);
+    /* the pending one comes back with its real start, for the engine's for: to go on */
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.fp[i] == p.fingerprint) {
+            assert_int_equal(c.status[i], KVL_ALERT_PENDING);
+            assert_int_equal(c.active_at[i], p.active_at_ms);
+        } else {
+            assert_int_equal(c.status[i], KVL_ALERT_FIRING);
+        }
+    }
     tick_at(second, T0 + 50 * M_MS);
     assert_int_equal(g_n_sent, 1); /* never re-paged */
     kvl_book_api_register(second, NULL);

@@ -771,6 +771,77 @@ static void test_restore(void **state)
     fx_stop(&f);
 }
 
+/* A pending alert kept by the book across a restart continues its for: from its real start:
+ * still holding, it fires at active_at + for with that start; over, it is resolved. */
+static void test_restore_pending(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, loss_rule, T0);
+    lost_at(&f, T0, 30);
+    lost_at(&f, T0 + 1 * M_MS, 30);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.rec[0].status, KVL_ALERT_PENDING);
+    kvl_alert_t *pending = f.rec[0].copy;
+    f.rec[0].copy = NULL;
+    assert_int_equal(pending->active_at_ms, T0);
+    fx_stop(&f);
+
+    /* the restart: the condition still holds; it fires 5 minutes after T0, not after the
+     * restart, and with the real start */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    for (int i = 2; i <= 4; i++) {
+        lost_at(&f, T0 + i * M_MS, 30);
+    }
+    assert_int_equal(f.n, 0); /* no second pending */
+    lost_at(&f, T0 + 5 * M_MS, 30);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(f.rec[0].starts, T0);
+    assert_int_equal(f.rec[0].copy->fingerprint, pending->fingerprint);
+    fx_stop(&f);
+
+    /* the restart: the condition is over; the pending alert is resolved (never paged), and
+     * a new crossing starts a new for: */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    lost_at(&f, T0 + 2 * M_MS, 1);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.rec[0].starts, T0);
+    lost_at(&f, T0 + 3 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_PENDING, 0), 1);
+    assert_int_equal(f.rec[1].starts, T0 + 3 * M_MS);
+    lost_at(&f, T0 + 7 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 0);
+    lost_at(&f, T0 + 8 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    fx_stop(&f);
+
+    /* the restart: what it was about is no longer reported: resolved after the grace */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    defs[ID_LOST].instance = "10.8.8.8";
+    lost_at(&f, T0 + 2 * M_MS, 0);
+    f.now = T0 + 5 * M_MS + 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.n, 1);
+    fx_stop(&f);
+
+    /* a pending alert of no rule, or resolved, is refused */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    kvl_alert_t bad = *pending;
+    bad.rule = "no_such_rule";
+    assert_int_equal(kvl_engine_restore(f.e, &bad), KVL_EINVAL);
+    bad = *pending;
+    bad.status = KVL_ALERT_RESOLVED;
+    assert_int_equal(kvl_engine_restore(f.e, &bad), KVL_EINVAL);
+    fx_stop(&f);
+    kvl_alert_free(pending);
+}
+
 static void test_agent_silent(void **state)
 {
     (void)state;
@@ -958,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_link_traps_drive_interface_state),
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
+        cmocka_unit_test(test_restore_pending),
         cmocka_unit_test(test_agent_silent),
         cmocka_unit_test(test_redefined_id),
         cmocka_unit_test(test_collector_value),
