@@ -72,6 +72,16 @@
  * agent has been sending for 3 of its intervals is about something no longer reported
  * (an interface removed): it is resolved then, so no resolution is ever forgotten.
  *
+ * Forgetting. A series (its last values, its rules' state) is kept while it has data or an
+ * active alert (pending or firing, flapping included); one without data for
+ * max(1 day, 3 × its longest no_data window) and no active alert is forgotten (a sweep every
+ * 10 minutes of the timer), so a series that stops arriving raises its no_data alert first
+ * and stays while that alert is active. An agent with no series left, no active
+ * agent_silent alert, not lost and silent for a day is forgotten too. Series of a retired
+ * agent or of devices no longer sent thus go; if they come back they start afresh (as at
+ * first sight). At most max_series series are kept: beyond, the samples and events of a
+ * new series are not evaluated, counted (stats.refused) and logged (at most once a minute).
+ *
  * Threads and cost. Everything runs on the loop's thread, synchronously in on_batch
  * (done is called before it returns): with rules bound per series when it is first seen,
  * a sample costs a hash probe and a store, and a series instant its bound rules (measured
@@ -91,6 +101,7 @@
 
 #define KVL_ENGINE_LATE_AFTER_DEFAULT_MS (2 * 60 * 1000)
 #define KVL_ENGINE_WEB_URL_DEFAULT "http://127.0.0.1:8080"
+#define KVL_ENGINE_MAX_SERIES_DEFAULT 1000000
 
 typedef struct kvl_engine kvl_engine_t;
 
@@ -99,18 +110,21 @@ typedef struct kvl_engine_cfg {
     int64_t late_after_ms;    /* 0: KVL_ENGINE_LATE_AFTER_DEFAULT_MS */
     const char *web_url;      /* graph URLs' base; NULL: KVL_ENGINE_WEB_URL_DEFAULT */
     int64_t tick_ms;          /* the timer's period; 0: 1000 */
+    size_t max_series;        /* series kept at most; 0: KVL_ENGINE_MAX_SERIES_DEFAULT */
     /* Wall clock in ms (tests); NULL: the real clock. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
 } kvl_engine_cfg_t;
 
 typedef struct kvl_engine_stats {
-    uint64_t samples;  /* samples taken */
-    uint64_t stale;    /* series instants skipped: not newer than the last one */
-    uint64_t series;   /* series known */
-    uint64_t bindings; /* (series, rule) pairs bound */
-    uint64_t changes;  /* alert changes reported */
-    uint64_t late;     /* of those, late */
+    uint64_t samples;   /* samples taken */
+    uint64_t stale;     /* series instants skipped: not newer than the last one */
+    uint64_t series;    /* series known now */
+    uint64_t forgotten; /* series forgotten: no data and no active alert for long */
+    uint64_t refused;   /* samples and events of new series refused at max_series */
+    uint64_t bindings;  /* (series, rule) pairs bound */
+    uint64_t changes;   /* alert changes reported */
+    uint64_t late;      /* of those, late */
 } kvl_engine_stats_t;
 
 /* loop: the timer's loop, or NULL (no timer: the caller calls kvl_engine_tick). cb is
