@@ -950,19 +950,27 @@ static int slots_drop_doomed(agent_t *a)
     return 0;
 }
 
-/* Puts an interned string into t (sized for it) unless it is there; true if it was. */
-static bool intern_put(intern_t *t, char *str)
+/* Puts an interned string into t (sized for it) unless it is there. */
+static void intern_put(intern_t *t, char *str)
 {
     size_t h = engine_hash(str, 1469598103934665603ull) & (t->cap - 1);
     while (t->v[h] != NULL) {
         if (t->v[h] == str) {
-            return true;
+            return;
         }
         h = (h + 1) & (t->cap - 1);
     }
     t->v[h] = str;
     t->n++;
-    return false;
+}
+
+static bool intern_has(const intern_t *t, const char *str)
+{
+    size_t h = engine_hash(str, 1469598103934665603ull) & (t->cap - 1);
+    while (t->v[h] != NULL && t->v[h] != str) {
+        h = (h + 1) & (t->cap - 1);
+    }
+    return t->v[h] == str;
 }
 
 /* Frees the interned names no series uses any more (those of forgotten devices). */
@@ -985,23 +993,8 @@ static void intern_prune(kvl_engine_t *e)
         }
     }
     for (size_t i = 0; i < e->names.cap; i++) {
-        char *str = e->names.v[i];
-        if (str != NULL && !intern_put(&nt, str)) {
-            /* not used: taken out again and freed */
-            size_t h = engine_hash(str, 1469598103934665603ull) & (nt.cap - 1);
-            while (nt.v[h] != str) {
-                h = (h + 1) & (nt.cap - 1);
-            }
-            nt.v[h] = NULL;
-            nt.n--;
-            /* the probe chains of the strings after it must not break: put them again */
-            for (size_t k = (h + 1) & (nt.cap - 1); nt.v[k] != NULL; k = (k + 1) & (nt.cap - 1)) {
-                char *x = nt.v[k];
-                nt.v[k] = NULL;
-                nt.n--;
-                intern_put(&nt, x);
-            }
-            free(str);
+        if (e->names.v[i] != NULL && !intern_has(&nt, e->names.v[i])) {
+            free(e->names.v[i]);
         }
     }
     free(e->names.v);

@@ -1015,7 +1015,7 @@ static void many_at(fx_t *f, const char *agent, int64_t t, size_t first, size_t 
     for (size_t i = first; i < first + n; i++) {
         snprintf(many_inst[i], sizeof(many_inst[i]), "10.1.%zu.%zu", i / 250, i % 250);
         many_defs[i] = (kvl_series_def_t){.id = (uint32_t)(MANY_ID0 + i),
-                                          .device = "agent1",
+                                          .device = agent, /* its name freed when forgotten */
                                           .scope = KVL_SCOPE_LINK,
                                           .instance = many_inst[i],
                                           .metric = "lost_pct",
