@@ -321,8 +321,14 @@ int main(int argc, char **argv)
     if (once) {
         kvl_poller_set_once(a.poller, on_polled_once, &a);
     } else {
-        kvl_trap_rx_opts_t to = {
-            .cfg = &a.cfg->traps, .snmp = &a.cfg->snmp, .poller = a.poller, .batcher = a.batcher};
+        char times[4200]; /* the v3 senders' engine times, beside the spool like devices.state */
+        snprintf(times, sizeof(times), "%s/traps.state",
+                 a.cfg->ship.spool.dir != NULL ? a.cfg->ship.spool.dir : "");
+        kvl_trap_rx_opts_t to = {.cfg = &a.cfg->traps,
+                                 .snmp = &a.cfg->snmp,
+                                 .poller = a.poller,
+                                 .batcher = a.batcher,
+                                 .state_path = a.cfg->ship.spool.dir != NULL ? times : NULL};
         if (kvl_trap_rx_new(a.loop, &to, &a.traps, err, sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
             goto out;

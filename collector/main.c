@@ -96,7 +96,7 @@ static bool has_receiver(const void *ctx, const char *name)
 
 static void restore_alert(void *ctx, const kvl_alert_t *alert)
 {
-    if (alert->status == KVL_ALERT_FIRING) {
+    if (alert->status == KVL_ALERT_FIRING || alert->status == KVL_ALERT_PENDING) {
         kvl_engine_restore(ctx, alert);
     }
 }
@@ -114,8 +114,8 @@ static void on_journal_timer(uv_timer_t *t)
     kvl_engine_collector_value(a->engine, a->cfg->id, "journal_used_pct", pct, kvl_now_ms());
 }
 
-/* The alerts: rules, notifiers, the book (which restores what fired before a restart) and
- * the engine, registered as a sink after the store. Returns 0, or 1 with the reason
+/* The alerts: rules, notifiers, the book (which restores what fired or was pending before a
+ * restart) and the engine, registered as a sink after the store. Returns 0, or 1 with the reason
  * logged (what was made is freed by the caller's stop path). */
 static int start_alerts(app_t *a, char *err, size_t errlen)
 {

@@ -14,6 +14,25 @@
  *
  * The accepted PDU is cloned as SNMPv2c with the community "v3" (net-snmp refuses to encode
  * an empty one) and encoded with snmp_build.
+ *
+ * Replay (RFC 3414 3.2 step 7b). A trap's sender is the authoritative engine: net-snmp keeps,
+ * per sender engine ID, the latest engineBoots and engineTime of an authenticated message
+ * (lcd_time.c) and refuses one with lower boots, or with the same boots and a time more
+ * than 150 s older than its estimate of the sender's clock (the latest time plus what
+ * elapsed here since). That memory is the process's: after an agent restart the first
+ * message of each engine would be taken whatever its boots and time, so a captured old trap
+ * replayed then would be accepted. So the latest (boots, time) of each listed sender is
+ * kept in a file beside the agent's other state (traps.state in the spool folder, the
+ * format of common/downstate.h: "<engineTime> <engineBoots> <engine ID>" a line), written
+ * when boots change or time advanced KEEP_EVERY_S since the kept value, and handed back to
+ * net-snmp at start (set_enginetime, authenticated). A replayed trap older than the kept
+ * time by more than the window is then refused across restarts too (the kept time may lag
+ * the latest by KEEP_EVERY_S: the window is that much wider after a restart). Such a
+ * refusal is logged with its reason; a sender whose boots went back (a replaced device, a
+ * reset engine) is refused until its line is removed from the file or it is left out of
+ * traps.engine_ids for one start (the file keeps only listed engines). Informs are checked
+ * against this agent's own engine (it is their authoritative engine), whose boots net-snmp
+ * counts and keeps itself.
  */
 #include "snmp_v3rx.h"
 
@@ -31,17 +50,23 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "downstate.h"
 #include "kvl.h"
 #include "snmp.h" /* kvl_snmp_init, kvl_snmp_usm_user_add */
 
 #define V2C_COMMUNITY "v3"
+#define KEEP_EVERY_S 30 /* a sender's kept engineTime lags its latest by at most this */
+#define ENGINE_ID_MAX 32
 
 struct kvl_v3rx {
     kvl_v3rx_opts_t o;               /* the arrays it points to are the caller's: only during new */
     const kvl_credentials_t **creds; /* a copy of o.creds */
     size_t n_creds;
     void *sessp;
-    netsnmp_transport *tr; /* owned by the session */
+    netsnmp_transport *tr;  /* owned by the session */
+    kvl_downstate_t *times; /* the senders' latest boots and time (o.times), or NULL */
+    uint8_t own[ENGINE_ID_MAX];
+    size_t own_len;
     /* the message being processed */
     const uint8_t *pkt;
     size_t pkt_len;
@@ -53,7 +78,9 @@ struct kvl_v3rx {
     int usm_rc; /* what parsing returned (SNMPERR_*) */
     bool discovery;
     char user[64];
-    char engine[2 * 32 + 3]; /* the message's security engine ID, "0x..." */
+    char engine[2 * ENGINE_ID_MAX + 3]; /* the message's security engine ID, "0x..." */
+    uint8_t engine_raw[ENGINE_ID_MAX];
+    size_t engine_len;
     uint8_t *out;
     size_t cap, *out_len;
     char *why;
@@ -114,11 +141,15 @@ static int on_post_parse(netsnmp_session *s, netsnmp_pdu *pdu, int rc)
     kvl_v3rx_t *v = s->callback_magic;
     v->usm_rc = rc;
     v->discovery = pdu->securityEngineIDLen == 0;
-    size_t n = pdu->securityEngineIDLen < 32 ? pdu->securityEngineIDLen : 32;
+    size_t n = pdu->securityEngineIDLen < ENGINE_ID_MAX ? pdu->securityEngineIDLen : ENGINE_ID_MAX;
     snprintf(v->engine, sizeof(v->engine), "0x");
     for (size_t i = 0; i < n; i++) {
         snprintf(v->engine + 2 + 2 * i, 3, "%02x", pdu->securityEngineID[i]);
     }
+    if (n > 0) {
+        memcpy(v->engine_raw, pdu->securityEngineID, n);
+    }
+    v->engine_len = n;
     snprintf(v->user, sizeof(v->user), "%.*s",
              (int)(pdu->securityNameLen < 63 ? pdu->securityNameLen : 63),
              pdu->securityName != NULL ? pdu->securityName : "");
@@ -220,6 +251,61 @@ static const char *usm_text(int rc)
     }
 }
 
+/* An engine ID as the file names it: "0x" and its octets in hex. */
+static void engine_text(const uint8_t *id, size_t len, char out[2 * ENGINE_ID_MAX + 3])
+{
+    snprintf(out, 3, "0x");
+    for (size_t i = 0; i < len && i < ENGINE_ID_MAX; i++) {
+        snprintf(out + 2 + 2 * i, 3, "%02x", id[i]);
+    }
+}
+
+static bool is_own_engine(const kvl_v3rx_t *v)
+{
+    return v->engine_len == v->own_len && memcmp(v->engine_raw, v->own, v->own_len) == 0;
+}
+
+/* After an accepted message of a sender engine: its latest boots and time (net-snmp's, just
+ * updated) kept when they moved on enough. */
+static void keep_time(kvl_v3rx_t *v)
+{
+    u_int boots, est, last;
+    if (v->times == NULL || v->engine_len == 0 || is_own_engine(v) ||
+        get_enginetime_ex(v->engine_raw, (u_int)v->engine_len, &boots, &est, &last, TRUE) !=
+            SNMPERR_SUCCESS) {
+        return;
+    }
+    int kb;
+    int64_t kt;
+    if (kvl_downstate_get(v->times, v->engine, &kb, &kt) && kb == (int)boots &&
+        (int64_t)last >= kt && (int64_t)last < kt + KEEP_EVERY_S) {
+        return;
+    }
+    kvl_downstate_set(v->times, v->engine, (int)boots, (int64_t)last);
+}
+
+/* At start: each listed sender's kept boots and time handed to net-snmp; the lines of
+ * engines no longer listed dropped. */
+static void restore_times(kvl_v3rx_t *v, const kvl_v3rx_opts_t *o)
+{
+    const char *names[64];
+    char text[64][2 * ENGINE_ID_MAX + 3];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_sender_ids && n < KVL_ARRAY_SIZE(names); i++) {
+        engine_text(o->sender_ids[i], o->sender_id_lens[i], text[n]);
+        names[n] = text[n];
+        n++;
+        int boots;
+        int64_t t;
+        if (kvl_downstate_get(v->times, text[n - 1], &boots, &t) && boots >= 0 &&
+            boots < ENGINEBOOT_MAX && t >= 0 && t <= ENGINETIME_MAX) {
+            set_enginetime(o->sender_ids[i], (u_int)o->sender_id_lens[i], (u_int)boots, (u_int)t,
+                           TRUE);
+        }
+    }
+    kvl_downstate_retain(v->times, names, n);
+}
+
 /* Whether the message's user is one of the credential sets' (then only its engine is
  * unknown). */
 static bool known_user(const kvl_v3rx_t *v)
@@ -260,14 +346,26 @@ int kvl_v3rx_process(kvl_v3rx_t *v, const uint8_t *p, size_t n, const struct soc
     snmp_sess_read(v->sessp, &fds);
     kvl_snmp_log_quiet(false);
     v->pkt = NULL;
+    if (v->result == KVL_V3RX_DELIVER) {
+        keep_time(v);
+    }
     if (v->result != 0) {
         return v->result;
     }
     if (v->usm_rc == SNMPERR_USM_UNKNOWNENGINEID && v->discovery) {
         return KVL_V3RX_HANDLED; /* an inform's sender learns our engine ID (RFC 3414 4) */
     }
-    if (v->usm_rc == SNMPERR_USM_NOTINTIMEWINDOW) {
+    if (v->usm_rc == SNMPERR_USM_NOTINTIMEWINDOW && (v->engine_len == 0 || is_own_engine(v))) {
         return KVL_V3RX_HANDLED; /* the Report resynchronises the sender, which resends */
+    }
+    if (v->usm_rc == SNMPERR_USM_NOTINTIMEWINDOW) {
+        u_int boots = 0, est = 0, last = 0;
+        get_enginetime_ex(v->engine_raw, (u_int)v->engine_len, &boots, &est, &last, TRUE);
+        snprintf(why, whylen,
+                 "user '%s' from engine ID %s: not in the time window (engineBoots below %u or "
+                 "engineTime over 150 s before %u): replayed or long delayed",
+                 v->user, v->engine, boots, est);
+        return KVL_V3RX_REFUSED;
     }
     if (v->usm_rc == SNMPERR_USM_UNKNOWNSECURITYNAME && known_user(v)) {
         snprintf(why, whylen,
@@ -350,6 +448,12 @@ int kvl_v3rx_new(const kvl_v3rx_opts_t *o, kvl_v3rx_t **out, char *err, size_t e
     rc = add_users(o, err, errlen);
     if (rc != 0) {
         goto fail;
+    }
+    v->own_len = o->engine_id_len < ENGINE_ID_MAX ? o->engine_id_len : ENGINE_ID_MAX;
+    memcpy(v->own, o->engine_id, v->own_len);
+    v->times = o->times;
+    if (v->times != NULL) {
+        restore_times(v, o);
     }
     t->domain = netsnmpUDPDomain;
     t->domain_length = (int)netsnmpUDPDomain_len;

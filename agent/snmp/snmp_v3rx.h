@@ -9,7 +9,9 @@
  * is then the authoritative engine, with the engine ID given), the timeliness and digest
  * checks, decryption, and the inform's Response. The users are the v3 credential sets
  * given, each localized for this agent's engine ID (informs) and for every sender's engine
- * ID given (traps, whose sender is the authoritative engine). An accepted trap or inform is
+ * ID given (traps, whose sender is the authoritative engine); each sender's latest
+ * engineBoots and engineTime are kept in `times` so a replayed old trap is refused after a
+ * restart too. An accepted trap or inform is
  * handed back re-encoded as an SNMPv2c message (community "", the same PDU and varbinds),
  * so that the receiver reads every version with one decoder (trap_pdu.h).
  *
@@ -23,6 +25,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "downstate.h"
 #include "snmp_types.h"
 
 typedef struct kvl_v3rx kvl_v3rx_t;
@@ -42,6 +45,9 @@ typedef struct kvl_v3rx_opts {
     size_t n_sender_ids;
     kvl_v3rx_send_cb send;
     void *arg;
+    /* Where each sender's latest engineBoots and engineTime are kept across restarts (replay
+     * protection, snmp_v3rx.c); NULL: in memory only. Outlives the kvl_v3rx_t. */
+    kvl_downstate_t *times;
 } kvl_v3rx_opts_t;
 
 /* Makes the users and the session. Returns 0 and sets *out, or a negative code with the

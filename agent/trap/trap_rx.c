@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "downstate.h"
 #include "kvl.h"
 #include "log.h"
 #include "snmp_mib.h"
@@ -47,6 +48,7 @@ struct kvl_trap_rx {
     size_t n_devs;
     kvl_snmp_mib_names_t *names;
     kvl_v3rx_t *v3;
+    kvl_downstate_t *v3times; /* the v3 senders' latest boots and time (state_path) */
     kvl_trap_rx_stats_t st;
     kvl_log_limit_t lim_unknown, lim_rate, lim_decode, lim_community, lim_v3, lim_io;
     uint8_t buf[KVL_TRAP_MAX_PACKET + 1]; /* one byte more: a larger datagram is cut */
@@ -517,7 +519,14 @@ static int start_v3(kvl_trap_rx_t *rx, char *err, size_t errlen)
         vo.sender_ids = ids;
         vo.sender_id_lens = lens;
         vo.n_sender_ids = c->n_engine_ids;
-        rc = kvl_v3rx_new(&vo, &rx->v3, err, errlen);
+        if (rx->o.state_path != NULL && c->n_engine_ids > 0) {
+            rc = kvl_downstate_new(rx->loop, rx->o.state_path, "SNMPv3 trap senders' engine times",
+                                   &rx->v3times, err, errlen);
+        }
+        vo.times = rx->v3times;
+        if (rc == 0) {
+            rc = kvl_v3rx_new(&vo, &rx->v3, err, errlen);
+        }
     }
     free(creds);
     return rc;
@@ -611,6 +620,7 @@ static void on_closed(uv_handle_t *h)
 {
     kvl_trap_rx_t *rx = h->data;
     kvl_v3rx_free(rx->v3);
+    kvl_downstate_free(rx->v3times); /* writes what is not yet written */
     kvl_snmp_mib_names_free(rx->names);
     free(rx->rates);
     free(rx);

@@ -51,6 +51,8 @@ typedef struct kvl_trap_rx_opts {
     const kvl_snmp_cfg_t *snmp; /* credential sets, MIB folders */
     kvl_poller_t *poller;       /* the devices, their interfaces' names, polls at once */
     kvl_batcher_t *batcher;     /* where the events go */
+    const char *state_path;     /* SNMPv3 senders' latest engineBoots/Time kept here across
+                                   restarts (replay protection, snmp_v3rx.c); NULL: not kept */
 } kvl_trap_rx_opts_t;
 
 /* Loads the MIB names (before the loop runs: a fraction of a second), makes the v3 users

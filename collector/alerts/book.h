@@ -36,7 +36,9 @@
  *
  * Threads: everything on the loop's thread. Times: `now` is the book's clock (wall clock
  * in ms; tests give their own); timers are one uv_timer armed at the next due moment,
- * unreferenced (the book alone never keeps the loop running).
+ * unreferenced (the book alone never keeps the loop running). A muted alert is looked at
+ * again when a silence or maintenance window (weekly ones included) next starts or ends,
+ * or when one is added or removed: no periodic recheck.
  */
 #ifndef KVL_BOOK_H
 #define KVL_BOOK_H
@@ -84,6 +86,11 @@ void kvl_book_each_active(const kvl_book_t *b, kvl_book_each_fn cb, void *ctx);
 /* Runs what is due at the book's `now` (group flushes, repeats, escalations, alerts no
  * longer muted) and re-arms the timer. The timer calls it; tests with a fake clock too. */
 void kvl_book_tick(kvl_book_t *b);
+
+/* The moment the last kvl_book_tick found next due (a group flush, a repeat, an escalation,
+ * a silence or window starting or ending while an alert it mutes waits), INT64_MAX when
+ * nothing is: the timer is then stopped and an idle book does no work. */
+int64_t kvl_book_next_due(const kvl_book_t *b);
 
 /* Acknowledges an active alert. Returns 0, KVL_EINVAL (no such active alert) or KVL_EIO. */
 int kvl_book_ack(kvl_book_t *b, uint64_t fingerprint, const char *by, const char *comment);

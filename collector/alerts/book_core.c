@@ -16,7 +16,6 @@
 #include "names.h"
 #include "timeutil.h"
 
-#define RECHECK_MS 1000 /* muted firing alerts are looked at again this often */
 #define RETRY_MS                                                                                   \
     1000 /* after the notifier refused a notification, nothing is sent for this long               \
           */
@@ -783,6 +782,22 @@ static void on_timer(uv_timer_t *t)
     kvl_book_tick(t->data);
 }
 
+/* The next moment after now at which a silence or window starts or ends: whether an alert
+ * is muted changes only then (INT64_MAX: never). */
+static int64_t next_mute_change(const kvl_book_t *b, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < b->n_s; i++) {
+        int64_t t = kvl_silence_next_change(b->s[i], now);
+        next = t < next ? t : next;
+    }
+    for (size_t i = 0; i < b->n_m; i++) {
+        int64_t t = kvl_maint_next_change(b->m[i], now);
+        next = t < next ? t : next;
+    }
+    return next;
+}
+
 static void arm(kvl_book_t *b, int64_t now)
 {
     int64_t next = INT64_MAX;
@@ -791,30 +806,36 @@ static void arm(kvl_book_t *b, int64_t now)
             next = b->g[i]->flush_at;
         }
     }
+    /* a late alert changes only with an update; one silenced or in maintenance only when a
+     * silence or window starts or ends (or is added or removed, which ticks): what is due
+     * for it waits for that moment, not for a periodic look */
+    int64_t unmute = INT64_MIN; /* not computed yet */
     for (size_t i = 0; i < b->n_e; i++) {
         book_entry_t *e = b->e[i];
-        /* a late alert changes only with an update; one silenced or in maintenance can
-         * change with the time: looked at again every RECHECK_MS */
         if (e->a->status != KVL_ALERT_FIRING || e->a->late) {
             continue;
         }
         bool m = muted(b, e->a, now);
+        if (m && unmute == INT64_MIN) {
+            unmute = next_mute_change(b, now);
+        }
         for (size_t k = 0; k < e->n_t; k++) {
             book_target_t *t = &e->t[k];
             if (m && !t->fired) {
-                next = next < now + RECHECK_MS ? next : now + RECHECK_MS;
+                next = unmute < next ? unmute : next;
             }
             if (t->fired && t->g != NULL && !e->acked) {
-                int64_t due = m ? now + RECHECK_MS : t->last_sent_ms + t->g->repeat_ms;
+                int64_t due = m ? unmute : t->last_sent_ms + t->g->repeat_ms;
                 next = due < next ? due : next;
             }
         }
         const kvl_alerts_escalation_t *esc = escalation_of(b, e->a->severity);
         if (esc != NULL && !e->escalated && !e->acked && e->paged_ms != 0) {
-            int64_t due = m ? now + RECHECK_MS : e->paged_ms + esc->after_ms;
+            int64_t due = m ? unmute : e->paged_ms + esc->after_ms;
             next = due < next ? due : next;
         }
     }
+    b->next_due = next;
     if (b->closing) {
         return;
     }
@@ -827,6 +848,11 @@ static void arm(kvl_book_t *b, int64_t now)
     }
     int64_t delay = next - now;
     uv_timer_start(&b->timer, on_timer, delay < 0 ? 0 : (uint64_t)delay, 0);
+}
+
+int64_t kvl_book_next_due(const kvl_book_t *b)
+{
+    return b->next_due;
 }
 
 void kvl_book_tick(kvl_book_t *b)
@@ -1067,6 +1093,7 @@ int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t e
     b->clock = o->now_ms;
     b->clock_ctx = o->clock_ctx;
     b->log_fd = b->hist_fd = -1;
+    b->next_due = INT64_MAX;
     b->fail_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_INIT(60 * 1000);
     b->cfg = o->cfg;
     if (b->cfg == NULL) {

@@ -77,6 +77,7 @@ struct kvl_book {
 
     kvl_book_stats_t st;
     int64_t backoff_until; /* after a refused notification: nothing sent before this */
+    int64_t next_due;      /* the timer's moment (before backoff), INT64_MAX: none */
     kvl_log_limit_t fail_limit;
     void *api[2]; /* book_api.c's handler contexts (silences, maintenance) */
 };

@@ -60,14 +60,27 @@
  * Event alerts follow the same rules: a late event's alert is held (a fresh repeat of the
  * event confirms it, its clearing event or hold turns it into a late pair).
  *
- * Restart. The alert book persists the firing alerts; at start each is handed to
- * kvl_engine_restore before the first batch. An alert the engine would make with the same
- * fingerprint continues it silently (same start, already paged); when the data says the
- * condition no longer holds it is resolved (not late: it paged). Restored event alerts
+ * Restart. The alert book persists the firing and the pending alerts; at start each is
+ * handed to kvl_engine_restore before the first batch. An alert the engine would make with
+ * the same fingerprint continues it silently (same start, already paged); when the data
+ * says the condition no longer holds it is resolved (not late: it paged). A pending one
+ * continues its `for:` from its real active_at: a condition still holding after the
+ * restart fires at active_at + for with that start, one that stopped holding is resolved
+ * as a pending alert (nothing was sent for it). Restored event alerts
  * resolve on their clearing event or their hold; a restored agent_silent alert restarts
  * the agent's silence clock at the restore. A restored alert no series takes although its
  * agent has been sending for 3 of its intervals is about something no longer reported
  * (an interface removed): it is resolved then, so no resolution is ever forgotten.
+ *
+ * Forgetting. A series (its last values, its rules' state) is kept while it has data or an
+ * active alert (pending or firing, flapping included); one without data for
+ * max(1 day, 3 × its longest no_data window) and no active alert is forgotten (a sweep every
+ * 10 minutes of the timer), so a series that stops arriving raises its no_data alert first
+ * and stays while that alert is active. An agent with no series left, no active
+ * agent_silent alert, not lost and silent for a day is forgotten too. Series of a retired
+ * agent or of devices no longer sent thus go; if they come back they start afresh (as at
+ * first sight). At most max_series series are kept: beyond, the samples and events of a
+ * new series are not evaluated, counted (stats.refused) and logged (at most once a minute).
  *
  * Threads and cost. Everything runs on the loop's thread, synchronously in on_batch
  * (done is called before it returns): with rules bound per series when it is first seen,
@@ -88,6 +101,7 @@
 
 #define KVL_ENGINE_LATE_AFTER_DEFAULT_MS (2 * 60 * 1000)
 #define KVL_ENGINE_WEB_URL_DEFAULT "http://127.0.0.1:8080"
+#define KVL_ENGINE_MAX_SERIES_DEFAULT 1000000
 
 typedef struct kvl_engine kvl_engine_t;
 
@@ -96,18 +110,21 @@ typedef struct kvl_engine_cfg {
     int64_t late_after_ms;    /* 0: KVL_ENGINE_LATE_AFTER_DEFAULT_MS */
     const char *web_url;      /* graph URLs' base; NULL: KVL_ENGINE_WEB_URL_DEFAULT */
     int64_t tick_ms;          /* the timer's period; 0: 1000 */
+    size_t max_series;        /* series kept at most; 0: KVL_ENGINE_MAX_SERIES_DEFAULT */
     /* Wall clock in ms (tests); NULL: the real clock. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
 } kvl_engine_cfg_t;
 
 typedef struct kvl_engine_stats {
-    uint64_t samples;  /* samples taken */
-    uint64_t stale;    /* series instants skipped: not newer than the last one */
-    uint64_t series;   /* series known */
-    uint64_t bindings; /* (series, rule) pairs bound */
-    uint64_t changes;  /* alert changes reported */
-    uint64_t late;     /* of those, late */
+    uint64_t samples;   /* samples taken */
+    uint64_t stale;     /* series instants skipped: not newer than the last one */
+    uint64_t series;    /* series known now */
+    uint64_t forgotten; /* series forgotten: no data and no active alert for long */
+    uint64_t refused;   /* samples and events of new series refused at max_series */
+    uint64_t bindings;  /* (series, rule) pairs bound */
+    uint64_t changes;   /* alert changes reported */
+    uint64_t late;      /* of those, late */
 } kvl_engine_stats_t;
 
 /* loop: the timer's loop, or NULL (no timer: the caller calls kvl_engine_tick). cb is
@@ -121,9 +138,10 @@ int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb
  * this call when the engine has one). NULL-safe. Reports nothing. */
 void kvl_engine_free(kvl_engine_t *e);
 
-/* An alert that was firing when the collector stopped (from the alert book), before the
- * first batch. Returns 0, KVL_EINVAL (not firing, or no rule of its name: it can never
- * resolve here, the book should resolve it) or KVL_ENOMEM. */
+/* An alert that was firing or pending when the collector stopped (from the alert book),
+ * before the first batch. Returns 0, KVL_EINVAL (neither firing nor pending, a pending event
+ * alert, or no rule of its name: it can never resolve here, the book should resolve it) or
+ * KVL_ENOMEM. */
 int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a);
 
 /* The sink's two halves (kvl_engine_sink calls these; tests may too). */

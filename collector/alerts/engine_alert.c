@@ -215,6 +215,26 @@ void engine_as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, as
 
 /* --- restored alerts ------------------------------------------------------------------ */
 
+/* The life of an alert the book handed back: firing (paged, or held when late), or pending
+ * (reported pending, so its end is reported too) since its active_at. */
+void engine_restored_state(const kvl_alert_t *a, astate_t *as)
+{
+    if (a->status == KVL_ALERT_PENDING) {
+        *as = (astate_t){.st = ST_PENDING,
+                         .pend_told = true,
+                         .active_at = a->active_at_ms,
+                         .value = a->value,
+                         .has_value = a->has_value};
+        return;
+    }
+    *as = (astate_t){.st = ST_FIRING,
+                     .paged = !a->late,
+                     .held = a->late,
+                     .active_at = a->starts_at_ms,
+                     .value = a->value,
+                     .has_value = a->has_value};
+}
+
 /* Takes the restored alert of fingerprint fp into as; true if there was one. */
 bool engine_restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as)
 {
@@ -223,12 +243,7 @@ bool engine_restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as)
             continue;
         }
         kvl_alert_t *a = e->restored[i].a;
-        *as = (astate_t){.st = ST_FIRING,
-                         .paged = !a->late,
-                         .held = a->late,
-                         .active_at = a->starts_at_ms,
-                         .value = a->value,
-                         .has_value = a->has_value};
+        engine_restored_state(a, as);
         kvl_alert_free(a);
         e->restored[i] = e->restored[--e->n_restored];
         return true;

@@ -252,6 +252,15 @@ series_t *engine_series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
             return series_set_labels(s, labels, n_labels) == 0 ? s : NULL;
         }
     }
+    if (e->n_series >= e->cfg.max_series) {
+        e->stats.refused++;
+        e->refusing = true;
+        KVL_LOG_LIMITED(KVL_LOG_LEVEL_WARN, &e->full_limit, "alerts", ag->id,
+                        "%zu series evaluated, the most kept: a new series (device %s) is not "
+                        "evaluated (%llu samples and events refused so far)",
+                        e->n_series, device, (unsigned long long)e->stats.refused);
+        return NULL;
+    }
     size_t klen = strlen(key);
     series_t *s = calloc(1, sizeof(*s) + klen + 1);
     if (s == NULL) {
@@ -297,7 +306,8 @@ series_t *engine_series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
     s->next = e->sb[b];
     e->sb[b] = s;
     e->n_series++;
-    e->stats.series++;
+    ag->n_series++;
+    e->stats.series = e->n_series;
     return s;
 }
 
@@ -816,7 +826,11 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
         int rc;
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &smp)) == 1) {
+            e->refusing = false;
             slot_t *sl = slot_get(e, ag, b->defs, smp.def, cur);
+            if (sl == NULL && e->refusing) {
+                continue; /* a new series beyond max_series: counted, logged, not evaluated */
+            }
             if (sl == NULL) {
                 if (cur != NULL) {
                     engine_series_flush(e, cur, t, late);
@@ -873,6 +887,211 @@ int kvl_engine_collector_value(kvl_engine_t *e, const char *collector_id, const 
     return 0;
 }
 
+/* --- forgetting ------------------------------------------------------------------------ */
+
+static bool series_active(const series_t *s)
+{
+    for (size_t i = 0; i < s->n_rs; i++) {
+        if (s->rs[i].as.st != ST_OK || (s->rs[i].flap != NULL && s->rs[i].flap->as.st != ST_OK)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* How long a series without data and without an active alert is kept: a day, or 3 of its
+ * longest no_data window (so that alert is raised first: it keeps the series then). */
+static int64_t series_idle_ms(const series_t *s)
+{
+    int64_t w = 0;
+    for (size_t i = 0; i < s->n_rs; i++) {
+        const kvl_rule_t *r = s->rs[i].rule;
+        if (r->kind == KVL_RULE_NO_DATA) {
+            int64_t x = (int64_t)r->no_data.intervals * s->interval_s * 1000;
+            w = x > w ? x : w;
+        }
+    }
+    return 3 * w > SERIES_IDLE_MIN_MS ? 3 * w : SERIES_IDLE_MIN_MS;
+}
+
+/* The agent's id table without the slots of its doomed series. 0 or KVL_ENOMEM (then the
+ * table is as it was). */
+static int slots_drop_doomed(agent_t *a)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < a->cap; i++) {
+        keep += a->slots[i].s != NULL && !a->slots[i].s->doomed;
+    }
+    slot_t *v = NULL;
+    size_t cap = 0;
+    if (keep > 0) {
+        cap = 1024;
+        while ((keep + 1) * 10 > cap * 7) {
+            cap *= 2;
+        }
+        if ((v = calloc(cap, sizeof(*v))) == NULL) {
+            return KVL_ENOMEM;
+        }
+        for (size_t i = 0; i < a->cap; i++) {
+            if (a->slots[i].s == NULL || a->slots[i].s->doomed) {
+                continue;
+            }
+            size_t h = slot_hash(a->slots[i].id, cap);
+            while (v[h].s != NULL) {
+                h = (h + 1) & (cap - 1);
+            }
+            v[h] = a->slots[i];
+        }
+    }
+    free(a->slots);
+    a->slots = v;
+    a->cap = cap;
+    a->n = keep;
+    return 0;
+}
+
+/* Puts an interned string into t (sized for it) unless it is there. */
+static void intern_put(intern_t *t, char *str)
+{
+    size_t h = engine_hash(str, 1469598103934665603ull) & (t->cap - 1);
+    while (t->v[h] != NULL) {
+        if (t->v[h] == str) {
+            return;
+        }
+        h = (h + 1) & (t->cap - 1);
+    }
+    t->v[h] = str;
+    t->n++;
+}
+
+static bool intern_has(const intern_t *t, const char *str)
+{
+    size_t h = engine_hash(str, 1469598103934665603ull) & (t->cap - 1);
+    while (t->v[h] != NULL && t->v[h] != str) {
+        h = (h + 1) & (t->cap - 1);
+    }
+    return t->v[h] == str;
+}
+
+/* Frees the interned names no series uses any more (those of forgotten devices). */
+static void intern_prune(kvl_engine_t *e)
+{
+    intern_t nt = {.cap = 256};
+    while ((e->names.n + 1) * 2 > nt.cap) {
+        nt.cap *= 2;
+    }
+    if ((nt.v = calloc(nt.cap, sizeof(*nt.v))) == NULL) {
+        return; /* kept as they are */
+    }
+    for (size_t b = 0; b < e->nsb; b++) {
+        for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
+            intern_put(&nt, (char *)s->device);
+            intern_put(&nt, (char *)s->family);
+            for (size_t i = 0; i < s->n_m; i++) {
+                intern_put(&nt, (char *)s->m[i].name);
+            }
+        }
+    }
+    for (size_t i = 0; i < e->names.cap; i++) {
+        if (e->names.v[i] != NULL && !intern_has(&nt, e->names.v[i])) {
+            free(e->names.v[i]);
+        }
+    }
+    free(e->names.v);
+    e->names = nt;
+}
+
+static void agent_free(agent_t *a)
+{
+    free(a->slots);
+    free(a->silent);
+    free(a->id);
+    free(a->site);
+    free(a);
+}
+
+/* Forgets the series without data and without an active alert for long (series_idle_ms),
+ * then the agents left without series, not lost, without an active agent_silent alert and
+ * silent for a day. */
+static void sweep(kvl_engine_t *e)
+{
+    if (e->now < e->next_sweep) {
+        return;
+    }
+    e->next_sweep = e->now + SWEEP_EVERY_MS;
+    size_t doomed = 0;
+    for (size_t b = 0; b < e->nsb; b++) {
+        for (series_t *s = e->sb[b]; s != NULL; s = s->next) {
+            if (!series_active(s) && e->now - s->last_arrival > series_idle_ms(s)) {
+                s->doomed = true;
+                s->agent->sweep = true;
+                doomed++;
+            }
+        }
+    }
+    for (size_t b = 0; doomed > 0 && b < KVL_ARRAY_SIZE(e->agents); b++) {
+        for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
+            if (ag->sweep && slots_drop_doomed(ag) != 0) {
+                continue; /* out of memory: its series stay doomed-but-kept below */
+            }
+            ag->sweep = false;
+        }
+    }
+    size_t freed = 0;
+    for (size_t b = 0; doomed > 0 && b < e->nsb; b++) {
+        series_t **pp = &e->sb[b];
+        while (*pp != NULL) {
+            series_t *s = *pp;
+            if (!s->doomed || s->agent->sweep) {
+                s->doomed = false;
+                pp = &s->next;
+                continue;
+            }
+            *pp = s->next;
+            s->agent->n_series--;
+            series_free(s);
+            e->n_series--;
+            freed++;
+        }
+    }
+    for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
+        for (agent_t *ag = e->agents[b]; ag != NULL; ag = ag->next) {
+            ag->sweep = false;
+        }
+    }
+    size_t agents = 0;
+    for (size_t b = 0; b < KVL_ARRAY_SIZE(e->agents); b++) {
+        agent_t **pp = &e->agents[b];
+        while (*pp != NULL) {
+            agent_t *ag = *pp;
+            bool keep =
+                ag->n_series > 0 || ag->lost || e->now - ag->last_arrival <= SERIES_IDLE_MIN_MS;
+            for (size_t i = 0; !keep && i < ag->n_silent; i++) {
+                keep = ag->silent[i].as.st != ST_OK;
+            }
+            if (keep) {
+                pp = &ag->next;
+                continue;
+            }
+            *pp = ag->next;
+            agent_free(ag);
+            agents++;
+        }
+    }
+    if (freed > 0) {
+        intern_prune(e);
+    }
+    if (freed > 0 || agents > 0) {
+        e->dev_agent = NULL; /* the cache's agent may be gone, its address reused */
+        e->stats.forgotten += freed;
+        e->stats.series = e->n_series;
+        KVL_LOG_INFO("alerts", NULL,
+                     "%zu series and %zu agents without data nor active alerts for long "
+                     "forgotten; %zu series kept",
+                     freed, agents, e->n_series);
+    }
+}
+
 /* --- the timer ----------------------------------------------------------------------- */
 
 /* Lost, or silent for one of the agent_silent rules: its series' silence is no news. */
@@ -918,12 +1137,8 @@ static void restored_expire(kvl_engine_t *e)
                         .instance = kvl_alert_label(a, "instance"),
                         .description = a->description,
                         .flapping = kvl_alert_label(a, "flapping") != NULL};
-        astate_t as = {.st = ST_FIRING,
-                       .paged = !a->late,
-                       .held = a->late,
-                       .active_at = a->starts_at_ms,
-                       .value = a->value,
-                       .has_value = a->has_value};
+        astate_t as;
+        engine_restored_state(a, &as);
         e->restored[i] = e->restored[--e->n_restored];
         if (r != NULL && engine_fingerprint(r, &sj) == a->fingerprint) {
             engine_as_good(e, r, &sj, &as, e->now, false);
@@ -978,6 +1193,7 @@ void kvl_engine_tick(kvl_engine_t *e)
         }
         a = next;
     }
+    sweep(e);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -990,16 +1206,13 @@ static void on_timer(uv_timer_t *t)
 int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
 {
     const kvl_rule_t *r = a != NULL && a->rule != NULL ? kvl_rules_find(e->rules, a->rule) : NULL;
-    if (r == NULL || a->status != KVL_ALERT_FIRING) {
+    if (r == NULL || (a->status != KVL_ALERT_FIRING && a->status != KVL_ALERT_PENDING) ||
+        (a->status == KVL_ALERT_PENDING && r->kind == KVL_RULE_EVENT)) {
         return KVL_EINVAL;
     }
     e->now = engine_now(e);
-    astate_t as = {.st = ST_FIRING,
-                   .paged = !a->late,
-                   .held = a->late,
-                   .active_at = a->starts_at_ms,
-                   .value = a->value,
-                   .has_value = a->has_value};
+    astate_t as;
+    engine_restored_state(a, &as);
     if (r->kind == KVL_RULE_EVENT) {
         subject_t s = {.agent = kvl_alert_label(a, "agent"),
                        .site = kvl_alert_label(a, "site"),
@@ -1061,6 +1274,10 @@ int kvl_engine_new(uv_loop_t *loop, const kvl_engine_cfg_t *cfg, kvl_alert_cb cb
     if (e->cfg.tick_ms <= 0) {
         e->cfg.tick_ms = 1000;
     }
+    if (e->cfg.max_series == 0) {
+        e->cfg.max_series = KVL_ENGINE_MAX_SERIES_DEFAULT;
+    }
+    e->full_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_INIT(60 * 1000);
     if (e->cfg.now_ms == NULL) {
         e->cfg.now_ms = real_now;
     }
@@ -1107,11 +1324,7 @@ static void engine_release(kvl_engine_t *e)
         agent_t *ag = e->agents[b];
         while (ag != NULL) {
             agent_t *next = ag->next;
-            free(ag->slots);
-            free(ag->silent);
-            free(ag->id);
-            free(ag->site);
-            free(ag);
+            agent_free(ag);
             ag = next;
         }
     }

@@ -13,8 +13,13 @@
 #include <string.h>
 
 #include "engine.h"
+#include "log.h"
 
 #define SERIES_INTERVAL_DEFAULT_S 60
+/* A series without data and without an active alert for this long (or 3 of its longest
+ * no_data window, if longer) is forgotten; looked for every SWEEP_EVERY_MS. */
+#define SERIES_IDLE_MIN_MS (24 * 3600 * 1000LL)
+#define SWEEP_EVERY_MS (10 * 60 * 1000LL)
 #define SUMMARY_MAX 1024
 #define URL_MAX 2048
 
@@ -87,6 +92,7 @@ typedef struct series {
     bool dirty;     /* metrics added since the rules were bound */
     bool announced; /* this instant is a linkDown/linkUp trap: a change the device told */
     bool has_nodata;
+    bool doomed;          /* the sweep forgets it */
     bool seen;            /* last_t is set */
     int64_t last_t;       /* sample time of the last instant evaluated */
     int64_t last_arrival; /* wall time it last arrived */
@@ -119,6 +125,8 @@ typedef struct agent {
     int64_t first_batch; /* wall time of its first batch (since the engine started), or 0 */
     int64_t back_at;     /* wall time it was last back from lost or silent: no_data counts from
                             there, so its backlog has time to arrive */
+    size_t n_series;     /* its series (their `agent` points here) */
+    bool sweep;          /* the sweep forgets some of its series */
 } agent_t;
 
 typedef struct evalert {
@@ -155,6 +163,9 @@ struct kvl_engine {
     agent_t *agents[256];
     series_t **sb; /* series buckets */
     size_t nsb, n_series;
+    int64_t next_sweep;         /* wall time of the next look for forgotten series */
+    kvl_log_limit_t full_limit; /* the log line of a series refused at max_series */
+    bool refusing;              /* engine_series_get refused a new series (max_series) */
     evalert_t *evalerts;
     restored_t *restored;
     size_t n_restored;
@@ -203,6 +214,8 @@ void engine_as_bad(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, ast
 /* The condition is over at t: resolved (late when it never paged), or a late pair. */
 void engine_as_good(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, astate_t *as,
                     int64_t t, bool late);
+/* The life of a restored alert (firing or pending). */
+void engine_restored_state(const kvl_alert_t *a, astate_t *as);
 /* Takes the restored alert of fingerprint fp into as; true if there was one. */
 bool engine_restored_take(kvl_engine_t *e, uint64_t fp, astate_t *as);
 

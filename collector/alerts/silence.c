@@ -630,15 +630,21 @@ static int64_t pos_mod(int64_t a, int64_t m)
     return r < 0 ? r + m : r;
 }
 
+/* Where now_ms falls in a weekly window's week (ms since Monday 00:00, its local time). */
+static int64_t week_pos(const kvl_maint_t *m, int64_t now_ms)
+{
+    int64_t local = now_ms + m->offset_min * MIN_MS;
+    int64_t day = (local - pos_mod(local, DAY_MS)) / DAY_MS;
+    /* 1970-01-01 was a Thursday: day 0 is index 3 with Monday 0 */
+    return pos_mod(day + 3, 7) * DAY_MS + pos_mod(local, DAY_MS);
+}
+
 bool kvl_maint_active(const kvl_maint_t *m, int64_t now_ms)
 {
     if (!m->weekly) {
         return now_ms >= m->starts_ms && now_ms < m->ends_ms;
     }
-    int64_t local = now_ms + m->offset_min * MIN_MS;
-    int64_t day = (local - pos_mod(local, DAY_MS)) / DAY_MS;
-    /* 1970-01-01 was a Thursday: day 0 is index 3 with Monday 0 */
-    int64_t in_week = pos_mod(day + 3, 7) * DAY_MS + pos_mod(local, DAY_MS);
+    int64_t in_week = week_pos(m, now_ms);
     for (int k = 0; k < 7; k++) {
         if ((m->days & (1u << k)) == 0) {
             continue;
@@ -649,6 +655,43 @@ bool kvl_maint_active(const kvl_maint_t *m, int64_t now_ms)
         }
     }
     return false;
+}
+
+/* The first of start and end after now_ms (INT64_MAX: both past). */
+static int64_t next_edge(int64_t starts_ms, int64_t ends_ms, int64_t now_ms)
+{
+    if (now_ms < starts_ms) {
+        return starts_ms;
+    }
+    return now_ms < ends_ms ? ends_ms : INT64_MAX;
+}
+
+int64_t kvl_silence_next_change(const kvl_silence_t *s, int64_t now_ms)
+{
+    return next_edge(s->starts_ms, s->ends_ms, now_ms);
+}
+
+int64_t kvl_maint_next_change(const kvl_maint_t *m, int64_t now_ms)
+{
+    if (!m->weekly) {
+        return next_edge(m->starts_ms, m->ends_ms, now_ms);
+    }
+    /* every day's start and end, as distances from now within one week (an edge exactly
+     * now is a week away: the next change after now) */
+    int64_t in_week = week_pos(m, now_ms), best = INT64_MAX;
+    for (int k = 0; k < 7; k++) {
+        if ((m->days & (1u << k)) == 0) {
+            continue;
+        }
+        int64_t start = k * DAY_MS + m->minute_of_day * MIN_MS;
+        int64_t edges[2] = {start, start + m->duration_ms};
+        for (int i = 0; i < 2; i++) {
+            int64_t d = pos_mod(edges[i] - in_week, WEEK_MS);
+            d = d == 0 ? WEEK_MS : d;
+            best = d < best ? d : best;
+        }
+    }
+    return best == INT64_MAX ? INT64_MAX : now_ms + best;
 }
 
 bool kvl_maint_current(const kvl_maint_t *m, int64_t now_ms)

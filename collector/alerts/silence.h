@@ -84,6 +84,10 @@ int kvl_silence_from_json(const json_t *o, bool stored, const char *author, int6
                           kvl_silence_t **out, char *why, size_t whylen);
 json_t *kvl_silence_to_json(const kvl_silence_t *s);
 bool kvl_silence_active(const kvl_silence_t *s, int64_t now_ms);
+/* The first moment after now_ms at which the silence starts or ends, INT64_MAX when it is
+ * over (what mutes an alert changes only at these moments: the book's timer waits for
+ * them). */
+int64_t kvl_silence_next_change(const kvl_silence_t *s, int64_t now_ms);
 void kvl_silence_free(kvl_silence_t *s);
 
 /* A maintenance window likewise (a one-off window must end after now, within a year; a
@@ -94,6 +98,9 @@ json_t *kvl_maint_to_json(const kvl_maint_t *m);
 bool kvl_maint_active(const kvl_maint_t *m, int64_t now_ms);
 /* Whether the window can be active at now_ms or later (a one-off one not over yet). */
 bool kvl_maint_current(const kvl_maint_t *m, int64_t now_ms);
+/* Likewise for a window: a one-off one's start or end, a weekly one's next start or end
+ * of any of its days (INT64_MAX: a one-off window over). */
+int64_t kvl_maint_next_change(const kvl_maint_t *m, int64_t now_ms);
 void kvl_maint_free(kvl_maint_t *m);
 
 /* A fresh random id: 16 hex digits. */

@@ -582,6 +582,92 @@ static void test_maintenance_weekly(void **state)
     teardown_fixture(f);
 }
 
+static kvl_maint_t *weekly(const char *json)
+{
+    json_t *o = json_loads(json, 0, NULL);
+    assert_non_null(o);
+    kvl_maint_t *m;
+    char why[256];
+    int rc = kvl_maint_from_json(o, false, "asha", g_now, &m, why, sizeof(why));
+    json_decref(o);
+    if (rc != 0) {
+        fail_msg("maintenance: %s", why);
+    }
+    return m;
+}
+
+/* A muted alert waits for the next start or end of a silence or window, not for a periodic
+ * look: an idle book has nothing due; a silence's end releases its alert at that moment;
+ * removing a window re-arms at once. */
+static void test_mute_timer_edges(void **state)
+{
+    (void)state;
+    fixture_t *f = setup_with(BASIC);
+    assert_true(kvl_book_next_due(f->book) == INT64_MAX);
+    /* a silence from 10:10 to 12:00 UTC: nothing fires, nothing is due */
+    kvl_silence_t *s = silence("{\"matchers\": [{\"name\": \"site\", \"value\": \"DHQ-.*\", "
+                               "\"op\": \"=~\"}], \"starts_at\": \"2026-12-05T10:10:00Z\", "
+                               "\"ends_at\": \"2026-12-05T12:00:00Z\", \"comment\": \"fibre\"}");
+    assert_true(kvl_silence_next_change(s, T0) == T0 + 10 * M_MS);
+    assert_true(kvl_silence_next_change(s, T0 + 10 * M_MS) == T0 + 2 * H_MS);
+    assert_true(kvl_silence_next_change(s, T0 + 2 * H_MS) == INT64_MAX);
+    assert_int_equal(kvl_book_silence_add(f->book, s), 0);
+    assert_true(kvl_book_next_due(f->book) == INT64_MAX);
+    /* an alert before the silence: paged after group_wait, its repeat due an hour later */
+    kvl_alert_t a = mk("device_down", "DHQ-Kollam", "rtr1", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &a);
+    assert_true(kvl_book_next_due(f->book) == T0 + 5 * S_MS);
+    tick_at(f->book, T0 + 5 * S_MS);
+    assert_int_equal(g_n_sent, 1);
+    assert_true(kvl_book_next_due(f->book) == T0 + 5 * S_MS + H_MS);
+    /* the repeat falls inside the silence: nothing sent, nothing due before its end */
+    tick_at(f->book, T0 + 5 * S_MS + H_MS);
+    assert_int_equal(g_n_sent, 1);
+    assert_true(kvl_book_next_due(f->book) == T0 + 2 * H_MS);
+    kvl_alert_t b = mk("device_down", "DHQ-Kollam", "sw2", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &b);
+    assert_true(kvl_book_next_due(f->book) == T0 + 2 * H_MS);
+    tick_at(f->book, T0 + 2 * H_MS - 1);
+    assert_int_equal(g_n_sent, 1);
+    /* the silence ends: b pages at that very moment (and a's repeat with it) */
+    tick_at(f->book, T0 + 2 * H_MS);
+    bool b_sent = false;
+    for (size_t i = 1; i < g_n_sent; i++) {
+        for (size_t k = 0; k < g_sent[i].n; k++) {
+            b_sent = b_sent || g_sent[i].fp[k] == b.fingerprint;
+        }
+    }
+    assert_true(b_sent);
+    teardown_fixture(f);
+
+    /* weekly windows: Saturdays and Mondays 15:00 at +05:30 (09:30 UTC) for 2 h */
+    f = setup_with(BASIC);
+    kvl_maint_t *m = weekly("{\"matchers\": [{\"name\": \"device\", \"value\": \"rtr1\"}], "
+                            "\"weekly\": {\"days\": [\"sat\", \"mon\"], \"at\": \"15:00\", "
+                            "\"duration\": \"2h\", \"offset\": \"+05:30\"}, \"comment\": \"x\"}");
+    assert_true(kvl_maint_next_change(m, T0) == T0 + 90 * M_MS);
+    assert_true(kvl_maint_next_change(m, T0 - 31 * M_MS) == T0 - 30 * M_MS);
+    assert_true(kvl_maint_next_change(m, T0 - 30 * M_MS) == T0 + 90 * M_MS);
+    assert_true(kvl_maint_next_change(m, T0 + 90 * M_MS) == T0 - 30 * M_MS + 2 * 24 * H_MS);
+    assert_true(kvl_maint_next_change(m, T0 + 2 * 24 * H_MS) == T0 + 90 * M_MS + 2 * 24 * H_MS);
+    assert_true(kvl_maint_next_change(m, T0 + 3 * 24 * H_MS) == T0 - 30 * M_MS + 7 * 24 * H_MS);
+    char id[KVL_SILENCE_ID_LEN + 1];
+    memcpy(id, m->id, sizeof(id));
+    assert_int_equal(kvl_book_maint_add(f->book, m), 0);
+    assert_true(kvl_book_next_due(f->book) == INT64_MAX);
+    kvl_alert_t c = mk("device_down", "DHQ-Kollam", "rtr1", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &c);
+    assert_true(kvl_book_next_due(f->book) == T0 + 90 * M_MS);
+    /* the window removed: due at once (group_wait from the group's start) */
+    g_now = T0 + 1 * S_MS;
+    assert_int_equal(kvl_book_maint_del(f->book, id), 0);
+    assert_true(kvl_book_next_due(f->book) == T0 + 5 * S_MS);
+    tick_at(f->book, T0 + 5 * S_MS);
+    assert_int_equal(g_n_sent, 1);
+    assert_int_equal(g_sent[0].fp[0], c.fingerprint);
+    teardown_fixture(f);
+}
+
 static const char *ESCALATE = "receiver: oncall\n"
                               "group_wait: 0s\n"
                               "escalation:\n"
@@ -689,6 +775,8 @@ static void test_enqueue_failure_retried(void **state)
 
 typedef struct collect {
     uint64_t fp[8];
+    int status[8];
+    int64_t active_at[8];
     size_t n;
 } collect_t;
 
@@ -696,6 +784,8 @@ static void on_active(void *ctx, const kvl_alert_t *a)
 {
     collect_t *c = ctx;
     assert_true(c->n < 8);
+    c->status[c->n] = a->status;
+    c->active_at[c->n] = a->active_at_ms;
     c->fp[c->n++] = a->fingerprint;
 }
 
@@ -718,6 +808,15 @@ static void test_restart_no_resend(void **state)
     collect_t c = {0};
     kvl_book_each_active(second, on_active, &c);
     assert_int_equal(c.n, 2);
+    /* the pending one comes back with its real start, for the engine's for: to go on */
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.fp[i] == p.fingerprint) {
+            assert_int_equal(c.status[i], KVL_ALERT_PENDING);
+            assert_int_equal(c.active_at[i], p.active_at_ms);
+        } else {
+            assert_int_equal(c.status[i], KVL_ALERT_FIRING);
+        }
+    }
     tick_at(second, T0 + 50 * M_MS);
     assert_int_equal(g_n_sent, 1); /* never re-paged */
     kvl_book_api_register(second, NULL);
@@ -1291,6 +1390,7 @@ int main(void)
         cmocka_unit_test(test_repeat_and_ack),
         cmocka_unit_test(test_silence_suppresses),
         cmocka_unit_test(test_maintenance_weekly),
+        cmocka_unit_test(test_mute_timer_edges),
         cmocka_unit_test(test_escalation_once_and_ack),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_enqueue_failure_retried),

@@ -164,6 +164,8 @@ static void fx_clear(fx_t *f)
     f->n = 0;
 }
 
+static size_t g_max_series; /* the engine's max_series (0: its default) */
+
 static void fx_start(fx_t *f, const char *rules_yaml, int64_t now)
 {
     char err[512];
@@ -173,7 +175,8 @@ static void fx_start(fx_t *f, const char *rules_yaml, int64_t now)
     if (kvl_rules_parse("t.yaml", rules_yaml, &f->rules, err, sizeof(err)) != 0) {
         fail_msg("rules: %s", err);
     }
-    kvl_engine_cfg_t cfg = {.rules = f->rules, .now_ms = fake_now, .now_ctx = f};
+    kvl_engine_cfg_t cfg = {
+        .rules = f->rules, .now_ms = fake_now, .now_ctx = f, .max_series = g_max_series};
     assert_int_equal(kvl_engine_new(NULL, &cfg, on_alert, f, &f->e, err, sizeof(err)), 0);
 }
 
@@ -771,6 +774,77 @@ static void test_restore(void **state)
     fx_stop(&f);
 }
 
+/* A pending alert kept by the book across a restart continues its for: from its real start:
+ * still holding, it fires at active_at + for with that start; over, it is resolved. */
+static void test_restore_pending(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f, loss_rule, T0);
+    lost_at(&f, T0, 30);
+    lost_at(&f, T0 + 1 * M_MS, 30);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.rec[0].status, KVL_ALERT_PENDING);
+    kvl_alert_t *pending = f.rec[0].copy;
+    f.rec[0].copy = NULL;
+    assert_int_equal(pending->active_at_ms, T0);
+    fx_stop(&f);
+
+    /* the restart: the condition still holds; it fires 5 minutes after T0, not after the
+     * restart, and with the real start */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    for (int i = 2; i <= 4; i++) {
+        lost_at(&f, T0 + i * M_MS, 30);
+    }
+    assert_int_equal(f.n, 0); /* no second pending */
+    lost_at(&f, T0 + 5 * M_MS, 30);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(f.rec[0].starts, T0);
+    assert_int_equal(f.rec[0].copy->fingerprint, pending->fingerprint);
+    fx_stop(&f);
+
+    /* the restart: the condition is over; the pending alert is resolved (never paged), and
+     * a new crossing starts a new for: */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    lost_at(&f, T0 + 2 * M_MS, 1);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.rec[0].starts, T0);
+    lost_at(&f, T0 + 3 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_PENDING, 0), 1);
+    assert_int_equal(f.rec[1].starts, T0 + 3 * M_MS);
+    lost_at(&f, T0 + 7 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 0);
+    lost_at(&f, T0 + 8 * M_MS, 30);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 1);
+    fx_stop(&f);
+
+    /* the restart: what it was about is no longer reported: resolved after the grace */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    assert_int_equal(kvl_engine_restore(f.e, pending), 0);
+    defs[ID_LOST].instance = "10.8.8.8";
+    lost_at(&f, T0 + 2 * M_MS, 0);
+    f.now = T0 + 5 * M_MS + 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_RESOLVED, 0), 1);
+    assert_int_equal(f.n, 1);
+    fx_stop(&f);
+
+    /* a pending alert of no rule, or resolved, is refused */
+    fx_start(&f, loss_rule, T0 + 2 * M_MS);
+    kvl_alert_t bad = *pending;
+    bad.rule = "no_such_rule";
+    assert_int_equal(kvl_engine_restore(f.e, &bad), KVL_EINVAL);
+    bad = *pending;
+    bad.status = KVL_ALERT_RESOLVED;
+    assert_int_equal(kvl_engine_restore(f.e, &bad), KVL_EINVAL);
+    fx_stop(&f);
+    kvl_alert_free(pending);
+}
+
 static void test_agent_silent(void **state)
 {
     (void)state;
@@ -915,6 +989,142 @@ static void test_sink_calls(void **state)
     fx_stop(&f);
 }
 
+/* --- many series: forgotten when gone, bounded ------------------------------------------ */
+
+#define MANY 1000
+#define MANY_ID0 1000
+static kvl_series_def_t many_defs[MANY];
+static char many_inst[MANY][24];
+
+static const kvl_series_def_t *many_def_of(const void *table, uint32_t id)
+{
+    (void)table;
+    return id >= MANY_ID0 && id < MANY_ID0 + MANY ? &many_defs[id - MANY_ID0] : def_of(NULL, id);
+}
+
+static const kvl_sink_defs_t many_sink = {.table = NULL, .def = many_def_of, .family = family_of};
+
+/* One batch at t: loss `pct` on probe targets 10.1.x.y [first, first + n) of agent `agent`
+ * (and on 10.9.9.9 too when with_lost). */
+static void many_at(fx_t *f, const char *agent, int64_t t, size_t first, size_t n, double pct,
+                    bool with_lost)
+{
+    static uint32_t ids[MANY + 1];
+    static double reals[MANY + 1];
+    size_t k = 0;
+    for (size_t i = first; i < first + n; i++) {
+        snprintf(many_inst[i], sizeof(many_inst[i]), "10.1.%zu.%zu", i / 250, i % 250);
+        many_defs[i] = (kvl_series_def_t){.id = (uint32_t)(MANY_ID0 + i),
+                                          .device = agent, /* its name freed when forgotten */
+                                          .scope = KVL_SCOPE_LINK,
+                                          .instance = many_inst[i],
+                                          .metric = "lost_pct",
+                                          .kind = KVL_KIND_GAUGE,
+                                          .real = true,
+                                          .interval_s = 60};
+        ids[k] = (uint32_t)(MANY_ID0 + i);
+        reals[k++] = pct;
+    }
+    if (with_lost) {
+        ids[k] = ID_LOST;
+        reals[k++] = 0;
+    }
+    kvl_group_t g = {.time_ms = t, .ids = ids, .n_ids = k, .reals = reals, .n_reals = k};
+    kvl_batch_t b = {.seq = 1, .groups = &g, .n_groups = 1};
+    f->now = t > f->now ? t : f->now;
+    kvl_sink_batch_t sb = {.agent = agent, .site = "blk-a", .defs = &many_sink, .batch = &b};
+    assert_int_equal(kvl_engine_batch(f->e, &sb), 0);
+}
+
+static uint64_t series_now(fx_t *f)
+{
+    kvl_engine_stats_t st;
+    kvl_engine_get_stats(f->e, &st);
+    return st.series;
+}
+
+#define DAY_MS (24 * 60 * M_MS)
+
+static void test_series_forgotten(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: loss\n"
+                         "    severity: major\n"
+                         "    threshold: {value: lost_pct, above: 50}\n"
+                         "  - name: gone\n"
+                         "    severity: warning\n"
+                         "    select: {target: '10.9.*'}\n"
+                         "    no_data: {intervals: 3}\n",
+             T0);
+    many_at(&f, "agent1", T0, 0, MANY, 0, true);
+    many_at(&f, "agent1", T0 + M_MS, 0, MANY, 0, true);
+    many_at(&f, "agent2", T0 + M_MS, 0, 10, 0, false);
+    assert_int_equal(series_now(&f), MANY + 1 + 10);
+    assert_int_equal(f.n, 0);
+    /* the agents stop sending: the no_data rule still fires first */
+    f.now = T0 + 4 * M_MS + 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "gone", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(series_now(&f), MANY + 1 + 10);
+    /* a day without data: what has no active alert is forgotten, the no_data one kept */
+    f.now = T0 + M_MS + DAY_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(series_now(&f), MANY + 1 + 10); /* not yet a day */
+    f.now = T0 + M_MS + DAY_MS + 10 * M_MS + 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(series_now(&f), 1);
+    kvl_engine_stats_t st;
+    kvl_engine_get_stats(f.e, &st);
+    assert_int_equal(st.forgotten, MANY + 10);
+    assert_int_equal(f.n, 1); /* nothing reported by forgetting */
+    /* its data comes back: resolved; when it stops again, no_data fires again before any
+     * forgetting, and keeps it */
+    lost_at(&f, f.now, 0);
+    assert_int_equal(count(&f, "gone", KVL_ALERT_RESOLVED, 0), 1);
+    f.now += DAY_MS + 10 * M_MS + 1;
+    kvl_engine_tick(f.e);
+    assert_int_equal(count(&f, "gone", KVL_ALERT_FIRING, 0), 2);
+    assert_int_equal(series_now(&f), 1);
+    /* a forgotten series (and agent) that comes back starts afresh and is evaluated */
+    many_at(&f, "agent1", f.now, 5, 3, 0, false);
+    many_at(&f, "agent2", f.now + M_MS, 5, 3, 0, false);
+    assert_int_equal(series_now(&f), 7);
+    many_at(&f, "agent1", f.now + 2 * M_MS, 5, 3, 80, false);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 3);
+    /* ... and one with an active alert is never forgotten */
+    f.now += 3 * DAY_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(series_now(&f), 4);
+    fx_stop(&f);
+
+    /* at most max_series: the rest refused (counted), the batch still taken, the kept
+     * series evaluated */
+    g_max_series = 100;
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: loss\n"
+                         "    severity: major\n"
+                         "    threshold: {value: lost_pct, above: 50}\n",
+             T0);
+    many_at(&f, "agent1", T0, 0, MANY, 0, false);
+    assert_int_equal(series_now(&f), 100);
+    kvl_engine_get_stats(f.e, &st);
+    assert_int_equal(st.refused, MANY - 100);
+    many_at(&f, "agent1", T0 + M_MS, 0, 10, 80, false);
+    assert_int_equal(count(&f, "loss", KVL_ALERT_FIRING, 0), 10);
+    /* forgotten ones make room */
+    f.now = T0 + 2 * DAY_MS;
+    kvl_engine_tick(f.e);
+    assert_int_equal(series_now(&f), 10);
+    many_at(&f, "agent1", f.now, 500, 90, 0, false);
+    assert_int_equal(series_now(&f), 100);
+    g_max_series = 0;
+    fx_stop(&f);
+}
+
 static void test_builtin_rules_bind(void **state)
 {
     (void)state;
@@ -958,6 +1168,8 @@ int main(void)
         cmocka_unit_test(test_link_traps_drive_interface_state),
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_restore),
+        cmocka_unit_test(test_restore_pending),
+        cmocka_unit_test(test_series_forgotten),
         cmocka_unit_test(test_agent_silent),
         cmocka_unit_test(test_redefined_id),
         cmocka_unit_test(test_collector_value),
