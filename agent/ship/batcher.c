@@ -35,6 +35,7 @@ struct kvl_batcher {
     FILE *dump;
     uv_timer_t timer;
     uv_timer_t events_timer; /* an event goes out at the next turn of the loop, not at flush */
+    int closing;             /* timers whose close has not called back yet (kvl_batcher_free) */
     int64_t flush_ms;
 
     KVL_VEC(group_span_t) groups;
@@ -101,9 +102,14 @@ void kvl_batcher_set_dump(kvl_batcher_t *b, FILE *f)
     b->dump = f;
 }
 
+/* Both timers' close callback: the last of the two to close frees b (libuv runs close
+ * callbacks newest first, so neither may assume it is the last). */
 static void on_timer_closed(uv_handle_t *h)
 {
     kvl_batcher_t *b = h->data;
+    if (--b->closing > 0) {
+        return;
+    }
     free(b->groups.v);
     free(b->ids.v);
     free(b->values.v);
@@ -121,7 +127,8 @@ void kvl_batcher_free(kvl_batcher_t *b)
     }
     kvl_batcher_flush(b);
     uv_timer_stop(&b->timer);
-    uv_close((uv_handle_t *)&b->events_timer, NULL); /* closed before the one that frees b */
+    b->closing = 2;
+    uv_close((uv_handle_t *)&b->events_timer, on_timer_closed);
     uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
