@@ -93,15 +93,16 @@ static size_t slot_hash(uint32_t id, size_t cap)
     return (size_t)((id ^ (id >> 20)) & (uint32_t)(cap - 1));
 }
 
-static int slots_grow(agent_t *a)
+/* The agent's id table rebuilt with cap slots (a power of two; 0: none), without the slots
+ * of doomed series when drop_doomed. 0 or KVL_ENOMEM (then the table is as it was). */
+static int slots_rehash(agent_t *a, size_t cap, bool drop_doomed)
 {
-    size_t cap = a->cap ? a->cap * 2 : 1024;
-    slot_t *v = calloc(cap, sizeof(*v));
-    if (v == NULL) {
+    slot_t *v = NULL;
+    if (cap > 0 && (v = calloc(cap, sizeof(*v))) == NULL) {
         return KVL_ENOMEM;
     }
-    for (size_t i = 0; i < a->cap; i++) {
-        if (a->slots[i].s == NULL) {
+    for (size_t i = 0; i < a->cap && cap > 0; i++) {
+        if (a->slots[i].s == NULL || (drop_doomed && a->slots[i].s->doomed)) {
             continue;
         }
         size_t h = slot_hash(a->slots[i].id, cap);
@@ -114,6 +115,11 @@ static int slots_grow(agent_t *a)
     a->slots = v;
     a->cap = cap;
     return 0;
+}
+
+static int slots_grow(agent_t *a)
+{
+    return slots_rehash(a, a->cap ? a->cap * 2 : 1024, false);
 }
 
 /* --- series ---------------------------------------------------------------------------- */
@@ -922,30 +928,17 @@ static int slots_drop_doomed(agent_t *a)
     for (size_t i = 0; i < a->cap; i++) {
         keep += a->slots[i].s != NULL && !a->slots[i].s->doomed;
     }
-    slot_t *v = NULL;
     size_t cap = 0;
     if (keep > 0) {
         cap = 1024;
         while ((keep + 1) * 10 > cap * 7) {
             cap *= 2;
         }
-        if ((v = calloc(cap, sizeof(*v))) == NULL) {
-            return KVL_ENOMEM;
-        }
-        for (size_t i = 0; i < a->cap; i++) {
-            if (a->slots[i].s == NULL || a->slots[i].s->doomed) {
-                continue;
-            }
-            size_t h = slot_hash(a->slots[i].id, cap);
-            while (v[h].s != NULL) {
-                h = (h + 1) & (cap - 1);
-            }
-            v[h] = a->slots[i];
-        }
     }
-    free(a->slots);
-    a->slots = v;
-    a->cap = cap;
+    int rc = slots_rehash(a, cap, true);
+    if (rc != 0) {
+        return rc;
+    }
     a->n = keep;
     return 0;
 }
