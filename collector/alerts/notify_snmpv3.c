@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,12 +77,29 @@ static const EVP_MD *md_of(int auth, size_t *mac_len)
     }
 }
 
+/* Single DES lives in OpenSSL 3's legacy provider: fetched from a library context of its
+ * own, so the process's default context (TLS elsewhere) is left as it is. Made once, kept
+ * for the life of the process; NULL when the legacy provider is not installed. */
+static const EVP_CIPHER *des_cbc(void)
+{
+    static EVP_CIPHER *des;
+    static bool tried;
+    if (!tried) {
+        tried = true;
+        OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+        if (ctx != NULL && OSSL_PROVIDER_load(ctx, "legacy") != NULL) {
+            des = EVP_CIPHER_fetch(ctx, "DES-CBC", NULL);
+        }
+    }
+    return des;
+}
+
 static const EVP_CIPHER *cipher_of(int priv, size_t *key_len)
 {
     switch (priv) {
     case KVL_USM_DES:
         *key_len = 16; /* 8 of key, 8 of pre-IV */
-        return EVP_des_cbc();
+        return des_cbc();
     case KVL_USM_AES128:
         *key_len = 16;
         return EVP_aes_128_cfb128();
@@ -557,11 +575,13 @@ kvl_usm_result_t kvl_usm_read(kvl_usm_t *u, const uint8_t *msg, size_t n, uint32
     uint8_t tag, ptag;
     kvl_usm_result_t res = KVL_USM_IGNORE;
     int64_t rid = -1, err = 0;
-    if (sl == 0 || kvl_ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x30) {
-        goto out;
+    if (plain != NULL) { /* the decrypted scopedPDU is a whole SEQUENCE; plain, its contents */
+        if (sl == 0 || kvl_ber_get(&p, end, &tag, &v, &len) != 0 || tag != 0x30) {
+            goto out;
+        }
+        p = v;
+        end = v + len;
     }
-    p = v;
-    end = v + len;
     if (get_str(&p, end, &v, &len) != 0 || get_str(&p, end, &v, &len) != 0 ||
         kvl_ber_get(&p, end, &ptag, &pdu, &pl) != 0) {
         goto out;
