@@ -43,7 +43,7 @@ typedef struct kvl_notify_receiver_cfg {
     char *template_;    /* webhook: the body's template (NULL: the notification's JSON) */
     char *content_type; /* webhook: of the body (application/json) */
     int use_ssl;        /* email: KVL_RCV_SSL_* (STARTTLS) */
-    char *user;         /* email */
+    char *user;         /* email: the login; snmp v3: the USM user name */
     char *password;
     char *from;
     char **to; /* email: recipients; NULL-terminated */

@@ -256,9 +256,9 @@ static uint32_t engine_time(const kvl_usm_t *u, uint64_t now_ms)
     return u->time + (uint32_t)((now_ms - u->time_at_ms) / 1000);
 }
 
-static void put_sec_params(kvl_buf_t *msg, const kvl_usm_t *u, const uint8_t *eid, size_t eid_len,
-                           uint32_t boots, uint32_t time, const char *user, size_t mac_len,
-                           const uint8_t *priv, size_t priv_len)
+static void put_sec_params(kvl_buf_t *msg, const uint8_t *eid, size_t eid_len, uint32_t boots,
+                           uint32_t time, const char *user, size_t mac_len, const uint8_t *priv,
+                           size_t priv_len)
 {
     static const uint8_t zeros[48];
     kvl_buf_t sp = {0};
@@ -271,7 +271,6 @@ static void put_sec_params(kvl_buf_t *msg, const kvl_usm_t *u, const uint8_t *ei
     kvl_ber_wrap(&sp, 0x30);
     kvl_ber_tlv(msg, 0x04, sp.data, sp.len);
     kvl_buf_free(&sp);
-    KVL_UNUSED(u);
 }
 
 static void put_global(kvl_buf_t *msg, uint32_t id, uint8_t flags)
@@ -288,10 +287,11 @@ static void put_global(kvl_buf_t *msg, uint32_t id, uint8_t flags)
 
 int kvl_usm_probe(kvl_usm_t *u, uint32_t id, kvl_buf_t *out)
 {
+    KVL_UNUSED(u); /* the same for every user: no user name, no engine (RFC 3414 4) */
     kvl_buf_t m = {0}, sc = {0};
     kvl_ber_int(&m, 0x02, 3, false);
     put_global(&m, id, 0x04); /* reportable, noAuthNoPriv */
-    put_sec_params(&m, u, NULL, 0, 0, 0, "", 0, NULL, 0);
+    put_sec_params(&m, NULL, 0, 0, 0, "", 0, NULL, 0);
     kvl_buf_t pdu = {0};
     kvl_ber_int(&pdu, 0x02, (int32_t)id, false);
     kvl_ber_int(&pdu, 0x02, 0, false);
@@ -441,12 +441,16 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
     kvl_ber_tlv(&sc, 0x04, NULL, 0);                        /* contextName */
     kvl_buf_append(&sc, pdu->data, pdu->len);
     kvl_ber_wrap(&sc, 0x30);
-    uint8_t flags = 0x04, salt[8];
+    if (sc.data == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    uint8_t flags = 0x04, salt[8] = {0};
     if (u->auth != KVL_USM_AUTH_NONE) {
         flags |= 0x01;
     }
     kvl_buf_t enc = {0};
-    if (u->priv != KVL_USM_PRIV_NONE && sc.data != NULL) {
+    if (u->priv != KVL_USM_PRIV_NONE) {
         flags |= 0x02;
         u->salt++;
         if (u->priv == KVL_USM_DES) {
@@ -481,7 +485,7 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
     }
     kvl_ber_int(&m, 0x02, 3, false);
     put_global(&m, id, flags);
-    put_sec_params(&m, u, u->engine_id, u->engine_id_len, u->boots, time, u->user,
+    put_sec_params(&m, u->engine_id, u->engine_id_len, u->boots, time, u->user,
                    u->auth != KVL_USM_AUTH_NONE ? u->mac_len : 0, salt,
                    u->priv != KVL_USM_PRIV_NONE ? 8 : 0);
     kvl_buf_append(&m, sc.data, sc.len);
