@@ -152,8 +152,9 @@ for f in trapd2 trapd3; do
     for d in updev upa; do
         down=$(fingerprint "$T/$f.out" "$E.0.1" $d)
         up=$(fingerprint "$T/$f.out" "$E.0.2" $d)
-        [ -n "$down" ] && [ "$down" = "$up" ] ||
+        if [ -z "$down" ] || [ "$down" != "$up" ]; then
             kvl_fail "$f: kaavalDeviceUp of $d has fingerprint '$up', its Down '$down'"
+        fi
     done
 done
 kvl_log "kaavalDeviceUp at both managers after $((SECONDS - T_BACK)) s, reason up(1), fingerprints paired"
