@@ -14,7 +14,9 @@
 #      with kaavalDeviceName.<i>, kaavalDeviceAddress.<i>, kaavalDeviceDownReason.<i> =
 #      timeout(2) under the right index, then kaavalAlertSite and kaavalAlertFingerprint;
 #      up3bad's failure names usmStatsWrongDigests and is retried.
-#   2. The simulator is started again: kaavalDeviceUp for each (reason up(1)), with the same
+#   2. The collector is killed (SIGKILL) and started again while both are down: no Down
+#      sent again.
+#   3. The simulator is started again: kaavalDeviceUp for each (reason up(1)), with the same
 #      fingerprint as its Down. snmptrapd #2 got each Down and each Up exactly once (the
 #      v3 informs acknowledged, so not resent; the wrong user's never accepted); the
 #      collector is still running.
@@ -140,7 +142,19 @@ kvl_wait_until 30 "up3bad retried" \
     grep -q '\[notify up3bad\] attempt [2-9] failed: .*usmStatsWrongDigests' "$CLOG"
 kvl_log "wrong auth_password: $(grep -m1 '\[notify up3bad\] delivery failed' "$CLOG" | cut -c1-200)"
 
-# ------------------------------------------------------------------ 2: up ----------------
+# ------------------------------------------------------------------ 2: SIGKILL -----------
+# while both devices are down: nothing sent again after the restart, and the resolutions
+# below still carry each device's index (the book and the outbox keep the alert's fields)
+kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
+kvl_start_collector collector "$T/collector.yaml"
+COL=$KVL_LAST_PID
+kvl_sleep_checking 5 "$AGENT" "$COL"
+for d in updev upa; do
+    n=$(count "$T/trapd3.out" "$E.0.1" $d)
+    [ "$n" -eq 1 ] || kvl_fail "after the collector's restart snmptrapd #2 got kaavalDeviceDown for $d $n times"
+done
+
+# ------------------------------------------------------------------ 3: up ----------------
 kvl_start_snmpsim "$T/rec" "$SNMP"
 SIM=$KVL_LAST_PID
 T_BACK=$SECONDS
