@@ -547,6 +547,13 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
     kvl_batcher_group_end(b);
 }
 
+/* The device's position in the agent's configuration, counting from 1 (the `index` field of
+ * its device_down/device_up events: kaavalDeviceIndex in mibs/KAAVAL-MIB.txt). */
+static void device_index(const device_t *d, char *buf, size_t len)
+{
+    snprintf(buf, len, "%zu", (size_t)(d - d->p->devs) + 1);
+}
+
 /* The poll found the device down for `reason` (R_*): logs and events it once per outage
  * (and once more when the reason changes), reports it and ends the poll. */
 static void mark_down(device_t *d, int reason, const char *fmt, ...) KVL_PRINTF(3, 4);
@@ -572,7 +579,10 @@ static void mark_down(device_t *d, int reason, const char *fmt, ...)
         d->down_since_ms = d->poll_start_ms;
         kvl_downstate_set(p->state, d->cfg->name, reason, d->down_since_ms);
         KVL_LOG_WARN(MOD, d->cfg->name, "%s", text);
-        kvl_label_t fields[] = {{"address", d->cfg->address}, {"reason", reason_names[reason]}};
+        char index[16];
+        device_index(d, index, sizeof(index));
+        kvl_label_t fields[] = {
+            {"address", d->cfg->address}, {"reason", reason_names[reason]}, {"index", index}};
         kvl_event_t ev = {
             .time_ms = now,
             .device = d->cfg->name,
@@ -620,7 +630,9 @@ static void mark_up(device_t *d)
     snprintf(text, sizeof(text), "answering again after %s down", dur);
     char secs[32];
     snprintf(secs, sizeof(secs), "%" PRId64, (d->t_sys - d->down_since_ms) / 1000);
-    kvl_label_t fields[] = {{"address", d->cfg->address}, {"down_s", secs}};
+    char index[16];
+    device_index(d, index, sizeof(index));
+    kvl_label_t fields[] = {{"address", d->cfg->address}, {"down_s", secs}, {"index", index}};
     kvl_event_t ev = {
         .time_ms = d->t_sys,
         .device = d->cfg->name,

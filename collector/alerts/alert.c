@@ -68,6 +68,16 @@ const char *kvl_alert_label(const kvl_alert_t *a, const char *key)
     return NULL;
 }
 
+const char *kvl_alert_field(const kvl_alert_t *a, const char *key)
+{
+    for (size_t i = 0; i < a->n_fields; i++) {
+        if (strcmp(a->fields[i].key, key) == 0) {
+            return a->fields[i].value;
+        }
+    }
+    return NULL;
+}
+
 const char *kvl_alert_status_name(kvl_alert_status_t s)
 {
     switch (s) {
@@ -102,13 +112,16 @@ static const char *str_put(char **at, const char *s)
 
 kvl_alert_t *kvl_alert_dup(const kvl_alert_t *a)
 {
-    if (a->n_labels > KVL_ALERT_LABELS_MAX) {
+    if (a->n_labels > KVL_ALERT_LABELS_MAX || a->n_fields > KVL_ALERT_FIELDS_MAX) {
         return NULL;
     }
     size_t need = sizeof(*a) + str_size(a->rule) + str_size(a->summary) + str_size(a->description) +
                   str_size(a->url);
     for (size_t i = 0; i < a->n_labels; i++) {
         need += str_size(a->labels[i].key) + str_size(a->labels[i].value);
+    }
+    for (size_t i = 0; i < a->n_fields; i++) {
+        need += str_size(a->fields[i].key) + str_size(a->fields[i].value);
     }
     kvl_alert_t *c = malloc(need);
     if (c == NULL) {
@@ -123,6 +136,10 @@ kvl_alert_t *kvl_alert_dup(const kvl_alert_t *a)
     for (size_t i = 0; i < a->n_labels; i++) {
         c->labels[i].key = str_put(&at, a->labels[i].key);
         c->labels[i].value = str_put(&at, a->labels[i].value);
+    }
+    for (size_t i = 0; i < a->n_fields; i++) {
+        c->fields[i].key = str_put(&at, a->fields[i].key);
+        c->fields[i].value = str_put(&at, a->fields[i].value);
     }
     return c;
 }
@@ -285,6 +302,13 @@ json_t *kvl_alert_to_json(const kvl_alert_t *a)
     rc |= set_time(o, "changed", a->changed_ms);
     rc |= json_object_set_new(o, "late", json_boolean(a->late));
     rc |= set_str(o, "url", a->url);
+    if (a->n_fields > 0) {
+        json_t *f = json_object();
+        for (size_t i = 0; f != NULL && i < a->n_fields; i++) {
+            rc |= json_object_set_new(f, a->fields[i].key, json_string(a->fields[i].value));
+        }
+        rc |= f == NULL ? -1 : json_object_set_new(o, "fields", f);
+    }
     if (rc != 0) {
         json_decref(o);
         return NULL;
@@ -393,6 +417,25 @@ kvl_alert_t *kvl_alert_from_json(const json_t *o, char *why, size_t whylen)
         a.labels[a.n_labels].key = key;
         a.labels[a.n_labels].value = json_string_value(val);
         a.n_labels++;
+    }
+    const json_t *fields = json_object_get(o, "fields");
+    if (fields != NULL &&
+        (!json_is_object(fields) || json_object_size(fields) > KVL_ALERT_FIELDS_MAX)) {
+        snprintf(why, whylen, "'fields' is not an object of at most %d fields",
+                 KVL_ALERT_FIELDS_MAX);
+        return NULL;
+    }
+    if (fields != NULL) {
+        json_object_foreach((json_t *)fields, key, val)
+        {
+            if (!json_is_string(val)) {
+                snprintf(why, whylen, "field '%s' is not a string", key);
+                return NULL;
+            }
+            a.fields[a.n_fields].key = key;
+            a.fields[a.n_fields].value = json_string_value(val);
+            a.n_fields++;
+        }
     }
     if (kvl_alert_finish(&a) != 0) {
         snprintf(why, whylen, "labels with an empty key or value");

@@ -36,6 +36,7 @@
 #include "wire.h"
 
 #define KVL_ALERT_LABELS_MAX 32
+#define KVL_ALERT_FIELDS_MAX 16
 
 typedef enum {
     KVL_ALERT_PENDING = 1, /* the condition holds, for `for:` not yet */
@@ -62,6 +63,12 @@ typedef struct kvl_alert {
     int64_t changed_ms;
     bool late;
     const char *url; /* the graph on the collector's web server (kvl_alert_url), or NULL */
+    /* The fields of the event that made or last changed the alert (a device_down's
+     * `address`, `reason`, `index`), as the agent sent them; none for an alert of a series
+     * no event touched. Not part of the identity (no fingerprint), kept by the book from
+     * one change to the next when a change brings none. */
+    kvl_label_t fields[KVL_ALERT_FIELDS_MAX];
+    size_t n_fields;
 } kvl_alert_t;
 
 /* Called on the loop's thread for every status change of an alert (pending, firing,
@@ -78,6 +85,9 @@ uint64_t kvl_alert_fingerprint(const kvl_label_t *labels, size_t n);
 /* The value of a label, or NULL. */
 const char *kvl_alert_label(const kvl_alert_t *a, const char *key);
 
+/* The value of one of the event's fields, or NULL. */
+const char *kvl_alert_field(const kvl_alert_t *a, const char *key);
+
 /* An owned deep copy (strings included), or NULL when out of memory. */
 kvl_alert_t *kvl_alert_dup(const kvl_alert_t *a);
 void kvl_alert_free(kvl_alert_t *a);
@@ -89,7 +99,8 @@ const char *kvl_alert_status_name(kvl_alert_status_t s);
  *   {"fingerprint": "<16 hex>", "status": "firing", "rule": ..., "severity": "critical",
  *    "labels": {...}, "summary": ..., "description": ..., "value": 93.2, "threshold": 80,
  *    "active_at": "<RFC 3339, ms>", "starts_at": ..., "ends_at": ... (resolved only),
- *    "changed": ..., "late": false, "url": ...} */
+ *    "changed": ..., "late": false, "url": ...,
+ *    "fields": {"address": ..., "index": "3", "reason": "timeout"} (when it has any)} */
 json_t *kvl_alert_to_json(const kvl_alert_t *a);
 
 /* The reverse, into an owned alert (kvl_alert_free). Returns NULL with why set when the

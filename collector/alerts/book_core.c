@@ -328,6 +328,14 @@ static int apply_alert(kvl_book_t *b, const kvl_alert_t *a)
     if (a->status == KVL_ALERT_RESOLVED && e == NULL) {
         return 0; /* nothing held, nothing owed */
     }
+    kvl_alert_t keep;
+    if (e != NULL && a->n_fields == 0 && e->a->n_fields > 0) {
+        /* a change without an event (a poll, a restart) keeps what the event told */
+        keep = *a;
+        memcpy(keep.fields, e->a->fields, sizeof(keep.fields));
+        keep.n_fields = e->a->n_fields;
+        a = &keep;
+    }
     kvl_alert_t *copy = kvl_alert_dup(a);
     if (copy == NULL) {
         return KVL_ENOMEM;

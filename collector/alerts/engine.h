@@ -28,19 +28,20 @@
  * down or lowerLayerDown while admin_status up), device_unreachable (reachable 0; the
  * down_reason is the alert's description; `device_down`/`device_up` events of the agent
  * feed the same state at their time, so a device's outage pages as soon as its event
- * arrives; likewise `linkDown`/`linkUp` traps set the interface's oper_status, naming it
- * by their `interface`, `ifName` or `ifDescr` field; an interface found down at first
- * sight is a port nobody uses: oper_down_admin_up pages on a change, once the interface
- * was seen up or a linkDown trap announced it), agent_silent (no batch of the agent for
- * `intervals` of its shortest series interval, wall clock, checked by the timer; not while the
- * agent is lost: an `agent_lost` event came and no `agent_back` nor batch since, its own alert
- * covers it; a live batch of a lost agent counts as its `agent_back`). no_data: a series without a
- * sample for `intervals` of its interval (checked by the timer; not while its agent is silent or
- * lost: the agent is the problem then). event: an event whose name matches the glob and whose
- * fields match fires; the rule's clearing event with the same agent, device, interface and target
- * (the same fingerprint) resolves it, or `hold` after it. flapping (state rules): when the state
- * changed more than `changes` times within `window`, the alert is resolved and one alert of the
- * same labels plus `flapping="true"` fires instead, held until the state has not changed for
+ * arrives, and its alert carries the event's fields (`event`, `address`, `reason`,
+ * `index`: alert.h; likewise a linkDown/linkUp's and an event rule's); likewise `linkDown`/`linkUp`
+ * traps set the interface's oper_status, naming it by their `interface`, `ifName` or `ifDescr`
+ * field; an interface found down at first sight is a port nobody uses: oper_down_admin_up pages on
+ * a change, once the interface was seen up or a linkDown trap announced it), agent_silent (no batch
+ * of the agent for `intervals` of its shortest series interval, wall clock, checked by the timer;
+ * not while the agent is lost: an `agent_lost` event came and no `agent_back` nor batch since, its
+ * own alert covers it; a live batch of a lost agent counts as its `agent_back`). no_data: a series
+ * without a sample for `intervals` of its interval (checked by the timer; not while its agent is
+ * silent or lost: the agent is the problem then). event: an event whose name matches the glob and
+ * whose fields match fires; the rule's clearing event with the same agent, device, interface and
+ * target (the same fingerprint) resolves it, or `hold` after it. flapping (state rules): when the
+ * state changed more than `changes` times within `window`, the alert is resolved and one alert of
+ * the same labels plus `flapping="true"` fires instead, held until the state has not changed for
  * `stable`; then the plain alert follows the state.
  *
  * Late data. A change is late when its sample (or event) time is older than now −

@@ -125,6 +125,9 @@ static void emit(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s, const
     a.severity = r->severity;
     a.rule = r->name;
     a.description = engine_nonempty(s->description) ? s->description : NULL;
+    for (size_t i = 0; i < s->n_fields && i < KVL_ALERT_FIELDS_MAX; i++) {
+        a.fields[a.n_fields++] = s->fields[i];
+    }
     a.has_value = as->has_value && !s->flapping;
     a.value = as->value;
     a.has_threshold = !s->flapping && threshold_of(r, &a.threshold);

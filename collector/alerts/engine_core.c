@@ -130,9 +130,47 @@ static void series_free(series_t *s)
         free(s->rs[i].flap);
     }
     free(s->labels);
+    free(s->fields);
     free(s->m);
     free(s->rs);
     free(s);
+}
+
+kvl_label_t *engine_fields_dup(const char *kind, const kvl_label_t *f, size_t n, size_t *n_out)
+{
+    size_t bytes = 0, k = 0;
+    kvl_label_t first = {"event", kind};
+    for (size_t i = kind != NULL ? 0 : 1; i <= n && k < KVL_ALERT_FIELDS_MAX; i++) {
+        const kvl_label_t *l = i == 0 ? &first : &f[i - 1];
+        if (engine_nonempty(l->key) && l->value != NULL) {
+            bytes += sizeof(*f) + strlen(l->key) + strlen(l->value) + 2;
+            k++;
+        }
+    }
+    *n_out = 0;
+    kvl_label_t *out = k > 0 ? malloc(bytes) : NULL;
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = (char *)(out + k);
+    for (size_t i = kind != NULL ? 0 : 1; i <= n && *n_out < k; i++) {
+        const kvl_label_t *l = i == 0 ? &first : &f[i - 1];
+        if (engine_nonempty(l->key) && l->value != NULL) {
+            size_t kl = strlen(l->key) + 1, vl = strlen(l->value) + 1;
+            out[*n_out].key = memcpy(p, l->key, kl);
+            out[*n_out].value = memcpy(p + kl, l->value, vl);
+            p += kl + vl;
+            (*n_out)++;
+        }
+    }
+    return out;
+}
+
+void engine_series_set_fields(series_t *s, const kvl_event_t *ev)
+{
+    free(s->fields);
+    s->fields = engine_fields_dup(ev->kind, ev->fields, ev->n_fields, &s->subj.n_fields);
+    s->subj.fields = s->fields;
 }
 
 /* The interned copy of str (the same pointer for the same text), NULL when out of memory. */
@@ -1212,7 +1250,9 @@ int kvl_engine_restore(kvl_engine_t *e, const kvl_alert_t *a)
                        .device = kvl_alert_label(a, "device"),
                        .interface = kvl_alert_label(a, "interface"),
                        .target = kvl_alert_label(a, "target"),
-                       .description = a->description};
+                       .description = a->description,
+                       .fields = a->fields,
+                       .n_fields = a->n_fields};
         evalert_t *x = engine_evalert_new(e, r, &s);
         if (x == NULL) {
             return KVL_ENOMEM;

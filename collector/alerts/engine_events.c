@@ -52,6 +52,9 @@ static subject_t event_subject(const kvl_sink_event_t *se)
         engine_nonempty(ev->device) && strcmp(ev->device, se->agent) != 0 ? ev->device : NULL;
     s.interface = event_interface(ev);
     s.target = field(ev, "target");
+    s.fields = ev->fields;
+    s.n_fields = ev->n_fields;
+    s.event = ev->kind;
     s.description = field(ev, "ifAlias");
     if (!engine_nonempty(s.description)) {
         s.description = field(ev, "reason");
@@ -89,12 +92,17 @@ evalert_t *engine_evalert_new(kvl_engine_t *e, const kvl_rule_t *r, const subjec
         }
     }
     a->rule = r;
+    size_t nf = 0;
+    a->fields = engine_fields_dup(s->event, s->fields, s->n_fields, &nf);
     a->subj = (subject_t){.agent = a->s[0],
                           .site = a->s[1],
                           .device = a->s[2],
                           .interface = a->s[3],
                           .target = a->s[4],
-                          .description = a->s[5]};
+                          .description = a->s[5],
+                          .fields = a->fields,
+                          .n_fields = nf};
+    a->n_fields = nf;
     a->fp = engine_fingerprint(r, &a->subj);
     a->next = e->evalerts;
     e->evalerts = a;
@@ -109,6 +117,7 @@ void engine_evalert_remove(kvl_engine_t *e, evalert_t *x)
             for (int i = 0; i < 6; i++) {
                 free(x->s[i]);
             }
+            free(x->fields);
             free(x);
             return;
         }
@@ -131,6 +140,7 @@ static void device_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool down,
     }
     s->m[mr].v = down ? 0 : 1;
     s->m[mr].fresh = s->m[mr].have = true;
+    engine_series_set_fields(s, ev);
     const char *why = field(ev, "reason");
     if (down) {
         snprintf(s->reason, sizeof(s->reason), "%s", engine_nonempty(why) ? why : "no answer");
@@ -157,6 +167,7 @@ static void interface_event(kvl_engine_t *e, const kvl_sink_event_t *se, bool do
     }
     s->m[mo].v = down ? 2 : 1;
     s->m[mo].fresh = s->m[mo].have = true;
+    engine_series_set_fields(s, ev);
     const char *admin = field(ev, "ifAdminStatus");
     if (engine_nonempty(admin)) {
         s->m[ma].v = strcmp(admin, "up") == 0 || strcmp(admin, "1") == 0 ? 1 : 2;

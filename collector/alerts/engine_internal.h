@@ -40,6 +40,9 @@ typedef struct astate {
 typedef struct subject {
     const char *agent, *site, *device, *interface, *target, *group, *instance;
     const char *description;
+    const kvl_label_t *fields; /* of the event that last touched it (kvl_alert_t.fields) */
+    size_t n_fields;
+    const char *event; /* engine_evalert_new: the kind to put first in fields, or NULL */
     bool flapping;
 } subject_t;
 
@@ -82,7 +85,8 @@ typedef struct series {
     const char *alias;           /* ifAlias (or ifDescr) label, NULL if none */
     kvl_label_t *labels;         /* one block with their strings */
     size_t n_labels;
-    char reason[64]; /* device: why it is down */
+    char reason[64];     /* device: why it is down */
+    kvl_label_t *fields; /* the last device or link event's fields (engine_fields_dup) */
     subject_t subj;
     uint32_t interval_s;
     metric_t *m;
@@ -133,7 +137,9 @@ typedef struct evalert {
     struct evalert *next;
     const kvl_rule_t *rule;
     uint64_t fp;
-    char *s[6]; /* agent, site, device, interface, target, description */
+    char *s[6];          /* agent, site, device, interface, target, description */
+    kvl_label_t *fields; /* the firing event's (engine_fields_dup) */
+    size_t n_fields;
     subject_t subj;
     astate_t as;
 } evalert_t;
@@ -228,6 +234,13 @@ series_t *engine_series_get(kvl_engine_t *e, agent_t *ag, const char *device, kv
 int engine_series_add_metric(kvl_engine_t *e, series_t *s, const char *name, bool counter);
 /* Evaluates the instant t of a series whose samples are in (fresh/unknown flags). */
 void engine_series_flush(kvl_engine_t *e, series_t *s, int64_t t, bool late);
+
+/* An event's fields as an alert carries them: `event` (its kind, when not NULL) first, then
+ * its own (those with a key and a value; at most KVL_ALERT_FIELDS_MAX in all), as one
+ * allocation to free(); *n_out their number. NULL when none or out of memory. */
+kvl_label_t *engine_fields_dup(const char *kind, const kvl_label_t *f, size_t n, size_t *n_out);
+/* The series' fields become those of the event ev (s->subj points at them). */
+void engine_series_set_fields(series_t *s, const kvl_event_t *ev);
 
 /* engine_events.c: event alerts */
 evalert_t *engine_evalert_new(kvl_engine_t *e, const kvl_rule_t *r, const subject_t *s);

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kvl.h"
 #include "names.h"
+#include "notify_snmp.h"
 
 /* --- the webhook template's placeholders (notify_template.c renders them) ------------- */
 
@@ -192,6 +194,131 @@ static int parse_address(kvl_cfg_node_t n, void *target)
     return r->address ? 0 : kvl_cfg_error(n, "out of memory");
 }
 
+/* --- SNMPv3 protocol names (notify_snmp.h) ------------------------------------------- */
+
+const char *const kvl_usm_auth_names[] = {"none",    "MD5",     "SHA",     "SHA-224",
+                                          "SHA-256", "SHA-384", "SHA-512", NULL};
+const char *const kvl_usm_priv_names[] = {"none", "DES", "AES", "AES-192", "AES-256", NULL};
+
+static const struct {
+    const char *name;
+    int v;
+} auth_alias[] = {{"SHA-1", KVL_USM_SHA1},    {"SHA1", KVL_USM_SHA1},
+                  {"SHA224", KVL_USM_SHA224}, {"SHA256", KVL_USM_SHA256},
+                  {"SHA384", KVL_USM_SHA384}, {"SHA512", KVL_USM_SHA512}},
+  priv_alias[] = {{"AES-128", KVL_USM_AES128},
+                  {"AES128", KVL_USM_AES128},
+                  {"AES192", KVL_USM_AES192},
+                  {"AES256", KVL_USM_AES256}};
+
+int kvl_usm_auth_value(const char *name)
+{
+    for (int i = 1; kvl_usm_auth_names[i] != NULL; i++) {
+        if (strcasecmp(name, kvl_usm_auth_names[i]) == 0) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(auth_alias); i++) {
+        if (strcasecmp(name, auth_alias[i].name) == 0) {
+            return auth_alias[i].v;
+        }
+    }
+    return -1;
+}
+
+int kvl_usm_priv_value(const char *name)
+{
+    for (int i = 1; kvl_usm_priv_names[i] != NULL; i++) {
+        if (strcasecmp(name, kvl_usm_priv_names[i]) == 0) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(priv_alias); i++) {
+        if (strcasecmp(name, priv_alias[i].name) == 0) {
+            return priv_alias[i].v;
+        }
+    }
+    return -1;
+}
+
+static int parse_auth_protocol(kvl_cfg_node_t n, void *target)
+{
+    kvl_notify_receiver_cfg_t *r = target;
+    const char *s = kvl_cfg_scalar(n);
+    int v = s != NULL ? kvl_usm_auth_value(s) : -1;
+    if (v <= 0) {
+        return kvl_cfg_error(n, "expected MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512");
+    }
+    r->auth_protocol = v;
+    return 0;
+}
+
+static int parse_priv_protocol(kvl_cfg_node_t n, void *target)
+{
+    kvl_notify_receiver_cfg_t *r = target;
+    const char *s = kvl_cfg_scalar(n);
+    int v = s != NULL ? kvl_usm_priv_value(s) : -1;
+    if (v <= 0) {
+        return kvl_cfg_error(n, "expected DES, AES, AES-192 or AES-256");
+    }
+    r->priv_protocol = v;
+    return 0;
+}
+
+/* The SNMPv3 keys of an snmp receiver agree with each other and with `version`. */
+static int check_snmp(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
+{
+    kvl_cfg_node_t n;
+    static const char *const v3_keys[] = {"user", "auth_protocol", "auth_password", "priv_protocol",
+                                          "priv_password"};
+    if (r->version != 3) {
+        for (size_t i = 0; i < KVL_ARRAY_SIZE(v3_keys); i++) {
+            if (kvl_cfg_map_get(item, v3_keys[i], &n)) {
+                return kvl_cfg_error(n, "`%s:` is for SNMPv3: it needs `version: 3`", v3_keys[i]);
+            }
+        }
+        return 0;
+    }
+    if (kvl_cfg_map_get(item, "community", &n)) {
+        return kvl_cfg_error(n, "`community:` is for SNMPv2c; SNMPv3 has `user:`");
+    }
+    if (kvl_cfg_map_get(item, "inform", &n) && !r->inform) {
+        return kvl_cfg_error(n, "SNMPv3 notifications are informs (`inform: false` is v2c only)");
+    }
+    r->inform = true;
+    if (r->user == NULL || r->user[0] == '\0' || strlen(r->user) > 32) {
+        return kvl_cfg_error(kvl_cfg_map_get(item, "user", &n) ? n : item,
+                             "SNMPv3 needs `user:`, the USM user name (1 to 32 characters)");
+    }
+    const struct {
+        const char *proto, *pw;
+        int set;
+        const char *have;
+    } pairs[] = {{"auth_protocol", "auth_password", r->auth_protocol, r->auth_password},
+                 {"priv_protocol", "priv_password", r->priv_protocol, r->priv_password}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(pairs); i++) {
+        if (pairs[i].set && pairs[i].have == NULL) {
+            kvl_cfg_map_get(item, pairs[i].proto, &n);
+            return kvl_cfg_error(n, "`%s:` needs `%s:`", pairs[i].proto, pairs[i].pw);
+        }
+        if (!pairs[i].set && pairs[i].have != NULL) {
+            kvl_cfg_map_get(item, pairs[i].pw, &n);
+            return kvl_cfg_error(n, "`%s:` needs `%s:`", pairs[i].pw, pairs[i].proto);
+        }
+        if (pairs[i].have != NULL && strlen(pairs[i].have) < 8) {
+            kvl_cfg_map_get(item, pairs[i].pw, &n);
+            return kvl_cfg_error(n, "`%s:` must have at least 8 characters (RFC 3414)",
+                                 pairs[i].pw);
+        }
+    }
+    if (r->priv_protocol != 0 && r->auth_protocol == 0) {
+        kvl_cfg_map_get(item, "priv_protocol", &n);
+        return kvl_cfg_error(n, "privacy needs authentication: set `auth_protocol:` and "
+                                "`auth_password:` too");
+    }
+    return 0;
+}
+
 static int parse_template(kvl_cfg_node_t n, void *target)
 {
     kvl_notify_receiver_cfg_t *r = target;
@@ -300,6 +427,17 @@ static const kvl_cfg_field_t snmp_fields[] = {
     {"community", KVL_CFG_STR, OFF(community), 0, 0, NULL, NULL, 0, "v2c community (public)"},
     {"inform", KVL_CFG_BOOL, OFF(inform), 0, 0, NULL, NULL, 0,
      "v2c informs the manager acknowledges instead of traps (false)"},
+    {"version", KVL_CFG_INT, OFF(version), 2, 3, NULL, NULL, 0,
+     "2 (v2c traps or informs) or 3 (SNMPv3 informs) (2)"},
+    {"user", KVL_CFG_STR, OFF(user), 0, 0, NULL, NULL, 0, "v3: the USM user name"},
+    {"auth_protocol", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_auth_protocol, 0,
+     "v3: MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512 (none)"},
+    {"auth_password", KVL_CFG_STR, OFF(auth_password), 0, 0, NULL, NULL, 0,
+     "v3: at least 8 characters"},
+    {"priv_protocol", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_priv_protocol, 0,
+     "v3: DES, AES, AES-192 or AES-256 (none; needs auth)"},
+    {"priv_password", KVL_CFG_STR, OFF(priv_password), 0, 0, NULL, NULL, 0,
+     "v3: at least 8 characters"},
     {NULL},
 };
 
@@ -322,6 +460,8 @@ static void receiver_free(kvl_notify_receiver_cfg_t *r)
     free(r->ident);
     free(r->address);
     free(r->community);
+    free(r->auth_password);
+    free(r->priv_password);
 }
 
 void kvl_notify_cfg_free(kvl_notify_cfg_t *c)
@@ -362,6 +502,7 @@ static int parse_receiver(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
     r->resend_ms = 60 * 1000;
     r->use_ssl = KVL_RCV_SSL_NONE;
     r->facility = 1; /* daemon */
+    r->version = 2;
     int rc = kvl_cfg_apply(item, type_fields[type], r);
     if (rc != 0) {
         return rc;
@@ -389,6 +530,9 @@ static int parse_receiver(kvl_cfg_node_t item, kvl_notify_receiver_cfg_t *r)
         (r->content_type == NULL && (r->content_type = strdup("application/json")) == NULL) ||
         (r->community == NULL && (r->community = strdup("public")) == NULL)) {
         return kvl_cfg_error(item, "out of memory");
+    }
+    if (r->type == KVL_RCV_SNMP && (rc = check_snmp(item, r)) != 0) {
+        return rc;
     }
     if (r->type == KVL_RCV_EMAIL && r->password != NULL && r->user == NULL) {
         return kvl_cfg_error(item, "`password:` needs `user:`");

@@ -43,18 +43,23 @@ typedef struct kvl_notify_receiver_cfg {
     char *template_;    /* webhook: the body's template (NULL: the notification's JSON) */
     char *content_type; /* webhook: of the body (application/json) */
     int use_ssl;        /* email: KVL_RCV_SSL_* (STARTTLS) */
-    char *user;         /* email */
+    char *user;         /* email: the login; snmp v3: the USM user name */
     char *password;
     char *from;
     char **to; /* email: recipients; NULL-terminated */
     size_t n_to;
     char **command; /* exec: program and arguments, NULL-terminated */
     size_t n_command;
-    int facility;    /* syslog: index into kvl_notify_facilities */
-    char *ident;     /* syslog (kaaval) */
-    char *address;   /* snmp: host:port of the manager */
-    char *community; /* snmp: v2c community (public) */
-    bool inform;     /* snmp: InformRequest, confirmed by the manager, instead of a trap */
+    int facility;        /* syslog: index into kvl_notify_facilities */
+    char *ident;         /* syslog (kaaval) */
+    char *address;       /* snmp: host:port of the manager */
+    char *community;     /* snmp: v2c community (public) */
+    bool inform;         /* snmp: InformRequest, confirmed by the manager, instead of a trap */
+    int64_t version;     /* snmp: 2 (v2c) or 3 (USM informs; `user` is the USM user name) */
+    int auth_protocol;   /* snmp v3: KVL_USM_* of notify_snmp.h, 0 none */
+    char *auth_password; /* at least 8 characters */
+    int priv_protocol;   /* snmp v3: KVL_USM_* (DES, AES...), 0 none */
+    char *priv_password;
 } kvl_notify_receiver_cfg_t;
 
 struct kvl_notify_cfg {

@@ -8,7 +8,12 @@
  * the labels hold), fills a JSON webhook template into valid JSON (the placeholders'
  * escaping), and parses again, alike, from its own JSON; a configuration error names
  * "f.yaml:line:column: ..."; a configuration that parses has unique, file-safe names, a
- * known type, and the keys its type requires. A broken rule calls abort().
+ * known type, and the keys its type requires (an SNMPv3 receiver: a user, informs, privacy
+ * only with authentication, passwords of 8 characters or more). Every alert of a record
+ * makes an SNMP PDU that is one whole BER TLV. The raw input is also read as an answer
+ * from an SNMPv3 manager (kvl_usm_read, once without and once with a known engine): never
+ * a Response (nobody can forge the HMAC), a refusal always says why. A broken rule calls
+ * abort().
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 #include "kvl.h"
 #include "notify_config.h"
 #include "notify_int.h"
+#include "notify_snmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,6 +57,16 @@ static void check_record(const char *text, size_t len)
     CHECK(rendered != NULL);
     json_decref(rendered);
     kvl_buf_free(&body);
+    for (size_t i = 0; i < m.n_alerts; i++) {
+        kvl_buf_t pdu = {0};
+        kvl_notify_snmp_pdu(1, 2, m.alerts[i], false, &pdu);
+        const uint8_t *p = pdu.data, *v;
+        uint8_t tag;
+        size_t vlen;
+        CHECK(pdu.data != NULL && kvl_ber_get(&p, pdu.data + pdu.len, &tag, &v, &vlen) == 0);
+        CHECK(tag == 0xa7 && p == pdu.data + pdu.len);
+        kvl_buf_free(&pdu);
+    }
     char *again = json_dumps(m.json, JSON_COMPACT);
     if (again != NULL) {
         kvl_notify_msg_t m2;
@@ -97,6 +113,17 @@ static void check_config(const char *text)
             break;
         case KVL_RCV_SNMP:
             CHECK(r->address != NULL && r->community != NULL);
+            CHECK(r->version == 2 || r->version == 3);
+            if (r->version == 3) {
+                CHECK(r->inform && r->user != NULL && r->user[0] != '\0');
+                CHECK(r->priv_protocol == 0 || r->auth_protocol != 0);
+                CHECK((r->auth_protocol == 0) == (r->auth_password == NULL));
+                CHECK((r->priv_protocol == 0) == (r->priv_password == NULL));
+                CHECK(r->auth_password == NULL || strlen(r->auth_password) >= 8);
+                CHECK(r->priv_password == NULL || strlen(r->priv_password) >= 8);
+            } else {
+                CHECK(r->user == NULL && r->auth_protocol == 0 && r->priv_protocol == 0);
+            }
             break;
         default:
             CHECK(r->ident != NULL);
@@ -108,8 +135,33 @@ static void check_config(const char *text)
     kvl_notify_cfg_free(c);
 }
 
+/* The input as a manager's answer to msgID 1, read by a user with SHA and AES. */
+static void check_usm(const uint8_t *data, size_t size)
+{
+    static kvl_usm_t *u;
+    char why[256];
+    if (u == NULL) {
+        kvl_notify_receiver_cfg_t cfg = {.version = 3,
+                                         .user = "fuzz",
+                                         .auth_protocol = KVL_USM_SHA1,
+                                         .auth_password = "fuzz-auth",
+                                         .priv_protocol = KVL_USM_AES128,
+                                         .priv_password = "fuzz-priv"};
+        CHECK(kvl_usm_new(&cfg, &u, why, sizeof(why)) == 0);
+    }
+    kvl_usm_forget(u);
+    for (int round = 0; round < 2; round++) {
+        why[0] = '\0';
+        kvl_usm_result_t r = kvl_usm_read(u, data, size, 1, 1000, why, sizeof(why));
+        CHECK(r != KVL_USM_RESPONSE);
+        CHECK(r != KVL_USM_REFUSED || why[0] != '\0');
+        CHECK(r != KVL_USM_DISCOVERED || kvl_usm_known(u));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_usm(data, size);
     char *text = malloc(size + 1);
     if (text == NULL) {
         return 0;

@@ -103,6 +103,8 @@ static void test_json_round_trip(void **state)
     a.status = KVL_ALERT_RESOLVED;
     a.ends_at_ms = 1764945600500;
     a.late = true;
+    a.fields[a.n_fields++] = (kvl_label_t){"event", "device_down"};
+    a.fields[a.n_fields++] = (kvl_label_t){"index", "3"};
     json_t *o = kvl_alert_to_json(&a);
     assert_non_null(o);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "resolved");
@@ -120,7 +122,14 @@ static void test_json_round_trip(void **state)
     assert_true(b->has_value && b->value == 1.5);
     assert_false(b->has_threshold);
     assert_string_equal(b->description, "uplink to DHQ");
+    assert_int_equal(b->n_fields, 2); /* the event's fields, not part of the fingerprint */
+    assert_string_equal(kvl_alert_field(b, "index"), "3");
+    assert_string_equal(kvl_alert_field(b, "event"), "device_down");
+    assert_null(kvl_alert_field(b, "reason"));
+    kvl_alert_t *c = kvl_alert_dup(b);
     kvl_alert_free(b);
+    assert_string_equal(kvl_alert_field(c, "index"), "3"); /* the copy owns them */
+    kvl_alert_free(c);
 
     /* a label changed behind the fingerprint's back */
     json_object_set_new(json_object_get(o, "labels"), "device", json_string("sw-2"));
@@ -137,6 +146,12 @@ static void test_json_round_trip(void **state)
         "{\"status\":\"firing\",\"severity\":\"critical\",\"rule\":\"r\",\"labels\":{\"a\":1},"
         "\"active_at\":\"2026-01-01T00:00:00Z\",\"starts_at\":\"2026-01-01T00:00:00Z\","
         "\"changed\":\"2026-01-01T00:00:00Z\"}",
+        "{\"status\":\"firing\",\"severity\":\"critical\",\"rule\":\"r\",\"labels\":{},"
+        "\"active_at\":\"2026-01-01T00:00:00Z\",\"starts_at\":\"2026-01-01T00:00:00Z\","
+        "\"changed\":\"2026-01-01T00:00:00Z\",\"fields\":{\"index\":3}}",
+        "{\"status\":\"firing\",\"severity\":\"critical\",\"rule\":\"r\",\"labels\":{},"
+        "\"active_at\":\"2026-01-01T00:00:00Z\",\"starts_at\":\"2026-01-01T00:00:00Z\","
+        "\"changed\":\"2026-01-01T00:00:00Z\",\"fields\":[]}",
         "{\"status\":\"firing\",\"severity\":\"critical\",\"rule\":\"r\",\"labels\":{},"
         "\"active_at\":\"yesterday\",\"starts_at\":\"2026-01-01T00:00:00Z\","
         "\"changed\":\"2026-01-01T00:00:00Z\"}",

@@ -55,6 +55,7 @@ typedef struct sent {
     uint64_t fp[16];
     int status[16];
     bool repeat, escalated;
+    char index[16]; /* the first alert's `index` field, "" without */
 } sent_t;
 
 static sent_t g_sent[SENT_MAX];
@@ -106,6 +107,8 @@ int kvl_notify_enqueue(kvl_notify_t *n, const kvl_notification_t *note)
     }
     s->repeat = note->repeat;
     s->escalated = note->escalated;
+    const char *ix = kvl_alert_field(note->alerts[0], "index");
+    snprintf(s->index, sizeof(s->index), "%s", ix != NULL ? ix : "");
     return 0;
 }
 
@@ -794,9 +797,11 @@ static void test_restart_no_resend(void **state)
     (void)state;
     fixture_t *f = setup_with(BASIC);
     kvl_alert_t a = mk("device_down", "DHQ-Kollam", "rtr1", KVL_ALERT_FIRING);
+    a.fields[a.n_fields++] = (kvl_label_t){"index", "7"}; /* the device event's */
     kvl_book_update(f->book, &a);
     tick_at(f->book, T0 + 5 * S_MS);
     assert_int_equal(g_n_sent, 1);
+    assert_string_equal(g_sent[0].index, "7");
     kvl_alert_t p = mk("util_high", "DHQ-Kollam", "rtr1", KVL_ALERT_PENDING);
     kvl_book_update(f->book, &p);
     assert_int_equal(kvl_book_ack(f->book, a.fingerprint, "asha", "on it"), 0);
@@ -831,6 +836,8 @@ static void test_restart_no_resend(void **state)
     tick_at(second, T0 + 51 * M_MS);
     assert_int_equal(g_n_sent, 2);
     assert_int_equal(g_sent[1].status[0], KVL_ALERT_RESOLVED);
+    /* resolved without an event (a poll after the restart): the fields the book kept */
+    assert_string_equal(g_sent[1].index, "7");
     close_book(f, f->book);
     f->book = second;
 

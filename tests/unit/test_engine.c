@@ -489,6 +489,10 @@ static void test_device_down_event_and_state(void **state)
     assert_int_equal(count(&f, "dev_down", KVL_ALERT_FIRING, 0), 1);
     assert_string_equal(f.rec[0].description, "timeout");
     assert_int_equal(f.rec[0].starts, T0 + 30 * S_MS);
+    /* the alert carries the event's fields, its kind first */
+    assert_int_equal(f.rec[0].copy->n_fields, 2);
+    assert_string_equal(kvl_alert_field(f.rec[0].copy, "event"), "device_down");
+    assert_string_equal(kvl_alert_field(f.rec[0].copy, "reason"), "timeout");
     /* the interval's samples say the same: nothing new */
     a[0].v = 0;
     a[1].v = 1;
@@ -499,6 +503,8 @@ static void test_device_down_event_and_state(void **state)
     batch_at(&f, T0 + 2 * M_MS, a, 2, false);
     assert_int_equal(count(&f, "dev_down", KVL_ALERT_RESOLVED, 0), 1);
     assert_int_equal(f.n, 2);
+    /* resolved by a poll, not an event: still the fields of the event that made it */
+    assert_string_equal(kvl_alert_field(f.rec[1].copy, "event"), "device_down");
     fx_stop(&f);
 }
 

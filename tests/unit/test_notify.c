@@ -7,7 +7,11 @@
  * resending only what was not confirmed (and surviving a torn tail), segments rolled over,
  * read back in order and deleted once delivered, the exec receiver's
  * environment, stdin, failure and timeout, Alertmanager's resend, the e-mail subject's
- * bound, and the `receivers:` configuration's errors.
+ * bound, and the `receivers:` configuration's errors; the SNMP receiver's PDUs
+ * (kaavalDeviceDown/Up from a device event's fields, kaavalAlertFiring otherwise), its USM
+ * keys against RFC 3414's vectors, an SNMPv3 round trip (discovery Report, authenticated
+ * and encrypted Response, a tampered one ignored, a wrong-digest Report refused) and its
+ * SNMPv3 configuration errors.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -31,6 +35,7 @@
 #include "notify.h"
 #include "notify_config.h"
 #include "notify_int.h"
+#include "notify_snmp.h"
 #include "rules.h"
 
 #define MAX_REQ 256
@@ -911,11 +916,262 @@ static void test_config(void **state)
                  "'nobody' is not an e-mail address");
 }
 
+/* ---- SNMP ------------------------------------------------------------------------------- */
+
+static bool has_bytes(const kvl_buf_t *b, const uint8_t *want, size_t n)
+{
+    for (size_t i = 0; i + n <= b->len; i++) {
+        if (memcmp(b->data + i, want, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A device_down alert with the event fields given as key, value pairs (NULL-terminated). */
+static kvl_alert_t device_alert(kvl_alert_status_t st, ...)
+{
+    kvl_alert_t a = {.status = st, .rule = "device_down", .summary = "rtr3 does not answer"};
+    a.labels[a.n_labels++] = (kvl_label_t){"alertname", "device_down"};
+    a.labels[a.n_labels++] = (kvl_label_t){"device", "rtr3"};
+    a.labels[a.n_labels++] = (kvl_label_t){"site", "DHQ"};
+    assert_int_equal(kvl_alert_finish(&a), 0);
+    va_list ap;
+    va_start(ap, st);
+    const char *k;
+    while ((k = va_arg(ap, const char *)) != NULL) {
+        a.fields[a.n_fields++] = (kvl_label_t){k, va_arg(ap, const char *)};
+    }
+    va_end(ap);
+    return a;
+}
+
+#define ENT 0x2b, 6, 1, 4, 1, 0x86, 0x8d, 0x1f /* 1.3.6.1.4.1.99999 */
+
+static void test_snmp_pdu(void **state)
+{
+    (void)state;
+    static const uint8_t down[] = {0x06, 10, ENT, 0, 1}, up[] = {0x06, 10, ENT, 0, 2},
+                         firing[] = {0x06, 10, ENT, 0, 3}, resolved[] = {0x06, 10, ENT, 0, 4};
+    /* kaavalDeviceName.3 = "rtr3", kaavalDeviceAddress.3, kaavalDeviceDownReason.3 */
+    static const uint8_t name[] = {0x06, 13, ENT, 1, 2, 1, 2, 3, 0x04, 4, 'r', 't', 'r', '3'};
+    static const uint8_t addr[] = {0x06, 13,  ENT, 1,   2,   1,   3,   3,   0x04,
+                                   8,    '1', '0', '.', '0', '.', '0', '.', '9'};
+    static const uint8_t auth[] = {0x06, 13, ENT, 1, 2, 1, 5, 3, 0x02, 1, 3};
+    static const uint8_t is_up[] = {0x06, 13, ENT, 1, 2, 1, 5, 3, 0x02, 1, 1};
+    static const uint8_t site[] = {0x06, 12, ENT, 1, 3, 3, 0, 0x04, 3, 'D', 'H', 'Q'};
+    static const uint8_t fp_oid[] = {0x06, 12, ENT, 1, 3, 7, 0, 0x04, 16};
+    kvl_buf_t b = {0};
+    kvl_alert_t a = device_alert(KVL_ALERT_FIRING, "event", "device_down", "address", "10.0.0.9",
+                                 "reason", "authentication failure", "index", "3", NULL);
+    uint32_t ix = 0;
+    assert_int_equal(kvl_notify_snmp_device_index(&a, &ix), 1);
+    assert_int_equal(ix, 3);
+    kvl_notify_snmp_pdu(7, 100, &a, false, &b);
+    assert_int_equal(b.data[0], 0xa7);
+    assert_true(has_bytes(&b, down, sizeof(down)));
+    assert_true(has_bytes(&b, name, sizeof(name)));
+    assert_true(has_bytes(&b, addr, sizeof(addr)));
+    assert_true(has_bytes(&b, auth, sizeof(auth)));
+    assert_true(has_bytes(&b, site, sizeof(site)));
+    assert_true(has_bytes(&b, fp_oid, sizeof(fp_oid)));
+    assert_false(has_bytes(&b, firing, sizeof(firing)));
+    kvl_buf_free(&b);
+    /* its resolution (with the device_up event's fields): kaavalDeviceUp, reason up(1) */
+    a = device_alert(KVL_ALERT_RESOLVED, "event", "device_up", "address", "10.0.0.9", "index", "3",
+                     "down_s", "42", NULL);
+    kvl_notify_snmp_pdu(8, 100, &a, true, &b);
+    assert_int_equal(b.data[0], 0xa6);
+    assert_true(has_bytes(&b, up, sizeof(up)));
+    assert_true(has_bytes(&b, is_up, sizeof(is_up)));
+    kvl_buf_free(&b);
+    /* no valid index (a series' alert, an older agent, 0, junk): kaavalAlertFiring/Resolved */
+    const char *bad[] = {NULL, "0", "-1", "x3", "4294967296", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        a = bad[i] ? device_alert(KVL_ALERT_FIRING, "event", "device_down", "index", bad[i], NULL)
+                   : device_alert(KVL_ALERT_FIRING, NULL);
+        assert_int_equal(kvl_notify_snmp_device_index(&a, &ix), 0);
+        kvl_notify_snmp_pdu(9, 100, &a, false, &b);
+        assert_true(has_bytes(&b, firing, sizeof(firing)));
+        assert_false(has_bytes(&b, down, sizeof(down)));
+        kvl_buf_free(&b);
+    }
+    /* another event's index is not a device's */
+    a = device_alert(KVL_ALERT_RESOLVED, "event", "linkDown", "index", "3", NULL);
+    kvl_notify_snmp_pdu(10, 100, &a, false, &b);
+    assert_true(has_bytes(&b, resolved, sizeof(resolved)));
+    kvl_buf_free(&b);
+}
+
+static void test_usm_keys(void **state)
+{
+    (void)state;
+    /* RFC 3414 A.3.1 and A.3.2: "maplesyrup", engine ID 00..02 */
+    static const uint8_t eid[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    static const uint8_t md5[] = {0x52, 0x6f, 0x5e, 0xed, 0x9f, 0xcc, 0xe2, 0x6f,
+                                  0x89, 0x64, 0xc2, 0x93, 0x07, 0x87, 0xd8, 0x2b};
+    static const uint8_t sha[] = {0x66, 0x95, 0xfe, 0xbc, 0x92, 0x88, 0xe3, 0x62, 0x82, 0x23,
+                                  0x5f, 0xc7, 0x15, 0x1f, 0x12, 0x84, 0x97, 0xb3, 0x8f, 0x3f};
+    uint8_t k[64];
+    assert_int_equal(kvl_usm_localized_key(KVL_USM_MD5, "maplesyrup", eid, 12, k), 16);
+    assert_memory_equal(k, md5, 16);
+    assert_int_equal(kvl_usm_localized_key(KVL_USM_SHA1, "maplesyrup", eid, 12, k), 20);
+    assert_memory_equal(k, sha, 20);
+    assert_int_equal(kvl_usm_localized_key(KVL_USM_SHA512, "maplesyrup", eid, 12, k), 64);
+    assert_int_equal(kvl_usm_localized_key(0, "maplesyrup", eid, 12, k), 0);
+}
+
+/* A Report from the manager's engine eid for msgID id naming usmStats counter c. */
+static void report(uint32_t id, uint8_t c, kvl_buf_t *out)
+{
+    static const uint8_t eid[] = {0x80, 0, 0x1f, 0x88, 0x80, 1, 2, 3, 4, 5, 6, 7, 8};
+    const uint8_t oid[] = {0x2b, 6, 1, 6, 3, 15, 1, 1, c, 0};
+    kvl_buf_t m = {0}, g = {0}, sp = {0}, sc = {0}, pdu = {0}, vb = {0};
+    kvl_ber_int(&g, 0x02, id, false);
+    kvl_ber_int(&g, 0x02, 65507, false);
+    kvl_ber_tlv(&g, 0x04, "\0", 1);
+    kvl_ber_int(&g, 0x02, 3, false);
+    kvl_ber_wrap(&g, 0x30);
+    kvl_ber_tlv(&sp, 0x04, eid, sizeof(eid));
+    kvl_ber_int(&sp, 0x02, 5, false);
+    kvl_ber_int(&sp, 0x02, 1000, false);
+    kvl_ber_tlv(&sp, 0x04, "", 0);
+    kvl_ber_tlv(&sp, 0x04, "", 0);
+    kvl_ber_tlv(&sp, 0x04, "", 0);
+    kvl_ber_wrap(&sp, 0x30);
+    kvl_ber_tlv(&vb, 0x06, oid, sizeof(oid));
+    kvl_ber_int(&vb, 0x41, 1, true);
+    kvl_ber_wrap(&vb, 0x30);
+    kvl_ber_wrap(&vb, 0x30);
+    kvl_ber_int(&pdu, 0x02, id, false);
+    kvl_ber_int(&pdu, 0x02, 0, false);
+    kvl_ber_int(&pdu, 0x02, 0, false);
+    kvl_buf_append(&pdu, vb.data, vb.len);
+    kvl_ber_wrap(&pdu, 0xa8);
+    kvl_ber_tlv(&sc, 0x04, eid, sizeof(eid));
+    kvl_ber_tlv(&sc, 0x04, "", 0);
+    kvl_buf_append(&sc, pdu.data, pdu.len);
+    kvl_ber_wrap(&sc, 0x30);
+    kvl_ber_int(&m, 0x02, 3, false);
+    kvl_buf_append(&m, g.data, g.len);
+    kvl_ber_tlv(&m, 0x04, sp.data, sp.len);
+    kvl_buf_append(&m, sc.data, sc.len);
+    kvl_ber_wrap(&m, 0x30);
+    kvl_buf_free(&g);
+    kvl_buf_free(&sp);
+    kvl_buf_free(&sc);
+    kvl_buf_free(&pdu);
+    kvl_buf_free(&vb);
+    *out = m;
+}
+
+static void test_usm_round_trip(void **state)
+{
+    (void)state;
+    static const int prot[][2] = {{KVL_USM_SHA1, KVL_USM_AES128},
+                                  {KVL_USM_MD5, KVL_USM_DES},
+                                  {KVL_USM_SHA512, KVL_USM_AES256},
+                                  {KVL_USM_SHA224, 0}};
+    for (size_t i = 0; i < sizeof(prot) / sizeof(prot[0]); i++) {
+        kvl_notify_receiver_cfg_t cfg = {.version = 3,
+                                         .user = "kvluser",
+                                         .auth_protocol = prot[i][0],
+                                         .auth_password = "auth-pass-123",
+                                         .priv_protocol = prot[i][1],
+                                         .priv_password = "priv-pass-123"};
+        kvl_usm_t *u;
+        char why[256] = "";
+        int rc = kvl_usm_new(&cfg, &u, why, sizeof(why));
+        if (rc != 0) {
+            fprintf(stderr, "%s\n", why);
+        }
+        assert_int_equal(rc, 0);
+        assert_false(kvl_usm_known(u));
+        kvl_buf_t m = {0};
+        assert_int_equal(kvl_usm_probe(u, 1, &m), 0);
+        kvl_buf_free(&m);
+        report(1, 4, &m); /* usmStatsUnknownEngineIDs */
+        assert_int_equal(kvl_usm_read(u, m.data, m.len, 2, 0, why, sizeof(why)), KVL_USM_IGNORE);
+        assert_int_equal(kvl_usm_read(u, m.data, m.len, 1, 0, why, sizeof(why)),
+                         KVL_USM_DISCOVERED);
+        kvl_buf_free(&m);
+        assert_true(kvl_usm_known(u));
+        /* a Response as the manager would send it: our own wrapping of a Response-PDU */
+        kvl_buf_t pdu = {0};
+        kvl_ber_int(&pdu, 0x02, 2, false);
+        kvl_ber_int(&pdu, 0x02, 0, false);
+        kvl_ber_int(&pdu, 0x02, 0, false);
+        kvl_ber_tlv(&pdu, 0x30, NULL, 0);
+        kvl_ber_wrap(&pdu, 0xa2);
+        assert_int_equal(kvl_usm_wrap(u, 2, &pdu, 1500, &m, why, sizeof(why)), 0);
+        kvl_buf_free(&pdu);
+        assert_int_equal(kvl_usm_read(u, m.data, m.len, 2, 1500, why, sizeof(why)),
+                         KVL_USM_RESPONSE);
+        m.data[m.len - 3] ^= 1; /* tampered: the HMAC no longer verifies */
+        assert_int_equal(kvl_usm_read(u, m.data, m.len, 2, 1500, why, sizeof(why)), KVL_USM_IGNORE);
+        kvl_buf_free(&m);
+        report(3, 5, &m); /* usmStatsWrongDigests */
+        assert_int_equal(kvl_usm_read(u, m.data, m.len, 3, 0, why, sizeof(why)), KVL_USM_REFUSED);
+        assert_non_null(strstr(why, "usmStatsWrongDigests"));
+        kvl_buf_free(&m);
+        /* garbage is ignored, whatever its length */
+        uint8_t junk[64];
+        for (size_t n = 0; n < sizeof(junk); n++) {
+            junk[n] = (uint8_t)(n * 37 + 0x30);
+            assert_int_equal(kvl_usm_read(u, junk, n, 3, 0, why, sizeof(why)), KVL_USM_IGNORE);
+        }
+        kvl_usm_free(u);
+    }
+}
+
+static void test_snmp_config(void **state)
+{
+    (void)state;
+    kvl_notify_cfg_t *c = cfg_text("receivers:\n"
+                                   "  - {name: v3, type: snmp, address: '127.0.0.1:162', "
+                                   "version: 3, user: noc,\n"
+                                   "     auth_protocol: SHA-256, auth_password: 12345678,\n"
+                                   "     priv_protocol: aes-256, priv_password: abcdefgh}\n"
+                                   "  - {name: v3n, type: snmp, address: '127.0.0.1:162', "
+                                   "version: 3, user: noc}\n");
+    assert_int_equal(c->receivers[0].version, 3);
+    assert_true(c->receivers[0].inform);
+    assert_int_equal(c->receivers[0].auth_protocol, KVL_USM_SHA256);
+    assert_int_equal(c->receivers[0].priv_protocol, KVL_USM_AES256);
+    assert_int_equal(c->receivers[1].auth_protocol, 0);
+    kvl_notify_cfg_free(c);
+#define V3 "receivers:\n  - {name: a, type: snmp, address: 'h:162', version: 3, user: u,\n"
+    config_fails(V3 "     auth_protocol: SHA-3, auth_password: 12345678}\n",
+                 "c.yaml:3:21: expected MD5, SHA");
+    config_fails(V3 "     priv_protocol: AES, priv_password: 12345678}\n",
+                 "c.yaml:3:21: privacy needs authentication");
+    config_fails(V3 "     auth_protocol: MD5, auth_password: 1234567}\n",
+                 "c.yaml:3:41: `auth_password:` must have at least 8 characters");
+    config_fails(V3 "     auth_protocol: MD5, auth_password: 12345678, priv_protocol: DES,\n"
+                    "     priv_password: short}\n",
+                 "c.yaml:4:21: `priv_password:` must have at least 8");
+    config_fails(V3 "     auth_protocol: MD5}\n", "c.yaml:3:21: `auth_protocol:` needs");
+    config_fails(V3 "     priv_protocol: 3DES}\n", "c.yaml:3:21: expected DES, AES");
+    config_fails(V3 "     community: x}\n", "c.yaml:3:17: `community:` is for SNMPv2c");
+    config_fails(V3 "     inform: false}\n", "are informs");
+    config_fails("receivers:\n  - {name: a, type: snmp, address: 'h:162', version: 3}\n",
+                 "needs `user:`");
+    config_fails("receivers:\n  - {name: a, type: snmp, address: 'h:162', version: 1}\n",
+                 "c.yaml:2:");
+    config_fails("receivers:\n  - {name: a, type: snmp, address: 'h:162', user: u}\n",
+                 "needs `version: 3`");
+#undef V3
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the collector: an exec program may not read its input */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_snmp_config),
+        cmocka_unit_test(test_snmp_pdu),
+        cmocka_unit_test(test_usm_keys),
+        cmocka_unit_test(test_usm_round_trip),
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_order_and_signature),
         cmocka_unit_test(test_retry_keeps_order),

@@ -494,6 +494,7 @@ typedef struct fsample {
 
 typedef struct fevent {
     char device[64], kind[32], text[256];
+    char index[16]; /* its `index` field, "" when absent */
     kvl_severity_t severity;
 } fevent_t;
 
@@ -648,6 +649,12 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
     snprintf(e->kind, sizeof(e->kind), "%s", ev->kind);
     snprintf(e->text, sizeof(e->text), "%s", ev->text);
     e->severity = ev->severity;
+    e->index[0] = '\0';
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        if (strcmp(ev->fields[i].key, "index") == 0) {
+            snprintf(e->index, sizeof(e->index), "%s", ev->fields[i].value);
+        }
+    }
 }
 
 /* --- harness ---------------------------------------------------------------------------------- */
@@ -1814,6 +1821,9 @@ static void test_down_reasons(void **state)
             fail_msg("%s: event text '%s' lacks '%s'", want[i].dev, ev->text, want[i].text);
         }
         assert_null(strstr(ev->text, "secret")); /* never the community */
+        char index[16]; /* the position in the configuration, from 1 (kaavalDeviceIndex) */
+        snprintf(index, sizeof(index), "%zu", i + 1);
+        assert_string_equal(ev->index, index);
         assert_null(find_series(want[i].dev, "Gi0/1", "in_octets"));
     }
     assert_int_equal(find_series("r-ok", "", "down_reason")->kind, KVL_KIND_GAUGE);
