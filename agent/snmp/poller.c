@@ -92,10 +92,11 @@
 #define MAX_REQUESTS_PER_WALK 20000
 #define DEFAULT_MAX_REPS 25
 #define DEFAULT_MAX_INFLIGHT 500
-#define DEAD_AFTER 3           /* polls timed out in a row before probing only */
-#define DEAD_MAX_GAP_MS 300000 /* longest gap between probes of a dead device */
-#define MID_POLL_RETRIES 2     /* smaller resends after timeouts, per poll */
-#define CEILING_MS 3600000     /* how long a size that failed caps the growth */
+/* A dead device's return is seen within DEAD_MAX_GAP_MS (or one interval, if longer). */
+#define DEAD_AFTER 3          /* polls timed out in a row before probing only */
+#define DEAD_MAX_GAP_MS 60000 /* longest gap between probes of a dead device */
+#define MID_POLL_RETRIES 2    /* smaller resends after timeouts, per poll */
+#define CEILING_MS 3600000    /* how long a size that failed caps the growth */
 
 /* --- what is asked and reported -------------------------------------------------------------- */
 

@@ -26,9 +26,9 @@
  *    authentication failure, no system group, other error), reported down (reachable 0,
  *    down_reason, a device_down event), and logged once more when it returns. After three
  *    timed-out polls it is only probed with one sysUpTime GET without retries, at growing
- *    gaps (up to 5 minutes); between probes it is reported down without being asked. It is
- *    back on its normal schedule as soon as it answers. With kvl_poller_keep_state its down
- *    state and since when survive a restart of the agent.
+ *    gaps (up to a minute, or one interval if longer); between probes it is reported down
+ *    without being asked. It is back on its normal schedule as soon as it answers. With
+ *    kvl_poller_keep_state its down state and since when survive a restart of the agent.
  *  - GETBULK max-repetitions (and the size of the GET batches with it) adapts per device:
  *    halved on tooBig or a timeout in the middle of a poll, grown back by one per clean
  *    poll up to the configured maximum (for an hour not above the size that failed).
