@@ -51,14 +51,16 @@ typedef void (*kvl_board_alerts_fn)(void *src, kvl_board_alert_fn fn, void *ctx)
 typedef struct kvl_board_opts {
     uv_loop_t *loop;
     const kvl_sites_cfg_t *sites; /* NULL: no tree (every site is unplaced) */
-    const kvl_latest_t *latest;
-    const char *data_dir; /* the archives (store.h) */
+    kvl_latest_t *latest;         /* read, and watched for sites the tree does not name */
+    const char *data_dir;         /* the archives (store.h) */
     kvl_board_alerts_fn alerts;
     void *alerts_src;        /* alerts NULL: no alerts */
     int64_t (*now_ms)(void); /* NULL: the wall clock */
 } kvl_board_opts_t;
 
-/* Keeps the pointers (they must outlive the board). Returns 0 or KVL_ENOMEM with err. */
+/* Keeps the pointers (they must outlive the board) and watches the latest values for
+ * agents reporting a site the tree does not name (logged once per site). Returns 0 or
+ * KVL_ENOMEM with err. */
 int kvl_board_new(const kvl_board_opts_t *o, kvl_board_t **out, char *err, size_t errlen);
 /* Registers the routes above. Returns 0 or a negative KVL_E*. */
 int kvl_board_api_register(kvl_board_t *b, kvl_http_t *http);

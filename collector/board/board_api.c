@@ -121,13 +121,6 @@ static size_t tree_site(tree_t *t, const char *name)
             return KVL_SITE_NONE;
         }
     }
-    json_t *logged = t->b->unplaced_logged;
-    if (json_object_get(logged, name) == NULL && json_object_size(logged) < UNPLACED_LOGGED_MAX) {
-        json_object_set_new(logged, name, json_true());
-        KVL_LOG_INFO("board", name,
-                     "site reported by agents is not in the site tree: shown under '%s'",
-                     KVL_SITES_UNPLACED);
-    }
     return tree_add(t, name, NULL, -1, t->unplaced);
 }
 
@@ -635,6 +628,20 @@ static void series_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *re
 
 /* ----------------------------------------------------------------- life ---------------- */
 
+/* An agent reports a site: one the tree does not name is logged once (not an error). */
+static void on_site(void *ctx, const char *agent, const char *site)
+{
+    kvl_board_t *b = ctx;
+    json_t *logged = b->unplaced_logged;
+    if (kvl_sites_find(b->o.sites, site) != KVL_SITE_NONE ||
+        json_object_get(logged, site) != NULL || json_object_size(logged) >= UNPLACED_LOGGED_MAX) {
+        return;
+    }
+    json_object_set_new(logged, site, json_true());
+    KVL_LOG_INFO("board", agent, "site '%s' is not in the site tree: the board shows it under '%s'",
+                 site, KVL_SITES_UNPLACED);
+}
+
 int kvl_board_new(const kvl_board_opts_t *o, kvl_board_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -645,6 +652,7 @@ int kvl_board_new(const kvl_board_opts_t *o, kvl_board_t **out, char *err, size_
         return KVL_ENOMEM;
     }
     b->o = *o;
+    kvl_latest_watch_sites(b->o.latest, on_site, b);
     *out = b;
     return 0;
 }
@@ -679,6 +687,7 @@ void kvl_board_free(kvl_board_t *b)
     if (b == NULL) {
         return;
     }
+    kvl_latest_watch_sites(b->o.latest, NULL, NULL);
     if (b->reads > 0) {
         b->freeing = true; /* the last read's callback frees it */
         return;

@@ -58,6 +58,8 @@ struct kvl_latest {
     size_t n_agents, cap_agents;
     kvl_latest_clock_fn clock;
     kvl_log_limit_t full_limit;
+    kvl_latest_site_fn site_fn;
+    void *site_ctx;
 };
 
 static uint64_t hash_str(const char *s)
@@ -300,6 +302,9 @@ static agent_t *agent_get(kvl_latest_t *l, const char *id, const char *site)
     }
     for (size_t i = 0; i < l->n_agents; i++) {
         if (l->agents[i].id == nid) {
+            if (l->agents[i].site != sid && l->site_fn != NULL) {
+                l->site_fn(l->site_ctx, id, site != NULL ? site : "");
+            }
             l->agents[i].site = sid;
             return &l->agents[i];
         }
@@ -318,7 +323,16 @@ static agent_t *agent_get(kvl_latest_t *l, const char *id, const char *site)
     a->id = nid;
     a->site = sid;
     a->last_sample_ms = INT64_MIN;
+    if (l->site_fn != NULL) {
+        l->site_fn(l->site_ctx, id, site != NULL ? site : "");
+    }
     return a;
+}
+
+void kvl_latest_watch_sites(kvl_latest_t *l, kvl_latest_site_fn fn, void *ctx)
+{
+    l->site_fn = fn;
+    l->site_ctx = ctx;
 }
 
 /* ----------------------------------------------------------------- the sink ------------ */

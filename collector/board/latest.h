@@ -73,6 +73,11 @@ void kvl_latest_free(kvl_latest_t *l);
 int kvl_latest_batch(kvl_latest_t *l, const kvl_sink_batch_t *b);
 void kvl_latest_event(kvl_latest_t *l, const kvl_sink_event_t *e);
 
+/* Called (on the loop) when an agent is first seen or reports another site than before;
+ * fn NULL: no longer. One watcher. */
+typedef void (*kvl_latest_site_fn)(void *ctx, const char *agent, const char *site);
+void kvl_latest_watch_sites(kvl_latest_t *l, kvl_latest_site_fn fn, void *ctx);
+
 /* ctx is a kvl_latest_t. */
 extern const kvl_sink_t kvl_latest_sink;
 

@@ -234,19 +234,34 @@ static void on_agent(void *ctx, const kvl_latest_agent_t *a)
     s->last = *a;
 }
 
+static int sites_told;
+static char site_told[64];
+
+static void on_site(void *ctx, const char *agent, const char *site)
+{
+    assert_ptr_equal(ctx, &sites_told);
+    assert_string_equal(agent, "a1");
+    sites_told++;
+    snprintf(site_told, sizeof(site_told), "%s", site);
+}
+
 static void test_agents(void **state)
 {
     KVL_UNUSED(state);
     kvl_latest_t *l = make(0);
+    kvl_latest_watch_sites(l, on_site, &sites_told);
     fake_now = T0 + 5000;
     put(l, "a1", 2, T0, 1, false);
+    put(l, "a1", 2, T0 + MIN, 1, false);
+    assert_int_equal(sites_told, 1); /* first seen: told once */
+    assert_string_equal(site_told, "dhq-kollam");
     seen_t s = {0};
     kvl_latest_agents(l, on_agent, &s);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.last.id, "a1");
     assert_string_equal(s.last.site, "dhq-kollam");
     assert_int_equal(s.last.last_batch_ms, T0 + 5000);
-    assert_int_equal(s.last.last_sample_ms, T0);
+    assert_int_equal(s.last.last_sample_ms, T0 + MIN);
     assert_false(s.last.lost);
     kvl_event_t ev = {.time_ms = T0 + 90000, .device = "a1", .kind = "agent_lost"};
     kvl_sink_event_t e = {.agent = "a1", .site = "dhq-kollam", .event = &ev, .synthetic = true};
