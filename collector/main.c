@@ -335,8 +335,10 @@ int main(int argc, char **argv)
             kvl_collector_cfg_free(a.cfg);
             return 2;
         }
-        printf("%s: configuration is valid (%zu alert rules, %zu sites)\n", path, rules->n,
-               a.cfg->sites != NULL ? a.cfg->sites->n : 0);
+        printf("%s: configuration is valid (%zu alert rules)\n", path, rules->n);
+        if (a.cfg->sites != NULL) {
+            printf("%s: %zu sites in the site tree\n", path, a.cfg->sites->n);
+        }
         kvl_rules_free(rules);
         kvl_collector_cfg_free(a.cfg);
         return 0;
