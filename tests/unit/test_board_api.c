@@ -5,7 +5,8 @@
  * a firing alert and a lost agent, counts; /agents; /latest with globs, limit and
  * truncation; /links; /series read from a real archive on the thread pool, equal to what
  * librrd's fetch gives for the same file and range; 400 with a sentence for every bad
- * parameter, 404 for unknown paths and series.
+ * parameter, 404 for unknown paths and series; a deferred answer outlived by the server
+ * (503 to the client, the late answer only frees its handle).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -488,11 +489,78 @@ static void test_routes(void **state)
     json_decref(body_of(f, 18, 200));
 }
 
+/* ------------------------------------------------------------------ a deferred answer
+ * outlived by the server: the client gets 503 at the stop, the late kvl_http_answer only
+ * frees its handle. */
+
+typedef struct slow {
+    fixture_t *f;
+    kvl_http_later_t *later;
+    uv_timer_t stop, answer;
+    int answered;
+} slow_t;
+
+static void on_answer(uv_timer_t *t)
+{
+    slow_t *s = t->data;
+    kvl_http_answer(s->later, 200, json_pack("{s:s}", "too", "late"));
+    s->answered++;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void on_stop(uv_timer_t *t)
+{
+    slow_t *s = t->data;
+    kvl_http_free(s->f->h);
+    s->f->h = NULL;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void slow_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
+{
+    slow_t *s = ctx;
+    KVL_UNUSED(resp);
+    s->later = kvl_http_defer(req);
+    assert_non_null(s->later);
+    uv_timer_start(&s->stop, on_stop, 100, 0);
+    uv_timer_start(&s->answer, on_answer, 400, 0);
+}
+
+static void *slow_client(void *arg)
+{
+    fixture_t *f = arg;
+    get(f, "/api/v1/slow", true);
+    return NULL;
+}
+
+static void test_defer_stop(void **state)
+{
+    fixture_t *f = *state;
+    char err[300];
+    slow_t s = {.f = f};
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &s.stop);
+    uv_timer_init(&f->loop, &s.answer);
+    s.stop.data = s.answer.data = &s;
+    assert_int_equal(kvl_http_new(&f->loop, f->cfg, &f->h, err, sizeof(err)), 0);
+    assert_int_equal(kvl_http_route(f->h, "GET", "/api/v1/slow", KVL_ROLE_VIEWER, slow_get, &s), 0);
+    assert_int_equal(kvl_http_start(f->h, err, sizeof(err)), 0);
+    f->port = kvl_http_port(f->h);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_client, f), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(t, NULL);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(s.answered, 1);
+    want_error(f, 0, 503, "the collector is stopping");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_stop, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
