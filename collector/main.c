@@ -129,6 +129,34 @@ static void board_alerts_each(void *src, kvl_board_alert_fn fn, void *ctx)
     }
 }
 
+/* The board's view of the agents: the ingest's (connection, loss, version). */
+typedef struct board_agents {
+    kvl_board_agent_fn fn;
+    void *ctx;
+} board_agents_t;
+
+static void board_agent(void *ctx, const kvl_ingest_agent_t *a)
+{
+    board_agents_t *c = ctx;
+    kvl_board_agent_t v = {.id = a->id,
+                           .site = a->site,
+                           .version = a->version,
+                           .connected = a->connected,
+                           .lost = a->lost,
+                           .lost_since_ms = a->lost_since_ms,
+                           .last_seen_ms = a->last_seen_ms};
+    c->fn(c->ctx, &v);
+}
+
+static void board_agents_each(void *src, kvl_board_agent_fn fn, void *ctx)
+{
+    app_t *a = src;
+    board_agents_t c = {.fn = fn, .ctx = ctx};
+    if (a->ingest != NULL) {
+        kvl_ingest_agents(a->ingest, board_agent, &c);
+    }
+}
+
 /* Every 10 s: the journal's fill, a figure of the collector's own that a rule watches. */
 static void on_journal_timer(uv_timer_t *t)
 {
@@ -392,7 +420,9 @@ int main(int argc, char **argv)
                                .latest = a.latest,
                                .data_dir = a.cfg->data_dir,
                                .alerts = board_alerts_each,
-                               .alerts_src = a.book};
+                               .alerts_src = a.book,
+                               .agents = board_agents_each,
+                               .agents_src = &a};
         if (hrc == 0) {
             hrc = kvl_board_new(&bo, &a.board, err, sizeof(err));
         }

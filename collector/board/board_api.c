@@ -61,6 +61,93 @@ static bool no_more_segs(const kvl_http_req_t *req, kvl_http_resp_t *resp)
     return true;
 }
 
+/* ----------------------------------------------------------------- agents, merged ----- */
+
+/* The agents as the ingest knows them (connection, loss, version), with what the latest
+ * values add (last batch, newest sample); without the ingest's view, the latest values'
+ * alone (lost from the ingest's events). */
+typedef void (*merged_fn)(void *ctx, const kvl_board_agent_t *a, const kvl_latest_agent_t *la);
+
+typedef struct merge {
+    kvl_latest_agent_t *v;
+    size_t n, cap;
+    json_t *index; /* id -> position */
+    bool *used;
+    merged_fn fn;
+    void *ctx;
+    bool nomem;
+} merge_t;
+
+static void merge_latest(void *ctx, const kvl_latest_agent_t *a)
+{
+    merge_t *m = ctx;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        kvl_latest_agent_t *v = realloc(m->v, cap * sizeof(*v));
+        if (v == NULL) {
+            m->nomem = true;
+            return;
+        }
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n] = *a;
+    if (json_object_set_new(m->index, a->id, json_integer((json_int_t)m->n)) != 0) {
+        m->nomem = true;
+    }
+    m->n++;
+}
+
+static void merge_ingest(void *ctx, const kvl_board_agent_t *a)
+{
+    merge_t *m = ctx;
+    json_t *at = json_object_get(m->index, a->id);
+    const kvl_latest_agent_t *la = NULL;
+    if (at != NULL) {
+        size_t i = (size_t)json_integer_value(at);
+        la = &m->v[i];
+        m->used[i] = true;
+    }
+    m->fn(m->ctx, a, la);
+}
+
+/* Returns 0 or KVL_ENOMEM. */
+static int each_agent(const kvl_board_t *b, merged_fn fn, void *ctx)
+{
+    merge_t m = {.index = json_object(), .fn = fn, .ctx = ctx};
+    if (m.index != NULL) {
+        kvl_latest_agents(b->o.latest, merge_latest, &m);
+    }
+    m.used = calloc(m.n ? m.n : 1, sizeof(bool));
+    if (m.index == NULL || m.used == NULL || m.nomem) {
+        free(m.v);
+        free(m.used);
+        json_decref(m.index);
+        return KVL_ENOMEM;
+    }
+    if (b->o.agents != NULL) {
+        b->o.agents(b->o.agents_src, merge_ingest, &m);
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        if (m.used[i]) {
+            continue;
+        }
+        /* known from batches only (no ingest view, or an agent it no longer holds) */
+        const kvl_latest_agent_t *la = &m.v[i];
+        kvl_board_agent_t a = {.id = la->id,
+                               .site = la->site,
+                               .version = "",
+                               .connected = b->o.agents == NULL && !la->lost,
+                               .lost = la->lost,
+                               .lost_since_ms = la->lost_since_ms};
+        fn(ctx, &a, la);
+    }
+    free(m.v);
+    free(m.used);
+    json_decref(m.index);
+    return 0;
+}
+
 /* ----------------------------------------------------------------- /sites -------------- */
 
 typedef struct site_row {
@@ -131,9 +218,10 @@ static void worsen(int *st, int s)
     }
 }
 
-static void on_agent(void *ctx, const kvl_latest_agent_t *a)
+static void on_agent(void *ctx, const kvl_board_agent_t *a, const kvl_latest_agent_t *la)
 {
     tree_t *t = ctx;
+    KVL_UNUSED(la);
     size_t i = tree_site(t, a->site);
     if (i == KVL_SITE_NONE) {
         return;
@@ -217,7 +305,7 @@ static void sites_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
         tree_add(&t, sc->v[i].name, sc->v[i].label, sc->v[i].kind, sc->v[i].parent);
     }
     if (t.index != NULL && !t.nomem) {
-        kvl_latest_agents(b->o.latest, on_agent, &t);
+        t.nomem = each_agent(b, on_agent, &t) != 0 || t.nomem;
         kvl_latest_each(b->o.latest, on_series, &t);
         if (b->o.alerts != NULL) {
             b->o.alerts(b->o.alerts_src, on_alert, &t);
@@ -265,15 +353,20 @@ static json_t *ms_or_null(int64_t ms, bool known)
     return known ? json_integer(ms) : json_null();
 }
 
-static void agent_json(void *ctx, const kvl_latest_agent_t *a)
+static void agent_json(void *ctx, const kvl_board_agent_t *a, const kvl_latest_agent_t *la)
 {
     agents_ctx_t *c = ctx;
-    json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:I, s:n}", "id", a->id, "site",
-                          a->site, "connected", !a->lost, "lost", a->lost, "lost_since_ms",
-                          ms_or_null(a->lost_since_ms, a->lost), "last_batch_ms",
-                          ms_or_null(a->last_batch_ms, a->batches > 0), "last_sample_ms",
-                          ms_or_null(a->last_sample_ms, a->last_sample_ms != INT64_MIN), "batches",
-                          (json_int_t)a->batches, "version");
+    bool batches = la != NULL && la->batches > 0;
+    bool sample = la != NULL && la->last_sample_ms != INT64_MIN;
+    json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:I, s:o}", "id", a->id, "site",
+                          a->site, "connected", a->connected, "lost", a->lost, "lost_since_ms",
+                          ms_or_null(a->lost_since_ms, a->lost), "last_seen_ms",
+                          ms_or_null(a->last_seen_ms, a->last_seen_ms > 0), "last_batch_ms",
+                          ms_or_null(batches ? la->last_batch_ms : 0, batches), "last_sample_ms",
+                          ms_or_null(sample ? la->last_sample_ms : 0, sample), "batches",
+                          (json_int_t)(la != NULL ? la->batches : 0), "version",
+                          a->version != NULL && a->version[0] != '\0' ? json_string(a->version)
+                                                                      : json_null());
     if (o == NULL || json_array_append_new(c->arr, o) != 0) {
         c->nomem = true;
     }
@@ -286,8 +379,8 @@ static void agents_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *re
         return;
     }
     agents_ctx_t c = {.arr = json_array()};
-    if (c.arr != NULL) {
-        kvl_latest_agents(b->o.latest, agent_json, &c);
+    if (c.arr != NULL && each_agent(b, agent_json, &c) != 0) {
+        c.nomem = true;
     }
     if (c.nomem) {
         json_decref(c.arr);

@@ -164,7 +164,8 @@ kvl_log "series = rrdtool fetch: $(cat "$T/series_cmp.out")"
 api "/api/v1/agents" | "$KVL_PY" -c '
 import json, sys
 a = [x for x in json.load(sys.stdin)["agents"] if x["id"] == "board-agent"][0]
-assert a["site"] == "dhq-test" and a["connected"] and not a["lost"] and a["last_batch_ms"], a' ||
+assert a["site"] == "dhq-test" and a["connected"] and not a["lost"] and a["last_batch_ms"], a
+assert a["version"] and a["last_seen_ms"] and a["batches"] > 0, a' ||
     kvl_fail "/api/v1/agents: $(api /api/v1/agents)"
 site_state() { # SITE: prints "<state> <agents> <devices> <alerts>"
     api "/api/v1/sites" | "$KVL_PY" -c '

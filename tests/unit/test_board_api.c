@@ -2,7 +2,8 @@
  * test_board_api.c — unit tests for the board's routes (collector/board/board.h) on a real
  * HTTP server (http.h) on a free 127.0.0.1 port, with libcurl as the client on its own
  * thread: 401 without credentials; /sites with the tree, an unplaced site, states from
- * a firing alert and a lost agent, counts; /agents; /latest with globs, limit and
+ * a firing alert and a lost agent, counts; /agents (the ingest's view, faked here, merged
+ * with the latest values'); /latest with globs, limit and
  * truncation; /links; /series read from a real archive on the thread pool, equal to what
  * librrd's fetch gives for the same file and range; 400 with a sentence for every bad
  * parameter, 404 for unknown paths and series; a deferred answer outlived by the server
@@ -157,6 +158,32 @@ static void fake_alerts(void *src, kvl_board_alert_fn fn, void *ctx)
     fn(ctx, "dhq-kollam", "critical");
     fn(ctx, "bhq-2", "minor");
     fn(ctx, NULL, "major"); /* no site label: on no tile */
+}
+
+/* The ingest's view: a1 connected, a9 lost, a7 connected at a site without batches yet. */
+static void fake_agents(void *src, kvl_board_agent_fn fn, void *ctx)
+{
+    KVL_UNUSED(src);
+    kvl_board_agent_t a[] = {
+        {.id = "a7",
+         .site = "dhq-idle",
+         .version = "0.1.0",
+         .connected = true,
+         .last_seen_ms = T0 * 1000},
+        {.id = "a1",
+         .site = "dhq-kollam",
+         .version = "0.1.0",
+         .connected = true,
+         .last_seen_ms = T0 * 1000},
+        {.id = "a9",
+         .site = "elsewhere",
+         .version = "",
+         .lost = true,
+         .lost_since_ms = T0 * 1000 + 5},
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(a); i++) {
+        fn(ctx, &a[i]);
+    }
 }
 
 static kvl_series_def_t defs[] = {
@@ -389,7 +416,8 @@ static void test_routes(void **state)
                           .sites = f->sites,
                           .latest = f->latest,
                           .data_dir = f->dir,
-                          .alerts = fake_alerts};
+                          .alerts = fake_alerts,
+                          .agents = fake_agents};
     assert_int_equal(kvl_board_new(&o, &f->board, err, sizeof(err)), 0);
     assert_int_equal(kvl_board_api_register(f->board, f->h), 0);
     if (kvl_http_start(f->h, err, sizeof(err)) != 0) {
@@ -412,14 +440,14 @@ static void test_routes(void **state)
     assert_site(sites, "noc", "critical", "unknown", 0, 0, NULL);
     assert_site(sites, "dhq-kollam", "critical", "critical", 1, 1, "noc");
     assert_site(sites, "bhq-2", "minor", "minor", 0, 1, "dhq-kollam");
-    assert_site(sites, "dhq-idle", "unknown", "unknown", 0, 0, "noc");
+    assert_site(sites, "dhq-idle", "ok", "ok", 1, 0, "noc");
     assert_site(sites, "unplaced", "lost", "unknown", 0, 0, NULL);
     assert_site(sites, "elsewhere", "lost", "lost", 1, 0, "unplaced");
     json_t *noc = site_named(sites, "noc");
     assert_string_equal(json_string_value(json_object_get(noc, "label")), "State NOC");
     assert_string_equal(json_string_value(json_object_get(noc, "kind")), "noc");
     json_t *sub = json_object_get(noc, "subtree");
-    assert_int_equal(json_integer_value(json_object_get(sub, "agents")), 1);
+    assert_int_equal(json_integer_value(json_object_get(sub, "agents")), 2);
     assert_int_equal(json_integer_value(json_object_get(sub, "devices")), 1);
     assert_int_equal(json_integer_value(json_object_get(sub, "alerts")), 2);
     assert_int_equal(
@@ -429,12 +457,22 @@ static void test_routes(void **state)
 
     j = body_of(f, 2, 200);
     json_t *agents = json_object_get(j, "agents");
-    assert_int_equal(json_array_size(agents), 2);
-    json_t *a9 = json_array_get(agents, 1);
+    assert_int_equal(json_array_size(agents), 3);
+    json_t *a7 = json_array_get(agents, 0);
+    assert_string_equal(json_string_value(json_object_get(a7, "id")), "a7");
+    assert_true(json_is_true(json_object_get(a7, "connected")));
+    assert_string_equal(json_string_value(json_object_get(a7, "version")), "0.1.0");
+    assert_true(json_is_null(json_object_get(a7, "last_batch_ms"))); /* no batch yet */
+    assert_int_equal(json_integer_value(json_object_get(a7, "batches")), 0);
+    json_t *a1 = json_array_get(agents, 1);
+    assert_int_equal(json_integer_value(json_object_get(a1, "batches")), 2);
+    assert_int_equal(json_integer_value(json_object_get(a1, "last_sample_ms")), (T0 + 60) * 1000);
+    json_t *a9 = json_array_get(agents, 2);
     assert_string_equal(json_string_value(json_object_get(a9, "id")), "a9");
     assert_true(json_is_true(json_object_get(a9, "lost")));
     assert_true(json_is_false(json_object_get(a9, "connected")));
-    assert_int_equal(json_integer_value(json_object_get(a9, "lost_since_ms")), T0 * 1000);
+    assert_true(json_is_null(json_object_get(a9, "version")));
+    assert_int_equal(json_integer_value(json_object_get(a9, "lost_since_ms")), T0 * 1000 + 5);
     assert_int_equal(json_integer_value(json_object_get(a9, "last_sample_ms")), T0 * 1000);
     json_decref(j);
 
