@@ -204,6 +204,8 @@ static const kvl_cfg_field_t fields[] = {
      "where alerts are delivered (notify_config.h)"},
     {"lost_after", KVL_CFG_INT, OFF(lost_after), 2, 100, NULL, NULL, 0,
      "heartbeats an agent may miss before it is declared lost (3)"},
+    {"sites", KVL_CFG_CUSTOM, OFF(sites), 0, 0, NULL, kvl_sites_cfg_parse, 0,
+     "the site tree, or {file: path} (board/sites_config.h)"},
     {NULL},
 };
 
@@ -223,6 +225,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     kvl_alerts_cfg_free(c->alerts);
     kvl_http_cfg_free(c->http);
     kvl_notify_cfg_free(c->receivers);
+    kvl_sites_cfg_free(c->sites);
     free(c);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "board.h"
 #include "book.h"
 #include "collector_config.h"
 #include "engine.h"
@@ -44,6 +45,9 @@ typedef struct app {
     kvl_notify_t *notify;
     kvl_book_t *book;
     kvl_engine_t *engine;
+    /* the board: latest values (a sink after the store) and its API */
+    kvl_latest_t *latest;
+    kvl_board_t *board;
     uv_timer_t journal_timer; /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
@@ -71,6 +75,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->http = NULL;
     kvl_ingest_free(a->ingest);
     a->ingest = NULL;
+    kvl_board_free(a->board);
+    a->board = NULL;
     uv_close((uv_handle_t *)&a->journal_timer, NULL);
     kvl_engine_free(a->engine);
     a->engine = NULL;
@@ -98,6 +104,56 @@ static void restore_alert(void *ctx, const kvl_alert_t *alert)
 {
     if (alert->status == KVL_ALERT_FIRING || alert->status == KVL_ALERT_PENDING) {
         kvl_engine_restore(ctx, alert);
+    }
+}
+
+/* The board's view of the firing alerts (board.h): their site label and severity. */
+typedef struct board_alerts {
+    kvl_board_alert_fn fn;
+    void *ctx;
+} board_alerts_t;
+
+static void board_alert(void *ctx, const kvl_alert_t *alert)
+{
+    board_alerts_t *c = ctx;
+    if (alert->status == KVL_ALERT_FIRING) {
+        c->fn(c->ctx, kvl_alert_label(alert, "site"), kvl_rules_severity_name(alert->severity));
+    }
+}
+
+static void board_alerts_each(void *src, kvl_board_alert_fn fn, void *ctx)
+{
+    board_alerts_t c = {.fn = fn, .ctx = ctx};
+    if (src != NULL) {
+        kvl_book_each_active(src, board_alert, &c);
+    }
+}
+
+/* The board's view of the agents: the ingest's (connection, loss, version). */
+typedef struct board_agents {
+    kvl_board_agent_fn fn;
+    void *ctx;
+} board_agents_t;
+
+static void board_agent(void *ctx, const kvl_ingest_agent_t *a)
+{
+    board_agents_t *c = ctx;
+    kvl_board_agent_t v = {.id = a->id,
+                           .site = a->site,
+                           .version = a->version,
+                           .connected = a->connected,
+                           .lost = a->lost,
+                           .lost_since_ms = a->lost_since_ms,
+                           .last_seen_ms = a->last_seen_ms};
+    c->fn(c->ctx, &v);
+}
+
+static void board_agents_each(void *src, kvl_board_agent_fn fn, void *ctx)
+{
+    app_t *a = src;
+    board_agents_t c = {.fn = fn, .ctx = ctx};
+    if (a->ingest != NULL) {
+        kvl_ingest_agents(a->ingest, board_agent, &c);
     }
 }
 
@@ -308,6 +364,9 @@ int main(int argc, char **argv)
             return 2;
         }
         printf("%s: configuration is valid (%zu alert rules)\n", path, rules->n);
+        if (a.cfg->sites != NULL) {
+            printf("%s: %zu sites in the site tree\n", path, a.cfg->sites->n);
+        }
         kvl_rules_free(rules);
         kvl_collector_cfg_free(a.cfg);
         return 0;
@@ -331,7 +390,11 @@ int main(int argc, char **argv)
         return 1;
     }
     kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
-    int src = start_alerts(&a, err, sizeof(err));
+    int src = kvl_latest_new(0, NULL, &a.latest, err, sizeof(err)) != 0;
+    if (src == 0) {
+        kvl_sinks_register(&a.sinks, &kvl_latest_sink, a.latest);
+        src = start_alerts(&a, err, sizeof(err));
+    }
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
@@ -339,6 +402,7 @@ int main(int argc, char **argv)
     if (src != 0) {
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
+        kvl_latest_free(a.latest);
         kvl_store_free(a.store);
         kvl_rules_free(a.rules);
         kvl_collector_cfg_free(a.cfg);
@@ -351,6 +415,20 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_book_api_register(a.book, a.http);
         }
+        kvl_board_opts_t bo = {.loop = a.loop,
+                               .sites = a.cfg->sites,
+                               .latest = a.latest,
+                               .data_dir = a.cfg->data_dir,
+                               .alerts = board_alerts_each,
+                               .alerts_src = a.book,
+                               .agents = board_agents_each,
+                               .agents_src = &a};
+        if (hrc == 0) {
+            hrc = kvl_board_new(&bo, &a.board, err, sizeof(err));
+        }
+        if (hrc == 0) {
+            hrc = kvl_board_api_register(a.board, a.http);
+        }
         if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));
         }
@@ -359,8 +437,10 @@ int main(int argc, char **argv)
         KVL_LOG_ERROR("http", a.cfg->id, "%s", err);
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);
+        kvl_board_free(a.board);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
+        kvl_latest_free(a.latest);
         kvl_store_free(a.store);
         kvl_rules_free(a.rules);
         kvl_collector_cfg_free(a.cfg);
@@ -376,6 +456,7 @@ int main(int argc, char **argv)
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
+    kvl_latest_free(a.latest);
     kvl_store_free(a.store);
     kvl_rules_free(a.rules);
     kvl_collector_cfg_free(a.cfg);

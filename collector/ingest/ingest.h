@@ -32,6 +32,7 @@
 #ifndef KVL_INGEST_H
 #define KVL_INGEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -90,6 +91,20 @@ typedef struct kvl_ingest_stats {
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);
 /* The TCP port actually listened on (useful with port 0). */
 int kvl_ingest_port(const kvl_ingest_t *in);
+
+/* An agent as the ingest knows it now (kvl_ingest_agents), valid for the call only. */
+typedef struct kvl_ingest_agent {
+    const char *id, *site;
+    const char *version;   /* from its last Hello in this run, "" when none came */
+    bool connected;        /* a connection past its Hello */
+    bool lost;             /* declared lost (lost_after), also across a restart */
+    int64_t lost_since_ms; /* when lost: when it was declared (wall clock) */
+    int64_t last_seen_ms;  /* its last frame (wall clock), 0: none in this run */
+} kvl_ingest_agent_t;
+
+/* Calls fn for every agent the ingest holds state for (the board's /api/v1/agents). */
+void kvl_ingest_agents(const kvl_ingest_t *in, void (*fn)(void *ctx, const kvl_ingest_agent_t *a),
+                       void *ctx);
 
 /* Stops listening and closes every connection; batches being written finish first.
  * Frees once everything has closed (run the loop). NULL-safe. */

@@ -110,6 +110,7 @@ typedef struct agent_state {
     struct kvl_ingest *in;
     char *id;
     char site[256];
+    char version[32];                  /* from its last Hello in this run */
     uint64_t journaled_seq[KVL_LANES]; /* highest seq in the journal (maybe not on disk) */
     uint64_t acked_seq[KVL_LANES];     /* highest seq on disk: acknowledged */
     uint64_t ack_sent[KVL_LANES];      /* highest Ack sent on the current connection */

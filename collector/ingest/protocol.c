@@ -146,6 +146,7 @@ static void handle_hello(conn_t *c, const kvl_hello_t *h)
     a->defs = defs;
     memset(a->ack_sent, 0, sizeof(a->ack_sent));
     snprintf(a->site, sizeof(a->site), "%s", h->site[0] ? h->site : "default");
+    snprintf(a->version, sizeof(a->version), "%s", h->version != NULL ? h->version : "");
     if (rewind_positions(in, a, h) != 0 ||
         ingest_journal_put(in, a, KVL_JREC_CONNECT, 0, 0, a->site, strlen(a->site), false, NULL,
                            NULL) != 0) {

@@ -392,6 +392,21 @@ int ingest_watch_load(kvl_ingest_t *in)
 /* ----------------------------------------------------------------- the timer ----------- */
 
 /* Every WATCH_TICK_MS: agents held (not read), agents lost, the state file. */
+void kvl_ingest_agents(const kvl_ingest_t *in, void (*fn)(void *ctx, const kvl_ingest_agent_t *a),
+                       void *ctx)
+{
+    for (const agent_state_t *a = in->agents; a != NULL; a = a->next) {
+        kvl_ingest_agent_t v = {.id = a->id,
+                                .site = a->site,
+                                .version = a->version,
+                                .connected = a->live.connected,
+                                .lost = a->live.lost,
+                                .lost_since_ms = a->live.lost ? a->live.lost_at_ms : 0,
+                                .last_seen_ms = a->live.last_seen_ms};
+        fn(ctx, &v);
+    }
+}
+
 static void on_watch(uv_timer_t *t)
 {
     kvl_ingest_t *in = t->data;

@@ -202,3 +202,61 @@ kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *
     }
     return KVL_RRD_OK;
 }
+
+kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, int64_t end,
+                               uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    time_t s = (time_t)start, e = (time_t)end;
+    unsigned long st = step, n_ds = 0;
+    char **names = NULL;
+    rrd_value_t *data = NULL;
+    rrd_clear_error();
+    errno = 0;
+    if (rrd_fetch_r(path, cf, &s, &e, &st, &n_ds, &names, &data) != 0) {
+        int saved = errno;
+        const char *msg = rrd_get_error();
+        snprintf(err, errlen, "%s", msg != NULL && msg[0] != '\0' ? msg : strerror(saved));
+        rrd_clear_error();
+        return saved == ENOENT ? KVL_RRD_MISSING : KVL_RRD_ERROR;
+    }
+    out->start = s;
+    out->end = e;
+    out->step = (uint32_t)st;
+    out->n_ds = n_ds;
+    out->n_rows = st > 0 && e > s ? (size_t)((e - s) / (time_t)st) : 0;
+    out->ds_names = calloc(n_ds ? n_ds : 1, sizeof(char *));
+    size_t cells = out->n_rows * n_ds;
+    out->values = malloc((cells > 0 ? cells : 1) * sizeof(double));
+    bool ok = out->ds_names != NULL && out->values != NULL;
+    for (unsigned long i = 0; i < n_ds; i++) {
+        if (ok && (out->ds_names[i] = strdup(names[i])) == NULL) {
+            ok = false;
+        }
+        rrd_freemem(names[i]);
+    }
+    rrd_freemem(names);
+    if (ok) {
+        memcpy(out->values, data, cells * sizeof(double));
+    }
+    rrd_freemem(data);
+    if (!ok) {
+        kvl_rrd_points_free(out);
+        snprintf(err, errlen, "out of memory");
+        return KVL_RRD_ERROR;
+    }
+    return KVL_RRD_OK;
+}
+
+void kvl_rrd_points_free(kvl_rrd_points_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    for (size_t i = 0; p->ds_names != NULL && i < p->n_ds; i++) {
+        free(p->ds_names[i]);
+    }
+    free(p->ds_names);
+    free(p->values);
+    memset(p, 0, sizeof(*p));
+}

@@ -41,4 +41,23 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
                                 size_t errlen);
 
+/* What kvl_rrd_fetch read: rows at start + step, start + 2 step, ... end (as `rrdtool
+ * fetch` prints them), n_ds values per row (NaN: unknown), the data sources' names. */
+typedef struct kvl_rrd_points {
+    int64_t start, end;
+    uint32_t step;
+    size_t n_ds, n_rows;
+    char **ds_names;
+    double *values; /* n_rows x n_ds */
+} kvl_rrd_points_t;
+
+/* Reads `cf` ("AVERAGE", "MAX", ...) of [start, end] at `step` seconds (librrd picks the
+ * archive and may widen the range and step, as `rrdtool fetch -s start -e end -r step`
+ * does). KVL_RRD_OK with *out filled (free it with kvl_rrd_points_free), KVL_RRD_MISSING
+ * when the file does not exist, else KVL_RRD_ERROR with librrd's message in err. */
+kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, int64_t end,
+                               uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen);
+/* NULL-safe; leaves *p empty. */
+void kvl_rrd_points_free(kvl_rrd_points_t *p);
+
 #endif

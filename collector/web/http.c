@@ -100,7 +100,15 @@ typedef struct job {
     char delay_why[256];
     uv_timer_t *timer; /* its own allocation: it may outlive the job while closing */
     struct job *dprev, *dnext;
+    struct kvl_http_later *later; /* the handler deferred its answer (kvl_http_defer) */
 } job_t;
+
+/* A deferred answer's handle: owned by the handler until kvl_http_answer; `j` NULL once the
+ * server answered 503 at its stop. On the server's list of them while j is set. */
+struct kvl_http_later {
+    job_t *j;
+    struct kvl_http_later *prev, *next;
+};
 
 struct kvl_http {
     uv_loop_t *loop;
@@ -118,8 +126,9 @@ struct kvl_http {
     pthread_mutex_t mu; /* the queue, stopping, the failed-login limiter */
     job_t *head, *tail;
     bool stopping;
-    size_t n_draining; /* jobs answered 503 at stop, not yet completed */
-    job_t *delayed;    /* refusals waiting for their delay (the loop's thread only) */
+    size_t n_draining;            /* jobs answered 503 at stop, not yet completed */
+    job_t *delayed;               /* refusals waiting for their delay (the loop's thread only) */
+    struct kvl_http_later *later; /* deferred answers not yet given (the loop's thread) */
     kvl_log_limit_t failed_limit;
     fail_rec_t fails[FAIL_SLOTS]; /* refused credentials per address (under mu) */
     char static_root[PATH_MAX];
@@ -881,12 +890,72 @@ static void on_async(uv_async_t *a)
         split_segs(j, &req, segbuf, sizeof(segbuf));
         kvl_http_resp_t resp = {.status = 200, .body = NULL};
         j->route->fn(j->route->ctx, &req, &resp);
+        if (j->later != NULL) {
+            json_decref(resp.body); /* answered later, by kvl_http_answer */
+            continue;
+        }
         if (resp.status < 100 || resp.status > 599) {
             json_decref(resp.body);
             kvl_http_error(&resp, 500, "the handler gave no valid status");
         }
         finish_job(j, resp.status, resp.body);
     }
+}
+
+static void later_unlink(kvl_http_t *h, struct kvl_http_later *l)
+{
+    if (l->prev != NULL) {
+        l->prev->next = l->next;
+    } else {
+        KVL_ASSERT(h->later == l);
+        h->later = l->next;
+    }
+    if (l->next != NULL) {
+        l->next->prev = l->prev;
+    }
+    l->prev = l->next = NULL;
+}
+
+kvl_http_later_t *kvl_http_defer(const kvl_http_req_t *req)
+{
+    job_t *j = (job_t *)req->priv;
+    KVL_ASSERT(j != NULL && j->later == NULL);
+    struct kvl_http_later *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return NULL;
+    }
+    kvl_http_t *h = j->h;
+    l->j = j;
+    l->next = h->later;
+    if (h->later != NULL) {
+        h->later->prev = l;
+    }
+    h->later = l;
+    j->later = l;
+    return l;
+}
+
+void kvl_http_answer(kvl_http_later_t *l, int status, json_t *body)
+{
+    if (l == NULL) {
+        json_decref(body);
+        return;
+    }
+    job_t *j = l->j;
+    if (j == NULL) { /* the server answered 503 at its stop */
+        json_decref(body);
+        free(l);
+        return;
+    }
+    later_unlink(j->h, l);
+    j->later = NULL;
+    free(l);
+    if (status < 100 || status > 599) {
+        json_decref(body);
+        status = 500;
+        body = json_pack("{s:s}", "error", "the handler gave no valid status");
+    }
+    finish_job(j, status, body);
 }
 
 /* ------------------------------------------------------------------ life */
@@ -1076,7 +1145,19 @@ void kvl_http_free(kvl_http_t *h)
         j->draining = true;
         h->n_draining++;
     }
+    for (struct kvl_http_later *l = h->later; l != NULL; l = l->next) {
+        l->j->draining = true;
+        h->n_draining++;
+    }
     pthread_mutex_unlock(&h->mu);
+    while (h->later != NULL) {
+        struct kvl_http_later *l = h->later;
+        job_t *j = l->j;
+        later_unlink(h, l);
+        l->j = NULL; /* the handler's kvl_http_answer only frees the handle now */
+        j->later = NULL;
+        finish_job(j, 503, json_pack("{s:s}", "error", "the collector is stopping"));
+    }
     while (h->delayed != NULL) {
         job_t *j = h->delayed;
         delayed_unlink(h, j);

@@ -64,6 +64,17 @@ void kvl_http_error(kvl_http_resp_t *resp, int status, const char *fmt, ...)
 /* Runs on the loop's thread; req is valid for the call only. */
 typedef void (*kvl_http_handler_fn)(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp);
 
+/* A request whose answer comes later (work on the thread pool): a handler calls
+ * kvl_http_defer and returns (resp is then ignored); the connection stays suspended until
+ * kvl_http_answer, which must be called exactly once, on the loop's thread, and frees the
+ * handle. If the server stops first the client gets 503 and the later answer is dropped
+ * (the handle stays valid until kvl_http_answer). NULL when out of memory: the handler
+ * answers through resp as usual. */
+typedef struct kvl_http_later kvl_http_later_t;
+kvl_http_later_t *kvl_http_defer(const kvl_http_req_t *req);
+/* Takes body (may be NULL). */
+void kvl_http_answer(kvl_http_later_t *later, int status, json_t *body);
+
 /* Registers a handler before kvl_http_start. method NULL: any. Returns 0 or KVL_EINVAL. */
 int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_role_t min_role,
                    kvl_http_handler_fn fn, void *ctx);

@@ -1,0 +1,71 @@
+/*
+ * sites_config.h — the site tree (`sites:` in collector.yaml): every site with its parent
+ * and kind (noc, dhq, bhq, minipop, lsgi, sdc), an optional display label and an optional
+ * uplink (a device and interface, kept for the topology: parsed and stored, nothing else).
+ * Either the list itself or `sites: {file: path}` naming a YAML file whose top level is
+ * the same list (a relative path is taken from collector.yaml's folder).
+ *
+ * Checked when loaded (the collector's start and --check-config): a bad kind, a duplicate
+ * name, a parent that is not in the list and a cycle of parents are errors at
+ * file:line:column. Sites that agents report but the tree does not name are not an error:
+ * the board puts them under the synthetic root KVL_SITES_UNPLACED (a name the list may not
+ * use). Every key is documented in docs/configuration.md.
+ */
+#ifndef KVL_SITES_CONFIG_H
+#define KVL_SITES_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+#define KVL_SITES_MAX 100000
+#define KVL_SITES_UNPLACED "unplaced"
+#define KVL_SITE_NONE SIZE_MAX
+
+typedef enum {
+    KVL_SITE_NOC = 0,
+    KVL_SITE_DHQ,
+    KVL_SITE_BHQ,
+    KVL_SITE_MINIPOP,
+    KVL_SITE_LSGI,
+    KVL_SITE_SDC,
+    KVL_SITE_KINDS
+} kvl_site_kind_t;
+
+typedef struct kvl_site {
+    char *name;
+    char *parent_name;      /* NULL: a root */
+    size_t parent;          /* index into the tree's sites, or KVL_SITE_NONE for a root */
+    int kind;               /* kvl_site_kind_t */
+    char *label;            /* display name; NULL: the name */
+    char *uplink_device;    /* NULL when no uplink is given */
+    char *uplink_interface; /* likewise */
+} kvl_site_t;
+
+typedef struct kvl_sites_cfg {
+    kvl_site_t *v; /* in file order */
+    size_t n;
+    char *file; /* the file it came from with `{file: ...}`, else NULL */
+} kvl_sites_cfg_t;
+
+/* A KVL_CFG_CUSTOM parser for `sites:`; target is a kvl_sites_cfg_t ** (allocated here,
+ * a previous one freed). Returns 0 or KVL_ECONFIG with the error recorded at the node
+ * (for the file form: "collector.yaml:L:C: sites file: sites.yaml:L:C: ..."). */
+int kvl_sites_cfg_parse(kvl_cfg_node_t n, void *target);
+
+/* The same from a YAML text holding the list (or the {file:} mapping) at its top (tests,
+ * fuzzing). Returns NULL with "name:line:column: message" in err. */
+kvl_sites_cfg_t *kvl_sites_cfg_parse_text(const char *name, const char *text, char *err,
+                                          size_t errlen);
+
+void kvl_sites_cfg_free(kvl_sites_cfg_t *c);
+
+/* The index of a site by name, or KVL_SITE_NONE. Linear: for the board's start, not per
+ * request (the board keeps its own index). c may be NULL. */
+size_t kvl_sites_find(const kvl_sites_cfg_t *c, const char *name);
+
+/* "noc", "dhq", ... ; "?" out of range. */
+const char *kvl_site_kind_name(int kind);
+
+#endif
