@@ -120,7 +120,9 @@ d0=$(down_lines)
 kvl_stop "$SIM" TERM || kvl_fail "could not stop the simulator"
 t_stop=$(date +%s)
 kvl_wait_until 20 "the agent to find backdev down again" down_more
-while [ $(($(date +%s) - t_stop)) -lt 11 ]; do sleep 1; done
+# older than late_after (6 s) when it arrives, and its start (the first failed poll, within
+# 2 s of t_stop) at least 8 s before the thaw, as checked below
+while [ $(($(date +%s) - t_stop)) -lt 13 ]; do sleep 1; done
 kill -CONT "$RELAY"
 t_thaw=$(date +%s)
 kvl_log "relay thawed $((t_thaw - t_stop)) s after the device stopped again; it is still down"
