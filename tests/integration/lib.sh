@@ -96,6 +96,11 @@ kvl_init() {
         command -v "$tool" >/dev/null 2>&1 || kvl_fail "'$tool' not found: run packaging/install-deps.sh"
     done
     [ -n "$KVL_PY" ] || kvl_fail "python3 not found: run packaging/install-deps.sh"
+    # python3 on PATH may be a version manager's shim (pyenv's is a script that costs up to
+    # a second a call on a loaded machine, and the tests call python often): asked once
+    # which interpreter it runs, the tests run that one directly.
+    KVL_PY=$("$KVL_PY" -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -x "$KVL_PY" ] ||
+        kvl_fail "python3 (${KAAVAL_PYTHON:-on PATH}) does not run"
 
     KVL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kaaval-$KVL_TEST.XXXXXX") || kvl_fail "cannot make a temp folder"
     chmod 755 "$KVL_TMP"

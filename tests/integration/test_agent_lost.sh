@@ -11,10 +11,12 @@
 #      and printed — and only once.
 #   2. The relay is thawed: the agent reconnects; agent_back is logged once, and the
 #      device_down that arrives after it is logged as late (not a warning).
-#   3. The agent itself is frozen (SIGSTOP) until the collector logs agent_lost again; the
-#      collector is then killed (SIGKILL) and started again: during 35 s it must not say
-#      agent_lost again (the agent is known lost from <data_dir>/_agents.state); the agent
-#      is thawed and the new collector logs agent_back exactly once.
+#   3. The agent is started again with `heartbeat: 2s` (the default's figure is proven by
+#      step 1; a loss now takes 6 s, not 30) and frozen (SIGSTOP) until the collector logs
+#      agent_lost again; the collector is then killed (SIGKILL) and started again: during
+#      35 s it must not say agent_lost again (the agent is known lost from
+#      <data_dir>/_agents.state); the agent is thawed and the new collector logs agent_back
+#      exactly once.
 #
 #   bash tests/integration/test_agent_lost.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -45,7 +47,8 @@ AGENT=$KVL_LAST_PID
 ALOG=$KVL_TMP/logs/agent.log
 
 kvl_wait_until 30 "the archive of lostdev" test -f "$KVL_TMP/data/lab/lostdev/eth0.rrd"
-kvl_sleep_checking 12 "$AGENT" "$COL" "$SIM" # a heartbeat or more on the way
+kvl_wait_until 30 "the agent's connection" grep -q 'connected to collector' "$ALOG"
+kvl_sleep_checking 3 "$AGENT" "$COL" "$SIM" # batches (frames) on the way every second
 
 count() { grep -c "$1" "$2" || true; }
 # The collector's log from line $2 on.
@@ -85,10 +88,18 @@ case "$dd" in *"WARN"*) kvl_fail "a late event was logged as a warning: $dd" ;; 
 kvl_log "agent_back once; device_down arrived after it, marked late"
 
 # ---- 3. a collector restart while the agent is lost ----------------------------------------
+kvl_stop "$AGENT" TERM || kvl_fail "could not stop the agent"
+conn0=$(count 'connected to collector' "$ALOG")
+sed -i 's/^reconnect_max: .*/&\nheartbeat: 2s/' "$KVL_TMP/agent.yaml"
+kvl_start_agent agent "$KVL_TMP/agent.yaml"
+AGENT=$KVL_LAST_PID
+reconnected() { [ "$(count 'connected to collector' "$ALOG")" -gt "$conn0" ]; }
+kvl_wait_until 30 "the agent's connection with heartbeat 2s" reconnected
+kvl_sleep_checking 2 "$AGENT" "$COL"
 kill -STOP "$AGENT"
 kvl_log "agent frozen"
 lost_count_is() { [ "$(count '\] agent_lost (' "$CLOG")" -eq "$1" ]; }
-kvl_wait_until 60 "the second agent_lost" lost_count_is 2
+kvl_wait_until 30 "the second agent_lost" lost_count_is 2
 kvl_wait_until 10 "the agents' state file to say lost" grep -q '^L .*lost-agent' "$KVL_TMP/data/_agents.state"
 kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
 lines=$(wc -l <"$CLOG")
