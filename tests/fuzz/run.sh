@@ -1,8 +1,11 @@
-#!/bin/sh
+#!/bin/bash
 # tests/fuzz/run.sh — builds kaaval's libFuzzer targets with clang (ASan + UBSan) and runs
 # each one for a bounded time.
 #
 #   tests/fuzz/run.sh [seconds-per-target]      default 60
+#
+# Targets run two at a time (KVL_FUZZ_JOBS, default: the number of CPUs), each on its own
+# core; a target's output is printed whole when it ends.
 #
 # Targets: fuzz_wire (collector input), fuzz_config (YAML), fuzz_snmp_ber (SNMP responses).
 # Every target tests/fuzz/fuzz_<name>.c is built into build-fuzz/ (override with
@@ -51,26 +54,44 @@ done
 # shellcheck disable=SC2086
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target $targets
 
-status=0
-mkdir -p "$build/fuzz-artifacts"
-for t in $targets; do
-    work="$build/fuzz-corpus/$t"
-    seeds="$root/tests/fuzz/corpus/$t"
+mkdir -p "$build/fuzz-artifacts" "$build/fuzz-logs"
+# run_one TARGET: one target for $secs seconds; its output in fuzz-logs/TARGET.log, printed
+# when it ends; the exit status says whether it passed.
+run_one() {
+    local t=$1 work="$build/fuzz-corpus/$1" seeds="$root/tests/fuzz/corpus/$1"
+    local log="$build/fuzz-logs/$1.log" limits="-rss_limit_mb=2048" rc=0
     mkdir -p "$work" "$seeds"
-    echo "== $t: ${secs}s"
     # fuzz_ingest: memory must follow what a peer sends, so one allocation above 64 MiB (an
     # array sized by an id it names) or 512 MiB resident is a failure
-    limits="-rss_limit_mb=2048"
     if [ "$t" = fuzz_ingest ]; then
         limits="-rss_limit_mb=512 -malloc_limit_mb=64"
     fi
     # shellcheck disable=SC2086
-    if "$build/tests/$t" -max_total_time="$secs" -timeout=10 $limits \
-        -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" "$work" "$seeds"; then
+    "$build/tests/$t" -max_total_time="$secs" -timeout=10 $limits -print_final_stats=1 \
+        -artifact_prefix="$build/fuzz-artifacts/$t-" "$work" "$seeds" >"$log" 2>&1 || rc=$?
+    echo "== $t: ${secs}s"
+    cat "$log"
+    if [ "$rc" -eq 0 ]; then
         echo "== $t: ok"
     else
         echo "== $t: FAILED (see $build/fuzz-artifacts/)" >&2
-        status=1
     fi
+    return "$rc"
+}
+
+jobs=${KVL_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+status=0
+running=0
+for t in $targets; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || status=1
+        running=$((running - 1))
+    fi
+    run_one "$t" &
+    running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+    wait -n || status=1
+    running=$((running - 1))
 done
 exit $status
