@@ -15,7 +15,6 @@
 
 #include "kvl.h"
 #include "names.h"
-#include "notify_snmp.h"
 
 /* --- the webhook template's placeholders (notify_template.c renders them) ------------- */
 
@@ -203,13 +202,13 @@ const char *const kvl_usm_priv_names[] = {"none", "DES", "AES", "AES-192", "AES-
 static const struct {
     const char *name;
     int v;
-} auth_alias[] = {{"SHA-1", KVL_USM_SHA1},    {"SHA1", KVL_USM_SHA1},
-                  {"SHA224", KVL_USM_SHA224}, {"SHA256", KVL_USM_SHA256},
-                  {"SHA384", KVL_USM_SHA384}, {"SHA512", KVL_USM_SHA512}},
-  priv_alias[] = {{"AES-128", KVL_USM_AES128},
-                  {"AES128", KVL_USM_AES128},
-                  {"AES192", KVL_USM_AES192},
-                  {"AES256", KVL_USM_AES256}};
+} auth_alias[] = {{"SHA-1", KVL_NOTIFY_V3_SHA1},    {"SHA1", KVL_NOTIFY_V3_SHA1},
+                  {"SHA224", KVL_NOTIFY_V3_SHA224}, {"SHA256", KVL_NOTIFY_V3_SHA256},
+                  {"SHA384", KVL_NOTIFY_V3_SHA384}, {"SHA512", KVL_NOTIFY_V3_SHA512}},
+  priv_alias[] = {{"AES-128", KVL_NOTIFY_V3_AES128},
+                  {"AES128", KVL_NOTIFY_V3_AES128},
+                  {"AES192", KVL_NOTIFY_V3_AES192},
+                  {"AES256", KVL_NOTIFY_V3_AES256}};
 
 int kvl_usm_auth_value(const char *name)
 {

@@ -56,9 +56,9 @@ typedef struct kvl_notify_receiver_cfg {
     char *community;     /* snmp: v2c community (public) */
     bool inform;         /* snmp: InformRequest, confirmed by the manager, instead of a trap */
     int64_t version;     /* snmp: 2 (v2c) or 3 (USM informs; `user` is the USM user name) */
-    int auth_protocol;   /* snmp v3: KVL_USM_* of notify_snmp.h, 0 none */
+    int auth_protocol;   /* snmp v3: KVL_NOTIFY_V3_* (MD5, SHA...), 0 none */
     char *auth_password; /* at least 8 characters */
-    int priv_protocol;   /* snmp v3: KVL_USM_* (DES, AES...), 0 none */
+    int priv_protocol;   /* snmp v3: KVL_NOTIFY_V3_* (DES, AES...), 0 none */
     char *priv_password;
 } kvl_notify_receiver_cfg_t;
 
@@ -88,5 +88,33 @@ int kvl_notify_template_placeholder(const char *p, size_t *len);
 /* Their names, by that index (NULL-terminated). */
 extern const char *const kvl_notify_template_names[];
 int kvl_notify_template_check(const char *t, char *why, size_t whylen);
+
+/* --- SNMPv3 protocols an snmp receiver names (the USM itself: notify_snmpv3.c) --------- */
+
+enum {
+    KVL_NOTIFY_V3_AUTH_NONE,
+    KVL_NOTIFY_V3_MD5,
+    KVL_NOTIFY_V3_SHA1,
+    KVL_NOTIFY_V3_SHA224,
+    KVL_NOTIFY_V3_SHA256,
+    KVL_NOTIFY_V3_SHA384,
+    KVL_NOTIFY_V3_SHA512
+};
+enum {
+    KVL_NOTIFY_V3_PRIV_NONE,
+    KVL_NOTIFY_V3_DES,
+    KVL_NOTIFY_V3_AES128,
+    KVL_NOTIFY_V3_AES192,
+    KVL_NOTIFY_V3_AES256
+};
+
+/* The protocols' names as `auth_protocol` / `priv_protocol` take them, by value
+ * (NULL-terminated; index 0, "none", is what an absent key means). */
+extern const char *const kvl_usm_auth_names[];
+extern const char *const kvl_usm_priv_names[];
+/* Case-insensitive look-up of a name (also SHA-1, SHA1, SHA256, AES-128, AES128, ...):
+ * the value, or -1. */
+int kvl_usm_auth_value(const char *name);
+int kvl_usm_priv_value(const char *name);
 
 #endif

@@ -47,25 +47,7 @@ int kvl_notify_snmp_device_index(const kvl_alert_t *a, uint32_t *index);
 
 /* --- USM (notify_snmpv3.c) --------------------------------------------------------------- */
 
-enum {
-    KVL_USM_AUTH_NONE,
-    KVL_USM_MD5,
-    KVL_USM_SHA1,
-    KVL_USM_SHA224,
-    KVL_USM_SHA256,
-    KVL_USM_SHA384,
-    KVL_USM_SHA512
-};
-enum { KVL_USM_PRIV_NONE, KVL_USM_DES, KVL_USM_AES128, KVL_USM_AES192, KVL_USM_AES256 };
-
-/* The protocols' names as `auth_protocol` / `priv_protocol` take them, by value
- * (NULL-terminated; index 0, "none", is what an absent key means). */
-extern const char *const kvl_usm_auth_names[];
-extern const char *const kvl_usm_priv_names[];
-/* Case-insensitive look-up of a name (also SHA-1, SHA1, SHA256, AES-128, AES128, ...):
- * the value, or -1. */
-int kvl_usm_auth_value(const char *name);
-int kvl_usm_priv_value(const char *name);
+/* The protocols (KVL_NOTIFY_V3_*) and their names: notify_config.h. */
 
 typedef struct kvl_usm kvl_usm_t;
 

@@ -54,22 +54,22 @@ struct kvl_usm {
 static const EVP_MD *md_of(int auth, size_t *mac_len)
 {
     switch (auth) {
-    case KVL_USM_MD5:
+    case KVL_NOTIFY_V3_MD5:
         *mac_len = 12;
         return EVP_md5();
-    case KVL_USM_SHA1:
+    case KVL_NOTIFY_V3_SHA1:
         *mac_len = 12;
         return EVP_sha1();
-    case KVL_USM_SHA224:
+    case KVL_NOTIFY_V3_SHA224:
         *mac_len = 16;
         return EVP_sha224();
-    case KVL_USM_SHA256:
+    case KVL_NOTIFY_V3_SHA256:
         *mac_len = 24;
         return EVP_sha256();
-    case KVL_USM_SHA384:
+    case KVL_NOTIFY_V3_SHA384:
         *mac_len = 32;
         return EVP_sha384();
-    case KVL_USM_SHA512:
+    case KVL_NOTIFY_V3_SHA512:
         *mac_len = 48;
         return EVP_sha512();
     default:
@@ -97,16 +97,16 @@ static const EVP_CIPHER *des_cbc(void)
 static const EVP_CIPHER *cipher_of(int priv, size_t *key_len)
 {
     switch (priv) {
-    case KVL_USM_DES:
+    case KVL_NOTIFY_V3_DES:
         *key_len = 16; /* 8 of key, 8 of pre-IV */
         return des_cbc();
-    case KVL_USM_AES128:
+    case KVL_NOTIFY_V3_AES128:
         *key_len = 16;
         return EVP_aes_128_cfb128();
-    case KVL_USM_AES192:
+    case KVL_NOTIFY_V3_AES192:
         *key_len = 24;
         return EVP_aes_192_cfb128();
-    case KVL_USM_AES256:
+    case KVL_NOTIFY_V3_AES256:
         *key_len = 32;
         return EVP_aes_256_cfb128();
     default:
@@ -175,7 +175,7 @@ int kvl_usm_new(const kvl_notify_receiver_cfg_t *cfg, kvl_usm_t **out, char *why
     }
     u->auth = cfg->auth_protocol;
     u->priv = cfg->priv_protocol;
-    if (u->auth != KVL_USM_AUTH_NONE) {
+    if (u->auth != KVL_NOTIFY_V3_AUTH_NONE) {
         u->md = md_of(u->auth, &u->mac_len);
         u->ku_len = u->md != NULL ? password_to_key(u->md, cfg->auth_password, u->ku_auth) : 0;
         if (u->ku_len == 0) {
@@ -184,7 +184,7 @@ int kvl_usm_new(const kvl_notify_receiver_cfg_t *cfg, kvl_usm_t **out, char *why
             return KVL_EINVAL;
         }
     }
-    if (u->priv != KVL_USM_PRIV_NONE) {
+    if (u->priv != KVL_NOTIFY_V3_PRIV_NONE) {
         size_t kl;
         const EVP_CIPHER *ci = cipher_of(u->priv, &kl);
         EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -234,10 +234,10 @@ static void learn_engine(kvl_usm_t *u, const uint8_t *eid, size_t eid_len)
 {
     memcpy(u->engine_id, eid, eid_len);
     u->engine_id_len = eid_len;
-    if (u->auth != KVL_USM_AUTH_NONE) {
+    if (u->auth != KVL_NOTIFY_V3_AUTH_NONE) {
         localize(u->md, u->ku_auth, u->ku_len, eid, eid_len, u->kul_auth);
     }
-    if (u->priv != KVL_USM_PRIV_NONE) {
+    if (u->priv != KVL_NOTIFY_V3_PRIV_NONE) {
         size_t need;
         cipher_of(u->priv, &need);
         size_t n = localize(u->md, u->ku_priv, u->ku_len, eid, eid_len, u->kul_priv);
@@ -319,7 +319,7 @@ static size_t crypt_scoped(const kvl_usm_t *u, bool enc, uint32_t boots, uint32_
     const EVP_CIPHER *ci = cipher_of(u->priv, &kl);
     uint8_t iv[16];
     const uint8_t *key = u->kul_priv;
-    if (u->priv == KVL_USM_DES) {
+    if (u->priv == KVL_NOTIFY_V3_DES) {
         for (int i = 0; i < 8; i++) {
             iv[i] = u->kul_priv[8 + i] ^ salt[i];
         }
@@ -446,14 +446,14 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
         return KVL_ENOMEM;
     }
     uint8_t flags = 0x04, salt[8] = {0};
-    if (u->auth != KVL_USM_AUTH_NONE) {
+    if (u->auth != KVL_NOTIFY_V3_AUTH_NONE) {
         flags |= 0x01;
     }
     kvl_buf_t enc = {0};
-    if (u->priv != KVL_USM_PRIV_NONE) {
+    if (u->priv != KVL_NOTIFY_V3_PRIV_NONE) {
         flags |= 0x02;
         u->salt++;
-        if (u->priv == KVL_USM_DES) {
+        if (u->priv == KVL_NOTIFY_V3_DES) {
             for (int i = 0; i < 4; i++) {
                 salt[i] = (uint8_t)(u->boots >> (24 - 8 * i));
                 salt[4 + i] = (uint8_t)(u->salt >> (24 - 8 * i));
@@ -463,7 +463,7 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
                 salt[i] = (uint8_t)(u->salt >> (56 - 8 * i));
             }
         }
-        size_t padded = u->priv == KVL_USM_DES ? (sc.len + 7) / 8 * 8 : sc.len;
+        size_t padded = u->priv == KVL_NOTIFY_V3_DES ? (sc.len + 7) / 8 * 8 : sc.len;
         uint8_t *in = calloc(1, padded + 16), *ct = calloc(1, padded + 16);
         size_t cl = 0;
         if (in != NULL && ct != NULL) {
@@ -486,8 +486,8 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
     kvl_ber_int(&m, 0x02, 3, false);
     put_global(&m, id, flags);
     put_sec_params(&m, u->engine_id, u->engine_id_len, u->boots, time, u->user,
-                   u->auth != KVL_USM_AUTH_NONE ? u->mac_len : 0, salt,
-                   u->priv != KVL_USM_PRIV_NONE ? 8 : 0);
+                   u->auth != KVL_NOTIFY_V3_AUTH_NONE ? u->mac_len : 0, salt,
+                   u->priv != KVL_NOTIFY_V3_PRIV_NONE ? 8 : 0);
     kvl_buf_append(&m, sc.data, sc.len);
     kvl_buf_free(&sc);
     kvl_ber_wrap(&m, 0x30);
@@ -497,7 +497,7 @@ int kvl_usm_wrap(kvl_usm_t *u, uint32_t id, const kvl_buf_t *pdu, uint64_t now_m
         snprintf(why, whylen, "out of memory");
         return KVL_ENOMEM;
     }
-    if (u->auth != KVL_USM_AUTH_NONE) {
+    if (u->auth != KVL_NOTIFY_V3_AUTH_NONE) {
         uint8_t mac[48];
         if (!sign(u, m.data, m.len, mac)) {
             kvl_buf_free(&m);
@@ -554,7 +554,7 @@ kvl_usm_result_t kvl_usm_read(kvl_usm_t *u, const uint8_t *msg, size_t n, uint32
     }
     bool authentic = false;
     if (x.flags & 0x01) {
-        if (u->auth == KVL_USM_AUTH_NONE || !u->known || !verify(u, msg, n, &x)) {
+        if (u->auth == KVL_NOTIFY_V3_AUTH_NONE || !u->known || !verify(u, msg, n, &x)) {
             return KVL_USM_IGNORE;
         }
         authentic = true;
@@ -563,8 +563,8 @@ kvl_usm_result_t kvl_usm_read(kvl_usm_t *u, const uint8_t *msg, size_t n, uint32
     const uint8_t *sp = x.data;
     size_t sl = x.data_len;
     if (x.data_tag == 0x04) {
-        if (!(x.flags & 0x02) || !authentic || u->priv == KVL_USM_PRIV_NONE || x.priv_len != 8 ||
-            (plain = malloc(x.data_len + 16)) == NULL) {
+        if (!(x.flags & 0x02) || !authentic || u->priv == KVL_NOTIFY_V3_PRIV_NONE ||
+            x.priv_len != 8 || (plain = malloc(x.data_len + 16)) == NULL) {
             return KVL_USM_IGNORE;
         }
         sl = crypt_scoped(u, false, (uint32_t)x.boots, (uint32_t)x.time, x.priv, x.data, x.data_len,
@@ -598,7 +598,7 @@ kvl_usm_result_t kvl_usm_read(kvl_usm_t *u, const uint8_t *msg, size_t n, uint32
         goto out;
     }
     if (ptag == 0xa2) { /* Response-PDU */
-        if (rid == (int64_t)id && (authentic || u->auth == KVL_USM_AUTH_NONE)) {
+        if (rid == (int64_t)id && (authentic || u->auth == KVL_NOTIFY_V3_AUTH_NONE)) {
             res = KVL_USM_RESPONSE;
         }
         goto out;

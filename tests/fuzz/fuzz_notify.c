@@ -143,9 +143,9 @@ static void check_usm(const uint8_t *data, size_t size)
     if (u == NULL) {
         kvl_notify_receiver_cfg_t cfg = {.version = 3,
                                          .user = "fuzz",
-                                         .auth_protocol = KVL_USM_SHA1,
+                                         .auth_protocol = KVL_NOTIFY_V3_SHA1,
                                          .auth_password = "fuzz-auth",
-                                         .priv_protocol = KVL_USM_AES128,
+                                         .priv_protocol = KVL_NOTIFY_V3_AES128,
                                          .priv_password = "fuzz-priv"};
         CHECK(kvl_usm_new(&cfg, &u, why, sizeof(why)) == 0);
     }

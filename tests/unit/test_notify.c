@@ -1013,11 +1013,11 @@ static void test_usm_keys(void **state)
     static const uint8_t sha[] = {0x66, 0x95, 0xfe, 0xbc, 0x92, 0x88, 0xe3, 0x62, 0x82, 0x23,
                                   0x5f, 0xc7, 0x15, 0x1f, 0x12, 0x84, 0x97, 0xb3, 0x8f, 0x3f};
     uint8_t k[64];
-    assert_int_equal(kvl_usm_localized_key(KVL_USM_MD5, "maplesyrup", eid, 12, k), 16);
+    assert_int_equal(kvl_usm_localized_key(KVL_NOTIFY_V3_MD5, "maplesyrup", eid, 12, k), 16);
     assert_memory_equal(k, md5, 16);
-    assert_int_equal(kvl_usm_localized_key(KVL_USM_SHA1, "maplesyrup", eid, 12, k), 20);
+    assert_int_equal(kvl_usm_localized_key(KVL_NOTIFY_V3_SHA1, "maplesyrup", eid, 12, k), 20);
     assert_memory_equal(k, sha, 20);
-    assert_int_equal(kvl_usm_localized_key(KVL_USM_SHA512, "maplesyrup", eid, 12, k), 64);
+    assert_int_equal(kvl_usm_localized_key(KVL_NOTIFY_V3_SHA512, "maplesyrup", eid, 12, k), 64);
     assert_int_equal(kvl_usm_localized_key(0, "maplesyrup", eid, 12, k), 0);
 }
 
@@ -1068,10 +1068,10 @@ static void report(uint32_t id, uint8_t c, kvl_buf_t *out)
 static void test_usm_round_trip(void **state)
 {
     (void)state;
-    static const int prot[][2] = {{KVL_USM_SHA1, KVL_USM_AES128},
-                                  {KVL_USM_MD5, KVL_USM_DES},
-                                  {KVL_USM_SHA512, KVL_USM_AES256},
-                                  {KVL_USM_SHA224, 0}};
+    static const int prot[][2] = {{KVL_NOTIFY_V3_SHA1, KVL_NOTIFY_V3_AES128},
+                                  {KVL_NOTIFY_V3_MD5, KVL_NOTIFY_V3_DES},
+                                  {KVL_NOTIFY_V3_SHA512, KVL_NOTIFY_V3_AES256},
+                                  {KVL_NOTIFY_V3_SHA224, 0}};
     for (size_t i = 0; i < sizeof(prot) / sizeof(prot[0]); i++) {
         kvl_notify_receiver_cfg_t cfg = {.version = 3,
                                          .user = "kvluser",
@@ -1136,8 +1136,8 @@ static void test_snmp_config(void **state)
                                    "version: 3, user: noc}\n");
     assert_int_equal(c->receivers[0].version, 3);
     assert_true(c->receivers[0].inform);
-    assert_int_equal(c->receivers[0].auth_protocol, KVL_USM_SHA256);
-    assert_int_equal(c->receivers[0].priv_protocol, KVL_USM_AES256);
+    assert_int_equal(c->receivers[0].auth_protocol, KVL_NOTIFY_V3_SHA256);
+    assert_int_equal(c->receivers[0].priv_protocol, KVL_NOTIFY_V3_AES256);
     assert_int_equal(c->receivers[1].auth_protocol, 0);
     kvl_notify_cfg_free(c);
 #define V3 "receivers:\n  - {name: a, type: snmp, address: 'h:162', version: 3, user: u,\n"
