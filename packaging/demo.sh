@@ -295,6 +295,9 @@ alerts:
 http:                         # the API (kaavalctl) and, later, the board
   listen: 127.0.0.1:$HTTP_PORT
   tls: false                  # plain HTTP is allowed on 127.0.0.1 only
+sites:                        # the site tree: the agents' sites under a NOC
+  - {name: state-noc, kind: noc, label: "State NOC"}
+  - {name: demo, parent: state-noc, kind: dhq, label: "Demo district HQ"}
 EOF
 TOKEN=$("$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-token demo --role operator \
     2>>"$RUN/log/collector.log") || die "kaaval-collector --add-token failed: $(tail -n 3 "$RUN/log/collector.log")"
@@ -446,6 +449,10 @@ say "a linkDown trap to the first agent (the device's next poll, made at once, s
 echo "  snmptrap -v2c -c demo-uplink 127.0.0.1:16200 '' .1.3.6.1.6.3.1.1.5.3 .1.3.6.1.2.1.2.2.1.1.2 i 2 .1.3.6.1.2.1.2.2.1.7.2 i 1 .1.3.6.1.2.1.2.2.1.8.2 i 2"
 say "the alerts through the API (http://127.0.0.1:$HTTP_PORT/api/v1/alerts) with kaavalctl:"
 echo "  KAAVAL_URL=http://127.0.0.1:$HTTP_PORT KAAVAL_TOKEN=$TOKEN $BUILD/kaavalctl alerts"
+say "the site tree with each site's worst state, the agents, and latest values (JSON API):"
+for q in sites agents "latest?device=demo-uplink&metric=in_octets" links; do
+    echo "  curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$HTTP_PORT/api/v1/$q'"
+done
 say "running; a status line every ${STATUS_EVERY}s. Ctrl-C stops the demo."
 
 # ----------------------------------------------------------------- run until Ctrl-C ----------
