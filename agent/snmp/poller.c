@@ -103,9 +103,12 @@ static const uint32_t sys_uptime[] = {1, 3, 6, 1, 2, 1, 1, 3, 0};
 static const uint32_t sys_name[] = {1, 3, 6, 1, 2, 1, 1, 5, 0};
 static const uint32_t if_number[] = {1, 3, 6, 1, 2, 1, 2, 1, 0};
 static const uint32_t if_table_last_change[] = {1, 3, 6, 1, 2, 1, 31, 1, 5, 0};
+static const uint32_t sys_descr[] = {1, 3, 6, 1, 2, 1, 1, 1, 0};
+static const uint32_t sys_location[] = {1, 3, 6, 1, 2, 1, 1, 6, 0};
 
-/* What the system GET asks, in this order. */
-enum { SYS_UPTIME, SYS_NAME, SYS_IFNUMBER, SYS_LASTCHANGE, N_SYS };
+/* What the system GET asks, in this order (sysDescr and sysLocation only for the
+ * inventory: labels of the device's definition). */
+enum { SYS_UPTIME, SYS_NAME, SYS_IFNUMBER, SYS_LASTCHANGE, SYS_DESCR, SYS_LOCATION, N_SYS };
 
 static const struct {
     const uint32_t *sub;
@@ -115,6 +118,8 @@ static const struct {
     [SYS_NAME] = {sys_name, KVL_ARRAY_SIZE(sys_name)},
     [SYS_IFNUMBER] = {if_number, KVL_ARRAY_SIZE(if_number)},
     [SYS_LASTCHANGE] = {if_table_last_change, KVL_ARRAY_SIZE(if_table_last_change)},
+    [SYS_DESCR] = {sys_descr, KVL_ARRAY_SIZE(sys_descr)},
+    [SYS_LOCATION] = {sys_location, KVL_ARRAY_SIZE(sys_location)},
 };
 
 /* An interface's metrics: the counters above in their order, then its states. */
@@ -243,6 +248,8 @@ typedef struct device {
     int64_t ifnumber;
     uint32_t lastchange;
     char *sysname;
+    char *sysdescr, *syslocation; /* kept from the last answer that had them */
+    char *ifindexes;              /* the last discovery's reported ifIndexes, for the label */
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
@@ -293,6 +300,7 @@ struct kvl_poller {
     device_t *devs;
     size_t n_devs;
     bool once;
+    bool announced; /* the configured devices went out (event devices_configured) */
     void (*done)(void *arg);
     void *done_arg;
     size_t n_done;
@@ -517,15 +525,29 @@ static void grow(device_t *d)
 static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifaces)
 {
     kvl_batcher_t *b = d->p->b;
-    /* Registered every time (a hash lookup): the sysName label may have changed. */
-    kvl_label_t label = {"sysName", d->sysname};
+    /* Registered every time (a hash lookup): a label may have changed. The labels describe
+     * the device for the collector's inventory; those not known yet are left out. */
+    kvl_label_t labels[6];
+    size_t nl = 0;
+    const struct {
+        const char *key, *value;
+    } known[] = {{"sysName", d->sysname},
+                 {"sysDescr", d->sysdescr},
+                 {"sysLocation", d->syslocation},
+                 {"address", d->cfg->address},
+                 {"ifIndexes", d->ifindexes}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(known); i++) {
+        if (known[i].value != NULL) {
+            labels[nl++] = (kvl_label_t){known[i].key, known[i].value};
+        }
+    }
     kvl_instance_key_t key = {.device = d->cfg->name,
                               .scope = KVL_SCOPE_DEVICE,
                               .instance = "",
                               .family = &dev_family,
                               .interval_s = d->interval_s,
-                              .labels = &label,
-                              .n_labels = d->sysname != NULL ? 1 : 0};
+                              .labels = labels,
+                              .n_labels = nl};
     uint32_t id = d->dev_id = kvl_batcher_instance(b, &key);
     if (id == 0) {
         return;
@@ -815,13 +837,20 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
             snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
         }
         const char *ifname = kvl_ifrow_str(r, X_NAME), *descr = kvl_ifrow_str(r, C_DESCR),
-                   *alias = kvl_ifrow_str(r, X_ALIAS);
+                   *alias = kvl_ifrow_str(r, X_ALIAS), *mac = kvl_ifrow_str(r, C_PHYS);
+        char speed[24] = "";
+        uint64_t bps = 0;
+        if (kvl_ifrow_speed(r, &bps)) {
+            snprintf(speed, sizeof(speed), "%" PRIu64, bps);
+        }
         kvl_label_t labels[] = {
             {"ifIndex", idx},
             {"ifName", ifname != NULL ? ifname : ""},
             {"ifDescr", descr != NULL ? descr : ""},
             {"ifAlias", alias != NULL ? alias : ""},
             {"ifType", type},
+            {"ifSpeed", speed},
+            {"ifPhysAddress", mac != NULL ? mac : ""},
         };
         kvl_instance_key_t key = {.device = d->cfg->name,
                                   .scope = KVL_SCOPE_INTERFACE,
@@ -915,6 +944,38 @@ static void poll_works(device_t *d)
     }
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The device's "ifIndexes" label: the ifIndex of every interface the discovery reported,
+ * sorted, space-separated (the collector's inventory retires the others). Left as it was
+ * when out of memory. */
+static void keep_ifindexes(device_t *d)
+{
+    uint32_t *idx = malloc((d->n_inv > 0 ? d->n_inv : 1) * sizeof(*idx));
+    char *s = malloc(d->n_inv * 11 + 1);
+    if (idx == NULL || s == NULL) {
+        free(idx);
+        free(s);
+        return;
+    }
+    for (size_t i = 0; i < d->n_inv; i++) {
+        idx[i] = d->inv[i].ifindex;
+    }
+    qsort(idx, d->n_inv, sizeof(*idx), cmp_u32);
+    size_t len = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < d->n_inv; i++) {
+        len += (size_t)snprintf(s + len, 12, i > 0 ? " %" PRIu32 : "%" PRIu32, idx[i]);
+    }
+    free(idx);
+    free(d->ifindexes);
+    d->ifindexes = s;
+}
+
 /* The walk is complete: name, filter, keep the inventory, report. */
 static void walk_done(device_t *d)
 {
@@ -929,6 +990,7 @@ static void walk_done(device_t *d)
         return;
     }
     kvl_ifwalk_free_named(nr, d->rows.n);
+    keep_ifindexes(d);
     poll_works(d);
     bool changed = !d->discovered || d->inv_seen != d->rows.n;
     d->discovered = true;
@@ -1301,6 +1363,14 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
                     d->sysname = name;
                     d->have_sysname = true;
                 }
+            } else if ((which == SYS_DESCR || which == SYS_LOCATION) &&
+                       vb->type == KVL_SNMP_T_OCTETS) {
+                char *text = kvl_snmp_text_clean(vb->str, vb->str_len);
+                char **slot = which == SYS_DESCR ? &d->sysdescr : &d->syslocation;
+                if (text != NULL) {
+                    free(*slot);
+                    *slot = text;
+                }
             } else if (which == SYS_IFNUMBER && vb->type == KVL_SNMP_T_INTEGER) {
                 d->have_ifnumber = true;
                 d->ifnumber = vb->integer;
@@ -1483,10 +1553,40 @@ static void device_tick(device_t *d, uint64_t now)
     start_poll(d);
 }
 
+/* Once, at the first tick of a running agent: the event devices_configured names every
+ * device of the configuration (one field "device" each), so that the collector's inventory
+ * retires those no longer polled. */
+static void announce_devices(kvl_poller_t *p)
+{
+    p->announced = true;
+    kvl_label_t *f = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*f));
+    if (f == NULL) {
+        KVL_LOG_ERROR(MOD, NULL, "out of memory: the configured devices not announced");
+        return;
+    }
+    for (size_t i = 0; i < p->n_devs; i++) {
+        f[i] = (kvl_label_t){"device", p->devs[i].cfg->name};
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "%zu SNMP devices configured", p->n_devs);
+    kvl_event_t ev = {.time_ms = kvl_now_ms(),
+                      .device = "",
+                      .kind = "devices_configured",
+                      .severity = KVL_SEV_INFO,
+                      .text = text,
+                      .fields = f,
+                      .n_fields = p->n_devs};
+    kvl_batcher_event(p->b, &ev);
+    free(f);
+}
+
 static void on_sched(uv_timer_t *t)
 {
     kvl_poller_t *p = t->data;
     uint64_t now = uv_now(p->loop);
+    if (!p->announced && !p->once) {
+        announce_devices(p);
+    }
     /* Every device due now, each once (a tick moves its next_due past now); in --poll-once
      * mode each device is polled once and leaves the schedule. */
     for (size_t budget = p->sched.n; budget > 0; budget--) {
@@ -1541,6 +1641,9 @@ static void free_dev_state(device_t *d)
     kvl_ifrows_free(&d->rows);
     free_inventory(d);
     free(d->sysname);
+    free(d->sysdescr);
+    free(d->syslocation);
+    free(d->ifindexes);
     kvl_mg_dev_free(d->mg);
 }
 

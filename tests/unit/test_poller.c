@@ -494,6 +494,7 @@ typedef struct fsample {
 
 typedef struct fevent {
     char device[64], kind[32], text[256];
+    char fields[256]; /* "key=value " each */
     kvl_severity_t severity;
 } fevent_t;
 
@@ -647,6 +648,12 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
     snprintf(e->device, sizeof(e->device), "%s", ev->device);
     snprintf(e->kind, sizeof(e->kind), "%s", ev->kind);
     snprintf(e->text, sizeof(e->text), "%s", ev->text);
+    e->fields[0] = '\0';
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        size_t len = strlen(e->fields);
+        snprintf(e->fields + len, sizeof(e->fields) - len, "%s=%s ", ev->fields[i].key,
+                 ev->fields[i].value);
+    }
     e->severity = ev->severity;
 }
 
@@ -1201,10 +1208,16 @@ static void test_down_and_up(void **state)
         assert_int_equal(nth_sample(reach, i)->v, 0);
     }
     assert_int_equal(count_events("device_down"), 1);
-    assert_int_equal(events[0].severity, KVL_SEV_CRITICAL);
-    assert_string_equal(events[0].device, "fl");
-    assert_non_null(strstr(events[0].text, "timeout after 2 tries to 127.0.0.1:161"));
-    assert_null(strstr(events[0].text, "secret")); /* never the community */
+    const fevent_t *down = find_event("fl", "device_down");
+    assert_non_null(down);
+    assert_int_equal(down->severity, KVL_SEV_CRITICAL);
+    assert_non_null(strstr(down->text, "timeout after 2 tries to 127.0.0.1:161"));
+    assert_null(strstr(down->text, "secret")); /* never the community */
+    /* the configured devices, named once at the start (the collector's inventory) */
+    assert_int_equal(count_events("devices_configured"), 1);
+    const fevent_t *conf = find_event("", "devices_configured");
+    assert_non_null(conf);
+    assert_string_equal(conf->fields, "device=fl device=ok ");
     assert_int_equal(count_samples(series_id("fl", "Gi0/1", "in_octets")), 0);
 
     d->dead = false;
