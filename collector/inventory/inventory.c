@@ -33,6 +33,40 @@ static size_t usable(const void *p)
     return p != NULL ? malloc_usable_size((void *)p) : 0;
 }
 
+/* Whether s is well-formed UTF-8 (the files and the API are JSON: names and labels that are
+ * not cannot be kept). */
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        unsigned c = *p++;
+        int more;
+        unsigned min;
+        if (c < 0x80) {
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            more = 1, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3, min = 0x10000;
+        } else {
+            return false;
+        }
+        unsigned v = c & (0x3fu >> more);
+        for (int i = 0; i < more; i++, p++) {
+            if ((*p & 0xc0) != 0x80) {
+                return false;
+            }
+            v = (v << 6) | (*p & 0x3fu);
+        }
+        if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static uint32_t fnv(uint32_t h, const char *s)
 {
     for (; *s != '\0'; s++) {
@@ -132,7 +166,7 @@ inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, b
 {
     if (inv->last_agent < inv->n_agents && strcmp(inv->agents[inv->last_agent]->id, id) == 0) {
         inv_agent_t *a = inv->agents[inv->last_agent];
-        if (site != NULL && strcmp(a->site, site) != 0) {
+        if (site != NULL && strcmp(a->site, site) != 0 && utf8_ok(site)) {
             char *s = strdup(site);
             if (s != NULL) {
                 inv->bytes += usable(s) - usable(a->site);
@@ -153,7 +187,7 @@ inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, b
     }
     inv_agent_t *a = calloc(1, sizeof(*a));
     if (a == NULL || (a->id = strdup(id)) == NULL ||
-        (a->site = strdup(site != NULL ? site : "")) == NULL) {
+        (a->site = strdup(site != NULL && utf8_ok(site) ? site : "")) == NULL) {
         if (a != NULL) {
             free(a->id);
         }
@@ -221,6 +255,27 @@ const char *inv_label(const inv_entry_t *e, const char *key)
     return NULL;
 }
 
+/* A label worth keeping: key and value present, well-formed UTF-8, the key short. */
+static bool label_ok(const kvl_label_t *l)
+{
+    return l->key != NULL && l->value != NULL && strlen(l->key) <= 128 && utf8_ok(l->key) &&
+           utf8_ok(l->value);
+}
+
+/* A value's length cut to KVL_INV_LABEL_MAX bytes, never inside a UTF-8 sequence. */
+static size_t cut_len(const char *v)
+{
+    size_t n = strnlen(v, KVL_INV_LABEL_MAX + 1);
+    if (n <= KVL_INV_LABEL_MAX) {
+        return n;
+    }
+    n = KVL_INV_LABEL_MAX;
+    while (n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80) {
+        n--;
+    }
+    return n;
+}
+
 /* Merges labels into e: a key given replaces its value (cut to KVL_INV_LABEL_MAX bytes), a
  * key not given is kept; each changed value is recorded (unless `quiet`). "ifIndexes" is
  * not kept. Returns 1 when something changed, 0 when not, or KVL_ENOMEM. */
@@ -229,7 +284,7 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
 {
     size_t cap = e->labels_len;
     for (size_t i = 0; i < n; i++) {
-        if (l[i].key == NULL || l[i].value == NULL) {
+        if (!label_ok(&l[i])) {
             continue;
         }
         cap += strlen(l[i].key) + 2 + strnlen(l[i].value, KVL_INV_LABEL_MAX);
@@ -248,11 +303,11 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
         p = v + strlen(v) + 1;
         const char *nv = v;
         for (size_t j = 0; j < n; j++) {
-            if (l[j].key != NULL && l[j].value != NULL && strcmp(l[j].key, k) == 0) {
+            if (label_ok(&l[j]) && strcmp(l[j].key, k) == 0) {
                 nv = l[j].value;
             }
         }
-        size_t kl = strlen(k), vl = strnlen(nv, KVL_INV_LABEL_MAX);
+        size_t kl = strlen(k), vl = cut_len(nv);
         if (nv != v && (strlen(v) != vl || memcmp(v, nv, vl) != 0)) {
             changed = 1;
             if (!quiet) {
@@ -273,18 +328,18 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
     /* the new keys */
     for (size_t j = 0; j < n; j++) {
         const char *k = l[j].key, *v = l[j].value;
-        if (k == NULL || v == NULL || k[0] == '\0' || strcmp(k, LABEL_IFINDEXES) == 0 ||
+        if (!label_ok(&l[j]) || k[0] == '\0' || strcmp(k, LABEL_IFINDEXES) == 0 ||
             inv_label(e, k) != NULL || nl >= KVL_INV_LABELS_MAX) {
             continue;
         }
         bool dup = false;
         for (size_t i = 0; i < j && !dup; i++) {
-            dup = l[i].key != NULL && strcmp(l[i].key, k) == 0;
+            dup = label_ok(&l[i]) && strcmp(l[i].key, k) == 0;
         }
         if (dup) {
             continue;
         }
-        size_t kl = strlen(k), vl = strnlen(v, KVL_INV_LABEL_MAX);
+        size_t kl = strlen(k), vl = cut_len(v);
         memcpy(blob + len, k, kl + 1);
         len += kl + 1;
         memcpy(blob + len, v, vl);
@@ -453,8 +508,10 @@ int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *si
         return 0;
     }
     if (agent == NULL || agent[0] == '\0' || d->device == NULL || d->device[0] == '\0' ||
-        (d->scope == KVL_SCOPE_INTERFACE && (d->instance == NULL || d->instance[0] == '\0'))) {
-        return KVL_EINVAL;
+        (d->scope == KVL_SCOPE_INTERFACE && (d->instance == NULL || d->instance[0] == '\0')) ||
+        !utf8_ok(agent) || (site != NULL && !utf8_ok(site)) || !utf8_ok(d->device) ||
+        (d->scope == KVL_SCOPE_INTERFACE && !utf8_ok(d->instance))) {
+        return KVL_EINVAL; /* no name, or one that JSON cannot hold */
     }
     inv_agent_t *a = inv_agent(inv, agent, site, true);
     if (a == NULL) {
@@ -525,6 +582,9 @@ void kvl_inventory_seen(kvl_inventory_t *inv, const char *agent, const char *sit
 int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char *site,
                              const char *const *devices, size_t n, int64_t t_ms)
 {
+    if (agent == NULL || agent[0] == '\0' || !utf8_ok(agent) || (site != NULL && !utf8_ok(site))) {
+        return KVL_EINVAL;
+    }
     inv_agent_t *a = inv_agent(inv, agent, site, true);
     if (a == NULL) {
         return KVL_ENOMEM;

@@ -75,14 +75,15 @@ void kvl_inventory_free(kvl_inventory_t *inv);
 extern const kvl_sink_t kvl_inventory_sink;
 
 /* What the sink does, for tests and tools. A definition of scope device or interface (its
- * labels, if any) seen at t_ms from agent (at site). Other scopes are ignored. Returns 0,
- * KVL_EINVAL for a definition without a device name, or KVL_ENOMEM. */
+ * labels, if any) seen at t_ms from agent (at site). Other scopes are ignored; labels that
+ * are not well-formed UTF-8 are left out. Returns 0, KVL_EINVAL for a definition without a
+ * device (or interface) name or with names or ids that are not UTF-8, or KVL_ENOMEM. */
 int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
                          const kvl_series_def_t *d, int64_t t_ms);
 /* The agent reported at t_ms. */
 void kvl_inventory_seen(kvl_inventory_t *inv, const char *agent, const char *site, int64_t t_ms);
 /* The agent's configuration holds exactly these devices (at t_ms): the others are retired,
- * these brought back. Returns 0 or KVL_ENOMEM. */
+ * these brought back. Returns 0, KVL_EINVAL (no agent id, or not UTF-8) or KVL_ENOMEM. */
 int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char *site,
                              const char *const *devices, size_t n, int64_t t_ms);
 /* Deletes a device's entry and its interfaces (not its archives). Returns 0, KVL_EINVAL

@@ -155,11 +155,13 @@ static int apply_record(kvl_inventory_t *inv, const json_t *rec)
     }
     const json_t *i = json_object_get(rec, "i");
     const json_t *l = json_object_get(rec, "l");
-    int64_t f = int_of(rec, "f"), ls = int_of(rec, "ls"), r = int_of(rec, "r");
+    const json_t *jf = json_object_get(rec, "f"), *jls = json_object_get(rec, "ls");
+    int64_t r = int_of(rec, "r");
     if (strcmp(t, "entry") != 0 || (i != NULL && !json_is_string(i)) || !json_is_object(l) ||
-        f < 0 || ls < 0 || r < 0) {
+        !json_is_integer(jf) || !json_is_integer(jls) || r < 0) {
         return -1;
     }
+    int64_t f = (int64_t)json_integer_value(jf), ls = (int64_t)json_integer_value(jls);
     return inv_restore_entry(inv, a, s, d, json_string_value(i), l, f, ls, r) == 0 ? 0 : -1;
 }
 

@@ -301,6 +301,18 @@ static void test_keeps_and_answers(void **state)
     assert_int_equal(r.status, 404);
     json_decref(r.body);
 
+    /* names JSON cannot hold are refused, labels it cannot hold left out */
+    kvl_series_def_t bad = {.device = "r\xff", .scope = KVL_SCOPE_DEVICE, .instance = ""};
+    assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &bad, g_now), KVL_EINVAL);
+    kvl_label_t odd[] = {{"sysName", "ok"}, {"sysDescr", "\xc3\x28"}};
+    kvl_series_def_t dev3 = {
+        .device = "rtr3", .scope = KVL_SCOPE_DEVICE, .instance = "", .labels = odd, .n_labels = 2};
+    assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &dev3, g_now), 0);
+    d = device_of("ag1", "rtr3");
+    assert_string_equal(json_string_value(json_object_get(d, "sysName")), "ok");
+    assert_true(json_is_null(json_object_get(d, "sysDescr")));
+    json_decref(d);
+
     /* roles: reading is for viewers, forgetting for admins */
     assert_int_equal(route_for("GET", "/api/v1/devices")->role, KVL_ROLE_VIEWER);
     assert_int_equal(route_for("GET", "/api/v1/search")->role, KVL_ROLE_VIEWER);
