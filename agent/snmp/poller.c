@@ -250,6 +250,8 @@ typedef struct device {
     char *sysname;
     char *sysdescr, *syslocation; /* kept from the last answer that had them */
     char *ifindexes;              /* the last discovery's reported ifIndexes, for the label */
+    char *model, *serial;         /* ENTITY-MIB, first chassis entry, read at discovery */
+    unsigned ent_requests;        /* of the discovery's ENTITY-MIB look-up */
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
@@ -527,15 +529,14 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
     kvl_batcher_t *b = d->p->b;
     /* Registered every time (a hash lookup): a label may have changed. The labels describe
      * the device for the collector's inventory; those not known yet are left out. */
-    kvl_label_t labels[6];
+    kvl_label_t labels[8];
     size_t nl = 0;
     const struct {
         const char *key, *value;
-    } known[] = {{"sysName", d->sysname},
-                 {"sysDescr", d->sysdescr},
-                 {"sysLocation", d->syslocation},
-                 {"address", d->cfg->address},
-                 {"ifIndexes", d->ifindexes}};
+    } known[] = {
+        {"sysName", d->sysname},      {"sysDescr", d->sysdescr}, {"sysLocation", d->syslocation},
+        {"address", d->cfg->address}, {"model", d->model},       {"serial", d->serial},
+        {"ifIndexes", d->ifindexes}};
     for (size_t i = 0; i < KVL_ARRAY_SIZE(known); i++) {
         if (known[i].value != NULL) {
             labels[nl++] = (kvl_label_t){known[i].key, known[i].value};
@@ -912,6 +913,110 @@ static void interfaces_done(device_t *d)
     send_group(d);
 }
 
+/* --- ENTITY-MIB at discovery: model and serial of the first chassis entry -------------------- */
+
+/* entPhysicalClass, entPhysicalSerialNum and entPhysicalModelName (numerically: no MIB). */
+static const uint32_t ent_class[] = {1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5};
+#define ENT_COL 11          /* where the column number is in those OIDs */
+#define ENT_SERIAL 11       /* entPhysicalSerialNum */
+#define ENT_MODEL 13        /* entPhysicalModelName */
+#define ENT_CHASSIS 3       /* PhysicalClass chassis(3) */
+#define ENT_MAX_REQUESTS 16 /* entries looked at: chassis entries come first in practice */
+
+static void entity_done(device_t *d)
+{
+    report_device(d, true, d->t_sys, (long)d->n_inv);
+    interfaces_done(d);
+}
+
+static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
+
+/* Asks for the entPhysicalClass value after the OID in req_oids[0]: GETNEXT, one varbind, so
+ * that the look-up never meets a tooBig nor moves the walk's adaptive size. */
+static void send_entity_next(device_t *d)
+{
+    dev_send(d, KVL_SNMP_GETNEXT, 1, 0, -1, on_entity_class);
+}
+
+/* Looks for the first chassis entry among the first ENT_MAX_REQUESTS entries; a device without
+ * ENTITY-MIB (the walk leaves the column at once) simply has no model and serial. */
+static void start_entity(device_t *d)
+{
+    d->ent_requests = 0;
+    kvl_snmp_oid_set(&d->w->req_oids[0], ent_class, KVL_ARRAY_SIZE(ent_class));
+    send_entity_next(d);
+}
+
+/* Keeps s (an OCTET STRING, cleaned) in *slot; an empty one is none. */
+static void keep_text(char **slot, const kvl_snmp_vb_t *vb)
+{
+    char *t = vb->type == KVL_SNMP_T_OCTETS ? kvl_snmp_text_clean(vb->str, vb->str_len) : NULL;
+    if (t != NULL && t[0] == '\0') {
+        free(t);
+        t = NULL;
+    }
+    free(*slot);
+    *slot = t;
+}
+
+static void on_entity_details(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status == KVL_SNMP_RESPONSE && res->error_status == KVL_SNMP_ERR_NONE) {
+        for (size_t i = 0; i < res->n_vbs; i++) {
+            const kvl_snmp_vb_t *vb = &res->vbs[i];
+            if (vb->oid.len == KVL_ARRAY_SIZE(ent_class) + 1 && vb->oid.sub[ENT_COL] == ENT_MODEL) {
+                keep_text(&d->model, vb);
+            } else if (vb->oid.len == KVL_ARRAY_SIZE(ent_class) + 1 &&
+                       vb->oid.sub[ENT_COL] == ENT_SERIAL) {
+                keep_text(&d->serial, vb);
+            }
+        }
+    }
+    entity_done(d);
+}
+
+static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    const size_t clen = KVL_ARRAY_SIZE(ent_class);
+    if (res->status != KVL_SNMP_RESPONSE || res->error_status != KVL_SNMP_ERR_NONE ||
+        res->n_vbs == 0) {
+        entity_done(d); /* no answer, or (v1) noSuchName: no ENTITY-MIB */
+        return;
+    }
+    kvl_snmp_oid_t *cur = &d->w->req_oids[0];
+    for (size_t i = 0; i < res->n_vbs; i++) {
+        const kvl_snmp_vb_t *vb = &res->vbs[i];
+        if (vb->oid.len != clen + 1 ||
+            memcmp(vb->oid.sub, ent_class, clen * sizeof(uint32_t)) != 0 ||
+            (cur->len == clen + 1 && vb->oid.sub[clen] <= cur->sub[clen])) {
+            entity_done(d); /* past the column (or not increasing): no chassis */
+            return;
+        }
+        if (vb->type == KVL_SNMP_T_INTEGER && vb->integer == ENT_CHASSIS) {
+            uint32_t idx = vb->oid.sub[clen];
+            uint32_t sub[KVL_ARRAY_SIZE(ent_class) + 1];
+            memcpy(sub, ent_class, sizeof(ent_class));
+            sub[clen] = idx;
+            sub[ENT_COL] = ENT_MODEL;
+            kvl_snmp_oid_set(&d->w->req_oids[0], sub, clen + 1);
+            sub[ENT_COL] = ENT_SERIAL;
+            kvl_snmp_oid_set(&d->w->req_oids[1], sub, clen + 1);
+            dev_send(d, KVL_SNMP_GET, 2, 0, -1, on_entity_details);
+            return;
+        }
+        *cur = vb->oid;
+    }
+    if (++d->ent_requests >= ENT_MAX_REQUESTS) {
+        entity_done(d);
+        return;
+    }
+    send_entity_next(d);
+}
+
 /* --- the walk and the GETs ------------------------------------------------------------------- */
 
 /* The interface part of a poll failed: the device is up, its interfaces unknown this time. */
@@ -1020,8 +1125,7 @@ static void walk_done(device_t *d)
                   "discovery done: %zu interfaces (%zu reported) in %u requests, "
                   "max-repetitions now %u",
                   d->rows.n, d->n_inv, d->requests, d->reps_cap);
-    report_device(d, true, d->t_sys, (long)d->n_inv);
-    interfaces_done(d);
+    start_entity(d); /* then the device's report and the rest of the poll */
 }
 
 /* Ends the poll for a result that carries no data (timeout, send failure, Report).
@@ -1644,6 +1748,8 @@ static void free_dev_state(device_t *d)
     free(d->sysdescr);
     free(d->syslocation);
     free(d->ifindexes);
+    free(d->model);
+    free(d->serial);
     kvl_mg_dev_free(d->mg);
 }
 

@@ -52,9 +52,30 @@ def sys_text(records, oid):
     return walkfile.as_text(v.raw)
 
 
+ENT_CLASS = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5)
+ENT_LOOKED_AT = 16  # poller.c ENT_MAX_REQUESTS: entries looked at for the first chassis
+
+
+def entity(records):
+    """(model, serial) of the first chassis(3) entPhysicalEntry among the first
+    ENT_LOOKED_AT, as the poller reads them at discovery; None for absent or empty."""
+    rows = sorted(o for o in records if len(o) == len(ENT_CLASS) + 1 and o[:-1] == ENT_CLASS)
+    for oid in rows[:ENT_LOOKED_AT]:
+        v = records[oid]
+        if v.tag == "2" and v.num == 3:
+            idx = oid[-1]
+            out = []
+            for col in (13, 11):
+                t = sys_text(records, ENT_CLASS[:-1] + (col, idx))
+                out.append(t if t else None)
+            return tuple(out)
+    return None, None
+
+
 def expected(folder, dev):
     records = walkfile.parse_snmprec(os.path.join(folder, dev + ".snmprec"))[0]
     want = {k: sys_text(records, oid) for k, oid in SYS.items()}
+    want["model"], want["serial"] = entity(records)
     ifs = {}
     for i in walkfile.interfaces(records, "2c"):
         row = i.row
@@ -121,8 +142,9 @@ def check(url, token, agent, site, folder, devices):
     if problems:
         print("\n".join(problems[:40]))
         return 1
-    print("%d devices, %d interfaces as recorded" % (
-        len(devices), sum(len(expected(folder, d)[1]) for d in devices)))
+    print("%d devices (%d with a chassis model), %d interfaces as recorded" % (
+        len(devices), sum(1 for d in devices if expected(folder, d)[0]["model"]),
+        sum(len(expected(folder, d)[1]) for d in devices)))
     return 0
 
 

@@ -42,9 +42,18 @@ ADMIN=$("$KVL_COLLECTOR" -c "$CFG" --add-token boss --role admin 2>>"$KVL_TMP/lo
     || kvl_fail "--add-token boss failed"
 URL=http://127.0.0.1:$HTTP_PORT
 
+# start_collector: the collector, and its HTTP server answering (it starts after the ingest)
+_http_up() {
+    [ "$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' "$URL/api/v1/status")" = 401 ]
+}
+start_collector() {
+    kvl_start_collector collector "$CFG"
+    COL=$KVL_LAST_PID
+    kvl_wait_until 30 "the HTTP server to answer" _http_up
+}
+
 kvl_start_snmpsim "$KVL_SNMPREC" "$SNMP_PORT"
-kvl_start_collector collector "$CFG"
-COL=$KVL_LAST_PID
+start_collector
 
 AGENT_CFG=$KVL_TMP/agent.yaml
 write_agent() { # the devices given
@@ -102,8 +111,7 @@ expect 404 "an unknown device" -H "Authorization: Bearer $VIEW" "$URL/api/v1/dev
     || kvl_fail "cannot read the inventory"
 kvl_stop "$AG" || kvl_fail "the agent did not stop"
 kvl_stop "$COL" || kvl_fail "the collector did not stop"
-kvl_start_collector collector "$CFG"
-COL=$KVL_LAST_PID
+start_collector
 "$KVL_PY" "$CHECK" same "$URL" "$VIEW" inv-agent "$KVL_TMP/before.json" >"$KVL_TMP/same.out" 2>&1 \
     || kvl_fail "the inventory changed across a collector restart: $(cat "$KVL_TMP/same.out")"
 kvl_log "the inventory is the same after the collector's restart"
@@ -135,8 +143,7 @@ kvl_stop "$COL" || kvl_fail "the collector did not stop"
 rc=0
 "$KVL_COLLECTOR" -c "$CFG" --forget-device "inv-agent/${DEVS[2]}" 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || kvl_fail "--forget-device of an unknown device: exit $rc, expected 1"
-kvl_start_collector collector "$CFG"
-COL=$KVL_LAST_PID
+start_collector
 expect 404 "a device forgotten by --forget-device" -H "Authorization: Bearer $VIEW" \
     "$URL/api/v1/devices/inv-agent/${DEVS[2]}"
 expect 404 "the device forgotten by DELETE, after a restart" -H "Authorization: Bearer $VIEW" \
