@@ -176,10 +176,19 @@ inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, b
         }
         return a;
     }
-    for (size_t i = 0; i < inv->n_agents; i++) {
-        if (strcmp(inv->agents[i]->id, id) == 0) {
-            inv->last_agent = i;
+    /* agents are kept sorted by id: a binary search, then the insertion point */
+    size_t lo = 0, hi = inv->n_agents;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(inv->agents[mid]->id, id);
+        if (c == 0) {
+            inv->last_agent = mid;
             return inv_agent(inv, id, site, create);
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     if (!create) {
@@ -194,15 +203,17 @@ inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, b
         free(a);
         return NULL;
     }
-    size_t n = inv->n_agents;
     if (push_ptr((void ***)&inv->agents, &inv->n_agents, &inv->cap_agents, a, &inv->bytes) != 0) {
         free(a->id);
         free(a->site);
         free(a);
         return NULL;
     }
+    memmove(&inv->agents[lo + 1], &inv->agents[lo],
+            (inv->n_agents - 1 - lo) * sizeof(*inv->agents));
+    inv->agents[lo] = a;
     inv->bytes += usable(a) + usable(a->id) + usable(a->site);
-    inv->last_agent = n;
+    inv->last_agent = lo;
     return a;
 }
 

@@ -595,6 +595,30 @@ static void test_sink_batch(void **state)
     json_decref(d);
 }
 
+/* Many agents, arriving in no order: each found again (they are kept sorted). */
+static void test_many_agents(void **state)
+{
+    fixture_t *f = *state;
+    char agent[32], query[64];
+    for (unsigned i = 0; i < 300; i++) {
+        snprintf(agent, sizeof(agent), "agent-%03u", (i * 7919u) % 300u);
+        def_device(f->inv, agent, "rtr", "rtr", NULL);
+    }
+    kvl_inventory_stats_t st;
+    kvl_inventory_stats(f->inv, &st);
+    assert_int_equal(st.agents, 300);
+    for (unsigned i = 0; i < 300; i++) {
+        snprintf(query, sizeof(query), "agent=agent-%03u", i);
+        kvl_http_resp_t r = call("GET", "/api/v1/devices", query);
+        assert_int_equal(json_integer_value(json_object_get(r.body, "total")), 1);
+        json_decref(r.body);
+    }
+    def_device(f->inv, "agent-150", "rtr", "rtr", NULL);
+    kvl_inventory_stats(f->inv, &st);
+    assert_int_equal(st.agents, 300);
+    assert_int_equal(st.devices, 300);
+}
+
 /* 2,000 devices x 50 interfaces with the poller's labels: what it holds. */
 static void test_memory(void **state)
 {
@@ -640,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changes_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
