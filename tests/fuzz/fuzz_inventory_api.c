@@ -6,11 +6,11 @@
  * definitions and events agents send (kvl_inventory_define, kvl_inventory_configured,
  * kvl_inventory_forget with names and labels from the input).
  *
- * The first byte chooses what the rest is. Checked beyond "no crash": every refusal has a
- * sentence; an accepted query's limit is within its bounds and its q 1-200 bytes without
- * control characters; an inventory loaded from any records, or built from any definitions,
- * holds the same agents, devices, interfaces and retirements once written and opened
- * again (its snapshot is its state).
+ * Files go to a folder under /dev/shm (else /tmp). The first byte chooses what the rest is. Checked
+ * beyond "no crash": every refusal has a sentence; an accepted query's limit is within its bounds
+ * and its q 1-200 bytes without control characters; an inventory loaded from any records, or built
+ * from any definitions, holds the same agents, devices, interfaces and retirements once written and
+ * opened again (its snapshot is its state).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -233,7 +233,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (g_dir[0] == '\0') {
         kvl_log_level = -1; /* quiet: most inputs are damaged */
-        snprintf(g_dir, sizeof(g_dir), "/tmp/kvl-fuzz-inventory-XXXXXX");
+        /* tmpfs when there is one: every input writes and syncs a snapshot twice */
+        snprintf(g_dir, sizeof(g_dir), "%s/kvl-fuzz-inventory-XXXXXX",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         CHECK(mkdtemp(g_dir) != NULL);
     }
     if (size < 1) {
