@@ -420,6 +420,7 @@ int inv_store_open(kvl_inventory_t *inv, char *err, size_t errlen)
     static const char *const names[] = {"inventory.snap", "inventory.log", "changes.1.log",
                                         "changes.log"};
     uint64_t gen = 0;
+    bool snap_ok = false, log_empty = false, ch_torn = false;
     for (size_t i = 0; i < KVL_ARRAY_SIZE(names); i++) {
         path_of(inv, names[i], path, sizeof(path));
         bool changes = i >= 2;
@@ -430,16 +431,26 @@ int inv_store_open(kvl_inventory_t *inv, char *err, size_t errlen)
         }
         if (i == 0) {
             gen = sc.gen;
-        }
-        if (i == 3) {
+            snap_ok = sc.has_head && sc.damaged == 0 && !sc.torn;
+        } else if (i == 1) {
+            log_empty =
+                sc.has_head && sc.gen == gen && sc.records == 0 && sc.damaged == 0 && !sc.torn;
+        } else if (i == 3) {
             inv->ch_lines = sc.records + sc.damaged;
+            ch_torn = sc.torn;
         }
         inv->damaged += sc.damaged;
         report(path, &sc);
     }
     inv->loading = false;
     inv->gen = gen;
-    if (inv_store_compact(inv) != 0) {
+    /* A sound snapshot and an empty log of its generation: appended to as they are; else
+     * the state is written again (the log folded in, damage and torn tails left behind). */
+    if (snap_ok && log_empty) {
+        path_of(inv, "inventory.log", path, sizeof(path));
+        inv->log_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
+    if (inv->log_fd < 0 && inv_store_compact(inv) != 0) {
         snprintf(err, errlen, "inventory: cannot write in %s: %s", inv->dir, strerror(errno));
         return KVL_EIO;
     }
@@ -448,6 +459,10 @@ int inv_store_open(kvl_inventory_t *inv, char *err, size_t errlen)
     if (inv->ch_file == NULL) {
         snprintf(err, errlen, "inventory: cannot open %s: %s", path, strerror(errno));
         return KVL_EIO;
+    }
+    if (ch_torn) {
+        fputc('\n', inv->ch_file); /* the torn line ends here, a damaged line skipped later */
+        fflush(inv->ch_file);
     }
     return 0;
 }

@@ -407,6 +407,27 @@ static void test_restore(void **state)
                         "second alias");
     json_decref(before);
     json_decref(after);
+
+    /* opened again with nothing to fold in, it appends to its log: a copy of the folder
+     * taken while it runs (a crash) has what was appended */
+    reopen(f);
+    g_now += 60000;
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/1", 1, "third alias");
+    fixture_t crash = *f;
+    int n = snprintf(crash.dir, sizeof(crash.dir), "%s/copy", f->dir);
+    assert_true(n > 0 && (size_t)n < sizeof(crash.dir));
+    n = snprintf(cmd, sizeof(cmd), "mkdir '%s' && cp '%s'/*.snap '%s'/*.log '%s'/", crash.dir,
+                 f->dir, f->dir, crash.dir);
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
+    assert_int_equal(system(cmd), 0);
+    kvl_inventory_t *copy = open_inv(&crash);
+    after = device_of("ag1", "rtr1");
+    assert_string_equal(json_string_value(json_object_get(iface_of(after, "Gi0/1"), "ifAlias")),
+                        "third alias");
+    assert_int_equal(json_array_size(json_object_get(after, "changes")), 2);
+    json_decref(after);
+    kvl_inventory_free(copy);
+    reopen(f); /* the routes back to f's inventory */
 }
 
 static size_t lines_of(const char *dir, const char *name)
