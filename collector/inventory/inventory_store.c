@@ -9,11 +9,12 @@
  *                    forgotten device ({"t":"forget"}) since the snapshot of generation N
  *                    (a log of another generation is ignored: the snapshot has it); not
  *                    synced per line (what the kernel holds survives the collector), a
- *                    snapshot replaces it at each start, at the stop and every
- *                    COMPACT_RECORDS records;
+ *                    snapshot replaces it at a start that finds records (or damage) in
+ *                    it or in the snapshot, at the stop and every COMPACT_RECORDS records;
  *   changes.log      the label changes, one per line, rotated to changes.1.log when it has
  *                    changes_max lines, so the two hold at least the newest changes_max.
- * Loading skips damaged lines (counted, logged once per file) and drops a torn last line.
+ * Loading skips damaged lines (counted, logged once per file) and drops a torn last line (in
+ * changes.log, ended with a newline so that the next change starts a line of its own).
  */
 #include "inventory_int.h"
 
