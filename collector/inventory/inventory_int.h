@@ -1,5 +1,5 @@
 /*
- * inventory_int.h — the inventory's insides, shared by its files (inventory.c the model and
+ * inventory_int.h — the inventory's insides, shared by its files (inventory_core.c the model and
  * the sink, inventory_store.c the files, inventory_api.c the HTTP routes); see inventory.h.
  */
 #ifndef KVL_INVENTORY_INT_H
@@ -67,7 +67,7 @@ struct kvl_inventory {
     bool io_failed_logged;
 };
 
-/* inventory.c */
+/* inventory_core.c */
 int64_t inv_now(const kvl_inventory_t *inv);
 inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, bool create);
 inv_entry_t *inv_find(const kvl_inventory_t *inv, const char *agent, const char *device,

@@ -1,5 +1,5 @@
 /*
- * inventory.c — the inventory's model and its sink (inventory.h): agents, their devices and
+ * inventory_core.c — the inventory's model and its sink (inventory.h): agents, their devices and
  * the devices' interfaces in one hash by (agent, device, instance), labels merged as
  * definitions bring them (a key given replaces its value, a key not given is kept: a
  * device down at the agent's start reports no sysName, which is no change), every
