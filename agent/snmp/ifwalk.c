@@ -44,7 +44,7 @@ static const column_t columns[N_COLS] = {
 static char *hex_bytes(const uint8_t *b, size_t n)
 {
     n = n > 64 ? 64 : n;
-    char *s = malloc(n > 0 ? n * 3 : 1);
+    char *s = malloc(n * 3 + 1);
     if (s == NULL) {
         return NULL;
     }
