@@ -36,7 +36,9 @@
  *
  * Memory: one block per entry (names and labels inside it) and a hash slot; about 330
  * bytes per interface with the poller's seven labels, so 2,000 devices x 50 interfaces
- * hold about 33 MB (tests/unit/test_inventory.c measures it).
+ * hold about 33 MB (tests/unit/test_inventory.c measures it). An entry's labels are at most
+ * KVL_INV_LABELS_BYTES, and entries come only from definitions the ingest accepted (its
+ * max_series_per_agent), so a hostile agent cannot make the inventory hold more.
  *
  * Threads: everything on the loop's thread.
  */
@@ -53,6 +55,7 @@
 #define KVL_INV_CHANGES_MAX 20000 /* label changes kept */
 #define KVL_INV_LABELS_MAX 32     /* labels kept per entry (more are dropped) */
 #define KVL_INV_LABEL_MAX 1024    /* bytes of a label's value kept (longer: cut) */
+#define KVL_INV_LABELS_BYTES 4096 /* bytes of one entry's labels (an update beyond: not kept) */
 
 typedef struct kvl_inventory kvl_inventory_t;
 typedef struct kvl_http kvl_http_t;

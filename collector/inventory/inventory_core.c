@@ -287,26 +287,14 @@ static size_t cut_len(const char *v)
     return n;
 }
 
-/* Merges labels into e: a key given replaces its value (cut to KVL_INV_LABEL_MAX bytes), a
- * key not given is kept; each changed value is recorded (unless `quiet`). "ifIndexes" is
- * not kept. Returns 1 when something changed, 0 when not, or KVL_ENOMEM. */
-static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t *l, size_t n,
-                        int64_t t_ms, bool quiet)
+/* The merge of labels into e (see labels_merge) written to blob, or only measured (blob NULL:
+ * nothing recorded either). Sets *len and *nl; returns whether a value changed. */
+static bool merge_into(kvl_inventory_t *inv, const inv_entry_t *e, const kvl_label_t *l, size_t n,
+                       int64_t t_ms, bool quiet, char *blob, size_t *len, uint16_t *nl)
 {
-    size_t cap = e->labels_len;
-    for (size_t i = 0; i < n; i++) {
-        if (!label_ok(&l[i])) {
-            continue;
-        }
-        cap += strlen(l[i].key) + 2 + strnlen(l[i].value, KVL_INV_LABEL_MAX);
-    }
-    char *blob = malloc(cap > 0 ? cap : 1);
-    if (blob == NULL) {
-        return KVL_ENOMEM;
-    }
-    size_t len = 0;
-    uint16_t nl = 0;
-    int changed = 0;
+    bool changed = false;
+    *len = 0;
+    *nl = 0;
     /* the old ones, with their new values where given */
     const char *p = e->labels;
     for (uint16_t i = 0; i < e->n_labels; i++) {
@@ -316,12 +304,13 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
         for (size_t j = 0; j < n; j++) {
             if (label_ok(&l[j]) && strcmp(l[j].key, k) == 0) {
                 nv = l[j].value;
+                break;
             }
         }
         size_t kl = strlen(k), vl = cut_len(nv);
         if (nv != v && (strlen(v) != vl || memcmp(v, nv, vl) != 0)) {
-            changed = 1;
-            if (!quiet) {
+            changed = true;
+            if (blob != NULL && !quiet) {
                 char cut[KVL_INV_LABEL_MAX + 1];
                 memcpy(cut, nv, vl);
                 cut[vl] = '\0';
@@ -329,18 +318,19 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
                                 e->dev != NULL ? e->name : "", k, v, cut);
             }
         }
-        memcpy(blob + len, k, kl + 1);
-        len += kl + 1;
-        memcpy(blob + len, nv, vl);
-        blob[len + vl] = '\0';
-        len += vl + 1;
-        nl++;
+        if (blob != NULL) {
+            memcpy(blob + *len, k, kl + 1);
+            memcpy(blob + *len + kl + 1, nv, vl);
+            blob[*len + kl + 1 + vl] = '\0';
+        }
+        *len += kl + vl + 2;
+        (*nl)++;
     }
     /* the new keys */
     for (size_t j = 0; j < n; j++) {
         const char *k = l[j].key, *v = l[j].value;
         if (!label_ok(&l[j]) || k[0] == '\0' || strcmp(k, LABEL_IFINDEXES) == 0 ||
-            inv_label(e, k) != NULL || nl >= KVL_INV_LABELS_MAX) {
+            inv_label(e, k) != NULL || *nl >= KVL_INV_LABELS_MAX) {
             continue;
         }
         bool dup = false;
@@ -351,25 +341,49 @@ static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t 
             continue;
         }
         size_t kl = strlen(k), vl = cut_len(v);
-        memcpy(blob + len, k, kl + 1);
-        len += kl + 1;
-        memcpy(blob + len, v, vl);
-        blob[len + vl] = '\0';
-        len += vl + 1;
-        nl++;
-        changed = 1;
-        if (!quiet && e->labels != NULL) { /* a key added to what was known */
-            char cut[KVL_INV_LABEL_MAX + 1];
-            memcpy(cut, v, vl);
-            cut[vl] = '\0';
-            inv_change_push(inv, t_ms, e->agent->id, entry_device(e), e->dev != NULL ? e->name : "",
-                            k, "", cut);
+        if (blob != NULL) {
+            memcpy(blob + *len, k, kl + 1);
+            memcpy(blob + *len + kl + 1, v, vl);
+            blob[*len + kl + 1 + vl] = '\0';
+            if (!quiet && e->labels != NULL) { /* a key added to what was known */
+                char cut[KVL_INV_LABEL_MAX + 1];
+                memcpy(cut, v, vl);
+                cut[vl] = '\0';
+                inv_change_push(inv, t_ms, e->agent->id, entry_device(e),
+                                e->dev != NULL ? e->name : "", k, "", cut);
+            }
         }
+        *len += kl + vl + 2;
+        (*nl)++;
+        changed = true;
     }
-    if (!changed) {
-        free(blob);
+    return changed;
+}
+
+/* Merges labels into e: a key given replaces its value (cut to KVL_INV_LABEL_MAX bytes), a
+ * key not given is kept; each changed value is recorded (unless `quiet`). "ifIndexes" is
+ * not kept, nor labels that are not UTF-8. An update that would make the entry's labels
+ * larger than KVL_INV_LABELS_BYTES is not kept (logged). Returns 1 when something changed,
+ * 0 when not, or KVL_ENOMEM. */
+static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t *l, size_t n,
+                        int64_t t_ms, bool quiet)
+{
+    size_t len;
+    uint16_t nl;
+    if (!merge_into(inv, e, l, n, t_ms, quiet, NULL, &len, &nl)) {
         return 0;
     }
+    if (len > KVL_INV_LABELS_BYTES) {
+        KVL_LOG_WARN(MOD, entry_device(e), "agent %s: labels of %s%s beyond %d bytes not kept",
+                     e->agent->id, e->dev != NULL ? "interface " : "the device",
+                     e->dev != NULL ? e->name : "", KVL_INV_LABELS_BYTES);
+        return 0;
+    }
+    char *blob = malloc(len > 0 ? len : 1);
+    if (blob == NULL) {
+        return KVL_ENOMEM;
+    }
+    merge_into(inv, e, l, n, t_ms, quiet, blob, &len, &nl);
     inv->bytes -= usable(e->labels);
     free(e->labels);
     e->labels = blob;

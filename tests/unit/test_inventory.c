@@ -313,6 +313,29 @@ static void test_keeps_and_answers(void **state)
     assert_true(json_is_null(json_object_get(d, "sysDescr")));
     json_decref(d);
 
+    /* a value is cut at 1,024 bytes; labels beyond 4 KiB for one entry are not kept */
+    static char big[1500];
+    memset(big, 'x', sizeof(big) - 1);
+    kvl_label_t three[] = {{"a", big}, {"b", big}, {"c", big}};
+    kvl_series_def_t dev4 = {.device = "rtr4",
+                             .scope = KVL_SCOPE_DEVICE,
+                             .instance = "",
+                             .labels = three,
+                             .n_labels = 3};
+    assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &dev4, g_now), 0);
+    d = device_of("ag1", "rtr4");
+    assert_int_equal(strlen(json_string_value(json_object_get(json_object_get(d, "labels"), "c"))),
+                     KVL_INV_LABEL_MAX);
+    json_decref(d);
+    kvl_label_t more[] = {{"d", big}};
+    dev4.labels = more;
+    dev4.n_labels = 1;
+    assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &dev4, g_now), 0);
+    d = device_of("ag1", "rtr4");
+    assert_null(json_object_get(json_object_get(d, "labels"), "d"));
+    assert_int_equal(json_object_size(json_object_get(d, "labels")), 3);
+    json_decref(d);
+
     /* roles: reading is for viewers, forgetting for admins */
     assert_int_equal(route_for("GET", "/api/v1/devices")->role, KVL_ROLE_VIEWER);
     assert_int_equal(route_for("GET", "/api/v1/search")->role, KVL_ROLE_VIEWER);
