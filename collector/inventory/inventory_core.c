@@ -869,6 +869,7 @@ int kvl_inventory_new(const kvl_inventory_opts_t *o, kvl_inventory_t **out, char
     snprintf(inv->dir, sizeof(inv->dir), "%s", o->dir);
     inv->o.dir = inv->dir;
     inv->log_fd = -1;
+    inv->lock_fd = -1;
     inv->changes = calloc(inv->o.changes_max, sizeof(*inv->changes));
     if (inv->changes == NULL || tab_grow(inv) != 0) {
         snprintf(err, errlen, "inventory: out of memory");

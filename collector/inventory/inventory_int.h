@@ -58,6 +58,7 @@ struct kvl_inventory {
     /* files */
     uint64_t gen;
     int log_fd;
+    int lock_fd; /* <dir>/lock, flock'ed while open */
     FILE *ch_file;
     size_t log_records;
     size_t ch_lines; /* in changes.log */

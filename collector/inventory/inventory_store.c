@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -416,6 +417,16 @@ int inv_store_open(kvl_inventory_t *inv, char *err, size_t errlen)
         return KVL_EIO;
     }
     char path[4200];
+    /* One process at a time: `--forget-device` beside a running collector is refused. */
+    path_of(inv, "lock", path, sizeof(path));
+    inv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (inv->lock_fd < 0 || flock(inv->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        bool busy = inv->lock_fd >= 0 && errno == EWOULDBLOCK;
+        snprintf(err, errlen, "inventory: %s %s%s",
+                 busy ? "in use by another process:" : "cannot lock", inv->dir,
+                 busy ? " (is the collector running?)" : "");
+        return KVL_EIO;
+    }
     scan_t sc;
     inv->loading = true;
     static const char *const names[] = {"inventory.snap", "inventory.log", "changes.1.log",
@@ -478,5 +489,9 @@ void inv_store_close(kvl_inventory_t *inv)
     if (inv->ch_file != NULL) {
         fclose(inv->ch_file);
         inv->ch_file = NULL;
+    }
+    if (inv->lock_fd >= 0) {
+        close(inv->lock_fd); /* and with it the lock */
+        inv->lock_fd = -1;
     }
 }

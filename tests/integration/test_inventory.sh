@@ -12,8 +12,8 @@
 #   - the collector restarted: the same answers (first_seen and labels kept, last_seen aside);
 #   - the agent restarted with one device fewer in its configuration: that device retired,
 #     the others not, its archive still there;
-#   - DELETE by an admin forgets it (404 after), and --forget-device on a stopped collector
-#     forgets another for good.
+#   - DELETE by an admin forgets it (404 after); --forget-device is refused beside the
+#     running collector and, with it stopped, forgets another for good.
 #
 #   bash tests/integration/test_inventory.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -136,6 +136,11 @@ kvl_log "$GONE retired, archive kept"
 expect 200 "an admin's DELETE" -X DELETE -H "Authorization: Bearer $ADMIN" \
     "$URL/api/v1/devices/inv-agent/$GONE"
 expect 404 "the forgotten device" -H "Authorization: Bearer $VIEW" "$URL/api/v1/devices/inv-agent/$GONE"
+rc=0
+"$KVL_COLLECTOR" -c "$CFG" --forget-device "inv-agent/${DEVS[2]}" 2>"$KVL_TMP/logs/forget0.log" || rc=$?
+[ "$rc" = 1 ] || kvl_fail "--forget-device beside the running collector: exit $rc, expected 1"
+grep -q "in use by another process" "$KVL_TMP/logs/forget0.log" \
+    || kvl_fail "--forget-device beside the running collector: $(cat "$KVL_TMP/logs/forget0.log")"
 kvl_stop "$AG" || kvl_fail "the agent did not stop"
 kvl_stop "$COL" || kvl_fail "the collector did not stop"
 "$KVL_COLLECTOR" -c "$CFG" --forget-device "inv-agent/${DEVS[2]}" 2>"$KVL_TMP/logs/forget.log" \

@@ -345,7 +345,14 @@ static void test_keeps_and_answers(void **state)
 static void test_bad_parameters(void **state)
 {
     fixture_t *f = *state;
-    (void)f;
+    /* one process at a time on a folder */
+    kvl_inventory_opts_t o = {.dir = f->dir};
+    kvl_inventory_t *second = NULL;
+    char err[300] = "";
+    assert_int_equal(kvl_inventory_new(&o, &second, err, sizeof(err)), KVL_EIO);
+    assert_null(second);
+    assert_non_null(strstr(err, "in use by another process"));
+
     char longq[300], longagent[300];
     memset(longq, 'x', sizeof(longq));
     snprintf(longq, sizeof(longq), "q=%0250d", 7);
