@@ -7,6 +7,8 @@
  *                                      user (password from stdin, or a prompt without echo)
  *   kaaval-collector -c collector.yaml --add-token NAME --role ROLE  add or replace an API
  *                                      token and print it (once)
+ *   kaaval-collector -c collector.yaml --forget-device AGENT/DEVICE  delete a device's
+ *                                      inventory entry (not its archives; collector stopped)
  *
  * Exit status: 0 normal, 1 runtime failure, 2 usage or configuration error.
  */
@@ -26,6 +28,7 @@
 #include "http.h"
 #include "http_auth.h"
 #include "ingest.h"
+#include "inventory.h"
 #include "log.h"
 #include "notify.h"
 #include "rules.h"
@@ -39,7 +42,8 @@ typedef struct app {
     kvl_store_t *store;
     kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
-    kvl_http_t *http; /* NULL without an `http:` section */
+    kvl_http_t *http;           /* NULL without an `http:` section */
+    kvl_inventory_t *inventory; /* devices and interfaces (a sink after the alerts) */
     /* alerts: the engine (a sink) reports changes to the book, which tells the notifiers */
     kvl_rules_t *rules;
     kvl_notify_t *notify;
@@ -63,6 +67,8 @@ static void usage(FILE *f)
                "                      stdin (a prompt without echo on a terminal)\n"
                "      --add-token NAME  add or replace an API token and print it once\n"
                "      --role ROLE     viewer, operator or admin\n"
+               "      --forget-device AGENT/DEVICE  delete a device's inventory entry (its\n"
+               "                      archives are kept); run it with the collector stopped\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -84,6 +90,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->book = NULL;
     kvl_notify_free(a->notify);
     a->notify = NULL;
+    kvl_inventory_free(a->inventory);
+    a->inventory = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
 }
@@ -222,6 +230,48 @@ static void stop_alerts(app_t *a)
     a->notify = NULL;
 }
 
+/* The inventory (<data_dir>/_inventory), restored. Returns 0, or 1 with the reason logged. */
+static int open_inventory(const kvl_collector_cfg_t *cfg, kvl_inventory_t **out)
+{
+    char path[4096], err[600];
+    snprintf(path, sizeof(path), "%s/_inventory", cfg->data_dir);
+    kvl_inventory_opts_t io = {.dir = path};
+    if (kvl_inventory_new(&io, out, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("inventory", cfg->id, "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* --forget-device AGENT/DEVICE (the first '/' separates them). Returns the exit status. */
+static int forget_device(const kvl_collector_cfg_t *cfg, const char *what)
+{
+    const char *slash = strchr(what, '/');
+    if (slash == NULL || slash == what || slash[1] == '\0') {
+        fprintf(stderr, "kaaval-collector: --forget-device wants AGENT/DEVICE\n");
+        return 2;
+    }
+    char agent[512];
+    snprintf(agent, sizeof(agent), "%.*s", (int)(slash - what), what);
+    kvl_inventory_t *inv = NULL;
+    if (open_inventory(cfg, &inv) != 0) {
+        return 1;
+    }
+    int rc = kvl_inventory_forget(inv, agent, slash + 1);
+    kvl_inventory_free(inv);
+    if (rc == KVL_EINVAL) {
+        fprintf(stderr, "kaaval-collector: no device %s of agent %s in the inventory\n", slash + 1,
+                agent);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kaaval-collector: %s\n", kvl_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "device %s of agent %s forgotten (its archives are kept)\n", slash + 1, agent);
+    return 0;
+}
+
 /* Reads a password: from a terminal with a prompt, without echo, twice; else one line of
  * stdin. Returns 0 or -1 with a sentence on stderr. */
 static int read_password(const char *user, char *pw, size_t len)
@@ -298,14 +348,19 @@ static int add_credential(const kvl_collector_cfg_t *cfg, const char *user, cons
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"check-config", no_argument, NULL, 'k'},
-        {"add-user", required_argument, NULL, 'U'}, {"add-token", required_argument, NULL, 'T'},
-        {"role", required_argument, NULL, 'R'},     {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"add-user", required_argument, NULL, 'U'},
+        {"add-token", required_argument, NULL, 'T'},
+        {"role", required_argument, NULL, 'R'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"forget-device", required_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
     bool check = false;
-    const char *add_user = NULL, *add_token = NULL, *role = NULL;
+    const char *add_user = NULL, *add_token = NULL, *role = NULL, *forget = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (ch) {
@@ -324,6 +379,9 @@ int main(int argc, char **argv)
         case 'R':
             role = optarg;
             break;
+        case 'F':
+            forget = optarg;
+            break;
         case 'V':
             printf("kaaval-collector %s\n", KVL_VERSION);
             return 0;
@@ -336,7 +394,8 @@ int main(int argc, char **argv)
         }
     }
     if (path == NULL || optind != argc || (add_user && add_token) ||
-        ((add_user || add_token) != (role != NULL)) || (check && (add_user || add_token))) {
+        ((add_user || add_token) != (role != NULL)) || (check && (add_user || add_token)) ||
+        (forget && (check || add_user || add_token))) {
         usage(stderr);
         return 2;
     }
@@ -376,6 +435,11 @@ int main(int argc, char **argv)
         kvl_collector_cfg_free(a.cfg);
         return rc;
     }
+    if (forget != NULL) {
+        int rc = forget_device(a.cfg, forget);
+        kvl_collector_cfg_free(a.cfg);
+        return rc;
+    }
     kvl_log_level = a.cfg->log_level;
     signal(SIGPIPE, SIG_IGN);
     a.loop = uv_default_loop();
@@ -395,11 +459,18 @@ int main(int argc, char **argv)
         kvl_sinks_register(&a.sinks, &kvl_latest_sink, a.latest);
         src = start_alerts(&a, err, sizeof(err));
     }
+    if (src == 0) {
+        src = open_inventory(a.cfg, &a.inventory);
+    }
+    if (src == 0) {
+        kvl_sinks_register(&a.sinks, &kvl_inventory_sink, a.inventory);
+    }
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
     }
     if (src != 0) {
+        kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_latest_free(a.latest);
@@ -430,6 +501,9 @@ int main(int argc, char **argv)
             hrc = kvl_board_api_register(a.board, a.http);
         }
         if (hrc == 0) {
+            hrc = kvl_inventory_api_register(a.inventory, a.http);
+        }
+        if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));
         }
     }
@@ -438,6 +512,7 @@ int main(int argc, char **argv)
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);
         kvl_board_free(a.board);
+        kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
         kvl_latest_free(a.latest);

@@ -37,8 +37,23 @@ static const column_t columns[N_COLS] = {
     [X_HC_IN_OCT] = {1, 6, -1},     [X_HC_IN_UCAST] = {1, 7, -1},   [X_HC_IN_MCAST] = {1, 8, -1},
     [X_HC_IN_BCAST] = {1, 9, -1},   [X_HC_OUT_OCT] = {1, 10, -1},   [X_HC_OUT_UCAST] = {1, 11, -1},
     [X_HC_OUT_MCAST] = {1, 12, -1}, [X_HC_OUT_BCAST] = {1, 13, -1}, [X_HIGH_SPEED] = {1, 15, -1},
-    [X_ALIAS] = {1, 18, 2},         [X_DISC_TIME] = {1, 19, -1},
+    [X_ALIAS] = {1, 18, 2},         [X_DISC_TIME] = {1, 19, -1},    [C_PHYS] = {0, 6, 3},
 };
+
+/* "aa:bb:cc" for bytes (at most 64 of them), "" for none; NULL when out of memory. */
+static char *hex_bytes(const uint8_t *b, size_t n)
+{
+    n = n > 64 ? 64 : n;
+    char *s = malloc(n * 3 + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s + 3 * i, 4, i + 1 < n ? "%02x:" : "%02x", b[i]);
+    }
+    return s;
+}
 
 static const uint32_t if_entry[] = {1, 3, 6, 1, 2, 1, 2, 2, 1};
 static const uint32_t ifx_entry[] = {1, 3, 6, 1, 2, 1, 31, 1, 1, 1};
@@ -119,7 +134,7 @@ row_t *kvl_ifrows_find(kvl_ifrows_t *rows, uint32_t ifindex)
 void kvl_ifrows_clear(kvl_ifrows_t *rows)
 {
     for (size_t i = 0; i < rows->n; i++) {
-        for (size_t k = 0; k < 3; k++) {
+        for (size_t k = 0; k < KVL_ARRAY_SIZE(rows->v[i].str); k++) {
             free(rows->v[i].str[k]);
         }
     }
@@ -169,7 +184,8 @@ bool kvl_ifrows_store(kvl_ifrows_t *rows, int col, uint32_t ifindex, const kvl_s
         return false;
     }
     if (columns[col].str >= 0) {
-        char *s = kvl_snmp_text_clean(vb->str, vb->str_len);
+        char *s = col == C_PHYS ? hex_bytes(vb->str, vb->str_len)
+                                : kvl_snmp_text_clean(vb->str, vb->str_len);
         if (s == NULL) {
             return false;
         }

@@ -11,7 +11,9 @@
  *    noSuchInstance, when an OID does not increase, or (v1) on noSuchName. The poller sends
  *    what kvl_ifwalk_next writes and hands the answer to kvl_ifwalk_take.
  *  - Rows (kvl_ifrows_t): the values of one poll keyed by ifIndex, in index order; strings
- *    cleaned (snmp_text.h), numbers of any SNMP integer type, Counter64 remembered per column.
+ *    cleaned (snmp_text.h), ifPhysAddress as lowercase hex bytes joined by ':' (empty when
+ *    the interface has none), numbers of any SNMP integer type, Counter64 remembered per
+ *    column.
  *  - Names: ifName, else ifDescr, else "if<ifIndex>"; "#<ifIndex>" appended to each of a set
  *    of duplicates; filters (the device's `interfaces`) see the name before that suffix.
  *
@@ -59,6 +61,7 @@ enum {
     X_HIGH_SPEED,
     X_ALIAS,
     X_DISC_TIME,
+    C_PHYS, /* ifPhysAddress, kept as "aa:bb:cc:dd:ee:ff" (read at discovery only) */
     N_COLS
 };
 
@@ -81,7 +84,7 @@ typedef struct row {
     uint32_t present; /* bit per column */
     uint32_t is64;    /* bit per column: the value was a Counter64 */
     uint64_t val[N_COLS];
-    char *str[3]; /* ifDescr, ifName, ifAlias (cleaned) */
+    char *str[4]; /* ifDescr, ifName, ifAlias (cleaned), ifPhysAddress (hex, ':' between) */
     int64_t t_first, t_in32, t_in64;
 } row_t;
 

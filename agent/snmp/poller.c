@@ -104,9 +104,12 @@ static const uint32_t sys_uptime[] = {1, 3, 6, 1, 2, 1, 1, 3, 0};
 static const uint32_t sys_name[] = {1, 3, 6, 1, 2, 1, 1, 5, 0};
 static const uint32_t if_number[] = {1, 3, 6, 1, 2, 1, 2, 1, 0};
 static const uint32_t if_table_last_change[] = {1, 3, 6, 1, 2, 1, 31, 1, 5, 0};
+static const uint32_t sys_descr[] = {1, 3, 6, 1, 2, 1, 1, 1, 0};
+static const uint32_t sys_location[] = {1, 3, 6, 1, 2, 1, 1, 6, 0};
 
-/* What the system GET asks, in this order. */
-enum { SYS_UPTIME, SYS_NAME, SYS_IFNUMBER, SYS_LASTCHANGE, N_SYS };
+/* What the system GET asks, in this order (sysDescr and sysLocation only for the
+ * inventory: labels of the device's definition). */
+enum { SYS_UPTIME, SYS_NAME, SYS_IFNUMBER, SYS_LASTCHANGE, SYS_DESCR, SYS_LOCATION, N_SYS };
 
 static const struct {
     const uint32_t *sub;
@@ -116,6 +119,8 @@ static const struct {
     [SYS_NAME] = {sys_name, KVL_ARRAY_SIZE(sys_name)},
     [SYS_IFNUMBER] = {if_number, KVL_ARRAY_SIZE(if_number)},
     [SYS_LASTCHANGE] = {if_table_last_change, KVL_ARRAY_SIZE(if_table_last_change)},
+    [SYS_DESCR] = {sys_descr, KVL_ARRAY_SIZE(sys_descr)},
+    [SYS_LOCATION] = {sys_location, KVL_ARRAY_SIZE(sys_location)},
 };
 
 /* An interface's metrics: the counters above in their order, then its states. */
@@ -244,6 +249,10 @@ typedef struct device {
     int64_t ifnumber;
     uint32_t lastchange;
     char *sysname;
+    char *sysdescr, *syslocation; /* kept from the last answer that had them */
+    char *ifindexes;              /* the last discovery's reported ifIndexes, for the label */
+    char *model, *serial;         /* ENTITY-MIB, first chassis entry, read at discovery */
+    unsigned ent_requests;        /* of the discovery's ENTITY-MIB look-up */
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
@@ -294,6 +303,7 @@ struct kvl_poller {
     device_t *devs;
     size_t n_devs;
     bool once;
+    bool announced; /* the configured devices went out (event devices_configured) */
     void (*done)(void *arg);
     void *done_arg;
     size_t n_done;
@@ -518,15 +528,28 @@ static void grow(device_t *d)
 static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifaces)
 {
     kvl_batcher_t *b = d->p->b;
-    /* Registered every time (a hash lookup): the sysName label may have changed. */
-    kvl_label_t label = {"sysName", d->sysname};
+    /* Registered every time (a hash lookup): a label may have changed. The labels describe
+     * the device for the collector's inventory; those not known yet are left out. */
+    kvl_label_t labels[8];
+    size_t nl = 0;
+    const struct {
+        const char *key, *value;
+    } known[] = {
+        {"sysName", d->sysname},      {"sysDescr", d->sysdescr}, {"sysLocation", d->syslocation},
+        {"address", d->cfg->address}, {"model", d->model},       {"serial", d->serial},
+        {"ifIndexes", d->ifindexes}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(known); i++) {
+        if (known[i].value != NULL) {
+            labels[nl++] = (kvl_label_t){known[i].key, known[i].value};
+        }
+    }
     kvl_instance_key_t key = {.device = d->cfg->name,
                               .scope = KVL_SCOPE_DEVICE,
                               .instance = "",
                               .family = &dev_family,
                               .interval_s = d->interval_s,
-                              .labels = &label,
-                              .n_labels = d->sysname != NULL ? 1 : 0};
+                              .labels = labels,
+                              .n_labels = nl};
     uint32_t id = d->dev_id = kvl_batcher_instance(b, &key);
     if (id == 0) {
         return;
@@ -828,13 +851,20 @@ static bool build_inventory(device_t *d, named_row_t *nr, size_t n)
             snprintf(type, sizeof(type), "%" PRIu64, r->val[C_TYPE]);
         }
         const char *ifname = kvl_ifrow_str(r, X_NAME), *descr = kvl_ifrow_str(r, C_DESCR),
-                   *alias = kvl_ifrow_str(r, X_ALIAS);
+                   *alias = kvl_ifrow_str(r, X_ALIAS), *mac = kvl_ifrow_str(r, C_PHYS);
+        char speed[24] = "";
+        uint64_t bps = 0;
+        if (kvl_ifrow_speed(r, &bps)) {
+            snprintf(speed, sizeof(speed), "%" PRIu64, bps);
+        }
         kvl_label_t labels[] = {
             {"ifIndex", idx},
             {"ifName", ifname != NULL ? ifname : ""},
             {"ifDescr", descr != NULL ? descr : ""},
             {"ifAlias", alias != NULL ? alias : ""},
             {"ifType", type},
+            {"ifSpeed", speed},
+            {"ifPhysAddress", mac != NULL ? mac : ""},
         };
         kvl_instance_key_t key = {.device = d->cfg->name,
                                   .scope = KVL_SCOPE_INTERFACE,
@@ -896,6 +926,110 @@ static void interfaces_done(device_t *d)
     send_group(d);
 }
 
+/* --- ENTITY-MIB at discovery: model and serial of the first chassis entry -------------------- */
+
+/* entPhysicalClass, entPhysicalSerialNum and entPhysicalModelName (numerically: no MIB). */
+static const uint32_t ent_class[] = {1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5};
+#define ENT_COL 11          /* where the column number is in those OIDs */
+#define ENT_SERIAL 11       /* entPhysicalSerialNum */
+#define ENT_MODEL 13        /* entPhysicalModelName */
+#define ENT_CHASSIS 3       /* PhysicalClass chassis(3) */
+#define ENT_MAX_REQUESTS 16 /* entries looked at: chassis entries come first in practice */
+
+static void entity_done(device_t *d)
+{
+    report_device(d, true, d->t_sys, (long)d->n_inv);
+    interfaces_done(d);
+}
+
+static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
+
+/* Asks for the entPhysicalClass value after the OID in req_oids[0]: GETNEXT, one varbind, so
+ * that the look-up never meets a tooBig nor moves the walk's adaptive size. */
+static void send_entity_next(device_t *d)
+{
+    dev_send(d, KVL_SNMP_GETNEXT, 1, 0, -1, on_entity_class);
+}
+
+/* Looks for the first chassis entry among the first ENT_MAX_REQUESTS entries; a device without
+ * ENTITY-MIB (the walk leaves the column at once) simply has no model and serial. */
+static void start_entity(device_t *d)
+{
+    d->ent_requests = 0;
+    kvl_snmp_oid_set(&d->w->req_oids[0], ent_class, KVL_ARRAY_SIZE(ent_class));
+    send_entity_next(d);
+}
+
+/* Keeps s (an OCTET STRING, cleaned) in *slot; an empty one is none. */
+static void keep_text(char **slot, const kvl_snmp_vb_t *vb)
+{
+    char *t = vb->type == KVL_SNMP_T_OCTETS ? kvl_snmp_text_clean(vb->str, vb->str_len) : NULL;
+    if (t != NULL && t[0] == '\0') {
+        free(t);
+        t = NULL;
+    }
+    free(*slot);
+    *slot = t;
+}
+
+static void on_entity_details(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status == KVL_SNMP_RESPONSE && res->error_status == KVL_SNMP_ERR_NONE) {
+        for (size_t i = 0; i < res->n_vbs; i++) {
+            const kvl_snmp_vb_t *vb = &res->vbs[i];
+            if (vb->oid.len == KVL_ARRAY_SIZE(ent_class) + 1 && vb->oid.sub[ENT_COL] == ENT_MODEL) {
+                keep_text(&d->model, vb);
+            } else if (vb->oid.len == KVL_ARRAY_SIZE(ent_class) + 1 &&
+                       vb->oid.sub[ENT_COL] == ENT_SERIAL) {
+                keep_text(&d->serial, vb);
+            }
+        }
+    }
+    entity_done(d);
+}
+
+static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    const size_t clen = KVL_ARRAY_SIZE(ent_class);
+    if (res->status != KVL_SNMP_RESPONSE || res->error_status != KVL_SNMP_ERR_NONE ||
+        res->n_vbs == 0) {
+        entity_done(d); /* no answer, or (v1) noSuchName: no ENTITY-MIB */
+        return;
+    }
+    kvl_snmp_oid_t *cur = &d->w->req_oids[0];
+    for (size_t i = 0; i < res->n_vbs; i++) {
+        const kvl_snmp_vb_t *vb = &res->vbs[i];
+        if (vb->oid.len != clen + 1 ||
+            memcmp(vb->oid.sub, ent_class, clen * sizeof(uint32_t)) != 0 ||
+            (cur->len == clen + 1 && vb->oid.sub[clen] <= cur->sub[clen])) {
+            entity_done(d); /* past the column (or not increasing): no chassis */
+            return;
+        }
+        if (vb->type == KVL_SNMP_T_INTEGER && vb->integer == ENT_CHASSIS) {
+            uint32_t idx = vb->oid.sub[clen];
+            uint32_t sub[KVL_ARRAY_SIZE(ent_class) + 1];
+            memcpy(sub, ent_class, sizeof(ent_class));
+            sub[clen] = idx;
+            sub[ENT_COL] = ENT_MODEL;
+            kvl_snmp_oid_set(&d->w->req_oids[0], sub, clen + 1);
+            sub[ENT_COL] = ENT_SERIAL;
+            kvl_snmp_oid_set(&d->w->req_oids[1], sub, clen + 1);
+            dev_send(d, KVL_SNMP_GET, 2, 0, -1, on_entity_details);
+            return;
+        }
+        *cur = vb->oid;
+    }
+    if (++d->ent_requests >= ENT_MAX_REQUESTS) {
+        entity_done(d);
+        return;
+    }
+    send_entity_next(d);
+}
+
 /* --- the walk and the GETs ------------------------------------------------------------------- */
 
 /* The interface part of a poll failed: the device is up, its interfaces unknown this time. */
@@ -928,6 +1062,38 @@ static void poll_works(device_t *d)
     }
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The device's "ifIndexes" label: the ifIndex of every interface the discovery reported,
+ * sorted, space-separated (the collector's inventory retires the others). Left as it was
+ * when out of memory. */
+static void keep_ifindexes(device_t *d)
+{
+    uint32_t *idx = malloc((d->n_inv > 0 ? d->n_inv : 1) * sizeof(*idx));
+    char *s = malloc(d->n_inv * 11 + 1);
+    if (idx == NULL || s == NULL) {
+        free(idx);
+        free(s);
+        return;
+    }
+    for (size_t i = 0; i < d->n_inv; i++) {
+        idx[i] = d->inv[i].ifindex;
+    }
+    qsort(idx, d->n_inv, sizeof(*idx), cmp_u32);
+    size_t len = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < d->n_inv; i++) {
+        len += (size_t)snprintf(s + len, 12, i > 0 ? " %" PRIu32 : "%" PRIu32, idx[i]);
+    }
+    free(idx);
+    free(d->ifindexes);
+    d->ifindexes = s;
+}
+
 /* The walk is complete: name, filter, keep the inventory, report. */
 static void walk_done(device_t *d)
 {
@@ -942,6 +1108,7 @@ static void walk_done(device_t *d)
         return;
     }
     kvl_ifwalk_free_named(nr, d->rows.n);
+    keep_ifindexes(d);
     poll_works(d);
     bool changed = !d->discovered || d->inv_seen != d->rows.n;
     d->discovered = true;
@@ -971,8 +1138,7 @@ static void walk_done(device_t *d)
                   "discovery done: %zu interfaces (%zu reported) in %u requests, "
                   "max-repetitions now %u",
                   d->rows.n, d->n_inv, d->requests, d->reps_cap);
-    report_device(d, true, d->t_sys, (long)d->n_inv);
-    interfaces_done(d);
+    start_entity(d); /* then the device's report and the rest of the poll */
 }
 
 /* Ends the poll for a result that carries no data (timeout, send failure, Report).
@@ -1314,6 +1480,14 @@ static void on_sys_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
                     d->sysname = name;
                     d->have_sysname = true;
                 }
+            } else if ((which == SYS_DESCR || which == SYS_LOCATION) &&
+                       vb->type == KVL_SNMP_T_OCTETS) {
+                char *text = kvl_snmp_text_clean(vb->str, vb->str_len);
+                char **slot = which == SYS_DESCR ? &d->sysdescr : &d->syslocation;
+                if (text != NULL) {
+                    free(*slot);
+                    *slot = text;
+                }
             } else if (which == SYS_IFNUMBER && vb->type == KVL_SNMP_T_INTEGER) {
                 d->have_ifnumber = true;
                 d->ifnumber = vb->integer;
@@ -1496,10 +1670,40 @@ static void device_tick(device_t *d, uint64_t now)
     start_poll(d);
 }
 
+/* Once, at the first tick of a running agent: the event devices_configured names every
+ * device of the configuration (one field "device" each), so that the collector's inventory
+ * retires those no longer polled. */
+static void announce_devices(kvl_poller_t *p)
+{
+    p->announced = true;
+    kvl_label_t *f = calloc(p->n_devs > 0 ? p->n_devs : 1, sizeof(*f));
+    if (f == NULL) {
+        KVL_LOG_ERROR(MOD, NULL, "out of memory: the configured devices not announced");
+        return;
+    }
+    for (size_t i = 0; i < p->n_devs; i++) {
+        f[i] = (kvl_label_t){"device", p->devs[i].cfg->name};
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "%zu SNMP devices configured", p->n_devs);
+    kvl_event_t ev = {.time_ms = kvl_now_ms(),
+                      .device = "",
+                      .kind = "devices_configured",
+                      .severity = KVL_SEV_INFO,
+                      .text = text,
+                      .fields = f,
+                      .n_fields = p->n_devs};
+    kvl_batcher_event(p->b, &ev);
+    free(f);
+}
+
 static void on_sched(uv_timer_t *t)
 {
     kvl_poller_t *p = t->data;
     uint64_t now = uv_now(p->loop);
+    if (!p->announced && !p->once) {
+        announce_devices(p);
+    }
     /* Every device due now, each once (a tick moves its next_due past now); in --poll-once
      * mode each device is polled once and leaves the schedule. */
     for (size_t budget = p->sched.n; budget > 0; budget--) {
@@ -1554,6 +1758,11 @@ static void free_dev_state(device_t *d)
     kvl_ifrows_free(&d->rows);
     free_inventory(d);
     free(d->sysname);
+    free(d->sysdescr);
+    free(d->syslocation);
+    free(d->ifindexes);
+    free(d->model);
+    free(d->serial);
     kvl_mg_dev_free(d->mg);
 }
 

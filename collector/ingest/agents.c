@@ -421,7 +421,9 @@ static int store_def(defs_table_t *t, const kvl_series_def_t *d)
     b->orig.device = p;
     b->orig.instance = p + ldev;
     b->orig.metric = p + ldev + linst;
-    b->orig.labels = NULL; /* labels are descriptive; the archives do not need them */
+    /* Labels are descriptive: the archives do not need them, and the sinks get them with the
+     * batch that carries the definition (the inventory keeps them, collector/inventory/). */
+    b->orig.labels = NULL;
     b->orig.n_labels = 0;
     for (uint32_t i = 0; i < n; i++) {
         b->defs[i] = b->orig;

@@ -25,8 +25,10 @@
 # down-state files), fuzz_engine (the rule engine's promises to the alert book across
 # restarts), fuzz_notify (the notifiers' outbox records, `receivers:` and the webhook
 # template), fuzz_trap_pdu (the trap port's packets), fuzz_rules (alert rules),
-# fuzz_board_query (the board API's query parameters and the `sites:` list). The script
-# exits non-zero if the build fails or any target crashes, leaks, times out or trips a sanitizer.
+# fuzz_board_query (the board API's query parameters and the `sites:` list),
+# fuzz_inventory_api (the inventory API's parameters, its files, agents' definitions). The
+# script exits non-zero if the build fails or any target crashes, leaks, times out or trips a
+# sanitizer.
 set -eu
 
 secs=${1:-60}

@@ -52,12 +52,13 @@ U32 = 2**32 - 1
 U64 = 2**64 - 1
 
 # The columns the agent walks (agent/snmp/ifwalk.c, its `columns` table): ("if", n) in
-# ifTable, ("x", n) in ifXTable. String columns: ifDescr, ifName, ifAlias; every other one holds a number.
+# ifTable, ("x", n) in ifXTable. String columns: ifDescr, ifPhysAddress, ifName, ifAlias;
+# every other one holds a number.
 WALKED = {
-    "if": {2, 3, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20},
+    "if": {2, 3, 5, 6, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20},
     "x": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 18, 19},
 }
-STRING_COLUMNS = {("if", 2), ("x", 1), ("x", 18)}
+STRING_COLUMNS = {("if", 2), ("if", 6), ("x", 1), ("x", 18)}
 
 ANY = object()  # a value that exists but is not fixed (variation module, response time)
 
@@ -263,6 +264,27 @@ def text(row, col):
         return None
     t = as_text(v.raw)
     return t if t is ANY or t else None
+
+
+def mac(row):
+    """ifPhysAddress as the agent reports it (label ifPhysAddress): lowercase hex bytes joined
+    by ':' (at most 64 bytes), "" when the interface has none or an empty one; ANY from a
+    variation module."""
+    v = row.get(("if", 6))
+    if v is None or v.tag != OCTETS_TAG:
+        return ""
+    if v.raw is ANY:
+        return ANY
+    return ":".join("%02x" % b for b in v.raw[:64])
+
+
+def speed(row):
+    """The speed label (ifSpeed in the agent's labels): ifHighSpeed x 10^6 when ifSpeed is
+    absent or 4294967295, else ifSpeed (ifwalk.c kvl_ifrow_speed); None when neither."""
+    high, low = num(row, ("x", 15)), num(row, ("if", 5))
+    if high is not None and (low is None or low == U32):
+        return high if high is ANY else high * 1000000
+    return low
 
 
 def _glob_in(globs, name):

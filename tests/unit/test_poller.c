@@ -494,7 +494,8 @@ typedef struct fsample {
 
 typedef struct fevent {
     char device[64], kind[32], text[256];
-    char index[16]; /* its `index` field, "" when absent */
+    char index[16];   /* its `index` field, "" when absent */
+    char fields[256]; /* "key=value " each */
     kvl_severity_t severity;
 } fevent_t;
 
@@ -648,6 +649,12 @@ void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
     snprintf(e->device, sizeof(e->device), "%s", ev->device);
     snprintf(e->kind, sizeof(e->kind), "%s", ev->kind);
     snprintf(e->text, sizeof(e->text), "%s", ev->text);
+    e->fields[0] = '\0';
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        size_t len = strlen(e->fields);
+        snprintf(e->fields + len, sizeof(e->fields) - len, "%s=%s ", ev->fields[i].key,
+                 ev->fields[i].value);
+    }
     e->severity = ev->severity;
     e->index[0] = '\0';
     for (size_t i = 0; i < ev->n_fields; i++) {
@@ -1177,6 +1184,59 @@ static void check_v1_device(bool skip_c64)
     world_stop(&w);
 }
 
+/* The labels the collector's inventory keeps: sysDescr, sysLocation and the address on the
+ * device, with the ifIndexes of the discovery; the MAC (ifPhysAddress) and speed on each
+ * interface; the model and serial of the first chassis entry of ENTITY-MIB (a port entry
+ * before it), read at discovery. */
+static void test_inventory_labels(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    fake_dev_t *fd = standard_device("inv");
+    mib_str(fd, ".1.3.6.1.2.1.1.1.0", "Test OS 1.0\r\nline two");
+    mib_str(fd, ".1.3.6.1.2.1.1.6.0", "Rack 4, DHQ");
+    mib_str(fd, IF(6, 1), "\x02\x1b\x2c\x3d\x4e\x5f");
+    mib_int(fd, ".1.3.6.1.2.1.47.1.1.1.1.5.1", 10); /* port */
+    mib_int(fd, ".1.3.6.1.2.1.47.1.1.1.1.5.7", 3);  /* chassis */
+    mib_int(fd, ".1.3.6.1.2.1.47.1.1.1.1.5.9", 3);  /* another: not the first */
+    mib_str(fd, ".1.3.6.1.2.1.47.1.1.1.1.11.7", "FOC1234X");
+    mib_str(fd, ".1.3.6.1.2.1.47.1.1.1.1.11.9", "other");
+    mib_str(fd, ".1.3.6.1.2.1.47.1.1.1.1.13.7", "WS-C3850-24T");
+    mib_str(fd, ".1.3.6.1.2.1.47.1.1.1.1.13.9", "other");
+    world_device(&w, "inv", KVL_SNMP_V2C, 60000);
+    world_start_once(&w);
+    wait_polls(&w, "inv", 1);
+    const fseries_t *dev = find_series("inv", "", "reachable");
+    assert_non_null(dev);
+    assert_string_equal(label(dev, "sysDescr"), "Test OS 1.0  line two");
+    assert_string_equal(label(dev, "sysLocation"), "Rack 4, DHQ");
+    assert_string_equal(label(dev, "address"), "127.0.0.1");
+    assert_string_equal(label(dev, "ifIndexes"), "1 2 3");
+    assert_string_equal(label(dev, "model"), "WS-C3850-24T");
+    assert_string_equal(label(dev, "serial"), "FOC1234X");
+    const fseries_t *gi = find_series("inv", "Gi0/1", "in_octets");
+    assert_string_equal(label(gi, "ifPhysAddress"), "02:1b:2c:3d:4e:5f");
+    assert_string_equal(label(gi, "ifSpeed"), "1000000000");
+    const fseries_t *eth2 = find_series("inv", "eth2", "in_octets");
+    assert_string_equal(label(eth2, "ifPhysAddress"), "");
+    assert_string_equal(label(eth2, "ifSpeed"), "10000000000"); /* ifHighSpeed x 10^6 */
+    assert_string_equal(label(find_series("inv", "if3", "oper_status"), "ifSpeed"), "");
+    world_stop(&w);
+
+    /* without ENTITY-MIB: no model, no serial */
+    world_init(&w);
+    standard_device("plain");
+    world_device(&w, "plain", KVL_SNMP_V1, 60000);
+    world_start_once(&w);
+    wait_polls(&w, "plain", 1);
+    dev = find_series("plain", "", "reachable");
+    assert_null(label(dev, "model"));
+    assert_null(label(dev, "serial"));
+    assert_string_equal(label(dev, "sysName"), "sw1.example");
+    world_stop(&w);
+}
+
 static void test_v1_nosuchname(void **state)
 {
     (void)state;
@@ -1208,10 +1268,16 @@ static void test_down_and_up(void **state)
         assert_int_equal(nth_sample(reach, i)->v, 0);
     }
     assert_int_equal(count_events("device_down"), 1);
-    assert_int_equal(events[0].severity, KVL_SEV_CRITICAL);
-    assert_string_equal(events[0].device, "fl");
-    assert_non_null(strstr(events[0].text, "timeout after 2 tries to 127.0.0.1:161"));
-    assert_null(strstr(events[0].text, "secret")); /* never the community */
+    const fevent_t *down = find_event("fl", "device_down");
+    assert_non_null(down);
+    assert_int_equal(down->severity, KVL_SEV_CRITICAL);
+    assert_non_null(strstr(down->text, "timeout after 2 tries to 127.0.0.1:161"));
+    assert_null(strstr(down->text, "secret")); /* never the community */
+    /* the configured devices, named once at the start (the collector's inventory) */
+    assert_int_equal(count_events("devices_configured"), 1);
+    const fevent_t *conf = find_event("", "devices_configured");
+    assert_non_null(conf);
+    assert_string_equal(conf->fields, "device=fl device=ok ");
     assert_int_equal(count_samples(series_id("fl", "Gi0/1", "in_octets")), 0);
 
     d->dead = false;
@@ -2138,6 +2204,7 @@ int main(void)
         cmocka_unit_test(test_v1_skips_counter64),
         cmocka_unit_test(test_down_and_up),
         cmocka_unit_test(test_too_big_and_small_responses),
+        cmocka_unit_test(test_inventory_labels),
         cmocka_unit_test(test_overrun_skips_ticks),
         cmocka_unit_test(test_once),
         cmocka_unit_test(test_non_increasing_column_ends),

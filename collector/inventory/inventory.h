@@ -1,0 +1,110 @@
+/*
+ * inventory.h — what the agents report about their devices and interfaces, kept by the
+ * collector: per agent → device → interface, the latest descriptive labels (sysName,
+ * sysDescr, sysLocation, address, model, serial; ifIndex, ifName, ifDescr, ifAlias, ifType,
+ * ifSpeed, ifPhysAddress), when each was first and last seen, the agent's site, and when
+ * an entry was retired (its device left the agent's configuration, or the interface left
+ * the device). Archives are not touched: a retired entry only says so, and an entry is
+ * deleted only on an explicit request (kvl_inventory_forget: `--forget-device`, or DELETE
+ * on the API by an admin).
+ *
+ * Where the facts come from. The inventory is a sink (collector/sink.h) after the store:
+ *   - a batch's own definitions (those first used in it, or whose labels changed: the
+ *     agent sends labels then, and after each of its restarts) of scope device or
+ *     interface create or update an entry; a label that changed is a change (below);
+ *   - a device definition's label "ifIndexes" (the ifIndex of every interface the last
+ *     discovery reported, sorted, space-separated) retires the device's interfaces whose
+ *     ifIndex is not among them; an interface defined again under a new name with the same
+ *     ifIndex retires the old name (its labels and history stay, for a rename to follow);
+ *   - the event "devices_configured" (an agent sends it once at its start; one field
+ *     "device" per SNMP device of its configuration) retires the agent's devices that it
+ *     does not name, and brings back those it names. Agents that send neither (older ones)
+ *     simply never have anything retired;
+ *   - every batch of an agent marks it seen (one assignment): an entry that is not retired
+ *     was last seen when its agent last reported (`last_seen`), a retired one when it was
+ *     retired.
+ * Definitions arrive once per change, so an update is a hash lookup per definition.
+ *
+ * Versions: every change of a label (key, old value, new value, time, entry) is kept, the
+ * newest KVL_INV_CHANGES_MAX (opts.changes_max) in memory and in the change log.
+ *
+ * Persistence (<data_dir>/_inventory/, inventory_store.c): inventory.snap (a snapshot,
+ * written to a temporary file, synced, renamed), inventory.log (every entry written since
+ * that snapshot, appended as it changes) and changes.log / changes.1.log (the versions,
+ * rotated at changes_max lines). Lines are "<CRC-32C, 8 hex> <JSON>\n"; a damaged line is
+ * skipped and counted, a torn last line dropped. Restored at kvl_inventory_new.
+ *
+ * Memory: one block per entry (names and labels inside it) and a hash slot; about 330
+ * bytes per interface with the poller's seven labels, so 2,000 devices x 50 interfaces
+ * hold about 33 MB (tests/unit/test_inventory.c measures it). An entry's labels are at most
+ * KVL_INV_LABELS_BYTES, and entries come only from definitions the ingest accepted (its
+ * max_series_per_agent), so a hostile agent cannot make the inventory hold more.
+ *
+ * Threads: everything on the loop's thread.
+ */
+#ifndef KVL_INVENTORY_H
+#define KVL_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sink.h"
+#include "wire.h"
+
+#define KVL_INV_CHANGES_MAX 20000 /* label changes kept */
+#define KVL_INV_LABELS_MAX 32     /* labels kept per entry (more are dropped) */
+#define KVL_INV_LABEL_MAX 1024    /* bytes of a label's value kept (longer: cut) */
+#define KVL_INV_LABELS_BYTES 4096 /* bytes of one entry's labels (an update beyond: not kept) */
+
+typedef struct kvl_inventory kvl_inventory_t;
+typedef struct kvl_http kvl_http_t;
+
+typedef struct kvl_inventory_opts {
+    const char *dir;    /* <data_dir>/_inventory (made if missing) */
+    size_t changes_max; /* 0: KVL_INV_CHANGES_MAX */
+    /* The clock (tests); NULL: kvl_now_ms. */
+    int64_t (*now_ms)(void *ctx);
+    void *now_ctx;
+} kvl_inventory_opts_t;
+
+/* Restores what dir holds. Returns 0 and sets *out, or a negative code with a sentence. */
+int kvl_inventory_new(const kvl_inventory_opts_t *o, kvl_inventory_t **out, char *err,
+                      size_t errlen);
+/* Writes a snapshot and frees. NULL-safe. */
+void kvl_inventory_free(kvl_inventory_t *inv);
+
+/* The sink (ctx: the inventory): on_batch and on_event. */
+extern const kvl_sink_t kvl_inventory_sink;
+
+/* What the sink does, for tests and tools. A definition of scope device or interface (its
+ * labels, if any) seen at t_ms from agent (at site). Other scopes are ignored; labels that
+ * are not well-formed UTF-8 are left out. Returns 0, KVL_EINVAL for a definition without a
+ * device (or interface) name or with names or ids that are not UTF-8, or KVL_ENOMEM. */
+int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
+                         const kvl_series_def_t *d, int64_t t_ms);
+/* The agent reported at t_ms. */
+void kvl_inventory_seen(kvl_inventory_t *inv, const char *agent, const char *site, int64_t t_ms);
+/* The agent's configuration holds exactly these devices (at t_ms): the others are retired,
+ * these brought back. Returns 0, KVL_EINVAL (no agent id, or not UTF-8) or KVL_ENOMEM. */
+int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char *site,
+                             const char *const *devices, size_t n, int64_t t_ms);
+/* Deletes a device's entry and its interfaces (not its archives). Returns 0, KVL_EINVAL
+ * when there is no such device, or KVL_EIO when it could not be recorded. */
+int kvl_inventory_forget(kvl_inventory_t *inv, const char *agent, const char *device);
+
+typedef struct kvl_inventory_stats {
+    size_t agents, devices, interfaces, retired;
+    size_t changes;   /* kept */
+    size_t bytes;     /* held by entries, names, labels, hash and changes */
+    size_t damaged;   /* lines skipped at load */
+    uint64_t written; /* records appended since the start */
+} kvl_inventory_stats_t;
+void kvl_inventory_stats(const kvl_inventory_t *inv, kvl_inventory_stats_t *st);
+
+/* Registers the API's routes (inventory_api.c): GET /api/v1/devices,
+ * GET /api/v1/devices/<agent>/<device>, DELETE /api/v1/devices/<agent>/<device> (admin),
+ * GET /api/v1/search. Returns 0 or KVL_EINVAL. */
+int kvl_inventory_api_register(kvl_inventory_t *inv, kvl_http_t *http);
+
+#endif

@@ -1,0 +1,929 @@
+/*
+ * inventory_core.c — the inventory's model and its sink (inventory.h): agents, their devices and
+ * the devices' interfaces in one hash by (agent, device, instance), labels merged as
+ * definitions bring them (a key given replaces its value, a key not given is kept: a
+ * device down at the agent's start reports no sysName, which is no change), every
+ * changed value recorded as a change, retirement by the device's ifIndexes and by the
+ * agent's configured devices.
+ */
+#include "inventory_int.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kvl.h"
+#include "log.h"
+#include "timeutil.h"
+
+static const char *const MOD = "inventory";
+
+#define EVENT_CONFIGURED "devices_configured"
+#define LABEL_IFINDEXES "ifIndexes"
+
+int64_t inv_now(const kvl_inventory_t *inv)
+{
+    return inv->o.now_ms != NULL ? inv->o.now_ms(inv->o.now_ctx) : kvl_now_ms();
+}
+
+static size_t usable(const void *p)
+{
+    return p != NULL ? malloc_usable_size((void *)p) : 0;
+}
+
+/* Whether s is well-formed UTF-8 (the files and the API are JSON: names and labels that are
+ * not cannot be kept). */
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        unsigned c = *p++;
+        int more;
+        unsigned min;
+        if (c < 0x80) {
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            more = 1, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3, min = 0x10000;
+        } else {
+            return false;
+        }
+        unsigned v = c & (0x3fu >> more);
+        for (int i = 0; i < more; i++, p++) {
+            if ((*p & 0xc0) != 0x80) {
+                return false;
+            }
+            v = (v << 6) | (*p & 0x3fu);
+        }
+        if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return (h ^ 0xffu) * 16777619u; /* the terminator, so "ab","c" differs from "a","bc" */
+}
+
+static uint32_t key_hash(const char *agent, const char *device, const char *instance)
+{
+    return fnv(fnv(fnv(2166136261u, agent), device), instance != NULL ? instance : "");
+}
+
+static const char *entry_device(const inv_entry_t *e)
+{
+    return e->dev != NULL ? e->dev->name : e->name;
+}
+
+static bool entry_is(const inv_entry_t *e, const char *agent, const char *device,
+                     const char *instance)
+{
+    if (strcmp(e->agent->id, agent) != 0) {
+        return false;
+    }
+    if (instance == NULL || instance[0] == '\0') {
+        return e->dev == NULL && strcmp(e->name, device) == 0;
+    }
+    return e->dev != NULL && strcmp(e->dev->name, device) == 0 && strcmp(e->name, instance) == 0;
+}
+
+inv_entry_t *inv_find(const kvl_inventory_t *inv, const char *agent, const char *device,
+                      const char *instance)
+{
+    if (inv->tab_size == 0) {
+        return NULL;
+    }
+    uint32_t h = key_hash(agent, device, instance);
+    for (inv_entry_t *e = inv->tab[h & (inv->tab_size - 1)]; e != NULL; e = e->hnext) {
+        if (e->hash == h && entry_is(e, agent, device, instance)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static int tab_grow(kvl_inventory_t *inv)
+{
+    size_t n = inv->tab_size ? inv->tab_size * 2 : 1024;
+    inv_entry_t **t = calloc(n, sizeof(*t));
+    if (t == NULL) {
+        return KVL_ENOMEM;
+    }
+    for (size_t i = 0; i < inv->tab_size; i++) {
+        for (inv_entry_t *e = inv->tab[i], *next; e != NULL; e = next) {
+            next = e->hnext;
+            e->hnext = t[e->hash & (n - 1)];
+            t[e->hash & (n - 1)] = e;
+        }
+    }
+    inv->bytes -= inv->tab_size * sizeof(*t);
+    inv->bytes += n * sizeof(*t);
+    free(inv->tab);
+    inv->tab = t;
+    inv->tab_size = n;
+    return 0;
+}
+
+static void tab_remove(kvl_inventory_t *inv, inv_entry_t *e)
+{
+    inv_entry_t **pp = &inv->tab[e->hash & (inv->tab_size - 1)];
+    while (*pp != NULL && *pp != e) {
+        pp = &(*pp)->hnext;
+    }
+    if (*pp == e) {
+        *pp = e->hnext;
+        inv->n_entries--;
+    }
+}
+
+static int push_ptr(void ***arr, size_t *n, size_t *cap, void *p, size_t *bytes)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        void **a = realloc(*arr, nc * sizeof(*a));
+        if (a == NULL) {
+            return KVL_ENOMEM;
+        }
+        *bytes += (nc - *cap) * sizeof(*a);
+        *arr = a;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
+
+inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, bool create)
+{
+    if (inv->last_agent < inv->n_agents && strcmp(inv->agents[inv->last_agent]->id, id) == 0) {
+        inv_agent_t *a = inv->agents[inv->last_agent];
+        if (site != NULL && strcmp(a->site, site) != 0 && utf8_ok(site)) {
+            char *s = strdup(site);
+            if (s != NULL) {
+                inv->bytes += usable(s) - usable(a->site);
+                free(a->site);
+                a->site = s;
+            }
+        }
+        return a;
+    }
+    /* agents are kept sorted by id: a binary search, then the insertion point */
+    size_t lo = 0, hi = inv->n_agents;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(inv->agents[mid]->id, id);
+        if (c == 0) {
+            inv->last_agent = mid;
+            return inv_agent(inv, id, site, create);
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    inv_agent_t *a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->id = strdup(id)) == NULL ||
+        (a->site = strdup(site != NULL && utf8_ok(site) ? site : "")) == NULL) {
+        if (a != NULL) {
+            free(a->id);
+        }
+        free(a);
+        return NULL;
+    }
+    if (push_ptr((void ***)&inv->agents, &inv->n_agents, &inv->cap_agents, a, &inv->bytes) != 0) {
+        free(a->id);
+        free(a->site);
+        free(a);
+        return NULL;
+    }
+    memmove(&inv->agents[lo + 1], &inv->agents[lo],
+            (inv->n_agents - 1 - lo) * sizeof(*inv->agents));
+    inv->agents[lo] = a;
+    inv->bytes += usable(a) + usable(a->id) + usable(a->site);
+    inv->last_agent = lo;
+    return a;
+}
+
+/* A new entry (no labels yet): a device of a, or an interface of dev. */
+static inv_entry_t *entry_new(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t *dev,
+                              const char *name, int64_t t_ms)
+{
+    if ((inv->n_entries + 1) * 4 > inv->tab_size * 3 && tab_grow(inv) != 0) {
+        return NULL;
+    }
+    size_t len = strlen(name);
+    inv_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    if (e == NULL) {
+        return NULL;
+    }
+    memcpy(e->name, name, len + 1);
+    e->agent = a;
+    e->dev = dev;
+    e->first_ms = e->last_ms = t_ms;
+    int rc = dev != NULL ? push_ptr((void ***)&dev->ifs, &dev->n_ifs, &dev->cap_ifs, e, &inv->bytes)
+                         : push_ptr((void ***)&a->devs, &a->n_devs, &a->cap_devs, e, &inv->bytes);
+    if (rc != 0) {
+        free(e);
+        return NULL;
+    }
+    if (dev != NULL) {
+        inv->n_ifaces++;
+    } else {
+        inv->n_devices++;
+    }
+    e->hash = key_hash(a->id, entry_device(e), dev != NULL ? name : "");
+    e->hnext = inv->tab[e->hash & (inv->tab_size - 1)];
+    inv->tab[e->hash & (inv->tab_size - 1)] = e;
+    inv->n_entries++;
+    inv->bytes += usable(e);
+    return e;
+}
+
+const char *inv_label(const inv_entry_t *e, const char *key)
+{
+    const char *p = e->labels;
+    for (uint16_t i = 0; i < e->n_labels; i++) {
+        size_t kl = strlen(p);
+        if (strcmp(p, key) == 0) {
+            return p + kl + 1;
+        }
+        p += kl + 1;
+        p += strlen(p) + 1;
+    }
+    return NULL;
+}
+
+/* A label worth keeping: key and value present, well-formed UTF-8, the key short. */
+static bool label_ok(const kvl_label_t *l)
+{
+    return l->key != NULL && l->value != NULL && strlen(l->key) <= 128 && utf8_ok(l->key) &&
+           utf8_ok(l->value);
+}
+
+/* A value's length cut to KVL_INV_LABEL_MAX bytes, never inside a UTF-8 sequence. */
+static size_t cut_len(const char *v)
+{
+    size_t n = strnlen(v, KVL_INV_LABEL_MAX + 1);
+    if (n <= KVL_INV_LABEL_MAX) {
+        return n;
+    }
+    n = KVL_INV_LABEL_MAX;
+    while (n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80) {
+        n--;
+    }
+    return n;
+}
+
+/* The merge of labels into e (see labels_merge) written to blob, or only measured (blob NULL:
+ * nothing recorded either). Sets *len and *nl; returns whether a value changed. */
+static bool merge_into(kvl_inventory_t *inv, const inv_entry_t *e, const kvl_label_t *l, size_t n,
+                       int64_t t_ms, bool quiet, char *blob, size_t *len, uint16_t *nl)
+{
+    bool changed = false;
+    *len = 0;
+    *nl = 0;
+    /* the old ones, with their new values where given */
+    const char *p = e->labels;
+    for (uint16_t i = 0; i < e->n_labels; i++) {
+        const char *k = p, *v = p + strlen(p) + 1;
+        p = v + strlen(v) + 1;
+        const char *nv = v;
+        for (size_t j = 0; j < n; j++) {
+            if (label_ok(&l[j]) && strcmp(l[j].key, k) == 0) {
+                nv = l[j].value;
+                break;
+            }
+        }
+        size_t kl = strlen(k), vl = cut_len(nv);
+        if (nv != v && (strlen(v) != vl || memcmp(v, nv, vl) != 0)) {
+            changed = true;
+            if (blob != NULL && !quiet) {
+                char cut[KVL_INV_LABEL_MAX + 1];
+                memcpy(cut, nv, vl);
+                cut[vl] = '\0';
+                inv_change_push(inv, t_ms, e->agent->id, entry_device(e),
+                                e->dev != NULL ? e->name : "", k, v, cut);
+            }
+        }
+        if (blob != NULL) {
+            memcpy(blob + *len, k, kl + 1);
+            memcpy(blob + *len + kl + 1, nv, vl);
+            blob[*len + kl + 1 + vl] = '\0';
+        }
+        *len += kl + vl + 2;
+        (*nl)++;
+    }
+    /* the new keys */
+    for (size_t j = 0; j < n; j++) {
+        const char *k = l[j].key, *v = l[j].value;
+        if (!label_ok(&l[j]) || k[0] == '\0' || strcmp(k, LABEL_IFINDEXES) == 0 ||
+            inv_label(e, k) != NULL || *nl >= KVL_INV_LABELS_MAX) {
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < j && !dup; i++) {
+            dup = label_ok(&l[i]) && strcmp(l[i].key, k) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        size_t kl = strlen(k), vl = cut_len(v);
+        if (blob != NULL) {
+            memcpy(blob + *len, k, kl + 1);
+            memcpy(blob + *len + kl + 1, v, vl);
+            blob[*len + kl + 1 + vl] = '\0';
+            if (!quiet && e->labels != NULL) { /* a key added to what was known */
+                char cut[KVL_INV_LABEL_MAX + 1];
+                memcpy(cut, v, vl);
+                cut[vl] = '\0';
+                inv_change_push(inv, t_ms, e->agent->id, entry_device(e),
+                                e->dev != NULL ? e->name : "", k, "", cut);
+            }
+        }
+        *len += kl + vl + 2;
+        (*nl)++;
+        changed = true;
+    }
+    return changed;
+}
+
+/* Merges labels into e: a key given replaces its value (cut to KVL_INV_LABEL_MAX bytes), a
+ * key not given is kept; each changed value is recorded (unless `quiet`). "ifIndexes" is
+ * not kept, nor labels that are not UTF-8. An update that would make the entry's labels
+ * larger than KVL_INV_LABELS_BYTES is not kept (logged). Returns 1 when something changed,
+ * 0 when not, or KVL_ENOMEM. */
+static int labels_merge(kvl_inventory_t *inv, inv_entry_t *e, const kvl_label_t *l, size_t n,
+                        int64_t t_ms, bool quiet)
+{
+    size_t len;
+    uint16_t nl;
+    if (!merge_into(inv, e, l, n, t_ms, quiet, NULL, &len, &nl)) {
+        return 0;
+    }
+    if (len > KVL_INV_LABELS_BYTES) {
+        KVL_LOG_WARN(MOD, entry_device(e), "agent %s: labels of %s%s beyond %d bytes not kept",
+                     e->agent->id, e->dev != NULL ? "interface " : "the device",
+                     e->dev != NULL ? e->name : "", KVL_INV_LABELS_BYTES);
+        return 0;
+    }
+    char *blob = malloc(len > 0 ? len : 1);
+    if (blob == NULL) {
+        return KVL_ENOMEM;
+    }
+    merge_into(inv, e, l, n, t_ms, quiet, blob, &len, &nl);
+    inv->bytes -= usable(e->labels);
+    free(e->labels);
+    e->labels = blob;
+    e->labels_len = (uint32_t)len;
+    e->n_labels = nl;
+    inv->bytes += usable(blob);
+    return 1;
+}
+
+static void set_retired(kvl_inventory_t *inv, inv_entry_t *e, int64_t t_ms)
+{
+    if (e->retired_ms == 0) {
+        e->retired_ms = t_ms > 0 ? t_ms : 1;
+        inv_store_entry(inv, e);
+        KVL_LOG_INFO(MOD, entry_device(e), "%s%s of agent %s retired",
+                     e->dev != NULL ? "interface " : "device", e->dev != NULL ? e->name : "",
+                     e->agent->id);
+    }
+}
+
+static void set_back(kvl_inventory_t *inv, inv_entry_t *e, int64_t t_ms)
+{
+    KVL_UNUSED(inv); /* the caller writes the entry */
+    if (e->retired_ms != 0 && t_ms >= e->retired_ms) {
+        e->retired_ms = 0;
+        e->last_ms = t_ms;
+        KVL_LOG_INFO(MOD, entry_device(e), "%s%s of agent %s is back",
+                     e->dev != NULL ? "interface " : "device", e->dev != NULL ? e->name : "",
+                     e->agent->id);
+    }
+}
+
+static uint32_t ifindex_of(const inv_entry_t *e, bool *ok)
+{
+    const char *s = inv_label(e, "ifIndex");
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = s != NULL ? strtoul(s, &end, 10) : 0;
+    *ok = s != NULL && end != s && *end == '\0' && errno == 0 && v <= UINT32_MAX;
+    return (uint32_t)v;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct if_slot {
+    uint32_t ifindex;
+    inv_entry_t *e;
+} if_slot_t;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const if_slot_t *x = a, *y = b;
+    if (x->ifindex != y->ifindex) {
+        return x->ifindex < y->ifindex ? -1 : 1;
+    }
+    /* the latest defined first */
+    return x->e->last_ms > y->e->last_ms ? -1 : x->e->last_ms < y->e->last_ms;
+}
+
+/* The device's discovery reported exactly these ifIndexes (space-separated): the newest
+ * interface of each is current, every other one retired. */
+static int apply_ifindexes(kvl_inventory_t *inv, inv_entry_t *dev, const char *list, int64_t t)
+{
+    size_t n = 0, cap = 16;
+    uint32_t *idx = malloc(cap * sizeof(*idx));
+    if_slot_t *sl = malloc((dev->n_ifs ? dev->n_ifs : 1) * sizeof(*sl));
+    if (idx == NULL || sl == NULL) {
+        free(idx);
+        free(sl);
+        return KVL_ENOMEM;
+    }
+    const char *p = list;
+    while (*p != '\0') {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || errno != 0 || v > UINT32_MAX) {
+            KVL_LOG_WARN(MOD, dev->name, "agent %s: a malformed ifIndexes label ignored",
+                         dev->agent->id);
+            free(idx);
+            free(sl);
+            return 0;
+        }
+        if (n == cap) {
+            uint32_t *m = realloc(idx, 2 * cap * sizeof(*idx));
+            if (m == NULL) {
+                free(idx);
+                free(sl);
+                return KVL_ENOMEM;
+            }
+            idx = m;
+            cap *= 2;
+        }
+        idx[n++] = (uint32_t)v;
+        p = end;
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+    }
+    qsort(idx, n, sizeof(*idx), cmp_u32);
+    size_t m = 0;
+    for (size_t i = 0; i < dev->n_ifs; i++) {
+        bool ok;
+        uint32_t x = ifindex_of(dev->ifs[i], &ok);
+        if (!ok || bsearch(&x, idx, n, sizeof(*idx), cmp_u32) == NULL) {
+            set_retired(inv, dev->ifs[i], t);
+        } else {
+            sl[m++] = (if_slot_t){x, dev->ifs[i]};
+        }
+    }
+    qsort(sl, m, sizeof(*sl), cmp_slot);
+    for (size_t i = 0; i < m; i++) {
+        if (i > 0 && sl[i].ifindex == sl[i - 1].ifindex) {
+            set_retired(inv, sl[i].e, t);
+        } else if (sl[i].e->retired_ms != 0) {
+            set_back(inv, sl[i].e, t);
+            inv_store_entry(inv, sl[i].e);
+        }
+    }
+    free(idx);
+    free(sl);
+    return 0;
+}
+
+/* A new interface took an ifIndex: older ones of the device with it are retired. */
+static void retire_same_ifindex(kvl_inventory_t *inv, inv_entry_t *e, int64_t t)
+{
+    bool ok;
+    uint32_t x = ifindex_of(e, &ok);
+    for (size_t i = 0; ok && i < e->dev->n_ifs; i++) {
+        inv_entry_t *o = e->dev->ifs[i];
+        bool ok2;
+        if (o != e && o->retired_ms == 0 && ifindex_of(o, &ok2) == x && ok2) {
+            set_retired(inv, o, t);
+        }
+    }
+}
+
+int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
+                         const kvl_series_def_t *d, int64_t t_ms)
+{
+    if (d->scope != KVL_SCOPE_DEVICE && d->scope != KVL_SCOPE_INTERFACE) {
+        return 0;
+    }
+    if (agent == NULL || agent[0] == '\0' || d->device == NULL || d->device[0] == '\0' ||
+        (d->scope == KVL_SCOPE_INTERFACE && (d->instance == NULL || d->instance[0] == '\0')) ||
+        !utf8_ok(agent) || (site != NULL && !utf8_ok(site)) || !utf8_ok(d->device) ||
+        (d->scope == KVL_SCOPE_INTERFACE && !utf8_ok(d->instance))) {
+        return KVL_EINVAL; /* no name, or one that JSON cannot hold */
+    }
+    inv_agent_t *a = inv_agent(inv, agent, site, true);
+    if (a == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *dev = inv_find(inv, agent, d->device, "");
+    bool dev_new = dev == NULL;
+    if (dev == NULL && (dev = entry_new(inv, a, NULL, d->device, t_ms)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    if (d->scope == KVL_SCOPE_DEVICE) {
+        int rc = labels_merge(inv, dev, d->labels, d->n_labels, t_ms, dev_new);
+        if (rc < 0) {
+            return rc;
+        }
+        bool was_retired = dev->retired_ms != 0;
+        set_back(inv, dev, t_ms);
+        if (rc > 0 || dev_new || was_retired != (dev->retired_ms != 0)) {
+            dev->last_ms = t_ms > dev->last_ms ? t_ms : dev->last_ms;
+            inv_store_entry(inv, dev);
+        }
+        for (size_t i = 0; i < d->n_labels; i++) {
+            if (d->labels[i].key != NULL && d->labels[i].value != NULL &&
+                strcmp(d->labels[i].key, LABEL_IFINDEXES) == 0) {
+                return apply_ifindexes(inv, dev, d->labels[i].value, t_ms);
+            }
+        }
+        return 0;
+    }
+    if (dev_new) {
+        inv_store_entry(inv, dev);
+    }
+    inv_entry_t *e = inv_find(inv, agent, d->device, d->instance);
+    bool e_new = e == NULL;
+    if (e == NULL && (e = entry_new(inv, a, dev, d->instance, t_ms)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    const char *old_idx = inv_label(e, "ifIndex");
+    char before[16] = "";
+    if (old_idx != NULL) {
+        snprintf(before, sizeof(before), "%s", old_idx);
+    }
+    int rc = labels_merge(inv, e, d->labels, d->n_labels, t_ms, e_new);
+    if (rc < 0) {
+        return rc;
+    }
+    bool was_retired = e->retired_ms != 0;
+    set_back(inv, e, t_ms);
+    if (rc > 0 || e_new || was_retired != (e->retired_ms != 0)) {
+        e->last_ms = t_ms > e->last_ms ? t_ms : e->last_ms;
+        inv_store_entry(inv, e);
+    }
+    const char *now_idx = inv_label(e, "ifIndex");
+    if (e->retired_ms == 0 && now_idx != NULL && (e_new || strcmp(before, now_idx) != 0)) {
+        retire_same_ifindex(inv, e, t_ms);
+    }
+    return 0;
+}
+
+void kvl_inventory_seen(kvl_inventory_t *inv, const char *agent, const char *site, int64_t t_ms)
+{
+    inv_agent_t *a = inv_agent(inv, agent, site, false);
+    if (a != NULL && t_ms > a->last_ms) {
+        a->last_ms = t_ms;
+    }
+}
+
+int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char *site,
+                             const char *const *devices, size_t n, int64_t t_ms)
+{
+    if (agent == NULL || agent[0] == '\0' || !utf8_ok(agent) || (site != NULL && !utf8_ok(site))) {
+        return KVL_EINVAL;
+    }
+    inv_agent_t *a = inv_agent(inv, agent, site, true);
+    if (a == NULL) {
+        return KVL_ENOMEM;
+    }
+    size_t retired = 0;
+    for (size_t i = 0; i < a->n_devs; i++) {
+        inv_entry_t *d = a->devs[i];
+        bool named = false;
+        for (size_t j = 0; j < n && !named; j++) {
+            named = devices[j] != NULL && strcmp(devices[j], d->name) == 0;
+        }
+        if (!named && d->retired_ms == 0) {
+            set_retired(inv, d, t_ms);
+            retired++;
+        } else if (named && d->retired_ms != 0) {
+            set_back(inv, d, t_ms);
+            inv_store_entry(inv, d);
+        }
+    }
+    KVL_LOG_INFO(MOD, agent, "the agent's configuration names %zu devices (%zu retired now)", n,
+                 retired);
+    return 0;
+}
+
+static void entry_free(kvl_inventory_t *inv, inv_entry_t *e)
+{
+    inv->bytes -= usable(e->labels) + usable(e->ifs) + usable(e);
+    free(e->labels);
+    free(e->ifs);
+    free(e);
+}
+
+void inv_remove_device(kvl_inventory_t *inv, inv_entry_t *dev)
+{
+    inv_agent_t *a = dev->agent;
+    for (size_t i = 0; i < dev->n_ifs; i++) {
+        tab_remove(inv, dev->ifs[i]);
+        entry_free(inv, dev->ifs[i]);
+        inv->n_ifaces--;
+    }
+    for (size_t i = 0; i < a->n_devs; i++) {
+        if (a->devs[i] == dev) {
+            memmove(&a->devs[i], &a->devs[i + 1], (a->n_devs - i - 1) * sizeof(*a->devs));
+            a->n_devs--;
+            break;
+        }
+    }
+    tab_remove(inv, dev);
+    entry_free(inv, dev);
+    inv->n_devices--;
+}
+
+int kvl_inventory_forget(kvl_inventory_t *inv, const char *agent, const char *device)
+{
+    inv_entry_t *dev = inv_find(inv, agent, device, "");
+    if (dev == NULL) {
+        return KVL_EINVAL;
+    }
+    size_t n = dev->n_ifs;
+    inv_remove_device(inv, dev);
+    inv_store_forget(inv, agent, device);
+    KVL_LOG_INFO(MOD, device, "device of agent %s and its %zu interfaces forgotten (archives kept)",
+                 agent, n);
+    return inv->log_fd < 0 && !inv->loading ? KVL_EIO : 0;
+}
+
+int64_t inv_last_seen(const inv_entry_t *e)
+{
+    if (e->retired_ms != 0) {
+        return e->retired_ms;
+    }
+    const inv_entry_t *dev = e->dev != NULL ? e->dev : e;
+    if (dev->retired_ms != 0) {
+        return dev->retired_ms;
+    }
+    return e->agent->last_ms > e->last_ms ? e->agent->last_ms : e->last_ms;
+}
+
+int inv_restore_entry(kvl_inventory_t *inv, const char *agent, const char *site, const char *device,
+                      const char *instance, const json_t *labels, int64_t first, int64_t last,
+                      int64_t retired)
+{
+    inv_agent_t *a = inv_agent(inv, agent, site, true);
+    if (a == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *dev = inv_find(inv, agent, device, "");
+    if (dev == NULL && (dev = entry_new(inv, a, NULL, device, first)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *e = dev;
+    if (instance != NULL && instance[0] != '\0') {
+        e = inv_find(inv, agent, device, instance);
+        if (e == NULL && (e = entry_new(inv, a, dev, instance, first)) == NULL) {
+            return KVL_ENOMEM;
+        }
+    }
+    size_t n = json_object_size(labels);
+    kvl_label_t *l = calloc(n ? n : 1, sizeof(*l));
+    if (l == NULL) {
+        return KVL_ENOMEM;
+    }
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        if (json_is_string(v)) {
+            l[k++] = (kvl_label_t){key, json_string_value(v)};
+        }
+    }
+    /* a record holds the whole entry: its labels replace what was restored before */
+    free(e->labels);
+    e->labels = NULL;
+    e->n_labels = 0;
+    e->labels_len = 0;
+    int rc = labels_merge(inv, e, l, k, last, true);
+    free(l);
+    if (rc < 0) {
+        return rc;
+    }
+    e->first_ms = first;
+    e->last_ms = last;
+    e->retired_ms = retired;
+    return 0;
+}
+
+void inv_change_push(kvl_inventory_t *inv, int64_t at, const char *agent, const char *device,
+                     const char *instance, const char *key, const char *old, const char *nw)
+{
+    size_t max = inv->o.changes_max;
+    const char *f[6] = {agent, device, instance, key, old, nw};
+    size_t len = 0;
+    for (int i = 0; i < 6; i++) {
+        len += strlen(f[i] != NULL ? f[i] : "") + 1;
+    }
+    char *blob = malloc(len);
+    if (blob == NULL) {
+        return;
+    }
+    char *p = blob;
+    for (int i = 0; i < 6; i++) {
+        size_t l = strlen(f[i] != NULL ? f[i] : "") + 1;
+        memcpy(p, f[i] != NULL ? f[i] : "", l);
+        p += l;
+    }
+    inv_change_t *slot;
+    if (inv->ch_n < max) {
+        slot = &inv->changes[(inv->ch_head + inv->ch_n) % max];
+        inv->ch_n++;
+    } else {
+        slot = &inv->changes[inv->ch_head];
+        inv->ch_head = (inv->ch_head + 1) % max;
+        inv->bytes -= usable(slot->blob);
+        free(slot->blob);
+    }
+    slot->at = at;
+    slot->blob = blob;
+    inv->bytes += usable(blob);
+    inv_store_change(inv, slot);
+}
+
+const inv_change_t *inv_change_at(const kvl_inventory_t *inv, size_t i)
+{
+    return i < inv->ch_n ? &inv->changes[(inv->ch_head + i) % inv->o.changes_max] : NULL;
+}
+
+void inv_change_fields(const inv_change_t *c, const char **agent, const char **device,
+                       const char **instance, const char **key, const char **old, const char **nw)
+{
+    const char **out[6] = {agent, device, instance, key, old, nw};
+    const char *p = c->blob;
+    for (int i = 0; i < 6; i++) {
+        if (out[i] != NULL) {
+            *out[i] = p;
+        }
+        p += strlen(p) + 1;
+    }
+}
+
+/* --- the sink ------------------------------------------------------------------------------ */
+
+static int64_t batch_time(const kvl_inventory_t *inv, const kvl_batch_t *b)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < b->n_groups; i++) {
+        t = b->groups[i].time_ms > t ? b->groups[i].time_ms : t;
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        t = b->events[i].time_ms > t ? b->events[i].time_ms : t;
+    }
+    return t > 0 ? t : inv_now(inv);
+}
+
+static int sink_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
+{
+    kvl_inventory_t *inv = ctx;
+    int64_t t = batch_time(inv, b->batch);
+    for (size_t i = 0; i < b->batch->n_defs; i++) {
+        int rc = kvl_inventory_define(inv, b->agent, b->site, &b->batch->defs[i], t);
+        if (rc == KVL_ENOMEM) {
+            KVL_LOG_ERROR(MOD, b->agent, "out of memory: a definition not kept");
+        }
+    }
+    kvl_inventory_seen(inv, b->agent, b->site, t);
+    done(token, NULL);
+    return 0;
+}
+
+static void sink_event(void *ctx, const kvl_sink_event_t *se)
+{
+    kvl_inventory_t *inv = ctx;
+    const kvl_event_t *ev = se->event;
+    if (se->synthetic || ev == NULL || ev->kind == NULL ||
+        strcmp(ev->kind, EVENT_CONFIGURED) != 0 || se->agent == NULL) {
+        return;
+    }
+    const char **names = calloc(ev->n_fields ? ev->n_fields : 1, sizeof(*names));
+    if (names == NULL) {
+        KVL_LOG_ERROR(MOD, se->agent, "out of memory: the configured devices not applied");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        if (ev->fields[i].key != NULL && ev->fields[i].value != NULL &&
+            strcmp(ev->fields[i].key, "device") == 0) {
+            names[n++] = ev->fields[i].value;
+        }
+    }
+    kvl_inventory_configured(inv, se->agent, se->site, names, n,
+                             ev->time_ms > 0 ? ev->time_ms : inv_now(inv));
+    free(names);
+}
+
+const kvl_sink_t kvl_inventory_sink = {
+    .name = "inventory", .on_batch = sink_batch, .on_event = sink_event};
+
+/* --- lifetime ------------------------------------------------------------------------------ */
+
+int kvl_inventory_new(const kvl_inventory_opts_t *o, kvl_inventory_t **out, char *err,
+                      size_t errlen)
+{
+    *out = NULL;
+    if (o == NULL || o->dir == NULL || strlen(o->dir) + 32 > sizeof(((kvl_inventory_t *)0)->dir)) {
+        snprintf(err, errlen, "inventory: no folder, or too long a path");
+        return KVL_EINVAL;
+    }
+    kvl_inventory_t *inv = calloc(1, sizeof(*inv));
+    if (inv == NULL) {
+        snprintf(err, errlen, "inventory: out of memory");
+        return KVL_ENOMEM;
+    }
+    inv->o = *o;
+    if (inv->o.changes_max == 0) {
+        inv->o.changes_max = KVL_INV_CHANGES_MAX;
+    }
+    snprintf(inv->dir, sizeof(inv->dir), "%s", o->dir);
+    inv->o.dir = inv->dir;
+    inv->log_fd = -1;
+    inv->lock_fd = -1;
+    inv->changes = calloc(inv->o.changes_max, sizeof(*inv->changes));
+    if (inv->changes == NULL || tab_grow(inv) != 0) {
+        snprintf(err, errlen, "inventory: out of memory");
+        kvl_inventory_free(inv);
+        return KVL_ENOMEM;
+    }
+    inv->bytes += inv->o.changes_max * sizeof(*inv->changes) + sizeof(*inv);
+    int rc = inv_store_open(inv, err, errlen);
+    if (rc != 0) {
+        kvl_inventory_free(inv);
+        return rc;
+    }
+    *out = inv;
+    return 0;
+}
+
+void kvl_inventory_free(kvl_inventory_t *inv)
+{
+    if (inv == NULL) {
+        return;
+    }
+    inv_store_close(inv);
+    for (size_t i = 0; i < inv->n_agents; i++) {
+        inv_agent_t *a = inv->agents[i];
+        while (a->n_devs > 0) {
+            inv_remove_device(inv, a->devs[a->n_devs - 1]);
+        }
+        free(a->devs);
+        free(a->id);
+        free(a->site);
+        free(a);
+    }
+    free(inv->agents);
+    for (size_t i = 0; inv->changes != NULL && i < inv->ch_n; i++) {
+        free(inv->changes[(inv->ch_head + i) % inv->o.changes_max].blob);
+    }
+    free(inv->changes);
+    free(inv->tab);
+    free(inv);
+}
+
+void kvl_inventory_stats(const kvl_inventory_t *inv, kvl_inventory_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->agents = inv->n_agents;
+    st->devices = inv->n_devices;
+    st->interfaces = inv->n_ifaces;
+    for (size_t i = 0; i < inv->tab_size; i++) {
+        for (const inv_entry_t *e = inv->tab[i]; e != NULL; e = e->hnext) {
+            st->retired += e->retired_ms != 0;
+        }
+    }
+    st->changes = inv->ch_n;
+    st->bytes = inv->bytes;
+    st->damaged = inv->damaged;
+    st->written = inv->written;
+}
