@@ -5,8 +5,9 @@
 # Runs as root in a mount namespace of its own (unshare -m, private propagation): the
 # collector's data folder is a small tmpfs, its journal (<data_dir>/_journal) another, so
 # that the archives' file system can fail while the journal keeps acknowledging; the alert
-# book's and the notifiers' folders (<data_dir>/_alerts, /_notify) are tmpfs of their own too,
-# as their open logs would keep the archives' one from being remounted read-only (EBUSY).
+# book's, the notifiers' and the inventory's folders (<data_dir>/_alerts, /_notify,
+# /_inventory) are tmpfs of their own too, as their open logs would keep the archives' one
+# from being remounted read-only (EBUSY).
 #
 # An agent polls a device (an interface counting at known rates) every 2 s; collector and
 # agent log at debug level (the agent names every bulk batch it queues, the collector every
@@ -52,6 +53,7 @@ kvl_cleanup() {
     umount -l "$DATA/_journal" 2>/dev/null
     umount -l "$DATA/_alerts" 2>/dev/null
     umount -l "$DATA/_notify" 2>/dev/null
+    umount -l "$DATA/_inventory" 2>/dev/null
     umount -l "$DATA" 2>/dev/null
     (exit "$rc")
     _kvl_cleanup_lib
@@ -62,7 +64,7 @@ mount -t tmpfs -o size=64m,mode=0755 kvl-archives "$DATA" || kvl_fail "cannot mo
 mkdir -p "$DATA/_journal"
 mount -t tmpfs -o size=512m,mode=0755 kvl-journal "$DATA/_journal" \
     || kvl_fail "cannot mount a tmpfs on $DATA/_journal"
-for d in _alerts _notify; do
+for d in _alerts _notify _inventory; do
     mkdir -p "$DATA/$d"
     mount -t tmpfs -o size=16m,mode=0755 "kvl-$d" "$DATA/$d" || kvl_fail "cannot mount a tmpfs on $DATA/$d"
 done
