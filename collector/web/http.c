@@ -90,7 +90,9 @@ typedef struct job {
     json_t *json;
     /* set by the loop before the resume */
     int status;
-    char *resp_text;
+    char *resp_text; /* the answer's bytes: JSON text, or a handler's own (resp_type) */
+    size_t resp_len;
+    char resp_type[64];
     bool done;
     bool draining; /* answered 503 at stop; kvl_http_free waits for it to be sent */
     /* a refused credential: answered `delay_status` after FAILED_AUTH_DELAY_MS by the loop's
@@ -215,11 +217,11 @@ static void on_users(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp
 
 /* ------------------------------------------------------------------ responses (MHD threads) */
 
-static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type,
-                                 const char *text, const char *cookie)
+static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const char *type,
+                                  const char *bytes, size_t len, const char *cookie)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
-        text ? strlen(text) : 0, (void *)(text ? text : ""), MHD_RESPMEM_MUST_COPY);
+        bytes ? len : 0, (void *)(bytes ? bytes : ""), MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
         return MHD_NO;
     }
@@ -237,6 +239,12 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type,
+                                 const char *text, const char *cookie)
+{
+    return send_bytes(c, status, type, text, text ? strlen(text) : 0, cookie);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
@@ -695,9 +703,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (j->stage == 2) {
         /* back from the loop */
         KVL_ASSERT(j->done);
-        enum MHD_Result rc =
-            send_text(c, j->status, j->resp_text ? "application/json" : NULL, j->resp_text, NULL);
-        return rc;
+        return send_bytes(c, j->status, j->resp_text ? j->resp_type : NULL, j->resp_text,
+                          j->resp_len, NULL);
     }
     if (j->stage == 0) {
         j->stage = 1;
@@ -789,13 +796,37 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------------ the loop's side */
 
-static void finish_job(job_t *j, int status, json_t *body)
+static void finish_bytes(job_t *j, int status, const char *type, char *bytes, size_t len)
 {
     j->status = status;
-    j->resp_text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(body);
+    j->resp_text = bytes;
+    j->resp_len = len;
+    snprintf(j->resp_type, sizeof(j->resp_type), "%s", type);
     j->done = true;
     MHD_resume_connection(j->conn);
+}
+
+static void finish_job(job_t *j, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    finish_bytes(j, status, "application/json", text, text ? strlen(text) : 0);
+}
+
+/* A handler's own bytes are taken only with a type that is short, printable and has no
+ * line break (it goes into a header). */
+static bool type_ok(const char *type)
+{
+    size_t n = type ? strlen(type) : 0;
+    if (n == 0 || n >= sizeof(((job_t *)NULL)->resp_type)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (type[i] < 0x20 || type[i] > 0x7e) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static void free_timer(uv_handle_t *t)
@@ -892,11 +923,19 @@ static void on_async(uv_async_t *a)
         j->route->fn(j->route->ctx, &req, &resp);
         if (j->later != NULL) {
             json_decref(resp.body); /* answered later, by kvl_http_answer */
+            free(resp.bytes);
             continue;
         }
-        if (resp.status < 100 || resp.status > 599) {
+        if (resp.status < 100 || resp.status > 599 || (resp.bytes && !type_ok(resp.type))) {
             json_decref(resp.body);
-            kvl_http_error(&resp, 500, "the handler gave no valid status");
+            free(resp.bytes);
+            resp.bytes = NULL;
+            kvl_http_error(&resp, 500, "the handler gave no valid status or type");
+        }
+        if (resp.bytes != NULL) {
+            json_decref(resp.body);
+            finish_bytes(j, resp.status, resp.type, resp.bytes, resp.len);
+            continue;
         }
         finish_job(j, resp.status, resp.body);
     }
@@ -956,6 +995,23 @@ void kvl_http_answer(kvl_http_later_t *l, int status, json_t *body)
         body = json_pack("{s:s}", "error", "the handler gave no valid status");
     }
     finish_job(j, status, body);
+}
+
+void kvl_http_answer_bytes(kvl_http_later_t *l, int status, const char *type, void *bytes,
+                           size_t len)
+{
+    if (l == NULL || l->j == NULL || bytes == NULL || !type_ok(type) || status < 100 ||
+        status > 599) {
+        free(bytes);
+        kvl_http_answer(l, bytes == NULL || type_ok(type) ? status : 500,
+                        json_pack("{s:s}", "error", "the handler gave no valid answer"));
+        return;
+    }
+    job_t *j = l->j;
+    later_unlink(j->h, l);
+    j->later = NULL;
+    free(l);
+    finish_bytes(j, status, type, bytes, len);
 }
 
 /* ------------------------------------------------------------------ life */

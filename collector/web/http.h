@@ -52,6 +52,11 @@ typedef struct kvl_http_req {
 typedef struct kvl_http_resp {
     int status;   /* 200 unless set */
     json_t *body; /* the handler's reference, taken by the server; NULL: no body */
+    /* Or bytes of the handler's own (a PNG, an SVG, CSV, text): malloc'd, taken by the
+     * server, sent with Content-Type `type` (a static string); body is then ignored. */
+    const char *type;
+    char *bytes;
+    size_t len;
 } kvl_http_resp_t;
 
 /* A query parameter's decoded value, or NULL when absent. */
@@ -74,6 +79,9 @@ typedef struct kvl_http_later kvl_http_later_t;
 kvl_http_later_t *kvl_http_defer(const kvl_http_req_t *req);
 /* Takes body (may be NULL). */
 void kvl_http_answer(kvl_http_later_t *later, int status, json_t *body);
+/* The same with bytes of the handler's own (malloc'd, taken) and their Content-Type. */
+void kvl_http_answer_bytes(kvl_http_later_t *later, int status, const char *type, void *bytes,
+                           size_t len);
 
 /* Registers a handler before kvl_http_start. method NULL: any. Returns 0 or KVL_EINVAL. */
 int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_role_t min_role,

@@ -42,6 +42,8 @@ typedef struct result {
     long status;
     char body[1024];
     char cookie[256];
+    char type[64];
+    size_t len; /* the body's length as received */
 } result_t;
 
 typedef struct fixture {
@@ -63,12 +65,14 @@ typedef struct fixture {
 typedef struct buf {
     char *p;
     size_t n, cap;
+    size_t total;
 } buf_t;
 
 static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
 {
     buf_t *b = ud;
     size_t n = sz * nm;
+    b->total += n;
     size_t room = b->cap - b->n - 1;
     size_t k = n < room ? n : room;
     memcpy(b->p + b->n, d, k);
@@ -88,6 +92,13 @@ static size_t on_header(char *d, size_t sz, size_t nm, void *ud)
             r->cookie[k] = '\0';
         }
     }
+    if (n > 14 && strncasecmp(d, "Content-Type: ", 14) == 0) {
+        size_t k = strcspn(d + 14, "\r\n");
+        if (k < sizeof(r->type)) {
+            memcpy(r->type, d + 14, k);
+            r->type[k] = '\0';
+        }
+    }
     return n;
 }
 
@@ -105,7 +116,7 @@ static result_t *req(fixture_t *f, const char *method, const char *path, const c
         hl = curl_slist_append(hl, headers[i]);
     }
     hl = curl_slist_append(hl, "Expect:");
-    buf_t b = {r->body, 0, sizeof(r->body)};
+    buf_t b = {r->body, 0, sizeof(r->body), 0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -122,6 +133,7 @@ static result_t *req(fixture_t *f, const char *method, const char *path, const c
     }
     if (curl_easy_perform(c) == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        r->len = b.total;
     } else {
         r->status = -1;
     }
@@ -178,6 +190,40 @@ static void on_test_post(void *ctx, const kvl_http_req_t *r, kvl_http_resp_t *re
     }
     resp->status = 201;
     resp->body = json_pack("{s:s, s:O}", "user", r->user, "v", v);
+}
+
+/* Bytes of the handler's own, with a NUL inside: at once, or later from a timer. */
+static char *some_bytes(size_t *len)
+{
+    static const char png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    char *b = malloc(sizeof(png) - 1);
+    memcpy(b, png, sizeof(png) - 1);
+    *len = sizeof(png) - 1;
+    return b;
+}
+
+static void on_bytes_later(uv_timer_t *t)
+{
+    size_t len;
+    char *b = some_bytes(&len);
+    kvl_http_answer_bytes(t->data, 200, "image/png", b, len);
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+}
+
+static void on_test_bytes(void *ctx, const kvl_http_req_t *r, kvl_http_resp_t *resp)
+{
+    fixture_t *f = ctx;
+    f->handled++;
+    const char *how = kvl_http_query(r, "how");
+    if (how != NULL && strcmp(how, "later") == 0) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        uv_timer_init(&f->loop, t);
+        t->data = kvl_http_defer(r);
+        uv_timer_start(t, on_bytes_later, 10, 0);
+        return;
+    }
+    resp->bytes = some_bytes(&resp->len);
+    resp->type = how != NULL && strcmp(how, "badtype") == 0 ? "text/plain\r\nX: y" : "image/png";
 }
 
 static void on_done(uv_async_t *a)
@@ -268,6 +314,8 @@ static void run(fixture_t *f, void (*script)(fixture_t *))
         kvl_http_route(f->h, "POST", "/api/v1/test", KVL_ROLE_OPERATOR, on_test_post, f), 0);
     assert_int_equal(kvl_http_route(f->h, "GET", "/etc/x", KVL_ROLE_VIEWER, on_test_get, f),
                      KVL_EINVAL);
+    assert_int_equal(
+        kvl_http_route(f->h, "GET", "/api/v1/bytes", KVL_ROLE_VIEWER, on_test_bytes, f), 0);
     rc = kvl_http_start(f->h, err, sizeof(err));
     if (rc != 0) {
         fail_msg("kvl_http_start: %s", err);
@@ -567,6 +615,32 @@ static void script_concurrent(fixture_t *f)
     f->n_res = 1;
 }
 
+static void script_bytes(fixture_t *f)
+{
+    char tok[200];
+    snprintf(tok, sizeof(tok), "Authorization: Bearer %s", f->viewer_token);
+    get(f, "/api/v1/bytes", tok);
+    get(f, "/api/v1/bytes?how=later", tok);
+    get(f, "/api/v1/bytes?how=badtype", tok);
+}
+
+/* A handler's own bytes (binary, with a NUL) go out whole with their type, at once or
+ * later; a type that would inject a header is refused with a 500. */
+static void test_bytes(void **state)
+{
+    fixture_t *f = *state;
+    run(f, script_bytes);
+    assert_int_equal(f->n_res, 3);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(f->res[i].status, 200);
+        assert_string_equal(f->res[i].type, "image/png");
+        assert_int_equal(f->res[i].len, 16);
+        assert_memory_equal(f->res[i].body, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+    }
+    assert_int_equal(f->res[2].status, 500);
+    assert_string_equal(f->res[2].type, "application/json");
+}
+
 static void test_concurrent(void **state)
 {
     fixture_t *f = *state;
@@ -822,6 +896,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_delay, setup, teardown),
