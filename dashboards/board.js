@@ -31,6 +31,7 @@
             }
             html.push('<div class="root-site">' + kvl.siteTile(root));
             const loose = [];
+            html.push('<div class="districts">');
             for (const d of t.children(root.name)) {
                 const inner = flat(d, []);
                 if (inner.length === 0) {
@@ -39,6 +40,7 @@
                 }
                 html.push('<div class="district">' + kvl.siteTile(d) + '<div class="tiles">' + inner.join('') + '</div></div>');
             }
+            html.push('</div>');
             if (loose.length) {
                 html.push('<div class="tiles">' + loose.join('') + '</div>');
             }
@@ -134,6 +136,13 @@
         const get = (metric) => kvl.api('/api/v1/latest', { query: { scope: 'interface', metric, limit: 10000 } });
         const [ins, outs, speeds] = await Promise.all([get('in_octets'), get('out_octets'), get('speed_bps')]);
         const key = (v) => v.agent + '\t' + v.device + '\t' + v.instance;
+        /* rates older than 3 polls behind the newest one (a silent device's last rates)
+         * are left out; the collector's own times, so the browser's clock does not matter */
+        let newest = 0;
+        for (const v of ins.values || []) {
+            newest = Math.max(newest, v.time_ms);
+        }
+        const fresh = (v) => newest - v.time_ms <= 3000 * (v.interval_s || 60);
         const rows = new Map();
         for (const v of speeds.values || []) {
             if (v.value > 0) {
@@ -143,7 +152,7 @@
         for (const [list, k] of [[ins, 'inb'], [outs, 'outb']]) {
             for (const v of list.values || []) {
                 const r = rows.get(key(v));
-                if (r && v.rate !== null && v.rate !== undefined) {
+                if (r && v.rate !== null && v.rate !== undefined && fresh(v)) {
                     r[k] = v.rate * 8;
                 }
             }

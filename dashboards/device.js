@@ -8,9 +8,18 @@
     const agent = kvl.params.get('agent') || '';
     const device = kvl.params.get('device') || '';
 
-    function ifState(i, m) {
+    /* An interface's last values are stale when its device does not answer or when they
+     * are older than 3 poll intervals (and 5 s). */
+    function stale(v, devDown) {
+        return devDown || !v || Date.now() - v.time_ms > 3000 * (v.interval_s || 60) + 5000;
+    }
+
+    function ifState(i, m, devDown) {
         if (i.retired) {
             return 'retired';
+        }
+        if (stale(m.oper_status, devDown)) {
+            return 'stale';
         }
         if (m.admin_status && m.admin_status.value === 2) {
             return 'unknown'; /* shut down on purpose */
@@ -41,10 +50,12 @@
             }
         }
         const mine = (Array.isArray(alerts) ? alerts : []).filter((a) => !a.labels || !a.labels.site || a.labels.site === d.site);
-        let st = d.retired ? 'retired' : !dev.reachable || dev.reachable.value === null ? 'unknown' : dev.reachable.value ? 'ok' : 'critical';
+        let st = d.retired ? 'retired' : !dev.reachable || dev.reachable.value === null ? 'unknown'
+            : stale(dev.reachable, false) ? 'stale' : dev.reachable.value ? 'ok' : 'critical';
         if (st === 'ok' && mine.some((a) => a.severity !== 'info')) {
             st = mine.some((a) => a.severity === 'critical') ? 'critical' : 'warning';
         }
+        const devDown = !dev.reachable || dev.reachable.value === 0 || stale(dev.reachable, false);
         document.title = 'kaaval — ' + device;
         document.getElementById('crumbs').innerHTML = '<a href="' + kvl.esc(kvl.link('index.html')) + '">Board</a> › <a href="' +
             kvl.esc(kvl.link('site.html', { site: d.site })) + '">' + kvl.esc(d.site) + '</a> › ' + kvl.esc(agent);
@@ -64,7 +75,7 @@
             ? '<tr><th>state</th><th>interface</th><th>ifAlias (circuit)</th><th>ifDescr</th><th class="num">speed</th><th class="num">in</th><th class="num">out</th><th class="num">util %</th></tr>' +
               ifs.map((i) => {
                   const m = byIf.get(i.name) || {};
-                  const s = ifState(i, m);
+                  const s = ifState(i, m, devDown);
                   const speed = m.speed_bps && m.speed_bps.value ? m.speed_bps.value : i.speed;
                   const inb = rate(m.in_octets);
                   const outb = rate(m.out_octets);

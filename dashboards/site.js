@@ -5,14 +5,16 @@
     'use strict';
     const kvl = window.kvl;
     const site = kvl.params.get('site') || '';
-    const RANK = { ok: 0, unknown: 1, warning: 2, minor: 3, major: 4, lost: 5, critical: 6 };
+    const RANK = { ok: 0, unknown: 1, stale: 1, warning: 2, minor: 3, major: 4, lost: 5, critical: 6 };
     const worse = (a, b) => ((RANK[b] ?? 0) > (RANK[a] ?? 0) ? b : a);
 
     function deviceState(d, reach, alertsByDevice) {
         if (d.retired) {
             return 'retired';
         }
-        let st = reach === undefined || reach === null ? 'unknown' : reach ? 'ok' : 'critical';
+        let st = !reach || reach.value === null ? 'unknown'
+            : Date.now() - reach.time_ms > 3000 * (reach.interval_s || 60) + 5000 ? 'stale'
+            : reach.value ? 'ok' : 'critical';
         for (const a of alertsByDevice.get(d.device) || []) {
             st = worse(st, a.severity === 'info' ? 'ok' : a.severity);
         }
@@ -52,7 +54,7 @@
                 alertsByDevice.set(d, (alertsByDevice.get(d) || []).concat([a]));
             }
         }
-        const reachOf = new Map((reach.values || []).map((v) => [v.agent + '\t' + v.device, v.value]));
+        const reachOf = new Map((reach.values || []).map((v) => [v.agent + '\t' + v.device, v]));
         const rows = (devs.devices || []).map((d) => {
             const st = deviceState(d, reachOf.get(d.agent + '\t' + d.device), alertsByDevice);
             const why = (alertsByDevice.get(d.device) || []).map((a) => a.summary || a.rule).join('; ');
