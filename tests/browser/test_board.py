@@ -28,7 +28,9 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 URL = os.environ["KVL_URL"]
@@ -142,6 +144,11 @@ try:
     for s in ("noc-t", "dhq-t", "bhq-a", "bhq-b"):
         if not driver.find_elements(By.CSS_SELECTOR, '.tile[data-site="%s"]' % s):
             fail("no tile for site " + s)
+    # the search box: devices and interfaces by name
+    driver.find_element(By.ID, "kvl-search").send_keys("rtr-")
+    wait_for("search results naming rtr-a and rtr-b", lambda: all(
+        n in driver.find_element(By.ID, "kvl-search-results").text for n in ("rtr-a", "rtr-b")), 10)
+    driver.find_element(By.ID, "kvl-search").send_keys(Keys.ESCAPE)
     wait_for("block A ok", lambda: attr('.tile[data-site="bhq-a"]', "data-state") == "ok", 30)
     wait_for("the clock saying the board updated", lambda: "updated" in driver.find_element(By.ID, "kvl-clock").text, 10)
     shot("2-board-ok")
@@ -195,6 +202,16 @@ try:
         if not ok:
             fail("the traffic graph's image did not load")
         log("traffic graph drawn")
+        # zoom: a rectangle dragged over the plot becomes the page's time range
+        img = driver.find_element(By.CSS_SELECTOR, "#graph-traffic img.graph")
+        ActionChains(driver).move_to_element_with_offset(img, -60, 0).click_and_hold() \
+            .move_by_offset(120, 0).release().perform()
+        wait_for("the zoomed range in the URL", lambda: "from=-" not in driver.current_url
+                 and "to=now" not in driver.current_url, 10)
+        wait_for("the zoomed graph drawn", lambda: attr("#graph-traffic", "data-state") == "drawn"
+                 and int(attr("#graph-traffic img.graph", "data-end") or 0)
+                 - int(attr("#graph-traffic img.graph", "data-start") or 0) < 86400, 60)
+        log("zoomed to " + driver.current_url.split("?", 1)[1])
     else:
         if state != "unavailable" or "graph unavailable" not in driver.find_element(By.ID, "graph-traffic").text:
             fail("without a graph API the page should say 'graph unavailable', it is %s" % state)
@@ -214,6 +231,20 @@ try:
     if not driver.find_element(By.ID, "board-error").get_attribute("class").count("hidden"):
         fail("the board shows an error: " + driver.find_element(By.ID, "board-error").text)
     shot("7-acknowledged")
+    drain_console()
+
+    # ------------------------------------------------------------ the alert's own link
+    req = urllib.request.Request(URL + "/api/v1/alerts?status=firing",
+                                 headers={"Authorization": "Bearer " + KIOSK})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        link = [a.get("url") for a in json.load(r) if a.get("fingerprint") == fp][0]
+    if not link or "/graph.html?" not in link:
+        fail("the alert's link is not the graph page: %r" % link)
+    driver.get(link)
+    wait_for("the alert's graph page to find rtr-a's agent", lambda: driver.find_elements(
+        By.CSS_SELECTOR, '#crumbs a[href*="agent=agent-a"]'), 15)
+    wait_for("the device's availability graph", lambda: attr("#graph-availability", "data-state"), 60)
+    shot("8-alert-link")
     drain_console()
 
     # ------------------------------------------------------------ 6: the console
