@@ -95,6 +95,12 @@
         }
         if (!r.ok) {
             const why = body && body.error ? body.error : r.status + ' ' + r.statusText;
+            if (r.status === 401 && kvl.user !== null && path !== '/api/v1/login') {
+                /* the session ended (expired, logged out elsewhere): show the login form */
+                kvl.user = null;
+                setCsrf('');
+                renderWho();
+            }
             throw new kvl.ApiError(r.status, why);
         }
         return body;
