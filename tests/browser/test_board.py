@@ -126,6 +126,9 @@ try:
     wait_for("the kiosk's read-only state", lambda: "kiosk" in driver.find_element(By.ID, "kvl-who").text, 10)
     if driver.find_element(By.ID, "kvl-login").is_displayed():
         fail("the kiosk view shows a login form")
+    who = driver.execute_script("return window.kvl.user && window.kvl.user.user")
+    if who != "kiosk:wall":  # the token carried on the API calls, not the anonymous view
+        fail("the kiosk page's API calls are made as %r, not kiosk:wall" % who)
     href = attr('.tile[data-site="bhq-a"]', "href") or ""
     if "kiosk=" not in href:
         fail("a tile's link in the kiosk view drops the kiosk token: " + href)
