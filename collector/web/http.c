@@ -443,8 +443,8 @@ static bool is_write(const char *method)
 
 /* Who sent j: an Authorization header, else the session cookie, else a kiosk token in the
  * query (viewer tokens only, GET only), else, with `anonymous_viewer`, a read by "anonymous"
- * as a viewer. Fills j->user, j->role; *csrf gets the session's
- * CSRF token when the request came with a session ("" otherwise). */
+ * as a viewer. Fills j->user, j->role; *csrf gets the session's CSRF token when the request
+ * came with a session ("" otherwise). */
 static auth_rc_t authenticate(kvl_http_t *h, job_t *j, char csrf[KVL_HTTP_SID_LEN + 1], char *why,
                               size_t whylen)
 {
