@@ -218,6 +218,11 @@
             await new Promise((res) => document.addEventListener('kvl-auth', res, { once: true }));
             kvl.showError('graph-error', '');
         }
+        if (!sel.agent && sel.site && !sel.device && !sel.target) {
+            /* an alert about a site as a whole (an agent lost): the site's page */
+            window.location.replace(kvl.link('site.html', { site: sel.site }));
+            return;
+        }
         if (!sel.agent && !sel.site && !sel.device) {
             kvl.showError('graph-error', 'which graph? open this page as graph.html?agent=&device=&interface= or ?agent=&target=');
             return;
