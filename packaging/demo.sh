@@ -10,8 +10,18 @@
 #   - one kaaval-collector with the real default archives (2 days of single steps, 2 weeks of
 #     5 min, 2 months of 30 min, 2 years of days; AVERAGE and MAX): about 2.5 MB per interface
 #     at a 60 s step, 6 MB at 10 s — some 1.7 GB for the whole demo network;
-#   - two kaaval-agents (both at site "demo") splitting the devices: the recorded devices
-#     every 60 s (their values never change), demo-uplink every 10 s so its graph fills fast.
+#   - a state network's site tree: the state NOC, three district HQs, four block HQs and
+#     mini POPs below them; one kaaval-agent per site, splitting the devices between them:
+#     the recorded devices every 60 s (their values never change), demo-uplink (at the NOC)
+#     every 10 s so its graph fills fast; each agent measures the link to its parent's agent
+#     (STAMP) and to the collector (TCP);
+#   - one more generated device, anchal-rtr at block HQ Anchal, served by an snmpsim of its
+#     own that the demo stops now and then (SIGSTOP for 90 s every 5 minutes): its tile on
+#     the board turns red and a device_down alert fires, then both clear;
+#   - the NOC board at http://127.0.0.1:8080/ (dashboards/), readable without logging in
+#     (the demo sets `anonymous_viewer`), with a kiosk link for a wall screen and an
+#     operator login (user noc, its password made once and kept in demo-run/etc/) to
+#     acknowledge alerts.
 # Agents and collector talk mutual TLS with certificates from packaging/kaaval-certs.sh.
 # Everything it writes lives in demo-run/ in this checkout (git-ignored): configurations
 # (etc/), TLS certificates and keys (tls/), logs (log/), the served data folder (snmprec/), simulator state (snmpsim/), the
@@ -78,6 +88,7 @@ stop_all() {
         pid=${e%%:*}
         prog=${e#*:}
         is_ours "$pid" "$prog" || continue
+        kill -CONT "$pid" 2>/dev/null # a stopped snmpsim (the silent device) must run to end
         kill -TERM "$pid" 2>/dev/null
         for ((k = 0; k < 100; k++)); do
             is_ours "$pid" "$prog" || break
@@ -161,13 +172,13 @@ for f in "$RECORDINGS"/*.snmprec; do
 done
 [ ${#devices[@]} -gt 0 ] || die "no .snmprec files in $RECORDINGS"
 
-# make_uplink FILE JITTER(0|1): ifName, description, in and out bytes/s, speed in Mbit/s.
+# make_uplink FILE JITTER(0|1) NAME: ifName, description, in and out bytes/s, speed in Mbit/s.
 # With jitter, snmpsim adds up to +-30 % of a poll's traffic to each reading (its numeric
 # `deviation`), so the graph moves; the counters still only go up.
 make_uplink() {
-    python3 - "$1" "$2" "$INTERVAL" <<'EOF'
+    python3 - "$1" "$2" "$INTERVAL" "${3:-demo-uplink}" <<'EOF'
 import sys
-out, jitter, interval = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+out, jitter, interval, name = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
 ifaces = [  # name, description, in B/s, out B/s, Mbit/s
     ("eth1", "uplink to the state data centre", 6250000, 2500000, 1000),
     ("eth2", "to district HQ Kollam", 1500000, 750000, 100),
@@ -178,7 +189,7 @@ rows = {
     "1.3.6.1.2.1.1.1.0": "4|kaaval demo uplink router (simulated by snmpsim)",
     "1.3.6.1.2.1.1.2.0": "6|1.3.6.1.4.1.8072.3.2.10",
     "1.3.6.1.2.1.1.3.0": "67:numeric|rate=100,initial=360000",
-    "1.3.6.1.2.1.1.5.0": "4|demo-uplink",
+    "1.3.6.1.2.1.1.5.0": "4|%s" % name,
     "1.3.6.1.2.1.1.6.0": "4|Thiruvananthapuram",
     "1.3.6.1.2.1.2.1.0": "2|%d" % len(ifaces),
 }
@@ -212,7 +223,7 @@ EOF
     chmod 644 "$1"
 }
 UPLINK=$RUN/snmprec/demo-uplink.snmprec
-make_uplink "$UPLINK" 1 || die "cannot write $UPLINK"
+make_uplink "$UPLINK" 1 demo-uplink || die "cannot write $UPLINK"
 devices+=(demo-uplink)
 if [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null 2>&1; then
     runuser -u nobody -- test -r "$UPLINK" \
@@ -226,6 +237,7 @@ start_snmpsim() {
     PIDS+=("$pid:snmpsimd")
     SIM=$pid
 }
+JITTER=1
 SNMP_PORT=$(free_port udp 1161)
 rm -rf "$RUN/snmpsim"
 say "starting snmpsim on 127.0.0.1:$SNMP_PORT: ${#devices[@]} devices (${#devices[@]}th: demo-uplink, generated)"
@@ -237,18 +249,38 @@ if ! snmpget -v2c -c demo-uplink -t 2 -r 1 -On 127.0.0.1:"$SNMP_PORT" .1.3.6.1.2
     kill -TERM "$SIM"
     for ((i = 0; i < 50; i++)); do is_ours "$SIM" snmpsimd || break; sleep 0.1; done
     PIDS=()
-    make_uplink "$UPLINK" 0
+    make_uplink "$UPLINK" 0 demo-uplink
     rm -rf "$RUN/snmpsim"
     start_snmpsim
+    JITTER=0
 fi
+
+# anchal-rtr: the device that goes silent now and then, on an snmpsim of its own (stopping
+# it stops nothing else).
+FLAKY_DEV=anchal-rtr
+FLAKY_DIR=$RUN/snmprec-flaky
+mkdir -p "$FLAKY_DIR"
+chmod 755 "$FLAKY_DIR"
+make_uplink "$FLAKY_DIR/$FLAKY_DEV.snmprec" "$JITTER" "$FLAKY_DEV" || die "cannot write $FLAKY_DIR/$FLAKY_DEV.snmprec"
+FLAKY_PORT=$(free_port udp 1171)
+rm -rf "$RUN/snmpsim-flaky"
+FLAKY=$(SNMPREC_DIR=$FLAKY_DIR SNMPSIM_STATE=$RUN/snmpsim-flaky bash "$SERVE" "$FLAKY_PORT" 2>>"$RUN/log/serve.log") \
+    || die "the second snmpsim did not start (see $RUN/log/serve.log)"
+PIDS+=("$FLAKY:snmpsimd")
+say "starting snmpsim on 127.0.0.1:$FLAKY_PORT: $FLAKY_DEV (generated; the demo stops it now and then)"
+FLAKY_STOPPED=0
 
 # ----------------------------------------------------------------- collector and agents -----
 
 COL_PORT=$(free_port tcp 5140)
-CLOSED_PORT=$(free_port tcp 5149) # a port nobody listens on: a "portal" that is down
 DATA=$RUN/archives
-SITES=(demo demo)
-AGENT_IDS=(demo-agent-1 demo-agent-2)
+# One agent per site of the tree; PARENT: the agent (index) whose reflector each measures
+# (STAMP), -1 for none.
+SITES=(state-noc dhq-tvm bhq-tvm-north minipop-vizhinjam dhq-klm bhq-klm-anchal dhq-ekm bhq-ekm-aluva)
+PARENT=(-1 0 1 1 0 4 0 6)
+AGENT_IDS=()
+for s in "${SITES[@]}"; do AGENT_IDS+=("agent-$s"); done
+FLAKY_AGENT=5 # anchal-rtr's: block HQ Anchal
 
 # Mutual TLS as a real site would set it up: a CA, a certificate for the collector's
 # address and one per agent (CN = the agent's id), made once with kaaval-certs.sh and kept
@@ -292,13 +324,33 @@ receivers:
   - {name: pager, type: exec, command: [$RUN/etc/page.sh]}
 alerts:
   receiver: pager
-http:                         # the API (kaavalctl) and, later, the board
+web_url: http://127.0.0.1:$HTTP_PORT   # alerts link to the board's graph page
+http:                         # the API (kaavalctl) and the NOC board
   listen: 127.0.0.1:$HTTP_PORT
   tls: false                  # plain HTTP is allowed on 127.0.0.1 only
-sites:                        # the site tree: the agents' sites under a NOC
+  static_dir: $REPO/dashboards
+  anonymous_viewer: true      # the demo's board reads without a login (loopback only)
+sites:                        # the site tree: NOC, districts, blocks and mini POPs
   - {name: state-noc, kind: noc, label: "State NOC"}
-  - {name: demo, parent: state-noc, kind: dhq, label: "Demo district HQ"}
+  - {name: dhq-tvm, parent: state-noc, kind: dhq, label: "DHQ Thiruvananthapuram"}
+  - {name: bhq-tvm-north, parent: dhq-tvm, kind: bhq, label: "BHQ Nedumangad"}
+  - {name: minipop-vizhinjam, parent: dhq-tvm, kind: minipop, label: "Mini POP Vizhinjam"}
+  - {name: dhq-klm, parent: state-noc, kind: dhq, label: "DHQ Kollam"}
+  - {name: bhq-klm-anchal, parent: dhq-klm, kind: bhq, label: "BHQ Anchal"}
+  - {name: dhq-ekm, parent: state-noc, kind: dhq, label: "DHQ Ernakulam"}
+  - {name: bhq-ekm-aluva, parent: dhq-ekm, kind: bhq, label: "BHQ Aluva"}
 EOF
+# The operator's password, made once (kept in demo-run/etc/, readable by root only).
+if [ ! -s "$RUN/etc/operator-password" ]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(12))' >"$RUN/etc/operator-password") ||
+        die "cannot write $RUN/etc/operator-password"
+fi
+OP_PASSWORD=$(cat "$RUN/etc/operator-password")
+"$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-user noc --role operator \
+    <"$RUN/etc/operator-password" >>"$RUN/log/collector.log" 2>&1 ||
+    die "kaaval-collector --add-user failed: $(tail -n 3 "$RUN/log/collector.log")"
+KIOSK=$("$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-token wall --role viewer \
+    2>>"$RUN/log/collector.log") || die "kaaval-collector --add-token failed: $(tail -n 3 "$RUN/log/collector.log")"
 TOKEN=$("$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-token demo --role operator \
     2>>"$RUN/log/collector.log") || die "kaaval-collector --add-token failed: $(tail -n 3 "$RUN/log/collector.log")"
 # setsid: a Ctrl-C reaches only this script, which then stops the daemons in order.
@@ -313,7 +365,7 @@ for ((i = 0; i < 50; i++)); do
 done
 say "collector (pid $COL) on 127.0.0.1:$COL_PORT, archives in $DATA, log $RUN/log/collector.log"
 
-for k in 0 1; do
+for k in "${!AGENT_IDS[@]}"; do
     cfg=$RUN/etc/${AGENT_IDS[$k]}.yaml
     mkdir -p "$RUN/spool/${AGENT_IDS[$k]}"
     cat >"$cfg" <<EOF
@@ -333,10 +385,9 @@ traps:                        # SNMP traps from the configured devices (162 need
   listen: 127.0.0.1:$((16200 + k))
 probes:
   reflector: {port: $((18620 + k))}   # STAMP reflector on an unprivileged port (862 needs root)
-  targets:                    # the other agent's reflector and the collector, measured
-    - {name: peer-agent, type: stamp, address: 127.0.0.1, port: $((18621 - k))}
+  targets:                    # the collector, and the parent site's agent (its reflector)
     - {name: collector, type: tcp, address: 127.0.0.1, port: $COL_PORT}
-    - {name: sdc-portal-$((k + 1)), type: tcp, address: 127.0.0.1, port: $CLOSED_PORT}  # nothing listens: link_down
+$(p=${PARENT[$k]}; [ "$p" -ge 0 ] && echo "    - {name: ${SITES[$p]}, type: stamp, address: 127.0.0.1, port: $((18620 + p))}")
 defaults:
   version: 2c
   interval: ${RECORDED_INTERVAL}s
@@ -346,11 +397,11 @@ defaults:
 devices:
 EOF
 done
-# demo-uplink first, on the first agent; then the recordings alternately.
+# demo-uplink on the NOC's agent; the recordings in turn on the others.
 n=0
 for dev in demo-uplink "${devices[@]}"; do
     [ "$dev" = demo-uplink ] && [ "$n" -gt 0 ] && continue
-    k=$((n % 2))
+    k=$(( n == 0 ? 0 : 1 + (n - 1) % (${#AGENT_IDS[@]} - 1) ))
     cat >>"$RUN/etc/${AGENT_IDS[$k]}.yaml" <<EOF
   - name: "$dev"
     address: 127.0.0.1
@@ -362,14 +413,30 @@ EOF
     fi
     n=$((n + 1))
 done
+cat >>"$RUN/etc/${AGENT_IDS[$FLAKY_AGENT]}.yaml" <<EOF
+  - name: "$FLAKY_DEV"         # the device the demo silences now and then
+    address: 127.0.0.1
+    port: $FLAKY_PORT
+    community: "$FLAKY_DEV"
+    interval: ${INTERVAL}s
+EOF
 AGENTS=()
-for k in 0 1; do
+for k in "${!AGENT_IDS[@]}"; do
     setsid "$BUILD/kaaval-agent" -c "$RUN/etc/${AGENT_IDS[$k]}.yaml" 2>>"$RUN/log/${AGENT_IDS[$k]}.log" &
     PIDS+=("$!:kaaval-agent")
     AGENTS+=("$!")
     await_exec "$!" kaaval-agent || die "agent ${AGENT_IDS[$k]} did not start: $(tail -n 5 "$RUN/log/${AGENT_IDS[$k]}.log")"
-    say "agent ${AGENT_IDS[$k]} (pid $!) at site ${SITES[$k]}: $(grep -c '^  - name:' "$RUN/etc/${AGENT_IDS[$k]}.yaml") devices (demo-uplink every ${INTERVAL}s, recordings every ${RECORDED_INTERVAL}s), log $RUN/log/${AGENT_IDS[$k]}.log"
+    say "agent ${AGENT_IDS[$k]} (pid $!) at site ${SITES[$k]}: $(grep -c '^  - name:' "$RUN/etc/${AGENT_IDS[$k]}.yaml") device(s), log $RUN/log/${AGENT_IDS[$k]}.log"
 done
+
+FLAKY_EVERY=300 # the silent device: every 5 minutes ...
+FLAKY_DOWN=90   # ... for 90 s
+board_banner() {
+    say "the NOC board:   http://127.0.0.1:$HTTP_PORT/   (read-only without a login)"
+    say "  kiosk link for a wall screen: http://127.0.0.1:$HTTP_PORT/?kiosk=$KIOSK"
+    say "  operator login (to acknowledge alerts): user noc, password $OP_PASSWORD"
+}
+board_banner
 
 check_alive() {
     local e
@@ -380,7 +447,7 @@ check_alive() {
 
 # ----------------------------------------------------------------- first archives ----------
 
-IF_FILE=$DATA/demo/demo-uplink/eth1.rrd
+IF_FILE=$DATA/state-noc/demo-uplink/eth1.rrd
 say "waiting for the first archives (with the default archives an interface file is 2.5 MB at a 60 s step, 6 MB at 10 s)..."
 for ((i = 0; i < 600; i++)); do
     check_alive
@@ -425,7 +492,7 @@ status() {
     local firing
     firing=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT/api/v1/alerts?status=firing" 2>/dev/null |
         python3 -c 'import json, sys; d = json.load(sys.stdin); d = d.get("alerts", d) if isinstance(d, dict) else d; print(len(d))' 2>/dev/null)
-    say "status: $nfiles archive files, $du in $DATA; demo-uplink eth1 updated ${age}s ago${line:+: $line}; ${firing:-?} alerts firing (demo-run/alerts.log); snmpsim, collector and 2 agents running"
+    say "status: $nfiles archive files, $du in $DATA; demo-uplink eth1 updated ${age}s ago${line:+: $line}; ${firing:-?} alerts firing (demo-run/alerts.log); snmpsim, collector and ${#AGENT_IDS[@]} agents running"
 }
 
 for ((i = 0; i < GRAPH_AFTER_POLLS * INTERVAL; i++)); do
@@ -438,13 +505,7 @@ else
     say "rrdtool graph failed: $(cat "$RUN/log/graph.log")"
 fi
 status
-say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); sdc-portal-1/2 are down:"
-for ((i = 0; i < 60; i++)); do
-    grep -q link_down "$RUN/alerts.log" && break
-    check_alive
-    sleep 0.5
-done
-sed 's/^/  /' "$RUN/alerts.log"
+say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); $FLAKY_DEV goes silent for ${FLAKY_DOWN}s every ${FLAKY_EVERY}s (device_down)"
 say "a linkDown trap to the first agent (the device's next poll, made at once, says whether it holds):"
 echo "  snmptrap -v2c -c demo-uplink 127.0.0.1:16200 '' .1.3.6.1.6.3.1.1.5.3 .1.3.6.1.2.1.2.2.1.1.2 i 2 .1.3.6.1.2.1.2.2.1.7.2 i 1 .1.3.6.1.2.1.2.2.1.8.2 i 2"
 say "the alerts through the API (http://127.0.0.1:$HTTP_PORT/api/v1/alerts) with kaavalctl:"
@@ -453,13 +514,29 @@ say "the site tree with each site's worst state, the agents, latest values, link
 for q in sites agents "latest?device=demo-uplink&metric=in_octets" links "devices?q=uplink"; do
     echo "  curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$HTTP_PORT/api/v1/$q'"
 done
+board_banner
 say "running; a status line every ${STATUS_EVERY}s. Ctrl-C stops the demo."
 
 # ----------------------------------------------------------------- run until Ctrl-C ----------
 
+# The silent device: its snmpsim stopped (SIGSTOP) for FLAKY_DOWN seconds every FLAKY_EVERY,
+# the first time a minute from here.
+flaky_tick() { # seconds since the cycle began
+    local t=$(( ($1 + FLAKY_EVERY - 60) % FLAKY_EVERY ))
+    if [ "$t" -lt "$FLAKY_DOWN" ] && [ "$FLAKY_STOPPED" -eq 0 ]; then
+        kill -STOP "$FLAKY" 2>/dev/null && FLAKY_STOPPED=1 &&
+            say "$FLAKY_DEV goes silent for ${FLAKY_DOWN}s (its snmpsim stopped): watch BHQ Anchal turn red on the board"
+    elif [ "$t" -ge "$FLAKY_DOWN" ] && [ "$FLAKY_STOPPED" -eq 1 ]; then
+        kill -CONT "$FLAKY" 2>/dev/null
+        FLAKY_STOPPED=0
+        say "$FLAKY_DEV answers again"
+    fi
+}
+T_CYCLE=$(date +%s)
 while :; do
     for ((i = 0; i < STATUS_EVERY; i++)); do
         check_alive
+        flaky_tick $(($(date +%s) - T_CYCLE))
         sleep 1
     done
     status

@@ -493,7 +493,7 @@ static size_t put_raw(char *buf, size_t len, size_t at, const char *s)
 size_t kvl_alert_url(const char *base, const kvl_alert_t *a, char *buf, size_t len)
 {
     size_t at = put_raw(buf, len, 0, base);
-    at = put_raw(buf, len, at, "/graph");
+    at = put_raw(buf, len, at, "/graph.html");
     static const char *const keys[] = {"site", "device", "interface", "target"};
     char sep = '?';
     for (size_t i = 0; i < KVL_ARRAY_SIZE(keys); i++) {

@@ -108,7 +108,7 @@ json_t *kvl_alert_to_json(const kvl_alert_t *a);
 kvl_alert_t *kvl_alert_from_json(const json_t *o, char *why, size_t whylen);
 
 /* The graph URL of an alert (the URL pattern the web server serves):
- *   <base>/graph?site=S&device=D&interface=I&target=T&from=<s>&to=<s>
+ *   <base>/graph.html?site=S&device=D&interface=I&target=T&from=<s>&to=<s>
  * with the labels the alert has (percent-encoded), from one hour before starts_at to one
  * hour after ends_at (or "now" while it lasts), in Unix seconds. base without a trailing
  * '/', e.g. "http://127.0.0.1:8080". Returns the length it needed (like snprintf). */

@@ -87,6 +87,7 @@ typedef struct job {
     char method[8];
     char user[KVL_HTTP_USER_MAX + 8];
     kvl_role_t role;
+    char csrf[KVL_HTTP_SID_LEN + 1]; /* the session's CSRF token, "" without a session */
     json_t *json;
     /* set by the loop before the resume */
     int status;
@@ -202,10 +203,16 @@ static void on_status(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
                            KVL_VERSION, "uptime_s", (json_int_t)up);
 }
 
+/* With a session, also its CSRF token: a page loaded after the login (a new tab, a reload)
+ * gets it here (another site's page cannot read this answer). */
 static void on_whoami(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
 {
     KVL_UNUSED(ctx);
+    const job_t *j = req->priv;
     resp->body = json_pack("{s:s, s:s}", "user", req->user, "role", kvl_http_role_name(req->role));
+    if (resp->body != NULL && j->csrf[0] != '\0') {
+        json_object_set_new(resp->body, "csrf_token", json_string(j->csrf));
+    }
 }
 
 static void on_users(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
@@ -429,9 +436,15 @@ typedef enum {
     AUTH_THROTTLED,
 } auth_rc_t;
 
+static bool is_write(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
 /* Who sent j: an Authorization header, else the session cookie, else a kiosk token in the
- * query (viewer tokens only, GET only). Fills j->user, j->role; *csrf gets the session's
- * CSRF token when the request came with a session ("" otherwise). */
+ * query (viewer tokens only, GET only), else, with `anonymous_viewer`, a read by "anonymous"
+ * as a viewer. Fills j->user, j->role; *csrf gets the session's CSRF token when the request
+ * came with a session ("" otherwise). */
 static auth_rc_t authenticate(kvl_http_t *h, job_t *j, char csrf[KVL_HTTP_SID_LEN + 1], char *why,
                               size_t whylen)
 {
@@ -504,6 +517,11 @@ static auth_rc_t authenticate(kvl_http_t *h, job_t *j, char csrf[KVL_HTTP_SID_LE
             return AUTH_FORBIDDEN;
         }
         snprintf(j->user, sizeof(j->user), "kiosk:%s", name);
+        return AUTH_OK;
+    }
+    if (h->cfg->anonymous_viewer && !is_write(j->method)) {
+        j->role = KVL_ROLE_VIEWER;
+        snprintf(j->user, sizeof(j->user), "anonymous");
         return AUTH_OK;
     }
     snprintf(why, whylen, "authentication needed (Basic, Bearer token or a session)");
@@ -582,11 +600,6 @@ static const route_t *find_route(kvl_http_t *h, const char *method, const char *
     return best;
 }
 
-static bool is_write(const char *method)
-{
-    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
-}
-
 /* Hands j to the loop (suspending its connection), or answers 503 when stopping. */
 static enum MHD_Result hand_to_loop(kvl_http_t *h, job_t *j)
 {
@@ -645,6 +658,7 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return j->delay ? defer_error(h, j, MHD_HTTP_UNAUTHORIZED, why)
                         : send_error(c, MHD_HTTP_UNAUTHORIZED, "%s", why);
     }
+    snprintf(j->csrf, sizeof(j->csrf), "%s", csrf);
     if (csrf[0] != '\0' && is_write(j->method)) {
         const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
         if (given == NULL || !kvl_http_secret_eq(given, csrf)) {

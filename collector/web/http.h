@@ -15,9 +15,9 @@
  * locks.
  *
  * Built in: GET /api/v1/status (collector id, version, uptime; viewer), GET /api/v1/whoami
- * (viewer), GET /api/v1/users (names and roles of users and tokens; admin), POST
- * /api/v1/login {user, password} (a session cookie and its CSRF token), POST /api/v1/logout;
- * static files from the configured folder for any other path outside /api/.
+ * (viewer; with a session also its CSRF token), GET /api/v1/users (names and roles of users and
+ * tokens; admin), POST /api/v1/login {user, password} (a session cookie and its CSRF token), POST
+ * /api/v1/logout; static files from the configured folder for any other path outside /api/.
  *
  * Routes match by method and path prefix; the rest of the path is split at '/' into
  * decoded segments ("/api/v1/alerts" + "/<fp>/ack" gives segs {"<fp>", "ack"}).

@@ -71,6 +71,8 @@ static const kvl_cfg_field_t fields[] = {
      NULL, 0, "a browser session ends this long after its login (12h)"},
     {"threads", KVL_CFG_INT, OFF(threads), 1, 64, NULL, NULL, 0,
      "server threads parsing requests (2)"},
+    {"anonymous_viewer", KVL_CFG_BOOL, OFF(anonymous_viewer), 0, 0, NULL, NULL, 0,
+     "reads without credentials get the viewer role (plain HTTP on loopback only; false)"},
     {NULL},
 };
 
@@ -166,6 +168,13 @@ int kvl_http_cfg_finish(kvl_cfg_node_t where, kvl_http_cfg_t *c, const char *dat
         return 0;
     }
     kvl_cfg_node_t at;
+    if (c->anonymous_viewer && (c->tls != 0 || !kvl_http_host_is_loopback(c->host))) {
+        return kvl_cfg_error(kvl_cfg_map_get(where, "anonymous_viewer", &at) ? at : where,
+                             "http: anonymous_viewer (reads without logging in) is for a "
+                             "demo or a wall screen on this machine: only with `tls: false` "
+                             "on 127.0.0.1 or ::1 (elsewhere use a kiosk link, ?kiosk=<viewer "
+                             "token>)");
+    }
     if (c->tls == 1 && !have_tls) {
         return kvl_cfg_error(kvl_cfg_map_get(where, "tls", &at) ? at : where,
                              "http: HTTPS needs the collector's certificate and key "

@@ -32,6 +32,7 @@ typedef struct kvl_http_cfg {
     int64_t connection_timeout_ms;
     int64_t session_ttl_ms;
     int64_t threads;
+    bool anonymous_viewer; /* GETs without credentials read as a viewer (plain loopback only) */
 } kvl_http_cfg_t;
 
 /* A KVL_CFG_CUSTOM parser for `http:`; target is a `kvl_http_cfg_t *` field holding a
@@ -43,7 +44,8 @@ kvl_http_cfg_t *kvl_http_cfg_new(void);
 
 /* After the whole file is read: fills the defaults that depend on the collector (data_dir,
  * id, the TLS certificate and key) and refuses plain HTTP on an address other than
- * 127.0.0.1/::1, or TLS without the collector's `tls:`. `where` is the `http:` node (for
+ * 127.0.0.1/::1, TLS without the collector's `tls:`, or `anonymous_viewer` on anything but
+ * plain HTTP on loopback. `where` is the `http:` node (for
  * the error's file:line:column) or an empty node. Returns 0 or KVL_ECONFIG (recorded). */
 int kvl_http_cfg_finish(kvl_cfg_node_t where, kvl_http_cfg_t *c, const char *data_dir,
                         const char *id, const kvl_tls_cfg_t *tls);

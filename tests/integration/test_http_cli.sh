@@ -173,7 +173,7 @@ head -c 70000 /dev/zero | tr '\0' ' ' >"$KVL_TMP/big.json"
 expect 413 "a 70 kB body" -u alice:alice-password -X POST --data-binary @"$KVL_TMP/big.json" \
     "$URL/api/v1/whoami"
 expect 200 "the board's page" "$URL/"
-grep -q "/api/v1/alerts" "$KVL_TMP/body" || kvl_fail "index.html does not link the alerts"
+grep -q "src=\"board.js\"" "$KVL_TMP/body" || kvl_fail "/ is not the NOC board (index.html with board.js)"
 expect 400 "traversal with .." "$URL/../../etc/passwd"
 expect 400 "traversal with %2e%2e" "$URL/%2e%2e/%2e%2e/etc/passwd"
 expect 405 "a POST to a static file" -X POST -d x "$URL/index.html"

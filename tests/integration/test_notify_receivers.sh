@@ -145,7 +145,7 @@ alert() {
             "device": "$2"},
  "summary": "$2 is not answering (timeout)", "description": "Block HQ core router",
  "active_at": "$START", "starts_at": "$START", $ends "changed": "$CHANGED",
- "url": "http://127.0.0.1:8080/graph?site=DHQ-Kollam&device=$2"}
+ "url": "http://127.0.0.1:8080/graph.html?site=DHQ-Kollam&device=$2"}
 JSON
 }
 # notifications RECEIVER... STATUS DEVICE: that alert to each receiver.

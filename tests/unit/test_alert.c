@@ -197,7 +197,7 @@ static void test_url(void **state)
     char buf[256];
     size_t n = kvl_alert_url("http://127.0.0.1:8080", &a, buf, sizeof(buf));
     assert_int_equal(n, strlen(buf));
-    assert_string_equal(buf, "http://127.0.0.1:8080/graph?site=BHQ%20Anchal&device=sw-1"
+    assert_string_equal(buf, "http://127.0.0.1:8080/graph.html?site=BHQ%20Anchal&device=sw-1"
                              "&from=1764941400&to=now");
     char small[16];
     size_t need = kvl_alert_url("http://127.0.0.1:8080", &a, small, sizeof(small));

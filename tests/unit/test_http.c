@@ -463,6 +463,12 @@ static void test_session(void **state)
     assert_non_null(strstr(r[0].cookie, "kaaval_session="));
     assert_int_equal(r[1].status, 200);
     assert_non_null(strstr(r[1].body, "\"user\":\"alice\""));
+    /* a page loaded after the login gets the session's CSRF token from whoami */
+    const char *c0 = strstr(r[0].body, "\"csrf_token\":\"");
+    assert_non_null(c0);
+    char tok[80];
+    snprintf(tok, sizeof(tok), "%.78s", c0);
+    assert_non_null(strstr(r[1].body, tok));
     assert_int_equal(r[2].status, 403);
     assert_non_null(strstr(r[2].body, "X-CSRF-Token"));
     assert_int_equal(r[3].status, 403);
@@ -698,6 +704,35 @@ static kvl_collector_cfg_t *load(const char *http_lines, char *err, size_t errle
     return kvl_collector_cfg_parse("c.yaml", text, err, errlen);
 }
 
+static void script_anonymous(fixture_t *f)
+{
+    char tok[200];
+    snprintf(tok, sizeof(tok), "Authorization: Bearer %s", f->viewer_token);
+    get(f, "/api/v1/whoami", NULL);                          /* 0 */
+    get(f, "/api/v1/test", NULL);                            /* 1 */
+    post(f, "/api/v1/test", NULL, NULL, "{\"v\":\"anon\"}"); /* 2 */
+    get(f, "/api/v1/whoami", tok);                           /* 3: credentials still count */
+    get(f, "/api/v1/test", "Authorization: Bearer kvl_nosuchtoken"); /* 4: and are checked */
+}
+
+/* anonymous_viewer: a read without credentials is a viewer's, a write still needs them. */
+static void test_anonymous(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg->anonymous_viewer = true;
+    run(f, script_anonymous);
+    result_t *r = f->res;
+    assert_int_equal(r[0].status, 200);
+    assert_non_null(strstr(r[0].body, "\"user\":\"anonymous\""));
+    assert_non_null(strstr(r[0].body, "\"role\":\"viewer\""));
+    assert_null(strstr(r[0].body, "csrf_token"));
+    assert_int_equal(r[1].status, 200);
+    assert_int_equal(r[2].status, 401);
+    assert_int_equal(r[3].status, 200);
+    assert_non_null(strstr(r[3].body, "\"user\":\"token:wall\""));
+    assert_int_equal(r[4].status, 401);
+}
+
 /* The `http:` section as collector.yaml gives it. */
 static void test_config(void **state)
 {
@@ -737,6 +772,16 @@ static void test_config(void **state)
     c = load("http:\n  colour: blue\n", err, sizeof(err));
     assert_null(c);
     assert_non_null(strstr(err, "colour"));
+
+    c = load("http:\n  anonymous_viewer: true\n", err, sizeof(err));
+    assert_non_null(c);
+    assert_true(c->http->anonymous_viewer);
+    kvl_collector_cfg_free(c);
+
+    c = load("http:\n  listen: '[::]:8443'\n  tls: true\n  anonymous_viewer: true\n", err,
+             sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, "anonymous_viewer"));
 
     c = load("http: 8080\n", err, sizeof(err));
     assert_null(c);
@@ -894,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anonymous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
