@@ -125,6 +125,18 @@ int kvl_pstats_extra(kvl_pstats_t *p, uint32_t i, int k, int64_t v_ns)
     return 0;
 }
 
+double kvl_pstats_quantile(const int64_t *sorted, size_t n, double q)
+{
+    KVL_ASSERT(n > 0 && q >= 0.0 && q <= 1.0);
+    double h = (double)(n - 1) * q;
+    size_t lo = (size_t)h;
+    if (lo >= n - 1) {
+        return (double)sorted[n - 1];
+    }
+    double lv = (double)sorted[lo];
+    return lv + (h - (double)lo) * ((double)sorted[lo + 1] - lv);
+}
+
 static void extra_figures(const kvl_pstats_t *p, int k, kvl_pstats_result_t *out)
 {
     out->extra_min_ms[k] = out->extra_median_ms[k] = out->extra_max_ms[k] = NAN;
@@ -145,8 +157,7 @@ static void extra_figures(const kvl_pstats_t *p, int k, kvl_pstats_result_t *out
         qsort(v, n, sizeof(*v), cmp_i64);
         out->extra_min_ms[k] = (double)v[0] / 1e6;
         out->extra_max_ms[k] = (double)v[n - 1] / 1e6;
-        out->extra_median_ms[k] =
-            (n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0) / 1e6;
+        out->extra_median_ms[k] = kvl_pstats_quantile(v, n, 0.5) / 1e6;
     }
     free(v);
 }
@@ -192,6 +203,7 @@ void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
     if (p->received == 0) {
         out->rtt_min_ms = out->rtt_median_ms = out->rtt_mean_ms = NAN;
         out->rtt_max_ms = out->rtt_stddev_ms = out->jitter_ms = out->mos = NAN;
+        out->rtt_p10_ms = out->rtt_p25_ms = out->rtt_p75_ms = out->rtt_p90_ms = NAN;
         return;
     }
     int64_t *v = malloc(p->received * sizeof(*v));
@@ -217,16 +229,24 @@ void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
             mx = p->rtt_ns[i] > mx ? p->rtt_ns[i] : mx;
         }
     }
-    double median = NAN;
+    double median = NAN, p10 = NAN, p25 = NAN, p75 = NAN, p90 = NAN;
     if (v != NULL) {
         qsort(v, n, sizeof(*v), cmp_i64);
-        median = n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
+        median = kvl_pstats_quantile(v, n, 0.5);
+        p10 = kvl_pstats_quantile(v, n, 0.10);
+        p25 = kvl_pstats_quantile(v, n, 0.25);
+        p75 = kvl_pstats_quantile(v, n, 0.75);
+        p90 = kvl_pstats_quantile(v, n, 0.90);
         free(v);
     }
     out->rtt_min_ms = (double)mn / 1e6;
     out->rtt_max_ms = (double)mx / 1e6;
     out->rtt_mean_ms = mean / 1e6;
     out->rtt_median_ms = median / 1e6;
+    out->rtt_p10_ms = p10 / 1e6;
+    out->rtt_p25_ms = p25 / 1e6;
+    out->rtt_p75_ms = p75 / 1e6;
+    out->rtt_p90_ms = p90 / 1e6;
     out->rtt_stddev_ms = sqrt(sq / (double)n) / 1e6;
     out->jitter_ms = st->jitter_ns / 1e6;
     out->mos = kvl_pstats_mos(out->rtt_mean_ms, out->jitter_ms, out->lost_pct);

@@ -19,7 +19,14 @@
  *               in this interval (RFC 4737's "reordered" singleton, counted once)
  *   rtt_*       over the first reply of each answered probe: min, median (the mean of
  *               the two middle values for an even number), mean, max, standard deviation
- *               (population, divided by n); unknown when nothing came back
+ *               (population, divided by n), and the quantiles p10, p25, p75, p90 (the
+ *               spread a latency graph draws as smoke); unknown when nothing came back
+ *   quantiles   one rule for the median and p10..p90 (kvl_pstats_quantile): linear
+ *               interpolation between the order statistics (Hyndman & Fan's type 7, the
+ *               default of R and numpy): of the n sorted values x[0..n-1], quantile q is at
+ *               position h = (n - 1) q, and is x[floor h] + (h - floor h) (x[floor h + 1] -
+ *               x[floor h]). q = 0.5 gives the middle value, or the mean of the two middle
+ *               ones; one value is every quantile; duplicates count as often as they occur.
  *   jitter      RFC 3550 section 6.4.1 interarrival jitter on round-trip times: for each
  *               first reply, in arrival order, D = rtt(this) - rtt(previous reply) and
  *               J += (|D| - J) / 16. The estimator runs on across intervals of a target
@@ -77,6 +84,7 @@ typedef struct kvl_pstats_result {
     double rtt_min_ms, rtt_median_ms, rtt_mean_ms;               /* NaN when received == 0 */
     double rtt_max_ms, rtt_stddev_ms, jitter_ms, mos;            /* likewise (jitter: see above) */
     double extra_min_ms[2], extra_median_ms[2], extra_max_ms[2]; /* NaN when none */
+    double rtt_p10_ms, rtt_p25_ms, rtt_p75_ms, rtt_p90_ms;       /* NaN when received == 0 */
 } kvl_pstats_result_t;
 
 void kvl_pstats_state_init(kvl_pstats_state_t *st);
@@ -99,6 +107,9 @@ int kvl_pstats_extra(kvl_pstats_t *p, uint32_t i, int k, int64_t v_ns);
 /* The interval's figures. */
 void kvl_pstats_finish(const kvl_pstats_t *p, const kvl_pstats_state_t *st,
                        kvl_pstats_result_t *out);
+
+/* Quantile q (0..1) of the n (> 0) values in `sorted` (ascending), by the rule above. */
+double kvl_pstats_quantile(const int64_t *sorted, size_t n, double q);
 
 /* The E-model above, given the figures it uses (lost_pct 0..100). */
 double kvl_pstats_mos(double rtt_mean_ms, double jitter_ms, double lost_pct);

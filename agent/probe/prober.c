@@ -45,18 +45,20 @@
 #define MOD "probe"
 
 static const char *const link_metrics[] = {
-    "sent",          "received",   "lost_pct",      "loss_burst",  "duplicates",
-    "reordered",     "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms",
-    "rtt_stddev_ms", "jitter_ms",  "mos",
+    "sent",       "received",      "lost_pct",    "loss_burst", "duplicates",    "reordered",
+    "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms", "rtt_stddev_ms", "jitter_ms",
+    "mos",        "rtt_p10_ms",    "rtt_p25_ms",  "rtt_p75_ms", "rtt_p90_ms",
 };
-enum { M_N = 13 };
+enum { M_N = 17 };
 static const kvl_kind_t link_kinds[M_N] = {
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
     KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
-    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
-    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
 };
-static const bool link_reals[M_N] = {false, false, true, false, false, false, true,
-                                     true,  true,  true, true,  true,  true};
+static const bool link_reals[M_N] = {false, false, true, false, false, false, true, true, true,
+                                     true,  true,  true, true,  true,  true,  true, true};
+
+_Static_assert(KVL_ARRAY_SIZE(link_metrics) == M_N, "link metrics and M_N differ");
 
 const kvl_family_t kvl_link_family = {
     .name = "link", .n = M_N, .metrics = link_metrics, .kinds = link_kinds, .reals = link_reals};
@@ -66,7 +68,8 @@ const kvl_family_t kvl_link_family = {
         KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE
 
 /* STAMP: the link figures (on the round trip without the reflector's residence time), then
- * the one-way delays (only when both clocks are synchronised; see prober.h). */
+ * the one-way delays (only when both clocks are synchronised; see prober.h). The link
+ * figures are the link family's, in its order (values_of fills both alike). */
 static const char *const stamp_metrics[] = {
     "sent",
     "received",
@@ -81,6 +84,10 @@ static const char *const stamp_metrics[] = {
     "rtt_stddev_ms",
     "jitter_ms",
     "mos",
+    "rtt_p10_ms",
+    "rtt_p25_ms",
+    "rtt_p75_ms",
+    "rtt_p90_ms",
     "owd_fwd_min_ms",
     "owd_fwd_median_ms",
     "owd_fwd_max_ms",
@@ -90,13 +97,12 @@ static const char *const stamp_metrics[] = {
     "clock_sync",
     "clock_err_ms",
 };
-enum { S_N = 21 };
-static const kvl_kind_t stamp_kinds[S_N] = {GAUGES8,        GAUGES8,        KVL_KIND_GAUGE,
-                                            KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
-                                            KVL_KIND_GAUGE};
-static const bool stamp_reals[S_N] = {false, false, true, false, false, false, true,
-                                      true,  true,  true, true,  true,  true,  true,
+enum { S_N = 25 };
+static const kvl_kind_t stamp_kinds[S_N] = {GAUGES8, GAUGES8, GAUGES8, KVL_KIND_GAUGE};
+static const bool stamp_reals[S_N] = {false, false, true, false, false, false, true, true, true,
+                                      true,  true,  true, true,  true,  true,  true, true, true,
                                       true,  true,  true, true,  true,  false, true};
+_Static_assert(KVL_ARRAY_SIZE(stamp_metrics) == S_N, "stamp metrics and S_N differ");
 const kvl_family_t kvl_stamp_family = {.name = "stamp",
                                        .n = S_N,
                                        .metrics = stamp_metrics,
@@ -496,7 +502,8 @@ static size_t values_of(const ptarget_t *t, const kvl_pstats_result_t *r, double
     const double lv[M_N] = {r->sent,        r->received,   r->lost_pct,      r->loss_burst,
                             r->duplicates,  r->reordered,  r->rtt_min_ms,    r->rtt_median_ms,
                             r->rtt_mean_ms, r->rtt_max_ms, r->rtt_stddev_ms, r->jitter_ms,
-                            r->mos};
+                            r->mos,         r->rtt_p10_ms, r->rtt_p25_ms,    r->rtt_p75_ms,
+                            r->rtt_p90_ms};
     memcpy(v, lv, sizeof(lv));
     if (t->fam != &kvl_stamp_family) {
         return M_N;
@@ -543,6 +550,10 @@ static void report(ptarget_t *t, const kvl_pstats_result_t *r)
         print_fig(p->out, "rtt_stddev_ms", r->rtt_stddev_ms, 4);
         print_fig(p->out, "jitter_ms", r->jitter_ms, 4);
         print_fig(p->out, "mos", r->mos, 3);
+        print_fig(p->out, "rtt_p10_ms", r->rtt_p10_ms, 4);
+        print_fig(p->out, "rtt_p25_ms", r->rtt_p25_ms, 4);
+        print_fig(p->out, "rtt_p75_ms", r->rtt_p75_ms, 4);
+        print_fig(p->out, "rtt_p90_ms", r->rtt_p90_ms, 4);
         fprintf(p->out, " late=%" PRIu64 " tx_kernel=%" PRIu64 " tx_user=%" PRIu64 "\n", t->late,
                 st.tx_kernel, st.tx_user);
         fflush(p->out);

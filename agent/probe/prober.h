@@ -5,7 +5,8 @@
  * Each target is a family instance (family "link", scope KVL_SCOPE_LINK, device = the
  * agent's id, instance = the target's name) reporting, as gauges, at the end of each
  * interval: sent received lost_pct loss_burst duplicates reordered rtt_min_ms rtt_median_ms
- * rtt_mean_ms rtt_max_ms rtt_stddev_ms jitter_ms mos (figures a target cannot have, such as
+ * rtt_mean_ms rtt_max_ms rtt_stddev_ms jitter_ms mos rtt_p10_ms rtt_p25_ms rtt_p75_ms
+ * rtt_p90_ms (the RTT quantiles, probe_stats.h; figures a target cannot have, such as
  * RTTs when nothing came back, are unknown). The collector files them under
  * <site>/_links/<agent id>/<target>.rrd.
  *

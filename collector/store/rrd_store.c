@@ -15,6 +15,10 @@
  * fails without a message, or in writing its temporary file, is a file-system failure, and
  * the file system is examined (statvfs) to say which; a create refused for its arguments
  * has a message of its own and is permanent.
+ *
+ * Data sources a file lacks are added with rrd_tune's "DS:" specifications (librrd 1.5 and
+ * later: rrd_modify copies the file with the new data sources, unknown in every old row, and
+ * renames the copy over it); which ones it lacks is read with rrd_info_r.
  */
 #include "rrd_store.h"
 
@@ -201,6 +205,98 @@ kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *
         return take_error(path, errno, false, err, errlen);
     }
     return KVL_RRD_OK;
+}
+
+/* Whether rrd_info's list names data source `name` ("ds[<name>].index"). */
+static bool info_has_ds(const rrd_info_t *info, const char *name)
+{
+    size_t n = strlen(name);
+    for (const rrd_info_t *i = info; i != NULL; i = i->next) {
+        if (strncmp(i->key, "ds[", 3) == 0 && strncmp(i->key + 3, name, n) == 0 &&
+            strcmp(i->key + 3 + n, "].index") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What rrdcreate takes as a data source name: [a-zA-Z0-9_]{1,19} (rrd_tune would cut a
+ * longer one short, adding a data source no update names). */
+static bool ds_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= 19 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
+}
+
+kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t n_ds, bool add,
+                                bool *missing, size_t *n_missing, size_t *n_added, char *err,
+                                size_t errlen)
+{
+    *n_missing = *n_added = 0;
+    if (n_ds > 64) {
+        snprintf(err, errlen, "too many data sources (%zu)", n_ds);
+        return KVL_RRD_ERROR;
+    }
+    memset(missing, 0, n_ds * sizeof(*missing));
+    rrd_clear_error();
+    errno = 0;
+    rrd_info_t *info = rrd_info_r(path);
+    if (info == NULL) {
+        return take_error(path, errno, false, err, errlen);
+    }
+    unsigned long step = 0;
+    for (const rrd_info_t *i = info; i != NULL; i = i->next) {
+        if (strcmp(i->key, "step") == 0 && i->type == RD_I_CNT) {
+            step = i->value.u_cnt;
+        }
+    }
+    for (size_t i = 0; i < n_ds; i++) {
+        missing[i] = !info_has_ds(info, ds[i].name);
+        *n_missing += missing[i];
+    }
+    rrd_info_free(info);
+    if (step == 0) {
+        snprintf(err, errlen, "rrd_info gives no step");
+        return KVL_RRD_ERROR;
+    }
+    if (!add || *n_missing == 0) {
+        return KVL_RRD_OK;
+    }
+    /* argv: "tune", the file, one "DS:..." per missing data source (rrd_tune wants them
+     * writable). */
+    char tune[] = "tune";
+    char text[64][96];
+    char *argv[64 + 2];
+    char *file = strdup(path);
+    if (file == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KVL_RRD_AGAIN;
+    }
+    int argc = 0;
+    argv[argc++] = tune;
+    argv[argc++] = file;
+    for (size_t i = 0; i < n_ds; i++) {
+        if (missing[i] && ds_name_ok(ds[i].name)) {
+            snprintf(text[argc - 2], sizeof(text[0]), "DS:%s:%s:%lu:%s:U", ds[i].name,
+                     ds[i].counter ? "DERIVE" : "GAUGE", step * 2, ds[i].counter ? "0" : "U");
+            argv[argc] = text[argc - 2];
+            argc++;
+        }
+    }
+    kvl_rrd_result_t res = KVL_RRD_OK;
+    rrd_clear_error();
+    errno = 0;
+    if (argc == 2) {
+        snprintf(err, errlen, "no valid data source name among those the file lacks");
+        res = KVL_RRD_ERROR;
+    } else if (rrd_tune(argc, argv) != 0) {
+        res = take_error(path, errno, false, err, errlen);
+    } else {
+        *n_added = (size_t)argc - 2;
+    }
+    free(file);
+    return res;
 }
 
 kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, int64_t end,

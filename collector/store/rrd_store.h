@@ -5,6 +5,7 @@
 #ifndef KVL_RRD_STORE_H
 #define KVL_RRD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,20 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
                                 size_t n_rra, char *err, size_t errlen);
 /* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). */
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
+                                size_t errlen);
+
+/* Which of ds[] the existing file `path` lacks (by name): missing[i] set for each, their
+ * count in *n_missing. With `add`, adds them (DERIVE with minimum 0 or GAUGE, a heartbeat of
+ * 2 of the file's steps, as kvl_rrd_create makes them) through librrd's rrd_tune ("DS:..."
+ * specifications): librrd writes a new file with the old data and the new data sources
+ * unknown, and renames it over the old one (a reader holding the old file reads on from it);
+ * a file that lacks none is left alone, and a name rrdcreate would refuse is not added
+ * (KVL_RRD_ERROR when there is no other); *n_added: how many were added. KVL_RRD_OK, or
+ * KVL_RRD_MISSING, KVL_RRD_BUSY (a reader's lock), KVL_RRD_AGAIN or KVL_RRD_ERROR as an update's
+ * (missing and *n_missing stay set when the file could be read but not changed). n_ds at most 64.
+ */
+kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t n_ds, bool add,
+                                bool *missing, size_t *n_missing, size_t *n_added, char *err,
                                 size_t errlen);
 
 /* What kvl_rrd_fetch read: rows at start + step, start + 2 step, ... end (as `rrdtool

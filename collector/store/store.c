@@ -10,6 +10,12 @@
  * lock held past BUSY_WAIT_MS) stops the job at that row and says why in the result, for
  * the caller to run it again later; one that cannot is counted and the job goes on, and its
  * file is logged once (a small set of such files, until an update of it succeeds again).
+ *
+ * A file made before its scope gained metrics (a family's new metrics, the agent's new
+ * statistics) lacks their data sources, and librrd refuses an update naming them ("unknown
+ * DS name", or "tmplt contains more DS definitions than RRD"): the store then adds them to
+ * the file (complete_archive), once per file and schema in the collector's life, and writes
+ * the row; what the file cannot gain is left out of the row, never the whole row.
  */
 #include "store.h"
 
@@ -84,6 +90,9 @@ struct kvl_store {
     uv_mutex_t bad_lock;         /* the pool's threads share the set below */
     uint64_t bad[BAD_FILES_MAX]; /* hashes of the paths of files failing for good */
     size_t n_bad;
+    uint64_t *grown; /* under bad_lock: open-addressing set of the hashes of the files (path */
+    size_t n_grown;  /* and schema) complete_archive has completed, or tried to for good */
+    size_t cap_grown;
 };
 
 struct kvl_store_job {
@@ -162,6 +171,7 @@ void kvl_store_free(kvl_store_t *s)
         free(s->cfs[i]);
     }
     free(s->cfs);
+    free(s->grown);
     uv_mutex_destroy(&s->bad_lock);
     free(s);
 }
@@ -496,6 +506,171 @@ static void failed_for_now(const char *path, const char *err, kvl_store_result_t
     }
 }
 
+/* --- archives that lack data sources of their scope ------------------------------------ */
+
+/* Files remembered as completed, at most; beyond it a file is examined again (rrd_info) at
+ * its next refused update, and left alone when it lacks nothing. */
+#define GROWN_MAX (1u << 20)
+
+/* Whether complete_archive has dealt with the file (hash h, never 0) in this collector's
+ * life; with mark, remembers it (when there is room). */
+static bool grown_seen(kvl_store_t *s, uint64_t h, bool mark)
+{
+    bool seen = false;
+    uv_mutex_lock(&s->bad_lock);
+    if (mark && (s->n_grown + 1) * 2 > s->cap_grown && s->n_grown < GROWN_MAX) {
+        size_t cap = s->cap_grown ? s->cap_grown * 2 : 1024;
+        uint64_t *t = calloc(cap, sizeof(*t));
+        for (size_t i = 0; t != NULL && i < s->cap_grown; i++) {
+            if (s->grown[i] != 0) {
+                size_t k = s->grown[i] & (cap - 1);
+                while (t[k] != 0) {
+                    k = (k + 1) & (cap - 1);
+                }
+                t[k] = s->grown[i];
+            }
+        }
+        if (t != NULL) {
+            free(s->grown);
+            s->grown = t;
+            s->cap_grown = cap;
+        }
+    }
+    if (s->cap_grown > 0) {
+        size_t k = h & (s->cap_grown - 1);
+        while (s->grown[k] != 0 && s->grown[k] != h) {
+            k = (k + 1) & (s->cap_grown - 1);
+        }
+        seen = s->grown[k] == h;
+        if (!seen && mark && (s->n_grown + 1) * 2 <= s->cap_grown) {
+            s->grown[k] = h;
+            s->n_grown++;
+        }
+    }
+    uv_mutex_unlock(&s->bad_lock);
+    return seen;
+}
+
+/* Takes metric `name` and its value out of the template "a:b:c" and the update "t:1:2:3"
+ * (edited in place). False when the template does not name it. */
+static bool drop_value(char *tmpl, char *update, const char *name)
+{
+    size_t nl = strlen(name), idx = 0;
+    char *start = tmpl;
+    for (;;) {
+        char *end = strchr(start, ':');
+        size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+        if (len == nl && strncmp(start, name, nl) == 0) {
+            if (end != NULL) {
+                memmove(start, end + 1, strlen(end + 1) + 1);
+            } else {
+                start[start > tmpl ? -1 : 0] = '\0'; /* the last: its ':' goes too */
+            }
+            break;
+        }
+        if (end == NULL) {
+            return false;
+        }
+        start = end + 1;
+        idx++;
+    }
+    /* The value: field idx + 1 of the update (field 0 is the time). */
+    char *f = update;
+    for (size_t i = 0; i <= idx && f != NULL; i++) {
+        f = strchr(f, ':');
+        f = f != NULL ? f + 1 : NULL;
+    }
+    KVL_ASSERT(f != NULL);
+    char *fend = strchr(f, ':');
+    if (fend != NULL) {
+        memmove(f, fend + 1, strlen(fend + 1) + 1);
+    } else {
+        f[-1] = '\0';
+    }
+    return true;
+}
+
+/* An update of path was refused because the file lacks a data source the row names (its
+ * scope's schema ds[] gained metrics after the file was made). The first time in the
+ * collector's life for this file and schema, the missing data sources are added to the file
+ * (kvl_rrd_add_ds, one INFO line) and the update is tried again. What the file still lacks
+ * (it could not be changed: logged once) is left out of the update, so the rest of the row
+ * is written (counted as skipped). tmpl, update and *used are edited to match. Returns the
+ * last update's result (KVL_RRD_AGAIN when the file could not be read or changed for a
+ * reason that can pass: the row is then tried again later), err its message. */
+static kvl_rrd_result_t complete_archive(kvl_store_t *s, const char *path, const kvl_rrd_ds_t *ds,
+                                         size_t n_ds, char *tmpl, char *update, size_t *used,
+                                         kvl_store_result_t *res, char *err, size_t errlen)
+{
+    KVL_ASSERT(n_ds <= KVL_FAMILY_MAX);
+    uint64_t h = path_hash(path);
+    for (size_t i = 0; i < n_ds; i++) { /* the file with this schema */
+        h = (h ^ path_hash(ds[i].name)) * 1099511628211ull;
+    }
+    h = h != 0 ? h : 1;
+    bool first = !grown_seen(s, h, false);
+    bool missing[KVL_FAMILY_MAX];
+    size_t n_missing = 0, n_added = 0;
+    char why[512];
+    kvl_rrd_result_t arc =
+        kvl_rrd_add_ds(path, ds, n_ds, first, missing, &n_missing, &n_added, why, sizeof(why));
+    uint64_t waited_ms = 0;
+    for (uint64_t pause = 5; arc == KVL_RRD_BUSY && waited_ms < BUSY_WAIT_MS; pause *= 2) {
+        pause = pause > 200 ? 200 : pause;
+        struct timespec ts = {0, (long)(pause * 1000000u)};
+        nanosleep(&ts, NULL);
+        waited_ms += pause;
+        arc =
+            kvl_rrd_add_ds(path, ds, n_ds, first, missing, &n_missing, &n_added, why, sizeof(why));
+    }
+    if (arc == KVL_RRD_BUSY || arc == KVL_RRD_AGAIN) {
+        snprintf(err, errlen, "cannot add the data sources the archive lacks: %s",
+                 arc == KVL_RRD_BUSY ? "a reader holds its lock" : why);
+        return KVL_RRD_AGAIN;
+    }
+    if (first) {
+        grown_seen(s, h, true);
+    }
+    if (arc == KVL_RRD_OK && first && n_added > 0) {
+        KVL_LOG_INFO("store", path, "added %zu data source%s the archive lacked", n_added,
+                     n_added == 1 ? "" : "s");
+        kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, errlen);
+        if (rc != KVL_RRD_ERROR || (strstr(err, "unknown DS name") == NULL &&
+                                    strstr(err, "more DS definitions than RRD") == NULL)) {
+            return rc;
+        }
+        /* some were not added (a name librrd would not take): what does it lack now? */
+        arc =
+            kvl_rrd_add_ds(path, ds, n_ds, false, missing, &n_missing, &n_added, why, sizeof(why));
+        if (arc == KVL_RRD_OK && n_missing > 0) {
+            KVL_LOG_WARN("store", path,
+                         "the archive still lacks %zu data source%s (a name librrd does not "
+                         "take); those values are left out (logged once for this file)",
+                         n_missing, n_missing == 1 ? "" : "s");
+        }
+    }
+    if (arc == KVL_RRD_BUSY || arc == KVL_RRD_AGAIN) {
+        snprintf(err, errlen, "cannot read the archive's data sources: %s", why);
+        return KVL_RRD_AGAIN;
+    }
+    if (arc != KVL_RRD_OK && n_missing == 0) {
+        return KVL_RRD_ERROR; /* not even readable: err says why the update failed */
+    }
+    if (arc != KVL_RRD_OK && first) {
+        KVL_LOG_WARN("store", path,
+                     "cannot add the %zu data source%s the archive lacks: %s; their values are "
+                     "left out (logged once for this file)",
+                     n_missing, n_missing == 1 ? "" : "s", why);
+    }
+    for (size_t i = 0; i < n_ds; i++) {
+        if (*used > 0 && missing[i] && drop_value(tmpl, update, ds[i].name)) {
+            (*used)--;
+            res->skipped++;
+        }
+    }
+    return *used > 0 ? kvl_rrd_update(path, tmpl, update, err, errlen) : KVL_RRD_OK;
+}
+
 /* Writes one row. Returns false when the job must stop here (a failure that can pass). */
 static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_result_t *res)
 {
@@ -555,6 +730,10 @@ static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
             return true;
         }
         rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+    }
+    if (rc == KVL_RRD_ERROR && (strstr(err, "unknown DS name") != NULL ||
+                                strstr(err, "more DS definitions than RRD") != NULL)) {
+        rc = complete_archive(s, path, ds, n_ds, tmpl, update, &used, res, err, sizeof(err));
     }
     /* A reader holds the file. Wait here (a pool thread, not the loop) and retry this row
      * before any later one, so the file's updates stay in order. */

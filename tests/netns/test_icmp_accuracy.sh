@@ -13,7 +13,8 @@
 #   delay    relay holding each echo packet uniform 15..25 ms each way (per sequence number,
 #            so ping and kaaval see the same draws), 300 probes; the agent's median RTT
 #            within 0.3 ms of the truth (base median + median of the imposed holds of the
-#            same probes, less the relay's own cost in the base run) and of ping's median
+#            same probes, less the relay's own cost in the base run) and of ping's median;
+#            its p10, p25, p75, p90 within 0.5 ms of the same truth at those quantiles
 #   dup      relay duplicating 10 replies and holding 10 requests 25 ms longer (overtaken):
 #            duplicates 10, reordered 10, loss 0
 #   down     M's link to B set down during the 2nd interval: the 3rd shows 100 % loss
@@ -139,6 +140,37 @@ print(0 if ok else 1, f"agent median {med:.4f} ms, truth {truth:.4f} ms (base {b
 EOF
 )
 check delay "${res%% *}" "${res#* }"
+# The interval's RTT quantiles against the same truth: base + the quantile of the imposed
+# holds (by the agent's rule, linear interpolation: statistics.quantiles' "inclusive") - the
+# relay's cost; the holds spread over 30..50 ms, so a wrong rank is off by milliseconds.
+QS=""
+for q in p10 p25 p75 p90; do
+    QS="$QS $(field "$W/delay.out" b4 0 rtt_${q}_ms)"
+done
+# shellcheck disable=SC2086 # QS: four numbers
+res=$(python3 - "$W/relay0.log" "$BASE_ID" "$W/relay1.log" "$ID" "$BASE" $QS <<'EOF'
+import statistics, sys
+def holds(path, ident):
+    req, rep = {}, {}
+    for line in open(path):
+        f = dict(kv.split("=") for kv in line.split())
+        if int(f["id"]) != ident or f["copy"] != "0":
+            continue
+        if f["type"] == "8": req[int(f["seq"])] = int(f["held_us"])
+        if f["type"] == "0": rep[int(f["seq"])] = int(f["held_us"])
+    return [ (req[s] + rep[s]) / 1000.0 for s in req if s in rep ]
+cost = statistics.median(holds(sys.argv[1], int(sys.argv[2])))
+imposed = holds(sys.argv[3], int(sys.argv[4]))
+base = float(sys.argv[5])
+got = [float(v) for v in sys.argv[6:10]]
+cuts = statistics.quantiles(imposed, n=20, method="inclusive")  # 5 %, 10 %, ... 95 %
+truth = [base + cuts[i] - cost for i in (1, 4, 14, 17)]          # 10, 25, 75, 90 %
+ok = len(got) == 4 and all(abs(g - t) <= 0.5 for g, t in zip(got, truth)) and got == sorted(got)
+print(0 if ok else 1, "agent p10/p25/p75/p90 " + " ".join(f"{g:.4f}" for g in got) +
+      " ms, truth " + " ".join(f"{t:.4f}" for t in truth) + f" ms over {len(imposed)} probes")
+EOF
+)
+check delay-quantiles "${res%% *}" "${res#* }"
 JIT=$(field "$W/delay.out" b4 0 jitter_ms)
 SD=$(field "$W/delay.out" b4 0 rtt_stddev_ms)
 echo "delay run: jitter ${JIT} ms, stddev ${SD} ms (sum of two uniform 15..25 ms: stddev 4.08 ms)"

@@ -3,10 +3,12 @@
  * definition naming the prober's "link" family survives encoding and decoding, and the
  * store files it under <site>/_links/<agent id>/<target>.rrd (names made file-safe); every
  * probe type's family (link, stamp, tcp, http) has metric names that are valid RRD data
- * source names, distinct, and no more than a family may hold.
+ * source names, distinct, and no more than a family may hold; link and stamp carry the RTT
+ * quantiles.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,8 +64,10 @@ static void test_wire_round_trip(void **state)
     assert_int_equal(out.u.series_defs.n_families, 1);
     const kvl_family_t *f = &out.u.series_defs.families[0];
     assert_string_equal(f->name, "link");
-    assert_int_equal(f->n, 13);
+    assert_int_equal(f->n, 17);
     assert_string_equal(f->metrics[12], "mos");
+    assert_string_equal(f->metrics[16], "rtt_p90_ms");
+    assert_true(f->reals[13]); /* rtt_p10_ms */
     assert_true(f->reals[2]);  /* lost_pct */
     assert_false(f->reals[0]); /* sent */
     kvl_msg_clear(&out);
@@ -88,8 +92,21 @@ static void test_families(void **state)
             }
         }
     }
-    assert_int_equal(kvl_stamp_family.n, 21);
-    assert_string_equal(kvl_stamp_family.metrics[13], "owd_fwd_min_ms");
+    assert_int_equal(kvl_stamp_family.n, 25);
+    assert_string_equal(kvl_stamp_family.metrics[17], "owd_fwd_min_ms");
+    /* stamp begins with the link family's figures, the RTT quantiles among them */
+    for (size_t i = 0; i < kvl_link_family.n; i++) {
+        assert_string_equal(kvl_stamp_family.metrics[i], kvl_link_family.metrics[i]);
+        assert_int_equal(kvl_stamp_family.reals[i], kvl_link_family.reals[i]);
+    }
+    static const char *const quantiles[] = {"rtt_p10_ms", "rtt_p25_ms", "rtt_p75_ms", "rtt_p90_ms"};
+    for (size_t q = 0; q < 4; q++) {
+        bool found = false;
+        for (size_t i = 0; i < kvl_link_family.n; i++) {
+            found = found || strcmp(kvl_link_family.metrics[i], quantiles[q]) == 0;
+        }
+        assert_true(found);
+    }
 }
 
 int main(void)

@@ -9,6 +9,10 @@
  * — to check that the archived rates are the rates the counters were made to grow at. A late update
  * must come back as stale, not as an error.
  *
+ * A file made before its scope gained metrics (a link file with the link family's data sources
+ * of old, made by rrdtool; an interface file lacking some) gains their data sources, keeps its
+ * data and stores the whole row; one that cannot gain them stores the rest of the row.
+ *
  * Failures: a file that is not an archive fails for good (counted, the job goes on); a
  * failure that can pass (no file descriptor left: RLIMIT_NOFILE lowered to the next free
  * one, which even root cannot pass) stops the job at that row with retry and a reason, and
@@ -579,7 +583,8 @@ static void test_group(void **state)
     assert_int_equal(kvl_store_path(root, "dc1", "srv1", KVL_SCOPE_GROUP, "", path, sizeof(path)),
                      KVL_EINVAL);
 
-    /* The group gains a metric: the old file skips it, the batch still goes through. */
+    /* The group gains a metric: the old file gains its data source, and the row is
+     * written whole. */
     static const char *const m2[] = {"used_bytes", "size_bytes", "cpu_idle", "files"};
     static const kvl_kind_t k2[] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_COUNTER,
                                     KVL_KIND_GAUGE};
@@ -602,7 +607,219 @@ static void test_group(void **state)
     assert_int_equal(kvl_store_job_add(j, &row2), KVL_EINVAL);
     r = run_job(&loop, s, j);
     assert_int_equal(r.errors, 0);
+    assert_int_equal(r.skipped, 0);
+    assert_int_equal(r.rows, 1);
+    assert_int_equal(
+        kvl_store_group_path(root, "dc1", "srv1", "hr-storage", "/var", path, sizeof(path)), 0);
+    assert_info(path, "ds[files].type", "GAUGE");
+    fetch(path, "AVERAGE", T0 + 4 * STEP, T0 + 5 * STEP, &f);
+    assert_near(value_at(&f, T0 + 5 * STEP, "files"), 9, "files", T0 + 5 * STEP);
+    kvl_store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rm_tree(root);
+}
+
+/* The link family before and after it gained the RTT quantiles (agent/probe/prober.c). */
+static const char *const link_old[] = {
+    "sent",       "received",      "lost_pct",    "loss_burst", "duplicates",    "reordered",
+    "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms", "rtt_stddev_ms", "jitter_ms",
+    "mos"};
+static const char *const link_new[] = {
+    "sent",       "received",      "lost_pct",    "loss_burst", "duplicates",    "reordered",
+    "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms", "rtt_stddev_ms", "jitter_ms",
+    "mos",        "rtt_p10_ms",    "rtt_p25_ms",  "rtt_p75_ms", "rtt_p90_ms"};
+
+/* The link row at time t: metric i of link_new is worth base + i. */
+static void add_link_row(kvl_store_job_t *j, const kvl_family_t *fam, long t, double base)
+{
+    kvl_store_value_t v[KVL_ARRAY_SIZE(link_new)];
+    for (size_t i = 0; i < fam->n; i++) {
+        v[i] = (kvl_store_value_t){
+            .metric = fam->metrics[i], .real = true, .real_value = base + (double)i};
+    }
+    kvl_store_row_t row = {.site = "tvm",
+                           .device = "blk-1",
+                           .scope = KVL_SCOPE_LINK,
+                           .instance = "dc-core",
+                           .family = fam,
+                           .interval_s = STEP,
+                           .time_ms = (int64_t)t * 1000,
+                           .values = v,
+                           .n_values = fam->n};
+    assert_int_equal(kvl_store_job_add(j, &row), 0);
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+/* An archive made before its family gained metrics (a link file with the 13 data sources
+ * of old, made here by rrdtool itself): a row with the new metrics adds their data sources
+ * to the file once, keeps the old data, and stores every value of the row; the next rows
+ * leave the file's layout alone. A file of a fixed schema (an interface file lacking data
+ * sources) is completed the same way; a file that cannot be completed takes the rest. */
+static void test_archive_gains_metrics(void **state)
+{
+    KVL_UNUSED(state);
+    char root[] = "/tmp/kvl-test-store-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kvl_archive_spec_t archives[] = {{0, 3600000}};
+    kvl_store_cfg_t cfg = {
+        .data_dir = root, .archives = archives, .n_archives = 1, .consolidations = cfs};
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
+
+    char path[512], dir[512], cmd[4096];
+    assert_int_equal(
+        kvl_store_path(root, "tvm", "blk-1", KVL_SCOPE_LINK, "dc-core", path, sizeof(path)), 0);
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    int n = snprintf(cmd, sizeof(cmd), "rrdtool create '%s' --step %d --start %ld", path, STEP,
+                     T0 - STEP);
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(link_old); i++) {
+        n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " DS:%s:GAUGE:%d:U:U", link_old[i],
+                      2 * STEP);
+    }
+    snprintf(cmd + n, sizeof(cmd) - (size_t)n,
+             " RRA:AVERAGE:0.5:1:60 RRA:MAX:0.5:1:60 && rrdtool update '%s'"
+             " %ld:1:2:3:4:5:6:7:8:9:10:11:12:13 %ld:1:2:3:4:5:6:7:8:9:10:11:12:13",
+             path, T0, T0 + STEP);
+    assert_int_equal(system(cmd), 0);
+    assert_info(path, "ds[rtt_p10_ms].type", "(absent)");
+
+    static const kvl_kind_t kinds[KVL_ARRAY_SIZE(link_new)] = {KVL_KIND_GAUGE};
+    kvl_family_t fam = {.name = "link",
+                        .n = KVL_ARRAY_SIZE(link_new),
+                        .metrics = link_new,
+                        .kinds = kinds,
+                        .id = 2};
+    kvl_store_job_t *j = kvl_store_job_new();
+    add_link_row(j, &fam, T0 + 2 * STEP, 100);
+    add_link_row(j, &fam, T0 + 3 * STEP, 100);
+    kvl_store_result_t r = run_job(&loop, s, j);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.retry, 0);
+    assert_int_equal(r.skipped, 0);
+    assert_int_equal(r.created, 0);
+    assert_int_equal(r.rows, 2);
+    assert_int_equal(r.values, 2 * KVL_ARRAY_SIZE(link_new));
+    for (size_t i = 13; i < KVL_ARRAY_SIZE(link_new); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "ds[%s].type", link_new[i]);
+        assert_info(path, key, "GAUGE");
+        snprintf(key, sizeof(key), "ds[%s].minimal_heartbeat", link_new[i]);
+        assert_info(path, key, "120");
+        snprintf(key, sizeof(key), "ds[%s].index", link_new[i]);
+        char want[16];
+        snprintf(want, sizeof(want), "%zu", i);
+        assert_info(path, key, want);
+    }
+    assert_info(path, "ds[sent].index", "0");
+    assert_info(path, "rra[0].rows", "60");
+    fetched_t f;
+    fetch(path, "AVERAGE", T0, T0 + 3 * STEP, &f);
+    /* the old rows kept, the new data sources unknown in them */
+    assert_near(value_at(&f, T0 + STEP, "rtt_median_ms"), 8, "old rtt_median_ms", T0 + STEP);
+    assert_near(value_at(&f, T0 + STEP, "mos"), 13, "old mos", T0 + STEP);
+    assert_true(isnan(value_at(&f, T0 + STEP, "rtt_p10_ms")));
+    /* the new rows whole */
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(link_new); i++) {
+        assert_near(value_at(&f, T0 + 3 * STEP, link_new[i]), 100.0 + (double)i, link_new[i],
+                    T0 + 3 * STEP);
+    }
+
+    /* Once completed, the file is not rewritten again; rows with the old family (an agent
+     * not yet upgraded) still go into it. */
+    ino_t ino = inode_of(path);
+    kvl_family_t old = fam;
+    old.n = KVL_ARRAY_SIZE(link_old);
+    j = kvl_store_job_new();
+    add_link_row(j, &fam, T0 + 4 * STEP, 200);
+    add_link_row(j, &old, T0 + 5 * STEP, 300);
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.errors + r.retry + r.skipped, 0);
+    assert_int_equal(r.rows, 2);
+    assert_true(inode_of(path) == ino);
+    fetch(path, "AVERAGE", T0 + 3 * STEP, T0 + 5 * STEP, &f);
+    assert_near(value_at(&f, T0 + 4 * STEP, "rtt_p90_ms"), 216, "rtt_p90_ms", T0 + 4 * STEP);
+    assert_near(value_at(&f, T0 + 5 * STEP, "rtt_median_ms"), 307, "rtt_median_ms", T0 + 5 * STEP);
+    assert_true(isnan(value_at(&f, T0 + 5 * STEP, "rtt_p90_ms")));
+
+    /* An interface file with two data sources of its schema gains the rest. */
+    assert_int_equal(kvl_store_path(root, "tvm-north", "rtr 1", KVL_SCOPE_INTERFACE, "Gi1/0/1",
+                                    path, sizeof(path)),
+                     0);
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' && rrdtool create '%s' --step %d --start %ld "
+             "DS:in_octets:DERIVE:%d:0:U DS:out_octets:DERIVE:%d:0:U RRA:AVERAGE:0.5:1:60 "
+             "RRA:MAX:0.5:1:60",
+             dir, path, STEP, T0 - STEP, 2 * STEP, 2 * STEP);
+    assert_int_equal(system(cmd), 0);
+    j = kvl_store_job_new();
+    for (int k = 0; k <= 2; k++) {
+        add_interface_row(j, k, (T0 + (int64_t)k * STEP) * 1000);
+    }
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.errors + r.retry, 0);
+    assert_int_equal(r.rows, 3);
+    assert_int_equal(r.skipped, 3); /* cpu_temperature: no interface metric */
+    assert_info(path, "ds[oper_status].type", "GAUGE");
+    assert_info(path, "ds[in_errors].type", "DERIVE");
+    assert_info(path, "ds[in_errors].min", "0.0000000000e+00");
+    fetch(path, "AVERAGE", T0, T0 + 2 * STEP, &f);
+    assert_near(value_at(&f, T0 + 2 * STEP, "in_octets"), IN_RATE, "in_octets", T0 + 2 * STEP);
+    assert_near(value_at(&f, T0 + 2 * STEP, "in_errors"), ERR_RATE, "in_errors", T0 + 2 * STEP);
+
+    /* A data source the file cannot gain (a name of 20 characters: rrdcreate takes 19):
+     * its values are left out, the rest of each row is written, the other new metric added. */
+    assert_int_equal(kvl_store_group_path(root, "dc1", "srv1", "ups", "", path, sizeof(path)), 0);
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' && rrdtool create '%s' --step %d --start %ld "
+             "DS:load:GAUGE:%d:U:U RRA:AVERAGE:0.5:1:60 RRA:MAX:0.5:1:60",
+             dir, path, STEP, T0 - STEP, 2 * STEP);
+    assert_int_equal(system(cmd), 0);
+    static const char *const ups_m[] = {"load", "battery", "twenty_characters_xx"};
+    static const kvl_kind_t ups_k[] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+    kvl_family_t ups = {.name = "ups", .n = 3, .metrics = ups_m, .kinds = ups_k, .id = 5};
+    j = kvl_store_job_new();
+    for (int k = 0; k < 2; k++) {
+        kvl_store_value_t v[] = {{.metric = "twenty_characters_xx", .value = 1},
+                                 {.metric = "load", .value = 40 + (uint64_t)k},
+                                 {.metric = "battery", .value = 90}};
+        kvl_store_row_t row = {.site = "dc1",
+                               .device = "srv1",
+                               .scope = KVL_SCOPE_GROUP,
+                               .instance = "",
+                               .family = &ups,
+                               .interval_s = STEP,
+                               .time_ms = (T0 + (int64_t)k * STEP) * 1000,
+                               .values = v,
+                               .n_values = 3};
+        assert_int_equal(kvl_store_job_add(j, &row), 0);
+    }
+    r = run_job(&loop, s, j);
+    assert_int_equal(r.errors + r.retry, 0);
+    assert_int_equal(r.rows, 2);
+    assert_int_equal(r.values, 4);
     assert_int_equal(r.skipped, 2);
+    assert_info(path, "ds[battery].type", "GAUGE");
+    assert_info(path, "ds[twenty_characters_x].type", "(absent)"); /* not cut short */
+    fetch(path, "AVERAGE", T0, T0 + STEP, &f);
+    assert_near(value_at(&f, T0 + STEP, "load"), 41, "load", T0 + STEP);
+    assert_near(value_at(&f, T0 + STEP, "battery"), 90, "battery", T0 + STEP);
+
     kvl_store_free(s);
     assert_int_equal(uv_loop_close(&loop), 0);
     rm_tree(root);
@@ -714,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_fractional_time),
         cmocka_unit_test(test_group),
+        cmocka_unit_test(test_archive_gains_metrics),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_new_fails),
     };
