@@ -41,6 +41,17 @@ static size_t ds_index(const kvl_rrd_points_t *p, const char *name)
     return SIZE_MAX;
 }
 
+/* The rows that end by `to` (librrd also returns the row under way, or one beyond): the
+ * period's rows. */
+static size_t rows_until(const kvl_rrd_points_t *p, int64_t to)
+{
+    if (p->step == 0 || to <= p->start) {
+        return 0;
+    }
+    size_t n = (size_t)((to - p->start) / p->step);
+    return n < p->n_rows ? n : p->n_rows;
+}
+
 /* The rows of one data source times `scale` into a new array (NaN where unknown or where
  * the archive has no such data source). */
 static double *column(const kvl_rrd_points_t *p, size_t k, double scale)
@@ -64,9 +75,12 @@ static json_t *dir_json(const dir_figs_t *f, double speed)
                      "peak_pct", pct(f->st.peak, speed), "p95_pct", pct(f->p95, speed));
 }
 
-/* The figures of one interface into o, from its archive's rows. Returns 0 or KVL_ENOMEM. */
-static int iface_figures(json_t *o, const kvl_rrd_points_t *p)
+/* The figures of one interface into o, from its archive's rows ending by `to`. Returns 0 or
+ * KVL_ENOMEM. */
+static int iface_figures(json_t *o, kvl_rrd_points_t *p, int64_t to)
 {
+    p->n_rows = rows_until(p, to);
+    p->end = p->start + (int64_t)p->n_rows * p->step;
     double *in = column(p, ds_index(p, "in_octets"), 8.0);
     double *out = column(p, ds_index(p, "out_octets"), 8.0);
     double *sp = column(p, ds_index(p, "speed_bps"), 1.0);
@@ -148,6 +162,9 @@ static void avail_json(json_t *o, const kvl_cap_avail_t *a)
 static int state_figures(cap_job_t *job, json_t *o, const char *path, const char *ds,
                          double down_at, json_t *sites)
 {
+    if (path == NULL) {
+        return 1; /* a job runs once: its paths are taken out of the answer */
+    }
     kvl_rrd_points_t p = {0};
     char err[400];
     kvl_rrd_result_t rc =
@@ -163,7 +180,8 @@ static int state_figures(cap_job_t *job, json_t *o, const char *path, const char
         if (k == SIZE_MAX) {
             json_object_set_new(o, "error", json_sprintf("the archive has no %s", ds));
         } else {
-            kvl_cap_avail_add(&a, p.values + k, p.n_rows, p.n_ds, (double)p.step, down_at);
+            kvl_cap_avail_add(&a, p.values + k, rows_until(&p, job->to), p.n_ds, (double)p.step,
+                              down_at);
         }
         json_object_set_new(o, "resolution_s", json_integer(p.step));
     }
@@ -287,6 +305,9 @@ static int read_ifaces(cap_job_t *job, json_t *kept, int64_t *coarsest)
     json_array_foreach(job->ifaces, i, o)
     {
         const char *path = json_string_value(json_object_get(o, "_path"));
+        if (path == NULL) {
+            continue; /* a job runs once: its paths are taken out of the answer */
+        }
         kvl_rrd_points_t p = {0};
         char err[400];
         kvl_rrd_result_t rc =
@@ -298,7 +319,7 @@ static int read_ifaces(cap_job_t *job, json_t *kept, int64_t *coarsest)
         if (rc != KVL_RRD_OK) {
             json_object_set_new(o, "error", json_string(err));
         } else {
-            frc = iface_figures(o, &p);
+            frc = iface_figures(o, &p, job->to);
             if ((int64_t)p.step > *coarsest) {
                 *coarsest = p.step;
             }

@@ -3,7 +3,9 @@
  * arrays whose answers are computed by hand: the 95th percentile's rank rule (ceil(p/100 *
  * n) of the sorted known values; unknowns left out), least squares, days to 80 %, daily
  * means by UTC day, availability from state rows; and the report's CSV quoting (RFC 4180,
- * formulas kept as text) and the decoding of archive file names.
+ * formulas kept as text), the decoding of archive file names, and one report run over small
+ * archives written here (a device's `reachable`, two links' `lost_pct`): availability and
+ * outage minutes per device, link and site, the agent filter, and the bound on archives.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +16,16 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "capacity_calc.h"
 #include "capacity_int.h"
 #include "kvl.h"
+#include "rrd_store.h"
 
 #define EPS 1e-9
 
@@ -225,6 +231,133 @@ static void test_names(void **state)
     assert_int_equal(kvl_cap_name_decode("0123456789", out, 5), -1);
 }
 
+/* ---------------------------------------------------------------- a report run -------- */
+
+#define T0 1799999700LL /* a multiple of 300 */
+
+static void make_state(const char *path, const char *ds, const double *v, size_t n)
+{
+    kvl_rrd_ds_t d[] = {{ds, 0}};
+    kvl_rrd_rra_t r[] = {{"AVERAGE", 1, 100}};
+    char err[256], upd[64];
+    assert_int_equal(kvl_rrd_create(path, 300, T0, d, 1, r, 1, err, sizeof(err)), KVL_RRD_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i])) {
+            snprintf(upd, sizeof(upd), "%lld:U", T0 + 300 * (long long)(i + 1));
+        } else {
+            snprintf(upd, sizeof(upd), "%lld:%g", T0 + 300 * (long long)(i + 1), v[i]);
+        }
+        assert_int_equal(kvl_rrd_update(path, ds, upd, err, sizeof(err)), KVL_RRD_OK);
+    }
+}
+
+static const json_t *find(const json_t *arr, const char *key, const char *value)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(arr, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, key)), value) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static void test_report_run(void **state)
+{
+    KVL_UNUSED(state);
+    char dir[64], path[256];
+    snprintf(dir, sizeof(dir), "/tmp/kvl_capacity_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    /* the store's layout: <site>/<device>.rrd, <site>/<agent>/_links/<target>.rrd */
+    snprintf(path, sizeof(path), "%s/s1", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/s1/ag%%2F1", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/s1/ag%%2F1/_links", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    /* 12 rows of 5 minutes: the device down for one row and half of another, one unknown */
+    double dev[12] = {1, 1, 0, 0.5, 1, 1, NAN, 1, 1, 1, 1, 1};
+    double l1[12] = {0, 0, 100, 100, 50, 0, 0, 0, 0, 0, 0, 0}; /* 10 minutes out */
+    double l2[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100, 99.9}; /* 5 minutes out */
+    char devpath[256];
+    snprintf(devpath, sizeof(devpath), "%s/s1/dev1.rrd", dir);
+    make_state(devpath, "reachable", dev, 12);
+    snprintf(path, sizeof(path), "%s/s1/ag%%2F1/_links/t1.rrd", dir);
+    make_state(path, "lost_pct", l1, 12);
+    snprintf(path, sizeof(path), "%s/s1/ag%%2F1/_links/t2.rrd", dir);
+    make_state(path, "lost_pct", l2, 12);
+
+    cap_job_t job = {.data_dir = dir,
+                     .days = 30,
+                     .from = T0,
+                     .to = T0 + 12 * 300,
+                     .ifaces = json_array(),
+                     .devices = json_pack("[{s:s, s:s, s:s, s:b, s:s}]", "agent", "ag/1", "site",
+                                          "s1", "device", "dev1", "retired", 0, "_path", devpath),
+                     .links = true,
+                     .files_max = 10};
+    kvl_cap_report_run(&job);
+    assert_int_equal(job.status, 200);
+    assert_non_null(job.answer);
+    const json_t *a = job.answer;
+    const json_t *d = find(json_object_get(a, "devices"), "device", "dev1");
+    assert_non_null(d);
+    assert_null(json_object_get(d, "_path")); /* private keys removed */
+    assert_float_equal(num(d, "outage_minutes"), 7.5, EPS);
+    assert_float_equal(num(d, "up_minutes"), 47.5, EPS);
+    assert_float_equal(num(d, "unknown_minutes"), 5.0, EPS);
+    assert_float_equal(num(d, "availability_pct"), 100.0 * 47.5 / 55.0, EPS);
+    const json_t *l = find(json_object_get(a, "links"), "target", "t1");
+    assert_non_null(l);
+    assert_string_equal(json_string_value(json_object_get(l, "agent")), "ag/1");
+    assert_float_equal(num(l, "outage_minutes"), 10.0, EPS);
+    assert_float_equal(num(l, "up_minutes"), 50.0, EPS);
+    l = find(json_object_get(a, "links"), "target", "t2");
+    assert_non_null(l);
+    assert_float_equal(num(l, "outage_minutes"), 5.0, EPS); /* 99.9 % lost is not out */
+    const json_t *s = find(json_object_get(a, "sites"), "site", "s1");
+    assert_non_null(s);
+    assert_int_equal(json_integer_value(json_object_get(s, "devices")), 1);
+    assert_int_equal(json_integer_value(json_object_get(s, "links")), 2);
+    assert_float_equal(num(s, "outage_minutes"), 22.5, EPS);
+    assert_float_equal(num(s, "availability_pct"), 100.0 * (47.5 + 50 + 55) / (55 + 60 + 60), EPS);
+    json_decref(job.answer);
+    job.answer = NULL;
+
+    /* another agent: no links (a job runs once: its device list made again) */
+    json_decref(job.devices);
+    job.devices = json_array();
+    job.agent = "other";
+    kvl_cap_report_run(&job);
+    assert_int_equal(job.status, 200);
+    assert_int_equal(json_array_size(json_object_get(job.answer, "links")), 0);
+    json_decref(job.answer);
+    job.answer = NULL;
+    job.agent = NULL;
+
+    /* more archives than the bound: 400 with a sentence */
+    job.files_max = 1;
+    kvl_cap_report_run(&job);
+    assert_null(job.answer);
+    assert_int_equal(job.status, 400);
+    assert_non_null(strstr(job.err, "narrow it with site="));
+    json_decref(job.ifaces);
+    json_decref(job.devices);
+
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_fit),        cmocka_unit_test(test_days_to),
         cmocka_unit_test(test_daily),      cmocka_unit_test(test_avail),
         cmocka_unit_test(test_csv),        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_report_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
