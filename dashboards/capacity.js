@@ -202,8 +202,15 @@
       });
   }
 
-  function report(query) {
-    return getJson("/api/v1/capacity", query);
+  /* The report; while the collector computes another one (503), asked again a few times. */
+  function report(query, tries) {
+    tries = tries === undefined ? 10 : tries;
+    return getJson("/api/v1/capacity", query).catch(function (e) {
+      if (!e || e.status !== 503 || tries <= 0) throw e;
+      return new Promise(function (ok) { setTimeout(ok, 3000); }).then(function () {
+        return report(query, tries - 1);
+      });
+    });
   }
 
   function tablePage() {

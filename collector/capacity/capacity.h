@@ -31,7 +31,9 @@
  *     device- and link-minutes).
  *
  * The work runs on libuv's thread pool (kvl_http_defer), never on the loop: at most
- * KVL_CAP_RUNS_MAX reports at once (more: 503, try again), at most `files_max` archives
+ * KVL_CAP_RUNS_MAX reports at once, so that the store's writes keep the pool's other
+ * threads (a request with the parameters of the report under way waits for its answer;
+ * other parameters: 503, try again), at most `files_max` archives
  * per report (more: 400 asking to narrow it by site, agent or device). Answers are cached
  * for `cache_s` seconds per (days, site, agent, device); the CSV comes from the same
  * answer: one line per interface after a header line, RFC 4180 quoting, CRLF line ends.
@@ -49,7 +51,9 @@
 #define KVL_CAP_FILES_MAX 5000 /* archives read by one report (opts.files_max 0) */
 #define KVL_CAP_CACHE_S 300    /* seconds an answer is kept (opts.cache_s 0) */
 #define KVL_CAP_CACHE_N 16     /* answers kept */
-#define KVL_CAP_RUNS_MAX 2     /* reports computed at once */
+#define KVL_CAP_RUNS_MAX 1     /* reports computed at once (each holds a thread of the pool) */
+#define KVL_CAP_WAITERS_MAX 64 /* requests waiting for the report under way with their parameters  \
+                                */
 
 typedef struct kvl_capacity kvl_capacity_t;
 typedef struct kvl_http kvl_http_t;

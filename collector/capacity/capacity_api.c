@@ -28,21 +28,32 @@ typedef struct cache_entry {
     int64_t at_ms;
 } cache_entry_t;
 
+typedef struct cap_run cap_run_t;
+
 struct kvl_capacity {
     kvl_capacity_opts_t o;
     cache_entry_t cache[KVL_CAP_CACHE_N];
-    size_t runs;  /* reports under way */
-    bool freeing; /* kvl_capacity_free came while reports were under way */
+    cap_run_t *running[KVL_CAP_RUNS_MAX]; /* reports under way (NULL: a free place) */
+    size_t runs;                          /* reports under way */
+    bool freeing;                         /* kvl_capacity_free came while reports were under way */
 };
 
-typedef struct cap_run {
+/* A request waiting for a report under way (the first one's or another's with the same
+ * parameters). */
+typedef struct cap_waiter {
+    kvl_http_later_t *later;
+    bool csv;
+} cap_waiter_t;
+
+struct cap_run {
     uv_work_t work;
     kvl_capacity_t *c;
-    kvl_http_later_t *later;
     char *key;
-    bool csv;
+    cap_waiter_t *waiters; /* the first is the request that started it */
+    size_t n_waiters;
+    int64_t started_ms;
     cap_job_t job;
-} cap_run_t;
+};
 
 static int64_t cap_now(const kvl_capacity_t *c)
 {
@@ -280,6 +291,7 @@ static void run_free(cap_run_t *r)
     json_decref(r->job.answer);
     free(r->job.agent);
     free(r->key);
+    free(r->waiters);
     free(r);
 }
 
@@ -295,15 +307,33 @@ static void run_done(uv_work_t *w, int status)
 {
     cap_run_t *r = w->data;
     kvl_capacity_t *c = r->c;
-    if (status != 0) {
-        kvl_http_answer(r->later, 503, json_pack("{s:s}", "error", "the report was cancelled"));
-    } else if (r->job.answer == NULL) {
-        kvl_http_answer(r->later, r->job.status ? r->job.status : 500,
-                        json_pack("{s:s}", "error", r->job.err));
-    } else {
-        send_answer(r->job.answer, r->csv, false, r->later, NULL);
-        if (!c->freeing) {
-            cache_put(c, r->key, json_incref(r->job.answer), cap_now(c));
+    for (size_t i = 0; i < r->n_waiters; i++) {
+        kvl_http_later_t *later = r->waiters[i].later;
+        if (status != 0) {
+            kvl_http_answer(later, 503, json_pack("{s:s}", "error", "the report was cancelled"));
+        } else if (r->job.answer == NULL) {
+            kvl_http_answer(later, r->job.status ? r->job.status : 500,
+                            json_pack("{s:s}", "error", r->job.err));
+        } else {
+            send_answer(r->job.answer, r->waiters[i].csv, false, later, NULL);
+        }
+    }
+    if (status == 0 && r->job.answer != NULL) {
+        const json_t *a = r->job.answer;
+        KVL_LOG_INFO("capacity", "report",
+                     "%d days: %zu interfaces, %zu devices, %zu links read in %lld ms for %zu "
+                     "request(s)",
+                     r->job.days, json_array_size(json_object_get(a, "interfaces")),
+                     json_array_size(json_object_get(a, "devices")),
+                     json_array_size(json_object_get(a, "links")),
+                     (long long)(cap_now(c) - r->started_ms), r->n_waiters);
+    }
+    if (status == 0 && r->job.answer != NULL && !c->freeing) {
+        cache_put(c, r->key, json_incref(r->job.answer), cap_now(c));
+    }
+    for (size_t i = 0; i < KVL_CAP_RUNS_MAX; i++) {
+        if (c->running[i] == r) {
+            c->running[i] = NULL;
         }
     }
     run_free(r);
@@ -312,6 +342,25 @@ static void run_done(uv_work_t *w, int status)
     if (c->freeing && c->runs == 0) {
         capacity_release(c);
     }
+}
+
+/* Adds a request to a run's waiters. Returns 0, or -1 (too many, or out of memory). */
+static int run_wait(cap_run_t *r, const kvl_http_req_t *req, bool csv)
+{
+    if (r->n_waiters >= KVL_CAP_WAITERS_MAX) {
+        return -1;
+    }
+    cap_waiter_t *v = realloc(r->waiters, (r->n_waiters + 1) * sizeof(*v));
+    if (v == NULL) {
+        return -1;
+    }
+    r->waiters = v;
+    kvl_http_later_t *later = kvl_http_defer(req);
+    if (later == NULL) {
+        return -1;
+    }
+    v[r->n_waiters++] = (cap_waiter_t){later, csv};
+    return 0;
 }
 
 /* ----------------------------------------------------------------- the snapshot -------- */
@@ -445,9 +494,20 @@ static void capacity_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *
         send_answer(hit->answer, csv, true, NULL, resp);
         return;
     }
+    for (size_t i = 0; i < KVL_CAP_RUNS_MAX; i++) {
+        cap_run_t *under_way = c->running[i];
+        if (under_way != NULL && strcmp(under_way->key, key) == 0) {
+            free(key);
+            if (run_wait(under_way, req, csv) != 0) {
+                kvl_http_error(resp, 503, "too many requests wait for this report: try again");
+            }
+            return;
+        }
+    }
     if (c->runs >= KVL_CAP_RUNS_MAX) {
         free(key);
-        kvl_http_error(resp, 503, "%d capacity reports under way: try again shortly",
+        kvl_http_error(resp, 503,
+                       "another capacity report is under way (%d at a time): try again shortly",
                        KVL_CAP_RUNS_MAX);
         return;
     }
@@ -459,7 +519,7 @@ static void capacity_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *
     }
     r->c = c;
     r->key = key;
-    r->csv = csv;
+    r->started_ms = now;
     r->work.data = r;
     cap_job_t *j = &r->job;
     j->data_dir = c->o.data_dir;
@@ -492,18 +552,23 @@ static void capacity_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *
                        files, j->files_max);
         return;
     }
-    r->later = kvl_http_defer(req);
-    if (r->later == NULL) {
+    if (run_wait(r, req, csv) != 0) {
         run_free(r);
         kvl_http_error(resp, 500, "out of memory");
         return;
     }
-    c->runs++;
     int rc = uv_queue_work(c->o.loop, &r->work, run_work, run_done);
     if (rc != 0) {
-        c->runs--;
-        kvl_http_answer(r->later, 500, json_pack("{s:s}", "error", uv_strerror(rc)));
+        kvl_http_answer(r->waiters[0].later, 500, json_pack("{s:s}", "error", uv_strerror(rc)));
         run_free(r);
+        return;
+    }
+    c->runs++;
+    for (size_t i = 0; i < KVL_CAP_RUNS_MAX; i++) {
+        if (c->running[i] == NULL) {
+            c->running[i] = r;
+            break;
+        }
     }
 }
 

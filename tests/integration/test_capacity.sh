@@ -298,6 +298,18 @@ assert r[0]["resolution_s"] == 86400, "resolution %r, want the daily archive" % 
 assert a["resolution_s"] == 86400 and a["resolution_wanted_s"] == 300
 assert a["links"] == [], "device= selects no links"
 EOF
+# two requests for a report not yet cached at once: one run, both answered alike
+api "/api/v1/capacity?days=365" >"$T/y1.json" &
+Y1=$!
+api "/api/v1/capacity?days=365&format=csv" >"$T/y2.csv"
+wait "$Y1" || kvl_fail "the first of two concurrent requests failed"
+"$KVL_PY" - "$T/y1.json" "$T/y2.csv" <<'EOF' || kvl_fail "two concurrent requests: $(head -c 600 "$T/y1.json")"
+import csv, json, sys
+a = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2], newline="")))
+assert a["days"] == 365 and len(a["interfaces"]) == 1 and len(rows) == 1, (a.keys(), rows)
+assert float(rows[0]["in_p95_bps"]) == a["interfaces"][0]["in"]["p95_bps"]
+EOF
 api "/api/v1/capacity?site=elsewhere" >"$T/cap-else.json"
 grep -q '"interfaces": *\[\]' "$T/cap-else.json" || kvl_fail "site=elsewhere: $(head -c 500 "$T/cap-else.json")"
 
