@@ -20,7 +20,8 @@
  *     in_octets/out_octets x 8, unknown rows left out; utilisation = figure / speed;
  *   - speed: the archive's last known speed_bps in the period, else the inventory's
  *     ifSpeed label, else unknown (utilisation and days to 80 % are then null);
- *   - trend: least squares over the daily means (UTC days, each placed at its middle) of
+ *   - trend: least squares over the daily means (the whole UTC days of the period, each
+ *     placed at its middle) of
  *     the busier direction (the higher average): bit/s per day; days_to_80: from the
  *     trend's value at the period's end to 80 % of the speed (0: already there; null: a
  *     flat or falling trend, or no speed);
@@ -52,8 +53,9 @@
 #define KVL_CAP_CACHE_S 300    /* seconds an answer is kept (opts.cache_s 0) */
 #define KVL_CAP_CACHE_N 16     /* answers kept */
 #define KVL_CAP_RUNS_MAX 1     /* reports computed at once (each holds a thread of the pool) */
-#define KVL_CAP_WAITERS_MAX 64 /* requests waiting for the report under way with their parameters  \
-                                */
+#define KVL_CAP_WAITERS_MAX                                                                        \
+    64 /* requests waiting for the report under way with their parameters                          \
+        */
 
 typedef struct kvl_capacity kvl_capacity_t;
 typedef struct kvl_http kvl_http_t;

@@ -113,10 +113,20 @@ static int iface_figures(json_t *o, kvl_rrd_points_t *p, int64_t to)
     kvl_cap_stats(in, p->n_rows, 1, &fin.st);
     kvl_cap_stats(out, p->n_rows, 1, &fout.st);
     bool out_busier = isnan(fin.st.avg) || (!isnan(fout.st.avg) && fout.st.avg > fin.st.avg);
-    /* daily means of the busier direction before the columns are sorted */
-    long long t0 = (long long)p->start + p->step;
+    /* daily means of the busier direction (before the columns are sorted) over the whole
+     * UTC days of the period: a part of a day would weigh its hours (a night) as a day */
+    long long step = p->step, day_lo = ((long long)p->start + 86399) / 86400,
+              day_hi = (long long)p->end / 86400; /* days [day_lo, day_hi) */
+    size_t first = 0, last = p->n_rows;           /* rows [first, last) */
+    while (first < last && (long long)p->start + (long long)first * step < day_lo * 86400) {
+        first++;
+    }
+    while (last > first && (long long)p->start + (long long)last * step > day_hi * 86400) {
+        last--;
+    }
     size_t nd =
-        kvl_cap_daily(t0, p->step, out_busier ? out : in, p->n_rows, 1, day, mean, DAYS_MAX);
+        kvl_cap_daily((long long)p->start + (long long)(first + 1) * step, step,
+                      (out_busier ? out : in) + first, last - first, 1, day, mean, DAYS_MAX);
     for (size_t i = 0; i < nd; i++) {
         day[i] += 0.5; /* a day's mean stands at its middle */
     }
