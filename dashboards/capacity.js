@@ -134,6 +134,18 @@
     { label: "Trend / day", num: true, get: function (o) { return o.trend_bps_per_day; }, fmt: fmtBps },
     { label: "Days to 80 %", num: true, get: function (o) { return o.days_to_80; }, fmt: fmtDays },
   ];
+  var circuitCols = [
+    { label: "Circuit", get: function (o) { return o.circuit; } },
+    { label: "Ends", get: function (o) {
+        return o.members.map(function (m) { return m.device + " " + m.interface; }).join(", ");
+      } },
+    { label: "Speed", num: true, get: function (o) { return o.speed_bps; }, fmt: fmtBps },
+    { label: "95th", num: true, get: function (o) { return o.p95_bps; }, fmt: fmtBps },
+    { label: "95th util.", num: true, get: function (o) { return o.p95_pct; }, fmt: fmtPct },
+    { label: "Peak util.", num: true, get: function (o) { return o.peak_pct; }, fmt: fmtPct },
+    { label: "Trend / day", num: true, get: function (o) { return o.trend_bps_per_day; }, fmt: fmtBps },
+    { label: "Days to 80 %", num: true, get: function (o) { return o.days_to_80; }, fmt: fmtDays },
+  ];
   var availCols = function (first) {
     return first.concat([
       { label: "Availability", num: true, get: function (o) { return o.availability_pct; },
@@ -238,6 +250,9 @@
           (a.resolution_s && a.resolution_s !== a.resolution_wanted_s ? " (the 5-minute archive does not cover the period)" : "") +
           (a.cached ? "; from the cache" : "");
         sortableTable($("ifaces"), ifaceCols, a.interfaces, utilClass, { col: 11, dir: -1 });
+        sortableTable($("circuits"), circuitCols, a.circuits || [], function (o) {
+          return utilClass({ in: { p95_pct: o.p95_pct }, days_to_80: o.days_to_80 });
+        }, { col: 4, dir: -1 });
         sortableTable($("sites"), siteCols, a.sites, null, { col: 3, dir: 1 });
         sortableTable($("devices"), deviceCols, a.devices, null, { col: 3, dir: 1 });
         sortableTable($("links"), linkCols, a.links, null, { col: 3, dir: 1 });

@@ -25,6 +25,9 @@
  *     the busier direction (the higher average): bit/s per day; days_to_80: from the
  *     trend's value at the period's end to 80 % of the speed (0: already there; null: a
  *     flat or falling trend, or no speed);
+ *   - circuits: the interfaces grouped by circuit name (both ends of a circuit when both
+ *     are polled) with the worst of their figures (highest speed, p95 and peak, steepest
+ *     trend, fewest days to 80 %);
  *   - availability: devices from the `reachable` data source (a row's average is the
  *     fraction of its time up), links from `lost_pct` (a row at 100 %: every probe lost,
  *     down; else up); unknown rows counted as unknown minutes, never as up; availability =

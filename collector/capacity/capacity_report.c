@@ -342,6 +342,65 @@ static int read_ifaces(cap_job_t *job, json_t *kept, int64_t *coarsest)
     return 0;
 }
 
+/* v replaced by x when x is known and v is not, or x is larger (smaller when `min`). */
+static void keep_extreme(json_t *o, const char *key, const json_t *x, bool min)
+{
+    if (!json_is_number(x)) {
+        return;
+    }
+    const json_t *v = json_object_get(o, key);
+    double a = json_number_value(x);
+    if (!json_is_number(v) || (min ? a < json_number_value(v) : a > json_number_value(v))) {
+        json_object_set_new(o, key, json_real(a));
+    }
+}
+
+/* The circuits: the interfaces grouped by their circuit name (ifAlias; both ends of a
+ * circuit when both are polled), with the worst of their figures. Returns the array, or
+ * NULL when out of memory. */
+static json_t *circuits_list(const json_t *ifaces)
+{
+    json_t *by = json_object(), *arr = json_array();
+    size_t i;
+    const json_t *o;
+    json_array_foreach(ifaces, i, o)
+    {
+        const char *name = json_string_value(json_object_get(o, "circuit"));
+        if (name == NULL || by == NULL || arr == NULL) {
+            continue;
+        }
+        json_t *c = json_object_get(by, name);
+        if (c == NULL) {
+            c = json_pack("{s:s, s:[], s:n, s:n, s:n, s:n, s:n, s:n}", "circuit", name, "members",
+                          "speed_bps", "p95_bps", "p95_pct", "peak_pct", "trend_bps_per_day",
+                          "days_to_80");
+            if (c == NULL || json_object_set_new(by, name, c) != 0 ||
+                json_array_append(arr, c) != 0) {
+                json_decref(arr);
+                arr = NULL;
+                continue;
+            }
+        }
+        json_array_append_new(
+            json_object_get(c, "members"),
+            json_pack("{s:O, s:O, s:O, s:O}", "agent", json_object_get(o, "agent"), "site",
+                      json_object_get(o, "site"), "device", json_object_get(o, "device"),
+                      "interface", json_object_get(o, "interface")));
+        keep_extreme(c, "speed_bps", json_object_get(o, "speed_bps"), false);
+        static const char *const dirs[] = {"in", "out"};
+        for (size_t d = 0; d < 2; d++) {
+            const json_t *f = json_object_get(o, dirs[d]);
+            keep_extreme(c, "p95_bps", json_object_get(f, "p95_bps"), false);
+            keep_extreme(c, "p95_pct", json_object_get(f, "p95_pct"), false);
+            keep_extreme(c, "peak_pct", json_object_get(f, "peak_pct"), false);
+        }
+        keep_extreme(c, "trend_bps_per_day", json_object_get(o, "trend_bps_per_day"), false);
+        keep_extreme(c, "days_to_80", json_object_get(o, "days_to_80"), true);
+    }
+    json_decref(by);
+    return arr;
+}
+
 static json_t *sites_list(json_t *sites)
 {
     json_t *arr = json_array();
@@ -411,7 +470,8 @@ void kvl_cap_report_run(cap_job_t *job)
         }
     }
     json_t *site_arr = rc == 0 ? sites_list(sites) : NULL;
-    if (rc == 0 && (site_arr == NULL || kept_links == NULL)) {
+    json_t *circuits = rc == 0 ? circuits_list(ifaces) : NULL;
+    if (rc == 0 && (site_arr == NULL || kept_links == NULL || circuits == NULL)) {
         rc = KVL_ENOMEM;
     }
     if (rc == 0) {
@@ -429,7 +489,8 @@ void kvl_cap_report_run(cap_job_t *job)
             if (json_object_set(a, "interfaces", ifaces) != 0 ||
                 json_object_set(a, "devices", devices) != 0 ||
                 json_object_set(a, "links", kept_links) != 0 ||
-                json_object_set(a, "sites", site_arr) != 0) {
+                json_object_set(a, "sites", site_arr) != 0 ||
+                json_object_set(a, "circuits", circuits) != 0) {
                 json_decref(a);
                 job->answer = NULL;
             }
@@ -449,5 +510,6 @@ void kvl_cap_report_run(cap_job_t *job)
     json_decref(links);
     json_decref(kept_links);
     json_decref(site_arr);
+    json_decref(circuits);
     json_decref(sites);
 }

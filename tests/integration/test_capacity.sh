@@ -244,6 +244,12 @@ if len(s) != 1 or s[0]["devices"] != 1 or s[0]["links"] != 1:
 else:
     close("site outage_minutes", s[0]["outage_minutes"], site[1] / 60, 1e-9)
     close("site availability_pct", s[0]["availability_pct"], 100 * site[0] / (site[0] + site[1]), 1e-9)
+cs = [c for c in ans["circuits"] if c["circuit"] == "test link eth0"]
+if len(cs) != 1 or len(cs[0]["members"]) != 1 or cs[0]["members"][0]["interface"] != "eth0":
+    bad.append("circuits: %r" % ans["circuits"])
+else:
+    close("circuit p95_pct", cs[0]["p95_pct"], max(r["in"]["p95_pct"], r["out"]["p95_pct"]), 1e-12)
+    close("circuit days_to_80", cs[0]["days_to_80"], r["days_to_80"], 1e-12)
 if ans.get("cached") is not False:
     bad.append("the first answer says cached %r" % ans.get("cached"))
 if bad:
