@@ -43,8 +43,8 @@
   function fmtBps(v) {
     if (v === null || v === undefined) return "–";
     var u = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"], i = 0;
-    var x = Math.abs(v);
-    while (x >= 1000 && i < u.length - 1) { x /= 1000; v /= 1000; i++; }
+    /* 999999.99 is "1.00 Mbit/s", not "1000 kbit/s" */
+    while (Math.abs(v) >= 999.5 && i < u.length - 1) { v /= 1000; i++; }
     return v.toFixed(Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2) + " " + u[i];
   }
   function fmtPct(v) { return v === null || v === undefined ? "–" : v.toFixed(1) + " %"; }

@@ -4,8 +4,9 @@
  * n) of the sorted known values; unknowns left out), least squares, days to 80 %, daily
  * means by UTC day, availability from state rows; and the report's CSV quoting (RFC 4180,
  * formulas kept as text), the decoding of archive file names, and one report run over small
- * archives written here (a device's `reachable`, two links' `lost_pct`): availability and
- * outage minutes per device, link and site, the agent filter, and the bound on archives.
+ * archives written here (a device's `reachable`, two links' `lost_pct`, a file that is not
+ * an archive): availability and outage minutes per device, link and site, the error of the
+ * file that is not one, the agent filter, and the bound on archives.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -296,6 +297,13 @@ static void test_report_run(void **state)
     snprintf(path, sizeof(path), "%s/s1/ag%%2F1/_links/t2.rrd", dir);
     make_state(path, "lost_pct", l2, 12);
 
+    /* a file that is not an archive: its row says why, the report goes on */
+    snprintf(path, sizeof(path), "%s/s1/ag%%2F1/_links/t3.rrd", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not an archive\n", f);
+    fclose(f);
+
     cap_job_t job = {.data_dir = dir,
                      .days = 30,
                      .from = T0,
@@ -324,10 +332,15 @@ static void test_report_run(void **state)
     l = find(json_object_get(a, "links"), "target", "t2");
     assert_non_null(l);
     assert_float_equal(num(l, "outage_minutes"), 5.0, EPS); /* 99.9 % lost is not out */
+    l = find(json_object_get(a, "links"), "target", "t3");
+    assert_non_null(l);
+    assert_true(json_is_string(json_object_get(l, "error")));
+    assert_true(json_is_null(json_object_get(l, "availability_pct")));
+    assert_float_equal(num(l, "outage_minutes"), 0.0, EPS);
     const json_t *s = find(json_object_get(a, "sites"), "site", "s1");
     assert_non_null(s);
     assert_int_equal(json_integer_value(json_object_get(s, "devices")), 1);
-    assert_int_equal(json_integer_value(json_object_get(s, "links")), 2);
+    assert_int_equal(json_integer_value(json_object_get(s, "links")), 3);
     assert_float_equal(num(s, "outage_minutes"), 22.5, EPS);
     assert_float_equal(num(s, "availability_pct"), 100.0 * (47.5 + 50 + 55) / (55 + 60 + 60), EPS);
     json_decref(job.answer);
