@@ -259,7 +259,7 @@
       }).catch(function (e) {
         if (e && e.status === 401 && !kiosk) {
           status.textContent = "Not logged in.";
-          showLogin($("login"), load);
+          showLogin($("login"), function () { fillSites($("site"), q.site).then(load); });
           return;
         }
         status.textContent = (e && e.message) || String(e);

@@ -73,7 +73,7 @@
     C.report({ days: q.days, site: q.site }).then(render).catch(function (e) {
       if (e && e.status === 401 && !C.params.get("kiosk")) {
         $("status").textContent = "Not logged in.";
-        C.showLogin($("login"), load);
+        C.showLogin($("login"), function () { C.fillSites($("site"), q.site).then(load); });
         return;
       }
       $("status").textContent = (e && e.message) || String(e);
