@@ -23,6 +23,7 @@
 
 #include "board.h"
 #include "book.h"
+#include "capacity.h"
 #include "collector_config.h"
 #include "engine.h"
 #include "http.h"
@@ -52,6 +53,7 @@ typedef struct app {
     /* the board: latest values (a sink after the store) and its API */
     kvl_latest_t *latest;
     kvl_board_t *board;
+    kvl_capacity_t *capacity; /* the planners' report (its API) */
     uv_timer_t journal_timer; /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
@@ -83,6 +85,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->ingest = NULL;
     kvl_board_free(a->board);
     a->board = NULL;
+    kvl_capacity_free(a->capacity);
+    a->capacity = NULL;
     uv_close((uv_handle_t *)&a->journal_timer, NULL);
     kvl_engine_free(a->engine);
     a->engine = NULL;
@@ -503,6 +507,16 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_inventory_api_register(a.inventory, a.http);
         }
+        kvl_capacity_opts_t co = {.loop = a.loop,
+                                  .data_dir = a.cfg->data_dir,
+                                  .sites = a.cfg->sites,
+                                  .inventory = a.inventory};
+        if (hrc == 0) {
+            hrc = kvl_capacity_new(&co, &a.capacity, err, sizeof(err));
+        }
+        if (hrc == 0) {
+            hrc = kvl_capacity_api_register(a.capacity, a.http);
+        }
         if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));
         }
@@ -512,6 +526,7 @@ int main(int argc, char **argv)
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);
         kvl_board_free(a.board);
+        kvl_capacity_free(a.capacity);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
