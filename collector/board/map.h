@@ -16,7 +16,8 @@
  *
  * An edge's numbers are null when unknown. Utilisation: the uplink interface's in_octets and
  * out_octets rates (per second, latest.h) × 8 over its speed_bps, in percent. Loss and RTT:
- * lost_pct and rtt_median_ms of one link, chosen as docs/configuration.md says (`probe:`
+ * lost_pct and the median round trip (rtt_median_ms; a tcp probe's connect_median_ms, an http
+ * probe's total_median_ms) of one link, chosen as docs/configuration.md says (`probe:`
  * first; else an agent at the site probing the parent site — a target named as the parent or
  * as one of its agents — or the reverse; ties in name order). A value older than three of
  * its intervals (or an unknown sample) counts as none.

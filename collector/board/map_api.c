@@ -300,8 +300,12 @@ static json_t *edge_json(const map_index_t *ix, const kvl_site_t *s, const kvl_s
         /* a link's series are filed under its agent's id as the device (latest.h) */
         loss =
             value_of(l, k->agent, k->agent, KVL_SCOPE_LINK, k->target, "lost_pct", false, now_ms);
-        rtt = value_of(l, k->agent, k->agent, KVL_SCOPE_LINK, k->target, "rtt_median_ms", false,
-                       now_ms);
+        /* the round trip's median by probe type: icmp and stamp, tcp (the connect), http */
+        static const char *const rtts[] = {"rtt_median_ms", "connect_median_ms", "total_median_ms"};
+        for (size_t i = 0; i < KVL_ARRAY_SIZE(rtts) && !rtt.known; i++) {
+            rtt =
+                value_of(l, k->agent, k->agent, KVL_SCOPE_LINK, k->target, rtts[i], false, now_ms);
+        }
         json_decref(link);
         link = json_pack("{s:s, s:s}", "agent", k->agent, "target", k->target);
     }
