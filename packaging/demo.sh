@@ -297,7 +297,8 @@ http:                         # the API (kaavalctl) and, later, the board
   tls: false                  # plain HTTP is allowed on 127.0.0.1 only
 sites:                        # the site tree: the agents' sites under a NOC
   - {name: state-noc, kind: noc, label: "State NOC"}
-  - {name: demo, parent: state-noc, kind: dhq, label: "Demo district HQ"}
+  - {name: demo, parent: state-noc, kind: dhq, label: "Demo district HQ",
+     uplink: [demo-agent-1, demo-uplink, eth1]}   # the map's edge: agent, device, interface
 EOF
 TOKEN=$("$BUILD/kaaval-collector" -c "$RUN/etc/collector.yaml" --add-token demo --role operator \
     2>>"$RUN/log/collector.log") || die "kaaval-collector --add-token failed: $(tail -n 3 "$RUN/log/collector.log")"
