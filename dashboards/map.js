@@ -373,7 +373,13 @@
 
     function refresh() {
         timer = null;
-        fetch(withKiosk("/api/v1/map"), {credentials: "same-origin", cache: "no-store"})
+        /* X-Requested-With: a script's call, for a server that then leaves out
+         * WWW-Authenticate on a 401 (browsers answer that header with a dialog of their own) */
+        fetch(withKiosk("/api/v1/map"), {
+            credentials: "same-origin",
+            cache: "no-store",
+            headers: {"X-Requested-With": "XMLHttpRequest"}
+        })
             .then(function (r) {
                 if (r.status === 401 && !kiosk) {
                     showLogin(true);
@@ -416,7 +422,7 @@
         fetch("/api/v1/login", {
             method: "POST",
             credentials: "same-origin",
-            headers: {"Content-Type": "application/json"},
+            headers: {"Content-Type": "application/json", "X-Requested-With": "XMLHttpRequest"},
             body: JSON.stringify({user: f.elements.user.value, password: f.elements.password.value})
         }).then(function (r) {
             if (!r.ok) {
