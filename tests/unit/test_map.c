@@ -46,6 +46,8 @@ enum {
     NOC_LOSS_GW, /* a-noc's link to "kol-gw": the configured probe of site "kot" */
     KOT_LOSS_GW, /* a-kot's link to "kol-gw", the same probe from the site's agent */
     KOT_RTT_GW,
+    NOC_LOSS_IDK, /* a-noc's link to "a-idk", an agent at site idk (a mesh target's name) */
+    IDK_SPEED,    /* a-idk reports a device that is not idk's uplink */
     N_DEFS
 };
 
@@ -82,6 +84,8 @@ static void defs_init(void)
     def(NOC_LOSS_GW, "a-noc", KVL_SCOPE_LINK, "kol-gw", "lost_pct", KVL_KIND_GAUGE, true);
     def(KOT_LOSS_GW, "a-kot", KVL_SCOPE_LINK, "kol-gw", "lost_pct", KVL_KIND_GAUGE, true);
     def(KOT_RTT_GW, "a-kot", KVL_SCOPE_LINK, "kol-gw", "rtt_median_ms", KVL_KIND_GAUGE, true);
+    def(NOC_LOSS_IDK, "a-noc", KVL_SCOPE_LINK, "a-idk", "lost_pct", KVL_KIND_GAUGE, true);
+    def(IDK_SPEED, "other-rtr", KVL_SCOPE_INTERFACE, "Gi0/0", "speed_bps", KVL_KIND_GAUGE, false);
 }
 
 static const kvl_series_def_t *def_of(const void *table, uint32_t id)
@@ -351,10 +355,23 @@ static void test_choices(void **state)
     assert_string_equal(str(json_object_get(e, "link"), "agent"), "a-kot");
     assert_near(num(e, "loss_pct"), 0);
     assert_near(num(e, "rtt_ms"), 7.0);
-    /* idk's uplink device reports nothing */
+    /* idk's uplink device reports nothing, and no link measures it */
     e = find(edges, "site", "idk");
     assert_true(json_is_null(json_object_get(json_object_get(e, "uplink"), "agent")));
+    assert_true(json_is_null(json_object_get(e, "link")));
     assert_string_equal(str(e, "state"), "unknown");
+    json_decref(m);
+    /* a-idk reports from idk, and a-noc probes it (named by its id, as the mesh names it):
+     * the parent probing the site; 25 % loss is major */
+    put(f.latest, "a-idk", "idk", IDK_SPEED, t1, 1e9);
+    put(f.latest, "a-noc", "noc", NOC_LOSS_IDK, t1, 25);
+    m = kvl_board_map_json(f.board);
+    e = find(json_object_get(m, "edges"), "site", "idk");
+    assert_string_equal(str(json_object_get(e, "link"), "agent"), "a-noc");
+    assert_string_equal(str(json_object_get(e, "link"), "target"), "a-idk");
+    assert_near(num(e, "loss_pct"), 25);
+    assert_true(json_is_null(json_object_get(e, "rtt_ms")));
+    assert_string_equal(str(e, "state"), "major");
     json_decref(m);
     /* a-kot's value goes stale while a-noc's of the same probe is fresh: the choice stays
      * with a-kot (its value null), so the edge does not flip between two measurements */
