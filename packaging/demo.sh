@@ -332,7 +332,8 @@ http:                         # the API (kaavalctl) and the NOC board
   anonymous_viewer: true      # the demo's board reads without a login (loopback only)
 sites:                        # the site tree: NOC, districts, blocks and mini POPs
   - {name: state-noc, kind: noc, label: "State NOC"}
-  - {name: dhq-tvm, parent: state-noc, kind: dhq, label: "DHQ Thiruvananthapuram"}
+  - {name: dhq-tvm, parent: state-noc, kind: dhq, label: "DHQ Thiruvananthapuram",
+     uplink: [agent-state-noc, demo-uplink, eth1]}   # the map's edge: agent, device, interface
   - {name: bhq-tvm-north, parent: dhq-tvm, kind: bhq, label: "BHQ Nedumangad"}
   - {name: minipop-vizhinjam, parent: dhq-tvm, kind: minipop, label: "Mini POP Vizhinjam"}
   - {name: dhq-klm, parent: state-noc, kind: dhq, label: "DHQ Kollam"}

@@ -16,6 +16,8 @@
  *   GET /api/v1/series   ?agent=&device=&instance=&metric=&scope=&from=&to=&step=&cf=: one
  *                        series from its archive (rrd_fetch on the thread pool, never the
  *                        loop: the same points `rrdtool fetch` prints), at most 10000 points
+ *   GET /api/v1/map      the tree as a weathermap: /sites' entries as nodes and each site's
+ *                        uplink to its parent as an edge (map.h)
  *
  * States, from best to worst: ok, warning, minor, major, lost, critical; `unknown` for a
  * site where nothing reports (no agent, no alert) — a parent's state is the worst of its
@@ -31,6 +33,7 @@
 #ifndef KVL_BOARD_H
 #define KVL_BOARD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +86,13 @@ typedef struct kvl_board_opts {
 int kvl_board_new(const kvl_board_opts_t *o, kvl_board_t **out, char *err, size_t errlen);
 /* Registers the routes above. Returns 0 or a negative KVL_E*. */
 int kvl_board_api_register(kvl_board_t *b, kvl_http_t *http);
+/* The entries of /api/v1/sites (a new reference; NULL when out of memory): the tree's
+ * sites in the list's order (so the first sites->n are the configured ones), then the
+ * unplaced ones. */
+json_t *kvl_board_sites_json(kvl_board_t *b);
+/* The options b was made with, and its clock. */
+const kvl_board_opts_t *kvl_board_opts(const kvl_board_t *b);
+int64_t kvl_board_now_ms(const kvl_board_t *b);
 /* Frees b once the archive reads under way have finished (their answers still go out).
  * NULL is a no-op. */
 void kvl_board_free(kvl_board_t *b);

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "kvl.h"
 #include "log.h"
+#include "map.h"
 #include "rrd_store.h"
 #include "store.h"
 #include "timeutil.h"
@@ -293,12 +294,8 @@ static json_t *row_json(const tree_t *t, const site_row_t *r)
     return o;
 }
 
-static void sites_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
+json_t *kvl_board_sites_json(kvl_board_t *b)
 {
-    kvl_board_t *b = ctx;
-    if (!no_more_segs(req, resp)) {
-        return;
-    }
     tree_t t = {.b = b, .index = json_object(), .unplaced = KVL_SITE_NONE};
     const kvl_sites_cfg_t *sc = b->o.sites;
     for (size_t i = 0; t.index != NULL && sc != NULL && i < sc->n; i++) {
@@ -335,10 +332,19 @@ static void sites_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
             }
         }
     }
-    json_t *body = arr != NULL ? json_pack("{s:o}", "sites", arr) : NULL;
     free(t.v);
     json_decref(t.index);
-    respond(resp, body);
+    return arr;
+}
+
+static void sites_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *resp)
+{
+    kvl_board_t *b = ctx;
+    if (!no_more_segs(req, resp)) {
+        return;
+    }
+    json_t *arr = kvl_board_sites_json(b);
+    respond(resp, arr != NULL ? json_pack("{s:o}", "sites", arr) : NULL);
 }
 
 /* ----------------------------------------------------------------- /agents ------------- */
@@ -758,7 +764,7 @@ int kvl_board_api_register(kvl_board_t *b, kvl_http_t *http)
     } routes[] = {
         {"/api/v1/sites", sites_get},   {"/api/v1/agents", agents_get},
         {"/api/v1/latest", latest_get}, {"/api/v1/links", links_get},
-        {"/api/v1/series", series_get},
+        {"/api/v1/series", series_get}, {"/api/v1/map", kvl_board_map_get},
     };
     for (size_t i = 0; i < KVL_ARRAY_SIZE(routes); i++) {
         int rc = kvl_http_route(http, "GET", routes[i].path, KVL_ROLE_VIEWER, routes[i].fn, b);
@@ -767,6 +773,16 @@ int kvl_board_api_register(kvl_board_t *b, kvl_http_t *http)
         }
     }
     return 0;
+}
+
+const kvl_board_opts_t *kvl_board_opts(const kvl_board_t *b)
+{
+    return &b->o;
+}
+
+int64_t kvl_board_now_ms(const kvl_board_t *b)
+{
+    return board_now(b);
 }
 
 static void board_release(kvl_board_t *b)

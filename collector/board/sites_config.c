@@ -1,7 +1,9 @@
 /*
  * sites_config.c — the `sites:` section (sites_config.h): a list of sites read through a
  * field table per entry, or {file: path} read from another YAML file; then the tree's
- * checks (names, duplicates, parents, cycles) with the offending node's position.
+ * checks (names, duplicates, parents, cycles, uplinks) with the offending node's position.
+ * An uplink is a mapping {agent, device, interface, probe} or the compact list
+ * [agent, device, interface].
  */
 #include "sites_config.h"
 
@@ -26,8 +28,10 @@ static void site_free(kvl_site_t *s)
     free(s->name);
     free(s->parent_name);
     free(s->label);
+    free(s->uplink_agent);
     free(s->uplink_device);
     free(s->uplink_interface);
+    free(s->uplink_probe);
 }
 
 void kvl_sites_cfg_free(kvl_sites_cfg_t *c)
@@ -56,17 +60,39 @@ size_t kvl_sites_find(const kvl_sites_cfg_t *c, const char *name)
 #define SOFF(f) offsetof(kvl_site_t, f)
 
 static const kvl_cfg_field_t uplink_fields[] = {
-    {"device", KVL_CFG_STR, SOFF(uplink_device), 0, 0, NULL, NULL, KVL_CFG_REQUIRED,
+    {"agent", KVL_CFG_STR, SOFF(uplink_agent), 0, 0, NULL, NULL, 0,
+     "the agent polling the device (default: whichever reports it)"},
+    {"device", KVL_CFG_STR, SOFF(uplink_device), 0, 0, NULL, NULL, 0,
      "the device at the site's end of its uplink"},
     {"interface", KVL_CFG_STR, SOFF(uplink_interface), 0, 0, NULL, NULL, 0,
-     "that device's interface"},
+     "that device's interface (its archive's name)"},
+    {"probe", KVL_CFG_STR, SOFF(uplink_probe), 0, 0, NULL, NULL, 0,
+     "the probe target measuring the uplink's loss and RTT"},
     {NULL},
 };
 
+/* {agent, device, interface, probe} or [agent, device, interface]. */
 static int parse_uplink(kvl_cfg_node_t n, void *target)
 {
+    kvl_site_t *s = target;
+    if (kvl_cfg_is_seq(n)) {
+        char **slot[3] = {&s->uplink_agent, &s->uplink_device, &s->uplink_interface};
+        if (kvl_cfg_seq_len(n) != 3) {
+            return kvl_cfg_error(n, "expected [agent, device, interface] (three names)");
+        }
+        for (size_t i = 0; i < 3; i++) {
+            free(*slot[i]);
+            *slot[i] = NULL;
+            int rc = kvl_cfg_read_str(kvl_cfg_seq_at(n, i), slot[i]);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
     if (!kvl_cfg_is_map(n)) {
-        return kvl_cfg_error(n, "expected a mapping {device: ..., interface: ...}");
+        return kvl_cfg_error(n, "expected a mapping {agent, device, interface, probe} or a list "
+                                "[agent, device, interface]");
     }
     return kvl_cfg_apply(n, uplink_fields, target);
 }
@@ -80,7 +106,11 @@ static const kvl_cfg_field_t site_fields[] = {
      "noc, dhq, bhq, minipop, lsgi or sdc"},
     {"label", KVL_CFG_STR, SOFF(label), 0, 0, NULL, NULL, 0, "display name (the name)"},
     {"uplink", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_uplink, 0,
-     "{device, interface} of the site's uplink (for the topology)"},
+     "the site's link to its parent: {agent, device, interface, probe} (the map's edge)"},
+    {"x", KVL_CFG_INT, SOFF(x), 0, 100, NULL, NULL, 0,
+     "the map's placement hint: percent of its width"},
+    {"y", KVL_CFG_INT, SOFF(y), 0, 100, NULL, NULL, 0,
+     "the map's placement hint: percent of its height"},
     {NULL},
 };
 
@@ -103,6 +133,53 @@ static int check_text(kvl_cfg_node_t entry, const char *key, const char *what, c
     }
     if (strlen(s) > max) {
         return kvl_cfg_error(at_key(entry, key), "%s is longer than %zu bytes", what, max);
+    }
+    return 0;
+}
+
+/* An uplink's names (file-safe, bounded) and completeness; it needs a parent to lead to. */
+static int check_uplink(kvl_cfg_node_t entry, const kvl_site_t *s)
+{
+    kvl_cfg_node_t at = at_key(entry, "uplink");
+    bool any = s->uplink_agent != NULL || s->uplink_device != NULL || s->uplink_interface != NULL ||
+               s->uplink_probe != NULL;
+    if (!any) {
+        return 0;
+    }
+    if (s->parent_name == NULL) {
+        return kvl_cfg_error(at, "site '%s' has no parent: an uplink leads to the parent site",
+                             s->name);
+    }
+    if ((s->uplink_device == NULL) != (s->uplink_interface == NULL)) {
+        return kvl_cfg_error(at, "the uplink of site '%s' names %s without %s", s->name,
+                             s->uplink_device != NULL ? "a device" : "an interface",
+                             s->uplink_device != NULL ? "its interface" : "its device");
+    }
+    if (s->uplink_device == NULL && s->uplink_probe == NULL) {
+        return kvl_cfg_error(at,
+                             "the uplink of site '%s' names neither a device and interface "
+                             "nor a probe target",
+                             s->name);
+    }
+    if (s->uplink_agent != NULL && strlen(s->uplink_agent) > KVL_AGENT_ID_MAX) {
+        return kvl_cfg_error(at, "an agent id is at most %d bytes", KVL_AGENT_ID_MAX);
+    }
+    static const struct {
+        const char *what;
+        size_t off;
+    } names[] = {{"agent", SOFF(uplink_agent)},
+                 {"device", SOFF(uplink_device)},
+                 {"interface", SOFF(uplink_interface)},
+                 {"probe target", SOFF(uplink_probe)}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(names); i++) {
+        const char *v = *(char *const *)((const char *)s + names[i].off);
+        char why[256];
+        if (v != NULL && v[0] == '\0') {
+            return kvl_cfg_error(at, "uplink: the %s name is empty", names[i].what);
+        }
+        if (v != NULL && kvl_name_check(names[i].what, v, why, sizeof(why)) != 0) {
+            return kvl_cfg_error(at, "uplink: %s", why);
+        }
     }
     return 0;
 }
@@ -178,6 +255,7 @@ static int parse_list(kvl_cfg_node_t n, kvl_sites_cfg_t *c)
         if (!kvl_cfg_is_map(e)) {
             return kvl_cfg_error(e, "expected a site {name, parent, kind}");
         }
+        s->x = s->y = -1;
         int rc = kvl_cfg_apply(e, site_fields, s);
         if (rc == 0) {
             rc = check_text(e, "name", "site", s->name, KVL_SITE_MAX);
@@ -187,6 +265,9 @@ static int parse_list(kvl_cfg_node_t n, kvl_sites_cfg_t *c)
         }
         if (rc == 0 && s->label != NULL && strlen(s->label) > 200) {
             rc = kvl_cfg_error(at_key(e, "label"), "a label is at most 200 bytes");
+        }
+        if (rc == 0) {
+            rc = check_uplink(e, s);
         }
         if (rc != 0) {
             return rc;

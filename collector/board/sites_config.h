@@ -1,12 +1,15 @@
 /*
  * sites_config.h — the site tree (`sites:` in collector.yaml): every site with its parent
- * and kind (noc, dhq, bhq, minipop, lsgi, sdc), an optional display label and an optional
- * uplink (a device and interface, kept for the topology: parsed and stored, nothing else).
+ * and kind (noc, dhq, bhq, minipop, lsgi, sdc), an optional display label, an optional
+ * uplink (the agent, device and interface carrying the site's link to its parent, and/or the
+ * probe target measuring it: the map's edge, map.h) and optional x/y placement hints for the
+ * map (percent of its width and height).
  * Either the list itself or `sites: {file: path}` naming a YAML file whose top level is
  * the same list (a relative path is taken from collector.yaml's folder).
  *
  * Checked when loaded (the collector's start and --check-config): a bad kind, a duplicate
- * name, a parent that is not in the list and a cycle of parents are errors at
+ * name, a parent that is not in the list, a cycle of parents, an uplink on a site without a
+ * parent and an uplink naming an interface without its device (or the reverse) are errors at
  * file:line:column. Sites that agents report but the tree does not name are not an error:
  * the board puts them under the synthetic root KVL_SITES_UNPLACED (a name the list may not
  * use). Every key is documented in docs/configuration.md.
@@ -35,12 +38,18 @@ typedef enum {
 
 typedef struct kvl_site {
     char *name;
-    char *parent_name;      /* NULL: a root */
-    size_t parent;          /* index into the tree's sites, or KVL_SITE_NONE for a root */
-    int kind;               /* kvl_site_kind_t */
-    char *label;            /* display name; NULL: the name */
-    char *uplink_device;    /* NULL when no uplink is given */
-    char *uplink_interface; /* likewise */
+    char *parent_name; /* NULL: a root */
+    size_t parent;     /* index into the tree's sites, or KVL_SITE_NONE for a root */
+    int kind;          /* kvl_site_kind_t */
+    char *label;       /* display name; NULL: the name */
+    /* The uplink: all NULL when none is given. device and interface come together; agent
+     * NULL: whichever agent reports that device; probe: a probe target's name (a link of
+     * /api/v1/links) measuring the uplink, NULL: found by the sites of agents and targets. */
+    char *uplink_agent;
+    char *uplink_device;
+    char *uplink_interface;
+    char *uplink_probe;
+    int64_t x, y; /* placement hints on the map, percent 0..100; -1: none */
 } kvl_site_t;
 
 typedef struct kvl_sites_cfg {

@@ -1,6 +1,8 @@
 /*
  * test_sites_config.c — unit tests for the site tree (collector/board/sites_config.h):
- * a good list with parents, kinds, labels and uplinks; the file form (relative to
+ * a good list with parents, kinds, labels and uplinks; uplinks in both forms with the map's
+ * x/y hints, and every uplink refusal (a root, half an uplink, no device nor probe, a bad
+ * name, a hint out of range); the file form (relative to
  * collector.yaml); and every refusal at the offending node's file:line:column: a bad kind,
  * a duplicate, an unknown parent, a cycle, the reserved name, a name that is not
  * file-safe, a missing file, and a mistake inside a sites file.
@@ -104,11 +106,83 @@ static void test_errors(void **state)
     bad("- {name: a}\n", "s.yaml:1:3: ");                      /* kind is required */
     bad("- {kind: noc}\n", "s.yaml:1:3: ");                    /* name is required */
     bad("- {name: a, kind: noc, colour: red}\n", "s.yaml:1:"); /* an unknown key */
-    bad("- {name: a, kind: noc, uplink: r1}\n", "s.yaml:1:32: expected a mapping");
-    bad("- {name: a, kind: noc, uplink: {interface: x}}\n", "s.yaml:1:");
+    bad("- {name: a, kind: noc}\n- {name: b, kind: dhq, parent: a, uplink: r1}\n",
+        "s.yaml:2:43: expected a mapping");
+    bad("- {name: a, kind: noc}\n- {name: b, kind: dhq, parent: a, uplink: {interface: x}}\n",
+        "s.yaml:2:43: the uplink of site 'b' names an interface without its device");
     bad("name: a\n", "s.yaml:1:1: expected a list of sites or {file: path} alone");
     bad("- a\n", "s.yaml:1:3: expected a site");
     bad("{file: /nonexistent/sites.yaml}\n", "s.yaml:1:8: sites file: /nonexistent/sites.yaml");
+}
+
+static void test_uplink(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_sites_cfg_t *c =
+        ok("- {name: noc, kind: noc, x: 50, y: 0}\n"
+           "- name: dhq-1\n"
+           "  parent: noc\n"
+           "  kind: dhq\n"
+           "  uplink: {agent: ag-1, device: rtr1, interface: Gi0/1, probe: noc-gw}\n"
+           "- {name: dhq-2, parent: noc, kind: dhq, uplink: [ag-2, rtr2, \"ge-0/0/1.0\"]}\n"
+           "- {name: bhq-1, parent: dhq-1, kind: bhq, uplink: {probe: dhq-1-gw}}\n"
+           "- {name: bhq-2, parent: dhq-1, kind: bhq, uplink: {device: sw, interface: "
+           "p1}, x: 100}\n");
+    assert_int_equal(c->n, 5);
+    assert_int_equal(c->v[0].x, 50);
+    assert_int_equal(c->v[0].y, 0);
+    assert_null(c->v[0].uplink_device);
+    assert_string_equal(c->v[1].uplink_agent, "ag-1");
+    assert_string_equal(c->v[1].uplink_device, "rtr1");
+    assert_string_equal(c->v[1].uplink_interface, "Gi0/1");
+    assert_string_equal(c->v[1].uplink_probe, "noc-gw");
+    assert_int_equal(c->v[1].x, -1);
+    assert_int_equal(c->v[1].y, -1);
+    assert_string_equal(c->v[2].uplink_agent, "ag-2");
+    assert_string_equal(c->v[2].uplink_device, "rtr2");
+    assert_string_equal(c->v[2].uplink_interface, "ge-0/0/1.0");
+    assert_null(c->v[2].uplink_probe);
+    assert_null(c->v[3].uplink_device);
+    assert_null(c->v[3].uplink_agent);
+    assert_string_equal(c->v[3].uplink_probe, "dhq-1-gw");
+    assert_null(c->v[4].uplink_agent);
+    assert_string_equal(c->v[4].uplink_interface, "p1");
+    assert_int_equal(c->v[4].x, 100);
+    assert_int_equal(c->v[4].y, -1);
+    kvl_sites_cfg_free(c);
+
+    const char *a = "- {name: a, kind: noc}\n";
+    char t[600];
+    /* a root has no uplink: it leads nowhere */
+    bad("- {name: a, kind: noc, uplink: {device: r, interface: i}}\n",
+        "s.yaml:1:32: site 'a' has no parent: an uplink leads to the parent site");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: {device: r}}\n", a);
+    bad(t, "s.yaml:2:43: the uplink of site 'b' names a device without its interface");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: {agent: g}}\n", a);
+    bad(t, "s.yaml:2:43: the uplink of site 'b' names neither a device and interface nor a "
+           "probe target");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: [g, r]}\n", a);
+    bad(t, "s.yaml:2:43: expected [agent, device, interface] (three names)");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: [g, [r], i]}\n", a);
+    bad(t, "s.yaml:2:");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: {device: r, port: 1}}\n",
+             a);
+    bad(t, "s.yaml:2:"); /* an unknown key */
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, uplink: {probe: \"\"}}\n", a);
+    bad(t, "s.yaml:2:43: uplink: the probe target name is empty");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, x: 101}\n", a);
+    bad(t, "s.yaml:2:38: expected a whole number from 0 to 100");
+    snprintf(t, sizeof(t), "%s- {name: b, kind: dhq, parent: a, y: -3}\n", a);
+    bad(t, "s.yaml:2:38: expected a whole number from 0 to 100");
+    char agent[300], text[800];
+    memset(agent, 'g', 201);
+    agent[201] = '\0';
+    snprintf(text, sizeof(text), "%s- {name: b, kind: dhq, parent: a, uplink: [%s, r, i]}\n", a,
+             agent);
+    bad(text, "s.yaml:2:43: an agent id is at most 200 bytes");
+    /* an uplink on a site whose parent is not in the tree: the parent is the error */
+    bad("- {name: b, kind: dhq, parent: zz, uplink: {probe: p}}\n",
+        "s.yaml:1:32: parent 'zz' of site 'b' is not a site of the list");
 }
 
 static void write_file(const char *path, const char *text)
@@ -167,6 +241,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tree),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_uplink),
         cmocka_unit_test(test_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
