@@ -21,7 +21,10 @@
 
   /* Resolves with the JSON; rejects with {status, message}. */
   function getJson(path, query) {
-    return fetch(apiUrl(path, query), { credentials: "same-origin" }).then(function (r) {
+    return fetch(apiUrl(path, query), {
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "XMLHttpRequest" }
+    }).then(function (r) {
       return r.text().then(function (t) {
         var body = null;
         try { body = t ? JSON.parse(t) : null; } catch (e) { body = null; }
@@ -186,7 +189,7 @@
       ev.preventDefault();
       fetch("/api/v1/login", {
         method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "X-Requested-With": "XMLHttpRequest" },
         body: JSON.stringify({ user: u.value, password: p.value }),
       }).then(function (r) {
         if (!r.ok) throw new Error(r.status === 401 ? "wrong user name or password" : "HTTP " + r.status);

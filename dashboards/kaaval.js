@@ -69,7 +69,9 @@
     kvl.api = async function (path, opts) {
         opts = opts || {};
         const method = opts.method || 'GET';
-        const headers = { Accept: 'application/json' };
+        // X-Requested-With: the server then sends no Basic challenge on a 401, so the
+        // browser shows the page's login form rather than its own password box.
+        const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' };
         const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
         if (opts.body !== undefined) {
             headers['Content-Type'] = 'application/json';

@@ -237,7 +237,10 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const ch
     }
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_UNAUTHORIZED) {
+    /* Not to a page's script (X-Requested-With): a browser would answer the challenge with
+     * its own password box in place of the page's login form. */
+    if (status == MHD_HTTP_UNAUTHORIZED &&
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Requested-With") == NULL) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"kaaval\"");
     }
     if (cookie != NULL) {

@@ -43,7 +43,8 @@ typedef struct result {
     char body[1024];
     char cookie[256];
     char type[64];
-    size_t len; /* the body's length as received */
+    size_t len;     /* the body's length as received */
+    bool challenge; /* a WWW-Authenticate header came */
 } result_t;
 
 typedef struct fixture {
@@ -91,6 +92,9 @@ static size_t on_header(char *d, size_t sz, size_t nm, void *ud)
             memcpy(r->cookie, d + 12, k);
             r->cookie[k] = '\0';
         }
+    }
+    if (n > 18 && strncasecmp(d, "WWW-Authenticate: ", 18) == 0) {
+        r->challenge = true;
     }
     if (n > 14 && strncasecmp(d, "Content-Type: ", 14) == 0) {
         size_t k = strcspn(d + 14, "\r\n");
@@ -376,6 +380,7 @@ static void script_auth(fixture_t *f)
     post(f, "/api/v1/test", NULL, NULL, "{\"v\":\"anon\"}");                       /* 13 */
     get(f, "/api/v1/test/1/2/3/4/5/6/7/8", a);                                     /* 14 */
     get(f, "/api/v1/test/1/2/3/4/5/6/7/8/9", a);                                   /* 15 */
+    get(f, "/api/v1/test", "X-Requested-With: XMLHttpRequest");                    /* 16 */
 }
 
 static void test_auth(void **state)
@@ -384,6 +389,10 @@ static void test_auth(void **state)
     run(f, script_auth);
     result_t *r = f->res;
     assert_int_equal(r[0].status, 401);
+    assert_true(r[0].challenge);
+    /* a page's script gets no Basic challenge (the browser would show its own box) */
+    assert_int_equal(r[16].status, 401);
+    assert_false(r[16].challenge);
     assert_int_equal(r[1].status, 200);
     assert_non_null(strstr(r[1].body, "\"user\":\"alice\""));
     assert_non_null(strstr(r[1].body, "\"x\":\"1\""));
