@@ -228,7 +228,16 @@
     });
   }
 
+  /* the board's top bar (navigation, search, login) when kaaval.js is there */
+  function topbar() {
+    if (window.kvl && window.kvl.topbar) {
+      window.kvl.topbar("capacity");
+      window.kvl.whoami().catch(function () {});
+    }
+  }
+
   function tablePage() {
+    topbar();
     var $ = function (id) { return document.getElementById(id); };
     var status = $("status");
     var q = { days: params.get("days") || "30", site: params.get("site") || "",
@@ -286,6 +295,6 @@
     params: params, apiUrl: apiUrl, getJson: getJson, el: el, report: report,
     fmtBps: fmtBps, fmtPct: fmtPct, fmtDays: fmtDays, fmtMin: fmtMin, p95Pct: p95Pct,
     graphLink: graphLink, sortableTable: sortableTable, showLogin: showLogin,
-    fillSites: fillSites, utilClass: utilClass, tablePage: tablePage,
+    fillSites: fillSites, utilClass: utilClass, tablePage: tablePage, topbar: topbar,
   };
 })();

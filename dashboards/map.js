@@ -17,7 +17,7 @@
     var REFRESH_MS = 5000;
     var W = 1000; /* the drawing's width in SVG units (it scales to the window) */
     var LAYER_H = 150;
-    var MARGIN = 60;
+    var MARGIN = 110; /* room for a label centred on the outermost node */
 
     /* The weathermap scales: [upper bound (inclusive), class]; beyond the last: red. */
     var UTIL_SCALE = [[25, "w0"], [50, "w1"], [75, "w2"], [90, "w3"]];
@@ -442,5 +442,10 @@
         setColourBy("loss");
     });
     setColourBy(colourBy);
+    /* the board's top bar (navigation, search, login) when kaaval.js is there */
+    if (window.kvl && window.kvl.topbar) {
+        window.kvl.topbar("map");
+        window.kvl.whoami().catch(function () {});
+    }
     refresh();
 })();

@@ -92,5 +92,6 @@
     window.history.replaceState(null, "", "?" + u.toString());
     load();
   });
+  C.topbar();
   C.fillSites($("site"), q.site).then(load);
 })();
