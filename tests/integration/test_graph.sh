@@ -10,7 +10,7 @@
 #   2. 400 with a sentence for a bad kind, width=99999, from after to, agent=../x; 404 for an
 #      unknown interface and an unknown agent; 401 without credentials;
 #   3. a second identical request is served from the cache (GET /api/v1/graph/stats: one
-#      more hit, no more draws).
+#      more hit, no more draws); 20 viewers asking at once for a new graph cost one draw.
 #
 #   bash tests/integration/test_graph.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -165,5 +165,25 @@ D1=$(stat_of draws)
     kvl_fail "the second request was drawn again: hits $H0 -> $H1, draws $D0 -> $D1"
 cmp -s "$T/c1.png" "$T/c2.png" || kvl_fail "the cached image differs from the drawn one"
 kvl_log "cache: hits $H0 -> $H1, draws $D0 -> $D1"
+
+# 20 viewers asking at once for a graph nobody drew yet: one draw, 20 identical images
+VQ="kind=latency&$LQ&from=$((NOW - 7200))&to=$NOW&width=650"
+D0=$(stat_of draws)
+C0=$(stat_of coalesced)
+PIDS=()
+for i in $(seq 1 20); do
+    curl -s -o "$T/v$i.png" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        "$URL/api/v1/graph?$VQ" >"$T/v$i.code" &
+    PIDS+=($!)
+done
+for p in "${PIDS[@]}"; do wait "$p" || kvl_fail "a viewer's curl failed"; done
+for i in $(seq 1 20); do
+    [ "$(cat "$T/v$i.code")" = 200 ] || kvl_fail "viewer $i: $(cat "$T/v$i.code")"
+    cmp -s "$T/v1.png" "$T/v$i.png" || kvl_fail "viewer $i got another image"
+done
+D1=$(stat_of draws)
+C1=$(stat_of coalesced)
+[ "$D1" -eq $((D0 + 1)) ] || kvl_fail "20 viewers of one graph cost $((D1 - D0)) draws, not 1"
+kvl_log "20 viewers at once: 1 draw, $((C1 - C0)) waited for it, the rest from the cache"
 
 kvl_pass "every kind in png, svg and json of the right size; refusals; the cache"
