@@ -175,8 +175,7 @@ static void common_args(args_t *a, const kvl_graph_draw_t *d)
     arg(a, "%" PRIu32, d->width);
     arg(a, "--height");
     arg(a, "%" PRIu32, d->height);
-    arg(a, "--title");
-    arg(a, "%s", title);
+    arg(a, "--title=%s", title); /* one argument: never one that starts with the text */
     arg(a, "--border");
     arg(a, "0");
     arg(a, "--slope-mode");

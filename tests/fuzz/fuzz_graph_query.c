@@ -8,7 +8,9 @@
  * names (non-empty, no control characters; agent, device and group without '/' or ".."),
  * from + 1 h <= to <= from + 2 y, width and height within bounds, a known format and theme;
  * its key fits KVL_GRAPH_KEY_MAX, the rounded range is whole quanta with from < to; every
- * DEF names the path with its ':' escaped; the cache gives back the image put under the key.
+ * DEF names the path with its ':' escaped (the title, the agent's text here, is one argument
+ * "--title=...", so never one that starts like a DEF); the cache gives back the image put
+ * under the key.
  */
 #include <stddef.h>
 #include <stdint.h>
