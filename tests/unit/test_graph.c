@@ -5,7 +5,11 @@
  * rounding, the cache (hits, expiry, the least recently used dropped by bytes, an image
  * too big), and real draws by librrd of archives made here: PNG and SVG of the asked
  * size, the geometry rrd_graph_v reports, a link with and without the RTT quantiles, a
- * kind the file has no data for, a missing file, and a data folder whose path holds ':'.
+ * kind the file has no data for, a missing file, and a data folder whose path holds ':';
+ * the route (graph_api.c) with the HTTP server faked at link time (kvl_http_route,
+ * kvl_http_query, kvl_http_error, kvl_http_defer, kvl_http_answer*): refusals, requests for
+ * one graph waiting for one draw, the cache's answer on the spot, its expiry, the queue's
+ * bound (503) and kvl_graph_free with a draw under way and others queued.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,11 +24,14 @@
 
 #include <cmocka.h>
 
+#include "graph.h"
 #include "graph_cache.h"
 #include "graph_draw.h"
 #include "graph_query.h"
+#include "http.h"
 #include "kvl.h"
 #include "rrd_store.h"
+#include "store.h"
 
 #define NOW 1796464800LL
 
@@ -519,13 +526,291 @@ static void test_args(void **state)
     assert_null(argv);
 }
 
+/* ---- the route, with the HTTP server faked ---- */
+
+struct kvl_http_later {
+    bool answered;
+    int status;
+    const char *type;
+    char *bytes;
+    size_t len;
+    json_t *body;
+};
+
+#define LATERS_MAX 128
+static struct kvl_http_later laters[LATERS_MAX];
+static size_t n_laters;
+static kvl_http_handler_fn route_fn;
+static void *route_ctx;
+
+int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_role_t min_role,
+                   kvl_http_handler_fn fn, void *ctx)
+{
+    (void)h;
+    assert_string_equal(method, "GET");
+    assert_string_equal(prefix, "/api/v1/graph");
+    assert_int_equal(min_role, KVL_ROLE_VIEWER);
+    route_fn = fn;
+    route_ctx = ctx;
+    return 0;
+}
+
+const char *kvl_http_query(const kvl_http_req_t *req, const char *key)
+{
+    return get(req->priv, key);
+}
+
+void kvl_http_error(kvl_http_resp_t *resp, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    resp->status = status;
+    resp->body = json_pack("{s:s}", "error", msg);
+}
+
+kvl_http_later_t *kvl_http_defer(const kvl_http_req_t *req)
+{
+    (void)req;
+    assert_true(n_laters < LATERS_MAX);
+    memset(&laters[n_laters], 0, sizeof(laters[0]));
+    return &laters[n_laters++];
+}
+
+void kvl_http_answer(kvl_http_later_t *later, int status, json_t *body)
+{
+    assert_false(later->answered);
+    later->answered = true;
+    later->status = status;
+    later->body = body;
+}
+
+void kvl_http_answer_bytes(kvl_http_later_t *later, int status, const char *type, void *bytes,
+                           size_t len)
+{
+    assert_false(later->answered);
+    later->answered = true;
+    later->status = status;
+    later->type = type;
+    later->bytes = bytes;
+    later->len = len;
+}
+
+static void laters_clear(void)
+{
+    for (size_t i = 0; i < n_laters; i++) {
+        assert_true(laters[i].answered); /* every deferred request answered, once */
+        free(laters[i].bytes);
+        json_decref(laters[i].body);
+    }
+    n_laters = 0;
+}
+
+static int64_t api_now_ms;
+static int64_t api_now(void)
+{
+    return api_now_ms;
+}
+
+static const char *site_of(void *ctx, const char *agent)
+{
+    (void)ctx;
+    return strcmp(agent, "a1") == 0 ? "s1" : NULL;
+}
+
+static const char *label_of(void *ctx, const char *agent, const char *device, const char *iface,
+                            const char *key)
+{
+    (void)ctx;
+    (void)agent;
+    (void)device;
+    return iface != NULL && strcmp(key, "ifAlias") == 0 ? "uplink to core" : NULL;
+}
+
+/* Calls the route with query qs: the response (status 0 when deferred). */
+static kvl_http_resp_t call(const char *qs, const char *seg)
+{
+    static params_t p[LATERS_MAX];
+    static size_t next;
+    params_t *pp = &p[next++ % LATERS_MAX]; /* the draw keeps no pointer into it, but a
+                                               request's strings live until it is answered */
+    memset(pp, 0, sizeof(*pp));
+    snprintf(pp->text, sizeof(pp->text), "%s", qs);
+    for (char *s = pp->text; s != NULL && *s != '\0' && pp->n < 32;) {
+        char *end = strchr(s, '&');
+        if (end != NULL) {
+            *end = '\0';
+        }
+        char *eq = strchr(s, '=');
+        if (eq != NULL) {
+            *eq = '\0';
+            pp->key[pp->n] = s;
+            pp->value[pp->n++] = eq + 1;
+        }
+        s = end != NULL ? end + 1 : NULL;
+    }
+    kvl_http_req_t req = {.method = "GET", .path = "/api/v1/graph", .priv = pp};
+    if (seg != NULL) {
+        req.segs[0] = seg;
+        req.n_segs = 1;
+    }
+    kvl_http_resp_t resp = {0};
+    route_fn(route_ctx, &req, &resp);
+    return resp;
+}
+
+static void resp_free(kvl_http_resp_t *r)
+{
+    json_decref(r->body);
+    free(r->bytes);
+}
+
+static json_int_t stat_of(const char *key)
+{
+    kvl_http_resp_t r = call("", "stats");
+    assert_int_equal(r.status, 200);
+    json_int_t v = json_integer_value(json_object_get(r.body, key));
+    resp_free(&r);
+    return v;
+}
+
+static void test_api(void **state)
+{
+    (void)state;
+    char data[256], path[1024];
+    snprintf(data, sizeof(data), "/tmp/kvl-test-graph-api-%d", (int)getpid());
+    assert_int_equal(mkdir(data, 0755), 0);
+    assert_int_equal(
+        kvl_store_path(data, "s1", "r1", KVL_SCOPE_INTERFACE, "Gi0/1", path, sizeof(path)), 0);
+    char dirs[1024];
+    snprintf(dirs, sizeof(dirs), "%s/s1", data);
+    assert_int_equal(mkdir(dirs, 0755), 0);
+    snprintf(dirs, sizeof(dirs), "%s/s1/r1", data);
+    assert_int_equal(mkdir(dirs, 0755), 0);
+    make_rrd(path, if_ds, KVL_ARRAY_SIZE(if_ds), if_value);
+    api_now_ms = t_end * 1000;
+
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kvl_graph_opts_t o = {.loop = &loop,
+                          .data_dir = data,
+                          .site_of = site_of,
+                          .label_of = label_of,
+                          .now_ms = api_now};
+    kvl_graph_t *g;
+    char err[256];
+    assert_int_equal(kvl_graph_new(&o, &g, err, sizeof(err)), 0);
+    assert_int_equal(kvl_graph_api_register(g, NULL), 0);
+
+    /* refusals on the spot */
+    kvl_http_resp_t r = call("kind=traffic&agent=a1&device=r1&interface=Gi0/1&width=99999", NULL);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(json_string_value(json_object_get(r.body, "error")), "width"));
+    resp_free(&r);
+    r = call("kind=traffic&agent=zz&device=r1&interface=Gi0/1", NULL);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    r = call("", "nothing");
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    /* a file that is not there: 404 after the draw tried */
+    r = call("kind=traffic&agent=a1&device=r1&interface=Gi0/2", NULL);
+    assert_int_equal(r.status, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(n_laters, 1);
+    assert_int_equal(laters[0].status, 404);
+    laters_clear();
+
+    /* the archive's first draw teaches the route its step (60 s): the keys round to it */
+    r = call("kind=packets&agent=a1&device=r1&interface=Gi0/1", NULL);
+    assert_int_equal(r.status, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(laters[0].status, 200);
+    laters_clear();
+
+    /* two requests for one graph (png, json) before the loop runs: one draw answers both */
+    const char *q = "kind=traffic&agent=a1&device=r1&interface=Gi0/1&from=-3h&width=400";
+    char qj[300];
+    snprintf(qj, sizeof(qj), "%s&format=json", q);
+    r = call(q, NULL);
+    assert_int_equal(r.status, 0);
+    r = call(qj, NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(stat_of("queued"), 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(n_laters, 2);
+    assert_int_equal(laters[0].status, 200);
+    assert_string_equal(laters[0].type, "image/png");
+    assert_memory_equal(laters[0].bytes, "\x89PNG", 4);
+    assert_int_equal(laters[1].status, 200);
+    assert_non_null(laters[1].body);
+    assert_int_equal(json_integer_value(json_object_get(laters[1].body, "graph_width")), 400);
+    assert_int_equal(be32((const unsigned char *)laters[0].bytes + 16),
+                     json_integer_value(json_object_get(laters[1].body, "image_width")));
+    assert_int_equal(stat_of("draws"), 2);
+    assert_int_equal(stat_of("coalesced"), 1);
+    /* the same again: from the cache, on the spot, the same bytes */
+    r = call(q, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, laters[0].len);
+    assert_memory_equal(r.bytes, laters[0].bytes, r.len);
+    resp_free(&r);
+    assert_int_equal(stat_of("hits"), 1);
+    laters_clear();
+    /* a minute later the entry has expired: drawn again */
+    api_now_ms += 61000;
+    r = call(q, NULL);
+    assert_int_equal(r.status, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(laters[0].status, 200);
+    assert_int_equal(stat_of("draws"), 3);
+    laters_clear();
+
+    /* the queue's bound: KVL_GRAPH_QUEUE_MAX distinct graphs wait, the next is refused */
+    char qs[300];
+    for (int i = 0; i <= KVL_GRAPH_QUEUE_MAX; i++) {
+        snprintf(qs, sizeof(qs), "kind=errors&agent=a1&device=r1&interface=Gi0/1&width=%d",
+                 500 + i);
+        r = call(qs, NULL);
+        assert_int_equal(r.status, i < KVL_GRAPH_QUEUE_MAX ? 0 : 503);
+        resp_free(&r);
+    }
+    assert_int_equal(stat_of("busy"), 1);
+    assert_int_equal(n_laters, KVL_GRAPH_QUEUE_MAX);
+    /* freed with one draw under way: the queued ones get 503 now, that one its image */
+    kvl_graph_free(g);
+    for (size_t i = 1; i < n_laters; i++) {
+        assert_true(laters[i].answered);
+        assert_int_equal(laters[i].status, 503);
+    }
+    assert_false(laters[0].answered);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(laters[0].status, 200);
+    laters_clear();
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    unlink(path);
+    snprintf(dirs, sizeof(dirs), "%s/s1/r1", data);
+    rmdir(dirs);
+    snprintf(dirs, sizeof(dirs), "%s/s1", data);
+    rmdir(dirs);
+    rmdir(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_defaults), cmocka_unit_test(test_query_kinds),
-        cmocka_unit_test(test_query_refused),  cmocka_unit_test(test_query_times),
-        cmocka_unit_test(test_query_key),      cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_draw),           cmocka_unit_test(test_args),
+        cmocka_unit_test(test_query_defaults),
+        cmocka_unit_test(test_query_kinds),
+        cmocka_unit_test(test_query_refused),
+        cmocka_unit_test(test_query_times),
+        cmocka_unit_test(test_query_key),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_draw),
+        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
