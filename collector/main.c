@@ -26,6 +26,7 @@
 #include "capacity.h"
 #include "collector_config.h"
 #include "engine.h"
+#include "graph.h"
 #include "http.h"
 #include "http_auth.h"
 #include "ingest.h"
@@ -54,6 +55,7 @@ typedef struct app {
     kvl_latest_t *latest;
     kvl_board_t *board;
     kvl_capacity_t *capacity; /* the planners' report (its API) */
+    kvl_graph_t *graph;       /* graphs drawn from the archives */
     uv_timer_t journal_timer; /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
@@ -87,6 +89,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->board = NULL;
     kvl_capacity_free(a->capacity);
     a->capacity = NULL;
+    kvl_graph_free(a->graph);
+    a->graph = NULL;
     uv_close((uv_handle_t *)&a->journal_timer, NULL);
     kvl_engine_free(a->engine);
     a->engine = NULL;
@@ -117,6 +121,33 @@ static void restore_alert(void *ctx, const kvl_alert_t *alert)
     if (alert->status == KVL_ALERT_FIRING || alert->status == KVL_ALERT_PENDING) {
         kvl_engine_restore(ctx, alert);
     }
+}
+
+/* The graphs' site of an agent: the one its batches report, else the inventory's. */
+typedef struct graph_site {
+    const char *agent, *site;
+} graph_site_t;
+
+static void graph_site_one(void *ctx, const kvl_latest_agent_t *la)
+{
+    graph_site_t *c = ctx;
+    if (c->site == NULL && strcmp(la->id, c->agent) == 0) {
+        c->site = la->site;
+    }
+}
+
+static const char *graph_site(void *ctx, const char *agent)
+{
+    app_t *a = ctx;
+    graph_site_t c = {.agent = agent};
+    kvl_latest_agents(a->latest, graph_site_one, &c);
+    return c.site != NULL ? c.site : kvl_inventory_site(a->inventory, agent);
+}
+
+static const char *graph_label(void *ctx, const char *agent, const char *device,
+                               const char *interface, const char *key)
+{
+    return kvl_inventory_label(ctx, agent, device, interface, key);
 }
 
 /* The board's view of the firing alerts (board.h): their site label and severity. */
@@ -517,6 +548,18 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_capacity_api_register(a.capacity, a.http);
         }
+        kvl_graph_opts_t go = {.loop = a.loop,
+                               .data_dir = a.cfg->data_dir,
+                               .site_of = graph_site,
+                               .site_ctx = &a,
+                               .label_of = graph_label,
+                               .label_ctx = a.inventory};
+        if (hrc == 0) {
+            hrc = kvl_graph_new(&go, &a.graph, err, sizeof(err));
+        }
+        if (hrc == 0) {
+            hrc = kvl_graph_api_register(a.graph, a.http);
+        }
         if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));
         }
@@ -527,6 +570,7 @@ int main(int argc, char **argv)
         kvl_ingest_free(a.ingest);
         kvl_board_free(a.board);
         kvl_capacity_free(a.capacity);
+        kvl_graph_free(a.graph);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);

@@ -102,6 +102,13 @@ typedef struct kvl_inventory_stats {
 } kvl_inventory_stats_t;
 void kvl_inventory_stats(const kvl_inventory_t *inv, kvl_inventory_stats_t *st);
 
+/* Lookups for other rooms (the graphs' titles and paths), valid until the next change: the
+ * site an agent last reported, or NULL; a label of a device (interface "") or of an
+ * interface, or NULL. */
+const char *kvl_inventory_site(kvl_inventory_t *inv, const char *agent);
+const char *kvl_inventory_label(const kvl_inventory_t *inv, const char *agent, const char *device,
+                                const char *interface, const char *key);
+
 /* Registers the API's routes (inventory_api.c): GET /api/v1/devices,
  * GET /api/v1/devices/<agent>/<device>, DELETE /api/v1/devices/<agent>/<device> (admin),
  * GET /api/v1/search. Returns 0 or KVL_EINVAL. */

@@ -927,3 +927,16 @@ void kvl_inventory_stats(const kvl_inventory_t *inv, kvl_inventory_stats_t *st)
     st->damaged = inv->damaged;
     st->written = inv->written;
 }
+
+const char *kvl_inventory_site(kvl_inventory_t *inv, const char *agent)
+{
+    inv_agent_t *a = inv_agent(inv, agent, NULL, false); /* moves its look-up hint only */
+    return a != NULL && a->site[0] != '\0' ? a->site : NULL;
+}
+
+const char *kvl_inventory_label(const kvl_inventory_t *inv, const char *agent, const char *device,
+                                const char *interface, const char *key)
+{
+    const inv_entry_t *e = inv_find(inv, agent, device, interface != NULL ? interface : "");
+    return e != NULL ? inv_label(e, key) : NULL;
+}

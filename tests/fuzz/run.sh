@@ -26,7 +26,8 @@
 # restarts), fuzz_notify (the notifiers' outbox records, `receivers:` and the webhook
 # template), fuzz_trap_pdu (the trap port's packets), fuzz_rules (alert rules),
 # fuzz_board_query (the board API's query parameters and the `sites:` list),
-# fuzz_inventory_api (the inventory API's parameters, its files, agents' definitions). The
+# fuzz_inventory_api (the inventory API's parameters, its files, agents' definitions),
+# fuzz_graph_query (the graph API's parameters, cache key, rrd_graph_v's arguments). The
 # script exits non-zero if the build fails or any target crashes, leaks, times out or trips a
 # sanitizer.
 set -eu
