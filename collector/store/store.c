@@ -12,6 +12,7 @@
  * file is logged once (a small set of such files, until an update of it succeeds again).
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -84,6 +85,7 @@ struct kvl_store {
     uv_mutex_t bad_lock;         /* the pool's threads share the set below */
     uint64_t bad[BAD_FILES_MAX]; /* hashes of the paths of files failing for good */
     size_t n_bad;
+    store_moves_t *moves; /* archives to move before an agent's next rows (store_move.c) */
 };
 
 struct kvl_store_job {
@@ -162,6 +164,7 @@ void kvl_store_free(kvl_store_t *s)
         free(s->cfs[i]);
     }
     free(s->cfs);
+    store_moves_free(s->moves);
     uv_mutex_destroy(&s->bad_lock);
     free(s);
 }
@@ -169,6 +172,21 @@ void kvl_store_free(kvl_store_t *s)
 size_t kvl_store_busy(const kvl_store_t *s)
 {
     return s->busy;
+}
+
+store_moves_t **store_moves_slot(kvl_store_t *s)
+{
+    return &s->moves;
+}
+
+uv_loop_t *store_loop(const kvl_store_t *s)
+{
+    return s->loop;
+}
+
+const char *store_data_dir(const kvl_store_t *s)
+{
+    return s->data_dir;
 }
 
 kvl_store_job_t *kvl_store_job_new(void)
