@@ -16,6 +16,7 @@
 
 #include "kvl.h"
 #include "log.h"
+#include "names.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -98,7 +99,8 @@ int kvl_store_move(kvl_store_t *s, const char *agent, const char *site, const ch
         total += len[i];
     }
     char a[4096], b[4096];
-    if (strcmp(from, to) == 0 ||
+    if (strcmp(from, to) == 0 || kvl_name_file_len(from) > KVL_NAME_FILE_MAX ||
+        kvl_name_file_len(to) > KVL_NAME_FILE_MAX ||
         kvl_store_path(store_data_dir(s), site, device, KVL_SCOPE_INTERFACE, from, a, sizeof(a)) !=
             0 ||
         kvl_store_path(store_data_dir(s), site, device, KVL_SCOPE_INTERFACE, to, b, sizeof(b)) !=
