@@ -8,7 +8,8 @@
  * deleted only on an explicit request (kvl_inventory_forget: `--forget-device`, or DELETE
  * on the API by an admin).
  *
- * Where the facts come from. The inventory is a sink (collector/sink.h) after the store:
+ * Where the facts come from. The inventory is a sink (collector/sink.h) before the store
+ * (so that a rename reaches the store before the batch's rows):
  *   - a batch's own definitions (those first used in it, or whose labels changed: the
  *     agent sends labels then, and after each of its restarts) of scope device or
  *     interface create or update an entry; a label that changed is a change (below);
