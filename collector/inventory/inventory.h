@@ -67,6 +67,7 @@
 #define KVL_INV_LABELS_MAX 32     /* labels kept per entry (more are dropped) */
 #define KVL_INV_LABEL_MAX 1024    /* bytes of a label's value kept (longer: cut) */
 #define KVL_INV_LABELS_BYTES 4096 /* bytes of one entry's labels (an update beyond: not kept) */
+#define KVL_INV_ALIASES_MAX 16    /* former names kept per interface (the newest) */
 
 typedef struct kvl_inventory kvl_inventory_t;
 typedef struct kvl_http kvl_http_t;

@@ -591,6 +591,10 @@ static inv_entry_t *renamed_from(const inv_entry_t *e, const kvl_batch_t *b, int
         if (o == e || o->last_ms >= t || (best != NULL && o->last_ms <= best->last_ms)) {
             continue;
         }
+        const char *oi = inv_label(o, "ifIndex");
+        if (oi == NULL || pe.ifindex == NULL || strcmp(oi, pe.ifindex) != 0) {
+            continue; /* the cheap test first: a device's first discovery meets many */
+        }
         kvl_inv_port_t po = port_of(o);
         if (kvl_inventory_same_interface(&po, &pe) && !batch_defines(b, e->dev->name, o->name)) {
             best = o;
@@ -646,7 +650,8 @@ int inv_set_aliases(kvl_inventory_t *inv, inv_entry_t *e, const json_t *aliases,
 }
 
 /* e (the new name) takes over o (the old one): o's former names and name become e's aliases
- * (e's own name left out: renamed back), o's first-seen time e's; o goes. The entry is
+ * (e's own name left out: renamed back; the newest KVL_INV_ALIASES_MAX kept), o's first-seen
+ * time e's; o goes. The entry is
  * written before o's removal and before the store is asked to move the archive. Returns 0
  * or KVL_ENOMEM (nothing changed). */
 static int take_over(kvl_inventory_t *inv, inv_entry_t *e, inv_entry_t *o, const char *site,
@@ -664,17 +669,20 @@ static int take_over(kvl_inventory_t *inv, inv_entry_t *e, inv_entry_t *o, const
             }
         }
     }
-    if (al == NULL || json_array_append_new(al, json_string(o->name)) != 0 ||
-        inv_set_aliases(inv, e, al, true) != 0) {
+    char *from = strdup(o->name); /* o goes below */
+    bool ok = al != NULL && from != NULL && json_array_append_new(al, json_string(o->name)) == 0;
+    while (ok && json_array_size(al) > KVL_INV_ALIASES_MAX) {
+        ok = json_array_remove(al, 0) == 0;
+    }
+    if (!ok || inv_set_aliases(inv, e, al, true) != 0) {
         json_decref(al);
+        free(from);
         return KVL_ENOMEM;
     }
     json_decref(al);
     if (o->first_ms < e->first_ms) {
         e->first_ms = o->first_ms;
     }
-    char from[KVL_NAME_FILE_MAX + 8];
-    snprintf(from, sizeof(from), "%s", o->name);
     inv_change_push(inv, t, e->agent->id, e->dev->name, e->name, "name", from, e->name);
     inv_store_entry(inv, e);
     inv_store_forget_iface(inv, e->agent->id, e->dev->name, from);
@@ -687,6 +695,7 @@ static int take_over(kvl_inventory_t *inv, inv_entry_t *e, inv_entry_t *o, const
         inv->o.on_rename(inv->o.rename_ctx, e->agent->id, site != NULL ? site : e->agent->site,
                          e->dev->name, from, e->name);
     }
+    free(from);
     return 0;
 }
 

@@ -805,6 +805,23 @@ static void test_rename(void **state)
     assert_int_equal(kvl_inventory_pending_moves(f->inv), 2 - 2);
     /* an answer about nothing known is only logged */
     kvl_inventory_moved(f->inv, "ag9", "nope", "x", "y", KVL_INV_MOVED);
+
+    /* renamed again and again: the newest KVL_INV_ALIASES_MAX former names are kept */
+    char name[16];
+    for (int n = 0; n < KVL_INV_ALIASES_MAX + 4; n++) {
+        g_now += 60000;
+        g_n_renames = 0;
+        snprintf(name, sizeof(name), "P%d", n);
+        def_iface(f->inv, "ag1", "rtr1", name, 2, "to BHQ Anchal");
+        assert_int_equal(g_n_renames, 1);
+    }
+    d = device_of("ag1", "rtr1");
+    i = iface_of(d, name);
+    assert_int_equal(json_array_size(json_object_get(i, "aliases")), KVL_INV_ALIASES_MAX);
+    snprintf(name, sizeof(name), "P%d", KVL_INV_ALIASES_MAX + 2);
+    assert_string_equal(alias_at(i, KVL_INV_ALIASES_MAX - 1), name);
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_decref(d);
 }
 
 static kvl_series_def_t iface_def(const char *name, kvl_label_t *l, size_t n)
