@@ -136,6 +136,12 @@ int kvl_inventory_forget(kvl_inventory_t *inv, const char *agent, const char *de
  * moved", or a warning when both were kept) and clears the entry's pending move. */
 void kvl_inventory_moved(kvl_inventory_t *inv, const char *agent, const char *device,
                          const char *from, const char *to, kvl_inv_move_t how);
+/* The current name of a device's interface known as `name` now or formerly (a rename), or
+ * NULL when the inventory knows no interface by that name: for pages and links made before
+ * a rename (the graph of an old name is the graph of the archive that moved). Valid until
+ * the inventory next changes. */
+const char *kvl_inventory_current_name(const kvl_inventory_t *inv, const char *agent,
+                                       const char *device, const char *name);
 /* Asks opts.on_rename again for every rename whose move is still pending (at the start,
  * before the ingest replays its journal): each former name of such an interface, oldest
  * first, to its current name. Returns how many were asked. */

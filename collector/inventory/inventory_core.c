@@ -713,6 +713,16 @@ static inv_entry_t *iface_known_as(const kvl_inventory_t *inv, const char *agent
     return e;
 }
 
+const char *kvl_inventory_current_name(const kvl_inventory_t *inv, const char *agent,
+                                       const char *device, const char *name)
+{
+    if (agent == NULL || device == NULL || name == NULL || name[0] == '\0') {
+        return NULL;
+    }
+    const inv_entry_t *e = iface_known_as(inv, agent, device, name);
+    return e != NULL ? e->name : NULL;
+}
+
 void kvl_inventory_moved(kvl_inventory_t *inv, const char *agent, const char *device,
                          const char *from, const char *to, kvl_inv_move_t how)
 {

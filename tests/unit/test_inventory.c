@@ -745,6 +745,11 @@ static void test_rename(void **state)
     }
     assert_true(change);
     json_decref(d);
+    assert_string_equal(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Gi0/2"), "Te0/2");
+    assert_string_equal(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Te0/2"), "Te0/2");
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Gi0/9"));
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr9", "Gi0/2"));
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr1", ""));
     kvl_http_resp_t r = call("GET", "/api/v1/search", "q=gi0/2");
     json_t *ifs = json_object_get(r.body, "interfaces");
     assert_int_equal(json_array_size(ifs), 1);
