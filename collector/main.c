@@ -45,7 +45,7 @@ typedef struct app {
     kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
     kvl_http_t *http;           /* NULL without an `http:` section */
-    kvl_inventory_t *inventory; /* devices and interfaces (a sink after the alerts) */
+    kvl_inventory_t *inventory; /* devices and interfaces (the first sink: renames) */
     /* alerts: the engine (a sink) reports changes to the book, which tells the notifiers */
     kvl_rules_t *rules;
     kvl_notify_t *notify;
@@ -265,12 +265,43 @@ static void stop_alerts(app_t *a)
     a->notify = NULL;
 }
 
-/* The inventory (<data_dir>/_inventory), restored. Returns 0, or 1 with the reason logged. */
-static int open_inventory(const kvl_collector_cfg_t *cfg, kvl_inventory_t **out)
+/* An interface renamed on its device (the inventory decided): its archive follows, moved by
+ * the store before the agent's next rows (ctx: the app). */
+static void on_if_renamed(void *ctx, const char *agent, const char *site, const char *device,
+                          const char *from, const char *to)
+{
+    app_t *a = ctx;
+    int rc = kvl_store_move(a->store, agent, site, device, from, to);
+    if (rc != 0) {
+        KVL_LOG_ERROR("store", device, "agent %s: the archive of %s cannot follow to %s: %s", agent,
+                      from, to, kvl_strerror(rc));
+    }
+}
+
+/* The store's answer: the inventory logs the rename, the old name's latest values go. */
+static void on_archive_moved(void *ctx, const char *agent, const char *device, const char *from,
+                             const char *to, kvl_store_move_how_t how)
+{
+    app_t *a = ctx;
+    if (a->inventory != NULL) {
+        kvl_inventory_moved(a->inventory, agent, device, from, to,
+                            how == KVL_STORE_MOVED       ? KVL_INV_MOVED
+                            : how == KVL_STORE_KEPT_BOTH ? KVL_INV_KEPT_BOTH
+                                                         : KVL_INV_NO_ARCHIVE);
+    }
+    if (a->latest != NULL) {
+        kvl_latest_drop(a->latest, agent, device, KVL_SCOPE_INTERFACE, from);
+    }
+}
+
+/* The inventory (<data_dir>/_inventory), restored; renames go to the app's store (app NULL:
+ * none). Returns 0, or 1 with the reason logged. */
+static int open_inventory(const kvl_collector_cfg_t *cfg, app_t *app, kvl_inventory_t **out)
 {
     char path[4096], err[600];
     snprintf(path, sizeof(path), "%s/_inventory", cfg->data_dir);
-    kvl_inventory_opts_t io = {.dir = path};
+    kvl_inventory_opts_t io = {
+        .dir = path, .on_rename = app != NULL ? on_if_renamed : NULL, .rename_ctx = app};
     if (kvl_inventory_new(&io, out, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("inventory", cfg->id, "%s", err);
         return 1;
@@ -289,7 +320,7 @@ static int forget_device(const kvl_collector_cfg_t *cfg, const char *what)
     char agent[512];
     snprintf(agent, sizeof(agent), "%.*s", (int)(slash - what), what);
     kvl_inventory_t *inv = NULL;
-    if (open_inventory(cfg, &inv) != 0) {
+    if (open_inventory(cfg, NULL, &inv) != 0) {
         return 1;
     }
     int rc = kvl_inventory_forget(inv, agent, slash + 1);
@@ -488,17 +519,19 @@ int main(int argc, char **argv)
         kvl_collector_cfg_free(a.cfg);
         return 1;
     }
-    kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
-    int src = kvl_latest_new(0, NULL, &a.latest, err, sizeof(err)) != 0;
+    /* The inventory first: a rename it learns from a batch queues the archive's move, which
+     * the store then does before that batch's rows (store.h). */
+    int src = open_inventory(a.cfg, &a, &a.inventory);
+    if (src == 0) {
+        kvl_sinks_register(&a.sinks, &kvl_inventory_sink, a.inventory);
+        kvl_sinks_register(&a.sinks, &kvl_store_sink, a.store);
+        kvl_store_on_moved(a.store, on_archive_moved, &a);
+        kvl_inventory_pending_moves(a.inventory); /* asked again: a crash may have cut them */
+        src = kvl_latest_new(0, NULL, &a.latest, err, sizeof(err)) != 0;
+    }
     if (src == 0) {
         kvl_sinks_register(&a.sinks, &kvl_latest_sink, a.latest);
         src = start_alerts(&a, err, sizeof(err));
-    }
-    if (src == 0) {
-        src = open_inventory(a.cfg, &a.inventory);
-    }
-    if (src == 0) {
-        kvl_sinks_register(&a.sinks, &kvl_inventory_sink, a.inventory);
     }
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);

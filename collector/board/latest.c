@@ -291,6 +291,41 @@ static void series_update(entry_t *e, const kvl_sample_t *s, int64_t t_ms)
     }
 }
 
+size_t kvl_latest_drop(kvl_latest_t *l, const char *agent, const char *device, kvl_scope_t scope,
+                       const char *instance)
+{
+    uint32_t aid = names_id(&l->names, agent, false), did = names_id(&l->names, device, false),
+             iid = names_id(&l->names, instance, false);
+    if (aid == NONE || did == NONE || iid == NONE) {
+        return 0;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        const entry_t *e = &l->e[i];
+        if (e->agent != aid || e->device != did || e->scope != (uint8_t)scope ||
+            e->instance != iid) {
+            l->e[k++] = *e;
+        }
+    }
+    size_t dropped = l->n - k;
+    if (dropped == 0) {
+        return 0;
+    }
+    /* the index by position is rebuilt in place (rare: a rename) */
+    l->n = k;
+    memset(l->idx, 0, l->idx_cap * sizeof(*l->idx));
+    size_t mask = l->idx_cap - 1;
+    for (uint32_t j = 0; j < l->n; j++) {
+        const entry_t *e = &l->e[j];
+        size_t i = key_hash(e->agent, e->device, e->scope, e->instance, e->metric) & mask;
+        while (l->idx[i] != 0) {
+            i = (i + 1) & mask;
+        }
+        l->idx[i] = j + 1;
+    }
+    return dropped;
+}
+
 /* ----------------------------------------------------------------- agents -------------- */
 
 static agent_t *agent_get(kvl_latest_t *l, const char *id, const char *site)

@@ -85,6 +85,11 @@ extern const kvl_sink_t kvl_latest_sink;
 int kvl_latest_get(const kvl_latest_t *l, const char *agent, const char *device, kvl_scope_t scope,
                    const char *instance, const char *metric, kvl_latest_value_t *out);
 
+/* Drops every series of one instance (an interface renamed on its device: its old name's
+ * values go, the new name's come with its samples). Returns how many were dropped. */
+size_t kvl_latest_drop(kvl_latest_t *l, const char *agent, const char *device, kvl_scope_t scope,
+                       const char *instance);
+
 /* Calls fn for every series (in no set order) until it returns false. */
 typedef bool (*kvl_latest_each_fn)(void *ctx, const kvl_latest_value_t *v);
 void kvl_latest_each(const kvl_latest_t *l, kvl_latest_each_fn fn, void *ctx);

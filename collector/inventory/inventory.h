@@ -8,7 +8,8 @@
  * deleted only on an explicit request (kvl_inventory_forget: `--forget-device`, or DELETE
  * on the API by an admin).
  *
- * Where the facts come from. The inventory is a sink (collector/sink.h) after the store:
+ * Where the facts come from. The inventory is a sink (collector/sink.h) before the store
+ * (so that a rename reaches the store before the batch's rows):
  *   - a batch's own definitions (those first used in it, or whose labels changed: the
  *     agent sends labels then, and after each of its restarts) of scope device or
  *     interface create or update an entry; a label that changed is a change (below);
@@ -16,6 +17,16 @@
  *     discovery reported, sorted, space-separated) retires the device's interfaces whose
  *     ifIndex is not among them; an interface defined again under a new name with the same
  *     ifIndex retires the old name (its labels and history stay, for a rename to follow);
+ *   - an interface defined under a new name that is the same port as one the device had
+ *     under another name (the rename rule, kvl_inventory_same_interface) takes the old
+ *     entry over: its first-seen time, its history and its name as an alias (`aliases`
+ *     in the API; the search finds the old name); the old entry goes, the change is kept
+ *     (key "name"), the entry is written with its archive's move pending, and only then
+ *     opts.on_rename asks the store to move the archive (collector/main.c wires it to
+ *     kvl_store_move), so the record is on file before the file moves. The store's answer
+ *     comes back through kvl_inventory_moved, which logs the rename and clears the pending
+ *     move; moves still pending at a restart are asked again (kvl_inventory_pending_moves),
+ *     which is harmless because a move is idempotent (store.h);
  *   - the event "devices_configured" (an agent sends it once at its start; one field
  *     "device" per SNMP device of its configuration) retires the agent's devices that it
  *     does not name, and brings back those it names. Agents that send neither (older ones)
@@ -56,6 +67,7 @@
 #define KVL_INV_LABELS_MAX 32     /* labels kept per entry (more are dropped) */
 #define KVL_INV_LABEL_MAX 1024    /* bytes of a label's value kept (longer: cut) */
 #define KVL_INV_LABELS_BYTES 4096 /* bytes of one entry's labels (an update beyond: not kept) */
+#define KVL_INV_ALIASES_MAX 16    /* former names kept per interface (the newest) */
 
 typedef struct kvl_inventory kvl_inventory_t;
 typedef struct kvl_http kvl_http_t;
@@ -66,7 +78,33 @@ typedef struct kvl_inventory_opts {
     /* The clock (tests); NULL: kvl_now_ms. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
+    /* An interface was renamed (on the loop, after the inventory recorded it): its archive
+     * should follow from `from` to `to`. NULL: nothing is asked (tests). */
+    void (*on_rename)(void *ctx, const char *agent, const char *site, const char *device,
+                      const char *from, const char *to);
+    void *rename_ctx;
 } kvl_inventory_opts_t;
+
+/* What the rename rule compares of an interface: its labels ifIndex, ifPhysAddress, ifType,
+ * ifSpeed (NULL or "" when not given). */
+typedef struct kvl_inv_port {
+    const char *ifindex, *mac, *type, *speed;
+} kvl_inv_port_t;
+
+/* The rename rule: whether a and b are the same port of a device under two names. The same
+ * ifIndex (a whole number) always; then, when both give a MAC (not all zeros), the same MAC;
+ * when neither does, the same ifType and the same ifSpeed (both given); one with a MAC and
+ * one without: not the same. The inventory also requires that the old name was not defined
+ * in the same batch as the new one, nor at the same instant (two names at once are two
+ * interfaces, never merged). */
+bool kvl_inventory_same_interface(const kvl_inv_port_t *a, const kvl_inv_port_t *b);
+
+/* What became of a rename's archive (the store's answer). */
+typedef enum kvl_inv_move {
+    KVL_INV_MOVED,      /* the old name's file is now the new name's */
+    KVL_INV_NO_ARCHIVE, /* the old name had no file (or it was moved before) */
+    KVL_INV_KEPT_BOTH,  /* both names have files: both kept, nothing moved (a warning) */
+} kvl_inv_move_t;
 
 /* Restores what dir holds. Returns 0 and sets *out, or a negative code with a sentence. */
 int kvl_inventory_new(const kvl_inventory_opts_t *o, kvl_inventory_t **out, char *err,
@@ -92,6 +130,22 @@ int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char
 /* Deletes a device's entry and its interfaces (not its archives). Returns 0, KVL_EINVAL
  * when there is no such device, or KVL_EIO when it could not be recorded. */
 int kvl_inventory_forget(kvl_inventory_t *inv, const char *agent, const char *device);
+
+/* The store moved (or did not move) an interface's archive from `from` to `to`: logs the
+ * rename once ("interface renamed: <agent>/<device> <old> -> <new> (ifIndex N), archive
+ * moved", or a warning when both were kept) and clears the entry's pending move. */
+void kvl_inventory_moved(kvl_inventory_t *inv, const char *agent, const char *device,
+                         const char *from, const char *to, kvl_inv_move_t how);
+/* The current name of a device's interface known as `name` now or formerly (a rename), or
+ * NULL when the inventory knows no interface by that name: for pages and links made before
+ * a rename (the graph of an old name is the graph of the archive that moved). Valid until
+ * the inventory next changes. */
+const char *kvl_inventory_current_name(const kvl_inventory_t *inv, const char *agent,
+                                       const char *device, const char *name);
+/* Asks opts.on_rename again for every rename whose move is still pending (at the start,
+ * before the ingest replays its journal): each former name of such an interface, oldest
+ * first, to its current name. Returns how many were asked. */
+size_t kvl_inventory_pending_moves(kvl_inventory_t *inv);
 
 typedef struct kvl_inventory_stats {
     size_t agents, devices, interfaces, retired;

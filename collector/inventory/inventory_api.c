@@ -7,10 +7,12 @@
  *          address, sysName, sysDescr or sysLocation) &retired=all|yes|no (default all)
  *          &limit=1..10000 (default 10000)
  *   GET    /api/v1/devices/<agent>/<device>  viewer: the device with its interfaces and its
- *          newest label changes (at most 200)
+ *          newest label changes (at most 200); each interface's former names in
+ *          `aliases` (renames on the device, oldest first)
  *   DELETE /api/v1/devices/<agent>/<device>  admin: forgets the entry (not the archives)
  *   GET    /api/v1/search?q=                 viewer: devices (name, address, sysName,
- *          sysDescr, sysLocation) and interfaces (name, ifName, ifDescr, ifAlias, MAC)
+ *          sysDescr, sysLocation) and interfaces (name, former names, ifName, ifDescr, ifAlias,
+ *          MAC)
  *          whose text holds q (case-insensitive); &limit=1..500 (default 50) per kind
  *
  * Every parameter is checked by inv_query_parse (a 400 with a sentence); an unknown device
@@ -192,6 +194,12 @@ static json_t *iface_json(const inv_entry_t *e)
     json_object_set_new(o, "speed", int_label(e, "ifSpeed"));
     const char *mac = inv_label(e, "ifPhysAddress");
     json_object_set_new(o, "mac", mac != NULL && mac[0] != '\0' ? json_string(mac) : json_null());
+    json_t *al = json_array(); /* former names, oldest first (renames on the device) */
+    const char *p = e->aliases;
+    for (uint16_t i = 0; al != NULL && i < e->n_aliases; i++, p += strlen(p) + 1) {
+        json_array_append_new(al, json_string(p));
+    }
+    json_object_set_new(o, "aliases", al != NULL ? al : json_null());
     times_json(o, e);
     return o;
 }
@@ -208,9 +216,20 @@ static bool device_matches(const inv_entry_t *d, const char *q)
            holds(inv_label(d, "sysLocation"), q);
 }
 
+static bool alias_matches(const inv_entry_t *e, const char *q)
+{
+    const char *p = e->aliases;
+    for (uint16_t i = 0; i < e->n_aliases; i++, p += strlen(p) + 1) {
+        if (holds(p, q)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool iface_matches(const inv_entry_t *e, const char *q)
 {
-    return holds(e->name, q) || holds(inv_label(e, "ifName"), q) ||
+    return holds(e->name, q) || alias_matches(e, q) || holds(inv_label(e, "ifName"), q) ||
            holds(inv_label(e, "ifDescr"), q) || holds(inv_label(e, "ifAlias"), q) ||
            holds(inv_label(e, "ifPhysAddress"), q);
 }

@@ -12,10 +12,12 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "kvl.h"
 #include "log.h"
+#include "names.h"
 #include "timeutil.h"
 
 static const char *const MOD = "inventory";
@@ -526,8 +528,255 @@ static void retire_same_ifindex(kvl_inventory_t *inv, inv_entry_t *e, int64_t t)
     }
 }
 
-int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
-                         const kvl_series_def_t *d, int64_t t_ms)
+/* --- renames ------------------------------------------------------------------------------ */
+
+static bool mac_given(const char *m)
+{
+    if (m == NULL || m[0] == '\0') {
+        return false;
+    }
+    for (; *m != '\0'; m++) {
+        if (*m != '0' && *m != ':') {
+            return true;
+        }
+    }
+    return false; /* all zeros: a port without an address of its own */
+}
+
+static bool same_given(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && a[0] != '\0' && strcmp(a, b) == 0;
+}
+
+bool kvl_inventory_same_interface(const kvl_inv_port_t *a, const kvl_inv_port_t *b)
+{
+    if (!same_given(a->ifindex, b->ifindex) ||
+        strspn(a->ifindex, "0123456789") != strlen(a->ifindex)) {
+        return false;
+    }
+    bool ma = mac_given(a->mac), mb = mac_given(b->mac);
+    if (ma || mb) {
+        return ma && mb && strcasecmp(a->mac, b->mac) == 0;
+    }
+    return same_given(a->type, b->type) && same_given(a->speed, b->speed);
+}
+
+static kvl_inv_port_t port_of(const inv_entry_t *e)
+{
+    return (kvl_inv_port_t){inv_label(e, "ifIndex"), inv_label(e, "ifPhysAddress"),
+                            inv_label(e, "ifType"), inv_label(e, "ifSpeed")};
+}
+
+/* Whether the batch (if any) defines the interface `name` of device `dev`. */
+static bool batch_defines(const kvl_batch_t *b, const char *dev, const char *name)
+{
+    for (size_t i = 0; b != NULL && i < b->n_defs; i++) {
+        const kvl_series_def_t *d = &b->defs[i];
+        if (d->scope == KVL_SCOPE_INTERFACE && d->device != NULL && d->instance != NULL &&
+            strcmp(d->device, dev) == 0 && strcmp(d->instance, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The interface of e's device that e was known as before (the rename rule), or NULL: the
+ * newest defined of those that match, none of them defined at t or in the batch. */
+static inv_entry_t *renamed_from(const inv_entry_t *e, const kvl_batch_t *b, int64_t t)
+{
+    kvl_inv_port_t pe = port_of(e);
+    inv_entry_t *best = NULL;
+    for (size_t i = 0; i < e->dev->n_ifs; i++) {
+        inv_entry_t *o = e->dev->ifs[i];
+        if (o == e || o->last_ms >= t || (best != NULL && o->last_ms <= best->last_ms)) {
+            continue;
+        }
+        const char *oi = inv_label(o, "ifIndex");
+        if (oi == NULL || pe.ifindex == NULL || strcmp(oi, pe.ifindex) != 0) {
+            continue; /* the cheap test first: a device's first discovery meets many */
+        }
+        kvl_inv_port_t po = port_of(o);
+        if (kvl_inventory_same_interface(&po, &pe) && !batch_defines(b, e->dev->name, o->name)) {
+            best = o;
+        }
+    }
+    return best;
+}
+
+static bool has_alias(const inv_entry_t *e, const char *name)
+{
+    const char *p = e->aliases;
+    for (uint16_t i = 0; i < e->n_aliases; i++, p += strlen(p) + 1) {
+        if (strcmp(p, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int inv_set_aliases(kvl_inventory_t *inv, inv_entry_t *e, const json_t *aliases, bool pending)
+{
+    size_t len = 0, n = 0, i;
+    const json_t *v;
+    json_array_foreach((json_t *)aliases, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s != NULL && s[0] != '\0' && utf8_ok(s) && n < UINT16_MAX) {
+            len += strlen(s) + 1;
+            n++;
+        }
+    }
+    char *blob = n > 0 ? malloc(len) : NULL;
+    if (n > 0 && blob == NULL) {
+        return KVL_ENOMEM;
+    }
+    char *p = blob;
+    json_array_foreach((json_t *)aliases, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (p != NULL && s != NULL && s[0] != '\0' && utf8_ok(s) &&
+            (size_t)(p - blob) + strlen(s) + 1 <= len) {
+            memcpy(p, s, strlen(s) + 1);
+            p += strlen(s) + 1;
+        }
+    }
+    inv->bytes -= usable(e->aliases);
+    free(e->aliases);
+    e->aliases = blob;
+    e->n_aliases = (uint16_t)n;
+    e->move_pending = pending && n > 0;
+    inv->bytes += usable(blob);
+    return 0;
+}
+
+/* e (the new name) takes over o (the old one): o's former names and name become e's aliases
+ * (e's own name left out: renamed back; the newest KVL_INV_ALIASES_MAX kept), o's first-seen
+ * time e's; o goes. The entry is
+ * written before o's removal and before the store is asked to move the archive. Returns 0
+ * or KVL_ENOMEM (nothing changed). */
+static int take_over(kvl_inventory_t *inv, inv_entry_t *e, inv_entry_t *o, const char *site,
+                     int64_t t)
+{
+    json_t *al = json_array();
+    const char *lists[2] = {o->aliases, e->aliases};
+    uint16_t counts[2] = {o->n_aliases, e->n_aliases};
+    for (int k = 0; al != NULL && k < 2; k++) {
+        const char *p = lists[k];
+        for (uint16_t i = 0; i < counts[k]; i++, p += strlen(p) + 1) {
+            if (strcmp(p, e->name) != 0 && strcmp(p, o->name) != 0 &&
+                (k == 0 || !has_alias(o, p))) {
+                json_array_append_new(al, json_string(p));
+            }
+        }
+    }
+    char *from = strdup(o->name); /* o goes below */
+    bool ok = al != NULL && from != NULL && json_array_append_new(al, json_string(o->name)) == 0;
+    while (ok && json_array_size(al) > KVL_INV_ALIASES_MAX) {
+        ok = json_array_remove(al, 0) == 0;
+    }
+    if (!ok || inv_set_aliases(inv, e, al, true) != 0) {
+        json_decref(al);
+        free(from);
+        return KVL_ENOMEM;
+    }
+    json_decref(al);
+    if (o->first_ms < e->first_ms) {
+        e->first_ms = o->first_ms;
+    }
+    inv_change_push(inv, t, e->agent->id, e->dev->name, e->name, "name", from, e->name);
+    inv_store_entry(inv, e);
+    inv_store_forget_iface(inv, e->agent->id, e->dev->name, from);
+    inv_remove_iface(inv, o);
+    KVL_LOG_DEBUG(MOD, e->dev->name,
+                  "agent %s: interface %s is now %s (same port): its archive "
+                  "follows",
+                  e->agent->id, from, e->name);
+    if (inv->o.on_rename != NULL) {
+        inv->o.on_rename(inv->o.rename_ctx, e->agent->id, site != NULL ? site : e->agent->site,
+                         e->dev->name, from, e->name);
+    }
+    free(from);
+    return 0;
+}
+
+/* The entry of a device's interface now named `name` or formerly so, or NULL. */
+static inv_entry_t *iface_known_as(const kvl_inventory_t *inv, const char *agent,
+                                   const char *device, const char *name)
+{
+    inv_entry_t *e = inv_find(inv, agent, device, name);
+    inv_entry_t *dev = inv_find(inv, agent, device, "");
+    for (size_t i = 0; e == NULL && dev != NULL && i < dev->n_ifs; i++) {
+        if (has_alias(dev->ifs[i], name)) {
+            e = dev->ifs[i];
+        }
+    }
+    return e;
+}
+
+const char *kvl_inventory_current_name(const kvl_inventory_t *inv, const char *agent,
+                                       const char *device, const char *name)
+{
+    if (agent == NULL || device == NULL || name == NULL || name[0] == '\0') {
+        return NULL;
+    }
+    const inv_entry_t *e = iface_known_as(inv, agent, device, name);
+    return e != NULL ? e->name : NULL;
+}
+
+void kvl_inventory_moved(kvl_inventory_t *inv, const char *agent, const char *device,
+                         const char *from, const char *to, kvl_inv_move_t how)
+{
+    inv_entry_t *e = iface_known_as(inv, agent, device, to);
+    const char *idx = e != NULL ? inv_label(e, "ifIndex") : NULL;
+    char target[KVL_NAME_FILE_MAX + 8];
+    snprintf(target, sizeof(target), "%s", device);
+    if (how == KVL_INV_KEPT_BOTH) {
+        KVL_LOG_WARN(MOD, target,
+                     "interface renamed: %s/%s %s -> %s (ifIndex %s), both names have an "
+                     "archive: both kept, nothing moved",
+                     agent, device, from, to, idx != NULL ? idx : "?");
+    } else {
+        KVL_LOG_INFO(MOD, target, "interface renamed: %s/%s %s -> %s (ifIndex %s), %s", agent,
+                     device, from, to, idx != NULL ? idx : "?",
+                     how == KVL_INV_MOVED ? "archive moved" : "no archive under the old name");
+    }
+    if (e == NULL || !e->move_pending || strcmp(e->name, to) != 0 || e->n_aliases == 0) {
+        return;
+    }
+    const char *last = e->aliases;
+    for (uint16_t i = 1; i < e->n_aliases; i++) {
+        last += strlen(last) + 1;
+    }
+    if (strcmp(last, from) == 0) { /* the newest former name: the archive is settled */
+        e->move_pending = false;
+        inv_store_entry(inv, e);
+    }
+}
+
+size_t kvl_inventory_pending_moves(kvl_inventory_t *inv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < inv->tab_size; i++) {
+        for (const inv_entry_t *e = inv->tab[i]; e != NULL; e = e->hnext) {
+            if (!e->move_pending || e->dev == NULL || inv->o.on_rename == NULL) {
+                continue;
+            }
+            const char *p = e->aliases;
+            for (uint16_t k = 0; k < e->n_aliases; k++, p += strlen(p) + 1) {
+                inv->o.on_rename(inv->o.rename_ctx, e->agent->id, e->agent->site, e->dev->name, p,
+                                 e->name);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+/* --- definitions ---------------------------------------------------------------------------- */
+
+/* A definition (kvl_inventory_define), from batch b when the sink has one (NULL: alone). */
+static int define(kvl_inventory_t *inv, const char *agent, const char *site,
+                  const kvl_series_def_t *d, int64_t t_ms, const kvl_batch_t *b)
 {
     if (d->scope != KVL_SCOPE_DEVICE && d->scope != KVL_SCOPE_INTERFACE) {
         return 0;
@@ -591,9 +840,19 @@ int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *si
     }
     const char *now_idx = inv_label(e, "ifIndex");
     if (e->retired_ms == 0 && now_idx != NULL && (e_new || strcmp(before, now_idx) != 0)) {
+        inv_entry_t *o = renamed_from(e, b, t_ms);
+        if (o != NULL && (rc = take_over(inv, e, o, site, t_ms)) != 0) {
+            return rc;
+        }
         retire_same_ifindex(inv, e, t_ms);
     }
     return 0;
+}
+
+int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
+                         const kvl_series_def_t *d, int64_t t_ms)
+{
+    return define(inv, agent, site, d, t_ms, NULL);
 }
 
 void kvl_inventory_seen(kvl_inventory_t *inv, const char *agent, const char *site, int64_t t_ms)
@@ -636,10 +895,27 @@ int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char
 
 static void entry_free(kvl_inventory_t *inv, inv_entry_t *e)
 {
-    inv->bytes -= usable(e->labels) + usable(e->ifs) + usable(e);
+    inv->bytes -= usable(e->labels) + usable(e->ifs) + usable(e->aliases) + usable(e);
     free(e->labels);
+    free(e->aliases);
     free(e->ifs);
     free(e);
+}
+
+void inv_remove_iface(kvl_inventory_t *inv, inv_entry_t *e)
+{
+    inv_entry_t *dev = e->dev;
+    KVL_ASSERT(dev != NULL);
+    for (size_t i = 0; i < dev->n_ifs; i++) {
+        if (dev->ifs[i] == e) {
+            memmove(&dev->ifs[i], &dev->ifs[i + 1], (dev->n_ifs - i - 1) * sizeof(*dev->ifs));
+            dev->n_ifs--;
+            break;
+        }
+    }
+    tab_remove(inv, e);
+    entry_free(inv, e);
+    inv->n_ifaces--;
 }
 
 void inv_remove_device(kvl_inventory_t *inv, inv_entry_t *dev)
@@ -809,7 +1085,7 @@ static int sink_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb don
     kvl_inventory_t *inv = ctx;
     int64_t t = batch_time(inv, b->batch);
     for (size_t i = 0; i < b->batch->n_defs; i++) {
-        int rc = kvl_inventory_define(inv, b->agent, b->site, &b->batch->defs[i], t);
+        int rc = define(inv, b->agent, b->site, &b->batch->defs[i], t, b->batch);
         if (rc == KVL_ENOMEM) {
             KVL_LOG_ERROR(MOD, b->agent, "out of memory: a definition not kept");
         }

@@ -26,6 +26,9 @@ typedef struct inv_entry {
     int64_t retired_ms;     /* 0: not retired */
     struct inv_entry **ifs; /* a device's interfaces */
     size_t n_ifs, cap_ifs;
+    char *aliases; /* an interface's former names, "a\0b\0" (oldest first), or NULL */
+    uint16_t n_aliases;
+    bool move_pending; /* renamed: the archive's move not yet confirmed (kvl_inventory_moved) */
     char name[];
 } inv_entry_t;
 
@@ -88,6 +91,11 @@ void inv_change_fields(const inv_change_t *c, const char **agent, const char **d
                        const char **instance, const char **key, const char **old, const char **nw);
 /* Removes a device and its interfaces from memory. */
 void inv_remove_device(kvl_inventory_t *inv, inv_entry_t *dev);
+/* Sets an interface's former names (a JSON array of strings; others ignored) and whether its
+ * archive's move is pending. Returns 0 or KVL_ENOMEM. */
+int inv_set_aliases(kvl_inventory_t *inv, inv_entry_t *e, const json_t *aliases, bool pending);
+/* Removes one interface from memory. */
+void inv_remove_iface(kvl_inventory_t *inv, inv_entry_t *e);
 /* When an entry was last seen: its retirement, else the later of its own and its agent's. */
 int64_t inv_last_seen(const inv_entry_t *e);
 
@@ -97,6 +105,9 @@ void inv_store_close(kvl_inventory_t *inv);
 /* Appends the entry as it is now (no-op while loading). */
 void inv_store_entry(kvl_inventory_t *inv, const inv_entry_t *e);
 void inv_store_forget(kvl_inventory_t *inv, const char *agent, const char *device);
+/* An interface merged into another by a rename: its entry goes. */
+void inv_store_forget_iface(kvl_inventory_t *inv, const char *agent, const char *device,
+                            const char *instance);
 void inv_store_agent(kvl_inventory_t *inv, const inv_agent_t *a);
 void inv_store_change(kvl_inventory_t *inv, const inv_change_t *c);
 /* Writes a snapshot and empties the log. Returns 0 or a negative code (logged). */

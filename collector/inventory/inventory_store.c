@@ -6,7 +6,9 @@
  *                    per entry ({"t":"entry"}): written to a temporary file, synced,
  *                    renamed, the folder synced;
  *   inventory.log    {"t":"head","gen":N}, then every entry as it changed and every
- *                    forgotten device ({"t":"forget"}) since the snapshot of generation N
+ *                    forgotten device ({"t":"forget"}; with "i": an interface merged into
+ *                    another by a rename, whose entry records its former names "al" and
+ *                    whether the archive's move is pending "mv") since the snapshot of generation N
  *                    (a log of another generation is ignored: the snapshot has it); not
  *                    synced per line (what the kernel holds survives the collector), a
  *                    snapshot replaces it at a start that finds records (or damage) in
@@ -109,6 +111,15 @@ json_t *inv_entry_record(const inv_entry_t *e)
     if (r != NULL && e->dev != NULL) {
         json_object_set_new(r, "i", json_string(e->name));
     }
+    if (r != NULL && e->n_aliases > 0) { /* former names (a rename) */
+        json_t *al = json_array();
+        const char *q = e->aliases;
+        for (uint16_t k = 0; al != NULL && k < e->n_aliases; k++, q += strlen(q) + 1) {
+            json_array_append_new(al, json_string(q));
+        }
+        json_object_set_new(r, "al", al);
+        json_object_set_new(r, "mv", json_boolean(e->move_pending));
+    }
     if (r != NULL) {
         json_object_set_new(r, "s", json_string(e->agent->site));
     }
@@ -149,8 +160,11 @@ static int apply_record(kvl_inventory_t *inv, const json_t *rec)
         return -1;
     }
     if (strcmp(t, "forget") == 0) {
-        inv_entry_t *e = inv_find(inv, a, d, "");
-        if (e != NULL) {
+        const char *fi = json_string_value(json_object_get(rec, "i"));
+        inv_entry_t *e = inv_find(inv, a, d, fi != NULL ? fi : "");
+        if (e != NULL && e->dev != NULL) {
+            inv_remove_iface(inv, e); /* merged into another by a rename */
+        } else if (e != NULL) {
             inv_remove_device(inv, e);
         }
         return 0;
@@ -164,7 +178,15 @@ static int apply_record(kvl_inventory_t *inv, const json_t *rec)
         return -1;
     }
     int64_t f = (int64_t)json_integer_value(jf), ls = (int64_t)json_integer_value(jls);
-    return inv_restore_entry(inv, a, s, d, json_string_value(i), l, f, ls, r) == 0 ? 0 : -1;
+    if (inv_restore_entry(inv, a, s, d, json_string_value(i), l, f, ls, r) != 0) {
+        return -1;
+    }
+    const json_t *al = json_object_get(rec, "al");
+    inv_entry_t *e = i != NULL ? inv_find(inv, a, d, json_string_value(i)) : NULL;
+    if (e == NULL || (al != NULL && !json_is_array(al))) {
+        return e != NULL || i == NULL ? 0 : -1;
+    }
+    return inv_set_aliases(inv, e, al, json_is_true(json_object_get(rec, "mv"))) == 0 ? 0 : -1;
 }
 
 static int apply_change(kvl_inventory_t *inv, const json_t *rec)
@@ -355,6 +377,13 @@ void inv_store_entry(kvl_inventory_t *inv, const inv_entry_t *e)
 void inv_store_forget(kvl_inventory_t *inv, const char *agent, const char *device)
 {
     append(inv, json_pack("{s:s, s:s, s:s}", "t", "forget", "a", agent, "d", device));
+}
+
+void inv_store_forget_iface(kvl_inventory_t *inv, const char *agent, const char *device,
+                            const char *instance)
+{
+    append(inv, json_pack("{s:s, s:s, s:s, s:s}", "t", "forget", "a", agent, "d", device, "i",
+                          instance));
 }
 
 void inv_store_agent(kvl_inventory_t *inv, const inv_agent_t *a)

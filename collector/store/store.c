@@ -18,6 +18,7 @@
  * the row; what the file cannot gain is left out of the row, never the whole row.
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -93,6 +94,7 @@ struct kvl_store {
     uint64_t *grown; /* under bad_lock: open-addressing set of the hashes of the files (path */
     size_t n_grown;  /* and schema) complete_archive has completed, or tried to for good */
     size_t cap_grown;
+    store_moves_t *moves; /* archives to move before an agent's next rows (store_move.c) */
 };
 
 struct kvl_store_job {
@@ -172,6 +174,7 @@ void kvl_store_free(kvl_store_t *s)
     }
     free(s->cfs);
     free(s->grown);
+    store_moves_free(s->moves);
     uv_mutex_destroy(&s->bad_lock);
     free(s);
 }
@@ -179,6 +182,21 @@ void kvl_store_free(kvl_store_t *s)
 size_t kvl_store_busy(const kvl_store_t *s)
 {
     return s->busy;
+}
+
+store_moves_t **store_moves_slot(kvl_store_t *s)
+{
+    return &s->moves;
+}
+
+uv_loop_t *store_loop(const kvl_store_t *s)
+{
+    return s->loop;
+}
+
+const char *store_data_dir(const kvl_store_t *s)
+{
+    return s->data_dir;
 }
 
 kvl_store_job_t *kvl_store_job_new(void)

@@ -112,6 +112,36 @@ extern const kvl_sink_t kvl_store_sink;
 /* Jobs submitted and not finished. */
 size_t kvl_store_busy(const kvl_store_t *s);
 
+/* Moving an interface's archive when the interface was renamed on its device (store_move.c;
+ * the inventory decides, collector/inventory/inventory.h). kvl_store_move (on the loop) asks
+ * for <site>/<device>/<from>.rrd to become <site>/<device>/<to>.rrd; the store does it on the
+ * thread pool before the rows of the next batch of that agent it is given (kvl_store_sink),
+ * so the new name's samples of that very batch land in the moved file; the agent's batches
+ * come one at a time, so no job of that agent runs meanwhile. A move is idempotent, so it
+ * may be asked again after a crash: the old file is renamed only if the new one does not
+ * exist (renameat2 RENAME_NOREPLACE; where the file system lacks it, link then unlink, and
+ * two names of one file left by a crash between them are taken as that move half done);
+ * the old file missing: nothing to move (or it was moved before); both there: both kept.
+ * The folder is synced after a move. A failure that can pass (read-only, full, failing file
+ * system) puts the move back and asks for the batch again (sink.h, retry), so nothing is
+ * written under the new name before the move; one that cannot (a name too long) is logged
+ * and the move dropped. */
+typedef enum kvl_store_move_how {
+    KVL_STORE_MOVED,      /* the old file is the new name's now */
+    KVL_STORE_NO_ARCHIVE, /* no file under the old name */
+    KVL_STORE_KEPT_BOTH,  /* both names had a file: nothing moved */
+} kvl_store_move_how_t;
+/* Called on the loop with each move's outcome (not for those that failed). */
+typedef void (*kvl_store_moved_fn)(void *ctx, const char *agent, const char *device,
+                                   const char *from, const char *to, kvl_store_move_how_t how);
+void kvl_store_on_moved(kvl_store_t *s, kvl_store_moved_fn fn, void *ctx);
+/* Queues a move for the agent's next batch. Returns 0, KVL_EINVAL (a name missing or one the
+ * archive paths cannot hold, or from equal to to) or KVL_ENOMEM. */
+int kvl_store_move(kvl_store_t *s, const char *agent, const char *site, const char *device,
+                   const char *from, const char *to);
+/* Moves queued and not done yet. */
+size_t kvl_store_moves_pending(const kvl_store_t *s);
+
 /* The path of the file a row goes to (for tests and logs). Returns 0 or KVL_EINVAL (also
  * for SCOPE_GROUP, which has kvl_store_group_path). */
 int kvl_store_path(const char *data_dir, const char *site, const char *device, kvl_scope_t scope,

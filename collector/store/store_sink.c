@@ -4,6 +4,8 @@
  * on the thread pool; its result goes back to the ingest through the sink's `done`. A job
  * the file system stopped (result.retry: read-only, full, failing) asks for the batch again
  * (sink.h); the updates it wrote before come back as stale then, which is expected.
+ * Archives to move for the agent (an interface renamed, store_move.c) are moved first, on
+ * the thread pool, and the job submitted after them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +15,14 @@
 #include "log.h"
 #include "sink.h"
 #include "store.h"
+#include "store_int.h"
 
 typedef struct store_call {
     kvl_sink_done_cb done;
     void *token;
     char agent[256];
+    kvl_store_t *store;
+    kvl_store_job_t *job; /* while the agent's archive moves run first */
 } store_call_t;
 
 /* Turns a batch into store rows: one row per (device, scope, instance) within a group.
@@ -113,6 +118,36 @@ static void on_stored(void *arg, const kvl_store_result_t *r)
     done(token, &res);
 }
 
+/* The batch is not taken now (an archive's move failed for now, or could not start): it is
+ * asked again (sink.h, retry). */
+static void give_back(store_call_t *c, size_t rows, const char *why)
+{
+    kvl_sink_result_t res = {.retry = rows > 0 ? rows : 1};
+    snprintf(res.why, sizeof(res.why), "%s", why);
+    kvl_sink_done_cb done = c->done;
+    void *token = c->token;
+    free(c);
+    done(token, &res);
+}
+
+/* The agent's archive moves ran (store_move.c): now its rows, or the batch again later. */
+static void after_moves(void *arg, bool failed, const char *why)
+{
+    store_call_t *c = arg;
+    kvl_store_job_t *job = c->job;
+    c->job = NULL;
+    size_t rows = kvl_store_job_rows(job);
+    if (failed) {
+        kvl_store_job_free(job);
+        give_back(c, rows, why);
+        return;
+    }
+    int rc = kvl_store_submit(c->store, job, on_stored, c); /* takes the job */
+    if (rc != 0) {
+        give_back(c, rows, "the store cannot take the job now");
+    }
+}
+
 /* Builds the job at once (nothing of b is kept) and submits it: the store runs one job of
  * an agent at a time because the ingest gives it one batch of an agent at a time. */
 static int store_on_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
@@ -129,7 +164,20 @@ static int store_on_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb
     }
     c->done = done;
     c->token = token;
+    c->store = store;
     snprintf(c->agent, sizeof(c->agent), "%s", b->agent);
+    /* An interface renamed on its device: its archive follows first (store.h). */
+    c->job = job;
+    rc = store_moves_run(store, b->agent, after_moves, c);
+    if (rc != 0) {
+        if (rc < 0) {
+            size_t rows = kvl_store_job_rows(job);
+            kvl_store_job_free(job);
+            give_back(c, rows, "an archive's move cannot start now");
+        }
+        return 0;
+    }
+    c->job = NULL;
     rc = kvl_store_submit(store, job, on_stored, c); /* takes the job, also on failure */
     if (rc != 0) {
         free(c);

@@ -2,7 +2,9 @@
  * test_inventory.c — unit tests for the collector's inventory (collector/inventory/): labels
  * kept per agent, device and interface through the sink, restored from its files (also
  * with a damaged and a torn line), the label changes kept and bounded (memory and files),
- * retirement by the device's ifIndexes, by a rename and by the agent's configured devices,
+ * retirement by the device's ifIndexes, by another port taking an ifIndex and by the agent's
+ * configured devices, renames (the rule; the old name an alias, the archive's move asked of the
+ * store after the record, again after a restart until answered; what is never merged),
  * forgetting, the memory a large inventory holds, and the API's handlers (filters, search,
  * 400 with a sentence for every bad parameter, 404, the routes' roles).
  *
@@ -125,6 +127,19 @@ static int64_t fake_clock(void *ctx)
     return g_now;
 }
 
+/* The renames asked of the store, "agent site device from to" each. */
+static char g_renames[8][300];
+static size_t g_n_renames;
+
+static void record_rename(void *ctx, const char *agent, const char *site, const char *device,
+                          const char *from, const char *to)
+{
+    (void)ctx;
+    assert_true(g_n_renames < 8);
+    snprintf(g_renames[g_n_renames++], sizeof(g_renames[0]), "%s %s %s %s %s", agent, site, device,
+             from, to);
+}
+
 typedef struct fixture {
     char dir[256];
     kvl_inventory_t *inv;
@@ -134,7 +149,10 @@ typedef struct fixture {
 static kvl_inventory_t *open_inv(fixture_t *f)
 {
     char err[256] = "";
-    kvl_inventory_opts_t o = {.dir = f->dir, .changes_max = f->changes_max, .now_ms = fake_clock};
+    kvl_inventory_opts_t o = {.dir = f->dir,
+                              .changes_max = f->changes_max,
+                              .now_ms = fake_clock,
+                              .on_rename = record_rename};
     kvl_inventory_t *inv = NULL;
     int rc = kvl_inventory_new(&o, &inv, err, sizeof(err));
     if (rc != 0) {
@@ -155,6 +173,7 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     g_now = 1796464800000LL;
+    g_n_renames = 0;
     snprintf(f->dir, sizeof(f->dir), "/tmp/kvl-test-inventory-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     f->inv = open_inv(f);
@@ -194,18 +213,14 @@ static void def_device(kvl_inventory_t *inv, const char *agent, const char *dev,
     assert_int_equal(kvl_inventory_define(inv, agent, "dhq-one", &d, g_now), 0);
 }
 
-static void def_iface(kvl_inventory_t *inv, const char *agent, const char *dev, const char *name,
-                      unsigned ifindex, const char *alias)
+static void def_iface_mac(kvl_inventory_t *inv, const char *agent, const char *dev,
+                          const char *name, unsigned ifindex, const char *alias, const char *mac)
 {
     char idx[16];
     snprintf(idx, sizeof(idx), "%u", ifindex);
-    kvl_label_t l[] = {{"ifIndex", idx},
-                       {"ifName", name},
-                       {"ifDescr", name},
-                       {"ifAlias", alias},
-                       {"ifType", "6"},
-                       {"ifSpeed", "1000000000"},
-                       {"ifPhysAddress", "00:1b:2c:3d:4e:5f"}};
+    kvl_label_t l[] = {{"ifIndex", idx},      {"ifName", name}, {"ifDescr", name},
+                       {"ifAlias", alias},    {"ifType", "6"},  {"ifSpeed", "1000000000"},
+                       {"ifPhysAddress", mac}};
     kvl_series_def_t d = {.id = 10 + ifindex,
                           .device = dev,
                           .scope = KVL_SCOPE_INTERFACE,
@@ -214,6 +229,12 @@ static void def_iface(kvl_inventory_t *inv, const char *agent, const char *dev, 
                           .labels = l,
                           .n_labels = KVL_ARRAY_SIZE(l)};
     assert_int_equal(kvl_inventory_define(inv, agent, "dhq-one", &d, g_now), 0);
+}
+
+static void def_iface(kvl_inventory_t *inv, const char *agent, const char *dev, const char *name,
+                      unsigned ifindex, const char *alias)
+{
+    def_iface_mac(inv, agent, dev, name, ifindex, alias, "00:1b:2c:3d:4e:5f");
 }
 
 static json_t *device_of(const char *agent, const char *dev)
@@ -528,9 +549,10 @@ static void test_retire(void **state)
     assert_int_equal(json_integer_value(json_object_get(d, "interfaces_retired")), 1);
     json_decref(d);
 
-    /* Gi0/2 renamed on the device: same ifIndex, new name */
+    /* another port (another MAC) took Gi0/2's ifIndex: the old name is retired (a rename,
+     * the same MAC, is test_rename's) */
     g_now += 60000;
-    def_iface(f->inv, "ag1", "rtr1", "Te0/2", 2, "b");
+    def_iface_mac(f->inv, "ag1", "rtr1", "Te0/2", 2, "b", "00:1b:2c:3d:4e:60");
     d = device_of("ag1", "rtr1");
     assert_true(is_retired(iface_of(d, "Gi0/2")));
     assert_false(is_retired(iface_of(d, "Te0/2")));
@@ -646,6 +668,239 @@ static void test_sink_batch(void **state)
     json_decref(d);
 }
 
+/* The rename rule: the same ifIndex, then the same MAC, or without MACs the same type and
+ * speed. */
+static void test_rename_rule(void **state)
+{
+    (void)state;
+    kvl_inv_port_t a = {"5", "00:1b:2c:3d:4e:5f", "6", "1000000000"};
+    kvl_inv_port_t b = a;
+    assert_true(kvl_inventory_same_interface(&a, &b));
+    b.mac = "00:1B:2C:3D:4E:5F"; /* case does not matter */
+    assert_true(kvl_inventory_same_interface(&a, &b));
+    b.speed = "100000000"; /* with MACs, type and speed may change */
+    assert_true(kvl_inventory_same_interface(&a, &b));
+    b = a;
+    b.mac = "00:1b:2c:3d:4e:60";
+    assert_false(kvl_inventory_same_interface(&a, &b));
+    b = a;
+    b.ifindex = "6";
+    assert_false(kvl_inventory_same_interface(&a, &b));
+    b = a;
+    b.mac = ""; /* one with a MAC, one without */
+    assert_false(kvl_inventory_same_interface(&a, &b));
+    assert_false(kvl_inventory_same_interface(&b, &a));
+    /* neither has a MAC (all zeros counts as none): type and speed decide */
+    kvl_inv_port_t c = {"7", "", "131", "0"}, d = {"7", "00:00:00:00:00:00", "131", "0"};
+    assert_true(kvl_inventory_same_interface(&c, &d));
+    d.type = "24";
+    assert_false(kvl_inventory_same_interface(&c, &d));
+    d = c;
+    d.speed = NULL;
+    assert_false(kvl_inventory_same_interface(&c, &d));
+    /* ifIndex missing or not a number */
+    kvl_inv_port_t e = {NULL, "00:1b:2c:3d:4e:5f", "6", "1"}, g = e;
+    assert_false(kvl_inventory_same_interface(&e, &g));
+    e.ifindex = g.ifindex = "5a";
+    assert_false(kvl_inventory_same_interface(&e, &g));
+    e.ifindex = g.ifindex = "";
+    assert_false(kvl_inventory_same_interface(&e, &g));
+}
+
+static const char *alias_at(json_t *iface, size_t i)
+{
+    return json_string_value(json_array_get(json_object_get(iface, "aliases"), i));
+}
+
+/* A rename through the definitions: the old entry folds into the new name as an alias, the
+ * store is asked (after the record is written) to move the archive, the search finds the old
+ * name, the pending move is asked again after a restart until the store answers. */
+static void test_rename(void **state)
+{
+    fixture_t *f = *state;
+    def_device(f->inv, "ag1", "rtr1", "rtr1", "1 2");
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/1", 1, "a");
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/2", 2, "to BHQ Anchal");
+    assert_int_equal(g_n_renames, 0);
+
+    g_now += 60000;
+    def_iface(f->inv, "ag1", "rtr1", "Te0/2", 2, "to BHQ Anchal");
+    assert_int_equal(g_n_renames, 1);
+    assert_string_equal(g_renames[0], "ag1 dhq-one rtr1 Gi0/2 Te0/2");
+    json_t *d = device_of("ag1", "rtr1");
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_t *i = iface_of(d, "Te0/2");
+    assert_int_equal(json_array_size(json_object_get(i, "aliases")), 1);
+    assert_string_equal(alias_at(i, 0), "Gi0/2");
+    assert_false(is_retired(i));
+    assert_string_equal(json_string_value(json_object_get(i, "first_seen")),
+                        "2026-12-05T10:00:00.000Z"); /* its history continues */
+    assert_int_equal(json_array_size(json_object_get(iface_of(d, "Gi0/1"), "aliases")), 0);
+    bool change = false;
+    size_t k;
+    json_t *c;
+    json_array_foreach(json_object_get(d, "changes"), k, c)
+    {
+        change |= strcmp(json_string_value(json_object_get(c, "key")), "name") == 0;
+    }
+    assert_true(change);
+    json_decref(d);
+    assert_string_equal(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Gi0/2"), "Te0/2");
+    assert_string_equal(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Te0/2"), "Te0/2");
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr1", "Gi0/9"));
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr9", "Gi0/2"));
+    assert_null(kvl_inventory_current_name(f->inv, "ag1", "rtr1", ""));
+    kvl_http_resp_t r = call("GET", "/api/v1/search", "q=gi0/2");
+    json_t *ifs = json_object_get(r.body, "interfaces");
+    assert_int_equal(json_array_size(ifs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ifs, 0), "name")),
+                        "Te0/2");
+    json_decref(r.body);
+    /* the discovery naming ifIndex 2 keeps it current */
+    def_device(f->inv, "ag1", "rtr1", "rtr1", "1 2");
+    d = device_of("ag1", "rtr1");
+    assert_false(is_retired(iface_of(d, "Te0/2")));
+    json_decref(d);
+
+    /* not answered yet: asked again after a restart, with the alias kept */
+    reopen(f);
+    g_n_renames = 0;
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 1);
+    assert_string_equal(g_renames[0], "ag1 dhq-one rtr1 Gi0/2 Te0/2");
+    d = device_of("ag1", "rtr1");
+    assert_string_equal(alias_at(iface_of(d, "Te0/2"), 0), "Gi0/2");
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_decref(d);
+    /* the store's answer settles it, also across a restart */
+    kvl_inventory_moved(f->inv, "ag1", "rtr1", "Gi0/2", "Te0/2", KVL_INV_MOVED);
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 0);
+    reopen(f);
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 0);
+
+    /* renamed back: the old name is the name again, the other one its alias */
+    g_now += 60000;
+    g_n_renames = 0;
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/2", 2, "to BHQ Anchal");
+    assert_int_equal(g_n_renames, 1);
+    assert_string_equal(g_renames[0], "ag1 dhq-one rtr1 Te0/2 Gi0/2");
+    d = device_of("ag1", "rtr1");
+    i = iface_of(d, "Gi0/2");
+    assert_int_equal(json_array_size(json_object_get(i, "aliases")), 1);
+    assert_string_equal(alias_at(i, 0), "Te0/2");
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_decref(d);
+    /* and once more: the aliases keep their order, oldest first */
+    g_now += 60000;
+    def_iface(f->inv, "ag1", "rtr1", "Fa0/2", 2, "to BHQ Anchal");
+    d = device_of("ag1", "rtr1");
+    i = iface_of(d, "Fa0/2");
+    assert_int_equal(json_array_size(json_object_get(i, "aliases")), 2);
+    assert_string_equal(alias_at(i, 0), "Te0/2");
+    assert_string_equal(alias_at(i, 1), "Gi0/2");
+    json_decref(d);
+    reopen(f);
+    g_n_renames = 0;
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 2); /* oldest first */
+    assert_string_equal(g_renames[0], "ag1 dhq-one rtr1 Te0/2 Fa0/2");
+    assert_string_equal(g_renames[1], "ag1 dhq-one rtr1 Gi0/2 Fa0/2");
+    /* an older name's answer does not settle it; both kept is an answer too */
+    kvl_inventory_moved(f->inv, "ag1", "rtr1", "Te0/2", "Fa0/2", KVL_INV_NO_ARCHIVE);
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 2);
+    kvl_inventory_moved(f->inv, "ag1", "rtr1", "Gi0/2", "Fa0/2", KVL_INV_KEPT_BOTH);
+    assert_int_equal(kvl_inventory_pending_moves(f->inv), 2 - 2);
+    /* an answer about nothing known is only logged */
+    kvl_inventory_moved(f->inv, "ag9", "nope", "x", "y", KVL_INV_MOVED);
+
+    /* renamed again and again: the newest KVL_INV_ALIASES_MAX former names are kept */
+    char name[16];
+    for (int n = 0; n < KVL_INV_ALIASES_MAX + 4; n++) {
+        g_now += 60000;
+        g_n_renames = 0;
+        snprintf(name, sizeof(name), "P%d", n);
+        def_iface(f->inv, "ag1", "rtr1", name, 2, "to BHQ Anchal");
+        assert_int_equal(g_n_renames, 1);
+    }
+    d = device_of("ag1", "rtr1");
+    i = iface_of(d, name);
+    assert_int_equal(json_array_size(json_object_get(i, "aliases")), KVL_INV_ALIASES_MAX);
+    snprintf(name, sizeof(name), "P%d", KVL_INV_ALIASES_MAX + 2);
+    assert_string_equal(alias_at(i, KVL_INV_ALIASES_MAX - 1), name);
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_decref(d);
+}
+
+static kvl_series_def_t iface_def(const char *name, kvl_label_t *l, size_t n)
+{
+    return (kvl_series_def_t){.id = 40,
+                              .device = "rtr1",
+                              .scope = KVL_SCOPE_INTERFACE,
+                              .instance = name,
+                              .labels = l,
+                              .n_labels = n};
+}
+
+/* What is not a rename: two names of one ifIndex at once (in one batch, in either order, or
+ * at one instant), another MAC, a MAC on one side only. */
+static void test_not_renamed(void **state)
+{
+    fixture_t *f = *state;
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/2", 2, "");
+    g_now += 60000;
+    /* a batch naming both, the new one first */
+    kvl_label_t l[] = {{"ifIndex", "2"},
+                       {"ifType", "6"},
+                       {"ifSpeed", "1000000000"},
+                       {"ifPhysAddress", "00:1b:2c:3d:4e:5f"}};
+    kvl_series_def_t defs[] = {iface_def("Te0/2", l, 4), iface_def("Gi0/2", l, 4)};
+    kvl_group_t g = {.time_ms = g_now};
+    kvl_batch_t b = {.seq = 1, .defs = defs, .n_defs = 2, .groups = &g, .n_groups = 1};
+    kvl_sink_batch_t sb = {.agent = "ag1", .site = "dhq-one", .batch = &b};
+    g_done = 0;
+    assert_int_equal(kvl_inventory_sink.on_batch(f->inv, &sb, on_done, NULL), 0);
+    assert_int_equal(g_done, 1);
+    assert_int_equal(g_n_renames, 0);
+    json_t *d = device_of("ag1", "rtr1");
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 2);
+    json_decref(d);
+
+    /* one instant, two names: not merged */
+    g_now += 60000;
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/3", 3, "");
+    def_iface(f->inv, "ag1", "rtr1", "Te0/3", 3, "");
+    assert_int_equal(g_n_renames, 0);
+
+    /* another MAC; a MAC on one side only */
+    g_now += 60000;
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/4", 4, "");
+    g_now += 60000;
+    def_iface_mac(f->inv, "ag1", "rtr1", "Te0/4", 4, "", "00:1b:2c:3d:4e:99");
+    g_now += 60000;
+    def_iface_mac(f->inv, "ag1", "rtr1", "Xe0/4", 4, "", "");
+    assert_int_equal(g_n_renames, 0);
+    d = device_of("ag1", "rtr1");
+    assert_int_equal(json_array_size(json_object_get(d, "interface_list")), 7);
+    assert_true(is_retired(iface_of(d, "Gi0/4")));
+    assert_true(is_retired(iface_of(d, "Te0/4")));
+    assert_false(is_retired(iface_of(d, "Xe0/4")));
+    json_decref(d);
+
+    /* without MACs: the same type and speed make it a rename (through the sink) */
+    g_now += 60000;
+    kvl_label_t nl[] = {{"ifIndex", "9"}, {"ifType", "131"}, {"ifSpeed", "0"}};
+    kvl_series_def_t t1 = iface_def("tun9", nl, 3);
+    b.defs = &t1;
+    b.n_defs = 1;
+    g.time_ms = g_now;
+    assert_int_equal(kvl_inventory_sink.on_batch(f->inv, &sb, on_done, NULL), 0);
+    g_now += 60000;
+    g.time_ms = g_now;
+    kvl_series_def_t t2 = iface_def("Tunnel9", nl, 3);
+    b.defs = &t2;
+    assert_int_equal(kvl_inventory_sink.on_batch(f->inv, &sb, on_done, NULL), 0);
+    assert_int_equal(g_n_renames, 1);
+    assert_string_equal(g_renames[0], "ag1 dhq-one rtr1 tun9 Tunnel9");
+}
+
 /* Many agents, arriving in no order: each found again (they are kept sorted). */
 static void test_many_agents(void **state)
 {
@@ -715,6 +970,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changes_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_batch, setup, teardown),
+        cmocka_unit_test(test_rename_rule),
+        cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_renamed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
     };

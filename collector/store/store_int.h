@@ -1,0 +1,32 @@
+/*
+ * store_int.h — what the store's files share besides store.h: the pending archive moves
+ * (store_move.c) that the store sink (store_sink.c) runs before a batch's rows, and the few
+ * fields of the store they need (store.c keeps the struct).
+ */
+#ifndef KVL_STORE_INT_H
+#define KVL_STORE_INT_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "store.h"
+
+typedef struct store_moves store_moves_t;
+
+/* store.c: the store's slot for its moves (NULL until the first is asked), its loop, its
+ * data folder. */
+store_moves_t **store_moves_slot(kvl_store_t *s);
+uv_loop_t *store_loop(const kvl_store_t *s);
+const char *store_data_dir(const kvl_store_t *s);
+
+/* store_move.c */
+void store_moves_free(store_moves_t *m);
+/* After the agent's moves ran: failed set when one could not be done for now (why says
+ * what), and the batch must be asked again. On the loop. */
+typedef void (*store_moves_done_fn)(void *arg, bool failed, const char *why);
+/* Runs the agent's pending moves on the thread pool, then calls done. Returns 1 (done will
+ * be called), 0 (no moves pending for the agent: done is not called) or a negative code
+ * (done is not called; the moves stay pending). */
+int store_moves_run(kvl_store_t *s, const char *agent, store_moves_done_fn done, void *arg);
+
+#endif
