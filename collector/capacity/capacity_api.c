@@ -187,10 +187,12 @@ char *kvl_cap_csv(const json_t *answer, size_t *len)
             break;
         }
     }
-    if (rc != 0) {
+    /* NUL-terminated too (not counted in len), so it reads as a C string */
+    if (rc != 0 || kvl_buf_reserve(&b, 1) != 0) {
         kvl_buf_free(&b);
         return NULL;
     }
+    b.data[b.len] = '\0';
     *len = b.len;
     return (char *)b.data; /* taken: the buffer is not used again */
 }

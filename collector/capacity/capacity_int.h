@@ -35,7 +35,7 @@ typedef struct cap_job {
 void kvl_cap_report_run(cap_job_t *job);
 
 /* The answer's interfaces as CSV (malloc'd, *len set), or NULL when out of memory. */
-char *kvl_cap_csv(const json_t *answer, size_t *len);
+char *kvl_cap_csv(const json_t *answer, size_t *len); /* NUL-terminated; len without it */
 
 /* A file-safe name (names.h) decoded into out; returns 0, or -1 when it is not one. */
 int kvl_cap_name_decode(const char *safe, char *out, size_t outlen);
