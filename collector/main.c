@@ -144,6 +144,12 @@ static const char *graph_site(void *ctx, const char *agent)
     return c.site != NULL ? c.site : kvl_inventory_site(a->inventory, agent);
 }
 
+static const char *graph_name(void *ctx, const char *agent, const char *device,
+                              const char *interface)
+{
+    return kvl_inventory_current_name(ctx, agent, device, interface);
+}
+
 static const char *graph_label(void *ctx, const char *agent, const char *device,
                                const char *interface, const char *key)
 {
@@ -586,7 +592,9 @@ int main(int argc, char **argv)
                                .site_of = graph_site,
                                .site_ctx = &a,
                                .label_of = graph_label,
-                               .label_ctx = a.inventory};
+                               .label_ctx = a.inventory,
+                               .name_of = graph_name,
+                               .name_ctx = a.inventory};
         if (hrc == 0) {
             hrc = kvl_graph_new(&go, &a.graph, err, sizeof(err));
         }

@@ -44,6 +44,10 @@ typedef struct kvl_http kvl_http_t;
 
 /* The site an agent reports (NULL: not known). Valid for the call. */
 typedef const char *(*kvl_graph_site_fn)(void *ctx, const char *agent);
+/* The current name of an interface known by `interface` now or formerly (renamed on the
+ * device: its archive moved), or NULL. Valid for the call. */
+typedef const char *(*kvl_graph_name_fn)(void *ctx, const char *agent, const char *device,
+                                         const char *interface);
 /* A label of a device (interface "") or of an interface ("ifAlias", "sysName"), or NULL. */
 typedef const char *(*kvl_graph_label_fn)(void *ctx, const char *agent, const char *device,
                                           const char *interface, const char *key);
@@ -55,6 +59,8 @@ typedef struct kvl_graph_opts {
     void *site_ctx;
     kvl_graph_label_fn label_of; /* NULL: titles without labels */
     void *label_ctx;
+    kvl_graph_name_fn name_of; /* NULL: interfaces by the name asked only */
+    void *name_ctx;
     size_t cache_bytes;      /* 0: KVL_GRAPH_CACHE_BYTES */
     int64_t (*now_ms)(void); /* NULL: the wall clock */
 } kvl_graph_opts_t;

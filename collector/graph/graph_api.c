@@ -20,6 +20,7 @@
 #include "http.h"
 #include "kvl.h"
 #include "log.h"
+#include "names.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -402,6 +403,15 @@ static void graph_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
     if (site == NULL) {
         kvl_http_error(resp, 404, "agent %s is not known to this collector", q.agent);
         return;
+    }
+    /* a former name (a link made before a rename) draws the archive that moved */
+    char current[KVL_NAME_FILE_MAX + 1];
+    const char *cur = q.interface != NULL && g->o.name_of != NULL
+                          ? g->o.name_of(g->o.name_ctx, q.agent, q.device, q.interface)
+                          : NULL;
+    if (cur != NULL && strcmp(cur, q.interface) != 0 && strlen(cur) < sizeof(current)) {
+        memcpy(current, cur, strlen(cur) + 1);
+        q.interface = current;
     }
     char path[PATH_MAX];
     if (archive_path(g, &q, site, path, sizeof(path)) != 0) {
