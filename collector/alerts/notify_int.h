@@ -21,6 +21,7 @@
 
 #include "alert.h"
 #include "buf.h"
+#include "notify.h" /* kvl_notify_stats_t */
 
 /* notify_config.h: the files that read a receiver's keys include it (a name here keeps the
  * configuration module below this one) */
@@ -68,6 +69,7 @@ struct kvl_notify_rcv {
     const kvl_notify_ops_t *ops;
     void *priv; /* the type's state */
     uv_loop_t *loop;
+    kvl_notify_stats_t st; /* this receiver's share of the notifier's counters */
 
     /* The outbox: <state_dir>/<name>/ */
     int dir_fd;
