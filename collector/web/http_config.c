@@ -71,6 +71,8 @@ static const kvl_cfg_field_t fields[] = {
      NULL, 0, "a browser session ends this long after its login (12h)"},
     {"threads", KVL_CFG_INT, OFF(threads), 1, 64, NULL, NULL, 0,
      "server threads parsing requests (2)"},
+    {"metrics_anonymous", KVL_CFG_BOOL, OFF(metrics_anonymous), 0, 0, NULL, NULL, 0,
+     "GET /metrics from a loopback address needs no credentials (false)"},
     {NULL},
 };
 
