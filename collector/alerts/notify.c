@@ -968,9 +968,13 @@ int kvl_notify_enqueue(kvl_notify_t *n, const kvl_notification_t *nt)
 void kvl_notify_receiver_stats(const kvl_notify_t *n, kvl_notify_receiver_stats_fn fn, void *ctx)
 {
     for (size_t i = 0; n != NULL && i < n->n_rcv; i++) {
-        kvl_notify_stats_t st = n->rcv[i].st;
-        st.waiting = n->rcv[i].waiting;
-        fn(ctx, n->rcv[i].cfg->name, &st);
+        const kvl_notify_rcv_t *r = &n->rcv[i];
+        kvl_notify_stats_t st = {.queued = r->st.queued,
+                                 .delivered = r->st.delivered,
+                                 .failed_attempts = r->st.failed_attempts,
+                                 .dropped = r->st.dropped,
+                                 .waiting = r->waiting};
+        fn(ctx, r->cfg->name, &st);
     }
 }
 

@@ -21,7 +21,6 @@
 
 #include "alert.h"
 #include "buf.h"
-#include "notify.h" /* kvl_notify_stats_t */
 
 /* notify_config.h: the files that read a receiver's keys include it (a name here keeps the
  * configuration module below this one) */
@@ -69,7 +68,9 @@ struct kvl_notify_rcv {
     const kvl_notify_ops_t *ops;
     void *priv; /* the type's state */
     uv_loop_t *loop;
-    kvl_notify_stats_t st; /* this receiver's share of the notifier's counters */
+    struct {
+        uint64_t queued, delivered, failed_attempts, dropped;
+    } st; /* this receiver's share of the notifier's counters (notify.h) */
 
     /* The outbox: <state_dir>/<name>/ */
     int dir_fd;
