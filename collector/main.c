@@ -32,6 +32,7 @@
 #include "ingest.h"
 #include "inventory.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "rules.h"
 #include "sink.h"
@@ -54,9 +55,10 @@ typedef struct app {
     /* the board: latest values (a sink after the store) and its API */
     kvl_latest_t *latest;
     kvl_board_t *board;
-    kvl_capacity_t *capacity; /* the planners' report (its API) */
-    kvl_graph_t *graph;       /* graphs drawn from the archives */
-    uv_timer_t journal_timer; /* the journal's fill as the collector's own figure */
+    kvl_capacity_t *capacity;  /* the planners' report (its API) */
+    kvl_graph_t *graph;        /* graphs drawn from the archives */
+    kvl_metrics_src_t metrics; /* what GET /metrics reads */
+    uv_timer_t journal_timer;  /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
 
@@ -600,6 +602,18 @@ int main(int argc, char **argv)
         }
         if (hrc == 0) {
             hrc = kvl_graph_api_register(a.graph, a.http);
+        }
+        a.metrics = (kvl_metrics_src_t){.loop = a.loop,
+                                        .collector_id = a.cfg->id,
+                                        .ingest = a.ingest,
+                                        .store = a.store,
+                                        .book = a.book,
+                                        .notify = a.notify,
+                                        .inventory = a.inventory,
+                                        .latest = a.latest,
+                                        .http = a.http};
+        if (hrc == 0) {
+            hrc = kvl_metrics_register(a.http, &a.metrics);
         }
         if (hrc == 0) {
             hrc = kvl_http_start(a.http, err, sizeof(err));

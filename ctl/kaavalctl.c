@@ -8,7 +8,9 @@
  *     silence add --match k=v... --for 2h -m COMMENT   (also k!=v, k=~re, k!~re)
  *     silence list
  *     silence rm ID
- *     status                                      the collector and who you are
+ *     status [--json] [--loss PCT] [--stale DUR]  the collector, then what is not up (sites
+ *                                                 not ok, agents lost or stale, devices down,
+ *                                                 links down or lossy: since when and why)
  *
  * The URL comes from --url, else KAAVAL_URL, else http://127.0.0.1:8080. Credentials: --token,
  * else --user (password from KAAVAL_PASSWORD or a prompt without echo), else the token in
@@ -16,7 +18,7 @@
  * --cacert (or KAAVAL_CACERT), else the system's CAs.
  *
  * Exit status: 0 done, 1 an error from the server or the connection (its sentence on
- * stderr), 2 usage.
+ * stderr), 2 usage; `status` also 2 when something is down, lost or stale.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -55,11 +57,16 @@ static void usage(FILE *f)
                "              (matchers: = != =~ !~; duration like 2h, 90m, 1h30m, 1d)\n"
                "  silence list\n"
                "  silence rm ID\n"
-               "  status\n"
+               "  status [--json] [--loss PCT] [--stale DURATION]\n"
+               "      what is not up, as the board shows it: sites not ok, agents lost or\n"
+               "      stale (silent for DURATION, 15m), devices down, links down or lossy\n"
+               "      (PCT %% loss or more, 5), each with since when and why; exit 2 when\n"
+               "      something is down, lost or stale, or a site critical, major or lost\n"
                "URL: --url, KAAVAL_URL or http://127.0.0.1:8080. Credentials: --token, --user\n"
                "(password from KAAVAL_PASSWORD or a prompt), KAAVAL_TOKEN or "
                "~/.config/kaaval/token.\n"
-               "Exit status: 0 done, 1 error from the server or the connection, 2 usage.\n");
+               "Exit status: 0 done, 1 error from the server or the connection, 2 usage;\n"
+               "status: 2 also when something is down.\n");
 }
 
 static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
@@ -501,24 +508,375 @@ static int cmd_silence(const ctl_t *c, int argc, char **argv)
     return rc;
 }
 
-static int cmd_status(const ctl_t *c)
+/* ------------------------------------------------------------------ status */
+
+/* "2026-12-05T14:33:00.000Z" as Unix milliseconds, or 0. */
+static int64_t rfc3339_ms(const char *t)
 {
-    json_t *s, *w;
-    if (call(c, "GET", "/api/v1/status", NULL, &s) != 0) {
-        return 1;
+    struct tm tm = {0};
+    int ms = 0;
+    if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+        return 0;
     }
-    if (call(c, "GET", "/api/v1/whoami", NULL, &w) != 0) {
-        json_decref(s);
-        return 1;
+    if (strlen(t) > 20 && t[19] == '.') {
+        ms = atoi(t + 20) % 1000;
     }
-    json_t *up = json_object_get(s, "uptime_s");
-    printf("collector  %s\nversion    %s\nuptime     %llds\nyou        %s (%s)\n",
-           str(s, "collector"), str(s, "version"),
-           json_is_integer(up) ? (long long)json_integer_value(up) : -1LL, str(w, "user"),
-           str(w, "role"));
-    json_decref(s);
-    json_decref(w);
-    return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An age as "3d4h", "2h05m", "4m10s", "12s". */
+static const char *age_text(int64_t ms, char *buf, size_t len)
+{
+    long long s = ms > 0 ? ms / 1000 : 0;
+    if (s >= 86400) {
+        snprintf(buf, len, "%lldd%lldh", s / 86400, s % 86400 / 3600);
+    } else if (s >= 3600) {
+        snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    } else if (s >= 60) {
+        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+    } else {
+        snprintf(buf, len, "%llds", s);
+    }
+    return buf;
+}
+
+static int64_t int_of(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+static bool str_eq(json_t *o, const char *key, const char *want)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) && want != NULL && strcmp(json_string_value(v), want) == 0;
+}
+
+/* Of the firing alerts, the oldest whose labels have every value given (NULL: any); with
+ * device_wide, only alerts without an interface label. */
+static json_t *alert_for(json_t *alerts, const char *label, const char *value, const char *agent,
+                         const char *device, const char *target, bool device_wide)
+{
+    json_t *best = NULL;
+    size_t i;
+    json_t *a;
+    json_array_foreach(alerts, i, a)
+    {
+        json_t *l = json_object_get(a, "labels");
+        if (!str_eq(a, "status", "firing") || (label && !str_eq(l, label, value)) ||
+            (agent && !str_eq(l, "agent", agent)) || (device && !str_eq(l, "device", device)) ||
+            (target && !str_eq(l, "target", target)) ||
+            (device_wide && json_object_get(l, "interface") != NULL)) {
+            continue;
+        }
+        if (best == NULL || rfc3339_ms(str(a, "starts_at")) < rfc3339_ms(str(best, "starts_at"))) {
+            best = a;
+        }
+    }
+    return best;
+}
+
+/* One problem, appended to list: extra (taken; NULL: a new object) with name, state, since
+ * (Unix ms or null), age_s, why and kind. */
+static void problem(json_t *list, int64_t now, const char *kind, const char *name,
+                    const char *state, int64_t since_ms, const char *why, json_t *extra)
+{
+    json_t *o = extra != NULL ? extra : json_object();
+    if (o == NULL) {
+        return;
+    }
+    json_object_set_new(o, "kind", json_string(kind));
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "state", json_string(state));
+    json_object_set_new(o, "since_ms", since_ms > 0 ? json_integer(since_ms) : json_null());
+    json_object_set_new(o, "age_s",
+                        since_ms > 0 ? json_integer((now - since_ms) / 1000) : json_null());
+    json_object_set_new(o, "why", json_string(why != NULL ? why : ""));
+    json_array_append_new(list, o);
+}
+
+static bool bad_site_state(const char *st)
+{
+    return strcmp(st, "ok") != 0 && strcmp(st, "unknown") != 0 && strcmp(st, "-") != 0;
+}
+
+/* Appends ", 2 devices down" (or " 2 ..." right after the colon) when n > 0. */
+static void count_word(char *buf, size_t len, size_t n, const char *what, const char *state)
+{
+    size_t l = strlen(buf);
+    if (n == 0 || l == 0) {
+        return;
+    }
+    snprintf(buf + l, len - l, "%s%zu %s%s %s", buf[l - 1] == ':' ? " " : ", ", n, what,
+             n == 1 ? "" : "s", state);
+}
+
+typedef struct status_opts {
+    bool json;
+    double loss_pct;  /* a link with this loss or more is lossy (100: down) */
+    int64_t stale_ms; /* a connected agent that sent nothing this long is stale */
+} status_opts_t;
+
+typedef struct status_sum {
+    size_t sites, sites_bad, agents, lost, stale, devices, down, links, links_down, lossy;
+    bool bad;
+} status_sum_t;
+
+static void status_sites(json_t *sites, json_t *alerts, int64_t now, json_t *out, status_sum_t *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(sites, i, v)
+    {
+        const char *st = str(v, "state"), *own = str(v, "own_state"), *name = str(v, "name");
+        if (strcmp(st, "critical") == 0 || strcmp(st, "major") == 0 || strcmp(st, "lost") == 0) {
+            s->bad = true;
+        }
+        s->sites++;
+        if (!bad_site_state(st)) {
+            continue;
+        }
+        s->sites_bad++;
+        json_t *a = alert_for(alerts, "site", name, NULL, NULL, NULL, false);
+        char why[600];
+        if (bad_site_state(own)) {
+            snprintf(why, sizeof(why), "%s", a != NULL ? str(a, "summary") : own);
+        } else {
+            snprintf(why, sizeof(why), "a site below it is %s", st);
+        }
+        problem(out, now, "site", name, st,
+                a != NULL && bad_site_state(own) ? rfc3339_ms(str(a, "starts_at")) : 0, why,
+                json_pack("{s:O?}", "site_kind", json_object_get(v, "kind")));
+    }
+}
+
+static void status_agents(json_t *agents, json_t *alerts, int64_t now, int64_t stale_ms,
+                          json_t *out, status_sum_t *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(agents, i, v)
+    {
+        const char *id = str(v, "id");
+        int64_t seen = int_of(v, "last_seen_ms"), batch = int_of(v, "last_batch_ms");
+        bool connected = json_is_true(json_object_get(v, "connected"));
+        s->agents++;
+        if (json_is_true(json_object_get(v, "lost"))) {
+            s->lost++;
+            json_t *a = alert_for(alerts, "alertname", "agent_lost", id, NULL, NULL, false);
+            problem(out, now, "agent", id, "lost", int_of(v, "lost_since_ms"),
+                    a != NULL ? str(a, "summary") : "no heartbeat within lost_after",
+                    json_pack("{s:s}", "site", str(v, "site")));
+        } else if (!connected || (now - (batch > seen ? batch : seen) > stale_ms)) {
+            s->stale++;
+            problem(out, now, "agent", id, "stale", batch > seen ? batch : seen,
+                    connected ? "nothing received lately" : "not connected (not yet declared lost)",
+                    json_pack("{s:s}", "site", str(v, "site")));
+        }
+    }
+}
+
+static void status_devices(json_t *reach, json_t *alerts, int64_t now, json_t *out, status_sum_t *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(reach, i, v)
+    {
+        json_t *val = json_object_get(v, "value");
+        if (!json_is_number(val) || json_number_value(val) != 0) {
+            continue;
+        }
+        s->down++;
+        const char *agent = str(v, "agent"), *dev = str(v, "device");
+        json_t *a = alert_for(alerts, NULL, NULL, agent, dev, NULL, true);
+        char name[600];
+        snprintf(name, sizeof(name), "%s/%s", agent, dev);
+        problem(out, now, "device", name, "down", a != NULL ? rfc3339_ms(str(a, "starts_at")) : 0,
+                a != NULL ? str(a, "summary") : "not reachable at its last poll",
+                json_pack("{s:s, s:s, s:s, s:I}", "agent", agent, "device", dev, "site",
+                          str(v, "site"), "polled_ms", (json_int_t)int_of(v, "time_ms")));
+    }
+}
+
+static void status_links(json_t *links, json_t *alerts, int64_t now, double loss_pct, json_t *out,
+                         status_sum_t *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(links, i, v)
+    {
+        s->links++;
+        json_t *loss = json_object_get(v, "loss_pct");
+        if (!json_is_number(loss) || json_number_value(loss) < loss_pct) {
+            continue;
+        }
+        double lp = json_number_value(loss);
+        bool down = lp >= 100.0;
+        s->links_down += down;
+        s->lossy += !down;
+        const char *agent = str(v, "agent"), *target = str(v, "target");
+        json_t *a = alert_for(alerts, NULL, NULL, agent, NULL, target, false);
+        char name[600], why[600];
+        snprintf(name, sizeof(name), "%s->%s", agent, target);
+        if (a != NULL) {
+            snprintf(why, sizeof(why), "%s", str(a, "summary"));
+        } else {
+            snprintf(why, sizeof(why), "%.1f %% loss in the last interval", lp);
+        }
+        problem(out, now, "link", name, down ? "down" : "lossy",
+                a != NULL ? rfc3339_ms(str(a, "starts_at")) : 0, why,
+                json_pack("{s:s, s:s, s:s, s:f}", "agent", agent, "target", target, "site",
+                          str(v, "site"), "loss_pct", lp));
+    }
+}
+
+static void print_problems(json_t *list, int64_t now)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        char age[32], since[64] = "since ?";
+        int64_t ms = int_of(v, "since_ms");
+        if (ms > 0) {
+            time_t t = (time_t)(ms / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(since, sizeof(since), "since %m-%d %H:%M:%SZ", &tm);
+            size_t k = strlen(since);
+            snprintf(since + k, sizeof(since) - k, " (%s)", age_text(now - ms, age, sizeof(age)));
+        }
+        printf("%-7s %-36s %-9s %-31s %s\n", str(v, "kind"), str(v, "name"), str(v, "state"), since,
+               str(v, "why"));
+    }
+}
+
+static int cmd_status(const ctl_t *c, int argc, char **argv)
+{
+    status_opts_t o = {.json = false, .loss_pct = 5.0, .stale_ms = 900 * 1000};
+    for (int i = 0; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(argv[i], "--loss") == 0 && i + 1 < argc) {
+            o.loss_pct = strtod(argv[++i], &end);
+            if (end == argv[i] || *end != '\0' || !(o.loss_pct > 0 && o.loss_pct <= 100)) {
+                fprintf(stderr, "kaavalctl: --loss is a percentage above 0, at most 100\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--stale") == 0 && i + 1 < argc) {
+            long long d = parse_duration(argv[++i]);
+            if (d <= 0) {
+                fprintf(stderr, "kaavalctl: --stale is a duration like 15m or 1h\n");
+                return 2;
+            }
+            o.stale_ms = d * 1000;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    static const char *const paths[] = {
+        "/api/v1/status",
+        "/api/v1/whoami",
+        "/api/v1/sites",
+        "/api/v1/agents",
+        "/api/v1/devices?retired=no",
+        "/api/v1/latest?scope=device&metric=reachable&limit=10000",
+        "/api/v1/links?limit=10000",
+        "/api/v1/alerts?status=firing",
+    };
+    enum { P_STATUS, P_WHO, P_SITES, P_AGENTS, P_DEVICES, P_REACH, P_LINKS, P_ALERTS, P_N };
+    json_t *r[P_N] = {0};
+    int rc = 0;
+    for (size_t i = 0; i < P_N && rc == 0; i++) {
+        rc = call(c, "GET", paths[i], NULL, &r[i]);
+    }
+    json_t *p_sites = json_array(), *p_agents = json_array(), *p_devices = json_array(),
+           *p_links = json_array();
+    if (rc == 0 && (p_sites == NULL || p_agents == NULL || p_devices == NULL || p_links == NULL)) {
+        fprintf(stderr, "kaavalctl: out of memory\n");
+        rc = 1;
+    }
+    int64_t now = now_ms();
+    status_sum_t s = {0};
+    char summary[512] = "";
+    if (rc == 0) {
+        json_t *alerts = list_of(r[P_ALERTS], "alerts");
+        status_sites(list_of(r[P_SITES], "sites"), alerts, now, p_sites, &s);
+        status_agents(list_of(r[P_AGENTS], "agents"), alerts, now, o.stale_ms, p_agents, &s);
+        status_devices(list_of(r[P_REACH], "values"), alerts, now, p_devices, &s);
+        status_links(list_of(r[P_LINKS], "links"), alerts, now, o.loss_pct, p_links, &s);
+        json_t *total = json_object_get(r[P_DEVICES], "total");
+        s.devices = json_is_integer(total) ? (size_t)json_integer_value(total)
+                                           : json_array_size(list_of(r[P_DEVICES], "devices"));
+        s.bad = s.bad || s.lost + s.stale + s.down + s.links_down > 0;
+        snprintf(summary, sizeof(summary),
+                 "%zu site%s, %zu agent%s, %zu device%s, %zu link%s:", s.sites,
+                 s.sites == 1 ? "" : "s", s.agents, s.agents == 1 ? "" : "s", s.devices,
+                 s.devices == 1 ? "" : "s", s.links, s.links == 1 ? "" : "s");
+        count_word(summary, sizeof(summary), s.sites_bad, "site", "not ok");
+        count_word(summary, sizeof(summary), s.lost, "agent", "lost");
+        count_word(summary, sizeof(summary), s.stale, "agent", "stale");
+        count_word(summary, sizeof(summary), s.down, "device", "down");
+        count_word(summary, sizeof(summary), s.links_down, "link", "down");
+        count_word(summary, sizeof(summary), s.lossy, "link", "lossy");
+        size_t sl = strlen(summary);
+        if (sl > 0 && summary[sl - 1] == ':') {
+            snprintf(summary + sl, sizeof(summary) - sl, " all up");
+        }
+    }
+    json_t *up = json_object_get(r[P_STATUS], "uptime_s");
+    long long uptime = json_is_integer(up) ? (long long)json_integer_value(up) : -1LL;
+    if (rc == 0 && o.json) {
+        json_t *out = json_pack(
+            "{s:s, s:s, s:I, s:s, s:b, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+            "s:I, s:I}, s:O, s:O, s:O, s:O}",
+            "collector", str(r[P_STATUS], "collector"), "version", str(r[P_STATUS], "version"),
+            "uptime_s", (json_int_t)uptime, "user", str(r[P_WHO], "user"), "ok", !s.bad, "summary",
+            summary, "now_ms", (json_int_t)now, "counts", "sites", (json_int_t)s.sites, "agents",
+            (json_int_t)s.agents, "devices", (json_int_t)s.devices, "links", (json_int_t)s.links,
+            "sites_not_ok", (json_int_t)s.sites_bad, "agents_lost", (json_int_t)s.lost,
+            "agents_stale", (json_int_t)s.stale, "devices_down", (json_int_t)s.down, "links_down",
+            (json_int_t)s.links_down, "links_lossy", (json_int_t)s.lossy, "alerts_firing",
+            (json_int_t)json_array_size(list_of(r[P_ALERTS], "alerts")), "sites", p_sites, "agents",
+            p_agents, "devices", p_devices, "links", p_links);
+        char *text = out != NULL ? json_dumps(out, JSON_INDENT(2)) : NULL;
+        if (text == NULL) {
+            fprintf(stderr, "kaavalctl: out of memory\n");
+            rc = 1;
+        } else {
+            printf("%s\n", text);
+        }
+        free(text);
+        json_decref(out);
+    } else if (rc == 0) {
+        printf("collector  %s\nversion    %s\nuptime     %llds\nyou        %s (%s)\n\n%s\n",
+               str(r[P_STATUS], "collector"), str(r[P_STATUS], "version"), uptime,
+               str(r[P_WHO], "user"), str(r[P_WHO], "role"), summary);
+        print_problems(p_sites, now);
+        print_problems(p_agents, now);
+        print_problems(p_devices, now);
+        print_problems(p_links, now);
+    }
+    json_decref(p_sites);
+    json_decref(p_agents);
+    json_decref(p_devices);
+    json_decref(p_links);
+    for (size_t k = 0; k < P_N; k++) {
+        json_decref(r[k]);
+    }
+    return rc != 0 ? rc : s.bad ? 2 : 0;
 }
 
 static int read_secret(const char *prompt, char *out, size_t len)
@@ -636,8 +994,8 @@ int main(int argc, char **argv)
         rc = cmd_ack(&c, sub_argc, sub_argv);
     } else if (strcmp(cmd, "silence") == 0) {
         rc = cmd_silence(&c, sub_argc, sub_argv);
-    } else if (strcmp(cmd, "status") == 0 && sub_argc == 0) {
-        rc = cmd_status(&c);
+    } else if (strcmp(cmd, "status") == 0) {
+        rc = cmd_status(&c, sub_argc, sub_argv);
     } else {
         usage(stderr);
         rc = 2;

@@ -505,6 +505,7 @@ static void deliver(kvl_notify_rcv_t *r)
     if (kvl_notify_msg_parse(e->body, e->len, m, why, sizeof(why)) != 0) {
         KVL_LOG_ERROR(MOD, r->cfg->name, "outbox record %" PRIu64 " skipped: %s", e->seq, why);
         r->n->st.dropped++;
+        r->st.dropped++;
         entry_pop(r);
         cursor_save(r);
         segs_collect(r);
@@ -543,6 +544,7 @@ void kvl_notify_kick(kvl_notify_rcv_t *r)
 void kvl_notify_count_failed(kvl_notify_rcv_t *r)
 {
     r->n->st.failed_attempts++;
+    r->st.failed_attempts++;
 }
 
 void kvl_notify_rcv_result(kvl_notify_rcv_t *r, int result, const char *why)
@@ -559,6 +561,7 @@ void kvl_notify_rcv_result(kvl_notify_rcv_t *r, int result, const char *why)
                       "notification %" PRIu64 " (%s) refused for good, dropped: %s", r->busy_seq,
                       m->group_key ? m->group_key : "?", why ? why : "");
         r->n->st.dropped++;
+        r->st.dropped++;
         r->attempts = 0;
         entry_pop(r);
         cursor_save(r);
@@ -582,6 +585,7 @@ void kvl_notify_rcv_done(kvl_notify_rcv_t *r, bool ok, const char *why)
     if (!ok) {
         r->attempts++;
         r->n->st.failed_attempts++;
+        r->st.failed_attempts++;
         unsigned shift = r->attempts - 1 < 9 ? r->attempts - 1 : 9;
         uint64_t delay = (uint64_t)RETRY_FIRST_MS << shift;
         delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
@@ -613,6 +617,7 @@ void kvl_notify_rcv_done(kvl_notify_rcv_t *r, bool ok, const char *why)
     kvl_notify_msg_clear(m);
     entry_pop(r);
     r->n->st.delivered++;
+    r->st.delivered++;
     cursor_save(r);
     segs_collect(r);
     kick(r, 0);
@@ -938,6 +943,7 @@ int kvl_notify_enqueue(kvl_notify_t *n, const kvl_notification_t *nt)
         return rc == KVL_ENOMEM ? rc : KVL_EIO;
     }
     n->st.queued++;
+    r->st.queued++;
     uint64_t dropped = 0;
     while (r->waiting_bytes > (uint64_t)r->cfg->max_bytes && r->head != r->tail) {
         entry_pop(r);
@@ -951,11 +957,25 @@ int kvl_notify_enqueue(kvl_notify_t *n, const kvl_notification_t *nt)
         }
         r->drop_burst += dropped;
         n->st.dropped += dropped;
+        r->st.dropped += dropped;
         cursor_save(r);
         segs_collect(r);
     }
     kvl_notify_kick(r);
     return 0;
+}
+
+void kvl_notify_receiver_stats(const kvl_notify_t *n, kvl_notify_receiver_stats_fn fn, void *ctx)
+{
+    for (size_t i = 0; n != NULL && i < n->n_rcv; i++) {
+        const kvl_notify_rcv_t *r = &n->rcv[i];
+        kvl_notify_stats_t st = {.queued = r->st.queued,
+                                 .delivered = r->st.delivered,
+                                 .failed_attempts = r->st.failed_attempts,
+                                 .dropped = r->st.dropped,
+                                 .waiting = r->waiting};
+        fn(ctx, r->cfg->name, &st);
+    }
 }
 
 void kvl_notify_stats(const kvl_notify_t *n, kvl_notify_stats_t *out)

@@ -61,6 +61,11 @@ typedef struct kvl_notify_stats {
 
 void kvl_notify_stats(const kvl_notify_t *n, kvl_notify_stats_t *out);
 
+/* The same counters per receiver, in the configuration's order (NULL n: none). */
+typedef void (*kvl_notify_receiver_stats_fn)(void *ctx, const char *receiver,
+                                             const kvl_notify_stats_t *st);
+void kvl_notify_receiver_stats(const kvl_notify_t *n, kvl_notify_receiver_stats_fn fn, void *ctx);
+
 /* Stops delivering (what is queued stays on disk for the next start), closes handles and
  * frees n once they are closed; the loop must run afterwards for that. NULL is fine. */
 void kvl_notify_free(kvl_notify_t *n);

@@ -68,6 +68,9 @@ struct kvl_notify_rcv {
     const kvl_notify_ops_t *ops;
     void *priv; /* the type's state */
     uv_loop_t *loop;
+    struct {
+        uint64_t queued, delivered, failed_attempts, dropped;
+    } st; /* this receiver's share of the notifier's counters (notify.h) */
 
     /* The outbox: <state_dir>/<name>/ */
     int dir_fd;

@@ -303,7 +303,8 @@ json_t *kvl_board_sites_json(kvl_board_t *b)
     }
     if (t.index != NULL && !t.nomem) {
         t.nomem = each_agent(b, on_agent, &t) != 0 || t.nomem;
-        kvl_latest_each(b->o.latest, on_series, &t);
+        /* the device scope alone: the cost follows the devices, not every series */
+        kvl_latest_each_scope(b->o.latest, KVL_SCOPE_DEVICE, on_series, &t);
         if (b->o.alerts != NULL) {
             b->o.alerts(b->o.alerts_src, on_alert, &t);
         }
@@ -466,7 +467,11 @@ static void latest_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *re
     }
     latest_ctx_t c = {.m = &m, .arr = json_array()};
     if (c.arr != NULL) {
-        kvl_latest_each(b->o.latest, latest_one, &c);
+        if (m.scope != 0) {
+            kvl_latest_each_scope(b->o.latest, (kvl_scope_t)m.scope, latest_one, &c);
+        } else {
+            kvl_latest_each(b->o.latest, latest_one, &c);
+        }
     }
     if (c.nomem) {
         json_decref(c.arr);
@@ -542,7 +547,7 @@ static void links_get(void *ctx, const kvl_http_req_t *req, kvl_http_resp_t *res
     }
     links_ctx_t c = {.m = &m, .by_key = json_object(), .arr = json_array()};
     if (c.by_key != NULL && c.arr != NULL) {
-        kvl_latest_each(b->o.latest, link_one, &c);
+        kvl_latest_each_scope(b->o.latest, KVL_SCOPE_LINK, link_one, &c);
     } else {
         c.nomem = true;
     }

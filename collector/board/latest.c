@@ -1,7 +1,8 @@
 /*
  * latest.c — the latest values (latest.h): names interned once (an open-addressing index
  * over an arena), series as fixed-size entries in one array with an open-addressing
- * index by their key of name ids, agents in a small array; the sink's callbacks.
+ * index by their key of name ids and a chain per scope (entries are never removed, so the
+ * chains only grow at their tails), agents in a small array; the sink's callbacks.
  */
 #include "latest.h"
 
@@ -31,6 +32,7 @@ typedef struct entry {
     uint32_t group; /* SCOPE_GROUP: the group's (family's) name, which names its file */
     uint32_t interval_s;
     uint8_t scope, kind, real, unknown, has_rate;
+    uint32_t next_scope; /* the next entry of the same scope (NONE: the last) */
     int64_t time_ms;
     union {
         uint64_t u;
@@ -52,6 +54,7 @@ struct kvl_latest {
     uint32_t n, cap;
     uint32_t *idx; /* entry + 1, 0 empty */
     size_t idx_cap;
+    uint32_t scope_head[KVL_SCOPE_LINK + 1], scope_tail[KVL_SCOPE_LINK + 1]; /* NONE: empty */
     size_t max_series;
     uint64_t refused;
     agent_t *agents;
@@ -253,6 +256,15 @@ static entry_t *series_get(kvl_latest_t *l, uint32_t agent, uint32_t device, int
     e->instance = instance;
     e->metric = metric;
     e->time_ms = INT64_MIN;
+    e->next_scope = NONE;
+    if (scope >= 0 && scope <= KVL_SCOPE_LINK) {
+        if (l->scope_tail[scope] == NONE) {
+            l->scope_head[scope] = l->n;
+        } else {
+            l->e[l->scope_tail[scope]].next_scope = l->n;
+        }
+        l->scope_tail[scope] = l->n;
+    }
     l->idx[slot] = l->n + 1;
     l->n++;
     return e;
@@ -533,6 +545,24 @@ void kvl_latest_each(const kvl_latest_t *l, kvl_latest_each_fn fn, void *ctx)
     }
 }
 
+void kvl_latest_each_scope(const kvl_latest_t *l, kvl_scope_t scope, kvl_latest_each_fn fn,
+                           void *ctx)
+{
+    if ((int)scope < 0 || scope > KVL_SCOPE_LINK) {
+        return;
+    }
+    kvl_latest_value_t v;
+    for (uint32_t k = l->scope_head[scope]; k != NONE; k = l->e[k].next_scope) {
+        if (l->e[k].time_ms == INT64_MIN) {
+            continue;
+        }
+        fill(l, &l->e[k], &v);
+        if (!fn(ctx, &v)) {
+            return;
+        }
+    }
+}
+
 void kvl_latest_agents(const kvl_latest_t *l, kvl_latest_agent_fn fn, void *ctx)
 {
     for (size_t i = 0; i < l->n_agents; i++) {
@@ -572,6 +602,9 @@ int kvl_latest_new(size_t max_series, kvl_latest_clock_fn clock, kvl_latest_t **
     }
     l->max_series = max_series != 0 && max_series < NONE - 1 ? max_series : MAX_SERIES_DEFAULT;
     l->clock = clock != NULL ? clock : kvl_now_ms;
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(l->scope_head); i++) {
+        l->scope_head[i] = l->scope_tail[i] = NONE;
+    }
     l->full_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(60000, 1);
     *out = l;
     return 0;

@@ -93,6 +93,10 @@ size_t kvl_latest_drop(kvl_latest_t *l, const char *agent, const char *device, k
 /* Calls fn for every series (in no set order) until it returns false. */
 typedef bool (*kvl_latest_each_fn)(void *ctx, const kvl_latest_value_t *v);
 void kvl_latest_each(const kvl_latest_t *l, kvl_latest_each_fn fn, void *ctx);
+/* The same for the series of one scope only, in the order they were first seen: its cost
+ * follows that scope's series, not all of them (the board's sites and links). */
+void kvl_latest_each_scope(const kvl_latest_t *l, kvl_scope_t scope, kvl_latest_each_fn fn,
+                           void *ctx);
 
 /* Calls fn for every agent seen (in the order first seen). */
 typedef void (*kvl_latest_agent_fn)(void *ctx, const kvl_latest_agent_t *a);

@@ -335,6 +335,12 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         ingest_deliver_events(in, a, p);
     }
     in->stats.batches_written++;
+    if (p->journaled_ms != 0 && !p->replay) {
+        uint64_t now = uv_now(in->loop), lag = now > p->journaled_ms ? now - p->journaled_ms : 0;
+        in->stats.apply_lag_last_ms = lag;
+        in->stats.apply_lag_sum_ms += lag;
+        in->stats.apply_lag_count++;
+    }
     if (p->replay) {
         in->stats.replayed_batches++;
     }

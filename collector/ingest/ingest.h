@@ -86,6 +86,14 @@ typedef struct kvl_ingest_stats {
     uint64_t agents_lost;                /* agent_lost events raised (lost_after) */
     uint64_t agents_back;                /* agent_back events raised */
     uint64_t events_late;                /* events handed over marked late */
+    uint64_t journal_segments;           /* segment files of the journal now */
+    uint64_t connections_open;           /* agent connections open now (any stage) */
+    uint64_t agents_connected;           /* of those, past their Hello */
+    /* apply lag: from a batch's journaling (its acknowledgement follows at the next sync)
+     * to its application by every sink; replayed batches are not counted */
+    uint64_t apply_lag_last_ms; /* the last applied batch's */
+    uint64_t apply_lag_sum_ms;  /* summed over apply_lag_count batches */
+    uint64_t apply_lag_count;
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

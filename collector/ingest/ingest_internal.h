@@ -89,8 +89,9 @@ typedef struct pending {
     size_t samples; /* values in it */
     bool counted;   /* in the agent's q_mem and the ingest's mem_samples */
     uint64_t seq;
-    uint64_t jseq; /* its BATCH record */
-    uint64_t seg;  /* the journal segment it holds */
+    uint64_t jseq;         /* its BATCH record */
+    uint64_t seg;          /* the journal segment it holds */
+    uint64_t journaled_ms; /* the loop's clock when journaled (0: replayed), for the lag */
     uint32_t lane;
     bool replay;
     bool events_delivered; /* its events went to the sinks already (the events lane) */

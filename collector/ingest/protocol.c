@@ -257,6 +257,7 @@ static void handle_batch(conn_t *c, kvl_msg_t *m, const uint8_t *payload, size_t
     }
     if (rc == 0) {
         p->jseq = kvl_journal_last_jseq(in->journal);
+        p->journaled_ms = uv_now(in->loop);
         rc = ingest_ack_after(in, a, b->lane, b->seq, p->jseq);
         if (rc != 0) {
             /* journaled: the agent's resend is then a duplicate, acknowledged then */

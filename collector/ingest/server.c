@@ -203,12 +203,15 @@ void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out)
 {
     *out = in->stats;
     out->apply_paused_agents = in->apply_paused;
+    out->connections_open = in->n_conns;
+    out->agents_connected = in->n_agent_conns;
     if (!in->journal_closed) {
         kvl_journal_stats_t st;
         kvl_journal_stats(in->journal, &st);
         out->journal_commits = st.commits;
         out->journal_bytes = st.bytes;
         out->journal_backlog_bytes = st.backlog_bytes;
+        out->journal_segments = st.segments;
     }
 }
 

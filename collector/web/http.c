@@ -54,6 +54,23 @@
 #define FAIL_WINDOW_MS (60 * 1000)
 #define FAIL_SLOTS 256
 #define SESSION_COOKIE "kaaval_session"
+/* The request-time histogram's classes: one per route, then these */
+#define CLASS_STATIC MAX_ROUTES
+#define CLASS_LOGIN (MAX_ROUTES + 1)
+#define CLASS_OTHER (MAX_ROUTES + 2) /* /api/ requests refused before a route was found */
+#define N_CLASSES (MAX_ROUTES + 3)
+
+const double kvl_http_buckets_s[KVL_HTTP_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1,    2.5,   10};
+
+/* The counters of one class of requests (under the server's stats_mu). */
+typedef struct class_stats {
+    uint64_t buckets[KVL_HTTP_BUCKETS]; /* not cumulative: [i] counts times in (b[i-1], b[i]] */
+    uint64_t count;
+    uint64_t sum_ns;
+    int status[KVL_HTTP_STATUSES]; /* the codes seen, in order; 0: free */
+    uint64_t by_status[KVL_HTTP_STATUSES];
+} class_stats_t;
 
 typedef struct route {
     char method[8]; /* "" for any */
@@ -62,6 +79,7 @@ typedef struct route {
     kvl_role_t min_role;
     kvl_http_handler_fn fn;
     void *ctx;
+    size_t cls; /* its request class: the first route with the same prefix */
 } route_t;
 
 typedef struct fail_rec {
@@ -104,6 +122,9 @@ typedef struct job {
     uv_timer_t *timer; /* its own allocation: it may outlive the job while closing */
     struct job *dprev, *dnext;
     struct kvl_http_later *later; /* the handler deferred its answer (kvl_http_defer) */
+    uint64_t start_ns;            /* when its request line came (monotonic) */
+    uint64_t queued_ns;           /* when its response was queued (0: none was) */
+    int sent_status;
 } job_t;
 
 /* A deferred answer's handle: owned by the handler until kvl_http_answer; `j` NULL once the
@@ -135,7 +156,21 @@ struct kvl_http {
     kvl_log_limit_t failed_limit;
     fail_rec_t fails[FAIL_SLOTS]; /* refused credentials per address (under mu) */
     char static_root[PATH_MAX];
+    pthread_mutex_t stats_mu; /* cls */
+    class_stats_t cls[N_CLASSES];
 };
+
+/* The request whose MHD callback runs on this thread (its response's time and status are
+ * recorded when it is queued), else NULL. */
+static __thread job_t *cur_job;
+
+static void note_queued(int status)
+{
+    if (cur_job != NULL && cur_job->queued_ns == 0) {
+        cur_job->queued_ns = kvl_mono_ns();
+        cur_job->sent_status = status;
+    }
+}
 
 /* ------------------------------------------------------------------ handler helpers */
 
@@ -161,9 +196,9 @@ int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_ro
                    kvl_http_handler_fn fn, void *ctx)
 {
     if (h == NULL || prefix == NULL || fn == NULL || h->n_routes == MAX_ROUTES ||
-        strncmp(prefix, "/api/", 5) != 0 || strlen(prefix) >= sizeof(h->routes[0].prefix) ||
-        prefix[strlen(prefix) - 1] == '/' || (method != NULL && strlen(method) >= 8) ||
-        h->mhd != NULL) {
+        (strncmp(prefix, "/api/", 5) != 0 && strcmp(prefix, "/metrics") != 0) ||
+        strlen(prefix) >= sizeof(h->routes[0].prefix) || prefix[strlen(prefix) - 1] == '/' ||
+        (method != NULL && strlen(method) >= 8) || h->mhd != NULL) {
         return KVL_EINVAL;
     }
     route_t *r = &h->routes[h->n_routes++];
@@ -173,6 +208,13 @@ int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_ro
     r->min_role = min_role;
     r->fn = fn;
     r->ctx = ctx;
+    r->cls = (size_t)(r - h->routes);
+    for (size_t i = 0; i + 1 < h->n_routes; i++) {
+        if (strcmp(h->routes[i].prefix, prefix) == 0) {
+            r->cls = h->routes[i].cls;
+            break;
+        }
+    }
     return 0;
 }
 
@@ -248,6 +290,9 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const ch
     }
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
+    if (rc == MHD_YES) {
+        note_queued(status);
+    }
     return rc;
 }
 
@@ -342,6 +387,9 @@ static enum MHD_Result serve_static(kvl_http_t *h, job_t *j)
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
+    if (rc == MHD_YES) {
+        note_queued(MHD_HTTP_OK);
+    }
     return rc;
 }
 
@@ -634,7 +682,8 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body is larger than %d bytes",
                           KVL_HTTP_BODY_MAX);
     }
-    if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0) {
+    bool metrics = strcmp(path, "/metrics") == 0;
+    if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0 && !metrics) {
         return serve_static(h, j);
     }
     if (kvl_http_body_parse(j->body, j->body_len, &j->json, why, sizeof(why)) != 0) {
@@ -647,7 +696,20 @@ static enum MHD_Result dispatch(kvl_http_t *h, job_t *j)
         return strcmp(path, "/api/v1/login") == 0 ? do_login(h, j) : do_logout(h, j);
     }
     char csrf[KVL_HTTP_SID_LEN + 1];
-    switch (authenticate(h, j, csrf, why, sizeof(why))) {
+    auth_rc_t arc;
+    if (metrics && h->cfg->metrics_anonymous && strcmp(j->method, "GET") == 0 &&
+        kvl_http_host_is_loopback(j->addr) &&
+        MHD_lookup_connection_value(j->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) ==
+            NULL) {
+        /* metrics_anonymous: a scrape from this host needs no credentials */
+        csrf[0] = '\0';
+        j->role = KVL_ROLE_VIEWER;
+        snprintf(j->user, sizeof(j->user), "anonymous");
+        arc = AUTH_OK;
+    } else {
+        arc = authenticate(h, j, csrf, why, sizeof(why));
+    }
+    switch (arc) {
     case AUTH_OK:
         break;
     case AUTH_BAD_REQUEST:
@@ -700,11 +762,15 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     }
     j->h = h;
     j->conn = c;
+    j->start_ns = kvl_mono_ns();
     client_addr(c, j->addr, sizeof(j->addr));
     j->target_too_long = strnlen(uri, KVL_HTTP_URL_MAX + 1) > KVL_HTTP_URL_MAX;
     j->target_rc = kvl_http_target_parse(uri, &j->target, j->target_why, sizeof(j->target_why));
     return j;
 }
+
+static enum MHD_Result request(kvl_http_t *h, struct MHD_Connection *c, const char *method,
+                               const char *upload_data, size_t *upload_data_size, job_t *j);
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -714,6 +780,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     job_t *j = *con_cls;
     KVL_UNUSED(url);
     KVL_UNUSED(version);
+    cur_job = j;
+    enum MHD_Result rc = request(h, c, method, upload_data, upload_data_size, j);
+    cur_job = NULL;
+    return rc;
+}
+
+static enum MHD_Result request(kvl_http_t *h, struct MHD_Connection *c, const char *method,
+                               const char *upload_data, size_t *upload_data_size, job_t *j)
+{
     if (j == NULL) {
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
@@ -778,6 +853,86 @@ static void job_free(job_t *j)
     free(j);
 }
 
+/* The class of a request: its route, or static files, login/logout, or another /api/ path. */
+static size_t request_class(const job_t *j)
+{
+    if (j->route != NULL) {
+        return j->route->cls;
+    }
+    const char *p = j->target_rc == 0 ? j->target.path : NULL;
+    if (p == NULL) {
+        return CLASS_OTHER;
+    }
+    if (strcmp(p, "/api/v1/login") == 0 || strcmp(p, "/api/v1/logout") == 0) {
+        return CLASS_LOGIN;
+    }
+    if (strncmp(p, "/api/", 5) == 0 || strcmp(p, "/api") == 0 || strcmp(p, "/metrics") == 0) {
+        return CLASS_OTHER;
+    }
+    return CLASS_STATIC;
+}
+
+/* Counts a request whose response was queued: its class, status and time. */
+static void count_request(kvl_http_t *h, const job_t *j)
+{
+    uint64_t ns = j->queued_ns > j->start_ns ? j->queued_ns - j->start_ns : 0;
+    double s = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < KVL_HTTP_BUCKETS && s > kvl_http_buckets_s[b]) {
+        b++;
+    }
+    pthread_mutex_lock(&h->stats_mu);
+    class_stats_t *cs = &h->cls[request_class(j)];
+    if (b < KVL_HTTP_BUCKETS) {
+        cs->buckets[b]++;
+    }
+    cs->count++;
+    cs->sum_ns += ns;
+    /* a status beyond the table's size is counted under the last slot's code */
+    size_t i = 0;
+    while (i + 1 < KVL_HTTP_STATUSES && cs->status[i] != 0 && cs->status[i] != j->sent_status) {
+        i++;
+    }
+    if (cs->status[i] == 0) {
+        cs->status[i] = j->sent_status;
+    }
+    cs->by_status[i]++;
+    pthread_mutex_unlock(&h->stats_mu);
+}
+
+void kvl_http_stats(kvl_http_t *h, kvl_http_stats_fn fn, void *ctx)
+{
+    if (h == NULL) {
+        return;
+    }
+    for (size_t c = 0; c < N_CLASSES; c++) {
+        if (c < MAX_ROUTES && (c >= h->n_routes || h->routes[c].cls != c)) {
+            continue;
+        }
+        kvl_http_class_stats_t st = {0};
+        st.name = c == CLASS_STATIC  ? "static"
+                  : c == CLASS_LOGIN ? "login"
+                  : c == CLASS_OTHER ? "other"
+                                     : h->routes[c].prefix;
+        pthread_mutex_lock(&h->stats_mu);
+        const class_stats_t *cs = &h->cls[c];
+        uint64_t cum = 0;
+        for (size_t b = 0; b < KVL_HTTP_BUCKETS; b++) {
+            cum += cs->buckets[b];
+            st.le[b] = cum;
+        }
+        st.count = cs->count;
+        st.sum_s = (double)cs->sum_ns / 1e9;
+        for (size_t i = 0; i < KVL_HTTP_STATUSES && cs->status[i] != 0; i++) {
+            st.status[i] = cs->status[i];
+            st.by_status[i] = cs->by_status[i];
+            st.n_status++;
+        }
+        pthread_mutex_unlock(&h->stats_mu);
+        fn(ctx, &st);
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -786,6 +941,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     KVL_UNUSED(toe);
     job_t *j = *con_cls;
     if (j != NULL) {
+        if (j->queued_ns != 0) {
+            count_request(h, j);
+        }
         if (j->draining) {
             pthread_mutex_lock(&h->mu);
             KVL_ASSERT(h->n_draining > 0);
@@ -1067,6 +1225,7 @@ int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, c
     h->started_ms = uv_now(loop);
     h->failed_limit = (kvl_log_limit_t)KVL_LOG_LIMIT_BURST_INIT(10000, 5);
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->stats_mu, NULL);
     int rc = kvl_http_auth_new(cfg->users_file, cfg->tokens_file, cfg->session_ttl_ms, &h->auth,
                                err, errlen);
     if (rc == 0 && cfg->static_dir != NULL && realpath(cfg->static_dir, h->static_root) == NULL) {
@@ -1080,6 +1239,7 @@ int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, c
     if (rc != 0) {
         kvl_http_auth_free(h->auth);
         pthread_mutex_destroy(&h->mu);
+        pthread_mutex_destroy(&h->stats_mu);
         free(h);
         return rc;
     }
@@ -1196,6 +1356,7 @@ static void on_async_closed(uv_handle_t *hd)
     kvl_http_t *h = hd->data;
     kvl_http_auth_free(h->auth);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->stats_mu);
     free(h->tls_cert);
     free(h->tls_key);
     free(h);

@@ -83,9 +83,31 @@ void kvl_http_answer(kvl_http_later_t *later, int status, json_t *body);
 void kvl_http_answer_bytes(kvl_http_later_t *later, int status, const char *type, void *bytes,
                            size_t len);
 
-/* Registers a handler before kvl_http_start. method NULL: any. Returns 0 or KVL_EINVAL. */
+/* Registers a handler before kvl_http_start. method NULL: any. The prefix starts with
+ * /api/, or is exactly /metrics (the Prometheus scrape; `metrics_anonymous` lets a GET from
+ * a loopback address without credentials through as a viewer). Returns 0 or KVL_EINVAL. */
 int kvl_http_route(kvl_http_t *h, const char *method, const char *prefix, kvl_role_t min_role,
                    kvl_http_handler_fn fn, void *ctx);
+
+/* Request counters per class (a route's prefix, "static", "login" for login/logout, "other"
+ * for /api/ paths refused before a route was found): how many, by status code, and the
+ * time from the request line's arrival to its response being queued (a histogram over
+ * kvl_http_buckets_s, cumulative as Prometheus has it, the last bucket +Inf being count). */
+#define KVL_HTTP_BUCKETS 12
+#define KVL_HTTP_STATUSES 12
+extern const double kvl_http_buckets_s[KVL_HTTP_BUCKETS];
+typedef struct kvl_http_class_stats {
+    const char *name;              /* routes with the same prefix (GET, POST) share one class */
+    uint64_t le[KVL_HTTP_BUCKETS]; /* requests that took at most kvl_http_buckets_s[i] */
+    uint64_t count;
+    double sum_s;
+    size_t n_status;
+    int status[KVL_HTTP_STATUSES];
+    uint64_t by_status[KVL_HTTP_STATUSES];
+} kvl_http_class_stats_t;
+typedef void (*kvl_http_stats_fn)(void *ctx, const kvl_http_class_stats_t *st);
+/* Calls fn for every class (any thread; NULL h: none). */
+void kvl_http_stats(kvl_http_t *h, kvl_http_stats_fn fn, void *ctx);
 
 int kvl_http_new(uv_loop_t *loop, const kvl_http_cfg_t *cfg, kvl_http_t **out, char *err,
                  size_t errlen);

@@ -73,6 +73,8 @@ static const kvl_cfg_field_t fields[] = {
      "server threads parsing requests (2)"},
     {"anonymous_viewer", KVL_CFG_BOOL, OFF(anonymous_viewer), 0, 0, NULL, NULL, 0,
      "reads without credentials get the viewer role (plain HTTP on loopback only; false)"},
+    {"metrics_anonymous", KVL_CFG_BOOL, OFF(metrics_anonymous), 0, 0, NULL, NULL, 0,
+     "GET /metrics from a loopback address needs no credentials (false)"},
     {NULL},
 };
 

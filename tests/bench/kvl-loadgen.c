@@ -29,7 +29,9 @@
  * established and welcomed at once, and this process' own CPU time. The last line is
  *   LOADGEN key=value ...
  * for the benchmark script. Exit status 0 when every agent was welcomed and nothing went
- * wrong, 1 otherwise (the figures are printed anyway), 2 for usage errors.
+ * wrong, 1 otherwise (the figures are printed anyway), 2 for usage errors. With
+ * `--defs-in-batch` the definitions travel in each agent's first batch, as kaaval-agent
+ * sends them, so that the collector's inventory learns every device (tests/bench/web).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -72,8 +74,9 @@ typedef struct opts {
     unsigned agents;
     unsigned interfaces;
     unsigned window;
-    uint64_t batches; /* per agent; 0 = until the window ends */
-    bool linger;      /* with batches: stay connected, idle, until the window ends */
+    uint64_t batches;   /* per agent; 0 = until the window ends */
+    bool linger;        /* with batches: stay connected, idle, until the window ends */
+    bool defs_in_batch; /* definitions in the first batch, as kaaval-agent sends them */
     double duration_s;
     double warmup_s;
     double drain_s;
@@ -110,6 +113,7 @@ typedef struct agent {
     uint32_t *samples_of; /* samples per slot */
     bool first_acked;
     bool closed;
+    struct defs *pending; /* --defs-in-batch: the definitions the first batch carries */
 } agent_t;
 
 typedef struct loadgen {
@@ -279,53 +283,92 @@ static int send_hello(agent_t *a)
 }
 
 /* The "if" family and one definition per interface, with the poller's labels. */
+static const kvl_family_t if_family = {
+    .name = "if", .n = N_IF_METRICS, .metrics = if_metrics, .kinds = if_kinds, .id = IF_FAMILY_ID};
+
+/* An agent's definitions and the names and labels they point at. */
+typedef struct defs {
+    kvl_series_def_t *defs;
+    char (*names)[48];
+    char (*devs)[96];
+    char (*idx)[16];
+    kvl_label_t (*labels)[5];
+    unsigned n;
+} defs_t;
+
+static void defs_free(defs_t *d)
+{
+    if (d != NULL) {
+        free(d->defs);
+        free(d->names);
+        free(d->devs);
+        free(d->idx);
+        free(d->labels);
+        free(d);
+    }
+}
+
+/* The definitions of agent a's interfaces (devices are 48-port switches), or NULL. */
+static defs_t *defs_build(const agent_t *a)
+{
+    unsigned n = a->lg->o.interfaces;
+    defs_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return NULL;
+    }
+    d->n = n;
+    d->defs = calloc(n, sizeof(*d->defs));
+    d->names = calloc(n, sizeof(*d->names));
+    d->devs = calloc(n, sizeof(*d->devs));
+    d->idx = calloc(n, sizeof(*d->idx));
+    d->labels = calloc(n, sizeof(*d->labels));
+    if (d->defs == NULL || d->names == NULL || d->devs == NULL || d->idx == NULL ||
+        d->labels == NULL) {
+        defs_free(d);
+        return NULL;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        unsigned port = k % IFS_PER_DEVICE;
+        snprintf(d->devs[k], sizeof(d->devs[k]), "%s-sw%u", a->id, k / IFS_PER_DEVICE + 1);
+        snprintf(d->names[k], sizeof(d->names[k]), "GigabitEthernet1/0/%u", port + 1);
+        snprintf(d->idx[k], sizeof(d->idx[k]), "%u", 10101 + port);
+        d->labels[k][0] = (kvl_label_t){"ifIndex", d->idx[k]};
+        d->labels[k][1] = (kvl_label_t){"ifName", d->names[k]};
+        d->labels[k][2] = (kvl_label_t){"ifDescr", d->names[k]};
+        d->labels[k][3] = (kvl_label_t){"ifAlias", port % 4 == 0 ? "uplink to core" : ""};
+        d->labels[k][4] = (kvl_label_t){"ifType", "6"};
+        d->defs[k] = (kvl_series_def_t){.id = 1 + k * N_IF_METRICS,
+                                        .device = d->devs[k],
+                                        .scope = KVL_SCOPE_INTERFACE,
+                                        .instance = d->names[k],
+                                        .interval_s = a->lg->o.interval_s,
+                                        .labels = d->labels[k],
+                                        .n_labels = 5,
+                                        .family = IF_FAMILY_ID};
+    }
+    return d;
+}
+
+/* Sends the definitions as a SeriesDefs message, or with --defs-in-batch keeps them for the
+ * first batch (the collector's inventory learns devices and interfaces from those). */
 static int send_defs(agent_t *a)
 {
-    loadgen_t *lg = a->lg;
-    unsigned n = lg->o.interfaces;
-    kvl_family_t fam = {.name = "if",
-                        .n = N_IF_METRICS,
-                        .metrics = if_metrics,
-                        .kinds = if_kinds,
-                        .id = IF_FAMILY_ID};
-    kvl_series_def_t *defs = calloc(n, sizeof(*defs));
-    char(*names)[48] = calloc(n, sizeof(*names));
-    char(*devs)[96] = calloc(n, sizeof(*devs));
-    char(*idx)[16] = calloc(n, sizeof(*idx));
-    kvl_label_t(*labels)[5] = calloc(n, sizeof(*labels));
-    int rc = KVL_ENOMEM;
-    if (defs != NULL && names != NULL && devs != NULL && idx != NULL && labels != NULL) {
-        for (unsigned k = 0; k < n; k++) {
-            unsigned port = k % IFS_PER_DEVICE;
-            snprintf(devs[k], sizeof(devs[k]), "%s-sw%u", a->id, k / IFS_PER_DEVICE + 1);
-            snprintf(names[k], sizeof(names[k]), "GigabitEthernet1/0/%u", port + 1);
-            snprintf(idx[k], sizeof(idx[k]), "%u", 10101 + port);
-            labels[k][0] = (kvl_label_t){"ifIndex", idx[k]};
-            labels[k][1] = (kvl_label_t){"ifName", names[k]};
-            labels[k][2] = (kvl_label_t){"ifDescr", names[k]};
-            labels[k][3] = (kvl_label_t){"ifAlias", port % 4 == 0 ? "uplink to core" : ""};
-            labels[k][4] = (kvl_label_t){"ifType", "6"};
-            defs[k] = (kvl_series_def_t){.id = 1 + k * N_IF_METRICS,
-                                         .device = devs[k],
-                                         .scope = KVL_SCOPE_INTERFACE,
-                                         .instance = names[k],
-                                         .interval_s = lg->o.interval_s,
-                                         .labels = labels[k],
-                                         .n_labels = 5,
-                                         .family = IF_FAMILY_ID};
-        }
-        kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
-        m.u.series_defs.defs = defs;
-        m.u.series_defs.n = n;
-        m.u.series_defs.families = &fam;
-        m.u.series_defs.n_families = 1;
-        rc = send_msg(a, &m);
+    defs_t *d = defs_build(a);
+    if (d == NULL) {
+        return KVL_ENOMEM;
     }
-    free(defs);
-    free(names);
-    free(devs);
-    free(idx);
-    free(labels);
+    if (a->lg->o.defs_in_batch) {
+        defs_free(a->pending);
+        a->pending = d;
+        return 0;
+    }
+    kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
+    m.u.series_defs.defs = d->defs;
+    m.u.series_defs.n = d->n;
+    m.u.series_defs.families = &if_family;
+    m.u.series_defs.n_families = 1;
+    int rc = send_msg(a, &m);
+    defs_free(d);
     return rc;
 }
 
@@ -390,8 +433,16 @@ static int send_batch(agent_t *a)
     kvl_msg_t m = {.type = KVL_MSG_BATCH};
     m.u.batch = (kvl_batch_t){
         .seq = a->next_seq, .lane = KVL_LANE_BULK, .groups = lg->groups, .n_groups = n};
+    if (a->pending != NULL) {
+        m.u.batch.families = &if_family;
+        m.u.batch.n_families = 1;
+        m.u.batch.defs = a->pending->defs;
+        m.u.batch.n_defs = a->pending->n;
+    }
     kvl_buf_reset(&lg->frame);
     int rc = kvl_wire_encode(&m, &lg->frame);
+    defs_free(a->pending);
+    a->pending = NULL;
     if (rc != 0) {
         return rc;
     }
@@ -558,6 +609,8 @@ static void agent_close(agent_t *a)
         return;
     }
     a->closed = true;
+    defs_free(a->pending);
+    a->pending = NULL;
     if (a->phase == A_READY) {
         lg->ready_now--;
         lg->unacked -= a->next_seq - a->acked_seq - 1;
@@ -780,20 +833,31 @@ static void usage(FILE *f)
                "  --setup-timeout S  longest wait for every agent's first ack (default 120)\n"
                "  --interval S       poll interval in the samples' time (default 60)\n"
                "  --site NAME        site in the hellos (default bench)\n"
-               "  --prefix NAME      agent ids are NAME-<n> (default lg)\n");
+               "  --prefix NAME      agent ids are NAME-<n> (default lg)\n"
+               "  --defs-in-batch    definitions in the first batch, as kaaval-agent sends\n"
+               "                     them (the collector's inventory learns from those)\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},     {"port", required_argument, NULL, 'p'},
-        {"agents", required_argument, NULL, 'a'},   {"interfaces", required_argument, NULL, 'i'},
-        {"window", required_argument, NULL, 'w'},   {"batches", required_argument, NULL, 'b'},
-        {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'W'},
-        {"drain", required_argument, NULL, 'D'},    {"setup-timeout", required_argument, NULL, 'S'},
-        {"interval", required_argument, NULL, 'I'}, {"site", required_argument, NULL, 's'},
-        {"prefix", required_argument, NULL, 'P'},   {"help", no_argument, NULL, 'h'},
-        {"linger", no_argument, NULL, 'L'},         {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"agents", required_argument, NULL, 'a'},
+        {"interfaces", required_argument, NULL, 'i'},
+        {"window", required_argument, NULL, 'w'},
+        {"batches", required_argument, NULL, 'b'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'W'},
+        {"drain", required_argument, NULL, 'D'},
+        {"setup-timeout", required_argument, NULL, 'S'},
+        {"interval", required_argument, NULL, 'I'},
+        {"site", required_argument, NULL, 's'},
+        {"prefix", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {"linger", no_argument, NULL, 'L'},
+        {"defs-in-batch", no_argument, NULL, 'B'},
+        {NULL, 0, NULL, 0},
     };
     loadgen_t lg = {0};
     lg.o = (opts_t){.host = "127.0.0.1",
@@ -852,6 +916,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             lg.o.linger = true;
+            break;
+        case 'B':
+            lg.o.defs_in_batch = true;
             break;
         case 'h':
             usage(stdout);

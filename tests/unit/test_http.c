@@ -12,7 +12,7 @@
  * body, 400 for bad queries, paths and JSON,
  * 414 for a long target, static files with traversal refused, concurrent requests, and a
  * request still waiting for the loop, or a refusal still waiting its delay, when the server
- * stops (503).
+ * stops (503); request counts and times per class, /metrics and metrics_anonymous.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +59,7 @@ typedef struct fixture {
     size_t n_res;
     int handled; /* handler calls, counted on the loop */
     void (*script)(struct fixture *f);
+    kvl_http_handler_fn extra_route; /* registered as GET /metrics when set */
 } fixture_t;
 
 /* ------------------------------------------------------------------ the client side */
@@ -320,6 +321,12 @@ static void run(fixture_t *f, void (*script)(fixture_t *))
                      KVL_EINVAL);
     assert_int_equal(
         kvl_http_route(f->h, "GET", "/api/v1/bytes", KVL_ROLE_VIEWER, on_test_bytes, f), 0);
+    assert_int_equal(kvl_http_route(f->h, "GET", "/metricsx", KVL_ROLE_VIEWER, on_test_get, f),
+                     KVL_EINVAL);
+    if (f->extra_route != NULL) {
+        assert_int_equal(
+            kvl_http_route(f->h, "GET", "/metrics", KVL_ROLE_VIEWER, f->extra_route, f), 0);
+    }
     rc = kvl_http_start(f->h, err, sizeof(err));
     if (rc != 0) {
         fail_msg("kvl_http_start: %s", err);
@@ -656,6 +663,123 @@ static void test_bytes(void **state)
     assert_string_equal(f->res[2].type, "application/json");
 }
 
+/* Request counts per class, read from the client thread (kvl_http_stats may be called from
+ * any thread) once the server has counted every request made (bounded wait). */
+typedef struct class_seen {
+    char name[64];
+    uint64_t count, le_last, by_status[4]; /* 200, 401, 404, other */
+    double sum_s;
+} class_seen_t;
+
+static void collect_class(void *ctx, const kvl_http_class_stats_t *st)
+{
+    class_seen_t *seen = ctx;
+    for (int i = 0; i < 16; i++) {
+        if (seen[i].name[0] == '\0' || strcmp(seen[i].name, st->name) == 0) {
+            snprintf(seen[i].name, sizeof(seen[i].name), "%s", st->name);
+            seen[i].count = st->count;
+            seen[i].le_last = st->le[KVL_HTTP_BUCKETS - 1];
+            seen[i].sum_s = st->sum_s;
+            memset(seen[i].by_status, 0, sizeof(seen[i].by_status));
+            for (size_t k = 0; k < st->n_status; k++) {
+                int s = st->status[k];
+                seen[i].by_status[s == 200   ? 0
+                                  : s == 401 ? 1
+                                  : s == 404 ? 2
+                                             : 3] += st->by_status[k];
+            }
+            return;
+        }
+    }
+}
+
+static class_seen_t g_seen[16];
+
+static const class_seen_t *seen_class(const char *name)
+{
+    for (int i = 0; i < 16; i++) {
+        if (strcmp(g_seen[i].name, name) == 0) {
+            return &g_seen[i];
+        }
+    }
+    return NULL;
+}
+
+static void script_stats(fixture_t *f)
+{
+    char tok[200];
+    snprintf(tok, sizeof(tok), "Authorization: Bearer %s", f->viewer_token);
+    get(f, "/metrics", NULL);        /* 0: 401, or 200 with metrics_anonymous */
+    get(f, "/metrics", tok);         /* 1: 200 */
+    get(f, "/api/v1/test", tok);     /* 2 */
+    get(f, "/api/v1/test?x=2", tok); /* 3 */
+    get(f, "/api/v1/nothing", tok);  /* 4: 404, class other */
+    get(f, "/index.html", NULL);     /* 5: static */
+    get(f, "/api/v1/test", NULL);    /* 6: 401 */
+    get(f, "/metrics/x", tok);       /* 7: 404, no such static file */
+    uint64_t total = 0;
+    for (int tries = 0; tries < 200 && total < 8; tries++) {
+        memset(g_seen, 0, sizeof(g_seen));
+        kvl_http_stats(f->h, collect_class, g_seen);
+        total = 0;
+        for (int i = 0; i < 16; i++) {
+            total += g_seen[i].count;
+        }
+        if (total < 8) {
+            usleep(10 * 1000);
+        }
+    }
+}
+
+static void on_metrics_test(void *ctx, const kvl_http_req_t *r, kvl_http_resp_t *resp)
+{
+    fixture_t *f = ctx;
+    f->handled++;
+    resp->body = json_pack("{s:s, s:i}", "user", r->user, "segs", (int)r->n_segs);
+}
+
+/* Every answered request is counted in its class (a route, static, other) by status, with
+ * its time in the histogram; /metrics is the one route allowed outside /api/; with
+ * metrics_anonymous a loopback GET of it needs no credentials, and nothing else opens. */
+static void test_stats(void **state)
+{
+    fixture_t *f = *state;
+    for (int anon = 0; anon < 2; anon++) {
+        f->cfg->metrics_anonymous = anon;
+        f->extra_route = on_metrics_test;
+        run(f, script_stats);
+        assert_int_equal(f->n_res, 8);
+        assert_int_equal(f->res[0].status, anon ? 200 : 401);
+        if (anon) {
+            assert_non_null(strstr(f->res[0].body, "\"anonymous\""));
+        }
+        assert_int_equal(f->res[1].status, 200);
+        assert_non_null(strstr(f->res[1].body, "token:wall"));
+        assert_int_equal(f->res[6].status, 401);
+        assert_int_equal(f->res[7].status, 404);
+        const class_seen_t *t = seen_class("/api/v1/test"), *m = seen_class("/metrics"),
+                           *o = seen_class("other"), *s = seen_class("static");
+        assert_non_null(t);
+        assert_non_null(m);
+        assert_non_null(o);
+        assert_non_null(s);
+        assert_int_equal(t->count, 2);
+        assert_int_equal(t->by_status[0], 2);
+        assert_true(t->le_last <= t->count && t->sum_s > 0);
+        assert_int_equal(m->count, anon ? 2 : 1);
+        assert_int_equal(m->by_status[0], anon ? 2 : 1);
+        /* no credentials on /metrics (without anon), /api/v1/nothing, /api/v1/test without */
+        assert_int_equal(o->count, anon ? 2 : 3);
+        assert_int_equal(o->by_status[1], anon ? 1 : 2);
+        assert_int_equal(o->by_status[2], 1);
+        /* /metrics/x is no route (the prefix is exactly /metrics): a static file's 404 */
+        assert_int_equal(s->count, 2);
+        assert_int_equal(s->by_status[0], 1);
+        assert_int_equal(s->by_status[2], 1);
+    }
+    f->extra_route = NULL;
+}
+
 static void test_concurrent(void **state)
 {
     fixture_t *f = *state;
@@ -952,6 +1076,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_delay, setup, teardown),

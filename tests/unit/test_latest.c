@@ -288,6 +288,61 @@ static bool count_one(void *ctx, const kvl_latest_value_t *v)
     return true;
 }
 
+typedef struct scope_seen {
+    int scope; /* the one expected */
+    int n, wrong;
+    char agents[8][16];
+} scope_seen_t;
+
+static bool on_scope(void *ctx, const kvl_latest_value_t *v)
+{
+    scope_seen_t *s = ctx;
+    if (s->n < 8) {
+        snprintf(s->agents[s->n], sizeof(s->agents[0]), "%s", v->agent);
+    }
+    s->n++;
+    s->wrong += (int)v->scope != s->scope;
+    return true;
+}
+
+/* kvl_latest_each_scope gives the series of one scope, all of them, in the order first
+ * seen, whatever came in between; a scope without series gives none; a series known but
+ * never valued is left out as by kvl_latest_each. */
+static void test_each_scope(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_latest_t *l = make(0);
+    put_real(l, "a1", 3, T0, 1.5);
+    put(l, "a1", 1, T0, 5, false);
+    put(l, "a2", 2, T0, 1, false);
+    put_real(l, "a2", 3, T0, 1.5);
+    put(l, "a1", 2, T0, 1, false);
+    put_real(l, "a3", 3, T0, 1.5);
+    put_real(l, "a1", 3, T0 + MIN, 1.5); /* known: no new entry */
+    scope_seen_t s = {.scope = KVL_SCOPE_LINK};
+    kvl_latest_each_scope(l, KVL_SCOPE_LINK, on_scope, &s);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.wrong, 0);
+    assert_string_equal(s.agents[0], "a1");
+    assert_string_equal(s.agents[1], "a2");
+    assert_string_equal(s.agents[2], "a3");
+    s = (scope_seen_t){.scope = KVL_SCOPE_DEVICE};
+    kvl_latest_each_scope(l, KVL_SCOPE_DEVICE, on_scope, &s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.wrong, 0);
+    assert_string_equal(s.agents[0], "a2");
+    assert_string_equal(s.agents[1], "a1");
+    s = (scope_seen_t){.scope = KVL_SCOPE_AGENT};
+    kvl_latest_each_scope(l, KVL_SCOPE_AGENT, on_scope, &s);
+    assert_int_equal(s.n, 0);
+    kvl_latest_each_scope(l, (kvl_scope_t)99, on_scope, &s);
+    assert_int_equal(s.n, 0);
+    int all = 0;
+    kvl_latest_each(l, count_one, &all);
+    assert_int_equal(all, 6);
+    kvl_latest_free(l);
+}
+
 /* Past max_series new series are counted, not kept; known ones still update. Memory per
  * series stays within what latest.h states. */
 static void test_bound_and_memory(void **state)
@@ -340,10 +395,9 @@ static void test_bound_and_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate),
-        cmocka_unit_test(test_scopes),
-        cmocka_unit_test(test_agents),
-        cmocka_unit_test(test_bound_and_memory),
+        cmocka_unit_test(test_rate),       cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_agents),     cmocka_unit_test(test_bound_and_memory),
+        cmocka_unit_test(test_each_scope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
