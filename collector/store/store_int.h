@@ -9,8 +9,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "store.h"
-
+typedef struct kvl_store kvl_store_t; /* store.h */
 typedef struct store_moves store_moves_t;
 
 /* store.c: the store's slot for its moves (NULL until the first is asked), its loop, its

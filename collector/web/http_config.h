@@ -32,7 +32,7 @@ typedef struct kvl_http_cfg {
     int64_t connection_timeout_ms;
     int64_t session_ttl_ms;
     int64_t threads;
-    bool anonymous_viewer; /* GETs without credentials read as a viewer (plain loopback only) */
+    bool anonymous_viewer;  /* GETs without credentials read as a viewer (plain loopback only) */
     bool metrics_anonymous; /* GET /metrics from a loopback address needs no credentials */
 } kvl_http_cfg_t;
 
