@@ -217,16 +217,27 @@ static void common_args(args_t *a, const kvl_graph_draw_t *d)
     }
 }
 
-/* last, avg, max of vname (VDEFs <v>l, <v>a, <v>m) printed with fmt, the last one ending
- * the legend's line. */
-static void stats(args_t *a, const char *v, const char *fmt)
+/* last, avg, max (and with_min the minimum) of vname (VDEFs <v>l, <v>a, <v>m, <v>n)
+ * printed with fmt, the last one ending the legend's line. */
+static void stats_of(args_t *a, const char *v, const char *fmt, bool with_min)
 {
     arg(a, "VDEF:%sl=%s,LAST", v, v);
     arg(a, "VDEF:%sa=%s,AVERAGE", v, v);
     arg(a, "VDEF:%sm=%s,MAXIMUM", v, v);
+    if (with_min) {
+        arg(a, "VDEF:%sn=%s,MINIMUM", v, v);
+    }
     arg(a, "GPRINT:%sl:%s", v, fmt);
     arg(a, "GPRINT:%sa:%s", v, fmt);
-    arg(a, "GPRINT:%sm:%s\\l", v, fmt);
+    arg(a, with_min ? "GPRINT:%sm:%s" : "GPRINT:%sm:%s\\l", v, fmt);
+    if (with_min) {
+        arg(a, "GPRINT:%sn:%s\\l", v, fmt);
+    }
+}
+
+static void stats(args_t *a, const char *v, const char *fmt)
+{
+    stats_of(a, v, fmt, false);
 }
 
 static void header(args_t *a, const char *extra)
@@ -447,14 +458,7 @@ static int mos(args_t *a, const char *p, const char *const *ds, size_t n, char *
     arg(a, "DEF:mos=%s:mos:AVERAGE", p);
     header(a, "minimum");
     arg(a, "LINE2:mos#27ae60:%-16s", "MOS");
-    arg(a, "VDEF:mosl=mos,LAST");
-    arg(a, "VDEF:mosa=mos,AVERAGE");
-    arg(a, "VDEF:mosm=mos,MAXIMUM");
-    arg(a, "VDEF:mosn=mos,MINIMUM");
-    arg(a, "GPRINT:mosl:%%7.2lf");
-    arg(a, "GPRINT:mosa:%%7.2lf");
-    arg(a, "GPRINT:mosm:%%7.2lf");
-    arg(a, "GPRINT:mosn:%%7.2lf\\l");
+    stats_of(a, "mos", "%7.2lf", true);
     arg(a, "HRULE:3.6#f39c12:3.6 (some users dissatisfied below):dashes");
     return 0;
 }
