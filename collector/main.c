@@ -38,6 +38,7 @@
 #include "sink.h"
 #include "store.h"
 #include "timeutil.h"
+#include "topology.h"
 
 typedef struct app {
     uv_loop_t *loop;
@@ -56,6 +57,7 @@ typedef struct app {
     kvl_latest_t *latest;
     kvl_board_t *board;
     kvl_capacity_t *capacity;  /* the planners' report (its API) */
+    kvl_topology_t *topology;  /* the topology graph and reachability (its API) */
     kvl_graph_t *graph;        /* graphs drawn from the archives */
     kvl_metrics_src_t metrics; /* what GET /metrics reads */
     uv_timer_t journal_timer;  /* the journal's fill as the collector's own figure */
@@ -91,6 +93,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->board = NULL;
     kvl_capacity_free(a->capacity);
     a->capacity = NULL;
+    kvl_topology_free(a->topology);
+    a->topology = NULL;
     kvl_graph_free(a->graph);
     a->graph = NULL;
     uv_close((uv_handle_t *)&a->journal_timer, NULL);
@@ -589,6 +593,17 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_capacity_api_register(a.capacity, a.http);
         }
+        kvl_topology_opts_t to = {.sites = a.cfg->sites,
+                                  .latest = a.latest,
+                                  .inventory = a.inventory,
+                                  .agents = board_agents_each,
+                                  .agents_src = &a};
+        if (hrc == 0) {
+            hrc = kvl_topology_new(&to, &a.topology, err, sizeof(err));
+        }
+        if (hrc == 0) {
+            hrc = kvl_topology_api_register(a.topology, a.http);
+        }
         kvl_graph_opts_t go = {.loop = a.loop,
                                .data_dir = a.cfg->data_dir,
                                .site_of = graph_site,
@@ -625,6 +640,7 @@ int main(int argc, char **argv)
         kvl_ingest_free(a.ingest);
         kvl_board_free(a.board);
         kvl_capacity_free(a.capacity);
+        kvl_topology_free(a.topology);
         kvl_graph_free(a.graph);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);

@@ -11,6 +11,9 @@
  *     status [--json] [--loss PCT] [--stale DUR]  the collector, then what is not up (sites
  *                                                 not ok, agents lost or stale, devices down,
  *                                                 links down or lossy: since when and why)
+ *     topology [--json]                           the site tree from the NOC with each
+ *                                                 site's reachability, then the root causes
+ *                                                 with what each cuts off
  *
  * The URL comes from --url, else KAAVAL_URL, else http://127.0.0.1:8080. Credentials: --token,
  * else --user (password from KAAVAL_PASSWORD or a prompt without echo), else the token in
@@ -18,7 +21,8 @@
  * --cacert (or KAAVAL_CACERT), else the system's CAs.
  *
  * Exit status: 0 done, 1 an error from the server or the connection (its sentence on
- * stderr), 2 usage; `status` also 2 when something is down, lost or stale.
+ * stderr), 2 usage; `status` also 2 when something is down, lost or stale; `topology`
+ * also 2 when something is cut off or down.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -58,6 +62,7 @@ static void usage(FILE *f)
                "  silence list\n"
                "  silence rm ID\n"
                "  status [--json] [--loss PCT] [--stale DURATION]\n"
+               "  topology [--json]\n"
                "      what is not up, as the board shows it: sites not ok, agents lost or\n"
                "      stale (silent for DURATION, 15m), devices down, links down or lossy\n"
                "      (PCT %% loss or more, 5), each with since when and why; exit 2 when\n"
@@ -66,7 +71,7 @@ static void usage(FILE *f)
                "(password from KAAVAL_PASSWORD or a prompt), KAAVAL_TOKEN or "
                "~/.config/kaaval/token.\n"
                "Exit status: 0 done, 1 error from the server or the connection, 2 usage;\n"
-               "status: 2 also when something is down.\n");
+               "status, topology: 2 also when something is down.\n");
 }
 
 static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
@@ -927,6 +932,93 @@ static void default_token(char *out, size_t len)
     fclose(f);
 }
 
+/* ------------------------------------------------------------------ topology */
+
+/* The sites of the topology's nodes under parent (NULL: the roots), indented by depth. */
+static void print_site_tree(json_t *nodes, const char *parent, int depth)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (!str_eq(n, "kind", "site")) {
+            continue;
+        }
+        json_t *p = json_object_get(n, "parent");
+        bool mine = parent == NULL ? !json_is_string(p)
+                                   : json_is_string(p) && strcmp(json_string_value(p), parent) == 0;
+        if (!mine || depth > 64) {
+            continue;
+        }
+        const char *state = str(n, "state");
+        json_t *cause = json_object_get(n, "cause");
+        json_t *kj = json_object_get(n, "site_kind");
+        const char *kind = json_is_string(kj) ? json_string_value(kj) : "";
+        printf("%*s%s%s%s%s  %s%s%s\n", 2 * depth, "", str(n, "name"), kind[0] ? " [" : "", kind,
+               kind[0] ? "]" : "", strcmp(state, "reachable") == 0 ? "ok" : state,
+               json_is_object(cause) ? ", behind " : "",
+               json_is_object(cause) ? str(cause, "name") : "");
+        print_site_tree(nodes, str(n, "name"), depth + 1);
+    }
+}
+
+static int cmd_topology(const ctl_t *c, int argc, char **argv)
+{
+    bool as_json = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            as_json = true;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    json_t *r = NULL;
+    int rc = call(c, "GET", "/api/v1/topology", NULL, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *causes = list_of(r, "causes");
+    if (as_json) {
+        char *text = json_dumps(r, JSON_INDENT(2));
+        if (text == NULL) {
+            fprintf(stderr, "kaavalctl: out of memory\n");
+            json_decref(r);
+            return 1;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else {
+        print_site_tree(list_of(r, "nodes"), NULL, 0);
+        size_t i;
+        json_t *k;
+        if (json_array_size(causes) == 0) {
+            printf("\nno root causes: everything known is reachable from the NOC\n");
+        } else {
+            printf("\nroot causes:\n");
+        }
+        json_array_foreach(causes, i, k)
+        {
+            json_t *cut = json_object_get(k, "cut");
+            printf("  %s %s: %s; cuts off %lld site%s, %lld agent%s, %lld device%s", str(k, "type"),
+                   str(k, "name"), str(k, "reason"), (long long)int_of(cut, "sites"),
+                   int_of(cut, "sites") == 1 ? "" : "s", (long long)int_of(cut, "agents"),
+                   int_of(cut, "agents") == 1 ? "" : "s", (long long)int_of(cut, "devices"),
+                   int_of(cut, "devices") == 1 ? "" : "s");
+            size_t j;
+            json_t *sn;
+            json_array_foreach(list_of(k, "sites_cut"), j, sn)
+            {
+                printf("%s%s", j == 0 ? ": " : ", ", json_string_value(sn));
+            }
+            printf("\n");
+        }
+    }
+    rc = json_array_size(causes) > 0 ? 2 : 0;
+    json_decref(r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -996,6 +1088,8 @@ int main(int argc, char **argv)
         rc = cmd_silence(&c, sub_argc, sub_argv);
     } else if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&c, sub_argc, sub_argv);
+    } else if (strcmp(cmd, "topology") == 0) {
+        rc = cmd_topology(&c, sub_argc, sub_argv);
     } else {
         usage(stderr);
         rc = 2;

@@ -1,0 +1,159 @@
+#!/bin/bash
+# test_topology.sh — the topology (collector/topology/topology.h) against a real collector
+# fed by real agents: a NOC agent polls the NOC router (snmpsim) whose port up0 is the
+# district's configured uplink and whose port up1 (down) is block 3's; the district and two
+# blocks have agents of their own (heartbeat 1 s, lost after 3).
+#   1. GET /api/v1/topology without credentials: 401. With: every site, agent and device;
+#      exactly one root cause: block 3's uplink interface (down), cutting off block 3 only;
+#      `kaavalctl topology` prints the tree and that cause, exit 2;
+#   2. block 2's agent stopped (SIGSTOP): a second cause, block 2 isolated (its agents all
+#      lost), cutting off block 2 and its agent; back (SIGCONT): gone;
+#   3. the NOC router stopped answering (SIGSTOP of the simulator): one cause, the router,
+#      cutting off the district and its three blocks with their agents — block 3's uplink
+#      is now behind it, not a cause of its own; the simulator back: as in 1;
+#   4. the collector restarted: the same graph (the inventory's devices, the tree) and the
+#      same one cause.
+#
+#   bash tests/integration/test_topology.sh [BUILD_DIR]
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kvl_init "$@"
+
+T=$KVL_TMP
+L=$T/logs
+mkdir -p "$T/rec" "$T/data"
+kvl_make_rate_device "$T/rec/nocrtr.snmprec" "up0:125000:62500:10" "up1:0:0:10:down"
+kvl_free_port udp SNMP
+kvl_free_port tcp COL_PORT
+kvl_free_port tcp HTTP_PORT
+
+kvl_collector_config "$T/collector.yaml" "$COL_PORT" "$T/data"
+cat >>"$T/collector.yaml" <<YAML
+lost_after: 3
+sites:
+  - {name: noc-t, kind: noc}
+  - {name: dhq-a, parent: noc-t, kind: dhq, uplink: [noc-agent, nocrtr, up0]}
+  - {name: bhq-1, parent: dhq-a, kind: bhq}
+  - {name: bhq-2, parent: dhq-a, kind: bhq}
+  - {name: bhq-3, parent: dhq-a, kind: bhq, uplink: [noc-agent, nocrtr, up1]}
+http:
+  listen: 127.0.0.1:$HTTP_PORT
+  tls: false
+YAML
+TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token wall --role viewer \
+    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_start_collector collector "$T/collector.yaml"
+COL=$KVL_LAST_PID
+kvl_start_snmpsim "$T/rec" "$SNMP"
+SIM=$KVL_LAST_PID
+
+start_agent() { # ID SITE [DEVICE]
+    kvl_agent_config "$T/$1.yaml" "$1" "$2" "$COL_PORT" 2s
+    sed -i 's/timeout: 500ms/timeout: 300ms/; s/^reconnect_max: .*/&\nheartbeat: 1s/' "$T/$1.yaml"
+    if [ -n "${3:-}" ]; then
+        kvl_agent_device "$T/$1.yaml" "$3" "$SNMP" "$3"
+    else
+        sed -i 's/^devices:$/devices: []/' "$T/$1.yaml"
+    fi
+    kvl_start_agent "$1" "$T/$1.yaml"
+}
+start_agent noc-agent noc-t nocrtr
+start_agent dhq-agent dhq-a
+DHQ=$KVL_LAST_PID
+start_agent b1-agent bhq-1
+start_agent b2-agent bhq-2
+B2=$KVL_LAST_PID
+
+URL="http://127.0.0.1:$HTTP_PORT"
+api() { curl -s -H "Authorization: Bearer $TOKEN" "$URL$1"; }
+kvl_wait_until 20 "the HTTP API" curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/status" -o /dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/topology")
+[ "$code" = 401 ] || kvl_fail "/api/v1/topology without credentials: $code, not 401"
+
+# check NAME PYTHON-ASSERTIONS: the topology's JSON as `t`, its causes by name as `c`, the
+# nodes' states by name as `st`; exits non-zero (with the reason) when an assertion fails
+check() {
+    api /api/v1/topology >"$T/topo.json"
+    "$KVL_PY" - "$T/topo.json" "$2" <<'PY' >"$T/check.out" 2>&1
+import json, sys
+t = json.load(open(sys.argv[1]))
+st = {(n["kind"], n["name"]): n["state"] for n in t["nodes"]}
+c = {x["name"]: x for x in t["causes"]}
+exec(sys.argv[2])
+PY
+}
+wait_check() { # SECONDS WHAT ASSERTIONS
+    local deadline=$((SECONDS + $1))
+    while ! check "$2" "$3"; do
+        [ "$SECONDS" -lt "$deadline" ] ||
+            kvl_fail "$2: $(cat "$T/check.out") $(head -c 3000 "$T/topo.json")"
+        sleep 0.5
+    done
+    kvl_log "$2: ok"
+}
+
+# ------------------------------------------------------------------ 1: one cause ----------
+SITES='["noc-t", "dhq-a", "bhq-1", "bhq-2", "bhq-3"]'
+BASE='
+for s in '"$SITES"':
+    assert ("site", s) in st, s
+for a in ["noc-agent", "dhq-agent", "b1-agent", "b2-agent"]:
+    assert st.get(("agent", a)) == "reachable", (a, st.get(("agent", a)))
+assert st[("device", "noc-agent/nocrtr")] == "reachable", st
+assert len(c) == 1, list(c)
+k = list(c.values())[0]
+assert k["type"] == "link" and k["reason"] == "uplink interface down", k
+assert "noc-agent/nocrtr [up1]" in k["name"] and k["name"].endswith("bhq-3"), k
+assert k["sites_cut"] == ["bhq-3"] and k["cut"] == {"sites": 1, "agents": 0, "devices": 0}, k
+for s in ["noc-t", "dhq-a", "bhq-1", "bhq-2"]:
+    assert st[("site", s)] == "reachable", (s, st[("site", s)])
+assert st[("site", "bhq-3")] == "unreachable", st
+'
+wait_check 60 "every agent and the router known, one cause: block 3's uplink (down)" "$BASE"
+rc=0
+"$KVL_BUILD/kaavalctl" --url "$URL" --token "$TOKEN" topology >"$T/ctl.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || kvl_fail "kaavalctl topology with a cause: exit $rc, not 2: $(cat "$T/ctl.out")"
+grep -q '^  dhq-a \[dhq\]  ok$' "$T/ctl.out" || kvl_fail "kaavalctl topology: no dhq-a line: $(cat "$T/ctl.out")"
+grep -q '^    bhq-3 \[bhq\]  unreachable, behind noc-agent/nocrtr \[up1\] - bhq-3$' "$T/ctl.out" ||
+    kvl_fail "kaavalctl topology: bhq-3 not shown behind its uplink: $(cat "$T/ctl.out")"
+grep -q 'uplink interface down; cuts off 1 site, 0 agents, 0 devices: bhq-3$' "$T/ctl.out" ||
+    kvl_fail "kaavalctl topology: the cause line: $(cat "$T/ctl.out")"
+kvl_log "kaavalctl topology:
+$(cat "$T/ctl.out")"
+
+# ------------------------------------------------------------------ 2: an isolated site ---
+kill -STOP "$B2"
+wait_check 30 "block 2 isolated once its agent is lost" '
+assert len(c) == 2, list(c)
+k = [x for x in c.values() if x["reason"] != "uplink interface down"][0]
+assert k["reason"] == "site isolated: all its agents lost", k
+assert k["name"] == "dhq-a - bhq-2", k
+assert k["sites_cut"] == ["bhq-2"] and k["cut"] == {"sites": 1, "agents": 1, "devices": 0}, k
+assert st[("agent", "b2-agent")] == "unreachable", st
+assert st[("site", "bhq-1")] == "reachable", st
+'
+kill -CONT "$B2"
+wait_check 30 "block 2 back with its agent" "$BASE"
+
+# ------------------------------------------------------------------ 3: the router down ----
+kill -STOP "$SIM"
+wait_check 30 "the NOC router the one cause, the district behind it" '
+assert len(c) == 1, list(c)
+k = c["noc-agent/nocrtr"]
+assert k["type"] == "node" and k["reason"] == "device unreachable", k
+assert sorted(k["sites_cut"]) == ["bhq-1", "bhq-2", "bhq-3", "dhq-a"], k
+assert k["cut"] == {"sites": 4, "agents": 3, "devices": 0}, k
+assert st[("agent", "noc-agent")] == "reachable", st
+assert st[("site", "bhq-3")] == "unreachable", st
+'
+kill -CONT "$SIM"
+wait_check 30 "the router back" "$BASE"
+
+# ------------------------------------------------------------------ 4: a restart ----------
+kvl_stop "$COL" TERM || kvl_fail "could not stop the collector"
+kvl_start_collector collector2 "$T/collector.yaml"
+COL=$KVL_LAST_PID
+kvl_wait_until 20 "the HTTP API again" curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/status" -o /dev/null
+wait_check 60 "after the collector's restart: the same graph, one cause" "$BASE"
+kvl_sleep_checking 1 "$COL" "$DHQ"
+
+kvl_pass "the topology: one cause per outage (an uplink, an isolated site, a router), what each cuts off, kaavalctl topology"
