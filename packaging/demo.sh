@@ -511,8 +511,10 @@ say "a linkDown trap to the first agent (the device's next poll, made at once, s
 echo "  snmptrap -v2c -c demo-uplink 127.0.0.1:16200 '' .1.3.6.1.6.3.1.1.5.3 .1.3.6.1.2.1.2.2.1.1.2 i 2 .1.3.6.1.2.1.2.2.1.7.2 i 1 .1.3.6.1.2.1.2.2.1.8.2 i 2"
 say "the alerts through the API (http://127.0.0.1:$HTTP_PORT/api/v1/alerts) with kaavalctl:"
 echo "  KAAVAL_URL=http://127.0.0.1:$HTTP_PORT KAAVAL_TOKEN=$TOKEN $BUILD/kaavalctl alerts"
+say "the topology from the NOC: each site's reachability and the root cause of an outage (while $FLAKY_DEV is silent: its device, cutting off nothing else):"
+echo "  KAAVAL_URL=http://127.0.0.1:$HTTP_PORT KAAVAL_TOKEN=$TOKEN $BUILD/kaavalctl topology"
 say "the site tree with each site's worst state, the agents, latest values, links and the inventory (JSON API):"
-for q in sites agents "latest?device=demo-uplink&metric=in_octets" links "devices?q=uplink"; do
+for q in sites agents "latest?device=demo-uplink&metric=in_octets" links "devices?q=uplink" topology; do
     echo "  curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$HTTP_PORT/api/v1/$q'"
 done
 board_banner
