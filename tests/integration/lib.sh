@@ -299,6 +299,19 @@ kvl_start_snmpsim() {
     kvl_log "snmpsim pid $pid on 127.0.0.1:$port serving $dir"
 }
 
+# kvl_http_config FILE PORT: appends the collector's plain HTTP server on 127.0.0.1:PORT.
+kvl_http_config() {
+    printf 'http:\n  listen: 127.0.0.1:%s\n  tls: false\n' "$2" >>"$1"
+}
+
+# kvl_add_token CONFIG NAME ROLE: an API token made by the collector's --add-token (before
+# it starts, or while it runs); sets KVL_TOKEN. A refusal fails the test with its words.
+kvl_add_token() {
+    KVL_TOKEN=$("$KVL_COLLECTOR" -c "$1" --add-token "$2" --role "$3" \
+        2>>"$KVL_TMP/logs/add-token.log") ||
+        kvl_fail "--add-token $2 failed: $(cat "$KVL_TMP/logs/add-token.log")"
+}
+
 # ------------------------------------------------------------------- daemons -----------------
 
 # kvl_start_collector NAME CONFIG: starts kaaval-collector, logs in $KVL_TMP/logs/NAME.log;

@@ -69,14 +69,12 @@ alerts:
   routes:
     - {receiver: am, continue: true}
     - {receiver: hook}
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
 YAML
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
 "$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --check-config >"$L/check.log" 2>&1 ||
     kvl_fail "--check-config refused the configuration: $(cat "$L/check.log")"
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token oncall --role operator \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_add_token "$T/collector.yaml" oncall operator
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 CLOG=$L/collector.log

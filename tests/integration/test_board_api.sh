@@ -32,10 +32,8 @@ cat >"$T/sites.yaml" <<YAML
 YAML
 cat >>"$T/collector.yaml" <<YAML
 sites: {file: sites.yaml}
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
 YAML
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
 "$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --check-config >"$L/check.log" 2>&1 ||
     kvl_fail "--check-config refused the configuration: $(cat "$L/check.log")"
 grep -q '3 sites' "$L/check.log" || kvl_fail "--check-config did not count the sites: $(cat "$L/check.log")"
@@ -51,8 +49,8 @@ grep -q "sites.yaml:4:26: site 'loop-a' is its own ancestor" "$L/check2.log" ||
     kvl_fail "a cycle of parents without its place: $(cat "$L/check2.log")"
 cp "$T/sites.good" "$T/sites.yaml"
 
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token wall --role viewer \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_add_token "$T/collector.yaml" wall viewer
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_start_snmpsim "$T/rec" "$SNMP"

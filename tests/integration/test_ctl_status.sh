@@ -33,12 +33,10 @@ cat >"$T/sites.yaml" <<YAML
 YAML
 cat >>"$T/collector.yaml" <<YAML
 sites: {file: sites.yaml}
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
 YAML
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token cli --role viewer \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
+kvl_add_token "$T/collector.yaml" cli viewer
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_start_snmpsim "$T/rec1" "$SNMP1"

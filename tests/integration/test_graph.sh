@@ -26,13 +26,9 @@ kvl_free_port tcp COL_PORT
 kvl_free_port tcp HTTP_PORT
 
 kvl_collector_config "$T/collector.yaml" "$COL_PORT" "$T/data"
-cat >>"$T/collector.yaml" <<YAML
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
-YAML
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token wall --role viewer \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
+kvl_add_token "$T/collector.yaml" wall viewer
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_start_snmpsim "$T/rec" "$SNMP"

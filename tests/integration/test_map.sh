@@ -32,10 +32,8 @@ sites:
   - {name: noc-test, kind: noc, label: Test NOC, x: 50, y: 5}
   - {name: dhq-map, parent: noc-test, kind: dhq, uplink: [map-agent, mapdev, up0]}
   - {name: bhq-quiet, parent: dhq-map, kind: bhq, uplink: {probe: nobody-probes-this}}
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
 YAML
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
 "$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --check-config >"$L/check.log" 2>&1 ||
     kvl_fail "--check-config refused the configuration: $(cat "$L/check.log")"
 # an uplink on the root: exit 2 with the place
@@ -47,8 +45,8 @@ rc=0
 grep -q "bad.yaml:10:.*site 'noc-test' has no parent: an uplink leads to the parent site" \
     "$L/check2.log" || kvl_fail "an uplink on a root site, without its place: $(cat "$L/check2.log")"
 
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token wall --role viewer \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_add_token "$T/collector.yaml" wall viewer
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_start_snmpsim "$T/rec" "$SNMP"

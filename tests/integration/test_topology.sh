@@ -35,12 +35,10 @@ sites:
   - {name: bhq-1, parent: dhq-a, kind: bhq}
   - {name: bhq-2, parent: dhq-a, kind: bhq}
   - {name: bhq-3, parent: dhq-a, kind: bhq, uplink: [noc-agent, nocrtr, up1]}
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-  tls: false
 YAML
-TOKEN=$("$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-token wall --role viewer \
-    2>>"$L/check.log") || kvl_fail "--add-token failed: $(cat "$L/check.log")"
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
+kvl_add_token "$T/collector.yaml" wall viewer
+TOKEN=$KVL_TOKEN
 kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_start_snmpsim "$T/rec" "$SNMP"
