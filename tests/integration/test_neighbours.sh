@@ -4,7 +4,7 @@
 #
 # snmpsim serves a copy of procurve_e2910 (LLDP with lldpLocPortTable) and of the project's
 # cdp_access (tests/snmprec/data: CDP rows and an LLDP neighbour); one agent polls both every
-# 5 s, rediscovering at every poll, into a collector with `http:`. Then:
+# 10 s, rediscovering at every poll, into a collector with `http:`. Then:
 #   - GET /api/v1/devices/<agent>/<device> lists every neighbour of each recording with all
 #     its labels as tests/snmprec/walkfile.py derives them (neighbours_check.py);
 #   - recabling: cdp_access's LLDP neighbour edited (another system and port on the same
@@ -55,7 +55,7 @@ kvl_start_snmpsim "$REC" "$SNMP_PORT"
 SIM=$KVL_LAST_PID
 start_collector
 AGENT_CFG=$KVL_TMP/agent.yaml
-kvl_agent_config "$AGENT_CFG" nbr-agent dhq-nbr "$COL_PORT" 5s
+kvl_agent_config "$AGENT_CFG" nbr-agent dhq-nbr "$COL_PORT" 10s
 sed -i 's/^  timeout: .*/  timeout: 3s/' "$AGENT_CFG"
 for d in "$LLDP_DEV" cdp_access; do
     kvl_agent_device "$AGENT_CFG" "$d" "$SNMP_PORT" "$d"
