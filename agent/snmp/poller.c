@@ -37,7 +37,13 @@
  *      Values land in rows keyed by ifIndex; the interface list is every index seen. Each
  *      row is named (ifName, else ifDescr, else "if<ifIndex>", "#<ifIndex>" added to
  *      duplicates) and passed through the device's filters; the included rows are reported
- *      and become the inventory: name, labels and the value columns each one has.
+ *      and become the inventory: name, labels and the value columns each one has. Then the
+ *      model and serial (ENTITY-MIB, first chassis entry) and the LLDP/CDP neighbours
+ *      (nbrwalk.h: four tables walked one after the other, GETNEXT for each table's first
+ *      request, GETBULK after; each neighbour reported as a KVL_SCOPE_NEIGHBOUR definition
+ *      with a present=1 sample, and their instances in the device's "neighbours" label, so
+ *      the collector can tell one that went; a walk cut short reports nothing and leaves
+ *      the label as it was).
  *   2b. Between discoveries: GET exactly those columns of the inventory's interfaces, all
  *      of one interface in one PDU, as many interfaces per PDU as fit in 60 varbinds (fewer
  *      while the adaptive size is below the configured one). A missing instance means the
@@ -266,6 +272,7 @@ typedef struct device {
     int nbr_table;    /* the table being walked (kvl_nbr_table_t) */
     unsigned nbr_requests;
     uint32_t nbr_reps;
+    bool nbr_first; /* the table's first request: a GETNEXT (most devices have none of it) */
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
@@ -1051,10 +1058,13 @@ static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
 static void on_nbr_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
 
 /* Asks for what follows the cursor (req_oids[0]) in the table being walked: one varbind, so
- * the look-up never moves the walk's adaptive size (its own size only falls on tooBig). */
+ * the look-up never moves the walk's adaptive size (its own size only falls on tooBig). A
+ * table's first request is a GETNEXT, which can meet no tooBig: a device without the table
+ * (most have one of LLDP and CDP at most) costs one small request per table and discovery;
+ * GETBULK only once the table has rows. */
 static void send_nbr(device_t *d)
 {
-    if (is_v1(d)) {
+    if (is_v1(d) || d->nbr_first) {
         dev_send(d, KVL_SNMP_GETNEXT, 1, 0, -1, on_nbr_response);
     } else {
         dev_send(d, KVL_SNMP_GETBULK, 1, d->nbr_reps, -1, on_nbr_response);
@@ -1068,6 +1078,7 @@ static void start_nbr(device_t *d)
     d->nbr_requests = 0;
     d->nbr_reps = d->reps_cap < MAX_VBS_PER_RESPONSE ? d->reps_cap : MAX_VBS_PER_RESPONSE;
     d->nbr_reps = d->nbr_reps > 0 ? d->nbr_reps : 1;
+    d->nbr_first = true;
     kvl_nbr_table_oid(&d->w->req_oids[0], KVL_NBR_T_LOCPORT);
     send_nbr(d);
 }
@@ -1194,6 +1205,7 @@ static void nbr_next_table(device_t *d)
         nbr_done(d, true);
         return;
     }
+    d->nbr_first = true;
     kvl_nbr_table_oid(&d->w->req_oids[0], (kvl_nbr_table_t)d->nbr_table);
     send_nbr(d);
 }
@@ -1235,6 +1247,7 @@ static void on_nbr_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
             return;
         }
         *cur = vb->oid;
+        d->nbr_first = false;
     }
     if (res->n_vbs == 0) {
         nbr_next_table(d);
