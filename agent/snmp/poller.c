@@ -41,9 +41,9 @@
  *      model and serial (ENTITY-MIB, first chassis entry) and the LLDP/CDP neighbours
  *      (nbrwalk.h: four tables walked one after the other, GETNEXT for each table's first
  *      request, GETBULK after; each neighbour reported as a KVL_SCOPE_NEIGHBOUR definition
- *      with a present=1 sample, and their instances in the device's "neighbours" label, so
- *      the collector can tell one that went; a walk cut short reports nothing and leaves
- *      the label as it was).
+ *      with a present=1 sample, and the list of their instances as the neighbour-scope
+ *      instance "" (label "neighbours", metric count), so the collector can tell one that
+ *      went; a walk cut short reports nothing and the collector keeps what it knew).
  *   2b. Between discoveries: GET exactly those columns of the inventory's interfaces, all
  *      of one interface in one PDU, as many interfaces per PDU as fit in 60 varbinds (fewer
  *      while the adaptive size is below the configured one). A missing instance means the
@@ -169,6 +169,11 @@ static const char *const nbr_metrics[] = {"present"};
 static const kvl_kind_t nbr_kinds[] = {KVL_KIND_GAUGE};
 static const kvl_family_t nbr_family = {
     .name = "neighbour", .n = 1, .metrics = nbr_metrics, .kinds = nbr_kinds};
+/* A device's neighbour list (instance ""): how many, and their instances in the label
+ * "neighbours" (scope neighbour, so an older collector never sees it). */
+static const char *const nbr_list_metrics[] = {"count"};
+static const kvl_family_t nbr_list_family = {
+    .name = "neighbours", .n = 1, .metrics = nbr_list_metrics, .kinds = nbr_kinds};
 
 /* Why a device is down: the value of its down_reason gauge. */
 enum { R_UP = 0, R_TIMEOUT = 1, R_AUTH = 2, R_NO_SUCH_NAME = 3, R_OTHER = 4 };
@@ -550,14 +555,14 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
     kvl_batcher_t *b = d->p->b;
     /* Registered every time (a hash lookup): a label may have changed. The labels describe
      * the device for the collector's inventory; those not known yet are left out. */
-    kvl_label_t labels[9];
+    kvl_label_t labels[8];
     size_t nl = 0;
     const struct {
         const char *key, *value;
     } known[] = {
-        {"sysName", d->sysname},      {"sysDescr", d->sysdescr},    {"sysLocation", d->syslocation},
-        {"address", d->cfg->address}, {"model", d->model},          {"serial", d->serial},
-        {"ifIndexes", d->ifindexes},  {"neighbours", d->neighbours}};
+        {"sysName", d->sysname},      {"sysDescr", d->sysdescr}, {"sysLocation", d->syslocation},
+        {"address", d->cfg->address}, {"model", d->model},       {"serial", d->serial},
+        {"ifIndexes", d->ifindexes}};
     for (size_t i = 0; i < KVL_ARRAY_SIZE(known); i++) {
         if (known[i].value != NULL) {
             labels[nl++] = (kvl_label_t){known[i].key, known[i].value};
@@ -1102,9 +1107,9 @@ static const char *nbr_local_name(device_t *d, const kvl_nbr_t *nb, named_row_t 
     return "";
 }
 
-/* Reports every neighbour of a complete walk (its definition, a group with present = 1) and
- * keeps their instances for the device's "neighbours" label, so the collector can tell one
- * that disappeared. Left as it was when out of memory. */
+/* Reports every neighbour of a complete walk (its definition, a group with present = 1), then
+ * the list of their instances (instance "", label "neighbours", count), so the collector can
+ * tell one that disappeared. Nothing when out of memory. */
 static void report_nbrs(device_t *d)
 {
     kvl_nbrs_t *ns = &d->nbrs;
@@ -1184,11 +1189,24 @@ static void report_nbrs(device_t *d)
     }
     free(d->neighbours);
     d->neighbours = list;
+    kvl_label_t ll[] = {{"neighbours", list}};
+    kvl_instance_key_t key = {.device = d->cfg->name,
+                              .scope = KVL_SCOPE_NEIGHBOUR,
+                              .instance = "",
+                              .family = &nbr_list_family,
+                              .interval_s = d->interval_s,
+                              .labels = ll,
+                              .n_labels = 1};
+    uint32_t id = kvl_batcher_instance(d->p->b, &key);
+    if (id != 0) {
+        kvl_batcher_group_begin(d->p->b, d->t_sys);
+        kvl_batcher_add(d->p->b, id, (uint64_t)(n_lldp + n_cdp));
+        kvl_batcher_group_end(d->p->b);
+    }
 }
 
 /* The neighbour walk is over (complete: every table to its end): the device's report and the
- * rest of the poll. An incomplete walk reports nothing and leaves the "neighbours" label as
- * it was, so the collector keeps what it knew. */
+ * rest of the poll. An incomplete walk reports nothing, so the collector keeps what it knew. */
 static void nbr_done(device_t *d, bool complete)
 {
     if (complete) {

@@ -30,9 +30,9 @@
  *   - a definition of scope neighbour (an LLDP/CDP neighbour the agent's discovery saw,
  *     agent/snmp/nbrwalk.h; instance "lldp.<port>.<index>", its labels what it is) creates
  *     or updates a neighbour of the device, kept with the device (not in the hash), written
- *     and versioned like an interface; the device's label "neighbours" (the instances its
- *     last complete neighbour walk saw, space-separated; not kept as a label) marks the
- *     others gone and the listed ones current again. Recabling is logged at INFO: a
+ *     and versioned like an interface; the neighbour-scope definition of instance "" (the
+ *     device's list: label "neighbours", the instances its last complete neighbour walk
+ *     saw, space-separated) marks the others gone and the listed ones current again. Recabling is logged at INFO: a
  *     neighbour appeared, gone, back, or changed (another system or port on the same
  *     instance). kvl_inventory_each_neighbour (inventory_each.h) reads them;
  *   - the event "devices_configured" (an agent sends it once at its start; one field

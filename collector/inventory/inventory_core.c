@@ -24,7 +24,7 @@ static const char *const MOD = "inventory";
 
 #define EVENT_CONFIGURED "devices_configured"
 #define LABEL_IFINDEXES "ifIndexes"
-#define LABEL_NEIGHBOURS "neighbours" /* a device's current neighbours (their instances) */
+#define LABEL_NEIGHBOURS "neighbours" /* a neighbour list's instances (scope neighbour, "") */
 
 int64_t inv_now(const kvl_inventory_t *inv)
 {
@@ -333,8 +333,7 @@ static bool merge_into(kvl_inventory_t *inv, const inv_entry_t *e, const kvl_lab
     for (size_t j = 0; j < n; j++) {
         const char *k = l[j].key, *v = l[j].value;
         if (!label_ok(&l[j]) || k[0] == '\0' || strcmp(k, LABEL_IFINDEXES) == 0 ||
-            strcmp(k, LABEL_NEIGHBOURS) == 0 || inv_label(e, k) != NULL ||
-            *nl >= KVL_INV_LABELS_MAX) {
+            inv_label(e, k) != NULL || *nl >= KVL_INV_LABELS_MAX) {
             continue;
         }
         bool dup = false;
@@ -967,11 +966,12 @@ static int define(kvl_inventory_t *inv, const char *agent, const char *site,
         d->scope != KVL_SCOPE_NEIGHBOUR) {
         return 0;
     }
-    bool named = d->scope != KVL_SCOPE_DEVICE;
+    bool named = d->scope == KVL_SCOPE_INTERFACE; /* a neighbour's "": the device's list */
+    bool has_inst = d->scope != KVL_SCOPE_DEVICE;
     if (agent == NULL || agent[0] == '\0' || d->device == NULL || d->device[0] == '\0' ||
-        (named && (d->instance == NULL || d->instance[0] == '\0')) || !utf8_ok(agent) ||
+        (has_inst && d->instance == NULL) || (named && d->instance[0] == '\0') || !utf8_ok(agent) ||
         (site != NULL && !utf8_ok(site)) || !utf8_ok(d->device) ||
-        (named && !utf8_ok(d->instance))) {
+        (has_inst && !utf8_ok(d->instance))) {
         return KVL_EINVAL; /* no name, or one that JSON cannot hold */
     }
     inv_agent_t *a = inv_agent(inv, agent, site, true);
@@ -996,12 +996,6 @@ static int define(kvl_inventory_t *inv, const char *agent, const char *site,
         }
         for (size_t i = 0; i < d->n_labels; i++) {
             if (d->labels[i].key != NULL && d->labels[i].value != NULL &&
-                strcmp(d->labels[i].key, LABEL_NEIGHBOURS) == 0) {
-                apply_neighbours(inv, dev, d->labels[i].value, t_ms);
-            }
-        }
-        for (size_t i = 0; i < d->n_labels; i++) {
-            if (d->labels[i].key != NULL && d->labels[i].value != NULL &&
                 strcmp(d->labels[i].key, LABEL_IFINDEXES) == 0) {
                 return apply_ifindexes(inv, dev, d->labels[i].value, t_ms);
             }
@@ -1010,6 +1004,15 @@ static int define(kvl_inventory_t *inv, const char *agent, const char *site,
     }
     if (dev_new) {
         inv_store_entry(inv, dev);
+    }
+    if (d->scope == KVL_SCOPE_NEIGHBOUR && d->instance != NULL && d->instance[0] == '\0') {
+        for (size_t i = 0; i < d->n_labels; i++) { /* the device's neighbour list */
+            if (d->labels[i].key != NULL && d->labels[i].value != NULL &&
+                strcmp(d->labels[i].key, LABEL_NEIGHBOURS) == 0) {
+                apply_neighbours(inv, dev, d->labels[i].value, t_ms);
+            }
+        }
+        return 0;
     }
     if (d->scope == KVL_SCOPE_NEIGHBOUR) {
         return define_nbr(inv, a, dev, d, t_ms);

@@ -21,7 +21,8 @@ What it does, for the recording SNMPREC_DIR/NAME.snmprec:
      - the device group: reachable=1, uptime_s = sysUpTime.0 / 100 (absent when the
        recording has no sysUpTime.0), a response_ms, interfaces = the number above;
      - the LLDP/CDP neighbours: walkfile.neighbours() (the rules of agent/snmp/nbrwalk.h),
-       each with its twelve labels field by field and present=1, none missing, none extra.
+       each with its twelve labels field by field and present=1, none missing, none extra;
+       the device's neighbour list (instance "": their instances in order, their count).
    With SNMPv1 (--versions 1) Counter64 objects cannot be read (RFC 3584), so the same
    rules apply to the walk without its Counter64 values, and the agent must fall back on
    the 32-bit columns (or report no value where the recording has none).
@@ -199,8 +200,21 @@ def show(v):
 def compare_neighbours(exp_nbrs, mine):
     """The LLDP/CDP neighbours reported against walkfile.neighbours(): (problems, n_checked)."""
     problems, checked, seen = [], 0, {}
+    # the device's list (instance ""): every neighbour's instance, in the agent's order
+    lists = [g for g in mine if g["scope"] == "neighbour" and g["instance"] == ""]
+    checked += 1
+    if len(lists) != 1:
+        problems.append("the neighbour list: expected exactly 1 line, got %d" % len(lists))
+    else:
+        want_list = " ".join(exp_nbrs)
+        if lists[0]["labels"].get("neighbours") != want_list:
+            problems.append("the neighbour list: expected %r, got %r"
+                            % (want_list, lists[0]["labels"].get("neighbours")))
+        if lists[0]["values"] != {"count": str(len(exp_nbrs))}:
+            problems.append("the neighbour list: expected count=%d, got %r"
+                            % (len(exp_nbrs), lists[0]["values"]))
     for g in mine:
-        if g["scope"] != "neighbour":
+        if g["scope"] != "neighbour" or g["instance"] == "":
             continue
         if g["instance"] in seen:
             problems.append("neighbour %r reported twice" % g["instance"])

@@ -6,7 +6,7 @@
  * configured devices, renames (the rule; the old name an alias, the archive's move asked of the
  * store after the record, again after a restart until answered; what is never merged),
  * forgetting, a device's LLDP/CDP neighbours (kept, gone and back by the device's
- * "neighbours" label, changes recorded, restored, read by kvl_inventory_each_neighbour),
+ * neighbour list, changes recorded, restored, read by kvl_inventory_each_neighbour),
  * the memory a large inventory holds, and the API's handlers (filters, search,
  * 400 with a sentence for every bad parameter, 404, the routes' roles).
  *
@@ -927,13 +927,13 @@ static void def_nbr(kvl_inventory_t *inv, const char *dev, const char *inst, con
     assert_int_equal(kvl_inventory_define(inv, "ag1", "dhq-one", &d, g_now), 0);
 }
 
-/* The device's "neighbours" label as the poller sends it after a complete walk. */
+/* The device's neighbour list as the poller sends it after a complete walk. */
 static void def_dev_nbrs(kvl_inventory_t *inv, const char *dev, const char *list)
 {
-    kvl_label_t l[] = {{"sysName", dev}, {"neighbours", list}};
-    kvl_series_def_t d = {.id = 1,
+    kvl_label_t l[] = {{"neighbours", list}};
+    kvl_series_def_t d = {.id = 2,
                           .device = dev,
-                          .scope = KVL_SCOPE_DEVICE,
+                          .scope = KVL_SCOPE_NEIGHBOUR,
                           .instance = "",
                           .family = 1,
                           .labels = l,
@@ -983,8 +983,8 @@ static void test_neighbours(void **state)
     assert_string_equal(json_string_value(json_object_get(n, "sys_name")), "dist-1");
     assert_string_equal(json_string_value(json_object_get(n, "local_if")), "Gi0/1");
     assert_false(is_retired(n));
-    /* the list is not kept as a device label */
-    assert_null(json_object_get(json_object_get(d, "labels"), "neighbours"));
+    /* the list is no neighbour of its own */
+    assert_int_equal(json_array_size(json_object_get(d, "neighbours")), 2);
     json_decref(d);
 
     /* recabled: lldp.5.1 now another system and port; lldp.6.2 gone */
@@ -1029,8 +1029,9 @@ static void test_neighbours(void **state)
     assert_false(is_retired(nbr_of(d, "lldp.6.2")));
     json_decref(d);
 
-    /* a neighbour without an instance is refused; forgetting the device forgets them */
-    kvl_series_def_t bad = {.id = 9, .device = "sw1", .scope = KVL_SCOPE_NEIGHBOUR, .instance = ""};
+    /* a neighbour whose instance is not UTF-8 is refused; forgetting the device forgets them */
+    kvl_series_def_t bad = {
+        .id = 9, .device = "sw1", .scope = KVL_SCOPE_NEIGHBOUR, .instance = "lldp.\xff"};
     assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &bad, g_now), KVL_EINVAL);
     assert_int_equal(kvl_inventory_forget(f->inv, "ag1", "sw1"), 0);
     memset(&seen, 0, sizeof(seen));
