@@ -963,9 +963,15 @@ static const uint32_t ent_class[] = {1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5};
 
 static void start_nbr(device_t *d);
 
+static void nbr_done(device_t *d, bool complete);
+
 static void entity_done(device_t *d)
 {
-    start_nbr(d); /* then the device's report and the rest of the poll */
+    if (d->cfg->neighbours) {
+        start_nbr(d); /* then the device's report and the rest of the poll */
+    } else {
+        nbr_done(d, false);
+    }
 }
 
 static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
