@@ -20,6 +20,7 @@ static const uint32_t lldp_loc_port[] = {1, 0, 8802, 1, 1, 2, 1, 3, 7, 1};
 static const uint32_t lldp_rem[] = {1, 0, 8802, 1, 1, 2, 1, 4, 1, 1};
 static const uint32_t lldp_man[] = {1, 0, 8802, 1, 1, 2, 1, 4, 2, 1};
 static const uint32_t cdp_cache[] = {1, 3, 6, 1, 4, 1, 9, 9, 23, 1, 2, 1, 1};
+static const uint32_t lldp_loc[] = {1, 0, 8802, 1, 1, 2, 1, 3}; /* lldpLocalSystemData */
 
 static const struct {
     const uint32_t *sub;
@@ -466,6 +467,44 @@ static void free_row(kvl_nbr_t *r)
     free(r->mgmt_addr);
 }
 
+void kvl_nbr_local_oids(kvl_snmp_oid_t *o)
+{
+    uint32_t sub[KVL_ARRAY_SIZE(lldp_loc) + 2];
+    memcpy(sub, lldp_loc, sizeof(lldp_loc));
+    sub[KVL_ARRAY_SIZE(lldp_loc) + 1] = 0;
+    for (uint32_t i = 0; i < KVL_NBR_LOCAL_N; i++) {
+        sub[KVL_ARRAY_SIZE(lldp_loc)] = i + 1; /* .1 subtype, .2 id, .3 sysName */
+        kvl_snmp_oid_set(&o[i], sub, KVL_ARRAY_SIZE(sub));
+    }
+}
+
+int kvl_nbrs_take_local(kvl_nbrs_t *ns, const kvl_snmp_vb_t *vb)
+{
+    size_t base = KVL_ARRAY_SIZE(lldp_loc);
+    if (vb->oid.len != base + 2 || memcmp(vb->oid.sub, lldp_loc, sizeof(lldp_loc)) != 0 ||
+        vb->oid.sub[base + 1] != 0) {
+        return 0;
+    }
+    switch (vb->oid.sub[base]) {
+    case 1:
+        ns->loc_chassis_subtype = small_int(vb);
+        return 0;
+    case 2:
+        return is_octets(vb) &&
+                       !keep(&ns->loc_chassis_id,
+                             kvl_nbr_render_id(true, ns->loc_chassis_subtype, vb->str, vb->str_len))
+                   ? KVL_ENOMEM
+                   : 0;
+    case 3:
+        return is_octets(vb) &&
+                       !keep(&ns->loc_sys_name, text_of(vb->str, vb->str_len, KVL_NBR_TEXT_MAX))
+                   ? KVL_ENOMEM
+                   : 0;
+    default:
+        return 0;
+    }
+}
+
 void kvl_nbrs_clear(kvl_nbrs_t *ns)
 {
     for (size_t i = 0; i < ns->n; i++) {
@@ -477,6 +516,10 @@ void kvl_nbrs_clear(kvl_nbrs_t *ns)
     }
     ns->n = ns->n_ports = 0;
     ns->dropped = 0;
+    free(ns->loc_chassis_id);
+    free(ns->loc_sys_name);
+    ns->loc_chassis_id = ns->loc_sys_name = NULL;
+    ns->loc_chassis_subtype = -1;
 }
 
 void kvl_nbrs_free(kvl_nbrs_t *ns)

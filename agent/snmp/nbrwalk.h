@@ -96,7 +96,19 @@ typedef struct kvl_nbrs {
     kvl_nbr_port_t *ports; /* in port number order */
     size_t n_ports, cap_ports;
     size_t dropped; /* neighbours or ports beyond the bounds */
+    /* the device's own LLDP identity (lldpLocChassisIdSubtype, lldpLocChassisId rendered like a
+     * neighbour's, lldpLocSysName), for matching it as others' neighbour; NULL/-1: not given */
+    int loc_chassis_subtype;
+    char *loc_chassis_id, *loc_sys_name;
 } kvl_nbrs_t;
+
+/* The device's own LLDP identity: lldpLocChassisIdSubtype.0, lldpLocChassisId.0 and
+ * lldpLocSysName.0 (asked with one GET after the tables), in this order. */
+#define KVL_NBR_LOCAL_N 3
+void kvl_nbr_local_oids(kvl_snmp_oid_t *o);
+/* Takes a varbind answering that GET (others, and values of the wrong type, ignored).
+ * Returns 0 or KVL_ENOMEM. */
+int kvl_nbrs_take_local(kvl_nbrs_t *ns, const kvl_snmp_vb_t *vb);
 
 /* The subtree of a table (its entry OID). */
 void kvl_nbr_table_oid(kvl_snmp_oid_t *o, kvl_nbr_table_t t);

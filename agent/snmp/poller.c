@@ -42,7 +42,8 @@
  *      (nbrwalk.h: four tables walked one after the other, GETNEXT for each table's first
  *      request, GETBULK after; each neighbour reported as a KVL_SCOPE_NEIGHBOUR definition
  *      with a present=1 sample, and the list of their instances as the neighbour-scope
- *      instance "" (label "neighbours", metric count), so the collector can tell one that
+ *      instance "" (label "neighbours", metric count, with the device's own LLDP chassis id
+ *      and system name from one GET after the tables), so the collector can tell one that
  *      went; a walk cut short reports nothing and the collector keeps what it knew).
  *   2b. Between discoveries: GET exactly those columns of the inventory's interfaces, all
  *      of one interface in one PDU, as many interfaces per PDU as fit in 60 varbinds (fewer
@@ -1189,20 +1190,29 @@ static void report_nbrs(device_t *d)
                      "ports) left out",
                      ns->dropped, KVL_NBR_MAX, KVL_NBR_PORTS_MAX);
     }
-    if (d->neighbours == NULL || strcmp(d->neighbours, list) != 0) {
+    if (d->neighbours != NULL ? strcmp(d->neighbours, list) != 0 : ns->n > 0) {
         KVL_LOG_INFO(MOD, d->cfg->name, "%zu neighbours (%zu LLDP, %zu CDP)", n_lldp + n_cdp,
                      n_lldp, n_cdp);
     }
     free(d->neighbours);
     d->neighbours = list;
-    kvl_label_t ll[] = {{"neighbours", list}};
+    char lst[16] = "";
+    if (ns->loc_chassis_subtype >= 0) {
+        snprintf(lst, sizeof(lst), "%d", ns->loc_chassis_subtype);
+    }
+    kvl_label_t ll[] = {
+        {"neighbours", list},
+        {"lldp_chassis_id", ns->loc_chassis_id != NULL ? ns->loc_chassis_id : ""},
+        {"lldp_chassis_id_subtype", lst},
+        {"lldp_sys_name", ns->loc_sys_name != NULL ? ns->loc_sys_name : ""},
+    };
     kvl_instance_key_t key = {.device = d->cfg->name,
                               .scope = KVL_SCOPE_NEIGHBOUR,
                               .instance = "",
                               .family = &nbr_list_family,
                               .interval_s = d->interval_s,
                               .labels = ll,
-                              .n_labels = 1};
+                              .n_labels = KVL_ARRAY_SIZE(ll)};
     uint32_t id = kvl_batcher_instance(d->p->b, &key);
     if (id != 0) {
         kvl_batcher_group_begin(d->p->b, d->t_sys);
@@ -1223,10 +1233,28 @@ static void nbr_done(device_t *d, bool complete)
     interfaces_done(d);
 }
 
+static void on_nbr_local(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status == KVL_SNMP_RESPONSE && res->error_status == KVL_SNMP_ERR_NONE) {
+        for (size_t i = 0; i < res->n_vbs; i++) {
+            if (kvl_nbrs_take_local(&d->nbrs, &res->vbs[i]) != 0) {
+                KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory reading neighbours");
+                nbr_done(d, false);
+                return;
+            }
+        }
+    } /* else (v1 noSuchName, no answer): the device gives no LLDP identity of its own */
+    nbr_done(d, true);
+}
+
 static void nbr_next_table(device_t *d)
 {
     if (++d->nbr_table >= KVL_NBR_TABLES) {
-        nbr_done(d, true);
+        /* the tables are complete; then the device's own LLDP identity, in one GET */
+        kvl_nbr_local_oids(d->w->req_oids);
+        dev_send(d, KVL_SNMP_GET, KVL_NBR_LOCAL_N, 0, -1, on_nbr_local);
         return;
     }
     d->nbr_first = true;

@@ -1006,13 +1006,25 @@ static int define(kvl_inventory_t *inv, const char *agent, const char *site,
         inv_store_entry(inv, dev);
     }
     if (d->scope == KVL_SCOPE_NEIGHBOUR && d->instance != NULL && d->instance[0] == '\0') {
-        for (size_t i = 0; i < d->n_labels; i++) { /* the device's neighbour list */
-            if (d->labels[i].key != NULL && d->labels[i].value != NULL &&
-                strcmp(d->labels[i].key, LABEL_NEIGHBOURS) == 0) {
+        /* the device's neighbour list; its other labels (its own LLDP chassis id and system
+         * name) are the device's */
+        kvl_label_t own[8];
+        size_t n_own = 0;
+        for (size_t i = 0; i < d->n_labels; i++) {
+            if (d->labels[i].key == NULL || d->labels[i].value == NULL) {
+                continue;
+            }
+            if (strcmp(d->labels[i].key, LABEL_NEIGHBOURS) == 0) {
                 apply_neighbours(inv, dev, d->labels[i].value, t_ms);
+            } else if (n_own < KVL_ARRAY_SIZE(own)) {
+                own[n_own++] = d->labels[i];
             }
         }
-        return 0;
+        int rc = labels_merge(inv, dev, own, n_own, t_ms, dev_new);
+        if (rc > 0) {
+            inv_store_entry(inv, dev);
+        }
+        return rc < 0 ? rc : 0;
     }
     if (d->scope == KVL_SCOPE_NEIGHBOUR) {
         return define_nbr(inv, a, dev, d, t_ms);

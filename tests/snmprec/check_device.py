@@ -22,7 +22,8 @@ What it does, for the recording SNMPREC_DIR/NAME.snmprec:
        recording has no sysUpTime.0), a response_ms, interfaces = the number above;
      - the LLDP/CDP neighbours: walkfile.neighbours() (the rules of agent/snmp/nbrwalk.h),
        each with its twelve labels field by field and present=1, none missing, none extra;
-       the device's neighbour list (instance "": their instances in order, their count).
+       the device's neighbour list (instance "": their instances in order, their count, the
+       device's own LLDP chassis id and system name: walkfile.lldp_local()).
    With SNMPv1 (--versions 1) Counter64 objects cannot be read (RFC 3584), so the same
    rules apply to the walk without its Counter64 values, and the agent must fall back on
    the 32-bit columns (or report no value where the recording has none).
@@ -197,8 +198,9 @@ def show(v):
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def compare_neighbours(exp_nbrs, mine):
-    """The LLDP/CDP neighbours reported against walkfile.neighbours(): (problems, n_checked)."""
+def compare_neighbours(exp_nbrs, mine, exp_local=None):
+    """The LLDP/CDP neighbours reported against walkfile.neighbours(), and the device's own
+    LLDP identity against walkfile.lldp_local(): (problems, n_checked)."""
     problems, checked, seen = [], 0, {}
     # the device's list (instance ""): every neighbour's instance, in the agent's order
     lists = [g for g in mine if g["scope"] == "neighbour" and g["instance"] == ""]
@@ -213,6 +215,11 @@ def compare_neighbours(exp_nbrs, mine):
         if lists[0]["values"] != {"count": str(len(exp_nbrs))}:
             problems.append("the neighbour list: expected count=%d, got %r"
                             % (len(exp_nbrs), lists[0]["values"]))
+        for k, want in sorted((exp_local or {}).items()):
+            checked += 1
+            if want is not ANY and lists[0]["labels"].get(k) != want:
+                problems.append("the device's own LLDP identity: %s: expected %s, got %s"
+                                % (k, show(want), show(lists[0]["labels"].get(k))))
     for g in mine:
         if g["scope"] != "neighbour" or g["instance"] == "":
             continue
@@ -238,7 +245,8 @@ def compare_neighbours(exp_nbrs, mine):
     return problems, checked
 
 
-def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1, exp_nbrs=None):
+def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1, exp_nbrs=None,
+            exp_local=None):
     """Returns (problems, notes, n_checked)."""
     problems, notes, checked = [], [], 0
     for line in junk:
@@ -316,7 +324,7 @@ def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1, exp_nbrs=
         unknown_fields |= set(g["values"]) - set(IF_METRICS)
     for f in sorted(unknown_fields):
         notes.append("interface field %s is not checked by this test" % f)
-    nbr_problems, nbr_checked = compare_neighbours(exp_nbrs or {}, mine)
+    nbr_problems, nbr_checked = compare_neighbours(exp_nbrs or {}, mine, exp_local)
     return problems + nbr_problems, notes, checked + nbr_checked
 
 
@@ -460,6 +468,7 @@ def main():
         log("note: " + n)
     expected = {v: expected_inventory(records, v) for v in versions}
     exp_nbrs = {v: walkfile.neighbours(records, v) for v in versions}
+    exp_local = {v: walkfile.lldp_local(records, v) for v in versions}
     want_ifs = len(expected[versions[0]][0]) if versions else 0
     listed = readme_count(folder, a.community)
     if "2c" in expected:
@@ -496,7 +505,7 @@ def main():
                 f.write(out)
             groups, events, junk = parse_output(out)
             problems, notes, checked = compare(a.community, exp_ifaces, exp_dev, groups, events,
-                                               junk, t0, t1, exp_nbrs[v])
+                                               junk, t0, t1, exp_nbrs[v], exp_local[v])
             for n in notes:
                 log("note (v%s): %s" % (v, n))
             if problems:

@@ -398,6 +398,27 @@ def _table(records, entry):
         yield oid[n], oid[n + 1:], records[oid]
 
 
+LLDP_LOC_SYS = (1, 0, 8802, 1, 1, 2, 1, 3)  # lldpLocalSystemData: .1.0, .2.0, .3.0
+
+
+def lldp_local(records, version="2c"):
+    """The device's own LLDP identity as the agent reports it (labels of its neighbour list):
+    lldp_chassis_id (rendered like a neighbour's), lldp_chassis_id_subtype, lldp_sys_name;
+    "" for what is missing. One GET of the three: with SNMPv1 a missing one fails it whole."""
+    vals = [records.get(LLDP_LOC_SYS + (i, 0)) for i in (1, 2, 3)]
+    out = {"lldp_chassis_id": "", "lldp_chassis_id_subtype": "", "lldp_sys_name": ""}
+    if version == "1" and any(v is None for v in vals):
+        return out
+    st = _small_int(vals[0]) if vals[0] is not None else -1
+    if st >= 0:
+        out["lldp_chassis_id_subtype"] = str(st)
+    if vals[1] is not None and _octets(vals[1]):
+        out["lldp_chassis_id"] = render_id(True, st, vals[1].raw)
+    if vals[2] is not None and _octets(vals[2]):
+        out["lldp_sys_name"] = _cut(as_text(vals[2].raw), NBR_TEXT_MAX)
+    return out
+
+
 def _octets(v):
     return v.tag == OCTETS_TAG
 

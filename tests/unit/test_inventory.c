@@ -930,7 +930,7 @@ static void def_nbr(kvl_inventory_t *inv, const char *dev, const char *inst, con
 /* The device's neighbour list as the poller sends it after a complete walk. */
 static void def_dev_nbrs(kvl_inventory_t *inv, const char *dev, const char *list)
 {
-    kvl_label_t l[] = {{"neighbours", list}};
+    kvl_label_t l[] = {{"neighbours", list}, {"lldp_chassis_id", "02:00:00:a1:1c:e5"}};
     kvl_series_def_t d = {.id = 2,
                           .device = dev,
                           .scope = KVL_SCOPE_NEIGHBOUR,
@@ -983,8 +983,11 @@ static void test_neighbours(void **state)
     assert_string_equal(json_string_value(json_object_get(n, "sys_name")), "dist-1");
     assert_string_equal(json_string_value(json_object_get(n, "local_if")), "Gi0/1");
     assert_false(is_retired(n));
-    /* the list is no neighbour of its own */
+    /* the list is no neighbour of its own; the device's own LLDP id is a device label */
     assert_int_equal(json_array_size(json_object_get(d, "neighbours")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "labels"), "lldp_chassis_id")),
+        "02:00:00:a1:1c:e5");
     json_decref(d);
 
     /* recabled: lldp.5.1 now another system and port; lldp.6.2 gone */

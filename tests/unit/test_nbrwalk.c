@@ -3,7 +3,8 @@
  * (agent/snmp/nbrwalk.h): the lldpRemTable index (TimeMark.LocalPortNum.RemIndex, and RouterOS's
  * RemIndex alone), the lldpRemManAddrTable index (IPv4, IPv6, malformed ones refused), CDP's
  * ifIndex.DeviceIndex and its address, chassis and port ids rendered by subtype, long texts cut
- * at a character boundary, the bound on neighbours, and the local port's interface (PortId, then
+ * at a character boundary, the bound on neighbours, the device's own LLDP identity, and the
+ * local port's interface (PortId, then
  * PortDesc against ifName, ifDescr, ifAlias; else the port number as ifIndex; else none).
  */
 #include <setjmp.h>
@@ -295,6 +296,37 @@ static void test_bounds(void **state)
     kvl_nbrs_free(&ns);
 }
 
+static void test_local_identity(void **state)
+{
+    (void)state;
+    kvl_nbrs_t ns = {0};
+    kvl_nbrs_clear(&ns);
+    kvl_snmp_oid_t o[KVL_NBR_LOCAL_N];
+    kvl_nbr_local_oids(o);
+    kvl_snmp_vb_t vb;
+    memset(&vb, 0, sizeof(vb));
+    vb.oid = o[0];
+    vb.type = KVL_SNMP_T_INTEGER;
+    vb.integer = 4;
+    assert_int_equal(kvl_nbrs_take_local(&ns, &vb), 0);
+    vb.oid = o[1];
+    vb.type = KVL_SNMP_T_OCTETS;
+    vb.str = (const uint8_t *)"\x02\x00\x00\xa1\x1c\xe5";
+    vb.str_len = 6;
+    assert_int_equal(kvl_nbrs_take_local(&ns, &vb), 0);
+    vb.oid = o[2];
+    vb.str = (const uint8_t *)"access-1 ";
+    vb.str_len = 9;
+    assert_int_equal(kvl_nbrs_take_local(&ns, &vb), 0);
+    vb.oid.sub[vb.oid.len - 2] = 4; /* lldpLocSysDesc: not read */
+    assert_int_equal(kvl_nbrs_take_local(&ns, &vb), 0);
+    assert_int_equal(ns.loc_chassis_subtype, 4);
+    assert_string_equal(ns.loc_chassis_id, "02:00:00:a1:1c:e5");
+    assert_string_equal(ns.loc_sys_name, "access-1");
+    kvl_nbrs_free(&ns);
+    assert_null(ns.loc_chassis_id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_no_loc_port_table),
         cmocka_unit_test(test_cdp),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_local_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
