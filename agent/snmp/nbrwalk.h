@@ -29,6 +29,8 @@
  *    address: the first IPv4 address (subtype 1, 4 bytes) of the neighbour in walk order,
  *    else its first IPv6 address (subtype 2, 16 bytes); CDP's cdpCacheAddress when its
  *    cdpCacheAddressType is ip(1) and it has 4 bytes.
+ *  - The device's own LLDP identity: lldpLocChassisIdSubtype.0, lldpLocChassisId.0 (rendered
+ *    like a neighbour's chassis id) and lldpLocSysName.0, one GET after the tables.
  *  - The local interface (kvl_nbr_local_ifindex): CDP's first index is the ifIndex. For
  *    LLDP, the local port's lldpLocPortTable row: its PortId, then its PortDesc (non-empty,
  *    cleaned), each compared byte for byte with every interface's ifName, then ifDescr,

@@ -32,7 +32,9 @@
  *     or updates a neighbour of the device, kept with the device (not in the hash), written
  *     and versioned like an interface; the neighbour-scope definition of instance "" (the
  *     device's list: label "neighbours", the instances its last complete neighbour walk
- *     saw, space-separated) marks the others gone and the listed ones current again. Recabling is logged at INFO: a
+ *     saw, space-separated) marks the others gone and the listed ones current again; its
+ *     other labels (the device's own lldp_chassis_id, lldp_chassis_id_subtype,
+ *     lldp_sys_name) are merged into the device's. Recabling is logged at INFO: a
  *     neighbour appeared, gone, back, or changed (another system or port on the same
  *     instance). kvl_inventory_each_neighbour (inventory_each.h) reads them;
  *   - the event "devices_configured" (an agent sends it once at its start; one field

@@ -126,6 +126,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             vb.u = (uint64_t)len;
         }
         CHECK(kvl_nbrs_take(&ns, table, &vb) == 0);
+        if ((t & 0x80) != 0) { /* the same value as the device's own LLDP identity */
+            kvl_snmp_oid_t local[KVL_NBR_LOCAL_N];
+            kvl_nbr_local_oids(local);
+            vb.oid = local[(size_t)col % KVL_NBR_LOCAL_N];
+            CHECK(kvl_nbrs_take_local(&ns, &vb) == 0);
+        }
     }
     CHECK(ns.n <= KVL_NBR_MAX && ns.n_ports <= KVL_NBR_PORTS_MAX);
     for (size_t i = 0; i < ns.n; i++) {
@@ -157,6 +163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 1; i < ns.n_ports; i++) {
         CHECK(ns.ports[i - 1].num < ns.ports[i].num);
     }
+    check_text(ns.loc_chassis_id, KVL_NBR_TEXT_MAX);
+    check_text(ns.loc_sys_name, KVL_NBR_TEXT_MAX);
     for (size_t i = 0; i < ns.n_ports; i++) {
         check_text(ns.ports[i].id, KVL_NBR_TEXT_MAX);
         check_text(ns.ports[i].desc, KVL_NBR_TEXT_MAX);
