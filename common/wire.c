@@ -40,15 +40,22 @@ static Kaaval__V1__Label **labels_to_pb(kvl_arena_t *a, const kvl_label_t *l, si
     return out;
 }
 
-static Kaaval__V1__SeriesDef **defs_to_pb(kvl_arena_t *a, const kvl_series_def_t *d, size_t n)
+/* The definitions of d of later scopes (later true) or of the others, as protobuf; *n_out
+ * how many. NULL when out of memory. */
+static Kaaval__V1__SeriesDef **defs_to_pb(kvl_arena_t *a, const kvl_series_def_t *d, size_t n,
+                                          bool later, size_t *n_out)
 {
     Kaaval__V1__SeriesDef **out = NEW(a, Kaaval__V1__SeriesDef *, n);
     Kaaval__V1__SeriesDef *items = NEW(a, Kaaval__V1__SeriesDef, n);
     if (out == NULL || items == NULL) {
         return NULL;
     }
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        Kaaval__V1__SeriesDef *p = &items[i];
+        if ((d[i].scope >= KVL_SCOPE_FIRST_LATER) != later) {
+            continue;
+        }
+        Kaaval__V1__SeriesDef *p = &items[k];
         kaaval__v1__series_def__init(p);
         p->id = d[i].id;
         p->device = (char *)(d[i].device ? d[i].device : "");
@@ -64,8 +71,9 @@ static Kaaval__V1__SeriesDef **defs_to_pb(kvl_arena_t *a, const kvl_series_def_t
         if (p->labels == NULL) {
             return NULL;
         }
-        out[i] = p;
+        out[k++] = p;
     }
+    *n_out = k;
     return out;
 }
 
@@ -113,18 +121,18 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
     p->lane = b->lane;
     int64_t base = b->n_groups ? b->groups[0].time_ms : 0;
     p->base_time_ms = base;
-    p->n_defs = b->n_defs;
-    if ((p->defs = defs_to_pb(a, b->defs, b->n_defs)) == NULL) {
+    if ((p->defs = defs_to_pb(a, b->defs, b->n_defs, false, &p->n_defs)) == NULL ||
+        (p->later_defs = defs_to_pb(a, b->defs, b->n_defs, true, &p->n_later_defs)) == NULL) {
         return KVL_ENOMEM;
     }
     p->n_families = b->n_families;
     if ((p->families = families_to_pb(a, b->families, b->n_families)) == NULL) {
         return KVL_ENOMEM;
     }
-    p->n_groups = b->n_groups;
     p->groups = NEW(a, Kaaval__V1__Group *, b->n_groups);
+    p->later_groups = NEW(a, Kaaval__V1__Group *, b->n_groups);
     Kaaval__V1__Group *gs = NEW(a, Kaaval__V1__Group, b->n_groups);
-    if (p->groups == NULL || gs == NULL) {
+    if (p->groups == NULL || p->later_groups == NULL || gs == NULL) {
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < b->n_groups; i++) {
@@ -164,7 +172,11 @@ static int batch_to_pb(kvl_arena_t *a, const kvl_batch_t *b, Kaaval__V1__Batch *
         q->reals = (double *)g->reals;
         q->n_unknown = g->n_unknown;
         q->unknown = (uint32_t *)g->unknown;
-        p->groups[i] = q;
+        if (g->later) {
+            p->later_groups[p->n_later_groups++] = q;
+        } else {
+            p->groups[p->n_groups++] = q;
+        }
     }
     p->n_events = b->n_events;
     p->events = NEW(a, Kaaval__V1__Event *, b->n_events);
@@ -236,11 +248,12 @@ int kvl_wire_encode(const kvl_msg_t *m, kvl_buf_t *out)
         env.refusal = &refusal;
         break;
     case KVL_MSG_SERIES_DEFS:
-        defs.n_defs = m->u.series_defs.n;
-        defs.defs = defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n);
+        defs.defs = defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n, false, &defs.n_defs);
+        defs.later_defs =
+            defs_to_pb(&a, m->u.series_defs.defs, m->u.series_defs.n, true, &defs.n_later_defs);
         defs.n_families = m->u.series_defs.n_families;
         defs.families = families_to_pb(&a, m->u.series_defs.families, m->u.series_defs.n_families);
-        if (defs.defs == NULL || defs.families == NULL) {
+        if (defs.defs == NULL || defs.later_defs == NULL || defs.families == NULL) {
             rc = KVL_ENOMEM;
         }
         env.msg_case = KAAVAL__V1__ENVELOPE__MSG_SERIES_DEFS;
@@ -313,24 +326,28 @@ static const kvl_label_t *labels_from_pb(kvl_arena_t *a, Kaaval__V1__Label **l, 
     return out;
 }
 
-static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
-                        const kvl_series_def_t **outp, char *err, size_t errlen)
+/* The definitions of d (scopes up to SCOPE_LINK) then of later (later scopes, see
+ * proto/kaaval.proto), in one array. */
+static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n_early,
+                        Kaaval__V1__SeriesDef **later, size_t n_later,
+                        const kvl_series_def_t **outp, size_t *n_out, char *err, size_t errlen)
 {
+    size_t n = n_early + n_later;
     kvl_series_def_t *out = NEW(a, kvl_series_def_t, n);
     if (out == NULL) {
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        const Kaaval__V1__SeriesDef *p = d[i];
+        bool is_later = i >= n_early;
+        const Kaaval__V1__SeriesDef *p = is_later ? later[i - n_early] : d[i];
         if (p->id == 0) {
             return fail(err, errlen, "series definition with id 0");
         }
-        if (p->scope != KAAVAL__V1__SCOPE__SCOPE_DEVICE &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_INTERFACE &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_AGENT &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_GROUP &&
-            p->scope != KAAVAL__V1__SCOPE__SCOPE_LINK) {
-            return fail(err, errlen, "series %u has unknown scope %d", p->id, (int)p->scope);
+        int sc = (int)p->scope;
+        if (is_later ? (sc < KVL_SCOPE_FIRST_LATER || sc > KVL_SCOPE_LAST)
+                     : (sc < KVL_SCOPE_DEVICE || sc >= KVL_SCOPE_FIRST_LATER)) {
+            return fail(err, errlen, "series %u has unknown scope %d%s", p->id, sc,
+                        is_later ? " (in later_defs)" : "");
         }
         if (p->family == 0 && p->kind != KAAVAL__V1__KIND__KIND_COUNTER &&
             p->kind != KAAVAL__V1__KIND__KIND_GAUGE) {
@@ -359,6 +376,7 @@ static int defs_from_pb(kvl_arena_t *a, Kaaval__V1__SeriesDef **d, size_t n,
         }
     }
     *outp = out;
+    *n_out = n;
     return 0;
 }
 
@@ -440,22 +458,25 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
     if (p->lane >= KVL_LANES) {
         return fail(err, errlen, "batch %" PRIu64 " on unknown lane %u", p->seq, p->lane);
     }
-    int rc = defs_from_pb(a, p->defs, p->n_defs, &b->defs, err, errlen);
+    int rc = defs_from_pb(a, p->defs, p->n_defs, p->later_defs, p->n_later_defs, &b->defs,
+                          &b->n_defs, err, errlen);
     if (rc != 0) {
         return rc;
     }
-    b->n_defs = p->n_defs;
     if ((rc = families_from_pb(a, p->families, p->n_families, &b->families, err, errlen)) != 0) {
         return rc;
     }
     b->n_families = p->n_families;
-    kvl_group_t *gs = NEW(a, kvl_group_t, p->n_groups);
+    size_t n_groups = p->n_groups + p->n_later_groups;
+    kvl_group_t *gs = NEW(a, kvl_group_t, n_groups);
     if (gs == NULL) {
         return KVL_ENOMEM;
     }
-    for (size_t i = 0; i < p->n_groups; i++) {
-        const Kaaval__V1__Group *q = p->groups[i];
+    for (size_t i = 0; i < n_groups; i++) {
+        const Kaaval__V1__Group *q =
+            i < p->n_groups ? p->groups[i] : p->later_groups[i - p->n_groups];
         kvl_group_t *g = &gs[i];
+        g->later = i >= p->n_groups;
         if (q->n_values + q->n_reals + q->n_unknown != q->n_id_deltas) {
             return fail(err, errlen, "group %zu: %zu ids but %zu values, %zu reals and %zu unknown",
                         i, q->n_id_deltas, q->n_values, q->n_reals, q->n_unknown);
@@ -505,7 +526,7 @@ static int batch_from_pb(kvl_arena_t *a, const Kaaval__V1__Batch *p, kvl_batch_t
         g->n_unknown = q->n_unknown;
     }
     b->groups = gs;
-    b->n_groups = p->n_groups;
+    b->n_groups = n_groups;
     kvl_event_t *es = NEW(a, kvl_event_t, p->n_events);
     if (es == NULL) {
         return KVL_ENOMEM;
@@ -579,8 +600,8 @@ int kvl_wire_decode(const uint8_t *payload, size_t len, kvl_msg_t *m, char *err,
     case KAAVAL__V1__ENVELOPE__MSG_SERIES_DEFS:
         m->type = KVL_MSG_SERIES_DEFS;
         rc = defs_from_pb(a, env->series_defs->defs, env->series_defs->n_defs,
-                          &m->u.series_defs.defs, err, errlen);
-        m->u.series_defs.n = env->series_defs->n_defs;
+                          env->series_defs->later_defs, env->series_defs->n_later_defs,
+                          &m->u.series_defs.defs, &m->u.series_defs.n, err, errlen);
         if (rc == 0) {
             rc = families_from_pb(a, env->series_defs->families, env->series_defs->n_families,
                                   &m->u.series_defs.families, err, errlen);

@@ -39,7 +39,12 @@ typedef enum {
     KVL_SCOPE_AGENT = 3, /* the agent's own statistics; device = the agent id */
     KVL_SCOPE_GROUP = 4, /* a metric group's row (instance) or its scalars (instance "") */
     KVL_SCOPE_LINK = 5,  /* link measurement: device = the agent id, instance = the target */
+    /* Later scopes (proto/kaaval.proto): encoded in fields an older collector skips. */
+    KVL_SCOPE_NEIGHBOUR = 6, /* an LLDP/CDP neighbour of a device (agent/snmp/nbrwalk.h) */
 } kvl_scope_t;
+
+#define KVL_SCOPE_FIRST_LATER KVL_SCOPE_NEIGHBOUR
+#define KVL_SCOPE_LAST KVL_SCOPE_NEIGHBOUR
 
 typedef enum {
     KVL_KIND_COUNTER = 1,
@@ -96,6 +101,8 @@ typedef struct kvl_group {
     size_t n_reals;
     const uint32_t *unknown; /* increasing positions into ids */
     size_t n_unknown;
+    bool later; /* its series are of a later scope (>= KVL_SCOPE_FIRST_LATER): encoded in
+                   Batch.later_groups; decoded ones come after the others */
 } kvl_group_t;
 
 typedef struct kvl_event {

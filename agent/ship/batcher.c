@@ -26,6 +26,7 @@ typedef struct group_span {
     size_t first_value, n_values;
     size_t first_real, n_reals;
     size_t first_unknown, n_unknown;
+    bool later; /* of a later scope (wire.h): the wire's later_groups */
 } group_span_t;
 
 struct kvl_batcher {
@@ -214,6 +215,9 @@ void kvl_batcher_group_end(kvl_batcher_t *b)
     b->in_group = false;
     if (g != NULL && g->n_ids == 0) {
         b->groups.n--; /* nothing reported */
+    } else if (g != NULL) {
+        /* A group holds one instance's series, so its first id tells the scope. */
+        g->later = kvl_registry_scope_of(b->reg, b->ids.v[g->first_id]) >= KVL_SCOPE_FIRST_LATER;
     }
     if (b->ids.n >= FLUSH_SAMPLES) {
         kvl_batcher_flush(b);
@@ -313,7 +317,10 @@ static void dump_batch(kvl_batcher_t *b, const kvl_batch_t *batch)
         while (kvl_group_iter_next(&it, lookup, &dc, &s) == 1) {
             if (first) {
                 const kvl_series_def_t *bd = batch_def(sorted, batch->n_defs, s.id, &dc);
-                if (s.def->scope == KVL_SCOPE_GROUP || s.def->scope == KVL_SCOPE_LINK) {
+                if (s.def->scope == KVL_SCOPE_NEIGHBOUR) {
+                    fprintf(f, "%" PRId64 ".%03d %s neighbour \"%s\"", g->time_ms / 1000,
+                            (int)(g->time_ms % 1000), s.def->device, s.def->instance);
+                } else if (s.def->scope == KVL_SCOPE_GROUP || s.def->scope == KVL_SCOPE_LINK) {
                     const kvl_family_t *fam = kvl_registry_family(b->reg, s.def->family);
                     fprintf(f, "%" PRId64 ".%03d %s %s %s \"%s\"", g->time_ms / 1000,
                             (int)(g->time_ms % 1000), s.def->device,
@@ -415,6 +422,7 @@ void kvl_batcher_flush(kvl_batcher_t *b)
             .n_reals = s->n_reals,
             .unknown = s->n_unknown ? b->unknown.v + s->first_unknown : NULL,
             .n_unknown = s->n_unknown,
+            .later = s->later,
         };
     }
     kvl_msg_t m = {.type = KVL_MSG_BATCH};

@@ -603,6 +603,12 @@ static const entry_t *entry_of(const kvl_registry_t *r, uint32_t id)
     return lo < r->n_entries && v[lo].id <= id ? &v[lo] : NULL;
 }
 
+int kvl_registry_scope_of(const kvl_registry_t *r, uint32_t id)
+{
+    const entry_t *e = entry_of(r, id);
+    return e != NULL ? (int)e->scope : 0;
+}
+
 const char *kvl_registry_instance_of(const kvl_registry_t *r, uint32_t id)
 {
     const entry_t *e = entry_of(r, id);

@@ -74,6 +74,8 @@ const char *kvl_registry_intern(kvl_registry_t *r, const char *s);
 uint64_t kvl_registry_names_refused(const kvl_registry_t *r);
 /* The (interned) instance name of the definition holding id, or NULL. */
 const char *kvl_registry_instance_of(const kvl_registry_t *r, uint32_t id);
+/* The scope (kvl_scope_t) of the definition holding id, or 0. */
+int kvl_registry_scope_of(const kvl_registry_t *r, uint32_t id);
 
 /* Every definition known, for the uplink to send at the start of each connection (without
  * labels: those went out with the batch that first used each series): how many there are,

@@ -37,7 +37,14 @@
  *      Values land in rows keyed by ifIndex; the interface list is every index seen. Each
  *      row is named (ifName, else ifDescr, else "if<ifIndex>", "#<ifIndex>" added to
  *      duplicates) and passed through the device's filters; the included rows are reported
- *      and become the inventory: name, labels and the value columns each one has.
+ *      and become the inventory: name, labels and the value columns each one has. Then the
+ *      model and serial (ENTITY-MIB, first chassis entry) and the LLDP/CDP neighbours
+ *      (nbrwalk.h: four tables walked one after the other, GETNEXT for each table's first
+ *      request, GETBULK after; each neighbour reported as a KVL_SCOPE_NEIGHBOUR definition
+ *      with a present=1 sample, and the list of their instances as the neighbour-scope
+ *      instance "" (label "neighbours", metric count, with the device's own LLDP chassis id
+ *      and system name from one GET after the tables), so the collector can tell one that
+ *      went; a walk cut short reports nothing and the collector keeps what it knew).
  *   2b. Between discoveries: GET exactly those columns of the inventory's interfaces, all
  *      of one interface in one PDU, as many interfaces per PDU as fit in 60 varbinds (fewer
  *      while the adaptive size is below the configured one). A missing instance means the
@@ -82,6 +89,7 @@
 #include "ifwalk.h"
 #include "log.h"
 #include "mibgroups.h"
+#include "nbrwalk.h"
 #include "poll_sched.h"
 #include "snmp.h"
 #include "snmp_text.h"
@@ -155,6 +163,18 @@ static const kvl_family_t dev_family = {.name = "device",
                                         .metrics = dev_metrics,
                                         .kinds = dev_kinds,
                                         .reals = dev_reals};
+
+/* A neighbour (nbrwalk.h): one gauge, 1 at each discovery that saw it; what it is travels in
+ * its definition's labels. */
+static const char *const nbr_metrics[] = {"present"};
+static const kvl_kind_t nbr_kinds[] = {KVL_KIND_GAUGE};
+static const kvl_family_t nbr_family = {
+    .name = "neighbour", .n = 1, .metrics = nbr_metrics, .kinds = nbr_kinds};
+/* A device's neighbour list (instance ""): how many, and their instances in the label
+ * "neighbours" (scope neighbour, so an older collector never sees it). */
+static const char *const nbr_list_metrics[] = {"count"};
+static const kvl_family_t nbr_list_family = {
+    .name = "neighbours", .n = 1, .metrics = nbr_list_metrics, .kinds = nbr_kinds};
 
 /* Why a device is down: the value of its down_reason gauge. */
 enum { R_UP = 0, R_TIMEOUT = 1, R_AUTH = 2, R_NO_SUCH_NAME = 3, R_OTHER = 4 };
@@ -253,6 +273,12 @@ typedef struct device {
     char *ifindexes;              /* the last discovery's reported ifIndexes, for the label */
     char *model, *serial;         /* ENTITY-MIB, first chassis entry, read at discovery */
     unsigned ent_requests;        /* of the discovery's ENTITY-MIB look-up */
+    char *neighbours; /* the instances of the last complete neighbour walk, space-separated */
+    kvl_nbrs_t nbrs;  /* the neighbour walk's rows, only during it */
+    int nbr_table;    /* the table being walked (kvl_nbr_table_t) */
+    unsigned nbr_requests;
+    uint32_t nbr_reps;
+    bool nbr_first; /* the table's first request: a GETNEXT (most devices have none of it) */
     bool have_prev_uptime;
     uint32_t prev_uptime;
     bool reboot_pending; /* sysUpTime went back; cleared once counters have seen it */
@@ -936,10 +962,17 @@ static const uint32_t ent_class[] = {1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5};
 #define ENT_CHASSIS 3       /* PhysicalClass chassis(3) */
 #define ENT_MAX_REQUESTS 16 /* entries looked at: chassis entries come first in practice */
 
+static void start_nbr(device_t *d);
+
+static void nbr_done(device_t *d, bool complete);
+
 static void entity_done(device_t *d)
 {
-    report_device(d, true, d->t_sys, (long)d->n_inv);
-    interfaces_done(d);
+    if (d->cfg->neighbours) {
+        start_nbr(d); /* then the device's report and the rest of the poll */
+    } else {
+        nbr_done(d, false);
+    }
 }
 
 static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
@@ -1028,6 +1061,258 @@ static void on_entity_class(kvl_snmp_session_t *s, const kvl_snmp_result_t *res,
         return;
     }
     send_entity_next(d);
+}
+
+/* --- neighbours at discovery: LLDP-MIB and CISCO-CDP-MIB (nbrwalk.h) ------------------------- */
+
+#define NBR_MAX_REQUESTS 2000 /* per discovery, over the four tables */
+
+static void on_nbr_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg);
+
+/* Asks for what follows the cursor (req_oids[0]) in the table being walked: one varbind, so
+ * the look-up never moves the walk's adaptive size (its own size only falls on tooBig). A
+ * table's first request is a GETNEXT, which can meet no tooBig: a device without the table
+ * (most have one of LLDP and CDP at most) costs one small request per table and discovery;
+ * GETBULK only once the table has rows. */
+static void send_nbr(device_t *d)
+{
+    if (is_v1(d) || d->nbr_first) {
+        dev_send(d, KVL_SNMP_GETNEXT, 1, 0, -1, on_nbr_response);
+    } else {
+        dev_send(d, KVL_SNMP_GETBULK, 1, d->nbr_reps, -1, on_nbr_response);
+    }
+}
+
+static void start_nbr(device_t *d)
+{
+    kvl_nbrs_clear(&d->nbrs);
+    d->nbr_table = KVL_NBR_T_LOCPORT;
+    d->nbr_requests = 0;
+    d->nbr_reps = d->reps_cap < MAX_VBS_PER_RESPONSE ? d->reps_cap : MAX_VBS_PER_RESPONSE;
+    d->nbr_reps = d->nbr_reps > 0 ? d->nbr_reps : 1;
+    d->nbr_first = true;
+    kvl_nbr_table_oid(&d->w->req_oids[0], KVL_NBR_T_LOCPORT);
+    send_nbr(d);
+}
+
+/* The local interface's name: the interface archive's (the discovery's naming of its rows,
+ * whether or not the filters report it), "" when the neighbour has none. */
+static const char *nbr_local_name(device_t *d, const kvl_nbr_t *nb, named_row_t *nr, char *idx,
+                                  size_t idxlen)
+{
+    uint32_t ifindex;
+    idx[0] = '\0';
+    if (nr == NULL || !kvl_nbr_local_ifindex(&d->nbrs, nb, &d->rows, &ifindex)) {
+        return "";
+    }
+    snprintf(idx, idxlen, "%" PRIu32, ifindex);
+    for (size_t i = 0; i < d->rows.n; i++) {
+        if (nr[i].r->ifindex == ifindex) {
+            return nr[i].name;
+        }
+    }
+    return "";
+}
+
+/* Reports every neighbour of a complete walk (its definition, a group with present = 1), then
+ * the list of their instances (instance "", label "neighbours", count), so the collector can
+ * tell one that disappeared. Nothing when out of memory. */
+static void report_nbrs(device_t *d)
+{
+    kvl_nbrs_t *ns = &d->nbrs;
+    named_row_t *nr = d->rows.n > 0 ? kvl_ifwalk_name_rows(&d->rows) : NULL;
+    char *list = malloc(ns->n * 32 + 1);
+    if ((d->rows.n > 0 && nr == NULL) || list == NULL) {
+        KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory reporting %zu neighbours", ns->n);
+        free(list);
+        if (nr != NULL) {
+            kvl_ifwalk_free_named(nr, d->rows.n);
+        }
+        return;
+    }
+    size_t len = 0, n_lldp = 0, n_cdp = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < ns->n; i++) {
+        const kvl_nbr_t *nb = &ns->v[i];
+        char inst[40], port[16] = "", ifidx[16], cst[16] = "", pst[16] = "";
+        snprintf(inst, sizeof(inst), "%s.%" PRIu32 ".%" PRIu32, kvl_nbr_proto_name(nb->proto),
+                 nb->local_port, nb->rem_index);
+        if (nb->local_port != 0) {
+            snprintf(port, sizeof(port), "%" PRIu32, nb->local_port);
+        }
+        if (nb->chassis_subtype >= 0) {
+            snprintf(cst, sizeof(cst), "%d", nb->chassis_subtype);
+        }
+        if (nb->port_subtype >= 0) {
+            snprintf(pst, sizeof(pst), "%d", nb->port_subtype);
+        }
+        const char *local = nbr_local_name(d, nb, nr, ifidx, sizeof(ifidx));
+#define S(x) ((x) != NULL ? (x) : "")
+        kvl_label_t labels[] = {
+            {"protocol", kvl_nbr_proto_name(nb->proto)},
+            {"local_port", port},
+            {"local_ifindex", ifidx},
+            {"local_if", local},
+            {"chassis_id", S(nb->chassis_id)},
+            {"chassis_id_subtype", cst},
+            {"sys_name", S(nb->sys_name)},
+            {"port_id", S(nb->port_id)},
+            {"port_id_subtype", pst},
+            {"port_desc", S(nb->port_desc)},
+            {"mgmt_addr", S(nb->mgmt_addr)},
+            {"sys_desc", S(nb->sys_desc)},
+        };
+#undef S
+        kvl_instance_key_t key = {.device = d->cfg->name,
+                                  .scope = KVL_SCOPE_NEIGHBOUR,
+                                  .instance = inst,
+                                  .family = &nbr_family,
+                                  .interval_s = d->interval_s,
+                                  .labels = labels,
+                                  .n_labels = KVL_ARRAY_SIZE(labels)};
+        uint32_t id = kvl_batcher_instance(d->p->b, &key);
+        if (id == 0) {
+            continue;
+        }
+        kvl_batcher_group_begin(d->p->b, d->t_sys);
+        kvl_batcher_add(d->p->b, id, 1);
+        kvl_batcher_group_end(d->p->b);
+        len += (size_t)snprintf(list + len, 33, len > 0 ? " %s" : "%s", inst);
+        n_lldp += nb->proto == KVL_NBR_LLDP;
+        n_cdp += nb->proto == KVL_NBR_CDP;
+    }
+    if (nr != NULL) {
+        kvl_ifwalk_free_named(nr, d->rows.n);
+    }
+    if (ns->dropped > 0) {
+        KVL_LOG_WARN(MOD, d->cfg->name,
+                     "%zu neighbour table rows beyond the bounds (%d neighbours, %d local "
+                     "ports) left out",
+                     ns->dropped, KVL_NBR_MAX, KVL_NBR_PORTS_MAX);
+    }
+    if (d->neighbours != NULL ? strcmp(d->neighbours, list) != 0 : ns->n > 0) {
+        KVL_LOG_INFO(MOD, d->cfg->name, "%zu neighbours (%zu LLDP, %zu CDP)", n_lldp + n_cdp,
+                     n_lldp, n_cdp);
+    }
+    free(d->neighbours);
+    d->neighbours = list;
+    char lst[16] = "";
+    if (ns->loc_chassis_subtype >= 0) {
+        snprintf(lst, sizeof(lst), "%d", ns->loc_chassis_subtype);
+    }
+    kvl_label_t ll[] = {
+        {"neighbours", list},
+        {"lldp_chassis_id", ns->loc_chassis_id != NULL ? ns->loc_chassis_id : ""},
+        {"lldp_chassis_id_subtype", lst},
+        {"lldp_sys_name", ns->loc_sys_name != NULL ? ns->loc_sys_name : ""},
+    };
+    kvl_instance_key_t key = {.device = d->cfg->name,
+                              .scope = KVL_SCOPE_NEIGHBOUR,
+                              .instance = "",
+                              .family = &nbr_list_family,
+                              .interval_s = d->interval_s,
+                              .labels = ll,
+                              .n_labels = KVL_ARRAY_SIZE(ll)};
+    uint32_t id = kvl_batcher_instance(d->p->b, &key);
+    if (id != 0) {
+        kvl_batcher_group_begin(d->p->b, d->t_sys);
+        kvl_batcher_add(d->p->b, id, (uint64_t)(n_lldp + n_cdp));
+        kvl_batcher_group_end(d->p->b);
+    }
+}
+
+/* The neighbour walk is over (complete: every table to its end): the device's report and the
+ * rest of the poll. An incomplete walk reports nothing, so the collector keeps what it knew. */
+static void nbr_done(device_t *d, bool complete)
+{
+    if (complete) {
+        report_nbrs(d);
+    }
+    kvl_nbrs_free(&d->nbrs);
+    report_device(d, true, d->t_sys, (long)d->n_inv);
+    interfaces_done(d);
+}
+
+static void on_nbr_local(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status == KVL_SNMP_RESPONSE && res->error_status == KVL_SNMP_ERR_NONE) {
+        for (size_t i = 0; i < res->n_vbs; i++) {
+            if (kvl_nbrs_take_local(&d->nbrs, &res->vbs[i]) != 0) {
+                KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory reading neighbours");
+                nbr_done(d, false);
+                return;
+            }
+        }
+    } /* else (v1 noSuchName, no answer): the device gives no LLDP identity of its own */
+    nbr_done(d, true);
+}
+
+static void nbr_next_table(device_t *d)
+{
+    if (++d->nbr_table >= KVL_NBR_TABLES) {
+        /* the tables are complete; then the device's own LLDP identity, in one GET */
+        kvl_nbr_local_oids(d->w->req_oids);
+        dev_send(d, KVL_SNMP_GET, KVL_NBR_LOCAL_N, 0, -1, on_nbr_local);
+        return;
+    }
+    d->nbr_first = true;
+    kvl_nbr_table_oid(&d->w->req_oids[0], (kvl_nbr_table_t)d->nbr_table);
+    send_nbr(d);
+}
+
+static void on_nbr_response(kvl_snmp_session_t *s, const kvl_snmp_result_t *res, void *arg)
+{
+    device_t *d = arg;
+    KVL_UNUSED(s);
+    if (res->status != KVL_SNMP_RESPONSE) {
+        KVL_LOG_WARN(MOD, d->cfg->name, "neighbour walk failed (%s): neighbours not updated",
+                     res->status == KVL_SNMP_TIMEOUT ? "timeout" : "no answer");
+        nbr_done(d, false);
+        return;
+    }
+    if (res->error_status != KVL_SNMP_ERR_NONE) {
+        if (res->error_status == KVL_SNMP_ERR_TOO_BIG && !is_v1(d) && d->nbr_reps > 1) {
+            d->nbr_reps /= 2;
+            send_nbr(d);
+            return;
+        }
+        /* (v1) noSuchName, or an error for this table: the device has none of it */
+        nbr_next_table(d);
+        return;
+    }
+    kvl_snmp_oid_t root;
+    kvl_nbr_table_oid(&root, (kvl_nbr_table_t)d->nbr_table);
+    kvl_snmp_oid_t *cur = &d->w->req_oids[0];
+    for (size_t i = 0; i < res->n_vbs; i++) {
+        const kvl_snmp_vb_t *vb = &res->vbs[i];
+        if (vb->type == KVL_SNMP_T_END_OF_MIB_VIEW || vb->type == KVL_SNMP_T_NO_SUCH_OBJECT ||
+            vb->type == KVL_SNMP_T_NO_SUCH_INSTANCE || !kvl_snmp_oid_has_prefix(&vb->oid, &root) ||
+            kvl_snmp_oid_cmp(&vb->oid, cur) <= 0) {
+            nbr_next_table(d); /* the end of this table */
+            return;
+        }
+        if (kvl_nbrs_take(&d->nbrs, (kvl_nbr_table_t)d->nbr_table, vb) != 0) {
+            KVL_LOG_ERROR(MOD, d->cfg->name, "out of memory reading neighbours");
+            nbr_done(d, false);
+            return;
+        }
+        *cur = vb->oid;
+        d->nbr_first = false;
+    }
+    if (res->n_vbs == 0) {
+        nbr_next_table(d);
+        return;
+    }
+    if (++d->nbr_requests >= NBR_MAX_REQUESTS) {
+        KVL_LOG_WARN(MOD, d->cfg->name,
+                     "neighbour walk stopped after %d requests: neighbours not updated",
+                     NBR_MAX_REQUESTS);
+        nbr_done(d, false);
+        return;
+    }
+    send_nbr(d);
 }
 
 /* --- the walk and the GETs ------------------------------------------------------------------- */
@@ -1761,6 +2046,8 @@ static void free_dev_state(device_t *d)
     free(d->sysdescr);
     free(d->syslocation);
     free(d->ifindexes);
+    free(d->neighbours);
+    kvl_nbrs_free(&d->nbrs);
     free(d->model);
     free(d->serial);
     kvl_mg_dev_free(d->mg);

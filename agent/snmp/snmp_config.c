@@ -717,6 +717,15 @@ static int parse_dev_mgroups(kvl_cfg_node_t n, void *target);
          NULL,                                                                                     \
          0,                                                                                        \
          "interface re-discovery period (1h; 0: every poll)"},                                     \
+        {"neighbours",                                                                             \
+         KVL_CFG_BOOL,                                                                             \
+         DEV(neighbours),                                                                          \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "LLDP/CDP neighbours read at each discovery (true)"},                                     \
         {"metric_groups",                                                                          \
          KVL_CFG_CUSTOM,                                                                           \
          0,                                                                                        \
@@ -842,6 +851,7 @@ static void device_init(kvl_device_cfg_t *d)
     d->max_repetitions = 25;
     d->max_varbinds = 120;
     d->rediscover_ms = 3600000;
+    d->neighbours = true;
 }
 
 /* Applies one level's mapping onto l (whose d holds what it inherits). */

@@ -95,6 +95,7 @@ typedef struct kvl_device_cfg {
     int64_t max_repetitions;
     int64_t max_varbinds;  /* per GET between discoveries (walks stay at 60 per response) */
     int64_t rediscover_ms; /* 0: walk everything at every poll */
+    bool neighbours;       /* LLDP/CDP tables walked at each discovery (nbrwalk.h) */
     kvl_if_filter_t ifs;
     const kvl_metric_group_t **mgroups; /* into kvl_snmp_cfg_t.metric_groups */
     size_t n_mgroups;

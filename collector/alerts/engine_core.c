@@ -870,6 +870,9 @@ int kvl_engine_batch(kvl_engine_t *e, const kvl_sink_batch_t *b)
         int rc;
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &smp)) == 1) {
+            if (smp.def->scope >= KVL_SCOPE_FIRST_LATER) {
+                continue; /* neighbours carry no value a rule looks at */
+            }
             e->refusing = false;
             slot_t *sl = slot_get(e, ag, b->defs, smp.def, cur);
             if (sl == NULL && e->refusing) {

@@ -404,6 +404,9 @@ int kvl_latest_batch(kvl_latest_t *l, const kvl_sink_batch_t *b)
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &s)) == 1) {
             const kvl_series_def_t *d = s.def;
+            if (d->scope >= KVL_SCOPE_FIRST_LATER) {
+                continue; /* neighbours are the inventory's, not latest values */
+            }
             /* the agent's own statistics and its links are filed under its id (store.h) */
             const char *dn =
                 d->scope == KVL_SCOPE_AGENT || d->scope == KVL_SCOPE_LINK ? b->agent : d->device;

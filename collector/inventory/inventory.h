@@ -27,6 +27,16 @@
  *     comes back through kvl_inventory_moved, which logs the rename and clears the pending
  *     move; moves still pending at a restart are asked again (kvl_inventory_pending_moves),
  *     which is harmless because a move is idempotent (store.h);
+ *   - a definition of scope neighbour (an LLDP/CDP neighbour the agent's discovery saw,
+ *     agent/snmp/nbrwalk.h; instance "lldp.<port>.<index>", its labels what it is) creates
+ *     or updates a neighbour of the device, kept with the device (not in the hash), written
+ *     and versioned like an interface; the neighbour-scope definition of instance "" (the
+ *     device's list: label "neighbours", the instances its last complete neighbour walk
+ *     saw, space-separated) marks the others gone and the listed ones current again; its
+ *     other labels (the device's own lldp_chassis_id, lldp_chassis_id_subtype,
+ *     lldp_sys_name) are merged into the device's. Recabling is logged at INFO: a
+ *     neighbour appeared, gone, back, or changed (another system or port on the same
+ *     instance). kvl_inventory_each_neighbour (inventory_each.h) reads them;
  *   - the event "devices_configured" (an agent sends it once at its start; one field
  *     "device" per SNMP device of its configuration) retires the agent's devices that it
  *     does not name, and brings back those it names. Agents that send neither (older ones)
@@ -115,10 +125,10 @@ void kvl_inventory_free(kvl_inventory_t *inv);
 /* The sink (ctx: the inventory): on_batch and on_event. */
 extern const kvl_sink_t kvl_inventory_sink;
 
-/* What the sink does, for tests and tools. A definition of scope device or interface (its
- * labels, if any) seen at t_ms from agent (at site). Other scopes are ignored; labels that
- * are not well-formed UTF-8 are left out. Returns 0, KVL_EINVAL for a definition without a
- * device (or interface) name or with names or ids that are not UTF-8, or KVL_ENOMEM. */
+/* What the sink does, for tests and tools. A definition of scope device, interface or
+ * neighbour (its labels, if any) seen at t_ms from agent (at site). Other scopes are ignored;
+ * labels that are not well-formed UTF-8 are left out. Returns 0, KVL_EINVAL for a definition
+ * without a device (or interface) name or with names or ids that are not UTF-8, or KVL_ENOMEM. */
 int kvl_inventory_define(kvl_inventory_t *inv, const char *agent, const char *site,
                          const kvl_series_def_t *d, int64_t t_ms);
 /* The agent reported at t_ms. */

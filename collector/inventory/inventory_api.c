@@ -8,7 +8,8 @@
  *          &limit=1..10000 (default 10000)
  *   GET    /api/v1/devices/<agent>/<device>  viewer: the device with its interfaces and its
  *          newest label changes (at most 200); each interface's former names in
- *          `aliases` (renames on the device, oldest first)
+ *          `aliases` (renames on the device, oldest first); its LLDP/CDP `neighbours` (current
+ *          and gone: `retired` says when), each with the agent's labels (nbrwalk.h)
  *   DELETE /api/v1/devices/<agent>/<device>  admin: forgets the entry (not the archives)
  *   GET    /api/v1/search?q=                 viewer: devices (name, address, sysName,
  *          sysDescr, sysLocation) and interfaces (name, former names, ifName, ifDescr, ifAlias,
@@ -276,6 +277,19 @@ static void list_devices(kvl_inventory_t *inv, const kvl_http_req_t *req, kvl_ht
     }
 }
 
+/* A neighbour: its instance, the agent's labels (protocol, local_if, chassis_id, sys_name,
+ * port_id ...) and its times (`retired`: when a discovery no longer saw it). */
+static json_t *nbr_json(const inv_entry_t *e)
+{
+    json_t *o = labels_json(e);
+    if (o == NULL) {
+        return NULL;
+    }
+    json_object_set_new(o, "instance", json_string(e->name));
+    times_json(o, e);
+    return o;
+}
+
 static json_t *changes_json(const kvl_inventory_t *inv, const inv_entry_t *d)
 {
     json_t *arr = json_array();
@@ -325,6 +339,11 @@ static void one_device(kvl_inventory_t *inv, const kvl_http_req_t *req, kvl_http
         return;
     }
     json_object_set_new(o, "interface_list", ifs);
+    json_t *nbrs = json_array();
+    for (size_t i = 0; nbrs != NULL && i < d->n_nbrs; i++) {
+        json_array_append_new(nbrs, nbr_json(d->nbrs[i]));
+    }
+    json_object_set_new(o, "neighbours", nbrs != NULL ? nbrs : json_null());
     json_object_set_new(o, "changes", changes_json(inv, d));
     resp->body = o;
 }

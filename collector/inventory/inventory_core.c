@@ -24,6 +24,7 @@ static const char *const MOD = "inventory";
 
 #define EVENT_CONFIGURED "devices_configured"
 #define LABEL_IFINDEXES "ifIndexes"
+#define LABEL_NEIGHBOURS "neighbours" /* a neighbour list's instances (scope neighbour, "") */
 
 int64_t inv_now(const kvl_inventory_t *inv)
 {
@@ -775,16 +776,202 @@ size_t kvl_inventory_pending_moves(kvl_inventory_t *inv)
 /* --- definitions ---------------------------------------------------------------------------- */
 
 /* A definition (kvl_inventory_define), from batch b when the sink has one (NULL: alone). */
+/* --- neighbours (LLDP/CDP, agent/snmp/nbrwalk.h) ------------------------------------------------
+ */
+
+inv_entry_t *inv_find_nbr(const inv_entry_t *dev, const char *instance)
+{
+    for (size_t i = 0; i < dev->n_nbrs; i++) {
+        if (strcmp(dev->nbrs[i]->name, instance) == 0) {
+            return dev->nbrs[i];
+        }
+    }
+    return NULL;
+}
+
+static inv_entry_t *nbr_new(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t *dev,
+                            const char *name, int64_t t_ms)
+{
+    size_t len = strlen(name);
+    inv_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    if (e == NULL) {
+        return NULL;
+    }
+    memcpy(e->name, name, len + 1);
+    e->agent = a;
+    e->dev = dev;
+    e->nbr = true;
+    e->first_ms = e->last_ms = t_ms;
+    if (push_ptr((void ***)&dev->nbrs, &dev->n_nbrs, &dev->cap_nbrs, e, &inv->bytes) != 0) {
+        free(e);
+        return NULL;
+    }
+    inv->bytes += usable(e);
+    return e;
+}
+
+/* "<sys_name or chassis id> port <port id>" of a neighbour, for the log. */
+static void nbr_what(const inv_entry_t *e, char *buf, size_t len)
+{
+    const char *sys = inv_label(e, "sys_name"), *ch = inv_label(e, "chassis_id"),
+               *port = inv_label(e, "port_id");
+    snprintf(buf, len, "%s port %s", sys != NULL && sys[0] != '\0' ? sys : (ch != NULL ? ch : "?"),
+             port != NULL && port[0] != '\0' ? port : "?");
+}
+
+/* "interface X" or "port N" (no interface known) of a neighbour, for the log. */
+static void nbr_where(const inv_entry_t *e, char *buf, size_t len)
+{
+    const char *ifn = inv_label(e, "local_if"), *port = inv_label(e, "local_port");
+    if (ifn != NULL && ifn[0] != '\0') {
+        snprintf(buf, len, "interface %s", ifn);
+    } else {
+        snprintf(buf, len, "local port %s", port != NULL && port[0] != '\0' ? port : "?");
+    }
+}
+
+/* Logs a neighbour's change at INFO (recabling): `what` is "appeared", "gone" or "back". */
+static void nbr_log(const kvl_inventory_t *inv, const inv_entry_t *e, const char *what)
+{
+    if (inv->loading) {
+        return;
+    }
+    char who[600], where[300];
+    nbr_what(e, who, sizeof(who));
+    nbr_where(e, where, sizeof(where));
+    const char *proto = inv_label(e, "protocol");
+    KVL_LOG_INFO(MOD, e->dev->name, "agent %s: %s neighbour on %s %s: %s", e->agent->id,
+                 proto != NULL ? proto : "", where, what, who);
+}
+
+/* A neighbour's definition (labels from the agent's discovery). */
+static int define_nbr(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t *dev,
+                      const kvl_series_def_t *d, int64_t t_ms)
+{
+    inv_entry_t *e = inv_find_nbr(dev, d->instance);
+    bool e_new = e == NULL;
+    if (e == NULL && (e = nbr_new(inv, a, dev, d->instance, t_ms)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    char before[600] = "", where_before[300] = "";
+    if (!e_new) {
+        nbr_what(e, before, sizeof(before));
+        nbr_where(e, where_before, sizeof(where_before));
+    }
+    int rc = labels_merge(inv, e, d->labels, d->n_labels, t_ms, e_new);
+    if (rc < 0) {
+        return rc;
+    }
+    bool was_gone = e->retired_ms != 0;
+    if (was_gone && t_ms >= e->retired_ms) {
+        e->retired_ms = 0;
+    }
+    if (e_new) {
+        nbr_log(inv, e, "appeared");
+    } else if (rc > 0) {
+        char after[600], where_after[300];
+        nbr_what(e, after, sizeof(after));
+        nbr_where(e, where_after, sizeof(where_after));
+        if (strcmp(before, after) != 0 || strcmp(where_before, where_after) != 0) {
+            KVL_LOG_INFO(MOD, dev->name, "agent %s: neighbour %s changed: %s on %s -> %s on %s",
+                         a->id, e->name, before, where_before, after, where_after);
+        }
+    } else if (was_gone && e->retired_ms == 0) {
+        nbr_log(inv, e, "back");
+    }
+    if (rc > 0 || e_new || was_gone != (e->retired_ms != 0)) {
+        e->last_ms = t_ms > e->last_ms ? t_ms : e->last_ms;
+        inv_store_entry(inv, e);
+    }
+    return 0;
+}
+
+/* The device's discovery saw exactly these neighbours (instances, space-separated): the others
+ * are gone, these current (those already known; a new one comes with its definition). */
+static void apply_neighbours(kvl_inventory_t *inv, inv_entry_t *dev, const char *list, int64_t t)
+{
+    for (size_t i = 0; i < dev->n_nbrs; i++) {
+        inv_entry_t *e = dev->nbrs[i];
+        size_t len = strlen(e->name);
+        bool listed = false;
+        for (const char *p = list; !listed && (p = strstr(p, e->name)) != NULL; p += len) {
+            listed = (p == list || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' ');
+        }
+        if (!listed && e->retired_ms == 0) {
+            e->retired_ms = t > 0 ? t : 1;
+            nbr_log(inv, e, "gone");
+            inv_store_entry(inv, e);
+        } else if (listed && e->retired_ms != 0 && t >= e->retired_ms) {
+            e->retired_ms = 0;
+            e->last_ms = t;
+            nbr_log(inv, e, "back");
+            inv_store_entry(inv, e);
+        }
+    }
+}
+
+int inv_restore_nbr(kvl_inventory_t *inv, const char *agent, const char *site, const char *device,
+                    const char *instance, const json_t *labels, int64_t first, int64_t last,
+                    int64_t gone)
+{
+    if (instance == NULL || instance[0] == '\0') {
+        return KVL_EINVAL;
+    }
+    inv_agent_t *a = inv_agent(inv, agent, site, true);
+    if (a == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *dev = inv_find(inv, agent, device, "");
+    if (dev == NULL && (dev = entry_new(inv, a, NULL, device, first)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *e = inv_find_nbr(dev, instance);
+    if (e == NULL && (e = nbr_new(inv, a, dev, instance, first)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    size_t n = json_object_size(labels);
+    kvl_label_t *l = calloc(n ? n : 1, sizeof(*l));
+    if (l == NULL) {
+        return KVL_ENOMEM;
+    }
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        if (json_is_string(v)) {
+            l[k++] = (kvl_label_t){key, json_string_value(v)};
+        }
+    }
+    inv->bytes -= usable(e->labels);
+    free(e->labels);
+    e->labels = NULL;
+    e->n_labels = 0;
+    e->labels_len = 0;
+    int rc = labels_merge(inv, e, l, k, last, true);
+    free(l);
+    if (rc < 0) {
+        return rc;
+    }
+    e->first_ms = first;
+    e->last_ms = last;
+    e->retired_ms = gone;
+    return 0;
+}
+
 static int define(kvl_inventory_t *inv, const char *agent, const char *site,
                   const kvl_series_def_t *d, int64_t t_ms, const kvl_batch_t *b)
 {
-    if (d->scope != KVL_SCOPE_DEVICE && d->scope != KVL_SCOPE_INTERFACE) {
+    if (d->scope != KVL_SCOPE_DEVICE && d->scope != KVL_SCOPE_INTERFACE &&
+        d->scope != KVL_SCOPE_NEIGHBOUR) {
         return 0;
     }
+    bool named = d->scope == KVL_SCOPE_INTERFACE; /* a neighbour's "": the device's list */
+    bool has_inst = d->scope != KVL_SCOPE_DEVICE;
     if (agent == NULL || agent[0] == '\0' || d->device == NULL || d->device[0] == '\0' ||
-        (d->scope == KVL_SCOPE_INTERFACE && (d->instance == NULL || d->instance[0] == '\0')) ||
-        !utf8_ok(agent) || (site != NULL && !utf8_ok(site)) || !utf8_ok(d->device) ||
-        (d->scope == KVL_SCOPE_INTERFACE && !utf8_ok(d->instance))) {
+        (has_inst && d->instance == NULL) || (named && d->instance[0] == '\0') || !utf8_ok(agent) ||
+        (site != NULL && !utf8_ok(site)) || !utf8_ok(d->device) ||
+        (has_inst && !utf8_ok(d->instance))) {
         return KVL_EINVAL; /* no name, or one that JSON cannot hold */
     }
     inv_agent_t *a = inv_agent(inv, agent, site, true);
@@ -817,6 +1004,30 @@ static int define(kvl_inventory_t *inv, const char *agent, const char *site,
     }
     if (dev_new) {
         inv_store_entry(inv, dev);
+    }
+    if (d->scope == KVL_SCOPE_NEIGHBOUR && d->instance != NULL && d->instance[0] == '\0') {
+        /* the device's neighbour list; its other labels (its own LLDP chassis id and system
+         * name) are the device's */
+        kvl_label_t own[8];
+        size_t n_own = 0;
+        for (size_t i = 0; i < d->n_labels; i++) {
+            if (d->labels[i].key == NULL || d->labels[i].value == NULL) {
+                continue;
+            }
+            if (strcmp(d->labels[i].key, LABEL_NEIGHBOURS) == 0) {
+                apply_neighbours(inv, dev, d->labels[i].value, t_ms);
+            } else if (n_own < KVL_ARRAY_SIZE(own)) {
+                own[n_own++] = d->labels[i];
+            }
+        }
+        int rc = labels_merge(inv, dev, own, n_own, t_ms, dev_new);
+        if (rc > 0) {
+            inv_store_entry(inv, dev);
+        }
+        return rc < 0 ? rc : 0;
+    }
+    if (d->scope == KVL_SCOPE_NEIGHBOUR) {
+        return define_nbr(inv, a, dev, d, t_ms);
     }
     inv_entry_t *e = inv_find(inv, agent, d->device, d->instance);
     bool e_new = e == NULL;
@@ -895,10 +1106,12 @@ int kvl_inventory_configured(kvl_inventory_t *inv, const char *agent, const char
 
 static void entry_free(kvl_inventory_t *inv, inv_entry_t *e)
 {
-    inv->bytes -= usable(e->labels) + usable(e->ifs) + usable(e->aliases) + usable(e);
+    inv->bytes -=
+        usable(e->labels) + usable(e->ifs) + usable(e->aliases) + usable(e->nbrs) + usable(e);
     free(e->labels);
     free(e->aliases);
     free(e->ifs);
+    free(e->nbrs);
     free(e);
 }
 
@@ -921,6 +1134,9 @@ void inv_remove_iface(kvl_inventory_t *inv, inv_entry_t *e)
 void inv_remove_device(kvl_inventory_t *inv, inv_entry_t *dev)
 {
     inv_agent_t *a = dev->agent;
+    for (size_t i = 0; i < dev->n_nbrs; i++) {
+        entry_free(inv, dev->nbrs[i]);
+    }
     for (size_t i = 0; i < dev->n_ifs; i++) {
         tab_remove(inv, dev->ifs[i]);
         entry_free(inv, dev->ifs[i]);

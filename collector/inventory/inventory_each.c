@@ -1,7 +1,10 @@
 /*
- * inventory_each.c — the inventory read in one pass by other rooms (inventory_each.h).
+ * inventory_each.c — the inventory read in one pass by other rooms (inventory_each.h): devices
+ * and interfaces, and the devices' LLDP/CDP neighbours.
  */
 #include "inventory_each.h"
+
+#include <string.h>
 
 #include "inventory_int.h"
 
@@ -28,6 +31,50 @@ void kvl_inventory_each(const kvl_inventory_t *inv, kvl_inventory_item_fn fn, vo
                 it.speed = nonempty(inv_label(e, "ifSpeed"));
                 it.retired = e->retired_ms != 0;
                 fn(ctx, &it);
+            }
+        }
+    }
+}
+
+static const char *label_or_empty(const inv_entry_t *e, const char *key)
+{
+    const char *v = inv_label(e, key);
+    return v != NULL ? v : "";
+}
+
+void kvl_inventory_each_neighbour(const kvl_inventory_t *inv, const char *agent,
+                                  kvl_inventory_nbr_fn fn, void *ctx)
+{
+    for (size_t a = 0; inv != NULL && a < inv->n_agents; a++) {
+        const inv_agent_t *ag = inv->agents[a];
+        if (agent != NULL && strcmp(agent, ag->id) != 0) {
+            continue;
+        }
+        for (size_t d = 0; d < ag->n_devs; d++) {
+            const inv_entry_t *dev = ag->devs[d];
+            for (size_t i = 0; i < dev->n_nbrs; i++) {
+                const inv_entry_t *e = dev->nbrs[i];
+                kvl_inventory_nbr_t n = {
+                    .agent = ag->id,
+                    .site = ag->site != NULL ? ag->site : "",
+                    .device = dev->name,
+                    .instance = e->name,
+                    .protocol = label_or_empty(e, "protocol"),
+                    .local_if = label_or_empty(e, "local_if"),
+                    .local_port = label_or_empty(e, "local_port"),
+                    .chassis_id = label_or_empty(e, "chassis_id"),
+                    .chassis_id_subtype = label_or_empty(e, "chassis_id_subtype"),
+                    .sys_name = label_or_empty(e, "sys_name"),
+                    .port_id = label_or_empty(e, "port_id"),
+                    .port_id_subtype = label_or_empty(e, "port_id_subtype"),
+                    .port_desc = label_or_empty(e, "port_desc"),
+                    .mgmt_addr = label_or_empty(e, "mgmt_addr"),
+                    .sys_desc = label_or_empty(e, "sys_desc"),
+                    .first_ms = e->first_ms,
+                    .last_ms = inv_last_seen(e),
+                    .gone_ms = e->retired_ms,
+                };
+                fn(ctx, &n);
             }
         }
     }

@@ -29,6 +29,9 @@ typedef struct inv_entry {
     char *aliases; /* an interface's former names, "a\0b\0" (oldest first), or NULL */
     uint16_t n_aliases;
     bool move_pending; /* renamed: the archive's move not yet confirmed (kvl_inventory_moved) */
+    bool nbr;          /* an LLDP/CDP neighbour of dev: in dev->nbrs, not in the hash */
+    struct inv_entry **nbrs; /* a device's neighbours (name: the wire's instance) */
+    size_t n_nbrs, cap_nbrs;
     char name[];
 } inv_entry_t;
 
@@ -96,6 +99,12 @@ void inv_remove_device(kvl_inventory_t *inv, inv_entry_t *dev);
 int inv_set_aliases(kvl_inventory_t *inv, inv_entry_t *e, const json_t *aliases, bool pending);
 /* Removes one interface from memory. */
 void inv_remove_iface(kvl_inventory_t *inv, inv_entry_t *e);
+/* A device's neighbour by its instance, or NULL. */
+inv_entry_t *inv_find_nbr(const inv_entry_t *dev, const char *instance);
+/* Restores a neighbour from a record (inventory_store.c); returns 0 or a negative code. */
+int inv_restore_nbr(kvl_inventory_t *inv, const char *agent, const char *site, const char *device,
+                    const char *instance, const json_t *labels, int64_t first, int64_t last,
+                    int64_t gone);
 /* When an entry was last seen: its retirement, else the later of its own and its agent's. */
 int64_t inv_last_seen(const inv_entry_t *e);
 

@@ -3,7 +3,8 @@
  * "Persistence"), lines of "<CRC-32C in 8 hex digits> <JSON record>\n" as the alert book
  * keeps them (collector/alerts/book_store.c):
  *   inventory.snap   {"t":"head","gen":N}, then one record per agent ({"t":"agent"}) and
- *                    per entry ({"t":"entry"}): written to a temporary file, synced,
+ *                    per entry ({"t":"entry"}; a device's LLDP/CDP neighbour: {"t":"neighbour"},
+ *                    the same fields, "r" when it went): written to a temporary file, synced,
  *                    renamed, the folder synced;
  *   inventory.log    {"t":"head","gen":N}, then every entry as it changed and every
  *                    forgotten device ({"t":"forget"}; with "i": an interface merged into
@@ -104,10 +105,10 @@ json_t *inv_entry_record(const inv_entry_t *e)
         p = v + strlen(v) + 1;
         json_object_set_new(l, k, json_string(v));
     }
-    json_t *r =
-        json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "t", "entry", "a", e->agent->id, "d",
-                  e->dev != NULL ? e->dev->name : e->name, "l", l, "f", (json_int_t)e->first_ms,
-                  "ls", (json_int_t)e->last_ms, "r", (json_int_t)e->retired_ms);
+    json_t *r = json_pack(
+        "{s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "t", e->nbr ? "neighbour" : "entry", "a",
+        e->agent->id, "d", e->dev != NULL ? e->dev->name : e->name, "l", l, "f",
+        (json_int_t)e->first_ms, "ls", (json_int_t)e->last_ms, "r", (json_int_t)e->retired_ms);
     if (r != NULL && e->dev != NULL) {
         json_object_set_new(r, "i", json_string(e->name));
     }
@@ -173,6 +174,17 @@ static int apply_record(kvl_inventory_t *inv, const json_t *rec)
     const json_t *l = json_object_get(rec, "l");
     const json_t *jf = json_object_get(rec, "f"), *jls = json_object_get(rec, "ls");
     int64_t r = int_of(rec, "r");
+    if (strcmp(t, "neighbour") == 0) {
+        if (!json_is_string(i) || !json_is_object(l) || !json_is_integer(jf) ||
+            !json_is_integer(jls) || r < 0) {
+            return -1;
+        }
+        return inv_restore_nbr(inv, a, s, d, json_string_value(i), l,
+                               (int64_t)json_integer_value(jf), (int64_t)json_integer_value(jls),
+                               r) == 0
+                   ? 0
+                   : -1;
+    }
     if (strcmp(t, "entry") != 0 || (i != NULL && !json_is_string(i)) || !json_is_object(l) ||
         !json_is_integer(jf) || !json_is_integer(jls) || r < 0) {
         return -1;
@@ -302,6 +314,9 @@ static int write_atomic(kvl_inventory_t *inv, const char *name, uint64_t gen, bo
             rc = write_line(fd, inv_entry_record(d));
             for (size_t k = 0; rc == 0 && k < d->n_ifs; k++) {
                 rc = write_line(fd, inv_entry_record(d->ifs[k]));
+            }
+            for (size_t k = 0; rc == 0 && k < d->n_nbrs; k++) {
+                rc = write_line(fd, inv_entry_record(d->nbrs[k]));
             }
         }
     }

@@ -53,6 +53,9 @@ static int batch_to_job(const kvl_sink_defs_t *t, const char *agent_id, const ch
         size_t n = 0;
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)t, &s)) == 1) {
+            if (s.def->scope >= KVL_SCOPE_FIRST_LATER) {
+                continue; /* neighbours have no archive (the inventory keeps them) */
+            }
             vals[n] = (kvl_store_value_t){.metric = s.def->metric,
                                           .unknown = s.unknown,
                                           .real = s.def->real,

@@ -27,7 +27,8 @@
 # template), fuzz_trap_pdu (the trap port's packets), fuzz_rules (alert rules),
 # fuzz_board_query (the board API's query parameters and the `sites:` list),
 # fuzz_inventory_api (the inventory API's parameters, its files, agents' definitions),
-# fuzz_graph_query (the graph API's parameters, cache key, rrd_graph_v's arguments). The
+# fuzz_graph_query (the graph API's parameters, cache key, rrd_graph_v's arguments),
+# fuzz_nbrwalk (LLDP/CDP neighbour tables: indexes, the man-addr index, values). The
 # script exits non-zero if the build fails or any target crashes, leaks, times out or trips a
 # sanitizer.
 set -eu

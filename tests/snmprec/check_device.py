@@ -19,7 +19,11 @@ What it does, for the recording SNMPREC_DIR/NAME.snmprec:
        there and ifSpeed is absent or 4294967295, else ifSpeed; a value the recording does
        not have must be absent from the output (never 0, never U);
      - the device group: reachable=1, uptime_s = sysUpTime.0 / 100 (absent when the
-       recording has no sysUpTime.0), a response_ms, interfaces = the number above.
+       recording has no sysUpTime.0), a response_ms, interfaces = the number above;
+     - the LLDP/CDP neighbours: walkfile.neighbours() (the rules of agent/snmp/nbrwalk.h),
+       each with its twelve labels field by field and present=1, none missing, none extra;
+       the device's neighbour list (instance "": their instances in order, their count, the
+       device's own LLDP chassis id and system name: walkfile.lldp_local()).
    With SNMPv1 (--versions 1) Counter64 objects cannot be read (RFC 3584), so the same
    rules apply to the walk without its Counter64 values, and the agent must fall back on
    the 32-bit columns (or report no value where the recording has none).
@@ -124,7 +128,7 @@ def expected_inventory(records, version):
 
 # --------------------------------------------------------------------------- the agent's output --
 
-LINE_RE = re.compile(r'^(\d+)\.(\d{3}) (\S+) (if|device) "')
+LINE_RE = re.compile(r'^(\d+)\.(\d{3}) (\S+) (if|device|neighbour) "')
 METRIC_RE = re.compile(r"^[a-z_][a-z0-9_]*=(U|-?[0-9]+(\.[0-9]+)?)$")
 LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="(.*?)"(?= [A-Za-z_][A-Za-z0-9_]*="| *$)')
 
@@ -194,7 +198,55 @@ def show(v):
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1):
+def compare_neighbours(exp_nbrs, mine, exp_local=None):
+    """The LLDP/CDP neighbours reported against walkfile.neighbours(), and the device's own
+    LLDP identity against walkfile.lldp_local(): (problems, n_checked)."""
+    problems, checked, seen = [], 0, {}
+    # the device's list (instance ""): every neighbour's instance, in the agent's order
+    lists = [g for g in mine if g["scope"] == "neighbour" and g["instance"] == ""]
+    checked += 1
+    if len(lists) != 1:
+        problems.append("the neighbour list: expected exactly 1 line, got %d" % len(lists))
+    else:
+        want_list = " ".join(exp_nbrs)
+        if lists[0]["labels"].get("neighbours") != want_list:
+            problems.append("the neighbour list: expected %r, got %r"
+                            % (want_list, lists[0]["labels"].get("neighbours")))
+        if lists[0]["values"] != {"count": str(len(exp_nbrs))}:
+            problems.append("the neighbour list: expected count=%d, got %r"
+                            % (len(exp_nbrs), lists[0]["values"]))
+        for k, want in sorted((exp_local or {}).items()):
+            checked += 1
+            if want is not ANY and lists[0]["labels"].get(k) != want:
+                problems.append("the device's own LLDP identity: %s: expected %s, got %s"
+                                % (k, show(want), show(lists[0]["labels"].get(k))))
+    for g in mine:
+        if g["scope"] != "neighbour" or g["instance"] == "":
+            continue
+        if g["instance"] in seen:
+            problems.append("neighbour %r reported twice" % g["instance"])
+        seen[g["instance"]] = g
+    for inst in sorted(set(exp_nbrs) - set(seen)):
+        problems.append("neighbour %r (%s): missing from the output"
+                        % (inst, exp_nbrs[inst]["sys_name"] or exp_nbrs[inst]["chassis_id"]))
+    for inst in sorted(set(seen) - set(exp_nbrs)):
+        problems.append("neighbour %r: not a neighbour of the recording" % inst)
+    for inst in sorted(set(exp_nbrs) & set(seen)):
+        e, g = exp_nbrs[inst], seen[inst]
+        for lab in walkfile.NBR_LABELS:
+            want, have = e[lab], g["labels"].get(lab)
+            checked += 1
+            if want is not ANY and have != want:
+                problems.append("neighbour %r: label %s: expected %s, got %s"
+                                % (inst, lab, show(want), show(have)))
+        checked += 1
+        if g["values"] != {"present": "1"}:
+            problems.append("neighbour %r: expected present=1, got %r" % (inst, g["values"]))
+    return problems, checked
+
+
+def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1, exp_nbrs=None,
+            exp_local=None):
     """Returns (problems, notes, n_checked)."""
     problems, notes, checked = [], [], 0
     for line in junk:
@@ -272,7 +324,8 @@ def compare(device, exp_ifaces, exp_dev, groups, events, junk, t0, t1):
         unknown_fields |= set(g["values"]) - set(IF_METRICS)
     for f in sorted(unknown_fields):
         notes.append("interface field %s is not checked by this test" % f)
-    return problems, notes, checked
+    nbr_problems, nbr_checked = compare_neighbours(exp_nbrs or {}, mine, exp_local)
+    return problems + nbr_problems, notes, checked + nbr_checked
 
 
 # --------------------------------------------------------------------------- processes --
@@ -388,9 +441,11 @@ def main():
     ap.add_argument("--agent-timeout", type=int, default=90, help="seconds per agent run")
     ap.add_argument("--max-lines", type=int, default=200, help="differences printed at most")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--own-dir", action="store_true", help="read --dir even when "
+                    "KAAVAL_SNMPREC_DIR is set (the project's own recordings)")
     a = ap.parse_args()
 
-    folder = os.environ.get("KAAVAL_SNMPREC_DIR") or a.dir
+    folder = a.dir if a.own_dir else (os.environ.get("KAAVAL_SNMPREC_DIR") or a.dir)
     folder = os.path.abspath(folder)
     rec = os.path.join(folder, a.community + ".snmprec")
     if not os.path.isfile(rec):
@@ -412,6 +467,8 @@ def main():
     for n in file_notes:
         log("note: " + n)
     expected = {v: expected_inventory(records, v) for v in versions}
+    exp_nbrs = {v: walkfile.neighbours(records, v) for v in versions}
+    exp_local = {v: walkfile.lldp_local(records, v) for v in versions}
     want_ifs = len(expected[versions[0]][0]) if versions else 0
     listed = readme_count(folder, a.community)
     if "2c" in expected:
@@ -448,7 +505,7 @@ def main():
                 f.write(out)
             groups, events, junk = parse_output(out)
             problems, notes, checked = compare(a.community, exp_ifaces, exp_dev, groups, events,
-                                               junk, t0, t1)
+                                               junk, t0, t1, exp_nbrs[v], exp_local[v])
             for n in notes:
                 log("note (v%s): %s" % (v, n))
             if problems:
@@ -466,8 +523,8 @@ def main():
                     for line in err.strip().splitlines()[-20:]:
                         log("  " + line)
             else:
-                log("ok (SNMP v%s): %d interfaces, %d fields agree, poll took %.2f s"
-                    % (v, len(exp_ifaces), checked, t1 - t0))
+                log("ok (SNMP v%s): %d interfaces, %d neighbours, %d fields agree, poll took "
+                    "%.2f s" % (v, len(exp_ifaces), len(exp_nbrs[v]), checked, t1 - t0))
                 for line in err.strip().splitlines():
                     if " WARN " in line or " ERROR " in line:
                         log("  agent said: " + line)

@@ -10,7 +10,8 @@ that there is one definition of a device's interfaces, not one per test:
   - tests/snmprec/test_walkfile.py checks it against small hand-written recordings;
   - by hand, `walkfile.py interfaces FILE.snmprec [--version 2c|1]` prints one line per
     interface the agent reports, "<ifIndex>\t<name>", in ifIndex order (names hold no tab
-    or newline: control characters become spaces).
+    or newline: control characters become spaces); `walkfile.py neighbours FILE.snmprec`
+    one line per LLDP/CDP neighbour (neighbours(): the rules of agent/snmp/nbrwalk.h).
 
 The file: lines "OID|TAG|VALUE", blank lines and "#" comments skipped; TAG 2 Integer,
 4 OctetString, "4x" the same written in hex (any tag with "x": its value is hex bytes),
@@ -40,6 +41,7 @@ import argparse
 import fnmatch
 import os
 import re
+import socket
 import sys
 
 IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
@@ -333,6 +335,217 @@ def interfaces(records, version="2c", filters=None):
     return [i for i in all_interfaces(records, version, filters) if i.included]
 
 
+# --------------------------------------------------------------------------- neighbours --
+
+# LLDP-MIB and CISCO-CDP-MIB tables the agent walks at discovery (agent/snmp/nbrwalk.h states
+# the same rules; this is their second, independent reading).
+LLDP_LOC_PORT = (1, 0, 8802, 1, 1, 2, 1, 3, 7, 1)
+LLDP_REM = (1, 0, 8802, 1, 1, 2, 1, 4, 1, 1)
+LLDP_MAN = (1, 0, 8802, 1, 1, 2, 1, 4, 2, 1)
+CDP_CACHE = (1, 3, 6, 1, 4, 1, 9, 9, 23, 1, 2, 1, 1)
+NBR_MAX, NBR_PORTS_MAX, NBR_TEXT_MAX, NBR_DESC_MAX = 1024, 4096, 255, 128
+NBR_LABELS = ("protocol", "local_port", "local_ifindex", "local_if", "chassis_id",
+              "chassis_id_subtype", "sys_name", "port_id", "port_id_subtype", "port_desc",
+              "mgmt_addr", "sys_desc")
+
+
+def _cut(t, limit):
+    """A cleaned text cut to `limit` bytes at a character boundary, trailing spaces dropped."""
+    if t is ANY:
+        return ANY
+    b = t.encode("utf-8", "surrogateescape")
+    if len(b) > limit:
+        n = limit
+        while n > 0 and (b[n] & 0xC0) == 0x80:
+            n -= 1
+        b = b[:n]
+    return b.decode("utf-8", "surrogateescape").rstrip(" ")
+
+
+def _hex(raw):
+    return ":".join("%02x" % c for c in raw[:(NBR_TEXT_MAX + 1) // 3])
+
+
+def render_id(chassis, subtype, raw):
+    """An LLDP chassis id (chassis True) or port id by its subtype: MAC (chassis 4, port 3)
+    of 6 bytes as aa:bb:..; network address (chassis 5, port 4) of family 1 + 4 bytes or 2 +
+    16 bytes as IPv4/IPv6; else the text when every byte is printable ASCII, else hex."""
+    if raw is ANY:
+        return ANY
+    mac_st, net_st = (4, 5) if chassis else (3, 4)
+    if subtype == mac_st and len(raw) == 6:
+        return _hex(raw)
+    if subtype == net_st and len(raw) == 5 and raw[0] == 1:
+        return socket.inet_ntop(socket.AF_INET, raw[1:])
+    if subtype == net_st and len(raw) == 17 and raw[0] == 2:
+        return socket.inet_ntop(socket.AF_INET6, raw[1:])
+    if all(0x20 <= c <= 0x7E for c in raw):
+        return _cut(as_text(raw), NBR_TEXT_MAX)
+    return _hex(raw)
+
+
+def _small_int(v):
+    if v.tag in ("2", "65", "66") and v.num is not ANY and v.num is not None and \
+            0 <= v.num <= 255:
+        return v.num
+    return -1
+
+
+def _table(records, entry):
+    """(column, index tuple, Value) of a table, in OID order (the walk's order)."""
+    n = len(entry)
+    for oid in sorted(o for o in records if len(o) >= n + 2 and o[:n] == entry):
+        yield oid[n], oid[n + 1:], records[oid]
+
+
+LLDP_LOC_SYS = (1, 0, 8802, 1, 1, 2, 1, 3)  # lldpLocalSystemData: .1.0, .2.0, .3.0
+
+
+def lldp_local(records, version="2c"):
+    """The device's own LLDP identity as the agent reports it (labels of its neighbour list):
+    lldp_chassis_id (rendered like a neighbour's), lldp_chassis_id_subtype, lldp_sys_name;
+    "" for what is missing. One GET of the three: with SNMPv1 a missing one fails it whole."""
+    vals = [records.get(LLDP_LOC_SYS + (i, 0)) for i in (1, 2, 3)]
+    out = {"lldp_chassis_id": "", "lldp_chassis_id_subtype": "", "lldp_sys_name": ""}
+    if version == "1" and any(v is None for v in vals):
+        return out
+    st = _small_int(vals[0]) if vals[0] is not None else -1
+    if st >= 0:
+        out["lldp_chassis_id_subtype"] = str(st)
+    if vals[1] is not None and _octets(vals[1]):
+        out["lldp_chassis_id"] = render_id(True, st, vals[1].raw)
+    if vals[2] is not None and _octets(vals[2]):
+        out["lldp_sys_name"] = _cut(as_text(vals[2].raw), NBR_TEXT_MAX)
+    return out
+
+
+def _octets(v):
+    return v.tag == OCTETS_TAG
+
+
+def neighbours(records, version="2c"):
+    """The neighbours the agent reports for this recording: {instance: {label: value}}, as
+    agent/snmp/nbrwalk.h defines them (instance "lldp.<port>.<RemIndex>" / "cdp.<ifIndex>.
+    <DeviceIndex>"; labels NBR_LABELS; values cleaned and cut; local interface by PortId,
+    then PortDesc against ifName, ifDescr, ifAlias, else the port number as ifIndex)."""
+    ports = {}
+    for col, idx, v in _table(records, LLDP_LOC_PORT):
+        if len(idx) != 1 or not 2 <= col <= 4:
+            continue
+        if idx[0] not in ports:
+            if len(ports) >= NBR_PORTS_MAX:
+                continue
+            ports[idx[0]] = {"st": -1, "id": None, "desc": None}
+        p = ports[idx[0]]
+        if col == 2:
+            p["st"] = _small_int(v)
+        elif _octets(v) and col == 3:
+            p["id"] = render_id(False, p["st"], v.raw)
+        elif _octets(v):
+            p["desc"] = _cut(as_text(v.raw), NBR_TEXT_MAX)
+
+    rows_ = {}
+
+    def row(proto, port, rem):
+        key = (proto, port, rem)
+        if key not in rows_:
+            if len(rows_) >= NBR_MAX:
+                return None
+            rows_[key] = {"cst": -1, "pst": -1, "chassis_id": "", "port_id": "", "port_desc": "",
+                          "sys_name": "", "sys_desc": "", "mgmt_addr": "", "fam": 0}
+        return rows_[key]
+
+    for col, idx, v in _table(records, LLDP_REM):
+        if not 4 <= col <= 10:
+            continue
+        r = row(1, idx[1] if len(idx) == 3 else 0, idx[-1])
+        if r is None:
+            continue
+        if col in (4, 6):
+            r["cst" if col == 4 else "pst"] = _small_int(v)
+        elif not _octets(v):
+            continue
+        elif col == 5:
+            r["chassis_id"] = render_id(True, r["cst"], v.raw)
+        elif col == 7:
+            r["port_id"] = render_id(False, r["pst"], v.raw)
+        elif col == 10:
+            r["sys_desc"] = _cut(as_text(v.raw), NBR_DESC_MAX)
+        else:
+            r["port_desc" if col == 8 else "sys_name"] = _cut(as_text(v.raw), NBR_TEXT_MAX)
+    for col, idx, v in _table(records, LLDP_MAN):
+        n = len(idx)
+        if n < 5 or idx[4] != n - 5 or n - 5 > 32 or any(b > 255 for b in idx[5:]):
+            continue
+        sub, addr = idx[3], bytes(idx[5:])
+        if not ((sub == 1 and len(addr) == 4) or (sub == 2 and len(addr) == 16)):
+            continue
+        r = rows_.get((1, idx[1], idx[2]))
+        if r is None:
+            continue
+        if r["fam"] == 0 or (r["fam"] == 2 and sub == 1):
+            r["mgmt_addr"] = socket.inet_ntop(socket.AF_INET if sub == 1 else socket.AF_INET6,
+                                              addr)
+            r["fam"] = sub
+    for col, idx, v in _table(records, CDP_CACHE):
+        if len(idx) != 2 or col not in (3, 4, 6, 7, 8):
+            continue
+        r = row(2, idx[0], idx[1])
+        if r is None:
+            continue
+        if col == 3:
+            r["fam"] = 1 if _small_int(v) == 1 else 0xFF
+            if r["fam"] != 1:
+                r["mgmt_addr"] = ""
+        elif not _octets(v):
+            continue
+        elif col == 4:
+            if r["fam"] == 1 and v.raw is not ANY and len(v.raw) == 4:
+                r["mgmt_addr"] = socket.inet_ntop(socket.AF_INET, v.raw)
+        elif col == 6:
+            r["chassis_id"] = r["sys_name"] = _cut(as_text(v.raw), NBR_TEXT_MAX)
+        elif col == 7:
+            r["port_id"] = _cut(as_text(v.raw), NBR_TEXT_MAX)
+        else:
+            r["sys_desc"] = _cut(as_text(v.raw), NBR_DESC_MAX)
+
+    ifs = all_interfaces(records, version)
+    by_index = {i.ifindex: i for i in ifs}
+
+    def local(proto, port):
+        if port == 0:
+            return None
+        if proto == 1 and port in ports:
+            for key in (ports[port]["id"], ports[port]["desc"]):
+                if not key or key is ANY:
+                    continue
+                for c in (("x", 1), ("if", 2), ("x", 18)):
+                    for i in ifs:  # ifIndex order: the lowest first
+                        if text(i.row, c) == key:
+                            return i
+        return by_index.get(port)
+
+    out = {}
+    for (proto, port, rem), r in sorted(rows_.items()):
+        name = "lldp" if proto == 1 else "cdp"
+        i = local(proto, port)
+        out["%s.%d.%d" % (name, port, rem)] = {
+            "protocol": name,
+            "local_port": str(port) if port else "",
+            "local_ifindex": str(i.ifindex) if i else "",
+            "local_if": i.name if i else "",
+            "chassis_id": r["chassis_id"],
+            "chassis_id_subtype": str(r["cst"]) if r["cst"] >= 0 else "",
+            "sys_name": r["sys_name"],
+            "port_id": r["port_id"],
+            "port_id_subtype": str(r["pst"]) if r["pst"] >= 0 else "",
+            "port_desc": r["port_desc"],
+            "mgmt_addr": r["mgmt_addr"],
+            "sys_desc": r["sys_desc"],
+        }
+    return out
+
+
 # --------------------------------------------------------------------------- command line --
 
 
@@ -342,14 +555,27 @@ def main(argv):
     p = sub.add_parser("interfaces", help="the interfaces the agent reports: <ifIndex>\\t<name>")
     p.add_argument("file")
     p.add_argument("--version", default="2c", choices=["1", "2c", "3"])
+    p = sub.add_parser("neighbours", help="the LLDP/CDP neighbours the agent reports: "
+                       "<instance>\t<label>=<value>... (tab-separated)")
+    p.add_argument("file")
+    p.add_argument("--version", default="2c", choices=["1", "2c", "3"])
     a = ap.parse_args(argv)
     try:
         records, _notes = parse_snmprec(a.file)
-        ifs = interfaces(records, a.version)
+        if a.cmd == "neighbours":
+            nbrs = neighbours(records, a.version)
+        else:
+            ifs = interfaces(records, a.version)
     except (Fail, OSError) as e:
         sys.stderr.write("walkfile.py: %s\n" % e)
         return 1
     out = sys.stdout.buffer
+    if a.cmd == "neighbours":
+        for inst, labels in nbrs.items():
+            out.write(("%s\t%s\n" % (inst, "\t".join("%s=%s" % (k, labels[k])
+                                                     for k in NBR_LABELS))).encode(
+                "utf-8", "surrogateescape"))
+        return 0
     for i in ifs:
         out.write(b"%d\t%s\n" % (i.ifindex, i.name.encode("utf-8", "surrogateescape")))
     return 0

@@ -142,11 +142,12 @@ static void test_references_and_precedence(void **state)
                             "  - name: cores\n"
                             "    credentials: core\n"
                             "    rediscover: 0\n"
+                            "    neighbours: false\n"
                             "    retries: 2\n"
                             "    devices:\n"
                             "      - {name: g-1, address: 10.1.0.1}\n"
                             "      - {name: g-2, address: 10.1.0.2, credentials: old}\n"
-                            "      - {name: g-3, address: 10.1.0.3, retries: 0}\n"
+                            "      - {name: g-3, address: 10.1.0.3, retries: 0, neighbours: yes}\n"
                             "  - name: cpes\n"
                             "    version: 1\n"
                             "    community: cpe\n"
@@ -159,6 +160,7 @@ static void test_references_and_precedence(void **state)
     assert_string_equal(d->community, "campus-s3cret");
     assert_ptr_equal(d->credentials, &c->snmp.credentials[0]);
     assert_int_equal(d->rediscover_ms, 1800000);
+    assert_true(d->neighbours); /* by default */
 
     d = dev(c, "d-v3");
     assert_int_equal(d->version, KVL_SNMP_V3);
@@ -181,11 +183,13 @@ static void test_references_and_precedence(void **state)
     assert_int_equal(d->version, KVL_SNMP_V3);
     assert_int_equal(d->retries, 2);
     assert_int_equal(d->rediscover_ms, 0);
+    assert_false(d->neighbours); /* the group's */
     d = dev(c, "g-2");
     assert_int_equal(d->version, KVL_SNMP_V1);
     assert_string_equal(d->community, "old-s3cret");
     d = dev(c, "g-3");
     assert_int_equal(d->retries, 0);
+    assert_true(d->neighbours); /* its own, over the group's */
     assert_string_equal(d->credentials->name, "core");
 
     d = dev(c, "c-1");

@@ -5,7 +5,9 @@
  * retirement by the device's ifIndexes, by another port taking an ifIndex and by the agent's
  * configured devices, renames (the rule; the old name an alias, the archive's move asked of the
  * store after the record, again after a restart until answered; what is never merged),
- * forgetting, the memory a large inventory holds, and the API's handlers (filters, search,
+ * forgetting, a device's LLDP/CDP neighbours (kept, gone and back by the device's
+ * neighbour list, changes recorded, restored, read by kvl_inventory_each_neighbour),
+ * the memory a large inventory holds, and the API's handlers (filters, search,
  * 400 with a sentence for every bad parameter, 404, the routes' roles).
  *
  * The HTTP server is faked here at link time (kvl_http_route, kvl_http_query and
@@ -29,6 +31,7 @@
 #include "http.h"
 #include "inventory.h"
 #include "inventory_api.h"
+#include "inventory_each.h"
 #include "kvl.h"
 
 /* --- the fake HTTP server ------------------------------------------------------------------- */
@@ -902,6 +905,147 @@ static void test_not_renamed(void **state)
 }
 
 /* Many agents, arriving in no order: each found again (they are kept sorted). */
+/* A neighbour as the poller defines it. */
+static void def_nbr(kvl_inventory_t *inv, const char *dev, const char *inst, const char *local_if,
+                    const char *sys, const char *port)
+{
+    kvl_label_t l[] = {{"protocol", "lldp"},
+                       {"local_port", "5"},
+                       {"local_ifindex", "1"},
+                       {"local_if", local_if},
+                       {"chassis_id", "00:1b:21:bb:e6:f0"},
+                       {"sys_name", sys},
+                       {"port_id", port},
+                       {"mgmt_addr", ""}};
+    kvl_series_def_t d = {.id = 500,
+                          .device = dev,
+                          .scope = KVL_SCOPE_NEIGHBOUR,
+                          .instance = inst,
+                          .family = 3,
+                          .labels = l,
+                          .n_labels = KVL_ARRAY_SIZE(l)};
+    assert_int_equal(kvl_inventory_define(inv, "ag1", "dhq-one", &d, g_now), 0);
+}
+
+/* The device's neighbour list as the poller sends it after a complete walk. */
+static void def_dev_nbrs(kvl_inventory_t *inv, const char *dev, const char *list)
+{
+    kvl_label_t l[] = {{"neighbours", list}, {"lldp_chassis_id", "02:00:00:a1:1c:e5"}};
+    kvl_series_def_t d = {.id = 2,
+                          .device = dev,
+                          .scope = KVL_SCOPE_NEIGHBOUR,
+                          .instance = "",
+                          .family = 1,
+                          .labels = l,
+                          .n_labels = KVL_ARRAY_SIZE(l)};
+    assert_int_equal(kvl_inventory_define(inv, "ag1", "dhq-one", &d, g_now), 0);
+}
+
+static json_t *nbr_of(json_t *dev, const char *inst)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(dev, "neighbours"), i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "instance")), inst) == 0) {
+            return o;
+        }
+    }
+    fail_msg("no neighbour %s", inst);
+    return NULL;
+}
+
+typedef struct nbr_seen {
+    size_t n, gone;
+    char last_sys[64];
+} nbr_seen_t;
+
+static void count_nbr(void *ctx, const kvl_inventory_nbr_t *n)
+{
+    nbr_seen_t *s = ctx;
+    s->n++;
+    s->gone += n->gone_ms != 0;
+    snprintf(s->last_sys, sizeof(s->last_sys), "%s", n->sys_name);
+    assert_string_equal(n->agent, "ag1");
+    assert_string_equal(n->site, "dhq-one");
+    assert_string_equal(n->protocol, "lldp");
+}
+
+static void test_neighbours(void **state)
+{
+    fixture_t *f = *state;
+    def_nbr(f->inv, "sw1", "lldp.5.1", "Gi0/1", "dist-1", "Gi1/0/24");
+    def_nbr(f->inv, "sw1", "lldp.6.2", "Gi0/2", "dist-2", "Gi1/0/1");
+    def_dev_nbrs(f->inv, "sw1", "lldp.5.1 lldp.6.2");
+    json_t *d = device_of("ag1", "sw1");
+    assert_int_equal(json_array_size(json_object_get(d, "neighbours")), 2);
+    json_t *n = nbr_of(d, "lldp.5.1");
+    assert_string_equal(json_string_value(json_object_get(n, "sys_name")), "dist-1");
+    assert_string_equal(json_string_value(json_object_get(n, "local_if")), "Gi0/1");
+    assert_false(is_retired(n));
+    /* the list is no neighbour of its own; the device's own LLDP id is a device label */
+    assert_int_equal(json_array_size(json_object_get(d, "neighbours")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "labels"), "lldp_chassis_id")),
+        "02:00:00:a1:1c:e5");
+    json_decref(d);
+
+    /* recabled: lldp.5.1 now another system and port; lldp.6.2 gone */
+    g_now += 60000;
+    def_nbr(f->inv, "sw1", "lldp.5.1", "Gi0/1", "dist-3", "Gi1/0/7");
+    def_dev_nbrs(f->inv, "sw1", "lldp.5.1");
+    d = device_of("ag1", "sw1");
+    n = nbr_of(d, "lldp.5.1");
+    assert_string_equal(json_string_value(json_object_get(n, "sys_name")), "dist-3");
+    assert_false(is_retired(n));
+    assert_true(is_retired(nbr_of(d, "lldp.6.2")));
+    bool sys_change = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(d, "changes"), i, c)
+    {
+        sys_change |= strcmp(json_string_value(json_object_get(c, "key")), "sys_name") == 0 &&
+                      strcmp(json_string_value(json_object_get(c, "old")), "dist-1") == 0 &&
+                      strcmp(json_string_value(json_object_get(c, "new")), "dist-3") == 0;
+    }
+    assert_true(sys_change);
+
+    /* kept across a restart (snapshot and log) */
+    reopen(f);
+    json_t *after = device_of("ag1", "sw1");
+    assert_true(json_equal(d, after));
+    json_decref(after);
+    json_decref(d);
+
+    nbr_seen_t seen = {0};
+    kvl_inventory_each_neighbour(f->inv, NULL, count_nbr, &seen);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.gone, 1);
+    memset(&seen, 0, sizeof(seen));
+    kvl_inventory_each_neighbour(f->inv, "other-agent", count_nbr, &seen);
+    assert_int_equal(seen.n, 0);
+
+    /* back: listed again (its definition unchanged, so not sent again) */
+    g_now += 60000;
+    def_dev_nbrs(f->inv, "sw1", "lldp.5.1 lldp.6.2");
+    d = device_of("ag1", "sw1");
+    assert_false(is_retired(nbr_of(d, "lldp.6.2")));
+    json_decref(d);
+
+    /* a neighbour whose instance is not UTF-8 is refused; forgetting the device forgets them */
+    kvl_series_def_t bad = {
+        .id = 9, .device = "sw1", .scope = KVL_SCOPE_NEIGHBOUR, .instance = "lldp.\xff"};
+    assert_int_equal(kvl_inventory_define(f->inv, "ag1", "dhq-one", &bad, g_now), KVL_EINVAL);
+    assert_int_equal(kvl_inventory_forget(f->inv, "ag1", "sw1"), 0);
+    memset(&seen, 0, sizeof(seen));
+    kvl_inventory_each_neighbour(f->inv, NULL, count_nbr, &seen);
+    assert_int_equal(seen.n, 0);
+    reopen(f);
+    memset(&seen, 0, sizeof(seen));
+    kvl_inventory_each_neighbour(f->inv, NULL, count_nbr, &seen);
+    assert_int_equal(seen.n, 0);
+}
+
 static void test_many_agents(void **state)
 {
     fixture_t *f = *state;
@@ -973,6 +1117,7 @@ int main(void)
         cmocka_unit_test(test_rename_rule),
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_renamed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_neighbours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
     };

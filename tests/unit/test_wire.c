@@ -6,7 +6,9 @@
  * checked for pairing ids with integer values, real values and unknowns. Malformed
  * payloads are written by hand with a tiny protobuf writer below (the generated code is
  * the codec's business only), so each one breaks exactly one rule the decoder must check.
- * Finally the size of a realistic batch is measured and printed.
+ * A later scope (neighbour) travels in the fields an older collector skips: the generated
+ * code reads the frame as such a collector would. Finally the size of a realistic batch is
+ * measured and printed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
+#include "kaaval.pb-c.h"
 #include "kvl.h"
 #include "wire.h"
 
@@ -1040,6 +1043,99 @@ static void test_decode_bad_defs(void **state)
     }
 }
 
+/* A neighbour's definition and group ride in later_defs/later_groups: decoded after the others
+ * (the group marked later), while the fields an older collector knows hold only the device's
+ * definition and group, so it never meets the unknown scope. */
+static void test_later_scope(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_label_t nl[] = {{"protocol", "lldp"}, {"local_if", "Gi0/1"}, {"sys_name", "dist-1"}};
+    kvl_series_def_t defs[] = {
+        {.id = 1,
+         .device = "sw1",
+         .scope = KVL_SCOPE_DEVICE,
+         .instance = "",
+         .metric = "reachable",
+         .kind = KVL_KIND_GAUGE,
+         .interval_s = 60},
+        {.id = 2,
+         .device = "sw1",
+         .scope = KVL_SCOPE_NEIGHBOUR,
+         .instance = "lldp.1.3",
+         .metric = "present",
+         .kind = KVL_KIND_GAUGE,
+         .interval_s = 60,
+         .labels = nl,
+         .n_labels = 3},
+    };
+    uint32_t id_dev[] = {1}, id_nbr[] = {2};
+    uint64_t one[] = {1};
+    kvl_group_t groups[] = {
+        {.time_ms = 1000, .ids = id_nbr, .n_ids = 1, .values = one, .n_values = 1, .later = true},
+        {.time_ms = 1001, .ids = id_dev, .n_ids = 1, .values = one, .n_values = 1},
+    };
+    kvl_msg_t in = {.type = KVL_MSG_BATCH};
+    in.u.batch =
+        (kvl_batch_t){.seq = 7, .defs = defs, .n_defs = 2, .groups = groups, .n_groups = 2};
+    kvl_buf_t b = {0};
+    assert_int_equal(kvl_wire_encode(&in, &b), 0);
+
+    /* as an older collector reads it */
+    Kaaval__V1__Envelope *env =
+        kaaval__v1__envelope__unpack(NULL, b.len - KVL_FRAME_HEADER, b.data + KVL_FRAME_HEADER);
+    assert_non_null(env);
+    assert_int_equal(env->msg_case, KAAVAL__V1__ENVELOPE__MSG_BATCH);
+    assert_int_equal(env->batch->n_defs, 1);
+    assert_int_equal(env->batch->defs[0]->scope, KVL_SCOPE_DEVICE);
+    assert_int_equal(env->batch->n_groups, 1);
+    assert_int_equal(env->batch->n_later_defs, 1);
+    assert_int_equal(env->batch->n_later_groups, 1);
+    kaaval__v1__envelope__free_unpacked(env, NULL);
+
+    /* as this collector reads it: everything, the later group last */
+    kvl_msg_t out;
+    assert_int_equal(round_trip(&in, &out, NULL), 0);
+    assert_int_equal(out.u.batch.n_defs, 2);
+    assert_int_equal(out.u.batch.defs[1].scope, KVL_SCOPE_NEIGHBOUR);
+    assert_string_equal(out.u.batch.defs[1].instance, "lldp.1.3");
+    assert_int_equal(out.u.batch.defs[1].n_labels, 3);
+    assert_string_equal(out.u.batch.defs[1].labels[2].value, "dist-1");
+    assert_int_equal(out.u.batch.n_groups, 2);
+    assert_false(out.u.batch.groups[0].later);
+    assert_int_equal(out.u.batch.groups[0].ids[0], 1);
+    assert_true(out.u.batch.groups[1].later);
+    assert_int_equal(out.u.batch.groups[1].ids[0], 2);
+    assert_int_equal(out.u.batch.groups[1].time_ms, 1000);
+    kvl_msg_clear(&out);
+
+    /* the connection's definitions (SeriesDefs) likewise */
+    kvl_msg_t sd = {.type = KVL_MSG_SERIES_DEFS};
+    sd.u.series_defs.defs = defs;
+    sd.u.series_defs.n = 2;
+    kvl_buf_free(&b);
+    assert_int_equal(kvl_wire_encode(&sd, &b), 0);
+    env = kaaval__v1__envelope__unpack(NULL, b.len - KVL_FRAME_HEADER, b.data + KVL_FRAME_HEADER);
+    assert_non_null(env);
+    assert_int_equal(env->series_defs->n_defs, 1);
+    assert_int_equal(env->series_defs->n_later_defs, 1);
+    kaaval__v1__envelope__free_unpacked(env, NULL);
+    assert_int_equal(round_trip(&sd, &out, NULL), 0);
+    assert_int_equal(out.u.series_defs.n, 2);
+    assert_int_equal(out.u.series_defs.defs[1].scope, KVL_SCOPE_NEIGHBOUR);
+    kvl_msg_clear(&out);
+    kvl_buf_free(&b);
+
+    /* an old scope in later_defs, or a later one in defs, is refused */
+    kvl_buf_t batch = {0}, envb = {0};
+    pb_uint(&batch, 1, 9);
+    pb_def(&batch, 8, 3, "sw1", KVL_SCOPE_DEVICE, "reachable", KVL_KIND_GAUGE);
+    pb_msg(&envb, 5, &batch);
+    char err[256] = "";
+    assert_int_equal(decode_buf(&envb, err, sizeof(err)), KVL_EDECODE);
+    assert_non_null(strstr(err, "unknown scope 1 (in later_defs)"));
+    kvl_buf_free(&envb);
+}
+
 static void test_decode_bad_envelopes(void **state)
 {
     KVL_UNUSED(state);
@@ -1330,6 +1426,7 @@ int main(void)
         cmocka_unit_test(test_decode_bad_envelopes),
         cmocka_unit_test(test_decode_time_overflow),
         cmocka_unit_test(test_decode_truncated),
+        cmocka_unit_test(test_later_scope),
         cmocka_unit_test(test_decode_random),
         cmocka_unit_test(test_bytes_per_sample),
     };
