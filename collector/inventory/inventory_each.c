@@ -22,8 +22,14 @@ void kvl_inventory_each(const kvl_inventory_t *inv, kvl_inventory_item_fn fn, vo
             kvl_inventory_item_t it = {.agent = ag->id,
                                        .site = ag->site != NULL ? ag->site : "",
                                        .device = dev->name,
+                                       .sys_name = nonempty(inv_label(dev, "sysName")),
+                                       .address = nonempty(inv_label(dev, "address")),
+                                       .lldp_chassis_id =
+                                           nonempty(inv_label(dev, "lldp_chassis_id")),
+                                       .lldp_sys_name = nonempty(inv_label(dev, "lldp_sys_name")),
                                        .retired = dev->retired_ms != 0};
             fn(ctx, &it);
+            it.sys_name = it.address = it.lldp_chassis_id = it.lldp_sys_name = NULL;
             for (size_t i = 0; i < dev->n_ifs; i++) {
                 const inv_entry_t *e = dev->ifs[i];
                 it.interface = e->name;

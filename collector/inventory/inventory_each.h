@@ -16,6 +16,9 @@ typedef struct kvl_inventory_item {
     const char *interface; /* NULL: the device itself */
     const char *alias;     /* an interface's ifAlias (the circuit), NULL when none or empty */
     const char *speed;     /* an interface's ifSpeed label (bit/s, decimal), NULL when none */
+    /* a device's identity, for matching LLDP/CDP neighbours to it (the topology); NULL when
+     * none or empty, and for interfaces */
+    const char *sys_name, *address, *lldp_chassis_id, *lldp_sys_name;
     bool retired;
 } kvl_inventory_item_t;
 

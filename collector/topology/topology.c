@@ -16,6 +16,7 @@
 
 #include "inventory_each.h"
 #include "kvl.h"
+#include "log.h"
 #include "names.h"
 #include "timeutil.h"
 
@@ -26,6 +27,10 @@ struct kvl_topology {
     size_t seen_cap;
     int64_t refreshed_ms;
     json_t *device_by_name; /* this refresh: device name -> node id (the first agent's) */
+    json_t *ident;          /* this refresh: "c:"chassis id, "n:"system name, "a:"address -> id */
+    json_t *site_of;        /* this refresh: device node id (decimal) -> its site */
+    json_t *nbr_sites;      /* this refresh: "child|parent" site pairs joined by LLDP/CDP */
+    json_t *conflicts;      /* sites whose uplink and neighbours disagree, logged once */
     json_t *site_agents;    /* this refresh: site -> [agents seen, agents lost] */
     bool failed;            /* this refresh ran out of memory */
 };
@@ -58,6 +63,10 @@ void kvl_topology_free(kvl_topology_t *t)
     free(t->seen);
     json_decref(t->device_by_name);
     json_decref(t->site_agents);
+    json_decref(t->ident);
+    json_decref(t->site_of);
+    json_decref(t->nbr_sites);
+    json_decref(t->conflicts);
     free(t);
 }
 
@@ -187,6 +196,96 @@ static void on_item(void *ctx, const kvl_inventory_item_t *it)
         json_object_set_new(t->device_by_name, it->device, json_integer(d)) != 0) {
         t->failed = true;
     }
+    const struct {
+        const char *prefix, *value;
+    } keys[] = {{"c:", it->lldp_chassis_id},
+                {"n:", it->lldp_sys_name},
+                {"n:", it->sys_name},
+                {"a:", it->address}};
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(keys); i++) {
+        if (keys[i].value == NULL) {
+            continue;
+        }
+        char key[600];
+        snprintf(key, sizeof(key), "%s%s", keys[i].prefix, keys[i].value);
+        /* the first device with that identity keeps it (one device polled by two agents) */
+        if (json_object_get(t->ident, key) == NULL &&
+            json_object_set_new(t->ident, key, json_integer(d)) != 0) {
+            t->failed = true;
+        }
+    }
+    char id[16];
+    snprintf(id, sizeof(id), "%u", d);
+    if (json_object_set_new(t->site_of, id, json_string(site)) != 0) {
+        t->failed = true;
+    }
+}
+
+static uint32_t ident_get(const kvl_topology_t *t, const char *prefix, const char *value)
+{
+    if (value == NULL || value[0] == '\0') {
+        return KVL_TOPO_NONE;
+    }
+    char key[600];
+    snprintf(key, sizeof(key), "%s%s", prefix, value);
+    json_t *v = json_object_get(t->ident, key);
+    return v != NULL ? (uint32_t)json_integer_value(v) : KVL_TOPO_NONE;
+}
+
+static const char *site_of(const kvl_topology_t *t, uint32_t d)
+{
+    char id[16];
+    snprintf(id, sizeof(id), "%u", d);
+    return json_string_value(json_object_get(t->site_of, id));
+}
+
+/* A neighbour that is a known device: a link between the two devices, down while the local
+ * interface is down. The remote device is found by its LLDP chassis id, else its system
+ * name (LLDP's or sysName), else its management address; the remote port by its ifName (port
+ * id subtype 5), else its description, else its id. */
+static void on_neighbour(void *ctx, const kvl_inventory_nbr_t *n)
+{
+    kvl_topology_t *t = ctx;
+    if (n->gone_ms != 0) {
+        return;
+    }
+    size_t len = strlen(n->agent) + strlen(n->device) + 2;
+    char *name = malloc(len);
+    if (name == NULL) {
+        t->failed = true;
+        return;
+    }
+    snprintf(name, len, "%s/%s", n->agent, n->device);
+    uint32_t a = kvl_topo_find_node(t->g, KVL_TOPO_DEVICE, name);
+    free(name);
+    uint32_t b = ident_get(t, "c:", n->chassis_id);
+    if (b == KVL_TOPO_NONE) {
+        b = ident_get(t, "n:", n->sys_name);
+    }
+    if (b == KVL_TOPO_NONE) {
+        b = ident_get(t, "a:", n->mgmt_addr);
+    }
+    if (a == KVL_TOPO_NONE || b == KVL_TOPO_NONE || a == b) {
+        return;
+    }
+    const char *rport = strcmp(n->port_id_subtype, "5") == 0 ? n->port_id
+                        : n->port_desc[0] != '\0'            ? n->port_desc
+                                                             : n->port_id;
+    kvl_topo_source_t src = strcmp(n->protocol, "cdp") == 0 ? KVL_TOPO_SRC_CDP : KVL_TOPO_SRC_LLDP;
+    uint32_t l = add_link(t, a, b, src, n->local_if, rport);
+    if (l != KVL_TOPO_NONE && n->local_if[0] != '\0') {
+        kvl_topo_set_link_up(
+            t->g, l,
+            !latest_down(t, n->agent, n->device, KVL_SCOPE_INTERFACE, n->local_if, "oper_status"));
+    }
+    const char *sa = site_of(t, a), *sb = site_of(t, b);
+    if (sa != NULL && sb != NULL && strcmp(sa, sb) != 0) {
+        char key[2 * KVL_SITE_MAX + 4];
+        snprintf(key, sizeof(key), "%s|%s", sa, sb);
+        json_object_set_new(t->nbr_sites, key, json_true());
+        snprintf(key, sizeof(key), "%s|%s", sb, sa);
+        json_object_set_new(t->nbr_sites, key, json_true());
+    }
 }
 
 /* The way up of site i: its explicit uplink, else a tree link down when all its agents
@@ -196,6 +295,21 @@ static void site_up(kvl_topology_t *t, const kvl_sites_cfg_t *sc, size_t i, uint
 {
     const kvl_site_t *site = &sc->v[i];
     if (site->parent == KVL_SITE_NONE) {
+        return;
+    }
+    /* neighbours joining a device of the site to one of its parent's: they are the way up */
+    char key[2 * KVL_SITE_MAX + 4];
+    snprintf(key, sizeof(key), "%s|%s", site->name, sc->v[site->parent].name);
+    if (json_object_get(t->nbr_sites, key) != NULL) {
+        if (site->uplink_device != NULL && json_object_get(t->conflicts, site->name) == NULL) {
+            /* the configured uplink is not used: say so once per site (and run) */
+            KVL_LOG_WARN("topology", site->name,
+                         "LLDP/CDP neighbours join site '%s' to its parent '%s': they are used, "
+                         "not its configured uplink (%s %s)",
+                         site->name, sc->v[site->parent].name, site->uplink_device,
+                         site->uplink_interface != NULL ? site->uplink_interface : "");
+            json_object_set_new(t->conflicts, site->name, json_true());
+        }
         return;
     }
     if (site->uplink_device != NULL && site->uplink_interface != NULL) {
@@ -243,9 +357,19 @@ int kvl_topology_refresh(kvl_topology_t *t)
     t->refreshed_ms = now_ms(t);
     json_decref(t->device_by_name);
     json_decref(t->site_agents);
+    json_decref(t->ident);
+    json_decref(t->site_of);
+    json_decref(t->nbr_sites);
     t->device_by_name = json_object();
     t->site_agents = json_object();
-    if (t->device_by_name == NULL || t->site_agents == NULL) {
+    t->ident = json_object();
+    t->site_of = json_object();
+    t->nbr_sites = json_object();
+    if (t->conflicts == NULL) {
+        t->conflicts = json_object();
+    }
+    if (t->device_by_name == NULL || t->site_agents == NULL || t->ident == NULL ||
+        t->site_of == NULL || t->nbr_sites == NULL || t->conflicts == NULL) {
         return KVL_ENOMEM;
     }
     if (t->seen != NULL) {
@@ -276,6 +400,7 @@ int kvl_topology_refresh(kvl_topology_t *t)
         kvl_latest_agents(t->o.latest, on_latest_agent, t);
     }
     kvl_inventory_each(t->o.inventory, on_item, t);
+    kvl_inventory_each_neighbour(t->o.inventory, NULL, on_neighbour, t);
     for (size_t i = 0; i < n_sites; i++) {
         site_up(t, sc, i, site_nodes[i], site_nodes);
     }

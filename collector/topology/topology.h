@@ -18,7 +18,13 @@
  *   - a device node "agent/device" per device of the inventory that is not retired, linked
  *     to its agent's site (member); down while its latest `reachable` is 0 (no value yet:
  *     up);
- *   - per site with a parent, the way up: its explicit uplink (`uplink:` naming a device
+ *   - per LLDP/CDP neighbour of a device (the inventory's, not gone) that is a known device
+ *     (by its LLDP chassis id, else its system name, else its management address), a link
+ *     between the two devices with both interfaces, down while the local interface's latest
+ *     oper_status is down;
+ *   - per site with a parent, the way up: neighbours joining a device of the site to one of
+ *     the parent's when there are (a configured uplink is then not used: a warning, once);
+ *     else its explicit uplink (`uplink:` naming a device
  *     and interface, usually the parent's router port towards it) as a link from that
  *     device to the site, down while the interface's latest oper_status is down; without
  *     one, a tree link from the parent site, down while every agent of the site is lost

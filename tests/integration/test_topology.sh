@@ -4,12 +4,15 @@
 # district's configured uplink and whose port up1 (down) is block 3's; the district and two
 # blocks have agents of their own (heartbeat 1 s, lost after 3).
 #   1. GET /api/v1/topology without credentials: 401. With: every site, agent and device;
+#      the LLDP link between the two routers (their interfaces named), used as the district's
+#      way up instead of its configured uplink (a warning says so, once);
 #      exactly one root cause: block 3's uplink interface (down), cutting off block 3 only;
 #      `kaavalctl topology` prints the tree and that cause, exit 2;
 #   2. block 2's agent stopped (SIGSTOP): a second cause, block 2 isolated (its agents all
 #      lost), cutting off block 2 and its agent; back (SIGCONT): gone;
 #   3. the NOC router stopped answering (SIGSTOP of the simulator): one cause, the router,
-#      cutting off the district and its three blocks with their agents — block 3's uplink
+#      cutting off the district and its three blocks with their agents and the district's
+#      router — block 3's uplink
 #      is now behind it, not a cause of its own; the simulator back: as in 1;
 #   4. the collector restarted: the same graph (the inventory's devices, the tree) and the
 #      same one cause.
@@ -22,6 +25,24 @@ T=$KVL_TMP
 L=$T/logs
 mkdir -p "$T/rec" "$T/data"
 kvl_make_rate_device "$T/rec/nocrtr.snmprec" "up0:125000:62500:10" "up1:0:0:10:down"
+kvl_make_rate_device "$T/rec/dhqrtr.snmprec" "wan0:62500:125000:10"
+# system names of their own, and the district router's LLDP neighbour: the NOC router's up0
+"$KVL_PY" - "$T/rec/nocrtr.snmprec" "$T/rec/dhqrtr.snmprec" <<'PY' || kvl_fail "cannot write the LLDP rows"
+import sys
+def edit(path, name, extra):
+    rows = dict(l.rstrip("\n").split("|", 1) for l in open(path) if l.strip())
+    rows["1.3.6.1.2.1.1.5.0"] = "4|" + name
+    rows.update(extra)
+    key = lambda oid: tuple(int(p) for p in oid.split("."))
+    with open(path, "w") as f:
+        for oid in sorted(rows, key=key):
+            f.write("%s|%s\n" % (oid, rows[oid]))
+edit(sys.argv[1], "noc-core", {})
+rem = "1.0.8802.1.1.2.1.4.1.1.%d.0.1.1"  # TimeMark 0, local port 1 (ifIndex 1: wan0), index 1
+edit(sys.argv[2], "dhq-core", {rem % 4: "2|4", rem % 5: "4x|02000000a001", rem % 6: "2|5",
+                               rem % 7: "4|up0", rem % 8: "4|to the district",
+                               rem % 9: "4|noc-core"})
+PY
 kvl_free_port udp SNMP
 kvl_free_port tcp COL_PORT
 kvl_free_port tcp HTTP_PORT
@@ -55,7 +76,7 @@ start_agent() { # ID SITE [DEVICE]
     kvl_start_agent "$1" "$T/$1.yaml"
 }
 start_agent noc-agent noc-t nocrtr
-start_agent dhq-agent dhq-a
+start_agent dhq-agent dhq-a dhqrtr
 DHQ=$KVL_LAST_PID
 start_agent b1-agent bhq-1
 start_agent b2-agent bhq-2
@@ -97,6 +118,15 @@ for s in '"$SITES"':
 for a in ["noc-agent", "dhq-agent", "b1-agent", "b2-agent"]:
     assert st.get(("agent", a)) == "reachable", (a, st.get(("agent", a)))
 assert st[("device", "noc-agent/nocrtr")] == "reachable", st
+assert st[("device", "dhq-agent/dhqrtr")] == "reachable", st
+ids = {n["id"]: n["name"] for n in t["nodes"]}
+ll = [l for l in t["links"] if l["source"] == "lldp"]
+assert len(ll) == 1, t["links"]
+ends = {ids[ll[0]["a"]]: ll[0]["a_if"], ids[ll[0]["b"]]: ll[0]["b_if"]}
+assert ends == {"dhq-agent/dhqrtr": "wan0", "noc-agent/nocrtr": "up0"}, ll
+up = [l for l in t["links"] if l["source"] == "uplink"]
+assert len(up) == 1 and "bhq-3" in (ids[up[0]["a"]], ids[up[0]["b"]]), up
+assert not [l for l in t["links"] if l["source"] == "tree" and "dhq-a" in (ids[l["a"]], ids[l["b"]]) and "noc-t" in (ids[l["a"]], ids[l["b"]])], "a tree link from the NOC to the district"
 assert len(c) == 1, list(c)
 k = list(c.values())[0]
 assert k["type"] == "link" and k["reason"] == "uplink interface down", k
@@ -107,6 +137,8 @@ for s in ["noc-t", "dhq-a", "bhq-1", "bhq-2"]:
 assert st[("site", "bhq-3")] == "unreachable", st
 '
 wait_check 60 "every agent and the router known, one cause: block 3's uplink (down)" "$BASE"
+n=$(grep -c "LLDP/CDP neighbours join site 'dhq-a' to its parent 'noc-t': they are used, not its configured uplink (nocrtr up0)" "$L/collector.log")
+[ "$n" -eq 1 ] || kvl_fail "the uplink's conflict with the neighbours logged $n times, not once"
 rc=0
 "$KVL_BUILD/kaavalctl" --url "$URL" --token "$TOKEN" topology >"$T/ctl.out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || kvl_fail "kaavalctl topology with a cause: exit $rc, not 2: $(cat "$T/ctl.out")"
@@ -139,7 +171,8 @@ assert len(c) == 1, list(c)
 k = c["noc-agent/nocrtr"]
 assert k["type"] == "node" and k["reason"] == "device unreachable", k
 assert sorted(k["sites_cut"]) == ["bhq-1", "bhq-2", "bhq-3", "dhq-a"], k
-assert k["cut"] == {"sites": 4, "agents": 3, "devices": 0}, k
+assert k["cut"] == {"sites": 4, "agents": 3, "devices": 1}, k
+assert st[("device", "dhq-agent/dhqrtr")] == "unreachable", st
 assert st[("agent", "noc-agent")] == "reachable", st
 assert st[("site", "bhq-3")] == "unreachable", st
 '
