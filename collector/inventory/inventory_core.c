@@ -910,25 +910,11 @@ static void apply_neighbours(kvl_inventory_t *inv, inv_entry_t *dev, const char 
     }
 }
 
-int inv_restore_nbr(kvl_inventory_t *inv, const char *agent, const char *site, const char *device,
-                    const char *instance, const json_t *labels, int64_t first, int64_t last,
-                    int64_t gone)
+/* A restored record's labels replace the entry's (a record holds the whole entry), with its
+ * times. Returns 0 or KVL_ENOMEM. */
+static int restore_labels(kvl_inventory_t *inv, inv_entry_t *e, const json_t *labels, int64_t first,
+                          int64_t last, int64_t retired)
 {
-    if (instance == NULL || instance[0] == '\0') {
-        return KVL_EINVAL;
-    }
-    inv_agent_t *a = inv_agent(inv, agent, site, true);
-    if (a == NULL) {
-        return KVL_ENOMEM;
-    }
-    inv_entry_t *dev = inv_find(inv, agent, device, "");
-    if (dev == NULL && (dev = entry_new(inv, a, NULL, device, first)) == NULL) {
-        return KVL_ENOMEM;
-    }
-    inv_entry_t *e = inv_find_nbr(dev, instance);
-    if (e == NULL && (e = nbr_new(inv, a, dev, instance, first)) == NULL) {
-        return KVL_ENOMEM;
-    }
     size_t n = json_object_size(labels);
     kvl_label_t *l = calloc(n ? n : 1, sizeof(*l));
     if (l == NULL) {
@@ -955,8 +941,30 @@ int inv_restore_nbr(kvl_inventory_t *inv, const char *agent, const char *site, c
     }
     e->first_ms = first;
     e->last_ms = last;
-    e->retired_ms = gone;
+    e->retired_ms = retired;
     return 0;
+}
+
+int inv_restore_nbr(kvl_inventory_t *inv, const char *agent, const char *site, const char *device,
+                    const char *instance, const json_t *labels, int64_t first, int64_t last,
+                    int64_t gone)
+{
+    if (instance == NULL || instance[0] == '\0') {
+        return KVL_EINVAL;
+    }
+    inv_agent_t *a = inv_agent(inv, agent, site, true);
+    if (a == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *dev = inv_find(inv, agent, device, "");
+    if (dev == NULL && (dev = entry_new(inv, a, NULL, device, first)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    inv_entry_t *e = inv_find_nbr(dev, instance);
+    if (e == NULL && (e = nbr_new(inv, a, dev, instance, first)) == NULL) {
+        return KVL_ENOMEM;
+    }
+    return restore_labels(inv, e, labels, first, last, gone);
 }
 
 static int define(kvl_inventory_t *inv, const char *agent, const char *site,
@@ -1199,34 +1207,7 @@ int inv_restore_entry(kvl_inventory_t *inv, const char *agent, const char *site,
             return KVL_ENOMEM;
         }
     }
-    size_t n = json_object_size(labels);
-    kvl_label_t *l = calloc(n ? n : 1, sizeof(*l));
-    if (l == NULL) {
-        return KVL_ENOMEM;
-    }
-    size_t k = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)labels, key, v)
-    {
-        if (json_is_string(v)) {
-            l[k++] = (kvl_label_t){key, json_string_value(v)};
-        }
-    }
-    /* a record holds the whole entry: its labels replace what was restored before */
-    free(e->labels);
-    e->labels = NULL;
-    e->n_labels = 0;
-    e->labels_len = 0;
-    int rc = labels_merge(inv, e, l, k, last, true);
-    free(l);
-    if (rc < 0) {
-        return rc;
-    }
-    e->first_ms = first;
-    e->last_ms = last;
-    e->retired_ms = retired;
-    return 0;
+    return restore_labels(inv, e, labels, first, last, retired);
 }
 
 void inv_change_push(kvl_inventory_t *inv, int64_t at, const char *agent, const char *device,
