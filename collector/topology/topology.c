@@ -116,6 +116,23 @@ static uint32_t add_link(kvl_topology_t *t, uint32_t a, uint32_t b, kvl_topo_sou
     return id;
 }
 
+/* The node of device `device` of `agent` ("agent/device"), added when add is true (else
+ * KVL_TOPO_NONE when not known). */
+static uint32_t device_node(kvl_topology_t *t, const char *agent, const char *device, bool add)
+{
+    size_t len = strlen(agent) + strlen(device) + 2;
+    char *name = malloc(len);
+    if (name == NULL) {
+        t->failed = true;
+        return KVL_TOPO_NONE;
+    }
+    snprintf(name, len, "%s/%s", agent, device);
+    uint32_t d =
+        add ? node(t, KVL_TOPO_DEVICE, name) : kvl_topo_find_node(t->g, KVL_TOPO_DEVICE, name);
+    free(name);
+    return d;
+}
+
 /* site -> [seen, lost] counts of its agents */
 static void count_agent(kvl_topology_t *t, const char *site, bool lost)
 {
@@ -176,15 +193,7 @@ static void on_item(void *ctx, const kvl_inventory_item_t *it)
     if (it->interface != NULL || it->retired) {
         return;
     }
-    size_t len = strlen(it->agent) + strlen(it->device) + 2;
-    char *name = malloc(len);
-    if (name == NULL) {
-        t->failed = true;
-        return;
-    }
-    snprintf(name, len, "%s/%s", it->agent, it->device);
-    uint32_t d = node(t, KVL_TOPO_DEVICE, name);
-    free(name);
+    uint32_t d = device_node(t, it->agent, it->device, true);
     if (d == KVL_TOPO_NONE) {
         return;
     }
@@ -249,15 +258,7 @@ static void on_neighbour(void *ctx, const kvl_inventory_nbr_t *n)
     if (n->gone_ms != 0) {
         return;
     }
-    size_t len = strlen(n->agent) + strlen(n->device) + 2;
-    char *name = malloc(len);
-    if (name == NULL) {
-        t->failed = true;
-        return;
-    }
-    snprintf(name, len, "%s/%s", n->agent, n->device);
-    uint32_t a = kvl_topo_find_node(t->g, KVL_TOPO_DEVICE, name);
-    free(name);
+    uint32_t a = device_node(t, n->agent, n->device, false);
     uint32_t b = ident_get(t, "c:", n->chassis_id);
     if (b == KVL_TOPO_NONE) {
         b = ident_get(t, "n:", n->sys_name);
@@ -316,13 +317,7 @@ static void site_up(kvl_topology_t *t, const kvl_sites_cfg_t *sc, size_t i, uint
         uint32_t d = KVL_TOPO_NONE;
         const char *agent = site->uplink_agent;
         if (agent != NULL) {
-            size_t len = strlen(agent) + strlen(site->uplink_device) + 2;
-            char *name = malloc(len);
-            if (name != NULL) {
-                snprintf(name, len, "%s/%s", agent, site->uplink_device);
-                d = kvl_topo_find_node(t->g, KVL_TOPO_DEVICE, name);
-                free(name);
-            }
+            d = device_node(t, agent, site->uplink_device, false);
         } else {
             json_t *v = json_object_get(t->device_by_name, site->uplink_device);
             d = v != NULL ? (uint32_t)json_integer_value(v) : KVL_TOPO_NONE;
