@@ -3,7 +3,7 @@
 # collector's inventory, its API and its log.
 #
 # snmpsim serves a copy of procurve_e2910 (LLDP with lldpLocPortTable) and of the project's
-# cdp_access (tests/snmprec/data: CDP rows and an LLDP neighbour); one agent polls both every
+# cdp_access (tests/snmprec/make_cdp_access.py: CDP rows and an LLDP neighbour); one agent polls both every
 # 10 s, rediscovering at every poll, into a collector with `http:`. Then:
 #   - GET /api/v1/devices/<agent>/<device> lists every neighbour of each recording with all
 #     its labels as tests/snmprec/walkfile.py derives them (neighbours_check.py);
@@ -18,14 +18,14 @@
 kvl_init "$@"
 command -v curl >/dev/null 2>&1 || kvl_fail "'curl' not found"
 CHECK=$(dirname "${BASH_SOURCE[0]}")/neighbours_check.py
-OWN=$KVL_REPO/tests/snmprec/data
 LLDP_DEV=procurve_e2910
 [ -f "$KVL_SNMPREC/$LLDP_DEV.snmprec" ] || kvl_fail "$LLDP_DEV.snmprec not in $KVL_SNMPREC"
 
 REC=$KVL_TMP/rec
 mkdir -p "$REC"
 chmod 755 "$REC"
-cp "$KVL_SNMPREC/$LLDP_DEV.snmprec" "$OWN/cdp_access.snmprec" "$REC/"
+cp "$KVL_SNMPREC/$LLDP_DEV.snmprec" "$REC/"
+"$KVL_PY" "$KVL_REPO/tests/snmprec/make_cdp_access.py" "$REC" || kvl_fail "cannot write cdp_access"
 chmod 644 "$REC"/*.snmprec
 
 DATA=$KVL_TMP/data
