@@ -220,6 +220,20 @@ inv_agent_t *inv_agent(kvl_inventory_t *inv, const char *id, const char *site, b
     return a;
 }
 
+/* An entry's memory with its name, owner and times (entry_new and nbr_new link it in). */
+static inv_entry_t *entry_alloc(inv_agent_t *a, inv_entry_t *dev, const char *name, int64_t t_ms)
+{
+    size_t len = strlen(name);
+    inv_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    if (e != NULL) {
+        memcpy(e->name, name, len + 1);
+        e->agent = a;
+        e->dev = dev;
+        e->first_ms = e->last_ms = t_ms;
+    }
+    return e;
+}
+
 /* A new entry (no labels yet): a device of a, or an interface of dev. */
 static inv_entry_t *entry_new(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t *dev,
                               const char *name, int64_t t_ms)
@@ -227,15 +241,10 @@ static inv_entry_t *entry_new(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t 
     if ((inv->n_entries + 1) * 4 > inv->tab_size * 3 && tab_grow(inv) != 0) {
         return NULL;
     }
-    size_t len = strlen(name);
-    inv_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    inv_entry_t *e = entry_alloc(a, dev, name, t_ms);
     if (e == NULL) {
         return NULL;
     }
-    memcpy(e->name, name, len + 1);
-    e->agent = a;
-    e->dev = dev;
-    e->first_ms = e->last_ms = t_ms;
     int rc = dev != NULL ? push_ptr((void ***)&dev->ifs, &dev->n_ifs, &dev->cap_ifs, e, &inv->bytes)
                          : push_ptr((void ***)&a->devs, &a->n_devs, &a->cap_devs, e, &inv->bytes);
     if (rc != 0) {
@@ -792,16 +801,11 @@ inv_entry_t *inv_find_nbr(const inv_entry_t *dev, const char *instance)
 static inv_entry_t *nbr_new(kvl_inventory_t *inv, inv_agent_t *a, inv_entry_t *dev,
                             const char *name, int64_t t_ms)
 {
-    size_t len = strlen(name);
-    inv_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    inv_entry_t *e = entry_alloc(a, dev, name, t_ms);
     if (e == NULL) {
         return NULL;
     }
-    memcpy(e->name, name, len + 1);
-    e->agent = a;
-    e->dev = dev;
     e->nbr = true;
-    e->first_ms = e->last_ms = t_ms;
     if (push_ptr((void ***)&dev->nbrs, &dev->n_nbrs, &dev->cap_nbrs, e, &inv->bytes) != 0) {
         free(e);
         return NULL;
