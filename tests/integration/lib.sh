@@ -335,6 +335,18 @@ _kvl_listening() {
     tail -n +"$((${3:-0} + 1))" "$2" | grep -q 'listening for agents'
 }
 
+# kvl_start_http_collector NAME CONFIG PORT: kvl_start_collector, then waits until its HTTP
+# server on 127.0.0.1:PORT answers (it starts after the ingest: 401 without credentials).
+kvl_start_http_collector() {
+    kvl_start_collector "$1" "$2"
+    kvl_wait_until 30 "the HTTP server to answer" _kvl_http_up "$3"
+}
+
+_kvl_http_up() {
+    [ "$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' \
+        "http://127.0.0.1:$1/api/v1/status")" = 401 ]
+}
+
 # kvl_start_agent NAME CONFIG: starts kaaval-agent, logs in $KVL_TMP/logs/NAME.log. Sets
 # KVL_LAST_PID.
 kvl_start_agent() {

@@ -86,22 +86,15 @@ kvl_free_port tcp COL_PORT
 kvl_free_port tcp HTTP_PORT
 CFG=$KVL_TMP/collector.yaml
 kvl_collector_config "$CFG" "$COL_PORT" "$DATA"
-cat >>"$CFG" <<EOC
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-EOC
-VIEW=$("$KVL_COLLECTOR" -c "$CFG" --add-token wall --role viewer 2>>"$KVL_TMP/logs/add.log") \
-    || kvl_fail "--add-token wall failed"
+kvl_http_config "$CFG" "$HTTP_PORT"
+kvl_add_token "$CFG" wall viewer
+VIEW=$KVL_TOKEN
 URL=http://127.0.0.1:$HTTP_PORT
 LOG=$KVL_TMP/logs/collector.log
 
-_http_up() {
-    [ "$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' "$URL/api/v1/status")" = 401 ]
-}
-start_collector() {
-    kvl_start_collector collector "$CFG"
+start_collector() { # the collector, and its HTTP server answering
+    kvl_start_http_collector collector "$CFG" "$HTTP_PORT"
     COL=$KVL_LAST_PID
-    kvl_wait_until 30 "the HTTP server to answer" _http_up
 }
 api() { # PATH: the body, or failure
     curl -sf --noproxy '*' -m 20 -H "Authorization: Bearer $VIEW" "$URL$1"

@@ -32,24 +32,16 @@ kvl_free_port tcp COL_PORT
 kvl_free_port tcp HTTP_PORT
 CFG=$KVL_TMP/collector.yaml
 kvl_collector_config "$CFG" "$COL_PORT" "$DATA"
-cat >>"$CFG" <<EOC
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-EOC
-VIEW=$("$KVL_COLLECTOR" -c "$CFG" --add-token wall --role viewer 2>>"$KVL_TMP/logs/add.log") \
-    || kvl_fail "--add-token wall failed"
-ADMIN=$("$KVL_COLLECTOR" -c "$CFG" --add-token boss --role admin 2>>"$KVL_TMP/logs/add.log") \
-    || kvl_fail "--add-token boss failed"
+kvl_http_config "$CFG" "$HTTP_PORT"
+kvl_add_token "$CFG" wall viewer
+VIEW=$KVL_TOKEN
+kvl_add_token "$CFG" boss admin
+ADMIN=$KVL_TOKEN
 URL=http://127.0.0.1:$HTTP_PORT
 
-# start_collector: the collector, and its HTTP server answering (it starts after the ingest)
-_http_up() {
-    [ "$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' "$URL/api/v1/status")" = 401 ]
-}
-start_collector() {
-    kvl_start_collector collector "$CFG"
+start_collector() { # the collector, and its HTTP server answering
+    kvl_start_http_collector collector "$CFG" "$HTTP_PORT"
     COL=$KVL_LAST_PID
-    kvl_wait_until 30 "the HTTP server to answer" _http_up
 }
 
 kvl_start_snmpsim "$KVL_SNMPREC" "$SNMP_PORT"
