@@ -73,6 +73,15 @@ typedef struct kvl_book_opts {
  * 0, or a negative KVL_E* with a sentence in err. */
 int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t errlen);
 
+/* Whether an alert is held back by what the book does not know itself: the topology says
+ * its subject is cut off behind a root cause (collector/topology/rootcause.h). True with a
+ * sentence in why. Asked whenever the book would send the alert's firing or repeat; a
+ * suppressed alert is muted as a silenced one is (recorded, shown by the API with its
+ * reason, sent once no longer suppressed). The suppressor calls kvl_book_tick when what it
+ * says may have changed. */
+typedef bool (*kvl_book_suppress_fn)(void *ctx, const kvl_alert_t *a, char *why, size_t whylen);
+void kvl_book_set_suppressor(kvl_book_t *b, kvl_book_suppress_fn fn, void *ctx);
+
 /* A change of an alert from the engine (on the loop). */
 void kvl_book_update(kvl_book_t *b, const kvl_alert_t *a);
 /* The same as a kvl_alert_cb (ctx is the book). */

@@ -42,6 +42,12 @@ static json_t *entry_json(const kvl_book_t *b, const book_entry_t *e, int64_t no
     }
     json_object_set_new(o, "silenced", json_boolean(book_silenced(b, e->a, now)));
     json_object_set_new(o, "maintenance", json_boolean(book_in_maint(b, e->a, now)));
+    char why[400];
+    json_object_set_new(o, "suppressed",
+                        e->a->status != KVL_ALERT_RESOLVED &&
+                                book_suppressed(b, e->a, why, sizeof(why))
+                            ? json_string(why)
+                            : json_null());
     json_object_set_new(o, "escalated", json_boolean(e->escalated));
     json_t *sent = json_array();
     for (size_t i = 0; sent != NULL && i < e->n_t; i++) {

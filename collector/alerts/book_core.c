@@ -80,9 +80,23 @@ bool book_in_maint(const kvl_book_t *b, const kvl_alert_t *a, int64_t now)
     return false;
 }
 
+bool book_suppressed(const kvl_book_t *b, const kvl_alert_t *a, char *why, size_t whylen)
+{
+    char tmp[8];
+    return b->suppress != NULL && b->suppress(b->suppress_ctx, a, why != NULL ? why : tmp,
+                                              why != NULL ? whylen : sizeof(tmp));
+}
+
+void kvl_book_set_suppressor(kvl_book_t *b, kvl_book_suppress_fn fn, void *ctx)
+{
+    b->suppress = fn;
+    b->suppress_ctx = ctx;
+}
+
 static bool muted(const kvl_book_t *b, const kvl_alert_t *a, int64_t now)
 {
-    return a->late || book_silenced(b, a, now) || book_in_maint(b, a, now);
+    return a->late || book_silenced(b, a, now) || book_in_maint(b, a, now) ||
+           book_suppressed(b, a, NULL, 0);
 }
 
 /* --- groups and targets -------------------------------------------------------------------- */
@@ -307,7 +321,10 @@ static void history_sent(kvl_book_t *b, const kvl_alert_t *a, const char *receiv
 
 /* --- changes -------------------------------------------------------------------------------- */
 
-static const char *mute_reason(const kvl_book_t *b, const kvl_alert_t *a, int64_t now)
+/* Why a firing alert is not sent now ("late", "silenced", "maintenance", "suppressed: ..."),
+ * in buf; NULL when it is not muted. */
+static const char *mute_reason(const kvl_book_t *b, const kvl_alert_t *a, int64_t now, char *buf,
+                               size_t len)
 {
     if (a->late) {
         return "late";
@@ -317,6 +334,11 @@ static const char *mute_reason(const kvl_book_t *b, const kvl_alert_t *a, int64_
     }
     if (book_in_maint(b, a, now)) {
         return "maintenance";
+    }
+    char why[400];
+    if (book_suppressed(b, a, why, sizeof(why))) {
+        snprintf(buf, len, "suppressed: %s", why);
+        return buf;
     }
     return NULL;
 }
@@ -372,7 +394,9 @@ void kvl_book_update(kvl_book_t *b, const kvl_alert_t *a)
 {
     int64_t now = kvl_book_now(b);
     book_entry_t *before = book_find(b, a->fingerprint);
-    history_change(b, a, a->status == KVL_ALERT_FIRING ? mute_reason(b, a, now) : NULL);
+    char buf[512];
+    history_change(b, a,
+                   a->status == KVL_ALERT_FIRING ? mute_reason(b, a, now, buf, sizeof(buf)) : NULL);
     if (apply_alert(b, a) != 0) {
         KVL_LOG_ERROR(MOD, a->rule, "out of memory: alert %016" PRIx64 " not recorded",
                       a->fingerprint);

@@ -75,6 +75,9 @@ struct kvl_book {
     json_t **hist; /* ring of the last cfg->history_max records */
     size_t hist_cap, hist_n, hist_head;
 
+    kvl_book_suppress_fn suppress; /* kvl_book_set_suppressor, NULL: none */
+    void *suppress_ctx;
+
     kvl_book_stats_t st;
     int64_t backoff_until; /* after a refused notification: nothing sent before this */
     int64_t next_due;      /* the timer's moment (before backoff), INT64_MAX: none */
@@ -90,6 +93,8 @@ int book_state_records(kvl_book_t *b, json_t *arr);
 book_entry_t *book_find(const kvl_book_t *b, uint64_t fp);
 bool book_silenced(const kvl_book_t *b, const kvl_alert_t *a, int64_t now);
 bool book_in_maint(const kvl_book_t *b, const kvl_alert_t *a, int64_t now);
+/* Whether the suppressor holds the alert back, with its sentence in why (may be NULL). */
+bool book_suppressed(const kvl_book_t *b, const kvl_alert_t *a, char *why, size_t whylen);
 
 /* book_store.c */
 int book_store_open(kvl_book_t *b, char *err, size_t errlen);
