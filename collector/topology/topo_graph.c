@@ -54,8 +54,8 @@ struct kvl_topo {
 };
 
 static const char *const kind_names[KVL_TOPO_KINDS] = {"site", "agent", "device"};
-static const char *const source_names[KVL_TOPO_SOURCES] = {"tree", "uplink", "lldp", "cdp",
-                                                           "member"};
+static const char *const source_names[KVL_TOPO_SOURCES] = {"tree", "uplink", "lldp",
+                                                           "cdp",  "member", "vantage"};
 static const char *const reach_names[] = {"unconnected", "reachable", "cause", "unreachable"};
 
 int kvl_topo_new(kvl_topo_t **out)
@@ -509,6 +509,11 @@ size_t kvl_topo_links(const kvl_topo_t *t)
 const char *kvl_topo_node_name(const kvl_topo_t *t, uint32_t node)
 {
     return node < t->n_nodes ? t->nodes[node].name : NULL;
+}
+
+bool kvl_topo_node_is_up(const kvl_topo_t *t, uint32_t node)
+{
+    return node < t->n_nodes && t->nodes[node].up;
 }
 
 kvl_topo_kind_t kvl_topo_node_kind(const kvl_topo_t *t, uint32_t node)

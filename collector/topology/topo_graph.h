@@ -40,13 +40,15 @@
 
 typedef enum { KVL_TOPO_SITE = 0, KVL_TOPO_AGENT, KVL_TOPO_DEVICE, KVL_TOPO_KINDS } kvl_topo_kind_t;
 
-/* Where a link was learned. MEMBER: a device or an agent in its site. */
+/* Where a link was learned. MEMBER: a device or an agent in its site. VANTAGE: an agent
+ * that reports to the collector (at the NOC) is reachable from it, whatever the path. */
 typedef enum {
     KVL_TOPO_SRC_TREE = 0,
     KVL_TOPO_SRC_UPLINK,
     KVL_TOPO_SRC_LLDP,
     KVL_TOPO_SRC_CDP,
     KVL_TOPO_SRC_MEMBER,
+    KVL_TOPO_SRC_VANTAGE,
     KVL_TOPO_SOURCES
 } kvl_topo_source_t;
 
@@ -118,6 +120,7 @@ size_t kvl_topo_nodes(const kvl_topo_t *t);
 size_t kvl_topo_links(const kvl_topo_t *t); /* ids handed out, forgotten ones included */
 const char *kvl_topo_node_name(const kvl_topo_t *t, uint32_t node); /* NULL: no such node */
 kvl_topo_kind_t kvl_topo_node_kind(const kvl_topo_t *t, uint32_t node);
+bool kvl_topo_node_is_up(const kvl_topo_t *t, uint32_t node); /* as last set; false: none */
 
 typedef struct kvl_topo_link_info {
     uint32_t a, b;

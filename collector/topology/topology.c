@@ -32,6 +32,8 @@ struct kvl_topology {
     json_t *nbr_sites;      /* this refresh: "child|parent" site pairs joined by LLDP/CDP */
     json_t *conflicts;      /* sites whose uplink and neighbours disagree, logged once */
     json_t *site_agents;    /* this refresh: site -> [agents seen, agents lost] */
+    json_t *lost_agents;    /* this refresh: the agents the ingest says are lost */
+    uint32_t root;          /* this refresh: the first root (the collector's side) */
     bool failed;            /* this refresh ran out of memory */
 };
 
@@ -63,6 +65,7 @@ void kvl_topology_free(kvl_topology_t *t)
     free(t->seen);
     json_decref(t->device_by_name);
     json_decref(t->site_agents);
+    json_decref(t->lost_agents);
     json_decref(t->ident);
     json_decref(t->site_of);
     json_decref(t->nbr_sites);
@@ -161,6 +164,14 @@ static void on_agent(void *ctx, const kvl_board_agent_t *a)
     }
     add_link(t, s, n, KVL_TOPO_SRC_MEMBER, NULL, NULL);
     count_agent(t, site, a->lost);
+    if (a->lost) {
+        if (json_object_set_new(t->lost_agents, a->id, json_true()) != 0) {
+            t->failed = true;
+        }
+    } else if (t->root != KVL_TOPO_NONE && s != t->root) {
+        /* it reports to the collector: the path from the NOC to it works, whichever it is */
+        add_link(t, t->root, n, KVL_TOPO_SRC_VANTAGE, NULL, NULL);
+    }
 }
 
 /* Without the ingest's view: the agents the latest values saw. */
@@ -197,8 +208,11 @@ static void on_item(void *ctx, const kvl_inventory_item_t *it)
     if (d == KVL_TOPO_NONE) {
         return;
     }
-    kvl_topo_set_node_up(t->g, d,
-                         !latest_down(t, it->agent, it->device, KVL_SCOPE_DEVICE, "", "reachable"));
+    /* a device whose agent is lost is not known to be up: nothing tells */
+    kvl_topo_set_node_up(
+        t->g, d,
+        json_object_get(t->lost_agents, it->agent) == NULL &&
+            !latest_down(t, it->agent, it->device, KVL_SCOPE_DEVICE, "", "reachable"));
     const char *site = it->site != NULL && it->site[0] != '\0' ? it->site : KVL_SITES_UNPLACED;
     add_link(t, node(t, KVL_TOPO_SITE, site), d, KVL_TOPO_SRC_MEMBER, NULL, NULL);
     if (json_object_get(t->device_by_name, it->device) == NULL &&
@@ -352,19 +366,21 @@ int kvl_topology_refresh(kvl_topology_t *t)
     t->refreshed_ms = now_ms(t);
     json_decref(t->device_by_name);
     json_decref(t->site_agents);
+    json_decref(t->lost_agents);
     json_decref(t->ident);
     json_decref(t->site_of);
     json_decref(t->nbr_sites);
     t->device_by_name = json_object();
     t->site_agents = json_object();
+    t->lost_agents = json_object();
     t->ident = json_object();
     t->site_of = json_object();
     t->nbr_sites = json_object();
     if (t->conflicts == NULL) {
         t->conflicts = json_object();
     }
-    if (t->device_by_name == NULL || t->site_agents == NULL || t->ident == NULL ||
-        t->site_of == NULL || t->nbr_sites == NULL || t->conflicts == NULL) {
+    if (t->device_by_name == NULL || t->site_agents == NULL || t->lost_agents == NULL ||
+        t->ident == NULL || t->site_of == NULL || t->nbr_sites == NULL || t->conflicts == NULL) {
         return KVL_ENOMEM;
     }
     if (t->seen != NULL) {
@@ -385,9 +401,13 @@ int kvl_topology_refresh(kvl_topology_t *t)
         site_nodes[i] = node(t, KVL_TOPO_SITE, sc->v[i].name);
         any_noc = any_noc || sc->v[i].kind == KVL_SITE_NOC;
     }
+    t->root = KVL_TOPO_NONE;
     for (size_t i = 0; i < n_sites; i++) {
         bool root = any_noc ? sc->v[i].kind == KVL_SITE_NOC : sc->v[i].parent == KVL_SITE_NONE;
         kvl_topo_set_root(t->g, site_nodes[i], root);
+        if (root && t->root == KVL_TOPO_NONE) {
+            t->root = site_nodes[i];
+        }
     }
     if (t->o.agents != NULL) {
         t->o.agents(t->o.agents_src, on_agent, t);
@@ -414,18 +434,20 @@ int kvl_topology_refresh(kvl_topology_t *t)
 
 /* ------------------------------------------------------------- JSON ------------------ */
 
-/* "agent-a/rtr1 [ge-0/0/1] - dhq-tvm" */
-static json_t *elem_name(const kvl_topo_t *g, kvl_topo_elem_t e)
+void kvl_topology_elem_name(const kvl_topo_t *g, kvl_topo_elem_t e, char *buf, size_t len)
 {
+    snprintf(buf, len, "%s", "?");
     if (e.id == KVL_TOPO_NONE) {
-        return json_null();
+        return;
     }
     if (!e.is_link) {
-        return json_string(kvl_topo_node_name(g, e.id));
+        const char *n = kvl_topo_node_name(g, e.id);
+        snprintf(buf, len, "%s", n != NULL ? n : "?");
+        return;
     }
     kvl_topo_link_info_t li;
     if (!kvl_topo_link_get(g, e.id, &li)) {
-        return json_null();
+        return;
     }
     /* the end nearer the NOC first (the graph keeps its ends in id order) */
     if (kvl_topo_node_reach(g, li.b, NULL) == KVL_TOPO_REACHABLE &&
@@ -437,10 +459,19 @@ static json_t *elem_name(const kvl_topo_t *g, kvl_topo_elem_t e)
         li.b = n;
         li.b_if = i;
     }
+    snprintf(buf, len, "%s%s%s%s - %s%s%s%s", kvl_topo_node_name(g, li.a), li.a_if[0] ? " [" : "",
+             li.a_if, li.a_if[0] ? "]" : "", kvl_topo_node_name(g, li.b), li.b_if[0] ? " [" : "",
+             li.b_if, li.b_if[0] ? "]" : "");
+}
+
+/* "agent-a/rtr1 [ge-0/0/1] - dhq-tvm" */
+static json_t *elem_name(const kvl_topo_t *g, kvl_topo_elem_t e)
+{
+    if (e.id == KVL_TOPO_NONE) {
+        return json_null();
+    }
     char buf[1024];
-    snprintf(buf, sizeof(buf), "%s%s%s%s - %s%s%s%s", kvl_topo_node_name(g, li.a),
-             li.a_if[0] ? " [" : "", li.a_if, li.a_if[0] ? "]" : "", kvl_topo_node_name(g, li.b),
-             li.b_if[0] ? " [" : "", li.b_if, li.b_if[0] ? "]" : "");
+    kvl_topology_elem_name(g, e, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -475,15 +506,31 @@ typedef struct causes_ctx {
     json_t *arr;
 } causes_ctx_t;
 
-/* Why a cause failed, in words. */
-static const char *cause_reason(const kvl_topo_t *g, kvl_topo_elem_t e)
+/* The agent node of a device node ("agent/device"), KVL_TOPO_NONE when not known. */
+static uint32_t agent_of_device(const kvl_topo_t *g, uint32_t d)
+{
+    const char *n = kvl_topo_node_name(g, d);
+    const char *slash = n != NULL ? strchr(n, '/') : NULL;
+    if (slash == NULL || (size_t)(slash - n) > KVL_AGENT_ID_MAX) {
+        return KVL_TOPO_NONE;
+    }
+    char ag[KVL_AGENT_ID_MAX + 1];
+    snprintf(ag, sizeof(ag), "%.*s", (int)(slash - n), n);
+    return kvl_topo_find_node(g, KVL_TOPO_AGENT, ag);
+}
+
+const char *kvl_topology_cause_reason(const kvl_topo_t *g, kvl_topo_elem_t e)
 {
     if (!e.is_link) {
         switch (kvl_topo_node_kind(g, e.id)) {
         case KVL_TOPO_AGENT:
             return "agent lost";
-        case KVL_TOPO_DEVICE:
-            return "device unreachable";
+        case KVL_TOPO_DEVICE: {
+            uint32_t ag = agent_of_device(g, e.id);
+            return ag != KVL_TOPO_NONE && !kvl_topo_node_is_up(g, ag)
+                       ? "not heard of: its agent is lost"
+                       : "device unreachable";
+        }
         default:
             return "down";
         }
@@ -515,7 +562,7 @@ static bool on_cause(void *ctx, kvl_topo_elem_t e)
                                       (json_int_t)cc.by_kind[KVL_TOPO_AGENT], "devices",
                                       (json_int_t)cc.by_kind[KVL_TOPO_DEVICE]));
         json_object_set_new(o, "sites_cut", cc.sites);
-        json_object_set_new(o, "reason", json_string(cause_reason(c->g, e)));
+        json_object_set_new(o, "reason", json_string(kvl_topology_cause_reason(c->g, e)));
         cc.sites = NULL;
         json_array_append_new(c->arr, o);
     } else {

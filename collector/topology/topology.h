@@ -29,7 +29,11 @@
  *     device to the site, down while the interface's latest oper_status is down; without
  *     one, a tree link from the parent site, down while every agent of the site is lost
  *     (the agents' own vantage: a site whose agents all went silent is cut off from the
- *     NOC, and whatever hangs below it with it).
+ *     NOC, and whatever hangs below it with it);
+ *   - per agent that reports (not lost), a `vantage` link from the first root to it: its
+ *     connection to the collector proves the path from the NOC, whatever the graph says;
+ *     a device of a lost agent is down (nothing says it is up), so the first such device on
+ *     the way from the NOC is where a cut shows.
  * The states are read at each refresh; the graph is small (KSWAN: ~5,000 nodes and links)
  * and recomputed in well under a millisecond (tests/bench/topology).
  */
@@ -71,6 +75,13 @@ const kvl_topo_t *kvl_topology_graph(const kvl_topology_t *t);
 
 /* GET /api/v1/topology's body after a refresh (a new reference; NULL when out of memory). */
 json_t *kvl_topology_json(kvl_topology_t *t);
+
+/* An element's name: a node's, or a link's "a [a_if] - b [b_if]" with the end nearer the
+ * NOC first. */
+void kvl_topology_elem_name(const kvl_topo_t *g, kvl_topo_elem_t e, char *buf, size_t len);
+/* Why a cause failed, in words ("agent lost", "device unreachable", "not heard of: its
+ * agent is lost", "site isolated: all its agents lost", "uplink interface down", ...). */
+const char *kvl_topology_cause_reason(const kvl_topo_t *g, kvl_topo_elem_t e);
 
 /* Registers GET /api/v1/topology. Returns 0 or a negative KVL_E*. */
 int kvl_topology_api_register(kvl_topology_t *t, kvl_http_t *http);
