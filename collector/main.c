@@ -34,6 +34,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "rootcause.h"
 #include "rules.h"
 #include "sink.h"
 #include "store.h"
@@ -56,11 +57,12 @@ typedef struct app {
     /* the board: latest values (a sink after the store) and its API */
     kvl_latest_t *latest;
     kvl_board_t *board;
-    kvl_capacity_t *capacity;  /* the planners' report (its API) */
-    kvl_topology_t *topology;  /* the topology graph and reachability (its API) */
-    kvl_graph_t *graph;        /* graphs drawn from the archives */
-    kvl_metrics_src_t metrics; /* what GET /metrics reads */
-    uv_timer_t journal_timer;  /* the journal's fill as the collector's own figure */
+    kvl_capacity_t *capacity;   /* the planners' report (its API) */
+    kvl_topology_t *topology;   /* the topology graph and reachability (its API) */
+    kvl_rootcause_t *rootcause; /* root-cause alerts from it (NULL: off, or no site tree) */
+    kvl_graph_t *graph;         /* graphs drawn from the archives */
+    kvl_metrics_src_t metrics;  /* what GET /metrics reads */
+    uv_timer_t journal_timer;   /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm;
 } app_t;
 
@@ -93,6 +95,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->board = NULL;
     kvl_capacity_free(a->capacity);
     a->capacity = NULL;
+    kvl_rootcause_free(a->rootcause);
+    a->rootcause = NULL;
     kvl_topology_free(a->topology);
     a->topology = NULL;
     kvl_graph_free(a->graph);
@@ -260,6 +264,37 @@ static int start_alerts(app_t *a, char *err, size_t errlen)
     uv_unref((uv_handle_t *)&a->journal_timer);
     KVL_LOG_INFO("alerts", a->cfg->id, "%zu alert rules, %zu receivers", a->rules->n,
                  a->cfg->receivers != NULL ? a->cfg->receivers->n : 0);
+    return 0;
+}
+
+/* The topology (always: its API and `kaavalctl topology` need it) and, with a site tree and
+ * `alerts: root_cause: enabled`, the root-cause alerts on top of it. Returns 0 or 1 (err). */
+static int start_topology(app_t *a, char *err, size_t errlen)
+{
+    kvl_topology_opts_t to = {.sites = a->cfg->sites,
+                              .latest = a->latest,
+                              .inventory = a->inventory,
+                              .agents = board_agents_each,
+                              .agents_src = a};
+    if (kvl_topology_new(&to, &a->topology, err, errlen) != 0) {
+        return 1;
+    }
+    const kvl_alerts_cfg_t *ac = a->cfg->alerts;
+    bool enabled = ac == NULL || ac->root_cause.enabled;
+    if (!enabled || a->cfg->sites == NULL || a->cfg->sites->n == 0) {
+        KVL_LOG_INFO("rootcause", a->cfg->id, "root-cause alerts off (%s)",
+                     enabled ? "no `sites:` tree" : "alerts: root_cause: enabled: false");
+        return 0;
+    }
+    kvl_rootcause_opts_t ro = {.hold_ms = ac != NULL ? ac->root_cause.hold_ms : 30000,
+                               .settle_ms = ac != NULL ? ac->root_cause.settle_ms : 120000};
+    if (kvl_rootcause_new(&ro, NULL, NULL, &a->rootcause) != 0 ||
+        kvl_rootcause_start(a->rootcause, a->loop, a->topology, a->book) != 0) {
+        snprintf(err, errlen, "root-cause alerts could not start (out of memory)");
+        return 1;
+    }
+    KVL_LOG_INFO("rootcause", a->cfg->id, "root-cause alerts on: hold %lld s, settle %lld s",
+                 (long long)ro.hold_ms / 1000, (long long)ro.settle_ms / 1000);
     return 0;
 }
 
@@ -549,7 +584,14 @@ int main(int argc, char **argv)
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
     }
+    if (src == 0 && start_topology(&a, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("topology", a.cfg->id, "%s", err);
+        src = 1;
+    }
     if (src != 0) {
+        kvl_rootcause_free(a.rootcause);
+        kvl_topology_free(a.topology);
+        kvl_ingest_free(a.ingest);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
@@ -593,14 +635,6 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_capacity_api_register(a.capacity, a.http);
         }
-        kvl_topology_opts_t to = {.sites = a.cfg->sites,
-                                  .latest = a.latest,
-                                  .inventory = a.inventory,
-                                  .agents = board_agents_each,
-                                  .agents_src = &a};
-        if (hrc == 0) {
-            hrc = kvl_topology_new(&to, &a.topology, err, sizeof(err));
-        }
         if (hrc == 0) {
             hrc = kvl_topology_api_register(a.topology, a.http);
         }
@@ -640,6 +674,7 @@ int main(int argc, char **argv)
         kvl_ingest_free(a.ingest);
         kvl_board_free(a.board);
         kvl_capacity_free(a.capacity);
+        kvl_rootcause_free(a.rootcause);
         kvl_topology_free(a.topology);
         kvl_graph_free(a.graph);
         kvl_inventory_free(a.inventory);

@@ -61,6 +61,9 @@ kvl_alerts_cfg_t *kvl_alerts_cfg_new(void)
     c->group_interval_ms = 5000;
     c->repeat_interval_ms = 4 * 3600 * 1000ll;
     c->history_max = 10000;
+    c->root_cause.enabled = true;
+    c->root_cause.hold_ms = 30 * 1000;
+    c->root_cause.settle_ms = 120 * 1000;
     static const char *const by[] = {"alertname", "site"};
     c->group_by = calloc(KVL_ARRAY_SIZE(by), sizeof(char *));
     if (c->group_by == NULL) {
@@ -373,6 +376,32 @@ static int parse_escalation(kvl_cfg_node_t n, void *target)
     return 0;
 }
 
+#define RCOFF(f) offsetof(kvl_alerts_root_cause_t, f)
+
+static const kvl_cfg_field_t root_cause_fields[] = {
+    {"enabled", KVL_CFG_BOOL, RCOFF(enabled), 0, 0, NULL, NULL, 0,
+     "suppress what a cut cuts off, page the cut once (true)"},
+    {"hold", KVL_CFG_DURATION, RCOFF(hold_ms), 0, DAY_MS, NULL, NULL, 0,
+     "a cut stands this long before its alert fires (30s)"},
+    {"settle", KVL_CFG_DURATION, RCOFF(settle_ms), 0, DAY_MS, NULL, NULL, 0,
+     "after a repair, what was cut off stays quiet this long (2m)"},
+    {NULL},
+};
+
+static int parse_root_cause(kvl_cfg_node_t n, void *target)
+{
+    kvl_alerts_cfg_t *c = target;
+    if (!kvl_cfg_is_map(n)) {
+        return kvl_cfg_error(n, "expected {enabled: true, hold: 30s, settle: 2m}");
+    }
+    kvl_alerts_root_cause_t rc = c->root_cause;
+    int r = kvl_cfg_apply(n, root_cause_fields, &rc);
+    if (r == 0) {
+        c->root_cause = rc;
+    }
+    return r;
+}
+
 #define COFF(f) offsetof(kvl_alerts_cfg_t, f)
 
 static const kvl_cfg_field_t alerts_fields[] = {
@@ -390,6 +419,8 @@ static const kvl_cfg_field_t alerts_fields[] = {
     {"escalation", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_escalation, 0, "per severity"},
     {"history_max", KVL_CFG_INT, COFF(history_max), 100, 10000000, NULL, NULL, 0,
      "changes kept in the history (10000)"},
+    {"root_cause", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_root_cause, 0,
+     "root-cause alerts from the topology"},
     {NULL},
 };
 

@@ -40,6 +40,14 @@ typedef struct kvl_alerts_escalation {
     char *receiver;
 } kvl_alerts_escalation_t;
 
+/* Root-cause alerts (collector/topology/rootcause.h): the alerts of what the topology says is
+ * cut off are suppressed and one alert per cut is raised instead. */
+typedef struct kvl_alerts_root_cause {
+    bool enabled;      /* true */
+    int64_t hold_ms;   /* a cut stands this long before its alert fires (30s) */
+    int64_t settle_ms; /* after a cut is repaired, what it cut off stays quiet this long (2m) */
+} kvl_alerts_root_cause_t;
+
 typedef struct kvl_alerts_cfg {
     char *receiver; /* alerts no route takes; NULL: recorded, sent nowhere */
     char **group_by;
@@ -53,6 +61,7 @@ typedef struct kvl_alerts_cfg {
     kvl_alerts_escalation_t *escalation;
     size_t n_escalation;
     int64_t history_max; /* changes kept in the history (10000) */
+    kvl_alerts_root_cause_t root_cause;
 } kvl_alerts_cfg_t;
 
 /* A configuration with the defaults (no route, no receiver). NULL when out of memory. */
