@@ -10,6 +10,7 @@
  */
 #include "topology.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,58 @@ static json_t *elem_json(const kvl_topo_t *g, kvl_topo_elem_t e)
                      "name", elem_name(g, e));
 }
 
+/* A figure of the latest values when fresh (three of its intervals), else NaN. */
+static double fresh_value(const kvl_topology_t *t, const char *agent, const char *device,
+                          const char *iface, const char *metric, bool rate, int64_t now)
+{
+    kvl_latest_value_t v;
+    if (t->o.latest == NULL ||
+        kvl_latest_get(t->o.latest, agent, device, KVL_SCOPE_INTERFACE, iface, metric, &v) != 0 ||
+        v.unknown || now - v.time_ms > 3 * (int64_t)v.interval_s * 1000) {
+        return NAN;
+    }
+    if (rate) {
+        return v.has_rate ? v.rate : NAN;
+    }
+    return v.real ? v.real_value : (double)v.value;
+}
+
+static json_t *num(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* A link's traffic as its end device's interface counts it (the first end with a device and
+ * an interface): {"agent", "device", "interface", "speed_bps", "in_bps", "out_bps",
+ * "util_pct"} (numbers null when unknown), or JSON null. */
+static json_t *link_traffic(const kvl_topology_t *t, const kvl_topo_link_info_t *li, int64_t now)
+{
+    const uint32_t ends[2] = {li->a, li->b};
+    const char *ifs[2] = {li->a_if, li->b_if};
+    for (int k = 0; k < 2; k++) {
+        const char *n = kvl_topo_node_name(t->g, ends[k]);
+        const char *slash = n != NULL ? strchr(n, '/') : NULL;
+        if (ifs[k][0] == '\0' || kvl_topo_node_kind(t->g, ends[k]) != KVL_TOPO_DEVICE ||
+            slash == NULL || (size_t)(slash - n) > KVL_AGENT_ID_MAX) {
+            continue;
+        }
+        char ag[KVL_AGENT_ID_MAX + 1];
+        snprintf(ag, sizeof(ag), "%.*s", (int)(slash - n), n);
+        double speed = fresh_value(t, ag, slash + 1, ifs[k], "speed_bps", false, now);
+        double in = fresh_value(t, ag, slash + 1, ifs[k], "in_octets", true, now) * 8;
+        double out = fresh_value(t, ag, slash + 1, ifs[k], "out_octets", true, now) * 8;
+        double util = NAN;
+        if (isfinite(speed) && speed > 0) {
+            double hi = isfinite(in) && (!isfinite(out) || in >= out) ? in : out;
+            util = isfinite(hi) ? 100.0 * hi / speed : NAN;
+        }
+        return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "agent", ag, "device", slash + 1,
+                         "interface", ifs[k], "speed_bps", num(speed), "in_bps", num(in), "out_bps",
+                         num(out), "util_pct", num(util));
+    }
+    return json_null();
+}
+
 typedef struct cut_ctx {
     const kvl_topo_t *g;
     size_t by_kind[KVL_TOPO_KINDS];
@@ -582,6 +635,7 @@ json_t *kvl_topology_json(kvl_topology_t *t)
         return NULL;
     }
     const kvl_sites_cfg_t *sc = t->o.sites;
+    int64_t now = now_ms(t);
     for (size_t i = 0; i < kvl_topo_nodes(g); i++) {
         kvl_topo_elem_t why;
         kvl_topo_reach_t r = kvl_topo_node_reach(g, (uint32_t)i, &why);
@@ -614,11 +668,12 @@ json_t *kvl_topology_json(kvl_topology_t *t)
         kvl_topo_elem_t why;
         kvl_topo_reach_t r = kvl_topo_link_reach(g, (uint32_t)i, &why);
         json_t *o =
-            json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:b, s:s, s:o}", "id", (json_int_t)i,
-                      "a", (json_int_t)li.a, "b", (json_int_t)li.b, "a_if", li.a_if, "b_if",
-                      li.b_if, "source", kvl_topo_source_name(li.source), "seen_ms",
+            json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:b, s:s, s:o, s:o}", "id",
+                      (json_int_t)i, "a", (json_int_t)li.a, "b", (json_int_t)li.b, "a_if", li.a_if,
+                      "b_if", li.b_if, "source", kvl_topo_source_name(li.source), "seen_ms",
                       (json_int_t)li.seen_ms, "up", li.up, "state", kvl_topo_reach_name(r), "cause",
-                      r == KVL_TOPO_UNREACHABLE ? elem_json(g, why) : json_null());
+                      r == KVL_TOPO_UNREACHABLE ? elem_json(g, why) : json_null(), "traffic",
+                      link_traffic(t, &li, now));
         if (o == NULL || json_array_append_new(links, o) != 0) {
             json_decref(out);
             return NULL;

@@ -5,7 +5,11 @@
  * reachability from the NOC (topo_graph.h), served as
  *
  *   GET /api/v1/topology   (viewer) every node and link with its state, and the root
- *                          causes with what each cuts off (counts by kind, sites by name)
+ *                          causes with what each cuts off (counts by kind, sites by name);
+ *                          a link with a device's interface at an end carries `traffic`:
+ *                          that interface's speed, in/out bit rates and utilisation (the
+ *                          larger direction, percent) from the latest values, null when
+ *                          unknown or older than three of its intervals
  *
  * and printed by `kaavalctl topology`.
  *

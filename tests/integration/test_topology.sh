@@ -6,14 +6,18 @@
 #   1. GET /api/v1/topology without credentials: 401. With: every site, agent and device;
 #      the LLDP link between the two routers (their interfaces named), used as the district's
 #      way up instead of its configured uplink (a warning says so, once);
+#      its traffic (the routers' ports: 1 and 0.5 Mb/s on 10 Mb/s, 10 % utilised);
 #      exactly one root cause: block 3's uplink interface (down), cutting off block 3 only;
 #      `kaavalctl topology` prints the tree and that cause, exit 2;
 #   2. block 2's agent stopped (SIGSTOP): a second cause, block 2 isolated (its agents all
 #      lost), cutting off block 2 and its agent; back (SIGCONT): gone;
-#   3. the NOC router stopped answering (SIGSTOP of the simulator): one cause, the router,
+#   3. the NOC router down with everything behind it (SIGSTOP of the simulator and of the
+#      district's and blocks' agents, as a dead router cuts them off): one cause, the router,
 #      cutting off the district and its three blocks with their agents and the district's
-#      router — block 3's uplink
-#      is now behind it, not a cause of its own; the simulator back: as in 1;
+#      router — block 3's uplink is now behind it, not a cause of its own; everything back:
+#      as in 1. With the simulator alone stopped the district's agents still report, so the
+#      district is not cut off (they are the proof of its path): the two routers are each a
+#      cause of their own and only block 3 (no agent) is behind the NOC router;
 #   4. the collector restarted: the same graph (the inventory's devices, the tree) and the
 #      same one cause.
 #
@@ -79,6 +83,7 @@ start_agent noc-agent noc-t nocrtr
 start_agent dhq-agent dhq-a dhqrtr
 DHQ=$KVL_LAST_PID
 start_agent b1-agent bhq-1
+B1=$KVL_LAST_PID
 start_agent b2-agent bhq-2
 B2=$KVL_LAST_PID
 
@@ -124,6 +129,10 @@ ll = [l for l in t["links"] if l["source"] == "lldp"]
 assert len(ll) == 1, t["links"]
 ends = {ids[ll[0]["a"]]: ll[0]["a_if"], ids[ll[0]["b"]]: ll[0]["b_if"]}
 assert ends == {"dhq-agent/dhqrtr": "wan0", "noc-agent/nocrtr": "up0"}, ll
+tr = ll[0]["traffic"]  # 1 Mb/s one way, 0.5 the other, on 10 Mb/s ports (either end)
+assert tr is not None and tr["speed_bps"] == 10e6, tr
+assert tr["util_pct"] is not None and 9.0 < tr["util_pct"] < 11.0, tr
+assert 0.45e6 < min(tr["in_bps"], tr["out_bps"]) < 0.55e6 and 0.9e6 < max(tr["in_bps"], tr["out_bps"]) < 1.1e6, tr
 up = [l for l in t["links"] if l["source"] == "uplink"]
 assert len(up) == 1 and "bhq-3" in (ids[up[0]["a"]], ids[up[0]["b"]]), up
 assert not [l for l in t["links"] if l["source"] == "tree" and "dhq-a" in (ids[l["a"]], ids[l["b"]]) and "noc-t" in (ids[l["a"]], ids[l["b"]])], "a tree link from the NOC to the district"
@@ -166,6 +175,17 @@ wait_check 30 "block 2 back with its agent" "$BASE"
 
 # ------------------------------------------------------------------ 3: the router down ----
 kill -STOP "$SIM"
+wait_check 30 "the routers silent, the district's agents reporting: two causes, block 3 cut" '
+assert len(c) == 2, list(c)
+k = c["noc-agent/nocrtr"]
+assert k["type"] == "node" and k["reason"] == "device unreachable", k
+assert k["sites_cut"] == ["bhq-3"] and k["cut"] == {"sites": 1, "agents": 0, "devices": 0}, k
+k = c["dhq-agent/dhqrtr"]
+assert k["sites_cut"] == [] and k["cut"] == {"sites": 0, "agents": 0, "devices": 0}, k
+assert st[("site", "dhq-a")] == "reachable", st
+assert st[("agent", "dhq-agent")] == "reachable", st
+'
+kill -STOP "$DHQ" "$B1" "$B2"
 wait_check 30 "the NOC router the one cause, the district behind it" '
 assert len(c) == 1, list(c)
 k = c["noc-agent/nocrtr"]
@@ -176,7 +196,7 @@ assert st[("device", "dhq-agent/dhqrtr")] == "unreachable", st
 assert st[("agent", "noc-agent")] == "reachable", st
 assert st[("site", "bhq-3")] == "unreachable", st
 '
-kill -CONT "$SIM"
+kill -CONT "$SIM" "$DHQ" "$B1" "$B2"
 wait_check 30 "the router back" "$BASE"
 
 # ------------------------------------------------------------------ 4: a restart ----------
