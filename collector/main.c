@@ -271,11 +271,14 @@ static int start_alerts(app_t *a, char *err, size_t errlen)
  * `alerts: root_cause: enabled`, the root-cause alerts on top of it. Returns 0 or 1 (err). */
 static int start_topology(app_t *a, char *err, size_t errlen)
 {
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/_topology", a->cfg->data_dir);
     kvl_topology_opts_t to = {.sites = a->cfg->sites,
                               .latest = a->latest,
                               .inventory = a->inventory,
                               .agents = board_agents_each,
-                              .agents_src = a};
+                              .agents_src = a,
+                              .dir = dir};
     if (kvl_topology_new(&to, &a->topology, err, errlen) != 0) {
         return 1;
     }

@@ -20,10 +20,12 @@
 #include "log.h"
 #include "names.h"
 #include "timeutil.h"
+#include "topo_changes.h"
 
 struct kvl_topology {
     kvl_topology_opts_t o;
     kvl_topo_t *g;
+    kvl_topo_changes_t *changes;
     uint8_t *seen; /* per link id: seen in this refresh */
     size_t seen_cap;
     int64_t refreshed_ms;
@@ -53,6 +55,13 @@ int kvl_topology_new(const kvl_topology_opts_t *o, kvl_topology_t **out, char *e
         return KVL_ENOMEM;
     }
     t->o = *o;
+    t->o.dir = NULL;
+    int rc = kvl_topo_changes_open(o->dir, 10000, &t->changes, err, errlen);
+    if (rc != 0) {
+        kvl_topo_free(t->g);
+        free(t);
+        return rc;
+    }
     *out = t;
     return 0;
 }
@@ -63,6 +72,7 @@ void kvl_topology_free(kvl_topology_t *t)
         return;
     }
     kvl_topo_free(t->g);
+    kvl_topo_changes_free(t->changes);
     free(t->seen);
     json_decref(t->device_by_name);
     json_decref(t->site_agents);
@@ -430,7 +440,16 @@ int kvl_topology_refresh(kvl_topology_t *t)
             kvl_topo_forget_link(t->g, (uint32_t)i);
         }
     }
-    return kvl_topo_compute(t->g);
+    int rc = kvl_topo_compute(t->g);
+    if (rc == 0) {
+        kvl_topo_changes_diff(t->changes, t->g, t->refreshed_ms, kvl_topology_cause_reason);
+    }
+    return rc;
+}
+
+json_t *kvl_topology_changes_json(const kvl_topology_t *t, uint64_t since, size_t limit)
+{
+    return kvl_topo_changes_json(t->changes, since, limit);
 }
 
 /* ------------------------------------------------------------- JSON ------------------ */
@@ -629,8 +648,9 @@ json_t *kvl_topology_json(kvl_topology_t *t)
 {
     const kvl_topo_t *g = t->g;
     json_t *nodes = json_array(), *links = json_array(), *causes = json_array();
-    json_t *out = json_pack("{s:I, s:o, s:o, s:o}", "computed_ms", (json_int_t)t->refreshed_ms,
-                            "nodes", nodes, "links", links, "causes", causes);
+    json_t *out = json_pack("{s:I, s:I, s:o, s:o, s:o}", "computed_ms", (json_int_t)t->refreshed_ms,
+                            "version", (json_int_t)kvl_topo_changes_version(t->changes), "nodes",
+                            nodes, "links", links, "causes", causes);
     if (out == NULL) {
         return NULL;
     }

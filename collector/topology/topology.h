@@ -9,7 +9,12 @@
  *                          a link with a device's interface at an end carries `traffic`:
  *                          that interface's speed, in/out bit rates and utilisation (the
  *                          larger direction, percent) from the latest values, null when
- *                          unknown or older than three of its intervals
+ *                          unknown or older than three of its intervals; and `version`,
+ *                          the number of the graph's last change
+ *   GET /api/v1/topology/changes?since=V&limit=N   (viewer) what changed after version V
+ *                          (links learned or gone, nodes added or gone, cuts and repairs:
+ *                          topo_changes.h), oldest first, at most N (1-10000, 1000), the
+ *                          newest ones
  *
  * and printed by `kaavalctl topology`.
  *
@@ -64,6 +69,7 @@ typedef struct kvl_topology_opts {
     kvl_board_agents_fn agents;       /* the ingest's agents (main.c); NULL: the latest's */
     void *agents_src;
     int64_t (*now_ms)(void); /* NULL: the wall clock */
+    const char *dir;         /* where the changes are kept (<data_dir>/_topology); NULL: memory */
 } kvl_topology_opts_t;
 
 /* Keeps the pointers (they must outlive it). Returns 0 or KVL_ENOMEM with err. */
@@ -86,6 +92,9 @@ void kvl_topology_elem_name(const kvl_topo_t *g, kvl_topo_elem_t e, char *buf, s
 /* Why a cause failed, in words ("agent lost", "device unreachable", "not heard of: its
  * agent is lost", "site isolated: all its agents lost", "uplink interface down", ...). */
 const char *kvl_topology_cause_reason(const kvl_topo_t *g, kvl_topo_elem_t e);
+
+/* GET /api/v1/topology/changes's body (topo_changes.h), a new reference or NULL. */
+json_t *kvl_topology_changes_json(const kvl_topology_t *t, uint64_t since, size_t limit);
 
 /* Registers GET /api/v1/topology. Returns 0 or a negative KVL_E*. */
 int kvl_topology_api_register(kvl_topology_t *t, kvl_http_t *http);

@@ -19,7 +19,8 @@
 #      district is not cut off (they are the proof of its path): the two routers are each a
 #      cause of their own and only block 3 (no agent) is behind the NOC router;
 #   4. the collector restarted: the same graph (the inventory's devices, the tree) and the
-#      same one cause.
+#      same one cause; GET /api/v1/topology/changes lists block 2's cut and repair (each a
+#      version), kept across the restart, which adds no node or link as new.
 #
 #   bash tests/integration/test_topology.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -172,6 +173,21 @@ assert st[("site", "bhq-1")] == "reachable", st
 '
 kill -CONT "$B2"
 wait_check 30 "block 2 back with its agent" "$BASE"
+# what changed on the map: the cut and its repair, each a version of its own
+api "/api/v1/topology/changes?since=0" >"$T/changes.json"
+"$KVL_PY" - "$T/changes.json" <<'PY' || kvl_fail "the topology's changes: $(head -c 3000 "$T/changes.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+ch = [(c["what"], c["name"]) for c in j["changes"]]
+assert ("cut", "bhq-2 - dhq-a") in ch and ("repaired", "bhq-2 - dhq-a") in ch, ch
+assert ch.index(("cut", "bhq-2 - dhq-a")) < ch.index(("repaired", "bhq-2 - dhq-a")), ch
+vs = [c["version"] for c in j["changes"]]
+assert vs == sorted(vs) and len(set(vs)) == len(vs) and j["version"] == vs[-1], vs
+assert any(w == "link_added" and n.endswith("(lldp)") for w, n in ch) or ch[0][0] == "learned", ch
+PY
+VERSION=$(api /api/v1/topology/changes | "$KVL_PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL/api/v1/topology/changes?since=x")
+[ "$code" = 400 ] || kvl_fail "/api/v1/topology/changes?since=x: $code, not 400"
 
 # ------------------------------------------------------------------ 3: the router down ----
 kill -STOP "$SIM"
@@ -205,6 +221,15 @@ kvl_start_collector collector2 "$T/collector.yaml"
 COL=$KVL_LAST_PID
 kvl_wait_until 20 "the HTTP API again" curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/status" -o /dev/null
 wait_check 60 "after the collector's restart: the same graph, one cause" "$BASE"
+api "/api/v1/topology/changes?since=0" >"$T/changes2.json"
+"$KVL_PY" - "$T/changes2.json" "$VERSION" <<'PY' || kvl_fail "the changes after a restart: $(head -c 3000 "$T/changes2.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+ch = [(c["what"], c["name"]) for c in j["changes"]]
+assert ("cut", "bhq-2 - dhq-a") in ch, ch  # kept across the restart
+assert j["version"] >= int(sys.argv[2]), (j["version"], sys.argv[2])
+assert not [c for c in j["changes"] if c["version"] > int(sys.argv[2]) and c["what"] in ("learned", "node_added", "link_added")], ch
+PY
 kvl_sleep_checking 1 "$COL" "$DHQ"
 
 kvl_pass "the topology: one cause per outage (an uplink, an isolated site, a router), what each cuts off, kaavalctl topology"
