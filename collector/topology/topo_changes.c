@@ -26,11 +26,13 @@ struct kvl_topo_changes {
     json_t **ring; /* the newest changes, oldest at head */
     size_t n, head;
     uint64_t version;
-    size_t in_file; /* lines in changes.log */
-    json_t *nodes;  /* last seen: "kind name" -> true */
-    json_t *links;  /* last seen: "link (source)" -> source */
-    json_t *cuts;   /* last seen: cause name -> reason */
-    bool loaded;    /* state.json read (or none): the next diff is against it */
+    size_t in_file;      /* lines in changes.log */
+    json_t *nodes;       /* last seen: "kind name" -> true */
+    json_t *links;       /* last seen: "link (source)" -> source */
+    json_t *cuts;        /* last seen: cause name -> reason */
+    bool loaded;         /* state.json read (or none): the next diff is against it */
+    uint64_t generation; /* kvl_topo_generation of the graph nodes and links were taken of */
+    bool have_generation;
     kvl_log_limit_t fail_limit;
 };
 
@@ -371,11 +373,21 @@ static void picture_free(picture_t *p)
     json_decref(p->cuts);
 }
 
-static int picture_of(const kvl_topo_t *g, kvl_topo_reason_fn reason_fn, picture_t *p)
+/* The picture of g; its nodes and links copied from `same` when not NULL (an unchanged
+ * structure: only the cuts are taken again). */
+static int picture_of(const kvl_topo_t *g, kvl_topo_reason_fn reason_fn, const picture_t *same,
+                      picture_t *p)
 {
+    p->cuts = json_object();
+    if (same != NULL) {
+        p->nodes = json_incref(same->nodes);
+        p->links = json_incref(same->links);
+        cut_seen_t cs = {.g = g, .now = p->cuts, .reason_fn = reason_fn};
+        kvl_topo_each_cause(g, on_cause, &cs);
+        return p->cuts != NULL ? 0 : KVL_ENOMEM;
+    }
     p->nodes = json_object();
     p->links = json_object();
-    p->cuts = json_object();
     if (p->nodes == NULL || p->links == NULL || p->cuts == NULL) {
         return KVL_ENOMEM;
     }
@@ -429,7 +441,9 @@ void kvl_topo_changes_diff(kvl_topo_changes_t *c, const kvl_topo_t *g, int64_t n
                            kvl_topo_reason_fn reason_fn)
 {
     picture_t p = {0};
-    if (picture_of(g, reason_fn, &p) != 0) {
+    picture_t last = {.nodes = c->nodes, .links = c->links, .cuts = c->cuts};
+    bool same = c->loaded && c->have_generation && c->generation == kvl_topo_generation(g);
+    if (picture_of(g, reason_fn, same ? &last : NULL, &p) != 0) {
         picture_free(&p);
         KVL_LOG_LIMITED(KVL_LOG_LEVEL_ERROR, &c->fail_limit, MOD, NULL,
                         "out of memory: the topology's changes are not compared");
@@ -455,6 +469,8 @@ void kvl_topo_changes_diff(kvl_topo_changes_t *c, const kvl_topo_t *g, int64_t n
     c->links = p.links;
     c->cuts = p.cuts;
     c->loaded = true;
+    c->generation = kvl_topo_generation(g);
+    c->have_generation = true;
     if (c->version != before) {
         save_state(c);
     }

@@ -36,6 +36,7 @@ typedef struct link {
 } link_t;
 
 struct kvl_topo {
+    uint64_t generation; /* structural changes: kvl_topo_generation */
     node_t *nodes;
     size_t n_nodes, cap_nodes;
     link_t *links;
@@ -175,6 +176,7 @@ int kvl_topo_add_node(kvl_topo_t *t, kvl_topo_kind_t kind, const char *name, uin
     t->nodes[t->n_nodes] = (node_t){.name = copy, .kind = (uint8_t)kind, .up = true};
     *id = (uint32_t)t->n_nodes++;
     t->adj_dirty = true;
+    t->generation++;
     return 0;
 }
 
@@ -211,6 +213,7 @@ int kvl_topo_add_link(kvl_topo_t *t, uint32_t a, uint32_t b, kvl_topo_source_t s
             l->forgotten = false;
             l->up = true;
             t->adj_dirty = true;
+            t->generation++;
         }
         *id = found;
         return 0;
@@ -238,6 +241,7 @@ int kvl_topo_add_link(kvl_topo_t *t, uint32_t a, uint32_t b, kvl_topo_source_t s
                                     .seen_ms = seen_ms};
     *id = (uint32_t)t->n_links++;
     t->adj_dirty = true;
+    t->generation++;
     return 0;
 }
 
@@ -246,6 +250,7 @@ void kvl_topo_forget_link(kvl_topo_t *t, uint32_t link)
     if (link < t->n_links && !t->links[link].forgotten) {
         t->links[link].forgotten = true;
         t->adj_dirty = true;
+        t->generation++;
     }
 }
 
@@ -509,6 +514,11 @@ size_t kvl_topo_links(const kvl_topo_t *t)
 const char *kvl_topo_node_name(const kvl_topo_t *t, uint32_t node)
 {
     return node < t->n_nodes ? t->nodes[node].name : NULL;
+}
+
+uint64_t kvl_topo_generation(const kvl_topo_t *t)
+{
+    return t->generation;
 }
 
 bool kvl_topo_node_is_up(const kvl_topo_t *t, uint32_t node)

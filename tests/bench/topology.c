@@ -17,10 +17,13 @@
  * Each trial fails one element drawn at random (a district, block or mini-POP router, or a
  * router-to-router link), then times, on this process' clock: kvl_topo_compute, and the
  * root-cause alert's content (every cause, what it cuts off, counted by kind, the sites by
- * name); then repairs it and recomputes. Figures: the median, p99 and maximum of the timed
- * part, and the largest cut seen. The last line:
- *   RESULT recompute_ms=<median> recompute_p99_ms=.. recompute_max_ms=.. sites=.. devices=..
- *          links=.. agents=.. trials=.. cut_max=..
+ * name); then, timed apart, what the collector does next with the same graph: the root-cause
+ * alerts' update (collector/topology/rootcause.h: the alerts' labels and summaries, what was
+ * cut off when) and the comparison with the previous graph (topo_changes.h: the versions);
+ * then repairs it and recomputes. Figures: the median, p99 and maximum of each timed part,
+ * and the largest cut seen. The last line:
+ *   RESULT recompute_ms=<median> recompute_p99_ms=.. recompute_max_ms=.. alerts_ms=<median>
+ *          alerts_p99_ms=.. sites=.. devices=.. links=.. agents=.. trials=.. cut_max=..
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -29,7 +32,10 @@
 #include <time.h>
 
 #include "kvl.h"
+#include "rootcause.h"
+#include "topo_changes.h"
 #include "topo_graph.h"
+#include "topology.h"
 
 #define N_NOC 3
 #define N_DHQ 14
@@ -223,6 +229,12 @@ static bool on_cause(void *ctx, kvl_topo_elem_t c)
     return true;
 }
 
+static void on_alert(void *ctx, const kvl_alert_t *a)
+{
+    (void)a;
+    (*(size_t *)ctx)++;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -261,7 +273,18 @@ int main(int argc, char **argv)
            "built in %.1f ms, first computation (with the adjacency) %.3f ms\n",
            g.sites, g.devices, g.agents, g.links, g.n_backbone, t1 - t0, t2 - t1);
     double *ms = malloc((size_t)trials * sizeof(*ms));
-    if (ms == NULL) {
+    double *ams = malloc((size_t)trials * sizeof(*ams));
+    size_t alerts = 0;
+    kvl_rootcause_t *rcause;
+    kvl_topo_changes_t *changes;
+    char err[256];
+    kvl_rootcause_opts_t ro = {.hold_ms = 0, .settle_ms = 120000};
+    if (kvl_rootcause_new(&ro, on_alert, &alerts, &rcause) != 0 ||
+        kvl_topo_changes_open(NULL, 10000, &changes, err, sizeof(err)) != 0) {
+        die("rootcause", KVL_ENOMEM);
+    }
+    kvl_topo_changes_diff(changes, g.t, 0, kvl_topology_cause_reason);
+    if (ms == NULL || ams == NULL) {
         die("malloc", KVL_ENOMEM);
     }
     size_t cut_max = 0;
@@ -285,6 +308,11 @@ int main(int argc, char **argv)
             die("compute", rc);
         }
         ms[i] = b - a;
+        int64_t now = (int64_t)(i + 1) * 2000;
+        a = now_ms();
+        kvl_rootcause_update(rcause, g.t, now);
+        kvl_topo_changes_diff(changes, g.t, now, kvl_topology_cause_reason);
+        ams[i] = now_ms() - a;
         if (s.total > cut_max) {
             cut_max = s.total;
             cut_max_what = is_link ? "link" : "router";
@@ -314,6 +342,9 @@ int main(int argc, char **argv)
         return 1;
     }
     qsort(ms, (size_t)trials, sizeof(*ms), cmp_double);
+    qsort(ams, (size_t)trials, sizeof(*ams), cmp_double);
+    double a50 = ams[(size_t)(trials - 1) / 2];
+    double a99 = ams[(size_t)((double)(trials - 1) * 0.99)];
     double p50 = ms[(size_t)(trials - 1) / 2];
     double p99 = ms[(size_t)((double)(trials - 1) * 0.99)];
     double max = ms[trials - 1];
@@ -321,9 +352,16 @@ int main(int argc, char **argv)
            "recompute + root-cause content p50 %.3f ms, p99 %.3f ms, max %.3f ms; the largest "
            "cut: %zu nodes behind %s %s\n",
            trials, p50, p99, max, cut_max, cut_max_what, cut_max_name);
-    printf("RESULT recompute_ms=%.3f recompute_p99_ms=%.3f recompute_max_ms=%.3f sites=%zu "
-           "devices=%zu links=%zu agents=%zu trials=%d cut_max=%zu\n",
-           p50, p99, max, g.sites, g.devices, g.links, g.agents, trials, cut_max);
+    printf("then the root-cause alerts' update and the versions' comparison: p50 %.3f ms, "
+           "p99 %.3f ms (%zu alert changes, %llu versions)\n",
+           a50, a99, alerts, (unsigned long long)kvl_topo_changes_version(changes));
+    printf("RESULT recompute_ms=%.3f recompute_p99_ms=%.3f recompute_max_ms=%.3f alerts_ms=%.3f "
+           "alerts_p99_ms=%.3f sites=%zu devices=%zu links=%zu agents=%zu trials=%d "
+           "cut_max=%zu\n",
+           p50, p99, max, a50, a99, g.sites, g.devices, g.links, g.agents, trials, cut_max);
+    kvl_rootcause_free(rcause);
+    kvl_topo_changes_free(changes);
+    free(ams);
     free(ms);
     free(g.backbone);
     kvl_topo_free(g.t);
