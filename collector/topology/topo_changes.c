@@ -304,7 +304,7 @@ uint64_t kvl_topo_changes_version(const kvl_topo_changes_t *c)
 
 static bool listed_source(kvl_topo_source_t s)
 {
-    return s != KVL_TOPO_SRC_MEMBER && s != KVL_TOPO_SRC_VANTAGE;
+    return s != KVL_TOPO_SRC_MEMBER && s != KVL_TOPO_SRC_VANTAGE && s != KVL_TOPO_SRC_PROBE;
 }
 
 typedef struct cut_seen {

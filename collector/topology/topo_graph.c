@@ -55,8 +55,8 @@ struct kvl_topo {
 };
 
 static const char *const kind_names[KVL_TOPO_KINDS] = {"site", "agent", "device"};
-static const char *const source_names[KVL_TOPO_SOURCES] = {"tree", "uplink", "lldp",
-                                                           "cdp",  "member", "vantage"};
+static const char *const source_names[KVL_TOPO_SOURCES] = {"tree",   "uplink",  "lldp", "cdp",
+                                                           "member", "vantage", "probe"};
 static const char *const reach_names[] = {"unconnected", "reachable", "cause", "unreachable"};
 
 int kvl_topo_new(kvl_topo_t **out)

@@ -41,7 +41,9 @@
 typedef enum { KVL_TOPO_SITE = 0, KVL_TOPO_AGENT, KVL_TOPO_DEVICE, KVL_TOPO_KINDS } kvl_topo_kind_t;
 
 /* Where a link was learned. MEMBER: a device or an agent in its site. VANTAGE: an agent
- * that reports to the collector (at the NOC) is reachable from it, whatever the path. */
+ * that reports to the collector (at the NOC) is reachable from it, whatever the path.
+ * PROBE: an agent's link measurement (ICMP, STAMP, TCP, HTTP; the mesh) answered by another
+ * agent or a site: the two sides of it reach each other. */
 typedef enum {
     KVL_TOPO_SRC_TREE = 0,
     KVL_TOPO_SRC_UPLINK,
@@ -49,6 +51,7 @@ typedef enum {
     KVL_TOPO_SRC_CDP,
     KVL_TOPO_SRC_MEMBER,
     KVL_TOPO_SRC_VANTAGE,
+    KVL_TOPO_SRC_PROBE,
     KVL_TOPO_SOURCES
 } kvl_topo_source_t;
 

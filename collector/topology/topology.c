@@ -192,6 +192,34 @@ static void on_latest_agent(void *ctx, const kvl_latest_agent_t *a)
     on_agent(ctx, &v);
 }
 
+/* A link measurement of an agent (scope link, instance = its target's name) whose target is
+ * an agent (the mesh names targets by agent id) or a site, answered in its last interval
+ * (lost_pct under 100, not older than three intervals): a probe link between the two. A
+ * target that loses everything adds nothing: the absence of an answer proves no cut (the
+ * other evidence decides). */
+static bool on_probe(void *ctx, const kvl_latest_value_t *v)
+{
+    kvl_topology_t *t = ctx;
+    if (strcmp(v->metric, "lost_pct") != 0 || v->unknown ||
+        t->refreshed_ms - v->time_ms > 3 * (int64_t)v->interval_s * 1000 ||
+        json_object_get(t->lost_agents, v->agent) != NULL) {
+        return true;
+    }
+    double lost = v->real ? v->real_value : (double)v->value;
+    if (!(lost < 100.0)) {
+        return true;
+    }
+    uint32_t a = kvl_topo_find_node(t->g, KVL_TOPO_AGENT, v->agent);
+    uint32_t b = kvl_topo_find_node(t->g, KVL_TOPO_AGENT, v->instance);
+    if (b == KVL_TOPO_NONE) {
+        b = kvl_topo_find_node(t->g, KVL_TOPO_SITE, v->instance);
+    }
+    if (a != KVL_TOPO_NONE && b != KVL_TOPO_NONE && a != b) {
+        add_link(t, a, b, KVL_TOPO_SRC_PROBE, NULL, NULL);
+    }
+    return true;
+}
+
 /* Whether a latest integer value says "down": `reachable` 0, oper_status 2 (down) or
  * 7 (lowerLayerDown). No value, or an unknown one: not down. */
 static bool latest_down(const kvl_topology_t *t, const char *agent, const char *device,
@@ -427,6 +455,9 @@ int kvl_topology_refresh(kvl_topology_t *t)
     }
     kvl_inventory_each(t->o.inventory, on_item, t);
     kvl_inventory_each_neighbour(t->o.inventory, NULL, on_neighbour, t);
+    if (t->o.latest != NULL) {
+        kvl_latest_each_scope(t->o.latest, KVL_SCOPE_LINK, on_probe, t);
+    }
     for (size_t i = 0; i < n_sites; i++) {
         site_up(t, sc, i, site_nodes[i], site_nodes);
     }

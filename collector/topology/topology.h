@@ -42,7 +42,12 @@
  *   - per agent that reports (not lost), a `vantage` link from the first root to it: its
  *     connection to the collector proves the path from the NOC, whatever the graph says;
  *     a device of a lost agent is down (nothing says it is up), so the first such device on
- *     the way from the NOC is where a cut shows.
+ *     the way from the NOC is where a cut shows;
+ *   - per link measurement of an agent (ICMP, STAMP, TCP, HTTP, the mesh) whose target is
+ *     named as an agent or a site and answered in its last interval (lost_pct under 100,
+ *     not older than three intervals), a `probe` link between the agent and that node: the
+ *     mesh tells which side of a cut a site is on (a site whose agent no longer reports
+ *     but that another agent still reaches is not cut off: only its agent is lost).
  * The states are read at each refresh; the graph is small (KSWAN: ~5,000 nodes and links)
  * and recomputed in well under a millisecond (tests/bench/topology).
  */

@@ -10,7 +10,9 @@
 #      exactly one root cause: block 3's uplink interface (down), cutting off block 3 only;
 #      `kaavalctl topology` prints the tree and that cause, exit 2;
 #   2. block 2's agent stopped (SIGSTOP): a second cause, block 2 isolated (its agents all
-#      lost), cutting off block 2 and its agent; back (SIGCONT): gone;
+#      lost), cutting off block 2 and its agent; back (SIGCONT): gone; block 1's agent
+#      measures the district's agent (a TCP target named as that agent): a probe link between
+#      the two while it answers, none once its listener is gone, back with it;
 #   3. the NOC router down with everything behind it (SIGSTOP of the simulator and of the
 #      district's and blocks' agents, as a dead router cuts them off): one cause, the router,
 #      cutting off the district and its three blocks with their agents and the district's
@@ -83,7 +85,29 @@ start_agent() { # ID SITE [DEVICE]
 start_agent noc-agent noc-t nocrtr
 start_agent dhq-agent dhq-a dhqrtr
 DHQ=$KVL_LAST_PID
-start_agent b1-agent bhq-1
+# block 1's agent measures the district's agent (a TCP target named as that agent, as the
+# mesh names them) at a listener of the test's own
+kvl_free_port tcp PROBE_PORT
+cat >"$T/probe_listener.py" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.close()
+PY
+listener() {
+    "$KVL_PY" "$T/probe_listener.py" "$PROBE_PORT" >>"$L/listener.log" 2>&1 &
+    LISTENER=$!
+    kvl_track "$LISTENER" probe_listener.py
+}
+listener
+kvl_agent_config "$T/b1-agent.yaml" b1-agent bhq-1 "$COL_PORT" 2s
+sed -i 's/timeout: 500ms/timeout: 300ms/; s/^reconnect_max: .*/&\nheartbeat: 1s/; s/^devices:$/devices: []/' "$T/b1-agent.yaml"
+sed -i "s/^probes:\$/probes:\n  interval: 1s\n  count: 2\n  targets:\n    - {name: dhq-agent, address: 127.0.0.1, type: tcp, port: $PROBE_PORT}/" "$T/b1-agent.yaml"
+kvl_start_agent b1-agent "$T/b1-agent.yaml"
 B1=$KVL_LAST_PID
 start_agent b2-agent bhq-2
 B2=$KVL_LAST_PID
@@ -137,6 +161,8 @@ assert 0.45e6 < min(tr["in_bps"], tr["out_bps"]) < 0.55e6 and 0.9e6 < max(tr["in
 up = [l for l in t["links"] if l["source"] == "uplink"]
 assert len(up) == 1 and "bhq-3" in (ids[up[0]["a"]], ids[up[0]["b"]]), up
 assert not [l for l in t["links"] if l["source"] == "tree" and "dhq-a" in (ids[l["a"]], ids[l["b"]]) and "noc-t" in (ids[l["a"]], ids[l["b"]])], "a tree link from the NOC to the district"
+pl = [l for l in t["links"] if l["source"] == "probe"]
+assert len(pl) == 1 and {ids[pl[0]["a"]], ids[pl[0]["b"]]} == {"b1-agent", "dhq-agent"} and pl[0]["up"], pl
 assert len(c) == 1, list(c)
 k = list(c.values())[0]
 assert k["type"] == "link" and k["reason"] == "uplink interface down", k
@@ -188,6 +214,15 @@ PY
 VERSION=$(api /api/v1/topology/changes | "$KVL_PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL/api/v1/topology/changes?since=x")
 [ "$code" = 400 ] || kvl_fail "/api/v1/topology/changes?since=x: $code, not 400"
+
+# ------------------------------------------------------------------ 2b: a probe lost -----
+kvl_stop "$LISTENER" TERM
+wait_check 30 "the district's agent no longer answers block 1's probes: no probe link" '
+assert not [l for l in t["links"] if l["source"] == "probe"], [l for l in t["links"] if l["source"] == "probe"]
+assert len(c) == 1, list(c)
+'
+listener
+wait_check 30 "block 1's probes answered again" "$BASE"
 
 # ------------------------------------------------------------------ 3: the router down ----
 kill -STOP "$SIM"
