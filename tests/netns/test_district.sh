@@ -26,7 +26,8 @@
 #      resolution (topology_cut's) and, after the settle time (10 s) and within 50 s of the
 #      repair, exactly one page: device_down of b07-rtr; nothing else.
 #   4. b03 isolated (the dhq end of its veth down): exactly one page, topology_cut naming b03
-#      as isolated; its repair: that page's resolution, nothing else.
+#      as isolated; its repair: that page's resolution, nothing else, and b03's spooled polls
+#      of the cut in its router's archive.
 # Each check prints PASS or FAIL (tests/netns/lib.sh `check`) with its figures; the district
 # not coming up is a failure of its own (the logs' tails are printed).
 #
@@ -448,6 +449,19 @@ ip -n "$DHQ" link set b03 up
 set_routes
 wait_log_count '\] agent_back (' $((back0 + 1)) 30 || kvl_fail "b03's agent not back 30 s after its repair"
 RES=$(await_page "$T_ISO_REP" 20 resolved topology_cut)
+# b03's spool replayed: its router's archive holds polls made while it was cut off
+F03=$T/data/b03/b03-rtr/wan0.rrd
+cut_rows() {
+    kvl_rrd_rows "$F03" AVERAGE in_octets $((T_ISO / 1000 + 10)) $((T_ISO_REP / 1000 - 5)) |
+        awk '$2 != "nan"' >"$T/cut.rows"
+    [ -s "$T/cut.rows" ]
+}
+rc=1
+for ((i = 0; i < 40; i++)); do
+    cut_rows && { rc=0; break; }
+    sleep 0.5
+done
+check isolated-spool $rc "$(wc -l <"$T/cut.rows") steps of b03-rtr's wan0 from the time it was cut off in its archive"
 sleep_until $(($(now_ms) + 5000))
 show "b03 back" "$T_ISO_REP"
 pages "$T_ISO_REP" >"$T/iso.back"
