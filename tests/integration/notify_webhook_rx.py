@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""notify_webhook_rx.py PORT SECRET OUT [DELAY]: a webhook receiver for
+"""notify_webhook_rx.py PORT SECRET OUT [DELAY [ALERTS]]: a webhook receiver for
 test_notify_receivers.sh.
 
 Listens on 127.0.0.1:PORT; for every POST checks X-Kaaval-Signature (sha256=<hex
@@ -9,6 +9,9 @@ HMAC-SHA256 of the body keyed by SECRET>) and X-Kaaval-Timestamp, appends one li
   badsig <what was wrong>                            (answered 401)
 The line is written when the request has been read; the answer follows DELAY seconds later
 (default 0), so a test can kill the sender while an answer is outstanding.
+With ALERTS, every alert of a well-signed notification is also appended to that file as
+one JSON line: {"ms": arrival in ms since 1970, "notification": its status, "alert": the
+alert as sent}, for tests that read an alert's summary or labels.
 """
 import hashlib
 import hmac
@@ -19,6 +22,7 @@ import time
 
 port, secret, out = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
 delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+alerts_out = sys.argv[5] if len(sys.argv) > 5 else None
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -41,6 +45,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                              a["labels"].get("interface", "-"),
                                              a.get("starts_at", "-")) for a in n["alerts"])
             line, code = f"ok {n['group_key']} {n['status']} {dev} {rest}", 200
+            if alerts_out:
+                ms = int(time.time() * 1000)
+                with open(alerts_out, "a") as f:
+                    for a in n["alerts"]:
+                        f.write(json.dumps({"ms": ms, "notification": n["status"],
+                                            "alert": a}) + "\n")
         with open(out, "a") as f:
             f.write(line + "\n")
         time.sleep(delay)
