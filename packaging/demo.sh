@@ -324,6 +324,7 @@ receivers:
   - {name: pager, type: exec, command: [$RUN/etc/page.sh]}
 alerts:
   receiver: pager
+  root_cause: {hold: 15s, settle: 1m}   # one page per cut site (the topology's root cause)
 web_url: http://127.0.0.1:$HTTP_PORT   # alerts link to the board's graph page
 http:                         # the API (kaavalctl) and the NOC board
   listen: 127.0.0.1:$HTTP_PORT
@@ -432,6 +433,9 @@ done
 
 FLAKY_EVERY=300 # the silent device: every 5 minutes ...
 FLAKY_DOWN=90   # ... for 90 s
+ISOLATED_AGENT=7  # BHQ Aluva's agent: every 5 minutes (after the silent device) ...
+ISOLATED_DOWN=120 # ... stopped for 120 s: its site cut off, one topology_cut page
+ISOLATED_STOPPED=0
 board_banner() {
     say "the NOC board:   http://127.0.0.1:$HTTP_PORT/   (read-only without a login)"
     say "  kiosk link for a wall screen: http://127.0.0.1:$HTTP_PORT/?kiosk=$KIOSK"
@@ -507,6 +511,7 @@ else
 fi
 status
 say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); $FLAKY_DEV goes silent for ${FLAKY_DOWN}s every ${FLAKY_EVERY}s (device_down)"
+say "root-cause alerts: ${AGENT_IDS[$ISOLATED_AGENT]} goes silent for ${ISOLATED_DOWN}s every ${FLAKY_EVERY}s: one page, topology_cut (site ${SITES[$ISOLATED_AGENT]} isolated), its agent_lost and agent_silent held back as suppressed (kaavalctl alerts shows them)"
 say "a linkDown trap to the first agent (the device's next poll, made at once, says whether it holds):"
 echo "  snmptrap -v2c -c demo-uplink 127.0.0.1:16200 '' .1.3.6.1.6.3.1.1.5.3 .1.3.6.1.2.1.2.2.1.1.2 i 2 .1.3.6.1.2.1.2.2.1.7.2 i 1 .1.3.6.1.2.1.2.2.1.8.2 i 2"
 say "the alerts through the API (http://127.0.0.1:$HTTP_PORT/api/v1/alerts) with kaavalctl:"
@@ -535,11 +540,25 @@ flaky_tick() { # seconds since the cycle began
         say "$FLAKY_DEV answers again"
     fi
 }
+# The isolated site: its agent stopped (SIGSTOP: its heartbeats stop as on a cut link) for
+# ISOLATED_DOWN seconds every FLAKY_EVERY, the first time 165 s from here.
+isolated_tick() {
+    local t=$(( ($1 + FLAKY_EVERY - 165) % FLAKY_EVERY )) pid=${AGENTS[$ISOLATED_AGENT]}
+    if [ "$t" -lt "$ISOLATED_DOWN" ] && [ "$ISOLATED_STOPPED" -eq 0 ]; then
+        kill -STOP "$pid" 2>/dev/null && ISOLATED_STOPPED=1 &&
+            say "${AGENT_IDS[$ISOLATED_AGENT]} stops for ${ISOLATED_DOWN}s: in about 45 s one page, site ${SITES[$ISOLATED_AGENT]} isolated (kaavalctl topology shows the cause)"
+    elif [ "$t" -ge "$ISOLATED_DOWN" ] && [ "$ISOLATED_STOPPED" -eq 1 ]; then
+        kill -CONT "$pid" 2>/dev/null
+        ISOLATED_STOPPED=0
+        say "${AGENT_IDS[$ISOLATED_AGENT]} runs again: the cut's resolution follows"
+    fi
+}
 T_CYCLE=$(date +%s)
 while :; do
     for ((i = 0; i < STATUS_EVERY; i++)); do
         check_alive
         flaky_tick $(($(date +%s) - T_CYCLE))
+        isolated_tick $(($(date +%s) - T_CYCLE))
         sleep 1
     done
     status
