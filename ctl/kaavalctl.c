@@ -245,11 +245,14 @@ static int cmd_alerts(const ctl_t *c, int argc, char **argv)
         json_t *ack = json_object_get(a, "ack");
         bool acked = (json_is_object(ack) && json_object_size(ack) > 0) || json_is_true(ack) ||
                      json_is_true(json_object_get(a, "acked"));
-        printf("%-16s  %-8s  %-8s  %-20s  %-12s  %-16s  %-14s  %-11s  %-3s  %s\n",
+        /* held back by the topology (root-cause alerts): said after the summary */
+        const char *supp = json_string_value(json_object_get(a, "suppressed"));
+        printf("%-16s  %-8s  %-8s  %-20s  %-12s  %-16s  %-14s  %-11s  %-3s  %s%s%s%s\n",
                str(a, "fingerprint"), str(a, "status"), str(a, "severity"), str(a, "rule"),
                str(l, "site"), str(l, "device"), what,
                short_time(str(a, "starts_at"), tb, sizeof(tb)), acked ? "yes" : "no",
-               str(a, "summary"));
+               str(a, "summary"), supp != NULL ? " (suppressed: " : "", supp != NULL ? supp : "",
+               supp != NULL ? ")" : "");
     }
     if (json_array_size(list) == 0) {
         printf("(no alerts)\n");

@@ -390,6 +390,11 @@ ip netns exec "$NOC" "$KVL_BUILD/kaavalctl" --url "http://127.0.0.1:$HTTP_PORT" 
     topology >"$T/ctl.out" 2>&1
 kvl_log "kaavalctl topology during the cut (exit $?):
 $(cat "$T/ctl.out")"
+# the operator's view: kaavalctl alerts says which are held back and behind what
+ip netns exec "$NOC" "$KVL_BUILD/kaavalctl" --url "http://127.0.0.1:$HTTP_PORT" --token "$TOKEN" \
+    alerts --status firing >"$T/ctl-alerts.out" 2>&1
+n=$(grep -c ' agent_lost .*(suppressed: cut off behind .*dhq-core' "$T/ctl-alerts.out" || true)
+check cut-ctl-alerts "$([ "$n" -eq 11 ] && echo 0 || echo 1)" "kaavalctl alerts: $n agent_lost lines say suppressed behind dhq-core (want 11)"
 
 # ------------------------------------------------------------------ 2: b07 down alone -----
 kvl_stop "${SIM[b07]}" TERM || kvl_fail "could not stop b07's simulator"
