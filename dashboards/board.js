@@ -60,8 +60,11 @@
         const now = Date.now();
         const canAck = kvl.can('operator') && !kvl.kiosk;
         const rank = { critical: 0, major: 1, minor: 2, warning: 3, info: 4 };
-        alerts.sort((x, y) => (rank[x.severity] ?? 9) - (rank[y.severity] ?? 9) || Date.parse(x.starts_at) - Date.parse(y.starts_at));
-        document.getElementById('alert-count').textContent = '(' + alerts.length + ')';
+        /* alerts held back behind a root cause (the topology's cut) go last, dimmed */
+        const held = (a) => (typeof a.suppressed === 'string' ? 1 : 0);
+        alerts.sort((x, y) => held(x) - held(y) || (rank[x.severity] ?? 9) - (rank[y.severity] ?? 9) || Date.parse(x.starts_at) - Date.parse(y.starts_at));
+        const nHeld = alerts.filter(held).length;
+        document.getElementById('alert-count').textContent = '(' + alerts.length + (nHeld ? ', ' + nHeld + ' held back behind a root cause' : '') + ')';
         if (alerts.length === 0) {
             document.getElementById('alert-list').innerHTML = '<p class="dim">nothing firing</p>';
             return;
@@ -76,12 +79,13 @@
                     : canAck
                     ? '<button class="ack" data-fp="' + kvl.esc(a.fingerprint) + '">Acknowledge</button>'
                     : '';
+                const why = held(a) ? ' · held back: ' + kvl.esc(a.suppressed) : '';
                 return (
-                    '<div class="alert' + (a.ack ? ' acked' : '') + '" data-fp="' + kvl.esc(a.fingerprint) + '">' +
+                    '<div class="alert' + (a.ack ? ' acked' : '') + (held(a) ? ' suppressed' : '') + '" data-fp="' + kvl.esc(a.fingerprint) + '">' +
                     kvl.badge(a.severity === 'warning' || a.severity === 'info' ? 'warning' : a.severity) +
                     '<a class="what" href="' + kvl.esc(graphLink(a)) + '">' + kvl.esc(a.summary || a.rule) + '</a>' +
                     '<span class="age" title="since ' + kvl.esc(a.starts_at) + '">' + kvl.esc(age) + '</span>' +
-                    '<span class="where dim">' + kvl.esc(a.rule) + (where ? ' · ' + kvl.esc(where) : '') + '</span>' +
+                    '<span class="where dim">' + kvl.esc(a.rule) + (where ? ' · ' + kvl.esc(where) : '') + why + '</span>' +
                     '<span>' + ack + '</span></div>'
                 );
             })
