@@ -347,18 +347,21 @@ static kvl_alert_t *cause_alert(const kvl_topo_t *g, kvl_topo_elem_t e, const cu
         snprintf(sites + at, sizeof(sites) - at, " and %zu more", l->n_sites - SITES_LISTED);
     }
     char summary[4096];
+    size_t ns = l->by_kind[KVL_TOPO_SITE], na = l->by_kind[KVL_TOPO_AGENT],
+           nd = l->by_kind[KVL_TOPO_DEVICE];
     if (isolated) {
+        /* a tree link's reason already says what happened to the site */
+        bool tree = e.is_link && li->source == KVL_TOPO_SRC_TREE;
         snprintf(summary, sizeof(summary),
-                 "site %s isolated (%s: %s): %zu agents and %zu devices "
-                 "cut off",
-                 site_name != NULL ? site_name : "?", name, reason, l->by_kind[KVL_TOPO_AGENT],
-                 l->by_kind[KVL_TOPO_DEVICE]);
+                 "site %s isolated: %s%s%s; cut off: %zu agent%s, %zu device%s",
+                 site_name != NULL ? site_name : "?", tree ? "" : name, tree ? "" : ": ",
+                 tree ? "all its agents lost" : reason, na, na == 1 ? "" : "s", nd,
+                 nd == 1 ? "" : "s");
     } else {
         snprintf(summary, sizeof(summary),
-                 "%s%s%s: %s; cut off behind it: %zu sites, %zu agents and %zu devices: %s", name,
-                 site_name != NULL ? " at " : "", site_name != NULL ? site_name : "", reason,
-                 l->by_kind[KVL_TOPO_SITE], l->by_kind[KVL_TOPO_AGENT], l->by_kind[KVL_TOPO_DEVICE],
-                 sites);
+                 "%s%s%s: %s; cut off behind it: %zu site%s, %zu agent%s, %zu device%s: %s", name,
+                 site_name != NULL ? " at " : "", site_name != NULL ? site_name : "", reason, ns,
+                 ns == 1 ? "" : "s", na, na == 1 ? "" : "s", nd, nd == 1 ? "" : "s", sites);
     }
     char n_sites[24], n_agents[24], n_devices[24], agent[KVL_AGENT_ID_MAX + 1];
     snprintf(n_sites, sizeof(n_sites), "%zu", l->by_kind[KVL_TOPO_SITE]);

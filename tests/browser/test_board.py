@@ -12,11 +12,14 @@ through Selenium, against the network test_board.sh started. Steps, each wait bo
     graph page: the traffic graph is drawn when the collector has the graph API
     (GET /api/v1/graph answers), else the page says "graph unavailable";
  5. back on the board, Acknowledge: the alert shows acknowledged by the operator;
+ 5b. mini POP B's agent stopped (SIGSTOP: its heartbeats stop as on a cut link): the board
+    shows one topology_cut alert (site bhq-b isolated) and agent-b's agent_lost held back
+    behind it (dimmed, "held back", counted as such); the agent thawed again;
  6. no SEVERE entry in the browser's console on any page (a 404 of /api/v1/graph allowed
     only while the collector has no graph API).
 
 Screenshots of each step go to $KVL_ARTEFACTS. Environment: KVL_URL, KVL_OP_USER,
-KVL_OP_PASSWORD, KVL_KIOSK, KVL_STOP_PID, KVL_ARTEFACTS, KVL_CHROME, KVL_DRIVER, KVL_LOGS.
+KVL_OP_PASSWORD, KVL_KIOSK, KVL_STOP_PID, KVL_ISOLATE_PID, KVL_ARTEFACTS, KVL_CHROME, KVL_DRIVER, KVL_LOGS.
 """
 import json
 import os
@@ -36,6 +39,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 URL = os.environ["KVL_URL"]
 ART = os.environ["KVL_ARTEFACTS"]
 STOP_PID = int(os.environ["KVL_STOP_PID"])
+ISOLATE_PID = int(os.environ["KVL_ISOLATE_PID"])
+isolated = False
 KIOSK = os.environ["KVL_KIOSK"]
 RED_WITHIN_S = 10
 
@@ -250,6 +255,24 @@ try:
     shot("8-alert-link")
     drain_console()
 
+    # ------------------------------------------------------------ 5b: a site isolated
+    driver.find_element(By.ID, "kvl-nav-board").click()
+    os.kill(ISOLATE_PID, signal.SIGSTOP)
+    isolated = True
+    def cut_shown():
+        rows = driver.find_elements(By.CSS_SELECTOR, "#alert-list .alert")
+        cut = [r for r in rows if "topology_cut" in r.text and "isolated" in r.text
+               and "suppressed" not in (r.get_attribute("class") or "")]
+        held = [r for r in rows if "agent_lost" in r.text and "held back" in r.text
+                and "suppressed" in (r.get_attribute("class") or "")]
+        count = driver.find_element(By.ID, "alert-count").text
+        return cut and held and "held back behind a root cause" in count
+    wait_for("one topology_cut alert, agent-b's agent_lost held back behind it", cut_shown, 40)
+    shot("7b-isolated")
+    os.kill(ISOLATE_PID, signal.SIGCONT)
+    isolated = False
+    drain_console()
+
     # ------------------------------------------------------------ 6: the console
     severe = [e for e in console if e.get("level") == "SEVERE"]
     allowed = [e for e in severe if not graph_api and "/api/v1/graph" in e.get("message", "")
@@ -264,4 +287,6 @@ try:
 finally:
     if stopped:
         os.kill(STOP_PID, signal.SIGCONT)
+    if isolated:
+        os.kill(ISOLATE_PID, signal.SIGCONT)
     driver.quit()

@@ -5,7 +5,8 @@
 # snmpsim every second), then runs test_board.py, which drives headless Chromium through
 # chromium-driver (python3-selenium): the kiosk view, the login, the tiles, the device the
 # test stops (SIGSTOP of its snmpsim) turning red within 10 s, tile → site → device →
-# interface graph, the acknowledgement; no console errors; screenshots in
+# interface graph, the acknowledgement; mini POP B's agent stopped: one topology_cut alert
+# and its agent_lost held back behind it; no console errors; screenshots in
 # <build>/test-artifacts/browser/.
 #
 #   bash tests/browser/test_board.sh [BUILD_DIR]
@@ -58,6 +59,9 @@ http:
   static_dir: $REPO/dashboards
   anonymous_viewer: true
 web_url: http://127.0.0.1:$HTTP_PORT
+lost_after: 3
+alerts:
+  root_cause: {hold: 2s, settle: 5s}
 YAML
 OP_PASSWORD=op-pass-$RANDOM$RANDOM
 echo "$OP_PASSWORD" | "$KVL_BUILD/kaaval-collector" -c "$T/collector.yaml" --add-user op \
@@ -75,6 +79,7 @@ for s in a b; do
 done
 kvl_agent_device "$T/agent-a.yaml" rtr-a "$SNMP_A" rtr-a
 kvl_agent_device "$T/agent-b.yaml" rtr-b "$SNMP_B" rtr-b
+sed -i 's/^reconnect_max: .*/&\nheartbeat: 1s/' "$T/agent-b.yaml" # lost 3 s after it stops
 kvl_start_agent agent-a "$T/agent-a.yaml"
 AGENT_A=$KVL_LAST_PID
 kvl_start_agent agent-b "$T/agent-b.yaml"
@@ -88,10 +93,11 @@ kvl_sleep_checking 3 "$COL" "$AGENT_A" "$AGENT_B"
 # the page's console, the browser's and the driver's logs stay with the test's logs
 rc=0
 KVL_URL=$URL KVL_OP_USER=op KVL_OP_PASSWORD=$OP_PASSWORD KVL_KIOSK=$KIOSK KVL_STOP_PID=$SIM_A \
+    KVL_ISOLATE_PID=$AGENT_B \
     KVL_ARTEFACTS=$ART KVL_CHROME=$CHROME KVL_DRIVER=$DRIVER KVL_LOGS=$L \
     timeout 300 "$SEL_PY" "$HERE/test_board.py" >"$L/browser.log" 2>&1 || rc=$?
 # the test thaws what it stopped; in case it could not (killed), thaw it here
-kill -CONT "$SIM_A" 2>/dev/null
+kill -CONT "$SIM_A" "$AGENT_B" 2>/dev/null
 cat "$L/browser.log" >&2
 [ "$rc" -eq 0 ] || kvl_fail "the browser test failed (exit $rc); screenshots in $ART"
 for p in "$COL" "$AGENT_A" "$AGENT_B"; do
