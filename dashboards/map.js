@@ -8,6 +8,8 @@
  * the drawing is rebuilt only when the tree itself changed. Clicks: a node opens
  * site.html?site=, an edge its uplink's graph (graph.html?agent=&device=&interface=), or its
  * link's when it has no uplink interface. A ?kiosk= token is carried to every call and link.
+ * Over the map, the topology's root causes (GET /api/v1/topology): one line per cause that
+ * cuts something off, with the sites behind it.
  * Needs nothing else; uses nothing of kaaval.js (the board's shared script) either.
  */
 (function () {
@@ -371,6 +373,41 @@
         document.getElementById("map-wrap").hidden = show;
     }
 
+    /* The topology's root causes (GET /api/v1/topology) over the map: what failed first on
+     * the way from the NOC and the sites it cuts off, one line each; hidden when none. */
+    function showCauses() {
+        var box = document.getElementById("map-causes");
+        fetch(withKiosk("/api/v1/topology"), {
+            credentials: "same-origin",
+            cache: "no-store",
+            headers: {"X-Requested-With": "XMLHttpRequest"}
+        })
+            .then(function (r) {
+                return r.ok ? r.json() : null;
+            })
+            .then(function (t) {
+                var causes = t && Array.isArray(t.causes) ? t.causes.filter(function (c) {
+                    return c.cut && (c.cut.sites + c.cut.agents + c.cut.devices) > 0;
+                }) : [];
+                box.hidden = causes.length === 0;
+                box.textContent = "";
+                causes.forEach(function (c) {
+                    var li = document.createElement("li");
+                    var sites = c.sites_cut || [];
+                    li.textContent = c.name + ": " + c.reason + " — cuts off " + c.cut.sites +
+                        " site" + (c.cut.sites === 1 ? "" : "s") + ", " + c.cut.agents + " agent" +
+                        (c.cut.agents === 1 ? "" : "s") + ", " + c.cut.devices + " device" +
+                        (c.cut.devices === 1 ? "" : "s") +
+                        (sites.length ? " (" + sites.slice(0, 20).join(", ") +
+                            (sites.length > 20 ? ", …" : "") + ")" : "");
+                    box.appendChild(li);
+                });
+            })
+            .catch(function () {
+                box.hidden = true; /* the map's own status says when the server is away */
+            });
+    }
+
     function refresh() {
         timer = null;
         /* X-Requested-With: a script's call, for a server that then leaves out
@@ -400,6 +437,7 @@
                     showLogin(false);
                     last = m;
                     update(m);
+                    showCauses();
                     setStatus("updated " + new Date(m.time_ms).toLocaleTimeString() + " · " +
                         m.nodes.length + " sites, " + m.edges.length + " links", false);
                 }

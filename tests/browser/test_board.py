@@ -14,7 +14,8 @@ through Selenium, against the network test_board.sh started. Steps, each wait bo
  5. back on the board, Acknowledge: the alert shows acknowledged by the operator;
  5b. mini POP B's agent stopped (SIGSTOP: its heartbeats stop as on a cut link): the board
     shows one topology_cut alert (site bhq-b isolated) and agent-b's agent_lost held back
-    behind it (dimmed, "held back", counted as such); the agent thawed again;
+    behind it (dimmed, "held back", counted as such), and the map the root cause over the
+    tree; the agent thawed again;
  6. no SEVERE entry in the browser's console on any page (a 404 of /api/v1/graph allowed
     only while the collector has no graph API).
 
@@ -269,6 +270,12 @@ try:
         return cut and held and "held back behind a root cause" in count
     wait_for("one topology_cut alert, agent-b's agent_lost held back behind it", cut_shown, 40)
     shot("7b-isolated")
+    driver.find_element(By.ID, "kvl-nav-map").click()
+    wait_for("the map's root-cause line naming bhq-b", lambda: [
+        e for e in driver.find_elements(By.CSS_SELECTOR, "#map-causes li")
+        if e.is_displayed() and "bhq-b" in e.text and "cuts off 1 site" in e.text], 20)
+    shot("7c-map-cause")
+    driver.find_element(By.ID, "kvl-nav-board").click()
     os.kill(ISOLATE_PID, signal.SIGCONT)
     isolated = False
     drain_console()
