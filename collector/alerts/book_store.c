@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 
@@ -29,22 +30,6 @@ static const char *const MOD = "alerts";
 static void path_of(const kvl_book_t *b, const char *name, char *out, size_t len)
 {
     snprintf(out, len, "%s/%s", b->dir, name);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return KVL_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* One line for a record (malloc'd, NUL-terminated), or NULL. */
@@ -208,12 +193,12 @@ static int write_atomic(kvl_book_t *b, const char *name, uint64_t gen, const jso
     json_t *head = json_pack("{s:s, s:I}", "t", "head", "gen", (json_int_t)gen);
     size_t len;
     char *line = head != NULL ? line_of(head, &len) : NULL;
-    rc = line != NULL ? write_all(fd, line, len) : KVL_ENOMEM;
+    rc = line != NULL ? kvl_write_all(fd, line, len) : KVL_ENOMEM;
     free(line);
     json_decref(head);
     for (size_t i = 0; rc == 0 && records != NULL && i < json_array_size(records); i++) {
         line = line_of(json_array_get(records, i), &len);
-        rc = line != NULL ? write_all(fd, line, len) : KVL_ENOMEM;
+        rc = line != NULL ? kvl_write_all(fd, line, len) : KVL_ENOMEM;
         free(line);
     }
     if (rc == 0 && fsync(fd) != 0) {
@@ -282,7 +267,7 @@ int book_log(kvl_book_t *b, json_t *rec)
     if (line == NULL) {
         return KVL_ENOMEM;
     }
-    int rc = b->log_fd >= 0 ? write_all(b->log_fd, line, len) : KVL_EIO;
+    int rc = b->log_fd >= 0 ? kvl_write_all(b->log_fd, line, len) : KVL_EIO;
     free(line);
     if (rc != 0) {
         KVL_LOG_ERROR(MOD, b->dir, "book.log: write failed: %s", strerror(errno));
@@ -327,7 +312,7 @@ void book_history(kvl_book_t *b, json_t *rec)
         free(line);
         return;
     }
-    if (write_all(b->hist_fd, line, len) != 0) {
+    if (kvl_write_all(b->hist_fd, line, len) != 0) {
         KVL_LOG_ERROR(MOD, b->dir, "history.log: write failed: %s", strerror(errno));
     }
     free(line);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 
@@ -42,22 +43,6 @@ static const char *const MOD = "inventory";
 static void path_of(const kvl_inventory_t *inv, const char *name, char *out, size_t len)
 {
     snprintf(out, len, "%s/%s", inv->dir, name);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return KVL_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* One line for a record (malloc'd), or NULL. Takes the reference. */
@@ -290,7 +275,7 @@ static int write_line(int fd, json_t *rec)
 {
     size_t len;
     char *line = line_of(rec, &len);
-    int rc = line != NULL ? write_all(fd, line, len) : KVL_ENOMEM;
+    int rc = line != NULL ? kvl_write_all(fd, line, len) : KVL_ENOMEM;
     free(line);
     return rc;
 }
