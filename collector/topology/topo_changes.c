@@ -58,22 +58,6 @@ static json_t *ring_at(const kvl_topo_changes_t *c, size_t i)
     return c->ring[(c->head + i) % c->keep];
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return KVL_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes text to <dir>/name through a temporary file and a rename. 0 or KVL_EIO. */
 static int replace_file(const kvl_topo_changes_t *c, const char *name, const char *text, size_t len)
 {
@@ -84,7 +68,7 @@ static int replace_file(const kvl_topo_changes_t *c, const char *name, const cha
     if (fd < 0) {
         return KVL_EIO;
     }
-    int rc = write_all(fd, text, len);
+    int rc = kvl_write_all(fd, text, len);
     if (rc == 0 && fsync(fd) != 0) {
         rc = KVL_EIO;
     }
@@ -141,9 +125,9 @@ static void append(kvl_topo_changes_t *c, json_t *rec)
     path_of(c, "changes.log", path, sizeof(path));
     char *line = json_dumps(rec, JSON_COMPACT);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    int rc = line != NULL && fd >= 0 ? write_all(fd, line, strlen(line)) : KVL_EIO;
+    int rc = line != NULL && fd >= 0 ? kvl_write_all(fd, line, strlen(line)) : KVL_EIO;
     if (rc == 0) {
-        rc = write_all(fd, "\n", 1);
+        rc = kvl_write_all(fd, "\n", 1);
     }
     if (fd >= 0) {
         close(fd);
@@ -314,32 +298,10 @@ typedef struct cut_seen {
     kvl_topo_reason_fn reason_fn;
 } cut_seen_t;
 
-/* An element's name that does not depend on the states: a node's, or a link's ends in name
- * order ("a [a_if] - b [b_if]"). */
+/* An element's name that does not depend on the states (a link's ends in name order). */
 static void stable_name(const kvl_topo_t *g, kvl_topo_elem_t e, char *buf, size_t len)
 {
-    if (!e.is_link) {
-        const char *n = kvl_topo_node_name(g, e.id);
-        snprintf(buf, len, "%s", n != NULL ? n : "?");
-        return;
-    }
-    kvl_topo_link_info_t li;
-    if (!kvl_topo_link_get(g, e.id, &li)) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    const char *an = kvl_topo_node_name(g, li.a), *bn = kvl_topo_node_name(g, li.b);
-    an = an != NULL ? an : "?";
-    bn = bn != NULL ? bn : "?";
-    if (strcmp(an, bn) > 0) {
-        const char *t = an, *ti = li.a_if;
-        an = bn;
-        li.a_if = li.b_if;
-        bn = t;
-        li.b_if = ti;
-    }
-    snprintf(buf, len, "%s%s%s%s - %s%s%s%s", an, li.a_if[0] ? " [" : "", li.a_if,
-             li.a_if[0] ? "]" : "", bn, li.b_if[0] ? " [" : "", li.b_if, li.b_if[0] ? "]" : "");
+    kvl_topo_elem_name(g, e, false, buf, len);
 }
 
 static bool count_one(void *ctx, uint32_t n)

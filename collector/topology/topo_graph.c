@@ -516,6 +516,34 @@ const char *kvl_topo_node_name(const kvl_topo_t *t, uint32_t node)
     return node < t->n_nodes ? t->nodes[node].name : NULL;
 }
 
+void kvl_topo_elem_name(const kvl_topo_t *t, kvl_topo_elem_t e, bool by_reach, char *buf,
+                        size_t len)
+{
+    snprintf(buf, len, "?");
+    if (!e.is_link) {
+        const char *n = kvl_topo_node_name(t, e.id);
+        snprintf(buf, len, "%s", n != NULL ? n : "?");
+        return;
+    }
+    kvl_topo_link_info_t li;
+    if (!kvl_topo_link_get(t, e.id, &li)) {
+        return;
+    }
+    const char *an = kvl_topo_node_name(t, li.a), *bn = kvl_topo_node_name(t, li.b);
+    bool swap = by_reach ? kvl_topo_node_reach(t, li.b, NULL) == KVL_TOPO_REACHABLE &&
+                               kvl_topo_node_reach(t, li.a, NULL) != KVL_TOPO_REACHABLE
+                         : strcmp(an, bn) > 0;
+    if (swap) {
+        const char *n = an, *i = li.a_if;
+        an = bn;
+        li.a_if = li.b_if;
+        bn = n;
+        li.b_if = i;
+    }
+    snprintf(buf, len, "%s%s%s%s - %s%s%s%s", an, li.a_if[0] ? " [" : "", li.a_if,
+             li.a_if[0] ? "]" : "", bn, li.b_if[0] ? " [" : "", li.b_if, li.b_if[0] ? "]" : "");
+}
+
 uint64_t kvl_topo_generation(const kvl_topo_t *t)
 {
     return t->generation;

@@ -124,6 +124,10 @@ size_t kvl_topo_links(const kvl_topo_t *t); /* ids handed out, forgotten ones in
 const char *kvl_topo_node_name(const kvl_topo_t *t, uint32_t node); /* NULL: no such node */
 kvl_topo_kind_t kvl_topo_node_kind(const kvl_topo_t *t, uint32_t node);
 bool kvl_topo_node_is_up(const kvl_topo_t *t, uint32_t node); /* as last set; false: none */
+/* An element's name into buf: a node's name; a link's "a [a_if] - b [b_if]", its ends in
+ * name order, or (by_reach) the end the NOC reaches first. */
+void kvl_topo_elem_name(const kvl_topo_t *t, kvl_topo_elem_t e, bool by_reach, char *buf,
+                        size_t len);
 /* A number that changes whenever a node or link is added, forgotten or learned again (not
  * with states): whoever compares graphs can skip an unchanged one. */
 uint64_t kvl_topo_generation(const kvl_topo_t *t);

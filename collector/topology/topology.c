@@ -487,32 +487,7 @@ json_t *kvl_topology_changes_json(const kvl_topology_t *t, uint64_t since, size_
 
 void kvl_topology_elem_name(const kvl_topo_t *g, kvl_topo_elem_t e, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", "?");
-    if (e.id == KVL_TOPO_NONE) {
-        return;
-    }
-    if (!e.is_link) {
-        const char *n = kvl_topo_node_name(g, e.id);
-        snprintf(buf, len, "%s", n != NULL ? n : "?");
-        return;
-    }
-    kvl_topo_link_info_t li;
-    if (!kvl_topo_link_get(g, e.id, &li)) {
-        return;
-    }
-    /* the end nearer the NOC first (the graph keeps its ends in id order) */
-    if (kvl_topo_node_reach(g, li.b, NULL) == KVL_TOPO_REACHABLE &&
-        kvl_topo_node_reach(g, li.a, NULL) != KVL_TOPO_REACHABLE) {
-        uint32_t n = li.a;
-        const char *i = li.a_if;
-        li.a = li.b;
-        li.a_if = li.b_if;
-        li.b = n;
-        li.b_if = i;
-    }
-    snprintf(buf, len, "%s%s%s%s - %s%s%s%s", kvl_topo_node_name(g, li.a), li.a_if[0] ? " [" : "",
-             li.a_if, li.a_if[0] ? "]" : "", kvl_topo_node_name(g, li.b), li.b_if[0] ? " [" : "",
-             li.b_if, li.b_if[0] ? "]" : "");
+    kvl_topo_elem_name(g, e, true, buf, len);
 }
 
 /* "agent-a/rtr1 [ge-0/0/1] - dhq-tvm" */
