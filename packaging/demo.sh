@@ -527,38 +527,34 @@ say "running; a status line every ${STATUS_EVERY}s. Ctrl-C stops the demo."
 
 # ----------------------------------------------------------------- run until Ctrl-C ----------
 
-# The silent device: its snmpsim stopped (SIGSTOP) for FLAKY_DOWN seconds every FLAKY_EVERY,
-# the first time a minute from here.
-flaky_tick() { # seconds since the cycle began
-    local t=$(( ($1 + FLAKY_EVERY - 60) % FLAKY_EVERY ))
-    if [ "$t" -lt "$FLAKY_DOWN" ] && [ "$FLAKY_STOPPED" -eq 0 ]; then
-        kill -STOP "$FLAKY" 2>/dev/null && FLAKY_STOPPED=1 &&
-            say "$FLAKY_DEV goes silent for ${FLAKY_DOWN}s (its snmpsim stopped): watch BHQ Anchal turn red on the board"
-    elif [ "$t" -ge "$FLAKY_DOWN" ] && [ "$FLAKY_STOPPED" -eq 1 ]; then
-        kill -CONT "$FLAKY" 2>/dev/null
-        FLAKY_STOPPED=0
-        say "$FLAKY_DEV answers again"
+# Every FLAKY_EVERY seconds, two things go silent in turn (SIGSTOP, then SIGCONT): the silent
+# device's snmpsim for FLAKY_DOWN seconds from a minute in, and the isolated site's agent for
+# ISOLATED_DOWN seconds from 165 s in (its heartbeats stop as on a cut link).
+# cycle_tick SECONDS PID OFFSET DOWN STATE_VAR STOP_MESSAGE CONT_MESSAGE
+cycle_tick() {
+    local t=$(( ($1 + FLAKY_EVERY - $3) % FLAKY_EVERY ))
+    local -n stopped=$5
+    if [ "$t" -lt "$4" ] && [ "$stopped" -eq 0 ]; then
+        kill -STOP "$2" 2>/dev/null && stopped=1 && say "$6"
+    elif [ "$t" -ge "$4" ] && [ "$stopped" -eq 1 ]; then
+        kill -CONT "$2" 2>/dev/null
+        stopped=0
+        say "$7"
     fi
 }
-# The isolated site: its agent stopped (SIGSTOP: its heartbeats stop as on a cut link) for
-# ISOLATED_DOWN seconds every FLAKY_EVERY, the first time 165 s from here.
-isolated_tick() {
-    local t=$(( ($1 + FLAKY_EVERY - 165) % FLAKY_EVERY )) pid=${AGENTS[$ISOLATED_AGENT]}
-    if [ "$t" -lt "$ISOLATED_DOWN" ] && [ "$ISOLATED_STOPPED" -eq 0 ]; then
-        kill -STOP "$pid" 2>/dev/null && ISOLATED_STOPPED=1 &&
-            say "${AGENT_IDS[$ISOLATED_AGENT]} stops for ${ISOLATED_DOWN}s: in about 45 s one page, site ${SITES[$ISOLATED_AGENT]} isolated (kaavalctl topology shows the cause)"
-    elif [ "$t" -ge "$ISOLATED_DOWN" ] && [ "$ISOLATED_STOPPED" -eq 1 ]; then
-        kill -CONT "$pid" 2>/dev/null
-        ISOLATED_STOPPED=0
-        say "${AGENT_IDS[$ISOLATED_AGENT]} runs again: the cut's resolution follows"
-    fi
+ticks() {
+    cycle_tick "$1" "$FLAKY" 60 "$FLAKY_DOWN" FLAKY_STOPPED \
+        "$FLAKY_DEV goes silent for ${FLAKY_DOWN}s (its snmpsim stopped): watch BHQ Anchal turn red on the board" \
+        "$FLAKY_DEV answers again"
+    cycle_tick "$1" "${AGENTS[$ISOLATED_AGENT]}" 165 "$ISOLATED_DOWN" ISOLATED_STOPPED \
+        "${AGENT_IDS[$ISOLATED_AGENT]} stops for ${ISOLATED_DOWN}s: in about 45 s one page, site ${SITES[$ISOLATED_AGENT]} isolated (kaavalctl topology shows the cause)" \
+        "${AGENT_IDS[$ISOLATED_AGENT]} runs again: the cut's resolution follows"
 }
 T_CYCLE=$(date +%s)
 while :; do
     for ((i = 0; i < STATUS_EVERY; i++)); do
         check_alive
-        flaky_tick $(($(date +%s) - T_CYCLE))
-        isolated_tick $(($(date +%s) - T_CYCLE))
+        ticks $(($(date +%s) - T_CYCLE))
         sleep 1
     done
     status
