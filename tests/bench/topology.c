@@ -275,8 +275,8 @@ int main(int argc, char **argv)
     double *ms = malloc((size_t)trials * sizeof(*ms));
     double *ams = malloc((size_t)trials * sizeof(*ams));
     size_t alerts = 0;
-    kvl_rootcause_t *rcause;
-    kvl_topo_changes_t *changes;
+    kvl_rootcause_t *rcause = NULL;
+    kvl_topo_changes_t *changes = NULL;
     char err[256];
     kvl_rootcause_opts_t ro = {.hold_ms = 0, .settle_ms = 120000};
     if (kvl_rootcause_new(&ro, on_alert, &alerts, &rcause) != 0 ||
