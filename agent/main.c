@@ -24,6 +24,7 @@
 #include "poller.h"
 #include "prober.h"
 #include "registry.h"
+#include "sdnotify.h"
 #include "stats.h"
 #include "trap_rx.h"
 #include "uplink.h"
@@ -41,7 +42,7 @@ typedef struct app {
     kvl_prober_t *prober;
     kvl_trap_rx_t *traps;
     kvl_stats_t *stats;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain;
     uint64_t drain_deadline;
     bool stopping;
@@ -78,6 +79,7 @@ static void close_all(app_t *a)
     a->outbox = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->drain, NULL);
 }
 
@@ -116,7 +118,19 @@ static void stop(app_t *a)
 static void on_signal(uv_signal_t *s, int signum)
 {
     KVL_UNUSED(signum);
+    kvl_sd_stopping();
     stop(s->data);
+}
+
+/* SIGHUP (an operator's reflex, systemctl reload's signal) must not stop a daemon that
+ * monitors: it is said, and the configuration stays as it was until a restart. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    KVL_UNUSED(signum);
+    app_t *a = s->data;
+    KVL_LOG_WARN("agent", a->cfg->id,
+                 "SIGHUP: reloading the configuration is not supported yet; still running with "
+                 "the configuration it started with (restart to apply a change)");
 }
 
 static void on_polled_once(void *arg)
@@ -302,10 +316,12 @@ int main(int argc, char **argv)
     a.loop = uv_default_loop();
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sighup);
     uv_timer_init(a.loop, &a.drain);
-    a.sigint.data = a.sigterm.data = a.drain.data = &a;
+    a.sigint.data = a.sigterm.data = a.sighup.data = a.drain.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sighup, on_hup, SIGHUP);
 
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
@@ -356,6 +372,10 @@ int main(int argc, char **argv)
                      a.cfg->site, a.cfg->snmp.n_devices, a.cfg->ship.collector,
                      a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
+        char st[160];
+        snprintf(st, sizeof(st), "polling %zu devices for site %s", a.cfg->snmp.n_devices,
+                 a.cfg->site);
+        kvl_sd_ready(a.loop, st);
     }
     status = 0;
 out:

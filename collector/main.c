@@ -36,6 +36,7 @@
 #include "notify.h"
 #include "rootcause.h"
 #include "rules.h"
+#include "sdnotify.h"
 #include "sink.h"
 #include "store.h"
 #include "timeutil.h"
@@ -63,7 +64,7 @@ typedef struct app {
     kvl_graph_t *graph;         /* graphs drawn from the archives */
     kvl_metrics_src_t metrics;  /* what GET /metrics reads */
     uv_timer_t journal_timer;   /* the journal's fill as the collector's own figure */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
 } app_t;
 
 static void usage(FILE *f)
@@ -87,6 +88,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     KVL_LOG_INFO("collector", a->cfg->id, "stopping (signal %d): finishing archive writes", signum);
+    kvl_sd_stopping();
     kvl_http_free(a->http);
     a->http = NULL;
     kvl_ingest_free(a->ingest);
@@ -112,6 +114,18 @@ static void on_signal(uv_signal_t *s, int signum)
     a->inventory = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
+}
+
+/* SIGHUP (an operator's reflex, systemctl reload's signal) must not stop the collector: it
+ * is said, and the configuration stays as it was until a restart. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    KVL_UNUSED(signum);
+    app_t *a = s->data;
+    KVL_LOG_WARN("collector", a->cfg->id,
+                 "SIGHUP: reloading the configuration is not supported yet; still running with "
+                 "the configuration it started with (restart to apply a change)");
 }
 
 /* Whether the `receivers:` list names a receiver (ctx: the kvl_notify_cfg_t, may be NULL). */
@@ -691,11 +705,17 @@ int main(int argc, char **argv)
     }
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_init(a.loop, &a.sighup);
+    a.sigint.data = a.sigterm.data = a.sighup.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sighup, on_hup, SIGHUP);
     KVL_LOG_INFO("collector", a.cfg->id, "kaaval-collector %s: archives in %s", KVL_VERSION,
                  a.cfg->data_dir);
+    char st[300];
+    snprintf(st, sizeof(st), "listening for agents on %s%s", a.cfg->listen,
+             a.http != NULL ? ", HTTP on" : "");
+    kvl_sd_ready(a.loop, st);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
