@@ -135,7 +135,8 @@ static int check_identity(kvl_cfg_node_t root, const kvl_agent_cfg_t *t)
     return 0;
 }
 
-static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, size_t errlen)
+static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, bool standalone, char *err,
+                               size_t errlen)
 {
     kvl_agent_cfg_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -157,7 +158,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
         rc = check_identity(kvl_cfg_root(y), &t);
     }
     if (rc == 0) {
-        rc = kvl_ship_cfg_finish(kvl_cfg_root(y), &t.ship);
+        rc = kvl_ship_cfg_finish(kvl_cfg_root(y), &t.ship, standalone);
     }
     if (rc == 0) {
         rc = kvl_snmp_cfg_finish(&t.snmp, base_dir);
@@ -178,7 +179,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, char *err, si
     return c;
 }
 
-kvl_agent_cfg_t *kvl_agent_cfg_load(const char *path, char *err, size_t errlen)
+static kvl_agent_cfg_t *load(const char *path, bool standalone, char *err, size_t errlen)
 {
     kvl_cfg_t *y = kvl_cfg_load_file(path, err, errlen);
     char dir[4096];
@@ -191,11 +192,28 @@ kvl_agent_cfg_t *kvl_agent_cfg_load(const char *path, char *err, size_t errlen)
     } else {
         *slash = '\0';
     }
-    return y ? finish(y, dir, err, errlen) : NULL;
+    return y ? finish(y, dir, standalone, err, errlen) : NULL;
+}
+
+kvl_agent_cfg_t *kvl_agent_cfg_load(const char *path, char *err, size_t errlen)
+{
+    return load(path, false, err, errlen);
+}
+
+kvl_agent_cfg_t *kvl_agent_cfg_load_standalone(const char *path, char *err, size_t errlen)
+{
+    return load(path, true, err, errlen);
 }
 
 kvl_agent_cfg_t *kvl_agent_cfg_parse(const char *name, const char *text, char *err, size_t errlen)
 {
     kvl_cfg_t *y = kvl_cfg_load_string(name, text, err, errlen);
-    return y ? finish(y, ".", err, errlen) : NULL;
+    return y ? finish(y, ".", false, err, errlen) : NULL;
+}
+
+kvl_agent_cfg_t *kvl_agent_cfg_parse_standalone(const char *name, const char *text, char *err,
+                                                size_t errlen)
+{
+    kvl_cfg_t *y = kvl_cfg_load_string(name, text, err, errlen);
+    return y ? finish(y, ".", true, err, errlen) : NULL;
 }

@@ -34,8 +34,13 @@ typedef struct kvl_agent_cfg {
 /* Loads and checks a configuration file. Returns NULL and writes the first error
  * ("file:line:column: what was expected") into err. */
 kvl_agent_cfg_t *kvl_agent_cfg_load(const char *path, char *err, size_t errlen);
+/* The same for a run that ships nothing (--poll-once, --probe-once): collectors and TLS may
+ * be left out (ship_config.h); then ship.n_collectors is 0. */
+kvl_agent_cfg_t *kvl_agent_cfg_load_standalone(const char *path, char *err, size_t errlen);
 /* Same from text (for tests); `name` stands for the file name in errors. */
 kvl_agent_cfg_t *kvl_agent_cfg_parse(const char *name, const char *text, char *err, size_t errlen);
+kvl_agent_cfg_t *kvl_agent_cfg_parse_standalone(const char *name, const char *text, char *err,
+                                                size_t errlen);
 void kvl_agent_cfg_free(kvl_agent_cfg_t *c);
 
 #endif

@@ -3,11 +3,15 @@
  *
  *   kaaval-agent -c agent.yaml                run until SIGINT/SIGTERM
  *   kaaval-agent -c agent.yaml --check-config check the file and exit (0 good, 2 bad)
- *   kaaval-agent -c agent.yaml --poll-once    poll every device once, print, exit
+ *   kaaval-agent -c agent.yaml --poll-once    poll every device once, print, exit (1 when
+ *                                             a device did not answer: "N devices, M
+ *                                             answering" on stderr)
  *   kaaval-agent -c agent.yaml --probe-once   probe every link target for one interval
  *                 [--probe-intervals N] [--probe-verbose]   (or N), print the figures, exit
  *
- * Exit status: 0 normal, 1 runtime failure, 2 usage or configuration error.
+ * --poll-once and --probe-once ship nothing: their file needs no collector and no TLS.
+ * Exit status: 0 normal, 1 runtime failure (or a device silent at --poll-once), 2 usage or
+ * configuration error.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -46,6 +50,7 @@ typedef struct app {
     uv_timer_t drain;
     uint64_t drain_deadline;
     bool stopping;
+    bool once_failed; /* --poll-once: a device did not answer */
 } app_t;
 
 static void usage(FILE *f)
@@ -54,6 +59,7 @@ static void usage(FILE *f)
                "  -c, --config FILE   agent configuration (YAML)\n"
                "      --check-config  check the configuration and exit\n"
                "      --poll-once     poll every device once, print the samples, exit\n"
+               "                      (1 when a device did not answer; no collector needed)\n"
                "      --probe-once    probe the link targets for one interval, print, exit\n"
                "      --probe-intervals N   with --probe-once: N intervals\n"
                "      --probe-verbose with --probe-once: print every reply too\n"
@@ -136,6 +142,12 @@ static void on_hup(uv_signal_t *s, int signum)
 static void on_polled_once(void *arg)
 {
     app_t *a = arg;
+    kvl_poller_stats_t st;
+    kvl_poller_stats(a->poller, &st);
+    /* the summary a deployment gate reads; a device that did not answer fails the run */
+    fprintf(stderr, "kaaval-agent: %llu devices, %llu answering\n", (unsigned long long)st.devices,
+            (unsigned long long)(st.devices - st.devices_down));
+    a->once_failed = st.devices_down > 0;
     kvl_batcher_flush(a->batcher);
     /* Not from inside the poller's callback: let the drain timer close everything. */
     uv_timer_start(&a->drain, on_drain, 0, 0);
@@ -300,7 +312,9 @@ int main(int argc, char **argv)
     }
     char err[600];
     app_t a = {0};
-    a.cfg = kvl_agent_cfg_load(path, err, sizeof(err));
+    /* --poll-once and --probe-once ship nothing: no collector or TLS needed */
+    a.cfg = once || probe_once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
+                               : kvl_agent_cfg_load(path, err, sizeof(err));
     if (a.cfg == NULL) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 2;
@@ -389,5 +403,5 @@ out:
     }
     kvl_registry_free(a.registry); /* after the loop: the batcher's close has completed */
     kvl_agent_cfg_free(a.cfg);
-    return status;
+    return status != 0 ? status : a.once_failed ? 1 : 0;
 }

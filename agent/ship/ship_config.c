@@ -225,8 +225,13 @@ static int check_collectors(kvl_cfg_node_t root, kvl_ship_cfg_t *c)
     return 0;
 }
 
-int kvl_ship_cfg_finish(kvl_cfg_node_t root, kvl_ship_cfg_t *s)
+int kvl_ship_cfg_finish(kvl_cfg_node_t root, kvl_ship_cfg_t *s, bool standalone)
 {
+    kvl_cfg_node_t n;
+    if (standalone && !kvl_cfg_map_get(root, "collector", &n) &&
+        !kvl_cfg_map_get(root, "collectors", &n) && !s->tls.given && !s->tls.insecure) {
+        return 0; /* nothing is shipped: no collector, no TLS needed */
+    }
     int rc = check_collectors(root, s);
     if (rc == 0) {
         rc = kvl_tls_cfg_check(root, &s->tls);

@@ -60,9 +60,11 @@ void kvl_ship_cfg_init(kvl_ship_cfg_t *s);
  * the kvl_ship_cfg_t sits in the struct the table fills): true, or false for another key. */
 bool kvl_ship_cfg_field(const char *key, size_t base, kvl_cfg_field_t *out);
 /* After the top level is read: exactly one of `collector` and `collectors`, mode dual with
- * two or more, exactly one of `tls` and `insecure`. Returns 0 or KVL_ECONFIG (error recorded
- * at the node). */
-int kvl_ship_cfg_finish(kvl_cfg_node_t root, kvl_ship_cfg_t *s);
+ * two or more, exactly one of `tls` and `insecure`. standalone (--poll-once, --probe-once:
+ * nothing is shipped): a file without any collector and without tls/insecure is fine (no
+ * collector then), one that has them is checked all the same. Returns 0 or KVL_ECONFIG (error
+ * recorded at the node). */
+int kvl_ship_cfg_finish(kvl_cfg_node_t root, kvl_ship_cfg_t *s, bool standalone);
 void kvl_ship_cfg_free(kvl_ship_cfg_t *s);
 
 #endif

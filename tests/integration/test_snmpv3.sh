@@ -147,14 +147,20 @@ EOF
     } >"$1"
 }
 
-# poll_once NAME CONFIG: runs --poll-once; output in $KVL_TMP/logs/NAME.out and .log.
+# poll_once NAME CONFIG [SILENT]: runs --poll-once; output in $KVL_TMP/logs/NAME.out and .log.
+# SILENT devices do not answer (0 by default): the run exits 1 then, 0 when all answer, and
+# says "N devices, M answering" either way.
 poll_once() {
-    local name=$1 cfg=$2 rc
+    local name=$1 cfg=$2 silent=${3:-0} rc want n
     "$KVL_AGENT" -c "$cfg" --check-config >/dev/null 2>"$KVL_TMP/logs/$name.check" \
         || kvl_fail "$cfg does not pass --check-config: $(cat "$KVL_TMP/logs/$name.check")"
     timeout 60 "$KVL_AGENT" -c "$cfg" --poll-once >"$KVL_TMP/logs/$name.out" 2>"$KVL_TMP/logs/$name.log"
     rc=$?
-    [ "$rc" -eq 0 ] || kvl_fail "kaaval-agent --poll-once ($name) exited with $rc"
+    want=$([ "$silent" -gt 0 ] && echo 1 || echo 0)
+    [ "$rc" -eq "$want" ] || kvl_fail "kaaval-agent --poll-once ($name) exited with $rc, not $want"
+    n=$(grep -c '^  - {name: ' "$cfg")
+    grep -q "^kaaval-agent: $n devices, $((n - silent)) answering$" "$KVL_TMP/logs/$name.log" ||
+        kvl_fail "--poll-once ($name): no summary '$n devices, $((n - silent)) answering': $(tail -n 2 "$KVL_TMP/logs/$name.log")"
 }
 
 # dev_field OUT DEVICE FIELD: the value of FIELD on DEVICE's device line.
@@ -213,7 +219,7 @@ cat >>"$CFG_B" <<EOF
 devices:
   - {name: wrong-auth, address: 127.0.0.1, credentials: bad-auth}
 EOF
-poll_once b1 "$CFG_B"
+poll_once b1 "$CFG_B" 1
 # A second process for the wrong privacy password: one USM user entry per engine and user.
 CFG_B2=$KVL_TMP/agent-b2.yaml
 agent_head "$CFG_B2"
@@ -223,7 +229,7 @@ devices:
   - {name: unknown-user, address: 127.0.0.1, credentials: no-such-user}
   - {name: wrong-level, address: 127.0.0.1, credentials: too-high}
 EOF
-poll_once b2 "$CFG_B2"
+poll_once b2 "$CFG_B2" 3
 cat "$KVL_TMP/logs/b1.out" "$KVL_TMP/logs/b2.out" >"$KVL_TMP/b.out"
 cat "$KVL_TMP/logs/b1.log" "$KVL_TMP/logs/b2.log" >"$KVL_TMP/b.log"
 for spec in "wrong-auth:usmStatsWrongDigests" \
@@ -251,7 +257,7 @@ devices:
   - {name: v3-live, address: 127.0.0.1, credentials: c-kv-sha512-aes256}
 EOF
 t0=$(date +%s.%N)
-poll_once c "$CFG_C"
+poll_once c "$CFG_C" 1
 OUT=$KVL_TMP/logs/c.out
 [ "$(dev_field "$OUT" v3-silent down_reason)" = 1 ] || kvl_fail "v3-silent: down_reason is not 1 (timeout)"
 grep -E "WARN  \[snmp v3-silent\] not answering: timeout after 2 tries to 127.0.0.1:$DEAD_PORT" "$KVL_TMP/logs/c.log" >/dev/null \

@@ -197,6 +197,28 @@ static void test_duplicate_device(void **state)
                  "a.yaml:7:5: ", "setting 'name' is given twice");
 }
 
+/* --poll-once and --probe-once ship nothing: a file without collector and TLS is fine for
+ * them (and only for them); one that has a collector is checked all the same. */
+static void test_standalone(void **state)
+{
+    KVL_UNUSED(state);
+    const char *lone = "id: a\nsite: s\ndevices:\n  - {name: r1, address: 10.0.0.1}\n";
+    char err[512];
+    kvl_agent_cfg_t *c = kvl_agent_cfg_parse_standalone("a.yaml", lone, err, sizeof(err));
+    if (c == NULL) {
+        fail_msg("standalone: %s", err);
+    }
+    assert_int_equal(c->ship.n_collectors, 0);
+    assert_int_equal(c->snmp.n_devices, 1);
+    kvl_agent_cfg_free(c);
+    assert_null(kvl_agent_cfg_parse("a.yaml", lone, err, sizeof(err)));
+    assert_non_null(strstr(err, "missing required setting 'collector'"));
+    /* a collector without TLS or insecure: still an error */
+    assert_null(kvl_agent_cfg_parse_standalone(
+        "a.yaml", "id: a\nsite: s\ncollector: 10.0.0.9:5140\n", err, sizeof(err)));
+    assert_non_null(strstr(err, "insecure: true"));
+}
+
 static void test_missing(void **state)
 {
     KVL_UNUSED(state);
@@ -458,19 +480,13 @@ static void test_spool_section(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_bad_version),
-        cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_bad_collector),
-        cmocka_unit_test(test_timing),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_syntax_and_empty),
-        cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_collectors),
-        cmocka_unit_test(test_spool_section),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_example),       cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_version),   cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_missing),       cmocka_unit_test(test_standalone),
+        cmocka_unit_test(test_bad_collector), cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_bad_values),    cmocka_unit_test(test_syntax_and_empty),
+        cmocka_unit_test(test_load_file),     cmocka_unit_test(test_collectors),
+        cmocka_unit_test(test_spool_section), cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
