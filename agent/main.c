@@ -22,6 +22,7 @@
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 #include "outbox.h"
@@ -30,6 +31,7 @@
 #include "registry.h"
 #include "sdnotify.h"
 #include "stats.h"
+#include "tls.h"
 #include "trap_rx.h"
 #include "uplink.h"
 
@@ -234,6 +236,42 @@ static int keep_state(app_t *a)
     return 0;
 }
 
+/* --check-config's second half: what start-up would refuse beyond the file's own form. The
+ * spool folder (it, or its parent, a writable folder), the TLS files (readable, the key the
+ * certificate's, the CA usable) and the certificate's CN (the agent's id: the collector
+ * takes the CN as the agent's identity and refuses another). Returns 0, or 2 after saying
+ * why on stderr. */
+static int check_startup(const kvl_agent_cfg_t *c, const char *path)
+{
+    char why[1200];
+    const kvl_ship_cfg_t *s = &c->ship;
+    if (s->spool.dir != NULL && kvl_dir_usable(s->spool.dir, why, sizeof(why)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s: spool: dir: %s\n", path, why);
+        return 2;
+    }
+    if (s->tls.given) {
+        kvl_tls_ctx_t *ctx =
+            kvl_tls_ctx_new(KVL_TLS_CLIENT, s->tls.ca, s->tls.cert, s->tls.key, why, sizeof(why));
+        if (ctx == NULL) {
+            fprintf(stderr, "kaaval-agent: %s: tls: %s\n", path, why);
+            return 2;
+        }
+        const char *cn = kvl_tls_ctx_id(ctx);
+        bool same = cn != NULL && strcmp(cn, c->id) == 0;
+        if (!same) {
+            fprintf(stderr,
+                    "kaaval-agent: %s: tls: cert %s is for '%s', not this agent's id '%s' (the "
+                    "collector takes the certificate's CN as the agent's id and refuses another)\n",
+                    path, s->tls.cert, cn != NULL ? cn : "(no single CN)", c->id);
+        }
+        kvl_tls_ctx_free(ctx);
+        if (!same) {
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -320,9 +358,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->snmp.n_devices);
+        int crc = check_startup(a.cfg, path);
+        if (crc == 0) {
+            printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->snmp.n_devices);
+        }
         kvl_agent_cfg_free(a.cfg);
-        return 0;
+        return crc;
     }
     kvl_log_level = a.cfg->log_level;
     signal(SIGPIPE, SIG_IGN);

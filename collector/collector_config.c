@@ -4,6 +4,7 @@
  */
 #include "collector_config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,14 @@ static int parse_listen(kvl_cfg_node_t n, void *target)
 {
     kvl_collector_cfg_t *c = target;
     const char *s = kvl_cfg_scalar(n);
+    unsigned char addr[16];
     if (s == NULL ||
-        kvl_parse_hostport(s, c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0) {
-        return kvl_cfg_error(n, "expected an address to listen on as host:port, e.g. "
-                                "0.0.0.0:5140");
+        kvl_parse_hostport(s, c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0 ||
+        (inet_pton(AF_INET, c->listen_host, addr) != 1 &&
+         inet_pton(AF_INET6, c->listen_host, addr) != 1)) {
+        /* a name is not looked up: where to listen must not depend on a resolver */
+        return kvl_cfg_error(n, "expected a numeric address and port to listen on, e.g. "
+                                "0.0.0.0:5140 or [::]:5140");
     }
     free(c->listen);
     c->listen = strdup(s);

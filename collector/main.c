@@ -26,6 +26,7 @@
 #include "capacity.h"
 #include "collector_config.h"
 #include "engine.h"
+#include "fileio.h"
 #include "graph.h"
 #include "http.h"
 #include "http_auth.h"
@@ -40,6 +41,7 @@
 #include "sink.h"
 #include "store.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "topology.h"
 
 typedef struct app {
@@ -548,6 +550,22 @@ int main(int argc, char **argv)
             kvl_alerts_cfg_check_receivers(a.cfg->alerts, has_receiver, a.cfg->receivers, rerr,
                                            sizeof(rerr)) != 0) {
             fprintf(stderr, "kaaval-collector: %s\n", rerr);
+            kvl_rules_free(rules);
+            kvl_collector_cfg_free(a.cfg);
+            return 2;
+        }
+        /* what start-up would refuse beyond the file's own form */
+        const char *bad = NULL;
+        if (kvl_dir_usable(a.cfg->data_dir, rerr, sizeof(rerr)) != 0) {
+            bad = "data_dir";
+        } else if (a.cfg->tls.given) {
+            kvl_tls_ctx_t *ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, a.cfg->tls.ca, a.cfg->tls.cert,
+                                                 a.cfg->tls.key, rerr, sizeof(rerr));
+            bad = ctx == NULL ? "tls" : NULL;
+            kvl_tls_ctx_free(ctx);
+        }
+        if (bad != NULL) {
+            fprintf(stderr, "kaaval-collector: %s: %s: %s\n", path, bad, rerr);
             kvl_rules_free(rules);
             kvl_collector_cfg_free(a.cfg);
             return 2;

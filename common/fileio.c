@@ -4,6 +4,9 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kvl.h"
@@ -21,6 +24,58 @@ int kvl_write_all(int fd, const void *p, size_t n)
         }
         c += w;
         n -= (size_t)w;
+    }
+    return 0;
+}
+
+int kvl_dir_usable(const char *dir, char *why, size_t whylen)
+{
+    struct stat st;
+    if (dir == NULL || dir[0] == '\0') {
+        snprintf(why, whylen, "no folder given");
+        return KVL_EINVAL;
+    }
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(why, whylen, "%s is not a folder", dir);
+            return KVL_EINVAL;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            snprintf(why, whylen, "%s is not writable by this user (%s)", dir, strerror(errno));
+            return KVL_EINVAL;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        snprintf(why, whylen, "%s: %s", dir, strerror(errno));
+        return KVL_EINVAL;
+    }
+    char parent[4096];
+    snprintf(parent, sizeof(parent), "%s", dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') {
+        parent[--n] = '\0';
+    }
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL) {
+        snprintf(parent, sizeof(parent), ".");
+    } else if (slash == parent) {
+        parent[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen,
+                 "%s does not exist and cannot be made: its parent %s is not a folder "
+                 "(make it first)",
+                 dir, parent);
+        return KVL_EINVAL;
+    }
+    if (access(parent, W_OK | X_OK) != 0) {
+        snprintf(why, whylen,
+                 "%s does not exist and cannot be made: %s is not writable by this user", dir,
+                 parent);
+        return KVL_EINVAL;
     }
     return 0;
 }

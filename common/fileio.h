@@ -1,6 +1,7 @@
 /*
  * fileio.h — small file helpers the rooms that keep their own files share (the alert book,
- * the inventory, the topology's versions): a write that finishes or fails.
+ * the inventory, the topology's versions): a write that finishes or fails; whether a folder
+ * can hold a daemon's files.
  */
 #ifndef KVL_FILEIO_H
 #define KVL_FILEIO_H
@@ -10,5 +11,10 @@
 /* Writes all n bytes of p to fd (again after EINTR or a short write). Returns 0, or KVL_EIO
  * (errno says why) when a write fails or writes nothing. */
 int kvl_write_all(int fd, const void *p, size_t n);
+
+/* Whether a daemon could keep its files in dir: the folder exists and is writable, or, not
+ * there yet, its parent is (the daemon makes it). Returns 0, or KVL_EINVAL with a sentence in
+ * why (what, and what to do). For --check-config: what start-up would refuse. */
+int kvl_dir_usable(const char *dir, char *why, size_t whylen);
 
 #endif

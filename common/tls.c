@@ -32,6 +32,7 @@ struct kvl_tls_ctx {
     SSL_CTX *ssl_ctx;
     kvl_tls_role_t role;
     char subject[256];
+    char id[256]; /* its own certificate's one CN, "" when none */
 };
 
 struct kvl_tls {
@@ -51,6 +52,27 @@ struct kvl_tls {
 /* ----------------------------------------------------------------- helpers ------------- */
 
 /* Writes a name as "CN=a1,O=kaaval" into out. */
+/* A certificate's subject CN when it has exactly one without a NUL byte (the identity the
+ * collector takes), else false. */
+static bool cert_cn(X509 *cert, char *out, size_t outlen)
+{
+    X509_NAME *name = cert != NULL ? X509_get_subject_name(cert) : NULL;
+    int at = name != NULL ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    if (at < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, at) >= 0) {
+        return false; /* none, or more than one: no identity */
+    }
+    const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at));
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, cn);
+    bool ok = n > 0 && (size_t)n < outlen && memchr(utf8, '\0', (size_t)n) == NULL;
+    if (ok) {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
 static void name_text(const X509_NAME *name, char *out, size_t outlen)
 {
     snprintf(out, outlen, "?");
@@ -226,6 +248,9 @@ kvl_tls_ctx_t *kvl_tls_ctx_new(kvl_tls_role_t role, const char *ca_file, const c
     SSL_CTX_set_verify_depth(sc, 4);
     X509 *own = SSL_CTX_get0_certificate(sc);
     name_text(own ? X509_get_subject_name(own) : NULL, c->subject, sizeof(c->subject));
+    if (!cert_cn(own, c->id, sizeof(c->id))) {
+        c->id[0] = '\0';
+    }
     return c;
 }
 
@@ -241,6 +266,11 @@ void kvl_tls_ctx_free(kvl_tls_ctx_t *ctx)
 const char *kvl_tls_ctx_subject(const kvl_tls_ctx_t *ctx)
 {
     return ctx->subject;
+}
+
+const char *kvl_tls_ctx_id(const kvl_tls_ctx_t *ctx)
+{
+    return ctx->id[0] != '\0' ? ctx->id : NULL;
 }
 
 /* ----------------------------------------------------------------- sessions ------------ */
@@ -347,20 +377,7 @@ static void on_established(kvl_tls_t *t)
     if (peer == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK) {
         return;
     }
-    X509_NAME *name = X509_get_subject_name(peer);
-    int at = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-    if (at < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, at) >= 0) {
-        return; /* none, or more than one: no identity */
-    }
-    const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at));
-    unsigned char *utf8 = NULL;
-    int n = ASN1_STRING_to_UTF8(&utf8, cn);
-    if (n > 0 && (size_t)n < sizeof(t->peer_id) && memchr(utf8, '\0', (size_t)n) == NULL) {
-        memcpy(t->peer_id, utf8, (size_t)n);
-        t->peer_id[n] = '\0';
-        t->has_peer_id = true;
-    }
-    OPENSSL_free(utf8);
+    t->has_peer_id = cert_cn(peer, t->peer_id, sizeof(t->peer_id));
 }
 
 int kvl_tls_handshake(kvl_tls_t *t)

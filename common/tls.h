@@ -51,6 +51,9 @@ void kvl_tls_ctx_free(kvl_tls_ctx_t *ctx);
 
 /* The subject of the context's own certificate ("CN=..."), for log lines. */
 const char *kvl_tls_ctx_subject(const kvl_tls_ctx_t *ctx);
+/* Its own certificate's CN, the identity its peer takes (the same rule as kvl_tls_peer_id);
+ * NULL when it has none. */
+const char *kvl_tls_ctx_id(const kvl_tls_ctx_t *ctx);
 
 /* A new session. For a client, `peer_name` is the collector's host name or IP address the
  * certificate must match (required); for a server it is ignored. Returns NULL when out of
