@@ -30,7 +30,7 @@ static int parse_listen(kvl_cfg_node_t n, void *target)
         (inet_pton(AF_INET, c->listen_host, addr) != 1 &&
          inet_pton(AF_INET6, c->listen_host, addr) != 1)) {
         /* a name is not looked up: where to listen must not depend on a resolver */
-        return kvl_cfg_error(n, "expected a numeric address and port to listen on, e.g. "
+        return kvl_cfg_error(n, "expected a numeric address to listen on as host:port, e.g. "
                                 "0.0.0.0:5140 or [::]:5140");
     }
     free(c->listen);

@@ -183,7 +183,10 @@ static void test_bad_values(void **state)
 {
     KVL_UNUSED(state);
     expect_error("listen: 0.0.0.0\ndata_dir: d\n",
-                 "c.yaml:1:9: ", "expected an address to listen on as host:port");
+                 "c.yaml:1:9: ", "expected a numeric address to listen on as host:port");
+    /* a name is not looked up: start-up would refuse it, so the file is refused */
+    expect_error("listen: localhost:5140\ndata_dir: d\n",
+                 "c.yaml:1:9: ", "expected a numeric address to listen on as host:port");
     expect_error("listen: 0.0.0.0:99999\ndata_dir: d\n", "c.yaml:1:9: ", "host:port");
     expect_error("# collector\nlisten: 0.0.0.0:1\n",
                  "c.yaml:2:1: ", "missing required setting 'data_dir'");
