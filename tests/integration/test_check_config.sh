@@ -66,7 +66,7 @@ tls: {ca: $C/ca.crt, cert: $C/collector.crt, key: $3}
 EOF
 }
 collector_file localhost:5140 "$T/data" "$C/collector.key"
-refused "$T/collector.yaml" "$KVL_COLLECTOR" "collector.yaml:2:9: expected a numeric address and port"
+refused "$T/collector.yaml" "$KVL_COLLECTOR" "collector.yaml:2:9: expected a numeric address to listen on"
 collector_file 127.0.0.1:5140 "$T/nowhere/data" "$C/collector.key"
 refused "$T/collector.yaml" "$KVL_COLLECTOR" "data_dir: $T/nowhere/data does not exist and cannot be made"
 collector_file 127.0.0.1:5140 "$T/data" "$C/agent-a.key"
