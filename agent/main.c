@@ -24,6 +24,7 @@
 #include "batcher.h"
 #include "fileio.h"
 #include "kvl.h"
+#include "linkwatch.h"
 #include "log.h"
 #include "outbox.h"
 #include "poller.h"
@@ -52,7 +53,8 @@ typedef struct app {
     uv_timer_t drain;
     uint64_t drain_deadline;
     bool stopping;
-    bool once_failed; /* --poll-once: a device did not answer */
+    bool once_failed;       /* --poll-once: a device did not answer */
+    kvl_linkwatch_t *links; /* the host's links' carrier, said in the log */
 } app_t;
 
 static void usage(FILE *f)
@@ -83,6 +85,8 @@ static void close_all(app_t *a)
     a->batcher = NULL;
     kvl_uplink_free(a->up);
     a->up = NULL;
+    kvl_linkwatch_free(a->links);
+    a->links = NULL;
     kvl_outbox_free(a->outbox); /* after the batcher's last flush and the uplink */
     a->outbox = NULL;
     uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -427,6 +431,9 @@ int main(int argc, char **argv)
                      a.cfg->site, a.cfg->snmp.n_devices, a.cfg->ship.collector,
                      a.cfg->ship.n_collectors > 1 ? " and more" : "");
         kvl_uplink_start(a.up);
+        if (kvl_linkwatch_new(a.loop, &a.links, err, sizeof(err)) != 0) {
+            KVL_LOG_WARN("link", a.cfg->id, "%s", err); /* runs on without it */
+        }
         char st[160];
         snprintf(st, sizeof(st), "polling %zu devices for site %s", a.cfg->snmp.n_devices,
                  a.cfg->site);
