@@ -128,14 +128,19 @@ static void on_readable(uv_poll_t *p, int status, int events)
         if (n <= 0) {
             return;
         }
-        int len = (int)n;
-        for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len);
-             h = NLMSG_NEXT(h, len)) {
+        /* the messages one after the other, each length checked against what was read */
+        size_t off = 0, total = (size_t)n;
+        while (off + sizeof(struct nlmsghdr) <= total) {
+            const struct nlmsghdr *h = (const struct nlmsghdr *)(buf + off);
+            if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > total - off) {
+                break;
+            }
             if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
                 w->dumping = false;
             } else if (h->nlmsg_type == RTM_NEWLINK) {
                 on_link(w, h);
             }
+            off += NLMSG_ALIGN(h->nlmsg_len);
         }
     }
 }
