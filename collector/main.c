@@ -730,9 +730,12 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sighup, on_hup, SIGHUP);
     KVL_LOG_INFO("collector", a.cfg->id, "kaaval-collector %s: archives in %s", KVL_VERSION,
                  a.cfg->data_dir);
+    /* ready once everything is made: agents are accepted once the journal is replayed (the
+     * ingest then says so in STATUS), which may take long after a crash: not awaited here,
+     * or systemd's start timeout would kill a collector that is catching up */
     char st[300];
-    snprintf(st, sizeof(st), "listening for agents on %s%s", a.cfg->listen,
-             a.http != NULL ? ", HTTP on" : "");
+    snprintf(st, sizeof(st), "started on %s; agents accepted once the journal is replayed",
+             a.cfg->listen);
     kvl_sd_ready(a.loop, st);
 
     uv_run(a.loop, UV_RUN_DEFAULT);

@@ -27,6 +27,7 @@
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "timeutil.h"
 
 /* ---- journal: replay at start (begin) ---- */
@@ -219,6 +220,9 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
                      paused);
     }
     KVL_LOG_INFO("ingest", in->cfg->listen, "listening for agents");
+    char st[300];
+    snprintf(st, sizeof(st), "listening for agents on %s", in->cfg->listen);
+    kvl_sd_status(st); /* systemctl status shows it (sdnotify.h) */
     if (in->accept_waiting && !in->freeing) {
         in->accept_waiting = false;
         ingest_accept_one(in);

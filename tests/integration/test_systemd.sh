@@ -6,7 +6,8 @@
 #      CAP_NET_BIND_SERVICE, the collector's none;
 #   2. the notify protocol, as systemd speaks it, without systemd: a datagram socket of the
 #      test's own as NOTIFY_SOCKET (notify_rx.py), WATCHDOG_USEC=1 s. The collector and then an
-#      agent each send READY=1 with a STATUS once they serve, WATCHDOG=1 about every 0.5 s;
+#      agent each send READY=1 with a STATUS once they serve (the collector's STATUS says
+#      "listening for agents" once its journal is replayed), WATCHDOG=1 about every 0.5 s;
 #      a daemon stopped (SIGSTOP: a hung loop) sends no ping for as long, and pings again once
 #      it runs; SIGHUP stops neither (one warning line each: reloading is not there yet);
 #      SIGTERM: STOPPING=1. Without NOTIFY_SOCKET nothing of this happens (every other test).
@@ -98,6 +99,9 @@ kvl_start_collector collector "$T/collector.yaml"
 COL=$KVL_LAST_PID
 unset NOTIFY_SOCKET WATCHDOG_USEC
 check_daemon col "$COL"
+# READY as soon as it is made, then the ingest's STATUS once the journal is replayed
+grep -q " STATUS=listening for agents on 127.0.0.1:$COL_PORT\$" "$T/col.msgs" ||
+    kvl_fail "the collector's status after its replay: $(grep STATUS "$T/col.msgs")"
 
 start_rx agent
 kvl_agent_config "$T/agent.yaml" sd-agent lab "$COL_PORT" 5s
