@@ -25,10 +25,11 @@ build="build-essential cmake pkg-config clang clang-format libtsan2
 # nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
 # link measurement tests in tests/netns/; the alert receivers the tests deliver to
 # (Alertmanager, an SMTP sink, snmptrapd as the upstream manager); headless Chromium with
-# its WebDriver and Selenium for the board's browser test (tests/browser/).
+# its WebDriver and Selenium for the board's browser test (tests/browser/); systemd for
+# systemd-analyze (the units' checks, tests/integration/test_systemd.sh; nothing is started).
 run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl
      nftables iputils-ping util-linux prometheus-alertmanager python3-aiosmtpd snmptrapd
-     chromium chromium-driver python3-selenium"
+     chromium chromium-driver python3-selenium systemd"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.
