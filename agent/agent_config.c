@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 #include "names.h"
@@ -183,15 +184,7 @@ static kvl_agent_cfg_t *load(const char *path, bool standalone, char *err, size_
 {
     kvl_cfg_t *y = kvl_cfg_load_file(path, err, errlen);
     char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-    } else if (slash == dir) {
-        dir[1] = '\0';
-    } else {
-        *slash = '\0';
-    }
+    kvl_path_parent(path, dir, sizeof(dir)); /* relative paths in the file start there */
     return y ? finish(y, dir, standalone, err, errlen) : NULL;
 }
 

@@ -140,9 +140,7 @@ static void on_hup(uv_signal_t *s, int signum)
 {
     KVL_UNUSED(signum);
     app_t *a = s->data;
-    KVL_LOG_WARN("agent", a->cfg->id,
-                 "SIGHUP: reloading the configuration is not supported yet; still running with "
-                 "the configuration it started with (restart to apply a change)");
+    kvl_sd_reload_refused("agent", a->cfg->id);
 }
 
 static void on_polled_once(void *arg)

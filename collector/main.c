@@ -125,9 +125,7 @@ static void on_hup(uv_signal_t *s, int signum)
 {
     KVL_UNUSED(signum);
     app_t *a = s->data;
-    KVL_LOG_WARN("collector", a->cfg->id,
-                 "SIGHUP: reloading the configuration is not supported yet; still running with "
-                 "the configuration it started with (restart to apply a change)");
+    kvl_sd_reload_refused("collector", a->cfg->id);
 }
 
 /* Whether the `receivers:` list names a receiver (ctx: the kvl_notify_cfg_t, may be NULL). */

@@ -28,6 +28,23 @@ int kvl_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+void kvl_path_parent(const char *path, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", path);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') {
+        out[--n] = '\0';
+    }
+    char *slash = strrchr(out, '/');
+    if (slash == NULL) {
+        snprintf(out, outlen, ".");
+    } else if (slash == out) {
+        out[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+}
+
 int kvl_dir_usable(const char *dir, char *why, size_t whylen)
 {
     struct stat st;
@@ -51,19 +68,7 @@ int kvl_dir_usable(const char *dir, char *why, size_t whylen)
         return KVL_EINVAL;
     }
     char parent[4096];
-    snprintf(parent, sizeof(parent), "%s", dir);
-    size_t n = strlen(parent);
-    while (n > 1 && parent[n - 1] == '/') {
-        parent[--n] = '\0';
-    }
-    char *slash = strrchr(parent, '/');
-    if (slash == NULL) {
-        snprintf(parent, sizeof(parent), ".");
-    } else if (slash == parent) {
-        parent[1] = '\0';
-    } else {
-        *slash = '\0';
-    }
+    kvl_path_parent(dir, parent, sizeof(parent));
     if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(why, whylen,
                  "%s does not exist and cannot be made: its parent %s is not a folder "

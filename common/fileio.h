@@ -12,6 +12,10 @@
  * (errno says why) when a write fails or writes nothing. */
 int kvl_write_all(int fd, const void *p, size_t n);
 
+/* The folder path is in ("a/b/c" -> "a/b", "c" -> ".", "/c" -> "/"; trailing '/' ignored),
+ * into out. */
+void kvl_path_parent(const char *path, char *out, size_t outlen);
+
 /* Whether a daemon could keep its files in dir: the folder exists and is writable, or, not
  * there yet, its parent is (the daemon makes it). Returns 0, or KVL_EINVAL with a sentence in
  * why (what, and what to do). For --check-config: what start-up would refuse. */

@@ -60,3 +60,10 @@ void kvl_sd_stopping(void)
         uv_close((uv_handle_t *)&watchdog, NULL);
     }
 }
+
+void kvl_sd_reload_refused(const char *module, const char *id)
+{
+    KVL_LOG_WARN(module, id,
+                 "SIGHUP: reloading the configuration is not supported yet; still running with "
+                 "the configuration it started with (restart to apply a change)");
+}

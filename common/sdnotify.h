@@ -19,6 +19,10 @@ void kvl_sd_ready(uv_loop_t *loop, const char *status);
 /* STATUS=status (a line `systemctl status` shows). */
 void kvl_sd_status(const char *status);
 
+/* What a daemon does with SIGHUP (an operator's reflex, systemctl reload's signal) until it
+ * can reload: one warning line, for `module` and `id`, and it runs on unchanged. */
+void kvl_sd_reload_refused(const char *module, const char *id);
+
 /* STOPPING=1 and the watchdog's timer closed (the loop must run afterwards to finish it). */
 void kvl_sd_stopping(void);
 
