@@ -67,3 +67,19 @@ void kvl_sd_reload_refused(const char *module, const char *id)
                  "SIGHUP: reloading the configuration is not supported yet; still running with "
                  "the configuration it started with (restart to apply a change)");
 }
+
+void kvl_sd_reloading(void)
+{
+    /* systemd wants the monotonic clock with RELOADING=1 (for its reload's bookkeeping) */
+    char msg[128];
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)(uv_hrtime() / 1000));
+    sd_notify(0, msg);
+}
+
+void kvl_sd_reloaded(const char *status)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
+    sd_notify(0, msg);
+}

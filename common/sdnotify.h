@@ -19,9 +19,15 @@ void kvl_sd_ready(uv_loop_t *loop, const char *status);
 /* STATUS=status (a line `systemctl status` shows). */
 void kvl_sd_status(const char *status);
 
-/* What a daemon does with SIGHUP (an operator's reflex, systemctl reload's signal) until it
- * can reload: one warning line, for `module` and `id`, and it runs on unchanged. */
+/* SIGHUP where a daemon cannot reload yet: one warning line, and it runs on unchanged. */
 void kvl_sd_reload_refused(const char *module, const char *id);
+
+/* A reload (SIGHUP, systemctl reload) begins: RELOADING=1. Each one ends with
+ * kvl_sd_reloaded, whether the new configuration was taken or refused. */
+void kvl_sd_reloading(void);
+
+/* The reload is over: READY=1 again, with STATUS=status. */
+void kvl_sd_reloaded(const char *status);
 
 /* STOPPING=1 and the watchdog's timer closed (the loop must run afterwards to finish it). */
 void kvl_sd_stopping(void);
