@@ -30,6 +30,10 @@ build="build-essential cmake pkg-config clang clang-format libtsan2
 run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl
      nftables iputils-ping util-linux prometheus-alertmanager python3-aiosmtpd snmptrapd
      chromium chromium-driver python3-selenium systemd"
+# Building and checking the Debian packages (packaging/build-debs.sh, lintian, and
+# tests/packaging/test_packages.sh, which installs them): debhelper, dpkg-dev, fakeroot,
+# lintian; adduser for the packages' kaaval user.
+pkg="debhelper dpkg-dev fakeroot lintian adduser"
 
 export DEBIAN_FRONTEND=noninteractive
 # An apt-get update only when the lists are missing or older than a day keeps reruns fast.
@@ -38,4 +42,4 @@ if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | 
     apt-get update -q
 fi
 # shellcheck disable=SC2086  # word splitting of the package lists is intended
-apt-get install -y -q --no-install-recommends $build $run
+apt-get install -y -q --no-install-recommends $build $run $pkg
