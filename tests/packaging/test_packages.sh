@@ -18,8 +18,8 @@
 #   4. both daemons started from /usr/bin as the kaaval user (setpriv, no capability, umask
 #      0027 as the units); a batch arrives: the device's archives appear under
 #      /var/lib/kaaval/collector/<site>/localhost/, the HTTP API (with a token made by the
-#      installed collector) lists the agent through the installed kaavalctl, and the board
-#      is served from /usr/share/kaaval/dashboards;
+#      installed collector) lists the agent, the installed kaavalctl counts it and its
+#      device, and the board is served from /usr/share/kaaval/dashboards;
 #   5. the daemons stopped, `dpkg --purge` of the three packages, and nothing left of
 #      them: no /etc/kaaval, /var/lib/kaaval, /usr/share/kaaval, binaries, units, enable
 #      links, docs, dpkg records. The kaaval user stays (Debian policy: a purge keeps
@@ -228,10 +228,14 @@ kvl_log "a batch arrived: $RRD (owner $(stat -c %U "$RRD"))"
 TOKEN=$(as_kaaval /usr/bin/kaaval-collector -c "$C" --add-token pkgtest-viewer --role viewer \
     2>"$KVL_TMP/logs/add-token.log") || kvl_fail "--add-token as kaaval failed: $(cat "$KVL_TMP/logs/add-token.log")"
 listed() {
-    kaavalctl --url "http://127.0.0.1:$HTTP_PORT" --token "$TOKEN" status >"$KVL_TMP/logs/status.out" 2>&1
-    grep -q -- "$AGENT_ID" "$KVL_TMP/logs/status.out"
+    curl -s --noproxy '*' -m 10 -H "Authorization: Bearer $TOKEN" \
+        "http://127.0.0.1:$HTTP_PORT/api/v1/agents" >"$KVL_TMP/logs/agents.json" 2>&1
+    grep -q -- "\"$AGENT_ID\"" "$KVL_TMP/logs/agents.json"
 }
-kvl_wait_until 30 "kaavalctl status to list agent $AGENT_ID" listed
+kvl_wait_until 30 "/api/v1/agents to list agent $AGENT_ID" listed
+kaavalctl --url "http://127.0.0.1:$HTTP_PORT" --token "$TOKEN" status >"$KVL_TMP/logs/status.out" 2>&1
+grep -q ' 1 agent, 1 device' "$KVL_TMP/logs/status.out" ||
+    kvl_fail "the installed kaavalctl status does not count the agent and its device: $(cat "$KVL_TMP/logs/status.out")"
 curl -s --noproxy '*' -m 10 -o "$KVL_TMP/index.html" "http://127.0.0.1:$HTTP_PORT/" ||
     kvl_fail "the board's page cannot be fetched"
 cmp -s "$KVL_TMP/index.html" /usr/share/kaaval/dashboards/index.html ||
