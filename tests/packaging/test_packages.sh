@@ -203,15 +203,20 @@ start_as_kaaval() { # NAME
     KVL_LAST_PID=$!
     kvl_track "$KVL_LAST_PID" "kaaval-$1"
     _kvl_await_exec "$KVL_LAST_PID" "kaaval-$1" || kvl_fail "$1 (pid $KVL_LAST_PID) exited at start-up"
+    # (setpriv's command line names the daemon already: wait for the exec as kaaval)
+    kvl_wait_until 10 "$1 (pid $KVL_LAST_PID) to run /usr/bin/kaaval-$1 as kaaval" \
+        runs_as_kaaval "$KVL_LAST_PID" "/usr/bin/kaaval-$1"
+}
+runs_as_kaaval() { # PID EXE
+    kill -0 "$1" 2>/dev/null || kvl_fail "pid $1 ($2) exited at start-up"
+    [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$2" ] && [ "$(stat -c %U "/proc/$1")" = kaaval ]
 }
 start_as_kaaval collector
 COL=$KVL_LAST_PID
 kvl_wait_until 60 "the collector to listen" _kvl_listening "$COL" "$KVL_TMP/logs/collector.log" 0
 grep -q 'mutual TLS' "$KVL_TMP/logs/collector.log" || kvl_fail "the collector does not say it uses mutual TLS"
-[ "$(stat -c %U "/proc/$COL")" = kaaval ] || kvl_fail "the collector does not run as kaaval"
 start_as_kaaval agent
 AGT=$KVL_LAST_PID
-[ "$(stat -c %U "/proc/$AGT")" = kaaval ] || kvl_fail "the agent does not run as kaaval"
 
 DEV_DIR=/var/lib/kaaval/collector/$SITE/localhost
 have_rrd() {
