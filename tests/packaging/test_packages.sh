@@ -20,7 +20,9 @@
 #      /var/lib/kaaval/collector/<site>/localhost/, the HTTP API (with a token made by the
 #      installed collector) lists the agent, the installed kaavalctl counts it and its
 #      device, and the board is served from /usr/share/kaaval/dashboards;
-#   5. the daemons stopped, `dpkg --purge` of the three packages, and nothing left of
+#   5. the daemons stopped, the packages installed again over themselves (dpkg's upgrade
+#      path: the edited conffiles, their modes, the certificates and the archives stay),
+#      `dpkg --purge` of the three packages, and nothing left of
 #      them: no /etc/kaaval, /var/lib/kaaval, /usr/share/kaaval, binaries, units, enable
 #      links, docs, dpkg records. The kaaval user stays (Debian policy: a purge keeps
 #      system users); the test then removes it when it made it, so the machine is left as
@@ -250,6 +252,18 @@ kvl_log "the API lists the agent; the board is served from /usr/share/kaaval/das
 # ------------------------------------------------------------------ 5: purged ----------------
 kvl_stop "$AGT" || kvl_fail "the agent did not stop"
 kvl_stop "$COL" || kvl_fail "the collector did not stop"
+# The same packages again: dpkg's upgrade path (prerm upgrade, postinst configure OLD). The
+# edited configuration, the certificates and the archives stay as they are.
+dpkg -i "${FILES[@]}" >"$KVL_TMP/logs/reinstall.log" 2>&1 || kvl_fail "dpkg -i over the installed packages failed"
+grep -q "^    port: $SNMP_PORT\$" "$A" && grep -q "^listen: 127.0.0.1:$COL_PORT\$" "$C" ||
+    kvl_fail "an upgrade lost the edits of /etc/kaaval/*.yaml"
+for c in agent collector; do
+    [ "$(owner_mode /etc/kaaval/$c.yaml)" = "root:kaaval 640" ] ||
+        kvl_fail "after an upgrade /etc/kaaval/$c.yaml is $(owner_mode /etc/kaaval/$c.yaml)"
+done
+[ -f "$RRD" ] && [ -f /etc/kaaval/ca.key ] || kvl_fail "an upgrade lost the archives or the certificates"
+kvl_log "upgraded in place: configuration edits, certificates and archives kept"
+
 dpkg --purge "${PKGS[@]}" >"$KVL_TMP/logs/purge.log" 2>&1 || kvl_fail "dpkg --purge failed"
 INSTALLED=0
 for p in "${PKGS[@]}"; do
