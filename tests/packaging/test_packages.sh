@@ -41,6 +41,7 @@ PKGS=(kaaval-agent kaaval-collector kaaval-common)
 PKG_TMP=""
 INSTALLED=0 # 1 once dpkg -i ran: the clean-up purges
 USER_MADE=0 # 1 when the kaaval user did not exist before: the clean-up removes it
+STARTED=0   # 1 once the checks found no kaaval on the machine
 
 [ "$(id -u)" -eq 0 ] ||
     kvl_fail "needs root: it installs the packages with dpkg -i on this machine and purges them (run it as root, e.g. sudo ctest --test-dir build -L package)"
@@ -55,6 +56,7 @@ for d in /etc/kaaval /var/lib/kaaval /usr/share/kaaval; do
     [ ! -e "$d" ] || kvl_fail "$d already exists; the test would purge it, so it will not run here"
 done
 getent passwd kaaval >/dev/null || USER_MADE=1
+STARTED=1 # the machine is as the test expects: from here on, the clean-up restores it
 
 # Stops what the test started, purges what it installed, removes the user it made; then
 # lib.sh's clean-up (temp folder kept on failure).
@@ -69,6 +71,8 @@ pkg_cleanup() {
         dpkg --purge "${PKGS[@]}" >>"${KVL_TMP:-/tmp}/purge-at-exit.log" 2>&1 ||
             echo "$KVL_TEST: dpkg --purge ${PKGS[*]} failed at exit: purge them by hand" >&2
     fi
+    # What a broken purge leaves (reported above) goes too: none of it was there before.
+    [ "$STARTED" = 0 ] || rm -rf /etc/kaaval /var/lib/kaaval /usr/share/kaaval
     if [ "$USER_MADE" = 1 ] && getent passwd kaaval >/dev/null; then
         userdel kaaval 2>/dev/null
         ! getent group kaaval >/dev/null || groupdel kaaval 2>/dev/null
