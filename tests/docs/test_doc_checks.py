@@ -11,6 +11,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "check_config_reference.py")
 MAN = os.path.join(HERE, "check_man_options.py")
+KEYS = os.path.join(HERE, "check_man_keys.py")
 
 CLEAN = {
     "agent/x_config.c": '{"alpha", KVL_CFG_INT, 0}, {"beta", KVL_CFG_STR, 0},\n',
@@ -74,11 +75,16 @@ def main():
         for page, want in (("good.1.scd", 0), ("short.1.scd", 1), ("extra.1.scd", 1)):
             if run([MAN, man, f"{page}={cmd}"]) != want:
                 failed.append(f"man_options on {page}: not exit {want}")
+        # section 5 pages against the field tables
+        write_tree(tmp, {"full.5.scd": "*alpha*: 1\n\n*beta*: b\n", "part.5.scd": "*alpha*\n"})
+        for page, want in (("full.5.scd", 0), ("part.5.scd", 1)):
+            if run([KEYS, clean, os.path.join(tmp, page)]) != want:
+                failed.append(f"man_keys on {page}: not exit {want}")
     for f in failed:
         print(f"test_doc_checks: {f}")
     if failed:
         return 1
-    print(f"test_doc_checks: {len(FAULTS) + 4} cases")
+    print(f"test_doc_checks: {len(FAULTS) + 6} cases")
     return 0
 
 
