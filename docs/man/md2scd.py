@@ -280,8 +280,8 @@ def main():
             f"({page['daemon']}.service)", "",
             "# SEE ALSO", "",
             f"*{page['daemon']}*(8), *{page['other']}*(5), *kaaval-certs*(1), "
-            "*kaavalctl*(1); the commented examples in /usr/share/doc/kaaval-*/examples/ "
-            "or packaging/examples/ of the source tree", ""]
+            "*kaavalctl*(1). Commented examples of both files are in packaging/examples/ of the "
+            "source tree.", ""]
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("\n".join(out))
     return 0
