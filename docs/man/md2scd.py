@@ -281,7 +281,8 @@ def main():
             "# SEE ALSO", "",
             f"*{page['daemon']}*(8), *{page['other']}*(5), *kaaval-certs*(1), "
             "*kaavalctl*(1). Commented examples of both files are in packaging/examples/ of the "
-            "source tree.", ""]
+            f"source tree; the packages install this one as {page['path']} and in "
+            f"/usr/share/doc/{page['daemon']}/examples/.", ""]
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("\n".join(out))
     return 0
