@@ -1,20 +1,12 @@
 /*
- * tls_config.h — the `tls:` and `insecure:` keys both daemons share.
+ * tls_config.h — the `tls:` and `insecure:` keys both daemons share, as a C struct, with the
+ * check of a private key's mode. What each key means, its defaults and the modes a key file
+ * may have are in docs/configuration.md (agent.yaml and collector.yaml, `tls`), the one
+ * reference of the configuration.
  *
- *   tls:                          # mutual TLS (the default way; see README "Securing
- *     ca: /etc/kaaval/ca.crt      #   the stream"): the CA every peer is verified against
- *     cert: /etc/kaaval/me.crt    # this daemon's certificate (PEM; a chain may follow)
- *     key: /etc/kaaval/me.key     # its private key (PEM, unencrypted, mode 0600)
- *     server_name: noc-col-1      # agent only, optional: the name the collector's
- *                                 #   certificate must carry (default: the host or IP
- *                                 #   of `collector:`)
- *   insecure: true                # instead of tls: plain TCP, no authentication at all
- *
- * One of the two is required; both together are an error. The agent's identity is the
- * subject CN of its certificate, which must equal its `id:`.
- *
- * The private key must be secret, as ssh requires of its keys: a key file others may read
- * or write is refused (kvl_tls_key_check), by both daemons at start and by --check-config.
+ * The parsers fill kvl_tls_cfg_t from a `tls:` mapping (the agent's with server_name); the
+ * daemon's table reads `insecure`, and kvl_tls_cfg_check then requires exactly one of the
+ * two. kvl_tls_key_check is what both daemons call at start and in --check-config.
  */
 #ifndef KVL_TLS_CONFIG_H
 #define KVL_TLS_CONFIG_H

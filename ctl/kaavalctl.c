@@ -69,7 +69,8 @@ static void usage(FILE *f)
                "      something is down, lost or stale, or a site critical, major or lost\n"
                "URL: --url, KAAVAL_URL or http://127.0.0.1:8080. Credentials: --token, --user\n"
                "(password from KAAVAL_PASSWORD or a prompt), KAAVAL_TOKEN or "
-               "~/.config/kaaval/token.\n"
+               "~/.config/kaaval/token. HTTPS: --cacert or KAAVAL_CACERT, else the system's\n"
+               "CAs. -h, --help: this help.\n"
                "Exit status: 0 done, 1 error from the server or the connection, 2 usage;\n"
                "status, topology: 2 also when something is down.\n");
 }

@@ -16,8 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build toolchain and the libraries the daemons link; clang-format for the format check and
-# libtsan2 (gcc's ThreadSanitizer runtime, for -DKVL_TSAN=ON) that .ci/run needs.
-build="build-essential cmake pkg-config clang clang-format libtsan2
+# libtsan2 (gcc's ThreadSanitizer runtime, for -DKVL_TSAN=ON) that .ci/run needs; scdoc, which
+# makes the man pages from docs/man/*.scd and docs/configuration.md at every build.
+build="build-essential cmake pkg-config clang clang-format libtsan2 scdoc
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev libjansson-dev
        libmicrohttpd-dev libcrypt-dev libsystemd-dev"

@@ -1,14 +1,11 @@
 /*
  * trap_config.h — the `traps:` section of agent.yaml (the trap receiver, trap_rx.h) as a C
- * struct: where to listen, which credential sets besides each device's own are accepted,
- * the SNMPv3 engine IDs (this agent's own, for informs, and the senders' of v3 traps), and
- * the rate bound per device. Every key with its default and bounds is documented in
- * docs/configuration.md (checked against the field table in trap_config.c by the
- * config_reference test); errors name file:line:column like the rest of the configuration.
- *
- * Without a `traps:` section the receiver listens on 0.0.0.0:162 (which needs
- * CAP_NET_BIND_SERVICE: without it the agent says so in one line and runs without traps);
- * `listen: off` turns it off.
+ * struct: the listening address, the credential sets accepted besides each device's own,
+ * the SNMPv3 engine IDs and the rate bound per device. Every key with its default and bounds
+ * is documented in docs/configuration.md (checked against the field table in trap_config.c
+ * by the config_reference test); errors name file:line:column like the rest of the
+ * configuration. Without the section, kvl_trap_cfg_init's defaults stand
+ * (KVL_TRAP_DEFAULT_LISTEN); `enabled` is false only when the file turns traps off.
  */
 #ifndef KVL_TRAP_CONFIG_H
 #define KVL_TRAP_CONFIG_H

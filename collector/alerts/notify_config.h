@@ -1,15 +1,10 @@
 /*
- * notify_config.h — the `receivers:` section of collector.yaml: a list of receivers, each
- * {name, type, ...} with the keys of its type (docs/configuration.md, "receivers:"). The
- * alert book's routes name receivers; notify.c delivers to them.
- *
- *   receivers:
- *     - name: noc-am
- *       type: alertmanager        # alertmanager, webhook, email, exec, syslog, snmp
- *       url: http://127.0.0.1:9093
- *
- * Names are unique and file-safe (the outbox keeps a folder per receiver). Errors name
- * file:line:column.
+ * notify_config.h — the `receivers:` section of collector.yaml as C structs: a list of
+ * receivers, each with its name, its type and the settings of that type (one struct holds
+ * the fields of every type; those of other types stay zero). The keys, their defaults and
+ * bounds are in docs/configuration.md ("receivers:"). The alert book's routes name
+ * receivers; notify.c delivers to them, with an outbox folder per receiver name (so names
+ * are unique and file-safe). Errors name file:line:column.
  */
 #ifndef KVL_NOTIFY_CONFIG_H
 #define KVL_NOTIFY_CONFIG_H

@@ -1,18 +1,11 @@
 /*
- * sites_config.h — the site tree (`sites:` in collector.yaml): every site with its parent
- * and kind (noc, dhq, bhq, minipop, lsgi, sdc), an optional display label, an optional
- * uplink (the agent, device and interface carrying the site's link to its parent, and/or the
- * probe target measuring it: the map's edge, map.h) and optional x/y placement hints for the
- * map (percent of its width and height).
- * Either the list itself or `sites: {file: path}` naming a YAML file whose top level is
- * the same list (a relative path is taken from collector.yaml's folder).
- *
- * Checked when loaded (the collector's start and --check-config): a bad kind, a duplicate
- * name, a parent that is not in the list, a cycle of parents, an uplink on a site without a
- * parent and an uplink naming an interface without its device (or the reverse) are errors at
- * file:line:column. Sites that agents report but the tree does not name are not an error:
- * the board puts them under the synthetic root KVL_SITES_UNPLACED (a name the list may not
- * use). Every key is documented in docs/configuration.md.
+ * sites_config.h — the site tree (`sites:` in collector.yaml, inline or from the file it
+ * names) as C structs: every site with its parent, kind, label, uplink (the map's edge,
+ * map.h) and placement hints. The keys, what they mean and what is refused at
+ * file:line:column (at the collector's start and by --check-config) are documented in
+ * docs/configuration.md ("sites:"). Sites that agents report but the tree does not name are
+ * not an error: the board puts them under the synthetic root KVL_SITES_UNPLACED (a name the
+ * list may not use).
  */
 #ifndef KVL_SITES_CONFIG_H
 #define KVL_SITES_CONFIG_H
