@@ -93,6 +93,76 @@ static void top_table(kvl_cfg_field_t *out)
     }
 }
 
+_Static_assert(KVL_ARRAY_SIZE(top_fields) - 1 <= KVL_AGENT_CFG_KEYS, "room for every key's digest");
+
+const char *kvl_agent_cfg_key(size_t i)
+{
+    return i < KVL_ARRAY_SIZE(top_fields) ? top_fields[i].key : NULL;
+}
+
+/* FNV-1a over a node's content: kinds, keys, scalars and lengths, so that the same content
+ * in another layout (flow or block, quoting, comments) digests the same. */
+static uint64_t digest_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t digest_node(uint64_t h, kvl_cfg_node_t n, unsigned depth)
+{
+    if (depth > 64) { /* the loader bounds nesting long before this */
+        return h;
+    }
+    if (kvl_cfg_is_scalar(n)) {
+        const char *v = kvl_cfg_scalar(n);
+        size_t len = strlen(v);
+        h = digest_bytes(h, "s", 1);
+        h = digest_bytes(h, &len, sizeof(len));
+        return digest_bytes(h, v, len);
+    }
+    if (kvl_cfg_is_seq(n)) {
+        size_t len = kvl_cfg_seq_len(n);
+        h = digest_bytes(digest_bytes(h, "q", 1), &len, sizeof(len));
+        for (size_t i = 0; i < len; i++) {
+            h = digest_node(h, kvl_cfg_seq_at(n, i), depth + 1);
+        }
+        return h;
+    }
+    size_t len = kvl_cfg_is_map(n) ? kvl_cfg_map_len(n) : 0;
+    h = digest_bytes(digest_bytes(h, "m", 1), &len, sizeof(len));
+    for (size_t i = 0; i < len; i++) {
+        kvl_cfg_node_t k, v;
+        if (kvl_cfg_map_at(n, i, &k, &v)) {
+            h = digest_node(digest_node(h, k, depth + 1), v, depth + 1);
+        }
+    }
+    return h;
+}
+
+static void digest_keys(kvl_cfg_node_t root, kvl_agent_cfg_t *c)
+{
+    for (size_t i = 0; top_fields[i].key != NULL; i++) {
+        kvl_cfg_node_t v;
+        if (kvl_cfg_map_get(root, top_fields[i].key, &v)) {
+            uint64_t h = digest_node(14695981039346656037ull, v, 0);
+            c->key_digest[i] = h != 0 ? h : 1;
+        }
+    }
+}
+
+bool kvl_agent_cfg_key_changed(const kvl_agent_cfg_t *a, const kvl_agent_cfg_t *b, const char *key)
+{
+    for (size_t i = 0; top_fields[i].key != NULL; i++) {
+        if (strcmp(top_fields[i].key, key) == 0) {
+            return a->key_digest[i] != b->key_digest[i];
+        }
+    }
+    return true;
+}
+
 void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
 {
     if (c == NULL) {
@@ -171,6 +241,9 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, bool standalo
         rc = kvl_trap_cfg_finish(&t.traps, &t.snmp, t.id);
     }
     *c = t;
+    if (rc == 0) {
+        digest_keys(kvl_cfg_root(y), c);
+    }
     if (rc != 0) {
         snprintf(err, errlen, "%s", kvl_cfg_last_error(y));
         kvl_agent_cfg_free(c);

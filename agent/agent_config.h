@@ -21,6 +21,8 @@
 #include "snmp_config.h"
 #include "trap_config.h"
 
+#define KVL_AGENT_CFG_KEYS 24
+
 typedef struct kvl_agent_cfg {
     char *id;
     char *site;
@@ -29,7 +31,16 @@ typedef struct kvl_agent_cfg {
     kvl_snmp_cfg_t snmp;    /* the SNMP keys (snmp/snmp_config.h) */
     kvl_probe_cfg_t probes; /* `probes:` (probe/probe_config.h); no targets when absent */
     kvl_trap_cfg_t traps;   /* `traps:` (trap/trap_config.h); on 0.0.0.0:162 when absent */
+    /* A digest of each top-level key's text as the file wrote it (0: absent), in the order
+     * of kvl_agent_cfg_key; what a reload compares to know which parts changed. */
+    uint64_t key_digest[KVL_AGENT_CFG_KEYS];
 } kvl_agent_cfg_t;
+
+/* The top-level keys of agent.yaml (index < KVL_AGENT_CFG_KEYS), NULL past the last. */
+const char *kvl_agent_cfg_key(size_t i);
+/* Whether top-level key `key` is written differently in a and b (added, removed, changed;
+ * the same text in another layout counts as the same). */
+bool kvl_agent_cfg_key_changed(const kvl_agent_cfg_t *a, const kvl_agent_cfg_t *b, const char *key);
 
 /* Loads and checks a configuration file. Returns NULL and writes the first error
  * ("file:line:column: what was expected") into err. */

@@ -54,6 +54,9 @@ typedef struct app {
     uint64_t drain_deadline;
     bool stopping;
     bool once_failed;       /* --poll-once: a device did not answer */
+    bool once;              /* --poll-once or --probe-once: no reload */
+    const char *path;       /* the configuration file, read again at SIGHUP */
+    char spool_state[4200]; /* <spool>/targets.state, or "" without a spool */
     kvl_linkwatch_t *links; /* the host's links' carrier, said in the log */
 } app_t;
 
@@ -132,15 +135,6 @@ static void on_signal(uv_signal_t *s, int signum)
     KVL_UNUSED(signum);
     kvl_sd_stopping();
     stop(s->data);
-}
-
-/* SIGHUP (an operator's reflex, systemctl reload's signal) must not stop a daemon that
- * monitors: it is said, and the configuration stays as it was until a restart. */
-static void on_hup(uv_signal_t *s, int signum)
-{
-    KVL_UNUSED(signum);
-    app_t *a = s->data;
-    kvl_sd_reload_refused("agent", a->cfg->id);
 }
 
 static void on_polled_once(void *arg)
@@ -230,8 +224,8 @@ static int keep_state(app_t *a)
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 1;
     }
-    snprintf(path, sizeof(path), "%s/targets.state", dir);
-    if (kvl_prober_keep_state(a->prober, path, err, sizeof(err)) != 0) {
+    snprintf(a->spool_state, sizeof(a->spool_state), "%s/targets.state", dir);
+    if (kvl_prober_keep_state(a->prober, a->spool_state, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 1;
     }
@@ -243,28 +237,28 @@ static int keep_state(app_t *a)
  * certificate's, the CA usable) and the certificate's CN (the agent's id: the collector
  * takes the CN as the agent's identity and refuses another). Returns 0, or 2 after saying
  * why on stderr. */
-static int check_startup(const kvl_agent_cfg_t *c, const char *path)
+static int check_startup(const kvl_agent_cfg_t *c, const char *path, char *msg, size_t len)
 {
     char why[1200];
     const kvl_ship_cfg_t *s = &c->ship;
     if (s->spool.dir != NULL && kvl_dir_usable(s->spool.dir, why, sizeof(why)) != 0) {
-        fprintf(stderr, "kaaval-agent: %s: spool: dir: %s\n", path, why);
+        snprintf(msg, len, "%s: spool: dir: %s", path, why);
         return 2;
     }
     if (s->tls.given) {
         kvl_tls_ctx_t *ctx =
             kvl_tls_ctx_new(KVL_TLS_CLIENT, s->tls.ca, s->tls.cert, s->tls.key, why, sizeof(why));
         if (ctx == NULL) {
-            fprintf(stderr, "kaaval-agent: %s: tls: %s\n", path, why);
+            snprintf(msg, len, "%s: tls: %s", path, why);
             return 2;
         }
         const char *cn = kvl_tls_ctx_id(ctx);
         bool same = cn != NULL && strcmp(cn, c->id) == 0;
         if (!same) {
-            fprintf(stderr,
-                    "kaaval-agent: %s: tls: cert %s is for '%s', not this agent's id '%s' (the "
-                    "collector takes the certificate's CN as the agent's id and refuses another)\n",
-                    path, s->tls.cert, cn != NULL ? cn : "(no single CN)", c->id);
+            snprintf(msg, len,
+                     "%s: tls: cert %s is for '%s', not this agent's id '%s' (the collector "
+                     "takes the certificate's CN as the agent's id and refuses another)",
+                     path, s->tls.cert, cn != NULL ? cn : "(no single CN)", c->id);
         }
         kvl_tls_ctx_free(ctx);
         if (!same) {
@@ -272,6 +266,209 @@ static int check_startup(const kvl_agent_cfg_t *c, const char *path)
         }
     }
     return 0;
+}
+
+/* --- reload (SIGHUP, systemctl reload) ------------------------------------------------------ */
+
+/* Keys a running agent cannot take: its identity, the spool and the batching the spool's
+ * files were made with. Changing one refuses the whole reload (restart to apply). */
+static const char *const restart_keys[] = {"id", "site", "spool", "max_queue", "flush_interval"};
+/* The uplink's keys: a change makes the connections again from the spool's positions. */
+static const char *const ship_keys[] = {"collector", "collectors", "mode",    "reconnect_max",
+                                        "heartbeat", "tls",        "insecure"};
+/* The poller's keys. */
+static const char *const snmp_keys[] = {"max_inflight", "credentials", "defaults",     "devices",
+                                        "groups",       "mib_path",    "metric_groups"};
+
+static bool any_changed(const kvl_agent_cfg_t *a, const kvl_agent_cfg_t *b, const char *const *keys,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kvl_agent_cfg_key_changed(a, b, keys[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What in n cannot be applied to the running agent, named in need (empty: all can). */
+static void restart_needed(const app_t *a, const kvl_agent_cfg_t *n, char *need, size_t len)
+{
+    const kvl_agent_cfg_t *c = a->cfg;
+    size_t at = 0;
+    need[0] = '\0';
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(restart_keys); i++) {
+        if (kvl_agent_cfg_key_changed(c, n, restart_keys[i]) && at < len) {
+            at += (size_t)snprintf(need + at, len - at, "%s%s", at ? ", " : "", restart_keys[i]);
+        }
+    }
+    if ((c->traps.enabled != n->traps.enabled || strcmp(c->traps.host, n->traps.host) != 0 ||
+         c->traps.port != n->traps.port) &&
+        at < len) {
+        at += (size_t)snprintf(need + at, len - at, "%straps: listen", at ? ", " : "");
+    }
+    /* dual mode: each collector has its own position in the spool, named after it */
+    kvl_uplink_reader_names_t was, now;
+    const char *r1[KVL_MAX_COLLECTORS], *r2[KVL_MAX_COLLECTORS];
+    size_t n1 = kvl_uplink_readers(&c->ship, &was, r1);
+    size_t n2 = kvl_uplink_readers(&n->ship, &now, r2);
+    bool same = n1 == n2;
+    for (size_t i = 0; same && i < n1; i++) {
+        same = strcmp(r1[i], r2[i]) == 0;
+    }
+    if (!same && at < len) {
+        snprintf(need + at, len - at,
+                 "%scollectors with mode: dual (each has its own position in the spool)",
+                 at ? ", " : "");
+    }
+}
+
+#define SWAP(x, y)                                                                                 \
+    do {                                                                                           \
+        __typeof__(x) swap_tmp_ = (x);                                                             \
+        (x) = (y);                                                                                 \
+        (y) = swap_tmp_;                                                                           \
+    } while (0)
+
+/* The uplink again for the (new) ship settings: its connections are made again and each
+ * collector goes on from what it acknowledged (the outbox and spool are untouched). */
+static int restart_uplink(app_t *a, char *err, size_t errlen)
+{
+    kvl_uplink_free(a->up);
+    a->up = NULL;
+    kvl_uplink_opts_t uo = {.cfg = &a->cfg->ship,
+                            .agent_id = a->cfg->id,
+                            .site = a->cfg->site,
+                            .outbox = a->outbox,
+                            .registry = a->registry};
+    int rc = kvl_uplink_new(a->loop, &uo, &a->up, err, errlen);
+    if (rc == 0) {
+        kvl_uplink_start(a->up);
+    }
+    return rc;
+}
+
+/* Reads the file again and applies what changed: devices (kept, changed, added, removed:
+ * kvl_poller_reload), credentials, groups and metric groups with them, the trap receiver's
+ * users, the probes (a new prober; the STAMP reflector handed over), the collectors (the
+ * uplink made again), log_level. The configuration's sections are swapped into the running
+ * one (a->cfg keeps its address: the rooms hold pointers to its sections), and the old
+ * contents freed once no room points into them. A file that does not load or check, or that
+ * changes a key only a restart can apply, is refused as a whole: one ERROR line, nothing
+ * changed. */
+static void reload(app_t *a)
+{
+    const char *id = a->cfg->id;
+    char err[2400];
+    char why[1200];
+    kvl_sd_reloading();
+    KVL_LOG_INFO("agent", id, "SIGHUP: reading %s again", a->path);
+    kvl_agent_cfg_t *n = kvl_agent_cfg_load(a->path, err, sizeof(err));
+    if (n == NULL || check_startup(n, a->path, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("agent", id,
+                      "reload refused: %s; still running with the configuration it had", err);
+        goto done;
+    }
+    restart_needed(a, n, why, sizeof(why));
+    if (why[0] != '\0') {
+        KVL_LOG_ERROR("agent", id,
+                      "reload refused: %s cannot change while the agent runs (restart it to "
+                      "apply); still running with the configuration it had, nothing changed",
+                      why);
+        goto done;
+    }
+    kvl_agent_cfg_t *c = a->cfg;
+    bool ship_ch = any_changed(c, n, ship_keys, KVL_ARRAY_SIZE(ship_keys));
+    bool snmp_ch = any_changed(c, n, snmp_keys, KVL_ARRAY_SIZE(snmp_keys));
+    bool mibs_ch = kvl_agent_cfg_key_changed(c, n, "mib_path");
+    bool traps_ch = kvl_agent_cfg_key_changed(c, n, "traps");
+    bool probes_ch = kvl_agent_cfg_key_changed(c, n, "probes");
+    char summary[600];
+    size_t at = 0;
+    summary[0] = '\0';
+    if (c->log_level != n->log_level) {
+        c->log_level = n->log_level;
+        kvl_log_level = c->log_level;
+        at += (size_t)snprintf(summary + at, sizeof(summary) - at, "log_level changed; ");
+    }
+    if (snmp_ch || traps_ch) {
+        /* the trap settings point into the SNMP ones (credential sets): both move together */
+        SWAP(c->snmp, n->snmp);
+        SWAP(c->traps, n->traps);
+        kvl_poller_reload_stats_t ps;
+        if (kvl_poller_reload(a->poller, &c->snmp, &ps) != 0) {
+            SWAP(c->snmp, n->snmp);
+            SWAP(c->traps, n->traps);
+            KVL_LOG_ERROR("agent", id,
+                          "reload refused: out of memory applying the devices; "
+                          "still running with the configuration it had");
+            goto done;
+        }
+        if (a->traps != NULL && kvl_trap_rx_reload(a->traps, mibs_ch, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("trap", NULL, "after the reload: %s", err);
+        }
+        at += (size_t)snprintf(summary + at, sizeof(summary) - at,
+                               "%zu devices kept, %zu changed, %zu added, %zu removed; ", ps.kept,
+                               ps.changed, ps.added, ps.removed);
+    } else {
+        at += (size_t)snprintf(summary + at, sizeof(summary) - at, "devices unchanged; ");
+    }
+    if (probes_ch && a->prober != NULL) {
+        SWAP(c->probes, n->probes);
+        if (kvl_prober_reload(&a->prober, &c->probes, err, sizeof(err)) != 0) {
+            SWAP(c->probes, n->probes);
+            KVL_LOG_ERROR("probe", NULL, "the new probes are not applied: %s; probing as before",
+                          err);
+        } else {
+            if (a->spool_state[0] != '\0' &&
+                kvl_prober_keep_state(a->prober, a->spool_state, err, sizeof(err)) != 0) {
+                KVL_LOG_ERROR("probe", NULL, "%s", err);
+            }
+            at += (size_t)snprintf(summary + at, sizeof(summary) - at, "%zu probe targets; ",
+                                   c->probes.n_targets);
+        }
+    }
+    if (ship_ch) {
+        SWAP(c->ship, n->ship);
+        SWAP(c->ship.spool, n->ship.spool); /* unchanged (a restart key): the outbox's */
+        if (restart_uplink(a, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("uplink", NULL, "the new collectors are not applied: %s", err);
+            SWAP(c->ship.spool, n->ship.spool);
+            SWAP(c->ship, n->ship);
+            if (restart_uplink(a, err, sizeof(err)) != 0) {
+                KVL_LOG_ERROR("uplink", NULL, "cannot connect again: %s", err);
+            }
+        } else {
+            at += (size_t)snprintf(summary + at, sizeof(summary) - at,
+                                   "collectors made again (%zu); ", c->ship.n_collectors);
+        }
+    }
+    memcpy(c->key_digest, n->key_digest, sizeof(c->key_digest));
+    if (at >= 2 && at < sizeof(summary)) {
+        summary[at - 2] = '\0'; /* the last "; " */
+    }
+    KVL_LOG_INFO("agent", id, "reloaded: %s", summary);
+done:
+    kvl_agent_cfg_free(n); /* the new file's, or the previous contents swapped out */
+    char st[160];
+    snprintf(st, sizeof(st), "polling %zu devices for site %s", a->cfg->snmp.n_devices,
+             a->cfg->site);
+    kvl_sd_reloaded(st);
+}
+
+/* SIGHUP (systemctl reload's signal): the configuration read again (reload above). */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    KVL_UNUSED(signum);
+    app_t *a = s->data;
+    if (a->once || a->stopping || a->poller == NULL) {
+        KVL_LOG_INFO("agent", a->cfg->id, "SIGHUP ignored (%s)",
+                     a->stopping ? "stopping"
+                     : a->once   ? "a run of one poll"
+                                 : "starting");
+        return;
+    }
+    reload(a);
 }
 
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
@@ -352,6 +549,8 @@ int main(int argc, char **argv)
     }
     char err[600];
     app_t a = {0};
+    a.path = path;
+    a.once = once || probe_once;
     /* --poll-once and --probe-once ship nothing: no collector or TLS needed */
     a.cfg = once || probe_once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
                                : kvl_agent_cfg_load(path, err, sizeof(err));
@@ -360,8 +559,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        int crc = check_startup(a.cfg, path);
-        if (crc == 0) {
+        char msg[2400];
+        int crc = check_startup(a.cfg, path, msg, sizeof(msg));
+        if (crc != 0) {
+            fprintf(stderr, "kaaval-agent: %s\n", msg);
+        } else {
             printf("%s: configuration is valid (%zu devices)\n", path, a.cfg->snmp.n_devices);
         }
         kvl_agent_cfg_free(a.cfg);

@@ -480,3 +480,15 @@ void kvl_stamp_session_free(kvl_stamp_session_t *s)
     s->open = false;
     uv_close((uv_handle_t *)&s->poll, on_session_closed);
 }
+
+void kvl_stamp_reflector_set_clock(kvl_stamp_reflector_t *r, kvl_stamp_clock_t *clock)
+{
+    if (r != NULL) {
+        r->clock = clock;
+    }
+}
+
+int kvl_stamp_reflector_port(const kvl_stamp_reflector_t *r)
+{
+    return r != NULL ? r->port : 0;
+}

@@ -63,6 +63,11 @@ typedef struct kvl_stamp_reflector_stats {
 /* Opens the reflector's sockets on port. Returns NULL when out of memory or when neither
  * family's socket could be bound (logged once, with the reason). clock must outlive it. */
 kvl_stamp_reflector_t *kvl_stamp_reflector_new(uv_loop_t *loop, int port, kvl_stamp_clock_t *clock);
+/* The clock the reflector's answers read from now on (a reload hands the reflector, its
+ * sockets open, to a new prober). NULL-safe. */
+void kvl_stamp_reflector_set_clock(kvl_stamp_reflector_t *r, kvl_stamp_clock_t *clock);
+/* The port it was asked to listen on (0 for NULL). */
+int kvl_stamp_reflector_port(const kvl_stamp_reflector_t *r);
 /* Closes; the handles finish closing on the next loop run. NULL-safe. */
 void kvl_stamp_reflector_free(kvl_stamp_reflector_t *r);
 void kvl_stamp_reflector_get_stats(const kvl_stamp_reflector_t *r,

@@ -297,8 +297,11 @@ static int open_target(kvl_prober_t *p, ptarget_t *t)
     return rc;
 }
 
-int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
-                   kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen)
+/* kvl_prober_new, with the reflector `given` (already listening, handed over by a reload)
+ * instead of a new one when `take` is true. */
+static int prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                      kvl_batcher_t *b, bool take, kvl_stamp_reflector_t *given, kvl_prober_t **out,
+                      char *err, size_t errlen)
 {
     const kvl_probe_cfg_t *pc = cfg;
     *out = NULL;
@@ -325,7 +328,10 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
     }
     kvl_stamp_clock_init(&p->clock, pc->clock_sync, pc->clock_error_us * 1000,
                          pc->clock_max_error_us * 1000);
-    if (pc->reflector_enabled) {
+    if (take) {
+        p->reflector = given; /* answering all along: a mesh peer sees no loss */
+        kvl_stamp_reflector_set_clock(given, &p->clock);
+    } else if (pc->reflector_enabled) {
         /* NULL: logged; the agent runs on without a reflector. */
         p->reflector = kvl_stamp_reflector_new(loop, (int)pc->reflector_port, &p->clock);
     }
@@ -348,6 +354,9 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
             kvl_stamp_session_free(t->stamp);
             kvl_tcp_probe_free(t->tcp);
             p->n = i; /* the earlier ones have timers to close */
+            if (take) {
+                p->reflector = NULL; /* still the old prober's */
+            }
             kvl_prober_free(p);
             snprintf(err, errlen, "cannot set up probe target '%s': %s", t->cfg->name,
                      kvl_strerror(rc));
@@ -397,6 +406,31 @@ int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agen
                      p->n, (long long)p->interval_ms, p->count);
     }
     *out = p;
+    return 0;
+}
+
+int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
+                   kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen)
+{
+    return prober_new(loop, cfg, agent_id, b, false, NULL, out, err, errlen);
+}
+
+int kvl_prober_reload(kvl_prober_t **pp, const kvl_probe_cfg_t *cfg, char *err, size_t errlen)
+{
+    kvl_prober_t *old = *pp;
+    bool take = old->reflector != NULL && cfg->reflector_enabled &&
+                kvl_stamp_reflector_port(old->reflector) == (int)cfg->reflector_port;
+    kvl_prober_t *p = NULL;
+    int rc =
+        prober_new(old->loop, cfg, old->agent_id, old->b, take, old->reflector, &p, err, errlen);
+    if (rc != 0) {
+        return rc; /* the old one runs on, its reflector with it */
+    }
+    if (take) {
+        old->reflector = NULL;
+    }
+    kvl_prober_free(old);
+    *pp = p;
     return 0;
 }
 

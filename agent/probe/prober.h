@@ -46,6 +46,14 @@ typedef struct kvl_prober kvl_prober_t;
  * outlive the prober. */
 int kvl_prober_new(uv_loop_t *loop, const kvl_probe_cfg_t *cfg, const char *agent_id,
                    kvl_batcher_t *b, kvl_prober_t **out, char *err, size_t errlen);
+/* A reload whose `probes:` changed: a new prober for cfg replaces *pp, which is freed (its
+ * targets' figures of the running interval are not reported; the new prober's first
+ * interval is half of one, as at a start, so the link archives see no gap). The STAMP
+ * reflector, when it stays on the same port, is handed over with its sockets open: it
+ * answers all along. The targets' kept down state is the caller's to load again
+ * (kvl_prober_keep_state, after this: the old prober wrote its state when freed). Returns
+ * 0, or a negative code with the reason in err, and then *pp runs on unchanged. */
+int kvl_prober_reload(kvl_prober_t **pp, const kvl_probe_cfg_t *cfg, char *err, size_t errlen);
 /* Stops; timers and sockets finish closing on the next loop run. NULL-safe. */
 void kvl_prober_free(kvl_prober_t *p);
 

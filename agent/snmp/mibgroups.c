@@ -856,3 +856,15 @@ void kvl_mg_dev_free(kvl_mg_dev_t *m)
     free(m->active);
     free(m);
 }
+
+void kvl_mg_dev_set_cfg(kvl_mg_dev_t *m, const kvl_device_cfg_t *cfg)
+{
+    if (m == NULL) {
+        return;
+    }
+    KVL_ASSERT(cfg->n_mgroups == m->n);
+    m->cfg = cfg;
+    for (size_t i = 0; i < m->n; i++) {
+        m->gs[i].g = cfg->mgroups[i];
+    }
+}

@@ -44,6 +44,9 @@ typedef struct kvl_mg_dev kvl_mg_dev_t;
 kvl_mg_dev_t *kvl_mg_dev_new(const kvl_device_cfg_t *cfg, uint32_t interval_s, kvl_batcher_t *b);
 /* NULL-safe. */
 void kvl_mg_dev_free(kvl_mg_dev_t *m);
+/* A reload: the device's settings now live at cfg, the same as before in every setting
+ * (kvl_device_cfg_same), so its groups' state is kept. NULL-safe. */
+void kvl_mg_dev_set_cfg(kvl_mg_dev_t *m, const kvl_device_cfg_t *cfg);
 
 /* Starts a pass over the groups. rediscovered: the poll rediscovered the interfaces (groups
  * found missing are asked again); uptime: sysUpTime of this poll, if known. */

@@ -185,3 +185,24 @@ void kvl_inflight_drop(kvl_inflight_t *q)
 {
     q->head = q->tail = NULL;
 }
+
+bool kvl_inflight_remove(kvl_inflight_t *q, kvl_inflight_wait_t *w)
+{
+    kvl_inflight_wait_t *prev = NULL;
+    for (kvl_inflight_wait_t *c = q->head; c != NULL; prev = c, c = c->next) {
+        if (c != w) {
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = c->next;
+        } else {
+            q->head = c->next;
+        }
+        if (q->tail == c) {
+            q->tail = prev;
+        }
+        c->next = NULL;
+        return true;
+    }
+    return false;
+}

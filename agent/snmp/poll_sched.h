@@ -94,5 +94,7 @@ void kvl_inflight_enqueue(kvl_inflight_t *q, kvl_inflight_wait_t *w, void *owner
 void *kvl_inflight_next(kvl_inflight_t *q);
 /* Forgets every waiting request. */
 void kvl_inflight_drop(kvl_inflight_t *q);
+/* Takes w off the queue (a device dropped by a reload): true when it was waiting. */
+bool kvl_inflight_remove(kvl_inflight_t *q, kvl_inflight_wait_t *w);
 
 #endif

@@ -229,6 +229,7 @@ typedef struct poll_work {
 typedef struct device {
     kvl_poller_t *p;
     const kvl_device_cfg_t *cfg;
+    size_t index; /* in p->devs, the configuration's order */
     uint32_t interval_s;
     uint64_t interval_ms;
     uint64_t next_due;   /* loop time (ms) of the next tick (the poller's schedule) */
@@ -326,7 +327,7 @@ struct kvl_poller {
     const kvl_snmp_cfg_t *cfg;
     kvl_batcher_t *b;
     kvl_downstate_t *state; /* devices down, kept across restarts; NULL: not kept */
-    device_t *devs;
+    device_t **devs;        /* each its own allocation: a reload keeps a device where it is */
     size_t n_devs;
     bool once;
     bool announced; /* the configured devices went out (event devices_configured) */
@@ -601,7 +602,7 @@ static void report_device(device_t *d, bool reachable, int64_t t_ms, long n_ifac
  * its device_down/device_up events: kaavalDeviceIndex in mibs/KAAVAL-MIB.txt). */
 static void device_index(const device_t *d, char *buf, size_t len)
 {
-    snprintf(buf, len, "%zu", (size_t)(d - d->p->devs) + 1);
+    snprintf(buf, len, "%zu", d->index + 1);
 }
 
 /* The poll found the device down for `reason` (R_*): logs and events it once per outage
@@ -713,7 +714,7 @@ int kvl_poller_keep_state(kvl_poller_t *p, const char *path, char *err, size_t e
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < p->n_devs; i++) {
-        names[i] = p->devs[i].cfg->name;
+        names[i] = p->devs[i]->cfg->name;
     }
     size_t gone = kvl_downstate_retain(p->state, names, p->n_devs);
     free(names);
@@ -722,7 +723,7 @@ int kvl_poller_keep_state(kvl_poller_t *p, const char *path, char *err, size_t e
     }
     int64_t now = kvl_now_ms();
     for (size_t i = 0; i < p->n_devs; i++) {
-        device_t *d = &p->devs[i];
+        device_t *d = p->devs[i];
         int reason;
         int64_t since;
         if (!kvl_downstate_get(p->state, d->cfg->name, &reason, &since)) {
@@ -1967,7 +1968,7 @@ static void announce_devices(kvl_poller_t *p)
         return;
     }
     for (size_t i = 0; i < p->n_devs; i++) {
-        f[i] = (kvl_label_t){"device", p->devs[i].cfg->name};
+        f[i] = (kvl_label_t){"device", p->devs[i]->cfg->name};
     }
     char text[64];
     snprintf(text, sizeof(text), "%zu SNMP devices configured", p->n_devs);
@@ -1997,7 +1998,7 @@ static void on_sched(uv_timer_t *t)
         if (!kvl_sched_top(&p->sched, &i, &due) || due > now) {
             break;
         }
-        device_t *d = &p->devs[i];
+        device_t *d = p->devs[i];
         kvl_sched_pop(&p->sched);
         if (p->once) {
             if (d->state == ST_IDLE && !d->polled_once) {
@@ -2018,7 +2019,7 @@ void kvl_poller_stats(kvl_poller_t *p, kvl_poller_stats_t *st)
 {
     uint64_t down = 0;
     for (size_t i = 0; i < p->n_devs; i++) {
-        down += p->devs[i].down ? 1 : 0;
+        down += p->devs[i]->down ? 1 : 0;
     }
     *st = (kvl_poller_stats_t){.requests = p->n_requests,
                                .timeouts = p->n_timeouts,
@@ -2060,7 +2061,10 @@ static void poller_release(kvl_poller_t *p)
         return;
     }
     for (size_t i = 0; i < p->n_devs; i++) {
-        free_dev_state(&p->devs[i]);
+        if (p->devs[i] != NULL) {
+            free_dev_state(p->devs[i]);
+            free(p->devs[i]);
+        }
     }
     kvl_sched_fini(&p->sched);
     free(p->devs);
@@ -2072,6 +2076,49 @@ static void poller_release(kvl_poller_t *p)
 static void on_timer_closed(uv_handle_t *h)
 {
     poller_release(h->data);
+}
+
+/* A device of the configuration, new to the poller: its first poll at once (spread over a
+ * short window), then on its phase. NULL when out of memory. */
+static device_t *dev_new(kvl_poller_t *p, const kvl_device_cfg_t *cfg, uint64_t now)
+{
+    device_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return NULL;
+    }
+    d->p = p;
+    d->cfg = cfg;
+    int64_t ims = d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000;
+    d->interval_ms = (uint64_t)ims;
+    d->interval_s = (uint32_t)((ims + 500) / 1000);
+    if (d->interval_s == 0) {
+        d->interval_s = 1;
+    }
+    d->reps_max =
+        d->cfg->max_repetitions > 0 ? (uint32_t)d->cfg->max_repetitions : DEFAULT_MAX_REPS;
+    d->reps_cap = d->reps_ceiling = d->reps_max;
+    d->mg = kvl_mg_dev_new(d->cfg, d->interval_s, p->b);
+    unsigned char a[16];
+    if (inet_pton(AF_INET, d->cfg->address, a) != 1 &&
+        inet_pton(AF_INET6, d->cfg->address, a) != 1) {
+        KVL_LOG_WARN(MOD, d->cfg->name,
+                     "address '%s' is not a numeric IP address: it is looked up with a "
+                     "blocking call when the session opens (once: that session is kept)",
+                     d->cfg->address);
+    }
+    d->next_due = now + kvl_sched_start_delay(d->cfg->name, d->interval_ms);
+    return d;
+}
+
+/* Frees a device that is not being polled (its session closed first). */
+static void dev_free(device_t *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    kvl_snmp_close(d->sess);
+    free_dev_state(d);
+    free(d);
 }
 
 int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b, kvl_poller_t **out,
@@ -2106,30 +2153,12 @@ int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
     p->open_handles = 2;
     uint64_t now = uv_now(loop);
     for (size_t i = 0; i < p->n_devs; i++) {
-        device_t *d = &p->devs[i];
-        d->p = p;
-        d->cfg = &cfg->devices[i];
-        int64_t ims = d->cfg->interval_ms > 0 ? d->cfg->interval_ms : 60000;
-        d->interval_ms = (uint64_t)ims;
-        d->interval_s = (uint32_t)((ims + 500) / 1000);
-        if (d->interval_s == 0) {
-            d->interval_s = 1;
+        p->devs[i] = dev_new(p, &cfg->devices[i], now);
+        if (p->devs[i] == NULL) {
+            goto nomem;
         }
-        d->reps_max =
-            d->cfg->max_repetitions > 0 ? (uint32_t)d->cfg->max_repetitions : DEFAULT_MAX_REPS;
-        d->reps_cap = d->reps_ceiling = d->reps_max;
-        d->mg = kvl_mg_dev_new(d->cfg, d->interval_s, b);
-        unsigned char a[16];
-        if (inet_pton(AF_INET, d->cfg->address, a) != 1 &&
-            inet_pton(AF_INET6, d->cfg->address, a) != 1) {
-            KVL_LOG_WARN(MOD, d->cfg->name,
-                         "address '%s' is not a numeric IP address: it is looked up with a "
-                         "blocking call when the session opens (once: that session is kept)",
-                         d->cfg->address);
-        }
-        /* The first poll at once, spread over a short window; then on the phase. */
-        d->next_due = now + kvl_sched_start_delay(d->cfg->name, d->interval_ms);
-        kvl_sched_push(&p->sched, (uint32_t)i, d->next_due);
+        p->devs[i]->index = i;
+        kvl_sched_push(&p->sched, (uint32_t)i, p->devs[i]->next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2140,6 +2169,15 @@ int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
 
 nomem:
     if (p != NULL) {
+        if (p->open_handles > 0) { /* the timers were made: they free the rest */
+            p->n_devs = 0;
+            for (size_t i = 0; p->devs != NULL && i < cfg->n_devices; i++) {
+                dev_free(p->devs[i]);
+            }
+            kvl_poller_free(p);
+            snprintf(err, errlen, "out of memory creating the poller");
+            return KVL_ENOMEM;
+        }
         kvl_sched_fini(&p->sched);
         free(p->devs);
         free(p);
@@ -2159,11 +2197,11 @@ void kvl_poller_set_once(kvl_poller_t *p, void (*done)(void *arg), void *arg)
     /* No spreading: every device right away (the in-flight cap still applies). */
     uint64_t now = uv_now(p->loop);
     for (size_t i = 0; i < p->n_devs; i++) {
-        p->devs[i].next_due = now;
+        p->devs[i]->next_due = now;
     }
     kvl_sched_clear(&p->sched);
     for (size_t i = 0; i < p->n_devs; i++) {
-        kvl_sched_push(&p->sched, (uint32_t)i, p->devs[i].next_due);
+        kvl_sched_push(&p->sched, (uint32_t)i, p->devs[i]->next_due);
     }
     sched_arm(p);
     if (p->n_devs == 0) {
@@ -2180,7 +2218,7 @@ void kvl_poller_free(kvl_poller_t *p)
     p->state = NULL;
     kvl_inflight_drop(&p->inflight); /* queued requests are dropped */
     for (size_t i = 0; i < p->n_devs; i++) {
-        device_t *d = &p->devs[i];
+        device_t *d = p->devs[i];
         kvl_snmp_close(d->sess); /* pending requests are dropped without callbacks */
         d->sess = NULL;
         d->state = ST_IDLE;
@@ -2237,9 +2275,9 @@ long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
              * written through one type and read through another is an aliasing trap */
             struct sockaddr_in v4 = {.sin_family = AF_INET};
             struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
-            if (inet_pton(AF_INET, p->devs[i].cfg->address, &v4.sin_addr) == 1) {
+            if (inet_pton(AF_INET, p->devs[i]->cfg->address, &v4.sin_addr) == 1) {
                 sockaddr_bytes((const struct sockaddr *)(const void *)&v4, &p->addrs[i]);
-            } else if (inet_pton(AF_INET6, p->devs[i].cfg->address, &v6.sin6_addr) == 1) {
+            } else if (inet_pton(AF_INET6, p->devs[i]->cfg->address, &v6.sin6_addr) == 1) {
                 sockaddr_bytes((const struct sockaddr *)(const void *)&v6, &p->addrs[i]);
             }
         }
@@ -2259,14 +2297,14 @@ long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
 const kvl_device_cfg_t *kvl_poller_device(const kvl_poller_t *p, size_t i)
 {
     KVL_ASSERT(i < p->n_devs);
-    return p->devs[i].cfg;
+    return p->devs[i]->cfg;
 }
 
 const char *kvl_poller_if_name(const kvl_poller_t *p, size_t i, uint32_t ifindex, char *buf,
                                size_t len)
 {
     KVL_ASSERT(i < p->n_devs);
-    const device_t *d = &p->devs[i];
+    const device_t *d = p->devs[i];
     for (size_t k = 0; k < d->n_inv; k++) {
         if (d->inv[k].ifindex == ifindex) {
             const char *name = kvl_batcher_instance_of(p->b, d->inv[k].id);
@@ -2307,14 +2345,14 @@ static void on_soon(uv_timer_t *t)
     kvl_poller_t *p = t->data;
     int64_t now = kvl_now_ms();
     uint64_t next = 0;
-    for (size_t i = 0; i < p->n_devs; i++) {
+    for (size_t i = 0; p->soon != NULL && i < p->n_devs; i++) {
         if (!p->soon[i]) {
             continue;
         }
-        uint64_t w = soon_wait(&p->devs[i], now);
+        uint64_t w = soon_wait(p->devs[i], now);
         if (w == 0) {
             p->soon[i] = false;
-            start_soon(&p->devs[i]);
+            start_soon(p->devs[i]);
         } else if (next == 0 || w < next) {
             next = w;
         }
@@ -2327,7 +2365,7 @@ static void on_soon(uv_timer_t *t)
 bool kvl_poller_poll_now(kvl_poller_t *p, size_t i)
 {
     KVL_ASSERT(i < p->n_devs);
-    device_t *d = &p->devs[i];
+    device_t *d = p->devs[i];
     if (p->once) {
         return false;
     }
@@ -2354,4 +2392,124 @@ bool kvl_poller_poll_now(kvl_poller_t *p, size_t i)
         uv_timer_start(&p->soon_timer, on_soon, w, 0);
     }
     return false;
+}
+
+/* --- reload (see poller.h) ------------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    const device_t *x = *(device_t *const *)a, *y = *(device_t *const *)b;
+    return strcmp(x->cfg->name, y->cfg->name);
+}
+
+/* Stops device d now and frees it: a request waiting for a slot leaves the queue, one in
+ * flight is dropped with the session (no callback) and gives its slot back. */
+static void dev_drop(kvl_poller_t *p, device_t *d)
+{
+    if (d->state != ST_IDLE && !kvl_inflight_remove(&p->inflight, &d->wait)) {
+        KVL_ASSERT(p->inflight.n > 0);
+        p->inflight.n--;
+    }
+    dev_free(d);
+}
+
+int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_reload_stats_t *st)
+{
+    *st = (kvl_poller_reload_stats_t){0};
+    size_t n = cfg->n_devices;
+    device_t **old = malloc((p->n_devs ? p->n_devs : 1) * sizeof(*old));
+    device_t **devs = calloc(n ? n : 1, sizeof(*devs));
+    device_t **was = calloc(n ? n : 1, sizeof(*was));    /* the same name before, or NULL */
+    size_t *was_at = calloc(n ? n : 1, sizeof(*was_at)); /* where in old */
+    kvl_sched_t sched = {0};
+    if (old == NULL || devs == NULL || was == NULL || was_at == NULL || n > UINT32_MAX ||
+        kvl_sched_init(&sched, n) < 0) {
+        goto nomem;
+    }
+    memcpy(old, p->devs, p->n_devs * sizeof(*old));
+    qsort(old, p->n_devs, sizeof(*old), by_name);
+    /* First what needs memory, so that running out of it changes nothing. */
+    uint64_t now = uv_now(p->loop);
+    for (size_t i = 0; i < n; i++) {
+        const kvl_device_cfg_t *c = &cfg->devices[i];
+        device_t key_dev = {.cfg = c};
+        device_t *key = &key_dev;
+        device_t **hit = bsearch(&key, old, p->n_devs, sizeof(*old), by_name);
+        was[i] = hit != NULL ? *hit : NULL;
+        was_at[i] = hit != NULL ? (size_t)(hit - old) : 0;
+        if (was[i] == NULL || !kvl_device_cfg_same(was[i]->cfg, c)) {
+            devs[i] = dev_new(p, c, now);
+            if (devs[i] == NULL) {
+                goto nomem;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const kvl_device_cfg_t *c = &cfg->devices[i];
+        if (was[i] != NULL) {
+            old[was_at[i]] = NULL; /* taken: not removed below */
+        }
+        if (devs[i] == NULL) { /* the same settings: kept as it is */
+            was[i]->cfg = c;
+            kvl_mg_dev_set_cfg(was[i]->mg, c);
+            devs[i] = was[i];
+            st->kept++;
+        } else if (was[i] != NULL) {
+            /* changed: polled afresh, but a device down stays down (no second device_down) */
+            devs[i]->down = was[i]->down;
+            devs[i]->down_reason = was[i]->down_reason;
+            devs[i]->down_since_ms = was[i]->down_since_ms;
+            devs[i]->timeouts_in_row = was[i]->timeouts_in_row;
+            KVL_LOG_INFO(MOD, c->name, "settings changed: polled afresh under the new ones");
+            dev_drop(p, was[i]);
+            st->changed++;
+        } else {
+            KVL_LOG_INFO(MOD, c->name, "added: polling %s", c->address);
+            st->added++;
+        }
+    }
+    for (size_t i = 0; i < p->n_devs; i++) {
+        if (old[i] != NULL) {
+            KVL_LOG_INFO(MOD, old[i]->cfg->name, "removed: no longer polled");
+            if (p->state != NULL) {
+                kvl_downstate_clear(p->state, old[i]->cfg->name);
+            }
+            dev_drop(p, old[i]);
+            st->removed++;
+        }
+    }
+    free(old);
+    free(was);
+    free(was_at);
+    free(p->devs);
+    p->devs = devs;
+    p->n_devs = n;
+    kvl_sched_fini(&p->sched);
+    p->sched = sched;
+    for (size_t i = 0; i < n; i++) {
+        devs[i]->index = i;
+        kvl_sched_push(&p->sched, (uint32_t)i, devs[i]->next_due);
+    }
+    /* per-index tables: made again when next needed */
+    free(p->addrs);
+    p->addrs = NULL;
+    free(p->soon);
+    p->soon = NULL;
+    p->inflight.max =
+        cfg->max_inflight > 0 ? (unsigned)cfg->max_inflight : (unsigned)DEFAULT_MAX_INFLIGHT;
+    p->announced = false; /* the collector's inventory learns the new list */
+    sched_arm(p);
+    pump(p);
+    return 0;
+
+nomem:
+    for (size_t i = 0; devs != NULL && i < n; i++) {
+        dev_free(devs[i]); /* only the new ones are there yet */
+    }
+    free(old);
+    free(devs);
+    free(was);
+    free(was_at);
+    kvl_sched_fini(&sched);
+    return KVL_ENOMEM;
 }

@@ -58,6 +58,21 @@ int kvl_poller_new(uv_loop_t *loop, const kvl_snmp_cfg_t *cfg, kvl_batcher_t *b,
  * (run the loop afterwards). NULL-safe. */
 void kvl_poller_free(kvl_poller_t *p);
 
+/* A reload (SIGHUP): cfg is the poller's configuration again (the same struct, now holding
+ * the new file's devices; the devices' previous settings still readable until this
+ * returns). A device of the same name whose settings are the same in every way
+ * (kvl_device_cfg_same) keeps its state: counters' previous readings, inventory, down state,
+ * schedule; so its archives see no gap and no unknown. A device whose settings changed is
+ * polled afresh under its new settings (its down state kept: no second device_down); a new
+ * device is polled at once (spread like at a start); a removed one stops now (a request in
+ * flight is dropped with its session). The in-flight cap follows max_inflight. The
+ * devices_configured event goes out again at the next tick. Loop thread, never from inside
+ * a poller callback. Counts go into *st. Returns 0, or KVL_ENOMEM (then nothing changed). */
+typedef struct kvl_poller_reload_stats {
+    size_t kept, changed, added, removed;
+} kvl_poller_reload_stats_t;
+int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_reload_stats_t *st);
+
 /* One-shot mode (kaaval-agent --poll-once): each device is polled once, right away (no
  * spreading, no statistics), then `done` is called on the loop thread. Call right after
  * kvl_poller_new. */

@@ -137,6 +137,11 @@ int kvl_snmp_cfg_finish(kvl_snmp_cfg_t *s, const char *base_dir);
 /* Frees what s owns (not s itself); s is left as after kvl_snmp_cfg_init but zeroed. */
 void kvl_snmp_cfg_free(kvl_snmp_cfg_t *s);
 
+/* Whether two devices are polled the same way: every setting in effect equal (address,
+ * credentials by content, timing, filters, metric groups by definition). A reload keeps the
+ * poller's state of a device whose settings are the same (poller.h). */
+bool kvl_device_cfg_same(const kvl_device_cfg_t *a, const kvl_device_cfg_t *b);
+
 /* Canonical names, for log lines and --check-config: "2c", "authPriv", "SHA-256", "AES". */
 const char *kvl_snmp_version_name(int version);
 const char *kvl_usm_level_name(int level);

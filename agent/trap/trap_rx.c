@@ -635,3 +635,36 @@ void kvl_trap_rx_free(kvl_trap_rx_t *rx)
     uv_udp_recv_stop(&rx->udp);
     uv_close((uv_handle_t *)&rx->udp, on_closed);
 }
+
+int kvl_trap_rx_reload(kvl_trap_rx_t *rx, bool mibs_changed, char *err, size_t errlen)
+{
+    size_t n = rx->o.snmp->n_devices;
+    rate_t *rates = calloc(n > 0 ? n : 1, sizeof(*rates));
+    if (rates == NULL) {
+        snprintf(err, errlen, "out of memory reloading the trap receiver");
+        return KVL_ENOMEM;
+    }
+    free(rx->rates);
+    rx->rates = rates; /* per device, by index: the indices may have moved */
+    rx->n_devs = n;
+    if (!rx->o.cfg->enabled) {
+        return 0;
+    }
+    int rc = 0;
+    if (mibs_changed || rx->names == NULL) {
+        kvl_snmp_mib_names_t *names = NULL;
+        const char *const *dirs = (const char *const *)rx->o.snmp->mib_path;
+        rc = kvl_snmp_mib_names_load(dirs, rx->o.snmp->n_mib_path, &names, err, errlen);
+        if (rc != 0) {
+            return rc; /* the names loaded before stay */
+        }
+        kvl_snmp_mib_names_free(rx->names);
+        rx->names = names;
+    }
+    /* The v3 users again: credential sets and devices may have changed. */
+    kvl_v3rx_free(rx->v3);
+    rx->v3 = NULL;
+    kvl_downstate_free(rx->v3times); /* written now, read again by start_v3 */
+    rx->v3times = NULL;
+    return start_v3(rx, err, errlen);
+}

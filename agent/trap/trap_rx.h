@@ -65,6 +65,14 @@ int kvl_trap_rx_new(uv_loop_t *loop, const kvl_trap_rx_opts_t *opts, kvl_trap_rx
  * it before the poller and the batcher. */
 void kvl_trap_rx_free(kvl_trap_rx_t *rx);
 
+/* A reload: the configuration the receiver was made with (opts' cfg and snmp, the same
+ * structs) now holds the new file's settings, with the same `listen:` (a change of it needs
+ * a restart). The per-device rate limits start over (devices may have moved), the MIB
+ * names are loaded again when mibs_changed, the SNMPv3 users are made again. The socket
+ * stays open and the counters go on. Returns 0, or a negative code with err set (then v3
+ * traps are refused until the next good reload; the rest works). */
+int kvl_trap_rx_reload(kvl_trap_rx_t *rx, bool mibs_changed, char *err, size_t errlen);
+
 /* Whether the socket is bound. */
 bool kvl_trap_rx_listening(const kvl_trap_rx_t *rx);
 

@@ -219,6 +219,62 @@ static void test_standalone(void **state)
     assert_non_null(strstr(err, "insecure: true"));
 }
 
+/* What a reload compares: top-level keys by content (not layout), devices by every setting
+ * in effect (a credential set's content, the defaults they inherit). */
+static void test_reload_compare(void **state)
+{
+    KVL_UNUSED(state);
+    const char *v1 = "id: a\nsite: s\ncollector: 10.0.0.9:5140\ninsecure: true\n"
+                     "credentials:\n  - {name: ro, version: 2c, community: pub}\n"
+                     "defaults: {timeout: 1s}\n"
+                     "devices:\n  - {name: r1, address: 10.0.0.1, credentials: ro}\n"
+                     "  - {name: r2, address: 10.0.0.2, credentials: ro}\n";
+    /* the same content laid out otherwise, a comment more */
+    const char *v2 = "id: a\nsite: s\ncollector: 10.0.0.9:5140\ninsecure: true # plain\n"
+                     "credentials: [{name: ro, version: 2c, community: pub}]\n"
+                     "defaults:\n  timeout: 1s\n"
+                     "devices:\n  - name: r1\n    address: 10.0.0.1\n    credentials: ro\n"
+                     "  - {name: r2, address: 10.0.0.2, credentials: ro}\n";
+    /* r2's timeout changed; the community of the set both use changed */
+    const char *v3 = "id: a\nsite: s\ncollector: 10.0.0.9:5140\ninsecure: true\n"
+                     "credentials:\n  - {name: ro, version: 2c, community: pub}\n"
+                     "defaults: {timeout: 1s}\n"
+                     "devices:\n  - {name: r1, address: 10.0.0.1, credentials: ro}\n"
+                     "  - {name: r2, address: 10.0.0.2, credentials: ro, timeout: 2s}\n";
+    const char *v4 = "id: a\nsite: s\ncollector: 10.0.0.9:5140\ninsecure: true\n"
+                     "credentials:\n  - {name: ro, version: 2c, community: other}\n"
+                     "defaults: {timeout: 1s}\n"
+                     "devices:\n  - {name: r1, address: 10.0.0.1, credentials: ro}\n"
+                     "  - {name: r2, address: 10.0.0.2, credentials: ro}\n";
+    char err[512];
+    kvl_agent_cfg_t *a = kvl_agent_cfg_parse("a.yaml", v1, err, sizeof(err));
+    kvl_agent_cfg_t *b = kvl_agent_cfg_parse("a.yaml", v2, err, sizeof(err));
+    kvl_agent_cfg_t *c = kvl_agent_cfg_parse("a.yaml", v3, err, sizeof(err));
+    kvl_agent_cfg_t *d = kvl_agent_cfg_parse("a.yaml", v4, err, sizeof(err));
+    if (a == NULL || b == NULL || c == NULL || d == NULL) {
+        fail_msg("parse: %s", err);
+    }
+    for (size_t i = 0; kvl_agent_cfg_key(i) != NULL; i++) {
+        assert_false(kvl_agent_cfg_key_changed(a, b, kvl_agent_cfg_key(i)));
+    }
+    assert_true(kvl_agent_cfg_key_changed(a, c, "devices"));
+    assert_false(kvl_agent_cfg_key_changed(a, c, "credentials"));
+    assert_false(kvl_agent_cfg_key_changed(a, c, "probes")); /* absent in both */
+    assert_true(kvl_agent_cfg_key_changed(a, d, "credentials"));
+    assert_false(kvl_agent_cfg_key_changed(a, d, "devices"));
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(kvl_device_cfg_same(&a->snmp.devices[i], &b->snmp.devices[i]));
+        assert_false(kvl_device_cfg_same(&a->snmp.devices[i], &d->snmp.devices[i]));
+    }
+    assert_true(kvl_device_cfg_same(&a->snmp.devices[0], &c->snmp.devices[0]));
+    assert_false(kvl_device_cfg_same(&a->snmp.devices[1], &c->snmp.devices[1]));
+    assert_false(kvl_device_cfg_same(&a->snmp.devices[0], &a->snmp.devices[1]));
+    kvl_agent_cfg_free(a);
+    kvl_agent_cfg_free(b);
+    kvl_agent_cfg_free(c);
+    kvl_agent_cfg_free(d);
+}
+
 static void test_missing(void **state)
 {
     KVL_UNUSED(state);
@@ -480,13 +536,21 @@ static void test_spool_section(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),       cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_bad_version),   cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_missing),       cmocka_unit_test(test_standalone),
-        cmocka_unit_test(test_bad_collector), cmocka_unit_test(test_timing),
-        cmocka_unit_test(test_bad_values),    cmocka_unit_test(test_syntax_and_empty),
-        cmocka_unit_test(test_load_file),     cmocka_unit_test(test_collectors),
-        cmocka_unit_test(test_spool_section), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_version),
+        cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_standalone),
+        cmocka_unit_test(test_reload_compare),
+        cmocka_unit_test(test_bad_collector),
+        cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_syntax_and_empty),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_collectors),
+        cmocka_unit_test(test_spool_section),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
