@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_packages.sh — the Debian packages as an operator meets them, on this machine:
 #   1. the .debs built by packaging/build-debs.sh from the committed tree (or the
-#      kaaval-*.deb files in KAAVAL_DEBS_DIR, to save the build);
+#      kaaval-*.deb files in KAAVAL_DEBS_DIR, to save the build); lintian on their .changes
+#      finds nothing but the overrides debian/ explains;
 #   2. `dpkg -i` (then `apt-get install -f` if a dependency is missing); the binaries, the
 #      units (their ExecStart= exists), the conffiles (dpkg lists them; root:kaaval 0640),
 #      the man pages (when the tree has docs/man/), the dashboards, the MIB, the examples,
@@ -105,6 +106,17 @@ for p in "${PKGS[@]}"; do
     [ -n "$f" ] || kvl_fail "no ${p}_*.deb in $DEBS"
     FILES+=("$f")
 done
+
+# lintian, as the packaging README promises: no tag but the explained overrides.
+CHANGES=$(ls "$DEBS"/kaaval_*.changes 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$CHANGES" ]; then
+    command -v lintian >/dev/null 2>&1 || kvl_fail "'lintian' not found: run packaging/install-deps.sh"
+    lintian --pedantic -I -E --fail-on error,warning,info,pedantic "$CHANGES" >"$PKG_TMP/lintian.out" 2>&1 ||
+        kvl_fail "lintian on $(basename "$CHANGES"): $(grep -v '^N:' "$PKG_TMP/lintian.out" | head -n 20)"
+    kvl_log "lintian: nothing to say about $(basename "$CHANGES")"
+else
+    kvl_log "no .changes in $DEBS: lintian not run"
+fi
 
 # ------------------------------------------------------------------ 2: installed -------------
 INSTALLED=1
