@@ -5,7 +5,7 @@
 # collector, and answers STAMP on its reflector, which a second agent (the mesh peer) probes
 # 10 times a second. Then, while everything runs:
 #   1. a configuration with dev01..dev05 removed, dev21..dev25 added, dev06 changed (another
-#      timeout) and a TCP probe added: the agent logs what it applied; the 14 unchanged
+#      timeout), a TCP probe added and the uplink's reconnect_max changed: the agent logs what it applied; the 14 unchanged
 #      devices are not discovered again (their state, counters' readings included, is kept)
 #      and their archives have a known value at every step across the reload; the added ones
 #      get archives, the removed ones stop; the peer loses no STAMP probe (the reflector is
@@ -87,6 +87,8 @@ kvl_wait_until 30 "the peer's link archive" test -f "$LINK"
 # ------------------------------------------------------------- 1: a new device list ----------
 CHANGED=1 agent_config "$KVL_TMP/agent.yaml.new" 6 25 lab \
     "{name: col, type: tcp, address: 127.0.0.1, port: $COL_PORT, count: 1}"
+# and the uplink's settings: its connection made again, the spool's position kept
+sed -i 's/^reconnect_max: 2s$/reconnect_max: 3s/' "$KVL_TMP/agent.yaml.new"
 mv "$KVL_TMP/agent.yaml.new" "$KVL_TMP/agent.yaml"
 lines_before=$(wc -l <"$ALOG")
 T_R=$(date +%s)
@@ -97,6 +99,7 @@ kvl_log "agent: ${summary#* \[agent reloaded\] }"
 echo "$summary" | grep -q '14 devices kept, 1 changed, 5 added, 5 removed' ||
     kvl_fail "the reload's summary is not 14 kept, 1 changed, 5 added, 5 removed: $summary"
 echo "$summary" | grep -q '1 probe targets' || kvl_fail "the new probe target not applied: $summary"
+echo "$summary" | grep -q 'collectors made again' || kvl_fail "the uplink not made again: $summary"
 kvl_is_ours "$AGENT" kaaval-agent || kvl_fail "the agent stopped at SIGHUP"
 
 # Run on for 5 intervals, then look at every archive.
