@@ -9,7 +9,8 @@
 #      agent each send READY=1 with a STATUS once they serve (the collector's STATUS says
 #      "listening for agents" once its journal is replayed), WATCHDOG=1 about every 0.5 s;
 #      a daemon stopped (SIGSTOP: a hung loop) sends no ping for as long, and pings again once
-#      it runs; SIGHUP stops neither (one warning line each: reloading is not there yet);
+#      it runs; SIGHUP stops neither (the collector reloads: RELOADING=1, its summary line,
+#      READY=1 again; the agent says in one warning line that it cannot reload yet);
 #      SIGTERM: STOPPING=1. Without NOTIFY_SOCKET nothing of this happens (every other test).
 #
 #   bash tests/integration/test_systemd.sh [BUILD_DIR]
@@ -119,7 +120,12 @@ kill -HUP "$COL" "$AGENT"
 sleep 2
 kvl_is_ours "$COL" kaaval-collector && kvl_is_ours "$AGENT" kaaval-agent ||
     kvl_fail "a daemon stopped at SIGHUP"
-for f in collector agent; do
+# the collector reloads: one summary line, RELOADING=1 then READY=1 again
+n=$(grep -c 'reloaded: ' "$L/collector.log" || true)
+[ "$n" -eq 1 ] || kvl_fail "collector: $n reload summaries at SIGHUP, not 1"
+grep -q ' RELOADING=1$' "$T/col.msgs" || kvl_fail "collector: no RELOADING=1 at SIGHUP"
+[ "$(count col 'READY=1$')" -ge 2 ] || kvl_fail "collector: no READY=1 after its reload"
+for f in agent; do
     n=$(grep -c 'SIGHUP: reloading the configuration is not supported yet' "$L/$f.log" || true)
     [ "$n" -eq 1 ] || kvl_fail "$f: $n SIGHUP warnings, not 1"
 done
