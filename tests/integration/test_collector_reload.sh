@@ -3,19 +3,21 @@
 # dropping its agents, and refuses one that does not parse or that changes a restart-only key.
 #
 # One simulated device polled every 2 s by one agent; the collector has a rules file with
-# `reload_old` (fires at once on the device's eth0), a webhook receiver whose address nobody
-# listens on, a one-site tree and its HTTP API. Then, while it runs:
-#   1. reload_old fires (its page waits in the outbox: the receiver is unreachable).
+# `reload_old` and `reload_kept` (both fire at once on the device's eth0), a webhook receiver
+# whose address nobody listens on, a one-site tree and its HTTP API. Then, while it runs:
+#   1. both fire (their pages wait in the outbox: the receiver is unreachable).
 #   2. SIGHUP with reload_old removed and reload_new added, the webhook's address moved to a
 #      real receiver (notify_webhook_rx.py), a site added, a user added: the log says what
 #      changed; reload_new fires (GET /api/v1/alerts) and pages at the new address, where the
 #      page queued for reload_old also arrives (nothing in flight lost); reload_old is
-#      resolved; the new user's password works; the new site is in /api/v1/topology; the
+#      resolved; reload_kept goes on firing with the same start and pages once (at the new
+#      address); the new user's password works; the new site is in /api/v1/topology; the
 #      agent's TCP connection is the same one (same local port) and its archive keeps being
 #      updated every poll.
 #   3. SIGHUP with a syntax error in the file: refused with file:line:column and "keeping the
 #      running configuration"; the collector runs on and reload_new keeps firing.
 #   4. SIGHUP with max_frame changed: refused naming max_frame ("needs a restart").
+#   5. SIGHUP with the good file again: taken ("rules unchanged"); nothing pages again.
 #
 #   bash tests/integration/test_collector_reload.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -67,7 +69,7 @@ YAML
     kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
 }
 
-rules "$T/rules.yaml" reload_old
+rules "$T/rules.yaml" reload_old reload_kept
 config "$DEAD_PORT" ""
 "$KVL_COLLECTOR" -c "$T/collector.yaml" --check-config >"$L/check.log" 2>&1 ||
     kvl_fail "--check-config refused the first configuration: $(cat "$L/check.log")"
@@ -91,6 +93,13 @@ api() { # PATH [CURL_ARGS...]: GET with the token, body on stdout
     shift
     curl -sf --noproxy '*' -m 5 -H "Authorization: Bearer $TOKEN" "$@" "http://127.0.0.1:$HTTP_PORT$p"
 }
+starts() { # RULE: the starts_at of its active alerts
+    api "/api/v1/alerts?rule=$1" | "$KVL_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+d = d.get("alerts", d) if isinstance(d, dict) else d
+print(" ".join(sorted(str(a.get("starts_at")) for a in d if a.get("status") == "firing")))'
+}
 active() { # RULE: the number of active alerts of that rule
     api "/api/v1/alerts?rule=$1" | "$KVL_PY" -c '
 import json, sys
@@ -109,6 +118,9 @@ more_logged() { [ "$(reloads_logged "$1")" -gt "$2" ]; } # TEXT COUNT_BEFORE
 
 # ------------------------------------------------------------------ 1: the first rules -----
 kvl_wait_until 30 "reload_old firing" firing reload_old
+kvl_wait_until 30 "reload_kept firing" firing reload_kept
+KEPT_START=$(starts reload_kept)
+[ -n "$KEPT_START" ] || kvl_fail "reload_kept fires without a start"
 kvl_sleep_checking 3 "$AGENT" "$COL" # its page is tried and fails (nobody at DEAD_PORT)
 kvl_wait_until 30 "4 rates before the reload" kvl_rrd_updated_since "$F" $((T_RATE + 6))
 SOCK_BEFORE=$(agent_sockets)
@@ -120,7 +132,7 @@ kvl_log "agent connection before: $SOCK_BEFORE"
 "$KVL_PY" "$HERE/notify_webhook_rx.py" "$HOOK_PORT" rel-s3cret "$T/hook.out" >>"$L/webhook.log" 2>&1 &
 kvl_track $! notify_webhook_rx.py
 touch "$T/hook.out"
-rules "$T/rules.yaml" reload_new
+rules "$T/rules.yaml" reload_kept reload_new
 config "$HOOK_PORT" "  - {name: lab-east, parent: lab, kind: dhq}"
 echo 'carol-pass-1' | "$KVL_COLLECTOR" -c "$T/collector.yaml" --add-user carol --role viewer \
     2>>"$L/add.log" || kvl_fail "--add-user carol failed: $(cat "$L/add.log")"
@@ -130,7 +142,7 @@ kill -HUP "$COL"
 kvl_wait_until 15 "the reload's summary line" more_logged 'reloaded: ' "$n0"
 line=$(grep 'reloaded: ' "$CLOG" | tail -n 1)
 kvl_log "$line"
-echo "$line" | grep -q 'rules 1 added, 1 removed' || kvl_fail "summary lacks the rules' change: $line"
+echo "$line" | grep -q 'rules 1 added, 1 removed (' || kvl_fail "summary lacks the rules' change: $line"
 echo "$line" | grep -q 'receivers 1 changed' || kvl_fail "summary lacks the receiver's change: $line"
 echo "$line" | grep -q 'sites 1 added' || kvl_fail "summary lacks the site added: $line"
 echo "$line" | grep -q 'users 1 (was 0)' || kvl_fail "summary lacks the user added: $line"
@@ -141,6 +153,9 @@ kvl_wait_until 10 "reload_old no longer active" not_active reload_old
 kvl_wait_until 30 "reload_new paged at the new address" has_hook reload_new firing
 kvl_wait_until 30 "reload_old's queued page delivered at the new address" has_hook reload_old firing
 kvl_wait_until 30 "reload_old's resolution at the new address" has_hook reload_old resolved
+kvl_wait_until 30 "reload_kept's queued page at the new address" has_hook reload_kept firing
+[ "$(starts reload_kept)" = "$KEPT_START" ] ||
+    kvl_fail "reload_kept started again over the reload: '$KEPT_START' -> '$(starts reload_kept)'"
 
 code=$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' -u carol:carol-pass-1 \
     "http://127.0.0.1:$HTTP_PORT/api/v1/status")
@@ -193,8 +208,23 @@ echo "$line" | grep -q 'max_frame changed: needs a restart' ||
     kvl_fail "the refusal does not name max_frame: $line"
 kvl_sleep_checking 3 "$AGENT" "$COL"
 [ "$(agent_sockets)" = "$SOCK_BEFORE" ] || kvl_fail "the agent's connection changed at the end"
-n=$(hooked reload_new firing)
-[ "$n" -eq 1 ] || kvl_fail "reload_new paged $n times (want 1: reloads must not page again)"
+
+# ------------------------------------------------------------------ 5: the same again -----
+cp "$T/good.yaml" "$T/collector.yaml"
+n0=$(reloads_logged 'reloaded: ')
+kill -HUP "$COL"
+kvl_wait_until 15 "the unchanged reload's summary" more_logged 'reloaded: ' "$n0"
+line=$(grep 'reloaded: ' "$CLOG" | tail -n 1)
+kvl_log "$line"
+echo "$line" | grep -q 'rules unchanged (.*receivers unchanged, routes unchanged, sites unchanged' ||
+    kvl_fail "an unchanged file reloaded as changed: $line"
+kvl_sleep_checking 5 "$AGENT" "$COL"
+firing reload_new && firing reload_kept || kvl_fail "the kept rules stopped firing"
+[ "$(starts reload_kept)" = "$KEPT_START" ] || kvl_fail "reload_kept started again"
+for r in reload_new reload_kept; do
+    n=$(hooked "$r" firing)
+    [ "$n" -eq 1 ] || kvl_fail "$r paged $n times (want 1: reloads must not page again)"
+done
 # a clean stop after the reloads (under ASan/UBSan builds: nothing reported)
 kvl_stop "$AGENT" TERM || kvl_fail "could not stop the agent"
 kvl_stop "$COL" TERM || kvl_fail "could not stop the collector"
