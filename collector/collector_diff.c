@@ -237,18 +237,67 @@ void kvl_sites_diff(const kvl_sites_cfg_t *a, const kvl_sites_cfg_t *b, kvl_name
     d->removed = na - (d->kept + d->changed);
 }
 
+static bool num_eq(const kvl_rule_num_t *a, const kvl_rule_num_t *b)
+{
+    return a->set == b->set && (!a->set || a->v == b->v);
+}
+
+static bool labels_eq(const kvl_rule_label_t *a, size_t na, const kvl_rule_label_t *b, size_t nb)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (!str_eq(a[i].key, b[i].key) || !str_eq(a[i].value, b[i].value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Everything that makes a rule evaluate, fire and read as it does (not where it was written). */
+static bool rule_eq(const kvl_rule_t *a, const kvl_rule_t *b)
+{
+    bool same = str_eq(a->name, b->name) && a->builtin == b->builtin &&
+                a->severity == b->severity && match_eq(&a->site, &b->site) &&
+                match_eq(&a->device, &b->device) && match_eq(&a->interface, &b->interface) &&
+                match_eq(&a->group, &b->group) && match_eq(&a->target, &b->target) &&
+                match_eq(&a->metric, &b->metric) &&
+                kv_match_eq(a->sel_labels, a->n_sel_labels, b->sel_labels, b->n_sel_labels) &&
+                a->kind == b->kind && labels_eq(a->labels, a->n_labels, b->labels, b->n_labels) &&
+                str_eq(a->summary, b->summary);
+    same = same && a->threshold.source == b->threshold.source &&
+           str_eq(a->threshold.metric, b->threshold.metric) &&
+           a->threshold.derived == b->threshold.derived &&
+           num_eq(&a->threshold.above, &b->threshold.above) &&
+           num_eq(&a->threshold.below, &b->threshold.below) &&
+           num_eq(&a->threshold.clear, &b->threshold.clear) &&
+           a->threshold.for_ms == b->threshold.for_ms;
+    same = same && a->state.state == b->state.state && a->state.intervals == b->state.intervals &&
+           a->state.for_ms == b->state.for_ms && a->no_data.intervals == b->no_data.intervals;
+    same = same && str_eq(a->event.name, b->event.name) &&
+           kv_match_eq(a->event.match, a->event.n_match, b->event.match, b->event.n_match) &&
+           str_eq(a->event.clear, b->event.clear) && a->event.hold_ms == b->event.hold_ms;
+    return same && a->flapping.on == b->flapping.on && a->flapping.changes == b->flapping.changes &&
+           a->flapping.window_ms == b->flapping.window_ms &&
+           a->flapping.stable_ms == b->flapping.stable_ms;
+}
+
 void kvl_rules_diff(const kvl_rules_t *a, const kvl_rules_t *b, kvl_names_diff_t *d)
 {
     *d = (kvl_names_diff_t){0};
     size_t na = a != NULL ? a->n : 0, nb = b != NULL ? b->n : 0;
     for (size_t j = 0; j < nb; j++) {
-        if (a != NULL && kvl_rules_find(a, b->v[j].name) != NULL) {
+        const kvl_rule_t *ra = a != NULL ? kvl_rules_find(a, b->v[j].name) : NULL;
+        if (ra == NULL) {
+            d->added++;
+        } else if (rule_eq(ra, &b->v[j])) {
             d->kept++;
         } else {
-            d->added++;
+            d->changed++;
         }
     }
-    d->removed = na - d->kept;
+    d->removed = na - (d->kept + d->changed);
 }
 
 static bool route_eq(const kvl_alerts_route_t *a, const kvl_alerts_route_t *b)

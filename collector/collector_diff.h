@@ -37,7 +37,8 @@ void kvl_receivers_diff(const kvl_notify_cfg_t *old, const kvl_notify_cfg_t *neu
                         kvl_names_diff_t *d);
 /* By name; `changed`: parent, kind, label, uplink or placement different. NULL: none. */
 void kvl_sites_diff(const kvl_sites_cfg_t *old, const kvl_sites_cfg_t *neu, kvl_names_diff_t *d);
-/* By name only (`changed` stays 0: a rule's text is not compared). NULL: none. */
+/* By name; `changed`: any of what makes the rule select, evaluate, fire and read differs
+ * (where it is written, its origin, does not count). NULL: none. */
 void kvl_rules_diff(const kvl_rules_t *old, const kvl_rules_t *neu, kvl_names_diff_t *d);
 
 /* Whether the routing part of two `alerts:` sections is the same (default receiver,

@@ -666,7 +666,7 @@ static void on_hup(uv_signal_t *s, int signum)
     kvl_notify_t *notify = NULL;
     kvl_engine_t *engine = NULL;
     size_t n_users = 0, n_tokens = 0;
-    kvl_names_diff_t rcv = {0};
+    kvl_names_diff_t rcv = {0}, rd = {0};
     int rc = 0;
     kvl_collector_cfg_t *neu = kvl_collector_cfg_load(a->cfg_path, err, sizeof(err));
     if (neu == NULL) {
@@ -684,14 +684,22 @@ static void on_hup(uv_signal_t *s, int signum)
     }
     if (rc == 0) {
         kvl_receivers_diff(a->cfg->receivers, neu->receivers, &rcv);
+        kvl_rules_diff(a->rules, rules, &rd);
     }
     bool new_receivers = rcv.added + rcv.removed + rcv.changed > 0;
+    /* the engine is made again only when what it evaluates changed: else its series, rates
+     * and clocks go on untouched */
+    bool new_engine =
+        neu != NULL &&
+        (rd.added + rd.removed + rd.changed > 0 || neu->late_after_ms != a->cfg->late_after_ms ||
+         (neu->web_url == NULL) != (a->cfg->web_url == NULL) ||
+         (neu->web_url != NULL && strcmp(neu->web_url, a->cfg->web_url) != 0));
     if (rc == 0 && new_receivers) {
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s/_notify", a->cfg->data_dir);
         rc = kvl_notify_new(a->loop, neu->receivers, dir, &notify, err, sizeof(err));
     }
-    if (rc == 0) {
+    if (rc == 0 && new_engine) {
         kvl_engine_cfg_t ec = {
             .rules = rules, .late_after_ms = neu->late_after_ms, .web_url = neu->web_url};
         rc = kvl_engine_new(a->loop, &ec, kvl_book_alert_cb, a->book, &engine, err, sizeof(err));
@@ -711,14 +719,22 @@ static void on_hup(uv_signal_t *s, int signum)
         return;
     }
     /* taken: nothing below can fail */
-    kvl_names_diff_t rd, sd;
-    kvl_rules_diff(a->rules, rules, &rd);
+    kvl_names_diff_t sd;
     kvl_sites_diff(a->cfg->sites, neu->sites, &sd);
     bool routing_same = kvl_alerts_routing_same(a->cfg->alerts, neu->alerts);
-    size_t resolved = carry_alerts(a, engine, a->rules, rules);
-    kvl_engine_t *old_engine = a->engine;
-    a->engine = engine;
-    kvl_engine_free(old_engine);
+    size_t resolved = 0;
+    kvl_rules_t *old_rules = NULL;
+    if (new_engine) {
+        resolved = carry_alerts(a, engine, a->rules, rules);
+        kvl_engine_t *old_engine = a->engine;
+        a->engine = engine;
+        kvl_engine_free(old_engine);
+        old_rules = a->rules;
+        a->rules = rules;
+    } else {
+        kvl_rules_free(rules);
+        rules = a->rules;
+    }
     if (notify != NULL) {
         kvl_notify_free(a->notify);
         a->notify = notify;
@@ -735,23 +751,23 @@ static void on_hup(uv_signal_t *s, int signum)
     }
     retired_t *r = calloc(1, sizeof(*r));
     if (r != NULL) {
-        *r = (retired_t){.next = a->retired, .cfg = neu, .rules = a->rules};
+        *r = (retired_t){.next = a->retired, .cfg = neu, .rules = old_rules};
         a->retired = r;
     } else {
         /* cannot be kept: leaked rather than freed under a closing room */
         KVL_LOG_WARN("collector", id, "out of memory: the previous configuration is leaked");
     }
-    a->rules = rules;
 
     char rs[128], rcs[128], ss[128];
     kvl_names_diff_format(&rd, rs, sizeof(rs));
     kvl_names_diff_format(&rcv, rcs, sizeof(rcs));
     kvl_names_diff_format(&sd, ss, sizeof(ss));
     KVL_LOG_INFO("collector", id,
-                 "reloaded: rules %s (%zu now), receivers %s, routes %s, sites %s, users %zu "
-                 "(was %zu), tokens %zu (was %zu); %zu alerts of removed rules resolved",
-                 rs, rules->n, rcs, routing_same ? "unchanged" : "changed", ss, n_users, a->n_users,
-                 n_tokens, a->n_tokens, resolved);
+                 "reloaded: rules %s (%zu now, rule engine %s), receivers %s, routes %s, sites %s, "
+                 "users %zu (was %zu), tokens %zu (was %zu); %zu alerts of removed rules resolved",
+                 rs, rules->n, new_engine ? "made again" : "kept", rcs,
+                 routing_same ? "unchanged" : "changed", ss, n_users, a->n_users, n_tokens,
+                 a->n_tokens, resolved);
     a->n_users = n_users;
     a->n_tokens = n_tokens;
     char st[300];

@@ -173,10 +173,25 @@ static void test_rules_diff(void **state)
     kvl_rules_diff(a, b, &d);
     assert_int_equal(d.added, 2);
     assert_int_equal(d.removed, 1);
+    assert_int_equal(d.changed, 0);
     assert_int_equal(d.kept, b->n - 2); /* the built-in rules */
     assert_true(d.kept > 0);
-    kvl_rules_free(a);
     kvl_rules_free(b);
+    /* the same rule moved down a line: kept; its severity or its condition changed: changed */
+    const char *texts[] = {
+        "\nrules:\n  - {name: x, severity: info, state: device_unreachable}\n",
+        "rules:\n  - {name: x, severity: major, state: device_unreachable}\n",
+        "rules:\n  - {name: x, severity: info, state: agent_silent}\n",
+        "rules:\n  - {name: x, severity: info, state: device_unreachable, labels: {team: n}}\n",
+    };
+    for (size_t i = 0; i < KVL_ARRAY_SIZE(texts); i++) {
+        assert_int_equal(kvl_rules_parse("b.yaml", texts[i], &b, err, sizeof(err)), 0);
+        kvl_rules_diff(a, b, &d);
+        assert_int_equal(d.added + d.removed, 0);
+        assert_int_equal(d.changed, i == 0 ? 0 : 1);
+        kvl_rules_free(b);
+    }
+    kvl_rules_free(a);
 }
 
 static void test_routing_same(void **state)
