@@ -85,7 +85,9 @@ void kvl_book_set_suppressor(kvl_book_t *b, kvl_book_suppress_fn fn, void *ctx);
 /* A reload: routing from cfg (NULL: the defaults) and delivery through notify from now on
  * (both kept by reference; the previous ones are no longer used once this returns 0).
  * Alerts already held keep the receivers they were routed to (new changes of them too);
- * targets naming a receiver notify does not know are dropped (logged). Returns 0, or
+ * targets naming a receiver notify does not know are dropped (logged; the book is compacted
+ * so that a restart does not bring them back), and an active alert left without any follows
+ * the new routing. Returns 0, or
  * KVL_ECONFIG (a receiver cfg names that notify does not know: nothing changed) /
  * KVL_ENOMEM with a sentence in err. */
 int kvl_book_reconfigure(kvl_book_t *b, const kvl_alerts_cfg_t *cfg, kvl_notify_t *notify,

@@ -1193,10 +1193,19 @@ int kvl_book_reconfigure(kvl_book_t *b, const kvl_alerts_cfg_t *cfg, kvl_notify_
             dropped++;
         }
         e->n_t = keep;
+        /* an active alert left without a receiver follows the new routing */
+        if (keep == 0 && e->a->status != KVL_ALERT_RESOLVED && route_alert(b, e) != 0) {
+            KVL_LOG_ERROR(MOD, NULL, "out of memory: an alert could not be routed again");
+        }
     }
     if (dropped > 0) {
         KVL_LOG_WARN(MOD, NULL, "%zu notifications owed to receivers no longer configured dropped",
                      dropped);
+        /* a snapshot of what is held now, so that a restart does not bring them back */
+        if (book_compact(b, true) != 0) {
+            KVL_LOG_WARN(MOD, NULL,
+                         "the book could not be compacted: a restart may owe them again");
+        }
     }
     b->backoff_until = 0;
     kvl_book_tick(b);

@@ -819,15 +819,27 @@ static void test_reconfigure(void **state)
     kvl_book_update(f->book, &c);
     expect_sent(f->book, 4, "lead", KVL_ALERT_FIRING);
 
-    /* `lead` removed: what it was owed goes, and holds nothing back */
+    /* `lead` removed: what it was owed goes; b and c, left without a receiver, follow the
+     * new routing (to oncall) */
     g_gone = "lead";
     assert_int_equal(kvl_book_reconfigure(f->book, back, &g_notify, err, sizeof(err)), 0);
-    kvl_alert_t br = mk("device_down", "S", "b", KVL_ALERT_RESOLVED);
-    kvl_book_update(f->book, &br);
-    kvl_alert_t d = mk("device_down", "S", "d", KVL_ALERT_FIRING);
-    kvl_book_update(f->book, &d);
-    expect_sent(f->book, 5, "oncall", KVL_ALERT_FIRING);
-    assert_int_equal(g_sent[4].fp[0], d.fingerprint);
+    tick_at(f->book, g_now + 10 * S_MS);
+    assert_int_equal(g_n_sent, 6);
+    for (size_t i = 4; i < 6; i++) {
+        assert_string_equal(g_sent[i].receiver, "oncall");
+        assert_int_equal(g_sent[i].status[0], KVL_ALERT_FIRING);
+        assert_true(g_sent[i].fp[0] == b.fingerprint || g_sent[i].fp[0] == c.fingerprint);
+    }
+    assert_true(g_sent[4].fp[0] != g_sent[5].fp[0]);
+    /* a restart owes nothing more, and c's resolution goes where c paged */
+    close_book(f, f->book);
+    f->book = open_book(f);
+    tick_at(f->book, g_now + 10 * S_MS);
+    assert_int_equal(g_n_sent, 6);
+    kvl_alert_t cr = mk("device_down", "S", "c", KVL_ALERT_RESOLVED);
+    kvl_book_update(f->book, &cr);
+    expect_sent(f->book, 7, "oncall", KVL_ALERT_RESOLVED);
+    assert_int_equal(g_sent[6].fp[0], c.fingerprint);
     g_gone = NULL;
     teardown_fixture(f);
     kvl_alerts_cfg_free(to_lead);
