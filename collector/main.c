@@ -45,13 +45,18 @@
 #include "tls.h"
 #include "topology.h"
 
-/* What a reload replaced: the previous sections and rules, freed at exit (rooms that closed
- * asynchronously, a notifier's receivers among them, may still read them for a while). */
+/* What a reload replaced: the previous sections and rules. Rooms that close asynchronously
+ * may still read them for a while (a notifier's receivers until their last delivery attempt
+ * ends: `timeout` is 10 min at most), so they are freed by a reload RETIRED_KEEP_MS later,
+ * or at exit. */
 typedef struct retired {
     struct retired *next;
     kvl_collector_cfg_t *cfg;
     kvl_rules_t *rules;
+    int64_t at_ms; /* when it was retired */
 } retired_t;
+
+#define RETIRED_KEEP_MS (15 * 60 * 1000)
 
 typedef struct app {
     uv_loop_t *loop;
@@ -649,6 +654,23 @@ static void swap_live_sections(kvl_collector_cfg_t *cur, kvl_collector_cfg_t *ne
     }
 }
 
+/* Frees the previous configurations a reload retired before `before_ms` (INT64_MAX: all). */
+static void free_retired(app_t *a, int64_t before_ms)
+{
+    retired_t **at = &a->retired;
+    while (*at != NULL) {
+        retired_t *r = *at;
+        if (r->at_ms >= before_ms) {
+            at = &r->next;
+            continue;
+        }
+        *at = r->next;
+        kvl_collector_cfg_free(r->cfg);
+        kvl_rules_free(r->rules);
+        free(r);
+    }
+}
+
 /* SIGHUP (and systemctl reload): the configuration file and the rules are read again and
  * checked as at start; refused (the running configuration stays, every room untouched) when
  * they do not parse or check or when a key that needs a restart changed; else the rules,
@@ -662,6 +684,7 @@ static void on_hup(uv_signal_t *s, int signum)
     char err[4096], keys[1024];
     kvl_sd_reloading();
     KVL_LOG_INFO("collector", id, "reloading %s (signal %d)", a->cfg_path, signum);
+    free_retired(a, kvl_now_ms() - RETIRED_KEEP_MS);
     kvl_rules_t *rules = NULL;
     kvl_notify_t *notify = NULL;
     kvl_engine_t *engine = NULL;
@@ -751,7 +774,7 @@ static void on_hup(uv_signal_t *s, int signum)
     }
     retired_t *r = calloc(1, sizeof(*r));
     if (r != NULL) {
-        *r = (retired_t){.next = a->retired, .cfg = neu, .rules = old_rules};
+        *r = (retired_t){.next = a->retired, .cfg = neu, .rules = old_rules, .at_ms = kvl_now_ms()};
         a->retired = r;
     } else {
         /* cannot be kept: leaked rather than freed under a closing room */
@@ -774,18 +797,6 @@ static void on_hup(uv_signal_t *s, int signum)
     snprintf(st, sizeof(st), "started on %s; configuration reloaded (%zu alert rules)",
              a->cfg->listen, rules->n);
     kvl_sd_reloaded(st);
-}
-
-/* The previous configurations a reload retired. */
-static void free_retired(app_t *a)
-{
-    while (a->retired != NULL) {
-        retired_t *r = a->retired;
-        a->retired = r->next;
-        kvl_collector_cfg_free(r->cfg);
-        kvl_rules_free(r->rules);
-        free(r);
-    }
 }
 
 int main(int argc, char **argv)
@@ -1034,7 +1045,7 @@ int main(int argc, char **argv)
     kvl_latest_free(a.latest);
     kvl_store_free(a.store);
     kvl_rules_free(a.rules);
-    free_retired(&a);
+    free_retired(&a, INT64_MAX);
     kvl_collector_cfg_free(a.cfg);
     return 0;
 }
