@@ -15,7 +15,8 @@
 #      agent's TCP connection is the same one (same local port) and its archive keeps being
 #      updated every poll.
 #   3. SIGHUP with a syntax error in the file: refused with file:line:column and "keeping the
-#      running configuration"; the collector runs on and reload_new keeps firing.
+#      running configuration"; the collector runs on and reload_new keeps firing. Likewise a
+#      rule with an unknown metric, named by the rules file's line and column.
 #   4. SIGHUP with max_frame changed: refused naming max_frame ("needs a restart").
 #   5. SIGHUP with the good file again: taken ("rules unchanged", the rule engine kept);
 #      nothing pages again.
@@ -197,6 +198,21 @@ firing reload_new || kvl_fail "reload_new no longer fires after a refused reload
 not_active reload_old || kvl_fail "reload_old came back after a refused reload"
 T_LAST=$(kvl_rrd_last_time "$F")
 kvl_wait_until 20 "the archive still updated" kvl_rrd_updated_since "$F" $((T_LAST + 2))
+
+# a rules file that does not check is refused the same way, naming its own line and column
+cp "$T/good.yaml" "$T/collector.yaml"
+cp "$T/rules.yaml" "$T/rules.good"
+printf '  - name: broken\n    severity: info\n    threshold: {rate: in_octetz, above: 1}\n' >>"$T/rules.yaml"
+BAD_LINE=$(grep -n 'in_octetz' "$T/rules.yaml" | cut -d: -f1)
+BAD_COL=$(sed -n "${BAD_LINE}p" "$T/rules.yaml" | awk '{ print index($0, "in_octetz") }')
+n0=$(reloads_logged 'reload refused')
+kill -HUP "$COL"
+kvl_wait_until 15 "the refusal of the rules" more_logged 'reload refused' "$n0"
+line=$(grep 'reload refused' "$CLOG" | tail -n 1)
+kvl_log "$line"
+echo "$line" | grep -qF "$T/rules.yaml:$BAD_LINE:$BAD_COL: " ||
+    kvl_fail "the refusal does not name rules.yaml:$BAD_LINE:$BAD_COL: $line"
+cp "$T/rules.good" "$T/rules.yaml"
 
 # ------------------------------------------------------------------ 4: a restart-only key --
 config "$HOOK_PORT" "  - {name: lab-east, parent: lab, kind: dhq}" 8388608
