@@ -25,6 +25,7 @@
 #include "book.h"
 #include "capacity.h"
 #include "collector_config.h"
+#include "collector_diff.h"
 #include "engine.h"
 #include "fileio.h"
 #include "graph.h"
@@ -44,9 +45,25 @@
 #include "tls.h"
 #include "topology.h"
 
+/* What a reload replaced: the previous sections and rules. Rooms that close asynchronously
+ * may still read them for a while (a notifier's receivers until their last delivery attempt
+ * ends: `timeout` is 10 min at most), so they are freed by a reload RETIRED_KEEP_MS later,
+ * or at exit. */
+typedef struct retired {
+    struct retired *next;
+    kvl_collector_cfg_t *cfg;
+    kvl_rules_t *rules;
+    int64_t at_ms; /* when it was retired */
+} retired_t;
+
+#define RETIRED_KEEP_MS (15 * 60 * 1000)
+
 typedef struct app {
     uv_loop_t *loop;
+    const char *cfg_path; /* read again on SIGHUP */
     kvl_collector_cfg_t *cfg;
+    retired_t *retired;
+    size_t n_users, n_tokens; /* in the users and tokens files at start or the last reload */
     kvl_store_t *store;
     kvl_sinks_t sinks; /* what the ingest hands batches and events to, in this order */
     kvl_ingest_t *ingest;
@@ -117,15 +134,6 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sighup, NULL);
-}
-
-/* SIGHUP (an operator's reflex, systemctl reload's signal) must not stop the collector: it
- * is said, and the configuration stays as it was until a restart. */
-static void on_hup(uv_signal_t *s, int signum)
-{
-    KVL_UNUSED(signum);
-    app_t *a = s->data;
-    kvl_sd_reload_refused("collector", a->cfg->id);
 }
 
 /* Whether the `receivers:` list names a receiver (ctx: the kvl_notify_cfg_t, may be NULL). */
@@ -230,6 +238,24 @@ static void board_agents_each(void *src, kvl_board_agent_fn fn, void *ctx)
     }
 }
 
+/* The sink the ingest calls for the rule engine: the app's engine of the moment, so that a
+ * reload can replace it (the registry is fixed once the ingest runs). */
+static int engine_slot_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done,
+                             void *token)
+{
+    app_t *a = ctx;
+    return kvl_engine_sink.on_batch(a->engine, b, done, token);
+}
+
+static void engine_slot_event(void *ctx, const kvl_sink_event_t *e)
+{
+    app_t *a = ctx;
+    kvl_engine_sink.on_event(a->engine, e);
+}
+
+static const kvl_sink_t engine_slot = {
+    .name = "rule engine", .on_batch = engine_slot_batch, .on_event = engine_slot_event};
+
 /* Every 10 s: the journal's fill, a figure of the collector's own that a rule watches. */
 static void on_journal_timer(uv_timer_t *t)
 {
@@ -271,7 +297,7 @@ static int start_alerts(app_t *a, char *err, size_t errlen)
         return 1;
     }
     kvl_book_each_active(a->book, restore_alert, a->engine);
-    kvl_sinks_register(&a->sinks, &kvl_engine_sink, a->engine);
+    kvl_sinks_register(&a->sinks, &engine_slot, a);
     uv_timer_init(a->loop, &a->journal_timer);
     a->journal_timer.data = a;
     uv_timer_start(&a->journal_timer, on_journal_timer, 10000, 10000);
@@ -475,6 +501,304 @@ static int add_credential(const kvl_collector_cfg_t *cfg, const char *user, cons
     return 0;
 }
 
+/* The checks start-up and --check-config make beyond the file's own form: the rules, the
+ * receivers `alerts:` names, the data folder and the TLS files. Returns 0 with the rules in
+ * *rules, or KVL_ECONFIG with the reason in err (file:line:column for the rules). */
+static int config_checks(const char *path, const kvl_collector_cfg_t *cfg, kvl_rules_t **rules,
+                         char *err, size_t errlen)
+{
+    char why[3000];
+    *rules = NULL;
+    if (kvl_rules_load(cfg->rules, rules, err, errlen) != 0) {
+        return KVL_ECONFIG;
+    }
+    const char *bad = NULL;
+    if (cfg->alerts != NULL && kvl_alerts_cfg_check_receivers(cfg->alerts, has_receiver,
+                                                              cfg->receivers, err, errlen) != 0) {
+        kvl_rules_free(*rules);
+        *rules = NULL;
+        return KVL_ECONFIG;
+    }
+    if (kvl_dir_usable(cfg->data_dir, why, sizeof(why)) != 0) {
+        bad = "data_dir";
+    } else if (cfg->tls.given) {
+        kvl_tls_ctx_t *ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, cfg->tls.ca, cfg->tls.cert,
+                                             cfg->tls.key, why, sizeof(why));
+        bad = ctx == NULL ? "tls" : NULL;
+        kvl_tls_ctx_free(ctx);
+    }
+    if (bad != NULL) {
+        snprintf(err, errlen, "%s: %s: %s", path, bad, why);
+        kvl_rules_free(*rules);
+        *rules = NULL;
+        return KVL_ECONFIG;
+    }
+    return 0;
+}
+
+/* How many users and tokens the HTTP files hold. Returns 0, or an error naming the file and
+ * line in err. */
+static int count_credentials(const kvl_http_cfg_t *h, size_t *users, size_t *tokens, char *err,
+                             size_t errlen)
+{
+    kvl_http_auth_db_t *db = NULL;
+    *users = *tokens = 0;
+    int rc = kvl_http_auth_new(h->users_file, h->tokens_file, h->session_ttl_ms, &db, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *all = kvl_http_auth_list(db);
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v)
+    {
+        const char *kind = json_string_value(json_object_get(v, "kind"));
+        if (kind != NULL && strcmp(kind, "token") == 0) {
+            (*tokens)++;
+        } else {
+            (*users)++;
+        }
+    }
+    json_decref(all);
+    kvl_http_auth_free(db);
+    return 0;
+}
+
+/* The book's active alerts, copied (the book may change while they are handed on). */
+typedef struct alert_list {
+    kvl_alert_t **v;
+    size_t n, cap;
+    bool nomem;
+} alert_list_t;
+
+static void alert_list_add(void *ctx, const kvl_alert_t *alert)
+{
+    alert_list_t *l = ctx;
+    if (l->n == l->cap) {
+        size_t nc = l->cap == 0 ? 16 : l->cap * 2;
+        kvl_alert_t **v = realloc(l->v, nc * sizeof(*v));
+        if (v == NULL) {
+            l->nomem = true;
+            return;
+        }
+        l->v = v;
+        l->cap = nc;
+    }
+    if ((l->v[l->n] = kvl_alert_dup(alert)) == NULL) {
+        l->nomem = true;
+        return;
+    }
+    l->n++;
+}
+
+/* Hands the book's active alerts to the new engine (it continues them silently, as after a
+ * restart) and resolves those of rules the reload removed: nothing could resolve them any
+ * more, and the receivers they paged are owed their resolution. Returns how many were
+ * resolved. */
+static size_t carry_alerts(app_t *a, kvl_engine_t *engine, const kvl_rules_t *old_rules,
+                           const kvl_rules_t *new_rules)
+{
+    alert_list_t l = {0};
+    kvl_book_each_active(a->book, alert_list_add, &l);
+    size_t resolved = 0;
+    int64_t now = kvl_now_ms();
+    for (size_t i = 0; i < l.n; i++) {
+        kvl_alert_t *al = l.v[i];
+        bool gone = al->rule != NULL && kvl_rules_find(old_rules, al->rule) != NULL &&
+                    kvl_rules_find(new_rules, al->rule) == NULL;
+        if (!gone) {
+            restore_alert(engine, al);
+        } else {
+            al->status = KVL_ALERT_RESOLVED;
+            al->ends_at_ms = al->changed_ms = now;
+            al->late = false;
+            kvl_book_update(a->book, al);
+            resolved++;
+        }
+        kvl_alert_free(al);
+    }
+    if (l.nomem) {
+        KVL_LOG_ERROR("alerts", a->cfg->id,
+                      "out of memory while carrying the alerts over: some may page again");
+    }
+    free(l.v);
+    return resolved;
+}
+
+/* Moves the live sections of neu into the running configuration and the running ones into
+ * neu (which is then retired): the rooms keep pointing at a->cfg's fields. */
+static void swap_live_sections(kvl_collector_cfg_t *cur, kvl_collector_cfg_t *neu, bool receivers)
+{
+    kvl_alerts_cfg_t *alerts = cur->alerts;
+    cur->alerts = neu->alerts;
+    neu->alerts = alerts;
+    char *str = cur->rules;
+    cur->rules = neu->rules;
+    neu->rules = str;
+    str = cur->web_url;
+    cur->web_url = neu->web_url;
+    neu->web_url = str;
+    kvl_sites_cfg_t *sites = cur->sites;
+    cur->sites = neu->sites;
+    neu->sites = sites;
+    int64_t late = cur->late_after_ms;
+    cur->late_after_ms = neu->late_after_ms;
+    neu->late_after_ms = late;
+    int level = cur->log_level;
+    cur->log_level = neu->log_level;
+    neu->log_level = level;
+    if (receivers) {
+        kvl_notify_cfg_t *rcv = cur->receivers;
+        cur->receivers = neu->receivers;
+        neu->receivers = rcv;
+    }
+}
+
+/* Frees the previous configurations a reload retired before `before_ms` (INT64_MAX: all). */
+static void free_retired(app_t *a, int64_t before_ms)
+{
+    retired_t **at = &a->retired;
+    while (*at != NULL) {
+        retired_t *r = *at;
+        if (r->at_ms >= before_ms) {
+            at = &r->next;
+            continue;
+        }
+        *at = r->next;
+        kvl_collector_cfg_free(r->cfg);
+        kvl_rules_free(r->rules);
+        free(r);
+    }
+}
+
+/* SIGHUP (and systemctl reload): the configuration file and the rules are read again and
+ * checked as at start; refused (the running configuration stays, every room untouched) when
+ * they do not parse or check or when a key that needs a restart changed; else the rules,
+ * routing, receivers, sites and log level are applied. Connections, the journal and the
+ * store are never touched. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    KVL_UNUSED(signum);
+    app_t *a = s->data;
+    const char *id = a->cfg->id;
+    char err[4096], keys[1024];
+    kvl_sd_reloading();
+    KVL_LOG_INFO("collector", id, "reloading %s (signal %d)", a->cfg_path, signum);
+    free_retired(a, kvl_now_ms() - RETIRED_KEEP_MS);
+    kvl_rules_t *rules = NULL;
+    kvl_notify_t *notify = NULL;
+    kvl_engine_t *engine = NULL;
+    size_t n_users = 0, n_tokens = 0;
+    kvl_names_diff_t rcv = {0}, rd = {0};
+    int rc = 0;
+    kvl_collector_cfg_t *neu = kvl_collector_cfg_load(a->cfg_path, err, sizeof(err));
+    if (neu == NULL) {
+        rc = KVL_ECONFIG;
+    }
+    if (rc == 0) {
+        rc = config_checks(a->cfg_path, neu, &rules, err, sizeof(err));
+    }
+    if (rc == 0 && kvl_collector_cfg_restart_keys(a->cfg, neu, keys, sizeof(keys)) > 0) {
+        snprintf(err, sizeof(err), "%s: %s changed: needs a restart", a->cfg_path, keys);
+        rc = KVL_ECONFIG;
+    }
+    if (rc == 0) {
+        rc = count_credentials(neu->http, &n_users, &n_tokens, err, sizeof(err));
+    }
+    if (rc == 0) {
+        kvl_receivers_diff(a->cfg->receivers, neu->receivers, &rcv);
+        kvl_rules_diff(a->rules, rules, &rd);
+    }
+    bool new_receivers = rcv.added + rcv.removed + rcv.changed > 0;
+    /* the engine is made again only when what it evaluates changed: else its series, rates
+     * and clocks go on untouched */
+    bool new_engine =
+        neu != NULL &&
+        (rd.added + rd.removed + rd.changed > 0 || neu->late_after_ms != a->cfg->late_after_ms ||
+         (neu->web_url == NULL) != (a->cfg->web_url == NULL) ||
+         (neu->web_url != NULL && strcmp(neu->web_url, a->cfg->web_url) != 0));
+    if (rc == 0 && new_receivers) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/_notify", a->cfg->data_dir);
+        rc = kvl_notify_new(a->loop, neu->receivers, dir, &notify, err, sizeof(err));
+    }
+    if (rc == 0 && new_engine) {
+        kvl_engine_cfg_t ec = {
+            .rules = rules, .late_after_ms = neu->late_after_ms, .web_url = neu->web_url};
+        rc = kvl_engine_new(a->loop, &ec, kvl_book_alert_cb, a->book, &engine, err, sizeof(err));
+    }
+    if (rc == 0) {
+        rc = kvl_book_reconfigure(a->book, neu->alerts, notify != NULL ? notify : a->notify, err,
+                                  sizeof(err));
+    }
+    if (rc != 0) {
+        KVL_LOG_ERROR("collector", id, "reload refused: %s; keeping the running configuration",
+                      err);
+        kvl_engine_free(engine);
+        kvl_notify_free(notify);
+        kvl_rules_free(rules);
+        kvl_collector_cfg_free(neu);
+        kvl_sd_reloaded("reload refused: the running configuration is kept");
+        return;
+    }
+    /* taken: nothing below can fail */
+    kvl_names_diff_t sd;
+    kvl_sites_diff(a->cfg->sites, neu->sites, &sd);
+    bool routing_same = kvl_alerts_routing_same(a->cfg->alerts, neu->alerts);
+    size_t resolved = 0;
+    kvl_rules_t *old_rules = NULL;
+    if (new_engine) {
+        resolved = carry_alerts(a, engine, a->rules, rules);
+        kvl_engine_t *old_engine = a->engine;
+        a->engine = engine;
+        kvl_engine_free(old_engine);
+        old_rules = a->rules;
+        a->rules = rules;
+    } else {
+        kvl_rules_free(rules);
+        rules = a->rules;
+    }
+    if (notify != NULL) {
+        kvl_notify_free(a->notify);
+        a->notify = notify;
+        a->metrics.notify = notify;
+    }
+    swap_live_sections(a->cfg, neu, new_receivers);
+    kvl_log_level = a->cfg->log_level;
+    kvl_topology_set_sites(a->topology, a->cfg->sites);
+    if (a->board != NULL) {
+        kvl_board_set_sites(a->board, a->cfg->sites);
+    }
+    if (a->capacity != NULL) {
+        kvl_capacity_set_sites(a->capacity, a->cfg->sites);
+    }
+    retired_t *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        *r = (retired_t){.next = a->retired, .cfg = neu, .rules = old_rules, .at_ms = kvl_now_ms()};
+        a->retired = r;
+    } else {
+        /* cannot be kept: leaked rather than freed under a closing room */
+        KVL_LOG_WARN("collector", id, "out of memory: the previous configuration is leaked");
+    }
+
+    char rs[128], rcs[128], ss[128];
+    kvl_names_diff_format(&rd, rs, sizeof(rs));
+    kvl_names_diff_format(&rcv, rcs, sizeof(rcs));
+    kvl_names_diff_format(&sd, ss, sizeof(ss));
+    KVL_LOG_INFO("collector", id,
+                 "reloaded: rules %s (%zu now, rule engine %s), receivers %s, routes %s, sites %s, "
+                 "users %zu (was %zu), tokens %zu (was %zu); %zu alerts of removed rules resolved",
+                 rs, rules->n, new_engine ? "made again" : "kept", rcs,
+                 routing_same ? "unchanged" : "changed", ss, n_users, a->n_users, n_tokens,
+                 a->n_tokens, resolved);
+    a->n_users = n_users;
+    a->n_tokens = n_tokens;
+    char st[300];
+    snprintf(st, sizeof(st), "started on %s; configuration reloaded (%zu alert rules)",
+             a->cfg->listen, rules->n);
+    kvl_sd_reloaded(st);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -539,32 +863,8 @@ int main(int argc, char **argv)
     if (check) {
         kvl_rules_t *rules = NULL;
         char rerr[4096];
-        if (kvl_rules_load(a.cfg->rules, &rules, rerr, sizeof(rerr)) != 0) {
+        if (config_checks(path, a.cfg, &rules, rerr, sizeof(rerr)) != 0) {
             fprintf(stderr, "kaaval-collector: %s\n", rerr);
-            kvl_collector_cfg_free(a.cfg);
-            return 2;
-        }
-        if (a.cfg->alerts != NULL &&
-            kvl_alerts_cfg_check_receivers(a.cfg->alerts, has_receiver, a.cfg->receivers, rerr,
-                                           sizeof(rerr)) != 0) {
-            fprintf(stderr, "kaaval-collector: %s\n", rerr);
-            kvl_rules_free(rules);
-            kvl_collector_cfg_free(a.cfg);
-            return 2;
-        }
-        /* what start-up would refuse beyond the file's own form */
-        const char *bad = NULL;
-        if (kvl_dir_usable(a.cfg->data_dir, rerr, sizeof(rerr)) != 0) {
-            bad = "data_dir";
-        } else if (a.cfg->tls.given) {
-            kvl_tls_ctx_t *ctx = kvl_tls_ctx_new(KVL_TLS_SERVER, a.cfg->tls.ca, a.cfg->tls.cert,
-                                                 a.cfg->tls.key, rerr, sizeof(rerr));
-            bad = ctx == NULL ? "tls" : NULL;
-            kvl_tls_ctx_free(ctx);
-        }
-        if (bad != NULL) {
-            fprintf(stderr, "kaaval-collector: %s: %s: %s\n", path, bad, rerr);
-            kvl_rules_free(rules);
             kvl_collector_cfg_free(a.cfg);
             return 2;
         }
@@ -587,6 +887,10 @@ int main(int argc, char **argv)
         return rc;
     }
     kvl_log_level = a.cfg->log_level;
+    a.cfg_path = path;
+    if (count_credentials(a.cfg->http, &a.n_users, &a.n_tokens, err, sizeof(err)) != 0) {
+        a.n_users = a.n_tokens = 0; /* the HTTP server says why, if it runs */
+    }
     signal(SIGPIPE, SIG_IGN);
     a.loop = uv_default_loop();
 
@@ -741,6 +1045,7 @@ int main(int argc, char **argv)
     kvl_latest_free(a.latest);
     kvl_store_free(a.store);
     kvl_rules_free(a.rules);
+    free_retired(&a, INT64_MAX);
     kvl_collector_cfg_free(a.cfg);
     return 0;
 }

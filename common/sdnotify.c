@@ -61,13 +61,6 @@ void kvl_sd_stopping(void)
     }
 }
 
-void kvl_sd_reload_refused(const char *module, const char *id)
-{
-    KVL_LOG_WARN(module, id,
-                 "SIGHUP: reloading the configuration is not supported yet; still running with "
-                 "the configuration it started with (restart to apply a change)");
-}
-
 void kvl_sd_reloading(void)
 {
     /* systemd wants the monotonic clock with RELOADING=1 (for its reload's bookkeeping) */

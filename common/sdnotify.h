@@ -19,9 +19,6 @@ void kvl_sd_ready(uv_loop_t *loop, const char *status);
 /* STATUS=status (a line `systemctl status` shows). */
 void kvl_sd_status(const char *status);
 
-/* SIGHUP where a daemon cannot reload yet: one warning line, and it runs on unchanged. */
-void kvl_sd_reload_refused(const char *module, const char *id);
-
 /* A reload (SIGHUP, systemctl reload) begins: RELOADING=1. Each one ends with
  * kvl_sd_reloaded, whether the new configuration was taken or refused. */
 void kvl_sd_reloading(void);

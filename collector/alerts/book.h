@@ -82,6 +82,17 @@ int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t e
 typedef bool (*kvl_book_suppress_fn)(void *ctx, const kvl_alert_t *a, char *why, size_t whylen);
 void kvl_book_set_suppressor(kvl_book_t *b, kvl_book_suppress_fn fn, void *ctx);
 
+/* A reload: routing from cfg (NULL: the defaults) and delivery through notify from now on
+ * (both kept by reference; the previous ones are no longer used once this returns 0).
+ * Alerts already held keep the receivers they were routed to (new changes of them too);
+ * targets naming a receiver notify does not know are dropped (logged; the book is compacted
+ * so that a restart does not bring them back), and an active alert left without any follows
+ * the new routing. Returns 0, or
+ * KVL_ECONFIG (a receiver cfg names that notify does not know: nothing changed) /
+ * KVL_ENOMEM with a sentence in err. */
+int kvl_book_reconfigure(kvl_book_t *b, const kvl_alerts_cfg_t *cfg, kvl_notify_t *notify,
+                         char *err, size_t errlen);
+
 /* A change of an alert from the engine (on the loop). */
 void kvl_book_update(kvl_book_t *b, const kvl_alert_t *a);
 /* The same as a kvl_alert_cb (ctx is the book). */

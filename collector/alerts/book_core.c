@@ -1158,6 +1158,60 @@ int kvl_book_new(const kvl_book_opts_t *o, kvl_book_t **out, char *err, size_t e
     return 0;
 }
 
+int kvl_book_reconfigure(kvl_book_t *b, const kvl_alerts_cfg_t *cfg, kvl_notify_t *notify,
+                         char *err, size_t errlen)
+{
+    kvl_alerts_cfg_t *own = NULL;
+    if (cfg == NULL && (cfg = own = kvl_alerts_cfg_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KVL_ENOMEM;
+    }
+    int rc = kvl_alerts_cfg_check_receivers(cfg, notify_has, notify, err, errlen);
+    if (rc != 0) {
+        kvl_alerts_cfg_free(own);
+        return rc;
+    }
+    b->cfg = cfg;
+    kvl_alerts_cfg_free(b->own_cfg);
+    b->own_cfg = own;
+    b->notify = notify;
+    /* a receiver that is gone can be told nothing more: its targets go (a resolution it
+     * was owed included), so that they never hold the others back */
+    size_t dropped = 0;
+    for (size_t i = 0; i < b->n_e; i++) {
+        book_entry_t *e = b->e[i];
+        size_t keep = 0;
+        for (size_t k = 0; k < e->n_t; k++) {
+            if (kvl_notify_has_receiver(notify, e->t[k].receiver)) {
+                e->t[keep++] = e->t[k];
+                continue;
+            }
+            if (e->t[k].g != NULL) {
+                group_unref(b, e->t[k].g);
+            }
+            free(e->t[k].receiver);
+            dropped++;
+        }
+        e->n_t = keep;
+        /* an active alert left without a receiver follows the new routing */
+        if (keep == 0 && e->a->status != KVL_ALERT_RESOLVED && route_alert(b, e) != 0) {
+            KVL_LOG_ERROR(MOD, NULL, "out of memory: an alert could not be routed again");
+        }
+    }
+    if (dropped > 0) {
+        KVL_LOG_WARN(MOD, NULL, "%zu notifications owed to receivers no longer configured dropped",
+                     dropped);
+        /* a snapshot of what is held now, so that a restart does not bring them back */
+        if (book_compact(b, true) != 0) {
+            KVL_LOG_WARN(MOD, NULL,
+                         "the book could not be compacted: a restart may owe them again");
+        }
+    }
+    b->backoff_until = 0;
+    kvl_book_tick(b);
+    return 0;
+}
+
 void kvl_book_stats(const kvl_book_t *b, kvl_book_stats_t *out)
 {
     *out = b->st;

@@ -95,6 +95,8 @@ const kvl_board_opts_t *kvl_board_opts(const kvl_board_t *b);
 int64_t kvl_board_now_ms(const kvl_board_t *b);
 /* Frees b once the archive reads under way have finished (their answers still go out).
  * NULL is a no-op. */
+/* A reload's site tree (NULL: none; kept by reference, the previous one is no longer used). */
+void kvl_board_set_sites(kvl_board_t *b, const kvl_sites_cfg_t *sites);
 void kvl_board_free(kvl_board_t *b);
 
 #endif

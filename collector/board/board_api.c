@@ -796,6 +796,12 @@ static void board_release(kvl_board_t *b)
     free(b);
 }
 
+void kvl_board_set_sites(kvl_board_t *b, const kvl_sites_cfg_t *sites)
+{
+    b->o.sites = sites;
+    json_object_clear(b->unplaced_logged); /* a site now placed, or unplaced again, is said */
+}
+
 void kvl_board_free(kvl_board_t *b)
 {
     if (b == NULL) {

@@ -79,6 +79,9 @@ int kvl_capacity_new(const kvl_capacity_opts_t *o, kvl_capacity_t **out, char *e
 int kvl_capacity_api_register(kvl_capacity_t *c, kvl_http_t *http);
 /* Frees c once the reports under way have finished (their answers still go out). NULL is a
  * no-op. */
+/* A reload's site tree (NULL: none; kept by reference, the previous one is no longer used);
+ * a report under way keeps the sites it selected when it began. */
+void kvl_capacity_set_sites(kvl_capacity_t *c, const kvl_sites_cfg_t *sites);
 void kvl_capacity_free(kvl_capacity_t *c);
 
 #endif

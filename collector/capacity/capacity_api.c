@@ -603,6 +603,11 @@ static void capacity_release(kvl_capacity_t *c)
     free(c);
 }
 
+void kvl_capacity_set_sites(kvl_capacity_t *c, const kvl_sites_cfg_t *sites)
+{
+    c->o.sites = sites;
+}
+
 void kvl_capacity_free(kvl_capacity_t *c)
 {
     if (c == NULL) {

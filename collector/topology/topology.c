@@ -66,6 +66,11 @@ int kvl_topology_new(const kvl_topology_opts_t *o, kvl_topology_t **out, char *e
     return 0;
 }
 
+void kvl_topology_set_sites(kvl_topology_t *t, const kvl_sites_cfg_t *sites)
+{
+    t->o.sites = sites;
+}
+
 void kvl_topology_free(kvl_topology_t *t)
 {
     if (t == NULL) {

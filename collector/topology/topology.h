@@ -81,6 +81,10 @@ typedef struct kvl_topology_opts {
 int kvl_topology_new(const kvl_topology_opts_t *o, kvl_topology_t **out, char *err, size_t errlen);
 void kvl_topology_free(kvl_topology_t *t);
 
+/* A reload's site tree (NULL: none; kept by reference, the previous one is no longer used),
+ * taken by the next refresh: its sites' nodes and links appear, those of sites gone go. */
+void kvl_topology_set_sites(kvl_topology_t *t, const kvl_sites_cfg_t *sites);
+
 /* Rebuilds the graph's nodes, links and states from the sources and recomputes
  * reachability. Returns 0 or a negative KVL_E* (the previous answer is then kept). */
 int kvl_topology_refresh(kvl_topology_t *t);

@@ -64,9 +64,14 @@ static int g_enqueue_rc;
 static struct kvl_notify g_notify;
 static int g_sent_fd = -1; /* the kill test's child: each alert handed over, one line */
 
+static const char *g_gone; /* a receiver the fake notifier no longer knows (reloads) */
+
 bool kvl_notify_has_receiver(const kvl_notify_t *n, const char *receiver)
 {
     (void)n;
+    if (g_gone != NULL && strcmp(receiver, g_gone) == 0) {
+        return false;
+    }
     static const char *const known[] = {"oncall", "district", "lead", "default", "audit"};
     for (size_t i = 0; i < KVL_ARRAY_SIZE(known); i++) {
         if (strcmp(receiver, known[i]) == 0) {
@@ -776,6 +781,71 @@ static void test_enqueue_failure_retried(void **state)
     teardown_fixture(f);
 }
 
+/* The last notification's receiver and status, after a tick 10 s on (group_interval). */
+static void expect_sent(kvl_book_t *b, size_t n, const char *receiver, int status)
+{
+    tick_at(b, g_now + 10 * S_MS);
+    assert_int_equal(g_n_sent, n);
+    assert_string_equal(g_sent[n - 1].receiver, receiver);
+    assert_int_equal(g_sent[n - 1].status[0], status);
+}
+
+static void test_reconfigure(void **state)
+{
+    (void)state;
+    fixture_t *f = setup_with("receiver: oncall\ngroup_by: [device]\ngroup_wait: 0s\n");
+    kvl_alerts_cfg_t *to_lead = cfg_ok("receiver: lead\ngroup_by: [device]\ngroup_wait: 0s\n");
+    kvl_alerts_cfg_t *back = cfg_ok("receiver: oncall\ngroup_by: [device]\ngroup_wait: 0s\n");
+    kvl_alerts_cfg_t *bad = cfg_ok("receiver: nobody\n");
+    char err[256];
+    kvl_alert_t a = mk("device_down", "S", "a", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &a);
+    expect_sent(f->book, 1, "oncall", KVL_ALERT_FIRING);
+
+    /* new routing: new alerts follow it, a held alert keeps the receiver it paged */
+    assert_int_equal(kvl_book_reconfigure(f->book, to_lead, &g_notify, err, sizeof(err)), 0);
+    kvl_alert_t b = mk("device_down", "S", "b", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &b);
+    expect_sent(f->book, 2, "lead", KVL_ALERT_FIRING);
+    kvl_alert_t ar = mk("device_down", "S", "a", KVL_ALERT_RESOLVED);
+    kvl_book_update(f->book, &ar);
+    expect_sent(f->book, 3, "oncall", KVL_ALERT_RESOLVED);
+
+    /* a receiver the notifier does not know: refused, nothing changed */
+    assert_int_equal(kvl_book_reconfigure(f->book, bad, &g_notify, err, sizeof(err)), KVL_ECONFIG);
+    assert_non_null(strstr(err, "nobody"));
+    kvl_alerts_cfg_free(bad);
+    kvl_alert_t c = mk("device_down", "S", "c", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &c);
+    expect_sent(f->book, 4, "lead", KVL_ALERT_FIRING);
+
+    /* `lead` removed: what it was owed goes; b and c, left without a receiver, follow the
+     * new routing (to oncall) */
+    g_gone = "lead";
+    assert_int_equal(kvl_book_reconfigure(f->book, back, &g_notify, err, sizeof(err)), 0);
+    tick_at(f->book, g_now + 10 * S_MS);
+    assert_int_equal(g_n_sent, 6);
+    for (size_t i = 4; i < 6; i++) {
+        assert_string_equal(g_sent[i].receiver, "oncall");
+        assert_int_equal(g_sent[i].status[0], KVL_ALERT_FIRING);
+        assert_true(g_sent[i].fp[0] == b.fingerprint || g_sent[i].fp[0] == c.fingerprint);
+    }
+    assert_true(g_sent[4].fp[0] != g_sent[5].fp[0]);
+    /* a restart owes nothing more, and c's resolution goes where c paged */
+    close_book(f, f->book);
+    f->book = open_book(f);
+    tick_at(f->book, g_now + 10 * S_MS);
+    assert_int_equal(g_n_sent, 6);
+    kvl_alert_t cr = mk("device_down", "S", "c", KVL_ALERT_RESOLVED);
+    kvl_book_update(f->book, &cr);
+    expect_sent(f->book, 7, "oncall", KVL_ALERT_RESOLVED);
+    assert_int_equal(g_sent[6].fp[0], c.fingerprint);
+    g_gone = NULL;
+    teardown_fixture(f);
+    kvl_alerts_cfg_free(to_lead);
+    kvl_alerts_cfg_free(back);
+}
+
 typedef struct collect {
     uint64_t fp[8];
     int status[8];
@@ -1400,6 +1470,7 @@ int main(void)
         cmocka_unit_test(test_mute_timer_edges),
         cmocka_unit_test(test_escalation_once_and_ack),
         cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_enqueue_failure_retried),
         cmocka_unit_test(test_restart_no_resend),
         cmocka_unit_test(test_damaged_file),
