@@ -165,10 +165,12 @@ int kvl_rootcause_restore(kvl_rootcause_t *rc, const kvl_alert_t *a)
 
 /* ------------------------------------------------------------- observing ------------- */
 
-static int64_t *grow_times(int64_t **arr, size_t *cap, size_t want)
+/* Room for `want` times in *arr (new ones 0). Returns 0, or KVL_ENOMEM (nothing changed);
+ * none wanted (a graph without links yet) is not a failure. */
+static int grow_times(int64_t **arr, size_t *cap, size_t want)
 {
     if (want <= *cap) {
-        return *arr;
+        return 0;
     }
     size_t nc = *cap == 0 ? 256 : *cap;
     while (nc < want) {
@@ -176,19 +178,19 @@ static int64_t *grow_times(int64_t **arr, size_t *cap, size_t want)
     }
     int64_t *v = realloc(*arr, nc * sizeof(*v));
     if (v == NULL) {
-        return NULL;
+        return KVL_ENOMEM;
     }
     memset(v + *cap, 0, (nc - *cap) * sizeof(*v));
     *arr = v;
     *cap = nc;
-    return v;
+    return 0;
 }
 
 void kvl_rootcause_observe(kvl_rootcause_t *rc, const kvl_topo_t *g, int64_t now)
 {
     size_t nn = kvl_topo_nodes(g), nl = kvl_topo_links(g);
-    if (grow_times(&rc->node_cut_ms, &rc->cap_nodes, nn) == NULL ||
-        grow_times(&rc->link_cut_ms, &rc->cap_links, nl) == NULL) {
+    if (grow_times(&rc->node_cut_ms, &rc->cap_nodes, nn) != 0 ||
+        grow_times(&rc->link_cut_ms, &rc->cap_links, nl) != 0) {
         KVL_LOG_ERROR(MOD, NULL, "out of memory: what is cut off is not recorded");
         return;
     }
