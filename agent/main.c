@@ -169,7 +169,7 @@ static void on_probed(void *arg)
 static int start_shipping(app_t *a, bool once)
 {
     const kvl_ship_cfg_t *ship = &a->cfg->ship;
-    char err[600];
+    char err[1200];
     if (kvl_registry_new(&a->registry, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 1;
@@ -224,7 +224,7 @@ static int keep_state(app_t *a)
         return 0;
     }
     char path[4200];
-    char err[600];
+    char err[1200];
     snprintf(path, sizeof(path), "%s/devices.state", dir);
     if (kvl_poller_keep_state(a->poller, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
@@ -277,7 +277,7 @@ static int check_startup(const kvl_agent_cfg_t *c, const char *path)
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
-    char err[600];
+    char err[1200];
     int rc = 0;
     if (kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL, &a->prober, err, sizeof(err)) !=
         0) {
@@ -350,7 +350,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[600];
+    char err[1200];
     app_t a = {0};
     /* --poll-once and --probe-once ship nothing: no collector or TLS needed */
     a.cfg = once || probe_once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))

@@ -2,7 +2,9 @@
  * test_outbox.c — the agent's outbox (agent/outbox.c): lanes in memory and on disk, readers
  * per collector, acknowledgements, rewinding, the bound, sequence numbers across restarts;
  * and the series registry kept on disk (kvl_registry_persist, written by the batcher's
- * flush), so ids survive a restart.
+ * flush), so ids survive a restart; its format version: written in the header, a file of the
+ * format before versions read and rewritten with one, a newer one refused with the sentence
+ * saying what to do and left untouched.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "buf.h"
+#include "capture_stderr.h"
 #include "kvl.h"
 #include "log.h"
 #include "outbox.h"
@@ -325,13 +330,135 @@ static void test_registry_persist(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The whole of a small file into buf (at most cap bytes); its length. */
+static size_t slurp(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static void spit(const char *path, const uint8_t *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* Registers two series (one a family instance) in a registry kept in path and flushes. */
+static void registry_run(uv_loop_t *loop, kvl_outbox_t *o, const char *path, uint32_t *ids)
+{
+    char err[600];
+    kvl_registry_t *reg = NULL;
+    kvl_batcher_t *b = NULL;
+    kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_persist(reg, path), 0);
+    assert_int_equal(kvl_batcher_new(loop, reg, o, 1000, &b, err, sizeof(err)), 0);
+    kvl_series_key_t k = {.device = "d1",
+                          .scope = KVL_SCOPE_DEVICE,
+                          .instance = "",
+                          .metric = "reachable",
+                          .kind = KVL_KIND_GAUGE,
+                          .interval_s = 60};
+    kvl_instance_key_t i = {.device = "d1",
+                            .scope = KVL_SCOPE_INTERFACE,
+                            .instance = "eth0",
+                            .family = &fam,
+                            .interval_s = 60};
+    ids[0] = kvl_batcher_series(b, &k);
+    ids[1] = kvl_batcher_instance(b, &i);
+    kvl_batcher_group_begin(b, 1000);
+    kvl_batcher_add(b, ids[0], 1);
+    kvl_batcher_group_end(b);
+    kvl_batcher_flush(b);
+    kvl_batcher_free(b);
+    uv_run(loop, UV_RUN_NOWAIT);
+    kvl_registry_free(reg);
+}
+
+static void test_registry_format(void **state)
+{
+    KVL_UNUSED(state);
+    char dir[] = "/tmp/kvl-regfmt-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[300], logp[300];
+    snprintf(path, sizeof(path), "%s/series.defs", dir);
+    snprintf(logp, sizeof(logp), "%s/stderr", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kvl_agent_cfg_t *c = cfg_with("");
+    char err[600];
+    const char *readers[] = {"failover"};
+    kvl_outbox_t *o = NULL;
+    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
+
+    /* Written: the header with this version, then the frames. */
+    uint32_t ids[2], again[2];
+    registry_run(&loop, o, path, ids);
+    static uint8_t cur[1 << 16], old[1 << 16], back[1 << 16];
+    size_t n = slurp(path, cur, sizeof(cur));
+    assert_true(n > 12);
+    assert_memory_equal(cur, "kvlsdefs", 8);
+    assert_int_equal(kvl_get_le32(cur + 8), KVL_REGISTRY_FORMAT_VERSION);
+
+    /* The format before versions (the frames alone, as the previous release wrote them):
+     * read with the same ids, and rewritten with the header in front of the same frames. */
+    memcpy(old, cur + 12, n - 12);
+    spit(path, old, n - 12);
+    registry_run(&loop, o, path, again);
+    assert_int_equal(again[0], ids[0]);
+    assert_int_equal(again[1], ids[1]);
+    assert_int_equal(slurp(path, back, sizeof(back)), n);
+    assert_memory_equal(back, cur, n);
+
+    /* A newer version: refused, the sentence logged, the file untouched. */
+    kvl_put_le32(cur + 8, KVL_REGISTRY_FORMAT_VERSION + 1);
+    spit(path, cur, n);
+    kvl_registry_t *reg = NULL;
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    capture_t cap;
+    assert_int_equal(capture_begin(&cap, logp), 0);
+    int rc = kvl_registry_persist(reg, path);
+    char logged[2000];
+    capture_end(&cap, logged, sizeof(logged));
+    assert_int_equal(rc, KVL_EPROTO);
+    kvl_registry_free(reg);
+    char want[900];
+    snprintf(want, sizeof(want),
+             "%s: written by a newer kaaval (format %u; this kaaval-agent reads up to %u): run "
+             "the newer kaaval-agent, or move %s aside to start afresh",
+             path, KVL_REGISTRY_FORMAT_VERSION + 1, KVL_REGISTRY_FORMAT_VERSION, path);
+    assert_non_null(strstr(logged, want));
+    assert_int_equal(slurp(path, back, sizeof(back)), n);
+    assert_memory_equal(back, cur, n);
+
+    /* A header cut short (a torn first write): an empty registry, written again whole. */
+    spit(path, (const uint8_t *)"kvlsdefs\1", 9);
+    registry_run(&loop, o, path, again);
+    n = slurp(path, back, sizeof(back));
+    assert_true(n > 12);
+    assert_int_equal(kvl_get_le32(back + 8), KVL_REGISTRY_FORMAT_VERSION);
+
+    kvl_outbox_free(o);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    kvl_agent_cfg_free(c);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     kvl_log_level = KVL_LOG_LEVEL_ERROR;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_readers),   cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_disk_restart),     cmocka_unit_test(test_impossible_acks),
-        cmocka_unit_test(test_registry_persist),
+        cmocka_unit_test(test_registry_persist), cmocka_unit_test(test_registry_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
