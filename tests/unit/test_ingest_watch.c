@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "capture_stderr.h"
 #include "collector_config.h"
 #include "ingest.h"
 #include "kvl.h"
@@ -394,7 +395,7 @@ static void test_no_heartbeats_idle_timeout(void **state)
 }
 
 /* A damaged state file: its bad lines skipped, a good one taken (that agent is lost: its
- * Hello says agent_back). */
+ * Hello says agent_back); one of another kind or of a newer format ignored. */
 static void test_damaged_state_file(void **state)
 {
     (void)state;
@@ -426,6 +427,32 @@ static void test_damaged_state_file(void **state)
     assert_int_equal(count_kind(&r, "agent_back"), 0);
     close(fd);
     coll_stop(&c);
+    /* a newer format (the highest number there is): not read, said so, written again in this
+     * collector's format */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("kaaval agents 4294967295\nL 500 1000 2000 5:ag-ok 3:lab\n", f);
+    fclose(f);
+    memset(&r, 0, sizeof(r));
+    char logp[128], logged[4000];
+    snprintf(logp, sizeof(logp), "%s/stderr", dir);
+    capture_t cap;
+    assert_int_equal(capture_begin(&cap, logp), 0);
+    coll_start(&c, dir, &r);
+    capture_end(&cap, logged, sizeof(logged));
+    assert_non_null(strstr(logged, "written by a newer kaaval (format 4294967295; this "
+                                   "kaaval-collector reads up to 1): ignored"));
+    fd = agent_connect(kvl_ingest_port(c.in), "ag-ok", 500);
+    run_for(&c, 500, fd, 200);
+    assert_int_equal(count_kind(&r, "agent_back"), 0);
+    close(fd);
+    coll_stop(&c);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    char first[64] = "";
+    assert_non_null(fgets(first, sizeof(first), f));
+    fclose(f);
+    assert_string_equal(first, "kaaval agents 1\n");
     rm_rf(dir);
 }
 

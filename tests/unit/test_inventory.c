@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "head_line.h"
+
 #include "http.h"
 #include "inventory.h"
 #include "inventory_api.h"
@@ -482,6 +484,65 @@ static void test_restore(void **state)
     json_decref(after);
     kvl_inventory_free(copy);
     reopen(f); /* the routes back to f's inventory */
+}
+
+/* The files carry the format version: both heads written with it; an inventory written
+ * before versions were kept (heads without "format") is read as it is and written again with
+ * the version; a newer one in either file is refused with the sentence, the files untouched. */
+static void test_format_version(void **state)
+{
+    fixture_t *f = *state;
+    def_device(f->inv, "ag1", "rtr1", "rtr1.example", NULL);
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/1", 1, "an alias");
+    json_t *before = device_of("ag1", "rtr1");
+    kvl_inventory_free(f->inv);
+    f->inv = NULL;
+    char snap[300], log[300];
+    snprintf(snap, sizeof(snap), "%s/inventory.snap", f->dir);
+    snprintf(log, sizeof(log), "%s/inventory.log", f->dir);
+    assert_int_equal(head_format(snap), KVL_INV_FORMAT_VERSION);
+    assert_int_equal(head_format(log), KVL_INV_FORMAT_VERSION);
+
+    assert_int_equal(head_set_format(snap, -1), 0);
+    assert_int_equal(head_set_format(log, -1), 0);
+    f->inv = open_inv(f);
+    json_t *after = device_of("ag1", "rtr1");
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    assert_int_equal(head_format(snap), KVL_INV_FORMAT_VERSION);
+    assert_int_equal(head_format(log), KVL_INV_FORMAT_VERSION);
+    kvl_inventory_free(f->inv);
+    f->inv = NULL;
+
+    const char *files[] = {snap, log};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(head_set_format(files[i], KVL_INV_FORMAT_VERSION + 1), 0);
+        size_t n0 = 0, n1 = 0;
+        char *old = head_slurp(files[i], &n0);
+        char err[1200] = "";
+        kvl_inventory_opts_t o = {
+            .dir = f->dir, .changes_max = f->changes_max, .now_ms = fake_clock};
+        kvl_inventory_t *inv = NULL;
+        assert_int_equal(kvl_inventory_new(&o, &inv, err, sizeof(err)), KVL_EPROTO);
+        assert_null(inv);
+        char want[1000];
+        snprintf(want, sizeof(want),
+                 "%s: written by a newer kaaval (format %u; this kaaval-collector reads up to "
+                 "%u): run the newer kaaval-collector, or move %s aside to start afresh (",
+                 files[i], KVL_INV_FORMAT_VERSION + 1, KVL_INV_FORMAT_VERSION, files[i]);
+        assert_non_null(strstr(err, want));
+        char *now = head_slurp(files[i], &n1);
+        assert_int_equal(n1, n0);
+        assert_memory_equal(now, old, n0);
+        free(old);
+        free(now);
+        assert_int_equal(head_set_format(files[i], KVL_INV_FORMAT_VERSION), 0);
+    }
+    f->inv = open_inv(f);
+    after = device_of("ag1", "rtr1");
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    json_decref(before);
 }
 
 static size_t lines_of(const char *dir, const char *name)
@@ -1140,6 +1201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keeps_and_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_batch, setup, teardown),
