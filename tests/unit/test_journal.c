@@ -265,20 +265,34 @@ static void test_torn_tail_every_offset(void **state)
         snprintf(seg, sizeof(seg), "%s", path);
         write_file(seg, whole, n);
     }
-    /* A newer format is not touched. */
+    /* A newer format (this one's version + 1) is refused, the sentence saying what to do,
+     * and not touched. */
     uint8_t newer[4096];
     memcpy(newer, whole, n);
-    newer[8] = 9;
+    newer[8] = (uint8_t)(KVL_JOURNAL_FORMAT_VERSION + 1);
     uint32_t crc = kvl_crc32c(0, newer, 12);
     for (int i = 0; i < 4; i++) {
         newer[12 + i] = (uint8_t)(crc >> (8 * i));
     }
     write_file(path, newer, n);
     kvl_journal_opts_t o = {.dir = dir};
-    char err[256];
+    char err[1200], want[1000];
     kvl_journal_t *jj = NULL;
     assert_int_equal(kvl_journal_open(&o, &jj, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "format"));
+    snprintf(want, sizeof(want),
+             "%s: written by a newer kaaval (format %u; this kaaval-collector reads up to %u): "
+             "run the newer kaaval-collector, or move %s aside to start afresh (",
+             path, KVL_JOURNAL_FORMAT_VERSION + 1, KVL_JOURNAL_FORMAT_VERSION, path);
+    assert_non_null(strstr(err, want));
+    struct stat nb;
+    assert_int_equal(stat(path, &nb), 0);
+    assert_int_equal((size_t)nb.st_size, n);
+    uint8_t kept[4096];
+    FILE *kf = fopen(path, "rb");
+    assert_non_null(kf);
+    assert_int_equal(fread(kept, 1, sizeof(kept), kf), n);
+    fclose(kf);
+    assert_memory_equal(kept, newer, n);
     uv_loop_close(&loop);
     rmrf(dir);
 }

@@ -640,7 +640,7 @@ static void test_open_errors(void **state)
     /* A newer format version, in a segment or in a cursor file, is refused. */
     uint8_t h[16];
     memcpy(h, "kvlspool", 8);
-    h[8] = 2, h[9] = h[10] = h[11] = 0;
+    kvl_put_le32(h + 8, KVL_SPOOL_FORMAT_VERSION + 1);
     uint32_t c = kvl_crc32c(0, h, 12);
     for (int i = 0; i < 4; i++) {
         h[12 + i] = (uint8_t)(c >> (8 * i));
@@ -652,7 +652,12 @@ static void test_open_errors(void **state)
     fwrite(h, 1, sizeof(h), f);
     fclose(f);
     assert_int_equal(kvl_spool_open(&o, &sp, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "newer kaaval"));
+    char want[800];
+    snprintf(want, sizeof(want),
+             "%s: written by a newer kaaval (format %u; this kaaval-agent reads up to %u): run "
+             "the newer kaaval-agent, or move %s aside to start afresh (",
+             path, KVL_SPOOL_FORMAT_VERSION + 1, KVL_SPOOL_FORMAT_VERSION, path);
+    assert_non_null(strstr(err, want));
     assert_int_equal(file_size(path), 16); /* untouched */
     unlink(path);
 
@@ -665,7 +670,7 @@ static void test_open_errors(void **state)
     assert_non_null(f);
     assert_int_equal(fread(cur, 1, sizeof(cur), f), 32);
     fclose(f);
-    cur[8] = 9;
+    kvl_put_le32(cur + 8, KVL_SPOOL_FORMAT_VERSION + 1);
     c = kvl_crc32c(0, cur, 24);
     for (int i = 0; i < 4; i++) {
         cur[24 + i] = (uint8_t)(c >> (8 * i));
@@ -674,7 +679,7 @@ static void test_open_errors(void **state)
     fwrite(cur, 1, sizeof(cur), f);
     fclose(f);
     assert_int_equal(kvl_spool_open(&o, &sp, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "primary.cursor"));
+    assert_non_null(strstr(err, "primary.cursor: written by a newer kaaval"));
 
     /* A damaged cursor file: the reader starts from the oldest record. */
     cur[8] = 1;
