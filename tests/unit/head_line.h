@@ -3,7 +3,9 @@
  * line is a head record (the alert book's book.snap and book.log, the inventory's
  * inventory.snap and inventory.log): the head's "format" read, or rewritten (a version, or
  * removed as the files were before versions were kept), its CRC made again, the other lines
- * kept byte for byte. Included by one test file each (static functions).
+ * kept byte for byte; a pair of such files (snapshot and log) checked, taken back to the
+ * format before versions, and each refused when newer. Included after cmocka.h by one test
+ * file each (static functions).
  */
 #ifndef KVL_TEST_HEAD_LINE_H
 #define KVL_TEST_HEAD_LINE_H
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "kvl.h"
+#include "newer_format.h"
 
 /* The whole file, malloc'd and NUL-terminated (NULL when missing), its length in *n. */
 static char *head_slurp(const char *path, size_t *n)
@@ -91,6 +95,42 @@ static int head_set_format(const char *path, long long v)
     free(text);
     free(b);
     return rc;
+}
+
+/* Fails unless both files' heads say format v. */
+static void expect_heads(const char *snap, const char *log, long long v)
+{
+    assert_int_equal(head_format(snap), v);
+    assert_int_equal(head_format(log), v);
+}
+
+/* Both files as written before versions were kept: heads without "format". */
+static void heads_unversioned(const char *snap, const char *log)
+{
+    assert_int_equal(head_set_format(snap, -1), 0);
+    assert_int_equal(head_set_format(log, -1), 0);
+    expect_heads(snap, log, 0);
+}
+
+/* Opens what the files belong to, closing it again when that worked; returns what the open
+ * returned, its sentence in err. */
+typedef int (*head_open_fn)(void *ctx, char *err, size_t errlen);
+
+/* Each file in turn with the next format (known + 1): the open refused with the sentence
+ * (program: the daemon), the file untouched; then put back at known. */
+static void expect_heads_refused(const char *snap, const char *log, unsigned known,
+                                 const char *program, head_open_fn open_fn, void *ctx)
+{
+    const char *files[] = {snap, log};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(head_set_format(files[i], (long long)known + 1), 0);
+        file_bytes_t before = file_bytes(files[i]);
+        char err[1200] = "";
+        assert_int_equal(open_fn(ctx, err, sizeof(err)), KVL_EPROTO);
+        expect_newer_sentence(err, files[i], known + 1, known, program);
+        expect_file_unchanged(files[i], &before);
+        assert_int_equal(head_set_format(files[i], known), 0);
+    }
 }
 
 #endif

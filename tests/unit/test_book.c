@@ -915,6 +915,21 @@ static void test_damaged_file(void **state)
     teardown_fixture(f);
 }
 
+/* head_open_fn for the book of fixture ctx. */
+static int try_book(void *ctx, char *err, size_t errlen)
+{
+    fixture_t *f = ctx;
+    kvl_book_opts_t o = {
+        .loop = &f->loop, .cfg = f->cfg, .notify = &g_notify, .dir = f->dir, .now_ms = fake_clock};
+    kvl_book_t *b = NULL;
+    int rc = kvl_book_new(&o, &b, err, errlen);
+    if (rc == 0) {
+        close_book(f, b);
+    }
+    assert_true(rc != 0 || b != NULL);
+    return rc;
+}
+
 /* The files carry the format version: written in both heads; a book written before versions
  * were kept (heads without "format") is read as it is and rewritten with the version; a
  * newer version in either file refuses the book with the sentence, the files untouched. */
@@ -922,22 +937,19 @@ static void test_format_version(void **state)
 {
     (void)state;
     fixture_t *f = setup_with(BASIC);
+    char snap[256], log[256];
+    snprintf(snap, sizeof(snap), "%s/book.snap", f->dir);
+    snprintf(log, sizeof(log), "%s/book.log", f->dir);
     kvl_alert_t a = mk("device_down", "DHQ-Kollam", "rtr1", KVL_ALERT_FIRING);
     kvl_book_update(f->book, &a);
     tick_at(f->book, T0 + 5 * S_MS);
     assert_int_equal(g_n_sent, 1);
     close_book(f, f->book);
     f->book = NULL;
-    char snap[256], log[256];
-    snprintf(snap, sizeof(snap), "%s/book.snap", f->dir);
-    snprintf(log, sizeof(log), "%s/book.log", f->dir);
-    assert_int_equal(head_format(snap), KVL_BOOK_FORMAT_VERSION);
-    assert_int_equal(head_format(log), KVL_BOOK_FORMAT_VERSION);
+    expect_heads(snap, log, KVL_BOOK_FORMAT_VERSION);
 
     /* the format before versions: the same alert, never paged again, heads rewritten */
-    assert_int_equal(head_set_format(snap, -1), 0);
-    assert_int_equal(head_set_format(log, -1), 0);
-    assert_int_equal(head_format(snap), 0);
+    heads_unversioned(snap, log);
     f->book = open_book(f);
     collect_t c = {0};
     kvl_book_each_active(f->book, on_active, &c);
@@ -945,39 +957,12 @@ static void test_format_version(void **state)
     assert_int_equal(c.fp[0], a.fingerprint);
     tick_at(f->book, T0 + 50 * M_MS);
     assert_int_equal(g_n_sent, 1);
-    assert_int_equal(head_format(snap), KVL_BOOK_FORMAT_VERSION);
-    assert_int_equal(head_format(log), KVL_BOOK_FORMAT_VERSION);
+    expect_heads(snap, log, KVL_BOOK_FORMAT_VERSION);
     close_book(f, f->book);
     f->book = NULL;
 
     /* newer, in the snapshot and then in the log: refused, nothing rewritten */
-    const char *files[] = {snap, log};
-    for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(head_set_format(files[i], KVL_BOOK_FORMAT_VERSION + 1), 0);
-        size_t n0 = 0, n1 = 0;
-        char *before = head_slurp(files[i], &n0);
-        char err[1200];
-        kvl_book_opts_t o = {.loop = &f->loop,
-                             .cfg = f->cfg,
-                             .notify = &g_notify,
-                             .dir = f->dir,
-                             .now_ms = fake_clock};
-        kvl_book_t *b = NULL;
-        assert_int_equal(kvl_book_new(&o, &b, err, sizeof(err)), KVL_EPROTO);
-        assert_null(b);
-        char want[1000];
-        snprintf(want, sizeof(want),
-                 "%s: written by a newer kaaval (format %u; this kaaval-collector reads up to "
-                 "%u): run the newer kaaval-collector, or move %s aside to start afresh (",
-                 files[i], KVL_BOOK_FORMAT_VERSION + 1, KVL_BOOK_FORMAT_VERSION, files[i]);
-        assert_non_null(strstr(err, want));
-        char *after = head_slurp(files[i], &n1);
-        assert_int_equal(n1, n0);
-        assert_memory_equal(after, before, n0);
-        free(before);
-        free(after);
-        assert_int_equal(head_set_format(files[i], KVL_BOOK_FORMAT_VERSION), 0);
-    }
+    expect_heads_refused(snap, log, KVL_BOOK_FORMAT_VERSION, "kaaval-collector", try_book, f);
     f->book = open_book(f);
     teardown_fixture(f);
 }

@@ -1,6 +1,7 @@
 /*
  * test_fileio.c — the shared file helpers (common/fileio.h): a file replaced whole (content,
- * mode, no temporary file left, the old file untouched when the folder is gone), the sentence
+ * mode, no temporary file left, the old file untouched when the temporary one cannot be made,
+ * nothing made when the folder is gone), the sentence
  * a newer format version is refused with (what to do, both versions, the program, the path),
  * older and equal versions accepted, and the text header line's version.
  */
@@ -19,6 +20,7 @@
 
 #include "fileio.h"
 #include "kvl.h"
+#include "newer_format.h"
 
 static char dir[64];
 
@@ -40,36 +42,42 @@ static int teardown(void **state)
     return 0;
 }
 
-static size_t read_back(const char *path, char *buf, size_t cap)
+/* Fails unless path holds exactly the n bytes at want. */
+static void expect_content(const char *path, const char *want, size_t n)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return n;
+    file_bytes_t b = file_bytes(path);
+    assert_int_equal(b.n, n);
+    assert_memory_equal(b.p, want, n);
+    free(b.p);
 }
 
 static void test_replace(void **state)
 {
     KVL_UNUSED(state);
-    char path[160], tmp[170], buf[64];
+    char path[160], tmp[170];
     snprintf(path, sizeof(path), "%s/f", dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     assert_int_equal(kvl_file_replace(path, "first\n", 6, 0640), 0);
-    assert_int_equal(read_back(path, buf, sizeof(buf)), 6);
-    assert_memory_equal(buf, "first\n", 6);
+    expect_content(path, "first\n", 6);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
     /* Replaced by a shorter content: nothing of the old one stays. */
     assert_int_equal(kvl_file_replace(path, "2\n", 2, 0600), 0);
-    assert_int_equal(read_back(path, buf, sizeof(buf)), 2);
-    assert_memory_equal(buf, "2\n", 2);
+    expect_content(path, "2\n", 2);
     assert_int_not_equal(access(tmp, F_OK), 0);
     /* Empty content is a file of 0 bytes. */
     assert_int_equal(kvl_file_replace(path, "", 0, 0600), 0);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_size, 0);
+    /* The temporary file cannot be made (a folder in its place): an error, the file as it
+     * was. */
+    assert_int_equal(kvl_file_replace(path, "kept", 4, 0600), 0);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    file_bytes_t before = file_bytes(path);
+    assert_true(kvl_file_replace(path, "lost", 4, 0600) < 0);
+    expect_file_unchanged(path, &before);
+    assert_int_equal(rmdir(tmp), 0);
     /* A folder that is not there: an error, nothing made. */
     char gone[200];
     snprintf(gone, sizeof(gone), "%s/no/such/f", dir);
@@ -97,6 +105,7 @@ static void test_format_check(void **state)
                              "(format 3; this kaaval-collector reads up to 2): run the newer "
                              "kaaval-collector, or move /var/lib/kaaval/_alerts/book.snap aside "
                              "to start afresh (its alert history is then lost)");
+    expect_newer_sentence(why, "/var/lib/kaaval/_alerts/book.snap", 3, 2, "kaaval-collector");
     assert_int_equal(kvl_format_check("s", UINT32_MAX, 1, "kaaval-agent", "x", why, sizeof(why)),
                      KVL_EPROTO);
     assert_non_null(strstr(why, "format 4294967295; this kaaval-agent reads up to 1"));

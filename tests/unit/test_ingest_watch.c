@@ -394,6 +394,14 @@ static void test_no_heartbeats_idle_timeout(void **state)
     rm_rf(dir);
 }
 
+static void put_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* A damaged state file: its bad lines skipped, a good one taken (that agent is lost: its
  * Hello says agent_back); one of another kind or of a newer format ignored. */
 static void test_damaged_state_file(void **state)
@@ -402,12 +410,8 @@ static void test_damaged_state_file(void **state)
     char dir[] = "/tmp/kvl-watch-XXXXXX", path[96];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/_agents.state", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("kaaval agents 1\nU 1 0 0 99:x 0:\n\x01\x02garbage\nL 500 1000 2000 5:ag-ok 3:lab\n"
-          "L 500 1000 2000 5:ag-ok",
-          f);
-    fclose(f);
+    put_text(path, "kaaval agents 1\nU 1 0 0 99:x 0:\n\x01\x02garbage\nL 500 1000 2000 5:ag-ok "
+                   "3:lab\nL 500 1000 2000 5:ag-ok");
     rec_t r = {0};
     coll_t c;
     coll_start(&c, dir, &r);
@@ -416,10 +420,7 @@ static void test_damaged_state_file(void **state)
     close(fd);
     coll_stop(&c);
     /* not a state file at all: ignored */
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("something else\nL 500 1000 2000 5:ag-ok 3:lab\n", f);
-    fclose(f);
+    put_text(path, "something else\nL 500 1000 2000 5:ag-ok 3:lab\n");
     memset(&r, 0, sizeof(r));
     coll_start(&c, dir, &r);
     fd = agent_connect(kvl_ingest_port(c.in), "ag-ok", 500);
@@ -429,10 +430,7 @@ static void test_damaged_state_file(void **state)
     coll_stop(&c);
     /* a newer format (the highest number there is): not read, said so, written again in this
      * collector's format */
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("kaaval agents 4294967295\nL 500 1000 2000 5:ag-ok 3:lab\n", f);
-    fclose(f);
+    put_text(path, "kaaval agents 4294967295\nL 500 1000 2000 5:ag-ok 3:lab\n");
     memset(&r, 0, sizeof(r));
     char logp[128], logged[4000];
     snprintf(logp, sizeof(logp), "%s/stderr", dir);
@@ -447,7 +445,7 @@ static void test_damaged_state_file(void **state)
     assert_int_equal(count_kind(&r, "agent_back"), 0);
     close(fd);
     coll_stop(&c);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     assert_non_null(f);
     char first[64] = "";
     assert_non_null(fgets(first, sizeof(first), f));

@@ -486,6 +486,17 @@ static void test_restore(void **state)
     reopen(f); /* the routes back to f's inventory */
 }
 
+/* head_open_fn for the inventory of fixture ctx. */
+static int try_inv(void *ctx, char *err, size_t errlen)
+{
+    fixture_t *f = ctx;
+    kvl_inventory_opts_t o = {.dir = f->dir, .changes_max = f->changes_max, .now_ms = fake_clock};
+    kvl_inventory_t *inv = NULL;
+    int rc = kvl_inventory_new(&o, &inv, err, errlen);
+    kvl_inventory_free(inv);
+    return rc;
+}
+
 /* The files carry the format version: both heads written with it; an inventory written
  * before versions were kept (heads without "format") is read as it is and written again with
  * the version; a newer one in either file is refused with the sentence, the files untouched. */
@@ -500,44 +511,18 @@ static void test_format_version(void **state)
     char snap[300], log[300];
     snprintf(snap, sizeof(snap), "%s/inventory.snap", f->dir);
     snprintf(log, sizeof(log), "%s/inventory.log", f->dir);
-    assert_int_equal(head_format(snap), KVL_INV_FORMAT_VERSION);
-    assert_int_equal(head_format(log), KVL_INV_FORMAT_VERSION);
+    expect_heads(snap, log, KVL_INV_FORMAT_VERSION);
 
-    assert_int_equal(head_set_format(snap, -1), 0);
-    assert_int_equal(head_set_format(log, -1), 0);
+    heads_unversioned(snap, log);
     f->inv = open_inv(f);
     json_t *after = device_of("ag1", "rtr1");
     assert_true(json_equal(before, after));
     json_decref(after);
-    assert_int_equal(head_format(snap), KVL_INV_FORMAT_VERSION);
-    assert_int_equal(head_format(log), KVL_INV_FORMAT_VERSION);
+    expect_heads(snap, log, KVL_INV_FORMAT_VERSION);
     kvl_inventory_free(f->inv);
     f->inv = NULL;
 
-    const char *files[] = {snap, log};
-    for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(head_set_format(files[i], KVL_INV_FORMAT_VERSION + 1), 0);
-        size_t n0 = 0, n1 = 0;
-        char *old = head_slurp(files[i], &n0);
-        char err[1200] = "";
-        kvl_inventory_opts_t o = {
-            .dir = f->dir, .changes_max = f->changes_max, .now_ms = fake_clock};
-        kvl_inventory_t *inv = NULL;
-        assert_int_equal(kvl_inventory_new(&o, &inv, err, sizeof(err)), KVL_EPROTO);
-        assert_null(inv);
-        char want[1000];
-        snprintf(want, sizeof(want),
-                 "%s: written by a newer kaaval (format %u; this kaaval-collector reads up to "
-                 "%u): run the newer kaaval-collector, or move %s aside to start afresh (",
-                 files[i], KVL_INV_FORMAT_VERSION + 1, KVL_INV_FORMAT_VERSION, files[i]);
-        assert_non_null(strstr(err, want));
-        char *now = head_slurp(files[i], &n1);
-        assert_int_equal(n1, n0);
-        assert_memory_equal(now, old, n0);
-        free(old);
-        free(now);
-        assert_int_equal(head_set_format(files[i], KVL_INV_FORMAT_VERSION), 0);
-    }
+    expect_heads_refused(snap, log, KVL_INV_FORMAT_VERSION, "kaaval-collector", try_inv, f);
     f->inv = open_inv(f);
     after = device_of("ag1", "rtr1");
     assert_true(json_equal(before, after));

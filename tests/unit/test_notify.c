@@ -34,6 +34,7 @@
 #include "crc32c.h"
 #include "hmac.h"
 #include "kvl.h"
+#include "newer_format.h"
 #include "notify.h"
 #include "notify_config.h"
 #include "notify_int.h"
@@ -350,15 +351,24 @@ static int body_index(const char *body)
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* A loop, a stub receiver on a free port, a webhook receiver "hook" for it (the
+ * configuration returned) and a new temporary state folder (*dir). */
+static kvl_notify_cfg_t *hook_start(uv_loop_t *loop, stub_t *s, char **dir)
+{
+    uv_loop_init(loop);
+    memset(s, 0, sizeof(*s));
+    stub_listen(loop, s, 0);
+    *dir = tmp_dir();
+    return webhook_cfg(s->port, NULL);
+}
+
 static void test_order_and_signature(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    stub_t s = {0};
-    stub_listen(&loop, &s, 0);
-    char *dir = tmp_dir();
-    kvl_notify_cfg_t *c = webhook_cfg(s.port, NULL);
+    stub_t s;
+    char *dir;
+    kvl_notify_cfg_t *c = hook_start(&loop, &s, &dir);
     kvl_notify_t *n = open_notify(&loop, c, dir);
     assert_true(kvl_notify_has_receiver(n, "hook"));
     assert_false(kvl_notify_has_receiver(n, "nobody"));
@@ -628,19 +638,18 @@ static void only_segment(const char *dir, char *out, size_t outlen)
     assert_true(out[0] != '\0');
 }
 
-/* kvl_notify_new is refused with the sentence for a file of a newer version at path. */
+/* kvl_notify_new is refused with the sentence for a file of a newer version at path, which
+ * is left as it was. */
 static void refused_newer(uv_loop_t *loop, const kvl_notify_cfg_t *c, const char *dir,
                           const char *path, unsigned version)
 {
-    char err[1200] = "", want[1200];
+    char err[1200] = "";
     kvl_notify_t *n = NULL;
+    file_bytes_t before = file_bytes(path);
     assert_int_equal(kvl_notify_new(loop, c, dir, &n, err, sizeof(err)), KVL_EPROTO);
     assert_null(n);
-    snprintf(want, sizeof(want),
-             "%s: written by a newer kaaval (format %u; this kaaval-collector reads up to %u): "
-             "run the newer kaaval-collector, or move %s aside to start afresh (",
-             path, version, KVL_NOTIFY_FORMAT_VERSION, path);
-    assert_non_null(strstr(err, want));
+    expect_newer_sentence(err, path, version, KVL_NOTIFY_FORMAT_VERSION, "kaaval-collector");
+    expect_file_unchanged(path, &before);
 }
 
 /* The format version: in the cursor ("format") and the segments' headers; a cursor without it
@@ -650,19 +659,16 @@ static void test_format_version(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    stub_t s = {0};
-    stub_listen(&loop, &s, 0);
-    char *dir = tmp_dir();
-    kvl_notify_cfg_t *c = webhook_cfg(s.port, NULL);
+    stub_t s;
+    char *dir, cursor[512], seg[512];
+    kvl_notify_cfg_t *c = hook_start(&loop, &s, &dir);
+    snprintf(cursor, sizeof(cursor), "%s/hook/cursor", dir);
     kvl_notify_t *n = open_notify(&loop, c, dir);
     enqueue(n, "hook", 1, NULL);
     want_t w = {&s, 1};
     assert_true(run_until(&loop, stub_has, &w, 20000));
     run_for(&loop, 100);
     close_all(&loop, n, &s);
-    char cursor[512], seg[512];
-    snprintf(cursor, sizeof(cursor), "%s/hook/cursor", dir);
     json_t *cj = json_load_file(cursor, 0, NULL);
     assert_non_null(cj);
     assert_int_equal(json_integer_value(json_object_get(cj, "format")), KVL_NOTIFY_FORMAT_VERSION);
@@ -680,9 +686,6 @@ static void test_format_version(void **state)
     json_object_set_new(cj, "format", json_integer(KVL_NOTIFY_FORMAT_VERSION + 1));
     assert_int_equal(json_dump_file(cj, cursor, JSON_COMPACT), 0);
     refused_newer(&loop, c, dir, cursor, KVL_NOTIFY_FORMAT_VERSION + 1);
-    json_t *kept = json_load_file(cursor, 0, NULL);
-    assert_true(json_equal(kept, cj));
-    json_decref(kept);
     json_object_set_new(cj, "format", json_integer(KVL_NOTIFY_FORMAT_VERSION));
     assert_int_equal(json_dump_file(cj, cursor, JSON_COMPACT), 0);
     json_decref(cj);
@@ -698,11 +701,7 @@ static void test_format_version(void **state)
     rewind(f);
     assert_int_equal(fwrite(h, 1, sizeof(h), f), sizeof(h));
     fclose(f);
-    struct stat before, after;
-    assert_int_equal(stat(seg, &before), 0);
     refused_newer(&loop, c, dir, seg, KVL_NOTIFY_FORMAT_VERSION + 1);
-    assert_int_equal(stat(seg, &after), 0);
-    assert_int_equal(after.st_size, before.st_size);
     for (int i = 0; i < 50 && uv_loop_alive(&loop); i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
     }

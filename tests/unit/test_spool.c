@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "newer_format.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -651,14 +653,11 @@ static void test_open_errors(void **state)
     assert_non_null(f);
     fwrite(h, 1, sizeof(h), f);
     fclose(f);
+    file_bytes_t before = file_bytes(path);
     assert_int_equal(kvl_spool_open(&o, &sp, err, sizeof(err)), KVL_EPROTO);
-    char want[800];
-    snprintf(want, sizeof(want),
-             "%s: written by a newer kaaval (format %u; this kaaval-agent reads up to %u): run "
-             "the newer kaaval-agent, or move %s aside to start afresh (",
-             path, KVL_SPOOL_FORMAT_VERSION + 1, KVL_SPOOL_FORMAT_VERSION, path);
-    assert_non_null(strstr(err, want));
-    assert_int_equal(file_size(path), 16); /* untouched */
+    expect_newer_sentence(err, path, KVL_SPOOL_FORMAT_VERSION + 1, KVL_SPOOL_FORMAT_VERSION,
+                          "kaaval-agent");
+    expect_file_unchanged(path, &before);
     unlink(path);
 
     first = open1(dir, 1 << 20);
