@@ -27,59 +27,8 @@ INTERVAL=2
 DATA=$KVL_TMP/data
 SPOOL=$KVL_TMP/agent.spool
 
-# The files' layouts, for the test to rewrite them (CRC-32C as the daemons compute it).
-FMT=$KVL_TMP/fmt.py
-cat >"$FMT" <<'EOF'
-import json, struct, sys
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-op, kind, path = sys.argv[1], sys.argv[2], sys.argv[3]
-raw = open(path, "rb").read()
-
-def version():
-    if kind in ("seg", "defs"):
-        return struct.unpack("<I", raw[8:12])[0]
-    if kind == "head":
-        return json.loads(raw.split(b"\n", 1)[0][9:]).get("format", 0)
-    return json.loads(raw).get("format", 0)
-
-def write(v):  # v None: the layout before versions
-    if kind == "seg":
-        h = raw[:8] + struct.pack("<I", v)
-        out = h + struct.pack("<I", crc32c(h)) + raw[16:]
-    elif kind == "defs":
-        out = raw[12:] if v is None else raw[:8] + struct.pack("<I", v) + raw[12:]
-    elif kind == "head":
-        first, rest = raw.split(b"\n", 1)
-        head = json.loads(first[9:])
-        head.pop("format", None)
-        if v is not None:
-            head["format"] = v
-        text = json.dumps(head, separators=(",", ":")).encode()
-        out = b"%08x " % crc32c(text) + text + b"\n" + rest
-    else:
-        doc = json.loads(raw)
-        doc.pop("format", None)
-        if v is not None:
-            doc["format"] = v
-        out = json.dumps(doc, separators=(",", ":")).encode()
-    open(path, "wb").write(out)
-
-if op == "version":
-    print(version())
-elif op == "unversion":
-    write(None)
-elif op == "set":
-    write(int(sys.argv[4]))
-EOF
-fmt() { "$KVL_PY" "$FMT" "$@"; }
+# The files' layouts, for the test to rewrite them (format_files.py).
+fmt() { "$KVL_PY" "$KVL_REPO/tests/integration/format_files.py" "$@"; }
 
 kvl_rate_pipeline fmt-agent "$INTERVAL" 125000 50000 debug
 ALOG=$KVL_TMP/logs/agent.log
