@@ -163,7 +163,7 @@ static void on_probed(void *arg)
 static int start_shipping(app_t *a, bool once)
 {
     const kvl_ship_cfg_t *ship = &a->cfg->ship;
-    char err[600];
+    char err[1200];
     if (kvl_registry_new(&a->registry, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 1;
@@ -218,7 +218,7 @@ static int keep_state(app_t *a)
         return 0;
     }
     char path[4200];
-    char err[600];
+    char err[1200];
     snprintf(path, sizeof(path), "%s/devices.state", dir);
     if (kvl_poller_keep_state(a->poller, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
@@ -474,7 +474,7 @@ static void on_hup(uv_signal_t *s, int signum)
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
-    char err[600];
+    char err[1200];
     int rc = 0;
     if (kvl_prober_new(a->loop, &a->cfg->probes, a->cfg->id, NULL, &a->prober, err, sizeof(err)) !=
         0) {
@@ -547,7 +547,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[600];
+    char err[1200];
     app_t a = {0};
     a.path = path;
     a.once = once || probe_once;

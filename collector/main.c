@@ -469,7 +469,7 @@ static int add_credential(const kvl_collector_cfg_t *cfg, const char *user, cons
                           const char *role_s)
 {
     kvl_role_t role;
-    char err[600];
+    char err[1200];
     if (kvl_http_role_parse(role_s, &role) != 0) {
         fprintf(stderr, "kaaval-collector: --role must be viewer, operator or admin\n");
         return 2;
@@ -853,7 +853,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[600];
+    char err[1200];
     app_t a = {0};
     a.cfg = kvl_collector_cfg_load(path, err, sizeof(err));
     if (a.cfg == NULL) {

@@ -16,11 +16,13 @@
 
 #include "buf.h"
 #include "crc32c.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 
 #define MOD "state"
-#define MAGIC "kaaval-downstate 1\n"
+#define MAGIC "kaaval-downstate 1\n" /* the header line: its name and the format version */
+_Static_assert(KVL_DOWNSTATE_FORMAT_VERSION == 1, "MAGIC says the version");
 
 typedef struct entry {
     char *name;
@@ -256,6 +258,21 @@ static int load(kvl_downstate_t *s)
         got += (size_t)r;
     }
     close(fd);
+    const char *nl = got == size ? memchr(text, '\n', size) : NULL;
+    uint32_t v = 0;
+    if (nl != NULL &&
+        kvl_format_text_header(text, (size_t)(nl - text), "kaaval-downstate", &v) == 0 &&
+        v > KVL_DOWNSTATE_FORMAT_VERSION) {
+        /* Only what is down (a cache of events): ignored and written again in this format. */
+        free(text);
+        KVL_LOG_WARN(MOD, s->path,
+                     "the %s was written by a newer kaaval (format %" PRIu32
+                     "; this one reads up to %u): ignored, everything starts unknown, and it is "
+                     "written again in format %u",
+                     s->what, v, KVL_DOWNSTATE_FORMAT_VERSION, KVL_DOWNSTATE_FORMAT_VERSION);
+        s->dirty = true;
+        return 0;
+    }
     load_ctx_t c = {.s = s};
     const char *why = "cannot be read whole";
     int n = got == size ? kvl_downstate_parse(text, size, on_loaded, &c, &why) : -1;
@@ -274,22 +291,6 @@ static int load(kvl_downstate_t *s)
 }
 
 /* --- writing --------------------------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int write_file(kvl_downstate_t *s)
 {
@@ -316,44 +317,7 @@ static int write_file(kvl_downstate_t *s)
         kvl_buf_free(&b);
         return rc;
     }
-    size_t pl = strlen(s->path);
-    char *tmp = malloc(pl + 5);
-    if (tmp == NULL) {
-        kvl_buf_free(&b);
-        return KVL_ENOMEM;
-    }
-    memcpy(tmp, s->path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-    } else {
-        rc = write_all(fd, (const char *)b.data, b.len);
-        if (rc == 0 && fsync(fd) != 0) {
-            rc = -errno;
-        }
-        if (close(fd) != 0 && rc == 0) {
-            rc = -errno;
-        }
-        if (rc == 0 && rename(tmp, s->path) != 0) {
-            rc = -errno;
-        }
-        if (rc != 0) {
-            unlink(tmp);
-        }
-    }
-    if (rc == 0) {
-        /* The rename itself on disk: fsync the folder. */
-        char *slash = strrchr(s->path, '/');
-        char *dir = slash == NULL ? strdup(".") : strndup(s->path, (size_t)(slash - s->path) + 1);
-        int dfd = dir != NULL ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(tmp);
+    rc = kvl_file_replace(s->path, b.data, b.len, 0644);
     kvl_buf_free(&b);
     return rc;
 }

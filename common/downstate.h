@@ -17,8 +17,10 @@
  *
  * A file that cannot be read, does not parse, or whose count or checksum does not match is
  * ignored with one warning (everything starts unknown, as without a file) and replaced at the
- * next change; never a failure. Names with a control character are not kept. Runs on the
- * loop thread only.
+ * next change; never a failure. A file of a newer format version (its first line
+ * "kaaval-downstate N", N > KVL_DOWNSTATE_FORMAT_VERSION) is ignored likewise, its warning
+ * saying so: the file only spares a repeated down event, so it is rebuilt. Names with a control
+ * character are not kept. Runs on the loop thread only.
  */
 #ifndef KVL_DOWNSTATE_H
 #define KVL_DOWNSTATE_H
@@ -28,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#define KVL_DOWNSTATE_FORMAT_VERSION 1u
 #define KVL_DOWNSTATE_DELAY_MS 50
 #define KVL_DOWNSTATE_MAX_BYTES (16u << 20) /* a larger file is not read */
 #define KVL_DOWNSTATE_NAME_MAX 1000         /* longer names are not kept */

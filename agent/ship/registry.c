@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fileio.h"
 #include "frame.h"
 #include "kvl.h"
 #include "log.h"
@@ -656,6 +657,12 @@ void kvl_registry_families(const kvl_registry_t *r, kvl_family_t *out, size_t *n
 
 /* ----------------------------------------------------------------- series.defs --------- */
 
+/* The file: a header (8 bytes "kvlsdefs", u32 little-endian format version), then SeriesDefs
+ * frames (common/frame.h) appended. A file without the header (written before versions were
+ * kept) is read as version 1 and rewritten with one. */
+#define DEFS_MAGIC "kvlsdefs"
+#define DEFS_HEADER 12u
+
 /* A family from the file: the next id in order, owned by no caller until one registers a
  * family with the same content (family_get). */
 static int restore_family(kvl_registry_t *r, const kvl_family_t *u)
@@ -727,6 +734,58 @@ static size_t load_defs(kvl_registry_t *r, const uint8_t *p, size_t len)
     return off;
 }
 
+/* Reads all of fd into a malloc'd *data (*len bytes; NULL when empty). Returns 0 or KVL_EIO. */
+static int read_whole(int fd, uint8_t **data, size_t *len)
+{
+    struct stat st;
+    *data = NULL;
+    *len = 0;
+    if (fstat(fd, &st) != 0) {
+        return KVL_EIO;
+    }
+    if (st.st_size == 0) {
+        return 0;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    uint8_t *p = malloc(n);
+    while (p != NULL && got < n) {
+        ssize_t k = pread(fd, p + got, n - got, (off_t)got);
+        if (k <= 0) {
+            break;
+        }
+        got += (size_t)k;
+    }
+    if (p == NULL || got < n) {
+        free(p);
+        return KVL_EIO;
+    }
+    *data = p;
+    *len = n;
+    return 0;
+}
+
+/* Rewrites path as the header of this version and the n bytes of body (a file of an older
+ * format, or a new one), then opens it for appending. Returns the descriptor or -errno. */
+static int write_with_header(const char *path, const uint8_t *body, size_t n)
+{
+    uint8_t *p = malloc(DEFS_HEADER + n);
+    if (p == NULL) {
+        return KVL_ENOMEM;
+    }
+    memcpy(p, DEFS_MAGIC, 8);
+    kvl_put_le32(p + 8, KVL_REGISTRY_FORMAT_VERSION);
+    if (n > 0) {
+        memcpy(p + DEFS_HEADER, body, n);
+    }
+    int rc = kvl_file_replace(path, p, DEFS_HEADER + n, 0600);
+    free(p);
+    if (rc != 0) {
+        return rc;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
 int kvl_registry_persist(kvl_registry_t *r, const char *path)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -735,41 +794,54 @@ int kvl_registry_persist(kvl_registry_t *r, const char *path)
         KVL_LOG_ERROR("batch", path, "cannot open the series registry: %s", strerror(errno));
         return rc;
     }
-    struct stat st;
     uint8_t *data = NULL;
-    size_t len = 0, good = 0;
-    if (fstat(fd, &st) == 0 && st.st_size > 0) {
-        len = (size_t)st.st_size;
-        data = malloc(len);
-        size_t got = 0;
-        while (data != NULL && got < len) {
-            ssize_t k = pread(fd, data + got, len - got, (off_t)got);
-            if (k <= 0) {
-                break;
-            }
-            got += (size_t)k;
-        }
-        if (data == NULL || got < len) {
-            KVL_LOG_ERROR("batch", path, "cannot read the series registry");
+    size_t len = 0, hdr = 0, good = 0;
+    if (read_whole(fd, &data, &len) != 0) {
+        KVL_LOG_ERROR("batch", path, "cannot read the series registry");
+        close(fd);
+        return KVL_EIO;
+    }
+    if (len >= 8 && memcmp(data, DEFS_MAGIC, 8) == 0) {
+        /* A header; one cut short is a file whose first write was torn: it holds nothing. */
+        hdr = len >= DEFS_HEADER ? DEFS_HEADER : len;
+        uint32_t v = len >= DEFS_HEADER ? kvl_get_le32(data + 8) : KVL_REGISTRY_FORMAT_VERSION;
+        char why[4600];
+        if (kvl_format_check(path, v, KVL_REGISTRY_FORMAT_VERSION, "kaaval-agent",
+                             "batches spooled with its series ids are then refused by the "
+                             "collector",
+                             why, sizeof(why)) != 0) {
+            KVL_LOG_ERROR("batch", path, "%s", why);
             free(data);
             close(fd);
-            return KVL_EIO;
+            return KVL_EPROTO;
         }
-        good = load_defs(r, data, len);
-        free(data);
     }
-    if (good < len) {
+    /* Without a header: the format before versions (the frames alone), read as version 1. */
+    const uint8_t *body = data != NULL ? data + hdr : (const uint8_t *)"";
+    good = load_defs(r, body, len - hdr);
+    if (good < len - hdr) {
         KVL_LOG_WARN("batch", path,
                      "series registry damaged after byte %zu: %zu bytes cut off (batches of an "
                      "earlier run that use those series cannot be replayed)",
-                     good, len - good);
-        if (ftruncate(fd, (off_t)good) != 0) {
-            KVL_LOG_ERROR("batch", path, "cannot cut the damaged tail: %s", strerror(errno));
-        }
+                     hdr + good, len - hdr - good);
     }
-    if (lseek(fd, (off_t)good, SEEK_SET) < 0) {
+    if (hdr != DEFS_HEADER) {
+        /* No header yet (new, older or torn): written with one, what was good kept. */
         close(fd);
-        return -errno;
+        fd = write_with_header(path, body, good);
+        if (fd < 0) {
+            KVL_LOG_ERROR("batch", path, "cannot write the series registry: %s", kvl_strerror(fd));
+            free(data);
+            return fd;
+        }
+    } else if (good < len - hdr && ftruncate(fd, (off_t)(hdr + good)) != 0) {
+        KVL_LOG_ERROR("batch", path, "cannot cut the damaged tail: %s", strerror(errno));
+    }
+    free(data);
+    if (lseek(fd, (off_t)(DEFS_HEADER + good), SEEK_SET) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
     }
     r->persist_fd = fd;
     r->persist_path = strdup(path);

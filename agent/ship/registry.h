@@ -106,10 +106,17 @@ void kvl_registry_new_free(kvl_registry_new_t *nw);
 /* The waiting definitions went out in a batch: forgets them and their labels. */
 void kvl_registry_sent(kvl_registry_t *r);
 
+/* The format version of series.defs this agent writes and reads (older ones read too). */
+#define KVL_REGISTRY_FORMAT_VERSION 1u
+
 /* Keeps the registry in a file (the spool's series.defs), so that ids stay the same across
  * agent restarts and batches spooled by an earlier run are still understood: loads the
  * definitions and families the file holds (before any series is registered). A torn or
- * damaged tail is cut off at load. Returns 0 or a negative code (logged). */
+ * damaged tail is cut off at load. On disk: a header (8 bytes "kvlsdefs", u32 little-endian
+ * format version), then SeriesDefs frames; a file without the header (the format before
+ * versions) is read as version 1 and rewritten with it. A file of a newer version is refused
+ * (KVL_EPROTO; the sentence logged says what to do). Returns 0 or a negative code
+ * (logged). */
 int kvl_registry_persist(kvl_registry_t *r, const char *path);
 /* Appends the definitions and families the file lacks as one SeriesDefs frame
  * (common/wire.h), written and fdatasync'ed at once (only when new series appeared: the first

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 #include "seglog.h"
@@ -125,6 +126,19 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* A spool file of a newer format: the spool is not touched. Returns KVL_EPROTO, the
+ * sentence (what to do) in err. */
+static int newer_format(const kvl_spool_t *sp, const char *name, uint32_t version, char *err,
+                        size_t errlen)
+{
+    char path[4400], why[9000];
+    snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+    kvl_format_check(path, version, KVL_SPOOL_FORMAT_VERSION, "kaaval-agent",
+                     "the batches waiting in it are then lost", why, sizeof(why));
+    set_err(err, errlen, "%s", why);
+    return KVL_EPROTO;
 }
 
 /* --------------------------------------------------------------- segments list --------- */
@@ -326,11 +340,7 @@ static int load_cursor(kvl_spool_t *sp, reader_t *r, char *err, size_t errlen)
         kvl_crc32c(0, b, 24) == kvl_get_le32(b + 24)) {
         uint32_t v = kvl_get_le32(b + 8);
         if (v > KVL_SPOOL_FORMAT_VERSION) {
-            set_err(err, errlen,
-                    "spool %s: %s was written by a newer kaaval (format %" PRIu32
-                    ", this one reads %u); refusing to touch the spool",
-                    sp->dir, name, v, KVL_SPOOL_FORMAT_VERSION);
-            return KVL_EPROTO;
+            return newer_format(sp, name, v, err, errlen);
         }
         if (v == KVL_SPOOL_FORMAT_VERSION) {
             r->acked = kvl_get_le64(b + 16);
@@ -556,11 +566,7 @@ static int load_segment(kvl_spool_t *sp, uint64_t name_seq, uint64_t next, bool 
         return 0;
     }
     if (sc.header == 0 && sc.version > KVL_SPOOL_FORMAT_VERSION) {
-        set_err(err, errlen,
-                "spool %s: %s was written by a newer kaaval (format %" PRIu32
-                ", this one reads %u); refusing to touch the spool",
-                sp->dir, name, sc.version, KVL_SPOOL_FORMAT_VERSION);
-        return KVL_EPROTO;
+        return newer_format(sp, name, sc.version, err, errlen);
     }
     if (sc.header != 0 || sc.version != KVL_SPOOL_FORMAT_VERSION) {
         if (last && size <= SEG_HDR) {

@@ -32,6 +32,10 @@
  * when the log grows; both carry a generation so a log older than the snapshot is never
  * replayed. A damaged line is skipped with a warning, the rest kept; a torn last line is
  * dropped. history.log (and history.1.log, its previous half) is the bounded history.
+ * The heads ({"t":"head","gen":N,"format":V}) carry the format version
+ * (KVL_BOOK_FORMAT_VERSION); a head without "format" (written before versions were kept) is
+ * version 1, rewritten with it by the compaction at start; a newer version makes
+ * kvl_book_new fail with a sentence saying what to do, the files untouched.
  * These writes are small and happen on the loop (as the notifier's own outbox writes).
  *
  * Threads: everything on the loop's thread. Times: `now` is the book's clock (wall clock
@@ -46,6 +50,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* The format version of book.snap and book.log this collector writes and reads. */
+#define KVL_BOOK_FORMAT_VERSION 1u
 #include <stdint.h>
 #include <uv.h>
 

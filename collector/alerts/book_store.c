@@ -1,9 +1,10 @@
 /*
  * book_store.c — the alert book's files (book.h, "Persistence"): book.snap and book.log,
  * lines of "<CRC-32C in 8 hex digits> <JSON record>\n" whose first line is the head
- * {"t": "head", "gen": N}; loading (damaged lines skipped and counted, a torn last line
+ * {"t": "head", "gen": N, "format": V} (V: KVL_BOOK_FORMAT_VERSION; absent: 1, a newer one
+ * refused at open); loading (damaged lines skipped and counted, a torn last line
  * dropped, a log of another generation than the snapshot ignored), appending with
- * fdatasync on demand, compaction (temporary file, fsync, rename, fsync of the folder),
+ * fdatasync on demand, compaction (kvl_file_replace),
  * and the bounded history (history.log, rotated to history.1.log at history_max lines).
  */
 #include "book_int.h"
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "crc32c.h"
 #include "fileio.h"
 #include "kvl.h"
@@ -73,6 +75,7 @@ typedef struct file_scan {
     bool torn;
     bool has_head;
     uint64_t gen;
+    uint32_t format; /* the head's "format", 0 without one */
 } file_scan_t;
 
 typedef int (*record_fn)(kvl_book_t *b, const json_t *rec, void *ctx);
@@ -108,7 +111,11 @@ static int scan_file(kvl_book_t *b, const char *path, bool head_needed, uint64_t
             } else {
                 sc->has_head = true;
                 sc->gen = (uint64_t)json_integer_value(gen);
-                skip_all = check_gen && sc->gen != want_gen;
+                const json_t *fmt = json_object_get(rec, "format");
+                json_int_t v = json_is_integer(fmt) ? json_integer_value(fmt) : 0;
+                sc->format = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+                skip_all =
+                    (check_gen && sc->gen != want_gen) || sc->format > KVL_BOOK_FORMAT_VERSION;
             }
             json_decref(rec);
             continue;
@@ -168,51 +175,34 @@ json_t *book_history_at(const kvl_book_t *b, size_t i)
     return b->hist[(b->hist_head + i) % b->hist_cap];
 }
 
-static int fsync_dir(const kvl_book_t *b)
+/* Appends a record's line to out. Returns 0 or KVL_ENOMEM. */
+static int buf_line(kvl_buf_t *out, const json_t *rec)
 {
-    int fd = open(b->dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        return KVL_EIO;
-    }
-    int rc = fsync(fd) == 0 ? 0 : KVL_EIO;
-    close(fd);
+    size_t len;
+    char *line = rec != NULL ? line_of(rec, &len) : NULL;
+    int rc = line != NULL ? kvl_buf_append(out, line, len) : KVL_ENOMEM;
+    free(line);
     return rc;
 }
 
-/* Writes name atomically: the head of generation gen, then the records. */
+/* Writes name atomically (kvl_file_replace): the head of generation gen, then the records. */
 static int write_atomic(kvl_book_t *b, const char *name, uint64_t gen, const json_t *records)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     path_of(b, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        return KVL_EIO;
-    }
-    int rc = 0;
-    json_t *head = json_pack("{s:s, s:I}", "t", "head", "gen", (json_int_t)gen);
-    size_t len;
-    char *line = head != NULL ? line_of(head, &len) : NULL;
-    rc = line != NULL ? kvl_write_all(fd, line, len) : KVL_ENOMEM;
-    free(line);
+    kvl_buf_t out = {0};
+    json_t *head = json_pack("{s:s, s:I, s:I}", "t", "head", "gen", (json_int_t)gen, "format",
+                             (json_int_t)KVL_BOOK_FORMAT_VERSION);
+    int rc = buf_line(&out, head);
     json_decref(head);
     for (size_t i = 0; rc == 0 && records != NULL && i < json_array_size(records); i++) {
-        line = line_of(json_array_get(records, i), &len);
-        rc = line != NULL ? kvl_write_all(fd, line, len) : KVL_ENOMEM;
-        free(line);
+        rc = buf_line(&out, json_array_get(records, i));
     }
-    if (rc == 0 && fsync(fd) != 0) {
-        rc = KVL_EIO;
+    if (rc == 0) {
+        rc = kvl_file_replace(path, out.data, out.len, 0640) == 0 ? 0 : KVL_EIO;
     }
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = KVL_EIO;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return fsync_dir(b);
+    kvl_buf_free(&out);
+    return rc;
 }
 
 int book_compact(kvl_book_t *b, bool force)
@@ -359,11 +349,22 @@ int book_store_open(kvl_book_t *b, char *err, size_t errlen)
     file_scan_t sc;
     b->replaying = true;
     int rc = scan_file(b, snap, true, 0, false, apply_fn, NULL, &sc);
+    const char *loss = "its alerts, acknowledgements, silences and history are then lost";
+    if (rc == 0 && kvl_format_check(snap, sc.format, KVL_BOOK_FORMAT_VERSION, "kaaval-collector",
+                                    loss, err, errlen) != 0) {
+        b->replaying = false;
+        return KVL_EPROTO;
+    }
     report(snap, &sc);
     b->st.damaged_lines += sc.damaged;
     uint64_t gen = sc.has_head ? sc.gen : 0;
     if (rc == 0) {
         rc = scan_file(b, log, true, gen, true, apply_fn, NULL, &sc);
+        if (rc == 0 && kvl_format_check(log, sc.format, KVL_BOOK_FORMAT_VERSION, "kaaval-collector",
+                                        loss, err, errlen) != 0) {
+            b->replaying = false;
+            return KVL_EPROTO;
+        }
         report(log, &sc);
         b->st.damaged_lines += sc.damaged;
         if (sc.has_head && sc.gen != gen) {

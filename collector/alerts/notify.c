@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "curl_uv.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 #include "notify_config.h"
@@ -57,10 +58,11 @@
 #define RETRY_FIRST_MS 1000u
 #define RETRY_MAX_MS (5u * 60u * 1000u)
 #define CURSOR_MAX (256 << 20) /* a cursor file (with the firing alerts) larger is damaged */
+#define OUTBOX_LOSS "the notifications waiting in it are then not sent"
 
 static const kvl_seglog_format_t fmt = {
     .magic = {'k', 'v', 'l', 'n', 'o', 't', 'i', 'f'},
-    .version = 1,
+    .version = KVL_NOTIFY_FORMAT_VERSION,
     .suffix = ".nob",
     .extra = 0,
     .crc_covers_len = true,
@@ -171,7 +173,8 @@ static int cursor_save(kvl_notify_rcv_t *r)
 {
     json_t *o = json_object();
     json_t *state = r->ops->state_save ? r->ops->state_save(r) : NULL;
-    if (o == NULL || json_object_set_new(o, "cursor", json_integer((json_int_t)r->cursor)) != 0 ||
+    if (o == NULL || json_object_set_new(o, "format", json_integer((json_int_t)fmt.version)) != 0 ||
+        json_object_set_new(o, "cursor", json_integer((json_int_t)r->cursor)) != 0 ||
         (state != NULL && json_object_set_new(o, "state", state) != 0)) {
         json_decref(o);
         return KVL_ENOMEM;
@@ -208,13 +211,15 @@ static int cursor_save(kvl_notify_rcv_t *r)
     return rc;
 }
 
-/* Reads the cursor file (missing: 0). A damaged one is logged and taken as 0. */
-static void cursor_load(kvl_notify_rcv_t *r)
+/* Reads the cursor file (missing: 0). A damaged one is logged and taken as 0. Returns 0, or
+ * KVL_EPROTO with a sentence in err when a newer collector wrote it (dir: the receiver's
+ * folder, for the sentence). */
+static int cursor_load(kvl_notify_rcv_t *r, const char *dir, char *err, size_t errlen)
 {
     r->cursor = 0;
     int fd = openat(r->dir_fd, "cursor", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return;
+        return 0;
     }
     struct stat sb;
     int rc = fstat(fd, &sb) == 0 ? 0 : -errno;
@@ -228,6 +233,18 @@ static void cursor_load(kvl_notify_rcv_t *r)
     json_error_t je;
     json_t *o = buf != NULL && rc == 0 ? json_loadb(buf, got, 0, &je) : NULL;
     free(buf);
+    json_t *f = json_object_get(o, "format");
+    json_int_t v = json_is_integer(f) ? json_integer_value(f) : 0;
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/cursor", dir);
+    if (kvl_format_check(path,
+                         v < 0            ? 0
+                         : v > UINT32_MAX ? UINT32_MAX
+                                          : (uint32_t)v,
+                         fmt.version, "kaaval-collector", OUTBOX_LOSS, err, errlen) != 0) {
+        json_decref(o);
+        return KVL_EPROTO;
+    }
     json_t *c = json_object_get(o, "cursor");
     if (!json_is_integer(c) || json_integer_value(c) < 0) {
         KVL_LOG_WARN(MOD, r->cfg->name,
@@ -240,6 +257,7 @@ static void cursor_load(kvl_notify_rcv_t *r)
         }
     }
     json_decref(o);
+    return 0;
 }
 
 static int segs_push(kvl_notify_rcv_t *r, uint64_t num, uint64_t last_seq)
@@ -324,9 +342,11 @@ static void set_aside(kvl_notify_rcv_t *r, uint64_t num, const char *why)
     renameat(r->dir_fd, name, r->dir_fd, to);
 }
 
-/* Reads one segment's records above the cursor into the queue. */
+/* Reads one segment's records above the cursor into the queue. Returns 0, KVL_EIO, or
+ * KVL_EPROTO with a sentence in err when a newer collector wrote it (dir: the receiver's
+ * folder, for the sentence). */
 static int read_segment(kvl_notify_rcv_t *r, uint64_t num, uint64_t next_num, bool last,
-                        uint64_t *max_seq)
+                        uint64_t *max_seq, const char *dir, char *err, size_t errlen)
 {
     kvl_seglog_file_t sf;
     kvl_seglog_file_init(&sf);
@@ -335,6 +355,16 @@ static int read_segment(kvl_notify_rcv_t *r, uint64_t num, uint64_t next_num, bo
     const char *what = NULL;
     int flags = last ? KVL_SEGLOG_CHECK_REPAIR | KVL_SEGLOG_CHECK_WRITE : 0;
     int rc = kvl_seglog_check(&fmt, &sf, r->dir_fd, num, flags, &b, &sc, &what);
+    if (rc == 0 && !sc.oversize && sc.header == 0 && sc.version > fmt.version) {
+        char name[KVL_SEGLOG_NAME_MAX], path[4400];
+        kvl_seglog_name(&fmt, num, name);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        kvl_format_check(path, sc.version, fmt.version, "kaaval-collector", OUTBOX_LOSS, err,
+                         errlen);
+        kvl_seglog_scan_free(&sc);
+        kvl_seglog_file_free(&sf);
+        return KVL_EPROTO;
+    }
     if (rc != 0 || sc.oversize || sc.header != 0 || sc.version != fmt.version) {
         kvl_seglog_scan_free(&sc);
         kvl_seglog_file_free(&sf);
@@ -387,7 +417,8 @@ static int read_segment(kvl_notify_rcv_t *r, uint64_t num, uint64_t next_num, bo
     return rc;
 }
 
-static int outbox_open(kvl_notify_rcv_t *r, int state_fd, char *err, size_t errlen)
+static int outbox_open(kvl_notify_rcv_t *r, int state_fd, const char *state_dir, char *err,
+                       size_t errlen)
 {
     if (mkdirat(state_fd, r->cfg->name, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "outbox of receiver %s: cannot create its folder: %s", r->cfg->name,
@@ -399,14 +430,22 @@ static int outbox_open(kvl_notify_rcv_t *r, int state_fd, char *err, size_t errl
         snprintf(err, errlen, "outbox of receiver %s: %s", r->cfg->name, strerror(errno));
         return KVL_EIO;
     }
-    cursor_load(r);
+    char dir[4300];
+    snprintf(dir, sizeof(dir), "%s/%s", state_dir, r->cfg->name);
+    if (cursor_load(r, dir, err, errlen) != 0) {
+        return KVL_EPROTO;
+    }
     uint64_t *nums = NULL, max_seq = r->cursor;
     size_t n = 0;
     int rc = kvl_seglog_list(&fmt, r->dir_fd, &nums, &n, NULL, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = read_segment(r, nums[i], i + 1 < n ? nums[i + 1] : 0, i + 1 == n, &max_seq);
+        rc = read_segment(r, nums[i], i + 1 < n ? nums[i + 1] : 0, i + 1 == n, &max_seq, dir, err,
+                          errlen);
     }
     free(nums);
+    if (rc == KVL_EPROTO) {
+        return rc;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "outbox of receiver %s cannot be read: %s", r->cfg->name,
                  kvl_strerror(rc));
@@ -861,7 +900,7 @@ int kvl_notify_new(uv_loop_t *loop, const kvl_notify_cfg_t *cfg, const char *sta
             snprintf(err, errlen, "receiver %s: %s", r->cfg->name, why);
             break;
         }
-        rc = outbox_open(r, state_fd, err, errlen);
+        rc = outbox_open(r, state_fd, state_dir, err, errlen);
         kvl_notify_kick(r);
     }
     close(state_fd);

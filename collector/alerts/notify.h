@@ -14,6 +14,11 @@
  * bound (max_bytes per receiver) the oldest notifications are dropped, counted and
  * logged.
  *
+ * Format version (KVL_NOTIFY_FORMAT_VERSION): in each outbox segment's header (seglog) and
+ * in the cursor file ("format"; a cursor without it, written before versions were kept, is
+ * version 1). A segment or cursor of a newer version makes kvl_notify_new fail with a
+ * sentence saying what to do, the files untouched.
+ *
  * Threads: everything on the loop's thread. The process must ignore SIGPIPE (the collector
  * does): an exec receiver's program may exit without reading the input written to it.
  */
@@ -26,6 +31,8 @@
 #include <uv.h>
 
 #include "alert.h"
+
+#define KVL_NOTIFY_FORMAT_VERSION 1u
 
 typedef struct kvl_notify kvl_notify_t;
 typedef struct kvl_notify_cfg kvl_notify_cfg_t; /* notify_config.h: the `receivers:` list */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fileio.h"
 #include "kvl.h"
 #include "log.h"
 #include "seglog.h"
@@ -370,10 +371,10 @@ static int check_segment(kvl_journal_t *j, uint64_t num, uint64_t next, bool las
         return 0;
     }
     if (sc.version > KVL_JOURNAL_FORMAT_VERSION) {
-        snprintf(err, errlen,
-                 "%s/%s has journal format %u; this collector reads up to %u (a newer "
-                 "collector's data: not touched)",
-                 j->dir, name, sc.version, KVL_JOURNAL_FORMAT_VERSION);
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s", j->dir, name);
+        kvl_format_check(path, sc.version, KVL_JOURNAL_FORMAT_VERSION, "kaaval-collector",
+                         "the batches in it not yet archived are then lost", err, errlen);
         kvl_seglog_file_free(&sf);
         return KVL_EPROTO;
     }

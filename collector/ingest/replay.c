@@ -233,7 +233,7 @@ void ingest_replay_maybe_done(kvl_ingest_t *in)
  * negative code with err saying why. */
 int ingest_replay_start(kvl_ingest_t *in, char *err, size_t errlen)
 {
-    char dir[4096], jerr[600];
+    char dir[4096], jerr[1200];
     snprintf(dir, sizeof(dir), "%s/_journal", in->cfg->data_dir);
     kvl_journal_opts_t o = {.dir = dir,
                             .segment_bytes = (uint64_t)in->cfg->journal_segment_bytes,

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
@@ -35,7 +36,10 @@
 #define WATCH_TICK_MS 500
 #define START_GRACE_MS 30000 /* agents reconnecting after a collector restart (backoff) */
 #define STATE_FILE "_agents.state"
+#define STATE_NAME "kaaval agents" /* the header line: "<name> <format version>" */
+#define STATE_FORMAT 1u
 #define STATE_HEADER "kaaval agents 1\n"
+_Static_assert(STATE_FORMAT == 1, "STATE_HEADER says the version");
 #define STATE_MAX_BYTES (64u << 20)
 
 /* ----------------------------------------------------------------- events -------------- */
@@ -174,60 +178,17 @@ void ingest_watch_closed(conn_t *c, const char *why)
 typedef struct state_write {
     uv_work_t work;
     kvl_ingest_t *in;
-    char path[4200], tmp[4210], dir[4200];
+    char path[4200], dir[4200];
     kvl_buf_t buf;
     int err; /* 0 or -errno */
     const char *step;
 } state_write_t;
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return w < 0 ? -errno : KVL_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Whole file, synced, renamed over the old, folder synced. Returns 0 or -errno (step says
- * where). */
+/* Whole file, replaced atomically (kvl_file_replace). Returns 0 or -errno. */
 static int state_write_file(state_write_t *s)
 {
-    s->step = "create";
-    int fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
-    }
-    s->step = "write";
-    int rc = write_all(fd, s->buf.data, s->buf.len);
-    if (rc == 0 && fdatasync(fd) != 0) {
-        s->step = "sync";
-        rc = -errno;
-    }
-    if (close(fd) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(s->tmp, s->path) != 0) {
-        s->step = "rename";
-        rc = -errno;
-    }
-    if (rc == 0) {
-        int d = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (d >= 0) {
-            fsync(d);
-            close(d);
-        }
-    } else {
-        unlink(s->tmp);
-    }
-    return rc;
+    s->step = "replace";
+    return kvl_file_replace(s->path, s->buf.data, s->buf.len, 0600);
 }
 
 static void on_state_work(uv_work_t *w)
@@ -296,7 +257,6 @@ static void state_save(kvl_ingest_t *in)
     }
     s->in = in;
     state_paths(in, s->path, sizeof(s->path), s->dir, sizeof(s->dir));
-    snprintf(s->tmp, sizeof(s->tmp), "%s.tmp", s->path);
     s->work.data = s;
     if (uv_queue_work(in->loop, &s->work, on_state_work, on_state_done) != 0) {
         kvl_buf_free(&s->buf);
@@ -315,7 +275,6 @@ static void state_save_now(kvl_ingest_t *in)
     }
     state_write_t s = {.in = in};
     state_paths(in, s.path, sizeof(s.path), s.dir, sizeof(s.dir));
-    snprintf(s.tmp, sizeof(s.tmp), "%s.tmp", s.path);
     if (state_encode(in, &s.buf) == 0 && (s.err = state_write_file(&s)) != 0) {
         KVL_LOG_ERROR("ingest", s.path, "cannot keep the agents' state (%s): %s", s.step,
                       kvl_strerror(s.err));
@@ -351,8 +310,19 @@ int ingest_watch_load(kvl_ingest_t *in)
             n--;
         }
         if (lineno == 1) {
-            if ((size_t)n + 1 != strlen(STATE_HEADER) || memcmp(line, STATE_HEADER, (size_t)n)) {
+            uint32_t v = 0;
+            if (kvl_format_text_header(line, (size_t)n, STATE_NAME, &v) != 0) {
                 KVL_LOG_WARN("ingest", path, "not an agents' state file: ignored");
+                break;
+            }
+            if (v > STATE_FORMAT) {
+                /* Only who was lost: ignored, written again in this format at the next change. */
+                KVL_LOG_WARN("ingest", path,
+                             "written by a newer kaaval (format %" PRIu32
+                             "; this kaaval-collector reads up to %u): ignored, written again in "
+                             "format %u (a lost agent may be reported lost again)",
+                             v, STATE_FORMAT, STATE_FORMAT);
+                in->watch_dirty = true;
                 break;
             }
             continue;

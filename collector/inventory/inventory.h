@@ -53,7 +53,9 @@
  * written to a temporary file, synced, renamed), inventory.log (every entry written since
  * that snapshot, appended as it changes) and changes.log / changes.1.log (the versions,
  * rotated at changes_max lines). Lines are "<CRC-32C, 8 hex> <JSON>\n"; a damaged line is
- * skipped and counted, a torn last line dropped. Restored at kvl_inventory_new.
+ * skipped and counted, a torn last line dropped. Restored at kvl_inventory_new. The heads
+ * carry the format version (KVL_INV_FORMAT_VERSION; none: 1); a newer one makes
+ * kvl_inventory_new fail with a sentence saying what to do.
  *
  * Memory: one block per entry (names and labels inside it) and a hash slot; about 330
  * bytes per interface with the poller's seven labels, so 2,000 devices x 50 interfaces
@@ -73,6 +75,7 @@
 #include "sink.h"
 #include "wire.h"
 
+#define KVL_INV_FORMAT_VERSION 1u /* of inventory.snap and inventory.log */
 #define KVL_INV_CHANGES_MAX 20000 /* label changes kept */
 #define KVL_INV_LABELS_MAX 32     /* labels kept per entry (more are dropped) */
 #define KVL_INV_LABEL_MAX 1024    /* bytes of a label's value kept (longer: cut) */

@@ -2,11 +2,10 @@
  * inventory_store.c — the inventory's files in <data_dir>/_inventory/ (inventory.h,
  * "Persistence"), lines of "<CRC-32C in 8 hex digits> <JSON record>\n" as the alert book
  * keeps them (collector/alerts/book_store.c):
- *   inventory.snap   {"t":"head","gen":N}, then one record per agent ({"t":"agent"}) and
+ *   inventory.snap   {"t":"head","gen":N,"format":V}, then one record per agent ({"t":"agent"}) and
  *                    per entry ({"t":"entry"}; a device's LLDP/CDP neighbour: {"t":"neighbour"},
- *                    the same fields, "r" when it went): written to a temporary file, synced,
- *                    renamed, the folder synced;
- *   inventory.log    {"t":"head","gen":N}, then every entry as it changed and every
+ *                    the same fields, "r" when it went): written by kvl_file_replace;
+ *   inventory.log    {"t":"head","gen":N,"format":V}, then every entry as it changed and every
  *                    forgotten device ({"t":"forget"}; with "i": an interface merged into
  *                    another by a rename, whose entry records its former names "al" and
  *                    whether the archive's move is pending "mv") since the snapshot of generation N
@@ -16,6 +15,9 @@
  *                    it or in the snapshot, at the stop and every COMPACT_RECORDS records;
  *   changes.log      the label changes, one per line, rotated to changes.1.log when it has
  *                    changes_max lines, so the two hold at least the newest changes_max.
+ * V is KVL_INV_FORMAT_VERSION: a head without "format" (written before versions were kept) is
+ * version 1 and the snapshot is written again with it at start; a newer one is refused at
+ * open with a sentence saying what to do (the files untouched).
  * Loading skips damaged lines (counted, logged once per file) and drops a torn last line (in
  * changes.log, ended with a newline so that the next change starts a line of its own).
  */
@@ -30,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "crc32c.h"
 #include "fileio.h"
 #include "kvl.h"
@@ -207,6 +210,7 @@ typedef struct scan {
     size_t damaged, records;
     bool torn, has_head;
     uint64_t gen;
+    uint32_t format; /* the head's "format", 0 without one */
 } scan_t;
 
 /* Reads a file of records (after its head, when `head`); a missing file is empty. Returns 0
@@ -239,7 +243,9 @@ static int scan_file(kvl_inventory_t *inv, const char *path, bool head, bool che
             } else {
                 sc->has_head = true;
                 sc->gen = (uint64_t)gen;
-                skip = check_gen && sc->gen != want_gen;
+                int64_t v = int_of(rec, "format");
+                sc->format = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+                skip = (check_gen && sc->gen != want_gen) || sc->format > KVL_INV_FORMAT_VERSION;
             }
             json_decref(rec);
             continue;
@@ -260,17 +266,6 @@ static int scan_file(kvl_inventory_t *inv, const char *path, bool head, bool che
     return err ? KVL_EIO : 0;
 }
 
-static int fsync_dir(const kvl_inventory_t *inv)
-{
-    int fd = open(inv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return KVL_EIO;
-    }
-    int rc = fsync(fd) == 0 ? 0 : KVL_EIO;
-    close(fd);
-    return rc;
-}
-
 static int write_line(int fd, json_t *rec)
 {
     size_t len;
@@ -280,43 +275,44 @@ static int write_line(int fd, json_t *rec)
     return rc;
 }
 
-/* Writes name atomically: a head of generation gen, then (snapshot) every agent and entry. */
+/* Appends a record's line to out (the record's reference taken). 0 or KVL_ENOMEM. */
+static int buf_line(kvl_buf_t *out, json_t *rec)
+{
+    size_t len;
+    char *line = line_of(rec, &len);
+    int rc = line != NULL ? kvl_buf_append(out, line, len) : KVL_ENOMEM;
+    free(line);
+    return rc;
+}
+
+/* Writes name atomically (kvl_file_replace): a head of generation gen, then (snapshot)
+ * every agent and entry. */
 static int write_atomic(kvl_inventory_t *inv, const char *name, uint64_t gen, bool snapshot)
 {
-    char path[4200], tmp[4300];
+    char path[4200];
     path_of(inv, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        return KVL_EIO;
-    }
-    int rc = write_line(fd, json_pack("{s:s, s:I}", "t", "head", "gen", (json_int_t)gen));
+    kvl_buf_t out = {0};
+    int rc = buf_line(&out, json_pack("{s:s, s:I, s:I}", "t", "head", "gen", (json_int_t)gen,
+                                      "format", (json_int_t)KVL_INV_FORMAT_VERSION));
     for (size_t i = 0; snapshot && rc == 0 && i < inv->n_agents; i++) {
         const inv_agent_t *a = inv->agents[i];
-        rc = write_line(fd, agent_record(a));
+        rc = buf_line(&out, agent_record(a));
         for (size_t j = 0; rc == 0 && j < a->n_devs; j++) {
             const inv_entry_t *d = a->devs[j];
-            rc = write_line(fd, inv_entry_record(d));
+            rc = buf_line(&out, inv_entry_record(d));
             for (size_t k = 0; rc == 0 && k < d->n_ifs; k++) {
-                rc = write_line(fd, inv_entry_record(d->ifs[k]));
+                rc = buf_line(&out, inv_entry_record(d->ifs[k]));
             }
             for (size_t k = 0; rc == 0 && k < d->n_nbrs; k++) {
-                rc = write_line(fd, inv_entry_record(d->nbrs[k]));
+                rc = buf_line(&out, inv_entry_record(d->nbrs[k]));
             }
         }
     }
-    if (rc == 0 && fsync(fd) != 0) {
-        rc = KVL_EIO;
+    if (rc == 0) {
+        rc = kvl_file_replace(path, out.data, out.len, 0640) == 0 ? 0 : KVL_EIO;
     }
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = KVL_EIO;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return fsync_dir(inv);
+    kvl_buf_free(&out);
+    return rc;
 }
 
 int inv_store_compact(kvl_inventory_t *inv)
@@ -470,9 +466,18 @@ int inv_store_open(kvl_inventory_t *inv, char *err, size_t errlen)
             snprintf(err, errlen, "inventory: cannot read %s: %s", path, strerror(errno));
             return KVL_EIO;
         }
+        if (i < 2 && kvl_format_check(path, sc.format, KVL_INV_FORMAT_VERSION, "kaaval-collector",
+                                      "the devices' former names are then lost; the inventory is "
+                                      "learned again from the agents",
+                                      err, errlen) != 0) {
+            inv->loading = false;
+            return KVL_EPROTO;
+        }
         if (i == 0) {
             gen = sc.gen;
-            snap_ok = sc.has_head && sc.damaged == 0 && !sc.torn;
+            /* (a snapshot of an older format is written again, with this one's) */
+            snap_ok =
+                sc.has_head && sc.damaged == 0 && !sc.torn && sc.format == KVL_INV_FORMAT_VERSION;
         } else if (i == 1) {
             log_empty =
                 sc.has_head && sc.gen == gen && sc.records == 0 && sc.damaged == 0 && !sc.torn;

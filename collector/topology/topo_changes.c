@@ -58,30 +58,12 @@ static json_t *ring_at(const kvl_topo_changes_t *c, size_t i)
     return c->ring[(c->head + i) % c->keep];
 }
 
-/* Writes text to <dir>/name through a temporary file and a rename. 0 or KVL_EIO. */
+/* Writes text to <dir>/name (kvl_file_replace). 0 or KVL_EIO. */
 static int replace_file(const kvl_topo_changes_t *c, const char *name, const char *text, size_t len)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     path_of(c, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        return KVL_EIO;
-    }
-    int rc = kvl_write_all(fd, text, len);
-    if (rc == 0 && fsync(fd) != 0) {
-        rc = KVL_EIO;
-    }
-    if (close(fd) != 0) {
-        rc = KVL_EIO;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = KVL_EIO;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
-    return rc;
+    return kvl_file_replace(path, text, len, 0640) == 0 ? 0 : KVL_EIO;
 }
 
 /* The ring as changes.log (when it has grown to four times `keep`). */
@@ -168,8 +150,9 @@ static void save_state(kvl_topo_changes_t *c)
     if (c->dir == NULL) {
         return;
     }
-    json_t *st = json_pack("{s:I, s:O, s:O, s:O}", "version", (json_int_t)c->version, "nodes",
-                           c->nodes, "links", c->links, "cuts", c->cuts);
+    json_t *st = json_pack("{s:I, s:I, s:O, s:O, s:O}", "format",
+                           (json_int_t)KVL_TOPO_FORMAT_VERSION, "version", (json_int_t)c->version,
+                           "nodes", c->nodes, "links", c->links, "cuts", c->cuts);
     char *text = st != NULL ? json_dumps(st, JSON_COMPACT) : NULL;
     json_decref(st);
     if (text == NULL || replace_file(c, "state.json", text, strlen(text)) != 0) {
@@ -181,12 +164,25 @@ static void save_state(kvl_topo_changes_t *c)
 
 /* ------------------------------------------------------------- opening --------------- */
 
-static void load(kvl_topo_changes_t *c)
+/* Reads state.json and changes.log. Returns 0, or KVL_EPROTO (a sentence in err) when
+ * state.json was written by a newer collector. */
+static int load(kvl_topo_changes_t *c, char *err, size_t errlen)
 {
     char path[4096];
     path_of(c, "state.json", path, sizeof(path));
     json_error_t je;
     json_t *st = json_load_file(path, 0, &je);
+    json_t *fmt = json_object_get(st, "format");
+    json_int_t fv = json_is_integer(fmt) ? json_integer_value(fmt) : 0;
+    if (kvl_format_check(path,
+                         fv < 0            ? 0
+                         : fv > UINT32_MAX ? UINT32_MAX
+                                           : (uint32_t)fv,
+                         KVL_TOPO_FORMAT_VERSION, "kaaval-collector",
+                         "the topology's change history is then lost", err, errlen) != 0) {
+        json_decref(st);
+        return KVL_EPROTO;
+    }
     if (st != NULL) {
         json_t *links = json_object_get(st, "links"), *cuts = json_object_get(st, "cuts");
         json_t *ver = json_object_get(st, "version"), *nodes = json_object_get(st, "nodes");
@@ -207,7 +203,7 @@ static void load(kvl_topo_changes_t *c)
     path_of(c, "changes.log", path, sizeof(path));
     FILE *f = fopen(path, "re");
     if (f == NULL) {
-        return;
+        return 0;
     }
     char *line = NULL;
     size_t cap = 0, damaged = 0;
@@ -232,6 +228,7 @@ static void load(kvl_topo_changes_t *c)
     if (damaged > 0) {
         KVL_LOG_WARN(MOD, NULL, "%s: %zu damaged lines skipped", path, damaged);
     }
+    return 0;
 }
 
 int kvl_topo_changes_open(const char *dir, size_t keep, kvl_topo_changes_t **out, char *err,
@@ -258,7 +255,11 @@ int kvl_topo_changes_open(const char *dir, size_t keep, kvl_topo_changes_t **out
             kvl_topo_changes_free(c);
             return KVL_EIO;
         }
-        load(c);
+        int rc = load(c, err, errlen);
+        if (rc != 0) {
+            kvl_topo_changes_free(c);
+            return rc;
+        }
     }
     *out = c;
     return 0;

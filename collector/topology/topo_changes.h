@@ -15,6 +15,9 @@
  * and cuts last seen, replaced through a temporary file when they change), so a restart
  * neither forgets the history nor reports the whole graph as new. These writes are small and
  * rare (a recabling, an outage) and happen on the loop; a damaged line is skipped.
+ * state.json carries the format version of both files ("format": KVL_TOPO_FORMAT_VERSION;
+ * without it, written before versions were kept: 1); a newer one makes
+ * kvl_topo_changes_open fail with a sentence saying what to do, the files untouched.
  */
 #ifndef KVL_TOPO_CHANGES_H
 #define KVL_TOPO_CHANGES_H
@@ -24,6 +27,8 @@
 #include <stdint.h>
 
 #include "topo_graph.h"
+
+#define KVL_TOPO_FORMAT_VERSION 1u /* of state.json and changes.log */
 
 typedef struct kvl_topo_changes kvl_topo_changes_t;
 

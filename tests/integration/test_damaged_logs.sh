@@ -216,16 +216,10 @@ kvl_log "$nq bulk batches queued, $nm never applied: exactly the damaged and rem
 
 # ---------------------------------------------------------------- 4. a stray file -------
 kvl_stop "$COL" TERM || kvl_fail "the collector did not stop"
-"$KVL_PY" - "$JDIR/7fffffffffffffff.jnl" <<'EOF' || kvl_fail "cannot make the stray file"
-import struct, sys, zlib
-# CRC-32C (Castagnoli), bitwise: the header's checksum
-def crc32c(b):
-    c = 0xFFFFFFFF
-    for x in b:
-        c ^= x
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
+PYTHONPATH="$KVL_REPO/tests/integration" "$KVL_PY" - "$JDIR/7fffffffffffffff.jnl" \
+    <<'EOF' || kvl_fail "cannot make the stray file"
+import struct, sys
+from format_files import crc32c  # the header's checksum
 h = b"kvljrnl\0" + struct.pack("<I", 1)
 with open(sys.argv[1], "wb") as f:
     f.write(h + struct.pack("<I", crc32c(h)))

@@ -1,7 +1,8 @@
 /*
  * test_book.c — unit tests for the alert book (collector/alerts/book.h) and what it is
  * made of: the `alerts:` section (alerts_config.h), silences and maintenance windows
- * (silence.h), the query parameters and the HTTP handlers (book_api.c).
+ * (silence.h), the query parameters and the HTTP handlers (book_api.c); the files' format
+ * version (written, read without one, refused when newer).
  *
  * The notifier and the HTTP server are faked here at link time (kvl_notify_enqueue and
  * kvl_notify_has_receiver record what the book hands over; kvl_http_route, kvl_http_query
@@ -28,6 +29,7 @@
 #include "alerts_config.h"
 #include "book.h"
 #include "collector_config.h"
+#include "head_line.h"
 #include "http.h"
 #include "kvl.h"
 #include "log.h"
@@ -983,6 +985,58 @@ static void test_damaged_file(void **state)
     teardown_fixture(f);
 }
 
+/* head_open_fn for the book of fixture ctx. */
+static int try_book(void *ctx, char *err, size_t errlen)
+{
+    fixture_t *f = ctx;
+    kvl_book_opts_t o = {
+        .loop = &f->loop, .cfg = f->cfg, .notify = &g_notify, .dir = f->dir, .now_ms = fake_clock};
+    kvl_book_t *b = NULL;
+    int rc = kvl_book_new(&o, &b, err, errlen);
+    if (rc == 0) {
+        close_book(f, b);
+    }
+    assert_true(rc != 0 || b != NULL);
+    return rc;
+}
+
+/* The files carry the format version: written in both heads; a book written before versions
+ * were kept (heads without "format") is read as it is and rewritten with the version; a
+ * newer version in either file refuses the book with the sentence, the files untouched. */
+static void test_format_version(void **state)
+{
+    (void)state;
+    fixture_t *f = setup_with(BASIC);
+    char snap[256], log[256];
+    snprintf(snap, sizeof(snap), "%s/book.snap", f->dir);
+    snprintf(log, sizeof(log), "%s/book.log", f->dir);
+    kvl_alert_t a = mk("device_down", "DHQ-Kollam", "rtr1", KVL_ALERT_FIRING);
+    kvl_book_update(f->book, &a);
+    tick_at(f->book, T0 + 5 * S_MS);
+    assert_int_equal(g_n_sent, 1);
+    close_book(f, f->book);
+    f->book = NULL;
+    expect_heads(snap, log, KVL_BOOK_FORMAT_VERSION);
+
+    /* the format before versions: the same alert, never paged again, heads rewritten */
+    heads_unversioned(snap, log);
+    f->book = open_book(f);
+    collect_t c = {0};
+    kvl_book_each_active(f->book, on_active, &c);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.fp[0], a.fingerprint);
+    tick_at(f->book, T0 + 50 * M_MS);
+    assert_int_equal(g_n_sent, 1);
+    expect_heads(snap, log, KVL_BOOK_FORMAT_VERSION);
+    close_book(f, f->book);
+    f->book = NULL;
+
+    /* newer, in the snapshot and then in the log: refused, nothing rewritten */
+    expect_heads_refused(snap, log, KVL_BOOK_FORMAT_VERSION, "kaaval-collector", try_book, f);
+    f->book = open_book(f);
+    teardown_fixture(f);
+}
+
 static int g_timer_hits;
 static uv_timer_t g_guard;
 
@@ -1474,6 +1528,7 @@ int main(void)
         cmocka_unit_test(test_enqueue_failure_retried),
         cmocka_unit_test(test_restart_no_resend),
         cmocka_unit_test(test_damaged_file),
+        cmocka_unit_test(test_format_version),
         cmocka_unit_test(test_sigkill_never_twice),
         cmocka_unit_test(test_real_timer),
         cmocka_unit_test(test_api),

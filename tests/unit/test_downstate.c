@@ -4,7 +4,8 @@
  * state), the atomic replacement (no temporary file left), damaged files (cut short, a byte
  * changed, a wrong count, garbage, a folder in its place, bytes after the end) ignored with
  * everything unknown and replaced at the next change, never a crash, and the parser's
- * answers on its own.
+ * answers on its own; the format version (a newer file ignored with a warning saying so, and
+ * written again in this format).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "capture_stderr.h"
 #include "crc32c.h"
 #include "downstate.h"
 #include "kvl.h"
@@ -237,11 +239,47 @@ static void test_parse(void **state)
     assert_int_equal(kvl_downstate_parse("", 0, on_entry, got, &why), -1);
 }
 
+/* A file of a newer format, intact otherwise: not read (its lines could mean something
+ * else), one warning saying so, everything unknown, written again in this format. */
+static void test_newer_format(void **state)
+{
+    KVL_UNUSED(state);
+    char text[256];
+    int n = snprintf(text, sizeof(text), "kaaval-downstate %u\n100 1 a\n",
+                     KVL_DOWNSTATE_FORMAT_VERSION + 1);
+    snprintf(text + n, sizeof(text) - (size_t)n, "end 1 %08x\n",
+             (unsigned)kvl_crc32c(0, text, (size_t)n));
+    put(text, strlen(text));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char logp[160], logged[2000], want[300];
+    snprintf(logp, sizeof(logp), "%s.log", path);
+    capture_t cap;
+    assert_int_equal(capture_begin(&cap, logp), 0);
+    kvl_downstate_t *s = open_state(&loop);
+    capture_end(&cap, logged, sizeof(logged));
+    unlink(logp);
+    assert_int_equal(kvl_downstate_count(s), 0);
+    snprintf(want, sizeof(want),
+             "written by a newer kaaval (format %u; this one reads up to %u): ignored, "
+             "everything starts unknown",
+             KVL_DOWNSTATE_FORMAT_VERSION + 1, KVL_DOWNSTATE_FORMAT_VERSION);
+    assert_non_null(strstr(logged, want));
+    close_state(&loop, s);
+    size_t len = 0;
+    const char *now = slurp(&len);
+    snprintf(want, sizeof(want), "kaaval-downstate %u\nend 0 ", KVL_DOWNSTATE_FORMAT_VERSION);
+    assert_non_null(now);
+    assert_memory_equal(now, want, strlen(want));
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_format, setup, teardown),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

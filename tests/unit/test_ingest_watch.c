@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "capture_stderr.h"
 #include "collector_config.h"
 #include "ingest.h"
 #include "kvl.h"
@@ -393,20 +394,24 @@ static void test_no_heartbeats_idle_timeout(void **state)
     rm_rf(dir);
 }
 
+static void put_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* A damaged state file: its bad lines skipped, a good one taken (that agent is lost: its
- * Hello says agent_back). */
+ * Hello says agent_back); one of another kind or of a newer format ignored. */
 static void test_damaged_state_file(void **state)
 {
     (void)state;
     char dir[] = "/tmp/kvl-watch-XXXXXX", path[96];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/_agents.state", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("kaaval agents 1\nU 1 0 0 99:x 0:\n\x01\x02garbage\nL 500 1000 2000 5:ag-ok 3:lab\n"
-          "L 500 1000 2000 5:ag-ok",
-          f);
-    fclose(f);
+    put_text(path, "kaaval agents 1\nU 1 0 0 99:x 0:\n\x01\x02garbage\nL 500 1000 2000 5:ag-ok "
+                   "3:lab\nL 500 1000 2000 5:ag-ok");
     rec_t r = {0};
     coll_t c;
     coll_start(&c, dir, &r);
@@ -415,10 +420,7 @@ static void test_damaged_state_file(void **state)
     close(fd);
     coll_stop(&c);
     /* not a state file at all: ignored */
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("something else\nL 500 1000 2000 5:ag-ok 3:lab\n", f);
-    fclose(f);
+    put_text(path, "something else\nL 500 1000 2000 5:ag-ok 3:lab\n");
     memset(&r, 0, sizeof(r));
     coll_start(&c, dir, &r);
     fd = agent_connect(kvl_ingest_port(c.in), "ag-ok", 500);
@@ -426,6 +428,29 @@ static void test_damaged_state_file(void **state)
     assert_int_equal(count_kind(&r, "agent_back"), 0);
     close(fd);
     coll_stop(&c);
+    /* a newer format (the highest number there is): not read, said so, written again in this
+     * collector's format */
+    put_text(path, "kaaval agents 4294967295\nL 500 1000 2000 5:ag-ok 3:lab\n");
+    memset(&r, 0, sizeof(r));
+    char logp[128], logged[4000];
+    snprintf(logp, sizeof(logp), "%s/stderr", dir);
+    capture_t cap;
+    assert_int_equal(capture_begin(&cap, logp), 0);
+    coll_start(&c, dir, &r);
+    capture_end(&cap, logged, sizeof(logged));
+    assert_non_null(strstr(logged, "written by a newer kaaval (format 4294967295; this "
+                                   "kaaval-collector reads up to 1): ignored"));
+    fd = agent_connect(kvl_ingest_port(c.in), "ag-ok", 500);
+    run_for(&c, 500, fd, 200);
+    assert_int_equal(count_kind(&r, "agent_back"), 0);
+    close(fd);
+    coll_stop(&c);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char first[64] = "";
+    assert_non_null(fgets(first, sizeof(first), f));
+    fclose(f);
+    assert_string_equal(first, "kaaval agents 1\n");
     rm_rf(dir);
 }
 

@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "head_line.h"
+
 #include "http.h"
 #include "inventory.h"
 #include "inventory_api.h"
@@ -482,6 +484,50 @@ static void test_restore(void **state)
     json_decref(after);
     kvl_inventory_free(copy);
     reopen(f); /* the routes back to f's inventory */
+}
+
+/* head_open_fn for the inventory of fixture ctx. */
+static int try_inv(void *ctx, char *err, size_t errlen)
+{
+    fixture_t *f = ctx;
+    kvl_inventory_opts_t o = {.dir = f->dir, .changes_max = f->changes_max, .now_ms = fake_clock};
+    kvl_inventory_t *inv = NULL;
+    int rc = kvl_inventory_new(&o, &inv, err, errlen);
+    kvl_inventory_free(inv);
+    return rc;
+}
+
+/* The files carry the format version: both heads written with it; an inventory written
+ * before versions were kept (heads without "format") is read as it is and written again with
+ * the version; a newer one in either file is refused with the sentence, the files untouched. */
+static void test_format_version(void **state)
+{
+    fixture_t *f = *state;
+    def_device(f->inv, "ag1", "rtr1", "rtr1.example", NULL);
+    def_iface(f->inv, "ag1", "rtr1", "Gi0/1", 1, "an alias");
+    json_t *before = device_of("ag1", "rtr1");
+    kvl_inventory_free(f->inv);
+    f->inv = NULL;
+    char snap[300], log[300];
+    snprintf(snap, sizeof(snap), "%s/inventory.snap", f->dir);
+    snprintf(log, sizeof(log), "%s/inventory.log", f->dir);
+    expect_heads(snap, log, KVL_INV_FORMAT_VERSION);
+
+    heads_unversioned(snap, log);
+    f->inv = open_inv(f);
+    json_t *after = device_of("ag1", "rtr1");
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    expect_heads(snap, log, KVL_INV_FORMAT_VERSION);
+    kvl_inventory_free(f->inv);
+    f->inv = NULL;
+
+    expect_heads_refused(snap, log, KVL_INV_FORMAT_VERSION, "kaaval-collector", try_inv, f);
+    f->inv = open_inv(f);
+    after = device_of("ag1", "rtr1");
+    assert_true(json_equal(before, after));
+    json_decref(after);
+    json_decref(before);
 }
 
 static size_t lines_of(const char *dir, const char *name)
@@ -1140,6 +1186,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keeps_and_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_batch, setup, teardown),

@@ -29,6 +29,7 @@
 #include "journal.h"
 #include "kvl.h"
 #include "log.h"
+#include "newer_format.h"
 #include "store.h"
 #include "wire.h"
 
@@ -265,20 +266,24 @@ static void test_torn_tail_every_offset(void **state)
         snprintf(seg, sizeof(seg), "%s", path);
         write_file(seg, whole, n);
     }
-    /* A newer format is not touched. */
+    /* A newer format (this one's version + 1) is refused, the sentence saying what to do,
+     * and not touched. */
     uint8_t newer[4096];
     memcpy(newer, whole, n);
-    newer[8] = 9;
+    newer[8] = (uint8_t)(KVL_JOURNAL_FORMAT_VERSION + 1);
     uint32_t crc = kvl_crc32c(0, newer, 12);
     for (int i = 0; i < 4; i++) {
         newer[12 + i] = (uint8_t)(crc >> (8 * i));
     }
     write_file(path, newer, n);
     kvl_journal_opts_t o = {.dir = dir};
-    char err[256];
+    char err[1200];
     kvl_journal_t *jj = NULL;
+    file_bytes_t before = file_bytes(path);
     assert_int_equal(kvl_journal_open(&o, &jj, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "format"));
+    expect_newer_sentence(err, path, KVL_JOURNAL_FORMAT_VERSION + 1, KVL_JOURNAL_FORMAT_VERSION,
+                          "kaaval-collector");
+    expect_file_unchanged(path, &before);
     uv_loop_close(&loop);
     rmrf(dir);
 }

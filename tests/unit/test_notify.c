@@ -30,8 +30,11 @@
 
 #include <cmocka.h>
 
+#include "buf.h"
+#include "crc32c.h"
 #include "hmac.h"
 #include "kvl.h"
+#include "newer_format.h"
 #include "notify.h"
 #include "notify_config.h"
 #include "notify_int.h"
@@ -348,15 +351,24 @@ static int body_index(const char *body)
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* A loop, a stub receiver on a free port, a webhook receiver "hook" for it (the
+ * configuration returned) and a new temporary state folder (*dir). */
+static kvl_notify_cfg_t *hook_start(uv_loop_t *loop, stub_t *s, char **dir)
+{
+    uv_loop_init(loop);
+    memset(s, 0, sizeof(*s));
+    stub_listen(loop, s, 0);
+    *dir = tmp_dir();
+    return webhook_cfg(s->port, NULL);
+}
+
 static void test_order_and_signature(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    stub_t s = {0};
-    stub_listen(&loop, &s, 0);
-    char *dir = tmp_dir();
-    kvl_notify_cfg_t *c = webhook_cfg(s.port, NULL);
+    stub_t s;
+    char *dir;
+    kvl_notify_cfg_t *c = hook_start(&loop, &s, &dir);
     kvl_notify_t *n = open_notify(&loop, c, dir);
     assert_true(kvl_notify_has_receiver(n, "hook"));
     assert_false(kvl_notify_has_receiver(n, "nobody"));
@@ -600,6 +612,99 @@ static void test_restart_resends_only_unconfirmed(void **state)
     run_for(&loop, 200);
     assert_int_equal(s.n, 0);
     close_all(&loop, n, &s);
+    kvl_notify_cfg_free(c);
+    rm_rf(dir);
+    free(dir);
+    uv_loop_close(&loop);
+}
+
+/* The path of the receiver "hook"'s only outbox segment in dir, into out. */
+static void only_segment(const char *dir, char *out, size_t outlen)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/hook", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    struct dirent *e;
+    out[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, ".nob") != NULL) {
+            int k = snprintf(out, outlen, "%s/", path);
+            assert_true(k > 0 && (size_t)k + strlen(e->d_name) < outlen);
+            memcpy(out + k, e->d_name, strlen(e->d_name) + 1);
+        }
+    }
+    closedir(d);
+    assert_true(out[0] != '\0');
+}
+
+/* kvl_notify_new is refused with the sentence for a file of a newer version at path, which
+ * is left as it was. */
+static void refused_newer(uv_loop_t *loop, const kvl_notify_cfg_t *c, const char *dir,
+                          const char *path, unsigned version)
+{
+    char err[1200] = "";
+    kvl_notify_t *n = NULL;
+    file_bytes_t before = file_bytes(path);
+    assert_int_equal(kvl_notify_new(loop, c, dir, &n, err, sizeof(err)), KVL_EPROTO);
+    assert_null(n);
+    expect_newer_sentence(err, path, version, KVL_NOTIFY_FORMAT_VERSION, "kaaval-collector");
+    expect_file_unchanged(path, &before);
+}
+
+/* The format version: in the cursor ("format") and the segments' headers; a cursor without it
+ * (the format before versions) read as it is, a newer cursor or segment refused with the
+ * sentence and left as it is. */
+static void test_format_version(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    stub_t s;
+    char *dir, cursor[512], seg[512];
+    kvl_notify_cfg_t *c = hook_start(&loop, &s, &dir);
+    snprintf(cursor, sizeof(cursor), "%s/hook/cursor", dir);
+    kvl_notify_t *n = open_notify(&loop, c, dir);
+    enqueue(n, "hook", 1, NULL);
+    want_t w = {&s, 1};
+    assert_true(run_until(&loop, stub_has, &w, 20000));
+    run_for(&loop, 100);
+    close_all(&loop, n, &s);
+    json_t *cj = json_load_file(cursor, 0, NULL);
+    assert_non_null(cj);
+    assert_int_equal(json_integer_value(json_object_get(cj, "format")), KVL_NOTIFY_FORMAT_VERSION);
+
+    /* without "format": read as version 1, what was confirmed not sent again */
+    json_object_del(cj, "format");
+    assert_int_equal(json_dump_file(cj, cursor, JSON_COMPACT), 0);
+    n = open_notify(&loop, c, dir);
+    kvl_notify_stats_t st;
+    kvl_notify_stats(n, &st);
+    assert_int_equal(st.waiting, 0);
+    close_all(&loop, n, NULL);
+
+    /* a newer cursor */
+    json_object_set_new(cj, "format", json_integer(KVL_NOTIFY_FORMAT_VERSION + 1));
+    assert_int_equal(json_dump_file(cj, cursor, JSON_COMPACT), 0);
+    refused_newer(&loop, c, dir, cursor, KVL_NOTIFY_FORMAT_VERSION + 1);
+    json_object_set_new(cj, "format", json_integer(KVL_NOTIFY_FORMAT_VERSION));
+    assert_int_equal(json_dump_file(cj, cursor, JSON_COMPACT), 0);
+    json_decref(cj);
+
+    /* a newer segment (its header's version, with its CRC) */
+    only_segment(dir, seg, sizeof(seg));
+    FILE *f = fopen(seg, "r+b");
+    assert_non_null(f);
+    uint8_t h[16];
+    assert_int_equal(fread(h, 1, sizeof(h), f), sizeof(h));
+    kvl_put_le32(h + 8, KVL_NOTIFY_FORMAT_VERSION + 1);
+    kvl_put_le32(h + 12, kvl_crc32c(0, h, 12));
+    rewind(f);
+    assert_int_equal(fwrite(h, 1, sizeof(h), f), sizeof(h));
+    fclose(f);
+    refused_newer(&loop, c, dir, seg, KVL_NOTIFY_FORMAT_VERSION + 1);
+    for (int i = 0; i < 50 && uv_loop_alive(&loop); i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
     kvl_notify_cfg_free(c);
     rm_rf(dir);
     free(dir);
@@ -1173,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_usm_keys),
         cmocka_unit_test(test_usm_round_trip),
         cmocka_unit_test(test_subject),
+        cmocka_unit_test(test_format_version),
         cmocka_unit_test(test_order_and_signature),
         cmocka_unit_test(test_retry_keeps_order),
         cmocka_unit_test(test_webhook_template),

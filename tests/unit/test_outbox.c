@@ -2,7 +2,9 @@
  * test_outbox.c — the agent's outbox (agent/outbox.c): lanes in memory and on disk, readers
  * per collector, acknowledgements, rewinding, the bound, sequence numbers across restarts;
  * and the series registry kept on disk (kvl_registry_persist, written by the batcher's
- * flush), so ids survive a restart.
+ * flush), so ids survive a restart; its format version: written in the header, a file of the
+ * format before versions read and rewritten with one, a newer one refused with the sentence
+ * saying what to do and left untouched.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,14 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "buf.h"
+#include "capture_stderr.h"
 #include "kvl.h"
 #include "log.h"
+#include "newer_format.h"
 #include "outbox.h"
 #include "registry.h"
 #include "uplink.h"
@@ -252,77 +258,180 @@ static void test_impossible_acks(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* The registry on disk: a second batcher loading it gives every series its old id, new
- * series ids above them, and families are matched by content. */
+/* The family the registry tests register an interface of. */
 static const char *const fam_metrics[] = {"in", "out"};
 static const kvl_kind_t fam_kinds[] = {KVL_KIND_COUNTER, KVL_KIND_COUNTER};
 
+/* The keys the registry tests register: a device's series and an interface of a family. */
+static kvl_series_key_t key_reachable(const char *device)
+{
+    return (kvl_series_key_t){.device = device,
+                              .scope = KVL_SCOPE_DEVICE,
+                              .instance = "",
+                              .metric = "reachable",
+                              .kind = KVL_KIND_GAUGE,
+                              .interval_s = 60};
+}
+
+static kvl_instance_key_t key_iface(const kvl_family_t *fam)
+{
+    return (kvl_instance_key_t){.device = "d1",
+                                .scope = KVL_SCOPE_INTERFACE,
+                                .instance = "eth0",
+                                .family = fam,
+                                .interval_s = 60};
+}
+
+/* A run of the agent with the registry kept in path: registers the two keys, sends a batch
+ * (which writes the registry) and stops; their ids in ids[0], ids[1]. */
+static void registry_run(uv_loop_t *loop, kvl_outbox_t *o, const char *path, uint32_t *ids)
+{
+    char err[600];
+    kvl_registry_t *reg = NULL;
+    kvl_batcher_t *b = NULL;
+    kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_persist(reg, path), 0);
+    assert_int_equal(kvl_batcher_new(loop, reg, o, 1000, &b, err, sizeof(err)), 0);
+    kvl_series_key_t k = key_reachable("d1");
+    kvl_instance_key_t i = key_iface(&fam);
+    ids[0] = kvl_batcher_series(b, &k);
+    ids[1] = kvl_batcher_instance(b, &i);
+    kvl_batcher_group_begin(b, 1000);
+    kvl_batcher_add(b, ids[0], 1);
+    kvl_batcher_group_end(b);
+    kvl_batcher_flush(b);
+    kvl_batcher_free(b);
+    uv_run(loop, UV_RUN_NOWAIT);
+    kvl_registry_free(reg);
+}
+
+/* What the registry tests run in: a folder (series.defs in it), a loop, an outbox. */
+typedef struct reg_fx {
+    char dir[32], path[300];
+    uv_loop_t loop;
+    kvl_agent_cfg_t *c;
+    kvl_outbox_t *o;
+} reg_fx_t;
+
+static void reg_fx_open(reg_fx_t *f)
+{
+    snprintf(f->dir, sizeof(f->dir), "/tmp/kvl-registry-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/series.defs", f->dir);
+    uv_loop_init(&f->loop);
+    f->c = cfg_with("");
+    char err[600];
+    const char *readers[] = {"failover"};
+    f->o = NULL;
+    assert_int_equal(kvl_outbox_open(&f->loop, &f->c->ship, readers, 1, &f->o, err, sizeof(err)),
+                     0);
+}
+
+static void reg_fx_close(reg_fx_t *f)
+{
+    kvl_outbox_free(f->o);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+    kvl_agent_cfg_free(f->c);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The registry on disk: a second batcher loading it gives every series its old id, new
+ * series ids above them, and families are matched by content. */
 static void test_registry_persist(void **state)
 {
     KVL_UNUSED(state);
-    char dir[] = "/tmp/kvl-registry-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[300];
-    snprintf(path, sizeof(path), "%s/series.defs", dir);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    kvl_agent_cfg_t *c = cfg_with("");
-    char err[600];
-    const char *readers[] = {"failover"};
-    kvl_outbox_t *o = NULL;
-    assert_int_equal(kvl_outbox_open(&loop, &c->ship, readers, 1, &o, err, sizeof(err)), 0);
-    kvl_family_t fam = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
-
-    kvl_registry_t *reg = NULL;
-    kvl_batcher_t *b = NULL;
-    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
-    assert_int_equal(kvl_registry_persist(reg, path), 0);
-    assert_int_equal(kvl_batcher_new(&loop, reg, o, 1000, &b, err, sizeof(err)), 0);
-    kvl_series_key_t k1 = {.device = "d1",
-                           .scope = KVL_SCOPE_DEVICE,
-                           .instance = "",
-                           .metric = "reachable",
-                           .kind = KVL_KIND_GAUGE,
-                           .interval_s = 60};
-    kvl_instance_key_t i1 = {.device = "d1",
-                             .scope = KVL_SCOPE_INTERFACE,
-                             .instance = "eth0",
-                             .family = &fam,
-                             .interval_s = 60};
-    uint32_t id1 = kvl_batcher_series(b, &k1);
-    uint32_t id2 = kvl_batcher_instance(b, &i1);
+    reg_fx_t f;
+    reg_fx_open(&f);
+    uint32_t ids[2];
+    registry_run(&f.loop, f.o, f.path, ids);
+    uint32_t id1 = ids[0], id2 = ids[1];
     assert_true(id1 > 0 && id2 > id1);
-    kvl_batcher_group_begin(b, 1000);
-    kvl_batcher_add(b, id1, 1);
-    kvl_batcher_group_end(b);
-    kvl_batcher_flush(b); /* writes the registry */
-    kvl_batcher_free(b);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    kvl_registry_free(reg);
 
     /* A new run: a different family pointer with the same content. */
-    kvl_family_t fam2 = fam;
+    kvl_family_t fam2 = {.name = "if", .n = 2, .metrics = fam_metrics, .kinds = fam_kinds};
+    kvl_registry_t *reg = NULL;
+    kvl_batcher_t *b = NULL;
+    char err[600];
     assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
-    assert_int_equal(kvl_registry_persist(reg, path), 0);
-    assert_int_equal(kvl_batcher_new(&loop, reg, o, 1000, &b, err, sizeof(err)), 0);
+    assert_int_equal(kvl_registry_persist(reg, f.path), 0);
+    assert_int_equal(kvl_batcher_new(&f.loop, reg, f.o, 1000, &b, err, sizeof(err)), 0);
     assert_int_equal(kvl_registry_n_defs(reg), 2);
-    kvl_instance_key_t i2 = i1;
-    i2.family = &fam2;
+    kvl_instance_key_t i2 = key_iface(&fam2);
+    kvl_series_key_t k1 = key_reachable("d1");
     assert_int_equal(kvl_batcher_instance(b, &i2), id2);
     assert_int_equal(kvl_batcher_series(b, &k1), id1);
-    kvl_series_key_t k3 = k1;
-    k3.device = "d2";
+    kvl_series_key_t k3 = key_reachable("d2");
     uint32_t id3 = kvl_batcher_series(b, &k3);
     assert_true(id3 > id2 + 1); /* above the family's two ids */
     kvl_batcher_free(b);
-    kvl_outbox_free(o);
-    uv_run(&loop, UV_RUN_DEFAULT);
     kvl_registry_free(reg);
-    uv_loop_close(&loop);
-    kvl_agent_cfg_free(c);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    reg_fx_close(&f);
+}
+
+static void spit(const char *path, const void *buf, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, n, fp), n);
+    fclose(fp);
+}
+
+/* series.defs carries its format version: written in the header; a file of the format
+ * before versions read with the same ids and rewritten with the header; a newer one refused,
+ * the sentence logged, the file untouched; a torn header an empty registry. */
+static void test_registry_format(void **state)
+{
+    KVL_UNUSED(state);
+    reg_fx_t f;
+    reg_fx_open(&f);
+    uint32_t ids[2], again[2];
+    registry_run(&f.loop, f.o, f.path, ids);
+    file_bytes_t cur = file_bytes(f.path);
+    assert_true(cur.n > 12);
+    assert_memory_equal(cur.p, "kvlsdefs", 8);
+    assert_int_equal(kvl_get_le32((const uint8_t *)cur.p + 8), KVL_REGISTRY_FORMAT_VERSION);
+
+    /* The format before versions (the frames alone, as the previous release wrote them):
+     * read with the same ids, and rewritten with the header in front of the same frames. */
+    spit(f.path, cur.p + 12, cur.n - 12);
+    registry_run(&f.loop, f.o, f.path, again);
+    assert_int_equal(again[0], ids[0]);
+    assert_int_equal(again[1], ids[1]);
+    file_bytes_t same = cur;
+    same.p = malloc(cur.n);
+    assert_non_null(same.p);
+    memcpy(same.p, cur.p, cur.n);
+    expect_file_unchanged(f.path, &same);
+
+    /* A newer version: refused, the sentence logged, the file untouched. */
+    kvl_put_le32((uint8_t *)cur.p + 8, KVL_REGISTRY_FORMAT_VERSION + 1);
+    spit(f.path, cur.p, cur.n);
+    kvl_registry_t *reg = NULL;
+    char err[600], logp[300], logged[2000];
+    assert_int_equal(kvl_registry_new(&reg, err, sizeof(err)), 0);
+    snprintf(logp, sizeof(logp), "%s/stderr", f.dir);
+    capture_t cap;
+    assert_int_equal(capture_begin(&cap, logp), 0);
+    int rc = kvl_registry_persist(reg, f.path);
+    capture_end(&cap, logged, sizeof(logged));
+    assert_int_equal(rc, KVL_EPROTO);
+    kvl_registry_free(reg);
+    expect_newer_sentence(logged, f.path, KVL_REGISTRY_FORMAT_VERSION + 1,
+                          KVL_REGISTRY_FORMAT_VERSION, "kaaval-agent");
+    expect_file_unchanged(f.path, &cur);
+
+    /* A header cut short (a torn first write): an empty registry, written again whole. */
+    spit(f.path, "kvlsdefs\1", 9);
+    registry_run(&f.loop, f.o, f.path, again);
+    file_bytes_t torn = file_bytes(f.path);
+    assert_true(torn.n > 12);
+    assert_int_equal(kvl_get_le32((const uint8_t *)torn.p + 8), KVL_REGISTRY_FORMAT_VERSION);
+    free(torn.p);
+    reg_fx_close(&f);
 }
 
 int main(void)
@@ -331,7 +440,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_readers),   cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_disk_restart),     cmocka_unit_test(test_impossible_acks),
-        cmocka_unit_test(test_registry_persist),
+        cmocka_unit_test(test_registry_persist), cmocka_unit_test(test_registry_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

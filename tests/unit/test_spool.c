@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "newer_format.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -640,7 +642,7 @@ static void test_open_errors(void **state)
     /* A newer format version, in a segment or in a cursor file, is refused. */
     uint8_t h[16];
     memcpy(h, "kvlspool", 8);
-    h[8] = 2, h[9] = h[10] = h[11] = 0;
+    kvl_put_le32(h + 8, KVL_SPOOL_FORMAT_VERSION + 1);
     uint32_t c = kvl_crc32c(0, h, 12);
     for (int i = 0; i < 4; i++) {
         h[12 + i] = (uint8_t)(c >> (8 * i));
@@ -651,9 +653,11 @@ static void test_open_errors(void **state)
     assert_non_null(f);
     fwrite(h, 1, sizeof(h), f);
     fclose(f);
+    file_bytes_t before = file_bytes(path);
     assert_int_equal(kvl_spool_open(&o, &sp, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "newer kaaval"));
-    assert_int_equal(file_size(path), 16); /* untouched */
+    expect_newer_sentence(err, path, KVL_SPOOL_FORMAT_VERSION + 1, KVL_SPOOL_FORMAT_VERSION,
+                          "kaaval-agent");
+    expect_file_unchanged(path, &before);
     unlink(path);
 
     first = open1(dir, 1 << 20);
@@ -665,7 +669,7 @@ static void test_open_errors(void **state)
     assert_non_null(f);
     assert_int_equal(fread(cur, 1, sizeof(cur), f), 32);
     fclose(f);
-    cur[8] = 9;
+    kvl_put_le32(cur + 8, KVL_SPOOL_FORMAT_VERSION + 1);
     c = kvl_crc32c(0, cur, 24);
     for (int i = 0; i < 4; i++) {
         cur[24 + i] = (uint8_t)(c >> (8 * i));
@@ -674,7 +678,7 @@ static void test_open_errors(void **state)
     fwrite(cur, 1, sizeof(cur), f);
     fclose(f);
     assert_int_equal(kvl_spool_open(&o, &sp, err, sizeof(err)), KVL_EPROTO);
-    assert_non_null(strstr(err, "primary.cursor"));
+    assert_non_null(strstr(err, "primary.cursor: written by a newer kaaval"));
 
     /* A damaged cursor file: the reader starts from the oldest record. */
     cur[8] = 1;

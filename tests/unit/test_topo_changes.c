@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "newer_format.h"
+
 #include "kvl.h"
 #include "topo_changes.h"
 #include "topo_graph.h"
@@ -144,10 +146,85 @@ static void test_changes(void **state)
     (void)r3;
 }
 
+/* state.json's "format": read back from the file (0 without it). */
+static long long state_format(const char *path)
+{
+    json_t *st = json_load_file(path, 0, NULL);
+    assert_non_null(st);
+    json_t *v = json_object_get(st, "format");
+    long long out = json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+    json_decref(st);
+    return out;
+}
+
+/* state.json rewritten with "format": v (v < 0: without it). */
+static void state_set_format(const char *path, long long v)
+{
+    json_t *st = json_load_file(path, 0, NULL);
+    assert_non_null(st);
+    if (v < 0) {
+        json_object_del(st, "format");
+    } else {
+        json_object_set_new(st, "format", json_integer((json_int_t)v));
+    }
+    assert_int_equal(json_dump_file(st, path, JSON_COMPACT), 0);
+    json_decref(st);
+}
+
+/* The format version: written in state.json; a folder written before versions were kept is
+ * read as it is (a restart says nothing new) and the next write adds it; a newer one is
+ * refused with the sentence, the file untouched. */
+static void test_format_version(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-topo-format-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[1200], path[512], logp[512];
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    snprintf(logp, sizeof(logp), "%s/changes.log", dir);
+    kvl_topo_t *g;
+    assert_int_equal(kvl_topo_new(&g), 0);
+    uint32_t noc = node(g, KVL_TOPO_SITE, "noc");
+    uint32_t r1 = node(g, KVL_TOPO_DEVICE, "a/r1");
+    kvl_topo_set_root(g, noc, true);
+    add_link(g, noc, r1, KVL_TOPO_SRC_MEMBER);
+    kvl_topo_changes_t *c;
+    assert_int_equal(kvl_topo_changes_open(dir, 100, &c, err, sizeof(err)), 0);
+    diff(c, g, 1000);
+    kvl_topo_changes_free(c);
+    assert_int_equal(state_format(path), KVL_TOPO_FORMAT_VERSION);
+
+    state_set_format(path, -1);
+    assert_int_equal(kvl_topo_changes_open(dir, 100, &c, err, sizeof(err)), 0);
+    assert_int_equal(kvl_topo_changes_version(c), 1);
+    diff(c, g, 2000);
+    assert_int_equal(kvl_topo_changes_version(c), 1); /* nothing new */
+    uint32_t r2 = node(g, KVL_TOPO_DEVICE, "a/r2");
+    add_link(g, r1, r2, KVL_TOPO_SRC_LLDP);
+    diff(c, g, 3000);
+    kvl_topo_changes_free(c);
+    assert_int_equal(state_format(path), KVL_TOPO_FORMAT_VERSION);
+
+    state_set_format(path, KVL_TOPO_FORMAT_VERSION + 1);
+    file_bytes_t old = file_bytes(path);
+    c = NULL;
+    assert_int_equal(kvl_topo_changes_open(dir, 100, &c, err, sizeof(err)), KVL_EPROTO);
+    assert_null(c);
+    expect_newer_sentence(err, path, KVL_TOPO_FORMAT_VERSION + 1, KVL_TOPO_FORMAT_VERSION,
+                          "kaaval-collector");
+    expect_file_unchanged(path, &old);
+
+    kvl_topo_free(g);
+    unlink(path);
+    unlink(logp);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_changes),
+        cmocka_unit_test(test_format_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
