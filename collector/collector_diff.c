@@ -8,24 +8,6 @@
 
 #include "collector_diff.h"
 
-static bool str_eq(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static bool strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
-{
-    if (na != nb) {
-        return false;
-    }
-    for (size_t i = 0; i < na; i++) {
-        if (!str_eq(a[i], b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* NULL-terminated lists (NULL: empty). */
 static bool strz_eq(char *const *a, char *const *b)
 {
@@ -41,7 +23,7 @@ static bool strz_eq(char *const *a, char *const *b)
 
 static bool match_eq(const kvl_rule_match_t *a, const kvl_rule_match_t *b)
 {
-    return str_eq(a->glob, b->glob) && a->negate == b->negate;
+    return kvl_cfg_str_same(a->glob, b->glob) && a->negate == b->negate;
 }
 
 static bool kv_match_eq(const kvl_rule_kv_match_t *a, size_t na, const kvl_rule_kv_match_t *b,
@@ -51,7 +33,7 @@ static bool kv_match_eq(const kvl_rule_kv_match_t *a, size_t na, const kvl_rule_
         return false;
     }
     for (size_t i = 0; i < na; i++) {
-        if (!str_eq(a[i].key, b[i].key) || !match_eq(&a[i].m, &b[i].m)) {
+        if (!kvl_cfg_str_same(a[i].key, b[i].key) || !match_eq(&a[i].m, &b[i].m)) {
             return false;
         }
     }
@@ -91,19 +73,21 @@ static bool archives_eq(const kvl_collector_cfg_t *a, const kvl_collector_cfg_t 
 
 static bool tls_eq(const kvl_tls_cfg_t *a, const kvl_tls_cfg_t *b)
 {
-    return str_eq(a->ca, b->ca) && str_eq(a->cert, b->cert) && str_eq(a->key, b->key) &&
-           a->given == b->given;
+    return kvl_cfg_str_same(a->ca, b->ca) && kvl_cfg_str_same(a->cert, b->cert) &&
+           kvl_cfg_str_same(a->key, b->key) && a->given == b->given;
 }
 
 static void http_keys(keys_t *k, const kvl_http_cfg_t *a, const kvl_http_cfg_t *b)
 {
     key_add(k, a->enabled != b->enabled, "http");
-    key_add(k, !str_eq(a->listen, b->listen), "http.listen");
-    key_add(k, a->tls != b->tls || !str_eq(a->cert, b->cert) || !str_eq(a->key, b->key),
+    key_add(k, !kvl_cfg_str_same(a->listen, b->listen), "http.listen");
+    key_add(k,
+            a->tls != b->tls || !kvl_cfg_str_same(a->cert, b->cert) ||
+                !kvl_cfg_str_same(a->key, b->key),
             "http.tls");
-    key_add(k, !str_eq(a->users_file, b->users_file), "http.users_file");
-    key_add(k, !str_eq(a->tokens_file, b->tokens_file), "http.tokens_file");
-    key_add(k, !str_eq(a->static_dir, b->static_dir), "http.static_dir");
+    key_add(k, !kvl_cfg_str_same(a->users_file, b->users_file), "http.users_file");
+    key_add(k, !kvl_cfg_str_same(a->tokens_file, b->tokens_file), "http.tokens_file");
+    key_add(k, !kvl_cfg_str_same(a->static_dir, b->static_dir), "http.static_dir");
     key_add(k, a->max_connections != b->max_connections, "http.max_connections");
     key_add(k, a->connection_timeout_ms != b->connection_timeout_ms, "http.connection_timeout");
     key_add(k, a->session_ttl_ms != b->session_ttl_ms, "http.session_ttl");
@@ -137,9 +121,9 @@ size_t kvl_collector_cfg_restart_keys(const kvl_collector_cfg_t *a, const kvl_co
     if (len > 0) {
         buf[0] = '\0';
     }
-    key_add(&k, !str_eq(a->id, b->id), "id");
-    key_add(&k, !str_eq(a->listen, b->listen), "listen");
-    key_add(&k, !str_eq(a->data_dir, b->data_dir), "data_dir");
+    key_add(&k, !kvl_cfg_str_same(a->id, b->id), "id");
+    key_add(&k, !kvl_cfg_str_same(a->listen, b->listen), "listen");
+    key_add(&k, !kvl_cfg_str_same(a->data_dir, b->data_dir), "data_dir");
     key_add(&k, a->max_connections != b->max_connections, "max_connections");
     key_add(&k, a->max_frame != b->max_frame, "max_frame");
     key_add(&k, a->handshake_timeout_ms != b->handshake_timeout_ms, "handshake_timeout");
@@ -178,17 +162,21 @@ size_t kvl_collector_cfg_restart_keys(const kvl_collector_cfg_t *a, const kvl_co
 static bool receiver_eq(const kvl_notify_receiver_cfg_t *a, const kvl_notify_receiver_cfg_t *b)
 {
     return a->type == b->type && a->max_bytes == b->max_bytes && a->timeout_ms == b->timeout_ms &&
-           str_eq(a->url, b->url) && str_eq(a->ca, b->ca) && a->resend_ms == b->resend_ms &&
-           str_eq(a->secret, b->secret) && str_eq(a->template_, b->template_) &&
-           str_eq(a->content_type, b->content_type) && a->use_ssl == b->use_ssl &&
-           str_eq(a->user, b->user) && str_eq(a->password, b->password) &&
-           str_eq(a->from, b->from) && strv_eq(a->to, a->n_to, b->to, b->n_to) &&
-           strv_eq(a->command, a->n_command, b->command, b->n_command) &&
-           a->facility == b->facility && str_eq(a->ident, b->ident) &&
-           str_eq(a->address, b->address) && str_eq(a->community, b->community) &&
-           a->inform == b->inform && a->version == b->version &&
-           a->auth_protocol == b->auth_protocol && str_eq(a->auth_password, b->auth_password) &&
-           a->priv_protocol == b->priv_protocol && str_eq(a->priv_password, b->priv_password);
+           kvl_cfg_str_same(a->url, b->url) && kvl_cfg_str_same(a->ca, b->ca) &&
+           a->resend_ms == b->resend_ms && kvl_cfg_str_same(a->secret, b->secret) &&
+           kvl_cfg_str_same(a->template_, b->template_) &&
+           kvl_cfg_str_same(a->content_type, b->content_type) && a->use_ssl == b->use_ssl &&
+           kvl_cfg_str_same(a->user, b->user) && kvl_cfg_str_same(a->password, b->password) &&
+           kvl_cfg_str_same(a->from, b->from) &&
+           kvl_cfg_strv_same(a->to, a->n_to, b->to, b->n_to) &&
+           kvl_cfg_strv_same(a->command, a->n_command, b->command, b->n_command) &&
+           a->facility == b->facility && kvl_cfg_str_same(a->ident, b->ident) &&
+           kvl_cfg_str_same(a->address, b->address) &&
+           kvl_cfg_str_same(a->community, b->community) && a->inform == b->inform &&
+           a->version == b->version && a->auth_protocol == b->auth_protocol &&
+           kvl_cfg_str_same(a->auth_password, b->auth_password) &&
+           a->priv_protocol == b->priv_protocol &&
+           kvl_cfg_str_same(a->priv_password, b->priv_password);
 }
 
 void kvl_receivers_diff(const kvl_notify_cfg_t *a, const kvl_notify_cfg_t *b, kvl_names_diff_t *d)
@@ -213,11 +201,12 @@ void kvl_receivers_diff(const kvl_notify_cfg_t *a, const kvl_notify_cfg_t *b, kv
 
 static bool site_eq(const kvl_site_t *a, const kvl_site_t *b)
 {
-    return str_eq(a->parent_name, b->parent_name) && a->kind == b->kind &&
-           str_eq(a->label, b->label) && str_eq(a->uplink_agent, b->uplink_agent) &&
-           str_eq(a->uplink_device, b->uplink_device) &&
-           str_eq(a->uplink_interface, b->uplink_interface) &&
-           str_eq(a->uplink_probe, b->uplink_probe) && a->x == b->x && a->y == b->y;
+    return kvl_cfg_str_same(a->parent_name, b->parent_name) && a->kind == b->kind &&
+           kvl_cfg_str_same(a->label, b->label) &&
+           kvl_cfg_str_same(a->uplink_agent, b->uplink_agent) &&
+           kvl_cfg_str_same(a->uplink_device, b->uplink_device) &&
+           kvl_cfg_str_same(a->uplink_interface, b->uplink_interface) &&
+           kvl_cfg_str_same(a->uplink_probe, b->uplink_probe) && a->x == b->x && a->y == b->y;
 }
 
 void kvl_sites_diff(const kvl_sites_cfg_t *a, const kvl_sites_cfg_t *b, kvl_names_diff_t *d)
@@ -248,7 +237,7 @@ static bool labels_eq(const kvl_rule_label_t *a, size_t na, const kvl_rule_label
         return false;
     }
     for (size_t i = 0; i < na; i++) {
-        if (!str_eq(a[i].key, b[i].key) || !str_eq(a[i].value, b[i].value)) {
+        if (!kvl_cfg_str_same(a[i].key, b[i].key) || !kvl_cfg_str_same(a[i].value, b[i].value)) {
             return false;
         }
     }
@@ -258,16 +247,16 @@ static bool labels_eq(const kvl_rule_label_t *a, size_t na, const kvl_rule_label
 /* Everything that makes a rule evaluate, fire and read as it does (not where it was written). */
 static bool rule_eq(const kvl_rule_t *a, const kvl_rule_t *b)
 {
-    bool same = str_eq(a->name, b->name) && a->builtin == b->builtin &&
+    bool same = kvl_cfg_str_same(a->name, b->name) && a->builtin == b->builtin &&
                 a->severity == b->severity && match_eq(&a->site, &b->site) &&
                 match_eq(&a->device, &b->device) && match_eq(&a->interface, &b->interface) &&
                 match_eq(&a->group, &b->group) && match_eq(&a->target, &b->target) &&
                 match_eq(&a->metric, &b->metric) &&
                 kv_match_eq(a->sel_labels, a->n_sel_labels, b->sel_labels, b->n_sel_labels) &&
                 a->kind == b->kind && labels_eq(a->labels, a->n_labels, b->labels, b->n_labels) &&
-                str_eq(a->summary, b->summary);
+                kvl_cfg_str_same(a->summary, b->summary);
     same = same && a->threshold.source == b->threshold.source &&
-           str_eq(a->threshold.metric, b->threshold.metric) &&
+           kvl_cfg_str_same(a->threshold.metric, b->threshold.metric) &&
            a->threshold.derived == b->threshold.derived &&
            num_eq(&a->threshold.above, &b->threshold.above) &&
            num_eq(&a->threshold.below, &b->threshold.below) &&
@@ -275,9 +264,9 @@ static bool rule_eq(const kvl_rule_t *a, const kvl_rule_t *b)
            a->threshold.for_ms == b->threshold.for_ms;
     same = same && a->state.state == b->state.state && a->state.intervals == b->state.intervals &&
            a->state.for_ms == b->state.for_ms && a->no_data.intervals == b->no_data.intervals;
-    same = same && str_eq(a->event.name, b->event.name) &&
+    same = same && kvl_cfg_str_same(a->event.name, b->event.name) &&
            kv_match_eq(a->event.match, a->event.n_match, b->event.match, b->event.n_match) &&
-           str_eq(a->event.clear, b->event.clear) && a->event.hold_ms == b->event.hold_ms;
+           kvl_cfg_str_same(a->event.clear, b->event.clear) && a->event.hold_ms == b->event.hold_ms;
     return same && a->flapping.on == b->flapping.on && a->flapping.changes == b->flapping.changes &&
            a->flapping.window_ms == b->flapping.window_ms &&
            a->flapping.stable_ms == b->flapping.stable_ms;
@@ -303,8 +292,8 @@ void kvl_rules_diff(const kvl_rules_t *a, const kvl_rules_t *b, kvl_names_diff_t
 static bool route_eq(const kvl_alerts_route_t *a, const kvl_alerts_route_t *b)
 {
     return kv_match_eq(a->match, a->n_match, b->match, b->n_match) &&
-           str_eq(a->receiver, b->receiver) &&
-           strv_eq(a->group_by, a->n_group_by, b->group_by, b->n_group_by) &&
+           kvl_cfg_str_same(a->receiver, b->receiver) &&
+           kvl_cfg_strv_same(a->group_by, a->n_group_by, b->group_by, b->n_group_by) &&
            a->group_wait_ms == b->group_wait_ms && a->group_interval_ms == b->group_interval_ms &&
            a->repeat_interval_ms == b->repeat_interval_ms && a->cont == b->cont;
 }
@@ -316,8 +305,8 @@ bool kvl_alerts_routing_same(const kvl_alerts_cfg_t *a, const kvl_alerts_cfg_t *
         const kvl_alerts_cfg_t *c = a != NULL ? a : b;
         return c == NULL || (c->receiver == NULL && c->n_routes == 0 && c->n_escalation == 0);
     }
-    if (!str_eq(a->receiver, b->receiver) ||
-        !strv_eq(a->group_by, a->n_group_by, b->group_by, b->n_group_by) ||
+    if (!kvl_cfg_str_same(a->receiver, b->receiver) ||
+        !kvl_cfg_strv_same(a->group_by, a->n_group_by, b->group_by, b->n_group_by) ||
         a->group_wait_ms != b->group_wait_ms || a->group_interval_ms != b->group_interval_ms ||
         a->repeat_interval_ms != b->repeat_interval_ms || a->n_routes != b->n_routes ||
         a->n_escalation != b->n_escalation) {
@@ -331,7 +320,7 @@ bool kvl_alerts_routing_same(const kvl_alerts_cfg_t *a, const kvl_alerts_cfg_t *
     for (size_t i = 0; i < a->n_escalation; i++) {
         if (a->escalation[i].severity != b->escalation[i].severity ||
             a->escalation[i].after_ms != b->escalation[i].after_ms ||
-            !str_eq(a->escalation[i].receiver, b->escalation[i].receiver)) {
+            !kvl_cfg_str_same(a->escalation[i].receiver, b->escalation[i].receiver)) {
             return false;
         }
     }

@@ -482,3 +482,21 @@ int kvl_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port
     *port = (uint16_t)p;
     return 0;
 }
+
+bool kvl_cfg_str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool kvl_cfg_strv_same(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (!kvl_cfg_str_same(a[i], b[i])) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -94,4 +94,9 @@ int kvl_cfg_parse_log_level(kvl_cfg_node_t n, void *target);
 /* Splits "host:port" or "[v6]:port" (port required). Returns 0 or KVL_EINVAL. */
 int kvl_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 
+/* Comparing two loaded configurations (a reload): whether two optional strings are the same
+ * (both NULL, or equal text), and two lists of them element by element. */
+bool kvl_cfg_str_same(const char *a, const char *b);
+bool kvl_cfg_strv_same(char *const *a, size_t na, char *const *b, size_t nb);
+
 #endif

@@ -1742,24 +1742,6 @@ void kvl_snmp_cfg_free(kvl_snmp_cfg_t *s)
 
 /* --- comparing two devices' settings (a reload) ---------------------------------------------- */
 
-static bool str_same(const char *a, const char *b)
-{
-    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static bool strs_same(char *const *a, size_t na, char *const *b, size_t nb)
-{
-    if (na != nb) {
-        return false;
-    }
-    for (size_t i = 0; i < na; i++) {
-        if (!str_same(a[i], b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool u32s_same(const uint32_t *a, size_t na, const uint32_t *b, size_t nb)
 {
     return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
@@ -1775,30 +1757,32 @@ static bool creds_same(const kvl_credentials_t *a, const kvl_credentials_t *b)
     if (a == NULL || b == NULL) {
         return a == b;
     }
-    return str_same(a->name, b->name) && a->version == b->version &&
-           str_same(a->community, b->community) && str_same(a->user, b->user) &&
+    return kvl_cfg_str_same(a->name, b->name) && a->version == b->version &&
+           kvl_cfg_str_same(a->community, b->community) && kvl_cfg_str_same(a->user, b->user) &&
            a->level == b->level && a->auth_protocol == b->auth_protocol &&
-           str_same(a->auth_password, b->auth_password) && a->priv_protocol == b->priv_protocol &&
-           str_same(a->priv_password, b->priv_password) && str_same(a->context, b->context);
+           kvl_cfg_str_same(a->auth_password, b->auth_password) &&
+           a->priv_protocol == b->priv_protocol &&
+           kvl_cfg_str_same(a->priv_password, b->priv_password) &&
+           kvl_cfg_str_same(a->context, b->context);
 }
 
 static bool group_same(const kvl_metric_group_t *a, const kvl_metric_group_t *b)
 {
-    if (!str_same(a->name, b->name) || a->builtin != b->builtin || a->table != b->table ||
+    if (!kvl_cfg_str_same(a->name, b->name) || a->builtin != b->builtin || a->table != b->table ||
         !oid_same(&a->entry, &b->entry) || a->instance_col != b->instance_col ||
         a->n_metrics != b->n_metrics || a->n_labels != b->n_labels || a->n_cols != b->n_cols) {
         return false;
     }
     for (size_t i = 0; i < a->n_metrics; i++) {
         const kvl_mg_metric_t *x = &a->metrics[i], *y = &b->metrics[i];
-        if (!str_same(x->name, y->name) || !oid_same(&x->oid, &y->oid) || x->kind != y->kind ||
-            x->scale != y->scale || x->real != y->real || x->col != y->col ||
+        if (!kvl_cfg_str_same(x->name, y->name) || !oid_same(&x->oid, &y->oid) ||
+            x->kind != y->kind || x->scale != y->scale || x->real != y->real || x->col != y->col ||
             x->scale_by != y->scale_by) {
             return false;
         }
     }
     for (size_t i = 0; i < a->n_labels; i++) {
-        if (!str_same(a->labels[i].name, b->labels[i].name) ||
+        if (!kvl_cfg_str_same(a->labels[i].name, b->labels[i].name) ||
             a->labels[i].col != b->labels[i].col) {
             return false;
         }
@@ -1813,8 +1797,9 @@ static bool group_same(const kvl_metric_group_t *a, const kvl_metric_group_t *b)
 
 bool kvl_device_cfg_same(const kvl_device_cfg_t *a, const kvl_device_cfg_t *b)
 {
-    if (!str_same(a->name, b->name) || !str_same(a->address, b->address) || a->port != b->port ||
-        a->version != b->version || !str_same(a->community, b->community) ||
+    if (!kvl_cfg_str_same(a->name, b->name) || !kvl_cfg_str_same(a->address, b->address) ||
+        a->port != b->port || a->version != b->version ||
+        !kvl_cfg_str_same(a->community, b->community) ||
         !creds_same(a->credentials, b->credentials) || a->interval_ms != b->interval_ms ||
         a->timeout_ms != b->timeout_ms || a->retries != b->retries ||
         a->max_repetitions != b->max_repetitions || a->max_varbinds != b->max_varbinds ||
@@ -1822,8 +1807,8 @@ bool kvl_device_cfg_same(const kvl_device_cfg_t *a, const kvl_device_cfg_t *b)
         return false;
     }
     const kvl_if_filter_t *f = &a->ifs, *g = &b->ifs;
-    if (!strs_same(f->include, f->n_include, g->include, g->n_include) ||
-        !strs_same(f->exclude, f->n_exclude, g->exclude, g->n_exclude) ||
+    if (!kvl_cfg_strv_same(f->include, f->n_include, g->include, g->n_include) ||
+        !kvl_cfg_strv_same(f->exclude, f->n_exclude, g->exclude, g->n_exclude) ||
         !u32s_same(f->include_types, f->n_include_types, g->include_types, g->n_include_types) ||
         !u32s_same(f->exclude_types, f->n_exclude_types, g->exclude_types, g->n_exclude_types) ||
         f->skip_admin_down != g->skip_admin_down || a->n_mgroups != b->n_mgroups) {
