@@ -510,6 +510,18 @@ else
     say "rrdtool graph failed: $(cat "$RUN/log/graph.log")"
 fi
 status
+# A reload, as systemctl reload sends it: each daemon reads its file again and runs on.
+say "reloading the collector's and ${AGENT_IDS[0]}'s configuration (SIGHUP, what systemctl reload sends); edit $RUN/etc/*.yaml, then the same applies the change without a restart:"
+echo "  kill -HUP $COL ${AGENTS[0]}"
+kill -HUP "$COL" "${AGENTS[0]}"
+for f in collector "${AGENT_IDS[0]}"; do
+    line=""
+    for ((i = 0; i < 50 && -z "$line"; i++)); do
+        line=$(grep -E 'reloaded: |reload refused' "$RUN/log/$f.log" 2>/dev/null | tail -n 1)
+        [ -n "$line" ] || sleep 0.1
+    done
+    say "$f: ${line#*] }"
+done
 say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); $FLAKY_DEV goes silent for ${FLAKY_DOWN}s every ${FLAKY_EVERY}s (device_down)"
 say "root-cause alerts: ${AGENT_IDS[$ISOLATED_AGENT]} goes silent for ${ISOLATED_DOWN}s every ${FLAKY_EVERY}s: one page, topology_cut (site ${SITES[$ISOLATED_AGENT]} isolated), its agent_lost and agent_silent held back as suppressed (kaavalctl alerts shows them)"
 say "a linkDown trap to the first agent (the device's next poll, made at once, says whether it holds):"
