@@ -516,9 +516,10 @@ echo "  kill -HUP $COL ${AGENTS[0]}"
 kill -HUP "$COL" "${AGENTS[0]}"
 for f in collector "${AGENT_IDS[0]}"; do
     line=""
-    for ((i = 0; i < 50 && -z "$line"; i++)); do
+    for ((i = 0; i < 50; i++)); do
         line=$(grep -E 'reloaded: |reload refused' "$RUN/log/$f.log" 2>/dev/null | tail -n 1)
-        [ -n "$line" ] || sleep 0.1
+        [ -n "$line" ] && break
+        sleep 0.1
     done
     say "$f: ${line#*] }"
 done
