@@ -16,7 +16,17 @@
 #include "timeutil.h"
 #include "wire.h"
 
-static const char *const default_archives[] = {"step:2d", "5m:2w", "30m:62d", "1d:2y"};
+/* Named retention profiles (`archives: NAME`); the first is the default. Sizes of one
+ * interface's archive (15 data sources, AVERAGE and MAX) at a 60 s step: standard 2.4 MiB,
+ * compact 1.2 MiB, planning 5.4 MiB (docs/configuration.md, "Archive sizes"). */
+static const struct {
+    const char *name;
+    const char *specs[4];
+} profiles[] = {
+    {"standard", {"step:2d", "5m:2w", "30m:62d", "1d:2y"}},
+    {"compact", {"step:1d", "5m:1w", "1h:62d", "1d:1y"}},
+    {"planning", {"step:2d", "5m:35d", "1h:1y", "1d:5y"}},
+};
 static const char *const default_cfs[] = {"AVERAGE", "MAX"};
 static const char *const known_cfs[] = {"AVERAGE", "MAX", "MIN", "LAST"};
 
@@ -64,11 +74,40 @@ static int archive_from_text(const char *s, kvl_archive_spec_t *out)
     return 0;
 }
 
+/* `archives: NAME`: the profile's specs. */
+static int archives_profile(kvl_cfg_node_t n, kvl_collector_cfg_t *c)
+{
+    const char *s = kvl_cfg_scalar(n);
+    for (size_t p = 0; s != NULL && p < KVL_ARRAY_SIZE(profiles); p++) {
+        if (strcmp(s, profiles[p].name) != 0) {
+            continue;
+        }
+        size_t len = KVL_ARRAY_SIZE(profiles[p].specs);
+        kvl_archive_spec_t *a = calloc(len, sizeof(*a));
+        if (a == NULL) {
+            return kvl_cfg_error(n, "out of memory");
+        }
+        for (size_t i = 0; i < len; i++) {
+            KVL_ASSERT(archive_from_text(profiles[p].specs[i], &a[i]) == 0);
+        }
+        free(c->archives);
+        c->archives = a;
+        c->n_archives = len;
+        return 0;
+    }
+    return kvl_cfg_error(n, "expected a retention profile (standard, compact or planning) or a "
+                            "non-empty list of resolution:retention, e.g. [step:2d, 5m:2w]");
+}
+
 static int parse_archives(kvl_cfg_node_t n, void *target)
 {
     kvl_collector_cfg_t *c = target;
+    if (kvl_cfg_is_scalar(n)) {
+        return archives_profile(n, c);
+    }
     if (!kvl_cfg_is_seq(n) || kvl_cfg_seq_len(n) == 0) {
-        return kvl_cfg_error(n, "expected a non-empty list of resolution:retention, e.g. "
+        return kvl_cfg_error(n, "expected a retention profile (standard, compact or planning) "
+                                "or a non-empty list of resolution:retention, e.g. "
                                 "[step:2d, 5m:2w]");
     }
     size_t len = kvl_cfg_seq_len(n);
@@ -173,7 +212,8 @@ static const kvl_cfg_field_t fields[] = {
      "longest wait for more batches before a group commit (2ms)"},
     {"journal_sync", KVL_CFG_BOOL, OFF(journal_sync), 0, 0, NULL, NULL, 0,
      "fdatasync every commit (true; false only for tests)"},
-    {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0, "list of resolution:retention"},
+    {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0,
+     "a retention profile or a list of resolution:retention"},
     {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
     {"tls", KVL_CFG_CUSTOM, OFF(tls), 0, 0, NULL, kvl_tls_cfg_parse_server, 0,
      "mutual TLS: ca, cert, key"},
@@ -262,7 +302,7 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->lost_after = 3;
     c->late_after_ms = 2 * 60 * 1000;
     c->web_url = strdup("http://127.0.0.1:8080");
-    c->n_archives = KVL_ARRAY_SIZE(default_archives);
+    c->n_archives = KVL_ARRAY_SIZE(profiles[0].specs);
     c->archives = calloc(c->n_archives, sizeof(*c->archives));
     c->consolidations = calloc(KVL_ARRAY_SIZE(default_cfs) + 1, sizeof(char *));
     c->http = kvl_http_cfg_new();
@@ -271,7 +311,7 @@ static int set_defaults(kvl_collector_cfg_t *c)
         return KVL_ENOMEM;
     }
     for (size_t i = 0; i < c->n_archives; i++) {
-        archive_from_text(default_archives[i], &c->archives[i]);
+        archive_from_text(profiles[0].specs[i], &c->archives[i]);
     }
     for (size_t i = 0; i < KVL_ARRAY_SIZE(default_cfs); i++) {
         if ((c->consolidations[i] = strdup(default_cfs[i])) == NULL) {

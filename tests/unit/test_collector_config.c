@@ -161,8 +161,40 @@ static void test_bad_archives(void **state)
     expect_error(HEAD "archives: [step:2d, 5m]\n", "c.yaml:3:21: ", "got '5m'");
     expect_error(HEAD "archives: [step:2d, 0s:1d]\n", "c.yaml:3:21: ", "got '0s:1d'");
     expect_error(HEAD "archives:\n  - [5m, 2w]\n", "c.yaml:4:5: ", "got a non-text value");
-    expect_error(HEAD "archives: []\n", "c.yaml:3:11: ", "expected a non-empty list");
-    expect_error(HEAD "archives: step:2d\n", "c.yaml:3:11: ", "expected a non-empty list");
+    expect_error(HEAD "archives: []\n", "c.yaml:3:11: ", "or a non-empty list");
+    /* a scalar is a profile's name */
+    expect_error(HEAD "archives: step:2d\n",
+                 "c.yaml:3:11: ", "expected a retention profile (standard, compact or planning)");
+    expect_error(HEAD "archives: Standard\n", "c.yaml:3:11: ", "expected a retention profile");
+}
+
+/* `archives: NAME`: the named profiles, the first of them the default. */
+static void test_archive_profiles(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_collector_cfg_t *c = parse_ok(HEAD "archives: compact\n");
+    assert_int_equal(c->n_archives, 4);
+    assert_archive(&c->archives[0], 0, D_MS);
+    assert_archive(&c->archives[1], 5 * M_MS, 7 * D_MS);
+    assert_archive(&c->archives[2], 60 * M_MS, 62 * D_MS);
+    assert_archive(&c->archives[3], D_MS, 365 * D_MS);
+    kvl_collector_cfg_free(c);
+    c = parse_ok(HEAD "archives: planning\n");
+    assert_int_equal(c->n_archives, 4);
+    assert_archive(&c->archives[0], 0, 2 * D_MS);
+    assert_archive(&c->archives[1], 5 * M_MS, 35 * D_MS);
+    assert_archive(&c->archives[2], 60 * M_MS, 365 * D_MS);
+    assert_archive(&c->archives[3], D_MS, 5 * 365 * D_MS);
+    kvl_collector_cfg_free(c);
+    kvl_collector_cfg_t *d = parse_ok(HEAD);
+    c = parse_ok(HEAD "archives: standard\n");
+    assert_int_equal(c->n_archives, d->n_archives);
+    for (size_t i = 0; i < c->n_archives; i++) {
+        assert_int_equal(c->archives[i].resolution_ms, d->archives[i].resolution_ms);
+        assert_int_equal(c->archives[i].retention_ms, d->archives[i].retention_ms);
+    }
+    kvl_collector_cfg_free(c);
+    kvl_collector_cfg_free(d);
 }
 
 static void test_bad_consolidations(void **state)
@@ -238,9 +270,13 @@ static void test_load_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),      cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_bad_archives), cmocka_unit_test(test_bad_consolidations),
-        cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_syntax_and_empty),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_archives),
+        cmocka_unit_test(test_archive_profiles),
+        cmocka_unit_test(test_bad_consolidations),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_syntax_and_empty),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
