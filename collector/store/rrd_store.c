@@ -19,10 +19,18 @@
  * Data sources a file lacks are added with rrd_tune's "DS:" specifications (librrd 1.5 and
  * later: rrd_modify copies the file with the new data sources, unknown in every old row, and
  * renames the copy over it); which ones it lacks is read with rrd_info_r.
+ *
+ * A file librrd has just written whole (rrd_create_r2, rrd_tune's copy) is written out and
+ * dropped from the page cache (kvl_rrd_uncache): librrd writes each archive's rows with one
+ * write(), which the kernel keeps in large folios (ext4 since Linux 6.16, XFS before), and an
+ * update touching a few bytes of such a folio through librrd's shared mapping has the whole
+ * folio (up to 2 MiB) written again. Read back a page at a time (librrd maps the file with
+ * MADV_RANDOM: no readahead), the file costs an update only the pages it touches.
  */
 #include "rrd_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <rrd.h>
 #include <stdbool.h>
@@ -31,6 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 /* errno values of a file system that can recover, or of a process short of a resource. */
 static const int transient_errnos[] = {EROFS,  ENOSPC, EDQUOT, EIO,    EACCES, EPERM,
@@ -149,6 +158,22 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
     return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
 }
 
+void kvl_rrd_uncache(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    /* Dirty pages and pages under writeback cannot be dropped: written and waited for first
+     * (the data only: not a durability point). */
+    if (sync_file_range(fd, 0, 0,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) == 0) {
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    }
+    close(fd);
+}
+
 kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
                                 const kvl_rrd_ds_t *ds, size_t n_ds, const kvl_rrd_rra_t *rra,
                                 size_t n_rra, char *err, size_t errlen)
@@ -180,7 +205,9 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
     int rc = rrd_create_r2(path, step, (time_t)start, 1, NULL, NULL, (int)n, argv);
     int saved_errno = errno;
     kvl_rrd_result_t res = KVL_RRD_OK;
-    if (rc != 0) {
+    if (rc == 0) {
+        kvl_rrd_uncache(path);
+    } else {
         const char *msg = rrd_get_error();
         bool exists = msg != NULL && strstr(msg, "exists") != NULL;
         res = take_error(path, saved_errno, true, err, errlen);
@@ -294,6 +321,7 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         res = take_error(path, errno, false, err, errlen);
     } else {
         *n_added = (size_t)argc - 2;
+        kvl_rrd_uncache(path); /* a new file, written by librrd as a created one */
     }
     free(file);
     return res;

@@ -38,6 +38,13 @@ typedef enum {
 kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
                                 const kvl_rrd_ds_t *ds, size_t n_ds, const kvl_rrd_rra_t *rra,
                                 size_t n_rra, char *err, size_t errlen);
+/* Writes `path`'s dirty pages out, waits for them and drops the file from the page cache
+ * (best effort: a failure leaves it as it was). kvl_rrd_create and kvl_rrd_add_ds call it on
+ * the file librrd has just written: the kernel may hold it in large folios (up to 2 MiB, ext4
+ * since Linux 6.16), and an update through librrd's shared mapping has every folio it touches
+ * written back whole (~1 MB per update). Read back a page at a time, the file costs an update
+ * the 4 KiB pages it touches (tests/bench/rrd-write). */
+void kvl_rrd_uncache(const char *path);
 /* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). */
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
                                 size_t errlen);

@@ -17,6 +17,10 @@
  * failure that can pass (no file descriptor left: RLIMIT_NOFILE lowered to the next free
  * one, which even root cannot pass) stops the job at that row with retry and a reason, and
  * the same rows run again later are written, those written before coming back as stale.
+ *
+ * A new archive is not left in the page cache: librrd writes it with large write()s, which
+ * the kernel may keep in large folios that every later update would rewrite whole; after its
+ * creation and first update only the few pages that update touched are cached (mincore).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,14 +29,18 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -924,11 +932,82 @@ static void test_new_fails(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ------------------------------------------------------------ a new archive's cache ---- */
+
+/* How many of the file's pages are in the page cache (mincore), and how many it has. */
+static void cached_pages(const char *path, size_t *cached, size_t *total)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = (size_t)st.st_size;
+    *total = (len + page - 1) / page;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    unsigned char *vec = calloc(*total, 1);
+    assert_non_null(vec);
+    assert_int_equal(mincore(m, len, vec), 0);
+    *cached = 0;
+    for (size_t i = 0; i < *total; i++) {
+        *cached += vec[i] & 1;
+    }
+    free(vec);
+    munmap(m, len);
+    close(fd);
+}
+
+static void test_new_archive_not_cached(void **state)
+{
+    KVL_UNUSED(state);
+    char root[] = "/tmp/kvl-test-store-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    struct statfs fs;
+    assert_int_equal(statfs(root, &fs), 0);
+    if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+        rm_tree(root);
+        skip(); /* a memory file system: its pages are the file, none can be dropped */
+    }
+    char data_dir[256];
+    snprintf(data_dir, sizeof(data_dir), "%s/data", root);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    /* step:2d and 5m:2w, AVERAGE and MAX: 1.6 MB at a 60 s step */
+    kvl_archive_spec_t archives[] = {{0, 2 * 86400000LL}, {300000, 14 * 86400000LL}};
+    kvl_store_cfg_t cfg = {
+        .data_dir = data_dir, .archives = archives, .n_archives = 2, .consolidations = cfs};
+    kvl_store_t *s = NULL;
+    char serr[256];
+    assert_int_equal(kvl_store_new(&loop, &cfg, &s, serr, sizeof(serr)), 0);
+    kvl_store_job_t *j = kvl_store_job_new();
+    add_interface_row(j, 0, T0 * 1000);
+    kvl_store_result_t r = run_job(&loop, s, j);
+    assert_int_equal(r.created, 1);
+    assert_int_equal(r.rows, 1);
+
+    char path[512];
+    assert_int_equal(kvl_store_path(data_dir, "tvm-north", "rtr 1", KVL_SCOPE_INTERFACE, "Gi1/0/1",
+                                    path, sizeof(path)),
+                     0);
+    size_t cached = 0, total = 0;
+    cached_pages(path, &cached, &total);
+    assert_true(total > 300);
+    /* the header's pages and a row of each archive due: a dozen at most */
+    if (cached > total / 8) {
+        fail_msg("%zu of the new archive's %zu pages are in the page cache", cached, total);
+    }
+    kvl_store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rm_tree(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_new_archive_not_cached),
         cmocka_unit_test(test_fractional_time),
         cmocka_unit_test(test_group),
         cmocka_unit_test(test_archive_gains_metrics),
