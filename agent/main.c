@@ -270,6 +270,13 @@ static int check_startup(const kvl_agent_cfg_t *c, const char *path, char *msg, 
 
 /* --- reload (SIGHUP, systemctl reload) ------------------------------------------------------ */
 
+/* The STATUS systemd shows for a running agent, into buf; returns buf. */
+static const char *ready_status(const app_t *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "polling %zu devices for site %s", a->cfg->snmp.n_devices, a->cfg->site);
+    return buf;
+}
+
 /* Keys a running agent cannot take: its identity, the spool and the batching the spool's
  * files were made with. Changing one refuses the whole reload (restart to apply). */
 static const char *const restart_keys[] = {"id", "site", "spool", "max_queue", "flush_interval"};
@@ -451,9 +458,7 @@ static void reload(app_t *a)
 done:
     kvl_agent_cfg_free(n); /* the new file's, or the previous contents swapped out */
     char st[160];
-    snprintf(st, sizeof(st), "polling %zu devices for site %s", a->cfg->snmp.n_devices,
-             a->cfg->site);
-    kvl_sd_reloaded(st);
+    kvl_sd_reloaded(ready_status(a, st, sizeof(st)));
 }
 
 /* SIGHUP (systemctl reload's signal): the configuration read again (reload above). */
@@ -635,9 +640,7 @@ int main(int argc, char **argv)
             KVL_LOG_WARN("link", a.cfg->id, "%s", err); /* runs on without it */
         }
         char st[160];
-        snprintf(st, sizeof(st), "polling %zu devices for site %s", a.cfg->snmp.n_devices,
-                 a.cfg->site);
-        kvl_sd_ready(a.loop, st);
+        kvl_sd_ready(a.loop, ready_status(&a, st, sizeof(st)));
     }
     status = 0;
 out:

@@ -2413,16 +2413,18 @@ static void dev_drop(kvl_poller_t *p, device_t *d)
     dev_free(d);
 }
 
+#define NO_PREV SIZE_MAX /* a device new to the poller */
+
 int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_reload_stats_t *st)
 {
     *st = (kvl_poller_reload_stats_t){0};
     size_t n = cfg->n_devices;
     device_t **old = malloc((p->n_devs ? p->n_devs : 1) * sizeof(*old));
     device_t **devs = calloc(n ? n : 1, sizeof(*devs));
-    device_t **was = calloc(n ? n : 1, sizeof(*was));    /* the same name before, or NULL */
-    size_t *was_at = calloc(n ? n : 1, sizeof(*was_at)); /* where in old */
+    /* where in old the device of the same name was, or NO_PREV */
+    size_t *was_at = calloc(n ? n : 1, sizeof(*was_at));
     kvl_sched_t sched = {0};
-    if (old == NULL || devs == NULL || was == NULL || was_at == NULL || n > UINT32_MAX ||
+    if (old == NULL || devs == NULL || was_at == NULL || n > UINT32_MAX ||
         kvl_sched_init(&sched, n) < 0) {
         goto nomem;
     }
@@ -2435,9 +2437,8 @@ int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_rel
         device_t key_dev = {.cfg = c};
         device_t *key = &key_dev;
         device_t **hit = bsearch(&key, old, p->n_devs, sizeof(*old), by_name);
-        was[i] = hit != NULL ? *hit : NULL;
-        was_at[i] = hit != NULL ? (size_t)(hit - old) : 0;
-        if (was[i] == NULL || !kvl_device_cfg_same(was[i]->cfg, c)) {
+        was_at[i] = hit != NULL ? (size_t)(hit - old) : NO_PREV;
+        if (hit == NULL || !kvl_device_cfg_same((*hit)->cfg, c)) {
             devs[i] = dev_new(p, c, now);
             if (devs[i] == NULL) {
                 goto nomem;
@@ -2446,22 +2447,24 @@ int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_rel
     }
     for (size_t i = 0; i < n; i++) {
         const kvl_device_cfg_t *c = &cfg->devices[i];
-        if (was[i] != NULL) {
+        device_t *prev = NULL;
+        if (was_at[i] != NO_PREV) {
+            prev = old[was_at[i]];
             old[was_at[i]] = NULL; /* taken: not removed below */
         }
         if (devs[i] == NULL) { /* the same settings: kept as it is */
-            was[i]->cfg = c;
-            kvl_mg_dev_set_cfg(was[i]->mg, c);
-            devs[i] = was[i];
+            prev->cfg = c;
+            kvl_mg_dev_set_cfg(prev->mg, c);
+            devs[i] = prev;
             st->kept++;
-        } else if (was[i] != NULL) {
+        } else if (prev != NULL) {
             /* changed: polled afresh, but a device down stays down (no second device_down) */
-            devs[i]->down = was[i]->down;
-            devs[i]->down_reason = was[i]->down_reason;
-            devs[i]->down_since_ms = was[i]->down_since_ms;
-            devs[i]->timeouts_in_row = was[i]->timeouts_in_row;
+            devs[i]->down = prev->down;
+            devs[i]->down_reason = prev->down_reason;
+            devs[i]->down_since_ms = prev->down_since_ms;
+            devs[i]->timeouts_in_row = prev->timeouts_in_row;
             KVL_LOG_INFO(MOD, c->name, "settings changed: polled afresh under the new ones");
-            dev_drop(p, was[i]);
+            dev_drop(p, prev);
             st->changed++;
         } else {
             KVL_LOG_INFO(MOD, c->name, "added: polling %s", c->address);
@@ -2479,7 +2482,6 @@ int kvl_poller_reload(kvl_poller_t *p, const kvl_snmp_cfg_t *cfg, kvl_poller_rel
         }
     }
     free(old);
-    free(was);
     free(was_at);
     free(p->devs);
     p->devs = devs;
@@ -2508,7 +2510,6 @@ nomem:
     }
     free(old);
     free(devs);
-    free(was);
     free(was_at);
     kvl_sched_fini(&sched);
     return KVL_ENOMEM;
