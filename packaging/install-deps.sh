@@ -21,16 +21,20 @@ fi
 build="build-essential cmake pkg-config clang clang-format libtsan2 scdoc
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev libjansson-dev
-       libmicrohttpd-dev libcrypt-dev libsystemd-dev"
+       libmicrohttpd-dev libcrypt-dev libsystemd-dev libsnappy-dev libndpi-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;
 # nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
 # link measurement tests in tests/netns/; the alert receivers the tests deliver to
 # (Alertmanager, an SMTP sink, snmptrapd as the upstream manager); headless Chromium with
 # its WebDriver and Selenium for the board's browser test (tests/browser/); systemd for
-# systemd-analyze (the units' checks, tests/integration/test_systemd.sh; nothing is started).
+# systemd-analyze (the units' checks, tests/integration/test_systemd.sh; nothing is started);
+# Prometheus and VictoriaMetrics, the remote-write receivers the collector is tested
+# against; tshark (the truth for counts), tcpreplay and scapy (test traffic), pmacct and
+# softflowd (the capture benchmark's peers) for the agent's traffic capture.
 run="snmpsim snmp snmpd rrdtool rrdcached iproute2 procps python3 smitools openssl
      nftables iputils-ping util-linux prometheus-alertmanager python3-aiosmtpd snmptrapd
-     chromium chromium-driver python3-selenium systemd"
+     chromium chromium-driver python3-selenium systemd prometheus victoria-metrics
+     tshark tcpreplay python3-scapy pmacct softflowd"
 # Building and checking the Debian packages (packaging/build-debs.sh, lintian, and
 # tests/packaging/test_packages.sh, which installs them): debhelper, dpkg-dev, fakeroot,
 # lintian; adduser for the packages' kaaval user.
