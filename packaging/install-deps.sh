@@ -21,7 +21,7 @@ fi
 build="build-essential cmake pkg-config clang clang-format libtsan2 scdoc
        libuv1-dev libsnmp-dev librrd-dev libprotobuf-c-dev protobuf-c-compiler
        libyaml-dev libcmocka-dev libssl-dev libcurl4-openssl-dev libjansson-dev
-       libmicrohttpd-dev libcrypt-dev libsystemd-dev libsnappy-dev libndpi-dev"
+       libmicrohttpd-dev libcrypt-dev libsystemd-dev libsnappy-dev libndpi-dev libpcap-dev"
 # Programs the tests and the demo start: SNMP simulator and tools, Debian's snmpd, RRDtool;
 # nftables (imposed loss), ping (the reference) and setpriv (unprivileged runs) for the
 # link measurement tests in tests/netns/; the alert receivers the tests deliver to
