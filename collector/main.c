@@ -922,7 +922,8 @@ int main(int argc, char **argv)
         src = start_alerts(&a, err, sizeof(err));
     }
     /* remote-write after the rooms that keep data: it copies and answers at once */
-    if (src == 0 && kvl_rwrite_new(a.loop, a.cfg->remote_write, &a.rwrite, err, sizeof(err)) != 0) {
+    if (src == 0 && kvl_rwrite_new(a.loop, a.cfg->remote_write, graph_label, a.inventory, &a.rwrite,
+                                   err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("remote-write", a.cfg->id, "%s", err);
         src = 1;
     }

@@ -83,19 +83,6 @@ static int add(kvl_rw_labels_t *l, const char *name, const char *value)
     return 0;
 }
 
-static bool carried(const kvl_rw_map_t *m, const char *key)
-{
-    if (m->all_series_labels) {
-        return true;
-    }
-    for (size_t i = 0; i < m->n_series_labels; i++) {
-        if (strcmp(m->series_labels[i], key) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static const char *scope_prefix(kvl_scope_t s)
 {
     switch (s) {
@@ -117,60 +104,64 @@ static const char *instance_label(kvl_scope_t s)
     return s == KVL_SCOPE_INTERFACE ? "interface" : s == KVL_SCOPE_LINK ? "target" : "instance";
 }
 
-int kvl_rw_labels_of(const kvl_rw_map_t *m, const char *site, const char *agent,
-                     const kvl_series_def_t *def, const kvl_family_t *fam, kvl_rw_labels_t *out)
+size_t kvl_rw_name(const kvl_series_def_t *def, const kvl_family_t *fam, char *out, size_t outlen)
 {
-    out->n = 0;
-    out->used = 0;
     const char *prefix = def->scope == KVL_SCOPE_GROUP
                              ? (fam != NULL && fam->name != NULL ? fam->name : "group")
                              : scope_prefix(def->scope);
-    if (prefix == NULL || def->metric == NULL) {
-        return KVL_EINVAL;
+    if (prefix == NULL || def->metric == NULL || def->metric[0] == '\0') {
+        return 0;
     }
     char raw[512];
     int len = snprintf(raw, sizeof(raw), "kaaval_%s_%s%s", prefix, def->metric,
                        def->kind == KVL_KIND_COUNTER ? "_total" : "");
     if (len < 0 || (size_t)len >= sizeof(raw)) {
-        return KVL_EINVAL;
+        return 0;
     }
-    const char *name = keep(out, raw, true);
-    if (name == NULL) {
-        return KVL_EINVAL;
+    return kvl_rw_sanitize(raw, out, outlen);
+}
+
+/* A series label's value, cut to KVL_RW_VALUE_MAX bytes (not inside a UTF-8 sequence) into
+ * l's text when longer. NULL when it does not fit. */
+static const char *value_of(kvl_rw_labels_t *l, const char *v)
+{
+    if (strlen(v) <= KVL_RW_VALUE_MAX) {
+        return v;
     }
-    out->name[0] = "__name__";
-    out->value[0] = name;
+    char cut[KVL_RW_VALUE_MAX + 1];
+    size_t n = KVL_RW_VALUE_MAX;
+    while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80) {
+        n--; /* v[n] continues a sequence: cut before its start */
+    }
+    memcpy(cut, v, n);
+    cut[n] = '\0';
+    return keep(l, cut, false);
+}
+
+int kvl_rw_labels_of(const kvl_rw_map_t *m, const char *site, const char *agent,
+                     const kvl_series_def_t *def, kvl_rw_label_fn label, void *label_ctx,
+                     kvl_rw_labels_t *out)
+{
     out->n = 1;
+    out->used = 0;
+    out->name[0] = "__name__";
+    out->value[0] = NULL;
     bool own = def->scope == KVL_SCOPE_AGENT || def->scope == KVL_SCOPE_LINK;
     int rc = add(out, "site", site);
     rc = rc != 0 ? rc : add(out, "agent", agent);
     rc = rc != 0 ? rc : add(out, "device", own ? agent : def->device);
     rc = rc != 0 ? rc : add(out, instance_label(def->scope), def->instance);
-    for (size_t i = 0; rc == 0 && i < def->n_labels; i++) {
-        const kvl_label_t *sl = &def->labels[i];
-        if (sl->key == NULL || sl->value == NULL || sl->value[0] == '\0' ||
-            strncmp(sl->key, "__", 2) == 0 || !carried(m, sl->key)) {
+    for (size_t i = 0; rc == 0 && label != NULL && i < m->n_series_labels; i++) {
+        const char *key = m->series_labels[i];
+        const char *v = label(label_ctx, key);
+        if (v == NULL || v[0] == '\0' || strncmp(key, "__", 2) == 0) {
             continue;
         }
-        const char *ln = keep(out, sl->key, true);
-        const char *lv = ln;
-        if (ln != NULL && strlen(sl->value) > KVL_RW_VALUE_MAX) {
-            char cut[KVL_RW_VALUE_MAX + 1];
-            memcpy(cut, sl->value, KVL_RW_VALUE_MAX);
-            /* not inside a UTF-8 sequence: back to the start of the one cut */
-            size_t n = KVL_RW_VALUE_MAX;
-            while (n > 0 && ((unsigned char)cut[n] & 0xC0) == 0x80) {
-                n--;
-            }
-            cut[n] = '\0';
-            lv = keep(out, cut, false);
-        } else if (ln != NULL) {
-            lv = sl->value;
+        const char *ln = keep(out, key, true);
+        const char *lv = ln != NULL ? value_of(out, v) : NULL;
+        if (ln != NULL && lv != NULL) {
+            rc = add(out, ln, lv);
         }
-        if (ln == NULL || lv == NULL) {
-            continue; /* a name that sanitises to nothing, or no room left: not carried */
-        }
-        rc = add(out, ln, lv);
     }
     for (size_t i = 0; rc == 0 && i < m->n_external; i++) {
         rc = add(out, m->external[i].key, m->external[i].value);

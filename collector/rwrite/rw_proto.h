@@ -25,14 +25,17 @@
 #define KVL_RW_VALUE_MAX 1024 /* a series label's value longer than this is cut */
 
 /* What the mapping adds to every series: the configuration's external labels (names valid
- * already) and which of a series' own labels to carry (all, or those named). */
+ * already) and which of a series' own labels to carry (their keys). */
 typedef struct kvl_rw_map {
     const kvl_label_t *external;
     size_t n_external;
-    bool all_series_labels;
-    char *const *series_labels; /* the labels carried when !all_series_labels */
+    char *const *series_labels;
     size_t n_series_labels;
 } kvl_rw_map_t;
+
+/* A series' own label by key (the collector's inventory keeps those of devices and
+ * interfaces), or NULL. */
+typedef const char *(*kvl_rw_label_fn)(void *ctx, const char *key);
 
 /* One series' labels: names and values point into text or into the definition given. */
 typedef struct kvl_rw_labels {
@@ -43,16 +46,23 @@ typedef struct kvl_rw_labels {
     char text[4096];
 } kvl_rw_labels_t;
 
-/* The labels of a sample of def (fam: its family or NULL) sent by agent at site:
- * __name__ kaaval_<scope>_<metric> (a metric group's row: kaaval_<group>_<metric>), with
- * _total after a counter's; site, agent, device (the agent for its own and its link series),
- * interface / target / instance (none when the instance is empty); then the series' own
- * labels (those m carries, names sanitised to [a-zA-Z_][a-zA-Z0-9_]*, empty values left out,
- * names taken already skipped); then m's external labels whose names are still free. Sorted
- * by name, __name__ first. Returns 0, or KVL_EINVAL when the series is not sent (a later
- * scope: neighbours) or its names do not fit. out's pointers live as long as def and m. */
+/* The metric name of def (fam: its family or NULL): kaaval_<scope>_<metric> (scope device,
+ * interface, agent or link; a metric group's: kaaval_<group>_<metric>), with _total after a
+ * counter's, sanitised to [a-zA-Z_][a-zA-Z0-9_]*, into out. Returns its length, or 0 when
+ * the series is not sent (a later scope: neighbours) or the name does not fit. */
+size_t kvl_rw_name(const kvl_series_def_t *def, const kvl_family_t *fam, char *out, size_t outlen);
+
+/* The labels of def's instance as sent by agent at site, __name__ first with its value left
+ * NULL (the caller sets value[0] to kvl_rw_name's, per metric): site, agent, device (the
+ * agent for its own and its link series), interface / target / instance (none when the
+ * instance is empty); then the series' own labels m carries (from label(label_ctx, key),
+ * NULL: none; names sanitised, empty values left out, names taken already skipped); then m's
+ * external labels whose names are still free. Sorted by name after __name__. Returns 0, or
+ * KVL_EINVAL when they do not fit. out's pointers live as long as def, m and the label
+ * values. */
 int kvl_rw_labels_of(const kvl_rw_map_t *m, const char *site, const char *agent,
-                     const kvl_series_def_t *def, const kvl_family_t *fam, kvl_rw_labels_t *out);
+                     const kvl_series_def_t *def, kvl_rw_label_fn label, void *label_ctx,
+                     kvl_rw_labels_t *out);
 
 /* Name sanitising: s with every byte outside [a-zA-Z0-9_] turned into '_' and a '_' in front
  * of a leading digit, into out (at most outlen - 1 bytes). Returns the length, 0 when s is

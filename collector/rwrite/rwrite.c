@@ -62,6 +62,9 @@ struct kvl_rwrite {
     size_t closing; /* timers whose close callback is still due */
     bool stopping;
     kvl_buf_t labels; /* scratch: one series' encoded labels */
+    kvl_rwrite_label_fn label_of;
+    void *label_ctx;
+    struct instance *instance; /* scratch of on_batch */
 };
 
 static const kvl_curl_uv_api_t curl_api = KVL_CURL_UV_API_LINKED;
@@ -237,20 +240,62 @@ static void kick(shard_t *s)
 
 /* ---- the sink -------------------------------------------------------------------------------- */
 
-/* Queues one sample for every endpoint. */
-static void queue_sample(kvl_rwrite_t *rw, const kvl_sink_batch_t *b, const kvl_series_def_t *def,
-                         int64_t time_ms, double v)
+/* What a series' own label lookup needs (kvl_rw_label_fn's ctx). */
+typedef struct label_ctx {
+    const kvl_rwrite_t *rw;
+    const char *agent, *device, *interface;
+} label_ctx_t;
+
+static const char *own_label(void *ctx, const char *key)
 {
-    const kvl_family_t *fam = kvl_sink_family(b->defs, def);
+    const label_ctx_t *c = ctx;
+    return c->rw->label_of(c->rw->label_ctx, c->agent, c->device, c->interface, key);
+}
+
+/* The instance of the samples being queued: its labels per endpoint, made once for all its
+ * metrics. */
+typedef struct instance {
+    const kvl_series_def_t *def; /* the first definition seen of it, NULL: none yet */
+    bool ok[KVL_RW_ENDPOINTS_MAX];
+    kvl_rw_labels_t labels[KVL_RW_ENDPOINTS_MAX];
+} instance_t;
+
+static bool same_instance(const kvl_series_def_t *a, const kvl_series_def_t *b)
+{
+    return a != NULL && a->scope == b->scope && strcmp(a->device, b->device) == 0 &&
+           strcmp(a->instance, b->instance) == 0;
+}
+
+static void instance_labels(kvl_rwrite_t *rw, const kvl_sink_batch_t *b,
+                            const kvl_series_def_t *def, instance_t *in)
+{
+    in->def = def;
+    /* only devices and interfaces have labels of their own in the inventory */
+    bool lookup = rw->label_of != NULL &&
+                  (def->scope == KVL_SCOPE_DEVICE || def->scope == KVL_SCOPE_INTERFACE);
+    label_ctx_t lc = {.rw = rw,
+                      .agent = b->agent,
+                      .device = def->device,
+                      .interface = def->scope == KVL_SCOPE_INTERFACE ? def->instance : ""};
+    for (size_t i = 0; i < rw->n; i++) {
+        in->ok[i] = kvl_rw_labels_of(&rw->eps[i].map, b->site, b->agent, def,
+                                     lookup ? own_label : NULL, &lc, &in->labels[i]) == 0;
+    }
+}
+
+/* Queues one sample for every endpoint. */
+static void queue_sample(kvl_rwrite_t *rw, instance_t *in, const char *name, int64_t time_ms,
+                         double v)
+{
     for (size_t i = 0; i < rw->n; i++) {
         endpoint_t *ep = &rw->eps[i];
-        kvl_rw_labels_t l;
-        if (kvl_rw_labels_of(&ep->map, b->site, b->agent, def, fam, &l) != 0) {
+        if (!in->ok[i]) {
             continue;
         }
+        in->labels[i].value[0] = name;
         rw->labels.len = 0;
         kvl_rw_series_t *s = NULL;
-        if (kvl_rw_encode_labels(&l, &rw->labels) != 0 ||
+        if (kvl_rw_encode_labels(&in->labels[i], &rw->labels) != 0 ||
             (s = kvl_rw_intern(ep->intern, rw->labels.data, rw->labels.len)) == NULL) {
             ep->st.dropped_full++; /* out of memory: as if the queue were full */
             continue;
@@ -266,17 +311,24 @@ static int rw_on_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb do
 {
     kvl_rwrite_t *rw = ctx;
     const kvl_batch_t *batch = b->batch;
+    instance_t *in = rw->instance;
+    in->def = NULL;
+    char name[256];
     for (size_t g = 0; g < batch->n_groups; g++) {
         const kvl_group_t *grp = &batch->groups[g];
         kvl_group_iter_t it;
         kvl_sample_t s;
         kvl_group_iter_init(&it, grp);
         while (kvl_group_iter_next(&it, kvl_sink_def, (void *)b->defs, &s) == 1) {
-            if (s.unknown || s.def->scope >= KVL_SCOPE_FIRST_LATER) {
+            if (s.unknown || s.def->scope >= KVL_SCOPE_FIRST_LATER ||
+                kvl_rw_name(s.def, kvl_sink_family(b->defs, s.def), name, sizeof(name)) == 0) {
                 continue; /* not measured: no sample (a gap), as in the archives */
             }
+            if (!same_instance(in->def, s.def)) {
+                instance_labels(rw, b, s.def, in);
+            }
             double v = s.def->real ? s.real : (double)s.value;
-            queue_sample(rw, b, s.def, grp->time_ms, v);
+            queue_sample(rw, in, name, grp->time_ms, v);
         }
     }
     for (size_t i = 0; i < rw->n; i++) {
@@ -307,6 +359,7 @@ static void free_memory(kvl_rwrite_t *rw)
         curl_slist_free_all(ep->hdrs);
     }
     kvl_buf_free(&rw->labels);
+    free(rw->instance);
     free(rw->eps);
     free(rw);
 }
@@ -365,7 +418,6 @@ static int endpoint_init(kvl_rwrite_t *rw, endpoint_t *ep, const kvl_rw_endpoint
     ep->st.name = c->name;
     ep->map = (kvl_rw_map_t){.external = c->external,
                              .n_external = c->n_external,
-                             .all_series_labels = c->all_series_labels,
                              .series_labels = c->series_labels,
                              .n_series_labels = c->n_series_labels};
     ep->intern = kvl_rw_intern_new();
@@ -412,8 +464,8 @@ static int endpoint_init(kvl_rwrite_t *rw, endpoint_t *ep, const kvl_rw_endpoint
     return 0;
 }
 
-int kvl_rwrite_new(uv_loop_t *loop, const kvl_rw_cfg_t *cfg, kvl_rwrite_t **out, char *err,
-                   size_t errlen)
+int kvl_rwrite_new(uv_loop_t *loop, const kvl_rw_cfg_t *cfg, kvl_rwrite_label_fn label_of,
+                   void *label_ctx, kvl_rwrite_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (cfg == NULL || cfg->n == 0) {
@@ -428,13 +480,19 @@ int kvl_rwrite_new(uv_loop_t *loop, const kvl_rw_cfg_t *cfg, kvl_rwrite_t **out,
         curl_ready = true;
     }
     kvl_rwrite_t *rw = calloc(1, sizeof(*rw));
-    if (rw == NULL || (rw->eps = calloc(cfg->n, sizeof(*rw->eps))) == NULL) {
+    if (rw == NULL || (rw->eps = calloc(cfg->n, sizeof(*rw->eps))) == NULL ||
+        (rw->instance = malloc(sizeof(*rw->instance))) == NULL) {
+        if (rw != NULL) {
+            free(rw->eps);
+        }
         free(rw);
         snprintf(err, errlen, "out of memory");
         return KVL_ENOMEM;
     }
     rw->loop = loop;
     rw->n = cfg->n;
+    rw->label_of = label_of;
+    rw->label_ctx = label_ctx;
     int rc = kvl_curl_uv_new(loop, &curl_api, &rw->curl, err, errlen);
     for (size_t i = 0; rc == 0 && i < cfg->n; i++) {
         rc = endpoint_init(rw, &rw->eps[i], &cfg->at[i], err, errlen);

@@ -43,10 +43,16 @@ typedef struct kvl_rwrite_stats {
     double lag_s;              /* age of the oldest sample waiting (0: none waits) */
 } kvl_rwrite_stats_t;
 
-/* Starts the endpoints of cfg (which must outlive the result) on loop. Returns 0, or a
- * negative code with a sentence in err. cfg NULL or empty: *out NULL, nothing to do. */
-int kvl_rwrite_new(uv_loop_t *loop, const kvl_rw_cfg_t *cfg, kvl_rwrite_t **out, char *err,
-                   size_t errlen);
+/* A label of a device (interface "") or of one of its interfaces, as the agent last reported
+ * it (the collector's inventory), or NULL. Called on the loop's thread from on_batch. */
+typedef const char *(*kvl_rwrite_label_fn)(void *ctx, const char *agent, const char *device,
+                                           const char *interface, const char *key);
+
+/* Starts the endpoints of cfg (which must outlive the result) on loop; label_of(label_ctx, ...)
+ * gives the series' own labels (NULL: none carried). Returns 0, or a negative code with a
+ * sentence in err. cfg NULL or empty: *out NULL, nothing to do. */
+int kvl_rwrite_new(uv_loop_t *loop, const kvl_rw_cfg_t *cfg, kvl_rwrite_label_fn label_of,
+                   void *label_ctx, kvl_rwrite_t **out, char *err, size_t errlen);
 
 /* Stops: transfers cancelled, what is still queued dropped (logged), handles closed; the
  * memory goes once the loop has run their close callbacks. NULL-safe. */

@@ -133,16 +133,11 @@ static int parse_series_labels(kvl_cfg_node_t n, void *target)
     strv_free(e->series_labels, e->n_series_labels);
     e->series_labels = NULL;
     e->n_series_labels = 0;
-    e->all_series_labels = false;
-    if (s != NULL && strcmp(s, "all") == 0) {
-        e->all_series_labels = true;
-        return 0;
-    }
     if (s != NULL && strcmp(s, "none") == 0) {
         return 0;
     }
     if (!kvl_cfg_is_seq(n)) {
-        return kvl_cfg_error(n, "expected all, none or a list of label names, e.g. "
+        return kvl_cfg_error(n, "expected none or a list of label names, e.g. "
                                 "[ifAlias, sysName]");
     }
     size_t len = kvl_cfg_seq_len(n);
@@ -316,8 +311,7 @@ static bool labels_same(const kvl_rw_endpoint_cfg_t *a, const kvl_rw_endpoint_cf
             return false;
         }
     }
-    return a->all_series_labels == b->all_series_labels &&
-           kvl_cfg_strv_same(a->series_labels, a->n_series_labels, b->series_labels,
+    return kvl_cfg_strv_same(a->series_labels, a->n_series_labels, b->series_labels,
                              b->n_series_labels);
 }
 

@@ -33,8 +33,7 @@ typedef struct kvl_rw_endpoint_cfg {
     char *ca;
     kvl_label_t *external; /* names valid, values non-empty; strings owned */
     size_t n_external;
-    bool all_series_labels;
-    char **series_labels; /* the series' own labels carried, when not all */
+    char **series_labels; /* the series' own labels carried (keys) */
     size_t n_series_labels;
 } kvl_rw_endpoint_cfg_t;
 
