@@ -13,7 +13,10 @@
 #   - both receivers stopped for a while: the collector's /metrics counts retries and, past
 #     the Prometheus endpoint's small queue, drops (queue_full); after they come back,
 #     VictoriaMetrics (large queue) holds every poll of the outage (catch-up, no gap);
-#   - every query and variable of dashboards/grafana/*.json returns data from Prometheus.
+#   - the interfaces' own labels (ifDescr) come along from the inventory;
+#   - a reload that changes remote_write is refused (restart-only);
+#   - every query and variable of the four dashboards in dashboards/grafana/ returns data
+#     from Prometheus.
 #
 #   bash tests/integration/test_remote_write.sh [BUILD_DIR]
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -79,6 +82,7 @@ remote_write:
     external_labels: {region: test}
 EOF
 kvl_start_http_collector collector "$KVL_TMP/collector.yaml" "$HTTP_PORT"
+COL=$KVL_LAST_PID
 kvl_add_token "$KVL_TMP/collector.yaml" rw-test viewer
 kvl_agent_config "$KVL_TMP/agent.yaml" rw-agent lab "$COL_PORT" "${INTERVAL}s"
 kvl_agent_device "$KVL_TMP/agent.yaml" ratedev "$SNMP_PORT" ratedev
@@ -107,6 +111,10 @@ kvl_wait_until 40 "10 steps in $ETH0" _have_steps
 T_LAST=$(kvl_rrd_last_time "$ETH0")
 _in_prom() { [ "$("${CHECK[@]}" series "$PROM" "$SEL_IN")" = 1 ]; }
 kvl_wait_until 20 "$SEL_IN in Prometheus" _in_prom
+
+# --- the interface's own labels come along (from the collector's inventory)
+n=$("${CHECK[@]}" series "$PROM" 'kaaval_interface_in_octets_total{interface="wan0/1",ifDescr="Test interface wan0/1"}')
+[ "$n" = 1 ] || kvl_fail "no wan0/1 series with the ifDescr label in Prometheus ($n)"
 
 # --- counters: rate from the raw samples vs the archive's mean over the same steps
 step=$(kvl_rrd_step "$ETH0")
@@ -192,5 +200,15 @@ _prom_again() {
     [ -n "$t" ] && awk -v t="$t" -v up="$T_UP" 'BEGIN { exit !(t > up) }'
 }
 kvl_wait_until 20 "new samples in Prometheus after its restart" _prom_again
+# --- a reload that changes remote_write is refused (restart-only), the collector runs on
+sed -i 's/^    max_backoff: 1s$/    max_backoff: 2s/' "$KVL_TMP/collector.yaml"
+kill -HUP "$COL"
+kvl_wait_until 10 "the reload's refusal" grep -q 'reload refused: .*remote_write changed: needs a restart' \
+    "$KVL_TMP/logs/collector.log"
+kvl_is_ours "$COL" kaaval-collector || kvl_fail "the collector died at the reload"
+lag=$(rw_metric kaaval_remote_write_lag_seconds vm)
+last=$(rw_metric kaaval_remote_write_last_success_timestamp_seconds vm)
+awk -v l="$lag" -v s="$last" -v now="$(date +%s)" 'BEGIN { exit !(l < 10 && now - s < 10) }' ||
+    kvl_fail "vm: lag $lag s, last success at $last (now $(date +%s))"
 sent=$(rw_metric kaaval_remote_write_samples_sent_total prom)
 kvl_pass "rates within $KVL_MEAN_TOL of the archives, gauges exact, both receivers equal, retries and drops counted, catch-up without gap ($sent samples sent to prom)"
