@@ -28,7 +28,6 @@ typedef struct shard {
     kvl_buf_t raw;       /* the request being encoded */
     kvl_buf_t body;      /* the compressed request in flight or waiting (len 0: none) */
     size_t body_samples; /* samples in body */
-    int64_t body_newest; /* its newest sample time */
     int64_t body_oldest; /* the time of its first sample (the oldest queued when taken) */
     CURL *e;             /* the transfer under way, or NULL */
     uv_timer_t timer;    /* the backoff before a retry */
@@ -230,7 +229,6 @@ static void kick(shard_t *s)
             return;
         }
         s->body_samples = n;
-        s->body_newest = newest;
         s->body_oldest = oldest;
     }
     if (send_body(s) != 0) {

@@ -486,7 +486,8 @@ static void test_config(void **state)
                  "c.yaml:3:15: ", "/nonexistent/p");
     expect_error(HEAD "remote_write: {url: http://x/, max_queue: 100, max_samples_per_send: 200}\n",
                  "c.yaml:3:15: ", "max_queue");
-    expect_error(HEAD "remote_write: {url: http://x/, shards: 17}\n", "c.yaml:3:40: ", "from 1 to 16");
+    expect_error(HEAD "remote_write: {url: http://x/, shards: 17}\n",
+                 "c.yaml:3:40: ", "from 1 to 16");
     expect_error(HEAD "remote_write: 5\n", "c.yaml:3:15: ", "remote-write endpoint");
 }
 
