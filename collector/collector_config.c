@@ -251,6 +251,8 @@ static const kvl_cfg_field_t fields[] = {
      "heartbeats an agent may miss before it is declared lost (3)"},
     {"sites", KVL_CFG_CUSTOM, OFF(sites), 0, 0, NULL, kvl_sites_cfg_parse, 0,
      "the site tree, or {file: path} (board/sites_config.h)"},
+    {"remote_write", KVL_CFG_CUSTOM, OFF(remote_write), 0, 0, NULL, kvl_rw_cfg_parse, 0,
+     "Prometheus remote-write endpoints (rwrite/rwrite_config.h)"},
     {NULL},
 };
 
@@ -271,6 +273,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     kvl_http_cfg_free(c->http);
     kvl_notify_cfg_free(c->receivers);
     kvl_sites_cfg_free(c->sites);
+    kvl_rw_cfg_free(c->remote_write);
     free(c);
 }
 

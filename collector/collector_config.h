@@ -14,6 +14,7 @@
 #include "alerts_config.h"
 #include "http_config.h"
 #include "notify_config.h"
+#include "rwrite_config.h"
 #include "sites_config.h"
 #include "store.h"
 #include "tls_config.h"
@@ -54,6 +55,7 @@ typedef struct kvl_collector_cfg {
     kvl_notify_cfg_t *receivers; /* `receivers:` (notify_config.h), NULL when none */
     int64_t lost_after;          /* heartbeats an agent may miss before it is declared lost */
     kvl_sites_cfg_t *sites;      /* `sites:` (board/sites_config.h), NULL when none */
+    kvl_rw_cfg_t *remote_write;  /* `remote_write:` (rwrite/rwrite_config.h), NULL when none */
 } kvl_collector_cfg_t;
 
 kvl_collector_cfg_t *kvl_collector_cfg_load(const char *path, char *err, size_t errlen);

@@ -146,6 +146,7 @@ size_t kvl_collector_cfg_restart_keys(const kvl_collector_cfg_t *a, const kvl_co
     key_add(&k, a->future_tolerance_ms != b->future_tolerance_ms, "future_tolerance");
     key_add(&k, a->max_sample_age_ms != b->max_sample_age_ms, "max_sample_age");
     key_add(&k, a->lost_after != b->lost_after, "lost_after");
+    key_add(&k, !kvl_rw_cfg_same(a->remote_write, b->remote_write), "remote_write");
     http_keys(&k, a->http, b->http);
     key_add(&k, history_max_of(a->alerts) != history_max_of(b->alerts), "alerts.history_max");
     const kvl_alerts_root_cause_t *ra = root_cause_of(a->alerts), *rb = root_cause_of(b->alerts);

@@ -38,6 +38,7 @@
 #include "notify.h"
 #include "rootcause.h"
 #include "rules.h"
+#include "rwrite.h"
 #include "sdnotify.h"
 #include "sink.h"
 #include "store.h"
@@ -81,6 +82,7 @@ typedef struct app {
     kvl_topology_t *topology;   /* the topology graph and reachability (its API) */
     kvl_rootcause_t *rootcause; /* root-cause alerts from it (NULL: off, or no site tree) */
     kvl_graph_t *graph;         /* graphs drawn from the archives */
+    kvl_rwrite_t *rwrite;       /* Prometheus remote-write out (NULL: none configured) */
     kvl_metrics_src_t metrics;  /* what GET /metrics reads */
     uv_timer_t journal_timer;   /* the journal's fill as the collector's own figure */
     uv_signal_t sigint, sigterm, sighup;
@@ -112,6 +114,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->http = NULL;
     kvl_ingest_free(a->ingest);
     a->ingest = NULL;
+    kvl_rwrite_free(a->rwrite);
+    a->rwrite = NULL;
     kvl_board_free(a->board);
     a->board = NULL;
     kvl_capacity_free(a->capacity);
@@ -917,6 +921,15 @@ int main(int argc, char **argv)
         kvl_sinks_register(&a.sinks, &kvl_latest_sink, a.latest);
         src = start_alerts(&a, err, sizeof(err));
     }
+    /* remote-write after the rooms that keep data: it copies and answers at once */
+    if (src == 0 && kvl_rwrite_new(a.loop, a.cfg->remote_write, graph_label, a.inventory, &a.rwrite,
+                                   err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("remote-write", a.cfg->id, "%s", err);
+        src = 1;
+    }
+    if (src == 0 && a.rwrite != NULL) {
+        kvl_sinks_register(&a.sinks, &kvl_rwrite_sink, a.rwrite);
+    }
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
@@ -929,6 +942,7 @@ int main(int argc, char **argv)
         kvl_rootcause_free(a.rootcause);
         kvl_topology_free(a.topology);
         kvl_ingest_free(a.ingest);
+        kvl_rwrite_free(a.rwrite);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
@@ -997,6 +1011,7 @@ int main(int argc, char **argv)
                                         .notify = a.notify,
                                         .inventory = a.inventory,
                                         .latest = a.latest,
+                                        .rwrite = a.rwrite,
                                         .http = a.http};
         if (hrc == 0) {
             hrc = kvl_metrics_register(a.http, &a.metrics);
@@ -1009,6 +1024,7 @@ int main(int argc, char **argv)
         KVL_LOG_ERROR("http", a.cfg->id, "%s", err);
         kvl_http_free(a.http);
         kvl_ingest_free(a.ingest);
+        kvl_rwrite_free(a.rwrite);
         kvl_board_free(a.board);
         kvl_capacity_free(a.capacity);
         kvl_rootcause_free(a.rootcause);

@@ -80,6 +80,87 @@ static void receiver_line(void *ctx, const char *receiver, const kvl_notify_stat
     fprintf(p->f, "} %" PRIu64 "\n", v);
 }
 
+/* ------------------------------------------------------------------ remote-write */
+
+typedef struct rw_pass {
+    FILE *f;
+    int what;
+} rw_pass_t;
+
+static void rw_line(void *ctx, const kvl_rwrite_stats_t *st)
+{
+    rw_pass_t *p = ctx;
+    FILE *f = p->f;
+    static const char *const names[] = {"kaaval_remote_write_samples_sent_total",
+                                        "kaaval_remote_write_samples_dropped_total",
+                                        "kaaval_remote_write_retries_total",
+                                        "kaaval_remote_write_requests_total",
+                                        "kaaval_remote_write_queue_samples",
+                                        "kaaval_remote_write_series",
+                                        "kaaval_remote_write_last_success_timestamp_seconds",
+                                        "kaaval_remote_write_lag_seconds"};
+    fprintf(f, "%s{endpoint=", names[p->what]);
+    label(f, st->name);
+    switch (p->what) {
+    case 0:
+        fprintf(f, "} %" PRIu64 "\n", st->sent);
+        break;
+    case 1:
+        fprintf(f, ",reason=\"queue_full\"} %" PRIu64 "\n", st->dropped_full);
+        fprintf(f, "%s{endpoint=", names[p->what]);
+        label(f, st->name);
+        fprintf(f, ",reason=\"rejected\"} %" PRIu64 "\n", st->dropped_rejected);
+        break;
+    case 2:
+        fprintf(f, "} %" PRIu64 "\n", st->retries);
+        break;
+    case 3:
+        fprintf(f, "} %" PRIu64 "\n", st->requests);
+        break;
+    case 4:
+        fprintf(f, "} %zu\n", st->queued);
+        break;
+    case 5:
+        fprintf(f, "} %zu\n", st->series);
+        break;
+    case 6:
+        fprintf(f, "} %.3f\n", (double)st->last_success_ms / 1000.0);
+        break;
+    default:
+        fprintf(f, "} %.3f\n", st->lag_s);
+        break;
+    }
+}
+
+static void render_rwrite(FILE *f, const kvl_rwrite_t *rw)
+{
+    static const char *const heads[][2] = {
+        {"counter", "Samples a remote-write endpoint accepted."},
+        {"counter", "Samples dropped: queue_full (the oldest, pushed out), rejected (refused "
+                    "by the receiver with a 4xx)."},
+        {"counter", "Requests that failed for a reason that can pass (network, 5xx, 429), "
+                    "sent again after a backoff."},
+        {"counter", "Requests the endpoint accepted."},
+        {"gauge", "Samples waiting: queued or in a request not yet accepted."},
+        {"gauge", "Series with samples waiting."},
+        {"gauge", "When a request was last accepted (unix seconds; 0: never)."},
+        {"gauge", "Age of the oldest sample waiting (0: none waits)."},
+    };
+    static const char *const names[] = {"kaaval_remote_write_samples_sent_total",
+                                        "kaaval_remote_write_samples_dropped_total",
+                                        "kaaval_remote_write_retries_total",
+                                        "kaaval_remote_write_requests_total",
+                                        "kaaval_remote_write_queue_samples",
+                                        "kaaval_remote_write_series",
+                                        "kaaval_remote_write_last_success_timestamp_seconds",
+                                        "kaaval_remote_write_lag_seconds"};
+    for (int w = 0; w < 8; w++) {
+        head(f, names[w], heads[w][0], heads[w][1]);
+        rw_pass_t p = {.f = f, .what = w};
+        kvl_rwrite_each(rw, rw_line, &p);
+    }
+}
+
 /* ------------------------------------------------------------------ HTTP */
 
 typedef struct http_pass {
@@ -285,6 +366,9 @@ int kvl_metrics_render(const kvl_metrics_src_t *src, char **out, size_t *len)
             rcv_pass_t p = {.f = f, .what = w};
             kvl_notify_receiver_stats(src->notify, receiver_line, &p);
         }
+    }
+    if (src->rwrite != NULL) {
+        render_rwrite(f, src->rwrite);
     }
     if (src->http != NULL) {
         head(f, "kaaval_http_requests_total", "counter",

@@ -3,9 +3,9 @@
  * (version 0.0.4), read from each room's getters when scraped: the ingest (batches and
  * samples journaled and applied, the journal, the apply lag, agent connections and losses),
  * the store's updates and errors, the alert book (alerts firing by severity), the notifiers
- * (per receiver), the HTTP server (requests by route class and status, a request-time
- * histogram), the inventory and the latest values, and the process (resident memory, open
- * file descriptors, from /proc/self). Nothing is kept between scrapes: every figure is the
+ * (per receiver), remote-write (per endpoint), the HTTP server (requests by route class and status,
+ * a request-time histogram), the inventory and the latest values, and the process (resident memory,
+ * open file descriptors, from /proc/self). Nothing is kept between scrapes: every figure is the
  * room's own.
  */
 #ifndef KVL_METRICS_H
@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "inventory.h"
 #include "notify.h"
+#include "rwrite.h"
 #include "store.h"
 
 /* The rooms read (any may be NULL: its figures are left out); owned by the caller, valid
@@ -32,6 +33,7 @@ typedef struct kvl_metrics_src {
     kvl_notify_t *notify;
     kvl_inventory_t *inventory;
     kvl_latest_t *latest;
+    kvl_rwrite_t *rwrite;
     kvl_http_t *http;
 } kvl_metrics_src_t;
 
