@@ -336,16 +336,21 @@ static kvl_dec_reason_t decode_ip4(win_t w, kvl_pkt_t *out, int depth)
         return KVL_DEC_IP_IHL;
     }
     size_t total = rd16(h + 2);
-    if (total < ihl || total > w.wire_end - w.at) {
+    if (total < ihl) {
         return KVL_DEC_IP_LENGTH;
     }
     out->have_ip = true;
     out->ip_ver = 4;
-    out->ip_len = (uint32_t)total;
     out->ttl = h[8];
     out->proto = h[9];
     memcpy(out->src, h + 12, 4);
     memcpy(out->dst, h + 16, 4);
+    if (total > w.wire_end - w.at) {
+        /* Longer than the frame: the addresses count (as tshark counts them), nothing more. */
+        out->ip_len = (uint32_t)(w.wire_end - w.at);
+        return KVL_DEC_IP_LENGTH;
+    }
+    out->ip_len = (uint32_t)total;
     out->payload_len = (uint32_t)(total - ihl);
     /* The IP packet ends here on the wire; what follows is link padding. */
     w.wire_end = w.at + total;
@@ -385,15 +390,17 @@ static kvl_dec_reason_t decode_ip6(win_t w, kvl_pkt_t *out, int depth)
         return KVL_DEC_IP_VERSION;
     }
     size_t total = 40 + (size_t)rd16(h + 4);
-    if (total > w.wire_end - w.at) {
-        return KVL_DEC_IP_LENGTH;
-    }
     out->have_ip = true;
     out->ip_ver = 6;
-    out->ip_len = (uint32_t)total;
     out->ttl = h[7];
+    out->proto = h[6];
     memcpy(out->src, h + 8, 16);
     memcpy(out->dst, h + 24, 16);
+    if (total > w.wire_end - w.at) {
+        out->ip_len = (uint32_t)(w.wire_end - w.at);
+        return KVL_DEC_IP_LENGTH;
+    }
+    out->ip_len = (uint32_t)total;
     w.wire_end = w.at + total;
     if (w.cap_end > w.wire_end) {
         w.cap_end = w.wire_end;

@@ -58,7 +58,8 @@ typedef enum kvl_dec_reason {
     KVL_DEC_IP_SHORT,      /* shorter than the IP header */
     KVL_DEC_IP_VERSION,    /* version is not the one the link layer said */
     KVL_DEC_IP_IHL,        /* IPv4 IHL below 5 */
-    KVL_DEC_IP_LENGTH,     /* IP length below its header or beyond the frame */
+    KVL_DEC_IP_LENGTH,     /* IP length below its header, or beyond the frame (then the
+                              addresses are kept: have_ip, as tshark counts such a frame) */
     KVL_DEC_IP_OPTION,     /* IPv4 option list malformed (the packet is still decoded) */
     KVL_DEC_EXT_SHORT,     /* an IPv6 extension header beyond the packet */
     KVL_DEC_TOO_MANY_EXT,  /* more than KVL_DEC_MAX_EXT IPv6 extension headers */
@@ -89,7 +90,8 @@ enum {
 /* One decoded packet. Addresses in network order: IPv4 in the first 4 bytes, the rest 0. */
 typedef struct kvl_pkt {
     uint32_t wire;        /* frame length on the wire */
-    uint32_t ip_len;      /* IP packet length its header says (IPv6: 40 + payload length) */
+    uint32_t ip_len;      /* IP packet length its header says (IPv6: 40 + payload length),
+                             at most what the frame holds (KVL_DEC_IP_LENGTH) */
     uint32_t payload_len; /* transport payload bytes, from the IP lengths (not the capture) */
     bool have_ip;         /* ip_ver, proto, addresses valid */
     bool have_l4;         /* the transport header was decoded (ports, TCP fields, ICMP type) */

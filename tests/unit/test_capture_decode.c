@@ -266,8 +266,14 @@ static void test_ip_header_lengths(void **state)
     tcp_syn_frame(&f);
     set16(&f, 16, 19);
     assert_int_equal(dec_all(KVL_LINK_EN10MB, &f, &p), KVL_DEC_IP_LENGTH);
+    assert_false(p.have_ip);
     set16(&f, 16, 61);
     assert_int_equal(dec_all(KVL_LINK_EN10MB, &f, &p), KVL_DEC_IP_LENGTH);
+    /* Beyond the frame: the addresses stay usable, no transport. */
+    assert_true(p.have_ip);
+    assert_false(p.have_l4);
+    assert_int_equal(p.ip_len, 60);
+    assert_int_equal(p.src[0], 10);
     /* Wrong version for the ethertype. */
     tcp_syn_frame(&f);
     f.b[14] = 0x65;
