@@ -566,6 +566,7 @@ static size_t top_of(const kvl_sketch_t *s, kvl_top_t *out, size_t n, bool pair)
         }
         out[i].bytes = e[i].count;
         out[i].bytes_err = e[i].error;
+        out[i].packets = e[i].adds;
     }
     free(e);
     return k;

@@ -98,6 +98,7 @@ typedef struct kvl_top {
     uint8_t a[16], b[16];
     uint64_t bytes;     /* upper bound */
     uint64_t bytes_err; /* bytes - bytes_err is a lower bound */
+    uint64_t packets;   /* frames since the entry took its counter (all when bytes_err is 0) */
 } kvl_top_t;
 
 typedef struct kvl_flows kvl_flows_t;

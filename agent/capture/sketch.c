@@ -158,6 +158,7 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
         node_t *n = &s->heap[s->idx[i]];
         if (n->hash == h && memcmp(n->e.key, key, KVL_SKETCH_KEY) == 0) {
             n->e.count += weight;
+            n->e.adds++;
             sift_down(s, s->idx[i]);
             return;
         }
@@ -165,6 +166,7 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
     }
     node_t n;
     memcpy(n.e.key, key, KVL_SKETCH_KEY);
+    n.e.adds = 1;
     n.hash = h;
     if (s->used < s->cap) {
         n.e.count = weight;

@@ -27,12 +27,14 @@ typedef struct kvl_sketch_entry {
     uint8_t key[KVL_SKETCH_KEY];
     uint64_t count; /* an upper bound of the key's true weight */
     uint64_t error; /* count - error is a lower bound */
+    uint64_t adds;  /* updates since the key took its counter (all of them when error is 0) */
 } kvl_sketch_entry_t;
 
 /* capacity >= 1. NULL when out of memory. */
 kvl_sketch_t *kvl_sketch_new(size_t capacity);
 void kvl_sketch_free(kvl_sketch_t *s); /* NULL-safe */
-/* Adds weight to key (KVL_SKETCH_KEY bytes; callers zero what they do not use). */
+/* Adds weight to key (KVL_SKETCH_KEY bytes; callers zero what they do not use), and one to
+ * its count of updates (the capture's frames). */
 void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight);
 /* Forgets every key (a new interval). */
 void kvl_sketch_reset(kvl_sketch_t *s);

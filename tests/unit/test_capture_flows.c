@@ -142,6 +142,7 @@ static void test_directions(void **state)
     assert_int_equal(t[1].a[0], 10);
     assert_int_equal(t[1].bytes, 398);
     assert_int_equal(t[0].bytes_err, 0);
+    assert_int_equal(t[0].packets, 3);
     n = kvl_flows_top_convs(f, t, 1);
     assert_int_equal(n, 1);
     assert_int_equal(t[0].bytes, 300);
