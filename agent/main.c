@@ -8,8 +8,12 @@
  *                                             answering" on stderr)
  *   kaaval-agent -c agent.yaml --probe-once   probe every link target for one interval
  *                 [--probe-intervals N] [--probe-verbose]   (or N), print the figures, exit
+ *   kaaval-agent [-c agent.yaml] --capture-once FILE.pcap   read a pcap file through the
+ *                                             capture (its `capture:` settings, or the
+ *                                             defaults without -c), print its figures, exit
  *
- * --poll-once and --probe-once ship nothing: their file needs no collector and no TLS.
+ * --poll-once, --probe-once and --capture-once ship nothing: their file needs no collector
+ * and no TLS.
  * Exit status: 0 normal, 1 runtime failure (or a device silent at --poll-once), 2 usage or
  * configuration error.
  */
@@ -22,6 +26,7 @@
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "capture.h"
 #include "fileio.h"
 #include "kvl.h"
 #include "linkwatch.h"
@@ -63,6 +68,7 @@ typedef struct app {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kaaval-agent -c FILE [--check-config | --poll-once]\n"
+               "       kaaval-agent [-c FILE] --capture-once FILE.pcap\n"
                "  -c, --config FILE   agent configuration (YAML)\n"
                "      --check-config  check the configuration and exit\n"
                "      --poll-once     poll every device once, print the samples, exit\n"
@@ -70,6 +76,8 @@ static void usage(FILE *f)
                "      --probe-once    probe the link targets for one interval, print, exit\n"
                "      --probe-intervals N   with --probe-once: N intervals\n"
                "      --probe-verbose with --probe-once: print every reply too\n"
+               "      --capture-once FILE   read a pcap file as one capture interval, print\n"
+               "                      its figures, exit (-c optional: its `capture:` keys)\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -476,6 +484,33 @@ static void on_hup(uv_signal_t *s, int signum)
     reload(a);
 }
 
+/* --capture-once: a pcap file through the capture room, its figures printed; the
+ * configuration (optional) gives the `capture:` keys, the file given replaces theirs. */
+static int capture_only(const char *path, const char *pcap_file)
+{
+    char err[1200];
+    kvl_agent_cfg_t *cfg = NULL;
+    kvl_capture_cfg_t defaults, *cc = &defaults;
+    kvl_capture_cfg_init(&defaults);
+    if (path != NULL) {
+        cfg = kvl_agent_cfg_load_standalone(path, err, sizeof(err));
+        if (cfg == NULL) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
+            return 2;
+        }
+        if (cfg->capture.enabled) {
+            cc = &cfg->capture;
+        }
+    }
+    int rc = kvl_capture_once(cc, pcap_file, stdout, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+    }
+    kvl_agent_cfg_free(cfg);
+    kvl_capture_cfg_free(&defaults);
+    return rc == 0 ? 0 : 1;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -506,11 +541,12 @@ int main(int argc, char **argv)
         {"probe-once", no_argument, NULL, 'p'},
         {"probe-intervals", required_argument, NULL, 'n'},
         {"probe-verbose", no_argument, NULL, 'v'},
+        {"capture-once", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     bool probe_once = false, probe_verbose = false;
     unsigned probe_intervals = 1;
-    const char *path = NULL;
+    const char *path = NULL, *capture_file = NULL;
     bool check = false, once = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
@@ -537,6 +573,9 @@ int main(int argc, char **argv)
         case 'v':
             probe_verbose = true;
             break;
+        case 'P':
+            capture_file = optarg;
+            break;
         case 'V':
             printf("kaaval-agent %s\n", KVL_VERSION);
             return 0;
@@ -547,6 +586,13 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (capture_file != NULL) {
+        if (optind != argc || once || probe_once || check) {
+            usage(stderr);
+            return 2;
+        }
+        return capture_only(path, capture_file);
     }
     if (path == NULL || optind != argc || (once && probe_once)) {
         usage(stderr);

@@ -1,0 +1,155 @@
+/*
+ * capture.c — the capture room's runs (see capture.h): frames from pcapsrc.c through
+ * kvl_decode into the flow table, the figures printed.
+ */
+#include "capture.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "flows.h"
+#include "kvl.h"
+#include "pcapsrc.h"
+
+static void addr_text(uint8_t ver, const uint8_t *a, char *buf, size_t len)
+{
+    if (inet_ntop(ver == 4 ? AF_INET : AF_INET6, a, buf, (socklen_t)len) == NULL) {
+        snprintf(buf, len, "?");
+    }
+}
+
+static void print_count(FILE *out, const char *what, const char *name, const kvl_count_t *c)
+{
+    fprintf(out, "%s%s%s packets=%" PRIu64 " bytes=%" PRIu64 "\n", what, name[0] ? " " : "", name,
+            c->pkts, c->bytes);
+}
+
+static void print_hs(FILE *out, const char *side, const kvl_hs_summary_t *s)
+{
+    fprintf(out, " %s_n=%" PRIu64 " %s_min_ms=%.3f %s_median_ms=%.3f %s_p95_ms=%.3f %s_max_ms=%.3f",
+            side, s->n, side, (double)s->min_ns / 1e6, side, (double)s->median_ns / 1e6, side,
+            (double)s->p95_ns / 1e6, side, (double)s->max_ns / 1e6);
+}
+
+static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f)
+{
+    static const char *const dirs[KVL_DIR__COUNT] = {"in", "out", "internal", "external"};
+    static const char *const l4s[KVL_L4__COUNT] = {"tcp", "udp", "icmp", "other"};
+    const kvl_flows_counts_t *c = kvl_flows_counts(f);
+    print_count(out, "total", "", &c->total);
+    print_count(out, "non_ip", "", &c->non_ip);
+    print_count(out, "ipv4", "", &c->ipv4);
+    print_count(out, "ipv6", "", &c->ipv6);
+    for (int i = 0; i < KVL_DIR__COUNT; i++) {
+        print_count(out, "dir", dirs[i], &c->dir[i]);
+    }
+    for (int i = 0; i < KVL_L4__COUNT; i++) {
+        print_count(out, "transport", l4s[i], &c->l4[i]);
+    }
+    fprintf(out, "decode");
+    for (int r = 0; r < KVL_DEC__COUNT; r++) {
+        fprintf(out, " %s=%" PRIu64, kvl_dec_reason_name((kvl_dec_reason_t)r), c->dec.by_reason[r]);
+    }
+    fprintf(out,
+            " malformed=%" PRIu64 " tagged=%" PRIu64 " later_fragments=%" PRIu64 " gre=%" PRIu64
+            "\n",
+            c->malformed, c->dec.tagged, c->dec.later_fragments, c->dec.gre);
+    fprintf(out, "tcp retransmissions=%" PRIu64 " resets=%" PRIu64 "\n", c->tcp_retrans,
+            c->tcp_resets);
+    fprintf(out,
+            "flows new=%" PRIu64 " idle=%" PRIu64 " active=%" PRIu64 " evicted=%" PRIu64
+            " now=%" PRIu64 " max=%lld\n",
+            c->flows_new, c->flows_idle, c->flows_active, c->flows_evicted, c->flows_now,
+            (long long)cfg->max_flows);
+    size_t np = (size_t)cfg->handshake_ports + 1;
+    kvl_port_hs_t *hs = calloc(np, sizeof(*hs));
+    size_t nt = (size_t)cfg->top_n;
+    kvl_top_t *top = calloc(nt, sizeof(*top));
+    if (hs == NULL || top == NULL) {
+        fprintf(out, "error out of memory for the lists\n");
+        free(hs);
+        free(top);
+        return;
+    }
+    size_t n = kvl_flows_handshakes(f, hs, np);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "handshake port=%u", hs[i].port);
+        print_hs(out, "server", &hs[i].server);
+        print_hs(out, "client", &hs[i].client);
+        fputc('\n', out);
+    }
+    char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+    n = kvl_flows_top_hosts(f, top, nt);
+    for (size_t i = 0; i < n; i++) {
+        addr_text(top[i].ver, top[i].a, a, sizeof(a));
+        fprintf(out,
+                "host rank=%zu addr=%s bytes=%" PRIu64 " error=%" PRIu64 " packets=%" PRIu64 "\n",
+                i + 1, a, top[i].bytes, top[i].bytes_err, top[i].packets);
+    }
+    n = kvl_flows_top_convs(f, top, nt);
+    for (size_t i = 0; i < n; i++) {
+        addr_text(top[i].ver, top[i].a, a, sizeof(a));
+        addr_text(top[i].ver, top[i].b, b, sizeof(b));
+        fprintf(out,
+                "conv rank=%zu a=%s b=%s bytes=%" PRIu64 " error=%" PRIu64 " packets=%" PRIu64 "\n",
+                i + 1, a, b, top[i].bytes, top[i].bytes_err, top[i].packets);
+    }
+    free(hs);
+    free(top);
+}
+
+int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, char *err,
+                     size_t errlen)
+{
+    char why[512];
+    kvl_pcapsrc_t *src = kvl_pcapsrc_open_file(path, cfg->filter, why, sizeof(why));
+    if (src == NULL) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    kvl_flows_cfg_t fc;
+    kvl_capture_cfg_flows(cfg, &fc);
+    kvl_flows_t *f = kvl_flows_new(&fc);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory for a flow table of %lld flows",
+                 (long long)cfg->max_flows);
+        kvl_pcapsrc_close(src);
+        return -1;
+    }
+    kvl_link_t link = kvl_pcapsrc_link(src);
+    kvl_frame_t fr;
+    uint64_t read = 0;
+    int64_t first = 0, last = 0;
+    int rc;
+    /* Each call returns the next frame or the end: bounded by the file. */
+    while ((rc = kvl_pcapsrc_next(src, &fr, why, sizeof(why))) == 1) {
+        if (read == 0) {
+            first = fr.ts_ns;
+        }
+        last = fr.ts_ns;
+        if (read++ % (uint64_t)cfg->sampling != 0) {
+            continue;
+        }
+        kvl_pkt_t pk;
+        kvl_dec_reason_t r = kvl_decode(link, fr.data, fr.cap, fr.wire, &pk);
+        kvl_flows_packet(f, fr.ts_ns, &pk, r);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        kvl_flows_free(f);
+        kvl_pcapsrc_close(src);
+        return -1;
+    }
+    fprintf(out,
+            "capture file=%s link=%s frames_read=%" PRIu64 " sampling=%lld first_ts=%.9f "
+            "last_ts=%.9f\n",
+            path, kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling, (double)first / 1e9,
+            (double)last / 1e9);
+    report(out, cfg, f);
+    kvl_flows_free(f);
+    kvl_pcapsrc_close(src);
+    return 0;
+}
