@@ -352,11 +352,13 @@ static kvl_dec_reason_t decode_ip4(win_t w, kvl_pkt_t *out, int depth)
     }
     out->ip_len = (uint32_t)total;
     out->payload_len = (uint32_t)(total - ihl);
+    out->l3 = h;
     /* The IP packet ends here on the wire; what follows is link padding. */
     w.wire_end = w.at + total;
     if (w.cap_end > w.wire_end) {
         w.cap_end = w.wire_end;
     }
+    out->l3_cap = (uint32_t)(w.cap_end - w.at);
     r = need(&w, ihl, KVL_DEC_IP_IHL);
     if (r != KVL_DEC_OK) {
         return r;
@@ -405,6 +407,8 @@ static kvl_dec_reason_t decode_ip6(win_t w, kvl_pkt_t *out, int depth)
     if (w.cap_end > w.wire_end) {
         w.cap_end = w.wire_end;
     }
+    out->l3 = h;
+    out->l3_cap = (uint32_t)(w.cap_end - w.at);
     uint8_t nh = h[6];
     w.at += 40;
     bool first = false;

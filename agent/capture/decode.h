@@ -116,6 +116,11 @@ typedef struct kvl_pkt {
     uint32_t ts_val, ts_ecr;
     /* ICMP and ICMPv6 */
     uint8_t icmp_type, icmp_code;
+    /* The IP header in the caller's frame (the inner one after GRE) and the bytes of the IP
+     * packet captured from there: for a classifier, valid while the frame is. NULL when the
+     * IP length was a lie (KVL_DEC_IP_LENGTH). */
+    const uint8_t *l3;
+    uint32_t l3_cap;
 } kvl_pkt_t;
 
 /* Decodes one frame. data: the `cap` captured bytes; wire: its length on the wire (>= cap;

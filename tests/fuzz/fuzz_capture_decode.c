@@ -48,6 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(p.payload_len <= p.ip_len);
     CHECK(p.tags <= KVL_DEC_MAX_TAGS && p.ext <= KVL_DEC_MAX_EXT);
     CHECK(!p.have_ip || p.ip_ver == 4 || p.ip_ver == 6);
+    /* The IP header pointer stays inside the captured frame, and so does its length. */
+    if (p.l3 != NULL) {
+        CHECK(p.have_ip && p.l3 >= frame && p.l3 < frame + size);
+        CHECK(p.l3_cap <= (size_t)(frame + size - p.l3) && p.l3_cap <= p.ip_len);
+    }
     if (extra == 0) {
         /* The whole frame was captured: nothing can have been cut by the snap length. */
         CHECK(r != KVL_DEC_SNAPPED);

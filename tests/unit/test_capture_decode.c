@@ -219,6 +219,12 @@ static void test_tcp_syn(void **state)
     assert_int_equal(p.ts_val, 12345);
     assert_int_equal(p.wscale, 7);
     assert_false(p.later_fragment || p.first_fragment || p.gre);
+    /* The IP header is where the frame has it, and all of the packet was captured. */
+    assert_int_equal(kvl_decode(KVL_LINK_EN10MB, f.b, f.n, f.n, &p), KVL_DEC_OK);
+    assert_ptr_equal(p.l3, f.b + 14);
+    assert_int_equal(p.l3_cap, 60);
+    assert_int_equal(kvl_decode(KVL_LINK_EN10MB, f.b, 40, f.n, &p), KVL_DEC_SNAPPED);
+    assert_int_equal(p.l3_cap, 26);
 }
 
 /* Every cut of the frame: with the wire length kept (the snap length cut it) the result is
