@@ -1,6 +1,7 @@
 /*
  * capture.c — the capture room's runs (see capture.h): frames from pcapsrc.c through
- * kvl_decode into the flow table, the figures printed.
+ * kvl_decode into the flow table (with nDPI's classifier, classify.c, on its seam), the
+ * figures printed.
  */
 #include "capture.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "classify.h"
 #include "decode.h"
 #include "flows.h"
 #include "kvl.h"
@@ -32,6 +34,31 @@ static void print_hs(FILE *out, const char *side, const kvl_hs_summary_t *s)
     fprintf(out, " %s_n=%" PRIu64 " %s_min_ms=%.3f %s_median_ms=%.3f %s_p95_ms=%.3f %s_max_ms=%.3f",
             side, s->n, side, (double)s->min_ns / 1e6, side, (double)s->median_ns / 1e6, side,
             (double)s->p95_ns / 1e6, side, (double)s->max_ns / 1e6);
+}
+
+/* The applications' lines: one per application with frames, then the rest. */
+static void report_apps(FILE *out, const kvl_flows_t *f, const kvl_classify_t *cl)
+{
+    const kvl_flows_counts_t *c = kvl_flows_counts(f);
+    kvl_classify_stats_t st;
+    kvl_classify_get_stats(cl, &st);
+    fprintf(out,
+            "apps pending_packets=%" PRIu64 " pending_bytes=%" PRIu64
+            " unclassified_packets=%" PRIu64 " unclassified_bytes=%" PRIu64 " decided=%" PRIu64
+            " guessed=%" PRIu64 " unknown=%" PRIu64 " no_slot=%" PRIu64 "\n",
+            c->app_pending.pkts, c->app_pending.bytes, c->app_unclassified.pkts,
+            c->app_unclassified.bytes, st.decided, st.guessed, st.unknown, st.no_slot);
+    kvl_app_count_t apps[512];
+    size_t n = kvl_flows_apps(f, apps, KVL_ARRAY_SIZE(apps));
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s", apps[i].name);
+        for (char *q = name; *q != '\0'; q++) {
+            *q = *q == ' ' || *q == '=' ? '_' : *q;
+        }
+        fprintf(out, "app name=%s id=%d packets=%" PRIu64 " bytes=%" PRIu64 "\n", name, apps[i].app,
+                apps[i].c.pkts, apps[i].c.bytes);
+    }
 }
 
 static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f)
@@ -112,10 +139,24 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
     }
     kvl_flows_cfg_t fc;
     kvl_capture_cfg_flows(cfg, &fc);
+    kvl_classify_t *cl = NULL;
+    kvl_flows_classifier_t seam;
+    if (cfg->classify) {
+        cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets, why,
+                              sizeof(why));
+        if (cl == NULL) {
+            snprintf(err, errlen, "%s", why);
+            kvl_pcapsrc_close(src);
+            return -1;
+        }
+        kvl_classify_seam(cl, &seam);
+        fc.classifier = &seam;
+    }
     kvl_flows_t *f = kvl_flows_new(&fc);
     if (f == NULL) {
         snprintf(err, errlen, "out of memory for a flow table of %lld flows",
                  (long long)cfg->max_flows);
+        kvl_classify_free(cl);
         kvl_pcapsrc_close(src);
         return -1;
     }
@@ -140,6 +181,7 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", path, why);
         kvl_flows_free(f);
+        kvl_classify_free(cl);
         kvl_pcapsrc_close(src);
         return -1;
     }
@@ -149,7 +191,11 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
             path, kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling, (double)first / 1e9,
             (double)last / 1e9);
     report(out, cfg, f);
-    kvl_flows_free(f);
+    if (cl != NULL) {
+        report_apps(out, f, cl);
+    }
+    kvl_flows_free(f); /* hands the undecided flows' slots back first */
+    kvl_classify_free(cl);
     kvl_pcapsrc_close(src);
     return 0;
 }

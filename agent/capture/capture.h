@@ -28,6 +28,10 @@
  *             server_max_ms=F client_n=N client_min_ms=F ... (one line per server port)
  *   host rank=R addr=A bytes=N error=N packets=N   (top_n lines, largest first; packets:
  *   conv rank=R a=A b=B bytes=N error=N packets=N   all of them when error is 0)
+ * and with `classify` on:
+ *   apps pending_packets=N pending_bytes=N unclassified_packets=N unclassified_bytes=N
+ *        decided=N guessed=N unknown=N no_slot=N
+ *   app name=NAME id=N packets=N bytes=N          (by bytes, largest first; NAME nDPI's)
  * With sampling N, the figures are those of the frames counted (1 in N), not scaled.
  * Returns 0, or -1 with a sentence in err (the file cannot be opened or read, its link type
  * is not one the decoder knows, the filter is refused, out of memory). */

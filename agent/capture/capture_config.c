@@ -28,6 +28,9 @@ void kvl_capture_cfg_init(kvl_capture_cfg_t *c)
     c->handshake_ports = 64;
     c->idle_timeout_ms = 30000;
     c->active_timeout_ms = 300000;
+    c->classify = true;
+    c->classify_packets = 32;
+    c->classify_flows = 4096;
 }
 
 void kvl_capture_cfg_free(kvl_capture_cfg_t *c)
@@ -158,6 +161,12 @@ static const kvl_cfg_field_t capture_fields[] = {
      NULL, NULL, 0, "a flow unseen this long ends (30s)"},
     {"active_timeout", KVL_CFG_DURATION, offsetof(kvl_capture_cfg_t, active_timeout_ms), 1000,
      86400000, NULL, NULL, 0, "a flow older than this starts again (300s)"},
+    {"classify", KVL_CFG_BOOL, offsetof(kvl_capture_cfg_t, classify), 0, 0, NULL, NULL, 0,
+     "applications of flows by nDPI (true)"},
+    {"classify_packets", KVL_CFG_INT, offsetof(kvl_capture_cfg_t, classify_packets), 1, 1000, NULL,
+     NULL, 0, "packets of a flow before nDPI gives up (32)"},
+    {"classify_flows", KVL_CFG_INT, offsetof(kvl_capture_cfg_t, classify_flows), 1, 1048576, NULL,
+     NULL, 0, "flows being classified at once (4096)"},
     {NULL},
 };
 
@@ -173,9 +182,11 @@ int kvl_capture_cfg_parse(kvl_cfg_node_t n, void *target)
 {
     kvl_capture_cfg_t *c = target;
     if (!kvl_cfg_is_map(n)) {
-        return kvl_cfg_error(n, "expected a mapping: interfaces or file, filter, snaplen, "
-                                "promiscuous, sampling, local_networks, max_flows, top_n, "
-                                "sketch_size, handshake_ports, idle_timeout, active_timeout");
+        return kvl_cfg_error(
+            n, "expected a mapping: interfaces or file, filter, snaplen, "
+               "promiscuous, sampling, local_networks, max_flows, top_n, "
+               "sketch_size, handshake_ports, idle_timeout, active_timeout, classify, "
+               "classify_packets, classify_flows");
     }
     c->node = n;
     c->enabled = true;

@@ -44,7 +44,12 @@ typedef struct flow {
     bool seq_known[2];
     uint32_t next_seq[2];
     int64_t syn_ns, synack_ns;
+    int32_t cls; /* the classifier's handle while undecided, else -1 */
+    int16_t app; /* the application, or APP_PENDING / APP_NONE */
 } flow_t;
+
+#define APP_PENDING (-1)
+#define APP_NONE (-2)
 
 struct kvl_flows {
     kvl_flows_cfg_t cfg;
@@ -57,6 +62,8 @@ struct kvl_flows {
     port_hs_t *ports; /* cfg.max_ports + 1: the last is port 0, "the others" */
     size_t n_ports;
     kvl_sketch_t *hosts, *convs;
+    kvl_flows_classifier_t cl; /* cl.begin NULL: none */
+    kvl_count_t *apps;         /* cl.max_app entries */
     kvl_flows_counts_t c;
 };
 
@@ -140,6 +147,7 @@ kvl_flows_t *kvl_flows_new(const kvl_flows_cfg_t *cfg)
         return NULL;
     }
     f->cfg = *cfg;
+    f->lru_head = f->lru_tail = f->free_head = NONE; /* kvl_flows_free walks the list */
     size_t isz = 2;
     while (isz < 2 * cfg->max_flows) {
         isz *= 2;
@@ -151,8 +159,13 @@ kvl_flows_t *kvl_flows_new(const kvl_flows_cfg_t *cfg)
     f->ports = calloc(cfg->max_ports + 1, sizeof(*f->ports));
     f->hosts = kvl_sketch_new(cfg->top_capacity);
     f->convs = kvl_sketch_new(cfg->top_capacity);
+    if (cfg->classifier != NULL && cfg->classifier->max_app > 0) {
+        f->cl = *cfg->classifier;
+        f->apps = calloc((size_t)f->cl.max_app, sizeof(*f->apps));
+    }
+    f->cfg.classifier = NULL;
     if (f->local == NULL || f->flows == NULL || f->idx == NULL || f->ports == NULL ||
-        f->hosts == NULL || f->convs == NULL) {
+        f->hosts == NULL || f->convs == NULL || (f->cl.begin != NULL && f->apps == NULL)) {
         kvl_flows_free(f);
         return NULL;
     }
@@ -175,6 +188,13 @@ void kvl_flows_free(kvl_flows_t *f)
     if (f == NULL) {
         return;
     }
+    /* Undecided flows hand their classifier handles back. */
+    for (uint32_t i = f->lru_head; f->flows != NULL && i != NONE; i = f->flows[i].next) {
+        if (f->flows[i].cls >= 0) {
+            f->cl.end(f->cl.ctx, f->flows[i].cls);
+        }
+    }
+    free(f->apps);
     free(f->local);
     free(f->flows);
     free(f->idx);
@@ -340,6 +360,10 @@ static void index_remove(kvl_flows_t *f, uint32_t i)
 /* Ends flow i: out of the index and the recency list, onto the free list. */
 static void flow_end(kvl_flows_t *f, uint32_t i)
 {
+    if (f->flows[i].cls >= 0) {
+        f->cl.end(f->cl.ctx, f->flows[i].cls);
+        f->flows[i].cls = -1;
+    }
     index_remove(f, f->flows[i].slot);
     lru_unlink(f, i);
     f->flows[i].next = f->free_head;
@@ -384,6 +408,8 @@ static uint32_t flow_get(kvl_flows_t *f, const flow_t *k, int64_t ts)
     x->hash = h;
     x->slot = s;
     x->first_ns = x->last_ns = ts;
+    x->cls = f->cl.begin != NULL ? f->cl.begin(f->cl.ctx) : -1;
+    x->app = x->cls >= 0 ? APP_PENDING : APP_NONE;
     f->idx[s] = i;
     lru_append(f, i);
     f->used++;
@@ -486,6 +512,9 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
     count(&f->c.l4[l4], p->wire);
     top_add(f, p);
     if (p->later_fragment) {
+        if (f->cl.begin != NULL) {
+            count(&f->c.app_unclassified, p->wire);
+        }
         return; /* no ports: not a flow's packet */
     }
     /* The flow's key: the smaller (address, port) end first. */
@@ -517,7 +546,60 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
     if (p->proto == 6 && p->have_l4) {
         tcp_packet(f, x, d, ts, p);
     }
+    if (f->cl.begin != NULL) {
+        if (x->app == APP_PENDING) {
+            int app = f->cl.packet(f->cl.ctx, x->cls, p, ts);
+            if (app >= 0) {
+                x->cls = -1;
+                x->app = (int16_t)(app < f->cl.max_app && app <= INT16_MAX ? app : 0);
+            }
+        }
+        count(x->app >= 0             ? &f->apps[x->app]
+              : x->app == APP_PENDING ? &f->c.app_pending
+                                      : &f->c.app_unclassified,
+              p->wire);
+    }
     f->c.flows_now = f->used;
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+    const kvl_app_count_t *x = a, *y = b;
+    if (x->c.bytes != y->c.bytes) {
+        return x->c.bytes > y->c.bytes ? -1 : 1;
+    }
+    return x->app < y->app ? -1 : x->app > y->app;
+}
+
+size_t kvl_flows_apps(const kvl_flows_t *f, kvl_app_count_t *out, size_t n)
+{
+    if (f->cl.begin == NULL || n == 0) {
+        return 0;
+    }
+    size_t used = 0;
+    for (int a = 0; a < f->cl.max_app; a++) {
+        used += f->apps[a].pkts > 0;
+    }
+    kvl_app_count_t *all = calloc(used > 0 ? used : 1, sizeof(*all));
+    if (all == NULL) {
+        return 0;
+    }
+    size_t k = 0;
+    for (int a = 0; a < f->cl.max_app; a++) {
+        if (f->apps[a].pkts > 0) {
+            all[k].app = a;
+            all[k].name = f->cl.name(f->cl.ctx, a);
+            all[k].c = f->apps[a];
+            k++;
+        }
+    }
+    qsort(all, k, sizeof(*all), by_bytes);
+    if (k > n) {
+        k = n;
+    }
+    memcpy(out, all, k * sizeof(*out));
+    free(all);
+    return k;
 }
 
 const kvl_flows_counts_t *kvl_flows_counts(const kvl_flows_t *f)
@@ -590,4 +672,7 @@ void kvl_flows_interval_reset(kvl_flows_t *f)
     f->n_ports = 0;
     kvl_sketch_reset(f->hosts);
     kvl_sketch_reset(f->convs);
+    if (f->apps != NULL) {
+        memset(f->apps, 0, (size_t)f->cl.max_app * sizeof(*f->apps));
+    }
 }

@@ -6,7 +6,7 @@
  * total, by direction (the local networks decide: in, out, internal, external), by IP
  * version and by transport; malformed and other decoder outcomes by reason; TCP
  * retransmissions, resets, handshake times per server port; top hosts and conversations
- * by bytes (sketch.h).
+ * by bytes (sketch.h); with a classifier, frames and bytes per application.
  *
  * Flows: a table of at most `max_flows` flows (a 5-tuple, both directions in one flow),
  * allocated once. A flow unseen for `idle` ends; one older than `active` ends and starts
@@ -50,14 +50,31 @@ int kvl_prefix_parse(const char *text, kvl_prefix_t *out);
 /* Whether addr (of IP version ver, as in kvl_pkt_t) is inside p. */
 bool kvl_prefix_has(const kvl_prefix_t *p, uint8_t ver, const uint8_t *addr);
 
+/* A classifier of flows' applications, the seam between the flow table and nDPI
+ * (classify.h implements it); all its calls are on the flow table's thread. */
+typedef struct kvl_flows_classifier {
+    void *ctx;
+    /* A flow starts: a handle (>= 0), or -1 when none is free (the flow stays unclassified). */
+    int32_t (*begin)(void *ctx);
+    /* A packet of an undecided flow: the application (0: unknown) once decided, the handle
+     * then released; -1 while undecided. */
+    int (*packet)(void *ctx, int32_t handle, const kvl_pkt_t *p, int64_t ts_ns);
+    /* An undecided flow ends: its handle is released. */
+    void (*end)(void *ctx, int32_t handle);
+    /* An application's name ("TLS"), never NULL. */
+    const char *(*name)(void *ctx, int app);
+    int max_app; /* applications are 0 .. max_app - 1 */
+} kvl_flows_classifier_t;
+
 typedef struct kvl_flows_cfg {
     const kvl_prefix_t *local; /* copied by _new */
     size_t n_local;
-    size_t max_flows;    /* flow table capacity, >= 1 */
-    int64_t idle_ns;     /* a flow ends after this long unseen */
-    int64_t active_ns;   /* a flow restarts after this long */
-    size_t top_capacity; /* counters of each top-N sketch */
-    size_t max_ports;    /* server ports with handshake times of their own */
+    size_t max_flows;                         /* flow table capacity, >= 1 */
+    int64_t idle_ns;                          /* a flow ends after this long unseen */
+    int64_t active_ns;                        /* a flow restarts after this long */
+    size_t top_capacity;                      /* counters of each top-N sketch */
+    size_t max_ports;                         /* server ports with handshake times of their own */
+    const kvl_flows_classifier_t *classifier; /* copied by _new; NULL: no applications */
 } kvl_flows_cfg_t;
 
 enum { KVL_DIR_IN, KVL_DIR_OUT, KVL_DIR_INTERNAL, KVL_DIR_EXTERNAL, KVL_DIR__COUNT };
@@ -79,7 +96,18 @@ typedef struct kvl_flows_counts {
     uint64_t tcp_retrans, tcp_resets;
     uint64_t flows_new, flows_idle, flows_active, flows_evicted;
     uint64_t flows_now; /* flows in the table at the last packet */
+    /* With a classifier, IP frames not under an application (kvl_flows_apps): */
+    kvl_count_t app_pending;      /* of flows still undecided */
+    kvl_count_t app_unclassified; /* of flows without a classification slot, and fragments
+                                     after the first (no ports: no flow) */
 } kvl_flows_counts_t;
+
+/* Frames and bytes of one application in the interval. */
+typedef struct kvl_app_count {
+    int app;
+    const char *name; /* the classifier's */
+    kvl_count_t c;
+} kvl_app_count_t;
 
 typedef struct kvl_hs_summary {
     uint64_t n;
@@ -120,6 +148,10 @@ size_t kvl_flows_handshakes(const kvl_flows_t *f, kvl_port_hs_t *out, size_t n);
 /* Top hosts and conversations by bytes, largest first; return how many. */
 size_t kvl_flows_top_hosts(const kvl_flows_t *f, kvl_top_t *out, size_t n);
 size_t kvl_flows_top_convs(const kvl_flows_t *f, kvl_top_t *out, size_t n);
+/* The interval's applications with frames, by bytes (largest first), at most n; returns
+ * how many. Every IP frame of a classified flow counts under its flow's application once
+ * decided (0, "Unknown", when nDPI could not tell), before under app_pending. */
+size_t kvl_flows_apps(const kvl_flows_t *f, kvl_app_count_t *out, size_t n);
 /* Starts a new interval: counters, handshake times and sketches cleared; flows kept. */
 void kvl_flows_interval_reset(kvl_flows_t *f);
 

@@ -11,7 +11,9 @@ tshark runs with IP reassembly off (see tshark() below).
 - EXPECT.json (make_pcap.py): frames and bytes by IP version, direction and transport, the
   malformed frames, retransmissions, resets, tagged frames, later fragments; handshake times
   per server port: count, min and max exact (to the pcap's microsecond), median and p95
-  within the documented 2.2 % of the nearest-rank sample.
+  within the documented 2.2 % of the nearest-rank sample; nDPI's applications: DNS frames
+  and bytes exact, the HTTP and TLS sessions' frames within what the script allows, every
+  IP frame under an application, pending or unclassified.
 Prints every difference; exits 1 when there is one."""
 import json
 import math
@@ -182,6 +184,26 @@ for port, sides in exp["handshakes"].items():
             lim = tol if stat in ("min", "max") else want * tol + US
             check(abs(got - want) <= lim, "port %s %s %s: agent %.3f ms, made %.3f ms"
                   % (port, side, stat, got, want))
+
+# applications (nDPI): DNS exact, the HTTP and TLS sessions within their frame ranges
+apps = {a["name"]: a for a in ours["app"]}
+for name, want in exp.get("apps", {}).items():
+    a = apps.get(name)
+    check(a is not None, "application %s: none in the agent's figures" % name)
+    if a is None:
+        continue
+    if name == "DNS":
+        check([int(a["packets"]), int(a["bytes"])] == want,
+              "application DNS: agent %s/%s, made %s" % (a["packets"], a["bytes"], want))
+    else:
+        check(want[0] <= int(a["packets"]) <= want[1],
+              "application %s: agent %s frames, made %d to %d" % (name, a["packets"], *want))
+if ours["apps"]:
+    # every IP frame is under an application, pending, or unclassified
+    tot = sum(int(a["packets"]) for a in ours["app"]) + int(ours["apps"][0]["pending_packets"]) + \
+        int(ours["apps"][0]["unclassified_packets"])
+    ipf = int(one("ipv4")["packets"]) + int(one("ipv6")["packets"])
+    check(tot == ipf, "applications: %d frames, IP frames %d" % (tot, ipf))
 
 for p in problems:
     print("capture_tshark: " + p)

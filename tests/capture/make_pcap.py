@@ -13,7 +13,8 @@ TCP option of length 0, an IP length beyond the frame).
 
 The JSON holds, from the frames as written: the frames and bytes by IP version, transport and
 direction, the malformed frames, the retransmissions and resets, the tagged frames and the
-later fragments, and the handshake times put in per server port (seconds)."""
+later fragments, the handshake times put in per server port (seconds), and per application
+nDPI should name (DNS: exact frames and bytes; HTTP and TLS sessions: a range of frames)."""
 import ipaddress
 import json
 import random
@@ -23,6 +24,8 @@ import sys
 from scapy.all import (ARP, DNS, DNSQR, DNSRR, IP, UDP, TCP, Dot1AD, Dot1Q, Ether, ICMP,
                        IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw, fragment, fragment6,
                        IPv6ExtHdrFragment, ICMPv6EchoRequest, wrpcap)
+from scapy.layers.tls.all import TLS, TLSClientHello
+from scapy.layers.tls.extensions import ServerName, TLS_Ext_ServerName
 
 LOCAL = [ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("2001:db8:1::/48")]
 rng = random.Random(17)
@@ -31,7 +34,7 @@ exp = {"total": [0, 0], "non_ip": [0, 0], "ipv4": [0, 0], "ipv6": [0, 0],
        "dir": {d: [0, 0] for d in ("in", "out", "internal", "external")},
        "transport": {t: [0, 0] for t in ("tcp", "udp", "icmp", "other")},
        "malformed": 0, "retransmissions": 0, "resets": 0, "tagged": 0, "later_fragments": 0,
-       "handshakes": {}}
+       "handshakes": {}, "apps": {}}
 
 
 def local(a):
@@ -95,9 +98,12 @@ def l3(src, dst):
 
 
 def tcp_session(t, cli, srv, cport, sport, srv_s, cli_s, data=(), resend=(), end="fin",
-                tag=None):
-    """A TCP session from t; data: payload sizes, client first then alternating; resend:
-    indexes of data segments sent twice. Returns the time it ended."""
+                tag=None, app=None):
+    """A TCP session from t; data: payload sizes (or bytes), client first then alternating;
+    resend: indexes of data segments sent twice; app: the application name nDPI should give
+    it (its frames are counted in exp["apps"][app] as [min, max]: the handshake's frames may
+    count before the decision). Returns the time it ended."""
+    first = exp["total"][0]
     def eth():
         e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
         if tag == "vlan":
@@ -123,8 +129,11 @@ def tcp_session(t, cli, srv, cport, sport, srv_s, cli_s, data=(), resend=(), end
         from_cli = i % 2 == 0
         a, b, pa, pb = (cli, srv, cport, sport) if from_cli else (srv, cli, sport, cport)
         seq, ack = (cseq, sseq) if from_cli else (sseq, cseq)
+        payload = size if isinstance(size, bytes) else bytes(rng.randrange(256)
+                                                             for _ in range(size))
+        size = len(payload)
         p = eth() / l3(a, b) / TCP(sport=pa, dport=pb, flags="PA", seq=seq, ack=ack) / \
-            Raw(bytes(rng.randrange(256) for _ in range(size)))
+            Raw(payload)
         add(t, p)
         if i in resend:
             t += 0.2
@@ -146,6 +155,11 @@ def tcp_session(t, cli, srv, cport, sport, srv_s, cli_s, data=(), resend=(), end
         add(t, eth() / l3(srv, cli) / TCP(sport=sport, dport=cport, flags="RA", seq=sseq,
                                           ack=cseq))
         exp["resets"] += 1
+    if app is not None:
+        # at least the frames from the first payload on, at most all of them
+        n = exp["total"][0] - first
+        lo, hi = exp["apps"].setdefault(app, [0, 0])
+        exp["apps"][app] = [lo + n - 3, hi + n]
     return t + 0.002
 
 
@@ -174,6 +188,15 @@ def main():
         srv_s = (5 + 3 * n) / 1000.0
         t = tcp_session(t, "2001:db8:1::%x" % (16 + n), "2001:db8:99::1", 50000 + n, 993,
                         srv_s, 0.0005, [200, 900])
+    # Sessions nDPI can name: an HTTP GET and a TLS ClientHello with a server name.
+    get = b"GET /services HTTP/1.1\r\nHost: portal.kerala.gov.in\r\nUser-Agent: test\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"
+    t = tcp_session(t, "10.1.0.14", "198.51.100.20", 46000, 80, 0.004, 0.0003, [get, ok],
+                    app="HTTP")
+    hello = bytes(TLS(msg=[TLSClientHello(ext=[TLS_Ext_ServerName(
+        servernames=[ServerName(servername=b"portal.kerala.gov.in")])])]))
+    t = tcp_session(t, "10.1.0.15", "192.0.2.10", 46001, 443, 0.009, 0.0004, [hello, 600],
+                    app="TLS")
     # A SYN refused: RST from the server, no handshake.
     add(t, eth0() / IP(src="10.1.0.10", dst="192.0.2.10") / TCP(sport=45000, dport=25,
                                                                   flags="S", seq=1))
@@ -182,6 +205,7 @@ def main():
     exp["resets"] += 1
     t += 0.01
     # DNS and NTP.
+    dns = exp["apps"].setdefault("DNS", [0, 0])
     for n in range(10):
         q = eth0() / IP(src=clients[n % 6], dst="192.0.2.53") / UDP(sport=53000 + n, dport=53) / \
             DNS(id=n, rd=1, qd=DNSQR(qname="host%d.example.gov.in" % n))
@@ -190,6 +214,9 @@ def main():
             DNS(id=n, qr=1, qd=DNSQR(qname="host%d.example.gov.in" % n),
                 an=DNSRR(rrname="host%d.example.gov.in" % n, rdata="192.0.2.%d" % (100 + n)))
         add(t + 0.004, r)
+        for f in (q, r):
+            dns[0] += 1
+            dns[1] += len(bytes(f))
         t += 0.02
     for n in range(4):
         add(t, eth0() / Dot1Q(vlan=5) / IP(src="10.1.0.2", dst="203.0.113.123") /
