@@ -11,6 +11,8 @@
  *   kaaval-agent [-c agent.yaml] --capture-once FILE.pcap   read a pcap file through the
  *                                             capture (its `capture:` settings, or the
  *                                             defaults without -c), print its figures, exit
+ *   kaaval-agent -c agent.yaml --capture-live N   capture on `capture: interfaces` for N
+ *                                             intervals, print each one's figures, exit
  *
  * --poll-once, --probe-once and --capture-once ship nothing: their file needs no collector
  * and no TLS.
@@ -53,6 +55,7 @@ typedef struct app {
     kvl_poller_t *poller;
     kvl_prober_t *prober;
     kvl_trap_rx_t *traps;
+    kvl_capture_t *capture; /* --capture-live */
     kvl_stats_t *stats;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain;
@@ -78,6 +81,8 @@ static void usage(FILE *f)
                "      --probe-verbose with --probe-once: print every reply too\n"
                "      --capture-once FILE   read a pcap file as one capture interval, print\n"
                "                      its figures, exit (-c optional: its `capture:` keys)\n"
+               "      --capture-live N      capture on the configured interfaces for N\n"
+               "                      intervals, print each interval's figures, exit\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -92,6 +97,8 @@ static void close_all(app_t *a)
     a->poller = NULL;
     kvl_prober_free(a->prober);
     a->prober = NULL;
+    kvl_capture_free(a->capture);
+    a->capture = NULL;
     kvl_batcher_free(a->batcher);
     a->batcher = NULL;
     kvl_uplink_free(a->up);
@@ -511,6 +518,46 @@ static int capture_only(const char *path, const char *pcap_file)
     return rc == 0 ? 0 : 1;
 }
 
+/* --capture-live N: the capture on the configured interfaces for N intervals, each printed. */
+typedef struct live_run {
+    app_t *a;
+    unsigned left; /* interval ends still to print (one per interface each) */
+} live_run_t;
+
+static void on_captured(void *arg, const kvl_capture_interval_t *iv)
+{
+    live_run_t *r = arg;
+    kvl_capture_print(stdout, &r->a->cfg->capture, iv);
+    fflush(stdout);
+    if (r->left > 0 && --r->left == 0) {
+        /* From the capture's own timer, at its last interface: its handles close after this
+         * call returns, its memory goes with their close callbacks. */
+        close_all(r->a);
+    }
+}
+
+static int capture_live(app_t *a, unsigned intervals)
+{
+    char err[1200];
+    if (!a->cfg->capture.enabled || a->cfg->capture.n_interfaces == 0) {
+        fprintf(stderr, "kaaval-agent: %s: no `capture: interfaces` to capture on\n", a->path);
+        kvl_agent_cfg_free(a->cfg);
+        return 2;
+    }
+    live_run_t r = {.a = a, .left = intervals * (unsigned)a->cfg->capture.n_interfaces};
+    int rc = 0;
+    if (kvl_capture_new(a->loop, &a->cfg->capture, on_captured, &r, &a->capture, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        rc = 1;
+        close_all(a);
+    }
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(a->loop);
+    kvl_agent_cfg_free(a->cfg);
+    return rc;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -542,10 +589,11 @@ int main(int argc, char **argv)
         {"probe-intervals", required_argument, NULL, 'n'},
         {"probe-verbose", no_argument, NULL, 'v'},
         {"capture-once", required_argument, NULL, 'P'},
+        {"capture-live", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     bool probe_once = false, probe_verbose = false;
-    unsigned probe_intervals = 1;
+    unsigned probe_intervals = 1, capture_intervals = 0;
     const char *path = NULL, *capture_file = NULL;
     bool check = false, once = false;
     int ch;
@@ -576,6 +624,13 @@ int main(int argc, char **argv)
         case 'P':
             capture_file = optarg;
             break;
+        case 'L':
+            capture_intervals = (unsigned)strtoul(optarg, NULL, 10);
+            if (capture_intervals == 0) {
+                usage(stderr);
+                return 2;
+            }
+            break;
         case 'V':
             printf("kaaval-agent %s\n", KVL_VERSION);
             return 0;
@@ -594,17 +649,18 @@ int main(int argc, char **argv)
         }
         return capture_only(path, capture_file);
     }
-    if (path == NULL || optind != argc || (once && probe_once)) {
+    if (path == NULL || optind != argc || (once && probe_once) ||
+        (capture_intervals > 0 && (once || probe_once || check))) {
         usage(stderr);
         return 2;
     }
     char err[1200];
     app_t a = {0};
     a.path = path;
-    a.once = once || probe_once;
-    /* --poll-once and --probe-once ship nothing: no collector or TLS needed */
-    a.cfg = once || probe_once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
-                               : kvl_agent_cfg_load(path, err, sizeof(err));
+    a.once = once || probe_once || capture_intervals > 0;
+    /* --poll-once, --probe-once and --capture-live ship nothing: no collector or TLS needed */
+    a.cfg = a.once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
+                   : kvl_agent_cfg_load(path, err, sizeof(err));
     if (a.cfg == NULL) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 2;
@@ -635,6 +691,9 @@ int main(int argc, char **argv)
 
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
+    }
+    if (capture_intervals > 0) {
+        return capture_live(&a, capture_intervals);
     }
     int status = 1;
     if (start_shipping(&a, once) != 0) {

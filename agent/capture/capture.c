@@ -1,7 +1,7 @@
 /*
  * capture.c — the capture room's runs (see capture.h): frames from pcapsrc.c through
- * kvl_decode into the flow table (with nDPI's classifier, classify.c, on its seam), the
- * figures printed.
+ * kvl_decode into the flow table (with nDPI's classifier, classify.c, on its seam): a file
+ * at once, or live interfaces on the loop with a timer per interval; the figures printed.
  */
 #include "capture.h"
 
@@ -9,11 +9,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "classify.h"
 #include "decode.h"
 #include "flows.h"
 #include "kvl.h"
+#include "log.h"
 #include "pcapsrc.h"
 
 static void addr_text(uint8_t ver, const uint8_t *a, char *buf, size_t len)
@@ -128,6 +130,25 @@ static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f
     free(top);
 }
 
+void kvl_capture_print(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_capture_interval_t *iv)
+{
+    if (iv->iface != NULL) {
+        fprintf(out, "capture iface=%s start=%.3f end=%.3f frames_read=%" PRIu64 " sampling=%lld\n",
+                iv->iface, (double)iv->start_ns / 1e9, (double)iv->end_ns / 1e9, iv->frames_read,
+                (long long)cfg->sampling);
+        if (iv->drops.known) {
+            fprintf(out, "drops received=%" PRIu64 " dropped=%" PRIu64 " if_dropped=%" PRIu64 "\n",
+                    iv->drops.received, iv->drops.dropped, iv->drops.if_dropped);
+        } else {
+            fprintf(out, "drops unknown\n");
+        }
+    }
+    report(out, cfg, iv->flows);
+    if (iv->classify != NULL) {
+        report_apps(out, iv->flows, iv->classify);
+    }
+}
+
 int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, char *err,
                      size_t errlen)
 {
@@ -190,12 +211,246 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
             "last_ts=%.9f\n",
             path, kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling, (double)first / 1e9,
             (double)last / 1e9);
-    report(out, cfg, f);
-    if (cl != NULL) {
-        report_apps(out, f, cl);
-    }
+    kvl_capture_interval_t iv = {.flows = f, .classify = cl};
+    kvl_capture_print(out, cfg, &iv);
     kvl_flows_free(f); /* hands the undecided flows' slots back first */
     kvl_classify_free(cl);
     kvl_pcapsrc_close(src);
+    return 0;
+}
+
+/* --- live capture on the loop --------------------------------------------------------- */
+
+#define TURN_FRAMES 65536 /* frames read per readable event before the loop gets a turn */
+
+typedef struct iface {
+    kvl_capture_t *owner;
+    const char *name; /* the configuration's */
+    kvl_pcapsrc_t *src;
+    kvl_flows_t *flows;
+    uv_poll_t poll;
+    bool poll_open;
+    bool failed; /* a read error: logged once, no more reading */
+    bool have_stats;
+    kvl_pcapsrc_stats_t last;
+    uint64_t read;          /* frames read since open (sampling) */
+    uint64_t read_interval; /* frames read this interval */
+} iface_t;
+
+struct kvl_capture {
+    uv_loop_t *loop;
+    const kvl_capture_cfg_t *cfg;
+    kvl_capture_interval_cb cb;
+    void *arg;
+    kvl_classify_t *cl;
+    kvl_flows_classifier_t seam;
+    iface_t *ifs;
+    size_t n_ifs;
+    uv_timer_t timer;
+    bool timer_open;
+    int closing; /* handles whose close callback is still to come */
+    int64_t start_ns;
+};
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Reads what the ring holds, at most TURN_FRAMES frames. */
+static void drain(iface_t *it)
+{
+    const kvl_capture_cfg_t *cfg = it->owner->cfg;
+    kvl_link_t link = kvl_pcapsrc_link(it->src);
+    char why[512];
+    kvl_frame_t fr;
+    for (int n = 0; n < TURN_FRAMES && !it->failed; n++) {
+        int rc = kvl_pcapsrc_next(it->src, &fr, why, sizeof(why));
+        if (rc == 0) {
+            return;
+        }
+        if (rc < 0) {
+            KVL_LOG_ERROR("capture", it->name, "%s; no more frames read from it", why);
+            it->failed = true;
+            uv_poll_stop(&it->poll);
+            return;
+        }
+        it->read_interval++;
+        if (it->read++ % (uint64_t)cfg->sampling != 0) {
+            continue;
+        }
+        kvl_pkt_t pk;
+        kvl_dec_reason_t r = kvl_decode(link, fr.data, fr.cap, fr.wire, &pk);
+        kvl_flows_packet(it->flows, fr.ts_ns, &pk, r);
+    }
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    iface_t *it = h->data;
+    KVL_UNUSED(events);
+    if (status < 0) {
+        KVL_LOG_ERROR("capture", it->name, "watching the capture: %s", uv_strerror(status));
+        return;
+    }
+    drain(it);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    kvl_capture_t *c = t->data;
+    int64_t end = realtime_ns();
+    for (size_t i = 0; i < c->n_ifs; i++) {
+        iface_t *it = &c->ifs[i];
+        drain(it);
+        kvl_capture_interval_t iv = {.iface = it->name,
+                                     .start_ns = c->start_ns,
+                                     .end_ns = end,
+                                     .frames_read = it->read_interval,
+                                     .flows = it->flows,
+                                     .classify = c->cl};
+        kvl_pcapsrc_stats_t now;
+        if (kvl_pcapsrc_stats(it->src, &now) == 0) {
+            /* libpcap's counters are 32 bits: differences modulo 2^32 */
+            kvl_pcapsrc_stats_t base = it->have_stats ? it->last : (kvl_pcapsrc_stats_t){0};
+            iv.drops.known = true;
+            iv.drops.received = (uint32_t)(now.received - base.received);
+            iv.drops.dropped = (uint32_t)(now.dropped - base.dropped);
+            iv.drops.if_dropped = (uint32_t)(now.if_dropped - base.if_dropped);
+            it->last = now;
+            it->have_stats = true;
+        }
+        /* Flows idle by the wall clock end now, so the table's figures are the interval's. */
+        kvl_flows_expire(it->flows, end);
+        c->cb(c->arg, &iv);
+        kvl_flows_interval_reset(it->flows);
+        it->read_interval = 0;
+    }
+    c->start_ns = end;
+}
+
+static void release(kvl_capture_t *c)
+{
+    for (size_t i = 0; i < c->n_ifs; i++) {
+        kvl_flows_free(c->ifs[i].flows); /* hands classification slots back first */
+        kvl_pcapsrc_close(c->ifs[i].src);
+    }
+    kvl_classify_free(c->cl);
+    free(c->ifs);
+    free(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    kvl_capture_t *c = h->data;
+    if (h->type == UV_POLL) {
+        c = ((iface_t *)h->data)->owner;
+    }
+    if (--c->closing == 0) {
+        release(c);
+    }
+}
+
+void kvl_capture_free(kvl_capture_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_ifs; i++) {
+        if (c->ifs[i].poll_open) {
+            uv_poll_stop(&c->ifs[i].poll);
+            c->closing++;
+            uv_close((uv_handle_t *)&c->ifs[i].poll, on_closed);
+        }
+    }
+    if (c->timer_open) {
+        uv_timer_stop(&c->timer);
+        c->closing++;
+        uv_close((uv_handle_t *)&c->timer, on_closed);
+    }
+    if (c->closing == 0) {
+        release(c);
+    }
+}
+
+int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_interval_cb cb,
+                    void *arg, kvl_capture_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->n_interfaces == 0) {
+        snprintf(err, errlen, "no interfaces to capture on (capture: interfaces)");
+        return -1;
+    }
+    kvl_capture_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->loop = loop;
+    c->cfg = cfg;
+    c->cb = cb;
+    c->arg = arg;
+    c->ifs = calloc(cfg->n_interfaces, sizeof(*c->ifs));
+    if (c->ifs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        release(c);
+        return -1;
+    }
+    char why[512];
+    kvl_flows_cfg_t fc;
+    kvl_capture_cfg_flows(cfg, &fc);
+    if (cfg->classify) {
+        c->cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets, why,
+                                 sizeof(why));
+        if (c->cl == NULL) {
+            snprintf(err, errlen, "%s", why);
+            release(c);
+            return -1;
+        }
+        kvl_classify_seam(c->cl, &c->seam);
+        fc.classifier = &c->seam;
+    }
+    for (size_t i = 0; i < cfg->n_interfaces; i++) {
+        iface_t *it = &c->ifs[i];
+        c->n_ifs++;
+        it->owner = c;
+        it->name = cfg->interfaces[i];
+        it->src = kvl_pcapsrc_open_live(it->name, (int)cfg->snaplen, cfg->promiscuous,
+                                        (int)(cfg->buffer_mb * 1024 * 1024), cfg->filter, why,
+                                        sizeof(why));
+        if (it->src == NULL) {
+            snprintf(err, errlen, "%s", why);
+            release(c);
+            return -1;
+        }
+        it->flows = kvl_flows_new(&fc);
+        if (it->flows == NULL) {
+            snprintf(err, errlen, "%s: out of memory for a flow table of %lld flows", it->name,
+                     (long long)cfg->max_flows);
+            release(c);
+            return -1;
+        }
+    }
+    /* Everything opened: now the handles, which only kvl_capture_free undoes. */
+    for (size_t i = 0; i < c->n_ifs; i++) {
+        iface_t *it = &c->ifs[i];
+        int rc = uv_poll_init(loop, &it->poll, kvl_pcapsrc_fd(it->src));
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: watching the capture: %s", it->name, uv_strerror(rc));
+            kvl_capture_free(c);
+            return -1;
+        }
+        it->poll.data = it;
+        it->poll_open = true;
+        uv_poll_start(&it->poll, UV_READABLE, on_readable);
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->timer_open = true;
+    c->start_ns = realtime_ns();
+    uv_timer_start(&c->timer, on_timer, (uint64_t)cfg->interval_ms, (uint64_t)cfg->interval_ms);
+    *out = c;
     return 0;
 }

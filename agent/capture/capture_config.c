@@ -28,6 +28,8 @@ void kvl_capture_cfg_init(kvl_capture_cfg_t *c)
     c->handshake_ports = 64;
     c->idle_timeout_ms = 30000;
     c->active_timeout_ms = 300000;
+    c->interval_ms = 60000;
+    c->buffer_mb = 32;
     c->classify = true;
     c->classify_packets = 32;
     c->classify_flows = 4096;
@@ -161,6 +163,10 @@ static const kvl_cfg_field_t capture_fields[] = {
      NULL, NULL, 0, "a flow unseen this long ends (30s)"},
     {"active_timeout", KVL_CFG_DURATION, offsetof(kvl_capture_cfg_t, active_timeout_ms), 1000,
      86400000, NULL, NULL, 0, "a flow older than this starts again (300s)"},
+    {"interval", KVL_CFG_DURATION, offsetof(kvl_capture_cfg_t, interval_ms), 1000, 3600000, NULL,
+     NULL, 0, "figures per interval (60s)"},
+    {"buffer_mb", KVL_CFG_INT, offsetof(kvl_capture_cfg_t, buffer_mb), 1, 4096, NULL, NULL, 0,
+     "the kernel's capture ring per interface, MiB (32)"},
     {"classify", KVL_CFG_BOOL, offsetof(kvl_capture_cfg_t, classify), 0, 0, NULL, NULL, 0,
      "applications of flows by nDPI (true)"},
     {"classify_packets", KVL_CFG_INT, offsetof(kvl_capture_cfg_t, classify_packets), 1, 1000, NULL,
@@ -185,8 +191,8 @@ int kvl_capture_cfg_parse(kvl_cfg_node_t n, void *target)
         return kvl_cfg_error(
             n, "expected a mapping: interfaces or file, filter, snaplen, "
                "promiscuous, sampling, local_networks, max_flows, top_n, "
-               "sketch_size, handshake_ports, idle_timeout, active_timeout, classify, "
-               "classify_packets, classify_flows");
+               "sketch_size, handshake_ports, idle_timeout, active_timeout, interval, "
+               "buffer_mb, classify, classify_packets, classify_flows");
     }
     c->node = n;
     c->enabled = true;

@@ -37,6 +37,8 @@ typedef struct kvl_capture_cfg {
     int64_t handshake_ports;   /* server ports with handshake times of their own (64) */
     int64_t idle_timeout_ms;   /* (30 s) */
     int64_t active_timeout_ms; /* (300 s, >= idle_timeout) */
+    int64_t interval_ms;       /* figures per interval (60 s) */
+    int64_t buffer_mb;         /* the kernel ring per interface, MiB (32) */
     bool classify;             /* applications by nDPI (true) */
     int64_t classify_packets;  /* packets of a flow before nDPI gives up (32) */
     int64_t classify_flows;    /* flows classified at once (4096) */

@@ -1,11 +1,12 @@
 /*
  * pcapsrc.h — where frames come from: libpcap behind kaaval's own types (pcapsrc.c is the
- * only file that includes pcap.h). Today a pcap or pcapng file read frame by frame, and BPF
- * filters checked; the live interfaces (TPACKET_V3 rings, pcap_stats drops) come here next.
+ * only file that includes pcap.h): a pcap or pcapng file or a live interface read frame by
+ * frame, the live source's drop counters, BPF filters checked.
  */
 #ifndef KVL_CAPTURE_PCAPSRC_H
 #define KVL_CAPTURE_PCAPSRC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +31,26 @@ int kvl_pcapsrc_filter_check(const char *filter, char *why, size_t whylen);
  * filter is refused. */
 kvl_pcapsrc_t *kvl_pcapsrc_open_file(const char *path, const char *filter, char *err,
                                      size_t errlen);
-/* The next frame: 1 (filled in), 0 at the end, -1 with a sentence in err. */
+/* Opens an interface for live capture: libpcap's memory-mapped ring (TPACKET_V3 on Linux) of
+ * buffer_bytes, immediate mode off (the kernel hands over blocks of frames, at the latest
+ * every 100 ms), non-blocking, nanosecond stamps where the kernel gives them. Needs
+ * CAP_NET_RAW. NULL with a sentence in err (libpcap's). */
+kvl_pcapsrc_t *kvl_pcapsrc_open_live(const char *ifname, int snaplen, bool promiscuous,
+                                     int buffer_bytes, const char *filter, char *err,
+                                     size_t errlen);
+/* The descriptor to watch for readability (live sources), or -1. */
+int kvl_pcapsrc_fd(const kvl_pcapsrc_t *s);
+
+/* The counters libpcap keeps for a live source since it opened (32-bit in libpcap: the caller
+ * takes differences modulo 2^32): frames the kernel handed over or dropped for want of room
+ * in the ring, and frames the interface itself dropped. Returns 0, or -1 (a file). */
+typedef struct kvl_pcapsrc_stats {
+    uint32_t received, dropped, if_dropped;
+} kvl_pcapsrc_stats_t;
+int kvl_pcapsrc_stats(kvl_pcapsrc_t *s, kvl_pcapsrc_stats_t *out);
+
+/* The next frame: 1 (filled in), 0 at the end (a file) or when none is waiting (live), -1
+ * with a sentence in err. */
 int kvl_pcapsrc_next(kvl_pcapsrc_t *s, kvl_frame_t *f, char *err, size_t errlen);
 kvl_link_t kvl_pcapsrc_link(const kvl_pcapsrc_t *s);
 const char *kvl_pcapsrc_link_name(const kvl_pcapsrc_t *s); /* "EN10MB", "LINUX_SLL2"... */
