@@ -17,6 +17,7 @@ tshark runs with IP reassembly off (see tshark() below).
 Prints every difference; exits 1 when there is one."""
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -42,12 +43,20 @@ def tshark(*args):
     return r.stdout
 
 
-out = subprocess.run([agent, "-c", config, "--capture-once", pcap], capture_output=True,
-                     text=True, timeout=50)
-if out.returncode != 0:
-    sys.exit("kaaval-agent --capture-once failed (%d): %s" % (out.returncode, out.stderr))
+# KVL_CAPTURE_OUTPUT: the agent's figures already printed (a live capture of the same frames
+# replayed onto an interface); the replay's pacing changes the gaps, so handshake times are
+# then checked by count only.
+live_output = os.environ.get("KVL_CAPTURE_OUTPUT")
+if live_output:
+    text = open(live_output).read()
+else:
+    out = subprocess.run([agent, "-c", config, "--capture-once", pcap], capture_output=True,
+                         text=True, timeout=50)
+    if out.returncode != 0:
+        sys.exit("kaaval-agent --capture-once failed (%d): %s" % (out.returncode, out.stderr))
+    text = out.stdout
 ours = defaultdict(list)
-for line in out.stdout.splitlines():
+for line in text.splitlines():
     kind, *fields = line.split(" ")
     kv = dict(f.split("=", 1) for f in fields if "=" in f)
     names = [f for f in fields if "=" not in f]
@@ -177,6 +186,8 @@ for port, sides in exp["handshakes"].items():
         ms = sorted(v * 1000 for v in vals)
         n = len(ms)
         check(int(h[side + "_n"]) == n, "port %s %s: n agent %s, made %d" % (port, side, h[side + "_n"], n))
+        if live_output:
+            continue
         for stat, want, tol in (("min", ms[0], US), ("max", ms[-1], US),
                                 ("median", ms[max(0, math.ceil(0.5 * n) - 1)], 0.022),
                                 ("p95", ms[max(0, math.ceil(0.95 * n) - 1)], 0.022)):
