@@ -122,6 +122,20 @@ static int app_of(const kvl_classify_t *c, ndpi_protocol r)
     return app >= 0 && app < c->max_app ? app : NDPI_PROTOCOL_UNKNOWN;
 }
 
+/* nDPI's last word on a flow (its guess by port when it could not tell), the slot released. */
+static int give_up(kvl_classify_t *c, int32_t h)
+{
+    uint8_t guessed = 0;
+    int app = app_of(c, ndpi_detection_giveup(c->nd, c->slots[h].nf, 1, &guessed));
+    if (app != NDPI_PROTOCOL_UNKNOWN) {
+        c->st.guessed++;
+    } else {
+        c->st.unknown++;
+    }
+    release(c, h);
+    return app;
+}
+
 static int on_packet(void *ctx, int32_t h, const kvl_pkt_t *p, int64_t ts_ns)
 {
     kvl_classify_t *c = ctx;
@@ -144,20 +158,16 @@ static int on_packet(void *ctx, int32_t h, const kvl_pkt_t *p, int64_t ts_ns)
     if (s->pkts < c->give_up) {
         return -1;
     }
-    uint8_t guessed = 0;
-    int app = app_of(c, ndpi_detection_giveup(c->nd, s->nf, 1, &guessed));
-    if (app != NDPI_PROTOCOL_UNKNOWN) {
-        c->st.guessed++;
-    } else {
-        c->st.unknown++;
-    }
-    release(c, h);
-    return app;
+    return give_up(c, h);
 }
 
-static void on_end(void *ctx, int32_t h)
+static int on_end(void *ctx, int32_t h)
 {
-    release(ctx, h);
+    kvl_classify_t *c = ctx;
+    if (c->slots[h].nf == NULL) {
+        return NDPI_PROTOCOL_UNKNOWN;
+    }
+    return give_up(c, h);
 }
 
 static const char *on_name(void *ctx, int app)

@@ -4,7 +4,8 @@
  *
  * A flow takes a classification slot when it starts (at most `max_flows` at once; a flow
  * finding none stays unclassified, counted); its packets go to nDPI until nDPI decides or
- * `give_up` packets have gone by, then nDPI's guess (by port) is taken, or unknown. The
+ * `give_up` packets have gone by or its TCP connection closes (FIN, RST: flows.c), then
+ * nDPI's guess (by port) is taken, or unknown. The
  * decision frees the slot at once, so nDPI's memory lives only while a flow is undecided.
  * Memory: at most max_flows * (nDPI's flow state, 688 bytes in 4.2, plus what nDPI hangs on
  * it while it works) plus 8 bytes a slot; the detection module itself (its protocol tables,

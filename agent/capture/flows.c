@@ -46,6 +46,10 @@ typedef struct flow {
     int64_t syn_ns, synack_ns;
     int32_t cls; /* the classifier's handle while undecided, else -1 */
     int16_t app; /* the application, or APP_PENDING / APP_NONE */
+    /* While undecided: its frames counted as pending in interval pend_epoch, moved to the
+     * application when it is decided in that same interval. */
+    uint32_t pend_epoch, pend_pkts;
+    uint64_t pend_bytes;
 } flow_t;
 
 #define APP_PENDING (-1)
@@ -64,6 +68,7 @@ struct kvl_flows {
     kvl_sketch_t *hosts, *convs;
     kvl_flows_classifier_t cl; /* cl.begin NULL: none */
     kvl_count_t *apps;         /* cl.max_app entries */
+    uint32_t epoch;            /* intervals started */
     kvl_flows_counts_t c;
 };
 
@@ -191,7 +196,7 @@ void kvl_flows_free(kvl_flows_t *f)
     /* Undecided flows hand their classifier handles back. */
     for (uint32_t i = f->lru_head; f->flows != NULL && i != NONE; i = f->flows[i].next) {
         if (f->flows[i].cls >= 0) {
-            f->cl.end(f->cl.ctx, f->flows[i].cls);
+            (void)f->cl.end(f->cl.ctx, f->flows[i].cls);
         }
     }
     free(f->apps);
@@ -361,7 +366,7 @@ static void index_remove(kvl_flows_t *f, uint32_t i)
 static void flow_end(kvl_flows_t *f, uint32_t i)
 {
     if (f->flows[i].cls >= 0) {
-        f->cl.end(f->cl.ctx, f->flows[i].cls);
+        (void)f->cl.end(f->cl.ctx, f->flows[i].cls);
         f->flows[i].cls = -1;
     }
     index_remove(f, f->flows[i].slot);
@@ -549,10 +554,34 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
     if (f->cl.begin != NULL) {
         if (x->app == APP_PENDING) {
             int app = f->cl.packet(f->cl.ctx, x->cls, p, ts);
+            /* A closing connection says no more than it has: decided now, so its slot does
+             * not wait for the idle timeout. */
+            if (app < 0 && p->proto == 6 && p->have_l4 &&
+                (p->tcp_flags & (KVL_TCP_FIN | KVL_TCP_RST)) != 0) {
+                app = f->cl.end(f->cl.ctx, x->cls);
+            }
             if (app >= 0) {
                 x->cls = -1;
                 x->app = (int16_t)(app < f->cl.max_app && app <= INT16_MAX ? app : 0);
+                if (x->pend_epoch == f->epoch && x->pend_pkts > 0) {
+                    /* this interval's earlier frames of the flow join its application */
+                    f->c.app_pending.pkts -= x->pend_pkts;
+                    f->c.app_pending.bytes -= x->pend_bytes;
+                    f->apps[x->app].pkts += x->pend_pkts;
+                    f->apps[x->app].bytes += x->pend_bytes;
+                }
+                x->pend_pkts = 0;
+                x->pend_bytes = 0;
             }
+        }
+        if (x->app == APP_PENDING) {
+            if (x->pend_epoch != f->epoch) {
+                x->pend_epoch = f->epoch;
+                x->pend_pkts = 0;
+                x->pend_bytes = 0;
+            }
+            x->pend_pkts++;
+            x->pend_bytes += p->wire;
         }
         count(x->app >= 0             ? &f->apps[x->app]
               : x->app == APP_PENDING ? &f->c.app_pending
@@ -675,4 +704,5 @@ void kvl_flows_interval_reset(kvl_flows_t *f)
     if (f->apps != NULL) {
         memset(f->apps, 0, (size_t)f->cl.max_app * sizeof(*f->apps));
     }
+    f->epoch++;
 }

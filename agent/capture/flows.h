@@ -11,7 +11,7 @@
  * Flows: a table of at most `max_flows` flows (a 5-tuple, both directions in one flow),
  * allocated once. A flow unseen for `idle` ends; one older than `active` ends and starts
  * again as a new flow (its counters and handshake anew). When the table is full the flow
- * seen least recently is evicted and counted. Memory: max_flows * ~140 bytes plus an index
+ * seen least recently is evicted and counted. Memory: max_flows * ~152 bytes plus an index
  * of 4 bytes per slot (2 to 4 slots per flow).
  *
  * TCP:
@@ -59,8 +59,9 @@ typedef struct kvl_flows_classifier {
     /* A packet of an undecided flow: the application (0: unknown) once decided, the handle
      * then released; -1 while undecided. */
     int (*packet)(void *ctx, int32_t handle, const kvl_pkt_t *p, int64_t ts_ns);
-    /* An undecided flow ends: its handle is released. */
-    void (*end)(void *ctx, int32_t handle);
+    /* An undecided flow ends, or its TCP connection closes (FIN, RST): the classifier gives
+     * up, returns its best answer (0: unknown) and releases the handle. */
+    int (*end)(void *ctx, int32_t handle);
     /* An application's name ("TLS"), never NULL. */
     const char *(*name)(void *ctx, int app);
     int max_app; /* applications are 0 .. max_app - 1 */
@@ -149,8 +150,10 @@ size_t kvl_flows_handshakes(const kvl_flows_t *f, kvl_port_hs_t *out, size_t n);
 size_t kvl_flows_top_hosts(const kvl_flows_t *f, kvl_top_t *out, size_t n);
 size_t kvl_flows_top_convs(const kvl_flows_t *f, kvl_top_t *out, size_t n);
 /* The interval's applications with frames, by bytes (largest first), at most n; returns
- * how many. Every IP frame of a classified flow counts under its flow's application once
- * decided (0, "Unknown", when nDPI could not tell), before under app_pending. */
+ * how many. Every IP frame of a classified flow counts under its flow's application (0,
+ * "Unknown", when nDPI could not tell): at the decision its frames of the same interval move
+ * there from app_pending; frames of an undecided flow stay in app_pending of their interval
+ * when it ends first. */
 size_t kvl_flows_apps(const kvl_flows_t *f, kvl_app_count_t *out, size_t n);
 /* Starts a new interval: counters, handshake times and sketches cleared; flows kept. */
 void kvl_flows_interval_reset(kvl_flows_t *f);

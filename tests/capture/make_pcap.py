@@ -14,7 +14,9 @@ TCP option of length 0, an IP length beyond the frame).
 The JSON holds, from the frames as written: the frames and bytes by IP version, transport and
 direction, the malformed frames, the retransmissions and resets, the tagged frames and the
 later fragments, the handshake times put in per server port (seconds), and per application
-nDPI should name (DNS: exact frames and bytes; HTTP and TLS sessions: a range of frames)."""
+nDPI should name (DNS: exact frames and bytes; HTTP and TLS: the named session's frames, and
+beside them those of the other connections to ports 80 and 443, which nDPI may name by port
+when they close)."""
 import ipaddress
 import json
 import random
@@ -34,7 +36,7 @@ exp = {"total": [0, 0], "non_ip": [0, 0], "ipv4": [0, 0], "ipv6": [0, 0],
        "dir": {d: [0, 0] for d in ("in", "out", "internal", "external")},
        "transport": {t: [0, 0] for t in ("tcp", "udp", "icmp", "other")},
        "malformed": 0, "retransmissions": 0, "resets": 0, "tagged": 0, "later_fragments": 0,
-       "handshakes": {}, "apps": {}}
+       "handshakes": {}, "apps": {}, "apps_guess": {}}
 
 
 def local(a):
@@ -101,8 +103,7 @@ def tcp_session(t, cli, srv, cport, sport, srv_s, cli_s, data=(), resend=(), end
                 tag=None, app=None):
     """A TCP session from t; data: payload sizes (or bytes), client first then alternating;
     resend: indexes of data segments sent twice; app: the application name nDPI should give
-    it (its frames are counted in exp["apps"][app] as [min, max]: the handshake's frames may
-    count before the decision). Returns the time it ended."""
+    it (all its frames counted in exp["apps"][app]). Returns the time it ended."""
     first = exp["total"][0]
     def eth():
         e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
@@ -155,11 +156,16 @@ def tcp_session(t, cli, srv, cport, sport, srv_s, cli_s, data=(), resend=(), end
         add(t, eth() / l3(srv, cli) / TCP(sport=sport, dport=cport, flags="RA", seq=sseq,
                                           ack=cseq))
         exp["resets"] += 1
+    n = exp["total"][0] - first
     if app is not None:
-        # at least the frames from the first payload on, at most all of them
-        n = exp["total"][0] - first
+        # the whole connection: its frames before the decision join it in the interval
         lo, hi = exp["apps"].setdefault(app, [0, 0])
-        exp["apps"][app] = [lo + n - 3, hi + n]
+        exp["apps"][app] = [lo + n, hi + n]
+    elif sport in (80, 443):
+        # nDPI decides an unnamed connection when it closes, by its port: one to 80 or 443
+        # may count as HTTP or TLS, whole
+        name = "HTTP" if sport == 80 else "TLS"
+        exp["apps_guess"][name] = exp["apps_guess"].get(name, 0) + n
     return t + 0.002
 
 
