@@ -1,11 +1,12 @@
 /*
  * sketch.c — weighted space-saving top-N (see sketch.h).
  *
- * The counters live in one array kept as a min-heap by count: its root is the counter a new
- * key replaces once all are taken. An index (open addressing with linear probing, 2k slots
- * or more, so at most half full) maps a key to its heap position, and each counter knows its
- * index slot, so the heap updates the index as it moves counters. A replaced key leaves the
- * index by backward-shift deletion: no tombstones pile up.
+ * Counters live in a node array that never moves them; a min-heap of node numbers, ordered by
+ * count, finds the counter a new key replaces once all are taken (its root), and each node
+ * knows its heap position, so an update moves 4-byte numbers, not counters. An index (open
+ * addressing with linear probing, 2k slots or more, so at most half full) maps a key to its
+ * node, and each node knows its index slot; a replaced key leaves the index by backward-shift
+ * deletion, so no tombstones pile up.
  */
 #include "sketch.h"
 
@@ -18,24 +19,29 @@ typedef struct node {
     kvl_sketch_entry_t e;
     uint32_t hash;
     uint32_t slot; /* its place in the index */
+    uint32_t hpos; /* its place in the heap */
 } node_t;
 
 struct kvl_sketch {
     size_t cap, used;
     uint64_t total;
-    node_t *heap;   /* used entries, a min-heap by count */
-    uint32_t *idx;  /* index slot -> heap position, or EMPTY */
+    node_t *nodes;  /* used of them in use */
+    uint32_t *heap; /* node numbers, a min-heap by count */
+    uint32_t *idx;  /* index slot -> node number, or EMPTY */
     uint32_t imask; /* index size - 1 (a power of two >= 2 * cap) */
 };
 
-/* FNV-1a over the key. */
+/* A multiplicative hash over the key's 9 words. */
 static uint32_t key_hash(const uint8_t *k)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < KVL_SKETCH_KEY; i++) {
-        h = (h ^ k[i]) * 16777619u;
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < KVL_SKETCH_KEY; i += 4) {
+        uint32_t w;
+        memcpy(&w, k + i, 4);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
     }
-    return h;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 kvl_sketch_t *kvl_sketch_new(size_t capacity)
@@ -53,9 +59,10 @@ kvl_sketch_t *kvl_sketch_new(size_t capacity)
     }
     s->cap = capacity;
     s->imask = (uint32_t)(isz - 1);
+    s->nodes = calloc(capacity, sizeof(*s->nodes));
     s->heap = calloc(capacity, sizeof(*s->heap));
     s->idx = malloc(isz * sizeof(*s->idx));
-    if (s->heap == NULL || s->idx == NULL) {
+    if (s->nodes == NULL || s->heap == NULL || s->idx == NULL) {
         kvl_sketch_free(s);
         return NULL;
     }
@@ -68,6 +75,7 @@ void kvl_sketch_free(kvl_sketch_t *s)
     if (s == NULL) {
         return;
     }
+    free(s->nodes);
     free(s->heap);
     free(s->idx);
     free(s);
@@ -85,44 +93,46 @@ uint64_t kvl_sketch_total(const kvl_sketch_t *s)
     return s->total;
 }
 
-static void place(kvl_sketch_t *s, size_t pos, const node_t *n)
+static void heap_set(kvl_sketch_t *s, size_t pos, uint32_t id)
 {
-    s->heap[pos] = *n;
-    s->idx[n->slot] = (uint32_t)pos;
+    s->heap[pos] = id;
+    s->nodes[id].hpos = (uint32_t)pos;
 }
 
 static void sift_down(kvl_sketch_t *s, size_t pos)
 {
-    node_t n = s->heap[pos];
+    uint32_t id = s->heap[pos];
+    uint64_t count = s->nodes[id].e.count;
     for (;;) {
         size_t c = 2 * pos + 1;
         if (c >= s->used) {
             break;
         }
-        if (c + 1 < s->used && s->heap[c + 1].e.count < s->heap[c].e.count) {
+        if (c + 1 < s->used && s->nodes[s->heap[c + 1]].e.count < s->nodes[s->heap[c]].e.count) {
             c++;
         }
-        if (s->heap[c].e.count >= n.e.count) {
+        if (s->nodes[s->heap[c]].e.count >= count) {
             break;
         }
-        place(s, pos, &s->heap[c]);
+        heap_set(s, pos, s->heap[c]);
         pos = c;
     }
-    place(s, pos, &n);
+    heap_set(s, pos, id);
 }
 
 static void sift_up(kvl_sketch_t *s, size_t pos)
 {
-    node_t n = s->heap[pos];
+    uint32_t id = s->heap[pos];
+    uint64_t count = s->nodes[id].e.count;
     while (pos > 0) {
         size_t p = (pos - 1) / 2;
-        if (s->heap[p].e.count <= n.e.count) {
+        if (s->nodes[s->heap[p]].e.count <= count) {
             break;
         }
-        place(s, pos, &s->heap[p]);
+        heap_set(s, pos, s->heap[p]);
         pos = p;
     }
-    place(s, pos, &n);
+    heap_set(s, pos, id);
 }
 
 /* Removes index slot i (backward-shift deletion for linear probing). */
@@ -136,7 +146,7 @@ static void index_remove(kvl_sketch_t *s, uint32_t i)
             if (s->idx[j] == EMPTY) {
                 return;
             }
-            uint32_t home = s->heap[s->idx[j]].hash & s->imask;
+            uint32_t home = s->nodes[s->idx[j]].hash & s->imask;
             /* Entry at j may move to i when its home is not cyclically in (i, j]. */
             if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) {
                 continue;
@@ -144,7 +154,7 @@ static void index_remove(kvl_sketch_t *s, uint32_t i)
             break;
         }
         s->idx[i] = s->idx[j];
-        s->heap[s->idx[i]].slot = i;
+        s->nodes[s->idx[i]].slot = i;
         i = j;
     }
 }
@@ -155,42 +165,43 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
     uint32_t h = key_hash(key), i = h & s->imask;
     /* The index is at most half full, so a probe ends at an empty slot. */
     while (s->idx[i] != EMPTY) {
-        node_t *n = &s->heap[s->idx[i]];
+        node_t *n = &s->nodes[s->idx[i]];
         if (n->hash == h && memcmp(n->e.key, key, KVL_SKETCH_KEY) == 0) {
             n->e.count += weight;
             n->e.adds++;
-            sift_down(s, s->idx[i]);
+            sift_down(s, n->hpos);
             return;
         }
         i = (i + 1) & s->imask;
     }
-    node_t n;
-    memcpy(n.e.key, key, KVL_SKETCH_KEY);
-    n.e.adds = 1;
-    n.hash = h;
+    uint32_t id;
+    uint64_t min = 0;
     if (s->used < s->cap) {
-        n.e.count = weight;
-        n.e.error = 0;
-        n.slot = i;
-        s->idx[i] = (uint32_t)s->used;
-        s->heap[s->used++] = n;
-        sift_up(s, s->used - 1);
-        return;
+        id = (uint32_t)s->used++;
+        s->heap[s->used - 1] = id;
+        s->nodes[id].hpos = (uint32_t)(s->used - 1);
+    } else {
+        /* Replace the smallest counter: its count becomes the newcomer's error. */
+        id = s->heap[0];
+        min = s->nodes[id].e.count;
+        index_remove(s, s->nodes[id].slot);
+        /* The removal may have shifted entries: find the newcomer's empty slot again. */
+        i = h & s->imask;
+        while (s->idx[i] != EMPTY) {
+            i = (i + 1) & s->imask;
+        }
     }
-    /* Replace the smallest counter: its count becomes the newcomer's error. */
-    uint64_t min = s->heap[0].e.count;
-    index_remove(s, s->heap[0].slot);
-    /* The removal may have shifted entries: find the newcomer's empty slot again. */
-    i = h & s->imask;
-    while (s->idx[i] != EMPTY) {
-        i = (i + 1) & s->imask;
-    }
-    n.e.count = min + weight;
-    n.e.error = min;
-    n.slot = i;
-    s->idx[i] = 0;
-    s->heap[0] = n;
-    sift_down(s, 0);
+    node_t *n = &s->nodes[id];
+    memcpy(n->e.key, key, KVL_SKETCH_KEY);
+    n->e.count = min + weight;
+    n->e.error = min;
+    n->e.adds = 1;
+    n->hash = h;
+    n->slot = i;
+    s->idx[i] = id;
+    /* A new counter at the heap's end rises; a replaced root sinks. */
+    sift_up(s, n->hpos);
+    sift_down(s, n->hpos);
 }
 
 static int by_count_desc(const void *a, const void *b)
@@ -213,7 +224,7 @@ size_t kvl_sketch_top(const kvl_sketch_t *s, kvl_sketch_entry_t *out, size_t n)
         return 0;
     }
     for (size_t i = 0; i < s->used; i++) {
-        all[i] = s->heap[i].e;
+        all[i] = s->nodes[i].e;
     }
     qsort(all, s->used, sizeof(*all), by_count_desc);
     size_t k = n < s->used ? n : s->used;
