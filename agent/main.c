@@ -13,17 +13,24 @@
  *                                             defaults without -c), print its figures, exit
  *   kaaval-agent -c agent.yaml --capture-live N   capture on `capture: interfaces` for N
  *                                             intervals, print each one's figures, exit
+ *                                             (every capability dropped once the rings
+ *                                             are open)
  *
  * --poll-once, --probe-once and --capture-once ship nothing: their file needs no collector
  * and no TLS.
  * Exit status: 0 normal, 1 runtime failure (or a device silent at --poll-once), 2 usage or
  * configuration error.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "agent_config.h"
@@ -536,6 +543,30 @@ static void on_captured(void *arg, const kvl_capture_interval_t *iv)
     }
 }
 
+/* Once the capture rings are open the process needs no privilege to read them: every
+ * capability goes (effective, permitted, inheritable, ambient), and no exec may regain any.
+ * Returns 0, or -1 with the reason in why. */
+static int drop_capabilities(char *why, size_t len)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        snprintf(why, len, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        return -1;
+    }
+    /* EINVAL: a kernel without ambient capabilities, which then has none to clear */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+        snprintf(why, len, "clearing ambient capabilities: %s", strerror(errno));
+        return -1;
+    }
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capset, &h, d) != 0) {
+        snprintf(why, len, "capset: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int capture_live(app_t *a, unsigned intervals)
 {
     char err[1200];
@@ -551,6 +582,8 @@ static int capture_live(app_t *a, unsigned intervals)
         fprintf(stderr, "kaaval-agent: %s\n", err);
         rc = 1;
         close_all(a);
+    } else if (drop_capabilities(err, sizeof(err)) != 0) {
+        KVL_LOG_WARN("capture", a->cfg->id, "capabilities kept: %s", err);
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_loop_close(a->loop);

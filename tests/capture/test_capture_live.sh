@@ -1,9 +1,10 @@
 #!/bin/bash
 # test_capture_live.sh BUILD: the live capture (kaaval-agent --capture-live) on one end of a
 # veth pair in a network namespace of the test's own, while tcpreplay sends onto the other:
-#   1. the pcap of make_pcap.py replayed at 2,000 frames/s: the agent's figures are exactly
-#      tshark's and the script's (compare.py; handshake times by count, the pacing changes
-#      them), and the drops it reports are 0 with every frame the kernel took read;
+#   1. the pcap of make_pcap.py replayed at 2,000 frames/s: the agent (started as root)
+#      holds no capability once its ring is open; its figures are exactly tshark's and the
+#      script's (compare.py; handshake times by count, the pacing changes them), and the
+#      drops it reports are 0 with every frame the kernel took read;
 #   2. the same frames 150 times at top speed into a 1 MiB ring while the agent is stopped
 #      (SIGSTOP): the kernel drops what the ring cannot hold, the agent reports those drops,
 #      and frames read + frames dropped = frames the kernel took = frames sent.
@@ -76,9 +77,17 @@ capture:
   top_n: 1000
 YAML
 run_agent "$tmp/paced.yaml" "$tmp/paced.out"
+# With its ring open the agent holds no capability any more (it started as root with all).
+caps=$(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapAmb:" { printf "%s%s", sep, $2;
+    sep = " " }' "/proc/$agent_pid/status")
 ip netns exec "$ns" tcpreplay -q --pps=2000 -i v0 "$tmp/mix.pcap" >"$tmp/replay1.log" 2>&1
 wait_agent
 status=0
+echo "capabilities while capturing (effective, permitted, ambient): $caps"
+if [ "$caps" != "0000000000000000 0000000000000000 0000000000000000" ]; then
+    echo "FAIL: capabilities while capturing: $caps (effective, permitted, ambient)"
+    status=1
+fi
 for k in received dropped if_dropped; do
     v=$(field "$tmp/paced.out" drops "$k")
     want=0
