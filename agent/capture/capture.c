@@ -39,6 +39,25 @@ static void print_hs(FILE *out, const char *side, const kvl_hs_summary_t *s)
 }
 
 /* The applications' lines: one per application with frames, then the rest. */
+/* The names nDPI read, top_n of them by connections. */
+static void report_names(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_classify_t *cl)
+{
+    size_t n = (size_t)cfg->top_n;
+    kvl_classify_name_t *names = calloc(n, sizeof(*names));
+    if (names == NULL) {
+        return;
+    }
+    n = kvl_classify_top_names(cl, names, n);
+    for (size_t i = 0; i < n; i++) {
+        for (char *q = names[i].name; *q != '\0'; q++) {
+            *q = *q <= ' ' || *q == '=' || *q > '~' ? '_' : *q; /* one token */
+        }
+        fprintf(out, "name rank=%zu name=%s connections=%" PRIu64 " error=%" PRIu64 "\n", i + 1,
+                names[i].name, names[i].connections, names[i].error);
+    }
+    free(names);
+}
+
 static void report_apps(FILE *out, const kvl_flows_t *f, const kvl_classify_t *cl)
 {
     const kvl_flows_counts_t *c = kvl_flows_counts(f);
@@ -146,6 +165,9 @@ void kvl_capture_print(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_captur
     report(out, cfg, iv->flows);
     if (iv->classify != NULL) {
         report_apps(out, iv->flows, iv->classify);
+        if (iv->last_iface) {
+            report_names(out, cfg, iv->classify);
+        }
     }
 }
 
@@ -163,8 +185,8 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
     kvl_classify_t *cl = NULL;
     kvl_flows_classifier_t seam;
     if (cfg->classify) {
-        cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets, why,
-                              sizeof(why));
+        cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets,
+                              (size_t)cfg->sketch_size, why, sizeof(why));
         if (cl == NULL) {
             snprintf(err, errlen, "%s", why);
             kvl_pcapsrc_close(src);
@@ -211,7 +233,7 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
             "last_ts=%.9f\n",
             path, kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling, (double)first / 1e9,
             (double)last / 1e9);
-    kvl_capture_interval_t iv = {.flows = f, .classify = cl};
+    kvl_capture_interval_t iv = {.flows = f, .classify = cl, .last_iface = true};
     kvl_capture_print(out, cfg, &iv);
     kvl_flows_free(f); /* hands the undecided flows' slots back first */
     kvl_classify_free(cl);
@@ -310,7 +332,8 @@ static void on_timer(uv_timer_t *t)
                                      .end_ns = end,
                                      .frames_read = it->read_interval,
                                      .flows = it->flows,
-                                     .classify = c->cl};
+                                     .classify = c->cl,
+                                     .last_iface = i + 1 == c->n_ifs};
         kvl_pcapsrc_stats_t now;
         if (kvl_pcapsrc_stats(it->src, &now) == 0) {
             /* libpcap's counters are 32 bits: differences modulo 2^32 */
@@ -327,6 +350,9 @@ static void on_timer(uv_timer_t *t)
         c->cb(c->arg, &iv);
         kvl_flows_interval_reset(it->flows);
         it->read_interval = 0;
+    }
+    if (c->cl != NULL) {
+        kvl_classify_names_reset(c->cl);
     }
     c->start_ns = end;
 }
@@ -402,8 +428,8 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
     kvl_flows_cfg_t fc;
     kvl_capture_cfg_flows(cfg, &fc);
     if (cfg->classify) {
-        c->cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets, why,
-                                 sizeof(why));
+        c->cl = kvl_classify_new((size_t)cfg->classify_flows, (unsigned)cfg->classify_packets,
+                                 (size_t)cfg->sketch_size, why, sizeof(why));
         if (c->cl == NULL) {
             snprintf(err, errlen, "%s", why);
             release(c);

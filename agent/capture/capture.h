@@ -40,6 +40,9 @@
  *   apps pending_packets=N pending_bytes=N unclassified_packets=N unclassified_bytes=N
  *        decided=N guessed=N unknown=N no_slot=N
  *   app name=NAME id=N packets=N bytes=N          (by bytes, largest first; NAME nDPI's)
+ *   name rank=R name=NAME connections=N error=N    (top_n names nDPI read: TLS/QUIC server
+ *        names, HTTP Host, DNS queries; live: all interfaces', after the last interface;
+ *        the apps line's decided..no_slot count since the start)
  * With sampling N, the figures are those of the frames counted (1 in N), not scaled.
  * Returns 0, or -1 with a sentence in err (the file cannot be opened or read, its link type
  * is not one the decoder knows, the filter is refused, out of memory). */
@@ -67,6 +70,7 @@ typedef struct kvl_capture_interval {
     const kvl_flows_t *flows;
     const kvl_classify_t *classify; /* NULL without classification */
     kvl_capture_drops_t drops;
+    bool last_iface; /* the interval's last interface: the names (all interfaces') go here */
 } kvl_capture_interval_t;
 
 /* Called on the loop at each interval's end, once per interface; *iv valid during the call. */

@@ -25,12 +25,14 @@ struct kvl_classify {
     unsigned give_up;
     size_t flow_size;
     int max_app;
+    kvl_sketch_t *names;
     kvl_classify_stats_t st;
 };
 
-kvl_classify_t *kvl_classify_new(size_t max_flows, unsigned give_up, char *err, size_t errlen)
+kvl_classify_t *kvl_classify_new(size_t max_flows, unsigned give_up, size_t names, char *err,
+                                 size_t errlen)
 {
-    if (max_flows < 1 || max_flows > (1u << 24) || give_up < 1) {
+    if (max_flows < 1 || max_flows > (1u << 24) || give_up < 1 || names < 1) {
         snprintf(err, errlen, "classification bounds out of range");
         return NULL;
     }
@@ -43,7 +45,8 @@ kvl_classify_t *kvl_classify_new(size_t max_flows, unsigned give_up, char *err, 
     c->give_up = give_up;
     c->slots = calloc(max_flows, sizeof(*c->slots));
     c->free_stack = malloc(max_flows * sizeof(*c->free_stack));
-    if (c->slots == NULL || c->free_stack == NULL) {
+    c->names = kvl_sketch_new(names);
+    if (c->slots == NULL || c->free_stack == NULL || c->names == NULL) {
         snprintf(err, errlen, "out of memory for %zu classification slots", max_flows);
         kvl_classify_free(c);
         return NULL;
@@ -90,9 +93,51 @@ void kvl_classify_free(kvl_classify_t *c)
     if (c->nd != NULL) {
         ndpi_exit_detection_module(c->nd);
     }
+    kvl_sketch_free(c->names);
     free(c->slots);
     free(c->free_stack);
     free(c);
+}
+
+/* The name nDPI read from the flow, if any, counted as one connection. */
+static void count_name(kvl_classify_t *c, const struct ndpi_flow_struct *nf)
+{
+    const char *name = nf->host_server_name;
+    size_t len = strnlen(name, sizeof(nf->host_server_name));
+    if (len == 0) {
+        return;
+    }
+    uint8_t key[KVL_SKETCH_KEY];
+    memset(key, 0, sizeof(key));
+    if (len <= KVL_SKETCH_KEY) {
+        memcpy(key, name, len);
+    } else {
+        key[0] = '~';
+        memcpy(key + 1, name + len - (KVL_SKETCH_KEY - 1), KVL_SKETCH_KEY - 1);
+    }
+    kvl_sketch_add(c->names, key, 1);
+}
+
+size_t kvl_classify_top_names(const kvl_classify_t *c, kvl_classify_name_t *out, size_t n)
+{
+    kvl_sketch_entry_t *e = calloc(n > 0 ? n : 1, sizeof(*e));
+    if (e == NULL) {
+        return 0;
+    }
+    size_t k = kvl_sketch_top(c->names, e, n);
+    for (size_t i = 0; i < k; i++) {
+        memcpy(out[i].name, e[i].key, KVL_SKETCH_KEY);
+        out[i].name[KVL_SKETCH_KEY] = '\0';
+        out[i].connections = e[i].count;
+        out[i].error = e[i].error;
+    }
+    free(e);
+    return k;
+}
+
+void kvl_classify_names_reset(kvl_classify_t *c)
+{
+    kvl_sketch_reset(c->names);
 }
 
 static int32_t on_begin(void *ctx)
@@ -127,6 +172,7 @@ static int give_up(kvl_classify_t *c, int32_t h)
 {
     uint8_t guessed = 0;
     int app = app_of(c, ndpi_detection_giveup(c->nd, c->slots[h].nf, 1, &guessed));
+    count_name(c, c->slots[h].nf);
     if (app != NDPI_PROTOCOL_UNKNOWN) {
         c->st.guessed++;
     } else {
@@ -151,6 +197,7 @@ static int on_packet(void *ctx, int32_t h, const kvl_pkt_t *p, int64_t ts_ns)
         int app = app_of(c, r);
         if (app != NDPI_PROTOCOL_UNKNOWN) {
             c->st.decided++;
+            count_name(c, s->nf);
             release(c, h);
             return app;
         }

@@ -14,7 +14,8 @@ tshark runs with IP reassembly off (see tshark() below).
   within the documented 2.2 % of the nearest-rank sample; nDPI's applications: DNS frames
   and bytes exact, HTTP and TLS at least their named session's frames and at most those plus
   the other connections to their ports (nDPI's guess by port at the close), every
-  IP frame under an application, pending or unclassified.
+  IP frame under an application, pending or unclassified; the names nDPI read (HTTP Host,
+  TLS server name, DNS queries) with their connections.
 Prints every difference; exits 1 when there is one."""
 import json
 import math
@@ -217,6 +218,13 @@ if ours["apps"]:
         int(ours["apps"][0]["unclassified_packets"])
     ipf = int(one("ipv4")["packets"]) + int(one("ipv6")["packets"])
     check(tot == ipf, "applications: %d frames, IP frames %d" % (tot, ipf))
+
+# the names nDPI read, by connections
+names = {n["name"]: n for n in ours["name"]}
+for name, want in exp.get("names", {}).items():
+    n = names.get(name)
+    check(n is not None and int(n["connections"]) == want and n["error"] == "0",
+          "name %s: agent %s, made %d connections" % (name, n and n["connections"], want))
 
 for p in problems:
     print("capture_tshark: " + p)

@@ -16,7 +16,8 @@ direction, the malformed frames, the retransmissions and resets, the tagged fram
 later fragments, the handshake times put in per server port (seconds), and per application
 nDPI should name (DNS: exact frames and bytes; HTTP and TLS: the named session's frames, and
 beside them those of the other connections to ports 80 and 443, which nDPI may name by port
-when they close)."""
+when they close), and the names nDPI should read (HTTP Host, TLS server name, DNS query) with
+their connections."""
 import ipaddress
 import json
 import random
@@ -36,7 +37,7 @@ exp = {"total": [0, 0], "non_ip": [0, 0], "ipv4": [0, 0], "ipv6": [0, 0],
        "dir": {d: [0, 0] for d in ("in", "out", "internal", "external")},
        "transport": {t: [0, 0] for t in ("tcp", "udp", "icmp", "other")},
        "malformed": 0, "retransmissions": 0, "resets": 0, "tagged": 0, "later_fragments": 0,
-       "handshakes": {}, "apps": {}, "apps_guess": {}}
+       "handshakes": {}, "apps": {}, "apps_guess": {}, "names": {}}
 
 
 def local(a):
@@ -203,6 +204,7 @@ def main():
         servernames=[ServerName(servername=b"portal.kerala.gov.in")])])]))
     t = tcp_session(t, "10.1.0.15", "192.0.2.10", 46001, 443, 0.009, 0.0004, [hello, 600],
                     app="TLS")
+    exp["names"]["portal.kerala.gov.in"] = 2  # the HTTP Host and the TLS server name
     # A SYN refused: RST from the server, no handshake.
     add(t, eth0() / IP(src="10.1.0.10", dst="192.0.2.10") / TCP(sport=45000, dport=25,
                                                                   flags="S", seq=1))
@@ -220,6 +222,7 @@ def main():
             DNS(id=n, qr=1, qd=DNSQR(qname="host%d.example.gov.in" % n),
                 an=DNSRR(rrname="host%d.example.gov.in" % n, rdata="192.0.2.%d" % (100 + n)))
         add(t + 0.004, r)
+        exp["names"]["host%d.example.gov.in" % n] = 1  # a query and its answer: one flow
         for f in (q, r):
             dns[0] += 1
             dns[1] += len(bytes(f))

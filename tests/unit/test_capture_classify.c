@@ -121,7 +121,7 @@ static void test_dns_http(void **state)
 {
     KVL_UNUSED(state);
     char err[256];
-    kvl_classify_t *c = kvl_classify_new(16, 8, err, sizeof(err));
+    kvl_classify_t *c = kvl_classify_new(16, 8, 8, err, sizeof(err));
     assert_non_null(c);
     kvl_flows_classifier_t seam;
     kvl_flows_t *f = table(c, &seam);
@@ -170,6 +170,15 @@ static void test_dns_http(void **state)
     assert_non_null(a);
     assert_int_equal(a->c.pkts, 2);
     assert_int_equal(kvl_flows_counts(f)->app_pending.pkts, 0);
+    /* The names nDPI read: the DNS query's and the HTTP Host (two connections). */
+    kvl_classify_name_t names[4];
+    size_t nn = kvl_classify_top_names(c, names, 4);
+    assert_int_equal(nn, 1);
+    assert_string_equal(names[0].name, "www.kerala.gov.in");
+    assert_int_equal(names[0].connections, 3);
+    assert_int_equal(names[0].error, 0);
+    kvl_classify_names_reset(c);
+    assert_int_equal(kvl_classify_top_names(c, names, 4), 0);
     kvl_classify_stats_t st;
     kvl_classify_get_stats(c, &st);
     assert_int_equal(st.decided, 3);
@@ -182,7 +191,7 @@ static void test_give_up_and_slots(void **state)
 {
     KVL_UNUSED(state);
     char err[256];
-    kvl_classify_t *c = kvl_classify_new(2, 3, err, sizeof(err));
+    kvl_classify_t *c = kvl_classify_new(2, 3, 8, err, sizeof(err));
     assert_non_null(c);
     kvl_flows_classifier_t seam;
     kvl_flows_t *f = table(c, &seam);
@@ -230,7 +239,7 @@ static void test_give_up_and_slots(void **state)
     kvl_classify_get_stats(c, &st);
     assert_int_equal(st.in_use, 0);
     kvl_classify_free(c);
-    assert_null(kvl_classify_new(0, 3, err, sizeof(err)));
+    assert_null(kvl_classify_new(0, 3, 8, err, sizeof(err)));
 }
 
 int main(void)
