@@ -4,7 +4,8 @@
  * The top level is one field table: the agent's own keys (id, site, log_level), the ship
  * room's keys (collectors, spool, TLS, batching: rows from ship/ship_config.c), the SNMP
  * keys, remembered here and read by their room (snmp/snmp_config.c, kvl_snmp_cfg_finish),
- * `probes:` (probe/probe_config.c) and `traps:` (trap/trap_config.c). After the table: the
+ * `probes:` (probe/probe_config.c), `traps:` (trap/trap_config.c) and `capture:`
+ * (capture/capture_config.c). After the table: the
  * ship room checks its keys (collectors, TLS), then the SNMP keys are read, then the probes
  * and the traps finished, so the first error is the same whatever room reports it. The keys'
  * reference: docs/configuration.md.
@@ -78,6 +79,9 @@ static const kvl_cfg_field_t top_fields[] = {
     {"traps", KVL_CFG_CUSTOM, CFG(traps), 0, 0, NULL, kvl_trap_cfg_parse, 0,
      "the trap receiver: listen, credentials, engine_id, engine_ids, max_per_second "
      "(trap_config.h)"},
+    {"capture", KVL_CFG_CUSTOM, CFG(capture), 0, 0, NULL, kvl_capture_cfg_parse, 0,
+     "passive traffic analysis: interfaces or file, filter, local networks, bounds "
+     "(capture_config.h)"},
     {NULL},
 };
 
@@ -174,6 +178,7 @@ void kvl_agent_cfg_free(kvl_agent_cfg_t *c)
     kvl_snmp_cfg_free(&c->snmp);
     kvl_probe_cfg_free(&c->probes);
     kvl_trap_cfg_free(&c->traps);
+    kvl_capture_cfg_free(&c->capture);
     free(c);
 }
 
@@ -222,6 +227,7 @@ static kvl_agent_cfg_t *finish(kvl_cfg_t *y, const char *base_dir, bool standalo
     kvl_snmp_cfg_init(&t.snmp);
     kvl_probe_cfg_init(&t.probes);
     kvl_trap_cfg_init(&t.traps);
+    kvl_capture_cfg_init(&t.capture);
     kvl_cfg_field_t fields[KVL_ARRAY_SIZE(top_fields)];
     top_table(fields);
     int rc = kvl_cfg_apply(kvl_cfg_root(y), fields, &t);

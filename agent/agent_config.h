@@ -7,7 +7,8 @@
  * batching, spool, tls/insecure) to ship/ship_config.[ch], the SNMP keys (credentials,
  * defaults, devices, groups, max_inflight, mib_path, metric_groups) to
  * snmp/snmp_config.[ch], `probes:` to probe/probe_config.[ch], `traps:` to
- * trap/trap_config.[ch]. Errors name file:line:column; secrets are never printed.
+ * trap/trap_config.[ch], `capture:` to capture/capture_config.[ch]. Errors name
+ * file:line:column; secrets are never printed.
  */
 #ifndef KVL_AGENT_CONFIG_H
 #define KVL_AGENT_CONFIG_H
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture_config.h"
 #include "probe_config.h"
 #include "ship_config.h"
 #include "snmp_config.h"
@@ -27,10 +29,11 @@ typedef struct kvl_agent_cfg {
     char *id;
     char *site;
     int log_level;
-    kvl_ship_cfg_t ship;    /* collectors, batching, spool, tls (ship/ship_config.h) */
-    kvl_snmp_cfg_t snmp;    /* the SNMP keys (snmp/snmp_config.h) */
-    kvl_probe_cfg_t probes; /* `probes:` (probe/probe_config.h); no targets when absent */
-    kvl_trap_cfg_t traps;   /* `traps:` (trap/trap_config.h); on 0.0.0.0:162 when absent */
+    kvl_ship_cfg_t ship;       /* collectors, batching, spool, tls (ship/ship_config.h) */
+    kvl_snmp_cfg_t snmp;       /* the SNMP keys (snmp/snmp_config.h) */
+    kvl_probe_cfg_t probes;    /* `probes:` (probe/probe_config.h); no targets when absent */
+    kvl_trap_cfg_t traps;      /* `traps:` (trap/trap_config.h); on 0.0.0.0:162 when absent */
+    kvl_capture_cfg_t capture; /* `capture:` (capture/capture_config.h); off when absent */
     /* A digest of each top-level key's text as the file wrote it (0: absent), in the order
      * of kvl_agent_cfg_key; what a reload compares to know which parts changed. */
     uint64_t key_digest[KVL_AGENT_CFG_KEYS];

@@ -8,20 +8,34 @@
  *                                             answering" on stderr)
  *   kaaval-agent -c agent.yaml --probe-once   probe every link target for one interval
  *                 [--probe-intervals N] [--probe-verbose]   (or N), print the figures, exit
+ *   kaaval-agent [-c agent.yaml] --capture-once FILE.pcap   read a pcap file through the
+ *                                             capture (its `capture:` settings, or the
+ *                                             defaults without -c), print its figures, exit
+ *   kaaval-agent -c agent.yaml --capture-live N   capture on `capture: interfaces` for N
+ *                                             intervals, print each one's figures, exit
+ *                                             (every capability dropped once the rings
+ *                                             are open)
  *
- * --poll-once and --probe-once ship nothing: their file needs no collector and no TLS.
+ * --poll-once, --probe-once and --capture-once ship nothing: their file needs no collector
+ * and no TLS.
  * Exit status: 0 normal, 1 runtime failure (or a device silent at --poll-once), 2 usage or
  * configuration error.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "capture.h"
 #include "fileio.h"
 #include "kvl.h"
 #include "linkwatch.h"
@@ -48,6 +62,7 @@ typedef struct app {
     kvl_poller_t *poller;
     kvl_prober_t *prober;
     kvl_trap_rx_t *traps;
+    kvl_capture_t *capture; /* --capture-live */
     kvl_stats_t *stats;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain;
@@ -63,6 +78,7 @@ typedef struct app {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kaaval-agent -c FILE [--check-config | --poll-once]\n"
+               "       kaaval-agent [-c FILE] --capture-once FILE.pcap\n"
                "  -c, --config FILE   agent configuration (YAML)\n"
                "      --check-config  check the configuration and exit\n"
                "      --poll-once     poll every device once, print the samples, exit\n"
@@ -70,6 +86,10 @@ static void usage(FILE *f)
                "      --probe-once    probe the link targets for one interval, print, exit\n"
                "      --probe-intervals N   with --probe-once: N intervals\n"
                "      --probe-verbose with --probe-once: print every reply too\n"
+               "      --capture-once FILE   read a pcap file as one capture interval, print\n"
+               "                      its figures, exit (-c optional: its `capture:` keys)\n"
+               "      --capture-live N      capture on the configured interfaces for N\n"
+               "                      intervals, print each interval's figures, exit\n"
                "  -V, --version       print the version\n"
                "  -h, --help          this help\n");
 }
@@ -84,6 +104,8 @@ static void close_all(app_t *a)
     a->poller = NULL;
     kvl_prober_free(a->prober);
     a->prober = NULL;
+    kvl_capture_free(a->capture);
+    a->capture = NULL;
     kvl_batcher_free(a->batcher);
     a->batcher = NULL;
     kvl_uplink_free(a->up);
@@ -476,6 +498,99 @@ static void on_hup(uv_signal_t *s, int signum)
     reload(a);
 }
 
+/* --capture-once: a pcap file through the capture room, its figures printed; the
+ * configuration (optional) gives the `capture:` keys, the file given replaces theirs. */
+static int capture_only(const char *path, const char *pcap_file)
+{
+    char err[1200];
+    kvl_agent_cfg_t *cfg = NULL;
+    kvl_capture_cfg_t defaults, *cc = &defaults;
+    kvl_capture_cfg_init(&defaults);
+    if (path != NULL) {
+        cfg = kvl_agent_cfg_load_standalone(path, err, sizeof(err));
+        if (cfg == NULL) {
+            fprintf(stderr, "kaaval-agent: %s\n", err);
+            return 2;
+        }
+        if (cfg->capture.enabled) {
+            cc = &cfg->capture;
+        }
+    }
+    int rc = kvl_capture_once(cc, pcap_file, stdout, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+    }
+    kvl_agent_cfg_free(cfg);
+    kvl_capture_cfg_free(&defaults);
+    return rc == 0 ? 0 : 1;
+}
+
+/* --capture-live N: the capture on the configured interfaces for N intervals, each printed. */
+typedef struct live_run {
+    app_t *a;
+    unsigned left; /* interval ends still to print (one per interface each) */
+} live_run_t;
+
+static void on_captured(void *arg, const kvl_capture_interval_t *iv)
+{
+    live_run_t *r = arg;
+    kvl_capture_print(stdout, &r->a->cfg->capture, iv);
+    fflush(stdout);
+    if (r->left > 0 && --r->left == 0) {
+        /* From the capture's own timer, at its last interface: its handles close after this
+         * call returns, its memory goes with their close callbacks. */
+        close_all(r->a);
+    }
+}
+
+/* Once the capture rings are open the process needs no privilege to read them: every
+ * capability goes (effective, permitted, inheritable, ambient), and no exec may regain any.
+ * Returns 0, or -1 with the reason in why. */
+static int drop_capabilities(char *why, size_t len)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        snprintf(why, len, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        return -1;
+    }
+    /* EINVAL: a kernel without ambient capabilities, which then has none to clear */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+        snprintf(why, len, "clearing ambient capabilities: %s", strerror(errno));
+        return -1;
+    }
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capset, &h, d) != 0) {
+        snprintf(why, len, "capset: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int capture_live(app_t *a, unsigned intervals)
+{
+    char err[1200];
+    if (!a->cfg->capture.enabled || a->cfg->capture.n_interfaces == 0) {
+        fprintf(stderr, "kaaval-agent: %s: no `capture: interfaces` to capture on\n", a->path);
+        kvl_agent_cfg_free(a->cfg);
+        return 2;
+    }
+    live_run_t r = {.a = a, .left = intervals * (unsigned)a->cfg->capture.n_interfaces};
+    int rc = 0;
+    if (kvl_capture_new(a->loop, &a->cfg->capture, on_captured, &r, &a->capture, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "kaaval-agent: %s\n", err);
+        rc = 1;
+        close_all(a);
+    } else if (drop_capabilities(err, sizeof(err)) != 0) {
+        KVL_LOG_WARN("capture", a->cfg->id, "capabilities kept: %s", err);
+    }
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(a->loop);
+    kvl_agent_cfg_free(a->cfg);
+    return rc;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -506,11 +621,13 @@ int main(int argc, char **argv)
         {"probe-once", no_argument, NULL, 'p'},
         {"probe-intervals", required_argument, NULL, 'n'},
         {"probe-verbose", no_argument, NULL, 'v'},
+        {"capture-once", required_argument, NULL, 'P'},
+        {"capture-live", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     bool probe_once = false, probe_verbose = false;
-    unsigned probe_intervals = 1;
-    const char *path = NULL;
+    unsigned probe_intervals = 1, capture_intervals = 0;
+    const char *path = NULL, *capture_file = NULL;
     bool check = false, once = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
@@ -537,6 +654,16 @@ int main(int argc, char **argv)
         case 'v':
             probe_verbose = true;
             break;
+        case 'P':
+            capture_file = optarg;
+            break;
+        case 'L':
+            capture_intervals = (unsigned)strtoul(optarg, NULL, 10);
+            if (capture_intervals == 0) {
+                usage(stderr);
+                return 2;
+            }
+            break;
         case 'V':
             printf("kaaval-agent %s\n", KVL_VERSION);
             return 0;
@@ -548,17 +675,25 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || optind != argc || (once && probe_once)) {
+    if (capture_file != NULL) {
+        if (optind != argc || once || probe_once || check) {
+            usage(stderr);
+            return 2;
+        }
+        return capture_only(path, capture_file);
+    }
+    if (path == NULL || optind != argc || (once && probe_once) ||
+        (capture_intervals > 0 && (once || probe_once || check))) {
         usage(stderr);
         return 2;
     }
     char err[1200];
     app_t a = {0};
     a.path = path;
-    a.once = once || probe_once;
-    /* --poll-once and --probe-once ship nothing: no collector or TLS needed */
-    a.cfg = once || probe_once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
-                               : kvl_agent_cfg_load(path, err, sizeof(err));
+    a.once = once || probe_once || capture_intervals > 0;
+    /* --poll-once, --probe-once and --capture-live ship nothing: no collector or TLS needed */
+    a.cfg = a.once ? kvl_agent_cfg_load_standalone(path, err, sizeof(err))
+                   : kvl_agent_cfg_load(path, err, sizeof(err));
     if (a.cfg == NULL) {
         fprintf(stderr, "kaaval-agent: %s\n", err);
         return 2;
@@ -589,6 +724,9 @@ int main(int argc, char **argv)
 
     if (probe_once) {
         return probe_only(&a, probe_intervals, probe_verbose);
+    }
+    if (capture_intervals > 0) {
+        return capture_live(&a, capture_intervals);
     }
     int status = 1;
     if (start_shipping(&a, once) != 0) {

@@ -47,6 +47,19 @@ static void check_agent(const kvl_agent_cfg_t *c)
         CHECK(t->creds[i] != NULL && strcmp(t->creds[i]->name, t->cred_names[i]) == 0);
     }
     CHECK(t->max_per_second >= 1 && t->max_per_second <= 1000000);
+    const kvl_capture_cfg_t *k = &c->capture; /* capture_config.h */
+    if (k->enabled) {
+        CHECK((k->n_interfaces > 0) != (k->file != NULL));
+        for (size_t i = 0; i < k->n_interfaces; i++) {
+            CHECK(k->interfaces[i][0] != '\0' && strlen(k->interfaces[i]) <= 15);
+        }
+        CHECK(k->sketch_size >= k->top_n && k->active_timeout_ms >= k->idle_timeout_ms);
+        CHECK(k->snaplen >= 64 && k->sampling >= 1 && k->max_flows >= 16);
+        for (size_t i = 0; i < k->n_local; i++) {
+            CHECK((k->local[i].ver == 4 && k->local[i].len <= 32) ||
+                  (k->local[i].ver == 6 && k->local[i].len <= 128));
+        }
+    }
 }
 
 static void check_collector(const kvl_collector_cfg_t *c)
