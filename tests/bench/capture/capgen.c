@@ -32,10 +32,10 @@
  *         retransmissions=N duration_s=F mean_bytes=F
  *   SIZES le100=N 101_500=N 501_1000=N 1001_1400=N gt1400=N
  *   APPS https=N http=N ... (packets per application)
- * flows = sessions begun (each its own 5-tuple; client ports are handed out per client in
- * turn, so a 5-tuple comes back only after 28,232 sessions of one client to one server
- * port, which is reported as port_wraps=N when it happens). Bytes are on-the-wire frame
- * lengths. Exit status 0, 1 when the file cannot be written, 2 for usage errors.
+ * flows = sessions that sent a packet, each its own 5-tuple: client ports are handed out
+ * per client in turn from a random start, wrapping from 60999 to 32768 (port_wraps=N counts
+ * the wraps), so a 5-tuple could come back only after 28,232 sessions of one client. Bytes are
+ * on-the-wire frame lengths. Exit status 0, 1 when the file cannot be written, 2 for usage errors.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -209,8 +209,9 @@ typedef struct {
 typedef struct {
     uint32_t hosts, remote, concurrency;
     double pps;
-    uint16_t *lport; /* next client port per local host */
-    uint16_t *rport; /* per remote client */
+    uint16_t *lport;   /* next client port per local host */
+    uint16_t *rport;   /* per remote client */
+    uint16_t nms_port; /* the NMS's (SNMP) */
     FILE *out;
     int64_t t_ns;
     truth_t t;
@@ -387,7 +388,7 @@ static void sess_start(gen_t *g, sess_t *s)
         s->cip[2] = 0;
         s->cip[3] = 5;
         s->vlan = 0;
-        pslot = &g->lport[0];
+        pslot = &g->nms_port;
         srv[1] = (uint8_t)between(8, 15);
         srv[2] = (uint8_t)below(256);
         srv[3] = (uint8_t)between(1, 8);
@@ -629,16 +630,19 @@ static size_t b_client_hello(uint8_t *p, const char *name)
     put16(p + o, 0), put16(p + o + 2, (uint32_t)(nl + 5)), put16(p + o + 4, (uint32_t)(nl + 3));
     p[o + 6] = 0, put16(p + o + 7, (uint32_t)nl);
     memcpy(p + o + 9, name, nl), o += 9 + nl;
-    static const uint8_t fixed[] = {
-        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, /* ec_point_formats */
-        0x00, 0x0a, 0x00, 0x08, 0x00, 0x06, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18, /* groups */
-        0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, 'h',  '2',  0x08, 'h',  't',  't',  'p',  '/',
-        '1',  '.',  '1', /* alpn */
-        0x00, 0x0d, 0x00, 0x0a, 0x00, 0x08, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x01, /* sigalgs
-                                                                                             */
-        0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04,                   /* versions */
-        0x00, 0x33, 0x00, 0x26, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20, /* key_share */
-    };
+    static const uint8_t
+        fixed[] =
+            {
+                0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, /* ec_point_formats */
+                0x00, 0x0a, 0x00, 0x08, 0x00, 0x06, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18, /* groups */
+                0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, 'h',  '2',  0x08, 'h',  't',
+                't',  'p',  '/',  '1',  '.',  '1', /* alpn */
+                0x00, 0x0d, 0x00, 0x0a, 0x00, 0x08, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01,
+                0x05, 0x01,                                                 /* sigalgs
+                                                                             */
+                0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04,                   /* versions */
+                0x00, 0x33, 0x00, 0x26, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20, /* key_share */
+            };
     memcpy(p + o, fixed, sizeof(fixed)), o += sizeof(fixed);
     fill_random(p + o, 32), o += 32;
     /* padding to a 512-byte handshake, as browsers do */
@@ -1269,6 +1273,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < remote; i++) {
         g.rport[i] = (uint16_t)(32768 + below(28000));
     }
+    g.nms_port = (uint16_t)(32768 + below(28000));
     fill_random(g.fill, sizeof(g.fill));
     g.out = fopen(out, "wb");
     if (g.out == NULL) {
