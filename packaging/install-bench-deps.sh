@@ -1,6 +1,6 @@
 #!/bin/sh
 # install-bench-deps.sh — installs the Debian 12 packages that tests/bench/snmp-poll,
-# tests/bench/probe and tests/bench/alert-latency need on top of packaging/install-deps.sh: the peers it measures kaaval-agent against and the
+# tests/bench/probe, tests/bench/alert-latency and tests/bench/capture need on top of packaging/install-deps.sh: the peers it measures kaaval-agent against and the
 # tools it drives them with. Not run by the test suite (the benchmark is not a ctest).
 #
 #   packaging/install-bench-deps.sh
@@ -15,6 +15,9 @@
 #   prometheus prometheus-alertmanager prometheus-blackbox-exporter
 #                             the peer stack of tests/bench/alert-latency (with snmp_exporter)
 #   nftables                  alert-latency's link cuts
+#   tcpdump                   tests/bench/capture's live baseline (its own drop report on a
+#                             veth); that benchmark's peers pmacct and softflowd, tcpreplay
+#                             and tshark come with packaging/install-deps.sh
 #
 # Every package is from Debian's own archive; nothing is downloaded from elsewhere. The
 # packaged services are stopped and disabled right after installation: the benchmark starts
@@ -30,7 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs="collectd-core prometheus-snmp-exporter snmpd snmp iproute2 curl procps python3 fping
-      prometheus prometheus-alertmanager prometheus-blackbox-exporter nftables"
+      prometheus prometheus-alertmanager prometheus-blackbox-exporter nftables tcpdump"
 
 export DEBIAN_FRONTEND=noninteractive
 lists=/var/lib/apt/lists
@@ -60,7 +63,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 fi
 
 for b in collectd prometheus-snmp-exporter snmpd snmpget ip curl fping prometheus \
-    prometheus-alertmanager prometheus-blackbox-exporter nft; do
+    prometheus-alertmanager prometheus-blackbox-exporter nft tcpdump; do
     command -v "$b" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
     command -v "$b" >/dev/null 2>&1 || { echo "install-bench-deps.sh: $b missing after install" >&2; exit 1; }
 done
