@@ -283,8 +283,13 @@ static void render_ingest(FILE *f, const kvl_metrics_src_t *src)
     one(f, "kaaval_apply_lag_last_seconds", "gauge",
         "From the last applied batch's journaling (its acknowledgement) to its application.",
         (double)st.apply_lag_last_ms / 1000.0);
-    head(f, "kaaval_apply_lag_seconds", "summary",
-         "From a batch's journaling (its acknowledgement) to its application, summed.");
+    head(f, "kaaval_apply_lag_seconds", "histogram",
+         "From a batch's journaling (its acknowledgement) to its application.");
+    for (int b = 0; b < KVL_APPLY_LAG_BUCKETS; b++) {
+        fprintf(f, "kaaval_apply_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                kvl_apply_lag_buckets_s[b], st.apply_lag_le[b]);
+    }
+    fprintf(f, "kaaval_apply_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", st.apply_lag_count);
     fprintf(f, "kaaval_apply_lag_seconds_sum %.3f\nkaaval_apply_lag_seconds_count %" PRIu64 "\n",
             (double)st.apply_lag_sum_ms / 1000.0, st.apply_lag_count);
     one(f, "kaaval_apply_paused_agents", "gauge",

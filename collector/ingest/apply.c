@@ -295,6 +295,12 @@ void ingest_on_retry_timer(uv_timer_t *t)
     }
 }
 
+/* The apply lag histogram (kvl_ingest_stats_t.apply_lag_le): bounds in s, and in ms. */
+const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,
+                                                               2.5,  5,    10,  30,   60,  300};
+static const uint64_t lag_bounds_ms[KVL_APPLY_LAG_BUCKETS] = {
+    10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
+
 /* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
  * record, its segment released). */
 static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
@@ -340,6 +346,9 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         in->stats.apply_lag_last_ms = lag;
         in->stats.apply_lag_sum_ms += lag;
         in->stats.apply_lag_count++;
+        for (int b = KVL_APPLY_LAG_BUCKETS - 1; b >= 0 && lag <= lag_bounds_ms[b]; b--) {
+            in->stats.apply_lag_le[b]++;
+        }
     }
     if (p->replay) {
         in->stats.replayed_batches++;

@@ -47,6 +47,10 @@ typedef struct kvl_ingest kvl_ingest_t;
  * the loop: what was opened closes there). */
 int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_sinks_t *sinks,
                    kvl_ingest_t **out, char *err, size_t errlen);
+/* The apply lag histogram's bucket bounds, in seconds (kvl_ingest_stats_t.apply_lag_le). */
+#define KVL_APPLY_LAG_BUCKETS 12
+extern const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS];
+
 typedef struct kvl_ingest_stats {
     uint64_t connections;         /* accepted in all */
     uint64_t connections_refused; /* Hello refused: max_connections agents connected */
@@ -94,6 +98,9 @@ typedef struct kvl_ingest_stats {
     uint64_t apply_lag_last_ms; /* the last applied batch's */
     uint64_t apply_lag_sum_ms;  /* summed over apply_lag_count batches */
     uint64_t apply_lag_count;
+    /* of those, applied within kvl_apply_lag_buckets_s[i] (cumulative, as Prometheus has a
+     * histogram; the last bucket, +Inf, is apply_lag_count) */
+    uint64_t apply_lag_le[KVL_APPLY_LAG_BUCKETS];
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

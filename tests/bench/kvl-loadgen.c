@@ -45,6 +45,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "kswan-model.h"
 #include "kvl.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -84,6 +85,16 @@ typedef struct opts {
     unsigned interval_s;
     const char *site;
     const char *prefix;
+    /* --kswan: the simulated state network at a real step (kswan-model.h) */
+    bool kswan;
+    double scale;
+    uint32_t seed;
+    unsigned step_s;
+    double minutes;       /* 0: until SIGTERM or SIGINT */
+    double down_pct;      /* share of devices down at a time */
+    unsigned quiet_steps; /* no device goes down in the first steps */
+    const char *sites_out;
+    bool plan; /* print the network's sizes (and write --sites-out), then exit */
 } opts_t;
 
 typedef struct iface {
@@ -114,7 +125,18 @@ typedef struct agent {
     bool first_acked;
     bool closed;
     struct defs *pending; /* --defs-in-batch: the definitions the first batch carries */
+    const char *site;
+    ks_agent_t *ks;       /* --kswan: what it polls */
+    uint64_t ev_next_seq; /* events lane */
+    uint64_t ev_acked_seq;
 } agent_t;
+
+/* --kswan: one poll due in each step (a device, or a probed link), by its phase. */
+typedef struct ks_poll {
+    uint32_t phase_ms;
+    uint16_t agent;
+    int16_t dev; /* >= 0: a device; < 0: link -1 - dev */
+} ks_poll_t;
 
 typedef struct loadgen {
     uv_loop_t *loop;
@@ -140,7 +162,17 @@ typedef struct loadgen {
     kvl_group_t *groups;
     uint32_t *ids;
     uint64_t *vals;
+    double *reals;
     kvl_buf_t frame;
+    /* --kswan */
+    ks_net_t net;
+    ks_poll_t *polls;
+    size_t n_polls, cursor;
+    uint64_t step; /* the step being polled, from 0 */
+    int64_t t0_ms; /* wall-clock start of step 0 */
+    uint64_t ks_polls, ks_skipped, ks_late, ks_samples, ks_link_samples, ks_batches;
+    uint64_t ks_downs, ks_ups, ks_events_acked, ks_down_now;
+    uv_signal_t sig_term, sig_int;
 } loadgen_t;
 
 /* ----------------------------------------------------------------- helpers ------------- */
@@ -277,7 +309,7 @@ static int send_hello(agent_t *a)
     m.u.hello = (kvl_hello_t){.protocol = KVL_PROTOCOL_VERSION,
                               .agent_id = a->id,
                               .version = "kvl-loadgen",
-                              .site = a->lg->o.site,
+                              .site = a->site,
                               .boot_id = ((uint64_t)a->index << 32) | (uint64_t)kvl_now_ms()};
     return send_msg(a, &m);
 }
@@ -482,9 +514,17 @@ static void fill_window(agent_t *a)
 
 /* ----------------------------------------------------------------- receiving ----------- */
 
+static int ks_send_defs(agent_t *a);
+static void ks_tick(loadgen_t *lg);
+
 static void on_ack(agent_t *a, uint64_t seq, uint32_t lane)
 {
     loadgen_t *lg = a->lg;
+    if (lane == KVL_LANE_EVENTS && lg->o.kswan && seq > a->ev_acked_seq && seq < a->ev_next_seq) {
+        lg->ks_events_acked += seq - a->ev_acked_seq;
+        a->ev_acked_seq = seq;
+        return;
+    }
     if (lane != KVL_LANE_BULK || seq <= a->acked_seq || seq >= a->next_seq) {
         fail(lg, a, "ack", "unexpected sequence number or lane");
         agent_close(a);
@@ -517,6 +557,9 @@ static void on_ack(agent_t *a, uint64_t seq, uint32_t lane)
         a->first_acked = true;
         lg->first_acked++;
     }
+    if (lg->o.kswan) {
+        return; /* polls are sent by the clock (ks_tick) */
+    }
     if (lg->o.batches != 0 && !lg->o.linger && a->sent >= lg->o.batches &&
         a->acked_seq + 1 == a->next_seq) {
         agent_close(a);
@@ -535,13 +578,17 @@ static void on_welcome(agent_t *a, const kvl_welcome_t *w)
     if (++lg->ready_now > lg->ready_max) {
         lg->ready_max = lg->ready_now;
     }
-    int rc = send_defs(a);
+    a->ev_acked_seq = w->last_acked_event_seq;
+    a->ev_next_seq = w->last_acked_event_seq + 1;
+    int rc = lg->o.kswan ? ks_send_defs(a) : send_defs(a);
     if (rc != 0) {
         fail(lg, a, "sending definitions", kvl_strerror(rc));
         agent_close(a);
         return;
     }
-    fill_window(a);
+    if (!lg->o.kswan) {
+        fill_window(a);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -687,6 +734,10 @@ static void finish(loadgen_t *lg)
     lg->t_stop_ns = kvl_mono_ns();
     uv_timer_stop(&lg->tick);
     uv_close((uv_handle_t *)&lg->tick, NULL);
+    if (lg->o.kswan) {
+        uv_close((uv_handle_t *)&lg->sig_term, NULL);
+        uv_close((uv_handle_t *)&lg->sig_int, NULL);
+    }
     for (unsigned i = 0; i < lg->o.agents; i++) {
         agent_t *a = &lg->agents[i];
         if (a->phase == A_CONNECTING) {
@@ -705,6 +756,16 @@ static void on_tick(uv_timer_t *t)
 {
     loadgen_t *lg = t->data;
     uint64_t now = kvl_mono_ns();
+    if (lg->o.kswan) {
+        if (!lg->stopping) {
+            ks_tick(lg);
+        }
+        if (lg->stopping &&
+            (lg->unacked == 0 || (double)(now - lg->t_end_ns) / 1e9 >= lg->o.drain_s)) {
+            finish(lg);
+        }
+        return;
+    }
     double since_setup = (double)(now - lg->t_setup_ns) / 1e9;
     unsigned alive = 0;
     for (unsigned i = 0; i < lg->o.agents; i++) {
@@ -817,6 +878,471 @@ static void report(loadgen_t *lg)
     fflush(stdout);
 }
 
+/* ----------------------------------------------------------------- --kswan ------------ */
+
+enum { F_IF = 1, F_DEV = 2, F_LINK = 3 };
+
+static const char *const dev_metrics[KS_DEV_METRICS] = {"reachable", "down_reason", "uptime_s",
+                                                        "response_ms", "interfaces"};
+static const kvl_kind_t dev_kinds[KS_DEV_METRICS] = {KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+                                                     KVL_KIND_GAUGE, KVL_KIND_GAUGE};
+static const bool dev_reals[KS_DEV_METRICS] = {false, false, false, true, false};
+
+static const char *const link_metrics[KS_LINK_METRICS] = {
+    "sent",       "received",      "lost_pct",    "loss_burst", "duplicates",    "reordered",
+    "rtt_min_ms", "rtt_median_ms", "rtt_mean_ms", "rtt_max_ms", "rtt_stddev_ms", "jitter_ms",
+    "mos",        "rtt_p10_ms",    "rtt_p25_ms",  "rtt_p75_ms", "rtt_p90_ms",
+};
+static const kvl_kind_t link_kinds[KS_LINK_METRICS] = {
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+    KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE, KVL_KIND_GAUGE,
+};
+static const bool link_reals[KS_LINK_METRICS] = {false, false, true, false, false, false,
+                                                 true,  true,  true, true,  true,  true,
+                                                 true,  true,  true, true,  true};
+
+static const kvl_family_t ks_families[3] = {
+    {.name = "if", .n = N_IF_METRICS, .metrics = if_metrics, .kinds = if_kinds, .id = F_IF},
+    {.name = "device",
+     .n = KS_DEV_METRICS,
+     .metrics = dev_metrics,
+     .kinds = dev_kinds,
+     .reals = dev_reals,
+     .id = F_DEV},
+    {.name = "link",
+     .n = KS_LINK_METRICS,
+     .metrics = link_metrics,
+     .kinds = link_kinds,
+     .reals = link_reals,
+     .id = F_LINK},
+};
+
+/* The strings one definition's labels point at. */
+typedef struct ks_defstr {
+    char a[24], b[24], c[32], d[96];
+    kvl_label_t labels[7];
+} ks_defstr_t;
+
+/* Sends the agent's definitions as one SeriesDefs message, with the labels the poller and
+ * the prober send. Returns 0 or a negative code. */
+static int ks_send_defs(agent_t *a)
+{
+    const ks_agent_t *ka = a->ks;
+    size_t n = ka->n_links;
+    for (unsigned k = 0; k < ka->n_devs; k++) {
+        n += 1 + ka->devs[k].n_ifs;
+    }
+    kvl_series_def_t *defs = calloc(n, sizeof(*defs));
+    ks_defstr_t *str = calloc(n, sizeof(*str));
+    if (defs == NULL || str == NULL) {
+        free(defs);
+        free(str);
+        return KVL_ENOMEM;
+    }
+    size_t j = 0;
+    uint32_t interval = a->lg->o.step_s;
+    for (unsigned k = 0; k < ka->n_devs; k++) {
+        const ks_device_t *d = &ka->devs[k];
+        ks_defstr_t *s = &str[j];
+        snprintf(s->a, sizeof(s->a), "%s", d->model);
+        snprintf(s->b, sizeof(s->b), "FOC%08X", ks_rnd(&a->rng));
+        snprintf(s->d, sizeof(s->d), "Cisco IOS XE Software, %s", d->model);
+        s->labels[0] = (kvl_label_t){"sysName", d->name};
+        s->labels[1] = (kvl_label_t){"sysDescr", s->d};
+        s->labels[2] = (kvl_label_t){"sysLocation", ka->site};
+        s->labels[3] = (kvl_label_t){"address", d->address};
+        s->labels[4] = (kvl_label_t){"model", s->a};
+        s->labels[5] = (kvl_label_t){"serial", s->b};
+        defs[j++] = (kvl_series_def_t){.id = d->id,
+                                       .device = d->name,
+                                       .scope = KVL_SCOPE_DEVICE,
+                                       .instance = "",
+                                       .interval_s = interval,
+                                       .labels = s->labels,
+                                       .n_labels = 6,
+                                       .family = F_DEV};
+        for (unsigned i = 0; i < d->n_ifs; i++) {
+            const ks_iface_t *f = &d->ifs[i];
+            s = &str[j];
+            snprintf(s->a, sizeof(s->a), "%" PRIu32, f->ifindex);
+            snprintf(s->b, sizeof(s->b), "%" PRIu32, f->type);
+            snprintf(s->c, sizeof(s->c), "%" PRIu64, f->speed);
+            snprintf(s->d, sizeof(s->d), "00:1c:%02x:%02x:%02x:%02x", (a->index >> 8) & 0xffu,
+                     a->index & 0xffu, k & 0xffu, i & 0xffu);
+            s->labels[0] = (kvl_label_t){"ifIndex", s->a};
+            s->labels[1] = (kvl_label_t){"ifName", f->name};
+            s->labels[2] = (kvl_label_t){"ifDescr", f->name};
+            s->labels[3] = (kvl_label_t){"ifAlias", f->alias};
+            s->labels[4] = (kvl_label_t){"ifType", s->b};
+            s->labels[5] = (kvl_label_t){"ifSpeed", s->c};
+            s->labels[6] = (kvl_label_t){"ifPhysAddress", f->type == 6 ? s->d : ""};
+            defs[j++] = (kvl_series_def_t){.id = d->id + KS_DEV_METRICS + i * N_IF_METRICS,
+                                           .device = d->name,
+                                           .scope = KVL_SCOPE_INTERFACE,
+                                           .instance = f->name,
+                                           .interval_s = interval,
+                                           .labels = s->labels,
+                                           .n_labels = 7,
+                                           .family = F_IF};
+        }
+    }
+    for (unsigned k = 0; k < ka->n_links; k++) {
+        const ks_link_t *l = &ka->links[k];
+        ks_defstr_t *s = &str[j];
+        s->labels[0] = (kvl_label_t){"address", l->address};
+        s->labels[1] = (kvl_label_t){"type", "icmp"};
+        defs[j++] = (kvl_series_def_t){.id = l->id,
+                                       .device = ka->id,
+                                       .scope = KVL_SCOPE_LINK,
+                                       .instance = l->target,
+                                       .interval_s = interval,
+                                       .labels = s->labels,
+                                       .n_labels = 2,
+                                       .family = F_LINK};
+    }
+    kvl_msg_t m = {.type = KVL_MSG_SERIES_DEFS};
+    m.u.series_defs.defs = defs;
+    m.u.series_defs.n = j;
+    m.u.series_defs.families = ks_families;
+    m.u.series_defs.n_families = KVL_ARRAY_SIZE(ks_families);
+    int rc = send_msg(a, &m);
+    free(defs);
+    free(str);
+    return rc;
+}
+
+/* Sends b (lane bulk) and books it in the agent's window. Returns 0 or a negative code. */
+static int ks_send_bulk(agent_t *a, kvl_batch_t *b, uint32_t samples)
+{
+    loadgen_t *lg = a->lg;
+    b->seq = a->next_seq;
+    b->lane = KVL_LANE_BULK;
+    kvl_msg_t m = {.type = KVL_MSG_BATCH};
+    m.u.batch = *b;
+    kvl_buf_reset(&lg->frame);
+    int rc = kvl_wire_encode(&m, &lg->frame);
+    if (rc == 0) {
+        rc = send_frame(a, &lg->frame);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    size_t slot = a->next_seq % lg->o.window;
+    a->sent_ns[slot] = kvl_mono_ns();
+    a->samples_of[slot] = samples;
+    a->next_seq++;
+    a->sent++;
+    lg->unacked++;
+    lg->ks_batches++;
+    return 0;
+}
+
+/* A device_down or device_up event on the events lane, as the poller sends them. */
+static int ks_send_event(agent_t *a, const ks_device_t *d, bool down, int64_t now)
+{
+    char index[16], secs[32], text[160];
+    snprintf(index, sizeof(index), "%u", d->index + 1);
+    kvl_label_t fields[3] = {{"address", d->address}, {"index", index}, {"reason", "timeout"}};
+    if (down) {
+        snprintf(text, sizeof(text), "not answering: no reply from %s:161 after 2 tries",
+                 d->address);
+    } else {
+        int64_t s = (now - d->down_since_ms) / 1000;
+        snprintf(secs, sizeof(secs), "%" PRId64, s);
+        snprintf(text, sizeof(text), "answering again after %" PRId64 "m%02" PRId64 "s down",
+                 s / 60, s % 60);
+        fields[2] = (kvl_label_t){"down_s", secs};
+    }
+    kvl_event_t ev = {.time_ms = now,
+                      .device = d->name,
+                      .kind = down ? "device_down" : "device_up",
+                      .severity = down ? KVL_SEV_CRITICAL : KVL_SEV_INFO,
+                      .text = text,
+                      .fields = fields,
+                      .n_fields = 3};
+    kvl_msg_t m = {.type = KVL_MSG_BATCH};
+    m.u.batch = (kvl_batch_t){
+        .seq = a->ev_next_seq++, .lane = KVL_LANE_EVENTS, .events = &ev, .n_events = 1};
+    return send_msg(a, &m);
+}
+
+/* One poll of device d at wall time now: its device group and, when it answers, every
+ * interface's; or it goes down or comes back (with the event). */
+static int ks_poll_device(agent_t *a, ks_device_t *d, int64_t now)
+{
+    loadgen_t *lg = a->lg;
+    int rc = 0;
+    if (d->down_left > 0) {
+        if (--d->down_left == 0) {
+            rc = ks_send_event(a, d, false, now);
+            lg->ks_ups++;
+            lg->ks_down_now--;
+        }
+    } else if (lg->step >= lg->o.quiet_steps && lg->o.down_pct > 0 &&
+               ks_rnd01(&a->rng) < lg->o.down_pct / 100.0 / 8.0) {
+        /* Outages of 2 to 14 steps, 8 on average: down_pct of the devices down at a time. */
+        d->down_left = 2 + ks_rnd(&a->rng) % 13;
+        d->down_since_ms = now;
+        rc = ks_send_event(a, d, true, now);
+        lg->ks_downs++;
+        lg->ks_down_now++;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    bool up = d->down_left == 0;
+    uint32_t *ids = lg->ids;
+    uint64_t *v = lg->vals;
+    double *r = lg->reals;
+    uint32_t samples = 0;
+    for (unsigned m = 0; m < (up ? KS_DEV_METRICS : 2u); m++) {
+        ids[m] = d->id + m;
+    }
+    v[0] = up ? 1 : 0;
+    v[1] = up ? 0 : 1; /* down_reason: timeout */
+    size_t nv = 2, nr = 0;
+    if (up) {
+        v[nv++] = (uint64_t)((now - d->boot_ms) / 1000);
+        v[nv++] = d->n_ifs;
+        r[nr++] = 2.0 + 20.0 * ks_rnd01(&a->rng) * ks_rnd01(&a->rng);
+    }
+    lg->groups[0] = (kvl_group_t){.time_ms = now,
+                                  .ids = ids,
+                                  .n_ids = up ? KS_DEV_METRICS : 2u,
+                                  .values = v,
+                                  .n_values = nv,
+                                  .reals = r,
+                                  .n_reals = nr};
+    samples += up ? KS_DEV_METRICS : 2u;
+    size_t ng = 1;
+    if (up) {
+        for (unsigned i = 0; i < d->n_ifs; i++) {
+            ks_iface_t *f = &d->ifs[i];
+            ks_iface_step(f, &a->rng, now, (double)lg->o.step_s);
+            uint32_t *fi = ids + KS_DEV_METRICS + (size_t)i * N_IF_METRICS;
+            uint64_t *fv = v + KS_DEV_METRICS + (size_t)i * N_IF_METRICS;
+            for (unsigned m = 0; m < N_IF_METRICS; m++) {
+                fi[m] = d->id + KS_DEV_METRICS + i * N_IF_METRICS + m;
+            }
+            memcpy(fv, f->ctr, sizeof(f->ctr));
+            fv[IF_OPER] = f->oper;
+            fv[IF_ADMIN] = f->admin;
+            fv[IF_SPEED] = f->speed;
+            /* A walk answers over a few hundred milliseconds: ~50 rows per 13 ms. */
+            lg->groups[ng++] = (kvl_group_t){.time_ms = now + 5 + (int64_t)(i / 50) * 13,
+                                             .ids = fi,
+                                             .n_ids = N_IF_METRICS,
+                                             .values = fv,
+                                             .n_values = N_IF_METRICS};
+            samples += N_IF_METRICS;
+        }
+    }
+    kvl_batch_t b = {.groups = lg->groups, .n_groups = ng};
+    rc = ks_send_bulk(a, &b, samples);
+    if (rc == 0) {
+        lg->ks_samples += samples;
+    }
+    return rc;
+}
+
+static int ks_poll_link(agent_t *a, const ks_link_t *l, int64_t now)
+{
+    loadgen_t *lg = a->lg;
+    uint64_t ints[5];
+    double reals[12];
+    ks_link_figures(l, &a->rng, now, ints, reals);
+    for (unsigned m = 0; m < KS_LINK_METRICS; m++) {
+        lg->ids[m] = l->id + m;
+    }
+    memcpy(lg->vals, ints, sizeof(ints));
+    memcpy(lg->reals, reals, sizeof(reals));
+    lg->groups[0] = (kvl_group_t){.time_ms = now,
+                                  .ids = lg->ids,
+                                  .n_ids = KS_LINK_METRICS,
+                                  .values = lg->vals,
+                                  .n_values = 5,
+                                  .reals = lg->reals,
+                                  .n_reals = 12};
+    kvl_batch_t b = {.groups = lg->groups, .n_groups = 1};
+    int rc = ks_send_bulk(a, &b, KS_LINK_METRICS);
+    if (rc == 0) {
+        lg->ks_samples += KS_LINK_METRICS;
+        lg->ks_link_samples += KS_LINK_METRICS;
+    }
+    return rc;
+}
+
+static void ks_step_line(loadgen_t *lg)
+{
+    printf("KSWAN step=%" PRIu64 " polls=%" PRIu64 " samples=%" PRIu64 " batches=%" PRIu64
+           " acked=%" PRIu64 " unacked=%" PRIu64 " skipped=%" PRIu64 " late=%" PRIu64
+           " downs=%" PRIu64 " ups=%" PRIu64 " down_now=%" PRIu64 "\n",
+           lg->step, lg->ks_polls, lg->ks_samples, lg->ks_batches, lg->batches_total, lg->unacked,
+           lg->ks_skipped, lg->ks_late, lg->ks_downs, lg->ks_ups, lg->ks_down_now);
+    fflush(stdout);
+}
+
+/* Sends every poll that is due by now; at most a step's polls per call (the loop stays
+ * responsive when it falls behind; those are counted late). */
+static void ks_tick(loadgen_t *lg)
+{
+    int64_t now = kvl_now_ms();
+    int64_t step_ms = (int64_t)lg->o.step_s * 1000;
+    if (now < lg->t0_ms) {
+        return;
+    }
+    if (lg->o.minutes > 0 && now >= lg->t0_ms + (int64_t)(lg->o.minutes * 60000.0)) {
+        lg->stopping = true;
+        lg->t_end_ns = kvl_mono_ns();
+        return;
+    }
+    for (size_t budget = lg->n_polls; budget > 0; budget--) {
+        if (lg->cursor == lg->n_polls) {
+            lg->cursor = 0;
+            lg->step++;
+            ks_step_line(lg);
+        }
+        const ks_poll_t *p = &lg->polls[lg->cursor];
+        int64_t due = lg->t0_ms + (int64_t)lg->step * step_ms + p->phase_ms;
+        if (due > now) {
+            return;
+        }
+        lg->cursor++;
+        lg->ks_polls++;
+        lg->ks_late += now - due > step_ms / 2;
+        agent_t *a = &lg->agents[p->agent];
+        if (a->phase != A_READY || a->next_seq - a->acked_seq - 1 >= lg->o.window) {
+            lg->ks_skipped++; /* not connected, or its window is full */
+            continue;
+        }
+        int rc = p->dev >= 0 ? ks_poll_device(a, &a->ks->devs[p->dev], now)
+                             : ks_poll_link(a, &a->ks->links[-1 - p->dev], now);
+        if (rc != 0) {
+            fail(lg, a, "sending a poll", kvl_strerror(rc));
+            agent_close(a);
+        }
+    }
+}
+
+static int cmp_poll(const void *x, const void *y)
+{
+    const ks_poll_t *a = x, *b = y;
+    return a->phase_ms < b->phase_ms ? -1 : a->phase_ms > b->phase_ms;
+}
+
+/* Builds the network, the agents and the schedule. Returns 0 or -1 (reported). */
+static int ks_setup(loadgen_t *lg)
+{
+    if (ks_build(&lg->net, lg->o.scale, lg->o.seed, lg->o.step_s) != 0) {
+        fprintf(stderr, "kvl-loadgen: cannot build the network (out of memory?)\n");
+        return -1;
+    }
+    ks_net_t *net = &lg->net;
+    if (lg->o.sites_out != NULL) {
+        FILE *f = fopen(lg->o.sites_out, "w");
+        if (f == NULL) {
+            perror(lg->o.sites_out);
+            return -1;
+        }
+        ks_write_sites(net, f);
+        if (fclose(f) != 0) {
+            perror(lg->o.sites_out);
+            return -1;
+        }
+    }
+    lg->o.agents = net->n_agents;
+    unsigned most = 0;
+    uint64_t series = 0;
+    for (unsigned i = 0; i < net->n_agents; i++) {
+        const ks_agent_t *ka = &net->agents[i];
+        lg->n_polls += ka->n_devs + ka->n_links;
+        series += ka->n_ids;
+        for (unsigned k = 0; k < ka->n_devs; k++) {
+            most = ka->devs[k].n_ifs > most ? ka->devs[k].n_ifs : most;
+        }
+    }
+    lg->polls = calloc(lg->n_polls, sizeof(*lg->polls));
+    size_t per_batch = KS_DEV_METRICS + (size_t)most * N_IF_METRICS + KS_LINK_METRICS;
+    lg->groups = calloc(most + 1, sizeof(*lg->groups));
+    lg->ids = calloc(per_batch, sizeof(*lg->ids));
+    lg->vals = calloc(per_batch, sizeof(*lg->vals));
+    lg->reals = calloc(per_batch, sizeof(*lg->reals));
+    if (lg->polls == NULL || lg->groups == NULL || lg->ids == NULL || lg->vals == NULL ||
+        lg->reals == NULL) {
+        fprintf(stderr, "kvl-loadgen: out of memory\n");
+        return -1;
+    }
+    size_t j = 0;
+    for (unsigned i = 0; i < net->n_agents; i++) {
+        const ks_agent_t *ka = &net->agents[i];
+        for (unsigned k = 0; k < ka->n_devs; k++) {
+            lg->polls[j++] = (ks_poll_t){ka->devs[k].phase_ms, (uint16_t)i, (int16_t)k};
+        }
+        for (unsigned k = 0; k < ka->n_links; k++) {
+            lg->polls[j++] =
+                (ks_poll_t){ka->links[k].phase_ms, (uint16_t)i, (int16_t)(-1 - (int)k)};
+        }
+    }
+    qsort(lg->polls, lg->n_polls, sizeof(*lg->polls), cmp_poll);
+    unsigned per_kind[KS_KINDS] = {0};
+    for (unsigned i = 0; i < net->n_agents; i++) {
+        per_kind[net->agents[i].kind]++;
+    }
+    printf("KSWAN agents=%u sites=%u devices=%u interfaces=%u links=%u series=%" PRIu64
+           " step_s=%u scale=%g seed=%" PRIu32 " nocs=%u dhqs=%u bhqs=%u minipops=%u "
+           "sdc_agents=%u\n",
+           net->n_agents, net->n_sites, net->n_devices, net->n_ifaces, net->n_links, series,
+           lg->o.step_s, lg->o.scale, lg->o.seed, per_kind[KS_NOC], per_kind[KS_DHQ],
+           per_kind[KS_BHQ], per_kind[KS_MPOP], per_kind[KS_SDC]);
+    fflush(stdout);
+    return 0;
+}
+
+static void ks_on_signal(uv_signal_t *s, int signum)
+{
+    loadgen_t *lg = s->data;
+    KVL_UNUSED(signum);
+    if (!lg->stopping) {
+        lg->stopping = true;
+        lg->t_end_ns = kvl_mono_ns();
+    }
+}
+
+static void ks_report(loadgen_t *lg)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    double wall_s = (double)(kvl_mono_ns() - lg->t_setup_ns) / 1e9;
+    qsort(lg->lat_us, lg->n_lat, sizeof(*lg->lat_us), cmp_u32);
+    ks_step_line(lg);
+    printf("sent %" PRIu64 " polls (%" PRIu64
+           " skipped: agent not connected or window full, %" PRIu64
+           " late by over half a step) in %" PRIu64 " batches, %" PRIu64 " samples (%" PRIu64
+           " of links); %" PRIu64 " device_down and %" PRIu64 " device_up events (%" PRIu64
+           " acknowledged)\n",
+           lg->ks_polls, lg->ks_skipped, lg->ks_late, lg->ks_batches, lg->ks_samples,
+           lg->ks_link_samples, lg->ks_downs, lg->ks_ups, lg->ks_events_acked);
+    printf("ack latency ms: p50 %.2f p99 %.2f max %.2f; loadgen cpu %.2f s over %.1f s (%.1f %% "
+           "of a core)\n",
+           pct(lg->lat_us, lg->n_lat, 50), pct(lg->lat_us, lg->n_lat, 99),
+           pct(lg->lat_us, lg->n_lat, 100), cpu_s, wall_s, wall_s > 0 ? 100 * cpu_s / wall_s : 0);
+    printf("LOADGEN kswan=1 agents=%u welcomed=%u failures=%u devices=%u interfaces=%u links=%u "
+           "steps=%" PRIu64 " polls=%" PRIu64 " skipped=%" PRIu64 " late=%" PRIu64
+           " batches=%" PRIu64 " batches_acked=%" PRIu64 " samples=%" PRIu64
+           " link_samples=%" PRIu64 " downs=%" PRIu64 " ups=%" PRIu64 " events_acked=%" PRIu64
+           " unacked=%" PRIu64 " lat_p50_ms=%.2f lat_p99_ms=%.2f loadgen_cpu_s=%.2f "
+           "loadgen_cpu_pct=%.1f\n",
+           lg->o.agents, lg->welcomed, lg->failures, lg->net.n_devices, lg->net.n_ifaces,
+           lg->net.n_links, lg->step, lg->ks_polls, lg->ks_skipped, lg->ks_late, lg->ks_batches,
+           lg->batches_total, lg->ks_samples, lg->ks_link_samples, lg->ks_downs, lg->ks_ups,
+           lg->ks_events_acked, lg->unacked, pct(lg->lat_us, lg->n_lat, 50),
+           pct(lg->lat_us, lg->n_lat, 99), cpu_s, wall_s > 0 ? 100 * cpu_s / wall_s : 0);
+    fflush(stdout);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kvl-loadgen [options]\n"
@@ -835,7 +1361,90 @@ static void usage(FILE *f)
                "  --site NAME        site in the hellos (default bench)\n"
                "  --prefix NAME      agent ids are NAME-<n> (default lg)\n"
                "  --defs-in-batch    definitions in the first batch, as kaaval-agent sends\n"
-               "                     them (the collector's inventory learns from those)\n");
+               "                     them (the collector's inventory learns from those)\n"
+               "KSWAN mode (the state network, polled at a real step in wall-clock time):\n"
+               "  --kswan            250 agents, 2,000 devices, 100,000 interfaces, links\n"
+               "  --scale F          shrink it (0 < F <= 1; about sqrt(F) of the agents of\n"
+               "                     each kind, each with about sqrt(F) of its devices)\n"
+               "  --seed N           names and figures (default 16)\n"
+               "  --step S           poll interval in seconds, real time (default 60)\n"
+               "  --minutes M        run time (default 0: until SIGTERM or SIGINT)\n"
+               "  --down-pct P       share of devices down at a time (default 1)\n"
+               "  --quiet-steps N    no device goes down in the first N steps (default 2)\n"
+               "  --sites-out FILE   write the site tree as a collector `sites:` file\n"
+               "  --plan             print the network's sizes (KSWAN line) and exit\n"
+               "  --window N         here: unacknowledged bulk batches per agent (512)\n");
+}
+
+/* --kswan: runs the simulated network until --minutes or a signal. Returns the exit status. */
+static int ks_main(loadgen_t *lg, bool window_given)
+{
+    if (!window_given) {
+        lg->o.window = 512; /* a real agent's spool is deeper still */
+    }
+    lg->o.drain_s = lg->o.drain_s > 30 ? lg->o.drain_s : 30;
+    if (ks_setup(lg) != 0) {
+        return 1;
+    }
+    if (lg->o.plan) {
+        ks_free(&lg->net);
+        return 0;
+    }
+    lg->agents = calloc(lg->o.agents, sizeof(*lg->agents));
+    lg->lat_us = calloc(MAX_LATENCIES, sizeof(*lg->lat_us));
+    if (lg->agents == NULL || lg->lat_us == NULL) {
+        fprintf(stderr, "kvl-loadgen: out of memory\n");
+        return 1;
+    }
+    for (unsigned i = 0; i < lg->o.agents; i++) {
+        agent_t *a = &lg->agents[i];
+        a->lg = lg;
+        a->index = i;
+        a->ks = &lg->net.agents[i];
+        a->site = a->ks->site;
+        snprintf(a->id, sizeof(a->id), "%s", a->ks->id);
+        a->rng = a->ks->rng ^ 0x5bd1e995u;
+        a->sent_ns = calloc(lg->o.window, sizeof(*a->sent_ns));
+        a->samples_of = calloc(lg->o.window, sizeof(*a->samples_of));
+        if (a->sent_ns == NULL || a->samples_of == NULL) {
+            fprintf(stderr, "kvl-loadgen: out of memory\n");
+            return 1;
+        }
+        kvl_frame_reader_init(&a->reader, KVL_FRAME_MAX_DEFAULT);
+    }
+    lg->measuring = true; /* every acknowledgement's latency counts */
+    lg->loop = uv_default_loop();
+    uv_timer_init(lg->loop, &lg->tick);
+    lg->tick.data = lg;
+    uv_signal_init(lg->loop, &lg->sig_term);
+    uv_signal_init(lg->loop, &lg->sig_int);
+    lg->sig_term.data = lg->sig_int.data = lg;
+    uv_signal_start(&lg->sig_term, ks_on_signal, SIGTERM);
+    uv_signal_start(&lg->sig_int, ks_on_signal, SIGINT);
+    lg->t_setup_ns = kvl_mono_ns();
+    /* Step 0 starts on the next whole second after the connections had a second. */
+    lg->t0_ms = (kvl_now_ms() / 1000 + 2) * 1000;
+    uv_timer_start(&lg->tick, on_tick, 10, 10);
+    connect_more(lg);
+    uv_run(lg->loop, UV_RUN_DEFAULT);
+    ks_report(lg);
+    bool ok = lg->failures == 0 && lg->welcomed == lg->o.agents && lg->unacked == 0;
+    for (unsigned i = 0; i < lg->o.agents; i++) {
+        kvl_frame_reader_free(&lg->agents[i].reader);
+        free(lg->agents[i].sent_ns);
+        free(lg->agents[i].samples_of);
+    }
+    kvl_buf_free(&lg->frame);
+    free(lg->agents);
+    free(lg->groups);
+    free(lg->ids);
+    free(lg->vals);
+    free(lg->reals);
+    free(lg->polls);
+    free(lg->lat_us);
+    ks_free(&lg->net);
+    uv_loop_close(lg->loop);
+    return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -857,6 +1466,15 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"linger", no_argument, NULL, 'L'},
         {"defs-in-batch", no_argument, NULL, 'B'},
+        {"kswan", no_argument, NULL, 1000},
+        {"scale", required_argument, NULL, 1001},
+        {"seed", required_argument, NULL, 1002},
+        {"step", required_argument, NULL, 1003},
+        {"minutes", required_argument, NULL, 1004},
+        {"down-pct", required_argument, NULL, 1005},
+        {"quiet-steps", required_argument, NULL, 1006},
+        {"sites-out", required_argument, NULL, 1007},
+        {"plan", no_argument, NULL, 1008},
         {NULL, 0, NULL, 0},
     };
     loadgen_t lg = {0};
@@ -871,7 +1489,13 @@ int main(int argc, char **argv)
                     .setup_s = 120,
                     .interval_s = 60,
                     .site = "bench",
-                    .prefix = "lg"};
+                    .prefix = "lg",
+                    .scale = 1,
+                    .seed = 16,
+                    .step_s = 60,
+                    .down_pct = 1,
+                    .quiet_steps = 2};
+    bool window_given = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -889,6 +1513,7 @@ int main(int argc, char **argv)
             break;
         case 'w':
             lg.o.window = (unsigned)strtoul(optarg, NULL, 10);
+            window_given = true;
             break;
         case 'b':
             lg.o.batches = strtoull(optarg, NULL, 10);
@@ -920,6 +1545,33 @@ int main(int argc, char **argv)
         case 'B':
             lg.o.defs_in_batch = true;
             break;
+        case 1000:
+            lg.o.kswan = true;
+            break;
+        case 1001:
+            lg.o.scale = atof(optarg);
+            break;
+        case 1002:
+            lg.o.seed = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 1003:
+            lg.o.step_s = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 1004:
+            lg.o.minutes = atof(optarg);
+            break;
+        case 1005:
+            lg.o.down_pct = atof(optarg);
+            break;
+        case 1006:
+            lg.o.quiet_steps = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 1007:
+            lg.o.sites_out = optarg;
+            break;
+        case 1008:
+            lg.o.plan = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -931,11 +1583,17 @@ int main(int argc, char **argv)
     struct sockaddr_in probe;
     if (optind != argc || lg.o.agents == 0 || lg.o.interfaces == 0 || lg.o.window == 0 ||
         lg.o.interval_s == 0 || lg.o.duration_s <= 0 || lg.o.port <= 0 || lg.o.port > 65535 ||
-        lg.o.interfaces > 100000 || uv_ip4_addr(lg.o.host, lg.o.port, &probe) != 0) {
+        lg.o.interfaces > 100000 || uv_ip4_addr(lg.o.host, lg.o.port, &probe) != 0 ||
+        (lg.o.kswan &&
+         (!(lg.o.scale > 0 && lg.o.scale <= 1) || lg.o.step_s == 0 || lg.o.step_s > 3600 ||
+          lg.o.minutes < 0 || lg.o.down_pct < 0 || lg.o.down_pct > 50))) {
         usage(stderr);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (lg.o.kswan) {
+        return ks_main(&lg, window_given);
+    }
     size_t per_batch = (size_t)lg.o.interfaces * N_IF_METRICS;
     lg.agents = calloc(lg.o.agents, sizeof(*lg.agents));
     lg.groups = calloc(lg.o.interfaces, sizeof(*lg.groups));
