@@ -897,7 +897,9 @@ int main(int argc, char **argv)
     kvl_store_cfg_t scfg = {.data_dir = a.cfg->data_dir,
                             .archives = a.cfg->archives,
                             .n_archives = a.cfg->n_archives,
-                            .consolidations = (const char *const *)a.cfg->consolidations};
+                            .consolidations = (const char *const *)a.cfg->consolidations,
+                            .rrdcached = a.cfg->rrdcached,
+                            .rrdcached_checkpoint_ms = a.cfg->rrdcached_checkpoint_ms};
     if (kvl_store_new(a.loop, &scfg, &a.store, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("store", NULL, "%s", err);
         kvl_collector_cfg_free(a.cfg);

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "kvl.h"
+#include "rrd_store.h"
 
 #define ARGS_MAX 600
 #define DS_MAX 64
@@ -651,6 +652,9 @@ int kvl_graph_draw(const kvl_graph_draw_t *d, kvl_graph_image_t *out, char *err,
         snprintf(err, errlen, "the archive: %s", strerror(errno));
         return KVL_EIO;
     }
+    /* rrdcached mode: what it holds of the file goes in first (a failure: drawn as it is) */
+    char ferr[256];
+    (void)kvl_rrd_flush(d->path, ferr, sizeof(ferr));
     uv_once(&lock_once, lock_init);
     uv_mutex_lock(&lock);
     char *names[DS_MAX];

@@ -26,13 +26,23 @@
  * update touching a few bytes of such a folio through librrd's shared mapping has the whole
  * folio (up to 2 MiB) written again. Read back a page at a time (librrd maps the file with
  * MADV_RANDOM: no readahead), the file costs an update only the pages it touches.
+ *
+ * rrdcached mode: librrd's client (rrdc_*: Debian's librrd 1.7 exports no other) keeps one
+ * connection for the process, each request under its lock, made on first use and again
+ * after a failure. rrdcached's UPDATE takes no template, so the update is put in the file's order
+ * of data sources, read from the file once (rrd_info_r) and remembered per file (forgotten
+ * when kvl_rrd_add_ds changes the file). rrdcached checks the time of an update against the
+ * file's when it takes it, with librrd's message (stale); a file it cannot open it refuses
+ * ("No such file"); its other refusals are its own texts.
  */
 #include "rrd_store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <rrd.h>
+#include <rrd_client.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +69,12 @@ static const char *const transient_texts[] = {
     "out of memory",
     "malloc",
     "error message was lost",
+    "Unable to connect to rrdcached",
+    "while talking to rrdcached",
+    "rrdcached is not connected",
+    "malloc failed",
+    "strdup failed",
+    "stat failed",
 };
 
 /* msg: librrd's message ("" when it gave none: then saved_errno decides, unless
@@ -138,7 +154,8 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
         snprintf(err, errlen, "%s", text);
         return KVL_RRD_BUSY;
     }
-    if (strncmp(text, "opening '", 9) == 0 && strstr(text, strerror(ENOENT)) != NULL) {
+    if ((strncmp(text, "opening '", 9) == 0 && strstr(text, strerror(ENOENT)) != NULL) ||
+        (strncmp(text, "rrdcached@", 10) == 0 && strstr(text, ": No such file") != NULL)) {
         snprintf(err, errlen, "%s", text);
         return KVL_RRD_MISSING;
     }
@@ -156,6 +173,304 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
         describe_fs(path, err, errlen);
     }
     return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
+}
+
+/* ---- rrdcached mode ---------------------------------------------------------------- */
+
+static char *daemon_addr; /* set once before the pool runs; NULL: direct */
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The files' orders of data sources ("a:b:c"), by path: chained, ORDER_BUCKETS heads. */
+#define ORDER_BUCKETS 65536u
+typedef struct ds_order {
+    struct ds_order *next;
+    uint64_t hash;
+    char *path;
+    char *names;
+} ds_order_t;
+static ds_order_t **orders; /* under order_lock */
+
+int kvl_rrd_use_daemon(const char *addr)
+{
+    free(daemon_addr);
+    daemon_addr = NULL;
+    if (addr == NULL || addr[0] == '\0') {
+        return 0;
+    }
+    daemon_addr = strdup(addr);
+    return daemon_addr != NULL ? 0 : KVL_RRD_ERROR;
+}
+
+const char *kvl_rrd_daemon(void)
+{
+    return daemon_addr;
+}
+
+/* The connection to rrdcached, made when there is none (a no-op otherwise). false with
+ * err set: a failure that can pass. */
+static bool connected(char *err, size_t errlen)
+{
+    rrd_clear_error();
+    if (rrdc_connect(daemon_addr) != 0) {
+        const char *msg = rrd_get_error();
+        snprintf(err, errlen, "rrdcached at %s: %s", daemon_addr,
+                 msg != NULL && msg[0] != '\0' ? msg : "Unable to connect to rrdcached");
+        rrd_clear_error();
+        return false;
+    }
+    return true;
+}
+
+/* The result of a client call that failed (rc != 0): stale, missing, again or error. Only
+ * rrdcached's own answers carry its name ("rrdcached@<address>: ..."); anything else is the
+ * connection (librrd's client has closed it: the next call connects again). */
+static kvl_rrd_result_t client_error(const char *path, int rc, char *err, size_t errlen)
+{
+    const char *msg = rrd_get_error();
+    if (msg != NULL && strncmp(msg, "rrdcached@", 10) == 0) {
+        return take_error(path, 0, false, err, errlen);
+    }
+    char text[512];
+    snprintf(text, sizeof(text), "%s", msg != NULL ? msg : "");
+    rrd_clear_error();
+    snprintf(err, errlen, "rrdcached at %s: %s", daemon_addr,
+             text[0] != '\0' ? text
+             : rc > 0        ? strerror(rc)
+                             : "rrdcached is not connected");
+    return rc == ENOBUFS ? KVL_RRD_ERROR : KVL_RRD_AGAIN;
+}
+
+static uint64_t hash_of(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void order_forget(const char *path)
+{
+    uint64_t h = hash_of(path);
+    pthread_mutex_lock(&order_lock);
+    for (ds_order_t **p = orders != NULL ? &orders[h % ORDER_BUCKETS] : NULL; p != NULL && *p;
+         p = &(*p)->next) {
+        if ((*p)->hash == h && strcmp((*p)->path, path) == 0) {
+            ds_order_t *o = *p;
+            *p = o->next;
+            free(o->path);
+            free(o->names);
+            free(o);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&order_lock);
+}
+
+/* The file's data sources in order, "a:b:c", into out. KVL_RRD_OK, or the failure of
+ * reading the file (missing, again, error). */
+static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, char *err,
+                                 size_t errlen)
+{
+    uint64_t h = hash_of(path);
+    pthread_mutex_lock(&order_lock);
+    for (ds_order_t *o = orders != NULL ? orders[h % ORDER_BUCKETS] : NULL; o != NULL;
+         o = o->next) {
+        if (o->hash == h && strcmp(o->path, path) == 0) {
+            snprintf(out, outlen, "%s", o->names);
+            pthread_mutex_unlock(&order_lock);
+            return KVL_RRD_OK;
+        }
+    }
+    pthread_mutex_unlock(&order_lock);
+    rrd_clear_error();
+    errno = 0;
+    rrd_info_t *info = rrd_info_r(path);
+    if (info == NULL) {
+        return take_error(path, errno, false, err, errlen);
+    }
+    /* "ds[<name>].index" = i, in any order of keys */
+    const char *names[256] = {0};
+    size_t n = 0;
+    for (const rrd_info_t *i = info; i != NULL; i = i->next) {
+        const char *end = strstr(i->key, "].index");
+        if (strncmp(i->key, "ds[", 3) == 0 && end != NULL && end[7] == '\0' &&
+            i->type == RD_I_CNT && i->value.u_cnt < 256) {
+            names[i->value.u_cnt] = i->key + 3;
+            n = i->value.u_cnt + 1 > n ? i->value.u_cnt + 1 : n;
+        }
+    }
+    size_t len = 0;
+    out[0] = '\0';
+    bool ok = n > 0;
+    for (size_t k = 0; k < n && ok; k++) {
+        ok = names[k] != NULL;
+        size_t nl = ok ? (size_t)(strstr(names[k], "].index") - names[k]) : 0;
+        ok = ok && len + nl + 2 < outlen;
+        if (ok) {
+            if (k > 0) {
+                out[len++] = ':';
+            }
+            memcpy(out + len, names[k], nl);
+            len += nl;
+            out[len] = '\0';
+        }
+    }
+    rrd_info_free(info);
+    if (!ok) {
+        snprintf(err, errlen, "%s: cannot read the file's data sources", path);
+        return KVL_RRD_ERROR;
+    }
+    ds_order_t *o = calloc(1, sizeof(*o));
+    pthread_mutex_lock(&order_lock);
+    if (orders == NULL) {
+        orders = calloc(ORDER_BUCKETS, sizeof(*orders));
+    }
+    if (o != NULL && orders != NULL && (o->path = strdup(path)) != NULL &&
+        (o->names = strdup(out)) != NULL) {
+        o->hash = h;
+        o->next = orders[h % ORDER_BUCKETS];
+        orders[h % ORDER_BUCKETS] = o;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&order_lock);
+    if (o != NULL) {
+        free(o->path);
+        free(o);
+    }
+    return KVL_RRD_OK;
+}
+
+/* The n-th ':'-separated field of s (its length in *len), or NULL. */
+static const char *field(const char *s, size_t n, size_t *len)
+{
+    for (size_t i = 0; i < n && s != NULL; i++) {
+        s = strchr(s, ':');
+        s = s != NULL ? s + 1 : NULL;
+    }
+    if (s != NULL) {
+        const char *e = strchr(s, ':');
+        *len = e != NULL ? (size_t)(e - s) : strlen(s);
+    }
+    return s;
+}
+
+/* "time:v1:v2" for the template's names into the file's order (U for the others). */
+static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char *update, char *out,
+                                size_t outlen, char *err, size_t errlen)
+{
+    size_t tl;
+    const char *t = field(update, 0, &tl);
+    int w = snprintf(out, outlen, "%.*s", (int)tl, t);
+    size_t len = w > 0 ? (size_t)w : 0;
+    size_t n_t = 1;
+    for (const char *p = tmpl; *p != '\0'; p++) {
+        n_t += *p == ':';
+    }
+    /* every name of the template must be one of the file's */
+    for (size_t k = 0; k < n_t; k++) {
+        size_t nl, ol;
+        const char *name = field(tmpl, k, &nl);
+        bool found = false;
+        for (size_t i = 0; !found; i++) {
+            const char *o = field(order, i, &ol);
+            if (o == NULL) {
+                break;
+            }
+            found = ol == nl && strncmp(o, name, nl) == 0;
+        }
+        if (!found) {
+            snprintf(err, errlen, "unknown DS name '%.*s'", (int)nl, name);
+            return KVL_RRD_ERROR;
+        }
+    }
+    for (size_t i = 0;; i++) {
+        size_t ol, nl, vl = 1;
+        const char *o = field(order, i, &ol);
+        if (o == NULL) {
+            break;
+        }
+        const char *v = "U";
+        for (size_t k = 0; k < n_t; k++) {
+            const char *name = field(tmpl, k, &nl);
+            if (nl == ol && strncmp(name, o, ol) == 0) {
+                v = field(update, k + 1, &vl);
+                if (v == NULL) {
+                    snprintf(err, errlen, "expected %zu values in the update", n_t);
+                    return KVL_RRD_ERROR;
+                }
+                break;
+            }
+        }
+        w = snprintf(out + len, outlen - len, ":%.*s", (int)vl, v);
+        if (w < 0 || (size_t)w >= outlen - len) {
+            snprintf(err, errlen, "update too long for rrdcached");
+            return KVL_RRD_ERROR;
+        }
+        len += (size_t)w;
+    }
+    return KVL_RRD_OK;
+}
+
+static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const char *update,
+                                      char *sent, size_t sentlen, char *err, size_t errlen)
+{
+    char line[RRD_CMD_MAX];
+    if (tmpl != NULL) {
+        char order[2048];
+        kvl_rrd_result_t rc = order_of(path, order, sizeof(order), err, errlen);
+        if (rc == KVL_RRD_OK) {
+            rc = reorder(order, tmpl, update, line, sizeof(line), err, errlen);
+        }
+        if (rc != KVL_RRD_OK) {
+            return rc;
+        }
+    } else {
+        snprintf(line, sizeof(line), "%s", update);
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    const char *values[1] = {line};
+    rrd_clear_error();
+    int rc = rrdc_update(path, 1, values);
+    if (rc != 0) {
+        return client_error(path, rc, err, errlen);
+    }
+    if (sent != NULL) {
+        snprintf(sent, sentlen, "%s", line);
+    }
+    return KVL_RRD_OK;
+}
+
+kvl_rrd_result_t kvl_rrd_flush(const char *path, char *err, size_t errlen)
+{
+    if (daemon_addr == NULL) {
+        return KVL_RRD_OK;
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    int rc = rrdc_flush(path);
+    return rc == 0 ? KVL_RRD_OK : client_error(path, rc, err, errlen);
+}
+
+kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen)
+{
+    if (daemon_addr == NULL) {
+        return KVL_RRD_OK;
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    int rc = rrdc_forget(path);
+    if (rc == 0) {
+        return KVL_RRD_OK;
+    }
+    kvl_rrd_result_t r = client_error(path, rc, err, errlen);
+    return r == KVL_RRD_AGAIN ? r : KVL_RRD_OK; /* it held nothing of the file */
 }
 
 void kvl_rrd_uncache(const char *path)
@@ -225,6 +540,18 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
                                 size_t errlen)
 {
+    return kvl_rrd_update_sent(path, tmpl, update, NULL, 0, err, errlen);
+}
+
+kvl_rrd_result_t kvl_rrd_update_sent(const char *path, const char *tmpl, const char *update,
+                                     char *sent, size_t sentlen, char *err, size_t errlen)
+{
+    if (daemon_addr != NULL) {
+        return daemon_update(path, tmpl, update, sent, sentlen, err, errlen);
+    }
+    if (sent != NULL) {
+        snprintf(sent, sentlen, "%s", update);
+    }
     const char *argv[1] = {update};
     rrd_clear_error();
     errno = 0;
@@ -266,6 +593,13 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         return KVL_RRD_ERROR;
     }
     memset(missing, 0, n_ds * sizeof(*missing));
+    if (add && daemon_addr != NULL) {
+        /* what rrdcached holds goes into the file before the file is replaced */
+        kvl_rrd_result_t frc = kvl_rrd_flush(path, err, errlen);
+        if (frc != KVL_RRD_OK) {
+            return frc;
+        }
+    }
     rrd_clear_error();
     errno = 0;
     rrd_info_t *info = rrd_info_r(path);
@@ -321,6 +655,7 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         res = take_error(path, errno, false, err, errlen);
     } else {
         *n_added = (size_t)argc - 2;
+        order_forget(path);
         kvl_rrd_uncache(path); /* a new file, written by librrd as a created one */
     }
     free(file);
@@ -331,6 +666,10 @@ kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, 
                                uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    if (daemon_addr != NULL) {
+        char ferr[256];
+        (void)kvl_rrd_flush(path, ferr, sizeof(ferr)); /* failed: the file as it is */
+    }
     time_t s = (time_t)start, e = (time_t)end;
     unsigned long st = step, n_ds = 0;
     char **names = NULL;

@@ -1,0 +1,201 @@
+#!/bin/bash
+# test_rrdcached.sh — the collector writing its archives through a real rrdcached
+# (`rrdcached:` in collector.yaml), and losing nothing when rrdcached is killed.
+#
+# rrdcached runs with its own socket, base folder and pid file, no journal and a write
+# interval of an hour (-w 3600): it writes a file only when the collector's checkpoint
+# (`rrdcached_checkpoint`, 10 s here) or a read asks it to (FLUSH), and a kill loses all it
+# holds. Three agents poll their own simulated device (one interface, counters at known
+# rates) every 2 s into the collector. Then:
+#   1. rows arrive in the archives, written by rrdcached (the collector created the files);
+#   2. /api/v1/series (a read of the archive) sees rows newer than the file on disk had just
+#      before: the read flushed the file in rrdcached first;
+#   3. rrdcached is killed with SIGKILL twice while batches flow, each time 1 to 8 s after
+#      the last checkpoint, so that it dies holding updates the collector was told it took,
+#      and started again after 2 to 4 s (the collector meanwhile finds it unreachable and
+#      retries, the agents' batches wait in its journal);
+#   4. after the agents caught up and rrdcached was stopped (it writes what it holds), every
+#      archive has a known row, within KVL_STEP_TOL of the true rate, for every step from its
+#      first complete step to its last update: no acknowledged sample lost (an update lost
+#      with rrdcached would leave unknown rows: the gap exceeds the heartbeat of 2 steps);
+#   5. /metrics counts the reconnections and the updates sent again; no ERROR but the
+#      "cannot be reached" ones.
+#
+#   bash tests/integration/test_rrdcached.sh [BUILD_DIR]
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kvl_init "$@"
+command -v rrdcached >/dev/null 2>&1 || kvl_fail "'rrdcached' not found: run packaging/install-deps.sh"
+
+AGENTS=3
+INTERVAL=2
+CHECKPOINT=10
+SEED=${KVL_SEED:-$(($(date +%s) % 100000))}
+RANDOM=$SEED
+kvl_log "seed $SEED (KVL_SEED=$SEED repeats these moments)"
+
+T=$KVL_TMP
+mkdir -p "$T/rec" "$T/data"
+DATA=$(cd "$T/data" && pwd -P)
+SOCK=$T/rrdcached.sock
+for ((i = 1; i <= AGENTS; i++)); do
+    kvl_make_rate_device "$T/rec/dev$i.snmprec" "eth0:$((100000 + 10000 * i)):$((50000 + 5000 * i)):1000"
+done
+kvl_free_port udp SNMP_PORT
+kvl_free_port tcp COL_PORT
+kvl_free_port tcp HTTP_PORT
+
+# start_rrdcached: in the foreground (-g), so that its pid is the one we signal.
+RRDC=""
+start_rrdcached() {
+    rm -f "$SOCK" "$T/rrdcached.pid"
+    rrdcached -g -l "unix:$SOCK" -b "$DATA" -B -w 3600 -z 1 -f 7200 -F \
+        -p "$T/rrdcached.pid" >>"$T/logs/rrdcached.log" 2>&1 &
+    RRDC=$!
+    kvl_track "$RRDC" rrdcached
+    kvl_wait_until 10 "rrdcached's socket" test -S "$SOCK"
+    kvl_log "rrdcached pid $RRDC"
+}
+start_rrdcached
+
+kvl_start_snmpsim "$T/rec" "$SNMP_PORT"
+SIM=$KVL_LAST_PID
+kvl_collector_config "$T/collector.yaml" "$COL_PORT" "$DATA" debug
+cat >>"$T/collector.yaml" <<EOF
+rrdcached: unix:$SOCK
+rrdcached_checkpoint: ${CHECKPOINT}s
+EOF
+kvl_http_config "$T/collector.yaml" "$HTTP_PORT"
+"$KVL_COLLECTOR" -c "$T/collector.yaml" --check-config >"$T/logs/check.log" 2>&1 ||
+    kvl_fail "--check-config refused: $(cat "$T/logs/check.log")"
+kvl_add_token "$T/collector.yaml" wall viewer
+TOKEN=$KVL_TOKEN
+kvl_start_http_collector collector "$T/collector.yaml" "$HTTP_PORT"
+COL=$KVL_LAST_PID
+PIDS=()
+for ((i = 1; i <= AGENTS; i++)); do
+    kvl_agent_config "$T/agent$i.yaml" "agent$i" lab "$COL_PORT" "${INTERVAL}s"
+    kvl_agent_device "$T/agent$i.yaml" "dev$i" "$SNMP_PORT" "dev$i"
+    kvl_start_agent "agent$i" "$T/agent$i.yaml"
+    PIDS+=("$KVL_LAST_PID")
+done
+api() { curl -s --noproxy '*' -m 10 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT$1"; }
+
+# ---------------------------------------------------------------- 1: rows arrive ---------
+_all_files() {
+    local i
+    for ((i = 1; i <= AGENTS; i++)); do
+        [ -n "$(kvl_rrd_last_time "$DATA/lab/dev$i/eth0.rrd")" ] || return 1
+    done
+}
+kvl_wait_until 40 "every agent's archive" _all_files
+declare -A FIRST
+for ((i = 1; i <= AGENTS; i++)); do
+    FIRST[$i]=$(kvl_rrd_last_time "$DATA/lab/dev$i/eth0.rrd")
+done
+# the files are written by rrdcached's checkpoint: their last update moves on
+kvl_wait_until $((CHECKPOINT * 3)) "a checkpoint to write rows" \
+    kvl_rrd_updated_since "$DATA/lab/dev1/eth0.rrd" $((FIRST[1] + 2 * INTERVAL))
+grep -q 'writing through rrdcached' "$T/logs/collector.log" ||
+    kvl_fail "the collector does not say it writes through rrdcached"
+
+# ---------------------------------------------------------------- 2: reads flush first ---
+# The file on disk lags by up to a checkpoint; the API's read flushes it first, so its newest
+# known row is newer than the disk had just before and about one poll old.
+F1=$DATA/lab/dev1/eth0.rrd
+flushed=0
+for ((try = 0; try < 10 && flushed == 0; try++)); do
+    on_disk=$(kvl_rrd_last_time "$F1")
+    now=$(date +%s)
+    api "/api/v1/series?agent=agent1&device=dev1&instance=eth0&metric=in_octets&from=$((now - 60))&to=$now&step=2" >"$T/series.json"
+    newest=$("$KVL_PY" -c '
+import json, sys
+pts = [p for p in json.load(open(sys.argv[1]))["points"] if p[1] is not None]
+print(int(pts[-1][0]) if pts else 0)' "$T/series.json" 2>/dev/null) ||
+        kvl_fail "/api/v1/series answered: $(head -c 400 "$T/series.json")"
+    kvl_log "series: newest known row $newest, disk had $on_disk just before, now $now"
+    if [ "$newest" -gt "$on_disk" ] && [ "$newest" -ge $((now - 3 * INTERVAL)) ]; then
+        flushed=1
+    else
+        sleep 1.3
+    fi
+done
+[ "$flushed" -eq 1 ] || kvl_fail "the series read does not see rrdcached's newest rows (no flush before the read)"
+
+# ---------------------------------------------------------------- 3: kill -9 rrdcached ---
+# The collector's checkpoints run after a batch once the interval has passed: its debug
+# line is not logged, so the moment is read from the file on disk moving on.
+for k in 1 2; do
+    before=$(kvl_rrd_last_time "$F1")
+    kvl_wait_until $((CHECKPOINT * 3)) "a checkpoint" kvl_rrd_updated_since "$F1" $((before + 1))
+    hold_ms=$((1000 + RANDOM % 7000))
+    down_ms=$((2000 + RANDOM % 2000))
+    sleep "$(printf '%d.%03d' $((hold_ms / 1000)) $((hold_ms % 1000)))"
+    kvl_stop "$RRDC" KILL || kvl_fail "could not kill rrdcached"
+    kvl_log "kill $k: rrdcached killed (SIGKILL) ${hold_ms} ms after a checkpoint; back in ${down_ms} ms"
+    sleep "$(printf '%d.%03d' $((down_ms / 1000)) $((down_ms % 1000)))"
+    start_rrdcached
+done
+t_up=$(date +%s)
+
+_caught_up() {
+    local i
+    for ((i = 1; i <= AGENTS; i++)); do
+        api "/api/v1/series?agent=agent$i&device=dev$i&instance=eth0&metric=in_octets&from=$((t_up - 10))&to=$(date +%s)&step=2" |
+            "$KVL_PY" -c '
+import json, sys
+pts = [p for p in json.load(sys.stdin)["points"] if p[1] is not None]
+sys.exit(0 if pts and int(pts[-1][0]) >= int(sys.argv[1]) else 1)' $((t_up + 3 * INTERVAL)) || return 1
+    done
+}
+kvl_wait_until 45 "every agent to catch up after rrdcached's restarts" _caught_up
+for p in "${PIDS[@]}" "$COL" "$SIM"; do
+    kvl_is_ours "$p" "$(kvl_prog_of "$p")" || kvl_fail "$(kvl_prog_of "$p") (pid $p) died"
+done
+
+api /metrics >"$T/metrics.txt" # checked at the end, after the rows
+
+# ---------------------------------------------------------------- 4: every row there -----
+for p in "${PIDS[@]}"; do
+    kvl_stop "$p" TERM || kvl_fail "an agent did not stop"
+done
+kvl_stop "$COL" TERM || kvl_fail "the collector did not stop"
+kvl_stop "$RRDC" TERM || kvl_fail "rrdcached did not stop" # -F: it writes what it holds
+for ((i = 1; i <= AGENTS; i++)); do
+    F=$DATA/lab/dev$i/eth0.rrd
+    first=${FIRST[$i]}
+    last=$(kvl_rrd_last_time "$F")
+    step=$(kvl_rrd_step "$F")
+    kvl_rrd_rows "$F" AVERAGE in_octets $((first - step)) $((last + step)) >"$T/rows" ||
+        kvl_fail "rrdtool fetch failed on $F"
+    awk -v step="$step" -v rate=$((100000 + 10000 * i)) -v first="$first" -v last="$last" \
+        -v what="$F" -v stol="$KVL_STEP_TOL" -v t_up="$t_up" '
+        $1 - step > first && $1 <= last {
+            n++
+            if ($2 == "nan") { missing = missing " " $1; next }
+            if ($2 < rate * (1 - stol) || $2 > rate * (1 + stol)) off = off sprintf(" %d:%.0f", $1, $2)
+        }
+        END {
+            want = int((last - first) / step) - 1
+            if (last < t_up) { printf "%s: last update %d, before the restarts ended (%d)\n", what, last, t_up; exit 1 }
+            if (n < want) { printf "%s: %d rows, expected %d\n", what, n, want; exit 1 }
+            if (missing != "") { printf "%s: unknown rows (lost with rrdcached):%s\n", what, missing; exit 1 }
+            if (off != "") { printf "%s: rows off the rate %d B/s:%s\n", what, rate, off; exit 1 }
+            printf "%d rows known and right", n
+        }' "$T/rows" >"$T/verdict" 2>&1 || kvl_fail "$(cat "$T/verdict")"
+    kvl_log "dev$i: $(cat "$T/verdict")"
+done
+
+# ---------------------------------------------------------------- 5: metrics -------------
+metric() { awk -v m="$1" '$1 == m { print $2 }' "$T/metrics.txt"; }
+connects=$(metric kaaval_rrdcached_connects_total)
+resent=$(metric kaaval_rrdcached_resent_total)
+failures=$(metric kaaval_rrdcached_failures_total)
+kvl_log "metrics: connects $connects, resent $resent, failures $failures, checkpoints $(metric kaaval_rrdcached_checkpoints_total)"
+[ "${connects%.*}" -ge 3 ] 2>/dev/null || kvl_fail "kaaval_rrdcached_connects_total is '$connects', expected 3 or more"
+[ "${resent%.*}" -ge 1 ] 2>/dev/null || kvl_fail "kaaval_rrdcached_resent_total is '$resent': nothing was sent again"
+
+if grep ' ERROR ' "$T/logs/collector.log" | grep -v 'cannot be reached' >"$T/errors"; then
+    kvl_fail "the collector logged errors: $(head -n 5 "$T/errors")"
+fi
+
+kvl_pass "through rrdcached: rows arrive, reads flush first, two SIGKILLs of rrdcached lost no sample"
