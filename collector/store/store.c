@@ -194,6 +194,10 @@ void kvl_store_free(kvl_store_t *s)
     free(s->cfs);
     free(s->grown);
     store_moves_free(s->moves);
+    if (s->redo != NULL) {
+        /* what rrdcached holds is written now: the journal counts it applied */
+        store_redo_checkpoint(s->redo);
+    }
     store_redo_free(s->redo);
     uv_mutex_destroy(&s->bad_lock);
     free(s);
