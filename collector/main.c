@@ -103,6 +103,16 @@ static void usage(FILE *f)
                "  -h, --help          this help\n");
 }
 
+/* rrdcached mode: a checkpoint had rrdcached write the archives (store.h): the journal may
+ * record the batches it covers as applied. */
+static void on_archives_durable(void *ctx, uint64_t point)
+{
+    app_t *a = ctx;
+    if (a->ingest != NULL) {
+        kvl_ingest_durable(a->ingest, point);
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
@@ -922,6 +932,9 @@ int main(int argc, char **argv)
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
+    }
+    if (src == 0) {
+        kvl_store_on_durable(a.store, on_archives_durable, &a);
     }
     if (src == 0 && start_topology(&a, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("topology", a.cfg->id, "%s", err);

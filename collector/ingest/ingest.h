@@ -47,6 +47,9 @@ typedef struct kvl_ingest kvl_ingest_t;
  * the loop: what was opened closes there). */
 int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_sinks_t *sinks,
                    kvl_ingest_t **out, char *err, size_t errlen);
+/* A sink's durability point `point` was reached (sink.h, durable_after): the batches
+ * waiting for it, or an earlier one, are recorded applied in the journal. On the loop. */
+void kvl_ingest_durable(kvl_ingest_t *in, uint64_t point);
 typedef struct kvl_ingest_stats {
     uint64_t connections;         /* accepted in all */
     uint64_t connections_refused; /* Hello refused: max_connections agents connected */

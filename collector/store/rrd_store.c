@@ -41,6 +41,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+/* the file's header structures (rrd_format.h, the on-disk format librrd writes): read for
+ * a file's last update to the microsecond (file_last_update) */
+#define RRD_EXPORT_DEPRECATED
 #include <rrd.h>
 #include <rrd_client.h>
 #include <stdbool.h>
@@ -249,6 +252,43 @@ static uint64_t hash_of(const char *s)
     return h;
 }
 
+/* What the file's header says (librrd's own structures, as it writes them): its data
+ * sources' names in order ("a:b:c", into names when not NULL) and its last update with its
+ * microseconds (the live head after the data sources' and archives' definitions; format
+ * 0003 has the microseconds). Plain reads: librrd's readers (rrd_info, rrd_fetch) take the
+ * file's lock, and rrdcached, finding it taken when it writes, drops what it held of the
+ * file. False when it cannot be read. */
+static bool read_head(const char *path, char *names, size_t nameslen, double *last)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    stat_head_t sh;
+    live_head_t lh;
+    bool ok = pread(fd, &sh, sizeof(sh), 0) == (ssize_t)sizeof(sh) &&
+              memcmp(sh.cookie, RRD_COOKIE, 4) == 0 && sh.ds_cnt > 0 && sh.ds_cnt < 4096 &&
+              sh.rra_cnt < 4096;
+    for (unsigned long i = 0; ok && names != NULL && i < sh.ds_cnt; i++) {
+        ds_def_t d;
+        size_t len = strlen(names);
+        ok = pread(fd, &d, sizeof(d), (off_t)(sizeof(sh) + i * sizeof(d))) == (ssize_t)sizeof(d);
+        d.ds_nam[DS_NAM_SIZE - 1] = '\0';
+        int w = ok ? snprintf(names + len, nameslen - len, "%s%s", i > 0 ? ":" : "", d.ds_nam) : -1;
+        ok = ok && w > 0 && (size_t)w < nameslen - len;
+    }
+    if (ok) {
+        off_t off =
+            (off_t)(sizeof(sh) + sh.ds_cnt * sizeof(ds_def_t) + sh.rra_cnt * sizeof(rra_def_t));
+        bool usec = strncmp(sh.version, "0003", 4) >= 0;
+        size_t want = usec ? sizeof(lh) : sizeof(lh.last_up);
+        ok = pread(fd, &lh, want, off) == (ssize_t)want;
+        *last = ok ? (double)lh.last_up + (usec ? (double)lh.last_up_usec / 1e6 : 0.0) : 0.0;
+    }
+    close(fd);
+    return ok;
+}
+
 static void order_forget(const char *path)
 {
     uint64_t h = hash_of(path);
@@ -283,43 +323,23 @@ static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, cha
         }
     }
     pthread_mutex_unlock(&order_lock);
-    rrd_clear_error();
-    errno = 0;
-    rrd_info_t *info = rrd_info_r(path);
-    if (info == NULL) {
-        return take_error(path, errno, false, err, errlen);
-    }
-    /* "ds[<name>].index" = i, in any order of keys */
-    const char *names[256] = {0};
-    size_t n = 0;
-    for (const rrd_info_t *i = info; i != NULL; i = i->next) {
-        const char *end = strstr(i->key, "].index");
-        if (strncmp(i->key, "ds[", 3) == 0 && end != NULL && end[7] == '\0' &&
-            i->type == RD_I_CNT && i->value.u_cnt < 256) {
-            names[i->value.u_cnt] = i->key + 3;
-            n = i->value.u_cnt + 1 > n ? i->value.u_cnt + 1 : n;
-        }
-    }
-    size_t len = 0;
+    double last;
     out[0] = '\0';
-    bool ok = n > 0;
-    for (size_t k = 0; k < n && ok; k++) {
-        ok = names[k] != NULL;
-        size_t nl = ok ? (size_t)(strstr(names[k], "].index") - names[k]) : 0;
-        ok = ok && len + nl + 2 < outlen;
-        if (ok) {
-            if (k > 0) {
-                out[len++] = ':';
-            }
-            memcpy(out + len, names[k], nl);
-            len += nl;
-            out[len] = '\0';
+    errno = 0;
+    if (!read_head(path, out, outlen, &last)) {
+        int e = errno;
+        struct stat st;
+        if (stat(path, &st) != 0 && errno == ENOENT) {
+            snprintf(err, errlen, "opening '%s': %s", path, strerror(ENOENT));
+            return KVL_RRD_MISSING;
         }
-    }
-    rrd_info_free(info);
-    if (!ok) {
-        snprintf(err, errlen, "%s: cannot read the file's data sources", path);
-        return KVL_RRD_ERROR;
+        snprintf(err, errlen, "%s: cannot read the file's data sources%s%s", path,
+                 e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
+        bool again = e != 0 && is_transient("", e, false);
+        if (again) {
+            describe_fs(path, err, errlen);
+        }
+        return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
     }
     ds_order_t *o = calloc(1, sizeof(*o));
     pthread_mutex_lock(&order_lock);
@@ -415,6 +435,18 @@ static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char 
 static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const char *update,
                                       char *sent, size_t sentlen, char *err, size_t errlen)
 {
+    /* rrdcached checks an update's time against what it holds of the file, or else against
+     * the file's last update in whole seconds; librrd, when rrdcached writes, to the
+     * microsecond, and then drops every update it held for the file with the one it refuses.
+     * So an update not newer than the file's (a batch replayed) is refused here. */
+    double last, t = strtod(update, NULL);
+    if (read_head(path, NULL, 0, &last) && t <= last) {
+        snprintf(err, errlen,
+                 "illegal attempt to update using time %.6f when last update time is %.6f "
+                 "(in the file)",
+                 t, last);
+        return KVL_RRD_STALE;
+    }
     char line[RRD_CMD_MAX];
     if (tmpl != NULL) {
         char order[2048];
@@ -666,17 +698,37 @@ kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, 
                                uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (daemon_addr != NULL) {
-        char ferr[256];
-        (void)kvl_rrd_flush(path, ferr, sizeof(ferr)); /* failed: the file as it is */
-    }
     time_t s = (time_t)start, e = (time_t)end;
     unsigned long st = step, n_ds = 0;
     char **names = NULL;
     rrd_value_t *data = NULL;
     rrd_clear_error();
     errno = 0;
-    if (rrd_fetch_r(path, cf, &s, &e, &st, &n_ds, &names, &data) != 0) {
+    /* rrdcached mode: rrdcached reads (its FETCH writes what it holds of the file first, and
+     * its reader's lock does not stand in the way of its own writes, as ours would); when it
+     * cannot be reached, the file as it is, read here (then it writes nothing meanwhile) */
+    char ferr[256];
+    int rc = -1;
+    bool fetched = false;
+    if (daemon_addr != NULL && connected(ferr, sizeof(ferr))) {
+        rc = rrdc_fetch(path, cf, &s, &e, &st, &n_ds, &names, &data);
+        const char *msg = rrd_get_error();
+        fetched = rc == 0 || (msg != NULL && strncmp(msg, "rrdcached@", 10) == 0);
+        if (rc != 0 && msg != NULL && strstr(msg, "No such file") != NULL) {
+            snprintf(err, errlen, "%s", msg);
+            rrd_clear_error();
+            return KVL_RRD_MISSING;
+        }
+        if (!fetched) {
+            s = (time_t)start, e = (time_t)end, st = step;
+            rrd_clear_error();
+        }
+    }
+    if (!fetched) {
+        errno = 0;
+        rc = rrd_fetch_r(path, cf, &s, &e, &st, &n_ds, &names, &data);
+    }
+    if (rc != 0) {
         int saved = errno;
         const char *msg = rrd_get_error();
         snprintf(err, errlen, "%s", msg != NULL && msg[0] != '\0' ? msg : strerror(saved));

@@ -103,11 +103,12 @@ typedef struct kvl_rrd_points {
     double *values; /* n_rows x n_ds */
 } kvl_rrd_points_t;
 
-/* Reads `cf` ("AVERAGE", "MAX", ...) of [start, end] at `step` seconds (in rrdcached mode
- * after kvl_rrd_flush; a flush that fails leaves the rows rrdcached holds unread) (librrd picks the
+/* Reads `cf` ("AVERAGE", "MAX", ...) of [start, end] at `step` seconds (librrd picks the
  * archive and may widen the range and step, as `rrdtool fetch -s start -e end -r step`
  * does). KVL_RRD_OK with *out filled (free it with kvl_rrd_points_free), KVL_RRD_MISSING
- * when the file does not exist, else KVL_RRD_ERROR with librrd's message in err. */
+ * when the file does not exist, else KVL_RRD_ERROR with librrd's message in err. In
+ * rrdcached mode rrdcached reads the file (FETCH: it writes what it holds of it first);
+ * when it cannot be reached, the file is read here as it is. */
 kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, int64_t end,
                                uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen);
 /* NULL-safe; leaves *p empty. */

@@ -104,7 +104,11 @@ struct kvl_store {
     int64_t checkpoint_ms;
     uint64_t last_checkpoint_ms; /* on the loop */
     bool checkpointing;          /* a checkpoint is on the pool */
+    bool checkpoint_complete;    /* it had rrdcached write every file (its result) */
+    uint64_t checkpoints;        /* queued so far: the number of the last one */
     uv_work_t checkpoint;
+    kvl_store_durable_fn on_durable;
+    void *durable_ctx;
 };
 
 struct kvl_store_job {
@@ -195,8 +199,9 @@ void kvl_store_free(kvl_store_t *s)
     free(s->grown);
     store_moves_free(s->moves);
     if (s->redo != NULL) {
-        /* what rrdcached holds is written now: the journal counts it applied */
-        store_redo_checkpoint(s->redo);
+        /* what rrdcached holds is written now (the journal, closed already, replays the
+         * batches not yet recorded applied at the next start: refused as stale) */
+        (void)store_redo_checkpoint(s->redo);
     }
     store_redo_free(s->redo);
     uv_mutex_destroy(&s->bad_lock);
@@ -878,16 +883,29 @@ static void on_work(uv_work_t *w)
 static void on_checkpoint(uv_work_t *w)
 {
     kvl_store_t *s = w->data;
-    store_redo_checkpoint(s->redo);
+    s->checkpoint_complete = store_redo_checkpoint(s->redo);
 }
 
 static void on_checkpoint_done(uv_work_t *w, int status)
 {
-    (void)status;
     kvl_store_t *s = w->data;
     s->busy--;
     s->checkpointing = false;
     s->last_checkpoint_ms = uv_now(s->loop);
+    if (status == 0 && s->checkpoint_complete && s->on_durable != NULL) {
+        s->on_durable(s->durable_ctx, s->checkpoints);
+    }
+}
+
+void kvl_store_on_durable(kvl_store_t *s, kvl_store_durable_fn fn, void *ctx)
+{
+    s->on_durable = fn;
+    s->durable_ctx = ctx;
+}
+
+uint64_t kvl_store_durable_after(const kvl_store_t *s)
+{
+    return s->redo != NULL ? s->checkpoints + 1 : 0;
 }
 
 /* rrdcached mode: a checkpoint on the pool when its interval has passed (on the loop). */
@@ -898,8 +916,10 @@ static void maybe_checkpoint(kvl_store_t *s)
         return;
     }
     s->checkpoint.data = s;
+    s->checkpoint_complete = false;
     if (uv_queue_work(s->loop, &s->checkpoint, on_checkpoint, on_checkpoint_done) == 0) {
         s->checkpointing = true;
+        s->checkpoints++;
         s->busy++;
     }
 }

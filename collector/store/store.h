@@ -134,6 +134,15 @@ typedef struct kvl_store_rrdcached_stats {
 /* On the loop. */
 void kvl_store_rrdcached(kvl_store_t *s, kvl_store_rrdcached_stats_t *out);
 
+/* Durability in rrdcached mode (sink.h, durable_after): a job's updates are durable once a
+ * checkpoint queued after the job finished has had rrdcached write every file. The number of
+ * the checkpoint that will cover what the jobs finished so far wrote (0 in direct mode: a
+ * job's updates are in the files when it ends); `fn` is called on the loop with the number
+ * of each checkpoint that completes. */
+uint64_t kvl_store_durable_after(const kvl_store_t *s);
+typedef void (*kvl_store_durable_fn)(void *ctx, uint64_t point);
+void kvl_store_on_durable(kvl_store_t *s, kvl_store_durable_fn fn, void *ctx);
+
 /* Moving an interface's archive when the interface was renamed on its device (store_move.c;
  * the inventory decides, collector/inventory/inventory.h). kvl_store_move (on the loop) asks
  * for <site>/<device>/<from>.rrd to become <site>/<device>/<to>.rrd; the store does it on the

@@ -43,8 +43,10 @@ int store_redo_enter(store_redo_t *r, char *why, size_t whylen);
 void store_redo_leave(store_redo_t *r);
 /* Remembers an update rrdcached took (between enter and leave). 0 or KVL_ENOMEM. */
 int store_redo_add(store_redo_t *r, const char *path, const char *sent);
-/* Has rrdcached write every file with remembered updates, and forgets those. On the pool. */
-void store_redo_checkpoint(store_redo_t *r);
+/* Has rrdcached write every file with remembered updates, and forgets those. On the pool.
+ * True when every file was written (then every update remembered before the call is in its
+ * file); false when rrdcached went away or could not be reached meanwhile. */
+bool store_redo_checkpoint(store_redo_t *r);
 void store_redo_stats(store_redo_t *r, kvl_store_rrdcached_stats_t *out);
 
 #endif

@@ -341,17 +341,18 @@ int store_redo_add(store_redo_t *r, const char *path, const char *sent)
     return rc;
 }
 
-void store_redo_checkpoint(store_redo_t *r)
+bool store_redo_checkpoint(store_redo_t *r)
 {
     uv_rwlock_rdlock(&r->gate);
     if (!still_same(r)) {
         uv_rwlock_rdunlock(&r->gate);
-        return; /* the next job recovers first */
+        return false; /* the next job recovers first */
     }
     /* The files with updates, and how many each has now: those are flushed and forgotten.
      * Only this function removes files from the table, so the pointers hold. */
     uv_mutex_lock(&r->lock);
     size_t n = 0, cap = 0;
+    bool complete = true;
     struct {
         redo_file_t *f;
         size_t n;
@@ -362,6 +363,7 @@ void store_redo_checkpoint(store_redo_t *r)
                 size_t c = cap ? cap * 2 : 1024;
                 void *t = realloc(todo, c * sizeof(*todo));
                 if (t == NULL) {
+                    complete = false;
                     break;
                 }
                 todo = t;
@@ -379,6 +381,7 @@ void store_redo_checkpoint(store_redo_t *r)
         kvl_rrd_result_t rc =
             todo[i].n > 0 ? kvl_rrd_flush(todo[i].f->path, err, sizeof(err)) : KVL_RRD_OK;
         if (rc == KVL_RRD_AGAIN || !still_same(r)) {
+            complete = false;
             break; /* the next job finds out and recovers */
         }
         redo_file_t *f = todo[i].f;
@@ -411,6 +414,7 @@ void store_redo_checkpoint(store_redo_t *r)
     uv_mutex_unlock(&r->lock);
     free(todo);
     uv_rwlock_rdunlock(&r->gate);
+    return complete;
 }
 
 void store_redo_stats(store_redo_t *r, kvl_store_rrdcached_stats_t *out)

@@ -4,16 +4,18 @@
 #
 # rrdcached runs with its own socket, base folder and pid file, no journal and a write
 # interval of an hour (-w 3600): it writes a file only when the collector's checkpoint
-# (`rrdcached_checkpoint`, 10 s here) or a read asks it to (FLUSH), and a kill loses all it
+# (`rrdcached_checkpoint`, 6 s here) or a read asks it to (FLUSH), and a kill loses all it
 # holds. Three agents poll their own simulated device (one interface, counters at known
 # rates) every 2 s into the collector. Then:
 #   1. rows arrive in the archives, written by rrdcached (the collector created the files);
 #   2. /api/v1/series (a read of the archive) sees rows newer than the file on disk had just
 #      before: the read flushed the file in rrdcached first;
-#   3. rrdcached is killed with SIGKILL twice while batches flow, each time 1 to 8 s after
+#   3. rrdcached is killed with SIGKILL twice while batches flow, each time 1 to 5.5 s after
 #      the last checkpoint, so that it dies holding updates the collector was told it took,
-#      and started again after 2 to 4 s (the collector meanwhile finds it unreachable and
-#      retries, the agents' batches wait in its journal);
+#      and started again after 1.5 to 3 s (the collector meanwhile finds it unreachable and
+#      retries, the agents' batches wait in its journal); then rrdcached and the collector
+#      are killed together (a crash of their host) and both started again: the collector's
+#      journal still holds the batches rrdcached had not written, and replays them;
 #   4. after the agents caught up and rrdcached was stopped (it writes what it holds), every
 #      archive has a known row, within KVL_STEP_TOL of the true rate, for every step from its
 #      first complete step to its last update: no acknowledged sample lost (an update lost
@@ -28,7 +30,7 @@ command -v rrdcached >/dev/null 2>&1 || kvl_fail "'rrdcached' not found: run pac
 
 AGENTS=3
 INTERVAL=2
-CHECKPOINT=10
+CHECKPOINT=6
 SEED=${KVL_SEED:-$(($(date +%s) % 100000))}
 RANDOM=$SEED
 kvl_log "seed $SEED (KVL_SEED=$SEED repeats these moments)"
@@ -88,13 +90,16 @@ _all_files() {
     done
 }
 kvl_wait_until 40 "every agent's archive" _all_files
+# The collector made the files (their last update: just before the first sample); the
+# updates are written by rrdcached at a checkpoint: the last update moves on. The rows are
+# checked from the first update written that way.
 declare -A FIRST
 for ((i = 1; i <= AGENTS; i++)); do
+    made=$(kvl_rrd_last_time "$DATA/lab/dev$i/eth0.rrd")
+    kvl_wait_until $((CHECKPOINT * 3)) "a checkpoint to write rows of dev$i" \
+        kvl_rrd_updated_since "$DATA/lab/dev$i/eth0.rrd" $((made + 1))
     FIRST[$i]=$(kvl_rrd_last_time "$DATA/lab/dev$i/eth0.rrd")
 done
-# the files are written by rrdcached's checkpoint: their last update moves on
-kvl_wait_until $((CHECKPOINT * 3)) "a checkpoint to write rows" \
-    kvl_rrd_updated_since "$DATA/lab/dev1/eth0.rrd" $((FIRST[1] + 2 * INTERVAL))
 grep -q 'writing through rrdcached' "$T/logs/collector.log" ||
     kvl_fail "the collector does not say it writes through rrdcached"
 
@@ -124,16 +129,29 @@ done
 # ---------------------------------------------------------------- 3: kill -9 rrdcached ---
 # The collector's checkpoints run after a batch once the interval has passed: its debug
 # line is not logged, so the moment is read from the file on disk moving on.
-for k in 1 2; do
+ms() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+for k in 1 2 3; do
     before=$(kvl_rrd_last_time "$F1")
     kvl_wait_until $((CHECKPOINT * 3)) "a checkpoint" kvl_rrd_updated_since "$F1" $((before + 1))
-    hold_ms=$((1000 + RANDOM % 7000))
-    down_ms=$((2000 + RANDOM % 2000))
-    sleep "$(printf '%d.%03d' $((hold_ms / 1000)) $((hold_ms % 1000)))"
+    hold_ms=$((1000 + RANDOM % (CHECKPOINT * 1000 - 1500)))
+    down_ms=$((1500 + RANDOM % 1500))
+    sleep "$(ms "$hold_ms")"
+    if [ "$k" -lt 3 ]; then
+        kvl_stop "$RRDC" KILL || kvl_fail "could not kill rrdcached"
+        kvl_log "kill $k: rrdcached killed (SIGKILL) ${hold_ms} ms after a checkpoint; back in ${down_ms} ms"
+        sleep "$(ms "$down_ms")"
+        start_rrdcached
+        continue
+    fi
+    api /metrics >"$T/metrics.txt" # this collector's counters, checked after the rows
+    # both at once (the host's crash): the journal has the batches rrdcached had not written
+    kvl_stop "$COL" KILL || kvl_fail "could not kill the collector"
     kvl_stop "$RRDC" KILL || kvl_fail "could not kill rrdcached"
-    kvl_log "kill $k: rrdcached killed (SIGKILL) ${hold_ms} ms after a checkpoint; back in ${down_ms} ms"
-    sleep "$(printf '%d.%03d' $((down_ms / 1000)) $((down_ms % 1000)))"
+    kvl_log "kill $k: collector and rrdcached killed (SIGKILL) ${hold_ms} ms after a checkpoint; back in ${down_ms} ms"
+    sleep "$(ms "$down_ms")"
     start_rrdcached
+    kvl_start_http_collector collector "$T/collector.yaml" "$HTTP_PORT"
+    COL=$KVL_LAST_PID
 done
 t_up=$(date +%s)
 
@@ -151,8 +169,6 @@ kvl_wait_until 45 "every agent to catch up after rrdcached's restarts" _caught_u
 for p in "${PIDS[@]}" "$COL" "$SIM"; do
     kvl_is_ours "$p" "$(kvl_prog_of "$p")" || kvl_fail "$(kvl_prog_of "$p") (pid $p) died"
 done
-
-api /metrics >"$T/metrics.txt" # checked at the end, after the rows
 
 # ---------------------------------------------------------------- 4: every row there -----
 for p in "${PIDS[@]}"; do
@@ -198,4 +214,4 @@ if grep ' ERROR ' "$T/logs/collector.log" | grep -v 'cannot be reached' >"$T/err
     kvl_fail "the collector logged errors: $(head -n 5 "$T/errors")"
 fi
 
-kvl_pass "through rrdcached: rows arrive, reads flush first, two SIGKILLs of rrdcached lost no sample"
+kvl_pass "through rrdcached: rows arrive, reads flush first, SIGKILLs of rrdcached (alone, and with the collector) lost no sample"
