@@ -440,7 +440,9 @@ static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const 
      * microsecond, and then drops every update it held for the file with the one it refuses.
      * So an update not newer than the file's (a batch replayed) is refused here. */
     double last, t = strtod(update, NULL);
-    if (read_head(path, NULL, 0, &last) && t <= last) {
+    /* (librrd keeps whole microseconds, and may round the one it parsed either way: our
+     * times are in milliseconds, so within a microsecond is the same time) */
+    if (read_head(path, NULL, 0, &last) && t <= last + 1e-6) {
         snprintf(err, errlen,
                  "illegal attempt to update using time %.6f when last update time is %.6f "
                  "(in the file)",

@@ -892,6 +892,9 @@ static void on_checkpoint_done(uv_work_t *w, int status)
     s->busy--;
     s->checkpointing = false;
     s->last_checkpoint_ms = uv_now(s->loop);
+    KVL_LOG_DEBUG("store", kvl_rrd_daemon(), "checkpoint %" PRIu64 " %s", s->checkpoints,
+                  s->checkpoint_complete ? "done: rrdcached wrote what it held"
+                                         : "cut short (rrdcached went away)");
     if (status == 0 && s->checkpoint_complete && s->on_durable != NULL) {
         s->on_durable(s->durable_ctx, s->checkpoints);
     }
