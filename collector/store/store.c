@@ -911,11 +911,12 @@ uint64_t kvl_store_durable_after(const kvl_store_t *s)
     return s->redo != NULL ? s->checkpoints + 1 : 0;
 }
 
-/* rrdcached mode: a checkpoint on the pool when its interval has passed (on the loop). */
-static void maybe_checkpoint(kvl_store_t *s)
+/* rrdcached mode: a checkpoint on the pool when its interval has passed, or now with
+ * force (on the loop). */
+static void maybe_checkpoint(kvl_store_t *s, bool force)
 {
     if (s->redo == NULL || s->checkpointing ||
-        uv_now(s->loop) - s->last_checkpoint_ms < (uint64_t)s->checkpoint_ms) {
+        (!force && uv_now(s->loop) - s->last_checkpoint_ms < (uint64_t)s->checkpoint_ms)) {
         return;
     }
     s->checkpoint.data = s;
@@ -927,11 +928,16 @@ static void maybe_checkpoint(kvl_store_t *s)
     }
 }
 
+void kvl_store_checkpoint(kvl_store_t *s)
+{
+    maybe_checkpoint(s, true);
+}
+
 static void on_after_work(uv_work_t *w, int status)
 {
     kvl_store_job_t *j = w->data;
     j->store->busy--;
-    maybe_checkpoint(j->store);
+    maybe_checkpoint(j->store, false);
     if (status == UV_ECANCELED) {
         j->result.retry += j->n_rows;
         snprintf(j->result.why, sizeof(j->result.why), "the job was cancelled");

@@ -141,6 +141,9 @@ void kvl_store_rrdcached(kvl_store_t *s, kvl_store_rrdcached_stats_t *out);
  * of each checkpoint that completes. */
 uint64_t kvl_store_durable_after(const kvl_store_t *s);
 typedef void (*kvl_store_durable_fn)(void *ctx, uint64_t point);
+/* A checkpoint now, on the pool, instead of when the interval has passed (none when one
+ * runs, or in direct mode). On the loop. */
+void kvl_store_checkpoint(kvl_store_t *s);
 void kvl_store_on_durable(kvl_store_t *s, kvl_store_durable_fn fn, void *ctx);
 
 /* Moving an interface's archive when the interface was renamed on its device (store_move.c;
