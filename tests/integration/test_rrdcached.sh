@@ -2,14 +2,16 @@
 # test_rrdcached.sh — the collector writing its archives through a real rrdcached
 # (`rrdcached:` in collector.yaml), and losing nothing when rrdcached is killed.
 #
-# rrdcached runs with its own socket, base folder and pid file, no journal and a write
+# rrdcached starts after the collector (its first batches wait in the journal until it is
+# there), with its own socket, base folder and pid file, no journal and a write
 # interval of an hour (-w 3600): it writes a file only when the collector's checkpoint
 # (`rrdcached_checkpoint`, 8 s here) or a read asks it to (FLUSH), and a kill loses all it
 # holds. Three agents poll their own simulated device (one interface, counters at known
 # rates) every 2 s into the collector. Then:
+#   0. while rrdcached is not there yet, the collector says so and writes nothing;
 #   1. rows arrive in the archives, written by rrdcached (the collector created the files);
 #   2. /api/v1/series (a read of the archive) sees rows newer than the file on disk had just
-#      before: the read flushed the file in rrdcached first;
+#      before: rrdcached read it for the collector, writing what it held of it first;
 #   3. rrdcached is killed with SIGKILL while batches flow, 3.5 to 6 s after the last
 #      checkpoint, so that it dies holding updates the collector was told it took, and
 #      started again after 1.5 to 3 s (the collector meanwhile finds it unreachable and
@@ -57,7 +59,6 @@ start_rrdcached() {
     kvl_wait_until 10 "rrdcached's socket" test -S "$SOCK"
     kvl_log "rrdcached pid $RRDC"
 }
-start_rrdcached
 
 kvl_start_snmpsim "$T/rec" "$SNMP_PORT"
 SIM=$KVL_LAST_PID
@@ -81,6 +82,15 @@ for ((i = 1; i <= AGENTS; i++)); do
     PIDS+=("$KVL_LAST_PID")
 done
 api() { curl -s --noproxy '*' -m 10 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT$1"; }
+
+# ---------------------------------------------------------------- 0: rrdcached not there yet
+# The collector starts without rrdcached: the agents' first batches wait in its journal
+# (said once), and go in once rrdcached is there.
+kvl_wait_until 20 "the collector to find rrdcached unreachable" \
+    grep -q 'cannot be reached' "$T/logs/collector.log"
+[ ! -e "$DATA/lab" ] || [ -z "$(find "$DATA/lab" -name '*.rrd' -print -quit)" ] ||
+    kvl_fail "archives were made while rrdcached was not there"
+start_rrdcached
 
 # ---------------------------------------------------------------- 1: rows arrive ---------
 _all_files() {
