@@ -636,7 +636,15 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
     }
     rrd_clear_error();
     errno = 0;
-    rrd_info_t *info = rrd_info_r(path);
+    /* rrdcached mode: rrdcached reads it (rrd_info's lock would make its writes fail) */
+    char cerr[256];
+    rrd_info_t *info =
+        daemon_addr != NULL && connected(cerr, sizeof(cerr)) ? rrdc_info(path) : NULL;
+    if (info == NULL) {
+        rrd_clear_error();
+        errno = 0;
+        info = rrd_info_r(path);
+    }
     if (info == NULL) {
         return take_error(path, errno, false, err, errlen);
     }
