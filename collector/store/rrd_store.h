@@ -3,10 +3,12 @@
  * called from the thread pool, never from the loop.
  *
  * rrdcached mode (kvl_rrd_use_daemon): updates go to rrdcached (librrd's client: one
- * connection for the process, one request at a time), which writes them later; files are still
- * created, completed and read here, on the local file system, so rrdcached must see them under the
- * same absolute paths (the same host, or a file system both mount alike). Reads flush the
- * file in rrdcached first (FLUSH is synchronous), so they see every update sent before.
+ * connection for the process, one request at a time), which writes them later. Files are
+ * still created and completed here, and their headers read here without librrd (the data
+ * sources' order, the last update), so rrdcached must see them under the same absolute
+ * paths (the same host, or a file system both mount alike). Reads go through rrdcached
+ * (FETCH, INFO: it writes what it holds of the file first; a reader's lock taken here would
+ * make its writes of the file fail, and it drops what it held then).
  */
 #ifndef KVL_RRD_STORE_H
 #define KVL_RRD_STORE_H
