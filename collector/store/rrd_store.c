@@ -440,9 +440,10 @@ static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const 
      * microsecond, and then drops every update it held for the file with the one it refuses.
      * So an update not newer than the file's (a batch replayed) is refused here. */
     double last, t = strtod(update, NULL);
-    /* (librrd keeps whole microseconds, and may round the one it parsed either way: our
-     * times are in milliseconds, so within a microsecond is the same time) */
-    if (read_head(path, NULL, 0, &last) && t <= last + 1e-6) {
+    /* (librrd keeps whole microseconds, cut from a float product of the time it parsed,
+     * and a double near 1.8e9 s resolves 0.24 us: our times are in milliseconds, so within
+     * half of one is the same time) */
+    if (read_head(path, NULL, 0, &last) && t < last + 0.0005) {
         snprintf(err, errlen,
                  "illegal attempt to update using time %.6f when last update time is %.6f "
                  "(in the file)",

@@ -133,6 +133,11 @@ print(int(pts[-1][0]) if pts else 0)' "$T/series.json" 2>/dev/null) ||
     fi
 done
 [ "$flushed" -eq 1 ] || kvl_fail "the series read does not see rrdcached's newest rows (no flush before the read)"
+# a graph is drawn through rrdcached too (librrd's graph with --daemon)
+code=$(curl -s --noproxy '*' -m 20 -o "$T/graph.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$HTTP_PORT/api/v1/graph?kind=traffic&agent=agent1&device=dev1&interface=eth0&from=-1h&format=json")
+[ "$code" = 200 ] && grep -q '"image": *"data:image/png;base64,' "$T/graph.json" ||
+    kvl_fail "graph through rrdcached: HTTP $code: $(head -c 300 "$T/graph.json")"
 
 # ---------------------------------------------------------------- 3: kill -9 rrdcached ---
 # Each kill comes 3.5 to 6 s after a checkpoint (the collector's debug line), so that
