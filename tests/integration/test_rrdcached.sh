@@ -136,8 +136,9 @@ done
 # a graph is drawn through rrdcached too (librrd's graph with --daemon)
 code=$(curl -s --noproxy '*' -m 20 -o "$T/graph.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
     "http://127.0.0.1:$HTTP_PORT/api/v1/graph?kind=traffic&agent=agent1&device=dev1&interface=eth0&from=-1h&format=json")
-[ "$code" = 200 ] && grep -q '"image": *"data:image/png;base64,' "$T/graph.json" ||
+if [ "$code" != 200 ] || ! grep -q '"image": *"data:image/png;base64,' "$T/graph.json"; then
     kvl_fail "graph through rrdcached: HTTP $code: $(head -c 300 "$T/graph.json")"
+fi
 
 # ---------------------------------------------------------------- 3: kill -9 rrdcached ---
 # Each kill comes 3.5 to 6 s after a checkpoint (the collector's debug line), so that
