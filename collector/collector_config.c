@@ -186,6 +186,53 @@ static int parse_web_url(kvl_cfg_node_t n, void *target)
     return c->web_url != NULL ? 0 : kvl_cfg_error(n, "out of memory");
 }
 
+/* rrdcached's address as librrd's client takes it: "unix:/path" or "/path" (an absolute
+ * socket path), or "host[:port]" / "[v6]:port" (port 1-65535). */
+static int parse_rrdcached(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    const char *s = kvl_cfg_scalar(n);
+    const char *why = NULL;
+    if (s == NULL || s[0] == '\0') {
+        why = "expected rrdcached's address";
+    } else if (strlen(s) >= 108 || strpbrk(s, " \t\r\n") != NULL) {
+        why = "an address without spaces, shorter than 108 characters";
+    } else if (strncmp(s, "unix:", 5) == 0 || s[0] == '/') {
+        const char *path = s[0] == '/' ? s : s + 5;
+        if (path[0] != '/' || path[1] == '\0') {
+            why = "a unix socket needs an absolute path, e.g. unix:/run/rrdcached.sock";
+        }
+    } else {
+        const char *port = NULL;
+        if (s[0] == '[') {
+            const char *end = strchr(s, ']');
+            if (end == NULL || end == s + 1 || (end[1] != '\0' && end[1] != ':')) {
+                why = "expected [IPv6 address]:port";
+            } else if (end[1] == ':') {
+                port = end + 2;
+            }
+        } else if (strchr(s, ':') != NULL) {
+            port = strchr(s, ':') + 1;
+            if (strchr(port, ':') != NULL || port == s + 1) {
+                why = "expected host:port (an IPv6 address in brackets)";
+            }
+        }
+        if (why == NULL && port != NULL) {
+            char *end = NULL;
+            long v = strtol(port, &end, 10);
+            if (port[0] == '\0' || *end != '\0' || v < 1 || v > 65535) {
+                why = "the port must be a number from 1 to 65535";
+            }
+        }
+    }
+    if (why != NULL) {
+        return kvl_cfg_error(n, "%s: unix:/path, /path or host[:port] (rrdcached's -l)", why);
+    }
+    free(c->rrdcached);
+    c->rrdcached = strdup(s);
+    return c->rrdcached != NULL ? 0 : kvl_cfg_error(n, "out of memory");
+}
+
 #define OFF(field) offsetof(kvl_collector_cfg_t, field)
 
 static const kvl_cfg_field_t fields[] = {
@@ -215,6 +262,11 @@ static const kvl_cfg_field_t fields[] = {
     {"archives", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_archives, 0,
      "a retention profile or a list of resolution:retention"},
     {"consolidations", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_cfs, 0, "e.g. [AVERAGE, MAX]"},
+    {"rrdcached", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_rrdcached, 0,
+     "write the archives through rrdcached at unix:/path, /path or host[:port] (none)"},
+    {"rrdcached_checkpoint", KVL_CFG_DURATION, OFF(rrdcached_checkpoint_ms), 1000, 3600 * 1000ll,
+     NULL, NULL, 0,
+     "how often rrdcached is made to write what it holds; updates kept until then (5m)"},
     {"tls", KVL_CFG_CUSTOM, OFF(tls), 0, 0, NULL, kvl_tls_cfg_parse_server, 0,
      "mutual TLS: ca, cert, key"},
     {"insecure", KVL_CFG_BOOL, OFF(tls.insecure), 0, 0, NULL, NULL, 0,
@@ -266,6 +318,7 @@ void kvl_collector_cfg_free(kvl_collector_cfg_t *c)
     free(c->data_dir);
     free(c->rules);
     free(c->web_url);
+    free(c->rrdcached);
     free(c->archives);
     free_cfs(c->consolidations);
     kvl_tls_cfg_free(&c->tls);
@@ -294,6 +347,7 @@ static int set_defaults(kvl_collector_cfg_t *c)
     c->journal_segment_bytes = 64ll << 20;
     c->journal_commit_delay_ms = 2;
     c->journal_sync = true;
+    c->rrdcached_checkpoint_ms = 5 * 60 * 1000;
     c->max_seq_ahead_ms = (int64_t)(KVL_SEQ_AHEAD_DEFAULT_US / 1000u);
     c->max_handshakes = 512;
     c->max_handshakes_per_address = 16;

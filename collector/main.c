@@ -105,6 +105,16 @@ static void usage(FILE *f)
                "  -h, --help          this help\n");
 }
 
+/* rrdcached mode: a checkpoint had rrdcached write the archives (store.h): the journal may
+ * record the batches it covers as applied. */
+static void on_archives_durable(void *ctx, uint64_t point)
+{
+    app_t *a = ctx;
+    if (a->ingest != NULL) {
+        kvl_ingest_durable(a->ingest, point);
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
@@ -901,7 +911,9 @@ int main(int argc, char **argv)
     kvl_store_cfg_t scfg = {.data_dir = a.cfg->data_dir,
                             .archives = a.cfg->archives,
                             .n_archives = a.cfg->n_archives,
-                            .consolidations = (const char *const *)a.cfg->consolidations};
+                            .consolidations = (const char *const *)a.cfg->consolidations,
+                            .rrdcached = a.cfg->rrdcached,
+                            .rrdcached_checkpoint_ms = a.cfg->rrdcached_checkpoint_ms};
     if (kvl_store_new(a.loop, &scfg, &a.store, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("store", NULL, "%s", err);
         kvl_collector_cfg_free(a.cfg);
@@ -933,6 +945,9 @@ int main(int argc, char **argv)
     if (src == 0 && kvl_ingest_new(a.loop, a.cfg, &a.sinks, &a.ingest, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("collector", a.cfg->id, "%s", err);
         src = 1;
+    }
+    if (src == 0) {
+        kvl_store_on_durable(a.store, on_archives_durable, &a);
     }
     if (src == 0 && start_topology(&a, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("topology", a.cfg->id, "%s", err);

@@ -343,6 +343,30 @@ int kvl_metrics_render(const kvl_metrics_src_t *src, char **out, size_t *len)
     if (src->store != NULL) {
         one(f, "kaaval_store_busy", "gauge", "Archive update jobs in flight.",
             (double)kvl_store_busy(src->store));
+        kvl_store_rrdcached_stats_t rc;
+        kvl_store_rrdcached(src->store, &rc);
+        if (rc.enabled) {
+            one(f, "kaaval_rrdcached_up", "gauge",
+                "1 when the last attempt reached rrdcached (rrdcached mode).",
+                rc.connected ? 1.0 : 0.0);
+            one(f, "kaaval_rrdcached_pending_updates", "gauge",
+                "Updates rrdcached took and has not been made to write yet (kept to resend).",
+                (double)rc.pending_updates);
+            one(f, "kaaval_rrdcached_pending_bytes", "gauge", "Memory those updates take, bytes.",
+                (double)rc.pending_bytes);
+            one(f, "kaaval_rrdcached_connects_total", "counter",
+                "Connections made to rrdcached: the first and one after each loss.",
+                (double)rc.recoveries);
+            one(f, "kaaval_rrdcached_resent_total", "counter",
+                "Updates sent again because rrdcached went away before writing them.",
+                (double)rc.replayed);
+            one(f, "kaaval_rrdcached_failures_total", "counter",
+                "Archive jobs put off because rrdcached could not be reached.",
+                (double)rc.failures);
+            one(f, "kaaval_rrdcached_checkpoints_total", "counter",
+                "Checkpoints: rrdcached made to write every file it held updates of.",
+                (double)rc.checkpoints);
+        }
     }
     if (src->book != NULL) {
         uint64_t by_sev[SEVERITIES] = {0};

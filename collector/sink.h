@@ -146,6 +146,14 @@ typedef struct kvl_sink {
     int (*on_batch)(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token);
     /* NULL: the sink takes no events. */
     void (*on_event)(void *ctx, const kvl_sink_event_t *e);
+    /* NULL, or 0 returned: what the sink wrote for a batch is durable when it calls `done`.
+     * Otherwise (the store writing through rrdcached) the number of the sink's durability
+     * point that will cover what it has written so far: the ingest then applies the batch
+     * as usual (its agent's next batch goes on) but records it applied in the journal (the
+     * APPLIED record, its segments released) only once kvl_ingest_durable says that point
+     * was reached, so that a collector stopped before replays it (the sink refuses what it
+     * has as stale). Called on the loop, after every sink's `done` for the batch. */
+    uint64_t (*durable_after)(void *ctx);
 } kvl_sink_t;
 
 typedef struct kvl_sinks {

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <rrd.h>
+#include <rrd_client.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,8 +23,11 @@
 #include <uv.h>
 
 #include "kvl.h"
+#include "rrd_store.h"
 
 #define ARGS_MAX 600
+
+static char daemon_opt[] = "--daemon";
 #define DS_MAX 64
 #define GROUP_LINES_MAX 24
 #define TITLE_MAX 300
@@ -598,7 +602,17 @@ static int read_ds(const char *path, char *names[DS_MAX], size_t *n, uint32_t *s
 {
     *n = 0;
     rrd_clear_error();
-    rrd_info_t *info = rrd_info_r(path);
+    /* rrdcached mode: rrdcached reads the header (rrd_info takes the file's lock, which
+     * would make rrdcached's writes of it fail); unreachable, the file is read here */
+    const char *daemon = kvl_rrd_daemon();
+    rrd_info_t *info = NULL;
+    if (daemon != NULL && rrdc_connect(daemon) == 0) {
+        info = rrdc_info(path);
+        rrd_clear_error();
+    }
+    if (info == NULL) {
+        info = rrd_info_r(path);
+    }
     if (info == NULL) {
         snprintf(err, errlen, "reading the archive: %s", rrd_get_error());
         return KVL_EIO;
@@ -665,14 +679,23 @@ int kvl_graph_draw(const kvl_graph_draw_t *d, kvl_graph_image_t *out, char *err,
     if (rc == 0) {
         /* librrd's option parser reorders (and may overwrite) the array it is given: it
          * gets a copy, so that every argument is freed from the original */
-        char **copy = malloc((size_t)(argc + 1) * sizeof(*copy));
+        /* rrdcached mode: librrd's graph reads through rrdcached (--daemon: it writes what it
+         * holds of the file first, and our reader's lock would make its writes fail) */
+        const char *daemon = kvl_rrd_daemon();
+        int extra = daemon != NULL ? 2 : 0;
+        char **copy = malloc((size_t)(argc + extra + 1) * sizeof(*copy));
         if (copy == NULL) {
             snprintf(err, errlen, "out of memory");
             rc = KVL_ENOMEM;
         } else {
-            memcpy(copy, argv, (size_t)(argc + 1) * sizeof(*copy));
+            copy[0] = argv[0];
+            if (daemon != NULL) {
+                copy[1] = daemon_opt;
+                copy[2] = (char *)daemon;
+            }
+            memcpy(copy + 1 + extra, argv + 1, (size_t)argc * sizeof(*copy));
             rrd_clear_error();
-            info = rrd_graph_v(argc, copy);
+            info = rrd_graph_v(argc + extra, copy);
             free(copy);
         }
         if (rc == 0 && info == NULL) {

@@ -58,7 +58,7 @@ void ingest_on_journal_roll(void *ctx)
         uint8_t pos[24];
         kvl_put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
         kvl_put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
-        kvl_put_le64(pos + 16, a->applied_jseq);
+        kvl_put_le64(pos + 16, a->durable_jseq);
         ingest_journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL, NULL);
         if (a->conn == NULL || a->defs == NULL) {
             continue; /* its next batch comes on a new connection, with new definitions */
@@ -205,6 +205,101 @@ static void release_segments(kvl_ingest_t *in, const pending_t *p)
     if (p->marked) {
         kvl_journal_release(in->journal, p->mark_seg);
     }
+}
+
+/* ---- applied, durably (sink.h, durable_after) ---- */
+
+/* A batch applied whose APPLIED record waits for its sinks' durability point. */
+typedef struct deferred_applied {
+    struct deferred_applied *next;
+    agent_state_t *agent; /* agents are never freed before the ingest */
+    uint64_t jseq;
+    uint64_t point;
+    uint64_t seg, mark_seg;
+    bool marked;
+} deferred_applied_t;
+
+/* The APPLIED record of the agent's batches up to jseq. */
+static void record_applied(kvl_ingest_t *in, agent_state_t *a, uint64_t jseq)
+{
+    ingest_journal_put(in, a, KVL_JREC_APPLIED, jseq, KVL_LANE_BULK, NULL, 0, false, NULL, NULL);
+    if (jseq > a->durable_jseq) {
+        a->durable_jseq = jseq;
+    }
+}
+
+/* The durability point the sinks' writes so far wait for; 0: durable already. */
+static uint64_t durable_point(const kvl_ingest_t *in)
+{
+    uint64_t point = 0;
+    for (size_t i = 0; i < in->sinks->n; i++) {
+        const kvl_sink_t *k = in->sinks->at[i].sink;
+        if (k->durable_after != NULL) {
+            uint64_t v = k->durable_after(in->sinks->at[i].ctx);
+            point = v > point ? v : point;
+        }
+    }
+    return point;
+}
+
+/* Keeps p's APPLIED record and segments for kvl_ingest_durable. False when out of memory
+ * (then it is recorded at once: a stop before the point may lose what the sink holds). */
+static bool defer_applied(kvl_ingest_t *in, agent_state_t *a, const pending_t *p, uint64_t point)
+{
+    deferred_applied_t *d = malloc(sizeof(*d));
+    if (d == NULL) {
+        return false;
+    }
+    *d = (deferred_applied_t){.agent = a,
+                              .jseq = p->jseq,
+                              .point = point,
+                              .seg = p->seg,
+                              .mark_seg = p->mark_seg,
+                              .marked = p->marked};
+    if (in->deferred_tail != NULL) {
+        in->deferred_tail->next = d;
+    } else {
+        in->deferred_head = d;
+    }
+    in->deferred_tail = d;
+    in->n_deferred++;
+    return true;
+}
+
+void kvl_ingest_durable(kvl_ingest_t *in, uint64_t point)
+{
+    /* The points only grow, so those waiting are in order of their point. */
+    while (in->deferred_head != NULL && in->deferred_head->point <= point) {
+        deferred_applied_t *d = in->deferred_head;
+        in->deferred_head = d->next;
+        if (in->deferred_head == NULL) {
+            in->deferred_tail = NULL;
+        }
+        in->n_deferred--;
+        if (!in->journal_closed) {
+            if (d->jseq > d->agent->durable_jseq) {
+                record_applied(in, d->agent, d->jseq);
+            }
+            kvl_journal_release(in->journal, d->seg);
+            if (d->marked) {
+                kvl_journal_release(in->journal, d->mark_seg);
+            }
+        }
+        free(d);
+    }
+}
+
+/* At the end: what still waits is replayed at the next start (its segments were never
+ * released, and the journal is closed by now). */
+void ingest_deferred_free(kvl_ingest_t *in)
+{
+    while (in->deferred_head != NULL) {
+        deferred_applied_t *d = in->deferred_head;
+        in->deferred_head = d->next;
+        free(d);
+    }
+    in->deferred_tail = NULL;
+    in->n_deferred = 0;
 }
 
 /* What one round with the sinks did, counted (whether the batch is applied or waits). */
@@ -357,9 +452,11 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         a->applied_jseq = p->jseq;
     }
     if (!in->journal_closed) {
-        ingest_journal_put(in, a, KVL_JREC_APPLIED, p->jseq, KVL_LANE_BULK, NULL, 0, false, NULL,
-                           NULL);
-        release_segments(in, p);
+        uint64_t point = durable_point(in);
+        if (point == 0 || !defer_applied(in, a, p, point)) {
+            record_applied(in, a, p->jseq);
+            release_segments(in, p);
+        }
     }
     ingest_pending_free(p);
 }

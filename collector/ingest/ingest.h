@@ -51,6 +51,9 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
 #define KVL_APPLY_LAG_BUCKETS 12
 extern const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS];
 
+/* A sink's durability point `point` was reached (sink.h, durable_after): the batches
+ * waiting for it, or an earlier one, are recorded applied in the journal. On the loop. */
+void kvl_ingest_durable(kvl_ingest_t *in, uint64_t point);
 typedef struct kvl_ingest_stats {
     uint64_t connections;         /* accepted in all */
     uint64_t connections_refused; /* Hello refused: max_connections agents connected */

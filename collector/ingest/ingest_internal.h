@@ -116,7 +116,9 @@ typedef struct agent_state {
     uint64_t acked_seq[KVL_LANES];     /* highest seq on disk: acknowledged */
     uint64_t ack_sent[KVL_LANES];      /* highest Ack sent on the current connection */
     uint64_t applied_jseq;             /* its batches up to this jseq are in the archives */
-    defs_table_t *defs;                /* of its current (or last) connection */
+    uint64_t durable_jseq; /* of those, up to this one recorded applied in the journal (below
+                              applied_jseq while a sink's writes are not durable: sink.h) */
+    defs_table_t *defs;    /* of its current (or last) connection */
     pending_t *q_head, *q_tail;
     size_t q_len;
     size_t q_mem;      /* of those, kept decoded in memory */
@@ -228,6 +230,10 @@ struct kvl_ingest {
     bool watch_dirty;        /* the agents' state file is behind */
     bool watch_busy;         /* a write of it in flight */
     bool watch_after_replay; /* the replay was under way: agents expected get their grace */
+    /* Batches applied whose APPLIED record waits for a sink's durability point (sink.h,
+     * durable_after; apply.c), oldest first. */
+    struct deferred_applied *deferred_head, *deferred_tail;
+    size_t n_deferred;
 };
 
 /* agents.c */
@@ -268,6 +274,7 @@ void ingest_on_journal_synced(void *ctx, uint64_t synced);
 void ingest_submit_next(kvl_ingest_t *in, agent_state_t *a);
 void ingest_deliver_events(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
 void ingest_mark_delivered(kvl_ingest_t *in, agent_state_t *a, pending_t *p);
+void ingest_deferred_free(kvl_ingest_t *in);
 void ingest_on_retry_timer(uv_timer_t *t);
 
 /* conn.c */

@@ -99,7 +99,7 @@ static int rewind_positions(kvl_ingest_t *in, agent_state_t *a, const kvl_hello_
     uint8_t pos[24];
     kvl_put_le64(pos, a->journaled_seq[KVL_LANE_BULK]);
     kvl_put_le64(pos + 8, a->journaled_seq[KVL_LANE_EVENTS]);
-    kvl_put_le64(pos + 16, a->applied_jseq);
+    kvl_put_le64(pos + 16, a->durable_jseq);
     return ingest_journal_put(in, a, KVL_JREC_POS, 0, 0, pos, sizeof(pos), false, NULL, NULL);
 }
 

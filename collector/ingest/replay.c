@@ -76,7 +76,7 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         }
         uint64_t applied = kvl_get_le64(r->data + 16);
         if (applied > a->applied_jseq) {
-            a->applied_jseq = applied;
+            a->applied_jseq = a->durable_jseq = applied;
         }
     } else if (r->type == KVL_JREC_BATCH && r->lane < KVL_LANES) {
         if (r->seq > a->journaled_seq[r->lane] &&
@@ -88,7 +88,7 @@ static int replay_positions(void *ctx, const kvl_jrec_t *r, uint64_t seg)
         }
     } else if (r->type == KVL_JREC_APPLIED && r->lane == KVL_LANE_BULK &&
                r->seq > a->applied_jseq) {
-        a->applied_jseq = r->seq;
+        a->applied_jseq = a->durable_jseq = r->seq;
     }
     return 0;
 }

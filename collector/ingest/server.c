@@ -165,6 +165,7 @@ void ingest_maybe_free(kvl_ingest_t *in)
         free(a->id);
         free(a);
     }
+    ingest_deferred_free(in);
     kvl_tls_ctx_free(in->tls_ctx);
     free(in);
 }

@@ -26,13 +26,26 @@
  * update touching a few bytes of such a folio through librrd's shared mapping has the whole
  * folio (up to 2 MiB) written again. Read back a page at a time (librrd maps the file with
  * MADV_RANDOM: no readahead), the file costs an update only the pages it touches.
+ *
+ * rrdcached mode: librrd's client (rrdc_*: Debian's librrd 1.7 exports no other) keeps one
+ * connection for the process, each request under its lock, made on first use and again
+ * after a failure. rrdcached's UPDATE takes no template, so the update is put in the file's order
+ * of data sources, read from the file once (rrd_info_r) and remembered per file (forgotten
+ * when kvl_rrd_add_ds changes the file). rrdcached checks the time of an update against the
+ * file's when it takes it, with librrd's message (stale); a file it cannot open it refuses
+ * ("No such file"); its other refusals are its own texts.
  */
 #include "rrd_store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+/* the file's header structures (rrd_format.h, the on-disk format librrd writes): read for
+ * a file's last update to the microsecond (file_last_update) */
+#define RRD_EXPORT_DEPRECATED
 #include <rrd.h>
+#include <rrd_client.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +72,12 @@ static const char *const transient_texts[] = {
     "out of memory",
     "malloc",
     "error message was lost",
+    "Unable to connect to rrdcached",
+    "while talking to rrdcached",
+    "rrdcached is not connected",
+    "malloc failed",
+    "strdup failed",
+    "stat failed",
 };
 
 /* msg: librrd's message ("" when it gave none: then saved_errno decides, unless
@@ -138,7 +157,8 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
         snprintf(err, errlen, "%s", text);
         return KVL_RRD_BUSY;
     }
-    if (strncmp(text, "opening '", 9) == 0 && strstr(text, strerror(ENOENT)) != NULL) {
+    if ((strncmp(text, "opening '", 9) == 0 && strstr(text, strerror(ENOENT)) != NULL) ||
+        (strncmp(text, "rrdcached@", 10) == 0 && strstr(text, ": No such file") != NULL)) {
         snprintf(err, errlen, "%s", text);
         return KVL_RRD_MISSING;
     }
@@ -156,6 +176,336 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
         describe_fs(path, err, errlen);
     }
     return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
+}
+
+/* ---- rrdcached mode ---------------------------------------------------------------- */
+
+static char *daemon_addr; /* set once before the pool runs; NULL: direct */
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The files' orders of data sources ("a:b:c"), by path: chained, ORDER_BUCKETS heads. */
+#define ORDER_BUCKETS 65536u
+typedef struct ds_order {
+    struct ds_order *next;
+    uint64_t hash;
+    char *path;
+    char *names;
+} ds_order_t;
+static ds_order_t **orders; /* under order_lock */
+
+int kvl_rrd_use_daemon(const char *addr)
+{
+    free(daemon_addr);
+    daemon_addr = NULL;
+    if (addr == NULL || addr[0] == '\0') {
+        return 0;
+    }
+    daemon_addr = strdup(addr);
+    return daemon_addr != NULL ? 0 : KVL_RRD_ERROR;
+}
+
+const char *kvl_rrd_daemon(void)
+{
+    return daemon_addr;
+}
+
+/* The connection to rrdcached, made when there is none (a no-op otherwise). false with
+ * err set: a failure that can pass. */
+static bool connected(char *err, size_t errlen)
+{
+    rrd_clear_error();
+    if (rrdc_connect(daemon_addr) != 0) {
+        const char *msg = rrd_get_error();
+        snprintf(err, errlen, "rrdcached at %s: %s", daemon_addr,
+                 msg != NULL && msg[0] != '\0' ? msg : "Unable to connect to rrdcached");
+        rrd_clear_error();
+        return false;
+    }
+    return true;
+}
+
+/* The result of a client call that failed (rc != 0): stale, missing, again or error. Only
+ * rrdcached's own answers carry its name ("rrdcached@<address>: ..."); anything else is the
+ * connection (librrd's client has closed it: the next call connects again). */
+static kvl_rrd_result_t client_error(const char *path, int rc, char *err, size_t errlen)
+{
+    const char *msg = rrd_get_error();
+    if (msg != NULL && strncmp(msg, "rrdcached@", 10) == 0) {
+        return take_error(path, 0, false, err, errlen);
+    }
+    char text[512];
+    snprintf(text, sizeof(text), "%s", msg != NULL ? msg : "");
+    rrd_clear_error();
+    snprintf(err, errlen, "rrdcached at %s: %s", daemon_addr,
+             text[0] != '\0' ? text
+             : rc > 0        ? strerror(rc)
+                             : "rrdcached is not connected");
+    return rc == ENOBUFS ? KVL_RRD_ERROR : KVL_RRD_AGAIN;
+}
+
+static uint64_t hash_of(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* What the file's header says (librrd's own structures, as it writes them): its data
+ * sources' names in order ("a:b:c", into names when not NULL) and its last update with its
+ * microseconds (the live head after the data sources' and archives' definitions; format
+ * 0003 has the microseconds). Plain reads: librrd's readers (rrd_info, rrd_fetch) take the
+ * file's lock, and rrdcached, finding it taken when it writes, drops what it held of the
+ * file. False when it cannot be read. */
+static bool read_head(const char *path, char *names, size_t nameslen, double *last)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    stat_head_t sh;
+    live_head_t lh;
+    bool ok = pread(fd, &sh, sizeof(sh), 0) == (ssize_t)sizeof(sh) &&
+              memcmp(sh.cookie, RRD_COOKIE, 4) == 0 && sh.ds_cnt > 0 && sh.ds_cnt < 4096 &&
+              sh.rra_cnt < 4096;
+    for (unsigned long i = 0; ok && names != NULL && i < sh.ds_cnt; i++) {
+        ds_def_t d;
+        size_t len = strlen(names);
+        ok = pread(fd, &d, sizeof(d), (off_t)(sizeof(sh) + i * sizeof(d))) == (ssize_t)sizeof(d);
+        d.ds_nam[DS_NAM_SIZE - 1] = '\0';
+        int w = ok ? snprintf(names + len, nameslen - len, "%s%s", i > 0 ? ":" : "", d.ds_nam) : -1;
+        ok = ok && w > 0 && (size_t)w < nameslen - len;
+    }
+    if (ok) {
+        off_t off =
+            (off_t)(sizeof(sh) + sh.ds_cnt * sizeof(ds_def_t) + sh.rra_cnt * sizeof(rra_def_t));
+        bool usec = strncmp(sh.version, "0003", 4) >= 0;
+        size_t want = usec ? sizeof(lh) : sizeof(lh.last_up);
+        ok = pread(fd, &lh, want, off) == (ssize_t)want;
+        *last = ok ? (double)lh.last_up + (usec ? (double)lh.last_up_usec / 1e6 : 0.0) : 0.0;
+    }
+    close(fd);
+    return ok;
+}
+
+static void order_forget(const char *path)
+{
+    uint64_t h = hash_of(path);
+    pthread_mutex_lock(&order_lock);
+    for (ds_order_t **p = orders != NULL ? &orders[h % ORDER_BUCKETS] : NULL; p != NULL && *p;
+         p = &(*p)->next) {
+        if ((*p)->hash == h && strcmp((*p)->path, path) == 0) {
+            ds_order_t *o = *p;
+            *p = o->next;
+            free(o->path);
+            free(o->names);
+            free(o);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&order_lock);
+}
+
+/* The file's data sources in order, "a:b:c", into out. KVL_RRD_OK, or the failure of
+ * reading the file (missing, again, error). */
+static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, char *err,
+                                 size_t errlen)
+{
+    uint64_t h = hash_of(path);
+    pthread_mutex_lock(&order_lock);
+    for (ds_order_t *o = orders != NULL ? orders[h % ORDER_BUCKETS] : NULL; o != NULL;
+         o = o->next) {
+        if (o->hash == h && strcmp(o->path, path) == 0) {
+            snprintf(out, outlen, "%s", o->names);
+            pthread_mutex_unlock(&order_lock);
+            return KVL_RRD_OK;
+        }
+    }
+    pthread_mutex_unlock(&order_lock);
+    double last;
+    out[0] = '\0';
+    errno = 0;
+    if (!read_head(path, out, outlen, &last)) {
+        int e = errno;
+        struct stat st;
+        if (stat(path, &st) != 0 && errno == ENOENT) {
+            snprintf(err, errlen, "opening '%s': %s", path, strerror(ENOENT));
+            return KVL_RRD_MISSING;
+        }
+        snprintf(err, errlen, "%s: cannot read the file's data sources%s%s", path,
+                 e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
+        bool again = e != 0 && is_transient("", e, false);
+        if (again) {
+            describe_fs(path, err, errlen);
+        }
+        return again ? KVL_RRD_AGAIN : KVL_RRD_ERROR;
+    }
+    ds_order_t *o = calloc(1, sizeof(*o));
+    pthread_mutex_lock(&order_lock);
+    if (orders == NULL) {
+        orders = calloc(ORDER_BUCKETS, sizeof(*orders));
+    }
+    if (o != NULL && orders != NULL && (o->path = strdup(path)) != NULL &&
+        (o->names = strdup(out)) != NULL) {
+        o->hash = h;
+        o->next = orders[h % ORDER_BUCKETS];
+        orders[h % ORDER_BUCKETS] = o;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&order_lock);
+    if (o != NULL) {
+        free(o->path);
+        free(o);
+    }
+    return KVL_RRD_OK;
+}
+
+/* The n-th ':'-separated field of s (its length in *len), or NULL. */
+static const char *field(const char *s, size_t n, size_t *len)
+{
+    for (size_t i = 0; i < n && s != NULL; i++) {
+        s = strchr(s, ':');
+        s = s != NULL ? s + 1 : NULL;
+    }
+    if (s != NULL) {
+        const char *e = strchr(s, ':');
+        *len = e != NULL ? (size_t)(e - s) : strlen(s);
+    }
+    return s;
+}
+
+/* "time:v1:v2" for the template's names into the file's order (U for the others). */
+static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char *update, char *out,
+                                size_t outlen, char *err, size_t errlen)
+{
+    size_t tl;
+    const char *t = field(update, 0, &tl);
+    int w = snprintf(out, outlen, "%.*s", (int)tl, t);
+    size_t len = w > 0 ? (size_t)w : 0;
+    size_t n_t = 1;
+    for (const char *p = tmpl; *p != '\0'; p++) {
+        n_t += *p == ':';
+    }
+    /* every name of the template must be one of the file's */
+    for (size_t k = 0; k < n_t; k++) {
+        size_t nl, ol;
+        const char *name = field(tmpl, k, &nl);
+        bool found = false;
+        for (size_t i = 0; !found; i++) {
+            const char *o = field(order, i, &ol);
+            if (o == NULL) {
+                break;
+            }
+            found = ol == nl && strncmp(o, name, nl) == 0;
+        }
+        if (!found) {
+            snprintf(err, errlen, "unknown DS name '%.*s'", (int)nl, name);
+            return KVL_RRD_ERROR;
+        }
+    }
+    for (size_t i = 0;; i++) {
+        size_t ol, nl, vl = 1;
+        const char *o = field(order, i, &ol);
+        if (o == NULL) {
+            break;
+        }
+        const char *v = "U";
+        for (size_t k = 0; k < n_t; k++) {
+            const char *name = field(tmpl, k, &nl);
+            if (nl == ol && strncmp(name, o, ol) == 0) {
+                v = field(update, k + 1, &vl);
+                if (v == NULL) {
+                    snprintf(err, errlen, "expected %zu values in the update", n_t);
+                    return KVL_RRD_ERROR;
+                }
+                break;
+            }
+        }
+        w = snprintf(out + len, outlen - len, ":%.*s", (int)vl, v);
+        if (w < 0 || (size_t)w >= outlen - len) {
+            snprintf(err, errlen, "update too long for rrdcached");
+            return KVL_RRD_ERROR;
+        }
+        len += (size_t)w;
+    }
+    return KVL_RRD_OK;
+}
+
+static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const char *update,
+                                      char *sent, size_t sentlen, char *err, size_t errlen)
+{
+    /* rrdcached checks an update's time against what it holds of the file, or else against
+     * the file's last update in whole seconds; librrd, when rrdcached writes, to the
+     * microsecond, and then drops every update it held for the file with the one it refuses.
+     * So an update not newer than the file's (a batch replayed) is refused here. */
+    double last, t = strtod(update, NULL);
+    /* (librrd keeps whole microseconds, cut from a float product of the time it parsed,
+     * and a double near 1.8e9 s resolves 0.24 us: our times are in milliseconds, so within
+     * half of one is the same time) */
+    if (read_head(path, NULL, 0, &last) && t < last + 0.0005) {
+        snprintf(err, errlen,
+                 "illegal attempt to update using time %.6f when last update time is %.6f "
+                 "(in the file)",
+                 t, last);
+        return KVL_RRD_STALE;
+    }
+    char line[RRD_CMD_MAX];
+    if (tmpl != NULL) {
+        char order[2048];
+        kvl_rrd_result_t rc = order_of(path, order, sizeof(order), err, errlen);
+        if (rc == KVL_RRD_OK) {
+            rc = reorder(order, tmpl, update, line, sizeof(line), err, errlen);
+        }
+        if (rc != KVL_RRD_OK) {
+            return rc;
+        }
+    } else {
+        snprintf(line, sizeof(line), "%s", update);
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    const char *values[1] = {line};
+    rrd_clear_error();
+    int rc = rrdc_update(path, 1, values);
+    if (rc != 0) {
+        return client_error(path, rc, err, errlen);
+    }
+    if (sent != NULL) {
+        snprintf(sent, sentlen, "%s", line);
+    }
+    return KVL_RRD_OK;
+}
+
+kvl_rrd_result_t kvl_rrd_flush(const char *path, char *err, size_t errlen)
+{
+    if (daemon_addr == NULL) {
+        return KVL_RRD_OK;
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    int rc = rrdc_flush(path);
+    return rc == 0 ? KVL_RRD_OK : client_error(path, rc, err, errlen);
+}
+
+kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen)
+{
+    if (daemon_addr == NULL) {
+        return KVL_RRD_OK;
+    }
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    int rc = rrdc_forget(path);
+    if (rc == 0) {
+        return KVL_RRD_OK;
+    }
+    kvl_rrd_result_t r = client_error(path, rc, err, errlen);
+    return r == KVL_RRD_AGAIN ? r : KVL_RRD_OK; /* it held nothing of the file */
 }
 
 void kvl_rrd_uncache(const char *path)
@@ -225,6 +575,18 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
                                 size_t errlen)
 {
+    return kvl_rrd_update_sent(path, tmpl, update, NULL, 0, err, errlen);
+}
+
+kvl_rrd_result_t kvl_rrd_update_sent(const char *path, const char *tmpl, const char *update,
+                                     char *sent, size_t sentlen, char *err, size_t errlen)
+{
+    if (daemon_addr != NULL) {
+        return daemon_update(path, tmpl, update, sent, sentlen, err, errlen);
+    }
+    if (sent != NULL) {
+        snprintf(sent, sentlen, "%s", update);
+    }
     const char *argv[1] = {update};
     rrd_clear_error();
     errno = 0;
@@ -266,9 +628,24 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         return KVL_RRD_ERROR;
     }
     memset(missing, 0, n_ds * sizeof(*missing));
+    if (add && daemon_addr != NULL) {
+        /* what rrdcached holds goes into the file before the file is replaced */
+        kvl_rrd_result_t frc = kvl_rrd_flush(path, err, errlen);
+        if (frc != KVL_RRD_OK) {
+            return frc;
+        }
+    }
     rrd_clear_error();
     errno = 0;
-    rrd_info_t *info = rrd_info_r(path);
+    /* rrdcached mode: rrdcached reads it (rrd_info's lock would make its writes fail) */
+    char cerr[256];
+    rrd_info_t *info =
+        daemon_addr != NULL && connected(cerr, sizeof(cerr)) ? rrdc_info(path) : NULL;
+    if (info == NULL) {
+        rrd_clear_error();
+        errno = 0;
+        info = rrd_info_r(path);
+    }
     if (info == NULL) {
         return take_error(path, errno, false, err, errlen);
     }
@@ -321,6 +698,7 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         res = take_error(path, errno, false, err, errlen);
     } else {
         *n_added = (size_t)argc - 2;
+        order_forget(path);
         kvl_rrd_uncache(path); /* a new file, written by librrd as a created one */
     }
     free(file);
@@ -337,7 +715,31 @@ kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, 
     rrd_value_t *data = NULL;
     rrd_clear_error();
     errno = 0;
-    if (rrd_fetch_r(path, cf, &s, &e, &st, &n_ds, &names, &data) != 0) {
+    /* rrdcached mode: rrdcached reads (its FETCH writes what it holds of the file first, and
+     * its reader's lock does not stand in the way of its own writes, as ours would); when it
+     * cannot be reached, the file as it is, read here (then it writes nothing meanwhile) */
+    char ferr[256];
+    int rc = -1;
+    bool fetched = false;
+    if (daemon_addr != NULL && connected(ferr, sizeof(ferr))) {
+        rc = rrdc_fetch(path, cf, &s, &e, &st, &n_ds, &names, &data);
+        const char *msg = rrd_get_error();
+        fetched = rc == 0 || (msg != NULL && strncmp(msg, "rrdcached@", 10) == 0);
+        if (rc != 0 && msg != NULL && strstr(msg, "No such file") != NULL) {
+            snprintf(err, errlen, "%s", msg);
+            rrd_clear_error();
+            return KVL_RRD_MISSING;
+        }
+        if (!fetched) {
+            s = (time_t)start, e = (time_t)end, st = step;
+            rrd_clear_error();
+        }
+    }
+    if (!fetched) {
+        errno = 0;
+        rc = rrd_fetch_r(path, cf, &s, &e, &st, &n_ds, &names, &data);
+    }
+    if (rc != 0) {
         int saved = errno;
         const char *msg = rrd_get_error();
         snprintf(err, errlen, "%s", msg != NULL && msg[0] != '\0' ? msg : strerror(saved));

@@ -1,6 +1,14 @@
 /*
  * rrd_store.h — the one module that calls librrd. Thread-safe (librrd's _r functions):
  * called from the thread pool, never from the loop.
+ *
+ * rrdcached mode (kvl_rrd_use_daemon): updates go to rrdcached (librrd's client: one
+ * connection for the process, one request at a time), which writes them later. Files are
+ * still created and completed here, and their headers read here without librrd (the data
+ * sources' order, the last update), so rrdcached must see them under the same absolute
+ * paths (the same host, or a file system both mount alike). Reads go through rrdcached
+ * (FETCH, INFO: it writes what it holds of the file first; a reader's lock taken here would
+ * make its writes of the file fail, and it drops what it held then).
  */
 #ifndef KVL_RRD_STORE_H
 #define KVL_RRD_STORE_H
@@ -45,9 +53,32 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
  * written back whole (~1 MB per update). Read back a page at a time, the file costs an update
  * the 4 KiB pages it touches (tests/bench/rrd-write). */
 void kvl_rrd_uncache(const char *path);
-/* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). */
+/* Applies one update "time:v1:v2..." for the DS names in `tmpl` ("a:b:c"). In rrdcached
+ * mode the update is sent to rrdcached in the file's own order of data sources (rrdcached
+ * takes no template; those the template does not name are "U", as librrd makes them), and
+ * `tmpl` NULL says that `update` is in that order already; `sent` (NULL: not wanted) gets
+ * the string sent. KVL_RRD_OK there means rrdcached holds the update, not that the file has
+ * it; KVL_RRD_AGAIN when rrdcached cannot be reached (err says so). A data source the
+ * template names and the file lacks: KVL_RRD_ERROR with "unknown DS name" in err, in both
+ * modes. */
 kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *update, char *err,
                                 size_t errlen);
+kvl_rrd_result_t kvl_rrd_update_sent(const char *path, const char *tmpl, const char *update,
+                                     char *sent, size_t sentlen, char *err, size_t errlen);
+
+/* rrdcached mode from now on, at `addr` ("unix:/path", "/path" or "host[:port]"); NULL:
+ * direct writes (the default). Called once, before any other function here, on the loop's
+ * thread. Returns 0, or KVL_RRD_ERROR when out of memory. */
+int kvl_rrd_use_daemon(const char *addr);
+/* The rrdcached address in use, or NULL. */
+const char *kvl_rrd_daemon(void);
+/* Has rrdcached write what it holds of `path` and waits for it (FLUSH). KVL_RRD_OK also in
+ * direct mode (nothing to do) and when rrdcached holds nothing of the file; KVL_RRD_MISSING
+ * when the file does not exist; KVL_RRD_AGAIN when rrdcached cannot be reached. */
+kvl_rrd_result_t kvl_rrd_flush(const char *path, char *err, size_t errlen);
+/* Has rrdcached drop what it holds of `path` without writing it (FORGET). KVL_RRD_OK (also
+ * when it held nothing, and in direct mode) or KVL_RRD_AGAIN. */
+kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen);
 
 /* Which of ds[] the existing file `path` lacks (by name): missing[i] set for each, their
  * count in *n_missing. With `add`, adds them (DERIVE with minimum 0 or GAUGE, a heartbeat of
@@ -58,6 +89,7 @@ kvl_rrd_result_t kvl_rrd_update(const char *path, const char *tmpl, const char *
  * (KVL_RRD_ERROR when there is no other); *n_added: how many were added. KVL_RRD_OK, or
  * KVL_RRD_MISSING, KVL_RRD_BUSY (a reader's lock), KVL_RRD_AGAIN or KVL_RRD_ERROR as an update's
  * (missing and *n_missing stay set when the file could be read but not changed). n_ds at most 64.
+ * In rrdcached mode the file is flushed first (KVL_RRD_AGAIN when that fails).
  */
 kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t n_ds, bool add,
                                 bool *missing, size_t *n_missing, size_t *n_added, char *err,
@@ -76,7 +108,9 @@ typedef struct kvl_rrd_points {
 /* Reads `cf` ("AVERAGE", "MAX", ...) of [start, end] at `step` seconds (librrd picks the
  * archive and may widen the range and step, as `rrdtool fetch -s start -e end -r step`
  * does). KVL_RRD_OK with *out filled (free it with kvl_rrd_points_free), KVL_RRD_MISSING
- * when the file does not exist, else KVL_RRD_ERROR with librrd's message in err. */
+ * when the file does not exist, else KVL_RRD_ERROR with librrd's message in err. In
+ * rrdcached mode rrdcached reads the file (FETCH: it writes what it holds of it first);
+ * when it cannot be reached, the file is read here as it is. */
 kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, int64_t end,
                                uint32_t step, kvl_rrd_points_t *out, char *err, size_t errlen);
 /* NULL-safe; leaves *p empty. */

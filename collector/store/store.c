@@ -16,6 +16,11 @@
  * DS name", or "tmplt contains more DS definitions than RRD"): the store then adds them to
  * the file (complete_archive), once per file and schema in the collector's life, and writes
  * the row; what the file cannot gain is left out of the row, never the whole row.
+ *
+ * rrdcached mode (store.h, cfg.rrdcached): rows are written the same way, through
+ * rrdcached; a job runs between store_redo_enter and store_redo_leave, each update
+ * rrdcached took is remembered (store_redo.c), and a checkpoint runs on the pool after a job
+ * once `rrdcached_checkpoint` has passed since the last one.
  */
 #include "store.h"
 #include "store_int.h"
@@ -95,6 +100,15 @@ struct kvl_store {
     size_t n_grown;  /* and schema) complete_archive has completed, or tried to for good */
     size_t cap_grown;
     store_moves_t *moves; /* archives to move before an agent's next rows (store_move.c) */
+    store_redo_t *redo;   /* rrdcached mode, else NULL */
+    int64_t checkpoint_ms;
+    uint64_t last_checkpoint_ms; /* on the loop */
+    bool checkpointing;          /* a checkpoint is on the pool */
+    bool checkpoint_complete;    /* it had rrdcached write every file (its result) */
+    uint64_t checkpoints;        /* queued so far: the number of the last one */
+    uv_work_t checkpoint;
+    kvl_store_durable_fn on_durable;
+    void *durable_ctx;
 };
 
 struct kvl_store_job {
@@ -150,6 +164,15 @@ int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out
                  strerror(errno));
         goto fail;
     }
+    if (cfg->rrdcached != NULL && cfg->rrdcached[0] != '\0') {
+        if (kvl_rrd_use_daemon(cfg->rrdcached) != 0 ||
+            (s->redo = store_redo_new(cfg->rrdcached)) == NULL) {
+            goto nomem;
+        }
+        s->checkpoint_ms =
+            cfg->rrdcached_checkpoint_ms > 0 ? cfg->rrdcached_checkpoint_ms : 5 * 60 * 1000;
+        s->last_checkpoint_ms = uv_now(loop);
+    }
     *out = s;
     return 0;
 
@@ -175,6 +198,12 @@ void kvl_store_free(kvl_store_t *s)
     free(s->cfs);
     free(s->grown);
     store_moves_free(s->moves);
+    if (s->redo != NULL) {
+        /* what rrdcached holds is written now (the journal, closed already, replays the
+         * batches not yet recorded applied at the next start: refused as stale) */
+        (void)store_redo_checkpoint(s->redo);
+    }
+    store_redo_free(s->redo);
     uv_mutex_destroy(&s->bad_lock);
     free(s);
 }
@@ -182,6 +211,14 @@ void kvl_store_free(kvl_store_t *s)
 size_t kvl_store_busy(const kvl_store_t *s)
 {
     return s->busy;
+}
+
+void kvl_store_rrdcached(kvl_store_t *s, kvl_store_rrdcached_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->redo != NULL) {
+        store_redo_stats(s->redo, out);
+    }
 }
 
 store_moves_t **store_moves_slot(kvl_store_t *s)
@@ -407,6 +444,24 @@ static bool in_schema(const kvl_rrd_ds_t *ds, size_t n, const char *metric)
         }
     }
     return false;
+}
+
+/* kvl_rrd_update, and in rrdcached mode the update remembered until rrdcached has written
+ * it (store_redo.c). */
+static kvl_rrd_result_t update_file(kvl_store_t *s, const char *path, const char *tmpl,
+                                    const char *update, char *err, size_t errlen)
+{
+    if (s->redo == NULL) {
+        return kvl_rrd_update(path, tmpl, update, err, errlen);
+    }
+    char sent[4096];
+    kvl_rrd_result_t rc = kvl_rrd_update_sent(path, tmpl, update, sent, sizeof(sent), err, errlen);
+    if (rc == KVL_RRD_OK && store_redo_add(s->redo, path, sent) != 0) {
+        KVL_LOG_WARN("store", path,
+                     "out of memory: an update rrdcached took is not kept to "
+                     "send again");
+    }
+    return rc;
 }
 
 /* Returns 0, KVL_RRD_AGAIN (why says why: a failure that can pass) or KVL_RRD_ERROR
@@ -652,7 +707,7 @@ static kvl_rrd_result_t complete_archive(kvl_store_t *s, const char *path, const
     if (arc == KVL_RRD_OK && first && n_added > 0) {
         KVL_LOG_INFO("store", path, "added %zu data source%s the archive lacked", n_added,
                      n_added == 1 ? "" : "s");
-        kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, errlen);
+        kvl_rrd_result_t rc = update_file(s, path, tmpl, update, err, errlen);
         if (rc != KVL_RRD_ERROR || (strstr(err, "unknown DS name") == NULL &&
                                     strstr(err, "more DS definitions than RRD") == NULL)) {
             return rc;
@@ -686,7 +741,7 @@ static kvl_rrd_result_t complete_archive(kvl_store_t *s, const char *path, const
             res->skipped++;
         }
     }
-    return *used > 0 ? kvl_rrd_update(path, tmpl, update, err, errlen) : KVL_RRD_OK;
+    return *used > 0 ? update_file(s, path, tmpl, update, err, errlen) : KVL_RRD_OK;
 }
 
 /* Writes one row. Returns false when the job must stop here (a failure that can pass). */
@@ -736,7 +791,7 @@ static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
     /* The update itself tells whether the file exists (no access() per update: that was
      * 6 % of the collector's time at full load). */
     char err[600];
-    kvl_rrd_result_t rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+    kvl_rrd_result_t rc = update_file(s, path, tmpl, update, err, sizeof(err));
     if (rc == KVL_RRD_MISSING) {
         int crc = create_file(s, row, path, res, err, sizeof(err));
         if (crc == KVL_RRD_AGAIN) {
@@ -747,7 +802,7 @@ static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
             failed_for_good(s, path, "cannot create the archive", err, res);
             return true;
         }
-        rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+        rc = update_file(s, path, tmpl, update, err, sizeof(err));
     }
     if (rc == KVL_RRD_ERROR && (strstr(err, "unknown DS name") != NULL ||
                                 strstr(err, "more DS definitions than RRD") != NULL)) {
@@ -763,7 +818,7 @@ static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
         struct timespec ts = {0, (long)(pause * 1000000u)};
         nanosleep(&ts, NULL);
         waited_ms += pause;
-        rc = kvl_rrd_update(path, tmpl, update, err, sizeof(err));
+        rc = update_file(s, path, tmpl, update, err, sizeof(err));
     }
     if (waited_ms > 0) {
         res->busy_waits++;
@@ -808,18 +863,81 @@ static bool write_row(kvl_store_t *s, const kvl_store_row_t *row, kvl_store_resu
 static void on_work(uv_work_t *w)
 {
     kvl_store_job_t *j = w->data;
+    store_redo_t *redo = j->store->redo;
+    if (redo != NULL && j->n_rows > 0 &&
+        store_redo_enter(redo, j->result.why, sizeof(j->result.why)) != 0) {
+        j->result.retry = j->n_rows; /* rrdcached cannot be reached: all of it later */
+        return;
+    }
     for (size_t i = 0; i < j->n_rows; i++) {
         if (!write_row(j->store, &j->rows[i], &j->result)) {
             j->result.retry += j->n_rows - i - 1; /* not tried: after it, in order */
             break;
         }
     }
+    if (redo != NULL && j->n_rows > 0) {
+        store_redo_leave(redo);
+    }
+}
+
+static void on_checkpoint(uv_work_t *w)
+{
+    kvl_store_t *s = w->data;
+    s->checkpoint_complete = store_redo_checkpoint(s->redo);
+}
+
+static void on_checkpoint_done(uv_work_t *w, int status)
+{
+    kvl_store_t *s = w->data;
+    s->busy--;
+    s->checkpointing = false;
+    s->last_checkpoint_ms = uv_now(s->loop);
+    KVL_LOG_DEBUG("store", kvl_rrd_daemon(), "checkpoint %" PRIu64 " %s", s->checkpoints,
+                  s->checkpoint_complete ? "done: rrdcached wrote what it held"
+                                         : "cut short (rrdcached went away)");
+    if (status == 0 && s->checkpoint_complete && s->on_durable != NULL) {
+        s->on_durable(s->durable_ctx, s->checkpoints);
+    }
+}
+
+void kvl_store_on_durable(kvl_store_t *s, kvl_store_durable_fn fn, void *ctx)
+{
+    s->on_durable = fn;
+    s->durable_ctx = ctx;
+}
+
+uint64_t kvl_store_durable_after(const kvl_store_t *s)
+{
+    return s->redo != NULL ? s->checkpoints + 1 : 0;
+}
+
+/* rrdcached mode: a checkpoint on the pool when its interval has passed, or now with
+ * force (on the loop). */
+static void maybe_checkpoint(kvl_store_t *s, bool force)
+{
+    if (s->redo == NULL || s->checkpointing ||
+        (!force && uv_now(s->loop) - s->last_checkpoint_ms < (uint64_t)s->checkpoint_ms)) {
+        return;
+    }
+    s->checkpoint.data = s;
+    s->checkpoint_complete = false;
+    if (uv_queue_work(s->loop, &s->checkpoint, on_checkpoint, on_checkpoint_done) == 0) {
+        s->checkpointing = true;
+        s->checkpoints++;
+        s->busy++;
+    }
+}
+
+void kvl_store_checkpoint(kvl_store_t *s)
+{
+    maybe_checkpoint(s, true);
 }
 
 static void on_after_work(uv_work_t *w, int status)
 {
     kvl_store_job_t *j = w->data;
     j->store->busy--;
+    maybe_checkpoint(j->store, false);
     if (status == UV_ECANCELED) {
         j->result.retry += j->n_rows;
         snprintf(j->result.why, sizeof(j->result.why), "the job was cancelled");

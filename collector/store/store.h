@@ -44,6 +44,13 @@ typedef struct kvl_store_cfg {
     const kvl_archive_spec_t *archives;
     size_t n_archives;
     const char *const *consolidations; /* NULL-terminated, e.g. AVERAGE, MAX */
+    /* rrdcached mode: updates go through rrdcached at this address ("unix:/path", "/path",
+     * "host[:port]"); NULL: librrd writes the files itself. Files are created and read here
+     * in both modes (rrd_store.h). What rrdcached took and has not written is kept (store_redo.c)
+     * until a checkpoint has it written, every checkpoint_ms, and sent again if rrdcached
+     * goes away before. */
+    const char *rrdcached;
+    int64_t rrdcached_checkpoint_ms;
 } kvl_store_cfg_t;
 
 typedef struct kvl_store kvl_store_t;
@@ -111,6 +118,33 @@ extern const kvl_sink_t kvl_store_sink;
 
 /* Jobs submitted and not finished. */
 size_t kvl_store_busy(const kvl_store_t *s);
+
+/* rrdcached mode's figures (all 0 and enabled false in direct mode). */
+typedef struct kvl_store_rrdcached_stats {
+    bool enabled;
+    bool connected;           /* the last attempt reached rrdcached */
+    uint64_t pending_updates; /* sent to rrdcached, not yet known written (kept to resend) */
+    uint64_t pending_bytes;   /* memory they take */
+    uint64_t recoveries;      /* connections made to rrdcached (the first, and after each loss) */
+    uint64_t replayed;        /* updates sent again after rrdcached went away */
+    uint64_t failures;        /* jobs put off because rrdcached could not be reached */
+    uint64_t checkpoints;     /* checkpoints done */
+    uint64_t checkpointed;    /* updates known written by them */
+} kvl_store_rrdcached_stats_t;
+/* On the loop. */
+void kvl_store_rrdcached(kvl_store_t *s, kvl_store_rrdcached_stats_t *out);
+
+/* Durability in rrdcached mode (sink.h, durable_after): a job's updates are durable once a
+ * checkpoint queued after the job finished has had rrdcached write every file. The number of
+ * the checkpoint that will cover what the jobs finished so far wrote (0 in direct mode: a
+ * job's updates are in the files when it ends); `fn` is called on the loop with the number
+ * of each checkpoint that completes. */
+uint64_t kvl_store_durable_after(const kvl_store_t *s);
+typedef void (*kvl_store_durable_fn)(void *ctx, uint64_t point);
+/* A checkpoint now, on the pool, instead of when the interval has passed (none when one
+ * runs, or in direct mode). On the loop. */
+void kvl_store_checkpoint(kvl_store_t *s);
+void kvl_store_on_durable(kvl_store_t *s, kvl_store_durable_fn fn, void *ctx);
 
 /* Moving an interface's archive when the interface was renamed on its device (store_move.c;
  * the inventory decides, collector/inventory/inventory.h). kvl_store_move (on the loop) asks

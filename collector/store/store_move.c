@@ -17,6 +17,7 @@
 #include "kvl.h"
 #include "log.h"
 #include "names.h"
+#include "rrd_store.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -188,6 +189,16 @@ static void move_one(const char *data_dir, store_move_t *v)
     }
     if (have_new && (so.st_dev != sn.st_dev || so.st_ino != sn.st_ino)) {
         v->how = KVL_STORE_KEPT_BOTH;
+        return;
+    }
+    /* rrdcached mode: what it holds of the old name goes into the file first (after the
+     * move it would write to a name that is gone) */
+    char ferr[512];
+    if (kvl_rrd_flush(from, ferr, sizeof(ferr)) == KVL_RRD_AGAIN ||
+        kvl_rrd_forget(from, ferr, sizeof(ferr)) == KVL_RRD_AGAIN) {
+        v->state = MOVE_AGAIN;
+        snprintf(v->why, sizeof(v->why),
+                 "%.300s: rrdcached cannot write it before the move: %.150s", from, ferr);
         return;
     }
     if (have_new) { /* one file under both names: a link-then-unlink cut short by a crash */

@@ -188,4 +188,10 @@ static int store_on_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb
     return rc;
 }
 
-const kvl_sink_t kvl_store_sink = {.name = "rrd store", .on_batch = store_on_batch};
+static uint64_t store_durable_after(void *ctx)
+{
+    return kvl_store_durable_after(ctx);
+}
+
+const kvl_sink_t kvl_store_sink = {
+    .name = "rrd store", .on_batch = store_on_batch, .durable_after = store_durable_after};

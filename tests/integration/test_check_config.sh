@@ -73,6 +73,11 @@ collector_file 127.0.0.1:5140 "$T/data" "$C/agent-a.key"
 refused "$T/collector.yaml" "$KVL_COLLECTOR" "tls: "
 collector_file 127.0.0.1:5140 "$T/data" "$C/collector.key"
 accepted "$T/collector.yaml" "$KVL_COLLECTOR"
+echo "rrdcached: unix:run/rrdcached.sock" >>"$T/collector.yaml"
+refused "$T/collector.yaml" "$KVL_COLLECTOR" "collector.yaml:5:12: a unix socket needs an absolute path"
+collector_file 127.0.0.1:5140 "$T/data" "$C/collector.key"
+echo "rrdcached: unix:$T/rrdcached.sock" >>"$T/collector.yaml"
+accepted "$T/collector.yaml" "$KVL_COLLECTOR"
 
 # --poll-once without collector or TLS: a silent device fails the run
 kvl_free_port udp DEAD

@@ -238,6 +238,43 @@ static void test_bad_values(void **state)
     expect_error("listen: 0.0.0.0:1\ndata_dir: [a]\n", "c.yaml:2:11: ", "expected a text value");
 }
 
+/* rrdcached's address: the three forms librrd's client takes, each kept as written; none
+ * means direct writes; the checkpoint's default and bounds. */
+static void test_rrdcached(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_collector_cfg_t *c = parse_ok(HEAD);
+    assert_null(c->rrdcached);
+    assert_int_equal(c->rrdcached_checkpoint_ms, 5 * M_MS);
+    kvl_collector_cfg_free(c);
+    const char *good[] = {
+        "unix:/run/rrdcached.sock", "/tmp/r.sock", "storage1", "storage1:42217", "10.0.0.5:1",
+        "'[2001:db8::5]:42217'",    "'[::1]'"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), HEAD "rrdcached: %s\nrrdcached_checkpoint: 30s\n", good[i]);
+        c = parse_ok(text);
+        char want[128];
+        snprintf(want, sizeof(want), "%.*s", (int)strlen(good[i]) - (good[i][0] == '\'' ? 2 : 0),
+                 good[i] + (good[i][0] == '\''));
+        assert_string_equal(c->rrdcached, want);
+        assert_int_equal(c->rrdcached_checkpoint_ms, 30 * S_MS);
+        kvl_collector_cfg_free(c);
+    }
+    expect_error(HEAD "rrdcached: unix:run/r.sock\n", "c.yaml:3:12: ", "absolute path");
+    expect_error(HEAD "rrdcached: 'unix:/'\n", "c.yaml:3:12: ", "absolute path");
+    expect_error(HEAD "rrdcached: storage1:0\n", "c.yaml:3:12: ", "from 1 to 65535");
+    expect_error(HEAD "rrdcached: storage1:x\n", "c.yaml:3:12: ", "from 1 to 65535");
+    expect_error(HEAD "rrdcached: 'storage1:'\n", "c.yaml:3:12: ", "from 1 to 65535");
+    expect_error(HEAD "rrdcached: '2001:db8::5'\n", "c.yaml:3:12: ", "IPv6 address in brackets");
+    expect_error(HEAD "rrdcached: '[::1'\n", "c.yaml:3:12: ", "[IPv6 address]:port");
+    expect_error(HEAD "rrdcached: ''\n", "c.yaml:3:12: ", "expected rrdcached's address");
+    expect_error(HEAD "rrdcached: 'a b'\n", "c.yaml:3:12: ", "without spaces");
+    expect_error(HEAD "rrdcached: [a]\n", "c.yaml:3:12: ", "expected rrdcached's address");
+    expect_error(HEAD "rrdcached_checkpoint: 500ms\n", "c.yaml:3:23: ", "500ms");
+    expect_error(HEAD "rrdcached_checkpoint: 2h\n", "c.yaml:3:23: ", "2h");
+}
+
 static void test_syntax_and_empty(void **state)
 {
     KVL_UNUSED(state);
@@ -276,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_archive_profiles),
         cmocka_unit_test(test_bad_consolidations),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_rrdcached),
         cmocka_unit_test(test_syntax_and_empty),
         cmocka_unit_test(test_load_file),
     };

@@ -6,7 +6,8 @@
  * for a batch again (a failure that can pass): the batch comes back to it alone, later, in
  * order, the agent's later batches waiting behind it and another agent's not; a collector
  * stopped while an agent waits leaves the batch in the journal, and the next one replays
- * and retries it the same way.
+ * and retries it the same way. A sink whose writes are durable only later: the batches
+ * go on, and a restart replays those whose durability point was not reached.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -514,6 +515,85 @@ static void test_retry_across_restart(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A sink whose writes are durable only at a later point (sink.h, durable_after), as the
+ * store through rrdcached: it takes each batch at once, and says batch 10 waits for point 1,
+ * the later ones for point 2. */
+typedef struct later {
+    int batches;
+    uint64_t point;
+    char log[64];
+} later_t;
+
+static int later_batch(void *ctx, const kvl_sink_batch_t *b, kvl_sink_done_cb done, void *token)
+{
+    later_t *l = ctx;
+    l->batches++;
+    l->point = b->batch->seq == 10 ? 1 : 2;
+    size_t n = strlen(l->log);
+    snprintf(l->log + n, sizeof(l->log) - n, "%" PRIu64 "%s ", b->batch->seq,
+             b->replayed ? "r" : "");
+    kvl_sink_result_t r = {0};
+    done(token, &r);
+    return 0;
+}
+
+static uint64_t later_point(void *ctx)
+{
+    return ((later_t *)ctx)->point;
+}
+
+static const kvl_sink_t later_sink = {
+    .name = "durable later", .on_batch = later_batch, .durable_after = later_point};
+
+static bool later_seen(coll_t *c, void *arg)
+{
+    (void)c;
+    return ((later_t *)arg)->batches >= 3;
+}
+
+/* The agent's batches go on while the first is not durable; a collector stopped then
+ * replays exactly the batches whose durability point was not reached (the journal records
+ * them applied only then), and none once it was. */
+static void test_durable_later(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvl-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    later_t l = {0};
+    coll_t c;
+    coll_start_with(&c, dir, &later_sink, &l, NULL, NULL);
+    int fd = agent_connect(kvl_ingest_port(c.in), "agent-d");
+    agent_send(fd, KVL_LANE_BULK, 10);
+    agent_send(fd, KVL_LANE_BULK, 11);
+    agent_send(fd, KVL_LANE_BULK, 12);
+    assert_true(run_until(&c, later_seen, &l));
+    assert_string_equal(l.log, "10 11 12 ");
+    kvl_ingest_durable(c.in, 1); /* batch 10 is durable, 11 and 12 are not */
+    close(fd);
+    coll_stop(&c);
+
+    /* replayed: 11 and 12, not 10; a sink without durable_after applies them for good */
+    later_t l2 = {0};
+    coll_start_with(&c, dir, &later_sink, &l2, NULL, NULL);
+    kvl_ingest_stats_t s;
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.replay_queued, 2);
+    assert_true(run_until(&c, replay_done, NULL));
+    assert_string_equal(l2.log, "11r 12r ");
+    kvl_ingest_durable(c.in, 2);
+    coll_stop(&c);
+
+    counter_t a = {0};
+    coll_start(&c, dir, &a, NULL);
+    kvl_ingest_stats(c.in, &s);
+    assert_int_equal(s.replay_queued, 0);
+    assert_int_equal(a.batches, 0);
+    coll_stop(&c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static bool journal_paused(coll_t *c, void *arg)
 {
     (void)arg;
@@ -596,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_retry_in_order),
         cmocka_unit_test(test_retry_across_restart),
         cmocka_unit_test(test_retry_journal_bound),
+        cmocka_unit_test(test_durable_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

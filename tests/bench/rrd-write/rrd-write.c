@@ -21,6 +21,8 @@
  *   rrdcached          files as librrd; updates through Debian's rrdcached (rrdc_update), each
  *                      file flushed every F steps (--flush-every 5: its -w 300 at a 60 s step)
  *   rrdcached-uncache  the same with the files as uncache
+ *   store-rrdcached    collector/store as built in rrdcached mode (`rrdcached:`): files made
+ *                      by the store, updates through rrdcached, a checkpoint every F steps
  * The data sources and archives are the store's own: a reference file is made through
  * kvl_store with the collector's default archives and consolidations (from its configuration
  * parser, or those of --config FILE), and the other variants create theirs from it
@@ -75,7 +77,7 @@ static const char *const if_metrics[] = {
 #define N_METRICS KVL_ARRAY_SIZE(if_metrics)
 
 typedef enum { MAKE_LIBRRD, MAKE_UNCACHE, MAKE_SMALL, MAKE_STORE } make_t;
-typedef enum { WRITE_LIBRRD, WRITE_STORE, WRITE_CACHED } writer_t;
+typedef enum { WRITE_LIBRRD, WRITE_STORE, WRITE_CACHED, WRITE_STORE_CACHED } writer_t;
 
 typedef struct variant {
     const char *name;
@@ -84,9 +86,13 @@ typedef struct variant {
 } variant_t;
 
 static const variant_t variants[] = {
-    {"librrd", MAKE_LIBRRD, WRITE_LIBRRD},    {"store", MAKE_STORE, WRITE_STORE},
-    {"uncache", MAKE_UNCACHE, WRITE_LIBRRD},  {"smallwrites", MAKE_SMALL, WRITE_LIBRRD},
-    {"rrdcached", MAKE_LIBRRD, WRITE_CACHED}, {"rrdcached-uncache", MAKE_UNCACHE, WRITE_CACHED},
+    {"librrd", MAKE_LIBRRD, WRITE_LIBRRD},
+    {"store", MAKE_STORE, WRITE_STORE},
+    {"uncache", MAKE_UNCACHE, WRITE_LIBRRD},
+    {"smallwrites", MAKE_SMALL, WRITE_LIBRRD},
+    {"rrdcached", MAKE_LIBRRD, WRITE_CACHED},
+    {"rrdcached-uncache", MAKE_UNCACHE, WRITE_CACHED},
+    {"store-rrdcached", MAKE_STORE, WRITE_STORE_CACHED},
 };
 
 typedef struct result {
@@ -265,12 +271,15 @@ static void on_job_done(void *arg, const kvl_store_result_t *r)
     d->r = *r;
 }
 
-static kvl_store_t *store_new(bench_t *b, const char *data_dir)
+/* rrdcached: its address for the store, NULL: direct writes. */
+static kvl_store_t *store_new(bench_t *b, const char *data_dir, const char *rrdcached)
 {
     kvl_store_cfg_t cfg = {.data_dir = data_dir,
                            .archives = b->cfg->archives,
                            .n_archives = b->cfg->n_archives,
-                           .consolidations = (const char *const *)b->cfg->consolidations};
+                           .consolidations = (const char *const *)b->cfg->consolidations,
+                           .rrdcached = rrdcached,
+                           .rrdcached_checkpoint_ms = 86400 * 1000}; /* only when asked */
     kvl_store_t *s = NULL;
     char err[256];
     if (kvl_store_new(&b->loop, &cfg, &s, err, sizeof(err)) != 0) {
@@ -314,6 +323,15 @@ static void store_step(bench_t *b, kvl_store_t *s, size_t n, unsigned k)
     if (d.calls != 1 || d.r.rows != n) {
         die("store, step %u: %zu of %zu rows written (errors %zu, stale %zu, retry %zu: %s)", k,
             d.r.rows, n, d.r.errors, d.r.stale, d.r.retry, d.r.why);
+    }
+}
+
+/* store-rrdcached: the store's checkpoint (rrdcached writes the files), run to its end. */
+static void store_checkpoint(bench_t *b, kvl_store_t *s, const variant_t *v)
+{
+    if (v->writer == WRITE_STORE_CACHED) {
+        kvl_store_checkpoint(s);
+        uv_run(&b->loop, UV_RUN_DEFAULT);
     }
 }
 
@@ -456,17 +474,23 @@ static bool run_variant(bench_t *b, const variant_t *v, result_t *r)
     if (mkdir(vdir, 0755) != 0) {
         die("%s: %s", vdir, strerror(errno));
     }
-    if (v->writer == WRITE_CACHED && !cached_start(b)) {
+    bool cached = v->writer == WRITE_CACHED || v->writer == WRITE_STORE_CACHED;
+    if (cached && !cached_start(b)) {
         rm_tree(vdir);
         return false;
     }
-    kvl_store_t *s = v->make == MAKE_STORE ? store_new(b, vdir) : NULL;
+    char addr[PATH_MAX + 32];
+    snprintf(addr, sizeof(addr), "unix:%s/rrdcached.sock", b->dir);
+    kvl_store_t *s = v->make == MAKE_STORE
+                         ? store_new(b, vdir, v->writer == WRITE_STORE_CACHED ? addr : NULL)
+                         : NULL;
     char path[PATH_MAX], upd[512];
 
     /* Step 0: the files made and given their first update. */
     uint64_t t0 = kvl_mono_ns(), w0 = write_bytes(0);
     if (s != NULL) {
         store_step(b, s, b->files, 0);
+        store_checkpoint(b, s, v);
     }
     for (size_t i = 0; s == NULL && i < b->files; i++) {
         file_path(vdir, i, path, sizeof(path));
@@ -508,6 +532,9 @@ static bool run_variant(bench_t *b, const variant_t *v, result_t *r)
             }
         }
         bool last = k == b->steps;
+        if (s != NULL && (k % b->flush_every == 0 || last)) {
+            store_checkpoint(b, s, v);
+        }
         if (v->writer == WRITE_CACHED && (k % b->flush_every == 0 || last)) {
             for (size_t i = 0; i < b->files; i++) {
                 file_path(vdir, i, path, sizeof(path));
@@ -528,6 +555,7 @@ static bool run_variant(bench_t *b, const variant_t *v, result_t *r)
     r->disk_kb = (double)d * 512.0 / 1024.0 / updates;
     r->done = true;
     kvl_store_free(s);
+    kvl_rrd_use_daemon(NULL); /* the store's rrdcached mode is the process's */
     cached_stop();
     rm_tree(vdir);
     return true;
@@ -660,7 +688,7 @@ int main(int argc, char **argv)
     }
     char refdir[PATH_MAX + 8];
     snprintf(refdir, sizeof(refdir), "%s/ref", b.dir);
-    kvl_store_t *s = store_new(&b, refdir);
+    kvl_store_t *s = store_new(&b, refdir, NULL);
     store_step(&b, s, 1, 0);
     kvl_store_free(s);
     file_path(refdir, 0, b.ref, sizeof(b.ref));
