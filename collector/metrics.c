@@ -292,6 +292,18 @@ static void render_ingest(FILE *f, const kvl_metrics_src_t *src)
     fprintf(f, "kaaval_apply_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", st.apply_lag_count);
     fprintf(f, "kaaval_apply_lag_seconds_sum %.3f\nkaaval_apply_lag_seconds_count %" PRIu64 "\n",
             (double)st.apply_lag_sum_ms / 1000.0, st.apply_lag_count);
+    head(f, "kaaval_sample_age_applied_seconds", "histogram",
+         "From a group of samples' time (the agent's clock) to its batch's application.");
+    for (int b = 0; b < KVL_SAMPLE_AGE_BUCKETS; b++) {
+        fprintf(f, "kaaval_sample_age_applied_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                kvl_sample_age_buckets_s[b], st.sample_age_le[b]);
+    }
+    fprintf(f, "kaaval_sample_age_applied_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+            st.sample_age_count);
+    fprintf(f,
+            "kaaval_sample_age_applied_seconds_sum %.3f\n"
+            "kaaval_sample_age_applied_seconds_count %" PRIu64 "\n",
+            (double)st.sample_age_sum_ms / 1000.0, st.sample_age_count);
     one(f, "kaaval_apply_paused_agents", "gauge",
         "Agents whose applying is paused by a failure that can pass.",
         (double)st.apply_paused_agents);

@@ -26,6 +26,7 @@
 #include "ingest_internal.h"
 #include "kvl.h"
 #include "log.h"
+#include "timeutil.h"
 
 /* ---- journal: positions, checkpoints, acknowledgements (begin) ---- */
 
@@ -395,6 +396,30 @@ const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS] = {0.01, 0.05, 0.1, 
                                                                2.5,  5,    10,  30,   60,  300};
 static const uint64_t lag_bounds_ms[KVL_APPLY_LAG_BUCKETS] = {
     10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
+/* The sample age histogram (kvl_ingest_stats_t.sample_age_le): bounds in s, and in ms. */
+const double kvl_sample_age_buckets_s[KVL_SAMPLE_AGE_BUCKETS] = {1,  2,  5,   10,  15,  30,
+                                                                 60, 90, 120, 300, 600, 1800};
+static const uint64_t age_bounds_ms[KVL_SAMPLE_AGE_BUCKETS] = {
+    1000, 2000, 5000, 10000, 15000, 30000, 60000, 90000, 120000, 300000, 600000, 1800000};
+
+/* Each group's age now (sample time to applied), into the sample age histogram. */
+static void count_sample_age(kvl_ingest_t *in, const pending_t *p)
+{
+    if (!p->decoded || p->msg.type != KVL_MSG_BATCH) {
+        return;
+    }
+    int64_t now = kvl_now_ms();
+    const kvl_batch_t *b = &p->msg.u.batch;
+    for (size_t g = 0; g < b->n_groups; g++) {
+        int64_t t = b->groups[g].time_ms;
+        uint64_t age = now > t ? (uint64_t)(now - t) : 0;
+        in->stats.sample_age_sum_ms += age;
+        in->stats.sample_age_count++;
+        for (int k = KVL_SAMPLE_AGE_BUCKETS - 1; k >= 0 && age <= age_bounds_ms[k]; k--) {
+            in->stats.sample_age_le[k]++;
+        }
+    }
+}
 
 /* Every sink is done with the agent's first batch: it is applied (the journal's APPLIED
  * record, its segment released). */
@@ -444,6 +469,7 @@ static void batch_applied(kvl_ingest_t *in, agent_state_t *a)
         for (int b = KVL_APPLY_LAG_BUCKETS - 1; b >= 0 && lag <= lag_bounds_ms[b]; b--) {
             in->stats.apply_lag_le[b]++;
         }
+        count_sample_age(in, p);
     }
     if (p->replay) {
         in->stats.replayed_batches++;

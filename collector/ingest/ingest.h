@@ -50,6 +50,9 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
 /* The apply lag histogram's bucket bounds, in seconds (kvl_ingest_stats_t.apply_lag_le). */
 #define KVL_APPLY_LAG_BUCKETS 12
 extern const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS];
+/* The sample age histogram's bucket bounds, in seconds (kvl_ingest_stats_t.sample_age_le). */
+#define KVL_SAMPLE_AGE_BUCKETS 12
+extern const double kvl_sample_age_buckets_s[KVL_SAMPLE_AGE_BUCKETS];
 
 /* A sink's durability point `point` was reached (sink.h, durable_after): the batches
  * waiting for it, or an earlier one, are recorded applied in the journal. On the loop. */
@@ -104,6 +107,12 @@ typedef struct kvl_ingest_stats {
     /* of those, applied within kvl_apply_lag_buckets_s[i] (cumulative, as Prometheus has a
      * histogram; the last bucket, +Inf, is apply_lag_count) */
     uint64_t apply_lag_le[KVL_APPLY_LAG_BUCKETS];
+    /* sample age: from each group's sample time (the agent's clock) to the application of its
+     * batch by every sink, per group of samples (one instant of one device or target); what
+     * the agent took to send it is in it, replayed batches are not counted */
+    uint64_t sample_age_sum_ms;
+    uint64_t sample_age_count;
+    uint64_t sample_age_le[KVL_SAMPLE_AGE_BUCKETS]; /* cumulative, as apply_lag_le */
 } kvl_ingest_stats_t;
 
 void kvl_ingest_stats(const kvl_ingest_t *in, kvl_ingest_stats_t *out);

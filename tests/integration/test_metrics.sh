@@ -82,9 +82,14 @@ code=$(scrape "$T/m2.txt")
     kvl_fail "the second scrape is not valid exposition: $(cat "$L/parse2.log")"
 "$KVL_PY" "$CHECK" grow "$T/m1.txt" "$T/m2.txt" kaaval_batches_applied_total \
     kaaval_samples_applied_total kaaval_batches_journaled_total kaaval_apply_lag_seconds \
-    kaaval_http_requests_total kaaval_http_request_duration_seconds >"$L/grow.log" 2>&1 ||
+    kaaval_sample_age_applied_seconds kaaval_http_requests_total kaaval_http_request_duration_seconds >"$L/grow.log" 2>&1 ||
     kvl_fail "between two scrapes: $(cat "$L/grow.log")"
 kvl_log "grew: $(tr '\n' ';' <"$L/grow.log")"
+# every group of samples applied within a minute of its time (the agent polls every few s)
+age_n=$(awk '/^kaaval_sample_age_applied_seconds_count /{print $2}' "$T/m2.txt")
+age_60=$(awk '/^kaaval_sample_age_applied_seconds_bucket\{le="60"\} /{print $2}' "$T/m2.txt")
+[ -n "$age_n" ] && [ "$age_n" -gt 0 ] && [ "$age_60" = "$age_n" ] ||
+    kvl_fail "sample age histogram: count '$age_n', within 60 s '$age_60'"
 grep -q 'kaaval_http_requests_total{route="/metrics",code="200"}' "$T/m2.txt" ||
     kvl_fail "the scrapes themselves are not counted under their route"
 grep -q 'kaaval_http_requests_total{route="other",code="401"}' "$T/m2.txt" ||
