@@ -22,6 +22,12 @@
 #     (the demo sets `anonymous_viewer`), with a kiosk link for a wall screen and an
 #     operator login (user noc, its password made once and kept in demo-run/etc/) to
 #     acknowledge alerts.
+#   - Debian's Prometheus with its remote-write receiver, to which the collector sends every
+#     sample it archives (`remote_write:`): PromQL over the same data, and the Grafana
+#     dashboards of dashboards/grafana/ read it (skipped when prometheus is not installed);
+#   - once, the agent's passive capture on a recorded mix of traffic (`kaaval-agent
+#     --capture-once` over a pcap that build/tests/bench/kvl-capgen writes): totals, TCP
+#     handshake times, top hosts and conversations, applications (nDPI).
 # Agents and collector talk mutual TLS with certificates from packaging/kaaval-certs.sh.
 # Everything it writes lives in demo-run/ in this checkout (git-ignored): configurations
 # (etc/), TLS certificates and keys (tls/), logs (log/), the served data folder (snmprec/), simulator state (snmpsim/), the
@@ -309,6 +315,28 @@ printf '%s %s %s %s %s\n' "$(date +%H:%M:%S)" "$KAAVAL_STATUS" "$KAAVAL_RULE" \
 EOF
 chmod 755 "$RUN/etc/page.sh"
 touch "$RUN/alerts.log"
+# Prometheus with its remote-write receiver (Debian's prometheus), fed by the collector.
+PROM_PORT=""
+if command -v prometheus >/dev/null 2>&1; then
+    PROM_PORT=$(free_port tcp 9090)
+    mkdir -p "$RUN/prometheus"
+    cat >"$RUN/etc/prometheus.yml" <<EOF
+# the demo's Prometheus: nothing scraped; the collector remote-writes every sample here
+global: {scrape_interval: 1m}
+EOF
+    setsid prometheus --config.file "$RUN/etc/prometheus.yml" --storage.tsdb.path "$RUN/prometheus" \
+        --web.listen-address "127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
+        --storage.tsdb.retention.time 2d >>"$RUN/log/prometheus.log" 2>&1 &
+    PIDS+=("$!:prometheus")
+    await_exec "$!" prometheus || die "prometheus did not start: $(tail -n 5 "$RUN/log/prometheus.log")"
+    for ((i = 0; i < 100; i++)); do
+        curl -sf "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    say "prometheus (pid $!) on 127.0.0.1:$PROM_PORT, receiving the collector's remote-write"
+else
+    say "prometheus is not installed: the demo goes on without remote-write (packaging/install-deps.sh installs it)"
+fi
 cat >"$RUN/etc/collector.yaml" <<EOF
 # kaaval demo collector: the default archives (no 'archives:' here) and the built-in alert
 # rules (no 'rules:' here).
@@ -342,6 +370,12 @@ sites:                        # the site tree: NOC, districts, blocks and mini P
   - {name: dhq-ekm, parent: state-noc, kind: dhq, label: "DHQ Ernakulam"}
   - {name: bhq-ekm-aluva, parent: dhq-ekm, kind: bhq, label: "BHQ Aluva"}
 EOF
+if [ -n "$PROM_PORT" ]; then
+    cat >>"$RUN/etc/collector.yaml" <<EOF
+remote_write:                 # every archived sample also to Prometheus (PromQL, Grafana)
+  - {name: demo-prometheus, url: "http://127.0.0.1:$PROM_PORT/api/v1/write"}
+EOF
+fi
 # The operator's password, made once (kept in demo-run/etc/, readable by root only).
 if [ ! -s "$RUN/etc/operator-password" ]; then
     (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(12))' >"$RUN/etc/operator-password") ||
@@ -523,6 +557,32 @@ for f in collector "${AGENT_IDS[0]}"; do
     done
     say "$f: ${line#*] }"
 done
+if [ -n "$PROM_PORT" ]; then
+    q='rate(kaaval_interface_in_octets_total{device="demo-uplink"}[2m])*8'
+    n=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=count({__name__=~"kaaval_.+"})' 2>/dev/null |
+        python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)' 2>/dev/null)
+    say "remote-write: Prometheus holds ${n:-?} kaaval series; demo-uplink's inbound bits/s in PromQL:"
+    echo "  http://127.0.0.1:$PROM_PORT/graph?g0.expr=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")&g0.tab=0"
+    say "  Grafana: import dashboards/grafana/{interfaces,links,devices,capacity}.json with this Prometheus as the data source"
+fi
+# The passive capture, once, over a recorded mix (a mirror port's traffic, made here).
+CAPGEN=$BUILD/tests/bench/kvl-capgen
+if [ -x "$CAPGEN" ]; then
+    mkdir -p "$RUN/capture"
+    PCAP=$RUN/capture/mix.pcap
+    [ -s "$PCAP" ] || "$CAPGEN" --out "$PCAP" --packets 50000 --hosts 300 --remote 200 \
+        --concurrency 200 --pps 2000 >"$RUN/log/capgen.log" 2>&1 ||
+        say "kvl-capgen failed: $(tail -n 2 "$RUN/log/capgen.log")"
+    if [ -s "$PCAP" ] && "$BUILD/kaaval-agent" --capture-once "$PCAP" >"$RUN/capture/once.txt" 2>>"$RUN/log/capture.log"; then
+        say "passive capture (kaaval-agent --capture-once $PCAP: a mirror port's 25 s): $(awk '$1 == "total" {print $2, $3}' "$RUN/capture/once.txt")"
+        awk '$1 == "handshake" && $2 == "port=443" {print "  TLS handshakes (port 443): " $4 " " $5 " " $6}
+             $1 == "host" && $2 ~ /rank=[123]$/ {print "  top host " $3 " " $4}
+             $1 == "app" {if (++a <= 4) print "  application " $2 " " $5}' "$RUN/capture/once.txt"
+        say "  the whole report: $RUN/capture/once.txt"
+    else
+        say "passive capture: kaaval-agent --capture-once failed: $(tail -n 2 "$RUN/log/capture.log")"
+    fi
+fi
 say "alerts: the built-in rules page demo-run/alerts.log (an exec receiver); $FLAKY_DEV goes silent for ${FLAKY_DOWN}s every ${FLAKY_EVERY}s (device_down)"
 say "root-cause alerts: ${AGENT_IDS[$ISOLATED_AGENT]} goes silent for ${ISOLATED_DOWN}s every ${FLAKY_EVERY}s: one page, topology_cut (site ${SITES[$ISOLATED_AGENT]} isolated), its agent_lost and agent_silent held back as suppressed (kaavalctl alerts shows them)"
 say "a linkDown trap to the first agent (the device's next poll, made at once, says whether it holds):"
