@@ -397,10 +397,10 @@ const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS] = {0.01, 0.05, 0.1, 
 static const uint64_t lag_bounds_ms[KVL_APPLY_LAG_BUCKETS] = {
     10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
 /* The sample age histogram (kvl_ingest_stats_t.sample_age_le): bounds in s, and in ms. */
-const double kvl_sample_age_buckets_s[KVL_SAMPLE_AGE_BUCKETS] = {1,  2,  5,   10,  15,  30,
-                                                                 60, 90, 120, 300, 600, 1800};
+const double kvl_sample_age_buckets_s[KVL_SAMPLE_AGE_BUCKETS] = {
+    0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 90, 120, 300, 600, 1800};
 static const uint64_t age_bounds_ms[KVL_SAMPLE_AGE_BUCKETS] = {
-    1000, 2000, 5000, 10000, 15000, 30000, 60000, 90000, 120000, 300000, 600000, 1800000};
+    250, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 90000, 120000, 300000, 600000, 1800000};
 
 /* Each group's age now (sample time to applied), into the sample age histogram. */
 static void count_sample_age(kvl_ingest_t *in, const pending_t *p)

@@ -51,7 +51,7 @@ int kvl_ingest_new(uv_loop_t *loop, const kvl_collector_cfg_t *cfg, const kvl_si
 #define KVL_APPLY_LAG_BUCKETS 12
 extern const double kvl_apply_lag_buckets_s[KVL_APPLY_LAG_BUCKETS];
 /* The sample age histogram's bucket bounds, in seconds (kvl_ingest_stats_t.sample_age_le). */
-#define KVL_SAMPLE_AGE_BUCKETS 12
+#define KVL_SAMPLE_AGE_BUCKETS 14
 extern const double kvl_sample_age_buckets_s[KVL_SAMPLE_AGE_BUCKETS];
 
 /* A sink's durability point `point` was reached (sink.h, durable_after): the batches
