@@ -274,8 +274,9 @@ int kvl_capship_interval(kvl_capship_t *s, const kvl_capture_interval_t *iv)
             return -1;
         }
         /* The totals start at zero with the capture, so the first interval has a rate;
-         * stamped at the interval's step before the start (nothing was counted in between),
-         * so that the archive's first step is whole and its rates add up to the counts. */
+         * stamped at the start of the step (interval_s) holding the start (nothing was
+         * counted in between), so that the archive's first step is whole and its rates add
+         * up to the counts. */
         int64_t step_ms = (int64_t)s->interval_s * 1000;
         kvl_batcher_group_begin(s->b, iv->start_ns / 1000000 / step_ms * step_ms);
         for (uint32_t m = 0; m < CAP_N; m++) {

@@ -6,7 +6,8 @@
  * <site>/_capture/<agent id>/<interface>.rrd.
  *
  * Metrics (a fixed set; counters are totals since the capture started, so the archive keeps
- * rates; a first report of zeros goes out when an interface starts):
+ * rates; with an interface's first interval goes a report of zeros stamped at the start
+ * of the step, a multiple of the interval, holding the capture's start):
  *   counters: bytes_in bytes_out packets_in packets_out (by local_networks), bytes_total
  *     packets_total (every frame counted), bytes_ipv4 bytes_ipv6 bytes_non_ip, bytes_tcp
  *     bytes_udp bytes_icmp bytes_other_l4, the application classes in bytes app_http
