@@ -611,8 +611,8 @@ static int capture_start(app_t *a)
         return 0;
     }
     char err[1200];
-    a->capship =
-        kvl_capship_new(a->batcher, a->cfg->id, (uint32_t)((cc->interval_ms + 999) / 1000));
+    a->capship = kvl_capship_new(a->batcher, a->cfg->id, (uint32_t)((cc->interval_ms + 999) / 1000),
+                                 (size_t)cc->top_n);
     if (a->capship == NULL) {
         fprintf(stderr, "kaaval-agent: out of memory for the capture\n");
         return -1;

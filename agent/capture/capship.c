@@ -5,11 +5,15 @@
  */
 #include "capship.h"
 
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "captop.h"
 #include "kvl.h"
 #include "log.h"
 
@@ -132,6 +136,7 @@ struct kvl_capship {
     kvl_batcher_t *b;
     char *agent;
     uint32_t interval_s;
+    size_t top_n; /* entries of each top list sent (at most KVL_CAPTOP_MAX) */
     ship_if_t ifs[MAX_IFACES];
     size_t n_ifs;
 };
@@ -144,7 +149,8 @@ static void init_family(void)
     }
 }
 
-kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t interval_s)
+kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t interval_s,
+                               size_t top_n)
 {
     _Static_assert(KVL_ARRAY_SIZE(cap_metrics) == CAP_N, "capture metrics and CAP_N differ");
     _Static_assert(CAP_N <= KVL_FAMILY_MAX, "too many capture metrics");
@@ -157,6 +163,7 @@ kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t 
     }
     s->b = b;
     s->interval_s = interval_s > 0 ? interval_s : 1;
+    s->top_n = top_n;
     return s;
 }
 
@@ -247,6 +254,58 @@ static void add_hs(kvl_batcher_t *b, uint32_t id, const kvl_hs_summary_t *h)
     kvl_batcher_add_real(b, id + 2, (double)h->p95_ns / 1e6);
 }
 
+static void entry_of(const kvl_top_t *t, bool conv, kvl_captop_entry_t *e)
+{
+    int af = t->ver == 6 ? AF_INET6 : AF_INET;
+    memset(e, 0, sizeof(*e));
+    inet_ntop(af, t->a, e->a, sizeof(e->a));
+    if (conv) {
+        inet_ntop(af, t->b, e->b, sizeof(e->b));
+    }
+    e->bytes = t->bytes;
+    e->err = t->bytes_err;
+    e->packets = t->packets;
+}
+
+/* The interval's top hosts and conversations as the event `capture_top` (captop.h). */
+static void send_top(kvl_capship_t *s, const char *name, const kvl_capture_interval_t *iv)
+{
+    kvl_top_t top[KVL_CAPTOP_MAX];
+    kvl_captop_entry_t e[KVL_CAPTOP_MAX];
+    size_t n = s->top_n < KVL_CAPTOP_MAX ? s->top_n : KVL_CAPTOP_MAX;
+    char hosts[KVL_CAPTOP_LIST_LEN], convs[KVL_CAPTOP_LIST_LEN];
+    size_t k = kvl_flows_top_hosts(iv->flows, top, n);
+    for (size_t i = 0; i < k; i++) {
+        entry_of(&top[i], false, &e[i]);
+    }
+    int rh = kvl_captop_list_format(e, k, false, hosts, sizeof(hosts));
+    k = kvl_flows_top_convs(iv->flows, top, n);
+    for (size_t i = 0; i < k; i++) {
+        entry_of(&top[i], true, &e[i]);
+    }
+    int rc = kvl_captop_list_format(e, k, true, convs, sizeof(convs));
+    if (rh < 0 || rc < 0) {
+        return; /* cannot happen: the buffers hold the longest lists */
+    }
+    char start[24], end[24], text[160];
+    snprintf(start, sizeof(start), "%" PRId64, iv->start_ns / 1000000);
+    snprintf(end, sizeof(end), "%" PRId64, iv->end_ns / 1000000);
+    snprintf(text, sizeof(text), "top hosts and conversations on %s", name);
+    kvl_label_t fields[] = {{"interface", name},
+                            {"start_ms", start},
+                            {"end_ms", end},
+                            {"hosts", hosts},
+                            {"convs", convs}};
+    kvl_event_t ev = {.time_ms = iv->end_ns / 1000000,
+                      .device = s->agent,
+                      .kind = KVL_CAPTOP_EVENT,
+                      .severity = KVL_SEV_INFO,
+                      .text = text,
+                      .fields = fields,
+                      .n_fields = KVL_ARRAY_SIZE(fields)};
+    kvl_batcher_event(s->b, &ev);
+}
+
 int kvl_capship_interval(kvl_capship_t *s, const kvl_capture_interval_t *iv)
 {
     const char *name = iv->iface != NULL ? iv->iface : "file";
@@ -308,5 +367,8 @@ int kvl_capship_interval(kvl_capship_t *s, const kvl_capture_interval_t *iv)
     add_hs(s->b, it->id + G_HS0, &server);
     add_hs(s->b, it->id + G_HS0 + 3, &client);
     kvl_batcher_group_end(s->b);
+    if (s->top_n > 0) {
+        send_top(s, name, iv);
+    }
     return 0;
 }

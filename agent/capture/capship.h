@@ -23,6 +23,11 @@
  * With sampling N the figures are of the frames counted, not scaled. Without `classify`
  * the app_* series are unknown.
  *
+ * After the figures, each interval's top hosts and conversations by bytes (the first top_n,
+ * at most KVL_CAPTOP_MAX = 20 of each) go as an event `capture_top` (severity info, device
+ * = the agent's id; fields interface, start_ms, end_ms, hosts and convs as common/captop.h
+ * writes them), which the collector keeps per interface (collector/captop/).
+ *
  * Loop thread only; knows the batcher only.
  */
 #ifndef KVL_CAPSHIP_H
@@ -38,9 +43,14 @@ extern const kvl_family_t kvl_capture_family;
 
 typedef struct kvl_capship kvl_capship_t;
 
-/* Reports for the agent agent_id (copied) through b, which must outlive it. NULL when out
- * of memory. */
-kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t interval_s);
+/* The event carrying an interval's top hosts and conversations. */
+#define KVL_CAPTOP_EVENT "capture_top"
+
+/* Reports for the agent agent_id (copied) through b, which must outlive it; top_n: the
+ * entries of each top list sent (0: none; at most KVL_CAPTOP_MAX are). NULL when out of
+ * memory. */
+kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t interval_s,
+                               size_t top_n);
 void kvl_capship_free(kvl_capship_t *s); /* NULL-safe */
 
 /* One interface's interval (a kvl_capture_interval_cb's argument): its series added as one

@@ -21,6 +21,7 @@
 
 #include "batcher.h"
 #include "capship.h"
+#include "captop.h"
 #include "flows.h"
 #include "kvl.h"
 
@@ -44,7 +45,37 @@ static struct {
     int64_t time_ms[8];
     sample_t s[8][KVL_FAMILY_MAX];
     int open; /* the group being filled, -1 none */
+    int events;
+    char ev_kind[32], ev_device[64], ev_fields[5][KVL_CAPTOP_LIST_LEN];
+    char ev_keys[5][16];
+    size_t ev_n_fields;
 } fk;
+
+void kvl_batcher_event(kvl_batcher_t *b, const kvl_event_t *ev)
+{
+    KVL_UNUSED(b);
+    fk.events++;
+    snprintf(fk.ev_kind, sizeof(fk.ev_kind), "%s", ev->kind);
+    snprintf(fk.ev_device, sizeof(fk.ev_device), "%s", ev->device);
+    assert_int_equal(ev->severity, KVL_SEV_INFO);
+    assert_true(ev->n_fields <= 5);
+    fk.ev_n_fields = ev->n_fields;
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        snprintf(fk.ev_keys[i], sizeof(fk.ev_keys[i]), "%s", ev->fields[i].key);
+        snprintf(fk.ev_fields[i], sizeof(fk.ev_fields[i]), "%s", ev->fields[i].value);
+    }
+}
+
+static const char *ev_field(const char *key)
+{
+    for (size_t i = 0; i < fk.ev_n_fields; i++) {
+        if (strcmp(fk.ev_keys[i], key) == 0) {
+            return fk.ev_fields[i];
+        }
+    }
+    fail_msg("no field %s", key);
+    return NULL;
+}
 
 uint32_t kvl_batcher_instance(kvl_batcher_t *b, const kvl_instance_key_t *key)
 {
@@ -152,7 +183,7 @@ static void reset(void)
 static void test_family(void **state)
 {
     KVL_UNUSED(state);
-    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60);
+    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 0);
     assert_non_null(s);
     assert_true(kvl_capture_family.n <= KVL_FAMILY_MAX);
     for (size_t i = 0; i < kvl_capture_family.n; i++) {
@@ -211,7 +242,7 @@ static void test_intervals(void **state)
                           .max_ports = 4};
     kvl_flows_t *f = kvl_flows_new(&fc);
     assert_non_null(f);
-    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60);
+    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 0);
     assert_non_null(s);
 
     /* Interval 1: a handshake (server 4 ms, client 1 ms) and 1000 bytes of data out. */
@@ -287,12 +318,76 @@ static void test_intervals(void **state)
     kvl_flows_free(f);
 }
 
+/* The top lists as the event capture_top: at most top_n (and KVL_CAPTOP_MAX) entries,
+ * largest first, parsed back by common/captop.c. */
+static void test_top_event(void **state)
+{
+    KVL_UNUSED(state);
+    reset();
+    kvl_flows_cfg_t fc = {.max_flows = 256,
+                          .idle_ns = 30 * SEC,
+                          .active_ns = 300 * SEC,
+                          .top_capacity = 64,
+                          .max_ports = 4};
+    kvl_flows_t *f = kvl_flows_new(&fc);
+    assert_non_null(f);
+    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 3);
+    assert_non_null(s);
+    /* host 10.0.0.i sends i packets of 1000 bytes to 192.0.2.1, i = 1..30 */
+    for (int i = 1; i <= 30; i++) {
+        char src[32];
+        snprintf(src, sizeof(src), "10.0.0.%d", i);
+        for (int k = 0; k < i; k++) {
+            kvl_pkt_t p = tcp4(src, "192.0.2.1", (uint16_t)(20000 + i), 80, KVL_TCP_ACK, 1000);
+            kvl_flows_packet(f, SEC + k * MS, &p, KVL_DEC_OK);
+        }
+    }
+    kvl_capture_interval_t iv = {
+        .iface = "eth1", .start_ns = 60 * SEC, .end_ns = 120 * SEC, .flows = f};
+    assert_int_equal(kvl_capship_interval(s, &iv), 0);
+    assert_int_equal(fk.events, 1);
+    assert_string_equal(fk.ev_kind, KVL_CAPTOP_EVENT);
+    assert_string_equal(fk.ev_device, "agent1");
+    assert_string_equal(ev_field("interface"), "eth1");
+    assert_string_equal(ev_field("start_ms"), "60000");
+    assert_string_equal(ev_field("end_ms"), "120000");
+    kvl_captop_entry_t e[KVL_CAPTOP_MAX];
+    assert_int_equal(kvl_captop_list_parse(ev_field("hosts"), false, e, KVL_CAPTOP_MAX), 3);
+    assert_string_equal(e[0].a, "192.0.2.1"); /* every byte: 465 frames */
+    assert_int_equal(e[0].bytes, 465 * 1000);
+    assert_int_equal(e[0].packets, 465);
+    assert_int_equal(e[0].err, 0);
+    assert_string_equal(e[1].a, "10.0.0.30");
+    assert_int_equal(e[1].bytes, 30000);
+    assert_string_equal(e[2].a, "10.0.0.29");
+    assert_int_equal(kvl_captop_list_parse(ev_field("convs"), true, e, KVL_CAPTOP_MAX), 3);
+    assert_string_equal(e[0].a, "10.0.0.30");
+    assert_string_equal(e[0].b, "192.0.2.1");
+    assert_int_equal(e[0].bytes, 30000);
+    kvl_capship_free(s);
+
+    /* top_n above the bound: KVL_CAPTOP_MAX entries; top_n 0: no event */
+    reset();
+    s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 1000);
+    assert_int_equal(kvl_capship_interval(s, &iv), 0);
+    assert_int_equal(kvl_captop_list_parse(ev_field("hosts"), false, e, KVL_CAPTOP_MAX),
+                     KVL_CAPTOP_MAX);
+    kvl_capship_free(s);
+    reset();
+    s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 0);
+    assert_int_equal(kvl_capship_interval(s, &iv), 0);
+    assert_int_equal(fk.events, 0);
+    kvl_capship_free(s);
+    kvl_flows_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_family),
         cmocka_unit_test(test_app_class),
         cmocka_unit_test(test_intervals),
+        cmocka_unit_test(test_top_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
