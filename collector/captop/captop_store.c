@@ -47,6 +47,7 @@ struct kvl_captop_store {
     bool freeing;
     size_t reads; /* API reads under way */
     bool full_said;
+    char last_why[600]; /* the last failure logged: the same one again is not */
     kvl_captop_stats_t st;
 };
 
@@ -307,9 +308,13 @@ static void write_done(uv_work_t *w, int status)
     KVL_UNUSED(status);
     if (j->rc == 0) {
         s->st.written++;
+        s->last_why[0] = '\0';
     } else {
         s->st.failed++;
-        KVL_LOG_ERROR(MOD, NULL, "%s", j->why);
+        if (strcmp(s->last_why, j->why) != 0) {
+            KVL_LOG_ERROR(MOD, NULL, "%s", j->why);
+            snprintf(s->last_why, sizeof(s->last_why), "%s", j->why);
+        }
     }
     s->head = j->next;
     if (s->head == NULL) {

@@ -14,7 +14,8 @@
  *
  * Writes run on the thread pool one at a time, in the order the events came; at most
  * KVL_CAPTOP_QUEUE wait (beyond: dropped, counted and logged once until the queue drains).
- * An event whose fields do not parse (captop.h) is dropped and logged.
+ * An event whose fields do not parse (captop.h) is dropped and logged. A write that fails is
+ * logged, the same failure again only after a write worked.
  *
  * GET /api/v1/capture?agent=A&interface=I[&from=S][&to=S] (viewer): the records whose
  * interval ends within [from, to] (Unix seconds; to defaults to now, from to an hour before
