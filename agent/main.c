@@ -603,7 +603,10 @@ static void on_capture_interval(void *arg, const kvl_capture_interval_t *iv)
     kvl_capship_interval(a->capship, iv);
 }
 
-/* Starts the capture when `capture:` is configured. Returns 0, or -1 (printed). */
+/* Starts the capture when `capture:` is configured. An interface that cannot be opened (not
+ * there, no CAP_NET_RAW) is logged and the agent runs on without the capture: polling and
+ * probing a site do not stop for its mirror port. Returns 0, or -1 when out of memory
+ * (printed). */
 static int capture_start(app_t *a)
 {
     const kvl_capture_cfg_t *cc = &a->cfg->capture;
@@ -618,8 +621,9 @@ static int capture_start(app_t *a)
         return -1;
     }
     if (kvl_capture_new(a->loop, cc, on_capture_interval, a, &a->capture, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kaaval-agent: capture: %s\n", err);
-        return -1;
+        KVL_LOG_ERROR("capture", a->cfg->id, "%s; running without the capture (restart to retry)",
+                      err);
+        return 0;
     }
     KVL_LOG_INFO("capture", a->cfg->id, "capturing on %zu %s every %lldms",
                  cc->file != NULL ? (size_t)1 : cc->n_interfaces,
