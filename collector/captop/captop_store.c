@@ -147,9 +147,13 @@ static int read_file(const char *path, size_t max, char **buf, size_t *len, char
         return e == ENOENT ? KVL_EINVAL : KVL_EIO;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max) {
-        snprintf(why, wlen, "%s: %s", path,
-                 errno != 0 ? strerror(errno) : "larger than the bound, left alone");
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, wlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        return KVL_EIO;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(why, wlen, "%s: larger than %zu bytes, left alone", path, max);
         close(fd);
         return KVL_EIO;
     }
