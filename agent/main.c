@@ -35,6 +35,7 @@
 
 #include "agent_config.h"
 #include "batcher.h"
+#include "capship.h"
 #include "capture.h"
 #include "fileio.h"
 #include "kvl.h"
@@ -62,7 +63,8 @@ typedef struct app {
     kvl_poller_t *poller;
     kvl_prober_t *prober;
     kvl_trap_rx_t *traps;
-    kvl_capture_t *capture; /* --capture-live */
+    kvl_capture_t *capture; /* `capture:` configured, or --capture-live */
+    kvl_capship_t *capship; /* the capture's figures to the batcher */
     kvl_stats_t *stats;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain;
@@ -104,8 +106,10 @@ static void close_all(app_t *a)
     a->poller = NULL;
     kvl_prober_free(a->prober);
     a->prober = NULL;
-    kvl_capture_free(a->capture);
+    kvl_capture_free(a->capture); /* no more intervals to capship after this */
     a->capture = NULL;
+    kvl_capship_free(a->capship);
+    a->capship = NULL;
     kvl_batcher_free(a->batcher);
     a->batcher = NULL;
     kvl_uplink_free(a->up);
@@ -301,7 +305,8 @@ static const char *ready_status(const app_t *a, char *buf, size_t len)
 
 /* Keys a running agent cannot take: its identity, the spool and the batching the spool's
  * files were made with. Changing one refuses the whole reload (restart to apply). */
-static const char *const restart_keys[] = {"id", "site", "spool", "max_queue", "flush_interval"};
+static const char *const restart_keys[] = {"id",        "site",           "spool",
+                                           "max_queue", "flush_interval", "capture"};
 /* The uplink's keys: a change makes the connections again from the spool's positions. */
 static const char *const ship_keys[] = {"collector", "collectors", "mode",    "reconnect_max",
                                         "heartbeat", "tls",        "insecure"};
@@ -591,6 +596,41 @@ static int capture_live(app_t *a, unsigned intervals)
     return rc;
 }
 
+/* The running agent's capture: each interface's interval to the collector. */
+static void on_capture_interval(void *arg, const kvl_capture_interval_t *iv)
+{
+    app_t *a = arg;
+    kvl_capship_interval(a->capship, iv);
+}
+
+/* Starts the capture when `capture:` is configured. An interface that cannot be opened (not
+ * there, no CAP_NET_RAW) is logged and the agent runs on without the capture: polling and
+ * probing a site do not stop for its mirror port. Returns 0, or -1 when out of memory
+ * (printed). */
+static int capture_start(app_t *a)
+{
+    const kvl_capture_cfg_t *cc = &a->cfg->capture;
+    if (!cc->enabled) {
+        return 0;
+    }
+    char err[1200];
+    a->capship = kvl_capship_new(a->batcher, a->cfg->id, (uint32_t)((cc->interval_ms + 999) / 1000),
+                                 (size_t)cc->top_n);
+    if (a->capship == NULL) {
+        fprintf(stderr, "kaaval-agent: out of memory for the capture\n");
+        return -1;
+    }
+    if (kvl_capture_new(a->loop, cc, on_capture_interval, a, &a->capture, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("capture", a->cfg->id, "%s; running without the capture (restart to retry)",
+                      err);
+        return 0;
+    }
+    KVL_LOG_INFO("capture", a->cfg->id, "capturing on %zu %s every %lldms",
+                 cc->file != NULL ? (size_t)1 : cc->n_interfaces,
+                 cc->file != NULL ? "file" : "interfaces", (long long)cc->interval_ms);
+    return 0;
+}
+
 /* --probe-once: the prober alone, printing; no collector, no SNMP. */
 static int probe_only(app_t *a, unsigned intervals, bool verbose)
 {
@@ -764,6 +804,9 @@ int main(int argc, char **argv)
         if (kvl_prober_new(a.loop, &a.cfg->probes, a.cfg->id, a.batcher, &a.prober, err,
                            sizeof(err)) != 0) {
             fprintf(stderr, "kaaval-agent: %s\n", err);
+            goto out;
+        }
+        if (capture_start(&a) != 0) {
             goto out;
         }
         if (keep_state(&a) != 0) {

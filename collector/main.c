@@ -24,6 +24,7 @@
 #include "board.h"
 #include "book.h"
 #include "capacity.h"
+#include "captop_store.h"
 #include "collector_config.h"
 #include "collector_diff.h"
 #include "engine.h"
@@ -79,6 +80,7 @@ typedef struct app {
     kvl_latest_t *latest;
     kvl_board_t *board;
     kvl_capacity_t *capacity;   /* the planners' report (its API) */
+    kvl_captop_store_t *captop; /* the capture's top lists (a sink, its API) */
     kvl_topology_t *topology;   /* the topology graph and reachability (its API) */
     kvl_rootcause_t *rootcause; /* root-cause alerts from it (NULL: off, or no site tree) */
     kvl_graph_t *graph;         /* graphs drawn from the archives */
@@ -130,6 +132,8 @@ static void on_signal(uv_signal_t *s, int signum)
     a->board = NULL;
     kvl_capacity_free(a->capacity);
     a->capacity = NULL;
+    kvl_captop_store_free(a->captop); /* after the ingest: no more events */
+    a->captop = NULL;
     kvl_rootcause_free(a->rootcause);
     a->rootcause = NULL;
     kvl_topology_free(a->topology);
@@ -933,6 +937,14 @@ int main(int argc, char **argv)
         kvl_sinks_register(&a.sinks, &kvl_latest_sink, a.latest);
         src = start_alerts(&a, err, sizeof(err));
     }
+    if (src == 0 &&
+        kvl_captop_store_new(a.loop, a.cfg->data_dir, NULL, &a.captop, err, sizeof(err)) != 0) {
+        KVL_LOG_ERROR("captop", a.cfg->id, "%s", err);
+        src = 1;
+    }
+    if (src == 0) {
+        kvl_sinks_register(&a.sinks, &kvl_captop_sink, a.captop);
+    }
     /* remote-write after the rooms that keep data: it copies and answers at once */
     if (src == 0 && kvl_rwrite_new(a.loop, a.cfg->remote_write, graph_label, a.inventory, &a.rwrite,
                                    err, sizeof(err)) != 0) {
@@ -958,6 +970,7 @@ int main(int argc, char **argv)
         kvl_topology_free(a.topology);
         kvl_ingest_free(a.ingest);
         kvl_rwrite_free(a.rwrite);
+        kvl_captop_store_free(a.captop);
         kvl_inventory_free(a.inventory);
         stop_alerts(&a);
         uv_run(a.loop, UV_RUN_DEFAULT);
@@ -1004,6 +1017,9 @@ int main(int argc, char **argv)
         if (hrc == 0) {
             hrc = kvl_topology_api_register(a.topology, a.http);
         }
+        if (hrc == 0) {
+            hrc = kvl_captop_api_register(a.captop, a.http);
+        }
         kvl_graph_opts_t go = {.loop = a.loop,
                                .data_dir = a.cfg->data_dir,
                                .site_of = graph_site,
@@ -1042,6 +1058,7 @@ int main(int argc, char **argv)
         kvl_rwrite_free(a.rwrite);
         kvl_board_free(a.board);
         kvl_capacity_free(a.capacity);
+        kvl_captop_store_free(a.captop);
         kvl_rootcause_free(a.rootcause);
         kvl_topology_free(a.topology);
         kvl_graph_free(a.graph);

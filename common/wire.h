@@ -41,10 +41,12 @@ typedef enum {
     KVL_SCOPE_LINK = 5,  /* link measurement: device = the agent id, instance = the target */
     /* Later scopes (proto/kaaval.proto): encoded in fields an older collector skips. */
     KVL_SCOPE_NEIGHBOUR = 6, /* an LLDP/CDP neighbour of a device (agent/snmp/nbrwalk.h) */
+    KVL_SCOPE_CAPTURE = 7,   /* passive capture: device = the agent id, instance = the
+                                interface (agent/capture/capship.h) */
 } kvl_scope_t;
 
 #define KVL_SCOPE_FIRST_LATER KVL_SCOPE_NEIGHBOUR
-#define KVL_SCOPE_LAST KVL_SCOPE_NEIGHBOUR
+#define KVL_SCOPE_LAST KVL_SCOPE_CAPTURE
 
 typedef enum {
     KVL_KIND_COUNTER = 1,

@@ -252,6 +252,7 @@ typedef struct iface {
     kvl_flows_t *flows;
     uv_poll_t poll;
     bool poll_open;
+    bool file;   /* `capture: file`: read to its end at each interval's end */
     bool failed; /* a read error: logged once, no more reading */
     bool have_stats;
     kvl_pcapsrc_stats_t last;
@@ -281,8 +282,8 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Reads what the ring holds, at most TURN_FRAMES frames. */
-static void drain(iface_t *it)
+/* Reads what the ring holds, at most TURN_FRAMES frames; true when it ran dry (or failed). */
+static bool drain(iface_t *it)
 {
     const kvl_capture_cfg_t *cfg = it->owner->cfg;
     kvl_link_t link = kvl_pcapsrc_link(it->src);
@@ -291,13 +292,15 @@ static void drain(iface_t *it)
     for (int n = 0; n < TURN_FRAMES && !it->failed; n++) {
         int rc = kvl_pcapsrc_next(it->src, &fr, why, sizeof(why));
         if (rc == 0) {
-            return;
+            return true;
         }
         if (rc < 0) {
             KVL_LOG_ERROR("capture", it->name, "%s; no more frames read from it", why);
             it->failed = true;
-            uv_poll_stop(&it->poll);
-            return;
+            if (it->poll_open) {
+                uv_poll_stop(&it->poll);
+            }
+            return true;
         }
         it->read_interval++;
         if (it->read++ % (uint64_t)cfg->sampling != 0) {
@@ -307,6 +310,7 @@ static void drain(iface_t *it)
         kvl_dec_reason_t r = kvl_decode(link, fr.data, fr.cap, fr.wire, &pk);
         kvl_flows_packet(it->flows, fr.ts_ns, &pk, r);
     }
+    return it->failed;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -326,7 +330,9 @@ static void on_timer(uv_timer_t *t)
     int64_t end = realtime_ns();
     for (size_t i = 0; i < c->n_ifs; i++) {
         iface_t *it = &c->ifs[i];
-        drain(it);
+        /* A file: read to its end (the first interval has it all); bounded by the file. */
+        while (!drain(it) && it->file) {
+        }
         kvl_capture_interval_t iv = {.iface = it->name,
                                      .start_ns = c->start_ns,
                                      .end_ns = end,
@@ -405,10 +411,11 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
                     void *arg, kvl_capture_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (cfg->n_interfaces == 0) {
+    if (cfg->n_interfaces == 0 && cfg->file == NULL) {
         snprintf(err, errlen, "no interfaces to capture on (capture: interfaces)");
         return -1;
     }
+    size_t n_ifs = cfg->file != NULL ? 1 : cfg->n_interfaces;
     kvl_capture_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -418,7 +425,7 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
     c->cfg = cfg;
     c->cb = cb;
     c->arg = arg;
-    c->ifs = calloc(cfg->n_interfaces, sizeof(*c->ifs));
+    c->ifs = calloc(n_ifs, sizeof(*c->ifs));
     if (c->ifs == NULL) {
         snprintf(err, errlen, "out of memory");
         release(c);
@@ -438,14 +445,21 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
         kvl_classify_seam(c->cl, &c->seam);
         fc.classifier = &c->seam;
     }
-    for (size_t i = 0; i < cfg->n_interfaces; i++) {
+    for (size_t i = 0; i < n_ifs; i++) {
         iface_t *it = &c->ifs[i];
         c->n_ifs++;
         it->owner = c;
-        it->name = cfg->interfaces[i];
-        it->src = kvl_pcapsrc_open_live(it->name, (int)cfg->snaplen, cfg->promiscuous,
-                                        (int)(cfg->buffer_mb * 1024 * 1024), cfg->filter, why,
-                                        sizeof(why));
+        if (cfg->file != NULL) {
+            const char *slash = strrchr(cfg->file, '/');
+            it->name = slash != NULL && slash[1] != '\0' ? slash + 1 : cfg->file;
+            it->file = true;
+            it->src = kvl_pcapsrc_open_file(cfg->file, cfg->filter, why, sizeof(why));
+        } else {
+            it->name = cfg->interfaces[i];
+            it->src = kvl_pcapsrc_open_live(it->name, (int)cfg->snaplen, cfg->promiscuous,
+                                            (int)(cfg->buffer_mb * 1024 * 1024), cfg->filter, why,
+                                            sizeof(why));
+        }
         if (it->src == NULL) {
             snprintf(err, errlen, "%s", why);
             release(c);
@@ -462,6 +476,9 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
     /* Everything opened: now the handles, which only kvl_capture_free undoes. */
     for (size_t i = 0; i < c->n_ifs; i++) {
         iface_t *it = &c->ifs[i];
+        if (it->file) {
+            continue; /* read at the interval's end */
+        }
         int rc = uv_poll_init(loop, &it->poll, kvl_pcapsrc_fd(it->src));
         if (rc != 0) {
             snprintf(err, errlen, "%s: watching the capture: %s", it->name, uv_strerror(rc));

@@ -661,6 +661,37 @@ size_t kvl_flows_handshakes(const kvl_flows_t *f, kvl_port_hs_t *out, size_t n)
     return k;
 }
 
+static void hist_merge(hist_t *into, const hist_t *h)
+{
+    if (h->n == 0) {
+        return;
+    }
+    if (into->n == 0 || h->min < into->min) {
+        into->min = h->min;
+    }
+    if (into->n == 0 || h->max > into->max) {
+        into->max = h->max;
+    }
+    into->n += h->n;
+    for (size_t i = 0; i < HS_BUCKETS; i++) {
+        into->b[i] += h->b[i];
+    }
+}
+
+void kvl_flows_handshake_all(const kvl_flows_t *f, kvl_hs_summary_t *server,
+                             kvl_hs_summary_t *client)
+{
+    hist_t s = {0}, c = {0};
+    for (size_t i = 0; i <= f->cfg.max_ports; i++) {
+        if (i < f->n_ports || i == f->cfg.max_ports) {
+            hist_merge(&s, &f->ports[i].server);
+            hist_merge(&c, &f->ports[i].client);
+        }
+    }
+    hist_summary(&s, server);
+    hist_summary(&c, client);
+}
+
 static size_t top_of(const kvl_sketch_t *s, kvl_top_t *out, size_t n, bool pair)
 {
     kvl_sketch_entry_t *e = calloc(n > 0 ? n : 1, sizeof(*e));

@@ -146,6 +146,10 @@ void kvl_flows_expire(kvl_flows_t *f, int64_t now_ns);
 const kvl_flows_counts_t *kvl_flows_counts(const kvl_flows_t *f);
 /* Handshake times per server port, ports ascending (port 0 last); returns how many. */
 size_t kvl_flows_handshakes(const kvl_flows_t *f, kvl_port_hs_t *out, size_t n);
+/* Handshake times of every server port together (the ports' histograms merged): the same
+ * bounds as per port. */
+void kvl_flows_handshake_all(const kvl_flows_t *f, kvl_hs_summary_t *server,
+                             kvl_hs_summary_t *client);
 /* Top hosts and conversations by bytes, largest first; return how many. */
 size_t kvl_flows_top_hosts(const kvl_flows_t *f, kvl_top_t *out, size_t n);
 size_t kvl_flows_top_convs(const kvl_flows_t *f, kvl_top_t *out, size_t n);

@@ -297,7 +297,9 @@ int kvl_store_job_add(kvl_store_job_t *j, const kvl_store_row_t *row)
     r.site = kvl_arena_strdup(a, row->site);
     r.device = kvl_arena_strdup(a, row->device);
     r.instance = kvl_arena_strdup(a, row->instance);
-    if ((row->scope == KVL_SCOPE_GROUP || row->scope == KVL_SCOPE_LINK) && row->family == NULL) {
+    if ((row->scope == KVL_SCOPE_GROUP || row->scope == KVL_SCOPE_LINK ||
+         row->scope == KVL_SCOPE_CAPTURE) &&
+        row->family == NULL) {
         return KVL_EINVAL;
     }
     if (row->family != NULL) {
@@ -340,12 +342,14 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
     if (scope == KVL_SCOPE_GROUP) {
         return KVL_EINVAL;
     }
-    if (scope == KVL_SCOPE_LINK) {
-        /* A leading '_' is always escaped in names, so "_links" cannot be a device. */
+    if (scope == KVL_SCOPE_LINK || scope == KVL_SCOPE_CAPTURE) {
+        /* A leading '_' is always escaped in names, so "_links" and "_capture" cannot be
+         * devices. */
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
             return KVL_EINVAL;
         }
-        n = snprintf(out, outlen, "%s/%s/_links/%s/%s.rrd", data_dir, s, d, i);
+        n = snprintf(out, outlen, "%s/%s/%s/%s/%s.rrd", data_dir, s,
+                     scope == KVL_SCOPE_LINK ? "_links" : "_capture", d, i);
         return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
     }
     if (scope == KVL_SCOPE_INTERFACE) {
@@ -416,7 +420,7 @@ static void schema_of(const kvl_store_row_t *row, kvl_rrd_ds_t *buf, const kvl_r
                       size_t *n)
 {
     kvl_scope_t scope = row->scope;
-    if (scope == KVL_SCOPE_GROUP || scope == KVL_SCOPE_LINK) {
+    if (scope == KVL_SCOPE_GROUP || scope == KVL_SCOPE_LINK || scope == KVL_SCOPE_CAPTURE) {
         size_t k = 0;
         for (; row->family != NULL && k < row->family->n && k < KVL_FAMILY_MAX; k++) {
             buf[k] =

@@ -53,7 +53,7 @@ static int batch_to_job(const kvl_sink_defs_t *t, const char *agent_id, const ch
         size_t n = 0;
         kvl_group_iter_init(&it, grp);
         while ((rc = kvl_group_iter_next(&it, kvl_sink_def, (void *)t, &s)) == 1) {
-            if (s.def->scope >= KVL_SCOPE_FIRST_LATER) {
+            if (s.def->scope >= KVL_SCOPE_FIRST_LATER && s.def->scope != KVL_SCOPE_CAPTURE) {
                 continue; /* neighbours have no archive (the inventory keeps them) */
             }
             vals[n] = (kvl_store_value_t){.metric = s.def->metric,
@@ -78,11 +78,13 @@ static int batch_to_job(const kvl_sink_defs_t *t, const char *agent_id, const ch
                 strcmp(owners[i]->instance, owners[start]->instance) == 0) {
                 continue;
             }
-            /* An agent's own statistics and its link measurements are filed under its
-             * authenticated id, whatever the definition says. */
+            /* An agent's own statistics, its link measurements and its capture figures are
+             * filed under its authenticated id, whatever the definition says. */
             kvl_scope_t sc = owners[start]->scope;
             const char *device =
-                sc == KVL_SCOPE_AGENT || sc == KVL_SCOPE_LINK ? agent_id : owners[start]->device;
+                sc == KVL_SCOPE_AGENT || sc == KVL_SCOPE_LINK || sc == KVL_SCOPE_CAPTURE
+                    ? agent_id
+                    : owners[start]->device;
             kvl_store_row_t row = {.site = site,
                                    .device = device,
                                    .scope = owners[start]->scope,

@@ -29,7 +29,8 @@
 # fuzz_inventory_api (the inventory API's parameters, its files, agents' definitions),
 # fuzz_graph_query (the graph API's parameters, cache key, rrd_graph_v's arguments),
 # fuzz_nbrwalk (LLDP/CDP neighbour tables: indexes, the man-addr index, values),
-# fuzz_capture_decode (captured frames of every link type, cut by any snap length). The
+# fuzz_capture_decode (captured frames of every link type, cut by any snap length),
+# fuzz_captop (the capture's top-list records, as events and files carry them). The
 # script exits non-zero if the build fails or any target crashes, leaks, times out or trips a
 # sanitizer.
 set -eu

@@ -175,6 +175,42 @@ static void handshake(kvl_flows_t *f, uint16_t cport, uint16_t sport, int64_t t,
     kvl_flows_packet(f, t + srv + cli, &p, KVL_DEC_OK);
 }
 
+/* Every port's handshakes together: the histograms merged (min and max exact, quantiles
+ * within 2.2 % of the nearest rank over all samples), ports beyond max_ports included. */
+static void test_handshake_all(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_flows_t *f = flows(1024, "10.0.0.0/8");
+    kvl_hs_summary_t srv, cli;
+    kvl_flows_handshake_all(f, &srv, &cli);
+    assert_int_equal(srv.n, 0);
+    assert_int_equal(cli.n, 0);
+    /* server times 1..100 ms over 8 ports (4 of them beyond max_ports), client 2 ms */
+    for (int i = 1; i <= 100; i++) {
+        handshake(f, (uint16_t)(30000 + i), (uint16_t)(8000 + i % 8), 1 * SEC + i * 100 * MS,
+                  i * MS, 2 * MS);
+    }
+    kvl_flows_handshake_all(f, &srv, &cli);
+    assert_int_equal(srv.n, 100);
+    assert_int_equal(cli.n, 100);
+    assert_int_equal(srv.min_ns, 1 * MS);
+    assert_int_equal(srv.max_ns, 100 * MS);
+    assert_true(llabs(srv.median_ns - 50 * MS) <= 50 * MS * 22 / 1000);
+    assert_true(llabs(srv.p95_ns - 95 * MS) <= 95 * MS * 22 / 1000);
+    assert_true(llabs(cli.median_ns - 2 * MS) <= 2 * MS * 22 / 1000);
+    kvl_port_hs_t hs[16];
+    uint64_t sum = 0;
+    size_t n = kvl_flows_handshakes(f, hs, 16);
+    for (size_t i = 0; i < n; i++) {
+        sum += hs[i].server.n;
+    }
+    assert_int_equal(sum, srv.n);
+    kvl_flows_interval_reset(f);
+    kvl_flows_handshake_all(f, &srv, &cli);
+    assert_int_equal(srv.n, 0);
+    kvl_flows_free(f);
+}
+
 static void test_handshakes(void **state)
 {
     KVL_UNUSED(state);
@@ -383,9 +419,10 @@ static void test_sketch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prefix),      cmocka_unit_test(test_directions),
-        cmocka_unit_test(test_handshakes),  cmocka_unit_test(test_retrans_resets),
-        cmocka_unit_test(test_table_bound), cmocka_unit_test(test_sketch),
+        cmocka_unit_test(test_prefix),         cmocka_unit_test(test_directions),
+        cmocka_unit_test(test_handshakes),     cmocka_unit_test(test_handshake_all),
+        cmocka_unit_test(test_retrans_resets), cmocka_unit_test(test_table_bound),
+        cmocka_unit_test(test_sketch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

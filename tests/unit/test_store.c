@@ -80,6 +80,15 @@ static void test_path(void **state)
         kvl_store_path("/d", "tvm-north", "_agent", KVL_SCOPE_DEVICE, "", out, sizeof(out)), 0);
     assert_string_equal(out, "/d/tvm-north/%5Fagent.rrd");
 
+    /* Capture figures: beside the link measurements, under their own folder. */
+    assert_int_equal(kvl_store_path("/d", "tvm-north", "blk-tvm-north-01", KVL_SCOPE_CAPTURE,
+                                    "eth1", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "/d/tvm-north/_capture/blk-tvm-north-01/eth1.rrd");
+    assert_int_equal(kvl_store_path("/d", "s", "a", KVL_SCOPE_CAPTURE, "../x", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "/d/s/_capture/a/%2E.%2Fx.rrd");
+
     /* Names that would escape or hide are escaped. */
     assert_int_equal(
         kvl_store_path("/d", "..", "../etc", KVL_SCOPE_INTERFACE, ".profile", out, sizeof(out)), 0);

@@ -1043,6 +1043,64 @@ static void test_decode_bad_defs(void **state)
     }
 }
 
+/* The capture's family instance (KVL_SCOPE_CAPTURE) is a later scope too: an older
+ * collector sees none of it, this one all of it. */
+static void test_capture_scope(void **state)
+{
+    KVL_UNUSED(state);
+    static const char *const metrics[] = {"bytes_in", "hs_server_min_ms"};
+    static const kvl_kind_t kinds[] = {KVL_KIND_COUNTER, KVL_KIND_GAUGE};
+    static const bool reals[] = {false, true};
+    kvl_family_t fam = {
+        .name = "capture", .n = 2, .metrics = metrics, .kinds = kinds, .reals = reals, .id = 3};
+    kvl_series_def_t def = {.id = 10,
+                            .device = "agent1",
+                            .scope = KVL_SCOPE_CAPTURE,
+                            .instance = "eth1",
+                            .interval_s = 60,
+                            .family = 3};
+    uint32_t ids[] = {10, 11};
+    uint64_t v[] = {1234};
+    double r[] = {4.5};
+    kvl_group_t g = {.time_ms = 5000,
+                     .ids = ids,
+                     .n_ids = 2,
+                     .values = v,
+                     .n_values = 1,
+                     .reals = r,
+                     .n_reals = 1,
+                     .later = true};
+    kvl_msg_t in = {.type = KVL_MSG_BATCH};
+    in.u.batch = (kvl_batch_t){.seq = 9,
+                               .families = &fam,
+                               .n_families = 1,
+                               .defs = &def,
+                               .n_defs = 1,
+                               .groups = &g,
+                               .n_groups = 1};
+    kvl_buf_t b = {0};
+    assert_int_equal(kvl_wire_encode(&in, &b), 0);
+    Kaaval__V1__Envelope *env =
+        kaaval__v1__envelope__unpack(NULL, b.len - KVL_FRAME_HEADER, b.data + KVL_FRAME_HEADER);
+    assert_non_null(env);
+    assert_int_equal(env->batch->n_defs, 0);
+    assert_int_equal(env->batch->n_groups, 0);
+    assert_int_equal(env->batch->n_later_defs, 1);
+    assert_int_equal(env->batch->n_later_groups, 1);
+    kaaval__v1__envelope__free_unpacked(env, NULL);
+    kvl_msg_t out;
+    assert_int_equal(round_trip(&in, &out, NULL), 0);
+    assert_int_equal(out.u.batch.n_defs, 1);
+    assert_int_equal(out.u.batch.defs[0].scope, KVL_SCOPE_CAPTURE);
+    assert_string_equal(out.u.batch.defs[0].instance, "eth1");
+    assert_int_equal(out.u.batch.defs[0].family, 3);
+    assert_int_equal(out.u.batch.n_groups, 1);
+    assert_true(out.u.batch.groups[0].later);
+    assert_int_equal(out.u.batch.groups[0].values[0], 1234);
+    kvl_msg_clear(&out);
+    kvl_buf_free(&b);
+}
+
 /* A neighbour's definition and group ride in later_defs/later_groups: decoded after the others
  * (the group marked later), while the fields an older collector knows hold only the device's
  * definition and group, so it never meets the unknown scope. */
@@ -1427,6 +1485,7 @@ int main(void)
         cmocka_unit_test(test_decode_time_overflow),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_later_scope),
+        cmocka_unit_test(test_capture_scope),
         cmocka_unit_test(test_decode_random),
         cmocka_unit_test(test_bytes_per_sample),
     };
