@@ -87,19 +87,21 @@ typedef struct rw_pass {
     int what;
 } rw_pass_t;
 
+/* The remote-write figures, one per endpoint each (rw_pass_t.what indexes them). */
+static const char *const rw_names[] = {"kaaval_remote_write_samples_sent_total",
+                                       "kaaval_remote_write_samples_dropped_total",
+                                       "kaaval_remote_write_retries_total",
+                                       "kaaval_remote_write_requests_total",
+                                       "kaaval_remote_write_queue_samples",
+                                       "kaaval_remote_write_series",
+                                       "kaaval_remote_write_last_success_timestamp_seconds",
+                                       "kaaval_remote_write_lag_seconds"};
+
 static void rw_line(void *ctx, const kvl_rwrite_stats_t *st)
 {
     rw_pass_t *p = ctx;
     FILE *f = p->f;
-    static const char *const names[] = {"kaaval_remote_write_samples_sent_total",
-                                        "kaaval_remote_write_samples_dropped_total",
-                                        "kaaval_remote_write_retries_total",
-                                        "kaaval_remote_write_requests_total",
-                                        "kaaval_remote_write_queue_samples",
-                                        "kaaval_remote_write_series",
-                                        "kaaval_remote_write_last_success_timestamp_seconds",
-                                        "kaaval_remote_write_lag_seconds"};
-    fprintf(f, "%s{endpoint=", names[p->what]);
+    fprintf(f, "%s{endpoint=", rw_names[p->what]);
     label(f, st->name);
     switch (p->what) {
     case 0:
@@ -107,7 +109,7 @@ static void rw_line(void *ctx, const kvl_rwrite_stats_t *st)
         break;
     case 1:
         fprintf(f, ",reason=\"queue_full\"} %" PRIu64 "\n", st->dropped_full);
-        fprintf(f, "%s{endpoint=", names[p->what]);
+        fprintf(f, "%s{endpoint=", rw_names[p->what]);
         label(f, st->name);
         fprintf(f, ",reason=\"rejected\"} %" PRIu64 "\n", st->dropped_rejected);
         break;
@@ -146,16 +148,8 @@ static void render_rwrite(FILE *f, const kvl_rwrite_t *rw)
         {"gauge", "When a request was last accepted (unix seconds; 0: never)."},
         {"gauge", "Age of the oldest sample waiting (0: none waits)."},
     };
-    static const char *const names[] = {"kaaval_remote_write_samples_sent_total",
-                                        "kaaval_remote_write_samples_dropped_total",
-                                        "kaaval_remote_write_retries_total",
-                                        "kaaval_remote_write_requests_total",
-                                        "kaaval_remote_write_queue_samples",
-                                        "kaaval_remote_write_series",
-                                        "kaaval_remote_write_last_success_timestamp_seconds",
-                                        "kaaval_remote_write_lag_seconds"};
-    for (int w = 0; w < 8; w++) {
-        head(f, names[w], heads[w][0], heads[w][1]);
+    for (int w = 0; w < (int)KVL_ARRAY_SIZE(rw_names); w++) {
+        head(f, rw_names[w], heads[w][0], heads[w][1]);
         rw_pass_t p = {.f = f, .what = w};
         kvl_rwrite_each(rw, rw_line, &p);
     }

@@ -246,17 +246,7 @@ static int load(kvl_downstate_t *s)
         close(fd);
         return KVL_ENOMEM;
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, text + got, size - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
+    size_t got = kvl_read_all(fd, text, size);
     close(fd);
     const char *nl = got == size ? memchr(text, '\n', size) : NULL;
     uint32_t v = 0;

@@ -31,6 +31,23 @@ int kvl_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+size_t kvl_read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, c + got, n - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    return got;
+}
+
 void kvl_path_parent(const char *path, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s", path);

@@ -15,6 +15,10 @@
  * (errno says why) when a write fails or writes nothing. */
 int kvl_write_all(int fd, const void *p, size_t n);
 
+/* Reads from fd into p until n bytes, the end of the file or an error (again after EINTR).
+ * Returns the bytes read: fewer than n at the end of the file or on an error (errno says). */
+size_t kvl_read_all(int fd, void *p, size_t n);
+
 /* The folder path is in ("a/b/c" -> "a/b", "c" -> ".", "/c" -> "/"; trailing '/' ignored),
  * into out. */
 void kvl_path_parent(const char *path, char *out, size_t outlen);

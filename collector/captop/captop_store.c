@@ -164,17 +164,7 @@ static int read_file(const char *path, size_t max, char **buf, size_t *len, char
         snprintf(why, wlen, "%s: out of memory", path);
         return KVL_ENOMEM;
     }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
+    size_t got = kvl_read_all(fd, b, n);
     close(fd);
     b[got] = '\0';
     *buf = b;
