@@ -35,7 +35,7 @@ typedef struct ks_iface {
 
 typedef struct ks_device {
     char name[64];
-    char address[20];
+    char address[46];
     const char *model;
     ks_iface_t *ifs;
     unsigned n_ifs;
@@ -50,7 +50,7 @@ typedef struct ks_device {
 
 typedef struct ks_link {
     char target[64];
-    char address[20];
+    char address[46];
     uint32_t id;
     uint32_t phase_ms;
     double rtt_ms;   /* base round trip */
