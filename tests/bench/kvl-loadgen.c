@@ -1376,6 +1376,25 @@ static void usage(FILE *f)
                "  --window N         here: unacknowledged bulk batches per agent (512)\n");
 }
 
+/* Frees what ks_setup and ks_main allocated (agents that were never made included). */
+static void ks_release(loadgen_t *lg)
+{
+    for (unsigned i = 0; lg->agents != NULL && i < lg->o.agents; i++) {
+        kvl_frame_reader_free(&lg->agents[i].reader);
+        free(lg->agents[i].sent_ns);
+        free(lg->agents[i].samples_of);
+    }
+    kvl_buf_free(&lg->frame);
+    free(lg->agents);
+    free(lg->groups);
+    free(lg->ids);
+    free(lg->vals);
+    free(lg->reals);
+    free(lg->polls);
+    free(lg->lat_us);
+    ks_free(&lg->net);
+}
+
 /* --kswan: runs the simulated network until --minutes or a signal. Returns the exit status. */
 static int ks_main(loadgen_t *lg, bool window_given)
 {
@@ -1387,7 +1406,7 @@ static int ks_main(loadgen_t *lg, bool window_given)
         return 1;
     }
     if (lg->o.plan) {
-        ks_free(&lg->net);
+        ks_release(lg);
         return 0;
     }
     lg->agents = calloc(lg->o.agents, sizeof(*lg->agents));
@@ -1429,20 +1448,7 @@ static int ks_main(loadgen_t *lg, bool window_given)
     uv_run(lg->loop, UV_RUN_DEFAULT);
     ks_report(lg);
     bool ok = lg->failures == 0 && lg->welcomed == lg->o.agents && lg->unacked == 0;
-    for (unsigned i = 0; i < lg->o.agents; i++) {
-        kvl_frame_reader_free(&lg->agents[i].reader);
-        free(lg->agents[i].sent_ns);
-        free(lg->agents[i].samples_of);
-    }
-    kvl_buf_free(&lg->frame);
-    free(lg->agents);
-    free(lg->groups);
-    free(lg->ids);
-    free(lg->vals);
-    free(lg->reals);
-    free(lg->polls);
-    free(lg->lat_us);
-    ks_free(&lg->net);
+    ks_release(lg);
     uv_loop_close(lg->loop);
     return ok ? 0 : 1;
 }
