@@ -448,6 +448,10 @@ rc=0
 [ "$n" -eq 1 ] && grep -q '^[0-9]* firing topology_cut .*|.*isolated' "$T/iso.firing" &&
     grep -q '|.*\bb03\b' "$T/iso.firing" || rc=1
 check isolated-page $rc "$n firing pages while b03 is cut off (want 1: topology_cut, isolated, naming b03); page $([ "$ISO" -ge 0 ] && echo "$((ISO - T_ISO)) ms after the cut" || echo "never")"
+# keep b03 cut off long enough that its spool holds whole steps no batch could have carried
+# before the cut (rows from T_ISO + 10 s) nor after the repair (rows to T_ISO_REP - 5 s):
+# at least two 5 s rows, however quickly the page came
+sleep_until $((T_ISO + 22000))
 back0=$(log_count '\] agent_back (')
 T_ISO_REP=$(now_ms)
 ip -n "$DHQ" link set b03 up
