@@ -4,7 +4,6 @@
  * agent_lost/agent_back quiet the agent's silence, and event rules fire on their event
  * and resolve on its clearing event (engine.h).
  */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,7 +215,7 @@ void kvl_engine_event(kvl_engine_t *e, const kvl_sink_event_t *se)
             continue;
         }
         uint64_t fp = engine_fingerprint(r, &s);
-        if (fnmatch(r->event.name, ev->kind, 0) == 0 && fields_match(r, ev)) {
+        if (kvl_rules_event_match(r, ev->kind) && fields_match(r, ev)) {
             evalert_t *a = evalert_find(e, r, fp);
             if (a == NULL && (a = engine_evalert_new(e, r, &s)) == NULL) {
                 KVL_LOG_WARN("alerts", se->agent, "out of memory: event %s not evaluated",

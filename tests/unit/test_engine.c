@@ -472,6 +472,47 @@ static void test_event_fire_clear_hold(void **state)
     fx_stop(&f);
 }
 
+/* Data events (the capture's top lists, an agent's configured devices) travel as events but
+ * are no incident: a catch-all or a glob that happens to fit never fires on them; a rule naming
+ * one exactly does; every other event still reaches the catch-all. */
+static void test_event_catch_all_skips_data(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: anything\n"
+                         "    severity: info\n"
+                         "    event: {name: '*'}\n"
+                         "  - name: capture_glob\n"
+                         "    severity: info\n"
+                         "    event: {name: 'capture_*'}\n"
+                         "  - name: devices_glob\n"
+                         "    severity: info\n"
+                         "    event: {name: 'devices_[c]onfigured'}\n",
+             T0);
+    event_at(&f, T0, "capture_top", NULL, false);
+    event_at(&f, T0 + S_MS, "devices_configured", NULL, false);
+    assert_int_equal(f.n, 0);
+    event_at(&f, T0 + 2 * S_MS, "coldStart", NULL, false);
+    assert_int_equal(count(&f, "anything", KVL_ALERT_FIRING, 0), 1);
+    assert_int_equal(f.n, 1);
+    fx_stop(&f);
+    fx_start(&f,
+             DISABLE_ALL "rules:\n"
+                         "  - name: top_lists\n"
+                         "    severity: info\n"
+                         "    event: {name: capture_top}\n",
+             T0);
+    event_at(&f, T0, "capture_top", NULL, false);
+    assert_int_equal(count(&f, "top_lists", KVL_ALERT_FIRING, 0), 1);
+    fx_stop(&f);
+    assert_true(kvl_rules_event_is_data("capture_top"));
+    assert_true(kvl_rules_event_is_data("devices_configured"));
+    assert_false(kvl_rules_event_is_data("linkDown"));
+    assert_false(kvl_rules_event_is_data(NULL));
+}
+
 static void test_device_down_event_and_state(void **state)
 {
     (void)state;
@@ -1181,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_collector_value),
         cmocka_unit_test(test_sink_calls),
         cmocka_unit_test(test_builtin_rules_bind),
+        cmocka_unit_test(test_event_catch_all_skips_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
