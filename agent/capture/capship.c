@@ -196,11 +196,14 @@ static ship_if_t *iface_of(kvl_capship_t *s, const char *name)
     return it;
 }
 
-/* The interval's counts, to be added to the totals. */
+/* The interval's counts, to be added to the totals: estimates of all the traffic under
+ * sampling (kvl_capture_counts), the drops as the kernel counted them. */
 static void interval_counts(const kvl_capture_interval_t *iv, uint64_t *c, bool *apps_known,
                             bool *drops_known)
 {
-    const kvl_flows_counts_t *k = kvl_flows_counts(iv->flows);
+    kvl_flows_counts_t counts;
+    const kvl_flows_counts_t *k = &counts;
+    kvl_capture_counts(iv, &counts);
     memset(c, 0, sizeof(*c) * C_N_COUNTERS);
     c[C_BYTES_IN] = k->dir[KVL_DIR_IN].bytes;
     c[C_BYTES_OUT] = k->dir[KVL_DIR_OUT].bytes;
@@ -218,7 +221,7 @@ static void interval_counts(const kvl_capture_interval_t *iv, uint64_t *c, bool 
     *apps_known = iv->classify != NULL;
     if (*apps_known) {
         kvl_app_count_t apps[64];
-        size_t n = kvl_flows_apps(iv->flows, apps, KVL_ARRAY_SIZE(apps));
+        size_t n = kvl_capture_apps(iv, apps, KVL_ARRAY_SIZE(apps));
         uint64_t listed = 0;
         for (size_t i = 0; i < n; i++) {
             c[C_APP0 + kvl_capship_app_class(apps[i].name)] += apps[i].c.bytes;
@@ -274,12 +277,12 @@ static void send_top(kvl_capship_t *s, const char *name, const kvl_capture_inter
     kvl_captop_entry_t e[KVL_CAPTOP_MAX];
     size_t n = s->top_n < KVL_CAPTOP_MAX ? s->top_n : KVL_CAPTOP_MAX;
     char hosts[KVL_CAPTOP_LIST_LEN], convs[KVL_CAPTOP_LIST_LEN];
-    size_t k = kvl_flows_top_hosts(iv->flows, top, n);
+    size_t k = kvl_capture_top_hosts(iv, top, n);
     for (size_t i = 0; i < k; i++) {
         entry_of(&top[i], false, &e[i]);
     }
     int rh = kvl_captop_list_format(e, k, false, hosts, sizeof(hosts));
-    k = kvl_flows_top_convs(iv->flows, top, n);
+    k = kvl_capture_top_convs(iv, top, n);
     for (size_t i = 0; i < k; i++) {
         entry_of(&top[i], true, &e[i]);
     }

@@ -20,7 +20,9 @@
  *     (unknown without a handshake): hs_server_min_ms hs_server_median_ms hs_server_p95_ms
  *     (SYN -> SYN-ACK), hs_client_min_ms hs_client_median_ms hs_client_p95_ms (SYN-ACK ->
  *     ACK).
- * With sampling N the figures are of the frames counted, not scaled. Without `classify`
+ * With sampling N > 1 the counters and the top lists are estimates of all the traffic, N
+ * times what was counted (kvl_capture_counts), except the drops (the kernel's true counts)
+ * and flows_evicted; flows_now and the handshake times are as measured. Without `classify`
  * the app_* series are unknown.
  *
  * After the figures, each interval's top hosts and conversations by bytes (the first top_n,

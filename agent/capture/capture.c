@@ -38,10 +38,94 @@ static void print_hs(FILE *out, const char *side, const kvl_hs_summary_t *s)
             (double)s->p95_ns / 1e6, side, (double)s->max_ns / 1e6);
 }
 
-/* The applications' lines: one per application with frames, then the rest. */
-/* The names nDPI read, top_n of them by connections. */
-static void report_names(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_classify_t *cl)
+/* --- estimates of all the traffic under sampling ------------------------------------- */
+
+static uint64_t scale_of(const kvl_capture_interval_t *iv)
 {
+    return iv->scale > 1 ? iv->scale : 1;
+}
+
+/* v times k, saturating. */
+static uint64_t times(uint64_t v, uint64_t k)
+{
+    return k != 0 && v > UINT64_MAX / k ? UINT64_MAX : v * k;
+}
+
+static void scale_count(kvl_count_t *c, uint64_t k)
+{
+    c->pkts = times(c->pkts, k);
+    c->bytes = times(c->bytes, k);
+}
+
+void kvl_capture_counts(const kvl_capture_interval_t *iv, kvl_flows_counts_t *out)
+{
+    uint64_t k = scale_of(iv);
+    *out = *kvl_flows_counts(iv->flows);
+    scale_count(&out->total, k);
+    scale_count(&out->non_ip, k);
+    for (int i = 0; i < KVL_DIR__COUNT; i++) {
+        scale_count(&out->dir[i], k);
+    }
+    scale_count(&out->ipv4, k);
+    scale_count(&out->ipv6, k);
+    for (int i = 0; i < KVL_L4__COUNT; i++) {
+        scale_count(&out->l4[i], k);
+    }
+    for (int r = 0; r < KVL_DEC__COUNT; r++) {
+        out->dec.by_reason[r] = times(out->dec.by_reason[r], k);
+    }
+    out->dec.tagged = times(out->dec.tagged, k);
+    out->dec.later_fragments = times(out->dec.later_fragments, k);
+    out->dec.gre = times(out->dec.gre, k);
+    out->malformed = times(out->malformed, k);
+    out->tcp_retrans = times(out->tcp_retrans, k);
+    out->tcp_resets = times(out->tcp_resets, k);
+    out->flows_new = times(out->flows_new, k);
+    out->flows_idle = times(out->flows_idle, k);
+    out->flows_active = times(out->flows_active, k);
+    scale_count(&out->app_pending, k);
+    scale_count(&out->app_unclassified, k);
+    /* flows_now and flows_evicted: the table's own, as it is */
+}
+
+static size_t scale_top(const kvl_capture_interval_t *iv, kvl_top_t *t, size_t n)
+{
+    uint64_t k = scale_of(iv);
+    for (size_t i = 0; i < n; i++) {
+        t[i].bytes = times(t[i].bytes, k);
+        t[i].bytes_err = times(t[i].bytes_err, k);
+        t[i].packets = times(t[i].packets, k);
+    }
+    return n;
+}
+
+size_t kvl_capture_top_hosts(const kvl_capture_interval_t *iv, kvl_top_t *out, size_t n)
+{
+    return scale_top(iv, out, kvl_flows_top_hosts(iv->flows, out, n));
+}
+
+size_t kvl_capture_top_convs(const kvl_capture_interval_t *iv, kvl_top_t *out, size_t n)
+{
+    return scale_top(iv, out, kvl_flows_top_convs(iv->flows, out, n));
+}
+
+size_t kvl_capture_apps(const kvl_capture_interval_t *iv, kvl_app_count_t *out, size_t n)
+{
+    uint64_t k = scale_of(iv);
+    n = kvl_flows_apps(iv->flows, out, n);
+    for (size_t i = 0; i < n; i++) {
+        scale_count(&out[i].c, k);
+    }
+    return n;
+}
+
+/* --- printing --------------------------------------------------------------------------- */
+
+/* The names nDPI read, top_n of them by connections (scaled: connections are flows). */
+static void report_names(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_capture_interval_t *iv)
+{
+    const kvl_classify_t *cl = iv->classify;
+    uint64_t k = scale_of(iv);
     size_t n = (size_t)cfg->top_n;
     kvl_classify_name_t *names = calloc(n, sizeof(*names));
     if (names == NULL) {
@@ -53,16 +137,19 @@ static void report_names(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_clas
             *q = *q <= ' ' || *q == '=' || *q > '~' ? '_' : *q; /* one token */
         }
         fprintf(out, "name rank=%zu name=%s connections=%" PRIu64 " error=%" PRIu64 "\n", i + 1,
-                names[i].name, names[i].connections, names[i].error);
+                names[i].name, times(names[i].connections, k), times(names[i].error, k));
     }
     free(names);
 }
 
-static void report_apps(FILE *out, const kvl_flows_t *f, const kvl_classify_t *cl)
+/* The applications' lines: the frames not under one, then one per application with frames. */
+static void report_apps(FILE *out, const kvl_capture_interval_t *iv)
 {
-    const kvl_flows_counts_t *c = kvl_flows_counts(f);
+    kvl_flows_counts_t counts;
+    const kvl_flows_counts_t *c = &counts;
+    kvl_capture_counts(iv, &counts);
     kvl_classify_stats_t st;
-    kvl_classify_get_stats(cl, &st);
+    kvl_classify_get_stats(iv->classify, &st);
     fprintf(out,
             "apps pending_packets=%" PRIu64 " pending_bytes=%" PRIu64
             " unclassified_packets=%" PRIu64 " unclassified_bytes=%" PRIu64 " decided=%" PRIu64
@@ -70,7 +157,7 @@ static void report_apps(FILE *out, const kvl_flows_t *f, const kvl_classify_t *c
             c->app_pending.pkts, c->app_pending.bytes, c->app_unclassified.pkts,
             c->app_unclassified.bytes, st.decided, st.guessed, st.unknown, st.no_slot);
     kvl_app_count_t apps[512];
-    size_t n = kvl_flows_apps(f, apps, KVL_ARRAY_SIZE(apps));
+    size_t n = kvl_capture_apps(iv, apps, KVL_ARRAY_SIZE(apps));
     for (size_t i = 0; i < n; i++) {
         char name[64];
         snprintf(name, sizeof(name), "%s", apps[i].name);
@@ -82,11 +169,14 @@ static void report_apps(FILE *out, const kvl_flows_t *f, const kvl_classify_t *c
     }
 }
 
-static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f)
+static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_capture_interval_t *iv)
 {
     static const char *const dirs[KVL_DIR__COUNT] = {"in", "out", "internal", "external"};
     static const char *const l4s[KVL_L4__COUNT] = {"tcp", "udp", "icmp", "other"};
-    const kvl_flows_counts_t *c = kvl_flows_counts(f);
+    const kvl_flows_t *f = iv->flows;
+    kvl_flows_counts_t counts;
+    const kvl_flows_counts_t *c = &counts;
+    kvl_capture_counts(iv, &counts);
     print_count(out, "total", "", &c->total);
     print_count(out, "non_ip", "", &c->non_ip);
     print_count(out, "ipv4", "", &c->ipv4);
@@ -130,14 +220,14 @@ static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f
         fputc('\n', out);
     }
     char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-    n = kvl_flows_top_hosts(f, top, nt);
+    n = kvl_capture_top_hosts(iv, top, nt);
     for (size_t i = 0; i < n; i++) {
         addr_text(top[i].ver, top[i].a, a, sizeof(a));
         fprintf(out,
                 "host rank=%zu addr=%s bytes=%" PRIu64 " error=%" PRIu64 " packets=%" PRIu64 "\n",
                 i + 1, a, top[i].bytes, top[i].bytes_err, top[i].packets);
     }
-    n = kvl_flows_top_convs(f, top, nt);
+    n = kvl_capture_top_convs(iv, top, nt);
     for (size_t i = 0; i < n; i++) {
         addr_text(top[i].ver, top[i].a, a, sizeof(a));
         addr_text(top[i].ver, top[i].b, b, sizeof(b));
@@ -149,12 +239,22 @@ static void report(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_flows_t *f
     free(top);
 }
 
+/* " scaled=N" after sampling=N when the figures are estimates (N times those counted). */
+static void print_scale(FILE *out, const kvl_capture_interval_t *iv)
+{
+    if (scale_of(iv) > 1) {
+        fprintf(out, " scaled=%" PRIu64, scale_of(iv));
+    }
+}
+
 void kvl_capture_print(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_capture_interval_t *iv)
 {
     if (iv->iface != NULL) {
-        fprintf(out, "capture iface=%s start=%.3f end=%.3f frames_read=%" PRIu64 " sampling=%lld\n",
+        fprintf(out, "capture iface=%s start=%.3f end=%.3f frames_read=%" PRIu64 " sampling=%lld",
                 iv->iface, (double)iv->start_ns / 1e9, (double)iv->end_ns / 1e9, iv->frames_read,
                 (long long)cfg->sampling);
+        print_scale(out, iv);
+        fputc('\n', out);
         if (iv->drops.known) {
             fprintf(out, "drops received=%" PRIu64 " dropped=%" PRIu64 " if_dropped=%" PRIu64 "\n",
                     iv->drops.received, iv->drops.dropped, iv->drops.if_dropped);
@@ -162,11 +262,11 @@ void kvl_capture_print(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_captur
             fprintf(out, "drops unknown\n");
         }
     }
-    report(out, cfg, iv->flows);
+    report(out, cfg, iv);
     if (iv->classify != NULL) {
-        report_apps(out, iv->flows, iv->classify);
+        report_apps(out, iv);
         if (iv->last_iface) {
-            report_names(out, cfg, iv->classify);
+            report_names(out, cfg, iv);
         }
     }
 }
@@ -228,12 +328,12 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
         kvl_pcapsrc_close(src);
         return -1;
     }
-    fprintf(out,
-            "capture file=%s link=%s frames_read=%" PRIu64 " sampling=%lld first_ts=%.9f "
-            "last_ts=%.9f\n",
-            path, kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling, (double)first / 1e9,
-            (double)last / 1e9);
-    kvl_capture_interval_t iv = {.flows = f, .classify = cl, .last_iface = true};
+    kvl_capture_interval_t iv = {
+        .flows = f, .classify = cl, .scale = (uint32_t)cfg->sampling, .last_iface = true};
+    fprintf(out, "capture file=%s link=%s frames_read=%" PRIu64 " sampling=%lld", path,
+            kvl_pcapsrc_link_name(src), read, (long long)cfg->sampling);
+    print_scale(out, &iv);
+    fprintf(out, " first_ts=%.9f last_ts=%.9f\n", (double)first / 1e9, (double)last / 1e9);
     kvl_capture_print(out, cfg, &iv);
     kvl_flows_free(f); /* hands the undecided flows' slots back first */
     kvl_classify_free(cl);
@@ -339,6 +439,7 @@ static void on_timer(uv_timer_t *t)
                                      .frames_read = it->read_interval,
                                      .flows = it->flows,
                                      .classify = c->cl,
+                                     .scale = (uint32_t)c->cfg->sampling,
                                      .last_iface = i + 1 == c->n_ifs};
         kvl_pcapsrc_stats_t now;
         if (kvl_pcapsrc_stats(it->src, &now) == 0) {

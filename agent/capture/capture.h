@@ -43,7 +43,8 @@
  *   name rank=R name=NAME connections=N error=N    (top_n names nDPI read: TLS/QUIC server
  *        names, HTTP Host, DNS queries; live: all interfaces', after the last interface;
  *        the apps line's decided..no_slot count since the start)
- * With sampling N, the figures are those of the frames counted (1 in N), not scaled.
+ * With sampling N > 1 (1 frame counted in N) the figures are estimates of all the traffic,
+ * kvl_capture_counts' and the lists' below: the first line says `sampling=N scaled=N`.
  * Returns 0, or -1 with a sentence in err (the file cannot be opened or read, its link type
  * is not one the decoder knows, the filter is refused, out of memory). */
 int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, char *err,
@@ -70,6 +71,7 @@ typedef struct kvl_capture_interval {
     const kvl_flows_t *flows;
     const kvl_classify_t *classify; /* NULL without classification */
     kvl_capture_drops_t drops;
+    uint32_t scale;  /* `sampling`: 1 frame in scale counted (0 taken as 1) */
     bool last_iface; /* the interval's last interface: the names (all interfaces') go here */
 } kvl_capture_interval_t;
 
@@ -83,6 +85,19 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
 /* Stops and closes; the memory goes once the loop has run the handles' close callbacks.
  * NULL-safe. */
 void kvl_capture_free(kvl_capture_t *c);
+
+/* The interval's figures as estimates of all the traffic, for whoever reports them: with
+ * iv->scale N > 1 every count of frames, bytes, decoder outcomes, TCP retransmissions and
+ * resets, flows begun and ended, per application and per top-N entry (bytes, error, packets)
+ * is the counted one times N (saturating at UINT64_MAX). Not scaled: flows_now and
+ * flows_evicted (the flow table's own state and doing), handshake times and their sample
+ * counts (times, not amounts), the drops (the kernel's true counts, iv->drops) and
+ * frames_read (the frames libpcap handed over). */
+void kvl_capture_counts(const kvl_capture_interval_t *iv, kvl_flows_counts_t *out);
+/* kvl_flows_top_hosts, kvl_flows_top_convs and kvl_flows_apps of iv->flows, scaled as above. */
+size_t kvl_capture_top_hosts(const kvl_capture_interval_t *iv, kvl_top_t *out, size_t n);
+size_t kvl_capture_top_convs(const kvl_capture_interval_t *iv, kvl_top_t *out, size_t n);
+size_t kvl_capture_apps(const kvl_capture_interval_t *iv, kvl_app_count_t *out, size_t n);
 
 /* Prints one interval's figures (the lines kvl_capture_once prints after its first). */
 void kvl_capture_print(FILE *out, const kvl_capture_cfg_t *cfg, const kvl_capture_interval_t *iv);

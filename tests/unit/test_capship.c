@@ -381,13 +381,70 @@ static void test_top_event(void **state)
     kvl_flows_free(f);
 }
 
+/* Sampling 1 in 10: the counters and the top lists are 10 times what was counted (estimates of
+ * all the traffic); the drops are the kernel's own counts, flows_now the table's and the
+ * handshake times times, all as they are. */
+static void test_sampled(void **state)
+{
+    KVL_UNUSED(state);
+    reset();
+    kvl_flows_cfg_t fc = {.max_flows = 64,
+                          .idle_ns = 30 * SEC,
+                          .active_ns = 300 * SEC,
+                          .top_capacity = 16,
+                          .max_ports = 4};
+    kvl_flows_t *f = kvl_flows_new(&fc);
+    assert_non_null(f);
+    kvl_capship_t *s = kvl_capship_new((kvl_batcher_t *)&fk, "agent1", 60, 5);
+    assert_non_null(s);
+    kvl_pkt_t p = tcp4("10.0.0.5", "192.0.2.9", 40000, 443, KVL_TCP_SYN, 60);
+    kvl_flows_packet(f, 1 * SEC, &p, KVL_DEC_OK);
+    p = tcp4("192.0.2.9", "10.0.0.5", 443, 40000, KVL_TCP_SYN | KVL_TCP_ACK, 60);
+    kvl_flows_packet(f, 1 * SEC + 4 * MS, &p, KVL_DEC_OK);
+    p = tcp4("10.0.0.5", "192.0.2.9", 40000, 443, KVL_TCP_ACK | KVL_TCP_RST, 1000);
+    kvl_flows_packet(f, 1 * SEC + 5 * MS, &p, KVL_DEC_OK);
+    kvl_capture_interval_t iv = {
+        .iface = "eth1",
+        .start_ns = 60 * SEC,
+        .end_ns = 120 * SEC,
+        .flows = f,
+        .drops = {.known = true, .received = 30, .dropped = 7, .if_dropped = 3},
+        .scale = 10};
+    kvl_flows_counts_t c;
+    kvl_capture_counts(&iv, &c);
+    assert_int_equal(c.total.bytes, 11200);
+    assert_int_equal(c.l4[KVL_L4_TCP].pkts, 30);
+    assert_int_equal(c.tcp_resets, 10);
+    assert_int_equal(c.flows_new, 10);
+    assert_int_equal(c.flows_now, 1); /* the table's own */
+    assert_int_equal(kvl_capship_interval(s, &iv), 0);
+    assert_int_equal(got(1, "bytes_total")->v, 11200);
+    assert_int_equal(got(1, "packets_total")->v, 30);
+    assert_int_equal(got(1, "bytes_tcp")->v, 11200);
+    assert_int_equal(got(1, "tcp_resets")->v, 10);
+    assert_int_equal(got(1, "flows_new")->v, 10);
+    assert_int_equal(got(1, "drops_kernel")->v, 7);
+    assert_int_equal(got(1, "drops_iface")->v, 3);
+    assert_int_equal(got(1, "flows_now")->v, 1);
+    assert_true(fabs(got(1, "hs_server_min_ms")->r - 4.0) < 1e-9);
+    kvl_captop_entry_t e[KVL_CAPTOP_MAX];
+    assert_int_equal(kvl_captop_list_parse(ev_field("hosts"), false, e, KVL_CAPTOP_MAX), 2);
+    assert_int_equal(e[0].bytes, 11200);
+    assert_int_equal(e[0].packets, 30);
+    /* scale 0 (not set) is 1 */
+    iv.scale = 0;
+    kvl_capture_counts(&iv, &c);
+    assert_int_equal(c.total.bytes, 1120);
+    kvl_capship_free(s);
+    kvl_flows_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_family),
-        cmocka_unit_test(test_app_class),
-        cmocka_unit_test(test_intervals),
-        cmocka_unit_test(test_top_event),
+        cmocka_unit_test(test_family),    cmocka_unit_test(test_app_class),
+        cmocka_unit_test(test_intervals), cmocka_unit_test(test_top_event),
+        cmocka_unit_test(test_sampled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
