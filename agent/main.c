@@ -75,6 +75,7 @@ typedef struct app {
     const char *path;       /* the configuration file, read again at SIGHUP */
     char spool_state[4200]; /* <spool>/targets.state, or "" without a spool */
     kvl_linkwatch_t *links; /* the host's links' carrier, said in the log */
+    bool capture_stale;     /* a reload's `capture:` could not be applied: tried again */
 } app_t;
 
 static void usage(FILE *f)
@@ -305,8 +306,7 @@ static const char *ready_status(const app_t *a, char *buf, size_t len)
 
 /* Keys a running agent cannot take: its identity, the spool and the batching the spool's
  * files were made with. Changing one refuses the whole reload (restart to apply). */
-static const char *const restart_keys[] = {"id",        "site",           "spool",
-                                           "max_queue", "flush_interval", "capture"};
+static const char *const restart_keys[] = {"id", "site", "spool", "max_queue", "flush_interval"};
 /* The uplink's keys: a change makes the connections again from the spool's positions. */
 static const char *const ship_keys[] = {"collector", "collectors", "mode",    "reconnect_max",
                                         "heartbeat", "tls",        "insecure"};
@@ -357,6 +357,8 @@ static void restart_needed(const app_t *a, const kvl_agent_cfg_t *n, char *need,
     }
 }
 
+static void on_capture_interval(void *arg, const kvl_capture_interval_t *iv);
+
 #define SWAP(x, y)                                                                                 \
     do {                                                                                           \
         __typeof__(x) swap_tmp_ = (x);                                                             \
@@ -382,14 +384,63 @@ static int restart_uplink(app_t *a, char *err, size_t errlen)
     return rc;
 }
 
+/* `capture:` changed (or the capture failed at start): the new capture is opened first, and
+ * when it cannot be (an interface missing, out of memory) the old one runs on with an ERROR
+ * line. Else the old one's running interval is reported at once (kvl_capture_flush: its last
+ * figures shipped), it is closed (its rings with it) and the new one takes its place; the
+ * section is swapped into the running configuration. The rings open again because the daemon
+ * keeps CAP_NET_RAW (the unit's ambient capability; only --capture-live drops it). Both
+ * capture for the instant between the new rings' opening and the old ones' last read, so the
+ * frames of that instant may count in both, none is lost. The phrase for the summary goes to
+ * sum. */
+static void reload_capture(app_t *a, kvl_agent_cfg_t *n, char *sum, size_t len)
+{
+    a->capture_stale = true; /* until applied */
+    kvl_agent_cfg_t *c = a->cfg;
+    const kvl_capture_cfg_t *nc = &n->capture;
+    uint32_t interval_s = (uint32_t)((nc->interval_ms + 999) / 1000);
+    char err[1200];
+    kvl_capture_t *fresh = NULL;
+    sum[0] = '\0';
+    if (nc->enabled) {
+        if (a->capship == NULL && (a->capship = kvl_capship_new(a->batcher, c->id, interval_s,
+                                                                (size_t)nc->top_n)) == NULL) {
+            KVL_LOG_ERROR("capture", c->id, "the new capture is not applied: out of memory");
+            return;
+        }
+        if (kvl_capture_new(a->loop, nc, on_capture_interval, a, &fresh, err, sizeof(err)) != 0) {
+            KVL_LOG_ERROR("capture", c->id, "the new capture is not applied: %s; %s", err,
+                          a->capture != NULL ? "capturing as before"
+                                             : "running without the capture");
+            return;
+        }
+    }
+    a->capture_stale = false;
+    kvl_capture_flush(a->capture); /* the old settings' last interval, shipped */
+    kvl_capture_free(a->capture);
+    a->capture = fresh;
+    SWAP(c->capture, n->capture);
+    kvl_capture_move_cfg(a->capture, &c->capture);
+    if (a->capship != NULL) {
+        kvl_capship_configure(a->capship, interval_s, (size_t)c->capture.top_n);
+    }
+    if (a->capture == NULL) {
+        snprintf(sum, len, "capture stopped; ");
+    } else {
+        snprintf(sum, len, "capture made again (%zu %s); ",
+                 c->capture.file != NULL ? (size_t)1 : c->capture.n_interfaces,
+                 c->capture.file != NULL ? "file" : "interfaces");
+    }
+}
+
 /* Reads the file again and applies what changed: devices (kept, changed, added, removed:
  * kvl_poller_reload), credentials, groups and metric groups with them, the trap receiver's
  * users, the probes (a new prober; the STAMP reflector handed over), the collectors (the
- * uplink made again), log_level. The configuration's sections are swapped into the running
- * one (a->cfg keeps its address: the rooms hold pointers to its sections), and the old
- * contents freed once no room points into them. A file that does not load or check, or that
- * changes a key only a restart can apply, is refused as a whole: one ERROR line, nothing
- * changed. */
+ * uplink made again), the capture (reload_capture), log_level. The configuration's sections
+ * are swapped into the running one (a->cfg keeps its address: the rooms hold pointers to its
+ * sections), and the old contents freed once no room points into them. A file that does not
+ * load or check, or that changes a key only a restart can apply, is refused as a whole: one
+ * ERROR line, nothing changed. */
 static void reload(app_t *a)
 {
     const char *id = a->cfg->id;
@@ -417,6 +468,9 @@ static void reload(app_t *a)
     bool mibs_ch = kvl_agent_cfg_key_changed(c, n, "mib_path");
     bool traps_ch = kvl_agent_cfg_key_changed(c, n, "traps");
     bool probes_ch = kvl_agent_cfg_key_changed(c, n, "probes");
+    /* a capture that could not start, or a new one not applied, is tried again at each reload */
+    bool capture_ch = kvl_agent_cfg_key_changed(c, n, "capture") || a->capture_stale ||
+                      (c->capture.enabled && a->capture == NULL);
     char summary[600];
     size_t at = 0;
     summary[0] = '\0';
@@ -476,6 +530,10 @@ static void reload(app_t *a)
             at += (size_t)snprintf(summary + at, sizeof(summary) - at,
                                    "collectors made again (%zu); ", c->ship.n_collectors);
         }
+    }
+    if (capture_ch && at < sizeof(summary)) {
+        reload_capture(a, n, summary + at, sizeof(summary) - at);
+        at += strlen(summary + at);
     }
     memcpy(c->key_digest, n->key_digest, sizeof(c->key_digest));
     if (at >= 2 && at < sizeof(summary)) {
@@ -621,8 +679,8 @@ static int capture_start(app_t *a)
         return -1;
     }
     if (kvl_capture_new(a->loop, cc, on_capture_interval, a, &a->capture, err, sizeof(err)) != 0) {
-        KVL_LOG_ERROR("capture", a->cfg->id, "%s; running without the capture (restart to retry)",
-                      err);
+        KVL_LOG_ERROR("capture", a->cfg->id,
+                      "%s; running without the capture (a reload or a restart tries again)", err);
         return 0;
     }
     KVL_LOG_INFO("capture", a->cfg->id, "capturing on %zu %s every %lldms",

@@ -176,6 +176,12 @@ void kvl_capship_free(kvl_capship_t *s)
     free(s);
 }
 
+void kvl_capship_configure(kvl_capship_t *s, uint32_t interval_s, size_t top_n)
+{
+    s->interval_s = interval_s > 0 ? interval_s : 1;
+    s->top_n = top_n;
+}
+
 static ship_if_t *iface_of(kvl_capship_t *s, const char *name)
 {
     for (size_t i = 0; i < s->n_ifs; i++) {

@@ -55,6 +55,11 @@ kvl_capship_t *kvl_capship_new(kvl_batcher_t *b, const char *agent_id, uint32_t 
                                size_t top_n);
 void kvl_capship_free(kvl_capship_t *s); /* NULL-safe */
 
+/* A reload's new settings: top_n from the next interval on; interval_s for interfaces first
+ * reported from now on (those already registered keep their archive's step; their counters
+ * go on as totals, so the rates stay right at another cadence). */
+void kvl_capship_configure(kvl_capship_t *s, uint32_t interval_s, size_t top_n);
+
 /* One interface's interval (a kvl_capture_interval_cb's argument): its series added as one
  * group at the interval's end. Returns 0, or -1 when its series could not be registered
  * (logged once per interface). */

@@ -424,9 +424,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
     drain(it);
 }
 
-static void on_timer(uv_timer_t *t)
+/* Ends the interval now: each interface's figures to the callback, then the next interval. */
+static void end_interval(kvl_capture_t *c)
 {
-    kvl_capture_t *c = t->data;
     int64_t end = realtime_ns();
     for (size_t i = 0; i < c->n_ifs; i++) {
         iface_t *it = &c->ifs[i];
@@ -462,6 +462,25 @@ static void on_timer(uv_timer_t *t)
         kvl_classify_names_reset(c->cl);
     }
     c->start_ns = end;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    end_interval(t->data);
+}
+
+void kvl_capture_flush(kvl_capture_t *c)
+{
+    if (c != NULL && c->timer_open) {
+        end_interval(c);
+    }
+}
+
+void kvl_capture_move_cfg(kvl_capture_t *c, const kvl_capture_cfg_t *cfg)
+{
+    if (c != NULL) {
+        c->cfg = cfg;
+    }
 }
 
 static void release(kvl_capture_t *c)

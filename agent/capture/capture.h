@@ -82,6 +82,13 @@ typedef void (*kvl_capture_interval_cb)(void *arg, const kvl_capture_interval_t 
  * -1 with a sentence in err (nothing started, no callback). */
 int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_interval_cb cb,
                     void *arg, kvl_capture_t **out, char *err, size_t errlen);
+/* Ends the running interval at once (a reload replacing the capture: its last figures are
+ * reported, not lost): what the rings hold read, each interface's figures to the callback,
+ * as at an interval's end; the next interval starts. NULL-safe. */
+void kvl_capture_flush(kvl_capture_t *c);
+/* The configuration moved (its contents, the same strings, now at cfg, which must outlive the
+ * capture): the capture reads it there from now on. */
+void kvl_capture_move_cfg(kvl_capture_t *c, const kvl_capture_cfg_t *cfg);
 /* Stops and closes; the memory goes once the loop has run the handles' close callbacks.
  * NULL-safe. */
 void kvl_capture_free(kvl_capture_t *c);
