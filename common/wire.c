@@ -690,3 +690,14 @@ int kvl_group_iter_next(kvl_group_iter_t *it,
     it->pos++;
     return 1;
 }
+
+bool kvl_event_is_data(const char *kind)
+{
+    static const char *const data[] = {"capture_top", "devices_configured"};
+    for (size_t i = 0; kind != NULL && i < KVL_ARRAY_SIZE(data); i++) {
+        if (strcmp(data[i], kind) == 0) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -117,6 +117,12 @@ typedef struct kvl_event {
     size_t n_fields;
 } kvl_event_t;
 
+/* Whether events of this kind carry data for a collector's room rather than news of an
+ * incident: `capture_top` (the capture's top lists, collector/captop/) and
+ * `devices_configured` (an agent's devices, the inventory). No catch-all alert rule matches
+ * them and the collector logs them at debug only. */
+bool kvl_event_is_data(const char *kind);
+
 typedef struct kvl_batch {
     uint64_t seq;
     uint32_t lane; /* KVL_LANE_* */

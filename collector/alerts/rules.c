@@ -23,6 +23,7 @@
 
 #include "cfg.h"
 #include "kvl.h"
+#include "wire.h"
 
 #define DEFAULTS_NAME "<defaults>"
 #define NAME_MAX_LEN 100
@@ -788,25 +789,12 @@ const char *kvl_rules_event_pair(const char *name)
     return NULL;
 }
 
-/* Events that are data for a sink (collector/captop/, the inventory), not incidents. */
-static const char *const data_events[] = {"capture_top", "devices_configured"};
-
-bool kvl_rules_event_is_data(const char *kind)
-{
-    for (size_t i = 0; kind != NULL && i < KVL_ARRAY_SIZE(data_events); i++) {
-        if (strcmp(data_events[i], kind) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool kvl_rules_event_match(const kvl_rule_t *r, const char *kind)
 {
     if (r->event.name == NULL || kind == NULL) {
         return false;
     }
-    if (kvl_rules_event_is_data(kind)) {
+    if (kvl_event_is_data(kind)) {
         return strcmp(r->event.name, kind) == 0;
     }
     return fnmatch(r->event.name, kind, 0) == 0;

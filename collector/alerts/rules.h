@@ -153,12 +153,8 @@ const kvl_rule_t *kvl_rules_find(const kvl_rules_t *r, const char *name);
  * "device_up", "target_down" -> "target_up", "agent_lost" -> "agent_back"), or NULL. */
 const char *kvl_rules_event_pair(const char *name);
 
-/* Whether an event of this kind carries data for a sink rather than news of an incident:
- * `capture_top` (the capture's top lists) and `devices_configured` (an agent's devices). */
-bool kvl_rules_event_is_data(const char *kind);
-
 /* Whether event rule r fires on an event of this kind: its name's glob matches, except that a
- * data event (kvl_rules_event_is_data) is matched only by a rule naming it exactly, so that
+ * data event (kvl_event_is_data, wire.h) is matched only by a rule naming it exactly, so that
  * `name: '*'` and other catch-alls never page on data. */
 bool kvl_rules_event_match(const kvl_rule_t *r, const char *kind);
 

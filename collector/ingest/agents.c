@@ -679,12 +679,15 @@ void ingest_sweep_stop(kvl_ingest_t *in)
 }
 
 /* The event's log line: a warning from severity warning up, unless late (news to nobody:
- * info, and says so). */
+ * info, and says so); a data event (kvl_event_is_data: top lists every interval) at debug. */
 void ingest_log_event(const char *agent, const char *site, const kvl_event_t *e, bool late)
 {
     static const char *const sev[] = {"", "info", "warning", "critical"};
     int s = e->severity >= 1 && e->severity <= 3 ? (int)e->severity : 0;
-    if (e->severity >= KVL_SEV_WARNING && !late) {
+    if (kvl_event_is_data(e->kind)) {
+        KVL_LOG_DEBUG("event", e->device, "%s (%s%s, agent %s, site %s): %s", e->kind, sev[s],
+                      late ? ", late" : "", agent, site, e->text);
+    } else if (e->severity >= KVL_SEV_WARNING && !late) {
         KVL_LOG_WARN("event", e->device, "%s (%s, agent %s, site %s): %s", e->kind, sev[s], agent,
                      site, e->text);
     } else {

@@ -507,10 +507,10 @@ static void test_event_catch_all_skips_data(void **state)
     event_at(&f, T0, "capture_top", NULL, false);
     assert_int_equal(count(&f, "top_lists", KVL_ALERT_FIRING, 0), 1);
     fx_stop(&f);
-    assert_true(kvl_rules_event_is_data("capture_top"));
-    assert_true(kvl_rules_event_is_data("devices_configured"));
-    assert_false(kvl_rules_event_is_data("linkDown"));
-    assert_false(kvl_rules_event_is_data(NULL));
+    assert_true(kvl_event_is_data("capture_top"));
+    assert_true(kvl_event_is_data("devices_configured"));
+    assert_false(kvl_event_is_data("linkDown"));
+    assert_false(kvl_event_is_data(NULL));
 }
 
 static void test_device_down_event_and_state(void **state)
