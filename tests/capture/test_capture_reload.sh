@@ -10,7 +10,8 @@
 #   3. SIGHUP with a filter that does not compile: the reload is refused with the file's
 #      line and column; the old capture (udp) goes on counting, TCP still 0;
 #   4. SIGHUP with an interface that does not exist beside v1: the new capture is not applied
-#      (one ERROR line), the old one goes on counting.
+#      (one ERROR line), the old one goes on counting;
+#   5. SIGHUP with lo added and no filter: TCP on v1 again, and an archive for lo.
 # The agent runs as root here; under systemd it keeps CAP_NET_RAW for this (the unit's
 # ambient capability). Root, ip netns, tcpreplay and rrdtool; exits 77 without them. About
 # 25 s.
@@ -114,7 +115,7 @@ grep -q 'listening for agents' "$tmp/collector.log" || fail "the collector did n
 ip netns exec "$ns" "$build/kaaval-agent" -c "$tmp/agent.yaml" >"$tmp/agent.out" 2>"$tmp/agent.log" &
 agent=$!
 pids="$pids $agent"
-ip netns exec "$ns" tcpreplay -q --pps=400 --loop=0 -i v0 "$tmp/mix.pcap" >"$tmp/replay.log" 2>&1 &
+ip netns exec "$ns" tcpreplay -q --timer=nano --pps=400 --loop=0 -i v0 "$tmp/mix.pcap" >"$tmp/replay.log" 2>&1 &
 pids="$pids $!"
 rrd=$tmp/data/lab/_capture/capreload/v1.rrd
 
@@ -208,6 +209,22 @@ udp=$(bytes "$t6" $((t7 - 1)) bytes_udp)
 echo "missing interface: tcp $tcp bytes, udp $udp bytes"
 check "a capture that cannot open not applied, the old one ('udp') still counting" \
     test "$tcp" = 0 -a "$udp" -gt 0
+# 5. an interface added (lo: the agent's own traffic to the collector), the filter gone
+agent_yaml "interfaces: [v1, lo]"
+kill -HUP "$agent"
+t8=$(date +%s)
+wait_log 'reloaded: .*capture made again \(2 interfaces\)'
+wait_rrd $((t8 + 4))
+t9=$(date +%s)
+tcp=$(bytes $((t8 + 2)) $((t9 - 1)) bytes_tcp)
+echo "v1 and lo, no filter: tcp $tcp bytes on v1"
+check "after the reload to [v1, lo] without a filter: TCP again on v1" test "$tcp" -gt 0
+lo=$tmp/data/lab/_capture/capreload/lo.rrd
+for _ in $(seq 100); do
+    [ -f "$lo" ] && break
+    sleep 0.1
+done
+check "the added interface lo archived" test -f "$lo"
 kill -0 "$agent" 2>/dev/null || fail "the agent exited"
 [ "$status" = 0 ] && echo "PASS: capture: applied by a reload; a bad one refused, the old kept"
 exit $status
