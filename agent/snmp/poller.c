@@ -2242,18 +2242,18 @@ struct dev_addr {
     uint8_t len; /* 0: not a numeric address */
 };
 
-/* Into *out the address of sa: IPv4 (also when IPv4-mapped IPv6) or IPv6. False otherwise. */
-static bool sockaddr_bytes(const struct sockaddr *sa, struct dev_addr *out)
+/* Into *out an address of family AF_INET (4 bytes at b) or AF_INET6 (16; an IPv4-mapped one
+ * kept as its IPv4 address). False for another family. */
+static bool addr_bytes(int family, const void *b, struct dev_addr *out)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     memset(out, 0, sizeof(*out));
-    if (sa->sa_family == AF_INET) {
-        memcpy(out->a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    if (family == AF_INET) {
+        memcpy(out->a, b, 4);
         out->len = 4;
-    } else if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    } else if (family == AF_INET6) {
         if (memcmp(b, mapped, sizeof(mapped)) == 0) {
-            memcpy(out->a, b + 12, 4);
+            memcpy(out->a, (const uint8_t *)b + 12, 4);
             out->len = 4;
         } else {
             memcpy(out->a, b, 16);
@@ -2261,6 +2261,20 @@ static bool sockaddr_bytes(const struct sockaddr *sa, struct dev_addr *out)
         }
     }
     return out->len != 0;
+}
+
+/* Into *out the address of sa: IPv4 (also when IPv4-mapped IPv6) or IPv6. False otherwise. */
+static bool sockaddr_bytes(const struct sockaddr *sa, struct dev_addr *out)
+{
+    if (sa->sa_family == AF_INET) {
+        return addr_bytes(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out);
+    }
+    if (sa->sa_family == AF_INET6) {
+        return addr_bytes(AF_INET6,
+                          ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, out);
+    }
+    memset(out, 0, sizeof(*out));
+    return false;
 }
 
 long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
@@ -2271,14 +2285,12 @@ long kvl_poller_device_by_addr(kvl_poller_t *p, const struct sockaddr *sa)
             return -1;
         }
         for (size_t i = 0; i < p->n_devs; i++) {
-            /* parsed into plain socket addresses of their own type: a sockaddr_storage
-             * written through one type and read through another is an aliasing trap */
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
-            if (inet_pton(AF_INET, p->devs[i]->cfg->address, &v4.sin_addr) == 1) {
-                sockaddr_bytes((const struct sockaddr *)(const void *)&v4, &p->addrs[i]);
-            } else if (inet_pton(AF_INET6, p->devs[i]->cfg->address, &v6.sin6_addr) == 1) {
-                sockaddr_bytes((const struct sockaddr *)(const void *)&v6, &p->addrs[i]);
+            struct in_addr v4;
+            struct in6_addr v6;
+            if (inet_pton(AF_INET, p->devs[i]->cfg->address, &v4) == 1) {
+                addr_bytes(AF_INET, &v4, &p->addrs[i]);
+            } else if (inet_pton(AF_INET6, p->devs[i]->cfg->address, &v6) == 1) {
+                addr_bytes(AF_INET6, v6.s6_addr, &p->addrs[i]);
             }
         }
     }

@@ -1060,7 +1060,8 @@ static void many_at(fx_t *f, const char *agent, int64_t t, size_t first, size_t 
     static double reals[MANY + 1];
     size_t k = 0;
     for (size_t i = first; i < first + n; i++) {
-        snprintf(many_inst[i], sizeof(many_inst[i]), "10.1.%zu.%zu", i / 250, i % 250);
+        snprintf(many_inst[i], sizeof(many_inst[i]), "10.1.%u.%u", (unsigned)(i / 250 % 256),
+                 (unsigned)(i % 250));
         many_defs[i] = (kvl_series_def_t){.id = (uint32_t)(MANY_ID0 + i),
                                           .device = agent, /* its name freed when forgotten */
                                           .scope = KVL_SCOPE_LINK,
