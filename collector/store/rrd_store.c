@@ -370,9 +370,9 @@ static kvl_rrd_result_t remote_head(const char *path, char *names, size_t namesl
     return KVL_RRD_OK;
 }
 
-/* The file's data sources in order, "a:b:c", into out, and in remote mode its last update
- * when first asked (*last; -1 in local mode). KVL_RRD_OK, or the failure of reading the file
- * (missing, again, error). */
+/* The file's data sources in order, "a:b:c", into out, and its last update when first
+ * asked (*last: used in remote mode only; local mode reads the header at every update).
+ * KVL_RRD_OK, or the failure of reading the file (missing, again, error). */
 static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, double *last,
                                  char *err, size_t errlen)
 {
