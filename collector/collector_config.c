@@ -233,6 +233,42 @@ static int parse_rrdcached(kvl_cfg_node_t n, void *target)
     return c->rrdcached != NULL ? 0 : kvl_cfg_error(n, "out of memory");
 }
 
+/* `rrdcached_files`: local (the archives are files here too) or remote (only on rrdcached's
+ * host). */
+static int parse_rrdcached_files(kvl_cfg_node_t n, void *target)
+{
+    kvl_collector_cfg_t *c = target;
+    const char *s = kvl_cfg_scalar(n);
+    if (s != NULL && strcmp(s, "local") == 0) {
+        c->rrdcached_remote = false;
+    } else if (s != NULL && strcmp(s, "remote") == 0) {
+        c->rrdcached_remote = true;
+    } else {
+        return kvl_cfg_error(n, "expected local or remote");
+    }
+    return 0;
+}
+
+/* What `rrdcached_files: remote` needs: an rrdcached, reached over TCP (librrd's client
+ * resolves a path sent over a unix socket on this host, where the archives are not).
+ * Returns 0 or kvl_cfg_error's code. */
+static int check_rrdcached_files(kvl_cfg_node_t root, const kvl_collector_cfg_t *c)
+{
+    kvl_cfg_node_t n;
+    if (!c->rrdcached_remote || !kvl_cfg_map_get(root, "rrdcached_files", &n)) {
+        return 0;
+    }
+    if (c->rrdcached == NULL) {
+        return kvl_cfg_error(n, "rrdcached_files: remote needs `rrdcached:` (host:port)");
+    }
+    if (strncmp(c->rrdcached, "unix:", 5) == 0 || c->rrdcached[0] == '/') {
+        return kvl_cfg_error(n, "rrdcached_files: remote needs rrdcached at host:port, not a unix "
+                                "socket (librrd's client resolves a path sent over a socket on "
+                                "this host, where the archives are not)");
+    }
+    return 0;
+}
+
 #define OFF(field) offsetof(kvl_collector_cfg_t, field)
 
 static const kvl_cfg_field_t fields[] = {
@@ -267,6 +303,8 @@ static const kvl_cfg_field_t fields[] = {
     {"rrdcached_checkpoint", KVL_CFG_DURATION, OFF(rrdcached_checkpoint_ms), 1000, 3600 * 1000ll,
      NULL, NULL, 0,
      "how often rrdcached is made to write what it holds; updates kept until then (5m)"},
+    {"rrdcached_files", KVL_CFG_CUSTOM, 0, 0, 0, NULL, parse_rrdcached_files, 0,
+     "local: the archives are files here too; remote: only on rrdcached's host (local)"},
     {"tls", KVL_CFG_CUSTOM, OFF(tls), 0, 0, NULL, kvl_tls_cfg_parse_server, 0,
      "mutual TLS: ca, cert, key"},
     {"insecure", KVL_CFG_BOOL, OFF(tls.insecure), 0, 0, NULL, NULL, 0,
@@ -393,6 +431,7 @@ static kvl_collector_cfg_t *finish(kvl_cfg_t *y, char *err, size_t errlen)
     }
     if (kvl_cfg_apply(kvl_cfg_root(y), fields, c) != 0 ||
         kvl_tls_cfg_check(kvl_cfg_root(y), &c->tls) != 0 ||
+        check_rrdcached_files(kvl_cfg_root(y), c) != 0 ||
         kvl_http_cfg_finish(http_node, c->http, c->data_dir, c->id, &c->tls) != 0) {
         snprintf(err, errlen, "%s", kvl_cfg_last_error(y));
         kvl_collector_cfg_free(c);

@@ -39,7 +39,10 @@ typedef struct kvl_collector_cfg {
     char **consolidations; /* NULL-terminated */
     char *rrdcached;       /* rrdcached's address; NULL: librrd writes the archives itself */
     int64_t rrdcached_checkpoint_ms; /* rrdcached is made to write what it holds this often */
-    kvl_tls_cfg_t tls;               /* `tls:` or `insecure: true` (see tls_config.h) */
+    /* `rrdcached_files: remote`: the archives live only on rrdcached's host, under its -b
+     * folder; the collector reaches them through rrdcached alone (false: `local`) */
+    bool rrdcached_remote;
+    kvl_tls_cfg_t tls; /* `tls:` or `insecure: true` (see tls_config.h) */
     /* a batch numbered further ahead of this collector's clock is refused */
     int64_t max_seq_ahead_ms;
     int64_t max_handshakes;             /* connections not yet past their Hello, at once */

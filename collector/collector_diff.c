@@ -136,6 +136,7 @@ size_t kvl_collector_cfg_restart_keys(const kvl_collector_cfg_t *a, const kvl_co
     key_add(&k, !strz_eq(a->consolidations, b->consolidations), "consolidations");
     key_add(&k, !kvl_cfg_str_same(a->rrdcached, b->rrdcached), "rrdcached");
     key_add(&k, a->rrdcached_checkpoint_ms != b->rrdcached_checkpoint_ms, "rrdcached_checkpoint");
+    key_add(&k, a->rrdcached_remote != b->rrdcached_remote, "rrdcached_files");
     key_add(&k, !tls_eq(&a->tls, &b->tls), "tls");
     key_add(&k, a->tls.insecure != b->tls.insecure, "insecure");
     key_add(&k, a->max_seq_ahead_ms != b->max_seq_ahead_ms, "max_seq_ahead");

@@ -519,6 +519,13 @@ static int add_credential(const kvl_collector_cfg_t *cfg, const char *user, cons
     return 0;
 }
 
+/* What `rrdcached_files: remote` gives up, said at start and by --check-config
+ * (docs/configuration.md). */
+#define REMOTE_ARCHIVES_NOTE                                                                       \
+    "archives on rrdcached's host only (rrdcached_files: remote): created, written and read "      \
+    "through rrdcached; not available: archives following a renamed interface, data sources "      \
+    "added to an existing archive, links in the capacity report"
+
 /* The checks start-up and --check-config make beyond the file's own form: the rules, the
  * receivers `alerts:` names, the data folder and the TLS files. Returns 0 with the rules in
  * *rules, or KVL_ECONFIG with the reason in err (file:line:column for the rules). */
@@ -887,6 +894,9 @@ int main(int argc, char **argv)
             return 2;
         }
         printf("%s: configuration is valid (%zu alert rules)\n", path, rules->n);
+        if (a.cfg->rrdcached_remote) {
+            printf("%s: %s\n", path, REMOTE_ARCHIVES_NOTE);
+        }
         if (a.cfg->sites != NULL) {
             printf("%s: %zu sites in the site tree\n", path, a.cfg->sites->n);
         }
@@ -917,11 +927,17 @@ int main(int argc, char **argv)
                             .n_archives = a.cfg->n_archives,
                             .consolidations = (const char *const *)a.cfg->consolidations,
                             .rrdcached = a.cfg->rrdcached,
-                            .rrdcached_checkpoint_ms = a.cfg->rrdcached_checkpoint_ms};
+                            .rrdcached_checkpoint_ms = a.cfg->rrdcached_checkpoint_ms,
+                            .rrdcached_remote = a.cfg->rrdcached_remote};
     if (kvl_store_new(a.loop, &scfg, &a.store, err, sizeof(err)) != 0) {
         KVL_LOG_ERROR("store", NULL, "%s", err);
         kvl_collector_cfg_free(a.cfg);
         return 1;
+    }
+    /* where the readers find the archives: "" is relative to rrdcached's folder (remote) */
+    const char *archive_dir = a.cfg->rrdcached_remote ? "" : a.cfg->data_dir;
+    if (a.cfg->rrdcached_remote) {
+        KVL_LOG_INFO("store", a.cfg->rrdcached, "%s", REMOTE_ARCHIVES_NOTE);
     }
     /* The inventory first: a rename it learns from a batch queues the archive's move, which
      * the store then does before that batch's rows (store.h). */
@@ -990,7 +1006,7 @@ int main(int argc, char **argv)
         kvl_board_opts_t bo = {.loop = a.loop,
                                .sites = a.cfg->sites,
                                .latest = a.latest,
-                               .data_dir = a.cfg->data_dir,
+                               .data_dir = archive_dir,
                                .alerts = board_alerts_each,
                                .alerts_src = a.book,
                                .agents = board_agents_each,
@@ -1005,7 +1021,7 @@ int main(int argc, char **argv)
             hrc = kvl_inventory_api_register(a.inventory, a.http);
         }
         kvl_capacity_opts_t co = {.loop = a.loop,
-                                  .data_dir = a.cfg->data_dir,
+                                  .data_dir = archive_dir,
                                   .sites = a.cfg->sites,
                                   .inventory = a.inventory};
         if (hrc == 0) {
@@ -1021,7 +1037,7 @@ int main(int argc, char **argv)
             hrc = kvl_captop_api_register(a.captop, a.http);
         }
         kvl_graph_opts_t go = {.loop = a.loop,
-                               .data_dir = a.cfg->data_dir,
+                               .data_dir = archive_dir,
                                .site_of = graph_site,
                                .site_ctx = &a,
                                .label_of = graph_label,
@@ -1078,8 +1094,9 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sighup, on_hup, SIGHUP);
-    KVL_LOG_INFO("collector", a.cfg->id, "kaaval-collector %s: archives in %s", KVL_VERSION,
-                 a.cfg->data_dir);
+    KVL_LOG_INFO("collector", a.cfg->id, "kaaval-collector %s: archives in %s%s", KVL_VERSION,
+                 a.cfg->rrdcached_remote ? "rrdcached's folder at " : "",
+                 a.cfg->rrdcached_remote ? a.cfg->rrdcached : a.cfg->data_dir);
     /* ready once everything is made: agents are accepted once the journal is replayed (the
      * ingest then says so in STATUS), which may take long after a crash: not awaited here,
      * or systemd's start timeout would kill a collector that is catching up */

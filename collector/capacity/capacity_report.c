@@ -218,10 +218,14 @@ static int state_figures(cap_job_t *job, json_t *o, const char *path, const char
 }
 
 /* The links under <data_dir>/<site>/<agent>/_links/ that the job selects, as objects
- * {agent, site, target, "_path"} appended to links. Returns 0, KVL_ENOMEM, or TOO_MANY
+ * {agent, site, target, "_path"} appended to links (none when the archives are on a remote
+ * rrdcached: data_dir ""). Returns 0, KVL_ENOMEM, or TOO_MANY
  * when more than `room` were found. */
 static int find_links(cap_job_t *job, json_t *links, size_t room)
 {
+    if (job->data_dir[0] == '\0') {
+        return 0; /* remote rrdcached: no folder here to list (its LIST is not in librrd 1.7) */
+    }
     DIR *top = opendir(job->data_dir);
     if (top == NULL) {
         return 0;

@@ -608,7 +608,23 @@ static int read_ds(const char *path, char *names[DS_MAX], size_t *n, uint32_t *s
     rrd_info_t *info = NULL;
     if (daemon != NULL && rrdc_connect(daemon) == 0) {
         info = rrdc_info(path);
+        if (info == NULL && kvl_rrd_remote()) {
+            /* remote: rrdcached alone can read it (no file here to fall back on) */
+            const char *msg = rrd_get_error();
+            bool missing = msg != NULL && strstr(msg, "No such file") != NULL;
+            snprintf(err, errlen, "%s",
+                     missing       ? "the archive does not exist (yet)"
+                     : msg != NULL ? msg
+                                   : "rrdcached could not read the archive");
+            rrd_clear_error();
+            return missing ? KVL_GRAPH_MISSING : KVL_EIO;
+        }
         rrd_clear_error();
+    } else if (kvl_rrd_remote()) {
+        snprintf(err, errlen, "rrdcached at %s cannot be reached (the archives are on its host)",
+                 daemon);
+        rrd_clear_error();
+        return KVL_EIO;
     }
     if (info == NULL) {
         info = rrd_info_r(path);
@@ -657,7 +673,7 @@ int kvl_graph_draw(const kvl_graph_draw_t *d, kvl_graph_image_t *out, char *err,
 {
     memset(out, 0, sizeof(*out));
     struct stat st;
-    if (stat(d->path, &st) != 0) {
+    if (!kvl_rrd_remote() && stat(d->path, &st) != 0) { /* remote: read_ds finds out */
         if (errno == ENOENT || errno == ENOTDIR) {
             snprintf(err, errlen, "the archive does not exist (yet)");
             return KVL_GRAPH_MISSING;

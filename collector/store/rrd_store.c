@@ -181,6 +181,7 @@ static kvl_rrd_result_t take_error(const char *path, int saved_errno, bool creat
 /* ---- rrdcached mode ---------------------------------------------------------------- */
 
 static char *daemon_addr; /* set once before the pool runs; NULL: direct */
+static bool remote_files; /* `rrdcached_files: remote`: no file here is ever touched */
 static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The files' orders of data sources ("a:b:c"), by path: chained, ORDER_BUCKETS heads. */
@@ -190,6 +191,7 @@ typedef struct ds_order {
     uint64_t hash;
     char *path;
     char *names;
+    double last; /* remote: the file's last update when first asked (whole seconds) */
 } ds_order_t;
 static ds_order_t **orders; /* under order_lock */
 
@@ -207,6 +209,16 @@ int kvl_rrd_use_daemon(const char *addr)
 const char *kvl_rrd_daemon(void)
 {
     return daemon_addr;
+}
+
+void kvl_rrd_set_remote(bool remote)
+{
+    remote_files = remote;
+}
+
+bool kvl_rrd_remote(void)
+{
+    return daemon_addr != NULL && remote_files;
 }
 
 /* The connection to rrdcached, made when there is none (a no-op otherwise). false with
@@ -307,10 +319,62 @@ static void order_forget(const char *path)
     pthread_mutex_unlock(&order_lock);
 }
 
-/* The file's data sources in order, "a:b:c", into out. KVL_RRD_OK, or the failure of
- * reading the file (missing, again, error). */
-static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, char *err,
-                                 size_t errlen)
+/* Remote mode: the file's data sources in order ("a:b:c") and its last update (whole
+ * seconds), as rrdcached reads them (INFO). KVL_RRD_OK, or missing, again, error. */
+static kvl_rrd_result_t remote_head(const char *path, char *names, size_t nameslen, double *last,
+                                    char *err, size_t errlen)
+{
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    rrd_info_t *info = rrdc_info(path);
+    if (info == NULL) {
+        return client_error(path, -1, err, errlen);
+    }
+    /* "ds[<name>].index" gives each data source's place */
+    const char *by_index[256] = {0};
+    size_t n = 0;
+    *last = -1.0;
+    for (const rrd_info_t *i = info; i != NULL; i = i->next) {
+        size_t kl = strlen(i->key);
+        if (strcmp(i->key, "last_update") == 0 && i->type == RD_I_CNT) {
+            *last = (double)i->value.u_cnt;
+        } else if (kl > 9 && strncmp(i->key, "ds[", 3) == 0 &&
+                   strcmp(i->key + kl - 7, "].index") == 0 && i->type == RD_I_CNT &&
+                   i->value.u_cnt < 256 && by_index[i->value.u_cnt] == NULL) {
+            by_index[i->value.u_cnt] = i->key + 3;
+            n++;
+        }
+    }
+    names[0] = '\0';
+    size_t len = 0;
+    bool ok = n > 0 && *last >= 0.0;
+    for (size_t k = 0; ok && k < n; k++) {
+        ok = by_index[k] != NULL;
+        size_t nl = ok ? strcspn(by_index[k], "]") : 0;
+        int w = ok ? snprintf(names + len, nameslen - len, "%s%.*s", k > 0 ? ":" : "", (int)nl,
+                              by_index[k])
+                   : -1;
+        ok = ok && w > 0 && (size_t)w < nameslen - len;
+        len += ok ? (size_t)w : 0;
+    }
+    rrd_info_free(info);
+    if (!ok) {
+        snprintf(err, errlen,
+                 "%s: rrdcached's INFO of the file names no data sources or no last "
+                 "update",
+                 path);
+        return KVL_RRD_ERROR;
+    }
+    return KVL_RRD_OK;
+}
+
+/* The file's data sources in order, "a:b:c", into out, and its last update when first
+ * asked (*last: used in remote mode only; local mode reads the header at every update).
+ * KVL_RRD_OK, or the failure of reading the file (missing, again, error). */
+static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, double *last,
+                                 char *err, size_t errlen)
 {
     uint64_t h = hash_of(path);
     pthread_mutex_lock(&order_lock);
@@ -318,15 +382,21 @@ static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, cha
          o = o->next) {
         if (o->hash == h && strcmp(o->path, path) == 0) {
             snprintf(out, outlen, "%s", o->names);
+            *last = o->last;
             pthread_mutex_unlock(&order_lock);
             return KVL_RRD_OK;
         }
     }
     pthread_mutex_unlock(&order_lock);
-    double last;
     out[0] = '\0';
     errno = 0;
-    if (!read_head(path, out, outlen, &last)) {
+    *last = -1.0;
+    if (kvl_rrd_remote()) {
+        kvl_rrd_result_t rc = remote_head(path, out, outlen, last, err, errlen);
+        if (rc != KVL_RRD_OK) {
+            return rc;
+        }
+    } else if (!read_head(path, out, outlen, last)) {
         int e = errno;
         struct stat st;
         if (stat(path, &st) != 0 && errno == ENOENT) {
@@ -349,6 +419,7 @@ static kvl_rrd_result_t order_of(const char *path, char *out, size_t outlen, cha
     if (o != NULL && orders != NULL && (o->path = strdup(path)) != NULL &&
         (o->names = strdup(out)) != NULL) {
         o->hash = h;
+        o->last = *last;
         o->next = orders[h % ORDER_BUCKETS];
         orders[h % ORDER_BUCKETS] = o;
         o = NULL;
@@ -389,7 +460,7 @@ static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char 
     }
     /* every name of the template must be one of the file's */
     for (size_t k = 0; k < n_t; k++) {
-        size_t nl, ol;
+        size_t nl = 0, ol = 0;
         const char *name = field(tmpl, k, &nl);
         bool found = false;
         for (size_t i = 0; !found; i++) {
@@ -405,7 +476,7 @@ static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char 
         }
     }
     for (size_t i = 0;; i++) {
-        size_t ol, nl, vl = 1;
+        size_t ol = 0, nl = 0, vl = 1;
         const char *o = field(order, i, &ol);
         if (o == NULL) {
             break;
@@ -440,10 +511,28 @@ static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const 
      * microsecond, and then drops every update it held for the file with the one it refuses.
      * So an update not newer than the file's (a batch replayed) is refused here. */
     double last, t = strtod(update, NULL);
+    char order[2048];
+    if (kvl_rrd_remote()) {
+        /* Remote: the file's last update as INFO gave it when first asked, in whole seconds;
+         * an update in that second may be older than the file's (rrdcached would take it and
+         * its write fail), so it is refused. Past that, rrdcached compares with what it
+         * took. */
+        kvl_rrd_result_t rc = order_of(path, order, sizeof(order), &last, err, errlen);
+        if (rc != KVL_RRD_OK) {
+            return rc;
+        }
+        if (t < last + 1.0) {
+            snprintf(err, errlen,
+                     "illegal attempt to update using time %.6f when last update time is %.0f "
+                     "(in the file, whole seconds)",
+                     t, last);
+            return KVL_RRD_STALE;
+        }
+    }
     /* (librrd keeps whole microseconds, cut from a float product of the time it parsed,
      * and a double near 1.8e9 s resolves 0.24 us: our times are in milliseconds, so within
      * half of one is the same time) */
-    if (read_head(path, NULL, 0, &last) && t < last + 0.0005) {
+    else if (read_head(path, NULL, 0, &last) && t < last + 0.0005) {
         snprintf(err, errlen,
                  "illegal attempt to update using time %.6f when last update time is %.6f "
                  "(in the file)",
@@ -452,8 +541,7 @@ static kvl_rrd_result_t daemon_update(const char *path, const char *tmpl, const 
     }
     char line[RRD_CMD_MAX];
     if (tmpl != NULL) {
-        char order[2048];
-        kvl_rrd_result_t rc = order_of(path, order, sizeof(order), err, errlen);
+        kvl_rrd_result_t rc = order_of(path, order, sizeof(order), &last, err, errlen);
         if (rc == KVL_RRD_OK) {
             rc = reorder(order, tmpl, update, line, sizeof(line), err, errlen);
         }
@@ -499,6 +587,7 @@ kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen)
     if (!connected(err, errlen)) {
         return KVL_RRD_AGAIN;
     }
+    order_forget(path); /* read again at the next update (remote: rrdcached may have written) */
     rrd_clear_error();
     int rc = rrdc_forget(path);
     if (rc == 0) {
@@ -510,6 +599,9 @@ kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen)
 
 void kvl_rrd_uncache(const char *path)
 {
+    if (kvl_rrd_remote()) {
+        return; /* the file is on rrdcached's host */
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return;
@@ -522,6 +614,41 @@ void kvl_rrd_uncache(const char *path)
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     }
     close(fd);
+}
+
+/* Remote mode: rrdcached creates the file (CREATE, not overwriting one that exists), with the
+ * same definitions as librrd would here. */
+static kvl_rrd_result_t remote_create(const char *path, uint32_t step, int64_t start, int argc,
+                                      const char **argv, char *err, size_t errlen)
+{
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    int rc = rrdc_create_r2(path, step, (time_t)start, 1, NULL, NULL, argc, argv);
+    if (rc == 0) {
+        return KVL_RRD_OK;
+    }
+    const char *msg = rrd_get_error();
+    char text[512];
+    snprintf(text, sizeof(text), "%s", msg != NULL ? msg : "");
+    if (strncmp(text, "rrdcached@", 10) == 0 && strstr(text, "exists") != NULL) {
+        rrd_clear_error();
+        return KVL_RRD_OK; /* made before (a replay) or by someone else */
+    }
+    if (strstr(text, "rrdc_create: out of memory") != NULL) {
+        rrd_clear_error(); /* librrd's client: the command does not fit its buffer */
+        snprintf(err, errlen, "the archive's definition is too long for rrdcached's CREATE");
+        return KVL_RRD_ERROR;
+    }
+    if (strstr(text, "recursively create") != NULL) {
+        rrd_clear_error();
+        snprintf(err, errlen, "rrdcached may not make the archive's folder (start it with -R): %s",
+                 text);
+        return KVL_RRD_AGAIN; /* a setting of rrdcached's: can pass once it is fixed */
+    }
+    kvl_rrd_result_t r = client_error(path, rc, err, errlen);
+    return r == KVL_RRD_STALE || r == KVL_RRD_BUSY || r == KVL_RRD_MISSING ? KVL_RRD_ERROR : r;
 }
 
 kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
@@ -548,6 +675,12 @@ kvl_rrd_result_t kvl_rrd_create(const char *path, uint32_t step, int64_t start,
         char *t = text + k * 96;
         snprintf(t, 96, "RRA:%s:0.5:%u:%u", rra[i].cf, rra[i].steps, rra[i].rows);
         argv[k] = t;
+    }
+    if (kvl_rrd_remote()) {
+        kvl_rrd_result_t res = remote_create(path, step, start, (int)n, argv, err, errlen);
+        free(argv);
+        free(text);
+        return res;
     }
     rrd_clear_error();
     errno = 0;
@@ -618,6 +751,34 @@ static bool ds_name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
 }
 
+/* Remote mode's kvl_rrd_add_ds: which data sources the file lacks, from rrdcached's INFO;
+ * adding them needs rrd_tune on rrdcached's host, which its protocol has no command for. */
+static kvl_rrd_result_t remote_missing(const char *path, const kvl_rrd_ds_t *ds, size_t n_ds,
+                                       bool add, bool *missing, size_t *n_missing, char *err,
+                                       size_t errlen)
+{
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    rrd_info_t *info = rrdc_info(path);
+    if (info == NULL) {
+        return client_error(path, -1, err, errlen);
+    }
+    for (size_t i = 0; i < n_ds; i++) {
+        missing[i] = !info_has_ds(info, ds[i].name);
+        *n_missing += missing[i];
+    }
+    rrd_info_free(info);
+    if (add && *n_missing > 0) {
+        snprintf(err, errlen,
+                 "data sources cannot be added to an archive on a remote rrdcached (no tune in "
+                 "its protocol; run `rrdtool tune` on its host, or move the file aside there)");
+        return KVL_RRD_ERROR;
+    }
+    return KVL_RRD_OK;
+}
+
 kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t n_ds, bool add,
                                 bool *missing, size_t *n_missing, size_t *n_added, char *err,
                                 size_t errlen)
@@ -628,6 +789,9 @@ kvl_rrd_result_t kvl_rrd_add_ds(const char *path, const kvl_rrd_ds_t *ds, size_t
         return KVL_RRD_ERROR;
     }
     memset(missing, 0, n_ds * sizeof(*missing));
+    if (kvl_rrd_remote()) {
+        return remote_missing(path, ds, n_ds, add, missing, n_missing, err, errlen);
+    }
     if (add && daemon_addr != NULL) {
         /* what rrdcached holds goes into the file before the file is replaced */
         kvl_rrd_result_t frc = kvl_rrd_flush(path, err, errlen);
@@ -734,6 +898,14 @@ kvl_rrd_result_t kvl_rrd_fetch(const char *path, const char *cf, int64_t start, 
             s = (time_t)start, e = (time_t)end, st = step;
             rrd_clear_error();
         }
+    } else if (kvl_rrd_remote()) {
+        snprintf(err, errlen, "%s (the archives are on its host)", ferr);
+        return KVL_RRD_ERROR;
+    }
+    if (!fetched && kvl_rrd_remote()) {
+        snprintf(err, errlen, "rrdcached at %s could not be asked (the archives are on its host)",
+                 daemon_addr);
+        return KVL_RRD_ERROR;
     }
     if (!fetched) {
         errno = 0;

@@ -72,12 +72,22 @@ kvl_rrd_result_t kvl_rrd_update_sent(const char *path, const char *tmpl, const c
 int kvl_rrd_use_daemon(const char *addr);
 /* The rrdcached address in use, or NULL. */
 const char *kvl_rrd_daemon(void);
+/* `rrdcached_files: remote` (after kvl_rrd_use_daemon, with a host[:port] address): the
+ * archives live only on rrdcached's host and paths are relative to its -b folder. Nothing
+ * here opens, stats or maps a file then: kvl_rrd_create sends CREATE (rrdcached needs -R to
+ * make folders), the data sources' order and the last update come from INFO (whole seconds:
+ * an update in the same second as the file's last, when rrdcached holds nothing newer of the
+ * file, is refused as stale), kvl_rrd_fetch has no local fallback, kvl_rrd_uncache does
+ * nothing, and kvl_rrd_add_ds reads but cannot add (KVL_RRD_ERROR: rrdcached has no tune). */
+void kvl_rrd_set_remote(bool remote);
+bool kvl_rrd_remote(void);
 /* Has rrdcached write what it holds of `path` and waits for it (FLUSH). KVL_RRD_OK also in
  * direct mode (nothing to do) and when rrdcached holds nothing of the file; KVL_RRD_MISSING
  * when the file does not exist; KVL_RRD_AGAIN when rrdcached cannot be reached. */
 kvl_rrd_result_t kvl_rrd_flush(const char *path, char *err, size_t errlen);
 /* Has rrdcached drop what it holds of `path` without writing it (FORGET). KVL_RRD_OK (also
- * when it held nothing, and in direct mode) or KVL_RRD_AGAIN. */
+ * when it held nothing, and in direct mode) or KVL_RRD_AGAIN. What is known here of the file
+ * (its data sources' order, its last update in remote mode) is read again at its next update. */
 kvl_rrd_result_t kvl_rrd_forget(const char *path, char *err, size_t errlen);
 
 /* Which of ds[] the existing file `path` lacks (by name): missing[i] set for each, their

@@ -138,7 +138,9 @@ int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out
         s = NULL;
         goto nomem;
     }
-    s->data_dir = strdup(cfg->data_dir);
+    /* remote: the archives' paths are relative to rrdcached's -b folder (kvl_store_path) */
+    bool remote = cfg->rrdcached_remote && cfg->rrdcached != NULL && cfg->rrdcached[0] != '\0';
+    s->data_dir = strdup(remote ? "" : cfg->data_dir);
     s->archives = calloc(cfg->n_archives ? cfg->n_archives : 1, sizeof(*s->archives));
     while (cfg->consolidations && cfg->consolidations[s->n_cfs] != NULL) {
         s->n_cfs++;
@@ -154,17 +156,18 @@ int kvl_store_new(uv_loop_t *loop, const kvl_store_cfg_t *cfg, kvl_store_t **out
             goto nomem;
         }
     }
-    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
+    if (!remote && mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: cannot create the data folder: %s", s->data_dir,
                  strerror(errno));
         goto fail;
     }
-    if (access(s->data_dir, W_OK) != 0) {
+    if (!remote && access(s->data_dir, W_OK) != 0) {
         snprintf(err, errlen, "%s: cannot write to the data folder: %s", s->data_dir,
                  strerror(errno));
         goto fail;
     }
     if (cfg->rrdcached != NULL && cfg->rrdcached[0] != '\0') {
+        kvl_rrd_set_remote(remote);
         if (kvl_rrd_use_daemon(cfg->rrdcached) != 0 ||
             (s->redo = store_redo_new(cfg->rrdcached)) == NULL) {
             goto nomem;
@@ -334,6 +337,7 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
                    const char *instance, char *out, size_t outlen)
 {
     char s[256], d[512], i[768];
+    const char *sep = data_dir[0] != '\0' ? "/" : ""; /* "": relative (remote rrdcached) */
     if (kvl_name_file_safe(site, s, sizeof(s)) < 0 ||
         kvl_name_file_safe(device, d, sizeof(d)) < 0) {
         return KVL_EINVAL;
@@ -348,7 +352,7 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
             return KVL_EINVAL;
         }
-        n = snprintf(out, outlen, "%s/%s/%s/%s/%s.rrd", data_dir, s,
+        n = snprintf(out, outlen, "%s%s%s/%s/%s/%s.rrd", data_dir, sep, s,
                      scope == KVL_SCOPE_LINK ? "_links" : "_capture", d, i);
         return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
     }
@@ -356,12 +360,12 @@ int kvl_store_path(const char *data_dir, const char *site, const char *device, k
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
             return KVL_EINVAL;
         }
-        n = snprintf(out, outlen, "%s/%s/%s/%s.rrd", data_dir, s, d, i);
+        n = snprintf(out, outlen, "%s%s%s/%s/%s.rrd", data_dir, sep, s, d, i);
     } else if (scope == KVL_SCOPE_AGENT) {
         /* A leading '_' is always escaped in names, so "_agent" cannot be a device. */
-        n = snprintf(out, outlen, "%s/%s/_agent/%s.rrd", data_dir, s, d);
+        n = snprintf(out, outlen, "%s%s%s/_agent/%s.rrd", data_dir, sep, s, d);
     } else {
-        n = snprintf(out, outlen, "%s/%s/%s.rrd", data_dir, s, d);
+        n = snprintf(out, outlen, "%s%s%s/%s.rrd", data_dir, sep, s, d);
     }
     return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
 }
@@ -370,6 +374,7 @@ int kvl_store_group_path(const char *data_dir, const char *site, const char *dev
                          const char *group, const char *instance, char *out, size_t outlen)
 {
     char s[256], d[512], g[256], i[768];
+    const char *sep = data_dir[0] != '\0' ? "/" : "";
     if (group == NULL || group[0] == '\0' || kvl_name_file_safe(site, s, sizeof(s)) < 0 ||
         kvl_name_file_safe(device, d, sizeof(d)) < 0 ||
         kvl_name_file_safe(group, g, sizeof(g)) < 0) {
@@ -377,12 +382,12 @@ int kvl_store_group_path(const char *data_dir, const char *site, const char *dev
     }
     int n;
     if (instance == NULL || instance[0] == '\0') {
-        n = snprintf(out, outlen, "%s/%s/%s/_%s.rrd", data_dir, s, d, g);
+        n = snprintf(out, outlen, "%s%s%s/%s/_%s.rrd", data_dir, sep, s, d, g);
     } else {
         if (kvl_name_file_safe(instance, i, sizeof(i)) < 0) {
             return KVL_EINVAL;
         }
-        n = snprintf(out, outlen, "%s/%s/%s/_%s/%s.rrd", data_dir, s, d, g, i);
+        n = snprintf(out, outlen, "%s%s%s/%s/_%s/%s.rrd", data_dir, sep, s, d, g, i);
     }
     return n < 0 || (size_t)n >= outlen ? KVL_EINVAL : 0;
 }
@@ -499,7 +504,8 @@ static int create_file(kvl_store_t *s, const kvl_store_row_t *row, char *path,
             rra[k++] = (kvl_rrd_rra_t){s->cfs[c], (uint32_t)steps, (uint32_t)rows};
         }
     }
-    if (mkdirs_for(path) != 0) {
+    /* remote: rrdcached makes the folders (its -R) */
+    if (!kvl_rrd_remote() && mkdirs_for(path) != 0) {
         int e = errno;
         free(rra);
         snprintf(why, whylen, "cannot create its folder: %s", strerror(e));

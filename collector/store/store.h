@@ -51,6 +51,11 @@ typedef struct kvl_store_cfg {
      * goes away before. */
     const char *rrdcached;
     int64_t rrdcached_checkpoint_ms;
+    /* `rrdcached_files: remote`: the archives are on rrdcached's host alone, their paths
+     * relative to its -b folder (data_dir is not used for them); rrdcached creates them and
+     * every read goes through it (rrd_store.h, kvl_rrd_set_remote). Archives do not follow a
+     * renamed interface then (kvl_store_move reports KVL_STORE_KEPT_BOTH). */
+    bool rrdcached_remote;
 } kvl_store_cfg_t;
 
 typedef struct kvl_store kvl_store_t;
@@ -176,8 +181,9 @@ int kvl_store_move(kvl_store_t *s, const char *agent, const char *site, const ch
 /* Moves queued and not done yet. */
 size_t kvl_store_moves_pending(const kvl_store_t *s);
 
-/* The path of the file a row goes to (for tests and logs). Returns 0 or KVL_EINVAL (also
- * for SCOPE_GROUP, which has kvl_store_group_path). */
+/* The path of the file a row goes to (for tests and logs); data_dir "" gives the path
+ * relative to rrdcached's folder (remote mode). Returns 0 or KVL_EINVAL (also for
+ * SCOPE_GROUP, which has kvl_store_group_path). */
 int kvl_store_path(const char *data_dir, const char *site, const char *device, kvl_scope_t scope,
                    const char *instance, char *out, size_t outlen);
 int kvl_store_group_path(const char *data_dir, const char *site, const char *device,

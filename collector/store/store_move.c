@@ -234,6 +234,18 @@ static void move_one(const char *data_dir, store_move_t *v)
     v->how = KVL_STORE_MOVED;
 }
 
+/* Remote rrdcached (kvl_rrd_remote): it has no rename, so the old name's archive stays and
+ * the new name gets its own; said as both kept. */
+static void remote_no_move(store_move_t *v)
+{
+    KVL_LOG_WARN("store", v->device,
+                 "agent %s: archives on a remote rrdcached do not follow a renamed interface: "
+                 "%s keeps its archive, %s starts a new one",
+                 v->agent, v->from, v->to);
+    v->state = MOVE_DONE;
+    v->how = KVL_STORE_KEPT_BOTH;
+}
+
 static void on_move_work(uv_work_t *w)
 {
     move_run_t *r = w->data;
@@ -244,7 +256,11 @@ static void on_move_work(uv_work_t *w)
             v->state = MOVE_NOT_TRIED;
             continue;
         }
-        move_one(dir, v);
+        if (kvl_rrd_remote()) {
+            remote_no_move(v);
+        } else {
+            move_one(dir, v);
+        }
         stop = v->state == MOVE_AGAIN;
     }
 }

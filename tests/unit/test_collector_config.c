@@ -275,6 +275,28 @@ static void test_rrdcached(void **state)
     expect_error(HEAD "rrdcached_checkpoint: 2h\n", "c.yaml:3:23: ", "2h");
 }
 
+/* rrdcached_files: local by default; remote needs rrdcached at host:port (librrd's client
+ * resolves a path sent over a unix socket on this host); the error names the key's value. */
+static void test_rrdcached_files(void **state)
+{
+    KVL_UNUSED(state);
+    kvl_collector_cfg_t *c = parse_ok(HEAD "rrdcached: storage1:42217\n");
+    assert_false(c->rrdcached_remote);
+    kvl_collector_cfg_free(c);
+    c = parse_ok(HEAD "rrdcached: storage1:42217\nrrdcached_files: remote\n");
+    assert_true(c->rrdcached_remote);
+    kvl_collector_cfg_free(c);
+    c = parse_ok(HEAD "rrdcached_files: local\n");
+    assert_false(c->rrdcached_remote);
+    kvl_collector_cfg_free(c);
+    expect_error(HEAD "rrdcached_files: remote\n", "c.yaml:3:18: ", "needs `rrdcached:`");
+    expect_error(HEAD "rrdcached: unix:/run/r.sock\nrrdcached_files: remote\n",
+                 "c.yaml:4:18: ", "not a unix socket");
+    expect_error(HEAD "rrdcached: /run/r.sock\nrrdcached_files: remote\n",
+                 "c.yaml:4:18: ", "not a unix socket");
+    expect_error(HEAD "rrdcached_files: nfs\n", "c.yaml:3:18: ", "expected local or remote");
+}
+
 static void test_syntax_and_empty(void **state)
 {
     KVL_UNUSED(state);
@@ -314,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_bad_consolidations),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_rrdcached),
+        cmocka_unit_test(test_rrdcached_files),
         cmocka_unit_test(test_syntax_and_empty),
         cmocka_unit_test(test_load_file),
     };

@@ -98,6 +98,17 @@ static void test_path(void **state)
                      0);
     assert_string_equal(out, "/d/site%20a/rtr%201/ge-0%2F0%2F4.0.rrd");
 
+    /* No folder: paths relative to a remote rrdcached's -b folder. */
+    assert_int_equal(
+        kvl_store_path("", "s", "r", KVL_SCOPE_INTERFACE, "ge-0/0/1", out, sizeof(out)), 0);
+    assert_string_equal(out, "s/r/ge-0%2F0%2F1.rrd");
+    assert_int_equal(kvl_store_path("", "s", "r", KVL_SCOPE_DEVICE, "", out, sizeof(out)), 0);
+    assert_string_equal(out, "s/r.rrd");
+    assert_int_equal(kvl_store_path("", "..", "r", KVL_SCOPE_DEVICE, "", out, sizeof(out)), 0);
+    assert_string_equal(out, "%2E./r.rrd");
+    assert_int_equal(kvl_store_group_path("", "s", "r", "cpu", "1", out, sizeof(out)), 0);
+    assert_string_equal(out, "s/r/_cpu/1.rrd");
+
     /* Output too small, exactly big enough. */
     const char *want = "/d/s/r.rrd";
     assert_int_equal(kvl_store_path("/d", "s", "r", KVL_SCOPE_DEVICE, "", out, strlen(want)),

@@ -23,6 +23,11 @@
  *   rrdcached-uncache  the same with the files as uncache
  *   store-rrdcached    collector/store as built in rrdcached mode (`rrdcached:`): files made
  *                      by the store, updates through rrdcached, a checkpoint every F steps
+ *   store-remote       the same with `rrdcached_files: remote`: rrdcached on 127.0.0.1 (TCP,
+ *                      -b the variant's folder -B -R) creates the files (CREATE) and writes
+ *                      them; the store sends relative paths and touches no file
+ *   store-remote-evict the same, and after the files were made the storage host's own job
+ *                      drops them from its page cache (EVICT_CMD, as docs/scale.md gives it)
  * The data sources and archives are the store's own: a reference file is made through
  * kvl_store with the collector's default archives and consolidations (from its configuration
  * parser, or those of --config FILE), and the other variants create theirs from it
@@ -36,12 +41,14 @@
  * line per variant. Exits 1 when --max-kb is given and the store variant dirtied more per
  * update, 2 on a usage or set-up error.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <rrd.h>
 #include <rrd_client.h>
 #include <signal.h>
@@ -50,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -77,13 +85,26 @@ static const char *const if_metrics[] = {
 #define N_METRICS KVL_ARRAY_SIZE(if_metrics)
 
 typedef enum { MAKE_LIBRRD, MAKE_UNCACHE, MAKE_SMALL, MAKE_STORE } make_t;
-typedef enum { WRITE_LIBRRD, WRITE_STORE, WRITE_CACHED, WRITE_STORE_CACHED } writer_t;
+typedef enum {
+    WRITE_LIBRRD,
+    WRITE_STORE,
+    WRITE_CACHED,
+    WRITE_STORE_CACHED,
+    WRITE_STORE_REMOTE
+} writer_t;
 
 typedef struct variant {
     const char *name;
     make_t make;
     writer_t writer;
+    bool evict; /* the made files dropped from the page cache by EVICT_CMD */
 } variant_t;
+
+/* What docs/scale.md has the storage host run on archives rrdcached has just made (%s: the
+ * folder): each file, written out already, dropped from the page cache (GNU dd's nocache). */
+#define EVICT_CMD                                                                                  \
+    "find '%s' -name '*.rrd' -exec sh -c 'for f; do sync \"$f\" && "                               \
+    "dd if=\"$f\" iflag=nocache count=0 status=none; done' sh {} +"
 
 static const variant_t variants[] = {
     {"librrd", MAKE_LIBRRD, WRITE_LIBRRD},
@@ -93,6 +114,8 @@ static const variant_t variants[] = {
     {"rrdcached", MAKE_LIBRRD, WRITE_CACHED},
     {"rrdcached-uncache", MAKE_UNCACHE, WRITE_CACHED},
     {"store-rrdcached", MAKE_STORE, WRITE_STORE_CACHED},
+    {"store-remote", MAKE_STORE, WRITE_STORE_REMOTE},
+    {"store-remote-evict", MAKE_STORE, WRITE_STORE_REMOTE, true},
 };
 
 typedef struct result {
@@ -271,15 +294,17 @@ static void on_job_done(void *arg, const kvl_store_result_t *r)
     d->r = *r;
 }
 
-/* rrdcached: its address for the store, NULL: direct writes. */
-static kvl_store_t *store_new(bench_t *b, const char *data_dir, const char *rrdcached)
+/* rrdcached: its address for the store, NULL: direct writes; remote: the files on
+ * rrdcached's side only (`rrdcached_files: remote`). */
+static kvl_store_t *store_new(bench_t *b, const char *data_dir, const char *rrdcached, bool remote)
 {
     kvl_store_cfg_t cfg = {.data_dir = data_dir,
                            .archives = b->cfg->archives,
                            .n_archives = b->cfg->n_archives,
                            .consolidations = (const char *const *)b->cfg->consolidations,
                            .rrdcached = rrdcached,
-                           .rrdcached_checkpoint_ms = 86400 * 1000}; /* only when asked */
+                           .rrdcached_checkpoint_ms = 86400 * 1000, /* only when asked */
+                           .rrdcached_remote = remote};
     kvl_store_t *s = NULL;
     char err[256];
     if (kvl_store_new(&b->loop, &cfg, &s, err, sizeof(err)) != 0) {
@@ -329,7 +354,7 @@ static void store_step(bench_t *b, kvl_store_t *s, size_t n, unsigned k)
 /* store-rrdcached: the store's checkpoint (rrdcached writes the files), run to its end. */
 static void store_checkpoint(bench_t *b, kvl_store_t *s, const variant_t *v)
 {
-    if (v->writer == WRITE_STORE_CACHED) {
+    if (v->writer == WRITE_STORE_CACHED || v->writer == WRITE_STORE_REMOTE) {
         kvl_store_checkpoint(s);
         uv_run(&b->loop, UV_RUN_DEFAULT);
     }
@@ -424,15 +449,45 @@ static void make_file(const bench_t *b, make_t how, const char *path)
 
 /* ------------------------------------------------------------------ rrdcached --------- */
 
-/* Starts rrdcached on a socket in the folder (no journal; it writes only when flushed) and
- * connects to it. False (said why) when it does not start. */
-static bool cached_start(const bench_t *b)
+/* A free TCP port on 127.0.0.1 (bound, read, closed), or 0. */
+static unsigned free_port(void)
 {
-    char sock[PATH_MAX + 16], pidf[PATH_MAX + 16], log[PATH_MAX + 16], listen[PATH_MAX + 32];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = ntohs(sa.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+/* Starts rrdcached (no journal; it writes only when flushed) and connects to it: on a socket
+ * in the folder with the folder as its base, or with `remote` on 127.0.0.1 over TCP with
+ * `base` as its -b (-B -R: it makes the folders). listen gets the address. False (said why)
+ * when it does not start. */
+static bool cached_start(const bench_t *b, bool remote, const char *base, char *listen,
+                         size_t listenlen)
+{
+    char sock[PATH_MAX + 16], pidf[PATH_MAX + 16], log[PATH_MAX + 16];
     snprintf(sock, sizeof(sock), "%s/rrdcached.sock", b->dir);
     snprintf(pidf, sizeof(pidf), "%s/rrdcached.pid", b->dir);
     snprintf(log, sizeof(log), "%s/rrdcached.log", b->dir);
-    snprintf(listen, sizeof(listen), "unix:%s", sock);
+    unsigned port = remote ? free_port() : 0;
+    if (remote && port == 0) {
+        fprintf(stderr, "rrd-write: no free TCP port on 127.0.0.1\n");
+        return false;
+    }
+    if (remote) {
+        snprintf(listen, listenlen, "127.0.0.1:%u", port);
+    } else {
+        snprintf(listen, listenlen, "unix:%s", sock);
+        base = b->dir;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         die("fork: %s", strerror(errno));
@@ -443,13 +498,13 @@ static bool cached_start(const bench_t *b)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp(b->rrdcached, b->rrdcached, "-g", "-l", listen, "-p", pidf, "-b", b->dir, "-B", "-w",
-               "86400", "-f", "172800", "-z", "1", (char *)NULL);
+        execlp(b->rrdcached, b->rrdcached, "-g", "-l", listen, "-p", pidf, "-b", base, "-B", "-w",
+               "86400", "-f", "172800", "-z", "1", remote ? "-R" : (char *)NULL, (char *)NULL);
         _exit(127);
     }
     cached_pid = pid;
     for (int i = 0; i < 100; i++) {
-        if (access(sock, F_OK) == 0 && rrdc_connect(listen) == 0) {
+        if ((remote || access(sock, F_OK) == 0) && rrdc_connect(listen) == 0) {
             return true;
         }
         rrd_clear_error();
@@ -461,7 +516,7 @@ static bool cached_start(const bench_t *b)
         usleep(50000);
     }
     cached_stop();
-    fprintf(stderr, "rrd-write: %s did not answer on %s in 5 s\n", b->rrdcached, sock);
+    fprintf(stderr, "rrd-write: %s did not answer on %s in 5 s\n", b->rrdcached, listen);
     return false;
 }
 
@@ -474,20 +529,22 @@ static bool run_variant(bench_t *b, const variant_t *v, result_t *r)
     if (mkdir(vdir, 0755) != 0) {
         die("%s: %s", vdir, strerror(errno));
     }
-    bool cached = v->writer == WRITE_CACHED || v->writer == WRITE_STORE_CACHED;
-    if (cached && !cached_start(b)) {
+    bool remote = v->writer == WRITE_STORE_REMOTE;
+    bool cached = v->writer == WRITE_CACHED || v->writer == WRITE_STORE_CACHED || remote;
+    char addr[PATH_MAX + 32];
+    if (cached && !cached_start(b, remote, vdir, addr, sizeof(addr))) {
         rm_tree(vdir);
         return false;
     }
-    char addr[PATH_MAX + 32];
-    snprintf(addr, sizeof(addr), "unix:%s/rrdcached.sock", b->dir);
-    kvl_store_t *s = v->make == MAKE_STORE
-                         ? store_new(b, vdir, v->writer == WRITE_STORE_CACHED ? addr : NULL)
-                         : NULL;
+    kvl_store_t *s =
+        v->make == MAKE_STORE
+            ? store_new(b, vdir, v->writer == WRITE_STORE_CACHED || remote ? addr : NULL, remote)
+            : NULL;
     char path[PATH_MAX], upd[512];
 
     /* Step 0: the files made and given their first update. */
-    uint64_t t0 = kvl_mono_ns(), w0 = write_bytes(0);
+    /* remote: rrdcached creates the files: its writes count too */
+    uint64_t t0 = kvl_mono_ns(), w0 = write_bytes(0) + (remote ? write_bytes(cached_pid) : 0);
     if (s != NULL) {
         store_step(b, s, b->files, 0);
         store_checkpoint(b, s, v);
@@ -501,7 +558,14 @@ static bool run_variant(bench_t *b, const variant_t *v, result_t *r)
     if (syncfs(b->dirfd) != 0) {
         die("syncfs: %s", strerror(errno));
     }
-    uint64_t t1 = kvl_mono_ns(), w1 = write_bytes(0);
+    if (v->evict) {
+        char cmd[PATH_MAX + 256];
+        snprintf(cmd, sizeof(cmd), EVICT_CMD, vdir);
+        if (system(cmd) != 0) {
+            die("the eviction failed: %s", cmd);
+        }
+    }
+    uint64_t t1 = kvl_mono_ns(), w1 = write_bytes(0) + (remote ? write_bytes(cached_pid) : 0);
     struct stat st;
     file_path(vdir, 0, path, sizeof(path));
     if (stat(path, &st) != 0) {
@@ -688,7 +752,7 @@ int main(int argc, char **argv)
     }
     char refdir[PATH_MAX + 8];
     snprintf(refdir, sizeof(refdir), "%s/ref", b.dir);
-    kvl_store_t *s = store_new(&b, refdir, NULL);
+    kvl_store_t *s = store_new(&b, refdir, NULL, false);
     store_step(&b, s, 1, 0);
     kvl_store_free(s);
     file_path(refdir, 0, b.ref, sizeof(b.ref));
