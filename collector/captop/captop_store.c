@@ -179,7 +179,7 @@ static long header_check(const char *path, const char *b, size_t len, char *why,
     const char *nl = memchr(b, '\n', len);
     uint32_t v = 0;
     if (nl == NULL || kvl_format_text_header(b, (size_t)(nl - b), HEAD_NAME, &v) != 0) {
-        snprintf(why, wlen, "%s: not a kaaval-captop file, left alone", path);
+        snprintf(why, wlen, "%.500s: not a kaaval-captop file, left alone", path);
         return KVL_EDECODE;
     }
     if (kvl_format_check(path, v, KVL_CAPTOP_FORMAT_VERSION, "kaaval-collector",

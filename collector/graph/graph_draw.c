@@ -297,7 +297,7 @@ static void lines(args_t *a, const char *p, const char *const (*ds)[2], size_t n
         arg(a, "DEF:v%zu=%s:%s:AVERAGE", i, p, ds[i][0]);
         arg(a, "LINE%d:v%zu%s:%-16s", i < 2 ? 2 : 1, i, palette[i % KVL_ARRAY_SIZE(palette)],
             ds[i][1]);
-        char v[8];
+        char v[24];
         snprintf(v, sizeof(v), "v%zu", i);
         stats(a, v, "%7.2lf %s");
     }

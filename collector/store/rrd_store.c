@@ -450,7 +450,7 @@ static const char *field(const char *s, size_t n, size_t *len)
 static kvl_rrd_result_t reorder(const char *order, const char *tmpl, const char *update, char *out,
                                 size_t outlen, char *err, size_t errlen)
 {
-    size_t tl;
+    size_t tl = 0;
     const char *t = field(update, 0, &tl);
     int w = snprintf(out, outlen, "%.*s", (int)tl, t);
     size_t len = w > 0 ? (size_t)w : 0;

@@ -140,7 +140,7 @@ static bool can_pass(int e)
 static void fail(store_move_t *v, int e, const char *what, const char *path)
 {
     v->state = can_pass(e) ? MOVE_AGAIN : MOVE_FAILED;
-    snprintf(v->why, sizeof(v->why), "%s: %s: %s", path, what, strerror(e));
+    snprintf(v->why, sizeof(v->why), "%.300s: %s: %s", path, what, strerror(e));
 }
 
 static void sync_dir(const char *path)
