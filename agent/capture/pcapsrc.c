@@ -8,7 +8,8 @@
  * and everything unusual): the first record the mapping cannot take as it is (its captured
  * length above the file's snap length or libpcap's maximum, or cut off by the mapping's
  * end) hands the file back to libpcap at that record, which reads the rest with its own
- * checks and words.
+ * checks and words. Pages read leave the agent's resident set every MiB (they stay in the
+ * page cache), so its memory does not grow with the file.
  */
 #include "pcapsrc.h"
 
@@ -23,7 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAP_MAX_CAP 262144u /* libpcap's largest captured length of a record */
+#define MAP_MAX_CAP 262144u   /* libpcap's largest captured length of a record */
+#define MAP_WINDOW (1u << 20) /* bytes read before they leave the resident set */
 
 struct kvl_pcapsrc {
     pcap_t *p;
@@ -35,6 +37,7 @@ struct kvl_pcapsrc {
     /* The mapped file (map NULL: libpcap reads every record). */
     const uint8_t *map;
     size_t map_len, map_pos;
+    size_t map_done; /* below it (a page boundary) the pages are out of the resident set */
     uint32_t map_snap;
     bool map_nano;
     bool have_prog;
@@ -187,6 +190,12 @@ static int map_next(kvl_pcapsrc_t *s, kvl_frame_t *f)
             return 0;
         }
         s->map_pos += 16 + (size_t)cap;
+        if (s->map_pos - s->map_done >= 2 * (size_t)MAP_WINDOW) {
+            /* The pages read stay in the page cache, out of the agent's resident set: its
+             * memory does not grow with the file. */
+            (void)madvise((void *)(uintptr_t)(s->map + s->map_done), MAP_WINDOW, MADV_DONTNEED);
+            s->map_done += MAP_WINDOW;
+        }
         /* The next record's header and first bytes are on their way while this one is read:
          * a mapped page is not in the caches as a copied one was. */
         __builtin_prefetch(s->map + s->map_pos);
@@ -345,6 +354,46 @@ int kvl_pcapsrc_next(kvl_pcapsrc_t *s, kvl_frame_t *f, char *err, size_t errlen)
     }
     snprintf(err, errlen, "read after %" PRIu64 " frames: %s", s->frames, pcap_geterr(s->p));
     return -1;
+}
+
+typedef struct dispatch {
+    kvl_pcapsrc_t *s;
+    kvl_pcapsrc_cb cb;
+    void *arg;
+} dispatch_t;
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    dispatch_t *d = (dispatch_t *)(void *)user;
+    kvl_frame_t f = {.data = data, .cap = h->caplen, .wire = h->len};
+    f.ts_ns = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (d->s->nano ? 1 : 1000);
+    d->s->frames++;
+    d->cb(d->arg, &f);
+}
+
+int kvl_pcapsrc_read(kvl_pcapsrc_t *s, int max, kvl_pcapsrc_cb cb, void *arg, char *err,
+                     size_t errlen)
+{
+    if (!s->live) {
+        kvl_frame_t f;
+        int n = 0, rc = 0;
+        /* Bounded by max. */
+        while (n < max && (rc = kvl_pcapsrc_next(s, &f, err, errlen)) == 1) {
+            cb(arg, &f);
+            n++;
+        }
+        return rc < 0 ? -1 : n;
+    }
+    dispatch_t d = {.s = s, .cb = cb, .arg = arg};
+    int rc = pcap_dispatch(s->p, max, on_packet, (u_char *)(void *)&d);
+    if (rc == PCAP_ERROR_BREAK) {
+        return 0;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "read after %" PRIu64 " frames: %s", s->frames, pcap_geterr(s->p));
+        return -1;
+    }
+    return rc;
 }
 
 kvl_link_t kvl_pcapsrc_link(const kvl_pcapsrc_t *s)
