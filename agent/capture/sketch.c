@@ -17,13 +17,16 @@
 
 #define EMPTY UINT32_MAX
 
+/* A counter in one 64-byte cache line (the array is aligned to 64). */
 typedef struct node {
-    kvl_sketch_entry_t e;
+    uint8_t key[KVL_SKETCH_KEY];
     uint32_t slot; /* its place in the index */
+    uint64_t count, error, adds;
 } node_t;
+_Static_assert(sizeof(node_t) == 64, "a sketch counter fills one cache line");
 
 typedef struct hent {
-    uint64_t count; /* = nodes[id].e.count */
+    uint64_t count; /* = nodes[id].count */
     uint32_t id;
 } hent_t;
 
@@ -106,7 +109,7 @@ kvl_sketch_t *kvl_sketch_new(size_t capacity)
     }
     s->cap = capacity;
     s->imask = (uint32_t)(isz - 1);
-    s->nodes = calloc(capacity, sizeof(*s->nodes));
+    s->nodes = aligned_alloc(64, capacity * sizeof(*s->nodes));
     s->heap = calloc(capacity, sizeof(*s->heap));
     s->hpos = calloc(capacity, sizeof(*s->hpos));
     s->idx = malloc(isz * sizeof(*s->idx));
@@ -114,6 +117,7 @@ kvl_sketch_t *kvl_sketch_new(size_t capacity)
         kvl_sketch_free(s);
         return NULL;
     }
+    memset(s->nodes, 0, capacity * sizeof(*s->nodes));
     kvl_sketch_reset(s);
     return s;
 }
@@ -219,10 +223,10 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
         }
         uint32_t id = slot_id(v);
         node_t *n = &s->nodes[id];
-        if (same_key(n->e.key, &k)) {
-            n->e.count += weight;
-            n->e.adds++;
-            s->heap[s->hpos[id]].count = n->e.count;
+        if (same_key(n->key, &k)) {
+            n->count += weight;
+            n->adds++;
+            s->heap[s->hpos[id]].count = n->count;
             sift_down(s, s->hpos[id]);
             return;
         }
@@ -236,7 +240,7 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
     } else {
         /* Replace the smallest counter: its count becomes the newcomer's error. */
         id = s->heap[0].id;
-        min = s->nodes[id].e.count;
+        min = s->nodes[id].count;
         index_remove(s, s->nodes[id].slot);
         /* The removal may have shifted entries: find the newcomer's empty slot again. */
         i = h & s->imask;
@@ -245,13 +249,13 @@ void kvl_sketch_add(kvl_sketch_t *s, const uint8_t *key, uint64_t weight)
         }
     }
     node_t *n = &s->nodes[id];
-    memcpy(n->e.key, key, KVL_SKETCH_KEY);
-    n->e.count = min + weight;
-    n->e.error = min;
-    n->e.adds = 1;
+    memcpy(n->key, key, KVL_SKETCH_KEY);
+    n->count = min + weight;
+    n->error = min;
+    n->adds = 1;
     n->slot = i;
     s->idx[i] = (uint64_t)h << 32 | id;
-    s->heap[s->hpos[id]].count = n->e.count;
+    s->heap[s->hpos[id]].count = n->count;
     /* A new counter at the heap's end rises; a replaced root sinks. */
     sift_up(s, s->hpos[id]);
     sift_down(s, s->hpos[id]);
@@ -277,7 +281,10 @@ size_t kvl_sketch_top(const kvl_sketch_t *s, kvl_sketch_entry_t *out, size_t n)
         return 0;
     }
     for (size_t i = 0; i < s->used; i++) {
-        all[i] = s->nodes[i].e;
+        memcpy(all[i].key, s->nodes[i].key, KVL_SKETCH_KEY);
+        all[i].count = s->nodes[i].count;
+        all[i].error = s->nodes[i].error;
+        all[i].adds = s->nodes[i].adds;
     }
     qsort(all, s->used, sizeof(*all), by_count_desc);
     size_t k = n < s->used ? n : s->used;
