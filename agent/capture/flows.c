@@ -561,8 +561,17 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
         f->c.flows_active++;
     }
     x->last_ns = ts;
-    lru_unlink(f, i);
-    lru_append(f, i);
+    /* Its neighbours on the recency list are fetched while the packet is counted; the move to
+     * the list's end comes last (nothing in between reads the list). */
+    bool move = f->lru_tail != i;
+    if (move) {
+        if (x->prev != NONE) {
+            __builtin_prefetch(&f->flows[x->prev], 1);
+        }
+        if (x->next != NONE) {
+            __builtin_prefetch(&f->flows[x->next], 1);
+        }
+    }
     x->pkts[d]++;
     x->bytes[d] += p->wire;
     if (p->proto == 6 && p->have_l4) {
@@ -604,6 +613,10 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
               : x->app == APP_PENDING ? &f->c.app_pending
                                       : &f->c.app_unclassified,
               p->wire);
+    }
+    if (move) {
+        lru_unlink(f, i);
+        lru_append(f, i);
     }
     f->c.flows_now = f->used;
 }
