@@ -1,7 +1,8 @@
 /*
  * pcapsrc.h — where frames come from: libpcap behind kaaval's own types (pcapsrc.c is the
- * only file that includes pcap.h): a pcap or pcapng file or a live interface read frame by
- * frame, the live source's drop counters, BPF filters checked.
+ * only file that includes pcap.h): a pcap or pcapng file (a classic pcap file read in place
+ * from a memory mapping, pcapsrc.c) or a live interface read frame by frame or in batches,
+ * the live source's drop counters, BPF filters checked.
  */
 #ifndef KVL_CAPTURE_PCAPSRC_H
 #define KVL_CAPTURE_PCAPSRC_H
