@@ -8,12 +8,12 @@
  * and everything unusual): the first record the mapping cannot take as it is (its captured
  * length above the file's snap length or libpcap's maximum, or cut off by the mapping's
  * end) hands the file back to libpcap at that record, which reads the rest with its own
- * checks and words. Pages read leave the agent's resident set every MiB (they stay in the
- * page cache), so its memory does not grow with the file.
+ * checks and words; so does a file cut shorter while it is mapped (its size is looked at
+ * again every MiB: a page it lost would raise SIGBUS). Pages read leave the agent's resident set
+ * every MiB (they stay in the page cache), so its memory does not grow with the file.
  */
 #include "pcapsrc.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
 #include <stdbool.h>
@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define MAP_MAX_CAP 262144u   /* libpcap's largest captured length of a record */
 #define MAP_WINDOW (1u << 20) /* bytes read before they leave the resident set */
@@ -38,6 +37,7 @@ struct kvl_pcapsrc {
     const uint8_t *map;
     size_t map_len, map_pos;
     size_t map_done; /* below it (a page boundary) the pages are out of the resident set */
+    size_t map_ok;   /* below it the file was last seen to hold the mapped bytes */
     uint32_t map_snap;
     bool map_nano;
     bool have_prog;
@@ -127,23 +127,26 @@ static uint32_t rd32(const uint8_t *b)
     return v;
 }
 
-/* Maps path when it is a classic pcap file (version 2.4) in this machine's byte order; any
- * other file (pcapng, swapped, a pipe, a failed mapping) is left to libpcap alone. */
-static void map_file(kvl_pcapsrc_t *s, const char *path)
+/* The descriptor of the file libpcap opened, or -1. */
+static int file_fd(const kvl_pcapsrc_t *s)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return;
-    }
+    FILE *fp = pcap_file(s->p);
+    return fp != NULL ? fileno(fp) : -1;
+}
+
+/* Maps the file libpcap opened when it is a classic pcap file (version 2.4) in this machine's
+ * byte order; any other file (pcapng, swapped, a pipe, a failed mapping) is left to libpcap
+ * alone. */
+static void map_file(kvl_pcapsrc_t *s)
+{
+    int fd = file_fd(s);
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24 ||
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24 ||
         (uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
         return;
     }
     size_t len = (size_t)st.st_size;
     void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (m == MAP_FAILED) {
         return;
     }
@@ -179,14 +182,33 @@ static int unmap(kvl_pcapsrc_t *s)
     return 0;
 }
 
+/* Whether the file still holds the mapped bytes up to end: a page of a file cut shorter
+ * while mapped would raise SIGBUS when read, so the file's size is looked at again once a MiB
+ * (and whatever it lost is left to libpcap, which reads a short file as such). */
+static bool map_backed(kvl_pcapsrc_t *s, size_t end)
+{
+    if (end <= s->map_ok) {
+        return true;
+    }
+    struct stat st;
+    int fd = file_fd(s);
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0) {
+        return false;
+    }
+    size_t size = (uint64_t)st.st_size < s->map_len ? (size_t)st.st_size : s->map_len;
+    s->map_ok = size > end && size - end > MAP_WINDOW ? end + MAP_WINDOW : size;
+    return end <= s->map_ok;
+}
+
 /* The next mapped record that passes the filter: 1, 0 (libpcap takes over at the position). */
 static int map_next(kvl_pcapsrc_t *s, kvl_frame_t *f)
 {
     /* Each turn moves past one record: bounded by the mapping. */
-    while (s->map_len - s->map_pos >= 16) {
+    while (s->map_len - s->map_pos >= 16 && map_backed(s, s->map_pos + 16)) {
         const uint8_t *h = s->map + s->map_pos;
         uint32_t cap = rd32(h + 8), wire = rd32(h + 12);
-        if (cap > s->map_snap || s->map_len - s->map_pos - 16 < cap) {
+        if (cap > s->map_snap || s->map_len - s->map_pos - 16 < cap ||
+            !map_backed(s, s->map_pos + 16 + cap)) {
             return 0;
         }
         s->map_pos += 16 + (size_t)cap;
@@ -253,7 +275,7 @@ kvl_pcapsrc_t *kvl_pcapsrc_open_file(const char *path, const char *filter, char 
         return NULL;
     }
     s->nano = true;
-    map_file(s, path);
+    map_file(s);
     return s;
 }
 

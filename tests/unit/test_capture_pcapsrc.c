@@ -5,7 +5,8 @@
  * that leave the resident set), frame by frame and in batches alike; a BPF filter applied to
  * mapped records; a record longer than the file's snap length (libpcap takes over there and
  * the records after it still come whole); a file cut inside a record (every whole record, then
- * libpcap's error); a swapped-byte-order file (libpcap alone) read the same.
+ * libpcap's error); a file cut shorter after it was opened (the whole records before the cut,
+ * no SIGBUS from pages it lost); a swapped-byte-order file (libpcap alone) read the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,7 +111,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    const char *names[] = {"us.pcap", "ns.pcap", "snap.pcap", "cut.pcap", "sw.pcap", "f.pcap"};
+    const char *names[] = {"us.pcap", "ns.pcap", "snap.pcap",  "cut.pcap",
+                           "sw.pcap", "f.pcap",  "shrunk.pcap"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         unlink(path_of(names[i]));
     }
@@ -292,6 +294,44 @@ static void test_cut(void **state)
     free(recs);
 }
 
+/* A file cut shorter between its opening and its reading (a capture rewriting it): the records
+ * before the cut come whole, then libpcap's word on the short file; no page the file lost is
+ * read. */
+static void test_shrunk(void **state)
+{
+    (void)state;
+    size_t n = 4000;
+    rec_t *recs = calloc(n, sizeof(*recs));
+    assert_non_null(recs);
+    FILE *f = fopen(path_of("shrunk.pcap"), "wb");
+    assert_non_null(f);
+    header(f, 0xa1b2c3d4u, 65535, 0);
+    long cut = 0;
+    size_t whole = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        make(&recs[i], i, true, 700);
+        record(f, &recs[i], 0);
+        if (ftell(f) <= 1500000) {
+            whole = i + 1;
+            cut = ftell(f);
+        }
+    }
+    assert_int_equal(fclose(f), 0);
+    char err[256] = "";
+    kvl_pcapsrc_t *s = kvl_pcapsrc_open_file(path_of("shrunk.pcap"), NULL, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(truncate(path_of("shrunk.pcap"), cut + 100), 0); /* inside a record */
+    kvl_frame_t fr;
+    for (size_t i = 0; i < whole; i++) {
+        assert_int_equal(kvl_pcapsrc_next(s, &fr, err, sizeof(err)), 1);
+        same(&fr, &recs[i], false);
+    }
+    assert_int_equal(kvl_pcapsrc_next(s, &fr, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "truncated"));
+    kvl_pcapsrc_close(s);
+    free(recs);
+}
+
 /* The other byte order: libpcap reads it alone, the same frames. */
 static void test_swapped(void **state)
 {
@@ -322,9 +362,10 @@ static void test_swapped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_micro),  cmocka_unit_test(test_nano),
-        cmocka_unit_test(test_filter), cmocka_unit_test(test_over_snap),
-        cmocka_unit_test(test_cut),    cmocka_unit_test(test_swapped),
+        cmocka_unit_test(test_micro),   cmocka_unit_test(test_nano),
+        cmocka_unit_test(test_filter),  cmocka_unit_test(test_over_snap),
+        cmocka_unit_test(test_cut),     cmocka_unit_test(test_shrunk),
+        cmocka_unit_test(test_swapped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
