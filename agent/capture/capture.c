@@ -314,7 +314,8 @@ int kvl_capture_once(const kvl_capture_cfg_t *cfg, const char *path, FILE *out, 
             first = fr.ts_ns;
         }
         last = fr.ts_ns;
-        if (read++ % (uint64_t)cfg->sampling != 0) {
+        uint64_t k = read++;
+        if (cfg->sampling > 1 && k % (uint64_t)cfg->sampling != 0) {
             continue;
         }
         kvl_pkt_t pk;
@@ -350,6 +351,7 @@ typedef struct iface {
     const char *name; /* the configuration's */
     kvl_pcapsrc_t *src;
     kvl_flows_t *flows;
+    kvl_link_t link;
     uv_poll_t poll;
     bool poll_open;
     bool file;   /* `capture: file`: read to its end at each interval's end */
@@ -382,19 +384,31 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void on_frame(void *arg, const kvl_frame_t *fr)
+{
+    iface_t *it = arg;
+    it->read_interval++;
+    uint64_t sampling = (uint64_t)it->owner->cfg->sampling;
+    if (sampling > 1 && it->read++ % sampling != 0) {
+        return;
+    }
+    kvl_pkt_t pk;
+    kvl_dec_reason_t r = kvl_decode(it->link, fr->data, fr->cap, fr->wire, &pk);
+    kvl_flows_packet(it->flows, fr->ts_ns, &pk, r);
+}
+
 /* Reads what the ring holds, at most TURN_FRAMES frames; true when it ran dry (or failed). */
 static bool drain(iface_t *it)
 {
-    const kvl_capture_cfg_t *cfg = it->owner->cfg;
-    kvl_link_t link = kvl_pcapsrc_link(it->src);
     char why[512];
-    kvl_frame_t fr;
-    for (int n = 0; n < TURN_FRAMES && !it->failed; n++) {
-        int rc = kvl_pcapsrc_next(it->src, &fr, why, sizeof(why));
-        if (rc == 0) {
+    int done = 0;
+    /* Each turn hands over at least one frame, or ends: bounded by TURN_FRAMES. */
+    while (done < TURN_FRAMES && !it->failed) {
+        int n = kvl_pcapsrc_read(it->src, TURN_FRAMES - done, on_frame, it, why, sizeof(why));
+        if (n == 0) {
             return true;
         }
-        if (rc < 0) {
+        if (n < 0) {
             KVL_LOG_ERROR("capture", it->name, "%s; no more frames read from it", why);
             it->failed = true;
             if (it->poll_open) {
@@ -402,13 +416,7 @@ static bool drain(iface_t *it)
             }
             return true;
         }
-        it->read_interval++;
-        if (it->read++ % (uint64_t)cfg->sampling != 0) {
-            continue;
-        }
-        kvl_pkt_t pk;
-        kvl_dec_reason_t r = kvl_decode(link, fr.data, fr.cap, fr.wire, &pk);
-        kvl_flows_packet(it->flows, fr.ts_ns, &pk, r);
+        done += n;
     }
     return it->failed;
 }
@@ -585,6 +593,7 @@ int kvl_capture_new(uv_loop_t *loop, const kvl_capture_cfg_t *cfg, kvl_capture_i
             release(c);
             return -1;
         }
+        it->link = kvl_pcapsrc_link(it->src);
         it->flows = kvl_flows_new(&fc);
         if (it->flows == NULL) {
             snprintf(err, errlen, "%s: out of memory for a flow table of %lld flows", it->name,

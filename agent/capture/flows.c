@@ -291,19 +291,36 @@ static port_hs_t *port_of(kvl_flows_t *f, uint16_t port)
 
 /* --- the flow table ------------------------------------------------------------------ */
 
+static uint64_t rd64(const uint8_t *b)
+{
+    uint64_t v;
+    memcpy(&v, b, sizeof(v));
+    return v;
+}
+
+static uint64_t rotl64(uint64_t x, unsigned r)
+{
+    return x << r | x >> (64 - r);
+}
+
+/* Independent multiplications over the addresses' words, folded, then a finalizer: a few
+ * cycles per packet where a byte-at-a-time chain took a hundred. */
 static uint32_t flow_hash(const flow_t *k)
 {
-    uint32_t h = 2166136261u;
-    const uint8_t *parts[2] = {k->a, k->b};
-    for (int p = 0; p < 2; p++) {
-        for (size_t i = 0; i < 16; i++) {
-            h = (h ^ parts[p][i]) * 16777619u;
-        }
-    }
-    h = (h ^ k->ver) * 16777619u;
-    h = (h ^ k->proto) * 16777619u;
-    h = (h ^ ((uint32_t)k->port_a << 16 | k->port_b)) * 16777619u;
-    return h ^ (h >> 15);
+    uint64_t ports =
+        (uint64_t)k->ver << 40 | (uint64_t)k->proto << 32 | (uint64_t)k->port_a << 16 | k->port_b;
+    uint64_t a = (rd64(k->a) ^ 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+    uint64_t b = (rd64(k->a + 8) ^ 0xc2b2ae3d27d4eb4full) * 0xc4ceb9fe1a85ec53ull;
+    uint64_t c = (rd64(k->b) ^ 0x165667b19e3779f9ull) * 0x9e3779b97f4a7c15ull;
+    uint64_t d = (rd64(k->b + 8) ^ 0x27d4eb2f165667c5ull) * 0xd6e8feb86659fd93ull;
+    uint64_t e = (ports ^ 0x85ebca77c2b2ae63ull) * 0xff51afd7ed558ccdull;
+    uint64_t h = a ^ rotl64(b, 13) ^ rotl64(c, 29) ^ rotl64(d, 43) ^ rotl64(e, 53);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (uint32_t)h;
 }
 
 static bool same_key(const flow_t *x, const flow_t *y)
@@ -544,8 +561,17 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
         f->c.flows_active++;
     }
     x->last_ns = ts;
-    lru_unlink(f, i);
-    lru_append(f, i);
+    /* Its neighbours on the recency list are fetched while the packet is counted; the move to
+     * the list's end comes last (nothing in between reads the list). */
+    bool move = f->lru_tail != i;
+    if (move) {
+        if (x->prev != NONE) {
+            __builtin_prefetch(&f->flows[x->prev], 1);
+        }
+        if (x->next != NONE) {
+            __builtin_prefetch(&f->flows[x->next], 1);
+        }
+    }
     x->pkts[d]++;
     x->bytes[d] += p->wire;
     if (p->proto == 6 && p->have_l4) {
@@ -587,6 +613,10 @@ void kvl_flows_packet(kvl_flows_t *f, int64_t ts, const kvl_pkt_t *p, kvl_dec_re
               : x->app == APP_PENDING ? &f->c.app_pending
                                       : &f->c.app_unclassified,
               p->wire);
+    }
+    if (move) {
+        lru_unlink(f, i);
+        lru_append(f, i);
     }
     f->c.flows_now = f->used;
 }

@@ -1,7 +1,8 @@
 /*
  * pcapsrc.h — where frames come from: libpcap behind kaaval's own types (pcapsrc.c is the
- * only file that includes pcap.h): a pcap or pcapng file or a live interface read frame by
- * frame, the live source's drop counters, BPF filters checked.
+ * only file that includes pcap.h): a pcap or pcapng file (a classic pcap file read in place
+ * from a memory mapping, pcapsrc.c) or a live interface read frame by frame or in batches,
+ * the live source's drop counters, BPF filters checked.
  */
 #ifndef KVL_CAPTURE_PCAPSRC_H
 #define KVL_CAPTURE_PCAPSRC_H
@@ -52,6 +53,14 @@ int kvl_pcapsrc_stats(kvl_pcapsrc_t *s, kvl_pcapsrc_stats_t *out);
 /* The next frame: 1 (filled in), 0 at the end (a file) or when none is waiting (live), -1
  * with a sentence in err. */
 int kvl_pcapsrc_next(kvl_pcapsrc_t *s, kvl_frame_t *f, char *err, size_t errlen);
+/* Hands the frames waiting (live) or the next ones (a file) to cb, at most max (>= 1), each
+ * frame valid during its call only: a live source's frames are read in place in the kernel's
+ * ring (kvl_pcapsrc_next copies each one: libpcap keeps a ring block only while it hands it
+ * over). Returns how many were handed: 0 when none is waiting or at a file's end; -1 with a
+ * sentence in err. */
+typedef void (*kvl_pcapsrc_cb)(void *arg, const kvl_frame_t *f);
+int kvl_pcapsrc_read(kvl_pcapsrc_t *s, int max, kvl_pcapsrc_cb cb, void *arg, char *err,
+                     size_t errlen);
 kvl_link_t kvl_pcapsrc_link(const kvl_pcapsrc_t *s);
 const char *kvl_pcapsrc_link_name(const kvl_pcapsrc_t *s); /* "EN10MB", "LINUX_SLL2"... */
 void kvl_pcapsrc_close(kvl_pcapsrc_t *s);                  /* NULL-safe */

@@ -10,8 +10,8 @@
  *     error, which is at most N / k;
  *   - every key whose true count exceeds N / k is present;
  *   - while no more than k distinct keys were added, every count is exact (error 0).
- * Memory: k * 80 bytes for the counters and the heap plus 2k to 4k slots of 4 bytes of index
- * (k = 4096: about 350 KiB). An update is O(log k) (a min-heap of counts) plus a hash probe.
+ * Memory: k * 84 bytes for the counters and the heap plus 2k to 4k slots of 8 bytes of index
+ * (k = 4096: about 400 KiB). An update is O(log k) (a min-heap of counts) plus a hash probe.
  */
 #ifndef KVL_CAPTURE_SKETCH_H
 #define KVL_CAPTURE_SKETCH_H
