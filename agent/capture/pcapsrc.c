@@ -120,6 +120,21 @@ static int set_filter(kvl_pcapsrc_t *s, const char *filter, char *err, size_t er
     return 0;
 }
 
+/* A frame's time in nanoseconds from libpcap's seconds and fraction (nanoseconds when nano,
+ * else microseconds). A pcapng file may give any 64-bit time: one past the years the
+ * nanosecond count holds (1678-2262) is held at that bound, never overflowed. */
+static int64_t ts_ns_of(int64_t sec, int64_t frac, bool nano)
+{
+    const int64_t lim = INT64_MAX / 1000000000 - 1;
+    sec = sec > lim ? lim : sec < -lim ? -lim : sec;
+    frac = frac > 999999999 ? 999999999 : frac < -999999999 ? -999999999 : frac;
+    if (!nano) {
+        frac = frac > 999999 ? 999999 : frac < -999999 ? -999999 : frac;
+        frac *= 1000;
+    }
+    return sec * 1000000000 + frac;
+}
+
 static uint32_t rd32(const uint8_t *b)
 {
     uint32_t v;
@@ -237,8 +252,7 @@ static int map_next(kvl_pcapsrc_t *s, kvl_frame_t *f)
         f->cap = cap;
         f->wire = wire;
         /* signed 32-bit seconds and fraction, as libpcap reads them */
-        f->ts_ns = (int64_t)(int32_t)rd32(h) * 1000000000 +
-                   (int64_t)(int32_t)rd32(h + 4) * (s->map_nano ? 1 : 1000);
+        f->ts_ns = ts_ns_of((int32_t)rd32(h), (int32_t)rd32(h + 4), s->map_nano);
         s->frames++;
         return 1;
     }
@@ -366,8 +380,7 @@ int kvl_pcapsrc_next(kvl_pcapsrc_t *s, kvl_frame_t *f, char *err, size_t errlen)
         f->cap = h->caplen;
         f->wire = h->len;
         /* With nanosecond precision tv_usec holds nanoseconds. */
-        f->ts_ns =
-            (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000);
+        f->ts_ns = ts_ns_of((int64_t)h->ts.tv_sec, (int64_t)h->ts.tv_usec, s->nano);
         s->frames++;
         return 1;
     }
@@ -393,7 +406,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
     __builtin_prefetch(data + h->caplen + 128);
     __builtin_prefetch(data + h->caplen + 192);
     kvl_frame_t f = {.data = data, .cap = h->caplen, .wire = h->len};
-    f.ts_ns = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (d->s->nano ? 1 : 1000);
+    f.ts_ns = ts_ns_of((int64_t)h->ts.tv_sec, (int64_t)h->ts.tv_usec, d->s->nano);
     d->s->frames++;
     d->cb(d->arg, &f);
 }
