@@ -30,7 +30,8 @@
 # fuzz_graph_query (the graph API's parameters, cache key, rrd_graph_v's arguments),
 # fuzz_nbrwalk (LLDP/CDP neighbour tables: indexes, the man-addr index, values),
 # fuzz_capture_decode (captured frames of every link type, cut by any snap length),
-# fuzz_captop (the capture's top-list records, as events and files carry them). The
+# fuzz_captop (the capture's top-list records, as events and files carry them),
+# fuzz_capture_pcapfile (pcap files of any bytes, read as libpcap reads them). The
 # script exits non-zero if the build fails or any target crashes, leaks, times out or trips a
 # sanitizer.
 set -eu
