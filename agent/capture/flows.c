@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wordhash.h"
+
 #define NONE UINT32_MAX
 #define HS_BUCKETS (1 + 16 * 27) /* under 1 us, then 16 per octave up to 2^27 us */
 
@@ -298,11 +300,6 @@ static uint64_t rd64(const uint8_t *b)
     return v;
 }
 
-static uint64_t rotl64(uint64_t x, unsigned r)
-{
-    return x << r | x >> (64 - r);
-}
-
 /* Independent multiplications over the addresses' words, folded, then a finalizer: a few
  * cycles per packet where a byte-at-a-time chain took a hundred. */
 static uint32_t flow_hash(const flow_t *k)
@@ -314,13 +311,8 @@ static uint32_t flow_hash(const flow_t *k)
     uint64_t c = (rd64(k->b) ^ 0x165667b19e3779f9ull) * 0x9e3779b97f4a7c15ull;
     uint64_t d = (rd64(k->b + 8) ^ 0x27d4eb2f165667c5ull) * 0xd6e8feb86659fd93ull;
     uint64_t e = (ports ^ 0x85ebca77c2b2ae63ull) * 0xff51afd7ed558ccdull;
-    uint64_t h = a ^ rotl64(b, 13) ^ rotl64(c, 29) ^ rotl64(d, 43) ^ rotl64(e, 53);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    uint64_t h = a ^ kvl_rotl64(b, 13) ^ kvl_rotl64(c, 29) ^ kvl_rotl64(d, 43) ^ kvl_rotl64(e, 53);
+    return kvl_fmix64(h);
 }
 
 static bool same_key(const flow_t *x, const flow_t *y)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wordhash.h"
+
 #define EMPTY UINT32_MAX
 
 /* A counter in one 64-byte cache line (the array is aligned to 64). */
@@ -63,11 +65,6 @@ static void key_words(const uint8_t *k, words_t *out)
     memcpy(&out->last, k + 32, 4);
 }
 
-static uint64_t rotl64(uint64_t x, unsigned r)
-{
-    return x << r | x >> (64 - r);
-}
-
 /* Five independent multiplications folded together, then a 64-bit finalizer: a few cycles,
  * where a chain over nine words took dozens. */
 static uint32_t key_hash(const words_t *k)
@@ -77,13 +74,8 @@ static uint32_t key_hash(const words_t *k)
     uint64_t c = (k->w[2] ^ 0x165667b19e3779f9ull) * 0x9e3779b97f4a7c15ull;
     uint64_t d =
         (k->w[3] ^ ((uint64_t)k->last << 32) ^ 0x27d4eb2f165667c5ull) * 0xd6e8feb86659fd93ull;
-    uint64_t h = a ^ rotl64(b, 17) ^ rotl64(c, 31) ^ rotl64(d, 47);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    uint64_t h = a ^ kvl_rotl64(b, 17) ^ kvl_rotl64(c, 31) ^ kvl_rotl64(d, 47);
+    return kvl_fmix64(h);
 }
 
 static bool same_key(const uint8_t *stored, const words_t *k)
