@@ -319,18 +319,28 @@ static void order_forget(const char *path)
     pthread_mutex_unlock(&order_lock);
 }
 
+/* Remote mode: the file's INFO from rrdcached into *out (rrd_info_free it). KVL_RRD_OK, or
+ * again (not connected), missing, error. */
+static kvl_rrd_result_t remote_info(const char *path, rrd_info_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!connected(err, errlen)) {
+        return KVL_RRD_AGAIN;
+    }
+    rrd_clear_error();
+    *out = rrdc_info(path);
+    return *out != NULL ? KVL_RRD_OK : client_error(path, -1, err, errlen);
+}
+
 /* Remote mode: the file's data sources in order ("a:b:c") and its last update (whole
  * seconds), as rrdcached reads them (INFO). KVL_RRD_OK, or missing, again, error. */
 static kvl_rrd_result_t remote_head(const char *path, char *names, size_t nameslen, double *last,
                                     char *err, size_t errlen)
 {
-    if (!connected(err, errlen)) {
-        return KVL_RRD_AGAIN;
-    }
-    rrd_clear_error();
-    rrd_info_t *info = rrdc_info(path);
-    if (info == NULL) {
-        return client_error(path, -1, err, errlen);
+    rrd_info_t *info;
+    kvl_rrd_result_t irc = remote_info(path, &info, err, errlen);
+    if (irc != KVL_RRD_OK) {
+        return irc;
     }
     /* "ds[<name>].index" gives each data source's place */
     const char *by_index[256] = {0};
@@ -757,13 +767,10 @@ static kvl_rrd_result_t remote_missing(const char *path, const kvl_rrd_ds_t *ds,
                                        bool add, bool *missing, size_t *n_missing, char *err,
                                        size_t errlen)
 {
-    if (!connected(err, errlen)) {
-        return KVL_RRD_AGAIN;
-    }
-    rrd_clear_error();
-    rrd_info_t *info = rrdc_info(path);
-    if (info == NULL) {
-        return client_error(path, -1, err, errlen);
+    rrd_info_t *info;
+    kvl_rrd_result_t irc = remote_info(path, &info, err, errlen);
+    if (irc != KVL_RRD_OK) {
+        return irc;
     }
     for (size_t i = 0; i < n_ds; i++) {
         missing[i] = !info_has_ds(info, ds[i].name);
