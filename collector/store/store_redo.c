@@ -226,9 +226,16 @@ static int recover(store_redo_t *r, char *why, size_t whylen)
                 updates += rc == KVL_RRD_OK;
             }
             if (rc == KVL_RRD_AGAIN) {
+                /* the connection went again while its updates were sent again (a connection
+                 * failure, as kvl_rrd_update's AGAIN is): said as recover's connect says it,
+                 * the address once (err names it already) */
                 close(r->sentinel);
                 r->sentinel = -1;
-                snprintf(why, whylen, "rrdcached at %s: %s", r->addr, err);
+                char prefix[300];
+                snprintf(prefix, sizeof(prefix), "rrdcached at %s: ", r->addr);
+                size_t pl = strlen(prefix);
+                snprintf(why, whylen, "rrdcached at %s cannot be reached: %s", r->addr,
+                         strncmp(err, prefix, pl) == 0 ? err + pl : err);
                 return KVL_RRD_AGAIN;
             }
             files += f->n > 0;
